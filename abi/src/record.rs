@@ -1,0 +1,88 @@
+//! Machine-readable records on the serial console.
+//!
+//! Human-readable log lines and records share one serial line. A record is a
+//! line `@@exo <kind> <json-object>`; the runner picks them out by
+//! [`RECORD_PREFIX`] and parses the object with a JSON parser. The kernel emits
+//! them with plain `write!`, so their payloads stay flat (numbers, strings,
+//! arrays of numbers).
+
+/// Start of every record line.
+pub const RECORD_PREFIX: &str = "@@exo ";
+
+/// The kinds of record the kernel emits. The payload fields of each are
+/// documented on the variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// Once, after all cores are up: `cpus_online`, `cpus_described`,
+    /// `apic_mode` ("x2apic" | "xapic"), `tsc_khz`, `timer_source`,
+    /// `cmdline`.
+    Boot,
+    /// Per core, when it comes online: `core`, `apic_id`.
+    CoreOnline,
+    /// Per core, at the end of a run: `core`, `apic_id`, `ticks`, `ipis`.
+    CoreStats,
+    /// One per kernel-side test check: `test`, `check`, `ok` (bool), `detail`.
+    Check,
+    /// Last record of a run: `exit` (an [`crate::ExitCode`] name), `uptime_ns`.
+    End,
+}
+
+impl RecordKind {
+    /// Every kind, for parsers.
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Boot,
+        RecordKind::CoreOnline,
+        RecordKind::CoreStats,
+        RecordKind::Check,
+        RecordKind::End,
+    ];
+
+    /// The word written after the prefix.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RecordKind::Boot => "boot",
+            RecordKind::CoreOnline => "core_online",
+            RecordKind::CoreStats => "core_stats",
+            RecordKind::Check => "check",
+            RecordKind::End => "end",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn from_name(name: &str) -> Option<RecordKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Splits a console line into a record kind and its JSON payload text, or
+/// `None` when the line is not a record. Leading noise before the prefix (for
+/// example a log prefix interleaved by another core) is tolerated.
+pub fn parse_record_line(line: &str) -> Option<(RecordKind, &str)> {
+    let start = line.find(RECORD_PREFIX)?;
+    let rest = &line[start + RECORD_PREFIX.len()..];
+    let (kind, payload) = rest.split_once(' ')?;
+    Some((RecordKind::from_name(kind)?, payload.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_records_and_ignores_log_lines() {
+        assert_eq!(
+            parse_record_line("@@exo core_online {\"core\":1,\"apic_id\":1}"),
+            Some((RecordKind::CoreOnline, "{\"core\":1,\"apic_id\":1}"))
+        );
+        assert_eq!(parse_record_line("[c0 INFO] hello"), None);
+        assert_eq!(parse_record_line("@@exo nosuchkind {}"), None);
+        assert_eq!(parse_record_line("@@exo end"), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for k in RecordKind::ALL {
+            assert_eq!(RecordKind::from_name(k.name()), Some(k));
+        }
+    }
+}
