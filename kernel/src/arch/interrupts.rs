@@ -1,0 +1,255 @@
+//! Interrupt and exception entry: 256 small stubs (generated with `.rept`)
+//! push the vector number, a common path saves the registers into a
+//! [`TrapFrame`] and calls [`interrupt_dispatch`].
+//!
+//! GS: an entry from ring 3 swaps to the kernel GS base. NMI, double fault
+//! and machine check can arrive at any instruction, including the window of
+//! the syscall entry before `swapgs`, so they decide by reading the GS base
+//! MSR itself ("paranoid" entry) instead of trusting the saved CS.
+
+use core::arch::global_asm;
+use core::cell::UnsafeCell;
+
+use super::gdt::{self, KERNEL_CODE};
+use crate::percpu::MAX_CPUS;
+
+/// Vector numbers the kernel assigns.
+pub mod vector {
+    pub const DIVIDE: u8 = 0;
+    pub const DEBUG: u8 = 1;
+    pub const NMI: u8 = 2;
+    pub const BREAKPOINT: u8 = 3;
+    pub const INVALID_OPCODE: u8 = 6;
+    pub const DOUBLE_FAULT: u8 = 8;
+    pub const GENERAL_PROTECTION: u8 = 13;
+    pub const PAGE_FAULT: u8 = 14;
+    pub const MACHINE_CHECK: u8 = 18;
+    /// Local APIC timer.
+    pub const TIMER: u8 = 0x30;
+    /// Fixed-vector IPI used by the IPI test and as a wake-up kick.
+    pub const IPI_KICK: u8 = 0x31;
+    /// "Run the function in the IPI mailbox" (TLB shootdown and friends).
+    pub const IPI_CALL: u8 = 0x32;
+    pub const APIC_ERROR: u8 = 0xFE;
+    pub const SPURIOUS: u8 = 0xFF;
+}
+
+/// Registers as saved by the entry stubs, lowest address first.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+global_asm!(
+    r#"
+    .section .text.interrupt_entry, "ax"
+    .balign 16
+    .global interrupt_stubs
+interrupt_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    .if (vec == 2) || (vec == 8) || (vec == 18)
+    jmp interrupt_paranoid
+    .else
+    jmp interrupt_common
+    .endif
+    .set vec, vec + 1
+    .endr
+"#,
+    options(att_syntax)
+);
+
+global_asm!(
+    r#"
+    .section .text.interrupt_entry, "ax"
+.macro SAVE_REGS
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+.endm
+
+.macro RESTORE_REGS
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+.endm
+
+interrupt_common:
+    /* [rsp] vector, +8 error, +16 rip, +24 cs */
+    test byte ptr [rsp + 24], 3
+    jz 1f
+    swapgs
+1:  SAVE_REGS
+    mov rdi, rsp
+    cld
+    call interrupt_dispatch
+    RESTORE_REGS
+    test byte ptr [rsp + 24], 3
+    jz 2f
+    swapgs
+2:  add rsp, 16
+    iretq
+
+interrupt_paranoid:
+    SAVE_REGS
+    /* Kernel GS base has its top bit set; a user one never does. */
+    mov ecx, 0xC0000101
+    rdmsr
+    xor ebx, ebx
+    test edx, edx
+    js 3f
+    swapgs
+    mov ebx, 1
+3:  mov rdi, rsp
+    cld
+    call interrupt_dispatch
+    test ebx, ebx
+    jz 4f
+    swapgs
+4:  RESTORE_REGS
+    add rsp, 16
+    iretq
+"#
+);
+
+extern "C" {
+    static interrupt_stubs: u8;
+}
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    flags: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl Gate {
+    const EMPTY: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        flags: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn new(handler: u64, ist: u8, user_callable: bool) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: KERNEL_CODE,
+            ist,
+            // present | DPL | 64-bit interrupt gate (IF cleared on entry)
+            flags: 0x8E | if user_callable { 0x60 } else { 0 },
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+struct Idts(UnsafeCell<[[Gate; 256]; MAX_CPUS]>);
+
+// SAFETY: core `i` writes only IDT `i`, once, before loading it.
+unsafe impl Sync for Idts {}
+
+static IDTS: Idts = Idts(UnsafeCell::new([[Gate::EMPTY; 256]; MAX_CPUS]));
+
+/// Builds and loads this core's IDT.
+///
+/// # Safety
+/// Called once per core, on core `core`, with interrupts disabled, after its
+/// GDT (the gates name its kernel code selector and IST slots) is loaded.
+pub unsafe fn load(core: usize) {
+    // SAFETY: IDT `core` belongs to the calling core.
+    let idt = unsafe { &mut (*IDTS.0.get())[core] };
+    let base = &raw const interrupt_stubs as u64;
+    for (v, gate) in idt.iter_mut().enumerate() {
+        let ist = match v as u8 {
+            vector::DOUBLE_FAULT => gdt::IST_DOUBLE_FAULT,
+            vector::NMI => gdt::IST_NMI,
+            vector::MACHINE_CHECK => gdt::IST_MACHINE_CHECK,
+            _ => 0,
+        };
+        // int3 may be executed from ring 3 and reflected to the environment.
+        let user = v as u8 == vector::BREAKPOINT;
+        *gate = Gate::new(base + 16 * v as u64, ist, user);
+    }
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let ptr = Pointer { limit: (256 * 16 - 1) as u16, base: idt.as_ptr() as u64 };
+    // SAFETY: the IDT is static and fully initialised.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
+}
+
+/// Entry from the stubs, with interrupts disabled.
+#[no_mangle]
+extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
+    crate::trap::handle(frame);
+}

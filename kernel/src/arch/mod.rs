@@ -1,0 +1,5 @@
+//! x86_64 specifics: boot entry, descriptor tables, interrupt entry.
+pub mod boot;
+pub mod gdt;
+pub mod interrupts;
+pub mod pvh;

@@ -1,0 +1,132 @@
+//! The kernel command line (`-append` in QEMU): space-separated `key=value`.
+//!
+//! Parsing is strict: an unknown key or a malformed value is an error naming
+//! the word at fault, so a typo on the runner side is caught at boot instead
+//! of silently running the wrong experiment.
+
+use core::fmt;
+
+/// Everything the kernel reads from its command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootArgs<'a> {
+    /// Kernel-side test to run instead of a normal run.
+    pub test: Option<&'a str>,
+    /// How long a normal run lasts, in milliseconds; 0 means until `quit`.
+    pub run_ms: u64,
+    /// Period of the per-core tick in a normal run, in microseconds.
+    pub tick_us: u64,
+    /// Requested scheduler for the default scenario (used by later layers).
+    pub sched: Option<&'a str>,
+    /// Log verbosity: error, warn, info, debug or trace.
+    pub log: LogLevel,
+}
+
+/// Verbosity of the console log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Default for BootArgs<'_> {
+    fn default() -> Self {
+        BootArgs {
+            test: None,
+            run_ms: 3000,
+            tick_us: 1000,
+            sched: None,
+            log: LogLevel::Info,
+        }
+    }
+}
+
+/// Why a command line was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// A word without `=`.
+    NotKeyValue(&'a str),
+    /// A key this kernel does not know.
+    UnknownKey(&'a str),
+    /// A value that does not parse for its key.
+    BadValue { key: &'a str, value: &'a str },
+}
+
+impl fmt::Display for CmdlineError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdlineError::NotKeyValue(w) => write!(f, "`{w}` is not key=value"),
+            CmdlineError::UnknownKey(k) => write!(f, "unknown key `{k}`"),
+            CmdlineError::BadValue { key, value } => write!(f, "bad value `{value}` for `{key}`"),
+        }
+    }
+}
+
+/// Parses a command line. Empty input gives the defaults.
+pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
+    let mut args = BootArgs::default();
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = word.split_once('=').ok_or(CmdlineError::NotKeyValue(word))?;
+        let bad = CmdlineError::BadValue { key, value };
+        match key {
+            "test" if !value.is_empty() => args.test = Some(value),
+            "run_ms" => args.run_ms = value.parse().map_err(|_| bad)?,
+            "tick_us" => {
+                args.tick_us = value.parse().map_err(|_| bad)?;
+                if !(10..=1_000_000).contains(&args.tick_us) {
+                    return Err(bad);
+                }
+            }
+            "sched" if !value.is_empty() => args.sched = Some(value),
+            "log" => {
+                args.log = match value {
+                    "error" => LogLevel::Error,
+                    "warn" => LogLevel::Warn,
+                    "info" => LogLevel::Info,
+                    "debug" => LogLevel::Debug,
+                    "trace" => LogLevel::Trace,
+                    _ => return Err(bad),
+                }
+            }
+            "test" | "sched" => return Err(bad),
+            _ => return Err(CmdlineError::UnknownKey(key)),
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_gives_defaults() {
+        assert_eq!(parse("").unwrap(), BootArgs::default());
+        assert_eq!(parse("   ").unwrap(), BootArgs::default());
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let a = parse("test=ipi run_ms=50 tick_us=250 sched=lottery log=debug").unwrap();
+        assert_eq!(a.test, Some("ipi"));
+        assert_eq!(a.run_ms, 50);
+        assert_eq!(a.tick_us, 250);
+        assert_eq!(a.sched, Some("lottery"));
+        assert_eq!(a.log, LogLevel::Debug);
+    }
+
+    #[test]
+    fn rejects_bad_words_with_the_word_at_fault() {
+        assert_eq!(parse("run_ms"), Err(CmdlineError::NotKeyValue("run_ms")));
+        assert_eq!(parse("colour=red"), Err(CmdlineError::UnknownKey("colour")));
+        assert_eq!(
+            parse("run_ms=soon"),
+            Err(CmdlineError::BadValue { key: "run_ms", value: "soon" })
+        );
+        assert!(parse("tick_us=1").is_err());
+        assert!(parse("log=loud").is_err());
+        assert!(parse("test=").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+// Modules of the bare-metal kernel (included from main.rs under
+// `cfg(target_os = "none")`).
+mod acpi;
+mod apic;
+mod arch;
+mod exit;
+mod logger;
+mod mm;
+mod panic;
+mod percpu;
+mod record;
+mod run;
+mod smp;
+mod sync;
+mod tests;
+mod time;
+mod trap;
+
+use core::sync::atomic::Ordering;
+
+use abi::record::RecordKind;
+use abi::ExitCode;
+use alloc::vec::Vec;
+
+/// BSP entry from the boot code, on the boot page tables.
+#[no_mangle]
+extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
+    // SAFETY: first thing on the BSP: per-CPU data for core 0 (its APIC id
+    // is filled in once the APIC is up).
+    unsafe { percpu::install(0, 0) };
+    serial::init();
+    logger::init(kernel::cmdline::LogLevel::Info);
+    // SAFETY: the boot tables are active and the loader's data untouched.
+    let boot = match unsafe { arch::pvh::capture(u64::from(start_info_paddr)) } {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("bad PVH start info: {e:?}");
+            exit::exit(ExitCode::BadBootInput);
+        }
+    };
+    let args = match kernel::cmdline::parse(boot.cmdline()) {
+        Ok(a) => a,
+        Err(e) => {
+            log::error!("command line `{}`: {e}", boot.cmdline());
+            exit::exit(ExitCode::BadBootInput);
+        }
+    };
+    logger::init(args.log);
+    log::info!("exokernel booting; cmdline `{}`", boot.cmdline());
+    // SAFETY: once, on the BSP, interrupts off.
+    unsafe {
+        arch::gdt::load(0);
+        arch::interrupts::load(0);
+    }
+    mask_legacy_pic();
+    let modules: [core::ops::Range<u64>; 4] = core::array::from_fn(|i| {
+        boot.modules().get(i).map_or(0..0, |m| m.paddr..m.paddr + m.size)
+    });
+    // SAFETY: once, on the BSP, on the boot tables.
+    unsafe { mm::init(boot.memory_map(), &modules) };
+
+    let platform = match acpi::parse(boot.rsdp_paddr) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("ACPI: {e:?}");
+            exit::exit(ExitCode::BadBootInput);
+        }
+    };
+    time::calibrate(platform.pm_timer_port);
+    let bsp_apic = apic::init_this_core();
+    percpu::this().apic_id.store(bsp_apic, Ordering::Relaxed);
+    apic::calibrate_timer();
+    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
+    record::emit(RecordKind::CoreOnline, format_args!("\"core\":0,\"apic_id\":{bsp_apic}"));
+
+    let described: Vec<u32> =
+        platform.processors.iter().filter(|p| p.enabled).map(|p| p.apic_id).collect();
+    let online = smp::start_aps(bsp_apic, &described, ap_main);
+    // SAFETY: all handlers are installed; from here on the BSP takes interrupts.
+    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    record::emit(
+        RecordKind::Boot,
+        format_args!(
+            "\"cpus_online\":{online},\"cpus_described\":{},\"apic_mode\":\"{}\",\"tsc_khz\":{},\"timer_source\":\"{}\",\"hypervisor\":\"{}\",\"free_frames\":{},\"cmdline\":\"{}\"",
+            described.len(),
+            apic::mode_name(),
+            time::tsc_khz(),
+            time::source(),
+            time::hypervisor().unwrap_or("none"),
+            mm::free_frames(),
+            boot.cmdline()
+        ),
+    );
+    log::info!("{online} of {} cores online", described.len());
+    let code = match args.test {
+        Some(name) => tests::run(name),
+        None => run::ticking(&args),
+    };
+    record::emit(
+        RecordKind::End,
+        format_args!("\"exit\":\"{}\",\"uptime_ns\":{}", code.name(), time::now_ns()),
+    );
+    exit::exit(code)
+}
+
+/// AP entry from the trampoline, on the boot page tables and its own stack.
+extern "C" fn ap_main(core: u64) -> ! {
+    let core = core as usize;
+    smp::ap_acknowledge(core as u64);
+    smp::ap_switch_tables();
+    // SAFETY: once, on this AP, interrupts off, before anything reads `gs`.
+    unsafe {
+        arch::gdt::load(core);
+        arch::interrupts::load(core);
+        percpu::install(core, smp::apic_id(core));
+    }
+    let apic_id = apic::init_this_core();
+    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
+    record::emit(RecordKind::CoreOnline, format_args!("\"core\":{core},\"apic_id\":{apic_id}"));
+    smp::idle_loop()
+}
+
+/// Masks both 8259 PICs: all external interrupts arrive through APICs.
+fn mask_legacy_pic() {
+    // SAFETY: writing the PIC mask registers only masks legacy IRQ lines.
+    unsafe {
+        x86::io::outb(0x21, 0xff);
+        x86::io::outb(0xa1, 0xff);
+    }
+}

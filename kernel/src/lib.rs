@@ -1,0 +1,9 @@
+//! Pure logic of the kernel, kept apart from the hardware code so that it is
+//! tested on the host with plain `cargo test -p kernel`. The kernel binary
+//! (`main.rs`) uses these modules; nothing here touches hardware.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod frames;
+pub mod memmap;

@@ -1,0 +1,139 @@
+//! Per-CPU data, reached through the GS base: `gs:0` holds a pointer to the
+//! core's own `PerCpu`, so `core_id()` is one load and needs no lock.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use x2apic::lapic::LocalApic;
+
+/// Most cores the kernel supports.
+pub const MAX_CPUS: usize = 128;
+
+/// One core's private state. Fields are either atomics (read by other cores
+/// for statistics) or touched only by the owning core (`UnsafeCell`s).
+#[repr(C, align(64))]
+pub struct PerCpu {
+    /// `gs:0`: this structure's own address.
+    self_ptr: AtomicU64,
+    /// `gs:8`: dense core index (0 = BSP), in MADT order.
+    core: AtomicU32,
+    /// The core's local APIC id.
+    pub apic_id: AtomicU32,
+    /// `gs:16`: kernel stack top, loaded by the syscall entry.
+    pub kernel_rsp: AtomicU64,
+    /// `gs:24`: scratch for the user stack pointer during syscall entry.
+    pub user_rsp_scratch: AtomicU64,
+    /// Timer interrupts taken.
+    pub ticks: AtomicU64,
+    /// Fixed-vector IPIs received.
+    pub ipis: AtomicU64,
+    /// NMIs received.
+    pub nmis: AtomicU64,
+    /// Where a kernel fault at an expected spot resumes (0 = none): the
+    /// exception-fixup mechanism used by kernel accesses to untrusted memory.
+    pub fault_fixup: AtomicU64,
+    /// Vector of the last fault that was fixed up.
+    pub last_fixed_vector: AtomicU64,
+    /// The core's local APIC driver: only the owning core uses it.
+    apic: UnsafeCell<Option<LocalApic>>,
+}
+
+// SAFETY: all shared fields are atomics; `apic` is only reached through
+// `apic()`, which hands it to the owning core alone (it reads `gs`).
+unsafe impl Sync for PerCpu {}
+
+impl PerCpu {
+    const fn new() -> Self {
+        PerCpu {
+            self_ptr: AtomicU64::new(0),
+            core: AtomicU32::new(0),
+            apic_id: AtomicU32::new(0),
+            kernel_rsp: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            ipis: AtomicU64::new(0),
+            nmis: AtomicU64::new(0),
+            fault_fixup: AtomicU64::new(0),
+            last_fixed_vector: AtomicU64::new(0),
+            apic: UnsafeCell::new(None),
+        }
+    }
+
+    pub fn core(&self) -> usize {
+        self.core.load(Ordering::Relaxed) as usize
+    }
+}
+
+static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// Number of cores that completed bring-up.
+pub static ONLINE: AtomicU32 = AtomicU32::new(0);
+
+/// Points this core's GS base at `CPUS[core]`.
+///
+/// # Safety
+/// Called once per core, on that core, before anything reads `gs`.
+pub unsafe fn install(core: usize, apic_id: u32) {
+    let cpu = &CPUS[core];
+    cpu.self_ptr.store(cpu as *const PerCpu as u64, Ordering::Relaxed);
+    cpu.core.store(core as u32, Ordering::Relaxed);
+    cpu.apic_id.store(apic_id, Ordering::Relaxed);
+    // SAFETY: writing GS_BASE only changes how this core resolves `gs:`.
+    unsafe {
+        x86::msr::wrmsr(x86::msr::IA32_GS_BASE, cpu as *const PerCpu as u64);
+    }
+}
+
+/// This core's per-CPU data.
+pub fn this() -> &'static PerCpu {
+    let ptr: u64;
+    // SAFETY: `gs:0` holds the pointer stored by `install`, which every core
+    // runs before its first use of `this()`; the BSP runs it first thing.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags));
+        &*(ptr as *const PerCpu)
+    }
+}
+
+/// This core's index.
+pub fn core_id() -> usize {
+    this().core()
+}
+
+/// Any core's per-CPU data, for statistics and tests.
+pub fn of(core: usize) -> &'static PerCpu {
+    &CPUS[core]
+}
+
+/// Runs `f` with this core's local APIC driver.
+pub fn with_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
+    let cpu = this();
+    // SAFETY: `apic` belongs to the current core; interrupts are disabled
+    // for the duration so no handler on this core re-enters it.
+    without_interrupts(|| unsafe {
+        let apic = (*cpu.apic.get()).as_mut().expect("local APIC used before init");
+        f(apic)
+    })
+}
+
+/// Stores this core's local APIC driver.
+pub fn set_apic(apic: LocalApic) {
+    let cpu = this();
+    // SAFETY: only the owning core writes its slot, with interrupts off.
+    without_interrupts(|| unsafe { *cpu.apic.get() = Some(apic) });
+}
+
+/// Runs `f` with interrupts disabled, restoring the previous state.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    let flags: u64;
+    // SAFETY: reading RFLAGS and clearing IF affects only this core.
+    unsafe {
+        core::arch::asm!("pushfq; pop {}; cli", out(reg) flags, options(nomem));
+    }
+    let r = f();
+    if flags & (1 << 9) != 0 {
+        // SAFETY: interrupts were enabled before; re-enable them.
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
+    r
+}

@@ -1,0 +1,210 @@
+//! Kernel-side tests, selected with `test=<name>` on the command line. Each
+//! reports `check` records; any failed check ends the run with
+//! `ExitCode::TestFailed`. The host-side suite (`xtask/tests`) boots each one.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use abi::ExitCode;
+
+use crate::arch::interrupts::vector;
+use crate::{apic, percpu, record, smp, time, trap};
+
+/// Runs the test `name`.
+pub fn run(name: &str) -> ExitCode {
+    let ok = match name {
+        "boot" => boot(),
+        "timer" => timer(),
+        "ipi" => ipi(),
+        "fault" => fault(),
+        "panic" => panic_on_last_core(),
+        _ => {
+            log::error!("no kernel test named `{name}` (have: boot timer ipi fault panic)");
+            return ExitCode::BadBootInput;
+        }
+    };
+    if ok {
+        ExitCode::Success
+    } else {
+        ExitCode::TestFailed
+    }
+}
+
+/// Every described core is online with a distinct APIC id.
+fn boot() -> bool {
+    let n = smp::cores();
+    let online = percpu::ONLINE.load(Ordering::Acquire) as usize;
+    let mut ok = record::check("boot", "all_started_cores_online", online == n, format_args!("{online} of {n}"));
+    for a in 0..n {
+        for b in a + 1..n {
+            ok &= record::check(
+                "boot",
+                "distinct_apic_ids",
+                smp::apic_id(a) != smp::apic_id(b),
+                format_args!("core {a} and {b}"),
+            );
+        }
+    }
+    ok
+}
+
+static TIMER_FAILS: AtomicUsize = AtomicUsize::new(0);
+
+/// On every core: a one-shot deadline never fires early, and periodic
+/// ticks keep coming.
+fn timer_on_core(core: usize) {
+    let cpu = percpu::this();
+    let deadline_ns = 2_000_000;
+    let before = cpu.ticks.load(Ordering::Relaxed);
+    let t0 = time::now_ns();
+    apic::arm_timer_ns(deadline_ns);
+    while cpu.ticks.load(Ordering::Relaxed) == before {
+        // SAFETY: wait for the timer interrupt.
+        unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
+    }
+    let waited = time::now_ns() - t0;
+    // Allow 1% for the calibration error of the two clocks.
+    let on_time = waited >= deadline_ns * 99 / 100;
+    if !record::check("timer", "oneshot_not_early", on_time, format_args!("core {core} waited {waited} ns for {deadline_ns}")) {
+        TIMER_FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+    trap::TICK_NS.store(1_000_000, Ordering::Relaxed);
+    let start = cpu.ticks.load(Ordering::Relaxed);
+    apic::arm_timer_ns(1_000_000);
+    while cpu.ticks.load(Ordering::Relaxed) < start + 20 {
+        // SAFETY: wait for the next tick.
+        unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
+    }
+    apic::stop_timer();
+}
+
+fn timer() -> bool {
+    trap::TICK_NS.store(0, Ordering::Relaxed);
+    smp::run_everywhere(timer_on_core);
+    trap::TICK_NS.store(0, Ordering::Relaxed);
+    let mut ok = TIMER_FAILS.load(Ordering::Relaxed) == 0;
+    for core in 0..smp::cores() {
+        let ticks = percpu::of(core).ticks.load(Ordering::Relaxed);
+        ok &= record::check("timer", "core_ticked", ticks >= 21, format_args!("core {core}: {ticks} ticks"));
+    }
+    ok
+}
+
+static IPI_BASE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+/// Each core sends one fixed IPI to every other core.
+fn send_to_all_others(core: usize) {
+    for other in (0..smp::cores()).filter(|&c| c != core) {
+        apic::send_ipi(smp::apic_id(other), vector::IPI_KICK);
+    }
+}
+
+fn ipi() -> bool {
+    let n = smp::cores();
+    for core in 0..n {
+        IPI_BASE[core].store(percpu::of(core).ipis.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    // The mailbox kick itself is an IPI: count only the test's own.
+    smp::run_everywhere(send_to_all_others);
+    let kicks_per_core = |core: usize| if core == 0 { 0 } else { 1 };
+    let deadline = time::now_ns() + 2_000_000_000;
+    let received = |core: usize| {
+        percpu::of(core).ipis.load(Ordering::Relaxed) - IPI_BASE[core].load(Ordering::Relaxed) - kicks_per_core(core)
+    };
+    while (0..n).any(|c| received(c) < (n - 1) as u64) && time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    let mut ok = true;
+    for core in 0..n {
+        let got = received(core);
+        ok &= record::check("ipi", "fixed_ipis_received", got == (n - 1) as u64, format_args!("core {core}: {got} of {}", n - 1));
+    }
+    // NMIs: the BSP sends one to every AP.
+    let nmi_base: alloc::vec::Vec<u64> = (0..n).map(|c| percpu::of(c).nmis.load(Ordering::Relaxed)).collect();
+    for core in 1..n {
+        apic::send_nmi(smp::apic_id(core));
+    }
+    let deadline = time::now_ns() + 2_000_000_000;
+    while (1..n).any(|c| percpu::of(c).nmis.load(Ordering::Relaxed) == nmi_base[c]) && time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    for core in 1..n {
+        let got = percpu::of(core).nmis.load(Ordering::Relaxed) - nmi_base[core];
+        ok &= record::check("ipi", "nmi_received", got == 1, format_args!("core {core}: {got} NMIs"));
+    }
+    ok
+}
+
+static FAULT_FAILS: AtomicUsize = AtomicUsize::new(0);
+
+/// Executes `body` (inline asm that faults at most once) with a fixup at
+/// label `2:`; returns the vector that was fixed up (0 = none).
+macro_rules! expect_fault {
+    ($($body:tt)*) => {{
+        let cpu = percpu::this();
+        cpu.last_fixed_vector.store(u64::MAX, Ordering::Relaxed);
+        // SAFETY: the instruction faults by design; the fault handler resumes
+        // at label 2 via the per-CPU fixup, and nothing else is touched.
+        unsafe {
+            core::arch::asm!(
+                "lea {tmp}, [rip + 2f]",
+                "mov gs:[{fix}], {tmp}",
+                $($body)*,
+                "2:",
+                "mov qword ptr gs:[{fix}], 0",
+                tmp = out(reg) _,
+                fix = const core::mem::offset_of!(percpu::PerCpu, fault_fixup),
+                out("rax") _, out("rdx") _,
+            );
+        }
+        cpu.last_fixed_vector.load(Ordering::Relaxed)
+    }};
+}
+
+fn fault_on_core(core: usize) {
+    let checks: [(&str, u64, u64); 4] = [
+        ("page_fault_caught", u64::from(vector::PAGE_FAULT), expect_fault!("mov rax, [0x10]")),
+        (
+            "general_protection_caught",
+            u64::from(vector::GENERAL_PROTECTION),
+            expect_fault!("mov rax, 0x8000000000000000", "mov rax, [rax]"),
+        ),
+        ("invalid_opcode_caught", u64::from(vector::INVALID_OPCODE), expect_fault!("ud2")),
+        ("divide_error_caught", u64::from(vector::DIVIDE), expect_fault!("xor edx, edx", "xor eax, eax", "div eax")),
+    ];
+    for (name, want, got) in checks {
+        if !record::check("fault", name, got == want, format_args!("core {core}: vector {got}, expected {want}")) {
+            FAULT_FAILS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let before = trap::BREAKPOINTS.load(Ordering::Relaxed);
+    // SAFETY: a kernel int3 traps to the breakpoint handler, which returns.
+    unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    let ok = trap::BREAKPOINTS.load(Ordering::Relaxed) > before;
+    if !record::check("fault", "breakpoint_resumes", ok, format_args!("core {core}")) {
+        FAULT_FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn fault() -> bool {
+    smp::run_everywhere(fault_on_core);
+    FAULT_FAILS.load(Ordering::Relaxed) == 0
+}
+
+fn do_panic(core: usize) {
+    panic!("deliberate test panic on core {core}");
+}
+
+/// Panics on the highest-numbered core: the run must end with
+/// `ExitCode::Panic`, never return here.
+fn panic_on_last_core() -> bool {
+    let last = smp::cores() - 1;
+    if last == 0 {
+        do_panic(0);
+    }
+    smp::post(last, do_panic);
+    let deadline = time::now_ns() + 5_000_000_000;
+    while time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    record::check("panic", "panic_stopped_machine", false, format_args!("core {last} did not stop the run"))
+}

@@ -1,0 +1,172 @@
+//! The time base: the TSC, calibrated once on the BSP. Sources in order of
+//! trust: the hypervisor's own figure (KVM leaf 0x40000010), CPUID leaf 0x15,
+//! the PIT's channel 0 counter (read back, no gate needed, so it also works
+//! on `microvm`), the ACPI PM timer.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use raw_cpuid::CpuId;
+use x86::io::{inb, outb};
+
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static SOURCE: spin::Once<&'static str> = spin::Once::new();
+
+/// Reads the TSC.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Name of the hypervisor from CPUID leaf 0x40000000 ("KVMKVMKVM", "TCGTCGTCGTCG"), if any.
+pub fn hypervisor() -> Option<&'static str> {
+    let cpuid = CpuId::new();
+    let info = cpuid.get_hypervisor_info()?;
+    Some(match info.identify() {
+        raw_cpuid::Hypervisor::KVM => "KVM",
+        raw_cpuid::Hypervisor::QEMU => "TCG",
+        raw_cpuid::Hypervisor::Xen => "Xen",
+        raw_cpuid::Hypervisor::VMware => "VMware",
+        raw_cpuid::Hypervisor::HyperV => "HyperV",
+        _ => "other",
+    })
+}
+
+/// KVM's timing leaf 0x40000010: (tsc_khz, apic_bus_khz), when offered.
+fn kvm_timing_leaf() -> Option<(u64, u64)> {
+    let cpuid = CpuId::new();
+    let info = cpuid.get_hypervisor_info()?;
+    let khz = info.tsc_frequency()?;
+    let apic = info.apic_frequency()?;
+    (khz != 0).then_some((u64::from(khz), u64::from(apic)))
+}
+
+/// APIC bus rate in kHz as reported by the hypervisor, if it does.
+pub fn hypervisor_apic_khz() -> Option<u64> {
+    kvm_timing_leaf().map(|(_, apic)| apic).filter(|&k| k != 0)
+}
+
+fn pit_read() -> u16 {
+    // SAFETY: latching and reading PIT channel 0, which nothing else uses
+    // (its interrupt line is masked at the PIC).
+    unsafe {
+        outb(0x43, 0x00);
+        let lo = inb(0x40);
+        let hi = inb(0x40);
+        u16::from_le_bytes([lo, hi])
+    }
+}
+
+/// TSC kHz measured against PIT channel 0 over `ms` milliseconds, or `None`
+/// when no PIT counts.
+fn calibrate_pit(ms: u64) -> Option<u64> {
+    const PIT_HZ: u64 = 1_193_182;
+    // SAFETY: channel 0, lobyte/hibyte, mode 2 (rate generator), reload 65536.
+    unsafe {
+        outb(0x43, 0x34);
+        outb(0x40, 0);
+        outb(0x40, 0);
+    }
+    let target = PIT_HZ * ms / 1000;
+    let mut prev = pit_read();
+    let mut elapsed = 0u64;
+    let mut stuck = 0u32;
+    let t0 = rdtsc();
+    while elapsed < target {
+        let cur = pit_read();
+        if cur == prev {
+            stuck += 1;
+            if stuck > 2_000_000 {
+                return None;
+            }
+            continue;
+        }
+        stuck = 0;
+        elapsed += u64::from(prev.wrapping_sub(cur));
+        prev = cur;
+    }
+    let t1 = rdtsc();
+    Some((t1 - t0) * PIT_HZ / elapsed / 1000)
+}
+
+/// TSC kHz measured against the ACPI PM timer (3.579545 MHz) at I/O `port`.
+fn calibrate_pm_timer(port: u16, ms: u64) -> Option<u64> {
+    const PM_HZ: u64 = 3_579_545;
+    // SAFETY: the PM timer is a read-only counter.
+    let read = || unsafe { x86::io::inl(port) } & 0x00FF_FFFF;
+    let target = PM_HZ * ms / 1000;
+    let mut prev = read();
+    let mut elapsed = 0u64;
+    let mut stuck = 0u32;
+    let t0 = rdtsc();
+    while elapsed < target {
+        let cur = read();
+        if cur == prev {
+            stuck += 1;
+            if stuck > 2_000_000 {
+                return None;
+            }
+            continue;
+        }
+        stuck = 0;
+        elapsed += u64::from(cur.wrapping_sub(prev) & 0x00FF_FFFF);
+        prev = cur;
+    }
+    Some((rdtsc() - t0) * PM_HZ / elapsed / 1000)
+}
+
+/// Calibrates the TSC; `pm_timer_port` comes from the FADT when present.
+pub fn calibrate(pm_timer_port: Option<u16>) {
+    let cpuid = CpuId::new();
+    let (khz, source) = if let Some((khz, _)) = kvm_timing_leaf() {
+        (khz, "kvm-leaf")
+    } else if let Some(khz) = cpuid
+        .get_tsc_info()
+        .and_then(|t| t.tsc_frequency())
+        .filter(|&hz| hz != 0)
+        .map(|hz| hz / 1000)
+    {
+        (khz, "cpuid-15h")
+    } else if let Some(khz) = calibrate_pit(20) {
+        (khz, "pit")
+    } else if let Some(khz) = pm_timer_port.and_then(|p| calibrate_pm_timer(p, 20)) {
+        (khz, "acpi-pm")
+    } else {
+        panic!("no timer to calibrate the TSC against");
+    };
+    TSC_KHZ.store(khz, Ordering::Relaxed);
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+    SOURCE.call_once(|| source);
+    log::info!("tsc: {} kHz (from {source})", khz);
+}
+
+/// TSC rate in kHz.
+pub fn tsc_khz() -> u64 {
+    TSC_KHZ.load(Ordering::Relaxed)
+}
+
+/// Where the TSC rate came from.
+pub fn source() -> &'static str {
+    SOURCE.get().copied().unwrap_or("uncalibrated")
+}
+
+/// TSC ticks to nanoseconds.
+pub fn tsc_to_ns(ticks: u64) -> u64 {
+    let khz = tsc_khz().max(1);
+    (u128::from(ticks) * 1_000_000 / u128::from(khz)) as u64
+}
+
+/// Nanoseconds since calibration: the global clock every core shares
+/// (the TSC is synchronised across vCPUs by the hypervisor).
+pub fn now_ns() -> u64 {
+    tsc_to_ns(rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed)))
+}
+
+/// Busy-waits `us` microseconds.
+pub fn delay_us(us: u64) {
+    let end = rdtsc() + us * tsc_khz() / 1000;
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,89 @@
+//! What each vector does once the entry stub has saved the registers.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::interrupts::{vector, TrapFrame};
+use crate::{apic, percpu, serial};
+
+/// Set once some core panicked: NMIs then stop the receiving core.
+pub static PANICKING: AtomicBool = AtomicBool::new(false);
+/// Per-core tick period in ns (0 = the tick is off).
+pub static TICK_NS: AtomicU64 = AtomicU64::new(0);
+/// Kernel-mode breakpoints taken (the fault test counts them).
+pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// Handles one interrupt or exception, with interrupts disabled.
+pub fn handle(frame: &mut TrapFrame) {
+    let v = frame.vector as u8;
+    match v {
+        vector::TIMER => {
+            let cpu = percpu::this();
+            cpu.ticks.fetch_add(1, Ordering::Relaxed);
+            let period = TICK_NS.load(Ordering::Relaxed);
+            if period != 0 {
+                apic::arm_timer_ns(period);
+            }
+            if cpu.core() == 0 {
+                serial::poll_input();
+            }
+            apic::eoi();
+        }
+        vector::IPI_KICK | vector::IPI_CALL => {
+            percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+        }
+        vector::NMI => {
+            percpu::this().nmis.fetch_add(1, Ordering::Relaxed);
+            if PANICKING.load(Ordering::Acquire) {
+                crate::exit::halt_forever();
+            }
+        }
+        vector::SPURIOUS => {}
+        vector::APIC_ERROR => {
+            log::warn!("local APIC error interrupt");
+            apic::eoi();
+        }
+        0..=31 => exception(frame),
+        _ => {
+            log::warn!("unexpected interrupt vector {v:#x}");
+            apic::eoi();
+        }
+    }
+}
+
+fn exception(frame: &mut TrapFrame) {
+    let cpu = percpu::this();
+    if frame.vector == u64::from(vector::BREAKPOINT) && !frame.from_user() {
+        // A kernel int3 is a trap: note it and continue after it.
+        BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // An expected fault at a guarded kernel access resumes at its fixup.
+    let fixup = cpu.fault_fixup.swap(0, Ordering::Relaxed);
+    if fixup != 0 && !frame.from_user() {
+        cpu.last_fixed_vector.store(frame.vector, Ordering::Relaxed);
+        frame.rip = fixup;
+        return;
+    }
+    // SAFETY: reading CR2 has no side effects.
+    let cr2 = unsafe { x86::controlregs::cr2() };
+    panic!(
+        "unhandled exception {} (vector {}) error {:#x} at rip {:#x} cr2 {:#x} rsp {:#x} ({} mode)",
+        exception_name(frame.vector),
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        cr2,
+        frame.rsp,
+        if frame.from_user() { "user" } else { "kernel" }
+    );
+}
+
+/// Mnemonic of an exception vector.
+pub fn exception_name(v: u64) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+        "#GP", "#PF", "reserved", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    ];
+    NAMES.get(v as usize).copied().unwrap_or("exception")
+}
