@@ -43,7 +43,14 @@ pub fn init_this_core() -> u32 {
         .unwrap_or_else(|e| panic!("local APIC: {e}"));
     // SAFETY: the vectors above have handlers in every core's IDT; the
     // legacy PIC is masked, so LINT0/1 being reprogrammed is harmless.
+    //
+    // `enable()` is called twice on purpose: it unmasks the LVT entries before
+    // setting the software-enable bit, and while an APIC is software-disabled
+    // (as every AP's is after INIT) unmask writes are ignored (SDM 10.4.7.2).
+    // The second call runs with the APIC enabled, so the unmasks stick. TCG
+    // does not enforce the rule; KVM does.
     let raw_id = unsafe {
+        apic.enable();
         apic.enable();
         apic.id()
     };
@@ -170,3 +177,4 @@ pub fn stop_timer() {
         unsafe { apic.set_timer_initial(0) }
     });
 }
+

@@ -68,7 +68,9 @@ impl fmt::Display for CmdlineError<'_> {
 pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
     let mut args = BootArgs::default();
     for word in line.split_ascii_whitespace() {
-        let (key, value) = word.split_once('=').ok_or(CmdlineError::NotKeyValue(word))?;
+        let (key, value) = word
+            .split_once('=')
+            .ok_or(CmdlineError::NotKeyValue(word))?;
         let bad = CmdlineError::BadValue { key, value };
         match key {
             "test" if !value.is_empty() => args.test = Some(value),
@@ -123,7 +125,10 @@ mod tests {
         assert_eq!(parse("colour=red"), Err(CmdlineError::UnknownKey("colour")));
         assert_eq!(
             parse("run_ms=soon"),
-            Err(CmdlineError::BadValue { key: "run_ms", value: "soon" })
+            Err(CmdlineError::BadValue {
+                key: "run_ms",
+                value: "soon"
+            })
         );
         assert!(parse("tick_us=1").is_err());
         assert!(parse("log=loud").is_err());

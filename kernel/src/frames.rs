@@ -41,7 +41,12 @@ impl<'a> FrameBitmap<'a> {
         assert!(words.len() >= n, "bitmap storage too small");
         let words = &mut words[..n];
         words.fill(u64::MAX);
-        FrameBitmap { words, frames, free: 0, hint: 0 }
+        FrameBitmap {
+            words,
+            frames,
+            free: 0,
+            hint: 0,
+        }
     }
 
     /// Number of frames covered.

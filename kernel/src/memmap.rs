@@ -83,11 +83,19 @@ mod tests {
         v
     }
 
-    const RAM: Region = Region { start: 0, len: 0x100_0000, usable: true };
+    const RAM: Region = Region {
+        start: 0,
+        len: 0x100_0000,
+        usable: true,
+    };
 
     #[test]
     fn aligns_and_cuts_reserved() {
-        let map = [Region { start: 0x1001, len: 0x5000, usable: true }];
+        let map = [Region {
+            start: 0x1001,
+            len: 0x5000,
+            usable: true,
+        }];
         assert_eq!(collect(&map, &[]), vec![0x2000..0x6000]);
         assert_eq!(
             collect(&[RAM], &[0..0x10_0000, 0x20_0000..0x30_0800]),
@@ -97,8 +105,18 @@ mod tests {
 
     #[test]
     fn unusable_entries_win_over_overlapping_ram() {
-        let map = [RAM, Region { start: 0x80_0000, len: 0x1000, usable: false }];
-        assert_eq!(collect(&map, &[]), vec![0..0x80_0000, 0x80_1000..0x100_0000]);
+        let map = [
+            RAM,
+            Region {
+                start: 0x80_0000,
+                len: 0x1000,
+                usable: false,
+            },
+        ];
+        assert_eq!(
+            collect(&map, &[]),
+            vec![0..0x80_0000, 0x80_1000..0x100_0000]
+        );
     }
 
     #[test]
@@ -113,7 +131,11 @@ mod tests {
         };
         for _ in 0..300 {
             let map: Vec<Region> = (0..4)
-                .map(|_| Region { start: rnd(0x40_000), len: rnd(0x20_000), usable: rnd(4) != 0 })
+                .map(|_| Region {
+                    start: rnd(0x40_000),
+                    len: rnd(0x20_000),
+                    usable: rnd(4) != 0,
+                })
                 .collect();
             let reserved: Vec<Range<u64>> = (0..3)
                 .map(|_| {
@@ -128,9 +150,17 @@ mod tests {
                     .iter()
                     .any(|m| m.usable && m.start <= page && page + PAGE_SIZE <= m.start + m.len)
                     && !reserved.iter().any(inside)
-                    && !map.iter().filter(|m| !m.usable).any(|m| inside(&(m.start..m.start + m.len)));
-                let covered = got.iter().any(|r| r.start <= page && page + PAGE_SIZE <= r.end);
-                assert_eq!(covered, expect, "page {page:#x} map {map:?} reserved {reserved:?}");
+                    && !map
+                        .iter()
+                        .filter(|m| !m.usable)
+                        .any(|m| inside(&(m.start..m.start + m.len)));
+                let covered = got
+                    .iter()
+                    .any(|r| r.start <= page && page + PAGE_SIZE <= r.end);
+                assert_eq!(
+                    covered, expect,
+                    "page {page:#x} map {map:?} reserved {reserved:?}"
+                );
             }
             for r in &got {
                 assert_eq!(r.start % PAGE_SIZE, 0);

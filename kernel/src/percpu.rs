@@ -25,6 +25,8 @@ pub struct PerCpu {
     pub user_rsp_scratch: AtomicU64,
     /// Timer interrupts taken.
     pub ticks: AtomicU64,
+    /// Absolute time (ns) of this core's next periodic tick.
+    pub next_tick_ns: AtomicU64,
     /// Fixed-vector IPIs received.
     pub ipis: AtomicU64,
     /// NMIs received.
@@ -51,6 +53,7 @@ impl PerCpu {
             kernel_rsp: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
+            next_tick_ns: AtomicU64::new(0),
             ipis: AtomicU64::new(0),
             nmis: AtomicU64::new(0),
             fault_fixup: AtomicU64::new(0),

@@ -12,7 +12,7 @@ use crate::{apic, percpu, record, serial, smp, time, trap};
 
 /// Arms this core's periodic tick (re-armed by the timer handler).
 pub fn start_tick(_core: usize) {
-    apic::arm_timer_ns(trap::TICK_NS.load(Ordering::Relaxed));
+    trap::start_tick();
 }
 
 /// Stops this core's tick.

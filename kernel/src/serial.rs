@@ -68,7 +68,11 @@ pub fn try_read() -> Option<u8> {
 }
 
 /// Received bytes not yet consumed by the console.
-static INPUT: Mutex<InputRing> = Mutex::new(InputRing { buf: [0; 256], head: 0, len: 0 });
+static INPUT: Mutex<InputRing> = Mutex::new(InputRing {
+    buf: [0; 256],
+    head: 0,
+    len: 0,
+});
 
 struct InputRing {
     buf: [u8; 256],
@@ -79,7 +83,9 @@ struct InputRing {
 /// Moves received bytes from the UART into the input ring (called from the
 /// BSP's tick). Bytes beyond the ring's capacity are dropped.
 pub fn poll_input() {
-    let Some(mut ring) = INPUT.try_lock() else { return };
+    let Some(mut ring) = INPUT.try_lock() else {
+        return;
+    };
     while let Some(b) = try_read() {
         if ring.len < ring.buf.len() {
             let at = (ring.head + ring.len) % ring.buf.len();

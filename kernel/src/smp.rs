@@ -199,6 +199,48 @@ pub fn ap_switch_tables() {
     unsafe { x86::controlregs::cr3_write(mm::kernel_pml4()) };
 }
 
+// ---- Pings: IPIs whose delivery is counted per sender ----------------------
+
+/// Per receiver: 1 + index of the core whose ping is in flight (0 = none).
+static PING_FROM: [AtomicU32; percpu::MAX_CPUS] = [const { AtomicU32::new(0) }; percpu::MAX_CPUS];
+/// Per receiver: bitmap of senders whose pings arrived.
+static PINGS_SEEN: [[AtomicU64; percpu::MAX_CPUS / 64]; percpu::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; percpu::MAX_CPUS / 64] }; percpu::MAX_CPUS];
+
+/// Sends a ping IPI from this core to `target`, waiting (bounded) until the
+/// previous ping to `target` was taken: IPIs of one vector coalesce while
+/// pending, so at most one may be in flight per receiver.
+pub fn ping(target: usize) -> bool {
+    let me = percpu::core_id() as u32 + 1;
+    let deadline = time::now_ns() + 2_000_000_000;
+    while PING_FROM[target]
+        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        if time::now_ns() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    apic::send_ipi(apic_id(target), interrupts::vector::IPI_KICK);
+    true
+}
+
+/// Called by the kick handler: records a ping, if one was in flight.
+pub fn take_ping() {
+    let me = percpu::core_id();
+    let from = PING_FROM[me].swap(0, Ordering::AcqRel);
+    if from != 0 {
+        let sender = from as usize - 1;
+        PINGS_SEEN[me][sender / 64].fetch_or(1 << (sender % 64), Ordering::AcqRel);
+    }
+}
+
+/// Whether `receiver` has seen a ping from `sender`.
+pub fn ping_seen(receiver: usize, sender: usize) -> bool {
+    PINGS_SEEN[receiver][sender / 64].load(Ordering::Acquire) & (1 << (sender % 64)) != 0
+}
+
 // ---- Cross-core work mailbox ----------------------------------------------
 
 /// A function a core runs from its idle loop, with interrupts enabled.

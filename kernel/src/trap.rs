@@ -21,7 +21,7 @@ pub fn handle(frame: &mut TrapFrame) {
             cpu.ticks.fetch_add(1, Ordering::Relaxed);
             let period = TICK_NS.load(Ordering::Relaxed);
             if period != 0 {
-                apic::arm_timer_ns(period);
+                rearm_tick(cpu, period);
             }
             if cpu.core() == 0 {
                 serial::poll_input();
@@ -30,6 +30,7 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         vector::IPI_KICK | vector::IPI_CALL => {
             percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
+            crate::smp::take_ping();
             apic::eoi();
         }
         vector::NMI => {
@@ -49,6 +50,27 @@ pub fn handle(frame: &mut TrapFrame) {
             apic::eoi();
         }
     }
+}
+
+/// Arms the next periodic tick against the absolute schedule, so handler
+/// latency does not accumulate into drift. Missed ticks are skipped, keeping
+/// the phase.
+fn rearm_tick(cpu: &percpu::PerCpu, period: u64) {
+    let now = crate::time::now_ns();
+    let mut next = cpu.next_tick_ns.load(Ordering::Relaxed) + period;
+    if next <= now {
+        next = now + period - (now - next) % period;
+    }
+    cpu.next_tick_ns.store(next, Ordering::Relaxed);
+    apic::arm_timer_ns(next - now);
+}
+
+/// Starts this core's periodic tick with the current `TICK_NS`.
+pub fn start_tick() {
+    let period = TICK_NS.load(Ordering::Relaxed);
+    let cpu = percpu::this();
+    cpu.next_tick_ns.store(crate::time::now_ns() + period, Ordering::Relaxed);
+    apic::arm_timer_ns(period);
 }
 
 fn exception(frame: &mut TrapFrame) {
