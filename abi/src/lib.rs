@@ -1,11 +1,13 @@
 //! Definitions shared by every side of the platform: the kernel, the libOSes
 //! running in ring 3 and the host-side runner. Keeping them in one crate means
-//! there is exactly one copy of each table (exit codes, record names), never a
-//! hand-maintained duplicate on the host.
+//! there is exactly one copy of each table (exit codes, record names, system
+//! calls, shared-page layouts), never a hand-maintained duplicate.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod exit;
 pub mod record;
+pub mod shared;
+pub mod syscall;
 
 pub use exit::ExitCode;

@@ -25,16 +25,29 @@ pub enum RecordKind {
     Check,
     /// Last record of a run: `exit` (an [`crate::ExitCode`] name), `uptime_ns`.
     End,
+    /// From an environment's `report` syscall: `env`, `core`, plus the
+    /// fields the environment wrote.
+    User,
+    /// Per environment at the end of a run: `env`, `name`, `cpu_ns` (array
+    /// per core), `slots_held`, `donations_given`, `donations_received`,
+    /// `repossessions`, `forfeits`, `slots_revoked`, `wakeups`, `state`.
+    EnvStats,
+    /// A kernel event: `event` ("repossession" | "slot_revoked" | "killed" |
+    /// "exited" | "spawned"), `env`, `core`, `t_ns`, and event fields.
+    Event,
 }
 
 impl RecordKind {
     /// Every kind, for parsers.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Boot,
         RecordKind::CoreOnline,
         RecordKind::CoreStats,
         RecordKind::Check,
         RecordKind::End,
+        RecordKind::User,
+        RecordKind::EnvStats,
+        RecordKind::Event,
     ];
 
     /// The word written after the prefix.
@@ -45,6 +58,9 @@ impl RecordKind {
             RecordKind::CoreStats => "core_stats",
             RecordKind::Check => "check",
             RecordKind::End => "end",
+            RecordKind::User => "user",
+            RecordKind::EnvStats => "env_stats",
+            RecordKind::Event => "event",
         }
     }
 
