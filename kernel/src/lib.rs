@@ -4,6 +4,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod bootmod;
 pub mod cmdline;
+pub mod elf;
 pub mod frames;
 pub mod memmap;
