@@ -19,7 +19,16 @@ pub struct BootArgs<'a> {
     pub sched: Option<&'a str>,
     /// Log verbosity: error, warn, info, debug or trace.
     pub log: LogLevel,
+    /// Slots in each core's slice vector.
+    pub slots: usize,
+    /// Length of one slice, in microseconds.
+    pub slice_us: u64,
+    /// Grace period after a revocation, in microseconds.
+    pub grace_us: u64,
 }
+
+/// Most slots a vector may have (the exported layout's size).
+pub const MAX_SLOTS: usize = abi::shared::MAX_SLOTS;
 
 /// Verbosity of the console log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,6 +48,9 @@ impl Default for BootArgs<'_> {
             tick_us: 1000,
             sched: None,
             log: LogLevel::Info,
+            slots: 16,
+            slice_us: 2000,
+            grace_us: 200,
         }
     }
 }
@@ -92,6 +104,24 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     _ => return Err(bad),
                 }
             }
+            "slots" => {
+                args.slots = value.parse().map_err(|_| bad)?;
+                if !(1..=MAX_SLOTS).contains(&args.slots) {
+                    return Err(bad);
+                }
+            }
+            "slice_us" => {
+                args.slice_us = value.parse().map_err(|_| bad)?;
+                if !(50..=1_000_000).contains(&args.slice_us) {
+                    return Err(bad);
+                }
+            }
+            "grace_us" => {
+                args.grace_us = value.parse().map_err(|_| bad)?;
+                if args.grace_us > 1_000_000 {
+                    return Err(bad);
+                }
+            }
             "test" | "sched" => return Err(bad),
             _ => return Err(CmdlineError::UnknownKey(key)),
         }
@@ -111,7 +141,8 @@ mod tests {
 
     #[test]
     fn parses_every_key() {
-        let a = parse("test=ipi run_ms=50 tick_us=250 sched=lottery log=debug").unwrap();
+        let a = parse("test=ipi run_ms=50 tick_us=250 sched=lottery log=debug slots=8 slice_us=500 grace_us=50").unwrap();
+        assert_eq!((a.slots, a.slice_us, a.grace_us), (8, 500, 50));
         assert_eq!(a.test, Some("ipi"));
         assert_eq!(a.run_ms, 50);
         assert_eq!(a.tick_us, 250);
@@ -132,6 +163,9 @@ mod tests {
         );
         assert!(parse("tick_us=1").is_err());
         assert!(parse("log=loud").is_err());
+        assert!(parse("slots=0").is_err());
+        assert!(parse("slots=100000").is_err());
+        assert!(parse("slice_us=1").is_err());
         assert!(parse("test=").is_err());
     }
 }

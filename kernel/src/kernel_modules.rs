@@ -3,18 +3,25 @@
 mod acpi;
 mod apic;
 mod arch;
+mod aspace;
+mod env;
+mod envtests;
 mod exit;
+mod exported;
 mod logger;
 mod mm;
 mod panic;
 mod percpu;
 mod record;
 mod run;
+mod sched;
 mod smp;
 mod sync;
+mod syscall;
 mod tests;
 mod time;
 mod trap;
+mod wakeup;
 
 use core::sync::atomic::Ordering;
 
@@ -67,6 +74,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         }
     };
     time::calibrate(platform.pm_timer_port);
+    arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(0));
     let bsp_apic = apic::init_this_core();
     percpu::this().apic_id.store(bsp_apic, Ordering::Relaxed);
     apic::calibrate_timer();
@@ -92,8 +100,19 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         ),
     );
     log::info!("{online} of {} cores online", described.len());
+    if let Some(m) = boot.modules().first() {
+        // SAFETY: the loader placed the module there; its frames were kept
+        // out of the allocator, so the bytes stay untouched for the run.
+        let bytes = unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.paddr) as *const u8, m.size as usize) };
+        if let Err(e) = run::set_archive(bytes) {
+            log::error!("boot module: {e:?}");
+            exit::exit(ExitCode::BadBootInput);
+        }
+    }
     let code = match args.test {
+        Some(name) if envtests::exists(name) => run_environments(&args, Some(name)),
         Some(name) => tests::run(name),
+        None if run::have_programs() => run_environments(&args, None),
         None => run::ticking(&args),
     };
     record::emit(
@@ -101,6 +120,40 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         format_args!("\"exit\":\"{}\",\"uptime_ns\":{}", code.name(), time::now_ns()),
     );
     exit::exit(code)
+}
+
+/// Sets up the slice vectors, spawns the environments of experiment `test`
+/// and makes every core a scheduling core. Only returns on failure.
+fn run_environments(args: &kernel::cmdline::BootArgs<'_>, test: Option<&str>) -> ExitCode {
+    let Some(name) = test else {
+        log::error!("programs given but no scenario runner yet: pass test=<experiment>");
+        return ExitCode::BadBootInput;
+    };
+    let slots = envtests::slots_needed(name).max(1);
+    sched::init(
+        smp::cores(),
+        sched::Config { slots, slice_ns: args.slice_us * 1000, grace_ns: args.grace_us * 1000 },
+    );
+    if let Err(e) = envtests::setup(name, args.run_ms) {
+        log::error!("experiment {name}: {e}");
+        return ExitCode::BadBootInput;
+    }
+    log::info!(
+        "experiment {name}: {slots} slots of {} us per core, grace {} us, {} ms",
+        args.slice_us,
+        args.grace_us,
+        args.run_ms
+    );
+    for core in 1..smp::cores() {
+        smp::post(core, enter_scheduler);
+    }
+    enter_scheduler(0);
+    unreachable!("the scheduler does not return")
+}
+
+/// Mailbox work: become a scheduling core.
+fn enter_scheduler(_core: usize) {
+    sched::run_core()
 }
 
 /// AP entry from the trampoline, on the boot page tables and its own stack.
@@ -114,6 +167,7 @@ extern "C" fn ap_main(core: u64) -> ! {
         arch::interrupts::load(core);
         percpu::install(core, smp::apic_id(core));
     }
+    arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(core));
     let apic_id = apic::init_this_core();
     percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
     record::emit(RecordKind::CoreOnline, format_args!("\"core\":{core},\"apic_id\":{apic_id}"));

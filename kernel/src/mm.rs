@@ -58,6 +58,15 @@ pub fn alloc_frame() -> Result<u64, FrameError> {
     Ok(pa)
 }
 
+/// Allocates the named frame `pfn` (zeroed); returns its physical address.
+pub fn alloc_named_frame(pfn: u64) -> Result<u64, FrameError> {
+    FRAMES.lock().as_mut().ok_or(FrameError::Exhausted)?.alloc_named(pfn)?;
+    let pa = pfn * PAGE_SIZE;
+    // SAFETY: the frame was just allocated: nobody else references it.
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+    Ok(pa)
+}
+
 /// Returns a frame to the allocator.
 pub fn free_frame(pa: u64) -> Result<(), FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::OutOfRange)?.free(pa / PAGE_SIZE)

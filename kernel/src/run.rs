@@ -1,14 +1,157 @@
-//! The default run until the schedulers exist: every core takes its APIC
-//! timer tick; the BSP prints a per-second line of tick counts and, at the
-//! end, one `core_stats` record per core. It schedules nothing.
+//! What a boot does after bring-up: either tick on every core (no programs
+//! given) or run environments on the slice vectors, with the BSP's monitor
+//! printing a live line per second and, at the end, per-core and
+//! per-environment records before stopping the machine.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 use abi::ExitCode;
+use kernel::bootmod::Archive;
 use kernel::cmdline::BootArgs;
 
-use crate::{apic, percpu, record, serial, smp, time, trap};
+use crate::sync::BootCell;
+use crate::{apic, env, exported, percpu, record, serial, smp, time, trap};
+
+static ARCHIVE: BootCell<Archive<'static>> = BootCell::new();
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static END_NS: AtomicU64 = AtomicU64::new(0);
+static NEXT_REPORT_NS: AtomicU64 = AtomicU64::new(0);
+static START_NS: AtomicU64 = AtomicU64::new(0);
+/// The end-of-run check of the selected experiment.
+static FINISH: BootCell<fn() -> bool> = BootCell::new();
+
+/// Takes the boot-module archive (the runner's `-initrd`), if any.
+pub fn set_archive(bytes: &'static [u8]) -> Result<(), kernel::bootmod::ArchiveError> {
+    ARCHIVE.init(Archive::parse(bytes)?);
+    Ok(())
+}
+
+/// Program `index` of the archive: name and ELF bytes.
+pub fn program(index: usize) -> Option<(&'static str, &'static [u8])> {
+    ARCHIVE.try_get()?.entry(index)
+}
+
+/// The program named `name`.
+pub fn program_named(name: &str) -> Option<&'static [u8]> {
+    ARCHIVE.try_get()?.find(name).map(|(_, bytes)| bytes)
+}
+
+/// Whether programs were given.
+pub fn have_programs() -> bool {
+    ARCHIVE.try_get().is_some_and(|a| !a.is_empty())
+}
+
+/// Whether the run is ending (idle cores stop waiting).
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
+/// Starts a run of environments lasting `run_ms` (0 = until `q`), ending
+/// with `finish`'s verdict. Returns; the caller enters the scheduler.
+pub fn start(run_ms: u64, finish: fn() -> bool) {
+    let now = time::now_ns();
+    START_NS.store(now, Ordering::Relaxed);
+    NEXT_REPORT_NS.store(now + 1_000_000_000, Ordering::Relaxed);
+    END_NS.store(if run_ms == 0 { u64::MAX } else { now + run_ms * 1_000_000 }, Ordering::Relaxed);
+    FINISH.init(finish);
+}
+
+/// Time since the run started.
+pub fn elapsed_ns() -> u64 {
+    time::now_ns() - START_NS.load(Ordering::Relaxed)
+}
+
+/// Called on core 0 at every scheduling decision and timer interrupt. The
+/// run ends only where core 0 runs no environment (`may_finish`), so the
+/// end-of-run checks never wait on core 0's own turn.
+pub fn monitor(now: u64, may_finish: bool) {
+    if STOPPING.load(Ordering::Acquire) || FINISH.try_get().is_none() {
+        return;
+    }
+    let next = NEXT_REPORT_NS.load(Ordering::Relaxed);
+    if now >= next {
+        NEXT_REPORT_NS.store(next + 1_000_000_000, Ordering::Relaxed);
+        live_line(now);
+    }
+    if !may_finish {
+        return;
+    }
+    serial::poll_input();
+    let quit = serial::read_byte() == Some(b'q');
+    if now >= END_NS.load(Ordering::Relaxed) || quit {
+        finish(if quit { ExitCode::UserQuit } else { ExitCode::Success })
+    }
+}
+
+fn live_line(now: u64) {
+    use core::fmt::Write;
+    let mut line = alloc::string::String::new();
+    let elapsed = now - START_NS.load(Ordering::Relaxed);
+    for e in env::all() {
+        let cpu: u64 = e.account().cpu_ns.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let _ = write!(line, " {}#{}={:.1}ms", e.name(), e.id, cpu as f64 / 1e6);
+    }
+    log::info!("t={}.{:03}s cpu:{line}", elapsed / 1_000_000_000, elapsed / 1_000_000 % 1000);
+}
+
+/// Ends the run: final records, the experiment's checks, exit.
+fn finish(code: ExitCode) -> ! {
+    STOPPING.store(true, Ordering::Release);
+    let now = time::now_ns();
+    emit_stats(now);
+    let ok = FINISH.try_get().map_or(true, |f| f());
+    let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
+    record::emit(RecordKind::End, format_args!("\"exit\":\"{}\",\"uptime_ns\":{now}", code.name()));
+    crate::exit::exit(code)
+}
+
+/// Per-core and per-environment figures.
+pub fn emit_stats(now: u64) {
+    use core::fmt::Write;
+    let duration = now - START_NS.load(Ordering::Relaxed);
+    for core in 0..smp::cores() {
+        let cpu = percpu::of(core);
+        record::emit(
+            RecordKind::CoreStats,
+            format_args!(
+                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{},\"idle_ns\":{}",
+                cpu.apic_id.load(Ordering::Relaxed),
+                cpu.ticks.load(Ordering::Relaxed),
+                cpu.ipis.load(Ordering::Relaxed),
+                if crate::sched::active(core) {
+                    exported::core_slices_of(core).idle_ns.load(Ordering::Relaxed)
+                } else {
+                    0
+                }
+            ),
+        );
+    }
+    for e in env::all() {
+        let a = e.account();
+        let mut cpu = alloc::string::String::new();
+        for core in 0..smp::cores() {
+            let _ = write!(cpu, "{}{}", if core == 0 { "" } else { "," }, a.cpu_ns[core].load(Ordering::Relaxed));
+        }
+        record::emit(
+            RecordKind::EnvStats,
+            format_args!(
+                "\"env\":{},\"name\":\"{}\",\"duration_ns\":{duration},\"cpu_ns\":[{cpu}],\"slots_held\":{},\"donations_given\":{},\"donations_received\":{},\"repossessions\":{},\"forfeits\":{},\"slots_revoked\":{},\"wakeups\":{}",
+                e.id,
+                e.name(),
+                a.slots_held.load(Ordering::Relaxed),
+                a.donations_given.load(Ordering::Relaxed),
+                a.donations_received.load(Ordering::Relaxed),
+                a.repossessions.load(Ordering::Relaxed),
+                a.forfeits.load(Ordering::Relaxed),
+                a.slots_revoked.load(Ordering::Relaxed),
+                a.wakeups.load(Ordering::Relaxed),
+            ),
+        );
+    }
+}
+
+// ---- The boot-time tick run (no programs) ----------------------------------
 
 /// Arms this core's periodic tick (re-armed by the timer handler).
 pub fn start_tick(_core: usize) {
@@ -25,7 +168,7 @@ pub fn ticking(args: &BootArgs<'_>) -> ExitCode {
     trap::TICK_NS.store(args.tick_us * 1000, Ordering::Relaxed);
     smp::run_everywhere(start_tick);
     log::info!(
-        "ticking every {} us on {} cores for {}",
+        "no programs given: ticking every {} us on {} cores for {}",
         args.tick_us,
         smp::cores(),
         if args.run_ms == 0 { "ever (type q to quit)".into() } else { alloc::format!("{} ms", args.run_ms) }
@@ -52,18 +195,8 @@ pub fn ticking(args: &BootArgs<'_>) -> ExitCode {
     }
     trap::TICK_NS.store(0, Ordering::Relaxed);
     smp::run_everywhere(stop_tick);
-    for core in 0..smp::cores() {
-        let cpu = percpu::of(core);
-        record::emit(
-            RecordKind::CoreStats,
-            format_args!(
-                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{}",
-                cpu.apic_id.load(Ordering::Relaxed),
-                cpu.ticks.load(Ordering::Relaxed),
-                cpu.ipis.load(Ordering::Relaxed)
-            ),
-        );
-    }
+    START_NS.store(start, Ordering::Relaxed);
+    emit_stats(time::now_ns());
     code
 }
 

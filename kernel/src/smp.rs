@@ -241,6 +241,52 @@ pub fn ping_seen(receiver: usize, sender: usize) -> bool {
     PINGS_SEEN[receiver][sender / 64].load(Ordering::Acquire) & (1 << (sender % 64)) != 0
 }
 
+// ---- TLB shootdown ------------------------------------------------------------
+
+/// Per core: the address space whose stale user translations it must drop
+/// (0 = none pending).
+static SHOOTDOWN: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+/// Drops `va` from every core's TLB that may hold a translation of the
+/// address space `pml4`, and waits until they have. Cores running another
+/// space need nothing (CR3 reloads flush user entries: none are global).
+pub fn shootdown(pml4: u64, va: u64) {
+    // SAFETY: invalidating one page of the current core's TLB.
+    unsafe { x86::tlb::flush(va as usize) };
+    let me = percpu::core_id();
+    let targets = (0..cores()).filter(|&c| c != me);
+    for core in targets.clone() {
+        SHOOTDOWN[core].store(pml4, Ordering::Release);
+        apic::send_ipi(apic_id(core), interrupts::vector::IPI_KICK);
+    }
+    let deadline = time::now_ns() + 1_000_000_000;
+    for core in targets {
+        while SHOOTDOWN[core].load(Ordering::Acquire) != 0 && time::now_ns() < deadline {
+            // Answer requests aimed at us meanwhile: two cores shooting
+            // down at once must not wait for each other forever.
+            take_shootdown();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Called from the kick handler: performs a pending shootdown.
+pub fn take_shootdown() {
+    let me = percpu::core_id();
+    let pml4 = SHOOTDOWN[me].load(Ordering::Acquire);
+    if pml4 != 0 {
+        // SAFETY: reloading CR3 with its current value flushes this core's
+        // non-global translations, which is all a shootdown needs.
+        unsafe {
+            let cur = x86::controlregs::cr3();
+            if cur == pml4 {
+                x86::controlregs::cr3_write(cur);
+            }
+        }
+        SHOOTDOWN[me].store(0, Ordering::Release);
+    }
+}
+
 // ---- Cross-core work mailbox ----------------------------------------------
 
 /// A function a core runs from its idle loop, with interrupts enabled.

@@ -141,6 +141,11 @@ pub fn calibrate(pm_timer_port: Option<u16>) {
     log::info!("tsc: {} kHz (from {source})", khz);
 }
 
+/// TSC value at calibration (the zero of `now_ns`).
+pub fn tsc_base() -> u64 {
+    TSC_AT_BOOT.load(Ordering::Relaxed)
+}
+
 /// TSC rate in kHz.
 pub fn tsc_khz() -> u64 {
     TSC_KHZ.load(Ordering::Relaxed)

@@ -19,19 +19,26 @@ pub fn handle(frame: &mut TrapFrame) {
         vector::TIMER => {
             let cpu = percpu::this();
             cpu.ticks.fetch_add(1, Ordering::Relaxed);
-            let period = TICK_NS.load(Ordering::Relaxed);
-            if period != 0 {
-                rearm_tick(cpu, period);
-            }
             if cpu.core() == 0 {
                 serial::poll_input();
             }
+            // EOI first: the scheduler may switch context and not return.
             apic::eoi();
+            if crate::sched::active(cpu.core()) {
+                crate::sched::on_timer(frame);
+            } else {
+                let period = TICK_NS.load(Ordering::Relaxed);
+                if period != 0 {
+                    rearm_tick(cpu, period);
+                }
+            }
         }
         vector::IPI_KICK | vector::IPI_CALL => {
             percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
             crate::smp::take_ping();
+            crate::smp::take_shootdown();
             apic::eoi();
+            crate::sched::on_kick(frame);
         }
         vector::NMI => {
             percpu::this().nmis.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +86,11 @@ fn exception(frame: &mut TrapFrame) {
         // A kernel int3 is a trap: note it and continue after it.
         BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         return;
+    }
+    if frame.from_user() {
+        // SAFETY: reading CR2 has no side effects.
+        let cr2 = unsafe { x86::controlregs::cr2() };
+        crate::sched::on_user_fault(frame, cr2 as u64);
     }
     // An expected fault at a guarded kernel access resumes at its fixup.
     let fixup = cpu.fault_fixup.swap(0, Ordering::Relaxed);

@@ -148,6 +148,42 @@ interrupt_common:
 2:  add rsp, 16
     iretq
 
+/* syscall: build a TrapFrame (vector = SYSCALL_MARKER) on the kernel stack. */
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov gs:[24], rsp
+    mov rsp, gs:[16]
+    push 0x23              /* user SS (USER_DATA) */
+    push qword ptr gs:[24] /* user RSP */
+    push r11               /* RFLAGS */
+    push 0x2b              /* user CS (USER_CODE) */
+    push rcx               /* RIP */
+    push 0
+    push 0x100             /* SYSCALL_MARKER */
+    SAVE_REGS
+    mov rdi, rsp
+    cld
+    call syscall_dispatch
+    /* Same-context return: sysret. (Context switches leave through enter_user_frame.) */
+    RESTORE_REGS
+    add rsp, 16
+    pop rcx                /* RIP: the caller's own, canonical by construction */
+    add rsp, 8
+    pop r11                /* RFLAGS */
+    pop rsp                /* user RSP; NMIs use an IST stack, so this is safe */
+    swapgs
+    sysretq
+
+/* enter_user_frame(frame): rsp = frame (at the top of this core's kernel stack). */
+    .global enter_user_frame
+enter_user_frame:
+    mov rsp, rdi
+    RESTORE_REGS
+    add rsp, 16
+    swapgs
+    iretq
+
 interrupt_paranoid:
     SAVE_REGS
     /* Kernel GS base has its top bit set; a user one never does. */
@@ -246,6 +282,41 @@ pub unsafe fn load(core: usize) {
     let ptr = Pointer { limit: (256 * 16 - 1) as u16, base: idt.as_ptr() as u64 };
     // SAFETY: the IDT is static and fully initialised.
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
+}
+
+/// `TrapFrame::vector` of a frame built by the syscall entry.
+pub const SYSCALL_MARKER: u64 = 0x100;
+
+extern "C" {
+    fn syscall_entry();
+    fn enter_user_frame(frame: *const TrapFrame) -> !;
+}
+
+/// Address of the `syscall` entry point (for LSTAR).
+pub fn syscall_entry_address() -> u64 {
+    syscall_entry as *const () as u64
+}
+
+/// Leaves the kernel for ring 3 with `frame`, discarding this core's kernel
+/// stack: the frame is moved to the stack top and restored with `iretq`.
+pub fn enter_user(frame: &TrapFrame) -> ! {
+    debug_assert!(frame.from_user());
+    let top = crate::percpu::this().kernel_rsp.load(core::sync::atomic::Ordering::Relaxed);
+    let dst = (top as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame;
+    // SAFETY: `dst` is the top of this core's kernel stack, below which
+    // everything is abandoned; `copy` tolerates the source overlapping it.
+    // The frame targets ring 3 with user selectors (checked by callers), so
+    // `iretq` cannot land in kernel mode.
+    unsafe {
+        core::ptr::copy(frame, dst, 1);
+        enter_user_frame(dst)
+    }
+}
+
+/// Entry from the syscall stub, with interrupts disabled.
+#[no_mangle]
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+    crate::syscall::handle(frame);
 }
 
 /// Entry from the stubs, with interrupts disabled.

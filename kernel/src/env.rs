@@ -1,0 +1,401 @@
+//! Environments: an address space, per-core dispatch pages and upcall
+//! stacks, registered upcalls, a wakeup predicate, owned frames, and the
+//! accounting the kernel exports. Ids carry a generation so a stale id
+//! never names a newer environment.
+
+use alloc::collections::BTreeSet;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use abi::shared::{va, Dispatch, EnvAccount, UpcallTable, MAX_ENVS};
+use abi::syscall::{Error, NO_ENV};
+use kernel::elf;
+use spin::Mutex;
+
+use crate::aspace::AddressSpace;
+use crate::{exported, mm, smp};
+
+/// Lifecycle of an environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Life {
+    Alive = 0,
+    /// Being torn down: cores drop it at their next kernel entry.
+    Dying = 1,
+}
+
+/// Frames an environment may own beyond its image (default quota).
+pub const DEFAULT_FRAME_QUOTA: usize = 4096;
+
+/// Memory an environment owns.
+struct Memory {
+    aspace: AddressSpace,
+    /// Frames the environment owns (image, stacks, dispatch pages, allocated).
+    owned: BTreeSet<u64>,
+    /// Frames allocated through `frame_alloc` (counted against the quota).
+    allocated: usize,
+    frame_quota: usize,
+}
+
+pub struct Env {
+    pub id: u32,
+    name: [u8; 32],
+    name_len: usize,
+    /// Root of the page tables (constant for the environment's life).
+    pub pml4: u64,
+    life: AtomicU32,
+    /// Asleep until its predicate holds.
+    pub asleep: AtomicBool,
+    pub upcalls: Mutex<UpcallTable>,
+    /// Entry used as the prologue until `set_upcalls`.
+    pub entry: u64,
+    pub predicate: Mutex<Option<predicate::Verified>>,
+    memory: Mutex<Memory>,
+    /// Physical address of the dispatch page of each core.
+    dispatch_pa: Vec<u64>,
+    /// Slots this environment may hold across all cores.
+    pub slot_quota: slices::Quota,
+    /// Cores that gave it its `Start` upcall (bitmap).
+    started: [AtomicU64; 2],
+    /// Cores where a repossession is not yet told (bitmap).
+    repossessed_untold: [AtomicU64; 2],
+    /// Cores running it right now.
+    pub running_on: AtomicU32,
+    /// Who created it (may kill it), or NO_ENV.
+    pub parent: u32,
+    /// Why it died, for the log.
+    pub exit_reason: Mutex<Option<ExitReason>>,
+}
+
+/// How an environment ended.
+#[derive(Clone, Copy, Debug)]
+pub enum ExitReason {
+    Exited(u64),
+    Killed(&'static str),
+}
+
+fn bit(map: &[AtomicU64; 2], core: usize) -> (&AtomicU64, u64) {
+    (&map[core / 64], 1 << (core % 64))
+}
+
+impl Env {
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    pub fn alive(&self) -> bool {
+        self.life.load(Ordering::Acquire) == Life::Alive as u32
+    }
+
+    /// This environment's dispatch page for `core`, as the kernel sees it.
+    pub fn dispatch(&self, core: usize) -> &Dispatch {
+        // SAFETY: the page is owned by this environment for its whole life
+        // and reached through the direct map; all fields the environment
+        // may write concurrently are atomics or are only read with care
+        // (save areas are plain data the kernel copies and sanitises).
+        unsafe { &*(mm::phys_to_virt(self.dispatch_pa[core]) as *const Dispatch) }
+    }
+
+    /// Mutable view of the dispatch page, for the kernel's own writes of
+    /// save areas while the environment is not running on `core`.
+    #[allow(clippy::mut_from_ref)]
+    pub fn dispatch_mut(&self, core: usize) -> &mut Dispatch {
+        // SAFETY: as `dispatch`; the save areas of `core` are only written
+        // by the kernel on `core` while it is in the kernel for this env.
+        unsafe { &mut *(mm::phys_to_virt(self.dispatch_pa[core]) as *mut Dispatch) }
+    }
+
+    /// Takes the "first time on this core" mark.
+    pub fn take_start(&self, core: usize) -> bool {
+        let (w, b) = bit(&self.started, core);
+        w.fetch_or(b, Ordering::AcqRel) & b == 0
+    }
+
+    pub fn set_repossessed(&self, core: usize) {
+        let (w, b) = bit(&self.repossessed_untold, core);
+        w.fetch_or(b, Ordering::AcqRel);
+    }
+
+    pub fn take_repossessed(&self, core: usize) -> bool {
+        let (w, b) = bit(&self.repossessed_untold, core);
+        w.fetch_and(!b, Ordering::AcqRel) & b != 0
+    }
+
+    /// Accounting exported for this environment.
+    pub fn account(&self) -> &'static EnvAccount {
+        exported::account(slot_of(self.id))
+    }
+
+    /// With the address space locked.
+    pub fn with_aspace<R>(&self, f: impl FnOnce(&AddressSpace) -> R) -> R {
+        f(&self.memory.lock().aspace)
+    }
+
+    /// `frame_alloc`: a named or any frame, counted against the quota.
+    pub fn frame_alloc(&self, pfn: Option<u64>) -> Result<u64, Error> {
+        let mut m = self.memory.lock();
+        if m.allocated >= m.frame_quota {
+            return Err(Error::QuotaExceeded);
+        }
+        let pa = match pfn {
+            Some(pfn) => mm::alloc_named_frame(pfn).map_err(frame_error)?,
+            None => mm::alloc_frame().map_err(frame_error)?,
+        };
+        m.owned.insert(pa);
+        m.allocated += 1;
+        Ok(pa / 4096)
+    }
+
+    /// `frame_free`: only an owned, allocated, unmapped frame.
+    pub fn frame_free(&self, pfn: u64) -> Result<(), Error> {
+        let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
+        let mut m = self.memory.lock();
+        if !m.owned.contains(&pa) {
+            return Err(Error::NotOwner);
+        }
+        m.owned.remove(&pa);
+        m.allocated = m.allocated.saturating_sub(1);
+        mm::free_frame(pa).map_err(frame_error)
+    }
+
+    /// `map`: an owned frame at a libOS-mappable address not in use.
+    pub fn map(&self, va: u64, pfn: u64, writable: bool, executable: bool) -> Result<(), Error> {
+        if !crate::aspace::mappable(va) {
+            return Err(Error::BadAddress);
+        }
+        let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
+        let m = self.memory.lock();
+        if !m.owned.contains(&pa) {
+            return Err(Error::NotOwner);
+        }
+        if m.aspace.translate(va, false).is_some() {
+            return Err(Error::BadAddress);
+        }
+        m.aspace.map(va, pa, writable, executable).map_err(frame_error)
+    }
+
+    /// `unmap`: returns the frame; other cores running this environment
+    /// drop the stale translation before this returns.
+    pub fn unmap(&self, va: u64) -> Result<u64, Error> {
+        if !crate::aspace::mappable(va) {
+            return Err(Error::BadAddress);
+        }
+        let pa = self.memory.lock().aspace.unmap(va).ok_or(Error::NotMapped)?;
+        smp::shootdown(self.pml4, va);
+        Ok(pa / 4096)
+    }
+}
+
+fn frame_error(e: kernel::frames::FrameError) -> Error {
+    use kernel::frames::FrameError as F;
+    match e {
+        F::OutOfRange => Error::BadArgument,
+        F::InUse => Error::Taken,
+        F::NotAllocated => Error::NotOwner,
+        F::Exhausted => Error::Exhausted,
+    }
+}
+
+// ---- The environment table -------------------------------------------------
+
+static TABLE: [Mutex<Option<Arc<Env>>>; MAX_ENVS] = [const { Mutex::new(None) }; MAX_ENVS];
+static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// Table slot of an id.
+pub fn slot_of(id: u32) -> usize {
+    (id & 0xff) as usize % MAX_ENVS
+}
+
+/// The live environment named `id`.
+pub fn get(id: u32) -> Option<Arc<Env>> {
+    if id == NO_ENV {
+        return None;
+    }
+    let env = TABLE[slot_of(id)].lock().clone()?;
+    (env.id == id && env.alive()).then_some(env)
+}
+
+/// Every live environment (for reports and predicates).
+pub fn all() -> Vec<Arc<Env>> {
+    TABLE.iter().filter_map(|s| s.lock().clone()).filter(|e| e.alive()).collect()
+}
+
+/// Why an environment could not be created.
+#[derive(Debug)]
+pub enum SpawnError {
+    Elf(elf::ElfError),
+    NoMemory,
+    TableFull,
+}
+
+/// Creates an environment from an ELF image.
+pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<Arc<Env>, SpawnError> {
+    let program = elf::parse(image, va::PROGRAM_BASE..va::USER_MAP_START).map_err(SpawnError::Elf)?;
+    let index = TABLE.iter().position(|s| s.lock().is_none()).ok_or(SpawnError::TableFull)?;
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
+    let id = (generation << 8) | index as u32;
+    let aspace = AddressSpace::new().map_err(|_| SpawnError::NoMemory)?;
+    let mut memory = Memory { aspace, owned: BTreeSet::new(), allocated: 0, frame_quota: DEFAULT_FRAME_QUOTA };
+    let built = build_image(&mut memory, &program, image)
+        .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
+        .and_then(|()| map_per_core(&mut memory));
+    let dispatch_pa = match built {
+        Ok(pages) => pages,
+        Err(e) => {
+            release(memory);
+            return Err(e);
+        }
+    };
+    for (core, &pa) in dispatch_pa.iter().enumerate() {
+        // SAFETY: freshly allocated (zeroed) dispatch page of this env.
+        let d = unsafe { &mut *(mm::phys_to_virt(pa) as *mut Dispatch) };
+        d.core = core as u32;
+        d.donate_to.store(NO_ENV, Ordering::Relaxed);
+    }
+    let mut name_buf = [0u8; 32];
+    let name_len = name.len().min(32);
+    name_buf[..name_len].copy_from_slice(&name.as_bytes()[..name_len]);
+    let env = Arc::new(Env {
+        id,
+        name: name_buf,
+        name_len,
+        pml4: memory.aspace.pml4,
+        life: AtomicU32::new(Life::Alive as u32),
+        asleep: AtomicBool::new(false),
+        upcalls: Mutex::new(UpcallTable::default()),
+        entry: program.entry,
+        predicate: Mutex::new(None),
+        memory: Mutex::new(memory),
+        dispatch_pa,
+        slot_quota: slices::Quota::new(slot_quota),
+        started: [AtomicU64::new(0), AtomicU64::new(0)],
+        repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
+        running_on: AtomicU32::new(0),
+        parent,
+        exit_reason: Mutex::new(None),
+    });
+    exported::reset_account(index, id);
+    *TABLE[index].lock() = Some(env.clone());
+    crate::record::emit(
+        abi::record::RecordKind::Event,
+        format_args!(
+            "\"event\":\"spawned\",\"env\":{id},\"name\":\"{}\",\"t_ns\":{}",
+            env.name(),
+            crate::time::now_ns()
+        ),
+    );
+    Ok(env)
+}
+
+fn alloc_owned(m: &mut Memory) -> Result<u64, SpawnError> {
+    let pa = mm::alloc_frame().map_err(|_| SpawnError::NoMemory)?;
+    m.owned.insert(pa);
+    Ok(pa)
+}
+
+/// Copies the program's segments into fresh frames.
+fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(), SpawnError> {
+    for seg in program.segments() {
+        let start = seg.vaddr & !0xfff;
+        let end = (seg.vaddr + seg.mem_size).div_ceil(0x1000) * 0x1000;
+        for page in (start..end).step_by(0x1000) {
+            let pa = alloc_owned(m)?;
+            // Bytes of the file that land in this page.
+            let lo = page.max(seg.vaddr);
+            let hi = (page + 0x1000).min(seg.vaddr + seg.file_size);
+            if lo < hi {
+                let from = (seg.file_offset + (lo - seg.vaddr)) as usize;
+                let dst = mm::phys_to_virt(pa) + (lo - page);
+                // SAFETY: `pa` is a fresh frame of this env; the source
+                // range was validated by `elf::parse` to lie in `image`.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(image[from..].as_ptr(), dst as *mut u8, (hi - lo) as usize)
+                };
+            }
+            m.aspace
+                .map(page, pa, seg.writable, seg.executable)
+                .map_err(|_| SpawnError::NoMemory)?;
+        }
+    }
+    Ok(())
+}
+
+/// Dispatch pages and upcall stacks for every online core.
+fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
+    let mut pages = Vec::new();
+    for core in 0..smp::cores() as u64 {
+        let pa = alloc_owned(m)?;
+        m.aspace
+            .map(va::DISPATCH + core * 0x1000, pa, true, false)
+            .map_err(|_| SpawnError::NoMemory)?;
+        pages.push(pa);
+        let top = va::UPCALL_STACKS + (core + 1) * va::UPCALL_STACK_STRIDE;
+        for page in (top - va::UPCALL_STACK_SIZE..top).step_by(0x1000) {
+            let pa = alloc_owned(m)?;
+            m.aspace.map(page, pa, true, false).map_err(|_| SpawnError::NoMemory)?;
+        }
+    }
+    Ok(pages)
+}
+
+fn release(m: Memory) {
+    for &pa in &m.owned {
+        let _ = mm::free_frame(pa);
+    }
+    m.aspace.destroy();
+}
+
+/// Marks `env` dying; the last core to drop it frees everything (see
+/// `reap`). Cores running it are kicked so they let go promptly.
+pub fn kill(env: &Env, reason: ExitReason) {
+    if env.life.swap(Life::Dying as u32, Ordering::AcqRel) == Life::Dying as u32 {
+        return;
+    }
+    *env.exit_reason.lock() = Some(reason);
+    let (event, detail): (&str, alloc::string::String) = match reason {
+        ExitReason::Exited(code) => ("exited", alloc::format!("\"code\":{code}")),
+        ExitReason::Killed(why) => ("killed", alloc::format!("\"reason\":\"{why}\"")),
+    };
+    crate::record::emit(
+        abi::record::RecordKind::Event,
+        format_args!(
+            "\"event\":\"{event}\",\"env\":{},\"name\":\"{}\",\"core\":{},\"t_ns\":{},{detail}",
+            env.id,
+            env.name(),
+            crate::percpu::core_id(),
+            crate::time::now_ns()
+        ),
+    );
+    if let ExitReason::Killed(why) = reason {
+        log::warn!("env {} ({}) killed: {why}", env.id, env.name());
+    }
+    crate::sched::env_dying(env);
+}
+
+/// Frees a dead environment once no core runs it. Idempotent.
+pub fn reap(id: u32) {
+    let mut slot = TABLE[slot_of(id)].lock();
+    let Some(env) = slot.as_ref() else { return };
+    if env.id != id || env.alive() || env.running_on.load(Ordering::Acquire) != 0 {
+        return;
+    }
+    let env = slot.take().expect("checked above");
+    drop(slot);
+    exported::retire_account(slot_of(id));
+    *env.predicate.lock() = None;
+    // Other references (a core between decisions) may linger briefly; the
+    // memory is freed here regardless, as no core will enter it again.
+    let memory = core::mem::replace(
+        &mut *env.memory.lock(),
+        Memory {
+            aspace: AddressSpace { pml4: 0 },
+            owned: BTreeSet::new(),
+            allocated: 0,
+            frame_quota: 0,
+        },
+    );
+    if memory.aspace.pml4 != 0 {
+        release(memory);
+    }
+}

@@ -1,0 +1,193 @@
+//! Experiments with environments, selected by `test=<name>`: which
+//! programs run, how many slots each holds on each core, and what must hold
+//! at the end. The host suite boots each one and also asserts on the
+//! environments' own `user` reports.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{env, mm, record, sched, smp};
+
+/// One environment of an experiment.
+#[derive(Clone, Copy)]
+struct EnvSpec {
+    program: &'static str,
+    /// Slots on every core (interleaved with the others' slots).
+    slots_per_core: usize,
+}
+
+struct Experiment {
+    name: &'static str,
+    envs: &'static [EnvSpec],
+    finish: fn() -> bool,
+}
+
+const fn spec(program: &'static str, slots_per_core: usize) -> EnvSpec {
+    EnvSpec { program, slots_per_core }
+}
+
+static EXPERIMENTS: &[Experiment] = &[
+    Experiment { name: "revocation", envs: &[spec("spin", 4)], finish: cooperative_never_repossessed },
+    Experiment { name: "abort", envs: &[spec("spin", 4), spec("hog", 4)], finish: hostile_repossessed_others_keep_share },
+    Experiment { name: "critical", envs: &[spec("spin", 4), spec("critical", 4)], finish: hostile_repossessed_others_keep_share },
+    Experiment { name: "epilogue", envs: &[spec("spin", 4), spec("epilogue_spin", 4)], finish: hostile_repossessed_others_keep_share },
+    Experiment { name: "fpu", envs: &[spec("fpu", 2), spec("hog", 2)], finish: hog_repossessed },
+    Experiment { name: "donate", envs: &[spec("donor", 4), spec("spin", 0)], finish: donations_move_time },
+    Experiment { name: "sleep", envs: &[spec("sleeper", 4), spec("spin", 4)], finish: sleepers_cost_nothing },
+    Experiment { name: "fault", envs: &[spec("faulter", 2), spec("spin", 2)], finish: others_keep_share },
+    Experiment { name: "badargs", envs: &[spec("badargs", 2), spec("spin", 2)], finish: others_keep_share },
+    Experiment { name: "teardown", envs: &[spec("spin", 4)], finish: teardown_releases_everything },
+];
+
+/// Whether `name` is an environment experiment.
+pub fn exists(name: &str) -> bool {
+    EXPERIMENTS.iter().any(|e| e.name == name)
+}
+
+/// Total slots the experiment `name` needs per core.
+pub fn slots_needed(name: &str) -> usize {
+    EXPERIMENTS
+        .iter()
+        .find(|e| e.name == name)
+        .map_or(0, |e| e.envs.iter().map(|s| s.slots_per_core).sum())
+}
+
+static FREE_FRAMES_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+/// Spawns the experiment's environments and hands out their slots.
+pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
+    let exp = EXPERIMENTS.iter().find(|e| e.name == name).ok_or("no such experiment")?;
+    FREE_FRAMES_BEFORE.store(mm::free_frames(), Ordering::Relaxed);
+    let mut envs = Vec::new();
+    for s in exp.envs {
+        let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
+        let e = env::spawn(s.program, image, u32::MAX, abi::syscall::NO_ENV as u32).map_err(|_| "spawn failed")?;
+        envs.push((e, s.slots_per_core));
+    }
+    // Interleave: slot i goes to the env whose turn it is in round-robin
+    // order among those that still want slots on this core.
+    for core in 0..smp::cores() {
+        let mut wanted: Vec<usize> = envs.iter().map(|(_, n)| *n).collect();
+        let mut slot = 0;
+        while wanted.iter().any(|&w| w > 0) {
+            for (i, (e, _)) in envs.iter().enumerate() {
+                if wanted[i] > 0 {
+                    sched::alloc_slot(e, core, Some(slot)).map_err(|_| "slot allocation failed")?;
+                    wanted[i] -= 1;
+                    slot += 1;
+                }
+            }
+        }
+    }
+    crate::run::start(run_ms, exp.finish);
+    Ok(())
+}
+
+/// CPU time of `env` over all cores.
+fn cpu_ns(e: &env::Env) -> u64 {
+    e.account().cpu_ns.iter().take(smp::cores()).map(|c| c.load(Ordering::Relaxed)).sum()
+}
+
+fn find(program: &str) -> Option<alloc::sync::Arc<env::Env>> {
+    env::all().into_iter().find(|e| e.name() == program)
+}
+
+fn check(name: &str, ok: bool, detail: core::fmt::Arguments<'_>) -> bool {
+    record::check("env", name, ok, detail)
+}
+
+/// Time the run lasted on all cores together.
+fn core_time() -> u64 {
+    crate::run::elapsed_ns() * smp::cores() as u64
+}
+
+/// The share of all core time `e` received, against the share its slots
+/// entitle it to (`slots / slots per core`).
+fn share_check(e: &env::Env, slots_per_core: usize, tolerance: f64) -> bool {
+    let total = core_time() as f64;
+    let got = cpu_ns(e) as f64 / total;
+    let ideal = slots_per_core as f64 / sched::config().slots as f64;
+    check(
+        "share_within_tolerance",
+        (got - ideal).abs() <= tolerance,
+        format_args!("{}: share {:.4} ideal {:.4} (tolerance {tolerance})", e.name(), got, ideal),
+    )
+}
+
+fn cooperative_never_repossessed() -> bool {
+    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    let mut ok = check(
+        "cooperative_not_repossessed",
+        spin.account().repossessions.load(Ordering::Relaxed) == 0,
+        format_args!("{} repossessions", spin.account().repossessions.load(Ordering::Relaxed)),
+    );
+    for core in 0..smp::cores() {
+        let c = spin.account().cpu_ns[core].load(Ordering::Relaxed);
+        ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
+    }
+    ok & share_check(&spin, 4, 0.03)
+}
+
+fn hog_repossessed() -> bool {
+    let hog = env::all().into_iter().find(|e| e.name() != "spin" && e.name() != "fpu");
+    let Some(hog) = hog else { return check("hostile_alive", false, format_args!("gone")) };
+    let n = hog.account().repossessions.load(Ordering::Relaxed);
+    check("hostile_repossessed", n > 0, format_args!("{}: {n} repossessions", hog.name()))
+}
+
+fn hostile_repossessed_others_keep_share() -> bool {
+    hog_repossessed() & others_keep_share()
+}
+
+fn others_keep_share() -> bool {
+    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    share_check(&spin, sched::config().slots / 2, 0.02)
+}
+
+fn donations_move_time() -> bool {
+    let (Some(donor), Some(spin)) = (find("donor"), find("spin")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let given = donor.account().donations_given.load(Ordering::Relaxed);
+    let received = spin.account().donations_received.load(Ordering::Relaxed);
+    let mut ok = check("donations_counted", given > 0 && given == received, format_args!("given {given} received {received}"));
+    // The donor's slots are all the time there is: nearly all of it must
+    // have gone to the recipient.
+    let share = cpu_ns(&spin) as f64 / core_time() as f64;
+    ok &= check("recipient_got_the_time", share > 0.8, format_args!("recipient share {share:.3}"));
+    ok
+}
+
+fn sleepers_cost_nothing() -> bool {
+    let (Some(sleeper), Some(spin)) = (find("sleeper"), find("spin")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let wakeups = sleeper.account().wakeups.load(Ordering::Relaxed);
+    let sleeper_share = cpu_ns(&sleeper) as f64 / core_time() as f64;
+    let spin_share = cpu_ns(&spin) as f64 / core_time() as f64;
+    check("sleeper_woken", wakeups > 0, format_args!("{wakeups} wakeups"))
+        & check("sleeper_costs_little", sleeper_share < 0.1, format_args!("sleeper share {sleeper_share:.3}"))
+        & check("others_get_its_time", spin_share > 0.85, format_args!("spin share {spin_share:.3}"))
+}
+
+fn teardown_releases_everything() -> bool {
+    // Kill the environment while it runs on every core, then look.
+    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    env::kill(&spin, env::ExitReason::Killed("teardown test"));
+    let deadline = crate::time::now_ns() + 1_000_000_000;
+    while env::get(spin.id).is_some() || spin.running_on.load(Ordering::SeqCst) != 0 {
+        if crate::time::now_ns() > deadline {
+            return check("env_reaped", false, format_args!("still running on {} cores", spin.running_on.load(Ordering::SeqCst)));
+        }
+        core::hint::spin_loop();
+    }
+    drop(spin);
+    let before = FREE_FRAMES_BEFORE.load(Ordering::Relaxed);
+    let after = mm::free_frames();
+    let mut ok = check("frames_returned", after == before, format_args!("free frames before {before} after {after}"));
+    for core in 0..smp::cores() {
+        let owned = (0..sched::config().slots).filter(|&s| sched::slot_owner(core, s).is_ok_and(|o| o != abi::syscall::NO_ENV)).count();
+        ok &= check("slots_returned", owned == 0, format_args!("core {core}: {owned} slots still owned"));
+    }
+    ok
+}

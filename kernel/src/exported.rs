@@ -1,0 +1,118 @@
+//! The kernel state every environment may read (expose information): the
+//! system page, each core's slice vector and every environment's
+//! accounting. Allocated once at boot; mapped read-only into each
+//! environment at the fixed addresses of `abi::shared::va`.
+
+use core::sync::atomic::Ordering;
+
+use abi::shared::{va, CoreSlices, EnvAccount, SysInfo, MAX_ENVS, MAX_SLOTS, SYSINFO_MAGIC};
+use abi::syscall::NO_ENV;
+use kernel::frames::FrameError;
+
+use crate::aspace::AddressSpace;
+use crate::mm;
+use crate::sync::BootCell;
+
+struct Pages {
+    sysinfo: u64,
+    /// First frame of each core's `CoreSlices` (2 frames each).
+    core_slices: alloc::vec::Vec<u64>,
+    accounts: [u64; MAX_ENVS],
+}
+
+static PAGES: BootCell<Pages> = BootCell::new();
+
+const SLICE_PAGES: u64 = va::CORE_SLICES_STRIDE / 4096;
+
+/// Allocates and initialises the exported pages for `cores` cores.
+pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64) {
+    let frame = || mm::alloc_frame().expect("memory for exported pages");
+    let sysinfo = frame();
+    let core_slices = (0..cores)
+        .map(|_| {
+            let first = frame();
+            for i in 1..SLICE_PAGES {
+                // Contiguity is not required by users (each stride is mapped
+                // page by page), but the kernel views a CoreSlices as one
+                // object through the direct map: ask for adjacent frames.
+                let next = mm::alloc_named_frame(first / 4096 + i).expect("adjacent frame for a slice vector");
+                debug_assert_eq!(next, first + i * 4096);
+            }
+            first
+        })
+        .collect();
+    let accounts = core::array::from_fn(|_| frame());
+    PAGES.init(Pages { sysinfo, core_slices, accounts });
+    // SAFETY: the sysinfo frame was just allocated for this structure.
+    let info = unsafe { &mut *(mm::phys_to_virt(sysinfo) as *mut SysInfo) };
+    info.magic = SYSINFO_MAGIC;
+    info.cores = cores as u32;
+    info.slots = slots;
+    info.slice_ns = slice_ns;
+    info.grace_ns = grace_ns;
+    info.tsc_khz = crate::time::tsc_khz();
+    info.tsc_base = crate::time::tsc_base();
+    for core in 0..cores {
+        let s = core_slices_of(core);
+        s.current_slot.store(0, Ordering::Relaxed);
+        s.running_env.store(NO_ENV, Ordering::Relaxed);
+        for o in &s.owners[..MAX_SLOTS] {
+            o.store(NO_ENV, Ordering::Relaxed);
+        }
+    }
+    for i in 0..MAX_ENVS {
+        account(i).env.store(NO_ENV, Ordering::Relaxed);
+    }
+}
+
+/// The system page.
+pub fn sysinfo() -> &'static SysInfo {
+    // SAFETY: initialised in `init`, never freed; shared fields are atomics.
+    unsafe { &*(mm::phys_to_virt(PAGES.get().sysinfo) as *const SysInfo) }
+}
+
+/// Core `core`'s exported slice vector.
+pub fn core_slices_of(core: usize) -> &'static CoreSlices {
+    // SAFETY: as `sysinfo`; the frames of one core's vector are adjacent.
+    unsafe { &*(mm::phys_to_virt(PAGES.get().core_slices[core]) as *const CoreSlices) }
+}
+
+/// Accounting of environment-table slot `slot`.
+pub fn account(slot: usize) -> &'static EnvAccount {
+    // SAFETY: as `sysinfo`.
+    unsafe { &*(mm::phys_to_virt(PAGES.get().accounts[slot]) as *const EnvAccount) }
+}
+
+/// Zeroes slot `slot`'s accounting for a new environment `id`.
+pub fn reset_account(slot: usize, id: u32) {
+    let a = account(slot);
+    for c in a.cpu_ns.iter() {
+        c.store(0, Ordering::Relaxed);
+    }
+    for c in [&a.donations_given, &a.donations_received, &a.repossessions, &a.forfeits, &a.slots_revoked, &a.wakeups] {
+        c.store(0, Ordering::Relaxed);
+    }
+    a.slots_held.store(0, Ordering::Relaxed);
+    a.env.store(id, Ordering::Release);
+}
+
+/// Marks slot `slot`'s accounting free (its figures stay readable).
+pub fn retire_account(slot: usize) {
+    account(slot).env.store(NO_ENV, Ordering::Release);
+}
+
+/// Maps every exported page read-only into `aspace`.
+pub fn map_into(aspace: &AddressSpace) -> Result<(), FrameError> {
+    let p = PAGES.get();
+    aspace.map(va::SYSINFO, p.sysinfo, false, false)?;
+    for (core, &first) in p.core_slices.iter().enumerate() {
+        for i in 0..SLICE_PAGES {
+            let at = va::CORE_SLICES + core as u64 * va::CORE_SLICES_STRIDE + i * 4096;
+            aspace.map(at, first + i * 4096, false, false)?;
+        }
+    }
+    for (slot, &pa) in p.accounts.iter().enumerate() {
+        aspace.map(va::ENV_ACCOUNTS + slot as u64 * va::ENV_ACCOUNT_STRIDE, pa, false, false)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,659 @@
+//! The CPU interface: each core walks its slice vector, enters the owner of
+//! each turn at its prologue, revokes visibly at the turn's end (epilogue
+//! upcall, or a pending flag while the environment is disabled), and past
+//! the grace period repossesses the core by force. Directed yield hands the
+//! rest of a turn to another environment; sleepers are skipped (and not
+//! charged) until their wakeup predicate holds.
+//!
+//! Everything here runs with interrupts off, on the core it concerns, under
+//! that core's lock. Paths that switch context end in `enter_user` (they do
+//! not return); paths that continue the interrupted context return.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::record::RecordKind;
+use abi::shared::{events, va, UpcallReason, UserContext};
+use abi::syscall::{Error, NO_ENV};
+use spin::Mutex;
+
+use crate::arch::cpu::{self, CLEAN_FX};
+use crate::arch::gdt::{USER_CODE, USER_DATA};
+use crate::arch::interrupts::{enter_user, TrapFrame};
+use crate::env::{self, Env};
+use crate::sync::BootCell;
+use crate::{apic, exported, percpu, record, time};
+
+/// Boot-time configuration of the slice vectors.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub slots: usize,
+    pub slice_ns: u64,
+    pub grace_ns: u64,
+}
+
+/// Where the running environment is in its turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Inside its turn.
+    Running,
+    /// Turn over while disabled: revocation pending, waiting for its yield.
+    Deferred,
+    /// Turn over, epilogue entered: waiting for its yield.
+    Revoking,
+}
+
+/// The turn in progress on a core.
+struct Turn {
+    /// Who runs: the slot's owner or the recipient of a donation.
+    env: Arc<Env>,
+    slot: usize,
+    phase: Phase,
+    /// When `env` started running (CPU time is charged to whoever ran).
+    run_start: u64,
+    end: u64,
+    grace_end: u64,
+}
+
+struct Core {
+    vector: slices::SliceVector,
+    turn: Option<Turn>,
+}
+
+static CONFIG: BootCell<Config> = BootCell::new();
+static CORES: BootCell<Vec<Mutex<Core>>> = BootCell::new();
+/// Cores that have entered the scheduler (the timer then drives slices).
+static ACTIVE: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+/// A resume-range retry: how soon to look again.
+const RESUME_RETRY_NS: u64 = 5_000;
+
+/// Sets up every core's slice vector and the exported pages.
+pub fn init(cores: usize, config: Config) {
+    CONFIG.init(config);
+    exported::init(cores, config.slots as u32, config.slice_ns, config.grace_ns);
+    CORES.init(
+        (0..cores)
+            .map(|_| Mutex::new(Core { vector: slices::SliceVector::new(config.slots, config.slice_ns), turn: None }))
+            .collect(),
+    );
+}
+
+pub fn config() -> Config {
+    *CONFIG.get()
+}
+
+fn core_state(core: usize) -> &'static Mutex<Core> {
+    &CORES.get()[core]
+}
+
+/// Whether `core` runs the scheduler.
+pub fn active(core: usize) -> bool {
+    ACTIVE[core].load(Ordering::Acquire)
+}
+
+// ---- Slot allocation (kernel side of slice_alloc / slice_free) -------------
+
+/// Gives `env` slot `slot` (or any free slot) on `core`.
+pub fn alloc_slot(env: &Env, core: usize, slot: Option<usize>) -> Result<usize, Error> {
+    let cores = CORES.get();
+    let state = cores.get(core).ok_or(Error::BadSlot)?;
+    let mut c = state.lock();
+    let id = slices::EnvId(env.id);
+    let got = match slot {
+        Some(s) => c.vector.alloc_named(s, id, &env.slot_quota).map(|()| s),
+        None => c.vector.alloc_any(id, &env.slot_quota),
+    }
+    .map_err(slice_error)?;
+    exported::core_slices_of(core).owners[got].store(env.id, Ordering::Release);
+    env.account().slots_held.fetch_add(1, Ordering::Relaxed);
+    Ok(got)
+}
+
+/// Takes slot `slot` on `core` back from `env`.
+pub fn free_slot(env: &Env, core: usize, slot: usize) -> Result<(), Error> {
+    let state = CORES.get().get(core).ok_or(Error::BadSlot)?;
+    let mut c = state.lock();
+    c.vector.free(slot, slices::EnvId(env.id), &env.slot_quota).map_err(slice_error)?;
+    exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
+    env.account().slots_held.fetch_sub(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Owner of `slot` on `core`.
+pub fn slot_owner(core: usize, slot: usize) -> Result<u32, Error> {
+    let state = CORES.get().get(core).ok_or(Error::BadSlot)?;
+    let c = state.lock();
+    c.vector.owner(slot).map(|o| o.map_or(NO_ENV, |e| e.0)).map_err(slice_error)
+}
+
+fn slice_error(e: slices::SliceError) -> Error {
+    use slices::SliceError as S;
+    match e {
+        S::NoSuchSlot => Error::BadSlot,
+        S::SlotTaken => Error::Taken,
+        S::NotOwner => Error::NotOwner,
+        S::QuotaExceeded => Error::QuotaExceeded,
+        S::NoFreeSlot => Error::Exhausted,
+    }
+}
+
+// ---- Entering and leaving environments ------------------------------------
+
+/// Makes this core a scheduling core. Never returns.
+pub fn run_core() -> ! {
+    // SAFETY: the scheduler runs with interrupts off (the mailbox that
+    // started this core ran its work with them on).
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    ACTIVE[percpu::core_id()].store(true, Ordering::Release);
+    next_turn()
+}
+
+/// Charges the running environment for its time on this core and forgets it.
+fn stop_running(core: usize, turn: Turn, now: u64) {
+    let ran = now.saturating_sub(turn.run_start);
+    turn.env.account().cpu_ns[core].fetch_add(ran, Ordering::Relaxed);
+    release_running(&turn.env);
+}
+
+/// Drops this core's claim on `env`; the last core off a dead env reaps it.
+fn release_running(env: &Env) {
+    if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
+        env::reap(env.id);
+    }
+}
+
+/// Claims `env` for this core; fails if it died meanwhile.
+fn claim_running(env: &Env) -> bool {
+    env.running_on.fetch_add(1, Ordering::SeqCst);
+    if env.alive() {
+        return true;
+    }
+    release_running(env);
+    false
+}
+
+/// Whether `env` may run now: alive, and awake or woken by its predicate.
+/// Returns the wake tag when its predicate just woke it.
+fn runnable(env: &Env) -> Option<Option<u64>> {
+    if !env.alive() {
+        return None;
+    }
+    if !env.asleep.load(Ordering::Acquire) {
+        return Some(None);
+    }
+    let tag = crate::wakeup::evaluate(env)?;
+    env.asleep.store(false, Ordering::Release);
+    env.account().wakeups.fetch_add(1, Ordering::Relaxed);
+    Some(Some(tag))
+}
+
+/// The walk's questions, answered from the environment table.
+struct Walker {
+    /// Tag of the predicate that woke the chosen owner, if one did.
+    woken: Option<u64>,
+}
+
+impl slices::Walk for Walker {
+    fn runnable(&mut self, id: slices::EnvId) -> bool {
+        match env::get(id.0).and_then(|e| runnable(&e)) {
+            Some(tag) => {
+                self.woken = tag;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forfeited(&mut self, id: slices::EnvId) {
+        if let Some(e) = env::get(id.0) {
+            e.account().forfeits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Picks and enters the next turn on this core; idles while nothing is
+/// runnable. Never returns.
+pub fn next_turn() -> ! {
+    let core = percpu::core_id();
+    loop {
+        let now = time::now_ns();
+        exported::sysinfo().clock_ns.fetch_max(now, Ordering::Relaxed);
+        if core == 0 {
+            crate::run::monitor(now, true);
+        }
+        let mut c = core_state(core).lock();
+        debug_assert!(c.turn.is_none());
+        let mut walk = Walker { woken: None };
+        let decision = c.vector.next_turn(&mut walk);
+        let woken = walk.woken;
+        let slices_page = exported::core_slices_of(core);
+        match decision {
+            slices::Turn::Run { slot, owner, length_ns } => {
+                let Some(env) = env::get(owner.0).filter(|e| claim_running(e)) else { continue };
+                slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
+                slices_page.turn_started_ns.store(now, Ordering::Relaxed);
+                let end = now + length_ns;
+                let reason = match woken {
+                    Some(tag) => (UpcallReason::Woken, tag),
+                    None => (UpcallReason::NewSlice, 0),
+                };
+                let grace_end = end + config().grace_ns;
+                c.turn = Some(Turn { env: env.clone(), slot, phase: Phase::Running, run_start: now, end, grace_end });
+                drop(c);
+                enter_prologue(core, &env, reason, end, grace_end);
+            }
+            slices::Turn::Idle { slot, length_ns } => {
+                slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
+                slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
+                drop(c);
+                idle_until(core, now + length_ns);
+            }
+            slices::Turn::NothingRunnable => {
+                slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
+                drop(c);
+                // Sleepers' predicates are looked at again next round.
+                idle_until(core, now + config().slice_ns);
+            }
+        }
+    }
+}
+
+/// Halts until `until` (timer armed for it), accounting idle time.
+fn idle_until(core: usize, until: u64) {
+    let start = time::now_ns();
+    apic::arm_timer_ns(until.saturating_sub(start).max(1));
+    loop {
+        // SAFETY: halt with interrupts enabled; the timer (or a kick) wakes us.
+        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+        let now = time::now_ns();
+        if now >= until || crate::run::stopping() {
+            exported::core_slices_of(core).idle_ns.fetch_add(now - start, Ordering::Relaxed);
+            return;
+        }
+        if core == 0 {
+            crate::run::monitor(now, true);
+        }
+    }
+}
+
+/// Enters `env` at its prologue (or first entry) on this core.
+fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, u64), end: u64, grace_end: u64) -> ! {
+    if env.take_start(core) {
+        reason = UpcallReason::Start;
+        arg = 0;
+    } else if env.take_repossessed(core) {
+        reason = UpcallReason::Repossessed;
+        arg = 0;
+    }
+    let entry = {
+        let t = env.upcalls.lock();
+        if t.prologue != 0 { t.prologue } else { env.entry }
+    };
+    upcall(core, env, entry, reason, arg, end, grace_end)
+}
+
+/// Enters `env` at `entry` on this core's upcall stack with the disabled
+/// flag set and a clean FPU.
+fn upcall(core: usize, env: &Env, entry: u64, reason: UpcallReason, arg: u64, end: u64, grace_end: u64) -> ! {
+    exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+    let d = env.dispatch(core);
+    d.disabled.store(1, Ordering::Release);
+    d.slice_end_ns.store(end, Ordering::Relaxed);
+    d.grace_end_ns.store(grace_end, Ordering::Relaxed);
+    switch_address_space(env.pml4);
+    cpu::fxrstor(&CLEAN_FX.0);
+    let now = time::now_ns();
+    arm_for(now, if reason == UpcallReason::Revoke { grace_end } else { end });
+    let frame = TrapFrame {
+        rip: entry,
+        cs: u64::from(USER_CODE),
+        rflags: 0x202,
+        rsp: va::UPCALL_STACKS + (core as u64 + 1) * va::UPCALL_STACK_STRIDE - 8,
+        ss: u64::from(USER_DATA),
+        rdi: reason as u64,
+        rsi: arg,
+        rdx: va::DISPATCH + core as u64 * 0x1000,
+        rcx: core as u64,
+        ..TrapFrame::default()
+    };
+    enter_user(&frame)
+}
+
+fn arm_for(now: u64, deadline: u64) {
+    apic::arm_timer_ns(deadline.saturating_sub(now).max(1));
+}
+
+fn switch_address_space(pml4: u64) {
+    // SAFETY: `pml4` is a live environment's root, which maps the kernel
+    // half identically; reloading CR3 only changes the user half.
+    unsafe {
+        if x86::controlregs::cr3() != pml4 {
+            x86::controlregs::cr3_write(pml4);
+        }
+    }
+}
+
+/// Copies a trap frame and the live FPU state into a save area.
+fn save_context(frame: &TrapFrame, area: &mut UserContext) {
+    *area = UserContext {
+        rax: frame.rax,
+        rbx: frame.rbx,
+        rcx: frame.rcx,
+        rdx: frame.rdx,
+        rsi: frame.rsi,
+        rdi: frame.rdi,
+        rbp: frame.rbp,
+        rsp: frame.rsp,
+        r8: frame.r8,
+        r9: frame.r9,
+        r10: frame.r10,
+        r11: frame.r11,
+        r12: frame.r12,
+        r13: frame.r13,
+        r14: frame.r14,
+        r15: frame.r15,
+        rip: frame.rip,
+        rflags: frame.rflags,
+        fs_base: 0,
+        valid: 1,
+        fx: area.fx,
+    };
+    cpu::fxsave(&mut area.fx);
+}
+
+/// A trap frame resuming `ctx` in ring 3, with the user-controlled fields
+/// made safe (user selectors, IF on, IOPL 0), or `None` for a non-user rip.
+fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
+    if ctx.rip >= crate::aspace::USER_END || ctx.rsp >= crate::aspace::USER_END {
+        return None;
+    }
+    // Keep the arithmetic flags, DF and TF; force IF; drop IOPL, NT, VM, AC, RF.
+    let rflags = (ctx.rflags & 0x0000_0dd5) | 0x202;
+    Some(TrapFrame {
+        rax: ctx.rax,
+        rbx: ctx.rbx,
+        rcx: ctx.rcx,
+        rdx: ctx.rdx,
+        rsi: ctx.rsi,
+        rdi: ctx.rdi,
+        rbp: ctx.rbp,
+        rsp: ctx.rsp,
+        r8: ctx.r8,
+        r9: ctx.r9,
+        r10: ctx.r10,
+        r11: ctx.r11,
+        r12: ctx.r12,
+        r13: ctx.r13,
+        r14: ctx.r14,
+        r15: ctx.r15,
+        rip: ctx.rip,
+        cs: u64::from(USER_CODE),
+        rflags,
+        ss: u64::from(USER_DATA),
+        ..TrapFrame::default()
+    })
+}
+
+// ---- Timer: revocation and repossession ------------------------------------
+
+/// The timer fired on a scheduling core. Returns if the interrupted
+/// context continues.
+pub fn on_timer(frame: &mut TrapFrame) {
+    let core = percpu::core_id();
+    if !active(core) || !frame.from_user() {
+        return; // idle loop or boot code: it checks the time itself
+    }
+    let now = time::now_ns();
+    if core == 0 {
+        crate::run::monitor(now, false);
+    }
+    let mut c = core_state(core).lock();
+    let Some(turn) = c.turn.as_mut() else { return };
+    if !turn.env.alive() {
+        let t = c.turn.take().expect("turn checked");
+        drop(c);
+        stop_running(core, t, now);
+        next_turn();
+    }
+    match turn.phase {
+        Phase::Running if now >= turn.end => {
+            let d = turn.env.dispatch(core);
+            if d.disabled.load(Ordering::Acquire) != 0 {
+                d.events.fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
+                turn.phase = Phase::Deferred;
+                arm_for(now, turn.grace_end);
+                return;
+            }
+            let in_resume = {
+                let t = turn.env.upcalls.lock();
+                (t.resume_start..t.resume_end).contains(&frame.rip)
+            };
+            if in_resume {
+                arm_for(now, now + RESUME_RETRY_NS);
+                return;
+            }
+            turn.phase = Phase::Revoking;
+            let env = turn.env.clone();
+            let (end, grace_end) = (turn.end, turn.grace_end);
+            drop(c);
+            save_context(frame, &mut env.dispatch_mut(core).enabled);
+            let entry = env.upcalls.lock().epilogue;
+            if entry == 0 {
+                // No epilogue: nothing to tell; take the core at once.
+                return repossess(core, frame, now);
+            }
+            upcall(core, &env, entry, UpcallReason::Revoke, 0, end, grace_end);
+        }
+        Phase::Deferred | Phase::Revoking if now >= turn.grace_end => {
+            drop(c);
+            repossess(core, frame, now)
+        }
+        Phase::Running => arm_for(now, turn.end),
+        Phase::Deferred | Phase::Revoking => arm_for(now, turn.grace_end),
+    }
+}
+
+/// Takes the core back by force: full context into the preempted save
+/// area, the repossession recorded and charged, and on to the next turn.
+fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
+    let mut c = core_state(core).lock();
+    let turn = c.turn.take().expect("repossess with a turn");
+    let overrun = now.saturating_sub(turn.end);
+    let env = turn.env.clone();
+    let lost_slot = c.vector.record_repossession(turn.slot, now, overrun);
+    if lost_slot {
+        exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
+        if let Some(owner) = env::get(env.id) {
+            owner.slot_quota.give_back();
+            owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
+            owner.account().slots_revoked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    drop(c);
+    let d = env.dispatch_mut(core);
+    save_context(frame, &mut d.preempted);
+    d.events.fetch_or(events::REPOSSESSED, Ordering::AcqRel);
+    d.repossessions.fetch_add(1, Ordering::Relaxed);
+    d.last_repossession_ns.store(now, Ordering::Relaxed);
+    d.last_overrun_ns.store(overrun, Ordering::Relaxed);
+    env.account().repossessions.fetch_add(1, Ordering::Relaxed);
+    env.set_repossessed(core);
+    record::emit(
+        RecordKind::Event,
+        format_args!(
+            "\"event\":\"repossession\",\"env\":{},\"core\":{core},\"slot\":{},\"t_ns\":{now},\"overrun_ns\":{overrun},\"slot_revoked\":{lost_slot}",
+            env.id, turn.slot
+        ),
+    );
+    stop_running(core, turn, now);
+    next_turn()
+}
+
+/// A kick IPI on a scheduling core: drop the running env if it is dying.
+pub fn on_kick(frame: &TrapFrame) {
+    let core = percpu::core_id();
+    if !active(core) || !frame.from_user() {
+        return;
+    }
+    let mut c = core_state(core).lock();
+    if c.turn.as_ref().is_some_and(|t| !t.env.alive()) {
+        let t = c.turn.take().expect("checked");
+        drop(c);
+        stop_running(core, t, time::now_ns());
+        next_turn();
+    }
+}
+
+/// An environment was killed: kick every other scheduling core so the ones
+/// running it let go now rather than at their turn's end.
+pub fn env_dying(env: &Env) {
+    let me = percpu::core_id();
+    for core in (0..crate::smp::cores()).filter(|&c| c != me && active(c)) {
+        apic::send_ipi(crate::smp::apic_id(core), crate::arch::interrupts::vector::IPI_KICK);
+    }
+    // Free its slots everywhere; the walk skips them from now on.
+    for (core, state) in CORES.get().iter().enumerate() {
+        let mut c = state.lock();
+        let freed = c.vector.free_all(slices::EnvId(env.id), &env.slot_quota);
+        if freed > 0 {
+            let page = exported::core_slices_of(core);
+            for o in page.owners.iter() {
+                let _ = o.compare_exchange(env.id, NO_ENV, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+    env.account().slots_held.store(0, Ordering::Relaxed);
+    if env.running_on.load(Ordering::SeqCst) == 0 {
+        env::reap(env.id);
+    }
+}
+
+// ---- System calls that end or hand over the turn ---------------------------
+
+/// The caller (running on this core) gives up the rest of its turn, or
+/// donates it to `target`. Errors leave the caller running.
+pub fn yield_turn(caller: &Env, target: Option<u32>) -> Result<core::convert::Infallible, Error> {
+    let core = percpu::core_id();
+    let now = time::now_ns();
+    let target = target.or_else(|| {
+        let t = caller.dispatch(core).donate_to.load(Ordering::Acquire);
+        (t != NO_ENV).then_some(t)
+    });
+    let mut c = core_state(core).lock();
+    let Some(turn) = c.turn.as_mut() else { return Err(Error::NotPermitted) };
+    match target {
+        None => {
+            let t = c.turn.take().expect("turn checked");
+            drop(c);
+            stop_running(core, t, now);
+            next_turn()
+        }
+        Some(id) => {
+            if id == caller.id {
+                return Err(Error::BadArgument);
+            }
+            let recipient = env::get(id).ok_or(Error::BadEnv)?;
+            if recipient.upcalls.lock().prologue == 0 && recipient.entry == 0 {
+                return Err(Error::NotPermitted);
+            }
+            let wake = runnable(&recipient).ok_or(Error::NotRunnable)?;
+            if !claim_running(&recipient) {
+                return Err(Error::BadEnv);
+            }
+            caller.account().donations_given.fetch_add(1, Ordering::Relaxed);
+            recipient.account().donations_received.fetch_add(1, Ordering::Relaxed);
+            let donor = core::mem::replace(&mut turn.env, recipient.clone());
+            let ran_from = core::mem::replace(&mut turn.run_start, now);
+            // The donated remainder is a fresh turn for the recipient; if
+            // the donor was already past its end, the recipient gets none.
+            turn.phase = Phase::Running;
+            let (end, grace_end) = (turn.end, turn.grace_end);
+            drop(c);
+            donor.account().cpu_ns[core].fetch_add(now.saturating_sub(ran_from), Ordering::Relaxed);
+            release_running(&donor);
+            let reason = match wake {
+                Some(tag) => (UpcallReason::Woken, tag),
+                None => (UpcallReason::Donated, u64::from(donor.id)),
+            };
+            enter_prologue(core, &recipient, reason, end, grace_end)
+        }
+    }
+}
+
+/// `sleep`: the caller sleeps until its predicate holds.
+pub fn sleep(caller: &Env) -> Result<core::convert::Infallible, Error> {
+    if caller.predicate.lock().is_none() {
+        return Err(Error::BadArgument);
+    }
+    caller.asleep.store(true, Ordering::Release);
+    yield_turn(caller, None)
+}
+
+/// `exit` or a kill of the running environment: leave it now.
+pub fn leave_current() -> ! {
+    let core = percpu::core_id();
+    let t = core_state(core).lock().turn.take();
+    if let Some(t) = t {
+        stop_running(core, t, time::now_ns());
+    }
+    next_turn()
+}
+
+/// `resume(which)`: restore a save area of the caller's dispatch page for
+/// this core, clearing the disabled flag as it returns.
+pub fn resume(caller: &Env, which: abi::syscall::SaveArea) -> Result<core::convert::Infallible, Error> {
+    let core = percpu::core_id();
+    let d = caller.dispatch_mut(core);
+    let area = match which {
+        abi::syscall::SaveArea::Enabled => &mut d.enabled,
+        abi::syscall::SaveArea::Preempted => &mut d.preempted,
+        abi::syscall::SaveArea::Fault => &mut d.fault,
+    };
+    // Copy out first: the environment may scribble on the page meanwhile.
+    let mut ctx = *area;
+    if ctx.valid != 1 {
+        return Err(Error::NotMapped);
+    }
+    let frame = frame_from_context(&ctx).ok_or(Error::BadAddress)?;
+    area.valid = 0;
+    cpu::sanitise_fx(&mut ctx.fx);
+    cpu::fxrstor(&ctx.fx);
+    d.disabled.store(0, Ordering::Release);
+    enter_user(&frame)
+}
+
+/// A fault in user code: reflect it to the environment's exception entry,
+/// or kill the environment if it cannot take it.
+pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
+    let core = percpu::core_id();
+    let env = core_state(core).lock().turn.as_ref().map(|t| t.env.clone());
+    let Some(env) = env else {
+        panic!("user fault with no environment on core {core}");
+    };
+    let d = env.dispatch_mut(core);
+    let entry = env.upcalls.lock().exception;
+    let disabled = d.disabled.load(Ordering::Acquire) != 0;
+    if entry == 0 || disabled {
+        env::kill(
+            &env,
+            env::ExitReason::Killed(if entry == 0 { "fault with no exception handler" } else { "fault while disabled" }),
+        );
+        log::warn!(
+            "env {} fault: {} at rip {:#x} addr {cr2:#x}",
+            env.id,
+            crate::trap::exception_name(frame.vector),
+            frame.rip
+        );
+        leave_current();
+    }
+    d.fault_info = abi::shared::FaultInfo { vector: frame.vector, error_code: frame.error_code, address: cr2, rip: frame.rip };
+    save_context(frame, &mut d.fault);
+    let (end, grace_end) = core_state(core).lock().turn.as_ref().map_or((0, 0), |t| (t.end, t.grace_end));
+    upcall(core, &env, entry, UpcallReason::Exception, frame.vector, end, grace_end)
+}
+
+/// The environment running on this core, if any.
+pub fn current_env() -> Option<Arc<Env>> {
+    core_state(percpu::core_id()).lock().turn.as_ref().map(|t| t.env.clone())
+}

@@ -1,0 +1,76 @@
+//! Wakeup predicates: installed verified, evaluated against the sleeper's
+//! own memory (through its page tables), the global clock and counters.
+
+use core::sync::atomic::Ordering;
+
+use abi::syscall::Error;
+
+use crate::aspace::AddressSpace;
+use crate::env::Env;
+use crate::{exported, time};
+
+/// Reads for the evaluator: the environment's own user memory only.
+struct EnvMemory<'a> {
+    aspace: &'a AddressSpace,
+    now: u64,
+    env: &'a Env,
+}
+
+impl predicate::EvalEnv for EnvMemory<'_> {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        self.aspace.read_u64(addr)
+    }
+
+    fn clock_ns(&self) -> u64 {
+        self.now
+    }
+
+    fn counter(&self, index: u32) -> Option<u64> {
+        let a = self.env.account();
+        Some(match index {
+            0 => a.donations_received.load(Ordering::Relaxed),
+            1 => a.repossessions.load(Ordering::Relaxed),
+            2 => a.wakeups.load(Ordering::Relaxed),
+            3 => exported::sysinfo().envs_created.load(Ordering::Relaxed),
+            _ => return None,
+        })
+    }
+}
+
+/// Counters a predicate may name (see `EnvMemory::counter`).
+pub const COUNTERS: u32 = 4;
+
+/// Addresses a predicate may read: the caller's own user mappings.
+struct OwnMappings<'a>(&'a AddressSpace);
+
+impl predicate::AddressCheck for OwnMappings<'_> {
+    fn allowed(&self, addr: u64, len: u64) -> bool {
+        self.0.readable(addr, len)
+    }
+}
+
+/// Verifies and installs `bytes` as `env`'s predicate. On rejection returns
+/// the verifier's error packed as `(kind << 32) | position`.
+pub fn install(env: &Env, bytes: &[u8]) -> Result<(), (Error, u64)> {
+    let limits = predicate::Limits { counters: COUNTERS, ..predicate::Limits::DEFAULT };
+    let verified = env
+        .with_aspace(|a| predicate::verify(bytes, &limits, &OwnMappings(a)))
+        .map_err(|e| (Error::PredicateRejected, (u64::from(e.kind.code()) << 32) | e.at as u64))?;
+    *env.predicate.lock() = Some(verified);
+    Ok(())
+}
+
+/// Evaluates `env`'s predicate; `Some(tag)` when it holds. A predicate
+/// whose memory has gone away counts as true (the sleeper wakes and learns
+/// from its own state), never as a kernel error.
+pub fn evaluate(env: &Env) -> Option<u64> {
+    let guard = env.predicate.lock();
+    let p = guard.as_ref()?;
+    let now = time::now_ns();
+    let result = env.with_aspace(|a| p.eval(&EnvMemory { aspace: a, now, env }));
+    match result {
+        Ok(outcome) if outcome.value => Some(p.tag()),
+        Ok(_) => None,
+        Err(_) => Some(p.tag()),
+    }
+}
