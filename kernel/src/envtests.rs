@@ -34,7 +34,7 @@ static EXPERIMENTS: &[Experiment] = &[
     Experiment { name: "fpu", envs: &[spec("fpu", 2), spec("hog", 2)], finish: hog_repossessed },
     Experiment { name: "donate", envs: &[spec("donor", 4), spec("spin", 0)], finish: donations_move_time },
     Experiment { name: "sleep", envs: &[spec("sleeper", 4), spec("spin", 4)], finish: sleepers_cost_nothing },
-    Experiment { name: "fault", envs: &[spec("faulter", 2), spec("spin", 2)], finish: others_keep_share },
+    Experiment { name: "user_fault", envs: &[spec("faulter", 2), spec("spin", 2)], finish: others_keep_share },
     Experiment { name: "badargs", envs: &[spec("badargs", 2), spec("spin", 2)], finish: others_keep_share },
     Experiment { name: "teardown", envs: &[spec("spin", 4)], finish: teardown_releases_everything },
 ];

@@ -1,0 +1,158 @@
+//! Building the kernel image and the boot-module archive of programs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// A `cargo` command for the bare-metal target, with the variables an outer
+/// `cargo run`/`cargo test` sets removed so they do not leak into the inner
+/// build (they would point it at the host target or the wrong profile).
+fn target_cargo(args: &[&str]) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    for (key, _) in std::env::vars() {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key == "RUSTFLAGS"
+            || key == "RUSTC_WRAPPER"
+            || key == "RUSTC"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(workspace_root()).args(args);
+    cmd
+}
+
+/// Builds the kernel; returns the ELF's path.
+pub fn kernel() -> Result<PathBuf, String> {
+    let status = target_cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "kernel",
+        "--release",
+        "--target",
+        "x86_64-unknown-none",
+    ])
+    .status()
+    .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("kernel build failed".into());
+    }
+    Ok(workspace_root().join("target/x86_64-unknown-none/release/kernel"))
+}
+
+/// Builds the ring-3 programs (the `workloads` crate's binaries) and packs
+/// them into a boot-module archive; returns its path, or `None` when the
+/// workspace has no programs.
+pub fn programs() -> Result<Option<PathBuf>, String> {
+    let root = workspace_root();
+    let bins_dir = root.join("workloads/src/bin");
+    if !bins_dir.is_dir() {
+        return Ok(None);
+    }
+    let status = target_cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "workloads",
+        "--release",
+        "--target",
+        "x86_64-unknown-none",
+    ])
+    .status()
+    .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("workloads build failed".into());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&bins_dir)
+        .map_err(|e| format!("{}: {e}", bins_dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    let mut entries = Vec::new();
+    for name in names {
+        let path = root.join("target/x86_64-unknown-none/release").join(&name);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        entries.push((name, bytes));
+    }
+    let archive = pack(&entries)?;
+    let out = root.join("target/boot-modules.bin");
+    std::fs::write(&out, archive).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(Some(out))
+}
+
+/// Packs `(name, bytes)` entries into the archive format of
+/// `abi::shared::MODULE_MAGIC`.
+pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    const HEADER: usize = 64;
+    let mut out = abi::shared::MODULE_MAGIC.to_vec();
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    let mut offset = (12 + entries.len() * HEADER) as u64;
+    for (name, data) in entries {
+        if name.len() >= 48 {
+            return Err(format!("program name `{name}` is longer than 47 bytes"));
+        }
+        let mut n = [0u8; 48];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        out.extend_from_slice(&n);
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        offset += data.len() as u64;
+    }
+    for (_, data) in entries {
+        out.extend_from_slice(data);
+    }
+    Ok(out)
+}
+
+/// `git rev-parse HEAD`, with `-dirty` when the tree has changes.
+pub fn commit() -> String {
+    let root = workspace_root();
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(&root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(&root)
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty {
+        format!("{rev}-dirty")
+    } else {
+        rev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_layout_matches_the_abi() {
+        let a = pack(&[("spin".into(), b"abc".to_vec()), ("hog".into(), vec![])]).unwrap();
+        assert_eq!(&a[..8], b"EXOMOD01");
+        assert_eq!(u32::from_le_bytes(a[8..12].try_into().unwrap()), 2);
+        let off = u64::from_le_bytes(a[12 + 48..12 + 56].try_into().unwrap()) as usize;
+        assert_eq!(&a[off..off + 3], b"abc");
+        assert!(pack(&[("x".repeat(60), vec![])]).is_err());
+    }
+}
