@@ -35,11 +35,12 @@ pub struct Processor {
 pub struct Platform {
     pub processors: Vec<Processor>,
     pub pm_timer_port: Option<u16>,
-    pub rsdp: u64,
 }
 
-/// Why ACPI could not be read.
+/// Why ACPI could not be read (the payloads are read through `Debug`, in
+/// the boot log).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum AcpiError {
     NoRsdp(acpi::AcpiError),
     NoMadt(acpi::AcpiError),
@@ -77,5 +78,5 @@ pub fn parse(rsdp_hint: u64) -> Result<Platform, AcpiError> {
         .and_then(|fadt| fadt.pm_timer_block().ok().flatten())
         .filter(|g| g.address_space == acpi::address::AddressSpace::SystemIo)
         .map(|g| g.address as u16);
-    Ok(Platform { processors, pm_timer_port, rsdp: rsdp_hint })
+    Ok(Platform { processors, pm_timer_port })
 }

@@ -112,14 +112,6 @@ impl AddressSpace {
         })
     }
 
-    /// Copies `data` to user address `va` (which must be user-writable).
-    pub fn copy_out(&self, va: u64, data: &[u8]) -> Result<(), BadUserPointer> {
-        self.for_each_chunk(va, data.len(), true, |pa, at, n| {
-            // SAFETY: as for `copy_in`, in the other direction.
-            unsafe { core::ptr::copy_nonoverlapping(data[at..].as_ptr(), phys_to_virt(pa) as *mut u8, n) };
-        })
-    }
-
     /// Reads a u64 at a user address (any alignment within a page is fine).
     pub fn read_u64(&self, va: u64) -> Option<u64> {
         let mut b = [0u8; 8];
@@ -183,5 +175,5 @@ impl AddressSpace {
 
 /// Whether `va` may be named by an environment for its own mappings.
 pub fn mappable(va: u64) -> bool {
-    va % 0x1000 == 0 && (va::USER_MAP_START..va::USER_MAP_END).contains(&va)
+    va.is_multiple_of(0x1000) && (va::USER_MAP_START..va::USER_MAP_END).contains(&va)
 }

@@ -221,8 +221,9 @@ pub fn all() -> Vec<Arc<Env>> {
     TABLE.iter().filter_map(|s| s.lock().clone()).filter(|e| e.alive()).collect()
 }
 
-/// Why an environment could not be created.
+/// Why an environment could not be created (read through `Debug` in logs).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum SpawnError {
     Elf(elf::ElfError),
     NoMemory,

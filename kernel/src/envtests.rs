@@ -61,7 +61,7 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     let mut envs = Vec::new();
     for s in exp.envs {
         let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.program, image, u32::MAX, abi::syscall::NO_ENV as u32).map_err(|_| "spawn failed")?;
+        let e = env::spawn(s.program, image, u32::MAX, abi::syscall::NO_ENV).map_err(|_| "spawn failed")?;
         envs.push((e, s.slots_per_core));
     }
     // Interleave: slot i goes to the env whose turn it is in round-robin

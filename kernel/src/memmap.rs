@@ -19,7 +19,7 @@ pub struct Region {
 pub const fn page_up(x: u64) -> u64 {
     match x.checked_add(PAGE_SIZE - 1) {
         Some(v) => v & !(PAGE_SIZE - 1),
-        None => u64::MAX & !(PAGE_SIZE - 1),
+        None => !(PAGE_SIZE - 1),
     }
 }
 

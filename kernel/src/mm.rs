@@ -150,7 +150,7 @@ pub unsafe fn init(map: &[memmap::Region], keep: &[Range<u64>]) {
     unsafe { x86::controlregs::cr3_write(pml4) };
     log::info!(
         "memory: {} MiB usable RAM, {} free frames, direct map {} GiB",
-        free * PAGE_SIZE >> 20,
+        (free * PAGE_SIZE) >> 20,
         free,
         direct_end >> 30
     );

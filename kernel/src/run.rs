@@ -100,7 +100,7 @@ fn finish(code: ExitCode) -> ! {
     STOPPING.store(true, Ordering::Release);
     let now = time::now_ns();
     emit_stats(now);
-    let ok = FINISH.try_get().map_or(true, |f| f());
+    let ok = FINISH.try_get().is_none_or(|f| f());
     let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
     record::emit(RecordKind::End, format_args!("\"exit\":\"{}\",\"uptime_ns\":{now}", code.name()));
     crate::exit::exit(code)

@@ -401,7 +401,7 @@ fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
 /// context continues.
 pub fn on_timer(frame: &mut TrapFrame) {
     let core = percpu::core_id();
-    if !active(core) || !frame.from_user() {
+    if !active(core) || !frame.is_user() {
         return; // idle loop or boot code: it checks the time itself
     }
     let now = time::now_ns();
@@ -441,7 +441,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let entry = env.upcalls.lock().epilogue;
             if entry == 0 {
                 // No epilogue: nothing to tell; take the core at once.
-                return repossess(core, frame, now);
+                repossess(core, frame, now)
             }
             upcall(core, &env, entry, UpcallReason::Revoke, 0, end, grace_end);
         }
@@ -493,7 +493,7 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
 /// A kick IPI on a scheduling core: drop the running env if it is dying.
 pub fn on_kick(frame: &TrapFrame) {
     let core = percpu::core_id();
-    if !active(core) || !frame.from_user() {
+    if !active(core) || !frame.is_user() {
         return;
     }
     let mut c = core_state(core).lock();

@@ -126,8 +126,8 @@ fn ipi() -> bool {
     while (1..n).any(|c| percpu::of(c).nmis.load(Ordering::Relaxed) == nmi_base[c]) && time::now_ns() < deadline {
         core::hint::spin_loop();
     }
-    for core in 1..n {
-        let got = percpu::of(core).nmis.load(Ordering::Relaxed) - nmi_base[core];
+    for (core, base) in nmi_base.iter().enumerate().skip(1) {
+        let got = percpu::of(core).nmis.load(Ordering::Relaxed) - base;
         ok &= record::check("ipi", "nmi_received", got == 1, format_args!("core {core}: {got} NMIs"));
     }
     ok
@@ -174,6 +174,15 @@ fn fault_on_core(core: usize) {
         if !record::check("fault", name, got == want, format_args!("core {core}: vector {got}, expected {want}")) {
             FAULT_FAILS.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    // Nested KVM on the development machines stops the VM with "KVM
+    // internal error, emulation failure" when a ring-0 #BP is delivered
+    // (with either encoding), so under KVM this one check is left to TCG.
+    if crate::time::hypervisor() == Some("KVM") {
+        if core == 0 {
+            log::warn!("kernel breakpoint check not run under KVM (nested KVM cannot deliver a ring-0 #BP)");
+        }
+        return;
     }
     let before = trap::BREAKPOINTS.load(Ordering::Relaxed);
     // SAFETY: a kernel int3 traps to the breakpoint handler, which returns.

@@ -82,19 +82,19 @@ pub fn start_tick() {
 
 fn exception(frame: &mut TrapFrame) {
     let cpu = percpu::this();
-    if frame.vector == u64::from(vector::BREAKPOINT) && !frame.from_user() {
+    if frame.vector == u64::from(vector::BREAKPOINT) && !frame.is_user() {
         // A kernel int3 is a trap: note it and continue after it.
         BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    if frame.from_user() {
+    if frame.is_user() {
         // SAFETY: reading CR2 has no side effects.
         let cr2 = unsafe { x86::controlregs::cr2() };
         crate::sched::on_user_fault(frame, cr2 as u64);
     }
     // An expected fault at a guarded kernel access resumes at its fixup.
     let fixup = cpu.fault_fixup.swap(0, Ordering::Relaxed);
-    if fixup != 0 && !frame.from_user() {
+    if fixup != 0 && !frame.is_user() {
         cpu.last_fixed_vector.store(frame.vector, Ordering::Relaxed);
         frame.rip = fixup;
         return;
@@ -109,7 +109,7 @@ fn exception(frame: &mut TrapFrame) {
         frame.rip,
         cr2,
         frame.rsp,
-        if frame.from_user() { "user" } else { "kernel" }
+        if frame.is_user() { "user" } else { "kernel" }
     );
 }
 

@@ -94,6 +94,9 @@ impl Builder {
     pub fn or(self) -> Self {
         self.emit(0x21, &[])
     }
+    /// Boolean negation. Named like the opcode it emits, not `ops::Not`:
+    /// the builder is a postfix program, not an expression value.
+    #[allow(clippy::should_implement_trait)]
     pub fn not(self) -> Self {
         self.emit(0x22, &[])
     }

@@ -196,9 +196,9 @@ proptest! {
                 prop_assert_eq!(q.held(), held);
                 prop_assert!(held <= e as u32 + 2);
             }
-            for c in 0..3 {
+            for (c, v) in vecs.iter().enumerate() {
                 for s in 0..5 {
-                    prop_assert_eq!(vecs[c].owner(s).unwrap().map(|x| x.0), model.get(&(c, s)).copied());
+                    prop_assert_eq!(v.owner(s).unwrap().map(|x| x.0), model.get(&(c, s)).copied());
                 }
             }
         }

@@ -144,8 +144,7 @@ pub fn effective_machine(default: &str, extra: &[String]) -> String {
 /// The last `-cpu` in `args`.
 pub fn effective_cpu_model(args: &[String]) -> Option<String> {
     args.windows(2)
-        .filter(|w| w[0] == "-cpu")
-        .last()
+        .rfind(|w| w[0] == "-cpu")
         .map(|w| w[1].clone())
 }
 

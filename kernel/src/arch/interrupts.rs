@@ -16,7 +16,6 @@ use crate::percpu::MAX_CPUS;
 /// Vector numbers the kernel assigns.
 pub mod vector {
     pub const DIVIDE: u8 = 0;
-    pub const DEBUG: u8 = 1;
     pub const NMI: u8 = 2;
     pub const BREAKPOINT: u8 = 3;
     pub const INVALID_OPCODE: u8 = 6;
@@ -63,7 +62,7 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    pub fn from_user(&self) -> bool {
+    pub fn is_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -160,7 +159,7 @@ syscall_entry:
     push 0x2b              /* user CS (USER_CODE) */
     push rcx               /* RIP */
     push 0
-    push 0x100             /* SYSCALL_MARKER */
+    push 0x100             /* vector 0x100: "a syscall", never a real vector */
     SAVE_REGS
     mov rdi, rsp
     cld
@@ -284,9 +283,6 @@ pub unsafe fn load(core: usize) {
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
 }
 
-/// `TrapFrame::vector` of a frame built by the syscall entry.
-pub const SYSCALL_MARKER: u64 = 0x100;
-
 extern "C" {
     fn syscall_entry();
     fn enter_user_frame(frame: *const TrapFrame) -> !;
@@ -300,7 +296,7 @@ pub fn syscall_entry_address() -> u64 {
 /// Leaves the kernel for ring 3 with `frame`, discarding this core's kernel
 /// stack: the frame is moved to the stack top and restored with `iretq`.
 pub fn enter_user(frame: &TrapFrame) -> ! {
-    debug_assert!(frame.from_user());
+    debug_assert!(frame.is_user());
     let top = crate::percpu::this().kernel_rsp.load(core::sync::atomic::Ordering::Relaxed);
     let dst = (top as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame;
     // SAFETY: `dst` is the top of this core's kernel stack, below which

@@ -52,7 +52,6 @@ pub struct Module {
 
 /// What the kernel keeps from the start info.
 pub struct BootInfo {
-    pub start_info_paddr: u64,
     pub rsdp_paddr: u64,
     memmap: [kernel::memmap::Region; MAX_MEMMAP],
     memmap_len: usize,
@@ -79,8 +78,9 @@ impl BootInfo {
 
 static BOOT_INFO: BootCell<BootInfo> = BootCell::new();
 
-/// Why the start info was unusable.
+/// Why the start info was unusable (read through `Debug`, in the boot log).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum PvhError {
     BadMagic(u32),
     NoMemoryMap,
@@ -102,7 +102,6 @@ pub unsafe fn capture(paddr: u64) -> Result<&'static BootInfo, PvhError> {
         return Err(PvhError::NoMemoryMap);
     }
     let mut info = BootInfo {
-        start_info_paddr: paddr,
         rsdp_paddr: si.rsdp_paddr,
         memmap: [kernel::memmap::Region { start: 0, len: 0, usable: false }; MAX_MEMMAP],
         memmap_len: 0,
@@ -140,9 +139,4 @@ pub unsafe fn capture(paddr: u64) -> Result<&'static BootInfo, PvhError> {
         info.cmdline_len = n;
     }
     Ok(BOOT_INFO.init(info))
-}
-
-/// The captured boot info. Panics if called before [`capture`].
-pub fn get() -> &'static BootInfo {
-    BOOT_INFO.get()
 }

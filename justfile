@@ -1,0 +1,42 @@
+# The platform's front door: thin recipes over the Rust runner (`cargo xtask`).
+# Run `just` (or `./just` on a fresh machine, which installs what is missing)
+# to list the recipes.
+
+set positional-arguments := false
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the kernel image and the programs' boot-module archive.
+build:
+    cargo xtask build
+
+# Boot the platform on N cores and stream its console (q quits).
+run-smp sched="stride" cpus="4" accel="auto" machine="pc" qemu="" timeout="120" run_ms="" test="" scenario="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    args=(--sched "{{sched}}" --cpus "{{cpus}}" --accel "{{accel}}" --machine "{{machine}}" --timeout "{{timeout}}")
+    [ -n "{{qemu}}" ] && args+=(--qemu "{{qemu}}")
+    [ -n "{{run_ms}}" ] && args+=(--run-ms "{{run_ms}}")
+    [ -n "{{test}}" ] && args+=(--test "{{test}}")
+    if [ -n "{{scenario}}" ]; then echo "scenario files are not implemented yet" >&2; exit 2; fi
+    exec cargo xtask run "${args[@]}"
+
+# Host unit and property tests of every pure crate.
+test-host:
+    cargo test --workspace --exclude xtask --quiet
+    cargo test -p xtask --lib --quiet
+
+# In-QEMU suites: boot the kernel and assert on what it reports.
+test-qemu:
+    cargo test -p xtask --tests --quiet -- --test-threads=2
+
+# Formatting and lints (host, and the bare-metal crates for their target).
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy -p kernel -p slices -p predicate -p abi --target x86_64-unknown-none --quiet -- -D warnings
+
+# Everything CI runs.
+test: test-host test-qemu lint
