@@ -29,12 +29,16 @@ pub enum Syscall {
     /// `slice_owner(core, slot) -> env id | NO_ENV`.
     SliceOwner = 12,
 
-    /// `yield(target env | ANY_ENV)`: donates the rest of this core's slice to
-    /// `target`, or gives it up. On success does not return to the caller's
-    /// context: the caller gets a prologue upcall at its next slice.
+    /// `yield(target env | ANY_ENV, flags)`: donates the rest of this core's
+    /// slice to `target`, or gives it up. On success does not return to the
+    /// caller's context: the caller gets a prologue upcall at its next slice.
+    /// With [`YIELD_SAVE`] the kernel first saves the caller's context (as if
+    /// the call returned 0) in this core's `Dispatch::enabled` area, so that
+    /// prologue can `resume(Enabled)` right after the yield.
     Yield = 20,
-    /// `sleep()`: gives up the slice and sleeps until the installed predicate
-    /// holds (on every core the environment holds slots on).
+    /// `sleep(flags)`: gives up the slice and sleeps until the installed
+    /// predicate holds (on every core the environment holds slots on).
+    /// [`YIELD_SAVE`] as for `yield`.
     Sleep = 21,
     /// `predicate_install(ptr, len)`: verifies and installs the wakeup
     /// predicate. On rejection `rax` = `-PredicateRejected` and `rdx` packs
@@ -100,6 +104,9 @@ pub const ANY_SLOT: u64 = u64::MAX;
 pub const ANY_ENV: u64 = u64::MAX;
 /// An unowned slot.
 pub const NO_ENV: u32 = u32::MAX;
+/// `yield`/`sleep` flag: save the caller's context for a later `resume`.
+pub const YIELD_SAVE: u64 = 1;
+
 /// `frame_alloc`: any free frame.
 pub const ANY_FRAME: u64 = u64::MAX;
 

@@ -216,6 +216,11 @@ pub fn get(id: u32) -> Option<Arc<Env>> {
     (env.id == id && env.alive()).then_some(env)
 }
 
+/// Whether `id`'s table slot has been freed (its memory returned).
+pub fn reaped(id: u32) -> bool {
+    TABLE[slot_of(id)].lock().as_ref().is_none_or(|e| e.id != id)
+}
+
 /// Every live environment (for reports and predicates).
 pub fn all() -> Vec<Arc<Env>> {
     TABLE.iter().filter_map(|s| s.lock().clone()).filter(|e| e.alive()).collect()
@@ -381,8 +386,9 @@ pub fn reap(id: u32) {
     if env.id != id || env.alive() || env.running_on.load(Ordering::Acquire) != 0 {
         return;
     }
+    // The slot stays locked until the memory is back in the allocator, so
+    // `reaped` (which takes the lock) means "freed", not "being freed".
     let env = slot.take().expect("checked above");
-    drop(slot);
     exported::retire_account(slot_of(id));
     *env.predicate.lock() = None;
     // Other references (a core between decisions) may linger briefly; the
@@ -399,4 +405,5 @@ pub fn reap(id: u32) {
     if memory.aspace.pml4 != 0 {
         release(memory);
     }
+    drop(slot);
 }

@@ -418,6 +418,10 @@ pub fn on_timer(frame: &mut TrapFrame) {
     }
     match turn.phase {
         Phase::Running if now >= turn.end => {
+            // The grace period runs from when the revocation is delivered:
+            // a late timer must not eat the time the environment is owed to
+            // save its state. (The lateness itself is charged as overrun.)
+            turn.grace_end = turn.grace_end.max(now + config().grace_ns);
             let d = turn.env.dispatch(core);
             if d.disabled.load(Ordering::Acquire) != 0 {
                 d.events.fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
@@ -533,8 +537,18 @@ pub fn env_dying(env: &Env) {
 
 /// The caller (running on this core) gives up the rest of its turn, or
 /// donates it to `target`. Errors leave the caller running.
-pub fn yield_turn(caller: &Env, target: Option<u32>) -> Result<core::convert::Infallible, Error> {
+///
+/// With `save`, the caller's syscall frame is saved (returning 0) in its
+/// enabled save area once the yield is certain to happen.
+pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
+    let save_caller = || {
+        if let Some(frame) = save {
+            let mut f = *frame;
+            f.rax = 0;
+            save_context(&f, &mut caller.dispatch_mut(core).enabled);
+        }
+    };
     let now = time::now_ns();
     let target = target.or_else(|| {
         let t = caller.dispatch(core).donate_to.load(Ordering::Acquire);
@@ -546,6 +560,7 @@ pub fn yield_turn(caller: &Env, target: Option<u32>) -> Result<core::convert::In
         None => {
             let t = c.turn.take().expect("turn checked");
             drop(c);
+            save_caller();
             stop_running(core, t, now);
             next_turn()
         }
@@ -561,6 +576,7 @@ pub fn yield_turn(caller: &Env, target: Option<u32>) -> Result<core::convert::In
             if !claim_running(&recipient) {
                 return Err(Error::BadEnv);
             }
+            save_caller();
             caller.account().donations_given.fetch_add(1, Ordering::Relaxed);
             recipient.account().donations_received.fetch_add(1, Ordering::Relaxed);
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
@@ -582,12 +598,12 @@ pub fn yield_turn(caller: &Env, target: Option<u32>) -> Result<core::convert::In
 }
 
 /// `sleep`: the caller sleeps until its predicate holds.
-pub fn sleep(caller: &Env) -> Result<core::convert::Infallible, Error> {
+pub fn sleep(caller: &Env, save: Option<&TrapFrame>) -> Result<core::convert::Infallible, Error> {
     if caller.predicate.lock().is_none() {
         return Err(Error::BadArgument);
     }
     caller.asleep.store(true, Ordering::Release);
-    yield_turn(caller, None)
+    yield_turn(caller, None, save)
 }
 
 /// `exit` or a kill of the running environment: leave it now.
@@ -640,10 +656,16 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
             env::ExitReason::Killed(if entry == 0 { "fault with no exception handler" } else { "fault while disabled" }),
         );
         log::warn!(
-            "env {} fault: {} at rip {:#x} addr {cr2:#x}",
+            "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
             env.id,
             crate::trap::exception_name(frame.vector),
-            frame.rip
+            frame.rip,
+            frame.error_code,
+            frame.cs,
+            frame.rsp,
+            frame.rcx,
+            frame.r11,
+            frame.rax
         );
         leave_current();
     }

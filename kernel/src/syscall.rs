@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use abi::record::RecordKind;
 use abi::shared::UpcallTable;
-use abi::syscall::{map_flags, Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT};
+use abi::syscall::{map_flags, Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, YIELD_SAVE};
 
 use crate::arch::interrupts::TrapFrame;
 use crate::env::{self, Env};
@@ -23,6 +23,7 @@ pub fn handle(frame: &mut TrapFrame) {
         frame.rax = Error::NotPermitted.encode();
         return;
     };
+    log::trace!("syscall {} from env {} rip {:#x} rsp {:#x} cs {:#x}", frame.rax, env.id, frame.rip, frame.rsp, frame.cs);
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let result = match Syscall::from_number(frame.rax) {
         None => Err(Error::BadSyscall),
@@ -120,9 +121,18 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
         Syscall::SliceOwner => sched::slot_owner(core_arg(a[0])?, slot_arg(a[1])?).map(u64::from),
         Syscall::Yield => {
             let target = if a[0] == ANY_ENV { None } else { Some(env_arg(a[0])?) };
-            match sched::yield_turn(env, target)? {}
+            if a[1] & !YIELD_SAVE != 0 {
+                return Err(Error::BadArgument);
+            }
+            let save = (a[1] & YIELD_SAVE != 0).then_some(&*frame);
+            match sched::yield_turn(env, target, save)? {}
         }
-        Syscall::Sleep => match sched::sleep(env)? {},
+        Syscall::Sleep => {
+            if a[0] & !YIELD_SAVE != 0 {
+                return Err(Error::BadArgument);
+            }
+            match sched::sleep(env, (a[0] & YIELD_SAVE != 0).then_some(&*frame))? {}
+        }
         Syscall::PredicateInstall => {
             let mut buf = [0u8; MAX_PREDICATE];
             let bytes = user_bytes(env, a[0], a[1], &mut buf)?;

@@ -1,0 +1,16 @@
+//! The library OS every program links. It takes the kernel's upcalls and
+//! gives the program a simple model: one worker context per core, entered at
+//! `main(core)` the first time the environment runs there, preempted and
+//! resumed exactly across revocations and repossessions.
+//!
+//! Policy hooks (what to do at an epilogue, on a fault) are the program's,
+//! through [`App`].
+#![cfg_attr(not(test), no_std)]
+
+pub mod fmt;
+pub mod rt;
+pub mod sys;
+
+pub use abi;
+pub use predicate;
+pub use rt::{App, Epilogue, FaultAction};

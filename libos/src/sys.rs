@@ -1,0 +1,181 @@
+//! Typed wrappers for every system call, and views of the exported pages.
+
+use core::arch::asm;
+
+use abi::shared::{va, CoreSlices, Dispatch, EnvAccount, SysInfo, UpcallTable};
+use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, YIELD_SAVE};
+
+/// Raw `syscall`: number and up to six arguments; returns (rax, rdx).
+///
+/// # Safety
+/// The arguments must be valid for the call (pointers readable, ...); the
+/// kernel checks them, so a wrong one yields an error, but calls that
+/// switch context (yield, resume, exit) do not return normally.
+#[inline(always)]
+pub unsafe fn raw(n: u64, a: [u64; 6]) -> (u64, u64) {
+    let (rax, rdx);
+    // SAFETY: per this function's contract; rcx and r11 are clobbered by
+    // the instruction, everything else is preserved by the kernel.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") n => rax,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            inlateout("rdx") a[2] => rdx,
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    (rax, rdx)
+}
+
+fn call(n: Syscall, a: [u64; 6]) -> Result<u64, Error> {
+    // SAFETY: every wrapper below passes arguments the kernel validates.
+    Error::decode(unsafe { raw(n as u64, a) }.0)
+}
+
+pub fn null() -> Result<u64, Error> {
+    call(Syscall::Null, [0; 6])
+}
+
+pub fn log(text: &str) -> Result<u64, Error> {
+    call(
+        Syscall::Log,
+        [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0],
+    )
+}
+
+/// Emits a `user` record; `fields` is the inside of a JSON object.
+pub fn report(fields: &str) -> Result<u64, Error> {
+    call(
+        Syscall::Report,
+        [fields.as_ptr() as u64, fields.len() as u64, 0, 0, 0, 0],
+    )
+}
+
+/// (my env id, the core I run on).
+pub fn self_info() -> (u32, usize) {
+    // SAFETY: no arguments.
+    let (rax, rdx) = unsafe { raw(Syscall::SelfInfo as u64, [0; 6]) };
+    (rax as u32, rdx as usize)
+}
+
+pub fn exit(code: u64) -> ! {
+    // SAFETY: exit does not return.
+    unsafe { raw(Syscall::Exit as u64, [code, 0, 0, 0, 0, 0]) };
+    unreachable!("exit returned")
+}
+
+pub fn set_upcalls(table: &UpcallTable) -> Result<u64, Error> {
+    call(
+        Syscall::SetUpcalls,
+        [table as *const UpcallTable as u64, 0, 0, 0, 0, 0],
+    )
+}
+
+pub fn slice_alloc(core: usize, slot: Option<usize>) -> Result<usize, Error> {
+    call(
+        Syscall::SliceAlloc,
+        [core as u64, slot.map_or(ANY_SLOT, |s| s as u64), 0, 0, 0, 0],
+    )
+    .map(|s| s as usize)
+}
+
+pub fn slice_free(core: usize, slot: usize) -> Result<u64, Error> {
+    call(Syscall::SliceFree, [core as u64, slot as u64, 0, 0, 0, 0])
+}
+
+/// Gives up (or donates, `Some(env)`) the rest of this slice. With `save`,
+/// returns `Ok` when this context is resumed at a later prologue.
+pub fn yield_to(target: Option<u32>, save: bool) -> Result<u64, Error> {
+    let flags = if save { YIELD_SAVE } else { 0 };
+    call(
+        Syscall::Yield,
+        [target.map_or(ANY_ENV, u64::from), flags, 0, 0, 0, 0],
+    )
+}
+
+/// Sleeps until the installed predicate holds; with `save`, returns then.
+pub fn sleep(save: bool) -> Result<u64, Error> {
+    call(
+        Syscall::Sleep,
+        [if save { YIELD_SAVE } else { 0 }, 0, 0, 0, 0, 0],
+    )
+}
+
+/// Installs a wakeup predicate; on rejection also returns the verifier's
+/// packed detail (`kind << 32 | position`).
+pub fn predicate_install(program: &[u8]) -> Result<u64, (Error, u64)> {
+    // SAFETY: a pointer and length into our own memory.
+    let (rax, rdx) = unsafe {
+        raw(
+            Syscall::PredicateInstall as u64,
+            [program.as_ptr() as u64, program.len() as u64, 0, 0, 0, 0],
+        )
+    };
+    Error::decode(rax).map_err(|e| (e, rdx))
+}
+
+pub fn resume(which: SaveArea) -> Result<u64, Error> {
+    call(Syscall::Resume, [which as u64, 0, 0, 0, 0, 0])
+}
+
+pub fn frame_alloc(pfn: Option<u64>) -> Result<u64, Error> {
+    call(
+        Syscall::FrameAlloc,
+        [pfn.unwrap_or(ANY_FRAME), 0, 0, 0, 0, 0],
+    )
+}
+
+pub fn frame_free(pfn: u64) -> Result<u64, Error> {
+    call(Syscall::FrameFree, [pfn, 0, 0, 0, 0, 0])
+}
+
+pub fn map(addr: u64, pfn: u64, flags: u64) -> Result<u64, Error> {
+    call(Syscall::Map, [addr, pfn, flags, 0, 0, 0])
+}
+
+pub fn unmap(addr: u64) -> Result<u64, Error> {
+    call(Syscall::Unmap, [addr, 0, 0, 0, 0, 0])
+}
+
+// ---- Exported state ---------------------------------------------------------
+
+pub fn sysinfo() -> &'static SysInfo {
+    // SAFETY: the kernel maps SysInfo read-only at this address in every
+    // environment for its whole life.
+    unsafe { &*(va::SYSINFO as *const SysInfo) }
+}
+
+pub fn core_slices(core: usize) -> &'static CoreSlices {
+    // SAFETY: as `sysinfo`, for each online core.
+    unsafe { &*((va::CORE_SLICES + core as u64 * va::CORE_SLICES_STRIDE) as *const CoreSlices) }
+}
+
+pub fn account(env_slot: usize) -> &'static EnvAccount {
+    // SAFETY: as `sysinfo`, for every environment-table slot.
+    unsafe {
+        &*((va::ENV_ACCOUNTS + env_slot as u64 * va::ENV_ACCOUNT_STRIDE) as *const EnvAccount)
+    }
+}
+
+/// This environment's dispatch page for `core`.
+pub fn dispatch(core: usize) -> &'static mut Dispatch {
+    // SAFETY: the kernel maps our own dispatch page for each core read-write
+    // at this address; only code running on `core` uses it.
+    unsafe { &mut *((va::DISPATCH + core as u64 * 0x1000) as *mut Dispatch) }
+}
+
+/// The global clock in ns, from the TSC and the exported calibration.
+pub fn now_ns() -> u64 {
+    let info = sysinfo();
+    // SAFETY: rdtsc is allowed in ring 3 (CR4.TSD clear).
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    (u128::from(tsc.saturating_sub(info.tsc_base)) * 1_000_000 / u128::from(info.tsc_khz.max(1)))
+        as u64
+}

@@ -1,0 +1,219 @@
+//! Hostile: calls every system call with wild arguments — kernel addresses,
+//! huge lengths, others' ids and slots, malformed predicates — and reports
+//! what came back. Every call must fail with the expected error; the kernel
+//! must survive and everyone else keep their share.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use core::sync::atomic::Ordering;
+
+use libos::abi::shared::{UpcallTable, MAX_ENVS};
+use libos::abi::syscall::{Error, NO_ENV};
+use libos::predicate::Builder;
+use libos::{report, sys, App, Epilogue};
+
+const KERNEL: u64 = 0xffff_8000_0000_0000;
+
+fn expect(call: &str, got: Result<u64, Error>, want: Error) -> bool {
+    let ok = got == Err(want);
+    let got = match got {
+        Ok(v) => {
+            report!("\"kind\":\"badargs\",\"call\":\"{call}\",\"ok\":false,\"got\":\"ok:{v}\",\"want\":\"{}\"", want.name());
+            return false;
+        }
+        Err(e) => e.name(),
+    };
+    report!(
+        "\"kind\":\"badargs\",\"call\":\"{call}\",\"ok\":{ok},\"got\":\"{got}\",\"want\":\"{}\"",
+        want.name()
+    );
+    ok
+}
+
+fn raw(n: u64, a: [u64; 6]) -> Result<u64, Error> {
+    // SAFETY: the kernel validates every argument; these calls do not
+    // switch context when they fail, which is what is tested.
+    Error::decode(unsafe { sys::raw(n, a) }.0)
+}
+
+fn other_env(me: u32) -> u32 {
+    (0..MAX_ENVS)
+        .map(|i| sys::account(i).env.load(Ordering::Acquire))
+        .find(|&id| id != NO_ENV && id != me)
+        .unwrap_or(NO_ENV)
+}
+
+fn main(core: usize) -> ! {
+    if core == 0 {
+        let (me, _) = sys::self_info();
+        let other = other_env(me);
+        let mut ok = true;
+        ok &= expect(
+            "log_kernel_pointer",
+            raw(1, [KERNEL, 16, 0, 0, 0, 0]),
+            Error::BadPointer,
+        );
+        ok &= expect(
+            "log_huge_length",
+            raw(1, [0x40_0000, u64::MAX, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "log_unmapped",
+            raw(1, [0x10, 8, 0, 0, 0, 0]),
+            Error::BadPointer,
+        );
+        ok &= expect(
+            "report_newline",
+            sys::report("\"a\":1}\n@@exo end {"),
+            Error::BadArgument,
+        );
+        ok &= expect("no_such_syscall", raw(9999, [0; 6]), Error::BadSyscall);
+        ok &= expect(
+            "slice_alloc_bad_core",
+            sys::slice_alloc(100_000, None).map(|s| s as u64),
+            Error::BadSlot,
+        );
+        ok &= expect(
+            "slice_alloc_bad_slot",
+            sys::slice_alloc(0, Some(1 << 40)).map(|s| s as u64),
+            Error::BadSlot,
+        );
+        ok &= expect(
+            "slice_alloc_taken",
+            sys::slice_alloc(0, Some(1)).map(|s| s as u64),
+            Error::Taken,
+        );
+        ok &= expect(
+            "slice_free_not_owner",
+            sys::slice_free(0, 1),
+            Error::NotOwner,
+        );
+        ok &= expect(
+            "yield_to_nobody",
+            sys::yield_to(Some(0x00de_ad00), false),
+            Error::BadEnv,
+        );
+        ok &= expect(
+            "yield_to_self",
+            sys::yield_to(Some(me), false),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "yield_bad_flags",
+            raw(20, [u64::MAX, 0xff, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "sleep_without_predicate",
+            sys::sleep(false),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "predicate_wild_pointer",
+            raw(22, [KERNEL, 16, 0, 0, 0, 0]),
+            Error::BadPointer,
+        );
+        let reads_kernel = Builder::new(0)
+            .load_u64(KERNEL)
+            .imm(0)
+            .eq()
+            .finish()
+            .unwrap();
+        ok &= expect(
+            "predicate_reads_kernel",
+            sys::predicate_install(reads_kernel.as_bytes()).map_err(|e| e.0),
+            Error::PredicateRejected,
+        );
+        ok &= expect(
+            "predicate_garbage",
+            sys::predicate_install(b"P\x01\0\0\0\0\0\0\0\0\xff").map_err(|e| e.0),
+            Error::PredicateRejected,
+        );
+        ok &= expect(
+            "resume_bad_area",
+            raw(24, [7, 0, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "resume_nothing_saved",
+            sys::resume(libos::abi::syscall::SaveArea::Fault),
+            Error::NotMapped,
+        );
+        let table = UpcallTable {
+            prologue: KERNEL,
+            ..UpcallTable::default()
+        };
+        ok &= expect(
+            "upcalls_into_kernel",
+            sys::set_upcalls(&table),
+            Error::BadAddress,
+        );
+        ok &= expect(
+            "upcalls_wild_pointer",
+            raw(4, [KERNEL, 0, 0, 0, 0, 0]),
+            Error::BadPointer,
+        );
+        ok &= expect(
+            "map_kernel_address",
+            sys::map(KERNEL, 1, 1),
+            Error::BadAddress,
+        );
+        ok &= expect(
+            "map_unowned_frame",
+            sys::map(0x1000_0000_0000, 0x100, 1),
+            Error::NotOwner,
+        );
+        ok &= expect(
+            "unmap_nothing",
+            sys::unmap(0x1000_0000_0000),
+            Error::NotMapped,
+        );
+        ok &= expect(
+            "frame_free_unowned",
+            sys::frame_free(0x100),
+            Error::NotOwner,
+        );
+        ok &= expect(
+            "frame_alloc_taken",
+            sys::frame_alloc(Some(0x100)),
+            Error::Taken,
+        );
+        ok &= expect(
+            "frame_alloc_out_of_range",
+            sys::frame_alloc(Some(1 << 50)),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "kill_not_child",
+            raw(41, [u64::from(other), 0, 0, 0, 0, 0]),
+            Error::NotPermitted,
+        );
+        ok &= expect(
+            "spawn_no_such_program",
+            raw(40, [100_000, 1, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        // An owned frame: map it, then the same address again, then free while mapped.
+        if let Ok(pfn) = sys::frame_alloc(None) {
+            ok &= sys::map(0x1000_0000_0000, pfn, 1).is_ok();
+            ok &= expect(
+                "map_twice",
+                sys::map(0x1000_0000_0000, pfn, 1),
+                Error::BadAddress,
+            );
+            ok &= sys::unmap(0x1000_0000_0000) == Ok(pfn);
+            ok &= sys::frame_free(pfn).is_ok();
+        }
+        report!("\"kind\":\"badargs_done\",\"all_ok\":{ok},\"other_env\":{other}");
+    }
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+libos::program!(App {
+    name: "badargs",
+    main,
+    epilogue: Epilogue::Cooperative,
+    on_fault: None
+});

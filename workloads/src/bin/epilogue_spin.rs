@@ -1,0 +1,17 @@
+//! Hostile: its epilogue spins forever instead of yielding.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use libos::{App, Epilogue};
+
+fn main(_core: usize) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+libos::program!(App {
+    name: "epilogue_spin",
+    main,
+    epilogue: Epilogue::Spin,
+    on_fault: None
+});
