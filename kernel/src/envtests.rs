@@ -133,7 +133,10 @@ fn cooperative_never_repossessed() -> bool {
         let c = spin.account().cpu_ns[core].load(Ordering::Relaxed);
         ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
     }
-    ok & share_check(&spin, 4, 0.03)
+    // Alone on its slots it should get nearly all the time; what it loses is
+    // the platform's overhead per turn (upcalls, yield, resume), which the
+    // benchmarks measure — large under nested KVM, hence the wide margin.
+    ok & share_check(&spin, 4, 0.08)
 }
 
 fn hog_repossessed() -> bool {

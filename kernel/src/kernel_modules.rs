@@ -110,9 +110,10 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         }
     }
     let code = match args.test {
-        Some(name) if envtests::exists(name) => run_environments(&args, Some(name)),
+        Some(name) if envtests::exists(name) => run_environments(&args, name),
         Some(name) => tests::run(name),
-        None if run::have_programs() => run_environments(&args, None),
+        // No scenario runner yet: a plain run shows the cores ticking, and
+        // schedules nothing it could not explain.
         None => run::ticking(&args),
     };
     record::emit(
@@ -124,11 +125,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
 
 /// Sets up the slice vectors, spawns the environments of experiment `test`
 /// and makes every core a scheduling core. Only returns on failure.
-fn run_environments(args: &kernel::cmdline::BootArgs<'_>, test: Option<&str>) -> ExitCode {
-    let Some(name) = test else {
-        log::error!("programs given but no scenario runner yet: pass test=<experiment>");
-        return ExitCode::BadBootInput;
-    };
+fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCode {
     let slots = envtests::slots_needed(name).max(1);
     sched::init(
         smp::cores(),

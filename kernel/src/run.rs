@@ -37,11 +37,6 @@ pub fn program_named(name: &str) -> Option<&'static [u8]> {
     ARCHIVE.try_get()?.find(name).map(|(_, bytes)| bytes)
 }
 
-/// Whether programs were given.
-pub fn have_programs() -> bool {
-    ARCHIVE.try_get().is_some_and(|a| !a.is_empty())
-}
-
 /// Whether the run is ending (idle cores stop waiting).
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::Acquire)
@@ -98,6 +93,19 @@ fn live_line(now: u64) {
 /// Ends the run: final records, the experiment's checks, exit.
 fn finish(code: ExitCode) -> ! {
     STOPPING.store(true, Ordering::Release);
+    // Stop every other scheduling core (each charges its running turn and
+    // parks) so the figures below are consistent with each other.
+    let others: alloc::vec::Vec<usize> = (1..smp::cores()).filter(|&c| crate::sched::active(c)).collect();
+    for &core in &others {
+        apic::send_ipi(smp::apic_id(core), crate::arch::interrupts::vector::IPI_KICK);
+    }
+    let deadline = time::now_ns() + 500_000_000;
+    while crate::sched::parked() < others.len() && time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    if crate::sched::parked() < others.len() {
+        log::warn!("only {} of {} cores parked at the end of the run", crate::sched::parked(), others.len());
+    }
     let now = time::now_ns();
     emit_stats(now);
     let ok = FINISH.try_get().is_none_or(|f| f());
@@ -168,7 +176,7 @@ pub fn ticking(args: &BootArgs<'_>) -> ExitCode {
     trap::TICK_NS.store(args.tick_us * 1000, Ordering::Relaxed);
     smp::run_everywhere(start_tick);
     log::info!(
-        "no programs given: ticking every {} us on {} cores for {}",
+        "ticking every {} us on {} cores for {} (no scenario given: nothing is scheduled)",
         args.tick_us,
         smp::cores(),
         if args.run_ms == 0 { "ever (type q to quit)".into() } else { alloc::format!("{} ms", args.run_ms) }

@@ -65,6 +65,29 @@ static CONFIG: BootCell<Config> = BootCell::new();
 static CORES: BootCell<Vec<Mutex<Core>>> = BootCell::new();
 /// Cores that have entered the scheduler (the timer then drives slices).
 static ACTIVE: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+/// Cores parked at the end of a run.
+static PARKED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Number of cores parked so far.
+pub fn parked() -> usize {
+    PARKED.load(Ordering::Acquire)
+}
+
+/// At the end of a run every core but the BSP stops here, after charging
+/// its current turn, so the final figures are read from a still machine.
+fn park_if_stopping(core: usize) {
+    if core == 0 || !crate::run::stopping() {
+        return;
+    }
+    let turn = core_state(core).lock().turn.take();
+    if let Some(t) = turn {
+        stop_running(core, t, time::now_ns());
+    }
+    apic::stop_timer();
+    PARKED.fetch_add(1, Ordering::AcqRel);
+    crate::exit::halt_forever()
+}
+
 /// A resume-range retry: how soon to look again.
 const RESUME_RETRY_NS: u64 = 5_000;
 
@@ -217,6 +240,7 @@ impl slices::Walk for Walker {
 pub fn next_turn() -> ! {
     let core = percpu::core_id();
     loop {
+        park_if_stopping(core);
         let now = time::now_ns();
         exported::sysinfo().clock_ns.fetch_max(now, Ordering::Relaxed);
         if core == 0 {
@@ -404,6 +428,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
     if !active(core) || !frame.is_user() {
         return; // idle loop or boot code: it checks the time itself
     }
+    park_if_stopping(core);
     let now = time::now_ns();
     if core == 0 {
         crate::run::monitor(now, false);
@@ -500,6 +525,7 @@ pub fn on_kick(frame: &TrapFrame) {
     if !active(core) || !frame.is_user() {
         return;
     }
+    park_if_stopping(core);
     let mut c = core_state(core).lock();
     if c.turn.as_ref().is_some_and(|t| !t.env.alive()) {
         let t = c.turn.take().expect("checked");

@@ -227,7 +227,12 @@ macro_rules! program {
 
         #[cfg(not(target_os = "none"))]
         fn main() {
-            println!("this program runs inside the exokernel: build it for x86_64-unknown-none");
+            // Type-check the program's description on the host too.
+            let app: $crate::App = $app;
+            println!(
+                "`{}` runs inside the exokernel: build it for x86_64-unknown-none",
+                app.name
+            );
         }
     };
 }

@@ -89,8 +89,17 @@ pub fn programs() -> Result<Option<PathBuf>, String> {
         entries.push((name, bytes));
     }
     let archive = pack(&entries)?;
+    // Written aside and renamed into place: runs in parallel (the test
+    // suites) must never see a half-written archive.
     let out = root.join("target/boot-modules.bin");
-    std::fs::write(&out, archive).map_err(|e| format!("{}: {e}", out.display()))?;
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = root.join(format!(
+        "target/boot-modules.bin.{}.{n}",
+        std::process::id()
+    ));
+    std::fs::write(&tmp, archive).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(Some(out))
 }
 

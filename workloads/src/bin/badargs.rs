@@ -42,7 +42,7 @@ fn other_env(me: u32) -> u32 {
         .unwrap_or(NO_ENV)
 }
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     if core == 0 {
         let (me, _) = sys::self_info();
         let other = other_env(me);
@@ -213,7 +213,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "badargs",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: None
 });

@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 
 use libos::{sys, App, Epilogue};
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     let d = sys::dispatch(core);
     loop {
         d.disabled.store(1, Ordering::Release);
@@ -16,7 +16,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "critical",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: None
 });

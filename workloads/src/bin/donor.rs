@@ -8,7 +8,7 @@ use libos::abi::shared::MAX_ENVS;
 use libos::abi::syscall::NO_ENV;
 use libos::{report, sys, App, Epilogue};
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     let (me, _) = sys::self_info();
     let mut next = 0usize;
     let (mut given, mut refused) = (0u64, 0u64);
@@ -31,7 +31,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "donor",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: None
 });

@@ -3,7 +3,7 @@
 
 use libos::{App, Epilogue};
 
-fn main(_core: usize) -> ! {
+fn worker(_core: usize) -> ! {
     loop {
         core::hint::spin_loop();
     }
@@ -11,7 +11,7 @@ fn main(_core: usize) -> ! {
 
 libos::program!(App {
     name: "epilogue_spin",
-    main,
+    main: worker,
     epilogue: Epilogue::Spin,
     on_fault: None
 });

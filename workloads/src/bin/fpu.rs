@@ -62,7 +62,7 @@ fn check(core: usize) -> bool {
     ok && mxcsr & 0xffbf == 0x7f80
 }
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     load(core);
     let mut checks = 0u64;
     let mut ok = true;
@@ -87,7 +87,7 @@ fn main(core: usize) -> ! {
 // area (repossession, then resumed at the next prologue).
 libos::program!(App {
     name: "fpu",
-    main,
+    main: worker,
     epilogue: Epilogue::Ignore,
     on_fault: None
 });

@@ -4,7 +4,7 @@
 
 use libos::{App, Epilogue};
 
-fn main(_core: usize) -> ! {
+fn worker(_core: usize) -> ! {
     let mut x = 0u64;
     loop {
         x = core::hint::black_box(x.wrapping_add(1));
@@ -13,7 +13,7 @@ fn main(_core: usize) -> ! {
 
 libos::program!(App {
     name: "hog",
-    main,
+    main: worker,
     epilogue: Epilogue::Ignore,
     on_fault: None
 });

@@ -14,7 +14,7 @@ static WAKEUPS: AtomicU64 = AtomicU64::new(0);
 static MAX_LATE: AtomicU64 = AtomicU64::new(0);
 static TOTAL_LATE: AtomicU64 = AtomicU64::new(0);
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     let _ = DEADLINE.compare_exchange(
         0,
         sys::now_ns() + PERIOD_NS,
@@ -39,7 +39,7 @@ fn main(core: usize) -> ! {
                 let n = WAKEUPS.fetch_add(1, Ordering::AcqRel) + 1;
                 MAX_LATE.fetch_max(late, Ordering::AcqRel);
                 TOTAL_LATE.fetch_add(late, Ordering::AcqRel);
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     report!(
                         "\"kind\":\"sleeper\",\"core\":{core},\"wakeups\":{n},\"max_late_ns\":{},\"mean_late_ns\":{}",
                         MAX_LATE.load(Ordering::Relaxed),
@@ -61,7 +61,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "sleeper",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: None
 });

@@ -9,7 +9,7 @@ use libos::{report, rt, App, Epilogue};
 static SHADOW: [[AtomicU64; 4]; rt::MAX_WORKERS] =
     [const { [const { AtomicU64::new(0) }; 4] }; rt::MAX_WORKERS];
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     let mut state = [0u64; 4];
     let mut iterations = 0u64;
     let mut all_ok = true;
@@ -32,7 +32,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "spin",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: None
 });

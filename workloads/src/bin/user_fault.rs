@@ -22,7 +22,7 @@ fn on_fault(core: usize, info: &FaultInfo) -> FaultAction {
         // SAFETY: a deliberate #UD while the disabled flag is set.
         unsafe { core::arch::asm!("ud2") };
     }
-    // Instruction lengths of the faulting instructions in `main` (#BP is a
+    // Instruction lengths of the faulting instructions in `worker` (#BP is a
     // trap: rip is already past it).
     let skip = match info.vector {
         6 => 2,  // ud2
@@ -34,7 +34,7 @@ fn on_fault(core: usize, info: &FaultInfo) -> FaultAction {
     FaultAction::Resume { skip }
 }
 
-fn main(core: usize) -> ! {
+fn worker(core: usize) -> ! {
     if core == 0 {
         // SAFETY: each instruction faults by design and is skipped by the
         // handler; the registers named are clobbered.
@@ -57,7 +57,7 @@ fn main(core: usize) -> ! {
 
 libos::program!(App {
     name: "user_fault",
-    main,
+    main: worker,
     epilogue: Epilogue::Cooperative,
     on_fault: Some(on_fault)
 });
