@@ -36,7 +36,7 @@ test-qemu:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy -p kernel -p slices -p predicate -p abi -p libos -p workloads --target x86_64-unknown-none --quiet -- -D warnings
+    cargo clippy -p kernel -p slices -p predicate -p abi -p libos -p workloads -p sched-api -p sched-stride -p sched-lottery -p sched-rr --target x86_64-unknown-none --quiet -- -D warnings
 
 # Everything CI runs.
 test: test-host test-qemu lint
