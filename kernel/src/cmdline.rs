@@ -25,6 +25,9 @@ pub struct BootArgs<'a> {
     pub slice_us: u64,
     /// Grace period after a revocation, in microseconds.
     pub grace_us: u64,
+    /// Repossessions within a slot's last 32 turns that cost its owner the
+    /// slot; 0 never revokes.
+    pub offender_limit: u32,
 }
 
 /// Most slots a vector may have (the exported layout's size).
@@ -51,6 +54,7 @@ impl Default for BootArgs<'_> {
             slots: 16,
             slice_us: 2000,
             grace_us: 200,
+            offender_limit: 0,
         }
     }
 }
@@ -122,6 +126,12 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     return Err(bad);
                 }
             }
+            "offender_limit" => {
+                args.offender_limit = value.parse().map_err(|_| bad)?;
+                if args.offender_limit > 32 {
+                    return Err(bad);
+                }
+            }
             "test" | "sched" => return Err(bad),
             _ => return Err(CmdlineError::UnknownKey(key)),
         }
@@ -166,6 +176,8 @@ mod tests {
         assert!(parse("slots=0").is_err());
         assert!(parse("slots=100000").is_err());
         assert!(parse("slice_us=1").is_err());
+        assert!(parse("offender_limit=33").is_err());
+        assert_eq!(parse("offender_limit=4").unwrap().offender_limit, 4);
         assert!(parse("test=").is_err());
     }
 }

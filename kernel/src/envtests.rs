@@ -12,6 +12,8 @@ use crate::{env, mm, record, sched, smp};
 #[derive(Clone, Copy)]
 struct EnvSpec {
     program: &'static str,
+    /// The environment's name (a program may run as several environments).
+    name: &'static str,
     /// Slots on every core (interleaved with the others' slots).
     slots_per_core: usize,
 }
@@ -19,24 +21,51 @@ struct EnvSpec {
 struct Experiment {
     name: &'static str,
     envs: &'static [EnvSpec],
+    /// Unowned slots per core (after the owned ones).
+    idle_slots: usize,
+    /// The environment (by name) that receives unowned time.
+    default_env: Option<&'static str>,
+    /// Repeat-offender limit this experiment needs (the command line's wins
+    /// when set).
+    offender_limit: u32,
     finish: fn() -> bool,
 }
 
 const fn spec(program: &'static str, slots_per_core: usize) -> EnvSpec {
-    EnvSpec { program, slots_per_core }
+    EnvSpec { program, name: program, slots_per_core }
+}
+
+const fn plain(name: &'static str, envs: &'static [EnvSpec], finish: fn() -> bool) -> Experiment {
+    Experiment { name, envs, idle_slots: 0, default_env: None, offender_limit: 0, finish }
 }
 
 static EXPERIMENTS: &[Experiment] = &[
-    Experiment { name: "revocation", envs: &[spec("spin", 4)], finish: cooperative_never_repossessed },
-    Experiment { name: "abort", envs: &[spec("spin", 4), spec("hog", 4)], finish: hostile_repossessed_others_keep_share },
-    Experiment { name: "critical", envs: &[spec("spin", 4), spec("critical", 4)], finish: hostile_repossessed_others_keep_share },
-    Experiment { name: "epilogue", envs: &[spec("spin", 4), spec("epilogue_spin", 4)], finish: hostile_repossessed_others_keep_share },
-    Experiment { name: "fpu", envs: &[spec("fpu", 2), spec("hog", 2)], finish: hog_repossessed },
-    Experiment { name: "donate", envs: &[spec("donor", 4), spec("spin", 0)], finish: donations_move_time },
-    Experiment { name: "sleep", envs: &[spec("sleeper", 4), spec("spin", 4)], finish: sleepers_cost_nothing },
-    Experiment { name: "user_fault", envs: &[spec("user_fault", 2), spec("spin", 2)], finish: others_keep_share },
-    Experiment { name: "badargs", envs: &[spec("badargs", 2), spec("spin", 2)], finish: others_keep_share },
-    Experiment { name: "teardown", envs: &[spec("spin", 4)], finish: teardown_releases_everything },
+    plain("revocation", &[spec("spin", 4)], cooperative_never_repossessed),
+    plain("abort", &[spec("spin", 4), spec("hog", 4)], hostile_repossessed_others_keep_share),
+    plain("critical", &[spec("spin", 4), spec("critical", 4)], hostile_repossessed_others_keep_share),
+    plain("epilogue", &[spec("spin", 4), spec("epilogue_spin", 4)], hostile_repossessed_others_keep_share),
+    plain("fpu", &[spec("fpu", 2), spec("hog", 2)], hog_repossessed),
+    plain("donate", &[spec("donor", 4), spec("spin", 0)], donations_move_time),
+    plain("sleep", &[spec("sleeper", 4), spec("spin", 4)], sleepers_cost_nothing),
+    plain("user_fault", &[spec("user_fault", 2), spec("spin", 2)], others_keep_share),
+    plain("badargs", &[spec("badargs", 2), spec("spin", 2)], others_keep_share),
+    plain("teardown", &[spec("spin", 4)], teardown_releases_everything),
+    Experiment {
+        name: "unowned",
+        envs: &[spec("spin", 2), EnvSpec { program: "spin", name: "background", slots_per_core: 0 }],
+        idle_slots: 2,
+        default_env: Some("background"),
+        offender_limit: 0,
+        finish: unowned_time_goes_to_default,
+    },
+    Experiment {
+        name: "offender",
+        envs: &[spec("spin", 2), spec("hog", 2)],
+        idle_slots: 0,
+        default_env: None,
+        offender_limit: 4,
+        finish: repeat_offender_loses_slots,
+    },
 ];
 
 /// Whether `name` is an environment experiment.
@@ -49,10 +78,15 @@ pub fn slots_needed(name: &str) -> usize {
     EXPERIMENTS
         .iter()
         .find(|e| e.name == name)
-        .map_or(0, |e| e.envs.iter().map(|s| s.slots_per_core).sum())
+        .map_or(0, |e| e.envs.iter().map(|s| s.slots_per_core).sum::<usize>() + e.idle_slots)
 }
 
 static FREE_FRAMES_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+/// The repeat-offender limit experiment `name` needs.
+pub fn offender_limit(name: &str) -> u32 {
+    EXPERIMENTS.iter().find(|e| e.name == name).map_or(0, |e| e.offender_limit)
+}
 
 /// Spawns the experiment's environments and hands out their slots.
 pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
@@ -61,7 +95,10 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     let mut envs = Vec::new();
     for s in exp.envs {
         let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.program, image, u32::MAX, abi::syscall::NO_ENV).map_err(|_| "spawn failed")?;
+        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV).map_err(|_| "spawn failed")?;
+        if exp.default_env == Some(s.name) {
+            sched::set_default_env(e.id);
+        }
         envs.push((e, s.slots_per_core));
     }
     // Interleave: slot i goes to the env whose turn it is in round-robin
@@ -208,4 +245,28 @@ fn teardown_releases_everything() -> bool {
         ok &= check("slots_returned", owned == 0, format_args!("core {core}: {owned} slots still owned"));
     }
     ok
+}
+
+fn unowned_time_goes_to_default() -> bool {
+    let (Some(spin), Some(bg)) = (find("spin"), find("background")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let (spin_share, ideal) = share(&spin, 2);
+    let bg_share = cpu_ns(&bg) as f64 / core_time() as f64;
+    let idle: u64 = (0..smp::cores()).map(|c| crate::exported::core_slices_of(c).idle_ns.load(Ordering::Relaxed)).sum();
+    let idle_share = idle as f64 / core_time() as f64;
+    check("owner_keeps_share", spin_share >= ideal - 0.03, format_args!("spin {spin_share:.4} ideal {ideal:.4}"))
+        & check("default_gets_unowned_time", bg_share >= 0.5 - 0.05, format_args!("background {bg_share:.4} of 0.5"))
+        & check("core_barely_idles", idle_share < 0.05, format_args!("idle {idle_share:.4}"))
+}
+
+fn repeat_offender_loses_slots() -> bool {
+    let (Some(spin), Some(hog)) = (find("spin"), find("hog")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let revoked = hog.account().slots_revoked.load(Ordering::Relaxed);
+    let held = hog.account().slots_held.load(Ordering::Relaxed);
+    let (got, ideal) = share(&spin, 2);
+    check("offender_slots_revoked", revoked as usize == 2 * smp::cores() && held == 0, format_args!("revoked {revoked}, still held {held}"))
+        & check("well_behaved_keeps_share", got >= ideal - 0.02, format_args!("spin {got:.4} ideal {ideal:.4}"))
 }

@@ -129,7 +129,12 @@ fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCod
     let slots = envtests::slots_needed(name).max(1);
     sched::init(
         smp::cores(),
-        sched::Config { slots, slice_ns: args.slice_us * 1000, grace_ns: args.grace_us * 1000 },
+        sched::Config {
+            slots,
+            slice_ns: args.slice_us * 1000,
+            grace_ns: args.grace_us * 1000,
+            offender_limit: if args.offender_limit != 0 { args.offender_limit } else { envtests::offender_limit(name) },
+        },
     );
     if let Err(e) = envtests::setup(name, args.run_ms) {
         log::error!("experiment {name}: {e}");

@@ -110,7 +110,16 @@ fn finish(code: ExitCode) -> ! {
     emit_stats(now);
     let ok = FINISH.try_get().is_none_or(|f| f());
     let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
-    record::emit(RecordKind::End, format_args!("\"exit\":\"{}\",\"uptime_ns\":{now}", code.name()));
+    let evals = crate::wakeup::EVALS.load(Ordering::Relaxed);
+    record::emit(
+        RecordKind::End,
+        format_args!(
+            "\"exit\":\"{}\",\"uptime_ns\":{now},\"predicate_evals\":{evals},\"predicate_steps\":{},\"predicate_eval_ns_mean\":{}",
+            code.name(),
+            crate::wakeup::EVAL_STEPS.load(Ordering::Relaxed),
+            time::tsc_to_ns(crate::wakeup::EVAL_TICKS.load(Ordering::Relaxed)) / evals.max(1)
+        ),
+    );
     crate::exit::exit(code)
 }
 

@@ -31,7 +31,21 @@ pub struct Config {
     pub slots: usize,
     pub slice_ns: u64,
     pub grace_ns: u64,
+    /// Repossessions within a slot's last 32 turns that cost the owner the
+    /// slot (0 = never).
+    pub offender_limit: u32,
 }
+
+/// The environment that receives unowned time (`NO_ENV`: the core idles).
+static DEFAULT_ENV: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(NO_ENV);
+
+/// Makes `id` the receiver of unowned time on every core.
+pub fn set_default_env(id: u32) {
+    DEFAULT_ENV.store(id, Ordering::Release);
+}
+
+/// Slot number of a turn on borrowed idle time (no slot is charged for it).
+const NO_SLOT: usize = usize::MAX;
 
 /// Where the running environment is in its turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +111,11 @@ pub fn init(cores: usize, config: Config) {
     exported::init(cores, config.slots as u32, config.slice_ns, config.grace_ns);
     CORES.init(
         (0..cores)
-            .map(|_| Mutex::new(Core { vector: slices::SliceVector::new(config.slots, config.slice_ns), turn: None }))
+            .map(|_| {
+                let mut vector = slices::SliceVector::new(config.slots, config.slice_ns);
+                vector.set_offender_limit(config.offender_limit);
+                Mutex::new(Core { vector, turn: None })
+            })
             .collect(),
     );
 }
@@ -269,11 +287,23 @@ pub fn next_turn() -> ! {
             }
             slices::Turn::Idle { slot, length_ns } => {
                 slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
+                if let Some((env, reason)) = idle_taker(&c.vector) {
+                    let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
+                    c.turn = Some(Turn { env: env.clone(), slot: NO_SLOT, phase: Phase::Running, run_start: now, end, grace_end });
+                    drop(c);
+                    enter_prologue(core, &env, reason, end, grace_end);
+                }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 drop(c);
                 idle_until(core, now + length_ns);
             }
             slices::Turn::NothingRunnable => {
+                if let Some((env, reason)) = idle_taker(&c.vector) {
+                    let (end, grace_end) = (now + config().slice_ns, now + config().slice_ns + config().grace_ns);
+                    c.turn = Some(Turn { env: env.clone(), slot: NO_SLOT, phase: Phase::Running, run_start: now, end, grace_end });
+                    drop(c);
+                    enter_prologue(core, &env, reason, end, grace_end);
+                }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 drop(c);
                 // Sleepers' predicates are looked at again next round.
@@ -281,6 +311,30 @@ pub fn next_turn() -> ! {
             }
         }
     }
+}
+
+/// Who gets time this core would otherwise idle: first a sleeper holding a
+/// slot here whose predicate now holds (woken at once rather than at its
+/// slot), then the configured default environment. The returned env is
+/// already claimed for this core.
+fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, u64))> {
+    for slot in 0..vector.len() {
+        let Ok(Some(owner)) = vector.owner(slot) else { continue };
+        let Some(env) = env::get(owner.0) else { continue };
+        if env.asleep.load(Ordering::Acquire) {
+            if let Some(Some(tag)) = runnable(&env) {
+                if claim_running(&env) {
+                    return Some((env, (UpcallReason::Woken, tag)));
+                }
+            }
+        }
+    }
+    let env = env::get(DEFAULT_ENV.load(Ordering::Acquire))?;
+    let wake = runnable(&env)?;
+    claim_running(&env).then(|| {
+        let reason = wake.map_or((UpcallReason::NewSlice, 0), |tag| (UpcallReason::Woken, tag));
+        (env, reason)
+    })
 }
 
 /// Halts until `until` (timer armed for it), accounting idle time.

@@ -60,6 +60,13 @@ pub fn install(env: &Env, bytes: &[u8]) -> Result<(), (Error, u64)> {
     Ok(())
 }
 
+/// Predicate evaluations, instructions executed and TSC ticks spent, over
+/// all cores: reported at the end of a run (the cost is bounded by the
+/// verifier; this is what it actually was).
+pub static EVALS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub static EVAL_STEPS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub static EVAL_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Evaluates `env`'s predicate; `Some(tag)` when it holds. A predicate
 /// whose memory has gone away counts as true (the sleeper wakes and learns
 /// from its own state), never as a kernel error.
@@ -67,7 +74,13 @@ pub fn evaluate(env: &Env) -> Option<u64> {
     let guard = env.predicate.lock();
     let p = guard.as_ref()?;
     let now = time::now_ns();
+    let t0 = time::rdtsc();
     let result = env.with_aspace(|a| p.eval(&EnvMemory { aspace: a, now, env }));
+    EVAL_TICKS.fetch_add(time::rdtsc().saturating_sub(t0), Ordering::Relaxed);
+    EVALS.fetch_add(1, Ordering::Relaxed);
+    if let Ok(o) = &result {
+        EVAL_STEPS.fetch_add(o.steps as u64, Ordering::Relaxed);
+    }
     match result {
         Ok(outcome) if outcome.value => Some(p.tag()),
         Ok(_) => None,

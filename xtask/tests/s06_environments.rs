@@ -159,6 +159,10 @@ fn predicate_wakes_sleeper_within_a_slot_and_sleep_is_free() {
         .last()
         .unwrap_or_else(|| panic!("{}", tail(&out.console)));
     assert!(last["wakeups"].as_u64().unwrap() >= 30, "{last}");
+    // Evaluation cost is bounded by the verifier and measured by the kernel.
+    let end = out.records.first(RecordKind::End).unwrap();
+    assert!(end["predicate_evals"].as_u64().unwrap() > 0, "{end}");
+    assert!(end.get("predicate_eval_ns_mean").is_some(), "{end}");
     // Within one slot (10 ms) of its condition becoming true, on average
     // (a descheduled vCPU on the host can delay a single wakeup further).
     assert!(
@@ -204,8 +208,25 @@ fn wild_syscall_arguments_get_errors_and_hurt_nobody() {
 }
 
 #[test]
-fn environment_on_four_cores_torn_down_while_running_releases_everything() {
-    assert_checks_pass(&experiment("teardown", 4, 800));
+fn environment_on_eight_cores_torn_down_while_running_releases_everything() {
+    assert_checks_pass(&experiment("teardown", 8, 800));
+}
+
+#[test]
+fn unowned_time_goes_to_the_default_environment() {
+    assert_checks_pass(&experiment("unowned", 2, 1500));
+}
+
+#[test]
+fn repeat_offender_loses_its_slots_and_others_keep_their_share() {
+    let out = experiment("offender", 2, 1500);
+    assert_checks_pass(&out);
+    let revoked = out
+        .records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "repossession" && e["slot_revoked"] == true)
+        .count();
+    assert_eq!(revoked, 4, "two slots on each of two cores");
 }
 
 #[test]
