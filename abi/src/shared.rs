@@ -65,6 +65,9 @@ pub struct SysInfo {
     pub clock_ns: AtomicU64,
     /// Environments created since boot (also the env-id generation source).
     pub envs_created: AtomicU64,
+    /// The scheduler the run asked applications to start with:
+    /// 0 stride, 1 lottery, 2 round robin (`sched=` on the command line).
+    pub sched: u32,
 }
 
 pub const SYSINFO_MAGIC: u64 = 0x4558_4f53_5953_4e46; // "EXOSYSNF"
@@ -119,8 +122,11 @@ pub enum UpcallReason {
     Woken = 2,
     /// Another environment donated its slice; the argument is the donor's id.
     Donated = 3,
-    /// The previous slice on this core ended in a repossession: the full
-    /// context is in `Dispatch::preempted` (resume it with `resume(Preempted)`).
+    /// The previous slice on this core ended in a repossession while the
+    /// environment was enabled: the full context is in `Dispatch::preempted`
+    /// (resume it with `resume(Preempted)`). A repossession while disabled
+    /// is not upcalled: the kernel resumes that context directly, disabled,
+    /// and sets `events::RESUMED_DISABLED` (Barrelfish's rule).
     Repossessed = 4,
     /// End of slice: save state and yield within the grace period. The
     /// interrupted context is in `Dispatch::enabled`.
@@ -234,6 +240,9 @@ pub mod events {
     pub const REVOCATION_PENDING: u64 = 1;
     /// A repossession happened since the last prologue.
     pub const REPOSSESSED: u64 = 1 << 1;
+    /// The repossession caught the environment disabled: the kernel resumed
+    /// that context directly (still disabled) instead of an upcall.
+    pub const RESUMED_DISABLED: u64 = 1 << 2;
 }
 
 /// Per environment and core, read-write: the dispatcher page.

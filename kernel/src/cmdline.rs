@@ -97,7 +97,7 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     return Err(bad);
                 }
             }
-            "sched" if !value.is_empty() => args.sched = Some(value),
+            "sched" if ["stride", "lottery", "rr"].contains(&value) => args.sched = Some(value),
             "log" => {
                 args.log = match value {
                     "error" => LogLevel::Error,
@@ -179,5 +179,6 @@ mod tests {
         assert!(parse("offender_limit=33").is_err());
         assert_eq!(parse("offender_limit=4").unwrap().offender_limit, 4);
         assert!(parse("test=").is_err());
+        assert!(parse("sched=fifo").is_err());
     }
 }

@@ -60,6 +60,8 @@ pub struct Env {
     started: [AtomicU64; 2],
     /// Cores where a repossession is not yet told (bitmap).
     repossessed_untold: [AtomicU64; 2],
+    /// Cores where it was repossessed while disabled: resume it directly.
+    preempted_disabled: [AtomicU64; 2],
     /// Cores running it right now.
     pub running_on: AtomicU32,
     /// Who created it (may kill it), or NO_ENV.
@@ -115,6 +117,16 @@ impl Env {
     pub fn set_repossessed(&self, core: usize) {
         let (w, b) = bit(&self.repossessed_untold, core);
         w.fetch_or(b, Ordering::AcqRel);
+    }
+
+    pub fn set_preempted_disabled(&self, core: usize) {
+        let (w, b) = bit(&self.preempted_disabled, core);
+        w.fetch_or(b, Ordering::AcqRel);
+    }
+
+    pub fn take_preempted_disabled(&self, core: usize) -> bool {
+        let (w, b) = bit(&self.preempted_disabled, core);
+        w.fetch_and(!b, Ordering::AcqRel) & b != 0
     }
 
     pub fn take_repossessed(&self, core: usize) -> bool {
@@ -277,6 +289,7 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<A
         slot_quota: slices::Quota::new(slot_quota),
         started: [AtomicU64::new(0), AtomicU64::new(0)],
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
+        preempted_disabled: [AtomicU64::new(0), AtomicU64::new(0)],
         running_on: AtomicU32::new(0),
         parent,
         exit_reason: Mutex::new(None),

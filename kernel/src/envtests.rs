@@ -50,6 +50,9 @@ static EXPERIMENTS: &[Experiment] = &[
     plain("user_fault", &[spec("user_fault", 2), spec("spin", 2)], others_keep_share),
     plain("badargs", &[spec("badargs", 2), spec("spin", 2)], others_keep_share),
     plain("teardown", &[spec("spin", 4)], teardown_releases_everything),
+    plain("threads", &[spec("tspin", 4)], apps_alive),
+    plain("swap", &[spec("tswap", 4)], apps_alive),
+    plain("two_apps", &[spec("tspin", 2), spec("tspin_rr", 2)], apps_alive),
     Experiment {
         name: "unowned",
         envs: &[spec("spin", 2), EnvSpec { program: "spin", name: "background", slots_per_core: 0 }],
@@ -269,4 +272,11 @@ fn repeat_offender_loses_slots() -> bool {
     let (got, ideal) = share(&spin, 2);
     check("offender_slots_revoked", revoked as usize == 2 * smp::cores() && held == 0, format_args!("revoked {revoked}, still held {held}"))
         & check("well_behaved_keeps_share", got >= ideal - 0.02, format_args!("spin {got:.4} ideal {ideal:.4}"))
+}
+
+/// Threaded applications: the shares are checked by the host from the
+/// applications' own reports; here, that every one is still alive.
+fn apps_alive() -> bool {
+    let n = env::all().len();
+    check("applications_alive", n > 0, format_args!("{n} alive"))
 }

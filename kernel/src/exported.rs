@@ -25,7 +25,7 @@ static PAGES: BootCell<Pages> = BootCell::new();
 const SLICE_PAGES: u64 = va::CORE_SLICES_STRIDE / 4096;
 
 /// Allocates and initialises the exported pages for `cores` cores.
-pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64) {
+pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) {
     let frame = || mm::alloc_frame().expect("memory for exported pages");
     let sysinfo = frame();
     let core_slices = (0..cores)
@@ -50,6 +50,7 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64) {
     info.slots = slots;
     info.slice_ns = slice_ns;
     info.grace_ns = grace_ns;
+    info.sched = sched;
     info.tsc_khz = crate::time::tsc_khz();
     info.tsc_base = crate::time::tsc_base();
     for core in 0..cores {

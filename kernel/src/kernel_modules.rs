@@ -134,6 +134,11 @@ fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCod
             slice_ns: args.slice_us * 1000,
             grace_ns: args.grace_us * 1000,
             offender_limit: if args.offender_limit != 0 { args.offender_limit } else { envtests::offender_limit(name) },
+            app_sched: match args.sched {
+                Some("lottery") => 1,
+                Some("rr") => 2,
+                _ => 0,
+            },
         },
     );
     if let Err(e) = envtests::setup(name, args.run_ms) {

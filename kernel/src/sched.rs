@@ -34,6 +34,8 @@ pub struct Config {
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
     pub offender_limit: u32,
+    /// Scheduler applications start with (exported in `SysInfo::sched`).
+    pub app_sched: u32,
 }
 
 /// The environment that receives unowned time (`NO_ENV`: the core idles).
@@ -108,7 +110,7 @@ const RESUME_RETRY_NS: u64 = 5_000;
 /// Sets up every core's slice vector and the exported pages.
 pub fn init(cores: usize, config: Config) {
     CONFIG.init(config);
-    exported::init(cores, config.slots as u32, config.slice_ns, config.grace_ns);
+    exported::init(cores, config.slots as u32, config.slice_ns, config.grace_ns, config.app_sched);
     CORES.init(
         (0..cores)
             .map(|_| {
@@ -357,6 +359,9 @@ fn idle_until(core: usize, until: u64) {
 
 /// Enters `env` at its prologue (or first entry) on this core.
 fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, u64), end: u64, grace_end: u64) -> ! {
+    if env.take_preempted_disabled(core) {
+        resume_disabled(core, env, end);
+    }
     if env.take_start(core) {
         reason = UpcallReason::Start;
         arg = 0;
@@ -369,6 +374,30 @@ fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, 
         if t.prologue != 0 { t.prologue } else { env.entry }
     };
     upcall(core, env, entry, reason, arg, end, grace_end)
+}
+
+/// Resumes the context a repossession caught disabled, still disabled (so
+/// its own revocation will be deferred until it leaves the critical section).
+fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
+    exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+    let d = env.dispatch_mut(core);
+    let mut ctx = d.preempted;
+    d.preempted.valid = 0;
+    d.events.fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
+    d.slice_end_ns.store(end, Ordering::Relaxed);
+    d.grace_end_ns.store(end + config().grace_ns, Ordering::Relaxed);
+    d.disabled.store(1, Ordering::Release);
+    switch_address_space(env.pml4);
+    cpu::sanitise_fx(&mut ctx.fx);
+    cpu::fxrstor(&ctx.fx);
+    arm_for(time::now_ns(), end);
+    match frame_from_context(&ctx) {
+        Some(frame) => enter_user(&frame),
+        None => {
+            env::kill(env, env::ExitReason::Killed("preempted context not in user space"));
+            leave_current()
+        }
+    }
 }
 
 /// Enters `env` at `entry` on this core's upcall stack with the disabled
@@ -555,13 +584,24 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     }
     drop(c);
     let d = env.dispatch_mut(core);
+    let in_resume = {
+        let t = env.upcalls.lock();
+        (t.resume_start..t.resume_end).contains(&frame.rip)
+    };
+    let was_disabled = d.disabled.load(Ordering::Acquire) != 0 || in_resume;
     save_context(frame, &mut d.preempted);
     d.events.fetch_or(events::REPOSSESSED, Ordering::AcqRel);
     d.repossessions.fetch_add(1, Ordering::Relaxed);
     d.last_repossession_ns.store(now, Ordering::Relaxed);
     d.last_overrun_ns.store(overrun, Ordering::Relaxed);
     env.account().repossessions.fetch_add(1, Ordering::Relaxed);
-    env.set_repossessed(core);
+    if was_disabled {
+        // It holds its own locks or runs on its upcall stack: an upcall now
+        // could deadlock or clobber that stack. Resume it directly instead.
+        env.set_preempted_disabled(core);
+    } else {
+        env.set_repossessed(core);
+    }
     record::emit(
         RecordKind::Event,
         format_args!(

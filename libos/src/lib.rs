@@ -7,9 +7,12 @@
 //! through [`App`].
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod fmt;
 pub mod rt;
 pub mod sys;
+pub mod threads;
 
 pub use abi;
 pub use predicate;

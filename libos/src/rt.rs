@@ -80,20 +80,47 @@ fn app() -> &'static App {
     unsafe { &*APP.load(Ordering::Acquire) }
 }
 
-/// The body of `_start`: every upcall lands here.
-pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) -> ! {
-    let core = core as usize;
-    APP.store(app as *const App as *mut App, Ordering::Release);
-    // The first core to arrive registers the table; the others wait for it,
-    // so no core runs the program before its exception entry is known.
+#[cfg(target_os = "none")]
+#[global_allocator]
+static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+#[cfg(target_os = "none")]
+static mut HEAP_SPACE: [u8; 4 << 20] = [0; 4 << 20];
+static FIRST_START: AtomicU8 = AtomicU8::new(0);
+
+/// True for exactly one core's first upcall: it initialises the program.
+pub fn first_start() -> bool {
+    FIRST_START.swap(1, Ordering::AcqRel) == 0
+}
+
+/// Top of `core`'s scheduler stack (the worker stack, in threaded programs).
+pub fn scheduler_stack_top(core: usize) -> u64 {
+    // SAFETY: only the address is computed.
+    unsafe {
+        (&raw mut STACKS.0[core.min(MAX_WORKERS - 1)])
+            .cast::<u8>()
+            .add(WORKER_STACK) as u64
+    }
+}
+
+/// Registers the upcall table and sets up the heap, once per program. The
+/// first core to arrive does it; the others wait, so no core runs program
+/// code before the table (with its exception entry) is known.
+pub fn register_once(entry: u64, exception: bool) {
     if REGISTERED
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
+        #[cfg(target_os = "none")]
+        // SAFETY: the heap space is the allocator's alone, initialised once,
+        // before any allocation (no core runs program code yet).
+        unsafe {
+            HEAP.lock()
+                .init((&raw mut HEAP_SPACE).cast::<u8>(), 4 << 20);
+        }
         let table = UpcallTable {
             prologue: entry,
             epilogue: entry,
-            exception: if app.on_fault.is_some() { entry } else { 0 },
+            exception: if exception { entry } else { 0 },
             resume_start: 0,
             resume_end: 0,
         };
@@ -105,6 +132,13 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
     while REGISTERED.load(Ordering::Acquire) != 2 {
         core::hint::spin_loop();
     }
+}
+
+/// The body of `_start`: every upcall lands here.
+pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) -> ! {
+    let core = core as usize;
+    APP.store(app as *const App as *mut App, Ordering::Release);
+    register_once(entry, app.on_fault.is_some());
     let d = sys::dispatch(core);
     let stats = stats(core);
     match UpcallReason::from_u64(reason) {
@@ -205,6 +239,33 @@ pub fn critical<R>(core: usize, f: impl FnOnce() -> R) -> R {
         let _ = sys::yield_to(None, true);
     }
     r
+}
+
+/// Declares a threaded program: `libos::threaded_program!(main);` — `main`
+/// runs as thread 0 under the policy `SysInfo::sched` names, and may spawn
+/// threads and swap policies (see [`crate::threads`]).
+#[macro_export]
+macro_rules! threaded_program {
+    ($main:path) => {
+        #[cfg(target_os = "none")]
+        #[no_mangle]
+        pub extern "C" fn _start(reason: u64, _arg: u64, _dispatch: u64, core: u64) -> ! {
+            $crate::rt::register_once(_start as *const () as u64, false);
+            $crate::threads::upcall(reason, core as usize, $main)
+        }
+
+        #[cfg(target_os = "none")]
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::rt::panicked(info)
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            let _: fn(usize) = $main;
+            println!("this program runs inside the exokernel: build it for x86_64-unknown-none");
+        }
+    };
 }
 
 /// Declares a program: `libos::program!(App { ... });` in a bin with

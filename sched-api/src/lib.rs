@@ -166,6 +166,18 @@ pub trait Policy: Send {
     }
 }
 
+/// Lag a swap carries, in each thread's own quanta: a thread ahead of or
+/// behind its share keeps at most this much of it into the new policy.
+/// Unbounded, a leg of round robin (which ignores weights) would make the
+/// next proportional policy starve light threads for seconds to pay back.
+pub const SWAP_LAG_QUANTA: u128 = 2;
+
+/// A thread's virtual time brought within the swap lag bound of `global`.
+pub fn bounded_vtime(vtime: u128, global: u128, quantum_ns: u64, weight: u32) -> u128 {
+    let bound = SWAP_LAG_QUANTA * vtime_for(quantum_ns, weight);
+    vtime.clamp(global.saturating_sub(bound), global + bound)
+}
+
 /// Virtual time for `ran_ns` of service at `weight`.
 pub fn vtime_for(ran_ns: u64, weight: u32) -> u128 {
     u128::from(ran_ns) * VT_SCALE / u128::from(weight.max(1))

@@ -30,6 +30,11 @@ use sched_api::{
     ThreadState,
 };
 
+/// How far ahead of its share (in its own quanta) a thread may get on P cores.
+const LAG_QUANTA: u128 = 2;
+/// Redraws allowed per decision.
+const MAX_REDRAWS: usize = 16;
+
 /// Fixed-point scale of ticket values in the tree.
 const VALUE_SCALE: f64 = 1024.0;
 
@@ -327,8 +332,28 @@ impl Policy for Lottery {
         if total == 0 {
             return None;
         }
-        let slot = self.tree.find(self.rng.below(total));
-        let id = self.slot_owner.get(slot).copied().flatten()?;
+        // On P cores each core draws among the threads not already running,
+        // which on its own drifts toward equal shares (a heavy thread is
+        // more often the one already running). A draw whose thread is more
+        // than LAG_QUANTA of its own quanta ahead of the system's virtual
+        // time is drawn again (a few times at most), which keeps every
+        // thread within a bounded lag of its share and leaves single-core
+        // behaviour a plain lottery.
+        let mut id = None;
+        for _ in 0..MAX_REDRAWS {
+            let slot = self.tree.find(self.rng.below(total));
+            let Some(candidate) = self.slot_owner.get(slot).copied().flatten() else {
+                continue;
+            };
+            id = Some(candidate);
+            let t = &self.threads[&candidate];
+            if self.cores == 1
+                || t.vtime <= self.global_vtime + LAG_QUANTA * vtime_for(self.quantum_ns, t.tickets)
+            {
+                break;
+            }
+        }
+        let id = id?;
         if let Some(t) = self.threads.get_mut(&id) {
             // A win ends any compensation.
             t.compensation = 1.0;
@@ -391,9 +416,11 @@ impl Policy for Lottery {
         fresh.global_vtime = snapshot.global_vtime;
         for r in &snapshot.threads {
             fresh.add(r.id, r.weight)?;
+            let vtime =
+                sched_api::bounded_vtime(r.vtime, snapshot.global_vtime, self.quantum_ns, r.weight);
             if let Some(t) = fresh.threads.get_mut(&r.id) {
                 t.service_ns = r.service_ns;
-                t.vtime = r.vtime;
+                t.vtime = vtime;
             }
             fresh.set_state(r.id, r.state);
         }

@@ -140,6 +140,25 @@ fn multiprocessor_never_twice_and_infeasible_gets_one_core() {
 }
 
 #[test]
+fn multiprocessor_feasible_shares_follow_tickets() {
+    // 8 threads, tickets 1..8, on 4 cores: every weight is feasible
+    // (8/36 < 1/4), so shares must follow tickets, not drift toward equal.
+    let weights: Vec<u32> = (1..=8).collect();
+    let mut l = lottery_with(&weights, 4, 21);
+    let threads: Vec<SimThread> = weights.iter().map(|&w| cpu(w)).collect();
+    let s = sim::run(&mut l, 4, 5000, &threads).unwrap();
+    let total: u64 = s.iter().sum();
+    for (i, &w) in weights.iter().enumerate() {
+        let got = s[i] as f64 / total as f64;
+        let ideal = f64::from(w) / 36.0;
+        assert!(
+            (got - ideal).abs() < 0.01,
+            "tickets {w}: {got:.4} vs {ideal:.4} ({s:?})"
+        );
+    }
+}
+
+#[test]
 fn errors_not_panics() {
     let mut l = Lottery::new(Q, 1, 1);
     assert_eq!(l.add(1, 0), Err(SchedError::ZeroWeight));

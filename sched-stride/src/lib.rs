@@ -256,13 +256,15 @@ impl Policy for Stride {
         self.global_pass = snapshot.global_vtime;
         let global = self.global_pass as i128;
         for r in snapshot.threads {
+            let vtime =
+                sched_api::bounded_vtime(r.vtime, self.global_pass, self.quantum_ns, r.weight);
             let t = Thread {
                 weight: r.weight,
                 effective: f64::from(r.weight),
                 state: r.state,
                 service_ns: r.service_ns,
-                pass: r.vtime,
-                remain: r.vtime as i128 - global,
+                pass: vtime,
+                remain: vtime as i128 - global,
             };
             if t.state == ThreadState::Runnable {
                 self.queue.insert((t.pass, r.id));

@@ -126,6 +126,22 @@ fn multiprocessor_feasible_shares_follow_weights() {
 }
 
 #[test]
+fn eight_threads_on_four_cores_follow_their_weights() {
+    let weights: Vec<u32> = (1..=8).collect();
+    let mut s = stride_with(&weights, 4);
+    let threads: Vec<SimThread> = weights.iter().map(|&w| cpu(w)).collect();
+    let service = sim::run(&mut s, 4, 3000, &threads).unwrap();
+    let total: u64 = service.iter().sum();
+    for (i, &w) in weights.iter().enumerate() {
+        let got = service[i] as f64 / total as f64;
+        assert!(
+            (got - f64::from(w) / 36.0).abs() < 0.005,
+            "weight {w}: {got} ({service:?})"
+        );
+    }
+}
+
+#[test]
 fn infeasible_weight_gets_exactly_one_core() {
     // 4 cores; thread 0 asks for 100/104 of the machine.
     let weights = [100, 1, 1, 1, 1];

@@ -17,3 +17,52 @@ pub fn checked_step(state: &mut [u64; 4], shadow: &[AtomicU64; 4]) -> bool {
     }
     ok
 }
+
+/// Iterations of each thread of the threaded programs.
+pub static THREAD_ITERATIONS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+/// Weights of the worker threads of the threaded programs.
+pub const WORKER_WEIGHTS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+fn count_forever(slot: usize) {
+    loop {
+        THREAD_ITERATIONS[slot].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Main thread of the threaded programs: spawns the workers, then every
+/// `period_ns` reports every thread's weight and service (and, with
+/// `swaps`, cycles the application's policy through the given kinds).
+pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
+    use core::fmt::Write;
+    // The main thread sleeps between reports: a high weight costs nothing
+    // then, and makes it run promptly when it wakes.
+    libos::threads::set_weight(libos::threads::self_id(), 16);
+    for (i, &w) in WORKER_WEIGHTS.iter().enumerate() {
+        let _ = libos::threads::spawn(count_forever, i, w);
+    }
+    let mut round = 0usize;
+    loop {
+        libos::threads::sleep_until(libos::sys::now_ns() + period_ns);
+        if !swaps.is_empty() {
+            libos::threads::swap_policy(swaps[round % swaps.len()]);
+        }
+        round += 1;
+        let mut table = [(0u32, 0u32, 0u64, libos::threads::ThreadState::Runnable); 16];
+        let (n, kind, swapped) = libos::threads::snapshot(&mut table);
+        let mut list = libos::fmt::Buf::new();
+        for (i, (id, weight, service, _)) in table[..n].iter().enumerate() {
+            let _ = write!(
+                list,
+                "{}[{id},{weight},{service}]",
+                if i == 0 { "" } else { "," }
+            );
+        }
+        libos::report!(
+            "\"kind\":\"threads\",\"round\":{round},\"policy\":\"{}\",\"swaps\":{swapped},\"t_ns\":{},\"threads\":[{}]",
+            kind.name(),
+            libos::sys::now_ns(),
+            list.as_str()
+        );
+    }
+}

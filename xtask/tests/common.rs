@@ -8,6 +8,10 @@ use abi::record::RecordKind;
 use abi::ExitCode;
 use xtask::{Accel, RunOptions, RunOutcome};
 
+/// Held while a many-vCPU emulated run executes: two of them at once on a
+/// 2-core host starve each other's vCPUs and turn timing checks into noise.
+pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Boots `test` (a kernel-side test name, or None for a plain run) and
 /// returns the outcome; the run directory is named after the test.
 pub fn boot(
@@ -30,6 +34,7 @@ pub fn boot(
         programs: true,
         ..RunOptions::default()
     };
+    let _serial = (cpus >= 4).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
     xtask::run(&opts).unwrap_or_else(|e| panic!("{name}: runner failed: {e}"))
 }
 

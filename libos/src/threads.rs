@@ -1,0 +1,496 @@
+//! User-level threads, scheduled across every core the application holds
+//! slices on by ONE policy object (stride, lottery or round robin) that the
+//! application can swap at run time.
+//!
+//! Every switch goes through the kernel's save areas, so one mechanism
+//! restores registers and FPU state exactly:
+//! - preemption: at a revocation the kernel saved the running thread in
+//!   `Dispatch::enabled`; the epilogue copies it into the thread;
+//! - voluntary switches (yield, sleep, exit): [`save_context`] records the
+//!   thread at a call boundary, then the core moves to its scheduler stack;
+//! - dispatch: the chosen thread's context is copied into
+//!   `Dispatch::enabled` and the `resume` system call restores it,
+//!   clearing the disabled flag atomically with the return.
+//!
+//! The policy lock is only taken with the disabled flag set (upcalls, or
+//! [`critical`](crate::rt::critical) sections), so a lock holder is never
+//! revoked in the middle and never deadlocks against its own epilogue.
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use abi::shared::{events, UpcallReason, UserContext};
+use abi::syscall::SaveArea;
+use sched_api::{Policy, RunEnd};
+pub use sched_api::{PolicyKind, ThreadState};
+use spin::Mutex;
+
+use crate::rt::MAX_WORKERS;
+use crate::sys;
+
+/// Most threads an application may have.
+pub const MAX_THREADS: usize = 64;
+const STACK: usize = 16 * 1024;
+const NONE: usize = usize::MAX;
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK]; MAX_THREADS]);
+static mut STACKS: Stacks = Stacks([[0; STACK]; MAX_THREADS]);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Free,
+    Live,
+    Exited,
+}
+
+struct Thread {
+    life: Life,
+    ctx: UserContext,
+    entry: Option<fn(usize)>,
+    arg: usize,
+    weight: u32,
+    /// Wake at this clock value (0: not sleeping on time).
+    wake_at: u64,
+}
+
+struct Runtime {
+    threads: [Thread; MAX_THREADS],
+    policy: Option<Box<dyn Policy>>,
+    /// Thread running on each core (NONE when none), and since when.
+    current: [usize; MAX_WORKERS],
+    started: [u64; MAX_WORKERS],
+    swaps: u64,
+}
+
+static RT: Mutex<Runtime> = Mutex::new(Runtime {
+    threads: [const {
+        Thread {
+            life: Life::Free,
+            ctx: UserContext::ZERO,
+            entry: None,
+            arg: 0,
+            weight: 1,
+            wake_at: 0,
+        }
+    }; MAX_THREADS],
+    policy: None,
+    current: [NONE; MAX_WORKERS],
+    started: [0; MAX_WORKERS],
+    swaps: 0,
+});
+
+/// The core each thread last ran on (read by the thread itself, lock-free).
+static THREAD_CORE: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
+/// Thread-local data: one word per thread.
+static TLS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+
+fn stacks_base() -> u64 {
+    (&raw const STACKS).cast::<u8>() as u64
+}
+
+/// The calling thread's id, from its stack pointer (each thread has its own
+/// fixed stack), without a lock or a system call.
+pub fn self_id() -> usize {
+    let rsp: u64;
+    // SAFETY: reads the stack pointer.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
+    (rsp.wrapping_sub(stacks_base()) / STACK as u64) as usize
+}
+
+/// This thread's thread-local word.
+pub fn tls() -> u64 {
+    TLS[self_id()].load(Ordering::Relaxed)
+}
+
+pub fn set_tls(value: u64) {
+    TLS[self_id()].store(value, Ordering::Relaxed);
+}
+
+fn new_policy(kind: PolicyKind, cores: usize) -> Box<dyn Policy> {
+    let quantum = sys::sysinfo().slice_ns;
+    match kind {
+        PolicyKind::Stride => Box::new(sched_stride::Stride::new(quantum, cores)),
+        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(
+            quantum,
+            cores,
+            sys::now_ns() | 1,
+        )),
+        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(quantum)),
+    }
+}
+
+/// The kind the run asked for (`SysInfo::sched`).
+pub fn requested_policy() -> PolicyKind {
+    match sys::sysinfo().sched {
+        1 => PolicyKind::Lottery,
+        2 => PolicyKind::RoundRobin,
+        _ => PolicyKind::Stride,
+    }
+}
+
+/// Runs `f` on the runtime with the disabled flag set (see module docs).
+/// If the slice was revoked meanwhile, the thread is handed back to the
+/// policy and the core given up (the pending bit makes `dispatch` yield).
+fn with_rt<R>(f: impl FnOnce(&mut Runtime) -> R) -> R {
+    let core = THREAD_CORE[self_id()].load(Ordering::Relaxed);
+    let d = sys::dispatch(core);
+    d.disabled.store(1, Ordering::Release);
+    let r = f(&mut RT.lock());
+    d.disabled.store(0, Ordering::Release);
+    if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
+        switch_out(RunEnd::Preempted);
+    }
+    r
+}
+
+static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Starts a thread running `entry(arg)` with `weight` tickets.
+pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    with_rt(|rt| spawn_locked(rt, entry, arg, weight))
+}
+
+fn spawn_locked(rt: &mut Runtime, entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    let tid = rt.threads.iter().position(|t| t.life == Life::Free)?;
+    let top = stacks_base() + ((tid + 1) * STACK) as u64;
+    let t = &mut rt.threads[tid];
+    t.ctx = UserContext::ZERO;
+    t.ctx.rip = thread_start as *const () as u64;
+    t.ctx.rsp = top - 8;
+    t.ctx.rdi = tid as u64;
+    t.ctx.rflags = 0x202;
+    t.ctx.fx[0] = 0x7f; // FCW 0x037f
+    t.ctx.fx[1] = 0x03;
+    t.ctx.fx[24] = 0x80; // MXCSR 0x1f80
+    t.ctx.fx[25] = 0x1f;
+    t.ctx.valid = 1;
+    t.entry = Some(entry);
+    t.arg = arg;
+    t.weight = weight;
+    t.wake_at = 0;
+    t.life = Life::Live;
+    TLS[tid].store(0, Ordering::Relaxed);
+    rt.policy.as_mut()?.add(tid as u32, weight).ok()?;
+    Some(tid)
+}
+
+extern "C" fn thread_start(tid: usize) -> ! {
+    // Under `with_rt`: a revocation while this core holds the runtime lock
+    // would have the epilogue wait for its own preempted thread.
+    let (entry, arg) = with_rt(|rt| (rt.threads[tid].entry, rt.threads[tid].arg));
+    if let Some(f) = entry {
+        f(arg);
+    }
+    exit()
+}
+
+/// Gives the core to the next thread; this one stays runnable.
+pub fn yield_now() {
+    switch_out(RunEnd::Yielded);
+}
+
+/// Sleeps until the global clock reaches `deadline_ns`.
+pub fn sleep_until(deadline_ns: u64) {
+    let tid = self_id();
+    with_rt(|rt| rt.threads[tid].wake_at = deadline_ns.max(1));
+    switch_out(RunEnd::Blocked);
+}
+
+/// Ends the calling thread.
+pub fn exit() -> ! {
+    let tid = self_id();
+    with_rt(|rt| rt.threads[tid].life = Life::Exited);
+    switch_out(RunEnd::Blocked);
+    unreachable!("an exited thread was resumed")
+}
+
+/// Waits until thread `tid` has exited.
+pub fn join(tid: usize) {
+    while with_rt(|rt| rt.threads.get(tid).is_some_and(|t| t.life == Life::Live)) {
+        sleep_until(sys::now_ns() + 1_000_000);
+    }
+}
+
+/// Swaps the application's policy: atomic across its cores (they all take
+/// the same lock), every thread, weight, sleep state and service carried.
+pub fn swap_policy(kind: PolicyKind) -> bool {
+    with_rt(|rt| {
+        let Some(old) = rt.policy.as_ref() else {
+            return false;
+        };
+        let snapshot = old.export();
+        let mut new = new_policy(kind, sys::sysinfo().cores as usize);
+        if new.import(snapshot).is_err() {
+            return false;
+        }
+        rt.policy = Some(new);
+        rt.swaps += 1;
+        true
+    })
+}
+
+/// Changes a thread's weight.
+pub fn set_weight(tid: usize, weight: u32) -> bool {
+    with_rt(|rt| {
+        rt.threads[tid].weight = weight;
+        rt.policy
+            .as_mut()
+            .is_some_and(|p| p.set_weight(tid as u32, weight).is_ok())
+    })
+}
+
+/// Per-thread figures for reports: (id, weight, service_ns, state).
+pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
+    with_rt(|rt| {
+        let Some(p) = rt.policy.as_ref() else {
+            return (0, PolicyKind::Stride, 0);
+        };
+        let mut n = 0;
+        for tid in 0..MAX_THREADS {
+            if rt.threads[tid].life != Life::Live || n == out.len() {
+                continue;
+            }
+            if let Some(r) = p.record(tid as u32) {
+                out[n] = (r.id, r.weight, r.service_ns, r.state);
+                n += 1;
+            }
+        }
+        (n, p.kind(), rt.swaps)
+    })
+}
+
+// ---- Switching ------------------------------------------------------------
+
+extern "C" {
+    /// Saves callee-saved registers, rsp, the return address and the FPU
+    /// image into `ctx`; returns 0, and 1 when the context is resumed.
+    fn libos_save_context(ctx: *mut UserContext) -> u64;
+}
+
+core::arch::global_asm!(
+    ".global libos_save_context",
+    "libos_save_context:",
+    "mov [rdi + 8], rbx",
+    "mov [rdi + 48], rbp",
+    "mov [rdi + 96], r12",
+    "mov [rdi + 104], r13",
+    "mov [rdi + 112], r14",
+    "mov [rdi + 120], r15",
+    "lea rax, [rsp + 8]",
+    "mov [rdi + 56], rax", // rsp after the return
+    "mov rax, [rsp]",
+    "mov [rdi + 128], rax",       // rip = return address
+    "mov qword ptr [rdi + 0], 1", // rax when resumed
+    "mov qword ptr [rdi + 136], 0x202",
+    "mov qword ptr [rdi + 152], 1", // valid
+    "fxsave64 [rdi + 160]",
+    "xor eax, eax",
+    "ret",
+);
+
+const _: () = {
+    assert!(core::mem::offset_of!(UserContext, rbx) == 8);
+    assert!(core::mem::offset_of!(UserContext, rbp) == 48);
+    assert!(core::mem::offset_of!(UserContext, rsp) == 56);
+    assert!(core::mem::offset_of!(UserContext, r12) == 96);
+    assert!(core::mem::offset_of!(UserContext, r15) == 120);
+    assert!(core::mem::offset_of!(UserContext, rip) == 128);
+    assert!(core::mem::offset_of!(UserContext, rflags) == 136);
+    assert!(core::mem::offset_of!(UserContext, valid) == 152);
+    assert!(core::mem::offset_of!(UserContext, fx) == 160);
+};
+
+/// Leaves the calling thread (saved at this call) and dispatches another
+/// on this core from the core's scheduler stack.
+fn switch_out(end: RunEnd) {
+    let tid = self_id();
+    let core = THREAD_CORE[tid].load(Ordering::Relaxed);
+    sys::dispatch(core).disabled.store(1, Ordering::Release);
+    let ctx = {
+        let mut rt = RT.lock();
+        &raw mut rt.threads[tid].ctx
+    };
+    // SAFETY: `ctx` points into the static runtime; it is this thread's own
+    // save slot, which no other core reads or writes while the policy says
+    // the thread is Running (it is, until `after_switch_out` charges it).
+    if unsafe { libos_save_context(ctx) } != 0 {
+        return; // resumed: the resume call cleared the disabled flag
+    }
+    let top = crate::rt::scheduler_stack_top(core);
+    // SAFETY: moves to this core's scheduler stack (unused while a thread
+    // runs here) and calls `after_switch_out`, which never returns; the
+    // thread's stack is not touched again until it is resumed.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "call {f}",
+            "ud2",
+            top = in(reg) top,
+            f = sym after_switch_out,
+            in("rdi") core,
+            in("rsi") tid,
+            in("rdx") end as u64,
+            options(noreturn),
+        )
+    }
+}
+
+extern "C" fn after_switch_out(core: usize, tid: usize, end: u64) -> ! {
+    let end = match end {
+        0 => RunEnd::Preempted,
+        1 => RunEnd::Yielded,
+        _ => RunEnd::Blocked,
+    };
+    stop_current(core, tid, end);
+    dispatch(core)
+}
+
+/// Charges the thread that ran on `core` and takes it off the core.
+fn stop_current(core: usize, tid: usize, end: RunEnd) {
+    let mut rt = RT.lock();
+    let ran = sys::now_ns().saturating_sub(rt.started[core]);
+    rt.current[core] = NONE;
+    let exited = rt.threads[tid].life == Life::Exited;
+    if let Some(p) = rt.policy.as_mut() {
+        let _ = p.charge(tid as u32, core, ran, end);
+        if exited {
+            let _ = p.remove(tid as u32);
+        }
+    }
+    if exited {
+        rt.threads[tid].life = Life::Free;
+    }
+}
+
+/// Picks the next thread for `core` and resumes it; with none runnable,
+/// gives the slice up (or sleeps the whole application on the earliest
+/// thread deadline when every thread sleeps).
+pub fn dispatch(core: usize) -> ! {
+    let d = sys::dispatch(core);
+    if d.events
+        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
+        & events::REVOCATION_PENDING
+        != 0
+    {
+        let _ = sys::yield_to(None, false);
+    }
+    let now = sys::now_ns();
+    let mut rt = RT.lock();
+    let Runtime {
+        threads, policy, ..
+    } = &mut *rt;
+    let Some(p) = policy.as_mut() else {
+        sys::exit(7)
+    };
+    for (tid, t) in threads.iter_mut().enumerate() {
+        if t.life == Life::Live && t.wake_at != 0 && t.wake_at <= now {
+            t.wake_at = 0;
+            let _ = p.wake(tid as u32);
+        }
+    }
+    match p.pick(core) {
+        Some(tid) => {
+            let tid = tid as usize;
+            rt.current[core] = tid;
+            rt.started[core] = now;
+            THREAD_CORE[tid].store(core, Ordering::Relaxed);
+            d.enabled = rt.threads[tid].ctx;
+            drop(rt);
+            let _ = sys::resume(SaveArea::Enabled);
+            sys::exit(8)
+        }
+        None => {
+            let live = rt.threads.iter().filter(|t| t.life == Life::Live).count();
+            if live == 0 {
+                drop(rt);
+                sys::exit(0);
+            }
+            let running = rt.current.iter().any(|&c| c != NONE);
+            let earliest = rt
+                .threads
+                .iter()
+                .filter(|t| t.life == Life::Live && t.wake_at != 0)
+                .map(|t| t.wake_at)
+                .min();
+            drop(rt);
+            if !running {
+                if let Some(deadline) = earliest {
+                    // Every thread sleeps: fold them into one predicate and
+                    // sleep the application; it costs no slices meanwhile.
+                    if let Ok(prog) = predicate::Builder::until_time(0, deadline) {
+                        if sys::predicate_install(prog.as_bytes()).is_ok() {
+                            let _ = sys::sleep(false);
+                        }
+                    }
+                }
+            }
+            let _ = sys::yield_to(None, false);
+            sys::exit(9)
+        }
+    }
+}
+
+/// The upcall handler of a threaded program.
+pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
+    match UpcallReason::from_u64(reason) {
+        Some(UpcallReason::Start) if crate::rt::first_start() => {
+            {
+                let mut rt = RT.lock();
+                rt.policy = Some(new_policy(
+                    requested_policy(),
+                    sys::sysinfo().cores as usize,
+                ));
+                spawn_locked(&mut rt, main, 0, 1);
+            }
+            READY.store(true, Ordering::Release);
+            dispatch(core)
+        }
+        Some(UpcallReason::Start) => {
+            while !READY.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+            dispatch(core)
+        }
+        Some(UpcallReason::Revoke) => {
+            let d = sys::dispatch(core);
+            let tid = RT.lock().current[core];
+            if tid != NONE {
+                RT.lock().threads[tid].ctx = d.enabled;
+                d.enabled.valid = 0;
+                stop_current(core, tid, RunEnd::Preempted);
+            }
+            let _ = sys::yield_to(None, false);
+            sys::exit(10)
+        }
+        Some(UpcallReason::Repossessed) => {
+            let d = sys::dispatch(core);
+            let tid = RT.lock().current[core];
+            if tid != NONE {
+                // Preempted in the thread itself, or in our epilogue before it
+                // saved the thread: the enabled area is the thread then.
+                let ctx = if d.enabled.valid == 1 {
+                    d.enabled
+                } else {
+                    d.preempted
+                };
+                RT.lock().threads[tid].ctx = ctx;
+                d.enabled.valid = 0;
+                d.preempted.valid = 0;
+                stop_current(core, tid, RunEnd::Preempted);
+            }
+            dispatch(core)
+        }
+        Some(UpcallReason::Exception) => {
+            crate::log!(
+                "thread fault: vector {} at {:#x}",
+                sys::dispatch(core).fault_info.vector,
+                sys::dispatch(core).fault_info.rip
+            );
+            sys::exit(11)
+        }
+        _ => dispatch(core),
+    }
+}
