@@ -50,6 +50,16 @@ static EXPERIMENTS: &[Experiment] = &[
     plain("user_fault", &[spec("user_fault", 2), spec("spin", 2)], others_keep_share),
     plain("badargs", &[spec("badargs", 2), spec("spin", 2)], others_keep_share),
     plain("teardown", &[spec("spin", 4)], teardown_releases_everything),
+    plain(
+        "sched_env",
+        &[
+            spec("sched_env", 4),
+            EnvSpec { program: "spin", name: "client_a", slots_per_core: 0 },
+            EnvSpec { program: "spin", name: "client_b", slots_per_core: 0 },
+            EnvSpec { program: "spin", name: "client_c", slots_per_core: 0 },
+        ],
+        apps_alive,
+    ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain("swap", &[spec("tswap", 4)], apps_alive),
     plain("two_apps", &[spec("tspin", 2), spec("tspin_rr", 2)], apps_alive),

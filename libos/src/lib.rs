@@ -17,3 +17,4 @@ pub mod threads;
 pub use abi;
 pub use predicate;
 pub use rt::{App, Epilogue, FaultAction};
+pub use sched_api;

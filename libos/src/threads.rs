@@ -109,7 +109,8 @@ pub fn set_tls(value: u64) {
     TLS[self_id()].store(value, Ordering::Relaxed);
 }
 
-fn new_policy(kind: PolicyKind, cores: usize) -> Box<dyn Policy> {
+/// A fresh policy of `kind` for `cores` cores, with this run's slice as quantum.
+pub fn new_policy(kind: PolicyKind, cores: usize) -> Box<dyn Policy> {
     let quantum = sys::sysinfo().slice_ns;
     match kind {
         PolicyKind::Stride => Box::new(sched_stride::Stride::new(quantum, cores)),
