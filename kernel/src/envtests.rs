@@ -61,6 +61,7 @@ static EXPERIMENTS: &[Experiment] = &[
         apps_alive,
     ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
+    plain("watch", &[spec("twatch", 2), spec("spin", 2)], sleeping_app_costs_little),
     plain("swap", &[spec("tswap", 4)], apps_alive),
     plain("two_apps", &[spec("tspin", 2), spec("tspin_rr", 2)], apps_alive),
     Experiment {
@@ -289,4 +290,14 @@ fn repeat_offender_loses_slots() -> bool {
 fn apps_alive() -> bool {
     let n = env::all().len();
     check("applications_alive", n > 0, format_args!("{n} alive"))
+}
+
+fn sleeping_app_costs_little() -> bool {
+    let (Some(app), Some(spin)) = (find("twatch"), find("spin")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let app_share = cpu_ns(&app) as f64 / core_time() as f64;
+    let spin_share = cpu_ns(&spin) as f64 / core_time() as f64;
+    check("sleeping_threads_cost_little", app_share < 0.1, format_args!("twatch share {app_share:.3}"))
+        & check("others_get_the_time", spin_share > 0.85, format_args!("spin share {spin_share:.3}"))
 }

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod fmt;
 pub mod rt;
+pub mod switch;
 pub mod sys;
 pub mod threads;
 

@@ -92,16 +92,21 @@ global_asm!(
 /// # Safety
 /// `top - frame_bytes(flags) .. top` must be writable memory owned by the
 /// new thread's stack, and `top` 16-byte aligned.
-pub unsafe fn init_frame(top: u64, entry: extern "C" fn(usize) -> !, arg: usize, flags: u64) -> u64 {
+pub unsafe fn init_frame(
+    top: u64,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+    flags: u64,
+) -> u64 {
     debug_assert!(top.is_multiple_of(16));
     let mut words = [0u64; 8];
     words[0] = u64::from(MXCSR_DEFAULT) | u64::from(FCW_DEFAULT) << 32;
     // r15 r14 r13 r12 rbx rbp
-    words[3] = entry as usize as u64; // r13
+    words[3] = entry as *const () as u64; // r13
     words[4] = arg as u64; // r12
-    // The return address sits at top - 8: after `ret` the stack is
-    // 16-aligned, and the trampoline's `call` leaves the entry at the usual
-    // `rsp % 16 == 8`.
+                           // The return address sits at top - 8: after `ret` the stack is
+                           // 16-aligned, and the trampoline's `call` leaves the entry at the usual
+                           // `rsp % 16 == 8`.
     words[7] = libos_thread_trampoline as *const () as u64;
     let frame = top - 64;
     // SAFETY: the caller gives us `frame_bytes(flags)` bytes below `top`.

@@ -52,6 +52,8 @@ struct Thread {
     weight: u32,
     /// Wake at this clock value (0: not sleeping on time).
     wake_at: u64,
+    /// Wake when the word at this address differs from the value (0: none).
+    watch: (u64, u64),
 }
 
 struct Runtime {
@@ -72,6 +74,7 @@ static RT: Mutex<Runtime> = Mutex::new(Runtime {
             arg: 0,
             weight: 1,
             wake_at: 0,
+            watch: (0, 0),
         }
     }; MAX_THREADS],
     policy: None,
@@ -172,6 +175,7 @@ fn spawn_locked(rt: &mut Runtime, entry: fn(usize), arg: usize, weight: u32) -> 
     t.arg = arg;
     t.weight = weight;
     t.wake_at = 0;
+    t.watch = (0, 0);
     t.life = Life::Live;
     TLS[tid].store(0, Ordering::Relaxed);
     rt.policy.as_mut()?.add(tid as u32, weight).ok()?;
@@ -198,6 +202,25 @@ pub fn sleep_until(deadline_ns: u64) {
     let tid = self_id();
     with_rt(|rt| rt.threads[tid].wake_at = deadline_ns.max(1));
     switch_out(RunEnd::Blocked);
+}
+
+/// Sleeps until the 8-byte-aligned word at `addr` no longer holds `old`
+/// (another thread, another core, or the kernel's exported pages).
+pub fn sleep_until_changed(addr: &AtomicU64, old: u64) {
+    let tid = self_id();
+    let at = addr as *const AtomicU64 as u64;
+    with_rt(|rt| rt.threads[tid].watch = (at, old));
+    if addr.load(Ordering::Acquire) == old {
+        switch_out(RunEnd::Blocked);
+    } else {
+        with_rt(|rt| rt.threads[tid].watch = (0, 0));
+    }
+}
+
+fn watched_changed(watch: (u64, u64)) -> bool {
+    // SAFETY: the address came from a `&AtomicU64` of a live thread of this
+    // program (statics or its own stack, which stays put while it sleeps).
+    watch.0 != 0 && unsafe { &*(watch.0 as *const AtomicU64) }.load(Ordering::Acquire) != watch.1
 }
 
 /// Ends the calling thread.
@@ -387,8 +410,10 @@ pub fn dispatch(core: usize) -> ! {
         sys::exit(7)
     };
     for (tid, t) in threads.iter_mut().enumerate() {
-        if t.life == Life::Live && t.wake_at != 0 && t.wake_at <= now {
+        let timed_out = t.wake_at != 0 && t.wake_at <= now;
+        if t.life == Life::Live && (timed_out || watched_changed(t.watch)) {
             t.wake_at = 0;
+            t.watch = (0, 0);
             let _ = p.wake(tid as u32);
         }
     }
@@ -410,28 +435,55 @@ pub fn dispatch(core: usize) -> ! {
                 sys::exit(0);
             }
             let running = rt.current.iter().any(|&c| c != NONE);
-            let earliest = rt
-                .threads
-                .iter()
-                .filter(|t| t.life == Life::Live && t.wake_at != 0)
-                .map(|t| t.wake_at)
-                .min();
+            let wakeup = if running {
+                None
+            } else {
+                fold_sleepers(&rt.threads)
+            };
             drop(rt);
-            if !running {
-                if let Some(deadline) = earliest {
-                    // Every thread sleeps: fold them into one predicate and
-                    // sleep the application; it costs no slices meanwhile.
-                    if let Ok(prog) = predicate::Builder::until_time(0, deadline) {
-                        if sys::predicate_install(prog.as_bytes()).is_ok() {
-                            let _ = sys::sleep(false);
-                        }
-                    }
+            if let Some(prog) = wakeup {
+                // Every thread sleeps: one predicate for all of them, and the
+                // application sleeps; it costs no slices meanwhile.
+                if sys::predicate_install(prog.as_bytes()).is_ok() {
+                    let _ = sys::sleep(false);
                 }
             }
             let _ = sys::yield_to(None, false);
             sys::exit(9)
         }
     }
+}
+
+/// One wakeup predicate for every sleeping thread: "clock ≥ earliest
+/// deadline OR word₁ ≠ old₁ OR …" (as many watches as the verifier's
+/// limits allow; the rest are caught at the next dispatch).
+fn fold_sleepers(threads: &[Thread]) -> Option<predicate::Program> {
+    let earliest = threads
+        .iter()
+        .filter(|t| t.life == Life::Live && t.wake_at != 0)
+        .map(|t| t.wake_at)
+        .min();
+    let mut b = predicate::Builder::new(0);
+    let mut terms = 0;
+    if let Some(deadline) = earliest {
+        b = b.clock().imm(deadline).ge();
+        terms += 1;
+    }
+    for t in threads
+        .iter()
+        .filter(|t| t.life == Life::Live && t.watch.0 != 0)
+        .take(12)
+    {
+        b = b.load_u64(t.watch.0).imm(t.watch.1).ne();
+        if terms > 0 {
+            b = b.or();
+        }
+        terms += 1;
+    }
+    if terms == 0 {
+        return None;
+    }
+    b.finish().ok()
 }
 
 /// The upcall handler of a threaded program.

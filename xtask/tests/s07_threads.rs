@@ -165,3 +165,22 @@ fn two_applications_run_different_policies_side_by_side() {
         assert!((got - ideal).abs() < 0.03, "rr share {got} vs {ideal}");
     }
 }
+
+#[test]
+fn threads_sleeping_on_time_and_memory_cost_no_slices() {
+    let out = run("watch", "stride", 2, 2000);
+    assert_checks_pass(&out);
+    let r: Vec<_> = out
+        .records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == "watch")
+        .collect();
+    let last = r.last().unwrap_or_else(|| panic!("{}", tail(&out.console)));
+    // A flag flipped every 20 ms for ~2 s.
+    assert!(last["wakeups"].as_u64().unwrap() >= 50, "{last}");
+    // The waiter wakes at the flipping thread's next dispatch: within a slot.
+    assert!(
+        last["worst_wake_ns"].as_u64().unwrap() < 10_000_000,
+        "{last}"
+    );
+}
