@@ -60,6 +60,14 @@ static EXPERIMENTS: &[Experiment] = &[
         ],
         apps_alive,
     ),
+    Experiment {
+        name: "grow",
+        envs: &[EnvSpec { program: "grow", name: "grow", slots_per_core: 0 }, spec("spin", 2)],
+        idle_slots: 2,
+        default_env: None,
+        offender_limit: 0,
+        finish: grown_to_every_core,
+    },
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain("watch", &[spec("twatch", 2), spec("spin", 2)], sleeping_app_costs_little),
     plain("swap", &[spec("tswap", 4)], apps_alive),
@@ -115,6 +123,10 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
         }
         envs.push((e, s.slots_per_core));
     }
+    // `grow` starts with one slot on core 0 and acquires the rest itself.
+    if let Some((e, _)) = envs.iter().find(|(e, _)| e.name() == "grow") {
+        sched::alloc_slot(e, 0, None).map_err(|_| "slot allocation failed")?;
+    }
     // Interleave: slot i goes to the env whose turn it is in round-robin
     // order among those that still want slots on this core.
     for core in 0..smp::cores() {
@@ -123,6 +135,9 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
         while wanted.iter().any(|&w| w > 0) {
             for (i, (e, _)) in envs.iter().enumerate() {
                 if wanted[i] > 0 {
+                    while sched::slot_owner(core, slot).is_ok_and(|o| o != abi::syscall::NO_ENV) {
+                        slot += 1;
+                    }
                     sched::alloc_slot(e, core, Some(slot)).map_err(|_| "slot allocation failed")?;
                     wanted[i] -= 1;
                     slot += 1;
@@ -300,4 +315,15 @@ fn sleeping_app_costs_little() -> bool {
     let spin_share = cpu_ns(&spin) as f64 / core_time() as f64;
     check("sleeping_threads_cost_little", app_share < 0.1, format_args!("twatch share {app_share:.3}"))
         & check("others_get_the_time", spin_share > 0.85, format_args!("spin share {spin_share:.3}"))
+}
+
+fn grown_to_every_core() -> bool {
+    let Some(g) = find("grow") else { return check("grow_alive", false, format_args!("gone")) };
+    let held = g.account().slots_held.load(Ordering::Relaxed) as usize;
+    let mut ok = check("slices_acquired_by_the_libos", held == 2 * smp::cores(), format_args!("holds {held}"));
+    for core in 0..smp::cores() {
+        let c = g.account().cpu_ns[core].load(Ordering::Relaxed);
+        ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
+    }
+    ok
 }

@@ -253,3 +253,15 @@ fn experiments_also_hold_under_kvm() {
         assert_checks_pass(&out);
     }
 }
+
+#[test]
+fn the_libos_slice_manager_acquires_slots_on_every_core() {
+    let out = experiment("grow", 2, 1000);
+    assert_checks_pass(&out);
+    let r = out
+        .records
+        .of(RecordKind::User)
+        .find(|r| r["kind"] == "grow")
+        .unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+}

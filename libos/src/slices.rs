@@ -1,0 +1,46 @@
+//! The slice manager: how many slots this application holds, on which
+//! cores. Policy lives here, in the libOS; the kernel only grants named
+//! slots under the quota it was given.
+
+use abi::syscall::Error;
+
+use crate::sys;
+
+/// Makes sure this application holds at least `per_core` slots on each of
+/// `cores` (all online cores when `None`); returns how many it acquired.
+/// Stops at the first refusal (quota or a full vector) and reports it.
+pub fn hold(per_core: usize, cores: Option<&[usize]>) -> Result<usize, (usize, Error)> {
+    let (me, _) = sys::self_info();
+    let online = sys::sysinfo().cores as usize;
+    let slots = sys::sysinfo().slots as usize;
+    let mut acquired = 0;
+    let mut each = |core: usize| -> Result<(), (usize, Error)> {
+        let held = (0..slots)
+            .filter(|&s| {
+                sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire) == me
+            })
+            .count();
+        for _ in held..per_core {
+            sys::slice_alloc(core, None).map_err(|e| (acquired, e))?;
+            acquired += 1;
+        }
+        Ok(())
+    };
+    match cores {
+        Some(list) => list.iter().try_for_each(|&c| each(c))?,
+        None => (0..online).try_for_each(&mut each)?,
+    }
+    Ok(acquired)
+}
+
+/// Gives back every slot this application holds on `core`.
+pub fn release(core: usize) -> usize {
+    let (me, _) = sys::self_info();
+    let slots = sys::sysinfo().slots as usize;
+    (0..slots)
+        .filter(|&s| {
+            sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire) == me
+        })
+        .filter(|&s| sys::slice_free(core, s).is_ok())
+        .count()
+}
