@@ -27,13 +27,13 @@ struct Pair {
 }
 
 impl Pair {
-    fn to_co(&mut self) {
+    fn enter_co(&mut self) {
         // SAFETY: `co_sp` was saved by the coroutine (or built by
         // init_frame) and nothing else runs it; `main_sp` lives in `self`.
         unsafe { switch(&mut self.main_sp, 0, self.co_sp, self.co_flags) }
     }
-    fn to_main(&mut self) {
-        // SAFETY: as `to_co`, the other way round.
+    fn enter_main(&mut self) {
+        // SAFETY: as `enter_co`, the other way round.
         unsafe { switch(&mut self.co_sp, self.co_flags, self.main_sp, 0) }
     }
 }
@@ -51,10 +51,10 @@ extern "C" fn counter(arg: usize) -> ! {
     let rsp: u64;
     // SAFETY: reads the stack pointer.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp) };
-    pair.bad += u64::from(rsp % 16 != 0);
+    pair.bad += u64::from(!rsp.is_multiple_of(16));
     loop {
         pair.rounds += 1;
-        pair.to_main();
+        pair.enter_main();
     }
 }
 
@@ -64,7 +64,7 @@ fn ping_pong_runs_both_sides_in_turn() {
     let mut pair = Pair::default();
     start(&mut pair, &mut stack, counter, 0);
     for i in 1..=1000 {
-        pair.to_co();
+        pair.enter_co();
         assert_eq!(pair.rounds, i);
     }
     assert_eq!(pair.bad, 0);
@@ -185,7 +185,7 @@ extern "C" fn fpu_control(arg: usize) -> ! {
     set_fcw(CO_FCW);
     loop {
         pair.rounds += 1;
-        pair.to_main();
+        pair.enter_main();
         pair.bad |= u64::from(mxcsr() != CO_MXCSR) << 1 | u64::from(fcw() != CO_FCW) << 2;
     }
 }
@@ -198,7 +198,7 @@ fn each_thread_keeps_its_own_fpu_control_state() {
     let (m, f) = (mxcsr(), fcw());
     set_mxcsr(0x1f80 | 0x2000); // round down
     for _ in 0..10 {
-        pair.to_co();
+        pair.enter_co();
         assert_eq!(mxcsr(), 0x3f80);
         assert_eq!(fcw(), f);
     }
@@ -225,7 +225,7 @@ extern "C" fn vector_user(arg: usize) -> ! {
         let mine = 0xfeed_0000 + pair.rounds;
         set_xmm13(mine);
         pair.rounds += 1;
-        pair.to_main();
+        pair.enter_main();
         pair.bad |= u64::from(xmm13() != mine);
     }
 }
@@ -237,7 +237,7 @@ fn fx_threads_keep_vector_registers() {
     start(&mut pair, &mut stack, vector_user, FX);
     assert_eq!(frame_bytes(FX), 64 + 512);
     for i in 0..50 {
-        pair.to_co();
+        pair.enter_co();
         set_xmm13(i); // main scribbles over the coroutine's value
     }
     assert_eq!(pair.bad, 0);
