@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod fmt;
+pub mod resume;
 pub mod rt;
 pub mod slices;
 pub mod switch;

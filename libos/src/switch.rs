@@ -99,15 +99,20 @@ pub unsafe fn init_frame(
     flags: u64,
 ) -> u64 {
     debug_assert!(top.is_multiple_of(16));
-    let mut words = [0u64; 8];
-    words[0] = u64::from(MXCSR_DEFAULT) | u64::from(FCW_DEFAULT) << 32;
-    // r15 r14 r13 r12 rbx rbp
-    words[3] = entry as *const () as u64; // r13
-    words[4] = arg as u64; // r12
-                           // The return address sits at top - 8: after `ret` the stack is
-                           // 16-aligned, and the trampoline's `call` leaves the entry at the usual
-                           // `rsp % 16 == 8`.
-    words[7] = libos_thread_trampoline as *const () as u64;
+    // The return address sits at top - 8: after `ret` the stack is
+    // 16-aligned, and the trampoline's `call` leaves the entry at the usual
+    // `rsp % 16 == 8`. Words from the frame's bottom: FPU control, r15,
+    // r14, r13 (entry), r12 (argument), rbx, rbp, return address.
+    let words: [u64; 8] = [
+        u64::from(MXCSR_DEFAULT) | u64::from(FCW_DEFAULT) << 32,
+        0,
+        0,
+        entry as *const () as u64,
+        arg as u64,
+        0,
+        0,
+        libos_thread_trampoline as *const () as u64,
+    ];
     let frame = top - 64;
     // SAFETY: the caller gives us `frame_bytes(flags)` bytes below `top`.
     unsafe {

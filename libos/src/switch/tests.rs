@@ -125,7 +125,7 @@ extern "C" fn clobberer(arg: usize) -> ! {
     let pair = unsafe { &mut *(arg as *mut Pair) };
     loop {
         pair.rounds += 1;
-        // SAFETY: as `Pair::to_main`.
+        // SAFETY: as `Pair::run_main`.
         pair.bad |= unsafe { libos_test_clobber(&mut pair.co_sp, pair.main_sp, 0, 0xc0de_0000) };
     }
 }
@@ -137,7 +137,7 @@ fn callee_saved_registers_survive_on_both_sides() {
     start(&mut pair, &mut stack, clobberer, 0);
     let mut main_bad = 0;
     for _ in 0..100 {
-        // SAFETY: as `Pair::to_co`.
+        // SAFETY: as `Pair::run_co`.
         main_bad |=
             unsafe { libos_test_clobber(&mut pair.main_sp, pair.co_sp, 0, 0x5eed_0000_0000) };
     }
