@@ -23,6 +23,10 @@ run-smp sched="stride" cpus="4" accel="auto" machine="pc" qemu="" timeout="120" 
     if [ -n "{{scenario}}" ]; then echo "scenario files are not implemented yet" >&2; exit 2; fi
     exec cargo xtask run "${args[@]}"
 
+# Fuzz the system-call interface from ring 3 on 4 cores (>= 1,000,000 calls).
+fuzz seconds="60" cpus="4":
+    cargo xtask run --accel tcg --cpus {{cpus}} --test fuzz --run-ms {{seconds}}000 --timeout 600 --cmdline "slice_us=10000 grace_us=3000"
+
 # Host unit and property tests of every pure crate.
 test-host:
     cargo test --workspace --exclude xtask --quiet

@@ -68,6 +68,7 @@ static EXPERIMENTS: &[Experiment] = &[
         offender_limit: 0,
         finish: grown_to_every_core,
     },
+    plain("fuzz", &[spec("fuzz", 2), spec("spin", 2)], fuzzed_kernel_survives),
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain("watch", &[spec("twatch", 2), spec("spin", 2)], sleeping_app_costs_little),
     plain("swap", &[spec("tswap", 4)], apps_alive),
@@ -326,4 +327,10 @@ fn grown_to_every_core() -> bool {
         ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
     }
     ok
+}
+
+fn fuzzed_kernel_survives() -> bool {
+    let alive = find("fuzz").is_some();
+    check("fuzzer_alive", alive, format_args!("the fuzzer should only ever get errors, never be killed"))
+        & others_keep_share()
 }

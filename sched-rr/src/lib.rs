@@ -187,13 +187,14 @@ impl Policy for RoundRobin {
         self.threads.clear();
         self.queue.clear();
         self.global_vtime = snapshot.global_vtime;
-        // Runnable threads queue in virtual-time order: who is owed most goes first.
+        // Runnable threads queue least-served first: round robin promises
+        // equal time, so weight-scaled virtual time is the wrong order here.
         let mut runnable: alloc::vec::Vec<&ThreadRecord> = snapshot
             .threads
             .iter()
             .filter(|r| r.state == ThreadState::Runnable)
             .collect();
-        runnable.sort_by_key(|r| r.vtime);
+        runnable.sort_by_key(|r| (r.service_ns, r.id));
         for r in &snapshot.threads {
             self.threads.insert(
                 r.id,
@@ -243,6 +244,28 @@ mod tests {
         let s = sim::run(&mut rr, 2, 1000, &threads).unwrap();
         let (min, max) = (s.iter().min().unwrap(), s.iter().max().unwrap());
         assert!(max - min <= 1000, "{s:?}");
+    }
+
+    #[test]
+    fn import_queues_least_served_first_whatever_the_weights() {
+        let mut rr = RoundRobin::new(1000);
+        let rec = |id, weight, service_ns| ThreadRecord {
+            id,
+            weight,
+            state: ThreadState::Runnable,
+            service_ns,
+            vtime: 0,
+        };
+        let threads = vec![rec(1, 8, 5000), rec(2, 1, 1000), rec(3, 4, 3000)];
+        rr.import(Snapshot {
+            threads,
+            global_vtime: 0,
+        })
+        .unwrap();
+        assert_eq!(
+            [rr.pick(0), rr.pick(1), rr.pick(2)],
+            [Some(2), Some(3), Some(1)]
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Like `tspin`, but this application always runs round robin, whatever
-//! the others use: policies are per application.
+//! Like `tspin`, but this application runs round robin, whatever the others
+//! use: policies are per application.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use libos::threads::PolicyKind;
+use libos::threads::{self, PolicyKind};
 
 fn main_thread(_: usize) {
-    workloads::threads_main(250_000_000, &[PolicyKind::RoundRobin])
+    threads::swap_policy(PolicyKind::RoundRobin);
+    workloads::threads_main(250_000_000, &[])
 }
 
 libos::threaded_program!(main_thread);

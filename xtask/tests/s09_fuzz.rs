@@ -1,0 +1,36 @@
+//! Layer 9: a ring-3 fuzzer hammers the system-call interface (short
+//! version; `just fuzz` runs the long one). The kernel must not fault, the
+//! fuzzer must only ever get errors (never be killed), and the environment
+//! beside it keeps its share.
+mod common;
+use abi::record::RecordKind;
+use common::*;
+use xtask::Accel;
+
+#[test]
+fn syscall_fuzzing_from_ring_3_hurts_nobody() {
+    let out = boot(
+        "fuzz-short",
+        2,
+        Accel::Tcg,
+        "pc",
+        &[],
+        &[
+            "test=fuzz",
+            "run_ms=4000",
+            "slice_us=10000",
+            "grace_us=3000",
+        ],
+    );
+    assert_checks_pass(&out);
+    let last = out
+        .records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == "fuzz")
+        .last()
+        .unwrap_or_else(|| panic!("{}", tail(&out.console)));
+    assert!(last["calls"].as_u64().unwrap() >= 100_000, "{last}");
+    let results = last["results"].as_object().unwrap();
+    assert!(results.len() >= 10, "errors of many kinds expected: {last}");
+    assert!(!out.console.contains("PANIC"));
+}
