@@ -10,11 +10,17 @@
 //! `libos_resume_end`; [`range`] is what the upcall table registers as the
 //! resume range. While the program counter is in that range the kernel
 //! treats the environment as disabled even with the flag clear, which is
-//! what makes the last steps safe: the flag is cleared, then the pending
-//! revocation bit is checked one final time, then the remaining register
-//! and `iretq` follow. The `iretq` frame is built on the stack the routine
-//! is called on (the upcall stack, or the per-core scheduler stack), never
-//! on the target stack, whose 128-byte red zone may be live.
+//! what makes the last steps safe: the flag is cleared, the pending
+//! revocation bit is checked one final time, then the registers are loaded
+//! and the routine jumps to the context.
+//!
+//! It does not use `iretq`: QEMU's TCG performs the stack reads of an
+//! `iretq` executed in ring 3 as supervisor accesses, which SMAP refuses
+//! (a page fault on the upcall stack). Instead rflags and rip are staged in
+//! the two words just *below* the target's 128-byte red zone (memory the
+//! System V ABI lets anything clobber at any time, like a signal frame),
+//! then `popfq; ret 128` lands on the target with its stack pointer exact.
+//! So a context needs [`STAGE`] bytes of mapped stack below its `rsp`.
 //!
 //! `fs_base` is not restored (ring 3 cannot write it without FSGSBASE);
 //! threads keep their thread-local pointer elsewhere.
@@ -32,6 +38,10 @@ extern "C" {
 
 /// Flags a resumed context may carry: CF PF AF ZF SF TF IF DF OF AC ID.
 const RFLAGS_KEEP: u32 = 0x24_0fd5;
+/// The System V red zone below a stack pointer, which must not be touched.
+pub const RED_ZONE: u64 = 128;
+/// Where rflags and rip are staged: the two words just below the red zone.
+pub const STAGE: u64 = RED_ZONE + 16;
 
 global_asm!(
     ".pushsection .text.libos_resume, \"ax\"",
@@ -41,29 +51,19 @@ global_asm!(
     ".balign 16",
     "libos_resume_start:",
     "libos_resume:",
-    // The caller's callee-saved state, for the pending path.
-    "push rbx",
-    "push rbp",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    "sub rsp, 8",
-    "stmxcsr [rsp]",
-    "fnstcw [rsp + 4]",
-    // iretq frame: ss, rsp, rflags, cs, rip; then the target's rax and
-    // the dispatch page, popped last.
-    "mov eax, ss",
-    "push rax",
-    "push qword ptr [rdi + {rsp}]",
-    "push qword ptr [rdi + {rflags}]",
-    "and qword ptr [rsp], {keep}",
-    "or qword ptr [rsp], 0x202",
-    "mov eax, cs",
-    "push rax",
-    "push qword ptr [rdi + {rip}]",
-    "push qword ptr [rdi + {rax}]",
-    "push rsi",
+    // Stage rflags and rip just below the target's red zone.
+    "mov rax, [rdi + {rsp}]",
+    "sub rax, {stage}",
+    "mov rcx, [rdi + {rflags}]",
+    "and rcx, {keep}",
+    "or rcx, 0x202",
+    "mov [rax], rcx",
+    "mov rcx, [rdi + {rip}]",
+    "mov [rax + 8], rcx",
+    // Leave the critical section; the range still counts as disabled.
+    "mov dword ptr [rsi + {disabled}], 0",
+    "test qword ptr [rsi + {events}], {pending}",
+    "jnz 2f",
     "fxrstor64 [rdi + {fx}]",
     "mov rbx, [rdi + {rbx}]",
     "mov rcx, [rdi + {rcx}]",
@@ -78,27 +78,15 @@ global_asm!(
     "mov r13, [rdi + {r13}]",
     "mov r14, [rdi + {r14}]",
     "mov r15, [rdi + {r15}]",
+    "mov rsp, rax",
+    "mov rax, [rdi + {rax}]",
     "mov rdi, [rdi + {rdi}]",
-    "pop rax",
-    "mov dword ptr [rax + {disabled}], 0",
-    "test qword ptr [rax + {events}], {pending}",
-    "jnz 2f",
-    "pop rax",
-    "iretq",
+    "popfq",
+    "ret {red_zone}",
     // A revocation was deferred while we were disabled: disabled again,
-    // back to the caller (its registers restored), nothing consumed.
+    // back to the caller (only rax and rcx were used), nothing consumed.
     "2:",
-    "mov dword ptr [rax + {disabled}], 1",
-    "add rsp, 48",
-    "ldmxcsr [rsp]",
-    "fldcw [rsp + 4]",
-    "add rsp, 8",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbp",
-    "pop rbx",
+    "mov dword ptr [rsi + {disabled}], 1",
     "mov eax, 1",
     "ret",
     "libos_resume_end:",
@@ -126,6 +114,8 @@ global_asm!(
     events = const offset_of!(Dispatch, events),
     pending = const events::REVOCATION_PENDING,
     keep = const RFLAGS_KEEP,
+    stage = const STAGE,
+    red_zone = const RED_ZONE,
 );
 
 const _: () = assert!(events::REVOCATION_PENDING < 1 << 31);
@@ -158,11 +148,11 @@ pub struct Pending;
 /// a revocation is pending (see [`Pending`]).
 ///
 /// # Safety
-/// Must be called with `d.disabled` set, on a stack other than the one
-/// `ctx` runs on, with [`range`] registered as the resume range; `ctx`
-/// must be a valid user context (an `fxsave` image `fxrstor` accepts, a
-/// user `rip` and `rsp`) that nothing else resumes, and everything the
-/// caller's stack frame owns is abandoned when it resumes.
+/// Must be called with `d.disabled` set, with [`range`] registered as the
+/// resume range; `ctx` must be a valid user context (an `fxsave` image
+/// `fxrstor` accepts, a user `rip`, an `rsp` with [`STAGE`] writable bytes
+/// below it that no live data uses) that nothing else resumes, and
+/// everything the caller's stack frame owns is abandoned when it resumes.
 pub unsafe fn resume(ctx: &UserContext, d: &Dispatch) -> Pending {
     // SAFETY: per this function's contract.
     let r = unsafe { libos_resume(ctx, d) };

@@ -16,8 +16,9 @@ use crate::sys;
 pub enum Epilogue {
     /// Keep the interrupted context (the kernel saved it) and yield at once.
     Cooperative,
-    /// Ignore the revocation: resume the interrupted context and keep
-    /// running until the kernel takes the core by force.
+    /// Ignore the revocation: resume the interrupted context (in user
+    /// mode, through [`crate::resume`]) and keep running until the kernel
+    /// takes the core by force.
     Ignore,
     /// Spin inside the epilogue forever.
     Spin,
@@ -117,12 +118,13 @@ pub fn register_once(entry: u64, exception: bool) {
             HEAP.lock()
                 .init((&raw mut HEAP_SPACE).cast::<u8>(), 4 << 20);
         }
+        let (resume_start, resume_end) = crate::resume::range();
         let table = UpcallTable {
             prologue: entry,
             epilogue: entry,
             exception: if exception { entry } else { 0 },
-            resume_start: 0,
-            resume_end: 0,
+            resume_start,
+            resume_end,
         };
         if sys::set_upcalls(&table).is_err() {
             sys::exit(2);
@@ -149,6 +151,16 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
                     let _ = sys::yield_to(None, false);
                 }
                 Epilogue::Ignore => {
+                    // Straight back to the interrupted context, in user mode.
+                    d.enabled.valid = 0;
+                    // SAFETY: disabled, with the resume range registered; the
+                    // context is the one the kernel saved at this revocation
+                    // and nothing else resumes it.
+                    let _pending = unsafe { crate::resume::resume(&d.enabled, d) };
+                    // A stale deferral bit stopped it: let the kernel do it.
+                    d.events
+                        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel);
+                    d.enabled.valid = 1;
                     let _ = sys::resume(SaveArea::Enabled);
                 }
                 Epilogue::Spin => loop {

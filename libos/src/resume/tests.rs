@@ -1,6 +1,6 @@
-//! `iretq` to the same ring works in a Linux process too, so the routine
-//! is tested here as it runs in ring 3: every register, the flags and the
-//! FPU image must arrive exactly, and a pending revocation must stop it.
+//! The routine runs in a Linux process exactly as in ring 3, so it is
+//! tested here: every register, the flags and the FPU image must arrive
+//! exactly, the red zone stay untouched, and a pending revocation stop it.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,8 +127,8 @@ fn context(stack: &mut [u128]) -> UserContext {
     for (i, r) in regs.into_iter().enumerate() {
         *r = 0x1111_0000_0000_0000u64.wrapping_mul(i as u64 + 1) + i as u64;
     }
-    // An odd stack pointer inside the context's own stack: nothing may be
-    // pushed there (red zone), and it must arrive as it was.
+    // A stack pointer that is not 16-aligned, inside the context's own
+    // stack: it must arrive as it was, its red zone untouched.
     ctx.rsp = stack.as_mut_ptr_range().end as u64 - 256 - 8;
     ctx.rip = libos_test_landing as *const () as u64;
     ctx.rflags = 0x202 | 1 | 1 << 7 | 1 << 14; // CF, SF, and NT (dropped)
@@ -163,10 +163,14 @@ fn resumes_every_register_exactly_and_clears_disabled() {
     assert_eq!(LANDED[17].load(Ordering::Relaxed) as u32, 0x7f80);
     assert_eq!(LANDED[18].load(Ordering::Relaxed), 0xabcd_ef01_2345_6789);
     assert_eq!(page.get().disabled.load(Ordering::Relaxed), 0);
-    // The context's own stack (its red zone included) was not written; the
-    // landing's own `pushfq` used the word just below its stack pointer.
-    let pushed = (ctx.rsp - 8 - stack.as_ptr() as u64) as usize / 16;
-    stack[pushed] = 0;
+    // The context's red zone and everything above it were not written:
+    // only the two staging words below the red zone (and the landing's own
+    // `pushfq`, just below its stack pointer) were.
+    let base = stack.as_ptr() as u64;
+    let word = |addr: u64| ((addr - base) / 16) as usize;
+    stack[word(ctx.rsp - STAGE)] = 0;
+    stack[word(ctx.rsp - STAGE + 8)] = 0;
+    stack[word(ctx.rsp - 8)] = 0;
     assert!(stack.iter().all(|&w| w == 0));
 }
 
