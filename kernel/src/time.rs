@@ -58,49 +58,17 @@ fn pit_read() -> u16 {
     }
 }
 
-/// TSC kHz measured against PIT channel 0 over `ms` milliseconds, or `None`
-/// when no PIT counts.
-fn calibrate_pit(ms: u64) -> Option<u64> {
-    const PIT_HZ: u64 = 1_193_182;
-    // SAFETY: channel 0, lobyte/hibyte, mode 2 (rate generator), reload 65536.
-    unsafe {
-        outb(0x43, 0x34);
-        outb(0x40, 0);
-        outb(0x40, 0);
-    }
-    let target = PIT_HZ * ms / 1000;
-    let mut prev = pit_read();
-    let mut elapsed = 0u64;
-    let mut stuck = 0u32;
-    let t0 = rdtsc();
-    while elapsed < target {
-        let cur = pit_read();
-        if cur == prev {
-            stuck += 1;
-            if stuck > 2_000_000 {
-                return None;
-            }
-            continue;
-        }
-        stuck = 0;
-        elapsed += u64::from(prev.wrapping_sub(cur));
-        prev = cur;
-    }
-    let t1 = rdtsc();
-    Some((t1 - t0) * PIT_HZ / elapsed / 1000)
-}
-
-/// TSC kHz measured against the ACPI PM timer (3.579545 MHz) at I/O `port`.
-fn calibrate_pm_timer(port: u16, ms: u64) -> Option<u64> {
-    const PM_HZ: u64 = 3_579_545;
-    // SAFETY: the PM timer is a read-only counter.
-    let read = || unsafe { x86::io::inl(port) } & 0x00FF_FFFF;
-    let target = PM_HZ * ms / 1000;
+/// TSC kHz measured over `ms` milliseconds against a free-running counter
+/// of `hz` that `read` returns and that wraps at `mask + 1`; `elapsed`
+/// turns two readings into ticks (counters count up or down). `None` when
+/// the counter does not move (no such timer on this machine).
+fn calibrate_against(hz: u64, ms: u64, read: impl Fn() -> u64, elapsed: impl Fn(u64, u64) -> u64) -> Option<u64> {
+    let target = hz * ms / 1000;
     let mut prev = read();
-    let mut elapsed = 0u64;
+    let mut ticks = 0u64;
     let mut stuck = 0u32;
     let t0 = rdtsc();
-    while elapsed < target {
+    while ticks < target {
         let cur = read();
         if cur == prev {
             stuck += 1;
@@ -110,10 +78,28 @@ fn calibrate_pm_timer(port: u16, ms: u64) -> Option<u64> {
             continue;
         }
         stuck = 0;
-        elapsed += u64::from(cur.wrapping_sub(prev) & 0x00FF_FFFF);
+        ticks += elapsed(prev, cur);
         prev = cur;
     }
-    Some((rdtsc() - t0) * PM_HZ / elapsed / 1000)
+    Some((rdtsc() - t0) * hz / ticks / 1000)
+}
+
+/// TSC kHz against PIT channel 0 (1.193182 MHz, counting down, 16 bits).
+fn calibrate_pit(ms: u64) -> Option<u64> {
+    // SAFETY: channel 0, lobyte/hibyte, mode 2 (rate generator), reload 65536.
+    unsafe {
+        outb(0x43, 0x34);
+        outb(0x40, 0);
+        outb(0x40, 0);
+    }
+    calibrate_against(1_193_182, ms, || u64::from(pit_read()), |prev, cur| (prev as u16).wrapping_sub(cur as u16).into())
+}
+
+/// TSC kHz against the ACPI PM timer (3.579545 MHz, counting up, 24 bits).
+fn calibrate_pm_timer(port: u16, ms: u64) -> Option<u64> {
+    // SAFETY: the PM timer is a read-only counter.
+    let read = || u64::from(unsafe { x86::io::inl(port) } & 0x00FF_FFFF);
+    calibrate_against(3_579_545, ms, read, |prev, cur| cur.wrapping_sub(prev) & 0x00FF_FFFF)
 }
 
 /// Calibrates the TSC; `pm_timer_port` comes from the FADT when present.
