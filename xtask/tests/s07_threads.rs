@@ -128,12 +128,20 @@ fn swapping_under_load_loses_no_thread_and_starves_none() {
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.0, y.0);
             assert_eq!(x.1, y.1, "weight changed across a swap");
+            assert!(y.2 >= x.2, "thread {} lost service across a swap", x.0);
+        }
+    }
+    // A weight-1 thread (1/36 of the tickets) expects under 3 quanta per
+    // 250 ms interval, so one interval without progress is possible under
+    // lottery; over three intervals (and two swaps) every thread progresses.
+    for w in r.windows(4) {
+        for (x, y) in workers(w[0]).iter().zip(&workers(w[3])) {
             assert!(
                 y.2 > x.2,
-                "thread {} made no progress across a swap: {} -> {}",
+                "thread {} starved across three swaps: {} -> {}",
                 x.0,
-                pair[0],
-                pair[1]
+                w[0],
+                w[3]
             );
         }
     }
