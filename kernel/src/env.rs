@@ -212,6 +212,9 @@ fn frame_error(e: kernel::frames::FrameError) -> Error {
 // ---- The environment table -------------------------------------------------
 
 static TABLE: [Mutex<Option<Arc<Env>>>; MAX_ENVS] = [const { Mutex::new(None) }; MAX_ENVS];
+/// Slots claimed by a spawn in progress or a live environment: claimed
+/// atomically, so two cores spawning at once never pick the same slot.
+static CLAIMED: [AtomicBool; MAX_ENVS] = [const { AtomicBool::new(false) }; MAX_ENVS];
 static GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// Table slot of an id.
@@ -233,6 +236,11 @@ pub fn reaped(id: u32) -> bool {
     TABLE[slot_of(id)].lock().as_ref().is_none_or(|e| e.id != id)
 }
 
+/// Whether every table slot is free (all environments reaped).
+pub fn all_reaped() -> bool {
+    CLAIMED.iter().all(|c| !c.load(Ordering::Acquire))
+}
+
 /// Every live environment (for reports and predicates).
 pub fn all() -> Vec<Arc<Env>> {
     TABLE.iter().filter_map(|s| s.lock().clone()).filter(|e| e.alive()).collect()
@@ -250,10 +258,17 @@ pub enum SpawnError {
 /// Creates an environment from an ELF image.
 pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<Arc<Env>, SpawnError> {
     let program = elf::parse(image, va::PROGRAM_BASE..va::USER_MAP_START).map_err(SpawnError::Elf)?;
-    let index = TABLE.iter().position(|s| s.lock().is_none()).ok_or(SpawnError::TableFull)?;
+    let index = CLAIMED
+        .iter()
+        .position(|c| c.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok())
+        .ok_or(SpawnError::TableFull)?;
+    let unclaim = || CLAIMED[index].store(false, Ordering::Release);
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
     let id = (generation << 8) | index as u32;
-    let aspace = AddressSpace::new().map_err(|_| SpawnError::NoMemory)?;
+    let Ok(aspace) = AddressSpace::new() else {
+        unclaim();
+        return Err(SpawnError::NoMemory);
+    };
     let mut memory = Memory { aspace, owned: BTreeSet::new(), allocated: 0, frame_quota: DEFAULT_FRAME_QUOTA };
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
@@ -262,6 +277,7 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<A
         Ok(pages) => pages,
         Err(e) => {
             release(memory);
+            unclaim();
             return Err(e);
         }
     };
@@ -418,5 +434,6 @@ pub fn reap(id: u32) {
     if memory.aspace.pml4 != 0 {
         release(memory);
     }
+    CLAIMED[slot_of(id)].store(false, Ordering::Release);
     drop(slot);
 }

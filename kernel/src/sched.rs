@@ -200,7 +200,17 @@ fn stop_running(core: usize, turn: Turn, now: u64) {
 }
 
 /// Drops this core's claim on `env`; the last core off a dead env reaps it.
+///
+/// First this core stops using the environment's page tables: once the
+/// claim is dropped another core may reap the environment and free (and
+/// re-zero) its PML4, which must not be this core's CR3 any more.
 fn release_running(env: &Env) {
+    // SAFETY: the kernel's own tables map everything the kernel uses.
+    unsafe {
+        if x86::controlregs::cr3() == env.pml4 {
+            x86::controlregs::cr3_write(crate::mm::kernel_pml4());
+        }
+    }
     if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
         env::reap(env.id);
     }
@@ -679,6 +689,9 @@ pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -
     match target {
         None => {
             let t = c.turn.take().expect("turn checked");
+            // Time used past the turn's end (in the epilogue, or in a long
+            // system call) is paid back like a repossession's overrun.
+            c.vector.charge_overrun(t.slot, now.saturating_sub(t.end));
             drop(c);
             save_caller();
             stop_running(core, t, now);

@@ -283,6 +283,14 @@ impl SliceVector {
         Turn::NothingRunnable
     }
 
+    /// Charges `overrun_ns` used past the end of a turn in `slot` that ended
+    /// without a repossession (a late yield): paid back like any debt.
+    pub fn charge_overrun(&mut self, slot: usize, overrun_ns: u64) {
+        if let Some(s) = self.slots.get_mut(slot).filter(|s| s.owner.is_some()) {
+            s.debt_ns = s.debt_ns.saturating_add(overrun_ns);
+        }
+    }
+
     /// Records that the turn in `slot` was repossessed `overrun_ns` past
     /// its end: the overrun becomes debt, the event is logged, and a repeat
     /// offender loses the slot. Returns whether the slot was taken away (its

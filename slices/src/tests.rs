@@ -118,6 +118,18 @@ fn overrun_is_charged_back_exactly() {
 }
 
 #[test]
+fn late_yields_are_charged_like_repossessions_but_not_logged() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(2, 1000);
+    v.alloc_named(0, EnvId(1), &q).unwrap();
+    v.charge_overrun(0, 300);
+    v.charge_overrun(1, 300); // unowned: nothing to charge
+    assert_eq!(v.debt(0), Ok(300));
+    assert_eq!(v.debt(1), Ok(0));
+    assert_eq!(v.repossessions().count(), 0);
+}
+
+#[test]
 fn repeat_offenders_lose_the_slot() {
     let q = Quota::new(10);
     let mut v = SliceVector::new(1, 1000);

@@ -34,3 +34,62 @@ fn syscall_fuzzing_from_ring_3_hurts_nobody() {
     assert!(results.len() >= 10, "errors of many kinds expected: {last}");
     assert!(!out.console.contains("PANIC"));
 }
+
+#[test]
+fn a_storm_of_creations_and_kills_returns_every_frame_and_slot() {
+    let out = boot(
+        "storm",
+        4,
+        Accel::Tcg,
+        "pc",
+        &[],
+        &[
+            "test=storm",
+            "run_ms=4000",
+            "slice_us=10000",
+            "grace_us=3000",
+        ],
+    );
+    assert_checks_pass(&out);
+    let spawned = out
+        .records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "spawned")
+        .count();
+    assert!(spawned > 50, "only {spawned} environments created");
+}
+
+#[test]
+fn garbage_in_shared_pages_is_refused_or_made_safe() {
+    let out = boot(
+        "scribble",
+        2,
+        Accel::Tcg,
+        "pc",
+        &[],
+        &[
+            "test=scribble",
+            "run_ms=1500",
+            "slice_us=10000",
+            "grace_us=3000",
+        ],
+    );
+    assert_checks_pass(&out);
+    let r: Vec<_> = out
+        .records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == "scribble")
+        .collect();
+    assert!(
+        r.iter().any(|r| r["kernel_rip_refused"] == true),
+        "{}",
+        tail(&out.console)
+    );
+    // Reserved MXCSR bits in the image were cleared, not loaded (which would
+    // fault the kernel): the context landed.
+    assert!(
+        r.iter().any(|r| r["landed"] == true),
+        "{}",
+        tail(&out.console)
+    );
+}
