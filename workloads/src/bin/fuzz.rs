@@ -108,7 +108,7 @@ fn worker(core: usize) -> ! {
         };
         RESULTS[slot].fetch_add(1, Ordering::Relaxed);
         let n = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % REPORT_EVERY == 0 {
+        if n.is_multiple_of(REPORT_EVERY) {
             let mut by_code = libos::fmt::Buf::new();
             let _ = write!(by_code, "\"ok\":{}", RESULTS[0].load(Ordering::Relaxed));
             for e in Error::ALL {
