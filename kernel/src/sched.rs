@@ -689,9 +689,10 @@ pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -
     match target {
         None => {
             let t = c.turn.take().expect("turn checked");
-            // Time used past the turn's end (in the epilogue, or in a long
-            // system call) is paid back like a repossession's overrun.
-            c.vector.charge_overrun(t.slot, now.saturating_sub(t.end));
+            // Time used past the turn's end beyond the grace allowance (a
+            // long system call that ran over, say) is paid back like a
+            // repossession's overrun; a yield within grace costs nothing.
+            c.vector.charge_overrun(t.slot, now.saturating_sub(t.end).saturating_sub(config().grace_ns));
             drop(c);
             save_caller();
             stop_running(core, t, now);
