@@ -2,30 +2,60 @@
 //! round robin implement, so an application can swap its scheduler at run
 //! time without losing a thread.
 //!
-//! Fairness state crosses a swap in one policy-neutral quantity: each
-//! thread's *virtual time*, its service divided by its weight
-//! (`ran_ns * VT_SCALE / weight`, summed). Every policy keeps it up to date
-//! whether it uses it or not; stride uses it directly as its pass, so a
-//! thread that got less than its share under lottery is owed exactly that
-//! after a swap to stride, and nobody gains or loses.
+//! # Fairness across a swap
+//!
+//! Every policy keeps, for every thread, a *virtual time* in one shared,
+//! policy-neutral unit: `VT_SCALE` per nanosecond of service per ticket of
+//! effective weight. A [`Snapshot`] carries each thread's virtual time and
+//! the system's virtual time `global_vtime`; their difference is the
+//! thread's *lag*: negative when the thread is owed service, positive when
+//! it is ahead, and `-lag * weight / VT_SCALE` is the service it is owed in
+//! ns. A sleeping thread's lag is frozen (the "remaining pass" of stride
+//! scheduling), so nobody gains or loses by sleeping either.
+//!
+//! Each policy measures lag against what *it* promises: stride and lottery
+//! against the weighted share (made feasible on P cores, see
+//! [`feasible_weights`]), round robin against an equal share (it ignores
+//! weights by design). A swap moves every lag unchanged, so the new policy
+//! starts each thread exactly where its service says it should be; time
+//! spent under round robin is not billed afterwards as weighted debt.
+//! Stride uses the virtual time directly as its pass, so a stride → stride
+//! round trip is exact.
+//!
+//! # Composition
+//!
+//! This crate cannot name the policies (they depend on it), so there is no
+//! factory here: each policy crate has `new`/`try_new` and `from_snapshot`,
+//! and the libOS maps a [`PolicyKind`] to a constructor and swaps with
+//! [`swap`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
 
 pub mod feasible;
+pub mod ledger;
 pub mod sim;
 
-pub use feasible::feasible_weights;
+pub use feasible::{feasible_weights, Cap, Ratio};
+pub use ledger::Ledger;
 
-/// Scale of virtual time: one ns of service at weight 1.
-pub const VT_SCALE: u128 = 1 << 20;
+/// Virtual time of one ns of service at one ticket of effective weight.
+pub const VT_SCALE: u128 = 1 << 32;
 
-/// A thread, as the policies name it.
+/// Largest core count a policy accepts (core ids are `0..MAX_CORES`).
+pub const MAX_CORES: usize = 4096;
+
+/// A thread, as the policies name it (the libOS's own thread or
+/// environment number).
 pub type ThreadId = u32;
-/// A core index.
+
+/// A core index, `0..MAX_CORES`.
 pub type CoreId = usize;
 
 /// The policies.
@@ -43,6 +73,7 @@ impl PolicyKind {
         PolicyKind::RoundRobin,
     ];
 
+    /// The stable name: `"stride"`, `"lottery"` or `"rr"`.
     pub const fn name(self) -> &'static str {
         match self {
             PolicyKind::Stride => "stride",
@@ -51,97 +82,226 @@ impl PolicyKind {
         }
     }
 
+    /// The kind with the stable name `name`.
     pub fn from_name(name: &str) -> Option<PolicyKind> {
         Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`PolicyKind::name`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownPolicy;
+
+impl fmt::Display for UnknownPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown policy (expected stride, lottery or rr)")
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PolicyKind::from_name(s).ok_or(UnknownPolicy)
     }
 }
 
 /// Where a thread is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadState {
+    /// Wants a core and has none.
     Runnable,
+    /// Picked for this core and not charged yet.
     Running(CoreId),
+    /// Blocked until [`Policy::wake`].
     Sleeping,
 }
 
-/// How a run ended.
+/// How a run ended, for [`Policy::charge`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunEnd {
-    /// The quantum ran out (or the slice was revoked).
+    /// The quantum ran out (or the slice was revoked): stays runnable.
     Preempted,
-    /// The thread gave the core up early but stays runnable.
+    /// The thread gave the core up early: stays runnable.
     Yielded,
     /// The thread blocked: it sleeps until woken.
     Blocked,
+    /// The thread ended: the policy forgets it.
+    Exited,
 }
 
-/// Why a call was refused.
+/// Why a call was refused. Every public function of the policies reports
+/// bad input with one of these and leaves its state unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchedError {
+    /// No thread with that id.
     UnknownThread,
+    /// `add` of an id that is already there.
     DuplicateThread,
+    /// A weight (tickets, funding) of 0.
     ZeroWeight,
-    /// `charge` for a thread not running on that core.
+    /// `charge` for a thread that is not running on that core.
     NotRunning,
-    /// `sleep`/`remove`/`set_weight` is fine, but `wake` needs a sleeper.
+    /// The operation needs a thread that is not running (charge it first).
+    AlreadyRunning,
+    /// `wake` (or a transfer) needs a sleeping thread.
     NotSleeping,
-    /// `sleep` of a thread that is running (charge it with `Blocked`).
-    IsRunning,
-    /// The snapshot names a thread twice or has a zero weight.
+    /// `sleep` of a thread that already sleeps.
+    AlreadySleeping,
+    /// `pick` on a core whose thread has not been charged yet.
+    CoreBusy,
+    /// A core id of `MAX_CORES` or more.
+    BadCore,
+    /// A core count of 0 or more than `MAX_CORES`.
+    BadCores,
+    /// A quantum of 0 ns.
+    BadQuantum,
+    /// A snapshot naming a thread twice, with a zero weight, or with two
+    /// threads running on one core.
     BadSnapshot,
+    /// Lottery: no currency with that id.
+    UnknownCurrency,
+    /// Lottery: the currency still funds threads or other currencies.
+    CurrencyInUse,
+    /// Lottery: the transfer would lend a thread's tickets to itself.
+    TransferCycle,
+    /// Lottery: `take_back` of a thread that lends nothing.
+    NotLending,
+}
+
+impl fmt::Display for SchedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            SchedError::UnknownThread => "unknown thread",
+            SchedError::DuplicateThread => "thread already added",
+            SchedError::ZeroWeight => "weight must be at least 1",
+            SchedError::NotRunning => "thread is not running on that core",
+            SchedError::AlreadyRunning => "thread is running",
+            SchedError::NotSleeping => "thread is not sleeping",
+            SchedError::AlreadySleeping => "thread already sleeps",
+            SchedError::CoreBusy => "core still has a running thread",
+            SchedError::BadCore => "core id out of range",
+            SchedError::BadCores => "core count out of range",
+            SchedError::BadQuantum => "quantum must be at least 1 ns",
+            SchedError::BadSnapshot => "inconsistent snapshot",
+            SchedError::UnknownCurrency => "unknown currency",
+            SchedError::CurrencyInUse => "currency still in use",
+            SchedError::TransferCycle => "transfer would form a cycle",
+            SchedError::NotLending => "thread lends nothing",
+        };
+        f.write_str(s)
+    }
 }
 
 /// Everything a policy knows about one thread, in neutral terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadRecord {
     pub id: ThreadId,
+    /// Tickets, as given to `add`/`set_weight` (at least 1).
     pub weight: u32,
     pub state: ThreadState,
-    /// CPU time received, exactly as charged.
+    /// CPU time received, exactly the sum of what was charged.
     pub service_ns: u64,
-    /// Service / weight, in `VT_SCALE` units (see the crate docs).
-    pub vtime: u128,
+    /// Virtual time (see the crate docs); for a sleeper, the global
+    /// virtual time plus its frozen lag.
+    pub vtime: i128,
 }
 
 /// The whole state of a policy, for a swap.
+///
+/// `threads` lists runnable threads first, in the exporting policy's order
+/// of preference (round robin keeps this as its queue order), then running
+/// and sleeping ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The system's virtual time.
+    pub global_vtime: i128,
     pub threads: Vec<ThreadRecord>,
-    /// The system's virtual time: where a newly runnable thread starts.
-    pub global_vtime: u128,
 }
 
 impl Snapshot {
-    /// Checks ids are unique and weights non-zero.
+    /// Checks ids are unique, weights non-zero, cores in range and no core
+    /// runs two threads.
     pub fn validate(&self) -> Result<(), SchedError> {
         let mut ids: Vec<ThreadId> = self.threads.iter().map(|t| t.id).collect();
         ids.sort_unstable();
-        let unique = ids.windows(2).all(|w| w[0] != w[1]);
-        if !unique || self.threads.iter().any(|t| t.weight == 0) {
-            return Err(SchedError::BadSnapshot);
+        let mut cores: Vec<CoreId> = self
+            .threads
+            .iter()
+            .filter_map(|t| match t.state {
+                ThreadState::Running(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        cores.sort_unstable();
+        let ok = ids.windows(2).all(|w| w[0] != w[1])
+            && cores.windows(2).all(|w| w[0] != w[1])
+            && cores.iter().all(|&c| c < MAX_CORES)
+            && self.threads.iter().all(|t| t.weight > 0);
+        if ok {
+            Ok(())
+        } else {
+            Err(SchedError::BadSnapshot)
         }
-        Ok(())
+    }
+
+    /// `thread`'s lag: its virtual time minus the global one (negative:
+    /// owed service).
+    pub fn lag(&self, thread: &ThreadRecord) -> i128 {
+        thread.vtime.saturating_sub(self.global_vtime)
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, id: ThreadId) -> Option<&ThreadRecord> {
+        self.threads.iter().find(|t| t.id == id)
     }
 }
 
-/// The scheduler interface. Policies are safe, `no_std`, allocation only
-/// on membership changes; `pick` and `charge` are the hot path.
+/// The scheduler interface.
+///
+/// A policy tracks threads and decides which runs next on each core. The
+/// caller (the libOS) owns the cores and the clock; the policy never blocks
+/// and never allocates on `pick`/`charge` except when a collection grows.
+///
+/// The life of a run: `pick(core)` marks the chosen thread `Running(core)`;
+/// when the run ends the caller reports the time it actually used with
+/// `charge(thread, core, ran_ns, end)`. Rules every policy keeps:
+/// - `pick` never returns a thread that is running (on any core) or sleeping;
+/// - `pick` returns a thread whenever some thread is runnable and the core
+///   is free (no core idles while a thread waits);
+/// - only what was used is charged: a thread that ran half a quantum pays
+///   half;
+/// - every call with bad input returns a [`SchedError`] and changes nothing.
 pub trait Policy: Send {
+    /// Which policy this is.
     fn kind(&self) -> PolicyKind;
-    /// Adds a runnable thread with `weight` (tickets).
+
+    /// Adds a runnable thread holding `weight` tickets (at least 1). It
+    /// starts with zero lag.
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError>;
-    /// Removes a thread (in any state) and returns its record.
+
+    /// Removes a thread in any state and returns its last record. A running
+    /// thread's core becomes free.
     fn remove(&mut self, id: ThreadId) -> Result<ThreadRecord, SchedError>;
-    /// Changes a weight; the thread keeps its place (no gain, no loss).
-    fn set_weight(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError>;
-    /// A runnable (not running) thread goes to sleep.
-    fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError>;
-    /// A sleeping thread becomes runnable again.
-    fn wake(&mut self, id: ThreadId) -> Result<(), SchedError>;
-    /// Chooses a thread for `core` and marks it running there. Never
-    /// returns a thread that runs on another core.
-    fn pick(&mut self, core: CoreId) -> Option<ThreadId>;
-    /// Charges `id` the `ran_ns` it actually used on `core`, and ends its run.
+
+    /// Chooses a thread for the free core `core` and marks it running there;
+    /// `Ok(None)` when no thread is runnable. Errors: `BadCore`, `CoreBusy`
+    /// (the core's last thread was not charged).
+    fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError>;
+
+    /// [`Policy::try_pick`] with errors read as "nothing to run".
+    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
+        self.try_pick(core).ok().flatten()
+    }
+
+    /// Charges `id`, running on `core`, the `ran_ns` it actually used, and
+    /// ends its run as `end` says.
     fn charge(
         &mut self,
         id: ThreadId,
@@ -149,38 +309,96 @@ pub trait Policy: Send {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError>;
+
+    /// A runnable thread goes to sleep, keeping its lag. (A running thread
+    /// blocks through `charge(.., RunEnd::Blocked)`.)
+    fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError>;
+
+    /// A sleeping thread becomes runnable with the lag it had.
+    fn wake(&mut self, id: ThreadId) -> Result<(), SchedError>;
+
+    /// Changes a thread's tickets; the service it is owed or is ahead by is
+    /// kept (its lag is rescaled, as stride scheduling prescribes).
+    fn set_weight(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError>;
+
+    /// Sets the number of cores P that shares are computed for (weights
+    /// asking for more than one core are capped, see [`feasible_weights`]).
+    fn set_cores(&mut self, cores: usize) -> Result<(), SchedError>;
+
     /// The number of cores shares are computed for.
-    fn set_cores(&mut self, cores: usize);
-    /// The quantum this policy intends (a thread runs at most this long).
+    fn cores(&self) -> usize;
+
+    /// The quantum this policy intends; a run should not exceed it.
     fn quantum_ns(&self) -> u64;
+
     /// The whole state, policy-neutral.
     fn export(&self) -> Snapshot;
-    /// Replaces the state with `snapshot` (threads running stay running).
+
+    /// Replaces the whole state with `snapshot`: every thread keeps its
+    /// weight, state (a thread running on core c stays running on c and is
+    /// charged as usual), service and lag. On error nothing changes.
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError>;
+
     /// One thread's record.
     fn record(&self, id: ThreadId) -> Option<ThreadRecord>;
-    /// Number of threads.
+
+    /// Number of threads (in any state).
     fn len(&self) -> usize;
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// Lag a swap carries, in each thread's own quanta: a thread ahead of or
-/// behind its share keeps at most this much of it into the new policy.
-/// Unbounded, a leg of round robin (which ignores weights) would make the
-/// next proportional policy starve light threads for seconds to pay back.
-pub const SWAP_LAG_QUANTA: u128 = 2;
-
-/// A thread's virtual time brought within the swap lag bound of `global`.
-pub fn bounded_vtime(vtime: u128, global: u128, quantum_ns: u64, weight: u32) -> u128 {
-    let bound = SWAP_LAG_QUANTA * vtime_for(quantum_ns, weight);
-    vtime.clamp(global.saturating_sub(bound), global + bound)
+/// Swaps `current` for `next` (a freshly built policy with the quantum and
+/// core count wanted): `next` imports `current`'s state and takes its place.
+/// On error `current` is unchanged.
+pub fn swap(current: &mut Box<dyn Policy>, mut next: Box<dyn Policy>) -> Result<(), SchedError> {
+    next.import(current.export())?;
+    *current = next;
+    Ok(())
 }
 
-/// Virtual time for `ran_ns` of service at `weight`.
-pub fn vtime_for(ran_ns: u64, weight: u32) -> u128 {
-    u128::from(ran_ns) * VT_SCALE / u128::from(weight.max(1))
+/// Checks a core id for `pick`.
+pub fn check_core(core: CoreId) -> Result<(), SchedError> {
+    if core < MAX_CORES {
+        Ok(())
+    } else {
+        Err(SchedError::BadCore)
+    }
+}
+
+/// Checks a core count.
+pub fn check_cores(cores: usize) -> Result<usize, SchedError> {
+    if (1..=MAX_CORES).contains(&cores) {
+        Ok(cores)
+    } else {
+        Err(SchedError::BadCores)
+    }
+}
+
+/// `a * b / c` in u128, exact unless the product overflows (then a close
+/// approximation, saturating); `c == 0` gives `u128::MAX`.
+pub fn mul_div(a: u128, b: u128, c: u128) -> u128 {
+    if c == 0 {
+        return u128::MAX;
+    }
+    match a.checked_mul(b) {
+        Some(p) => p / c,
+        None => (a / c)
+            .saturating_mul(b)
+            .saturating_add((a % c).saturating_mul(b) / c),
+    }
+}
+
+/// Signed `a * num / den` (toward zero), saturating.
+pub fn scale_signed(a: i128, num: u128, den: u128) -> i128 {
+    let m = mul_div(a.unsigned_abs(), num, den).min(i128::MAX as u128) as i128;
+    if a < 0 {
+        -m
+    } else {
+        m
+    }
 }
 
 #[cfg(test)]
@@ -191,40 +409,62 @@ mod tests {
     fn names_round_trip() {
         for k in PolicyKind::ALL {
             assert_eq!(PolicyKind::from_name(k.name()), Some(k));
+            assert_eq!(k.name().parse::<PolicyKind>(), Ok(k));
+            assert_eq!(alloc::format!("{k}"), k.name());
         }
         assert_eq!(PolicyKind::from_name("fifo"), None);
+        assert_eq!("Stride".parse::<PolicyKind>(), Err(UnknownPolicy));
+    }
+
+    fn r(id: ThreadId, weight: u32, state: ThreadState) -> ThreadRecord {
+        ThreadRecord {
+            id,
+            weight,
+            state,
+            service_ns: 0,
+            vtime: 0,
+        }
     }
 
     #[test]
     fn snapshots_are_validated() {
-        let r = |id, weight| ThreadRecord {
-            id,
-            weight,
-            state: ThreadState::Runnable,
-            service_ns: 0,
-            vtime: 0,
+        let snap = |threads| Snapshot {
+            global_vtime: 0,
+            threads,
         };
-        assert!(Snapshot {
-            threads: vec![r(1, 1), r(2, 3)],
-            global_vtime: 0
+        use ThreadState::*;
+        assert!(snap(vec![r(1, 1, Runnable), r(2, 3, Running(0))])
+            .validate()
+            .is_ok());
+        let bad = [
+            vec![r(1, 1, Runnable), r(1, 3, Sleeping)],
+            vec![r(1, 0, Runnable)],
+            vec![r(1, 1, Running(2)), r(2, 1, Running(2))],
+            vec![r(1, 1, Running(MAX_CORES))],
+        ];
+        for threads in bad {
+            assert_eq!(snap(threads).validate(), Err(SchedError::BadSnapshot));
         }
-        .validate()
-        .is_ok());
+    }
+
+    #[test]
+    fn arithmetic_helpers_do_not_panic() {
+        assert_eq!(mul_div(10, 3, 4), 7);
+        assert_eq!(mul_div(1, 1, 0), u128::MAX);
+        assert!(mul_div(u128::MAX, u128::MAX, 3) == u128::MAX);
+        assert_eq!(mul_div(u128::MAX, 2, 2), u128::MAX);
+        assert_eq!(scale_signed(-10, 3, 4), -7);
+        assert_eq!(scale_signed(i128::MIN, 2, 1), -i128::MAX);
+        assert_eq!(check_core(MAX_CORES), Err(SchedError::BadCore));
+        assert_eq!(check_cores(0), Err(SchedError::BadCores));
+        assert_eq!(check_cores(4), Ok(4));
+    }
+
+    #[test]
+    fn errors_display() {
         assert_eq!(
-            Snapshot {
-                threads: vec![r(1, 1), r(1, 3)],
-                global_vtime: 0
-            }
-            .validate(),
-            Err(SchedError::BadSnapshot)
-        );
-        assert_eq!(
-            Snapshot {
-                threads: vec![r(1, 0)],
-                global_vtime: 0
-            }
-            .validate(),
-            Err(SchedError::BadSnapshot)
+            alloc::format!("{}", SchedError::CoreBusy),
+            "core still has a running thread"
         );
     }
 }

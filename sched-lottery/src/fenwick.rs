@@ -1,52 +1,58 @@
 //! A Fenwick (binary indexed) tree of ticket values: O(log n) updates and
-//! O(log n) "which index holds the r-th ticket" searches.
+//! O(log n) "which slot holds the r-th ticket" searches.
 
 use alloc::vec::Vec;
 
+#[derive(Clone, Debug, Default)]
 pub struct Fenwick {
-    tree: Vec<u64>,
-    values: Vec<u64>,
+    tree: Vec<u128>,
+    values: Vec<u128>,
 }
 
 impl Fenwick {
-    pub fn new() -> Self {
-        Fenwick {
-            tree: Vec::new(),
-            values: Vec::new(),
-        }
-    }
-
-    /// Appends an index with value 0; returns it.
+    /// Appends a slot with value 0; returns its index.
     pub fn push(&mut self) -> usize {
         let i = self.values.len();
         self.values.push(0);
-        self.tree.push(0);
-        // Rebuild the new node's partial sum from the children it covers.
+        // The new node covers (node - lowbit(node), node]; all but itself
+        // are earlier nodes, whose partial sums are already in the tree.
         let node = i + 1;
         let low = node & node.wrapping_neg();
-        let mut sum = 0;
+        let mut sum = 0u128;
         let mut j = node - 1;
         while j > node - low {
-            sum += self.tree[j - 1];
+            sum = sum.wrapping_add(self.tree[j - 1]);
             j -= j & j.wrapping_neg();
         }
-        self.tree[i] = sum;
+        self.tree.push(sum);
         i
     }
 
-    pub fn set(&mut self, i: usize, value: u64) {
-        let old = self.values[i];
-        self.values[i] = value;
+    #[cfg(test)]
+    pub fn get(&self, i: usize) -> u128 {
+        self.values.get(i).copied().unwrap_or(0)
+    }
+
+    /// Sets slot `i` (ignored if out of range).
+    pub fn set(&mut self, i: usize, value: u128) {
+        let Some(old) = self.values.get_mut(i) else {
+            return;
+        };
+        let delta_add = value;
+        let delta_sub = *old;
+        *old = value;
         let mut node = i + 1;
         while node <= self.tree.len() {
-            self.tree[node - 1] = self.tree[node - 1].wrapping_add(value).wrapping_sub(old);
+            self.tree[node - 1] = self.tree[node - 1]
+                .wrapping_add(delta_add)
+                .wrapping_sub(delta_sub);
             node += node & node.wrapping_neg();
         }
     }
 
-    pub fn total(&self) -> u64 {
+    pub fn total(&self) -> u128 {
         let mut node = self.tree.len();
-        let mut sum = 0u64;
+        let mut sum = 0u128;
         while node > 0 {
             sum = sum.wrapping_add(self.tree[node - 1]);
             node -= node & node.wrapping_neg();
@@ -54,8 +60,8 @@ impl Fenwick {
         sum
     }
 
-    /// The index whose range of tickets contains ticket `r` (< total).
-    pub fn find(&self, mut r: u64) -> usize {
+    /// The slot whose range of tickets holds ticket `r` (`r < total`).
+    pub fn find(&self, mut r: u128) -> usize {
         let n = self.tree.len();
         let mut pos = 0usize;
         let mut step = n.next_power_of_two();
@@ -74,25 +80,33 @@ impl Fenwick {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn find_matches_a_linear_scan() {
-        let mut f = Fenwick::new();
-        let vals = [3u64, 0, 5, 1, 0, 7, 2, 9, 4];
-        for (i, &v) in vals.iter().enumerate() {
-            assert_eq!(f.push(), i);
-            f.set(i, v);
+    proptest! {
+        #[test]
+        fn find_matches_a_linear_scan(
+            vals in proptest::collection::vec(0u128..20, 1..40),
+            updates in proptest::collection::vec((0usize..40, 0u128..20), 0..20),
+        ) {
+            let mut f = Fenwick::default();
+            let mut model = vals.clone();
+            for (i, &v) in vals.iter().enumerate() {
+                prop_assert_eq!(f.push(), i);
+                f.set(i, v);
+            }
+            for (i, v) in updates {
+                if i < model.len() {
+                    model[i] = v;
+                }
+                f.set(i, v);
+            }
+            prop_assert_eq!(f.total(), model.iter().sum::<u128>());
+            for r in 0..f.total() {
+                let mut acc = 0;
+                let want = model.iter().position(|&v| { acc += v; acc > r });
+                prop_assert_eq!(Some(f.find(r)), want);
+                prop_assert_eq!(f.get(f.find(r)), model[f.find(r)]);
+            }
         }
-        assert_eq!(f.total(), vals.iter().sum::<u64>());
-        for r in 0..f.total() {
-            let mut acc = 0;
-            let want = vals.iter().position(|&v| {
-                acc += v;
-                acc > r
-            });
-            assert_eq!(Some(f.find(r)), want, "ticket {r}");
-        }
-        f.set(7, 0);
-        assert_eq!(f.total(), vals.iter().sum::<u64>() - 9);
     }
 }

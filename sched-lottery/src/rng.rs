@@ -1,10 +1,12 @@
-//! xoshiro256** (Blackman & Vigna): small, fast, seedable, so a lottery run
-//! can be repeated exactly.
+//! xoshiro256** (Blackman & Vigna, 2018): small, fast and seedable, so a
+//! lottery run can be repeated exactly. Not for cryptography.
 
+#[derive(Clone, Debug)]
 pub struct Rng([u64; 4]);
 
 impl Rng {
-    /// Seeds the state with splitmix64, as the authors recommend.
+    /// Seeds the state with splitmix64, as the authors recommend (any seed,
+    /// 0 included, gives a valid non-zero state).
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut next = || {
@@ -30,14 +32,45 @@ impl Rng {
         result
     }
 
-    /// Uniform in `0..bound` (bound > 0), without modulo bias.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - (u64::MAX % bound);
+    /// Uniform in `0..bound` without modulo bias; 0 for a bound of 0.
+    pub fn below(&mut self, bound: u128) -> u128 {
+        if bound == 0 {
+            return 0;
+        }
+        // Rejection sampling over the smallest power-of-two range.
+        let bits = 128 - (bound - 1).leading_zeros();
+        let mask = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
         loop {
-            let v = self.next_u64();
-            if v < zone {
-                return v % bound;
+            let v = ((u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())) & mask;
+            if v < bound {
+                return v;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeatable_and_uniform_enough() {
+        let mut a = Rng::new(0);
+        let mut b = Rng::new(0);
+        assert_eq!(a.next_u64(), b.next_u64());
+        let mut counts = [0u32; 6];
+        for _ in 0..60_000 {
+            counts[a.below(6) as usize] += 1;
+        }
+        for c in counts {
+            assert!((9_500..10_500).contains(&c), "{counts:?}");
+        }
+        assert_eq!(a.below(1), 0);
+        assert_eq!(a.below(0), 0);
+        assert!(a.below(u128::MAX) < u128::MAX);
     }
 }

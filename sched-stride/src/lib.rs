@@ -1,103 +1,97 @@
-//! Stride scheduling (Waldspurger & Weihl, MIT TM-528, 1995). Each thread's
-//! pass advances by its stride (here: the virtual time of the service it
-//! received, `ran * VT_SCALE / weight`), and the thread with the smallest
-//! pass runs next: decisions are O(log n) through an ordered set.
+//! Stride scheduling (Waldspurger & Weihl, MIT TM-528, 1995), on P cores.
 //!
-//! Dynamic changes follow the paper: a thread that leaves (sleeps) keeps
-//! its *remaining* pass relative to the global pass and gets it back when
-//! it returns; a weight change rescales the remaining pass. On P cores the
-//! weights used for passes are made feasible first (Surplus Fair
-//! Scheduling), so a thread asking for more than one core gets exactly one
-//! and its pass stays in step with everyone else's.
+//! Each thread holds tickets; its *stride* is `STRIDE1 / tickets` and its
+//! *pass* advances by its stride for every quantum it runs (by
+//! `stride * ran / quantum` for part of one). The runnable thread with the
+//! smallest pass runs next. Here the pass is the thread's virtual time from
+//! [`sched_api::Ledger`] (`STRIDE1 = VT_SCALE * quantum`), and the global
+//! pass is the ledger's virtual time, advanced by the global stride
+//! (`STRIDE1 / global_tickets`) as the paper's dynamic section prescribes.
+//!
+//! - Decisions are O(log n): runnable threads that are not running sit in
+//!   an ordered set keyed by `(pass, id)`; a running thread is not in it,
+//!   so another core can never pick it and nothing is scanned.
+//! - Leaving and rejoining (sleep/wake, and blocking in `charge`) keep the
+//!   *remaining* pass: `remain = pass - global_pass` on leaving,
+//!   `pass = global_pass + remain` on joining, so a thread neither gains
+//!   nor loses by sleeping.
+//! - A ticket change rescales the remaining pass by `old / new` tickets
+//!   (the paper's rule), keeping the service owed.
+//! - On P cores each core takes the smallest pass not running elsewhere,
+//!   and passes advance with weights made feasible: a thread asking for
+//!   more than one core is capped at exactly one, the others share the
+//!   rest by their tickets. The ledger keeps the cap in O(log n + P) per
+//!   membership change.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::vec::Vec;
 
 use sched_api::{
-    feasible_weights, CoreId, Policy, PolicyKind, RunEnd, SchedError, Snapshot, ThreadId,
-    ThreadRecord, ThreadState, VT_SCALE,
+    check_core, check_cores, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd, SchedError,
+    Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 #[derive(Clone, Copy, Debug)]
 struct Thread {
     weight: u32,
-    /// Weight made feasible on P cores (equal to `weight` when feasible).
-    effective: f64,
     state: ThreadState,
     service_ns: u64,
-    pass: u128,
-    /// While sleeping: pass − global pass at the time it left.
-    remain: i128,
+    /// Pass while runnable or running; the remaining pass (`pass -
+    /// global_pass` when it left) while sleeping.
+    pass: i128,
 }
 
 /// A stride scheduler.
+#[derive(Clone, Debug)]
 pub struct Stride {
     quantum_ns: u64,
-    cores: usize,
     threads: BTreeMap<ThreadId, Thread>,
     /// Runnable threads that are not running, by (pass, id).
-    queue: BTreeSet<(u128, ThreadId)>,
-    global_pass: u128,
-    /// Sum of effective weights of runnable and running threads.
-    active_weight: f64,
+    queue: BTreeSet<(i128, ThreadId)>,
+    /// Active weights (feasible on P cores) and the global pass.
+    ledger: Ledger,
+    running: BTreeMap<CoreId, ThreadId>,
 }
 
 impl Stride {
+    /// A stride scheduler. Never fails: a quantum of 0 is taken as 1 ns and
+    /// a core count out of range as the nearest valid one; use
+    /// [`Stride::try_new`] to have them refused.
     pub fn new(quantum_ns: u64, cores: usize) -> Self {
         Stride {
-            quantum_ns,
-            cores: cores.max(1),
+            quantum_ns: quantum_ns.max(1),
             threads: BTreeMap::new(),
             queue: BTreeSet::new(),
-            global_pass: 0,
-            active_weight: 0.0,
+            ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
+            running: BTreeMap::new(),
         }
     }
 
-    /// Builds a stride scheduler holding `snapshot`'s threads.
+    /// A stride scheduler; `BadQuantum`/`BadCores` for a quantum of 0 or a
+    /// core count out of range.
+    pub fn try_new(quantum_ns: u64, cores: usize) -> Result<Self, SchedError> {
+        if quantum_ns == 0 {
+            return Err(SchedError::BadQuantum);
+        }
+        Ok(Stride::new(quantum_ns, check_cores(cores)?))
+    }
+
+    /// A stride scheduler holding `snapshot`'s threads.
     pub fn from_snapshot(
         quantum_ns: u64,
         cores: usize,
         snapshot: Snapshot,
     ) -> Result<Self, SchedError> {
-        let mut s = Stride::new(quantum_ns, cores);
+        let mut s = Stride::try_new(quantum_ns, cores)?;
         s.import(snapshot)?;
         Ok(s)
     }
 
-    /// Recomputes feasible weights after the active set or a weight changed.
-    /// O(n log n), only on membership and weight changes, never per decision.
-    fn refresh_weights(&mut self) {
-        let active: Vec<ThreadId> = self
-            .threads
-            .iter()
-            .filter(|(_, t)| t.state != ThreadState::Sleeping)
-            .map(|(&id, _)| id)
-            .collect();
-        let weights: Vec<u64> = active
-            .iter()
-            .map(|id| u64::from(self.threads[id].weight))
-            .collect();
-        let feasible = feasible_weights(&weights, self.cores);
-        self.active_weight = 0.0;
-        for (id, w) in active.iter().zip(feasible) {
-            if let Some(t) = self.threads.get_mut(id) {
-                t.effective = w.max(f64::MIN_POSITIVE);
-                self.active_weight += t.effective;
-            }
-        }
-    }
-
-    fn stride_of(ran_ns: u64, effective: f64) -> u128 {
-        ((ran_ns as f64) * (VT_SCALE as f64) / effective) as u128
-    }
-
-    fn get(&self, id: ThreadId) -> Result<&Thread, SchedError> {
-        self.threads.get(&id).ok_or(SchedError::UnknownThread)
+    fn global(&self) -> i128 {
+        self.ledger.now()
     }
 }
 
@@ -113,91 +107,52 @@ impl Policy for Stride {
         if self.threads.contains_key(&id) {
             return Err(SchedError::DuplicateThread);
         }
-        let pass = self.global_pass;
+        let pass = self.global();
         self.threads.insert(
             id,
             Thread {
                 weight,
-                effective: f64::from(weight),
                 state: ThreadState::Runnable,
                 service_ns: 0,
                 pass,
-                remain: 0,
             },
         );
         self.queue.insert((pass, id));
-        self.refresh_weights();
+        self.ledger.insert(id, u64::from(weight));
         Ok(())
     }
 
     fn remove(&mut self, id: ThreadId) -> Result<ThreadRecord, SchedError> {
         let record = self.record(id).ok_or(SchedError::UnknownThread)?;
         let t = self.threads.remove(&id).ok_or(SchedError::UnknownThread)?;
-        self.queue.remove(&(t.pass, id));
-        self.refresh_weights();
+        match t.state {
+            ThreadState::Runnable => {
+                self.queue.remove(&(t.pass, id));
+            }
+            ThreadState::Running(core) => {
+                self.running.remove(&core);
+            }
+            ThreadState::Sleeping => {}
+        }
+        if t.state != ThreadState::Sleeping {
+            self.ledger.remove(id, u64::from(t.weight));
+        }
         Ok(record)
     }
 
-    fn set_weight(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
-        if weight == 0 {
-            return Err(SchedError::ZeroWeight);
+    fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
+        check_core(core)?;
+        if self.running.contains_key(&core) {
+            return Err(SchedError::CoreBusy);
         }
-        let global = self.global_pass as i128;
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
-        // Rescale what remains of the current stride (the paper's rule).
-        let scale = |remain: i128| remain * i128::from(t.weight) / i128::from(weight);
-        match t.state {
-            ThreadState::Sleeping => t.remain = scale(t.remain),
-            state => {
-                let queued = state == ThreadState::Runnable;
-                if queued {
-                    self.queue.remove(&(t.pass, id));
-                }
-                t.pass = (global + scale(t.pass as i128 - global)).max(0) as u128;
-                if queued {
-                    self.queue.insert((t.pass, id));
-                }
-            }
-        }
-        t.weight = weight;
-        self.refresh_weights();
-        Ok(())
-    }
-
-    fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
-        let global = self.global_pass as i128;
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
-        match t.state {
-            ThreadState::Running(_) => return Err(SchedError::IsRunning),
-            ThreadState::Sleeping => return Ok(()),
-            ThreadState::Runnable => {}
-        }
-        self.queue.remove(&(t.pass, id));
-        t.remain = t.pass as i128 - global;
-        t.state = ThreadState::Sleeping;
-        self.refresh_weights();
-        Ok(())
-    }
-
-    fn wake(&mut self, id: ThreadId) -> Result<(), SchedError> {
-        let global = self.global_pass as i128;
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
-        if t.state != ThreadState::Sleeping {
-            return Err(SchedError::NotSleeping);
-        }
-        t.pass = (global + t.remain).max(0) as u128;
-        t.state = ThreadState::Runnable;
-        self.queue.insert((t.pass, id));
-        self.refresh_weights();
-        Ok(())
-    }
-
-    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
-        let (_, id) = self.queue.pop_first()?;
+        let Some((_, id)) = self.queue.pop_first() else {
+            return Ok(None);
+        };
         if let Some(t) = self.threads.get_mut(&id) {
             t.state = ThreadState::Running(core);
         }
-        Some(id)
+        self.running.insert(core, id);
+        Ok(Some(id))
     }
 
     fn charge(
@@ -207,31 +162,98 @@ impl Policy for Stride {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        let active = self.active_weight.max(f64::MIN_POSITIVE);
         let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
         if t.state != ThreadState::Running(core) {
             return Err(SchedError::NotRunning);
         }
-        t.service_ns += ran_ns;
-        t.pass += Self::stride_of(ran_ns, t.effective);
-        self.global_pass += Self::stride_of(ran_ns, active);
+        let w = u64::from(t.weight);
+        t.service_ns = t.service_ns.saturating_add(ran_ns);
+        // Only what it used: stride * ran / quantum.
+        t.pass = t.pass.saturating_add(self.ledger.vt(ran_ns, w));
+        self.ledger.advance(ran_ns);
+        self.running.remove(&core);
+        let global = self.ledger.now();
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
                 self.queue.insert((t.pass, id));
             }
             RunEnd::Blocked => {
-                t.remain = t.pass as i128 - self.global_pass as i128;
                 t.state = ThreadState::Sleeping;
-                self.refresh_weights();
+                t.pass = t.pass.saturating_sub(global);
+                self.ledger.remove(id, w);
+            }
+            RunEnd::Exited => {
+                self.threads.remove(&id);
+                self.ledger.remove(id, w);
             }
         }
         Ok(())
     }
 
-    fn set_cores(&mut self, cores: usize) {
-        self.cores = cores.max(1);
-        self.refresh_weights();
+    fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
+        let global = self.global();
+        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        match t.state {
+            ThreadState::Running(_) => return Err(SchedError::AlreadyRunning),
+            ThreadState::Sleeping => return Err(SchedError::AlreadySleeping),
+            ThreadState::Runnable => {}
+        }
+        self.queue.remove(&(t.pass, id));
+        t.pass = t.pass.saturating_sub(global);
+        t.state = ThreadState::Sleeping;
+        self.ledger.remove(id, u64::from(t.weight));
+        Ok(())
+    }
+
+    fn wake(&mut self, id: ThreadId) -> Result<(), SchedError> {
+        let global = self.global();
+        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        if t.state != ThreadState::Sleeping {
+            return Err(SchedError::NotSleeping);
+        }
+        t.pass = global.saturating_add(t.pass);
+        t.state = ThreadState::Runnable;
+        self.queue.insert((t.pass, id));
+        self.ledger.insert(id, u64::from(t.weight));
+        Ok(())
+    }
+
+    fn set_weight(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
+        if weight == 0 {
+            return Err(SchedError::ZeroWeight);
+        }
+        let global = self.global();
+        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let old = t.weight;
+        // remain' = remain * stride' / stride = remain * old / new.
+        let rescale = |remain: i128| scale_signed(remain, u128::from(old), u128::from(weight));
+        match t.state {
+            ThreadState::Sleeping => t.pass = rescale(t.pass),
+            state => {
+                let queued = state == ThreadState::Runnable;
+                if queued {
+                    self.queue.remove(&(t.pass, id));
+                }
+                t.pass = global.saturating_add(rescale(t.pass.saturating_sub(global)));
+                if queued {
+                    self.queue.insert((t.pass, id));
+                }
+                self.ledger.remove(id, u64::from(old));
+                self.ledger.insert(id, u64::from(weight));
+            }
+        }
+        t.weight = weight;
+        Ok(())
+    }
+
+    fn set_cores(&mut self, cores: usize) -> Result<(), SchedError> {
+        self.ledger.set_cores(check_cores(cores)?);
+        Ok(())
+    }
+
+    fn cores(&self) -> usize {
+        self.ledger.cores()
     }
 
     fn quantum_ns(&self) -> u64 {
@@ -239,46 +261,67 @@ impl Policy for Stride {
     }
 
     fn export(&self) -> Snapshot {
+        let runnable = self.queue.iter().map(|&(_, id)| id);
+        let running = self.running.values().copied();
+        let sleeping = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.state == ThreadState::Sleeping)
+            .map(|(&id, _)| id);
         Snapshot {
-            threads: self
-                .threads
-                .keys()
-                .filter_map(|&id| self.record(id))
+            global_vtime: self.global(),
+            threads: runnable
+                .chain(running)
+                .chain(sleeping)
+                .filter_map(|id| self.record(id))
                 .collect(),
-            global_vtime: self.global_pass,
         }
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
         snapshot.validate()?;
-        self.threads.clear();
-        self.queue.clear();
-        self.global_pass = snapshot.global_vtime;
-        let global = self.global_pass as i128;
+        let mut fresh = Stride {
+            quantum_ns: self.quantum_ns,
+            threads: BTreeMap::new(),
+            queue: BTreeSet::new(),
+            ledger: Ledger::new(self.cores(), 1),
+            running: BTreeMap::new(),
+        };
+        let global = snapshot.global_vtime;
+        fresh.ledger.set_now(global);
         for r in snapshot.threads {
-            let vtime =
-                sched_api::bounded_vtime(r.vtime, self.global_pass, self.quantum_ns, r.weight);
-            let t = Thread {
-                weight: r.weight,
-                effective: f64::from(r.weight),
-                state: r.state,
-                service_ns: r.service_ns,
-                pass: vtime,
-                remain: vtime as i128 - global,
+            let pass = match r.state {
+                ThreadState::Sleeping => r.vtime.saturating_sub(global),
+                ThreadState::Runnable => {
+                    fresh.queue.insert((r.vtime, r.id));
+                    r.vtime
+                }
+                ThreadState::Running(core) => {
+                    fresh.running.insert(core, r.id);
+                    r.vtime
+                }
             };
-            if t.state == ThreadState::Runnable {
-                self.queue.insert((t.pass, r.id));
+            if r.state != ThreadState::Sleeping {
+                fresh.ledger.insert(r.id, u64::from(r.weight));
             }
-            self.threads.insert(r.id, t);
+            fresh.threads.insert(
+                r.id,
+                Thread {
+                    weight: r.weight,
+                    state: r.state,
+                    service_ns: r.service_ns,
+                    pass,
+                },
+            );
         }
-        self.refresh_weights();
+        *self = fresh;
         Ok(())
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.get(id).ok()?;
+        let t = self.threads.get(&id)?;
         let vtime = match t.state {
-            ThreadState::Sleeping => (self.global_pass as i128 + t.remain).max(0) as u128,
+            ThreadState::Sleeping => self.global().saturating_add(t.pass),
             _ => t.pass,
         };
         Some(ThreadRecord {

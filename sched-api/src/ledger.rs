@@ -1,0 +1,238 @@
+//! The bookkeeping every proportional policy shares: the weights of the
+//! active (runnable or running) threads, kept feasible on P cores, and the
+//! system's virtual time.
+//!
+//! Weights are kept in an ordered set, so the cap (see [`crate::feasible`])
+//! is found from the largest ones in O(log n + P) after every change; a
+//! thread's adjusted weight is then O(1) from its own weight.
+//!
+//! Virtual time: a thread that runs `ran` ns advances its own virtual time
+//! by `ran * VT_SCALE / e` (`e`: its adjusted weight in tickets) and the
+//! system's by `ran * VT_SCALE / E` (`E`: the sum of adjusted weights). A
+//! thread that gets exactly its share keeps pace with the system; the gap
+//! is its lag. This is stride scheduling's pass and global pass (stride =
+//! `STRIDE1 / tickets` with `STRIDE1 = VT_SCALE * quantum`, advanced by
+//! `stride * ran / quantum` for a partial quantum).
+
+use alloc::collections::BTreeSet;
+
+use crate::feasible::{Cap, Ratio};
+use crate::{mul_div, ThreadId, VT_SCALE};
+
+/// Active weights on P cores, and the system's virtual time.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    /// Weight units per ticket (1 for plain tickets; lottery uses a fixed
+    /// point so currency-converted values keep their fractions).
+    unit: u128,
+    active: BTreeSet<(u64, ThreadId)>,
+    total: u128,
+    cap: Cap,
+    now: i128,
+}
+
+impl Ledger {
+    /// An empty ledger for `cores` cores (at least 1), weights in `unit`s
+    /// per ticket (at least 1).
+    pub fn new(cores: usize, unit: u128) -> Ledger {
+        Ledger {
+            unit: unit.max(1),
+            active: BTreeSet::new(),
+            total: 0,
+            cap: Cap::compute(core::iter::empty(), 0, 0, cores),
+            now: 0,
+        }
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cap.cores
+    }
+
+    pub fn set_cores(&mut self, cores: usize) {
+        self.cap.cores = cores.max(1);
+        self.recompute();
+    }
+
+    /// Number of active weights.
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Adds an active thread of weight `w` (in units). False if present.
+    pub fn insert(&mut self, id: ThreadId, w: u64) -> bool {
+        let added = self.active.insert((w, id));
+        if added {
+            self.total += u128::from(w);
+            self.recompute();
+        }
+        added
+    }
+
+    /// Removes an active thread of weight `w`. False if absent.
+    pub fn remove(&mut self, id: ThreadId, w: u64) -> bool {
+        let removed = self.active.remove(&(w, id));
+        if removed {
+            self.total -= u128::from(w);
+            self.recompute();
+        }
+        removed
+    }
+
+    /// Forgets every weight (the virtual time stays).
+    pub fn clear(&mut self) {
+        self.active.clear();
+        self.total = 0;
+        self.recompute();
+    }
+
+    fn recompute(&mut self) {
+        self.cap = Cap::compute(
+            self.active.iter().rev().map(|&(w, _)| w),
+            self.active.len(),
+            self.total,
+            self.cap.cores,
+        );
+    }
+
+    /// The cap on the current set.
+    pub fn cap(&self) -> &Cap {
+        &self.cap
+    }
+
+    /// Whether weight `w` (active) is capped at one core.
+    pub fn is_capped(&self, w: u64) -> bool {
+        self.cap.is_capped(w)
+    }
+
+    /// The adjusted weight of `w` (active), in tickets.
+    pub fn effective(&self, w: u64) -> Ratio {
+        let e = self.cap.effective(w);
+        Ratio::new(e.num, e.den.saturating_mul(self.unit))
+    }
+
+    /// The sum of the adjusted weights of the active threads, in tickets.
+    pub fn total_effective(&self) -> Ratio {
+        let e = self.cap.total_effective();
+        Ratio::new(e.num, e.den.saturating_mul(self.unit))
+    }
+
+    /// The system's virtual time.
+    pub fn now(&self) -> i128 {
+        self.now
+    }
+
+    pub fn set_now(&mut self, now: i128) {
+        self.now = now;
+    }
+
+    /// Virtual time for `ran_ns` of service at active weight `w`.
+    pub fn vt(&self, ran_ns: u64, w: u64) -> i128 {
+        Self::vt_at(ran_ns, self.effective(w))
+    }
+
+    /// Virtual time for `ran_ns` of service at adjusted weight `e` tickets.
+    pub fn vt_at(ran_ns: u64, e: Ratio) -> i128 {
+        let v = mul_div(u128::from(ran_ns) * VT_SCALE, e.den, e.num.max(1));
+        v.min(i128::MAX as u128) as i128
+    }
+
+    /// Advances the system's virtual time for `ran_ns` of service given out
+    /// (by any core).
+    pub fn advance(&mut self, ran_ns: u64) {
+        if self.active.is_empty() {
+            return;
+        }
+        let total = self.total_effective();
+        self.now = self.now.saturating_add(Self::vt_at(ran_ns, total));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feasible_weights;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32, u64),
+        Remove(u32),
+        Cores(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u32..12, 1u64..40).prop_map(|(i, w)| Op::Insert(i, w)),
+            (0u32..12).prop_map(Op::Remove),
+            (1usize..9).prop_map(Op::Cores),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// The incremental cap always agrees with the pure function, and a
+        /// thread that gets exactly its adjusted share keeps pace with the
+        /// system's virtual time.
+        #[test]
+        fn incremental_cap_matches_the_pure_function(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut l = Ledger::new(2, 1);
+            let mut model: std::collections::BTreeMap<u32, u64> = Default::default();
+            let mut cores = 2;
+            for op in ops {
+                match op {
+                    // (Callers keep ids unique: the set is keyed by weight and id.)
+                    Op::Insert(i, w) if !model.contains_key(&i) => {
+                        prop_assert!(l.insert(i, w));
+                        prop_assert!(!l.insert(i, w));
+                        model.insert(i, w);
+                    }
+                    Op::Insert(..) => {}
+                    Op::Remove(i) => {
+                        let w = model.remove(&i);
+                        prop_assert_eq!(l.remove(i, w.unwrap_or(1)), w.is_some());
+                    }
+                    Op::Cores(p) => { cores = p; l.set_cores(p); }
+                }
+                let ws: Vec<u64> = model.values().copied().collect();
+                let f = feasible_weights(&ws, cores).unwrap();
+                for (w, e) in ws.iter().zip(&f) {
+                    prop_assert_eq!(l.effective(*w).as_f64(), e.as_f64());
+                }
+                if !ws.is_empty() {
+                    // Everyone runs its exact share of q ns on every core.
+                    let q = 1_000_000u64;
+                    let sum: f64 = f.iter().map(|e| e.as_f64()).sum();
+                    let before = l.now();
+                    for e in &f {
+                        l.advance((q as f64 * cores as f64 * e.as_f64() / sum) as u64);
+                    }
+                    let gained = l.now() - before;
+                    for e in &f {
+                        let share = (q as f64 * cores as f64 * e.as_f64() / sum) as u64;
+                        let mine = Ledger::vt_at(share, *e);
+                        // Equal up to rounding (well under a ns of service).
+                        prop_assert!((mine - gained).abs() <= (VT_SCALE as i128) * 2, "{} vs {}", mine, gained);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_point_units_agree_with_tickets() {
+        let mut a = Ledger::new(1, 1);
+        let mut b = Ledger::new(1, 1 << 20);
+        a.insert(1, 3);
+        a.insert(2, 5);
+        b.insert(1, 3 << 20);
+        b.insert(2, 5 << 20);
+        assert_eq!(a.vt(1000, 3), b.vt(1000, 3 << 20));
+        a.advance(1000);
+        b.advance(1000);
+        assert_eq!(a.now(), b.now());
+    }
+}

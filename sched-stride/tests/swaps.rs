@@ -1,0 +1,346 @@
+//! Swaps between every ordered pair of policies (stride, lottery, round
+//! robin), under random operations, checked against a simple model: every
+//! thread keeps its id, weight, sleep or running state (and core) and its
+//! service, its lag crosses unchanged, a thread running during a swap is
+//! charged afterwards as usual, and shares still follow weights after
+//! swaps.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sched_api::sim::{Mode, Sim, SimThread};
+use sched_api::{
+    swap, Policy, PolicyKind, RunEnd, SchedError, Snapshot, ThreadId, ThreadState, VT_SCALE,
+};
+use sched_lottery::Lottery;
+use sched_rr::RoundRobin;
+use sched_stride::Stride;
+
+const Q: u64 = 1_000_000;
+const CORES: usize = 3;
+
+/// The factory a libOS would write.
+fn make(kind: PolicyKind, cores: usize, seed: u64) -> Box<dyn Policy> {
+    match kind {
+        PolicyKind::Stride => Box::new(Stride::new(Q, cores)),
+        PolicyKind::Lottery => Box::new(Lottery::new(Q, cores, seed)),
+        PolicyKind::RoundRobin => Box::new(RoundRobin::with_cores(Q, cores).unwrap()),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(ThreadId, u32),
+    Remove(ThreadId),
+    Weight(ThreadId, u32),
+    Sleep(ThreadId),
+    Wake(ThreadId),
+    Pick(usize),
+    /// Charge whatever runs on the core: `percent` of a quantum, ending as
+    /// `end` (0 preempted, 1 yielded, 2 blocked, 3 exited).
+    Charge(usize, u8, u8),
+    Swap(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0u32..8, 1u32..10).prop_map(|(i, w)| Op::Add(i, w)),
+        1 => (0u32..9).prop_map(Op::Remove),
+        1 => (0u32..9, 0u32..10).prop_map(|(i, w)| Op::Weight(i, w)),
+        1 => (0u32..9).prop_map(Op::Sleep),
+        1 => (0u32..9).prop_map(Op::Wake),
+        4 => (0usize..CORES + 1).prop_map(Op::Pick),
+        4 => (0usize..CORES, 1u8..101, 0u8..4).prop_map(|(c, p, e)| Op::Charge(c, p, e)),
+        2 => (0u8..3).prop_map(Op::Swap),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Model {
+    weight: u32,
+    state: ThreadState,
+    service: u64,
+}
+
+/// The lag of every thread in a snapshot.
+fn lags(s: &Snapshot) -> BTreeMap<ThreadId, i128> {
+    s.threads.iter().map(|t| (t.id, s.lag(t))).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn swaps_preserve_every_thread(
+        first in 0u8..3,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let mut p = make(PolicyKind::ALL[first as usize], CORES, 7);
+        let mut model: BTreeMap<ThreadId, Model> = BTreeMap::new();
+        let mut on_core: [Option<ThreadId>; CORES + 1] = [None; CORES + 1];
+        for op in ops {
+            match op {
+                Op::Add(i, w) => {
+                    let r = p.add(i, w);
+                    match model.entry(i) {
+                        Entry::Occupied(_) => prop_assert_eq!(r, Err(SchedError::DuplicateThread)),
+                        Entry::Vacant(e) => {
+                            prop_assert_eq!(r, Ok(()));
+                            e.insert(Model { weight: w, state: ThreadState::Runnable, service: 0 });
+                        }
+                    }
+                }
+                Op::Remove(i) => {
+                    let r = p.remove(i);
+                    match model.remove(&i) {
+                        None => prop_assert_eq!(r, Err(SchedError::UnknownThread)),
+                        Some(m) => {
+                            let rec = r.unwrap();
+                            prop_assert_eq!((rec.weight, rec.state, rec.service_ns), (m.weight, m.state, m.service));
+                            if let ThreadState::Running(c) = m.state { on_core[c] = None; }
+                        }
+                    }
+                }
+                Op::Weight(i, w) => {
+                    let r = p.set_weight(i, w);
+                    match (model.get_mut(&i), w) {
+                        (None, 0) => prop_assert!(r.is_err()),
+                        (None, _) => prop_assert_eq!(r, Err(SchedError::UnknownThread)),
+                        (Some(_), 0) => prop_assert_eq!(r, Err(SchedError::ZeroWeight)),
+                        (Some(m), _) => { prop_assert_eq!(r, Ok(())); m.weight = w; }
+                    }
+                }
+                Op::Sleep(i) => {
+                    let r = p.sleep(i);
+                    match model.get_mut(&i).map(|m| (m.state, m)) {
+                        None => prop_assert_eq!(r, Err(SchedError::UnknownThread)),
+                        Some((ThreadState::Runnable, m)) => { prop_assert_eq!(r, Ok(())); m.state = ThreadState::Sleeping; }
+                        Some((ThreadState::Sleeping, _)) => prop_assert_eq!(r, Err(SchedError::AlreadySleeping)),
+                        Some((ThreadState::Running(_), _)) => prop_assert_eq!(r, Err(SchedError::AlreadyRunning)),
+                    }
+                }
+                Op::Wake(i) => {
+                    let r = p.wake(i);
+                    match model.get_mut(&i) {
+                        None => prop_assert_eq!(r, Err(SchedError::UnknownThread)),
+                        Some(m) if m.state == ThreadState::Sleeping => { prop_assert_eq!(r, Ok(())); m.state = ThreadState::Runnable; }
+                        Some(_) => prop_assert_eq!(r, Err(SchedError::NotSleeping)),
+                    }
+                }
+                Op::Pick(c) => {
+                    let r = p.try_pick(c);
+                    if on_core[c].is_some() {
+                        prop_assert_eq!(r, Err(SchedError::CoreBusy));
+                        continue;
+                    }
+                    let waiting = model.values().any(|m| m.state == ThreadState::Runnable);
+                    match r.unwrap() {
+                        // Only a runnable thread, and always one if any waits.
+                        Some(id) => {
+                            let m = model.get_mut(&id).unwrap();
+                            prop_assert_eq!(m.state, ThreadState::Runnable);
+                            m.state = ThreadState::Running(c);
+                            on_core[c] = Some(id);
+                        }
+                        None => prop_assert!(!waiting),
+                    }
+                }
+                Op::Charge(c, percent, end) => {
+                    let Some(id) = on_core[c] else {
+                        // Nobody runs there: every thread is refused.
+                        for &id in model.keys() {
+                            prop_assert_eq!(p.charge(id, c, 1, RunEnd::Preempted), Err(SchedError::NotRunning));
+                        }
+                        continue;
+                    };
+                    // The wrong core is refused and changes nothing.
+                    prop_assert_eq!(p.charge(id, CORES, 1, RunEnd::Preempted), Err(SchedError::NotRunning));
+                    let ran = Q * u64::from(percent) / 100;
+                    let end = [RunEnd::Preempted, RunEnd::Yielded, RunEnd::Blocked, RunEnd::Exited][end as usize];
+                    prop_assert_eq!(p.charge(id, c, ran, end), Ok(()));
+                    on_core[c] = None;
+                    let m = model.get_mut(&id).unwrap();
+                    m.service += ran;
+                    m.state = match end {
+                        RunEnd::Blocked => ThreadState::Sleeping,
+                        _ => ThreadState::Runnable,
+                    };
+                    if end == RunEnd::Exited {
+                        model.remove(&id);
+                    }
+                }
+                Op::Swap(k) => {
+                    let kind = PolicyKind::ALL[k as usize];
+                    let before = p.export();
+                    let involves_rr = kind == PolicyKind::RoundRobin || p.kind() == PolicyKind::RoundRobin;
+                    swap(&mut p, make(kind, CORES, u64::from(k))).unwrap();
+                    prop_assert_eq!(p.kind(), kind);
+                    let after = p.export();
+                    prop_assert_eq!(after.global_vtime, before.global_vtime);
+                    // Nobody gains or loses: every lag crosses unchanged
+                    // (exactly; through round robin's conversion to ns of
+                    // service and back, to well under 1 ns of service).
+                    let (lb, la) = (lags(&before), lags(&after));
+                    prop_assert_eq!(lb.len(), la.len());
+                    for (id, l) in &lb {
+                        let d = la[id].abs_diff(*l);
+                        let tolerance = if involves_rr { VT_SCALE / 1024 } else { 0 };
+                        prop_assert!(d <= tolerance, "thread {}: lag {} -> {}", id, l, la[id]);
+                    }
+                }
+            }
+            prop_assert_eq!(p.len(), model.len());
+            for (&id, m) in &model {
+                let r = p.record(id).unwrap();
+                prop_assert_eq!((r.weight, r.state, r.service_ns), (m.weight, m.state, m.service), "thread {}", id);
+            }
+        }
+    }
+
+    /// Random swaps in the middle of a staggered run on P cores (threads
+    /// are running on other cores at every swap): the simulator's checks
+    /// hold throughout, and services add up exactly.
+    #[test]
+    fn swaps_mid_run_keep_every_rule(
+        weights in proptest::collection::vec(1u32..20, 1..9),
+        legs in proptest::collection::vec((0u8..3, 1u32..40), 1..8),
+        cores in prop_oneof![Just(2usize), Just(4), Just(8)],
+    ) {
+        let mut p = make(PolicyKind::Stride, cores, 1);
+        let mut sim = Sim::new(cores, Mode::Staggered).unwrap();
+        for &w in &weights {
+            sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+        }
+        for (k, rounds) in legs {
+            sim.run(p.as_mut(), rounds).unwrap();
+            swap(&mut p, make(PolicyKind::ALL[k as usize], cores, u64::from(rounds))).unwrap();
+        }
+        sim.run(p.as_mut(), 5).unwrap();
+        sim.finish(p.as_mut()).unwrap();
+        for (i, s) in sim.service().iter().enumerate() {
+            prop_assert_eq!(p.record(i as ThreadId).unwrap().service_ns, *s);
+        }
+    }
+}
+
+/// Weighted policies swapped back and forth every few quanta: the lag is
+/// carried, so the shares are those of one policy running throughout.
+#[test]
+fn frequent_swaps_between_weighted_policies_stay_fair() {
+    let weights = [1u32, 2, 5, 8];
+    for cores in [1usize, 2] {
+        let mut p = make(PolicyKind::Stride, cores, 0);
+        let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
+        for &w in &weights {
+            sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+        }
+        for leg in 0..400u64 {
+            sim.run(p.as_mut(), 5).unwrap();
+            let kind = [PolicyKind::Lottery, PolicyKind::Stride][leg as usize % 2];
+            swap(&mut p, make(kind, cores, leg)).unwrap();
+        }
+        sim.finish(p.as_mut()).unwrap();
+        // Lottery legs add binomial noise, which the stride legs pay back:
+        // every thread ends within a few quanta of its ideal.
+        for (i, lag) in sim.lag().iter().enumerate() {
+            assert!(
+                lag.abs() <= 4.0 * Q as f64,
+                "{cores} cores, thread {i}: lag {lag}"
+            );
+        }
+    }
+}
+
+/// After legs of every policy, the last (stride) leg follows the weights:
+/// a round-robin leg is not billed afterwards as weighted debt, so nobody
+/// is starved to pay it back.
+#[test]
+fn shares_converge_after_swaps() {
+    let weights = [1u32, 2, 5];
+    for cores in [1usize, 2] {
+        let mut p = make(PolicyKind::Stride, cores, 0);
+        let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
+        for &w in &weights {
+            sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+        }
+        for kind in [
+            PolicyKind::Lottery,
+            PolicyKind::RoundRobin,
+            PolicyKind::Stride,
+            PolicyKind::RoundRobin,
+            PolicyKind::Lottery,
+            PolicyKind::Stride,
+        ] {
+            sim.run(p.as_mut(), 400).unwrap();
+            swap(&mut p, make(kind, cores, 5)).unwrap();
+        }
+        let before = sim.service();
+        sim.run(p.as_mut(), 2000).unwrap();
+        sim.finish(p.as_mut()).unwrap();
+        let leg: Vec<u64> = sim
+            .service()
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        let ideal = sched_api::feasible_weights(&[1, 2, 5], cores).unwrap();
+        let isum: f64 = ideal.iter().map(|e| e.as_f64()).sum();
+        let total: u64 = leg.iter().sum();
+        for i in 0..weights.len() {
+            let got = leg[i] as f64 / total as f64;
+            let want = ideal[i].as_f64() / isum;
+            // Within 1% (the lottery leg's noise is paid back early on).
+            assert!(
+                (got - want).abs() < 0.01,
+                "{cores} cores, thread {i}: {got} vs {want}; {leg:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_thread_running_during_swaps_is_charged_after_them() {
+    let mut p = make(PolicyKind::Stride, 2, 0);
+    p.add(1, 1).unwrap();
+    p.add(2, 1).unwrap();
+    let running = p.pick(1).unwrap();
+    for kind in [
+        PolicyKind::Lottery,
+        PolicyKind::RoundRobin,
+        PolicyKind::Stride,
+        PolicyKind::RoundRobin,
+        PolicyKind::Lottery,
+    ] {
+        swap(&mut p, make(kind, 2, 3)).unwrap();
+        assert_eq!(p.record(running).unwrap().state, ThreadState::Running(1));
+        assert_eq!(p.try_pick(1), Err(SchedError::CoreBusy));
+        // Never handed to another core while it runs.
+        if let Some(id) = p.pick(0) {
+            assert_ne!(id, running);
+            p.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+        }
+    }
+    p.charge(running, 1, Q / 2, RunEnd::Preempted).unwrap();
+    assert_eq!(p.record(running).unwrap().service_ns, Q / 2);
+}
+
+#[test]
+fn stride_round_trips_through_every_policy_keep_passes_of_stride_and_lottery() {
+    // Stride -> lottery -> stride keeps passes exactly (lottery stores the
+    // virtual time as is).
+    let mut p = make(PolicyKind::Stride, 2, 0);
+    let mut sim = Sim::new(2, Mode::Staggered).unwrap();
+    for w in [3, 1, 4, 1, 5] {
+        sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+    }
+    sim.run(p.as_mut(), 37).unwrap();
+    p.sleep(p.export().threads[0].id).unwrap();
+    let before = p.export();
+    swap(&mut p, make(PolicyKind::Lottery, 2, 0)).unwrap();
+    swap(&mut p, make(PolicyKind::Stride, 2, 0)).unwrap();
+    let mut after = p.export();
+    let mut b = before.clone();
+    b.threads.sort_by_key(|t| t.id);
+    after.threads.sort_by_key(|t| t.id);
+    assert_eq!(after, b);
+}
