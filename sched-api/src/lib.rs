@@ -278,6 +278,10 @@ impl Snapshot {
 /// - only what was used is charged: a thread that ran half a quantum pays
 ///   half;
 /// - every call with bad input returns a [`SchedError`] and changes nothing.
+///
+/// Queries: [`Policy::record`] for one thread, [`Policy::len`], and
+/// [`Policy::export`] for every record at once (it allocates; keep it off
+/// the hot path).
 pub trait Policy: Send {
     /// Which policy this is.
     fn kind(&self) -> PolicyKind;

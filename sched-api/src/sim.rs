@@ -243,26 +243,26 @@ impl Sim {
         let (ran, end) = match t.behaviour {
             Behaviour::CpuBound => (q, RunEnd::Preempted),
             Behaviour::Burst { percent, sleep } => {
-                let ran = q * u64::from(percent.clamp(1, 100)) / 100;
+                let ran = (u128::from(q) * u128::from(percent.clamp(1, 100)) / 100) as u64;
                 if sleep == 0 {
                     (ran, RunEnd::Yielded)
                 } else {
-                    t.asleep_until = Some(round + u64::from(sleep));
+                    t.asleep_until = Some(round.saturating_add(u64::from(sleep)));
                     (ran, RunEnd::Blocked)
                 }
             }
             Behaviour::Periodic { run, sleep } => {
-                t.burst += 1;
+                t.burst = t.burst.saturating_add(1);
                 if t.burst >= run && sleep > 0 {
                     t.burst = 0;
-                    t.asleep_until = Some(round + u64::from(sleep));
+                    t.asleep_until = Some(round.saturating_add(u64::from(sleep)));
                     (q, RunEnd::Blocked)
                 } else {
                     (q, RunEnd::Preempted)
                 }
             }
         };
-        t.service += ran;
+        t.service = t.service.saturating_add(ran);
         // The ideal: this service, shared among the active threads (the
         // charged one included) by feasible weights.
         let active: Vec<usize> = (0..self.threads.len())
@@ -489,5 +489,11 @@ mod tests {
             Sim::new(0, Mode::Lockstep).unwrap_err(),
             SimError::BadArgument
         );
+        let mut sim = Sim::new(1, Mode::Lockstep).unwrap();
+        assert_eq!(
+            sim.set_weight(&mut lazy, 5, 1).unwrap_err(),
+            SimError::BadArgument
+        );
+        assert_eq!(sim.exit(&mut lazy, 5).unwrap_err(), SimError::BadArgument);
     }
 }
