@@ -1,120 +1,299 @@
-use super::*;
-use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+//! Unit tests: each operation and error, the walk, charge-back,
+//! repossession, offenders, accounting.
 
+use super::*;
+use std::collections::BTreeSet;
+
+const A: EnvId = EnvId(1);
+const B: EnvId = EnvId(2);
+const C: EnvId = EnvId(3);
+const MS: u64 = 1_000_000;
+
+/// A walk over a set of sleepers that records forfeits.
 struct Awake<'a> {
-    asleep: &'a BTreeSet<u32>,
-    forfeits: BTreeMap<u32, u32>,
+    asleep: &'a BTreeSet<EnvId>,
+    forfeits: Vec<EnvId>,
+    asked: Vec<EnvId>,
 }
 
 impl Walk for Awake<'_> {
     fn runnable(&mut self, env: EnvId) -> bool {
-        !self.asleep.contains(&env.0)
+        self.asked.push(env);
+        !self.asleep.contains(&env)
     }
     fn forfeited(&mut self, env: EnvId) {
-        *self.forfeits.entry(env.0).or_default() += 1;
+        self.forfeits.push(env);
     }
 }
 
-fn walk(asleep: &BTreeSet<u32>) -> Awake<'_> {
+fn awake(asleep: &BTreeSet<EnvId>) -> Awake<'_> {
     Awake {
         asleep,
-        forfeits: BTreeMap::new(),
+        forfeits: Vec::new(),
+        asked: Vec::new(),
     }
+}
+
+fn all_awake(_: EnvId) -> bool {
+    true
+}
+
+#[test]
+fn config_errors() {
+    assert_eq!(
+        SliceVector::try_new(0, MS).unwrap_err(),
+        ConfigError::NoSlots
+    );
+    assert_eq!(
+        SliceVector::try_new(MAX_SLOTS + 1, MS).unwrap_err(),
+        ConfigError::TooManySlots
+    );
+    assert_eq!(
+        SliceVector::try_new(4, 0).unwrap_err(),
+        ConfigError::ZeroSlice
+    );
+    assert_eq!(
+        SliceVector::try_new(MAX_SLOTS, MS).unwrap().len(),
+        MAX_SLOTS
+    );
+    let mut v = SliceVector::new(4, MS);
+    let bad = |repossessions, window| OffenderPolicy {
+        repossessions,
+        window,
+    };
+    assert_eq!(
+        v.set_offender_policy(bad(1, 0)),
+        Err(ConfigError::BadWindow)
+    );
+    assert_eq!(
+        v.set_offender_policy(bad(1, 65)),
+        Err(ConfigError::BadWindow)
+    );
+    assert_eq!(
+        v.set_offender_policy(bad(5, 4)),
+        Err(ConfigError::LimitOverWindow)
+    );
+    assert_eq!(v.offender_policy(), OffenderPolicy::NEVER);
+    v.set_offender_policy(bad(2, 64)).unwrap();
+    assert_eq!(v.offender_policy(), bad(2, 64));
+    v.set_offender_limit(40);
+    assert_eq!(v.offender_policy(), bad(32, 32));
+}
+
+#[test]
+#[should_panic]
+fn new_panics_on_a_bad_config() {
+    let _ = SliceVector::new(0, MS);
 }
 
 #[test]
 fn named_any_free_and_errors() {
-    let q = Quota::new(2);
-    let mut v = SliceVector::new(4, 1000);
-    assert_eq!(v.alloc_named(1, EnvId(7), &q), Ok(()));
-    assert_eq!(v.alloc_named(1, EnvId(8), &q), Err(SliceError::SlotTaken));
-    assert_eq!(v.alloc_named(9, EnvId(7), &q), Err(SliceError::NoSuchSlot));
-    assert_eq!(v.alloc_any(EnvId(7), &q), Ok(0));
-    assert_eq!(v.alloc_any(EnvId(7), &q), Err(SliceError::QuotaExceeded));
-    assert_eq!(v.free(1, EnvId(8), &q), Err(SliceError::NotOwner));
-    assert_eq!(v.free(1, EnvId(7), &q), Ok(()));
-    assert_eq!(q.held(), 1);
-    assert_eq!(v.free_all(EnvId(7), &q), 1);
+    let qa = Quota::new(2);
+    let qb = Quota::new(10);
+    let mut v = SliceVector::new(3, MS);
+    assert_eq!(v.free_count(), 3);
+    v.alloc_named(1, A, &qa).unwrap();
+    assert_eq!(v.alloc_named(1, B, &qb), Err(SliceError::SlotTaken));
+    assert_eq!(v.alloc_named(3, B, &qb), Err(SliceError::NoSuchSlot));
+    // Failed allocations take no quota.
+    assert_eq!(qb.held(), 0);
+    assert_eq!(v.alloc_any(A, &qa), Ok(0));
+    assert_eq!(qa.held(), 2);
+    assert_eq!(v.alloc_any(A, &qa), Err(SliceError::QuotaExceeded));
+    assert_eq!(v.owner(2), Ok(None));
+    assert_eq!(v.alloc_any(B, &qb), Ok(2));
+    assert_eq!(v.alloc_any(B, &qb), Err(SliceError::NoFreeSlot));
+    assert_eq!(qb.held(), 1);
+    assert_eq!(v.free(1, B, &qb), Err(SliceError::NotOwner));
+    assert_eq!(v.free(7, A, &qa), Err(SliceError::NoSuchSlot));
+    assert_eq!(v.owner(7), Err(SliceError::NoSuchSlot));
+    assert_eq!(v.debt(7), Err(SliceError::NoSuchSlot));
+    assert_eq!(v.slot_info(7), Err(SliceError::NoSuchSlot));
+    assert_eq!(v.held_by(A), 2);
+    assert_eq!(v.slots_of(A).collect::<Vec<_>>(), [0, 1]);
+    v.free(1, A, &qa).unwrap();
+    assert_eq!(v.free(1, A, &qa), Err(SliceError::NotOwner));
+    assert_eq!(qa.held(), 1);
+    assert_eq!(v.owner(1), Ok(None));
+    assert_eq!(v.free_count(), 1);
+    assert_eq!(v.free_all(A, &qa), 1);
+    assert_eq!(v.free_all(A, &qa), 0);
+    assert_eq!(qa.held(), 0);
+    assert_eq!(v.free_count(), 2);
+    assert_eq!(v.slots_of(B).collect::<Vec<_>>(), [2]);
+}
+
+#[test]
+fn quota_spans_vectors() {
+    let q = Quota::new(3);
+    let mut cores = [SliceVector::new(2, MS), SliceVector::new(2, MS)];
+    assert_eq!(cores[0].alloc_any(A, &q), Ok(0));
+    assert_eq!(cores[1].alloc_any(A, &q), Ok(0));
+    assert_eq!(cores[1].alloc_any(A, &q), Ok(1));
+    assert_eq!(cores[0].alloc_any(A, &q), Err(SliceError::QuotaExceeded));
+    cores[1].free(0, A, &q).unwrap();
+    assert_eq!(cores[0].alloc_any(A, &q), Ok(1));
+    assert_eq!(q.held(), 3);
+    let freed: usize = cores.iter_mut().map(|c| c.free_all(A, &q)).sum();
+    assert_eq!((freed, q.held()), (3, 0));
+    assert!(!q.give_back(), "nothing held");
     assert_eq!(q.held(), 0);
-    let big = Quota::new(10);
-    for _ in 0..4 {
-        v.alloc_any(EnvId(1), &big).unwrap();
-    }
-    assert_eq!(v.alloc_any(EnvId(1), &big), Err(SliceError::NoFreeSlot));
+    assert_eq!(q.limit(), 3);
 }
 
 #[test]
 fn walk_is_round_robin_skips_sleepers_and_idles_unowned() {
     let q = Quota::new(10);
-    let mut v = SliceVector::new(4, 1000);
-    v.alloc_named(0, EnvId(1), &q).unwrap();
-    v.alloc_named(1, EnvId(2), &q).unwrap();
-    v.alloc_named(3, EnvId(3), &q).unwrap();
-    let asleep: BTreeSet<u32> = [2].into();
-    let mut w = walk(&asleep);
+    let mut v = SliceVector::new(5, MS);
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, B, &q).unwrap();
+    v.alloc_named(3, A, &q).unwrap();
+    v.alloc_named(4, C, &q).unwrap();
+    let asleep: BTreeSet<_> = [B].into();
+    let mut w = awake(&asleep);
+    let run = |slot, owner| Turn::Run {
+        slot,
+        owner,
+        length_ns: MS,
+    };
+    assert_eq!(v.current(), None);
+    assert_eq!(v.next_turn(10, &mut w), run(0, A));
+    assert_eq!((v.current(), v.turn_started_ns()), (Some(0), 10));
+    // Slot 1's owner sleeps: skipped, not charged.
     assert_eq!(
-        v.next_turn(&mut w),
-        Turn::Run {
-            slot: 0,
-            owner: EnvId(1),
-            length_ns: 1000
-        }
-    );
-    assert_eq!(
-        v.next_turn(&mut w),
+        v.next_turn(20, &mut w),
         Turn::Idle {
             slot: 2,
-            length_ns: 1000
+            length_ns: MS
         }
     );
+    assert_eq!((v.current(), v.turn_started_ns()), (Some(2), 20));
+    assert_eq!(v.next_turn(30, &mut w), run(3, A));
+    assert_eq!(v.next_turn(40, &mut w), run(4, C));
+    assert_eq!(v.stats().rounds, 1);
+    assert_eq!(v.next_slot(), 0);
+    assert_eq!(v.next_turn(50, &mut w), run(0, A));
+    assert_eq!(w.asked, [A, B, A, C, A]);
+    let s = v.stats();
+    assert_eq!((s.turns, s.idle_turns, s.skipped, s.forfeits), (4, 1, 1, 0));
+    assert_eq!((s.granted_ns, s.idle_ns, s.repaid_ns), (4 * MS, MS, 0));
+    let info = v.slot_info(1).unwrap();
+    assert_eq!((info.turns, info.forfeits, info.debt_ns), (0, 0, 0));
+    assert_eq!(v.slot_info(0).unwrap().turns, 2);
+}
+
+#[test]
+fn nothing_runnable_after_a_full_pass() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(3, MS);
+    for s in 0..3 {
+        v.alloc_named(s, A, &q).unwrap();
+    }
+    let asleep: BTreeSet<_> = [A].into();
+    let mut w = awake(&asleep);
+    assert_eq!(v.next_turn(0, &mut w), Turn::NothingRunnable);
+    assert_eq!(w.asked.len(), 3, "one pass, no spinning");
+    assert_eq!(v.current(), None);
+    assert_eq!(v.next_slot(), 0);
+    let s = v.stats();
+    assert_eq!((s.nothing_runnable, s.skipped, s.rounds), (1, 3, 1));
+    // It wakes: its next slot runs.
+    assert!(matches!(
+        v.next_turn(5, &mut all_awake),
+        Turn::Run { slot: 0, .. }
+    ));
+}
+
+#[test]
+fn default_env_takes_unowned_slots_when_runnable() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(2, MS);
+    v.alloc_named(0, A, &q).unwrap();
+    v.set_default_env(Some(C));
+    assert_eq!(v.default_env(), Some(C));
+    assert!(matches!(
+        v.next_turn(0, &mut all_awake),
+        Turn::Run { slot: 0, .. }
+    ));
     assert_eq!(
-        v.next_turn(&mut w),
-        Turn::Run {
-            slot: 3,
-            owner: EnvId(3),
-            length_ns: 1000
+        v.next_turn(1, &mut all_awake),
+        Turn::Default {
+            slot: 1,
+            env: C,
+            length_ns: MS
         }
     );
+    // Default env asleep: idle.
+    let asleep: BTreeSet<_> = [C].into();
+    v.next_turn(2, &mut awake(&asleep));
     assert_eq!(
-        v.next_turn(&mut w),
-        Turn::Run {
-            slot: 0,
-            owner: EnvId(1),
-            length_ns: 1000
+        v.next_turn(3, &mut awake(&asleep)),
+        Turn::Idle {
+            slot: 1,
+            length_ns: MS
         }
     );
-    let all: BTreeSet<u32> = [1, 2, 3].into();
-    let mut v2 = SliceVector::new(2, 10);
-    v2.alloc_named(0, EnvId(1), &q).unwrap();
-    v2.alloc_named(1, EnvId(2), &q).unwrap();
-    assert_eq!(v2.next_turn(&mut walk(&all)), Turn::NothingRunnable);
+    let s = v.stats();
+    assert_eq!((s.default_turns, s.default_ns, s.idle_turns), (1, MS, 1));
 }
 
 #[test]
 fn overrun_is_charged_back_exactly() {
     let q = Quota::new(10);
     let mut v = SliceVector::new(2, 1000);
-    v.alloc_named(0, EnvId(1), &q).unwrap();
-    v.alloc_named(1, EnvId(2), &q).unwrap();
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, B, &q).unwrap();
     let none = BTreeSet::new();
-    let mut w = walk(&none);
-    assert!(matches!(v.next_turn(&mut w), Turn::Run { slot: 0, .. }));
-    assert!(!v.record_repossession(0, 5, 2300));
-    assert!(matches!(v.next_turn(&mut w), Turn::Run { slot: 1, .. }));
-    // Debt 2300: two whole turns forfeited, then a turn of 700.
-    assert!(matches!(v.next_turn(&mut w), Turn::Run { slot: 1, .. }));
-    assert!(matches!(v.next_turn(&mut w), Turn::Run { slot: 1, .. }));
+    let mut w = awake(&none);
+    assert!(matches!(v.next_turn(0, &mut w), Turn::Run { slot: 0, .. }));
+    let r = v.record_repossession(0, 1_300, 2_300, &q).unwrap();
     assert_eq!(
-        v.next_turn(&mut w),
+        r,
+        Repossessed {
+            env: A,
+            debt_ns: 2_300,
+            lost_slot: false
+        }
+    );
+    assert!(matches!(
+        v.next_turn(1_300, &mut w),
+        Turn::Run { slot: 1, .. }
+    ));
+    // 2300 of debt: two whole turns forfeited, then 700 off the third.
+    assert!(matches!(
+        v.next_turn(2_300, &mut w),
+        Turn::Run { slot: 1, .. }
+    ));
+    assert_eq!(w.forfeits, [A]);
+    assert_eq!(v.debt(0), Ok(1_300));
+    assert!(matches!(
+        v.next_turn(3_300, &mut w),
+        Turn::Run { slot: 1, .. }
+    ));
+    assert_eq!(w.forfeits, [A, A]);
+    assert_eq!(
+        v.next_turn(4_300, &mut w),
         Turn::Run {
             slot: 0,
-            owner: EnvId(1),
+            owner: A,
             length_ns: 700
         }
     );
-    assert_eq!(w.forfeits.get(&1), Some(&2));
-    assert_eq!(v.repossessions().count(), 1);
+    assert_eq!(v.debt(0), Ok(0));
+    let s = v.stats();
+    assert_eq!((s.forfeits, s.repaid_ns), (2, 2_300));
+    assert_eq!(v.slot_info(0).unwrap().forfeits, 2);
+    let log: Vec<_> = v.repossessions().copied().collect();
+    assert_eq!(
+        log,
+        [Repossession {
+            slot: 0,
+            env: A,
+            time_ns: 1_300,
+            overrun_ns: 2_300,
+            lost_slot: false
+        }]
+    );
 }
 
 #[test]
@@ -122,160 +301,270 @@ fn late_yields_are_charged_like_repossessions_but_not_logged() {
     let q = Quota::new(10);
     let mut v = SliceVector::new(2, 1000);
     v.alloc_named(0, EnvId(1), &q).unwrap();
-    v.charge_overrun(0, 300);
-    v.charge_overrun(1, 300); // unowned: nothing to charge
+    assert!(v.charge_overrun(0, 300));
+    assert!(!v.charge_overrun(1, 300)); // unowned: nothing to charge
+    assert!(!v.charge_overrun(9, 300));
     assert_eq!(v.debt(0), Ok(300));
     assert_eq!(v.debt(1), Ok(0));
     assert_eq!(v.repossessions().count(), 0);
 }
 
 #[test]
+fn repossession_errors() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(2, 1000);
+    assert_eq!(
+        v.record_repossession(2, 0, 5, &q),
+        Err(SliceError::NoSuchSlot)
+    );
+    assert_eq!(v.record_repossession(1, 0, 5, &q), Err(SliceError::Unowned));
+    assert_eq!(v.repossessions_logged(), 0);
+    assert_eq!(v.stats().repossessions, 0);
+}
+
+#[test]
 fn repeat_offenders_lose_the_slot() {
     let q = Quota::new(10);
-    let mut v = SliceVector::new(1, 1000);
-    v.set_offender_limit(3);
-    v.alloc_named(0, EnvId(1), &q).unwrap();
-    let none = BTreeSet::new();
-    let mut revoked = false;
-    for t in 0..10 {
-        if let Turn::Run { .. } = v.next_turn(&mut walk(&none)) {
-            revoked = v.record_repossession(0, t, 1);
-            if revoked {
-                break;
-            }
+    let mut v = SliceVector::new(2, 1000);
+    v.set_offender_policy(OffenderPolicy {
+        repossessions: 2,
+        window: 3,
+    })
+    .unwrap();
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, B, &q).unwrap();
+    let mut t = 0;
+    let mut turn_of_a = |v: &mut SliceVector| loop {
+        t += 1000;
+        if let Turn::Run { slot: 0, .. } = v.next_turn(t, &mut all_awake) {
+            return t;
         }
+    };
+    // Repossessed in turns 1 and 4: three turns apart, never two within a
+    // window of three.
+    let at = turn_of_a(&mut v);
+    assert!(!v.record_repossession(0, at, 10, &q).unwrap().lost_slot);
+    for _ in 0..2 {
+        turn_of_a(&mut v);
     }
-    assert!(revoked);
+    assert_eq!(v.slot_info(0).unwrap().recent_repossessions, 1);
+    let at = turn_of_a(&mut v);
+    assert!(!v.record_repossession(0, at, 10, &q).unwrap().lost_slot);
+    // Turn 5 too: two within three turns.
+    let at = turn_of_a(&mut v);
+    let r = v.record_repossession(0, at, 10, &q).unwrap();
+    assert_eq!(
+        r,
+        Repossessed {
+            env: A,
+            debt_ns: 10,
+            lost_slot: true
+        }
+    );
     assert_eq!(v.owner(0), Ok(None));
+    assert_eq!(q.held(), 1, "the lost slot's unit is back");
+    // The debt stays with A on this core.
+    assert_eq!(v.carried_debt(A), 10);
+    assert_eq!(v.stats().revocations, 1);
+    let log: Vec<_> = v.repossessions().map(|r| r.lost_slot).collect();
+    assert_eq!(log, [false, false, true]);
+    // Getting a slot back brings the debt along.
+    v.alloc_named(0, A, &q).unwrap();
+    assert_eq!((v.debt(0), v.carried_debt(A)), (Ok(10), 0));
+    assert_eq!(v.slot_info(0).unwrap().recent_repossessions, 0);
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Named(usize, usize, u32),
-    Any(usize, u32),
-    Free(usize, usize, u32),
-    FreeAll(u32),
+#[test]
+fn offender_limit_compat_counts_the_last_32_turns() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(1, 1000);
+    v.set_offender_limit(1);
+    v.alloc_named(0, A, &q).unwrap();
+    v.next_turn(0, &mut all_awake);
+    assert!(v.record_repossession(0, 0, 1, &q).unwrap().lost_slot);
+    v.set_offender_limit(0);
+    v.alloc_named(0, A, &q).unwrap();
+    for t in 0..100 {
+        v.next_turn(t, &mut all_awake);
+        assert!(!v.record_repossession(0, t, 0, &q).unwrap().lost_slot);
+    }
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        (0..3usize, 0..6usize, 0..4u32).prop_map(|(c, s, e)| Op::Named(c, s, e)),
-        (0..3usize, 0..4u32).prop_map(|(c, e)| Op::Any(c, e)),
-        (0..3usize, 0..6usize, 0..4u32).prop_map(|(c, s, e)| Op::Free(c, s, e)),
-        (0..4u32).prop_map(Op::FreeAll),
-    ]
+#[test]
+fn freeing_does_not_wipe_debt() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(4, 1000);
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(2, A, &q).unwrap();
+    v.charge_overrun(0, 1500);
+    // Moves to A's other slot here.
+    v.free(0, A, &q).unwrap();
+    assert_eq!(v.debt(2), Ok(1500));
+    // Then carried while A has no slot here.
+    v.free(2, A, &q).unwrap();
+    assert_eq!(v.carried_debt(A), 1500);
+    assert_eq!(v.alloc_any(A, &q), Ok(0));
+    assert_eq!(v.debt(0), Ok(1500));
+    // Teardown forgets it.
+    v.free(0, A, &q).unwrap();
+    assert_eq!(v.free_all(A, &q), 0);
+    assert_eq!(v.carried_debt(A), 0);
+    assert_eq!(q.held(), 0);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+#[test]
+fn carried_debt_is_bounded() {
+    let q = Quota::new(100);
+    let mut v = SliceVector::new(1, 1000);
+    // CARRY_LEN + 1 debtors: the smallest debt is dropped.
+    for e in 0..=CARRY_LEN as u32 {
+        v.alloc_named(0, EnvId(e), &q).unwrap();
+        v.charge_overrun(0, u64::from(e) + 1);
+        v.free(0, EnvId(e), &q).unwrap();
+    }
+    assert_eq!(v.carried_debt(EnvId(0)), 0);
+    for e in 1..=CARRY_LEN as u32 {
+        assert_eq!(v.carried_debt(EnvId(e)), u64::from(e) + 1);
+    }
+    // A debt smaller than all remembered ones is the one dropped.
+    v.alloc_named(0, EnvId(50), &q).unwrap();
+    v.charge_overrun(0, 1);
+    v.free(0, EnvId(50), &q).unwrap();
+    assert_eq!(v.carried_debt(EnvId(50)), 0);
+}
 
-    /// Random allocation traffic over three cores sharing quotas, against a
-    /// map model: ownership agrees, quotas are never exceeded, free_all
-    /// returns everything.
-    #[test]
-    fn allocation_matches_model(ops in proptest::collection::vec(op(), 1..200)) {
-        let quotas: Vec<Quota> = (0..4).map(|e| Quota::new(e + 2)).collect();
-        let mut vecs: Vec<SliceVector> = (0..3).map(|_| SliceVector::new(5, 100)).collect();
-        let mut model: BTreeMap<(usize, usize), u32> = BTreeMap::new();
-        for op in ops {
-            match op {
-                Op::Named(c, s, e) => {
-                    let ok = vecs[c].alloc_named(s, EnvId(e), &quotas[e as usize]).is_ok();
-                    let held = model.values().filter(|&&o| o == e).count() as u32;
-                    let expect = s < 5 && !model.contains_key(&(c, s)) && held < e + 2;
-                    prop_assert_eq!(ok, expect);
-                    if ok { model.insert((c, s), e); }
-                }
-                Op::Any(c, e) => {
-                    if let Ok(s) = vecs[c].alloc_any(EnvId(e), &quotas[e as usize]) {
-                        prop_assert!(model.insert((c, s), e).is_none());
-                    }
-                }
-                Op::Free(c, s, e) => {
-                    let ok = vecs[c].free(s, EnvId(e), &quotas[e as usize]).is_ok();
-                    prop_assert_eq!(ok, model.get(&(c, s)) == Some(&e));
-                    if ok { model.remove(&(c, s)); }
-                }
-                Op::FreeAll(e) => {
-                    let n: usize = vecs.iter_mut().map(|v| v.free_all(EnvId(e), &quotas[e as usize])).sum();
-                    let before = model.len();
-                    model.retain(|_, o| *o != e);
-                    prop_assert_eq!(n, before - model.len());
-                }
-            }
-            for (e, q) in quotas.iter().enumerate() {
-                let held = model.values().filter(|&&o| o == e as u32).count() as u32;
-                prop_assert_eq!(q.held(), held);
-                prop_assert!(held <= e as u32 + 2);
-            }
-            for (c, v) in vecs.iter().enumerate() {
-                for s in 0..5 {
-                    prop_assert_eq!(v.owner(s).unwrap().map(|x| x.0), model.get(&(c, s)).copied());
-                }
-            }
+#[test]
+fn repossession_log_is_a_bounded_ring() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(1, 1000);
+    v.alloc_named(0, A, &q).unwrap();
+    for t in 0..(LOG_LEN as u64 + 5) {
+        v.record_repossession(0, t, 1, &q).unwrap();
+    }
+    assert_eq!(v.repossessions_logged(), LOG_LEN as u64 + 5);
+    let times: Vec<u64> = v.repossessions().map(|r| r.time_ns).collect();
+    assert_eq!(times, (5..LOG_LEN as u64 + 5).collect::<Vec<_>>());
+    assert_eq!(v.debt(0), Ok(LOG_LEN as u64 + 5));
+}
+
+#[test]
+fn the_kernels_walker_struct_still_works() {
+    struct Walker {
+        forfeits: u32,
+    }
+    impl Walk for Walker {
+        fn runnable(&mut self, _: EnvId) -> bool {
+            true
+        }
+        fn forfeited(&mut self, _: EnvId) {
+            self.forfeits += 1;
         }
     }
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(2, 1000);
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, B, &q).unwrap();
+    v.charge_overrun(0, 1000);
+    let mut w = Walker { forfeits: 0 };
+    let dynamic: &mut dyn Walk = &mut w;
+    assert!(matches!(v.next_turn(0, dynamic), Turn::Run { slot: 1, .. }));
+    assert_eq!(w.forfeits, 1);
+}
 
-    /// Over whole rounds: each owned runnable slot gets exactly one turn,
-    /// sleepers none, unowned slots are idle; time is conserved with debt
-    /// (granted + forfeited + idle + paid-back = slots * length).
-    #[test]
-    fn walk_gives_one_turn_per_round_and_conserves_time(
-        owners in proptest::collection::vec(proptest::option::of(0..4u32), 1..12),
-        asleep in proptest::collection::btree_set(0..4u32, 0..3),
-        overruns in proptest::collection::vec(0..2500u64, 0..6),
-    ) {
-        let q = Quota::new(100);
-        let slice = 1000;
-        let mut v = SliceVector::new(owners.len(), slice);
-        for (s, o) in owners.iter().enumerate() {
-            if let Some(e) = o { v.alloc_named(s, EnvId(*e), &q).unwrap(); }
-        }
-        let runnable_slots = owners.iter().filter(|o| o.is_some_and(|e| !asleep.contains(&e))).count();
-        let idle_slots = owners.iter().filter(|o| o.is_none()).count();
-        let mut debt_total: u64 = 0;
-        for (i, &o) in overruns.iter().enumerate() {
-            let slot = i % owners.len();
-            if owners[slot].is_some() {
-                v.record_repossession(slot, 0, o);
-                debt_total += o;
-            }
-        }
-        let mut w = walk(&asleep);
-        let mut turns = BTreeMap::new();
-        let mut granted = 0u64;
-        let decisions = runnable_slots + idle_slots;
-        // One round of decisions (forfeits are consumed inside the walk).
-        for _ in 0..decisions {
-            match v.next_turn(&mut w) {
-                Turn::Run { slot, owner, length_ns } => {
-                    prop_assert!(!asleep.contains(&owner.0));
-                    *turns.entry(slot).or_insert(0) += 1;
-                    granted += length_ns;
-                }
-                Turn::Idle { slot, .. } => { *turns.entry(slot).or_insert(0) += 1; }
-                // Every runnable owner asleep or paying debt: the core idles a slice.
-                Turn::NothingRunnable => break,
-            }
-            if turns.values().sum::<usize>() >= decisions { break; }
-        }
-        for (&slot, &n) in &turns {
-            if let Some(e) = owners[slot] { prop_assert!(!asleep.contains(&e)); }
-            // Without debt, one round gives every runnable or idle slot
-            // exactly one turn. (With debt, forfeits shorten the round, so
-            // the same slot can come up again within `decisions` calls.)
-            if debt_total == 0 {
-                prop_assert_eq!(n, 1, "slot {} got {} turns", slot, n);
-            }
-        }
-        if debt_total == 0 {
-            prop_assert_eq!(turns.len(), decisions);
-        }
-        let forfeits: u64 = w.forfeits.values().map(|&n| u64::from(n)).sum();
-        let remaining: u64 = (0..owners.len()).map(|s| v.debt(s).unwrap()).sum();
-        // Debt is either still owed or was paid by shortened or forfeited turns.
-        let paid = debt_total - remaining;
-        let run_turns = turns.iter().filter(|(s, _)| owners[**s].is_some()).map(|(_, n)| *n as u64).sum::<u64>();
-        prop_assert_eq!(granted + paid, (run_turns + forfeits) * slice);
+// ---- Accounting ---------------------------------------------------------
+
+#[test]
+fn directed_yield_charges_slot_to_owner_cpu_to_runner() {
+    let mut acct = Accounting::new();
+    acct.open(A).unwrap();
+    acct.open(B).unwrap();
+    // A runs its own slot on core 0.
+    acct.charge(Some(A), A, 0, 500).unwrap();
+    // A donates its slot on core 3 to B.
+    acct.record_donation(A, B).unwrap();
+    acct.charge(Some(A), B, 3, 700).unwrap();
+    // B runs an unowned slot as the default environment.
+    acct.charge(None, B, 1, 100).unwrap();
+    let a = *acct.get(A).unwrap();
+    let b = *acct.get(B).unwrap();
+    assert_eq!((a.cpu_ns[0], a.cpu_total_ns()), (500, 500));
+    assert_eq!((a.slot_ns, a.donated_ns, a.received_ns), (1200, 700, 0));
+    assert_eq!(
+        (b.cpu_ns[3], b.cpu_ns[1], b.cpu_total_ns()),
+        (700, 100, 800)
+    );
+    assert_eq!((b.slot_ns, b.received_ns, b.unowned_ns), (0, 700, 100));
+    assert_eq!((a.donations_given, b.donations_received), (1, 1));
+    assert_eq!((a.donations_received, b.donations_given), (0, 0));
+}
+
+#[test]
+fn accounting_errors_change_nothing() {
+    let mut acct = Accounting::new();
+    assert_eq!(acct.open(EnvId(NO_ENV)), Err(AccountError::Reserved));
+    assert_eq!(acct.open(A), Ok(0));
+    assert_eq!(acct.open(A), Err(AccountError::AlreadyOpen(A)));
+    let before = acct;
+    assert_eq!(
+        acct.charge(Some(B), A, 0, 1),
+        Err(AccountError::UnknownEnv(B))
+    );
+    assert_eq!(
+        acct.charge(Some(A), A, MAX_CORES, 1),
+        Err(AccountError::NoSuchCore(MAX_CORES))
+    );
+    assert_eq!(acct.record_donation(A, B), Err(AccountError::UnknownEnv(B)));
+    assert_eq!(acct.record_forfeit(B), Err(AccountError::UnknownEnv(B)));
+    assert_eq!(
+        acct.charge(None, EnvId(NO_ENV), 0, 1),
+        Err(AccountError::UnknownEnv(EnvId(NO_ENV)))
+    );
+    assert_eq!(acct, before);
+    for e in 1..MAX_ENVS as u32 {
+        acct.open(EnvId(100 + e)).unwrap();
     }
+    assert_eq!(acct.open(C), Err(AccountError::Full));
+    assert_eq!(acct.close(C), Err(AccountError::UnknownEnv(C)));
+}
+
+#[test]
+fn accounting_records_and_close() {
+    let mut acct = Accounting::new();
+    let i = acct.open(A).unwrap();
+    acct.record_forfeit(A).unwrap();
+    acct.record_repossession(A, false).unwrap();
+    acct.record_repossession(A, true).unwrap();
+    acct.set_slots_held(A, 5).unwrap();
+    let a = acct.entries()[i];
+    assert_eq!(a.env, A.0);
+    assert_eq!(
+        (a.forfeits, a.repossessions, a.slots_revoked, a.slots_held),
+        (1, 2, 1, 5)
+    );
+    assert_eq!(acct.iter().count(), 1);
+    assert_eq!(acct.close(A), Ok(a));
+    assert_eq!(acct.get(A), None);
+    assert_eq!(acct.iter().count(), 0);
+    // The entry is reused.
+    assert_eq!(acct.open(B), Ok(i));
+    assert_eq!(acct.get(B), Some(&EnvAccount::new(B)));
+}
+
+#[test]
+fn plain_data_layouts() {
+    // Fixed sizes (no pointers), so the kernel can export them.
+    assert_eq!(
+        core::mem::size_of::<EnvAccount>(),
+        8 + 8 * MAX_CORES + 8 * 9
+    );
+    assert_eq!(
+        core::mem::size_of::<Accounting>(),
+        4 * MAX_ENVS + MAX_ENVS * core::mem::size_of::<EnvAccount>()
+    );
+    assert_eq!(core::mem::size_of::<WalkStats>(), 13 * 8);
+    assert_eq!(core::mem::size_of::<Repossession>(), 32);
+    assert_eq!(core::mem::size_of::<EnvId>(), 4);
+    // A constant accounting table (for a static).
+    const EMPTY: Accounting = Accounting::new();
+    assert_eq!(EMPTY.iter().count(), 0);
 }
