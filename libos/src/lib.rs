@@ -9,8 +9,8 @@
 
 extern crate alloc;
 
+pub mod context;
 pub mod fmt;
-pub mod resume;
 pub mod rt;
 pub mod slices;
 pub mod switch;

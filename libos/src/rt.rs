@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use abi::shared::{events, Dispatch, FaultInfo, UpcallReason, UpcallTable, MAX_CORES};
+use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, MAX_CORES};
 use abi::syscall::SaveArea;
 
 use crate::sys;
@@ -17,7 +17,7 @@ pub enum Epilogue {
     /// Keep the interrupted context (the kernel saved it) and yield at once.
     Cooperative,
     /// Ignore the revocation: resume the interrupted context (in user
-    /// mode, through [`crate::resume`]) and keep running until the kernel
+    /// mode, through [`crate::context`]) and keep running until the kernel
     /// takes the core by force.
     Ignore,
     /// Spin inside the epilogue forever.
@@ -118,7 +118,7 @@ pub fn register_once(entry: u64, exception: bool) {
             HEAP.lock()
                 .init((&raw mut HEAP_SPACE).cast::<u8>(), 4 << 20);
         }
-        let (resume_start, resume_end) = crate::resume::range();
+        let (resume_start, resume_end) = crate::context::range();
         let table = UpcallTable {
             prologue: entry,
             epilogue: entry,
@@ -153,15 +153,12 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
                 Epilogue::Ignore => {
                     // Straight back to the interrupted context, in user mode.
                     d.enabled.valid = 0;
+                    let top = upcall_stack_top(core);
                     // SAFETY: disabled, with the resume range registered; the
                     // context is the one the kernel saved at this revocation
-                    // and nothing else resumes it.
-                    let _pending = unsafe { crate::resume::resume(&d.enabled, d) };
-                    // A stale deferral bit stopped it: let the kernel do it.
-                    d.events
-                        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel);
-                    d.enabled.valid = 1;
-                    let _ = sys::resume(SaveArea::Enabled);
+                    // and nothing else resumes it; the upcall stack is free
+                    // for the handler once this frame is abandoned.
+                    unsafe { crate::context::resume(&d.enabled, d, ignore_pending, top) }
                 }
                 Epilogue::Spin => loop {
                     core::hint::spin_loop();
@@ -192,6 +189,22 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
             resume_or_start(d, core)
         }
     }
+}
+
+/// A stale deferral bit stopped the user-mode resume of an ignored
+/// revocation: let the kernel resume the context instead.
+extern "C" fn ignore_pending(d: &Dispatch) -> ! {
+    let d = sys::dispatch(d.core as usize);
+    d.events
+        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel);
+    d.enabled.valid = 1;
+    let _ = sys::resume(SaveArea::Enabled);
+    sys::exit(3)
+}
+
+/// Top of `core`'s upcall stack (where every upcall starts).
+pub fn upcall_stack_top(core: usize) -> u64 {
+    va::UPCALL_STACKS + (core as u64 + 1) * va::UPCALL_STACK_STRIDE
 }
 
 /// Resumes this core's worker where it was, or starts it.
@@ -262,7 +275,7 @@ macro_rules! threaded_program {
         #[cfg(target_os = "none")]
         #[no_mangle]
         pub extern "C" fn _start(reason: u64, _arg: u64, _dispatch: u64, core: u64) -> ! {
-            $crate::rt::register_once(_start as *const () as u64, false);
+            $crate::rt::register_once(_start as *const () as u64, true);
             $crate::threads::upcall(reason, core as usize, $main)
         }
 

@@ -2,15 +2,17 @@
 //! slices on by ONE policy object (stride, lottery or round robin) that the
 //! application can swap at run time.
 //!
-//! Every switch goes through the kernel's save areas, so one mechanism
-//! restores registers and FPU state exactly:
+//! Every thread is kept as one full [`UserContext`], whichever way it
+//! stopped, and every switch happens in user mode ([`crate::context`]):
 //! - preemption: at a revocation the kernel saved the running thread in
 //!   `Dispatch::enabled`; the epilogue copies it into the thread;
-//! - voluntary switches (yield, sleep, exit): [`save_context`] records the
-//!   thread at a call boundary, then the core moves to its scheduler stack;
-//! - dispatch: the chosen thread's context is copied into
-//!   `Dispatch::enabled` and the `resume` system call restores it,
-//!   clearing the disabled flag atomically with the return.
+//! - voluntary switches (yield, sleep, exit): [`context::leave`] records
+//!   the thread at a call boundary (callee-saved registers and FPU control
+//!   state; the whole FPU image for threads spawned with [`spawn_sse`])
+//!   and moves the core to its scheduler stack;
+//! - dispatch: [`context::resume`] restores the chosen thread from its
+//!   slot in the table and clears the disabled flag as its last step; a
+//!   revocation deferred until then hands the thread back and yields.
 //!
 //! The policy lock is only taken with the disabled flag set (upcalls, or
 //! [`critical`](crate::rt::critical) sections), so a lock holder is never
@@ -19,14 +21,13 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use abi::shared::{events, UpcallReason, UserContext};
-use abi::syscall::SaveArea;
+use abi::shared::{events, Dispatch, FaultInfo, UpcallReason, UserContext};
 use sched_api::{Policy, RunEnd};
 pub use sched_api::{PolicyKind, ThreadState};
 use spin::Mutex;
 
-use crate::rt::MAX_WORKERS;
-use crate::sys;
+use crate::rt::{FaultAction, MAX_WORKERS};
+use crate::{context, sys};
 
 /// Most threads an application may have.
 pub const MAX_THREADS: usize = 64;
@@ -50,6 +51,8 @@ struct Thread {
     entry: Option<fn(usize)>,
     arg: usize,
     weight: u32,
+    /// Saves the whole FPU image at voluntary switches.
+    sse: bool,
     /// Wake at this clock value (0: not sleeping on time).
     wake_at: u64,
     /// Wake when the word at this address differs from the value (0: none).
@@ -73,6 +76,7 @@ static RT: Mutex<Runtime> = Mutex::new(Runtime {
             entry: None,
             arg: 0,
             weight: 1,
+            sse: false,
             wake_at: 0,
             watch: (0, 0),
         }
@@ -154,10 +158,23 @@ static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::n
 
 /// Starts a thread running `entry(arg)` with `weight` tickets.
 pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
-    with_rt(|rt| spawn_locked(rt, entry, arg, weight))
+    with_rt(|rt| spawn_locked(rt, entry, arg, weight, false))
 }
 
-fn spawn_locked(rt: &mut Runtime, entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+/// Like [`spawn`], for a thread that keeps vector (SSE) state live across
+/// its own calls into the libOS: its voluntary switches save the whole FPU
+/// image, not only the control state.
+pub fn spawn_sse(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    with_rt(|rt| spawn_locked(rt, entry, arg, weight, true))
+}
+
+fn spawn_locked(
+    rt: &mut Runtime,
+    entry: fn(usize),
+    arg: usize,
+    weight: u32,
+    sse: bool,
+) -> Option<usize> {
     let tid = rt.threads.iter().position(|t| t.life == Life::Free)?;
     let top = stacks_base() + ((tid + 1) * STACK) as u64;
     let t = &mut rt.threads[tid];
@@ -174,6 +191,7 @@ fn spawn_locked(rt: &mut Runtime, entry: fn(usize), arg: usize, weight: u32) -> 
     t.entry = Some(entry);
     t.arg = arg;
     t.weight = weight;
+    t.sse = sse;
     t.wake_at = 0;
     t.watch = (0, 0);
     t.life = Life::Live;
@@ -288,87 +306,40 @@ pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind,
 
 // ---- Switching ------------------------------------------------------------
 
-extern "C" {
-    /// Saves callee-saved registers, rsp, the return address and the FPU
-    /// image into `ctx`; returns 0, and 1 when the context is resumed.
-    fn libos_save_context(ctx: *mut UserContext) -> u64;
-}
-
-core::arch::global_asm!(
-    ".global libos_save_context",
-    "libos_save_context:",
-    "mov [rdi + 8], rbx",
-    "mov [rdi + 48], rbp",
-    "mov [rdi + 96], r12",
-    "mov [rdi + 104], r13",
-    "mov [rdi + 112], r14",
-    "mov [rdi + 120], r15",
-    "lea rax, [rsp + 8]",
-    "mov [rdi + 56], rax", // rsp after the return
-    "mov rax, [rsp]",
-    "mov [rdi + 128], rax",       // rip = return address
-    "mov qword ptr [rdi + 0], 1", // rax when resumed
-    "mov qword ptr [rdi + 136], 0x202",
-    "mov qword ptr [rdi + 152], 1", // valid
-    "fxsave64 [rdi + 160]",
-    "xor eax, eax",
-    "ret",
-);
-
-const _: () = {
-    assert!(core::mem::offset_of!(UserContext, rbx) == 8);
-    assert!(core::mem::offset_of!(UserContext, rbp) == 48);
-    assert!(core::mem::offset_of!(UserContext, rsp) == 56);
-    assert!(core::mem::offset_of!(UserContext, r12) == 96);
-    assert!(core::mem::offset_of!(UserContext, r15) == 120);
-    assert!(core::mem::offset_of!(UserContext, rip) == 128);
-    assert!(core::mem::offset_of!(UserContext, rflags) == 136);
-    assert!(core::mem::offset_of!(UserContext, valid) == 152);
-    assert!(core::mem::offset_of!(UserContext, fx) == 160);
-};
-
 /// Leaves the calling thread (saved at this call) and dispatches another
 /// on this core from the core's scheduler stack.
 fn switch_out(end: RunEnd) {
     let tid = self_id();
     let core = THREAD_CORE[tid].load(Ordering::Relaxed);
     sys::dispatch(core).disabled.store(1, Ordering::Release);
-    let ctx = {
+    let (ctx, sse) = {
         let mut rt = RT.lock();
-        &raw mut rt.threads[tid].ctx
+        (&raw mut rt.threads[tid].ctx, rt.threads[tid].sse)
     };
+    let end = match end {
+        RunEnd::Preempted => 0,
+        RunEnd::Yielded => 1,
+        RunEnd::Blocked => 2,
+        RunEnd::Exited => 3,
+    };
+    let top = crate::rt::scheduler_stack_top(core);
     // SAFETY: `ctx` points into the static runtime; it is this thread's own
     // save slot, which no other core reads or writes while the policy says
     // the thread is Running (it is, until `after_switch_out` charges it).
-    if unsafe { libos_save_context(ctx) } != 0 {
-        return; // resumed: the resume call cleared the disabled flag
-    }
-    let top = crate::rt::scheduler_stack_top(core);
-    // SAFETY: moves to this core's scheduler stack (unused while a thread
-    // runs here) and calls `after_switch_out`, which never returns; the
-    // thread's stack is not touched again until it is resumed.
-    unsafe {
-        core::arch::asm!(
-            "mov rsp, {top}",
-            "call {f}",
-            "ud2",
-            top = in(reg) top,
-            f = sym after_switch_out,
-            in("rdi") core,
-            in("rsi") tid,
-            in("rdx") end as u64,
-            options(noreturn),
-        )
-    }
+    // The scheduler stack is unused while a thread runs on this core, and
+    // this thread's stack is not touched again until it is resumed (which
+    // returns here, the disabled flag cleared by the resume).
+    unsafe { context::leave(ctx, sse, top, after_switch_out, core, tid << 2 | end) }
 }
 
-extern "C" fn after_switch_out(core: usize, tid: usize, end: u64) -> ! {
-    let end = match end {
+extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
+    let end = match packed & 3 {
         0 => RunEnd::Preempted,
         1 => RunEnd::Yielded,
-        _ => RunEnd::Blocked,
+        2 => RunEnd::Blocked,
+        _ => RunEnd::Exited,
     };
-    stop_current(core, tid, end);
+    stop_current(core, packed >> 2, end);
     dispatch(core)
 }
 
@@ -423,10 +394,13 @@ pub fn dispatch(core: usize) -> ! {
             rt.current[core] = tid;
             rt.started[core] = now;
             THREAD_CORE[tid].store(core, Ordering::Relaxed);
-            d.enabled = rt.threads[tid].ctx;
+            let ctx = &raw const rt.threads[tid].ctx;
             drop(rt);
-            let _ = sys::resume(SaveArea::Enabled);
-            sys::exit(8)
+            let top = crate::rt::scheduler_stack_top(core);
+            // SAFETY: disabled (an upcall, or `switch_out`), the resume range
+            // registered; the thread is Running on this core, so nobody else
+            // touches its context; our own frames are abandoned.
+            unsafe { context::resume(&*ctx, d, resume_pending, top) }
         }
         None => {
             let live = rt.threads.iter().filter(|t| t.life == Life::Live).count();
@@ -452,6 +426,70 @@ pub fn dispatch(core: usize) -> ! {
             sys::exit(9)
         }
     }
+}
+
+/// A thread's fault handler: given the faulting thread and the fault,
+/// decides whether it resumes (past the faulting instruction) or the
+/// application ends.
+pub type FaultHandler = fn(tid: usize, info: &FaultInfo) -> FaultAction;
+
+static FAULT_HANDLER: Mutex<Option<FaultHandler>> = Mutex::new(None);
+
+/// Routes the application's thread faults to `handler` (default: log the
+/// fault and end the application). A fault inside the handler, or in the
+/// libOS while disabled, ends the application (the kernel kills it).
+pub fn on_fault(handler: FaultHandler) {
+    *FAULT_HANDLER.lock() = Some(handler);
+}
+
+/// The exception upcall: the thread running on `core` faulted.
+fn on_exception(core: usize) -> ! {
+    let d = sys::dispatch(core);
+    let info = d.fault_info;
+    let tid = RT.lock().current[core];
+    let handler = *FAULT_HANDLER.lock();
+    let action = match handler {
+        Some(h) if tid != NONE => h(tid, &info),
+        _ => {
+            crate::log!(
+                "thread {tid} fault: vector {} error {:#x} address {:#x} at {:#x}",
+                info.vector,
+                info.error_code,
+                info.address,
+                info.rip
+            );
+            FaultAction::Exit
+        }
+    };
+    match action {
+        FaultAction::Resume { skip } if tid != NONE => {
+            let ctx = {
+                let mut rt = RT.lock();
+                let t = &mut rt.threads[tid];
+                t.ctx = d.fault;
+                t.ctx.rip += skip;
+                &raw const t.ctx
+            };
+            d.fault.valid = 0;
+            let top = crate::rt::scheduler_stack_top(core);
+            // SAFETY: in the upcall (disabled), the resume range registered;
+            // the faulting thread is still Running on this core.
+            unsafe { context::resume(&*ctx, d, resume_pending, top) }
+        }
+        _ => sys::exit(1),
+    }
+}
+
+/// A revocation was deferred until the very end of a resume: the thread
+/// did not run; hand it back and give the slice up (`dispatch` clears the
+/// pending bit and yields).
+extern "C" fn resume_pending(d: &Dispatch) -> ! {
+    let core = d.core as usize;
+    let tid = RT.lock().current[core];
+    if tid != NONE {
+        stop_current(core, tid, RunEnd::Preempted);
+    }
+    dispatch(core)
 }
 
 /// One wakeup predicate for every sleeping thread: "clock ≥ earliest
@@ -496,7 +534,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                     requested_policy(),
                     sys::sysinfo().cores as usize,
                 ));
-                spawn_locked(&mut rt, main, 0, 1);
+                spawn_locked(&mut rt, main, 0, 1, false);
             }
             READY.store(true, Ordering::Release);
             dispatch(core)
@@ -536,14 +574,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
             }
             dispatch(core)
         }
-        Some(UpcallReason::Exception) => {
-            crate::log!(
-                "thread fault: vector {} at {:#x}",
-                sys::dispatch(core).fault_info.vector,
-                sys::dispatch(core).fault_info.rip
-            );
-            sys::exit(11)
-        }
+        Some(UpcallReason::Exception) => on_exception(core),
         _ => dispatch(core),
     }
 }
