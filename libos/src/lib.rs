@@ -13,7 +13,6 @@ pub mod context;
 pub mod fmt;
 pub mod rt;
 pub mod slices;
-pub mod switch;
 pub mod sys;
 pub mod threads;
 
