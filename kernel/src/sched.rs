@@ -178,6 +178,7 @@ fn slice_error(e: slices::SliceError) -> Error {
         S::NotOwner => Error::NotOwner,
         S::QuotaExceeded => Error::QuotaExceeded,
         S::NoFreeSlot => Error::Exhausted,
+        S::Unowned => Error::BadSlot,
     }
 }
 
@@ -279,7 +280,7 @@ pub fn next_turn() -> ! {
         let mut c = core_state(core).lock();
         debug_assert!(c.turn.is_none());
         let mut walk = Walker { woken: None };
-        let decision = c.vector.next_turn(&mut walk);
+        let decision = c.vector.next_turn(now, &mut walk);
         let woken = walk.woken;
         let slices_page = exported::core_slices_of(core);
         match decision {
@@ -297,7 +298,9 @@ pub fn next_turn() -> ! {
                 drop(c);
                 enter_prologue(core, &env, reason, end, grace_end);
             }
-            slices::Turn::Idle { slot, length_ns } => {
+            // The kernel picks the default environment itself (`idle_taker`,
+            // which also wakes sleepers first); the vector never has one set.
+            slices::Turn::Idle { slot, length_ns } | slices::Turn::Default { slot, length_ns, .. } => {
                 slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
                 if let Some((env, reason)) = idle_taker(&c.vector) {
                     let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
@@ -583,11 +586,15 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let turn = c.turn.take().expect("repossess with a turn");
     let overrun = now.saturating_sub(turn.end);
     let env = turn.env.clone();
-    let lost_slot = c.vector.record_repossession(turn.slot, now, overrun);
+    // The slot's owner pays (even if a donation recipient ran): the
+    // vector returns the owner's quota unit itself if it loses the slot.
+    let owner = c.vector.owner(turn.slot).ok().flatten().and_then(|o| env::get(o.0));
+    let spare = slices::Quota::new(0);
+    let quota = owner.as_ref().map_or(&spare, |o| &o.slot_quota);
+    let lost_slot = c.vector.record_repossession(turn.slot, now, overrun, quota).is_ok_and(|r| r.lost_slot);
     if lost_slot {
         exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
-        if let Some(owner) = env::get(env.id) {
-            owner.slot_quota.give_back();
+        if let Some(owner) = &owner {
             owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
             owner.account().slots_revoked.fetch_add(1, Ordering::Relaxed);
         }
