@@ -15,6 +15,7 @@ pub mod rt;
 pub mod slices;
 pub mod sys;
 pub mod threads;
+pub mod wakeup;
 
 pub use abi;
 pub use predicate;
