@@ -49,7 +49,13 @@ fn nothing_waiting_needs_no_predicate() {
 
 #[test]
 fn wakes_at_the_earliest_deadline() {
-    let f = fold(3, [Wait::Until(900), Wait::Until(500), Wait::Until(700)], 0, 1).unwrap();
+    let f = fold(
+        3,
+        [Wait::Until(900), Wait::Until(500), Wait::Until(700)],
+        0,
+        1,
+    )
+    .unwrap();
     let mut w = World::default();
     let v = check(&f, &w);
     assert_eq!(v.tag(), 3);
@@ -61,7 +67,10 @@ fn wakes_at_the_earliest_deadline() {
 
 #[test]
 fn wakes_when_any_watched_word_changes() {
-    let waits = (0..5).map(|i| Wait::Changed { addr: BASE + 8 * i, old: i });
+    let waits = (0..5).map(|i| Wait::Changed {
+        addr: BASE + 8 * i,
+        old: i,
+    });
     let mut w = World::default();
     for i in 0..5 {
         w.words.borrow_mut().insert(BASE + 8 * i, i);
@@ -90,9 +99,17 @@ fn duplicate_watches_are_folded_once() {
 #[test]
 fn words_that_do_not_fit_are_polled() {
     let n = 40;
-    let waits = (0..n).map(|i| Wait::Changed { addr: BASE + 8 * i, old: 0 });
+    let waits = (0..n).map(|i| Wait::Changed {
+        addr: BASE + 8 * i,
+        old: 0,
+    });
     let f = fold(0, waits, 1_000, 250).unwrap();
-    assert!(f.dropped > 0 && f.words > 0, "{} in, {} out", f.words, f.dropped);
+    assert!(
+        f.dropped > 0 && f.words > 0,
+        "{} in, {} out",
+        f.words,
+        f.dropped
+    );
     assert_eq!(f.words + f.dropped, n as usize);
     let mut w = World::default();
     let v = check(&f, &w);
