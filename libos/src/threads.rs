@@ -19,73 +19,29 @@
 //! revoked in the middle and never deadlocks against its own epilogue.
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use abi::shared::{events, Dispatch, FaultInfo, UpcallReason, UserContext};
 use sched_api::{Policy, RunEnd};
 pub use sched_api::{PolicyKind, ThreadState};
 use spin::Mutex;
 
-use crate::rt::{FaultAction, MAX_WORKERS};
-use crate::{context, sys};
+use crate::rt::FaultAction;
+use crate::{context, sys, wakeup};
 
-/// Most threads an application may have.
-pub const MAX_THREADS: usize = 64;
+mod table;
+pub use table::MAX_THREADS;
+use table::{Table, NONE};
+
 const STACK: usize = 16 * 1024;
-const NONE: usize = usize::MAX;
+/// The lowest word of every thread stack: an overflow overwrites it first.
+const CANARY: u64 = 0x5afe_57ac_c0ff_ee00;
 
 #[repr(C, align(16))]
 struct Stacks([[u8; STACK]; MAX_THREADS]);
 static mut STACKS: Stacks = Stacks([[0; STACK]; MAX_THREADS]);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Life {
-    Free,
-    Live,
-    Exited,
-}
-
-struct Thread {
-    life: Life,
-    ctx: UserContext,
-    entry: Option<fn(usize)>,
-    arg: usize,
-    weight: u32,
-    /// Saves the whole FPU image at voluntary switches.
-    sse: bool,
-    /// Wake at this clock value (0: not sleeping on time).
-    wake_at: u64,
-    /// Wake when the word at this address differs from the value (0: none).
-    watch: (u64, u64),
-}
-
-struct Runtime {
-    threads: [Thread; MAX_THREADS],
-    policy: Option<Box<dyn Policy>>,
-    /// Thread running on each core (NONE when none), and since when.
-    current: [usize; MAX_WORKERS],
-    started: [u64; MAX_WORKERS],
-    swaps: u64,
-}
-
-static RT: Mutex<Runtime> = Mutex::new(Runtime {
-    threads: [const {
-        Thread {
-            life: Life::Free,
-            ctx: UserContext::ZERO,
-            entry: None,
-            arg: 0,
-            weight: 1,
-            sse: false,
-            wake_at: 0,
-            watch: (0, 0),
-        }
-    }; MAX_THREADS],
-    policy: None,
-    current: [NONE; MAX_WORKERS],
-    started: [0; MAX_WORKERS],
-    swaps: 0,
-});
+static RT: Mutex<Table> = Mutex::new(Table::new());
 
 /// The core each thread last ran on (read by the thread itself, lock-free).
 static THREAD_CORE: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
@@ -94,6 +50,10 @@ static TLS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS
 
 fn stacks_base() -> u64 {
     (&raw const STACKS).cast::<u8>() as u64
+}
+
+fn canary(tid: usize) -> *mut u64 {
+    (stacks_base() + (tid * STACK) as u64) as *mut u64
 }
 
 /// The calling thread's id, from its stack pointer (each thread has its own
@@ -139,10 +99,10 @@ pub fn requested_policy() -> PolicyKind {
     }
 }
 
-/// Runs `f` on the runtime with the disabled flag set (see module docs).
-/// If the slice was revoked meanwhile, the thread is handed back to the
-/// policy and the core given up (the pending bit makes `dispatch` yield).
-fn with_rt<R>(f: impl FnOnce(&mut Runtime) -> R) -> R {
+/// Runs `f` on the thread table with the disabled flag set (see module
+/// docs). If the slice was revoked meanwhile, the thread is handed back to
+/// the policy and the core given up (the pending bit makes `dispatch` yield).
+fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     let core = THREAD_CORE[self_id()].load(Ordering::Relaxed);
     let d = sys::dispatch(core);
     d.disabled.store(1, Ordering::Release);
@@ -154,7 +114,7 @@ fn with_rt<R>(f: impl FnOnce(&mut Runtime) -> R) -> R {
     r
 }
 
-static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static READY: AtomicBool = AtomicBool::new(false);
 
 /// Starts a thread running `entry(arg)` with `weight` tickets.
 pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
@@ -169,34 +129,26 @@ pub fn spawn_sse(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
 }
 
 fn spawn_locked(
-    rt: &mut Runtime,
+    rt: &mut Table,
     entry: fn(usize),
     arg: usize,
     weight: u32,
     sse: bool,
 ) -> Option<usize> {
-    let tid = rt.threads.iter().position(|t| t.life == Life::Free)?;
-    let top = stacks_base() + ((tid + 1) * STACK) as u64;
-    let t = &mut rt.threads[tid];
-    t.ctx = UserContext::ZERO;
-    t.ctx.rip = thread_start as *const () as u64;
-    t.ctx.rsp = top - 8;
-    t.ctx.rdi = tid as u64;
-    t.ctx.rflags = 0x202;
-    t.ctx.fx[0] = 0x7f; // FCW 0x037f
-    t.ctx.fx[1] = 0x03;
-    t.ctx.fx[24] = 0x80; // MXCSR 0x1f80
-    t.ctx.fx[25] = 0x1f;
-    t.ctx.valid = 1;
-    t.entry = Some(entry);
-    t.arg = arg;
-    t.weight = weight;
-    t.sse = sse;
-    t.wake_at = 0;
-    t.watch = (0, 0);
-    t.life = Life::Live;
+    let tid = rt.spawn(entry, arg, weight, sse, |tid| {
+        let mut ctx = UserContext::ZERO;
+        ctx.rip = thread_start as *const () as u64;
+        ctx.rsp = stacks_base() + ((tid + 1) * STACK) as u64 - 8;
+        ctx.rdi = tid as u64;
+        ctx.rflags = 0x202;
+        ctx.fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        ctx.fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        ctx.valid = 1;
+        ctx
+    })?;
     TLS[tid].store(0, Ordering::Relaxed);
-    rt.policy.as_mut()?.add(tid as u32, weight).ok()?;
+    // SAFETY: the lowest word of the new thread's own stack, unused yet.
+    unsafe { canary(tid).write_volatile(CANARY) };
     Some(tid)
 }
 
@@ -228,80 +180,66 @@ pub fn sleep_until_changed(addr: &AtomicU64, old: u64) {
     let tid = self_id();
     let at = addr as *const AtomicU64 as u64;
     with_rt(|rt| rt.threads[tid].watch = (at, old));
-    if addr.load(Ordering::Acquire) == old {
+    switch_out(RunEnd::Blocked);
+}
+
+/// Sleeps until another thread calls [`unblock`] on this one (returns at
+/// once if that already happened since the last `block`).
+pub fn block() {
+    let tid = self_id();
+    if with_rt(|rt| rt.block(tid)) {
         switch_out(RunEnd::Blocked);
-    } else {
-        with_rt(|rt| rt.threads[tid].watch = (0, 0));
     }
 }
 
-fn watched_changed(watch: (u64, u64)) -> bool {
-    // SAFETY: the address came from a `&AtomicU64` of a live thread of this
-    // program (statics or its own stack, which stays put while it sleeps).
-    watch.0 != 0 && unsafe { &*(watch.0 as *const AtomicU64) }.load(Ordering::Acquire) != watch.1
+/// Wakes thread `tid` from [`block`] (or any sleep), or makes its next
+/// `block` return at once. False if there is no such live thread.
+pub fn unblock(tid: usize) -> bool {
+    with_rt(|rt| rt.unblock(tid))
+}
+
+/// Reads a watched word (see [`sleep_until_changed`]).
+fn read_word(addr: u64) -> u64 {
+    // SAFETY: watched addresses come from `&AtomicU64`s of this program
+    // (statics, or the stack of a thread that stays asleep meanwhile).
+    unsafe { &*(addr as *const AtomicU64) }.load(Ordering::Acquire)
 }
 
 /// Ends the calling thread.
 pub fn exit() -> ! {
     let tid = self_id();
-    with_rt(|rt| rt.threads[tid].life = Life::Exited);
-    switch_out(RunEnd::Blocked);
+    with_rt(|rt| rt.exit(tid));
+    switch_out(RunEnd::Exited);
     unreachable!("an exited thread was resumed")
 }
 
-/// Waits until thread `tid` has exited.
+/// Waits until thread `tid` has exited (at once if there is no such thread).
 pub fn join(tid: usize) {
-    while with_rt(|rt| rt.threads.get(tid).is_some_and(|t| t.life == Life::Live)) {
-        sleep_until(sys::now_ns() + 1_000_000);
+    let me = self_id();
+    // A wake-up meant for something else ends a wait early: wait again
+    // while the thread is still there.
+    while with_rt(|rt| rt.join(tid, me)) {
+        block();
     }
 }
 
 /// Swaps the application's policy: atomic across its cores (they all take
-/// the same lock), every thread, weight, sleep state and service carried.
+/// the same lock), every thread, weight, sleep state and service carried;
+/// threads running on other cores stay running and are charged on return.
 pub fn swap_policy(kind: PolicyKind) -> bool {
-    with_rt(|rt| {
-        let Some(old) = rt.policy.as_ref() else {
-            return false;
-        };
-        let snapshot = old.export();
-        let mut new = new_policy(kind, sys::sysinfo().cores as usize);
-        if new.import(snapshot).is_err() {
-            return false;
-        }
-        rt.policy = Some(new);
-        rt.swaps += 1;
-        true
-    })
+    let next = new_policy(kind, sys::sysinfo().cores as usize);
+    with_rt(|rt| rt.set_policy(next).is_ok())
 }
 
 /// Changes a thread's weight.
 pub fn set_weight(tid: usize, weight: u32) -> bool {
-    with_rt(|rt| {
-        rt.threads[tid].weight = weight;
-        rt.policy
-            .as_mut()
-            .is_some_and(|p| p.set_weight(tid as u32, weight).is_ok())
-    })
+    with_rt(|rt| rt.set_weight(tid, weight))
 }
 
-/// Per-thread figures for reports: (id, weight, service_ns, state).
+/// Per-thread figures for reports: (id, weight, service_ns, state) of the
+/// live threads; the policy; how many swaps so far.
 pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
-    with_rt(|rt| {
-        let Some(p) = rt.policy.as_ref() else {
-            return (0, PolicyKind::Stride, 0);
-        };
-        let mut n = 0;
-        for tid in 0..MAX_THREADS {
-            if rt.threads[tid].life != Life::Live || n == out.len() {
-                continue;
-            }
-            if let Some(r) = p.record(tid as u32) {
-                out[n] = (r.id, r.weight, r.service_ns, r.state);
-                n += 1;
-            }
-        }
-        (n, p.kind(), rt.swaps)
-    })
+    with_rt(|rt| rt.snapshot(out))
 }
 
 // ---- Switching ------------------------------------------------------------
@@ -345,24 +283,17 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
 
 /// Charges the thread that ran on `core` and takes it off the core.
 fn stop_current(core: usize, tid: usize, end: RunEnd) {
-    let mut rt = RT.lock();
-    let ran = sys::now_ns().saturating_sub(rt.started[core]);
-    rt.current[core] = NONE;
-    let exited = rt.threads[tid].life == Life::Exited;
-    if let Some(p) = rt.policy.as_mut() {
-        let _ = p.charge(tid as u32, core, ran, end);
-        if exited {
-            let _ = p.remove(tid as u32);
-        }
+    // SAFETY: the lowest word of that thread's stack.
+    if unsafe { canary(tid).read_volatile() } != CANARY {
+        crate::log!("thread {tid} overflowed its {STACK}-byte stack");
+        sys::exit(12);
     }
-    if exited {
-        rt.threads[tid].life = Life::Free;
-    }
+    RT.lock().stop(core, tid, sys::now_ns(), end, &read_word);
 }
 
 /// Picks the next thread for `core` and resumes it; with none runnable,
-/// gives the slice up (or sleeps the whole application on the earliest
-/// thread deadline when every thread sleeps).
+/// gives the slice up (or sleeps the whole application on one predicate
+/// for every sleeping thread when no thread runs anywhere).
 pub fn dispatch(core: usize) -> ! {
     let d = sys::dispatch(core);
     if d.events
@@ -374,58 +305,36 @@ pub fn dispatch(core: usize) -> ! {
     }
     let now = sys::now_ns();
     let mut rt = RT.lock();
-    let Runtime {
-        threads, policy, ..
-    } = &mut *rt;
-    let Some(p) = policy.as_mut() else {
-        sys::exit(7)
+    rt.wake_due(now, &read_word);
+    if let Some(tid) = rt.start(core, now) {
+        THREAD_CORE[tid].store(core, Ordering::Relaxed);
+        let ctx = &raw const rt.threads[tid].ctx;
+        drop(rt);
+        let top = crate::rt::scheduler_stack_top(core);
+        // SAFETY: disabled (an upcall, or `switch_out`), the resume range
+        // registered; the thread is Running on this core, so nobody else
+        // touches its context; our own frames are abandoned.
+        unsafe { context::resume(&*ctx, d, resume_pending, top) }
+    }
+    if rt.live() == 0 {
+        drop(rt);
+        sys::exit(0);
+    }
+    let wakeup = if rt.running_anywhere() {
+        None
+    } else {
+        wakeup::fold(0, rt.waits(), now, sys::sysinfo().slice_ns)
     };
-    for (tid, t) in threads.iter_mut().enumerate() {
-        let timed_out = t.wake_at != 0 && t.wake_at <= now;
-        if t.life == Life::Live && (timed_out || watched_changed(t.watch)) {
-            t.wake_at = 0;
-            t.watch = (0, 0);
-            let _ = p.wake(tid as u32);
+    drop(rt);
+    if let Some(w) = wakeup {
+        // Every thread sleeps: one predicate for all of them, and the
+        // application sleeps; it costs no slices meanwhile.
+        if sys::predicate_install(w.program.as_bytes()).is_ok() {
+            let _ = sys::sleep(false);
         }
     }
-    match p.pick(core) {
-        Some(tid) => {
-            let tid = tid as usize;
-            rt.current[core] = tid;
-            rt.started[core] = now;
-            THREAD_CORE[tid].store(core, Ordering::Relaxed);
-            let ctx = &raw const rt.threads[tid].ctx;
-            drop(rt);
-            let top = crate::rt::scheduler_stack_top(core);
-            // SAFETY: disabled (an upcall, or `switch_out`), the resume range
-            // registered; the thread is Running on this core, so nobody else
-            // touches its context; our own frames are abandoned.
-            unsafe { context::resume(&*ctx, d, resume_pending, top) }
-        }
-        None => {
-            let live = rt.threads.iter().filter(|t| t.life == Life::Live).count();
-            if live == 0 {
-                drop(rt);
-                sys::exit(0);
-            }
-            let running = rt.current.iter().any(|&c| c != NONE);
-            let wakeup = if running {
-                None
-            } else {
-                fold_sleepers(&rt.threads)
-            };
-            drop(rt);
-            if let Some(prog) = wakeup {
-                // Every thread sleeps: one predicate for all of them, and the
-                // application sleeps; it costs no slices meanwhile.
-                if sys::predicate_install(prog.as_bytes()).is_ok() {
-                    let _ = sys::sleep(false);
-                }
-            }
-            let _ = sys::yield_to(None, false);
-            sys::exit(9)
-        }
-    }
+    let _ = sys::yield_to(None, false);
+    sys::exit(9)
 }
 
 /// A thread's fault handler: given the faulting thread and the fault,
@@ -446,7 +355,7 @@ pub fn on_fault(handler: FaultHandler) {
 fn on_exception(core: usize) -> ! {
     let d = sys::dispatch(core);
     let info = d.fault_info;
-    let tid = RT.lock().current[core];
+    let tid = RT.lock().current(core);
     let handler = *FAULT_HANDLER.lock();
     let action = match handler {
         Some(h) if tid != NONE => h(tid, &info),
@@ -485,43 +394,11 @@ fn on_exception(core: usize) -> ! {
 /// pending bit and yields).
 extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let core = d.core as usize;
-    let tid = RT.lock().current[core];
+    let tid = RT.lock().current(core);
     if tid != NONE {
         stop_current(core, tid, RunEnd::Preempted);
     }
     dispatch(core)
-}
-
-/// One wakeup predicate for every sleeping thread: "clock ≥ earliest
-/// deadline OR word₁ ≠ old₁ OR …" (as many watches as the verifier's
-/// limits allow; the rest are caught at the next dispatch).
-fn fold_sleepers(threads: &[Thread]) -> Option<predicate::Program> {
-    let earliest = threads
-        .iter()
-        .filter(|t| t.life == Life::Live && t.wake_at != 0)
-        .map(|t| t.wake_at)
-        .min();
-    let mut b = predicate::Builder::new(0);
-    let mut terms = 0;
-    if let Some(deadline) = earliest {
-        b = b.clock().imm(deadline).ge();
-        terms += 1;
-    }
-    for t in threads
-        .iter()
-        .filter(|t| t.life == Life::Live && t.watch.0 != 0)
-        .take(12)
-    {
-        b = b.load_u64(t.watch.0).imm(t.watch.1).ne();
-        if terms > 0 {
-            b = b.or();
-        }
-        terms += 1;
-    }
-    if terms == 0 {
-        return None;
-    }
-    b.finish().ok()
 }
 
 /// The upcall handler of a threaded program.
@@ -530,11 +407,12 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         Some(UpcallReason::Start) if crate::rt::first_start() => {
             {
                 let mut rt = RT.lock();
-                rt.policy = Some(new_policy(
-                    requested_policy(),
-                    sys::sysinfo().cores as usize,
-                ));
-                spawn_locked(&mut rt, main, 0, 1, false);
+                let policy = new_policy(requested_policy(), sys::sysinfo().cores as usize);
+                if rt.set_policy(policy).is_err()
+                    || spawn_locked(&mut rt, main, 0, 1, false).is_none()
+                {
+                    sys::exit(7);
+                }
             }
             READY.store(true, Ordering::Release);
             dispatch(core)
@@ -547,7 +425,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         }
         Some(UpcallReason::Revoke) => {
             let d = sys::dispatch(core);
-            let tid = RT.lock().current[core];
+            let tid = RT.lock().current(core);
             if tid != NONE {
                 RT.lock().threads[tid].ctx = d.enabled;
                 d.enabled.valid = 0;
@@ -558,7 +436,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         }
         Some(UpcallReason::Repossessed) => {
             let d = sys::dispatch(core);
-            let tid = RT.lock().current[core];
+            let tid = RT.lock().current(core);
             if tid != NONE {
                 // Preempted in the thread itself, or in our epilogue before it
                 // saved the thread: the enabled area is the thread then.

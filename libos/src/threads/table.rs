@@ -1,0 +1,297 @@
+//! The thread table and its state machine, without any mechanism: no
+//! system calls, no stacks, no locks (the caller holds the runtime lock).
+//! Tested on the host with the real policies.
+//!
+//! A thread is `Free`, `Live` or `Exited` here; the policy knows whether a
+//! live thread is runnable, running on a core, or sleeping. Wake-up
+//! conditions (a deadline, a watched word, a pending unblock) are only
+//! cleared when they actually wake a *sleeping* thread: a condition met
+//! while its thread is still on its way to sleep is seen when that thread
+//! is charged as blocked, so no wake-up is lost.
+
+use alloc::boxed::Box;
+
+use abi::shared::UserContext;
+use sched_api::{Policy, PolicyKind, RunEnd, SchedError, ThreadState};
+
+use crate::rt::MAX_WORKERS;
+use crate::wakeup::Wait;
+
+/// Most threads an application may have.
+pub const MAX_THREADS: usize = 64;
+/// No thread.
+pub const NONE: usize = usize::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    Free,
+    Live,
+    Exited,
+}
+
+pub struct Thread {
+    pub life: Life,
+    pub ctx: UserContext,
+    pub entry: Option<fn(usize)>,
+    pub arg: usize,
+    /// Saves the whole FPU image at voluntary switches.
+    pub sse: bool,
+    /// Wake at this clock value (0: not sleeping on time).
+    pub wake_at: u64,
+    /// Wake when the word at this address differs from the value (0: none).
+    pub watch: (u64, u64),
+    /// An unblock came while the thread was not asleep: its next block
+    /// returns at once.
+    pub wake_pending: bool,
+    /// The thread waiting in `join` for this one, or [`NONE`].
+    pub joiner: usize,
+}
+
+impl Thread {
+    const FREE: Thread = Thread {
+        life: Life::Free,
+        ctx: UserContext::ZERO,
+        entry: None,
+        arg: 0,
+        sse: false,
+        wake_at: 0,
+        watch: (0, 0),
+        wake_pending: false,
+        joiner: NONE,
+    };
+
+    fn due(&self, now: u64, read: &dyn Fn(u64) -> u64) -> bool {
+        self.wake_pending
+            || (self.wake_at != 0 && self.wake_at <= now)
+            || (self.watch.0 != 0 && read(self.watch.0) != self.watch.1)
+    }
+
+    fn clear_waits(&mut self) {
+        self.wake_at = 0;
+        self.watch = (0, 0);
+        self.wake_pending = false;
+    }
+}
+
+/// Every thread of the application, the one policy, who runs where.
+pub struct Table {
+    pub threads: [Thread; MAX_THREADS],
+    policy: Option<Box<dyn Policy>>,
+    current: [usize; MAX_WORKERS],
+    started: [u64; MAX_WORKERS],
+    swaps: u64,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Table {
+    pub const fn new() -> Table {
+        Table {
+            threads: [Thread::FREE; MAX_THREADS],
+            policy: None,
+            current: [NONE; MAX_WORKERS],
+            started: [0; MAX_WORKERS],
+            swaps: 0,
+        }
+    }
+
+    /// Installs the first policy, or swaps to `policy` carrying every
+    /// thread (weights, states, service, lag; running ones stay running).
+    pub fn set_policy(&mut self, policy: Box<dyn Policy>) -> Result<(), SchedError> {
+        match self.policy.as_mut() {
+            None => self.policy = Some(policy),
+            Some(current) => {
+                sched_api::swap(current, policy)?;
+                self.swaps += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy's state of `tid`.
+    pub fn state(&self, tid: usize) -> Option<ThreadState> {
+        self.policy.as_ref()?.record(tid as u32).map(|r| r.state)
+    }
+
+    /// Takes a free slot for a runnable thread; `ctx(tid)` gives its
+    /// first context.
+    pub fn spawn(
+        &mut self,
+        entry: fn(usize),
+        arg: usize,
+        weight: u32,
+        sse: bool,
+        ctx: impl FnOnce(usize) -> UserContext,
+    ) -> Option<usize> {
+        let tid = self.threads.iter().position(|t| t.life == Life::Free)?;
+        self.policy.as_mut()?.add(tid as u32, weight).ok()?;
+        self.threads[tid] = Thread {
+            life: Life::Live,
+            ctx: ctx(tid),
+            entry: Some(entry),
+            arg,
+            sse,
+            ..Thread::FREE
+        };
+        Some(tid)
+    }
+
+    pub fn set_weight(&mut self, tid: usize, weight: u32) -> bool {
+        let live = self.threads.get(tid).is_some_and(|t| t.life == Life::Live);
+        live && self
+            .policy
+            .as_mut()
+            .is_some_and(|p| p.set_weight(tid as u32, weight).is_ok())
+    }
+
+    /// The thread running on `core`, or [`NONE`].
+    pub fn current(&self, core: usize) -> usize {
+        self.current.get(core).copied().unwrap_or(NONE)
+    }
+
+    pub fn running_anywhere(&self) -> bool {
+        self.current.iter().any(|&t| t != NONE)
+    }
+
+    pub fn live(&self) -> usize {
+        self.threads.iter().filter(|t| t.life == Life::Live).count()
+    }
+
+    /// Wakes every sleeping thread whose condition holds at `now`
+    /// (`read` reads a watched word).
+    pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
+        let Some(p) = self.policy.as_mut() else {
+            return;
+        };
+        for (tid, t) in self.threads.iter_mut().enumerate() {
+            let asleep = || p.record(tid as u32).map(|r| r.state) == Some(ThreadState::Sleeping);
+            if t.life == Life::Live && t.due(now, read) && asleep() {
+                t.clear_waits();
+                let _ = p.wake(tid as u32);
+            }
+        }
+    }
+
+    /// Picks the next thread for `core` and marks it running there since `now`.
+    pub fn start(&mut self, core: usize, now: u64) -> Option<usize> {
+        let tid = self.policy.as_mut()?.pick(core)? as usize;
+        self.current[core] = tid;
+        self.started[core] = now;
+        Some(tid)
+    }
+
+    /// Ends the run of `tid` on `core` at `now`: charges the time it ran,
+    /// frees an exited thread (waking its joiner), and wakes a thread that
+    /// blocked with its condition already met. Returns the ns charged.
+    pub fn stop(
+        &mut self,
+        core: usize,
+        tid: usize,
+        now: u64,
+        end: RunEnd,
+        read: &dyn Fn(u64) -> u64,
+    ) -> u64 {
+        let ran = now.saturating_sub(self.started[core]);
+        self.current[core] = NONE;
+        let Some(p) = self.policy.as_mut() else {
+            return ran;
+        };
+        let exited = self.threads[tid].life == Life::Exited;
+        let end = if exited { RunEnd::Exited } else { end };
+        if p.charge(tid as u32, core, ran, end).is_err() && exited {
+            let _ = p.remove(tid as u32);
+        }
+        if exited {
+            let joiner = self.threads[tid].joiner;
+            self.threads[tid] = Thread::FREE;
+            if joiner != NONE {
+                self.unblock(joiner);
+            }
+        } else if end == RunEnd::Blocked && self.threads[tid].due(now, read) {
+            self.threads[tid].clear_waits();
+            let _ = p.wake(tid as u32);
+        }
+        ran
+    }
+
+    /// Whether `tid`, about to block, must really sleep (false: an
+    /// unblock already came, and is consumed).
+    pub fn block(&mut self, tid: usize) -> bool {
+        !core::mem::take(&mut self.threads[tid].wake_pending)
+    }
+
+    /// Wakes `tid` if it sleeps (whatever it waits for), or makes its next
+    /// block return at once. False if there is no such live thread.
+    pub fn unblock(&mut self, tid: usize) -> bool {
+        if self.threads.get(tid).is_none_or(|t| t.life != Life::Live) {
+            return false;
+        }
+        if self.state(tid) == Some(ThreadState::Sleeping) {
+            self.threads[tid].clear_waits();
+            if let Some(p) = self.policy.as_mut() {
+                let _ = p.wake(tid as u32);
+            }
+        } else {
+            self.threads[tid].wake_pending = true;
+        }
+        true
+    }
+
+    /// Marks the calling thread exited (the slot is freed when it stops).
+    pub fn exit(&mut self, tid: usize) {
+        self.threads[tid].life = Life::Exited;
+    }
+
+    /// `me` waits for `target` to end: true if it must block (it will be
+    /// unblocked when `target` stops for the last time).
+    pub fn join(&mut self, target: usize, me: usize) -> bool {
+        match self.threads.get_mut(target) {
+            Some(t) if t.life != Life::Free && target != me => {
+                t.joiner = me;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// What every sleeping thread waits for, for the one predicate.
+    pub fn waits(&self) -> impl Iterator<Item = Wait> + '_ {
+        self.threads
+            .iter()
+            .filter(|t| t.life == Life::Live)
+            .flat_map(|t| {
+                let time = (t.wake_at != 0).then_some(Wait::Until(t.wake_at));
+                let word = (t.watch.0 != 0).then_some(Wait::Changed {
+                    addr: t.watch.0,
+                    old: t.watch.1,
+                });
+                time.into_iter().chain(word)
+            })
+    }
+
+    /// Per-thread figures for reports: (id, weight, service_ns, state) of
+    /// live threads, the policy and the number of swaps so far.
+    pub fn snapshot(&self, out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
+        let Some(p) = self.policy.as_ref() else {
+            return (0, PolicyKind::Stride, self.swaps);
+        };
+        let mut n = 0;
+        for tid in (0..MAX_THREADS).filter(|&t| self.threads[t].life == Life::Live) {
+            if n == out.len() {
+                break;
+            }
+            if let Some(r) = p.record(tid as u32) {
+                out[n] = (r.id, r.weight, r.service_ns, r.state);
+                n += 1;
+            }
+        }
+        (n, p.kind(), self.swaps)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! The thread state machine with the real policies.
+
+use super::*;
+
+const Q: u64 = 1_000_000;
+
+fn nothing(_: usize) {}
+
+fn no_memory(_: u64) -> u64 {
+    0
+}
+
+fn table(kind: PolicyKind) -> Table {
+    let policy: Box<dyn Policy> = match kind {
+        PolicyKind::Stride => Box::new(sched_stride::Stride::new(Q, 2)),
+        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(Q, 2, 7)),
+        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(Q)),
+    };
+    let mut t = Table::new();
+    t.set_policy(policy).unwrap();
+    t
+}
+
+fn spawn(t: &mut Table, weight: u32) -> usize {
+    t.spawn(nothing, 0, weight, false, |tid| {
+        let mut ctx = UserContext::ZERO;
+        ctx.rdi = tid as u64;
+        ctx
+    })
+    .expect("a free slot")
+}
+
+#[test]
+fn spawn_fills_slots_and_gives_each_its_context() {
+    let mut t = table(PolicyKind::RoundRobin);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 3);
+    assert_eq!((a, b), (0, 1));
+    assert_eq!(t.threads[b].ctx.rdi, 1);
+    assert_eq!(t.live(), 2);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    for _ in 2..MAX_THREADS {
+        spawn(&mut t, 1);
+    }
+    assert!(t
+        .spawn(nothing, 0, 1, false, |_| UserContext::ZERO)
+        .is_none());
+}
+
+#[test]
+fn a_thread_runs_on_one_core_at_a_time_and_is_charged_what_it_ran() {
+    let mut t = table(PolicyKind::RoundRobin);
+    let a = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 100), Some(a));
+    assert_eq!(
+        t.start(1, 100),
+        None,
+        "its only thread already runs on core 0"
+    );
+    assert_eq!(t.current(0), a);
+    assert!(t.running_anywhere());
+    assert_eq!(t.stop(0, a, 350, RunEnd::Preempted, &no_memory), 250);
+    assert_eq!(t.current(0), NONE);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    let mut out = [(0, 0, 0, ThreadState::Runnable); 4];
+    assert_eq!(t.snapshot(&mut out).0, 1);
+    assert_eq!(out[0].2, 250);
+}
+
+#[test]
+fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
+    let mut t = table(PolicyKind::Stride);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 1);
+    let word = core::cell::Cell::new(5u64);
+    let read = |_: u64| word.get();
+    t.start(0, 0);
+    t.start(1, 0);
+    t.threads[a].wake_at = 1_000;
+    t.threads[b].watch = (0x1000, 5);
+    t.stop(0, a, 10, RunEnd::Blocked, &read);
+    t.stop(1, b, 10, RunEnd::Blocked, &read);
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    assert_eq!(t.state(b), Some(ThreadState::Sleeping));
+    assert_eq!(t.waits().count(), 2);
+    t.wake_due(999, &read);
+    assert_eq!(t.start(0, 999), None, "nobody is due yet");
+    t.wake_due(1_000, &read);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    assert_eq!(t.state(b), Some(ThreadState::Sleeping));
+    word.set(6);
+    t.wake_due(1_001, &read);
+    assert_eq!(t.state(b), Some(ThreadState::Runnable));
+    assert_eq!(
+        t.waits().count(),
+        0,
+        "conditions are cleared once they wake"
+    );
+}
+
+#[test]
+fn a_condition_met_on_the_way_to_sleep_is_not_lost() {
+    // Another core's dispatch sees the deadline pass while the thread is
+    // still running (it has not been charged as blocked yet).
+    let mut t = table(PolicyKind::RoundRobin);
+    let a = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.threads[a].wake_at = 50;
+    t.wake_due(60, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Running(0)));
+    t.stop(0, a, 70, RunEnd::Blocked, &no_memory);
+    assert_eq!(
+        t.state(a),
+        Some(ThreadState::Runnable),
+        "woken as it blocked"
+    );
+}
+
+#[test]
+fn unblock_before_block_makes_block_return_at_once() {
+    let mut t = table(PolicyKind::Lottery);
+    let a = spawn(&mut t, 1);
+    t.start(0, 0);
+    assert!(t.unblock(a), "a live thread");
+    assert!(!t.block(a), "the unblock is consumed");
+    assert!(t.block(a), "and only once");
+    // Unblocked between deciding to block and being charged.
+    t.unblock(a);
+    t.stop(0, a, 5, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    // Unblocked while asleep.
+    t.start(0, 5);
+    assert!(t.block(a));
+    t.stop(0, a, 6, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    t.unblock(a);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    assert!(!t.unblock(MAX_THREADS) && !t.unblock(5), "no such thread");
+}
+
+#[test]
+fn exit_frees_the_slot_and_wakes_the_joiner() {
+    let mut t = table(PolicyKind::Stride);
+    let main = spawn(&mut t, 1);
+    let child = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.start(1, 0);
+    assert!(t.join(child, main), "the child is alive: wait");
+    assert!(t.block(main));
+    t.stop(0, main, 1, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(main), Some(ThreadState::Sleeping));
+    t.exit(child);
+    t.stop(1, child, 2, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.threads[child].life, Life::Free);
+    assert_eq!(t.state(child), None, "the policy forgot it");
+    assert_eq!(t.state(main), Some(ThreadState::Runnable));
+    assert!(!t.join(child, main), "nothing left to wait for");
+    assert_eq!(t.live(), 1);
+}
+
+#[test]
+fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
+    for (from, to) in [
+        (PolicyKind::Stride, PolicyKind::Lottery),
+        (PolicyKind::Lottery, PolicyKind::RoundRobin),
+        (PolicyKind::RoundRobin, PolicyKind::Stride),
+    ] {
+        let mut t = table(from);
+        for w in 1..=4 {
+            spawn(&mut t, w);
+        }
+        // One thread sleeps, one was charged, one runs across the swap.
+        let a = t.start(0, 0).unwrap();
+        t.threads[a].wake_at = 10_000;
+        t.stop(0, a, 100, RunEnd::Blocked, &no_memory);
+        let b = t.start(0, 100).unwrap();
+        t.stop(0, b, 300, RunEnd::Preempted, &no_memory);
+        let running = t.start(1, 300).unwrap();
+        let mut before = [(0, 0, 0, ThreadState::Runnable); 8];
+        let (n, _, _) = t.snapshot(&mut before);
+        let next = table(to).policy.take().unwrap();
+        t.set_policy(next).unwrap();
+        let mut after = [(0, 0, 0, ThreadState::Runnable); 8];
+        let (m, kind, swaps) = t.snapshot(&mut after);
+        assert_eq!((m, kind, swaps), (n, to, 1));
+        assert_eq!(before[..n], after[..m], "{from:?} -> {to:?}");
+        assert_eq!(t.state(running), Some(ThreadState::Running(1)));
+        // It is charged by the new policy when it stops.
+        let service = |t: &Table| {
+            t.policy
+                .as_ref()
+                .unwrap()
+                .record(running as u32)
+                .unwrap()
+                .service_ns
+        };
+        let was = service(&t);
+        t.stop(1, running, 800, RunEnd::Preempted, &no_memory);
+        assert_eq!(service(&t), was + 500);
+        t.wake_due(10_000, &no_memory);
+        assert_eq!(
+            t.state(a),
+            Some(ThreadState::Runnable),
+            "the sleeper still wakes"
+        );
+    }
+}
