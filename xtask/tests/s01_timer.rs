@@ -37,9 +37,12 @@ fn every_core_ticks_in_a_plain_run() {
     assert_eq!(stats.len(), 8);
     for s in stats {
         let ticks = s["ticks"].as_u64().unwrap();
-        // 1000 expected; wide bounds: an emulated, oversubscribed machine.
+        // 1000 expected. Ticks a descheduled vCPU misses are skipped, not
+        // replayed, and 8 vCPUs share 2 host cores here: the lower bound
+        // only says "ticking at about the requested rate", the upper one
+        // that no tick is doubled.
         assert!(
-            (500..=1100).contains(&ticks),
+            (250..=1100).contains(&ticks),
             "core {}: {ticks} ticks",
             s["core"]
         );
