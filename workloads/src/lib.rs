@@ -31,7 +31,8 @@ fn count_forever(slot: usize) {
 }
 
 /// Main thread of the threaded programs: spawns the workers, then every
-/// `period_ns` reports every thread's weight and service (and, with
+/// `period_ns` reports every thread as `[id, weight, service_ns,
+/// iterations]` (and, with
 /// `swaps`, cycles the application's policy through the given kinds).
 pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
     use core::fmt::Write;
@@ -52,9 +53,14 @@ pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
         let (n, kind, swapped) = libos::threads::snapshot(&mut table);
         let mut list = libos::fmt::Buf::new();
         for (i, (id, weight, service, _)) in table[..n].iter().enumerate() {
+            // Workers count in slot id - 1 (thread 0 is this main thread).
+            let iterations = (*id as usize)
+                .checked_sub(1)
+                .and_then(|slot| THREAD_ITERATIONS.get(slot))
+                .map_or(0, |c| c.load(Ordering::Relaxed));
             let _ = write!(
                 list,
-                "{}[{id},{weight},{service}]",
+                "{}[{id},{weight},{service},{iterations}]",
                 if i == 0 { "" } else { "," }
             );
         }

@@ -1,5 +1,6 @@
-//! Loads distinctive values into xmm0-15 and MXCSR, then checks across many
-//! revocations and repossessions that they never change.
+//! Loads distinctive values into xmm0-15, MXCSR, the x87 control word and
+//! two x87 registers, then checks across many revocations and
+//! repossessions that they never change.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use core::sync::atomic::Ordering;
@@ -43,6 +44,43 @@ fn load(core: usize) {
     let mxcsr: u32 = 0x1f80 | 0x6000; // all masked, round toward zero
                                       // SAFETY: a valid MXCSR value.
     unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr) };
+    // x87: round toward zero, and two values on its stack (st0 = 1, st1 = pi).
+    // SAFETY: x87 state, which compiled code never uses on this target.
+    unsafe {
+        core::arch::asm!(
+            "fninit",
+            "fldcw [{cw}]",
+            "fldpi",
+            "fld1",
+            cw = in(reg) &X87_CW,
+        )
+    };
+}
+
+/// x87 control word: every exception masked, 64-bit precision, round
+/// toward zero.
+const X87_CW: u16 = 0x0f7f;
+/// 1.0 and pi (rounded toward zero) as stored by `fst qword`.
+const ONE: u64 = 0x3ff0_0000_0000_0000;
+const PI: u64 = 0x4009_21fb_5444_2d18;
+
+fn x87_intact() -> bool {
+    let (mut cw, mut st0, mut st1) = (0u16, 0u64, 0u64);
+    // SAFETY: stores the control word and st0/st1 (without popping) to
+    // locals; the stack is left as it was.
+    unsafe {
+        core::arch::asm!(
+            "fnstcw [{cw}]",
+            "fst qword ptr [{a}]",
+            "fxch st(1)",
+            "fst qword ptr [{b}]",
+            "fxch st(1)",
+            cw = in(reg) &mut cw,
+            a = in(reg) &mut st0,
+            b = in(reg) &mut st1,
+        )
+    };
+    cw == X87_CW && st0 == ONE && st1 == PI
 }
 
 fn check(core: usize) -> bool {
@@ -59,7 +97,7 @@ fn check(core: usize) -> bool {
     let mut mxcsr = 0u32;
     // SAFETY: stores MXCSR to a local.
     unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut mxcsr) };
-    ok && mxcsr & 0xffbf == 0x7f80
+    ok && mxcsr & 0xffbf == 0x7f80 && x87_intact()
 }
 
 fn worker(core: usize) -> ! {
