@@ -326,6 +326,7 @@ macro_rules! program {
 /// The panic path of a program: say where, then exit.
 pub fn panicked(info: &core::panic::PanicInfo<'_>) -> ! {
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-    crate::log!("panic: {} at {file}:{line}", info.message());
+    let (_, core) = sys::self_info();
+    crate::log!("panic on core {core}: {} at {file}:{line}", info.message());
     sys::exit(101)
 }

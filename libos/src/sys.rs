@@ -3,7 +3,7 @@
 use core::arch::asm;
 
 use abi::shared::{va, CoreSlices, Dispatch, EnvAccount, SysInfo, UpcallTable};
-use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, YIELD_SAVE};
+use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, NO_ENV, YIELD_SAVE};
 
 /// Raw `syscall`: number and up to six arguments; returns (rax, rdx).
 ///
@@ -90,6 +90,12 @@ pub fn slice_free(core: usize, slot: usize) -> Result<u64, Error> {
     call(Syscall::SliceFree, [core as u64, slot as u64, 0, 0, 0, 0])
 }
 
+/// Who owns slot `slot` of `core` (`None`: free).
+pub fn slice_owner(core: usize, slot: usize) -> Result<Option<u32>, Error> {
+    call(Syscall::SliceOwner, [core as u64, slot as u64, 0, 0, 0, 0])
+        .map(|id| (id != u64::from(NO_ENV)).then_some(id as u32))
+}
+
 /// Gives up (or donates, `Some(env)`) the rest of this slice. With `save`,
 /// returns `Ok` when this context is resumed at a later prologue.
 pub fn yield_to(target: Option<u32>, save: bool) -> Result<u64, Error> {
@@ -121,6 +127,11 @@ pub fn predicate_install(program: &[u8]) -> Result<u64, (Error, u64)> {
     Error::decode(rax).map_err(|e| (e, rdx))
 }
 
+/// Removes the installed wakeup predicate.
+pub fn predicate_clear() -> Result<u64, Error> {
+    call(Syscall::PredicateClear, [0; 6])
+}
+
 pub fn resume(which: SaveArea) -> Result<u64, Error> {
     call(Syscall::Resume, [which as u64, 0, 0, 0, 0, 0])
 }
@@ -142,6 +153,21 @@ pub fn map(addr: u64, pfn: u64, flags: u64) -> Result<u64, Error> {
 
 pub fn unmap(addr: u64) -> Result<u64, Error> {
     call(Syscall::Unmap, [addr, 0, 0, 0, 0, 0])
+}
+
+/// Loads boot-module program `program` as a new environment allowed
+/// `quota` slots; returns its env id.
+pub fn spawn(program: usize, quota: u32, flags: u64) -> Result<u32, Error> {
+    call(
+        Syscall::Spawn,
+        [program as u64, u64::from(quota), flags, 0, 0, 0],
+    )
+    .map(|id| id as u32)
+}
+
+/// Ends an environment this one created.
+pub fn kill(env: u32) -> Result<u64, Error> {
+    call(Syscall::Kill, [u64::from(env), 0, 0, 0, 0, 0])
 }
 
 // ---- Exported state ---------------------------------------------------------
