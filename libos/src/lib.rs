@@ -1,10 +1,20 @@
-//! The library OS every program links. It takes the kernel's upcalls and
-//! gives the program a simple model: one worker context per core, entered at
-//! `main(core)` the first time the environment runs there, preempted and
-//! resumed exactly across revocations and repossessions.
+//! The library OS every program links.
 //!
-//! Policy hooks (what to do at an epilogue, on a fault) are the program's,
-//! through [`App`].
+//! - [`sys`]: a typed wrapper per system call, the exported pages
+//!   (sysinfo, slice vectors, accounting, this environment's dispatch
+//!   pages) and the clock; [`fmt`]: `log!`/`report!` without allocation.
+//! - [`rt`]: the upcall entry, registration of the upcall table (with the
+//!   resume range), the allocator, the panic path, and the simple
+//!   per-core-worker model of `program!` ([`App`]: what to do at an
+//!   epilogue, on a fault) used by the adversarial programs.
+//! - [`context`]: full user contexts saved at a call and resumed in user
+//!   mode from the registered resume range.
+//! - [`threads`]: user-level threads on every core the application holds,
+//!   one swappable policy (`sched_api::Policy`) for all of them, sleeping
+//!   on time or memory, block/unblock/join, per-application fault handler
+//!   ([`threaded_program!`]); its pure state machine is `threads::table`.
+//! - [`wakeup`]: every sleeper folded into the one wakeup predicate.
+//! - [`slices`]: the slice manager (how many slots to hold, where).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
