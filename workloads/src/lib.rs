@@ -18,6 +18,34 @@ pub fn checked_step(state: &mut [u64; 4], shadow: &[AtomicU64; 4]) -> bool {
     ok
 }
 
+/// Takes #UD, #PF (a read of address 0x10), #DE, #GP (a non-canonical
+/// address) and #BP, in that order; a fault handler resumes each past
+/// [`fault_length`] bytes.
+#[inline(never)]
+pub fn take_each_fault() {
+    // SAFETY: each instruction faults by design and is skipped by the
+    // program's handler; the registers named are clobbered.
+    unsafe {
+        core::arch::asm!("ud2");
+        core::arch::asm!(".byte 0x48, 0x8b, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00", out("rax") _);
+        core::arch::asm!(".byte 0xf7, 0xf1", in("ecx") 0u32, inout("eax") 1u32 => _, inout("edx") 0u32 => _);
+        core::arch::asm!(".byte 0x48, 0x8b, 0x01", in("rcx") 0x8000_0000_0000_0000u64, out("rax") _);
+        core::arch::asm!("int3");
+    }
+}
+
+/// Bytes to skip after a fault [`take_each_fault`] took (#BP is a trap:
+/// its rip is already past the instruction).
+pub fn fault_length(vector: u64) -> u64 {
+    match vector {
+        6 => 2,  // ud2
+        14 => 8, // mov rax, [0x10]
+        0 => 2,  // div ecx
+        13 => 3, // mov rax, [rcx]
+        _ => 0,
+    }
+}
+
 /// Iterations of each thread of the threaded programs.
 pub static THREAD_ITERATIONS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 

@@ -27,28 +27,13 @@ fn on_fault(tid: usize, info: &FaultInfo) -> FaultAction {
         // SAFETY: a deliberate #UD inside the handler (disabled): fatal.
         unsafe { core::arch::asm!("ud2") };
     }
-    // Lengths of the faulting instructions in `victim` (#BP is a trap: rip
-    // is already past it).
-    let skip = match info.vector {
-        6 => 2,  // ud2
-        14 => 8, // mov rax, [0x10]
-        0 => 2,  // div ecx
-        13 => 3, // mov rax, [rcx] with a non-canonical rcx
-        _ => 0,
-    };
-    FaultAction::Resume { skip }
+    FaultAction::Resume {
+        skip: workloads::fault_length(info.vector),
+    }
 }
 
 fn victim(_: usize) {
-    // SAFETY: each instruction faults by design and is skipped by the
-    // handler; the registers named are clobbered.
-    unsafe {
-        core::arch::asm!("ud2");
-        core::arch::asm!(".byte 0x48, 0x8b, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00", out("rax") _);
-        core::arch::asm!(".byte 0xf7, 0xf1", in("ecx") 0u32, inout("eax") 1u32 => _, inout("edx") 0u32 => _);
-        core::arch::asm!(".byte 0x48, 0x8b, 0x01", in("rcx") 0x8000_0000_0000_0000u64, out("rax") _);
-        core::arch::asm!("int3");
-    }
+    workloads::take_each_fault();
     report!(
         "\"kind\":\"thread_faults_survived\",\"tid\":{},\"faults\":{},\"other_thread_counted\":{}",
         threads::self_id(),
