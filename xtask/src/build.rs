@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::Error;
+
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,50 +32,50 @@ fn target_cargo(args: &[&str]) -> Command {
     cmd
 }
 
-/// Builds the kernel; returns the ELF's path.
-pub fn kernel() -> Result<PathBuf, String> {
+/// `cargo build --release -p <package>` for the bare-metal target.
+fn build_for_target(package: &'static str) -> Result<(), Error> {
     let status = target_cargo(&[
         "build",
         "--quiet",
         "-p",
-        "kernel",
+        package,
         "--release",
         "--target",
         "x86_64-unknown-none",
     ])
     .status()
-    .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("kernel build failed".into());
+    .map_err(|e| Error::Build {
+        package,
+        detail: format!("cannot run cargo: {e}"),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Build {
+            package,
+            detail: status.to_string(),
+        })
     }
+}
+
+/// Builds the kernel; returns the ELF's path.
+pub fn kernel() -> Result<PathBuf, Error> {
+    build_for_target("kernel")?;
     Ok(workspace_root().join("target/x86_64-unknown-none/release/kernel"))
 }
 
 /// Builds the ring-3 programs (the `workloads` crate's binaries) and packs
 /// them into a boot-module archive; returns its path, or `None` when the
 /// workspace has no programs.
-pub fn programs() -> Result<Option<PathBuf>, String> {
+pub fn programs() -> Result<Option<PathBuf>, Error> {
     let root = workspace_root();
     let bins_dir = root.join("workloads/src/bin");
     if !bins_dir.is_dir() {
         return Ok(None);
     }
-    let status = target_cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "workloads",
-        "--release",
-        "--target",
-        "x86_64-unknown-none",
-    ])
-    .status()
-    .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("workloads build failed".into());
-    }
+    build_for_target("workloads")?;
     let mut names: Vec<String> = std::fs::read_dir(&bins_dir)
-        .map_err(|e| format!("{}: {e}", bins_dir.display()))?
+        .map_err(Error::io(&bins_dir))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             e.path()
@@ -85,7 +87,7 @@ pub fn programs() -> Result<Option<PathBuf>, String> {
     let mut entries = Vec::new();
     for name in names {
         let path = root.join("target/x86_64-unknown-none/release").join(&name);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
         entries.push((name, bytes));
     }
     let archive = pack(&entries)?;
@@ -98,21 +100,21 @@ pub fn programs() -> Result<Option<PathBuf>, String> {
         "target/boot-modules.bin.{}.{n}",
         std::process::id()
     ));
-    std::fs::write(&tmp, archive).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&tmp, archive).map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, &out).map_err(Error::io(&out))?;
     Ok(Some(out))
 }
 
 /// Packs `(name, bytes)` entries into the archive format of
 /// `abi::shared::MODULE_MAGIC`.
-pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Error> {
     const HEADER: usize = 64;
     let mut out = abi::shared::MODULE_MAGIC.to_vec();
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     let mut offset = (12 + entries.len() * HEADER) as u64;
     for (name, data) in entries {
         if name.len() >= 48 {
-            return Err(format!("program name `{name}` is longer than 47 bytes"));
+            return Err(Error::ProgramName(name.clone()));
         }
         let mut n = [0u8; 48];
         n[..name.len()].copy_from_slice(name.as_bytes());
@@ -127,27 +129,22 @@ pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// `git rev-parse HEAD`, with `-dirty` when the tree has changes.
+/// `git rev-parse HEAD`, with `-dirty` when the working tree differs from
+/// it (changed or untracked files that are not ignored).
 pub fn commit() -> String {
-    let root = workspace_root();
-    let rev = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(&root)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .current_dir(&root)
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false);
-    if dirty {
-        format!("{rev}-dirty")
-    } else {
-        rev
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    match git(&["status", "--porcelain"]) {
+        Some(changes) if !changes.is_empty() => format!("{rev}-dirty"),
+        _ => rev,
     }
 }
 

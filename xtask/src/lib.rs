@@ -2,10 +2,12 @@
 //! starts QEMU with the requested cores, machine and accelerator, streams
 //! the console, and writes `results/runs/<name>/{console.log,summary.json}`.
 //!
-//! Integration tests call [`run`] directly.
+//! Integration tests (`xtask/tests/`) call [`run`] directly.
 
 pub mod build;
+mod error;
 pub mod qemu;
 pub mod summary;
 
-pub use qemu::{run, Accel, RunOptions, RunOutcome};
+pub use error::Error;
+pub use qemu::{run, Accel, Apic, End, RunOptions, RunOutcome};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use xtask::{build, Accel, RunOptions};
+use xtask::{build, Accel, Apic, RunOptions};
 
 #[derive(Parser)]
 #[command(about = "Build and run the exokernel in QEMU")]
@@ -17,36 +17,46 @@ struct Cli {
 enum Cmd {
     /// Build the kernel image and the programs' boot-module archive.
     Build,
-    /// Boot the kernel on N cores and stream its console.
+    /// Boot the kernel on N cores, stream its console, write
+    /// results/runs/<name>/{console.log,summary.json}; exit with the
+    /// kernel's exit code (0 success, 11.. kernel failures, 2 QEMU error,
+    /// 3 timeout, 130 Ctrl-C).
     Run {
-        /// Scheduler for the applications: stride, lottery or rr.
-        #[arg(long, default_value = "stride")]
+        /// Scheduler the applications start with.
+        #[arg(long, default_value = "stride", value_parser = ["stride", "lottery", "rr"])]
         sched: String,
-        #[arg(long, default_value_t = 4)]
+        /// Number of cores (QEMU -smp).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=128))]
         cpus: u32,
         /// auto (KVM when /dev/kvm is usable), kvm or tcg.
         #[arg(long, default_value = "auto")]
         accel: Accel,
+        /// QEMU machine: pc, q35 or microvm (a -M in --qemu wins).
         #[arg(long, default_value = "pc")]
         machine: String,
         /// Extra QEMU arguments, split on whitespace, appended last.
         #[arg(long, default_value = "", allow_hyphen_values = true)]
         qemu: String,
-        /// Seconds before the run is stopped.
+        /// Seconds before QEMU is stopped (exit "timeout"); 0 = no limit.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// How long the run lasts (kernel `run_ms`); 0 = until `q`.
+        /// How long a normal run lasts (kernel run_ms); 0 = until `q`.
         #[arg(long)]
         run_ms: Option<u64>,
-        /// A kernel-side test or experiment to run.
+        /// A kernel-side test or experiment (kernel test=).
         #[arg(long)]
         test: Option<String>,
-        /// Results directory name under results/runs/.
+        /// Local-APIC mode: auto (x2APIC when offered) or xapic (kernel apic=).
+        #[arg(long)]
+        apic: Option<Apic>,
+        /// Results directory name under results/runs/ (default
+        /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
         #[arg(long)]
         name: Option<String>,
         /// Extra kernel command-line words (key=value ...).
         #[arg(long, default_value = "")]
         cmdline: String,
+        /// Guest memory in MiB.
         #[arg(long, default_value_t = 1024)]
         memory: u32,
     },
@@ -54,7 +64,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::Build => match build::kernel().and_then(|k| build::programs().map(|p| (k, p))) {
+        Cmd::Build => match build::kernel().and_then(|k| Ok((k, build::programs()?))) {
             Ok((k, p)) => {
                 println!("kernel: {}", k.display());
                 if let Some(p) = p {
@@ -76,46 +86,44 @@ fn main() -> ExitCode {
             timeout,
             run_ms,
             test,
+            apic,
             name,
             cmdline,
             memory,
         } => {
-            if !["stride", "lottery", "rr"].contains(&sched.as_str()) {
-                eprintln!("error: sched must be stride, lottery or rr, not `{sched}`");
-                return ExitCode::from(2);
-            }
-            if !(1..=128).contains(&cpus) {
-                eprintln!("error: cpus must be 1..=128");
-                return ExitCode::from(2);
-            }
-            let mut words: Vec<String> = cmdline.split_whitespace().map(String::from).collect();
-            if let Some(ms) = run_ms {
-                words.push(format!("run_ms={ms}"));
-            }
-            if let Some(t) = test {
-                words.push(format!("test={t}"));
-            }
             let opts = RunOptions {
                 sched,
                 cpus,
                 accel,
                 machine,
                 qemu_extra: qemu.split_whitespace().map(String::from).collect(),
-                cmdline: words,
+                run_ms,
+                test: test.filter(|t| !t.is_empty()),
+                apic,
+                cmdline: cmdline.split_whitespace().map(String::from).collect(),
                 timeout: Duration::from_secs(timeout),
-                name,
+                name: name.filter(|n| !n.is_empty()),
                 stream: true,
                 programs: true,
                 memory_mib: memory,
             };
+            if let Err(e) = xtask::qemu::install_interrupt_handler() {
+                eprintln!("warning: Ctrl-C will not write results: {e}");
+            }
             match xtask::run(&opts) {
                 Ok(out) => {
+                    let failed = out.records.failed_checks().len();
                     eprintln!(
-                        "== exit: {} — results in {}",
+                        "== exit: {}{} — results in {}",
                         out.exit_name,
+                        if failed > 0 {
+                            format!(" ({failed} failed checks)")
+                        } else {
+                            String::new()
+                        },
                         out.run_dir.display()
                     );
-                    ExitCode::from(out.process_code() as u8)
+                    ExitCode::from(u8::try_from(out.process_code()).unwrap_or(1))
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -46,9 +46,15 @@ pub fn parse_records(console: &str) -> Records {
 
 /// Facts about a run that the records do not carry.
 pub struct RunFacts<'a> {
+    /// The results directory's name.
+    pub run_name: String,
+    /// When the run started, `yyyymmdd-hhmmss` UTC.
+    pub started_utc: String,
     pub commit: String,
     pub opts: &'a RunOptions,
+    /// `auto`, `kvm` or `tcg`, as asked.
     pub accel_requested: &'a str,
+    /// The accelerator QEMU was started with (`kvm` or `tcg`).
     pub accel: &'a str,
     pub machine: String,
     pub cpu_model: String,
@@ -59,7 +65,29 @@ pub struct RunFacts<'a> {
     pub qemu_stderr: &'a str,
 }
 
-/// The summary object.
+/// Whether the guest's view (the boot record's `hypervisor`, from CPUID)
+/// agrees with the accelerator QEMU was started with; null when the guest
+/// did not say (it never booted, or named another hypervisor).
+fn accel_confirmed(accel: &str, hypervisor: &Value) -> Value {
+    match hypervisor.as_str() {
+        Some("KVM") => json!(accel == "kvm"),
+        Some("TCG") => json!(accel == "tcg"),
+        _ => Value::Null,
+    }
+}
+
+/// A warning when the guest saw a different accelerator than the one QEMU
+/// was started with.
+pub fn accel_mismatch(summary: &Value) -> Option<String> {
+    (summary["accel_confirmed"] == json!(false)).then(|| {
+        format!(
+            "QEMU ran with {} but the guest reports hypervisor {}",
+            summary["accel"], summary["hypervisor"]
+        )
+    })
+}
+
+/// The summary object (the README lists its fields).
 pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
     let boot = r.first(RecordKind::Boot).cloned().unwrap_or(Value::Null);
     let mut cores: Vec<Value> = r
@@ -75,16 +103,18 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
         // No stats (the run ended early): still list the cores that came up.
         cores = r
             .of(RecordKind::CoreOnline)
-            .map(|c| json!({"core": c["core"], "apic_id": c["apic_id"], "ticks": null}))
+            .map(|c| {
+                json!({
+                    "core": c["core"], "apic_id": c["apic_id"],
+                    "ticks": null, "ipis": null, "idle_ns": null,
+                })
+            })
             .collect();
     }
-    let hypervisor = boot.get("hypervisor").and_then(Value::as_str).unwrap_or("");
-    let accel_seen = match hypervisor {
-        "KVM" => "kvm",
-        "TCG" => "tcg",
-        _ => f.accel,
-    };
+    let hypervisor = boot.get("hypervisor").cloned().unwrap_or(Value::Null);
     let mut m = Map::new();
+    m.insert("run_name".into(), json!(f.run_name));
+    m.insert("started_utc".into(), json!(f.started_utc));
     m.insert("commit".into(), json!(f.commit));
     m.insert("sched".into(), json!(f.opts.sched));
     m.insert("cpus_requested".into(), json!(f.opts.cpus));
@@ -93,7 +123,12 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
         boot.get("cpus_online").cloned().unwrap_or(Value::Null),
     );
     m.insert("accel_requested".into(), json!(f.accel_requested));
-    m.insert("accel".into(), json!(accel_seen));
+    m.insert("accel".into(), json!(f.accel));
+    m.insert(
+        "accel_confirmed".into(),
+        accel_confirmed(f.accel, &hypervisor),
+    );
+    m.insert("hypervisor".into(), hypervisor);
     m.insert("machine".into(), json!(f.machine));
     m.insert("cpu_model".into(), json!(f.cpu_model));
     m.insert("qemu_args".into(), json!(f.qemu_args));
@@ -141,13 +176,31 @@ mod tests {
 
     const LOG: &str = "[c0 INFO ] hello\n\
         @@exo core_online {\"core\":0,\"apic_id\":0}\n\
-        @@exo core_online {\"core\":1,\"apic_id\":1}\n\
-        @@exo boot {\"cpus_online\":2,\"apic_mode\":\"xapic\",\"tsc_khz\":2000000,\"hypervisor\":\"TCG\",\"timer_source\":\"pit\"}\n\
+        [c1 INFO ] noise @@exo core_online {\"core\":1,\"apic_id\":1}\n\
+        @@exo boot {\"cpus_online\":2,\"cpus_described\":2,\"apic_mode\":\"xapic\",\"tsc_khz\":2000000,\"hypervisor\":\"TCG\",\"timer_source\":\"pit\",\"a_later_field\":[1,2]}\n\
         @@exo check {\"test\":\"t\",\"check\":\"a\",\"ok\":true,\"detail\":\"\"}\n\
         @@exo check {\"test\":\"t\",\"check\":\"b\",\"ok\":false,\"detail\":\"x\"}\n\
         @@exo core_stats {\"core\":0,\"apic_id\":0,\"ticks\":10,\"ipis\":0}\n\
-        @@exo core_stats {\"core\":1,\"apic_id\":1,\"ticks\":11,\"ipis\":1}\n\
+        @@exo core_stats {\"core\":1,\"apic_id\":1,\"ticks\":11,\"ipis\":1,\"idle_ns\":5}\n\
         @@exo end {\"exit\":\"success\"\n";
+
+    fn facts<'a>(opts: &'a RunOptions, accel: &'a str, args: &'a [String]) -> RunFacts<'a> {
+        RunFacts {
+            run_name: "r".into(),
+            started_utc: "20260101-000000".into(),
+            commit: "abc".into(),
+            opts,
+            accel_requested: "auto",
+            accel,
+            machine: "pc".into(),
+            cpu_model: "max".into(),
+            qemu_args: args,
+            cmdline: "sched=stride",
+            exit: "success",
+            wall_ms: 5,
+            qemu_stderr: "",
+        }
+    }
 
     #[test]
     fn records_are_parsed_and_broken_ones_skipped() {
@@ -158,42 +211,71 @@ mod tests {
             r.first(RecordKind::End).is_none(),
             "truncated JSON is skipped"
         );
+        assert_eq!(r.first(RecordKind::Boot).unwrap()["a_later_field"][1], 2);
     }
 
     #[test]
     fn summary_has_the_promised_fields() {
         let opts = RunOptions::default();
-        let r = parse_records(LOG);
-        let s = build(
-            &RunFacts {
-                commit: "abc".into(),
-                opts: &opts,
-                accel_requested: "auto",
-                accel: "tcg",
-                machine: "pc".into(),
-                cpu_model: "max".into(),
-                qemu_args: &["-smp".into(), "4".into()],
-                cmdline: "sched=stride",
-                exit: "success",
-                wall_ms: 5,
-                qemu_stderr: "",
-            },
-            &r,
-        );
+        let args = ["-smp".to_string(), "4".to_string()];
+        let s = build(&facts(&opts, "tcg", &args), &parse_records(LOG));
         for key in [
             "commit",
             "cpus_requested",
             "cpus_online",
             "accel",
+            "accel_requested",
+            "hypervisor",
             "machine",
+            "cpu_model",
             "qemu_args",
+            "cmdline",
+            "exit",
+            "wall_ms",
+            "apic_mode",
+            "tsc_khz",
             "cores",
+            "checks",
         ] {
             assert!(s.get(key).is_some(), "missing {key}");
         }
+        assert_eq!(s["cpus_requested"], 4);
         assert_eq!(s["cpus_online"], 2);
         assert_eq!(s["accel"], "tcg");
+        assert_eq!(s["accel_requested"], "auto");
+        assert_eq!(s["hypervisor"], "TCG");
+        assert_eq!(s["accel_confirmed"], true);
+        assert_eq!(s["apic_mode"], "xapic");
+        assert_eq!(s["tsc_khz"], 2_000_000);
+        assert_eq!(s["qemu_args"][1], "4");
         assert_eq!(s["cores"][1]["ticks"], 11);
         assert_eq!(s["cores"][1]["apic_id"], 1);
+        assert_eq!(s["cores"][1]["idle_ns"], 5);
+        assert_eq!(s["checks"].as_array().unwrap().len(), 2);
+        assert_eq!(s["checks"][1]["ok"], false);
+        assert!(accel_mismatch(&s).is_none());
+    }
+
+    #[test]
+    fn guest_contradicting_the_accelerator_is_flagged() {
+        let opts = RunOptions::default();
+        let s = build(&facts(&opts, "kvm", &[]), &parse_records(LOG));
+        assert_eq!(s["accel_confirmed"], false);
+        assert!(accel_mismatch(&s).unwrap().contains("TCG"));
+    }
+
+    #[test]
+    fn a_run_that_never_booted_still_summarises() {
+        let opts = RunOptions::default();
+        let early = "@@exo core_online {\"core\":0,\"apic_id\":0}\n[c0 PANIC] oops\n";
+        let s = build(&facts(&opts, "tcg", &[]), &parse_records(early));
+        assert_eq!(s["cpus_online"], Value::Null);
+        assert_eq!(s["hypervisor"], Value::Null);
+        assert_eq!(s["accel_confirmed"], Value::Null);
+        assert_eq!(s["cores"][0]["apic_id"], 0);
+        assert_eq!(s["cores"][0]["ticks"], Value::Null);
+        assert_eq!(s["checks"], json!([]));
+        let s = build(&facts(&opts, "tcg", &[]), &parse_records(""));
+        assert_eq!(s["cores"], json!([]));
     }
 }
