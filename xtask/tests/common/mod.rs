@@ -12,17 +12,17 @@ use xtask::{Accel, RunOptions, RunOutcome};
 /// 2-core host starve each other's vCPUs and turn timing checks into noise.
 pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Boots `test` (a kernel-side test name, or None for a plain run) and
-/// returns the outcome; the run directory is named after the test.
-pub fn boot(
+/// Options for a suite run named `name`: the run directory is
+/// `results/runs/test-<name>` (with a suffix when it exists).
+pub fn options(
     name: &str,
     cpus: u32,
     accel: Accel,
     machine: &str,
     extra: &[&str],
     cmdline: &[&str],
-) -> RunOutcome {
-    let opts = RunOptions {
+) -> RunOptions {
+    RunOptions {
         cpus,
         accel,
         machine: machine.into(),
@@ -33,9 +33,34 @@ pub fn boot(
         stream: false,
         programs: true,
         ..RunOptions::default()
-    };
-    let _serial = (cpus >= 4).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
-    xtask::run(&opts).unwrap_or_else(|e| panic!("{name}: runner failed: {e}"))
+    }
+}
+
+/// Runs `opts` (serialised with other many-vCPU runs).
+pub fn run(opts: &RunOptions) -> RunOutcome {
+    let _serial = (opts.cpus >= 4).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
+    xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
+}
+
+/// Boots with kernel command-line words `cmdline` (`test=<name>` selects a
+/// kernel-side test) and returns the outcome.
+pub fn boot(
+    name: &str,
+    cpus: u32,
+    accel: Accel,
+    machine: &str,
+    extra: &[&str],
+    cmdline: &[&str],
+) -> RunOutcome {
+    run(&options(name, cpus, accel, machine, extra, cmdline))
+}
+
+/// The checks named `check` that the kernel reported.
+pub fn checks_named<'a>(out: &'a RunOutcome, check: &str) -> Vec<&'a serde_json::Value> {
+    out.records
+        .of(RecordKind::Check)
+        .filter(|c| c["check"] == check)
+        .collect()
 }
 
 /// Asserts the run ended with `want`, printing the console otherwise.
@@ -50,7 +75,8 @@ pub fn assert_exit(out: &RunOutcome, want: ExitCode) {
     );
 }
 
-/// Asserts success and that every kernel check passed (and some ran).
+/// Asserts that every kernel check passed, the run succeeded, and some
+/// checks ran (in that order: the first failure is the most telling).
 pub fn assert_checks_pass(out: &RunOutcome) {
     let failed = out.records.failed_checks();
     assert!(
@@ -58,12 +84,12 @@ pub fn assert_checks_pass(out: &RunOutcome) {
         "failed checks: {failed:#?}\nconsole:\n{}",
         tail(&out.console)
     );
+    assert_exit(out, ExitCode::Success);
     assert!(
         out.records.of(RecordKind::Check).count() > 0,
         "no checks ran; console:\n{}",
         tail(&out.console)
     );
-    assert_exit(out, ExitCode::Success);
 }
 
 /// Cores the kernel reported online.
