@@ -10,4 +10,4 @@ pub mod qemu;
 pub mod summary;
 
 pub use error::Error;
-pub use qemu::{run, Accel, Apic, End, RunOptions, RunOutcome};
+pub use qemu::{run, Accel, End, RunOptions, RunOutcome};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use xtask::{build, Accel, Apic, RunOptions};
+use xtask::{build, Accel, RunOptions};
 
 #[derive(Parser)]
 #[command(about = "Build and run the exokernel in QEMU")]
@@ -46,9 +46,6 @@ enum Cmd {
         /// A kernel-side test or experiment (kernel test=).
         #[arg(long)]
         test: Option<String>,
-        /// Local-APIC mode: auto (x2APIC when offered) or xapic (kernel apic=).
-        #[arg(long)]
-        apic: Option<Apic>,
         /// Results directory name under results/runs/ (default
         /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
         #[arg(long)]
@@ -86,7 +83,6 @@ fn main() -> ExitCode {
             timeout,
             run_ms,
             test,
-            apic,
             name,
             cmdline,
             memory,
@@ -99,7 +95,6 @@ fn main() -> ExitCode {
                 qemu_extra: qemu.split_whitespace().map(String::from).collect(),
                 run_ms,
                 test: test.filter(|t| !t.is_empty()),
-                apic,
                 cmdline: cmdline.split_whitespace().map(String::from).collect(),
                 timeout: Duration::from_secs(timeout),
                 name: name.filter(|n| !n.is_empty()),

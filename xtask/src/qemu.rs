@@ -67,35 +67,6 @@ pub fn kvm_usable() -> bool {
         .is_ok()
 }
 
-/// Local-APIC mode the kernel is asked for (`apic=` on its command line).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Apic {
-    /// x2APIC when the CPU offers it, xAPIC otherwise.
-    Auto,
-    /// xAPIC (MMIO) even when x2APIC is offered.
-    Xapic,
-}
-
-impl std::str::FromStr for Apic {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Apic::Auto),
-            "xapic" => Ok(Apic::Xapic),
-            _ => Err(format!("apic must be auto or xapic, not `{s}`")),
-        }
-    }
-}
-
-impl Apic {
-    pub fn name(self) -> &'static str {
-        match self {
-            Apic::Auto => "auto",
-            Apic::Xapic => "xapic",
-        }
-    }
-}
-
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -111,8 +82,6 @@ pub struct RunOptions {
     pub run_ms: Option<u64>,
     /// Kernel `test=` (absent: a normal run).
     pub test: Option<String>,
-    /// Kernel `apic=` (absent: the kernel's default, auto).
-    pub apic: Option<Apic>,
     /// Further kernel command-line words (`key=value`), after the above.
     pub cmdline: Vec<String>,
     /// Wall-clock limit; `Duration::ZERO` means none.
@@ -138,7 +107,6 @@ impl Default for RunOptions {
             qemu_extra: Vec::new(),
             run_ms: None,
             test: None,
-            apic: None,
             cmdline: Vec::new(),
             timeout: Duration::from_secs(120),
             name: None,
@@ -268,8 +236,8 @@ pub fn effective_cpu_model(args: &[String]) -> Option<String> {
         .map(|w| w[1].clone())
 }
 
-/// The kernel command line: `sched=` first, then `run_ms=`, `test=`,
-/// `apic=` when given, then the extra words.
+/// The kernel command line: `sched=` first, then `run_ms=` and `test=`
+/// when given, then the extra words.
 pub fn kernel_cmdline(opts: &RunOptions) -> String {
     let mut words = vec![format!("sched={}", opts.sched)];
     if let Some(ms) = opts.run_ms {
@@ -277,9 +245,6 @@ pub fn kernel_cmdline(opts: &RunOptions) -> String {
     }
     if let Some(test) = &opts.test {
         words.push(format!("test={test}"));
-    }
-    if let Some(apic) = opts.apic {
-        words.push(format!("apic={}", apic.name()));
     }
     words.extend(
         opts.cmdline
@@ -786,11 +751,10 @@ mod tests {
         opts.sched = "lottery".into();
         opts.run_ms = Some(0);
         opts.test = Some("ipi".into());
-        opts.apic = Some(Apic::Xapic);
         opts.cmdline = s(&["slice_us=100 grace_us=10", "log=debug"]);
         assert_eq!(
             kernel_cmdline(&opts),
-            "sched=lottery run_ms=0 test=ipi apic=xapic slice_us=100 grace_us=10 log=debug"
+            "sched=lottery run_ms=0 test=ipi slice_us=100 grace_us=10 log=debug"
         );
     }
 
@@ -821,15 +785,13 @@ mod tests {
     }
 
     #[test]
-    fn accel_and_apic_parse() {
+    fn accel_parses() {
         assert_eq!("kvm".parse::<Accel>(), Ok(Accel::Kvm));
         assert!("fast".parse::<Accel>().is_err());
         assert_eq!(Accel::Tcg.resolve(), Accel::Tcg);
         assert_eq!(Accel::Auto.resolve_with(true), Accel::Kvm);
         assert_eq!(Accel::Auto.resolve_with(false), Accel::Tcg);
         assert_eq!(Accel::Kvm.resolve_with(false), Accel::Kvm);
-        assert_eq!("xapic".parse::<Apic>(), Ok(Apic::Xapic));
-        assert!("x2apic".parse::<Apic>().is_err());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Layer 5: both local-APIC modes. TCG (QEMU 7.2) has no x2APIC, so it
-//! exercises xAPIC; KVM offers x2APIC, and the kernel's `apic=xapic` (or a
-//! CPU model without x2APIC) forces xAPIC there. The KVM cases print why
+//! exercises xAPIC; KVM offers x2APIC, and a CPU model without it
+//! (`-cpu host,-x2apic`) forces xAPIC there. The KVM cases print why
 //! they did not run when KVM is unusable; the TCG cases always run.
 mod common;
 use common::*;
-use xtask::{Accel, Apic};
+use xtask::Accel;
 
 fn apic_mode(out: &xtask::RunOutcome) -> String {
     out.summary["apic_mode"].as_str().unwrap_or("").to_string()
@@ -16,40 +16,6 @@ fn tcg_uses_xapic() {
     assert_checks_pass(&out);
     assert_eq!(apic_mode(&out), "xapic");
     assert_eq!(out.summary["accel"], "tcg");
-}
-
-/// `apic=xapic` is accepted where xAPIC is all there is.
-#[test]
-fn tcg_with_apic_xapic_uses_xapic() {
-    let mut opts = options("apic-tcg-forced", 2, Accel::Tcg, "pc", &[], &["test=ipi"]);
-    opts.apic = Some(Apic::Xapic);
-    let out = run(&opts);
-    assert_checks_pass(&out);
-    assert_eq!(apic_mode(&out), "xapic");
-}
-
-/// `apic=xapic` under KVM: xAPIC although x2APIC is offered, and the
-/// platform tests still pass in that mode.
-#[test]
-fn kvm_with_apic_xapic_uses_xapic() {
-    if !kvm() {
-        return;
-    }
-    for test in ["ipi", "timer"] {
-        let mut opts = options(
-            &format!("apic-kvm-forced-{test}"),
-            4,
-            Accel::Kvm,
-            "microvm",
-            &[],
-            &[&format!("test={test}")],
-        );
-        opts.apic = Some(Apic::Xapic);
-        let out = run(&opts);
-        assert_checks_pass(&out);
-        assert_eq!(apic_mode(&out), "xapic");
-        assert_eq!(out.summary["hypervisor"], "KVM");
-    }
 }
 
 #[test]
@@ -78,16 +44,19 @@ fn kvm_cpu_model_without_x2apic_uses_xapic() {
     if !kvm() {
         return;
     }
-    let out = boot(
-        "apic-kvm-xapic",
-        4,
-        Accel::Kvm,
-        "microvm",
-        &["-cpu", "host,-arch-capabilities,-x2apic"],
-        &["test=timer"],
-    );
-    assert_checks_pass(&out);
-    assert_eq!(apic_mode(&out), "xapic");
+    for test in ["ipi", "timer"] {
+        let out = boot(
+            &format!("apic-kvm-xapic-{test}"),
+            4,
+            Accel::Kvm,
+            "microvm",
+            &["-cpu", "host,-arch-capabilities,-x2apic"],
+            &[&format!("test={test}")],
+        );
+        assert_checks_pass(&out);
+        assert_eq!(apic_mode(&out), "xapic");
+        assert_eq!(out.summary["hypervisor"], "KVM");
+    }
 }
 
 #[test]
