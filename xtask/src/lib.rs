@@ -7,6 +7,7 @@
 pub mod build;
 mod error;
 pub mod qemu;
+pub mod rundata;
 pub mod summary;
 
 pub use error::Error;

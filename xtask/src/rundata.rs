@@ -1,0 +1,115 @@
+//! What a scheduling experiment measured, in one host-side model.
+//!
+//! Two halves of the runner meet here. The scenario side (scenario files,
+//! the kernel and libOS records they produce) fills a [`RunData`] from a
+//! run's console; the results side (`samples.csv`, `events.csv`, the
+//! Perfetto trace, the fairness metrics in `summary.json`, the plots) reads
+//! only a [`RunData`]. Either side can change without the other as long as
+//! this model holds; extend it additively.
+//!
+//! Times are nanoseconds since boot on the kernel's global clock.
+
+use serde_json::Value;
+
+/// Everything a scheduling run measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunData {
+    /// The scenario as run (its parsed form, as JSON), if there was one.
+    pub scenario: Option<Value>,
+    /// The scenario's name (file stem) or `default`.
+    pub scenario_name: String,
+    pub seed: u64,
+    /// Whether the run was made deterministic (`det=1`: `-icount`, fixed seed).
+    pub deterministic: bool,
+    pub cpus_online: u32,
+    /// Length of one slice.
+    pub slice_ns: u64,
+    /// When measurement started and how long it lasted.
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub apps: Vec<App>,
+    /// Cumulative per-thread measurements, in time order.
+    pub samples: Vec<Sample>,
+    /// Swaps, ticket changes, repossessions, console commands, … in time order.
+    pub events: Vec<Event>,
+    /// Who ran where, when (for the slice map and the Perfetto trace).
+    pub runs: Vec<CoreRun>,
+}
+
+/// One application (an environment running a libOS scheduler).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct App {
+    pub name: String,
+    /// The kernel's environment id.
+    pub env: u64,
+    /// Which scheduler it ran from when: `(t_ns, "stride" | "lottery" | "rr")`,
+    /// first entry at or before `start_ns`.
+    pub scheduler_timeline: Vec<(u64, String)>,
+    /// Cores the application held slices on, and how many per core.
+    pub slices: Vec<(u32, u32)>,
+    pub threads: Vec<Thread>,
+}
+
+/// One user-level thread of an application.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Thread {
+    /// Id within its application (as the libOS numbers it).
+    pub id: u32,
+    pub name: String,
+    /// Workload behaviour (`cpu`, `sleep`, `fraction`, `lock`, `bursty`, …).
+    pub behaviour: String,
+    /// Tickets (weight) from when: `(t_ns, tickets)`, first at or before
+    /// `start_ns`.
+    pub tickets_timeline: Vec<(u64, u64)>,
+    /// When the thread joined and (if it did) left, in ns.
+    pub joined_ns: u64,
+    pub left_ns: Option<u64>,
+}
+
+/// A thread's cumulative measurements at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sample {
+    pub t_ns: u64,
+    /// The core the sample was taken on (the core that ran the thread last).
+    pub core: u32,
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    /// [`Thread::id`].
+    pub thread: u32,
+    /// CPU time the thread has received so far.
+    pub cpu_ns: u64,
+    /// Work done so far (loop iterations of its workload).
+    pub iterations: u64,
+    /// Time the thread has spent not runnable (asleep or blocked) so far;
+    /// the ideal share counts only time it wanted the CPU.
+    pub sleep_ns: u64,
+}
+
+/// Something that happened during a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Event {
+    pub t_ns: u64,
+    /// `swap`, `tickets`, `thread_join`, `thread_leave`, `app_start`,
+    /// `app_stop`, `slices`, `repossession`, `console`, …
+    pub kind: String,
+    /// Index into [`RunData::apps`], when the event concerns one.
+    pub app: Option<u32>,
+    pub thread: Option<u32>,
+    pub core: Option<u32>,
+    /// Human-readable details (`stride -> lottery`, `tickets 100 -> 300`,
+    /// the console command line, …).
+    pub detail: String,
+}
+
+/// One stretch of time a core spent running one environment (or idle).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreRun {
+    pub core: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Index into [`RunData::apps`]; `None` is idle or an environment that is
+    /// not an application.
+    pub app: Option<u32>,
+    /// The thread that ran, when the libOS reported it.
+    pub thread: Option<u32>,
+}
