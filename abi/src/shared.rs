@@ -38,6 +38,11 @@ pub mod va {
     pub const UPCALL_STACKS: u64 = 0x7D00_0000_0000;
     pub const UPCALL_STACK_STRIDE: u64 = 0x1_0000;
     pub const UPCALL_STACK_SIZE: u64 = 0x8000;
+    /// This environment's [`super::Args`] (what its launcher asked of it),
+    /// read-only; `ARGS_MAX` bytes at most.
+    pub const ARGS: u64 = 0x7C00_0000_0000;
+    /// This environment's [`super::Inbox`] (console commands), read-only.
+    pub const INBOX: u64 = 0x7C00_0010_0000;
     /// Lowest address of the region libOSes may map frames into.
     pub const USER_MAP_START: u64 = 0x1000_0000_0000;
     /// End of that region (exclusive).
@@ -245,6 +250,44 @@ pub mod events {
     pub const RESUMED_DISABLED: u64 = 1 << 2;
 }
 
+/// Most bytes of arguments an environment can be given (the header included).
+pub const ARGS_MAX: usize = 16 * 1024;
+
+/// The arguments an environment was launched with (a scenario application's
+/// part of the scenario), read-only at [`va::ARGS`]. Environments spawned by
+/// other environments get none (`len` 0).
+#[repr(C)]
+pub struct Args {
+    pub len: u64,
+    /// `len` bytes of UTF-8 text follow.
+    pub bytes: [u8; ARGS_MAX - 8],
+}
+
+/// Messages one inbox holds before the oldest is overwritten.
+pub const INBOX_SLOTS: usize = 15;
+/// Longest message, in bytes.
+pub const INBOX_MESSAGE: usize = 256 - 8;
+
+/// Console commands addressed to one environment, written by the kernel,
+/// read-only to the environment at [`va::INBOX`]. Message `n` (counting from
+/// 0) is in `messages[n % INBOX_SLOTS]`; `written` counts messages and is
+/// published after the message (Release), so a reader that has seen `k`
+/// messages reads `k..written` (and knows it lost some when
+/// `written - k > INBOX_SLOTS`).
+#[repr(C, align(4096))]
+pub struct Inbox {
+    pub written: AtomicU64,
+    _reserved: [u64; 31],
+    pub messages: [InboxMessage; INBOX_SLOTS],
+}
+
+/// One inbox message: `len` bytes of UTF-8 text.
+#[repr(C)]
+pub struct InboxMessage {
+    pub len: u64,
+    pub text: [u8; INBOX_MESSAGE],
+}
+
 /// Per environment and core, read-write: the dispatcher page.
 #[repr(C, align(4096))]
 pub struct Dispatch {
@@ -296,3 +339,5 @@ const _: () = assert!(core::mem::size_of::<CoreSlices>() <= va::CORE_SLICES_STRI
 const _: () = assert!(core::mem::size_of::<EnvAccount>() <= va::ENV_ACCOUNT_STRIDE as usize);
 const _: () = assert!(core::mem::size_of::<SysInfo>() <= 4096);
 const _: () = assert!(core::mem::size_of::<UserContext>() == 672);
+const _: () = assert!(core::mem::size_of::<Inbox>() == 4096);
+const _: () = assert!(core::mem::size_of::<Args>() == ARGS_MAX);

@@ -54,6 +54,8 @@ pub struct Env {
     memory: Mutex<Memory>,
     /// Physical address of the dispatch page of each core.
     dispatch_pa: Vec<u64>,
+    /// Physical address of its console inbox (read-only to it).
+    inbox_pa: u64,
     /// Slots this environment may hold across all cores.
     pub slot_quota: slices::Quota,
     /// Cores that gave it its `Start` upcall (bitmap).
@@ -135,6 +137,21 @@ impl Env {
     }
 
     /// Accounting exported for this environment.
+    /// Posts a console message to the environment's inbox (text cut to
+    /// `INBOX_MESSAGE` bytes). Only the console (core 0's monitor) posts,
+    /// so there is one writer.
+    pub fn post(&self, text: &str) {
+        // SAFETY: the inbox frame is owned by this env until it is reaped,
+        // and `self` keeps the env alive; the environment only reads it.
+        let inbox = unsafe { &mut *(mm::phys_to_virt(self.inbox_pa) as *mut abi::shared::Inbox) };
+        let n = inbox.written.load(Ordering::Relaxed);
+        let slot = &mut inbox.messages[n as usize % abi::shared::INBOX_SLOTS];
+        let len = text.len().min(abi::shared::INBOX_MESSAGE);
+        slot.text[..len].copy_from_slice(&text.as_bytes()[..len]);
+        slot.len = len as u64;
+        inbox.written.store(n + 1, Ordering::Release);
+    }
+
     pub fn account(&self) -> &'static EnvAccount {
         exported::account(slot_of(self.id))
     }
@@ -253,10 +270,18 @@ pub enum SpawnError {
     Elf(elf::ElfError),
     NoMemory,
     TableFull,
+    /// More launch arguments than `ARGS_MAX` allows.
+    ArgsTooLong,
 }
 
 /// Creates an environment from an ELF image.
-pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<Arc<Env>, SpawnError> {
+///
+/// `args` (at most `ARGS_MAX - 8` bytes, longer is an error) is mapped
+/// read-only at `va::ARGS`; an empty inbox at `va::INBOX`.
+pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32, args: &[u8]) -> Result<Arc<Env>, SpawnError> {
+    if args.len() > abi::shared::ARGS_MAX - 8 {
+        return Err(SpawnError::ArgsTooLong);
+    }
     let program = elf::parse(image, va::PROGRAM_BASE..va::USER_MAP_START).map_err(SpawnError::Elf)?;
     let index = CLAIMED
         .iter()
@@ -272,8 +297,10 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<A
     let mut memory = Memory { aspace, owned: BTreeSet::new(), allocated: 0, frame_quota: DEFAULT_FRAME_QUOTA };
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
-        .and_then(|()| map_per_core(&mut memory));
-    let dispatch_pa = match built {
+        .and_then(|()| map_args(&mut memory, args))
+        .and_then(|()| map_readonly_page(&mut memory, va::INBOX))
+        .and_then(|inbox| Ok((map_per_core(&mut memory)?, inbox)));
+    let (dispatch_pa, inbox_pa) = match built {
         Ok(pages) => pages,
         Err(e) => {
             release(memory);
@@ -302,6 +329,7 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32) -> Result<A
         predicate: Mutex::new(None),
         memory: Mutex::new(memory),
         dispatch_pa,
+        inbox_pa,
         slot_quota: slices::Quota::new(slot_quota),
         started: [AtomicU64::new(0), AtomicU64::new(0)],
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -351,6 +379,31 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
             m.aspace
                 .map(page, pa, seg.writable, seg.executable)
                 .map_err(|_| SpawnError::NoMemory)?;
+        }
+    }
+    Ok(())
+}
+
+/// Maps a fresh zeroed frame read-only at `at`; returns its physical address.
+fn map_readonly_page(m: &mut Memory, at: u64) -> Result<u64, SpawnError> {
+    let pa = alloc_owned(m)?;
+    m.aspace.map(at, pa, false, false).map_err(|_| SpawnError::NoMemory)?;
+    Ok(pa)
+}
+
+/// Copies `args` behind its length into read-only pages at `va::ARGS`.
+fn map_args(m: &mut Memory, args: &[u8]) -> Result<(), SpawnError> {
+    let len = args.len() as u64;
+    let pages = (8 + args.len()).div_ceil(0x1000) as u64;
+    for page in 0..pages {
+        let pa = map_readonly_page(m, va::ARGS + page * 0x1000)?;
+        let dst = mm::phys_to_virt(pa) as *mut u8;
+        // The page's part of the 8-byte header followed by the text.
+        let (lo, hi) = (page * 0x1000, ((page + 1) * 0x1000).min(8 + len));
+        for off in lo..hi {
+            let byte = if off < 8 { len.to_le_bytes()[off as usize] } else { args[(off - 8) as usize] };
+            // SAFETY: `pa` is a fresh frame of this env and `off - lo` < 4096.
+            unsafe { dst.add((off - lo) as usize).write(byte) };
         }
     }
     Ok(())

@@ -120,7 +120,7 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     let mut envs = Vec::new();
     for s in exp.envs {
         let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV).map_err(|_| "spawn failed")?;
+        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV, &[]).map_err(|_| "spawn failed")?;
         if exp.default_env == Some(s.name) {
             sched::set_default_env(e.id);
         }
@@ -130,23 +130,9 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     if let Some((e, _)) = envs.iter().find(|(e, _)| e.name() == "grow") {
         sched::alloc_slot(e, 0, None).map_err(|_| "slot allocation failed")?;
     }
-    // Interleave: slot i goes to the env whose turn it is in round-robin
-    // order among those that still want slots on this core.
+    let wants: Vec<(&env::Env, usize)> = envs.iter().map(|(e, n)| (&**e, *n)).collect();
     for core in 0..smp::cores() {
-        let mut wanted: Vec<usize> = envs.iter().map(|(_, n)| *n).collect();
-        let mut slot = 0;
-        while wanted.iter().any(|&w| w > 0) {
-            for (i, (e, _)) in envs.iter().enumerate() {
-                if wanted[i] > 0 {
-                    while sched::slot_owner(core, slot).is_ok_and(|o| o != abi::syscall::NO_ENV) {
-                        slot += 1;
-                    }
-                    sched::alloc_slot(e, core, Some(slot)).map_err(|_| "slot allocation failed")?;
-                    wanted[i] -= 1;
-                    slot += 1;
-                }
-            }
-        }
+        sched::grant_interleaved(core, &wants).map_err(|_| "slot allocation failed")?;
     }
     crate::run::start(run_ms, exp.finish);
     Ok(())

@@ -14,6 +14,7 @@ mod panic;
 mod percpu;
 mod record;
 mod run;
+mod scenario;
 mod sched;
 mod smp;
 mod sync;
@@ -112,9 +113,15 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     let code = match args.test {
         Some(name) if envtests::exists(name) => run_environments(&args, name),
         Some(name) => tests::run(name),
-        // No scenario runner yet: a plain run shows the cores ticking, and
-        // schedules nothing it could not explain.
-        None => run::ticking(&args),
+        // A scenario from the runner, or else the cores ticking.
+        None => match scenario::plan() {
+            Some(Ok(plan)) => run_scenario(&args, plan),
+            Some(Err(e)) => {
+                log::error!("scenario: {e}");
+                ExitCode::BadBootInput
+            }
+            None => run::ticking(&args),
+        },
     };
     record::emit(
         RecordKind::End,
@@ -127,13 +134,42 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
 /// and makes every core a scheduling core. Only returns on failure.
 fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCode {
     let slots = envtests::slots_needed(name).max(1);
+    let offender_limit = if args.offender_limit != 0 { args.offender_limit } else { envtests::offender_limit(name) };
+    init_slices(args, slots, offender_limit);
+    if let Err(e) = envtests::setup(name, args.run_ms) {
+        log::error!("experiment {name}: {e}");
+        return ExitCode::BadBootInput;
+    }
+    log::info!("experiment {name}: {slots} slots of {} us per core, grace {} us, {} ms", args.slice_us, args.grace_us, args.run_ms);
+    schedule_on_every_core()
+}
+
+/// As `run_environments`, for the runner's scenario.
+fn run_scenario(args: &kernel::cmdline::BootArgs<'_>, plan: kernel::launch::Plan<'static>) -> ExitCode {
+    let slots = scenario::slots_needed(&plan);
+    init_slices(args, slots, args.offender_limit);
+    if let Err(e) = scenario::setup(plan, args.run_ms) {
+        log::error!("scenario: {e}");
+        return ExitCode::BadBootInput;
+    }
+    log::info!(
+        "scenario: {} applications, {slots} slots of {} us per core, grace {} us, {} ms; type `help` for commands",
+        plan.len(),
+        args.slice_us,
+        args.grace_us,
+        args.run_ms
+    );
+    schedule_on_every_core()
+}
+
+fn init_slices(args: &kernel::cmdline::BootArgs<'_>, slots: usize, offender_limit: u32) {
     sched::init(
         smp::cores(),
         sched::Config {
             slots,
             slice_ns: args.slice_us * 1000,
             grace_ns: args.grace_us * 1000,
-            offender_limit: if args.offender_limit != 0 { args.offender_limit } else { envtests::offender_limit(name) },
+            offender_limit,
             app_sched: match args.sched {
                 Some("lottery") => 1,
                 Some("rr") => 2,
@@ -141,16 +177,9 @@ fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCod
             },
         },
     );
-    if let Err(e) = envtests::setup(name, args.run_ms) {
-        log::error!("experiment {name}: {e}");
-        return ExitCode::BadBootInput;
-    }
-    log::info!(
-        "experiment {name}: {slots} slots of {} us per core, grace {} us, {} ms",
-        args.slice_us,
-        args.grace_us,
-        args.run_ms
-    );
+}
+
+fn schedule_on_every_core() -> ExitCode {
     for core in 1..smp::cores() {
         smp::post(core, enter_scheduler);
     }

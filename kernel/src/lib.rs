@@ -8,4 +8,5 @@ pub mod bootmod;
 pub mod cmdline;
 pub mod elf;
 pub mod frames;
+pub mod launch;
 pub mod memmap;

@@ -72,10 +72,20 @@ pub fn monitor(now: u64, may_finish: bool) {
     if !may_finish {
         return;
     }
-    serial::poll_input();
-    let quit = serial::read_byte() == Some(b'q');
-    if now >= END_NS.load(Ordering::Relaxed) || quit {
-        finish(if quit { ExitCode::UserQuit } else { ExitCode::Success })
+    // A scenario run has a line-based console; other runs quit on `q`.
+    let quit = match crate::scenario::on_monitor() {
+        Some(code) => Some(code),
+        None if crate::scenario::active() => None,
+        None => {
+            serial::poll_input();
+            (serial::read_byte() == Some(b'q')).then_some(ExitCode::UserQuit)
+        }
+    };
+    if let Some(code) = quit {
+        finish(code)
+    }
+    if now >= END_NS.load(Ordering::Relaxed) {
+        finish(ExitCode::Success)
     }
 }
 

@@ -153,6 +153,27 @@ pub fn alloc_slot(env: &Env, core: usize, slot: Option<usize>) -> Result<usize, 
     Ok(got)
 }
 
+/// Hands each `(env, n)` `n` free slots on `core`, interleaved: slot after
+/// slot goes to the next environment in round-robin order among those
+/// still wanting one, so nobody's turns bunch up in the walk.
+pub fn grant_interleaved(core: usize, wants: &[(&Env, usize)]) -> Result<(), Error> {
+    let mut wanted: alloc::vec::Vec<usize> = wants.iter().map(|&(_, n)| n).collect();
+    let mut slot = 0;
+    while wanted.iter().any(|&w| w > 0) {
+        for (i, &(e, _)) in wants.iter().enumerate() {
+            if wanted[i] > 0 {
+                while slot_owner(core, slot).is_ok_and(|o| o != abi::syscall::NO_ENV) {
+                    slot += 1;
+                }
+                alloc_slot(e, core, Some(slot))?;
+                wanted[i] -= 1;
+                slot += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Takes slot `slot` on `core` back from `env`.
 pub fn free_slot(env: &Env, core: usize, slot: usize) -> Result<(), Error> {
     let state = CORES.get().get(core).ok_or(Error::BadSlot)?;

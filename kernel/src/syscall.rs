@@ -12,7 +12,7 @@ use crate::env::{self, Env};
 use crate::{percpu, record, sched, smp};
 
 /// Longest `log`/`report` message.
-const MAX_MESSAGE: usize = 512;
+const MAX_MESSAGE: usize = 1024;
 /// Longest predicate program.
 const MAX_PREDICATE: usize = 1024;
 
@@ -168,7 +168,7 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             let index = usize::try_from(a[0]).map_err(|_| Error::BadArgument)?;
             let quota = u32::try_from(a[1]).map_err(|_| Error::BadArgument)?;
             let (name, image) = crate::run::program(index).ok_or(Error::BadArgument)?;
-            env::spawn(name, image, quota, env.id).map(|e| u64::from(e.id)).map_err(|_| Error::Exhausted)
+            env::spawn(name, image, quota, env.id, &[]).map(|e| u64::from(e.id)).map_err(|_| Error::Exhausted)
         }
         Syscall::Kill => {
             let target = env::get(env_arg(a[0])?).ok_or(Error::BadEnv)?;

@@ -1,0 +1,219 @@
+//! The launch plan of a scenario run: which applications the kernel starts,
+//! where each holds slots, when it starts and stops, and the text handed to
+//! each as its arguments.
+//!
+//! The runner validates the user's TOML scenario and compiles it to this
+//! plan (a boot module named `scenario`); the kernel only needs the parts
+//! that are mechanism — environments and slots. What an application does
+//! with its threads is in its own arguments, which the kernel passes on
+//! without reading them.
+//!
+//! ```text
+//! exo-launch 1
+//! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | ->
+//! <argument lines, passed to the application verbatim>
+//! end
+//! ```
+
+use core::fmt;
+
+/// First line of every plan.
+pub const MAGIC: &str = "exo-launch 1";
+/// Most applications in one plan.
+pub const MAX_APPS: usize = 32;
+/// Most cores a core list may name (the kernel's own limit).
+pub const MAX_CORES: usize = abi::shared::MAX_CORES;
+
+/// A validated plan.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan<'a> {
+    text: &'a str,
+    apps: usize,
+}
+
+/// One application of a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppLaunch<'a> {
+    pub name: &'a str,
+    pub slots_per_core: usize,
+    /// `None`: every core.
+    cores: Option<&'a str>,
+    pub start_ms: u64,
+    pub stop_ms: Option<u64>,
+    /// The lines between the header and `end`, newline-terminated.
+    pub args: &'a str,
+}
+
+impl AppLaunch<'_> {
+    /// Whether the application holds slots on `core`.
+    pub fn on_core(&self, core: usize) -> bool {
+        self.cores
+            .is_none_or(|list| list.split(',').any(|c| c.parse() == Ok(core)))
+    }
+}
+
+/// Why a plan was rejected, with the 1-based line at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchError {
+    pub line: usize,
+    pub what: &'static str,
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "launch plan line {}: {}", self.line, self.what)
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// Validates every line of `text`.
+    pub fn parse(text: &'a str) -> Result<Self, LaunchError> {
+        let plan = Plan { text, apps: 0 };
+        let mut apps = 0;
+        for app in plan.iter() {
+            app?;
+            apps += 1;
+            if apps > MAX_APPS {
+                return Err(LaunchError {
+                    line: 0,
+                    what: "too many applications",
+                });
+            }
+        }
+        Ok(Plan { text, apps })
+    }
+
+    /// How many applications the plan starts.
+    pub fn len(&self) -> usize {
+        self.apps
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps == 0
+    }
+
+    /// The applications, in plan order.
+    pub fn apps(&self) -> impl Iterator<Item = AppLaunch<'a>> + 'a {
+        self.iter().map_while(Result::ok)
+    }
+
+    /// The application called `name`.
+    pub fn app(&self, name: &str) -> Option<AppLaunch<'a>> {
+        self.apps().find(|a| a.name == name)
+    }
+
+    fn iter(&self) -> Apps<'a> {
+        Apps {
+            rest: self.text,
+            line: 0,
+            started: false,
+        }
+    }
+}
+
+struct Apps<'a> {
+    rest: &'a str,
+    line: usize,
+    started: bool,
+}
+
+impl<'a> Apps<'a> {
+    fn next_line(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = self.rest.split_once('\n').unwrap_or((self.rest, ""));
+        self.rest = rest;
+        self.line += 1;
+        Some(line)
+    }
+
+    fn err(&self, what: &'static str) -> Option<Result<AppLaunch<'a>, LaunchError>> {
+        Some(Err(LaunchError {
+            line: self.line,
+            what,
+        }))
+    }
+}
+
+impl<'a> Iterator for Apps<'a> {
+    type Item = Result<AppLaunch<'a>, LaunchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            if self.next_line() != Some(MAGIC) {
+                return self.err("not a launch plan (bad first line)");
+            }
+        }
+        let header = loop {
+            match self.next_line() {
+                None => return None,
+                Some(l) if l.trim().is_empty() => continue,
+                Some(l) => break l,
+            }
+        };
+        let words: [&str; 6] = {
+            let mut it = header.split_ascii_whitespace();
+            let w = [(); 6].map(|()| it.next().unwrap_or(""));
+            if it.next().is_some() || w[5].is_empty() {
+                return self
+                    .err("app header needs: app <name> <slots> <cores> <start_ms> <stop_ms|->");
+            }
+            w
+        };
+        if words[0] != "app" {
+            return self.err("expected `app`");
+        }
+        let Ok(slots_per_core) = words[2].parse::<usize>() else {
+            return self.err("slots per core is not a number");
+        };
+        if slots_per_core > abi::shared::MAX_SLOTS {
+            return self.err("more slots per core than a vector has");
+        }
+        let cores = match words[3] {
+            "all" => None,
+            list if list
+                .split(',')
+                .all(|c| c.parse::<usize>().is_ok_and(|c| c < MAX_CORES)) =>
+            {
+                Some(list)
+            }
+            _ => return self.err("cores must be `all` or a list like 0,2,3"),
+        };
+        let Ok(start_ms) = words[4].parse() else {
+            return self.err("start_ms is not a number");
+        };
+        let stop_ms = match words[5] {
+            "-" => None,
+            w => match w.parse() {
+                Ok(ms) => Some(ms),
+                Err(_) => return self.err("stop_ms is not a number or -"),
+            },
+        };
+        let body = self.rest;
+        let mut len = 0;
+        loop {
+            match self.next_line() {
+                None => return self.err("application without `end`"),
+                Some("end") => break,
+                Some(l) => len += l.len() + 1,
+            }
+        }
+        let args = &body[..len.min(body.len())];
+        if args.len() > abi::shared::ARGS_MAX - 8 {
+            return self.err("application arguments longer than ARGS_MAX");
+        }
+        Some(Ok(AppLaunch {
+            name: words[1],
+            slots_per_core,
+            cores,
+            start_ms,
+            stop_ms,
+            args,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
