@@ -190,6 +190,23 @@ pub fn account(env_slot: usize) -> &'static EnvAccount {
     }
 }
 
+/// The text this environment was launched with (empty when it has none):
+/// a scenario application's part of the scenario.
+pub fn args() -> &'static str {
+    // SAFETY: the kernel maps `Args` read-only at this address in every
+    // environment for its whole life, `len` bytes of it filled.
+    let args = unsafe { &*(va::ARGS as *const abi::shared::Args) };
+    let len = (args.len as usize).min(args.bytes.len());
+    core::str::from_utf8(&args.bytes[..len]).unwrap_or("")
+}
+
+/// This environment's console inbox (see `abi::shared::Inbox`).
+pub fn inbox() -> &'static abi::shared::Inbox {
+    // SAFETY: mapped read-only for the environment's whole life; the kernel
+    // publishes each message before bumping `written`.
+    unsafe { &*(va::INBOX as *const abi::shared::Inbox) }
+}
+
 /// This environment's dispatch page for `core`.
 pub fn dispatch(core: usize) -> &'static mut Dispatch {
     // SAFETY: the kernel maps our own dispatch page for each core read-write

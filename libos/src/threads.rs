@@ -67,6 +67,13 @@ pub fn self_id() -> usize {
     (rsp.wrapping_sub(stacks_base()) / STACK as u64) as usize
 }
 
+/// The core thread `tid` last ran on.
+pub fn last_core(tid: usize) -> usize {
+    THREAD_CORE
+        .get(tid)
+        .map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
 /// This thread's thread-local word.
 pub fn tls() -> u64 {
     TLS[self_id()].load(Ordering::Relaxed)

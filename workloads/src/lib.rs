@@ -1,6 +1,8 @@
 //! Helpers shared by the programs in `src/bin/`.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A register-heavy step whose result is also kept in memory, so a context
@@ -100,3 +102,5 @@ pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
         );
     }
 }
+
+pub mod appspec;

@@ -18,7 +18,7 @@ use crate::rt::MAX_WORKERS;
 use crate::wakeup::Wait;
 
 /// Most threads an application may have.
-pub const MAX_THREADS: usize = 64;
+pub const MAX_THREADS: usize = 128;
 /// No thread.
 pub const NONE: usize = usize::MAX;
 

@@ -1,0 +1,284 @@
+//! The arguments of a scenario application (`app`): its scheduler, its
+//! threads and their behaviours, and its timed events. The runner writes
+//! them from the user's scenario (already validated there); this parser
+//! still rejects anything malformed, naming the line, because a libOS must
+//! not trust its input either.
+//!
+//! ```text
+//! sched <stride|lottery|rr>
+//! sample_ms <ms>
+//! seed <n>
+//! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
+//! event <t_ms> swap <stride|lottery|rr>
+//! event <t_ms> tickets <thread id> <tickets>
+//! ```
+//! Behaviours: `cpu`; `sleep <run_us> <sleep_us>` (compute, then sleep);
+//! `fraction <permille>` (use that much of each quantum, then block for the
+//! rest); `bursty <on_us> <off_us>` (random bursts and pauses averaging
+//! those); `watch` (sleep until the application's shared word changes);
+//! `poke <period_us>` (compute, and change the shared word every period).
+
+use alloc::vec::Vec;
+
+/// Most threads an application can describe (the libOS's table, less the
+/// main thread).
+pub const MAX_THREADS: usize = libos::threads::MAX_THREADS - 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Stride,
+    Lottery,
+    RoundRobin,
+}
+
+impl Policy {
+    fn parse(word: &str) -> Option<Self> {
+        match word {
+            "stride" => Some(Policy::Stride),
+            "lottery" => Some(Policy::Lottery),
+            "rr" => Some(Policy::RoundRobin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Cpu,
+    Sleep { run_us: u64, sleep_us: u64 },
+    Fraction { permille: u64 },
+    Bursty { on_us: u64, off_us: u64 },
+    Watch,
+    Poke { period_us: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadSpec {
+    pub id: u32,
+    pub tickets: u32,
+    pub join_ms: u64,
+    pub leave_ms: Option<u64>,
+    pub behaviour: Behaviour,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Swap(Policy),
+    Tickets { thread: u32, tickets: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at_ms: u64,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSpec {
+    pub policy: Option<Policy>,
+    pub sample_ms: u64,
+    pub seed: u64,
+    pub threads: Vec<ThreadSpec>,
+    /// In time order.
+    pub events: Vec<Event>,
+}
+
+/// A rejected line (1-based) and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    pub line: usize,
+    pub what: &'static str,
+}
+
+fn num<T: core::str::FromStr>(w: Option<&str>, what: &'static str) -> Result<T, &'static str> {
+    w.and_then(|w| w.parse().ok()).ok_or(what)
+}
+
+fn behaviour(words: &mut core::str::SplitAsciiWhitespace<'_>) -> Result<Behaviour, &'static str> {
+    let b = match words.next() {
+        Some("cpu") => Behaviour::Cpu,
+        Some("sleep") => Behaviour::Sleep {
+            run_us: num(words.next(), "sleep needs <run_us> <sleep_us>")?,
+            sleep_us: num(words.next(), "sleep needs <run_us> <sleep_us>")?,
+        },
+        Some("fraction") => {
+            let permille = num(words.next(), "fraction needs <permille>")?;
+            if !(1..=1000).contains(&permille) {
+                return Err("fraction must be 1..=1000 permille");
+            }
+            Behaviour::Fraction { permille }
+        }
+        Some("bursty") => Behaviour::Bursty {
+            on_us: num(words.next(), "bursty needs <on_us> <off_us>")?,
+            off_us: num(words.next(), "bursty needs <on_us> <off_us>")?,
+        },
+        Some("watch") => Behaviour::Watch,
+        Some("poke") => Behaviour::Poke {
+            period_us: num(words.next(), "poke needs <period_us>")?,
+        },
+        _ => return Err("unknown behaviour"),
+    };
+    Ok(b)
+}
+
+fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
+    let mut words = text.split_ascii_whitespace();
+    match words.next() {
+        None => return Ok(()),
+        Some("sched") => {
+            spec.policy = Some(
+                words
+                    .next()
+                    .and_then(Policy::parse)
+                    .ok_or("unknown scheduler")?,
+            )
+        }
+        Some("sample_ms") => {
+            spec.sample_ms = num(words.next(), "sample_ms needs a number")?;
+            if spec.sample_ms == 0 {
+                return Err("sample_ms must be positive");
+            }
+        }
+        Some("seed") => spec.seed = num(words.next(), "seed needs a number")?,
+        Some("thread") => {
+            if spec.threads.len() == MAX_THREADS {
+                return Err("too many threads");
+            }
+            let id = num(words.next(), "thread needs an id")?;
+            let tickets = num(words.next(), "thread needs tickets")?;
+            if tickets == 0 {
+                return Err("tickets must be positive");
+            }
+            let join_ms = num(words.next(), "thread needs join_ms")?;
+            let leave_ms = match words.next() {
+                Some("-") => None,
+                w => Some(num(w, "thread needs leave_ms or -")?),
+            };
+            let behaviour = behaviour(&mut words)?;
+            if spec.threads.iter().any(|t| t.id == id) {
+                return Err("duplicate thread id");
+            }
+            spec.threads.push(ThreadSpec {
+                id,
+                tickets,
+                join_ms,
+                leave_ms,
+                behaviour,
+            });
+        }
+        Some("event") => {
+            let at_ms = num(words.next(), "event needs a time")?;
+            let action = match words.next() {
+                Some("swap") => Action::Swap(
+                    words
+                        .next()
+                        .and_then(Policy::parse)
+                        .ok_or("unknown scheduler")?,
+                ),
+                Some("tickets") => {
+                    let thread = num(words.next(), "tickets needs a thread id")?;
+                    let tickets = num(words.next(), "tickets needs a count")?;
+                    if tickets == 0 {
+                        return Err("tickets must be positive");
+                    }
+                    Action::Tickets { thread, tickets }
+                }
+                _ => return Err("unknown event"),
+            };
+            spec.events.push(Event { at_ms, action });
+        }
+        Some(_) => return Err("unknown line"),
+    }
+    if words.next().is_some() {
+        return Err("extra words");
+    }
+    Ok(())
+}
+
+impl AppSpec {
+    pub fn parse(text: &str) -> Result<AppSpec, SpecError> {
+        let mut spec = AppSpec {
+            policy: None,
+            sample_ms: 100,
+            seed: 1,
+            threads: Vec::new(),
+            events: Vec::new(),
+        };
+        for (i, l) in text.lines().enumerate() {
+            line(&mut spec, l).map_err(|what| SpecError { line: i + 1, what })?;
+        }
+        for e in &spec.events {
+            if let Action::Tickets { thread, .. } = e.action {
+                if !spec.threads.iter().any(|t| t.id == thread) {
+                    return Err(SpecError {
+                        line: 0,
+                        what: "event names an unknown thread",
+                    });
+                }
+            }
+        }
+        spec.events.sort_by_key(|e| e.at_ms);
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_line_kind() {
+        let s = AppSpec::parse(
+            "sched lottery\nsample_ms 50\nseed 7\n\
+             thread 1 200 0 - cpu\n\
+             thread 2 100 500 1500 sleep 1000 3000\n\
+             thread 3 100 0 - fraction 250\n\
+             thread 4 100 0 - bursty 2000 1000\n\
+             thread 5 100 0 - watch\n\
+             thread 6 100 0 - poke 10000\n\
+             event 2000 swap rr\nevent 1000 tickets 1 400\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.policy, s.sample_ms, s.seed),
+            (Some(Policy::Lottery), 50, 7)
+        );
+        assert_eq!(s.threads.len(), 6);
+        assert_eq!(s.threads[1].leave_ms, Some(1500));
+        assert_eq!(
+            s.threads[1].behaviour,
+            Behaviour::Sleep {
+                run_us: 1000,
+                sleep_us: 3000
+            }
+        );
+        assert_eq!(
+            s.events[0],
+            Event {
+                at_ms: 1000,
+                action: Action::Tickets {
+                    thread: 1,
+                    tickets: 400
+                }
+            }
+        );
+        assert_eq!(s.events[1].action, Action::Swap(Policy::RoundRobin));
+    }
+
+    #[test]
+    fn rejects_bad_lines_by_number() {
+        let bad = |text: &str, line: usize| {
+            assert_eq!(AppSpec::parse(text).unwrap_err().line, line, "{text}")
+        };
+        bad("sched fifo\n", 1);
+        bad("sched rr\nsample_ms 0\n", 2);
+        bad("thread 1 0 0 - cpu\n", 1);
+        bad("thread 1 5 0 - spin\n", 1);
+        bad("thread 1 5 0 - fraction 0\n", 1);
+        bad("thread 1 5 0 - cpu extra\n", 1);
+        bad("thread 1 5 0 - cpu\nthread 1 5 0 - cpu\n", 2);
+        bad("event 5 swap fifo\n", 1);
+        bad("event 5 tickets 9 10\n", 0);
+        bad("hello\n", 1);
+    }
+}

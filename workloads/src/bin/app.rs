@@ -1,0 +1,328 @@
+//! A scenario application: runs the threads its launch arguments describe
+//! (see `workloads::appspec`) under its scheduler, applies its timed events
+//! and console commands, and reports cumulative per-thread samples.
+//!
+//! Records (`user`, `kind` field):
+//! - `app_start`: `t_ns`, `policy`, `threads` (how many it will run);
+//! - `sample`: `t_ns`, `policy`, `th`: `[[id, tickets, cpu_ns, iterations,
+//!   sleep_ns, core], ...]` (chunked so each record fits a report);
+//! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
+//!   `thread`, `detail`, `source` (`scenario` or `console`).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use libos::threads::{self, PolicyKind};
+use workloads::appspec::{Action, AppSpec, Behaviour, Policy, MAX_THREADS};
+
+static SPEC: AtomicPtr<AppSpec> = AtomicPtr::new(core::ptr::null_mut());
+/// Per spec thread: work done, time spent asleep, libOS thread id + 1 (0:
+/// not started), whether it has left.
+static ITERATIONS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+static SLEEP_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+static TID: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
+static TICKETS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+/// The word `watch` threads sleep on and `poke` threads change.
+static SHARED_WORD: AtomicU64 = AtomicU64::new(0);
+/// When the application started (its time 0 for the scenario's times).
+static T0: AtomicU64 = AtomicU64::new(0);
+
+fn spec() -> &'static AppSpec {
+    // SAFETY: set once by the main thread before any worker is spawned,
+    // never freed.
+    unsafe { &*SPEC.load(Ordering::Acquire) }
+}
+
+fn kind(p: Policy) -> PolicyKind {
+    match p {
+        Policy::Stride => PolicyKind::Stride,
+        Policy::Lottery => PolicyKind::Lottery,
+        Policy::RoundRobin => PolicyKind::RoundRobin,
+    }
+}
+
+fn at_ms(ms: u64) -> u64 {
+    T0.load(Ordering::Relaxed) + ms * 1_000_000
+}
+
+/// Sleeps until `deadline`, counting the time as not wanting the CPU.
+fn sleep_until(i: usize, deadline: u64) {
+    let t = libos::sys::now_ns();
+    threads::sleep_until(deadline);
+    SLEEP_NS[i].fetch_add(libos::sys::now_ns() - t, Ordering::Relaxed);
+}
+
+/// Counts iterations until the clock reaches `until` (checked every 256).
+fn compute_until(i: usize, until: u64) {
+    loop {
+        for _ in 0..256 {
+            ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if libos::sys::now_ns() >= until {
+            return;
+        }
+    }
+}
+
+fn worker(i: usize) {
+    let t = spec().threads[i];
+    let leave = t.leave_ms.map_or(u64::MAX, at_ms);
+    let mut rng = spec().seed ^ (u64::from(t.id) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let quantum = libos::sys::sysinfo().slice_ns;
+    while libos::sys::now_ns() < leave {
+        let now = libos::sys::now_ns();
+        match t.behaviour {
+            Behaviour::Cpu => compute_until(i, now.saturating_add(1_000_000).min(leave)),
+            Behaviour::Sleep { run_us, sleep_us } => {
+                compute_until(i, now + run_us * 1000);
+                sleep_until(i, libos::sys::now_ns() + sleep_us * 1000);
+            }
+            Behaviour::Fraction { permille } => {
+                compute_until(i, now + quantum * permille / 1000);
+                sleep_until(i, now + quantum);
+            }
+            Behaviour::Bursty { on_us, off_us } => {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                compute_until(i, now + (rng % (2 * on_us + 1)) * 1000);
+                sleep_until(
+                    i,
+                    libos::sys::now_ns() + (rng >> 32) % (2 * off_us + 1) * 1000,
+                );
+            }
+            Behaviour::Watch => {
+                let seen = SHARED_WORD.load(Ordering::Acquire);
+                let t0 = libos::sys::now_ns();
+                threads::sleep_until_changed(&SHARED_WORD, seen);
+                SLEEP_NS[i].fetch_add(libos::sys::now_ns() - t0, Ordering::Relaxed);
+                ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+            }
+            Behaviour::Poke { period_us } => {
+                compute_until(i, now + period_us * 1000);
+                SHARED_WORD.fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+    event("leave", t.id, "", "scenario");
+}
+
+fn event(what: &str, thread: u32, detail: &str, source: &str) {
+    libos::report!(
+        "\"kind\":\"app_event\",\"t_ns\":{},\"what\":\"{what}\",\"thread\":{thread},\"detail\":\"{detail}\",\"source\":\"{source}\"",
+        libos::sys::now_ns()
+    );
+}
+
+fn swap(to: PolicyKind, source: &str) {
+    let (_, from, _) = threads::snapshot(&mut []);
+    if from != to && threads::swap_policy(to) {
+        let detail = libos::fmt::format(format_args!("{} -> {}", from.name(), to.name()));
+        event("swap", 0, detail.as_str(), source);
+    }
+}
+
+fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
+    let Some(i) = spec().threads.iter().position(|t| t.id == id) else {
+        return false;
+    };
+    let old = TICKETS[i].swap(u64::from(tickets), Ordering::Relaxed);
+    if let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) {
+        threads::set_weight(tid, tickets);
+    }
+    let detail = libos::fmt::format(format_args!("{old} -> {tickets}"));
+    event("tickets", id, detail.as_str(), source);
+    true
+}
+
+/// Console commands the kernel forwarded: `swap <policy>`, `tickets <thread>
+/// <n>`, `list`.
+fn inbox(seen: &mut u64) {
+    let inbox = libos::sys::inbox();
+    let written = inbox.written.load(Ordering::Acquire);
+    *seen = (*seen).max(written.saturating_sub(abi::shared::INBOX_SLOTS as u64));
+    while *seen < written {
+        let m = &inbox.messages[*seen as usize % abi::shared::INBOX_SLOTS];
+        let text =
+            core::str::from_utf8(&m.text[..(m.len as usize).min(m.text.len())]).unwrap_or("");
+        let mut words = text.split_ascii_whitespace();
+        let ok = match (words.next(), words.next(), words.next()) {
+            (Some("swap"), Some(p), None) => {
+                let to = ["stride", "lottery", "rr"]
+                    .iter()
+                    .position(|n| *n == p)
+                    .map(|k| PolicyKind::ALL[k]);
+                to.inspect(|&to| swap(to, "console")).is_some()
+            }
+            (Some("tickets"), Some(id), Some(n)) => match (id.parse(), n.parse()) {
+                (Ok(id), Ok(n)) if n > 0 => set_tickets(id, n, "console"),
+                _ => false,
+            },
+            (Some("list"), None, None) => {
+                list();
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            libos::log!("console: cannot do `{text}`");
+        }
+        *seen += 1;
+    }
+}
+
+fn list() {
+    let (_, policy, swaps) = threads::snapshot(&mut []);
+    libos::log!("policy {} ({swaps} swaps so far)", policy.name());
+    for (i, t) in spec().threads.iter().enumerate() {
+        libos::log!(
+            "  thread {} tickets {} {:?} iterations {} {}",
+            t.id,
+            TICKETS[i].load(Ordering::Relaxed),
+            t.behaviour,
+            ITERATIONS[i].load(Ordering::Relaxed),
+            if TID[i].load(Ordering::Relaxed) == 0 {
+                "not started"
+            } else {
+                "started"
+            }
+        );
+    }
+}
+
+/// One `sample` record per chunk of threads that fits a report.
+fn sample() {
+    let mut table = [(0u32, 0u32, 0u64, threads::ThreadState::Runnable); threads::MAX_THREADS];
+    let (n, policy, _) = threads::snapshot(&mut table);
+    let now = libos::sys::now_ns();
+    let mut th = String::new();
+    let flush = |th: &mut String| {
+        if !th.is_empty() {
+            libos::report!(
+                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"th\":[{}]",
+                policy.name(),
+                th
+            );
+            th.clear();
+        }
+    };
+    for (i, t) in spec().threads.iter().enumerate() {
+        let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) else {
+            continue;
+        };
+        // A thread that left keeps its last service (it is no longer listed).
+        let service = table[..n].iter().find(|e| e.0 as usize == tid).map(|e| e.2);
+        let cpu = match service {
+            Some(s) => {
+                LAST_SERVICE[i].store(s, Ordering::Relaxed);
+                s
+            }
+            None => LAST_SERVICE[i].load(Ordering::Relaxed),
+        };
+        if th.len() > 400 {
+            flush(&mut th);
+        }
+        let _ = write!(
+            th,
+            "{}[{},{},{cpu},{},{},{}]",
+            if th.is_empty() { "" } else { "," },
+            t.id,
+            TICKETS[i].load(Ordering::Relaxed),
+            ITERATIONS[i].load(Ordering::Relaxed),
+            SLEEP_NS[i].load(Ordering::Relaxed),
+            threads::last_core(tid)
+        );
+    }
+    flush(&mut th);
+}
+
+static LAST_SERVICE: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+
+fn main_thread(_: usize) {
+    let spec = match AppSpec::parse(libos::sys::args()) {
+        Ok(s) => Box::leak(Box::new(s)),
+        Err(e) => {
+            libos::log!("bad application arguments, line {}: {}", e.line, e.what);
+            libos::sys::exit(2);
+        }
+    };
+    SPEC.store(spec, Ordering::Release);
+    T0.store(libos::sys::now_ns(), Ordering::Relaxed);
+    // The main thread sleeps between samples; a high weight makes it run
+    // promptly when it wakes and costs nothing while it sleeps.
+    threads::set_weight(threads::self_id(), 1000);
+    let policy = spec.policy.map_or_else(threads::requested_policy, kind);
+    swap(policy, "scenario");
+    libos::report!(
+        "\"kind\":\"app_start\",\"t_ns\":{},\"policy\":\"{}\",\"threads\":{}",
+        T0.load(Ordering::Relaxed),
+        policy.name(),
+        spec.threads.len()
+    );
+    for (i, t) in spec.threads.iter().enumerate() {
+        TICKETS[i].store(u64::from(t.tickets), Ordering::Relaxed);
+    }
+    let sample_ns = spec.sample_ms * 1_000_000;
+    let mut next_sample = T0.load(Ordering::Relaxed);
+    let mut next_event = 0;
+    let mut seen = 0;
+    loop {
+        let now = libos::sys::now_ns();
+        for (i, t) in spec.threads.iter().enumerate() {
+            if TID[i].load(Ordering::Relaxed) == 0 && now >= at_ms(t.join_ms) {
+                match threads::spawn(worker, i, t.tickets) {
+                    Some(tid) => TID[i].store(tid + 1, Ordering::Relaxed),
+                    None => {
+                        libos::log!("thread {} could not be started", t.id);
+                    }
+                }
+                if t.join_ms > 0 {
+                    event("join", t.id, "", "scenario");
+                }
+            }
+        }
+        while let Some(e) = spec
+            .events
+            .get(next_event)
+            .filter(|e| now >= at_ms(e.at_ms))
+        {
+            match e.action {
+                Action::Swap(p) => swap(kind(p), "scenario"),
+                Action::Tickets { thread, tickets } => {
+                    set_tickets(thread, tickets, "scenario");
+                }
+            }
+            next_event += 1;
+        }
+        inbox(&mut seen);
+        if now >= next_sample {
+            sample();
+            next_sample += sample_ns;
+        }
+        let next_join = spec
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| TID[*i].load(Ordering::Relaxed) == 0)
+            .map(|(_, t)| at_ms(t.join_ms))
+            .min()
+            .unwrap_or(u64::MAX);
+        let next_timed = spec
+            .events
+            .get(next_event)
+            .map_or(u64::MAX, |e| at_ms(e.at_ms));
+        // Console commands wait at most 50 ms.
+        let wake = next_sample
+            .min(next_join)
+            .min(next_timed)
+            .min(now + 50_000_000);
+        threads::sleep_until(wake);
+    }
+}
+
+libos::threaded_program!(main_thread);
