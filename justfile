@@ -12,15 +12,21 @@ default:
 build:
     cargo xtask build
 
-# Boot the platform on N cores and stream its console (q quits).
-run-smp sched="stride" cpus="4" accel="auto" machine="pc" qemu="" timeout="120" run_ms="" test="" scenario="":
+# Boot the platform on N cores and run a scenario (default: scenarios/default.toml;
+# scenario=none boots the platform alone). sched= replaces every application's
+# scheduler; cpus= defaults to the scenario's `cores`, else 4; det=1 runs
+# deterministically (TCG, -icount). Type `help` on the console for commands.
+run-smp sched="" cpus="" accel="auto" machine="pc" qemu="" timeout="120" run_ms="" test="" scenario="" det="":
     #!/usr/bin/env bash
     set -euo pipefail
-    args=(--sched "{{sched}}" --cpus "{{cpus}}" --accel "{{accel}}" --machine "{{machine}}" --timeout "{{timeout}}")
+    args=(--accel "{{accel}}" --machine "{{machine}}" --timeout "{{timeout}}")
+    [ -n "{{sched}}" ] && args+=(--sched "{{sched}}")
+    [ -n "{{cpus}}" ] && args+=(--cpus "{{cpus}}")
     [ -n "{{qemu}}" ] && args+=(--qemu "{{qemu}}")
     [ -n "{{run_ms}}" ] && args+=(--run-ms "{{run_ms}}")
     [ -n "{{test}}" ] && args+=(--test "{{test}}")
-    if [ -n "{{scenario}}" ]; then echo "scenario files are not implemented yet" >&2; exit 2; fi
+    [ -n "{{scenario}}" ] && args+=(--scenario "{{scenario}}")
+    [ "{{det}}" = "1" ] && args+=(--det)
     exec cargo xtask run "${args[@]}"
 
 # Fuzz the system-call interface from ring 3 on 4 cores (>= 1,000,000 calls).

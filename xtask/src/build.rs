@@ -68,6 +68,12 @@ pub fn kernel() -> Result<PathBuf, Error> {
 /// them into a boot-module archive; returns its path, or `None` when the
 /// workspace has no programs.
 pub fn programs() -> Result<Option<PathBuf>, Error> {
+    programs_with(&[])
+}
+
+/// Like [`programs`], with `extra` entries (a scenario's launch plan)
+/// packed after the programs.
+pub fn programs_with(extra: &[(&str, &[u8])]) -> Result<Option<PathBuf>, Error> {
     let root = workspace_root();
     let bins_dir = root.join("workloads/src/bin");
     if !bins_dir.is_dir() {
@@ -90,16 +96,20 @@ pub fn programs() -> Result<Option<PathBuf>, Error> {
         let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
         entries.push((name, bytes));
     }
+    entries.extend(extra.iter().map(|(n, b)| (n.to_string(), b.to_vec())));
     let archive = pack(&entries)?;
     // Written aside and renamed into place: runs in parallel (the test
-    // suites) must never see a half-written archive.
-    let out = root.join("target/boot-modules.bin");
+    // suites) must never see a half-written archive. Archives with extra
+    // entries differ per run, so each gets its own name.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = root.join(format!(
-        "target/boot-modules.bin.{}.{n}",
-        std::process::id()
-    ));
+    let pid = std::process::id();
+    let out = if extra.is_empty() {
+        root.join("target/boot-modules.bin")
+    } else {
+        root.join(format!("target/boot-modules-{pid}-{n}.bin"))
+    };
+    let tmp = root.join(format!("target/boot-modules.bin.{pid}.{n}"));
     std::fs::write(&tmp, archive).map_err(Error::io(&tmp))?;
     std::fs::rename(&tmp, &out).map_err(Error::io(&out))?;
     Ok(Some(out))

@@ -17,6 +17,8 @@ pub enum Error {
     ProgramName(String),
     /// QEMU could not be started.
     QemuSpawn(std::io::Error),
+    /// The scenario file did not validate (path, line and field in the text).
+    Scenario(String),
     /// Reading or writing a file or directory.
     Io {
         path: PathBuf,
@@ -44,6 +46,7 @@ impl fmt::Display for Error {
                 "cannot start qemu-system-x86_64 (is it installed? `./just` installs it): {e}"
             ),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Scenario(why) => write!(f, "scenario rejected: {why}"),
         }
     }
 }

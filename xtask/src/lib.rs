@@ -6,8 +6,11 @@
 
 pub mod build;
 mod error;
+pub mod metrics;
 pub mod qemu;
 pub mod rundata;
+pub mod scenario;
+pub mod scenario_run;
 pub mod summary;
 
 pub use error::Error;

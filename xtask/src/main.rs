@@ -14,6 +14,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// One value, parsed once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     /// Build the kernel image and the programs' boot-module archive.
     Build,
@@ -22,12 +24,22 @@ enum Cmd {
     /// kernel's exit code (0 success, 11.. kernel failures, 2 QEMU error,
     /// 3 timeout, 130 Ctrl-C).
     Run {
-        /// Scheduler the applications start with.
-        #[arg(long, default_value = "stride", value_parser = ["stride", "lottery", "rr"])]
-        sched: String,
-        /// Number of cores (QEMU -smp).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=128))]
-        cpus: u32,
+        /// Scheduler the applications use; given, it replaces every
+        /// application's choice in the scenario (default stride).
+        #[arg(long, value_parser = ["stride", "lottery", "rr"])]
+        sched: Option<String>,
+        /// Number of cores (QEMU -smp); default the scenario's `cores`, else 4.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
+        cpus: Option<u32>,
+        /// Scenario file (TOML, see docs/scenarios.md). Without one (and
+        /// without --test) scenarios/default.toml runs; `none` boots the
+        /// platform alone, its cores ticking.
+        #[arg(long)]
+        scenario: Option<std::path::PathBuf>,
+        /// Deterministic run (TCG, one thread, -icount): the same scenario
+        /// gives the same measurements.
+        #[arg(long)]
+        det: bool,
         /// auto (KVM when /dev/kvm is usable), kvm or tcg.
         #[arg(long, default_value = "auto")]
         accel: Accel,
@@ -86,15 +98,35 @@ fn main() -> ExitCode {
             name,
             cmdline,
             memory,
+            scenario,
+            det,
         } => {
+            let test = test.filter(|t| !t.is_empty());
+            let scenario = match scenario {
+                _ if test.is_some() => None,
+                Some(p) if p.as_os_str() == "none" => None,
+                Some(p) => Some(p),
+                None => Some(xtask::build::workspace_root().join("scenarios/default.toml")),
+            };
+            // The scenario's own core count applies unless --cpus says.
+            let scenario_cores = scenario
+                .as_deref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| t.parse::<toml::Table>().ok())
+                .and_then(|t| t.get("cores")?.as_integer())
+                .and_then(|c| u32::try_from(c).ok());
             let opts = RunOptions {
-                sched,
-                cpus,
+                sched_override: sched.is_some(),
+                sched: sched.unwrap_or_else(|| "stride".into()),
+                cpus: cpus.or(scenario_cores).unwrap_or(4),
+                scenario,
+                det,
+                input: Vec::new(),
                 accel,
                 machine,
                 qemu_extra: qemu.split_whitespace().map(String::from).collect(),
                 run_ms,
-                test: test.filter(|t| !t.is_empty()),
+                test,
                 cmdline: cmdline.split_whitespace().map(String::from).collect(),
                 timeout: Duration::from_secs(timeout),
                 name: name.filter(|n| !n.is_empty()),

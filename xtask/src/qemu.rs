@@ -82,6 +82,16 @@ pub struct RunOptions {
     pub run_ms: Option<u64>,
     /// Kernel `test=` (absent: a normal run).
     pub test: Option<String>,
+    /// A scenario file to run (`None`: `test=` or a plain run).
+    pub scenario: Option<PathBuf>,
+    /// Whether `sched` replaces every application's scheduler in the
+    /// scenario (it was given on the command line).
+    pub sched_override: bool,
+    /// Deterministic run: TCG, one thread, `-icount` (same scenario, same
+    /// measurements).
+    pub det: bool,
+    /// Console input typed at given times after QEMU starts (tests).
+    pub input: Vec<(Duration, String)>,
     /// Further kernel command-line words (`key=value`), after the above.
     pub cmdline: Vec<String>,
     /// Wall-clock limit; `Duration::ZERO` means none.
@@ -108,6 +118,10 @@ impl Default for RunOptions {
             run_ms: None,
             test: None,
             cmdline: Vec::new(),
+            scenario: None,
+            sched_override: false,
+            det: false,
+            input: Vec::new(),
             timeout: Duration::from_secs(120),
             name: None,
             stream: false,
@@ -278,8 +292,17 @@ pub fn qemu_args(
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&["-M", &opts.machine]);
-    let accel_name = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    // Deterministic: one TCG thread runs the vCPUs in turn and the guest's
+    // clocks follow executed instructions, not the host's time.
+    let accel_name = match accel {
+        Accel::Kvm => "kvm",
+        _ if opts.det => "tcg,thread=single",
+        _ => "tcg",
+    };
     push(&["-accel", accel_name, "-cpu", cpu_model(accel)]);
+    if opts.det {
+        push(&["-icount", "shift=5,align=off,sleep=off", "-rtc", "clock=vm"]);
+    }
     push(&[
         "-smp",
         &opts.cpus.to_string(),
@@ -444,6 +467,77 @@ impl LineSplitter {
     }
 }
 
+/// The live table of a scenario run: fed every console line, printed about
+/// once a second (when streaming).
+struct Live {
+    tracker: crate::scenario_run::Tracker,
+    names: std::collections::BTreeMap<(String, u32), String>,
+    stream: bool,
+    last_print: Instant,
+}
+
+impl Live {
+    fn new(s: &crate::scenario::Scenario, stream: bool) -> Live {
+        Live {
+            tracker: Default::default(),
+            names: crate::scenario_run::thread_names(s),
+            stream,
+            last_print: Instant::now(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let Some((abi::record::RecordKind::User, payload)) = abi::record::parse_record_line(line)
+        else {
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else {
+            return;
+        };
+        if self.tracker.record(&v)
+            && self.stream
+            && self.last_print.elapsed() >= Duration::from_secs(1)
+        {
+            self.last_print = Instant::now();
+            println!("{}", self.tracker.table(&self.names));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.tracker.flush();
+        if self.stream {
+            println!(
+                "== final shares (within each application)\n{}",
+                self.tracker.table(&self.names)
+            );
+        }
+    }
+}
+
+/// Types `input` into QEMU's serial port, each line at its time.
+fn type_input(
+    mut stdin: std::process::ChildStdin,
+    input: Vec<(Duration, String)>,
+    started: Instant,
+) {
+    std::thread::spawn(move || {
+        for (at, line) in input {
+            if let Some(wait) = at.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            if stdin
+                .write_all(format!("{line}\r").as_bytes())
+                .and_then(|()| stdin.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+        // Keep the pipe open (EOF is not a command) until QEMU goes.
+        std::thread::sleep(Duration::from_secs(3600));
+    });
+}
+
 /// What watching QEMU gave.
 struct Watched {
     console: String,
@@ -462,6 +556,7 @@ fn watch(
     opts: &RunOptions,
     started: Instant,
     log_path: &Path,
+    mut live: Option<&mut Live>,
 ) -> Result<Watched, Error> {
     let mut log = BufWriter::new(File::create(log_path).map_err(Error::io(log_path))?);
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -484,8 +579,12 @@ fn watch(
     let mut console = String::new();
     let mut lines = LineSplitter::default();
     let mut term = std::io::stdout();
+    let by_line = live.is_some();
     let mut keep = |line: String, log: &mut BufWriter<File>| -> Result<(), Error> {
         writeln!(log, "{line}").map_err(Error::io(log_path))?;
+        if let Some(live) = live.as_deref_mut() {
+            live.line(&line);
+        }
         console.push_str(&line);
         console.push('\n');
         Ok(())
@@ -494,11 +593,17 @@ fn watch(
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(chunk) => {
-                if opts.stream {
+                // A scenario's samples go to the live table, not the
+                // terminal: there the console is shown line by line without
+                // the records.
+                if opts.stream && !by_line {
                     let _ = term.write_all(&chunk);
                     let _ = term.flush();
                 }
                 for line in lines.feed(&chunk) {
+                    if opts.stream && by_line && !line.starts_with(abi::record::RECORD_PREFIX) {
+                        let _ = writeln!(term, "{line}");
+                    }
                     keep(line, &mut log)?;
                 }
                 log.flush().map_err(Error::io(log_path))?;
@@ -557,11 +662,31 @@ fn watch(
 /// (`console.log` as the console arrives, `summary.json` at the end, also
 /// after a timeout, an interrupt or a QEMU failure).
 pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
+    // A scenario is validated before anything is built or booted.
+    let scenario = match &opts.scenario {
+        Some(path) => {
+            let mut s = crate::scenario::load(path, opts.cpus).map_err(Error::Scenario)?;
+            if opts.sched_override {
+                s.override_scheduler(&opts.sched);
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let mut opts = opts.clone();
+    if let Some(s) = &scenario {
+        opts.cmdline.splice(0..0, s.cmdline());
+        opts.run_ms.get_or_insert(s.duration_ms);
+    }
+    if opts.det {
+        opts.accel = Accel::Tcg;
+    }
+    let opts = &opts;
     let kernel = build::kernel()?;
-    let initrd = if opts.programs {
-        build::programs()?
-    } else {
-        None
+    let initrd = match &scenario {
+        Some(s) => build::programs_with(&[("scenario", s.launch_plan().as_bytes())])?,
+        None if opts.programs => build::programs()?,
+        None => None,
     };
     let accel = opts.accel.resolve();
     let cmdline = kernel_cmdline(opts);
@@ -597,13 +722,15 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
     // in raw mode and restores it; Ctrl-C still signals). Otherwise QEMU
     // gets no stdin at all, so nothing ever waits on it.
-    let interactive = opts.stream && std::io::stdin().is_terminal();
+    let interactive = opts.stream && std::io::stdin().is_terminal() && opts.input.is_empty();
     let started = Instant::now();
     set_watching(true);
     let child = Command::new("qemu-system-x86_64")
         .args(&args)
         .stdin(if interactive {
             Stdio::inherit()
+        } else if !opts.input.is_empty() {
+            Stdio::piped()
         } else {
             Stdio::null()
         })
@@ -611,7 +738,19 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(Error::QemuSpawn);
-    let watched = child.and_then(|child| watch(child, opts, started, &run_dir.join("console.log")));
+    let mut live = scenario.as_ref().map(|s| Live::new(s, opts.stream));
+    let watched = child.and_then(|mut child| {
+        if let Some(stdin) = child.stdin.take() {
+            type_input(stdin, opts.input.clone(), started);
+        }
+        watch(
+            child,
+            opts,
+            started,
+            &run_dir.join("console.log"),
+            live.as_mut(),
+        )
+    });
     set_watching(false);
     let w = watched?;
 
@@ -643,6 +782,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     );
     if let Some(warning) = summary::accel_mismatch(&summary) {
         eprintln!("warning: {warning}");
+    }
+    let mut summary = summary;
+    if let Some(s) = &scenario {
+        let online = summary["cpus_online"]
+            .as_u64()
+            .unwrap_or(u64::from(opts.cpus)) as u32;
+        let data = crate::scenario_run::rundata(s, &records, online, opts.det);
+        crate::scenario_run::write_results(&run_dir, s, &data, &mut summary)?;
+        if let Some(live) = live.as_mut() {
+            live.finish();
+        }
     }
     let summary_path = run_dir.join("summary.json");
     let mut text = serde_json::to_string_pretty(&summary).expect("a JSON value serialises");

@@ -1,0 +1,481 @@
+//! Scenario files: the TOML a researcher writes to describe an experiment,
+//! validated here before QEMU starts (errors name the line and the field),
+//! and compiled to the kernel's launch plan (`kernel::launch`) with each
+//! application's arguments (`workloads::appspec`).
+//!
+//! The schema is documented, with an example of every field, in
+//! `docs/scenarios.md`.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Defaults to the file's stem.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Cores to boot when the command line does not say (`cpus=`).
+    pub cores: Option<u32>,
+    #[serde(default = "defaults::duration_ms")]
+    pub duration_ms: u64,
+    #[serde(default = "defaults::slice_us")]
+    pub slice_us: u64,
+    #[serde(default = "defaults::grace_us")]
+    pub grace_us: u64,
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// How often applications report their threads.
+    #[serde(default = "defaults::sample_ms")]
+    pub sample_ms: u64,
+    #[serde(rename = "app")]
+    pub apps: Vec<Spanned<App>>,
+    #[serde(default, rename = "event")]
+    pub events: Vec<Spanned<Event>>,
+}
+
+mod defaults {
+    pub fn duration_ms() -> u64 {
+        5000
+    }
+    pub fn slice_us() -> u64 {
+        2000
+    }
+    pub fn grace_us() -> u64 {
+        200
+    }
+    pub fn seed() -> u64 {
+        1
+    }
+    pub fn sample_ms() -> u64 {
+        100
+    }
+    pub fn slices() -> u32 {
+        1
+    }
+    pub fn tickets() -> u32 {
+        100
+    }
+    pub fn count() -> u32 {
+        1
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub name: String,
+    /// `stride`, `lottery` or `rr`.
+    pub scheduler: String,
+    /// Slots held on each of its cores.
+    #[serde(default = "defaults::slices")]
+    pub slices: u32,
+    /// Cores it holds slots on (all when absent).
+    pub cores: Option<Vec<u32>>,
+    #[serde(default)]
+    pub start_ms: u64,
+    pub stop_ms: Option<u64>,
+    #[serde(rename = "thread")]
+    pub threads: Vec<Spanned<Thread>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thread {
+    /// Defaults to `t<id>`; with `count` > 1, `<name>.<k>`.
+    pub name: Option<String>,
+    #[serde(default = "defaults::tickets")]
+    pub tickets: u32,
+    /// `cpu`, `sleep`, `fraction`, `bursty`, `watch` or `poke`.
+    pub behaviour: String,
+    pub run_us: Option<u64>,
+    pub sleep_us: Option<u64>,
+    /// Fraction of each quantum used before blocking (0 < f <= 1).
+    pub fraction: Option<f64>,
+    pub on_us: Option<u64>,
+    pub off_us: Option<u64>,
+    pub period_us: Option<u64>,
+    /// This many identical threads.
+    #[serde(default = "defaults::count")]
+    pub count: u32,
+    #[serde(default)]
+    pub join_ms: u64,
+    pub leave_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at_ms: u64,
+    pub app: String,
+    /// Swap the application's scheduler to this one.
+    pub swap: Option<String>,
+    /// With `tickets`: the thread (by name) whose tickets change.
+    pub thread: Option<String>,
+    pub tickets: Option<u32>,
+}
+
+/// A scenario that did not validate: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// 1-based line in the file (0 when the whole file is at fault).
+    pub line: usize,
+    /// The field at fault, as a path (`app[1].thread[0].tickets`).
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.field, self.message)
+    }
+}
+
+const SCHEDULERS: [&str; 3] = ["stride", "lottery", "rr"];
+/// The libOS's thread table less its main thread.
+pub const MAX_THREADS_PER_APP: u32 = 127;
+
+fn line_of(text: &str, span: Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses and validates scenario `text` (`stem` names it when it has no
+/// `name`). `cpus` is the core count it will run on.
+pub fn parse(text: &str, stem: &str, cpus: u32) -> Result<Scenario, ScenarioError> {
+    let mut s: Scenario = toml::from_str(text).map_err(|e| ScenarioError {
+        line: e.span().map_or(0, |s| line_of(text, s)),
+        field: String::from("(syntax)"),
+        message: e.message().trim().to_string(),
+    })?;
+    if s.name.is_empty() {
+        s.name = stem.to_string();
+    }
+    validate(&s, text, cpus)?;
+    Ok(s)
+}
+
+/// Reads and parses a scenario file.
+pub fn load(path: &Path, cpus: u32) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stem = path
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy());
+    parse(&text, &stem, cpus).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
+    let err = |span: Range<usize>, field: String, message: &str| ScenarioError {
+        line: line_of(text, span),
+        field,
+        message: message.to_string(),
+    };
+    let top = |field: &str, message: &str| ScenarioError {
+        line: 0,
+        field: field.into(),
+        message: message.into(),
+    };
+    if !(50..=1_000_000).contains(&s.slice_us) {
+        return Err(top("slice_us", "must be 50..=1000000"));
+    }
+    if s.grace_us > 1_000_000 {
+        return Err(top("grace_us", "must be at most 1000000"));
+    }
+    if s.duration_ms == 0 || s.sample_ms == 0 {
+        return Err(top(
+            if s.duration_ms == 0 {
+                "duration_ms"
+            } else {
+                "sample_ms"
+            },
+            "must be positive",
+        ));
+    }
+    if s.apps.is_empty() {
+        return Err(top("app", "a scenario needs at least one [[app]]"));
+    }
+    if s.apps.len() > 32 {
+        return Err(top("app", "at most 32 applications"));
+    }
+    let mut slots_per_core = vec![0u32; cpus as usize];
+    for (a, app) in s.apps.iter().enumerate() {
+        let (span, app) = (app.span(), app.get_ref());
+        let field = |f: &str| format!("app[{a}].{f}");
+        if app.name.is_empty()
+            || app.name.len() > 31
+            || !app
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err(
+                span,
+                field("name"),
+                "1-31 characters of letters, digits, _ and -",
+            ));
+        }
+        if s.apps
+            .iter()
+            .filter(|o| o.get_ref().name == app.name)
+            .count()
+            > 1
+        {
+            return Err(err(span, field("name"), "two applications with this name"));
+        }
+        if !SCHEDULERS.contains(&app.scheduler.as_str()) {
+            return Err(err(
+                span,
+                field("scheduler"),
+                "must be stride, lottery or rr",
+            ));
+        }
+        if app.slices == 0 {
+            return Err(err(span, field("slices"), "must be at least 1"));
+        }
+        if let Some(cores) = &app.cores {
+            if cores.is_empty() || cores.iter().any(|&c| c >= cpus) {
+                return Err(err(
+                    span,
+                    field("cores"),
+                    &format!("must list cores below {cpus}"),
+                ));
+            }
+        }
+        for c in 0..cpus {
+            if app.cores.as_ref().is_none_or(|l| l.contains(&c)) {
+                slots_per_core[c as usize] += app.slices;
+            }
+        }
+        if app.stop_ms.is_some_and(|t| t <= app.start_ms) {
+            return Err(err(span, field("stop_ms"), "must be after start_ms"));
+        }
+        let mut total = 0;
+        for (t, th) in app.threads.iter().enumerate() {
+            let (span, th) = (th.span(), th.get_ref());
+            let field = |f: &str| format!("app[{a}].thread[{t}].{f}");
+            if th.tickets == 0 {
+                return Err(err(span, field("tickets"), "must be positive"));
+            }
+            if th.count == 0 {
+                return Err(err(span, field("count"), "must be positive"));
+            }
+            total += th.count;
+            if th.leave_ms.is_some_and(|l| l <= th.join_ms) {
+                return Err(err(span, field("leave_ms"), "must be after join_ms"));
+            }
+            behaviour_args(th).map_err(|(f, m)| err(span, field(f), &m))?;
+        }
+        if total == 0 || total > MAX_THREADS_PER_APP {
+            return Err(err(
+                span,
+                field("thread"),
+                &format!("1..={MAX_THREADS_PER_APP} threads per application"),
+            ));
+        }
+        let names = thread_names(app);
+        if let Some(dup) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+        {
+            return Err(err(
+                span,
+                field("thread"),
+                &format!("two threads named `{}`", dup.1),
+            ));
+        }
+    }
+    if let Some(c) = slots_per_core
+        .iter()
+        .position(|&n| n as usize > abi::shared::MAX_SLOTS)
+    {
+        return Err(top(
+            "app",
+            &format!(
+                "core {c} would need more than {} slots",
+                abi::shared::MAX_SLOTS
+            ),
+        ));
+    }
+    for (e, ev) in s.events.iter().enumerate() {
+        let (span, ev) = (ev.span(), ev.get_ref());
+        let field = |f: &str| format!("event[{e}].{f}");
+        let Some(app) = s
+            .apps
+            .iter()
+            .map(Spanned::get_ref)
+            .find(|a| a.name == ev.app)
+        else {
+            return Err(err(span, field("app"), "no such application"));
+        };
+        match (&ev.swap, &ev.thread, ev.tickets) {
+            (Some(to), None, None) if SCHEDULERS.contains(&to.as_str()) => {}
+            (Some(_), None, None) => {
+                return Err(err(span, field("swap"), "must be stride, lottery or rr"))
+            }
+            (None, Some(t), Some(n)) if n > 0 => {
+                if !thread_names(app).contains(t) {
+                    return Err(err(
+                        span,
+                        field("thread"),
+                        "no such thread in that application",
+                    ));
+                }
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(err(span, field("tickets"), "must be positive"))
+            }
+            _ => {
+                return Err(err(
+                    span,
+                    field("swap"),
+                    "an event sets either `swap`, or `thread` and `tickets`",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The behaviour as the application's argument words, or the field at fault.
+fn behaviour_args(th: &Thread) -> Result<String, (&'static str, String)> {
+    let need = |v: Option<u64>, f: &'static str| {
+        v.filter(|&x| x > 0)
+            .ok_or((f, format!("`{}` needs a positive `{f}`", th.behaviour)))
+    };
+    Ok(match th.behaviour.as_str() {
+        "cpu" => "cpu".into(),
+        "sleep" => format!(
+            "sleep {} {}",
+            need(th.run_us, "run_us")?,
+            need(th.sleep_us, "sleep_us")?
+        ),
+        "fraction" => match th.fraction {
+            Some(f) if f > 0.0 && f <= 1.0 => {
+                format!("fraction {}", ((f * 1000.0).round() as u64).max(1))
+            }
+            _ => return Err(("fraction", "`fraction` needs 0 < fraction <= 1".into())),
+        },
+        "bursty" => format!(
+            "bursty {} {}",
+            need(th.on_us, "on_us")?,
+            need(th.off_us, "off_us")?
+        ),
+        "watch" => "watch".into(),
+        "poke" => format!("poke {}", need(th.period_us, "period_us")?),
+        _ => {
+            return Err((
+                "behaviour",
+                "must be cpu, sleep, fraction, bursty, watch or poke".into(),
+            ))
+        }
+    })
+}
+
+/// Every thread of `app` in id order (ids count from 1): its name and spec.
+pub fn expand_threads(app: &App) -> Vec<(String, &Thread)> {
+    let mut out = Vec::new();
+    for (t, th) in app.threads.iter().map(Spanned::get_ref).enumerate() {
+        let base = th.name.clone();
+        for k in 0..th.count {
+            let id = out.len() + 1;
+            let name = match (&base, th.count) {
+                (Some(n), 1) => n.clone(),
+                (Some(n), _) => format!("{n}.{k}"),
+                (None, _) => format!("t{id}"),
+            };
+            let _ = t;
+            out.push((name, th));
+        }
+    }
+    out
+}
+
+fn thread_names(app: &App) -> Vec<String> {
+    expand_threads(app).into_iter().map(|(n, _)| n).collect()
+}
+
+impl Scenario {
+    /// Every application's scheduler replaced by `sched` (`sched=` on the
+    /// command line), swaps included.
+    pub fn override_scheduler(&mut self, sched: &str) {
+        for app in &mut self.apps {
+            app.get_mut().scheduler = sched.to_string();
+        }
+        self.events.retain(|e| e.get_ref().swap.is_none());
+    }
+
+    /// The kernel's launch plan: a header per application, its arguments
+    /// (`workloads::appspec`) below.
+    pub fn launch_plan(&self) -> String {
+        let mut out = String::from("exo-launch 1\n");
+        for app in self.apps.iter().map(Spanned::get_ref) {
+            let cores = app.cores.as_ref().map_or("all".to_string(), |c| {
+                c.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+            });
+            let stop = app.stop_ms.map_or("-".to_string(), |t| t.to_string());
+            let _ = writeln!(
+                out,
+                "app {} {} {cores} {} {stop}",
+                app.name, app.slices, app.start_ms
+            );
+            let _ = writeln!(
+                out,
+                "sched {}\nsample_ms {}\nseed {}",
+                app.scheduler, self.sample_ms, self.seed
+            );
+            let names = expand_threads(app);
+            for (id, (_, th)) in names.iter().enumerate() {
+                let leave = th.leave_ms.map_or("-".to_string(), |t| t.to_string());
+                let words = behaviour_args(th).expect("validated");
+                let _ = writeln!(
+                    out,
+                    "thread {} {} {} {leave} {words}",
+                    id + 1,
+                    th.tickets,
+                    th.join_ms
+                );
+            }
+            for ev in self
+                .events
+                .iter()
+                .map(Spanned::get_ref)
+                .filter(|e| e.app == app.name)
+            {
+                match (&ev.swap, &ev.thread, ev.tickets) {
+                    (Some(to), _, _) => {
+                        let _ = writeln!(out, "event {} swap {to}", ev.at_ms);
+                    }
+                    (None, Some(t), Some(n)) => {
+                        let id = names
+                            .iter()
+                            .position(|(name, _)| name == t)
+                            .expect("validated")
+                            + 1;
+                        let _ = writeln!(out, "event {} tickets {id} {n}", ev.at_ms);
+                    }
+                    _ => {}
+                }
+            }
+            out.push_str("end\n");
+        }
+        out
+    }
+
+    /// Kernel command-line words for this scenario.
+    pub fn cmdline(&self) -> Vec<String> {
+        vec![
+            format!("slice_us={}", self.slice_us),
+            format!("grace_us={}", self.grace_us),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+use super::*;
+
+const GOOD: &str = r#"
+name = "demo"
+duration_ms = 2000
+slice_us = 1000
+seed = 7
+
+[[app]]
+name = "a"
+scheduler = "lottery"
+slices = 2
+cores = [0, 1]
+
+[[app.thread]]
+name = "big"
+tickets = 200
+behaviour = "cpu"
+
+[[app.thread]]
+name = "w"
+tickets = 100
+behaviour = "cpu"
+count = 3
+
+[[app]]
+name = "b"
+scheduler = "rr"
+start_ms = 500
+stop_ms = 1500
+
+[[app.thread]]
+behaviour = "sleep"
+run_us = 1000
+sleep_us = 4000
+
+[[app.thread]]
+behaviour = "fraction"
+fraction = 0.25
+join_ms = 100
+leave_ms = 900
+
+[[event]]
+at_ms = 1000
+app = "a"
+swap = "stride"
+
+[[event]]
+at_ms = 1200
+app = "a"
+thread = "w.1"
+tickets = 300
+"#;
+
+#[test]
+fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
+    let s = parse(GOOD, "file", 4).unwrap();
+    assert_eq!(s.name, "demo");
+    let plan = s.launch_plan();
+    let parsed = kernel::launch::Plan::parse(&plan).unwrap();
+    assert_eq!(parsed.len(), 2);
+    let a = parsed.app("a").unwrap();
+    assert_eq!(a.slots_per_core, 2);
+    assert!(a.on_core(1) && !a.on_core(2));
+    let spec = workloads::appspec::AppSpec::parse(a.args).unwrap();
+    assert_eq!(spec.threads.len(), 4);
+    assert_eq!(spec.threads[0].tickets, 200);
+    assert_eq!(spec.seed, 7);
+    assert_eq!(spec.events.len(), 2);
+    // `w.1` is the third thread: id 3.
+    assert_eq!(
+        spec.events[1].action,
+        workloads::appspec::Action::Tickets {
+            thread: 3,
+            tickets: 300
+        }
+    );
+    let b = parsed.app("b").unwrap();
+    assert_eq!((b.start_ms, b.stop_ms), (500, Some(1500)));
+    let spec = workloads::appspec::AppSpec::parse(b.args).unwrap();
+    assert_eq!(
+        spec.threads[1].behaviour,
+        workloads::appspec::Behaviour::Fraction { permille: 250 }
+    );
+    assert_eq!(spec.threads[1].leave_ms, Some(900));
+}
+
+#[test]
+fn sched_override_replaces_every_scheduler_and_drops_swaps() {
+    let mut s = parse(GOOD, "file", 4).unwrap();
+    s.override_scheduler("rr");
+    assert!(s.apps.iter().all(|a| a.get_ref().scheduler == "rr"));
+    assert_eq!(s.events.len(), 1);
+}
+
+fn fails(text: &str, line: usize, field: &str) {
+    let e = parse(text, "f", 4).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (line, field), "{e}\n{text}");
+}
+
+const APP: &str =
+    "[[app]]\nname = \"a\"\nscheduler = \"stride\"\n[[app.thread]]\nbehaviour = \"cpu\"\n";
+
+#[test]
+fn every_kind_of_bad_input_names_line_and_field() {
+    // Syntax and types (toml's own errors carry the line).
+    fails("[[app]]\nname = = 3\n", 2, "(syntax)");
+    fails("duration_ms = \"long\"\n[[app]]\n", 1, "(syntax)");
+    fails(&format!("colour = 1\n{APP}"), 1, "(syntax)");
+    fails(&format!("{APP}flavour = 2\n"), 6, "(syntax)");
+    fails("", 1, "(syntax)");
+    // Semantics: (text replaced in APP, by what, line, field).
+    let cases = [
+        ("stride", "fifo", 1, "app[0].scheduler"),
+        ("\"a\"", "\"a b\"", 1, "app[0].name"),
+        ("scheduler", "cores = [9]\nscheduler", 1, "app[0].cores"),
+        ("scheduler", "slices = 0\nscheduler", 1, "app[0].slices"),
+        ("scheduler", "slices = 300\nscheduler", 0, "app"),
+        (
+            "scheduler",
+            "start_ms = 5\nstop_ms = 5\nscheduler",
+            1,
+            "app[0].stop_ms",
+        ),
+        ("\"cpu\"", "\"spin\"", 4, "app[0].thread[0].behaviour"),
+        (
+            "\"cpu\"",
+            "\"sleep\"\nrun_us = 5",
+            4,
+            "app[0].thread[0].sleep_us",
+        ),
+        (
+            "\"cpu\"",
+            "\"fraction\"\nfraction = 1.5",
+            4,
+            "app[0].thread[0].fraction",
+        ),
+        (
+            "\"cpu\"",
+            "\"cpu\"\ntickets = 0",
+            4,
+            "app[0].thread[0].tickets",
+        ),
+        ("\"cpu\"", "\"cpu\"\ncount = 200", 1, "app[0].thread"),
+        (
+            "\"cpu\"",
+            "\"cpu\"\njoin_ms = 9\nleave_ms = 3",
+            4,
+            "app[0].thread[0].leave_ms",
+        ),
+    ];
+    for (from, to, line, field) in cases {
+        fails(&APP.replace(from, to), line, field);
+    }
+    fails(&format!("slice_us = 1\n{APP}"), 0, "slice_us");
+    fails(&format!("duration_ms = 0\n{APP}"), 0, "duration_ms");
+    fails(&format!("{APP}{APP}"), 1, "app[0].name");
+    fails(
+        &format!("{APP}[[app.thread]]\nname = \"t1\"\nbehaviour = \"cpu\"\n"),
+        1,
+        "app[0].thread",
+    );
+    let events = [
+        ("app = \"z\"\nswap = \"rr\"\n", "event[0].app"),
+        ("app = \"a\"\nswap = \"fifo\"\n", "event[0].swap"),
+        ("app = \"a\"\n", "event[0].swap"),
+        (
+            "app = \"a\"\nthread = \"nobody\"\ntickets = 5\n",
+            "event[0].thread",
+        ),
+        (
+            "app = \"a\"\nthread = \"t1\"\ntickets = 0\n",
+            "event[0].tickets",
+        ),
+    ];
+    for (body, field) in events {
+        fails(&format!("{APP}[[event]]\nat_ms = 1\n{body}"), 6, field);
+    }
+}
+
+#[test]
+fn every_shipped_scenario_validates_and_compiles() {
+    let dir = crate::build::workspace_root().join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s = load(&path, 8).unwrap_or_else(|e| panic!("{e}"));
+            let plan = s.launch_plan();
+            let parsed = kernel::launch::Plan::parse(&plan)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for app in parsed.apps() {
+                workloads::appspec::AppSpec::parse(app.args)
+                    .unwrap_or_else(|e| panic!("{}: app {}: {e:?}", path.display(), app.name));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "only {n} scenarios in {}", dir.display());
+}
+
+#[test]
+fn arbitrary_text_is_rejected_or_compiles_cleanly() {
+    use proptest::prelude::*;
+    let words = "(duration_ms|slice_us|name|scheduler|behaviour|tickets|count|at_ms|app|swap|\\[\\[app\\]\\]|\\[\\[app.thread\\]\\]|\\[\\[event\\]\\]| = |\"a\"|\"cpu\"|\"rr\"|0|7|100|\n){0,40}";
+    proptest!(ProptestConfig::with_cases(3000), |(text in words)| {
+        if let Ok(s) = parse(&text, "p", 4) {
+            let plan = s.launch_plan();
+            prop_assert!(kernel::launch::Plan::parse(&plan).is_ok());
+        }
+    });
+}

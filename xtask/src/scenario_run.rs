@@ -1,0 +1,500 @@
+//! The scenario side of a run: turns the applications' and the kernel's
+//! records into a [`RunData`], keeps the fairness figures up to date as
+//! samples arrive (the live table), and summarises each thread at the end.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use abi::record::RecordKind;
+use serde_json::{json, Value};
+
+use crate::metrics;
+use crate::rundata::{App, CoreRun, Event, RunData, Sample, Thread};
+use crate::scenario::{expand_threads, Scenario};
+use crate::summary::Records;
+use crate::Error;
+
+/// One thread's row in a `sample` record.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Row {
+    id: u32,
+    tickets: u64,
+    cpu_ns: u64,
+    iterations: u64,
+    sleep_ns: u64,
+    core: u32,
+}
+
+fn rows(th: &Value) -> Vec<Row> {
+    th.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let v: Vec<u64> = r
+                .as_array()?
+                .iter()
+                .map(|x| x.as_u64().unwrap_or(0))
+                .collect();
+            (v.len() >= 6).then(|| Row {
+                id: v[0] as u32,
+                tickets: v[1],
+                cpu_ns: v[2],
+                iterations: v[3],
+                sleep_ns: v[4],
+                core: v[5] as u32,
+            })
+        })
+        .collect()
+}
+
+/// Fairness of one application's threads, accumulated snapshot by
+/// snapshot: between two snapshots the CPU time the application's threads
+/// received is split ideally by water filling (weights = tickets, each
+/// thread capped at the time it was present and awake, i.e. one core).
+#[derive(Clone, Debug, Default)]
+pub struct Fairness {
+    last_t: Option<u64>,
+    last: BTreeMap<u32, Row>,
+    /// Per thread: cumulative ideal CPU time, measured CPU time, greatest
+    /// |ideal - measured| seen, current tickets and iterations.
+    pub threads: BTreeMap<u32, ThreadFairness>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ThreadFairness {
+    pub ideal_ns: f64,
+    pub cpu_ns: u64,
+    pub max_abs_lag_ns: f64,
+    pub tickets: u64,
+    pub iterations: u64,
+}
+
+impl Fairness {
+    /// Takes one whole snapshot (every live thread at time `t`).
+    fn snapshot(&mut self, t: u64, rows: &[Row]) {
+        if let Some(t0) = self.last_t {
+            let dt = t.saturating_sub(t0) as f64;
+            let mut ids = Vec::new();
+            let (mut w, mut cap, mut got) = (Vec::new(), Vec::new(), Vec::new());
+            for r in rows {
+                let prev = self.last.get(&r.id).copied().unwrap_or(Row {
+                    id: r.id,
+                    ..Row::default()
+                });
+                ids.push(r.id);
+                w.push(prev.tickets.max(1) as f64);
+                let slept = r.sleep_ns.saturating_sub(prev.sleep_ns) as f64;
+                // A thread that joined meanwhile was present for less.
+                let present = if self.last.contains_key(&r.id) {
+                    dt
+                } else {
+                    r.cpu_ns as f64 + r.sleep_ns as f64
+                };
+                cap.push((present - slept).max(0.0));
+                got.push(r.cpu_ns.saturating_sub(prev.cpu_ns) as f64);
+            }
+            let total: f64 = got.iter().sum();
+            let ideal = metrics::water_fill(total, &w, &cap);
+            for (k, id) in ids.iter().enumerate() {
+                let f = self.threads.entry(*id).or_default();
+                f.ideal_ns += ideal[k];
+            }
+        }
+        for r in rows {
+            let f = self.threads.entry(r.id).or_default();
+            f.cpu_ns = r.cpu_ns;
+            f.tickets = r.tickets;
+            f.iterations = r.iterations;
+            f.max_abs_lag_ns = f.max_abs_lag_ns.max((f.ideal_ns - r.cpu_ns as f64).abs());
+            self.last.insert(r.id, *r);
+        }
+        self.last_t = Some(t);
+    }
+
+    /// `(measured share, ideal share)` of each thread within its application.
+    pub fn shares(&self) -> BTreeMap<u32, (f64, f64)> {
+        let cpu: f64 = self.threads.values().map(|f| f.cpu_ns as f64).sum();
+        let ideal: f64 = self.threads.values().map(|f| f.ideal_ns).sum();
+        let frac = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
+        self.threads
+            .iter()
+            .map(|(&id, f)| (id, (frac(f.cpu_ns as f64, cpu), frac(f.ideal_ns, ideal))))
+            .collect()
+    }
+}
+
+/// Collects sample records per application and feeds whole snapshots (a
+/// snapshot may span several records with the same `t_ns`).
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    pending: BTreeMap<String, (u64, Vec<Row>)>,
+    pub apps: BTreeMap<String, Fairness>,
+    pub policy: BTreeMap<String, String>,
+}
+
+impl Tracker {
+    /// Takes one `user` record; returns whether it completed a snapshot.
+    pub fn record(&mut self, v: &Value) -> bool {
+        if v["kind"] != "sample" {
+            return false;
+        }
+        let (Some(app), Some(t)) = (v["name"].as_str(), v["t_ns"].as_u64()) else {
+            return false;
+        };
+        self.policy.insert(
+            app.to_string(),
+            v["policy"].as_str().unwrap_or("").to_string(),
+        );
+        let mut completed = false;
+        let entry = self
+            .pending
+            .entry(app.to_string())
+            .or_insert((t, Vec::new()));
+        if entry.0 != t {
+            let (t0, rows) = std::mem::replace(entry, (t, Vec::new()));
+            self.apps
+                .entry(app.to_string())
+                .or_default()
+                .snapshot(t0, &rows);
+            completed = true;
+        }
+        self.pending
+            .get_mut(app)
+            .expect("inserted")
+            .1
+            .extend(rows(&v["th"]));
+        completed
+    }
+
+    /// Feeds the snapshots still pending (at the end of a run).
+    pub fn flush(&mut self) {
+        for (app, (t, rows)) in std::mem::take(&mut self.pending) {
+            self.apps.entry(app).or_default().snapshot(t, &rows);
+        }
+    }
+
+    /// The table the console shows: per application and thread, tickets,
+    /// share so far, ideal share, error.
+    pub fn table(&self, names: &BTreeMap<(String, u32), String>) -> String {
+        let mut out = String::from("app          thread        tickets   share   ideal   error\n");
+        for (app, f) in &self.apps {
+            for (id, (share, ideal)) in f.shares() {
+                let name = names
+                    .get(&(app.clone(), id))
+                    .cloned()
+                    .unwrap_or_else(|| format!("t{id}"));
+                let tickets = f.threads[&id].tickets;
+                out.push_str(&format!(
+                    "{:<12} {:<12} {:>8} {:>6.1}% {:>6.1}% {:>+6.1}%\n",
+                    format!("{app}({})", self.policy.get(app).map_or("", String::as_str)),
+                    name,
+                    tickets,
+                    share * 100.0,
+                    ideal * 100.0,
+                    (share - ideal) * 100.0
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Thread names by (application, id), from the scenario.
+pub fn thread_names(s: &Scenario) -> BTreeMap<(String, u32), String> {
+    let mut m = BTreeMap::new();
+    for app in s.apps.iter().map(|a| a.get_ref()) {
+        for (k, (name, _)) in expand_threads(app).into_iter().enumerate() {
+            m.insert((app.name.clone(), k as u32 + 1), name);
+        }
+    }
+    m
+}
+
+/// Everything the run measured, in the runner's model.
+pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic: bool) -> RunData {
+    let app_index = |name: &str| {
+        s.apps
+            .iter()
+            .position(|a| a.get_ref().name == name)
+            .map(|i| i as u32)
+    };
+    let users: Vec<&Value> = records.of(RecordKind::User).collect();
+    let start_ns = users
+        .iter()
+        .filter(|v| v["kind"] == "app_start")
+        .filter_map(|v| v["t_ns"].as_u64())
+        .min()
+        .unwrap_or(0);
+    let mut apps = Vec::new();
+    for app in s.apps.iter().map(|a| a.get_ref()) {
+        let env = records
+            .of(RecordKind::Event)
+            .find(|e| e["event"] == "spawned" && e["name"] == app.name.as_str())
+            .and_then(|e| e["env"].as_u64())
+            .unwrap_or(0);
+        let mine = |v: &&&Value| v["name"] == app.name.as_str();
+        let t0 = users
+            .iter()
+            .filter(mine)
+            .find(|v| v["kind"] == "app_start")
+            .and_then(|v| v["t_ns"].as_u64())
+            .unwrap_or(start_ns);
+        let mut scheduler_timeline = vec![(t0, app.scheduler.clone())];
+        for v in users
+            .iter()
+            .filter(mine)
+            .filter(|v| v["kind"] == "app_event" && v["what"] == "swap")
+        {
+            if let (Some(t), Some(to)) = (
+                v["t_ns"].as_u64(),
+                v["detail"].as_str().and_then(|d| d.split(" -> ").nth(1)),
+            ) {
+                scheduler_timeline.push((t, to.to_string()));
+            }
+        }
+        let threads = expand_threads(app)
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, th))| {
+                let id = k as u32 + 1;
+                let mut tickets_timeline =
+                    vec![(t0 + th.join_ms * 1_000_000, u64::from(th.tickets))];
+                for v in users.iter().filter(mine).filter(|v| {
+                    v["kind"] == "app_event" && v["what"] == "tickets" && v["thread"] == id
+                }) {
+                    if let (Some(t), Some(n)) = (
+                        v["t_ns"].as_u64(),
+                        v["detail"]
+                            .as_str()
+                            .and_then(|d| d.split(" -> ").nth(1)?.parse().ok()),
+                    ) {
+                        tickets_timeline.push((t, n));
+                    }
+                }
+                Thread {
+                    id,
+                    name,
+                    behaviour: th.behaviour.clone(),
+                    tickets_timeline,
+                    joined_ns: t0 + th.join_ms * 1_000_000,
+                    left_ns: th.leave_ms.map(|l| t0 + l * 1_000_000),
+                }
+            })
+            .collect();
+        let slices = (0..cpus_online)
+            .filter(|c| app.cores.as_ref().is_none_or(|l| l.contains(c)))
+            .map(|c| (c, app.slices))
+            .collect();
+        apps.push(App {
+            name: app.name.clone(),
+            env,
+            scheduler_timeline,
+            slices,
+            threads,
+        });
+    }
+    let mut samples = Vec::new();
+    let mut events = Vec::new();
+    for v in &users {
+        let Some(app) = v["name"].as_str().and_then(app_index) else {
+            continue;
+        };
+        let t_ns = v["t_ns"].as_u64().unwrap_or(0);
+        match v["kind"].as_str() {
+            Some("sample") => samples.extend(rows(&v["th"]).into_iter().map(|r| Sample {
+                t_ns,
+                core: r.core,
+                app,
+                thread: r.id,
+                cpu_ns: r.cpu_ns,
+                iterations: r.iterations,
+                sleep_ns: r.sleep_ns,
+            })),
+            Some("app_event") => events.push(Event {
+                t_ns,
+                kind: v["what"].as_str().unwrap_or("").to_string(),
+                app: Some(app),
+                thread: v["thread"].as_u64().filter(|&t| t > 0).map(|t| t as u32),
+                core: None,
+                detail: format!(
+                    "{} ({})",
+                    v["detail"].as_str().unwrap_or(""),
+                    v["source"].as_str().unwrap_or("")
+                ),
+            }),
+            _ => {}
+        }
+    }
+    let env_app = |env: u64| {
+        apps.iter()
+            .position(|a| a.env == env && env != 0)
+            .map(|i| i as u32)
+    };
+    for e in records.of(RecordKind::Event) {
+        let kind = e["event"].as_str().unwrap_or("");
+        let detail = match kind {
+            "console" => format!(
+                "{} -> {}",
+                e["command"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or("")
+            ),
+            "repossession" => format!("overrun {} ns", e["overrun_ns"].as_u64().unwrap_or(0)),
+            "killed" => e["reason"].as_str().unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let app = e["env"].as_u64().and_then(env_app);
+        if kind == "spawned" && app.is_none() {
+            continue;
+        }
+        events.push(Event {
+            t_ns: e["t_ns"].as_u64().unwrap_or(0),
+            kind: kind.to_string(),
+            app,
+            thread: None,
+            core: e["core"].as_u64().map(|c| c as u32),
+            detail,
+        });
+    }
+    samples.sort_by_key(|x| (x.t_ns, x.app, x.thread));
+    events.sort_by_key(|e| e.t_ns);
+    let end_ns = records
+        .first(RecordKind::End)
+        .and_then(|e| e["uptime_ns"].as_u64())
+        .unwrap_or(start_ns);
+    RunData {
+        scenario: serde_json::to_value(s).ok(),
+        scenario_name: s.name.clone(),
+        seed: s.seed,
+        deterministic,
+        cpus_online,
+        slice_ns: s.slice_us * 1000,
+        start_ns,
+        duration_ns: end_ns.saturating_sub(start_ns),
+        apps,
+        samples,
+        events,
+        runs: Vec::<CoreRun>::new(),
+    }
+}
+
+/// Per application and thread: tickets, cpu_ns, iterations, measured and
+/// ideal share, relative error, maximum absolute lag in quanta.
+pub fn fairness_summary(data: &RunData) -> Value {
+    let mut tracker = Tracker::default();
+    let mut by_app: BTreeMap<(u32, u64), Vec<Row>> = BTreeMap::new();
+    for s in &data.samples {
+        let tickets = data.apps[s.app as usize]
+            .threads
+            .iter()
+            .find(|t| t.id == s.thread)
+            .and_then(|t| {
+                t.tickets_timeline
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at <= s.t_ns)
+                    .or(t.tickets_timeline.first())
+            })
+            .map_or(1, |&(_, n)| n);
+        by_app.entry((s.app, s.t_ns)).or_default().push(Row {
+            id: s.thread,
+            tickets,
+            cpu_ns: s.cpu_ns,
+            iterations: s.iterations,
+            sleep_ns: s.sleep_ns,
+            core: s.core,
+        });
+    }
+    for ((app, t), rows) in by_app {
+        tracker
+            .apps
+            .entry(data.apps[app as usize].name.clone())
+            .or_default()
+            .snapshot(t, &rows);
+    }
+    let quantum = data.slice_ns.max(1) as f64;
+    let apps: Vec<Value> = data
+        .apps
+        .iter()
+        .map(|app| {
+            let f = tracker.apps.get(&app.name).cloned().unwrap_or_default();
+            let shares = f.shares();
+            let threads: Vec<Value> = app
+                .threads
+                .iter()
+                .map(|t| {
+                    let tf = f.threads.get(&t.id).copied().unwrap_or_default();
+                    let (share, ideal) = shares.get(&t.id).copied().unwrap_or((0.0, 0.0));
+                    json!({
+                        "id": t.id, "name": t.name, "behaviour": t.behaviour,
+                        "tickets": tf.tickets, "cpu_ns": tf.cpu_ns, "iterations": tf.iterations,
+                        "ideal_share": ideal, "measured_share": share,
+                        "relative_error": metrics::relative_error(share, ideal),
+                        "max_abs_lag_quanta": tf.max_abs_lag_ns / quantum,
+                    })
+                })
+                .collect();
+            json!({
+                "name": app.name, "env": app.env,
+                "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
+                "threads": threads,
+            })
+        })
+        .collect();
+    json!(apps)
+}
+
+/// Writes the scenario as run, `samples.csv` and `events.csv` into
+/// `dir`, and adds the scenario's figures to `summary`.
+pub fn write_results(
+    dir: &Path,
+    s: &Scenario,
+    data: &RunData,
+    summary: &mut Value,
+) -> Result<(), Error> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(Error::io(&path))
+    };
+    write("scenario.toml", toml::to_string(s).unwrap_or_default())?;
+    let mut csv = String::from("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns\n");
+    for x in &data.samples {
+        let app = &data.apps[x.app as usize].name;
+        csv.push_str(&format!(
+            "{},{},{app},{},{},{},{}\n",
+            x.t_ns, x.core, x.thread, x.cpu_ns, x.iterations, x.sleep_ns
+        ));
+    }
+    write("samples.csv", csv)?;
+    let mut csv = String::from("t_ns,kind,app,thread,core,detail\n");
+    for e in &data.events {
+        let app = e
+            .app
+            .map_or(String::new(), |a| data.apps[a as usize].name.clone());
+        let opt = |v: Option<u32>| v.map_or(String::new(), |v| v.to_string());
+        csv.push_str(&format!(
+            "{},{},{app},{},{},\"{}\"\n",
+            e.t_ns,
+            e.kind,
+            opt(e.thread),
+            opt(e.core),
+            e.detail.replace('"', "'")
+        ));
+    }
+    write("events.csv", csv)?;
+    if let Some(obj) = summary.as_object_mut() {
+        obj.insert("scenario".into(), json!(data.scenario_name));
+        obj.insert(
+            "scenario_spec".into(),
+            data.scenario.clone().unwrap_or(Value::Null),
+        );
+        obj.insert("seed".into(), json!(data.seed));
+        obj.insert("deterministic".into(), json!(data.deterministic));
+        obj.insert("duration_ns".into(), json!(data.duration_ns));
+        obj.insert("slice_ns".into(), json!(data.slice_ns));
+        obj.insert("apps".into(), fairness_summary(data));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
