@@ -171,10 +171,21 @@ pub fn load(path: &Path, cpus: u32) -> Result<Scenario, String> {
 }
 
 fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
-    let err = |span: Range<usize>, field: String, message: &str| ScenarioError {
-        line: line_of(text, span),
-        field,
-        message: message.to_string(),
+    // The line of the key itself when the table spells it, else the table's.
+    let err = |span: Range<usize>, field: String, message: &str| {
+        let key = field.rsplit('.').next().unwrap_or("");
+        let table = &text[span.start.min(text.len())..span.end.min(text.len())];
+        let at = table
+            .match_indices(key)
+            .map(|(i, _)| span.start + i)
+            .find(|&i| {
+                text[..i].ends_with('\n') && text[i + key.len()..].trim_start().starts_with('=')
+            });
+        ScenarioError {
+            line: line_of(text, at.map_or(span.clone(), |i| i..i)),
+            field,
+            message: message.to_string(),
+        }
     };
     let top = |field: &str, message: &str| ScenarioError {
         line: 0,

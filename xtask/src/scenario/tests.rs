@@ -111,18 +111,18 @@ fn every_kind_of_bad_input_names_line_and_field() {
     fails("", 1, "(syntax)");
     // Semantics: (text replaced in APP, by what, line, field).
     let cases = [
-        ("stride", "fifo", 1, "app[0].scheduler"),
-        ("\"a\"", "\"a b\"", 1, "app[0].name"),
-        ("scheduler", "cores = [9]\nscheduler", 1, "app[0].cores"),
-        ("scheduler", "slices = 0\nscheduler", 1, "app[0].slices"),
+        ("stride", "fifo", 3, "app[0].scheduler"),
+        ("\"a\"", "\"a b\"", 2, "app[0].name"),
+        ("scheduler", "cores = [9]\nscheduler", 3, "app[0].cores"),
+        ("scheduler", "slices = 0\nscheduler", 3, "app[0].slices"),
         ("scheduler", "slices = 300\nscheduler", 0, "app"),
         (
             "scheduler",
             "start_ms = 5\nstop_ms = 5\nscheduler",
-            1,
+            4,
             "app[0].stop_ms",
         ),
-        ("\"cpu\"", "\"spin\"", 4, "app[0].thread[0].behaviour"),
+        ("\"cpu\"", "\"spin\"", 5, "app[0].thread[0].behaviour"),
         (
             "\"cpu\"",
             "\"sleep\"\nrun_us = 5",
@@ -132,20 +132,20 @@ fn every_kind_of_bad_input_names_line_and_field() {
         (
             "\"cpu\"",
             "\"fraction\"\nfraction = 1.5",
-            4,
+            6,
             "app[0].thread[0].fraction",
         ),
         (
             "\"cpu\"",
             "\"cpu\"\ntickets = 0",
-            4,
+            6,
             "app[0].thread[0].tickets",
         ),
         ("\"cpu\"", "\"cpu\"\ncount = 200", 1, "app[0].thread"),
         (
             "\"cpu\"",
             "\"cpu\"\njoin_ms = 9\nleave_ms = 3",
-            4,
+            7,
             "app[0].thread[0].leave_ms",
         ),
     ];
@@ -154,27 +154,29 @@ fn every_kind_of_bad_input_names_line_and_field() {
     }
     fails(&format!("slice_us = 1\n{APP}"), 0, "slice_us");
     fails(&format!("duration_ms = 0\n{APP}"), 0, "duration_ms");
-    fails(&format!("{APP}{APP}"), 1, "app[0].name");
+    fails(&format!("{APP}{APP}"), 2, "app[0].name");
     fails(
         &format!("{APP}[[app.thread]]\nname = \"t1\"\nbehaviour = \"cpu\"\n"),
         1,
         "app[0].thread",
     );
     let events = [
-        ("app = \"z\"\nswap = \"rr\"\n", "event[0].app"),
-        ("app = \"a\"\nswap = \"fifo\"\n", "event[0].swap"),
-        ("app = \"a\"\n", "event[0].swap"),
+        ("app = \"z\"\nswap = \"rr\"\n", 8, "event[0].app"),
+        ("app = \"a\"\nswap = \"fifo\"\n", 9, "event[0].swap"),
+        ("app = \"a\"\n", 6, "event[0].swap"),
         (
             "app = \"a\"\nthread = \"nobody\"\ntickets = 5\n",
+            9,
             "event[0].thread",
         ),
         (
             "app = \"a\"\nthread = \"t1\"\ntickets = 0\n",
+            10,
             "event[0].tickets",
         ),
     ];
-    for (body, field) in events {
-        fails(&format!("{APP}[[event]]\nat_ms = 1\n{body}"), 6, field);
+    for (body, line, field) in events {
+        fails(&format!("{APP}[[event]]\nat_ms = 1\n{body}"), line, field);
     }
 }
 

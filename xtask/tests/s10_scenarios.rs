@@ -1,0 +1,235 @@
+//! Layer 10: scenario files end to end — rejected before QEMU when
+//! malformed, shares per scheduler on two cores, a console command applied
+//! mid-run, deterministic runs identical, the shipped examples boot.
+mod common;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use xtask::{Accel, RunOptions};
+
+fn scenario_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exo-s10-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn scenario_opts(name: &str, cpus: u32, path: PathBuf) -> RunOptions {
+    RunOptions {
+        scenario: Some(path),
+        ..options(name, cpus, Accel::Tcg, "pc", &[], &[])
+    }
+}
+
+/// `(name, measured share, ideal share)` of every thread of application `app`.
+fn shares(out: &xtask::RunOutcome, app: &str) -> Vec<(String, f64, f64)> {
+    let apps = out.summary["apps"].as_array().expect("apps in summary");
+    let a = apps.iter().find(|a| a["name"] == app).expect("the app");
+    a["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            (
+                t["name"].as_str().unwrap_or("").to_string(),
+                f("measured_share"),
+                f("ideal_share"),
+            )
+        })
+        .collect()
+}
+
+const FOUR_WEIGHTS: &str = r#"
+duration_ms = 3000
+slice_us = 1000
+[[app]]
+name = "w"
+scheduler = "SCHED"
+[[app.thread]]
+name = "t1"
+tickets = 100
+behaviour = "cpu"
+[[app.thread]]
+name = "t2"
+tickets = 200
+behaviour = "cpu"
+[[app.thread]]
+name = "t3"
+tickets = 300
+behaviour = "cpu"
+[[app.thread]]
+name = "t4"
+tickets = 400
+behaviour = "cpu"
+"#;
+
+#[test]
+fn a_malformed_scenario_is_rejected_before_qemu_with_line_and_field() {
+    let path = scenario_file(
+        "bad",
+        &FOUR_WEIGHTS
+            .replace("tickets = 300", "tickets = 0")
+            .replace("SCHED", "stride"),
+    );
+    let opts = scenario_opts("bad-scenario", 2, path);
+    match xtask::run(&opts) {
+        Err(xtask::Error::Scenario(why)) => {
+            assert!(
+                why.contains("line 17") && why.contains("app[0].thread[2].tickets"),
+                "{why}"
+            )
+        }
+        other => panic!(
+            "expected a scenario error, got {:?}",
+            other.map(|o| o.exit_name)
+        ),
+    }
+}
+
+/// On two cores, tickets 1:2:3:4 are all feasible (4/10 of 2 cores < 1):
+/// stride and lottery follow them, round robin shares equally.
+#[test]
+fn each_scheduler_shares_two_cores_by_its_policy() {
+    for (sched, tolerance) in [("stride", 0.03), ("lottery", 0.05), ("rr", 0.03)] {
+        let path = scenario_file(sched, &FOUR_WEIGHTS.replace("SCHED", sched));
+        let out = run(&scenario_opts(&format!("scenario-{sched}"), 2, path));
+        assert_exit(&out, abi::ExitCode::Success);
+        let s = shares(&out, "w");
+        assert_eq!(s.len(), 4);
+        for (i, (name, measured, ideal)) in s.iter().enumerate() {
+            let expected = if sched == "rr" {
+                0.25
+            } else {
+                (i + 1) as f64 / 10.0
+            };
+            if sched != "rr" {
+                assert!(
+                    (ideal - expected).abs() < 0.01,
+                    "{sched} {name}: ideal {ideal} vs {expected}"
+                );
+            }
+            assert!(
+                (measured - expected).abs() <= tolerance,
+                "{sched} {name}: measured {measured:.3}, expected {expected:.3} ± {tolerance}"
+            );
+        }
+        assert_eq!(
+            out.summary["apps"][0]["scheduler_timeline"][0]["scheduler"],
+            sched
+        );
+        let csv = std::fs::read_to_string(out.run_dir.join("samples.csv")).unwrap();
+        assert!(csv.starts_with("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns\n"));
+        assert!(
+            csv.lines().count() > 40,
+            "samples every 100 ms for 4 threads"
+        );
+    }
+}
+
+/// Commands typed on the console mid-run take effect and are recorded.
+#[test]
+fn console_commands_apply_mid_run_and_are_recorded() {
+    let path = scenario_file("console", &FOUR_WEIGHTS.replace("SCHED", "stride"));
+    let mut opts = scenario_opts("scenario-console", 2, path);
+    opts.input = vec![
+        (Duration::from_millis(1500), "swap w rr".into()),
+        (Duration::from_millis(1600), "tickets w 1 900".into()),
+        (Duration::from_millis(1700), "frobnicate".into()),
+        (Duration::from_millis(1800), "slices 1".into()),
+    ];
+    let out = run(&opts);
+    assert_exit(&out, abi::ExitCode::Success);
+    let events = std::fs::read_to_string(out.run_dir.join("events.csv")).unwrap();
+    assert!(
+        events.contains(",console,") && events.contains("swap w rr -> ok"),
+        "{events}"
+    );
+    assert!(events.contains("frobnicate -> unknown command"), "{events}");
+    assert!(
+        events.contains(",swap,w,,,\"stride -> rr (console)\""),
+        "{events}"
+    );
+    assert!(
+        events.contains(",tickets,w,1,,\"100 -> 900 (console)\""),
+        "{events}"
+    );
+    let timeline = out.summary["apps"][0]["scheduler_timeline"]
+        .as_array()
+        .unwrap();
+    assert_eq!(timeline.last().unwrap()["scheduler"], "rr");
+    assert_eq!(out.summary["apps"][0]["threads"][0]["tickets"], 900);
+    assert!(
+        out.console.contains("core 1: current slot"),
+        "slices printed"
+    );
+}
+
+/// Two `det=1` runs of one scenario measure exactly the same.
+#[test]
+fn deterministic_runs_measure_identically() {
+    let text = FOUR_WEIGHTS
+        .replace("SCHED", "lottery")
+        .replace("duration_ms = 3000", "duration_ms = 800");
+    let path = scenario_file("det", &text);
+    let csv: Vec<String> = (0..2)
+        .map(|i| {
+            let opts = RunOptions {
+                det: true,
+                ..scenario_opts(&format!("scenario-det-{i}"), 2, path.clone())
+            };
+            let out = run(&opts);
+            assert_exit(&out, abi::ExitCode::Success);
+            assert_eq!(out.summary["deterministic"], Value::Bool(true));
+            std::fs::read_to_string(out.run_dir.join("samples.csv")).unwrap()
+        })
+        .collect();
+    assert!(csv[0].lines().count() > 20);
+    assert_eq!(csv[0], csv[1], "det=1 runs differ");
+}
+
+/// The shipped examples with many threads or applications boot and report
+/// every thread (short runs).
+#[test]
+fn shipped_examples_run() {
+    let root = xtask::build::workspace_root().join("scenarios");
+    for (file, cpus, threads) in [
+        ("stride-101.toml", 1, 101),
+        ("churn.toml", 4, 3),
+        ("sleepers.toml", 2, 5),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let text = with_duration(&text, 1500);
+        let out = run(&scenario_opts(
+            &format!("scenario-{file}"),
+            cpus,
+            scenario_file(file, &text),
+        ));
+        assert_exit(&out, abi::ExitCode::Success);
+        let app = &out.summary["apps"][0];
+        let reported = app["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["cpu_ns"].as_u64() > Some(0))
+            .count();
+        assert_eq!(reported, threads, "{file}: threads that ran");
+    }
+}
+
+/// The scenario with its `duration_ms` replaced.
+fn with_duration(text: &str, ms: u64) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("duration_ms") {
+                format!("duration_ms = {ms}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
