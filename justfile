@@ -29,6 +29,10 @@ run-smp sched="" cpus="" accel="auto" machine="pc" qemu="" timeout="120" run_ms=
     [ "{{det}}" = "1" ] && args+=(--det)
     exec cargo xtask run "${args[@]}"
 
+# Draw a scenario run's figures (PNG and SVG) next to its data (default: the newest run).
+plot run="":
+    cargo xtask plot {{run}}
+
 # Fuzz the system-call interface from ring 3 on 4 cores (>= 1,000,000 calls).
 fuzz seconds="60" cpus="4":
     cargo xtask run --accel tcg --cpus {{cpus}} --test fuzz --run-ms {{seconds}}000 --timeout 600 --cmdline "slice_us=10000 grace_us=3000"

@@ -44,3 +44,26 @@ pub fn release(core: usize) -> usize {
         .filter(|&s| sys::slice_free(core, s).is_ok())
         .count()
 }
+
+/// How many cores' worth of time this application's slots give it: the sum
+/// over cores of the fraction of that core's vector it owns, rounded to the
+/// nearest whole core, at least 1. Its policy applies the feasibility rule
+/// (a thread uses at most one core) against this, not against the machine:
+/// three applications sharing two cores a third each hold two thirds of a
+/// core, and their threads rarely run side by side.
+pub fn capacity() -> usize {
+    let (me, _) = sys::self_info();
+    let info = sys::sysinfo();
+    let slots = (info.slots as usize).max(1);
+    let owned: usize = (0..info.cores as usize)
+        .map(|core| {
+            (0..slots)
+                .filter(|&s| {
+                    sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire)
+                        == me
+                })
+                .count()
+        })
+        .sum();
+    ((owned + slots / 2) / slots).max(1)
+}

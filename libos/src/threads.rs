@@ -234,7 +234,7 @@ pub fn join(tid: usize) {
 /// the same lock), every thread, weight, sleep state and service carried;
 /// threads running on other cores stay running and are charged on return.
 pub fn swap_policy(kind: PolicyKind) -> bool {
-    let next = new_policy(kind, sys::sysinfo().cores as usize);
+    let next = new_policy(kind, crate::slices::capacity());
     with_rt(|rt| rt.set_policy(next).is_ok())
 }
 
@@ -414,7 +414,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         Some(UpcallReason::Start) if crate::rt::first_start() => {
             {
                 let mut rt = RT.lock();
-                let policy = new_policy(requested_policy(), sys::sysinfo().cores as usize);
+                let policy = new_policy(requested_policy(), crate::slices::capacity());
                 if rt.set_policy(policy).is_err()
                     || spawn_locked(&mut rt, main, 0, 1, false).is_none()
                 {

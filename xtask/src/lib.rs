@@ -7,6 +7,7 @@
 pub mod build;
 mod error;
 pub mod metrics;
+pub mod plot;
 pub mod qemu;
 pub mod rundata;
 pub mod scenario;

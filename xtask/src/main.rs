@@ -19,6 +19,12 @@ struct Cli {
 enum Cmd {
     /// Build the kernel image and the programs' boot-module archive.
     Build,
+    /// Draw a scenario run's figures (PNG and SVG) into its directory.
+    Plot {
+        /// A run directory or its name under results/runs/ (default: the
+        /// newest scenario run).
+        run: Option<std::path::PathBuf>,
+    },
     /// Boot the kernel on N cores, stream its console, write
     /// results/runs/<name>/{console.log,summary.json}; exit with the
     /// kernel's exit code (0 success, 11.. kernel failures, 2 QEMU error,
@@ -86,6 +92,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Plot { run } => {
+            let dir = match run {
+                Some(r) if r.is_dir() => Ok(r),
+                Some(r) => Ok(xtask::build::workspace_root().join("results/runs").join(r)),
+                None => newest_scenario_run(),
+            };
+            match dir.and_then(|d| xtask::plot::plot_run(&d)) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Run {
             sched,
             cpus,
@@ -159,4 +184,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The most recently written run directory that has scenario data.
+fn newest_scenario_run() -> Result<std::path::PathBuf, String> {
+    let runs = xtask::build::workspace_root().join("results/runs");
+    std::fs::read_dir(&runs)
+        .map_err(|e| format!("{}: {e}", runs.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("rundata.json").is_file())
+        .max_by_key(|p| {
+            p.join("rundata.json")
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .ok_or_else(|| format!("no scenario run in {}", runs.display()))
 }

@@ -477,9 +477,9 @@ struct Live {
 }
 
 impl Live {
-    fn new(s: &crate::scenario::Scenario, stream: bool) -> Live {
+    fn new(s: &crate::scenario::Scenario, cpus: u32, stream: bool) -> Live {
         Live {
-            tracker: Default::default(),
+            tracker: crate::scenario_run::Tracker::new(s.capacities(cpus)),
             names: crate::scenario_run::thread_names(s),
             stream,
             last_print: Instant::now(),
@@ -738,7 +738,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(Error::QemuSpawn);
-    let mut live = scenario.as_ref().map(|s| Live::new(s, opts.stream));
+    let mut live = scenario
+        .as_ref()
+        .map(|s| Live::new(s, opts.cpus, opts.stream));
     let watched = child.and_then(|mut child| {
         if let Some(stdin) = child.stdin.take() {
             type_input(stdin, opts.input.clone(), started);

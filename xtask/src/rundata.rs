@@ -9,10 +9,11 @@
 //!
 //! Times are nanoseconds since boot on the kernel's global clock.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Everything a scheduling run measured.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunData {
     /// The scenario as run (its parsed form, as JSON), if there was one.
     pub scenario: Option<Value>,
@@ -37,7 +38,7 @@ pub struct RunData {
 }
 
 /// One application (an environment running a libOS scheduler).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct App {
     pub name: String,
     /// The kernel's environment id.
@@ -47,11 +48,16 @@ pub struct App {
     pub scheduler_timeline: Vec<(u64, String)>,
     /// Cores the application held slices on, and how many per core.
     pub slices: Vec<(u32, u32)>,
+    /// Cores' worth of time its slots give it (owned slots over the vector
+    /// length, summed over cores, rounded, at least 1): no thread can have
+    /// more than its time on that many cores.
+    #[serde(default)]
+    pub capacity: u32,
     pub threads: Vec<Thread>,
 }
 
 /// One user-level thread of an application.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Thread {
     /// Id within its application (as the libOS numbers it).
     pub id: u32,
@@ -67,7 +73,7 @@ pub struct Thread {
 }
 
 /// A thread's cumulative measurements at one instant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
     pub t_ns: u64,
     /// The core the sample was taken on (the core that ran the thread last).
@@ -86,7 +92,7 @@ pub struct Sample {
 }
 
 /// Something that happened during a run.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub t_ns: u64,
     /// `swap`, `tickets`, `thread_join`, `thread_leave`, `app_start`,
@@ -102,7 +108,7 @@ pub struct Event {
 }
 
 /// One stretch of time a core spent running one environment (or idle).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoreRun {
     pub core: u32,
     pub start_ns: u64,

@@ -479,6 +479,34 @@ impl Scenario {
         out
     }
 
+    /// Each application's capacity on `cpus` cores: the cores' worth of time
+    /// its slots give it (what its libOS computes, `libos::slices::capacity`:
+    /// owned slots over the vector's length, summed over cores, rounded, at
+    /// least 1).
+    pub fn capacities(&self, cpus: u32) -> std::collections::BTreeMap<String, u32> {
+        let on = |app: &App, c: u32| app.cores.as_ref().is_none_or(|l| l.contains(&c));
+        let vector = (0..cpus)
+            .map(|c| {
+                self.apps
+                    .iter()
+                    .map(Spanned::get_ref)
+                    .filter(|a| on(a, c))
+                    .map(|a| a.slices)
+                    .sum::<u32>()
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        self.apps
+            .iter()
+            .map(Spanned::get_ref)
+            .map(|a| {
+                let owned: u32 = (0..cpus).filter(|&c| on(a, c)).map(|_| a.slices).sum();
+                (a.name.clone(), ((owned + vector / 2) / vector).max(1))
+            })
+            .collect()
+    }
+
     /// Kernel command-line words for this scenario.
     pub fn cmdline(&self) -> Vec<String> {
         vec![

@@ -53,6 +53,9 @@ fn rows(th: &Value) -> Vec<Row> {
 /// thread capped at the time it was present and awake, i.e. one core).
 #[derive(Clone, Debug, Default)]
 pub struct Fairness {
+    /// Cores' worth of time the application's slots give it (as its libOS
+    /// computes it: `libos::slices::capacity`).
+    pub capacity: u32,
     last_t: Option<u64>,
     last: BTreeMap<u32, Row>,
     /// Per thread: cumulative ideal CPU time, measured CPU time, greatest
@@ -94,6 +97,10 @@ impl Fairness {
                 got.push(r.cpu_ns.saturating_sub(prev.cpu_ns) as f64);
             }
             let total: f64 = got.iter().sum();
+            // The application runs on `capacity` cores' worth at most at
+            // once: no thread can have received more than its time on them.
+            let on_cores = total / self.capacity.max(1) as f64;
+            let cap: Vec<f64> = cap.into_iter().map(|c| c.min(on_cores)).collect();
             let ideal = metrics::water_fill(total, &w, &cap);
             for (k, id) in ids.iter().enumerate() {
                 let f = self.threads.entry(*id).or_default();
@@ -127,6 +134,8 @@ impl Fairness {
 /// snapshot may span several records with the same `t_ns`).
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
+    /// Each application's capacity (see [`Fairness::capacity`]).
+    pub capacities: BTreeMap<String, u32>,
     pending: BTreeMap<String, (u64, Vec<Row>)>,
     pub apps: BTreeMap<String, Fairness>,
     pub policy: BTreeMap<String, String>,
@@ -169,8 +178,26 @@ impl Tracker {
     /// Feeds the snapshots still pending (at the end of a run).
     pub fn flush(&mut self) {
         for (app, (t, rows)) in std::mem::take(&mut self.pending) {
-            self.apps.entry(app).or_default().snapshot(t, &rows);
+            self.fairness(&app).snapshot(t, &rows);
         }
+    }
+
+    /// A tracker for applications with these capacities.
+    pub fn new(capacities: BTreeMap<String, u32>) -> Tracker {
+        Tracker {
+            capacities,
+            ..Tracker::default()
+        }
+    }
+
+    fn fairness(&mut self, app: &str) -> &mut Fairness {
+        let capacity = self.capacities.get(app).copied().unwrap_or(1);
+        self.apps
+            .entry(app.to_string())
+            .or_insert_with(|| Fairness {
+                capacity,
+                ..Fairness::default()
+            })
     }
 
     /// The table the console shows: per application and thread, tickets,
@@ -285,11 +312,17 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             .filter(|c| app.cores.as_ref().is_none_or(|l| l.contains(c)))
             .map(|c| (c, app.slices))
             .collect();
+        let capacity = s
+            .capacities(cpus_online)
+            .get(&app.name)
+            .copied()
+            .unwrap_or(1);
         apps.push(App {
             name: app.name.clone(),
             env,
             scheduler_timeline,
             slices,
+            capacity,
             threads,
         });
     }
@@ -377,10 +410,13 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     }
 }
 
-/// Per application and thread: tickets, cpu_ns, iterations, measured and
-/// ideal share, relative error, maximum absolute lag in quanta.
-pub fn fairness_summary(data: &RunData) -> Value {
-    let mut tracker = Tracker::default();
+/// Each application's fairness after every snapshot: `(t_ns, per thread
+/// (ideal_ns, cpu_ns))`, for lag plots.
+pub type Series = Vec<(u64, BTreeMap<u32, (f64, u64)>)>;
+
+/// Replays the samples snapshot by snapshot; returns the final fairness of
+/// each application (by index) and its history.
+pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
     let mut by_app: BTreeMap<(u32, u64), Vec<Row>> = BTreeMap::new();
     for s in &data.samples {
         let tickets = data.apps[s.app as usize]
@@ -404,19 +440,43 @@ pub fn fairness_summary(data: &RunData) -> Value {
             core: s.core,
         });
     }
+    let mut out: Vec<(Fairness, Series)> = data
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                Fairness {
+                    capacity: a.capacity.max(1),
+                    ..Fairness::default()
+                },
+                Series::new(),
+            )
+        })
+        .collect();
     for ((app, t), rows) in by_app {
-        tracker
-            .apps
-            .entry(data.apps[app as usize].name.clone())
-            .or_default()
-            .snapshot(t, &rows);
+        let (f, series) = &mut out[app as usize];
+        f.snapshot(t, &rows);
+        series.push((
+            t,
+            f.threads
+                .iter()
+                .map(|(&id, x)| (id, (x.ideal_ns, x.cpu_ns)))
+                .collect(),
+        ));
     }
+    out
+}
+
+/// Per application and thread: tickets, cpu_ns, iterations, measured and
+/// ideal share, relative error, maximum absolute lag in quanta.
+pub fn fairness_summary(data: &RunData) -> Value {
+    let replayed = replay(data);
     let quantum = data.slice_ns.max(1) as f64;
     let apps: Vec<Value> = data
         .apps
         .iter()
-        .map(|app| {
-            let f = tracker.apps.get(&app.name).cloned().unwrap_or_default();
+        .zip(replayed)
+        .map(|(app, (f, _))| {
             let shares = f.shares();
             let threads: Vec<Value> = app
                 .threads
@@ -481,6 +541,10 @@ pub fn write_results(
         ));
     }
     write("events.csv", csv)?;
+    write(
+        "rundata.json",
+        serde_json::to_string(data).unwrap_or_default(),
+    )?;
     if let Some(obj) = summary.as_object_mut() {
         obj.insert("scenario".into(), json!(data.scenario_name));
         obj.insert(
