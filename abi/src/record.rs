@@ -35,11 +35,15 @@ pub enum RecordKind {
     /// A kernel event: `event` ("repossession" | "slot_revoked" | "killed" |
     /// "exited" | "spawned"), `env`, `core`, `t_ns`, and event fields.
     Event,
+    /// Who ran on one core, at the end of a scenario run, in chunks: `core`,
+    /// `runs` (`[[t_ns, env], ...]`: from `t_ns` on, `env` ran; `NO_ENV`
+    /// (4294967295) is idle), `dropped` (changes not recorded, buffer full).
+    Trace,
 }
 
 impl RecordKind {
     /// Every kind, for parsers.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Boot,
         RecordKind::CoreOnline,
         RecordKind::CoreStats,
@@ -48,6 +52,7 @@ impl RecordKind {
         RecordKind::User,
         RecordKind::EnvStats,
         RecordKind::Event,
+        RecordKind::Trace,
     ];
 
     /// The word written after the prefix.
@@ -61,6 +66,7 @@ impl RecordKind {
             RecordKind::User => "user",
             RecordKind::EnvStats => "env_stats",
             RecordKind::Event => "event",
+            RecordKind::Trace => "trace",
         }
     }
 

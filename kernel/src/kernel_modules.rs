@@ -21,6 +21,7 @@ mod sync;
 mod syscall;
 mod tests;
 mod time;
+mod trace;
 mod trap;
 mod wakeup;
 
@@ -148,6 +149,7 @@ fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCod
 fn run_scenario(args: &kernel::cmdline::BootArgs<'_>, plan: kernel::launch::Plan<'static>) -> ExitCode {
     let slots = scenario::slots_needed(&plan);
     init_slices(args, slots, args.offender_limit);
+    trace::enable();
     if let Err(e) = scenario::setup(plan, args.run_ms) {
         log::error!("scenario: {e}");
         return ExitCode::BadBootInput;

@@ -330,6 +330,7 @@ pub fn next_turn() -> ! {
                     enter_prologue(core, &env, reason, end, grace_end);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
+                crate::trace::note(core, now, NO_ENV);
                 drop(c);
                 idle_until(core, now + length_ns);
             }
@@ -341,6 +342,7 @@ pub fn next_turn() -> ! {
                     enter_prologue(core, &env, reason, end, grace_end);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
+                crate::trace::note(core, now, NO_ENV);
                 drop(c);
                 // Sleepers' predicates are looked at again next round.
                 idle_until(core, now + config().slice_ns);
@@ -414,6 +416,7 @@ fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, 
 /// its own revocation will be deferred until it leaves the critical section).
 fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+    crate::trace::note(core, time::now_ns(), env.id);
     let d = env.dispatch_mut(core);
     let mut ctx = d.preempted;
     d.preempted.valid = 0;
@@ -438,6 +441,7 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
 /// flag set and a clean FPU.
 fn upcall(core: usize, env: &Env, entry: u64, reason: UpcallReason, arg: u64, end: u64, grace_end: u64) -> ! {
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+    crate::trace::note(core, time::now_ns(), env.id);
     let d = env.dispatch(core);
     d.disabled.store(1, Ordering::Release);
     d.slice_end_ns.store(end, Ordering::Relaxed);

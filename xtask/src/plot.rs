@@ -369,19 +369,22 @@ fn slice_map<DB: DrawingBackend>(
         .iter()
         .map(|r| secs(data, r.end_ns))
         .fold(0.1, f64::max);
-    let cores = data.cpus_online.max(1) as f64;
+    let cores = data.cpus_online.max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(title(data, "slice map: who ran where"), ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, 0.0..cores)
+        .build_cartesian_2d(0.0..t_max, (0..cores - 1).into_segmented())
         .map_err(err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(data.cpus_online as usize + 1)
-        .y_label_formatter(&|y| format!("core {}", y.floor() as u32))
+        .y_labels(cores as usize + 1)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(c) => format!("core {c}"),
+            _ => String::new(),
+        })
         .x_desc("time since start (s)")
         .label_style(("sans-serif", 15))
         .draw()
@@ -390,14 +393,13 @@ fn slice_map<DB: DrawingBackend>(
         let runs = data.runs.iter().filter(|r| r.app == Some(a as u32));
         chart
             .draw_series(runs.map(|r| {
-                let c = f64::from(r.core);
-                Rectangle::new(
-                    [
-                        (secs(data, r.start_ns), c + 0.1),
-                        (secs(data, r.end_ns), c + 0.9),
-                    ],
+                let (lo, hi) = (SegmentValue::Exact(r.core), SegmentValue::Exact(r.core + 1));
+                let mut bar = Rectangle::new(
+                    [(secs(data, r.start_ns), lo), (secs(data, r.end_ns), hi)],
                     color(a).filled(),
-                )
+                );
+                bar.set_margin(8, 8, 0, 0);
+                bar
             }))
             .map_err(err)?
             .label(app.name.clone())

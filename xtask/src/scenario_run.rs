@@ -388,6 +388,11 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             detail,
         });
     }
+    let end_ns = records
+        .first(RecordKind::End)
+        .and_then(|e| e["uptime_ns"].as_u64())
+        .unwrap_or(start_ns);
+    let runs = core_runs(records, end_ns, &env_app);
     samples.sort_by_key(|x| (x.t_ns, x.app, x.thread));
     events.sort_by_key(|e| e.t_ns);
     let end_ns = records
@@ -406,7 +411,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         apps,
         samples,
         events,
-        runs: Vec::<CoreRun>::new(),
+        runs,
     }
 }
 
@@ -465,6 +470,60 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
         ));
     }
     out
+}
+
+/// Who ran where from the kernel's `trace` records: each change on a core
+/// lasts until the next one there (or the end); idle stretches are left out.
+fn core_runs(records: &Records, end_ns: u64, env_app: &dyn Fn(u64) -> Option<u32>) -> Vec<CoreRun> {
+    let mut per_core: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for t in records.of(RecordKind::Trace) {
+        let core = t["core"].as_u64().unwrap_or(0) as u32;
+        let changes = t["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r[0].as_u64()?, r[1].as_u64()?)));
+        per_core.entry(core).or_default().extend(changes);
+    }
+    let mut runs = Vec::new();
+    for (core, changes) in per_core {
+        for (k, &(start_ns, env)) in changes.iter().enumerate() {
+            let end = changes.get(k + 1).map_or(end_ns, |c| c.0);
+            if env != u64::from(u32::MAX) && end > start_ns {
+                runs.push(CoreRun {
+                    core,
+                    start_ns,
+                    end_ns: end,
+                    app: env_app(env),
+                    thread: None,
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// A Chrome trace-event JSON (opens in Perfetto and chrome://tracing): one
+/// track per core with a slice per stretch an application ran, and the
+/// run's events as instants.
+pub fn perfetto_trace(data: &RunData) -> Value {
+    let name = |app: Option<u32>| {
+        app.and_then(|a| data.apps.get(a as usize))
+            .map_or("other env".to_string(), |a| a.name.clone())
+    };
+    let us = |t: u64| t.saturating_sub(data.start_ns) as f64 / 1000.0;
+    let mut events: Vec<Value> = (0..data.cpus_online)
+        .map(|c| json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": c, "args": {"name": format!("core {c}")}}))
+        .collect();
+    events.extend(data.runs.iter().map(|r| {
+        json!({"name": name(r.app), "cat": "run", "ph": "X", "pid": 1, "tid": r.core,
+               "ts": us(r.start_ns), "dur": (r.end_ns - r.start_ns) as f64 / 1000.0})
+    }));
+    events.extend(data.events.iter().map(|e| {
+        json!({"name": format!("{} {}", e.kind, name(e.app)), "cat": "event", "ph": "i", "s": "g", "pid": 1,
+               "tid": e.core.unwrap_or(0), "ts": us(e.t_ns), "args": {"detail": e.detail}})
+    }));
+    json!({"traceEvents": events, "displayTimeUnit": "ms"})
 }
 
 /// Per application and thread: tickets, cpu_ns, iterations, measured and
@@ -545,6 +604,7 @@ pub fn write_results(
         "rundata.json",
         serde_json::to_string(data).unwrap_or_default(),
     )?;
+    write("trace.json", perfetto_trace(data).to_string())?;
     if let Some(obj) = summary.as_object_mut() {
         obj.insert("scenario".into(), json!(data.scenario_name));
         obj.insert(
