@@ -16,7 +16,7 @@
 //! `fraction <permille>` (use that much of each quantum, then block for the
 //! rest); `bursty <on_us> <off_us>` (random bursts and pauses averaging
 //! those); `watch` (sleep until the application's shared word changes);
-//! `poke <period_us>` (compute, and change the shared word every period).
+//! `poke <period_us>` (sleep, and change the shared word every period).
 
 use alloc::vec::Vec;
 

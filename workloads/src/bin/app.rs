@@ -104,8 +104,9 @@ fn worker(i: usize) {
                 ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
             }
             Behaviour::Poke { period_us } => {
-                compute_until(i, now + period_us * 1000);
+                sleep_until(i, now + period_us * 1000);
                 SHARED_WORD.fetch_add(1, Ordering::Release);
+                ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -201,13 +202,17 @@ fn sample() {
     let (n, policy, _) = threads::snapshot(&mut table);
     let now = libos::sys::now_ns();
     let mut th = String::new();
+    // Formatted here, not by `report!` (whose stack buffer holds 480
+    // bytes): a chunk may use most of the kernel's 1 KiB record.
     let flush = |th: &mut String| {
         if !th.is_empty() {
-            libos::report!(
-                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"th\":[{}]",
-                policy.name(),
-                th
+            let record = alloc::format!(
+                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"th\":[{th}]",
+                policy.name()
             );
+            if libos::sys::report(&record).is_err() {
+                libos::log!("sample record refused ({} bytes)", record.len());
+            }
             th.clear();
         }
     };
@@ -224,7 +229,7 @@ fn sample() {
             }
             None => LAST_SERVICE[i].load(Ordering::Relaxed),
         };
-        if th.len() > 400 {
+        if th.len() > 800 {
             flush(&mut th);
         }
         let _ = write!(

@@ -65,8 +65,11 @@ fn worker(core: usize) -> ! {
     if core == 0 {
         libos::rt::critical(core, || {
             POLICY.with(|p| {
-                let mut policy =
-                    threads::new_policy(threads::requested_policy(), sys::sysinfo().cores as usize);
+                // One "core" for the policy: a client is a whole environment
+                // that runs on every core donated to it at once, so no
+                // client's tickets are infeasible (the one-core cap of
+                // threads does not apply).
+                let mut policy = threads::new_policy(threads::requested_policy(), 1);
                 for (i, id) in clients(me).enumerate() {
                     let _ = policy.add(id, TICKETS.get(i).copied().unwrap_or(1));
                 }
@@ -81,32 +84,32 @@ fn worker(core: usize) -> ! {
     let slice = sys::sysinfo().slice_ns;
     let mut donations = 0u64;
     loop {
+        // Pick and charge at once: the client is charged the slice it is
+        // about to get and is runnable again right away, so other cores can
+        // donate to it too (a client is an environment, which runs on every
+        // core donated to it; the policy's "one core per thread" does not
+        // apply). The policy sees one core: picks never wait on each other.
         let pick = libos::rt::critical(core, || {
-            POLICY.with(|p| p.as_mut().and_then(|p| p.pick(core)))
+            POLICY.with(|p| {
+                let p = p.as_mut()?;
+                let client = p.pick(0)?;
+                let _ = p.charge(client, 0, slice, RunEnd::Preempted);
+                Some(client)
+            })
         });
         let Some(client) = pick else {
             let _ = sys::yield_to(None, true);
             continue;
         };
         // The rest of this slice goes to the client; we resume here at our
-        // next slice and charge the client the slice it was given.
-        let given = sys::yield_to(Some(client), true).is_ok();
-        libos::rt::critical(core, || {
-            POLICY.with(|p| {
-                if let Some(p) = p.as_mut() {
-                    let _ = p.charge(
-                        client,
-                        core,
-                        if given { slice } else { 0 },
-                        RunEnd::Preempted,
-                    );
-                    if !given {
-                        // Gone or not runnable: stop scheduling it.
-                        let _ = p.remove(client);
-                    }
-                }
-            })
-        });
+        // next slice.
+        if sys::yield_to(Some(client), true) == Err(libos::abi::syscall::Error::BadEnv) {
+            // Dead: stop scheduling it. (A client that cannot take a
+            // donation just now keeps its place and loses this pick.)
+            libos::rt::critical(core, || {
+                POLICY.with(|p| p.as_mut().map(|p| p.remove(client)))
+            });
+        }
         donations += 1;
         if donations == 100 {
             report!("\"kind\":\"sched_env\",\"core\":{core},\"donations\":{donations},\"policy\":\"{}\"", threads::requested_policy().name());
