@@ -33,6 +33,16 @@ run-smp sched="" cpus="" accel="auto" machine="pc" qemu="" timeout="120" run_ms=
 plot run="":
     cargo xtask plot {{run}}
 
+# Run the canonical experiments (several QEMUs at once), draw their figures into
+# results/figures/ and write results/README.md from the measurements.
+experiments jobs="2" accel="auto":
+    cargo xtask experiments --jobs {{jobs}} --accel {{accel}}
+
+# Run a scenario once per value of one field, e.g.
+# just sweep scenarios/lottery-2to1.toml app.0.thread.0.tickets 100,200,400
+sweep scenario key values jobs="2" accel="auto":
+    cargo xtask sweep {{scenario}} {{key}} {{values}} --jobs {{jobs}} --accel {{accel}}
+
 # Fuzz the system-call interface from ring 3 on 4 cores (>= 1,000,000 calls).
 fuzz seconds="60" cpus="4":
     cargo xtask run --accel tcg --cpus {{cpus}} --test fuzz --run-ms {{seconds}}000 --timeout 600 --cmdline "slice_us=10000 grace_us=3000"

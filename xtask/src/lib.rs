@@ -5,7 +5,9 @@
 //! Integration tests (`xtask/tests/`) call [`run`] directly.
 
 pub mod build;
+pub mod canonical;
 mod error;
+pub mod experiments;
 pub mod metrics;
 pub mod plot;
 pub mod qemu;

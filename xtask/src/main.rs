@@ -19,6 +19,35 @@ struct Cli {
 enum Cmd {
     /// Build the kernel image and the programs' boot-module archive.
     Build,
+    /// Run the canonical experiments, draw their figures and write
+    /// results/README.md from the measurements.
+    Experiments {
+        /// QEMU instances at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+        /// Length of each run of the lottery ratio sweep.
+        #[arg(long, default_value_t = 10000)]
+        sweep_ms: u64,
+    },
+    /// Run a scenario once per value of one field (several QEMUs at once)
+    /// and print each run's per-thread shares.
+    Sweep {
+        /// The scenario file.
+        scenario: std::path::PathBuf,
+        /// Dotted path of the field, e.g. app.0.thread.0.tickets.
+        key: String,
+        /// Comma-separated values.
+        values: String,
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Cores (default: the scenario's, else 4).
+        #[arg(long)]
+        cpus: Option<u32>,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+    },
     /// Draw a scenario run's figures (PNG and SVG) into its directory.
     Plot {
         /// A run directory or its name under results/runs/ (default: the
@@ -92,6 +121,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Experiments {
+            jobs,
+            accel,
+            sweep_ms,
+        } => match xtask::canonical::run(jobs, accel, sweep_ms) {
+            Ok(md) => {
+                println!("{md}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Sweep {
+            scenario,
+            key,
+            values,
+            jobs,
+            cpus,
+            accel,
+        } => sweep(&scenario, &key, &values, jobs, cpus, accel),
         Cmd::Plot { run } => {
             let dir = match run {
                 Some(r) if r.is_dir() => Ok(r),
@@ -201,4 +252,76 @@ fn newest_scenario_run() -> Result<std::path::PathBuf, String> {
                 .ok()
         })
         .ok_or_else(|| format!("no scenario run in {}", runs.display()))
+}
+
+/// `cargo xtask sweep`: one run per value, then a table of shares.
+fn sweep(
+    scenario: &std::path::Path,
+    key: &str,
+    values: &str,
+    jobs: usize,
+    cpus: Option<u32>,
+    accel: Accel,
+) -> ExitCode {
+    use xtask::experiments::{run_all, scenario_job, scenario_with};
+    let cores = std::fs::read_to_string(scenario)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("cores")?.as_integer())
+        .and_then(|c| u32::try_from(c).ok());
+    let mut runs = Vec::new();
+    for v in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        match scenario_with(
+            scenario,
+            &[(key.to_string(), v.to_string())],
+            &format!("{}-{v}", key.replace('.', "_")),
+        ) {
+            Ok(path) => {
+                let stem = path
+                    .file_stem()
+                    .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+                runs.push(scenario_job(
+                    &format!("sweep-{stem}"),
+                    path,
+                    cpus.or(cores).unwrap_or(4),
+                    accel,
+                ));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut failed = false;
+    println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
+    for (job, out) in run_all(runs, jobs) {
+        let value = job.name.rsplit('-').next().unwrap_or("").to_string();
+        match out {
+            Ok(out) => {
+                for app in out.summary["apps"].as_array().into_iter().flatten() {
+                    for t in app["threads"].as_array().into_iter().flatten() {
+                        println!(
+                            "{value}\t{}\t{}\t{}\t{}\t{:.4}\t{:.4}",
+                            app["name"].as_str().unwrap_or(""),
+                            t["name"].as_str().unwrap_or(""),
+                            t["tickets"],
+                            t["cpu_ns"],
+                            t["measured_share"].as_f64().unwrap_or(f64::NAN),
+                            t["ideal_share"].as_f64().unwrap_or(f64::NAN)
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: {e}", job.name);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -414,3 +414,55 @@ fn slice_map<DB: DrawingBackend>(
         .map_err(err)?;
     area.present().map_err(err)
 }
+
+/// The lottery ratio sweep: observed CPU ratio against the ticket ratio,
+/// with the ideal diagonal.
+pub fn ratio_sweep(path: &Path, points: &[(f64, f64)]) -> Result<(), String> {
+    register_font()?;
+    let area = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    area.fill(&WHITE).map_err(err)?;
+    let max = points.iter().map(|p| p.0.max(p.1)).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(
+            "lottery: observed CPU ratio vs ticket ratio (one core)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max, 0.0..max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("ticket ratio A:B")
+        .y_desc("observed CPU time ratio A:B")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 0.0), (max, max)],
+            BLACK.mix(0.5).stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("ideal")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 6, RED.filled())),
+        )
+        .map_err(err)?
+        .label("measured")
+        .legend(|(x, y)| Circle::new((x + 9, y), 5, RED.filled()));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    area.present().map_err(err)
+}

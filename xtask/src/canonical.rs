@@ -1,0 +1,259 @@
+//! `just experiments`: the committed set of canonical experiments, run and
+//! plotted, with `results/README.md` written from what was measured, each
+//! figure beside the published one.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::experiments::{
+    images, keep_figures, max_lag, max_share_error, run_all, scenario_job, scenario_with,
+    thread_cpu, Job,
+};
+use crate::{build, Accel, RunOptions, RunOutcome};
+
+fn scenario(name: &str) -> PathBuf {
+    build::workspace_root()
+        .join("scenarios")
+        .join(format!("{name}.toml"))
+}
+
+/// Ticket ratios of the lottery sweep (A:B with B at 100 tickets).
+const SWEEP: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+/// Runs everything and writes `results/README.md`; returns its text.
+pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, String> {
+    let mut jobs = vec![
+        scenario_job("canon-lottery-2to1", scenario("lottery-2to1"), 1, accel),
+        scenario_job("canon-lottery-20to1", scenario("lottery-20to1"), 1, accel),
+        scenario_job("canon-stride-3to1", scenario("stride-3to1"), 1, accel),
+        scenario_job("canon-stride-101", scenario("stride-101"), 1, accel),
+        scenario_job(
+            "canon-infeasible-4core",
+            scenario("infeasible-4core"),
+            4,
+            accel,
+        ),
+        scenario_job("canon-swap-8core", scenario("swap-8core"), 8, accel),
+        scenario_job("canon-three-apps", scenario("three-apps"), 4, accel),
+        scenario_job("canon-sleepers", scenario("sleepers"), 2, accel),
+        Job {
+            name: "canon-aegis-stride".into(),
+            opts: RunOptions {
+                cpus: 4,
+                accel,
+                test: Some("sched_env".into()),
+                run_ms: Some(5000),
+                name: Some("canon-aegis-stride".into()),
+                timeout: std::time::Duration::from_secs(300),
+                ..RunOptions::default()
+            },
+        },
+    ];
+    let base = scenario("lottery-2to1");
+    for k in SWEEP {
+        let over = [
+            ("app.0.thread.0.tickets".to_string(), (100 * k).to_string()),
+            ("duration_ms".into(), sweep_ms.to_string()),
+        ];
+        let path = scenario_with(&base, &over, &format!("{k}to1"))?;
+        jobs.push(scenario_job(&format!("canon-sweep-{k}to1"), path, 1, accel));
+    }
+    // Deterministic runs (TCG, -icount): the guest's clocks follow the
+    // instructions each vCPU executed, so many vCPUs on a 2-core host are
+    // not skewed by the host descheduling some of them.
+    for job in &mut jobs {
+        job.opts.det = true;
+    }
+    let results = run_all(jobs, parallel);
+    let get = |name: &str| -> Result<&RunOutcome, String> {
+        let (_, r) = results
+            .iter()
+            .find(|(j, _)| j.name == name)
+            .ok_or(format!("{name}: not run"))?;
+        r.as_ref().map_err(|e| format!("{name}: {e}"))
+    };
+    let mut md = String::new();
+    let first = get("canon-lottery-2to1")?;
+    let _ = writeln!(
+        md,
+        "# Canonical experiments\n\nWritten by `just experiments` from the runs it made (commit `{}`, accel `{}`, CPU model `{}`, {}), all deterministic (`det=1`: single-threaded TCG with `-icount`, so every vCPU's clock follows its own instructions and a 2-core host cannot skew an 8-core guest; rerunning gives the same numbers). \
+         Every number below was measured in those runs; the published figures are the ancestors' (see `../shared/reference/anchors.md`; (2°) = from a secondary summary). \
+         Each run's data is in `results/runs/canon-*` (not committed); the figures are in `results/figures/`.\n",
+        first.summary["commit"].as_str().unwrap_or("?"),
+        first.summary["accel"].as_str().unwrap_or("?"),
+        first.summary["cpu_model"].as_str().unwrap_or("?"),
+        first.summary["started_utc"].as_str().unwrap_or("?"),
+    );
+    let ratio = |out: &RunOutcome, app: &str, a: &str, b: &str| {
+        thread_cpu(out, app, a) / thread_cpu(out, app, b).max(1.0)
+    };
+    let _ = writeln!(md, "| experiment | measured | published |\n|---|---|---|");
+    let l2 = get("canon-lottery-2to1")?;
+    let l20 = get("canon-lottery-20to1")?;
+    let s3 = get("canon-stride-3to1")?;
+    let s101 = get("canon-stride-101")?;
+    let _ = writeln!(md, "| lottery 2:1, one core, 10 s of 10 ms quanta | {:.2}:1 | 2.01:1 (Waldspurger 1994, 60 s, 2°) |", ratio(l2, "pair", "A", "B"));
+    let _ = writeln!(
+        md,
+        "| lottery 20:1, one core, 10 s | {:.2}:1 | 19.08:1 (3 min, 2°) |",
+        ratio(l20, "pair", "A", "B")
+    );
+    let _ = writeln!(
+        md,
+        "| stride 3:1, one core, 5 s of 2 ms quanta | {:.3}:1, max lag {:.2} quanta | 3.001:1; pairwise error ≤ 1 quantum (2°) |",
+        ratio(s3, "pair", "A", "B"),
+        max_lag(s3, "pair")
+    );
+    let _ = writeln!(
+        md,
+        "| stride, 101 clients 100:1:…:1, one core, 10 s | big client {:.3} of the CPU (ideal {:.3}); max lag {:.2} quanta | max absolute error 50 quanta flat, 4.5 hierarchical (2°) |",
+        share(s101, "many", "big"),
+        ideal(s101, "many", "big"),
+        max_lag(s101, "many")
+    );
+    let aegis = get("canon-aegis-stride")?;
+    let c = client_cpu(aegis);
+    let _ = writeln!(
+        md,
+        "| Aegis-style stride between applications: a scheduler environment donating its slices to clients with 3:2:1 tickets, 4 cores | {:.2}:{:.2}:1 | 3:2:1 (ExOS stride scheduler) |",
+        c[0] / c[2].max(1.0),
+        c[1] / c[2].max(1.0)
+    );
+    let inf = get("canon-infeasible-4core")?;
+    let _ = writeln!(
+        md,
+        "| infeasible weights on 4 cores: 1000:100:100:100:100 | heavy {:.3} of the application (one core = 0.250), lights {:.3} each (0.1875) | SFS: an infeasible thread gets exactly one core |",
+        share(inf, "skewed", "heavy"),
+        share(inf, "skewed", "light.0")
+    );
+    let swap = get("canon-swap-8core")?;
+    let _ = writeln!(
+        md,
+        "| swap stride→lottery→rr→stride under load, 8 cores | {} swaps, {} of 12 threads ran, max share error {:.3} | every thread kept (sched_ext loses scheduling state on ejection) |",
+        swap.summary["apps"][0]["scheduler_timeline"].as_array().map_or(0, |t| t.len().saturating_sub(1)),
+        swap.summary["apps"][0]["threads"].as_array().map_or(0, |t| t.iter().filter(|t| t["cpu_ns"].as_u64() > Some(0)).count()),
+        max_share_error(swap, "swapper")
+    );
+    let three = get("canon-three-apps")?;
+    let _ = writeln!(
+        md,
+        "| three applications, stride / lottery / rr, same 4 cores | max share error {:.3} / {:.3} / {:.3} | — |",
+        max_share_error(three, "strider"),
+        max_share_error(three, "lotto"),
+        max_share_error(three, "robin")
+    );
+    let sleepers = get("canon-sleepers")?;
+    let _ = writeln!(md, "| sleepers woken by predicates beside a CPU-bound application, 2 cores | {} | asleep costs no slices (Xok) |", sleep_cost(sleepers));
+    // The ratio sweep.
+    let mut points = Vec::new();
+    for k in SWEEP {
+        let out = get(&format!("canon-sweep-{k}to1"))?;
+        points.push((k as f64, ratio(out, "pair", "A", "B")));
+    }
+    let _ = writeln!(
+        md,
+        "| lottery ratio sweep 1:1…10:1, one core, {} s each | {} | one 10:1 run came out 13.42:1 (2°) |\n",
+        sweep_ms / 1000,
+        points.iter().map(|(k, r)| format!("{k}:1→{r:.2}")).collect::<Vec<_>>().join(", ")
+    );
+    let figures = build::workspace_root().join("results/figures");
+    std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
+    crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
+    let _ = writeln!(
+        md,
+        "## Figures\n\n### Lottery ratio sweep\n\n![sweep](figures/lottery-sweep.png)\n"
+    );
+    for (title, name, run, which) in [
+        (
+            "Lottery 2:1",
+            "lottery-2to1",
+            l2,
+            &["progress", "shares"][..],
+        ),
+        ("Lottery 20:1", "lottery-20to1", l20, &["shares"][..]),
+        ("Stride 3:1", "stride-3to1", s3, &["progress", "lag"][..]),
+        ("Stride, 101 clients", "stride-101", s101, &["lag"][..]),
+        (
+            "Infeasible weights on 4 cores",
+            "infeasible-4core",
+            inf,
+            &["shares"][..],
+        ),
+        (
+            "Swaps under load on 8 cores",
+            "swap-8core",
+            swap,
+            &["progress", "shares", "slicemap"][..],
+        ),
+        (
+            "Three applications, three schedulers",
+            "three-apps",
+            three,
+            &["shares", "slicemap"][..],
+        ),
+        ("Sleepers", "sleepers", sleepers, &["progress"][..]),
+    ] {
+        let _ = writeln!(
+            md,
+            "### {title}\n\n{}",
+            images(&keep_figures(run, name, which))
+        );
+    }
+    let readme = build::workspace_root().join("results/README.md");
+    std::fs::write(&readme, &md).map_err(|e| format!("{}: {e}", readme.display()))?;
+    Ok(md)
+}
+
+fn app_thread<'a>(out: &'a RunOutcome, app: &str, name: &str) -> &'a serde_json::Value {
+    out.summary["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["threads"].as_array())
+        .and_then(|t| t.iter().find(|t| t["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn share(out: &RunOutcome, app: &str, name: &str) -> f64 {
+    app_thread(out, app, name)["measured_share"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+fn ideal(out: &RunOutcome, app: &str, name: &str) -> f64 {
+    app_thread(out, app, name)["ideal_share"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU time of the scheduler environment's clients a, b, c.
+fn client_cpu(out: &RunOutcome) -> [f64; 3] {
+    let cpu = |name: &str| {
+        out.summary["envs"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["name"] == name))
+            .and_then(|e| e["cpu_ns"].as_array())
+            .map_or(0.0, |c| c.iter().filter_map(|x| x.as_f64()).sum())
+    };
+    [cpu("client_a"), cpu("client_b"), cpu("client_c")]
+}
+
+/// What the sleeping application cost against what its slots entitled it to.
+fn sleep_cost(out: &RunOutcome) -> String {
+    let cpu = |name: &str| {
+        out.summary["envs"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["name"] == name))
+            .map_or(0.0, |e| {
+                e["cpu_ns"]
+                    .as_array()
+                    .map_or(0.0, |c| c.iter().filter_map(|x| x.as_f64()).sum())
+            })
+    };
+    let (sleepy, busy) = (cpu("sleepy"), cpu("busy"));
+    let total = (sleepy + busy).max(1.0);
+    format!(
+        "the sleeping application (threads wanting ~0.55 core) used {:.1}% of the machine although its slots entitle it to 50%; the CPU-bound one got {:.1}%",
+        100.0 * sleepy / total,
+        100.0 * busy / total
+    )
+}
