@@ -139,7 +139,8 @@ pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// `git rev-parse HEAD`, with `-dirty` when the working tree differs from
+/// `git rev-parse HEAD`, with `-dirty` when the working tree (outside
+/// `results/`) differs from
 /// it (changed or untracked files that are not ignored).
 pub fn commit() -> String {
     let git = |args: &[&str]| {
@@ -152,7 +153,9 @@ pub fn commit() -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let rev = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    match git(&["status", "--porcelain"]) {
+    // Results (figures, README tables) are outputs of runs, not inputs:
+    // regenerating them does not make the code that ran "dirty".
+    match git(&["status", "--porcelain", "--", ".", ":(exclude)results"]) {
         Some(changes) if !changes.is_empty() => format!("{rev}-dirty"),
         _ => rev,
     }
