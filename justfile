@@ -43,6 +43,16 @@ experiments jobs="2" accel="auto":
 sweep scenario key values jobs="2" accel="auto":
     cargo xtask sweep {{scenario}} {{key}} {{values}} --jobs {{jobs}} --accel {{accel}}
 
+# Benchmark every primitive and policy beside Linux on this host (KVM when usable,
+# TCG otherwise, said loudly); writes results/bench/<commit>.{json,md}.
+bench accel="auto":
+    cargo xtask bench --accel {{accel}}
+
+# The seconds-long version for CI: figures printed, never asserted (TCG by
+# default: the same on every machine).
+bench-smoke accel="tcg":
+    cargo xtask bench --smoke --accel {{accel}}
+
 # Fuzz the system-call interface from ring 3 on 4 cores (>= 1,000,000 calls).
 fuzz seconds="60" cpus="4":
     cargo xtask run --accel tcg --cpus {{cpus}} --test fuzz --run-ms {{seconds}}000 --timeout 600 --cmdline "slice_us=10000 grace_us=3000"
@@ -63,4 +73,4 @@ lint:
     cargo clippy -p kernel -p slices -p predicate -p abi -p libos -p workloads -p sched-api -p sched-stride -p sched-lottery -p sched-rr --target x86_64-unknown-none --quiet -- -D warnings
 
 # Everything CI runs.
-test: test-host test-qemu lint
+test: test-host test-qemu lint bench-smoke

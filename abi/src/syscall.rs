@@ -98,6 +98,11 @@ impl Syscall {
     }
 }
 
+/// A `syscall` with this number returns at once through `sysret`, in the
+/// entry stub, before any Rust runs (rax unchanged): the floor the null
+/// system call is measured against. Not a [`Syscall`].
+pub const FLOOR: u64 = 0x3ff;
+
 /// `slice_alloc`: any free slot on the core.
 pub const ANY_SLOT: u64 = u64::MAX;
 /// `yield`: no particular recipient.

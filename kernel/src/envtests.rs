@@ -72,6 +72,8 @@ static EXPERIMENTS: &[Experiment] = &[
     plain("storm", &[spec("storm", 2), spec("spin", 2)], storm_returns_everything),
     plain("scribble", &[spec("scribble", 2), spec("spin", 2)], others_keep_share),
     plain("threads", &[spec("tspin", 4)], apps_alive),
+    plain("bench", &[spec("bench", 1), spec("bench_peer", 1)], apps_alive),
+    plain("tbench", &[spec("tbench", 1)], apps_alive),
     plain("watch", &[spec("twatch", 2), spec("spin", 2)], sleeping_app_costs_little),
     plain("swap", &[spec("tswap", 4)], apps_alive),
     plain("two_apps", &[spec("tspin", 2), spec("tspin_rr", 2)], apps_alive),

@@ -4,6 +4,7 @@
 //!
 //! Integration tests (`xtask/tests/`) call [`run`] directly.
 
+pub mod bench;
 pub mod build;
 pub mod canonical;
 mod error;

@@ -48,6 +48,15 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         accel: Accel,
     },
+    /// Benchmark the platform's primitives beside Linux on this host; write
+    /// results/bench/<commit>.{json,md}.
+    Bench {
+        /// A short run (seconds) for CI: figures printed, never asserted.
+        #[arg(long)]
+        smoke: bool,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+    },
     /// Draw a scenario run's figures (PNG and SVG) into its directory.
     Plot {
         /// A run directory or its name under results/runs/ (default: the
@@ -125,16 +134,7 @@ fn main() -> ExitCode {
             jobs,
             accel,
             sweep_ms,
-        } => match xtask::canonical::run(jobs, accel, sweep_ms) {
-            Ok(md) => {
-                println!("{md}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => print_report(xtask::canonical::run(jobs, accel, sweep_ms)),
         Cmd::Sweep {
             scenario,
             key,
@@ -143,6 +143,7 @@ fn main() -> ExitCode {
             cpus,
             accel,
         } => sweep(&scenario, &key, &values, jobs, cpus, accel),
+        Cmd::Bench { smoke, accel } => print_report(xtask::bench::run(smoke, accel)),
         Cmd::Plot { run } => {
             let dir = match run {
                 Some(r) if r.is_dir() => Ok(r),
@@ -323,5 +324,19 @@ fn sweep(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints a markdown report, or the error.
+fn print_report(report: Result<String, String>) -> ExitCode {
+    match report {
+        Ok(md) => {
+            println!("{md}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -68,10 +68,14 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
 }
 
 fn title(data: &RunData, what: &str) -> String {
+    let cores = if data.cpus_online == 1 {
+        "1 core".to_string()
+    } else {
+        format!("{} cores", data.cpus_online)
+    };
     format!(
-        "{}: {what} ({} cores{})",
+        "{}: {what} ({cores}{})",
         data.scenario_name,
-        data.cpus_online,
         if data.deterministic { ", det" } else { "" }
     )
 }

@@ -150,6 +150,9 @@ interrupt_common:
 /* syscall: build a TrapFrame (vector = SYSCALL_MARKER) on the kernel stack. */
     .global syscall_entry
 syscall_entry:
+    /* abi::syscall::FLOOR: back at once (rcx, r11 still hold the caller's rip and rflags). */
+    cmp rax, 0x3ff
+    je 5f
     swapgs
     mov gs:[24], rsp
     mov rsp, gs:[16]
@@ -173,6 +176,7 @@ syscall_entry:
     pop rsp                /* user RSP; NMIs use an IST stack, so this is safe */
     swapgs
     sysretq
+5:  sysretq
 
 /* enter_user_frame(frame): rsp = frame (at the top of this core's kernel stack). */
     .global enter_user_frame
@@ -289,6 +293,9 @@ extern "C" {
 }
 
 /// Address of the `syscall` entry point (for LSTAR).
+// The entry stub's FLOOR test uses the number literally.
+const _: () = assert!(abi::syscall::FLOOR == 0x3ff);
+
 pub fn syscall_entry_address() -> u64 {
     syscall_entry as *const () as u64
 }

@@ -1,0 +1,118 @@
+//! Benchmarks of the kernel's primitives from ring 3, on core 0 (run with
+//! one core, beside `bench_peer`): null system call and its floor,
+//! exception → upcall → resume, directed-yield ping-pong between two
+//! environments, and the platform's overhead on a CPU-bound loop.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+extern crate alloc;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::abi::shared::{FaultInfo, MAX_ENVS};
+use libos::abi::syscall::NO_ENV;
+use libos::{sys, App, Epilogue, FaultAction};
+use workloads::bench::{cycles_per, report, tsc};
+
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+fn on_fault(_core: usize, info: &FaultInfo) -> FaultAction {
+    if info.vector == 3 {
+        BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+        // #BP is a trap: the saved rip is already past the int3.
+        return FaultAction::Resume { skip: 0 };
+    }
+    FaultAction::Exit
+}
+
+fn peer(me: u32) -> Option<u32> {
+    (0..MAX_ENVS)
+        .map(|i| sys::account(i).env.load(Ordering::Acquire))
+        .find(|&id| id != NO_ENV && id != me)
+}
+
+/// Iterations of a counting loop per µs, in short windows (no slice switch
+/// inside, almost always) and over `total_ns` (every switch included).
+fn overhead(total_ns: u64) -> (f64, f64) {
+    let khz = sys::sysinfo().tsc_khz.max(1) as f64;
+    let count = |cycles: u64| {
+        let (t0, mut n) = (tsc(), 0u64);
+        while tsc() - t0 < cycles {
+            for _ in 0..64 {
+                n = core::hint::black_box(n + 1);
+            }
+        }
+        (n, tsc() - t0)
+    };
+    // Best of many 50 µs windows: the bare loop.
+    let window = (khz * 0.05) as u64;
+    let bare = (0..200)
+        .map(|_| count(window))
+        .map(|(n, c)| n as f64 / (c as f64 / khz * 1000.0))
+        .fold(0.0, f64::max);
+    let (n, c) = count((total_ns as f64 * khz / 1e6) as u64);
+    (bare, n as f64 / (c as f64 / khz * 1000.0))
+}
+
+fn worker(core: usize) -> ! {
+    if core != 0 {
+        loop {
+            let _ = sys::yield_to(None, true);
+        }
+    }
+    let (me, _) = sys::self_info();
+    let (null, n) = cycles_per(1000, 100, || {
+        let _ = sys::null();
+    });
+    report("null_syscall", n, &null, "");
+    let (floor, n) = cycles_per(1000, 100, sys::floor);
+    report("syscall_floor", n, &floor, "");
+    let (upcall, n) = cycles_per(100, 100, || {
+        // SAFETY: int3 traps to the kernel, which reflects it to this
+        // program's exception upcall; the handler resumes right after it.
+        unsafe { core::arch::asm!("int3") };
+    });
+    report(
+        "exception_upcall",
+        n,
+        &upcall,
+        &alloc::format!(",\"breakpoints\":{}", BREAKPOINTS.load(Ordering::Relaxed)),
+    );
+    match peer(me) {
+        Some(p) => {
+            let mut failed = 0u64;
+            let (pingpong, n) = cycles_per(50, 200, || {
+                // Donate the rest of the slice to the peer, which donates
+                // straight back: one round trip, two address-space switches.
+                if sys::yield_to(Some(p), true).is_err() {
+                    failed += 1;
+                }
+            });
+            report(
+                "yield_pingpong",
+                n,
+                &pingpong,
+                &alloc::format!(",\"failed\":{failed}"),
+            );
+        }
+        None => {
+            libos::log!("no peer environment: yield ping-pong not measured");
+        }
+    }
+    let (bare, long) = overhead(1_000_000_000);
+    let slice_us = sys::sysinfo().slice_ns / 1000;
+    libos::report!(
+        "\"kind\":\"bench_overhead\",\"slice_us\":{slice_us},\"bare_per_us\":{bare:.1},\"run_per_us\":{long:.1},\"overhead\":{:.5}",
+        1.0 - long / bare
+    );
+    libos::report!("\"kind\":\"bench_done\"");
+    loop {
+        let _ = sys::yield_to(None, true);
+    }
+}
+
+libos::program!(App {
+    name: "bench",
+    main: worker,
+    epilogue: Epilogue::Cooperative,
+    on_fault: Some(on_fault)
+});

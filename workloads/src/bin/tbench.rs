@@ -1,0 +1,92 @@
+//! Benchmarks of the libOS: user-level thread switch (one core), each
+//! policy's decision and accounting cost against thread count, and the
+//! time a runtime swap of the application's policy holds its threads off
+//! the cores (run on 1, 4 and 8 cores).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+extern crate alloc;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::sched_api::{PolicyKind, RunEnd};
+use libos::{sys, threads};
+use workloads::bench::{cycles_per, report, tsc, REPS};
+
+static SPIN: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+const SWITCHES: u64 = 20_000;
+
+fn yielder(_: usize) {
+    for _ in 0..SWITCHES {
+        threads::yield_now();
+    }
+}
+
+fn spinner(i: usize) {
+    loop {
+        SPIN[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn main_thread(_: usize) {
+    let cores = sys::sysinfo().cores as u64;
+    if cores == 1 {
+        // Two threads yielding to each other: every yield is one switch.
+        let cycles: alloc::vec::Vec<f64> = (0..REPS)
+            .map(|_| {
+                let t0 = tsc();
+                let a = threads::spawn(yielder, 0, 1);
+                let b = threads::spawn(yielder, 1, 1);
+                for t in [a, b].into_iter().flatten() {
+                    threads::join(t);
+                }
+                (tsc() - t0) as f64 / (2 * SWITCHES) as f64
+            })
+            .collect();
+        report("thread_switch", 2 * SWITCHES, &cycles, "");
+        for kind in PolicyKind::ALL {
+            for n in [1u32, 10, 100, 1000, 10_000] {
+                let mut p = threads::new_policy(kind, 1);
+                for id in 0..n {
+                    let _ = p.add(id, 1 + id % 10);
+                }
+                let quantum = sys::sysinfo().slice_ns;
+                let (cycles, iters) = cycles_per(1000, 40, || {
+                    if let Some(id) = p.pick(0) {
+                        let _ = p.charge(id, 0, quantum, RunEnd::Preempted);
+                    }
+                });
+                report(
+                    "policy_decision",
+                    iters,
+                    &cycles,
+                    &alloc::format!(",\"policy\":\"{}\",\"threads\":{n}", kind.name()),
+                );
+            }
+        }
+    }
+    // Swap downtime under load: 32 CPU-bound threads on every core.
+    for i in 0..SPIN.len() {
+        let _ = threads::spawn(spinner, i, 1 + i as u32 % 4);
+    }
+    threads::sleep_until(sys::now_ns() + 200_000_000);
+    let mut cycles = alloc::vec::Vec::new();
+    for round in 0..3 * REPS {
+        let to = PolicyKind::ALL[(round + 1) % 3];
+        let t0 = tsc();
+        threads::swap_policy(to);
+        cycles.push((tsc() - t0) as f64);
+        threads::sleep_until(sys::now_ns() + 30_000_000);
+    }
+    report(
+        "swap_downtime",
+        1,
+        &cycles,
+        &alloc::format!(",\"cores\":{cores},\"threads\":{}", SPIN.len()),
+    );
+    libos::report!("\"kind\":\"bench_done\"");
+    loop {
+        threads::sleep_until(sys::now_ns() + 1_000_000_000);
+    }
+}
+
+libos::threaded_program!(main_thread);

@@ -1,0 +1,157 @@
+//! The Linux counterparts of the platform's primitives, measured on this
+//! host in the same `just bench` run, and the policies' decision cost on
+//! the host. Each figure: iterations timed together, several repetitions.
+
+use std::time::Instant;
+
+use sched_api::{Policy, PolicyKind, RunEnd};
+
+/// Repetitions of every measurement.
+pub const REPS: usize = 5;
+
+/// ns per iteration of `f` over `iters`, `REPS` times.
+pub fn ns_per(iters: u64, mut f: impl FnMut()) -> Vec<f64> {
+    (0..REPS)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect()
+}
+
+pub fn getpid() -> Vec<f64> {
+    // SAFETY: getpid has no arguments and no side effects.
+    ns_per(1_000_000, || unsafe {
+        libc::syscall(libc::SYS_getpid);
+    })
+}
+
+pub fn sched_yield() -> Vec<f64> {
+    // SAFETY: sched_yield has no arguments.
+    ns_per(1_000_000, || unsafe {
+        libc::sched_yield();
+    })
+}
+
+extern "C" fn on_trap(_: libc::c_int) {}
+
+/// `int3` → SIGTRAP handler → back: Linux's exception round trip.
+pub fn signal_round_trip() -> Vec<f64> {
+    // SAFETY: installs a handler that does nothing for SIGTRAP (which this
+    // process raises itself below) and restores the default afterwards.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = on_trap as *const () as usize;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGTRAP, &act, std::ptr::null_mut());
+    }
+    // SAFETY: int3 raises SIGTRAP, handled above; execution continues after it.
+    let r = ns_per(100_000, || unsafe { std::arch::asm!("int3") });
+    // SAFETY: restores the default disposition.
+    unsafe {
+        libc::signal(libc::SIGTRAP, libc::SIG_DFL);
+    }
+    r
+}
+
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; pinning this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Two processes pinned to one CPU passing a byte back and forth through
+/// pipes: ns per round trip.
+pub fn pipe_ping_pong() -> Vec<f64> {
+    let mut a = [0i32; 2];
+    let mut b = [0i32; 2];
+    // SAFETY: plain pipe/fork/read/write on descriptors this function owns;
+    // the child only loops on them and exits with _exit.
+    unsafe {
+        libc::pipe(a.as_mut_ptr());
+        libc::pipe(b.as_mut_ptr());
+        let pid = libc::fork();
+        if pid == 0 {
+            // Only the ends this side uses: EOF on `a` must reach it.
+            libc::close(a[1]);
+            libc::close(b[0]);
+            pin_to_cpu0();
+            let mut byte = 0u8;
+            while libc::read(a[0], (&mut byte as *mut u8).cast(), 1) == 1 {
+                libc::write(b[1], (&byte as *const u8).cast(), 1);
+            }
+            libc::_exit(0);
+        }
+        libc::close(a[0]);
+        libc::close(b[1]);
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old);
+        pin_to_cpu0();
+        let mut byte = 1u8;
+        let r = ns_per(50_000, || {
+            libc::write(a[1], (&byte as *const u8).cast(), 1);
+            libc::read(b[0], (&mut byte as *mut u8).cast(), 1);
+        });
+        libc::close(a[1]);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::close(b[0]);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old);
+        r
+    }
+}
+
+static mut MAIN: std::mem::MaybeUninit<libc::ucontext_t> = std::mem::MaybeUninit::uninit();
+static mut OTHER: std::mem::MaybeUninit<libc::ucontext_t> = std::mem::MaybeUninit::uninit();
+
+extern "C" fn bounce() {
+    loop {
+        // SAFETY: both contexts were initialised before the first switch here.
+        unsafe { libc::swapcontext((&raw mut OTHER).cast(), (&raw const MAIN).cast()) };
+    }
+}
+
+/// glibc `swapcontext` between two user contexts: ns per switch.
+pub fn swapcontext() -> Vec<f64> {
+    let mut stack = vec![0u8; 64 * 1024];
+    // SAFETY: OTHER gets its own stack (kept alive until the end of this
+    // function) and never returns; each switch saves into the context not
+    // being resumed.
+    unsafe {
+        libc::getcontext((&raw mut OTHER).cast());
+        let other = &mut *(&raw mut OTHER).cast::<libc::ucontext_t>();
+        other.uc_stack.ss_sp = stack.as_mut_ptr().cast();
+        other.uc_stack.ss_size = stack.len();
+        other.uc_link = std::ptr::null_mut();
+        libc::makecontext(other, bounce, 0);
+        let r = ns_per(200_000, || {
+            libc::swapcontext((&raw mut MAIN).cast(), (&raw const OTHER).cast());
+        });
+        drop(stack);
+        // Two switches per iteration.
+        r.into_iter().map(|x| x / 2.0).collect()
+    }
+}
+
+/// A policy's pick + charge on the host, `n` threads.
+pub fn policy_decision(kind: PolicyKind, n: u32) -> Vec<f64> {
+    let quantum = 2_000_000;
+    let mut p: Box<dyn Policy> = match kind {
+        PolicyKind::Stride => Box::new(sched_stride::Stride::new(quantum, 1)),
+        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(quantum, 1, 42)),
+        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(quantum)),
+    };
+    for id in 0..n {
+        let _ = p.add(id, 1 + id % 10);
+    }
+    ns_per(200_000, || {
+        if let Some(id) = p.pick(0) {
+            let _ = p.charge(id, 0, quantum, RunEnd::Preempted);
+        }
+    })
+}

@@ -1,0 +1,415 @@
+//! `just bench`: the platform's primitives measured in the guest (KVM when
+//! usable, TCG otherwise — and then said loudly: emulated figures), their
+//! Linux counterparts on this host in the same run, the policies on both,
+//! and the goals of the performance issue shown met or not (never
+//! asserted). Writes `results/bench/<commit>.{json,md}`.
+
+pub mod host;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use abi::record::RecordKind;
+use sched_api::PolicyKind;
+use serde_json::{json, Value};
+
+use crate::{build, Accel, RunOptions, RunOutcome};
+
+/// Median, min and max of a figure's repetitions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub fn stat(xs: &[f64]) -> Stat {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return Stat {
+            median: f64::NAN,
+            min: f64::NAN,
+            max: f64::NAN,
+        };
+    }
+    v.sort_by(f64::total_cmp);
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Stat {
+        median,
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+fn stat_json(s: Stat) -> Value {
+    json!({"median": s.median, "min": s.min, "max": s.max})
+}
+
+fn guest(
+    name: &str,
+    test: &str,
+    cpus: u32,
+    run_ms: u64,
+    cmdline: &[&str],
+    accel: Accel,
+) -> Result<RunOutcome, String> {
+    let opts = RunOptions {
+        cpus,
+        accel,
+        test: Some(test.into()),
+        run_ms: Some(run_ms),
+        cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+        name: Some(name.into()),
+        timeout: Duration::from_secs(run_ms / 1000 + 120),
+        ..RunOptions::default()
+    };
+    eprintln!("== bench: {name} ({cpus} cores, {test})");
+    crate::run(&opts).map_err(|e| e.to_string())
+}
+
+/// `bench` records of a run: (name, record).
+fn records(out: &RunOutcome, kind: &str) -> Vec<Value> {
+    out.records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn series(r: &Value, key: &str) -> Vec<f64> {
+    r[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .collect()
+}
+
+fn find<'a>(recs: &'a [Value], bench: &str) -> Option<&'a Value> {
+    recs.iter().find(|r| r["bench"] == bench)
+}
+
+/// One row of the report.
+struct Row {
+    name: String,
+    platform: Option<Stat>,
+    platform_cycles: Option<Stat>,
+    linux: Option<Stat>,
+    /// (goal text, met)
+    goal: Option<(String, bool)>,
+}
+
+/// Runs everything; returns the markdown report (also written to disk).
+pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
+    let mut accel = accel.resolve();
+    let prims_ms = if smoke { 6000 } else { 8000 };
+    let mut prims = guest("bench-primitives", "bench", 1, prims_ms, &[], accel)?;
+    if accel == Accel::Kvm && records(&prims, "bench").is_empty() {
+        // Seen on nested KVM: the hypervisor delivers `syscall` without
+        // entering ring 0, the kernel completes each from a fault, and the
+        // benchmark cannot finish in its run.
+        eprintln!("!! bench: under KVM the guest benchmark did not finish (see {}); falling back to TCG !!", prims.run_dir.display());
+        accel = Accel::Tcg;
+        prims = guest("bench-primitives-tcg", "bench", 1, prims_ms, &[], accel)?;
+    }
+    let accel_used = accel;
+    if accel_used == Accel::Tcg {
+        eprintln!("!! bench: the guest runs under TCG: its figures are EMULATION, not hardware !!");
+    }
+    let mut guest_runs = vec![prims];
+    let mut overheads = Vec::new();
+    let mut swaps = Vec::new();
+    if !smoke {
+        for slice in [1000u64, 10_000] {
+            let out = guest(
+                &format!("bench-overhead-{}ms", slice / 1000),
+                "bench",
+                1,
+                8000,
+                &[&format!("slice_us={slice}")],
+                accel,
+            )?;
+            guest_runs.push(out);
+        }
+        guest_runs.push(guest("bench-threads-1", "tbench", 1, 25_000, &[], accel)?);
+        for cores in [4u32, 8] {
+            guest_runs.push(guest(
+                &format!("bench-swap-{cores}"),
+                "tbench",
+                cores,
+                3000,
+                &[],
+                accel,
+            )?);
+        }
+    }
+    let bench: Vec<Value> = guest_runs
+        .iter()
+        .flat_map(|o| records(o, "bench"))
+        .collect();
+    for o in &guest_runs {
+        overheads.extend(records(o, "bench_overhead"));
+    }
+    for r in bench.iter().filter(|r| r["bench"] == "swap_downtime") {
+        swaps.push(r.clone());
+    }
+    let ns = |b: &str| find(&bench, b).map(|r| stat(&series(r, "ns")));
+    let cycles = |b: &str| find(&bench, b).map(|r| stat(&series(r, "cycles")));
+    eprintln!("== bench: Linux counterparts on this host");
+    let linux_getpid = stat(&host::getpid());
+    let linux_signal = stat(&host::signal_round_trip());
+    let linux_yield = stat(&host::sched_yield());
+    let linux_pipe = stat(&host::pipe_ping_pong());
+    let linux_swapcontext = stat(&host::swapcontext());
+    let ratio = |a: Option<Stat>, b: Option<Stat>| match (a, b) {
+        (Some(a), Some(b)) => a.median / b.median,
+        _ => f64::NAN,
+    };
+    let mut rows = vec![
+        Row {
+            name: "null system call".into(),
+            platform: ns("null_syscall"),
+            platform_cycles: cycles("null_syscall"),
+            linux: Some(linux_getpid),
+            goal: {
+                let r = ratio(ns("null_syscall"), ns("syscall_floor"));
+                Some((format!("≤ 1.3x the syscall/sysret floor: {r:.2}x"), r <= 1.3))
+            },
+        },
+        Row { name: "syscall/sysret floor (no Rust)".into(), platform: ns("syscall_floor"), platform_cycles: cycles("syscall_floor"), linux: None, goal: None },
+        Row {
+            name: "exception → upcall → resume (#BP) vs SIGTRAP handler".into(),
+            platform: ns("exception_upcall"),
+            platform_cycles: cycles("exception_upcall"),
+            linux: Some(linux_signal),
+            goal: {
+                let r = linux_signal.median / ns("exception_upcall").map_or(f64::NAN, |s| s.median);
+                Some((format!("≥ 10x faster than Linux signal delivery: {r:.2}x"), r >= 10.0))
+            },
+        },
+        Row {
+            name: "directed-yield ping-pong, two environments, one core (round trip) vs pipe ping-pong, two processes pinned to one CPU".into(),
+            platform: ns("yield_pingpong"),
+            platform_cycles: cycles("yield_pingpong"),
+            linux: Some(linux_pipe),
+            goal: {
+                let r = linux_pipe.median / ns("yield_pingpong").map_or(f64::NAN, |s| s.median);
+                Some((format!("≥ 5x faster than Linux process ping-pong: {r:.2}x"), r >= 5.0))
+            },
+        },
+        Row { name: "sched_yield (Linux only)".into(), platform: None, platform_cycles: None, linux: Some(linux_yield), goal: None },
+        Row {
+            name: "user-level thread switch (libos) vs glibc swapcontext".into(),
+            platform: ns("thread_switch"),
+            platform_cycles: cycles("thread_switch"),
+            linux: Some(linux_swapcontext),
+            goal: None,
+        },
+    ];
+    let mut policy_rows = Vec::new();
+    for kind in PolicyKind::ALL {
+        for n in if smoke {
+            vec![10u32, 10_000]
+        } else {
+            vec![1u32, 10, 100, 1000, 10_000]
+        } {
+            let host_ns = stat(&host::policy_decision(kind, n));
+            let guest_ns = bench
+                .iter()
+                .find(|r| {
+                    r["bench"] == "policy_decision"
+                        && r["policy"] == kind.name()
+                        && r["threads"] == n
+                })
+                .map(|r| stat(&series(r, "ns")));
+            policy_rows.push((kind, n, host_ns, guest_ns));
+        }
+    }
+    for kind in [PolicyKind::Stride, PolicyKind::Lottery] {
+        if let Some((_, _, h, g)) = policy_rows.iter().find(|r| r.0 == kind && r.1 == 10_000) {
+            rows.push(Row {
+                name: format!(
+                    "{} decision + accounting at 10,000 threads (host; guest beside)",
+                    kind.name()
+                ),
+                platform: Some(*h),
+                platform_cycles: None,
+                linux: None,
+                goal: Some((
+                    format!(
+                        "≤ 150 ns: host {:.0} ns, in the guest {:.0} ns",
+                        h.median,
+                        g.map_or(f64::NAN, |g| g.median)
+                    ),
+                    h.median <= 150.0,
+                )),
+            });
+        }
+    }
+    let swap8 = swaps
+        .iter()
+        .find(|r| r["cores"] == 8)
+        .map(|r| stat(&series(r, "ns")));
+    if let Some(s) = swap8 {
+        rows.push(Row {
+            name: "runtime swap, 32 threads on 8 cores (time the swap holds the threads off the cores)".into(),
+            platform: Some(s),
+            platform_cycles: None,
+            linux: None,
+            goal: Some((format!("≤ 1 ms on 8 cores: {:.3} ms", s.median / 1e6), s.median <= 1e6)),
+        });
+    }
+    if let Some(o) = overheads.iter().find(|o| o["slice_us"] == 10_000) {
+        let f = o["overhead"].as_f64().unwrap_or(f64::NAN);
+        rows.push(Row {
+            name: "overhead on a CPU-bound loop at 10 ms slices".into(),
+            platform: None,
+            platform_cycles: None,
+            linux: None,
+            goal: Some((format!("≤ 1%: {:.2}%", f * 100.0), f <= 0.01)),
+        });
+    }
+    let first = &guest_runs[0];
+    let commit = build::commit();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Benchmarks{}\n\ncommit `{commit}`, accel **{}**{}, CPU model `{}`, guest CPU `{}`, host cores {}, {}\n",
+        if smoke { " (smoke)" } else { "" },
+        first.summary["accel"].as_str().unwrap_or("?"),
+        if accel_used == Accel::Tcg { " — EMULATED: guest figures are TCG's, not hardware's" } else { " (nested KVM: guest rdtsc may trap)" },
+        first.summary["cpu_model"].as_str().unwrap_or("?"),
+        first.summary["hypervisor"].as_str().unwrap_or("?"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        first.summary["started_utc"].as_str().unwrap_or(""),
+    );
+    let _ = writeln!(
+        md,
+        "Medians of {} repetitions (min–max), each timed over many iterations.\n",
+        host::REPS
+    );
+    let _ = writeln!(md, "| primitive | platform | platform cycles | Linux (this host) | Linux / platform | goal |\n|---|---|---|---|---|---|");
+    let cell = |s: Option<Stat>, unit: &str| {
+        s.map_or("—".to_string(), |s| {
+            format!("{:.0} {unit} ({:.0}–{:.0})", s.median, s.min, s.max)
+        })
+    };
+    for r in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.name,
+            cell(r.platform, "ns"),
+            cell(r.platform_cycles, "cyc"),
+            cell(r.linux, "ns"),
+            match (r.linux, r.platform) {
+                (Some(l), Some(p)) => format!("{:.2}", l.median / p.median),
+                _ => "—".into(),
+            },
+            r.goal.as_ref().map_or("—".to_string(), |(t, met)| format!(
+                "{} {t}",
+                if *met { "met:" } else { "NOT met:" }
+            ))
+        );
+    }
+    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns\n\n| policy | threads | host | guest |\n|---|---|---|---|");
+    for (kind, n, h, g) in &policy_rows {
+        let _ = writeln!(
+            md,
+            "| {} | {n} | {} | {} |",
+            kind.name(),
+            cell(Some(*h), "ns"),
+            cell(*g, "ns")
+        );
+    }
+    let _ = writeln!(md, "\n## Runtime swap (time `swap_policy` holds the application's threads off the cores)\n\n| cores | median | min–max |\n|---|---|---|");
+    for s in &swaps {
+        let st = stat(&series(s, "ns"));
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} ms | {:.3}–{:.3} ms |",
+            s["cores"],
+            st.median / 1e6,
+            st.min / 1e6,
+            st.max / 1e6
+        );
+    }
+    let _ = writeln!(md, "\n## Overhead on a CPU-bound loop\n\n| slice | loop iterations/µs, bare (best 50 µs window) | over 1 s of slices | overhead |\n|---|---|---|---|");
+    for o in &overheads {
+        let _ = writeln!(
+            md,
+            "| {} µs | {:.1} | {:.1} | {:.2}% |",
+            o["slice_us"],
+            o["bare_per_us"].as_f64().unwrap_or(f64::NAN),
+            o["run_per_us"].as_f64().unwrap_or(f64::NAN),
+            o["overhead"].as_f64().unwrap_or(f64::NAN) * 100.0
+        );
+    }
+    let out = json!({
+        "commit": commit,
+        "smoke": smoke,
+        "accel": first.summary["accel"],
+        "emulated": accel_used == Accel::Tcg,
+        "cpu_model": first.summary["cpu_model"],
+        "host_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "rows": rows.iter().map(|r| json!({
+            "name": r.name,
+            "platform_ns": r.platform.map(stat_json),
+            "platform_cycles": r.platform_cycles.map(stat_json),
+            "linux_ns": r.linux.map(stat_json),
+            "goal": r.goal.as_ref().map(|(t, met)| json!({"text": t, "met": met})),
+        })).collect::<Vec<_>>(),
+        "policy": policy_rows.iter().map(|(k, n, h, g)| json!({
+            "policy": k.name(), "threads": n, "host_ns": stat_json(*h), "guest_ns": g.map(stat_json),
+        })).collect::<Vec<_>>(),
+        "swap": swaps,
+        "overhead": overheads,
+        "guest_records": bench,
+    });
+    let dir = build::workspace_root().join("results/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let stem = if smoke {
+        format!("{commit}-smoke")
+    } else {
+        commit.clone()
+    };
+    std::fs::write(
+        dir.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&out).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join(format!("{stem}.md")), &md).map_err(|e| e.to_string())?;
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_median_min_max() {
+        assert_eq!(
+            stat(&[3.0, 1.0, 2.0]),
+            Stat {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(stat(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert!(stat(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn host_counterparts_measure_something() {
+        assert!(host::getpid().iter().all(|&x| x > 0.0));
+        assert!(host::swapcontext().iter().all(|&x| x > 0.0));
+        assert!(host::policy_decision(PolicyKind::Stride, 100)
+            .iter()
+            .all(|&x| x > 0.0));
+    }
+}
