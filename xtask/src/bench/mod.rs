@@ -141,7 +141,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
                 &format!("bench-swap-{cores}"),
                 "tbench",
                 cores,
-                3000,
+                8000,
                 &[],
                 accel,
             )?);
