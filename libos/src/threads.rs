@@ -199,6 +199,27 @@ pub fn block() {
     }
 }
 
+/// Like [`block`], lending this thread's tickets to thread `to` while it
+/// sleeps (lottery's ticket transfers: a waiter funds the lock holder it
+/// waits for; other policies ignore the loan). The loan ends when it wakes.
+pub fn block_lending(to: usize) {
+    let tid = self_id();
+    if with_rt(|rt| {
+        let must = rt.block(tid);
+        if must {
+            rt.threads[tid].lend_to = to;
+        }
+        must
+    }) {
+        switch_out(RunEnd::Blocked);
+    }
+}
+
+/// Ticket loans made so far (see [`block_lending`]).
+pub fn lends() -> u64 {
+    with_rt(|rt| rt.lends)
+}
+
 /// Wakes thread `tid` from [`block`] (or any sleep), or makes its next
 /// `block` return at once. False if there is no such live thread.
 pub fn unblock(tid: usize) -> bool {

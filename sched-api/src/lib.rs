@@ -173,6 +173,8 @@ pub enum SchedError {
     TransferCycle,
     /// Lottery: `take_back` of a thread that lends nothing.
     NotLending,
+    /// The policy has no such operation (ticket transfers outside lottery).
+    Unsupported,
 }
 
 impl fmt::Display for SchedError {
@@ -194,6 +196,7 @@ impl fmt::Display for SchedError {
             SchedError::CurrencyInUse => "currency still in use",
             SchedError::TransferCycle => "transfer would form a cycle",
             SchedError::NotLending => "thread lends nothing",
+            SchedError::Unsupported => "the policy does not support this",
         };
         f.write_str(s)
     }
@@ -320,6 +323,21 @@ pub trait Policy: Send {
 
     /// A sleeping thread becomes runnable with the lag it had.
     fn wake(&mut self, id: ThreadId) -> Result<(), SchedError>;
+
+    /// Ticket transfer: sleeping `from` lends its tickets to `to` (a thread
+    /// blocked on a lock lends them to the holder) until
+    /// [`take_back`](Policy::take_back). Lottery implements it; the others
+    /// say [`SchedError::Unsupported`].
+    fn lend(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
+        let _ = (from, to);
+        Err(SchedError::Unsupported)
+    }
+
+    /// Ends `from`'s loan (before it wakes).
+    fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
+        let _ = from;
+        Err(SchedError::Unsupported)
+    }
 
     /// Changes a thread's tickets; the service it is owed or is ahead by is
     /// kept (its lag is rescaled, as stride scheduling prescribes).

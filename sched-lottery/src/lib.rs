@@ -653,6 +653,14 @@ impl Lottery {
 }
 
 impl Policy for Lottery {
+    fn lend(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
+        self.transfer(from, to)
+    }
+
+    fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
+        Lottery::take_back(self, from)
+    }
+
     fn kind(&self) -> PolicyKind {
         PolicyKind::Lottery
     }

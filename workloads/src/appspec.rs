@@ -16,7 +16,9 @@
 //! `fraction <permille>` (use that much of each quantum, then block for the
 //! rest); `bursty <on_us> <off_us>` (random bursts and pauses averaging
 //! those); `watch` (sleep until the application's shared word changes);
-//! `poke <period_us>` (sleep, and change the shared word every period).
+//! `poke <period_us>` (sleep, and change the shared word every period);
+//! `lock <hold_us> <think_us>` (take the application's lock, compute
+//! holding it, release, compute; waiters lend the holder their tickets).
 
 use alloc::vec::Vec;
 
@@ -45,11 +47,28 @@ impl Policy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
     Cpu,
-    Sleep { run_us: u64, sleep_us: u64 },
-    Fraction { permille: u64 },
-    Bursty { on_us: u64, off_us: u64 },
+    Sleep {
+        run_us: u64,
+        sleep_us: u64,
+    },
+    Fraction {
+        permille: u64,
+    },
+    Bursty {
+        on_us: u64,
+        off_us: u64,
+    },
     Watch,
-    Poke { period_us: u64 },
+    Poke {
+        period_us: u64,
+    },
+    /// Takes the application's lock, computes `hold_us` holding it,
+    /// releases it, computes `think_us`; blocked waiters lend the holder
+    /// their tickets (lottery's ticket transfers).
+    Lock {
+        hold_us: u64,
+        think_us: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +134,10 @@ fn behaviour(words: &mut core::str::SplitAsciiWhitespace<'_>) -> Result<Behaviou
         Some("watch") => Behaviour::Watch,
         Some("poke") => Behaviour::Poke {
             period_us: num(words.next(), "poke needs <period_us>")?,
+        },
+        Some("lock") => Behaviour::Lock {
+            hold_us: num(words.next(), "lock needs <hold_us> <think_us>")?,
+            think_us: num(words.next(), "lock needs <hold_us> <think_us>")?,
         },
         _ => return Err("unknown behaviour"),
     };
@@ -236,6 +259,7 @@ mod tests {
              thread 4 100 0 - bursty 2000 1000\n\
              thread 5 100 0 - watch\n\
              thread 6 100 0 - poke 10000\n\
+             thread 7 100 0 - lock 500 1500\n\
              event 2000 swap rr\nevent 1000 tickets 1 400\n",
         )
         .unwrap();
@@ -243,7 +267,14 @@ mod tests {
             (s.policy, s.sample_ms, s.seed),
             (Some(Policy::Lottery), 50, 7)
         );
-        assert_eq!(s.threads.len(), 6);
+        assert_eq!(s.threads.len(), 7);
+        assert_eq!(
+            s.threads[6].behaviour,
+            Behaviour::Lock {
+                hold_us: 500,
+                think_us: 1500
+            }
+        );
         assert_eq!(s.threads[1].leave_ms, Some(1500));
         assert_eq!(
             s.threads[1].behaviour,

@@ -49,6 +49,18 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
             },
         },
     ];
+    jobs.push(scenario_job(
+        "canon-lock-lottery",
+        scenario("lock-transfer"),
+        1,
+        accel,
+    ));
+    let stride_locks = scenario_with(
+        &scenario("lock-transfer"),
+        &[("app.0.scheduler".into(), "stride".into())],
+        "stride",
+    )?;
+    jobs.push(scenario_job("canon-lock-stride", stride_locks, 1, accel));
     let base = scenario("lottery-2to1");
     for k in SWEEP {
         let over = [
@@ -141,6 +153,17 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
         max_share_error(three, "strider"),
         max_share_error(three, "lotto"),
         max_share_error(three, "robin")
+    );
+    let lock_share = |out: &RunOutcome| {
+        (0..4)
+            .map(|k| share(out, "locks", &format!("l.{k}")))
+            .sum::<f64>()
+    };
+    let _ = writeln!(
+        md,
+        "| ticket transfers: four threads sharing one lock (1 ms inside, 1 ms outside) beside a 400-ticket CPU-bound thread, one core | the lock threads' share: {:.3} under lottery (a blocked waiter lends its tickets to the holder), {:.3} under stride (no transfers); their tickets entitle them to 0.500 | transfers let a holder run on its waiters' funding (Waldspurger 1994) |",
+        lock_share(get("canon-lock-lottery")?),
+        lock_share(get("canon-lock-stride")?)
     );
     let sleepers = get("canon-sleepers")?;
     let _ = writeln!(md, "| sleepers woken by predicates beside a CPU-bound application, 2 cores | {} | asleep costs no slices (Xok) |", sleep_cost(sleepers));

@@ -93,7 +93,7 @@ pub struct Thread {
     pub name: Option<String>,
     #[serde(default = "defaults::tickets")]
     pub tickets: u32,
-    /// `cpu`, `sleep`, `fraction`, `bursty`, `watch` or `poke`.
+    /// `cpu`, `sleep`, `fraction`, `bursty`, `watch`, `poke` or `lock`.
     pub behaviour: String,
     pub run_us: Option<u64>,
     pub sleep_us: Option<u64>,
@@ -102,6 +102,9 @@ pub struct Thread {
     pub on_us: Option<u64>,
     pub off_us: Option<u64>,
     pub period_us: Option<u64>,
+    /// `lock`: time computed holding the application's lock, and outside it.
+    pub hold_us: Option<u64>,
+    pub think_us: Option<u64>,
     /// This many identical threads.
     #[serde(default = "defaults::count")]
     pub count: u32,
@@ -380,10 +383,15 @@ fn behaviour_args(th: &Thread) -> Result<String, (&'static str, String)> {
         ),
         "watch" => "watch".into(),
         "poke" => format!("poke {}", need(th.period_us, "period_us")?),
+        "lock" => format!(
+            "lock {} {}",
+            need(th.hold_us, "hold_us")?,
+            need(th.think_us, "think_us")?
+        ),
         _ => {
             return Err((
                 "behaviour",
-                "must be cpu, sleep, fraction, bursty, watch or poke".into(),
+                "must be cpu, sleep, fraction, bursty, watch, poke or lock".into(),
             ))
         }
     })

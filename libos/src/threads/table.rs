@@ -45,6 +45,9 @@ pub struct Thread {
     pub wake_pending: bool,
     /// The thread waiting in `join` for this one, or [`NONE`].
     pub joiner: usize,
+    /// While blocked, lends its tickets to this thread (a lock's holder),
+    /// or [`NONE`].
+    pub lend_to: usize,
 }
 
 impl Thread {
@@ -58,6 +61,7 @@ impl Thread {
         watch: (0, 0),
         wake_pending: false,
         joiner: NONE,
+        lend_to: NONE,
     };
 
     fn due(&self, now: u64, read: &dyn Fn(u64) -> u64) -> bool {
@@ -73,6 +77,14 @@ impl Thread {
     }
 }
 
+/// Wakes sleeping `tid` in the policy, ending a ticket loan first.
+fn wake(p: &mut dyn Policy, t: &mut Thread, tid: usize) {
+    if core::mem::replace(&mut t.lend_to, NONE) != NONE {
+        let _ = p.take_back(tid as u32);
+    }
+    let _ = p.wake(tid as u32);
+}
+
 /// Every thread of the application, the one policy, who runs where.
 pub struct Table {
     pub threads: [Thread; MAX_THREADS],
@@ -80,6 +92,8 @@ pub struct Table {
     current: [usize; MAX_WORKERS],
     started: [u64; MAX_WORKERS],
     swaps: u64,
+    /// Ticket loans made (blocked threads lending to a holder).
+    pub lends: u64,
 }
 
 impl Default for Table {
@@ -96,6 +110,7 @@ impl Table {
             current: [NONE; MAX_WORKERS],
             started: [0; MAX_WORKERS],
             swaps: 0,
+            lends: 0,
         }
     }
 
@@ -171,7 +186,7 @@ impl Table {
             let asleep = || p.record(tid as u32).map(|r| r.state) == Some(ThreadState::Sleeping);
             if t.life == Life::Live && t.due(now, read) && asleep() {
                 t.clear_waits();
-                let _ = p.wake(tid as u32);
+                wake(p.as_mut(), t, tid);
             }
         }
     }
@@ -213,7 +228,14 @@ impl Table {
             }
         } else if end == RunEnd::Blocked && self.threads[tid].due(now, read) {
             self.threads[tid].clear_waits();
+            self.threads[tid].lend_to = NONE;
             let _ = p.wake(tid as u32);
+        } else if end == RunEnd::Blocked && self.threads[tid].lend_to != NONE {
+            // Asleep now: its tickets go to the thread it waits for.
+            let to = self.threads[tid].lend_to;
+            if p.lend(tid as u32, to as u32).is_ok() {
+                self.lends += 1;
+            }
         }
         ran
     }
@@ -233,7 +255,7 @@ impl Table {
         if self.state(tid) == Some(ThreadState::Sleeping) {
             self.threads[tid].clear_waits();
             if let Some(p) = self.policy.as_mut() {
-                let _ = p.wake(tid as u32);
+                wake(p.as_mut(), &mut self.threads[tid], tid);
             }
         } else {
             self.threads[tid].wake_pending = true;

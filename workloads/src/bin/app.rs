@@ -29,6 +29,43 @@ static TID: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THR
 static TICKETS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 /// The word `watch` threads sleep on and `poke` threads change.
 static SHARED_WORD: AtomicU64 = AtomicU64::new(0);
+/// The application's lock: holder's libOS thread id + 1, or 0 when free.
+static LOCK_HOLDER: AtomicUsize = AtomicUsize::new(0);
+/// Threads blocked on the lock, one bit per libOS thread id.
+static LOCK_WAITERS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+fn lock() {
+    let me = threads::self_id();
+    let (word, bit) = (&LOCK_WAITERS[me / 64], 1u64 << (me % 64));
+    loop {
+        if LOCK_HOLDER
+            .compare_exchange(0, me + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+        // Announce, then look again: an unlock either sees the bit (and
+        // unblocks us, possibly before we sleep) or happened before the look.
+        word.fetch_or(bit, Ordering::SeqCst);
+        match LOCK_HOLDER.load(Ordering::SeqCst) {
+            0 => {}
+            holder => threads::block_lending(holder - 1),
+        }
+        word.fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
+fn unlock() {
+    LOCK_HOLDER.store(0, Ordering::SeqCst);
+    for (k, word) in LOCK_WAITERS.iter().enumerate() {
+        let mut bits = word.load(Ordering::SeqCst);
+        while bits != 0 {
+            threads::unblock(k * 64 + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
+}
+
 /// When the application started (its time 0 for the scenario's times).
 static T0: AtomicU64 = AtomicU64::new(0);
 
@@ -102,6 +139,12 @@ fn worker(i: usize) {
                 threads::sleep_until_changed(&SHARED_WORD, seen);
                 SLEEP_NS[i].fetch_add(libos::sys::now_ns() - t0, Ordering::Relaxed);
                 ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+            }
+            Behaviour::Lock { hold_us, think_us } => {
+                lock();
+                compute_until(i, libos::sys::now_ns() + hold_us * 1000);
+                unlock();
+                compute_until(i, libos::sys::now_ns() + think_us * 1000);
             }
             Behaviour::Poke { period_us } => {
                 sleep_until(i, now + period_us * 1000);

@@ -205,3 +205,54 @@ fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
         );
     }
 }
+
+#[test]
+fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
+    for kind in PolicyKind::ALL {
+        // One core: the waiter's 9 of 10 tickets are feasible.
+        let policy: Box<dyn Policy> = match kind {
+            PolicyKind::Stride => Box::new(sched_stride::Stride::new(Q, 1)),
+            PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(Q, 1, 7)),
+            PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(Q)),
+        };
+        let mut t = Table::new();
+        t.set_policy(policy).unwrap();
+        let holder = spawn(&mut t, 1);
+        let waiter = spawn(&mut t, 9);
+        let spinner = spawn(&mut t, 10);
+        // The waiter runs, finds the lock taken and blocks lending to the holder.
+        let mut now = 0;
+        for round in 0.. {
+            assert!(round < 100, "{kind:?}: the waiter never ran");
+            let picked = t.start(0, now);
+            if picked == Some(waiter) {
+                break;
+            }
+            let tid = picked.expect("a runnable thread");
+            now += Q;
+            t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+        }
+        assert!(t.block(waiter));
+        t.threads[waiter].lend_to = holder;
+        t.stop(0, waiter, now + Q, RunEnd::Blocked, &no_memory);
+        let lent = t.lends == 1;
+        assert_eq!(lent, kind == PolicyKind::Lottery, "{kind:?}");
+        if lent {
+            // Funded by the waiter, the holder draws with 1 + 9 tickets
+            // against the spinner's 10: about half the wins, not 1/11.
+            let mut wins = 0;
+            for _ in 0..400 {
+                let tid = t.start(0, now).expect("runnable threads");
+                assert!(tid == holder || tid == spinner);
+                wins += usize::from(tid == holder);
+                now += Q;
+                t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+            }
+            assert!((140..=260).contains(&wins), "holder won {wins} of 400");
+        }
+        // Unlock: the waiter wakes, the loan ends.
+        assert!(t.unblock(waiter));
+        assert_eq!(t.threads[waiter].lend_to, NONE);
+        assert_eq!(t.state(waiter), Some(ThreadState::Runnable));
+    }
+}
