@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! exo-launch 1
+//! slots <vector length>            (optional; at least what the apps hold)
 //! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | ->
 //! <argument lines, passed to the application verbatim>
 //! end
@@ -29,6 +30,8 @@ pub const MAX_CORES: usize = abi::shared::MAX_CORES;
 pub struct Plan<'a> {
     text: &'a str,
     apps: usize,
+    /// The vector length the runner asked for (room for slice changes).
+    pub slots: Option<usize>,
 }
 
 /// One application of a plan.
@@ -68,7 +71,23 @@ impl fmt::Display for LaunchError {
 impl<'a> Plan<'a> {
     /// Validates every line of `text`.
     pub fn parse(text: &'a str) -> Result<Self, LaunchError> {
-        let plan = Plan { text, apps: 0 };
+        let slots = match text.lines().nth(1).and_then(|l| l.strip_prefix("slots ")) {
+            Some(n) => match n.trim().parse::<usize>() {
+                Ok(n) if (1..=abi::shared::MAX_SLOTS).contains(&n) => Some(n),
+                _ => {
+                    return Err(LaunchError {
+                        line: 2,
+                        what: "slots must be 1..=MAX_SLOTS",
+                    })
+                }
+            },
+            None => None,
+        };
+        let plan = Plan {
+            text,
+            apps: 0,
+            slots,
+        };
         let mut apps = 0;
         for app in plan.iter() {
             app?;
@@ -80,7 +99,7 @@ impl<'a> Plan<'a> {
                 });
             }
         }
-        Ok(Plan { text, apps })
+        Ok(Plan { text, apps, slots })
     }
 
     /// How many applications the plan starts.
@@ -144,6 +163,10 @@ impl<'a> Iterator for Apps<'a> {
             self.started = true;
             if self.next_line() != Some(MAGIC) {
                 return self.err("not a launch plan (bad first line)");
+            }
+            // The optional vector length (read by `Plan::parse`).
+            if self.rest.starts_with("slots ") {
+                self.next_line();
             }
         }
         let header = loop {

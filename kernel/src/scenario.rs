@@ -52,12 +52,14 @@ pub fn active() -> bool {
 }
 
 /// Slots every core's vector needs: the most any core's applications hold
-/// together (late starters included, so their slots are there when they come).
+/// together (late starters included, so their slots are there when they
+/// come), or the plan's `slots` when larger (room for slice changes).
 pub fn slots_needed(plan: &Plan<'_>) -> usize {
     (0..smp::cores())
         .map(|core| plan.apps().filter(|a| a.on_core(core)).map(|a| a.slots_per_core).sum::<usize>())
         .max()
         .unwrap_or(0)
+        .max(plan.slots.unwrap_or(0))
         .max(1)
 }
 

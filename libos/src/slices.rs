@@ -67,3 +67,33 @@ pub fn capacity() -> usize {
         .sum();
     ((owned + slots / 2) / slots).max(1)
 }
+
+/// Holds exactly `per_core` slots on every core where it holds any now
+/// (allocating free ones, giving back its highest-numbered ones); returns
+/// the slots held per core before, or the first refusal.
+pub fn resize(per_core: usize) -> Result<usize, Error> {
+    let (me, _) = sys::self_info();
+    let info = sys::sysinfo();
+    let owned = |core: usize| -> alloc::vec::Vec<usize> {
+        (0..info.slots as usize)
+            .filter(|&s| {
+                sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire) == me
+            })
+            .collect()
+    };
+    let mut before = 0;
+    for core in 0..info.cores as usize {
+        let mine = owned(core);
+        if mine.is_empty() {
+            continue;
+        }
+        before = before.max(mine.len());
+        for _ in mine.len()..per_core {
+            sys::slice_alloc(core, None)?;
+        }
+        for &slot in mine.iter().rev().take(mine.len().saturating_sub(per_core)) {
+            sys::slice_free(core, slot)?;
+        }
+    }
+    Ok(before)
+}

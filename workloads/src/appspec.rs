@@ -11,6 +11,7 @@
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
 //! event <t_ms> swap <stride|lottery|rr>
 //! event <t_ms> tickets <thread id> <tickets>
+//! event <t_ms> slices <per core>
 //! ```
 //! Behaviours: `cpu`; `sleep <run_us> <sleep_us>` (compute, then sleep);
 //! `fraction <permille>` (use that much of each quantum, then block for the
@@ -83,7 +84,12 @@ pub struct ThreadSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Swap(Policy),
-    Tickets { thread: u32, tickets: u32 },
+    /// Hold this many slots per core (on the cores it holds slots on).
+    Slices(u32),
+    Tickets {
+        thread: u32,
+        tickets: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +204,13 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
                         .and_then(Policy::parse)
                         .ok_or("unknown scheduler")?,
                 ),
+                Some("slices") => {
+                    let n = num(words.next(), "slices needs a count")?;
+                    if n == 0 {
+                        return Err("slices must be positive");
+                    }
+                    Action::Slices(n)
+                }
                 Some("tickets") => {
                     let thread = num(words.next(), "tickets needs a thread id")?;
                     let tickets = num(words.next(), "tickets needs a count")?;
@@ -260,7 +273,7 @@ mod tests {
              thread 5 100 0 - watch\n\
              thread 6 100 0 - poke 10000\n\
              thread 7 100 0 - lock 500 1500\n\
-             event 2000 swap rr\nevent 1000 tickets 1 400\n",
+             event 2000 swap rr\nevent 1000 tickets 1 400\nevent 3000 slices 3\n",
         )
         .unwrap();
         assert_eq!(
@@ -294,6 +307,7 @@ mod tests {
             }
         );
         assert_eq!(s.events[1].action, Action::Swap(Policy::RoundRobin));
+        assert_eq!(s.events[2].action, Action::Slices(3));
     }
 
     #[test]

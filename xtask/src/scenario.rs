@@ -123,6 +123,9 @@ pub struct Event {
     /// With `tickets`: the thread (by name) whose tickets change.
     pub thread: Option<String>,
     pub tickets: Option<u32>,
+    /// Change the application's slots per core to this many (on the cores
+    /// it holds slots on).
+    pub slices: Option<u32>,
 }
 
 /// A scenario that did not validate: where and why.
@@ -261,9 +264,16 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
                 ));
             }
         }
+        let most = s
+            .events
+            .iter()
+            .map(Spanned::get_ref)
+            .filter(|e| e.app == app.name)
+            .filter_map(|e| e.slices)
+            .fold(app.slices, u32::max);
         for c in 0..cpus {
             if app.cores.as_ref().is_none_or(|l| l.contains(&c)) {
-                slots_per_core[c as usize] += app.slices;
+                slots_per_core[c as usize] += most;
             }
         }
         if app.stop_ms.is_some_and(|t| t <= app.start_ms) {
@@ -328,6 +338,23 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         else {
             return Err(err(span, field("app"), "no such application"));
         };
+        if let Some(n) = ev.slices {
+            if ev.swap.is_some() || ev.thread.is_some() || ev.tickets.is_some() {
+                return Err(err(
+                    span,
+                    field("slices"),
+                    "an event changing `slices` changes nothing else",
+                ));
+            }
+            if n == 0 {
+                return Err(err(
+                    span,
+                    field("slices"),
+                    "must be at least 1 (stop the application instead)",
+                ));
+            }
+            continue;
+        }
         match (&ev.swap, &ev.thread, ev.tickets) {
             (Some(to), None, None) if SCHEDULERS.contains(&to.as_str()) => {}
             (Some(_), None, None) => {
@@ -433,7 +460,7 @@ impl Scenario {
     /// The kernel's launch plan: a header per application, its arguments
     /// (`workloads::appspec`) below.
     pub fn launch_plan(&self) -> String {
-        let mut out = String::from("exo-launch 1\n");
+        let mut out = format!("exo-launch 1\nslots {}\n", self.vector_len(u32::MAX));
         for app in self.apps.iter().map(Spanned::get_ref) {
             let cores = app.cores.as_ref().map_or("all".to_string(), |c| {
                 c.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
@@ -467,6 +494,10 @@ impl Scenario {
                 .map(Spanned::get_ref)
                 .filter(|e| e.app == app.name)
             {
+                if let Some(n) = ev.slices {
+                    let _ = writeln!(out, "event {} slices {n}", ev.at_ms);
+                    continue;
+                }
                 match (&ev.swap, &ev.thread, ev.tickets) {
                     (Some(to), _, _) => {
                         let _ = writeln!(out, "event {} swap {to}", ev.at_ms);
@@ -487,24 +518,49 @@ impl Scenario {
         out
     }
 
+    /// The most slots an application ever holds per core (slice events included).
+    fn most_slices(&self, app: &App) -> u32 {
+        self.events
+            .iter()
+            .map(Spanned::get_ref)
+            .filter(|e| e.app == app.name)
+            .filter_map(|e| e.slices)
+            .fold(app.slices, u32::max)
+    }
+
+    /// Length of every core's slice vector: the most slots any core's
+    /// applications hold together at any time (on at most `cpus` cores).
+    pub fn vector_len(&self, cpus: u32) -> u32 {
+        let on = |app: &App, c: u32| app.cores.as_ref().is_none_or(|l| l.contains(&c));
+        let cores = self
+            .apps
+            .iter()
+            .map(Spanned::get_ref)
+            .flat_map(|a| a.cores.clone().unwrap_or_default())
+            .max()
+            .map_or(1, |c| c + 1)
+            .max(1);
+        (0..cores.min(cpus).max(1))
+            .map(|c| {
+                self.apps
+                    .iter()
+                    .map(Spanned::get_ref)
+                    .filter(|a| on(a, c))
+                    .map(|a| self.most_slices(a))
+                    .sum::<u32>()
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// Each application's capacity on `cpus` cores: the cores' worth of time
     /// its slots give it (what its libOS computes, `libos::slices::capacity`:
     /// owned slots over the vector's length, summed over cores, rounded, at
     /// least 1).
     pub fn capacities(&self, cpus: u32) -> std::collections::BTreeMap<String, u32> {
         let on = |app: &App, c: u32| app.cores.as_ref().is_none_or(|l| l.contains(&c));
-        let vector = (0..cpus)
-            .map(|c| {
-                self.apps
-                    .iter()
-                    .map(Spanned::get_ref)
-                    .filter(|a| on(a, c))
-                    .map(|a| a.slices)
-                    .sum::<u32>()
-            })
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let vector = self.vector_len(cpus);
         self.apps
             .iter()
             .map(Spanned::get_ref)

@@ -233,3 +233,94 @@ fn with_duration(text: &str, ms: u64) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A `slices` event: the application's libOS takes more slots and its share
+/// of the core follows.
+#[test]
+fn a_slices_event_changes_an_applications_slots() {
+    let text = r#"
+duration_ms = 2000
+slice_us = 1000
+[[app]]
+name = "x"
+scheduler = "stride"
+[[app.thread]]
+behaviour = "cpu"
+[[app]]
+name = "y"
+scheduler = "stride"
+[[app.thread]]
+behaviour = "cpu"
+[[event]]
+at_ms = 200
+app = "y"
+slices = 3
+"#;
+    let out = run(&scenario_opts(
+        "scenario-slices",
+        1,
+        scenario_file("slices", text),
+    ));
+    assert_exit(&out, abi::ExitCode::Success);
+    let events = std::fs::read_to_string(out.run_dir.join("events.csv")).unwrap();
+    assert!(
+        events.contains(",slices,y,,,\"1 -> 3 per core (scenario)\""),
+        "{events}"
+    );
+    let env = |name: &str| {
+        out.summary["envs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(env("y")["slots_held"], 3);
+    let cpu = |name: &str| {
+        env(name)["cpu_ns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_f64())
+            .sum::<f64>()
+    };
+    // 0.2 s at 1:1, then 1.8 s at 1:3: y gets (0.1 + 1.35) / 2 = 0.725.
+    let y = cpu("y") / (cpu("x") + cpu("y"));
+    assert!((y - 0.725).abs() < 0.05, "y's share {y:.3}");
+}
+
+/// Ticket transfers: lock waiters lend the holder their tickets under
+/// lottery (not under stride), so the lock threads keep their share against
+/// a CPU-bound thread. Deterministic runs: the comparison cannot flake.
+#[test]
+fn lock_waiters_fund_the_holder_under_lottery() {
+    let base = xtask::build::workspace_root().join("scenarios/lock-transfer.toml");
+    let text = with_duration(&std::fs::read_to_string(base).unwrap(), 2000);
+    let share = |sched: &str| {
+        let mut opts = scenario_opts(
+            &format!("scenario-lock-{sched}"),
+            1,
+            scenario_file(&format!("lock-{sched}"), &text),
+        );
+        opts.det = true;
+        opts.sched = sched.into();
+        opts.sched_override = true;
+        let out = run(&opts);
+        assert_exit(&out, abi::ExitCode::Success);
+        shares(&out, "locks")
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("l."))
+            .map(|(_, m, _)| m)
+            .sum::<f64>()
+    };
+    let (lottery, stride) = (share("lottery"), share("stride"));
+    assert!(
+        lottery > stride + 0.03,
+        "lock threads' share: lottery {lottery:.3}, stride {stride:.3}"
+    );
+    assert!(
+        (lottery - 0.5).abs() < 0.05,
+        "lottery {lottery:.3} vs their tickets' 0.5"
+    );
+}

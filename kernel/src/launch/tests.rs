@@ -53,3 +53,15 @@ fn arbitrary_text_never_panics() {
         }
     });
 }
+
+#[test]
+fn an_optional_slots_line_sizes_the_vectors() {
+    let plan = Plan::parse("exo-launch 1\nslots 6\napp a 2 all 0 -\nend\n").unwrap();
+    assert_eq!((plan.slots, plan.len()), (Some(6), 1));
+    assert_eq!(Plan::parse(GOOD).unwrap().slots, None);
+    assert_eq!(Plan::parse("exo-launch 1\nslots 0\n").unwrap_err().line, 2);
+    assert_eq!(
+        Plan::parse("exo-launch 1\nslots many\n").unwrap_err().line,
+        2
+    );
+}

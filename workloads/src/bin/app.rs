@@ -344,6 +344,16 @@ fn main_thread(_: usize) {
                 Action::Tickets { thread, tickets } => {
                     set_tickets(thread, tickets, "scenario");
                 }
+                Action::Slices(n) => match libos::slices::resize(n as usize) {
+                    Ok(before) => {
+                        let detail = libos::fmt::format(format_args!("{before} -> {n} per core"));
+                        event("slices", 0, detail.as_str(), "scenario");
+                    }
+                    Err(e) => {
+                        libos::log!("slices -> {n}: refused ({e:?})");
+                        event("slices", 0, "refused", "scenario");
+                    }
+                },
             }
             next_event += 1;
         }

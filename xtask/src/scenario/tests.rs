@@ -50,6 +50,11 @@ at_ms = 1200
 app = "a"
 thread = "w.1"
 tickets = 300
+
+[[event]]
+at_ms = 1500
+app = "a"
+slices = 3
 "#;
 
 #[test]
@@ -59,6 +64,8 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
     let plan = s.launch_plan();
     let parsed = kernel::launch::Plan::parse(&plan).unwrap();
     assert_eq!(parsed.len(), 2);
+    // Core 0 holds a's 3 (after its slices event) and b's 1.
+    assert_eq!(parsed.slots, Some(4));
     let a = parsed.app("a").unwrap();
     assert_eq!(a.slots_per_core, 2);
     assert!(a.on_core(1) && !a.on_core(2));
@@ -66,7 +73,8 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
     assert_eq!(spec.threads.len(), 4);
     assert_eq!(spec.threads[0].tickets, 200);
     assert_eq!(spec.seed, 7);
-    assert_eq!(spec.events.len(), 2);
+    assert_eq!(spec.events.len(), 3);
+    assert_eq!(spec.events[2].action, workloads::appspec::Action::Slices(3));
     // `w.1` is the third thread: id 3.
     assert_eq!(
         spec.events[1].action,
@@ -90,7 +98,7 @@ fn sched_override_replaces_every_scheduler_and_drops_swaps() {
     let mut s = parse(GOOD, "file", 4).unwrap();
     s.override_scheduler("rr");
     assert!(s.apps.iter().all(|a| a.get_ref().scheduler == "rr"));
-    assert_eq!(s.events.len(), 1);
+    assert_eq!(s.events.len(), 2);
 }
 
 fn fails(text: &str, line: usize, field: &str) {
