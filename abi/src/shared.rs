@@ -311,6 +311,11 @@ pub struct Dispatch {
     /// The last repossession: time (ns) and overrun past the slice end (ns).
     pub last_repossession_ns: AtomicU64,
     pub last_overrun_ns: AtomicU64,
+    /// When the environment last started running on this core (any turn:
+    /// its own slot, a donation, a resumption). With `EnvAccount::cpu_ns`
+    /// it gives the environment's CPU time here so far, to the ns:
+    /// `cpu_ns[core] + (now - run_started_ns)` while it runs.
+    pub run_started_ns: AtomicU64,
     pub fault_info: FaultInfo,
     /// Context at a revocation while enabled (the interrupted thread).
     pub enabled: UserContext,

@@ -214,6 +214,12 @@ pub fn run_core() -> ! {
     next_turn()
 }
 
+/// When the running turn on `core` started being charged (`now` if none):
+/// what `cpu_ns` will be charged from, exported as `run_started_ns`.
+fn turn_start(core: usize, now: u64) -> u64 {
+    core_state(core).lock().turn.as_ref().map_or(now, |t| t.run_start)
+}
+
 /// Charges the running environment for its time on this core and forgets it.
 fn stop_running(core: usize, turn: Turn, now: u64) {
     let ran = now.saturating_sub(turn.run_start);
@@ -416,8 +422,10 @@ fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, 
 /// its own revocation will be deferred until it leaves the critical section).
 fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
-    crate::trace::note(core, time::now_ns(), env.id);
+    let now = time::now_ns();
+    crate::trace::note(core, now, env.id);
     let d = env.dispatch_mut(core);
+    d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
     let mut ctx = d.preempted;
     d.preempted.valid = 0;
     d.events.fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
@@ -441,8 +449,10 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
 /// flag set and a clean FPU.
 fn upcall(core: usize, env: &Env, entry: u64, reason: UpcallReason, arg: u64, end: u64, grace_end: u64) -> ! {
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
-    crate::trace::note(core, time::now_ns(), env.id);
+    let now = time::now_ns();
+    crate::trace::note(core, now, env.id);
     let d = env.dispatch(core);
+    d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
     d.disabled.store(1, Ordering::Release);
     d.slice_end_ns.store(end, Ordering::Relaxed);
     d.grace_end_ns.store(grace_end, Ordering::Relaxed);

@@ -316,7 +316,14 @@ fn stop_current(core: usize, tid: usize, end: RunEnd) {
         crate::log!("thread {tid} overflowed its {STACK}-byte stack");
         sys::exit(12);
     }
-    RT.lock().stop(core, tid, sys::now_ns(), end, &read_word);
+    RT.lock().stop_charging(
+        core,
+        tid,
+        sys::now_ns(),
+        sys::cpu_clock(core),
+        end,
+        &read_word,
+    );
 }
 
 /// Picks the next thread for `core` and resumes it; with none runnable,
@@ -334,7 +341,8 @@ pub fn dispatch(core: usize) -> ! {
     let now = sys::now_ns();
     let mut rt = RT.lock();
     rt.wake_due(now, &read_word);
-    if let Some(tid) = rt.start(core, now) {
+    // Threads are charged on the environment's CPU clock of this core.
+    if let Some(tid) = rt.start(core, sys::cpu_clock(core)) {
         THREAD_CORE[tid].store(core, Ordering::Relaxed);
         let ctx = &raw const rt.threads[tid].ctx;
         drop(rt);

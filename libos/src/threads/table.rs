@@ -202,6 +202,7 @@ impl Table {
     /// Ends the run of `tid` on `core` at `now`: charges the time it ran,
     /// frees an exited thread (waking its joiner), and wakes a thread that
     /// blocked with its condition already met. Returns the ns charged.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn stop(
         &mut self,
         core: usize,
@@ -210,7 +211,22 @@ impl Table {
         end: RunEnd,
         read: &dyn Fn(u64) -> u64,
     ) -> u64 {
-        let ran = now.saturating_sub(self.started[core]);
+        self.stop_charging(core, tid, now, now, end, read)
+    }
+
+    /// As [`stop`](Table::stop), charging `clock - ` the value given to
+    /// [`start`](Table::start) (the environment's CPU clock on `core`, so
+    /// time off the core is not charged) and checking wake-ups at `now`.
+    pub fn stop_charging(
+        &mut self,
+        core: usize,
+        tid: usize,
+        now: u64,
+        clock: u64,
+        end: RunEnd,
+        read: &dyn Fn(u64) -> u64,
+    ) -> u64 {
+        let ran = clock.saturating_sub(self.started[core]);
         self.current[core] = NONE;
         let Some(p) = self.policy.as_mut() else {
             return ran;
