@@ -45,27 +45,21 @@ pub fn release(core: usize) -> usize {
         .count()
 }
 
-/// How many cores' worth of time this application's slots give it: the sum
-/// over cores of the fraction of that core's vector it owns, rounded to the
-/// nearest whole core, at least 1. Its policy applies the feasibility rule
-/// (a thread uses at most one core) against this, not against the machine:
-/// three applications sharing two cores a third each hold two thirds of a
-/// core, and their threads rarely run side by side.
+/// How many of its threads can run at once: the number of cores this
+/// application holds slots on (its slots on different cores run side by
+/// side, so a thread can use at most one of them). Its policy applies the
+/// feasibility rule (a thread uses at most one core) against this.
 pub fn capacity() -> usize {
     let (me, _) = sys::self_info();
     let info = sys::sysinfo();
-    let slots = (info.slots as usize).max(1);
-    let owned: usize = (0..info.cores as usize)
-        .map(|core| {
-            (0..slots)
-                .filter(|&s| {
-                    sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire)
-                        == me
-                })
-                .count()
+    (0..info.cores as usize)
+        .filter(|&core| {
+            (0..info.slots as usize).any(|s| {
+                sys::core_slices(core).owners[s].load(core::sync::atomic::Ordering::Acquire) == me
+            })
         })
-        .sum();
-    ((owned + slots / 2) / slots).max(1)
+        .count()
+        .max(1)
 }
 
 /// Holds exactly `per_core` slots on every core where it holds any now

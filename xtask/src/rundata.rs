@@ -48,9 +48,8 @@ pub struct App {
     pub scheduler_timeline: Vec<(u64, String)>,
     /// Cores the application held slices on, and how many per core.
     pub slices: Vec<(u32, u32)>,
-    /// Cores' worth of time its slots give it (owned slots over the vector
-    /// length, summed over cores, rounded, at least 1): no thread can have
-    /// more than its time on that many cores.
+    /// How many of its threads can run at once: the cores it holds slots
+    /// on. No thread gets more than 1/capacity of what the application got.
     #[serde(default)]
     pub capacity: u32,
     pub threads: Vec<Thread>,

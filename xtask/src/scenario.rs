@@ -554,19 +554,18 @@ impl Scenario {
             .max(1)
     }
 
-    /// Each application's capacity on `cpus` cores: the cores' worth of time
-    /// its slots give it (what its libOS computes, `libos::slices::capacity`:
-    /// owned slots over the vector's length, summed over cores, rounded, at
-    /// least 1).
+    /// Each application's capacity on `cpus` cores: how many of its
+    /// threads can run at once, the number of cores it holds slots on (what
+    /// its libOS computes, `libos::slices::capacity`).
     pub fn capacities(&self, cpus: u32) -> std::collections::BTreeMap<String, u32> {
-        let on = |app: &App, c: u32| app.cores.as_ref().is_none_or(|l| l.contains(&c));
-        let vector = self.vector_len(cpus);
         self.apps
             .iter()
             .map(Spanned::get_ref)
             .map(|a| {
-                let owned: u32 = (0..cpus).filter(|&c| on(a, c)).map(|_| a.slices).sum();
-                (a.name.clone(), ((owned + vector / 2) / vector).max(1))
+                let cores = (0..cpus)
+                    .filter(|c| a.cores.as_ref().is_none_or(|l| l.contains(c)))
+                    .count() as u32;
+                (a.name.clone(), cores.max(1))
             })
             .collect()
     }

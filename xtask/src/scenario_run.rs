@@ -53,8 +53,8 @@ fn rows(th: &Value) -> Vec<Row> {
 /// thread capped at the time it was present and awake, i.e. one core).
 #[derive(Clone, Debug, Default)]
 pub struct Fairness {
-    /// Cores' worth of time the application's slots give it (as its libOS
-    /// computes it: `libos::slices::capacity`).
+    /// How many of the application's threads can run at once (the cores it
+    /// holds slots on, as its libOS computes it: `libos::slices::capacity`).
     pub capacity: u32,
     last_t: Option<u64>,
     last: BTreeMap<u32, Row>,
@@ -97,8 +97,8 @@ impl Fairness {
                 got.push(r.cpu_ns.saturating_sub(prev.cpu_ns) as f64);
             }
             let total: f64 = got.iter().sum();
-            // The application runs on `capacity` cores' worth at most at
-            // once: no thread can have received more than its time on them.
+            // The application ran on `capacity` cores side by side: no
+            // thread can have received more than 1/capacity of its time.
             let on_cores = total / self.capacity.max(1) as f64;
             let cap: Vec<f64> = cap.into_iter().map(|c| c.min(on_cores)).collect();
             let ideal = metrics::water_fill(total, &w, &cap);
@@ -161,10 +161,7 @@ impl Tracker {
             .or_insert((t, Vec::new()));
         if entry.0 != t {
             let (t0, rows) = std::mem::replace(entry, (t, Vec::new()));
-            self.apps
-                .entry(app.to_string())
-                .or_default()
-                .snapshot(t0, &rows);
+            self.fairness(app).snapshot(t0, &rows);
             completed = true;
         }
         self.pending
