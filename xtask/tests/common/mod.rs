@@ -8,8 +8,10 @@ use abi::record::RecordKind;
 use abi::ExitCode;
 use xtask::{Accel, RunOptions, RunOutcome};
 
-/// Held while a many-vCPU emulated run executes: two of them at once on a
-/// 2-core host starve each other's vCPUs and turn timing checks into noise.
+/// Held while a multi-vCPU emulated run executes: two of them at once on a
+/// 2-core host starve each other's vCPUs and turn the 2% share checks into
+/// noise (seen: a well-behaved program at 0.470 of its 0.5 while another
+/// suite's 2-vCPU QEMU ran beside it). One-vCPU runs still overlap.
 pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Options for a suite run named `name`: the run directory is
@@ -38,7 +40,7 @@ pub fn options(
 
 /// Runs `opts` (serialised with other many-vCPU runs).
 pub fn run(opts: &RunOptions) -> RunOutcome {
-    let _serial = (opts.cpus >= 4).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
+    let _serial = (opts.cpus >= 2).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
     xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
 }
 
