@@ -39,11 +39,15 @@ pub enum RecordKind {
     /// `runs` (`[[t_ns, env], ...]`: from `t_ns` on, `env` ran; `NO_ENV`
     /// (4294967295) is idle), `dropped` (changes not recorded, buffer full).
     Trace,
+    /// Kernel-timed latencies at the end of a run, in chunks: `kind`
+    /// ("revocation": deadline → epilogue entry; "abort": grace end → the
+    /// core entering another environment), `ns` (samples).
+    Latency,
 }
 
 impl RecordKind {
     /// Every kind, for parsers.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::Boot,
         RecordKind::CoreOnline,
         RecordKind::CoreStats,
@@ -53,6 +57,7 @@ impl RecordKind {
         RecordKind::EnvStats,
         RecordKind::Event,
         RecordKind::Trace,
+        RecordKind::Latency,
     ];
 
     /// The word written after the prefix.
@@ -67,6 +72,7 @@ impl RecordKind {
             RecordKind::EnvStats => "env_stats",
             RecordKind::Event => "event",
             RecordKind::Trace => "trace",
+            RecordKind::Latency => "latency",
         }
     }
 

@@ -8,6 +8,7 @@ mod env;
 mod envtests;
 mod exit;
 mod exported;
+mod latency;
 mod logger;
 mod mm;
 mod panic;

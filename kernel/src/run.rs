@@ -119,6 +119,7 @@ fn finish(code: ExitCode) -> ! {
     let now = time::now_ns();
     emit_stats(now);
     crate::trace::emit();
+    crate::latency::emit();
     let ok = FINISH.try_get().is_none_or(|f| f());
     let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
     let evals = crate::wakeup::EVALS.load(Ordering::Relaxed);

@@ -424,6 +424,7 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
     let now = time::now_ns();
     crate::trace::note(core, now, env.id);
+    crate::latency::entering(core, now);
     let d = env.dispatch_mut(core);
     d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
     let mut ctx = d.preempted;
@@ -451,6 +452,7 @@ fn upcall(core: usize, env: &Env, entry: u64, reason: UpcallReason, arg: u64, en
     exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
     let now = time::now_ns();
     crate::trace::note(core, now, env.id);
+    crate::latency::entering(core, now);
     let d = env.dispatch(core);
     d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
     d.disabled.store(1, Ordering::Release);
@@ -603,6 +605,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 // No epilogue: nothing to tell; take the core at once.
                 repossess(core, frame, now)
             }
+            crate::latency::revocation(time::now_ns().saturating_sub(end));
             upcall(core, &env, entry, UpcallReason::Revoke, 0, end, grace_end);
         }
         Phase::Deferred | Phase::Revoking if now >= turn.grace_end => {
@@ -619,6 +622,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
 fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let mut c = core_state(core).lock();
     let turn = c.turn.take().expect("repossess with a turn");
+    crate::latency::repossessed(core, turn.grace_end);
     let overrun = now.saturating_sub(turn.end);
     let env = turn.env.clone();
     // The slot's owner pays (even if a donation recipient ran): the

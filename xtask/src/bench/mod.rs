@@ -147,6 +147,31 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             )?);
         }
     }
+    // Abort latency needs a program that ignores revocation: the `abort`
+    // experiment (spin beside hog) on one core.
+    guest_runs.push(guest(
+        "bench-abort",
+        "abort",
+        1,
+        if smoke { 2000 } else { 4000 },
+        &[],
+        accel,
+    )?);
+    let latency = |kind: &str| -> Option<Stat> {
+        let ns: Vec<f64> = guest_runs
+            .iter()
+            .flat_map(|o| {
+                o.records
+                    .of(RecordKind::Latency)
+                    .filter(|r| r["kind"] == kind)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .flat_map(|r| series(&r, "ns"))
+            .collect();
+        (!ns.is_empty()).then(|| stat(&ns))
+    };
+    let (revocation, abort) = (latency("revocation"), latency("abort"));
     let bench: Vec<Value> = guest_runs
         .iter()
         .flat_map(|o| records(o, "bench"))
@@ -200,6 +225,20 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
                 let r = linux_pipe.median / ns("yield_pingpong").map_or(f64::NAN, |s| s.median);
                 Some((format!("≥ 5x faster than Linux process ping-pong: {r:.2}x"), r >= 5.0))
             },
+        },
+        Row {
+            name: "revocation: slice deadline → owner entering its epilogue (kernel-timed, all samples: median (min–max))".into(),
+            platform: revocation,
+            platform_cycles: None,
+            linux: None,
+            goal: None,
+        },
+        Row {
+            name: "abort: end of grace → the core entering another environment (kernel-timed)".into(),
+            platform: abort,
+            platform_cycles: None,
+            linux: None,
+            goal: None,
         },
         Row { name: "sched_yield (Linux only)".into(), platform: None, platform_cycles: None, linux: Some(linux_yield), goal: None },
         Row {
