@@ -43,11 +43,16 @@ pub enum RecordKind {
     /// ("revocation": deadline → epilogue entry; "abort": grace end → the
     /// core entering another environment), `ns` (samples).
     Latency,
+    /// Once at the end of a run of environments: the invariants checked
+    /// all along (`checked`: name -> [checks, violations]) and the time
+    /// ledger (`core_ns`, `env_pct`, `idle_pct`, `kernel_pct`,
+    /// `in_flight_ns`, `conservation_error`, `environments_reaped`).
+    Invariants,
 }
 
 impl RecordKind {
     /// Every kind, for parsers.
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Boot,
         RecordKind::CoreOnline,
         RecordKind::CoreStats,
@@ -58,6 +63,7 @@ impl RecordKind {
         RecordKind::Event,
         RecordKind::Trace,
         RecordKind::Latency,
+        RecordKind::Invariants,
     ];
 
     /// The word written after the prefix.
@@ -73,6 +79,7 @@ impl RecordKind {
             RecordKind::Event => "event",
             RecordKind::Trace => "trace",
             RecordKind::Latency => "latency",
+            RecordKind::Invariants => "invariants",
         }
     }
 

@@ -88,6 +88,9 @@ pub struct CoreSlices {
     pub turn_started_ns: AtomicU64,
     /// Idle time on this core (ns): turns with no runnable owner.
     pub idle_ns: AtomicU64,
+    /// Time this core spent in the kernel itself (ns): decisions, switches,
+    /// upcall entry — what is charged neither to an environment nor to idle.
+    pub kernel_ns: AtomicU64,
     /// Owner of each slot (`NO_ENV` when free).
     pub owners: [AtomicU32; MAX_SLOTS],
 }

@@ -427,11 +427,12 @@ fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
     Ok(pages)
 }
 
-fn release(m: Memory) {
-    for &pa in &m.owned {
-        let _ = mm::free_frame(pa);
-    }
+/// Frees everything `m` owns; returns how many owned frames the allocator
+/// took back (all of them, unless the ownership records are wrong).
+fn release(m: Memory) -> usize {
+    let freed = m.owned.iter().filter(|&&pa| mm::free_frame(pa).is_ok()).count();
     m.aspace.destroy();
+    freed
 }
 
 /// Marks `env` dying; the last core to drop it frees everything (see
@@ -484,9 +485,9 @@ pub fn reap(id: u32) {
             frame_quota: 0,
         },
     );
-    if memory.aspace.pml4 != 0 {
-        release(memory);
-    }
+    let owned = memory.owned.len();
+    let freed = if memory.aspace.pml4 != 0 { release(memory) } else { owned };
     CLAIMED[slot_of(id)].store(false, Ordering::Release);
     drop(slot);
+    crate::invariants::on_reaped(id, owned, freed);
 }

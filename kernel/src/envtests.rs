@@ -119,6 +119,7 @@ pub fn offender_limit(name: &str) -> u32 {
 pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     let exp = EXPERIMENTS.iter().find(|e| e.name == name).ok_or("no such experiment")?;
     FREE_FRAMES_BEFORE.store(mm::free_frames(), Ordering::Relaxed);
+    crate::invariants::set_baseline();
     let mut envs = Vec::new();
     for s in exp.envs {
         let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;

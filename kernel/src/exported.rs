@@ -87,9 +87,11 @@ pub fn account(slot: usize) -> &'static EnvAccount {
 /// Zeroes slot `slot`'s accounting for a new environment `id`.
 pub fn reset_account(slot: usize, id: u32) {
     let a = account(slot);
-    for c in a.cpu_ns.iter() {
-        c.store(0, Ordering::Relaxed);
-    }
+    crate::ledger::reset_account(&a.cpu_ns, || {
+        for c in a.cpu_ns.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+    });
     for c in [&a.donations_given, &a.donations_received, &a.repossessions, &a.forfeits, &a.slots_revoked, &a.wakeups] {
         c.store(0, Ordering::Relaxed);
     }

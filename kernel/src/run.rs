@@ -47,6 +47,7 @@ pub fn stopping() -> bool {
 pub fn start(run_ms: u64, finish: fn() -> bool) {
     let now = time::now_ns();
     START_NS.store(now, Ordering::Relaxed);
+    crate::ledger::start(now);
     NEXT_REPORT_NS.store(now + 1_000_000_000, Ordering::Relaxed);
     END_NS.store(if run_ms == 0 { u64::MAX } else { now + run_ms * 1_000_000 }, Ordering::Relaxed);
     FINISH.init(finish);
@@ -64,6 +65,7 @@ pub fn monitor(now: u64, may_finish: bool) {
     if STOPPING.load(Ordering::Acquire) || FINISH.try_get().is_none() {
         return;
     }
+    crate::invariants::on_monitor(now);
     let next = NEXT_REPORT_NS.load(Ordering::Relaxed);
     if now >= next {
         NEXT_REPORT_NS.store(next + 1_000_000_000, Ordering::Relaxed);
@@ -121,6 +123,7 @@ fn finish(code: ExitCode) -> ! {
     crate::trace::emit();
     crate::latency::emit();
     let ok = FINISH.try_get().is_none_or(|f| f());
+    let ok = crate::invariants::finish(time::now_ns()) & ok;
     let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
     let evals = crate::wakeup::EVALS.load(Ordering::Relaxed);
     record::emit(

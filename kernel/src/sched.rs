@@ -191,6 +191,30 @@ pub fn slot_owner(core: usize, slot: usize) -> Result<u32, Error> {
     c.vector.owner(slot).map(|o| o.map_or(NO_ENV, |e| e.0)).map_err(slice_error)
 }
 
+/// Slots owned by anyone in every core's vector. Takes every core's lock:
+/// never call it holding one.
+pub fn slots_owned() -> usize {
+    CORES.get().iter().map(|state| {
+        let c = state.lock();
+        c.vector.len() - c.vector.free_count()
+    }).sum()
+}
+
+/// Slots the exported vectors show as owned by `id` (`None`: by anyone).
+/// Lock-free: reads the pages environments read.
+pub fn slots_exported_as_owned_by(id: Option<u32>) -> usize {
+    (0..crate::smp::cores())
+        .map(|core| {
+            let owners = &exported::core_slices_of(core).owners[..config().slots];
+            owners
+                .iter()
+                .map(|o| o.load(Ordering::Acquire))
+                .filter(|&o| o != NO_ENV && id.is_none_or(|id| o == id))
+                .count()
+        })
+        .sum()
+}
+
 fn slice_error(e: slices::SliceError) -> Error {
     use slices::SliceError as S;
     match e {
@@ -222,8 +246,7 @@ fn turn_start(core: usize, now: u64) -> u64 {
 
 /// Charges the running environment for its time on this core and forgets it.
 fn stop_running(core: usize, turn: Turn, now: u64) {
-    let ran = now.saturating_sub(turn.run_start);
-    turn.env.account().cpu_ns[core].fetch_add(ran, Ordering::Relaxed);
+    crate::ledger::charge(core, turn.run_start, now, crate::ledger::Charge::Env(&turn.env));
     release_running(&turn.env);
 }
 
@@ -390,7 +413,7 @@ fn idle_until(core: usize, until: u64) {
         unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
         let now = time::now_ns();
         if now >= until || crate::run::stopping() {
-            exported::core_slices_of(core).idle_ns.fetch_add(now - start, Ordering::Relaxed);
+            crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);
             return;
         }
         if core == 0 {
@@ -766,7 +789,7 @@ pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -
             turn.phase = Phase::Running;
             let (end, grace_end) = (turn.end, turn.grace_end);
             drop(c);
-            donor.account().cpu_ns[core].fetch_add(now.saturating_sub(ran_from), Ordering::Relaxed);
+            crate::ledger::charge(core, ran_from, now, crate::ledger::Charge::Env(&donor));
             release_running(&donor);
             let reason = match wake {
                 Some(tag) => (UpcallReason::Woken, tag),
