@@ -30,6 +30,7 @@ use crate::rt::FaultAction;
 use crate::{context, sys, wakeup};
 
 mod table;
+pub use table::Audit;
 pub use table::MAX_THREADS;
 use table::{Table, NONE};
 
@@ -262,6 +263,11 @@ pub fn swap_policy(kind: PolicyKind) -> bool {
 /// Changes a thread's weight.
 pub fn set_weight(tid: usize, weight: u32) -> bool {
     with_rt(|rt| rt.set_weight(tid, weight))
+}
+
+/// Audits the thread table against its policy (see [`Audit`]).
+pub fn audit() -> Audit {
+    with_rt(|rt| rt.audit())
 }
 
 /// Per-thread figures for reports: (id, weight, service_ns, state) of the

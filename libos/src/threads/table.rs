@@ -85,6 +85,27 @@ fn wake(p: &mut dyn Policy, t: &mut Thread, tid: usize) {
     let _ = p.wake(tid as u32);
 }
 
+/// What the table checks of itself (the soak reads these): a thread
+/// picked while it runs on another core or is not alive, and threads the
+/// table and its policy disagree about (lost, or unknown to the table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Full audits run (each pick is also checked).
+    pub audits: u64,
+    pub double_runs: u64,
+    pub dead_picked: u64,
+    /// Live threads the policy has no record of.
+    pub lost: u64,
+    /// Policy records of threads that are not live.
+    pub ghosts: u64,
+}
+
+impl Audit {
+    pub fn violations(&self) -> u64 {
+        self.double_runs + self.dead_picked + self.lost + self.ghosts
+    }
+}
+
 /// Every thread of the application, the one policy, who runs where.
 pub struct Table {
     pub threads: [Thread; MAX_THREADS],
@@ -94,6 +115,7 @@ pub struct Table {
     swaps: u64,
     /// Ticket loans made (blocked threads lending to a holder).
     pub lends: u64,
+    audit: Audit,
 }
 
 impl Default for Table {
@@ -111,6 +133,13 @@ impl Table {
             started: [0; MAX_WORKERS],
             swaps: 0,
             lends: 0,
+            audit: Audit {
+                audits: 0,
+                double_runs: 0,
+                dead_picked: 0,
+                lost: 0,
+                ghosts: 0,
+            },
         }
     }
 
@@ -194,6 +223,13 @@ impl Table {
     /// Picks the next thread for `core` and marks it running there since `now`.
     pub fn start(&mut self, core: usize, now: u64) -> Option<usize> {
         let tid = self.policy.as_mut()?.pick(core)? as usize;
+        // The policy promises both; a broken one must not go unnoticed.
+        if self.current.contains(&tid) {
+            self.audit.double_runs += 1;
+        }
+        if self.threads.get(tid).is_none_or(|t| t.life == Life::Free) {
+            self.audit.dead_picked += 1;
+        }
         self.current[core] = tid;
         self.started[core] = now;
         Some(tid)
@@ -309,6 +345,23 @@ impl Table {
                 });
                 time.into_iter().chain(word)
             })
+    }
+
+    /// Checks that the table and its policy agree on every thread (each
+    /// live or exiting thread has a policy record, nothing else has one)
+    /// and returns every check's count so far.
+    pub fn audit(&mut self) -> Audit {
+        if let Some(p) = self.policy.as_ref() {
+            self.audit.audits += 1;
+            for (tid, t) in self.threads.iter().enumerate() {
+                match (t.life, p.record(tid as u32).is_some()) {
+                    (Life::Live, false) => self.audit.lost += 1,
+                    (Life::Free, true) => self.audit.ghosts += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.audit
     }
 
     /// Per-thread figures for reports: (id, weight, service_ns, state) of

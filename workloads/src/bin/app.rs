@@ -4,8 +4,11 @@
 //!
 //! Records (`user`, `kind` field):
 //! - `app_start`: `t_ns`, `policy`, `threads` (how many it will run);
-//! - `sample`: `t_ns`, `policy`, `th`: `[[id, tickets, cpu_ns, iterations,
-//!   sleep_ns, core], ...]` (chunked so each record fits a report);
+//! - `sample`: `t_ns`, `policy`, `audit`: `[audits, double_runs,
+//!   dead_picked, lost, ghosts]` (the thread table's self-checks so far,
+//!   see `libos::threads::Audit`), `th`: `[[id, tickets, cpu_ns,
+//!   iterations, sleep_ns, core], ...]` (chunked so each record fits a
+//!   report);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
 //!   `thread`, `detail`, `source` (`scenario` or `console`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -243,6 +246,7 @@ fn list() {
 fn sample() {
     let mut table = [(0u32, 0u32, 0u64, threads::ThreadState::Runnable); threads::MAX_THREADS];
     let (n, policy, _) = threads::snapshot(&mut table);
+    let a = threads::audit();
     let now = libos::sys::now_ns();
     let mut th = String::new();
     // Formatted here, not by `report!` (whose stack buffer holds 480
@@ -250,8 +254,13 @@ fn sample() {
     let flush = |th: &mut String| {
         if !th.is_empty() {
             let record = alloc::format!(
-                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"th\":[{th}]",
-                policy.name()
+                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[{th}]",
+                policy.name(),
+                a.audits,
+                a.double_runs,
+                a.dead_picked,
+                a.lost,
+                a.ghosts
             );
             if libos::sys::report(&record).is_err() {
                 libos::log!("sample record refused ({} bytes)", record.len());

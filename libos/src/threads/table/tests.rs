@@ -256,3 +256,55 @@ fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
         assert_eq!(t.state(waiter), Some(ThreadState::Runnable));
     }
 }
+
+#[test]
+fn the_audit_stays_clean_through_runs_sleeps_exits_and_swaps() {
+    let mut t = table(PolicyKind::Stride);
+    for w in 1..=6 {
+        spawn(&mut t, w);
+    }
+    let kinds = [
+        PolicyKind::Lottery,
+        PolicyKind::RoundRobin,
+        PolicyKind::Stride,
+    ];
+    for round in 0..30u64 {
+        let now = round * 10;
+        if let Some(a) = t.start(0, now) {
+            t.threads[a].wake_at = now + 25;
+            t.stop(0, a, now + 5, RunEnd::Blocked, &no_memory);
+        }
+        if let Some(b) = t.start(1, now) {
+            if round % 7 == 3 {
+                t.exit(b);
+            }
+            t.stop(1, b, now + 5, RunEnd::Preempted, &no_memory);
+        }
+        t.wake_due(round * 10 + 9, &no_memory);
+        if round % 5 == 4 {
+            let next = table(kinds[(round / 5) as usize % 3])
+                .policy
+                .take()
+                .unwrap();
+            t.set_policy(next).unwrap();
+        }
+        let audit = t.audit();
+        assert_eq!(audit.violations(), 0, "round {round}: {audit:?}");
+    }
+    assert_eq!(t.audit().audits, 31);
+}
+
+#[test]
+fn the_audit_sees_a_thread_picked_twice_and_a_lost_one() {
+    let mut t = table(PolicyKind::RoundRobin);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 1);
+    // A stale claim: the table believes `a` still runs on core 1.
+    t.current[1] = a;
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(t.audit().double_runs, 1);
+    // The policy forgets `b` behind the table's back.
+    t.policy.as_mut().unwrap().remove(b as u32).unwrap();
+    let audit = t.audit();
+    assert_eq!((audit.lost, audit.violations()), (1, 2));
+}
