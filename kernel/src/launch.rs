@@ -22,6 +22,9 @@ use core::fmt;
 pub const MAGIC: &str = "exo-launch 1";
 /// Most applications in one plan.
 pub const MAX_APPS: usize = 32;
+/// How long after its stop an application's slots are still counted as
+/// held (see [`Plan::slots_at_once`]).
+pub const STOP_MARGIN_MS: u64 = 1000;
 /// Most cores a core list may name (the kernel's own limit).
 pub const MAX_CORES: usize = abi::shared::MAX_CORES;
 
@@ -119,6 +122,34 @@ impl<'a> Plan<'a> {
     /// The application called `name`.
     pub fn app(&self, name: &str) -> Option<AppLaunch<'a>> {
         self.apps().find(|a| a.name == name)
+    }
+
+    /// The most slots the applications hold on `core` at any one time: an
+    /// application holds its slots from its start until `STOP_MARGIN_MS`
+    /// after its stop (its slots come back only once every core has let it
+    /// go), and forever when it never stops.
+    pub fn slots_at_once(&self, core: usize) -> usize {
+        // (time, change): at equal times starts (+) sort before ends (-),
+        // so back-to-back applications count as overlapping.
+        let mut changes = [(0u64, 0i64); 2 * MAX_APPS];
+        let mut n = 0;
+        for app in self.apps().filter(|a| a.on_core(core)) {
+            let slots = app.slots_per_core as i64;
+            changes[n] = (app.start_ms, -slots);
+            n += 1;
+            if let Some(stop) = app.stop_ms {
+                changes[n] = (stop.saturating_add(STOP_MARGIN_MS), slots);
+                n += 1;
+            }
+        }
+        let changes = &mut changes[..n];
+        changes.sort_unstable();
+        let (mut held, mut most) = (0i64, 0i64);
+        for &(_, change) in changes.iter() {
+            held -= change;
+            most = most.max(held);
+        }
+        most as usize
     }
 
     fn iter(&self) -> Apps<'a> {

@@ -52,11 +52,11 @@ pub fn active() -> bool {
 }
 
 /// Slots every core's vector needs: the most any core's applications hold
-/// together (late starters included, so their slots are there when they
-/// come), or the plan's `slots` when larger (room for slice changes).
+/// at one time (applications that come and go share slots), or the plan's
+/// `slots` when larger (room for slice changes).
 pub fn slots_needed(plan: &Plan<'_>) -> usize {
     (0..smp::cores())
-        .map(|core| plan.apps().filter(|a| a.on_core(core)).map(|a| a.slots_per_core).sum::<usize>())
+        .map(|core| plan.slots_at_once(core))
         .max()
         .unwrap_or(0)
         .max(plan.slots.unwrap_or(0))
@@ -70,6 +70,7 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
         return Err("the `app` program is missing from the boot modules");
     }
     let n = plan.len();
+    crate::invariants::set_baseline();
     *STATE.lock() = Some(State {
         running: (0..n).map(|_| None).collect(),
         started: alloc::vec![false; n],

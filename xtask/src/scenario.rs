@@ -13,6 +13,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+/// How long after its stop an application's slots still count as held
+/// (the kernel's `kernel::launch::STOP_MARGIN_MS`).
+pub const STOP_MARGIN_MS: u64 = 1000;
+
 /// A whole scenario file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +224,6 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
     if s.apps.len() > 32 {
         return Err(top("app", "at most 32 applications"));
     }
-    let mut slots_per_core = vec![0u32; cpus as usize];
     for (a, app) in s.apps.iter().enumerate() {
         let (span, app) = (app.span(), app.get_ref());
         let field = |f: &str| format!("app[{a}].{f}");
@@ -264,18 +267,6 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
                 ));
             }
         }
-        let most = s
-            .events
-            .iter()
-            .map(Spanned::get_ref)
-            .filter(|e| e.app == app.name)
-            .filter_map(|e| e.slices)
-            .fold(app.slices, u32::max);
-        for c in 0..cpus {
-            if app.cores.as_ref().is_none_or(|l| l.contains(&c)) {
-                slots_per_core[c as usize] += most;
-            }
-        }
         if app.stop_ms.is_some_and(|t| t <= app.start_ms) {
             return Err(err(span, field("stop_ms"), "must be after start_ms"));
         }
@@ -315,14 +306,11 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             ));
         }
     }
-    if let Some(c) = slots_per_core
-        .iter()
-        .position(|&n| n as usize > abi::shared::MAX_SLOTS)
-    {
+    if s.vector_len(cpus) as usize > abi::shared::MAX_SLOTS {
         return Err(top(
             "app",
             &format!(
-                "core {c} would need more than {} slots",
+                "a core would need more than {} slots at once",
                 abi::shared::MAX_SLOTS
             ),
         ));
@@ -529,7 +517,11 @@ impl Scenario {
     }
 
     /// Length of every core's slice vector: the most slots any core's
-    /// applications hold together at any time (on at most `cpus` cores).
+    /// applications hold at one time (on at most `cpus` cores). An
+    /// application holds the most its events ask for from its start until
+    /// [`STOP_MARGIN_MS`] after its stop — the kernel's own rule
+    /// (`kernel::launch::Plan::slots_at_once`), so applications that come
+    /// and go share slots rather than leaving idle ones behind.
     pub fn vector_len(&self, cpus: u32) -> u32 {
         let on = |app: &App, c: u32| app.cores.as_ref().is_none_or(|l| l.contains(&c));
         let cores = self
@@ -542,12 +534,25 @@ impl Scenario {
             .max(1);
         (0..cores.min(cpus).max(1))
             .map(|c| {
-                self.apps
+                // (time, change): starts (negative) before ends at equal times.
+                let mut changes: Vec<(u64, i64)> = Vec::new();
+                for a in self.apps.iter().map(Spanned::get_ref).filter(|a| on(a, c)) {
+                    let slots = i64::from(self.most_slices(a));
+                    changes.push((a.start_ms, -slots));
+                    if let Some(stop) = a.stop_ms {
+                        changes.push((stop.saturating_add(STOP_MARGIN_MS), slots));
+                    }
+                }
+                changes.sort_unstable();
+                let mut held = 0i64;
+                changes
                     .iter()
-                    .map(Spanned::get_ref)
-                    .filter(|a| on(a, c))
-                    .map(|a| self.most_slices(a))
-                    .sum::<u32>()
+                    .map(|&(_, change)| {
+                        held -= change;
+                        held
+                    })
+                    .max()
+                    .unwrap_or(0) as u32
             })
             .max()
             .unwrap_or(1)

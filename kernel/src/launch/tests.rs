@@ -65,3 +65,26 @@ fn an_optional_slots_line_sizes_the_vectors() {
         2
     );
 }
+
+#[test]
+fn the_vector_holds_the_most_slots_held_at_once() {
+    let plan = |apps: &str| format!("exo-launch 1\n{apps}");
+    // Two apps for ever, one after the other, one that overlaps both.
+    let text = plan(
+        "app a 2 all 0 -\nend\n\
+         app b 3 all 0 5000\nend\n\
+         app c 3 all 7000 9000\nend\n\
+         app d 1 0,1 4000 8000\nend\n",
+    );
+    let p = Plan::parse(&text).unwrap();
+    // core 0: a(2) + b(3) + d(1) = 6 at 4-6 s; a + c + d = 6 at 7-8 s.
+    assert_eq!(p.slots_at_once(0), 6);
+    // core 2: a + b, then a + c (b's slots are back by then).
+    assert_eq!(p.slots_at_once(2), 5);
+    // Back to back within the stop margin: both counted.
+    let text = plan("app x 4 all 0 1000\nend\napp y 4 all 1500 -\nend\n");
+    assert_eq!(Plan::parse(&text).unwrap().slots_at_once(0), 8);
+    let text = plan("app x 4 all 0 1000\nend\napp y 4 all 2500 -\nend\n");
+    assert_eq!(Plan::parse(&text).unwrap().slots_at_once(0), 4);
+    assert_eq!(Plan::parse("exo-launch 1\n").unwrap().slots_at_once(0), 0);
+}

@@ -220,3 +220,27 @@ fn arbitrary_text_is_rejected_or_compiles_cleanly() {
         }
     });
 }
+
+#[test]
+fn the_vector_length_follows_the_kernels_rule() {
+    assert_eq!(STOP_MARGIN_MS, kernel::launch::STOP_MARGIN_MS);
+    let dir = crate::build::workspace_root().join("scenarios");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let s = load(&path, 8).unwrap();
+        if !s.events.iter().any(|e| e.get_ref().slices.is_some()) {
+            let plan = s.launch_plan();
+            let parsed = kernel::launch::Plan::parse(&plan).unwrap();
+            let kernel_len = (0..8).map(|c| parsed.slots_at_once(c)).max().unwrap();
+            assert_eq!(
+                s.vector_len(8) as usize,
+                kernel_len.max(1),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
