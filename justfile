@@ -57,6 +57,11 @@ bench-smoke accel="tcg":
 fuzz seconds="60" cpus="4":
     cargo xtask run --accel tcg --cpus {{cpus}} --test fuzz --run-ms {{seconds}}000 --timeout 600 --cmdline "slice_us=10000 grace_us=3000"
 
+# Soak: N cores for a long time, applications joining, leaving, swapping
+# schedulers and sleeping, every invariant checked all along (TCG by default).
+soak minutes="10" cpus="16" accel="tcg":
+    cargo xtask soak --minutes {{minutes}} --cpus {{cpus}} --accel {{accel}}
+
 # Host unit and property tests of every pure crate.
 test-host:
     cargo test --workspace --exclude xtask --quiet

@@ -66,6 +66,10 @@ pub struct Env {
     preempted_disabled: [AtomicU64; 2],
     /// Cores running it right now.
     pub running_on: AtomicU32,
+    /// Set once a dying environment's slots are freed on every core: only
+    /// then may it be reaped (found by the soak: a core that let go first
+    /// reaped it while another still freed its slots).
+    pub slots_released: AtomicBool,
     /// Who created it (may kill it), or NO_ENV.
     pub parent: u32,
     /// Why it died, for the log.
@@ -335,6 +339,7 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32, args: &[u8]
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
         preempted_disabled: [AtomicU64::new(0), AtomicU64::new(0)],
         running_on: AtomicU32::new(0),
+        slots_released: AtomicBool::new(false),
         parent,
         exit_reason: Mutex::new(None),
     });
@@ -466,7 +471,7 @@ pub fn kill(env: &Env, reason: ExitReason) {
 pub fn reap(id: u32) {
     let mut slot = TABLE[slot_of(id)].lock();
     let Some(env) = slot.as_ref() else { return };
-    if env.id != id || env.alive() || env.running_on.load(Ordering::Acquire) != 0 {
+    if env.id != id || env.alive() || env.running_on.load(Ordering::SeqCst) != 0 || !env.slots_released.load(Ordering::SeqCst) {
         return;
     }
     // The slot stays locked until the memory is back in the allocator, so

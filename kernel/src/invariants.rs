@@ -83,7 +83,7 @@ pub fn on_monitor(now: u64) {
         return;
     }
     NEXT_AUDIT_NS.store(now + AUDIT_PERIOD_NS, Ordering::Relaxed);
-    audit_time(now);
+    audit_time();
     let reaped = REAPED.load(Ordering::Acquire);
     if reaped != REAPED_AT_LAST_BASELINE.load(Ordering::Relaxed) && env::all_reaped() {
         REAPED_AT_LAST_BASELINE.store(reaped, Ordering::Relaxed);
@@ -91,8 +91,8 @@ pub fn on_monitor(now: u64) {
     }
 }
 
-fn audit_time(now: u64) -> Audit {
-    let a = ledger::audit(now);
+fn audit_time() -> Audit {
+    let a = ledger::audit();
     if a.skipped_cores == 0 {
         let err = a.conservation_error();
         TIME_CONSERVED.check(
@@ -130,8 +130,8 @@ pub fn on_reaped(id: u32, owned: usize, freed: usize) {
 }
 
 /// End of the run: one last audit, a summary record, one check per invariant.
-pub fn finish(now: u64) -> bool {
-    let a = audit_time(now);
+pub fn finish() -> bool {
+    let a = audit_time();
     if env::all_reaped() {
         check_baseline();
     }

@@ -133,20 +133,24 @@ impl Audit {
     }
 }
 
-/// Reads every core's ledger and the environments' accounts at `now`.
-pub fn audit(now: u64) -> Audit {
+/// Reads every core's ledger and the environments' accounts. Each core is
+/// read against the clock taken with its own view: the auditing core may be
+/// descheduled between two cores for longer than a turn (a vCPU on a busy
+/// host), and one `now` for all would then count the others' later charges
+/// against an earlier instant.
+pub fn audit() -> Audit {
     let start = START_NS.load(Ordering::Relaxed);
-    let mut a = Audit { elapsed_ns: now.saturating_sub(start), ..Audit::default() };
+    let mut a = Audit { elapsed_ns: crate::time::now_ns().saturating_sub(start), ..Audit::default() };
     for (core, l) in LEDGERS.iter().enumerate().take(smp::cores()) {
         let Some(view) = (0..64).find_map(|_| read_core(core, l)) else {
             a.skipped_cores += 1;
             continue;
         };
-        a.core_ns += now.saturating_sub(start);
+        a.core_ns += view.now.saturating_sub(start);
         a.env_ns += view.accounts_ns;
         a.idle_ns += view.idle_ns;
         a.kernel_ns += view.kernel_ns;
-        a.in_flight_ns += now.saturating_sub(view.until);
+        a.in_flight_ns += view.now.saturating_sub(view.until);
         if view.accounts_ns != view.ledger_env_ns {
             a.mismatched_cores += 1;
             a.mismatch_ns = a.mismatch_ns.max(view.accounts_ns.abs_diff(view.ledger_env_ns));
@@ -158,6 +162,8 @@ pub fn audit(now: u64) -> Audit {
 }
 
 struct CoreView {
+    /// The clock, read after the rest (so at or after `until`).
+    now: u64,
     until: u64,
     ledger_env_ns: u64,
     accounts_ns: u64,
@@ -174,7 +180,8 @@ fn read_core(core: usize, l: &CoreLedger) -> Option<CoreView> {
         core::hint::spin_loop();
         return None;
     }
-    let view = CoreView {
+    let mut view = CoreView {
+        now: 0,
         until: l.until.load(Ordering::Relaxed),
         ledger_env_ns: l.env_ns.load(Ordering::Relaxed),
         accounts_ns: l.retired_ns.load(Ordering::Relaxed)
@@ -182,6 +189,7 @@ fn read_core(core: usize, l: &CoreLedger) -> Option<CoreView> {
         idle_ns: exported::core_slices_of(core).idle_ns.load(Ordering::Relaxed),
         kernel_ns: l.kernel_ns.load(Ordering::Relaxed),
     };
+    view.now = crate::time::now_ns();
     let unchanged = l.seq.load(Ordering::Acquire) == seq && ACCOUNT_RESETS.load(Ordering::Acquire) == resets;
     unchanged.then_some(view)
 }

@@ -727,6 +727,9 @@ pub fn env_dying(env: &Env) {
         }
     }
     env.account().slots_held.store(0, Ordering::Relaxed);
+    // The last core to let go reaps it, unless it let go before this point;
+    // then this does (SeqCst on both sides: one of the two sees the other).
+    env.slots_released.store(true, Ordering::SeqCst);
     if env.running_on.load(Ordering::SeqCst) == 0 {
         env::reap(env.id);
     }

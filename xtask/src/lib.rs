@@ -15,6 +15,7 @@ pub mod qemu;
 pub mod rundata;
 pub mod scenario;
 pub mod scenario_run;
+pub mod soak;
 pub mod summary;
 
 pub use error::Error;

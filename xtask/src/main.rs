@@ -57,6 +57,19 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         accel: Accel,
     },
+    /// Soak: many cores for a long time, applications joining, leaving,
+    /// swapping schedulers and sleeping, every invariant checked all along;
+    /// prints what was checked and every violation with its time.
+    Soak {
+        #[arg(long, default_value_t = 16)]
+        cpus: u32,
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        #[arg(long, default_value = "tcg")]
+        accel: Accel,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Draw a scenario run's figures (PNG and SVG) into its directory.
     Plot {
         /// A run directory or its name under results/runs/ (default: the
@@ -143,6 +156,18 @@ fn main() -> ExitCode {
             cpus,
             accel,
         } => sweep(&scenario, &key, &values, jobs, cpus, accel),
+        Cmd::Soak {
+            cpus,
+            minutes,
+            accel,
+            seed,
+        } => match xtask::soak::run(cpus, minutes, accel, seed) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("soak failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Bench { smoke, accel } => print_report(xtask::bench::run(smoke, accel)),
         Cmd::Plot { run } => {
             let dir = match run {
