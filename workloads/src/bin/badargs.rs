@@ -4,6 +4,8 @@
 //! must survive and everyone else keep their share.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+extern crate alloc;
+
 use core::sync::atomic::Ordering;
 
 use libos::abi::shared::{UpcallTable, MAX_ENVS};
@@ -204,7 +206,29 @@ fn worker(core: usize) -> ! {
             ok &= sys::unmap(0x1000_0000_0000) == Ok(pfn);
             ok &= sys::frame_free(pfn).is_ok();
         }
-        report!("\"kind\":\"badargs_done\",\"all_ok\":{ok},\"other_env\":{other}");
+        // Take every frame the quota allows, then every free slot on this
+        // core: the kernel must say no cleanly at the limit, and take all
+        // of it back.
+        let mut frames = alloc::vec::Vec::new();
+        let limit = loop {
+            match sys::frame_alloc(None) {
+                Ok(pfn) => frames.push(pfn),
+                Err(e) => break e,
+            }
+        };
+        let taken = frames.len();
+        ok &= expect("frames_until_quota", Err(limit), Error::QuotaExceeded) && taken >= 1000;
+        ok &= frames.drain(..).all(|pfn| sys::frame_free(pfn).is_ok());
+        let mut slots = alloc::vec::Vec::new();
+        let full = loop {
+            match sys::slice_alloc(0, None) {
+                Ok(slot) => slots.push(slot),
+                Err(e) => break e,
+            }
+        };
+        ok &= expect("slots_until_full", Err(full), Error::Exhausted);
+        ok &= slots.iter().all(|&slot| sys::slice_free(0, slot).is_ok());
+        report!("\"kind\":\"badargs_done\",\"all_ok\":{ok},\"other_env\":{other},\"frames_taken\":{taken},\"slots_taken\":{}", slots.len());
     }
     loop {
         core::hint::spin_loop();

@@ -8,10 +8,11 @@ use abi::record::RecordKind;
 use abi::ExitCode;
 use xtask::{Accel, RunOptions, RunOutcome};
 
-/// Held while a multi-vCPU emulated run executes: two of them at once on a
-/// 2-core host starve each other's vCPUs and turn the 2% share checks into
-/// noise (seen: a well-behaved program at 0.470 of its 0.5 while another
-/// suite's 2-vCPU QEMU ran beside it). One-vCPU runs still overlap.
+/// Held while any QEMU run of a suite executes: two at once on a 2-core host
+/// starve each other's vCPUs and turn the share checks into noise (seen: a
+/// well-behaved program at 0.470 of its 0.5 beside another 2-vCPU QEMU, and
+/// an rr thread at 0.166 of its 0.125 while a 1-vCPU run overlapped a
+/// 2-vCPU one).
 pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Options for a suite run named `name`: the run directory is
@@ -40,7 +41,7 @@ pub fn options(
 
 /// Runs `opts` (serialised with other many-vCPU runs).
 pub fn run(opts: &RunOptions) -> RunOutcome {
-    let _serial = (opts.cpus >= 2).then(|| HEAVY.lock().unwrap_or_else(|e| e.into_inner()));
+    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
 }
 
