@@ -74,6 +74,9 @@ test-qemu:
 # Formatting and lints (host, and the bare-metal crates for their target).
 lint:
     cargo fmt --all -- --check
+    # The bare-metal kernel's modules come in through `include!`, which
+    # cargo fmt does not follow: check them file by file.
+    rustfmt --edition 2021 --check kernel/src/*.rs kernel/src/arch/*.rs kernel/src/launch/*.rs
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy -p kernel -p slices -p predicate -p abi -p libos -p workloads -p sched-api -p sched-stride -p sched-lottery -p sched-rr --target x86_64-unknown-none --quiet -- -D warnings
 

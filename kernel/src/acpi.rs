@@ -63,12 +63,14 @@ pub fn parse(rsdp_hint: u64) -> Result<Platform, AcpiError> {
     let mut processors = Vec::new();
     for entry in madt.get().entries() {
         match entry {
-            MadtEntry::LocalApic(e) => {
-                processors.push(Processor { apic_id: u32::from(e.apic_id), enabled: e.flags & 1 != 0 })
-            }
-            MadtEntry::LocalX2Apic(e) => {
-                processors.push(Processor { apic_id: e.x2apic_id, enabled: e.flags & 1 != 0 })
-            }
+            MadtEntry::LocalApic(e) => processors.push(Processor {
+                apic_id: u32::from(e.apic_id),
+                enabled: e.flags & 1 != 0,
+            }),
+            MadtEntry::LocalX2Apic(e) => processors.push(Processor {
+                apic_id: e.x2apic_id,
+                enabled: e.flags & 1 != 0,
+            }),
             _ => {}
         }
     }
@@ -78,5 +80,8 @@ pub fn parse(rsdp_hint: u64) -> Result<Platform, AcpiError> {
         .and_then(|fadt| fadt.pm_timer_block().ok().flatten())
         .filter(|g| g.address_space == acpi::address::AddressSpace::SystemIo)
         .map(|g| g.address as u16);
-    Ok(Platform { processors, pm_timer_port })
+    Ok(Platform {
+        processors,
+        pm_timer_port,
+    })
 }

@@ -27,7 +27,9 @@ pub fn mode_name() -> &'static str {
 /// Enables this core's local APIC with the timer masked-off (count 0) and
 /// returns its APIC id.
 pub fn init_this_core() -> u32 {
-    let x2 = CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+    let x2 = CpuId::new()
+        .get_feature_info()
+        .is_some_and(|f| f.has_x2apic());
     X2APIC.store(x2, Ordering::Relaxed);
     // SAFETY: reading IA32_APIC_BASE has no side effects.
     let base = unsafe { x86::msr::rdmsr(x86::msr::IA32_APIC_BASE) } & 0xFFFF_F000;
@@ -177,4 +179,3 @@ pub fn stop_timer() {
         unsafe { apic.set_timer_initial(0) }
     });
 }
-

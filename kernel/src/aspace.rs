@@ -34,7 +34,13 @@ impl AddressSpace {
     }
 
     /// Maps the frame at `pa` at user address `va` (4 KiB).
-    pub fn map(&self, va: u64, pa: u64, writable: bool, executable: bool) -> Result<(), FrameError> {
+    pub fn map(
+        &self,
+        va: u64,
+        pa: u64,
+        writable: bool,
+        executable: bool,
+    ) -> Result<(), FrameError> {
         let mut flags = pte::PRESENT | pte::USER;
         if writable {
             flags |= pte::WRITABLE;
@@ -89,7 +95,9 @@ impl AddressSpace {
 
     /// Whether `[va, va+len)` is mapped user-readable.
     pub fn readable(&self, va: u64, len: u64) -> bool {
-        let Some(end) = va.checked_add(len) else { return false };
+        let Some(end) = va.checked_add(len) else {
+            return false;
+        };
         if end > USER_END {
             return false;
         }
@@ -108,7 +116,13 @@ impl AddressSpace {
         self.for_each_chunk(va, out.len(), false, |pa, at, n| {
             // SAFETY: `pa..pa+n` is user memory of this space (translated),
             // reached via the direct map; `out[at..at+n]` is in bounds.
-            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out[at..].as_mut_ptr(), n) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(pa) as *const u8,
+                    out[at..].as_mut_ptr(),
+                    n,
+                )
+            };
         })
     }
 
@@ -163,7 +177,11 @@ impl AddressSpace {
         }
         for i in 0..256 {
             // SAFETY: reading the root's user-half entries.
-            let e = unsafe { (phys_to_virt(self.pml4) as *const u64).add(i).read_volatile() };
+            let e = unsafe {
+                (phys_to_virt(self.pml4) as *const u64)
+                    .add(i)
+                    .read_volatile()
+            };
             if e & pte::PRESENT != 0 {
                 free_level(e & pte::ADDR_MASK, 3);
                 let _ = mm::free_frame(e & pte::ADDR_MASK);

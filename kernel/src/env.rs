@@ -205,7 +205,9 @@ impl Env {
         if m.aspace.translate(va, false).is_some() {
             return Err(Error::BadAddress);
         }
-        m.aspace.map(va, pa, writable, executable).map_err(frame_error)
+        m.aspace
+            .map(va, pa, writable, executable)
+            .map_err(frame_error)
     }
 
     /// `unmap`: returns the frame; other cores running this environment
@@ -214,7 +216,12 @@ impl Env {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
         }
-        let pa = self.memory.lock().aspace.unmap(va).ok_or(Error::NotMapped)?;
+        let pa = self
+            .memory
+            .lock()
+            .aspace
+            .unmap(va)
+            .ok_or(Error::NotMapped)?;
         smp::shootdown(self.pml4, va);
         Ok(pa / 4096)
     }
@@ -254,7 +261,10 @@ pub fn get(id: u32) -> Option<Arc<Env>> {
 
 /// Whether `id`'s table slot has been freed (its memory returned).
 pub fn reaped(id: u32) -> bool {
-    TABLE[slot_of(id)].lock().as_ref().is_none_or(|e| e.id != id)
+    TABLE[slot_of(id)]
+        .lock()
+        .as_ref()
+        .is_none_or(|e| e.id != id)
 }
 
 /// Whether every table slot is free (all environments reaped).
@@ -264,7 +274,11 @@ pub fn all_reaped() -> bool {
 
 /// Every live environment (for reports and predicates).
 pub fn all() -> Vec<Arc<Env>> {
-    TABLE.iter().filter_map(|s| s.lock().clone()).filter(|e| e.alive()).collect()
+    TABLE
+        .iter()
+        .filter_map(|s| s.lock().clone())
+        .filter(|e| e.alive())
+        .collect()
 }
 
 /// Why an environment could not be created (read through `Debug` in logs).
@@ -282,14 +296,24 @@ pub enum SpawnError {
 ///
 /// `args` (at most `ARGS_MAX - 8` bytes, longer is an error) is mapped
 /// read-only at `va::ARGS`; an empty inbox at `va::INBOX`.
-pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32, args: &[u8]) -> Result<Arc<Env>, SpawnError> {
+pub fn spawn(
+    name: &str,
+    image: &[u8],
+    slot_quota: u32,
+    parent: u32,
+    args: &[u8],
+) -> Result<Arc<Env>, SpawnError> {
     if args.len() > abi::shared::ARGS_MAX - 8 {
         return Err(SpawnError::ArgsTooLong);
     }
-    let program = elf::parse(image, va::PROGRAM_BASE..va::USER_MAP_START).map_err(SpawnError::Elf)?;
+    let program =
+        elf::parse(image, va::PROGRAM_BASE..va::USER_MAP_START).map_err(SpawnError::Elf)?;
     let index = CLAIMED
         .iter()
-        .position(|c| c.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok())
+        .position(|c| {
+            c.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
         .ok_or(SpawnError::TableFull)?;
     let unclaim = || CLAIMED[index].store(false, Ordering::Release);
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
@@ -298,7 +322,12 @@ pub fn spawn(name: &str, image: &[u8], slot_quota: u32, parent: u32, args: &[u8]
         unclaim();
         return Err(SpawnError::NoMemory);
     };
-    let mut memory = Memory { aspace, owned: BTreeSet::new(), allocated: 0, frame_quota: DEFAULT_FRAME_QUOTA };
+    let mut memory = Memory {
+        aspace,
+        owned: BTreeSet::new(),
+        allocated: 0,
+        frame_quota: DEFAULT_FRAME_QUOTA,
+    };
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
         .and_then(|()| map_args(&mut memory, args))
@@ -378,7 +407,11 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
                 // SAFETY: `pa` is a fresh frame of this env; the source
                 // range was validated by `elf::parse` to lie in `image`.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(image[from..].as_ptr(), dst as *mut u8, (hi - lo) as usize)
+                    core::ptr::copy_nonoverlapping(
+                        image[from..].as_ptr(),
+                        dst as *mut u8,
+                        (hi - lo) as usize,
+                    )
                 };
             }
             m.aspace
@@ -392,7 +425,9 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
 /// Maps a fresh zeroed frame read-only at `at`; returns its physical address.
 fn map_readonly_page(m: &mut Memory, at: u64) -> Result<u64, SpawnError> {
     let pa = alloc_owned(m)?;
-    m.aspace.map(at, pa, false, false).map_err(|_| SpawnError::NoMemory)?;
+    m.aspace
+        .map(at, pa, false, false)
+        .map_err(|_| SpawnError::NoMemory)?;
     Ok(pa)
 }
 
@@ -406,7 +441,11 @@ fn map_args(m: &mut Memory, args: &[u8]) -> Result<(), SpawnError> {
         // The page's part of the 8-byte header followed by the text.
         let (lo, hi) = (page * 0x1000, ((page + 1) * 0x1000).min(8 + len));
         for off in lo..hi {
-            let byte = if off < 8 { len.to_le_bytes()[off as usize] } else { args[(off - 8) as usize] };
+            let byte = if off < 8 {
+                len.to_le_bytes()[off as usize]
+            } else {
+                args[(off - 8) as usize]
+            };
             // SAFETY: `pa` is a fresh frame of this env and `off - lo` < 4096.
             unsafe { dst.add((off - lo) as usize).write(byte) };
         }
@@ -426,7 +465,9 @@ fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
         let top = va::UPCALL_STACKS + (core + 1) * va::UPCALL_STACK_STRIDE;
         for page in (top - va::UPCALL_STACK_SIZE..top).step_by(0x1000) {
             let pa = alloc_owned(m)?;
-            m.aspace.map(page, pa, true, false).map_err(|_| SpawnError::NoMemory)?;
+            m.aspace
+                .map(page, pa, true, false)
+                .map_err(|_| SpawnError::NoMemory)?;
         }
     }
     Ok(pages)
@@ -435,7 +476,11 @@ fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
 /// Frees everything `m` owns; returns how many owned frames the allocator
 /// took back (all of them, unless the ownership records are wrong).
 fn release(m: Memory) -> usize {
-    let freed = m.owned.iter().filter(|&&pa| mm::free_frame(pa).is_ok()).count();
+    let freed = m
+        .owned
+        .iter()
+        .filter(|&&pa| mm::free_frame(pa).is_ok())
+        .count();
     m.aspace.destroy();
     freed
 }
@@ -471,7 +516,11 @@ pub fn kill(env: &Env, reason: ExitReason) {
 pub fn reap(id: u32) {
     let mut slot = TABLE[slot_of(id)].lock();
     let Some(env) = slot.as_ref() else { return };
-    if env.id != id || env.alive() || env.running_on.load(Ordering::SeqCst) != 0 || !env.slots_released.load(Ordering::SeqCst) {
+    if env.id != id
+        || env.alive()
+        || env.running_on.load(Ordering::SeqCst) != 0
+        || !env.slots_released.load(Ordering::SeqCst)
+    {
         return;
     }
     // The slot stays locked until the memory is back in the allocator, so
@@ -491,7 +540,11 @@ pub fn reap(id: u32) {
         },
     );
     let owned = memory.owned.len();
-    let freed = if memory.aspace.pml4 != 0 { release(memory) } else { owned };
+    let freed = if memory.aspace.pml4 != 0 {
+        release(memory)
+    } else {
+        owned
+    };
     CLAIMED[slot_of(id)].store(false, Ordering::Release);
     drop(slot);
     crate::invariants::on_reaped(id, owned, freed);

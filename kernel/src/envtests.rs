@@ -32,54 +32,147 @@ struct Experiment {
 }
 
 const fn spec(program: &'static str, slots_per_core: usize) -> EnvSpec {
-    EnvSpec { program, name: program, slots_per_core }
+    EnvSpec {
+        program,
+        name: program,
+        slots_per_core,
+    }
 }
 
 const fn plain(name: &'static str, envs: &'static [EnvSpec], finish: fn() -> bool) -> Experiment {
-    Experiment { name, envs, idle_slots: 0, default_env: None, offender_limit: 0, finish }
+    Experiment {
+        name,
+        envs,
+        idle_slots: 0,
+        default_env: None,
+        offender_limit: 0,
+        finish,
+    }
 }
 
 static EXPERIMENTS: &[Experiment] = &[
-    plain("revocation", &[spec("spin", 4)], cooperative_never_repossessed),
-    plain("abort", &[spec("spin", 4), spec("hog", 4)], hostile_repossessed_others_keep_share),
-    plain("critical", &[spec("spin", 4), spec("critical", 4)], hostile_repossessed_others_keep_share),
-    plain("epilogue", &[spec("spin", 4), spec("epilogue_spin", 4)], hostile_repossessed_others_keep_share),
+    plain(
+        "revocation",
+        &[spec("spin", 4)],
+        cooperative_never_repossessed,
+    ),
+    plain(
+        "abort",
+        &[spec("spin", 4), spec("hog", 4)],
+        hostile_repossessed_others_keep_share,
+    ),
+    plain(
+        "critical",
+        &[spec("spin", 4), spec("critical", 4)],
+        hostile_repossessed_others_keep_share,
+    ),
+    plain(
+        "epilogue",
+        &[spec("spin", 4), spec("epilogue_spin", 4)],
+        hostile_repossessed_others_keep_share,
+    ),
     plain("fpu", &[spec("fpu", 2), spec("hog", 2)], hog_repossessed),
-    plain("donate", &[spec("donor", 4), spec("spin", 0)], donations_move_time),
-    plain("sleep", &[spec("sleeper", 4), spec("spin", 4)], sleepers_cost_nothing),
-    plain("user_fault", &[spec("user_fault", 2), spec("spin", 2)], others_keep_share),
-    plain("badargs", &[spec("badargs", 2), spec("spin", 2)], others_keep_share),
+    plain(
+        "donate",
+        &[spec("donor", 4), spec("spin", 0)],
+        donations_move_time,
+    ),
+    plain(
+        "sleep",
+        &[spec("sleeper", 4), spec("spin", 4)],
+        sleepers_cost_nothing,
+    ),
+    plain(
+        "user_fault",
+        &[spec("user_fault", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
+    plain(
+        "badargs",
+        &[spec("badargs", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("teardown", &[spec("spin", 4)], teardown_releases_everything),
     plain(
         "sched_env",
         &[
             spec("sched_env", 4),
-            EnvSpec { program: "spin", name: "client_a", slots_per_core: 0 },
-            EnvSpec { program: "spin", name: "client_b", slots_per_core: 0 },
-            EnvSpec { program: "spin", name: "client_c", slots_per_core: 0 },
+            EnvSpec {
+                program: "spin",
+                name: "client_a",
+                slots_per_core: 0,
+            },
+            EnvSpec {
+                program: "spin",
+                name: "client_b",
+                slots_per_core: 0,
+            },
+            EnvSpec {
+                program: "spin",
+                name: "client_c",
+                slots_per_core: 0,
+            },
         ],
         apps_alive,
     ),
     Experiment {
         name: "grow",
-        envs: &[EnvSpec { program: "grow", name: "grow", slots_per_core: 0 }, spec("spin", 2)],
+        envs: &[
+            EnvSpec {
+                program: "grow",
+                name: "grow",
+                slots_per_core: 0,
+            },
+            spec("spin", 2),
+        ],
         idle_slots: 2,
         default_env: None,
         offender_limit: 0,
         finish: grown_to_every_core,
     },
-    plain("fuzz", &[spec("fuzz", 2), spec("spin", 2)], fuzzed_kernel_survives),
-    plain("storm", &[spec("storm", 2), spec("spin", 2)], storm_returns_everything),
-    plain("scribble", &[spec("scribble", 2), spec("spin", 2)], others_keep_share),
+    plain(
+        "fuzz",
+        &[spec("fuzz", 2), spec("spin", 2)],
+        fuzzed_kernel_survives,
+    ),
+    plain(
+        "storm",
+        &[spec("storm", 2), spec("spin", 2)],
+        storm_returns_everything,
+    ),
+    plain(
+        "scribble",
+        &[spec("scribble", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
-    plain("bench", &[spec("bench", 1), spec("bench_peer", 1)], apps_alive),
+    plain(
+        "bench",
+        &[spec("bench", 1), spec("bench_peer", 1)],
+        apps_alive,
+    ),
     plain("tbench", &[spec("tbench", 1)], apps_alive),
-    plain("watch", &[spec("twatch", 2), spec("spin", 2)], sleeping_app_costs_little),
+    plain(
+        "watch",
+        &[spec("twatch", 2), spec("spin", 2)],
+        sleeping_app_costs_little,
+    ),
     plain("swap", &[spec("tswap", 4)], apps_alive),
-    plain("two_apps", &[spec("tspin", 2), spec("tspin_rr", 2)], apps_alive),
+    plain(
+        "two_apps",
+        &[spec("tspin", 2), spec("tspin_rr", 2)],
+        apps_alive,
+    ),
     Experiment {
         name: "unowned",
-        envs: &[spec("spin", 2), EnvSpec { program: "spin", name: "background", slots_per_core: 0 }],
+        envs: &[
+            spec("spin", 2),
+            EnvSpec {
+                program: "spin",
+                name: "background",
+                slots_per_core: 0,
+            },
+        ],
         idle_slots: 2,
         default_env: Some("background"),
         offender_limit: 0,
@@ -102,28 +195,35 @@ pub fn exists(name: &str) -> bool {
 
 /// Total slots the experiment `name` needs per core.
 pub fn slots_needed(name: &str) -> usize {
-    EXPERIMENTS
-        .iter()
-        .find(|e| e.name == name)
-        .map_or(0, |e| e.envs.iter().map(|s| s.slots_per_core).sum::<usize>() + e.idle_slots)
+    EXPERIMENTS.iter().find(|e| e.name == name).map_or(0, |e| {
+        e.envs.iter().map(|s| s.slots_per_core).sum::<usize>() + e.idle_slots
+    })
 }
 
 static FREE_FRAMES_BEFORE: AtomicU64 = AtomicU64::new(0);
 
 /// The repeat-offender limit experiment `name` needs.
 pub fn offender_limit(name: &str) -> u32 {
-    EXPERIMENTS.iter().find(|e| e.name == name).map_or(0, |e| e.offender_limit)
+    EXPERIMENTS
+        .iter()
+        .find(|e| e.name == name)
+        .map_or(0, |e| e.offender_limit)
 }
 
 /// Spawns the experiment's environments and hands out their slots.
 pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
-    let exp = EXPERIMENTS.iter().find(|e| e.name == name).ok_or("no such experiment")?;
+    let exp = EXPERIMENTS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or("no such experiment")?;
     FREE_FRAMES_BEFORE.store(mm::free_frames(), Ordering::Relaxed);
     crate::invariants::set_baseline();
     let mut envs = Vec::new();
     for s in exp.envs {
-        let image = crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV, &[]).map_err(|_| "spawn failed")?;
+        let image =
+            crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
+        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV, &[])
+            .map_err(|_| "spawn failed")?;
         if exp.default_env == Some(s.name) {
             sched::set_default_env(e.id);
         }
@@ -143,7 +243,12 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
 
 /// CPU time of `env` over all cores.
 fn cpu_ns(e: &env::Env) -> u64 {
-    e.account().cpu_ns.iter().take(smp::cores()).map(|c| c.load(Ordering::Relaxed)).sum()
+    e.account()
+        .cpu_ns
+        .iter()
+        .take(smp::cores())
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
 }
 
 fn find(program: &str) -> Option<alloc::sync::Arc<env::Env>> {
@@ -161,7 +266,13 @@ fn check(name: &str, ok: bool, detail: core::fmt::Arguments<'_>) -> bool {
 /// share, and counting it made the 2% checks hinge on host load.
 fn core_time() -> u64 {
     let envs: u64 = env::all().iter().map(|e| cpu_ns(e)).sum();
-    let idle: u64 = (0..smp::cores()).map(|c| crate::exported::core_slices_of(c).idle_ns.load(Ordering::Relaxed)).sum();
+    let idle: u64 = (0..smp::cores())
+        .map(|c| {
+            crate::exported::core_slices_of(c)
+                .idle_ns
+                .load(Ordering::Relaxed)
+        })
+        .sum();
     (envs + idle).max(1)
 }
 
@@ -172,7 +283,12 @@ fn share_check(e: &env::Env, slots_per_core: usize, tolerance: f64) -> bool {
     check(
         "share_within_tolerance",
         (got - ideal).abs() <= tolerance,
-        format_args!("{}: share {:.4} ideal {:.4} (tolerance {tolerance})", e.name(), got, ideal),
+        format_args!(
+            "{}: share {:.4} ideal {:.4} (tolerance {tolerance})",
+            e.name(),
+            got,
+            ideal
+        ),
     )
 }
 
@@ -182,7 +298,9 @@ fn share(e: &env::Env, slots_per_core: usize) -> (f64, f64) {
 }
 
 fn cooperative_never_repossessed() -> bool {
-    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    let Some(spin) = find("spin") else {
+        return check("spin_alive", false, format_args!("gone"));
+    };
     // A cooperative libOS yields within grace; on an oversubscribed host a
     // descheduled vCPU can still overrun now and then, so allow one turn in
     // fifty (the hostile tests see every turn repossessed).
@@ -195,7 +313,11 @@ fn cooperative_never_repossessed() -> bool {
     );
     for core in 0..smp::cores() {
         let c = spin.account().cpu_ns[core].load(Ordering::Relaxed);
-        ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
+        ok &= check(
+            "ran_on_every_core",
+            c > 0,
+            format_args!("core {core}: {c} ns"),
+        );
     }
     // Alone on its slots it should get nearly all the time; what it loses is
     // the platform's overhead per turn (upcalls, yield, resume), which the
@@ -205,10 +327,18 @@ fn cooperative_never_repossessed() -> bool {
 }
 
 fn hog_repossessed() -> bool {
-    let hog = env::all().into_iter().find(|e| e.name() != "spin" && e.name() != "fpu");
-    let Some(hog) = hog else { return check("hostile_alive", false, format_args!("gone")) };
+    let hog = env::all()
+        .into_iter()
+        .find(|e| e.name() != "spin" && e.name() != "fpu");
+    let Some(hog) = hog else {
+        return check("hostile_alive", false, format_args!("gone"));
+    };
     let n = hog.account().repossessions.load(Ordering::Relaxed);
-    check("hostile_repossessed", n > 0, format_args!("{}: {n} repossessions", hog.name()))
+    check(
+        "hostile_repossessed",
+        n > 0,
+        format_args!("{}: {n} repossessions", hog.name()),
+    )
 }
 
 fn hostile_repossessed_others_keep_share() -> bool {
@@ -218,7 +348,9 @@ fn hostile_repossessed_others_keep_share() -> bool {
 /// The well-behaved environment keeps (at least) its share, to 2%, whatever
 /// the hostile one does; a hostile one that died leaves its slots idle.
 fn others_keep_share() -> bool {
-    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    let Some(spin) = find("spin") else {
+        return check("spin_alive", false, format_args!("gone"));
+    };
     let (got, ideal) = share(&spin, sched::config().slots / 2);
     check(
         "well_behaved_keeps_share",
@@ -233,15 +365,27 @@ fn donations_move_time() -> bool {
     };
     let given = donor.account().donations_given.load(Ordering::Relaxed);
     let received = spin.account().donations_received.load(Ordering::Relaxed);
-    let mut ok = check("donations_counted", given > 0 && given == received, format_args!("given {given} received {received}"));
+    let mut ok = check(
+        "donations_counted",
+        given > 0 && given == received,
+        format_args!("given {given} received {received}"),
+    );
     // The donor's slots are all the time there is: nearly all of it must
     // have gone to the recipient. Under this machine's nested KVM every
     // donation is a syscall the kernel completes from a fault, and the donor
     // keeps 15-27% of its 10 ms slices doing it (measured 0.73-0.85), so
     // the bound there is lower; the mechanism checked is the same.
     let share = cpu_ns(&spin) as f64 / core_time() as f64;
-    let bound = if crate::time::hypervisor() == Some("KVM") { 0.7 } else { 0.8 };
-    ok &= check("recipient_got_the_time", share > bound, format_args!("recipient share {share:.3} (bound {bound})"));
+    let bound = if crate::time::hypervisor() == Some("KVM") {
+        0.7
+    } else {
+        0.8
+    };
+    ok &= check(
+        "recipient_got_the_time",
+        share > bound,
+        format_args!("recipient share {share:.3} (bound {bound})"),
+    );
     ok
 }
 
@@ -252,29 +396,58 @@ fn sleepers_cost_nothing() -> bool {
     let wakeups = sleeper.account().wakeups.load(Ordering::Relaxed);
     let sleeper_share = cpu_ns(&sleeper) as f64 / core_time() as f64;
     let spin_share = cpu_ns(&spin) as f64 / core_time() as f64;
-    check("sleeper_woken", wakeups > 0, format_args!("{wakeups} wakeups"))
-        & check("sleeper_costs_little", sleeper_share < 0.1, format_args!("sleeper share {sleeper_share:.3}"))
-        & check("others_get_its_time", spin_share > 0.85, format_args!("spin share {spin_share:.3}"))
+    check(
+        "sleeper_woken",
+        wakeups > 0,
+        format_args!("{wakeups} wakeups"),
+    ) & check(
+        "sleeper_costs_little",
+        sleeper_share < 0.1,
+        format_args!("sleeper share {sleeper_share:.3}"),
+    ) & check(
+        "others_get_its_time",
+        spin_share > 0.85,
+        format_args!("spin share {spin_share:.3}"),
+    )
 }
 
 fn teardown_releases_everything() -> bool {
     // Kill the environment while it runs on every core, then look.
-    let Some(spin) = find("spin") else { return check("spin_alive", false, format_args!("gone")) };
+    let Some(spin) = find("spin") else {
+        return check("spin_alive", false, format_args!("gone"));
+    };
     env::kill(&spin, env::ExitReason::Killed("teardown test"));
     let deadline = crate::time::now_ns() + 1_000_000_000;
     while !env::reaped(spin.id) {
         if crate::time::now_ns() > deadline {
-            return check("env_reaped", false, format_args!("still running on {} cores", spin.running_on.load(Ordering::SeqCst)));
+            return check(
+                "env_reaped",
+                false,
+                format_args!(
+                    "still running on {} cores",
+                    spin.running_on.load(Ordering::SeqCst)
+                ),
+            );
         }
         core::hint::spin_loop();
     }
     drop(spin);
     let before = FREE_FRAMES_BEFORE.load(Ordering::Relaxed);
     let after = mm::free_frames();
-    let mut ok = check("frames_returned", after == before, format_args!("free frames before {before} after {after}"));
+    let mut ok = check(
+        "frames_returned",
+        after == before,
+        format_args!("free frames before {before} after {after}"),
+    );
     for core in 0..smp::cores() {
-        let owned = (0..sched::config().slots).filter(|&s| sched::slot_owner(core, s).is_ok_and(|o| o != abi::syscall::NO_ENV)).count();
-        ok &= check("slots_returned", owned == 0, format_args!("core {core}: {owned} slots still owned"));
+        let owned = (0..sched::config().slots)
+            .filter(|&s| sched::slot_owner(core, s).is_ok_and(|o| o != abi::syscall::NO_ENV))
+            .count();
+        ok &= check(
+            "slots_returned",
+            owned == 0,
+            format_args!("core {core}: {owned} slots still owned"),
+        );
     }
     ok
 }
@@ -285,11 +458,27 @@ fn unowned_time_goes_to_default() -> bool {
     };
     let (spin_share, ideal) = share(&spin, 2);
     let bg_share = cpu_ns(&bg) as f64 / core_time() as f64;
-    let idle: u64 = (0..smp::cores()).map(|c| crate::exported::core_slices_of(c).idle_ns.load(Ordering::Relaxed)).sum();
+    let idle: u64 = (0..smp::cores())
+        .map(|c| {
+            crate::exported::core_slices_of(c)
+                .idle_ns
+                .load(Ordering::Relaxed)
+        })
+        .sum();
     let idle_share = idle as f64 / core_time() as f64;
-    check("owner_keeps_share", spin_share >= ideal - 0.03, format_args!("spin {spin_share:.4} ideal {ideal:.4}"))
-        & check("default_gets_unowned_time", bg_share >= 0.5 - 0.05, format_args!("background {bg_share:.4} of 0.5"))
-        & check("core_barely_idles", idle_share < 0.05, format_args!("idle {idle_share:.4}"))
+    check(
+        "owner_keeps_share",
+        spin_share >= ideal - 0.03,
+        format_args!("spin {spin_share:.4} ideal {ideal:.4}"),
+    ) & check(
+        "default_gets_unowned_time",
+        bg_share >= 0.5 - 0.05,
+        format_args!("background {bg_share:.4} of 0.5"),
+    ) & check(
+        "core_barely_idles",
+        idle_share < 0.05,
+        format_args!("idle {idle_share:.4}"),
+    )
 }
 
 fn repeat_offender_loses_slots() -> bool {
@@ -299,8 +488,15 @@ fn repeat_offender_loses_slots() -> bool {
     let revoked = hog.account().slots_revoked.load(Ordering::Relaxed);
     let held = hog.account().slots_held.load(Ordering::Relaxed);
     let (got, ideal) = share(&spin, 2);
-    check("offender_slots_revoked", revoked as usize == 2 * smp::cores() && held == 0, format_args!("revoked {revoked}, still held {held}"))
-        & check("well_behaved_keeps_share", got >= ideal - 0.02, format_args!("spin {got:.4} ideal {ideal:.4}"))
+    check(
+        "offender_slots_revoked",
+        revoked as usize == 2 * smp::cores() && held == 0,
+        format_args!("revoked {revoked}, still held {held}"),
+    ) & check(
+        "well_behaved_keeps_share",
+        got >= ideal - 0.02,
+        format_args!("spin {got:.4} ideal {ideal:.4}"),
+    )
 }
 
 /// Threaded applications: the shares are checked by the host from the
@@ -316,25 +512,45 @@ fn sleeping_app_costs_little() -> bool {
     };
     let app_share = cpu_ns(&app) as f64 / core_time() as f64;
     let spin_share = cpu_ns(&spin) as f64 / core_time() as f64;
-    check("sleeping_threads_cost_little", app_share < 0.1, format_args!("twatch share {app_share:.3}"))
-        & check("others_get_the_time", spin_share > 0.85, format_args!("spin share {spin_share:.3}"))
+    check(
+        "sleeping_threads_cost_little",
+        app_share < 0.1,
+        format_args!("twatch share {app_share:.3}"),
+    ) & check(
+        "others_get_the_time",
+        spin_share > 0.85,
+        format_args!("spin share {spin_share:.3}"),
+    )
 }
 
 fn grown_to_every_core() -> bool {
-    let Some(g) = find("grow") else { return check("grow_alive", false, format_args!("gone")) };
+    let Some(g) = find("grow") else {
+        return check("grow_alive", false, format_args!("gone"));
+    };
     let held = g.account().slots_held.load(Ordering::Relaxed) as usize;
-    let mut ok = check("slices_acquired_by_the_libos", held == 2 * smp::cores(), format_args!("holds {held}"));
+    let mut ok = check(
+        "slices_acquired_by_the_libos",
+        held == 2 * smp::cores(),
+        format_args!("holds {held}"),
+    );
     for core in 0..smp::cores() {
         let c = g.account().cpu_ns[core].load(Ordering::Relaxed);
-        ok &= check("ran_on_every_core", c > 0, format_args!("core {core}: {c} ns"));
+        ok &= check(
+            "ran_on_every_core",
+            c > 0,
+            format_args!("core {core}: {c} ns"),
+        );
     }
     ok
 }
 
 fn fuzzed_kernel_survives() -> bool {
     let alive = find("fuzz").is_some();
-    check("fuzzer_alive", alive, format_args!("the fuzzer should only ever get errors, never be killed"))
-        & others_keep_share()
+    check(
+        "fuzzer_alive",
+        alive,
+        format_args!("the fuzzer should only ever get errors, never be killed"),
+    ) & others_keep_share()
 }
 
 /// After a storm of creations and kills: the well-behaved env kept its
@@ -348,16 +564,30 @@ fn storm_returns_everything() -> bool {
     let deadline = crate::time::now_ns() + 2_000_000_000;
     while !env::all_reaped() {
         if crate::time::now_ns() > deadline {
-            return check("all_reaped", false, format_args!("environments still running"));
+            return check(
+                "all_reaped",
+                false,
+                format_args!("environments still running"),
+            );
         }
         core::hint::spin_loop();
     }
     let before = FREE_FRAMES_BEFORE.load(Ordering::Relaxed);
     let after = mm::free_frames();
-    ok &= check("frames_back_to_baseline", after == before, format_args!("free frames before {before} after {after}"));
+    ok &= check(
+        "frames_back_to_baseline",
+        after == before,
+        format_args!("free frames before {before} after {after}"),
+    );
     for core in 0..smp::cores() {
-        let owned = (0..sched::config().slots).filter(|&s| sched::slot_owner(core, s).is_ok_and(|o| o != abi::syscall::NO_ENV)).count();
-        ok &= check("slots_back_to_baseline", owned == 0, format_args!("core {core}: {owned} slots owned"));
+        let owned = (0..sched::config().slots)
+            .filter(|&s| sched::slot_owner(core, s).is_ok_and(|o| o != abi::syscall::NO_ENV))
+            .count();
+        ok &= check(
+            "slots_back_to_baseline",
+            owned == 0,
+            format_args!("core {core}: {owned} slots owned"),
+        );
     }
     ok
 }

@@ -35,14 +35,19 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) 
                 // Contiguity is not required by users (each stride is mapped
                 // page by page), but the kernel views a CoreSlices as one
                 // object through the direct map: ask for adjacent frames.
-                let next = mm::alloc_named_frame(first / 4096 + i).expect("adjacent frame for a slice vector");
+                let next = mm::alloc_named_frame(first / 4096 + i)
+                    .expect("adjacent frame for a slice vector");
                 debug_assert_eq!(next, first + i * 4096);
             }
             first
         })
         .collect();
     let accounts = core::array::from_fn(|_| frame());
-    PAGES.init(Pages { sysinfo, core_slices, accounts });
+    PAGES.init(Pages {
+        sysinfo,
+        core_slices,
+        accounts,
+    });
     // SAFETY: the sysinfo frame was just allocated for this structure.
     let info = unsafe { &mut *(mm::phys_to_virt(sysinfo) as *mut SysInfo) };
     info.magic = SYSINFO_MAGIC;
@@ -92,7 +97,14 @@ pub fn reset_account(slot: usize, id: u32) {
             c.store(0, Ordering::Relaxed);
         }
     });
-    for c in [&a.donations_given, &a.donations_received, &a.repossessions, &a.forfeits, &a.slots_revoked, &a.wakeups] {
+    for c in [
+        &a.donations_given,
+        &a.donations_received,
+        &a.repossessions,
+        &a.forfeits,
+        &a.slots_revoked,
+        &a.wakeups,
+    ] {
         c.store(0, Ordering::Relaxed);
     }
     a.slots_held.store(0, Ordering::Relaxed);
@@ -115,7 +127,12 @@ pub fn map_into(aspace: &AddressSpace) -> Result<(), FrameError> {
         }
     }
     for (slot, &pa) in p.accounts.iter().enumerate() {
-        aspace.map(va::ENV_ACCOUNTS + slot as u64 * va::ENV_ACCOUNT_STRIDE, pa, false, false)?;
+        aspace.map(
+            va::ENV_ACCOUNTS + slot as u64 * va::ENV_ACCOUNT_STRIDE,
+            pa,
+            false,
+            false,
+        )?;
     }
     Ok(())
 }

@@ -31,7 +31,11 @@ struct Invariant {
 
 impl Invariant {
     const fn new(name: &'static str) -> Invariant {
-        Invariant { name, checks: AtomicU64::new(0), violations: AtomicU64::new(0) }
+        Invariant {
+            name,
+            checks: AtomicU64::new(0),
+            violations: AtomicU64::new(0),
+        }
     }
 
     /// Counts one check; prints a failed check record when `ok` is false.
@@ -42,7 +46,16 @@ impl Invariant {
         }
         if self.violations.fetch_add(1, Ordering::Relaxed) < PRINTED_PER_KIND {
             let t = run::elapsed_ns();
-            record::check("invariants", self.name, false, format_args!("at t={}.{:03}s: {detail}", t / 1_000_000_000, t / 1_000_000 % 1000));
+            record::check(
+                "invariants",
+                self.name,
+                false,
+                format_args!(
+                    "at t={}.{:03}s: {detail}",
+                    t / 1_000_000_000,
+                    t / 1_000_000 % 1000
+                ),
+            );
         }
     }
 }
@@ -97,15 +110,29 @@ fn audit_time() -> Audit {
         let err = a.conservation_error();
         TIME_CONSERVED.check(
             err <= CONSERVATION_BOUND,
-            format_args!("accounted {} ns of {} ns core time (error {:.5})", a.env_ns + a.idle_ns + a.kernel_ns + a.in_flight_ns, a.core_ns, err),
+            format_args!(
+                "accounted {} ns of {} ns core time (error {:.5})",
+                a.env_ns + a.idle_ns + a.kernel_ns + a.in_flight_ns,
+                a.core_ns,
+                err
+            ),
         );
         ACCOUNTS_MATCH_LEDGER.check(
             a.mismatched_cores == 0,
-            format_args!("{} cores' environment accounts differ from their ledgers, by up to {} ns", a.mismatched_cores, a.mismatch_ns),
+            format_args!(
+                "{} cores' environment accounts differ from their ledgers, by up to {} ns",
+                a.mismatched_cores, a.mismatch_ns
+            ),
         );
     }
     let before = OVERLAPS_SEEN.swap(a.overlaps, Ordering::Relaxed);
-    NO_TIME_CHARGED_TWICE.check(a.overlaps == before, format_args!("{} charges overlapped the previous one ({} ns in all)", a.overlaps, a.overlap_ns));
+    NO_TIME_CHARGED_TWICE.check(
+        a.overlaps == before,
+        format_args!(
+            "{} charges overlapped the previous one ({} ns in all)",
+            a.overlaps, a.overlap_ns
+        ),
+    );
     a
 }
 
@@ -113,7 +140,10 @@ fn audit_time() -> Audit {
 fn check_baseline() {
     let baseline = BASELINE_FREE_FRAMES.load(Ordering::Relaxed);
     let free = mm::free_frames();
-    let (owned, shown) = (sched::slots_owned(), sched::slots_exported_as_owned_by(None));
+    let (owned, shown) = (
+        sched::slots_owned(),
+        sched::slots_exported_as_owned_by(None),
+    );
     BASELINE_WHEN_ALL_GONE.check(
         free == baseline && owned == 0 && shown == 0,
         format_args!("free frames {free} (baseline {baseline}), {owned} slots still owned ({shown} in the exported vectors)"),
@@ -123,9 +153,15 @@ fn check_baseline() {
 /// An environment was reaped: `freed` of its `owned` frames went back to
 /// the allocator. Lock-free (reaping happens under core locks).
 pub fn on_reaped(id: u32, owned: usize, freed: usize) {
-    EXITED_ENV_RETURNS_FRAMES.check(freed == owned, format_args!("env {id}: {freed} of {owned} frames returned"));
+    EXITED_ENV_RETURNS_FRAMES.check(
+        freed == owned,
+        format_args!("env {id}: {freed} of {owned} frames returned"),
+    );
     let slots = sched::slots_exported_as_owned_by(Some(id));
-    EXITED_ENV_RETURNS_SLOTS.check(slots == 0, format_args!("env {id}: still owns {slots} slots"));
+    EXITED_ENV_RETURNS_SLOTS.check(
+        slots == 0,
+        format_args!("env {id}: still owns {slots} slots"),
+    );
     REAPED.fetch_add(1, Ordering::Release);
 }
 
@@ -165,8 +201,16 @@ pub fn finish() -> bool {
     );
     let mut ok = true;
     for inv in ALL {
-        let (n, bad) = (inv.checks.load(Ordering::Relaxed), inv.violations.load(Ordering::Relaxed));
-        ok &= record::check("invariants", inv.name, bad == 0, format_args!("{bad} violations in {n} checks"));
+        let (n, bad) = (
+            inv.checks.load(Ordering::Relaxed),
+            inv.violations.load(Ordering::Relaxed),
+        );
+        ok &= record::check(
+            "invariants",
+            inv.name,
+            bad == 0,
+            format_args!("{bad} violations in {n} checks"),
+        );
     }
     ok
 }

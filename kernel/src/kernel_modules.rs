@@ -66,7 +66,9 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     }
     mask_legacy_pic();
     let modules: [core::ops::Range<u64>; 4] = core::array::from_fn(|i| {
-        boot.modules().get(i).map_or(0..0, |m| m.paddr..m.paddr + m.size)
+        boot.modules()
+            .get(i)
+            .map_or(0..0, |m| m.paddr..m.paddr + m.size)
     });
     // SAFETY: once, on the BSP, on the boot tables.
     unsafe { mm::init(boot.memory_map(), &modules) };
@@ -84,10 +86,17 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     percpu::this().apic_id.store(bsp_apic, Ordering::Relaxed);
     apic::calibrate_timer();
     percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
-    record::emit(RecordKind::CoreOnline, format_args!("\"core\":0,\"apic_id\":{bsp_apic}"));
+    record::emit(
+        RecordKind::CoreOnline,
+        format_args!("\"core\":0,\"apic_id\":{bsp_apic}"),
+    );
 
-    let described: Vec<u32> =
-        platform.processors.iter().filter(|p| p.enabled).map(|p| p.apic_id).collect();
+    let described: Vec<u32> = platform
+        .processors
+        .iter()
+        .filter(|p| p.enabled)
+        .map(|p| p.apic_id)
+        .collect();
     let online = smp::start_aps(bsp_apic, &described, ap_main);
     // SAFETY: all handlers are installed; from here on the BSP takes interrupts.
     unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
@@ -108,7 +117,9 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     if let Some(m) = boot.modules().first() {
         // SAFETY: the loader placed the module there; its frames were kept
         // out of the allocator, so the bytes stay untouched for the run.
-        let bytes = unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.paddr) as *const u8, m.size as usize) };
+        let bytes = unsafe {
+            core::slice::from_raw_parts(mm::phys_to_virt(m.paddr) as *const u8, m.size as usize)
+        };
         if let Err(e) = run::set_archive(bytes) {
             log::error!("boot module: {e:?}");
             exit::exit(ExitCode::BadBootInput);
@@ -129,7 +140,11 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     };
     record::emit(
         RecordKind::End,
-        format_args!("\"exit\":\"{}\",\"uptime_ns\":{}", code.name(), time::now_ns()),
+        format_args!(
+            "\"exit\":\"{}\",\"uptime_ns\":{}",
+            code.name(),
+            time::now_ns()
+        ),
     );
     exit::exit(code)
 }
@@ -138,18 +153,30 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
 /// and makes every core a scheduling core. Only returns on failure.
 fn run_environments(args: &kernel::cmdline::BootArgs<'_>, name: &str) -> ExitCode {
     let slots = envtests::slots_needed(name).max(1);
-    let offender_limit = if args.offender_limit != 0 { args.offender_limit } else { envtests::offender_limit(name) };
+    let offender_limit = if args.offender_limit != 0 {
+        args.offender_limit
+    } else {
+        envtests::offender_limit(name)
+    };
     init_slices(args, slots, offender_limit);
     if let Err(e) = envtests::setup(name, args.run_ms) {
         log::error!("experiment {name}: {e}");
         return ExitCode::BadBootInput;
     }
-    log::info!("experiment {name}: {slots} slots of {} us per core, grace {} us, {} ms", args.slice_us, args.grace_us, args.run_ms);
+    log::info!(
+        "experiment {name}: {slots} slots of {} us per core, grace {} us, {} ms",
+        args.slice_us,
+        args.grace_us,
+        args.run_ms
+    );
     schedule_on_every_core()
 }
 
 /// As `run_environments`, for the runner's scenario.
-fn run_scenario(args: &kernel::cmdline::BootArgs<'_>, plan: kernel::launch::Plan<'static>) -> ExitCode {
+fn run_scenario(
+    args: &kernel::cmdline::BootArgs<'_>,
+    plan: kernel::launch::Plan<'static>,
+) -> ExitCode {
     let slots = scenario::slots_needed(&plan);
     init_slices(args, slots, args.offender_limit);
     trace::enable();
@@ -211,7 +238,10 @@ extern "C" fn ap_main(core: u64) -> ! {
     arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(core));
     let apic_id = apic::init_this_core();
     percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
-    record::emit(RecordKind::CoreOnline, format_args!("\"core\":{core},\"apic_id\":{apic_id}"));
+    record::emit(
+        RecordKind::CoreOnline,
+        format_args!("\"core\":{core},\"apic_id\":{apic_id}"),
+    );
     smp::idle_loop()
 }
 

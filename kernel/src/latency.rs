@@ -20,7 +20,10 @@ struct Ring {
 
 impl Ring {
     const fn new() -> Ring {
-        Ring { next: AtomicUsize::new(0), ns: [const { AtomicU64::new(0) }; SAMPLES] }
+        Ring {
+            next: AtomicUsize::new(0),
+            ns: [const { AtomicU64::new(0) }; SAMPLES],
+        }
     }
 
     fn add(&self, ns: u64) {
@@ -33,7 +36,8 @@ static REVOCATION: Ring = Ring::new();
 static ABORT: Ring = Ring::new();
 /// Per core: the grace end of a repossession whose core has not yet
 /// entered the next environment (0: none).
-static ABORT_FROM: [AtomicU64; abi::shared::MAX_CORES] = [const { AtomicU64::new(0) }; abi::shared::MAX_CORES];
+static ABORT_FROM: [AtomicU64; abi::shared::MAX_CORES] =
+    [const { AtomicU64::new(0) }; abi::shared::MAX_CORES];
 
 /// The owner is about to enter its epilogue `late_ns` after its deadline.
 pub fn revocation(late_ns: u64) {
@@ -61,9 +65,17 @@ pub fn emit() {
             let mut list = alloc::string::String::new();
             for (k, &i) in chunk.iter().enumerate() {
                 use core::fmt::Write;
-                let _ = write!(list, "{}{}", if k == 0 { "" } else { "," }, ring.ns[i].load(Ordering::Relaxed));
+                let _ = write!(
+                    list,
+                    "{}{}",
+                    if k == 0 { "" } else { "," },
+                    ring.ns[i].load(Ordering::Relaxed)
+                );
             }
-            record::emit(RecordKind::Latency, format_args!("\"kind\":\"{kind}\",\"ns\":[{list}]"));
+            record::emit(
+                RecordKind::Latency,
+                format_args!("\"kind\":\"{kind}\",\"ns\":[{list}]"),
+            );
         }
     }
 }

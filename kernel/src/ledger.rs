@@ -66,7 +66,11 @@ pub fn start(now: u64) {
 /// Charges `[from, to)` on this core `core` to `to_whom`; the gap since the
 /// previous charge is the kernel's.
 pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
-    debug_assert_eq!(core, crate::percpu::core_id(), "charges are made on their own core");
+    debug_assert_eq!(
+        core,
+        crate::percpu::core_id(),
+        "charges are made on their own core"
+    );
     let l = &LEDGERS[core];
     let ran = to.saturating_sub(from);
     l.seq.fetch_add(1, Ordering::AcqRel);
@@ -83,10 +87,14 @@ pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
             l.env_ns.fetch_add(ran, Ordering::Relaxed);
         }
         Charge::Idle => {
-            exported::core_slices_of(core).idle_ns.fetch_add(ran, Ordering::Relaxed);
+            exported::core_slices_of(core)
+                .idle_ns
+                .fetch_add(ran, Ordering::Relaxed);
         }
     }
-    exported::core_slices_of(core).kernel_ns.store(l.kernel_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+    exported::core_slices_of(core)
+        .kernel_ns
+        .store(l.kernel_ns.load(Ordering::Relaxed), Ordering::Relaxed);
     l.until.store(until.max(to), Ordering::Relaxed);
     l.seq.fetch_add(1, Ordering::Release);
 }
@@ -96,7 +104,9 @@ pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
 pub fn reset_account(cpu_ns: &[AtomicU64], reset: impl FnOnce()) {
     ACCOUNT_RESETS.fetch_add(1, Ordering::AcqRel);
     for (core, c) in cpu_ns.iter().enumerate().take(smp::cores()) {
-        LEDGERS[core].retired_ns.fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+        LEDGERS[core]
+            .retired_ns
+            .fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     reset();
     ACCOUNT_RESETS.fetch_add(1, Ordering::Release);
@@ -140,7 +150,10 @@ impl Audit {
 /// against an earlier instant.
 pub fn audit() -> Audit {
     let start = START_NS.load(Ordering::Relaxed);
-    let mut a = Audit { elapsed_ns: crate::time::now_ns().saturating_sub(start), ..Audit::default() };
+    let mut a = Audit {
+        elapsed_ns: crate::time::now_ns().saturating_sub(start),
+        ..Audit::default()
+    };
     for (core, l) in LEDGERS.iter().enumerate().take(smp::cores()) {
         let Some(view) = (0..64).find_map(|_| read_core(core, l)) else {
             a.skipped_cores += 1;
@@ -153,7 +166,9 @@ pub fn audit() -> Audit {
         a.in_flight_ns += view.now.saturating_sub(view.until);
         if view.accounts_ns != view.ledger_env_ns {
             a.mismatched_cores += 1;
-            a.mismatch_ns = a.mismatch_ns.max(view.accounts_ns.abs_diff(view.ledger_env_ns));
+            a.mismatch_ns = a
+                .mismatch_ns
+                .max(view.accounts_ns.abs_diff(view.ledger_env_ns));
         }
         a.overlaps += l.overlaps.load(Ordering::Relaxed);
         a.overlap_ns += l.overlap_ns.load(Ordering::Relaxed);
@@ -185,11 +200,16 @@ fn read_core(core: usize, l: &CoreLedger) -> Option<CoreView> {
         until: l.until.load(Ordering::Relaxed),
         ledger_env_ns: l.env_ns.load(Ordering::Relaxed),
         accounts_ns: l.retired_ns.load(Ordering::Relaxed)
-            + (0..MAX_ENVS).map(|slot| exported::account(slot).cpu_ns[core].load(Ordering::Relaxed)).sum::<u64>(),
-        idle_ns: exported::core_slices_of(core).idle_ns.load(Ordering::Relaxed),
+            + (0..MAX_ENVS)
+                .map(|slot| exported::account(slot).cpu_ns[core].load(Ordering::Relaxed))
+                .sum::<u64>(),
+        idle_ns: exported::core_slices_of(core)
+            .idle_ns
+            .load(Ordering::Relaxed),
         kernel_ns: l.kernel_ns.load(Ordering::Relaxed),
     };
     view.now = crate::time::now_ns();
-    let unchanged = l.seq.load(Ordering::Acquire) == seq && ACCOUNT_RESETS.load(Ordering::Acquire) == resets;
+    let unchanged =
+        l.seq.load(Ordering::Acquire) == seq && ACCOUNT_RESETS.load(Ordering::Acquire) == resets;
     unchanged.then_some(view)
 }

@@ -51,7 +51,11 @@ pub fn kernel_pml4() -> u64 {
 
 /// Allocates one zeroed frame; returns its physical address.
 pub fn alloc_frame() -> Result<u64, FrameError> {
-    let pfn = FRAMES.lock().as_mut().ok_or(FrameError::Exhausted)?.alloc_any()?;
+    let pfn = FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(FrameError::Exhausted)?
+        .alloc_any()?;
     let pa = pfn * PAGE_SIZE;
     // SAFETY: the frame was just allocated: nobody else references it.
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
@@ -60,7 +64,11 @@ pub fn alloc_frame() -> Result<u64, FrameError> {
 
 /// Allocates the named frame `pfn` (zeroed); returns its physical address.
 pub fn alloc_named_frame(pfn: u64) -> Result<u64, FrameError> {
-    FRAMES.lock().as_mut().ok_or(FrameError::Exhausted)?.alloc_named(pfn)?;
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(FrameError::Exhausted)?
+        .alloc_named(pfn)?;
     let pa = pfn * PAGE_SIZE;
     // SAFETY: the frame was just allocated: nobody else references it.
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
@@ -69,7 +77,11 @@ pub fn alloc_named_frame(pfn: u64) -> Result<u64, FrameError> {
 
 /// Returns a frame to the allocator.
 pub fn free_frame(pa: u64) -> Result<(), FrameError> {
-    FRAMES.lock().as_mut().ok_or(FrameError::OutOfRange)?.free(pa / PAGE_SIZE)
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(FrameError::OutOfRange)?
+        .free(pa / PAGE_SIZE)
 }
 
 /// Free frames left, for statistics and leak checks.
@@ -88,8 +100,8 @@ extern "C" {
 /// # Safety
 /// Called once, on the BSP, with the boot page tables active.
 pub unsafe fn init(map: &[memmap::Region], keep: &[Range<u64>]) {
-    let kernel_phys = &raw const __kernel_phys_start as u64
-        ..(&raw const __kernel_end as u64 - KERNEL_VMA);
+    let kernel_phys =
+        &raw const __kernel_phys_start as u64..(&raw const __kernel_end as u64 - KERNEL_VMA);
     // Low 1 MiB: firmware data, and the AP trampoline lives there.
     let mut reserved = [0..0x10_0000, kernel_phys.clone(), 0..0, 0..0, 0..0, 0..0];
     for (slot, r) in reserved[2..].iter_mut().zip(keep) {
@@ -112,9 +124,8 @@ pub unsafe fn init(map: &[memmap::Region], keep: &[Range<u64>]) {
     let place = place.expect("no memory for the frame bitmap");
     // SAFETY: `place..place+bytes` is usable RAM that nothing else uses (it
     // is taken out of the allocator below), reachable through the direct map.
-    let storage = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(place) as *mut u64, words)
-    };
+    let storage =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(place) as *mut u64, words) };
     let mut bitmap = FrameBitmap::new(storage, frames);
     memmap::usable_ranges(map, &reserved, |r| {
         bitmap.release_range(r.start / PAGE_SIZE, r.end / PAGE_SIZE)
@@ -134,15 +145,25 @@ pub unsafe fn init(map: &[memmap::Region], keep: &[Range<u64>]) {
     // Direct map: all of [0, max(4 GiB, top of RAM)).
     let direct_end = top.max(1 << 32).next_multiple_of(HUGE);
     for pa in (0..direct_end).step_by(HUGE as usize) {
-        let cache = if ram_ranges(pa) { 0 } else { pte::NO_CACHE | pte::WRITE_THROUGH };
+        let cache = if ram_ranges(pa) {
+            0
+        } else {
+            pte::NO_CACHE | pte::WRITE_THROUGH
+        };
         let flags = pte::PRESENT | pte::WRITABLE | pte::GLOBAL | pte::NO_EXECUTE | cache;
         map_huge(pml4, PHYS_OFFSET + pa, pa, flags).expect("direct map");
     }
     // Kernel image at -2 GiB (2 MiB pages covering it).
-    let img = memmap::page_down(kernel_phys.start) & !(HUGE - 1)..kernel_phys.end.next_multiple_of(HUGE);
+    let img =
+        memmap::page_down(kernel_phys.start) & !(HUGE - 1)..kernel_phys.end.next_multiple_of(HUGE);
     for pa in img.step_by(HUGE as usize) {
-        map_huge(pml4, KERNEL_VMA + pa, pa, pte::PRESENT | pte::WRITABLE | pte::GLOBAL)
-            .expect("kernel image map");
+        map_huge(
+            pml4,
+            KERNEL_VMA + pa,
+            pa,
+            pte::PRESENT | pte::WRITABLE | pte::GLOBAL,
+        )
+        .expect("kernel image map");
     }
     KERNEL_PML4.store(pml4, Ordering::Relaxed);
     // SAFETY: the new tables map the kernel image (where we execute), our

@@ -17,7 +17,9 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let core = percpu::core_id();
     // The panicking core may hold the console lock (or a stopped core may):
     // write past it rather than deadlock.
-    let (file, line, col) = info.location().map_or(("?", 0, 0), |l| (l.file(), l.line(), l.column()));
+    let (file, line, col) = info
+        .location()
+        .map_or(("?", 0, 0), |l| (l.file(), l.line(), l.column()));
     serial::print_unlocked(format_args!(
         "\n[c{core} PANIC] {} at {file}:{line}:{col}\n",
         info.message()

@@ -78,7 +78,8 @@ pub static ONLINE: AtomicU32 = AtomicU32::new(0);
 /// Called once per core, on that core, before anything reads `gs`.
 pub unsafe fn install(core: usize, apic_id: u32) {
     let cpu = &CPUS[core];
-    cpu.self_ptr.store(cpu as *const PerCpu as u64, Ordering::Relaxed);
+    cpu.self_ptr
+        .store(cpu as *const PerCpu as u64, Ordering::Relaxed);
     cpu.core.store(core as u32, Ordering::Relaxed);
     cpu.apic_id.store(apic_id, Ordering::Relaxed);
     // SAFETY: writing GS_BASE only changes how this core resolves `gs:`.
@@ -114,7 +115,9 @@ pub fn with_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
     // SAFETY: `apic` belongs to the current core; interrupts are disabled
     // for the duration so no handler on this core re-enters it.
     without_interrupts(|| unsafe {
-        let apic = (*cpu.apic.get()).as_mut().expect("local APIC used before init");
+        let apic = (*cpu.apic.get())
+            .as_mut()
+            .expect("local APIC used before init");
         f(apic)
     })
 }

@@ -5,7 +5,10 @@ use abi::record::{RecordKind, RECORD_PREFIX};
 
 /// Emits one record; `payload` must format as a JSON object.
 pub fn emit(kind: RecordKind, payload: core::fmt::Arguments<'_>) {
-    crate::serial::print(format_args!("{RECORD_PREFIX}{} {{{payload}}}\n", kind.name()));
+    crate::serial::print(format_args!(
+        "{RECORD_PREFIX}{} {{{payload}}}\n",
+        kind.name()
+    ));
 }
 
 /// Emits a `check` record for a kernel-side test and returns `ok`, so tests

@@ -49,7 +49,14 @@ pub fn start(run_ms: u64, finish: fn() -> bool) {
     START_NS.store(now, Ordering::Relaxed);
     crate::ledger::start(now);
     NEXT_REPORT_NS.store(now + 1_000_000_000, Ordering::Relaxed);
-    END_NS.store(if run_ms == 0 { u64::MAX } else { now + run_ms * 1_000_000 }, Ordering::Relaxed);
+    END_NS.store(
+        if run_ms == 0 {
+            u64::MAX
+        } else {
+            now + run_ms * 1_000_000
+        },
+        Ordering::Relaxed,
+    );
     FINISH.init(finish);
 }
 
@@ -96,10 +103,19 @@ fn live_line(now: u64) {
     let mut line = alloc::string::String::new();
     let elapsed = now - START_NS.load(Ordering::Relaxed);
     for e in env::all() {
-        let cpu: u64 = e.account().cpu_ns.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let cpu: u64 = e
+            .account()
+            .cpu_ns
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
         let _ = write!(line, " {}#{}={:.1}ms", e.name(), e.id, cpu as f64 / 1e6);
     }
-    log::info!("t={}.{:03}s cpu:{line}", elapsed / 1_000_000_000, elapsed / 1_000_000 % 1000);
+    log::info!(
+        "t={}.{:03}s cpu:{line}",
+        elapsed / 1_000_000_000,
+        elapsed / 1_000_000 % 1000
+    );
 }
 
 /// Ends the run: final records, the experiment's checks, exit.
@@ -107,16 +123,25 @@ fn finish(code: ExitCode) -> ! {
     STOPPING.store(true, Ordering::Release);
     // Stop every other scheduling core (each charges its running turn and
     // parks) so the figures below are consistent with each other.
-    let others: alloc::vec::Vec<usize> = (1..smp::cores()).filter(|&c| crate::sched::active(c)).collect();
+    let others: alloc::vec::Vec<usize> = (1..smp::cores())
+        .filter(|&c| crate::sched::active(c))
+        .collect();
     for &core in &others {
-        apic::send_ipi(smp::apic_id(core), crate::arch::interrupts::vector::IPI_KICK);
+        apic::send_ipi(
+            smp::apic_id(core),
+            crate::arch::interrupts::vector::IPI_KICK,
+        );
     }
     let deadline = time::now_ns() + 500_000_000;
     while crate::sched::parked() < others.len() && time::now_ns() < deadline {
         core::hint::spin_loop();
     }
     if crate::sched::parked() < others.len() {
-        log::warn!("only {} of {} cores parked at the end of the run", crate::sched::parked(), others.len());
+        log::warn!(
+            "only {} of {} cores parked at the end of the run",
+            crate::sched::parked(),
+            others.len()
+        );
     }
     let now = time::now_ns();
     emit_stats(now);
@@ -124,7 +149,11 @@ fn finish(code: ExitCode) -> ! {
     crate::latency::emit();
     let ok = FINISH.try_get().is_none_or(|f| f());
     let ok = crate::invariants::finish() & ok;
-    let code = if code == ExitCode::Success && !ok { ExitCode::TestFailed } else { code };
+    let code = if code == ExitCode::Success && !ok {
+        ExitCode::TestFailed
+    } else {
+        code
+    };
     let evals = crate::wakeup::EVALS.load(Ordering::Relaxed);
     record::emit(
         RecordKind::End,
@@ -152,7 +181,9 @@ pub fn emit_stats(now: u64) {
                 cpu.ticks.load(Ordering::Relaxed),
                 cpu.ipis.load(Ordering::Relaxed),
                 if crate::sched::active(core) {
-                    exported::core_slices_of(core).idle_ns.load(Ordering::Relaxed)
+                    exported::core_slices_of(core)
+                        .idle_ns
+                        .load(Ordering::Relaxed)
                 } else {
                     0
                 }
@@ -163,7 +194,12 @@ pub fn emit_stats(now: u64) {
         let a = e.account();
         let mut cpu = alloc::string::String::new();
         for core in 0..smp::cores() {
-            let _ = write!(cpu, "{}{}", if core == 0 { "" } else { "," }, a.cpu_ns[core].load(Ordering::Relaxed));
+            let _ = write!(
+                cpu,
+                "{}{}",
+                if core == 0 { "" } else { "," },
+                a.cpu_ns[core].load(Ordering::Relaxed)
+            );
         }
         record::emit(
             RecordKind::EnvStats,
@@ -203,7 +239,11 @@ pub fn ticking(args: &BootArgs<'_>) -> ExitCode {
         "ticking every {} us on {} cores for {} (no scenario given: nothing is scheduled)",
         args.tick_us,
         smp::cores(),
-        if args.run_ms == 0 { "ever (type q to quit)".into() } else { alloc::format!("{} ms", args.run_ms) }
+        if args.run_ms == 0 {
+            "ever (type q to quit)".into()
+        } else {
+            alloc::format!("{} ms", args.run_ms)
+        }
     );
     let start = time::now_ns();
     let end = start + args.run_ms * 1_000_000;
@@ -236,7 +276,15 @@ fn print_ticks(elapsed_ns: u64) {
     use core::fmt::Write;
     let mut line = alloc::string::String::new();
     for core in 0..smp::cores() {
-        let _ = write!(line, " c{core}={}", percpu::of(core).ticks.load(Ordering::Relaxed));
+        let _ = write!(
+            line,
+            " c{core}={}",
+            percpu::of(core).ticks.load(Ordering::Relaxed)
+        );
     }
-    log::info!("t={}.{:03}s ticks:{line}", elapsed_ns / 1_000_000_000, elapsed_ns / 1_000_000 % 1000);
+    log::info!(
+        "t={}.{:03}s ticks:{line}",
+        elapsed_ns / 1_000_000_000,
+        elapsed_ns / 1_000_000 % 1000
+    );
 }

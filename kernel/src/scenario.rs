@@ -42,7 +42,10 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// The launch plan, when the runner passed one.
 pub fn plan() -> Option<Result<Plan<'static>, kernel::launch::LaunchError>> {
     let bytes = run::program_named("scenario")?;
-    let text = core::str::from_utf8(bytes).map_err(|_| kernel::launch::LaunchError { line: 0, what: "not UTF-8" });
+    let text = core::str::from_utf8(bytes).map_err(|_| kernel::launch::LaunchError {
+        line: 0,
+        what: "not UTF-8",
+    });
     Some(text.and_then(Plan::parse))
 }
 
@@ -87,7 +90,15 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
     for core in 0..smp::cores() {
         let wants: Vec<(&env::Env, usize)> = due
             .iter()
-            .map(|(i, e)| (&**e, plan.apps().nth(*i).filter(|a| a.on_core(core)).map_or(0, |a| a.slots_per_core)))
+            .map(|(i, e)| {
+                (
+                    &**e,
+                    plan.apps()
+                        .nth(*i)
+                        .filter(|a| a.on_core(core))
+                        .map_or(0, |a| a.slots_per_core),
+                )
+            })
             .collect();
         sched::grant_interleaved(core, &wants).map_err(|_| "slot allocation failed")?;
     }
@@ -105,7 +116,14 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
 
 fn spawn(app: &AppLaunch<'_>) -> Result<Arc<env::Env>, &'static str> {
     let image = run::program_named(APP_PROGRAM).ok_or("no app program")?;
-    env::spawn(app.name, image, u32::MAX, abi::syscall::NO_ENV, app.args.as_bytes()).map_err(|_| "spawn failed")
+    env::spawn(
+        app.name,
+        image,
+        u32::MAX,
+        abi::syscall::NO_ENV,
+        app.args.as_bytes(),
+    )
+    .map_err(|_| "spawn failed")
 }
 
 /// Starts `app` now, with its slots taken wherever they are free.
@@ -115,14 +133,18 @@ fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'stati
     }
     let e = spawn(app)?;
     for core in (0..smp::cores()).filter(|&c| app.on_core(c)) {
-        sched::grant_interleaved(core, &[(&*e, app.slots_per_core)]).map_err(|_| "no free slots")?;
+        sched::grant_interleaved(core, &[(&*e, app.slots_per_core)])
+            .map_err(|_| "no free slots")?;
     }
     state.running[i] = Some(e);
     Ok(())
 }
 
 fn stop(state: &mut State, i: usize) -> Result<(), &'static str> {
-    let e = state.running[i].take().filter(|e| e.alive()).ok_or("not running")?;
+    let e = state.running[i]
+        .take()
+        .filter(|e| e.alive())
+        .ok_or("not running")?;
     env::kill(&e, env::ExitReason::Killed("stopped by the scenario"));
     Ok(())
 }
@@ -158,7 +180,9 @@ pub fn on_monitor() -> Option<ExitCode> {
             0x08 | 0x7f => {
                 state.line.pop();
             }
-            b if b.is_ascii() && !b.is_ascii_control() && state.line.len() < 200 => state.line.push(b as char),
+            b if b.is_ascii() && !b.is_ascii_control() && state.line.len() < 200 => {
+                state.line.push(b as char)
+            }
             _ => {}
         }
     }
@@ -209,13 +233,21 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCod
             None => Err("no such application"),
         },
         ("start", 2) => match target {
-            Some(i) => plan.apps().nth(i).ok_or("no such application").and_then(|a| start(state, i, &a)),
+            Some(i) => plan
+                .apps()
+                .nth(i)
+                .ok_or("no such application")
+                .and_then(|a| start(state, i, &a)),
             None => Err("no such application"),
         },
-        ("stop", 2) => target.ok_or("no such application").and_then(|i| stop(state, i)),
+        ("stop", 2) => target
+            .ok_or("no such application")
+            .and_then(|i| stop(state, i)),
         _ => Err("unknown command or wrong arguments (try `help`)"),
     };
-    let env = target.and_then(|i| state.running[i].as_ref()).map_or(abi::syscall::NO_ENV, |e| e.id);
+    let env = target
+        .and_then(|i| state.running[i].as_ref())
+        .map_or(abi::syscall::NO_ENV, |e| e.id);
     match outcome {
         Ok(()) => console_event(line, u64::from(env), "ok"),
         Err(why) => {
@@ -241,12 +273,20 @@ fn list(plan: Plan<'static>, state: &State) {
     for (i, app) in plan.apps().enumerate() {
         match state.running[i].as_ref().filter(|e| e.alive()) {
             Some(e) => {
-                let cpu: u64 = e.account().cpu_ns.iter().take(smp::cores()).map(|c| c.load(core::sync::atomic::Ordering::Relaxed)).sum();
+                let cpu: u64 = e
+                    .account()
+                    .cpu_ns
+                    .iter()
+                    .take(smp::cores())
+                    .map(|c| c.load(core::sync::atomic::Ordering::Relaxed))
+                    .sum();
                 log::info!(
                     "app {} env {} running: {} slots, cpu {} ms",
                     app.name,
                     e.id,
-                    e.account().slots_held.load(core::sync::atomic::Ordering::Relaxed),
+                    e.account()
+                        .slots_held
+                        .load(core::sync::atomic::Ordering::Relaxed),
                     cpu / 1_000_000
                 );
                 // Its threads are the libOS's to list.
@@ -267,7 +307,11 @@ fn show_slices(core: usize) {
     }
     log::info!(
         "core {core}: current slot {}, running env {}:{line}",
-        slices.current_slot.load(core::sync::atomic::Ordering::Relaxed),
-        slices.running_env.load(core::sync::atomic::Ordering::Relaxed)
+        slices
+            .current_slot
+            .load(core::sync::atomic::Ordering::Relaxed),
+        slices
+            .running_env
+            .load(core::sync::atomic::Ordering::Relaxed)
     );
 }

@@ -80,7 +80,8 @@ struct Core {
 static CONFIG: BootCell<Config> = BootCell::new();
 static CORES: BootCell<Vec<Mutex<Core>>> = BootCell::new();
 /// Cores that have entered the scheduler (the timer then drives slices).
-static ACTIVE: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+static ACTIVE: [AtomicBool; percpu::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
 /// Cores parked at the end of a run.
 static PARKED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
@@ -110,7 +111,13 @@ const RESUME_RETRY_NS: u64 = 5_000;
 /// Sets up every core's slice vector and the exported pages.
 pub fn init(cores: usize, config: Config) {
     CONFIG.init(config);
-    exported::init(cores, config.slots as u32, config.slice_ns, config.grace_ns, config.app_sched);
+    exported::init(
+        cores,
+        config.slots as u32,
+        config.slice_ns,
+        config.grace_ns,
+        config.app_sched,
+    );
     CORES.init(
         (0..cores)
             .map(|_| {
@@ -178,7 +185,9 @@ pub fn grant_interleaved(core: usize, wants: &[(&Env, usize)]) -> Result<(), Err
 pub fn free_slot(env: &Env, core: usize, slot: usize) -> Result<(), Error> {
     let state = CORES.get().get(core).ok_or(Error::BadSlot)?;
     let mut c = state.lock();
-    c.vector.free(slot, slices::EnvId(env.id), &env.slot_quota).map_err(slice_error)?;
+    c.vector
+        .free(slot, slices::EnvId(env.id), &env.slot_quota)
+        .map_err(slice_error)?;
     exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
     env.account().slots_held.fetch_sub(1, Ordering::Relaxed);
     Ok(())
@@ -188,16 +197,23 @@ pub fn free_slot(env: &Env, core: usize, slot: usize) -> Result<(), Error> {
 pub fn slot_owner(core: usize, slot: usize) -> Result<u32, Error> {
     let state = CORES.get().get(core).ok_or(Error::BadSlot)?;
     let c = state.lock();
-    c.vector.owner(slot).map(|o| o.map_or(NO_ENV, |e| e.0)).map_err(slice_error)
+    c.vector
+        .owner(slot)
+        .map(|o| o.map_or(NO_ENV, |e| e.0))
+        .map_err(slice_error)
 }
 
 /// Slots owned by anyone in every core's vector. Takes every core's lock:
 /// never call it holding one.
 pub fn slots_owned() -> usize {
-    CORES.get().iter().map(|state| {
-        let c = state.lock();
-        c.vector.len() - c.vector.free_count()
-    }).sum()
+    CORES
+        .get()
+        .iter()
+        .map(|state| {
+            let c = state.lock();
+            c.vector.len() - c.vector.free_count()
+        })
+        .sum()
 }
 
 /// Slots the exported vectors show as owned by `id` (`None`: by anyone).
@@ -241,12 +257,21 @@ pub fn run_core() -> ! {
 /// When the running turn on `core` started being charged (`now` if none):
 /// what `cpu_ns` will be charged from, exported as `run_started_ns`.
 fn turn_start(core: usize, now: u64) -> u64 {
-    core_state(core).lock().turn.as_ref().map_or(now, |t| t.run_start)
+    core_state(core)
+        .lock()
+        .turn
+        .as_ref()
+        .map_or(now, |t| t.run_start)
 }
 
 /// Charges the running environment for its time on this core and forgets it.
 fn stop_running(core: usize, turn: Turn, now: u64) {
-    crate::ledger::charge(core, turn.run_start, now, crate::ledger::Charge::Env(&turn.env));
+    crate::ledger::charge(
+        core,
+        turn.run_start,
+        now,
+        crate::ledger::Charge::Env(&turn.env),
+    );
     release_running(&turn.env);
 }
 
@@ -323,7 +348,9 @@ pub fn next_turn() -> ! {
     loop {
         park_if_stopping(core);
         let now = time::now_ns();
-        exported::sysinfo().clock_ns.fetch_max(now, Ordering::Relaxed);
+        exported::sysinfo()
+            .clock_ns
+            .fetch_max(now, Ordering::Relaxed);
         if core == 0 {
             crate::run::monitor(now, true);
         }
@@ -334,9 +361,17 @@ pub fn next_turn() -> ! {
         let woken = walk.woken;
         let slices_page = exported::core_slices_of(core);
         match decision {
-            slices::Turn::Run { slot, owner, length_ns } => {
-                let Some(env) = env::get(owner.0).filter(|e| claim_running(e)) else { continue };
-                slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
+            slices::Turn::Run {
+                slot,
+                owner,
+                length_ns,
+            } => {
+                let Some(env) = env::get(owner.0).filter(|e| claim_running(e)) else {
+                    continue;
+                };
+                slices_page
+                    .current_slot
+                    .store(slot as u32, Ordering::Relaxed);
                 slices_page.turn_started_ns.store(now, Ordering::Relaxed);
                 let end = now + length_ns;
                 let reason = match woken {
@@ -344,17 +379,36 @@ pub fn next_turn() -> ! {
                     None => (UpcallReason::NewSlice, 0),
                 };
                 let grace_end = end + config().grace_ns;
-                c.turn = Some(Turn { env: env.clone(), slot, phase: Phase::Running, run_start: now, end, grace_end });
+                c.turn = Some(Turn {
+                    env: env.clone(),
+                    slot,
+                    phase: Phase::Running,
+                    run_start: now,
+                    end,
+                    grace_end,
+                });
                 drop(c);
                 enter_prologue(core, &env, reason, end, grace_end);
             }
             // The kernel picks the default environment itself (`idle_taker`,
             // which also wakes sleepers first); the vector never has one set.
-            slices::Turn::Idle { slot, length_ns } | slices::Turn::Default { slot, length_ns, .. } => {
-                slices_page.current_slot.store(slot as u32, Ordering::Relaxed);
+            slices::Turn::Idle { slot, length_ns }
+            | slices::Turn::Default {
+                slot, length_ns, ..
+            } => {
+                slices_page
+                    .current_slot
+                    .store(slot as u32, Ordering::Relaxed);
                 if let Some((env, reason)) = idle_taker(&c.vector) {
                     let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
-                    c.turn = Some(Turn { env: env.clone(), slot: NO_SLOT, phase: Phase::Running, run_start: now, end, grace_end });
+                    c.turn = Some(Turn {
+                        env: env.clone(),
+                        slot: NO_SLOT,
+                        phase: Phase::Running,
+                        run_start: now,
+                        end,
+                        grace_end,
+                    });
                     drop(c);
                     enter_prologue(core, &env, reason, end, grace_end);
                 }
@@ -365,8 +419,18 @@ pub fn next_turn() -> ! {
             }
             slices::Turn::NothingRunnable => {
                 if let Some((env, reason)) = idle_taker(&c.vector) {
-                    let (end, grace_end) = (now + config().slice_ns, now + config().slice_ns + config().grace_ns);
-                    c.turn = Some(Turn { env: env.clone(), slot: NO_SLOT, phase: Phase::Running, run_start: now, end, grace_end });
+                    let (end, grace_end) = (
+                        now + config().slice_ns,
+                        now + config().slice_ns + config().grace_ns,
+                    );
+                    c.turn = Some(Turn {
+                        env: env.clone(),
+                        slot: NO_SLOT,
+                        phase: Phase::Running,
+                        run_start: now,
+                        end,
+                        grace_end,
+                    });
                     drop(c);
                     enter_prologue(core, &env, reason, end, grace_end);
                 }
@@ -386,8 +450,12 @@ pub fn next_turn() -> ! {
 /// already claimed for this core.
 fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, u64))> {
     for slot in 0..vector.len() {
-        let Ok(Some(owner)) = vector.owner(slot) else { continue };
-        let Some(env) = env::get(owner.0) else { continue };
+        let Ok(Some(owner)) = vector.owner(slot) else {
+            continue;
+        };
+        let Some(env) = env::get(owner.0) else {
+            continue;
+        };
         if env.asleep.load(Ordering::Acquire) {
             if let Some(Some(tag)) = runnable(&env) {
                 if claim_running(&env) {
@@ -399,7 +467,9 @@ fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, 
     let env = env::get(DEFAULT_ENV.load(Ordering::Acquire))?;
     let wake = runnable(&env)?;
     claim_running(&env).then(|| {
-        let reason = wake.map_or((UpcallReason::NewSlice, 0), |tag| (UpcallReason::Woken, tag));
+        let reason = wake.map_or((UpcallReason::NewSlice, 0), |tag| {
+            (UpcallReason::Woken, tag)
+        });
         (env, reason)
     })
 }
@@ -423,7 +493,13 @@ fn idle_until(core: usize, until: u64) {
 }
 
 /// Enters `env` at its prologue (or first entry) on this core.
-fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, u64), end: u64, grace_end: u64) -> ! {
+fn enter_prologue(
+    core: usize,
+    env: &Env,
+    (mut reason, mut arg): (UpcallReason, u64),
+    end: u64,
+    grace_end: u64,
+) -> ! {
     if env.take_preempted_disabled(core) {
         resume_disabled(core, env, end);
     }
@@ -436,7 +512,11 @@ fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, 
     }
     let entry = {
         let t = env.upcalls.lock();
-        if t.prologue != 0 { t.prologue } else { env.entry }
+        if t.prologue != 0 {
+            t.prologue
+        } else {
+            env.entry
+        }
     };
     upcall(core, env, entry, reason, arg, end, grace_end)
 }
@@ -444,17 +524,22 @@ fn enter_prologue(core: usize, env: &Env, (mut reason, mut arg): (UpcallReason, 
 /// Resumes the context a repossession caught disabled, still disabled (so
 /// its own revocation will be deferred until it leaves the critical section).
 fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
-    exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+    exported::core_slices_of(core)
+        .running_env
+        .store(env.id, Ordering::Relaxed);
     let now = time::now_ns();
     crate::trace::note(core, now, env.id);
     crate::latency::entering(core, now);
     let d = env.dispatch_mut(core);
-    d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
+    d.run_started_ns
+        .store(turn_start(core, now), Ordering::Relaxed);
     let mut ctx = d.preempted;
     d.preempted.valid = 0;
-    d.events.fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
+    d.events
+        .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
     d.slice_end_ns.store(end, Ordering::Relaxed);
-    d.grace_end_ns.store(end + config().grace_ns, Ordering::Relaxed);
+    d.grace_end_ns
+        .store(end + config().grace_ns, Ordering::Relaxed);
     d.disabled.store(1, Ordering::Release);
     switch_address_space(env.pml4);
     cpu::sanitise_fx(&mut ctx.fx);
@@ -463,7 +548,10 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
     match frame_from_context(&ctx) {
         Some(frame) => enter_user(&frame),
         None => {
-            env::kill(env, env::ExitReason::Killed("preempted context not in user space"));
+            env::kill(
+                env,
+                env::ExitReason::Killed("preempted context not in user space"),
+            );
             leave_current()
         }
     }
@@ -471,20 +559,38 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
 
 /// Enters `env` at `entry` on this core's upcall stack with the disabled
 /// flag set and a clean FPU.
-fn upcall(core: usize, env: &Env, entry: u64, reason: UpcallReason, arg: u64, end: u64, grace_end: u64) -> ! {
-    exported::core_slices_of(core).running_env.store(env.id, Ordering::Relaxed);
+fn upcall(
+    core: usize,
+    env: &Env,
+    entry: u64,
+    reason: UpcallReason,
+    arg: u64,
+    end: u64,
+    grace_end: u64,
+) -> ! {
+    exported::core_slices_of(core)
+        .running_env
+        .store(env.id, Ordering::Relaxed);
     let now = time::now_ns();
     crate::trace::note(core, now, env.id);
     crate::latency::entering(core, now);
     let d = env.dispatch(core);
-    d.run_started_ns.store(turn_start(core, now), Ordering::Relaxed);
+    d.run_started_ns
+        .store(turn_start(core, now), Ordering::Relaxed);
     d.disabled.store(1, Ordering::Release);
     d.slice_end_ns.store(end, Ordering::Relaxed);
     d.grace_end_ns.store(grace_end, Ordering::Relaxed);
     switch_address_space(env.pml4);
     cpu::fxrstor(&CLEAN_FX.0);
     let now = time::now_ns();
-    arm_for(now, if reason == UpcallReason::Revoke { grace_end } else { end });
+    arm_for(
+        now,
+        if reason == UpcallReason::Revoke {
+            grace_end
+        } else {
+            end
+        },
+    );
     let frame = TrapFrame {
         rip: entry,
         cs: u64::from(USER_CODE),
@@ -605,7 +711,8 @@ pub fn on_timer(frame: &mut TrapFrame) {
             turn.grace_end = turn.grace_end.max(now + config().grace_ns);
             let d = turn.env.dispatch(core);
             if d.disabled.load(Ordering::Acquire) != 0 {
-                d.events.fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
+                d.events
+                    .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
                 turn.phase = Phase::Deferred;
                 arm_for(now, turn.grace_end);
                 return;
@@ -650,15 +757,26 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let env = turn.env.clone();
     // The slot's owner pays (even if a donation recipient ran): the
     // vector returns the owner's quota unit itself if it loses the slot.
-    let owner = c.vector.owner(turn.slot).ok().flatten().and_then(|o| env::get(o.0));
+    let owner = c
+        .vector
+        .owner(turn.slot)
+        .ok()
+        .flatten()
+        .and_then(|o| env::get(o.0));
     let spare = slices::Quota::new(0);
     let quota = owner.as_ref().map_or(&spare, |o| &o.slot_quota);
-    let lost_slot = c.vector.record_repossession(turn.slot, now, overrun, quota).is_ok_and(|r| r.lost_slot);
+    let lost_slot = c
+        .vector
+        .record_repossession(turn.slot, now, overrun, quota)
+        .is_ok_and(|r| r.lost_slot);
     if lost_slot {
         exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
         if let Some(owner) = &owner {
             owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
-            owner.account().slots_revoked.fetch_add(1, Ordering::Relaxed);
+            owner
+                .account()
+                .slots_revoked
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
     drop(c);
@@ -713,7 +831,10 @@ pub fn on_kick(frame: &TrapFrame) {
 pub fn env_dying(env: &Env) {
     let me = percpu::core_id();
     for core in (0..crate::smp::cores()).filter(|&c| c != me && active(c)) {
-        apic::send_ipi(crate::smp::apic_id(core), crate::arch::interrupts::vector::IPI_KICK);
+        apic::send_ipi(
+            crate::smp::apic_id(core),
+            crate::arch::interrupts::vector::IPI_KICK,
+        );
     }
     // Free its slots everywhere; the walk skips them from now on.
     for (core, state) in CORES.get().iter().enumerate() {
@@ -742,7 +863,11 @@ pub fn env_dying(env: &Env) {
 ///
 /// With `save`, the caller's syscall frame is saved (returning 0) in its
 /// enabled save area once the yield is certain to happen.
-pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -> Result<core::convert::Infallible, Error> {
+pub fn yield_turn(
+    caller: &Env,
+    target: Option<u32>,
+    save: Option<&TrapFrame>,
+) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
     let save_caller = || {
         if let Some(frame) = save {
@@ -757,14 +882,19 @@ pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -
         (t != NO_ENV).then_some(t)
     });
     let mut c = core_state(core).lock();
-    let Some(turn) = c.turn.as_mut() else { return Err(Error::NotPermitted) };
+    let Some(turn) = c.turn.as_mut() else {
+        return Err(Error::NotPermitted);
+    };
     match target {
         None => {
             let t = c.turn.take().expect("turn checked");
             // Time used past the turn's end beyond the grace allowance (a
             // long system call that ran over, say) is paid back like a
             // repossession's overrun; a yield within grace costs nothing.
-            c.vector.charge_overrun(t.slot, now.saturating_sub(t.end).saturating_sub(config().grace_ns));
+            c.vector.charge_overrun(
+                t.slot,
+                now.saturating_sub(t.end).saturating_sub(config().grace_ns),
+            );
             drop(c);
             save_caller();
             stop_running(core, t, now);
@@ -783,8 +913,14 @@ pub fn yield_turn(caller: &Env, target: Option<u32>, save: Option<&TrapFrame>) -
                 return Err(Error::BadEnv);
             }
             save_caller();
-            caller.account().donations_given.fetch_add(1, Ordering::Relaxed);
-            recipient.account().donations_received.fetch_add(1, Ordering::Relaxed);
+            caller
+                .account()
+                .donations_given
+                .fetch_add(1, Ordering::Relaxed);
+            recipient
+                .account()
+                .donations_received
+                .fetch_add(1, Ordering::Relaxed);
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
             let ran_from = core::mem::replace(&mut turn.run_start, now);
             // The donated remainder is a fresh turn for the recipient; if
@@ -824,7 +960,10 @@ pub fn leave_current() -> ! {
 
 /// `resume(which)`: restore a save area of the caller's dispatch page for
 /// this core, clearing the disabled flag as it returns.
-pub fn resume(caller: &Env, which: abi::syscall::SaveArea) -> Result<core::convert::Infallible, Error> {
+pub fn resume(
+    caller: &Env,
+    which: abi::syscall::SaveArea,
+) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
     let d = caller.dispatch_mut(core);
     let area = match which {
@@ -859,7 +998,11 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     if entry == 0 || disabled {
         env::kill(
             &env,
-            env::ExitReason::Killed(if entry == 0 { "fault with no exception handler" } else { "fault while disabled" }),
+            env::ExitReason::Killed(if entry == 0 {
+                "fault with no exception handler"
+            } else {
+                "fault while disabled"
+            }),
         );
         log::warn!(
             "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
@@ -875,13 +1018,34 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         );
         leave_current();
     }
-    d.fault_info = abi::shared::FaultInfo { vector: frame.vector, error_code: frame.error_code, address: cr2, rip: frame.rip };
+    d.fault_info = abi::shared::FaultInfo {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        address: cr2,
+        rip: frame.rip,
+    };
     save_context(frame, &mut d.fault);
-    let (end, grace_end) = core_state(core).lock().turn.as_ref().map_or((0, 0), |t| (t.end, t.grace_end));
-    upcall(core, &env, entry, UpcallReason::Exception, frame.vector, end, grace_end)
+    let (end, grace_end) = core_state(core)
+        .lock()
+        .turn
+        .as_ref()
+        .map_or((0, 0), |t| (t.end, t.grace_end));
+    upcall(
+        core,
+        &env,
+        entry,
+        UpcallReason::Exception,
+        frame.vector,
+        end,
+        grace_end,
+    )
 }
 
 /// The environment running on this core, if any.
 pub fn current_env() -> Option<Arc<Env>> {
-    core_state(percpu::core_id()).lock().turn.as_ref().map(|t| t.env.clone())
+    core_state(percpu::core_id())
+        .lock()
+        .turn
+        .as_ref()
+        .map(|t| t.env.clone())
 }

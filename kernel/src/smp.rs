@@ -95,7 +95,8 @@ struct TrampolineParams {
 /// Index of the last AP that reached Rust (acknowledges the parameter block).
 static ACKED: AtomicU64 = AtomicU64::new(0);
 /// APIC id of each core, by core index.
-static APIC_IDS: [AtomicU32; percpu::MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; percpu::MAX_CPUS];
+static APIC_IDS: [AtomicU32; percpu::MAX_CPUS] =
+    [const { AtomicU32::new(u32::MAX) }; percpu::MAX_CPUS];
 /// Number of cores the kernel uses (BSP + started APs).
 static CORES: AtomicU32 = AtomicU32::new(1);
 
@@ -115,7 +116,10 @@ pub fn start_aps(bsp_apic: u32, apic_ids: &[u32], ap_main: extern "C" fn(u64) ->
     APIC_IDS[0].store(bsp_apic, Ordering::Relaxed);
     let code_start = &raw const ap_trampoline_start as u64;
     let len = &raw const ap_trampoline_end as u64 - code_start;
-    assert!(len < PARAMS_PA - TRAMPOLINE_PA, "trampoline overlaps its parameters");
+    assert!(
+        len < PARAMS_PA - TRAMPOLINE_PA,
+        "trampoline overlaps its parameters"
+    );
     // SAFETY: 0x8000..0x9000 is reserved from the frame allocator at boot
     // and is ours; the source is the trampoline's bytes in the image.
     unsafe {
@@ -128,7 +132,10 @@ pub fn start_aps(bsp_apic: u32, apic_ids: &[u32], ap_main: extern "C" fn(u64) ->
     let mut next = 1usize;
     for &id in apic_ids.iter().filter(|&&id| id != bsp_apic) {
         if next >= percpu::MAX_CPUS {
-            log::warn!("more than {} processors described; ignoring the rest", percpu::MAX_CPUS);
+            log::warn!(
+                "more than {} processors described; ignoring the rest",
+                percpu::MAX_CPUS
+            );
             break;
         }
         APIC_IDS[next].store(id, Ordering::Relaxed);
@@ -140,7 +147,9 @@ pub fn start_aps(bsp_apic: u32, apic_ids: &[u32], ap_main: extern "C" fn(u64) ->
         };
         // SAFETY: the parameter block lies in the reserved trampoline page;
         // no AP reads it until the SIPI below.
-        unsafe { core::ptr::write_volatile(mm::phys_to_virt(PARAMS_PA) as *mut TrampolineParams, params) };
+        unsafe {
+            core::ptr::write_volatile(mm::phys_to_virt(PARAMS_PA) as *mut TrampolineParams, params)
+        };
         if start_one(id, next) {
             next += 1;
         } else {

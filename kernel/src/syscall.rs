@@ -23,8 +23,17 @@ pub fn handle(frame: &mut TrapFrame) {
         frame.rax = Error::NotPermitted.encode();
         return;
     };
-    log::trace!("syscall {} from env {} rip {:#x} rsp {:#x} cs {:#x}", frame.rax, env.id, frame.rip, frame.rsp, frame.cs);
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    log::trace!(
+        "syscall {} from env {} rip {:#x} rsp {:#x} cs {:#x}",
+        frame.rax,
+        env.id,
+        frame.rip,
+        frame.rsp,
+        frame.cs
+    );
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
     let result = match Syscall::from_number(frame.rax) {
         None => Err(Error::BadSyscall),
         Some(call) => dispatch(&env, call, args, frame),
@@ -40,7 +49,8 @@ fn user_bytes<'b>(env: &Env, ptr: u64, len: u64, buf: &'b mut [u8]) -> Result<&'
     if len > buf.len() {
         return Err(Error::BadArgument);
     }
-    env.with_aspace(|a| a.copy_in(ptr, &mut buf[..len])).map_err(|_| Error::BadPointer)?;
+    env.with_aspace(|a| a.copy_in(ptr, &mut buf[..len]))
+        .map_err(|_| Error::BadPointer)?;
     Ok(&buf[..len])
 }
 
@@ -51,7 +61,9 @@ fn core_arg(core: u64) -> Result<usize, Error> {
 
 fn slot_arg(slot: u64) -> Result<usize, Error> {
     let slot = usize::try_from(slot).map_err(|_| Error::BadSlot)?;
-    (slot < sched::config().slots).then_some(slot).ok_or(Error::BadSlot)
+    (slot < sched::config().slots)
+        .then_some(slot)
+        .ok_or(Error::BadSlot)
 }
 
 fn env_arg(id: u64) -> Result<u32, Error> {
@@ -78,7 +90,12 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             }
             record::emit(
                 RecordKind::User,
-                format_args!("\"env\":{},\"name\":\"{}\",\"core\":{},{text}", env.id, env.name(), percpu::core_id()),
+                format_args!(
+                    "\"env\":{},\"name\":\"{}\",\"core\":{},{text}",
+                    env.id,
+                    env.name(),
+                    percpu::core_id()
+                ),
             );
             Ok(0)
         }
@@ -93,7 +110,8 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
         Syscall::SetUpcalls => {
             let mut buf = [0u8; core::mem::size_of::<UpcallTable>()];
             user_bytes(env, a[0], buf.len() as u64, &mut buf)?;
-            let word = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+            let word =
+                |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
             let table = UpcallTable {
                 prologue: word(0),
                 epilogue: word(1),
@@ -102,9 +120,15 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
                 resume_end: word(4),
             };
             let user = |v: u64| v < crate::aspace::USER_END;
-            if ![table.prologue, table.epilogue, table.exception, table.resume_start, table.resume_end]
-                .into_iter()
-                .all(user)
+            if ![
+                table.prologue,
+                table.epilogue,
+                table.exception,
+                table.resume_start,
+                table.resume_end,
+            ]
+            .into_iter()
+            .all(user)
                 || table.resume_start > table.resume_end
             {
                 return Err(Error::BadAddress);
@@ -114,13 +138,21 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
         }
         Syscall::SliceAlloc => {
             let core = core_arg(a[0])?;
-            let slot = if a[1] == ANY_SLOT { None } else { Some(slot_arg(a[1])?) };
+            let slot = if a[1] == ANY_SLOT {
+                None
+            } else {
+                Some(slot_arg(a[1])?)
+            };
             sched::alloc_slot(env, core, slot).map(|s| s as u64)
         }
         Syscall::SliceFree => sched::free_slot(env, core_arg(a[0])?, slot_arg(a[1])?).map(|()| 0),
         Syscall::SliceOwner => sched::slot_owner(core_arg(a[0])?, slot_arg(a[1])?).map(u64::from),
         Syscall::Yield => {
-            let target = if a[0] == ANY_ENV { None } else { Some(env_arg(a[0])?) };
+            let target = if a[0] == ANY_ENV {
+                None
+            } else {
+                Some(env_arg(a[0])?)
+            };
             if a[1] & !YIELD_SAVE != 0 {
                 return Err(Error::BadArgument);
             }
@@ -136,10 +168,12 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
         Syscall::PredicateInstall => {
             let mut buf = [0u8; MAX_PREDICATE];
             let bytes = user_bytes(env, a[0], a[1], &mut buf)?;
-            crate::wakeup::install(env, bytes).map(|()| 0).map_err(|(e, detail)| {
-                frame.rdx = detail;
-                e
-            })
+            crate::wakeup::install(env, bytes)
+                .map(|()| 0)
+                .map_err(|(e, detail)| {
+                    frame.rdx = detail;
+                    e
+                })
         }
         Syscall::PredicateClear => {
             *env.predicate.lock() = None;
@@ -160,15 +194,22 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             if a[2] & !(map_flags::WRITABLE | map_flags::EXECUTABLE) != 0 {
                 return Err(Error::BadArgument);
             }
-            env.map(a[0], a[1], a[2] & map_flags::WRITABLE != 0, a[2] & map_flags::EXECUTABLE != 0)
-                .map(|()| 0)
+            env.map(
+                a[0],
+                a[1],
+                a[2] & map_flags::WRITABLE != 0,
+                a[2] & map_flags::EXECUTABLE != 0,
+            )
+            .map(|()| 0)
         }
         Syscall::Unmap => env.unmap(a[0]),
         Syscall::Spawn => {
             let index = usize::try_from(a[0]).map_err(|_| Error::BadArgument)?;
             let quota = u32::try_from(a[1]).map_err(|_| Error::BadArgument)?;
             let (name, image) = crate::run::program(index).ok_or(Error::BadArgument)?;
-            env::spawn(name, image, quota, env.id, &[]).map(|e| u64::from(e.id)).map_err(|_| Error::Exhausted)
+            env::spawn(name, image, quota, env.id, &[])
+                .map(|e| u64::from(e.id))
+                .map_err(|_| Error::Exhausted)
         }
         Syscall::Kill => {
             let target = env::get(env_arg(a[0])?).ok_or(Error::BadEnv)?;

@@ -33,11 +33,21 @@ pub fn run(name: &str) -> ExitCode {
 fn boot() -> bool {
     let n = smp::cores();
     let online = percpu::ONLINE.load(Ordering::Acquire) as usize;
-    let mut ok = record::check("boot", "all_started_cores_online", online == n, format_args!("{online} of {n}"));
+    let mut ok = record::check(
+        "boot",
+        "all_started_cores_online",
+        online == n,
+        format_args!("{online} of {n}"),
+    );
     let mut ids: alloc::vec::Vec<u32> = (0..n).map(smp::apic_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    ok &= record::check("boot", "distinct_apic_ids", ids.len() == n, format_args!("{} distinct of {n}", ids.len()));
+    ok &= record::check(
+        "boot",
+        "distinct_apic_ids",
+        ids.len() == n,
+        format_args!("{} distinct of {n}", ids.len()),
+    );
     ok
 }
 
@@ -58,7 +68,12 @@ fn timer_on_core(core: usize) {
     let waited = time::now_ns() - t0;
     // Allow 1% for the calibration error of the two clocks.
     let on_time = waited >= deadline_ns * 99 / 100;
-    if !record::check("timer", "oneshot_not_early", on_time, format_args!("core {core} waited {waited} ns for {deadline_ns}")) {
+    if !record::check(
+        "timer",
+        "oneshot_not_early",
+        on_time,
+        format_args!("core {core} waited {waited} ns for {deadline_ns}"),
+    ) {
         TIMER_FAILS.fetch_add(1, Ordering::Relaxed);
     }
     trap::TICK_NS.store(1_000_000, Ordering::Relaxed);
@@ -78,7 +93,12 @@ fn timer() -> bool {
     let mut ok = TIMER_FAILS.load(Ordering::Relaxed) == 0;
     for core in 0..smp::cores() {
         let ticks = percpu::of(core).ticks.load(Ordering::Relaxed);
-        ok &= record::check("timer", "core_ticked", ticks >= 21, format_args!("core {core}: {ticks} ticks"));
+        ok &= record::check(
+            "timer",
+            "core_ticked",
+            ticks >= 21,
+            format_args!("core {core}: {ticks} ticks"),
+        );
     }
     ok
 }
@@ -109,7 +129,9 @@ fn ipi() -> bool {
         format_args!("{} pings timed out", PING_FAILS.load(Ordering::Relaxed)),
     );
     for core in 0..n {
-        let got = (0..n).filter(|&s| s != core && smp::ping_seen(core, s)).count();
+        let got = (0..n)
+            .filter(|&s| s != core && smp::ping_seen(core, s))
+            .count();
         ok &= record::check(
             "ipi",
             "fixed_ipis_received",
@@ -118,17 +140,26 @@ fn ipi() -> bool {
         );
     }
     // NMIs: the BSP sends one to every AP.
-    let nmi_base: alloc::vec::Vec<u64> = (0..n).map(|c| percpu::of(c).nmis.load(Ordering::Relaxed)).collect();
+    let nmi_base: alloc::vec::Vec<u64> = (0..n)
+        .map(|c| percpu::of(c).nmis.load(Ordering::Relaxed))
+        .collect();
     for core in 1..n {
         apic::send_nmi(smp::apic_id(core));
     }
     let deadline = time::now_ns() + 2_000_000_000;
-    while (1..n).any(|c| percpu::of(c).nmis.load(Ordering::Relaxed) == nmi_base[c]) && time::now_ns() < deadline {
+    while (1..n).any(|c| percpu::of(c).nmis.load(Ordering::Relaxed) == nmi_base[c])
+        && time::now_ns() < deadline
+    {
         core::hint::spin_loop();
     }
     for (core, base) in nmi_base.iter().enumerate().skip(1) {
         let got = percpu::of(core).nmis.load(Ordering::Relaxed) - base;
-        ok &= record::check("ipi", "nmi_received", got == 1, format_args!("core {core}: {got} NMIs"));
+        ok &= record::check(
+            "ipi",
+            "nmi_received",
+            got == 1,
+            format_args!("core {core}: {got} NMIs"),
+        );
     }
     ok
 }
@@ -161,17 +192,34 @@ macro_rules! expect_fault {
 
 fn fault_on_core(core: usize) {
     let checks: [(&str, u64, u64); 4] = [
-        ("page_fault_caught", u64::from(vector::PAGE_FAULT), expect_fault!("mov rax, [0x10]")),
+        (
+            "page_fault_caught",
+            u64::from(vector::PAGE_FAULT),
+            expect_fault!("mov rax, [0x10]"),
+        ),
         (
             "general_protection_caught",
             u64::from(vector::GENERAL_PROTECTION),
             expect_fault!("mov rax, 0x8000000000000000", "mov rax, [rax]"),
         ),
-        ("invalid_opcode_caught", u64::from(vector::INVALID_OPCODE), expect_fault!("ud2")),
-        ("divide_error_caught", u64::from(vector::DIVIDE), expect_fault!("xor edx, edx", "xor eax, eax", "div eax")),
+        (
+            "invalid_opcode_caught",
+            u64::from(vector::INVALID_OPCODE),
+            expect_fault!("ud2"),
+        ),
+        (
+            "divide_error_caught",
+            u64::from(vector::DIVIDE),
+            expect_fault!("xor edx, edx", "xor eax, eax", "div eax"),
+        ),
     ];
     for (name, want, got) in checks {
-        if !record::check("fault", name, got == want, format_args!("core {core}: vector {got}, expected {want}")) {
+        if !record::check(
+            "fault",
+            name,
+            got == want,
+            format_args!("core {core}: vector {got}, expected {want}"),
+        ) {
             FAULT_FAILS.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -188,7 +236,12 @@ fn fault_on_core(core: usize) {
     // SAFETY: a kernel int3 traps to the breakpoint handler, which returns.
     unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
     let ok = trap::BREAKPOINTS.load(Ordering::Relaxed) > before;
-    if !record::check("fault", "breakpoint_resumes", ok, format_args!("core {core}")) {
+    if !record::check(
+        "fault",
+        "breakpoint_resumes",
+        ok,
+        format_args!("core {core}"),
+    ) {
         FAULT_FAILS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -214,5 +267,10 @@ fn panic_on_last_core() -> bool {
     while time::now_ns() < deadline {
         core::hint::spin_loop();
     }
-    record::check("panic", "panic_stopped_machine", false, format_args!("core {last} did not stop the run"))
+    record::check(
+        "panic",
+        "panic_stopped_machine",
+        false,
+        format_args!("core {last} did not stop the run"),
+    )
 }

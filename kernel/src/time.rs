@@ -62,7 +62,12 @@ fn pit_read() -> u16 {
 /// of `hz` that `read` returns and that wraps at `mask + 1`; `elapsed`
 /// turns two readings into ticks (counters count up or down). `None` when
 /// the counter does not move (no such timer on this machine).
-fn calibrate_against(hz: u64, ms: u64, read: impl Fn() -> u64, elapsed: impl Fn(u64, u64) -> u64) -> Option<u64> {
+fn calibrate_against(
+    hz: u64,
+    ms: u64,
+    read: impl Fn() -> u64,
+    elapsed: impl Fn(u64, u64) -> u64,
+) -> Option<u64> {
     let target = hz * ms / 1000;
     let mut prev = read();
     let mut ticks = 0u64;
@@ -92,14 +97,21 @@ fn calibrate_pit(ms: u64) -> Option<u64> {
         outb(0x40, 0);
         outb(0x40, 0);
     }
-    calibrate_against(1_193_182, ms, || u64::from(pit_read()), |prev, cur| (prev as u16).wrapping_sub(cur as u16).into())
+    calibrate_against(
+        1_193_182,
+        ms,
+        || u64::from(pit_read()),
+        |prev, cur| (prev as u16).wrapping_sub(cur as u16).into(),
+    )
 }
 
 /// TSC kHz against the ACPI PM timer (3.579545 MHz, counting up, 24 bits).
 fn calibrate_pm_timer(port: u16, ms: u64) -> Option<u64> {
     // SAFETY: the PM timer is a read-only counter.
     let read = || u64::from(unsafe { x86::io::inl(port) } & 0x00FF_FFFF);
-    calibrate_against(3_579_545, ms, read, |prev, cur| cur.wrapping_sub(prev) & 0x00FF_FFFF)
+    calibrate_against(3_579_545, ms, read, |prev, cur| {
+        cur.wrapping_sub(prev) & 0x00FF_FFFF
+    })
 }
 
 /// Calibrates the TSC; `pm_timer_port` comes from the FADT when present.

@@ -29,7 +29,16 @@ static ON: AtomicBool = AtomicBool::new(false);
 pub fn enable() {
     let cores = smp::cores();
     let per_core = BUDGET_BYTES / 16 / cores.max(1);
-    LOGS.init((0..cores).map(|_| Mutex::new(Log { changes: Vec::with_capacity(per_core), dropped: 0 })).collect());
+    LOGS.init(
+        (0..cores)
+            .map(|_| {
+                Mutex::new(Log {
+                    changes: Vec::with_capacity(per_core),
+                    dropped: 0,
+                })
+            })
+            .collect(),
+    );
     ON.store(true, Ordering::Release);
 }
 
@@ -39,7 +48,9 @@ pub fn note(core: usize, now: u64, env: u32) {
     if !ON.load(Ordering::Relaxed) {
         return;
     }
-    let Some(log) = LOGS.try_get().and_then(|l| l.get(core)) else { return };
+    let Some(log) = LOGS.try_get().and_then(|l| l.get(core)) else {
+        return;
+    };
     let mut log = log.lock();
     if log.changes.last().is_some_and(|&(_, e)| e == env) {
         return;
@@ -62,7 +73,13 @@ pub fn emit() {
             for (i, (t, env)) in chunk.iter().enumerate() {
                 let _ = write!(runs, "{}[{t},{env}]", if i == 0 { "" } else { "," });
             }
-            record::emit(RecordKind::Trace, format_args!("\"core\":{core},\"runs\":[{runs}],\"dropped\":{}", log.dropped));
+            record::emit(
+                RecordKind::Trace,
+                format_args!(
+                    "\"core\":{core},\"runs\":[{runs}],\"dropped\":{}",
+                    log.dropped
+                ),
+            );
         }
     }
 }

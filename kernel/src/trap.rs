@@ -76,7 +76,8 @@ fn rearm_tick(cpu: &percpu::PerCpu, period: u64) {
 pub fn start_tick() {
     let period = TICK_NS.load(Ordering::Relaxed);
     let cpu = percpu::this();
-    cpu.next_tick_ns.store(crate::time::now_ns() + period, Ordering::Relaxed);
+    cpu.next_tick_ns
+        .store(crate::time::now_ns() + period, Ordering::Relaxed);
     apic::arm_timer_ns(period);
 }
 

@@ -52,10 +52,18 @@ impl predicate::AddressCheck for OwnMappings<'_> {
 /// Verifies and installs `bytes` as `env`'s predicate. On rejection returns
 /// the verifier's error packed as `(kind << 32) | position`.
 pub fn install(env: &Env, bytes: &[u8]) -> Result<(), (Error, u64)> {
-    let limits = predicate::Limits { counters: COUNTERS, ..predicate::Limits::DEFAULT };
+    let limits = predicate::Limits {
+        counters: COUNTERS,
+        ..predicate::Limits::DEFAULT
+    };
     let verified = env
         .with_aspace(|a| predicate::verify(bytes, &limits, &OwnMappings(a)))
-        .map_err(|e| (Error::PredicateRejected, (u64::from(e.kind.code()) << 32) | e.at as u64))?;
+        .map_err(|e| {
+            (
+                Error::PredicateRejected,
+                (u64::from(e.kind.code()) << 32) | e.at as u64,
+            )
+        })?;
     *env.predicate.lock() = Some(verified);
     Ok(())
 }
@@ -75,7 +83,13 @@ pub fn evaluate(env: &Env) -> Option<u64> {
     let p = guard.as_ref()?;
     let now = time::now_ns();
     let t0 = time::rdtsc();
-    let result = env.with_aspace(|a| p.eval(&EnvMemory { aspace: a, now, env }));
+    let result = env.with_aspace(|a| {
+        p.eval(&EnvMemory {
+            aspace: a,
+            now,
+            env,
+        })
+    });
     EVAL_TICKS.fetch_add(time::rdtsc().saturating_sub(t0), Ordering::Relaxed);
     EVALS.fetch_add(1, Ordering::Relaxed);
     if let Ok(o) = &result {

@@ -34,11 +34,17 @@ pub fn init_this_core(kernel_stack_top: u64) {
     // direct map after a page-table walk), so SMAP needs no stac/clac.
     unsafe {
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | 1); // SCE
-        wrmsr(IA32_STAR, (u64::from(USER_BASE) << 48) | (u64::from(KERNEL_CODE) << 32));
+        wrmsr(
+            IA32_STAR,
+            (u64::from(USER_BASE) << 48) | (u64::from(KERNEL_CODE) << 32),
+        );
         wrmsr(IA32_LSTAR, super::interrupts::syscall_entry_address());
         // Clear IF, TF, DF, AC, NT on entry: the kernel runs its syscalls
         // with interrupts off.
-        wrmsr(IA32_FMASK, (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 14));
+        wrmsr(
+            IA32_FMASK,
+            (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 14),
+        );
         wrmsr(IA32_KERNEL_GSBASE, 0);
         let mut c0 = cr0();
         c0.remove(Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_TASK_SWITCHED);
@@ -55,7 +61,8 @@ pub fn init_this_core(kernel_stack_top: u64) {
         cr4_write(c4);
     }
     let cpu = crate::percpu::this();
-    cpu.kernel_rsp.store(kernel_stack_top, core::sync::atomic::Ordering::Relaxed);
+    cpu.kernel_rsp
+        .store(kernel_stack_top, core::sync::atomic::Ordering::Relaxed);
     super::gdt::set_ring0_stack(cpu.core(), kernel_stack_top);
 }
 
@@ -72,7 +79,9 @@ pub fn fxrstor(area: &[u8; 512]) {
     debug_assert_eq!(area.as_ptr() as usize % 16, 0);
     // SAFETY: as for `fxsave`; reserved MXCSR bits in an untrusted image
     // would #GP, so callers sanitise user-written images first.
-    unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack, readonly)) };
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack, readonly))
+    };
 }
 
 /// Makes an untrusted fxsave image safe to load: MXCSR reserved bits clear.

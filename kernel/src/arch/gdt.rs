@@ -84,10 +84,12 @@ static TABLES: PerCore<CoreTables> = PerCore(UnsafeCell::new(
         }
     }; MAX_CPUS],
 ));
-static IST_STACKS: PerCore<[Stack<IST_STACK_SIZE>; 3]> =
-    PerCore(UnsafeCell::new([const { [const { Stack([0; IST_STACK_SIZE]) }; 3] }; MAX_CPUS]));
-static KERNEL_STACKS: PerCore<Stack<KERNEL_STACK_SIZE>> =
-    PerCore(UnsafeCell::new([const { Stack([0; KERNEL_STACK_SIZE]) }; MAX_CPUS]));
+static IST_STACKS: PerCore<[Stack<IST_STACK_SIZE>; 3]> = PerCore(UnsafeCell::new(
+    [const { [const { Stack([0; IST_STACK_SIZE]) }; 3] }; MAX_CPUS],
+));
+static KERNEL_STACKS: PerCore<Stack<KERNEL_STACK_SIZE>> = PerCore(UnsafeCell::new(
+    [const { Stack([0; KERNEL_STACK_SIZE]) }; MAX_CPUS],
+));
 
 /// Top of the kernel stack reserved for AP `core`.
 pub fn ap_kernel_stack_top(core: usize) -> u64 {
@@ -131,7 +133,10 @@ pub unsafe fn load(core: usize) {
         limit: u16,
         base: u64,
     }
-    let ptr = Pointer { limit: (size_of::<[u64; 8]>() - 1) as u16, base: t.gdt.as_ptr() as u64 };
+    let ptr = Pointer {
+        limit: (size_of::<[u64; 8]>() - 1) as u16,
+        base: t.gdt.as_ptr() as u64,
+    };
     // SAFETY: the GDT just built is valid and lives forever (static); the
     // far return reloads CS with the kernel code selector of that GDT.
     unsafe {

@@ -282,7 +282,10 @@ pub unsafe fn load(core: usize) {
         limit: u16,
         base: u64,
     }
-    let ptr = Pointer { limit: (256 * 16 - 1) as u16, base: idt.as_ptr() as u64 };
+    let ptr = Pointer {
+        limit: (256 * 16 - 1) as u16,
+        base: idt.as_ptr() as u64,
+    };
     // SAFETY: the IDT is static and fully initialised.
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
 }
@@ -304,7 +307,9 @@ pub fn syscall_entry_address() -> u64 {
 /// stack: the frame is moved to the stack top and restored with `iretq`.
 pub fn enter_user(frame: &TrapFrame) -> ! {
     debug_assert!(frame.is_user());
-    let top = crate::percpu::this().kernel_rsp.load(core::sync::atomic::Ordering::Relaxed);
+    let top = crate::percpu::this()
+        .kernel_rsp
+        .load(core::sync::atomic::Ordering::Relaxed);
     let dst = (top as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame;
     // SAFETY: `dst` is the top of this core's kernel stack, below which
     // everything is abandoned; `copy` tolerates the source overlapping it.

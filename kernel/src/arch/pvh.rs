@@ -103,7 +103,11 @@ pub unsafe fn capture(paddr: u64) -> Result<&'static BootInfo, PvhError> {
     }
     let mut info = BootInfo {
         rsdp_paddr: si.rsdp_paddr,
-        memmap: [kernel::memmap::Region { start: 0, len: 0, usable: false }; MAX_MEMMAP],
+        memmap: [kernel::memmap::Region {
+            start: 0,
+            len: 0,
+            usable: false,
+        }; MAX_MEMMAP],
         memmap_len: 0,
         modules: [Module::default(); MAX_MODULES],
         modules_len: 0,
@@ -114,14 +118,21 @@ pub unsafe fn capture(paddr: u64) -> Result<&'static BootInfo, PvhError> {
         let at = si.memmap_paddr + (i * size_of::<MemmapEntry>()) as u64;
         // SAFETY: entry `i` of the loader's memory map, identity-mapped.
         let e: MemmapEntry = unsafe { core::ptr::read_unaligned(at as *const MemmapEntry) };
-        info.memmap[i] = kernel::memmap::Region { start: e.addr, len: e.size, usable: e.kind == 1 };
+        info.memmap[i] = kernel::memmap::Region {
+            start: e.addr,
+            len: e.size,
+            usable: e.kind == 1,
+        };
         info.memmap_len = i + 1;
     }
     for i in 0..(si.nr_modules as usize).min(MAX_MODULES) {
         let at = si.modlist_paddr + (i * size_of::<ModlistEntry>()) as u64;
         // SAFETY: entry `i` of the loader's module list, identity-mapped.
         let e: ModlistEntry = unsafe { core::ptr::read_unaligned(at as *const ModlistEntry) };
-        info.modules[i] = Module { paddr: e.paddr, size: e.size };
+        info.modules[i] = Module {
+            paddr: e.paddr,
+            size: e.size,
+        };
         info.modules_len = i + 1;
     }
     if si.cmdline_paddr != 0 {
