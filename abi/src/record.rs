@@ -23,7 +23,10 @@ pub enum RecordKind {
     CoreStats,
     /// One per kernel-side test check: `test`, `check`, `ok` (bool), `detail`.
     Check,
-    /// Last record of a run: `exit` (an [`crate::ExitCode`] name), `uptime_ns`.
+    /// Last record of a run: `exit` (an [`crate::ExitCode`] name), `uptime_ns`;
+    /// after environments ran also `predicate_evals`, `predicate_steps`,
+    /// `predicate_eval_ns_mean` and `predicate_eval_by_length`
+    /// (`[[instructions, evaluations, mean ns], ...]`).
     End,
     /// From an environment's `report` syscall: `env`, `core`, plus the
     /// fields the environment wrote.

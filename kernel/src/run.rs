@@ -155,10 +155,15 @@ fn finish(code: ExitCode) -> ! {
         code
     };
     let evals = crate::wakeup::EVALS.load(Ordering::Relaxed);
+    let mut by_length = alloc::string::String::new();
+    for (len, n, ns) in crate::wakeup::by_length() {
+        use core::fmt::Write;
+        let _ = write!(by_length, "{}[{len},{n},{ns}]", if by_length.is_empty() { "" } else { "," });
+    }
     record::emit(
         RecordKind::End,
         format_args!(
-            "\"exit\":\"{}\",\"uptime_ns\":{now},\"predicate_evals\":{evals},\"predicate_steps\":{},\"predicate_eval_ns_mean\":{}",
+            "\"exit\":\"{}\",\"uptime_ns\":{now},\"predicate_evals\":{evals},\"predicate_steps\":{},\"predicate_eval_ns_mean\":{},\"predicate_eval_by_length\":[{by_length}]",
             code.name(),
             crate::wakeup::EVAL_STEPS.load(Ordering::Relaxed),
             time::tsc_to_ns(crate::wakeup::EVAL_TICKS.load(Ordering::Relaxed)) / evals.max(1)

@@ -74,6 +74,18 @@ pub fn install(env: &Env, bytes: &[u8]) -> Result<(), (Error, u64)> {
 pub static EVALS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 pub static EVAL_STEPS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 pub static EVAL_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The same per program length (instructions): evaluations and ticks, so
+/// `just bench` can show the cost against the size the verifier bounds.
+static BY_LENGTH: [[core::sync::atomic::AtomicU64; 2]; predicate::MAX_INSNS + 1] =
+    [const { [const { core::sync::atomic::AtomicU64::new(0) }; 2] }; predicate::MAX_INSNS + 1];
+
+/// `(instructions, evaluations, mean ns)` for every length evaluated so far.
+pub fn by_length() -> impl Iterator<Item = (usize, u64, u64)> {
+    BY_LENGTH.iter().enumerate().filter_map(|(len, [evals, ticks])| {
+        let n = evals.load(Ordering::Relaxed);
+        (n > 0).then(|| (len, n, time::tsc_to_ns(ticks.load(Ordering::Relaxed)) / n))
+    })
+}
 
 /// Evaluates `env`'s predicate; `Some(tag)` when it holds. A predicate
 /// whose memory has gone away counts as true (the sleeper wakes and learns
@@ -90,8 +102,12 @@ pub fn evaluate(env: &Env) -> Option<u64> {
             env,
         })
     });
-    EVAL_TICKS.fetch_add(time::rdtsc().saturating_sub(t0), Ordering::Relaxed);
+    let ticks = time::rdtsc().saturating_sub(t0);
+    EVAL_TICKS.fetch_add(ticks, Ordering::Relaxed);
     EVALS.fetch_add(1, Ordering::Relaxed);
+    let [evals, spent] = &BY_LENGTH[p.len().min(predicate::MAX_INSNS)];
+    evals.fetch_add(1, Ordering::Relaxed);
+    spent.fetch_add(ticks, Ordering::Relaxed);
     if let Ok(o) = &result {
         EVAL_STEPS.fetch_add(o.steps as u64, Ordering::Relaxed);
     }

@@ -1,7 +1,9 @@
 //! Benchmarks of the kernel's primitives from ring 3, on core 0 (run with
 //! one core, beside `bench_peer`): null system call and its floor,
 //! exception → upcall → resume, directed-yield ping-pong between two
-//! environments, and the platform's overhead on a CPU-bound loop.
+//! environments, wakeup predicates of growing size (install from here,
+//! evaluation timed by the kernel while this program sleeps on them), and
+//! the platform's overhead on a CPU-bound loop.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -10,6 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use libos::abi::shared::{FaultInfo, MAX_ENVS};
 use libos::abi::syscall::NO_ENV;
+use libos::predicate::{Builder, Cond};
 use libos::{sys, App, Epilogue, FaultAction};
 use workloads::bench::{cycles_per, report, tsc};
 
@@ -28,6 +31,48 @@ fn peer(me: u32) -> Option<u32> {
     (0..MAX_ENVS)
         .map(|i| sys::account(i).env.load(Ordering::Acquire))
         .find(|&id| id != NO_ENV && id != me)
+}
+
+/// Words the predicates watch (never changed: every condition stays false,
+/// so the kernel evaluates each whole program).
+static WATCHED: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+
+/// For predicates of 1 to 15 watched words behind a deadline: the cost of
+/// installing one (verification included), then a sleep on it until the
+/// deadline, during which the kernel evaluates it at every decision on
+/// this core (`predicate_eval_by_length` in the run's end record).
+fn predicates() {
+    for words in [0usize, 1, 3, 7, 14] {
+        let program = |deadline: u64| {
+            let mut conds = [Cond::ClockAtLeast(deadline); 15];
+            for (c, w) in conds[1..].iter_mut().zip(&WATCHED).take(words) {
+                *c = Cond::WordChanged {
+                    addr: w.as_ptr() as u64,
+                    old: 0,
+                };
+            }
+            Builder::any_of(words as u64, &conds[..=words]).expect("a valid predicate")
+        };
+        let p = program(u64::MAX);
+        let (install, n) = cycles_per(100, 50, || {
+            let _ = sys::predicate_install(p.as_bytes());
+        });
+        report(
+            "predicate_install",
+            n,
+            &install,
+            &alloc::format!(
+                ",\"insns\":{},\"bytes\":{}",
+                p.insn_count(),
+                p.as_bytes().len()
+            ),
+        );
+        let deadline = sys::now_ns() + 50_000_000;
+        if sys::predicate_install(program(deadline).as_bytes()).is_ok() {
+            let _ = sys::sleep(true);
+        }
+    }
+    let _ = sys::predicate_clear();
 }
 
 /// Iterations of a counting loop per µs, in short windows (no slice switch
@@ -98,6 +143,7 @@ fn worker(core: usize) -> ! {
             libos::log!("no peer environment: yield ping-pong not measured");
         }
     }
+    predicates();
     let (bare, long) = overhead(1_000_000_000);
     let slice_us = sys::sysinfo().slice_ns / 1000;
     libos::report!(

@@ -155,3 +155,54 @@ pub fn policy_decision(kind: PolicyKind, n: u32) -> Vec<f64> {
         }
     })
 }
+
+/// Memory for a predicate evaluated on the host: every word reads 0, the
+/// clock is 0 (so deadlines and changed words are all false and the whole
+/// program runs, as in the guest benchmark).
+struct ZeroMemory;
+
+impl predicate::EvalEnv for ZeroMemory {
+    fn read_u64(&self, _addr: u64) -> Option<u64> {
+        Some(0)
+    }
+    fn clock_ns(&self) -> u64 {
+        0
+    }
+    fn counter(&self, _index: u32) -> Option<u64> {
+        Some(0)
+    }
+}
+
+struct AnyAddress;
+
+impl predicate::AddressCheck for AnyAddress {
+    fn allowed(&self, _addr: u64, _len: u64) -> bool {
+        true
+    }
+}
+
+/// The guest benchmark's predicate shape: a deadline and `words` watched
+/// words, any of which wakes.
+pub fn watch_predicate(words: usize) -> predicate::Program {
+    use predicate::{Builder, Cond};
+    let mut conds = vec![Cond::ClockAtLeast(u64::MAX)];
+    conds.extend((0..words as u64).map(|i| Cond::WordChanged {
+        addr: 0x1000 + 8 * i,
+        old: 0,
+    }));
+    Builder::any_of(words as u64, &conds).expect("a valid predicate")
+}
+
+/// Verifying and evaluating that predicate on the host: (verify ns, evaluate ns).
+pub fn predicate_costs(words: usize) -> (Vec<f64>, Vec<f64>) {
+    let p = watch_predicate(words);
+    let limits = predicate::Limits::DEFAULT;
+    let verify = ns_per(100_000, || {
+        std::hint::black_box(predicate::verify(p.as_bytes(), &limits, &AnyAddress).is_ok());
+    });
+    let verified = predicate::verify(p.as_bytes(), &limits, &AnyAddress).expect("valid");
+    let eval = ns_per(1_000_000, || {
+        std::hint::black_box(verified.eval(&ZeroMemory).is_ok());
+    });
+    (verify, eval)
+}

@@ -289,6 +289,38 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             });
         }
     }
+    // Wakeup predicates by size: install from ring 3 (verification
+    // included), the kernel's own evaluation timing while the benchmark
+    // slept on each, and both halves on the host.
+    let by_length: Vec<(u64, u64, u64)> = guest_runs[0]
+        .records
+        .of(RecordKind::End)
+        .flat_map(|e| {
+            e["predicate_eval_by_length"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|v| Some((v[0].as_u64()?, v[1].as_u64()?, v[2].as_u64()?)))
+        .collect();
+    let predicate_rows: Vec<Value> = [0usize, 1, 3, 7, 14]
+        .into_iter()
+        .map(|words| {
+            let insns = host::watch_predicate(words).insn_count() as u64;
+            let install = bench
+                .iter()
+                .find(|r| r["bench"] == "predicate_install" && r["insns"] == insns)
+                .map(|r| stat(&series(r, "ns")));
+            let kernel = by_length.iter().find(|l| l.0 == insns);
+            let (verify, eval) = host::predicate_costs(words);
+            json!({
+                "words": words, "insns": insns,
+                "install_guest_ns": install.map(stat_json),
+                "eval_kernel_mean_ns": kernel.map(|k| k.2), "evals_kernel": kernel.map(|k| k.1),
+                "verify_host_ns": stat_json(stat(&verify)), "eval_host_ns": stat_json(stat(&eval)),
+            })
+        })
+        .collect();
     let swap8 = swaps
         .iter()
         .find(|r| r["cores"] == 8)
@@ -365,6 +397,31 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             cell(*g, "ns")
         );
     }
+    let _ = writeln!(md, "\n## Wakeup predicates (a deadline and N watched words, all false: the whole program runs)\n\n| watched words | instructions | install from ring 3, verification included (guest) | evaluation in the kernel, mean (evaluations) | verify (host) | evaluate (host) |\n|---|---|---|---|---|---|");
+    for p in &predicate_rows {
+        let st = |v: &Value| {
+            v.get("median").and_then(Value::as_f64).map(|m| Stat {
+                median: m,
+                min: v["min"].as_f64().unwrap_or(m),
+                max: v["max"].as_f64().unwrap_or(m),
+            })
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            p["words"],
+            p["insns"],
+            cell(st(&p["install_guest_ns"]), "ns"),
+            p["eval_kernel_mean_ns"]
+                .as_u64()
+                .map_or("—".to_string(), |ns| format!(
+                    "{ns} ns ({})",
+                    p["evals_kernel"]
+                )),
+            cell(st(&p["verify_host_ns"]), "ns"),
+            cell(st(&p["eval_host_ns"]), "ns"),
+        );
+    }
     let _ = writeln!(md, "\n## Runtime swap (time `swap_policy` holds the application's threads off the cores)\n\n| cores | median | min–max |\n|---|---|---|");
     for s in &swaps {
         let st = stat(&series(s, "ns"));
@@ -406,6 +463,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             "policy": k.name(), "threads": n, "host_ns": stat_json(*h), "guest_ns": g.map(stat_json),
         })).collect::<Vec<_>>(),
         "swap": swaps,
+        "predicates": predicate_rows,
         "overhead": overheads,
         "guest_records": bench,
     });
