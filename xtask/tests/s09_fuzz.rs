@@ -23,12 +23,7 @@ fn syscall_fuzzing_from_ring_3_hurts_nobody() {
         ],
     );
     assert_checks_pass(&out);
-    let last = out
-        .records
-        .of(RecordKind::User)
-        .filter(|r| r["kind"] == "fuzz")
-        .last()
-        .unwrap_or_else(|| panic!("{}", tail(&out.console)));
+    let last = last_report(&out, "fuzz");
     assert!(last["calls"].as_u64().unwrap() >= 100_000, "{last}");
     let results = last["results"].as_object().unwrap();
     assert!(results.len() >= 10, "errors of many kinds expected: {last}");
@@ -51,11 +46,7 @@ fn a_storm_of_creations_and_kills_returns_every_frame_and_slot() {
         ],
     );
     assert_checks_pass(&out);
-    let spawned = out
-        .records
-        .of(RecordKind::Event)
-        .filter(|e| e["event"] == "spawned")
-        .count();
+    let spawned = spawned(&out);
     assert!(spawned > 50, "only {spawned} environments created");
 }
 

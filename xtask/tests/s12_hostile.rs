@@ -116,11 +116,7 @@ fn a_repeat_offender_loses_its_slots_on_every_core() {
 #[test]
 fn a_storm_of_creations_and_kills_returns_everything() {
     on_4_and_8("storm", 3000, |out, _| {
-        let spawned = out
-            .records
-            .of(RecordKind::Event)
-            .filter(|e| e["event"] == "spawned")
-            .count();
+        let spawned = spawned(out);
         assert!(spawned > 50, "only {spawned} environments created");
     });
 }
@@ -128,12 +124,7 @@ fn a_storm_of_creations_and_kills_returns_everything() {
 #[test]
 fn syscall_fuzzing_on_every_core_hurts_nobody() {
     on_4_and_8("fuzz", 3000, |out, _| {
-        let last = out
-            .records
-            .of(RecordKind::User)
-            .filter(|r| r["kind"] == "fuzz")
-            .last()
-            .unwrap_or_else(|| panic!("{}", tail(&out.console)));
+        let last = last_report(out, "fuzz");
         assert!(last["calls"].as_u64().unwrap() >= 50_000, "{last}");
     });
 }

@@ -117,3 +117,20 @@ pub fn kvm() -> bool {
         false
     }
 }
+
+/// How many environments the kernel created during the run.
+pub fn spawned(out: &RunOutcome) -> usize {
+    out.records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "spawned")
+        .count()
+}
+
+/// The last `user` record of `kind` (panics with the console's tail if none).
+pub fn last_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
+    out.records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == kind)
+        .last()
+        .unwrap_or_else(|| panic!("no `{kind}` report:\n{}", tail(&out.console)))
+}
