@@ -158,7 +158,11 @@ fn finish(code: ExitCode) -> ! {
     let mut by_length = alloc::string::String::new();
     for (len, n, ns) in crate::wakeup::by_length() {
         use core::fmt::Write;
-        let _ = write!(by_length, "{}[{len},{n},{ns}]", if by_length.is_empty() { "" } else { "," });
+        let _ = write!(
+            by_length,
+            "{}[{len},{n},{ns}]",
+            if by_length.is_empty() { "" } else { "," }
+        );
     }
     record::emit(
         RecordKind::End,

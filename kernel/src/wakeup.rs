@@ -81,10 +81,13 @@ static BY_LENGTH: [[core::sync::atomic::AtomicU64; 2]; predicate::MAX_INSNS + 1]
 
 /// `(instructions, evaluations, mean ns)` for every length evaluated so far.
 pub fn by_length() -> impl Iterator<Item = (usize, u64, u64)> {
-    BY_LENGTH.iter().enumerate().filter_map(|(len, [evals, ticks])| {
-        let n = evals.load(Ordering::Relaxed);
-        (n > 0).then(|| (len, n, time::tsc_to_ns(ticks.load(Ordering::Relaxed)) / n))
-    })
+    BY_LENGTH
+        .iter()
+        .enumerate()
+        .filter_map(|(len, [evals, ticks])| {
+            let n = evals.load(Ordering::Relaxed);
+            (n > 0).then(|| (len, n, time::tsc_to_ns(ticks.load(Ordering::Relaxed)) / n))
+        })
 }
 
 /// Evaluates `env`'s predicate; `Some(tag)` when it holds. A predicate
