@@ -81,9 +81,46 @@ fn app() -> &'static App {
     unsafe { &*APP.load(Ordering::Acquire) }
 }
 
+/// The heap, allocated from with the disabled flag set on the core doing
+/// it: a thread revoked while holding the heap lock would otherwise leave
+/// every core of its application spinning on it in the libOS's own
+/// scheduler (which allocates) — found by the soak, where an application's
+/// threads all stopped while it kept burning its slices.
+#[cfg(target_os = "none")]
+struct CriticalHeap(linked_list_allocator::LockedHeap);
+
+#[cfg(target_os = "none")]
+impl CriticalHeap {
+    fn critical<R>(&self, f: impl FnOnce(&linked_list_allocator::LockedHeap) -> R) -> R {
+        let was = sys::disable_here_swap();
+        let r = f(&self.0);
+        if was == 0 {
+            // A revocation that came meanwhile stays pending: the thread
+            // hands itself back at its next runtime call, or is taken at
+            // the end of grace.
+            sys::enable_here();
+        }
+        r
+    }
+}
+
+// SAFETY: delegates to LockedHeap, which is a correct allocator; the flag
+// handling around it does not touch the memory it hands out.
+#[cfg(target_os = "none")]
+unsafe impl core::alloc::GlobalAlloc for CriticalHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        self.critical(|h| unsafe { h.alloc(layout) })
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: as above.
+        self.critical(|h| unsafe { h.dealloc(ptr, layout) })
+    }
+}
+
 #[cfg(target_os = "none")]
 #[global_allocator]
-static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+static HEAP: CriticalHeap = CriticalHeap(linked_list_allocator::LockedHeap::empty());
 #[cfg(target_os = "none")]
 static mut HEAP_SPACE: [u8; 4 << 20] = [0; 4 << 20];
 static FIRST_START: AtomicU8 = AtomicU8::new(0);
@@ -115,7 +152,8 @@ pub fn register_once(entry: u64, exception: bool) {
         // SAFETY: the heap space is the allocator's alone, initialised once,
         // before any allocation (no core runs program code yet).
         unsafe {
-            HEAP.lock()
+            HEAP.0
+                .lock()
                 .init((&raw mut HEAP_SPACE).cast::<u8>(), 4 << 20);
         }
         let (resume_start, resume_end) = crate::context::range();

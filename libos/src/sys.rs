@@ -215,6 +215,56 @@ pub fn inbox() -> &'static abi::shared::Inbox {
 }
 
 /// This environment's dispatch page for `core`.
+/// Sets the disabled flag of the core this code runs on, in one
+/// instruction: the kernel points FS at each core's dispatch page, so a
+/// preemption can come before or after the store, never between finding
+/// the core and writing its flag (a thread preempted there could be resumed
+/// on another core and set the wrong core's flag). Once it is set, the
+/// caller stays on this core until it clears it.
+#[inline(always)]
+pub fn disable_here() {
+    // SAFETY: FS is the kernel-set base of this core's dispatch page, mapped
+    // read-write for us; `disabled` is an aligned u32 in it.
+    unsafe {
+        core::arch::asm!(
+            "mov dword ptr fs:[{off}], 1",
+            off = const core::mem::offset_of!(Dispatch, disabled),
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Like [`disable_here`], returning the flag's previous value on this core
+/// (one atomic exchange), so nested critical sections restore it.
+#[inline(always)]
+pub fn disable_here_swap() -> u32 {
+    let mut old: u32 = 1;
+    // SAFETY: as `disable_here`; xchg with memory is atomic.
+    unsafe {
+        core::arch::asm!(
+            "xchg dword ptr fs:[{off}], {old:e}",
+            off = const core::mem::offset_of!(Dispatch, disabled),
+            old = inout(reg) old,
+            options(nostack, preserves_flags)
+        )
+    };
+    old
+}
+
+/// Clears this core's disabled flag (the end of a critical section begun
+/// with [`disable_here`] or [`disable_here_swap`] on the same core).
+#[inline(always)]
+pub fn enable_here() {
+    // SAFETY: as `disable_here`.
+    unsafe {
+        core::arch::asm!(
+            "mov dword ptr fs:[{off}], 0",
+            off = const core::mem::offset_of!(Dispatch, disabled),
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 pub fn dispatch(core: usize) -> &'static mut Dispatch {
     // SAFETY: the kernel maps our own dispatch page for each core read-write
     // at this address; only code running on `core` uses it.

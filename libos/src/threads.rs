@@ -111,9 +111,11 @@ pub fn requested_policy() -> PolicyKind {
 /// docs). If the slice was revoked meanwhile, the thread is handed back to
 /// the policy and the core given up (the pending bit makes `dispatch` yield).
 fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
-    let core = THREAD_CORE[self_id()].load(Ordering::Relaxed);
+    // Disabled first: from then on this thread stays on this core, and the
+    // core it was last resumed on is the one it is on.
+    sys::disable_here();
+    let core = THREAD_CORE[self_id()].load(Ordering::Acquire);
     let d = sys::dispatch(core);
-    d.disabled.store(1, Ordering::Release);
     let r = f(&mut RT.lock());
     d.disabled.store(0, Ordering::Release);
     if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
@@ -282,8 +284,8 @@ pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind,
 /// on this core from the core's scheduler stack.
 fn switch_out(end: RunEnd) {
     let tid = self_id();
-    let core = THREAD_CORE[tid].load(Ordering::Relaxed);
-    sys::dispatch(core).disabled.store(1, Ordering::Release);
+    sys::disable_here();
+    let core = THREAD_CORE[tid].load(Ordering::Acquire);
     let (ctx, sse) = {
         let mut rt = RT.lock();
         (&raw mut rt.threads[tid].ctx, rt.threads[tid].sse)

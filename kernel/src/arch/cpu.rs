@@ -3,7 +3,9 @@
 
 use raw_cpuid::CpuId;
 use x86::controlregs::{cr0, cr0_write, cr4, cr4_write, Cr0, Cr4};
-use x86::msr::{rdmsr, wrmsr, IA32_EFER, IA32_FMASK, IA32_KERNEL_GSBASE, IA32_LSTAR, IA32_STAR};
+use x86::msr::{
+    rdmsr, wrmsr, IA32_EFER, IA32_FMASK, IA32_FS_BASE, IA32_KERNEL_GSBASE, IA32_LSTAR, IA32_STAR,
+};
 
 use super::gdt::{KERNEL_CODE, USER_BASE};
 
@@ -46,6 +48,15 @@ pub fn init_this_core(kernel_stack_top: u64) {
             (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 14),
         );
         wrmsr(IA32_KERNEL_GSBASE, 0);
+        // User FS points at this core's dispatch page (the same address in
+        // every environment), so a libOS can set its disabled flag with one
+        // instruction on whatever core it runs: `mov dword ptr fs:[0], 1`
+        // cannot be split by a preemption that moves it to another core.
+        // The kernel itself never uses FS.
+        wrmsr(
+            IA32_FS_BASE,
+            abi::shared::va::DISPATCH + crate::percpu::core_id() as u64 * 0x1000,
+        );
         let mut c0 = cr0();
         c0.remove(Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_TASK_SWITCHED);
         c0.insert(Cr0::CR0_MONITOR_COPROCESSOR);
