@@ -235,16 +235,39 @@ fn app_audits(r: &mut SoakReport, out: &RunOutcome, phases: u64) {
                         .push(format!("{name}: thread {} was never served", t[0]));
                 }
             }
+            // Its main thread (events, samples) kept running until the
+            // kernel stopped the application.
+            let stopped = out
+                .records
+                .of(RecordKind::Event)
+                .find(|e| e["event"] == "killed" && e["name"] == name.as_str())
+                .and_then(|e| e["t_ns"].as_u64());
+            let last_t = last["t_ns"].as_u64().unwrap_or(0);
+            if let Some(stop) = stopped {
+                if stop.saturating_sub(last_t) > 2_000_000_000 {
+                    r.violations.push(format!(
+                        "{name}: its main thread stopped sampling at t={:.3} s, {:.3} s before the application was stopped",
+                        last_t as f64 / 1e9,
+                        (stop - last_t) as f64 / 1e9
+                    ));
+                }
+            }
+            // Three scenario swaps, plus the switch from the default
+            // policy (stride) to its own at start when that differs.
+            let mine = |v: &&&Value, kind: &str| v["name"] == name.as_str() && v["kind"] == kind;
             let n = users
                 .iter()
-                .filter(|v| {
-                    v["name"] == name.as_str() && v["kind"] == "app_event" && v["what"] == "swap"
-                })
+                .filter(|v| mine(v, "app_event") && v["what"] == "swap")
                 .count();
+            let initial = users
+                .iter()
+                .find(|v| mine(v, "app_start"))
+                .is_some_and(|v| v["policy"] != "stride");
+            let want = 3 + usize::from(initial);
             swaps += n;
-            if n < 3 {
+            if n < want {
                 r.violations
-                    .push(format!("{name}: {n} of its 3 swaps happened"));
+                    .push(format!("{name}: {n} of its {want} swaps happened"));
             }
         }
     }
