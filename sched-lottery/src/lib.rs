@@ -30,7 +30,11 @@
 //!   the running ones). Weights are first made feasible (see
 //!   [`sched_api::feasible_weights`]): a thread entitled to more than one
 //!   core is capped at exactly one, takes no part in draws and runs
-//!   whenever a core is free. With capped threads out, the running threads
+//!   whenever a core is free — unless its virtual time is more than a
+//!   quantum ahead of the system's (it got more than one core's worth of
+//!   the application's time, as happens when the application holds only a
+//!   part of each of its cores); then it waits, running only rather than
+//!   leave a core idle. With capped threads out, the running threads
 //!   hold less than (P-1)/P of the drawn tickets, so a decision takes fewer
 //!   than P draws in expectation; after `8P + 8` draws it falls back to one
 //!   draw among the idle threads (and debits the winner a credit).
@@ -640,6 +644,22 @@ impl Lottery {
         Some(id)
     }
 
+    /// A runnable capped thread not ahead of its entitlement (one core's
+    /// worth of the application's time, as virtual time) by more than a
+    /// quantum. Capped threads used to run whenever a core was free, which
+    /// is exactly one core only when the application has its P cores all
+    /// the time; sharing its cores (a third of each, say), that gave capped
+    /// threads nearly all its time and starved the rest for seconds.
+    fn capped_owed(&self) -> Option<ThreadId> {
+        let now = self.ledger.now();
+        self.capped_ready.iter().copied().find(|id| {
+            self.threads.get(id).is_some_and(|t| {
+                let quantum = self.ledger.vt(self.quantum_ns, Self::weight(t));
+                t.vtime <= now.saturating_add(quantum)
+            })
+        })
+    }
+
     /// Marks `id` running on `core`.
     fn start(&mut self, id: ThreadId, core: CoreId) {
         if let Some(t) = self.threads.get_mut(&id) {
@@ -681,7 +701,7 @@ impl Policy for Lottery {
             return Err(SchedError::CoreBusy);
         }
         self.refresh();
-        let chosen = if let Some(id) = self.capped_ready.pop_first() {
+        let chosen = if let Some(id) = self.capped_owed() {
             Some(id)
         } else if let Some((_, id)) = self.owed.pop_first() {
             if let Some(t) = self.threads.get_mut(&id) {
@@ -689,7 +709,9 @@ impl Policy for Lottery {
             }
             Some(id)
         } else {
-            self.draw()
+            // A capped thread a quantum ahead of its one core's worth still
+            // runs rather than leave the core idle.
+            self.draw().or_else(|| self.capped_ready.first().copied())
         };
         if let Some(id) = chosen {
             self.start(id, core);

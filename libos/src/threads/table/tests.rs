@@ -308,3 +308,94 @@ fn the_audit_sees_a_thread_picked_twice_and_a_lost_one() {
     let audit = t.audit();
     assert_eq!((audit.lost, audit.violations()), (1, 2));
 }
+
+/// The longest time each thread waited between runs, in ms: 16 CPU-bound
+/// threads of four weights and a main thread (1000) that sleeps 200 ms
+/// between short runs; the application gets turns on 16 cores at random
+/// (as when it shares its cores with others), its policy swapped every
+/// `swap_ms`.
+fn longest_waits(start: PolicyKind, swap_ms: u64) -> Vec<u64> {
+    const QUANTUM: u64 = 4_000_000;
+    let make = |kind: PolicyKind, seed: u64| -> Box<dyn Policy> {
+        match kind {
+            PolicyKind::Stride => Box::new(sched_stride::Stride::new(QUANTUM, 16)),
+            PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(QUANTUM, 16, seed)),
+            PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(QUANTUM)),
+        }
+    };
+    let mut t = Table::new();
+    t.set_policy(make(start, 1)).unwrap();
+    let main = spawn(&mut t, 1000);
+    for w in [
+        100, 100, 100, 100, 300, 300, 300, 300, 600, 600, 600, 600, 200, 200, 200, 200,
+    ] {
+        spawn(&mut t, w);
+    }
+    let (mut last, mut gap) = ([0u64; 17], [0u64; 17]);
+    let (mut rng, mut now, mut kind) = (12345u64, 0u64, start);
+    let mut next_swap = swap_ms * 1_000_000;
+    let mut running: Vec<(usize, usize, u64)> = Vec::new();
+    while now < 60_000_000_000 {
+        now += QUANTUM / 6;
+        running.retain(|&(core, tid, end)| {
+            if end > now {
+                return true;
+            }
+            let how = if tid == main {
+                t.threads[tid].wake_at = now + 200_000_000;
+                RunEnd::Blocked
+            } else {
+                RunEnd::Preempted
+            };
+            t.stop(core, tid, end, how, &no_memory);
+            false
+        });
+        if now >= next_swap {
+            kind = match kind {
+                PolicyKind::Stride => PolicyKind::Lottery,
+                PolicyKind::Lottery => PolicyKind::RoundRobin,
+                PolicyKind::RoundRobin => PolicyKind::Stride,
+            };
+            t.set_policy(make(kind, now)).unwrap();
+            next_swap += swap_ms * 1_000_000;
+        }
+        for _ in 0..2 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let core = (rng % 16) as usize;
+            if running.iter().any(|r| r.0 == core) {
+                continue;
+            }
+            t.wake_due(now, &no_memory);
+            if let Some(tid) = t.start(core, now) {
+                gap[tid] = gap[tid].max(now - last[tid]);
+                last[tid] = now;
+                let len = if tid == main { QUANTUM / 10 } else { QUANTUM };
+                running.push((core, tid, now + len));
+            }
+        }
+    }
+    (0..17)
+        .map(|tid| gap[tid].max(now - last[tid]) / 1_000_000)
+        .collect()
+}
+
+#[test]
+fn no_thread_waits_long_when_the_application_shares_its_cores() {
+    for kind in PolicyKind::ALL {
+        // Lottery's capped threads once ran whenever a core was free: the
+        // four 200-ticket threads here then waited the whole 60 s.
+        let alone = longest_waits(kind, u64::MAX / 2_000_000);
+        assert!(
+            alone.iter().skip(1).all(|&ms| ms < 100),
+            "{kind:?}: {alone:?}"
+        );
+        // Swapped every 4.5 s, a debt carried across a swap is bounded.
+        let swapped = longest_waits(kind, 4_500);
+        assert!(
+            swapped.iter().skip(1).all(|&ms| ms < 1_000),
+            "{kind:?} with swaps: {swapped:?}"
+        );
+    }
+}
