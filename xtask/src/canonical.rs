@@ -197,9 +197,12 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     };
     let _ = writeln!(
         md,
-        "Reading the numbers:\n\n- Lottery is random: after n quanta a client's share is binomial. 2:1 — {}; 20:1 — {} (the 95% envelope). The paper's runs were 6–18 times longer.\n- Stride is deterministic: its lag stays within a quantum for two clients; with 101 clients the heavy client's lag is bounded by the flat stride bound (the paper: 50 quanta flat).\n- Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to 0.001, rr's to 0.003, lottery's heaviest threads differ by up to 0.063 (random draws around the one-core cap).\n- Sleepers: the sleeping application's threads want about half a core; it used what they wanted (not the 50% its slots entitle it to) and the rest went to the CPU-bound application — asleep, it costs no slices.\n",
+        "Reading the numbers:\n\n- Lottery is random: after n quanta a client's share is binomial. 2:1 — {}; 20:1 — {} (the 95% envelope). The paper's runs were 6–18 times longer.\n- Stride is deterministic: its lag stays within a quantum for two clients; with 101 clients the heavy client's lag is bounded by the flat stride bound (the paper: 50 quanta flat).\n- Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to {:.3}, rr's to {:.3}, lottery's to {:.3} (random draws).\n- Sleepers: the sleeping application's threads want about half a core; it used what they wanted (not the 50% its slots entitle it to) and the rest went to the CPU-bound application — asleep, it costs no slices.\n",
         within(l2, 2.0, 1.0),
-        within(l20, 20.0, 1.0)
+        within(l20, 20.0, 1.0),
+        max_share_error(three, "strider"),
+        max_share_error(three, "robin"),
+        max_share_error(three, "lotto")
     );
     let figures = build::workspace_root().join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
