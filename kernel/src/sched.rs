@@ -390,15 +390,24 @@ pub fn next_turn() -> ! {
                 drop(c);
                 enter_prologue(core, &env, reason, end, grace_end);
             }
-            // The kernel picks the default environment itself (`idle_taker`,
-            // which also wakes sleepers first); the vector never has one set.
-            slices::Turn::Idle { slot, length_ns }
-            | slices::Turn::Default {
-                slot, length_ns, ..
-            } => {
-                slices_page
-                    .current_slot
-                    .store(slot as u32, Ordering::Relaxed);
+            // An unowned slot's turn (the kernel picks the default
+            // environment itself in `idle_taker`, which also wakes sleepers
+            // first; the vector never has one set), or nothing runnable at
+            // all: one slice of borrowed time, or of idling, after which
+            // sleepers' predicates are looked at again.
+            turn => {
+                let length_ns = match turn {
+                    slices::Turn::Idle { slot, length_ns }
+                    | slices::Turn::Default {
+                        slot, length_ns, ..
+                    } => {
+                        slices_page
+                            .current_slot
+                            .store(slot as u32, Ordering::Relaxed);
+                        length_ns
+                    }
+                    _ => config().slice_ns,
+                };
                 if let Some((env, reason)) = idle_taker(&c.vector) {
                     let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
                     c.turn = Some(Turn {
@@ -416,29 +425,6 @@ pub fn next_turn() -> ! {
                 crate::trace::note(core, now, NO_ENV);
                 drop(c);
                 idle_until(core, now + length_ns);
-            }
-            slices::Turn::NothingRunnable => {
-                if let Some((env, reason)) = idle_taker(&c.vector) {
-                    let (end, grace_end) = (
-                        now + config().slice_ns,
-                        now + config().slice_ns + config().grace_ns,
-                    );
-                    c.turn = Some(Turn {
-                        env: env.clone(),
-                        slot: NO_SLOT,
-                        phase: Phase::Running,
-                        run_start: now,
-                        end,
-                        grace_end,
-                    });
-                    drop(c);
-                    enter_prologue(core, &env, reason, end, grace_end);
-                }
-                slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
-                crate::trace::note(core, now, NO_ENV);
-                drop(c);
-                // Sleepers' predicates are looked at again next round.
-                idle_until(core, now + config().slice_ns);
             }
         }
     }
