@@ -322,7 +322,10 @@ pub struct Dispatch {
     pub fault_info: FaultInfo,
     /// Context at a revocation while enabled (the interrupted thread).
     pub enabled: UserContext,
-    /// Context at a repossession (abort): resume it exactly.
+    /// Context at a repossession (abort) while enabled: resume it exactly.
+    /// (One taken while disabled stays in the kernel, which resumes it
+    /// directly, so this area is never overwritten under an upcall that has
+    /// yet to resume it.)
     pub preempted: UserContext,
     /// Context at a user fault.
     pub fault: UserContext,

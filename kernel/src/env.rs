@@ -8,7 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use abi::shared::{va, Dispatch, EnvAccount, UpcallTable, MAX_ENVS};
+use abi::shared::{va, Dispatch, EnvAccount, UpcallTable, UserContext, MAX_ENVS};
 use abi::syscall::{Error, NO_ENV};
 use kernel::elf;
 use spin::Mutex;
@@ -62,8 +62,14 @@ pub struct Env {
     started: [AtomicU64; 2],
     /// Cores where a repossession is not yet told (bitmap).
     repossessed_untold: [AtomicU64; 2],
-    /// Cores where it was repossessed while disabled: resume it directly.
-    preempted_disabled: [AtomicU64; 2],
+    /// Per core: the context a repossession took while it was disabled (in
+    /// an upcall or a critical section), resumed directly at its next turn.
+    /// Kept here, not in the dispatch page's preempted area, which may still
+    /// hold the context the interrupted upcall was about to resume: under
+    /// this machine's PVM a prologue was repossessed at its first
+    /// instruction, overwrote the worker context it had been told to resume,
+    /// and the libOS found nothing to resume.
+    disabled_context: Vec<Mutex<Option<UserContext>>>,
     /// Cores running it right now.
     pub running_on: AtomicU32,
     /// Set once a dying environment's slots are freed on every core: only
@@ -125,14 +131,14 @@ impl Env {
         w.fetch_or(b, Ordering::AcqRel);
     }
 
-    pub fn set_preempted_disabled(&self, core: usize) {
-        let (w, b) = bit(&self.preempted_disabled, core);
-        w.fetch_or(b, Ordering::AcqRel);
+    /// Keeps the context taken from it on `core` while it was disabled.
+    pub fn keep_disabled_context(&self, core: usize, ctx: UserContext) {
+        *self.disabled_context[core].lock() = Some(ctx);
     }
 
-    pub fn take_preempted_disabled(&self, core: usize) -> bool {
-        let (w, b) = bit(&self.preempted_disabled, core);
-        w.fetch_and(!b, Ordering::AcqRel) & b != 0
+    /// The context taken on `core` while it was disabled, if any (once).
+    pub fn take_disabled_context(&self, core: usize) -> Option<UserContext> {
+        self.disabled_context[core].lock().take()
     }
 
     pub fn take_repossessed(&self, core: usize) -> bool {
@@ -361,12 +367,12 @@ pub fn spawn(
         entry: program.entry,
         predicate: Mutex::new(None),
         memory: Mutex::new(memory),
+        disabled_context: (0..dispatch_pa.len()).map(|_| Mutex::new(None)).collect(),
         dispatch_pa,
         inbox_pa,
         slot_quota: slices::Quota::new(slot_quota),
         started: [AtomicU64::new(0), AtomicU64::new(0)],
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
-        preempted_disabled: [AtomicU64::new(0), AtomicU64::new(0)],
         running_on: AtomicU32::new(0),
         slots_released: AtomicBool::new(false),
         parent,

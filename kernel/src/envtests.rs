@@ -71,6 +71,11 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("spin", 4), spec("epilogue_spin", 4)],
         hostile_repossessed_others_keep_share,
     ),
+    plain(
+        "slow_prologue",
+        &[spec("slow_prologue", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("fpu", &[spec("fpu", 2), spec("hog", 2)], hog_repossessed),
     plain(
         "donate",

@@ -486,8 +486,8 @@ fn enter_prologue(
     end: u64,
     grace_end: u64,
 ) -> ! {
-    if env.take_preempted_disabled(core) {
-        resume_disabled(core, env, end);
+    if let Some(ctx) = env.take_disabled_context(core) {
+        resume_disabled(core, env, ctx, end);
     }
     if env.take_start(core) {
         reason = UpcallReason::Start;
@@ -509,7 +509,7 @@ fn enter_prologue(
 
 /// Resumes the context a repossession caught disabled, still disabled (so
 /// its own revocation will be deferred until it leaves the critical section).
-fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
+fn resume_disabled(core: usize, env: &Env, mut ctx: UserContext, end: u64) -> ! {
     exported::core_slices_of(core)
         .running_env
         .store(env.id, Ordering::Relaxed);
@@ -519,8 +519,6 @@ fn resume_disabled(core: usize, env: &Env, end: u64) -> ! {
     let d = env.dispatch_mut(core);
     d.run_started_ns
         .store(turn_start(core, now), Ordering::Relaxed);
-    let mut ctx = d.preempted;
-    d.preempted.valid = 0;
     d.events
         .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
     d.slice_end_ns.store(end, Ordering::Relaxed);
@@ -772,19 +770,23 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         (t.resume_start..t.resume_end).contains(&frame.rip)
     };
     let was_disabled = d.disabled.load(Ordering::Acquire) != 0 || in_resume;
-    save_context(frame, &mut d.preempted);
+    if was_disabled {
+        // It holds its own locks or runs on its upcall stack: an upcall now
+        // could deadlock or clobber that stack, so it is resumed directly,
+        // from the kernel's copy (the preempted area may hold the context
+        // the interrupted upcall has yet to resume).
+        let mut ctx = d.preempted;
+        save_context(frame, &mut ctx);
+        env.keep_disabled_context(core, ctx);
+    } else {
+        save_context(frame, &mut d.preempted);
+        env.set_repossessed(core);
+    }
     d.events.fetch_or(events::REPOSSESSED, Ordering::AcqRel);
     d.repossessions.fetch_add(1, Ordering::Relaxed);
     d.last_repossession_ns.store(now, Ordering::Relaxed);
     d.last_overrun_ns.store(overrun, Ordering::Relaxed);
     env.account().repossessions.fetch_add(1, Ordering::Relaxed);
-    if was_disabled {
-        // It holds its own locks or runs on its upcall stack: an upcall now
-        // could deadlock or clobber that stack. Resume it directly instead.
-        env.set_preempted_disabled(core);
-    } else {
-        env.set_repossessed(core);
-    }
     record::emit(
         RecordKind::Event,
         format_args!(

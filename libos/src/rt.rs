@@ -60,6 +60,10 @@ pub struct Stats {
     pub epilogues: AtomicU64,
     pub repossessed: AtomicU64,
     pub faults: AtomicU64,
+    /// Times the worker started afresh at `main` after its first start: a
+    /// prologue found no saved context to resume (a lost context: never
+    /// expected, reported when it happens).
+    pub restarts: AtomicU64,
 }
 
 static STATS: [Stats; MAX_CORES] = [const {
@@ -68,8 +72,12 @@ static STATS: [Stats; MAX_CORES] = [const {
         epilogues: AtomicU64::new(0),
         repossessed: AtomicU64::new(0),
         faults: AtomicU64::new(0),
+        restarts: AtomicU64::new(0),
     }
 }; MAX_CORES];
+
+/// Per core: the worker has been started once.
+static STARTED: [AtomicU8; MAX_CORES] = [const { AtomicU8::new(0) }; MAX_CORES];
 
 /// Upcall counts of `core`.
 pub fn stats(core: usize) -> &'static Stats {
@@ -249,11 +257,14 @@ pub fn upcall_stack_top(core: usize) -> u64 {
 fn resume_or_start(d: &mut Dispatch, core: usize) -> ! {
     // A context saved at revocation (or by a saving yield) comes first: a
     // repossession during the epilogue only caught the epilogue itself.
-    if d.enabled.valid == 1 {
-        let _ = sys::resume(SaveArea::Enabled);
-    }
-    if d.preempted.valid == 1 {
-        let _ = sys::resume(SaveArea::Preempted);
+    let (enabled, preempted) = (d.enabled.valid, d.preempted.valid);
+    let enabled_err = (enabled == 1).then(|| sys::resume(SaveArea::Enabled));
+    let preempted_err = (preempted == 1).then(|| sys::resume(SaveArea::Preempted));
+    if STARTED[core].swap(1, Ordering::AcqRel) != 0 {
+        let n = stats(core).restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::log!(
+            "core {core}: worker restarted at main ({n}): saved contexts enabled={enabled} ({enabled_err:?}) preempted={preempted} ({preempted_err:?})"
+        );
     }
     start_worker(core)
 }

@@ -113,6 +113,27 @@ fn spinning_epilogue_is_aborted() {
 }
 
 #[test]
+fn prologue_repossessed_before_it_resumes_loses_no_context() {
+    // The prologue told to resume a repossessed worker is itself
+    // repossessed (disabled) first: the kernel must keep both contexts.
+    let out = experiment("slow_prologue", 2, 2000);
+    assert_checks_pass(&out);
+    let all = reports(&out, "slow_prologue");
+    for core in 0..2 {
+        let last = all
+            .iter()
+            .rfind(|r| r["core"] == core)
+            .unwrap_or_else(|| panic!("no report from core {core}:\n{}", tail(&out.console)));
+        assert_eq!(last["restarts"], 0, "the worker lost its context: {last}");
+        assert_eq!(last["context_intact"], true, "{last}");
+        assert!(
+            last["prologues_resumed_disabled"].as_u64().unwrap() >= 3,
+            "the prologue was not repossessed as intended: {last}"
+        );
+    }
+}
+
+#[test]
 fn registers_and_sse_state_survive_repossession() {
     let out = experiment("fpu", 2, 2000);
     assert_checks_pass(&out);
