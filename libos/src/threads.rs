@@ -486,8 +486,15 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                 // saved the thread: the enabled area is the thread then.
                 let ctx = if d.enabled.valid == 1 {
                     d.enabled
-                } else {
+                } else if d.preempted.valid == 1 {
                     d.preempted
+                } else {
+                    // The kernel keeps a context it took while we were
+                    // disabled to itself, so this cannot happen; running
+                    // the thread from a stale context would be worse than
+                    // stopping.
+                    crate::log!("core {core}: thread {tid} repossessed but no context saved");
+                    sys::exit(11)
                 };
                 RT.lock().threads[tid].ctx = ctx;
                 d.enabled.valid = 0;
