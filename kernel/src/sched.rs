@@ -56,6 +56,9 @@ enum Phase {
     Running,
     /// Turn over while disabled: revocation pending, waiting for its yield.
     Deferred,
+    /// Turn over while restoring a context in user mode (the registered
+    /// resume range): revoked once out of it, taken at grace's end.
+    Resuming,
     /// Turn over, epilogue entered: waiting for its yield.
     Revoking,
 }
@@ -688,7 +691,26 @@ pub fn on_timer(frame: &mut TrapFrame) {
         next_turn();
     }
     match turn.phase {
-        Phase::Running if now >= turn.end => {
+        Phase::Running | Phase::Resuming if now >= turn.end => {
+            let in_resume = {
+                let t = turn.env.upcalls.lock();
+                (t.resume_start..t.resume_end).contains(&frame.rip)
+            };
+            if in_resume {
+                // Restoring a context (a few instructions): revoke once it
+                // is in. Still there at the end of the grace it is owed, it
+                // is taken like a disabled one; else a range covering a loop
+                // would keep the core for ever (the resume_hog experiment).
+                if turn.phase == Phase::Running {
+                    turn.grace_end = turn.grace_end.max(now + config().grace_ns);
+                    turn.phase = Phase::Resuming;
+                } else if now >= turn.grace_end {
+                    drop(c);
+                    repossess(core, frame, now)
+                }
+                arm_for(now, turn.grace_end.min(now + RESUME_RETRY_NS));
+                return;
+            }
             // The grace period runs from when the revocation is delivered:
             // a late timer must not eat the time the environment is owed to
             // save its state. (The lateness itself is charged as overrun.)
@@ -699,14 +721,6 @@ pub fn on_timer(frame: &mut TrapFrame) {
                     .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
                 turn.phase = Phase::Deferred;
                 arm_for(now, turn.grace_end);
-                return;
-            }
-            let in_resume = {
-                let t = turn.env.upcalls.lock();
-                (t.resume_start..t.resume_end).contains(&frame.rip)
-            };
-            if in_resume {
-                arm_for(now, now + RESUME_RETRY_NS);
                 return;
             }
             turn.phase = Phase::Revoking;
@@ -727,7 +741,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
             repossess(core, frame, now)
         }
         Phase::Running => arm_for(now, turn.end),
-        Phase::Deferred | Phase::Revoking => arm_for(now, turn.grace_end),
+        Phase::Deferred | Phase::Revoking | Phase::Resuming => arm_for(now, turn.grace_end),
     }
 }
 

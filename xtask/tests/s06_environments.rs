@@ -113,6 +113,18 @@ fn spinning_epilogue_is_aborted() {
 }
 
 #[test]
+fn a_resume_range_over_a_loop_does_not_keep_the_core() {
+    let out = experiment("resume_hog", 2, 1500);
+    assert_checks_pass(&out);
+    assert!(
+        env_stats(&out, "resume_hog")["repossessions"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+}
+
+#[test]
 fn prologue_repossessed_before_it_resumes_loses_no_context() {
     // The prologue told to resume a repossessed worker is itself
     // repossessed (disabled) first: the kernel must keep both contexts.
