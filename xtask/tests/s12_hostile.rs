@@ -71,6 +71,13 @@ fn spinning_in_the_epilogue_is_cut_at_grace() {
 }
 
 #[test]
+fn a_resume_range_over_a_loop_is_cut_at_grace() {
+    on_4_and_8("resume_hog", 3000, |out, cpus| {
+        assert!(repossessions(out, "resume_hog") >= 2 * u64::from(cpus));
+    });
+}
+
+#[test]
 fn faults_of_every_kind_reach_the_upcall_or_kill_only_the_faulter() {
     on_4_and_8("user_fault", 3000, |out, _| {
         let killed: Vec<_> = out
