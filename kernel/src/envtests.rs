@@ -162,6 +162,7 @@ static EXPERIMENTS: &[Experiment] = &[
         apps_alive,
     ),
     plain("tbench", &[spec("tbench", 1)], apps_alive),
+    plain("overhead", &[spec("overhead", 1)], apps_alive),
     plain(
         "watch",
         &[spec("twatch", 2), spec("spin", 2)],

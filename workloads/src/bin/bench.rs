@@ -2,8 +2,8 @@
 //! one core, beside `bench_peer`): null system call and its floor,
 //! exception → upcall → resume, directed-yield ping-pong between two
 //! environments, wakeup predicates of growing size (install from here,
-//! evaluation timed by the kernel while this program sleeps on them), and
-//! the platform's overhead on a CPU-bound loop.
+//! evaluation timed by the kernel while this program sleeps on them). The
+//! platform's overhead on a CPU-bound loop is `overhead`'s.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -14,7 +14,7 @@ use libos::abi::shared::{FaultInfo, MAX_ENVS};
 use libos::abi::syscall::NO_ENV;
 use libos::predicate::{Builder, Cond};
 use libos::{sys, App, Epilogue, FaultAction};
-use workloads::bench::{cycles_per, report, tsc};
+use workloads::bench::{cycles_per, report};
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
@@ -75,29 +75,6 @@ fn predicates() {
     let _ = sys::predicate_clear();
 }
 
-/// Iterations of a counting loop per µs, in short windows (no slice switch
-/// inside, almost always) and over `total_ns` (every switch included).
-fn overhead(total_ns: u64) -> (f64, f64) {
-    let khz = sys::sysinfo().tsc_khz.max(1) as f64;
-    let count = |cycles: u64| {
-        let (t0, mut n) = (tsc(), 0u64);
-        while tsc() - t0 < cycles {
-            for _ in 0..64 {
-                n = core::hint::black_box(n + 1);
-            }
-        }
-        (n, tsc() - t0)
-    };
-    // Best of many 50 µs windows: the bare loop.
-    let window = (khz * 0.05) as u64;
-    let bare = (0..200)
-        .map(|_| count(window))
-        .map(|(n, c)| n as f64 / (c as f64 / khz * 1000.0))
-        .fold(0.0, f64::max);
-    let (n, c) = count((total_ns as f64 * khz / 1e6) as u64);
-    (bare, n as f64 / (c as f64 / khz * 1000.0))
-}
-
 fn worker(core: usize) -> ! {
     if core != 0 {
         loop {
@@ -144,12 +121,6 @@ fn worker(core: usize) -> ! {
         }
     }
     predicates();
-    let (bare, long) = overhead(1_000_000_000);
-    let slice_us = sys::sysinfo().slice_ns / 1000;
-    libos::report!(
-        "\"kind\":\"bench_overhead\",\"slice_us\":{slice_us},\"bare_per_us\":{bare:.1},\"run_per_us\":{long:.1},\"overhead\":{:.5}",
-        1.0 - long / bare
-    );
     libos::report!("\"kind\":\"bench_done\"");
     loop {
         let _ = sys::yield_to(None, true);
