@@ -14,6 +14,10 @@ const TIMING: &str = "slice_us=10000";
 const GRACE: &str = "grace_us=3000";
 
 fn experiment(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
+    experiment_with_grace(name, cpus, run_ms, GRACE)
+}
+
+fn experiment_with_grace(name: &str, cpus: u32, run_ms: u32, grace: &str) -> RunOutcome {
     let run = format!("run_ms={run_ms}");
     let test = format!("test={name}");
     boot(
@@ -22,7 +26,7 @@ fn experiment(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
         Accel::Tcg,
         "pc",
         &[],
-        &[&test, &run, TIMING, GRACE],
+        &[&test, &run, TIMING, grace],
     )
 }
 
@@ -42,7 +46,10 @@ fn env_stats<'a>(out: &'a RunOutcome, name: &str) -> &'a Value {
 
 #[test]
 fn prologue_and_epilogue_on_every_core() {
-    let out = experiment("revocation", 4, 1500);
+    // Four vCPUs on the 2-core host: one descheduled in its epilogue was
+    // seen to overrun a 3 ms grace by up to 4.5 ms, up to 13 times in 604
+    // turns (the check allows 12), so this one gets 8 ms.
+    let out = experiment_with_grace("revocation", 4, 1500, "grace_us=8000");
     assert_checks_pass(&out);
     let spins = reports(&out, "spin");
     assert_eq!(
