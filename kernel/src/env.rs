@@ -6,7 +6,7 @@
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use abi::shared::{va, Dispatch, EnvAccount, UpcallTable, UserContext, MAX_ENVS};
 use abi::syscall::{Error, NO_ENV};
@@ -251,6 +251,28 @@ static TABLE: [Mutex<Option<Arc<Env>>>; MAX_ENVS] = [const { Mutex::new(None) };
 static CLAIMED: [AtomicBool; MAX_ENVS] = [const { AtomicBool::new(false) }; MAX_ENVS];
 static GENERATION: AtomicU32 = AtomicU32::new(1);
 
+/// Environment objects not yet freed: made by `spawn`, freed with their
+/// last reference. Once reaped, an environment's kernel state must go too
+/// (an invariant: a reference kept on a path that never returns, such as a
+/// context switch, would keep it for ever).
+static OBJECTS: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        OBJECTS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Environment objects alive (see `OBJECTS`).
+pub fn objects() -> usize {
+    OBJECTS.load(Ordering::Acquire)
+}
+
+/// Environments in the table (spawned and not yet reaped).
+pub fn in_table() -> usize {
+    TABLE.iter().filter(|slot| slot.lock().is_some()).count()
+}
+
 /// Table slot of an id.
 pub fn slot_of(id: u32) -> usize {
     (id & 0xff) as usize % MAX_ENVS
@@ -356,6 +378,7 @@ pub fn spawn(
     let mut name_buf = [0u8; 32];
     let name_len = name.len().min(32);
     name_buf[..name_len].copy_from_slice(&name.as_bytes()[..name_len]);
+    OBJECTS.fetch_add(1, Ordering::AcqRel);
     let env = Arc::new(Env {
         id,
         name: name_buf,

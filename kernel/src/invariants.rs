@@ -1,6 +1,7 @@
 //! Invariants checked continuously while environments run (every run, not
 //! only the soak): time is conserved on every core (the ledger), an
-//! environment that exits gives back every frame and slot, and once every
+//! environment that exits gives back every frame and slot (and its kernel
+//! state, checked at the end of the run), and once every
 //! environment is gone the machine is back to its baseline.
 //!
 //! Core 0's monitor calls `on_monitor` at every decision and tick; the
@@ -66,14 +67,16 @@ static NO_TIME_CHARGED_TWICE: Invariant = Invariant::new("no_time_charged_twice"
 static EXITED_ENV_RETURNS_FRAMES: Invariant = Invariant::new("exited_env_returns_frames");
 static EXITED_ENV_RETURNS_SLOTS: Invariant = Invariant::new("exited_env_returns_slots");
 static BASELINE_WHEN_ALL_GONE: Invariant = Invariant::new("baseline_when_all_gone");
+static REAPED_ENV_STATE_FREED: Invariant = Invariant::new("reaped_env_state_freed");
 
-static ALL: [&Invariant; 6] = [
+static ALL: [&Invariant; 7] = [
     &TIME_CONSERVED,
     &ACCOUNTS_MATCH_LEDGER,
     &NO_TIME_CHARGED_TWICE,
     &EXITED_ENV_RETURNS_FRAMES,
     &EXITED_ENV_RETURNS_SLOTS,
     &BASELINE_WHEN_ALL_GONE,
+    &REAPED_ENV_STATE_FREED,
 ];
 
 static NEXT_AUDIT_NS: AtomicU64 = AtomicU64::new(0);
@@ -171,6 +174,16 @@ pub fn finish() -> bool {
     if env::all_reaped() {
         check_baseline();
     }
+    // With the other cores parked nothing holds a reference for a moment
+    // only: every environment object left is in the table.
+    let (objects, live) = (env::objects(), env::in_table());
+    REAPED_ENV_STATE_FREED.check(
+        objects == live,
+        format_args!(
+            "{objects} environment objects for {live} environments ({} reaped)",
+            REAPED.load(Ordering::Relaxed)
+        ),
+    );
     let pct = |ns: u64| 100.0 * ns as f64 / a.core_ns.max(1) as f64;
     let mut checked = alloc::string::String::new();
     for (i, inv) in ALL.iter().enumerate() {

@@ -28,8 +28,10 @@ const APP_PROGRAM: &str = "app";
 static PLAN: BootCell<Plan<'static>> = BootCell::new();
 
 struct State {
-    /// Per plan application: its environment while it runs.
-    running: Vec<Option<Arc<env::Env>>>,
+    /// Per plan application: its environment's id while it runs (an id,
+    /// not a reference: an application that exits must not keep its
+    /// environment's kernel state alive).
+    running: Vec<Option<u32>>,
     /// Per plan application: whether its scheduled start/stop has happened.
     started: Vec<bool>,
     stopped: Vec<bool>,
@@ -107,7 +109,7 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
         let state = state.as_mut().expect("set above");
         for (i, e) in due {
             state.started[i] = true;
-            state.running[i] = Some(e);
+            state.running[i] = Some(e.id);
         }
     }
     run::start(run_ms, || true);
@@ -128,7 +130,7 @@ fn spawn(app: &AppLaunch<'_>) -> Result<Arc<env::Env>, &'static str> {
 
 /// Starts `app` now, with its slots taken wherever they are free.
 fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'static str> {
-    if state.running[i].as_ref().is_some_and(|e| e.alive()) {
+    if state.running[i].and_then(env::get).is_some() {
         return Err("already running");
     }
     let e = spawn(app)?;
@@ -136,14 +138,14 @@ fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'stati
         sched::grant_interleaved(core, &[(&*e, app.slots_per_core)])
             .map_err(|_| "no free slots")?;
     }
-    state.running[i] = Some(e);
+    state.running[i] = Some(e.id);
     Ok(())
 }
 
 fn stop(state: &mut State, i: usize) -> Result<(), &'static str> {
     let e = state.running[i]
         .take()
-        .filter(|e| e.alive())
+        .and_then(env::get)
         .ok_or("not running")?;
     env::kill(&e, env::ExitReason::Killed("stopped by the scenario"));
     Ok(())
@@ -197,7 +199,7 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCod
     let words: Vec<&str> = line.split_ascii_whitespace().collect();
     let app_index = |name: &str| plan.apps().position(|a| a.name == name);
     let target = words.get(1).and_then(|n| app_index(n));
-    let env_of = |state: &State, i: usize| state.running[i].as_ref().filter(|e| e.alive()).cloned();
+    let env_of = |state: &State, i: usize| state.running[i].and_then(env::get);
     let outcome: Result<(), &str> = match (words[0], words.len()) {
         ("q" | "quit", 1) => {
             console_event(line, abi::syscall::NO_ENV as u64, "ok");
@@ -246,8 +248,8 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCod
         _ => Err("unknown command or wrong arguments (try `help`)"),
     };
     let env = target
-        .and_then(|i| state.running[i].as_ref())
-        .map_or(abi::syscall::NO_ENV, |e| e.id);
+        .and_then(|i| state.running[i])
+        .unwrap_or(abi::syscall::NO_ENV);
     match outcome {
         Ok(()) => console_event(line, u64::from(env), "ok"),
         Err(why) => {
@@ -271,7 +273,7 @@ fn console_event(line: &str, env: u64, outcome: &str) {
 
 fn list(plan: Plan<'static>, state: &State) {
     for (i, app) in plan.apps().enumerate() {
-        match state.running[i].as_ref().filter(|e| e.alive()) {
+        match state.running[i].and_then(env::get) {
             Some(e) => {
                 let cpu: u64 = e
                     .account()

@@ -11,10 +11,10 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use abi::record::RecordKind;
-use abi::shared::{events, va, UpcallReason, UserContext};
+use abi::shared::{events, va, UpcallReason, UserContext, MAX_CORES};
 use abi::syscall::{Error, NO_ENV};
 use spin::Mutex;
 
@@ -80,6 +80,39 @@ struct Core {
     turn: Option<Turn>,
 }
 
+/// Per core: the environment of its turn (null between turns), so the
+/// system-call and fault paths find the caller without the core's lock or
+/// a reference count. Written only by the core itself, with its turn.
+static RUNNING: [AtomicPtr<Env>; MAX_CORES] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CORES];
+
+impl Core {
+    fn begin_turn(&mut self, core: usize, turn: Turn) {
+        RUNNING[core].store(Arc::as_ptr(&turn.env).cast_mut(), Ordering::Relaxed);
+        self.turn = Some(turn);
+    }
+
+    fn end_turn(&mut self, core: usize) -> Option<Turn> {
+        RUNNING[core].store(core::ptr::null_mut(), Ordering::Relaxed);
+        self.turn.take()
+    }
+}
+
+/// The environment whose turn this core is in, borrowed from the turn.
+///
+/// # Safety
+/// Only for code entered from that environment's user mode on this core (a
+/// system call or a fault), and only until that code ends this core's turn:
+/// the turn's `Arc` keeps the environment alive; only this core ends its
+/// turn, and every path that does so leaves through a call that never
+/// returns (`next_turn`, `enter_prologue`, `enter_user`).
+pub unsafe fn running_here<'a>() -> Option<&'a Env> {
+    let env = RUNNING[percpu::core_id()].load(Ordering::Relaxed);
+    // SAFETY: null, or the environment held by this core's turn, which (per
+    // the contract) outlives the borrow.
+    unsafe { env.as_ref() }
+}
+
 static CONFIG: BootCell<Config> = BootCell::new();
 static CORES: BootCell<Vec<Mutex<Core>>> = BootCell::new();
 /// Cores that have entered the scheduler (the timer then drives slices).
@@ -99,7 +132,7 @@ fn park_if_stopping(core: usize) {
     if core == 0 || !crate::run::stopping() {
         return;
     }
-    let turn = core_state(core).lock().turn.take();
+    let turn = core_state(core).lock().end_turn(core);
     if let Some(t) = turn {
         stop_running(core, t, time::now_ns());
     }
@@ -382,16 +415,19 @@ pub fn next_turn() -> ! {
                     None => (UpcallReason::NewSlice, 0),
                 };
                 let grace_end = end + config().grace_ns;
-                c.turn = Some(Turn {
-                    env: env.clone(),
-                    slot,
-                    phase: Phase::Running,
-                    run_start: now,
-                    end,
-                    grace_end,
-                });
+                c.begin_turn(
+                    core,
+                    Turn {
+                        env: env.clone(),
+                        slot,
+                        phase: Phase::Running,
+                        run_start: now,
+                        end,
+                        grace_end,
+                    },
+                );
                 drop(c);
-                enter_prologue(core, &env, reason, end, grace_end);
+                enter_prologue(core, env, reason, end, grace_end);
             }
             // An unowned slot's turn (the kernel picks the default
             // environment itself in `idle_taker`, which also wakes sleepers
@@ -413,16 +449,19 @@ pub fn next_turn() -> ! {
                 };
                 if let Some((env, reason)) = idle_taker(&c.vector) {
                     let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
-                    c.turn = Some(Turn {
-                        env: env.clone(),
-                        slot: NO_SLOT,
-                        phase: Phase::Running,
-                        run_start: now,
-                        end,
-                        grace_end,
-                    });
+                    c.begin_turn(
+                        core,
+                        Turn {
+                            env: env.clone(),
+                            slot: NO_SLOT,
+                            phase: Phase::Running,
+                            run_start: now,
+                            end,
+                            grace_end,
+                        },
+                    );
                     drop(c);
-                    enter_prologue(core, &env, reason, end, grace_end);
+                    enter_prologue(core, env, reason, end, grace_end);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 crate::trace::note(core, now, NO_ENV);
@@ -482,9 +521,15 @@ fn idle_until(core: usize, until: u64) {
 }
 
 /// Enters `env` at its prologue (or first entry) on this core.
+///
+/// Every function that enters user mode takes the environment by value and
+/// drops it just before: a reference held across a call that never returns
+/// would never be dropped, and the environment's kernel state would outlive
+/// its reaping (the `reaped_env_state_freed` invariant). The turn's own
+/// reference keeps it alive meanwhile.
 fn enter_prologue(
     core: usize,
-    env: &Env,
+    env: Arc<Env>,
     (mut reason, mut arg): (UpcallReason, u64),
     end: u64,
     grace_end: u64,
@@ -512,7 +557,7 @@ fn enter_prologue(
 
 /// Resumes the context a repossession caught disabled, still disabled (so
 /// its own revocation will be deferred until it leaves the critical section).
-fn resume_disabled(core: usize, env: &Env, mut ctx: UserContext, end: u64) -> ! {
+fn resume_disabled(core: usize, env: Arc<Env>, mut ctx: UserContext, end: u64) -> ! {
     exported::core_slices_of(core)
         .running_env
         .store(env.id, Ordering::Relaxed);
@@ -533,12 +578,16 @@ fn resume_disabled(core: usize, env: &Env, mut ctx: UserContext, end: u64) -> ! 
     cpu::fxrstor(&ctx.fx);
     arm_for(time::now_ns(), end);
     match frame_from_context(&ctx) {
-        Some(frame) => enter_user(&frame),
+        Some(frame) => {
+            drop(env);
+            enter_user(&frame)
+        }
         None => {
             env::kill(
-                env,
+                &env,
                 env::ExitReason::Killed("preempted context not in user space"),
             );
+            drop(env);
             leave_current()
         }
     }
@@ -548,7 +597,7 @@ fn resume_disabled(core: usize, env: &Env, mut ctx: UserContext, end: u64) -> ! 
 /// flag set and a clean FPU.
 fn upcall(
     core: usize,
-    env: &Env,
+    env: Arc<Env>,
     entry: u64,
     reason: UpcallReason,
     arg: u64,
@@ -590,6 +639,7 @@ fn upcall(
         rcx: core as u64,
         ..TrapFrame::default()
     };
+    drop(env);
     enter_user(&frame)
 }
 
@@ -685,7 +735,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
     let mut c = core_state(core).lock();
     let Some(turn) = c.turn.as_mut() else { return };
     if !turn.env.alive() {
-        let t = c.turn.take().expect("turn checked");
+        let t = c.end_turn(core).expect("turn checked");
         drop(c);
         stop_running(core, t, now);
         next_turn();
@@ -731,10 +781,11 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let entry = env.upcalls.lock().epilogue;
             if entry == 0 {
                 // No epilogue: nothing to tell; take the core at once.
+                drop(env);
                 repossess(core, frame, now)
             }
             crate::latency::revocation(time::now_ns().saturating_sub(end));
-            upcall(core, &env, entry, UpcallReason::Revoke, 0, end, grace_end);
+            upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
         }
         Phase::Deferred | Phase::Revoking if now >= turn.grace_end => {
             drop(c);
@@ -749,34 +800,37 @@ pub fn on_timer(frame: &mut TrapFrame) {
 /// area, the repossession recorded and charged, and on to the next turn.
 fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let mut c = core_state(core).lock();
-    let turn = c.turn.take().expect("repossess with a turn");
+    let turn = c.end_turn(core).expect("repossess with a turn");
     crate::latency::repossessed(core, turn.grace_end);
     let overrun = now.saturating_sub(turn.end);
-    let env = turn.env.clone();
+    let env = &turn.env;
     // The slot's owner pays (even if a donation recipient ran): the
     // vector returns the owner's quota unit itself if it loses the slot.
-    let owner = c
-        .vector
-        .owner(turn.slot)
-        .ok()
-        .flatten()
-        .and_then(|o| env::get(o.0));
-    let spare = slices::Quota::new(0);
-    let quota = owner.as_ref().map_or(&spare, |o| &o.slot_quota);
-    let lost_slot = c
-        .vector
-        .record_repossession(turn.slot, now, overrun, quota)
-        .is_ok_and(|r| r.lost_slot);
-    if lost_slot {
-        exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
-        if let Some(owner) = &owner {
-            owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
-            owner
-                .account()
-                .slots_revoked
-                .fetch_add(1, Ordering::Relaxed);
+    let lost_slot = {
+        let owner = c
+            .vector
+            .owner(turn.slot)
+            .ok()
+            .flatten()
+            .and_then(|o| env::get(o.0));
+        let spare = slices::Quota::new(0);
+        let quota = owner.as_ref().map_or(&spare, |o| &o.slot_quota);
+        let lost_slot = c
+            .vector
+            .record_repossession(turn.slot, now, overrun, quota)
+            .is_ok_and(|r| r.lost_slot);
+        if lost_slot {
+            exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
+            if let Some(owner) = &owner {
+                owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
+                owner
+                    .account()
+                    .slots_revoked
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
-    }
+        lost_slot
+    };
     drop(c);
     let d = env.dispatch_mut(core);
     let in_resume = {
@@ -821,7 +875,7 @@ pub fn on_kick(frame: &TrapFrame) {
     park_if_stopping(core);
     let mut c = core_state(core).lock();
     if c.turn.as_ref().is_some_and(|t| !t.env.alive()) {
-        let t = c.turn.take().expect("checked");
+        let t = c.end_turn(core).expect("checked");
         drop(c);
         stop_running(core, t, time::now_ns());
         next_turn();
@@ -889,7 +943,7 @@ pub fn yield_turn(
     };
     match target {
         None => {
-            let t = c.turn.take().expect("turn checked");
+            let t = c.end_turn(core).expect("turn checked");
             // Time used past the turn's end beyond the grace allowance (a
             // long system call that ran over, say) is paid back like a
             // repossession's overrun; a yield within grace costs nothing.
@@ -924,6 +978,7 @@ pub fn yield_turn(
                 .donations_received
                 .fetch_add(1, Ordering::Relaxed);
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
+            RUNNING[core].store(Arc::as_ptr(&recipient).cast_mut(), Ordering::Relaxed);
             let ran_from = core::mem::replace(&mut turn.run_start, now);
             // The donated remainder is a fresh turn for the recipient; if
             // the donor was already past its end, the recipient gets none.
@@ -936,7 +991,8 @@ pub fn yield_turn(
                 Some(tag) => (UpcallReason::Woken, tag),
                 None => (UpcallReason::Donated, u64::from(donor.id)),
             };
-            enter_prologue(core, &recipient, reason, end, grace_end)
+            drop(donor);
+            enter_prologue(core, recipient, reason, end, grace_end)
         }
     }
 }
@@ -953,7 +1009,7 @@ pub fn sleep(caller: &Env, save: Option<&TrapFrame>) -> Result<core::convert::In
 /// `exit` or a kill of the running environment: leave it now.
 pub fn leave_current() -> ! {
     let core = percpu::core_id();
-    let t = core_state(core).lock().turn.take();
+    let t = core_state(core).lock().end_turn(core);
     if let Some(t) = t {
         stop_running(core, t, time::now_ns());
     }
@@ -994,6 +1050,7 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     let Some(env) = env else {
         panic!("user fault with no environment on core {core}");
     };
+    // (`env` is dropped on the way to user mode: see `enter_prologue`.)
     let d = env.dispatch_mut(core);
     let entry = env.upcalls.lock().exception;
     let disabled = d.disabled.load(Ordering::Acquire) != 0;
@@ -1018,6 +1075,7 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
             frame.r11,
             frame.rax
         );
+        drop(env);
         leave_current();
     }
     d.fault_info = abi::shared::FaultInfo {
@@ -1034,20 +1092,11 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         .map_or((0, 0), |t| (t.end, t.grace_end));
     upcall(
         core,
-        &env,
+        env,
         entry,
         UpcallReason::Exception,
         frame.vector,
         end,
         grace_end,
     )
-}
-
-/// The environment running on this core, if any.
-pub fn current_env() -> Option<Arc<Env>> {
-    core_state(percpu::core_id())
-        .lock()
-        .turn
-        .as_ref()
-        .map(|t| t.env.clone())
 }

@@ -182,6 +182,7 @@ fn kernel_invariants(r: &mut SoakReport, inv: &Value, phases: u64) {
         ("exited_env_returns_frames", apps),
         ("exited_env_returns_slots", apps),
         ("baseline_when_all_gone", phases),
+        ("reaped_env_state_freed", 1),
     ];
     for (name, min) in least {
         let counts = &inv["checked"][name];
