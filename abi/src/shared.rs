@@ -133,8 +133,9 @@ pub enum UpcallReason {
     /// The previous slice on this core ended in a repossession while the
     /// environment was enabled: the full context is in `Dispatch::preempted`
     /// (resume it with `resume(Preempted)`). A repossession while disabled
-    /// is not upcalled: the kernel resumes that context directly, disabled,
-    /// and sets `events::RESUMED_DISABLED` (Barrelfish's rule).
+    /// (or in the resume range) is not upcalled: the kernel resumes that
+    /// context directly, with the disabled flag it had, and sets
+    /// `events::RESUMED_DISABLED` (Barrelfish's rule).
     Repossessed = 4,
     /// End of slice: save state and yield within the grace period. The
     /// interrupted context is in `Dispatch::enabled`.

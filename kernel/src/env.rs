@@ -69,7 +69,7 @@ pub struct Env {
     /// this machine's PVM a prologue was repossessed at its first
     /// instruction, overwrote the worker context it had been told to resume,
     /// and the libOS found nothing to resume.
-    disabled_context: Vec<Mutex<Option<UserContext>>>,
+    disabled_context: Vec<Mutex<Option<DisabledContext>>>,
     /// Cores running it right now.
     pub running_on: AtomicU32,
     /// Set once a dying environment's slots are freed on every core: only
@@ -80,6 +80,15 @@ pub struct Env {
     pub parent: u32,
     /// Why it died, for the log.
     pub exit_reason: Mutex<Option<ExitReason>>,
+}
+
+/// A context taken while the environment was disabled, with its disabled
+/// flag as it was then: 0 when it was caught in its resume range after the
+/// routine had cleared the flag (it is resumed with the flag it had, or
+/// the thread it was entering would run disabled for ever).
+pub struct DisabledContext {
+    pub ctx: UserContext,
+    pub flag: u32,
 }
 
 /// How an environment ended.
@@ -132,12 +141,12 @@ impl Env {
     }
 
     /// Keeps the context taken from it on `core` while it was disabled.
-    pub fn keep_disabled_context(&self, core: usize, ctx: UserContext) {
+    pub fn keep_disabled_context(&self, core: usize, ctx: DisabledContext) {
         *self.disabled_context[core].lock() = Some(ctx);
     }
 
     /// The context taken on `core` while it was disabled, if any (once).
-    pub fn take_disabled_context(&self, core: usize) -> Option<UserContext> {
+    pub fn take_disabled_context(&self, core: usize) -> Option<DisabledContext> {
         self.disabled_context[core].lock().take()
     }
 

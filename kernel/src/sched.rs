@@ -534,8 +534,8 @@ fn enter_prologue(
     end: u64,
     grace_end: u64,
 ) -> ! {
-    if let Some(ctx) = env.take_disabled_context(core) {
-        resume_disabled(core, env, ctx, end);
+    if let Some(kept) = env.take_disabled_context(core) {
+        resume_disabled(core, env, kept, end);
     }
     if env.take_start(core) {
         reason = UpcallReason::Start;
@@ -555,9 +555,11 @@ fn enter_prologue(
     upcall(core, env, entry, reason, arg, end, grace_end)
 }
 
-/// Resumes the context a repossession caught disabled, still disabled (so
-/// its own revocation will be deferred until it leaves the critical section).
-fn resume_disabled(core: usize, env: Arc<Env>, mut ctx: UserContext, end: u64) -> ! {
+/// Resumes the context a repossession caught disabled, with the disabled
+/// flag it had (so its own revocation will be deferred until it leaves the
+/// critical section).
+fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: u64) -> ! {
+    let env::DisabledContext { mut ctx, flag } = kept;
     exported::core_slices_of(core)
         .running_env
         .store(env.id, Ordering::Relaxed);
@@ -572,7 +574,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, mut ctx: UserContext, end: u64) -
     d.slice_end_ns.store(end, Ordering::Relaxed);
     d.grace_end_ns
         .store(end + config().grace_ns, Ordering::Relaxed);
-    d.disabled.store(1, Ordering::Release);
+    d.disabled.store(flag, Ordering::Release);
     switch_address_space(env.pml4);
     cpu::sanitise_fx(&mut ctx.fx);
     cpu::fxrstor(&ctx.fx);
@@ -837,7 +839,8 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         let t = env.upcalls.lock();
         (t.resume_start..t.resume_end).contains(&frame.rip)
     };
-    let was_disabled = d.disabled.load(Ordering::Acquire) != 0 || in_resume;
+    let flag = d.disabled.load(Ordering::Acquire);
+    let was_disabled = flag != 0 || in_resume;
     if was_disabled {
         // It holds its own locks or runs on its upcall stack: an upcall now
         // could deadlock or clobber that stack, so it is resumed directly,
@@ -845,7 +848,7 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         // the interrupted upcall has yet to resume).
         let mut ctx = d.preempted;
         save_context(frame, &mut ctx);
-        env.keep_disabled_context(core, ctx);
+        env.keep_disabled_context(core, env::DisabledContext { ctx, flag });
     } else {
         save_context(frame, &mut d.preempted);
         env.set_repossessed(core);

@@ -129,6 +129,14 @@ fn a_resume_range_over_a_loop_does_not_keep_the_core() {
             .unwrap()
             > 10
     );
+    // Taken in its resume range with its flag clear, it is resumed with the
+    // flag clear (forcing it set would leave the thread being entered
+    // running disabled: seen as a thread running uncharged in s07's swap).
+    let r = reports(&out, "resume_hog");
+    assert!(!r.is_empty(), "{}", tail(&out.console));
+    for x in r {
+        assert_eq!(x["flag_seen_set"], 0, "resumed with its flag set: {x}");
+    }
 }
 
 #[test]
