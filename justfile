@@ -44,7 +44,7 @@ sweep scenario key values jobs="2" accel="auto":
     cargo xtask sweep {{scenario}} {{key}} {{values}} --jobs {{jobs}} --accel {{accel}}
 
 # Benchmark every primitive and policy beside Linux on this host (KVM when usable,
-# TCG otherwise, said loudly); writes results/bench/<commit>.{json,md}.
+# TCG otherwise, said loudly); writes results/bench/<commit>-<accel>.{json,md}.
 bench accel="auto":
     cargo xtask bench --accel {{accel}}
 

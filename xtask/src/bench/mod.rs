@@ -2,7 +2,7 @@
 //! usable, TCG otherwise — and then said loudly: emulated figures), their
 //! Linux counterparts on this host in the same run, the policies on both,
 //! and the goals of the performance issue shown met or not (never
-//! asserted). Writes `results/bench/<commit>.{json,md}`.
+//! asserted). Writes `results/bench/<commit>-<accel>.{json,md}`.
 
 pub mod host;
 
@@ -484,11 +484,12 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
     });
     let dir = build::workspace_root().join("results/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let stem = if smoke {
-        format!("{commit}-smoke")
-    } else {
-        commit.clone()
-    };
+    // One file per accelerator: a KVM and a TCG run of one commit both stay.
+    let stem = format!(
+        "{commit}-{}{}",
+        accel_used.name(),
+        if smoke { "-smoke" } else { "" }
+    );
     std::fs::write(
         dir.join(format!("{stem}.json")),
         serde_json::to_string_pretty(&out).unwrap_or_default(),
