@@ -449,15 +449,17 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             st.max / 1e6
         );
     }
-    let _ = writeln!(md, "\n## Overhead on a CPU-bound loop\n\n| slice | loop iterations/µs, bare (best 50 µs window) | over 1 s of slices | overhead |\n|---|---|---|---|");
+    let _ = writeln!(md, "\n## Overhead on a CPU-bound loop\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
     for o in &overheads {
         let _ = writeln!(
             md,
-            "| {} µs | {:.1} | {:.1} | {:.2}% |",
+            "| {} µs | {:.1} | {:.1} | {:.2}% | {:.3}–{:.3} |",
             o["slice_us"],
             o["bare_per_us"].as_f64().unwrap_or(f64::NAN),
             o["run_per_us"].as_f64().unwrap_or(f64::NAN),
-            o["overhead"].as_f64().unwrap_or(f64::NAN) * 100.0
+            o["overhead"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            o["ratio_min"].as_f64().unwrap_or(f64::NAN),
+            o["ratio_max"].as_f64().unwrap_or(f64::NAN)
         );
     }
     let out = json!({
