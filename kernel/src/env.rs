@@ -140,6 +140,13 @@ impl Env {
         w.fetch_or(b, Ordering::AcqRel);
     }
 
+    /// Whether `rip` is in its registered resume range (where its libOS
+    /// restores a context in user mode and counts as disabled).
+    pub fn in_resume_range(&self, rip: u64) -> bool {
+        let t = self.upcalls.lock();
+        (t.resume_start..t.resume_end).contains(&rip)
+    }
+
     /// Keeps the context taken from it on `core` while it was disabled.
     pub fn keep_disabled_context(&self, core: usize, ctx: DisabledContext) {
         *self.disabled_context[core].lock() = Some(ctx);

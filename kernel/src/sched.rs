@@ -744,11 +744,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
     }
     match turn.phase {
         Phase::Running | Phase::Resuming if now >= turn.end => {
-            let in_resume = {
-                let t = turn.env.upcalls.lock();
-                (t.resume_start..t.resume_end).contains(&frame.rip)
-            };
-            if in_resume {
+            if turn.env.in_resume_range(frame.rip) {
                 // Restoring a context (a few instructions): revoke once it
                 // is in. Still there at the end of the grace it is owed, it
                 // is taken like a disabled one; else a range covering a loop
@@ -835,12 +831,8 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     };
     drop(c);
     let d = env.dispatch_mut(core);
-    let in_resume = {
-        let t = env.upcalls.lock();
-        (t.resume_start..t.resume_end).contains(&frame.rip)
-    };
     let flag = d.disabled.load(Ordering::Acquire);
-    let was_disabled = flag != 0 || in_resume;
+    let was_disabled = flag != 0 || env.in_resume_range(frame.rip);
     if was_disabled {
         // It holds its own locks or runs on its upcall stack: an upcall now
         // could deadlock or clobber that stack, so it is resumed directly,
