@@ -287,16 +287,18 @@ fn experiments_also_hold_under_kvm() {
     // and the (correct) charge-back pushes its share below the 2% bound.
     for name in ["revocation", "fpu", "donate", "teardown"] {
         let test = format!("test={name}");
-        // Nested KVM here runs this beside another QEMU on 2 host cores: a
-        // vCPU is often descheduled for several ms, so the grace period is
-        // sized for that (the mechanism under test is the same).
+        // KVM here is PVM (every kernel entry costs milliseconds) on 2 host
+        // cores: with an 8 ms grace the cooperative program's epilogue
+        // overran 1 to 12 times in ~345 turns (the check allows 6), so the
+        // grace period is sized for that (the mechanism under test is the
+        // same).
         let out = boot(
             &format!("env-kvm-{name}"),
             2,
             Accel::Kvm,
             "microvm",
             &[],
-            &[&test, "run_ms=1500", TIMING, "grace_us=8000"],
+            &[&test, "run_ms=1500", TIMING, "grace_us=20000"],
         );
         assert_checks_pass(&out);
     }
