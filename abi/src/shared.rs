@@ -62,9 +62,12 @@ pub struct SysInfo {
     pub slice_ns: u64,
     /// Grace period after a revocation, in ns.
     pub grace_ns: u64,
-    /// TSC rate: `now_ns = (rdtsc - tsc_base) * 1_000_000 / tsc_khz`.
+    /// TSC rate in kHz.
     pub tsc_khz: u64,
     pub tsc_base: u64,
+    /// `now_ns = clock::ticks_to_ns(rdtsc - tsc_base, tsc_ns_scale)`
+    /// ([`crate::clock`]: the kernel's own clock, to the nanosecond).
+    pub tsc_ns_scale: u64,
     /// The global clock (ns since boot), updated at every slice switch on
     /// any core; predicates read it as `clock`.
     pub clock_ns: AtomicU64,

@@ -58,6 +58,7 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) 
     info.sched = sched;
     info.tsc_khz = crate::time::tsc_khz();
     info.tsc_base = crate::time::tsc_base();
+    info.tsc_ns_scale = crate::time::tsc_ns_scale();
     for core in 0..cores {
         let s = core_slices_of(core);
         s.current_slot.store(0, Ordering::Relaxed);

@@ -9,6 +9,8 @@ use raw_cpuid::CpuId;
 use x86::io::{inb, outb};
 
 static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+/// `abi::clock::ns_per_tick(TSC_KHZ)`, computed once.
+static TSC_NS_SCALE: AtomicU64 = AtomicU64::new(abi::clock::ns_per_tick(1));
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static SOURCE: spin::Once<&'static str> = spin::Once::new();
 
@@ -134,6 +136,7 @@ pub fn calibrate(pm_timer_port: Option<u16>) {
         panic!("no timer to calibrate the TSC against");
     };
     TSC_KHZ.store(khz, Ordering::Relaxed);
+    TSC_NS_SCALE.store(abi::clock::ns_per_tick(khz), Ordering::Relaxed);
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
     SOURCE.call_once(|| source);
     log::info!("tsc: {} kHz (from {source})", khz);
@@ -154,10 +157,14 @@ pub fn source() -> &'static str {
     SOURCE.get().copied().unwrap_or("uncalibrated")
 }
 
-/// TSC ticks to nanoseconds.
+/// The fixed-point scale of [`tsc_to_ns`] (exported to libOSes).
+pub fn tsc_ns_scale() -> u64 {
+    TSC_NS_SCALE.load(Ordering::Relaxed)
+}
+
+/// TSC ticks to nanoseconds ([`abi::clock`]: the conversion libOSes use too).
 pub fn tsc_to_ns(ticks: u64) -> u64 {
-    let khz = tsc_khz().max(1);
-    (u128::from(ticks) * 1_000_000 / u128::from(khz)) as u64
+    abi::clock::ticks_to_ns(ticks, tsc_ns_scale())
 }
 
 /// Nanoseconds since calibration: the global clock every core shares

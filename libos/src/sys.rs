@@ -303,6 +303,5 @@ pub fn now_ns() -> u64 {
     let info = sysinfo();
     // SAFETY: rdtsc is allowed in ring 3 (CR4.TSD clear).
     let tsc = unsafe { core::arch::x86_64::_rdtsc() };
-    (u128::from(tsc.saturating_sub(info.tsc_base)) * 1_000_000 / u128::from(info.tsc_khz.max(1)))
-        as u64
+    abi::clock::ticks_to_ns(tsc.saturating_sub(info.tsc_base), info.tsc_ns_scale)
 }
