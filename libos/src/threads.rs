@@ -180,7 +180,7 @@ pub fn yield_now() {
 /// Sleeps until the global clock reaches `deadline_ns`.
 pub fn sleep_until(deadline_ns: u64) {
     let tid = self_id();
-    with_rt(|rt| rt.threads[tid].wake_at = deadline_ns.max(1));
+    with_rt(|rt| rt.wake_at(tid, deadline_ns));
     switch_out(RunEnd::Blocked);
 }
 
@@ -189,7 +189,7 @@ pub fn sleep_until(deadline_ns: u64) {
 pub fn sleep_until_changed(addr: &AtomicU64, old: u64) {
     let tid = self_id();
     let at = addr as *const AtomicU64 as u64;
-    with_rt(|rt| rt.threads[tid].watch = (at, old));
+    with_rt(|rt| rt.watch(tid, at, old));
     switch_out(RunEnd::Blocked);
 }
 

@@ -17,8 +17,10 @@ use sched_api::{Policy, PolicyKind, RunEnd, SchedError, ThreadState};
 use crate::rt::MAX_WORKERS;
 use crate::wakeup::Wait;
 
-/// Most threads an application may have.
+/// Most threads an application may have (one bit each in [`Table`]'s
+/// `waiting` mask).
 pub const MAX_THREADS: usize = 128;
+const _: () = assert!(MAX_THREADS <= u128::BITS as usize);
 /// No thread.
 pub const NONE: usize = usize::MAX;
 
@@ -37,12 +39,12 @@ pub struct Thread {
     /// Saves the whole FPU image at voluntary switches.
     pub sse: bool,
     /// Wake at this clock value (0: not sleeping on time).
-    pub wake_at: u64,
+    wake_at: u64,
     /// Wake when the word at this address differs from the value (0: none).
-    pub watch: (u64, u64),
+    watch: (u64, u64),
     /// An unblock came while the thread was not asleep: its next block
     /// returns at once.
-    pub wake_pending: bool,
+    wake_pending: bool,
     /// The thread waiting in `join` for this one, or [`NONE`].
     pub joiner: usize,
     /// While blocked, lends its tickets to this thread (a lock's holder),
@@ -68,6 +70,10 @@ impl Thread {
         self.wake_pending
             || (self.wake_at != 0 && self.wake_at <= now)
             || (self.watch.0 != 0 && read(self.watch.0) != self.watch.1)
+    }
+
+    fn has_waits(&self) -> bool {
+        self.wake_pending || self.wake_at != 0 || self.watch.0 != 0
     }
 
     fn clear_waits(&mut self) {
@@ -111,6 +117,10 @@ pub struct Table {
     pub threads: [Thread; MAX_THREADS],
     policy: Option<Box<dyn Policy>>,
     current: [usize; MAX_WORKERS],
+    /// One bit per thread that may have a wake-up condition set (a
+    /// superset: bits are cleared when checked), so a dispatch looks at
+    /// the sleepers only, not at every slot.
+    waiting: u128,
     started: [u64; MAX_WORKERS],
     swaps: u64,
     /// Ticket loans made (blocked threads lending to a holder).
@@ -130,6 +140,7 @@ impl Table {
             threads: [Thread::FREE; MAX_THREADS],
             policy: None,
             current: [NONE; MAX_WORKERS],
+            waiting: 0,
             started: [0; MAX_WORKERS],
             swaps: 0,
             lends: 0,
@@ -205,16 +216,38 @@ impl Table {
         self.threads.iter().filter(|t| t.life == Life::Live).count()
     }
 
+    /// `tid` (about to block) wakes once the clock reaches `deadline`.
+    pub fn wake_at(&mut self, tid: usize, deadline: u64) {
+        self.threads[tid].wake_at = deadline.max(1);
+        self.waiting |= 1 << tid;
+    }
+
+    /// `tid` (about to block) wakes once the word at `addr` differs from `old`.
+    pub fn watch(&mut self, tid: usize, addr: u64, old: u64) {
+        self.threads[tid].watch = (addr, old);
+        self.waiting |= 1 << tid;
+    }
+
     /// Wakes every sleeping thread whose condition holds at `now`
-    /// (`read` reads a watched word).
+    /// (`read` reads a watched word). Looks only at threads with a
+    /// condition set: a dispatch costs the same with 3 threads or 128.
     pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
         let Some(p) = self.policy.as_mut() else {
             return;
         };
-        for (tid, t) in self.threads.iter_mut().enumerate() {
+        let mut bits = self.waiting;
+        while bits != 0 {
+            let tid = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let t = &mut self.threads[tid];
+            if t.life != Life::Live || !t.has_waits() {
+                self.waiting &= !(1 << tid);
+                continue;
+            }
             let asleep = || p.record(tid as u32).map(|r| r.state) == Some(ThreadState::Sleeping);
-            if t.life == Life::Live && t.due(now, read) && asleep() {
+            if t.due(now, read) && asleep() {
                 t.clear_waits();
+                self.waiting &= !(1 << tid);
                 wake(p.as_mut(), t, tid);
             }
         }
@@ -311,6 +344,7 @@ impl Table {
             }
         } else {
             self.threads[tid].wake_pending = true;
+            self.waiting |= 1 << tid;
         }
         true
     }

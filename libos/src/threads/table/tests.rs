@@ -76,8 +76,8 @@ fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
     let read = |_: u64| word.get();
     t.start(0, 0);
     t.start(1, 0);
-    t.threads[a].wake_at = 1_000;
-    t.threads[b].watch = (0x1000, 5);
+    t.wake_at(a, 1_000);
+    t.watch(b, 0x1000, 5);
     t.stop(0, a, 10, RunEnd::Blocked, &read);
     t.stop(1, b, 10, RunEnd::Blocked, &read);
     assert_eq!(t.state(a), Some(ThreadState::Sleeping));
@@ -99,13 +99,44 @@ fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
 }
 
 #[test]
+fn only_sleepers_are_looked_at_and_each_sleep_is_seen_again() {
+    // The `waiting` mask: the last of every slot sleeps, wakes, and
+    // sleeps again; each sleep wakes on time, not before.
+    let mut t = table(PolicyKind::Stride);
+    let all: Vec<usize> = (0..MAX_THREADS).map(|_| spawn(&mut t, 1)).collect();
+    let last = *all.last().unwrap();
+    let mut now = 0;
+    for round in 1..=2u64 {
+        // Run each thread in turn (charged 1 us each) until `last` runs.
+        loop {
+            let next = t.start(0, now).unwrap();
+            now += 1_000;
+            if next == last {
+                break;
+            }
+            t.stop(0, next, now, RunEnd::Preempted, &no_memory);
+        }
+        t.wake_at(last, now + 100);
+        t.stop(0, last, now, RunEnd::Blocked, &no_memory);
+        t.wake_due(now + 99, &no_memory);
+        assert_eq!(t.state(last), Some(ThreadState::Sleeping), "round {round}");
+        t.wake_due(now + 100, &no_memory);
+        assert_eq!(t.state(last), Some(ThreadState::Runnable), "round {round}");
+        assert_eq!(
+            t.waiting, 0,
+            "round {round}: a woken thread leaves the mask"
+        );
+    }
+}
+
+#[test]
 fn a_condition_met_on_the_way_to_sleep_is_not_lost() {
     // Another core's dispatch sees the deadline pass while the thread is
     // still running (it has not been charged as blocked yet).
     let mut t = table(PolicyKind::RoundRobin);
     let a = spawn(&mut t, 1);
     t.start(0, 0);
-    t.threads[a].wake_at = 50;
+    t.wake_at(a, 50);
     t.wake_due(60, &no_memory);
     assert_eq!(t.state(a), Some(ThreadState::Running(0)));
     t.stop(0, a, 70, RunEnd::Blocked, &no_memory);
@@ -171,7 +202,7 @@ fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
         }
         // One thread sleeps, one was charged, one runs across the swap.
         let a = t.start(0, 0).unwrap();
-        t.threads[a].wake_at = 10_000;
+        t.wake_at(a, 10_000);
         t.stop(0, a, 100, RunEnd::Blocked, &no_memory);
         let b = t.start(0, 100).unwrap();
         t.stop(0, b, 300, RunEnd::Preempted, &no_memory);
@@ -271,7 +302,7 @@ fn the_audit_stays_clean_through_runs_sleeps_exits_and_swaps() {
     for round in 0..30u64 {
         let now = round * 10;
         if let Some(a) = t.start(0, now) {
-            t.threads[a].wake_at = now + 25;
+            t.wake_at(a, now + 25);
             t.stop(0, a, now + 5, RunEnd::Blocked, &no_memory);
         }
         if let Some(b) = t.start(1, now) {
@@ -342,7 +373,7 @@ fn longest_waits(start: PolicyKind, swap_ms: u64) -> Vec<u64> {
                 return true;
             }
             let how = if tid == main {
-                t.threads[tid].wake_at = now + 200_000_000;
+                t.wake_at(tid, now + 200_000_000);
                 RunEnd::Blocked
             } else {
                 RunEnd::Preempted
