@@ -6,7 +6,9 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, MAX_CORES};
+use abi::shared::{
+    events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, UserContext, MAX_CORES,
+};
 use abi::syscall::SaveArea;
 
 use crate::sys;
@@ -218,8 +220,7 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
             match app.on_fault.map_or(FaultAction::Exit, |f| f(core, &info)) {
                 FaultAction::Resume { skip } => {
                     d.fault.rip += skip;
-                    let _ = sys::resume(SaveArea::Fault);
-                    sys::exit(4)
+                    resume_area(d, core, SaveArea::Fault)
                 }
                 FaultAction::Exit => sys::exit(1),
             }
@@ -257,16 +258,73 @@ pub fn upcall_stack_top(core: usize) -> u64 {
 fn resume_or_start(d: &mut Dispatch, core: usize) -> ! {
     // A context saved at revocation (or by a saving yield) comes first: a
     // repossession during the epilogue only caught the epilogue itself.
-    let (enabled, preempted) = (d.enabled.valid, d.preempted.valid);
-    let enabled_err = (enabled == 1).then(|| sys::resume(SaveArea::Enabled));
-    let preempted_err = (preempted == 1).then(|| sys::resume(SaveArea::Preempted));
+    if d.enabled.valid == 1 {
+        resume_area(d, core, SaveArea::Enabled)
+    }
+    if d.preempted.valid == 1 {
+        resume_area(d, core, SaveArea::Preempted)
+    }
     if STARTED[core].swap(1, Ordering::AcqRel) != 0 {
         let n = stats(core).restarts.fetch_add(1, Ordering::Relaxed) + 1;
-        crate::log!(
-            "core {core}: worker restarted at main ({n}): saved contexts enabled={enabled} ({enabled_err:?}) preempted={preempted} ({preempted_err:?})"
-        );
+        crate::log!("core {core}: worker restarted at main ({n}): no saved context");
     }
     start_worker(core)
+}
+
+/// Resumes the context in save area `which` of this core's dispatch page
+/// in user mode ([`crate::context::resume`]), which costs no system call
+/// (the kernel's `resume` does the same from ring 0: one more kernel entry
+/// and a copy of the area per prologue or handled fault).
+fn resume_area(d: &mut Dispatch, core: usize, which: SaveArea) -> ! {
+    let on_pending: crate::context::OnPending = match which {
+        SaveArea::Enabled => pending_enabled,
+        SaveArea::Preempted => pending_preempted,
+        SaveArea::Fault => pending_fault,
+    };
+    let area = match which {
+        SaveArea::Enabled => &mut d.enabled,
+        SaveArea::Preempted => &mut d.preempted,
+        SaveArea::Fault => &mut d.fault,
+    };
+    // Consumed now: a later prologue must not resume it a second time.
+    area.valid = 0;
+    let ctx: *const UserContext = area;
+    let top = upcall_stack_top(core);
+    // SAFETY: in an upcall (disabled), with the resume range registered;
+    // the area holds a context the kernel saved for this core (a user rip
+    // and stack, a valid FPU image from `fxsave`); nothing else resumes it
+    // and the kernel does not write it while we are disabled or in the
+    // resume range; the upcall stack is free once this frame is abandoned.
+    unsafe { crate::context::resume(&*ctx, d, on_pending, top) }
+}
+
+/// The turn ended while a saved context was being resumed (it was not
+/// entered): keep it for the next prologue and give the core up.
+fn keep_and_yield(d: &mut Dispatch) -> ! {
+    d.events
+        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel);
+    let _ = sys::yield_to(None, false);
+    sys::exit(3)
+}
+
+extern "C" fn pending_enabled(d: &Dispatch) -> ! {
+    let d = sys::dispatch(d.core as usize);
+    d.enabled.valid = 1;
+    keep_and_yield(d)
+}
+
+extern "C" fn pending_preempted(d: &Dispatch) -> ! {
+    let d = sys::dispatch(d.core as usize);
+    d.preempted.valid = 1;
+    keep_and_yield(d)
+}
+
+/// A handled fault's context becomes the one the next prologue resumes.
+extern "C" fn pending_fault(d: &Dispatch) -> ! {
+    let d = sys::dispatch(d.core as usize);
+    d.enabled = d.fault;
+    d.enabled.valid = 1;
+    keep_and_yield(d)
 }
 
 fn start_worker(core: usize) -> ! {
