@@ -154,7 +154,14 @@ impl Env {
 
     /// The context taken on `core` while it was disabled, if any (once).
     pub fn take_disabled_context(&self, core: usize) -> Option<DisabledContext> {
-        self.disabled_context[core].lock().take()
+        let mut kept = self.disabled_context[core].lock();
+        // Checked first: `take` alone moves the whole slot (a context and
+        // its 512-byte FPU image) out even when it is empty, at every
+        // prologue.
+        if kept.is_none() {
+            return None;
+        }
+        kept.take()
     }
 
     pub fn take_repossessed(&self, core: usize) -> bool {

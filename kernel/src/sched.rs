@@ -659,31 +659,30 @@ fn switch_address_space(pml4: u64) {
     }
 }
 
-/// Copies a trap frame and the live FPU state into a save area.
+/// Copies a trap frame and the live FPU state into a save area (field by
+/// field: building a whole `UserContext` would first copy the area's
+/// 512-byte FPU image onto itself).
 fn save_context(frame: &TrapFrame, area: &mut UserContext) {
-    *area = UserContext {
-        rax: frame.rax,
-        rbx: frame.rbx,
-        rcx: frame.rcx,
-        rdx: frame.rdx,
-        rsi: frame.rsi,
-        rdi: frame.rdi,
-        rbp: frame.rbp,
-        rsp: frame.rsp,
-        r8: frame.r8,
-        r9: frame.r9,
-        r10: frame.r10,
-        r11: frame.r11,
-        r12: frame.r12,
-        r13: frame.r13,
-        r14: frame.r14,
-        r15: frame.r15,
-        rip: frame.rip,
-        rflags: frame.rflags,
-        fs_base: 0,
-        valid: 1,
-        fx: area.fx,
-    };
+    area.rax = frame.rax;
+    area.rbx = frame.rbx;
+    area.rcx = frame.rcx;
+    area.rdx = frame.rdx;
+    area.rsi = frame.rsi;
+    area.rdi = frame.rdi;
+    area.rbp = frame.rbp;
+    area.rsp = frame.rsp;
+    area.r8 = frame.r8;
+    area.r9 = frame.r9;
+    area.r10 = frame.r10;
+    area.r11 = frame.r11;
+    area.r12 = frame.r12;
+    area.r13 = frame.r13;
+    area.r14 = frame.r14;
+    area.r15 = frame.r15;
+    area.rip = frame.rip;
+    area.rflags = frame.rflags;
+    area.fs_base = 0;
+    area.valid = 1;
     cpu::fxsave(&mut area.fx);
 }
 
