@@ -135,7 +135,9 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
     let mut overheads = Vec::new();
     let mut swaps = Vec::new();
     let overhead_slices: &[u64] = if smoke { &[10_000] } else { &[1000, 10_000] };
+    let mut overhead_runs = Vec::new();
     for slice in overhead_slices {
+        overhead_runs.push((*slice, guest_runs.len()));
         guest_runs.push(guest(
             &format!("bench-overhead-{}ms", slice / 1000),
             "overhead",
@@ -460,6 +462,24 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             o["overhead"].as_f64().unwrap_or(f64::NAN) * 100.0,
             o["ratio_min"].as_f64().unwrap_or(f64::NAN),
             o["ratio_max"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    // A slice length whose run reported nothing gets a row saying so (and
+    // what the kernel saw), not silence.
+    for &(slice, i) in &overhead_runs {
+        if overheads.iter().any(|o| o["slice_us"] == slice) {
+            continue;
+        }
+        let run = &guest_runs[i];
+        let repossessions = run
+            .records
+            .of(RecordKind::Event)
+            .filter(|r| r["event"] == "repossession")
+            .count();
+        let _ = writeln!(
+            md,
+            "| {slice} µs | not measured: the program did not report within its run ({repossessions} repossessions; {}) | | | |",
+            run.run_dir.display()
         );
     }
     let out = json!({
