@@ -165,7 +165,9 @@ pub fn calibrate_timer() {
 /// Arms this core's one-shot timer to fire `ns` from now.
 pub fn arm_timer_ns(ns: u64) {
     let per_ms = TIMER_PER_MS.load(Ordering::Relaxed);
-    let count = (u128::from(ns) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+    // In u64 (a 128-bit division is a `__udivti3` call on every arming):
+    // a product that saturates is far past the largest count anyway.
+    let count = (ns.saturating_mul(per_ms) / 1_000_000).clamp(1, u64::from(u32::MAX));
     percpu::with_apic(|apic| {
         // SAFETY: programming this core's own timer.
         unsafe { apic.set_timer_initial(count as u32) }
