@@ -57,10 +57,34 @@ fn guest(
     cmdline: &[&str],
     accel: Accel,
 ) -> Result<RunOutcome, String> {
+    guest_with(name, test, cpus, run_ms, cmdline, accel, false)
+}
+
+/// Virtual ns per guest instruction in a deterministic run (`-icount
+/// shift=3`, see `qemu.rs`): there a figure in ns / 8 is the number of
+/// instructions the operation executed — the same on every run and every
+/// host, so a change to a hot path shows even on this noisy machine.
+const DET_NS_PER_INSN: f64 = 8.0;
+
+/// A deterministic run (TCG, -icount) of `test` on one core.
+fn guest_det(name: &str, test: &str, run_ms: u64) -> Result<RunOutcome, String> {
+    guest_with(name, test, 1, run_ms, &[], Accel::Tcg, true)
+}
+
+fn guest_with(
+    name: &str,
+    test: &str,
+    cpus: u32,
+    run_ms: u64,
+    cmdline: &[&str],
+    accel: Accel,
+    det: bool,
+) -> Result<RunOutcome, String> {
     let run_ms = run_ms * time_factor(accel);
     let opts = RunOptions {
         cpus,
         accel,
+        det,
         test: Some(test.into()),
         run_ms: Some(run_ms),
         cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
@@ -170,6 +194,26 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
         &[],
         accel,
     )?);
+    // Instruction counts, from deterministic runs (full runs only).
+    let mut instructions: Vec<(&str, f64)> = Vec::new();
+    if !smoke {
+        let det = [
+            guest_det("bench-primitives-det", "bench", prims_ms)?,
+            guest_det("bench-threads-det", "tbench", 12_000)?,
+        ];
+        let recs: Vec<Value> = det.iter().flat_map(|o| records(o, "bench")).collect();
+        for name in [
+            "syscall_floor",
+            "null_syscall",
+            "exception_upcall",
+            "yield_pingpong",
+            "thread_switch",
+        ] {
+            if let Some(r) = find(&recs, name) {
+                instructions.push((name, stat(&series(r, "ns")).median / DET_NS_PER_INSN));
+            }
+        }
+    }
     let latency = |kind: &str| -> Option<Stat> {
         let ns: Vec<f64> = guest_runs
             .iter()
@@ -451,6 +495,12 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             st.max / 1e6
         );
     }
+    if !instructions.is_empty() {
+        let _ = writeln!(md, "\n## Guest instructions per operation (deterministic TCG run: `-icount`, 8 virtual ns per instruction)\n\nThe same on every run and host: what a change to a hot path does, free of this machine's noise (the costs of `syscall`, exceptions, CR3 writes, `fxsave` are not in it: each counts as one instruction).\n\n| operation | instructions |\n|---|---|");
+        for (name, n) in &instructions {
+            let _ = writeln!(md, "| {name} | {n:.0} |");
+        }
+    }
     let _ = writeln!(md, "\n## Overhead on a CPU-bound loop\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
     for o in &overheads {
         let _ = writeln!(
@@ -502,6 +552,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
         "swap": swaps,
         "predicates": predicate_rows,
         "overhead": overheads,
+        "instructions": instructions.iter().map(|(k, v)| json!({"op": k, "instructions": v})).collect::<Vec<_>>(),
         "guest_records": bench,
     });
     let dir = build::workspace_root().join("results/bench");
