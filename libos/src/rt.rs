@@ -154,6 +154,11 @@ pub fn scheduler_stack_top(core: usize) -> u64 {
 /// first core to arrive does it; the others wait, so no core runs program
 /// code before the table (with its exception entry) is known.
 pub fn register_once(entry: u64, exception: bool) {
+    // Every upcall passes here: once registered, one load and no locked
+    // instruction.
+    if REGISTERED.load(Ordering::Acquire) == 2 {
+        return;
+    }
     if REGISTERED
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
