@@ -1044,8 +1044,12 @@ pub fn resume(
 /// or kill the environment if it cannot take it.
 pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     let core = percpu::core_id();
-    let env = core_state(core).lock().turn.as_ref().map(|t| t.env.clone());
-    let Some(env) = env else {
+    let turn = core_state(core)
+        .lock()
+        .turn
+        .as_ref()
+        .map(|t| (t.env.clone(), t.end, t.grace_end));
+    let Some((env, end, grace_end)) = turn else {
         panic!("user fault with no environment on core {core}");
     };
     // (`env` is dropped on the way to user mode: see `enter_prologue`.)
@@ -1083,11 +1087,6 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         rip: frame.rip,
     };
     save_context(frame, &mut d.fault);
-    let (end, grace_end) = core_state(core)
-        .lock()
-        .turn
-        .as_ref()
-        .map_or((0, 0), |t| (t.end, t.grace_end));
     upcall(
         core,
         env,
