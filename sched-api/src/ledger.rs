@@ -29,6 +29,11 @@ pub struct Ledger {
     total: u128,
     cap: Cap,
     now: i128,
+    /// The last step of [`Ledger::advance`]: `(ran_ns, virtual time)`. A
+    /// scheduler charges the same quantum again and again, and the step
+    /// only changes with the weights (cleared by `recompute`): this saves
+    /// a division per charge.
+    last_step: Option<(u64, i128)>,
 }
 
 impl Ledger {
@@ -41,6 +46,7 @@ impl Ledger {
             total: 0,
             cap: Cap::compute(core::iter::empty(), 0, 0, cores),
             now: 0,
+            last_step: None,
         }
     }
 
@@ -90,6 +96,7 @@ impl Ledger {
     }
 
     fn recompute(&mut self) {
+        self.last_step = None;
         self.cap = Cap::compute(
             self.active.iter().rev().map(|&(w, _)| w),
             self.active.len(),
@@ -136,7 +143,7 @@ impl Ledger {
 
     /// Virtual time for `ran_ns` of service at adjusted weight `e` tickets.
     pub fn vt_at(ran_ns: u64, e: Ratio) -> i128 {
-        let v = mul_div(u128::from(ran_ns) * VT_SCALE, e.den, e.num.max(1));
+        let v = mul_div_small(u128::from(ran_ns) * VT_SCALE, e.den, e.num.max(1));
         v.min(i128::MAX as u128) as i128
     }
 
@@ -146,8 +153,30 @@ impl Ledger {
         if self.active.is_empty() {
             return;
         }
-        let total = self.total_effective();
-        self.now = self.now.saturating_add(Self::vt_at(ran_ns, total));
+        let step = match self.last_step {
+            Some((ran, step)) if ran == ran_ns => step,
+            _ => {
+                let step = Self::vt_at(ran_ns, self.total_effective());
+                self.last_step = Some((ran_ns, step));
+                step
+            }
+        };
+        self.now = self.now.saturating_add(step);
+    }
+}
+
+/// [`mul_div`], with a fast path: when the product and the divisor fit in
+/// 64 bits (a run of under ~4 s at a weight below 2^32: every quantum), a
+/// 64-bit division gives the same quotient as the 128-bit one, which is a
+/// library call several times slower.
+fn mul_div_small(a: u128, b: u128, c: u128) -> u128 {
+    let small = |x: u128| u64::try_from(x).ok();
+    match (small(a), small(b), small(c)) {
+        (Some(a), Some(b), Some(c)) if c != 0 => match a.checked_mul(b) {
+            Some(p) => u128::from(p / c),
+            None => mul_div(a.into(), b.into(), c.into()),
+        },
+        _ => mul_div(a, b, c),
     }
 }
 
@@ -220,6 +249,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest! {
+        /// The 64-bit fast path gives exactly `mul_div`'s quotient, on both
+        /// sides of its limits.
+        #[test]
+        fn fast_path_is_exact(
+            a in prop_oneof![any::<u64>().prop_map(u128::from), any::<u128>(), (0u64..1 << 34).prop_map(|r| u128::from(r) * VT_SCALE)],
+            b in prop_oneof![Just(1u128), 1u128..1 << 20, any::<u64>().prop_map(u128::from), any::<u128>()],
+            c in prop_oneof![Just(0u128), 1u128..1 << 40, any::<u64>().prop_map(u128::from), any::<u128>()],
+        ) {
+            prop_assert_eq!(mul_div_small(a, b, c), mul_div(a, b, c));
+        }
+    }
+
+    #[test]
+    fn fast_path_edges() {
+        let m = u128::from(u64::MAX);
+        for (a, b, c) in [
+            (m, 1, 1),
+            (m, 2, 1),
+            (m, 1, m),
+            (m + 1, 1, 2),
+            (1, 1, m + 1),
+            (5, 3, 0),
+        ] {
+            assert_eq!(mul_div_small(a, b, c), mul_div(a, b, c), "{a} {b} {c}");
+        }
+    }
+
+    #[test]
+    fn advance_step_follows_weight_changes() {
+        // Each advance must equal a fresh computation from the current
+        // weights, though the step of the last one is remembered.
+        let mut l = Ledger::new(2, 1);
+        let mut expect = 0i128;
+        let mut step = |l: &mut Ledger, ran: u64| {
+            expect += Ledger::vt_at(ran, l.total_effective());
+            l.advance(ran);
+            assert_eq!(l.now(), expect);
+        };
+        l.insert(1, 3);
+        step(&mut l, 1000);
+        step(&mut l, 1000);
+        l.insert(2, 5);
+        step(&mut l, 1000);
+        l.set_cores(1);
+        step(&mut l, 1000);
+        step(&mut l, 7);
+        l.remove(1, 3);
+        step(&mut l, 7);
+        l.insert(9, 100);
+        step(&mut l, 7);
+        l.set_cores(2);
+        step(&mut l, 7);
     }
 
     #[test]

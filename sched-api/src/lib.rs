@@ -41,6 +41,7 @@ use core::str::FromStr;
 pub mod feasible;
 pub mod ledger;
 pub mod sim;
+pub mod table;
 
 pub use feasible::{feasible_weights, Cap, Ratio};
 pub use ledger::Ledger;

@@ -10,24 +10,34 @@
 //! virtual time that round robin does not move. So a thread owed service
 //! when it arrives keeps that debt through a round-robin period, and a
 //! round-robin period is not billed afterwards as weighted debt.
+//!
+//! The hot path (a pick and a charge) allocates nothing and looks nothing
+//! up by id: the queue is a ring buffer (see [`queue`]) holding slots of
+//! the thread table (see [`table`]), and the thread on each core sits in a
+//! vector indexed by core.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::collections::BTreeMap;
+mod queue;
+
+use alloc::vec::Vec;
 
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Policy, PolicyKind, Ratio, RunEnd,
     SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
+use queue::{Entry, Queue};
+use sched_api::table::{Slot, Table};
+
 #[derive(Clone, Copy, Debug)]
 struct Thread {
     weight: u32,
     state: ThreadState,
     service_ns: u64,
-    /// Place in the queue while runnable.
+    /// Place in the queue while runnable (its queue entry's number).
     seq: u64,
     /// Equal-share virtual time while active; while sleeping, the lag it
     /// left with (`vtime - clock`).
@@ -38,11 +48,14 @@ struct Thread {
 #[derive(Clone, Debug)]
 pub struct RoundRobin {
     quantum_ns: u64,
-    threads: BTreeMap<ThreadId, Thread>,
+    threads: Table<Thread>,
     /// Runnable threads that are not running, in arrival order.
-    queue: BTreeMap<u64, ThreadId>,
+    queue: Queue,
     next_seq: u64,
-    running: BTreeMap<CoreId, ThreadId>,
+    /// The thread (and its slot) running on each core, indexed by core id
+    /// (grown on demand; ids are below `MAX_CORES`). A charge finds its
+    /// thread here without a lookup by id.
+    running: Vec<Option<(ThreadId, Slot)>>,
     /// Equal-share virtual time of the system.
     clock: i128,
     /// Weights of the runnable and running threads, feasible on P cores:
@@ -54,16 +67,25 @@ pub struct RoundRobin {
 
 const ONE: Ratio = Ratio::new(1, 1);
 
+/// Whether a queue entry is its thread's current one.
+fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
+    |e| {
+        threads
+            .at(e.slot)
+            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+    }
+}
+
 impl RoundRobin {
     /// A round-robin scheduler for one core (see [`RoundRobin::with_cores`]).
     /// Never fails: a quantum of 0 is taken as 1 ns.
     pub fn new(quantum_ns: u64) -> Self {
         RoundRobin {
             quantum_ns: quantum_ns.max(1),
-            threads: BTreeMap::new(),
-            queue: BTreeMap::new(),
+            threads: Table::new(),
+            queue: Queue::new(),
             next_seq: 0,
-            running: BTreeMap::new(),
+            running: Vec::new(),
             clock: 0,
             weights: Ledger::new(1, 1),
             origin: 0,
@@ -92,13 +114,30 @@ impl RoundRobin {
         Ok(rr)
     }
 
-    fn enqueue(&mut self, id: ThreadId) {
+    /// Puts the (runnable) thread in `slot` at the back of the queue.
+    fn enqueue(&mut self, slot: Slot) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queue.insert(seq, id);
-        if let Some(t) = self.threads.get_mut(&id) {
+        if let Some((_, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
+            self.queue.push(Entry { seq, slot });
         }
+    }
+
+    /// Notes that a thread's queue entry has just become stale.
+    fn dequeued(&mut self) {
+        self.queue.forget_one(live(&self.threads));
+    }
+
+    fn running_on(&self, core: CoreId) -> Option<(ThreadId, Slot)> {
+        self.running.get(core).copied().flatten()
+    }
+
+    fn set_running(&mut self, core: CoreId, running: Option<(ThreadId, Slot)>) {
+        if core >= self.running.len() {
+            self.running.resize(core + 1, None);
+        }
+        self.running[core] = running;
     }
 
     /// A thread's lag in ns of equal share (times `VT_SCALE`) and the
@@ -124,34 +163,28 @@ impl Policy for RoundRobin {
         if weight == 0 {
             return Err(SchedError::ZeroWeight);
         }
-        if self.threads.contains_key(&id) {
-            return Err(SchedError::DuplicateThread);
-        }
-        self.threads.insert(
-            id,
-            Thread {
-                weight,
-                state: ThreadState::Runnable,
-                service_ns: 0,
-                seq: 0,
-                vtime: self.clock,
-            },
-        );
+        let thread = Thread {
+            weight,
+            state: ThreadState::Runnable,
+            service_ns: 0,
+            seq: 0,
+            vtime: self.clock,
+        };
+        let slot = self
+            .threads
+            .insert(id, thread)
+            .map_err(|_| SchedError::DuplicateThread)?;
         self.weights.insert(id, u64::from(weight));
-        self.enqueue(id);
+        self.enqueue(slot);
         Ok(())
     }
 
     fn remove(&mut self, id: ThreadId) -> Result<ThreadRecord, SchedError> {
         let record = self.record(id).ok_or(SchedError::UnknownThread)?;
-        let t = self.threads.remove(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.threads.remove(id).ok_or(SchedError::UnknownThread)?;
         match t.state {
-            ThreadState::Runnable => {
-                self.queue.remove(&t.seq);
-            }
-            ThreadState::Running(core) => {
-                self.running.remove(&core);
-            }
+            ThreadState::Runnable => self.dequeued(),
+            ThreadState::Running(core) => self.set_running(core, None),
             ThreadState::Sleeping => {}
         }
         if t.state != ThreadState::Sleeping {
@@ -162,16 +195,17 @@ impl Policy for RoundRobin {
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        if self.running.contains_key(&core) {
+        if self.running_on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some((_, id)) = self.queue.pop_first() else {
+        let Some(e) = self.queue.pop(live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some(t) = self.threads.get_mut(&id) {
-            t.state = ThreadState::Running(core);
-        }
-        self.running.insert(core, id);
+        let Some((id, t)) = self.threads.at_mut(e.slot) else {
+            return Ok(None);
+        };
+        t.state = ThreadState::Running(core);
+        self.set_running(core, Some((id, e.slot)));
         Ok(Some(id))
     }
 
@@ -182,10 +216,21 @@ impl Policy for RoundRobin {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
-        if t.state != ThreadState::Running(core) {
-            return Err(SchedError::NotRunning);
-        }
+        // The thread on `core` is found without a lookup by id; any other
+        // thread is an error, which the lookup tells apart.
+        let slot = match self.running_on(core) {
+            Some((running, slot)) if running == id => slot,
+            _ => {
+                return Err(match self.threads.get(id) {
+                    Some(_) => SchedError::NotRunning,
+                    None => SchedError::UnknownThread,
+                })
+            }
+        };
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return Err(SchedError::UnknownThread);
+        };
+        debug_assert_eq!(t.state, ThreadState::Running(core));
         // Equal shares: every thread has weight 1, and nobody can be capped
         // (with n <= P threads each has a core).
         t.service_ns = t.service_ns.saturating_add(ran_ns);
@@ -194,11 +239,10 @@ impl Policy for RoundRobin {
         self.clock = self
             .clock
             .saturating_add(Ledger::vt_at(ran_ns, Ratio::new(n, 1)));
-        self.running.remove(&core);
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
-                self.enqueue(id);
+                self.enqueue(slot);
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -207,36 +251,38 @@ impl Policy for RoundRobin {
             }
             RunEnd::Exited => {
                 self.weights.remove(id, u64::from(t.weight));
-                self.threads.remove(&id);
+                self.threads.remove(id);
             }
         }
+        self.set_running(core, None);
         Ok(())
     }
 
     fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.threads.get_mut(id).ok_or(SchedError::UnknownThread)?;
         match t.state {
             ThreadState::Running(_) => Err(SchedError::AlreadyRunning),
             ThreadState::Sleeping => Err(SchedError::AlreadySleeping),
             ThreadState::Runnable => {
                 t.state = ThreadState::Sleeping;
                 t.vtime = t.vtime.saturating_sub(self.clock);
-                self.queue.remove(&t.seq);
-                self.weights.remove(id, u64::from(t.weight));
+                let weight = t.weight;
+                self.dequeued();
+                self.weights.remove(id, u64::from(weight));
                 Ok(())
             }
         }
     }
 
     fn wake(&mut self, id: ThreadId) -> Result<(), SchedError> {
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let (slot, t) = self.threads.find_mut(id).ok_or(SchedError::UnknownThread)?;
         if t.state != ThreadState::Sleeping {
             return Err(SchedError::NotSleeping);
         }
         t.state = ThreadState::Runnable;
         t.vtime = self.clock.saturating_add(t.vtime);
         self.weights.insert(id, u64::from(t.weight));
-        self.enqueue(id);
+        self.enqueue(slot);
         Ok(())
     }
 
@@ -245,7 +291,7 @@ impl Policy for RoundRobin {
             return Err(SchedError::ZeroWeight);
         }
         // The lag round robin keeps is in ns of equal share: unaffected.
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.threads.get_mut(id).ok_or(SchedError::UnknownThread)?;
         if t.state != ThreadState::Sleeping {
             self.weights.remove(id, u64::from(t.weight));
             self.weights.insert(id, u64::from(weight));
@@ -268,16 +314,24 @@ impl Policy for RoundRobin {
     }
 
     fn export(&self) -> Snapshot {
-        let runnable = self.queue.values().copied();
-        let running = self.running.values().copied();
-        let sleeping = self
-            .threads
-            .iter()
-            .filter(|(_, t)| t.state == ThreadState::Sleeping)
-            .map(|(&id, _)| id);
+        // Runnable in queue order; running by core; sleeping by id.
+        let mut runnable: Vec<(u64, ThreadId)> = Vec::new();
+        let mut sleeping: Vec<ThreadId> = Vec::new();
+        for (id, t) in self.threads.iter() {
+            match t.state {
+                ThreadState::Runnable => runnable.push((t.seq, id)),
+                ThreadState::Sleeping => sleeping.push(id),
+                ThreadState::Running(_) => {}
+            }
+        }
+        runnable.sort_unstable();
+        sleeping.sort_unstable();
+        let running = self.running.iter().flatten().map(|&(id, _)| id);
         Snapshot {
             global_vtime: self.origin,
             threads: runnable
+                .into_iter()
+                .map(|(_, id)| id)
                 .chain(running)
                 .chain(sleeping)
                 .filter_map(|id| self.record(id))
@@ -308,14 +362,15 @@ impl Policy for RoundRobin {
             // lag of a sleeper alike.
             let (_, e) = fresh.lag_and_weight(&t);
             t.vtime = scale_signed(snapshot.lag(r), e.num, e.den);
-            fresh.threads.insert(r.id, t);
+            // Ids are unique: the snapshot was validated.
+            let Ok(slot) = fresh.threads.insert(r.id, t) else {
+                return Err(SchedError::BadSnapshot);
+            };
             match r.state {
                 // The exporter listed runnable threads in its order of
                 // preference: that becomes the queue order.
-                ThreadState::Runnable => fresh.enqueue(r.id),
-                ThreadState::Running(core) => {
-                    fresh.running.insert(core, r.id);
-                }
+                ThreadState::Runnable => fresh.enqueue(slot),
+                ThreadState::Running(core) => fresh.set_running(core, Some((r.id, slot))),
                 ThreadState::Sleeping => {}
             }
         }
@@ -324,7 +379,7 @@ impl Policy for RoundRobin {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(&id)?;
+        let t = self.threads.get(id)?;
         let (lag, e) = self.lag_and_weight(t);
         Some(ThreadRecord {
             id,
