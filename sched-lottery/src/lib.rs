@@ -4,8 +4,9 @@
 //! so a thread's share follows its tickets in expectation, with binomial
 //! error (relative error shrinking as 1/sqrt(n) over n draws).
 //!
-//! - **Draws** are O(log n) over a Fenwick tree holding every active
-//!   ticket's value in base units (a fixed point of `FX` per base ticket).
+//! - **Draws** are O(log n) over a tree of prefix sums (see `sumtree`)
+//!   holding every active ticket's value in base units (a fixed point of
+//!   `FX` per base ticket).
 //! - **Currencies**: a currency is funded by tickets in a parent currency
 //!   (the base currency [`BASE`] at the top). A ticket's base value is its
 //!   share of its currency's active issue times the currency's value, so
@@ -42,7 +43,10 @@
 //!   redraw); a change of membership (add, remove, sleep, wake, block,
 //!   weight, currency, transfer, cores) marks the derived values stale and
 //!   the next decision recomputes them in O(n log n), since currency values
-//!   and the cap depend on every active thread.
+//!   and the cap depend on every active thread. Threads live in a dense
+//!   table indexed by their draw slot, so the usual decision (a draw, then
+//!   the charge of the thread it picked) looks no thread up by id: the draw
+//!   lands on a slot and the charge finds the thread through its core.
 //! - The generator is seedable (xoshiro256**), so runs repeat exactly.
 //!
 //! Fairness across swaps: the lag against the weighted, feasible share is
@@ -56,19 +60,19 @@
 
 extern crate alloc;
 
-mod fenwick;
 mod rng;
+mod sumtree;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use fenwick::Fenwick;
 use rng::Rng;
 use sched_api::{
     check_core, check_cores, mul_div, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd,
     SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
 };
+use sumtree::Tree;
 
 /// A currency's id.
 pub type CurrencyId = u32;
@@ -82,6 +86,10 @@ const FX: u128 = 1 << 20;
 const MAX_CREDIT: i32 = 1 << 16;
 /// Largest compensation factor (a thread using 1/65536 of its quantum).
 pub const MAX_COMPENSATION: u64 = 1 << 16;
+
+/// A thread's draw slot: its index in the draw's tree and in
+/// `Lottery::slots`.
+type Slot = usize;
 
 #[derive(Clone, Debug)]
 struct Currency {
@@ -109,25 +117,39 @@ impl Currency {
     }
 }
 
+/// A thread. Laid out by hand (`repr(C)`, aligned to a cache line) in two
+/// cache lines: a draw lands on a thread nowhere near the last one, and at
+/// 10,000 threads the cost of a decision grows with the size of this
+/// record (in a benchmark, 256-byte records cost about a fifth more than
+/// 192-byte ones). The first line holds all a pick reads and most of what
+/// the charge then writes; the second the rest of a charge's and a
+/// recomputation's data. What only recomputations and loans use lives
+/// outside (`Lottery::own`, `Lottery::lenders`).
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 struct Thread {
-    tickets: u32,
-    currency: CurrencyId,
+    // -- First line: what a pick reads.
     state: ThreadState,
-    service_ns: u64,
-    /// Virtual time while active; the lag it left with while sleeping.
-    vtime: i128,
-    slot: usize,
     /// Compensation factor `num / den` (1/1 when none).
     comp: (u64, u64),
+    /// Virtual time while active; the lag it left with while sleeping.
+    vtime: i128,
+    id: ThreadId,
     /// Quanta won but not yet run (negative: run but not yet won).
     credit: i32,
     lent_to: Option<ThreadId>,
-    lenders: BTreeSet<ThreadId>,
-    /// Derived: base value of its own tickets (0 when inactive).
-    own: u128,
+    // -- Second line: the rest.
+    /// Derived, on demand: the virtual time of a full quantum at its
+    /// weight, if `quantum_vt_known`. Charging a full quantum is the usual
+    /// case, and the ledger's conversion costs a 128-bit division. (Not an
+    /// `Option<i128>`: its tag would take 16 bytes.)
+    quantum_vt: i128,
     /// Derived: base value of all tickets that resolve to it.
     demand: u128,
+    service_ns: u64,
+    tickets: u32,
+    currency: CurrencyId,
+    quantum_vt_known: bool,
     /// Derived: entitled to more than one core, so capped at one.
     capped: bool,
 }
@@ -137,17 +159,31 @@ struct Thread {
 pub struct Lottery {
     quantum_ns: u64,
     rng: Rng,
-    threads: BTreeMap<ThreadId, Thread>,
+    /// Every thread's slot, by id (ordered: the fallback draw and the
+    /// export walk threads in id order).
+    threads: BTreeMap<ThreadId, Slot>,
+    /// The threads, by slot (`None`: a free slot).
+    slots: Vec<Option<Thread>>,
+    /// Derived, by slot: the base value of the thread's own tickets (0 when
+    /// inactive). Only recomputations read it, so it is kept out of the
+    /// threads' records.
+    own: Vec<u128>,
+    /// The lenders of each borrower (only while some thread lends).
+    lenders: BTreeMap<ThreadId, BTreeSet<ThreadId>>,
     currencies: BTreeMap<CurrencyId, Currency>,
     next_currency: CurrencyId,
-    tree: Fenwick,
-    slot_owner: Vec<Option<ThreadId>>,
-    free_slots: Vec<usize>,
+    tree: Tree,
+    free_slots: Vec<Slot>,
     /// Active demands (feasible on P cores) and the global virtual time.
     ledger: Ledger,
-    running: BTreeMap<CoreId, ThreadId>,
-    /// Capped threads that are runnable and not running.
-    capped_ready: BTreeSet<ThreadId>,
+    /// The slot running on each core (grown on demand: a plain index, no
+    /// allocation per decision as a map's node would be).
+    running: Vec<Option<Slot>>,
+    /// Capped threads that are runnable and not running, with their slots,
+    /// in id order. A sorted vector: there are at most as many capped
+    /// threads as cores, and with one thread per core (all capped) a set
+    /// would allocate and free a node on every decision.
+    capped_ready: Vec<(ThreadId, Slot)>,
     /// Uncapped runnable threads with credit, most credit first.
     owed: BTreeSet<(Reverse<i32>, ThreadId)>,
     /// Derived values are stale.
@@ -165,14 +201,16 @@ impl Lottery {
             quantum_ns: quantum_ns.max(1),
             rng: Rng::new(seed),
             threads: BTreeMap::new(),
+            slots: Vec::new(),
+            own: Vec::new(),
+            lenders: BTreeMap::new(),
             currencies,
             next_currency: BASE + 1,
-            tree: Fenwick::default(),
-            slot_owner: Vec::new(),
+            tree: Tree::default(),
             free_slots: Vec::new(),
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), FX),
-            running: BTreeMap::new(),
-            capped_ready: BTreeSet::new(),
+            running: Vec::new(),
+            capped_ready: Vec::new(),
             owed: BTreeSet::new(),
             dirty: false,
         }
@@ -288,7 +326,7 @@ impl Lottery {
         if !self.currencies.contains_key(&currency) {
             return Err(SchedError::UnknownCurrency);
         }
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         let old = core::mem::replace(&mut t.currency, currency);
         if let Some(c) = self.currencies.get_mut(&old) {
             c.threads.remove(&id);
@@ -302,14 +340,14 @@ impl Lottery {
 
     /// The currency a thread's tickets are in.
     pub fn currency_of(&self, id: ThreadId) -> Option<CurrencyId> {
-        self.threads.get(&id).map(|t| t.currency)
+        self.get(id).map(|t| t.currency)
     }
 
     /// `from`, sleeping (blocked on `to`), lends `to` its tickets until
     /// [`Lottery::take_back`] or until `from` wakes. A new loan replaces an
     /// old one.
     pub fn transfer(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
-        let f = self.threads.get(&from).ok_or(SchedError::UnknownThread)?;
+        let f = self.get(from).ok_or(SchedError::UnknownThread)?;
         match f.state {
             ThreadState::Sleeping => {}
             ThreadState::Running(_) => return Err(SchedError::AlreadyRunning),
@@ -322,19 +360,17 @@ impl Lottery {
             return Err(SchedError::TransferCycle);
         }
         self.unlink(from);
-        if let Some(f) = self.threads.get_mut(&from) {
+        if let Some(f) = self.get_mut(from) {
             f.lent_to = Some(to);
         }
-        if let Some(t) = self.threads.get_mut(&to) {
-            t.lenders.insert(from);
-        }
+        self.lenders.entry(to).or_default().insert(from);
         self.dirty = true;
         Ok(())
     }
 
     /// `from` takes back the tickets it lent.
     pub fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
-        let f = self.threads.get(&from).ok_or(SchedError::UnknownThread)?;
+        let f = self.get(from).ok_or(SchedError::UnknownThread)?;
         if f.lent_to.is_none() {
             return Err(SchedError::NotLending);
         }
@@ -344,6 +380,42 @@ impl Lottery {
     }
 
     // ---- Internals --------------------------------------------------------
+
+    fn slot_of(&self, id: ThreadId) -> Option<Slot> {
+        self.threads.get(&id).copied()
+    }
+
+    fn at(&self, slot: Slot) -> Option<&Thread> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    fn at_mut(&mut self, slot: Slot) -> Option<&mut Thread> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    fn get(&self, id: ThreadId) -> Option<&Thread> {
+        self.at(self.slot_of(id)?)
+    }
+
+    fn get_mut(&mut self, id: ThreadId) -> Option<&mut Thread> {
+        let slot = self.slot_of(id)?;
+        self.at_mut(slot)
+    }
+
+    /// The slot running on `core`, if any.
+    fn running_on(&self, core: CoreId) -> Option<Slot> {
+        self.running.get(core).copied().flatten()
+    }
+
+    fn set_running(&mut self, core: CoreId, slot: Option<Slot>) {
+        if core >= self.running.len() {
+            if slot.is_none() {
+                return;
+            }
+            self.running.resize(core + 1, None);
+        }
+        self.running[core] = slot;
+    }
 
     fn insert_thread(
         &mut self,
@@ -355,52 +427,51 @@ impl Lottery {
         vtime: i128,
     ) {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slot_owner.push(None);
+            self.slots.push(None);
+            self.own.push(0);
             self.tree.push()
         });
-        self.slot_owner[slot] = Some(id);
-        self.threads.insert(
+        self.slots[slot] = Some(Thread {
             id,
-            Thread {
-                tickets,
-                currency,
-                state,
-                service_ns,
-                vtime,
-                slot,
-                comp: (1, 1),
-                credit: 0,
-                lent_to: None,
-                lenders: BTreeSet::new(),
-                own: 0,
-                demand: 0,
-                capped: false,
-            },
-        );
+            tickets,
+            currency,
+            state,
+            service_ns,
+            vtime,
+            comp: (1, 1),
+            credit: 0,
+            lent_to: None,
+            demand: 0,
+            capped: false,
+            quantum_vt: 0,
+            quantum_vt_known: false,
+        });
+        self.threads.insert(id, slot);
         if let ThreadState::Running(core) = state {
-            self.running.insert(core, id);
+            self.set_running(core, Some(slot));
         }
         self.dirty = true;
     }
 
     fn remove_thread(&mut self, id: ThreadId) -> Option<Thread> {
         self.unlink(id);
-        let t = self.threads.remove(&id)?;
-        for l in &t.lenders {
-            if let Some(l) = self.threads.get_mut(l) {
+        let slot = self.threads.remove(&id)?;
+        let t = self.slots.get_mut(slot)?.take()?;
+        for l in self.lenders.remove(&id).unwrap_or_default() {
+            if let Some(l) = self.get_mut(l) {
                 l.lent_to = None;
             }
         }
         if let Some(c) = self.currencies.get_mut(&t.currency) {
             c.threads.remove(&id);
         }
-        self.tree.set(t.slot, 0);
-        self.slot_owner[t.slot] = None;
-        self.free_slots.push(t.slot);
+        self.tree.set(slot, 0);
+        self.own[slot] = 0;
+        self.free_slots.push(slot);
         if let ThreadState::Running(core) = t.state {
-            self.running.remove(&core);
+            self.set_running(core, None);
         }
-        self.capped_ready.remove(&id);
+        self.ready_remove(id);
         self.owed.remove(&(Reverse(t.credit), id));
         self.dirty = true;
         Some(t)
@@ -408,11 +479,14 @@ impl Lottery {
 
     /// Ends `from`'s loan, if any.
     fn unlink(&mut self, from: ThreadId) {
-        let Some(to) = self.threads.get_mut(&from).and_then(|f| f.lent_to.take()) else {
+        let Some(to) = self.get_mut(from).and_then(|f| f.lent_to.take()) else {
             return;
         };
-        if let Some(t) = self.threads.get_mut(&to) {
-            t.lenders.remove(&from);
+        if let Some(lenders) = self.lenders.get_mut(&to) {
+            lenders.remove(&from);
+            if lenders.is_empty() {
+                self.lenders.remove(&to);
+            }
         }
     }
 
@@ -420,7 +494,7 @@ impl Lottery {
     fn chain(&self, x: ThreadId) -> impl Iterator<Item = ThreadId> + '_ {
         let mut cur = x;
         (0..self.threads.len()).map_while(move |_| {
-            cur = self.threads.get(&cur)?.lent_to?;
+            cur = self.get(cur)?.lent_to?;
             Some(cur)
         })
     }
@@ -430,79 +504,111 @@ impl Lottery {
         self.chain(x).last().unwrap_or(x)
     }
 
+    /// [`Lottery::resolve`] by slot; a thread lending nothing (the usual
+    /// case) resolves to itself without a lookup.
+    fn resolve_slot(&self, slot: Slot) -> Option<Slot> {
+        match self.at(slot)?.lent_to {
+            None => Some(slot),
+            Some(_) => self.slot_of(self.resolve(self.at(slot)?.id)),
+        }
+    }
+
     /// Every thread whose tickets resolve to `t` (itself included).
     fn funding_of(&self, t: ThreadId) -> Vec<ThreadId> {
         let mut out = alloc::vec![t];
         let mut i = 0;
         while let Some(&x) = out.get(i) {
-            if let Some(th) = self.threads.get(&x) {
-                out.extend(th.lenders.iter().copied());
+            if let Some(lenders) = self.lenders.get(&x) {
+                out.extend(lenders.iter().copied());
             }
             i += 1;
         }
         out
     }
 
-    fn is_active(&self, id: ThreadId) -> bool {
-        self.threads
-            .get(&id)
-            .is_some_and(|t| t.state != ThreadState::Sleeping)
-    }
-
-    /// Draw value of slot owner `x`, whose tickets resolve to `target`.
-    fn slot_value(&self, x: ThreadId, target: ThreadId) -> u128 {
-        let (Some(t), Some(tt)) = (self.threads.get(&x), self.threads.get(&target)) else {
-            return 0;
-        };
-        if tt.state == ThreadState::Sleeping || tt.capped || t.own == 0 {
+    /// Draw value of a slot whose own tickets are worth `own` and resolve
+    /// to `target`.
+    fn slot_value(own: u128, target: &Thread) -> u128 {
+        if target.state == ThreadState::Sleeping || target.capped || own == 0 {
             return 0;
         }
-        mul_div(t.own, u128::from(tt.comp.0), u128::from(tt.comp.1)).max(1)
+        mul_div(own, u128::from(target.comp.0), u128::from(target.comp.1)).max(1)
     }
 
-    /// Re-enters the draw values of every slot resolving to `t`.
-    fn revalue_target(&mut self, t: ThreadId) {
-        for x in self.funding_of(t) {
-            let v = self.slot_value(x, t);
-            if let Some(slot) = self.threads.get(&x).map(|th| th.slot) {
-                self.tree.set(slot, v);
+    /// Re-enters the draw values of every slot resolving to the thread in
+    /// `slot`. (Kept out of line, so that the check before it inlines.)
+    #[inline(never)]
+    fn revalue_target(&mut self, slot: Slot) {
+        let Some(t) = self.at(slot) else {
+            return;
+        };
+        let id = t.id;
+        if !self.lenders.contains_key(&id) {
+            // Nobody lends to it (the usual case): only its own slot.
+            let v = Self::slot_value(self.own[slot], t);
+            self.tree.set(slot, v);
+            return;
+        }
+        for x in self.funding_of(id) {
+            let Some(xs) = self.slot_of(x) else {
+                continue;
+            };
+            let v = self
+                .at(slot)
+                .map_or(0, |t| Self::slot_value(self.own[xs], t));
+            self.tree.set(xs, v);
+        }
+    }
+
+    /// Sets the compensation of the thread in `slot`, re-entering its draw
+    /// values only when it changed (and they are not about to be
+    /// recomputed anyway).
+    #[inline]
+    fn set_comp(&mut self, slot: Slot, comp: (u64, u64)) {
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if t.comp != comp {
+            t.comp = comp;
+            if !self.dirty {
+                self.revalue_target(slot);
             }
         }
     }
 
-    fn set_comp(&mut self, id: ThreadId, comp: (u64, u64)) {
-        let changed = match self.threads.get_mut(&id) {
-            Some(t) if t.comp != comp => {
-                t.comp = comp;
-                true
-            }
-            _ => false,
-        };
-        if changed && !self.dirty {
-            self.revalue_target(id);
+    /// Recomputes the derived values if anything changed since the last
+    /// time (checked inline: every decision asks).
+    #[inline]
+    fn refresh(&mut self) {
+        if self.dirty {
+            self.recompute();
         }
     }
 
     /// Recomputes currency values, demands, the cap, draw values and the
-    /// ready sets, if anything changed since the last time. O(n log n).
-    fn refresh(&mut self) {
-        if !self.dirty {
-            return;
-        }
+    /// ready sets. O(n log n). Everything it computes is a sum or a set, so
+    /// it walks the threads in slot order.
+    fn recompute(&mut self) {
         self.dirty = false;
-        let targets: Vec<(ThreadId, ThreadId)> =
-            self.threads.keys().map(|&x| (x, self.resolve(x))).collect();
+        // (slot, slot its tickets resolve to, that one is active)
+        let targets: Vec<(Slot, Slot, bool)> = (0..self.slots.len())
+            .filter_map(|x| {
+                let t = self.resolve_slot(x)?;
+                let active = self.at(t)?.state != ThreadState::Sleeping;
+                Some((x, t, active))
+            })
+            .collect();
         // Active issue, leaves up: children have larger ids than parents.
         for c in self.currencies.values_mut() {
             c.issue = 0;
             c.value = 0;
         }
-        for &(x, t) in &targets {
-            if self.is_active(t) {
-                let th = &self.threads[&x];
-                if let Some(c) = self.currencies.get_mut(&th.currency) {
-                    c.issue += u128::from(th.tickets);
-                }
+        for &(x, _, active) in &targets {
+            let Some(th) = self.slots[x].as_ref().filter(|_| active) else {
+                continue;
+            };
+            if let Some(c) = self.currencies.get_mut(&th.currency) {
+                c.issue += u128::from(th.tickets);
             }
         }
         let ids: Vec<CurrencyId> = self.currencies.keys().copied().collect();
@@ -532,15 +638,18 @@ impl Lottery {
             }
         }
         // Own values and demands.
-        for t in self.threads.values_mut() {
-            t.own = 0;
+        self.own.fill(0);
+        for t in self.slots.iter_mut().flatten() {
             t.demand = 0;
+            t.quantum_vt_known = false;
         }
-        for &(x, t) in &targets {
-            if !self.is_active(t) {
+        for &(x, t, active) in &targets {
+            if !active {
                 continue;
             }
-            let th = &self.threads[&x];
+            let Some(th) = self.slots[x].as_ref() else {
+                continue;
+            };
             let c = &self.currencies[&th.currency];
             let own = if th.currency == BASE {
                 u128::from(th.tickets) * FX
@@ -548,40 +657,44 @@ impl Lottery {
                 mul_div(u128::from(th.tickets), c.value, c.issue)
             }
             .max(1);
-            if let Some(th) = self.threads.get_mut(&x) {
-                th.own = own;
-            }
-            if let Some(tt) = self.threads.get_mut(&t) {
+            self.own[x] = own;
+            if let Some(tt) = self.slots[t].as_mut() {
                 tt.demand += own;
             }
         }
         // The cap on active demands.
         self.ledger.clear();
-        for (&id, t) in &self.threads {
+        for t in self.slots.iter().flatten() {
             if t.state != ThreadState::Sleeping {
-                self.ledger.insert(id, Self::weight(t));
+                self.ledger.insert(t.id, Self::weight(t));
             }
         }
         let ledger = &self.ledger;
-        for t in self.threads.values_mut() {
+        for t in self.slots.iter_mut().flatten() {
             t.capped = t.state != ThreadState::Sleeping && ledger.is_capped(Self::weight(t));
         }
         // Draw values and ready sets.
-        for &(x, t) in &targets {
-            let v = self.slot_value(x, t);
-            self.tree.set(self.threads[&x].slot, v);
+        for &(x, t, _) in &targets {
+            let v = match (&self.slots[x], &self.slots[t]) {
+                (Some(_), Some(t)) => Self::slot_value(self.own[x], t),
+                _ => 0,
+            };
+            self.tree.set(x, v);
         }
+        self.tree.narrow();
         self.capped_ready.clear();
         self.owed.clear();
-        for (&id, t) in &self.threads {
-            if t.state == ThreadState::Runnable {
-                if t.capped {
-                    self.capped_ready.insert(id);
-                } else if t.credit > 0 {
-                    self.owed.insert((Reverse(t.credit), id));
-                }
+        for (slot, t) in self.slots.iter().enumerate() {
+            let Some(t) = t.as_ref().filter(|t| t.state == ThreadState::Runnable) else {
+                continue;
+            };
+            if t.capped {
+                self.capped_ready.push((t.id, slot));
+            } else if t.credit > 0 {
+                self.owed.insert((Reverse(t.credit), t.id));
             }
         }
+        self.capped_ready.sort_unstable();
     }
 
     /// A thread's demand as a ledger weight.
@@ -590,8 +703,8 @@ impl Lottery {
     }
 
     /// One fair draw after another until one lands on an idle thread; see
-    /// the crate docs.
-    fn draw(&mut self) -> Option<ThreadId> {
+    /// the crate docs. The winner's slot.
+    fn draw(&mut self) -> Option<Slot> {
         let attempts = 8 * self.ledger.cores() + 8;
         for _ in 0..attempts {
             let total = self.tree.total();
@@ -599,11 +712,14 @@ impl Lottery {
                 break;
             }
             let slot = self.tree.find(self.rng.below(total));
-            let Some(x) = self.slot_owner.get(slot).copied().flatten() else {
+            let Some(x) = self.at(slot) else {
                 break;
             };
-            let t = self.resolve(x);
-            let th = self.threads.get_mut(&t)?;
+            let t = match x.lent_to {
+                None => slot,
+                Some(_) => self.resolve_slot(slot)?,
+            };
+            let th = self.at_mut(t)?;
             match th.state {
                 ThreadState::Running(_) => {
                     // Won while busy: the quantum is owed. A win ends any
@@ -619,29 +735,30 @@ impl Lottery {
         self.fallback()
     }
 
-    /// One draw among the idle uncapped threads by value (a linear scan,
-    /// rare); the winner owes a fair win.
-    fn fallback(&mut self) -> Option<ThreadId> {
-        let idle: Vec<(ThreadId, u128)> = self
+    /// One draw among the idle uncapped threads by value (a linear scan in
+    /// id order, rare); the winner owes a fair win. The winner's slot.
+    fn fallback(&mut self) -> Option<Slot> {
+        let idle: Vec<(Slot, u128)> = self
             .threads
-            .iter()
+            .values()
+            .filter_map(|&s| Some((s, self.at(s)?)))
             .filter(|(_, t)| t.state == ThreadState::Runnable && !t.capped)
-            .map(|(&id, t)| {
+            .map(|(s, t)| {
                 let v = mul_div(t.demand, u128::from(t.comp.0), u128::from(t.comp.1));
-                (id, v.max(1))
+                (s, v.max(1))
             })
             .collect();
         let total: u128 = idle.iter().map(|&(_, v)| v).sum();
         let mut r = self.rng.below(total);
-        let &(id, _) = idle.iter().find(|&&(_, v)| {
+        let &(slot, _) = idle.iter().find(|&&(_, v)| {
             let hit = r < v;
             r = r.saturating_sub(v);
             hit
         })?;
-        if let Some(t) = self.threads.get_mut(&id) {
+        if let Some(t) = self.at_mut(slot) {
             t.credit = (t.credit - 1).max(-MAX_CREDIT);
         }
-        Some(id)
+        Some(slot)
     }
 
     /// A runnable capped thread not ahead of its entitlement (one core's
@@ -650,25 +767,70 @@ impl Lottery {
     /// is exactly one core only when the application has its P cores all
     /// the time; sharing its cores (a third of each, say), that gave capped
     /// threads nearly all its time and starved the rest for seconds.
-    fn capped_owed(&self) -> Option<ThreadId> {
+    fn capped_owed(&mut self) -> Option<Slot> {
         let now = self.ledger.now();
-        self.capped_ready.iter().copied().find(|id| {
-            self.threads.get(id).is_some_and(|t| {
-                let quantum = self.ledger.vt(self.quantum_ns, Self::weight(t));
-                t.vtime <= now.saturating_add(quantum)
-            })
-        })
+        for i in 0..self.capped_ready.len() {
+            let (_, slot) = self.capped_ready[i];
+            let quantum = self.vt_of(slot, self.quantum_ns);
+            if self
+                .at(slot)
+                .is_some_and(|t| t.vtime <= now.saturating_add(quantum))
+            {
+                return Some(slot);
+            }
+        }
+        None
     }
 
-    /// Marks `id` running on `core`.
-    fn start(&mut self, id: ThreadId, core: CoreId) {
-        if let Some(t) = self.threads.get_mut(&id) {
-            self.owed.remove(&(Reverse(t.credit), id));
-            t.state = ThreadState::Running(core);
+    /// Adds a thread to `capped_ready` (if not there).
+    fn ready_insert(&mut self, id: ThreadId, slot: Slot) {
+        if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.insert(i, (id, slot));
         }
-        self.capped_ready.remove(&id);
-        self.running.insert(core, id);
-        self.set_comp(id, (1, 1));
+    }
+
+    /// Takes a thread out of `capped_ready` (if there).
+    fn ready_remove(&mut self, id: ThreadId) {
+        if let Ok(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.remove(i);
+        }
+    }
+
+    /// The virtual time of `ran_ns` of service for the thread in `slot`
+    /// (its weight and the cap as of the last refresh), from the memo for a
+    /// full quantum.
+    fn vt_of(&mut self, slot: Slot, ran_ns: u64) -> i128 {
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return self.ledger.vt(ran_ns, 1);
+        };
+        if ran_ns != self.quantum_ns {
+            return self.ledger.vt(ran_ns, Self::weight(t));
+        }
+        if !t.quantum_vt_known {
+            t.quantum_vt = self.ledger.vt(ran_ns, Self::weight(t));
+            t.quantum_vt_known = true;
+        }
+        t.quantum_vt
+    }
+
+    /// Marks the thread in `slot` running on `core`.
+    fn start(&mut self, slot: Slot, core: CoreId) {
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        // Only a runnable thread with credit is in `owed` (under its
+        // current credit), and only a capped one in `capped_ready`: most
+        // starts need neither lookup.
+        if t.credit > 0 {
+            self.owed.remove(&(Reverse(t.credit), t.id));
+        }
+        t.state = ThreadState::Running(core);
+        if t.capped {
+            let id = t.id;
+            self.ready_remove(id);
+        }
+        self.set_running(core, Some(slot));
+        self.set_comp(slot, (1, 1));
     }
 }
 
@@ -697,26 +859,31 @@ impl Policy for Lottery {
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        if self.running.contains_key(&core) {
+        if self.running_on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
         self.refresh();
-        let chosen = if let Some(id) = self.capped_owed() {
-            Some(id)
+        let chosen = if let Some(slot) = self.capped_owed() {
+            Some(slot)
         } else if let Some((_, id)) = self.owed.pop_first() {
-            if let Some(t) = self.threads.get_mut(&id) {
+            let slot = self.slot_of(id);
+            if let Some(t) = slot.and_then(|s| self.at_mut(s)) {
                 t.credit -= 1;
             }
-            Some(id)
+            slot
         } else {
             // A capped thread a quantum ahead of its one core's worth still
             // runs rather than leave the core idle.
-            self.draw().or_else(|| self.capped_ready.first().copied())
+            self.draw().or_else(|| {
+                let &(_, slot) = self.capped_ready.first()?;
+                Some(slot)
+            })
         };
-        if let Some(id) = chosen {
-            self.start(id, core);
-        }
-        Ok(chosen)
+        let Some(slot) = chosen else {
+            return Ok(None);
+        };
+        self.start(slot, core);
+        Ok(self.at(slot).map(|t| t.id))
     }
 
     fn charge(
@@ -726,12 +893,13 @@ impl Policy for Lottery {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        let t = self.threads.get(&id).ok_or(SchedError::UnknownThread)?;
-        if t.state != ThreadState::Running(core) {
-            return Err(SchedError::NotRunning);
-        }
+        // The thread running on `core` is found through the core, not by id.
+        let slot = match self.running_on(core) {
+            Some(s) if self.at(s).is_some_and(|t| t.id == id) => s,
+            _ if self.threads.contains_key(&id) => return Err(SchedError::NotRunning),
+            _ => return Err(SchedError::UnknownThread),
+        };
         self.refresh();
-        let w = self.threads.get(&id).map_or(1, Self::weight);
         let q = self.quantum_ns;
         let comp = if matches!(end, RunEnd::Yielded | RunEnd::Blocked) && ran_ns > 0 && ran_ns < q {
             // Used f = ran/q of its quantum: worth 1/f until it next wins.
@@ -743,11 +911,11 @@ impl Policy for Lottery {
         } else {
             (1, 1)
         };
-        let vt = self.ledger.vt(ran_ns, w);
+        let vt = self.vt_of(slot, ran_ns);
         self.ledger.advance(ran_ns);
-        self.running.remove(&core);
+        self.set_running(core, None);
         let global = self.ledger.now();
-        let Some(t) = self.threads.get_mut(&id) else {
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return Err(SchedError::UnknownThread);
         };
         t.service_ns = t.service_ns.saturating_add(ran_ns);
@@ -756,11 +924,11 @@ impl Policy for Lottery {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
                 if t.capped {
-                    self.capped_ready.insert(id);
+                    self.ready_insert(id, slot);
                 } else if t.credit > 0 {
                     self.owed.insert((Reverse(t.credit), id));
                 }
-                self.set_comp(id, comp);
+                self.set_comp(slot, comp);
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -777,7 +945,7 @@ impl Policy for Lottery {
 
     fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
         let global = self.ledger.now();
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         match t.state {
             ThreadState::Running(_) => return Err(SchedError::AlreadyRunning),
             ThreadState::Sleeping => return Err(SchedError::AlreadySleeping),
@@ -791,7 +959,7 @@ impl Policy for Lottery {
 
     fn wake(&mut self, id: ThreadId) -> Result<(), SchedError> {
         let global = self.ledger.now();
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         if t.state != ThreadState::Sleeping {
             return Err(SchedError::NotSleeping);
         }
@@ -808,7 +976,7 @@ impl Policy for Lottery {
             return Err(SchedError::ZeroWeight);
         }
         let global = self.ledger.now();
-        let t = self.threads.get_mut(&id).ok_or(SchedError::UnknownThread)?;
+        let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         let (old, new) = (u128::from(t.tickets), u128::from(weight));
         t.vtime = match t.state {
             ThreadState::Sleeping => scale_signed(t.vtime, old, new),
@@ -836,23 +1004,30 @@ impl Policy for Lottery {
     fn export(&self) -> Snapshot {
         // Runnable threads most owed first, then running, then sleeping.
         let mut runnable: Vec<(i128, ThreadId)> = self
-            .threads
+            .slots
             .iter()
-            .filter(|(_, t)| t.state == ThreadState::Runnable)
-            .map(|(&id, t)| (t.vtime, id))
+            .flatten()
+            .filter(|t| t.state == ThreadState::Runnable)
+            .map(|t| (t.vtime, t.id))
             .collect();
         runnable.sort_unstable();
         let sleeping = self
             .threads
+            .values()
+            .filter_map(|&s| self.at(s))
+            .filter(|t| t.state == ThreadState::Sleeping)
+            .map(|t| t.id);
+        let running = self
+            .running
             .iter()
-            .filter(|(_, t)| t.state == ThreadState::Sleeping)
-            .map(|(&id, _)| id);
+            .filter_map(|&s| self.at(s?))
+            .map(|t| t.id);
         Snapshot {
             global_vtime: self.ledger.now(),
             threads: runnable
                 .into_iter()
                 .map(|(_, id)| id)
-                .chain(self.running.values().copied())
+                .chain(running)
                 .chain(sleeping)
                 .filter_map(|id| self.record(id))
                 .collect(),
@@ -884,7 +1059,7 @@ impl Policy for Lottery {
         let cores = fresh.cores() as f64;
         let ledger = &fresh.ledger;
         let total = ledger.total_effective().as_f64();
-        for t in fresh.threads.values_mut() {
+        for t in fresh.slots.iter_mut().flatten() {
             let lag = t.vtime.saturating_sub(global);
             if t.state == ThreadState::Sleeping || t.capped || lag >= 0 {
                 continue;
@@ -907,7 +1082,7 @@ impl Policy for Lottery {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(&id)?;
+        let t = self.get(id)?;
         let vtime = match t.state {
             ThreadState::Sleeping => self.ledger.now().saturating_add(t.vtime),
             _ => t.vtime,

@@ -1,4 +1,5 @@
 use super::*;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use sched_api::sim::{self, Behaviour, Mode, Sim, SimThread};
 
@@ -405,4 +406,182 @@ fn errors_not_panics() {
         let id = l.pick(1).unwrap();
         l.charge(id, 1, 1, RunEnd::Yielded).unwrap();
     }
+}
+
+#[test]
+fn a_thread_is_two_cache_lines_and_a_pick_reads_the_first() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(align_of::<Thread>(), 64);
+    assert_eq!(size_of::<Option<Thread>>(), 128);
+    for end in [
+        offset_of!(Thread, state) + size_of::<ThreadState>(),
+        offset_of!(Thread, comp) + 16,
+        offset_of!(Thread, vtime) + 16,
+        offset_of!(Thread, id) + 4,
+        offset_of!(Thread, credit) + 4,
+        offset_of!(Thread, lent_to) + size_of::<Option<ThreadId>>(),
+    ] {
+        assert!(end <= 64, "{end}");
+    }
+}
+
+#[test]
+fn arbitrary_ids_and_cores() {
+    // Ids anywhere in u32, the last core id; errors as before.
+    // (Two cores: no thread is capped, so picks are draws.)
+    let mut l = Lottery::new(Q, 2, 3);
+    let ids = [u32::MAX, 0, 1 << 31, 77_777];
+    for (i, &id) in ids.iter().enumerate() {
+        l.add(id, 1 + i as u32).unwrap();
+    }
+    let last = sched_api::MAX_CORES - 1;
+    let id = l.try_pick(last).unwrap().unwrap();
+    assert_eq!(l.try_pick(last), Err(SchedError::CoreBusy));
+    assert_eq!(
+        l.charge(id, 0, Q, RunEnd::Preempted),
+        Err(SchedError::NotRunning)
+    );
+    assert_eq!(
+        l.charge(12, last, Q, RunEnd::Preempted),
+        Err(SchedError::UnknownThread)
+    );
+    let other = ids.iter().copied().find(|&x| x != id).unwrap();
+    assert_eq!(
+        l.charge(other, last, Q, RunEnd::Preempted),
+        Err(SchedError::NotRunning)
+    );
+    l.charge(id, last, Q, RunEnd::Preempted).unwrap();
+    assert_eq!(
+        l.charge(id, last, Q, RunEnd::Preempted),
+        Err(SchedError::NotRunning)
+    );
+    // Every id runs, and stays known by its own id.
+    let mut seen = BTreeSet::new();
+    for _ in 0..400 {
+        let id = l.pick(5).unwrap();
+        seen.insert(id);
+        l.charge(id, 5, Q, RunEnd::Preempted).unwrap();
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [0, 77_777, 1 << 31, u32::MAX]
+    );
+    // A removed thread's slot is reused by the next one added.
+    l.remove(1 << 31).unwrap();
+    l.add(5, 2).unwrap();
+    assert_eq!(l.len(), 4);
+    assert_eq!(l.record(1 << 31), None);
+    assert_eq!(l.record(5).map(|r| r.weight), Some(2));
+}
+
+#[test]
+fn capped_threads_start_in_id_order() {
+    // Three threads on four cores are all capped (one core each): a free
+    // core takes the lowest id among them, as with the ordered set.
+    let mut l = Lottery::new(Q, 4, 1);
+    for id in [900, 5, u32::MAX] {
+        l.add(id, 1).unwrap();
+    }
+    assert_eq!(l.pick(0), Some(5));
+    assert_eq!(l.pick(1), Some(900));
+    assert_eq!(l.pick(2), Some(u32::MAX));
+    assert_eq!(l.pick(3), None);
+    l.charge(900, 1, Q, RunEnd::Preempted).unwrap();
+    l.charge(5, 0, Q, RunEnd::Preempted).unwrap();
+    assert_eq!(l.pick(3), Some(5));
+    assert_eq!(l.pick(0), Some(900));
+}
+
+#[test]
+fn full_quantum_charges_follow_weight_changes() {
+    // The virtual time of a full quantum is kept per thread; a new weight
+    // (or a new cap) must not charge the old one.
+    let mut l = Lottery::new(Q, 1, 2);
+    for id in 0..3 {
+        l.add(id, 1).unwrap();
+    }
+    let step = |l: &mut Lottery, weight: i128| {
+        let id = l.pick(0).unwrap();
+        let before = l.record(id).unwrap().vtime;
+        l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+        let got = l.record(id).unwrap().vtime - before;
+        assert_eq!(
+            got,
+            i128::from(Q) * VT_SCALE as i128 / weight,
+            "thread {id}"
+        );
+        id
+    };
+    for _ in 0..6 {
+        step(&mut l, 1);
+    }
+    for id in 0..3 {
+        l.set_weight(id, 4).unwrap();
+    }
+    for _ in 0..6 {
+        step(&mut l, 4);
+    }
+    // A partial quantum is charged at the current weight too.
+    let id = l.pick(0).unwrap();
+    let before = l.record(id).unwrap().vtime;
+    l.charge(id, 0, Q / 2, RunEnd::Yielded).unwrap();
+    let got = l.record(id).unwrap().vtime - before;
+    assert_eq!(got, i128::from(Q / 2) * VT_SCALE as i128 / 4);
+}
+
+#[test]
+fn huge_tickets_widen_the_draw_and_narrow_back() {
+    // u32::MAX tickets with the largest compensation take the draw's total
+    // past 64 bits; the draw then works in 128 bits, and returns to 64
+    // once the total fits again.
+    let mut l = Lottery::new(Q, 1, 6);
+    l.add(1, u32::MAX).unwrap();
+    l.add(2, u32::MAX).unwrap();
+    l.add(3, 1).unwrap();
+    l.refresh();
+    assert!(matches!(l.tree, Tree::Narrow(_)));
+    // Yielding after 1 ns, the big threads get the largest compensation:
+    // 2^32 tickets * 2^20 * 2^16 each.
+    let mut rounds = 0;
+    while l.slots.iter().flatten().filter(|t| t.comp.0 > 1).count() < 2 && rounds < 1000 {
+        let id = l.pick(0).unwrap();
+        l.charge(id, 0, 1, RunEnd::Yielded).unwrap();
+        rounds += 1;
+    }
+    assert!(matches!(l.tree, Tree::Wide(_)), "{:?}", l.tree.total());
+    // Draws still land by value: the small thread hardly ever.
+    let mut small = 0;
+    for _ in 0..1000 {
+        let id = l.pick(0).unwrap();
+        small += u32::from(id == 3);
+        l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    }
+    assert!(small <= 5, "{small}");
+    // Uncompensated and recomputed, the total fits in 64 bits again.
+    l.remove(1).unwrap();
+    l.refresh();
+    assert!(matches!(l.tree, Tree::Narrow(_)));
+}
+
+#[test]
+fn a_removed_borrower_leaves_no_loans_behind() {
+    let mut l = Lottery::new(Q, 1, 4);
+    for id in [1, 2, 3] {
+        l.add(id, 1).unwrap();
+    }
+    l.sleep(1).unwrap();
+    l.transfer(1, 2).unwrap();
+    l.remove(2).unwrap();
+    assert_eq!(l.take_back(1), Err(SchedError::NotLending));
+    // A new thread 2 does not inherit the loan: it holds its own ticket
+    // only, one of two.
+    l.add(2, 1).unwrap();
+    let mut got = 0u32;
+    for _ in 0..4000 {
+        let id = l.pick(0).unwrap();
+        got += u32::from(id == 2);
+        l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    }
+    assert!(within_binomial(f64::from(got), 4000.0, 0.5, 1.0), "{got}");
+    assert!(l.lenders.is_empty());
 }
