@@ -13,10 +13,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A `cargo` command for the bare-metal target, with the variables an outer
+/// A `cargo` command in the workspace, with the variables an outer
 /// `cargo run`/`cargo test` sets removed so they do not leak into the inner
-/// build (they would point it at the host target or the wrong profile).
-fn target_cargo(args: &[&str]) -> Command {
+/// build (they would point it at the wrong target or profile).
+pub(crate) fn inner_cargo(args: &[&str]) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     for (key, _) in std::env::vars() {
@@ -34,7 +34,7 @@ fn target_cargo(args: &[&str]) -> Command {
 
 /// `cargo build --release -p <package>` for the bare-metal target.
 fn build_for_target(package: &'static str) -> Result<(), Error> {
-    let status = target_cargo(&[
+    let status = inner_cargo(&[
         "build",
         "--quiet",
         "-p",

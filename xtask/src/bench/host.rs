@@ -2,9 +2,12 @@
 //! host in the same `just bench` run, and the policies' decision cost on
 //! the host. Each figure: iterations timed together, several repetitions.
 
+use std::path::Path;
 use std::time::Instant;
 
-use sched_api::{Policy, PolicyKind, RunEnd};
+use sched_api::PolicyKind;
+
+use super::Stat;
 
 /// Repetitions of every measurement.
 pub const REPS: usize = 5;
@@ -138,22 +141,61 @@ pub fn swapcontext() -> Vec<f64> {
     }
 }
 
-/// A policy's pick + charge on the host, `n` threads.
-pub fn policy_decision(kind: PolicyKind, n: u32) -> Vec<f64> {
-    let quantum = 2_000_000;
-    let mut p: Box<dyn Policy> = match kind {
-        PolicyKind::Stride => Box::new(sched_stride::Stride::new(quantum, 1)),
-        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(quantum, 1, 42)),
-        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(quantum)),
-    };
-    for id in 0..n {
-        let _ = p.add(id, 1 + id % 10);
-    }
-    ns_per(200_000, || {
-        if let Some(id) = p.pick(0) {
-            let _ = p.charge(id, 0, quantum, RunEnd::Preempted);
-        }
+/// Criterion's figures for one benchmark: median and its 95% confidence
+/// interval, in ns.
+fn criterion_estimate(dir: &Path) -> Option<Stat> {
+    let text = std::fs::read_to_string(dir.join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let m = &v["median"];
+    Some(Stat {
+        median: m["point_estimate"].as_f64()?,
+        min: m["confidence_interval"]["lower_bound"].as_f64()?,
+        max: m["confidence_interval"]["upper_bound"].as_f64()?,
     })
+}
+
+/// Runs the criterion benchmark `policy-bench/benches/decision.rs` for `threads` (all
+/// policies) and returns each (policy, threads) figure: criterion's
+/// median with its 95% confidence interval as min–max. `smoke` shortens
+/// warm-up and measurement to a fraction of a second each.
+pub fn policy_decisions(
+    threads: &[u32],
+    smoke: bool,
+) -> Result<Vec<(PolicyKind, u32, Stat)>, String> {
+    let counts: Vec<String> = threads.iter().map(u32::to_string).collect();
+    let filter = format!("^decision/[a-z]+/({})$", counts.join("|"));
+    let (warm_up, measure) = if smoke { ("0.2", "0.5") } else { ("1", "3") };
+    let status = crate::build::inner_cargo(&[
+        "bench",
+        "--quiet",
+        "-p",
+        "policy-bench",
+        "--bench",
+        "decision",
+        "--",
+        "--noplot",
+        "--warm-up-time",
+        warm_up,
+        "--measurement-time",
+        measure,
+        &filter,
+    ])
+    .status()
+    .map_err(|e| format!("cannot run cargo bench: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo bench -p policy-bench: {status}"));
+    }
+    let root = crate::build::workspace_root().join("target/criterion/decision");
+    let mut out = Vec::new();
+    for kind in PolicyKind::ALL {
+        for &n in threads {
+            let dir = root.join(kind.name()).join(n.to_string());
+            let s = criterion_estimate(&dir)
+                .ok_or_else(|| format!("no criterion estimate in {}", dir.display()))?;
+            out.push((kind, n, s));
+        }
+    }
+    Ok(out)
 }
 
 /// Memory for a predicate evaluated on the host: every word reads 0, the

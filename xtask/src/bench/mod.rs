@@ -309,14 +309,15 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             goal: None,
         },
     ];
-    let mut policy_rows = Vec::new();
-    for kind in PolicyKind::ALL {
-        for n in if smoke {
-            vec![10u32, 10_000]
-        } else {
-            vec![1u32, 10, 100, 1000, 10_000]
-        } {
-            let host_ns = stat(&host::policy_decision(kind, n));
+    let threads: &[u32] = if smoke {
+        &[10, 10_000]
+    } else {
+        &policy_bench::THREADS
+    };
+    eprintln!("== bench: policy decisions on the host (criterion)");
+    let policy_rows: Vec<_> = host::policy_decisions(threads, smoke)?
+        .into_iter()
+        .map(|(kind, n, host_ns)| {
             let guest_ns = bench
                 .iter()
                 .find(|r| {
@@ -325,9 +326,9 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
                         && r["threads"] == n
                 })
                 .map(|r| stat(&series(r, "ns")));
-            policy_rows.push((kind, n, host_ns, guest_ns));
-        }
-    }
+            (kind, n, host_ns, guest_ns)
+        })
+        .collect();
     for kind in [PolicyKind::Stride, PolicyKind::Lottery] {
         if let Some((_, _, h, g)) = policy_rows.iter().find(|r| r.0 == kind && r.1 == 10_000) {
             rows.push(Row {
@@ -451,7 +452,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             ))
         );
     }
-    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns\n\n| policy | threads | host | guest |\n|---|---|---|---|");
+    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Guest: the same loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | guest |\n|---|---|---|---|");
     for (kind, n, h, g) in &policy_rows {
         let _ = writeln!(
             md,
@@ -597,7 +598,8 @@ mod tests {
     fn host_counterparts_measure_something() {
         assert!(host::getpid().iter().all(|&x| x > 0.0));
         assert!(host::swapcontext().iter().all(|&x| x > 0.0));
-        assert!(host::policy_decision(PolicyKind::Stride, 100)
+        let mut p = policy_bench::new_policy(PolicyKind::Stride, 100);
+        assert!(host::ns_per(1000, || policy_bench::decision(p.as_mut()))
             .iter()
             .all(|&x| x > 0.0));
     }

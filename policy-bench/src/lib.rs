@@ -1,0 +1,52 @@
+//! What one scheduling decision is, for timing: a policy of each kind
+//! holding `n` threads, and one `pick` followed by one `charge` of a full
+//! quantum on core 0. `benches/decision.rs` times it under criterion;
+//! `just bench` runs that and reports the medians beside the same loop
+//! timed inside the guest (`tbench`).
+
+use sched_api::{Policy, PolicyKind, RunEnd};
+
+/// The quantum charged per decision.
+pub const QUANTUM_NS: u64 = 2_000_000;
+/// Thread counts the decision cost is measured at.
+pub const THREADS: [u32; 5] = [1, 10, 100, 1000, 10_000];
+
+/// A policy of `kind` on one core holding `n` threads (weights 1 to 10).
+pub fn new_policy(kind: PolicyKind, n: u32) -> Box<dyn Policy> {
+    let mut p: Box<dyn Policy> = match kind {
+        PolicyKind::Stride => Box::new(sched_stride::Stride::new(QUANTUM_NS, 1)),
+        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(QUANTUM_NS, 1, 42)),
+        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(QUANTUM_NS)),
+    };
+    for id in 0..n {
+        let _ = p.add(id, 1 + id % 10);
+    }
+    p
+}
+
+/// One scheduling decision on core 0: pick, then charge a full quantum.
+pub fn decision(p: &mut dyn Policy) {
+    if let Some(id) = p.pick(0) {
+        let _ = p.charge(id, 0, QUANTUM_NS, RunEnd::Preempted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_decision_picks_and_charges() {
+        for kind in PolicyKind::ALL {
+            let mut p = new_policy(kind, 10);
+            for _ in 0..100 {
+                decision(p.as_mut());
+            }
+            let served: u64 = (0..10)
+                .filter_map(|id| p.record(id))
+                .map(|r| r.service_ns)
+                .sum();
+            assert_eq!(served, 100 * QUANTUM_NS, "{kind}");
+        }
+    }
+}
