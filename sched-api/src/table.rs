@@ -168,6 +168,47 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The thread (id and slot) running on each core, indexed by core id,
+/// grown on demand (ids are below [`crate::MAX_CORES`]): a charge finds its
+/// thread here without a lookup by id.
+#[derive(Clone, Debug, Default)]
+pub struct Running(Vec<Option<(ThreadId, Slot)>>);
+
+impl Running {
+    /// Who runs on `core`.
+    pub fn on(&self, core: crate::CoreId) -> Option<(ThreadId, Slot)> {
+        self.0.get(core).copied().flatten()
+    }
+
+    pub fn set(&mut self, core: crate::CoreId, running: Option<(ThreadId, Slot)>) {
+        if core >= self.0.len() {
+            self.0.resize(core + 1, None);
+        }
+        self.0[core] = running;
+    }
+
+    /// The slot of `id`, which a charge says ran on `core`: found without a
+    /// lookup by id; for any other thread the lookup tells the error apart
+    /// (`NotRunning` for a known thread, else `UnknownThread`).
+    pub fn slot_to_charge<T>(
+        &self,
+        core: crate::CoreId,
+        id: ThreadId,
+        threads: &Table<T>,
+    ) -> Result<Slot, crate::SchedError> {
+        match self.on(core) {
+            Some((running, slot)) if running == id => Ok(slot),
+            _ if threads.contains(id) => Err(crate::SchedError::NotRunning),
+            _ => Err(crate::SchedError::UnknownThread),
+        }
+    }
+
+    /// The running threads' ids, by core.
+    pub fn ids(&self) -> impl Iterator<Item = ThreadId> + '_ {
+        self.0.iter().flatten().map(|&(id, _)| id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::table::{Slot, Table};
+use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
 struct Thread {
@@ -52,10 +52,8 @@ pub struct RoundRobin {
     /// Runnable threads that are not running, in arrival order.
     queue: Queue,
     next_seq: u64,
-    /// The thread (and its slot) running on each core, indexed by core id
-    /// (grown on demand; ids are below `MAX_CORES`). A charge finds its
-    /// thread here without a lookup by id.
-    running: Vec<Option<(ThreadId, Slot)>>,
+    /// Who runs on each core.
+    running: Running,
     /// Equal-share virtual time of the system.
     clock: i128,
     /// Weights of the runnable and running threads, feasible on P cores:
@@ -85,7 +83,7 @@ impl RoundRobin {
             threads: Table::new(),
             queue: Queue::new(),
             next_seq: 0,
-            running: Vec::new(),
+            running: Running::default(),
             clock: 0,
             weights: Ledger::new(1, 1),
             origin: 0,
@@ -127,17 +125,6 @@ impl RoundRobin {
     /// Notes that a thread's queue entry has just become stale.
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
-    }
-
-    fn running_on(&self, core: CoreId) -> Option<(ThreadId, Slot)> {
-        self.running.get(core).copied().flatten()
-    }
-
-    fn set_running(&mut self, core: CoreId, running: Option<(ThreadId, Slot)>) {
-        if core >= self.running.len() {
-            self.running.resize(core + 1, None);
-        }
-        self.running[core] = running;
     }
 
     /// A thread's lag in ns of equal share (times `VT_SCALE`) and the
@@ -184,7 +171,7 @@ impl Policy for RoundRobin {
         let t = self.threads.remove(id).ok_or(SchedError::UnknownThread)?;
         match t.state {
             ThreadState::Runnable => self.dequeued(),
-            ThreadState::Running(core) => self.set_running(core, None),
+            ThreadState::Running(core) => self.running.set(core, None),
             ThreadState::Sleeping => {}
         }
         if t.state != ThreadState::Sleeping {
@@ -195,7 +182,7 @@ impl Policy for RoundRobin {
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        if self.running_on(core).is_some() {
+        if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
         let Some(e) = self.queue.pop(live(&self.threads)) else {
@@ -205,7 +192,7 @@ impl Policy for RoundRobin {
             return Ok(None);
         };
         t.state = ThreadState::Running(core);
-        self.set_running(core, Some((id, e.slot)));
+        self.running.set(core, Some((id, e.slot)));
         Ok(Some(id))
     }
 
@@ -216,17 +203,7 @@ impl Policy for RoundRobin {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        // The thread on `core` is found without a lookup by id; any other
-        // thread is an error, which the lookup tells apart.
-        let slot = match self.running_on(core) {
-            Some((running, slot)) if running == id => slot,
-            _ => {
-                return Err(match self.threads.get(id) {
-                    Some(_) => SchedError::NotRunning,
-                    None => SchedError::UnknownThread,
-                })
-            }
-        };
+        let slot = self.running.slot_to_charge(core, id, &self.threads)?;
         let Some((_, t)) = self.threads.at_mut(slot) else {
             return Err(SchedError::UnknownThread);
         };
@@ -254,7 +231,7 @@ impl Policy for RoundRobin {
                 self.threads.remove(id);
             }
         }
-        self.set_running(core, None);
+        self.running.set(core, None);
         Ok(())
     }
 
@@ -326,7 +303,7 @@ impl Policy for RoundRobin {
         }
         runnable.sort_unstable();
         sleeping.sort_unstable();
-        let running = self.running.iter().flatten().map(|&(id, _)| id);
+        let running = self.running.ids();
         Snapshot {
             global_vtime: self.origin,
             threads: runnable
@@ -370,7 +347,7 @@ impl Policy for RoundRobin {
                 // The exporter listed runnable threads in its order of
                 // preference: that becomes the queue order.
                 ThreadState::Runnable => fresh.enqueue(slot),
-                ThreadState::Running(core) => fresh.set_running(core, Some((r.id, slot))),
+                ThreadState::Running(core) => fresh.running.set(core, Some((r.id, slot))),
                 ThreadState::Sleeping => {}
             }
         }

@@ -41,7 +41,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::table::{Slot, Table};
+use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
 struct Thread {
@@ -66,10 +66,8 @@ pub struct Stride {
     next_seq: u64,
     /// Active weights (feasible on P cores) and the global pass.
     ledger: Ledger,
-    /// The thread (and its slot) running on each core, indexed by core id
-    /// (grown on demand; ids are below `MAX_CORES`). A charge finds its
-    /// thread here without a lookup by id.
-    running: Vec<Option<(ThreadId, Slot)>>,
+    /// Who runs on each core.
+    running: Running,
 }
 
 /// Whether a queue entry is its thread's current one.
@@ -92,7 +90,7 @@ impl Stride {
             queue: Queue::new(),
             next_seq: 0,
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
-            running: Vec::new(),
+            running: Running::default(),
         }
     }
 
@@ -135,17 +133,6 @@ impl Stride {
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }
-
-    fn running_on(&self, core: CoreId) -> Option<(ThreadId, Slot)> {
-        self.running.get(core).copied().flatten()
-    }
-
-    fn set_running(&mut self, core: CoreId, running: Option<(ThreadId, Slot)>) {
-        if core >= self.running.len() {
-            self.running.resize(core + 1, None);
-        }
-        self.running[core] = running;
-    }
 }
 
 impl Policy for Stride {
@@ -178,7 +165,7 @@ impl Policy for Stride {
         let t = self.threads.remove(id).ok_or(SchedError::UnknownThread)?;
         match t.state {
             ThreadState::Runnable => self.dequeued(),
-            ThreadState::Running(core) => self.set_running(core, None),
+            ThreadState::Running(core) => self.running.set(core, None),
             ThreadState::Sleeping => {}
         }
         if t.state != ThreadState::Sleeping {
@@ -189,7 +176,7 @@ impl Policy for Stride {
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        if self.running_on(core).is_some() {
+        if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
         let Some(e) = self.queue.pop(live(&self.threads)) else {
@@ -198,7 +185,7 @@ impl Policy for Stride {
         if let Some((_, t)) = self.threads.at_mut(e.slot) {
             t.state = ThreadState::Running(core);
         }
-        self.set_running(core, Some((e.id, e.slot)));
+        self.running.set(core, Some((e.id, e.slot)));
         Ok(Some(e.id))
     }
 
@@ -209,17 +196,7 @@ impl Policy for Stride {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        // The thread on `core` is found without a lookup by id; any other
-        // thread is an error, which the lookup tells apart.
-        let slot = match self.running_on(core) {
-            Some((running, slot)) if running == id => slot,
-            _ => {
-                return Err(match self.threads.get(id) {
-                    Some(_) => SchedError::NotRunning,
-                    None => SchedError::UnknownThread,
-                })
-            }
-        };
+        let slot = self.running.slot_to_charge(core, id, &self.threads)?;
         let Some((_, t)) = self.threads.at_mut(slot) else {
             return Err(SchedError::UnknownThread);
         };
@@ -245,7 +222,7 @@ impl Policy for Stride {
                 self.ledger.remove(id, w);
             }
         }
-        self.set_running(core, None);
+        self.running.set(core, None);
         Ok(())
     }
 
@@ -332,7 +309,7 @@ impl Policy for Stride {
         }
         runnable.sort_unstable();
         sleeping.sort_unstable();
-        let running = self.running.iter().flatten().map(|&(id, _)| id);
+        let running = self.running.ids();
         Snapshot {
             global_vtime: self.global(),
             threads: runnable
@@ -368,7 +345,7 @@ impl Policy for Stride {
             };
             match r.state {
                 ThreadState::Runnable => fresh.enqueue(slot),
-                ThreadState::Running(core) => fresh.set_running(core, Some((r.id, slot))),
+                ThreadState::Running(core) => fresh.running.set(core, Some((r.id, slot))),
                 ThreadState::Sleeping => {}
             }
             if r.state != ThreadState::Sleeping {
