@@ -163,16 +163,14 @@ impl Queue {
     fn smallest_child(&self, parent: usize) -> usize {
         let h = &self.heap;
         let first = ARITY * parent + 1;
-        if first + ARITY <= h.len() {
-            // A full set: a two-round tournament, whose first round's two
-            // comparisons are independent.
-            let a = first + usize::from(h[first + 1].before(&h[first]));
-            let b = first + 2 + usize::from(h[first + 3].before(&h[first + 2]));
-            if h[b].before(&h[a]) {
-                b
-            } else {
-                a
-            }
+        if let Some(kids) = h.get(first..first + ARITY) {
+            // A full set (one bounds check for all four): a two-round
+            // tournament, whose first round's two comparisons are
+            // independent.
+            let kids: &[Entry; ARITY] = kids.try_into().expect("ARITY entries");
+            let a = usize::from(kids[1].before(&kids[0]));
+            let b = 2 + usize::from(kids[3].before(&kids[2]));
+            first + if kids[b].before(&kids[a]) { b } else { a }
         } else {
             (first + 1..h.len()).fold(
                 first,
