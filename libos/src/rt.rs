@@ -6,9 +6,7 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use abi::shared::{
-    events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, UserContext, MAX_CORES,
-};
+use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, MAX_CORES};
 use abi::syscall::SaveArea;
 
 use crate::sys;
@@ -291,21 +289,25 @@ fn resume_area(d: &mut Dispatch, core: usize, which: SaveArea) -> ! {
         SaveArea::Preempted => pending_preempted,
         SaveArea::Fault => pending_fault,
     };
-    let area = match which {
-        SaveArea::Enabled => &mut d.enabled,
-        SaveArea::Preempted => &mut d.preempted,
-        SaveArea::Fault => &mut d.fault,
-    };
     // Consumed now: a later prologue must not resume it a second time.
-    area.valid = 0;
-    let ctx: *const UserContext = area;
+    match which {
+        SaveArea::Enabled => d.enabled.valid = 0,
+        SaveArea::Preempted => d.preempted.valid = 0,
+        SaveArea::Fault => d.fault.valid = 0,
+    }
+    let d: &Dispatch = d;
+    let ctx = match which {
+        SaveArea::Enabled => &d.enabled,
+        SaveArea::Preempted => &d.preempted,
+        SaveArea::Fault => &d.fault,
+    };
     let top = upcall_stack_top(core);
     // SAFETY: in an upcall (disabled), with the resume range registered;
     // the area holds a context the kernel saved for this core (a user rip
     // and stack, a valid FPU image from `fxsave`); nothing else resumes it
     // and the kernel does not write it while we are disabled or in the
     // resume range; the upcall stack is free once this frame is abandoned.
-    unsafe { crate::context::resume(&*ctx, d, on_pending, top) }
+    unsafe { crate::context::resume(ctx, d, on_pending, top) }
 }
 
 /// The turn ended while a saved context was being resumed (it was not
