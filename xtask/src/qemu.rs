@@ -90,6 +90,10 @@ pub fn kvm_usable() -> bool {
         .is_ok()
 }
 
+/// Deterministic runs execute one guest instruction per 2^ICOUNT_SHIFT
+/// virtual ns (`-icount shift=`): a duration there counts instructions.
+pub const ICOUNT_SHIFT: u32 = 3;
+
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -326,7 +330,8 @@ pub fn qemu_args(
     };
     push(&["-accel", accel_name, "-cpu", cpu_model(accel)]);
     if opts.det {
-        push(&["-icount", "shift=3,align=off,sleep=off", "-rtc", "clock=vm"]);
+        let icount = format!("shift={ICOUNT_SHIFT},align=off,sleep=off");
+        push(&["-icount", &icount, "-rtc", "clock=vm"]);
     }
     push(&[
         "-smp",

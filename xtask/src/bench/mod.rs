@@ -60,11 +60,11 @@ fn guest(
     guest_with(name, test, cpus, run_ms, cmdline, accel, false)
 }
 
-/// Virtual ns per guest instruction in a deterministic run (`-icount
-/// shift=3`, see `qemu.rs`): there a figure in ns / 8 is the number of
-/// instructions the operation executed — the same on every run and every
-/// host, so a change to a hot path shows even on this noisy machine.
-const DET_NS_PER_INSN: f64 = 8.0;
+/// Virtual ns per guest instruction in a deterministic run: there a
+/// figure in ns divided by this is the number of instructions the
+/// operation executed — the same on every run and every host, so a change
+/// to a hot path shows even on this noisy machine.
+const DET_NS_PER_INSN: f64 = (1u32 << crate::qemu::ICOUNT_SHIFT) as f64;
 
 /// A deterministic run (TCG, -icount) of `test` on one core.
 fn guest_det(name: &str, test: &str, run_ms: u64) -> Result<RunOutcome, String> {
