@@ -117,6 +117,12 @@ pub struct EnvAccount {
     pub slots_revoked: AtomicU64,
     /// Predicate wakeups.
     pub wakeups: AtomicU64,
+    /// Turns begun (its own slots', and idle time it was given).
+    pub turns: AtomicU64,
+    /// Grace periods given again because the environment had not run at all
+    /// since its revocation was delivered (its vCPU was descheduled by the
+    /// host, or QEMU ran other vCPUs meanwhile): see the kernel's `sched`.
+    pub grace_renewals: AtomicU64,
     /// CPU time received on each core (ns), whoever's slot it was.
     pub cpu_ns: [AtomicU64; MAX_CORES],
 }
@@ -323,6 +329,14 @@ pub struct Dispatch {
     /// it gives the environment's CPU time here so far, to the ns:
     /// `cpu_ns[core] + (now - run_started_ns)` while it runs.
     pub run_started_ns: AtomicU64,
+    /// This environment's CPU time on this core (as `cpu_ns[core]` counts
+    /// it) at the deadline of the turn it is being told the end of:
+    /// written by the kernel just before the epilogue upcall and at a
+    /// repossession taken while enabled (told at the next prologue). A
+    /// thread preempted there is charged up to this instant, not for the
+    /// grace period or the overrun after it. Stable until the environment
+    /// has handled it (the next such write needs it enabled again).
+    pub deadline_clock_ns: AtomicU64,
     pub fault_info: FaultInfo,
     /// Context at a revocation while enabled (the interrupted thread).
     pub enabled: UserContext,

@@ -28,6 +28,11 @@ pub struct BootArgs<'a> {
     /// Repossessions within a slot's last 32 turns that cost its owner the
     /// slot; 0 never revokes.
     pub offender_limit: u32,
+    /// Longest a core's timer is armed ahead while an environment runs, in
+    /// microseconds (0: as far as the turn's end). The runner sets it for
+    /// deterministic runs on several cores, whose emulator runs one vCPU
+    /// at a time up to the next timer deadline (see the kernel's `sched`).
+    pub interleave_us: u64,
 }
 
 /// Most slots a vector may have (the exported layout's size).
@@ -55,6 +60,7 @@ impl Default for BootArgs<'_> {
             slice_us: 2000,
             grace_us: 200,
             offender_limit: 0,
+            interleave_us: 0,
         }
     }
 }
@@ -126,6 +132,12 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     return Err(bad);
                 }
             }
+            "interleave_us" => {
+                args.interleave_us = value.parse().map_err(|_| bad)?;
+                if args.interleave_us > 1_000_000 {
+                    return Err(bad);
+                }
+            }
             "offender_limit" => {
                 args.offender_limit = value.parse().map_err(|_| bad)?;
                 if args.offender_limit > 32 {
@@ -151,8 +163,10 @@ mod tests {
 
     #[test]
     fn parses_every_key() {
-        let a = parse("test=ipi run_ms=50 tick_us=250 sched=lottery log=debug slots=8 slice_us=500 grace_us=50").unwrap();
+        let a = parse("test=ipi run_ms=50 tick_us=250 sched=lottery log=debug slots=8 slice_us=500 grace_us=50 interleave_us=100").unwrap();
         assert_eq!((a.slots, a.slice_us, a.grace_us), (8, 500, 50));
+        assert_eq!(a.interleave_us, 100);
+        assert!(parse("interleave_us=2000000").is_err());
         assert_eq!(a.test, Some("ipi"));
         assert_eq!(a.run_ms, 50);
         assert_eq!(a.tick_us, 250);

@@ -105,6 +105,8 @@ pub fn reset_account(slot: usize, id: u32) {
         &a.forfeits,
         &a.slots_revoked,
         &a.wakeups,
+        &a.turns,
+        &a.grace_renewals,
     ] {
         c.store(0, Ordering::Relaxed);
     }

@@ -201,6 +201,7 @@ fn init_slices(args: &kernel::cmdline::BootArgs<'_>, slots: usize, offender_limi
             slots,
             slice_ns: args.slice_us * 1000,
             grace_ns: args.grace_us * 1000,
+            interleave_ns: args.interleave_us * 1000,
             offender_limit,
             app_sched: match args.sched {
                 Some("lottery") => 1,

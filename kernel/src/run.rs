@@ -214,7 +214,7 @@ pub fn emit_stats(now: u64) {
         record::emit(
             RecordKind::EnvStats,
             format_args!(
-                "\"env\":{},\"name\":\"{}\",\"duration_ns\":{duration},\"cpu_ns\":[{cpu}],\"slots_held\":{},\"donations_given\":{},\"donations_received\":{},\"repossessions\":{},\"forfeits\":{},\"slots_revoked\":{},\"wakeups\":{}",
+                "\"env\":{},\"name\":\"{}\",\"duration_ns\":{duration},\"cpu_ns\":[{cpu}],\"slots_held\":{},\"donations_given\":{},\"donations_received\":{},\"repossessions\":{},\"forfeits\":{},\"slots_revoked\":{},\"wakeups\":{},\"turns\":{},\"grace_renewals\":{}",
                 e.id,
                 e.name(),
                 a.slots_held.load(Ordering::Relaxed),
@@ -224,6 +224,8 @@ pub fn emit_stats(now: u64) {
                 a.forfeits.load(Ordering::Relaxed),
                 a.slots_revoked.load(Ordering::Relaxed),
                 a.wakeups.load(Ordering::Relaxed),
+                a.turns.load(Ordering::Relaxed),
+                a.grace_renewals.load(Ordering::Relaxed),
             ),
         );
     }

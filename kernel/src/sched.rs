@@ -31,6 +31,9 @@ pub struct Config {
     pub slots: usize,
     pub slice_ns: u64,
     pub grace_ns: u64,
+    /// Longest the timer is armed ahead while an environment runs (0: to
+    /// its turn's end): see [`arm_running`].
+    pub interleave_ns: u64,
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
     pub offender_limit: u32,
@@ -73,6 +76,51 @@ struct Turn {
     run_start: u64,
     end: u64,
     grace_end: u64,
+    /// [`context_mark`] of the epilogue upcall's entry frame.
+    grace_mark: u64,
+    /// Grace time given again so far (see [`may_renew_grace`]).
+    renewed_ns: u64,
+}
+
+/// Whether a turn whose grace just ended gets it again: only if its
+/// epilogue has not executed one instruction (the context is exactly the
+/// upcall's entry frame: [`context_mark`]), and for at most one slice's
+/// worth of grace in all. (A context that was disabled when told is not
+/// renewed: it is already running its own code, and a repossession keeps
+/// it whole for its next turn.)
+///
+/// A vCPU is not a CPU. A host under load deschedules vCPU threads for
+/// longer than a grace period, and QEMU's one-thread round robin (TCG, so
+/// every deterministic run on several cores) runs the other vCPUs up to
+/// the machine's next timer deadline when a core arms one — the grace's
+/// end — so the core that told its environment to yield comes back only
+/// when its grace is over (measured, 2 cores: one revocation in two
+/// reached its grace's end at the epilogue's first instruction; see also
+/// [`arm_running`], which keeps deterministic runs from doing it). Taking
+/// the core then would repossess a cooperative environment for time it
+/// never had. The bound keeps a context that is really stuck where it was
+/// told (`jmp .` at the epilogue's entry) from holding the core: it is
+/// taken after one slice more, its whole overrun charged as always.
+fn may_renew_grace(turn: &Turn, frame: &TrapFrame) -> bool {
+    let c = config();
+    turn.phase == Phase::Revoking
+        && turn.renewed_ns + c.grace_ns <= c.slice_ns.max(c.grace_ns)
+        && context_mark(frame) == turn.grace_mark
+}
+
+/// A fingerprint of a user context: its instruction and stack pointers and
+/// every general register. Unchanged across a grace period, the context
+/// has not run (or has run only a loop that changes nothing, `jmp .`,
+/// which the renewal bound catches).
+fn context_mark(f: &TrapFrame) -> u64 {
+    [
+        f.rip, f.rsp, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11,
+        f.r12, f.r13, f.r14, f.r15, f.rflags,
+    ]
+    .iter()
+    .fold(0xcbf2_9ce4_8422_2325, |h: u64, &w| {
+        (h ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(29)
+    })
 }
 
 struct Core {
@@ -424,9 +472,12 @@ pub fn next_turn() -> ! {
                         run_start: now,
                         end,
                         grace_end,
+                        grace_mark: 0,
+                        renewed_ns: 0,
                     },
                 );
                 drop(c);
+                env.account().turns.fetch_add(1, Ordering::Relaxed);
                 enter_prologue(core, env, reason, end, grace_end);
             }
             // An unowned slot's turn (the kernel picks the default
@@ -458,9 +509,12 @@ pub fn next_turn() -> ! {
                             run_start: now,
                             end,
                             grace_end,
+                            grace_mark: 0,
+                            renewed_ns: 0,
                         },
                     );
                     drop(c);
+                    env.account().turns.fetch_add(1, Ordering::Relaxed);
                     enter_prologue(core, env, reason, end, grace_end);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
@@ -621,15 +675,20 @@ fn upcall(
     switch_address_space(env.pml4);
     cpu::fxrstor(&CLEAN_FX.0);
     let now = time::now_ns();
-    arm_for(
-        now,
-        if reason == UpcallReason::Revoke {
-            grace_end
-        } else {
-            end
-        },
-    );
-    let frame = TrapFrame {
+    if reason == UpcallReason::Revoke {
+        arm_for(now, grace_end);
+    } else {
+        arm_running(now, end);
+    }
+    let frame = upcall_frame(core, entry, reason, arg);
+    drop(env);
+    enter_user(&frame)
+}
+
+/// The frame an upcall enters user mode with: `entry(reason, arg,
+/// dispatch page, core)` on this core's upcall stack.
+fn upcall_frame(core: usize, entry: u64, reason: UpcallReason, arg: u64) -> TrapFrame {
+    TrapFrame {
         rip: entry,
         cs: u64::from(USER_CODE),
         rflags: 0x202,
@@ -640,9 +699,26 @@ fn upcall(
         rdx: va::DISPATCH + core as u64 * 0x1000,
         rcx: core as u64,
         ..TrapFrame::default()
-    };
-    drop(env);
-    enter_user(&frame)
+    }
+}
+
+/// Arms the timer for a running turn's end, in steps of at most
+/// `interleave_ns` when that is set.
+///
+/// A deterministic run on several cores is QEMU's one-thread round robin
+/// with `-icount`: each vCPU runs until the machine's next timer deadline
+/// before the next vCPU gets a turn (QEMU 7.2). A core that arms a short
+/// deadline — the end of a grace period — is stopped at once and every
+/// other vCPU runs that whole interval first: its environment, told to
+/// yield, gets no instruction of its grace (measured on 2 cores before
+/// this: one revocation in two repossessed at the epilogue's entry, and
+/// with the grace renewal below, threads received 50% of their
+/// application's time). With every running core's deadline at most
+/// `interleave_ns` ahead, the vCPUs take turns at that grain, as cores of
+/// a real machine run side by side. The step's interrupt only re-arms.
+fn arm_running(now: u64, end: u64) {
+    let step = config().interleave_ns;
+    arm_for(now, if step == 0 { end } else { end.min(now + step) });
 }
 
 fn arm_for(now: u64, deadline: u64) {
@@ -771,11 +847,15 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 return;
             }
             turn.phase = Phase::Revoking;
+            let entry = turn.env.upcalls.lock().epilogue;
+            turn.grace_mark = context_mark(&upcall_frame(core, entry, UpcallReason::Revoke, 0));
             let env = turn.env.clone();
             let (end, grace_end) = (turn.end, turn.grace_end);
+            let deadline_clock = clock_at_deadline(&env, core, turn);
             drop(c);
-            save_context(frame, &mut env.dispatch_mut(core).enabled);
-            let entry = env.upcalls.lock().epilogue;
+            let d = env.dispatch_mut(core);
+            save_context(frame, &mut d.enabled);
+            d.deadline_clock_ns.store(deadline_clock, Ordering::Relaxed);
             if entry == 0 {
                 // No epilogue: nothing to tell; take the core at once.
                 drop(env);
@@ -785,12 +865,30 @@ pub fn on_timer(frame: &mut TrapFrame) {
             upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
         }
         Phase::Deferred | Phase::Revoking if now >= turn.grace_end => {
+            if may_renew_grace(turn, frame) {
+                // Not one instruction ran since it was told: its vCPU was
+                // off the host CPU, so the grace starts again from now.
+                turn.renewed_ns += now - turn.grace_end + config().grace_ns;
+                turn.grace_end = now + config().grace_ns;
+                turn.env
+                    .account()
+                    .grace_renewals
+                    .fetch_add(1, Ordering::Relaxed);
+                arm_for(now, turn.grace_end);
+                return;
+            }
             drop(c);
             repossess(core, frame, now)
         }
-        Phase::Running => arm_for(now, turn.end),
+        Phase::Running => arm_running(now, turn.end),
         Phase::Deferred | Phase::Revoking | Phase::Resuming => arm_for(now, turn.grace_end),
     }
+}
+
+/// `env`'s CPU clock on `core` at `turn`'s deadline (its account moves
+/// only when a turn ends, so it holds the time before this turn).
+fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
+    env.account().cpu_ns[core].load(Ordering::Relaxed) + turn.end.saturating_sub(turn.run_start)
 }
 
 /// Takes the core back by force: full context into the preempted save
@@ -842,6 +940,8 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         env.keep_disabled_context(core, env::DisabledContext { ctx, flag });
     } else {
         save_context(frame, &mut d.preempted);
+        d.deadline_clock_ns
+            .store(clock_at_deadline(env, core, &turn), Ordering::Relaxed);
         env.set_repossessed(core);
     }
     d.events.fetch_or(events::REPOSSESSED, Ordering::AcqRel);
