@@ -277,13 +277,19 @@ pub fn dispatch(core: usize) -> &'static mut Dispatch {
 /// for time the environment really had the core (not for time it was
 /// repossessed or another environment ran).
 pub fn cpu_clock(core: usize) -> u64 {
+    cpu_done(core)
+        + now_ns().saturating_sub(
+            dispatch(core)
+                .run_started_ns
+                .load(core::sync::atomic::Ordering::Acquire),
+        )
+}
+
+/// This environment's CPU time on `core` in its finished turns (ns): the
+/// kernel's accounting, which moves only when a turn ends.
+pub fn cpu_done(core: usize) -> u64 {
     let (me, _) = self_info_cached();
-    let done = account(me as usize & 0xff).cpu_ns[core].load(core::sync::atomic::Ordering::Acquire);
-    done + now_ns().saturating_sub(
-        dispatch(core)
-            .run_started_ns
-            .load(core::sync::atomic::Ordering::Acquire),
-    )
+    account(me as usize & 0xff).cpu_ns[core].load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// `self_info`'s environment id, asked of the kernel once.

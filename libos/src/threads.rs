@@ -19,16 +19,17 @@
 //! revoked in the middle and never deadlocks against its own epilogue.
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use abi::shared::{events, Dispatch, FaultInfo, UpcallReason, UserContext};
 use sched_api::{Policy, RunEnd};
 pub use sched_api::{PolicyKind, ThreadState};
 use spin::Mutex;
 
-use crate::rt::FaultAction;
+use crate::rt::{FaultAction, MAX_WORKERS};
 use crate::{context, sys, wakeup};
 
+mod handoff;
 mod table;
 pub use table::Audit;
 pub use table::MAX_THREADS;
@@ -279,6 +280,52 @@ pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind,
 }
 
 // ---- Switching ------------------------------------------------------------
+//
+// A thread leaves a core in one of four ways, and none of them takes the
+// runtime lock: its context goes to its own slot (nobody else touches it
+// while the policy has the thread running), and the stop — who, how it
+// ended, how long it ran — is published in the core's word in
+// [`handoff`]. `dispatch` charges every published stop to the policy under
+// the lock, then picks. So the epilogue is wait-free, and a core
+// repossessed in the middle of a dispatch stalls nobody's epilogue.
+
+/// The pending stops of every core (see [`handoff`]).
+static STOPS: handoff::Stops = handoff::Stops::new();
+/// Per core: the thread running there ([`NONE`] between threads) and the
+/// CPU clock (`sys::cpu_clock`) it started at: lock-free copies of the
+/// table's, for the epilogue.
+static ON_CORE: [AtomicUsize; MAX_WORKERS] = [const { AtomicUsize::new(NONE) }; MAX_WORKERS];
+static ON_CORE_SINCE: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
+/// The table's threads, for their context slots without the lock (set once,
+/// under the lock, before any thread runs).
+static THREADS: AtomicPtr<table::Thread> = AtomicPtr::new(core::ptr::null_mut());
+/// Bounded wait for the runtime lock in a prologue before giving up (about
+/// a few microseconds: longer than any dispatch holds it, shorter than a
+/// grace period).
+const LOCK_SPINS: u32 = 2_000;
+
+/// Thread `tid`'s context slot in the table, reached without the lock.
+///
+/// # Safety
+/// Only while the policy has `tid` running on the calling core (or it is
+/// the calling thread): then no other core reads or writes that slot.
+unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
+    let threads = THREADS.load(Ordering::Acquire);
+    debug_assert!(!threads.is_null() && tid < MAX_THREADS);
+    // SAFETY: `threads` is the static table's array and `tid` indexes it;
+    // only a place is computed (no reference to the shared table).
+    unsafe { &raw mut (*threads.add(tid)).ctx }
+}
+
+/// Takes `tid` off `core`, to be charged `ran_ns` with `end` by the next
+/// dispatch. Its context must already be in its slot.
+fn publish_stop(core: usize, tid: usize, end: RunEnd, ran_ns: u64) {
+    ON_CORE[core].store(NONE, Ordering::Relaxed);
+    if !STOPS.publish(core, handoff::Stop { tid, end, ran_ns }) {
+        crate::log!("core {core}: thread {tid} stopped over an undrained stop");
+        sys::exit(13);
+    }
+}
 
 /// Leaves the calling thread (saved at this call) and dispatches another
 /// on this core from the core's scheduler stack.
@@ -286,9 +333,10 @@ fn switch_out(end: RunEnd) {
     let tid = self_id();
     sys::disable_here();
     let core = THREAD_CORE[tid].load(Ordering::Acquire);
-    let (ctx, sse) = {
-        let mut rt = RT.lock();
-        (&raw mut rt.threads[tid].ctx, rt.threads[tid].sse)
+    // SAFETY: this thread's own slot, and it is running (see `ctx_slot`).
+    let (ctx, sse) = unsafe {
+        let ctx = ctx_slot(tid);
+        (ctx, (*THREADS.load(Ordering::Acquire).add(tid)).sse)
     };
     let end = match end {
         RunEnd::Preempted => 0,
@@ -297,11 +345,11 @@ fn switch_out(end: RunEnd) {
         RunEnd::Exited => 3,
     };
     let top = crate::rt::scheduler_stack_top(core);
-    // SAFETY: `ctx` points into the static runtime; it is this thread's own
-    // save slot, which no other core reads or writes while the policy says
-    // the thread is Running (it is, until `after_switch_out` charges it).
-    // The scheduler stack is unused while a thread runs on this core, and
-    // this thread's stack is not touched again until it is resumed (which
+    // SAFETY: `ctx` is this thread's own save slot, which no other core
+    // reads or writes while the policy says the thread is Running (it is,
+    // until its stop is charged, which `after_switch_out` publishes). The
+    // scheduler stack is unused while a thread runs on this core, and this
+    // thread's stack is not touched again until it is resumed (which
     // returns here, the disabled flag cleared by the resume).
     unsafe { context::leave(ctx, sse, top, after_switch_out, core, tid << 2 | end) }
 }
@@ -313,25 +361,40 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
         2 => RunEnd::Blocked,
         _ => RunEnd::Exited,
     };
-    stop_current(core, packed >> 2, end);
+    stop_here(core, packed >> 2, end, sys::cpu_clock(core));
     dispatch(core)
 }
 
-/// Charges the thread that ran on `core` and takes it off the core.
-fn stop_current(core: usize, tid: usize, end: RunEnd) {
+/// Takes `tid` off `core` with its charge ending at CPU clock `clock`,
+/// after checking its stack's canary.
+fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64) {
     // SAFETY: the lowest word of that thread's stack.
     if unsafe { canary(tid).read_volatile() } != CANARY {
         crate::log!("thread {tid} overflowed its {STACK}-byte stack");
         sys::exit(12);
     }
-    RT.lock().stop_charging(
-        core,
-        tid,
-        sys::now_ns(),
-        sys::cpu_clock(core),
-        end,
-        &read_word,
-    );
+    let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+    publish_stop(core, tid, end, ran);
+}
+
+/// Charges every published stop to the policy (under the lock).
+fn charge_stops(rt: &mut Table, now: u64) {
+    STOPS.drain(|core, stop| {
+        rt.stop_ran(core, stop.tid, stop.ran_ns, now, stop.end, &read_word);
+    });
+}
+
+/// The runtime lock for a prologue: a short bounded wait. `None` means a
+/// core holding it is not running (repossessed, or its vCPU descheduled):
+/// waiting here, disabled, would only spread the stall.
+fn lock_briefly() -> Option<spin::MutexGuard<'static, Table>> {
+    for _ in 0..LOCK_SPINS {
+        if let Some(rt) = RT.try_lock() {
+            return Some(rt);
+        }
+        core::hint::spin_loop();
+    }
+    None
 }
 
 /// Picks the next thread for `core` and resumes it; with none runnable,
@@ -346,19 +409,28 @@ pub fn dispatch(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, false);
     }
+    let Some(mut rt) = lock_briefly() else {
+        // The lock is stuck on a core that is not running. The thread this
+        // core was revoked from is still ours if nobody charged it yet:
+        // run it on; else give the turn up rather than spin through it.
+        if let Some(stop) = STOPS.take(core) {
+            if stop.end == RunEnd::Preempted {
+                resume_on(core, stop.tid, d)
+            }
+            let _ = STOPS.publish(core, stop);
+        }
+        let _ = sys::yield_to(None, false);
+        sys::exit(9)
+    };
     let now = sys::now_ns();
-    let mut rt = RT.lock();
+    charge_stops(&mut rt, now);
     rt.wake_due(now, &read_word);
     // Threads are charged on the environment's CPU clock of this core.
-    if let Some(tid) = rt.start(core, sys::cpu_clock(core)) {
-        THREAD_CORE[tid].store(core, Ordering::Relaxed);
-        let ctx = &raw const rt.threads[tid].ctx;
+    let since = sys::cpu_clock(core);
+    if let Some(tid) = rt.start(core, since) {
         drop(rt);
-        let top = crate::rt::scheduler_stack_top(core);
-        // SAFETY: disabled (an upcall, or `switch_out`), the resume range
-        // registered; the thread is Running on this core, so nobody else
-        // touches its context; our own frames are abandoned.
-        unsafe { context::resume(&*ctx, d, resume_pending, top) }
+        ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
+        resume_on(core, tid, d)
     }
     if rt.live() == 0 {
         drop(rt);
@@ -381,6 +453,17 @@ pub fn dispatch(core: usize) -> ! {
     sys::exit(9)
 }
 
+/// Resumes thread `tid`, which the policy has running on `core`.
+fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
+    THREAD_CORE[tid].store(core, Ordering::Relaxed);
+    ON_CORE[core].store(tid, Ordering::Relaxed);
+    let top = crate::rt::scheduler_stack_top(core);
+    // SAFETY: disabled (an upcall, or `switch_out`), the resume range
+    // registered; the thread is Running on this core, so nobody else
+    // touches its context; our own frames are abandoned.
+    unsafe { context::resume(&*ctx_slot(tid), d, resume_pending, top) }
+}
+
 /// A thread's fault handler: given the faulting thread and the fault,
 /// decides whether it resumes (past the faulting instruction) or the
 /// application ends.
@@ -399,7 +482,7 @@ pub fn on_fault(handler: FaultHandler) {
 fn on_exception(core: usize) -> ! {
     let d = sys::dispatch(core);
     let info = d.fault_info;
-    let tid = RT.lock().current(core);
+    let tid = ON_CORE[core].load(Ordering::Relaxed);
     let handler = *FAULT_HANDLER.lock();
     let action = match handler {
         Some(h) if tid != NONE => h(tid, &info),
@@ -416,18 +499,12 @@ fn on_exception(core: usize) -> ! {
     };
     match action {
         FaultAction::Resume { skip } if tid != NONE => {
-            let ctx = {
-                let mut rt = RT.lock();
-                let t = &mut rt.threads[tid];
-                t.ctx = d.fault;
-                t.ctx.rip += skip;
-                &raw const t.ctx
-            };
+            let mut ctx = d.fault;
+            ctx.rip += skip;
             d.fault.valid = 0;
-            let top = crate::rt::scheduler_stack_top(core);
-            // SAFETY: in the upcall (disabled), the resume range registered;
-            // the faulting thread is still Running on this core.
-            unsafe { context::resume(&*ctx, d, resume_pending, top) }
+            // SAFETY: the faulting thread is still running on this core.
+            unsafe { ctx_slot(tid).write(ctx) };
+            resume_on(core, tid, d)
         }
         _ => sys::exit(1),
     }
@@ -438,9 +515,9 @@ fn on_exception(core: usize) -> ! {
 /// pending bit and yields).
 extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let core = d.core as usize;
-    let tid = RT.lock().current(core);
+    let tid = ON_CORE[core].load(Ordering::Relaxed);
     if tid != NONE {
-        stop_current(core, tid, RunEnd::Preempted);
+        stop_here(core, tid, RunEnd::Preempted, sys::cpu_clock(core));
     }
     dispatch(core)
 }
@@ -451,6 +528,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         Some(UpcallReason::Start) if crate::rt::first_start() => {
             {
                 let mut rt = RT.lock();
+                THREADS.store(rt.threads.as_mut_ptr(), Ordering::Release);
                 let policy = new_policy(requested_policy(), crate::slices::capacity());
                 if rt.set_policy(policy).is_err()
                     || spawn_locked(&mut rt, main, 0, 1, false).is_none()
@@ -467,20 +545,37 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
             }
             dispatch(core)
         }
+        // The epilogue: wait-free (no lock, no policy call, no clock read).
         Some(UpcallReason::Revoke) => {
             let d = sys::dispatch(core);
-            let tid = RT.lock().current(core);
+            d.events
+                .fetch_and(!events::RESUMED_DISABLED, Ordering::AcqRel);
+            let tid = ON_CORE[core].load(Ordering::Relaxed);
             if tid != NONE {
-                RT.lock().threads[tid].ctx = d.enabled;
+                // SAFETY: the thread the kernel just took off this core,
+                // still running as far as the policy knows.
+                unsafe { ctx_slot(tid).write(d.enabled) };
                 d.enabled.valid = 0;
-                stop_current(core, tid, RunEnd::Preempted);
+                // Its charge stops at the revocation instant, however late
+                // this runs (the kernel's figure: no clock read).
+                let clock = d.deadline_clock_ns.load(Ordering::Relaxed);
+                stop_here(core, tid, RunEnd::Preempted, clock);
+            }
+            if d.events
+                .fetch_and(!events::RESUMED_DISABLED, Ordering::AcqRel)
+                & events::RESUMED_DISABLED
+                != 0
+            {
+                // Repossessed on the way and resumed in a later turn of
+                // ours: that turn is not over, so it runs a thread.
+                dispatch(core)
             }
             let _ = sys::yield_to(None, false);
             sys::exit(10)
         }
         Some(UpcallReason::Repossessed) => {
             let d = sys::dispatch(core);
-            let tid = RT.lock().current(core);
+            let tid = ON_CORE[core].load(Ordering::Relaxed);
             if tid != NONE {
                 // Preempted in the thread itself, or in our epilogue before it
                 // saved the thread: the enabled area is the thread then.
@@ -496,10 +591,14 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                     crate::log!("core {core}: thread {tid} repossessed but no context saved");
                     sys::exit(11)
                 };
-                RT.lock().threads[tid].ctx = ctx;
+                // SAFETY: as for the epilogue.
+                unsafe { ctx_slot(tid).write(ctx) };
                 d.enabled.valid = 0;
                 d.preempted.valid = 0;
-                stop_current(core, tid, RunEnd::Preempted);
+                // Charged up to its deadline: the overrun was the kernel's
+                // to charge (it was, to the environment), not the thread's.
+                let clock = d.deadline_clock_ns.load(Ordering::Relaxed);
+                stop_here(core, tid, RunEnd::Preempted, clock);
             }
             dispatch(core)
         }

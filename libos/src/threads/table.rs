@@ -204,6 +204,7 @@ impl Table {
     }
 
     /// The thread running on `core`, or [`NONE`].
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn current(&self, core: usize) -> usize {
         self.current.get(core).copied().unwrap_or(NONE)
     }
@@ -296,9 +297,27 @@ impl Table {
         read: &dyn Fn(u64) -> u64,
     ) -> u64 {
         let ran = clock.saturating_sub(self.started[core]);
-        self.current[core] = NONE;
+        self.stop_ran(core, tid, ran, now, end, read);
+        ran
+    }
+
+    /// Ends the run of `tid` on `core`, charging it `ran` ns (measured by
+    /// the caller: the epilogue stops the charge at the revocation
+    /// instant), and checks wake-ups at `now`.
+    pub fn stop_ran(
+        &mut self,
+        core: usize,
+        tid: usize,
+        ran: u64,
+        now: u64,
+        end: RunEnd,
+        read: &dyn Fn(u64) -> u64,
+    ) {
+        if self.current[core] == tid {
+            self.current[core] = NONE;
+        }
         let Some(p) = self.policy.as_mut() else {
-            return ran;
+            return;
         };
         let exited = self.threads[tid].life == Life::Exited;
         let end = if exited { RunEnd::Exited } else { end };
@@ -322,7 +341,6 @@ impl Table {
                 self.lends += 1;
             }
         }
-        ran
     }
 
     /// Whether `tid`, about to block, must really sleep (false: an

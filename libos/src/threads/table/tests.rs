@@ -430,3 +430,28 @@ fn no_thread_waits_long_when_the_application_shares_its_cores() {
         );
     }
 }
+
+/// The epilogue publishes a stop and another core charges it later: the
+/// charge is what the stop says (not the clock at charging time), the
+/// stopped core is freed, and a core that already runs another thread
+/// keeps it.
+#[test]
+fn a_stop_charged_from_another_core_charges_what_it_says() {
+    let mut t = table(PolicyKind::Stride);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(t.start(1, 0), Some(b));
+    // Core 0's epilogue stopped `a` at its deadline, 2 ms in; core 1
+    // charges it much later.
+    t.stop_ran(0, a, 2 * Q, 50 * Q, RunEnd::Preempted, &no_memory);
+    assert_eq!((t.current(0), t.current(1)), (NONE, b));
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    let mut out = [(0, 0, 0, ThreadState::Runnable); 4];
+    t.snapshot(&mut out);
+    assert_eq!(out[0].2, 2 * Q, "charged the stop's figure");
+    // A stale stop of a thread no longer current on its core does not
+    // take that core's current thread away.
+    t.stop_ran(1, a, 0, 50 * Q, RunEnd::Preempted, &no_memory);
+    assert_eq!(t.current(1), b);
+}

@@ -1,0 +1,167 @@
+//! The lock-free hand-off between a core's thread stops and the policy.
+//!
+//! A thread that leaves a core — revoked in the epilogue, repossessed,
+//! or switching out on its own — is not charged there and then: that would
+//! take the application-wide runtime lock on the revocation path, and a
+//! core repossessed while holding it would stall every other core's
+//! epilogue until its own grace ended (issue 13). Instead the leaving core
+//! publishes one word, [`Stop`], in its own slot, and whichever core next
+//! holds the lock — this core's next prologue, or any core's dispatch —
+//! charges it to the policy. Until then the policy still counts the thread
+//! as running on that core, so it is neither lost nor run twice.
+//!
+//! Each core's slot holds at most one stop: a core publishes only after a
+//! thread ran on it, and a thread only starts on a core after that core's
+//! slot was drained (`dispatch` drains before it picks).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sched_api::RunEnd;
+
+use crate::rt::MAX_WORKERS;
+
+/// Bits of a stop word that hold the ns charged (2^44 ns: 4.9 hours).
+const RAN_BITS: u32 = 44;
+/// Bits that hold the thread id plus one (0: the slot is empty).
+const TID_BITS: u32 = 18;
+const RAN_MAX: u64 = (1 << RAN_BITS) - 1;
+/// Most thread ids a stop word can name.
+pub const MAX_TID: usize = (1 << TID_BITS) - 2;
+
+/// One thread's stop, to be charged: who, how it ended, how long it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop {
+    pub tid: usize,
+    pub end: RunEnd,
+    /// CPU time to charge (ns), capped at 2^44 - 1.
+    pub ran_ns: u64,
+}
+
+impl Stop {
+    fn pack(self) -> u64 {
+        debug_assert!(self.tid <= MAX_TID);
+        let end = match self.end {
+            RunEnd::Preempted => 0,
+            RunEnd::Yielded => 1,
+            RunEnd::Blocked => 2,
+            RunEnd::Exited => 3,
+        };
+        end << (RAN_BITS + TID_BITS) | (self.tid as u64 + 1) << RAN_BITS | self.ran_ns.min(RAN_MAX)
+    }
+
+    fn unpack(word: u64) -> Option<Stop> {
+        let tid = (word >> RAN_BITS) & ((1 << TID_BITS) - 1);
+        if tid == 0 {
+            return None;
+        }
+        let end = match word >> (RAN_BITS + TID_BITS) {
+            0 => RunEnd::Preempted,
+            1 => RunEnd::Yielded,
+            2 => RunEnd::Blocked,
+            _ => RunEnd::Exited,
+        };
+        Some(Stop {
+            tid: tid as usize - 1,
+            end,
+            ran_ns: word & RAN_MAX,
+        })
+    }
+}
+
+/// Every core's pending stop.
+pub struct Stops([AtomicU64; MAX_WORKERS]);
+
+impl Default for Stops {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stops {
+    pub const fn new() -> Stops {
+        Stops([const { AtomicU64::new(0) }; MAX_WORKERS])
+    }
+
+    /// Publishes `stop` for `core` (after the thread's context is saved:
+    /// the release orders that write before the word). False if the slot
+    /// was not empty, which the invariant above rules out; the caller
+    /// treats it as the bug it is.
+    pub fn publish(&self, core: usize, stop: Stop) -> bool {
+        self.0[core]
+            .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Takes `core`'s pending stop, if any (its context write happens
+    /// before this returns it).
+    pub fn take(&self, core: usize) -> Option<Stop> {
+        Stop::unpack(self.0[core].swap(0, Ordering::Acquire))
+    }
+
+    /// Takes every core's pending stop, in core order, for `f`.
+    pub fn drain(&self, mut f: impl FnMut(usize, Stop)) {
+        for core in 0..MAX_WORKERS {
+            // A load first: most slots are empty, and a swap would write
+            // every core's cache line on every dispatch.
+            if self.0[core].load(Ordering::Relaxed) != 0 {
+                if let Some(stop) = self.take(core) {
+                    f(core, stop);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_survives_its_word() {
+        for end in [
+            RunEnd::Preempted,
+            RunEnd::Yielded,
+            RunEnd::Blocked,
+            RunEnd::Exited,
+        ] {
+            for (tid, ran_ns) in [(0, 0), (1, 2_000_000), (MAX_TID, RAN_MAX), (127, 1)] {
+                let s = Stop { tid, end, ran_ns };
+                assert_eq!(Stop::unpack(s.pack()), Some(s));
+            }
+        }
+        assert_eq!(Stop::unpack(0), None);
+    }
+
+    #[test]
+    fn an_overlong_charge_is_capped_not_wrapped_into_the_tid() {
+        let s = Stop {
+            tid: 5,
+            end: RunEnd::Blocked,
+            ran_ns: u64::MAX,
+        };
+        let back = Stop::unpack(s.pack()).unwrap();
+        assert_eq!(
+            (back.tid, back.end, back.ran_ns),
+            (5, RunEnd::Blocked, RAN_MAX)
+        );
+    }
+
+    #[test]
+    fn one_stop_per_core_and_drain_empties_every_slot() {
+        let stops = Stops::new();
+        let a = Stop {
+            tid: 3,
+            end: RunEnd::Preempted,
+            ran_ns: 10,
+        };
+        assert!(stops.publish(1, a));
+        assert!(!stops.publish(1, a), "a second stop on one core is refused");
+        assert!(stops.publish(MAX_WORKERS - 1, Stop { tid: 4, ..a }));
+        let mut seen = std::vec::Vec::new();
+        stops.drain(|core, s| seen.push((core, s.tid)));
+        assert_eq!(seen, [(1, 3), (MAX_WORKERS - 1, 4)]);
+        assert_eq!(stops.take(1), None);
+        assert!(stops.publish(1, a), "a drained slot takes a new stop");
+        assert_eq!(stops.take(1), Some(a));
+    }
+}
