@@ -90,9 +90,31 @@ pub fn kvm_usable() -> bool {
         .is_ok()
 }
 
-/// Deterministic runs execute one guest instruction per 2^ICOUNT_SHIFT
-/// virtual ns (`-icount shift=`): a duration there counts instructions.
+/// Deterministic runs on one core execute one guest instruction per
+/// 2^ICOUNT_SHIFT virtual ns (`-icount shift=`): a duration there counts
+/// instructions.
 pub const ICOUNT_SHIFT: u32 = 3;
+
+/// The `-icount` shift of a deterministic run on `cpus` cores.
+///
+/// QEMU runs the vCPUs one at a time on one clock, so each of N cores
+/// executes 1/N of the instructions a virtual ns stands for: at a fixed
+/// shift, every fixed-length path (an upcall, a dispatch) takes N times
+/// longer on N cores, and a grace period holds N times fewer of the
+/// epilogue's instructions. Halving the ns per instruction as the cores
+/// double keeps each core at the one-core speed, 125 million instructions
+/// per virtual second, up to 8 cores (shift 0, the least QEMU allows;
+/// beyond 8 cores each core is slower: 62.5 million on 16).
+pub fn icount_shift(cpus: u32) -> u32 {
+    ICOUNT_SHIFT.saturating_sub(cpus.max(1).next_power_of_two().trailing_zeros())
+}
+
+/// The kernel's `interleave_us` for deterministic runs on several cores:
+/// QEMU 7.2's round robin runs each vCPU up to the next timer deadline,
+/// so the kernel keeps every running core's deadline this close (see the
+/// kernel's `sched::arm_running`; without it, one revocation in two on 2
+/// cores reached its grace's end before the epilogue ran an instruction).
+pub const DET_INTERLEAVE_US: u32 = 50;
 
 /// Everything a run needs.
 #[derive(Clone, Debug)]
@@ -330,7 +352,7 @@ pub fn qemu_args(
     };
     push(&["-accel", accel_name, "-cpu", cpu_model(accel)]);
     if opts.det {
-        let icount = format!("shift={ICOUNT_SHIFT},align=off,sleep=off");
+        let icount = format!("shift={},align=off,sleep=off", icount_shift(opts.cpus));
         push(&["-icount", &icount, "-rtc", "clock=vm"]);
     }
     push(&[
@@ -710,6 +732,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     }
     if opts.det {
         opts.accel = Accel::Tcg;
+        let asked = opts.cmdline.iter().any(|w| w.contains("interleave_us="));
+        if opts.cpus > 1 && !asked {
+            opts.cmdline
+                .push(format!("interleave_us={DET_INTERLEAVE_US}"));
+        }
     }
     let opts = &opts;
     let kernel = build::kernel()?;
@@ -924,6 +951,23 @@ mod tests {
         let tcg = qemu_args(&opts, Accel::Tcg, "/k", None, "").join(" ");
         assert!(tcg.contains("-accel tcg -cpu max"));
         assert!(!tcg.contains("-initrd"));
+    }
+
+    #[test]
+    fn det_runs_keep_each_core_at_the_one_core_speed() {
+        // ns per instruction x cores = the one-core figure, down to shift 0.
+        for (cpus, shift) in [
+            (1, 3),
+            (2, 2),
+            (3, 1),
+            (4, 1),
+            (5, 0),
+            (8, 0),
+            (16, 0),
+            (0, 3),
+        ] {
+            assert_eq!(icount_shift(cpus), shift, "{cpus} cores");
+        }
     }
 
     #[test]
