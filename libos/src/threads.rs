@@ -146,21 +146,35 @@ fn spawn_locked(
     weight: u32,
     sse: bool,
 ) -> Option<usize> {
-    let tid = rt.spawn(entry, arg, weight, sse, |tid| {
-        let mut ctx = UserContext::ZERO;
-        ctx.rip = thread_start as *const () as u64;
-        ctx.rsp = stacks_base() + ((tid + 1) * STACK) as u64 - 8;
-        ctx.rdi = tid as u64;
-        ctx.rflags = 0x202;
-        ctx.fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
-        ctx.fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
-        ctx.valid = 1;
-        ctx
-    })?;
+    let tid = rt.spawn(entry, arg, weight, sse, first_context)?;
+    prepare_stack(tid);
+    Some(tid)
+}
+
+/// The application's control thread (`main`), outside the policy.
+fn spawn_control_locked(rt: &mut Table, entry: fn(usize)) -> Option<usize> {
+    let tid = rt.spawn_control(entry, 0, first_context)?;
+    prepare_stack(tid);
+    Some(tid)
+}
+
+/// A new thread's first context: `thread_start(tid)` on its own stack.
+fn first_context(tid: usize) -> UserContext {
+    let mut ctx = UserContext::ZERO;
+    ctx.rip = thread_start as *const () as u64;
+    ctx.rsp = stacks_base() + ((tid + 1) * STACK) as u64 - 8;
+    ctx.rdi = tid as u64;
+    ctx.rflags = 0x202;
+    ctx.fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+    ctx.fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+    ctx.valid = 1;
+    ctx
+}
+
+fn prepare_stack(tid: usize) {
     TLS[tid].store(0, Ordering::Relaxed);
     // SAFETY: the lowest word of the new thread's own stack, unused yet.
     unsafe { canary(tid).write_volatile(CANARY) };
-    Some(tid)
 }
 
 extern "C" fn thread_start(tid: usize) -> ! {
@@ -530,9 +544,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                 let mut rt = RT.lock();
                 THREADS.store(rt.threads.as_mut_ptr(), Ordering::Release);
                 let policy = new_policy(requested_policy(), crate::slices::capacity());
-                if rt.set_policy(policy).is_err()
-                    || spawn_locked(&mut rt, main, 0, 1, false).is_none()
-                {
+                if rt.set_policy(policy).is_err() || spawn_control_locked(&mut rt, main).is_none() {
                     sys::exit(7);
                 }
             }

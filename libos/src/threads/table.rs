@@ -126,6 +126,14 @@ pub struct Table {
     /// Ticket loans made (blocked threads lending to a holder).
     pub lends: u64,
     audit: Audit,
+    /// The application's control thread (its `main`: samples, timed
+    /// events, the console), or [`NONE`]. It is outside the policy: it runs
+    /// first whenever it is runnable, so no weight given to the others can
+    /// starve it (with tickets of 1e8 beside its 1 it never ran again), and
+    /// its time is not in the policy's figures.
+    control: usize,
+    control_state: ThreadState,
+    control_service_ns: u64,
 }
 
 impl Default for Table {
@@ -151,6 +159,9 @@ impl Table {
                 lost: 0,
                 ghosts: 0,
             },
+            control: NONE,
+            control_state: ThreadState::Sleeping,
+            control_service_ns: 0,
         }
     }
 
@@ -167,9 +178,52 @@ impl Table {
         Ok(())
     }
 
-    /// The policy's state of `tid`.
+    /// The state of `tid`: the policy's, or the control thread's own.
     pub fn state(&self, tid: usize) -> Option<ThreadState> {
+        if tid == self.control {
+            return Some(self.control_state);
+        }
         self.policy.as_ref()?.record(tid as u32).map(|r| r.state)
+    }
+
+    /// Takes a free slot for the application's control thread, outside the
+    /// policy (see `control`); at most one.
+    pub fn spawn_control(
+        &mut self,
+        entry: fn(usize),
+        arg: usize,
+        ctx: impl FnOnce(usize) -> UserContext,
+    ) -> Option<usize> {
+        if self.control != NONE {
+            return None;
+        }
+        let tid = self.threads.iter().position(|t| t.life == Life::Free)?;
+        self.threads[tid] = Thread {
+            life: Life::Live,
+            ctx: ctx(tid),
+            entry: Some(entry),
+            arg,
+            ..Thread::FREE
+        };
+        self.control = tid;
+        self.control_state = ThreadState::Runnable;
+        self.control_service_ns = 0;
+        Some(tid)
+    }
+
+    /// CPU time the control thread has had (ns).
+    pub fn control_service_ns(&self) -> u64 {
+        self.control_service_ns
+    }
+
+    /// Wakes sleeping `tid`: the policy's thread (ending a ticket loan
+    /// first), or the control thread.
+    fn wake_thread(&mut self, tid: usize) {
+        if tid == self.control {
+            self.control_state = ThreadState::Runnable;
+        } else if let Some(p) = self.policy.as_mut() {
+            wake(p.as_mut(), &mut self.threads[tid], tid);
+        }
     }
 
     /// Takes a free slot for a runnable thread; `ctx(tid)` gives its
@@ -197,6 +251,7 @@ impl Table {
 
     pub fn set_weight(&mut self, tid: usize, weight: u32) -> bool {
         let live = self.threads.get(tid).is_some_and(|t| t.life == Life::Live);
+        // The control thread has no weight (it is outside the policy).
         live && self
             .policy
             .as_mut()
@@ -233,30 +288,31 @@ impl Table {
     /// (`read` reads a watched word). Looks only at threads with a
     /// condition set: a dispatch costs the same with 3 threads or 128.
     pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
-        let Some(p) = self.policy.as_mut() else {
-            return;
-        };
         let mut bits = self.waiting;
         while bits != 0 {
             let tid = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let t = &mut self.threads[tid];
+            let t = &self.threads[tid];
             if t.life != Life::Live || !t.has_waits() {
                 self.waiting &= !(1 << tid);
                 continue;
             }
-            let asleep = || p.record(tid as u32).map(|r| r.state) == Some(ThreadState::Sleeping);
-            if t.due(now, read) && asleep() {
-                t.clear_waits();
+            if t.due(now, read) && self.state(tid) == Some(ThreadState::Sleeping) {
+                self.threads[tid].clear_waits();
                 self.waiting &= !(1 << tid);
-                wake(p.as_mut(), t, tid);
+                self.wake_thread(tid);
             }
         }
     }
 
     /// Picks the next thread for `core` and marks it running there since `now`.
     pub fn start(&mut self, core: usize, now: u64) -> Option<usize> {
-        let tid = self.policy.as_mut()?.pick(core)? as usize;
+        let tid = if self.control != NONE && self.control_state == ThreadState::Runnable {
+            self.control_state = ThreadState::Running(core);
+            self.control
+        } else {
+            self.policy.as_mut()?.pick(core)? as usize
+        };
         // The policy promises both; a broken one must not go unnoticed.
         if self.current.contains(&tid) {
             self.audit.double_runs += 1;
@@ -316,6 +372,10 @@ impl Table {
         if self.current[core] == tid {
             self.current[core] = NONE;
         }
+        if tid == self.control {
+            self.stop_control(tid, ran, now, end, read);
+            return;
+        }
         let Some(p) = self.policy.as_mut() else {
             return;
         };
@@ -343,6 +403,35 @@ impl Table {
         }
     }
 
+    /// [`stop_ran`](Table::stop_ran) for the control thread: no policy.
+    fn stop_control(
+        &mut self,
+        tid: usize,
+        ran: u64,
+        now: u64,
+        end: RunEnd,
+        read: &dyn Fn(u64) -> u64,
+    ) {
+        self.control_service_ns += ran;
+        let t = &mut self.threads[tid];
+        self.control_state = if t.life == Life::Exited {
+            let joiner = t.joiner;
+            *t = Thread::FREE;
+            self.control = NONE;
+            if joiner != NONE {
+                self.unblock(joiner);
+            }
+            ThreadState::Sleeping
+        } else if end == RunEnd::Blocked && !t.due(now, read) {
+            ThreadState::Sleeping
+        } else {
+            if end == RunEnd::Blocked {
+                t.clear_waits();
+            }
+            ThreadState::Runnable
+        };
+    }
+
     /// Whether `tid`, about to block, must really sleep (false: an
     /// unblock already came, and is consumed).
     pub fn block(&mut self, tid: usize) -> bool {
@@ -357,9 +446,7 @@ impl Table {
         }
         if self.state(tid) == Some(ThreadState::Sleeping) {
             self.threads[tid].clear_waits();
-            if let Some(p) = self.policy.as_mut() {
-                wake(p.as_mut(), &mut self.threads[tid], tid);
-            }
+            self.wake_thread(tid);
         } else {
             self.threads[tid].wake_pending = true;
             self.waiting |= 1 << tid;
@@ -407,7 +494,7 @@ impl Table {
             self.audit.audits += 1;
             for (tid, t) in self.threads.iter().enumerate() {
                 match (t.life, p.record(tid as u32).is_some()) {
-                    (Life::Live, false) => self.audit.lost += 1,
+                    (Life::Live, false) if tid != self.control => self.audit.lost += 1,
                     (Life::Free, true) => self.audit.ghosts += 1,
                     _ => {}
                 }

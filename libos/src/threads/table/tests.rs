@@ -455,3 +455,90 @@ fn a_stop_charged_from_another_core_charges_what_it_says() {
     t.stop_ran(1, a, 0, 50 * Q, RunEnd::Preempted, &no_memory);
     assert_eq!(t.current(1), b);
 }
+
+fn spawn_control(t: &mut Table) -> usize {
+    t.spawn_control(nothing, 0, |_| UserContext::ZERO)
+        .expect("a free slot")
+}
+
+/// Issue 12: with threads of 1e8 tickets beside its 1, the application's
+/// own control thread (samples, timed events, console) never ran again.
+/// Outside the policy, it runs first whenever it is runnable, under every
+/// policy, and takes no share of the policy's figures.
+#[test]
+fn the_control_thread_runs_first_whatever_the_others_weigh() {
+    for kind in [
+        PolicyKind::Stride,
+        PolicyKind::Lottery,
+        PolicyKind::RoundRobin,
+    ] {
+        let mut t = table(kind);
+        let heavy = spawn(&mut t, u32::MAX);
+        let main = spawn_control(&mut t);
+        assert!(
+            t.spawn_control(nothing, 0, |_| UserContext::ZERO).is_none(),
+            "one only"
+        );
+        assert!(!t.set_weight(main, 5), "it has no weight");
+        for round in 0..50u64 {
+            // Wakes every 10th round, runs 1 us, sleeps again.
+            if round % 10 == 0 {
+                t.wake_at(main, 1);
+                t.wake_due(round * Q, &no_memory);
+            }
+            let picked = t.start(0, round * Q).unwrap();
+            if round % 10 == 0 {
+                assert_eq!(
+                    picked, main,
+                    "{kind:?} round {round}: the control thread waits"
+                );
+                t.wake_at(main, u64::MAX);
+                t.stop_ran(0, main, 1_000, round * Q, RunEnd::Blocked, &no_memory);
+                assert_eq!(t.state(main), Some(ThreadState::Sleeping));
+                assert_eq!(t.start(0, round * Q), Some(heavy));
+            }
+            t.stop_ran(0, heavy, Q, round * Q, RunEnd::Preempted, &no_memory);
+        }
+        assert_eq!(t.control_service_ns(), 5_000);
+        let mut out = [(0, 0, 0, ThreadState::Runnable); 4];
+        assert_eq!(t.snapshot(&mut out).0, 1, "only the policy's threads");
+        assert_eq!(t.audit().violations(), 0);
+    }
+}
+
+#[test]
+fn the_control_thread_blocks_wakes_exits_and_survives_a_swap() {
+    let mut t = table(PolicyKind::Stride);
+    let worker = spawn(&mut t, 100);
+    let main = spawn_control(&mut t);
+    assert_eq!(t.start(0, 0), Some(main));
+    // Blocks with its unblock already come: stays runnable.
+    t.unblock(main);
+    assert!(!t.block(main));
+    t.stop_ran(0, main, 10, 0, RunEnd::Yielded, &no_memory);
+    assert_eq!(t.state(main), Some(ThreadState::Runnable));
+    // A swap carries the policy's threads and leaves the control thread be.
+    t.set_policy(Box::new(sched_rr::RoundRobin::new(Q)))
+        .unwrap();
+    assert_eq!(t.state(main), Some(ThreadState::Runnable));
+    assert_eq!(t.start(1, 0), Some(main));
+    assert_eq!(t.start(0, 0), Some(worker));
+    // Joins the worker: sleeps until the worker exits.
+    assert!(t.join(worker, main));
+    assert!(t.block(main));
+    t.stop_ran(1, main, 10, 0, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(main), Some(ThreadState::Sleeping));
+    t.exit(worker);
+    t.stop_ran(0, worker, Q, 0, RunEnd::Exited, &no_memory);
+    assert_eq!(
+        t.state(main),
+        Some(ThreadState::Runnable),
+        "woken by the exit"
+    );
+    assert_eq!(t.start(0, 0), Some(main));
+    t.exit(main);
+    t.stop_ran(0, main, 10, 0, RunEnd::Exited, &no_memory);
+    assert_eq!(t.live(), 0);
+    assert_eq!(t.state(main), None, "its slot is free");
+    assert_eq!(t.audit().violations(), 0);
+}
