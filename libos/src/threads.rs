@@ -282,6 +282,12 @@ pub fn set_weight(tid: usize, weight: u32) -> bool {
     with_rt(|rt| rt.set_weight(tid, weight))
 }
 
+/// CPU time the application's control thread (its `main`, outside the
+/// policy) has had so far, in ns.
+pub fn control_ns() -> u64 {
+    with_rt(|rt| rt.control_service_ns())
+}
+
 /// Audits the thread table against its policy (see [`Audit`]).
 pub fn audit() -> Audit {
     with_rt(|rt| rt.audit())
