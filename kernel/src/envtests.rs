@@ -151,6 +151,11 @@ static EXPERIMENTS: &[Experiment] = &[
         storm_returns_everything,
     ),
     plain(
+        "segments",
+        &[spec("segments", 2), spec("spin", 2), spec("tspin", 2)],
+        segment_loads_hurt_nobody,
+    ),
+    plain(
         "scribble",
         &[spec("scribble", 2), spec("spin", 2)],
         others_keep_share,
@@ -368,6 +373,31 @@ fn others_keep_share() -> bool {
         got >= ideal - 0.02,
         format_args!("spin: share {got:.4} ideal {ideal:.4} (at most 0.02 below)"),
     )
+}
+
+/// `segments` loaded FS with a data selector (base 0) on every core and
+/// far-jumped to the 32-bit code selector: `spin` keeps its share and
+/// `tspin`, whose libOS reaches its dispatch page through FS, is alive.
+fn segment_loads_hurt_nobody() -> bool {
+    let (Some(spin), Some(tspin)) = (find("spin"), find("tspin")) else {
+        return check(
+            "both_alive",
+            false,
+            format_args!("spin or tspin (FS-relative dispatch page) is gone"),
+        );
+    };
+    // Two slots each of six per core: a third of the machine each.
+    [spin, tspin].iter().fold(true, |ok, e| {
+        let (got, ideal) = share(e, 2);
+        ok & check(
+            "well_behaved_keeps_share",
+            got >= ideal - 0.02,
+            format_args!(
+                "{}: share {got:.4} ideal {ideal:.4} (at most 0.02 below)",
+                e.name()
+            ),
+        )
+    })
 }
 
 fn donations_move_time() -> bool {

@@ -630,6 +630,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
         .store(end + config().grace_ns, Ordering::Relaxed);
     d.disabled.store(flag, Ordering::Release);
     switch_address_space(env.pml4);
+    cpu::restore_user_fs(core);
     cpu::sanitise_fx(&mut ctx.fx);
     cpu::fxrstor(&ctx.fx);
     arm_for(time::now_ns(), end);
@@ -673,6 +674,7 @@ fn upcall(
     d.slice_end_ns.store(end, Ordering::Relaxed);
     d.grace_end_ns.store(grace_end, Ordering::Relaxed);
     switch_address_space(env.pml4);
+    cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
     let now = time::now_ns();
     if reason == UpcallReason::Revoke {

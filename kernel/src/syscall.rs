@@ -18,6 +18,21 @@ const MAX_PREDICATE: usize = 1024;
 
 /// Handles the syscall in `frame` (from the running environment); writes
 /// the result into `rax` (and `rdx`). Calls that switch context do not return.
+/// A `syscall` from compatibility mode: never legitimate here (no 32-bit
+/// code descriptor is present); the caller is killed.
+pub fn from_compat_mode() -> ! {
+    // SAFETY: entered from the running environment's user mode on this
+    // core; `leave_current` ends the turn and never returns.
+    if let Some(env) = unsafe { sched::running_here() } {
+        log::warn!("env {}: syscall from compatibility mode", env.id);
+        env::kill(
+            env,
+            env::ExitReason::Killed("syscall from compatibility mode"),
+        );
+    }
+    sched::leave_current()
+}
+
 pub fn handle(frame: &mut TrapFrame) {
     // SAFETY: entered from the running environment's user mode on this
     // core; the calls that end its turn leave through paths that never

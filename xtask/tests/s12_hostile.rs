@@ -135,3 +135,21 @@ fn syscall_fuzzing_on_every_core_hurts_nobody() {
         assert!(last["calls"].as_u64().unwrap() >= 50_000, "{last}");
     });
 }
+
+/// Issue 14, holes 2 and 4: a far jump to the 32-bit code selector (then
+/// `syscall` from compatibility mode: ring 0 at CSTAR on the user stack)
+/// and FS loaded with a data selector (base 0) on every core. The jump
+/// faults in ring 3; the environments after it on each core still find
+/// their dispatch page through FS.
+#[test]
+fn segment_games_hurt_nobody() {
+    on_4_and_8("segments", 2000, |out, _| {
+        let jumps: Vec<_> = out
+            .records
+            .of(RecordKind::User)
+            .filter(|r| r["kind"] == "segments_far_jump")
+            .collect();
+        assert_eq!(jumps.len(), 1, "{}", tail(&out.console));
+        assert_eq!(jumps[0]["faulted"], 1, "the far jump was taken");
+    });
+}

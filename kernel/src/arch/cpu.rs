@@ -4,7 +4,8 @@
 use raw_cpuid::CpuId;
 use x86::controlregs::{cr0, cr0_write, cr4, cr4_write, Cr0, Cr4};
 use x86::msr::{
-    rdmsr, wrmsr, IA32_EFER, IA32_FMASK, IA32_FS_BASE, IA32_KERNEL_GSBASE, IA32_LSTAR, IA32_STAR,
+    rdmsr, wrmsr, IA32_CSTAR, IA32_EFER, IA32_FMASK, IA32_FS_BASE, IA32_KERNEL_GSBASE, IA32_LSTAR,
+    IA32_STAR,
 };
 
 use super::gdt::{KERNEL_CODE, USER_BASE};
@@ -41,6 +42,13 @@ pub fn init_this_core(kernel_stack_top: u64) {
             (u64::from(USER_BASE) << 48) | (u64::from(KERNEL_CODE) << 32),
         );
         wrmsr(IA32_LSTAR, super::interrupts::syscall_entry_address());
+        // `syscall` from compatibility mode lands here: it kills the caller.
+        // (No present 32-bit code descriptor is left to reach that mode;
+        // this is the second wall.)
+        wrmsr(
+            IA32_CSTAR,
+            super::interrupts::compat_syscall_entry_address(),
+        );
         // Clear IF, TF, DF, AC, NT on entry: the kernel runs its syscalls
         // with interrupts off.
         wrmsr(
@@ -53,10 +61,7 @@ pub fn init_this_core(kernel_stack_top: u64) {
         // instruction on whatever core it runs: `mov dword ptr fs:[0], 1`
         // cannot be split by a preemption that moves it to another core.
         // The kernel itself never uses FS.
-        wrmsr(
-            IA32_FS_BASE,
-            abi::shared::va::DISPATCH + crate::percpu::core_id() as u64 * 0x1000,
-        );
+        restore_user_fs(crate::percpu::core_id());
         let mut c0 = cr0();
         c0.remove(Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_TASK_SWITCHED);
         c0.insert(Cr0::CR0_MONITOR_COPROCESSOR);
@@ -99,4 +104,21 @@ pub fn fxrstor(area: &[u8; 512]) {
 pub fn sanitise_fx(area: &mut [u8; 512]) {
     let mxcsr = u32::from_le_bytes([area[24], area[25], area[26], area[27]]) & 0xffff;
     area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+}
+
+/// Points user FS at `core`'s dispatch page again (selector null, base the
+/// page), on every entry to an environment: ring 3 can load FS with a data
+/// selector (base 0), and the next environment on the core would then
+/// write its disabled flag to address 0.
+pub fn restore_user_fs(core: usize) {
+    // SAFETY: FS is user state only (the kernel never uses it); a null
+    // selector is always loadable in 64-bit mode, and the base written is
+    // this core's dispatch page, the same address in every environment.
+    unsafe {
+        core::arch::asm!("mov fs, {0:x}", in(reg) 0u16, options(nomem, nostack, preserves_flags));
+        wrmsr(
+            IA32_FS_BASE,
+            abi::shared::va::DISPATCH + core as u64 * 0x1000,
+        );
+    }
 }

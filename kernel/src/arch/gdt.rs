@@ -117,7 +117,11 @@ pub unsafe fn load(core: usize) {
     t.gdt[0] = 0;
     t.gdt[1] = segment(0x9A, 0xA); // kernel code: present, ring 0, exec/read; L, G
     t.gdt[2] = segment(0x92, 0xC); // kernel data
-    t.gdt[3] = segment(0xFA, 0xC); // user code 32 (placeholder for sysret layout)
+                                   // User code 32: only a placeholder for the `sysret` layout (STAR's
+                                   // user base), and NOT present: a far jump to it faults in ring 3.
+                                   // Present, it let ring 3 enter compatibility mode and `syscall` into
+                                   // ring 0 at IA32_CSTAR on its own stack (AMD's rule, which TCG follows).
+    t.gdt[3] = segment(0x7A, 0xC);
     t.gdt[4] = segment(0xF2, 0xC); // user data, ring 3
     t.gdt[5] = segment(0xFA, 0xA); // user code 64, ring 3
     let base = &raw const t.tss as u64;

@@ -178,6 +178,27 @@ syscall_entry:
     sysretq
 5:  sysretq
 
+/* `syscall` from compatibility mode (IA32_CSTAR): ring 0 on the caller's
+   stack with its GS. Switch as the 64-bit entry does, then kill the caller
+   (compat_syscall_dispatch never returns). */
+    .global compat_syscall_entry
+compat_syscall_entry:
+    swapgs
+    mov gs:[24], rsp
+    mov rsp, gs:[16]
+    push 0x23
+    push qword ptr gs:[24]
+    push r11
+    push 0x2b
+    push rcx
+    push 0
+    push 0x101
+    SAVE_REGS
+    mov rdi, rsp
+    cld
+    call compat_syscall_dispatch
+    ud2
+
 /* enter_user_frame(frame): rsp = frame (at the top of this core's kernel stack). */
     .global enter_user_frame
 enter_user_frame:
@@ -292,6 +313,7 @@ pub unsafe fn load(core: usize) {
 
 extern "C" {
     fn syscall_entry();
+    fn compat_syscall_entry();
     fn enter_user_frame(frame: *const TrapFrame) -> !;
 }
 
@@ -301,6 +323,11 @@ const _: () = assert!(abi::syscall::FLOOR == 0x3ff);
 
 pub fn syscall_entry_address() -> u64 {
     syscall_entry as *const () as u64
+}
+
+/// Address of the compatibility-mode `syscall` entry point (for CSTAR).
+pub fn compat_syscall_entry_address() -> u64 {
+    compat_syscall_entry as *const () as u64
 }
 
 /// Leaves the kernel for ring 3 with `frame`, discarding this core's kernel
@@ -325,6 +352,12 @@ pub fn enter_user(frame: &TrapFrame) -> ! {
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
     crate::syscall::handle(frame);
+}
+
+/// Entry from the compatibility-mode `syscall` stub, interrupts disabled.
+#[no_mangle]
+extern "C" fn compat_syscall_dispatch(_frame: &mut TrapFrame) -> ! {
+    crate::syscall::from_compat_mode()
 }
 
 /// Entry from the stubs, with interrupts disabled.

@@ -1,0 +1,85 @@
+//! Hostile: plays with segment registers (issue 14, holes 2 and 4).
+//!
+//! - On core 0, first: a far jump to selector 0x1B, the GDT's 32-bit user
+//!   code descriptor (kept only for the `sysret` layout), and a `syscall`
+//!   from compatibility mode there. Were the descriptor present, the CPU
+//!   would enter ring 0 at `IA32_CSTAR` on the user's stack (AMD's rule,
+//!   which TCG follows): with CSTAR unset, at address 0 — #PF, #DF, panic.
+//!   The jump must fault in ring 3 instead (reported by the handler).
+//! - On every core, for ever: loads FS with the user data selector, which
+//!   sets the FS base to 0. Every libOS reaches its dispatch page through
+//!   FS (`mov dword ptr fs:[0], 1` sets its disabled flag), so the next
+//!   environment on the core would fault — unless the kernel restores FS
+//!   on every entry to an environment.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::abi::shared::FaultInfo;
+use libos::{report, App, Epilogue, FaultAction};
+
+/// Length of `jmp fword ptr [rip + x]` (FF 2D rel32).
+const FAR_JMP_LEN: u64 = 6;
+static FAR_JUMP_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+// Bare metal only: the 32-bit absolute address needs the kernel target's
+// static relocation model.
+#[cfg(target_os = "none")]
+core::arch::global_asm!(
+    ".pushsection .rodata.segments, \"a\"",
+    ".balign 8",
+    "segments_far_target:",
+    ".long segments_compat32",
+    ".short 0x1b",
+    ".popsection",
+    ".pushsection .text.segments, \"ax\"",
+    ".code32",
+    "segments_compat32:",
+    "syscall",
+    "2: jmp 2b",
+    ".code64",
+    ".popsection",
+);
+
+fn on_fault(core: usize, info: &FaultInfo) -> FaultAction {
+    report!(
+        "\"kind\":\"segments_fault\",\"core\":{core},\"vector\":{},\"error_code\":{}",
+        info.vector,
+        info.error_code
+    );
+    FAR_JUMP_FAULTS.fetch_add(1, Ordering::Relaxed);
+    FaultAction::Resume { skip: FAR_JMP_LEN }
+}
+
+fn worker(core: usize) -> ! {
+    if core == 0 {
+        // SAFETY: a far jump that must fault (resumed past it by the
+        // handler); were it taken, the 32-bit code issues `syscall`.
+        #[cfg(target_os = "none")]
+        unsafe {
+            core::arch::asm!("jmp fword ptr [rip + segments_far_target]");
+        }
+        report!(
+            "\"kind\":\"segments_far_jump\",\"faulted\":{}",
+            FAR_JUMP_FAULTS.load(Ordering::Relaxed)
+        );
+    }
+    loop {
+        // SAFETY: loads FS with the user data selector (base 0): only
+        // this environment's own view changes, for as long as the
+        // kernel leaves it.
+        unsafe {
+            core::arch::asm!("mov ax, 0x23", "mov fs, ax", out("ax") _, options(nostack));
+        }
+        for _ in 0..1000 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+libos::program!(App {
+    name: "segments",
+    main: worker,
+    epilogue: Epilogue::Cooperative,
+    on_fault: Some(on_fault)
+});
