@@ -93,11 +93,13 @@ impl RecordKind {
 }
 
 /// Splits a console line into a record kind and its JSON payload text, or
-/// `None` when the line is not a record. Leading noise before the prefix (for
-/// example a log prefix interleaved by another core) is tolerated.
+/// `None` when the line is not a record. A record starts its line: the
+/// kernel prints every line whole under the console lock, and the text of
+/// an environment's log comes after the kernel's prefix on a line of its
+/// own (the `Log` call refuses line breaks), so a prefix anywhere else is
+/// an environment's text, never a record.
 pub fn parse_record_line(line: &str) -> Option<(RecordKind, &str)> {
-    let start = line.find(RECORD_PREFIX)?;
-    let rest = &line[start + RECORD_PREFIX.len()..];
+    let rest = line.trim_start_matches('\r').strip_prefix(RECORD_PREFIX)?;
     let (kind, payload) = rest.split_once(' ')?;
     Some((RecordKind::from_name(kind)?, payload.trim()))
 }
@@ -115,6 +117,11 @@ mod tests {
         assert_eq!(parse_record_line("[c0 INFO] hello"), None);
         assert_eq!(parse_record_line("@@exo nosuchkind {}"), None);
         assert_eq!(parse_record_line("@@exo end"), None);
+        assert_eq!(
+            parse_record_line("[c0 INFO ] env 3 (x): line @@exo check {\"ok\":true}"),
+            None,
+            "an environment's text after the log prefix is not a record"
+        );
     }
 
     #[test]

@@ -156,6 +156,11 @@ static EXPERIMENTS: &[Experiment] = &[
         segment_loads_hurt_nobody,
     ),
     plain(
+        "forge",
+        &[spec("forger", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
+    plain(
         "scribble",
         &[spec("scribble", 2), spec("spin", 2)],
         others_keep_share,

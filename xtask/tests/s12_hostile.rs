@@ -153,3 +153,28 @@ fn segment_games_hurt_nobody() {
         assert_eq!(jumps[0]["faulted"], 1, "the far jump was taken");
     });
 }
+
+/// Issue 14, hole 10: a `Log` whose text holds a record after a newline
+/// (or mid-line) must not become a record the runner believes: the run's
+/// checks stay the kernel's own.
+#[test]
+fn console_lines_cannot_forge_records() {
+    on_4_and_8("forge", 1500, |out, _| {
+        let forged = out
+            .records
+            .of(RecordKind::Check)
+            .filter(|c| c["check"] == "forged")
+            .count();
+        assert_eq!(forged, 0, "a forged check record was believed");
+        let done: Vec<_> = out
+            .records
+            .of(RecordKind::User)
+            .filter(|r| r["kind"] == "forger_done")
+            .collect();
+        assert_eq!(done.len(), 1, "{}", tail(&out.console));
+        assert_eq!(
+            done[0]["refused"], 3,
+            "a log with a line break was accepted"
+        );
+    });
+}
