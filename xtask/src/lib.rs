@@ -9,6 +9,7 @@ pub mod build;
 pub mod canonical;
 mod error;
 pub mod experiments;
+pub mod kernel_tests;
 pub mod metrics;
 pub mod plot;
 pub mod qemu;
