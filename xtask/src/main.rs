@@ -168,6 +168,8 @@ fn fuzz_options(seconds: f64, cpus: u32, accel: Accel) -> Result<RunOptions, Str
         run_ms: Some(run_ms),
         cmdline: vec!["slice_us=10000".into(), "grace_us=3000".into()],
         timeout: Duration::from_millis(run_ms * 2 + 300_000),
+        // Not `<time>-stride-<N>c`: no scheduler is involved.
+        name: Some(format!("fuzz-{cpus}c-{}ms", run_ms)),
         stream: true,
         programs: true,
         ..RunOptions::default()
