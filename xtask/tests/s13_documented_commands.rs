@@ -54,12 +54,17 @@ const REAL: &[(&str, &str)] = &[
     ("build", ""),
     ("run-smp", "run_ms=1500"),
     ("plot", ""),
-    ("fuzz", "seconds=2"),
     ("sweep", "run_ms=1500"),
-    // Its checks need a phase of ~10 s (at 3 s, threads that join late
-    // may not be served before the phase ends).
-    ("soak", "minutes=0.2"),
 ];
+// Not run for real here: `experiments` and `bench` (minutes), `test*` and
+// `lint` (this suite is part of them), and `fuzz` and `soak`, whose real
+// runs are s09's/s12's and s11's. Both end in share or liveness checks
+// that a run of a few seconds cannot pass reliably on a loaded 2-core
+// host: `fuzz seconds=2` failed `well_behaved_keeps_share` once (spin at
+// 0.478 of its 0.5 beside other QEMUs), a 12 s soak reported an
+// application's main thread that stopped sampling; a 3 s soak leaves late
+// joiners unserved. Those are findings for their suites, not drift between
+// the docs and the recipes, which the dry runs check.
 
 /// Recipes whose real runs use TCG when the line picks no accelerator:
 /// where /dev/kvm is PVM (this machine kind) every guest kernel entry costs
