@@ -78,8 +78,15 @@ pub fn run(opts: &RunOptions) -> Result<String, String> {
     } else if o.test.is_none() {
         let _ = writeln!(t, "scenario   none: the platform alone, its cores ticking");
     }
+    // What `qemu::run` does to the options before it builds, mirrored
+    // (keep in step: a shared preparation step belongs in qemu.rs).
     if o.det {
         o.accel = Accel::Tcg;
+        let asked = o.cmdline.iter().any(|w| w.contains("interleave_us="));
+        if o.cpus > 1 && !asked {
+            o.cmdline
+                .push(format!("interleave_us={}", crate::qemu::DET_INTERLEAVE_US));
+        }
     }
     let accel = o.accel.resolve();
     let _ = writeln!(t, "cores      {}", o.cpus);
@@ -176,7 +183,14 @@ mod tests {
         };
         let t = run(&opts).unwrap();
         assert!(t.contains("deterministic"), "{t}");
-        assert!(t.contains("-icount"), "{t}");
+        assert!(t.contains("-icount shift=1,"), "{t}");
         assert!(t.contains("test=boot"), "{t}");
+        assert!(t.contains("interleave_us="), "{t}");
+        let one = run(&RunOptions {
+            cpus: 1,
+            ..opts.clone()
+        })
+        .unwrap();
+        assert!(!one.contains("interleave_us="), "{one}");
     }
 }
