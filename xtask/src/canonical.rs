@@ -20,8 +20,8 @@ fn scenario(name: &str) -> PathBuf {
 /// Ticket ratios of the lottery sweep (A:B with B at 100 tickets).
 const SWEEP: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
-/// Runs everything and writes `results/README.md`; returns its text.
-pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, String> {
+/// The canonical runs (all deterministic), their varied scenarios written.
+pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
     let mut jobs = vec![
         scenario_job("canon-lottery-2to1", scenario("lottery-2to1"), 1, accel),
         scenario_job("canon-lottery-20to1", scenario("lottery-20to1"), 1, accel),
@@ -76,7 +76,12 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     for job in &mut jobs {
         job.opts.det = true;
     }
-    let results = run_all(jobs, parallel);
+    Ok(jobs)
+}
+
+/// Runs everything and writes `results/README.md`; returns its text.
+pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, String> {
+    let results = run_all(jobs(accel, sweep_ms)?, parallel);
     let get = |name: &str| -> Result<&RunOutcome, String> {
         let (_, r) = results
             .iter()

@@ -7,9 +7,13 @@
 pub mod bench;
 pub mod build;
 pub mod canonical;
+pub mod cli;
 mod error;
 pub mod experiments;
+pub mod kernel_tests;
+pub mod keyvalue;
 pub mod metrics;
+pub mod plan;
 pub mod plot;
 pub mod qemu;
 pub mod rundata;
@@ -17,6 +21,7 @@ pub mod scenario;
 pub mod scenario_run;
 pub mod soak;
 pub mod summary;
+pub mod sweep;
 
 pub use error::Error;
 pub use qemu::{run, Accel, End, RunOptions, RunOutcome};

@@ -1,153 +1,45 @@
-//! `cargo xtask <command>`: the runner behind the `justfile`.
+//! `cargo xtask <command>`: the runner behind the `justfile`. Each recipe
+//! is one subcommand here (`just run-smp …` is `cargo xtask run-smp …`);
+//! its `key=value` words become clap options in [`xtask::keyvalue`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use xtask::{build, Accel, RunOptions};
-
-#[derive(Parser)]
-#[command(about = "Build and run the exokernel in QEMU")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-// One value, parsed once: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-enum Cmd {
-    /// Build the kernel image and the programs' boot-module archive.
-    Build,
-    /// Run the canonical experiments, draw their figures and write
-    /// results/README.md from the measurements.
-    Experiments {
-        /// QEMU instances at once.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        #[arg(long, default_value = "auto")]
-        accel: Accel,
-        /// Length of each run of the lottery ratio sweep.
-        #[arg(long, default_value_t = 10000)]
-        sweep_ms: u64,
-    },
-    /// Run a scenario once per value of one field (several QEMUs at once)
-    /// and print each run's per-thread shares.
-    Sweep {
-        /// The scenario file.
-        scenario: std::path::PathBuf,
-        /// Dotted path of the field, e.g. app.0.thread.0.tickets.
-        key: String,
-        /// Comma-separated values.
-        values: String,
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// Cores (default: the scenario's, else 4).
-        #[arg(long)]
-        cpus: Option<u32>,
-        #[arg(long, default_value = "auto")]
-        accel: Accel,
-    },
-    /// Benchmark the platform's primitives beside Linux on this host; write
-    /// results/bench/<commit>.{json,md}.
-    Bench {
-        /// A short run (seconds) for CI: figures printed, never asserted.
-        #[arg(long)]
-        smoke: bool,
-        #[arg(long, default_value = "auto")]
-        accel: Accel,
-    },
-    /// Soak: many cores for a long time, applications joining, leaving,
-    /// swapping schedulers and sleeping, every invariant checked all along;
-    /// prints what was checked and every violation with its time.
-    Soak {
-        #[arg(long, default_value_t = 16)]
-        cpus: u32,
-        #[arg(long, default_value_t = 10.0)]
-        minutes: f64,
-        #[arg(long, default_value = "tcg")]
-        accel: Accel,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-    /// Draw a scenario run's figures (PNG and SVG) into its directory.
-    Plot {
-        /// A run directory or its name under results/runs/ (default: the
-        /// newest scenario run).
-        run: Option<std::path::PathBuf>,
-    },
-    /// Boot the kernel on N cores, stream its console, write
-    /// results/runs/<name>/{console.log,summary.json}; exit with the
-    /// kernel's exit code (0 success, 11.. kernel failures, 2 QEMU error,
-    /// 3 timeout, 130 Ctrl-C).
-    Run {
-        /// Scheduler the applications use; given, it replaces every
-        /// application's choice in the scenario (default stride).
-        #[arg(long, value_parser = ["stride", "lottery", "rr"])]
-        sched: Option<String>,
-        /// Number of cores (QEMU -smp); default the scenario's `cores`, else 4.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
-        cpus: Option<u32>,
-        /// Scenario file (TOML, see docs/scenarios.md). Without one (and
-        /// without --test) scenarios/default.toml runs; `none` boots the
-        /// platform alone, its cores ticking.
-        #[arg(long)]
-        scenario: Option<std::path::PathBuf>,
-        /// Deterministic run (TCG, one thread, -icount): the same scenario
-        /// gives the same measurements.
-        #[arg(long)]
-        det: bool,
-        /// auto (KVM when /dev/kvm is usable), kvm or tcg.
-        #[arg(long, default_value = "auto")]
-        accel: Accel,
-        /// QEMU machine: pc, q35 or microvm (a -M in --qemu wins).
-        #[arg(long, default_value = "pc")]
-        machine: String,
-        /// Extra QEMU arguments, split on whitespace, appended last.
-        #[arg(long, default_value = "", allow_hyphen_values = true)]
-        qemu: String,
-        /// Seconds before QEMU is stopped (exit "timeout"); 0 = no limit.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// How long a normal run lasts (kernel run_ms); 0 = until `q`.
-        #[arg(long)]
-        run_ms: Option<u64>,
-        /// A kernel-side test or experiment (kernel test=).
-        #[arg(long)]
-        test: Option<String>,
-        /// Results directory name under results/runs/ (default
-        /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
-        #[arg(long)]
-        name: Option<String>,
-        /// Extra kernel command-line words (key=value ...).
-        #[arg(long, default_value = "")]
-        cmdline: String,
-        /// Guest memory in MiB.
-        #[arg(long, default_value_t = 1024)]
-        memory: u32,
-    },
-}
+use clap::{CommandFactory, FromArgMatches};
+use xtask::cli::{positional_order, Cli, Cmd, RunArgs, KEY_VALUE_HELP};
+use xtask::{build, plan, Accel, RunOptions};
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Cmd::Build => match build::kernel().and_then(|k| Ok((k, build::programs()?))) {
-            Ok((k, p)) => {
-                println!("kernel: {}", k.display());
-                if let Some(p) = p {
-                    println!("programs: {}", p.display());
+    let argv: Vec<String> = std::env::args().collect();
+    let argv = match argv.get(1) {
+        Some(sub) => {
+            let cmd = Cli::command();
+            match xtask::keyvalue::translate(&cmd, sub, &argv[2..], positional_order(sub)) {
+                Ok(words) => argv[..1].iter().cloned().chain(words).collect(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
                 }
-                ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+        None => argv,
+    };
+    // Every subcommand's --help ends with how key=value words map onto it.
+    let matches = Cli::command()
+        .mut_subcommands(|s| s.after_help(KEY_VALUE_HELP))
+        .get_matches_from(argv);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let outcome = match cli.command {
+        Cmd::Build { dry_run } => build_all(dry_run),
+        Cmd::Run(args) => run_options(args).and_then(|(opts, dry)| run_or_describe(&opts, dry)),
+        Cmd::Plot { run, dry_run } => plot(run, dry_run),
         Cmd::Experiments {
             jobs,
             accel,
             sweep_ms,
-        } => print_report(xtask::canonical::run(jobs, accel, sweep_ms)),
+            dry_run,
+        } => experiments(jobs, accel, sweep_ms, dry_run),
         Cmd::Sweep {
             scenario,
             key,
@@ -155,117 +47,187 @@ fn main() -> ExitCode {
             jobs,
             cpus,
             accel,
-        } => sweep(&scenario, &key, &values, jobs, cpus, accel),
+            run_ms,
+            dry_run,
+        } => sweep(
+            &xtask::sweep::Sweep {
+                scenario: &scenario,
+                key: &key,
+                values: &values,
+                cpus,
+                accel,
+                run_ms,
+            },
+            jobs,
+            dry_run,
+        ),
+        Cmd::Bench {
+            smoke,
+            accel,
+            dry_run,
+        } => bench(smoke, accel, dry_run),
+        Cmd::BenchSmoke { accel, dry_run } => bench(true, accel, dry_run),
+        Cmd::Fuzz {
+            seconds,
+            cpus,
+            accel,
+            dry_run,
+        } => fuzz_options(seconds, cpus, accel).and_then(|o| run_or_describe(&o, dry_run)),
         Cmd::Soak {
             cpus,
             minutes,
             accel,
             seed,
-        } => match xtask::soak::run(cpus, minutes, accel, seed) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("soak failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Cmd::Bench { smoke, accel } => print_report(xtask::bench::run(smoke, accel)),
-        Cmd::Plot { run } => {
-            let dir = match run {
-                Some(r) if r.is_dir() => Ok(r),
-                Some(r) => Ok(xtask::build::workspace_root().join("results/runs").join(r)),
-                None => newest_scenario_run(),
-            };
-            match dir.and_then(|d| xtask::plot::plot_run(&d)) {
-                Ok(files) => {
-                    for f in files {
-                        println!("{}", f.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Run {
-            sched,
-            cpus,
-            accel,
-            machine,
-            qemu,
-            timeout,
-            run_ms,
-            test,
-            name,
-            cmdline,
-            memory,
-            scenario,
-            det,
-        } => {
-            let test = test.filter(|t| !t.is_empty());
-            let scenario = match scenario {
-                _ if test.is_some() => None,
-                Some(p) if p.as_os_str() == "none" => None,
-                Some(p) => Some(p),
-                None => Some(xtask::build::workspace_root().join("scenarios/default.toml")),
-            };
-            // The scenario's own core count applies unless --cpus says.
-            let scenario_cores = scenario
-                .as_deref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .and_then(|t| t.parse::<toml::Table>().ok())
-                .and_then(|t| t.get("cores")?.as_integer())
-                .and_then(|c| u32::try_from(c).ok());
-            let opts = RunOptions {
-                sched_override: sched.is_some(),
-                sched: sched.unwrap_or_else(|| "stride".into()),
-                cpus: cpus.or(scenario_cores).unwrap_or(4),
-                scenario,
-                det,
-                input: Vec::new(),
-                accel,
-                machine,
-                qemu_extra: qemu.split_whitespace().map(String::from).collect(),
-                run_ms,
-                test,
-                cmdline: cmdline.split_whitespace().map(String::from).collect(),
-                timeout: Duration::from_secs(timeout),
-                name: name.filter(|n| !n.is_empty()),
-                stream: true,
-                programs: true,
-                memory_mib: memory,
-            };
-            if let Err(e) = xtask::qemu::install_interrupt_handler() {
-                eprintln!("warning: Ctrl-C will not write results: {e}");
-            }
-            match xtask::run(&opts) {
-                Ok(out) => {
-                    let failed = out.records.failed_checks().len();
-                    eprintln!(
-                        "== exit: {}{} — results in {}",
-                        out.exit_name,
-                        if failed > 0 {
-                            format!(" ({failed} failed checks)")
-                        } else {
-                            String::new()
-                        },
-                        out.run_dir.display()
-                    );
-                    ExitCode::from(u8::try_from(out.process_code()).unwrap_or(1))
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+            dry_run,
+        } => soak(cpus, minutes, accel, seed, dry_run),
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints a dry run's header and description.
+fn describe(text: &str) -> ExitCode {
+    println!("{}", plan::HEADER);
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
     }
+    ExitCode::SUCCESS
+}
+
+fn build_all(dry_run: bool) -> Result<ExitCode, String> {
+    if dry_run {
+        return Ok(describe(
+            "would build the kernel (cargo build --release -p kernel --target x86_64-unknown-none)\n\
+             and the programs (-p workloads), packed into target/boot-modules.bin",
+        ));
+    }
+    let k = build::kernel().map_err(|e| e.to_string())?;
+    let p = build::programs().map_err(|e| e.to_string())?;
+    println!("kernel: {}", k.display());
+    if let Some(p) = p {
+        println!("programs: {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `just run-smp`'s options resolved: the scenario (default, `none` or a
+/// file), its core count unless `cpus` says, and `test=` checked against
+/// the kernel's tests.
+fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
+    let test = a.test.filter(|t| !t.is_empty());
+    if let Some(t) = &test {
+        xtask::kernel_tests::check(t)?;
+    }
+    let scenario = match a.scenario {
+        _ if test.is_some() => None,
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p),
+        None => Some(build::workspace_root().join("scenarios/default.toml")),
+    };
+    if let Some(p) = scenario.as_ref().filter(|p| !p.is_file()) {
+        return Err(format!("{}: no such scenario file", p.display()));
+    }
+    // The scenario's own core count applies unless cpus= says.
+    let scenario_cores = scenario.as_deref().and_then(xtask::sweep::scenario_cores);
+    let opts = RunOptions {
+        sched_override: a.sched.is_some(),
+        sched: a.sched.unwrap_or_else(|| "stride".into()),
+        cpus: a.cpus.or(scenario_cores).unwrap_or(4),
+        scenario,
+        det: a.det,
+        input: Vec::new(),
+        accel: a.accel,
+        machine: a.machine,
+        qemu_extra: a.qemu.split_whitespace().map(String::from).collect(),
+        run_ms: a.run_ms,
+        test,
+        cmdline: a.cmdline.split_whitespace().map(String::from).collect(),
+        timeout: Duration::from_secs(a.timeout),
+        name: a.name.filter(|n| !n.is_empty()),
+        stream: true,
+        programs: true,
+        memory_mib: a.memory,
+    };
+    Ok((opts, a.dry_run))
+}
+
+/// The old `just fuzz`: kernel test `fuzz` on TCG with 10 ms slices and a
+/// generous grace (the fuzzer's calls are slow under emulation).
+fn fuzz_options(seconds: f64, cpus: u32, accel: Accel) -> Result<RunOptions, String> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("seconds must be a positive number, not {seconds}"));
+    }
+    let run_ms = (seconds * 1000.0).round() as u64;
+    Ok(RunOptions {
+        cpus,
+        accel,
+        test: Some("fuzz".into()),
+        run_ms: Some(run_ms),
+        cmdline: vec!["slice_us=10000".into(), "grace_us=3000".into()],
+        timeout: Duration::from_millis(run_ms * 2 + 300_000),
+        // Not `<time>-stride-<N>c`: no scheduler is involved.
+        name: Some(format!("fuzz-{cpus}c-{}ms", run_ms)),
+        stream: true,
+        programs: true,
+        ..RunOptions::default()
+    })
+}
+
+/// Runs `opts` streaming its console, or describes it (`dry_run`).
+fn run_or_describe(opts: &RunOptions, dry_run: bool) -> Result<ExitCode, String> {
+    if dry_run {
+        return Ok(describe(&plan::run(opts)?));
+    }
+    if let Err(e) = xtask::qemu::install_interrupt_handler() {
+        eprintln!("warning: Ctrl-C will not write results: {e}");
+    }
+    let out = xtask::run(opts).map_err(|e| e.to_string())?;
+    let failed = out.records.failed_checks().len();
+    eprintln!(
+        "== exit: {}{} — results in {}",
+        out.exit_name,
+        if failed > 0 {
+            format!(" ({failed} failed checks)")
+        } else {
+            String::new()
+        },
+        out.run_dir.display()
+    );
+    Ok(ExitCode::from(
+        u8::try_from(out.process_code()).unwrap_or(1),
+    ))
+}
+
+fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
+    let dir = match run {
+        Some(r) if r.is_dir() => r,
+        Some(r) => build::workspace_root().join("results/runs").join(r),
+        None => newest_scenario_run()?,
+    };
+    if !dir.join("rundata.json").is_file() {
+        return Err(format!(
+            "{}: not a scenario run (no rundata.json)",
+            dir.display()
+        ));
+    }
+    if dry_run {
+        return Ok(describe(&format!(
+            "would draw  {}: progress, shares, lag, slice map (PNG and SVG, beside its data)",
+            dir.display()
+        )));
+    }
+    for f in xtask::plot::plot_run(&dir)? {
+        println!("{}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The most recently written run directory that has scenario data.
-fn newest_scenario_run() -> Result<std::path::PathBuf, String> {
-    let runs = xtask::build::workspace_root().join("results/runs");
+fn newest_scenario_run() -> Result<PathBuf, String> {
+    let runs = build::workspace_root().join("results/runs");
     std::fs::read_dir(&runs)
         .map_err(|e| format!("{}: {e}", runs.display()))?
         .filter_map(|e| e.ok())
@@ -280,88 +242,102 @@ fn newest_scenario_run() -> Result<std::path::PathBuf, String> {
         .ok_or_else(|| format!("no scenario run in {}", runs.display()))
 }
 
-/// `cargo xtask sweep`: one run per value, then a table of shares.
-fn sweep(
-    scenario: &std::path::Path,
-    key: &str,
-    values: &str,
-    jobs: usize,
-    cpus: Option<u32>,
-    accel: Accel,
-) -> ExitCode {
-    use xtask::experiments::{run_all, scenario_job, scenario_with};
-    let cores = std::fs::read_to_string(scenario)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("cores")?.as_integer())
-        .and_then(|c| u32::try_from(c).ok());
-    let mut runs = Vec::new();
-    for v in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {
-        match scenario_with(
-            scenario,
-            &[(key.to_string(), v.to_string())],
-            &format!("{}-{v}", key.replace('.', "_")),
-        ) {
-            Ok(path) => {
-                let stem = path
-                    .file_stem()
-                    .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-                runs.push(scenario_job(
-                    &format!("sweep-{stem}"),
-                    path,
-                    cpus.or(cores).unwrap_or(4),
-                    accel,
-                ));
+/// One line per job of a dry run, its scenario (or test) checked.
+fn job_lines(jobs: &[(String, xtask::experiments::Job)]) -> Result<String, String> {
+    let mut t = String::new();
+    for (label, job) in jobs {
+        let o = &job.opts;
+        let what = match (&o.scenario, &o.test) {
+            (Some(p), _) => {
+                xtask::scenario::load(p, o.cpus).map_err(|e| format!("{}: {e}", job.name))?;
+                p.display().to_string()
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+            (None, Some(test)) => {
+                xtask::kernel_tests::check(test)?;
+                format!("test={test}")
             }
-        }
+            (None, None) => "no scenario".into(),
+        };
+        t.push_str(&format!(
+            "  {label:<24} {} core(s), {}{}{} -> results/runs/{}\n",
+            o.cpus,
+            what,
+            if o.det { ", det" } else { "" },
+            o.run_ms
+                .map_or(String::new(), |ms| format!(", run_ms={ms}")),
+            o.name.as_deref().unwrap_or(&job.name)
+        ));
     }
-    let mut failed = false;
-    println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
-    for (job, out) in run_all(runs, jobs) {
-        let value = job.name.rsplit('-').next().unwrap_or("").to_string();
-        match out {
-            Ok(out) => {
-                for app in out.summary["apps"].as_array().into_iter().flatten() {
-                    for t in app["threads"].as_array().into_iter().flatten() {
-                        println!(
-                            "{value}\t{}\t{}\t{}\t{}\t{:.4}\t{:.4}",
-                            app["name"].as_str().unwrap_or(""),
-                            t["name"].as_str().unwrap_or(""),
-                            t["tickets"],
-                            t["cpu_ns"],
-                            t["measured_share"].as_f64().unwrap_or(f64::NAN),
-                            t["ideal_share"].as_f64().unwrap_or(f64::NAN)
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("{}: {e}", job.name);
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    Ok(t)
 }
 
-/// Prints a markdown report, or the error.
-fn print_report(report: Result<String, String>) -> ExitCode {
-    match report {
-        Ok(md) => {
-            println!("{md}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+fn experiments(jobs: u64, accel: Accel, sweep_ms: u64, dry_run: bool) -> Result<ExitCode, String> {
+    let parallel = usize::try_from(jobs).unwrap_or(1);
+    if dry_run {
+        let all = xtask::canonical::jobs(accel, sweep_ms)?;
+        let labelled: Vec<_> = all.into_iter().map(|j| (j.name.clone(), j)).collect();
+        return Ok(describe(&format!(
+            "would run {} canonical experiments, {parallel} at once (deterministic TCG):\n{}\
+             then draw their figures into results/figures/ and write results/README.md",
+            labelled.len(),
+            job_lines(&labelled)?
+        )));
     }
+    println!("{}", xtask::canonical::run(parallel, accel, sweep_ms)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sweep(s: &xtask::sweep::Sweep<'_>, jobs: u64, dry_run: bool) -> Result<ExitCode, String> {
+    let runs = xtask::sweep::jobs(s)?;
+    let parallel = usize::try_from(jobs).unwrap_or(1);
+    if dry_run {
+        return Ok(describe(&format!(
+            "would run {} variant(s) of {} ({} = each value), {parallel} at once; accel {}:\n{}\
+             then print every thread's share per value",
+            runs.len(),
+            s.scenario.display(),
+            s.key,
+            plan::accel_line(s.accel, false),
+            job_lines(&runs)?
+        )));
+    }
+    xtask::sweep::run(runs, parallel)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(smoke: bool, accel: Accel, dry_run: bool) -> Result<ExitCode, String> {
+    if dry_run {
+        return Ok(describe(&format!(
+            "would run the {} benchmark: guest programs under {}, their Linux counterparts \
+             on this host, the policies under criterion;\nwrites results/bench/<commit>-<accel>.{{json,md}}",
+            if smoke { "smoke (seconds-long)" } else { "full" },
+            plan::accel_line(accel, false)
+        )));
+    }
+    println!("{}", xtask::bench::run(smoke, accel)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn soak(
+    cpus: u32,
+    minutes: f64,
+    accel: Accel,
+    seed: u64,
+    dry_run: bool,
+) -> Result<ExitCode, String> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        return Err(format!("minutes must be a positive number, not {minutes}"));
+    }
+    if dry_run {
+        let duration_ms = (minutes * 60_000.0) as u64;
+        let (phases, each) = xtask::soak::phases(duration_ms);
+        let opts = xtask::soak::options(cpus, duration_ms, accel, seed)?;
+        return Ok(describe(&format!(
+            "soak       {phases} phase(s) of {} s, seed {seed}\n{}",
+            each / 1000,
+            plan::run(&opts)?
+        )));
+    }
+    xtask::soak::run(cpus, minutes, accel, seed)?;
+    Ok(ExitCode::SUCCESS)
 }

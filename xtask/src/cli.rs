@@ -1,0 +1,221 @@
+//! What `cargo xtask` (and so every `just` recipe) accepts: one subcommand
+//! per recipe, each option also reachable as `key=value` (see
+//! [`crate::keyvalue`], which reads these definitions through clap's own
+//! metadata rather than a copied list).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::Accel;
+
+/// Shown under every `--help`: how the recipes' words map onto options.
+pub const KEY_VALUE_HELP: &str = "\
+From `just` (or here), every option is also `key=value` in any order: \
+`just run-smp cpus=4 sched=lottery` is `--cpus 4 --sched lottery`. \
+`_` and `-` are alike; switches take 1/0, true/false, yes/no, on/off; \
+an empty value leaves the default; the last of a repeated key wins. \
+Bare values fill, in the recipe's documented order, the parameters no key names \
+(`just run-smp lottery 4`). \
+`dry_run=1` checks everything and prints what would run, without QEMU.";
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Build and run the exokernel in QEMU",
+    after_help = KEY_VALUE_HELP,
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+// One value, parsed once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Cmd {
+    /// Build the kernel image and the programs' boot-module archive.
+    Build {
+        /// Print what would be built, build nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Boot the kernel on N cores, stream its console, write
+    /// results/runs/<name>/{console.log,summary.json}; exit with the
+    /// kernel's exit code (0 success, 11.. kernel failures, 2 QEMU error,
+    /// 3 timeout, 130 Ctrl-C).
+    #[command(visible_alias = "run-smp")]
+    Run(RunArgs),
+    /// Draw a scenario run's figures (PNG and SVG) into its directory.
+    Plot {
+        /// A run directory or its name under results/runs/ (default: the
+        /// newest scenario run).
+        run: Option<PathBuf>,
+        /// Print which run would be drawn, draw nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the canonical experiments, draw their figures and write
+    /// results/README.md from the measurements.
+    Experiments {
+        /// QEMU instances at once.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+        jobs: u64,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+        /// Length of each run of the lottery ratio sweep (ms).
+        #[arg(long, default_value_t = 10000)]
+        sweep_ms: u64,
+        /// Validate every experiment's scenario and list the runs, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run a scenario once per value of one field (several QEMUs at once)
+    /// and print each run's per-thread shares.
+    Sweep {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Dotted path of the field, e.g. app.0.thread.0.tickets.
+        key: String,
+        /// Comma-separated values.
+        values: String,
+        /// QEMU instances at once.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+        jobs: u64,
+        /// Cores (default: the scenario's, else 4).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
+        cpus: Option<u32>,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+        /// Length of each run in ms (default: the scenario's duration_ms).
+        #[arg(long)]
+        run_ms: Option<u64>,
+        /// Validate every variant of the scenario and list the runs, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Benchmark the platform's primitives beside Linux on this host; write
+    /// results/bench/<commit>-<accel>.{json,md}.
+    Bench {
+        /// A short run (seconds) for CI: figures printed, never asserted.
+        #[arg(long)]
+        smoke: bool,
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+        /// Print what would be measured, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The seconds-long benchmark CI runs (`bench --smoke`, TCG by default:
+    /// the same on every machine); figures printed, never asserted.
+    BenchSmoke {
+        #[arg(long, default_value = "tcg")]
+        accel: Accel,
+        /// Print what would be measured, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Fuzz the system-call interface from ring 3 (kernel test `fuzz`:
+    /// the fuzzer beside `spin`, 10 ms slices); any kernel fault fails it.
+    Fuzz {
+        /// How long the fuzzer runs (s).
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=128))]
+        cpus: u32,
+        #[arg(long, default_value = "tcg")]
+        accel: Accel,
+        /// Print the run it would start, boot nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Soak: many cores for a long time, applications joining, leaving,
+    /// swapping schedulers and sleeping, every invariant checked all along;
+    /// prints what was checked and every violation with its time.
+    Soak {
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=128))]
+        cpus: u32,
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        #[arg(long, default_value = "tcg")]
+        accel: Accel,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Validate the soak's scenario and print the run, boot nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `cargo xtask run` / `just run-smp`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Scheduler the applications use; given, it replaces every
+    /// application's choice in the scenario (default stride).
+    #[arg(long, value_parser = ["stride", "lottery", "rr"])]
+    pub sched: Option<String>,
+    /// Number of cores (QEMU -smp); default the scenario's `cores`, else 4.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub cpus: Option<u32>,
+    /// Scenario file (TOML, see docs/scenarios.md). Without one (and
+    /// without --test) scenarios/default.toml runs; `none` boots the
+    /// platform alone, its cores ticking.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Deterministic run (TCG, one thread, -icount): the same scenario
+    /// gives the same measurements.
+    #[arg(long)]
+    pub det: bool,
+    /// auto (KVM when /dev/kvm is usable), kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    pub accel: Accel,
+    /// QEMU machine (a -M in --qemu wins).
+    #[arg(long, default_value = "pc", value_parser = ["pc", "q35", "microvm"])]
+    pub machine: String,
+    /// Extra QEMU arguments, split on whitespace, appended last.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub qemu: String,
+    /// Seconds before QEMU is stopped (exit "timeout"); 0 = no limit.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// How long a normal run lasts (kernel run_ms); 0 = until `q`.
+    #[arg(long)]
+    pub run_ms: Option<u64>,
+    /// A kernel-side test or experiment (kernel test=); an unknown name is
+    /// refused with the list of them all.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Results directory name under results/runs/ (default
+    /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Extra kernel command-line words (key=value ...).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub cmdline: String,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    pub memory: u32,
+    /// Validate everything and print the QEMU command it would run, boot nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The order in which a recipe binds bare (positional) words: the order its
+/// parameters had when the justfile declared them one by one, so a command
+/// line written for that (`just run-smp lottery 4`, `just sweep <scenario>
+/// <key> <values>`) keeps its meaning. Names are the options' long names.
+pub fn positional_order(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "run" | "run-smp" => &[
+            "sched", "cpus", "accel", "machine", "qemu", "timeout", "run-ms", "test", "scenario",
+            "det",
+        ],
+        "plot" => &["run"],
+        "experiments" => &["jobs", "accel"],
+        "sweep" => &["scenario", "key", "values", "jobs", "accel"],
+        "bench" | "bench-smoke" => &["accel"],
+        "fuzz" => &["seconds", "cpus"],
+        "soak" => &["minutes", "cpus", "accel"],
+        _ => &[],
+    }
+}

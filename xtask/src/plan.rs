@@ -1,0 +1,196 @@
+//! `dry_run=1`: what a command would do, checked as far as it can be
+//! without building or booting — the scenario parsed and validated, the
+//! kernel test known, the accelerator resolved — and printed: the QEMU
+//! command line, the kernel's command line, where the results would go.
+
+use std::fmt::Write as _;
+
+use crate::qemu::{kernel_cmdline, kvm_kind, qemu_args};
+use crate::{Accel, RunOptions};
+
+/// The first line of every dry run (the docs test looks for it).
+pub const HEADER: &str = "dry run: checked, nothing built or booted";
+
+/// `word` quoted for a POSIX shell when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=+/.,:@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What accelerator `accel` is on this host, in words.
+pub fn accel_line(accel: Accel, det: bool) -> String {
+    if det {
+        return "tcg, deterministic (one thread, -icount): same scenario, same measurements".into();
+    }
+    let resolved = accel.resolve();
+    let what = if resolved == Accel::Tcg {
+        "emulated".to_string()
+    } else {
+        format!("KVM {}", kvm_kind())
+    };
+    if accel == Accel::Auto {
+        format!("auto -> {} ({what})", resolved.name())
+    } else {
+        format!("{} ({what})", resolved.name())
+    }
+}
+
+/// Checks a run's inputs as [`crate::run`] would before it builds and
+/// describes the run: scenario, kernel and QEMU command lines, results
+/// directory.
+pub fn run(opts: &RunOptions) -> Result<String, String> {
+    let mut o = opts.clone();
+    let mut t = String::new();
+    if let Some(test) = &o.test {
+        crate::kernel_tests::check(test)?;
+        let _ = writeln!(t, "test       {test} (a kernel test)");
+    }
+    if let Some(path) = &o.scenario {
+        let mut s = crate::scenario::load(path, o.cpus)?;
+        if o.sched_override {
+            s.override_scheduler(&o.sched);
+        }
+        let threads: usize = s
+            .apps
+            .iter()
+            .map(|a| crate::scenario::expand_threads(a.get_ref()).len())
+            .sum();
+        let _ = writeln!(
+            t,
+            "scenario   {} (\"{}\": {} application(s), {threads} thread(s), {} ms; valid on {} cores)",
+            path.display(),
+            s.name,
+            s.apps.len(),
+            s.duration_ms,
+            o.cpus
+        );
+        // As the runner does: the scenario's own kernel words first, its
+        // duration unless run_ms says otherwise.
+        o.cmdline.splice(0..0, s.cmdline());
+        o.run_ms.get_or_insert(s.duration_ms);
+    } else if o.test.is_none() {
+        let _ = writeln!(t, "scenario   none: the platform alone, its cores ticking");
+    }
+    // What `qemu::run` does to the options before it builds, mirrored
+    // (keep in step: a shared preparation step belongs in qemu.rs).
+    if o.det {
+        o.accel = Accel::Tcg;
+        let asked = o.cmdline.iter().any(|w| w.contains("interleave_us="));
+        if o.cpus > 1 && !asked {
+            o.cmdline
+                .push(format!("interleave_us={}", crate::qemu::DET_INTERLEAVE_US));
+        }
+    }
+    let accel = o.accel.resolve();
+    let _ = writeln!(t, "cores      {}", o.cpus);
+    let _ = writeln!(t, "accel      {}", accel_line(opts.accel, o.det));
+    let cmdline = kernel_cmdline(&o);
+    let _ = writeln!(t, "kernel     {cmdline}");
+    let kernel = "target/x86_64-unknown-none/release/kernel";
+    let initrd = (o.scenario.is_some() || o.programs).then_some("target/boot-modules.bin");
+    let args = qemu_args(&o, accel, kernel, initrd, &cmdline);
+    let _ = writeln!(
+        t,
+        "would run  qemu-system-x86_64 {}",
+        args.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let _ = writeln!(
+        t,
+        "timeout    {}",
+        if o.timeout.is_zero() {
+            "none".to_string()
+        } else {
+            format!("{} s", o.timeout.as_secs())
+        }
+    );
+    let _ = writeln!(
+        t,
+        "results    results/runs/{}",
+        o.name
+            .clone()
+            .unwrap_or_else(|| format!("<UTC yyyymmdd-hhmmss>-{}-{}c", o.sched, o.cpus))
+    );
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_a_shell_would_split_are_quoted() {
+        assert_eq!(shell_quote("-smp"), "-smp");
+        assert_eq!(
+            shell_quote("sched=stride run_ms=5"),
+            "'sched=stride run_ms=5'"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn a_scenario_run_is_described_with_the_scenario_s_kernel_words() {
+        let opts = RunOptions {
+            scenario: Some(crate::build::workspace_root().join("scenarios/default.toml")),
+            sched: "lottery".into(),
+            sched_override: true,
+            cpus: 2,
+            accel: Accel::Tcg,
+            qemu_extra: vec!["-cpu".into(), "qemu64".into()],
+            name: Some("mine".into()),
+            ..RunOptions::default()
+        };
+        let t = run(&opts).unwrap();
+        assert!(t.contains("\"default\""), "{t}");
+        assert!(t.contains("sched=lottery"), "{t}");
+        assert!(t.contains("-smp 2"), "{t}");
+        assert!(t.contains("-cpu qemu64"), "{t}");
+        assert!(t.contains("results/runs/mine"), "{t}");
+        assert!(t.contains("run_ms="), "{t}");
+    }
+
+    #[test]
+    fn a_bad_scenario_or_test_is_refused() {
+        let missing = RunOptions {
+            scenario: Some("scenarios/nonesuch.toml".into()),
+            ..RunOptions::default()
+        };
+        assert!(run(&missing).is_err());
+        let bad = RunOptions {
+            test: Some("nonesuch".into()),
+            ..RunOptions::default()
+        };
+        let e = run(&bad).unwrap_err();
+        assert!(e.contains("sched_env"), "{e}");
+    }
+
+    #[test]
+    fn a_deterministic_run_says_so_and_asks_qemu_for_icount() {
+        let opts = RunOptions {
+            det: true,
+            test: Some("boot".into()),
+            ..RunOptions::default()
+        };
+        let t = run(&opts).unwrap();
+        assert!(t.contains("deterministic"), "{t}");
+        assert!(t.contains("-icount shift=1,"), "{t}");
+        assert!(t.contains("test=boot"), "{t}");
+        assert!(t.contains("interleave_us="), "{t}");
+        let one = run(&RunOptions {
+            cpus: 1,
+            ..opts.clone()
+        })
+        .unwrap();
+        assert!(!one.contains("interleave_us="), "{one}");
+    }
+}
