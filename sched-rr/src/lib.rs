@@ -1,7 +1,15 @@
-//! Round robin: a FIFO of runnable threads; each core takes the head, and
-//! a thread goes to the back when its run ends (whole quantum or not).
-//! Weights are kept, so a swap to a proportional policy restores them, but
-//! not used for decisions.
+//! Round robin by time (deficit round robin): a FIFO of runnable threads;
+//! each core takes the head, and a thread picked with no credit left is
+//! given one quantum of credit. A run ends when the libOS's turn does, not
+//! when rr says: a thread preempted before its quantum is used up (its
+//! turn was cut short) goes back to the *front* to use the rest, and one
+//! that ran over carries the overrun as negative credit into its next
+//! quantum. So equal shares are equal time, whatever the turns' lengths
+//! (counting turns, rr drifted by the ratio of the turns: one thread
+//! always getting the short turns of a full/quarter pattern got a quarter
+//! of the other's time). A yield or a block gives up the rest of the
+//! quantum. Weights are kept, so a swap to a proportional policy restores
+//! them, but not used for decisions.
 //!
 //! Fairness bookkeeping: round robin promises equal shares, so it measures
 //! each thread's lag against an equal share of the cores (`clock` is the
@@ -42,6 +50,9 @@ struct Thread {
     /// Equal-share virtual time while active; while sleeping, the lag it
     /// left with (`vtime - clock`).
     vtime: i128,
+    /// Deficit round robin's credit (ns): what is left of its quantum, or
+    /// below zero, what it ran over.
+    credit_ns: i64,
 }
 
 /// A round-robin scheduler.
@@ -51,7 +62,10 @@ pub struct RoundRobin {
     threads: Table<Thread>,
     /// Runnable threads that are not running, in arrival order.
     queue: Queue,
+    /// Sequence number of the next entry at the back, and of the last one
+    /// put at the front (below every other: the queue's order is theirs).
     next_seq: u64,
+    front_seq: u64,
     /// Who runs on each core.
     running: Running,
     /// Equal-share virtual time of the system.
@@ -64,6 +78,10 @@ pub struct RoundRobin {
 }
 
 const ONE: Ratio = Ratio::new(1, 1);
+
+/// Sequence numbers grow from here at the back and shrink from here at the
+/// front: 2^62 either way, more than any run makes.
+const SEQ_ORIGIN: u64 = 1 << 62;
 
 /// Whether a queue entry is its thread's current one.
 fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
@@ -82,7 +100,8 @@ impl RoundRobin {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
             queue: Queue::new(),
-            next_seq: 0,
+            next_seq: SEQ_ORIGIN,
+            front_seq: SEQ_ORIGIN,
             running: Running::default(),
             clock: 0,
             weights: Ledger::new(1, 1),
@@ -122,6 +141,16 @@ impl RoundRobin {
         }
     }
 
+    /// Puts a thread at the front (it runs next on any core).
+    fn enqueue_front(&mut self, slot: Slot) {
+        self.front_seq -= 1;
+        let seq = self.front_seq;
+        if let Some((_, t)) = self.threads.at_mut(slot) {
+            t.seq = seq;
+            self.queue.push_front(Entry { seq, slot });
+        }
+    }
+
     /// Notes that a thread's queue entry has just become stale.
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
@@ -141,6 +170,10 @@ impl RoundRobin {
     }
 }
 
+fn quantum_i64(quantum_ns: u64) -> i64 {
+    i64::try_from(quantum_ns).unwrap_or(i64::MAX)
+}
+
 impl Policy for RoundRobin {
     fn kind(&self) -> PolicyKind {
         PolicyKind::RoundRobin
@@ -156,6 +189,7 @@ impl Policy for RoundRobin {
             service_ns: 0,
             seq: 0,
             vtime: self.clock,
+            credit_ns: 0,
         };
         let slot = self
             .threads
@@ -192,6 +226,9 @@ impl Policy for RoundRobin {
             return Ok(None);
         };
         t.state = ThreadState::Running(core);
+        if t.credit_ns <= 0 {
+            t.credit_ns = t.credit_ns.saturating_add(quantum_i64(self.quantum_ns));
+        }
         self.running.set(core, Some((id, e.slot)));
         Ok(Some(id))
     }
@@ -216,12 +253,26 @@ impl Policy for RoundRobin {
         self.clock = self
             .clock
             .saturating_add(Ledger::vt_at(ran_ns, Ratio::new(n, 1)));
+        t.credit_ns = t
+            .credit_ns
+            .saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX));
         match end {
-            RunEnd::Preempted | RunEnd::Yielded => {
+            // Cut short: the rest of its quantum comes first.
+            RunEnd::Preempted if t.credit_ns > 0 => {
+                t.state = ThreadState::Runnable;
+                self.enqueue_front(slot);
+            }
+            RunEnd::Preempted => {
                 t.state = ThreadState::Runnable;
                 self.enqueue(slot);
             }
+            RunEnd::Yielded => {
+                t.state = ThreadState::Runnable;
+                t.credit_ns = t.credit_ns.min(0);
+                self.enqueue(slot);
+            }
             RunEnd::Blocked => {
+                t.credit_ns = t.credit_ns.min(0);
                 t.state = ThreadState::Sleeping;
                 t.vtime = t.vtime.saturating_sub(self.clock);
                 self.weights.remove(id, u64::from(t.weight));
@@ -333,6 +384,7 @@ impl Policy for RoundRobin {
                 service_ns: r.service_ns,
                 seq: 0,
                 vtime: 0,
+                credit_ns: 0,
             };
             // Neutral lag -> ns of service (times VT_SCALE). The fresh clock
             // is 0, so this is the vtime of an active thread and the frozen

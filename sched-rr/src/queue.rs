@@ -49,6 +49,11 @@ impl Queue {
         self.fifo.push_back(entry);
     }
 
+    /// Puts an entry first (its `seq` smaller than any queued one's).
+    pub(crate) fn push_front(&mut self, entry: Entry) {
+        self.fifo.push_front(entry);
+    }
+
     /// Removes and returns the first live entry, dropping the stale ones
     /// in front of it.
     pub(crate) fn pop(&mut self, live: impl Fn(&Entry) -> bool) -> Option<Entry> {

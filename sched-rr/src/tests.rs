@@ -41,12 +41,14 @@ fn fifo_order_and_yielders_go_to_the_back() {
     for i in 0..6 {
         let id = rr.pick(0).unwrap();
         order.push(id);
-        let end = if i % 2 == 0 {
-            RunEnd::Yielded
+        // A yield gives up the rest of the quantum; a preemption at its
+        // end has none left: both go to the back.
+        let (end, ran) = if i % 2 == 0 {
+            (RunEnd::Yielded, Q / 3)
         } else {
-            RunEnd::Preempted
+            (RunEnd::Preempted, Q)
         };
-        rr.charge(id, 0, Q / 3, end).unwrap();
+        rr.charge(id, 0, ran, end).unwrap();
     }
     assert_eq!(order, [7, 3, 5, 7, 3, 5]);
     // A woken thread joins at the back.
@@ -160,4 +162,38 @@ fn errors_not_panics() {
     rr.pick(0).unwrap();
     rr.remove(1).unwrap();
     assert_eq!(rr.try_pick(0), Ok(None));
+}
+
+/// Issue 13: round robin by time, not turns. The libOS's turns end when the
+/// kernel's slices do: with turns alternating a full quantum and a quarter,
+/// counting turns gave one of two threads every short turn (a quarter of
+/// the other's time). Deficit round robin puts a thread cut short back at
+/// the front for the rest of its quantum and carries an overrun into its
+/// next one, so the two stay within a quantum of each other.
+#[test]
+fn cut_turns_do_not_make_unequal_shares() {
+    for cores in [1usize, 2] {
+        let mut rr = RoundRobin::with_cores(Q, cores).unwrap();
+        let n = 2 * cores as u32;
+        for id in 0..n {
+            rr.add(id, 1).unwrap();
+        }
+        let mut service = vec![0u64; n as usize];
+        for turn in 0..4_000u64 {
+            let core = (turn % cores as u64) as usize;
+            let id = rr.pick(core).unwrap();
+            // Turns alternate full and quarter length on each core; every
+            // 7th full one overruns by a tenth.
+            let k = turn / cores as u64;
+            let ran = match (k % 2, k % 7) {
+                (0, 0) => Q + Q / 10,
+                (0, _) => Q,
+                _ => Q / 4,
+            };
+            service[id as usize] += ran;
+            rr.charge(id, core, ran, RunEnd::Preempted).unwrap();
+        }
+        let (min, max) = (service.iter().min().unwrap(), service.iter().max().unwrap());
+        assert!(max - min <= 2 * Q, "{cores} cores: {service:?}");
+    }
 }
