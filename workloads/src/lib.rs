@@ -105,3 +105,4 @@ pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
 
 pub mod appspec;
 pub mod bench;
+pub mod sleep_log;

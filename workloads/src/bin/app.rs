@@ -7,8 +7,17 @@
 //! - `sample`: `t_ns`, `policy`, `audit`: `[audits, double_runs,
 //!   dead_picked, lost, ghosts]` (the thread table's self-checks so far,
 //!   see `libos::threads::Audit`), `th`: `[[id, tickets, cpu_ns,
-//!   iterations, sleep_ns, core], ...]` (chunked so each record fits a
-//!   report);
+//!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
+//!   fits a report). `sleep_ns` is the thread's sleep up to `t_ns`,
+//!   including a sleep still in progress, ending a timed sleep at its
+//!   deadline (after it the thread wants the CPU again): the total of its
+//!   `sleeps` intervals so far, and of any its log dropped; `alive_ns` is
+//!   the time from its start to `t_ns` or to when it left;
+//! - `sleeps`: `t_ns` (the sample's), `from_ns` (the previous sample's),
+//!   `id`, `dropped` (sleeps its log lost so far), `iv`: `[start, end,
+//!   ...]`, the thread's sleeps inside `(from_ns, t_ns]` as offsets from
+//!   `from_ns` (several records when they do not fit one; none when it did
+//!   not sleep);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
 //!   `thread`, `detail`, `source` (`scenario` or `console`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -20,18 +29,24 @@ use alloc::string::String;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+use alloc::vec::Vec;
 use libos::threads::{self, PolicyKind};
 use workloads::appspec::{Action, AppSpec, Behaviour, Policy, MAX_THREADS};
+use workloads::sleep_log::{SleepLog, SleepReport};
 
 static SPEC: AtomicPtr<AppSpec> = AtomicPtr::new(core::ptr::null_mut());
-/// Per spec thread: work done, time spent asleep, libOS thread id + 1 (0:
-/// not started), whether it has left.
+/// Per spec thread: work done, sleep, libOS thread id + 1 (0: not
+/// started), when it started and when it left (0: has not).
 static ITERATIONS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-static SLEEP_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+static SLEEP: [SleepLog; MAX_THREADS] = [const { SleepLog::new() }; MAX_THREADS];
 static TID: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
+static STARTED_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+static LEFT_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 static TICKETS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-/// The word `watch` threads sleep on and `poke` threads change.
+/// The word `watch` threads sleep on and `poke` threads change, and when
+/// it last changed (when a watcher woken by it became runnable).
 static SHARED_WORD: AtomicU64 = AtomicU64::new(0);
+static POKED_NS: AtomicU64 = AtomicU64::new(0);
 /// The application's lock: holder's libOS thread id + 1, or 0 when free.
 static LOCK_HOLDER: AtomicUsize = AtomicUsize::new(0);
 /// Threads blocked on the lock, one bit per libOS thread id.
@@ -90,11 +105,12 @@ fn at_ms(ms: u64) -> u64 {
     T0.load(Ordering::Relaxed) + ms * 1_000_000
 }
 
-/// Sleeps until `deadline`, counting the time as not wanting the CPU.
+/// Sleeps until `deadline`, counting the time until then as not wanting
+/// the CPU (from the deadline on the thread is runnable, waiting for it).
 fn sleep_until(i: usize, deadline: u64) {
-    let t = libos::sys::now_ns();
+    SLEEP[i].begin(libos::sys::now_ns(), deadline);
     threads::sleep_until(deadline);
-    SLEEP_NS[i].fetch_add(libos::sys::now_ns() - t, Ordering::Relaxed);
+    SLEEP[i].end(libos::sys::now_ns());
 }
 
 /// Counts iterations until the clock reaches `until` (checked every 256).
@@ -138,9 +154,10 @@ fn worker(i: usize) {
             }
             Behaviour::Watch => {
                 let seen = SHARED_WORD.load(Ordering::Acquire);
-                let t0 = libos::sys::now_ns();
+                SLEEP[i].begin(libos::sys::now_ns(), u64::MAX);
                 threads::sleep_until_changed(&SHARED_WORD, seen);
-                SLEEP_NS[i].fetch_add(libos::sys::now_ns() - t0, Ordering::Relaxed);
+                let poked = POKED_NS.load(Ordering::Acquire);
+                SLEEP[i].end(libos::sys::now_ns().min(poked));
                 ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
             }
             Behaviour::Lock { hold_us, think_us } => {
@@ -151,11 +168,13 @@ fn worker(i: usize) {
             }
             Behaviour::Poke { period_us } => {
                 sleep_until(i, now + period_us * 1000);
+                POKED_NS.store(libos::sys::now_ns(), Ordering::Release);
                 SHARED_WORD.fetch_add(1, Ordering::Release);
                 ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+    LEFT_NS[i].store(libos::sys::now_ns(), Ordering::Relaxed);
     event("leave", t.id, "", "scenario");
 }
 
@@ -242,8 +261,9 @@ fn list() {
     }
 }
 
-/// One `sample` record per chunk of threads that fits a report.
-fn sample() {
+/// One `sample` record per chunk of threads that fits a report, then the
+/// threads' sleeps since the last sample (at `from`); returns its time.
+fn sample(from: u64, sleeps: &mut [SleepReport]) -> u64 {
     let mut table = [(0u32, 0u32, 0u64, threads::ThreadState::Runnable); threads::MAX_THREADS];
     let (n, policy, _) = threads::snapshot(&mut table);
     let a = threads::audit();
@@ -268,6 +288,12 @@ fn sample() {
             th.clear();
         }
     };
+    // The sleeps first: a row's sleep_ns is theirs, up to `now`.
+    let intervals: Vec<Vec<(u64, u64)>> = sleeps
+        .iter_mut()
+        .enumerate()
+        .map(|(i, r)| r.take(&SLEEP[i], from, now))
+        .collect();
     for (i, t) in spec().threads.iter().enumerate() {
         let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) else {
             continue;
@@ -281,21 +307,59 @@ fn sample() {
             }
             None => LAST_SERVICE[i].load(Ordering::Relaxed),
         };
-        if th.len() > 800 {
+        // A row is at most ~110 bytes, the rest of the record ~140.
+        if th.len() > 760 {
             flush(&mut th);
         }
+        let alive = match LEFT_NS[i].load(Ordering::Relaxed) {
+            0 => now,
+            left => left.min(now),
+        }
+        .saturating_sub(STARTED_NS[i].load(Ordering::Relaxed));
         let _ = write!(
             th,
-            "{}[{},{},{cpu},{},{},{}]",
+            "{}[{},{},{cpu},{},{},{},{alive}]",
             if th.is_empty() { "" } else { "," },
             t.id,
             TICKETS[i].load(Ordering::Relaxed),
             ITERATIONS[i].load(Ordering::Relaxed),
-            SLEEP_NS[i].load(Ordering::Relaxed),
+            sleeps[i].asleep_ns(&SLEEP[i]),
             threads::last_core(tid)
         );
     }
     flush(&mut th);
+    for (i, t) in spec().threads.iter().enumerate() {
+        if TID[i].load(Ordering::Relaxed) != 0 {
+            report_sleeps(t.id, from, now, &intervals[i], SLEEP[i].dropped().0);
+        }
+    }
+    now
+}
+
+/// `sleeps` records for thread `id`'s sleep intervals in `(from, to]`.
+fn report_sleeps(id: u32, from: u64, to: u64, intervals: &[(u64, u64)], dropped: u64) {
+    if intervals.is_empty() && dropped == 0 {
+        return;
+    }
+    let mut iv = String::new();
+    let flush = |iv: &mut String| {
+        let record = alloc::format!(
+            "\"kind\":\"sleeps\",\"t_ns\":{to},\"from_ns\":{from},\"id\":{id},\"dropped\":{dropped},\"iv\":[{iv}]"
+        );
+        if libos::sys::report(&record).is_err() {
+            libos::log!("sleeps record refused ({} bytes)", record.len());
+        }
+        iv.clear();
+    };
+    for &(start, end) in intervals {
+        // An interval is at most 21 bytes, the rest of the record ~180.
+        if iv.len() > 780 {
+            flush(&mut iv);
+        }
+        let sep = if iv.is_empty() { "" } else { "," };
+        let _ = write!(iv, "{sep}{},{}", start - from, end - from);
+    }
+    flush(&mut iv);
 }
 
 static LAST_SERVICE: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
@@ -326,12 +390,19 @@ fn main_thread(_: usize) {
     }
     let sample_ns = spec.sample_ms * 1_000_000;
     let mut next_sample = T0.load(Ordering::Relaxed);
+    let mut last_sample = next_sample;
+    let mut sleeps: Vec<SleepReport> = spec
+        .threads
+        .iter()
+        .map(|_| SleepReport::default())
+        .collect();
     let mut next_event = 0;
     let mut seen = 0;
     loop {
         let now = libos::sys::now_ns();
         for (i, t) in spec.threads.iter().enumerate() {
             if TID[i].load(Ordering::Relaxed) == 0 && now >= at_ms(t.join_ms) {
+                STARTED_NS[i].store(now, Ordering::Relaxed);
                 match threads::spawn(worker, i, t.tickets) {
                     Some(tid) => TID[i].store(tid + 1, Ordering::Relaxed),
                     None => {
@@ -367,8 +438,12 @@ fn main_thread(_: usize) {
             next_event += 1;
         }
         inbox(&mut seen);
+        // Often enough that no thread's log fills (see `LOG_SLOTS`).
+        for (i, report) in sleeps.iter_mut().enumerate() {
+            report.drain(&SLEEP[i]);
+        }
         if now >= next_sample {
-            sample();
+            last_sample = sample(last_sample, &mut sleeps);
             next_sample += sample_ns;
         }
         let next_join = spec
