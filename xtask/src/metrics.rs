@@ -1,4 +1,7 @@
-//! Fairness metrics, as pure functions (defined in `docs/metrics.md`).
+//! Fairness metrics (defined in `docs/metrics.md`): the formulas as pure
+//! functions here, their accumulation over a run in [`fairness`].
+
+pub mod fairness;
 
 /// Splits `total` CPU time among threads with weights `w` where thread `i`
 /// can use at most `cap[i]` (one core for the time it was present and
@@ -44,13 +47,152 @@ pub fn shares(x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// `(measured - ideal) / ideal`, or 0 when the ideal is 0.
-pub fn relative_error(measured: f64, ideal: f64) -> f64 {
-    if ideal > 0.0 {
-        (measured - ideal) / ideal
-    } else {
-        0.0
+/// `measured - ideal` for shares given as fractions, in percentage points.
+pub fn share_error_pp(measured: f64, ideal: f64) -> f64 {
+    (measured - ideal) * 100.0
+}
+
+/// What a policy promises the threads that want the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entitlement {
+    /// In proportion to tickets (stride; lottery in expectation).
+    Tickets,
+    /// The same to each (round robin), whatever their tickets.
+    Equal,
+}
+
+impl Entitlement {
+    /// The entitlement of the policy named `policy` (`libos` names:
+    /// `stride`, `lottery`, `rr`).
+    pub fn of(policy: &str) -> Option<Entitlement> {
+        match policy {
+            "stride" | "lottery" => Some(Entitlement::Tickets),
+            "rr" => Some(Entitlement::Equal),
+            _ => None,
+        }
     }
+}
+
+/// Something that changed a thread's entitlement at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The application swapped its policy.
+    Policy(Entitlement),
+    /// Thread `index` (into the interval's threads) got new tickets.
+    Tickets { index: usize, tickets: u64 },
+}
+
+/// One thread over one sampling interval.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadInterval {
+    /// CPU time it received in the interval.
+    pub cpu_ns: f64,
+    /// When it was present (it may have joined or left in between).
+    pub present: (u64, u64),
+    /// When it was asleep (sorted, disjoint): it wanted the CPU the rest
+    /// of the time it was present.
+    pub asleep: Vec<(u64, u64)>,
+    /// Its tickets at the start of the interval.
+    pub tickets: u64,
+}
+
+impl ThreadInterval {
+    /// Whether it wanted the CPU throughout `[a, b]` (a piece with no
+    /// change of state inside).
+    fn runnable(&self, a: u64, b: u64) -> bool {
+        self.present.0 <= a
+            && b <= self.present.1
+            && !self.asleep.iter().any(|&(s, e)| s < b && a < e)
+    }
+}
+
+/// Each thread's ideal CPU time over the interval `span`, in ns: what the
+/// application received, `T = sum(cpu_ns)`, split over time the way the
+/// policy in force promises the threads that want the CPU at each instant.
+///
+/// The span is cut into pieces in which nothing changes: the same threads
+/// runnable (present, not asleep), the same policy and tickets (`policy`
+/// at the start, then `changes`, at instants inside the span). A piece of
+/// length `L` with `r` runnable threads gets the part of `T` in
+/// proportion to `L * min(r, capacity)`: the application's slots on its
+/// `capacity` cores run side by side, so it can use `min(r, capacity)` of
+/// them then (how the application's time falls inside an interval is not
+/// measured; this takes its rate per usable core as even). Inside a piece
+/// the runnable threads water-fill its time by their weight (tickets, or
+/// equal under rr), each capped at one core's worth of it.
+pub fn interval_ideal(
+    span: (u64, u64),
+    capacity: u32,
+    policy: Entitlement,
+    threads: &[ThreadInterval],
+    changes: &[(u64, Change)],
+) -> Vec<f64> {
+    let mut ideal = vec![0.0; threads.len()];
+    let (t0, t1) = span;
+    let total: f64 = threads.iter().map(|t| t.cpu_ns).sum();
+    if t1 <= t0 || total <= 0.0 {
+        return ideal;
+    }
+    let mut changes: Vec<(u64, Change)> = changes
+        .iter()
+        .map(|&(at, c)| (at.clamp(t0, t1), c))
+        .collect();
+    changes.sort_by_key(|c| c.0);
+    let mut cuts: Vec<u64> = threads
+        .iter()
+        .flat_map(|t| {
+            [t.present.0, t.present.1]
+                .into_iter()
+                .chain(t.asleep.iter().flat_map(|&(s, e)| [s, e]))
+        })
+        .chain(changes.iter().map(|c| c.0))
+        .map(|x| x.clamp(t0, t1))
+        .chain([t0, t1])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    // Each piece: its usable core-time (the share of `T` it gets) and the
+    // weights of the threads runnable in it.
+    let cores = capacity.max(1) as usize;
+    let mut policy = policy;
+    let mut tickets: Vec<u64> = threads.iter().map(|t| t.tickets).collect();
+    let mut next_change = changes.iter().peekable();
+    let mut pieces: Vec<(f64, usize, Vec<f64>)> = Vec::new();
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        while let Some(&(_, c)) = next_change.next_if(|c| c.0 <= a) {
+            match c {
+                Change::Policy(p) => policy = p,
+                Change::Tickets { index, tickets: n } => {
+                    if let Some(t) = tickets.get_mut(index) {
+                        *t = n;
+                    }
+                }
+            }
+        }
+        let weight: Vec<f64> = threads
+            .iter()
+            .zip(&tickets)
+            .map(|(t, &n)| match (t.runnable(a, b), policy) {
+                (false, _) => 0.0,
+                (true, Entitlement::Tickets) => n as f64,
+                (true, Entitlement::Equal) => 1.0,
+            })
+            .collect();
+        let usable = weight.iter().filter(|&&x| x > 0.0).count().min(cores);
+        if usable > 0 {
+            pieces.push(((b - a) as f64 * usable as f64, usable, weight));
+        }
+    }
+    let core_time: f64 = pieces.iter().map(|p| p.0).sum();
+    for (share, usable, weight) in pieces {
+        let time = total * share / core_time;
+        let one_core = vec![time / usable as f64; weight.len()];
+        for (k, x) in water_fill(time, &weight, &one_core).into_iter().enumerate() {
+            ideal[k] += x;
+        }
+    }
+    ideal
 }
 
 /// Half-width of the 95% binomial envelope of lottery's share after `n`
@@ -63,59 +205,4 @@ pub fn lottery_envelope(p: f64, n: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn close(a: &[f64], b: &[f64]) {
-        assert!(
-            a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9),
-            "{a:?} vs {b:?}"
-        );
-    }
-
-    #[test]
-    fn proportional_when_nobody_is_capped() {
-        close(&water_fill(6.0, &[1.0, 2.0], &[10.0, 10.0]), &[2.0, 4.0]);
-    }
-
-    #[test]
-    fn an_infeasible_weight_gets_one_core_and_the_rest_share_the_surplus() {
-        // 4 cores for 1 s: weights 10,1,1,1,1. Thread 0 asks for 10/14 of 4
-        // cores (2.86) but can use 1; the other four share 3 equally.
-        close(
-            &water_fill(4.0, &[10.0, 1.0, 1.0, 1.0, 1.0], &[1.0; 5]),
-            &[1.0, 0.75, 0.75, 0.75, 0.75],
-        );
-    }
-
-    #[test]
-    fn capping_cascades() {
-        // 3 units, weights 4,2,1, caps 1,1,5: 0 and 1 saturate in turn.
-        close(
-            &water_fill(3.0, &[4.0, 2.0, 1.0], &[1.0, 1.0, 5.0]),
-            &[1.0, 1.0, 1.0],
-        );
-    }
-
-    #[test]
-    fn sleepers_cap_their_own_ideal() {
-        // A thread awake 10% of the time can use only that.
-        close(&water_fill(1.0, &[1.0, 1.0], &[0.1, 1.0]), &[0.1, 0.9]);
-    }
-
-    #[test]
-    fn more_total_than_caps_is_not_invented() {
-        close(&water_fill(9.0, &[1.0, 1.0], &[1.0, 2.0]), &[1.0, 2.0]);
-        close(&water_fill(1.0, &[0.0, 1.0], &[1.0, 2.0]), &[0.0, 1.0]);
-    }
-
-    #[test]
-    fn shares_errors_and_envelopes() {
-        close(&shares(&[1.0, 3.0]), &[0.25, 0.75]);
-        close(&shares(&[0.0, 0.0]), &[0.0, 0.0]);
-        assert!((relative_error(0.55, 0.5) - 0.1).abs() < 1e-12);
-        assert_eq!(relative_error(0.1, 0.0), 0.0);
-        // 2:1 lottery over 1000 draws: p = 2/3, envelope ~2.9%.
-        assert!((lottery_envelope(2.0 / 3.0, 1000.0) - 0.02922).abs() < 1e-4);
-    }
-}
+mod tests;

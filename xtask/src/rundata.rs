@@ -31,6 +31,9 @@ pub struct RunData {
     pub apps: Vec<App>,
     /// Cumulative per-thread measurements, in time order.
     pub samples: Vec<Sample>,
+    /// When threads slept, as reported with each sample.
+    #[serde(default)]
+    pub sleeps: Vec<SleepSpan>,
     /// Swaps, ticket changes, repossessions, console commands, … in time order.
     pub events: Vec<Event>,
     /// Who ran where, when (for the slice map and the Perfetto trace).
@@ -85,9 +88,27 @@ pub struct Sample {
     pub cpu_ns: u64,
     /// Work done so far (loop iterations of its workload).
     pub iterations: u64,
-    /// Time the thread has spent not runnable (asleep or blocked) so far;
-    /// the ideal share counts only time it wanted the CPU.
+    /// Time the thread has spent asleep so far, a sleep in progress
+    /// included; the ideal share counts only time it wanted the CPU.
     pub sleep_ns: u64,
+    /// Time since the thread started (until it left); `None` in runs made
+    /// before applications reported it.
+    #[serde(default)]
+    pub alive_ns: Option<u64>,
+}
+
+/// One stretch of time a thread slept (not wanting the CPU), inside the
+/// interval that ends at the sample it was reported with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SleepSpan {
+    /// The sample it was reported with.
+    pub t_ns: u64,
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    /// [`Thread::id`].
+    pub thread: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 /// Something that happened during a run.

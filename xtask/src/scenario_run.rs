@@ -9,173 +9,110 @@ use abi::record::RecordKind;
 use serde_json::{json, Value};
 
 use crate::metrics;
-use crate::rundata::{App, CoreRun, Event, RunData, Sample, Thread};
+use crate::metrics::fairness::{add_sleeps, rows, Row, Sleeps};
+pub use crate::metrics::fairness::{Fairness, ThreadFairness};
+use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
 use crate::scenario::{expand_threads, Scenario};
 use crate::summary::Records;
 use crate::Error;
 
-/// One thread's row in a `sample` record.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Row {
-    id: u32,
-    tickets: u64,
-    cpu_ns: u64,
-    iterations: u64,
-    sleep_ns: u64,
-    core: u32,
-}
-
-fn rows(th: &Value) -> Vec<Row> {
-    th.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            let v: Vec<u64> = r
-                .as_array()?
-                .iter()
-                .map(|x| x.as_u64().unwrap_or(0))
-                .collect();
-            (v.len() >= 6).then(|| Row {
-                id: v[0] as u32,
-                tickets: v[1],
-                cpu_ns: v[2],
-                iterations: v[3],
-                sleep_ns: v[4],
-                core: v[5] as u32,
-            })
-        })
-        .collect()
-}
-
-/// Fairness of one application's threads, accumulated snapshot by
-/// snapshot: between two snapshots the CPU time the application's threads
-/// received is split ideally by water filling (weights = tickets, each
-/// thread capped at the time it was present and awake, i.e. one core).
-#[derive(Clone, Debug, Default)]
-pub struct Fairness {
-    /// How many of the application's threads can run at once (the cores it
-    /// holds slots on, as its libOS computes it: `libos::slices::capacity`).
-    pub capacity: u32,
-    last_t: Option<u64>,
-    last: BTreeMap<u32, Row>,
-    /// Per thread: cumulative ideal CPU time, measured CPU time, greatest
-    /// |ideal - measured| seen, current tickets and iterations.
-    pub threads: BTreeMap<u32, ThreadFairness>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ThreadFairness {
-    pub ideal_ns: f64,
-    pub cpu_ns: u64,
-    pub max_abs_lag_ns: f64,
-    pub tickets: u64,
-    pub iterations: u64,
-}
-
-impl Fairness {
-    /// Takes one whole snapshot (every live thread at time `t`).
-    fn snapshot(&mut self, t: u64, rows: &[Row]) {
-        if let Some(t0) = self.last_t {
-            let dt = t.saturating_sub(t0) as f64;
-            let mut ids = Vec::new();
-            let (mut w, mut cap, mut got) = (Vec::new(), Vec::new(), Vec::new());
-            for r in rows {
-                let prev = self.last.get(&r.id).copied().unwrap_or(Row {
-                    id: r.id,
-                    ..Row::default()
-                });
-                ids.push(r.id);
-                w.push(prev.tickets.max(1) as f64);
-                let slept = r.sleep_ns.saturating_sub(prev.sleep_ns) as f64;
-                // A thread that joined meanwhile was present for less.
-                let present = if self.last.contains_key(&r.id) {
-                    dt
-                } else {
-                    r.cpu_ns as f64 + r.sleep_ns as f64
-                };
-                cap.push((present - slept).max(0.0));
-                got.push(r.cpu_ns.saturating_sub(prev.cpu_ns) as f64);
-            }
-            let total: f64 = got.iter().sum();
-            // The application ran on `capacity` cores side by side: no
-            // thread can have received more than 1/capacity of its time.
-            let on_cores = total / self.capacity.max(1) as f64;
-            let cap: Vec<f64> = cap.into_iter().map(|c| c.min(on_cores)).collect();
-            let ideal = metrics::water_fill(total, &w, &cap);
-            for (k, id) in ids.iter().enumerate() {
-                let f = self.threads.entry(*id).or_default();
-                f.ideal_ns += ideal[k];
-            }
-        }
-        for r in rows {
-            let f = self.threads.entry(r.id).or_default();
-            f.cpu_ns = r.cpu_ns;
-            f.tickets = r.tickets;
-            f.iterations = r.iterations;
-            f.max_abs_lag_ns = f.max_abs_lag_ns.max((f.ideal_ns - r.cpu_ns as f64).abs());
-            self.last.insert(r.id, *r);
-        }
-        self.last_t = Some(t);
-    }
-
-    /// `(measured share, ideal share)` of each thread within its application.
-    pub fn shares(&self) -> BTreeMap<u32, (f64, f64)> {
-        let cpu: f64 = self.threads.values().map(|f| f.cpu_ns as f64).sum();
-        let ideal: f64 = self.threads.values().map(|f| f.ideal_ns).sum();
-        let frac = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
-        self.threads
-            .iter()
-            .map(|(&id, f)| (id, (frac(f.cpu_ns as f64, cpu), frac(f.ideal_ns, ideal))))
-            .collect()
-    }
-}
-
 /// Collects sample records per application and feeds whole snapshots (a
-/// snapshot may span several records with the same `t_ns`).
+/// snapshot may span several records with the same `t_ns`), with the
+/// swaps and ticket changes between them.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     /// Each application's capacity (see [`Fairness::capacity`]).
     pub capacities: BTreeMap<String, u32>,
-    pending: BTreeMap<String, (u64, Vec<Row>)>,
+    /// Per application: the snapshot being gathered.
+    pending: BTreeMap<String, Pending>,
     pub apps: BTreeMap<String, Fairness>,
     pub policy: BTreeMap<String, String>,
+}
+
+/// One sample of one application, gathered from its records (its rows and
+/// sleeps may span several).
+#[derive(Clone, Debug, Default)]
+struct Pending {
+    t: u64,
+    policy: String,
+    rows: Vec<Row>,
+    sleeps: Sleeps,
 }
 
 impl Tracker {
     /// Takes one `user` record; returns whether it completed a snapshot.
     pub fn record(&mut self, v: &Value) -> bool {
-        if v["kind"] != "sample" {
-            return false;
-        }
         let (Some(app), Some(t)) = (v["name"].as_str(), v["t_ns"].as_u64()) else {
             return false;
         };
-        self.policy.insert(
-            app.to_string(),
-            v["policy"].as_str().unwrap_or("").to_string(),
-        );
+        match v["kind"].as_str() {
+            Some("app_event") => {
+                self.change(app, t, v);
+                false
+            }
+            Some("sample") => {
+                let policy = v["policy"].as_str().unwrap_or("").to_string();
+                let completed = self.gather(app, t, |p| {
+                    p.policy.clone_from(&policy);
+                    p.rows.extend(rows(&v["th"]));
+                });
+                self.policy.insert(app.to_string(), policy);
+                completed
+            }
+            Some("sleeps") => self.gather(app, t, |p| {
+                add_sleeps(v, &mut p.sleeps);
+            }),
+            _ => false,
+        }
+    }
+
+    /// Adds to `app`'s sample at `t`, first feeding the one gathered
+    /// before it if `t` is new; returns whether it fed one.
+    fn gather(&mut self, app: &str, t: u64, add: impl FnOnce(&mut Pending)) -> bool {
         let mut completed = false;
-        let entry = self
-            .pending
-            .entry(app.to_string())
-            .or_insert((t, Vec::new()));
-        if entry.0 != t {
-            let (t0, rows) = std::mem::replace(entry, (t, Vec::new()));
-            self.fairness(app).snapshot(t0, &rows);
+        let pending = self.pending.entry(app.to_string()).or_insert(Pending {
+            t,
+            ..Pending::default()
+        });
+        if pending.t != t {
+            let done = std::mem::replace(
+                pending,
+                Pending {
+                    t,
+                    ..Pending::default()
+                },
+            );
+            self.feed(app, done);
             completed = true;
         }
-        self.pending
-            .get_mut(app)
-            .expect("inserted")
-            .1
-            .extend(rows(&v["th"]));
+        add(self.pending.get_mut(app).expect("inserted"));
         completed
+    }
+
+    fn feed(&mut self, app: &str, p: Pending) {
+        let policy = Some(p.policy.as_str()).filter(|s| !s.is_empty());
+        self.fairness(app).snapshot(p.t, policy, &p.rows, &p.sleeps);
+    }
+
+    /// A swap (`detail` "from -> to") or ticket change ("old -> new") the
+    /// application reported.
+    fn change(&mut self, app: &str, t: u64, v: &Value) {
+        let to = v["detail"].as_str().and_then(|d| d.split(" -> ").nth(1));
+        match (v["what"].as_str(), to) {
+            (Some("swap"), Some(to)) => self.fairness(app).swap(t, to),
+            (Some("tickets"), Some(to)) => {
+                if let (Some(thread), Ok(n)) = (v["thread"].as_u64(), to.trim().parse()) {
+                    self.fairness(app).tickets(t, thread as u32, n);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Feeds the snapshots still pending (at the end of a run).
     pub fn flush(&mut self) {
-        for (app, (t, rows)) in std::mem::take(&mut self.pending) {
-            self.fairness(&app).snapshot(t, &rows);
+        for (app, p) in std::mem::take(&mut self.pending) {
+            self.feed(&app, p);
         }
     }
 
@@ -191,16 +128,15 @@ impl Tracker {
         let capacity = self.capacities.get(app).copied().unwrap_or(1);
         self.apps
             .entry(app.to_string())
-            .or_insert_with(|| Fairness {
-                capacity,
-                ..Fairness::default()
-            })
+            .or_insert_with(|| Fairness::new(capacity))
     }
 
     /// The table the console shows: per application and thread, tickets,
-    /// share so far, ideal share, error.
+    /// measured and ideal share so far (percent of the application's CPU
+    /// time) and their difference (percentage points).
     pub fn table(&self, names: &BTreeMap<(String, u32), String>) -> String {
-        let mut out = String::from("app          thread        tickets   share   ideal   error\n");
+        let mut out =
+            String::from("app            thread        tickets  share(%)  ideal(%)  error(pp)\n");
         for (app, f) in &self.apps {
             for (id, (share, ideal)) in f.shares() {
                 let name = names
@@ -209,13 +145,13 @@ impl Tracker {
                     .unwrap_or_else(|| format!("t{id}"));
                 let tickets = f.threads[&id].tickets;
                 out.push_str(&format!(
-                    "{:<12} {:<12} {:>8} {:>6.1}% {:>6.1}% {:>+6.1}%\n",
+                    "{:<14} {:<12} {:>8} {:>9.1} {:>9.1} {:>+10.1}\n",
                     format!("{app}({})", self.policy.get(app).map_or("", String::as_str)),
                     name,
                     tickets,
                     share * 100.0,
                     ideal * 100.0,
-                    (share - ideal) * 100.0
+                    metrics::share_error_pp(share, ideal)
                 ));
             }
         }
@@ -257,13 +193,14 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             .and_then(|e| e["env"].as_u64())
             .unwrap_or(0);
         let mine = |v: &&&Value| v["name"] == app.name.as_str();
-        let t0 = users
-            .iter()
-            .filter(mine)
-            .find(|v| v["kind"] == "app_start")
-            .and_then(|v| v["t_ns"].as_u64())
-            .unwrap_or(start_ns);
-        let mut scheduler_timeline = vec![(t0, app.scheduler.clone())];
+        let started = users.iter().filter(mine).find(|v| v["kind"] == "app_start");
+        let t0 = started.and_then(|v| v["t_ns"].as_u64()).unwrap_or(start_ns);
+        // The policy the application reported it started with (what ran),
+        // else the scenario's.
+        let first = started
+            .and_then(|v| v["policy"].as_str())
+            .unwrap_or(&app.scheduler);
+        let mut scheduler_timeline = vec![(t0, first.to_string())];
         for v in users
             .iter()
             .filter(mine)
@@ -324,6 +261,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         });
     }
     let mut samples = Vec::new();
+    let mut sleeps = Vec::new();
     let mut events = Vec::new();
     for v in &users {
         let Some(app) = v["name"].as_str().and_then(app_index) else {
@@ -339,7 +277,22 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 cpu_ns: r.cpu_ns,
                 iterations: r.iterations,
                 sleep_ns: r.sleep_ns,
+                alive_ns: r.alive_ns,
             })),
+            Some("sleeps") => {
+                let mut one = Sleeps::new();
+                if let Some(thread) = add_sleeps(v, &mut one) {
+                    sleeps.extend(one.into_values().flatten().map(|(start_ns, end_ns)| {
+                        SleepSpan {
+                            t_ns,
+                            app,
+                            thread,
+                            start_ns,
+                            end_ns,
+                        }
+                    }));
+                }
+            }
             Some("app_event") => events.push(Event {
                 t_ns,
                 kind: v["what"].as_str().unwrap_or("").to_string(),
@@ -407,6 +360,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         duration_ns: end_ns.saturating_sub(start_ns),
         apps,
         samples,
+        sleeps,
         events,
         runs,
     }
@@ -440,24 +394,45 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
             iterations: s.iterations,
             sleep_ns: s.sleep_ns,
             core: s.core,
+            alive_ns: s.alive_ns,
         });
     }
     let mut out: Vec<(Fairness, Series)> = data
         .apps
         .iter()
         .map(|a| {
-            (
-                Fairness {
-                    capacity: a.capacity.max(1),
-                    ..Fairness::default()
-                },
-                Series::new(),
-            )
+            let mut f = Fairness::new(a.capacity);
+            for (t, policy) in a.scheduler_timeline.iter().skip(1) {
+                f.swap(*t, policy);
+            }
+            for th in &a.threads {
+                for &(t, n) in th.tickets_timeline.iter().skip(1) {
+                    f.tickets(t, th.id, n);
+                }
+            }
+            (f, Series::new())
         })
         .collect();
+    let mut sleeps: BTreeMap<(u32, u64), Sleeps> = BTreeMap::new();
+    for s in &data.sleeps {
+        sleeps
+            .entry((s.app, s.t_ns))
+            .or_default()
+            .entry(s.thread)
+            .or_default()
+            .push((s.start_ns, s.end_ns));
+    }
     for ((app, t), rows) in by_app {
+        let timeline = &data.apps[app as usize].scheduler_timeline;
+        let policy = timeline
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .or(timeline.first())
+            .map(|(_, p)| p.as_str());
         let (f, series) = &mut out[app as usize];
-        f.snapshot(t, &rows);
+        let none = Sleeps::new();
+        f.snapshot(t, policy, &rows, sleeps.get(&(app, t)).unwrap_or(&none));
         series.push((
             t,
             f.threads
@@ -523,8 +498,9 @@ pub fn perfetto_trace(data: &RunData) -> Value {
     json!({"traceEvents": events, "displayTimeUnit": "ms"})
 }
 
-/// Per application and thread: tickets, cpu_ns, iterations, measured and
-/// ideal share, relative error, maximum absolute lag in quanta.
+/// Per application and thread: tickets, CPU, ideal CPU, sleep and alive
+/// time, iterations, measured and ideal share (fractions), their
+/// difference in percentage points, maximum absolute lag in quanta.
 pub fn fairness_summary(data: &RunData) -> Value {
     let replayed = replay(data);
     let quantum = data.slice_ns.max(1) as f64;
@@ -542,9 +518,12 @@ pub fn fairness_summary(data: &RunData) -> Value {
                     let (share, ideal) = shares.get(&t.id).copied().unwrap_or((0.0, 0.0));
                     json!({
                         "id": t.id, "name": t.name, "behaviour": t.behaviour,
-                        "tickets": tf.tickets, "cpu_ns": tf.cpu_ns, "iterations": tf.iterations,
+                        "tickets": tf.tickets, "cpu_ns": tf.cpu_ns,
+                        "ideal_cpu_ns": tf.ideal_ns.round(), "sleep_ns": tf.sleep_ns,
+                        "sleep_unlogged_ns": tf.sleep_unlogged_ns,
+                        "alive_ns": tf.alive_ns, "iterations": tf.iterations,
                         "ideal_share": ideal, "measured_share": share,
-                        "relative_error": metrics::relative_error(share, ideal),
+                        "share_error_pp": metrics::share_error_pp(share, ideal),
                         "max_abs_lag_quanta": tf.max_abs_lag_ns / quantum,
                     })
                 })
@@ -559,7 +538,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
     json!(apps)
 }
 
-/// Writes the scenario as run, `samples.csv` and `events.csv` into
+/// Writes the scenario as run, `samples.csv`, `sleeps.csv` and `events.csv` into
 /// `dir`, and adds the scenario's figures to `summary`.
 pub fn write_results(
     dir: &Path,
@@ -572,15 +551,45 @@ pub fn write_results(
         std::fs::write(&path, text).map_err(Error::io(&path))
     };
     write("scenario.toml", toml::to_string(s).unwrap_or_default())?;
-    let mut csv = String::from("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns\n");
+    let ideal: BTreeMap<(u32, u64, u32), f64> = replay(data)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(app, (_, series))| {
+            series.into_iter().flat_map(move |(t, threads)| {
+                threads
+                    .into_iter()
+                    .map(move |(id, (ideal, _))| ((app as u32, t, id), ideal))
+            })
+        })
+        .collect();
+    let mut csv =
+        String::from("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns\n");
     for x in &data.samples {
         let app = &data.apps[x.app as usize].name;
+        let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+        let ideal = ideal.get(&(x.app, x.t_ns, x.thread)).copied();
         csv.push_str(&format!(
-            "{},{},{app},{},{},{},{}\n",
-            x.t_ns, x.core, x.thread, x.cpu_ns, x.iterations, x.sleep_ns
+            "{},{},{app},{},{},{},{},{},{}\n",
+            x.t_ns,
+            x.core,
+            x.thread,
+            x.cpu_ns,
+            x.iterations,
+            x.sleep_ns,
+            opt(x.alive_ns),
+            opt(ideal.map(|v| v.round() as u64))
         ));
     }
     write("samples.csv", csv)?;
+    let mut csv = String::from("t_ns,app,thread,start_ns,end_ns\n");
+    for x in &data.sleeps {
+        let app = &data.apps[x.app as usize].name;
+        csv.push_str(&format!(
+            "{},{app},{},{},{}\n",
+            x.t_ns, x.thread, x.start_ns, x.end_ns
+        ));
+    }
+    write("sleeps.csv", csv)?;
     let mut csv = String::from("t_ns,kind,app,thread,core,detail\n");
     for e in &data.events {
         let app = e

@@ -26,23 +26,6 @@ fn snapshots_spanning_records_are_joined_and_shares_follow_tickets() {
 }
 
 #[test]
-fn a_sleeping_thread_is_not_owed_the_time_it_slept() {
-    let mut t = Tracker::default();
-    t.record(&sample("a", 0, "[[1,100,0,0,0,0],[2,100,0,0,0,0]]"));
-    // Thread 2 slept 90 of 100 ms and used its 10: it is owed nothing more.
-    t.record(&sample(
-        "a",
-        100_000_000,
-        "[[1,100,90000000,0,0,0],[2,100,10000000,0,90000000,0]]",
-    ));
-    t.flush();
-    let f = &t.apps["a"];
-    assert!((f.threads[&1].ideal_ns - 90e6).abs() < 1.0);
-    assert!((f.threads[&2].ideal_ns - 10e6).abs() < 1.0);
-    assert!(f.threads[&1].max_abs_lag_ns < 1.0);
-}
-
-#[test]
 fn results_files_have_their_schema() {
     let s = crate::scenario::parse(
         "[[app]]\nname = \"a\"\nscheduler = \"stride\"\ncores = [0]\n[[app.thread]]\nbehaviour = \"cpu\"\ntickets = 300\n[[app.thread]]\nbehaviour = \"cpu\"\n",
@@ -80,7 +63,7 @@ fn results_files_have_their_schema() {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     assert_eq!(
         read("samples.csv").lines().next(),
-        Some("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns")
+        Some("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns")
     );
     assert_eq!(read("samples.csv").lines().count(), 5);
     let events = read("events.csv");
@@ -115,14 +98,18 @@ fn results_files_have_their_schema() {
         "tickets",
         "cpu_ns",
         "iterations",
+        "ideal_cpu_ns",
+        "sleep_ns",
         "ideal_share",
         "measured_share",
-        "relative_error",
+        "share_error_pp",
         "max_abs_lag_quanta",
     ] {
         assert!(t.get(key).is_some(), "thread lacks {key}");
     }
     assert!((t["measured_share"].as_f64().unwrap() - 0.75).abs() < 1e-9);
-    assert!((t["ideal_share"].as_f64().unwrap() - 0.75).abs() < 1e-9);
+    // Stride (3:1) until the swap at 50 ms, rr (1:1) after it.
+    assert!((t["ideal_share"].as_f64().unwrap() - 0.625).abs() < 1e-6);
+    assert!((t["share_error_pp"].as_f64().unwrap() - 12.5).abs() < 1e-4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
