@@ -1,0 +1,259 @@
+//! Watching QEMU's console: streaming it to the terminal and `console.log`
+//! line by line, typing input into the serial port, and stopping QEMU on a
+//! timeout or Ctrl-C.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::live::Live;
+use super::RunOptions;
+use crate::Error;
+
+/// The SIGINT flags [`install_interrupt_handler`] registers: (Ctrl-C was
+/// pressed during a run, no run is being watched).
+static SIGINT_FLAGS: OnceLock<(Arc<AtomicBool>, Arc<AtomicBool>)> = OnceLock::new();
+
+/// Makes Ctrl-C during a run stop QEMU and still write the results (exit
+/// "interrupted"). Outside a run (while building, say) Ctrl-C terminates as
+/// usual. For the command-line runner; tests do not need it.
+pub fn install_interrupt_handler() -> std::io::Result<()> {
+    use signal_hook::{consts::SIGINT, flag};
+    let pressed = Arc::new(AtomicBool::new(false));
+    let outside_run = Arc::new(AtomicBool::new(true));
+    flag::register_conditional_default(SIGINT, Arc::clone(&outside_run))?;
+    flag::register(SIGINT, Arc::clone(&pressed))?;
+    let _ = SIGINT_FLAGS.set((pressed, outside_run));
+    Ok(())
+}
+
+pub(super) fn set_watching(on: bool) {
+    if let Some((pressed, outside_run)) = SIGINT_FLAGS.get() {
+        pressed.store(false, Ordering::SeqCst);
+        outside_run.store(!on, Ordering::SeqCst);
+    }
+}
+
+fn interrupted() -> bool {
+    SIGINT_FLAGS
+        .get()
+        .is_some_and(|(pressed, _)| pressed.load(Ordering::SeqCst))
+}
+
+/// Asks QEMU to stop (SIGTERM, so it restores a terminal it put in raw
+/// mode), then kills it if it has not ended within a second.
+fn stop(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid (not yet reaped, so the pid
+        // cannot have been reused); no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+}
+
+/// Splits a byte stream into lines (without `\r`/`\n`), tolerating
+/// non-UTF-8 bytes (a garbled console must not stop the capture).
+#[derive(Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds `bytes`; returns the lines they completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for &b in bytes {
+            if b == b'\n' {
+                lines.push(Self::text(&std::mem::take(&mut self.partial)));
+            } else {
+                self.partial.push(b);
+            }
+        }
+        lines
+    }
+
+    /// The unterminated last line, if any.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| Self::text(&std::mem::take(&mut self.partial)))
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes)
+            .trim_end_matches('\r')
+            .to_string()
+    }
+}
+
+/// Types `input` into QEMU's serial port, each line at its time.
+pub(super) fn type_input(
+    mut stdin: std::process::ChildStdin,
+    input: Vec<(Duration, String)>,
+    started: Instant,
+) {
+    std::thread::spawn(move || {
+        for (at, line) in input {
+            if let Some(wait) = at.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            if stdin
+                .write_all(format!("{line}\r").as_bytes())
+                .and_then(|()| stdin.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+        // Keep the pipe open (EOF is not a command) until QEMU goes.
+        std::thread::sleep(Duration::from_secs(3600));
+    });
+}
+
+/// What watching QEMU gave.
+pub(super) struct Watched {
+    pub(super) console: String,
+    pub(super) status: Option<i32>,
+    pub(super) timed_out: bool,
+    pub(super) interrupted: bool,
+    pub(super) stderr: String,
+    pub(super) wall: Duration,
+}
+
+/// Streams QEMU's console (to the terminal when `stream`, always into
+/// `console.log` and the returned text) until it ends, times out or is
+/// interrupted.
+pub(super) fn watch(
+    mut child: Child,
+    opts: &RunOptions,
+    started: Instant,
+    log_path: &Path,
+    mut live: Option<&mut Live>,
+) -> Result<Watched, Error> {
+    let mut log = BufWriter::new(File::create(log_path).map_err(Error::io(log_path))?);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+
+    let mut console = String::new();
+    let mut lines = LineSplitter::default();
+    let mut term = std::io::stdout();
+    let by_line = live.is_some();
+    let mut keep = |line: String, log: &mut BufWriter<File>| -> Result<(), Error> {
+        writeln!(log, "{line}").map_err(Error::io(log_path))?;
+        if let Some(live) = live.as_deref_mut() {
+            live.line(&line);
+        }
+        console.push_str(&line);
+        console.push('\n');
+        Ok(())
+    };
+    let (mut timed_out, mut was_interrupted) = (false, false);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(chunk) => {
+                // A scenario's samples go to the live table, not the
+                // terminal: there the console is shown line by line without
+                // the records.
+                if opts.stream && !by_line {
+                    let _ = term.write_all(&chunk);
+                    let _ = term.flush();
+                }
+                for line in lines.feed(&chunk) {
+                    if opts.stream && by_line && !line.starts_with(abi::record::RECORD_PREFIX) {
+                        let _ = writeln!(term, "{line}");
+                    }
+                    keep(line, &mut log)?;
+                }
+                log.flush().map_err(Error::io(log_path))?;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if !opts.timeout.is_zero() && started.elapsed() > opts.timeout {
+            timed_out = true;
+            stop(&mut child);
+            break;
+        }
+        if interrupted() {
+            was_interrupted = true;
+            stop(&mut child);
+            break;
+        }
+    }
+    // QEMU closed its console (it is exiting) or was stopped: reap it, but
+    // never hang on one that lingers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                stop(&mut child);
+                break child.wait().ok();
+            }
+            Err(_) => break None,
+        }
+    };
+    let wall = started.elapsed();
+    // Whatever QEMU printed before it went.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+        for line in lines.feed(&chunk) {
+            keep(line, &mut log)?;
+        }
+    }
+    if let Some(line) = lines.finish() {
+        keep(line, &mut log)?;
+    }
+    log.flush().map_err(Error::io(log_path))?;
+    was_interrupted |= interrupted();
+    Ok(Watched {
+        console,
+        status: status.and_then(|s| s.code()),
+        timed_out,
+        interrupted: was_interrupted,
+        stderr: stderr_thread.join().unwrap_or_default(),
+        wall,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_survive_chunking_and_bad_bytes() {
+        let mut l = LineSplitter::default();
+        assert!(l.feed(b"@@exo bo").is_empty());
+        assert_eq!(l.feed(b"ot {}\r\n[c1 "), vec!["@@exo boot {}"]);
+        assert_eq!(
+            l.feed(b"\xff\xfeok\n\n"),
+            vec!["[c1 \u{fffd}\u{fffd}ok", ""]
+        );
+        assert_eq!(l.feed(b"tail"), Vec::<String>::new());
+        assert_eq!(l.finish().as_deref(), Some("tail"));
+        assert_eq!(l.finish(), None);
+    }
+}
