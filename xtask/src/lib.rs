@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 pub mod plot;
 pub mod qemu;
+pub mod records;
 pub mod rundata;
 pub mod scenario;
 pub mod scenario_run;
@@ -25,3 +26,27 @@ pub mod sweep;
 
 pub use error::Error;
 pub use qemu::{run, Accel, End, RunOptions, RunOutcome};
+
+#[cfg(test)]
+mod layering {
+    /// The results side (records, summary, scenario figures, metrics) never
+    /// reaches back into the runner that starts QEMU: `qemu` uses them, not
+    /// the other way round, so there is no import loop to untangle.
+    #[test]
+    fn results_modules_do_not_import_the_runner() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for file in [
+            "records.rs",
+            "summary.rs",
+            "scenario_run.rs",
+            "rundata.rs",
+            "metrics.rs",
+        ] {
+            let text = std::fs::read_to_string(src.join(file)).unwrap();
+            assert!(
+                !text.contains("crate::qemu") && !text.contains("super::qemu"),
+                "{file} imports the runner (crate::qemu)"
+            );
+        }
+    }
+}

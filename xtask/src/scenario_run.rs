@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use crate::metrics;
 use crate::metrics::fairness::{add_sleeps, rows, Row, Sleeps};
 pub use crate::metrics::fairness::{Fairness, ThreadFairness};
+use crate::records::Records;
 use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
 use crate::scenario::{expand_threads, Scenario};
-use crate::summary::Records;
 use crate::Error;
 
 /// Collects sample records per application and feeds whole snapshots (a

@@ -1,48 +1,9 @@
 //! Console records → `summary.json`.
 
-use abi::record::{parse_record_line, RecordKind};
+use abi::record::RecordKind;
 use serde_json::{json, Map, Value};
 
-use crate::qemu::RunOptions;
-
-/// The records of one run, by kind, in console order.
-#[derive(Debug, Default, Clone)]
-pub struct Records {
-    pub all: Vec<(RecordKind, Value)>,
-}
-
-impl Records {
-    /// Every record of `kind`.
-    pub fn of(&self, kind: RecordKind) -> impl Iterator<Item = &Value> {
-        self.all
-            .iter()
-            .filter(move |(k, _)| *k == kind)
-            .map(|(_, v)| v)
-    }
-
-    /// The first record of `kind`.
-    pub fn first(&self, kind: RecordKind) -> Option<&Value> {
-        self.of(kind).next()
-    }
-
-    /// `check` records that failed.
-    pub fn failed_checks(&self) -> Vec<&Value> {
-        self.of(RecordKind::Check)
-            .filter(|c| c["ok"] != Value::Bool(true))
-            .collect()
-    }
-}
-
-/// Picks the records out of a console log. Lines whose payload is not JSON
-/// are skipped (a record cut by a panic, say).
-pub fn parse_records(console: &str) -> Records {
-    let all = console
-        .lines()
-        .filter_map(parse_record_line)
-        .filter_map(|(k, payload)| serde_json::from_str::<Value>(payload).ok().map(|v| (k, v)))
-        .collect();
-    Records { all }
-}
+pub use crate::records::{parse_records, Records};
 
 /// Facts about a run that the records do not carry.
 pub struct RunFacts<'a> {
@@ -51,7 +12,10 @@ pub struct RunFacts<'a> {
     /// When the run started, `yyyymmdd-hhmmss` UTC.
     pub started_utc: String,
     pub commit: String,
-    pub opts: &'a RunOptions,
+    /// The scheduler asked for (`sched=`).
+    pub sched: &'a str,
+    /// Cores asked for (QEMU's `-smp`).
+    pub cpus_requested: u32,
     /// `auto`, `kvm` or `tcg`, as asked.
     pub accel_requested: &'a str,
     /// The accelerator QEMU was started with (`kvm` or `tcg`).
@@ -116,8 +80,8 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
     m.insert("run_name".into(), json!(f.run_name));
     m.insert("started_utc".into(), json!(f.started_utc));
     m.insert("commit".into(), json!(f.commit));
-    m.insert("sched".into(), json!(f.opts.sched));
-    m.insert("cpus_requested".into(), json!(f.opts.cpus));
+    m.insert("sched".into(), json!(f.sched));
+    m.insert("cpus_requested".into(), json!(f.cpus_requested));
     m.insert(
         "cpus_online".into(),
         boot.get("cpus_online").cloned().unwrap_or(Value::Null),
@@ -184,12 +148,13 @@ mod tests {
         @@exo core_stats {\"core\":1,\"apic_id\":1,\"ticks\":11,\"ipis\":1,\"idle_ns\":5}\n\
         @@exo end {\"exit\":\"success\"\n";
 
-    fn facts<'a>(opts: &'a RunOptions, accel: &'a str, args: &'a [String]) -> RunFacts<'a> {
+    fn facts<'a>(accel: &'a str, args: &'a [String]) -> RunFacts<'a> {
         RunFacts {
             run_name: "r".into(),
             started_utc: "20260101-000000".into(),
             commit: "abc".into(),
-            opts,
+            sched: "stride",
+            cpus_requested: 4,
             accel_requested: "auto",
             accel,
             machine: "pc".into(),
@@ -220,9 +185,8 @@ mod tests {
 
     #[test]
     fn summary_has_the_promised_fields() {
-        let opts = RunOptions::default();
         let args = ["-smp".to_string(), "4".to_string()];
-        let s = build(&facts(&opts, "tcg", &args), &parse_records(LOG));
+        let s = build(&facts("tcg", &args), &parse_records(LOG));
         for key in [
             "commit",
             "cpus_requested",
@@ -262,24 +226,22 @@ mod tests {
 
     #[test]
     fn guest_contradicting_the_accelerator_is_flagged() {
-        let opts = RunOptions::default();
-        let s = build(&facts(&opts, "kvm", &[]), &parse_records(LOG));
+        let s = build(&facts("kvm", &[]), &parse_records(LOG));
         assert_eq!(s["accel_confirmed"], false);
         assert!(accel_mismatch(&s).unwrap().contains("TCG"));
     }
 
     #[test]
     fn a_run_that_never_booted_still_summarises() {
-        let opts = RunOptions::default();
         let early = "@@exo core_online {\"core\":0,\"apic_id\":0}\n[c0 PANIC] oops\n";
-        let s = build(&facts(&opts, "tcg", &[]), &parse_records(early));
+        let s = build(&facts("tcg", &[]), &parse_records(early));
         assert_eq!(s["cpus_online"], Value::Null);
         assert_eq!(s["hypervisor"], Value::Null);
         assert_eq!(s["accel_confirmed"], Value::Null);
         assert_eq!(s["cores"][0]["apic_id"], 0);
         assert_eq!(s["cores"][0]["ticks"], Value::Null);
         assert_eq!(s["checks"], json!([]));
-        let s = build(&facts(&opts, "tcg", &[]), &parse_records(""));
+        let s = build(&facts("tcg", &[]), &parse_records(""));
         assert_eq!(s["cores"], json!([]));
     }
 }

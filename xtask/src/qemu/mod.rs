@@ -27,7 +27,8 @@ pub use machine::{
 pub use options::RunOptions;
 pub use run_dir::{create_unique_dir, run_name, utc_stamp};
 
-use crate::summary::{self, Records};
+use crate::records::{self, Records};
+use crate::summary;
 use crate::{build, Error};
 use console::{set_watching, type_input, watch};
 use live::Live;
@@ -218,7 +219,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     if opts.stream && !w.stderr.trim().is_empty() && end == End::QemuError {
         eprintln!("qemu: {}", w.stderr.trim());
     }
-    let records = summary::parse_records(&w.console);
+    let records = records::parse_records(&w.console);
     let summary = summary::build(
         &summary::RunFacts {
             run_name: run_dir
@@ -227,7 +228,8 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
                 .unwrap_or_default(),
             started_utc: utc_stamp(started_at),
             commit: build::commit(),
-            opts,
+            sched: &opts.sched,
+            cpus_requested: opts.cpus,
             accel_requested: opts.accel.name(),
             accel: accel.name(),
             machine,

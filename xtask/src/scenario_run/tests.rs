@@ -46,7 +46,7 @@ fn results_files_have_their_schema() {
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":100000010}\n".into(),
     ]
     .concat();
-    let records = crate::summary::parse_records(&console);
+    let records = crate::records::parse_records(&console);
     let data = rundata(&s, &records, 2, false);
     assert_eq!(data.samples.len(), 4);
     assert_eq!(data.apps[0].env, 256);
