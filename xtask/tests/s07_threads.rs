@@ -23,8 +23,7 @@ fn run(test: &str, sched: &str, cpus: u32, run_ms: u32) -> RunOutcome {
         name: Some(format!("test-{test}-{sched}-{cpus}")),
         ..xtask::RunOptions::default()
     };
-    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    xtask::run(&opts).unwrap()
+    common::run(&opts)
 }
 
 fn reports<'a>(out: &'a RunOutcome, env: &str) -> Vec<&'a Value> {

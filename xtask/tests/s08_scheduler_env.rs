@@ -21,8 +21,7 @@ fn run(sched: &str) -> RunOutcome {
         name: Some(format!("test-sched-env-{sched}")),
         ..xtask::RunOptions::default()
     };
-    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    xtask::run(&opts).unwrap()
+    common::run(&opts)
 }
 
 /// CPU time of each client (a, b, c), all cores together.

@@ -161,7 +161,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         .name
         .clone()
         .unwrap_or_else(|| run_name(&opts.sched, opts.cpus, started_at));
-    let run_dir = create_unique_dir(&build::workspace_root().join("results/runs"), &name)?;
+    let runs_dir = opts
+        .runs_dir
+        .clone()
+        .unwrap_or_else(|| build::workspace_root().join("results/runs"));
+    let run_dir = create_unique_dir(&runs_dir, &name)?;
     let machine = effective_machine(&opts.machine, &opts.qemu_extra);
 
     if opts.stream {

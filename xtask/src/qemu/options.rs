@@ -34,8 +34,12 @@ pub struct RunOptions {
     pub cmdline: Vec<String>,
     /// Wall-clock limit; `Duration::ZERO` means none.
     pub timeout: Duration,
-    /// Run name (directory under `results/runs/`); generated when `None`.
+    /// Run name (directory under [`RunOptions::runs_dir`]); generated when `None`.
     pub name: Option<String>,
+    /// Where the run's directory is created: `None` is the user's
+    /// `results/runs/`; the test suites use `target/test-runs/`, so their
+    /// runs never mix with the user's.
+    pub runs_dir: Option<PathBuf>,
     /// Echo the console to the terminal while running, and pass a terminal
     /// stdin through to the kernel's serial port.
     pub stream: bool,
@@ -62,6 +66,7 @@ impl Default for RunOptions {
             input: Vec::new(),
             timeout: Duration::from_secs(120),
             name: None,
+            runs_dir: None,
             stream: false,
             programs: true,
             memory_mib: 1024,

@@ -15,8 +15,14 @@ use xtask::{Accel, RunOptions, RunOutcome};
 /// 2-vCPU one).
 pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Where the suites' runs go: `target/test-runs/`, never among the user's
+/// `results/runs/`.
+pub fn test_runs_dir() -> std::path::PathBuf {
+    xtask::build::workspace_root().join("target/test-runs")
+}
+
 /// Options for a suite run named `name`: the run directory is
-/// `results/runs/test-<name>` (with a suffix when it exists).
+/// `target/test-runs/test-<name>` (with a suffix when it exists).
 pub fn options(
     name: &str,
     cpus: u32,
@@ -33,14 +39,19 @@ pub fn options(
         cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
         timeout: Duration::from_secs(if accel == Accel::Kvm { 120 } else { 90 }),
         name: Some(format!("test-{name}")),
+        runs_dir: Some(test_runs_dir()),
         stream: false,
         programs: true,
         ..RunOptions::default()
     }
 }
 
-/// Runs `opts` (serialised with other many-vCPU runs).
+/// Runs `opts` (serialised with other many-vCPU runs), in
+/// [`test_runs_dir`] unless `opts` names another directory.
 pub fn run(opts: &RunOptions) -> RunOutcome {
+    let mut opts = opts.clone();
+    opts.runs_dir.get_or_insert_with(test_runs_dir);
+    let opts = &opts;
     let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
 }
