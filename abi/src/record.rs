@@ -15,7 +15,10 @@ pub const RECORD_PREFIX: &str = "@@exo ";
 pub enum RecordKind {
     /// Once, after all cores are up: `cpus_online`, `cpus_described`,
     /// `apic_mode` ("x2apic" | "xapic"), `tsc_khz`, `timer_source`,
-    /// `cmdline`.
+    /// `hypervisor` (CPUID leaf 0x40000000: "KVM", "TCG", ... or "none"),
+    /// `rdtsc_cycles` (fewest TSC cycles between two back-to-back
+    /// `rdtsc`s: thousands when every read traps, as under PVM),
+    /// `free_frames`, `cmdline`.
     Boot,
     /// Per core, when it comes online: `core`, `apic_id`.
     CoreOnline,

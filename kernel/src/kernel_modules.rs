@@ -103,12 +103,13 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     record::emit(
         RecordKind::Boot,
         format_args!(
-            "\"cpus_online\":{online},\"cpus_described\":{},\"apic_mode\":\"{}\",\"tsc_khz\":{},\"timer_source\":\"{}\",\"hypervisor\":\"{}\",\"free_frames\":{},\"cmdline\":\"{}\"",
+            "\"cpus_online\":{online},\"cpus_described\":{},\"apic_mode\":\"{}\",\"tsc_khz\":{},\"timer_source\":\"{}\",\"hypervisor\":\"{}\",\"rdtsc_cycles\":{},\"free_frames\":{},\"cmdline\":\"{}\"",
             described.len(),
             apic::mode_name(),
             time::tsc_khz(),
             time::source(),
             time::hypervisor().unwrap_or("none"),
+            time::rdtsc_cost_cycles(),
             mm::free_frames(),
             boot.cmdline()
         ),

@@ -35,6 +35,21 @@ pub fn hypervisor() -> Option<&'static str> {
     })
 }
 
+/// The fewest TSC cycles between two back-to-back `rdtsc`s (best of 64):
+/// tens of cycles where the instruction runs natively (hardware, KVM with
+/// VMX/SVM) or is translated (TCG); thousands where every read traps to
+/// the hypervisor, as under PVM (`kvm_pvm`). The runner reads it from the
+/// boot record to tell what the guest really runs on.
+pub fn rdtsc_cost_cycles() -> u64 {
+    let mut best = u64::MAX;
+    for _ in 0..64 {
+        let t0 = rdtsc();
+        let t1 = rdtsc();
+        best = best.min(t1.wrapping_sub(t0));
+    }
+    best
+}
+
 /// KVM's timing leaf 0x40000010: (tsc_khz, apic_bus_khz), when offered.
 fn kvm_timing_leaf() -> Option<(u64, u64)> {
     let cpuid = CpuId::new();
