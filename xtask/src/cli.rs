@@ -166,7 +166,8 @@ pub struct RunArgs {
     /// gives the same measurements.
     #[arg(long)]
     pub det: bool,
-    /// auto (KVM when /dev/kvm is usable), kvm or tcg.
+    /// auto (hardware KVM when the host has VMX/SVM, else deterministic
+    /// TCG for a scenario, TCG otherwise), kvm or tcg.
     #[arg(long, default_value = "auto")]
     pub accel: Accel,
     /// QEMU machine (a -M in --qemu wins).

@@ -23,6 +23,7 @@ pub mod scenario_run;
 pub mod soak;
 pub mod summary;
 pub mod sweep;
+pub mod trust;
 
 pub use error::Error;
 pub use qemu::{run, Accel, End, RunOptions, RunOutcome};

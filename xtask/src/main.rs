@@ -298,7 +298,7 @@ fn sweep(s: &xtask::sweep::Sweep<'_>, jobs: u64, dry_run: bool) -> Result<ExitCo
             runs.len(),
             s.scenario.display(),
             s.key,
-            plan::accel_line(s.accel, false),
+            plan::scenario_accel_line(s.accel),
             job_lines(&runs)?
         )));
     }

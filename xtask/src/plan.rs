@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use crate::qemu::{kernel_cmdline, kvm_kind, qemu_args};
+use crate::qemu::{
+    choose, describe_choice, kernel_cmdline, kvm_kind, kvm_usable, qemu_args, KvmKind,
+};
 use crate::{Accel, RunOptions};
 
 /// The first line of every dry run (the docs test looks for it).
@@ -24,7 +26,8 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// What accelerator `accel` is on this host, in words.
+/// What accelerator `accel` is on this host for the benchmark, in words
+/// (it takes `/dev/kvm` whatever KVM is: [`crate::Accel::resolve`]).
 pub fn accel_line(accel: Accel, det: bool) -> String {
     if det {
         return "tcg, deterministic (one thread, -icount): same scenario, same measurements".into();
@@ -40,6 +43,18 @@ pub fn accel_line(accel: Accel, det: bool) -> String {
     } else {
         format!("{} ({what})", resolved.name())
     }
+}
+
+/// What a scenario run with `accel` runs on here, in words
+/// ([`crate::qemu::choose`]).
+pub fn scenario_accel_line(accel: Accel) -> String {
+    describe_choice(&choose(
+        accel,
+        false,
+        true,
+        kvm_usable(),
+        KvmKind::of_host(),
+    ))
 }
 
 /// Checks a run's inputs as [`crate::run`] would before it builds and
@@ -80,17 +95,25 @@ pub fn run(opts: &RunOptions) -> Result<String, String> {
     }
     // What `qemu::run` does to the options before it builds, mirrored
     // (keep in step: a shared preparation step belongs in qemu.rs).
+    let choice = choose(
+        o.accel,
+        o.det,
+        o.scenario.is_some(),
+        kvm_usable(),
+        KvmKind::of_host(),
+    );
+    o.accel = choice.accel;
+    o.det = choice.det;
     if o.det {
-        o.accel = Accel::Tcg;
         let asked = o.cmdline.iter().any(|w| w.contains("interleave_us="));
         if o.cpus > 1 && !asked {
             o.cmdline
                 .push(format!("interleave_us={}", crate::qemu::DET_INTERLEAVE_US));
         }
     }
-    let accel = o.accel.resolve();
+    let accel = o.accel;
     let _ = writeln!(t, "cores      {}", o.cpus);
-    let _ = writeln!(t, "accel      {}", accel_line(opts.accel, o.det));
+    let _ = writeln!(t, "accel      {}", describe_choice(&choice));
     let cmdline = kernel_cmdline(&o);
     let _ = writeln!(t, "kernel     {cmdline}");
     let kernel = "target/x86_64-unknown-none/release/kernel";

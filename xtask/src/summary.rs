@@ -1,9 +1,12 @@
 //! Console records → `summary.json`.
 
+use std::collections::BTreeMap;
+
 use abi::record::RecordKind;
 use serde_json::{json, Map, Value};
 
 pub use crate::records::{parse_records, Records};
+use crate::trust::{self, Mode};
 
 /// Facts about a run that the records do not carry.
 pub struct RunFacts<'a> {
@@ -27,6 +30,10 @@ pub struct RunFacts<'a> {
     pub exit: &'a str,
     pub wall_ms: u64,
     pub qemu_stderr: &'a str,
+    /// What the run's time came from (see [`crate::trust`]).
+    pub mode: Mode,
+    /// Cores each application can use at once (empty without a scenario).
+    pub capacities: BTreeMap<String, u32>,
 }
 
 /// Whether the guest's view (the boot record's `hypervisor`, from CPUID)
@@ -128,6 +135,10 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
         "reports".into(),
         Value::Array(r.of(RecordKind::User).cloned().collect()),
     );
+    m.insert(
+        "trust".into(),
+        trust::assess_records(f.mode, r, f.capacities.clone()),
+    );
     if !f.qemu_stderr.trim().is_empty() {
         m.insert("qemu_stderr".into(), json!(f.qemu_stderr.trim()));
     }
@@ -164,6 +175,8 @@ mod tests {
             exit: "success",
             wall_ms: 5,
             qemu_stderr: "",
+            mode: Mode::Tcg,
+            capacities: BTreeMap::new(),
         }
     }
 

@@ -2,11 +2,13 @@
 //! model, the kernel command line, and the argument list that says it all.
 
 use super::RunOptions;
+use crate::trust::Mode;
 
 /// Which accelerator to ask QEMU for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
-    /// KVM when `/dev/kvm` is usable, TCG otherwise.
+    /// A run: see [`choose`] (hardware KVM, else deterministic TCG for a
+    /// scenario). The benchmark: [`Accel::resolve`].
     Auto,
     Kvm,
     Tcg,
@@ -25,7 +27,9 @@ impl std::str::FromStr for Accel {
 }
 
 impl Accel {
-    /// Resolves `Auto` by trying to open `/dev/kvm` for reading and writing.
+    /// Resolves `Auto` to KVM whenever `/dev/kvm` opens for reading and
+    /// writing, whatever kind it is: the benchmark's rule (it measures what
+    /// the host offers and says what that is). Runs use [`choose`].
     pub fn resolve(self) -> Accel {
         self.resolve_with(kvm_usable())
     }
@@ -48,27 +52,75 @@ impl Accel {
     }
 }
 
-/// What this host's KVM is, as far as the host can tell: hardware-assisted
-/// (VMX/SVM in its CPU flags) or PVM (the `kvm_pvm` module: guests run
-/// deprivileged under shadow paging, with no VMX — what this project's
-/// development machines have; there the guest kernel's every entry costs
-/// milliseconds and its figures say nothing about hardware).
+/// What this host's KVM is, as far as the host can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvmKind {
+    /// VMX or SVM in the CPU flags: hardware-assisted virtualisation.
+    Hardware,
+    /// The `kvm_pvm` module: guests run deprivileged under shadow paging,
+    /// with no VMX (what this project's development machines have); every
+    /// guest kernel entry costs milliseconds and its figures say nothing
+    /// about hardware.
+    Pvm,
+    /// Neither.
+    Unknown,
+}
+
+impl KvmKind {
+    /// This host's (PVM wins: a PVM host may show VMX flags to nobody).
+    pub fn of_host() -> KvmKind {
+        if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+            return KvmKind::Pvm;
+        }
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        KvmKind::from_cpu_flags(&cpuinfo)
+    }
+
+    /// From `/proc/cpuinfo`'s first `flags` line.
+    pub fn from_cpu_flags(cpuinfo: &str) -> KvmKind {
+        let has = |f: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|l| l.split_whitespace().any(|w| w == f))
+        };
+        if has("vmx") || has("svm") {
+            KvmKind::Hardware
+        } else {
+            KvmKind::Unknown
+        }
+    }
+
+    /// A few words: what it is.
+    pub fn short(self) -> &'static str {
+        match self {
+            KvmKind::Hardware => "hardware-assisted",
+            KvmKind::Pvm => "PVM (kvm_pvm, no VMX)",
+            KvmKind::Unknown => "of unknown kind (no VMX/SVM, no kvm_pvm)",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            KvmKind::Hardware => "hardware-assisted",
+            KvmKind::Pvm => "PVM (kvm_pvm, no VMX): guest ring 0 deprivileged, not hardware",
+            KvmKind::Unknown => "of unknown kind",
+        }
+    }
+
+    /// The trust mode of a KVM run on this kind of host.
+    pub fn mode(self) -> Mode {
+        match self {
+            KvmKind::Hardware => Mode::HardwareKvm,
+            KvmKind::Pvm => Mode::PvmKvm,
+            KvmKind::Unknown => Mode::UnknownKvm,
+        }
+    }
+}
+
+/// What this host's KVM is, in words ([`KvmKind::describe`]).
 pub fn kvm_kind() -> &'static str {
-    if std::path::Path::new("/sys/module/kvm_pvm").exists() {
-        return "PVM (kvm_pvm, no VMX): guest ring 0 deprivileged, not hardware";
-    }
-    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let has = |f: &str| {
-        flags
-            .lines()
-            .find(|l| l.starts_with("flags"))
-            .is_some_and(|l| l.split_whitespace().any(|w| w == f))
-    };
-    if has("vmx") || has("svm") {
-        "hardware-assisted"
-    } else {
-        "of unknown kind"
-    }
+    KvmKind::of_host().describe()
 }
 
 /// Whether this process may use KVM.
@@ -78,6 +130,81 @@ pub fn kvm_usable() -> bool {
         .write(true)
         .open("/dev/kvm")
         .is_ok()
+}
+
+/// What a run runs on, decided from what was asked and what the host has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// `Kvm` or `Tcg`.
+    pub accel: Accel,
+    /// `-icount`, one TCG thread.
+    pub det: bool,
+    pub mode: Mode,
+    /// Why, for the run's first line.
+    pub why: String,
+}
+
+/// Chooses the accelerator. `accel=auto` picks a mode whose figures are
+/// right: hardware KVM when the host has it, else deterministic TCG for a
+/// scenario (whose shares are the product) and plain TCG for a bare boot
+/// or a kernel test. An explicit `kvm` is honoured whatever KVM is (PVM
+/// included: the run's trust says what that means); `det` means TCG.
+pub fn choose(asked: Accel, det: bool, scenario: bool, kvm_usable: bool, kvm: KvmKind) -> Choice {
+    let tcg = |det: bool, why: String| Choice {
+        accel: Accel::Tcg,
+        det,
+        mode: if det { Mode::DetTcg } else { Mode::Tcg },
+        why,
+    };
+    if det {
+        return tcg(true, "det=1".into());
+    }
+    match asked {
+        Accel::Tcg => tcg(false, "accel=tcg".into()),
+        Accel::Kvm => Choice {
+            accel: Accel::Kvm,
+            det: false,
+            mode: kvm.mode(),
+            why: format!("accel=kvm; KVM here is {}", kvm.short()),
+        },
+        Accel::Auto if kvm_usable && kvm == KvmKind::Hardware => Choice {
+            accel: Accel::Kvm,
+            det: false,
+            mode: Mode::HardwareKvm,
+            why: "accel=auto: KVM here is hardware-assisted".into(),
+        },
+        Accel::Auto => {
+            let kvm_is = if kvm_usable {
+                format!(
+                    "KVM here is {}, whose times are not hardware's",
+                    kvm.describe()
+                )
+            } else {
+                "/dev/kvm is not usable".to_string()
+            };
+            if scenario {
+                tcg(true, format!("accel=auto: {kvm_is}"))
+            } else {
+                tcg(false, format!("accel=auto: {kvm_is}"))
+            }
+        }
+    }
+}
+
+/// How a choice reads in a run's first line.
+pub fn describe_choice(c: &Choice) -> String {
+    let what = match c.mode {
+        Mode::DetTcg => "deterministic TCG (-icount: virtual time, exact and repeatable figures)",
+        Mode::Tcg => "TCG (not deterministic: guest time is the host's, figures are not exact)",
+        Mode::HardwareKvm => "KVM (hardware-assisted)",
+        Mode::PvmKvm => {
+            "KVM on PVM (!! times are PVM's, not hardware's: shares will be marked untrusted)"
+        }
+        Mode::UnknownKvm => {
+            "KVM of unknown kind (!! not known to be hardware: shares will be marked untrusted)"
+        }
+    };
+    format!("{what} — {}", c.why)
 }
 
 /// Deterministic runs on one core execute one guest instruction per
@@ -345,6 +472,60 @@ mod tests {
             kernel_cmdline(&opts),
             "sched=lottery run_ms=0 test=ipi slice_us=100 grace_us=10 log=debug"
         );
+    }
+
+    #[test]
+    fn auto_picks_a_mode_whose_figures_are_right() {
+        use KvmKind::*;
+        let c = choose(Accel::Auto, false, true, true, Hardware);
+        assert_eq!(
+            (c.accel, c.det, c.mode),
+            (Accel::Kvm, false, Mode::HardwareKvm)
+        );
+        // This machine: KVM usable but PVM. A scenario runs deterministically...
+        let c = choose(Accel::Auto, false, true, true, Pvm);
+        assert_eq!((c.accel, c.det, c.mode), (Accel::Tcg, true, Mode::DetTcg));
+        assert!(c.why.contains("PVM"), "{}", c.why);
+        assert!(describe_choice(&c).starts_with("deterministic TCG"));
+        // ... a bare boot or kernel test on TCG.
+        let c = choose(Accel::Auto, false, false, true, Pvm);
+        assert_eq!((c.accel, c.det, c.mode), (Accel::Tcg, false, Mode::Tcg));
+        let c = choose(Accel::Auto, false, true, true, Unknown);
+        assert_eq!(c.mode, Mode::DetTcg);
+        let c = choose(Accel::Auto, false, true, false, Hardware);
+        assert_eq!(c.mode, Mode::DetTcg);
+        assert!(c.why.contains("not usable"));
+    }
+
+    #[test]
+    fn what_is_asked_for_is_honoured_and_flagged() {
+        use KvmKind::*;
+        let c = choose(Accel::Kvm, false, true, true, Pvm);
+        assert_eq!((c.accel, c.det, c.mode), (Accel::Kvm, false, Mode::PvmKvm));
+        assert!(describe_choice(&c).contains("!! times are PVM's"));
+        let c = choose(Accel::Kvm, false, true, true, Hardware);
+        assert_eq!(c.mode, Mode::HardwareKvm);
+        let c = choose(Accel::Tcg, false, true, true, Hardware);
+        assert_eq!((c.accel, c.det, c.mode), (Accel::Tcg, false, Mode::Tcg));
+        for asked in [Accel::Auto, Accel::Kvm, Accel::Tcg] {
+            let c = choose(asked, true, false, true, Hardware);
+            assert_eq!((c.accel, c.det, c.mode), (Accel::Tcg, true, Mode::DetTcg));
+        }
+    }
+
+    #[test]
+    fn kvm_kind_comes_from_the_cpu_flags() {
+        let info = "processor\t: 0\nflags\t\t: fpu vme sse2 vmx ept\nflags\t\t: ignored\n";
+        assert_eq!(KvmKind::from_cpu_flags(info), KvmKind::Hardware);
+        assert_eq!(
+            KvmKind::from_cpu_flags("flags : fpu svm\n"),
+            KvmKind::Hardware
+        );
+        assert_eq!(
+            KvmKind::from_cpu_flags("flags : fpu hypervisor vmxx\n"),
+            KvmKind::Unknown
+        );
+        assert_eq!(KvmKind::Pvm.mode(), Mode::PvmKvm);
     }
 
     #[test]

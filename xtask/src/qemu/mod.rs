@@ -21,8 +21,9 @@ use abi::ExitCode;
 
 pub use console::{install_interrupt_handler, LineSplitter};
 pub use machine::{
-    cpu_model, effective_cpu_model, effective_machine, icount_shift, kernel_cmdline, kvm_kind,
-    kvm_usable, qemu_args, Accel, DET_INTERLEAVE_US, ICOUNT_SHIFT,
+    choose, cpu_model, describe_choice, effective_cpu_model, effective_machine, icount_shift,
+    kernel_cmdline, kvm_kind, kvm_usable, qemu_args, Accel, Choice, KvmKind, DET_INTERLEAVE_US,
+    ICOUNT_SHIFT,
 };
 pub use options::RunOptions;
 pub use run_dir::{create_unique_dir, run_name, utc_stamp};
@@ -132,8 +133,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         opts.cmdline.splice(0..0, s.cmdline());
         opts.run_ms.get_or_insert(s.duration_ms);
     }
+    let choice = choose(
+        opts.accel,
+        opts.det,
+        scenario.is_some(),
+        kvm_usable(),
+        KvmKind::of_host(),
+    );
+    let accel_requested = opts.accel;
+    opts.accel = choice.accel;
+    opts.det = choice.det;
     if opts.det {
-        opts.accel = Accel::Tcg;
         let asked = opts.cmdline.iter().any(|w| w.contains("interleave_us="));
         if opts.cpus > 1 && !asked {
             opts.cmdline
@@ -141,13 +151,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         }
     }
     let opts = &opts;
+    if opts.stream {
+        // The run's first line: what its figures are worth.
+        eprintln!("== {} cores, {}", opts.cpus, describe_choice(&choice));
+    }
     let kernel = build::kernel()?;
     let initrd = match &scenario {
         Some(s) => build::programs_with(&[("scenario", s.launch_plan().as_bytes())])?,
         None if opts.programs => build::programs()?,
         None => None,
     };
-    let accel = opts.accel.resolve();
+    let accel = opts.accel;
     let cmdline = kernel_cmdline(opts);
     let args = qemu_args(
         opts,
@@ -169,18 +183,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let machine = effective_machine(&opts.machine, &opts.qemu_extra);
 
     if opts.stream {
-        eprintln!(
-            "== {} cores, {} ({}), machine {}; results in {}",
-            opts.cpus,
-            accel.name(),
-            if accel == Accel::Tcg {
-                "emulated"
-            } else {
-                kvm_kind()
-            },
-            machine,
-            run_dir.display()
-        );
+        eprintln!("== machine {machine}; results in {}", run_dir.display());
     }
     // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
     // in raw mode and restores it; Ctrl-C still signals). Otherwise QEMU
@@ -203,7 +206,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         .map_err(Error::QemuSpawn);
     let mut live = scenario
         .as_ref()
-        .map(|s| Live::new(s, opts.cpus, opts.stream));
+        .map(|s| Live::new(s, opts.cpus, opts.stream, choice.mode));
     let watched = child.and_then(|mut child| {
         if let Some(stdin) = child.stdin.take() {
             type_input(stdin, opts.input.clone(), started);
@@ -224,6 +227,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         eprintln!("qemu: {}", w.stderr.trim());
     }
     let records = records::parse_records(&w.console);
+    let online = records
+        .first(abi::record::RecordKind::Boot)
+        .and_then(|b| b["cpus_online"].as_u64())
+        .map_or(opts.cpus, |n| n as u32);
     let summary = summary::build(
         &summary::RunFacts {
             run_name: run_dir
@@ -234,7 +241,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
             commit: build::commit(),
             sched: &opts.sched,
             cpus_requested: opts.cpus,
-            accel_requested: opts.accel.name(),
+            accel_requested: accel_requested.name(),
             accel: accel.name(),
             machine,
             cpu_model: effective_cpu_model(&args).unwrap_or_default(),
@@ -243,6 +250,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
             exit: end.name(),
             wall_ms: w.wall.as_millis() as u64,
             qemu_stderr: &w.stderr,
+            mode: choice.mode,
+            capacities: scenario
+                .as_ref()
+                .map(|s| s.capacities(online))
+                .unwrap_or_default(),
         },
         &records,
     );
@@ -251,13 +263,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     }
     let mut summary = summary;
     if let Some(s) = &scenario {
-        let online = summary["cpus_online"]
-            .as_u64()
-            .unwrap_or(u64::from(opts.cpus)) as u32;
         let data = crate::scenario_run::rundata(s, &records, online, opts.det);
         crate::scenario_run::write_results(&run_dir, s, &data, &mut summary)?;
         if let Some(live) = live.as_mut() {
-            live.finish();
+            live.finish(&summary["trust"]);
         }
     }
     let summary_path = run_dir.join("summary.json");

@@ -1,0 +1,282 @@
+use super::*;
+use crate::records::parse_records;
+
+const MS: u64 = 1_000_000;
+
+/// A run of `demo` (env 7, 2 cores) whose records pass every check:
+/// samples every 100 ms, three threads each charged at most a core.
+fn clean() -> Vec<String> {
+    let mut lines = vec![
+        r#"@@exo boot {"cpus_online":2,"hypervisor":"TCG","rdtsc_cycles":56,"cmdline":"sched=stride slice_us=2000 grace_us=200"}"#.to_string(),
+    ];
+    for k in 0..=5u64 {
+        lines.push(sample(
+            7,
+            k * 100 * MS,
+            &[(1, k * 60 * MS), (2, k * 70 * MS), (3, k * 50 * MS)],
+        ));
+    }
+    lines.extend([
+        r#"@@exo core_stats {"core":0,"apic_id":0,"ticks":300,"ipis":0,"idle_ns":10000000}"#
+            .to_string(),
+        r#"@@exo core_stats {"core":1,"apic_id":1,"ticks":300,"ipis":0,"idle_ns":10000000}"#
+            .to_string(),
+        r#"@@exo latency {"kind":"revocation","ns":[2000,15000,2900000]}"#.to_string(),
+        format!(
+            r#"@@exo env_stats {{"env":7,"name":"demo","duration_ns":{},"cpu_ns":[{},{}]}}"#,
+            600 * MS,
+            450 * MS,
+            450 * MS
+        ),
+    ]);
+    lines
+}
+
+fn sample(env: u64, t: u64, rows: &[(u64, u64)]) -> String {
+    let th: Vec<String> = rows
+        .iter()
+        .map(|(id, cpu)| format!("[{id},100,{cpu},0,0,0]"))
+        .collect();
+    format!(
+        r#"@@exo user {{"env":{env},"name":"demo","core":0,"kind":"sample","t_ns":{t},"policy":"stride","th":[{}]}}"#,
+        th.join(",")
+    )
+}
+
+fn assess_lines(mode: Mode, lines: &[String]) -> Value {
+    let r = parse_records(&lines.join("\n"));
+    assess_records(mode, &r, BTreeMap::from([("demo".to_string(), 2)]))
+}
+
+fn check_of<'a>(trust: &'a Value, name: &str) -> &'a Value {
+    trust["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {trust:#}"))
+}
+
+/// Every check but `name` passes, and `name` fails.
+fn only_fails(trust: &Value, name: &str) {
+    assert_eq!(trust["trusted"], false, "{trust:#}");
+    for c in trust["checks"].as_array().unwrap() {
+        let want = c["check"] != name;
+        assert_eq!(c["ok"], json!(want), "{name}: {c:#}");
+    }
+    assert!(
+        trust["why_not"][0].as_str().unwrap().starts_with(name),
+        "{trust:#}"
+    );
+}
+
+#[test]
+fn a_clean_deterministic_run_is_trusted() {
+    let t = assess_lines(Mode::DetTcg, &clean());
+    assert_eq!(t["trusted"], true, "{t:#}");
+    assert_eq!(t["mode"], "det-tcg");
+    assert_eq!(t["virtual_time"], true);
+    assert_eq!(t["slice_ns"], 2 * MS);
+    for c in t["checks"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{c:#}");
+    }
+    let w = check_of(&t, "thread_charge_within_window");
+    assert_eq!(w["windows"], 15);
+    assert!((w["figure"].as_f64().unwrap() - 0.7).abs() < 1e-9);
+    assert!(warning(&t).is_none());
+}
+
+#[test]
+fn a_mode_without_exact_time_is_not_trusted() {
+    for mode in [Mode::Tcg, Mode::PvmKvm, Mode::UnknownKvm] {
+        let t = assess_lines(mode, &clean());
+        only_fails(&t, "mode");
+        assert_eq!(t["virtual_time"], false);
+        assert!(warning(&t).unwrap().contains("CANNOT BE TRUSTED"));
+    }
+    assert_eq!(assess_lines(Mode::HardwareKvm, &clean())["trusted"], true);
+}
+
+#[test]
+fn a_trapping_rdtsc_is_caught_from_the_guest_side() {
+    let mut lines = clean();
+    lines[0] = lines[0].replace("\"rdtsc_cycles\":56", "\"rdtsc_cycles\":6074");
+    let t = assess_lines(Mode::HardwareKvm, &lines);
+    only_fails(&t, "guest_rdtsc_native");
+    assert_eq!(check_of(&t, "guest_rdtsc_native")["figure"], 6074);
+}
+
+/// The charge the issue reports: 633 ms on one thread inside a 98 ms window.
+#[test]
+fn a_thread_charged_more_than_its_window_is_caught() {
+    let mut lines = vec![clean()[0].clone()];
+    for k in 0..=4u64 {
+        lines.push(sample(
+            7,
+            k * 100 * MS,
+            &[(1, k * 60 * MS), (2, k * 70 * MS)],
+        ));
+    }
+    lines.push(sample(
+        7,
+        498 * MS,
+        &[(1, 300 * MS), (2, 280 * MS + 633 * MS)],
+    ));
+    let t = assess_lines(Mode::DetTcg, &lines);
+    let w = check_of(&t, "thread_charge_within_window");
+    assert_eq!(w["ok"], false, "{t:#}");
+    assert_eq!(w["violations"], 1);
+    assert_eq!(
+        w["detail"],
+        "worst demo/t2: 633.0 ms charged in a 98.0 ms window ending at t=0.498 s"
+    );
+    assert!((w["figure"].as_f64().unwrap() - 633.0 / 98.0).abs() < 1e-9);
+    assert_eq!(t["trusted"], false);
+    assert!(warning(&t)
+        .unwrap()
+        .contains("633.0 ms charged in a 98.0 ms window"));
+}
+
+#[test]
+fn a_charge_reaching_back_one_slice_is_allowed() {
+    let lines = [
+        clean()[0].clone(),
+        sample(7, 0, &[(1, 0)]),
+        // 100 ms window, 102.2 ms charged: one slice + grace of reach-back.
+        sample(7, 100 * MS, &[(1, 102_200_000)]),
+    ];
+    let r = parse_records(&lines.join("\n"));
+    let mut w = Windows::new(Limits::from_records(&r), BTreeMap::new());
+    for v in r.of(RecordKind::User) {
+        assert!(w.record(v).is_empty());
+    }
+    let over = [
+        clean()[0].clone(),
+        sample(7, 0, &[(1, 0)]),
+        sample(7, 100 * MS, &[(1, 102_300_000)]),
+    ];
+    let r = parse_records(&over.join("\n"));
+    let mut w = Windows::new(Limits::from_records(&r), BTreeMap::new());
+    let bad: Vec<Overcharge> = r.of(RecordKind::User).flat_map(|v| w.record(v)).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].who, "demo/t1");
+}
+
+#[test]
+fn an_application_charged_more_than_its_cores_is_caught() {
+    // Three threads at 0.9 of a core each, on an application that holds
+    // two cores: every thread passes, the application does not.
+    let mut lines = vec![clean()[0].clone()];
+    for k in 0..=3u64 {
+        lines.push(sample(
+            7,
+            k * 100 * MS,
+            &[(1, k * 90 * MS), (2, k * 90 * MS), (3, k * 90 * MS)],
+        ));
+    }
+    lines.extend(clean()[7..].iter().cloned());
+    let t = assess_lines(Mode::DetTcg, &lines);
+    only_fails(&t, "app_charge_within_window");
+    let a = check_of(&t, "app_charge_within_window");
+    assert_eq!(a["violations"], 3);
+    assert!((a["figure"].as_f64().unwrap() - 1.35).abs() < 1e-9, "{a:#}");
+}
+
+#[test]
+fn a_core_charged_more_than_elapsed_time_is_caught() {
+    let mut lines = clean();
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replace(
+        &format!("[{},{}]", 450 * MS, 450 * MS),
+        &format!("[{},{}]", 450 * MS, 600 * MS),
+    );
+    let t = assess_lines(Mode::DetTcg, &lines);
+    only_fails(&t, "core_charge_within_elapsed");
+    assert!(check_of(&t, "core_charge_within_elapsed")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("core 1: 610.0 ms"));
+}
+
+#[test]
+fn threads_charged_more_than_their_environment_are_caught() {
+    let mut lines = clean();
+    let last = lines.len() - 1;
+    // The threads' last sample adds up to 900 ms; the kernel charged 800.
+    lines[last] = lines[last].replace(
+        &format!("[{},{}]", 450 * MS, 450 * MS),
+        &format!("[{},{}]", 400 * MS, 400 * MS),
+    );
+    let t = assess_lines(Mode::DetTcg, &lines);
+    only_fails(&t, "threads_within_env");
+    assert!(
+        (check_of(&t, "threads_within_env")["figure"]
+            .as_f64()
+            .unwrap()
+            - 900.0 / 800.0)
+            .abs()
+            < 1e-9
+    );
+}
+
+/// The late timer measured under plain TCG on a loaded host: 482 ms.
+#[test]
+fn a_core_away_for_many_slices_is_caught() {
+    let mut lines = clean();
+    let i = lines.iter().position(|l| l.contains("latency")).unwrap();
+    lines[i] = r#"@@exo latency {"kind":"revocation","ns":[2000,482510302,52432612,1000]}"#.into();
+    let t = assess_lines(Mode::DetTcg, &lines);
+    only_fails(&t, "timer_gaps");
+    let g = check_of(&t, "timer_gaps");
+    assert_eq!(g["figure"], 482_510_302);
+    assert_eq!(g["limit"], 10 * MS);
+    assert!(
+        g["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 4 later than 5 slices"),
+        "{g:#}"
+    );
+}
+
+#[test]
+fn a_run_without_data_is_not_checked_rather_than_passed() {
+    let t = assess_lines(Mode::DetTcg, &[]);
+    assert_eq!(t["trusted"], true);
+    for c in t["checks"].as_array().unwrap() {
+        if c["check"] != "mode" {
+            assert_eq!(c["ok"], Value::Null, "{c:#}");
+        }
+    }
+}
+
+#[test]
+fn limits_come_from_the_kernel_command_line() {
+    assert_eq!(
+        Limits::from_cmdline("sched=rr slice_us=10000 grace_us=3000"),
+        Limits {
+            slice_ns: 10 * MS,
+            grace_ns: 3 * MS
+        }
+    );
+    assert_eq!(Limits::from_cmdline("").slice_ns, 2 * MS);
+    assert_eq!(Limits::from_cmdline("slice_us=5 slice_us=7").slice_ns, 7000);
+}
+
+#[test]
+fn restarted_instances_are_checked_apart() {
+    // env 9 is a new instance of demo: its CPU starts again from 0.
+    let lines = [
+        clean()[0].clone(),
+        sample(7, 0, &[(1, 0)]),
+        sample(7, 100 * MS, &[(1, 90 * MS)]),
+        sample(9, 200 * MS, &[(1, 0)]),
+        sample(9, 300 * MS, &[(1, 95 * MS)]),
+    ];
+    let r = parse_records(&lines.join("\n"));
+    let mut w = Windows::new(Limits::from_records(&r), BTreeMap::new());
+    for v in r.of(RecordKind::User) {
+        assert!(w.record(v).is_empty());
+    }
+    assert_eq!(w.thread.windows, 2);
+}
