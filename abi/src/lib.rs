@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod console_script;
 pub mod exit;
 pub mod record;
 pub mod shared;

@@ -171,9 +171,11 @@ impl Env {
 
     /// Accounting exported for this environment.
     /// Posts a console message to the environment's inbox (text cut to
-    /// `INBOX_MESSAGE` bytes). Only the console (core 0's monitor) posts,
-    /// so there is one writer.
-    pub fn post(&self, text: &str) {
+    /// `INBOX_MESSAGE` bytes); returns its sequence number (the count of
+    /// messages before it), by which the environment names it when it
+    /// reports the outcome. Only the console (core 0's monitor) posts, so
+    /// there is one writer.
+    pub fn post(&self, text: &str) -> u64 {
         // SAFETY: the inbox frame is owned by this env until it is reaped,
         // and `self` keeps the env alive; the environment only reads it.
         let inbox = unsafe { &mut *(mm::phys_to_virt(self.inbox_pa) as *mut abi::shared::Inbox) };
@@ -183,6 +185,7 @@ impl Env {
         slot.text[..len].copy_from_slice(&text.as_bytes()[..len]);
         slot.len = len as u64;
         inbox.written.store(n + 1, Ordering::Release);
+        n
     }
 
     pub fn account(&self) -> &'static EnvAccount {

@@ -14,6 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use abi::console_script::Script;
 use abi::record::RecordKind;
 use abi::ExitCode;
 use kernel::launch::{AppLaunch, Plan};
@@ -35,8 +36,15 @@ struct State {
     /// Per plan application: whether its scheduled start/stop has happened.
     started: Vec<bool>,
     stopped: Vec<bool>,
+    /// Per plan application: how many instances have been started (the
+    /// second is named `<name>#2`, and so on, in every record).
+    instances: Vec<u32>,
     /// The console line being typed.
     line: String,
+    /// The runner's console script (boot module `console`), if any, and
+    /// how many of its commands have run.
+    script: Option<Script<'static>>,
+    script_done: usize,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -49,6 +57,19 @@ pub fn plan() -> Option<Result<Plan<'static>, kernel::launch::LaunchError>> {
         what: "not UTF-8",
     });
     Some(text.and_then(Plan::parse))
+}
+
+/// The console script, when the runner passed one.
+fn script() -> Option<Result<Script<'static>, abi::console_script::ScriptError>> {
+    let bytes = run::program_named("console")?;
+    Some(
+        core::str::from_utf8(bytes)
+            .map_err(|_| abi::console_script::ScriptError {
+                line: 0,
+                what: "not UTF-8",
+            })
+            .and_then(Script::parse),
+    )
 }
 
 /// Whether this is a scenario run.
@@ -76,18 +97,27 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
     }
     let n = plan.len();
     crate::invariants::set_baseline();
+    let script = script()
+        .transpose()
+        .map_err(|_| "the console script is malformed")?;
+    if let Some(s) = &script {
+        log::info!("console script: {} commands", s.len());
+    }
     *STATE.lock() = Some(State {
         running: (0..n).map(|_| None).collect(),
         started: alloc::vec![false; n],
         stopped: alloc::vec![false; n],
+        instances: alloc::vec![0; n],
         line: String::new(),
+        script,
+        script_done: 0,
     });
     // Everything due at 0 starts together, interleaved in every vector.
     let due: Vec<(usize, Arc<env::Env>)> = plan
         .apps()
         .enumerate()
         .filter(|(_, a)| a.start_ms == 0)
-        .map(|(i, a)| spawn(&a).map(|e| (i, e)))
+        .map(|(i, a)| spawn(&a, a.name).map(|e| (i, e)))
         .collect::<Result<_, _>>()?;
     for core in 0..smp::cores() {
         let wants: Vec<(&env::Env, usize)> = due
@@ -109,6 +139,7 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
         let state = state.as_mut().expect("set above");
         for (i, e) in due {
             state.started[i] = true;
+            state.instances[i] = 1;
             state.running[i] = Some(e.id);
         }
     }
@@ -116,10 +147,10 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn spawn(app: &AppLaunch<'_>) -> Result<Arc<env::Env>, &'static str> {
+fn spawn(app: &AppLaunch<'_>, name: &str) -> Result<Arc<env::Env>, &'static str> {
     let image = run::program_named(APP_PROGRAM).ok_or("no app program")?;
     env::spawn(
-        app.name,
+        name,
         image,
         u32::MAX,
         abi::syscall::NO_ENV,
@@ -128,12 +159,21 @@ fn spawn(app: &AppLaunch<'_>) -> Result<Arc<env::Env>, &'static str> {
     .map_err(|_| "spawn failed")
 }
 
-/// Starts `app` now, with its slots taken wherever they are free.
+/// Starts `app` now, with its slots taken wherever they are free. A
+/// restarted application is a new instance with its own accounting and
+/// its own name: `<name>#2`, `#3`, ...
 fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'static str> {
     if state.running[i].and_then(env::get).is_some() {
         return Err("already running");
     }
-    let e = spawn(app)?;
+    let instance = state.instances[i] + 1;
+    let name = if instance == 1 {
+        String::from(app.name)
+    } else {
+        alloc::format!("{}#{instance}", app.name)
+    };
+    let e = spawn(app, &name)?;
+    state.instances[i] = instance;
     for core in (0..smp::cores()).filter(|&c| app.on_core(c)) {
         sched::grant_interleaved(core, &[(&*e, app.slots_per_core)])
             .map_err(|_| "no free slots")?;
@@ -170,12 +210,23 @@ pub fn on_monitor() -> Option<ExitCode> {
             let _ = stop(state, i);
         }
     }
+    // The script's commands whose time has come, as if typed.
+    while let Some((_, cmd)) = state
+        .script
+        .and_then(|s| s.commands().nth(state.script_done))
+        .filter(|&(t, _)| elapsed_ms >= t)
+    {
+        state.script_done += 1;
+        if let Some(code) = command(plan, state, cmd, "script") {
+            return Some(code);
+        }
+    }
     crate::serial::poll_input();
     while let Some(b) = crate::serial::read_byte() {
         match b {
             b'\r' | b'\n' => {
                 let line = core::mem::take(&mut state.line);
-                if let Some(code) = command(plan, state, line.trim()) {
+                if let Some(code) = command(plan, state, line.trim(), "console") {
                     return Some(code);
                 }
             }
@@ -191,24 +242,42 @@ pub fn on_monitor() -> Option<ExitCode> {
     None
 }
 
-/// Runs one console command; every command is also recorded as an event.
-fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCode> {
+/// Runs one console command (`source`: typed on the `console` or from the
+/// `script`); every command is also recorded as an event with its outcome:
+/// `ok`, the error, or `forwarded` with the inbox message's sequence number
+/// for commands the application carries out (it reports their outcome).
+fn command(plan: Plan<'static>, state: &mut State, line: &str, source: &str) -> Option<ExitCode> {
     if line.is_empty() {
         return None;
     }
     let words: Vec<&str> = line.split_ascii_whitespace().collect();
-    let app_index = |name: &str| plan.apps().position(|a| a.name == name);
+    // An instance's name (`demo#2`) names its application.
+    let app_index = |name: &str| {
+        let base = name.split_once('#').map_or(name, |(base, _)| base);
+        plan.apps().position(|a| a.name == base)
+    };
     let target = words.get(1).and_then(|n| app_index(n));
     let env_of = |state: &State, i: usize| state.running[i].and_then(env::get);
+    // The environment the command concerned: the one running before it (a
+    // `stop` ends it), else the one after (a `start` makes it).
+    let env_before = target.and_then(|i| state.running[i]);
+    let mut forwarded = None;
     let outcome: Result<(), &str> = match (words[0], words.len()) {
         ("q" | "quit", 1) => {
-            console_event(line, abi::syscall::NO_ENV as u64, "ok");
+            console_event(line, abi::syscall::NO_ENV as u64, "ok", source, None);
             return Some(ExitCode::UserQuit);
         }
         ("help", _) => {
-            log::info!("commands: list | slices <core> | swap <app> <stride|lottery|rr> | tickets <app> <thread> <n> | start <app> | stop <app> | quit");
+            log::info!("commands: list | slices <core> | swap <app> <stride|lottery|rr> | tickets <app> <thread name or id> <n> | window <seconds> | start <app> | stop <app> | quit");
             Ok(())
         }
+        // The runner's live table shows shares over the last `s` seconds
+        // beside the cumulative ones (0: cumulative only); the kernel only
+        // checks and records it.
+        ("window", 2) => match words[1].parse::<u32>() {
+            Ok(s) if s <= 3600 => Ok(()),
+            _ => Err("window takes whole seconds, 0..=3600"),
+        },
         ("list", 1) => {
             list(plan, state);
             Ok(())
@@ -228,7 +297,7 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCod
                     msg.push(' ');
                     msg.push_str(w);
                 }
-                e.post(&msg);
+                forwarded = Some(e.post(&msg));
                 Ok(())
             }
             Some(None) => Err("application not running"),
@@ -247,24 +316,29 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str) -> Option<ExitCod
             .and_then(|i| stop(state, i)),
         _ => Err("unknown command or wrong arguments (try `help`)"),
     };
-    let env = target
-        .and_then(|i| state.running[i])
+    let env = env_before
+        .or_else(|| target.and_then(|i| state.running[i]))
         .unwrap_or(abi::syscall::NO_ENV);
-    match outcome {
-        Ok(()) => console_event(line, u64::from(env), "ok"),
-        Err(why) => {
+    match (outcome, forwarded) {
+        (Ok(()), Some(seq)) => console_event(line, u64::from(env), "forwarded", source, Some(seq)),
+        (Ok(()), None) => console_event(line, u64::from(env), "ok", source, None),
+        (Err(why), _) => {
             log::warn!("console: `{line}`: {why}");
-            console_event(line, u64::from(env), why)
+            console_event(line, u64::from(env), why, source, None)
         }
     }
     None
 }
 
-fn console_event(line: &str, env: u64, outcome: &str) {
+fn console_event(line: &str, env: u64, outcome: &str, source: &str, seq: Option<u64>) {
+    let mut seq_field = String::new();
+    if let Some(seq) = seq {
+        let _ = write!(seq_field, ",\"seq\":{seq}");
+    }
     record::emit(
         RecordKind::Event,
         format_args!(
-            "\"event\":\"console\",\"env\":{env},\"core\":0,\"t_ns\":{},\"command\":\"{}\",\"outcome\":\"{outcome}\"",
+            "\"event\":\"console\",\"env\":{env},\"core\":0,\"t_ns\":{},\"command\":\"{}\",\"outcome\":\"{outcome}\",\"source\":\"{source}\"{seq_field}",
             time::now_ns(),
             line.replace(['"', '\\'], "'")
         ),
@@ -299,21 +373,36 @@ fn list(plan: Plan<'static>, state: &State) {
     }
 }
 
+/// An environment's name as the console shows it (`-` for none).
+fn env_name(id: u32) -> String {
+    if id == abi::syscall::NO_ENV {
+        return String::from("-");
+    }
+    env::get(id).map_or_else(
+        || alloc::format!("(gone: env {id})"),
+        |e| String::from(e.name()),
+    )
+}
+
 fn show_slices(core: usize) {
     let slices = exported::core_slices_of(core);
     let mut line = String::new();
     for slot in 0..sched::config().slots {
         let owner = slices.owners[slot].load(core::sync::atomic::Ordering::Relaxed);
-        let name = env::get(owner).map_or(String::from("-"), |e| String::from(e.name()));
-        let _ = write!(line, " {slot}:{name}");
+        let _ = write!(line, " {slot}:{}", env_name(owner));
     }
+    let running = slices
+        .running_env
+        .load(core::sync::atomic::Ordering::Relaxed);
     log::info!(
-        "core {core}: current slot {}, running env {}:{line}",
+        "core {core}: current slot {}, running {}; slots (slot:owner):{line}",
         slices
             .current_slot
             .load(core::sync::atomic::Ordering::Relaxed),
-        slices
-            .running_env
-            .load(core::sync::atomic::Ordering::Relaxed)
+        if running == abi::syscall::NO_ENV {
+            String::from("nothing (idle)")
+        } else {
+            alloc::format!("{} (env {running})", env_name(running))
+        }
     );
 }

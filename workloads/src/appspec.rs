@@ -9,6 +9,7 @@
 //! sample_ms <ms>
 //! seed <n>
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
+//! name <thread id> <name>          (optional: the console accepts it for the id)
 //! event <t_ms> swap <stride|lottery|rr>
 //! event <t_ms> tickets <thread id> <tickets>
 //! event <t_ms> slices <per core>
@@ -21,6 +22,7 @@
 //! `lock <hold_us> <think_us>` (take the application's lock, compute
 //! holding it, release, compute; waiters lend the holder their tickets).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Most threads an application can describe (the libOS's table, less the
@@ -104,6 +106,8 @@ pub struct AppSpec {
     pub sample_ms: u64,
     pub seed: u64,
     pub threads: Vec<ThreadSpec>,
+    /// Thread names (by id) the console accepts for ids.
+    pub names: Vec<(u32, String)>,
     /// In time order.
     pub events: Vec<Event>,
 }
@@ -195,6 +199,20 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
                 behaviour,
             });
         }
+        Some("name") => {
+            let id: u32 = num(words.next(), "name needs a thread id")?;
+            let name = words.next().ok_or("name needs a name")?;
+            if !spec.threads.iter().any(|t| t.id == id) {
+                return Err("name for an unknown thread");
+            }
+            if name.parse::<u32>().is_ok() {
+                return Err("a name must not be a number (it would read as an id)");
+            }
+            if spec.names.iter().any(|(i, n)| *i == id || n == name) {
+                return Err("duplicate name");
+            }
+            spec.names.push((id, String::from(name)));
+        }
         Some("event") => {
             let at_ms = num(words.next(), "event needs a time")?;
             let action = match words.next() {
@@ -238,6 +256,7 @@ impl AppSpec {
             sample_ms: 100,
             seed: 1,
             threads: Vec::new(),
+            names: Vec::new(),
             events: Vec::new(),
         };
         for (i, l) in text.lines().enumerate() {
@@ -255,6 +274,27 @@ impl AppSpec {
         }
         spec.events.sort_by_key(|e| e.at_ms);
         Ok(spec)
+    }
+
+    /// The thread a console word names: its name, else its id.
+    pub fn thread_named(&self, word: &str) -> Option<u32> {
+        self.names
+            .iter()
+            .find(|(_, n)| n == word)
+            .map(|(id, _)| *id)
+            .or_else(|| {
+                word.parse()
+                    .ok()
+                    .filter(|id| self.threads.iter().any(|t| t.id == *id))
+            })
+    }
+
+    /// A thread's name, if it has one.
+    pub fn name_of(&self, id: u32) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n.as_str())
     }
 }
 
@@ -311,6 +351,22 @@ mod tests {
     }
 
     #[test]
+    fn threads_are_found_by_name_or_id() {
+        let s = AppSpec::parse(
+            "thread 1 100 0 - cpu\nthread 2 200 0 - cpu\nthread 3 300 0 - cpu\nname 1 low\nname 3 t300\n",
+        )
+        .unwrap();
+        assert_eq!(s.thread_named("t300"), Some(3));
+        assert_eq!(s.thread_named("low"), Some(1));
+        assert_eq!(s.thread_named("2"), Some(2));
+        assert_eq!(s.thread_named("1"), Some(1));
+        assert_eq!(s.thread_named("9"), None);
+        assert_eq!(s.thread_named("t200"), None);
+        assert_eq!(s.name_of(3), Some("t300"));
+        assert_eq!(s.name_of(2), None);
+    }
+
+    #[test]
     fn rejects_bad_lines_by_number() {
         let bad = |text: &str, line: usize| {
             assert_eq!(AppSpec::parse(text).unwrap_err().line, line, "{text}")
@@ -324,6 +380,13 @@ mod tests {
         bad("thread 1 5 0 - cpu\nthread 1 5 0 - cpu\n", 2);
         bad("event 5 swap fifo\n", 1);
         bad("event 5 tickets 9 10\n", 0);
+        bad("name 1 t1\n", 1);
+        bad("thread 1 5 0 - cpu\nname 1 7\n", 2);
+        bad(
+            "thread 1 5 0 - cpu\nthread 2 5 0 - cpu\nname 1 a\nname 2 a\n",
+            4,
+        );
+        bad("thread 1 5 0 - cpu\nname 1\n", 2);
         bad("hello\n", 1);
     }
 }

@@ -476,6 +476,16 @@ impl Scenario {
                     th.join_ms
                 );
             }
+            // Names the console accepts for ids: one word, not a number.
+            for (id, (name, _)) in names.iter().enumerate() {
+                if !name.is_empty()
+                    && name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_graphic())
+                    && name.parse::<u32>().is_err()
+                {
+                    let _ = writeln!(out, "name {} {name}", id + 1);
+                }
+            }
             for ev in self
                 .events
                 .iter()

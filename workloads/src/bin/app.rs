@@ -19,7 +19,11 @@
 //!   `from_ns` (several records when they do not fit one; none when it did
 //!   not sleep);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
-//!   `thread`, `detail`, `source` (`scenario` or `console`).
+//!   `thread`, `detail`, `source` (`scenario` or `console`);
+//! - `app_event` with `what` `console`: the outcome of a console command
+//!   the kernel forwarded: `seq` (its inbox sequence number, which the
+//!   kernel's `console` event carries too), `detail` (the command as the
+//!   application received it), `outcome` (`ok` or why not).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -185,12 +189,18 @@ fn event(what: &str, thread: u32, detail: &str, source: &str) {
     );
 }
 
-fn swap(to: PolicyKind, source: &str) {
+/// Swaps to `to`; `Err` when the libOS refused.
+fn swap(to: PolicyKind, source: &str) -> Result<(), &'static str> {
     let (_, from, _) = threads::snapshot(&mut []);
-    if from != to && threads::swap_policy(to) {
-        let detail = libos::fmt::format(format_args!("{} -> {}", from.name(), to.name()));
-        event("swap", 0, detail.as_str(), source);
+    if from == to {
+        return Ok(());
     }
+    if !threads::swap_policy(to) {
+        return Err("the libOS refused the swap");
+    }
+    let detail = libos::fmt::format(format_args!("{} -> {}", from.name(), to.name()));
+    event("swap", 0, detail.as_str(), source);
+    Ok(())
 }
 
 fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
@@ -206,8 +216,52 @@ fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
     true
 }
 
-/// Console commands the kernel forwarded: `swap <policy>`, `tickets <thread>
-/// <n>`, `list`.
+/// Carries out one console command the kernel forwarded: `swap <policy>`,
+/// `tickets <thread name or id> <n>`, `list`. `Err` says why not.
+fn console_command(text: &str) -> Result<(), String> {
+    let mut words = text.split_ascii_whitespace();
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("swap"), Some(p), None, None) => {
+            let to = ["stride", "lottery", "rr"]
+                .iter()
+                .position(|n| *n == p)
+                .map(|k| PolicyKind::ALL[k])
+                .ok_or_else(|| alloc::format!("no scheduler `{p}` (stride, lottery or rr)"))?;
+            swap(to, "console").map_err(String::from)
+        }
+        (Some("tickets"), Some(who), Some(n), None) => {
+            let id = spec()
+                .thread_named(who)
+                .ok_or_else(|| alloc::format!("no thread `{who}` (a thread's name or id)"))?;
+            let n = n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| alloc::format!("tickets must be 1..=4294967295, not `{n}`"))?;
+            set_tickets(id, n, "console")
+                .then_some(())
+                .ok_or_else(|| alloc::format!("no thread {id}"))
+        }
+        (Some("list"), None, None, None) => {
+            list();
+            Ok(())
+        }
+        _ => Err(String::from("unknown command or wrong arguments")),
+    }
+}
+
+/// Text safe inside a JSON string of a record.
+fn json_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// Console commands the kernel forwarded, each answered with its outcome.
 fn inbox(seen: &mut u64) {
     let inbox = libos::sys::inbox();
     let written = inbox.written.load(Ordering::Acquire);
@@ -216,28 +270,20 @@ fn inbox(seen: &mut u64) {
         let m = &inbox.messages[*seen as usize % abi::shared::INBOX_SLOTS];
         let text =
             core::str::from_utf8(&m.text[..(m.len as usize).min(m.text.len())]).unwrap_or("");
-        let mut words = text.split_ascii_whitespace();
-        let ok = match (words.next(), words.next(), words.next()) {
-            (Some("swap"), Some(p), None) => {
-                let to = ["stride", "lottery", "rr"]
-                    .iter()
-                    .position(|n| *n == p)
-                    .map(|k| PolicyKind::ALL[k]);
-                to.inspect(|&to| swap(to, "console")).is_some()
+        let outcome = match console_command(text) {
+            Ok(()) => String::from("ok"),
+            Err(why) => {
+                libos::log!("console: `{text}`: {why}");
+                why
             }
-            (Some("tickets"), Some(id), Some(n)) => match (id.parse(), n.parse()) {
-                (Ok(id), Ok(n)) if n > 0 => set_tickets(id, n, "console"),
-                _ => false,
-            },
-            (Some("list"), None, None) => {
-                list();
-                true
-            }
-            _ => false,
         };
-        if !ok {
-            libos::log!("console: cannot do `{text}`");
-        }
+        libos::report!(
+            "\"kind\":\"app_event\",\"t_ns\":{},\"what\":\"console\",\"thread\":0,\"seq\":{},\"detail\":\"{}\",\"outcome\":\"{}\",\"source\":\"console\"",
+            libos::sys::now_ns(),
+            *seen,
+            json_safe(text),
+            json_safe(&outcome)
+        );
         *seen += 1;
     }
 }
@@ -247,8 +293,9 @@ fn list() {
     libos::log!("policy {} ({swaps} swaps so far)", policy.name());
     for (i, t) in spec().threads.iter().enumerate() {
         libos::log!(
-            "  thread {} tickets {} {:?} iterations {} {}",
+            "  thread {} ({}) tickets {} {:?} iterations {} {}",
             t.id,
+            spec().name_of(t.id).unwrap_or("-"),
             TICKETS[i].load(Ordering::Relaxed),
             t.behaviour,
             ITERATIONS[i].load(Ordering::Relaxed),
@@ -378,7 +425,9 @@ fn main_thread(_: usize) {
     // promptly when it wakes and costs nothing while it sleeps.
     threads::set_weight(threads::self_id(), 1000);
     let policy = spec.policy.map_or_else(threads::requested_policy, kind);
-    swap(policy, "scenario");
+    if let Err(why) = swap(policy, "scenario") {
+        libos::log!("starting under {}: {why}", policy.name());
+    }
     libos::report!(
         "\"kind\":\"app_start\",\"t_ns\":{},\"policy\":\"{}\",\"threads\":{}",
         T0.load(Ordering::Relaxed),
@@ -420,7 +469,11 @@ fn main_thread(_: usize) {
             .filter(|e| now >= at_ms(e.at_ms))
         {
             match e.action {
-                Action::Swap(p) => swap(kind(p), "scenario"),
+                Action::Swap(p) => {
+                    if let Err(why) = swap(kind(p), "scenario") {
+                        libos::log!("swap to {}: {why}", kind(p).name());
+                    }
+                }
                 Action::Tickets { thread, tickets } => {
                     set_tickets(thread, tickets, "scenario");
                 }

@@ -75,7 +75,8 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
     assert_eq!(spec.seed, 7);
     assert_eq!(spec.events.len(), 3);
     assert_eq!(spec.events[2].action, workloads::appspec::Action::Slices(3));
-    // `w.1` is the third thread: id 3.
+    // `w.1` is the third thread: id 3, and the console finds it by name.
+    assert_eq!(spec.thread_named("w.1"), Some(3));
     assert_eq!(
         spec.events[1].action,
         workloads::appspec::Action::Tickets {
