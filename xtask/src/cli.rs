@@ -196,6 +196,11 @@ pub struct RunArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=65536))]
     pub memory: u32,
+    /// A console script: `<t_ms> <command>` lines the kernel runs at
+    /// those times of the scenario run, as if typed (docs/scenarios.md,
+    /// "The console").
+    #[arg(long)]
+    pub console: Option<PathBuf>,
     /// Validate everything and print the QEMU command it would run, boot nothing.
     #[arg(long)]
     pub dry_run: bool,

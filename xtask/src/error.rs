@@ -19,6 +19,9 @@ pub enum Error {
     QemuSpawn(std::io::Error),
     /// The scenario file did not validate (path, line and field in the text).
     Scenario(String),
+    /// The console script did not validate, or cannot be used (why, with
+    /// the path and line).
+    ConsoleScript(String),
     /// Reading or writing a file or directory.
     Io {
         path: PathBuf,
@@ -47,6 +50,7 @@ impl fmt::Display for Error {
             ),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Scenario(why) => write!(f, "scenario rejected: {why}"),
+            Error::ConsoleScript(why) => write!(f, "console script rejected: {why}"),
         }
     }
 }

@@ -117,6 +117,9 @@ fn build_all(dry_run: bool) -> Result<ExitCode, String> {
 /// file), its core count unless `cpus` says, and `test=` checked against
 /// the kernel's tests.
 fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
+    // The default scenario, run without a length, lasts until `quit` when
+    // typed at (a terminal on stdin).
+    let until_quit = a.scenario.is_none() && a.run_ms.is_none() && a.test.is_none();
     let test = a.test.filter(|t| !t.is_empty());
     if let Some(t) = &test {
         xtask::kernel_tests::check(t)?;
@@ -139,6 +142,8 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
         scenario,
         det: a.det,
         input: Vec::new(),
+        console: a.console,
+        until_quit,
         accel: a.accel,
         machine: a.machine,
         qemu_extra: a.qemu.split_whitespace().map(String::from).collect(),

@@ -125,7 +125,9 @@ impl Tracker {
     }
 
     fn fairness(&mut self, app: &str) -> &mut Fairness {
-        let capacity = self.capacities.get(app).copied().unwrap_or(1);
+        // A restarted instance (`demo#2`) holds its application's slots.
+        let base = app.split_once('#').map_or(app, |(base, _)| base);
+        let capacity = self.capacities.get(base).copied().unwrap_or(1);
         self.apps
             .entry(app.to_string())
             .or_insert_with(|| Fairness::new(capacity))
@@ -170,14 +172,23 @@ pub fn thread_names(s: &Scenario) -> BTreeMap<(String, u32), String> {
     m
 }
 
+/// The environments an application ran as, in order: `(env, name)` from
+/// the kernel's `spawned` events. A restarted application is a new
+/// instance with its own name (`demo#2`, ...) and its own accounting.
+fn instances(records: &Records, app: &str) -> Vec<(u64, String)> {
+    records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "spawned")
+        .filter_map(|e| {
+            let name = e["name"].as_str()?;
+            let base = name.split_once('#').map_or(name, |(base, _)| base);
+            (base == app).then(|| Some((e["env"].as_u64()?, name.to_string())))?
+        })
+        .collect()
+}
+
 /// Everything the run measured, in the runner's model.
 pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic: bool) -> RunData {
-    let app_index = |name: &str| {
-        s.apps
-            .iter()
-            .position(|a| a.get_ref().name == name)
-            .map(|i| i as u32)
-    };
     let users: Vec<&Value> = records.of(RecordKind::User).collect();
     let start_ns = users
         .iter()
@@ -187,84 +198,91 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         .unwrap_or(0);
     let mut apps = Vec::new();
     for app in s.apps.iter().map(|a| a.get_ref()) {
-        let env = records
-            .of(RecordKind::Event)
-            .find(|e| e["event"] == "spawned" && e["name"] == app.name.as_str())
-            .and_then(|e| e["env"].as_u64())
-            .unwrap_or(0);
-        let mine = |v: &&&Value| v["name"] == app.name.as_str();
-        let started = users.iter().filter(mine).find(|v| v["kind"] == "app_start");
-        let t0 = started.and_then(|v| v["t_ns"].as_u64()).unwrap_or(start_ns);
-        // The policy the application reported it started with (what ran),
-        // else the scenario's.
-        let first = started
-            .and_then(|v| v["policy"].as_str())
-            .unwrap_or(&app.scheduler);
-        let mut scheduler_timeline = vec![(t0, first.to_string())];
-        for v in users
-            .iter()
-            .filter(mine)
-            .filter(|v| v["kind"] == "app_event" && v["what"] == "swap")
-        {
-            if let (Some(t), Some(to)) = (
-                v["t_ns"].as_u64(),
-                v["detail"].as_str().and_then(|d| d.split(" -> ").nth(1)),
-            ) {
-                scheduler_timeline.push((t, to.to_string()));
-            }
+        let mut runs = instances(records, &app.name);
+        if runs.is_empty() {
+            // Never started: listed, with nothing measured.
+            runs.push((0, app.name.clone()));
         }
-        let threads = expand_threads(app)
-            .into_iter()
-            .enumerate()
-            .map(|(k, (name, th))| {
-                let id = k as u32 + 1;
-                let mut tickets_timeline =
-                    vec![(t0 + th.join_ms * 1_000_000, u64::from(th.tickets))];
-                for v in users.iter().filter(mine).filter(|v| {
-                    v["kind"] == "app_event" && v["what"] == "tickets" && v["thread"] == id
-                }) {
-                    if let (Some(t), Some(n)) = (
-                        v["t_ns"].as_u64(),
-                        v["detail"]
-                            .as_str()
-                            .and_then(|d| d.split(" -> ").nth(1)?.parse().ok()),
-                    ) {
-                        tickets_timeline.push((t, n));
+        for (env, name) in runs {
+            let mine = |v: &&&Value| v["env"] == env && env != 0;
+            let started = users.iter().filter(mine).find(|v| v["kind"] == "app_start");
+            let t0 = started.and_then(|v| v["t_ns"].as_u64()).unwrap_or(start_ns);
+            // The policy the application reported it started with (what
+            // ran), else the scenario's.
+            let first = started
+                .and_then(|v| v["policy"].as_str())
+                .unwrap_or(&app.scheduler);
+            let mut scheduler_timeline = vec![(t0, first.to_string())];
+            for v in users
+                .iter()
+                .filter(mine)
+                .filter(|v| v["kind"] == "app_event" && v["what"] == "swap")
+            {
+                if let (Some(t), Some(to)) = (
+                    v["t_ns"].as_u64(),
+                    v["detail"].as_str().and_then(|d| d.split(" -> ").nth(1)),
+                ) {
+                    scheduler_timeline.push((t, to.to_string()));
+                }
+            }
+            let threads = expand_threads(app)
+                .into_iter()
+                .enumerate()
+                .map(|(k, (name, th))| {
+                    let id = k as u32 + 1;
+                    let mut tickets_timeline =
+                        vec![(t0 + th.join_ms * 1_000_000, u64::from(th.tickets))];
+                    for v in users.iter().filter(mine).filter(|v| {
+                        v["kind"] == "app_event" && v["what"] == "tickets" && v["thread"] == id
+                    }) {
+                        if let (Some(t), Some(n)) = (
+                            v["t_ns"].as_u64(),
+                            v["detail"]
+                                .as_str()
+                                .and_then(|d| d.split(" -> ").nth(1)?.parse().ok()),
+                        ) {
+                            tickets_timeline.push((t, n));
+                        }
                     }
-                }
-                Thread {
-                    id,
-                    name,
-                    behaviour: th.behaviour.clone(),
-                    tickets_timeline,
-                    joined_ns: t0 + th.join_ms * 1_000_000,
-                    left_ns: th.leave_ms.map(|l| t0 + l * 1_000_000),
-                }
-            })
-            .collect();
-        let slices = (0..cpus_online)
-            .filter(|c| app.cores.as_ref().is_none_or(|l| l.contains(c)))
-            .map(|c| (c, app.slices))
-            .collect();
-        let capacity = s
-            .capacities(cpus_online)
-            .get(&app.name)
-            .copied()
-            .unwrap_or(1);
-        apps.push(App {
-            name: app.name.clone(),
-            env,
-            scheduler_timeline,
-            slices,
-            capacity,
-            threads,
-        });
+                    Thread {
+                        id,
+                        name,
+                        behaviour: th.behaviour.clone(),
+                        tickets_timeline,
+                        joined_ns: t0 + th.join_ms * 1_000_000,
+                        left_ns: th.leave_ms.map(|l| t0 + l * 1_000_000),
+                    }
+                })
+                .collect();
+            let slices = (0..cpus_online)
+                .filter(|c| app.cores.as_ref().is_none_or(|l| l.contains(c)))
+                .map(|c| (c, app.slices))
+                .collect();
+            let capacity = s
+                .capacities(cpus_online)
+                .get(&app.name)
+                .copied()
+                .unwrap_or(1);
+            apps.push(App {
+                name,
+                env,
+                scheduler_timeline,
+                slices,
+                capacity,
+                threads,
+            });
+        }
     }
+    let env_index = |env: u64| {
+        apps.iter()
+            .position(|a| a.env == env && env != 0)
+            .map(|i| i as u32)
+    };
     let mut samples = Vec::new();
     let mut sleeps = Vec::new();
     let mut events = Vec::new();
     for v in &users {
-        let Some(app) = v["name"].as_str().and_then(app_index) else {
+        let Some(app) = v["env"].as_u64().and_then(env_index) else {
             continue;
         };
         let t_ns = v["t_ns"].as_u64().unwrap_or(0);
@@ -293,6 +311,8 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                     }));
                 }
             }
+            // Console replies complete the kernel's `console` events below.
+            Some("app_event") if v["what"] == "console" => {}
             Some("app_event") => events.push(Event {
                 t_ns,
                 kind: v["what"].as_str().unwrap_or("").to_string(),
@@ -308,19 +328,11 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             _ => {}
         }
     }
-    let env_app = |env: u64| {
-        apps.iter()
-            .position(|a| a.env == env && env != 0)
-            .map(|i| i as u32)
-    };
+    let env_app = env_index;
     for e in records.of(RecordKind::Event) {
         let kind = e["event"].as_str().unwrap_or("");
         let detail = match kind {
-            "console" => format!(
-                "{} -> {}",
-                e["command"].as_str().unwrap_or(""),
-                e["outcome"].as_str().unwrap_or("")
-            ),
+            "console" => console_detail(e, &users),
             "repossession" => format!("overrun {} ns", e["overrun_ns"].as_u64().unwrap_or(0)),
             "killed" => e["reason"].as_str().unwrap_or("").to_string(),
             _ => String::new(),
@@ -364,6 +376,35 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         events,
         runs,
     }
+}
+
+/// What a console command did: `<command> -> <outcome>`, where the outcome
+/// of a command the kernel forwarded to an application is the
+/// application's own reply (matched by environment and inbox sequence
+/// number); `(script)` marks commands from a console script.
+fn console_detail(e: &Value, users: &[&Value]) -> String {
+    let command = e["command"].as_str().unwrap_or("");
+    let kernel = e["outcome"].as_str().unwrap_or("");
+    let outcome = match (kernel, e["seq"].as_u64()) {
+        ("forwarded", Some(seq)) => users
+            .iter()
+            .find(|v| {
+                v["kind"] == "app_event"
+                    && v["what"] == "console"
+                    && v["env"] == e["env"]
+                    && v["seq"] == seq
+            })
+            .and_then(|v| v["outcome"].as_str())
+            .unwrap_or("forwarded; the application never answered")
+            .to_string(),
+        _ => kernel.to_string(),
+    };
+    let from = if e["source"] == "script" {
+        " (script)"
+    } else {
+        ""
+    };
+    format!("{command} -> {outcome}{from}")
 }
 
 /// Each application's fairness after every snapshot: `(t_ns, per thread
@@ -492,7 +533,11 @@ pub fn perfetto_trace(data: &RunData) -> Value {
                "ts": us(r.start_ns), "dur": (r.end_ns - r.start_ns) as f64 / 1000.0})
     }));
     events.extend(data.events.iter().map(|e| {
-        json!({"name": format!("{} {}", e.kind, name(e.app)), "cat": "event", "ph": "i", "s": "g", "pid": 1,
+        let label = match e.app {
+            Some(_) => format!("{} {}", e.kind, name(e.app)),
+            None => e.kind.clone(),
+        };
+        json!({"name": label, "cat": "event", "ph": "i", "s": "g", "pid": 1,
                "tid": e.core.unwrap_or(0), "ts": us(e.t_ns), "args": {"detail": e.detail}})
     }));
     json!({"traceEvents": events, "displayTimeUnit": "ms"})

@@ -299,7 +299,9 @@ impl Windows {
         if window == 0 {
             return None;
         }
-        let cores = self.capacities.get(&app).copied().unwrap_or(1).max(1);
+        // A restarted instance (`demo#2`) holds its application's slots.
+        let base = app.split_once('#').map_or(app.as_str(), |(base, _)| base);
+        let cores = self.capacities.get(base).copied().unwrap_or(1).max(1);
         self.app.take(
             Overcharge {
                 who: app,

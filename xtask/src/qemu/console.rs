@@ -7,7 +7,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::live::Live;
@@ -119,6 +119,101 @@ pub(super) fn type_input(
     });
 }
 
+/// Whether the kernel is up (its boot record: the serial port is set up,
+/// so typed bytes are kept) and how many console commands have been
+/// carried out, so piped input is sent a line at a time, each once the one
+/// before has taken effect (the kernel's input ring holds 256 bytes, and a
+/// `stop` must not overtake the `swap` before it).
+#[derive(Clone, Default)]
+pub(super) struct ConsoleAcks(Arc<(Mutex<AckState>, Condvar)>);
+
+#[derive(Default)]
+struct AckState {
+    booted: bool,
+    /// Commands carried out.
+    done: u64,
+    /// Commands forwarded to an application and not yet answered: (env,
+    /// inbox sequence number).
+    forwarded: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl ConsoleAcks {
+    /// Takes one console line: the boot record, or a command's outcome
+    /// (the kernel's `console` event, or for a command it forwarded to an
+    /// application the application's reply).
+    fn take(&self, line: &str) {
+        let Some((kind, payload)) = abi::record::parse_record_line(line) else {
+            return;
+        };
+        let wanted = match kind {
+            abi::record::RecordKind::Boot => true,
+            abi::record::RecordKind::Event => payload.contains("\"event\":\"console\""),
+            abi::record::RecordKind::User => payload.contains("\"what\":\"console\""),
+            _ => false,
+        };
+        if !wanted {
+            return;
+        }
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        let key = (
+            v["env"].as_u64().unwrap_or(0),
+            v["seq"].as_u64().unwrap_or(0),
+        );
+        let (state, cv) = &*self.0;
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            abi::record::RecordKind::Boot => s.booted = true,
+            abi::record::RecordKind::Event if v["outcome"] == "forwarded" => {
+                s.forwarded.insert(key);
+            }
+            abi::record::RecordKind::Event => s.done += 1,
+            // Replies to what the kernel itself posted (its `list`) are
+            // not commands of ours.
+            _ if s.forwarded.remove(&key) => s.done += 1,
+            _ => return,
+        }
+        cv.notify_all();
+    }
+
+    /// Waits until the kernel is up and more than `n` commands were
+    /// carried out, or `limit` passed.
+    fn wait_beyond(&self, n: Option<u64>, limit: Duration) {
+        let (state, cv) = &*self.0;
+        let guard = state.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(guard, limit, |s| {
+            !s.booted || n.is_some_and(|n| s.done <= n)
+        });
+    }
+}
+
+/// Sends our own stdin (a pipe or file) to QEMU's serial port a line at a
+/// time, once the kernel is up, each once the one before was carried out
+/// (or after 10 s: a run without a console, say). Blank lines are skipped (the console
+/// ignores them, so they would never be acknowledged). At the end of the
+/// input the pipe stays open: end of input is not `quit`.
+pub(super) fn forward_stdin(mut to: std::process::ChildStdin, acks: ConsoleAcks) {
+    std::thread::spawn(move || {
+        let mut sent = 0u64;
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            acks.wait_beyond(sent.checked_sub(1), Duration::from_secs(10));
+            if to
+                .write_all(format!("{line}\r").as_bytes())
+                .and_then(|()| to.flush())
+                .is_err()
+            {
+                return;
+            }
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_secs(24 * 3600));
+    });
+}
+
 /// What watching QEMU gave.
 pub(super) struct Watched {
     pub(super) console: String,
@@ -138,6 +233,7 @@ pub(super) fn watch(
     started: Instant,
     log_path: &Path,
     mut live: Option<&mut Live>,
+    acks: &ConsoleAcks,
 ) -> Result<Watched, Error> {
     let mut log = BufWriter::new(File::create(log_path).map_err(Error::io(log_path))?);
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -163,6 +259,7 @@ pub(super) fn watch(
     let by_line = live.is_some();
     let mut keep = |line: String, log: &mut BufWriter<File>| -> Result<(), Error> {
         writeln!(log, "{line}").map_err(Error::io(log_path))?;
+        acks.take(&line);
         if let Some(live) = live.as_deref_mut() {
             live.line(&line);
         }

@@ -31,7 +31,7 @@ pub use run_dir::{create_unique_dir, run_name, utc_stamp};
 use crate::records::{self, Records};
 use crate::summary;
 use crate::{build, Error};
-use console::{set_watching, type_input, watch};
+use console::{forward_stdin, set_watching, type_input, watch, ConsoleAcks};
 use live::Live;
 
 /// How a run ended.
@@ -113,6 +113,26 @@ impl RunOutcome {
     }
 }
 
+/// Reads and validates a console script (`abi::console_script`).
+fn load_console_script(path: &std::path::Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    abi::console_script::Script::parse(&text)
+        .map_err(|e| Error::ConsoleScript(format!("{}: {e}", path.display())))?;
+    Ok(text)
+}
+
+/// The scheduler a scenario's applications start with: theirs when they
+/// agree, else `mixed`.
+fn scheduler_label(s: &crate::scenario::Scenario) -> String {
+    let mut scheds = s.apps.iter().map(|a| a.get_ref().scheduler.as_str());
+    let first = scheds.next().unwrap_or("stride");
+    if scheds.all(|x| x == first) {
+        first.to_string()
+    } else {
+        "mixed".to_string()
+    }
+}
+
 /// Builds, boots and watches one run; writes its results directory
 /// (`console.log` as the console arrives, `summary.json` at the end, also
 /// after a timeout, an interrupt or a QEMU failure).
@@ -128,11 +148,38 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         }
         None => None,
     };
+    let script = match &opts.console {
+        Some(path) if scenario.is_some() => Some(load_console_script(path)?),
+        Some(_) => {
+            return Err(Error::ConsoleScript(
+                "console= needs a scenario run (the console script drives its applications)".into(),
+            ))
+        }
+        None => None,
+    };
+    // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
+    // in raw mode and restores it; Ctrl-C still signals); piped input is
+    // sent a line at a time. Without streaming QEMU gets no stdin at all.
+    let terminal = std::io::stdin().is_terminal();
+    let interactive = opts.stream && terminal && opts.input.is_empty();
+    let piped = opts.stream && !terminal && opts.input.is_empty();
     let mut opts = opts.clone();
     if let Some(s) = &scenario {
         opts.cmdline.splice(0..0, s.cmdline());
+        if interactive && opts.until_quit {
+            // Until `quit` (kernel run_ms=0), however long that is.
+            opts.run_ms = Some(0);
+            opts.timeout = std::time::Duration::ZERO;
+        }
         opts.run_ms.get_or_insert(s.duration_ms);
     }
+    // What the run is called and reports as its scheduler: the one
+    // `sched=` imposed, else the scenario's own (`mixed` when its
+    // applications differ).
+    let sched_label = match &scenario {
+        Some(s) if !opts.sched_override => scheduler_label(s),
+        _ => opts.sched.clone(),
+    };
     let choice = choose(
         opts.accel,
         opts.det,
@@ -157,7 +204,14 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     }
     let kernel = build::kernel()?;
     let initrd = match &scenario {
-        Some(s) => build::programs_with(&[("scenario", s.launch_plan().as_bytes())])?,
+        Some(s) => {
+            let plan = s.launch_plan();
+            let mut extra: Vec<(&str, &[u8])> = vec![("scenario", plan.as_bytes())];
+            if let Some(text) = &script {
+                extra.push(("console", text.as_bytes()));
+            }
+            build::programs_with(&extra)?
+        }
         None if opts.programs => build::programs()?,
         None => None,
     };
@@ -174,7 +228,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let name = opts
         .name
         .clone()
-        .unwrap_or_else(|| run_name(&opts.sched, opts.cpus, started_at));
+        .unwrap_or_else(|| run_name(&sched_label, opts.cpus, started_at));
     let runs_dir = opts
         .runs_dir
         .clone()
@@ -185,17 +239,13 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     if opts.stream {
         eprintln!("== machine {machine}; results in {}", run_dir.display());
     }
-    // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
-    // in raw mode and restores it; Ctrl-C still signals). Otherwise QEMU
-    // gets no stdin at all, so nothing ever waits on it.
-    let interactive = opts.stream && std::io::stdin().is_terminal() && opts.input.is_empty();
     let started = Instant::now();
     set_watching(true);
     let child = Command::new("qemu-system-x86_64")
         .args(&args)
         .stdin(if interactive {
             Stdio::inherit()
-        } else if !opts.input.is_empty() {
+        } else if piped || !opts.input.is_empty() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -207,9 +257,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let mut live = scenario
         .as_ref()
         .map(|s| Live::new(s, opts.cpus, opts.stream, choice.mode));
+    let acks = ConsoleAcks::default();
     let watched = child.and_then(|mut child| {
-        if let Some(stdin) = child.stdin.take() {
-            type_input(stdin, opts.input.clone(), started);
+        match child.stdin.take() {
+            Some(stdin) if piped => forward_stdin(stdin, acks.clone()),
+            Some(stdin) => type_input(stdin, opts.input.clone(), started),
+            None => {}
         }
         watch(
             child,
@@ -217,6 +270,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
             started,
             &run_dir.join("console.log"),
             live.as_mut(),
+            &acks,
         )
     });
     set_watching(false);
@@ -239,7 +293,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
                 .unwrap_or_default(),
             started_utc: utc_stamp(started_at),
             commit: build::commit(),
-            sched: &opts.sched,
+            sched: &sched_label,
             cpus_requested: opts.cpus,
             accel_requested: accel_requested.name(),
             accel: accel.name(),
@@ -288,6 +342,45 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_is_named_after_the_scheduler_its_applications_use() {
+        let app = |name: &str, sched: &str| {
+            format!("[[app]]\nname = \"{name}\"\nscheduler = \"{sched}\"\n[[app.thread]]\nbehaviour = \"cpu\"\n")
+        };
+        let parse = |text: &str| crate::scenario::parse(text, "s", 2).unwrap();
+        assert_eq!(scheduler_label(&parse(&app("a", "lottery"))), "lottery");
+        let both = app("a", "rr") + &app("b", "rr");
+        assert_eq!(scheduler_label(&parse(&both)), "rr");
+        let mixed = app("a", "lottery") + &app("b", "stride");
+        assert_eq!(scheduler_label(&parse(&mixed)), "mixed");
+    }
+
+    #[test]
+    fn a_console_script_is_checked_before_anything_runs() {
+        let dir = std::env::temp_dir().join(format!("exo-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(&good, "# hi\n100 swap demo rr\n200 quit\n").unwrap();
+        assert_eq!(
+            load_console_script(&good).unwrap(),
+            "# hi\n100 swap demo rr\n200 quit\n"
+        );
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, "100 swap demo rr\n50 quit\n").unwrap();
+        let why = load_console_script(&bad).unwrap_err().to_string();
+        assert!(
+            why.contains("bad.txt") && why.contains("line 2") && why.contains("decrease"),
+            "{why}"
+        );
+        let opts = RunOptions {
+            console: Some(good),
+            ..RunOptions::default()
+        };
+        let why = run(&opts).unwrap_err().to_string();
+        assert!(why.contains("needs a scenario"), "{why}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn exit_statuses_map_to_ends_and_process_codes() {

@@ -30,6 +30,13 @@ pub struct RunOptions {
     pub det: bool,
     /// Console input typed at given times after QEMU starts (tests).
     pub input: Vec<(Duration, String)>,
+    /// A console script (`console=<file>`, `abi::console_script`): commands
+    /// the kernel runs at given times of a scenario run, as if typed.
+    pub console: Option<PathBuf>,
+    /// An interactive run lasts until `quit`: when streaming with a
+    /// terminal on stdin, the scenario's duration and the timeout do not
+    /// apply (the default scenario, run without `run_ms=`).
+    pub until_quit: bool,
     /// Further kernel command-line words (`key=value`), after the above.
     pub cmdline: Vec<String>,
     /// Wall-clock limit; `Duration::ZERO` means none.
@@ -40,8 +47,10 @@ pub struct RunOptions {
     /// `results/runs/`; the test suites use `target/test-runs/`, so their
     /// runs never mix with the user's.
     pub runs_dir: Option<PathBuf>,
-    /// Echo the console to the terminal while running, and pass a terminal
-    /// stdin through to the kernel's serial port.
+    /// Echo the console to the terminal while running, and pass stdin
+    /// through to the kernel's serial port: a terminal as it is, piped
+    /// input a line at a time (each sent once the kernel has taken the one
+    /// before).
     pub stream: bool,
     /// Pass the programs' boot-module archive.
     pub programs: bool,
@@ -64,6 +73,8 @@ impl Default for RunOptions {
             sched_override: false,
             det: false,
             input: Vec::new(),
+            console: None,
+            until_quit: false,
             timeout: Duration::from_secs(120),
             name: None,
             runs_dir: None,

@@ -113,3 +113,95 @@ fn results_files_have_their_schema() {
     assert!((t["share_error_pp"].as_f64().unwrap() - 12.5).abs() < 1e-4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A console of application `a` run twice (stopped and started again):
+/// env 256, then env 512 named `a#2`.
+fn restarted_console() -> String {
+    let user = |env: u64, name: &str, t: u64, th: &str| {
+        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},\"policy\":\"stride\",\"th\":{th}}}\n")
+    };
+    [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(256, "a", 10, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
+        user(256, "a", 100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,0,0]]"),
+        "@@exo event {\"event\":\"console\",\"env\":256,\"core\":0,\"t_ns\":110000000,\"command\":\"swap a foo\",\"outcome\":\"forwarded\",\"source\":\"console\",\"seq\":0}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":111000000,\"what\":\"console\",\"thread\":0,\"seq\":0,\"detail\":\"swap foo\",\"outcome\":\"no scheduler `foo` (stride, lottery or rr)\",\"source\":\"console\"}\n".into(),
+        "@@exo event {\"event\":\"console\",\"env\":256,\"core\":0,\"t_ns\":120000000,\"command\":\"tickets a t2 5\",\"outcome\":\"forwarded\",\"source\":\"script\",\"seq\":1}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":121000000,\"what\":\"tickets\",\"thread\":2,\"detail\":\"100 -> 5\",\"source\":\"console\"}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":121000000,\"what\":\"console\",\"thread\":0,\"seq\":1,\"detail\":\"tickets t2 5\",\"outcome\":\"ok\",\"source\":\"console\"}\n".into(),
+        "@@exo event {\"event\":\"console\",\"env\":256,\"core\":0,\"t_ns\":130000000,\"command\":\"swap a rr\",\"outcome\":\"forwarded\",\"source\":\"console\",\"seq\":2}\n".into(),
+        "@@exo event {\"event\":\"console\",\"env\":256,\"core\":0,\"t_ns\":140000000,\"command\":\"stop a\",\"outcome\":\"ok\",\"source\":\"console\"}\n".into(),
+        "@@exo event {\"event\":\"console\",\"env\":4294967295,\"core\":0,\"t_ns\":145000000,\"command\":\"stop b\",\"outcome\":\"no such application\",\"source\":\"console\"}\n".into(),
+        "@@exo event {\"event\":\"spawned\",\"env\":512,\"name\":\"a#2\",\"t_ns\":150000000}\n".into(),
+        "@@exo user {\"env\":512,\"name\":\"a#2\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":150000010,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(512, "a#2", 150_000_010, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
+        user(512, "a#2", 250_000_010, "[[1,300,50000000,7,0,0],[2,100,50000000,2,0,0]]"),
+        "@@exo trace {\"core\":0,\"runs\":[[10,256],[140000000,4294967295],[150000000,512]],\"dropped\":0}\n".into(),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":250000010}\n".into(),
+    ]
+    .concat()
+}
+
+fn two_threads() -> Scenario {
+    crate::scenario::parse(
+        "[[app]]\nname = \"a\"\nscheduler = \"stride\"\ncores = [0]\n[[app.thread]]\nbehaviour = \"cpu\"\ntickets = 300\n[[app.thread]]\nbehaviour = \"cpu\"\n",
+        "restart",
+        2,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_restarted_application_is_a_new_instance_with_its_own_accounting() {
+    let records = crate::records::parse_records(&restarted_console());
+    let data = rundata(&two_threads(), &records, 2, false);
+    let names: Vec<(&str, u64)> = data.apps.iter().map(|a| (a.name.as_str(), a.env)).collect();
+    assert_eq!(names, [("a", 256), ("a#2", 512)]);
+    assert_eq!(data.apps[1].threads[1].joined_ns, 150_000_010);
+    // Each instance's samples are its own; its shares compare it with
+    // itself, not with the first instance's history.
+    assert_eq!(data.samples.iter().filter(|s| s.app == 1).count(), 4);
+    let replayed = replay(&data);
+    let first = replayed[0].0.shares();
+    let second = replayed[1].0.shares();
+    assert!((first[&1].0 - 0.75).abs() < 1e-9);
+    assert!((second[&1].0 - 0.5).abs() < 1e-9, "{second:?}");
+    // The slice map and the trace name the instance that ran.
+    let runs: Vec<(u64, Option<u32>)> = data.runs.iter().map(|r| (r.start_ns, r.app)).collect();
+    assert_eq!(runs, [(10, Some(0)), (150_000_000, Some(1))]);
+    let trace = perfetto_trace(&data).to_string();
+    assert!(trace.contains("\"name\":\"a#2\""), "{trace}");
+    assert!(!trace.contains("other env"), "{trace}");
+}
+
+#[test]
+fn console_commands_are_logged_with_what_happened() {
+    let records = crate::records::parse_records(&restarted_console());
+    let data = rundata(&two_threads(), &records, 2, false);
+    let consoles: Vec<&str> = data
+        .events
+        .iter()
+        .filter(|e| e.kind == "console")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        consoles,
+        [
+            "swap a foo -> no scheduler `foo` (stride, lottery or rr)",
+            "tickets a t2 5 -> ok (script)",
+            "swap a rr -> forwarded; the application never answered",
+            "stop a -> ok",
+            "stop b -> no such application",
+        ]
+    );
+    // The replies themselves are not listed twice.
+    assert!(!data
+        .events
+        .iter()
+        .any(|e| e.kind == "console" && e.detail.starts_with("swap foo")));
+    assert_eq!(
+        data.apps[0].threads[1].tickets_timeline.last(),
+        Some(&(121_000_000, 5))
+    );
+}
