@@ -33,6 +33,7 @@ use std::time::Instant;
 const PLACEHOLDERS: &[(&str, &str)] = &[
     ("N", "2"),
     ("file", "scenarios/lottery-2to1.toml"),
+    ("script", "scenarios/console-demo.txt"),
     ("s", "60"),
     ("ms", "1500"),
     ("name", "sched_env"),
