@@ -201,6 +201,10 @@ pub struct RunArgs {
     /// "The console").
     #[arg(long)]
     pub console: Option<PathBuf>,
+    /// Directory the run's directory is made in (default results/runs;
+    /// the test suites use target/test-runs).
+    #[arg(long)]
+    pub runs_dir: Option<PathBuf>,
     /// Validate everything and print the QEMU command it would run, boot nothing.
     #[arg(long)]
     pub dry_run: bool,

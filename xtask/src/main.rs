@@ -152,7 +152,7 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
         cmdline: a.cmdline.split_whitespace().map(String::from).collect(),
         timeout: Duration::from_secs(a.timeout),
         name: a.name.filter(|n| !n.is_empty()),
-        runs_dir: None,
+        runs_dir: a.runs_dir,
         stream: true,
         programs: true,
         memory_mib: a.memory,

@@ -1,0 +1,189 @@
+//! Layer 15: the console as an experiment drives it — a scripted session
+//! from a file (`console=`) and the same session piped into the runner's
+//! stdin, both deterministic: a scheduler swapped and tickets set by
+//! thread name take effect, and failed commands are logged as failed,
+//! never as `ok`.
+mod common;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+use xtask::{Accel, RunOptions};
+
+const SCENARIO: &str = r#"
+duration_ms = 3000
+slice_us = 1000
+[[app]]
+name = "w"
+scheduler = "stride"
+[[app.thread]]
+name = "t100"
+tickets = 100
+behaviour = "cpu"
+[[app.thread]]
+name = "t200"
+tickets = 200
+behaviour = "cpu"
+[[app.thread]]
+name = "t300"
+tickets = 300
+behaviour = "cpu"
+"#;
+
+/// The session, in order; the last two fail (no such scheduler, no such
+/// thread), as does a command the kernel does not know.
+const COMMANDS: [&str; 5] = [
+    "swap w lottery",
+    "tickets w t300 900",
+    "swap w foo",
+    "tickets w nobody 5",
+    "frobnicate",
+];
+
+fn file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exo-s13-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The `console` rows of events.csv, in order: the command line and what
+/// happened (`<command> -> <outcome>`).
+fn console_rows(run_dir: &Path) -> Vec<String> {
+    let events = std::fs::read_to_string(run_dir.join("events.csv")).unwrap();
+    events
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("console"))
+        .map(|l| {
+            let detail = l.splitn(6, ',').nth(5).unwrap_or("");
+            detail.trim_matches('"').to_string()
+        })
+        .collect()
+}
+
+/// What every session must show, in the run's rows and summary.
+fn assert_session(rows: &[String], summary: &Value, suffix: &str) {
+    let want = [
+        format!("swap w lottery -> ok{suffix}"),
+        format!("tickets w t300 900 -> ok{suffix}"),
+        format!("swap w foo -> no scheduler `foo` (stride, lottery or rr){suffix}"),
+        format!("tickets w nobody 5 -> no thread `nobody` (a thread's name or id){suffix}"),
+        format!("frobnicate -> unknown command or wrong arguments (try `help`){suffix}"),
+    ];
+    assert_eq!(rows, want, "events.csv console rows");
+    for row in rows.iter().skip(2) {
+        assert!(
+            !row.contains("-> ok"),
+            "a failed command logged as ok: {row}"
+        );
+    }
+    let app = &summary["apps"][0];
+    let timeline = app["scheduler_timeline"].as_array().unwrap();
+    assert_eq!(timeline.last().unwrap()["scheduler"], "lottery", "{app:#}");
+    let t300 = app["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "t300")
+        .unwrap();
+    assert_eq!(t300["tickets"], 900);
+    assert_eq!(summary["trust"]["mode"], "det-tcg");
+    assert_eq!(summary["trust"]["virtual_time"], true);
+}
+
+#[test]
+fn a_console_script_swaps_and_sets_tickets_by_name_and_logs_failures() {
+    let scenario = file("console.toml", SCENARIO);
+    let script: String = COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(k, c)| format!("{} {c}\n", 800 + 100 * k))
+        .collect();
+    let script = file("session.txt", &format!("# the session\n{script}"));
+    let opts = RunOptions {
+        scenario: Some(scenario),
+        console: Some(script),
+        det: true,
+        ..options("console-script", 2, Accel::Tcg, "pc", &[], &[])
+    };
+    let out = run(&opts);
+    assert_exit(&out, abi::ExitCode::Success);
+    assert_session(&console_rows(&out.run_dir), &out.summary, " (script)");
+    // The commands ran at their times on the run's clock.
+    let times: Vec<u64> = out
+        .records
+        .of(abi::record::RecordKind::Event)
+        .filter(|e| e["event"] == "console")
+        .filter_map(|e| e["t_ns"].as_u64())
+        .collect();
+    let start = out.summary["apps"][0]["scheduler_timeline"][0]["t_ns"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(times.len(), 5);
+    for (k, t) in times.iter().enumerate() {
+        let due = start + 800_000_000 + 100_000_000 * k as u64;
+        // Run time counts from the run's start, just before the
+        // application's; the monitor runs within a slice or two.
+        assert!(
+            *t + 5_000_000 >= due && *t <= due + 10_000_000,
+            "command {k} at {t} ns, due at {due} ns"
+        );
+    }
+}
+
+#[test]
+fn piped_console_input_is_carried_out_in_order_and_failures_are_logged() {
+    let scenario = file("console-piped.toml", SCENARIO);
+    let runs = test_runs_dir();
+    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "run",
+            "--det",
+            "--cpus",
+            "2",
+            "--name",
+            "test-console-piped",
+        ])
+        .arg("--scenario")
+        .arg(&scenario)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the runner starts");
+    let mut stdin = child.stdin.take().unwrap();
+    for c in COMMANDS {
+        writeln!(stdin, "{c}").unwrap();
+    }
+    // End of input is not `quit`: the run lasts its length.
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runner failed: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("deterministic TCG"),
+        "first line: {stderr}"
+    );
+    let run_dir = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.split("results in ").nth(1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no results line in {stderr}"));
+    assert!(run_dir.starts_with(&runs), "{}", run_dir.display());
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["exit"], "success");
+    assert_session(&console_rows(&run_dir), &summary, "");
+}
