@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod boot_archive;
 pub mod clock;
 pub mod console_script;
 pub mod exit;

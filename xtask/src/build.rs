@@ -115,28 +115,20 @@ pub fn programs_with(extra: &[(&str, &[u8])]) -> Result<Option<PathBuf>, Error> 
     Ok(Some(out))
 }
 
-/// Packs `(name, bytes)` entries into the archive format of
-/// `abi::shared::MODULE_MAGIC`.
+/// Packs `(name, bytes)` entries into a boot-module archive
+/// (`abi::boot_archive`, whose reader the kernel uses).
 pub fn pack(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Error> {
-    const HEADER: usize = 64;
-    let mut out = abi::shared::MODULE_MAGIC.to_vec();
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    let mut offset = (12 + entries.len() * HEADER) as u64;
-    for (name, data) in entries {
-        if name.len() >= 48 {
-            return Err(Error::ProgramName(name.clone()));
-        }
-        let mut n = [0u8; 48];
-        n[..name.len()].copy_from_slice(name.as_bytes());
-        out.extend_from_slice(&n);
-        out.extend_from_slice(&offset.to_le_bytes());
-        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        offset += data.len() as u64;
+    use abi::boot_archive::{pack_into, packed_len, PackError};
+    let entries: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let mut out = vec![0; packed_len(&entries)];
+    match pack_into(&entries, &mut out) {
+        Ok(_) => Ok(out),
+        Err(PackError::BadName { index }) => Err(Error::ProgramName(entries[index].0.into())),
+        Err(PackError::TooSmall) => unreachable!("sized by packed_len"),
     }
-    for (_, data) in entries {
-        out.extend_from_slice(data);
-    }
-    Ok(out)
 }
 
 /// `git rev-parse HEAD`, with `-dirty` when the working tree (outside
@@ -166,12 +158,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pack_layout_matches_the_abi() {
+    fn packed_programs_read_back_as_the_kernel_reads_them() {
         let a = pack(&[("spin".into(), b"abc".to_vec()), ("hog".into(), vec![])]).unwrap();
-        assert_eq!(&a[..8], b"EXOMOD01");
-        assert_eq!(u32::from_le_bytes(a[8..12].try_into().unwrap()), 2);
-        let off = u64::from_le_bytes(a[12 + 48..12 + 56].try_into().unwrap()) as usize;
-        assert_eq!(&a[off..off + 3], b"abc");
-        assert!(pack(&[("x".repeat(60), vec![])]).is_err());
+        let ar = abi::boot_archive::Archive::parse(&a).unwrap();
+        assert_eq!(ar.find("spin"), Some((0, &b"abc"[..])));
+        assert_eq!(ar.find("hog"), Some((1, &b""[..])));
+        assert!(matches!(
+            pack(&[("x".repeat(60), vec![])]),
+            Err(Error::ProgramName(n)) if n.len() == 60
+        ));
     }
 }
