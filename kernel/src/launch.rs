@@ -269,5 +269,53 @@ impl<'a> Iterator for Apps<'a> {
     }
 }
 
+/// One application of a plan, as the runner writes it.
+#[derive(Clone, Copy, Debug)]
+pub struct AppEntry<'a> {
+    pub name: &'a str,
+    pub slots_per_core: usize,
+    /// `None`: every core.
+    pub cores: Option<&'a [u32]>,
+    pub start_ms: u64,
+    pub stop_ms: Option<u64>,
+    /// Its arguments: lines, each ending in a newline.
+    pub args: &'a str,
+}
+
+/// Writes a plan: the runner's side of [`Plan::parse`], kept beside it so
+/// the two cannot drift (the round trip is tested).
+pub fn write_plan(
+    out: &mut impl fmt::Write,
+    slots: Option<usize>,
+    apps: &[AppEntry<'_>],
+) -> fmt::Result {
+    writeln!(out, "{MAGIC}")?;
+    if let Some(n) = slots {
+        writeln!(out, "slots {n}")?;
+    }
+    for app in apps {
+        write!(out, "app {} {} ", app.name, app.slots_per_core)?;
+        match app.cores {
+            None => write!(out, "all")?,
+            Some(cores) => {
+                for (k, c) in cores.iter().enumerate() {
+                    write!(out, "{}{c}", if k == 0 { "" } else { "," })?;
+                }
+            }
+        }
+        write!(out, " {} ", app.start_ms)?;
+        match app.stop_ms {
+            None => writeln!(out, "-")?,
+            Some(ms) => writeln!(out, "{ms}")?,
+        }
+        out.write_str(app.args)?;
+        if !app.args.is_empty() && !app.args.ends_with('\n') {
+            writeln!(out)?;
+        }
+        writeln!(out, "end")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

@@ -37,7 +37,17 @@ pub enum Policy {
 }
 
 impl Policy {
-    fn parse(word: &str) -> Option<Self> {
+    /// The word the arguments use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Stride => "stride",
+            Policy::Lottery => "lottery",
+            Policy::RoundRobin => "rr",
+        }
+    }
+
+    /// The policy a word names.
+    pub fn parse(word: &str) -> Option<Self> {
         match word {
             "stride" => Some(Policy::Stride),
             "lottery" => Some(Policy::Lottery),
@@ -117,6 +127,21 @@ pub struct AppSpec {
 pub struct SpecError {
     pub line: usize,
     pub what: &'static str,
+}
+
+impl core::fmt::Display for Behaviour {
+    /// The words of a `thread` line that [`behaviour`] reads back.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Behaviour::Cpu => write!(f, "cpu"),
+            Behaviour::Sleep { run_us, sleep_us } => write!(f, "sleep {run_us} {sleep_us}"),
+            Behaviour::Fraction { permille } => write!(f, "fraction {permille}"),
+            Behaviour::Bursty { on_us, off_us } => write!(f, "bursty {on_us} {off_us}"),
+            Behaviour::Watch => write!(f, "watch"),
+            Behaviour::Poke { period_us } => write!(f, "poke {period_us}"),
+            Behaviour::Lock { hold_us, think_us } => write!(f, "lock {hold_us} {think_us}"),
+        }
+    }
 }
 
 fn num<T: core::str::FromStr>(w: Option<&str>, what: &'static str) -> Result<T, &'static str> {
@@ -205,7 +230,7 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             if !spec.threads.iter().any(|t| t.id == id) {
                 return Err("name for an unknown thread");
             }
-            if name.parse::<u32>().is_ok() {
+            if !AppSpec::nameable(name) {
                 return Err("a name must not be a number (it would read as an id)");
             }
             if spec.names.iter().any(|(i, n)| *i == id || n == name) {
@@ -274,6 +299,44 @@ impl AppSpec {
         }
         spec.events.sort_by_key(|e| e.at_ms);
         Ok(spec)
+    }
+
+    /// Writes the arguments [`AppSpec::parse`] reads back: the runner's
+    /// side of the format, kept beside the reader (the round trip is
+    /// tested).
+    pub fn write(&self, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+        if let Some(p) = self.policy {
+            writeln!(out, "sched {}", p.name())?;
+        }
+        writeln!(out, "sample_ms {}\nseed {}", self.sample_ms, self.seed)?;
+        for t in &self.threads {
+            write!(out, "thread {} {} {} ", t.id, t.tickets, t.join_ms)?;
+            match t.leave_ms {
+                Some(ms) => write!(out, "{ms}")?,
+                None => write!(out, "-")?,
+            }
+            writeln!(out, " {}", t.behaviour)?;
+        }
+        for (id, name) in &self.names {
+            writeln!(out, "name {id} {name}")?;
+        }
+        for e in &self.events {
+            write!(out, "event {} ", e.at_ms)?;
+            match e.action {
+                Action::Swap(p) => writeln!(out, "swap {}", p.name())?,
+                Action::Slices(n) => writeln!(out, "slices {n}")?,
+                Action::Tickets { thread, tickets } => writeln!(out, "tickets {thread} {tickets}")?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `name` can name a thread on a `name` line (and so on the
+    /// console): one word, not a number (it would read as an id).
+    pub fn nameable(name: &str) -> bool {
+        !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_graphic())
+            && name.parse::<u32>().is_err()
     }
 
     /// The thread a console word names: its name, else its id.
@@ -348,6 +411,73 @@ mod tests {
         );
         assert_eq!(s.events[1].action, Action::Swap(Policy::RoundRobin));
         assert_eq!(s.events[2].action, Action::Slices(3));
+    }
+
+    #[test]
+    fn written_arguments_read_back() {
+        use alloc::string::String;
+        let spec = AppSpec {
+            policy: Some(Policy::Lottery),
+            sample_ms: 50,
+            seed: 7,
+            threads: [
+                Behaviour::Cpu,
+                Behaviour::Sleep {
+                    run_us: 1000,
+                    sleep_us: 3000,
+                },
+                Behaviour::Fraction { permille: 250 },
+                Behaviour::Bursty {
+                    on_us: 2000,
+                    off_us: 1000,
+                },
+                Behaviour::Watch,
+                Behaviour::Poke { period_us: 10_000 },
+                Behaviour::Lock {
+                    hold_us: 500,
+                    think_us: 1500,
+                },
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(k, behaviour)| ThreadSpec {
+                id: k as u32 + 1,
+                tickets: 100 * (k as u32 + 1),
+                join_ms: 10 * k as u64,
+                leave_ms: (k % 2 == 1).then_some(5000),
+                behaviour,
+            })
+            .collect(),
+            names: alloc::vec![(1, String::from("t100")), (7, String::from("w.1"))],
+            events: alloc::vec![
+                Event {
+                    at_ms: 1000,
+                    action: Action::Tickets {
+                        thread: 1,
+                        tickets: 400
+                    }
+                },
+                Event {
+                    at_ms: 2000,
+                    action: Action::Swap(Policy::RoundRobin)
+                },
+                Event {
+                    at_ms: 3000,
+                    action: Action::Slices(3)
+                },
+            ],
+        };
+        let mut text = String::new();
+        spec.write(&mut text).unwrap();
+        assert_eq!(AppSpec::parse(&text), Ok(spec.clone()), "{text}");
+        let unset = AppSpec {
+            policy: None,
+            names: Vec::new(),
+            ..spec
+        };
+        let mut text = String::new();
+        unset.write(&mut text).unwrap();
+        assert_eq!(AppSpec::parse(&text), Ok(unset), "{text}");
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! The schema is documented, with an example of every field, in
 //! `docs/scenarios.md`.
 
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::Path;
 
+use kernel::launch::{write_plan, AppEntry};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use workloads::appspec::{Action, AppSpec, Behaviour, Event as SpecEvent, Policy, ThreadSpec};
 
 /// How long after its stop an application's slots still count as held
 /// (the kernel's `kernel::launch::STOP_MARGIN_MS`).
@@ -284,7 +285,7 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             if th.leave_ms.is_some_and(|l| l <= th.join_ms) {
                 return Err(err(span, field("leave_ms"), "must be after join_ms"));
             }
-            behaviour_args(th).map_err(|(f, m)| err(span, field(f), &m))?;
+            behaviour(th).map_err(|(f, m)| err(span, field(f), &m))?;
         }
         if total == 0 || total > MAX_THREADS_PER_APP {
             return Err(err(
@@ -372,37 +373,36 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-/// The behaviour as the application's argument words, or the field at fault.
-fn behaviour_args(th: &Thread) -> Result<String, (&'static str, String)> {
+/// The behaviour as the application will run it, or the field at fault.
+fn behaviour(th: &Thread) -> Result<Behaviour, (&'static str, String)> {
     let need = |v: Option<u64>, f: &'static str| {
         v.filter(|&x| x > 0)
             .ok_or((f, format!("`{}` needs a positive `{f}`", th.behaviour)))
     };
     Ok(match th.behaviour.as_str() {
-        "cpu" => "cpu".into(),
-        "sleep" => format!(
-            "sleep {} {}",
-            need(th.run_us, "run_us")?,
-            need(th.sleep_us, "sleep_us")?
-        ),
+        "cpu" => Behaviour::Cpu,
+        "sleep" => Behaviour::Sleep {
+            run_us: need(th.run_us, "run_us")?,
+            sleep_us: need(th.sleep_us, "sleep_us")?,
+        },
         "fraction" => match th.fraction {
-            Some(f) if f > 0.0 && f <= 1.0 => {
-                format!("fraction {}", ((f * 1000.0).round() as u64).max(1))
-            }
+            Some(f) if f > 0.0 && f <= 1.0 => Behaviour::Fraction {
+                permille: ((f * 1000.0).round() as u64).max(1),
+            },
             _ => return Err(("fraction", "`fraction` needs 0 < fraction <= 1".into())),
         },
-        "bursty" => format!(
-            "bursty {} {}",
-            need(th.on_us, "on_us")?,
-            need(th.off_us, "off_us")?
-        ),
-        "watch" => "watch".into(),
-        "poke" => format!("poke {}", need(th.period_us, "period_us")?),
-        "lock" => format!(
-            "lock {} {}",
-            need(th.hold_us, "hold_us")?,
-            need(th.think_us, "think_us")?
-        ),
+        "bursty" => Behaviour::Bursty {
+            on_us: need(th.on_us, "on_us")?,
+            off_us: need(th.off_us, "off_us")?,
+        },
+        "watch" => Behaviour::Watch,
+        "poke" => Behaviour::Poke {
+            period_us: need(th.period_us, "period_us")?,
+        },
+        "lock" => Behaviour::Lock {
+            hold_us: need(th.hold_us, "hold_us")?,
+            think_us: need(th.think_us, "think_us")?,
+        },
         _ => {
             return Err((
                 "behaviour",
@@ -445,75 +445,94 @@ impl Scenario {
         self.events.retain(|e| e.get_ref().swap.is_none());
     }
 
-    /// The kernel's launch plan: a header per application, its arguments
-    /// (`workloads::appspec`) below.
+    /// The kernel's launch plan (`kernel::launch`): a header per
+    /// application, its arguments (`workloads::appspec`) below, each
+    /// written by its reader's own writer.
     pub fn launch_plan(&self) -> String {
-        let mut out = format!("exo-launch 1\nslots {}\n", self.vector_len(u32::MAX));
-        for app in self.apps.iter().map(Spanned::get_ref) {
-            let cores = app.cores.as_ref().map_or("all".to_string(), |c| {
-                c.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-            });
-            let stop = app.stop_ms.map_or("-".to_string(), |t| t.to_string());
-            let _ = writeln!(
-                out,
-                "app {} {} {cores} {} {stop}",
-                app.name, app.slices, app.start_ms
-            );
-            let _ = writeln!(
-                out,
-                "sched {}\nsample_ms {}\nseed {}",
-                app.scheduler, self.sample_ms, self.seed
-            );
-            let names = expand_threads(app);
-            for (id, (_, th)) in names.iter().enumerate() {
-                let leave = th.leave_ms.map_or("-".to_string(), |t| t.to_string());
-                let words = behaviour_args(th).expect("validated");
-                let _ = writeln!(
-                    out,
-                    "thread {} {} {} {leave} {words}",
-                    id + 1,
-                    th.tickets,
-                    th.join_ms
-                );
-            }
-            // Names the console accepts for ids: one word, not a number.
-            for (id, (name, _)) in names.iter().enumerate() {
-                if !name.is_empty()
-                    && name.len() <= 64
-                    && name.bytes().all(|b| b.is_ascii_graphic())
-                    && name.parse::<u32>().is_err()
-                {
-                    let _ = writeln!(out, "name {} {name}", id + 1);
-                }
-            }
-            for ev in self
-                .events
-                .iter()
-                .map(Spanned::get_ref)
-                .filter(|e| e.app == app.name)
-            {
-                if let Some(n) = ev.slices {
-                    let _ = writeln!(out, "event {} slices {n}", ev.at_ms);
-                    continue;
-                }
-                match (&ev.swap, &ev.thread, ev.tickets) {
-                    (Some(to), _, _) => {
-                        let _ = writeln!(out, "event {} swap {to}", ev.at_ms);
-                    }
-                    (None, Some(t), Some(n)) => {
-                        let id = names
+        let args: Vec<String> = self
+            .apps
+            .iter()
+            .map(|a| {
+                let mut text = String::new();
+                self.app_spec(a.get_ref())
+                    .write(&mut text)
+                    .expect("a String takes every write");
+                text
+            })
+            .collect();
+        let entries: Vec<AppEntry<'_>> = self
+            .apps
+            .iter()
+            .map(Spanned::get_ref)
+            .zip(&args)
+            .map(|(app, args)| AppEntry {
+                name: &app.name,
+                slots_per_core: app.slices as usize,
+                cores: app.cores.as_deref(),
+                start_ms: app.start_ms,
+                stop_ms: app.stop_ms,
+                args,
+            })
+            .collect();
+        let mut out = String::new();
+        write_plan(&mut out, Some(self.vector_len(u32::MAX) as usize), &entries)
+            .expect("a String takes every write");
+        out
+    }
+
+    /// An application's arguments: its scheduler, threads (with the names
+    /// the console accepts for their ids) and timed events.
+    fn app_spec(&self, app: &App) -> AppSpec {
+        let names = expand_threads(app);
+        let threads = names
+            .iter()
+            .enumerate()
+            .map(|(k, (_, th))| ThreadSpec {
+                id: k as u32 + 1,
+                tickets: th.tickets,
+                join_ms: th.join_ms,
+                leave_ms: th.leave_ms,
+                behaviour: behaviour(th).expect("validated"),
+            })
+            .collect();
+        let events = self
+            .events
+            .iter()
+            .map(Spanned::get_ref)
+            .filter(|e| e.app == app.name)
+            .filter_map(|ev| {
+                let action = match (ev.slices, &ev.swap, &ev.thread, ev.tickets) {
+                    (Some(n), ..) => Action::Slices(n),
+                    (None, Some(to), ..) => Action::Swap(Policy::parse(to).expect("validated")),
+                    (None, None, Some(t), Some(n)) => Action::Tickets {
+                        thread: names
                             .iter()
                             .position(|(name, _)| name == t)
-                            .expect("validated")
-                            + 1;
-                        let _ = writeln!(out, "event {} tickets {id} {n}", ev.at_ms);
-                    }
-                    _ => {}
-                }
-            }
-            out.push_str("end\n");
+                            .expect("validated") as u32
+                            + 1,
+                        tickets: n,
+                    },
+                    _ => return None,
+                };
+                Some(SpecEvent {
+                    at_ms: ev.at_ms,
+                    action,
+                })
+            })
+            .collect();
+        AppSpec {
+            policy: Some(Policy::parse(&app.scheduler).expect("validated")),
+            sample_ms: self.sample_ms,
+            seed: self.seed,
+            threads,
+            names: names
+                .iter()
+                .enumerate()
+                .filter(|(_, (name, _))| AppSpec::nameable(name))
+                .map(|(k, (name, _))| (k as u32 + 1, name.clone()))
+                .collect(),
+            events,
         }
-        out
     }
 
     /// The most slots an application ever holds per core (slice events included).

@@ -88,3 +88,50 @@ fn the_vector_holds_the_most_slots_held_at_once() {
     assert_eq!(Plan::parse(&text).unwrap().slots_at_once(0), 4);
     assert_eq!(Plan::parse("exo-launch 1\n").unwrap().slots_at_once(0), 0);
 }
+
+#[test]
+fn written_plans_read_back() {
+    let cores = [0u32, 2, 5];
+    let apps = [
+        AppEntry {
+            name: "a",
+            slots_per_core: 2,
+            cores: None,
+            start_ms: 0,
+            stop_ms: None,
+            args: "sched stride\nthread 1 100 0 - cpu\n",
+        },
+        AppEntry {
+            name: "b-2",
+            slots_per_core: 1,
+            cores: Some(&cores),
+            start_ms: 500,
+            stop_ms: Some(1500),
+            args: "",
+        },
+        AppEntry {
+            name: "c",
+            slots_per_core: 3,
+            cores: Some(&cores[1..2]),
+            start_ms: 7,
+            stop_ms: Some(8),
+            args: "no newline at the end",
+        },
+    ];
+    for slots in [None, Some(6)] {
+        let mut text = String::new();
+        write_plan(&mut text, slots, &apps).unwrap();
+        let plan = Plan::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        assert_eq!((plan.slots, plan.len()), (slots, 3));
+        for (want, got) in apps.iter().zip(plan.apps()) {
+            assert_eq!(got.name, want.name);
+            assert_eq!(got.slots_per_core, want.slots_per_core);
+            assert_eq!((got.start_ms, got.stop_ms), (want.start_ms, want.stop_ms));
+            assert_eq!(got.args.trim_end(), want.args.trim_end());
+            for core in 0..8 {
+                let on = want.cores.is_none_or(|c| c.contains(&(core as u32)));
+                assert_eq!(got.on_core(core), on, "{} core {core}", want.name);
+            }
+        }
+    }
+}
