@@ -4,9 +4,10 @@
 //! command line, the kernel's command line, where the results would go.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 
 use crate::qemu::{
-    choose, describe_choice, kernel_cmdline, kvm_kind, kvm_usable, qemu_args, KvmKind,
+    choose, describe_choice, kernel_cmdline, kvm_kind, kvm_usable, prepare, qemu_args, KvmKind,
 };
 use crate::{Accel, RunOptions};
 
@@ -61,64 +62,47 @@ pub fn scenario_accel_line(accel: Accel) -> String {
 /// describes the run: scenario, kernel and QEMU command lines, results
 /// directory.
 pub fn run(opts: &RunOptions) -> Result<String, String> {
-    let mut o = opts.clone();
     let mut t = String::new();
-    if let Some(test) = &o.test {
+    if let Some(test) = &opts.test {
         crate::kernel_tests::check(test)?;
         let _ = writeln!(t, "test       {test} (a kernel test)");
     }
-    if let Some(path) = &o.scenario {
-        let mut s = crate::scenario::load(path, o.cpus)?;
-        if o.sched_override {
-            s.override_scheduler(&o.sched);
+    // What the run does before it builds: the same step.
+    let p = prepare(opts, std::io::stdin().is_terminal()).map_err(|e| e.to_string())?;
+    let o = &p.opts;
+    match (&p.scenario, &opts.scenario) {
+        (Some(s), Some(path)) => {
+            let threads: usize = s
+                .apps
+                .iter()
+                .map(|a| crate::scenario::expand_threads(a.get_ref()).len())
+                .sum();
+            let _ = writeln!(
+                t,
+                "scenario   {} (\"{}\": {} application(s), {threads} thread(s), {} ms; valid on {} cores)",
+                path.display(),
+                s.name,
+                s.apps.len(),
+                s.duration_ms,
+                o.cpus
+            );
         }
-        let threads: usize = s
-            .apps
-            .iter()
-            .map(|a| crate::scenario::expand_threads(a.get_ref()).len())
-            .sum();
-        let _ = writeln!(
-            t,
-            "scenario   {} (\"{}\": {} application(s), {threads} thread(s), {} ms; valid on {} cores)",
-            path.display(),
-            s.name,
-            s.apps.len(),
-            s.duration_ms,
-            o.cpus
-        );
-        // As the runner does: the scenario's own kernel words first, its
-        // duration unless run_ms says otherwise.
-        o.cmdline.splice(0..0, s.cmdline());
-        o.run_ms.get_or_insert(s.duration_ms);
-    } else if o.test.is_none() {
-        let _ = writeln!(t, "scenario   none: the platform alone, its cores ticking");
-    }
-    // What `qemu::run` does to the options before it builds, mirrored
-    // (keep in step: a shared preparation step belongs in qemu.rs).
-    let choice = choose(
-        o.accel,
-        o.det,
-        o.scenario.is_some(),
-        kvm_usable(),
-        KvmKind::of_host(),
-    );
-    o.accel = choice.accel;
-    o.det = choice.det;
-    if o.det {
-        let asked = o.cmdline.iter().any(|w| w.contains("interleave_us="));
-        if o.cpus > 1 && !asked {
-            o.cmdline
-                .push(format!("interleave_us={}", crate::qemu::DET_INTERLEAVE_US));
+        _ if o.test.is_none() => {
+            let _ = writeln!(t, "scenario   none: the platform alone, its cores ticking");
         }
+        _ => {}
     }
-    let accel = o.accel;
+    if let (Some(script), Some(path)) = (&p.script, &opts.console) {
+        let n = abi::console_script::Script::parse(script).map_or(0, |s| s.len());
+        let _ = writeln!(t, "console    {} ({n} timed commands)", path.display());
+    }
     let _ = writeln!(t, "cores      {}", o.cpus);
-    let _ = writeln!(t, "accel      {}", describe_choice(&choice));
-    let cmdline = kernel_cmdline(&o);
+    let _ = writeln!(t, "accel      {}", describe_choice(&p.choice));
+    let cmdline = kernel_cmdline(o);
     let _ = writeln!(t, "kernel     {cmdline}");
     let kernel = "target/x86_64-unknown-none/release/kernel";
     let initrd = (o.scenario.is_some() || o.programs).then_some("target/boot-modules.bin");
-    let args = qemu_args(&o, accel, kernel, initrd, &cmdline);
+    let args = qemu_args(o, o.accel, kernel, initrd, &cmdline);
     let _ = writeln!(
         t,
         "would run  qemu-system-x86_64 {}",
@@ -138,10 +122,13 @@ pub fn run(opts: &RunOptions) -> Result<String, String> {
     );
     let _ = writeln!(
         t,
-        "results    results/runs/{}",
+        "results    {}/{}",
+        o.runs_dir
+            .as_ref()
+            .map_or("results/runs".to_string(), |d| d.display().to_string()),
         o.name
             .clone()
-            .unwrap_or_else(|| format!("<UTC yyyymmdd-hhmmss>-{}-{}c", o.sched, o.cpus))
+            .unwrap_or_else(|| format!("<UTC yyyymmdd-hhmmss>-{}-{}c", p.sched_label, o.cpus))
     );
     Ok(t)
 }
@@ -180,6 +167,35 @@ mod tests {
         assert!(t.contains("-cpu qemu64"), "{t}");
         assert!(t.contains("results/runs/mine"), "{t}");
         assert!(t.contains("run_ms="), "{t}");
+    }
+
+    #[test]
+    fn a_dry_run_describes_what_the_run_would_really_do() {
+        let script = crate::build::workspace_root().join("scenarios/console-demo.txt");
+        let lottery = std::env::temp_dir().join(format!("exo-plan-{}.toml", std::process::id()));
+        std::fs::write(
+            &lottery,
+            "[[app]]\nname = \"a\"\nscheduler = \"lottery\"\n[[app.thread]]\nbehaviour = \"cpu\"\n",
+        )
+        .unwrap();
+        let opts = RunOptions {
+            scenario: Some(lottery.clone()),
+            console: Some(script),
+            cpus: 2,
+            det: true,
+            ..RunOptions::default()
+        };
+        let t = run(&opts).unwrap();
+        assert!(t.contains("console-demo.txt (9 timed commands)"), "{t}");
+        assert!(t.contains("interleave_us=50"), "{t}");
+        assert!(t.contains("-lottery-2c"), "named after its scheduler: {t}");
+        assert!(t.contains("accel      deterministic TCG"), "{t}");
+        let bad = RunOptions {
+            console: Some(lottery.clone()),
+            ..opts
+        };
+        assert!(run(&bad).unwrap_err().contains("console script rejected"));
+        std::fs::remove_file(&lottery).unwrap();
     }
 
     #[test]

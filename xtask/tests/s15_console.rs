@@ -43,7 +43,7 @@ const COMMANDS: [&str; 5] = [
 ];
 
 fn file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("exo-s13-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("exo-s15-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

@@ -10,6 +10,7 @@ mod console;
 mod live;
 mod machine;
 mod options;
+mod prepare;
 mod run_dir;
 
 use std::io::IsTerminal;
@@ -26,6 +27,7 @@ pub use machine::{
     ICOUNT_SHIFT,
 };
 pub use options::RunOptions;
+pub use prepare::{prepare, Prepared};
 pub use run_dir::{create_unique_dir, run_name, utc_stamp};
 
 use crate::records::{self, Records};
@@ -113,90 +115,24 @@ impl RunOutcome {
     }
 }
 
-/// Reads and validates a console script (`abi::console_script`).
-fn load_console_script(path: &std::path::Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    abi::console_script::Script::parse(&text)
-        .map_err(|e| Error::ConsoleScript(format!("{}: {e}", path.display())))?;
-    Ok(text)
-}
-
-/// The scheduler a scenario's applications start with: theirs when they
-/// agree, else `mixed`.
-fn scheduler_label(s: &crate::scenario::Scenario) -> String {
-    let mut scheds = s.apps.iter().map(|a| a.get_ref().scheduler.as_str());
-    let first = scheds.next().unwrap_or("stride");
-    if scheds.all(|x| x == first) {
-        first.to_string()
-    } else {
-        "mixed".to_string()
-    }
-}
-
 /// Builds, boots and watches one run; writes its results directory
 /// (`console.log` as the console arrives, `summary.json` at the end, also
 /// after a timeout, an interrupt or a QEMU failure).
 pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
-    // A scenario is validated before anything is built or booted.
-    let scenario = match &opts.scenario {
-        Some(path) => {
-            let mut s = crate::scenario::load(path, opts.cpus).map_err(Error::Scenario)?;
-            if opts.sched_override {
-                s.override_scheduler(&opts.sched);
-            }
-            Some(s)
-        }
-        None => None,
-    };
-    let script = match &opts.console {
-        Some(path) if scenario.is_some() => Some(load_console_script(path)?),
-        Some(_) => {
-            return Err(Error::ConsoleScript(
-                "console= needs a scenario run (the console script drives its applications)".into(),
-            ))
-        }
-        None => None,
-    };
     // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
     // in raw mode and restores it; Ctrl-C still signals); piped input is
     // sent a line at a time. Without streaming QEMU gets no stdin at all.
     let terminal = std::io::stdin().is_terminal();
     let interactive = opts.stream && terminal && opts.input.is_empty();
     let piped = opts.stream && !terminal && opts.input.is_empty();
-    let mut opts = opts.clone();
-    if let Some(s) = &scenario {
-        opts.cmdline.splice(0..0, s.cmdline());
-        if interactive && opts.until_quit {
-            // Until `quit` (kernel run_ms=0), however long that is.
-            opts.run_ms = Some(0);
-            opts.timeout = std::time::Duration::ZERO;
-        }
-        opts.run_ms.get_or_insert(s.duration_ms);
-    }
-    // What the run is called and reports as its scheduler: the one
-    // `sched=` imposed, else the scenario's own (`mixed` when its
-    // applications differ).
-    let sched_label = match &scenario {
-        Some(s) if !opts.sched_override => scheduler_label(s),
-        _ => opts.sched.clone(),
-    };
-    let choice = choose(
-        opts.accel,
-        opts.det,
-        scenario.is_some(),
-        kvm_usable(),
-        KvmKind::of_host(),
-    );
-    let accel_requested = opts.accel;
-    opts.accel = choice.accel;
-    opts.det = choice.det;
-    if opts.det {
-        let asked = opts.cmdline.iter().any(|w| w.contains("interleave_us="));
-        if opts.cpus > 1 && !asked {
-            opts.cmdline
-                .push(format!("interleave_us={DET_INTERLEAVE_US}"));
-        }
-    }
+    let Prepared {
+        opts,
+        scenario,
+        script,
+        choice,
+        accel_requested,
+        sched_label,
+    } = prepare(opts, terminal)?;
     let opts = &opts;
     if opts.stream {
         // The run's first line: what its figures are worth.
@@ -342,45 +278,6 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_run_is_named_after_the_scheduler_its_applications_use() {
-        let app = |name: &str, sched: &str| {
-            format!("[[app]]\nname = \"{name}\"\nscheduler = \"{sched}\"\n[[app.thread]]\nbehaviour = \"cpu\"\n")
-        };
-        let parse = |text: &str| crate::scenario::parse(text, "s", 2).unwrap();
-        assert_eq!(scheduler_label(&parse(&app("a", "lottery"))), "lottery");
-        let both = app("a", "rr") + &app("b", "rr");
-        assert_eq!(scheduler_label(&parse(&both)), "rr");
-        let mixed = app("a", "lottery") + &app("b", "stride");
-        assert_eq!(scheduler_label(&parse(&mixed)), "mixed");
-    }
-
-    #[test]
-    fn a_console_script_is_checked_before_anything_runs() {
-        let dir = std::env::temp_dir().join(format!("exo-script-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = dir.join("good.txt");
-        std::fs::write(&good, "# hi\n100 swap demo rr\n200 quit\n").unwrap();
-        assert_eq!(
-            load_console_script(&good).unwrap(),
-            "# hi\n100 swap demo rr\n200 quit\n"
-        );
-        let bad = dir.join("bad.txt");
-        std::fs::write(&bad, "100 swap demo rr\n50 quit\n").unwrap();
-        let why = load_console_script(&bad).unwrap_err().to_string();
-        assert!(
-            why.contains("bad.txt") && why.contains("line 2") && why.contains("decrease"),
-            "{why}"
-        );
-        let opts = RunOptions {
-            console: Some(good),
-            ..RunOptions::default()
-        };
-        let why = run(&opts).unwrap_err().to_string();
-        assert!(why.contains("needs a scenario"), "{why}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn exit_statuses_map_to_ends_and_process_codes() {
