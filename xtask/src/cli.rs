@@ -198,7 +198,7 @@ pub struct RunArgs {
     pub memory: u32,
     /// A console script: `<t_ms> <command>` lines the kernel runs at
     /// those times of the scenario run, as if typed (docs/scenarios.md,
-    /// "The console").
+    /// "The console"); ignored beside --test, as --scenario is.
     #[arg(long)]
     pub console: Option<PathBuf>,
     /// Directory the run's directory is made in (default results/runs;

@@ -142,7 +142,9 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
         scenario,
         det: a.det,
         input: Vec::new(),
-        console: a.console,
+        // A kernel test runs no scenario, so no script (as scenario= is
+        // ignored beside test=).
+        console: a.console.filter(|_| test.is_none()),
         until_quit,
         accel: a.accel,
         machine: a.machine,
