@@ -177,7 +177,7 @@ pub fn choose(asked: Accel, det: bool, scenario: bool, kvm_usable: bool, kvm: Kv
             let kvm_is = if kvm_usable {
                 format!(
                     "KVM here is {}, whose times are not hardware's",
-                    kvm.describe()
+                    kvm.short()
                 )
             } else {
                 "/dev/kvm is not usable".to_string()
@@ -485,7 +485,10 @@ mod tests {
         // This machine: KVM usable but PVM. A scenario runs deterministically...
         let c = choose(Accel::Auto, false, true, true, Pvm);
         assert_eq!((c.accel, c.det, c.mode), (Accel::Tcg, true, Mode::DetTcg));
-        assert!(c.why.contains("PVM"), "{}", c.why);
+        assert_eq!(
+            c.why,
+            "accel=auto: KVM here is PVM (kvm_pvm, no VMX), whose times are not hardware's"
+        );
         assert!(describe_choice(&c).starts_with("deterministic TCG"));
         // ... a bare boot or kernel test on TCG.
         let c = choose(Accel::Auto, false, false, true, Pvm);
