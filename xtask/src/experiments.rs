@@ -113,6 +113,7 @@ pub fn run_all(jobs: Vec<Job>, parallel: usize) -> Vec<(Job, Result<RunOutcome, 
 
 /// Options for a scenario run named `name` (results/runs/<name>).
 pub fn scenario_job(name: &str, scenario: PathBuf, cpus: u32, accel: Accel) -> Job {
+    let timeout = timeout_for(&scenario);
     Job {
         name: name.into(),
         opts: RunOptions {
@@ -120,10 +121,24 @@ pub fn scenario_job(name: &str, scenario: PathBuf, cpus: u32, accel: Accel) -> J
             accel,
             scenario: Some(scenario),
             name: Some(name.into()),
-            timeout: Duration::from_secs(300),
+            timeout,
             ..RunOptions::default()
         },
     }
+}
+
+/// How long a run of `scenario` may take: five minutes for booting and
+/// building, plus four times its virtual length (a deterministic run on a
+/// loaded 2-core host took up to a third of its virtual length alone; a
+/// paper-length lottery run lasts three minutes).
+fn timeout_for(scenario: &Path) -> Duration {
+    let duration_ms = std::fs::read_to_string(scenario)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+        .and_then(|v| v.get("duration_ms")?.as_integer())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .unwrap_or(5000);
+    Duration::from_secs(300) + 4 * Duration::from_millis(duration_ms)
 }
 
 /// `cpu_ns` of thread `name` of application `app` in a run's summary.
@@ -214,6 +229,11 @@ mod tests {
         assert_eq!(s.apps[0].get_ref().scheduler, "stride");
         assert_eq!(s.apps[0].get_ref().threads[0].get_ref().tickets, 700);
         assert_eq!(s.name, "lottery-2to1-test");
+        // A run's time limit grows with its length.
+        assert_eq!(
+            timeout_for(&path),
+            Duration::from_millis(300_000 + 4 * 1234)
+        );
         for bad in ["app.5.name", "app.0.thread.x.tickets", "nothing.here"] {
             assert!(
                 scenario_with(&base, &[(bad.into(), "1".into())], "bad").is_err(),
