@@ -1,17 +1,40 @@
 //! `just experiments`: the committed set of canonical experiments, run and
 //! plotted, with `results/README.md` written from what was measured, each
-//! figure beside the published one.
+//! figure beside the published one and cited to its paper, the lottery
+//! runs beside their binomial envelopes, and a hash of the sources the
+//! runs were made from (checked by `provenance`'s test).
+
+mod binomial;
+mod lottery;
+mod papers;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::experiments::{
     images, keep_figures, max_lag, max_share_error, run_all, scenario_job, scenario_with,
     thread_cpu, Job,
 };
-use crate::{build, Accel, RunOptions, RunOutcome};
+use crate::{build, provenance, Accel, RunOptions, RunOutcome};
+use papers::{cite, EXOKERNEL, LOTTERY, SCHED_EXT, SFS, STRIDE, XOK};
+
+/// The scenarios the canonical experiments run (their files are part of
+/// the sources `provenance` hashes).
+pub const SCENARIOS: &[&str] = &[
+    "lottery-2to1",
+    "lottery-20to1",
+    "stride-3to1",
+    "stride-101",
+    "infeasible-4core",
+    "swap-8core",
+    "three-apps",
+    "sleepers",
+    "lock-transfer",
+];
 
 fn scenario(name: &str) -> PathBuf {
+    debug_assert!(SCENARIOS.contains(&name), "{name} is not in SCENARIOS");
     build::workspace_root()
         .join("scenarios")
         .join(format!("{name}.toml"))
@@ -19,6 +42,16 @@ fn scenario(name: &str) -> PathBuf {
 
 /// Ticket ratios of the lottery sweep (A:B with B at 100 tickets).
 const SWEEP: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+/// Length of each run of the lottery sweep by default: the paper's runs
+/// lasted 60 s.
+pub const SWEEP_MS: u64 = 60_000;
+
+/// The seed of the sweep's run at k:1: each its own (the canonical lottery
+/// runs use 1 and 2), so their envelopes are independent trials.
+fn sweep_seed(k: u64) -> u64 {
+    100 + k
+}
 
 /// The canonical runs (all deterministic), their varied scenarios written.
 pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
@@ -66,10 +99,13 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         let over = [
             ("app.0.thread.0.tickets".to_string(), (100 * k).to_string()),
             ("duration_ms".into(), sweep_ms.to_string()),
+            ("seed".into(), sweep_seed(k).to_string()),
         ];
         let path = scenario_with(&base, &over, &format!("{k}to1"))?;
         jobs.push(scenario_job(&format!("canon-sweep-{k}to1"), path, 1, accel));
     }
+    // The longest runs first, so the last to finish is a short one.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.opts.timeout));
     // Deterministic runs (TCG, -icount): the guest's clocks follow the
     // instructions each vCPU executed, so many vCPUs on a 2-core host are
     // not skewed by the host descheduling some of them.
@@ -81,80 +117,151 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
 
 /// Runs everything and writes `results/README.md`; returns its text.
 pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, String> {
+    let began = Instant::now();
+    let root = build::workspace_root();
+    let sources = provenance::sources(&root)?;
     let results = run_all(jobs(accel, sweep_ms)?, parallel);
+    let after = provenance::sources(&root)?;
+    if after != sources {
+        return Err(format!(
+            "the sources changed while the experiments ran ({} -> {}): run `just experiments` again on a quiet tree",
+            sources.hash, after.hash
+        ));
+    }
     let get = |name: &str| -> Result<&RunOutcome, String> {
         let (_, r) = results
             .iter()
             .find(|(j, _)| j.name == name)
             .ok_or(format!("{name}: not run"))?;
-        r.as_ref().map_err(|e| format!("{name}: {e}"))
+        let out = r.as_ref().map_err(|e| format!("{name}: {e}"))?;
+        if out.exit_name != "success" {
+            return Err(format!(
+                "{name}: the run ended in `{}`, not success ({})",
+                out.exit_name,
+                out.run_dir.display()
+            ));
+        }
+        Ok(out)
     };
     let mut md = String::new();
     let first = get("canon-lottery-2to1")?;
     let _ = writeln!(
         md,
-        "# Canonical experiments\n\nWritten by `just experiments` from the runs it made (commit `{}`, accel `{}`, CPU model `{}`, {}), all deterministic (`det=1`: single-threaded TCG with `-icount`, so every vCPU's clock follows its own instructions and a 2-core host cannot skew an 8-core guest; rerunning gives the same numbers). \
-         Every number below was measured in those runs; the published figures are the ancestors' (see `../shared/reference/anchors.md`; (2°) = from a secondary summary). \
+        "# Canonical experiments\n\n{}\n\n\
+         Written by `just experiments` from the runs it made (commit `{}`, accel `{}`, CPU model `{}`, started {}, {} runs in {:.0} minutes of wall time), \
+         all deterministic (`det=1`: single-threaded TCG with `-icount`, so every vCPU's clock follows its own instructions and a 2-core host cannot skew an 8-core guest; rerunning gives the same numbers). \
+         Every measured number below comes from those runs; every published one is cited to its source (see [References](#references)). \
+         The sources the runs were made from are hashed in the comment above (`xtask/src/provenance.rs`); `just test-host` fails when they have changed since. \
          Each run's data is in `results/runs/canon-*` (not committed); the figures are in `results/figures/`.\n",
+        sources.stamp(),
         first.summary["commit"].as_str().unwrap_or("?"),
         first.summary["accel"].as_str().unwrap_or("?"),
         first.summary["cpu_model"].as_str().unwrap_or("?"),
         first.summary["started_utc"].as_str().unwrap_or("?"),
+        results.len(),
+        began.elapsed().as_secs_f64() / 60.0,
     );
     let ratio = |out: &RunOutcome, app: &str, a: &str, b: &str| {
         thread_cpu(out, app, a) / thread_cpu(out, app, b).max(1.0)
     };
-    let _ = writeln!(md, "| experiment | measured | published |\n|---|---|---|");
+    // Lottery: two CPU-bound threads on one core, as long as the paper's runs.
     let l2 = get("canon-lottery-2to1")?;
     let l20 = get("canon-lottery-20to1")?;
+    let mut rows = vec![
+        lottery::Row {
+            what: "lottery 2:1, one core".into(),
+            run: l2,
+            tickets: (200, 100),
+            published: format!("2.01:1 {} (2°)", cite(&LOTTERY, "§5.1, Fig. 5†")),
+        },
+        lottery::Row {
+            what: "lottery 20:1, one core".into(),
+            run: l20,
+            tickets: (2000, 100),
+            published: format!("19.08:1 over 3 minutes {} (2°)", cite(&LOTTERY, "§5.1†")),
+        },
+    ];
+    let mut points = Vec::new();
+    for k in SWEEP {
+        let out = get(&format!("canon-sweep-{k}to1"))?;
+        points.push((k as f64, ratio(out, "pair", "A", "B")));
+        rows.push(lottery::Row {
+            what: format!("sweep {k}:1 (seed {})", sweep_seed(k)),
+            run: out,
+            tickets: (100 * k, 100),
+            published: if k == 10 {
+                format!(
+                    "one 10:1 run came out 13.42:1 {} (2°)",
+                    cite(&LOTTERY, "§5.1, Fig. 4†")
+                )
+            } else {
+                format!("{} (2°)", cite(&LOTTERY, "§5.1, Fig. 4†"))
+            },
+        });
+    }
+    let _ = writeln!(
+        md,
+        "## Lottery, beside its binomial envelope\n\n\
+         Two CPU-bound threads A and B on one core, 10 ms quanta. The 20:1 run lasts 3 minutes of virtual time, as the paper's did (2°); \
+         the 2:1 run and each run of the sweep last {} s, the length of the paper's runs in {}. \
+         The paper's quantum was 100 ms (2°), so the same length holds ten times as many draws here and a tighter envelope.\n\n{}\n{}\n",
+        sweep_ms / 1000,
+        cite(&LOTTERY, "§5.1, Fig. 4†"),
+        lottery::table(&rows)?,
+        lottery::METHOD,
+    );
     let s3 = get("canon-stride-3to1")?;
     let s101 = get("canon-stride-101")?;
-    let _ = writeln!(md, "| lottery 2:1, one core, 10 s of 10 ms quanta | {:.2}:1 | 2.01:1 (Waldspurger 1994, 60 s, 2°) |", ratio(l2, "pair", "A", "B"));
     let _ = writeln!(
         md,
-        "| lottery 20:1, one core, 10 s | {:.2}:1 | 19.08:1 (3 min, 2°) |",
-        ratio(l20, "pair", "A", "B")
+        "## Everything else\n\n| experiment | measured | published |\n|---|---|---|"
     );
     let _ = writeln!(
         md,
-        "| stride 3:1, one core, 5 s of 2 ms quanta | {:.3}:1, max lag {:.2} quanta | 3.001:1; pairwise error ≤ 1 quantum (2°) |",
+        "| stride 3:1, one core, 5 s of 2 ms quanta | {:.3}:1, max lag {:.2} quanta | 3.001:1 on the Linux prototype {} (2°); error between two clients ≤ 1 quantum {} (2°) |",
         ratio(s3, "pair", "A", "B"),
-        max_lag(s3, "pair")
+        max_lag(s3, "pair"),
+        cite(&STRIDE, "§6†"),
+        cite(&STRIDE, "§2†"),
     );
     let _ = writeln!(
         md,
-        "| stride, 101 clients 100:1:…:1, one core, 10 s | big client {:.3} of the CPU (ideal {:.3}); max lag {:.2} quanta | max absolute error 50 quanta flat, 4.5 hierarchical (2°) |",
+        "| stride, 101 clients 100:1:…:1, one core, 10 s | big client {:.3} of the CPU (ideal {:.3}); max lag {:.2} quanta | max absolute error 50 quanta flat, 4.5 hierarchical, in simulation {} (2°) |",
         share(s101, "many", "big"),
         ideal(s101, "many", "big"),
-        max_lag(s101, "many")
+        max_lag(s101, "many"),
+        cite(&STRIDE, "§5†"),
     );
     let aegis = get("canon-aegis-stride")?;
     let c = client_cpu(aegis);
     let _ = writeln!(
         md,
-        "| Aegis-style stride between applications: a scheduler environment donating its slices to clients with 3:2:1 tickets, 4 cores | {:.2}:{:.2}:1 | 3:2:1 (ExOS stride scheduler) |",
+        "| Aegis-style stride between applications: a scheduler environment donating its slices to clients with 3:2:1 tickets, 4 cores | {:.2}:{:.2}:1 | a user-level stride scheduler in ExOS, a scheduler environment donating its slices by directed yield, gives clients CPU in proportion to their tickets {} |",
         c[0] / c[2].max(1.0),
-        c[1] / c[2].max(1.0)
+        c[1] / c[2].max(1.0),
+        cite(&EXOKERNEL, "§7†"),
     );
     let inf = get("canon-infeasible-4core")?;
     let _ = writeln!(
         md,
-        "| infeasible weights on 4 cores: 1000:100:100:100:100 | heavy {:.3} of the application (one core = 0.250), lights {:.3} each (0.1875) | SFS: an infeasible thread gets exactly one core |",
+        "| infeasible weights on 4 cores: 1000:100:100:100:100 | heavy {:.3} of the application (one core = 0.250), lights {:.3} each (0.1875) | a weight is feasible only if w/Σw ≤ 1/P; an infeasible thread is readjusted to exactly one core (weight readjustment) {} |",
         share(inf, "skewed", "heavy"),
-        share(inf, "skewed", "light.0")
+        share(inf, "skewed", "light.0"),
+        cite(&SFS, ""),
     );
     let swap = get("canon-swap-8core")?;
     let _ = writeln!(
         md,
-        "| swap stride→lottery→rr→stride under load, 8 cores | {} swaps, {} of 12 threads ran, max share error {:.3} | every thread kept (sched_ext loses scheduling state on ejection) |",
+        "| swap stride→lottery→rr→stride under load, 8 cores | {} swaps, {} of 12 threads ran, max share error {:.3} | every thread kept; sched_ext loses the scheduler's state when it ejects one {} |",
         swap.summary["apps"][0]["scheduler_timeline"].as_array().map_or(0, |t| t.len().saturating_sub(1)),
         swap.summary["apps"][0]["threads"].as_array().map_or(0, |t| t.iter().filter(|t| t["cpu_ns"].as_u64() > Some(0)).count()),
-        max_share_error(swap, "swapper")
+        max_share_error(swap, "swapper"),
+        cite(&SCHED_EXT, ""),
     );
     let three = get("canon-three-apps")?;
     let _ = writeln!(
         md,
-        "| three applications, stride / lottery / rr, same 4 cores | max share error {:.3} / {:.3} / {:.3} | — |",
+        "| three applications, stride / lottery / rr, same 4 cores | max share error {:.3} / {:.3} / {:.3} | — (no published counterpart) |",
         max_share_error(three, "strider"),
         max_share_error(three, "lotto"),
         max_share_error(three, "robin")
@@ -166,50 +273,30 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     };
     let _ = writeln!(
         md,
-        "| ticket transfers: four threads sharing one lock (1 ms inside, 1 ms outside) beside a 400-ticket CPU-bound thread, one core | the lock threads' share: {:.3} under lottery (a blocked waiter lends its tickets to the holder), {:.3} under stride (no transfers); their tickets entitle them to 0.500 | transfers let a holder run on its waiters' funding (Waldspurger 1994) |",
+        "| ticket transfers: four threads sharing one lock (1 ms inside, 1 ms outside) beside a 400-ticket CPU-bound thread, one core | the lock threads' share: {:.3} under lottery (a blocked waiter lends its tickets to the holder), {:.3} under stride (no transfers); their tickets entitle them to 0.500 | transfers let a holder run on its waiters' funding {} (a mechanism; no figure compared here) |",
         lock_share(get("canon-lock-lottery")?),
-        lock_share(get("canon-lock-stride")?)
+        lock_share(get("canon-lock-stride")?),
+        cite(&LOTTERY, "§3.1†"),
     );
     let sleepers = get("canon-sleepers")?;
-    let _ = writeln!(md, "| sleepers woken by predicates beside a CPU-bound application, 2 cores | {} | asleep costs no slices (Xok) |", sleep_cost(sleepers));
-    // The ratio sweep.
-    let mut points = Vec::new();
-    for k in SWEEP {
-        let out = get(&format!("canon-sweep-{k}to1"))?;
-        points.push((k as f64, ratio(out, "pair", "A", "B")));
-    }
     let _ = writeln!(
         md,
-        "| lottery ratio sweep 1:1…10:1, one core, {} s each | {} | one 10:1 run came out 13.42:1 (2°) |\n",
-        sweep_ms / 1000,
-        points.iter().map(|(k, r)| format!("{k}:1→{r:.2}")).collect::<Vec<_>>().join(", ")
+        "| sleepers woken by predicates beside a CPU-bound application, 2 cores | {} | asleep costs no slices: Xok skips a sleeping environment's slots and does not charge them {} |\n",
+        sleep_cost(sleepers),
+        cite(&XOK, "public source"),
     );
-    // Lottery's ratios against its own statistics: the share after n
-    // quanta is binomial.
-    let within = |out: &RunOutcome, a: f64, b: f64| {
-        let n = (thread_cpu(out, "pair", "A") + thread_cpu(out, "pair", "B")) / 10e6;
-        let p = a / (a + b);
-        let got = thread_cpu(out, "pair", "A") / (n * 10e6);
-        let e = crate::metrics::lottery_envelope(p, n);
-        format!(
-            "share {got:.4} vs {p:.4} ± {e:.4} over {n:.0} quanta: {}",
-            if (got - p).abs() <= e {
-                "within"
-            } else {
-                "outside"
-            }
-        )
-    };
     let _ = writeln!(
         md,
-        "Reading the numbers:\n\n- Lottery is random: after n quanta a client's share is binomial. 2:1 — {}; 20:1 — {} (the 95% envelope). The paper's runs were 6–18 times longer.\n- Stride is deterministic: its lag stays within a quantum for two clients; with 101 clients the heavy client's lag is bounded by the flat stride bound (the paper: 50 quanta flat).\n- Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to {:.3}, rr's to {:.3}, lottery's to {:.3} (random draws).\n- Sleepers: the sleeping application's threads want about half a core; it used what they wanted (not the 50% its slots entitle it to) and the rest went to the CPU-bound application — asleep, it costs no slices.\n",
-        within(l2, 2.0, 1.0),
-        within(l20, 20.0, 1.0),
+        "Reading the numbers:\n\n\
+         - Lottery is random: after n quanta a client's wins are binomial, so its rows are judged against their envelopes above, not against the ticket ratio alone.\n\
+         - Stride is deterministic: its lag stays within a quantum for two clients; with 101 clients the heavy client's lag is bounded by the flat stride bound (the memo: 50 quanta flat).\n\
+         - Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to {:.3}, rr's to {:.3}, lottery's to {:.3} (random draws).\n\
+         - Sleepers: the sleeping application's threads want about half a core; it used what they wanted (not the 50% its slots entitle it to) and the rest went to the CPU-bound application — asleep, it costs no slices.\n",
         max_share_error(three, "strider"),
         max_share_error(three, "robin"),
         max_share_error(three, "lotto")
     );
-    let figures = build::workspace_root().join("results/figures");
+    let figures = root.join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
     crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
     let _ = writeln!(
@@ -252,8 +339,14 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
             images(&keep_figures(run, name, which))
         );
     }
-    let readme = build::workspace_root().join("results/README.md");
+    md.push_str(&papers::references());
+    let readme = root.join("results/README.md");
     std::fs::write(&readme, &md).map_err(|e| format!("{}: {e}", readme.display()))?;
+    eprintln!(
+        "results/README.md written from {} runs in {:.1} minutes",
+        results.len(),
+        began.elapsed().as_secs_f64() / 60.0
+    );
     Ok(md)
 }
 

@@ -63,8 +63,8 @@ pub enum Cmd {
         jobs: u64,
         #[arg(long, default_value = "auto")]
         accel: Accel,
-        /// Length of each run of the lottery ratio sweep (ms).
-        #[arg(long, default_value_t = 10000)]
+        /// Length of each run of the lottery ratio sweep (ms; the paper's: 60 s).
+        #[arg(long, default_value_t = crate::canonical::SWEEP_MS)]
         sweep_ms: u64,
         /// Validate every experiment's scenario and list the runs, run nothing.
         #[arg(long)]

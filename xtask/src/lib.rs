@@ -15,6 +15,7 @@ pub mod keyvalue;
 pub mod metrics;
 pub mod plan;
 pub mod plot;
+pub mod provenance;
 pub mod qemu;
 pub mod records;
 pub mod rundata;
