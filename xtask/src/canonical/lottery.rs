@@ -100,7 +100,7 @@ pub fn table(rows: &[Row]) -> Result<String, String> {
 
 /// How the envelope is computed (for the README).
 pub const METHOD: &str = "How the envelope is computed: each quantum is one draw, won by A with probability p = A's tickets / (A's + B's) \
-    ([WW94, §2.2]); after n quanta A's wins k are Binomial(n, p) and the measured ratio is k/(n−k). \
+    ([WW94, §2.2†]); after n quanta A's wins k are Binomial(n, p) and the measured ratio is k/(n−k). \
     n is the pair's CPU time over the slice length, k is A's share of it times n. \
     The expected ratio is np : n(1−p), the ticket ratio. The envelope is the ratio at the exact 2.5% and 97.5% quantiles of \
     Binomial(n, p) (summed in log space, not the normal approximation), mapped through k/(n−k), which grows with k; \
