@@ -38,8 +38,10 @@ pub const SOURCES: &[&str] = &[
     "xtask/src/build.rs",
     // How it is run: QEMU's arguments (accelerator, -icount shift).
     "xtask/src/qemu*",
-    // How the figures are computed and drawn.
-    "xtask/src/metrics.rs",
+    // How the figures are computed and drawn, from the records the
+    // guest prints.
+    "xtask/src/records.rs",
+    "xtask/src/metrics*",
     "xtask/src/rundata.rs",
     "xtask/src/scenario*",
     "xtask/src/canonical*",
@@ -219,7 +221,10 @@ mod tests {
             "kernel/Cargo.toml",
             "slices/src/lib.rs",
             "xtask/src/metrics.rs",
+            "xtask/src/metrics/fairness.rs",
+            "xtask/src/records.rs",
             "xtask/src/scenario_run.rs",
+            "xtask/src/qemu/machine.rs",
             "xtask/src/canonical.rs",
             "xtask/src/canonical/binomial.rs",
         ] {
