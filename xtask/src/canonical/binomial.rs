@@ -53,6 +53,20 @@ impl Envelope {
     }
 }
 
+/// P(X >= m) for X ~ Binomial(n, p): how likely m or more of n
+/// independent runs, each outside its envelope with probability at most
+/// p, fall outside (an upper bound when the runs' own chances are lower).
+pub fn at_least(m: u64, n: u64, p: f64) -> f64 {
+    if m == 0 {
+        return 1.0;
+    }
+    if m > n {
+        return 0.0;
+    }
+    let cdf = Cdf::new(n, p);
+    cdf.pmf[m as usize..].iter().sum::<f64>().min(1.0)
+}
+
 fn ratio(k: u64, n: u64) -> f64 {
     if k >= n {
         f64::INFINITY
@@ -163,6 +177,18 @@ mod tests {
                 e.hi
             );
         }
+    }
+
+    #[test]
+    fn tails_of_twelve_runs_by_hand() {
+        // P(X >= 1) = 1 - 0.95^12; P(X >= 2) = 1 - 0.95^12 - 12 * 0.05 * 0.95^11.
+        let none = 0.95f64.powi(12);
+        let one = 12.0 * 0.05 * 0.95f64.powi(11);
+        assert!((at_least(1, 12, 0.05) - (1.0 - none)).abs() < 1e-12);
+        assert!((at_least(2, 12, 0.05) - (1.0 - none - one)).abs() < 1e-12);
+        assert_eq!(at_least(0, 12, 0.05), 1.0);
+        assert_eq!(at_least(13, 12, 0.05), 0.0);
+        assert!((at_least(12, 12, 0.05) - 0.05f64.powi(12)).abs() < 1e-25);
     }
 
     #[test]

@@ -85,15 +85,18 @@ pub fn table(rows: &[Row]) -> Result<String, String> {
             row.published
         );
     }
-    let all = 0.95f64.powi(rows.len() as i32);
+    let runs = rows.len() as u64;
+    let outside = runs - inside as u64;
     let _ = writeln!(
         md,
-        "\n{inside} of {} runs inside their envelope. A correct lottery lands inside each with probability at least 0.95; \
-         over {} runs with their own seeds, all {} inside happens with probability about {all:.2}, so one run outside is no sign of a fault, \
-         several are.\n",
-        rows.len(),
-        rows.len(),
-        rows.len(),
+        "\n{inside} of {runs} runs inside their envelope. Each run of a correct lottery falls outside its envelope with probability at most 0.05, \
+         independently of the others (each run has its own seed), so {outside} or more of {runs} outside happens with probability at most {:.2}{}.\n",
+        super::binomial::at_least(outside, runs, 0.05),
+        if outside == 0 {
+            ""
+        } else {
+            "; below 0.05 would point at the scheduler rather than at chance"
+        },
     );
     Ok(md)
 }
