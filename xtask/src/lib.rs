@@ -19,6 +19,7 @@ pub mod provenance;
 pub mod qemu;
 pub mod records;
 pub mod rundata;
+pub mod sampling;
 pub mod scenario;
 pub mod scenario_run;
 pub mod soak;

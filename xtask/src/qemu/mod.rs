@@ -48,6 +48,9 @@ pub enum End {
     /// QEMU ended without a kernel exit code (bad arguments, triple fault
     /// with `-no-reboot`, killed from outside, ...).
     QemuError,
+    /// The kernel finished well, but an application of the scenario
+    /// stopped sending samples (see [`crate::sampling`]).
+    SamplingStopped,
 }
 
 impl End {
@@ -70,17 +73,20 @@ impl End {
             End::Timeout => "timeout",
             End::Interrupted => "interrupted",
             End::QemuError => "qemu_error",
+            End::SamplingStopped => "sampling_stopped",
         }
     }
 
     /// The runner's process exit code: the kernel's own mapping
     /// ([`ExitCode::process_code`]: 0 or 11..), else 2 (QEMU failed),
-    /// 3 (timeout) or 130 (interrupted, as shells report SIGINT).
+    /// 3 (timeout), 4 (an application stopped sampling) or 130
+    /// (interrupted, as shells report SIGINT).
     pub fn process_code(self) -> i32 {
         match self {
             End::Kernel(code) => code.process_code(),
             End::QemuError => 2,
             End::Timeout => 3,
+            End::SamplingStopped => 4,
             End::Interrupted => 130,
         }
     }
@@ -252,7 +258,21 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         eprintln!("warning: {warning}");
     }
     let mut summary = summary;
+    let mut end = end;
     if let Some(s) = &scenario {
+        // A kernel that finished well, with an application that stopped
+        // reporting, is not a success: its figures end where its samples do.
+        let stopped = crate::sampling::gaps(&records, s.sample_ms);
+        if !stopped.is_empty() {
+            for gap in &stopped {
+                eprintln!("!! {gap}: no figures for that time");
+            }
+            summary["sampling_stopped"] = serde_json::json!(stopped);
+            if end == End::Kernel(ExitCode::Success) {
+                end = End::SamplingStopped;
+                summary["exit"] = end.name().into();
+            }
+        }
         let data = crate::scenario_run::rundata(s, &records, online, opts.det);
         crate::scenario_run::write_results(&run_dir, s, &data, &mut summary)?;
         if let Some(live) = live.as_mut() {
