@@ -41,6 +41,17 @@ fn on_4_and_8(name: &str, run_ms: u32, also: impl Fn(&RunOutcome, u32)) {
     }
 }
 
+/// The one `user` report of `kind` the run must have made.
+fn one_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
+    let found: Vec<_> = out
+        .records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "{kind} reports: {}", tail(&out.console));
+    found[0]
+}
+
 fn repossessions(out: &RunOutcome, env: &str) -> u64 {
     out.records
         .of(RecordKind::EnvStats)
@@ -93,13 +104,8 @@ fn faults_of_every_kind_reach_the_upcall_or_kill_only_the_faulter() {
 #[test]
 fn wild_arguments_to_every_syscall_get_errors() {
     on_4_and_8("badargs", 3000, |out, _| {
-        let done: Vec<_> = out
-            .records
-            .of(RecordKind::User)
-            .filter(|r| r["kind"] == "badargs_done")
-            .collect();
-        assert_eq!(done.len(), 1, "{}", tail(&out.console));
-        assert_eq!(done[0]["all_ok"], true);
+        let done = one_report(out, "badargs_done");
+        assert_eq!(done["all_ok"], true);
     });
 }
 
@@ -144,13 +150,8 @@ fn syscall_fuzzing_on_every_core_hurts_nobody() {
 #[test]
 fn segment_games_hurt_nobody() {
     on_4_and_8("segments", 2000, |out, _| {
-        let jumps: Vec<_> = out
-            .records
-            .of(RecordKind::User)
-            .filter(|r| r["kind"] == "segments_far_jump")
-            .collect();
-        assert_eq!(jumps.len(), 1, "{}", tail(&out.console));
-        assert_eq!(jumps[0]["faulted"], 1, "the far jump was taken");
+        let jumps = one_report(out, "segments_far_jump");
+        assert_eq!(jumps["faulted"], 1, "the far jump was taken");
     });
 }
 
@@ -166,15 +167,7 @@ fn console_lines_cannot_forge_records() {
             .filter(|c| c["check"] == "forged")
             .count();
         assert_eq!(forged, 0, "a forged check record was believed");
-        let done: Vec<_> = out
-            .records
-            .of(RecordKind::User)
-            .filter(|r| r["kind"] == "forger_done")
-            .collect();
-        assert_eq!(done.len(), 1, "{}", tail(&out.console));
-        assert_eq!(
-            done[0]["refused"], 3,
-            "a log with a line break was accepted"
-        );
+        let done = one_report(out, "forger_done");
+        assert_eq!(done["refused"], 3, "a log with a line break was accepted");
     });
 }
