@@ -580,5 +580,26 @@ pub fn warning(trust: &Value) -> Option<String> {
     ))
 }
 
+/// The line the tables end with: the loud [`warning`], or what was
+/// checked. A run that measured nothing (it ended before any sample) is
+/// not called trusted: there is nothing to trust.
+pub fn verdict(trust: &Value) -> String {
+    if let Some(w) = warning(trust) {
+        return w;
+    }
+    let mode = trust["mode"].as_str().unwrap_or("?");
+    let checks = trust["checks"].as_array().map_or(&[][..], Vec::as_slice);
+    let measured: Vec<&Value> = checks.iter().filter(|c| c["check"] != "mode").collect();
+    let passed = measured.iter().filter(|c| c["ok"] == json!(true)).count();
+    if passed == 0 {
+        format!("== nothing measured to check ({mode}): the run reported no samples or statistics")
+    } else {
+        format!(
+            "== shares trusted ({mode}: {passed} of {} consistency checks passed, the rest had nothing to check)",
+            measured.len()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests;

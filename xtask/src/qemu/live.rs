@@ -242,13 +242,7 @@ impl Live {
             if let Some(table) = self.window_table() {
                 println!("{table}");
             }
-            match trust::warning(trust) {
-                Some(w) => println!("{w}\n"),
-                None => println!(
-                    "== shares trusted ({}: every consistency check passed)\n",
-                    trust["mode"].as_str().unwrap_or("?")
-                ),
-            }
+            println!("{}\n", trust::verdict(trust));
         }
     }
 }
