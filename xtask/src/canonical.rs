@@ -31,7 +31,13 @@ pub const SCENARIOS: &[&str] = &[
     "three-apps",
     "sleepers",
     "lock-transfer",
+    "multicore-16",
+    "slots-3to1",
+    "slots-1to2",
 ];
+
+/// Core counts of the multicore yardstick (issue 13).
+const MULTICORE_CPUS: [u32; 3] = [2, 4, 8];
 
 fn scenario(name: &str) -> PathBuf {
     debug_assert!(SCENARIOS.contains(&name), "{name} is not in SCENARIOS");
@@ -94,6 +100,26 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         "stride",
     )?;
     jobs.push(scenario_job("canon-lock-stride", stride_locks, 1, accel));
+    for cpus in MULTICORE_CPUS {
+        jobs.push(scenario_job(
+            &format!("canon-multicore-{cpus}"),
+            scenario("multicore-16"),
+            cpus,
+            accel,
+        ));
+    }
+    jobs.push(scenario_job(
+        "canon-slots-3to1",
+        scenario("slots-3to1"),
+        2,
+        accel,
+    ));
+    jobs.push(scenario_job(
+        "canon-slots-1to2",
+        scenario("slots-1to2"),
+        3,
+        accel,
+    ));
     let base = scenario("lottery-2to1");
     for k in SWEEP {
         let over = [
@@ -298,6 +324,7 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
         max_share_error(three, "robin"),
         max_share_error(three, "lotto")
     );
+    md.push_str(&multicore_section(&get)?);
     let figures = root.join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
     crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
@@ -349,6 +376,72 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
         results.len(),
         began.elapsed().as_secs_f64() / 60.0
     );
+    Ok(md)
+}
+
+/// Issue 13's yardstick: a cooperative application's turns, idle cores,
+/// the threads' part of its time and stride's lag as cores grow, and
+/// machine shares following slots — each beside its target.
+fn multicore_section<'a>(
+    get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>,
+) -> Result<String, String> {
+    use crate::multicore::{machine_share, measure, target};
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## Multicore revocation
+
+         One cooperative application, sixteen CPU-bound threads with tickets 1..16 under stride, two 2 ms slots on every core, 200 µs grace (`scenarios/multicore-16.toml`, 5 s).          Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of these turns ended in repossession.
+
+         | cores | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |
+|---|---|---|---|---|---|",
+        target::REPOSSESSED * 100.0,
+        target::IDLE * 100.0,
+        target::THREADS_SHARE * 100.0,
+        target::STRIDE_LAG_QUANTA,
+    );
+    let mark = |ok: bool| if ok { "" } else { " ✗" };
+    for cpus in MULTICORE_CPUS {
+        let y = measure(&get(&format!("canon-multicore-{cpus}"))?.summary, "sixteen")?;
+        let _ = writeln!(
+            md,
+            "| {cpus} | {} | {:.2}%{} | {:.2}%{} | {:.1}%{} | {:.2}{} |",
+            y.turns,
+            y.repossessed() * 100.0,
+            mark(y.repossessed() <= target::REPOSSESSED),
+            y.max_core_idle * 100.0,
+            mark(y.max_core_idle <= target::IDLE),
+            y.threads_share * 100.0,
+            mark(y.threads_share >= target::THREADS_SHARE),
+            y.max_lag_quanta,
+            mark(cpus > 8 || y.max_lag_quanta <= target::STRIDE_LAG_QUANTA),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "
+Machine shares between two CPU-bound applications follow their slots (target: within {:.0} point):
+
+         | slots | cores | measured | ideal |
+|---|---|---|---|",
+        target::SLOT_SHARE_ERROR * 100.0
+    );
+    for (run, a, b, slots, cpus, ideal) in [
+        ("canon-slots-3to1", "big", "small", "3:1", 2, 0.75),
+        ("canon-slots-1to2", "small", "big", "1:2", 3, 1.0 / 3.0),
+    ] {
+        let share = machine_share(&get(run)?.summary, a, b)?;
+        let _ = writeln!(
+            md,
+            "| {slots} | {cpus} | {:.1} / {:.1}{} | {:.1} / {:.1} |",
+            share * 100.0,
+            (1.0 - share) * 100.0,
+            mark((share - ideal).abs() <= target::SLOT_SHARE_ERROR),
+            ideal * 100.0,
+            (1.0 - ideal) * 100.0,
+        );
+    }
+    md.push('\n');
     Ok(md)
 }
 

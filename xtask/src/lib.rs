@@ -13,6 +13,7 @@ pub mod experiments;
 pub mod kernel_tests;
 pub mod keyvalue;
 pub mod metrics;
+pub mod multicore;
 pub mod plan;
 pub mod plot;
 pub mod provenance;

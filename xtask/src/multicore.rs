@@ -1,0 +1,136 @@
+//! Issue 13's multicore yardstick, read from one scenario run's summary:
+//! how many of a cooperative application's turns ended in repossession,
+//! how long cores idled, how much of the application's time reached its
+//! threads, and how far stride's threads lagged. The canonical experiments
+//! print these beside their targets; `s14_multicore` asserts the bounds.
+
+use serde_json::Value;
+
+/// Issue 13's targets for a cooperative, CPU-bound application.
+pub mod target {
+    /// Turns ending in repossession, at most.
+    pub const REPOSSESSED: f64 = 0.005;
+    /// Any core's idle time while threads are runnable, at most.
+    pub const IDLE: f64 = 0.01;
+    /// The threads' part of the application's time, at least.
+    pub const THREADS_SHARE: f64 = 0.97;
+    /// Stride's largest lag, in quanta, at most (up to 8 cores).
+    pub const STRIDE_LAG_QUANTA: f64 = 2.0;
+    /// Machine shares within this of the slots' proportion.
+    pub const SLOT_SHARE_ERROR: f64 = 0.01;
+}
+
+/// What one run measured for one application (its environment `env` and
+/// the application of the same name).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Yardstick {
+    pub turns: u64,
+    pub repossessions: u64,
+    /// The idlest core's idle time over the run's duration.
+    pub max_core_idle: f64,
+    /// The threads' CPU time over the environment's.
+    pub threads_share: f64,
+    /// The largest absolute lag any thread reached, in quanta.
+    pub max_lag_quanta: f64,
+}
+
+impl Yardstick {
+    /// The part of the turns that ended in repossession.
+    pub fn repossessed(&self) -> f64 {
+        self.repossessions as f64 / self.turns.max(1) as f64
+    }
+}
+
+/// The environment named `name` in a run's summary.
+pub fn env<'a>(summary: &'a Value, name: &str) -> Result<&'a Value, String> {
+    summary["envs"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["name"] == name))
+        .ok_or_else(|| format!("no environment {name} in the summary"))
+}
+
+/// An environment's CPU time over every core, ns.
+pub fn env_cpu_ns(env: &Value) -> f64 {
+    env["cpu_ns"]
+        .as_array()
+        .map_or(0.0, |c| c.iter().filter_map(Value::as_f64).sum())
+}
+
+/// Measures application `app` in a run's summary (environment and
+/// application share the name in scenario runs).
+pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
+    let e = env(summary, app)?;
+    let field = |v: &Value, k: &str| v[k].as_u64().ok_or_else(|| format!("{app} has no {k}"));
+    let duration = summary["duration_ns"]
+        .as_f64()
+        .filter(|d| *d > 0.0)
+        .ok_or("the summary has no duration")?;
+    let max_core_idle = summary["cores"]
+        .as_array()
+        .ok_or("the summary has no cores")?
+        .iter()
+        .map(|c| c["idle_ns"].as_f64().unwrap_or(0.0) / duration)
+        .fold(0.0, f64::max);
+    let threads = summary["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["threads"].as_array())
+        .ok_or_else(|| format!("no application {app} in the summary"))?;
+    let to_threads: f64 = threads.iter().filter_map(|t| t["cpu_ns"].as_f64()).sum();
+    let max_lag_quanta = threads
+        .iter()
+        .filter_map(|t| t["max_abs_lag_quanta"].as_f64())
+        .fold(0.0, f64::max);
+    Ok(Yardstick {
+        turns: field(e, "turns")?,
+        repossessions: field(e, "repossessions")?,
+        max_core_idle,
+        threads_share: to_threads / env_cpu_ns(e).max(1.0),
+        max_lag_quanta,
+    })
+}
+
+/// Application `a`'s part of the CPU time `a` and `b` received together.
+pub fn machine_share(summary: &Value, a: &str, b: &str) -> Result<f64, String> {
+    let (a, b) = (env_cpu_ns(env(summary, a)?), env_cpu_ns(env(summary, b)?));
+    Ok(a / (a + b).max(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run() -> Value {
+        json!({
+            "duration_ns": 1000,
+            "cores": [{"idle_ns": 0}, {"idle_ns": 30}],
+            "envs": [
+                {"name": "app", "turns": 400, "repossessions": 2, "cpu_ns": [900, 1000]},
+                {"name": "other", "turns": 1, "repossessions": 0, "cpu_ns": [100, 0]}
+            ],
+            "apps": [{"name": "app", "threads": [
+                {"cpu_ns": 1000, "max_abs_lag_quanta": 0.5},
+                {"cpu_ns": 710, "max_abs_lag_quanta": 1.25}
+            ]}]
+        })
+    }
+
+    #[test]
+    fn figures_come_from_the_summary() {
+        let y = measure(&run(), "app").unwrap();
+        assert_eq!((y.turns, y.repossessions), (400, 2));
+        assert!((y.repossessed() - 0.005).abs() < 1e-12);
+        assert!((y.max_core_idle - 0.03).abs() < 1e-12);
+        assert!((y.threads_share - 0.9).abs() < 1e-12);
+        assert_eq!(y.max_lag_quanta, 1.25);
+        let s = machine_share(&run(), "app", "other").unwrap();
+        assert!((s - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_missing_application_is_an_error_not_a_zero() {
+        assert!(measure(&run(), "nobody").is_err());
+        assert!(measure(&json!({}), "app").is_err());
+    }
+}
