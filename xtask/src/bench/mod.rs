@@ -193,6 +193,11 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     let accel_used = accel;
     if accel_used == Accel::Tcg {
         eprintln!("!! bench: the guest runs under TCG: its figures are EMULATION, not hardware !!");
+    } else if kvm != KvmKind::Hardware {
+        eprintln!(
+            "!! bench: accel=kvm: KVM here is {}: every wall-clock figure is its, not hardware's (flagged in every table) !!",
+            kvm.short()
+        );
     }
     let mut guest_runs = vec![prims];
     let mut overheads = Vec::new();
@@ -680,6 +685,15 @@ mod tests {
         );
         assert_eq!(stat(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert!(stat(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn only_a_kvm_that_is_not_hardware_is_flagged() {
+        assert!(not_hardware_flag(Accel::Kvm, KvmKind::Pvm).contains("PVM"));
+        assert!(not_hardware_flag(Accel::Kvm, KvmKind::Unknown).contains("not hardware's"));
+        assert_eq!(not_hardware_flag(Accel::Kvm, KvmKind::Hardware), "");
+        // TCG's tables say EMULATED in the report's first line instead.
+        assert_eq!(not_hardware_flag(Accel::Tcg, KvmKind::Pvm), "");
     }
 
     #[test]
