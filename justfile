@@ -36,11 +36,11 @@ experiments *args:
 sweep *args:
     @cargo xtask sweep "$@"
 
-[doc("Benchmark every primitive and policy beside Linux on this host; writes results/bench/: [accel=auto]")]
+[doc("Benchmark every primitive and policy beside Linux: instructions per operation beside a Linux guest (det TCG), wall clock beside this host; writes results/bench/: [accel=auto]")]
 bench *args:
     @cargo xtask bench "$@"
 
-[doc("The seconds-long benchmark CI runs, figures printed, never asserted: [accel=tcg]")]
+[doc("The seconds-long benchmark CI runs, figures printed, never asserted; no Linux guest, no instruction counts (test-qemu boots Linux once): [accel=tcg]")]
 bench-smoke *args:
     @cargo xtask bench-smoke "$@"
 

@@ -94,8 +94,11 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Benchmark the platform's primitives beside Linux on this host; write
-    /// results/bench/<commit>-<accel>.{json,md}.
+    /// Benchmark the platform's primitives beside Linux: instructions per
+    /// operation beside a Linux guest in the same deterministic emulator,
+    /// wall clock beside this host; write
+    /// results/bench/<commit>-<accel>.{json,md}. `auto` takes KVM only
+    /// when it is hardware-assisted.
     Bench {
         /// A short run (seconds) for CI: figures printed, never asserted.
         #[arg(long)]
@@ -107,7 +110,8 @@ pub enum Cmd {
         dry_run: bool,
     },
     /// The seconds-long benchmark CI runs (`bench --smoke`, TCG by default:
-    /// the same on every machine); figures printed, never asserted.
+    /// the same on every machine); figures printed, never asserted. No
+    /// Linux guest and no instruction counts (the s16 suite boots Linux).
     BenchSmoke {
         #[arg(long, default_value = "tcg")]
         accel: Accel,

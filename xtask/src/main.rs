@@ -317,9 +317,15 @@ fn bench(smoke: bool, accel: Accel, dry_run: bool) -> Result<ExitCode, String> {
     if dry_run {
         return Ok(describe(&format!(
             "would run the {} benchmark: guest programs under {}, their Linux counterparts \
-             on this host, the policies under criterion;\nwrites results/bench/<commit>-<accel>.{{json,md}}",
+             on this host, the policies under criterion{};\nwrites results/bench/<commit>-<accel>.{{json,md}}",
             if smoke { "smoke (seconds-long)" } else { "full" },
-            plan::accel_line(accel, false)
+            plan::accel_line(accel, false),
+            if smoke {
+                ""
+            } else {
+                "; instructions per operation under deterministic TCG, the platform's \
+                 and a Linux guest's (Debian's linux-image-cloud-amd64, fetched once)"
+            }
         )));
     }
     println!("{}", xtask::bench::run(smoke, accel)?);

@@ -28,7 +28,8 @@ pub fn shell_quote(word: &str) -> String {
 }
 
 /// What accelerator `accel` is on this host for the benchmark, in words
-/// (it takes `/dev/kvm` whatever KVM is: [`crate::Accel::resolve`]).
+/// ([`crate::Accel::resolve`]: `auto` takes `/dev/kvm` only when it is
+/// hardware-assisted).
 pub fn accel_line(accel: Accel, det: bool) -> String {
     if det {
         return "tcg, deterministic (one thread, -icount): same scenario, same measurements".into();
@@ -40,7 +41,15 @@ pub fn accel_line(accel: Accel, det: bool) -> String {
         format!("KVM {}", kvm_kind())
     };
     if accel == Accel::Auto {
-        format!("auto -> {} ({what})", resolved.name())
+        let why = if resolved == Accel::Tcg && kvm_usable() {
+            format!(
+                "; KVM here is {}, whose times are not hardware's",
+                KvmKind::of_host().short()
+            )
+        } else {
+            String::new()
+        };
+        format!("auto -> {} ({what}{why})", resolved.name())
     } else {
         format!("{} ({what})", resolved.name())
     }

@@ -1,10 +1,15 @@
 //! `just bench`: the platform's primitives measured in the guest (KVM when
-//! usable, TCG otherwise — and then said loudly: emulated figures), their
-//! Linux counterparts on this host in the same run, the policies on both,
-//! and the goals of the performance issue shown met or not (never
-//! asserted). Writes `results/bench/<commit>-<accel>.{json,md}`.
+//! it is hardware-assisted, TCG otherwise — and then said loudly: emulated
+//! figures), their Linux counterparts on this host in the same run, the
+//! policies on both, and the goals of the performance issue shown met or
+//! not (never asserted). A full run also counts instructions per
+//! operation, the platform's and a Linux guest's ([`linux`]), both in the
+//! same deterministic emulator. Writes
+//! `results/bench/<commit>-<accel>.{json,md}`.
 
 pub mod host;
+pub mod instructions;
+pub mod linux;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use abi::record::RecordKind;
 use sched_api::PolicyKind;
 use serde_json::{json, Value};
 
+use crate::qemu::KvmKind;
 use crate::{build, Accel, RunOptions, RunOutcome};
 
 /// Median, min and max of a figure's repetitions.
@@ -139,9 +145,42 @@ struct Row {
     goal: Option<(String, bool)>,
 }
 
+/// What the report's wall-clock tables carry in their headings when the
+/// guest ran under a KVM that is not hardware-assisted (asked for with
+/// `accel=kvm`; `auto` never picks it).
+fn not_hardware_flag(accel: Accel, kvm: KvmKind) -> String {
+    if accel == Accel::Kvm && kvm != KvmKind::Hardware {
+        format!(
+            " — !! KVM here is {}: these times are not hardware's",
+            kvm.short()
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Runs everything; returns the markdown report (also written to disk).
-pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
-    let mut accel = accel.resolve();
+pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
+    let kvm = KvmKind::of_host();
+    let mut accel = asked.resolve();
+    if asked == Accel::Auto && accel == Accel::Tcg && crate::qemu::kvm_usable() {
+        eprintln!(
+            "!! bench: accel=auto: KVM here is {}, whose times are not hardware's: wall-clock \
+             figures under plain TCG, instruction counts under deterministic TCG (accel=kvm \
+             measures under it anyway, flagged) !!",
+            kvm.short()
+        );
+    }
+    // The Linux yardstick first: a missing package or compiler fails the
+    // run before the long part, not after it.
+    let linux = if smoke {
+        eprintln!("== bench: the smoke skips the Linux guest (`just bench` boots it; the s16 test checks it)");
+        None
+    } else {
+        Some(linux::measure(
+            &build::workspace_root().join("target/linux-bench"),
+        )?)
+    };
     let prims_ms = if smoke { 6000 } else { 8000 };
     let mut prims = guest("bench-primitives", "bench", 1, prims_ms, &[], accel)?;
     if accel == Accel::Kvm && records(&prims, "bench").is_empty() {
@@ -154,6 +193,11 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
     let accel_used = accel;
     if accel_used == Accel::Tcg {
         eprintln!("!! bench: the guest runs under TCG: its figures are EMULATION, not hardware !!");
+    } else if kvm != KvmKind::Hardware {
+        eprintln!(
+            "!! bench: accel=kvm: KVM here is {}: every wall-clock figure is its, not hardware's (flagged in every table) !!",
+            kvm.short()
+        );
     }
     let mut guest_runs = vec![prims];
     let mut overheads = Vec::new();
@@ -198,7 +242,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
         accel,
     )?);
     // Instruction counts, from deterministic runs (full runs only).
-    let mut instructions: Vec<(&str, f64)> = Vec::new();
+    let mut instructions: Vec<(String, f64)> = Vec::new();
     if !smoke {
         let det = [
             guest_det("bench-primitives-det", "bench", prims_ms)?,
@@ -213,7 +257,10 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             "thread_switch",
         ] {
             if let Some(r) = find(&recs, name) {
-                instructions.push((name, stat(&series(r, "ns")).median / DET_NS_PER_INSN));
+                instructions.push((
+                    name.to_string(),
+                    stat(&series(r, "ns")).median / DET_NS_PER_INSN,
+                ));
             }
         }
     }
@@ -407,25 +454,63 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
     }
     let first = &guest_runs[0];
     let commit = build::commit();
+    let flag = not_hardware_flag(accel_used, kvm);
+    let accel_why = if asked == Accel::Auto && accel_used == Accel::Tcg && crate::qemu::kvm_usable()
+    {
+        format!(
+            " (accel=auto: KVM here is {}, not benchmarked on as if it were hardware)",
+            kvm.short()
+        )
+    } else {
+        String::new()
+    };
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# Benchmarks{}\n\ncommit `{commit}`, accel **{}**{}, CPU model `{}`, guest CPU `{}`, host cores {}, {}\n",
+        "# Benchmarks{}\n\ncommit `{commit}`, accel **{}**{}{accel_why}, CPU model `{}`, guest CPU `{}`, host cores {}, {}\n",
         if smoke { " (smoke)" } else { "" },
         first.summary["accel"].as_str().unwrap_or("?"),
         if accel_used == Accel::Tcg {
             " — EMULATED: guest figures are TCG's, not hardware's".to_string()
         } else {
-            format!(" — KVM here is {}", crate::qemu::kvm_kind())
+            format!(" — KVM here is {}", kvm.describe())
         },
         first.summary["cpu_model"].as_str().unwrap_or("?"),
         first.summary["hypervisor"].as_str().unwrap_or("?"),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         first.summary["started_utc"].as_str().unwrap_or(""),
     );
+    let linux_insns = linux
+        .as_ref()
+        .map(instructions::linux_medians)
+        .unwrap_or_default();
+    match &linux {
+        Some(l) => {
+            let _ = writeln!(
+                md,
+                "## Instructions per operation, the platform beside Linux (deterministic TCG, whatever the accel above)\n\n\
+                 Both measured in this run in the same emulator mode (`-accel tcg,thread=single -icount shift={}`, one core, \
+                 {} virtual ns per instruction): the platform's benchmark programs, and Debian's `{}` ({}) booting a static C \
+                 benchmark (`xtask/linux-bench/bench.c`) as `/init`, each Linux figure the median of its repetitions from \
+                 two loop lengths differenced and an empty loop subtracted. The same on every run and host; the costs of \
+                 `syscall`, exceptions, CR3 writes and `fxsave` on hardware are not in it (each counts as one instruction).\n\n{}",
+                crate::qemu::ICOUNT_SHIFT,
+                l.ns_per_insn,
+                l.kernel.package,
+                l.kernel.version,
+                instructions::table(&instructions, &linux_insns)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "## Instructions per operation\n\nNot in the smoke: `just bench` counts them (the platform and a Linux guest, deterministic TCG).\n"
+            );
+        }
+    }
     let _ = writeln!(
         md,
-        "Medians of {} repetitions (min–max), each timed over many iterations.\n",
+        "## Primitives, wall clock{flag}\n\nMedians of {} repetitions (min–max), each timed over many iterations.\n",
         host::REPS
     );
     let _ = writeln!(md, "| primitive | platform | platform cycles | Linux (this host) | Linux / platform | goal |\n|---|---|---|---|---|---|");
@@ -452,7 +537,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             ))
         );
     }
-    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Guest: the same loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | guest |\n|---|---|---|---|");
+    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns{flag}\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Guest: the same loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | guest |\n|---|---|---|---|");
     for (kind, n, h, g) in &policy_rows {
         let _ = writeln!(
             md,
@@ -462,7 +547,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             cell(*g, "ns")
         );
     }
-    let _ = writeln!(md, "\n## Wakeup predicates (a deadline and N watched words, all false: the whole program runs)\n\n| watched words | instructions | install from ring 3, verification included (guest) | evaluation in the kernel, mean (evaluations) | verify (host) | evaluate (host) |\n|---|---|---|---|---|---|");
+    let _ = writeln!(md, "\n## Wakeup predicates (a deadline and N watched words, all false: the whole program runs){flag}\n\n| watched words | instructions | install from ring 3, verification included (guest) | evaluation in the kernel, mean (evaluations) | verify (host) | evaluate (host) |\n|---|---|---|---|---|---|");
     for p in &predicate_rows {
         let st = |v: &Value| {
             v.get("median").and_then(Value::as_f64).map(|m| Stat {
@@ -487,7 +572,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             cell(st(&p["eval_host_ns"]), "ns"),
         );
     }
-    let _ = writeln!(md, "\n## Runtime swap (time `swap_policy` holds the application's threads off the cores)\n\n| cores | median | min–max |\n|---|---|---|");
+    let _ = writeln!(md, "\n## Runtime swap (time `swap_policy` holds the application's threads off the cores){flag}\n\n| cores | median | min–max |\n|---|---|---|");
     for s in &swaps {
         let st = stat(&series(s, "ns"));
         let _ = writeln!(
@@ -499,13 +584,7 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
             st.max / 1e6
         );
     }
-    if !instructions.is_empty() {
-        let _ = writeln!(md, "\n## Guest instructions per operation (deterministic TCG run: `-icount`, 8 virtual ns per instruction)\n\nThe same on every run and host: what a change to a hot path does, free of this machine's noise (the costs of `syscall`, exceptions, CR3 writes, `fxsave` are not in it: each counts as one instruction).\n\n| operation | instructions |\n|---|---|");
-        for (name, n) in &instructions {
-            let _ = writeln!(md, "| {name} | {n:.0} |");
-        }
-    }
-    let _ = writeln!(md, "\n## Overhead on a CPU-bound loop\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
+    let _ = writeln!(md, "\n## Overhead on a CPU-bound loop{flag}\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
     for o in &overheads {
         let _ = writeln!(
             md,
@@ -541,6 +620,9 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
         "smoke": smoke,
         "accel": first.summary["accel"],
         "emulated": accel_used == Accel::Tcg,
+        "accel_asked": asked.name(),
+        "kvm_kind": kvm.short(),
+        "not_hardware": accel_used == Accel::Tcg || kvm != KvmKind::Hardware,
         "cpu_model": first.summary["cpu_model"],
         "host_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "rows": rows.iter().map(|r| json!({
@@ -556,7 +638,18 @@ pub fn run(smoke: bool, accel: Accel) -> Result<String, String> {
         "swap": swaps,
         "predicates": predicate_rows,
         "overhead": overheads,
-        "instructions": instructions.iter().map(|(k, v)| json!({"op": k, "instructions": v})).collect::<Vec<_>>(),
+        // Instructions per operation (deterministic TCG), the platform's
+        // and Linux's by name; how Linux's were taken, beside them.
+        "instructions": instructions::json(&instructions, &linux_insns),
+        "linux_guest": linux.as_ref().map(|l| json!({
+            "package": l.kernel.package,
+            "version": l.kernel.version,
+            "cmdline": linux::CMDLINE,
+            "qemu_args": l.qemu_args,
+            "ns_per_instruction": l.ns_per_insn,
+            "instructions": l.ops.iter().map(|(op, s)| (op.clone(), stat_json(*s))).collect::<serde_json::Map<_, _>>(),
+            "wall_s": l.wall.as_secs_f64(),
+        })),
         "guest_records": bench,
     });
     let dir = build::workspace_root().join("results/bench");
@@ -592,6 +685,15 @@ mod tests {
         );
         assert_eq!(stat(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert!(stat(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn only_a_kvm_that_is_not_hardware_is_flagged() {
+        assert!(not_hardware_flag(Accel::Kvm, KvmKind::Pvm).contains("PVM"));
+        assert!(not_hardware_flag(Accel::Kvm, KvmKind::Unknown).contains("not hardware's"));
+        assert_eq!(not_hardware_flag(Accel::Kvm, KvmKind::Hardware), "");
+        // TCG's tables say EMULATED in the report's first line instead.
+        assert_eq!(not_hardware_flag(Accel::Tcg, KvmKind::Pvm), "");
     }
 
     #[test]
