@@ -12,5 +12,6 @@ pub mod exit;
 pub mod record;
 pub mod shared;
 pub mod syscall;
+pub mod waits;
 
 pub use exit::ExitCode;
