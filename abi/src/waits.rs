@@ -62,7 +62,9 @@ pub fn percentile<C: Copy + Into<u64>>(counts: &[C], q: f64, max_ns: u64) -> Opt
         return None;
     }
     // ceil(q n), at least 1: the rank of the wanted value, 1-based.
-    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total);
+    let x = q.clamp(0.0, 1.0) * total as f64;
+    let floor = x as u64;
+    let rank = if (floor as f64) < x { floor + 1 } else { floor }.clamp(1, total);
     let mut seen = 0u64;
     for (i, &c) in counts.iter().enumerate() {
         seen += c.into();
@@ -148,7 +150,12 @@ mod tests {
         let mut next = 0u64;
         for i in 0..BUCKETS {
             let (lo, hi) = bucket_range(i);
-            assert_eq!(lo, next, "bucket {i} starts where {} ended", i.wrapping_sub(1));
+            assert_eq!(
+                lo,
+                next,
+                "bucket {i} starts where {} ended",
+                i.wrapping_sub(1)
+            );
             assert!(hi >= lo);
             assert_eq!(bucket_of(lo), i);
             assert_eq!(bucket_of(hi), i);
@@ -159,7 +166,10 @@ mod tests {
         }
         assert_eq!(next, 0, "the last bucket reaches u64::MAX");
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
-        assert_eq!(bucket_range(BUCKETS - 1).0, (1u64 << TOP_BIT) - (1 << (TOP_BIT - 4)));
+        assert_eq!(
+            bucket_range(BUCKETS - 1).0,
+            (1u64 << TOP_BIT) - (1 << (TOP_BIT - 4))
+        );
     }
 
     #[test]

@@ -300,6 +300,20 @@ pub fn audit() -> Audit {
     with_rt(|rt| rt.audit())
 }
 
+/// Thread `tid`'s waits for a core so far, copied into `out`, with the
+/// longest since the last call (which starts a new interval); `None` if
+/// it is not live. For the sampler: the copy is taken under the lock.
+pub fn waits(tid: usize, out: &mut abi::waits::WaitHistogram) -> Option<u64> {
+    with_rt(|rt| {
+        let t = rt.threads.get_mut(tid)?;
+        (t.life == table::Life::Live).then(|| {
+            let interval_max = t.waits.take_interval_max();
+            out.clone_from(&t.waits);
+            interval_max
+        })
+    })
+}
+
 /// Per-thread figures for reports: (id, weight, service_ns, state) of the
 /// live threads; the policy; how many swaps so far.
 pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
@@ -344,11 +358,18 @@ unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
     unsafe { &raw mut (*threads.add(tid)).ctx }
 }
 
-/// Takes `tid` off `core`, to be charged `ran_ns` with `end` by the next
-/// dispatch. Its context must already be in its slot.
-fn publish_stop(core: usize, tid: usize, end: RunEnd, ran_ns: u64) {
+/// Takes `tid` off `core` (it left at `at_ns`, global clock), to be
+/// charged `ran_ns` with `end` by the next dispatch. Its context must
+/// already be in its slot.
+fn publish_stop(core: usize, tid: usize, end: RunEnd, ran_ns: u64, at_ns: u64) {
     ON_CORE[core].store(NONE, Ordering::Relaxed);
-    if !STOPS.publish(core, handoff::Stop { tid, end, ran_ns }) {
+    let stop = handoff::Stop {
+        tid,
+        end,
+        ran_ns,
+        at_ns,
+    };
+    if !STOPS.publish(core, stop) {
         crate::log!("core {core}: thread {tid} stopped over an undrained stop");
         sys::exit(13);
     }
@@ -388,26 +409,35 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
         2 => RunEnd::Blocked,
         _ => RunEnd::Exited,
     };
-    stop_here(core, packed >> 2, end, sys::cpu_clock(core));
+    let at = sys::now_ns();
+    stop_here(core, packed >> 2, end, sys::cpu_clock(core), at);
     dispatch(core)
 }
 
-/// Takes `tid` off `core` with its charge ending at CPU clock `clock`,
-/// after checking its stack's canary.
-fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64) {
+/// Takes `tid` off `core` with its charge ending at CPU clock `clock`
+/// (global clock `at`), after checking its stack's canary.
+fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
     // SAFETY: the lowest word of that thread's stack.
     if unsafe { canary(tid).read_volatile() } != CANARY {
         crate::log!("thread {tid} overflowed its {STACK}-byte stack");
         sys::exit(12);
     }
     let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
-    publish_stop(core, tid, end, ran);
+    publish_stop(core, tid, end, ran, at);
 }
 
 /// Charges every published stop to the policy (under the lock).
 fn charge_stops(rt: &mut Table, now: u64) {
     STOPS.drain(|core, stop| {
-        rt.stop_ran(core, stop.tid, stop.ran_ns, now, stop.end, &read_word);
+        rt.stop_ran_at(
+            core,
+            stop.tid,
+            stop.ran_ns,
+            stop.at_ns,
+            now,
+            stop.end,
+            &read_word,
+        );
     });
 }
 
@@ -544,7 +574,8 @@ extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let core = d.core as usize;
     let tid = ON_CORE[core].load(Ordering::Relaxed);
     if tid != NONE {
-        stop_here(core, tid, RunEnd::Preempted, sys::cpu_clock(core));
+        let at = sys::now_ns();
+        stop_here(core, tid, RunEnd::Preempted, sys::cpu_clock(core), at);
     }
     dispatch(core)
 }
@@ -555,6 +586,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         Some(UpcallReason::Start) if crate::rt::first_start() => {
             {
                 let mut rt = RT.lock();
+                rt.set_clock(sys::now_ns);
                 THREADS.store(rt.threads.as_mut_ptr(), Ordering::Release);
                 let policy = new_policy(requested_policy(), crate::slices::capacity());
                 if rt.set_policy(policy).is_err() || spawn_control_locked(&mut rt, main).is_none() {
@@ -582,9 +614,11 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                 unsafe { ctx_slot(tid).write(d.enabled) };
                 d.enabled.valid = 0;
                 // Its charge stops at the revocation instant, however late
-                // this runs (the kernel's figure: no clock read).
+                // this runs (the kernel's figure: no clock read), and it
+                // waits for a core from then: the turn's end.
                 let clock = d.deadline_clock_ns.load(Ordering::Relaxed);
-                stop_here(core, tid, RunEnd::Preempted, clock);
+                let at = d.slice_end_ns.load(Ordering::Relaxed);
+                stop_here(core, tid, RunEnd::Preempted, clock, at);
             }
             if d.events
                 .fetch_and(!events::RESUMED_DISABLED, Ordering::AcqRel)
@@ -623,7 +657,12 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                 // Charged up to its deadline: the overrun was the kernel's
                 // to charge (it was, to the environment), not the thread's.
                 let clock = d.deadline_clock_ns.load(Ordering::Relaxed);
-                stop_here(core, tid, RunEnd::Preempted, clock);
+                // It waits from the end of the turn it overran.
+                let at = d
+                    .last_repossession_ns
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(d.last_overrun_ns.load(Ordering::Relaxed));
+                stop_here(core, tid, RunEnd::Preempted, clock, at);
             }
             dispatch(core)
         }

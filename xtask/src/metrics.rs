@@ -2,6 +2,7 @@
 //! functions here, their accumulation over a run in [`fairness`].
 
 pub mod fairness;
+pub mod waits;
 
 /// Splits `total` CPU time among threads with weights `w` where thread `i`
 /// can use at most `cap[i]` (one core for the time it was present and

@@ -34,6 +34,10 @@ pub struct RunData {
     /// When threads slept, as reported with each sample.
     #[serde(default)]
     pub sleeps: Vec<SleepSpan>,
+    /// Threads' waits for a core, per sampling interval (none in runs made
+    /// before applications reported them).
+    #[serde(default)]
+    pub waits: Vec<WaitInterval>,
     /// Swaps, ticket changes, repossessions, console commands, … in time order.
     pub events: Vec<Event>,
     /// Who ran where, when (for the slice map and the Perfetto trace).
@@ -109,6 +113,25 @@ pub struct SleepSpan {
     pub thread: u32,
     pub start_ns: u64,
     pub end_ns: u64,
+}
+
+/// One thread's waits for a core (docs/metrics.md, "Wait time") inside
+/// the sampling interval that ends at `t_ns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitInterval {
+    /// The sample it was reported with.
+    pub t_ns: u64,
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    /// [`Thread::id`].
+    pub thread: u32,
+    /// `(bucket, waits)`: how many waits fell in each bucket of
+    /// `abi::waits` in the interval (buckets with none left out).
+    pub buckets: Vec<(u32, u64)>,
+    /// The longest wait in the interval.
+    pub max_ns: u64,
+    /// Waits the thread had so far, as the application counted them.
+    pub total: u64,
 }
 
 /// Something that happened during a run.

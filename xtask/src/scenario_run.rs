@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::metrics;
 use crate::metrics::fairness::{add_sleeps, rows, Row, Sleeps};
 pub use crate::metrics::fairness::{Fairness, ThreadFairness};
+use crate::metrics::waits::{self, WaitDist};
 use crate::records::Records;
 use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
 use crate::scenario::{expand_threads, Scenario};
@@ -27,6 +28,8 @@ pub struct Tracker {
     pending: BTreeMap<String, Pending>,
     pub apps: BTreeMap<String, Fairness>,
     pub policy: BTreeMap<String, String>,
+    /// Per application and thread id: its waits for a core so far.
+    pub waits: BTreeMap<String, BTreeMap<u32, WaitDist>>,
 }
 
 /// One sample of one application, gathered from its records (its rows and
@@ -62,6 +65,13 @@ impl Tracker {
             Some("sleeps") => self.gather(app, t, |p| {
                 add_sleeps(v, &mut p.sleeps);
             }),
+            Some("waits") => {
+                if let Some((id, buckets, max_ns, _)) = waits::parse_record(v) {
+                    let dist = self.waits.entry(app.to_string()).or_default();
+                    dist.entry(id).or_default().add(&buckets, max_ns);
+                }
+                false
+            }
             _ => false,
         }
     }
@@ -135,10 +145,12 @@ impl Tracker {
 
     /// The table the console shows: per application and thread, tickets,
     /// measured and ideal share so far (percent of the application's CPU
-    /// time) and their difference (percentage points).
+    /// time), their difference (percentage points) and the 99th
+    /// percentile of its waits for a core so far (ms).
     pub fn table(&self, names: &BTreeMap<(String, u32), String>) -> String {
-        let mut out =
-            String::from("app            thread        tickets  share(%)  ideal(%)  error(pp)\n");
+        let mut out = String::from(
+            "app            thread        tickets  share(%)  ideal(%)  error(pp)  wait p99(ms)\n",
+        );
         for (app, f) in &self.apps {
             for (id, (share, ideal)) in f.shares() {
                 let name = names
@@ -146,14 +158,21 @@ impl Tracker {
                     .cloned()
                     .unwrap_or_else(|| format!("t{id}"));
                 let tickets = f.threads[&id].tickets;
+                let p99 = self
+                    .waits
+                    .get(app)
+                    .and_then(|w| w.get(&id))
+                    .and_then(|d| d.percentile(0.99))
+                    .map_or("-".to_string(), |ns| format!("{:.3}", ns as f64 / 1e6));
                 out.push_str(&format!(
-                    "{:<14} {:<12} {:>8} {:>9.1} {:>9.1} {:>+10.1}\n",
+                    "{:<14} {:<12} {:>8} {:>9.1} {:>9.1} {:>+10.1} {:>13}\n",
                     format!("{app}({})", self.policy.get(app).map_or("", String::as_str)),
                     name,
                     tickets,
                     share * 100.0,
                     ideal * 100.0,
-                    metrics::share_error_pp(share, ideal)
+                    metrics::share_error_pp(share, ideal),
+                    p99
                 ));
             }
         }
@@ -280,6 +299,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     };
     let mut samples = Vec::new();
     let mut sleeps = Vec::new();
+    let mut wait_intervals = Vec::new();
     let mut events = Vec::new();
     for v in &users {
         let Some(app) = v["env"].as_u64().and_then(env_index) else {
@@ -311,6 +331,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                     }));
                 }
             }
+            Some("waits") => waits::add_record(&mut wait_intervals, app, t_ns, v),
             // Console replies complete the kernel's `console` events below.
             Some("app_event") if v["what"] == "console" => {}
             Some("app_event") => events.push(Event {
@@ -373,6 +394,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         apps,
         samples,
         sleeps,
+        waits: wait_intervals,
         events,
         runs,
     }
@@ -548,12 +570,14 @@ pub fn perfetto_trace(data: &RunData) -> Value {
 /// difference in percentage points, maximum absolute lag in quanta.
 pub fn fairness_summary(data: &RunData) -> Value {
     let replayed = replay(data);
+    let waits = waits::per_thread(&data.waits);
     let quantum = data.slice_ns.max(1) as f64;
     let apps: Vec<Value> = data
         .apps
         .iter()
         .zip(replayed)
-        .map(|(app, (f, _))| {
+        .enumerate()
+        .map(|(index, (app, (f, _)))| {
             let shares = f.shares();
             let threads: Vec<Value> = app
                 .threads
@@ -570,6 +594,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                         "ideal_share": ideal, "measured_share": share,
                         "share_error_pp": metrics::share_error_pp(share, ideal),
                         "max_abs_lag_quanta": tf.max_abs_lag_ns / quantum,
+                        "wait": waits.get(&(index as u32, t.id)).cloned().unwrap_or_default().summary(),
                     })
                 })
                 .collect();
@@ -607,14 +632,26 @@ pub fn write_results(
             })
         })
         .collect();
-    let mut csv =
-        String::from("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns\n");
+    let interval_waits: BTreeMap<(u32, u64, u32), WaitDist> = data
+        .waits
+        .iter()
+        .map(|w| ((w.app, w.t_ns, w.thread), WaitDist::of(w)))
+        .collect();
+    let mut csv = String::from(
+        "t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns,wait_count,wait_p50_ns,wait_p99_ns,wait_max_ns\n",
+    );
     for x in &data.samples {
         let app = &data.apps[x.app as usize].name;
         let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
         let ideal = ideal.get(&(x.app, x.t_ns, x.thread)).copied();
+        let w = interval_waits.get(&(x.app, x.t_ns, x.thread));
+        let count = w.map_or(0, WaitDist::count);
+        let (p50, p99, max) = match w.filter(|_| count > 0) {
+            Some(w) => (w.percentile(0.5), w.percentile(0.99), Some(w.max_ns)),
+            None => (None, None, None),
+        };
         csv.push_str(&format!(
-            "{},{},{app},{},{},{},{},{},{}\n",
+            "{},{},{app},{},{},{},{},{},{},{count},{},{},{}\n",
             x.t_ns,
             x.core,
             x.thread,
@@ -622,7 +659,10 @@ pub fn write_results(
             x.iterations,
             x.sleep_ns,
             opt(x.alive_ns),
-            opt(ideal.map(|v| v.round() as u64))
+            opt(ideal.map(|v| v.round() as u64)),
+            opt(p50),
+            opt(p99),
+            opt(max)
         ));
     }
     write("samples.csv", csv)?;

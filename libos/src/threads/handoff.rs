@@ -28,13 +28,17 @@ const RAN_MAX: u64 = (1 << RAN_BITS) - 1;
 /// Most thread ids a stop word can name.
 pub const MAX_TID: usize = (1 << TID_BITS) - 2;
 
-/// One thread's stop, to be charged: who, how it ended, how long it ran.
+/// One thread's stop, to be charged: who, how it ended, how long it ran,
+/// and when it left the core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stop {
     pub tid: usize,
     pub end: RunEnd,
     /// CPU time to charge (ns), capped at 2^44 - 1.
     pub ran_ns: u64,
+    /// When it left the core (global clock, ns): a thread still runnable
+    /// waits for a core from then on. Kept beside the word, not in it.
+    pub at_ns: u64,
 }
 
 impl Stop {
@@ -49,7 +53,7 @@ impl Stop {
         end << (RAN_BITS + TID_BITS) | (self.tid as u64 + 1) << RAN_BITS | self.ran_ns.min(RAN_MAX)
     }
 
-    fn unpack(word: u64) -> Option<Stop> {
+    fn unpack(word: u64, at_ns: u64) -> Option<Stop> {
         let tid = (word >> RAN_BITS) & ((1 << TID_BITS) - 1);
         if tid == 0 {
             return None;
@@ -64,12 +68,14 @@ impl Stop {
             tid: tid as usize - 1,
             end,
             ran_ns: word & RAN_MAX,
+            at_ns,
         })
     }
 }
 
-/// Every core's pending stop.
-pub struct Stops([AtomicU64; MAX_WORKERS]);
+/// Every core's pending stop: its word, and beside it the instant it was
+/// made (written before the word, read after it).
+pub struct Stops([AtomicU64; MAX_WORKERS], [AtomicU64; MAX_WORKERS]);
 
 impl Default for Stops {
     fn default() -> Self {
@@ -79,7 +85,10 @@ impl Default for Stops {
 
 impl Stops {
     pub const fn new() -> Stops {
-        Stops([const { AtomicU64::new(0) }; MAX_WORKERS])
+        Stops(
+            [const { AtomicU64::new(0) }; MAX_WORKERS],
+            [const { AtomicU64::new(0) }; MAX_WORKERS],
+        )
     }
 
     /// Publishes `stop` for `core` (after the thread's context is saved:
@@ -87,6 +96,13 @@ impl Stops {
     /// was not empty, which the invariant above rules out; the caller
     /// treats it as the bug it is.
     pub fn publish(&self, core: usize, stop: Stop) -> bool {
+        if self.0[core].load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        // Only this core publishes in its slot, so the instant is not
+        // overwritten under a pending word (checked just above); the
+        // release below orders it before the word.
+        self.1[core].store(stop.at_ns, Ordering::Relaxed);
         self.0[core]
             .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
             .is_ok()
@@ -95,7 +111,8 @@ impl Stops {
     /// Takes `core`'s pending stop, if any (its context write happens
     /// before this returns it).
     pub fn take(&self, core: usize) -> Option<Stop> {
-        Stop::unpack(self.0[core].swap(0, Ordering::Acquire))
+        let word = self.0[core].swap(0, Ordering::Acquire);
+        Stop::unpack(word, self.1[core].load(Ordering::Relaxed))
     }
 
     /// Takes every core's pending stop, in core order, for `f`.
@@ -125,11 +142,17 @@ mod tests {
             RunEnd::Exited,
         ] {
             for (tid, ran_ns) in [(0, 0), (1, 2_000_000), (MAX_TID, RAN_MAX), (127, 1)] {
-                let s = Stop { tid, end, ran_ns };
-                assert_eq!(Stop::unpack(s.pack()), Some(s));
+                let s = Stop {
+                    tid,
+                    end,
+                    ran_ns,
+                    at_ns: 0,
+                };
+                let s = Stop { at_ns: 77, ..s };
+                assert_eq!(Stop::unpack(s.pack(), 77), Some(s));
             }
         }
-        assert_eq!(Stop::unpack(0), None);
+        assert_eq!(Stop::unpack(0, 0), None);
     }
 
     #[test]
@@ -138,8 +161,9 @@ mod tests {
             tid: 5,
             end: RunEnd::Blocked,
             ran_ns: u64::MAX,
+            at_ns: 0,
         };
-        let back = Stop::unpack(s.pack()).unwrap();
+        let back = Stop::unpack(s.pack(), 0).unwrap();
         assert_eq!(
             (back.tid, back.end, back.ran_ns),
             (5, RunEnd::Blocked, RAN_MAX)
@@ -153,10 +177,18 @@ mod tests {
             tid: 3,
             end: RunEnd::Preempted,
             ran_ns: 10,
+            at_ns: 1234,
         };
         assert!(stops.publish(1, a));
         assert!(!stops.publish(1, a), "a second stop on one core is refused");
-        assert!(stops.publish(MAX_WORKERS - 1, Stop { tid: 4, ..a }));
+        assert!(stops.publish(
+            MAX_WORKERS - 1,
+            Stop {
+                tid: 4,
+                at_ns: 9,
+                ..a
+            }
+        ));
         let mut seen = std::vec::Vec::new();
         stops.drain(|core, s| seen.push((core, s.tid)));
         assert_eq!(seen, [(1, 3), (MAX_WORKERS - 1, 4)]);

@@ -12,6 +12,7 @@
 use alloc::boxed::Box;
 
 use abi::shared::UserContext;
+use abi::waits::WaitHistogram;
 use sched_api::{Policy, PolicyKind, RunEnd, SchedError, ThreadState};
 
 use crate::rt::MAX_WORKERS;
@@ -23,6 +24,13 @@ pub const MAX_THREADS: usize = 128;
 const _: () = assert!(MAX_THREADS <= u128::BITS as usize);
 /// No thread.
 pub const NONE: usize = usize::MAX;
+/// `Thread::runnable_since` of a thread that is not waiting for a core.
+const NOT_WAITING: u64 = u64::MAX;
+
+/// A clock for tables not given one (host tests of other things).
+fn no_clock() -> u64 {
+    0
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Life {
@@ -50,6 +58,11 @@ pub struct Thread {
     /// While blocked, lends its tickets to this thread (a lock's holder),
     /// or [`NONE`].
     pub lend_to: usize,
+    /// Since when (global clock, ns) it has been runnable without running,
+    /// or [`NOT_WAITING`].
+    runnable_since: u64,
+    /// Every wait it has had for a core (docs/metrics.md, "Wait time").
+    pub waits: WaitHistogram,
 }
 
 impl Thread {
@@ -64,7 +77,24 @@ impl Thread {
         wake_pending: false,
         joiner: NONE,
         lend_to: NONE,
+        runnable_since: NOT_WAITING,
+        waits: WaitHistogram::EMPTY,
     };
+
+    /// Runnable from `at` on (the earliest such instant, if already so).
+    fn runnable_from(&mut self, at: u64) {
+        if self.runnable_since == NOT_WAITING {
+            self.runnable_since = at;
+        }
+    }
+
+    /// Runs from `now` on: ends its wait, if it was waiting.
+    fn runs_from(&mut self, now: u64) {
+        let since = core::mem::replace(&mut self.runnable_since, NOT_WAITING);
+        if since != NOT_WAITING {
+            self.waits.record(now.saturating_sub(since));
+        }
+    }
 
     fn due(&self, now: u64, read: &dyn Fn(u64) -> u64) -> bool {
         self.wake_pending
@@ -83,12 +113,15 @@ impl Thread {
     }
 }
 
-/// Wakes sleeping `tid` in the policy, ending a ticket loan first.
-fn wake(p: &mut dyn Policy, t: &mut Thread, tid: usize) {
+/// Wakes sleeping `tid` in the policy, ending a ticket loan first; it
+/// waits for a core from `at` on.
+fn wake(p: &mut dyn Policy, t: &mut Thread, tid: usize, at: u64) {
     if core::mem::replace(&mut t.lend_to, NONE) != NONE {
         let _ = p.take_back(tid as u32);
     }
-    let _ = p.wake(tid as u32);
+    if p.wake(tid as u32).is_ok() {
+        t.runnable_from(at);
+    }
 }
 
 /// What the table checks of itself (the soak reads these): a thread
@@ -134,6 +167,9 @@ pub struct Table {
     control: usize,
     control_state: ThreadState,
     control_service_ns: u64,
+    /// The global clock (ns), for the instants threads start and stop
+    /// waiting (`sys::now_ns` in the libOS).
+    clock: fn() -> u64,
 }
 
 impl Default for Table {
@@ -162,7 +198,13 @@ impl Table {
             control: NONE,
             control_state: ThreadState::Sleeping,
             control_service_ns: 0,
+            clock: no_clock,
         }
+    }
+
+    /// The clock wait times are measured on.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = clock;
     }
 
     /// Installs the first policy, or swaps to `policy` carrying every
@@ -216,13 +258,13 @@ impl Table {
         self.control_service_ns
     }
 
-    /// Wakes sleeping `tid`: the policy's thread (ending a ticket loan
-    /// first), or the control thread.
-    fn wake_thread(&mut self, tid: usize) {
+    /// Wakes sleeping `tid`, runnable from `at`: the policy's thread
+    /// (ending a ticket loan first), or the control thread.
+    fn wake_thread(&mut self, tid: usize, at: u64) {
         if tid == self.control {
             self.control_state = ThreadState::Runnable;
         } else if let Some(p) = self.policy.as_mut() {
-            wake(p.as_mut(), &mut self.threads[tid], tid);
+            wake(p.as_mut(), &mut self.threads[tid], tid, at);
         }
     }
 
@@ -244,6 +286,7 @@ impl Table {
             entry: Some(entry),
             arg,
             sse,
+            runnable_since: (self.clock)(),
             ..Thread::FREE
         };
         Some(tid)
@@ -298,9 +341,15 @@ impl Table {
                 continue;
             }
             if t.due(now, read) && self.state(tid) == Some(ThreadState::Sleeping) {
+                // A timed sleep ends at its deadline (it has been runnable
+                // since), anything else when it is seen to be due.
+                let at = match t.wake_at {
+                    0 => now,
+                    deadline => deadline.min(now),
+                };
                 self.threads[tid].clear_waits();
                 self.waiting &= !(1 << tid);
-                self.wake_thread(tid);
+                self.wake_thread(tid, at);
             }
         }
     }
@@ -319,6 +368,12 @@ impl Table {
         }
         if self.threads.get(tid).is_none_or(|t| t.life == Life::Free) {
             self.audit.dead_picked += 1;
+        }
+        if tid != self.control {
+            let at = (self.clock)();
+            if let Some(t) = self.threads.get_mut(tid) {
+                t.runs_from(at);
+            }
         }
         self.current[core] = tid;
         self.started[core] = now;
@@ -360,11 +415,28 @@ impl Table {
     /// Ends the run of `tid` on `core`, charging it `ran` ns (measured by
     /// the caller: the epilogue stops the charge at the revocation
     /// instant), and checks wake-ups at `now`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn stop_ran(
         &mut self,
         core: usize,
         tid: usize,
         ran: u64,
+        now: u64,
+        end: RunEnd,
+        read: &dyn Fn(u64) -> u64,
+    ) {
+        self.stop_ran_at(core, tid, ran, now, now, end, read);
+    }
+
+    /// As [`stop_ran`](Table::stop_ran) for a thread that left its core at
+    /// `at` (global clock): a thread still runnable waits from then on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stop_ran_at(
+        &mut self,
+        core: usize,
+        tid: usize,
+        ran: u64,
+        at: u64,
         now: u64,
         end: RunEnd,
         read: &dyn Fn(u64) -> u64,
@@ -390,10 +462,16 @@ impl Table {
             if joiner != NONE {
                 self.unblock(joiner);
             }
+        } else if matches!(end, RunEnd::Preempted | RunEnd::Yielded) {
+            self.threads[tid].runnable_from(at);
         } else if end == RunEnd::Blocked && self.threads[tid].due(now, read) {
+            // Its condition came before it slept: it never stopped wanting
+            // the CPU.
             self.threads[tid].clear_waits();
             self.threads[tid].lend_to = NONE;
-            let _ = p.wake(tid as u32);
+            if p.wake(tid as u32).is_ok() {
+                self.threads[tid].runnable_from(at);
+            }
         } else if end == RunEnd::Blocked && self.threads[tid].lend_to != NONE {
             // Asleep now: its tickets go to the thread it waits for.
             let to = self.threads[tid].lend_to;
@@ -446,7 +524,8 @@ impl Table {
         }
         if self.state(tid) == Some(ThreadState::Sleeping) {
             self.threads[tid].clear_waits();
-            self.wake_thread(tid);
+            let at = (self.clock)();
+            self.wake_thread(tid, at);
         } else {
             self.threads[tid].wake_pending = true;
             self.waiting |= 1 << tid;

@@ -18,6 +18,11 @@
 //!   ...]`, the thread's sleeps inside `(from_ns, t_ns]` as offsets from
 //!   `from_ns` (several records when they do not fit one; none when it did
 //!   not sleep);
+//! - `waits`: `t_ns` (the sample's), `id`, `n` (waits for a core so far),
+//!   `max_ns` (the longest so far), `imax_ns` (the longest since the last
+//!   sample), `b`: `[bucket, count, ...]`, the waits since the last sample
+//!   per bucket of `abi::waits` (several records when they do not fit one,
+//!   each with the same `n`; none when the thread did not wait since);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
 //!   `thread`, `detail`, `source` (`scenario` or `console`);
 //! - `app_event` with `what` `console`: the outcome of a console command
@@ -33,6 +38,7 @@ use alloc::string::String;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+use abi::waits::WaitHistogram;
 use alloc::vec::Vec;
 use libos::threads::{self, PolicyKind};
 use workloads::appspec::{Action, AppSpec, Behaviour, Policy, MAX_THREADS};
@@ -310,7 +316,7 @@ fn list() {
 
 /// One `sample` record per chunk of threads that fits a report, then the
 /// threads' sleeps since the last sample (at `from`); returns its time.
-fn sample(from: u64, sleeps: &mut [SleepReport]) -> u64 {
+fn sample(from: u64, sleeps: &mut [SleepReport], waits: &mut Waits) -> u64 {
     let mut table = [(0u32, 0u32, 0u64, threads::ThreadState::Runnable); threads::MAX_THREADS];
     let (n, policy, _) = threads::snapshot(&mut table);
     let a = threads::audit();
@@ -380,7 +386,65 @@ fn sample(from: u64, sleeps: &mut [SleepReport]) -> u64 {
             report_sleeps(t.id, from, now, &intervals[i], SLEEP[i].dropped().0);
         }
     }
+    for (i, t) in spec().threads.iter().enumerate() {
+        if let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) {
+            waits.report(i, t.id, tid, now);
+        }
+    }
     now
+}
+
+/// What the sampler last reported of each thread's waits, to report the
+/// waits since then (kept on the heap: the control thread's stack is small).
+struct Waits {
+    seen: Vec<WaitHistogram>,
+    now: Box<WaitHistogram>,
+}
+
+impl Waits {
+    fn new(threads: usize) -> Waits {
+        Waits {
+            seen: (0..threads).map(|_| WaitHistogram::EMPTY).collect(),
+            now: Box::new(WaitHistogram::EMPTY),
+        }
+    }
+
+    /// `waits` records for spec thread `i` (`id`, libOS thread `tid`): its
+    /// waits since the last sample, per bucket.
+    fn report(&mut self, i: usize, id: u32, tid: usize, t: u64) {
+        let Some(imax) = threads::waits(tid, &mut self.now) else {
+            return;
+        };
+        let (now, seen) = (&self.now, &mut self.seen[i]);
+        if now.count() == seen.count() {
+            return;
+        }
+        let mut b = String::new();
+        let flush = |b: &mut String| {
+            let record = alloc::format!(
+                "\"kind\":\"waits\",\"t_ns\":{t},\"id\":{id},\"n\":{},\"max_ns\":{},\"imax_ns\":{imax},\"b\":[{b}]",
+                now.count(),
+                now.max_ns()
+            );
+            if libos::sys::report(&record).is_err() {
+                libos::log!("waits record refused ({} bytes)", record.len());
+            }
+            b.clear();
+        };
+        for (k, (&c, &before)) in now.counts().iter().zip(seen.counts()).enumerate() {
+            if c == before {
+                continue;
+            }
+            // A pair is at most 15 bytes, the rest of the record ~200.
+            if b.len() > 760 {
+                flush(&mut b);
+            }
+            let sep = if b.is_empty() { "" } else { "," };
+            let _ = write!(b, "{sep}{k},{}", c.wrapping_sub(before));
+        }
+        flush(&mut b);
+        seen.clone_from(now);
+    }
 }
 
 /// `sleeps` records for thread `id`'s sleep intervals in `(from, to]`.
@@ -445,6 +509,7 @@ fn main_thread(_: usize) {
         .iter()
         .map(|_| SleepReport::default())
         .collect();
+    let mut waits = Waits::new(spec.threads.len());
     let mut next_event = 0;
     let mut seen = 0;
     loop {
@@ -496,7 +561,7 @@ fn main_thread(_: usize) {
             report.drain(&SLEEP[i]);
         }
         if now >= next_sample {
-            last_sample = sample(last_sample, &mut sleeps);
+            last_sample = sample(last_sample, &mut sleeps, &mut waits);
             next_sample += sample_ns;
         }
         let next_join = spec

@@ -41,6 +41,10 @@ fn results_files_have_their_schema() {
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
         user(10, "[[1,300,0,0,0,0],[2,100,0,0,0,1]]"),
         user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,0,1]]"),
+        // Thread 2 waited twice, about 2 ms and 6 ms (buckets 151, 163),
+        // in two records of one interval.
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"id\":2,\"n\":2,\"max_ns\":6000000,\"imax_ns\":6000000,\"b\":[151,1]}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"id\":2,\"n\":2,\"max_ns\":6000000,\"imax_ns\":6000000,\"b\":[163,1]}\n".into(),
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":50000000,\"what\":\"swap\",\"thread\":0,\"detail\":\"stride -> rr\",\"source\":\"console\"}\n".into(),
         "@@exo trace {\"core\":0,\"runs\":[[10,256],[60000000,4294967295]],\"dropped\":0}\n".into(),
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":100000010}\n".into(),
@@ -63,8 +67,27 @@ fn results_files_have_their_schema() {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     assert_eq!(
         read("samples.csv").lines().next(),
-        Some("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns")
+        Some("t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns,wait_count,wait_p50_ns,wait_p99_ns,wait_max_ns")
     );
+    let row = read("samples.csv")
+        .lines()
+        .find(|l| l.starts_with("100000010,1,a,2,"))
+        .map(str::to_string)
+        .unwrap();
+    let wait: Vec<u64> = row.split(',').skip(9).map(|x| x.parse().unwrap()).collect();
+    assert_eq!((wait[0], wait[3]), (2, 6_000_000), "{row}");
+    assert!(wait[1].abs_diff(2_000_000) <= 2_000_000 / 16, "{row}");
+    assert!(wait[2].abs_diff(6_000_000) <= 6_000_000 / 16, "{row}");
+    assert!(
+        read("samples.csv")
+            .lines()
+            .any(|l| l.starts_with("100000010,0,a,1,") && l.ends_with(",0,,,")),
+        "a thread without waits has none, not zeros"
+    );
+    let th = &summary["apps"][0]["threads"];
+    assert_eq!(th[1]["wait"]["count"], 2);
+    assert_eq!(th[1]["wait"]["max_ns"], 6_000_000);
+    assert_eq!(th[0]["wait"]["p99_ns"], Value::Null);
     assert_eq!(read("samples.csv").lines().count(), 5);
     let events = read("events.csv");
     assert!(

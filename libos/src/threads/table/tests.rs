@@ -542,3 +542,106 @@ fn the_control_thread_blocks_wakes_exits_and_survives_a_swap() {
     assert_eq!(t.state(main), None, "its slot is free");
     assert_eq!(t.audit().violations(), 0);
 }
+
+// ---- Wait times -------------------------------------------------------------
+
+std::thread_local! {
+    static NOW: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+fn fake_now() -> u64 {
+    NOW.with(|n| n.get())
+}
+
+fn at(t: u64) {
+    NOW.with(|n| n.set(t));
+}
+
+fn timed_table(kind: PolicyKind) -> Table {
+    let mut t = table(kind);
+    t.set_clock(fake_now);
+    t
+}
+
+#[test]
+fn a_wait_runs_from_becoming_runnable_to_running() {
+    let mut t = timed_table(PolicyKind::Stride);
+    at(1_000);
+    let a = spawn(&mut t, 1);
+    at(1_500);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(
+        (t.threads[a].waits.count(), t.threads[a].waits.max_ns()),
+        (1, 500)
+    );
+    // Preempted at 3,000 (its deadline), charged at 3,400, running again at 9,000.
+    t.stop_ran_at(0, a, 1_500, 3_000, 3_400, RunEnd::Preempted, &no_memory);
+    at(9_000);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(
+        t.threads[a].waits.max_ns(),
+        6_000,
+        "from the stop, not the charge"
+    );
+    assert_eq!(t.threads[a].waits.count(), 2);
+}
+
+#[test]
+fn sleep_is_not_a_wait_and_a_timed_wake_waits_from_its_deadline() {
+    let mut t = timed_table(PolicyKind::Stride);
+    at(0);
+    let a = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.wake_at(a, 50_000);
+    t.stop_ran_at(0, a, 10, 10_000, 10_000, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    // Seen due at 70,000 (the next dispatch), run at 71,000: it waited
+    // from its deadline, 21 us, not from when it fell asleep.
+    t.wake_due(70_000, &no_memory);
+    at(71_000);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(t.threads[a].waits.count(), 2);
+    assert_eq!(t.threads[a].waits.max_ns(), 21_000);
+    // Unblocked at 80,000 after blocking: waits from the unblock.
+    t.stop_ran_at(0, a, 10, 75_000, 75_000, RunEnd::Blocked, &no_memory);
+    at(80_000);
+    assert!(t.unblock(a));
+    at(80_300);
+    assert_eq!(t.start(1, 0), Some(a));
+    assert_eq!(t.threads[a].waits.take_interval_max(), 21_000);
+    assert_eq!(t.threads[a].waits.count(), 3);
+    assert_eq!(
+        t.threads[a].waits.percentile(0.01),
+        Some(0),
+        "the spawn's wait"
+    );
+}
+
+#[test]
+fn stride_seven_to_one_waits_one_and_seven_quanta() {
+    // One core: the 7-ticket thread waits while the other runs (one
+    // quantum in eight turns), the 1-ticket thread seven quanta each time.
+    let mut t = Table::new();
+    t.set_policy(Box::new(sched_stride::Stride::new(Q, 1)))
+        .unwrap();
+    t.set_clock(fake_now);
+    at(0);
+    let big = spawn(&mut t, 7);
+    let small = spawn(&mut t, 1);
+    let mut clock = 0;
+    for _ in 0..800 {
+        let tid = t.start(0, 0).unwrap();
+        clock += Q;
+        at(clock);
+        t.stop_ran_at(0, tid, Q, clock, clock, RunEnd::Preempted, &no_memory);
+    }
+    let (b, s) = (&t.threads[big].waits, &t.threads[small].waits);
+    let p99 = s.percentile(0.99).unwrap();
+    assert!(p99.abs_diff(7 * Q) <= 7 * Q / 16, "small p99 {p99}");
+    assert!(s.percentile(0.5).unwrap() >= 6 * Q);
+    assert!(
+        b.percentile(0.5).unwrap() <= Q / 16,
+        "the big one mostly runs on"
+    );
+    assert!(b.max_ns() <= 2 * Q, "big max {}", b.max_ns());
+}

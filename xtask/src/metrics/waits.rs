@@ -1,0 +1,196 @@
+//! Wait times (docs/metrics.md, "Wait time"): each thread's waits for a
+//! core, as the application reports them per sampling interval in the
+//! buckets of [`abi::waits`], summed into distributions and percentiles.
+
+use std::collections::BTreeMap;
+
+use abi::waits::{bucket_range, percentile, BUCKETS};
+use serde_json::{json, Value};
+
+use crate::rundata::WaitInterval;
+
+/// A distribution of waits: a count per bucket and the exact maximum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitDist {
+    counts: Vec<u64>,
+    pub max_ns: u64,
+}
+
+impl Default for WaitDist {
+    fn default() -> Self {
+        WaitDist {
+            counts: vec![0; BUCKETS],
+            max_ns: 0,
+        }
+    }
+}
+
+impl WaitDist {
+    /// Adds `(bucket, waits)` pairs (unknown buckets ignored) with the
+    /// longest of them.
+    pub fn add(&mut self, buckets: &[(u32, u64)], max_ns: u64) {
+        for &(b, n) in buckets {
+            if let Some(c) = self.counts.get_mut(b as usize) {
+                *c += n;
+            }
+        }
+        self.max_ns = self.max_ns.max(max_ns);
+    }
+
+    /// The distribution of one interval's waits.
+    pub fn of(w: &WaitInterval) -> WaitDist {
+        let mut d = WaitDist::default();
+        d.add(&w.buckets, w.max_ns);
+        d
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The nearest-rank `q`-percentile, within 1/16 (see [`abi::waits`]).
+    pub fn percentile(&self, q: f64) -> Option<u64> {
+        percentile(&self.counts, q, self.max_ns)
+    }
+
+    /// `{"p50_ns", "p99_ns", "max_ns", "count"}` (nulls without waits).
+    pub fn summary(&self) -> Value {
+        let n = self.count();
+        json!({
+            "p50_ns": self.percentile(0.5),
+            "p99_ns": self.percentile(0.99),
+            "max_ns": (n > 0).then_some(self.max_ns),
+            "count": n,
+        })
+    }
+
+    /// The empirical CDF as steps: `(value, fraction of waits at or
+    /// below it)` at each non-empty bucket's upper end (capped at the
+    /// maximum), for plots.
+    pub fn cdf(&self) -> Vec<(u64, f64)> {
+        let n = self.count();
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (i, &c) in self.counts.iter().enumerate().filter(|(_, &c)| c > 0) {
+            seen += c;
+            out.push((bucket_range(i).1.min(self.max_ns), seen as f64 / n as f64));
+        }
+        out
+    }
+}
+
+/// Each (application, thread)'s distribution over the whole run.
+pub fn per_thread(waits: &[WaitInterval]) -> BTreeMap<(u32, u32), WaitDist> {
+    let mut m: BTreeMap<(u32, u32), WaitDist> = BTreeMap::new();
+    for w in waits {
+        m.entry((w.app, w.thread))
+            .or_default()
+            .add(&w.buckets, w.max_ns);
+    }
+    m
+}
+
+/// A `waits` record's fields (`workloads/src/bin/app.rs`): thread id,
+/// `(bucket, waits)` pairs, the interval's longest wait, the total so far.
+pub fn parse_record(v: &Value) -> Option<(u32, Vec<(u32, u64)>, u64, u64)> {
+    let id = v["id"].as_u64()? as u32;
+    let flat: Vec<u64> = v["b"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let pairs = flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect();
+    Some((
+        id,
+        pairs,
+        v["imax_ns"].as_u64().unwrap_or(0),
+        v["n"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// Adds one `waits` record of application `app` at `t_ns` to `into`,
+/// merging it with an earlier record of the same interval and thread (a
+/// long one is split over several).
+pub fn add_record(into: &mut Vec<WaitInterval>, app: u32, t_ns: u64, v: &Value) {
+    let Some((thread, buckets, max_ns, total)) = parse_record(v) else {
+        return;
+    };
+    match into
+        .iter_mut()
+        .rev()
+        .find(|w| w.t_ns == t_ns && w.app == app && w.thread == thread)
+    {
+        Some(w) => {
+            w.buckets.extend(buckets);
+            w.max_ns = w.max_ns.max(max_ns);
+        }
+        None => into.push(WaitInterval {
+            t_ns,
+            app,
+            thread,
+            buckets,
+            max_ns,
+            total,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::waits::bucket_of;
+
+    fn record(id: u32, t: u64, waits: &[u64], total: u64) -> Value {
+        let mut h = BTreeMap::new();
+        for &w in waits {
+            *h.entry(bucket_of(w)).or_insert(0u64) += 1;
+        }
+        let b: Vec<u64> = h.into_iter().flat_map(|(k, n)| [k as u64, n]).collect();
+        json!({"kind": "waits", "t_ns": t, "id": id, "n": total,
+               "imax_ns": waits.iter().max().copied().unwrap_or(0), "b": b})
+    }
+
+    #[test]
+    fn split_records_merge_and_intervals_add_up() {
+        let mut w = Vec::new();
+        add_record(&mut w, 0, 100, &record(1, 100, &[1_000, 2_000], 3));
+        add_record(&mut w, 0, 100, &record(1, 100, &[9_000_000], 3));
+        add_record(&mut w, 0, 100, &record(2, 100, &[5], 1));
+        add_record(&mut w, 0, 200, &record(1, 200, &[3_000], 4));
+        assert_eq!(w.len(), 3, "one interval per thread and sample");
+        assert_eq!(WaitDist::of(&w[0]).count(), 3);
+        assert_eq!(w[0].max_ns, 9_000_000);
+        let all = per_thread(&w);
+        let t1 = &all[&(0, 1)];
+        assert_eq!((t1.count(), t1.max_ns), (4, 9_000_000));
+        let s = t1.summary();
+        assert_eq!(s["count"], 4);
+        assert_eq!(s["max_ns"], 9_000_000);
+        let p50 = s["p50_ns"].as_u64().unwrap();
+        assert!(p50.abs_diff(2_000) <= 2_000 / 16, "{p50}");
+        let p99 = s["p99_ns"].as_u64().unwrap();
+        assert!(p99.abs_diff(9_000_000) <= 9_000_000 / 16, "{p99}");
+        assert!(p99 <= 9_000_000, "never above the exact max");
+    }
+
+    #[test]
+    fn no_waits_is_nulls_not_zeros() {
+        let s = WaitDist::default().summary();
+        assert_eq!(s["p50_ns"], Value::Null);
+        assert_eq!(s["max_ns"], Value::Null);
+        assert_eq!(s["count"], 0);
+    }
+
+    #[test]
+    fn the_cdf_rises_to_one_at_the_max() {
+        let mut d = WaitDist::default();
+        d.add(
+            &[(bucket_of(100) as u32, 3), (bucket_of(10_000) as u32, 1)],
+            10_100,
+        );
+        let cdf = d.cdf();
+        assert_eq!(cdf.len(), 2);
+        assert!((cdf[0].1 - 0.75).abs() < 1e-12 && cdf[0].0 >= 100);
+        assert_eq!(cdf[1], (10_100, 1.0));
+    }
+}
