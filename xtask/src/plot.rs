@@ -1,7 +1,8 @@
 //! Figures of a scenario run, as PNG and SVG next to its data: cumulative
 //! CPU time per thread with events marked, measured against ideal share
-//! (lottery with its binomial envelope), lag in quanta over time, and the
-//! per-core slice map when the run recorded who ran where.
+//! (lottery with its binomial envelope), lag in quanta over time, the
+//! distribution (CDF) of each thread's waits for a core, and the per-core
+//! slice map when the run recorded who ran where.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,9 @@ pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, String> {
     figure!("progress", progress);
     figure!("shares", shares);
     figure!("lag", lag);
+    if !data.waits.is_empty() {
+        figure!("waits", waits);
+    }
     if !data.runs.is_empty() {
         figure!("slicemap", slice_map);
     }
@@ -357,6 +361,85 @@ fn lag<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Res
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    area.present().map_err(err)
+}
+
+/// Each thread's waits for a core (docs/metrics.md, "Wait time") as an
+/// empirical CDF on a log time axis: the fraction of its waits at or below
+/// each length, stepping at its buckets' upper ends.
+fn waits<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    area.fill(&WHITE).map_err(err)?;
+    let dists = metrics::waits::per_thread(&data.waits);
+    let ms = |ns: u64| (ns.max(1_000) as f64) / 1e6;
+    // (app, thread, points)
+    type Line = (u32, u32, Vec<(f64, f64)>);
+    let lines: Vec<Line> = dists
+        .iter()
+        .filter(|(_, d)| d.count() > 0)
+        .map(|(&(app, id), d)| {
+            let mut points = Vec::new();
+            let mut below = 0.0;
+            for (ns, f) in d.cdf() {
+                points.extend([(ms(ns), below), (ms(ns), f)]);
+                below = f;
+            }
+            (app, id, points)
+        })
+        .collect();
+    let lo = lines
+        .iter()
+        .flat_map(|l| l.2.iter().map(|p| p.0))
+        .fold(f64::MAX, f64::min)
+        .min(1.0)
+        / 1.5;
+    let hi = lines
+        .iter()
+        .flat_map(|l| l.2.iter().map(|p| p.0))
+        .fold(0.01, f64::max)
+        * 1.5;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            title(data, "waits for a core: fraction at or below"),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.02)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "wait from runnable to running (ms, log; quantum {} ms)",
+            data.slice_ns as f64 / 1e6
+        ))
+        .y_desc("fraction of the thread's waits")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    let labels = labels(data);
+    for (k, (app, id, points)) in lines.into_iter().enumerate() {
+        let label = labels
+            .iter()
+            .find(|l| l.0 == app && l.1 == id)
+            .map_or(String::new(), |l| l.2.clone());
+        let s = chart
+            .draw_series(LineSeries::new(points, color(k).stroke_width(2)))
+            .map_err(err)?;
+        if k < LEGEND_MAX {
+            s.label(label).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
+            });
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(err)?;
     area.present().map_err(err)

@@ -66,9 +66,9 @@ impl Tracker {
                 add_sleeps(v, &mut p.sleeps);
             }),
             Some("waits") => {
-                if let Some((id, buckets, max_ns, _)) = waits::parse_record(v) {
+                if let Some(r) = waits::parse_record(v) {
                     let dist = self.waits.entry(app.to_string()).or_default();
-                    dist.entry(id).or_default().add(&buckets, max_ns);
+                    dist.entry(r.thread).or_default().add(&r.buckets, r.max_ns);
                 }
                 false
             }

@@ -325,3 +325,71 @@ fn lock_waiters_fund_the_holder_under_lottery() {
         "lottery {lottery:.3} vs their tickets' 0.5"
     );
 }
+
+/// `(p50, p99, max, count)` of thread `name`'s waits for a core, in ns.
+fn waits(out: &xtask::RunOutcome, name: &str) -> (f64, f64, f64, f64) {
+    let t = out.summary["apps"][0]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .expect("the thread");
+    let f = |k: &str| t["wait"][k].as_f64().unwrap_or(f64::NAN);
+    (f("p50_ns"), f("p99_ns"), f("max_ns"), f("count"))
+}
+
+/// Wait times follow the quantum and the tickets (det, one core, 7:1):
+/// under stride the 1-ticket thread waits seven quanta every time (plus
+/// seven switches), the 7-ticket one mostly runs on and waits at most
+/// about one quantum; under lottery the 1-ticket thread's waits are
+/// geometric (chance 1/8 a quantum), so its p99 is far beyond seven.
+#[test]
+fn waits_follow_the_quantum_and_the_tickets() {
+    let root = xtask::build::workspace_root().join("scenarios");
+    let text = std::fs::read_to_string(root.join("response-7to1.toml")).unwrap();
+    let ms = 1500.0;
+    let path = scenario_file("waits-7to1", &with_duration(&text, ms as u64));
+    let q = 2_000_000.0;
+    let run_with = |sched: &str| {
+        let opts = RunOptions {
+            det: true,
+            sched: sched.into(),
+            sched_override: true,
+            ..scenario_opts(&format!("scenario-waits-{sched}"), 1, path.clone())
+        };
+        let out = run(&opts);
+        assert_exit(&out, abi::ExitCode::Success);
+        assert_eq!(out.summary["slice_ns"], 2_000_000);
+        out
+    };
+    let out = run_with("stride");
+    let (a50, a99, amax, an) = waits(&out, "A");
+    let (b50, b99, bmax, bn) = waits(&out, "B");
+    let quanta = ms * 1e6 / q;
+    assert!(
+        (0.8 * quanta / 8.0..=1.2 * quanta / 8.0).contains(&bn),
+        "B waits once per eight quanta: {bn} in {quanta}"
+    );
+    assert!(
+        (0.8 * quanta * 7.0 / 8.0..=1.2 * quanta * 7.0 / 8.0).contains(&an),
+        "A waits after each of its quanta: {an}"
+    );
+    assert!(
+        (6.5 * q..=8.0 * q).contains(&b50),
+        "B's median wait is seven quanta: {b50}"
+    );
+    assert!(
+        b99 <= 9.0 * q && bmax <= 9.0 * q,
+        "stride's tail is narrow: {b99} {bmax}"
+    );
+    assert!(a50 < q / 4.0, "A mostly runs on: median {a50}");
+    assert!(
+        (0.5 * q..=1.5 * q).contains(&a99),
+        "A waits one quantum when B runs: p99 {a99} (max {amax})"
+    );
+    let out = run_with("lottery");
+    let (l50, l99, _, ln) = waits(&out, "B");
+    assert!(ln > 0.6 * quanta / 8.0, "lottery's B waits too: {ln}");
+    assert!(l50 < 7.0 * q, "a geometric median is below its mean: {l50}");
+    assert!(l99 > 12.0 * q, "lottery's tail is long: p99 {l99}");
+}

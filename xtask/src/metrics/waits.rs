@@ -90,29 +90,42 @@ pub fn per_thread(waits: &[WaitInterval]) -> BTreeMap<(u32, u32), WaitDist> {
     m
 }
 
-/// A `waits` record's fields (`workloads/src/bin/app.rs`): thread id,
-/// `(bucket, waits)` pairs, the interval's longest wait, the total so far.
-pub fn parse_record(v: &Value) -> Option<(u32, Vec<(u32, u64)>, u64, u64)> {
-    let id = v["id"].as_u64()? as u32;
+/// A `waits` record's fields (`workloads/src/bin/app.rs`).
+pub struct WaitRecord {
+    pub thread: u32,
+    /// `(bucket, waits)` since the previous sample.
+    pub buckets: Vec<(u32, u64)>,
+    /// The longest of them.
+    pub max_ns: u64,
+    /// The thread's waits so far.
+    pub total: u64,
+}
+
+pub fn parse_record(v: &Value) -> Option<WaitRecord> {
     let flat: Vec<u64> = v["b"]
         .as_array()?
         .iter()
         .filter_map(Value::as_u64)
         .collect();
-    let pairs = flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect();
-    Some((
-        id,
-        pairs,
-        v["imax_ns"].as_u64().unwrap_or(0),
-        v["n"].as_u64().unwrap_or(0),
-    ))
+    Some(WaitRecord {
+        thread: v["id"].as_u64()? as u32,
+        buckets: flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect(),
+        max_ns: v["imax_ns"].as_u64().unwrap_or(0),
+        total: v["n"].as_u64().unwrap_or(0),
+    })
 }
 
 /// Adds one `waits` record of application `app` at `t_ns` to `into`,
 /// merging it with an earlier record of the same interval and thread (a
 /// long one is split over several).
 pub fn add_record(into: &mut Vec<WaitInterval>, app: u32, t_ns: u64, v: &Value) {
-    let Some((thread, buckets, max_ns, total)) = parse_record(v) else {
+    let Some(WaitRecord {
+        thread,
+        buckets,
+        max_ns,
+        total,
+    }) = parse_record(v)
+    else {
         return;
     };
     match into
