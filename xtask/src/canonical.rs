@@ -7,6 +7,7 @@
 mod binomial;
 mod lottery;
 mod papers;
+mod response;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub const SCENARIOS: &[&str] = &[
     "multicore-16",
     "slots-3to1",
     "slots-1to2",
+    "response-7to1",
 ];
 
 /// Core counts of the multicore yardstick (issue 13).
@@ -120,6 +122,7 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         3,
         accel,
     ));
+    jobs.extend(response::jobs(accel, &scenario)?);
     let base = scenario("lottery-2to1");
     for k in SWEEP {
         let over = [
@@ -327,6 +330,7 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     md.push_str(&multicore_section(&get)?);
     let figures = root.join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
+    md.push_str(&response::section(get, &figures, &cite(&STRIDE, "§5†"))?);
     crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
     let _ = writeln!(
         md,

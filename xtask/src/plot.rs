@@ -445,6 +445,67 @@ fn waits<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> R
     area.present().map_err(err)
 }
 
+/// Several wait distributions' CDFs in one figure (`label`, waits, the
+/// run's quantum in ns), the time axis in quanta (log): the response-time
+/// comparison of `results/README.md`.
+pub fn wait_cdfs(
+    path: &Path,
+    caption: &str,
+    series: &[(String, metrics::waits::WaitDist, f64)],
+) -> Result<(), String> {
+    register_font()?;
+    let area = BitMapBackend::new(path, SIZE).into_drawing_area();
+    area.fill(&WHITE).map_err(err)?;
+    let steps: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, d, quantum)| {
+            let mut points = Vec::new();
+            let mut below = 0.0;
+            for (ns, f) in d.cdf() {
+                let x = (ns as f64 / quantum).max(0.01);
+                points.extend([(x, below), (x, f)]);
+                below = f;
+            }
+            points
+        })
+        .collect();
+    let xs = || steps.iter().flatten().map(|p| p.0);
+    let lo = xs().fold(1.0, f64::min) / 1.5;
+    let hi = xs().fold(2.0, f64::max) * 1.5;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.02)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("wait from runnable to running (quanta, log)")
+        .y_desc("fraction of the client's waits")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (k, ((label, _, _), points)) in series.iter().zip(steps).enumerate() {
+        chart
+            .draw_series(LineSeries::new(points, color(k).stroke_width(2)))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    area.present().map_err(err)
+}
+
 /// Who ran on each core, when: one row per core, one colour per application.
 fn slice_map<DB: DrawingBackend>(
     data: &RunData,

@@ -37,6 +37,14 @@ impl WaitDist {
         self.max_ns = self.max_ns.max(max_ns);
     }
 
+    /// Adds every wait of `other`.
+    pub fn merge(&mut self, other: &WaitDist) {
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
     /// The distribution of one interval's waits.
     pub fn of(w: &WaitInterval) -> WaitDist {
         let mut d = WaitDist::default();
