@@ -28,6 +28,10 @@ run-smp *args:
 plot *args:
     @cargo xtask plot "$@"
 
+[doc("Two scenario runs side by side per thread (share, error, lag, wait percentiles, differences): <run> <run> or a=<run> b=<run>")]
+compare *args:
+    @cargo xtask compare "$@"
+
 [doc("Run the canonical experiments, draw their figures, write results/README.md: [jobs=2] [accel=]")]
 experiments *args:
     @cargo xtask experiments "$@"

@@ -55,6 +55,17 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print two scenario runs side by side, per thread: share, share
+    /// error, maximum lag and wait percentiles in each, and the difference.
+    Compare {
+        /// The first run: a run directory or its name under results/runs/.
+        a: PathBuf,
+        /// The second run (differences are second minus first).
+        b: PathBuf,
+        /// Check both runs exist and are scenario runs, print nothing else.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the canonical experiments, draw their figures and write
     /// results/README.md from the measurements.
     Experiments {
@@ -225,6 +236,7 @@ pub fn positional_order(subcommand: &str) -> &'static [&'static str] {
             "det",
         ],
         "plot" => &["run"],
+        "compare" => &["a", "b"],
         "experiments" => &["jobs", "accel"],
         "sweep" => &["scenario", "key", "values", "jobs", "accel"],
         "bench" | "bench-smoke" => &["accel"],

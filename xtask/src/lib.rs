@@ -8,6 +8,7 @@ pub mod bench;
 pub mod build;
 pub mod canonical;
 pub mod cli;
+pub mod compare;
 mod error;
 pub mod experiments;
 pub mod kernel_tests;

@@ -2,7 +2,7 @@
 //! is one subcommand here (`just run-smp …` is `cargo xtask run-smp …`);
 //! its `key=value` words become clap options in [`xtask::keyvalue`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Cmd::Build { dry_run } => build_all(dry_run),
         Cmd::Run(args) => run_options(args).and_then(|(opts, dry)| run_or_describe(&opts, dry)),
         Cmd::Plot { run, dry_run } => plot(run, dry_run),
+        Cmd::Compare { a, b, dry_run } => compare(&a, &b, dry_run),
         Cmd::Experiments {
             jobs,
             accel,
@@ -230,6 +231,24 @@ fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
     for f in xtask::plot::plot_run(&dir)? {
         println!("{}", f.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(a: &Path, b: &Path, dry_run: bool) -> Result<ExitCode, String> {
+    let runs = build::workspace_root().join("results/runs");
+    let (da, db) = (
+        xtask::compare::resolve(a, &runs),
+        xtask::compare::resolve(b, &runs),
+    );
+    let (sa, sb) = (xtask::compare::load(&da)?, xtask::compare::load(&db)?);
+    if dry_run {
+        return Ok(describe(&format!(
+            "would compare  {} with {}",
+            da.display(),
+            db.display()
+        )));
+    }
+    print!("{}", xtask::compare::table((&da, &sa), (&db, &sb)));
     Ok(ExitCode::SUCCESS)
 }
 
