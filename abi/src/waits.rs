@@ -159,7 +159,7 @@ mod tests {
             assert!(hi >= lo);
             assert_eq!(bucket_of(lo), i);
             assert_eq!(bucket_of(hi), i);
-            if i >= SUB && i < BUCKETS - 1 {
+            if (SUB..BUCKETS - 1).contains(&i) {
                 assert!((hi - lo + 1) * 8 <= lo, "bucket {i} wider than lo/8");
             }
             next = hi.wrapping_add(1);

@@ -66,8 +66,8 @@ impl Tracker {
                 add_sleeps(v, &mut p.sleeps);
             }),
             Some("waits") => {
-                if let Some(r) = waits::parse_record(v) {
-                    let dist = self.waits.entry(app.to_string()).or_default();
+                let dist = self.waits.entry(app.to_string()).or_default();
+                for r in waits::parse_record(v) {
                     dist.entry(r.thread).or_default().add(&r.buckets, r.max_ns);
                 }
                 false

@@ -18,11 +18,12 @@
 //!   ...]`, the thread's sleeps inside `(from_ns, t_ns]` as offsets from
 //!   `from_ns` (several records when they do not fit one; none when it did
 //!   not sleep);
-//! - `waits`: `t_ns` (the sample's), `id`, `n` (waits for a core so far),
-//!   `max_ns` (the longest so far), `imax_ns` (the longest since the last
-//!   sample), `b`: `[bucket, count, ...]`, the waits since the last sample
-//!   per bucket of `abi::waits` (several records when they do not fit one,
-//!   each with the same `n`; none when the thread did not wait since);
+//! - `waits`: `t_ns` (the sample's), `w`: per thread that waited since the
+//!   last sample `[id, n, max_ns, imax_ns, bucket, count, ...]`: its waits
+//!   for a core so far, the longest so far, the longest since the last
+//!   sample, and the waits since the last sample per bucket of
+//!   `abi::waits` (several records when they do not fit one; a thread's
+//!   entry may continue, with the same head, in the next);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
 //!   `thread`, `detail`, `source` (`scenario` or `console`);
 //! - `app_event` with `what` `console`: the outcome of a console command
@@ -388,9 +389,10 @@ fn sample(from: u64, sleeps: &mut [SleepReport], waits: &mut Waits) -> u64 {
     }
     for (i, t) in spec().threads.iter().enumerate() {
         if let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) {
-            waits.report(i, t.id, tid, now);
+            waits.add(i, t.id, tid, now);
         }
     }
+    waits.flush(now);
     now
 }
 
@@ -399,6 +401,9 @@ fn sample(from: u64, sleeps: &mut [SleepReport], waits: &mut Waits) -> u64 {
 struct Waits {
     seen: Vec<WaitHistogram>,
     now: Box<WaitHistogram>,
+    /// The record being filled: `[id, n, max_ns, imax_ns, bucket, count,
+    /// ...]` per thread, comma-separated.
+    w: String,
 }
 
 impl Waits {
@@ -406,12 +411,14 @@ impl Waits {
         Waits {
             seen: (0..threads).map(|_| WaitHistogram::EMPTY).collect(),
             now: Box::new(WaitHistogram::EMPTY),
+            w: String::new(),
         }
     }
 
-    /// `waits` records for spec thread `i` (`id`, libOS thread `tid`): its
-    /// waits since the last sample, per bucket.
-    fn report(&mut self, i: usize, id: u32, tid: usize, t: u64) {
+    /// Adds spec thread `i`'s (`id`, libOS thread `tid`) waits since the
+    /// last sample, per bucket, to the record for time `t` (sending it
+    /// when full; a thread's entry may continue in the next record).
+    fn add(&mut self, i: usize, id: u32, tid: usize, t: u64) {
         let Some(imax) = threads::waits(tid, &mut self.now) else {
             return;
         };
@@ -419,31 +426,43 @@ impl Waits {
         if now.count() == seen.count() {
             return;
         }
-        let mut b = String::new();
-        let flush = |b: &mut String| {
-            let record = alloc::format!(
-                "\"kind\":\"waits\",\"t_ns\":{t},\"id\":{id},\"n\":{},\"max_ns\":{},\"imax_ns\":{imax},\"b\":[{b}]",
-                now.count(),
-                now.max_ns()
-            );
-            if libos::sys::report(&record).is_err() {
-                libos::log!("waits record refused ({} bytes)", record.len());
-            }
-            b.clear();
-        };
+        let head = alloc::format!("[{id},{},{},{imax}", now.count(), now.max_ns());
+        let sep = if self.w.is_empty() { "" } else { "," };
+        self.w.push_str(sep);
+        self.w.push_str(&head);
         for (k, (&c, &before)) in now.counts().iter().zip(seen.counts()).enumerate() {
             if c == before {
                 continue;
             }
-            // A pair is at most 15 bytes, the rest of the record ~200.
-            if b.len() > 760 {
-                flush(&mut b);
+            // A pair is at most 15 bytes, the rest of the record ~150.
+            if self.w.len() > 800 {
+                self.w.push(']');
+                Self::send(&mut self.w, t);
+                self.w.push_str(&head);
             }
-            let sep = if b.is_empty() { "" } else { "," };
-            let _ = write!(b, "{sep}{k},{}", c.wrapping_sub(before));
+            let _ = write!(self.w, ",{k},{}", c.wrapping_sub(before));
         }
-        flush(&mut b);
+        self.w.push(']');
+        if self.w.len() > 700 {
+            Self::send(&mut self.w, t);
+        }
         seen.clone_from(now);
+    }
+
+    /// Sends what `add` gathered for time `t`.
+    fn flush(&mut self, t: u64) {
+        Self::send(&mut self.w, t);
+    }
+
+    fn send(w: &mut String, t: u64) {
+        if w.is_empty() {
+            return;
+        }
+        let record = alloc::format!("\"kind\":\"waits\",\"t_ns\":{t},\"w\":[{w}]");
+        if libos::sys::report(&record).is_err() {
+            libos::log!("waits record refused ({} bytes)", record.len());
+        }
+        w.clear();
     }
 }
 

@@ -394,7 +394,13 @@ fn the_table_names_its_units() {
     let t = tracked(1, &[record(0, "stride", &th(&[(1, 100, 0, 0, 0)]))]);
     let header = t.table(&BTreeMap::new());
     let header = header.lines().next().unwrap();
-    for column in ["tickets", "share(%)", "ideal(%)", "error(pp)"] {
+    for column in [
+        "tickets",
+        "share(%)",
+        "ideal(%)",
+        "error(pp)",
+        "wait p99(ms)",
+    ] {
         assert!(header.contains(column), "{header}");
     }
 }

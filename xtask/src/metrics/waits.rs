@@ -98,7 +98,7 @@ pub fn per_thread(waits: &[WaitInterval]) -> BTreeMap<(u32, u32), WaitDist> {
     m
 }
 
-/// A `waits` record's fields (`workloads/src/bin/app.rs`).
+/// One thread's entry in a `waits` record (`workloads/src/bin/app.rs`).
 pub struct WaitRecord {
     pub thread: u32,
     /// `(bucket, waits)` since the previous sample.
@@ -109,50 +109,51 @@ pub struct WaitRecord {
     pub total: u64,
 }
 
-pub fn parse_record(v: &Value) -> Option<WaitRecord> {
-    let flat: Vec<u64> = v["b"]
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    Some(WaitRecord {
-        thread: v["id"].as_u64()? as u32,
-        buckets: flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect(),
-        max_ns: v["imax_ns"].as_u64().unwrap_or(0),
-        total: v["n"].as_u64().unwrap_or(0),
-    })
+/// The entries of a `waits` record: `w`: `[[id, n, max_ns, imax_ns,
+/// bucket, count, ...], ...]`.
+pub fn parse_record(v: &Value) -> Vec<WaitRecord> {
+    v["w"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let x: Vec<u64> = e.as_array()?.iter().filter_map(Value::as_u64).collect();
+            (x.len() >= 4).then(|| WaitRecord {
+                thread: x[0] as u32,
+                total: x[1],
+                max_ns: x[3],
+                buckets: x[4..]
+                    .chunks_exact(2)
+                    .map(|p| (p[0] as u32, p[1]))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Adds one `waits` record of application `app` at `t_ns` to `into`,
-/// merging it with an earlier record of the same interval and thread (a
-/// long one is split over several).
+/// merging each entry with an earlier one of the same interval and thread
+/// (a long entry is split over several records).
 pub fn add_record(into: &mut Vec<WaitInterval>, app: u32, t_ns: u64, v: &Value) {
-    let Some(WaitRecord {
-        thread,
-        buckets,
-        max_ns,
-        total,
-    }) = parse_record(v)
-    else {
-        return;
-    };
-    match into
-        .iter_mut()
-        .rev()
-        .find(|w| w.t_ns == t_ns && w.app == app && w.thread == thread)
-    {
-        Some(w) => {
-            w.buckets.extend(buckets);
-            w.max_ns = w.max_ns.max(max_ns);
+    for r in parse_record(v) {
+        match into
+            .iter_mut()
+            .rev()
+            .find(|w| w.t_ns == t_ns && w.app == app && w.thread == r.thread)
+        {
+            Some(w) => {
+                w.buckets.extend(r.buckets);
+                w.max_ns = w.max_ns.max(r.max_ns);
+            }
+            None => into.push(WaitInterval {
+                t_ns,
+                app,
+                thread: r.thread,
+                buckets: r.buckets,
+                max_ns: r.max_ns,
+                total: r.total,
+            }),
         }
-        None => into.push(WaitInterval {
-            t_ns,
-            app,
-            thread,
-            buckets,
-            max_ns,
-            total,
-        }),
     }
 }
 
@@ -166,9 +167,10 @@ mod tests {
         for &w in waits {
             *h.entry(bucket_of(w)).or_insert(0u64) += 1;
         }
-        let b: Vec<u64> = h.into_iter().flat_map(|(k, n)| [k as u64, n]).collect();
-        json!({"kind": "waits", "t_ns": t, "id": id, "n": total,
-               "imax_ns": waits.iter().max().copied().unwrap_or(0), "b": b})
+        let imax = waits.iter().max().copied().unwrap_or(0);
+        let mut entry = vec![u64::from(id), total, imax, imax];
+        entry.extend(h.into_iter().flat_map(|(k, n)| [k as u64, n]));
+        json!({"kind": "waits", "t_ns": t, "w": [entry]})
     }
 
     #[test]
@@ -177,6 +179,16 @@ mod tests {
         add_record(&mut w, 0, 100, &record(1, 100, &[1_000, 2_000], 3));
         add_record(&mut w, 0, 100, &record(1, 100, &[9_000_000], 3));
         add_record(&mut w, 0, 100, &record(2, 100, &[5], 1));
+        // Two threads in one record.
+        let mut both = record(3, 100, &[7], 1);
+        let second = record(4, 100, &[8, 9], 2)["w"][0].clone();
+        both["w"].as_array_mut().unwrap().push(second);
+        add_record(&mut w, 0, 100, &both);
+        assert_eq!(
+            w.iter().map(|x| (x.thread, x.total)).collect::<Vec<_>>(),
+            [(1, 3), (2, 1), (3, 1), (4, 2)]
+        );
+        w.truncate(2);
         add_record(&mut w, 0, 200, &record(1, 200, &[3_000], 4));
         assert_eq!(w.len(), 3, "one interval per thread and sample");
         assert_eq!(WaitDist::of(&w[0]).count(), 3);

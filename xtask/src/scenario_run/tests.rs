@@ -22,7 +22,23 @@ fn snapshots_spanning_records_are_joined_and_shares_follow_tickets() {
     let shares = t.apps["a"].shares();
     assert!((shares[&1].0 - 2.0 / 3.0).abs() < 1e-6);
     assert!((shares[&1].1 - 2.0 / 3.0).abs() < 1e-6);
-    assert!(t.table(&BTreeMap::new()).contains("a(stride)"));
+    let table = t.table(&BTreeMap::new());
+    assert!(table.contains("a(stride)"));
+    assert!(
+        table.lines().nth(2).unwrap().ends_with(" -"),
+        "no waits yet: {table}"
+    );
+    // Thread 2 waited 4 ms twice (bucket 159) and 0 ns once.
+    let waits: Value = serde_json::from_str(
+        r#"{"kind":"waits","name":"a","t_ns":100000000,"w":[[2,3,4000000,4000000,0,1,159,2]]}"#,
+    )
+    .unwrap();
+    assert_eq!(abi::waits::bucket_of(4_000_000), 159);
+    assert!(!t.record(&waits));
+    let table = t.table(&BTreeMap::new());
+    let row = table.lines().nth(2).unwrap();
+    let p99: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!((p99 - 4.0).abs() <= 4.0 / 16.0, "{table}");
 }
 
 #[test]
@@ -43,8 +59,8 @@ fn results_files_have_their_schema() {
         user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,0,1]]"),
         // Thread 2 waited twice, about 2 ms and 6 ms (buckets 151, 163),
         // in two records of one interval.
-        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"id\":2,\"n\":2,\"max_ns\":6000000,\"imax_ns\":6000000,\"b\":[151,1]}\n".into(),
-        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"id\":2,\"n\":2,\"max_ns\":6000000,\"imax_ns\":6000000,\"b\":[163,1]}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"w\":[[2,2,6000000,6000000,151,1]]}\n".into(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":100000010,\"w\":[[2,2,6000000,6000000,163,1]]}\n".into(),
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":50000000,\"what\":\"swap\",\"thread\":0,\"detail\":\"stride -> rr\",\"source\":\"console\"}\n".into(),
         "@@exo trace {\"core\":0,\"runs\":[[10,256],[60000000,4294967295]],\"dropped\":0}\n".into(),
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":100000010}\n".into(),
