@@ -74,7 +74,12 @@ impl Stop {
 }
 
 /// Every core's pending stop: its word, and beside it the instant it was
-/// made (written before the word, read after it).
+/// made (written before the word, read after it). The taker reads the
+/// instant after it emptied the word, so a new publish could overwrite it
+/// in between only if a thread ran on that core meanwhile; one starts
+/// there only from a dispatch, under the runtime lock the draining core
+/// holds, or from the core's own fallback `take`, which then got the word
+/// instead.
 pub struct Stops([AtomicU64; MAX_WORKERS], [AtomicU64; MAX_WORKERS]);
 
 impl Default for Stops {
