@@ -160,6 +160,16 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("forger", 2), spec("spin", 2)],
         others_keep_share,
     ),
+    Experiment {
+        name: "shed",
+        envs: &[spec("shed", 2), spec("grab", 2)],
+        idle_slots: 0,
+        default_env: None,
+        // One repossession costs the slot: a charge landing on the wrong
+        // environment shows as a slot it loses.
+        offender_limit: 1,
+        finish: overrun_charged_to_its_owner,
+    },
     plain(
         "scribble",
         &[spec("scribble", 2), spec("spin", 2)],
@@ -403,6 +413,53 @@ fn segment_loads_hurt_nobody() -> bool {
             ),
         )
     })
+}
+
+/// Slack over the grace period for [`turns_charged_past_grace`]: how late
+/// a revocation may be delivered (the grace runs from delivery). Virtual
+/// time is exact in deterministic runs, where this is checked.
+const DELIVERY_SLACK_NS: u64 = 2_000_000;
+
+/// No turn, ended or in progress, ran past its end by more than the grace
+/// period without its owner being charged for the excess.
+fn turns_charged_past_grace() -> bool {
+    let max = sched::uncharged_overrun_max_ns();
+    let grace = sched::config().grace_ns;
+    check(
+        "overrun_past_grace_charged",
+        max <= grace + DELIVERY_SLACK_NS,
+        format_args!(
+            "longest uncharged run past a turn's end {max} ns (grace {grace} ns + {DELIVERY_SLACK_NS} ns slack)"
+        ),
+    )
+}
+
+/// Issue 14, hole 8: `shed` freed the slot of each of its turns and ran
+/// over; `grab`, which allocated the freed slots and always yielded in
+/// time, was never charged for it (offender limit 1: one wrong charge
+/// would cost it a slot).
+fn overrun_charged_to_its_owner() -> bool {
+    let (Some(shed), Some(grab)) = (find("shed"), find("grab")) else {
+        return check("both_alive", false, format_args!("an env is gone"));
+    };
+    let a = grab.account();
+    let (revoked, forfeits, taken) = (
+        a.slots_revoked.load(Ordering::Relaxed),
+        a.forfeits.load(Ordering::Relaxed),
+        a.repossessions.load(Ordering::Relaxed),
+    );
+    let shed_taken = shed.account().repossessions.load(Ordering::Relaxed);
+    check(
+        "shed_repossessed",
+        shed_taken > 0,
+        format_args!("shed: {shed_taken} repossessions"),
+    ) & check(
+        "innocent_not_charged",
+        revoked == 0 && forfeits == 0 && taken == 0,
+        format_args!(
+            "grab: {revoked} slots revoked, {forfeits} turns forfeited, {taken} repossessions (all must be 0)"
+        ),
+    ) & turns_charged_past_grace()
 }
 
 fn donations_move_time() -> bool {

@@ -11,7 +11,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 use abi::shared::{events, va, UpcallReason, UserContext, MAX_CORES};
@@ -71,6 +71,15 @@ struct Turn {
     /// Who runs: the slot's owner or the recipient of a donation.
     env: Arc<Env>,
     slot: usize,
+    /// Whose turn it is: the slot's owner when the turn began (`None` on
+    /// borrowed idle time). Only it is charged for the turn's overrun,
+    /// whoever runs and whoever holds the slot by then (it may free the
+    /// slot during its turn, and another environment allocate it).
+    owner: Option<slices::EnvId>,
+    /// Overrun charged to `owner` so far in this turn (a donation past the
+    /// turn's end charges what the donor used; the turn's end charges the
+    /// rest, never the same time twice).
+    charged_ns: u64,
     phase: Phase,
     /// When `env` started running (CPU time is charged to whoever ran).
     run_start: u64,
@@ -350,6 +359,7 @@ fn turn_start(core: usize, now: u64) -> u64 {
 
 /// Charges the running environment for its time on this core and forgets it.
 fn stop_running(core: usize, turn: Turn, now: u64) {
+    note_uncharged_overrun(core, &turn, now);
     crate::ledger::charge(
         core,
         turn.run_start,
@@ -468,6 +478,8 @@ pub fn next_turn() -> ! {
                     Turn {
                         env: env.clone(),
                         slot,
+                        owner: Some(owner),
+                        charged_ns: 0,
                         phase: Phase::Running,
                         run_start: now,
                         end,
@@ -505,6 +517,8 @@ pub fn next_turn() -> ! {
                         Turn {
                             env: env.clone(),
                             slot: NO_SLOT,
+                            owner: None,
+                            charged_ns: 0,
                             phase: Phase::Running,
                             run_start: now,
                             end,
@@ -893,29 +907,95 @@ fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
     env.account().cpu_ns[core].load(Ordering::Relaxed) + turn.end.saturating_sub(turn.run_start)
 }
 
+/// Brings the overrun charged to `turn`'s owner up to `total_ns` (what the
+/// turn owes by now: see the callers), charging only the part not charged
+/// yet. The owner pays wherever it is on this core, not the slot's present
+/// holder ([`slices::SliceVector::charge_overrun_of`]); a dead owner's
+/// slots and debts are gone, so it is not charged. Borrowed idle time has
+/// no owner to charge.
+fn charge_owner(vector: &mut slices::SliceVector, turn: &mut Turn, total_ns: u64) {
+    let due = total_ns.saturating_sub(turn.charged_ns);
+    turn.charged_ns = turn.charged_ns.max(total_ns);
+    if let Some(owner) = turn.owner.filter(|o| due > 0 && env::get(o.0).is_some()) {
+        vector.charge_overrun_of(turn.slot, owner, due);
+    }
+}
+
+/// Overrun `turn` owes at `now` when it ends (or is donated) without a
+/// repossession: time past its end beyond the grace period.
+fn past_grace(turn: &Turn, now: u64) -> u64 {
+    now.saturating_sub(turn.end)
+        .saturating_sub(config().grace_ns)
+}
+
+/// Per core: the most a turn ran past its end without being charged for
+/// it, beyond the renewed grace it was given (see [`note_uncharged_overrun`]).
+static UNCHARGED_MAX: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+/// Time `turn` has run past its end by `now` that its owner was not
+/// charged for, less any grace it was given again (a renewal is granted
+/// and counted apart). A turn that ends by yielding within its grace owes
+/// nothing, so this is at most the grace plus the revocation's lateness;
+/// one that is repossessed is charged all of it. Borrowed idle time is not
+/// counted (no slot is charged for it).
+fn uncharged_overrun(turn: &Turn, now: u64) -> u64 {
+    if turn.owner.is_none() {
+        return 0;
+    }
+    now.saturating_sub(turn.end)
+        .saturating_sub(turn.charged_ns)
+        .saturating_sub(turn.renewed_ns)
+}
+
+fn note_uncharged_overrun(core: usize, turn: &Turn, now: u64) {
+    UNCHARGED_MAX[core].fetch_max(uncharged_overrun(turn, now), Ordering::Relaxed);
+}
+
+/// The most any turn, ended or in progress, has run past its end without
+/// its owner being charged (less renewed grace), over every core. Bounded
+/// by the grace period (plus a revocation's lateness) unless a turn was
+/// kept past its grace uncharged. Takes every core's lock: never call it
+/// holding one.
+pub fn uncharged_overrun_max_ns() -> u64 {
+    let now = time::now_ns();
+    CORES
+        .get()
+        .iter()
+        .enumerate()
+        .map(|(core, state)| {
+            let live = state
+                .lock()
+                .turn
+                .as_ref()
+                .map_or(0, |t| uncharged_overrun(t, now));
+            live.max(UNCHARGED_MAX[core].load(Ordering::Relaxed))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Takes the core back by force: full context into the preempted save
 /// area, the repossession recorded and charged, and on to the next turn.
 fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let mut c = core_state(core).lock();
-    let turn = c.end_turn(core).expect("repossess with a turn");
+    let mut turn = c.end_turn(core).expect("repossess with a turn");
     crate::latency::repossessed(core, turn.grace_end);
     let overrun = now.saturating_sub(turn.end);
+    // The turn's owner pays (even if a donation recipient ran, and even if
+    // it gave the slot up meanwhile: then whoever holds it now is not
+    // touched); what a donation past the end charged already is not
+    // charged again. The vector returns the owner's quota unit itself if
+    // it loses the slot.
+    let due = overrun.saturating_sub(turn.charged_ns);
+    turn.charged_ns = turn.charged_ns.max(overrun);
     let env = &turn.env;
-    // The slot's owner pays (even if a donation recipient ran): the
-    // vector returns the owner's quota unit itself if it loses the slot.
     let lost_slot = {
-        let owner = c
-            .vector
-            .owner(turn.slot)
-            .ok()
-            .flatten()
-            .and_then(|o| env::get(o.0));
-        let spare = slices::Quota::new(0);
-        let quota = owner.as_ref().map_or(&spare, |o| &o.slot_quota);
-        let lost_slot = c
-            .vector
-            .record_repossession(turn.slot, now, overrun, quota)
-            .is_ok_and(|r| r.lost_slot);
+        let owner = turn.owner.and_then(|o| env::get(o.0));
+        let lost_slot = owner.as_ref().is_some_and(|o| {
+            c.vector
+                .record_repossession_of(turn.slot, slices::EnvId(o.id), now, due, &o.slot_quota)
+                .is_ok_and(|r| r.lost_slot)
+        });
         if lost_slot {
             exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
             if let Some(owner) = &owner {
@@ -1034,19 +1114,18 @@ pub fn yield_turn(
         (t != NO_ENV).then_some(t)
     });
     let mut c = core_state(core).lock();
-    let Some(turn) = c.turn.as_mut() else {
+    if c.turn.is_none() {
         return Err(Error::NotPermitted);
-    };
+    }
     match target {
         None => {
-            let t = c.end_turn(core).expect("turn checked");
+            let mut t = c.end_turn(core).expect("turn checked");
             // Time used past the turn's end beyond the grace allowance (a
             // long system call that ran over, say) is paid back like a
-            // repossession's overrun; a yield within grace costs nothing.
-            c.vector.charge_overrun(
-                t.slot,
-                now.saturating_sub(t.end).saturating_sub(config().grace_ns),
-            );
+            // repossession's overrun, by the turn's owner; a yield within
+            // grace costs nothing.
+            let owed = past_grace(&t, now);
+            charge_owner(&mut c.vector, &mut t, owed);
             drop(c);
             save_caller();
             stop_running(core, t, now);
@@ -1065,6 +1144,9 @@ pub fn yield_turn(
                 return Err(Error::BadEnv);
             }
             save_caller();
+            let Some(turn) = c.turn.as_mut() else {
+                unreachable!("turn checked, lock held");
+            };
             caller
                 .account()
                 .donations_given

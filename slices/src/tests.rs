@@ -309,6 +309,49 @@ fn late_yields_are_charged_like_repossessions_but_not_logged() {
     assert_eq!(v.repossessions().count(), 0);
 }
 
+/// Issue 14, hole 8: `A` frees the slot of its running turn and `B`
+/// allocates it; `A`'s overrun and offender record must land on `A`, not
+/// on `B`, who did not run over.
+#[test]
+fn a_turns_overrun_is_charged_to_its_owner_not_to_whoever_holds_the_slot_now() {
+    let (qa, qb) = (Quota::new(10), Quota::new(10));
+    let (a, b) = (EnvId(1), EnvId(2));
+    let mut v = SliceVector::new(3, 1000);
+    v.set_offender_limit(1);
+    v.alloc_named(0, a, &qa).unwrap();
+    assert!(matches!(
+        v.next_turn(0, &mut |_| true),
+        Turn::Run { slot: 0, .. }
+    ));
+    v.free(0, a, &qa).unwrap();
+    v.alloc_named(0, b, &qb).unwrap();
+    // Repossessed: `A` holds nothing here, so its debt is carried.
+    let r = v.record_repossession_of(0, a, 1_500, 500, &qa).unwrap();
+    assert_eq!((r.env, r.debt_ns, r.lost_slot), (a, 500, false));
+    assert_eq!(
+        v.owner(0),
+        Ok(Some(b)),
+        "B keeps the slot (offender limit 1)"
+    );
+    assert_eq!(v.debt(0), Ok(0));
+    assert_eq!(v.slot_info(0).unwrap().recent_repossessions, 0);
+    assert_eq!(v.carried_debt(a), 500);
+    assert_eq!(v.repossessions().last().unwrap().env, a);
+    // A late yield of `A`'s, with `A` now holding slot 2: charged there.
+    v.alloc_named(2, a, &qa).unwrap();
+    assert_eq!(
+        v.debt(2),
+        Ok(500),
+        "the carried debt moved onto the new slot"
+    );
+    assert_eq!(v.charge_overrun_of(0, a, 200), 700);
+    assert_eq!((v.debt(0), v.debt(2)), (Ok(0), Ok(700)));
+    // The owner still holding the slot: exactly `record_repossession`.
+    let r = v.record_repossession_of(2, a, 3_000, 100, &qa).unwrap();
+    assert!(r.lost_slot, "A's own slot, A's own offence");
+    assert_eq!(qb.held(), 1);
+}
+
 #[test]
 fn repossession_errors() {
     let q = Quota::new(10);

@@ -592,7 +592,9 @@ impl SliceVector {
     /// Adds `overrun_ns` used past the end of a turn in `slot` that ended
     /// without a repossession (a late yield) to the owner's debt, paid back
     /// like any other; nothing is logged. Returns whether the slot had an
-    /// owner to charge.
+    /// owner to charge. It charges whoever holds the slot *now*: for a turn
+    /// whose owner may have given the slot up meanwhile, use
+    /// [`Self::charge_overrun_of`].
     pub fn charge_overrun(&mut self, slot: usize, overrun_ns: u64) -> bool {
         match self.slots[..self.len].get_mut(slot) {
             Some(s) if s.owner.is_some() => {
@@ -601,6 +603,74 @@ impl SliceVector {
             }
             _ => false,
         }
+    }
+
+    /// Adds `overrun_ns` to the debt of `owner`, the environment whose turn
+    /// in `slot` ran over, wherever it is on this core now: on `slot` if it
+    /// still holds it, else on another slot it holds here, else carried
+    /// until it gets one. Whoever holds `slot` now pays nothing for a turn
+    /// that was not theirs (`owner` may have freed the slot during its turn
+    /// and another environment allocated it). Returns the owner's debt on
+    /// this core after the charge.
+    pub fn charge_overrun_of(&mut self, slot: usize, owner: EnvId, overrun_ns: u64) -> u64 {
+        let len = self.len;
+        let held = match self.slots[..len].get(slot) {
+            Some(s) if s.owner == Some(owner) => Some(slot),
+            _ => self.slots[..len]
+                .iter()
+                .position(|s| s.owner == Some(owner)),
+        };
+        match held {
+            Some(at) => {
+                let s = &mut self.slots[at];
+                s.debt_ns = s.debt_ns.saturating_add(overrun_ns);
+                s.debt_ns
+            }
+            None => {
+                self.carry(owner, overrun_ns);
+                self.carried_debt(owner)
+            }
+        }
+    }
+
+    /// [`Self::record_repossession`] of a turn owned by `owner`: if `owner`
+    /// still holds `slot`, exactly that (debt, offender record, perhaps the
+    /// slot lost; `quota` must be `owner`'s). If it gave the slot up during
+    /// the turn, the overrun is charged to it by [`Self::charge_overrun_of`]
+    /// and logged under its name; the slot's present owner is not touched
+    /// (its offender record is its own turns'), and `owner` has no slot
+    /// here to lose for it.
+    pub fn record_repossession_of(
+        &mut self,
+        slot: usize,
+        owner: EnvId,
+        now_ns: u64,
+        overrun_ns: u64,
+        quota: &Quota,
+    ) -> Result<Repossessed, SliceError> {
+        let current = self.slot(slot)?.owner;
+        if current == Some(owner) {
+            return self.record_repossession(slot, now_ns, overrun_ns, quota);
+        }
+        let debt_ns = self.charge_overrun_of(slot, owner, overrun_ns);
+        self.stats.repossessions += 1;
+        self.log_repossession(Repossession {
+            slot: slot as u32,
+            env: owner,
+            time_ns: now_ns,
+            overrun_ns,
+            lost_slot: false,
+        });
+        Ok(Repossessed {
+            env: owner,
+            debt_ns,
+            lost_slot: false,
+        })
+    }
+
+    fn log_repossession(&mut self, r: Repossession) {
+        self.log[(self.logged % LOG_LEN as u64) as usize] = r;
+        self.logged += 1;
     }
 
     /// Records that the latest turn in `slot` was repossessed `overrun_ns`
@@ -633,14 +703,13 @@ impl SliceVector {
             quota.give_back();
             self.stats.revocations += 1;
         }
-        self.log[(self.logged % LOG_LEN as u64) as usize] = Repossession {
+        self.log_repossession(Repossession {
             slot: slot as u32,
             env,
             time_ns: now_ns,
             overrun_ns,
             lost_slot,
-        };
-        self.logged += 1;
+        });
         Ok(Repossessed {
             env,
             debt_ns,

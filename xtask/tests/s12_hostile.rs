@@ -12,8 +12,19 @@ use common::*;
 use xtask::{Accel, RunOutcome};
 
 fn hostile(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
-    let out = boot(
-        &format!("hostile-{name}-{cpus}"),
+    hostile_run(name, cpus, run_ms, false)
+}
+
+/// [`hostile`], deterministic (TCG with `-icount`): for the experiments
+/// whose checks bound time (overrun against the grace period), which only
+/// virtual time measures exactly on this host.
+fn hostile_det(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
+    hostile_run(name, cpus, run_ms, true)
+}
+
+fn hostile_run(name: &str, cpus: u32, run_ms: u32, det: bool) -> RunOutcome {
+    let opts = options(
+        &format!("hostile-{name}-{cpus}{}", if det { "-det" } else { "" }),
         cpus,
         Accel::Tcg,
         "pc",
@@ -27,6 +38,7 @@ fn hostile(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
             "grace_us=15000",
         ],
     );
+    let out = run(&xtask::RunOptions { det, ..opts });
     assert_checks_pass(&out);
     assert!(!out.console.contains("PANIC"), "{}", tail(&out.console));
     let invariants = checks_named(&out, "time_conserved");
@@ -41,6 +53,22 @@ fn on_4_and_8(name: &str, run_ms: u32, also: impl Fn(&RunOutcome, u32)) {
     }
 }
 
+fn on_4_and_8_det(name: &str, run_ms: u32, also: impl Fn(&RunOutcome, u32)) {
+    for cpus in [4, 8] {
+        let out = hostile_det(name, cpus, run_ms);
+        also(&out, cpus);
+    }
+}
+
+/// The `env_stats` field `field` of environment `env`.
+fn env_stat(out: &RunOutcome, env: &str, field: &str) -> u64 {
+    out.records
+        .of(RecordKind::EnvStats)
+        .find(|e| e["name"] == env)
+        .and_then(|e| e[field].as_u64())
+        .unwrap_or_else(|| panic!("no {field} for {env}:\n{}", tail(&out.console)))
+}
+
 /// The one `user` report of `kind` the run must have made.
 fn one_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
     let found: Vec<_> = out
@@ -53,11 +81,7 @@ fn one_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
 }
 
 fn repossessions(out: &RunOutcome, env: &str) -> u64 {
-    out.records
-        .of(RecordKind::EnvStats)
-        .find(|e| e["name"] == env)
-        .and_then(|e| e["repossessions"].as_u64())
-        .unwrap_or_else(|| panic!("no stats for {env}:\n{}", tail(&out.console)))
+    env_stat(out, env, "repossessions")
 }
 
 #[test]
@@ -169,5 +193,18 @@ fn console_lines_cannot_forge_records() {
         assert_eq!(forged, 0, "a forged check record was believed");
         let done = one_report(out, "forger_done");
         assert_eq!(done["refused"], 3, "a log with a line break was accepted");
+    });
+}
+
+/// Issue 14, hole 8: `shed` frees the slot of its running turn and runs
+/// over; `grab` allocates the slot meanwhile. With an offender limit of
+/// one, `shed`'s overrun charged to the slot's new holder would cost
+/// `grab` the slot: `grab` must lose nothing, forfeit nothing.
+#[test]
+fn overrun_is_charged_to_the_turns_owner() {
+    on_4_and_8_det("shed", 1500, |out, _| {
+        assert!(repossessions(out, "shed") > 0, "{}", tail(&out.console));
+        assert_eq!(env_stat(out, "grab", "slots_revoked"), 0);
+        assert_eq!(env_stat(out, "grab", "forfeits"), 0);
     });
 }
