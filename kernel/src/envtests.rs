@@ -160,6 +160,19 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("forger", 2), spec("spin", 2)],
         others_keep_share,
     ),
+    plain(
+        "launder",
+        &[
+            spec("launder", 2),
+            EnvSpec {
+                program: "launder",
+                name: "launder_b",
+                slots_per_core: 0,
+            },
+            spec("spin", 2),
+        ],
+        laundering_pair_is_cut_at_grace,
+    ),
     Experiment {
         name: "shed",
         envs: &[spec("shed", 2), spec("grab", 2)],
@@ -432,6 +445,24 @@ fn turns_charged_past_grace() -> bool {
             "longest uncharged run past a turn's end {max} ns (grace {grace} ns + {DELIVERY_SLACK_NS} ns slack)"
         ),
     )
+}
+
+/// Issue 14, hole 5: `launder` and `launder_b` donated a turn back and
+/// forth past its end, never yielding. They are taken at the grace end
+/// of the turn like any overrunning environment and charged for it; `spin`
+/// keeps its share.
+fn laundering_pair_is_cut_at_grace() -> bool {
+    let taken: u64 = ["launder", "launder_b"]
+        .iter()
+        .filter_map(|n| find(n))
+        .map(|e| e.account().repossessions.load(Ordering::Relaxed))
+        .sum();
+    check(
+        "laundering_pair_repossessed",
+        taken > 0,
+        format_args!("{taken} repossessions of the pair"),
+    ) & turns_charged_past_grace()
+        & others_keep_share()
 }
 
 /// Issue 14, hole 8: `shed` freed the slot of each of its turns and ran

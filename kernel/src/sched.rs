@@ -1144,7 +1144,11 @@ pub fn yield_turn(
                 return Err(Error::BadEnv);
             }
             save_caller();
-            let Some(turn) = c.turn.as_mut() else {
+            let Core {
+                vector,
+                turn: Some(turn),
+            } = &mut *c
+            else {
                 unreachable!("turn checked, lock held");
             };
             caller
@@ -1158,9 +1162,23 @@ pub fn yield_turn(
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
             RUNNING[core].store(Arc::as_ptr(&recipient).cast_mut(), Ordering::Relaxed);
             let ran_from = core::mem::replace(&mut turn.run_start, now);
-            // The donated remainder is a fresh turn for the recipient; if
-            // the donor was already past its end, the recipient gets none.
-            turn.phase = Phase::Running;
+            // The recipient gets the rest of the donor's turn, deadline
+            // and all: before the end, the rest of the slice; once the
+            // donor has been told to yield, only what is left of its grace,
+            // told at once (pending, as to a disabled context). A fresh
+            // phase here would tell the recipient again with a grace from
+            // now, and two environments donating to each other would keep
+            // the core for ever (issue 14, hole 5). What the donor used
+            // past its grace is charged now, like a late yield's.
+            if turn.phase != Phase::Running {
+                turn.phase = Phase::Deferred;
+                recipient
+                    .dispatch(core)
+                    .events
+                    .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
+            }
+            let owed = past_grace(turn, now);
+            charge_owner(vector, turn, owed);
             let (end, grace_end) = (turn.end, turn.grace_end);
             drop(c);
             crate::ledger::charge(core, ran_from, now, crate::ledger::Charge::Env(&donor));

@@ -196,6 +196,23 @@ fn console_lines_cannot_forge_records() {
     });
 }
 
+/// Issue 14, hole 5: two environments donate a turn back and forth past
+/// its end and never yield. A donation must not restart the turn: the
+/// recipient inherits the donor's deadline, so the pair is repossessed at
+/// the turn's grace end and charged; no turn runs past its end by more
+/// than the grace uncharged (the kernel's `overrun_past_grace_charged`
+/// check, a bound on the maximum), and `spin` keeps its share.
+#[test]
+fn donations_past_the_end_do_not_launder_overrun() {
+    on_4_and_8_det("launder", 1500, |out, cpus| {
+        let taken = repossessions(out, "launder") + repossessions(out, "launder_b");
+        assert!(
+            taken >= u64::from(cpus),
+            "{taken} repossessions of the pair"
+        );
+    });
+}
+
 /// Issue 14, hole 8: `shed` frees the slot of its running turn and runs
 /// over; `grab` allocates the slot meanwhile. With an offender limit of
 /// one, `shed`'s overrun charged to the slot's new holder would cost
