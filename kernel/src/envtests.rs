@@ -16,6 +16,9 @@ struct EnvSpec {
     name: &'static str,
     /// Slots on every core (interleaved with the others' slots).
     slots_per_core: usize,
+    /// Launched with its own boot-module index as its arguments (a program
+    /// that spawns copies of itself: the copies are launched with none).
+    own_index_as_args: bool,
 }
 
 struct Experiment {
@@ -36,6 +39,15 @@ const fn spec(program: &'static str, slots_per_core: usize) -> EnvSpec {
         program,
         name: program,
         slots_per_core,
+        own_index_as_args: false,
+    }
+}
+
+/// [`spec`] for a program that spawns copies of itself.
+const fn self_spawning(program: &'static str, slots_per_core: usize) -> EnvSpec {
+    EnvSpec {
+        own_index_as_args: true,
+        ..spec(program, slots_per_core)
     }
 }
 
@@ -111,16 +123,19 @@ static EXPERIMENTS: &[Experiment] = &[
                 program: "spin",
                 name: "client_a",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
             EnvSpec {
                 program: "spin",
                 name: "client_b",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
             EnvSpec {
                 program: "spin",
                 name: "client_c",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
         ],
         apps_alive,
@@ -132,6 +147,7 @@ static EXPERIMENTS: &[Experiment] = &[
                 program: "grow",
                 name: "grow",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
             spec("spin", 2),
         ],
@@ -168,6 +184,7 @@ static EXPERIMENTS: &[Experiment] = &[
                 program: "launder",
                 name: "launder_b",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
             spec("spin", 2),
         ],
@@ -182,6 +199,15 @@ static EXPERIMENTS: &[Experiment] = &[
         // environment shows as a slot it loses.
         offender_limit: 1,
         finish: overrun_charged_to_its_owner,
+    },
+    Experiment {
+        name: "slotrace",
+        envs: &[self_spawning("slotrace", 2), spec("spin", 2)],
+        // Free slots for the children to allocate and free.
+        idle_slots: 2,
+        default_env: None,
+        offender_limit: 0,
+        finish: no_slot_owned_by_the_dead,
     },
     plain(
         "scribble",
@@ -215,6 +241,7 @@ static EXPERIMENTS: &[Experiment] = &[
                 program: "spin",
                 name: "background",
                 slots_per_core: 0,
+                own_index_as_args: false,
             },
         ],
         idle_slots: 2,
@@ -266,8 +293,23 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     for s in exp.envs {
         let image =
             crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV, &[])
-            .map_err(|_| "spawn failed")?;
+        let args = if s.own_index_as_args {
+            let index = (0..)
+                .map_while(crate::run::program)
+                .position(|(name, _)| name == s.program)
+                .ok_or("program missing from the boot modules")?;
+            alloc::format!("{index}")
+        } else {
+            alloc::string::String::new()
+        };
+        let e = env::spawn(
+            s.name,
+            image,
+            u32::MAX,
+            abi::syscall::NO_ENV,
+            args.as_bytes(),
+        )
+        .map_err(|_| "spawn failed")?;
         if exp.default_env == Some(s.name) {
             sched::set_default_env(e.id);
         }
@@ -491,6 +533,48 @@ fn overrun_charged_to_its_owner() -> bool {
             "grab: {revoked} slots revoked, {forfeits} turns forfeited, {taken} repossessions (all must be 0)"
         ),
     ) & turns_charged_past_grace()
+}
+
+/// Issue 14, hole 9: `slotrace` killed children while they allocated
+/// slots on every core. No slot may be owned by an environment that has
+/// been reaped (its teardown freed its slots everywhere; an allocation
+/// that landed after that must have been refused).
+fn no_slot_owned_by_the_dead() -> bool {
+    // The interleaving the race needs, forced: an environment killed (its
+    // teardown has passed every core) before its allocation reaches one.
+    let Some(doomed) = crate::run::program_named("spin")
+        .and_then(|image| env::spawn("doomed", image, 4, abi::syscall::NO_ENV, &[]).ok())
+    else {
+        return check("doomed_spawned", false, format_args!("spawn failed"));
+    };
+    env::kill(
+        &doomed,
+        env::ExitReason::Killed("slotrace: killed before its allocation"),
+    );
+    let late = (0..smp::cores())
+        .map(|core| sched::alloc_slot(&doomed, core, None))
+        .find(|r| *r != Err(abi::syscall::Error::Exhausted));
+    drop(doomed);
+    let mut ok = check(
+        "late_allocation_refused",
+        !matches!(late, Some(Ok(_))),
+        format_args!("allocation by a killed environment: {late:?}"),
+    );
+    let mut dead = 0;
+    for core in 0..smp::cores() {
+        for slot in 0..sched::config().slots {
+            let owner = sched::slot_owner(core, slot).unwrap_or(abi::syscall::NO_ENV);
+            if owner != abi::syscall::NO_ENV && env::reaped(owner) {
+                dead += 1;
+            }
+        }
+    }
+    ok &= check(
+        "no_slot_owned_by_the_dead",
+        dead == 0,
+        format_args!("{dead} slots owned by reaped environments"),
+    );
+    ok
 }
 
 fn donations_move_time() -> bool {

@@ -242,6 +242,15 @@ pub fn alloc_slot(env: &Env, core: usize, slot: Option<usize>) -> Result<usize, 
     let cores = CORES.get();
     let state = cores.get(core).ok_or(Error::BadSlot)?;
     let mut c = state.lock();
+    // `env_dying` marks the environment dying before it frees its slots
+    // core by core, each under that core's lock: checked under the same
+    // lock, an allocation either comes before the teardown reaches this
+    // core (and is freed by it) or sees the mark. Unchecked, a dying
+    // environment's allocation on a core the teardown had passed kept the
+    // slot for ever (issue 14, hole 9).
+    if !env.alive() {
+        return Err(Error::BadEnv);
+    }
     let id = slices::EnvId(env.id);
     let got = match slot {
         Some(s) => c.vector.alloc_named(s, id, &env.slot_quota).map(|()| s),
