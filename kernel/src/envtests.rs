@@ -210,6 +210,11 @@ static EXPERIMENTS: &[Experiment] = &[
         finish: no_slot_owned_by_the_dead,
     },
     plain(
+        "badsleep",
+        &[spec("badsleep", 2), spec("spin", 2)],
+        refused_sleeper_runs_on,
+    ),
+    plain(
         "scribble",
         &[spec("scribble", 2), spec("spin", 2)],
         others_keep_share,
@@ -575,6 +580,25 @@ fn no_slot_owned_by_the_dead() -> bool {
         format_args!("{dead} slots owned by reaped environments"),
     );
     ok
+}
+
+/// Issue 14, hole 10 (`sleep`): `badsleep`'s sleep was refused (its
+/// donation to nobody failed); it must be awake and keep its slots' share.
+fn refused_sleeper_runs_on() -> bool {
+    let Some(b) = find("badsleep") else {
+        return check("badsleep_alive", false, format_args!("gone"));
+    };
+    let asleep = b.asleep.load(Ordering::Acquire);
+    let (got, ideal) = share(&b, 2);
+    check(
+        "refused_sleeper_awake",
+        !asleep,
+        format_args!("badsleep marked asleep: {asleep}"),
+    ) & check(
+        "refused_sleeper_keeps_share",
+        got >= ideal - 0.02,
+        format_args!("badsleep: share {got:.4} ideal {ideal:.4} (at most 0.02 below)"),
+    )
 }
 
 fn donations_move_time() -> bool {

@@ -1103,11 +1103,14 @@ pub fn env_dying(env: &Env) {
 /// donates it to `target`. Errors leave the caller running.
 ///
 /// With `save`, the caller's syscall frame is saved (returning 0) in its
-/// enabled save area once the yield is certain to happen.
-pub fn yield_turn(
+/// enabled save area once the yield is certain to happen; with `sleep`, the
+/// caller is marked asleep then too (never before a donation that may
+/// still be refused: it would be left running, marked asleep).
+fn give_up_turn(
     caller: &Env,
     target: Option<u32>,
     save: Option<&TrapFrame>,
+    sleep: bool,
 ) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
     let save_caller = || {
@@ -1115,6 +1118,9 @@ pub fn yield_turn(
             let mut f = *frame;
             f.rax = 0;
             save_context(&f, &mut caller.dispatch_mut(core).enabled);
+        }
+        if sleep {
+            caller.asleep.store(true, Ordering::Release);
         }
     };
     let now = time::now_ns();
@@ -1206,13 +1212,25 @@ pub fn yield_turn(
     }
 }
 
-/// `sleep`: the caller sleeps until its predicate holds.
+/// The caller (running on this core) gives up the rest of its turn, or
+/// donates it to `target` (see [`give_up_turn`]). Errors leave the caller
+/// running.
+pub fn yield_turn(
+    caller: &Env,
+    target: Option<u32>,
+    save: Option<&TrapFrame>,
+) -> Result<core::convert::Infallible, Error> {
+    give_up_turn(caller, target, save, false)
+}
+
+/// `sleep`: the caller sleeps until its predicate holds (its turn given
+/// up, or donated to its `donate_to`). A refused donation leaves it
+/// running and awake, with the error.
 pub fn sleep(caller: &Env, save: Option<&TrapFrame>) -> Result<core::convert::Infallible, Error> {
     if caller.predicate.lock().is_none() {
         return Err(Error::BadArgument);
     }
-    caller.asleep.store(true, Ordering::Release);
-    yield_turn(caller, None, save)
+    give_up_turn(caller, None, save, true)
 }
 
 /// `exit` or a kill of the running environment: leave it now.

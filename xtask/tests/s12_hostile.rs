@@ -253,3 +253,19 @@ fn a_slot_allocated_while_dying_is_not_kept() {
         assert_eq!(last["leaked_slots"], 0, "{last}");
     });
 }
+
+/// Issue 14, hole 10 (`sleep`): a `sleep` whose donation (to the caller's
+/// `donate_to`) is refused returns the error and leaves the caller awake;
+/// it was marked asleep first, and so skipped by the walk until its
+/// predicate held, an hour later. Shares: deterministic.
+#[test]
+fn a_refused_sleep_leaves_the_caller_awake() {
+    on_4_and_8_det("badsleep", 1000, |out, cpus| {
+        let refused = out
+            .records
+            .of(RecordKind::User)
+            .filter(|r| r["kind"] == "badsleep" && r["refused"] == true)
+            .count();
+        assert_eq!(refused, cpus as usize, "{}", tail(&out.console));
+    });
+}
