@@ -24,6 +24,7 @@ use crate::arch::interrupts::{enter_user, TrapFrame};
 use crate::env::{self, Env};
 use crate::sync::BootCell;
 use crate::{apic, exported, percpu, record, time};
+use slices::Tick;
 
 /// Boot-time configuration of the slice vectors.
 #[derive(Clone, Copy, Debug)]
@@ -52,51 +53,22 @@ pub fn set_default_env(id: u32) {
 /// Slot number of a turn on borrowed idle time (no slot is charged for it).
 const NO_SLOT: usize = usize::MAX;
 
-/// Where the running environment is in its turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Inside its turn.
-    Running,
-    /// Turn over while disabled: revocation pending, waiting for its yield.
-    Deferred,
-    /// Turn over while restoring a context in user mode (the registered
-    /// resume range): revoked once out of it, taken at grace's end.
-    Resuming,
-    /// Turn over, epilogue entered: waiting for its yield.
-    Revoking,
-}
-
-/// The turn in progress on a core.
+/// The turn in progress on a core: its clock (deadlines, phase, whose turn
+/// it is and what that owner was charged: [`slices::TurnClock`], the pure
+/// turn machine, model-tested on the host) and who runs in it.
 struct Turn {
     /// Who runs: the slot's owner or the recipient of a donation.
     env: Arc<Env>,
-    slot: usize,
-    /// Whose turn it is: the slot's owner when the turn began (`None` on
-    /// borrowed idle time). Only it is charged for the turn's overrun,
-    /// whoever runs and whoever holds the slot by then (it may free the
-    /// slot during its turn, and another environment allocate it).
-    owner: Option<slices::EnvId>,
-    /// Overrun charged to `owner` so far in this turn (a donation past the
-    /// turn's end charges what the donor used; the turn's end charges the
-    /// rest, never the same time twice).
-    charged_ns: u64,
-    phase: Phase,
+    clock: slices::TurnClock,
     /// When `env` started running (CPU time is charged to whoever ran).
     run_start: u64,
-    end: u64,
-    grace_end: u64,
     /// [`context_mark`] of the epilogue upcall's entry frame.
     grace_mark: u64,
-    /// Grace time given again so far (see [`may_renew_grace`]).
-    renewed_ns: u64,
 }
 
-/// Whether a turn whose grace just ended gets it again: only if its
-/// epilogue has not executed one instruction (the context is exactly the
-/// upcall's entry frame: [`context_mark`]), and for at most one slice's
-/// worth of grace in all. (A context that was disabled when told is not
-/// renewed: it is already running its own code, and a repossession keeps
-/// it whole for its next turn.)
+/// The grace period and its renewal bound: an epilogue that has not
+/// executed one instruction when its grace ends (its vCPU was off the
+/// host CPU) gets it again, for at most one slice's worth in all.
 ///
 /// A vCPU is not a CPU. A host under load deschedules vCPU threads for
 /// longer than a grace period, and QEMU's one-thread round robin (TCG, so
@@ -110,11 +82,12 @@ struct Turn {
 /// never had. The bound keeps a context that is really stuck where it was
 /// told (`jmp .` at the epilogue's entry) from holding the core: it is
 /// taken after one slice more, its whole overrun charged as always.
-fn may_renew_grace(turn: &Turn, frame: &TrapFrame) -> bool {
+fn grace() -> slices::Grace {
     let c = config();
-    turn.phase == Phase::Revoking
-        && turn.renewed_ns + c.grace_ns <= c.slice_ns.max(c.grace_ns)
-        && context_mark(frame) == turn.grace_mark
+    slices::Grace {
+        grace_ns: c.grace_ns,
+        renew_limit_ns: c.slice_ns,
+    }
 }
 
 /// A fingerprint of a user context: its instruction and stack pointers and
@@ -476,25 +449,19 @@ pub fn next_turn() -> ! {
                     .current_slot
                     .store(slot as u32, Ordering::Relaxed);
                 slices_page.turn_started_ns.store(now, Ordering::Relaxed);
-                let end = now + length_ns;
                 let reason = match woken {
                     Some(tag) => (UpcallReason::Woken, tag),
                     None => (UpcallReason::NewSlice, 0),
                 };
-                let grace_end = end + config().grace_ns;
+                let clock = slices::TurnClock::begin(Some(owner), slot, now, length_ns, grace());
+                let (end, grace_end) = (clock.end(), clock.grace_end());
                 c.begin_turn(
                     core,
                     Turn {
                         env: env.clone(),
-                        slot,
-                        owner: Some(owner),
-                        charged_ns: 0,
-                        phase: Phase::Running,
+                        clock,
                         run_start: now,
-                        end,
-                        grace_end,
                         grace_mark: 0,
-                        renewed_ns: 0,
                     },
                 );
                 drop(c);
@@ -520,20 +487,16 @@ pub fn next_turn() -> ! {
                     _ => config().slice_ns,
                 };
                 if let Some((env, reason)) = idle_taker(&c.vector) {
-                    let (end, grace_end) = (now + length_ns, now + length_ns + config().grace_ns);
+                    // Borrowed: no slot, no owner to charge.
+                    let clock = slices::TurnClock::begin(None, NO_SLOT, now, length_ns, grace());
+                    let (end, grace_end) = (clock.end(), clock.grace_end());
                     c.begin_turn(
                         core,
                         Turn {
                             env: env.clone(),
-                            slot: NO_SLOT,
-                            owner: None,
-                            charged_ns: 0,
-                            phase: Phase::Running,
+                            clock,
                             run_start: now,
-                            end,
-                            grace_end,
                             grace_mark: 0,
-                            renewed_ns: 0,
                         },
                     );
                     drop(c);
@@ -842,40 +805,54 @@ pub fn on_timer(frame: &mut TrapFrame) {
         stop_running(core, t, now);
         next_turn();
     }
-    match turn.phase {
-        Phase::Running | Phase::Resuming if now >= turn.end => {
-            if turn.env.in_resume_range(frame.rip) {
-                // Restoring a context (a few instructions): revoke once it
-                // is in. Still there at the end of the grace it is owed, it
-                // is taken like a disabled one; else a range covering a loop
-                // would keep the core for ever (the resume_hog experiment).
-                if turn.phase == Phase::Running {
-                    turn.grace_end = turn.grace_end.max(now + config().grace_ns);
-                    turn.phase = Phase::Resuming;
-                } else if now >= turn.grace_end {
-                    drop(c);
-                    repossess(core, frame, now)
-                }
-                arm_for(now, turn.grace_end.min(now + RESUME_RETRY_NS));
-                return;
-            }
-            // The grace period runs from when the revocation is delivered:
-            // a late timer must not eat the time the environment is owed to
-            // save its state. (The lateness itself is charged as overrun.)
-            turn.grace_end = turn.grace_end.max(now + config().grace_ns);
-            let d = turn.env.dispatch(core);
-            if d.disabled.load(Ordering::Acquire) != 0 {
-                d.events
-                    .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
-                turn.phase = Phase::Deferred;
-                arm_for(now, turn.grace_end);
-                return;
-            }
-            turn.phase = Phase::Revoking;
+    // What the machine is told of the context matters only past the end
+    // (reading the resume range takes a lock: not on every interleave tick).
+    let seen = if now >= turn.clock.end() {
+        slices::Seen {
+            disabled: turn.env.dispatch(core).disabled.load(Ordering::Acquire) != 0,
+            in_resume_range: turn.env.in_resume_range(frame.rip),
+            untouched_since_told: turn.clock.phase() == slices::Phase::Revoking
+                && context_mark(frame) == turn.grace_mark,
+        }
+    } else {
+        slices::Seen::default()
+    };
+    match turn.clock.tick(now, seen, grace()) {
+        Tick::Continue { until } if turn.clock.phase() == slices::Phase::Running => {
+            arm_running(now, until)
+        }
+        Tick::Continue { until } => arm_for(now, until),
+        // Restoring a context (a few instructions): revoked once it is in,
+        // taken if it is still there at its grace's end (a range covering a
+        // loop would keep the core for ever: the resume_hog experiment).
+        Tick::RetryResume { grace_end } => {
+            arm_for(now, grace_end.min(now + RESUME_RETRY_NS));
+        }
+        Tick::Defer { grace_end } => {
+            turn.env
+                .dispatch(core)
+                .events
+                .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
+            arm_for(now, grace_end);
+        }
+        // Not one instruction ran since it was told: its vCPU was off the
+        // host CPU, so the grace starts again from now.
+        Tick::Renewed { grace_end } => {
+            turn.env
+                .account()
+                .grace_renewals
+                .fetch_add(1, Ordering::Relaxed);
+            arm_for(now, grace_end);
+        }
+        Tick::Repossess => {
+            drop(c);
+            repossess(core, frame, now)
+        }
+        Tick::Revoke { grace_end } => {
             let entry = turn.env.upcalls.lock().epilogue;
             turn.grace_mark = context_mark(&upcall_frame(core, entry, UpcallReason::Revoke, 0));
             let env = turn.env.clone();
-            let (end, grace_end) = (turn.end, turn.grace_end);
+            let end = turn.clock.end();
             let deadline_clock = clock_at_deadline(&env, core, turn);
             drop(c);
             let d = env.dispatch_mut(core);
@@ -889,75 +866,28 @@ pub fn on_timer(frame: &mut TrapFrame) {
             crate::latency::revocation(time::now_ns().saturating_sub(end));
             upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
         }
-        Phase::Deferred | Phase::Revoking if now >= turn.grace_end => {
-            if may_renew_grace(turn, frame) {
-                // Not one instruction ran since it was told: its vCPU was
-                // off the host CPU, so the grace starts again from now.
-                turn.renewed_ns += now - turn.grace_end + config().grace_ns;
-                turn.grace_end = now + config().grace_ns;
-                turn.env
-                    .account()
-                    .grace_renewals
-                    .fetch_add(1, Ordering::Relaxed);
-                arm_for(now, turn.grace_end);
-                return;
-            }
-            drop(c);
-            repossess(core, frame, now)
-        }
-        Phase::Running => arm_running(now, turn.end),
-        Phase::Deferred | Phase::Revoking | Phase::Resuming => arm_for(now, turn.grace_end),
     }
 }
 
 /// `env`'s CPU clock on `core` at `turn`'s deadline (its account moves
 /// only when a turn ends, so it holds the time before this turn).
 fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
-    env.account().cpu_ns[core].load(Ordering::Relaxed) + turn.end.saturating_sub(turn.run_start)
+    env.account().cpu_ns[core].load(Ordering::Relaxed)
+        + turn.clock.end().saturating_sub(turn.run_start)
 }
 
-/// Brings the overrun charged to `turn`'s owner up to `total_ns` (what the
-/// turn owes by now: see the callers), charging only the part not charged
-/// yet. The owner pays wherever it is on this core, not the slot's present
-/// holder ([`slices::SliceVector::charge_overrun_of`]); a dead owner's
-/// slots and debts are gone, so it is not charged. Borrowed idle time has
-/// no owner to charge.
-fn charge_owner(vector: &mut slices::SliceVector, turn: &mut Turn, total_ns: u64) {
-    let due = total_ns.saturating_sub(turn.charged_ns);
-    turn.charged_ns = turn.charged_ns.max(total_ns);
-    if let Some(owner) = turn.owner.filter(|o| due > 0 && env::get(o.0).is_some()) {
-        vector.charge_overrun_of(turn.slot, owner, due);
-    }
-}
-
-/// Overrun `turn` owes at `now` when it ends (or is donated) without a
-/// repossession: time past its end beyond the grace period.
-fn past_grace(turn: &Turn, now: u64) -> u64 {
-    now.saturating_sub(turn.end)
-        .saturating_sub(config().grace_ns)
+/// Whether `turn`'s owner is alive to be charged (a dead owner's slots and
+/// debts are gone).
+fn owner_alive(turn: &Turn) -> bool {
+    turn.clock.owner().is_some_and(|o| env::get(o.0).is_some())
 }
 
 /// Per core: the most a turn ran past its end without being charged for
 /// it, beyond the renewed grace it was given (see [`note_uncharged_overrun`]).
 static UNCHARGED_MAX: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
-/// Time `turn` has run past its end by `now` that its owner was not
-/// charged for, less any grace it was given again (a renewal is granted
-/// and counted apart). A turn that ends by yielding within its grace owes
-/// nothing, so this is at most the grace plus the revocation's lateness;
-/// one that is repossessed is charged all of it. Borrowed idle time is not
-/// counted (no slot is charged for it).
-fn uncharged_overrun(turn: &Turn, now: u64) -> u64 {
-    if turn.owner.is_none() {
-        return 0;
-    }
-    now.saturating_sub(turn.end)
-        .saturating_sub(turn.charged_ns)
-        .saturating_sub(turn.renewed_ns)
-}
-
 fn note_uncharged_overrun(core: usize, turn: &Turn, now: u64) {
-    UNCHARGED_MAX[core].fetch_max(uncharged_overrun(turn, now), Ordering::Relaxed);
+    UNCHARGED_MAX[core].fetch_max(turn.clock.uncharged(now), Ordering::Relaxed);
 }
 
 /// The most any turn, ended or in progress, has run past its end without
@@ -976,7 +906,7 @@ pub fn uncharged_overrun_max_ns() -> u64 {
                 .lock()
                 .turn
                 .as_ref()
-                .map_or(0, |t| uncharged_overrun(t, now));
+                .map_or(0, |t| t.clock.uncharged(now));
             live.max(UNCHARGED_MAX[core].load(Ordering::Relaxed))
         })
         .max()
@@ -988,25 +918,20 @@ pub fn uncharged_overrun_max_ns() -> u64 {
 fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     let mut c = core_state(core).lock();
     let mut turn = c.end_turn(core).expect("repossess with a turn");
-    crate::latency::repossessed(core, turn.grace_end);
-    let overrun = now.saturating_sub(turn.end);
+    crate::latency::repossessed(core, turn.clock.grace_end());
     // The turn's owner pays (even if a donation recipient ran, and even if
     // it gave the slot up meanwhile: then whoever holds it now is not
     // touched); what a donation past the end charged already is not
     // charged again. The vector returns the owner's quota unit itself if
     // it loses the slot.
-    let due = overrun.saturating_sub(turn.charged_ns);
-    turn.charged_ns = turn.charged_ns.max(overrun);
-    let env = &turn.env;
-    let lost_slot = {
-        let owner = turn.owner.and_then(|o| env::get(o.0));
-        let lost_slot = owner.as_ref().is_some_and(|o| {
-            c.vector
-                .record_repossession_of(turn.slot, slices::EnvId(o.id), now, due, &o.slot_quota)
-                .is_ok_and(|r| r.lost_slot)
-        });
-        if lost_slot {
-            exported::core_slices_of(core).owners[turn.slot].store(NO_ENV, Ordering::Release);
+    let slot = turn.clock.slot();
+    let (overrun, lost_slot) = {
+        let owner = turn.clock.owner().and_then(|o| env::get(o.0));
+        let taken = turn
+            .clock
+            .repossess(now, &mut c.vector, owner.as_ref().map(|o| &o.slot_quota));
+        if taken.lost_slot {
+            exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
             if let Some(owner) = &owner {
                 owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
                 owner
@@ -1015,8 +940,9 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
-        lost_slot
+        (taken.overrun_ns, taken.lost_slot)
     };
+    let env = &turn.env;
     drop(c);
     let d = env.dispatch_mut(core);
     let flag = d.disabled.load(Ordering::Acquire);
@@ -1044,7 +970,7 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         RecordKind::Event,
         format_args!(
             "\"event\":\"repossession\",\"env\":{},\"core\":{core},\"slot\":{},\"t_ns\":{now},\"overrun_ns\":{overrun},\"slot_revoked\":{lost_slot}",
-            env.id, turn.slot
+            env.id, slot
         ),
     );
     stop_running(core, turn, now);
@@ -1139,8 +1065,8 @@ fn give_up_turn(
             // long system call that ran over, say) is paid back like a
             // repossession's overrun, by the turn's owner; a yield within
             // grace costs nothing.
-            let owed = past_grace(&t, now);
-            charge_owner(&mut c.vector, &mut t, owed);
+            let alive = owner_alive(&t);
+            t.clock.end_by_yield(now, &mut c.vector, alive, grace());
             drop(c);
             save_caller();
             stop_running(core, t, now);
@@ -1185,16 +1111,14 @@ fn give_up_turn(
             // now, and two environments donating to each other would keep
             // the core for ever (issue 14, hole 5). What the donor used
             // past its grace is charged now, like a late yield's.
-            if turn.phase != Phase::Running {
-                turn.phase = Phase::Deferred;
+            let alive = owner_alive(turn);
+            if turn.clock.donate(now, vector, alive, grace()) {
                 recipient
                     .dispatch(core)
                     .events
                     .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
             }
-            let owed = past_grace(turn, now);
-            charge_owner(vector, turn, owed);
-            let (end, grace_end) = (turn.end, turn.grace_end);
+            let (end, grace_end) = (turn.clock.end(), turn.clock.grace_end());
             drop(c);
             crate::ledger::charge(core, ran_from, now, crate::ledger::Charge::Env(&donor));
             // Straight to the recipient's tables (claimed above, so they
@@ -1277,7 +1201,7 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         .lock()
         .turn
         .as_ref()
-        .map(|t| (t.env.clone(), t.end, t.grace_end));
+        .map(|t| (t.env.clone(), t.clock.end(), t.clock.grace_end()));
     let Some((env, end, grace_end)) = turn else {
         panic!("user fault with no environment on core {core}");
     };

@@ -9,7 +9,9 @@
 //! A per-environment [`Quota`] bounds slots across *all* cores with atomics
 //! rather than a global lock. [`Accounting`] is plain `repr(C)` data the
 //! kernel can export read-only: CPU time per core, slot time, donations,
-//! repossessions, forfeits.
+//! repossessions, forfeits. [`TurnClock`] is the turn in progress on a
+//! core: its deadline and grace, how its environment is told, donations,
+//! repossession, and whom each way of ending charges.
 //!
 //! ```
 //! use slices::{EnvId, Quota, SliceVector, Turn};
@@ -44,9 +46,11 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 mod account;
+mod turn;
 mod vector;
 
 pub use account::{AccountError, Accounting, EnvAccount};
+pub use turn::{Grace, Phase, Seen, Taken, Tick, TurnClock};
 pub use vector::{
     ConfigError, OffenderPolicy, Repossessed, Repossession, SliceVector, SlotInfo, Turn, Walk,
     WalkStats,
