@@ -247,9 +247,11 @@ fn overrun_is_charged_to_the_turns_owner() {
 /// on real threads, where the cores overlap.
 #[test]
 fn a_slot_allocated_while_dying_is_not_kept() {
-    on_4_and_8("slotrace", 3000, |out, _| {
+    // A spawn costs about a hundred milliseconds here (the child's image
+    // and heap): a few children a second.
+    on_4_and_8("slotrace", 4000, |out, _| {
         let last = last_report(out, "slotrace");
-        assert!(last["cycles"].as_u64().unwrap() >= 10, "{last}");
+        assert!(last["cycles"].as_u64().unwrap() >= 5, "{last}");
         assert_eq!(last["leaked_slots"], 0, "{last}");
     });
 }
