@@ -247,11 +247,15 @@ fn overrun_is_charged_to_the_turns_owner() {
 /// on real threads, where the cores overlap.
 #[test]
 fn a_slot_allocated_while_dying_is_not_kept() {
-    // A spawn costs about a hundred milliseconds here (the child's image
-    // and heap): a few children a second.
+    // A spawn costs a hundred milliseconds or more here (the child's image
+    // and heap; more on 8 cores), and each child is killed only once it
+    // has run, which on a loaded host takes seconds: at least one child
+    // killed while it allocates (seen in 4 s: 1 to 16, by host load). The
+    // kernel's own forced interleaving (late_allocation_refused) does not
+    // depend on the host.
     on_4_and_8("slotrace", 4000, |out, _| {
         let last = last_report(out, "slotrace");
-        assert!(last["cycles"].as_u64().unwrap() >= 5, "{last}");
+        assert!(last["cycles"].as_u64().unwrap() >= 1, "{last}");
         assert_eq!(last["leaked_slots"], 0, "{last}");
     });
 }
