@@ -3,7 +3,7 @@
 //! accounting the kernel exports. Ids carry a generation so a stale id
 //! never names a newer environment.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -31,11 +31,36 @@ pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 /// Memory an environment owns.
 struct Memory {
     aspace: AddressSpace,
-    /// Frames the environment owns (image, stacks, dispatch pages, allocated).
-    owned: BTreeSet<u64>,
-    /// Frames allocated through `frame_alloc` (counted against the quota).
-    allocated: usize,
+    /// Frames the kernel installed at spawn (image, arguments, inbox,
+    /// dispatch pages, upcall stacks): mapped where the kernel put them for
+    /// the environment's whole life and freed only when it is reaped. The
+    /// environment may neither free nor map them: the kernel keeps writing
+    /// the dispatch pages and the inbox through their physical addresses.
+    installed: BTreeSet<u64>,
+    /// Frames from `frame_alloc` (counted against the quota), each with
+    /// how many of the environment's pages map it: one is freed only at
+    /// zero, or it would go back to the allocator while still reachable.
+    allocated: BTreeMap<u64, u32>,
     frame_quota: usize,
+}
+
+impl Memory {
+    fn empty() -> Self {
+        Memory {
+            aspace: AddressSpace { pml4: 0 },
+            installed: BTreeSet::new(),
+            allocated: BTreeMap::new(),
+            frame_quota: 0,
+        }
+    }
+
+    /// Every frame it owns.
+    fn owned(&self) -> impl Iterator<Item = u64> + '_ {
+        self.installed
+            .iter()
+            .copied()
+            .chain(self.allocated.keys().copied())
+    }
 }
 
 pub struct Env {
@@ -200,38 +225,47 @@ impl Env {
     /// `frame_alloc`: a named or any frame, counted against the quota.
     pub fn frame_alloc(&self, pfn: Option<u64>) -> Result<u64, Error> {
         let mut m = self.memory.lock();
-        if m.allocated >= m.frame_quota {
+        if m.allocated.len() >= m.frame_quota {
             return Err(Error::QuotaExceeded);
         }
         let pa = match pfn {
             Some(pfn) => mm::alloc_named_frame(pfn).map_err(frame_error)?,
             None => mm::alloc_frame().map_err(frame_error)?,
         };
-        m.owned.insert(pa);
-        m.allocated += 1;
+        m.allocated.insert(pa, 0);
         Ok(pa / 4096)
     }
 
-    /// `frame_free`: only an owned, allocated, unmapped frame.
+    /// `frame_free`: only a frame from `frame_alloc` that nothing maps
+    /// (`Taken` while mapped; `NotPermitted` for a frame the kernel
+    /// installed).
     pub fn frame_free(&self, pfn: u64) -> Result<(), Error> {
         let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
         let mut m = self.memory.lock();
-        if !m.owned.contains(&pa) {
-            return Err(Error::NotOwner);
+        if m.installed.contains(&pa) {
+            return Err(Error::NotPermitted);
         }
-        m.owned.remove(&pa);
-        m.allocated = m.allocated.saturating_sub(1);
+        match m.allocated.get(&pa) {
+            None => return Err(Error::NotOwner),
+            Some(&mappings) if mappings > 0 => return Err(Error::Taken),
+            Some(_) => {}
+        }
+        m.allocated.remove(&pa);
         mm::free_frame(pa).map_err(frame_error)
     }
 
-    /// `map`: an owned frame at a libOS-mappable address not in use.
+    /// `map`: a frame from `frame_alloc` at a libOS-mappable address not
+    /// in use; the frame's mapping count goes up.
     pub fn map(&self, va: u64, pfn: u64, writable: bool, executable: bool) -> Result<(), Error> {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
         }
         let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
-        let m = self.memory.lock();
-        if !m.owned.contains(&pa) {
+        let mut m = self.memory.lock();
+        if m.installed.contains(&pa) {
+            return Err(Error::NotPermitted);
+        }
+        if !m.allocated.contains_key(&pa) {
             return Err(Error::NotOwner);
         }
         if m.aspace.translate(va, false).is_some() {
@@ -239,11 +273,15 @@ impl Env {
         }
         m.aspace
             .map(va, pa, writable, executable)
-            .map_err(frame_error)
+            .map_err(frame_error)?;
+        *m.allocated.get_mut(&pa).expect("checked above") += 1;
+        Ok(())
     }
 
     /// `unmap`: returns the frame; other cores running this environment
-    /// drop the stale translation before this returns.
+    /// drop the stale translation before this returns. The frame's mapping
+    /// count goes down only then: until every core has let go of the
+    /// translation, freeing it would hand out memory still reachable.
     pub fn unmap(&self, va: u64) -> Result<u64, Error> {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
@@ -255,6 +293,12 @@ impl Env {
             .unmap(va)
             .ok_or(Error::NotMapped)?;
         smp::shootdown(self.pml4, va);
+        let mut m = self.memory.lock();
+        let mappings = m.allocated.get_mut(&pa);
+        debug_assert!(mappings.is_some(), "unmapped a frame not from frame_alloc");
+        if let Some(n) = mappings {
+            *n = n.saturating_sub(1);
+        }
         Ok(pa / 4096)
     }
 }
@@ -378,9 +422,8 @@ pub fn spawn(
     };
     let mut memory = Memory {
         aspace,
-        owned: BTreeSet::new(),
-        allocated: 0,
         frame_quota: DEFAULT_FRAME_QUOTA,
+        ..Memory::empty()
     };
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
@@ -440,9 +483,9 @@ pub fn spawn(
     Ok(env)
 }
 
-fn alloc_owned(m: &mut Memory) -> Result<u64, SpawnError> {
+fn alloc_installed(m: &mut Memory) -> Result<u64, SpawnError> {
     let pa = mm::alloc_frame().map_err(|_| SpawnError::NoMemory)?;
-    m.owned.insert(pa);
+    m.installed.insert(pa);
     Ok(pa)
 }
 
@@ -452,7 +495,7 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
         let start = seg.vaddr & !0xfff;
         let end = (seg.vaddr + seg.mem_size).div_ceil(0x1000) * 0x1000;
         for page in (start..end).step_by(0x1000) {
-            let pa = alloc_owned(m)?;
+            let pa = alloc_installed(m)?;
             // Bytes of the file that land in this page.
             let lo = page.max(seg.vaddr);
             let hi = (page + 0x1000).min(seg.vaddr + seg.file_size);
@@ -479,7 +522,7 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
 
 /// Maps a fresh zeroed frame read-only at `at`; returns its physical address.
 fn map_readonly_page(m: &mut Memory, at: u64) -> Result<u64, SpawnError> {
-    let pa = alloc_owned(m)?;
+    let pa = alloc_installed(m)?;
     m.aspace
         .map(at, pa, false, false)
         .map_err(|_| SpawnError::NoMemory)?;
@@ -512,14 +555,14 @@ fn map_args(m: &mut Memory, args: &[u8]) -> Result<(), SpawnError> {
 fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
     let mut pages = Vec::new();
     for core in 0..smp::cores() as u64 {
-        let pa = alloc_owned(m)?;
+        let pa = alloc_installed(m)?;
         m.aspace
             .map(va::DISPATCH + core * 0x1000, pa, true, false)
             .map_err(|_| SpawnError::NoMemory)?;
         pages.push(pa);
         let top = va::UPCALL_STACKS + (core + 1) * va::UPCALL_STACK_STRIDE;
         for page in (top - va::UPCALL_STACK_SIZE..top).step_by(0x1000) {
-            let pa = alloc_owned(m)?;
+            let pa = alloc_installed(m)?;
             m.aspace
                 .map(page, pa, true, false)
                 .map_err(|_| SpawnError::NoMemory)?;
@@ -531,11 +574,7 @@ fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
 /// Frees everything `m` owns; returns how many owned frames the allocator
 /// took back (all of them, unless the ownership records are wrong).
 fn release(m: Memory) -> usize {
-    let freed = m
-        .owned
-        .iter()
-        .filter(|&&pa| mm::free_frame(pa).is_ok())
-        .count();
+    let freed = m.owned().filter(|&pa| mm::free_frame(pa).is_ok()).count();
     m.aspace.destroy();
     freed
 }
@@ -585,16 +624,8 @@ pub fn reap(id: u32) {
     *env.predicate.lock() = None;
     // Other references (a core between decisions) may linger briefly; the
     // memory is freed here regardless, as no core will enter it again.
-    let memory = core::mem::replace(
-        &mut *env.memory.lock(),
-        Memory {
-            aspace: AddressSpace { pml4: 0 },
-            owned: BTreeSet::new(),
-            allocated: 0,
-            frame_quota: 0,
-        },
-    );
-    let owned = memory.owned.len();
+    let memory = core::mem::replace(&mut *env.memory.lock(), Memory::empty());
+    let owned = memory.owned().count();
     let freed = if memory.aspace.pml4 != 0 {
         release(memory)
     } else {

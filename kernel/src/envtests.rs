@@ -161,6 +161,11 @@ static EXPERIMENTS: &[Experiment] = &[
         others_keep_share,
     ),
     plain(
+        "free_mapped",
+        &[spec("free_mapped", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
+    plain(
         "scribble",
         &[spec("scribble", 2), spec("spin", 2)],
         others_keep_share,
