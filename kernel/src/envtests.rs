@@ -161,6 +161,11 @@ static EXPERIMENTS: &[Experiment] = &[
         others_keep_share,
     ),
     plain(
+        "syscall_jump",
+        &[spec("syscall_jump", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
+    plain(
         "free_mapped",
         &[spec("free_mapped", 2), spec("spin", 2)],
         others_keep_share,
@@ -248,8 +253,15 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     for s in exp.envs {
         let image =
             crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
-        let e = env::spawn(s.name, image, u32::MAX, abi::syscall::NO_ENV, &[])
-            .map_err(|_| "spawn failed")?;
+        let args = launch_args(s.program);
+        let e = env::spawn(
+            s.name,
+            image,
+            u32::MAX,
+            abi::syscall::NO_ENV,
+            args.as_bytes(),
+        )
+        .map_err(|_| "spawn failed")?;
         if exp.default_env == Some(s.name) {
             sched::set_default_env(e.id);
         }
@@ -265,6 +277,16 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     }
     crate::run::start(run_ms, exp.finish);
     Ok(())
+}
+
+/// What a program of an experiment is launched with: `syscall_jump` gets
+/// the kernel's syscall entry address (no secret: the kernel is not
+/// randomised, and anyone holding its image can read it there).
+fn launch_args(program: &str) -> alloc::string::String {
+    match program {
+        "syscall_jump" => alloc::format!("{:#x}", crate::arch::interrupts::syscall_entry_address()),
+        _ => alloc::string::String::new(),
+    }
 }
 
 /// CPU time of `env` over all cores.

@@ -218,3 +218,44 @@ fn a_mapped_frame_cannot_be_freed() {
         assert_eq!(done["free_after_unmap"], "ok", "{done}");
     });
 }
+
+/// Issue 14, hole 3: a user `jmp` to the syscall entry is completed as a
+/// syscall (the nested-KVM fix-up) and returned from through RCX. With a
+/// non-canonical RCX the return `iretq` faults in ring 0 on the user's GS
+/// on hardware; TCG and this machine's PVM take the fault in ring 3 at the
+/// target instead, so what is checked is that the kernel never returns to
+/// such an RCX: the program dies of the fault at the entry itself (#PF),
+/// not at the non-canonical address.
+#[test]
+fn a_jump_to_the_syscall_entry_cannot_return_anywhere() {
+    on_4_det("syscall_jump", 1000, |out, _| {
+        let fatal: Vec<_> = out
+            .console
+            .lines()
+            .filter(|l| l.contains(" fault: #"))
+            .collect();
+        assert_eq!(fatal.len(), 1, "{}", tail(&out.console));
+        assert!(
+            fatal[0].contains("#PF at rip 0xffffffff"),
+            "returned to a non-user RCX: {}",
+            fatal[0]
+        );
+        let jump = one_report(out, "syscall_jump");
+        assert_eq!(jump["entry_known"], true, "{jump}");
+        assert_eq!(jump["jump_returned"], true, "{jump}");
+        assert_eq!(jump["rax"], 0, "the null call's result: {jump}");
+        let survived = out
+            .records
+            .of(RecordKind::User)
+            .filter(|r| r["kind"] == "syscall_jump_survived")
+            .count();
+        assert_eq!(survived, 0, "{}", tail(&out.console));
+        let killed: Vec<_> = out
+            .records
+            .of(RecordKind::Event)
+            .filter(|e| e["event"] == "killed")
+            .collect();
+        assert_eq!(killed.len(), 1, "{killed:?}");
+        assert_eq!(killed[0]["name"], "syscall_jump");
+    });
+}
