@@ -259,3 +259,48 @@ fn a_jump_to_the_syscall_entry_cannot_return_anywhere() {
         assert_eq!(killed[0]["name"], "syscall_jump");
     });
 }
+
+/// Issue 14, hole 6: a child could be given any slot quota (up to
+/// u32::MAX) whatever its parent held, page tables built for an
+/// environment's mappings were charged to nobody (one frame mapped every
+/// 2 MiB: 4 KiB of table each, all of RAM in the end), and a child
+/// outlived its parent with nobody able to kill it; a child's frames were
+/// its own, whatever its parent had used. `hoarder` holds all its slot
+/// quota, maps one frame 2000 times 2 MiB apart, spawns itself asking for
+/// 1000 slots beside idle ones (the child takes every slot and frame it
+/// can), maps on to 5000 times, then exits.
+#[test]
+fn a_child_gets_only_what_its_parent_has_and_dies_with_it() {
+    on_4_det("hoarder", 1000, |out, _| {
+        let child = one_report(out, "hoarder_child");
+        assert_eq!(child["slots_taken"], 0, "{child}");
+        assert_eq!(child["first_error"], "quota_exceeded", "{child}");
+        // Its parent had used about 2000 of its 4096 frames in page tables.
+        let frames = child["frames_taken"].as_u64().unwrap();
+        assert!((1000..2200).contains(&frames), "{child}");
+        assert_eq!(child["frames_stopped_by"], "quota_exceeded", "{child}");
+        assert_eq!(child["frames_freed"], true, "{child}");
+        let tables = one_report(out, "hoarder_tables");
+        assert_eq!(tables["spawned_child"], true, "{tables}");
+        let mapped = tables["mapped"].as_u64().unwrap();
+        // Its frame quota (4096) holds the frame and the tables.
+        assert!(mapped < 4096, "{tables}");
+        assert_eq!(tables["stopped_by"], "quota_exceeded", "{tables}");
+        assert_eq!(tables["unmapped"], mapped, "{tables}");
+        assert_eq!(tables["freed"], "ok", "{tables}");
+        let ended: Vec<_> = out
+            .records
+            .of(RecordKind::Event)
+            .filter(|e| {
+                e["name"] == "hoarder" && (e["event"] == "killed" || e["event"] == "exited")
+            })
+            .collect();
+        assert_eq!(ended.len(), 2, "parent and child both end: {ended:?}");
+        assert!(
+            ended
+                .iter()
+                .any(|e| e["event"] == "killed" && e["reason"] == "its parent died"),
+            "{ended:?}"
+        );
+    });
+}
