@@ -53,9 +53,11 @@ pub enum Syscall {
 
     /// `frame_alloc(pfn | ANY_FRAME) -> pfn`.
     FrameAlloc = 30,
-    /// `frame_free(pfn)`: must be unmapped first.
+    /// `frame_free(pfn)`: a frame from `frame_alloc`, unmapped everywhere
+    /// first (`Taken` while any page maps it).
     FrameFree = 31,
-    /// `map(va, pfn, flags)`: maps an owned frame at a user address.
+    /// `map(va, pfn, flags)`: maps a frame from `frame_alloc` at a user
+    /// address (one frame may be mapped at several).
     Map = 32,
     /// `unmap(va) -> pfn`.
     Unmap = 33,
@@ -147,7 +149,7 @@ pub enum Error {
     BadSlot = 4,
     /// The caller does not own (or may not use) the named resource.
     NotOwner = 5,
-    /// The named slot or frame is taken.
+    /// The named slot or frame is taken (a frame to free: still mapped).
     Taken = 6,
     /// The caller's quota is used up.
     QuotaExceeded = 7,
@@ -155,7 +157,8 @@ pub enum Error {
     Exhausted = 8,
     /// The yield target is not runnable right now.
     NotRunnable = 9,
-    /// The operation is not permitted to the caller.
+    /// The operation is not permitted to the caller (a frame to free or
+    /// map: one the kernel installed).
     NotPermitted = 10,
     /// The predicate failed verification (details in `rdx`).
     PredicateRejected = 11,

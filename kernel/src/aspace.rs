@@ -64,6 +64,22 @@ impl AddressSpace {
         Some(old & pte::ADDR_MASK)
     }
 
+    /// How many page tables mapping `va` (4 KiB) would build: 3 in an
+    /// empty 512 GiB region, 0 where its last-level table exists.
+    pub fn tables_missing(&self, va: u64) -> usize {
+        let mut table = self.pml4;
+        for level in (2..=4).rev() {
+            let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+            // SAFETY: walking this space's own tables through the direct map.
+            let e = unsafe { (phys_to_virt(table) as *const u64).add(idx).read_volatile() };
+            if e & pte::PRESENT == 0 {
+                return level as usize - 1;
+            }
+            table = e & pte::ADDR_MASK;
+        }
+        0
+    }
+
     /// The leaf PTE slot for `va` (4 KiB mappings), if its tables exist.
     fn leaf_entry(&self, va: u64) -> Option<*mut u64> {
         if va >= USER_END {

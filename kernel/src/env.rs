@@ -3,7 +3,7 @@
 //! accounting the kernel exports. Ids carry a generation so a stale id
 //! never names a newer environment.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -31,11 +31,50 @@ pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 /// Memory an environment owns.
 struct Memory {
     aspace: AddressSpace,
-    /// Frames the environment owns (image, stacks, dispatch pages, allocated).
-    owned: BTreeSet<u64>,
-    /// Frames allocated through `frame_alloc` (counted against the quota).
-    allocated: usize,
+    /// Frames the kernel installed at spawn (image, arguments, inbox,
+    /// dispatch pages, upcall stacks): mapped where the kernel put them for
+    /// the environment's whole life and freed only when it is reaped. The
+    /// environment may neither free nor map them: the kernel keeps writing
+    /// the dispatch pages and the inbox through their physical addresses.
+    installed: BTreeSet<u64>,
+    /// Frames from `frame_alloc` (counted against the quota), each with
+    /// how many of the environment's pages map it: one is freed only at
+    /// zero, or it would go back to the allocator while still reachable.
+    allocated: BTreeMap<u64, u32>,
+    /// Page tables built for its own mappings (`map`): charged to it, as
+    /// one frame mapped at every 2 MiB would otherwise take all of RAM in
+    /// tables. Freed with the address space.
+    page_tables: usize,
+    /// Frames its descendants charged (their `frame_alloc` frames and
+    /// page tables): a family lives within its root's quota.
+    descendants: usize,
     frame_quota: usize,
+}
+
+impl Memory {
+    fn empty() -> Self {
+        Memory {
+            aspace: AddressSpace { pml4: 0 },
+            installed: BTreeSet::new(),
+            allocated: BTreeMap::new(),
+            page_tables: 0,
+            descendants: 0,
+            frame_quota: 0,
+        }
+    }
+
+    /// Frames counted against the quota.
+    fn charged(&self) -> usize {
+        self.allocated.len() + self.page_tables + self.descendants
+    }
+
+    /// Every frame it owns.
+    fn owned(&self) -> impl Iterator<Item = u64> + '_ {
+        self.installed
+            .iter()
+            .copied()
+            .chain(self.allocated.keys().copied())
+    }
 }
 
 pub struct Env {
@@ -76,8 +115,11 @@ pub struct Env {
     /// then may it be reaped (found by the soak: a core that let go first
     /// reaped it while another still freed its slots).
     pub slots_released: AtomicBool,
-    /// Who created it (may kill it), or NO_ENV.
+    /// Who created it (may kill it; it dies with it), or NO_ENV.
     pub parent: u32,
+    /// The share of its parent's quotas it was given, returned to the
+    /// parent when it is reaped.
+    lent: Lent,
     /// Why it died, for the log.
     pub exit_reason: Mutex<Option<ExitReason>>,
 }
@@ -200,50 +242,125 @@ impl Env {
     /// `frame_alloc`: a named or any frame, counted against the quota.
     pub fn frame_alloc(&self, pfn: Option<u64>) -> Result<u64, Error> {
         let mut m = self.memory.lock();
-        if m.allocated >= m.frame_quota {
+        if m.charged() >= m.frame_quota {
             return Err(Error::QuotaExceeded);
         }
+        self.charge_ancestors(1)?;
         let pa = match pfn {
-            Some(pfn) => mm::alloc_named_frame(pfn).map_err(frame_error)?,
-            None => mm::alloc_frame().map_err(frame_error)?,
-        };
-        m.owned.insert(pa);
-        m.allocated += 1;
+            Some(pfn) => mm::alloc_named_frame(pfn),
+            None => mm::alloc_frame(),
+        }
+        .map_err(|e| {
+            self.uncharge_ancestors(1);
+            frame_error(e)
+        })?;
+        m.allocated.insert(pa, 0);
         Ok(pa / 4096)
     }
 
-    /// `frame_free`: only an owned, allocated, unmapped frame.
+    /// `frame_free`: only a frame from `frame_alloc` that nothing maps
+    /// (`Taken` while mapped; `NotPermitted` for a frame the kernel
+    /// installed).
     pub fn frame_free(&self, pfn: u64) -> Result<(), Error> {
         let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
         let mut m = self.memory.lock();
-        if !m.owned.contains(&pa) {
-            return Err(Error::NotOwner);
+        if m.installed.contains(&pa) {
+            return Err(Error::NotPermitted);
         }
-        m.owned.remove(&pa);
-        m.allocated = m.allocated.saturating_sub(1);
+        match m.allocated.get(&pa) {
+            None => return Err(Error::NotOwner),
+            Some(&mappings) if mappings > 0 => return Err(Error::Taken),
+            Some(_) => {}
+        }
+        m.allocated.remove(&pa);
+        self.uncharge_ancestors(1);
         mm::free_frame(pa).map_err(frame_error)
     }
 
-    /// `map`: an owned frame at a libOS-mappable address not in use.
+    /// `map`: a frame from `frame_alloc` at a libOS-mappable address not
+    /// in use; the frame's mapping count goes up.
     pub fn map(&self, va: u64, pfn: u64, writable: bool, executable: bool) -> Result<(), Error> {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
         }
         let pa = pfn.checked_mul(4096).ok_or(Error::BadArgument)?;
-        let m = self.memory.lock();
-        if !m.owned.contains(&pa) {
+        let mut m = self.memory.lock();
+        if m.installed.contains(&pa) {
+            return Err(Error::NotPermitted);
+        }
+        if !m.allocated.contains_key(&pa) {
             return Err(Error::NotOwner);
         }
         if m.aspace.translate(va, false).is_some() {
             return Err(Error::BadAddress);
         }
-        m.aspace
-            .map(va, pa, writable, executable)
-            .map_err(frame_error)
+        let missing = m.aspace.tables_missing(va);
+        if m.charged() + missing > m.frame_quota {
+            return Err(Error::QuotaExceeded);
+        }
+        self.charge_ancestors(missing)?;
+        let mapped = m.aspace.map(va, pa, writable, executable);
+        // Tables built are charged even if a later level failed.
+        let built = missing - m.aspace.tables_missing(va);
+        m.page_tables += built;
+        self.uncharge_ancestors(missing - built);
+        mapped.map_err(frame_error)?;
+        *m.allocated.get_mut(&pa).expect("checked above") += 1;
+        Ok(())
+    }
+
+    /// Lends up to `slots` slots of what this environment's quota has
+    /// left to a child it creates.
+    fn lend(&self, slots: u32) -> Lent {
+        Lent {
+            slots: self.slot_quota.take_up_to(slots),
+        }
+    }
+
+    /// Takes back what it lent a child (reaped, or never created).
+    fn take_back(&self, lent: Lent) {
+        let slots_back = self.slot_quota.give_back_n(lent.slots);
+        debug_assert!(slots_back, "gave back slots never lent");
+    }
+
+    /// Charges `frames` to every live ancestor (each within its own
+    /// quota), or to none. Called with this environment's memory locked:
+    /// memory locks are taken child before parent, never the other way.
+    fn charge_ancestors(&self, frames: usize) -> Result<(), Error> {
+        if frames == 0 {
+            return Ok(());
+        }
+        let mut charged: Vec<Arc<Env>> = Vec::new();
+        let mut next = get(self.parent);
+        while let Some(ancestor) = next {
+            {
+                let mut m = ancestor.memory.lock();
+                if m.charged() + frames > m.frame_quota {
+                    drop(m);
+                    for a in &charged {
+                        let mut m = a.memory.lock();
+                        m.descendants = m.descendants.saturating_sub(frames);
+                    }
+                    return Err(Error::QuotaExceeded);
+                }
+                m.descendants += frames;
+            }
+            next = get(ancestor.parent);
+            charged.push(ancestor);
+        }
+        Ok(())
+    }
+
+    /// Gives `frames` back to its live ancestors, up to the first one that
+    /// is dying (whose reaping gives back all its descendants charged).
+    fn uncharge_ancestors(&self, frames: usize) {
+        uncharge_from(self.parent, frames);
     }
 
     /// `unmap`: returns the frame; other cores running this environment
-    /// drop the stale translation before this returns.
+    /// drop the stale translation before this returns. The frame's mapping
+    /// count goes down only then: until every core has let go of the
+    /// translation, freeing it would hand out memory still reachable.
     pub fn unmap(&self, va: u64) -> Result<u64, Error> {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
@@ -255,6 +372,12 @@ impl Env {
             .unmap(va)
             .ok_or(Error::NotMapped)?;
         smp::shootdown(self.pml4, va);
+        let mut m = self.memory.lock();
+        let mappings = m.allocated.get_mut(&pa);
+        debug_assert!(mappings.is_some(), "unmapped a frame not from frame_alloc");
+        if let Some(n) = mappings {
+            *n = n.saturating_sub(1);
+        }
         Ok(pa / 4096)
     }
 }
@@ -335,6 +458,42 @@ pub fn all() -> Vec<Arc<Env>> {
         .collect()
 }
 
+/// Gives `frames` back to `first` and its ancestors, up to the first
+/// that is not alive.
+fn uncharge_from(first: u32, frames: usize) {
+    if frames == 0 {
+        return;
+    }
+    let mut next = get(first);
+    while let Some(ancestor) = next {
+        {
+            let mut m = ancestor.memory.lock();
+            m.descendants = m.descendants.saturating_sub(frames);
+        }
+        next = get(ancestor.parent);
+    }
+}
+
+/// Slots a parent lent its child.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lent {
+    slots: u32,
+}
+
+/// Creates a child of `parent` from an ELF image. Its slot quota is lent
+/// by the parent, capped by what the parent has left (a child could
+/// otherwise be given any quota, up to u32::MAX slots); the frames it
+/// takes and the page tables it builds are charged to every ancestor too.
+pub fn spawn_child(
+    parent: &Env,
+    name: &str,
+    image: &[u8],
+    slot_quota: u32,
+) -> Result<Arc<Env>, SpawnError> {
+    let lent = parent.lend(slot_quota);
+    spawn_with(name, image, parent.id, lent, &[]).inspect_err(|_| parent.take_back(lent))
+}
+
 /// Why an environment could not be created (read through `Debug` in logs).
 #[derive(Debug)]
 #[allow(dead_code)]
@@ -355,6 +514,17 @@ pub fn spawn(
     image: &[u8],
     slot_quota: u32,
     parent: u32,
+    args: &[u8],
+) -> Result<Arc<Env>, SpawnError> {
+    spawn_with(name, image, parent, Lent { slots: slot_quota }, args)
+}
+
+/// `spawn` with its quotas (lent by `parent`, or the kernel's own grant).
+fn spawn_with(
+    name: &str,
+    image: &[u8],
+    parent: u32,
+    quotas: Lent,
     args: &[u8],
 ) -> Result<Arc<Env>, SpawnError> {
     if args.len() > abi::shared::ARGS_MAX - 8 {
@@ -378,9 +548,8 @@ pub fn spawn(
     };
     let mut memory = Memory {
         aspace,
-        owned: BTreeSet::new(),
-        allocated: 0,
         frame_quota: DEFAULT_FRAME_QUOTA,
+        ..Memory::empty()
     };
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
@@ -419,12 +588,17 @@ pub fn spawn(
         disabled_context: (0..dispatch_pa.len()).map(|_| Mutex::new(None)).collect(),
         dispatch_pa,
         inbox_pa,
-        slot_quota: slices::Quota::new(slot_quota),
+        slot_quota: slices::Quota::new(quotas.slots),
         started: [AtomicU64::new(0), AtomicU64::new(0)],
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
         running_on: AtomicU32::new(0),
         slots_released: AtomicBool::new(false),
         parent,
+        lent: if parent == NO_ENV {
+            Lent::default()
+        } else {
+            quotas
+        },
         exit_reason: Mutex::new(None),
     });
     exported::reset_account(index, id);
@@ -440,9 +614,9 @@ pub fn spawn(
     Ok(env)
 }
 
-fn alloc_owned(m: &mut Memory) -> Result<u64, SpawnError> {
+fn alloc_installed(m: &mut Memory) -> Result<u64, SpawnError> {
     let pa = mm::alloc_frame().map_err(|_| SpawnError::NoMemory)?;
-    m.owned.insert(pa);
+    m.installed.insert(pa);
     Ok(pa)
 }
 
@@ -452,7 +626,7 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
         let start = seg.vaddr & !0xfff;
         let end = (seg.vaddr + seg.mem_size).div_ceil(0x1000) * 0x1000;
         for page in (start..end).step_by(0x1000) {
-            let pa = alloc_owned(m)?;
+            let pa = alloc_installed(m)?;
             // Bytes of the file that land in this page.
             let lo = page.max(seg.vaddr);
             let hi = (page + 0x1000).min(seg.vaddr + seg.file_size);
@@ -479,7 +653,7 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
 
 /// Maps a fresh zeroed frame read-only at `at`; returns its physical address.
 fn map_readonly_page(m: &mut Memory, at: u64) -> Result<u64, SpawnError> {
-    let pa = alloc_owned(m)?;
+    let pa = alloc_installed(m)?;
     m.aspace
         .map(at, pa, false, false)
         .map_err(|_| SpawnError::NoMemory)?;
@@ -512,14 +686,14 @@ fn map_args(m: &mut Memory, args: &[u8]) -> Result<(), SpawnError> {
 fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
     let mut pages = Vec::new();
     for core in 0..smp::cores() as u64 {
-        let pa = alloc_owned(m)?;
+        let pa = alloc_installed(m)?;
         m.aspace
             .map(va::DISPATCH + core * 0x1000, pa, true, false)
             .map_err(|_| SpawnError::NoMemory)?;
         pages.push(pa);
         let top = va::UPCALL_STACKS + (core + 1) * va::UPCALL_STACK_STRIDE;
         for page in (top - va::UPCALL_STACK_SIZE..top).step_by(0x1000) {
-            let pa = alloc_owned(m)?;
+            let pa = alloc_installed(m)?;
             m.aspace
                 .map(page, pa, true, false)
                 .map_err(|_| SpawnError::NoMemory)?;
@@ -531,11 +705,7 @@ fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
 /// Frees everything `m` owns; returns how many owned frames the allocator
 /// took back (all of them, unless the ownership records are wrong).
 fn release(m: Memory) -> usize {
-    let freed = m
-        .owned
-        .iter()
-        .filter(|&&pa| mm::free_frame(pa).is_ok())
-        .count();
+    let freed = m.owned().filter(|&pa| mm::free_frame(pa).is_ok()).count();
     m.aspace.destroy();
     freed
 }
@@ -565,6 +735,11 @@ pub fn kill(env: &Env, reason: ExitReason) {
         log::warn!("env {} ({}) killed: {why}", env.id, env.name());
     }
     crate::sched::env_dying(env);
+    // Its children die with it: nobody else may kill them, and what they
+    // hold was lent by it.
+    for child in all().iter().filter(|c| c.parent == env.id) {
+        kill(child, ExitReason::Killed("its parent died"));
+    }
 }
 
 /// Frees a dead environment once no core runs it. Idempotent.
@@ -585,16 +760,9 @@ pub fn reap(id: u32) {
     *env.predicate.lock() = None;
     // Other references (a core between decisions) may linger briefly; the
     // memory is freed here regardless, as no core will enter it again.
-    let memory = core::mem::replace(
-        &mut *env.memory.lock(),
-        Memory {
-            aspace: AddressSpace { pml4: 0 },
-            owned: BTreeSet::new(),
-            allocated: 0,
-            frame_quota: 0,
-        },
-    );
-    let owned = memory.owned.len();
+    let memory = core::mem::replace(&mut *env.memory.lock(), Memory::empty());
+    let owned = memory.owned().count();
+    let charged = memory.charged();
     let freed = if memory.aspace.pml4 != 0 {
         release(memory)
     } else {
@@ -602,5 +770,12 @@ pub fn reap(id: u32) {
     };
     CLAIMED[slot_of(id)].store(false, Ordering::Release);
     drop(slot);
+    // A parent still alive takes back the slots it lent, and its line the
+    // frames charged to them (a dead one needs nothing back: its own
+    // memory is gone or going).
+    if let Some(parent) = get(env.parent) {
+        parent.take_back(env.lent);
+    }
+    uncharge_from(env.parent, charged);
     crate::invariants::on_reaped(id, owned, freed);
 }

@@ -10,3 +10,4 @@ pub mod elf;
 pub mod frames;
 pub mod launch;
 pub mod memmap;
+pub mod shootdown;

@@ -37,6 +37,11 @@ pub fn program_named(name: &str) -> Option<&'static [u8]> {
     ARCHIVE.try_get()?.find(name).map(|(_, bytes)| bytes)
 }
 
+/// The boot-module index of the program named `name`.
+pub fn program_index(name: &str) -> Option<usize> {
+    ARCHIVE.try_get()?.find(name).map(|(index, _)| index)
+}
+
 /// Whether the run is ending (idle cores stop waiting).
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::Acquire)

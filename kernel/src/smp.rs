@@ -252,47 +252,56 @@ pub fn ping_seen(receiver: usize, sender: usize) -> bool {
 
 // ---- TLB shootdown ------------------------------------------------------------
 
-/// Per core: the address space whose stale user translations it must drop
-/// (0 = none pending).
-static SHOOTDOWN: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+/// Per core: flushes asked for and flushes done (see `kernel::shootdown`).
+static SHOOTDOWNS: kernel::shootdown::Generations<{ percpu::MAX_CPUS }> =
+    kernel::shootdown::Generations::new();
 
 /// Drops `va` from every core's TLB that may hold a translation of the
-/// address space `pml4`, and waits until they have. Cores running another
-/// space need nothing (CR3 reloads flush user entries: none are global).
+/// address space `pml4`, and waits until they have: every other core
+/// flushes its non-global translations (whatever space it runs; user
+/// entries are never global) in a flush that began after this request.
+/// It never gives up: a core that does not answer within a second is
+/// reported, every second, and waited for — returning would leave a
+/// translation of a frame its owner may now free.
 pub fn shootdown(pml4: u64, va: u64) {
     // SAFETY: invalidating one page of the current core's TLB.
     unsafe { x86::tlb::flush(va as usize) };
     let me = percpu::core_id();
-    let targets = (0..cores()).filter(|&c| c != me);
-    for core in targets.clone() {
-        SHOOTDOWN[core].store(pml4, Ordering::Release);
+    let mut tickets = [None; percpu::MAX_CPUS];
+    for core in (0..cores()).filter(|&c| c != me) {
+        tickets[core] = Some(SHOOTDOWNS.request(core));
         apic::send_ipi(apic_id(core), interrupts::vector::IPI_KICK);
     }
-    let deadline = time::now_ns() + 1_000_000_000;
-    for core in targets {
-        while SHOOTDOWN[core].load(Ordering::Acquire) != 0 && time::now_ns() < deadline {
+    let start = time::now_ns();
+    let mut next_report = start + 1_000_000_000;
+    for ticket in tickets.into_iter().flatten() {
+        while !SHOOTDOWNS.answered(ticket) {
             // Answer requests aimed at us meanwhile: two cores shooting
             // down at once must not wait for each other forever.
             take_shootdown();
+            let now = time::now_ns();
+            if now >= next_report {
+                log::warn!(
+                    "TLB shootdown of space {pml4:#x} va {va:#x}: core {} has not answered for {} ms; waiting",
+                    ticket.core,
+                    (now - start) / 1_000_000
+                );
+                next_report = now + 1_000_000_000;
+            }
             core::hint::spin_loop();
         }
     }
 }
 
-/// Called from the kick handler: performs a pending shootdown.
+/// Called from the kick handler (and by a core waiting for its own
+/// shootdown): performs the flush asked for, if any.
 pub fn take_shootdown() {
     let me = percpu::core_id();
-    let pml4 = SHOOTDOWN[me].load(Ordering::Acquire);
-    if pml4 != 0 {
+    if let Some(generation) = SHOOTDOWNS.pending(me) {
         // SAFETY: reloading CR3 with its current value flushes this core's
-        // non-global translations, which is all a shootdown needs.
-        unsafe {
-            let cur = x86::controlregs::cr3();
-            if cur == pml4 {
-                x86::controlregs::cr3_write(cur);
-            }
-        }
-        SHOOTDOWN[me].store(0, Ordering::Release);
+        // non-global translations, whatever address space it runs.
+        unsafe { x86::controlregs::cr3_write(x86::controlregs::cr3()) };
+        SHOOTDOWNS.complete(me, generation);
     }
 }
 

@@ -231,7 +231,7 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             let index = usize::try_from(a[0]).map_err(|_| Error::BadArgument)?;
             let quota = u32::try_from(a[1]).map_err(|_| Error::BadArgument)?;
             let (name, image) = crate::run::program(index).ok_or(Error::BadArgument)?;
-            env::spawn(name, image, quota, env.id, &[])
+            env::spawn_child(env, name, image, quota)
                 .map(|e| u64::from(e.id))
                 .map_err(|_| Error::Exhausted)
         }

@@ -124,13 +124,18 @@ pub static SYSCALL_FIXUPS: AtomicU64 = AtomicU64::new(0);
 /// `syscall` without the privilege change: RIP becomes LSTAR and RCX/R11
 /// are set, but CPL stays 3, so the fetch of the entry faults (user,
 /// instruction fetch, present). Such a fault at exactly the syscall entry
-/// can only mean "syscall" (a user jump there carries the same rights), so
-/// the kernel completes the call as the instruction would have.
+/// means "syscall" (a user jump there carries the same rights), so the
+/// kernel completes the call as the instruction would have — but only when
+/// RCX is a user address, as after a real `syscall`. A user `jmp` there
+/// sets RCX at will: a non-canonical one made the return `iretq` fault in
+/// ring 0 after `swapgs`, on the user's GS (issue 14, hole 3). Such a jump
+/// stays the user fault it is (exception upcall, or death).
 fn is_unprivileged_syscall(frame: &TrapFrame) -> bool {
     const FETCH_BY_USER_PRESENT: u64 = 0x15;
     frame.vector == u64::from(vector::PAGE_FAULT)
         && frame.rip == crate::arch::interrupts::syscall_entry_address()
         && frame.error_code & FETCH_BY_USER_PRESENT == FETCH_BY_USER_PRESENT
+        && frame.rcx < crate::aspace::USER_END
 }
 
 fn complete_syscall(frame: &mut TrapFrame) {

@@ -117,6 +117,29 @@ impl Quota {
             .is_ok()
     }
 
+    /// Takes up to `n` units, as many as the limit leaves (all at once,
+    /// whatever other cores do); returns how many. Lends a share of this
+    /// quota to a child environment, whose slots then count here too.
+    pub fn take_up_to(&self, n: u32) -> u32 {
+        let mut taken = 0;
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                taken = n.min(self.limit.saturating_sub(h));
+                Some(h + taken)
+            });
+        taken
+    }
+
+    /// Returns `n` units taken with [`Quota::take_up_to`]. `false` (and
+    /// nothing changes) if fewer are held, which means the caller's
+    /// bookkeeping is wrong.
+    pub fn give_back_n(&self, n: u32) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| h.checked_sub(n))
+            .is_ok()
+    }
+
     /// Units held now (a snapshot).
     pub fn held(&self) -> u32 {
         self.held.load(Ordering::Acquire)

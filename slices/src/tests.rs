@@ -611,3 +611,19 @@ fn plain_data_layouts() {
     const EMPTY: Accounting = Accounting::new();
     assert_eq!(EMPTY.iter().count(), 0);
 }
+
+#[test]
+fn a_quota_lends_what_it_has_left_and_takes_it_back() {
+    let q = Quota::new(5);
+    assert!(q.try_take() && q.try_take());
+    assert_eq!(q.take_up_to(1000), 3, "only what the limit leaves");
+    assert_eq!(q.held(), 5);
+    assert!(!q.try_take());
+    assert_eq!(q.take_up_to(7), 0);
+    assert!(q.give_back_n(3));
+    assert!(!q.give_back_n(3), "more than held");
+    assert_eq!(q.held(), 2);
+    let unlimited = Quota::new(u32::MAX);
+    assert_eq!(unlimited.take_up_to(u32::MAX), u32::MAX);
+    assert_eq!(unlimited.take_up_to(1), 0);
+}
