@@ -20,10 +20,9 @@ fn experiment(name: &str, cpus: u32, run_ms: u32) -> RunOutcome {
 fn experiment_with_grace(name: &str, cpus: u32, run_ms: u32, grace: &str) -> RunOutcome {
     let run = format!("run_ms={run_ms}");
     let test = format!("test={name}");
-    boot(
+    boot_det(
         &format!("env-{name}-{cpus}"),
         cpus,
-        Accel::Tcg,
         "pc",
         &[],
         &[&test, &run, TIMING, grace],

@@ -23,7 +23,7 @@ fn run(test: &str, sched: &str, cpus: u32, run_ms: u32) -> RunOutcome {
         name: Some(format!("test-{test}-{sched}-{cpus}")),
         ..xtask::RunOptions::default()
     };
-    common::run(&opts)
+    common::run(&deterministic(opts))
 }
 
 fn reports<'a>(out: &'a RunOutcome, env: &str) -> Vec<&'a Value> {

@@ -21,7 +21,7 @@ fn run(sched: &str) -> RunOutcome {
         name: Some(format!("test-sched-env-{sched}")),
         ..xtask::RunOptions::default()
     };
-    common::run(&opts)
+    common::run(&deterministic(opts))
 }
 
 /// CPU time of each client (a, b, c), all cores together.

@@ -56,6 +56,45 @@ pub fn run(opts: &RunOptions) -> RunOutcome {
     xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
 }
 
+/// `opts` made deterministic (TCG, one thread, `-icount`): the guest's
+/// clocks follow executed instructions, so a share, an overrun or a charge
+/// it reports does not depend on how busy the host is. Every suite run
+/// that asserts on time uses it: non-deterministic TCG on this 2-core host
+/// gave a well-behaved program 0.454 of its 0.5 while the host was loaded
+/// (CI, 220cb5d), failing a correct kernel.
+///
+/// One host thread runs every vCPU in turn, so the wall-clock limit grows
+/// with the cores (beside five compiling worktrees, an 8-core run had
+/// reached 2.3 virtual seconds when its 90 s ran out).
+pub fn deterministic(opts: RunOptions) -> RunOptions {
+    let timeout = opts
+        .timeout
+        .max(Duration::from_secs(60 + 40 * u64::from(opts.cpus)));
+    RunOptions {
+        det: true,
+        timeout,
+        ..opts
+    }
+}
+
+/// [`boot`], deterministically ([`deterministic`]).
+pub fn boot_det(
+    name: &str,
+    cpus: u32,
+    machine: &str,
+    extra: &[&str],
+    cmdline: &[&str],
+) -> RunOutcome {
+    run(&deterministic(options(
+        name,
+        cpus,
+        Accel::Tcg,
+        machine,
+        extra,
+        cmdline,
+    )))
+}
+
 /// Boots with kernel command-line words `cmdline` (`test=<name>` selects a
 /// kernel-side test) and returns the outcome.
 pub fn boot(
