@@ -69,10 +69,30 @@ use core::cmp::Reverse;
 
 use rng::Rng;
 use sched_api::{
-    check_core, check_cores, mul_div, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd,
-    SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
+    check_core, check_cores, mul_div, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo,
+    PolicyKind, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
 };
 use sumtree::Tree;
+
+/// This policy's name.
+pub const KIND: PolicyKind = PolicyKind::new("lottery");
+
+/// Lottery's identity and capabilities, for `sched-registry`.
+pub const INFO: PolicyInfo = PolicyInfo {
+    kind: KIND,
+    description: "lottery scheduling: a random draw weighted by tickets, with currencies and transfers (Waldspurger & Weihl 1994)",
+    entitlement: sched_api::Entitlement::Tickets,
+    randomized: true,
+    currencies: true,
+    ticket_transfers: true,
+    build: |p: &Params| {
+        Ok(alloc::boxed::Box::new(Lottery::try_new(
+            p.quantum_ns,
+            p.cores,
+            p.seed,
+        )?))
+    },
+};
 
 /// A currency's id.
 pub type CurrencyId = u32;
@@ -844,7 +864,7 @@ impl Policy for Lottery {
     }
 
     fn kind(&self) -> PolicyKind {
-        PolicyKind::Lottery
+        KIND
     }
 
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {

@@ -36,8 +36,8 @@ mod queue;
 use alloc::vec::Vec;
 
 use sched_api::{
-    check_core, check_cores, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd, SchedError,
-    Snapshot, ThreadId, ThreadRecord, ThreadState,
+    check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
+    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 use queue::{Entry, Queue};
@@ -54,6 +54,25 @@ struct Thread {
     /// The sequence number of its current queue entry (while runnable).
     seq: u64,
 }
+
+/// This policy's name.
+pub const KIND: PolicyKind = PolicyKind::new("stride");
+
+/// Stride's identity and capabilities, for `sched-registry`.
+pub const INFO: PolicyInfo = PolicyInfo {
+    kind: KIND,
+    description: "stride scheduling: the smallest pass runs next (Waldspurger & Weihl 1995)",
+    entitlement: sched_api::Entitlement::Tickets,
+    randomized: false,
+    currencies: false,
+    ticket_transfers: false,
+    build: |p: &Params| {
+        Ok(alloc::boxed::Box::new(Stride::try_new(
+            p.quantum_ns,
+            p.cores,
+        )?))
+    },
+};
 
 /// A stride scheduler.
 #[derive(Clone, Debug)]
@@ -137,7 +156,7 @@ impl Stride {
 
 impl Policy for Stride {
     fn kind(&self) -> PolicyKind {
-        PolicyKind::Stride
+        KIND
     }
 
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {

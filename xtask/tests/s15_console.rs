@@ -69,7 +69,10 @@ fn assert_session(rows: &[String], summary: &Value, suffix: &str) {
     let want = [
         format!("swap w lottery -> ok{suffix}"),
         format!("tickets w t300 900 -> ok{suffix}"),
-        format!("swap w foo -> no scheduler `foo` (stride, lottery or rr){suffix}"),
+        format!(
+            "swap w foo -> no scheduler `foo` ({}){suffix}",
+            sched_registry::names_sentence()
+        ),
         format!("tickets w nobody 5 -> no thread `nobody` (a thread's name or id){suffix}"),
         format!("frobnicate -> unknown command or wrong arguments (try `help`){suffix}"),
     ];

@@ -69,7 +69,8 @@ fn worker(core: usize) -> ! {
                 // that runs on every core donated to it at once, so no
                 // client's tickets are infeasible (the one-core cap of
                 // threads does not apply).
-                let mut policy = threads::new_policy(threads::requested_policy(), 1);
+                let mut policy = threads::new_policy(threads::requested_policy(), 1)
+                    .expect("a registered policy builds for one core");
                 for (i, id) in clients(me).enumerate() {
                     let _ = policy.add(id, TICKETS.get(i).copied().unwrap_or(1));
                 }
