@@ -25,7 +25,12 @@ pub use sched_api::{Entitlement, Params, Policy, PolicyInfo, PolicyKind, SchedEr
 /// Every policy, the default (the one a run without `sched=` starts) first.
 /// A policy's position is the number the kernel passes applications in
 /// `SysInfo::sched`.
-pub static POLICIES: &[PolicyInfo] = &[sched_stride::INFO, sched_lottery::INFO, sched_rr::INFO];
+pub static POLICIES: &[PolicyInfo] = &[
+    sched_stride::INFO, // the default
+    sched_lottery::INFO,
+    sched_rr::INFO,
+    sched_eevdf::INFO,
+];
 
 /// The policy a run starts with when it names none.
 pub fn default_policy() -> &'static PolicyInfo {
