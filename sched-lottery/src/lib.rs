@@ -998,12 +998,33 @@ impl Policy for Lottery {
         let global = self.ledger.now();
         let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         let (old, new) = (u128::from(t.tickets), u128::from(weight));
-        t.vtime = match t.state {
-            ThreadState::Sleeping => scale_signed(t.vtime, old, new),
-            _ => global.saturating_add(scale_signed(t.vtime.saturating_sub(global), old, new)),
-        };
-        t.tickets = weight;
+        if t.state == ThreadState::Sleeping {
+            // A sleeper has no effective weight: its tickets it is.
+            t.vtime = scale_signed(t.vtime, old, new);
+            t.tickets = weight;
+            self.dirty = true;
+            return Ok(());
+        }
+        // The remaining lag is rescaled by the *effective* weights, before
+        // and after (currency values and the cap on P cores applied): a
+        // capped thread whose tickets change but stays capped keeps the
+        // service it is owed (by face value it would lose or gain it).
+        self.refresh();
+        let before = self.get(id).map(|t| self.ledger.effective(Self::weight(t)));
+        if let Some(t) = self.get_mut(id) {
+            t.tickets = weight;
+        }
         self.dirty = true;
+        self.refresh();
+        let after = self.get(id).map(|t| self.ledger.effective(Self::weight(t)));
+        if let (Some(before), Some(after), Some(t)) = (before, after, self.get_mut(id)) {
+            let lag = scale_signed(
+                t.vtime.saturating_sub(global),
+                before.num.saturating_mul(after.den),
+                before.den.saturating_mul(after.num).max(1),
+            );
+            t.vtime = global.saturating_add(lag);
+        }
         Ok(())
     }
 

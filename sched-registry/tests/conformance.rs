@@ -38,6 +38,26 @@ fn entitled(info: &PolicyInfo, weights: &[u32], cores: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Each thread's feasible ticket weight on `cores`: the neutral unit of
+/// virtual time is per ticket of it, whatever the policy's entitlement
+/// (round robin measures lag against an equal share but expresses it in
+/// this unit, so that a swap to a weighted policy reads it right).
+fn neutral(weights: &[u32], cores: usize) -> Vec<f64> {
+    let w: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
+    feasible_weights(&w, cores)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.as_f64())
+        .collect()
+}
+
+/// `id`'s exported lag in ns of service (positive: ahead).
+fn lag_ns(p: &dyn Policy, weights: &[u32], cores: usize, id: ThreadId) -> f64 {
+    let s = p.export();
+    let e = neutral(weights, cores)[id as usize];
+    s.lag(s.get(id).unwrap()) as f64 * e / VT_SCALE as f64
+}
+
 /// CPU-bound threads of `weights` on `cores` for `rounds` quanta (lock
 /// step), every run charged: the policy and the simulator.
 fn run_cpu_bound(
@@ -138,14 +158,12 @@ proptest! {
             sim.run(p.as_mut(), 300).unwrap();
             sim.finish(p.as_mut()).unwrap();
             let want = service_lag(info, &weights, cores, &sim.service());
-            let e = entitled(info, &weights, cores);
-            let snap = p.export();
-            for (i, r) in snap.threads.iter().map(|r| (r.id as usize, r)) {
-                let got = snap.lag(r) as f64 * e[i] / VT_SCALE as f64;
+            for (i, want) in want.iter().enumerate() {
+                let got = lag_ns(p.as_ref(), &weights, cores, i as ThreadId);
                 prop_assert!(
-                    (got - want[i]).abs() <= 2.0 * Q as f64,
+                    (got - want).abs() <= 2.0 * Q as f64,
                     "{}: {} cores, weights {:?}: thread {} exports lag {} ns, its service says {}",
-                    info.kind, cores, weights, i, got, want[i]
+                    info.kind, cores, weights, i, got, want
                 );
             }
         }
@@ -209,9 +227,9 @@ proptest! {
             prop_assert_eq!(p.record(id).unwrap().state, ThreadState::Sleeping);
             p.wake(id).unwrap();
             let woke = lag(p.as_ref(), id);
-            // Exact for every policy here; a 1 ns-of-service tolerance
-            // leaves room for a policy keeping lag in another unit.
-            let w = f64::from(weights[id as usize]);
+            // A 1 ns-of-service tolerance leaves room for a policy keeping
+            // lag in another unit (round robin's ns of equal share).
+            let w = neutral(&weights, cores)[id as usize];
             prop_assert!(
                 ((woke - at_sleep) as f64 * w / VT_SCALE as f64).abs() <= 1.0,
                 "{}: slept with lag {}, woke with {}", info.kind, at_sleep, woke
@@ -252,6 +270,39 @@ proptest! {
                 .map(|c| p.pick(100 + c).unwrap())
                 .collect();
             prop_assert_eq!(exported, picks, "{}", info.kind);
+        }
+    }
+
+    /// A ticket change keeps the service a thread is owed or ahead by: its
+    /// lag, in ns at its entitled weight (capped on P cores), is the same
+    /// before and after, whether the change caps or uncaps it or leaves
+    /// it capped.
+    #[test]
+    fn a_weight_change_keeps_the_service_owed(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        new in prop_oneof![1u32..20, 100u32..2000],
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let id = which.index(weights.len());
+            let was = lag_ns(p.as_ref(), &weights, cores, id as ThreadId);
+            p.set_weight(id as ThreadId, new).unwrap();
+            let mut now = weights.clone();
+            now[id] = new;
+            let is = lag_ns(p.as_ref(), &now, cores, id as ThreadId);
+            prop_assert!(
+                (is - was).abs() <= 1.0,
+                "{}: {} cores, weights {:?}, thread {} {} -> {}: its lag {} -> {} ns",
+                info.kind, cores, weights, id, weights[id], new, was, is
+            );
         }
     }
 }
