@@ -305,4 +305,67 @@ proptest! {
             );
         }
     }
+
+    /// A thread that gives its core up early and is runnable again at once
+    /// (it blocks and is woken straight away, or yields) still gets its
+    /// ticket share: it runs more often, as stride's pass and lottery's
+    /// compensation tickets provide. For policies whose entitlement is
+    /// tickets (round robin gives up the rest of a quantum by design).
+    #[test]
+    fn an_early_blocker_keeps_its_ticket_share(
+        others in proptest::collection::vec(1u32..10, 1..4),
+        mine in 1u32..10,
+        percent in 10u64..90,
+        block in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES.iter().filter(|p| p.uses_tickets()) {
+            let mut p = build(info, 1, seed);
+            let me = others.len() as ThreadId;
+            for (id, &w) in others.iter().enumerate() {
+                p.add(id as ThreadId, w).unwrap();
+            }
+            p.add(me, mine).unwrap();
+            let decisions = 3000;
+            let mut got = 0u64;
+            let mut total = 0u64;
+            let mut picked = 0u32;
+            for _ in 0..decisions {
+                let t = p.pick(0).unwrap();
+                if t == me {
+                    let ran = Q * percent / 100;
+                    let end = if block { RunEnd::Blocked } else { RunEnd::Yielded };
+                    p.charge(t, 0, ran, end).unwrap();
+                    if block {
+                        p.wake(me).unwrap();
+                    }
+                    got += ran;
+                    total += ran;
+                    picked += 1;
+                } else {
+                    p.charge(t, 0, Q, RunEnd::Preempted).unwrap();
+                    total += Q;
+                }
+            }
+            let sum: u32 = others.iter().sum::<u32>() + mine;
+            let ideal = f64::from(mine) / f64::from(sum);
+            let share = got as f64 / total as f64;
+            // Deterministic: within a couple of quanta; randomized: five
+            // standard deviations of the binomial count of its picks.
+            let n = f64::from(decisions);
+            let tol = if info.randomized {
+                let pick = f64::from(picked) / n;
+                5.0 * (n * pick * (1.0 - pick)).sqrt() * (Q * percent / 100) as f64 / total as f64
+                    + 2.0 * Q as f64 / total as f64
+            } else {
+                3.0 * Q as f64 / total as f64
+            };
+            prop_assert!(
+                (share - ideal).abs() <= tol,
+                "{}: {} of {} tickets, using {}% then {}: share {} (ideal {}, allowed +-{})",
+                info.kind, mine, sum, percent, if block { "blocking" } else { "yielding" },
+                share, ideal, tol
+            );
+        }
+    }
 }
