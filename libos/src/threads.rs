@@ -1,6 +1,6 @@
 //! User-level threads, scheduled across every core the application holds
-//! slices on by ONE policy object (stride, lottery or round robin) that the
-//! application can swap at run time.
+//! slices on by ONE policy object (any registered one: stride, lottery,
+//! round robin, EEVDF) that the application can swap at run time.
 //!
 //! Every thread is kept as one full [`UserContext`], whichever way it
 //! stopped, and every switch happens in user mode ([`crate::context`]):

@@ -1,6 +1,6 @@
-//! The policy seam of the libOS: one small trait that stride, lottery and
-//! round robin implement, so an application can swap its scheduler at run
-//! time without losing a thread.
+//! The policy seam of the libOS: one small trait that stride, lottery,
+//! round robin and EEVDF implement, so an application can swap its
+//! scheduler at run time without losing a thread.
 //!
 //! # Fairness across a swap
 //!

@@ -70,7 +70,7 @@ pub fn names() -> impl Iterator<Item = &'static str> + Clone {
     POLICIES.iter().map(|p| p.kind.name())
 }
 
-/// The names as a sentence for messages: `"stride, lottery or rr"`.
+/// The names as a sentence for messages: `"stride, lottery, rr or eevdf"`.
 pub fn names_sentence() -> String {
     let mut s = String::new();
     let n = POLICIES.len();

@@ -1,6 +1,6 @@
 //! A scheduler environment (Aegis's stride experiment, generalised): owns
 //! slices on every core and donates each one by directed yield to a client
-//! application chosen by a policy (`sched=`: stride, lottery or rr) over
+//! application chosen by a policy (`sched=`: any registered policy) over
 //! the clients' tickets. Clients are the other environments, in spawn
 //! order, holding tickets 3, 2, 1, 1, ...
 #![cfg_attr(target_os = "none", no_std, no_main)]
