@@ -351,12 +351,17 @@ proptest! {
             let ideal = f64::from(mine) / f64::from(sum);
             let share = got as f64 / total as f64;
             // Deterministic: within a couple of quanta; randomized: five
-            // standard deviations of the binomial count of its picks.
+            // standard deviations of the binomial count x of its picks,
+            // carried to the share S = f x / (f x + n - x) (in quanta):
+            // dS/dx = f n / (f x + n - x)^2 = f n Q^2 / total^2. (Each
+            // pick moves a full quantum of the others' too: the first
+            // version scaled by its own f Q only, five times too tight.)
             let n = f64::from(decisions);
             let tol = if info.randomized {
                 let pick = f64::from(picked) / n;
-                5.0 * (n * pick * (1.0 - pick)).sqrt() * (Q * percent / 100) as f64 / total as f64
-                    + 2.0 * Q as f64 / total as f64
+                let f = percent as f64 / 100.0;
+                let per_pick = f * n * (Q as f64 / total as f64).powi(2);
+                5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * Q as f64 / total as f64
             } else {
                 3.0 * Q as f64 / total as f64
             };
