@@ -74,7 +74,8 @@ pub struct SysInfo {
     /// Environments created since boot (also the env-id generation source).
     pub envs_created: AtomicU64,
     /// The scheduler the run asked applications to start with:
-    /// 0 stride, 1 lottery, 2 round robin (`sched=` on the command line).
+    /// its position in `sched_registry::POLICIES` (`sched=` on the command
+    /// line; 0, the registry's default, when it names none).
     pub sched: u32,
 }
 

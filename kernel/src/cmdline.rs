@@ -103,7 +103,7 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     return Err(bad);
                 }
             }
-            "sched" if ["stride", "lottery", "rr"].contains(&value) => args.sched = Some(value),
+            "sched" if sched_registry::by_name(value).is_some() => args.sched = Some(value),
             "log" => {
                 args.log = match value {
                     "error" => LogLevel::Error,
@@ -194,5 +194,13 @@ mod tests {
         assert_eq!(parse("offender_limit=4").unwrap().offender_limit, 4);
         assert!(parse("test=").is_err());
         assert!(parse("sched=fifo").is_err());
+    }
+
+    #[test]
+    fn accepts_every_registered_policy() {
+        for name in sched_registry::names() {
+            let line = format!("sched={name}");
+            assert_eq!(parse(&line).unwrap().sched, Some(name));
+        }
     }
 }

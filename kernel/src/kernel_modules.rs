@@ -204,11 +204,9 @@ fn init_slices(args: &kernel::cmdline::BootArgs<'_>, slots: usize, offender_limi
             grace_ns: args.grace_us * 1000,
             interleave_ns: args.interleave_us * 1000,
             offender_limit,
-            app_sched: match args.sched {
-                Some("lottery") => 1,
-                Some("rr") => 2,
-                _ => 0,
-            },
+            // The policy's number in the registry (0, its default, when
+            // the command line names none): the libOS reads it back there.
+            app_sched: args.sched.and_then(sched_registry::index_of).unwrap_or(0),
         },
     );
 }

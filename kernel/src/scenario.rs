@@ -268,7 +268,10 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str, source: &str) -> 
             return Some(ExitCode::UserQuit);
         }
         ("help", _) => {
-            log::info!("commands: list | slices <core> | swap <app> <stride|lottery|rr> | tickets <app> <thread name or id> <n> | window <seconds> | start <app> | stop <app> | quit");
+            log::info!(
+                "commands: list | slices <core> | swap <app> <policy> | tickets <app> <thread name or id> <n> | window <seconds> | start <app> | stop <app> | quit (policies: {})",
+                sched_registry::names_sentence()
+            );
             Ok(())
         }
         // The runner's live table shows shares over the last `s` seconds

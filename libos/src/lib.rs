@@ -31,3 +31,4 @@ pub use abi;
 pub use predicate;
 pub use rt::{App, Epilogue, FaultAction};
 pub use sched_api;
+pub use sched_registry;

@@ -1,6 +1,6 @@
 //! User-level threads, scheduled across every core the application holds
-//! slices on by ONE policy object (stride, lottery or round robin) that the
-//! application can swap at run time.
+//! slices on by ONE policy object (any registered one: stride, lottery,
+//! round robin, EEVDF) that the application can swap at run time.
 //!
 //! Every thread is kept as one full [`UserContext`], whichever way it
 //! stopped, and every switch happens in user mode ([`crate::context`]):
@@ -85,34 +85,34 @@ pub fn set_tls(value: u64) {
     TLS[self_id()].store(value, Ordering::Relaxed);
 }
 
-/// A fresh policy of `kind` for `cores` cores, with this run's slice as quantum.
-pub fn new_policy(kind: PolicyKind, cores: usize) -> Box<dyn Policy> {
-    let quantum = sys::sysinfo().slice_ns;
-    match kind {
-        PolicyKind::Stride => Box::new(sched_stride::Stride::new(quantum, cores)),
-        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(
-            quantum,
-            cores,
-            sys::now_ns() | 1,
-        )),
-        // For the application's cores, like the others: rr's lag, carried
-        // into the next policy at a swap, is measured against an equal share
-        // of them (built for one core, a capped thread's 19.2 ms debt came
-        // out of an rr -> stride swap as 0.26 ms).
-        PolicyKind::RoundRobin => Box::new(
-            sched_rr::RoundRobin::with_cores(quantum, cores)
-                .unwrap_or_else(|_| sched_rr::RoundRobin::new(quantum)),
-        ),
-    }
+/// A fresh policy of `kind` for `cores` cores, with this run's slice as
+/// quantum (built by `sched_registry`, the one list of policies); `None`
+/// for a kind the registry does not know or a core count out of range.
+///
+/// Every policy gets the application's cores (rr too: its lag, carried into
+/// the next policy at a swap, is measured against an equal share of them;
+/// built for one core, a capped thread's 19.2 ms debt came out of an
+/// rr -> stride swap as 0.26 ms).
+pub fn new_policy(kind: PolicyKind, cores: usize) -> Option<Box<dyn Policy>> {
+    let params = sched_registry::Params {
+        quantum_ns: sys::sysinfo().slice_ns,
+        cores,
+        seed: sys::now_ns() | 1,
+    };
+    sched_registry::build(kind, &params).ok()
 }
 
-/// The kind the run asked for (`SysInfo::sched`).
+/// The kind the run asked for (`SysInfo::sched`, the policy's number in the
+/// registry; the registry's default if the number is not one).
 pub fn requested_policy() -> PolicyKind {
-    match sys::sysinfo().sched {
-        1 => PolicyKind::Lottery,
-        2 => PolicyKind::RoundRobin,
-        _ => PolicyKind::Stride,
-    }
+    sched_registry::by_index(sys::sysinfo().sched)
+        .unwrap_or_else(sched_registry::default_policy)
+        .kind
+}
+
+/// The registered policy named `name` (`"stride"`, `"eevdf"`, ...).
+pub fn policy_named(name: &str) -> Option<PolicyKind> {
+    sched_registry::kind(name)
 }
 
 /// Runs `f` on the thread table with the disabled flag set (see module
@@ -280,7 +280,9 @@ pub fn join(tid: usize) {
 /// the same lock), every thread, weight, sleep state and service carried;
 /// threads running on other cores stay running and are charged on return.
 pub fn swap_policy(kind: PolicyKind) -> bool {
-    let next = new_policy(kind, crate::slices::capacity());
+    let Some(next) = new_policy(kind, crate::slices::capacity()) else {
+        return false;
+    };
     with_rt(|rt| rt.set_policy(next).is_ok())
 }
 
@@ -588,7 +590,8 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
                 let mut rt = RT.lock();
                 rt.set_clock(sys::now_ns);
                 THREADS.store(rt.threads.as_mut_ptr(), Ordering::Release);
-                let policy = new_policy(requested_policy(), crate::slices::capacity());
+                let policy = new_policy(requested_policy(), crate::slices::capacity())
+                    .expect("a registered policy builds for the cores an application holds");
                 if rt.set_policy(policy).is_err() || spawn_control_locked(&mut rt, main).is_none() {
                     sys::exit(7);
                 }

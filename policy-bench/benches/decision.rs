@@ -3,12 +3,11 @@
 //! `'^decision/stride/10000$'`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use policy_bench::{decision, new_policy, THREADS};
-use sched_api::PolicyKind;
+use policy_bench::{decision, kinds, new_policy, THREADS};
 
 fn decisions(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision");
-    for kind in PolicyKind::ALL {
+    for kind in kinds() {
         for n in THREADS {
             let mut policy = new_policy(kind, n);
             group.bench_function(BenchmarkId::new(kind.name(), n), |b| {

@@ -5,19 +5,29 @@
 //! timed inside the guest (`tbench`).
 
 use sched_api::{Policy, PolicyKind, RunEnd};
+use sched_registry::Params;
 
 /// The quantum charged per decision.
 pub const QUANTUM_NS: u64 = 2_000_000;
 /// Thread counts the decision cost is measured at.
 pub const THREADS: [u32; 5] = [1, 10, 100, 1000, 10_000];
 
+/// Every registered policy, in registry order.
+pub fn kinds() -> impl Iterator<Item = PolicyKind> {
+    sched_registry::POLICIES.iter().map(|p| p.kind)
+}
+
 /// A policy of `kind` on one core holding `n` threads (weights 1 to 10).
+///
+/// # Panics
+/// If `kind` is not registered.
 pub fn new_policy(kind: PolicyKind, n: u32) -> Box<dyn Policy> {
-    let mut p: Box<dyn Policy> = match kind {
-        PolicyKind::Stride => Box::new(sched_stride::Stride::new(QUANTUM_NS, 1)),
-        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(QUANTUM_NS, 1, 42)),
-        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(QUANTUM_NS)),
+    let params = Params {
+        quantum_ns: QUANTUM_NS,
+        cores: 1,
+        seed: 42,
     };
+    let mut p = sched_registry::build(kind, &params).expect("a registered policy");
     for id in 0..n {
         let _ = p.add(id, 1 + id % 10);
     }
@@ -37,7 +47,7 @@ mod tests {
 
     #[test]
     fn every_decision_picks_and_charges() {
-        for kind in PolicyKind::ALL {
+        for kind in kinds() {
             let mut p = new_policy(kind, 10);
             for _ in 0..100 {
                 decision(p.as_mut());

@@ -1,6 +1,6 @@
-//! The policy seam of the libOS: one small trait that stride, lottery and
-//! round robin implement, so an application can swap its scheduler at run
-//! time without losing a thread.
+//! The policy seam of the libOS: one small trait that stride, lottery,
+//! round robin and EEVDF implement, so an application can swap its
+//! scheduler at run time without losing a thread.
 //!
 //! # Fairness across a swap
 //!
@@ -25,8 +25,10 @@
 //! # Composition
 //!
 //! This crate cannot name the policies (they depend on it), so there is no
-//! factory here: each policy crate has `new`/`try_new` and `from_snapshot`,
-//! and the libOS maps a [`PolicyKind`] to a constructor and swaps with
+//! list of them here: each policy crate declares its identity, capabilities
+//! and constructor as a [`PolicyInfo`], and the crate `sched-registry` lists
+//! every policy once; everything else (the libOS, the kernel's command line,
+//! the runner) derives names and constructors from it and swaps with
 //! [`swap`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -36,14 +38,15 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
-use core::str::FromStr;
 
 pub mod feasible;
+pub mod info;
 pub mod ledger;
 pub mod sim;
 pub mod table;
 
 pub use feasible::{feasible_weights, Cap, Ratio};
+pub use info::{Entitlement, Params, PolicyInfo, PolicyKind};
 pub use ledger::Ledger;
 
 /// Virtual time of one ns of service at one ticket of effective weight.
@@ -58,60 +61,6 @@ pub type ThreadId = u32;
 
 /// A core index, `0..MAX_CORES`.
 pub type CoreId = usize;
-
-/// The policies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PolicyKind {
-    Stride,
-    Lottery,
-    RoundRobin,
-}
-
-impl PolicyKind {
-    pub const ALL: [PolicyKind; 3] = [
-        PolicyKind::Stride,
-        PolicyKind::Lottery,
-        PolicyKind::RoundRobin,
-    ];
-
-    /// The stable name: `"stride"`, `"lottery"` or `"rr"`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            PolicyKind::Stride => "stride",
-            PolicyKind::Lottery => "lottery",
-            PolicyKind::RoundRobin => "rr",
-        }
-    }
-
-    /// The kind with the stable name `name`.
-    pub fn from_name(name: &str) -> Option<PolicyKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-}
-
-impl fmt::Display for PolicyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A name that is not one of [`PolicyKind::name`]'s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnknownPolicy;
-
-impl fmt::Display for UnknownPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown policy (expected stride, lottery or rr)")
-    }
-}
-
-impl FromStr for PolicyKind {
-    type Err = UnknownPolicy;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PolicyKind::from_name(s).ok_or(UnknownPolicy)
-    }
-}
 
 /// Where a thread is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,17 +376,6 @@ pub fn scale_signed(a: i128, num: u128, den: u128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for k in PolicyKind::ALL {
-            assert_eq!(PolicyKind::from_name(k.name()), Some(k));
-            assert_eq!(k.name().parse::<PolicyKind>(), Ok(k));
-            assert_eq!(alloc::format!("{k}"), k.name());
-        }
-        assert_eq!(PolicyKind::from_name("fifo"), None);
-        assert_eq!("Stride".parse::<PolicyKind>(), Err(UnknownPolicy));
-    }
 
     fn r(id: ThreadId, weight: u32, state: ThreadState) -> ThreadRecord {
         ThreadRecord {

@@ -409,7 +409,7 @@ mod tests {
 
     impl Policy for Broken {
         fn kind(&self) -> PolicyKind {
-            PolicyKind::RoundRobin
+            PolicyKind::new("fifo-test")
         }
         fn add(&mut self, id: ThreadId, _: u32) -> Result<(), SchedError> {
             self.threads.insert(id, ThreadState::Runnable);

@@ -69,10 +69,30 @@ use core::cmp::Reverse;
 
 use rng::Rng;
 use sched_api::{
-    check_core, check_cores, mul_div, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd,
-    SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
+    check_core, check_cores, mul_div, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo,
+    PolicyKind, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
 };
 use sumtree::Tree;
+
+/// This policy's name.
+pub const KIND: PolicyKind = PolicyKind::new("lottery");
+
+/// Lottery's identity and capabilities, for `sched-registry`.
+pub const INFO: PolicyInfo = PolicyInfo {
+    kind: KIND,
+    description: "lottery scheduling: a random draw weighted by tickets, with currencies and transfers (Waldspurger & Weihl 1994)",
+    entitlement: sched_api::Entitlement::Tickets,
+    randomized: true,
+    currencies: true,
+    ticket_transfers: true,
+    build: |p: &Params| {
+        Ok(alloc::boxed::Box::new(Lottery::try_new(
+            p.quantum_ns,
+            p.cores,
+            p.seed,
+        )?))
+    },
+};
 
 /// A currency's id.
 pub type CurrencyId = u32;
@@ -844,7 +864,7 @@ impl Policy for Lottery {
     }
 
     fn kind(&self) -> PolicyKind {
-        PolicyKind::Lottery
+        KIND
     }
 
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
@@ -978,12 +998,33 @@ impl Policy for Lottery {
         let global = self.ledger.now();
         let t = self.get_mut(id).ok_or(SchedError::UnknownThread)?;
         let (old, new) = (u128::from(t.tickets), u128::from(weight));
-        t.vtime = match t.state {
-            ThreadState::Sleeping => scale_signed(t.vtime, old, new),
-            _ => global.saturating_add(scale_signed(t.vtime.saturating_sub(global), old, new)),
-        };
-        t.tickets = weight;
+        if t.state == ThreadState::Sleeping {
+            // A sleeper has no effective weight: its tickets it is.
+            t.vtime = scale_signed(t.vtime, old, new);
+            t.tickets = weight;
+            self.dirty = true;
+            return Ok(());
+        }
+        // The remaining lag is rescaled by the *effective* weights, before
+        // and after (currency values and the cap on P cores applied): a
+        // capped thread whose tickets change but stays capped keeps the
+        // service it is owed (by face value it would lose or gain it).
+        self.refresh();
+        let before = self.get(id).map(|t| self.ledger.effective(Self::weight(t)));
+        if let Some(t) = self.get_mut(id) {
+            t.tickets = weight;
+        }
         self.dirty = true;
+        self.refresh();
+        let after = self.get(id).map(|t| self.ledger.effective(Self::weight(t)));
+        if let (Some(before), Some(after), Some(t)) = (before, after, self.get_mut(id)) {
+            let lag = scale_signed(
+                t.vtime.saturating_sub(global),
+                before.num.saturating_mul(after.den),
+                before.den.saturating_mul(after.num).max(1),
+            );
+            t.vtime = global.saturating_add(lag);
+        }
         Ok(())
     }
 

@@ -33,8 +33,8 @@ mod queue;
 use alloc::vec::Vec;
 
 use sched_api::{
-    check_core, check_cores, scale_signed, CoreId, Ledger, Policy, PolicyKind, Ratio, RunEnd,
-    SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
+    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 use queue::{Entry, Queue};
@@ -54,6 +54,25 @@ struct Thread {
     /// below zero, what it ran over.
     credit_ns: i64,
 }
+
+/// This policy's name.
+pub const KIND: PolicyKind = PolicyKind::new("rr");
+
+/// Round robin's identity and capabilities, for `sched-registry`.
+pub const INFO: PolicyInfo = PolicyInfo {
+    kind: KIND,
+    description: "round robin: equal shares in queue order, tickets ignored",
+    entitlement: sched_api::Entitlement::Equal,
+    randomized: false,
+    currencies: false,
+    ticket_transfers: false,
+    build: |p: &Params| {
+        Ok(alloc::boxed::Box::new(RoundRobin::with_cores(
+            p.quantum_ns,
+            p.cores,
+        )?))
+    },
+};
 
 /// A round-robin scheduler.
 #[derive(Clone, Debug)]
@@ -176,7 +195,7 @@ fn quantum_i64(quantum_ns: u64) -> i64 {
 
 impl Policy for RoundRobin {
     fn kind(&self) -> PolicyKind {
-        PolicyKind::RoundRobin
+        KIND
     }
 
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {

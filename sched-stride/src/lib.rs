@@ -36,8 +36,8 @@ mod queue;
 use alloc::vec::Vec;
 
 use sched_api::{
-    check_core, check_cores, scale_signed, CoreId, Ledger, Policy, PolicyKind, RunEnd, SchedError,
-    Snapshot, ThreadId, ThreadRecord, ThreadState,
+    check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
+    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 use queue::{Entry, Queue};
@@ -54,6 +54,25 @@ struct Thread {
     /// The sequence number of its current queue entry (while runnable).
     seq: u64,
 }
+
+/// This policy's name.
+pub const KIND: PolicyKind = PolicyKind::new("stride");
+
+/// Stride's identity and capabilities, for `sched-registry`.
+pub const INFO: PolicyInfo = PolicyInfo {
+    kind: KIND,
+    description: "stride scheduling: the smallest pass runs next (Waldspurger & Weihl 1995)",
+    entitlement: sched_api::Entitlement::Tickets,
+    randomized: false,
+    currencies: false,
+    ticket_transfers: false,
+    build: |p: &Params| {
+        Ok(alloc::boxed::Box::new(Stride::try_new(
+            p.quantum_ns,
+            p.cores,
+        )?))
+    },
+};
 
 /// A stride scheduler.
 #[derive(Clone, Debug)]
@@ -137,7 +156,7 @@ impl Stride {
 
 impl Policy for Stride {
     fn kind(&self) -> PolicyKind {
-        PolicyKind::Stride
+        KIND
     }
 
     fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
@@ -264,20 +283,35 @@ impl Policy for Stride {
         let (slot, t) = self.threads.find_mut(id).ok_or(SchedError::UnknownThread)?;
         let old = t.weight;
         t.weight = weight;
-        // remain' = remain * stride' / stride = remain * old / new.
-        let rescale = |remain: i128| scale_signed(remain, u128::from(old), u128::from(weight));
-        match t.state {
-            ThreadState::Sleeping => t.pass = rescale(t.pass),
-            state => {
-                t.pass = global.saturating_add(rescale(t.pass.saturating_sub(global)));
-                if state == ThreadState::Runnable {
-                    // Requeued at the new pass; the old entry goes stale.
-                    self.enqueue(slot);
-                    self.dequeued();
-                }
-                self.ledger.remove(id, u64::from(old));
-                self.ledger.insert(id, u64::from(weight));
-            }
+        let state = t.state;
+        if state == ThreadState::Sleeping {
+            // remain' = remain * stride' / stride = remain * old / new (a
+            // sleeper has no effective weight: its tickets it is).
+            t.pass = scale_signed(t.pass, u128::from(old), u128::from(weight));
+            return Ok(());
+        }
+        // The same rule with the strides of the *effective* weights, before
+        // and after: a capped thread whose tickets change but stays capped
+        // keeps its remaining pass (by face value it would lose or gain
+        // service it was owed).
+        let before = self.ledger.effective(u64::from(old));
+        self.ledger.remove(id, u64::from(old));
+        self.ledger.insert(id, u64::from(weight));
+        let after = self.ledger.effective(u64::from(weight));
+        let remain = |pass: i128| {
+            scale_signed(
+                pass.saturating_sub(global),
+                before.num.saturating_mul(after.den),
+                before.den.saturating_mul(after.num).max(1),
+            )
+        };
+        if let Some((_, t)) = self.threads.at_mut(slot) {
+            t.pass = global.saturating_add(remain(t.pass));
+        }
+        if state == ThreadState::Runnable {
+            // Requeued at the new pass; the old entry goes stale.
+            self.enqueue(slot);
+            self.dequeued();
         }
         Ok(())
     }

@@ -5,12 +5,12 @@
 //! not trust its input either.
 //!
 //! ```text
-//! sched <stride|lottery|rr>
+//! sched <policy>                   (a name in `sched_registry`)
 //! sample_ms <ms>
 //! seed <n>
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
 //! name <thread id> <name>          (optional: the console accepts it for the id)
-//! event <t_ms> swap <stride|lottery|rr>
+//! event <t_ms> swap <policy>
 //! event <t_ms> tickets <thread id> <tickets>
 //! event <t_ms> slices <per core>
 //! ```
@@ -29,32 +29,13 @@ use alloc::vec::Vec;
 /// main thread).
 pub const MAX_THREADS: usize = libos::threads::MAX_THREADS - 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    Stride,
-    Lottery,
-    RoundRobin,
-}
+/// A scheduling policy, as the registry names it (`sched_registry`, the
+/// one list of policies): the word the arguments use is its name.
+pub use libos::threads::PolicyKind as Policy;
 
-impl Policy {
-    /// The word the arguments use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::Stride => "stride",
-            Policy::Lottery => "lottery",
-            Policy::RoundRobin => "rr",
-        }
-    }
-
-    /// The policy a word names.
-    pub fn parse(word: &str) -> Option<Self> {
-        match word {
-            "stride" => Some(Policy::Stride),
-            "lottery" => Some(Policy::Lottery),
-            "rr" => Some(Policy::RoundRobin),
-            _ => None,
-        }
-    }
+/// The registered policy a word names.
+fn policy(word: &str) -> Option<Policy> {
+    libos::threads::policy_named(word)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,12 +165,7 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
     match words.next() {
         None => return Ok(()),
         Some("sched") => {
-            spec.policy = Some(
-                words
-                    .next()
-                    .and_then(Policy::parse)
-                    .ok_or("unknown scheduler")?,
-            )
+            spec.policy = Some(words.next().and_then(policy).ok_or("unknown scheduler")?)
         }
         Some("sample_ms") => {
             spec.sample_ms = num(words.next(), "sample_ms needs a number")?;
@@ -241,12 +217,9 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
         Some("event") => {
             let at_ms = num(words.next(), "event needs a time")?;
             let action = match words.next() {
-                Some("swap") => Action::Swap(
-                    words
-                        .next()
-                        .and_then(Policy::parse)
-                        .ok_or("unknown scheduler")?,
-                ),
+                Some("swap") => {
+                    Action::Swap(words.next().and_then(policy).ok_or("unknown scheduler")?)
+                }
                 Some("slices") => {
                     let n = num(words.next(), "slices needs a count")?;
                     if n == 0 {
@@ -381,7 +354,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (s.policy, s.sample_ms, s.seed),
-            (Some(Policy::Lottery), 50, 7)
+            (Some(Policy::new("lottery")), 50, 7)
         );
         assert_eq!(s.threads.len(), 7);
         assert_eq!(
@@ -409,7 +382,7 @@ mod tests {
                 }
             }
         );
-        assert_eq!(s.events[1].action, Action::Swap(Policy::RoundRobin));
+        assert_eq!(s.events[1].action, Action::Swap(Policy::new("rr")));
         assert_eq!(s.events[2].action, Action::Slices(3));
     }
 
@@ -417,7 +390,7 @@ mod tests {
     fn written_arguments_read_back() {
         use alloc::string::String;
         let spec = AppSpec {
-            policy: Some(Policy::Lottery),
+            policy: Some(Policy::new("lottery")),
             sample_ms: 50,
             seed: 7,
             threads: [
@@ -459,7 +432,7 @@ mod tests {
                 },
                 Event {
                     at_ms: 2000,
-                    action: Action::Swap(Policy::RoundRobin)
+                    action: Action::Swap(Policy::new("rr"))
                 },
                 Event {
                     at_ms: 3000,

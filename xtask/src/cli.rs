@@ -166,8 +166,9 @@ pub enum Cmd {
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Scheduler the applications use; given, it replaces every
-    /// application's choice in the scenario (default stride).
-    #[arg(long, value_parser = ["stride", "lottery", "rr"])]
+    /// application's choice in the scenario (default: the registry's first,
+    /// stride).
+    #[arg(long, value_parser = policy_names())]
     pub sched: Option<String>,
     /// Number of cores (QEMU -smp); default the scenario's `cores`, else 4.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=128))]
@@ -244,4 +245,13 @@ pub fn positional_order(subcommand: &str) -> &'static [&'static str] {
         "soak" => &["minutes", "cpus", "accel"],
         _ => &[],
     }
+}
+
+/// `--sched`'s values: every registered policy, with its description.
+fn policy_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        sched_registry::POLICIES
+            .iter()
+            .map(|p| clap::builder::PossibleValue::new(p.kind.name()).help(p.description)),
+    )
 }

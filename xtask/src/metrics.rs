@@ -63,14 +63,13 @@ pub enum Entitlement {
 }
 
 impl Entitlement {
-    /// The entitlement of the policy named `policy` (`libos` names:
-    /// `stride`, `lottery`, `rr`).
+    /// The entitlement of the registered policy named `policy`, as its
+    /// crate declares it (`sched_registry`).
     pub fn of(policy: &str) -> Option<Entitlement> {
-        match policy {
-            "stride" | "lottery" => Some(Entitlement::Tickets),
-            "rr" => Some(Entitlement::Equal),
-            _ => None,
-        }
+        sched_registry::by_name(policy).map(|p| match p.entitlement {
+            sched_registry::Entitlement::Tickets => Entitlement::Tickets,
+            sched_registry::Entitlement::Equal => Entitlement::Equal,
+        })
     }
 }
 

@@ -200,7 +200,12 @@ fn shares<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> 
     let replayed = replay(data);
     let mut rows = Vec::new();
     for (a, (app, (f, _))) in data.apps.iter().zip(&replayed).enumerate() {
-        let lottery = app.scheduler_timeline.iter().all(|(_, s)| s == "lottery");
+        // A randomized policy's shares hold in expectation: they get the
+        // binomial envelope (lottery's).
+        let lottery = app
+            .scheduler_timeline
+            .iter()
+            .all(|(_, s)| sched_registry::by_name(s).is_some_and(|p| p.randomized));
         let quanta =
             f.threads.values().map(|t| t.cpu_ns as f64).sum::<f64>() / data.slice_ns.max(1) as f64;
         for (id, (measured, ideal)) in f.shares() {

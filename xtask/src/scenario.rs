@@ -12,7 +12,7 @@ use std::path::Path;
 use kernel::launch::{write_plan, AppEntry};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
-use workloads::appspec::{Action, AppSpec, Behaviour, Event as SpecEvent, Policy, ThreadSpec};
+use workloads::appspec::{Action, AppSpec, Behaviour, Event as SpecEvent, ThreadSpec};
 
 /// How long after its stop an application's slots still count as held
 /// (the kernel's `kernel::launch::STOP_MARGIN_MS`).
@@ -149,7 +149,16 @@ impl std::fmt::Display for ScenarioError {
     }
 }
 
-const SCHEDULERS: [&str; 3] = ["stride", "lottery", "rr"];
+/// A registered policy's name.
+fn is_scheduler(name: &str) -> bool {
+    sched_registry::by_name(name).is_some()
+}
+
+/// What a scheduler field must be: every registered policy's name.
+fn scheduler_expected() -> String {
+    format!("must be {}", sched_registry::names_sentence())
+}
+
 /// The libOS's thread table less its main thread.
 pub const MAX_THREADS_PER_APP: u32 = 127;
 
@@ -249,12 +258,8 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         {
             return Err(err(span, field("name"), "two applications with this name"));
         }
-        if !SCHEDULERS.contains(&app.scheduler.as_str()) {
-            return Err(err(
-                span,
-                field("scheduler"),
-                "must be stride, lottery or rr",
-            ));
+        if !is_scheduler(&app.scheduler) {
+            return Err(err(span, field("scheduler"), &scheduler_expected()));
         }
         if app.slices == 0 {
             return Err(err(span, field("slices"), "must be at least 1"));
@@ -345,10 +350,8 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             continue;
         }
         match (&ev.swap, &ev.thread, ev.tickets) {
-            (Some(to), None, None) if SCHEDULERS.contains(&to.as_str()) => {}
-            (Some(_), None, None) => {
-                return Err(err(span, field("swap"), "must be stride, lottery or rr"))
-            }
+            (Some(to), None, None) if is_scheduler(to) => {}
+            (Some(_), None, None) => return Err(err(span, field("swap"), &scheduler_expected())),
             (None, Some(t), Some(n)) if n > 0 => {
                 if !thread_names(app).contains(t) {
                     return Err(err(
@@ -503,7 +506,9 @@ impl Scenario {
             .filter_map(|ev| {
                 let action = match (ev.slices, &ev.swap, &ev.thread, ev.tickets) {
                     (Some(n), ..) => Action::Slices(n),
-                    (None, Some(to), ..) => Action::Swap(Policy::parse(to).expect("validated")),
+                    (None, Some(to), ..) => {
+                        Action::Swap(sched_registry::kind(to).expect("validated"))
+                    }
                     (None, None, Some(t), Some(n)) => Action::Tickets {
                         thread: names
                             .iter()
@@ -521,7 +526,7 @@ impl Scenario {
             })
             .collect();
         AppSpec {
-            policy: Some(Policy::parse(&app.scheduler).expect("validated")),
+            policy: Some(sched_registry::kind(&app.scheduler).expect("validated")),
             sample_ms: self.sample_ms,
             seed: self.seed,
             threads,

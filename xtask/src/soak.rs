@@ -19,7 +19,6 @@ use serde_json::Value;
 
 use crate::{Accel, RunOptions, RunOutcome};
 
-const SCHEDULERS: [&str; 3] = ["stride", "lottery", "rr"];
 /// Longest phase: ten of them in a ten-minute soak.
 const PHASE_MAX_MS: u64 = 60_000;
 const PHASE_MIN_MS: u64 = 10_000;
@@ -50,7 +49,9 @@ pub fn scenario(cores: u32, duration_ms: u64, seed: u64) -> String {
     let mut events = String::new();
     for k in 0..n {
         let t0 = k * p;
-        let sched = |i: u64| SCHEDULERS[((k + i) % 3) as usize];
+        // Every registered policy in turn.
+        let all = sched_registry::POLICIES;
+        let sched = |i: u64| all[((k + i) % all.len() as u64) as usize].kind.name();
         // CPU-bound threads with three weights; four more join and leave.
         let steady = format!("p{k}-steady");
         let _ = write!(
@@ -285,7 +286,8 @@ fn app_audits(r: &mut SoakReport, out: &RunOutcome, phases: u64) {
                 .filter(|v| mine(v, "app_event") && v["what"] == "swap")
                 .count();
             let start = users.iter().find(|v| mine(v, "app_start"));
-            let initial = start.is_some_and(|v| v["policy"] != "stride");
+            let default = sched_registry::default_policy().kind.name();
+            let initial = start.is_some_and(|v| v["policy"] != default);
             let started = start.and_then(|v| v["t_ns"].as_u64()).unwrap_or(0);
             let due = swap_times(&scenario, &name)
                 .into_iter()

@@ -91,20 +91,28 @@ fn a_malformed_scenario_is_rejected_before_qemu_with_line_and_field() {
 }
 
 /// On two cores, tickets 1:2:3:4 are all feasible (4/10 of 2 cores < 1):
-/// stride and lottery follow them, round robin shares equally.
+/// every registered policy whose entitlement is tickets follows them
+/// (stride, lottery, EEVDF), round robin shares equally. Deterministic
+/// runs: the shares are asserted.
 #[test]
 fn each_scheduler_shares_two_cores_by_its_policy() {
-    for (sched, tolerance) in [("stride", 0.03), ("lottery", 0.05), ("rr", 0.03)] {
+    for info in sched_registry::POLICIES {
+        let sched = info.kind.name();
+        let tolerance = if info.randomized { 0.05 } else { 0.03 };
         let path = scenario_file(sched, &FOUR_WEIGHTS.replace("SCHED", sched));
-        let out = run(&scenario_opts(&format!("scenario-{sched}"), 2, path));
+        let opts = RunOptions {
+            det: true,
+            ..scenario_opts(&format!("scenario-{sched}"), 2, path)
+        };
+        let out = run(&opts);
         assert_exit(&out, abi::ExitCode::Success);
         let s = shares(&out, "w");
         assert_eq!(s.len(), 4);
         for (i, (name, measured, ideal)) in s.iter().enumerate() {
-            let expected = if sched == "rr" {
-                0.25
-            } else {
+            let expected = if info.uses_tickets() {
                 (i + 1) as f64 / 10.0
+            } else {
+                0.25
             };
             // Each policy's own entitlement: rr's is equal shares.
             assert!(

@@ -216,6 +216,11 @@ fn values(spec: &str) -> Result<Vec<String>, String> {
             Some(choices) if choices.contains('|') => {
                 out.extend(choices.split('|').map(|c| format!("{q}{c}{q}")));
             }
+            // `<policy>`: every registered policy (the docs name none, so
+            // that adding one touches no document).
+            Some("policy") => {
+                out.extend(sched_registry::names().map(|c| format!("{q}{c}{q}")));
+            }
             Some(ph) => {
                 let v = PLACEHOLDERS
                     .iter()

@@ -69,7 +69,10 @@ fn assert_session(rows: &[String], summary: &Value, suffix: &str) {
     let want = [
         format!("swap w lottery -> ok{suffix}"),
         format!("tickets w t300 900 -> ok{suffix}"),
-        format!("swap w foo -> no scheduler `foo` (stride, lottery or rr){suffix}"),
+        format!(
+            "swap w foo -> no scheduler `foo` ({}){suffix}",
+            sched_registry::names_sentence()
+        ),
         format!("tickets w nobody 5 -> no thread `nobody` (a thread's name or id){suffix}"),
         format!("frobnicate -> unknown command or wrong arguments (try `help`){suffix}"),
     ];
@@ -186,4 +189,77 @@ fn piped_console_input_is_carried_out_in_order_and_failures_are_logged() {
             .unwrap();
     assert_eq!(summary["exit"], "success");
     assert_session(&console_rows(&run_dir), &summary, "");
+}
+
+/// A walk through the registered policies that takes every ordered pair
+/// at least once: `0 -> 1 -> 0 -> 2 -> 0 ... -> 1 -> 2 -> 1 ...`.
+fn every_pair_walk(n: usize) -> Vec<usize> {
+    let mut walk = vec![0];
+    for i in 0..n {
+        if *walk.last().unwrap() != i {
+            walk.push(i);
+        }
+        for j in i + 1..n {
+            walk.extend([j, i]);
+        }
+    }
+    walk
+}
+
+#[test]
+fn the_walk_covers_every_ordered_pair() {
+    for n in 1..6 {
+        let walk = every_pair_walk(n);
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                assert!(walk.windows(2).any(|w| w == [i, j]), "{n}: {i} -> {j}");
+            }
+        }
+        assert!(walk.windows(2).all(|w| w[0] != w[1]));
+    }
+}
+
+/// The console swaps one application, under load, from every registered
+/// policy to every other (so a new policy is swapped to and from each of
+/// the others by registering it); every swap is carried out, and the
+/// application's scheduler timeline shows each one.
+#[test]
+fn the_console_swaps_between_every_ordered_pair_of_policies() {
+    let names: Vec<&str> = sched_registry::names().collect();
+    let walk = every_pair_walk(names.len());
+    let scenario = file("pairs.toml", SCENARIO);
+    let script: String = walk
+        .iter()
+        .skip(1)
+        .enumerate()
+        .map(|(k, &p)| format!("{} swap w {}\n", 500 + 150 * k, names[p]))
+        .collect();
+    let script = file("pairs.txt", &script);
+    let opts = RunOptions {
+        scenario: Some(scenario),
+        console: Some(script),
+        det: true,
+        ..options("console-pairs", 2, Accel::Tcg, "pc", &[], &[])
+    };
+    let out = run(&opts);
+    assert_exit(&out, abi::ExitCode::Success);
+    let rows = console_rows(&out.run_dir);
+    assert_eq!(rows.len(), walk.len() - 1, "{rows:#?}");
+    for row in &rows {
+        assert!(row.ends_with("-> ok (script)"), "{row}");
+    }
+    let app = &out.summary["apps"][0];
+    let timeline: Vec<&str> = app["scheduler_timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scheduler"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = walk.iter().map(|&p| names[p]).collect();
+    assert_eq!(timeline, want, "{app:#}");
+    // Nobody lost: every thread is still there and ran.
+    for t in app["threads"].as_array().unwrap() {
+        assert!(t["cpu_ns"].as_u64().unwrap_or(0) > 0, "{t:#}");
+    }
+    assert_eq!(out.summary["trust"]["mode"], "det-tcg");
 }

@@ -586,7 +586,7 @@ impl Table {
     /// live threads, the policy and the number of swaps so far.
     pub fn snapshot(&self, out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
         let Some(p) = self.policy.as_ref() else {
-            return (0, PolicyKind::Stride, self.swaps);
+            return (0, sched_registry::default_policy().kind, self.swaps);
         };
         let mut n = 0;
         for tid in (0..MAX_THREADS).filter(|&t| self.threads[t].life == Life::Live) {

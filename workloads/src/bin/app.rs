@@ -42,7 +42,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use abi::waits::WaitHistogram;
 use alloc::vec::Vec;
 use libos::threads::{self, PolicyKind};
-use workloads::appspec::{Action, AppSpec, Behaviour, Policy, MAX_THREADS};
+use workloads::appspec::{Action, AppSpec, Behaviour, MAX_THREADS};
 use workloads::sleep_log::{SleepLog, SleepReport};
 
 static SPEC: AtomicPtr<AppSpec> = AtomicPtr::new(core::ptr::null_mut());
@@ -102,14 +102,6 @@ fn spec() -> &'static AppSpec {
     // SAFETY: set once by the main thread before any worker is spawned,
     // never freed.
     unsafe { &*SPEC.load(Ordering::Acquire) }
-}
-
-fn kind(p: Policy) -> PolicyKind {
-    match p {
-        Policy::Stride => PolicyKind::Stride,
-        Policy::Lottery => PolicyKind::Lottery,
-        Policy::RoundRobin => PolicyKind::RoundRobin,
-    }
 }
 
 fn at_ms(ms: u64) -> u64 {
@@ -229,11 +221,10 @@ fn console_command(text: &str) -> Result<(), String> {
     let mut words = text.split_ascii_whitespace();
     match (words.next(), words.next(), words.next(), words.next()) {
         (Some("swap"), Some(p), None, None) => {
-            let to = ["stride", "lottery", "rr"]
-                .iter()
-                .position(|n| *n == p)
-                .map(|k| PolicyKind::ALL[k])
-                .ok_or_else(|| alloc::format!("no scheduler `{p}` (stride, lottery or rr)"))?;
+            let to = threads::policy_named(p).ok_or_else(|| {
+                let names = libos::sched_registry::names_sentence();
+                alloc::format!("no scheduler `{p}` ({names})")
+            })?;
             swap(to, "console").map_err(String::from)
         }
         (Some("tickets"), Some(who), Some(n), None) => {
@@ -507,7 +498,7 @@ fn main_thread(_: usize) {
     // The main thread sleeps between samples; a high weight makes it run
     // promptly when it wakes and costs nothing while it sleeps.
     threads::set_weight(threads::self_id(), 1000);
-    let policy = spec.policy.map_or_else(threads::requested_policy, kind);
+    let policy = spec.policy.unwrap_or_else(threads::requested_policy);
     if let Err(why) = swap(policy, "scenario") {
         libos::log!("starting under {}: {why}", policy.name());
     }
@@ -554,8 +545,8 @@ fn main_thread(_: usize) {
         {
             match e.action {
                 Action::Swap(p) => {
-                    if let Err(why) = swap(kind(p), "scenario") {
-                        libos::log!("swap to {}: {why}", kind(p).name());
+                    if let Err(why) = swap(p, "scenario") {
+                        libos::log!("swap to {}: {why}", p.name());
                     }
                 }
                 Action::Tickets { thread, tickets } => {

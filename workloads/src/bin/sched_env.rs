@@ -1,6 +1,6 @@
 //! A scheduler environment (Aegis's stride experiment, generalised): owns
 //! slices on every core and donates each one by directed yield to a client
-//! application chosen by a policy (`sched=`: stride, lottery or rr) over
+//! application chosen by a policy (`sched=`: any registered policy) over
 //! the clients' tickets. Clients are the other environments, in spawn
 //! order, holding tickets 3, 2, 1, 1, ...
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -69,7 +69,8 @@ fn worker(core: usize) -> ! {
                 // that runs on every core donated to it at once, so no
                 // client's tickets are infeasible (the one-core cap of
                 // threads does not apply).
-                let mut policy = threads::new_policy(threads::requested_policy(), 1);
+                let mut policy = threads::new_policy(threads::requested_policy(), 1)
+                    .expect("a registered policy builds for one core");
                 for (i, id) in clients(me).enumerate() {
                     let _ = policy.add(id, TICKETS.get(i).copied().unwrap_or(1));
                 }

@@ -8,7 +8,8 @@ extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use libos::sched_api::{PolicyKind, RunEnd};
+use libos::sched_api::RunEnd;
+use libos::sched_registry;
 use libos::{sys, threads};
 use workloads::bench::{cycles_per, report, tsc, REPS};
 
@@ -43,9 +44,9 @@ fn main_thread(_: usize) {
             })
             .collect();
         report("thread_switch", 2 * SWITCHES, &cycles, "");
-        for kind in PolicyKind::ALL {
+        for kind in sched_registry::POLICIES.iter().map(|p| p.kind) {
             for n in [1u32, 10, 100, 1000, 10_000] {
-                let mut p = threads::new_policy(kind, 1);
+                let mut p = threads::new_policy(kind, 1).expect("a registered policy builds");
                 for id in 0..n {
                     let _ = p.add(id, 1 + id % 10);
                 }
@@ -70,8 +71,9 @@ fn main_thread(_: usize) {
     }
     threads::sleep_until(sys::now_ns() + 200_000_000);
     let mut cycles = alloc::vec::Vec::new();
-    for round in 0..3 * REPS {
-        let to = PolicyKind::ALL[(round + 1) % 3];
+    let policies = sched_registry::POLICIES;
+    for round in 0..policies.len() * REPS {
+        let to = policies[(round + 1) % policies.len()].kind;
         let t0 = tsc();
         threads::swap_policy(to);
         cycles.push((tsc() - t0) as f64);

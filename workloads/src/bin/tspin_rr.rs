@@ -2,10 +2,11 @@
 //! use: policies are per application.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use libos::threads::{self, PolicyKind};
+use libos::threads;
 
 fn main_thread(_: usize) {
-    threads::swap_policy(PolicyKind::RoundRobin);
+    let rr = threads::policy_named("rr").expect("round robin is registered");
+    threads::swap_policy(rr);
     workloads::threads_main(250_000_000, &[])
 }
 

@@ -187,7 +187,7 @@ pub fn policy_decisions(
     }
     let root = crate::build::workspace_root().join("target/criterion/decision");
     let mut out = Vec::new();
-    for kind in PolicyKind::ALL {
+    for kind in policy_bench::kinds() {
         for &n in threads {
             let dir = root.join(kind.name()).join(n.to_string());
             let s = criterion_estimate(&dir)

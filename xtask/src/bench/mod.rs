@@ -15,7 +15,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use abi::record::RecordKind;
-use sched_api::PolicyKind;
 use serde_json::{json, Value};
 
 use crate::qemu::KvmKind;
@@ -376,7 +375,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             (kind, n, host_ns, guest_ns)
         })
         .collect();
-    for kind in [PolicyKind::Stride, PolicyKind::Lottery] {
+    for kind in policy_bench::kinds() {
         if let Some((_, _, h, g)) = policy_rows.iter().find(|r| r.0 == kind && r.1 == 10_000) {
             rows.push(Row {
                 name: format!(
@@ -700,7 +699,7 @@ mod tests {
     fn host_counterparts_measure_something() {
         assert!(host::getpid().iter().all(|&x| x > 0.0));
         assert!(host::swapcontext().iter().all(|&x| x > 0.0));
-        let mut p = policy_bench::new_policy(PolicyKind::Stride, 100);
+        let mut p = policy_bench::new_policy(sched_registry::default_policy().kind, 100);
         assert!(host::ns_per(1000, || policy_bench::decision(p.as_mut()))
             .iter()
             .all(|&x| x > 0.0));

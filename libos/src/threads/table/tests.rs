@@ -10,12 +10,27 @@ fn no_memory(_: u64) -> u64 {
     0
 }
 
-fn table(kind: PolicyKind) -> Table {
-    let policy: Box<dyn Policy> = match kind {
-        PolicyKind::Stride => Box::new(sched_stride::Stride::new(Q, 2)),
-        PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(Q, 2, 7)),
-        PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(Q)),
+const STRIDE: PolicyKind = PolicyKind::new("stride");
+const LOTTERY: PolicyKind = PolicyKind::new("lottery");
+const RR: PolicyKind = PolicyKind::new("rr");
+
+/// Every registered policy.
+fn every_kind() -> impl Iterator<Item = PolicyKind> {
+    sched_registry::POLICIES.iter().map(|p| p.kind)
+}
+
+/// A fresh policy of `kind` with quantum `quantum_ns`, from the registry.
+fn build(kind: PolicyKind, quantum_ns: u64, cores: usize, seed: u64) -> Box<dyn Policy> {
+    let params = sched_registry::Params {
+        quantum_ns,
+        cores,
+        seed,
     };
+    sched_registry::build(kind, &params).unwrap()
+}
+
+fn table(kind: PolicyKind) -> Table {
+    let policy = build(kind, Q, 2, 7);
     let mut t = Table::new();
     t.set_policy(policy).unwrap();
     t
@@ -32,7 +47,7 @@ fn spawn(t: &mut Table, weight: u32) -> usize {
 
 #[test]
 fn spawn_fills_slots_and_gives_each_its_context() {
-    let mut t = table(PolicyKind::RoundRobin);
+    let mut t = table(RR);
     let a = spawn(&mut t, 1);
     let b = spawn(&mut t, 3);
     assert_eq!((a, b), (0, 1));
@@ -49,7 +64,7 @@ fn spawn_fills_slots_and_gives_each_its_context() {
 
 #[test]
 fn a_thread_runs_on_one_core_at_a_time_and_is_charged_what_it_ran() {
-    let mut t = table(PolicyKind::RoundRobin);
+    let mut t = table(RR);
     let a = spawn(&mut t, 1);
     assert_eq!(t.start(0, 100), Some(a));
     assert_eq!(
@@ -69,7 +84,7 @@ fn a_thread_runs_on_one_core_at_a_time_and_is_charged_what_it_ran() {
 
 #[test]
 fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     let a = spawn(&mut t, 1);
     let b = spawn(&mut t, 1);
     let word = core::cell::Cell::new(5u64);
@@ -102,7 +117,7 @@ fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
 fn only_sleepers_are_looked_at_and_each_sleep_is_seen_again() {
     // The `waiting` mask: the last of every slot sleeps, wakes, and
     // sleeps again; each sleep wakes on time, not before.
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     let all: Vec<usize> = (0..MAX_THREADS).map(|_| spawn(&mut t, 1)).collect();
     let last = *all.last().unwrap();
     let mut now = 0;
@@ -133,7 +148,7 @@ fn only_sleepers_are_looked_at_and_each_sleep_is_seen_again() {
 fn a_condition_met_on_the_way_to_sleep_is_not_lost() {
     // Another core's dispatch sees the deadline pass while the thread is
     // still running (it has not been charged as blocked yet).
-    let mut t = table(PolicyKind::RoundRobin);
+    let mut t = table(RR);
     let a = spawn(&mut t, 1);
     t.start(0, 0);
     t.wake_at(a, 50);
@@ -149,7 +164,7 @@ fn a_condition_met_on_the_way_to_sleep_is_not_lost() {
 
 #[test]
 fn unblock_before_block_makes_block_return_at_once() {
-    let mut t = table(PolicyKind::Lottery);
+    let mut t = table(LOTTERY);
     let a = spawn(&mut t, 1);
     t.start(0, 0);
     assert!(t.unblock(a), "a live thread");
@@ -171,7 +186,7 @@ fn unblock_before_block_makes_block_return_at_once() {
 
 #[test]
 fn exit_frees_the_slot_and_wakes_the_joiner() {
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     let main = spawn(&mut t, 1);
     let child = spawn(&mut t, 1);
     t.start(0, 0);
@@ -191,11 +206,7 @@ fn exit_frees_the_slot_and_wakes_the_joiner() {
 
 #[test]
 fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
-    for (from, to) in [
-        (PolicyKind::Stride, PolicyKind::Lottery),
-        (PolicyKind::Lottery, PolicyKind::RoundRobin),
-        (PolicyKind::RoundRobin, PolicyKind::Stride),
-    ] {
+    for (from, to) in [(STRIDE, LOTTERY), (LOTTERY, RR), (RR, STRIDE)] {
         let mut t = table(from);
         for w in 1..=4 {
             spawn(&mut t, w);
@@ -239,13 +250,9 @@ fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
 
 #[test]
 fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
-    for kind in PolicyKind::ALL {
+    for kind in every_kind() {
         // One core: the waiter's 9 of 10 tickets are feasible.
-        let policy: Box<dyn Policy> = match kind {
-            PolicyKind::Stride => Box::new(sched_stride::Stride::new(Q, 1)),
-            PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(Q, 1, 7)),
-            PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(Q)),
-        };
+        let policy = build(kind, Q, 1, 7);
         let mut t = Table::new();
         t.set_policy(policy).unwrap();
         let holder = spawn(&mut t, 1);
@@ -267,7 +274,8 @@ fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
         t.threads[waiter].lend_to = holder;
         t.stop(0, waiter, now + Q, RunEnd::Blocked, &no_memory);
         let lent = t.lends == 1;
-        assert_eq!(lent, kind == PolicyKind::Lottery, "{kind:?}");
+        let transfers = sched_registry::info(kind).unwrap().ticket_transfers;
+        assert_eq!(lent, transfers, "{kind:?}");
         if lent {
             // Funded by the waiter, the holder draws with 1 + 9 tickets
             // against the spinner's 10: about half the wins, not 1/11.
@@ -290,15 +298,11 @@ fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
 
 #[test]
 fn the_audit_stays_clean_through_runs_sleeps_exits_and_swaps() {
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     for w in 1..=6 {
         spawn(&mut t, w);
     }
-    let kinds = [
-        PolicyKind::Lottery,
-        PolicyKind::RoundRobin,
-        PolicyKind::Stride,
-    ];
+    let kinds = [LOTTERY, RR, STRIDE];
     for round in 0..30u64 {
         let now = round * 10;
         if let Some(a) = t.start(0, now) {
@@ -327,7 +331,7 @@ fn the_audit_stays_clean_through_runs_sleeps_exits_and_swaps() {
 
 #[test]
 fn the_audit_sees_a_thread_picked_twice_and_a_lost_one() {
-    let mut t = table(PolicyKind::RoundRobin);
+    let mut t = table(RR);
     let a = spawn(&mut t, 1);
     let b = spawn(&mut t, 1);
     // A stale claim: the table believes `a` still runs on core 1.
@@ -347,13 +351,7 @@ fn the_audit_sees_a_thread_picked_twice_and_a_lost_one() {
 /// `swap_ms`.
 fn longest_waits(start: PolicyKind, swap_ms: u64) -> Vec<u64> {
     const QUANTUM: u64 = 4_000_000;
-    let make = |kind: PolicyKind, seed: u64| -> Box<dyn Policy> {
-        match kind {
-            PolicyKind::Stride => Box::new(sched_stride::Stride::new(QUANTUM, 16)),
-            PolicyKind::Lottery => Box::new(sched_lottery::Lottery::new(QUANTUM, 16, seed)),
-            PolicyKind::RoundRobin => Box::new(sched_rr::RoundRobin::new(QUANTUM)),
-        }
-    };
+    let make = |kind: PolicyKind, seed: u64| build(kind, QUANTUM, 16, seed);
     let mut t = Table::new();
     t.set_policy(make(start, 1)).unwrap();
     let main = spawn(&mut t, 1000);
@@ -382,11 +380,10 @@ fn longest_waits(start: PolicyKind, swap_ms: u64) -> Vec<u64> {
             false
         });
         if now >= next_swap {
-            kind = match kind {
-                PolicyKind::Stride => PolicyKind::Lottery,
-                PolicyKind::Lottery => PolicyKind::RoundRobin,
-                PolicyKind::RoundRobin => PolicyKind::Stride,
-            };
+            // The next registered policy, round the list.
+            let all: Vec<PolicyKind> = every_kind().collect();
+            let at = all.iter().position(|&k| k == kind).unwrap();
+            kind = all[(at + 1) % all.len()];
             t.set_policy(make(kind, now)).unwrap();
             next_swap += swap_ms * 1_000_000;
         }
@@ -414,7 +411,7 @@ fn longest_waits(start: PolicyKind, swap_ms: u64) -> Vec<u64> {
 
 #[test]
 fn no_thread_waits_long_when_the_application_shares_its_cores() {
-    for kind in PolicyKind::ALL {
+    for kind in every_kind() {
         // Lottery's capped threads once ran whenever a core was free: the
         // four 200-ticket threads here then waited the whole 60 s.
         let alone = longest_waits(kind, u64::MAX / 2_000_000);
@@ -437,7 +434,7 @@ fn no_thread_waits_long_when_the_application_shares_its_cores() {
 /// keeps it.
 #[test]
 fn a_stop_charged_from_another_core_charges_what_it_says() {
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     let a = spawn(&mut t, 1);
     let b = spawn(&mut t, 1);
     assert_eq!(t.start(0, 0), Some(a));
@@ -467,11 +464,7 @@ fn spawn_control(t: &mut Table) -> usize {
 /// policy, and takes no share of the policy's figures.
 #[test]
 fn the_control_thread_runs_first_whatever_the_others_weigh() {
-    for kind in [
-        PolicyKind::Stride,
-        PolicyKind::Lottery,
-        PolicyKind::RoundRobin,
-    ] {
+    for kind in every_kind() {
         let mut t = table(kind);
         let heavy = spawn(&mut t, u32::MAX);
         let main = spawn_control(&mut t);
@@ -508,7 +501,7 @@ fn the_control_thread_runs_first_whatever_the_others_weigh() {
 
 #[test]
 fn the_control_thread_blocks_wakes_exits_and_survives_a_swap() {
-    let mut t = table(PolicyKind::Stride);
+    let mut t = table(STRIDE);
     let worker = spawn(&mut t, 100);
     let main = spawn_control(&mut t);
     assert_eq!(t.start(0, 0), Some(main));
@@ -518,8 +511,7 @@ fn the_control_thread_blocks_wakes_exits_and_survives_a_swap() {
     t.stop_ran(0, main, 10, 0, RunEnd::Yielded, &no_memory);
     assert_eq!(t.state(main), Some(ThreadState::Runnable));
     // A swap carries the policy's threads and leaves the control thread be.
-    t.set_policy(Box::new(sched_rr::RoundRobin::new(Q)))
-        .unwrap();
+    t.set_policy(build(RR, Q, 1, 0)).unwrap();
     assert_eq!(t.state(main), Some(ThreadState::Runnable));
     assert_eq!(t.start(1, 0), Some(main));
     assert_eq!(t.start(0, 0), Some(worker));
@@ -565,7 +557,7 @@ fn timed_table(kind: PolicyKind) -> Table {
 
 #[test]
 fn a_wait_runs_from_becoming_runnable_to_running() {
-    let mut t = timed_table(PolicyKind::Stride);
+    let mut t = timed_table(STRIDE);
     at(1_000);
     let a = spawn(&mut t, 1);
     at(1_500);
@@ -588,7 +580,7 @@ fn a_wait_runs_from_becoming_runnable_to_running() {
 
 #[test]
 fn sleep_is_not_a_wait_and_a_timed_wake_waits_from_its_deadline() {
-    let mut t = timed_table(PolicyKind::Stride);
+    let mut t = timed_table(STRIDE);
     at(0);
     let a = spawn(&mut t, 1);
     t.start(0, 0);
@@ -622,8 +614,7 @@ fn stride_seven_to_one_waits_one_and_seven_quanta() {
     // One core: the 7-ticket thread waits while the other runs (one
     // quantum in eight turns), the 1-ticket thread seven quanta each time.
     let mut t = Table::new();
-    t.set_policy(Box::new(sched_stride::Stride::new(Q, 1)))
-        .unwrap();
+    t.set_policy(build(STRIDE, Q, 1, 0)).unwrap();
     t.set_clock(fake_now);
     at(0);
     let big = spawn(&mut t, 7);

@@ -1,5 +1,5 @@
-//! Swaps between every ordered pair of policies (stride, lottery, round
-//! robin), under random operations, checked against a simple model: every
+//! Swaps between every ordered pair of registered policies, under random
+//! operations, checked against a simple model: every
 //! thread keeps its id, weight, sleep or running state (and core) and its
 //! service, its lag crosses unchanged, a thread running during a swap is
 //! charged afterwards as usual, and shares still follow weights after
@@ -13,21 +13,34 @@ use sched_api::sim::{Mode, Sim, SimThread};
 use sched_api::{
     swap, Policy, PolicyKind, RunEnd, SchedError, Snapshot, ThreadId, ThreadState, VT_SCALE,
 };
-use sched_lottery::Lottery;
-use sched_rr::RoundRobin;
-use sched_stride::Stride;
+use sched_registry::{Entitlement, Params, POLICIES};
 
 const Q: u64 = 1_000_000;
 const CORES: usize = 3;
 
-/// The factory a libOS would write.
+/// A fresh policy of `kind`, as the libOS builds one.
 fn make(kind: PolicyKind, cores: usize, seed: u64) -> Box<dyn Policy> {
-    match kind {
-        PolicyKind::Stride => Box::new(Stride::new(Q, cores)),
-        PolicyKind::Lottery => Box::new(Lottery::new(Q, cores, seed)),
-        PolicyKind::RoundRobin => Box::new(RoundRobin::with_cores(Q, cores).unwrap()),
-    }
+    let params = Params {
+        quantum_ns: Q,
+        cores,
+        seed,
+    };
+    sched_registry::build(kind, &params).unwrap()
 }
+
+/// The `k`-th registered policy (any `k`).
+fn nth(k: u8) -> PolicyKind {
+    POLICIES[usize::from(k) % POLICIES.len()].kind
+}
+
+/// Measures lag against an equal share, not the tickets.
+fn equal(kind: PolicyKind) -> bool {
+    sched_registry::info(kind).unwrap().entitlement == Entitlement::Equal
+}
+
+const STRIDE: PolicyKind = sched_stride::KIND;
+const LOTTERY: PolicyKind = sched_lottery::KIND;
+const RR: PolicyKind = sched_rr::KIND;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -52,7 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u32..9).prop_map(Op::Wake),
         4 => (0usize..CORES + 1).prop_map(Op::Pick),
         4 => (0usize..CORES, 1u8..101, 0u8..4).prop_map(|(c, p, e)| Op::Charge(c, p, e)),
-        2 => (0u8..3).prop_map(Op::Swap),
+        2 => any::<u8>().prop_map(Op::Swap),
     ]
 }
 
@@ -72,10 +85,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
     fn swaps_preserve_every_thread(
-        first in 0u8..3,
+        first in any::<u8>(),
         ops in proptest::collection::vec(op(), 1..120),
     ) {
-        let mut p = make(PolicyKind::ALL[first as usize], CORES, 7);
+        let mut p = make(nth(first), CORES, 7);
         let mut model: BTreeMap<ThreadId, Model> = BTreeMap::new();
         let mut on_core: [Option<ThreadId>; CORES + 1] = [None; CORES + 1];
         for op in ops {
@@ -170,9 +183,9 @@ proptest! {
                     }
                 }
                 Op::Swap(k) => {
-                    let kind = PolicyKind::ALL[k as usize];
+                    let kind = nth(k);
                     let before = p.export();
-                    let involves_rr = kind == PolicyKind::RoundRobin || p.kind() == PolicyKind::RoundRobin;
+                    let involves_rr = equal(kind) || equal(p.kind());
                     swap(&mut p, make(kind, CORES, u64::from(k))).unwrap();
                     prop_assert_eq!(p.kind(), kind);
                     let after = p.export();
@@ -203,17 +216,17 @@ proptest! {
     #[test]
     fn swaps_mid_run_keep_every_rule(
         weights in proptest::collection::vec(1u32..20, 1..9),
-        legs in proptest::collection::vec((0u8..3, 1u32..40), 1..8),
+        legs in proptest::collection::vec((any::<u8>(), 1u32..40), 1..8),
         cores in prop_oneof![Just(2usize), Just(4), Just(8)],
     ) {
-        let mut p = make(PolicyKind::Stride, cores, 1);
+        let mut p = make(STRIDE, cores, 1);
         let mut sim = Sim::new(cores, Mode::Staggered).unwrap();
         for &w in &weights {
             sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
         }
         for (k, rounds) in legs {
             sim.run(p.as_mut(), rounds).unwrap();
-            swap(&mut p, make(PolicyKind::ALL[k as usize], cores, u64::from(rounds))).unwrap();
+            swap(&mut p, make(nth(k), cores, u64::from(rounds))).unwrap();
         }
         sim.run(p.as_mut(), 5).unwrap();
         sim.finish(p.as_mut()).unwrap();
@@ -229,14 +242,14 @@ proptest! {
 fn frequent_swaps_between_weighted_policies_stay_fair() {
     let weights = [1u32, 2, 5, 8];
     for cores in [1usize, 2] {
-        let mut p = make(PolicyKind::Stride, cores, 0);
+        let mut p = make(STRIDE, cores, 0);
         let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
         for &w in &weights {
             sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
         }
         for leg in 0..400u64 {
             sim.run(p.as_mut(), 5).unwrap();
-            let kind = [PolicyKind::Lottery, PolicyKind::Stride][leg as usize % 2];
+            let kind = [LOTTERY, STRIDE][leg as usize % 2];
             swap(&mut p, make(kind, cores, leg)).unwrap();
         }
         sim.finish(p.as_mut()).unwrap();
@@ -258,19 +271,12 @@ fn frequent_swaps_between_weighted_policies_stay_fair() {
 fn shares_converge_after_swaps() {
     let weights = [1u32, 2, 5];
     for cores in [1usize, 2] {
-        let mut p = make(PolicyKind::Stride, cores, 0);
+        let mut p = make(STRIDE, cores, 0);
         let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
         for &w in &weights {
             sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
         }
-        for kind in [
-            PolicyKind::Lottery,
-            PolicyKind::RoundRobin,
-            PolicyKind::Stride,
-            PolicyKind::RoundRobin,
-            PolicyKind::Lottery,
-            PolicyKind::Stride,
-        ] {
+        for kind in [LOTTERY, RR, STRIDE, RR, LOTTERY, STRIDE] {
             sim.run(p.as_mut(), 400).unwrap();
             swap(&mut p, make(kind, cores, 5)).unwrap();
         }
@@ -300,17 +306,11 @@ fn shares_converge_after_swaps() {
 
 #[test]
 fn a_thread_running_during_swaps_is_charged_after_them() {
-    let mut p = make(PolicyKind::Stride, 2, 0);
+    let mut p = make(STRIDE, 2, 0);
     p.add(1, 1).unwrap();
     p.add(2, 1).unwrap();
     let running = p.pick(1).unwrap();
-    for kind in [
-        PolicyKind::Lottery,
-        PolicyKind::RoundRobin,
-        PolicyKind::Stride,
-        PolicyKind::RoundRobin,
-        PolicyKind::Lottery,
-    ] {
+    for kind in [LOTTERY, RR, STRIDE, RR, LOTTERY] {
         swap(&mut p, make(kind, 2, 3)).unwrap();
         assert_eq!(p.record(running).unwrap().state, ThreadState::Running(1));
         assert_eq!(p.try_pick(1), Err(SchedError::CoreBusy));
@@ -328,7 +328,7 @@ fn a_thread_running_during_swaps_is_charged_after_them() {
 fn stride_round_trips_through_every_policy_keep_passes_of_stride_and_lottery() {
     // Stride -> lottery -> stride keeps passes exactly (lottery stores the
     // virtual time as is).
-    let mut p = make(PolicyKind::Stride, 2, 0);
+    let mut p = make(STRIDE, 2, 0);
     let mut sim = Sim::new(2, Mode::Staggered).unwrap();
     for w in [3, 1, 4, 1, 5] {
         sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
@@ -336,8 +336,8 @@ fn stride_round_trips_through_every_policy_keep_passes_of_stride_and_lottery() {
     sim.run(p.as_mut(), 37).unwrap();
     p.sleep(p.export().threads[0].id).unwrap();
     let before = p.export();
-    swap(&mut p, make(PolicyKind::Lottery, 2, 0)).unwrap();
-    swap(&mut p, make(PolicyKind::Stride, 2, 0)).unwrap();
+    swap(&mut p, make(LOTTERY, 2, 0)).unwrap();
+    swap(&mut p, make(STRIDE, 2, 0)).unwrap();
     let mut after = p.export();
     let mut b = before.clone();
     b.threads.sort_by_key(|t| t.id);

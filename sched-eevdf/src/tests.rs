@@ -1,0 +1,287 @@
+use super::*;
+use alloc::vec;
+use proptest::prelude::*;
+use sched_api::sim::{Mode, Sim, SimThread};
+use sched_api::VT_SCALE;
+
+const Q: u64 = 1_000_000;
+
+/// `id`'s lag in ns of service at its effective weight `e` tickets
+/// (positive: ahead).
+fn lag_ns(p: &Eevdf, id: ThreadId) -> f64 {
+    let r = p.record(id).unwrap();
+    let e = p.ledger.effective(u64::from(r.weight)).as_f64();
+    (r.vtime - p.now()) as f64 * e / VT_SCALE as f64
+}
+
+/// Runs one full quantum on core 0; the thread picked.
+fn step(p: &mut Eevdf) -> ThreadId {
+    let id = p.pick(0).unwrap();
+    p.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    id
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    assert_eq!(Eevdf::try_new(0, 1).err(), Some(SchedError::BadQuantum));
+    assert_eq!(Eevdf::try_new(Q, 0).err(), Some(SchedError::BadCores));
+    let mut p = Eevdf::new(Q, 2);
+    assert_eq!(p.add(1, 0), Err(SchedError::ZeroWeight));
+    p.add(1, 3).unwrap();
+    assert_eq!(p.add(1, 3), Err(SchedError::DuplicateThread));
+    assert_eq!(p.wake(1), Err(SchedError::NotSleeping));
+    assert_eq!(p.set_weight(2, 1), Err(SchedError::UnknownThread));
+    assert_eq!(p.try_pick(sched_api::MAX_CORES), Err(SchedError::BadCore));
+    assert_eq!(p.pick(0), Some(1));
+    assert_eq!(p.try_pick(0), Err(SchedError::CoreBusy));
+    assert_eq!(p.sleep(1), Err(SchedError::AlreadyRunning));
+    assert_eq!(
+        p.charge(1, 1, Q, RunEnd::Preempted),
+        Err(SchedError::NotRunning)
+    );
+    assert_eq!(p.pick(1), None, "its only thread runs on core 0");
+    p.charge(1, 0, Q, RunEnd::Blocked).unwrap();
+    assert_eq!(p.sleep(1), Err(SchedError::AlreadySleeping));
+    assert_eq!(p.record(1).unwrap().state, ThreadState::Sleeping);
+    assert_eq!(p.lend(1, 1), Err(SchedError::Unsupported));
+}
+
+/// Three threads of equal weight: the one eligible with the earliest
+/// deadline runs; a thread that got ahead is not eligible until the others
+/// catch up, even though its deadline is the same.
+#[test]
+fn the_earliest_deadline_among_the_eligible_runs() {
+    let mut p = Eevdf::new(Q, 1);
+    for id in 0..3 {
+        p.add(id, 1).unwrap();
+    }
+    // Same deadlines: by id. Then each once more, in the same order.
+    let order: Vec<ThreadId> = (0..6).map(|_| step(&mut p)).collect();
+    assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+    // A heavy thread joins: its requests are short (r / 4), so it runs
+    // often, but never while ahead of V.
+    p.add(9, 4).unwrap();
+    let order: Vec<ThreadId> = (0..14).map(|_| step(&mut p)).collect();
+    let heavy = order.iter().filter(|&&id| id == 9).count();
+    assert_eq!(heavy, 8, "4 of 7 tickets over 14 quanta: {order:?}");
+    for w in order.windows(3) {
+        assert!(
+            !(w[0] == 9 && w[1] == 9 && w[2] == 9),
+            "never three in a row: {order:?}"
+        );
+    }
+}
+
+#[test]
+fn a_sleeper_keeps_its_lag_and_gets_a_fresh_request() {
+    let mut p = Eevdf::new(Q, 1);
+    p.add(1, 1).unwrap();
+    p.add(2, 1).unwrap();
+    p.add(3, 2).unwrap();
+    for _ in 0..7 {
+        step(&mut p);
+    }
+    let before = p.record(1).unwrap().vtime - p.now();
+    p.sleep(1).ok();
+    for _ in 0..20 {
+        step(&mut p);
+    }
+    let asleep = p.record(1).unwrap();
+    assert_eq!(asleep.vtime - p.now(), before, "frozen while asleep");
+    p.wake(1).unwrap();
+    assert_eq!(p.record(1).unwrap().vtime - p.now(), before);
+    let t = p.threads.get(1).unwrap();
+    assert_eq!(t.vd - t.ve, p.request(1), "a fresh request on waking");
+}
+
+/// A capped thread stays capped when its tickets grow: its effective
+/// weight, and so its lag, stays as it was (rescaling by the face values
+/// would halve it).
+#[test]
+fn a_weight_change_rescales_the_lag_by_the_effective_weight() {
+    let mut p = Eevdf::new(Q, 2);
+    p.add(1, 1000).unwrap();
+    p.add(2, 1).unwrap();
+    p.add(3, 1).unwrap();
+    // Thread 1 (capped at one core) runs alone on core 0 for a while with
+    // core 1 idle: it gets ahead.
+    for _ in 0..3 {
+        let id = p.pick(0).unwrap();
+        p.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    }
+    let before = lag_ns(&p, 1);
+    assert!(p.ledger.is_capped(1000));
+    p.set_weight(1, 2000).unwrap();
+    assert!(p.ledger.is_capped(2000));
+    assert!(
+        (lag_ns(&p, 1) - before).abs() < 1.0,
+        "{before} -> {}",
+        lag_ns(&p, 1)
+    );
+    // Uncapped on one core: the service lag is kept across 2 -> 5.
+    let mut p = Eevdf::new(Q, 1);
+    p.add(1, 2).unwrap();
+    p.add(2, 3).unwrap();
+    step(&mut p);
+    let before = lag_ns(&p, 1);
+    p.set_weight(1, 5).unwrap();
+    assert!(
+        (lag_ns(&p, 1) - before).abs() < 1.0,
+        "{before} -> {}",
+        lag_ns(&p, 1)
+    );
+}
+
+#[test]
+fn shares_follow_capped_weights_on_several_cores() {
+    for cores in [1usize, 2, 4] {
+        let weights = [1u32, 2, 3, 40];
+        let mut p = Eevdf::new(Q, cores);
+        let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
+        for &w in &weights {
+            sim.spawn(&mut p, SimThread::cpu(w)).unwrap();
+        }
+        sim.run(&mut p, 600).unwrap();
+        sim.finish(&mut p).unwrap();
+        for (i, lag) in sim.lag().iter().enumerate() {
+            assert!(
+                lag.abs() <= 2.0 * Q as f64,
+                "{cores} cores, thread {i}: lag {lag}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stride_passes_survive_a_round_trip() {
+    let mut p = Eevdf::new(Q, 1);
+    for (id, w) in [(1, 1), (2, 3), (3, 7)] {
+        p.add(id, w).unwrap();
+    }
+    for _ in 0..9 {
+        step(&mut p);
+    }
+    p.sleep(2).ok();
+    let snap = p.export();
+    let again = Eevdf::from_snapshot(Q, 1, snap.clone()).unwrap();
+    assert_eq!(again.export().threads.len(), 3);
+    for r in &snap.threads {
+        assert_eq!(again.record(r.id), Some(*r));
+    }
+    assert_eq!(again.export().global_vtime, snap.global_vtime);
+}
+
+#[test]
+fn export_lists_runnable_threads_in_pick_order() {
+    let mut p = Eevdf::new(Q, 1);
+    for (id, w) in [(1, 1), (2, 5), (3, 2), (4, 9)] {
+        p.add(id, w).unwrap();
+    }
+    for _ in 0..5 {
+        step(&mut p);
+    }
+    let order: Vec<ThreadId> = p.export().threads.iter().map(|t| t.id).collect();
+    let mut q = p.clone();
+    let picks: Vec<ThreadId> = (0..4).map(|c| q.pick(c).unwrap()).collect::<Vec<_>>();
+    assert_eq!(order, picks);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u32),
+    Run(u8),
+    Sleep(u8),
+    Wake(u8),
+    Weight(u8, u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (1u32..50).prop_map(Op::Add),
+        8 => any::<u8>().prop_map(Op::Run),
+        1 => any::<u8>().prop_map(Op::Sleep),
+        1 => any::<u8>().prop_map(Op::Wake),
+        1 => (any::<u8>(), 1u32..50).prop_map(|(i, w)| Op::Weight(i, w)),
+    ]
+}
+
+proptest! {
+    /// The paper's bound (Stoica & Abdel-Wahab, Theorem 3): on one core,
+    /// with requests of one quantum served whole, every thread's lag stays
+    /// within one request, whatever joins and whatever the weights, while
+    /// no thread with a lag is away (a sleeper takes its lag with it; the
+    /// others then carry its opposite between them).
+    #[test]
+    fn lag_stays_within_one_request(
+        weights in proptest::collection::vec(1u32..50, 1..10),
+        ops in proptest::collection::vec(op(), 1..300),
+    ) {
+        let mut p = Eevdf::new(Q, 1);
+        let mut next = 0;
+        for &w in &weights {
+            p.add(next, w).unwrap();
+            next += 1;
+        }
+        for op in ops {
+            match op {
+                Op::Add(w) => {
+                    p.add(next, w).unwrap();
+                    next += 1;
+                }
+                Op::Weight(i, w) => {
+                    p.set_weight(ThreadId::from(i) % next, w).unwrap();
+                }
+                // Sleeping is covered below.
+                Op::Run(_) | Op::Sleep(_) | Op::Wake(_) => {
+                    step(&mut p);
+                }
+            }
+            for id in 0..next {
+                let l = lag_ns(&p, id);
+                prop_assert!(l.abs() < Q as f64, "thread {} lag {} ns", id, l);
+            }
+        }
+    }
+
+    /// With sleepers and partial runs too, on 1..4 cores: every pick is
+    /// legal, nobody waits while a core is free, services add up, and lags
+    /// stay within a few requests (a sleeper's lag, taken away, is carried
+    /// by the others until it returns).
+    #[test]
+    fn any_run_keeps_the_rules_and_lags_bounded(
+        cores in 1usize..5,
+        weights in proptest::collection::vec(1u32..50, 1..10),
+        ops in proptest::collection::vec(op(), 1..300),
+    ) {
+        let mut p = Eevdf::new(Q, cores);
+        let n = weights.len() as u32;
+        for (id, &w) in weights.iter().enumerate() {
+            p.add(id as ThreadId, w).unwrap();
+        }
+        let mut given = 0u64;
+        for op in ops {
+            match op {
+                Op::Add(_) => {}
+                Op::Weight(i, w) => p.set_weight(u32::from(i) % n, w).unwrap(),
+                Op::Sleep(i) => { let _ = p.sleep(u32::from(i) % n); }
+                Op::Wake(i) => { let _ = p.wake(u32::from(i) % n); }
+                Op::Run(x) => {
+                    let mut on = vec![];
+                    for c in 0..cores {
+                        if let Some(id) = p.pick(c) { on.push((c, id)); }
+                    }
+                    let waiting = (0..n).any(|id| p.record(id).unwrap().state == ThreadState::Runnable);
+                    prop_assert!(on.len() == cores || !waiting, "a core idles while a thread waits");
+                    for (c, id) in on {
+                        let ran = Q * (1 + u64::from(x) % 4) / 4;
+                        given += ran;
+                        let end = if x % 7 == 0 { RunEnd::Yielded } else { RunEnd::Preempted };
+                        p.charge(id, c, ran, end).unwrap();
+                    }
+                }
+            }
+            let served: u64 = (0..n).map(|id| p.record(id).unwrap().service_ns).sum();
+            prop_assert_eq!(served, given);
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The conformance suite: what every registered policy must do, checked
+//! for each entry of `sched_registry::POLICIES` automatically (a new
+//! policy is tested by registering it). Property tests over random
+//! weights, core counts and operations; each property is stated in terms
+//! of the policy's declared entitlement (tickets made feasible on P cores,
+//! or an equal share) and `sched_api`'s neutral virtual time, so it holds
+//! for any correct policy, deterministic or randomized.
+//!
+//! Swaps between every pair of policies (nothing lost, duplicated or
+//! changed; lags carried) are in `swaps.rs`.
+
+use proptest::prelude::*;
+use sched_api::sim::{Mode, Sim, SimThread};
+use sched_api::{feasible_weights, Policy, RunEnd, ThreadId, ThreadState, VT_SCALE};
+use sched_registry::{Entitlement, Params, PolicyInfo, POLICIES};
+
+const Q: u64 = 1_000_000;
+
+fn build(info: &PolicyInfo, cores: usize, seed: u64) -> Box<dyn Policy> {
+    let params = Params {
+        quantum_ns: Q,
+        cores,
+        seed,
+    };
+    (info.build)(&params).unwrap()
+}
+
+/// Each thread's entitled weight in tickets, made feasible on `cores`.
+fn entitled(info: &PolicyInfo, weights: &[u32], cores: usize) -> Vec<f64> {
+    let w: Vec<u64> = match info.entitlement {
+        Entitlement::Tickets => weights.iter().map(|&w| u64::from(w)).collect(),
+        Entitlement::Equal => vec![1; weights.len()],
+    };
+    feasible_weights(&w, cores)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.as_f64())
+        .collect()
+}
+
+/// Each thread's feasible ticket weight on `cores`: the neutral unit of
+/// virtual time is per ticket of it, whatever the policy's entitlement
+/// (round robin measures lag against an equal share but expresses it in
+/// this unit, so that a swap to a weighted policy reads it right).
+fn neutral(weights: &[u32], cores: usize) -> Vec<f64> {
+    let w: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
+    feasible_weights(&w, cores)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.as_f64())
+        .collect()
+}
+
+/// `id`'s exported lag in ns of service (positive: ahead).
+fn lag_ns(p: &dyn Policy, weights: &[u32], cores: usize, id: ThreadId) -> f64 {
+    let s = p.export();
+    let e = neutral(weights, cores)[id as usize];
+    s.lag(s.get(id).unwrap()) as f64 * e / VT_SCALE as f64
+}
+
+/// CPU-bound threads of `weights` on `cores` for `rounds` quanta (lock
+/// step), every run charged: the policy and the simulator.
+fn run_cpu_bound(
+    info: &PolicyInfo,
+    weights: &[u32],
+    cores: usize,
+    rounds: u32,
+    seed: u64,
+) -> (Box<dyn Policy>, Sim) {
+    let mut p = build(info, cores, seed);
+    let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
+    for &w in weights {
+        sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+    }
+    sim.run(p.as_mut(), rounds).unwrap();
+    sim.finish(p.as_mut()).unwrap();
+    (p, sim)
+}
+
+/// Each thread's service minus its entitlement's share of all the service
+/// given (ns; positive: ahead).
+fn service_lag(info: &PolicyInfo, weights: &[u32], cores: usize, service: &[u64]) -> Vec<f64> {
+    let e = entitled(info, weights, cores);
+    let total: u64 = service.iter().sum();
+    let sum: f64 = e.iter().sum();
+    service
+        .iter()
+        .zip(&e)
+        .map(|(&s, &e)| s as f64 - total as f64 * e / sum)
+        .collect()
+}
+
+/// How far a thread may be from its share after `rounds` quanta among
+/// `threads`: for a deterministic policy, stride scheduling's bound on the
+/// absolute error (under one quantum per client: `threads` quanta) plus
+/// one; for a randomized one, that plus five standard deviations of the
+/// binomial count of its quanta. (Three quanta flat was too tight: stride
+/// on one core with [720, 8, 1, 8, 6, 14] left the 720 thread 3.45
+/// quanta behind after 400, within its bound of six.)
+fn tolerance(info: &PolicyInfo, threads: usize, share: f64, draws: f64) -> f64 {
+    let slack = (threads as f64 + 1.0) * Q as f64;
+    if info.randomized {
+        slack + 5.0 * (draws * share * (1.0 - share)).sqrt() * Q as f64
+    } else {
+        slack
+    }
+}
+
+fn weights() -> impl Strategy<Value = Vec<u32>> {
+    // Mostly modest, sometimes large enough to be capped on P cores.
+    proptest::collection::vec(prop_oneof![4 => 1u32..20, 1 => 100u32..1000], 1..8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Shares follow the declared entitlement, capped weights included.
+    #[test]
+    fn shares_follow_the_entitlement_with_capped_weights(
+        weights in weights(),
+        cores in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        let rounds = 400;
+        for info in POLICIES {
+            let (_, sim) = run_cpu_bound(info, &weights, cores, rounds, seed);
+            let e = entitled(info, &weights, cores);
+            let sum: f64 = e.iter().sum();
+            let lag = service_lag(info, &weights, cores, &sim.service());
+            let draws = f64::from(rounds) * cores.min(weights.len()) as f64;
+            for (i, l) in lag.iter().enumerate() {
+                let tol = tolerance(info, weights.len(), e[i] / sum, draws);
+                prop_assert!(
+                    l.abs() <= tol,
+                    "{}: {} cores, weights {:?}: thread {} is {} ns from its share (allowed {})",
+                    info.kind, cores, weights, i, l, tol
+                );
+            }
+        }
+    }
+
+    /// The lag a policy exports is its real lag: after a run, every
+    /// thread's virtual time minus the system's, in ns of service at its
+    /// entitled weight, is its service minus its share. This is what a
+    /// swap carries to the next policy. The policy is built for one core
+    /// and told the real count with `set_cores`: a policy that ignored it
+    /// would account the capped threads' shares for the wrong P.
+    #[test]
+    fn exported_lag_is_service_minus_share_after_set_cores(
+        weights in weights(),
+        cores in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES {
+            let mut p = build(info, 1, seed);
+            p.set_cores(cores).unwrap();
+            prop_assert_eq!(p.cores(), cores);
+            let mut sim = Sim::new(cores, Mode::Lockstep).unwrap();
+            for &w in &weights {
+                sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+            }
+            sim.run(p.as_mut(), 300).unwrap();
+            sim.finish(p.as_mut()).unwrap();
+            let want = service_lag(info, &weights, cores, &sim.service());
+            for (i, want) in want.iter().enumerate() {
+                let got = lag_ns(p.as_ref(), &weights, cores, i as ThreadId);
+                prop_assert!(
+                    (got - want).abs() <= 2.0 * Q as f64,
+                    "{}: {} cores, weights {:?}: thread {} exports lag {} ns, its service says {}",
+                    info.kind, cores, weights, i, got, want
+                );
+            }
+        }
+    }
+
+    /// Nobody starves: within a bounded number of rounds every CPU-bound
+    /// thread has run, whatever the weights (the bound: twice the rounds
+    /// the smallest share needs for one quantum; twenty times for a
+    /// randomized policy, which misses that with probability e^-20).
+    #[test]
+    fn no_thread_starves(
+        weights in proptest::collection::vec(1u32..50, 1..8),
+        cores in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES {
+            let e = entitled(info, &weights, cores);
+            let sum: f64 = e.iter().sum();
+            let smallest = e.iter().cloned().fold(f64::INFINITY, f64::min);
+            let per_quantum = (sum / smallest / cores as f64).ceil();
+            let k = if info.randomized { 20.0 } else { 2.0 };
+            let rounds = (k * per_quantum) as u32 + 2;
+            let (_, sim) = run_cpu_bound(info, &weights, cores, rounds, seed);
+            for (i, s) in sim.service().iter().enumerate() {
+                prop_assert!(*s > 0, "{}: thread {} never ran in {} rounds", info.kind, i, rounds);
+            }
+        }
+    }
+
+    /// Joining, leaving, sleeping and waking bank no credit: a thread joins
+    /// with zero lag, a sleeper's lag is the same when it wakes however
+    /// long it slept (it is owed nothing for the time away, and loses
+    /// nothing), and one that leaves and rejoins starts from zero again.
+    #[test]
+    fn join_leave_sleep_and_wake_bank_no_credit(
+        weights in proptest::collection::vec(1u32..30, 2..8),
+        cores in 1usize..4,
+        before in 1u32..60,
+        away in 1u32..200,
+        which in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            let id = which.index(weights.len()) as ThreadId;
+            let lag = |p: &dyn Policy, id| {
+                let s = p.export();
+                s.lag(s.get(id).unwrap())
+            };
+            let at_sleep = lag(p.as_ref(), id);
+            p.sleep(id).unwrap();
+            // The others run on; every run is charged.
+            for _ in 0..away {
+                let picked: Vec<(usize, ThreadId)> =
+                    (0..cores).filter_map(|c| p.pick(c).map(|t| (c, t))).collect();
+                for (c, t) in picked {
+                    prop_assert_ne!(t, id, "{}: a sleeper was picked", info.kind);
+                    p.charge(t, c, Q, RunEnd::Preempted).unwrap();
+                }
+            }
+            prop_assert_eq!(p.record(id).unwrap().state, ThreadState::Sleeping);
+            p.wake(id).unwrap();
+            let woke = lag(p.as_ref(), id);
+            // A 1 ns-of-service tolerance leaves room for a policy keeping
+            // lag in another unit (round robin's ns of equal share).
+            let w = neutral(&weights, cores)[id as usize];
+            prop_assert!(
+                ((woke - at_sleep) as f64 * w / VT_SCALE as f64).abs() <= 1.0,
+                "{}: slept with lag {}, woke with {}", info.kind, at_sleep, woke
+            );
+            // A newcomer, and a thread that left and came back, start at 0.
+            p.add(1000, 5).unwrap();
+            prop_assert_eq!(lag(p.as_ref(), 1000), 0, "{}: a newcomer's lag", info.kind);
+            p.remove(id).unwrap();
+            p.add(id, weights[id as usize]).unwrap();
+            prop_assert_eq!(lag(p.as_ref(), id), 0, "{}: a rejoining thread's lag", info.kind);
+        }
+    }
+
+    /// Where a deterministic policy defines an order, its export lists the
+    /// runnable threads in it: the order in which its next picks (on free
+    /// cores, nothing charged meanwhile) would take them. Round robin's
+    /// queue and the others' preference cross a swap this way.
+    #[test]
+    fn export_lists_runnable_threads_in_pick_order(
+        weights in proptest::collection::vec(1u32..30, 1..10),
+        cores in 1usize..4,
+        rounds in 0u32..50,
+        sleepers in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+    ) {
+        for info in POLICIES.iter().filter(|p| !p.randomized) {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, rounds, 1);
+            for s in &sleepers {
+                let _ = p.sleep(s.index(weights.len()) as ThreadId);
+            }
+            let exported: Vec<ThreadId> = p
+                .export()
+                .threads
+                .iter()
+                .filter(|r| r.state == ThreadState::Runnable)
+                .map(|r| r.id)
+                .collect();
+            let picks: Vec<ThreadId> = (0..exported.len())
+                .map(|c| p.pick(100 + c).unwrap())
+                .collect();
+            prop_assert_eq!(exported, picks, "{}", info.kind);
+        }
+    }
+
+    /// A ticket change keeps the service a thread is owed or ahead by: its
+    /// lag, in ns at its entitled weight (capped on P cores), is the same
+    /// before and after, whether the change caps or uncaps it or leaves
+    /// it capped.
+    #[test]
+    fn a_weight_change_keeps_the_service_owed(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        new in prop_oneof![1u32..20, 100u32..2000],
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let id = which.index(weights.len());
+            let was = lag_ns(p.as_ref(), &weights, cores, id as ThreadId);
+            p.set_weight(id as ThreadId, new).unwrap();
+            let mut now = weights.clone();
+            now[id] = new;
+            let is = lag_ns(p.as_ref(), &now, cores, id as ThreadId);
+            prop_assert!(
+                (is - was).abs() <= 1.0,
+                "{}: {} cores, weights {:?}, thread {} {} -> {}: its lag {} -> {} ns",
+                info.kind, cores, weights, id, weights[id], new, was, is
+            );
+        }
+    }
+
+    /// A thread that gives its core up early and is runnable again at once
+    /// (it blocks and is woken straight away, or yields) still gets its
+    /// ticket share: it runs more often, as stride's pass and lottery's
+    /// compensation tickets provide. For policies whose entitlement is
+    /// tickets (round robin gives up the rest of a quantum by design).
+    #[test]
+    fn an_early_blocker_keeps_its_ticket_share(
+        others in proptest::collection::vec(1u32..10, 1..4),
+        mine in 1u32..10,
+        percent in 10u64..90,
+        block in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        for info in POLICIES.iter().filter(|p| p.uses_tickets()) {
+            let mut p = build(info, 1, seed);
+            let me = others.len() as ThreadId;
+            for (id, &w) in others.iter().enumerate() {
+                p.add(id as ThreadId, w).unwrap();
+            }
+            p.add(me, mine).unwrap();
+            let decisions = 3000;
+            let mut got = 0u64;
+            let mut total = 0u64;
+            let mut picked = 0u32;
+            for _ in 0..decisions {
+                let t = p.pick(0).unwrap();
+                if t == me {
+                    let ran = Q * percent / 100;
+                    let end = if block { RunEnd::Blocked } else { RunEnd::Yielded };
+                    p.charge(t, 0, ran, end).unwrap();
+                    if block {
+                        p.wake(me).unwrap();
+                    }
+                    got += ran;
+                    total += ran;
+                    picked += 1;
+                } else {
+                    p.charge(t, 0, Q, RunEnd::Preempted).unwrap();
+                    total += Q;
+                }
+            }
+            let sum: u32 = others.iter().sum::<u32>() + mine;
+            let ideal = f64::from(mine) / f64::from(sum);
+            let share = got as f64 / total as f64;
+            // Deterministic: within a couple of quanta; randomized: five
+            // standard deviations of the binomial count x of its picks,
+            // carried to the share S = f x / (f x + n - x) (in quanta):
+            // dS/dx = f n / (f x + n - x)^2 = f n Q^2 / total^2. (Each
+            // pick moves a full quantum of the others' too: the first
+            // version scaled by its own f Q only, five times too tight.)
+            let n = f64::from(decisions);
+            let tol = if info.randomized {
+                let pick = f64::from(picked) / n;
+                let f = percent as f64 / 100.0;
+                let per_pick = f * n * (Q as f64 / total as f64).powi(2);
+                5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * Q as f64 / total as f64
+            } else {
+                3.0 * Q as f64 / total as f64
+            };
+            prop_assert!(
+                (share - ideal).abs() <= tol,
+                "{}: {} of {} tickets, using {}% then {}: share {} (ideal {}, allowed +-{})",
+                info.kind, mine, sum, percent, if block { "blocking" } else { "yielding" },
+                share, ideal, tol
+            );
+        }
+    }
+}
