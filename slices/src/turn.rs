@@ -158,8 +158,15 @@ impl TurnClock {
                 }
                 // The grace runs from when the revocation is told: a late
                 // timer must not eat the time the environment is owed to
-                // save its state (the lateness is charged as overrun).
-                self.grace_end = self.grace_end.max(now + g.grace_ns);
+                // save its state (the lateness is charged as overrun). A
+                // turn that was in its resume range was told when the
+                // kernel first tried: its grace has been running since,
+                // and starting it again would let a libOS that lingers in
+                // its range until just before the grace ends run twice
+                // the grace uncharged (found by slices/tests/turn_model.rs).
+                if self.phase == Phase::Running {
+                    self.grace_end = self.grace_end.max(now + g.grace_ns);
+                }
                 if seen.disabled {
                     self.phase = Phase::Deferred;
                     Tick::Defer {
