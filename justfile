@@ -24,7 +24,7 @@ build *args:
 run-smp *args:
     @cargo xtask run-smp "$@"
 
-[doc("Draw a scenario run's figures (PNG, SVG) next to its data: [run=<dir or name>] (default: newest run)")]
+[doc("Draw a scenario run's figures (PNG, SVG) for a paper next to its data: [run=<dir or name>] (default: newest run) [size=page|column] [title=0] [from=<s>] [to=<s>] (the slice map's window)")]
 plot *args:
     @cargo xtask plot "$@"
 

@@ -51,6 +51,23 @@ pub enum Cmd {
         /// A run directory or its name under results/runs/ (default: the
         /// newest scenario run).
         run: Option<PathBuf>,
+        /// The figures' print size: column (3.5 in wide, one column of a
+        /// two-column paper) or page (7 in, the full text width).
+        #[arg(long, default_value = "page", value_parser = ["page", "column"])]
+        size: String,
+        /// Titles on the figures (title=0 for a paper, whose captions name
+        /// them).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        title: bool,
+        /// The slice map's window start, seconds since the run's start
+        /// (default 0).
+        #[arg(long)]
+        from: Option<f64>,
+        /// The slice map's window end, seconds (default: 50 quanta after
+        /// `from`).
+        #[arg(long)]
+        to: Option<f64>,
         /// Print which run would be drawn, draw nothing.
         #[arg(long)]
         dry_run: bool,

@@ -33,7 +33,22 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Cmd::Build { dry_run } => build_all(dry_run),
         Cmd::Run(args) => run_options(args).and_then(|(opts, dry)| run_or_describe(&opts, dry)),
-        Cmd::Plot { run, dry_run } => plot(run, dry_run),
+        Cmd::Plot {
+            run,
+            size,
+            title,
+            from,
+            to,
+            dry_run,
+        } => size.parse().and_then(|paper| {
+            let opts = xtask::plot::PlotOptions {
+                paper,
+                title,
+                from_s: from,
+                to_s: to,
+            };
+            plot(run, &opts, dry_run)
+        }),
         Cmd::Compare { a, b, dry_run } => compare(&a, &b, dry_run),
         Cmd::Experiments {
             jobs,
@@ -210,7 +225,11 @@ fn run_or_describe(opts: &RunOptions, dry_run: bool) -> Result<ExitCode, String>
     ))
 }
 
-fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
+fn plot(
+    run: Option<PathBuf>,
+    opts: &xtask::plot::PlotOptions,
+    dry_run: bool,
+) -> Result<ExitCode, String> {
     let dir = match run {
         Some(r) if r.is_dir() => r,
         Some(r) => build::workspace_root().join("results/runs").join(r),
@@ -223,12 +242,14 @@ fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
         ));
     }
     if dry_run {
+        xtask::plot::check(&dir, opts)?;
         return Ok(describe(&format!(
-            "would draw  {}: progress, shares, lag, slice map (PNG and SVG, beside its data)",
-            dir.display()
+            "would draw  {}: progress, shares, lag, waits, slice map (PNG and SVG, {:?} size, beside its data)",
+            dir.display(),
+            opts.paper
         )));
     }
-    for f in xtask::plot::plot_run(&dir)? {
+    for f in xtask::plot::plot_run_with(&dir, opts)? {
         println!("{}", f.display());
     }
     Ok(ExitCode::SUCCESS)
