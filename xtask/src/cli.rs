@@ -219,6 +219,11 @@ pub struct RunArgs {
     /// refused with the list of them all.
     #[arg(long)]
     pub test: Option<String>,
+    /// Run the scenario N times, seeds seed, seed+1, ..., and report each
+    /// thread's share and share error as mean and 95% confidence interval
+    /// (runs named <name>-trial<k>).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub trials: Option<u32>,
     /// Results directory name under results/runs/ (default
     /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
     #[arg(long)]

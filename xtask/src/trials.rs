@@ -139,6 +139,22 @@ pub fn table(summaries: &[Value]) -> String {
     out
 }
 
+/// Whether every trial gave every thread the same CPU time to the
+/// nanosecond: then the seed changed nothing in these runs (an interval of
+/// zero says so, not that the policy has no variance).
+pub fn identical(summaries: &[Value]) -> bool {
+    let cpu = |s: &Value| -> Vec<Value> {
+        s["apps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["threads"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["cpu_ns"].clone())
+            .collect()
+    };
+    summaries.len() > 1 && summaries.windows(2).all(|w| cpu(&w[0]) == cpu(&w[1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,11 +215,15 @@ mod tests {
     fn table_gives_each_thread_its_mean_and_interval_over_the_trials() {
         let summary = |a: f64| {
             json!({"apps": [{"name": "pair", "threads": [
-                {"id": 0, "name": "A", "ideal_share": 0.75, "measured_share": a, "share_error_pp": (a - 0.75) * 100.0},
+                {"id": 0, "name": "A", "cpu_ns": (a * 1e9) as u64, "ideal_share": 0.75, "measured_share": a, "share_error_pp": (a - 0.75) * 100.0},
                 {"id": 1, "name": "B", "ideal_share": 0.25, "measured_share": 1.0 - a, "share_error_pp": (0.25 - (1.0 - a)) * -100.0},
             ]}]})
         };
         let t = table(&[summary(0.74), summary(0.75), summary(0.76)]);
+        assert!(!identical(&[summary(0.74), summary(0.75)]));
+        let same = json!({"apps": [{"threads": [{"cpu_ns": 5}]}]});
+        assert!(identical(&[same.clone(), same.clone()]));
+        assert!(!identical(&[same]));
         let a = t.lines().find(|l| l.starts_with("pair\tA\t")).unwrap();
         let cols: Vec<&str> = a.split('\t').collect();
         assert_eq!(cols[2], "3");
