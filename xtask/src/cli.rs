@@ -118,6 +118,9 @@ pub enum Cmd {
         /// Length of each run in ms (default: the scenario's duration_ms).
         #[arg(long)]
         run_ms: Option<u64>,
+        /// Deterministic runs (TCG, -icount): exact, repeatable figures.
+        #[arg(long)]
+        det: bool,
         /// Validate every variant of the scenario and list the runs, run nothing.
         #[arg(long)]
         dry_run: bool,

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
             cpus,
             accel,
             run_ms,
+            det,
             dry_run,
         } => sweep(
             &xtask::sweep::Sweep {
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
                 cpus,
                 accel,
                 run_ms,
+                det,
             },
             jobs,
             dry_run,
@@ -413,15 +415,19 @@ fn sweep(s: &xtask::sweep::Sweep<'_>, jobs: u64, dry_run: bool) -> Result<ExitCo
     if dry_run {
         return Ok(describe(&format!(
             "would run {} variant(s) of {} ({} = each value), {parallel} at once; accel {}:\n{}\
-             then print every thread's share per value",
+             then print every thread's share per value and write it as CSV beside the runs",
             runs.len(),
             s.scenario.display(),
             s.key,
-            plan::scenario_accel_line(s.accel),
+            if s.det {
+                "deterministic TCG (det=1: -icount, exact and repeatable figures)".to_string()
+            } else {
+                plan::scenario_accel_line(s.accel).to_string()
+            },
             job_lines(&runs)?
         )));
     }
-    xtask::sweep::run(runs, parallel)?;
+    xtask::sweep::run(s, runs, parallel)?;
     Ok(ExitCode::SUCCESS)
 }
 
