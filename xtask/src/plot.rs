@@ -395,10 +395,7 @@ fn shares<DB: DrawingBackend>(
         .collect();
     entries.push(("ideal".to_string(), Mark::Line(style::INK)));
     if rows.iter().any(|r| r.4.is_some()) {
-        entries.push((
-            "lottery 95% envelope".to_string(),
-            Mark::Whisker(style::INK),
-        ));
+        entries.push(("95% envelope".to_string(), Mark::Whisker(style::INK)));
     }
     legend(&key, style, &entries)?;
     area.present().map_err(err)
