@@ -20,11 +20,11 @@ default:
 build *args:
     @cargo xtask build "$@"
 
-[doc("Boot N cores and run a scenario: [sched=] [cpus=] [scenario=<file>|none] [det=1] [accel=] [machine=] [qemu=] [timeout=] [run_ms=] [test=] [name=] [dry_run=1]")]
+[doc("Boot N cores and run a scenario: [sched=] [cpus=] [scenario=<file>|none] [det=1] [accel=] [machine=] [qemu=] [timeout=] [run_ms=] [test=] [name=] [trials=N] [dry_run=1]")]
 run-smp *args:
     @cargo xtask run-smp "$@"
 
-[doc("Draw a scenario run's figures (PNG, SVG) next to its data: [run=<dir or name>] (default: newest run)")]
+[doc("Draw a scenario run's figures (PNG, SVG) for a paper next to its data: [run=<dir or name>] (default: newest run) [size=page|column] [title=0] [from=<s>] [to=<s>] (the slice map's window)")]
 plot *args:
     @cargo xtask plot "$@"
 
@@ -36,7 +36,7 @@ compare *args:
 experiments *args:
     @cargo xtask experiments "$@"
 
-[doc("Run a scenario once per value of one field: <scenario> <key> <v1,v2,...> [jobs=2] [cpus=] [accel=] [run_ms=]")]
+[doc("Run a scenario once per value of one field: <scenario> <key> <v1,v2,...> [jobs=2] [cpus=] [accel=] [run_ms=] [det=1]; writes the table as CSV beside the runs")]
 sweep *args:
     @cargo xtask sweep "$@"
 

@@ -51,6 +51,23 @@ pub enum Cmd {
         /// A run directory or its name under results/runs/ (default: the
         /// newest scenario run).
         run: Option<PathBuf>,
+        /// The figures' print size: column (3.5 in wide, one column of a
+        /// two-column paper) or page (7 in, the full text width).
+        #[arg(long, default_value = "page", value_parser = ["page", "column"])]
+        size: String,
+        /// Titles on the figures (title=0 for a paper, whose captions name
+        /// them).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        title: bool,
+        /// The slice map's window start, seconds since the run's start
+        /// (default 0).
+        #[arg(long)]
+        from: Option<f64>,
+        /// The slice map's window end, seconds (default: 50 quanta after
+        /// `from`).
+        #[arg(long)]
+        to: Option<f64>,
         /// Print which run would be drawn, draw nothing.
         #[arg(long)]
         dry_run: bool,
@@ -101,6 +118,9 @@ pub enum Cmd {
         /// Length of each run in ms (default: the scenario's duration_ms).
         #[arg(long)]
         run_ms: Option<u64>,
+        /// Deterministic runs (TCG, -icount): exact, repeatable figures.
+        #[arg(long)]
+        det: bool,
         /// Validate every variant of the scenario and list the runs, run nothing.
         #[arg(long)]
         dry_run: bool,
@@ -202,6 +222,11 @@ pub struct RunArgs {
     /// refused with the list of them all.
     #[arg(long)]
     pub test: Option<String>,
+    /// Run the scenario N times, seeds seed, seed+1, ..., and report each
+    /// thread's share and share error as mean and 95% confidence interval
+    /// (runs named <name>-trial<k>).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub trials: Option<u32>,
     /// Results directory name under results/runs/ (default
     /// <UTC yyyymmdd-hhmmss>-<sched>-<N>c; a suffix is added if taken).
     #[arg(long)]

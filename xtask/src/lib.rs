@@ -27,6 +27,7 @@ pub mod scenario_run;
 pub mod soak;
 pub mod summary;
 pub mod sweep;
+pub mod trials;
 pub mod trust;
 
 pub use error::Error;

@@ -32,8 +32,29 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let outcome = match cli.command {
         Cmd::Build { dry_run } => build_all(dry_run),
-        Cmd::Run(args) => run_options(args).and_then(|(opts, dry)| run_or_describe(&opts, dry)),
-        Cmd::Plot { run, dry_run } => plot(run, dry_run),
+        Cmd::Run(args) => {
+            let trials = args.trials.filter(|&n| n > 1);
+            run_options(args).and_then(|(opts, dry)| match trials {
+                Some(n) => run_trials(&opts, n, dry),
+                None => run_or_describe(&opts, dry),
+            })
+        }
+        Cmd::Plot {
+            run,
+            size,
+            title,
+            from,
+            to,
+            dry_run,
+        } => size.parse().and_then(|paper| {
+            let opts = xtask::plot::PlotOptions {
+                paper,
+                title,
+                from_s: from,
+                to_s: to,
+            };
+            plot(run, &opts, dry_run)
+        }),
         Cmd::Compare { a, b, dry_run } => compare(&a, &b, dry_run),
         Cmd::Experiments {
             jobs,
@@ -49,6 +70,7 @@ fn main() -> ExitCode {
             cpus,
             accel,
             run_ms,
+            det,
             dry_run,
         } => sweep(
             &xtask::sweep::Sweep {
@@ -58,6 +80,7 @@ fn main() -> ExitCode {
                 cpus,
                 accel,
                 run_ms,
+                det,
             },
             jobs,
             dry_run,
@@ -186,6 +209,72 @@ fn fuzz_options(seconds: f64, cpus: u32, accel: Accel) -> Result<RunOptions, Str
 }
 
 /// Runs `opts` streaming its console, or describes it (`dry_run`).
+/// `trials=N`: the scenario N times (seed, seed+1, ...; two at once when
+/// det, whose figures do not depend on the host's load), then each
+/// thread's share and error as mean and 95% confidence interval, printed
+/// and written beside the runs as <name>-trials.tsv.
+fn run_trials(opts: &RunOptions, n: u32, dry_run: bool) -> Result<ExitCode, String> {
+    let mut base = opts.clone();
+    base.stream = false;
+    let jobs = xtask::trials::jobs(&base, n)?;
+    if dry_run {
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        return Ok(describe(&format!(
+            "trials     {n} runs ({}), each:\n{}",
+            names.join(", "),
+            plan::run(&jobs[0].opts)?
+        )));
+    }
+    let parallel = if opts.det { 2 } else { 1 };
+    let mut summaries = Vec::new();
+    let mut failed = 0;
+    let mut dirs = Vec::new();
+    for (job, out) in xtask::experiments::run_all(jobs, parallel) {
+        match out {
+            Ok(out) if out.process_code() == 0 => {
+                dirs.push(out.run_dir.clone());
+                summaries.push(out.summary);
+            }
+            Ok(out) => {
+                failed += 1;
+                eprintln!("{}: {}", job.name, out.exit_name);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", job.name);
+            }
+        }
+    }
+    let table = xtask::trials::table(&summaries);
+    print!("{table}");
+    if xtask::trials::identical(&summaries) {
+        eprintln!(
+            "warning: every trial gave every thread the same CPU time: the scenario seed did not \
+             change these runs (a deterministic run whose draws do not follow the scenario seed); \
+             the intervals of zero are not a measured spread"
+        );
+    }
+    if let Some(dir) = dirs.first().and_then(|d| d.parent()) {
+        let stem = opts.name.clone().unwrap_or_else(|| {
+            opts.scenario
+                .as_deref()
+                .and_then(|p| p.file_stem())
+                .map_or("trials".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let path = dir.join(format!("{stem}-trials.tsv"));
+        std::fs::write(&path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "== {} of {n} trials; table in {}",
+            summaries.len(),
+            path.display()
+        );
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {n} trials failed"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_or_describe(opts: &RunOptions, dry_run: bool) -> Result<ExitCode, String> {
     if dry_run {
         return Ok(describe(&plan::run(opts)?));
@@ -210,7 +299,11 @@ fn run_or_describe(opts: &RunOptions, dry_run: bool) -> Result<ExitCode, String>
     ))
 }
 
-fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
+fn plot(
+    run: Option<PathBuf>,
+    opts: &xtask::plot::PlotOptions,
+    dry_run: bool,
+) -> Result<ExitCode, String> {
     let dir = match run {
         Some(r) if r.is_dir() => r,
         Some(r) => build::workspace_root().join("results/runs").join(r),
@@ -223,12 +316,14 @@ fn plot(run: Option<PathBuf>, dry_run: bool) -> Result<ExitCode, String> {
         ));
     }
     if dry_run {
+        xtask::plot::check(&dir, opts)?;
         return Ok(describe(&format!(
-            "would draw  {}: progress, shares, lag, slice map (PNG and SVG, beside its data)",
-            dir.display()
+            "would draw  {}: progress, shares, lag, waits, slice map (PNG and SVG, {:?} size, beside its data)",
+            dir.display(),
+            opts.paper
         )));
     }
-    for f in xtask::plot::plot_run(&dir)? {
+    for f in xtask::plot::plot_run_with(&dir, opts)? {
         println!("{}", f.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -320,15 +415,19 @@ fn sweep(s: &xtask::sweep::Sweep<'_>, jobs: u64, dry_run: bool) -> Result<ExitCo
     if dry_run {
         return Ok(describe(&format!(
             "would run {} variant(s) of {} ({} = each value), {parallel} at once; accel {}:\n{}\
-             then print every thread's share per value",
+             then print every thread's share per value and write it as CSV beside the runs",
             runs.len(),
             s.scenario.display(),
             s.key,
-            plan::scenario_accel_line(s.accel),
+            if s.det {
+                "deterministic TCG (det=1: -icount, exact and repeatable figures)".to_string()
+            } else {
+                plan::scenario_accel_line(s.accel).to_string()
+            },
             job_lines(&runs)?
         )));
     }
-    xtask::sweep::run(runs, parallel)?;
+    xtask::sweep::run(s, runs, parallel)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,15 @@
-//! Figures of a scenario run, as PNG and SVG next to its data: cumulative
-//! CPU time per thread with events marked, measured against ideal share
-//! (lottery with its binomial envelope), lag in quanta over time, the
-//! distribution (CDF) of each thread's waits for a core, and the per-core
-//! slice map when the run recorded who ran where.
+//! Figures of a scenario run, as PNG and SVG next to its data, sized for a
+//! paper (see [`style`]): cumulative CPU time per thread with events
+//! marked, measured against ideal share (lottery with its binomial
+//! envelope), lag in quanta over time, the distribution (CDF) of each
+//! thread's waits for a core, and the per-core slice map over a window
+//! when the run recorded who ran where.
+
+mod events;
+mod frame;
+pub mod style;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +19,16 @@ use plotters::prelude::*;
 use crate::metrics;
 use crate::rundata::RunData;
 use crate::scenario_run::replay;
+use frame::{err, frame, legend, line_figure, Axis, EventLine, Line, Mark};
+use style::{Paper, Style};
 
 /// Where the plots' font lives (Debian's fonts-dejavu-core, installed by
 /// `./just`).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-const SIZE: (u32, u32) = (1100, 650);
-/// Series beyond this many get no legend entry (a 101-thread run).
-const LEGEND_MAX: usize = 12;
+
+/// The slice map's window when none is asked for: this many quanta from
+/// the start, where single slices are still visible.
+const SLICE_MAP_QUANTA: u64 = 50;
 
 fn register_font() -> Result<(), String> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
@@ -35,40 +45,123 @@ fn register_font() -> Result<(), String> {
     .clone()
 }
 
-/// Writes every figure of the run in `dir` (its `rundata.json`); returns the
-/// files written.
+/// How `just plot` draws a run.
+#[derive(Clone, Debug)]
+pub struct PlotOptions {
+    pub paper: Paper,
+    /// Titles on the figures (off for a paper, whose caption names them).
+    pub title: bool,
+    /// The slice map's window, seconds since the run's start.
+    pub from_s: Option<f64>,
+    pub to_s: Option<f64>,
+}
+
+impl Default for PlotOptions {
+    fn default() -> Self {
+        PlotOptions {
+            paper: Paper::Page,
+            title: true,
+            from_s: None,
+            to_s: None,
+        }
+    }
+}
+
+/// Writes every figure of the run in `dir` (its `rundata.json`) as `just
+/// plot` draws them by default; returns the files written.
 pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    register_font()?;
+    plot_run_with(dir, &PlotOptions::default())
+}
+
+/// Calls a figure's function on whichever backend `$b` holds.
+macro_rules! on {
+    ($b:expr, $f:ident, $($arg:expr),*) => {
+        match $b {
+            Backend::Png(a) => $f($($arg,)* &a),
+            Backend::Svg(a) => $f($($arg,)* &a),
+        }
+    };
+}
+
+type Draw<'a> = &'a dyn Fn(&RunData, &PlotOptions, &Style, Backend<'_>) -> Result<(), String>;
+
+/// The two backends a figure is drawn on.
+pub enum Backend<'a> {
+    Png(DrawingArea<BitMapBackend<'a>, Shift>),
+    Svg(DrawingArea<SVGBackend<'a>, Shift>),
+}
+
+/// Draws `draw` as `<dir>/<name>.png` (300 dpi) and `<name>.svg` (its
+/// print size declared in inches).
+fn both(
+    dir: &Path,
+    name: &str,
+    paper: Paper,
+    title: bool,
+    draw: &dyn Fn(&Style, Backend<'_>) -> Result<(), String>,
+) -> Result<[PathBuf; 2], String> {
+    let png = dir.join(format!("{name}.png"));
+    let svg = dir.join(format!("{name}.svg"));
+    let s = Style::png(paper, title);
+    draw(
+        &s,
+        Backend::Png(BitMapBackend::new(&png, s.pixels()).into_drawing_area()),
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    let s = Style::svg(paper, title);
+    let mut text = String::new();
+    draw(
+        &s,
+        Backend::Svg(SVGBackend::with_string(&mut text, s.pixels()).into_drawing_area()),
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    std::fs::write(&svg, style::declare_print_size(&text, paper))
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    Ok([png, svg])
+}
+
+fn load(dir: &Path) -> Result<RunData, String> {
     let path = dir.join("rundata.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e} (not a scenario run?)", path.display()))?;
-    let data: RunData =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut written = Vec::new();
-    macro_rules! figure {
-        ($name:literal, $draw:ident) => {{
-            let png = dir.join(concat!($name, ".png"));
-            let svg = dir.join(concat!($name, ".svg"));
-            $draw(&data, &BitMapBackend::new(&png, SIZE).into_drawing_area())
-                .and_then(|()| $draw(&data, &SVGBackend::new(&svg, SIZE).into_drawing_area()))
-                .map_err(|e| format!("{}: {e}", $name))?;
-            written.extend([png, svg]);
-        }};
-    }
-    figure!("progress", progress);
-    figure!("shares", shares);
-    figure!("lag", lag);
-    if !data.waits.is_empty() {
-        figure!("waits", waits);
-    }
-    if !data.runs.is_empty() {
-        figure!("slicemap", slice_map);
-    }
-    Ok(written)
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("{e:?}")
+/// Checks that the run in `dir` can be drawn as `opts` asks (its data reads,
+/// the slice map's window lies in it) without drawing: `dry_run=1`.
+pub fn check(dir: &Path, opts: &PlotOptions) -> Result<(), String> {
+    let data = load(dir)?;
+    if data.runs.is_empty() {
+        return Ok(());
+    }
+    window(&data, opts).map(|_| ())
+}
+
+/// Writes every figure of the run in `dir` drawn as `opts` asks.
+pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, String> {
+    register_font()?;
+    let data = load(dir)?;
+    if !data.runs.is_empty() {
+        window(&data, opts)?;
+    }
+    let mut figures: Vec<(&str, Draw)> = vec![
+        ("progress", &|d, o, s, b| on!(b, progress, d, o, s)),
+        ("shares", &|d, o, s, b| on!(b, shares, d, o, s)),
+        ("lag", &|d, o, s, b| on!(b, lag, d, o, s)),
+    ];
+    if !data.waits.is_empty() {
+        figures.push(("waits", &|d, o, s, b| on!(b, waits, d, o, s)));
+    }
+    if !data.runs.is_empty() {
+        figures.push(("slicemap", &|d, o, s, b| on!(b, slice_map, d, o, s)));
+    }
+    let mut written = Vec::new();
+    for (name, draw) in figures {
+        written.extend(both(dir, name, opts.paper, opts.title, &|s, b| {
+            draw(&data, opts, s, b)
+        })?);
+    }
+    Ok(written)
 }
 
 fn title(data: &RunData, what: &str) -> String {
@@ -86,6 +179,17 @@ fn title(data: &RunData, what: &str) -> String {
 
 fn secs(data: &RunData, t: u64) -> f64 {
     t.saturating_sub(data.start_ns) as f64 / 1e9
+}
+
+/// A tick's number without trailing zeros.
+fn num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 /// Every (app index, thread id, label).
@@ -107,17 +211,20 @@ fn labels(data: &RunData) -> Vec<(u32, u32, String)> {
         .collect()
 }
 
-fn color(i: usize) -> RGBColor {
-    let c = Palette99::pick(i).to_rgba();
-    RGBColor(c.0, c.1, c.2)
+fn label_of(labels: &[(u32, u32, String)], app: u32, id: u32) -> String {
+    labels
+        .iter()
+        .find(|l| l.0 == app && l.1 == id)
+        .map_or(format!("t{id}"), |l| l.2.clone())
 }
 
 /// Cumulative CPU time of every thread over time, events as vertical lines.
 fn progress<DB: DrawingBackend>(
     data: &RunData,
+    _: &PlotOptions,
+    style: &Style,
     area: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
-    area.fill(&WHITE).map_err(err)?;
     let t_max = data
         .samples
         .iter()
@@ -129,74 +236,56 @@ fn progress<DB: DrawingBackend>(
         .map(|s| s.cpu_ns as f64 / 1e9)
         .fold(0.01, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            title(data, "cumulative CPU time per thread"),
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .y_desc("CPU time received (s)")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
-    for (k, (app, id, label)) in labels(data).into_iter().enumerate() {
-        let points = data
-            .samples
-            .iter()
-            .filter(|s| s.app == app && s.thread == id)
-            .map(|s| (secs(data, s.t_ns), s.cpu_ns as f64 / 1e9));
-        let style = color(k).stroke_width(2);
-        let series = chart
-            .draw_series(LineSeries::new(points, style))
-            .map_err(err)?;
-        if k < LEGEND_MAX {
-            series.label(label).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
-            });
-        }
-    }
-    for e in data
-        .events
-        .iter()
-        .filter(|e| !matches!(e.kind.as_str(), "repossession" | "spawned"))
-    {
-        let x = secs(data, e.t_ns);
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                [(x, 0.0), (x, y_max)],
-                BLACK.mix(0.35),
-            )))
-            .map_err(err)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                e.kind.clone(),
-                (x, y_max * 0.97),
-                ("sans-serif", 13),
-            )))
-            .map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    area.present().map_err(err)
+    let lines = labels(data)
+        .into_iter()
+        .map(|(app, id, name)| {
+            let points: Vec<(f64, f64)> = data
+                .samples
+                .iter()
+                .filter(|s| s.app == app && s.thread == id)
+                .map(|s| (secs(data, s.t_ns), s.cpu_ns as f64 / 1e9))
+                .collect();
+            let rank = points.last().map_or(0.0, |p| p.1);
+            Line { name, points, rank }
+        })
+        .collect();
+    let events: Vec<EventLine> = events::markers(&data.events)
+        .into_iter()
+        .map(|m| EventLine {
+            x: secs(data, m.t_ns),
+            label: m.label,
+        })
+        .collect();
+    line_figure(
+        area,
+        style,
+        &title(data, "cumulative CPU time per thread"),
+        frame::seconds_axis(t_max),
+        Axis {
+            desc: "CPU time received (s)".to_string(),
+            range: 0.0..y_max,
+            ticks: 6,
+            format: num,
+        },
+        lines,
+        &events,
+    )
 }
 
-/// Measured (bars) against ideal (black marks) share of every thread within
-/// its application; lottery applications get the 95% binomial envelope.
-fn shares<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-    area.fill(&WHITE).map_err(err)?;
+/// Measured (bars) against ideal (black marks, each within its bar) share
+/// of every thread within its application; lottery applications get the
+/// 95% binomial envelope.
+fn shares<DB: DrawingBackend>(
+    data: &RunData,
+    _: &PlotOptions,
+    style: &Style,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let (chart_area, key) = frame(
+        area,
+        style,
+        &title(data, "measured vs ideal share within each application"),
+    )?;
     let replayed = replay(data);
     let mut rows = Vec::new();
     for (a, (app, (f, _))) in data.apps.iter().zip(&replayed).enumerate() {
@@ -223,91 +312,107 @@ fn shares<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> 
         .iter()
         .map(|r| r.2.max(r.3) + r.4.unwrap_or(0.0))
         .fold(0.05, f64::max)
-        * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            title(data, "measured vs ideal share within each application"),
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(60)
-        .y_label_area_size(70)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&chart_area)
+        .margin(style.px(4.0))
+        .x_label_area_size(style.px(24.0))
+        .y_label_area_size(style.px(34.0))
         .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..y_max)
         .map_err(err)?;
     let names: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
-    // Every thread named when they fit; a 101-thread run names some.
-    let every = (n as usize).div_ceil(24).max(1);
+    // Every thread named when the names fit beside each other; a 101-thread
+    // run names every k-th.
+    let plot_w = chart.plotting_area().dim_in_pixel().0 as f64;
+    let widest = names.iter().map(|s| s.chars().count()).max().unwrap_or(1) as f64;
+    let per_name = style.pt(style::MIN_PT) * 0.6 * widest + style.pt(3.0);
+    let every = ((n as f64 * per_name / plot_w).ceil() as usize).max(1);
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n as usize + 1)
+        .y_labels(6)
         .x_label_formatter(&|x| match x {
             SegmentValue::CenterOf(i) if (*i as usize).is_multiple_of(every) => {
                 names.get(*i as usize).cloned().unwrap_or_default()
             }
             _ => String::new(),
         })
+        .y_label_formatter(&|v| num(*v))
         .x_desc("thread")
-        .y_desc("share of its application's CPU time")
-        .label_style(("sans-serif", 14))
+        .y_desc("share of its application")
+        .label_style(style.small())
+        .axis_desc_style(style.label())
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(err)?;
     let at = |i: usize| SegmentValue::Exact(i as u32);
+    let bar_w = plot_w / n as f64;
+    let inset = ((bar_w * 0.15) as u32).min(style.px(6.0));
+    let apps = data.apps.len();
     chart
         .draw_series(rows.iter().enumerate().map(|(i, r)| {
             let mut bar = Rectangle::new(
                 [(at(i), 0.0), (at(i + 1), r.2)],
-                color(r.0).mix(0.7).filled(),
+                style::series(r.0, apps).filled(),
             );
-            bar.set_margin(0, 0, 6, 6);
+            bar.set_margin(0, 0, inset, inset);
             bar
         }))
-        .map_err(err)?
-        .label("measured")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color(0).mix(0.7).filled()));
+        .map_err(err)?;
+    // The ideal as a flat rectangle with the bar's own insets: it never
+    // reaches into the neighbouring bar.
     chart
         .draw_series(rows.iter().enumerate().map(|(i, r)| {
-            PathElement::new([(at(i), r.3), (at(i + 1), r.3)], BLACK.stroke_width(3))
+            let mut mark = Rectangle::new(
+                [(at(i), r.3), (at(i + 1), r.3)],
+                style::INK.stroke_width(style.px(1.5)),
+            );
+            mark.set_margin(0, 0, inset, inset);
+            mark
         }))
-        .map_err(err)?
-        .label("ideal")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(3)));
-    let bars = rows.iter().enumerate().filter_map(|(i, r)| {
-        r.4.map(|e| {
-            ErrorBar::new_vertical(
-                SegmentValue::CenterOf(i as u32),
-                (r.3 - e).max(0.0),
-                r.3,
-                r.3 + e,
-                RED.stroke_width(2),
-                10,
-            )
-        })
-    });
-    chart
-        .draw_series(bars)
-        .map_err(err)?
-        .label("lottery 95% envelope")
-        .legend(|(x, y)| PathElement::new([(x + 7, y - 6), (x + 7, y + 6)], RED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
         .map_err(err)?;
+    let whiskers = (bar_w * 0.35).min(style.pt(4.0)) as u32;
+    chart
+        .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
+            r.4.map(|e| {
+                ErrorBar::new_vertical(
+                    SegmentValue::CenterOf(i as u32),
+                    (r.3 - e).max(0.0),
+                    r.3,
+                    r.3 + e,
+                    style::INK.stroke_width(style.px(0.75)),
+                    whiskers.max(1),
+                )
+            })
+        }))
+        .map_err(err)?;
+    let mut entries: Vec<(String, Mark)> = data
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(a, app)| (app.name.clone(), Mark::Block(style::series(a, apps))))
+        .collect();
+    entries.push(("ideal".to_string(), Mark::Line(style::INK)));
+    if rows.iter().any(|r| r.4.is_some()) {
+        entries.push(("95% envelope".to_string(), Mark::Whisker(style::INK)));
+    }
+    legend(&key, style, &entries)?;
     area.present().map_err(err)
 }
 
 /// Lag (ideal minus received CPU time, in quanta) of every thread over time.
-fn lag<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-    area.fill(&WHITE).map_err(err)?;
+fn lag<DB: DrawingBackend>(
+    data: &RunData,
+    _: &PlotOptions,
+    style: &Style,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
     let quantum = data.slice_ns.max(1) as f64;
     let replayed = replay(data);
     // (app, thread, points)
-    type Line = (u32, u32, Vec<(f64, f64)>);
-    let mut series: Vec<Line> = Vec::new();
+    type Points = Vec<(f64, f64)>;
+    let mut series: Vec<(u32, u32, Points)> = Vec::new();
     for (a, (_, history)) in replayed.iter().enumerate() {
         for (t, threads) in history {
             for (&id, &(ideal, cpu)) in threads {
@@ -328,294 +433,326 @@ fn lag<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Res
         .flat_map(|s| s.2.iter().map(|p| p.1.abs()))
         .fold(1.0, f64::max)
         * 1.1;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            title(data, "lag: ideal minus received CPU time"),
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, -y..y)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .y_desc("lag (quanta; > 0: owed time)")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
     let labels = labels(data);
-    for (k, (app, id, points)) in series.into_iter().enumerate() {
-        let label = labels
-            .iter()
-            .find(|l| l.0 == app && l.1 == id)
-            .map_or(String::new(), |l| l.2.clone());
-        let s = chart
-            .draw_series(LineSeries::new(points, color(k).stroke_width(2)))
-            .map_err(err)?;
-        if k < LEGEND_MAX {
-            s.label(label).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
-            });
-        }
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    area.present().map_err(err)
+    let lines = series
+        .into_iter()
+        .map(|(app, id, points)| Line {
+            name: label_of(&labels, app, id),
+            rank: points.iter().map(|p| p.1.abs()).fold(0.0, f64::max),
+            points,
+        })
+        .collect();
+    line_figure(
+        area,
+        style,
+        &title(data, "lag: ideal minus received CPU time"),
+        frame::seconds_axis(t_max),
+        Axis {
+            desc: "lag (quanta; > 0: owed)".to_string(),
+            range: -y..y,
+            ticks: 7,
+            format: num,
+        },
+        lines,
+        &[],
+    )
 }
 
 /// Each thread's waits for a core (docs/metrics.md, "Wait time") as an
 /// empirical CDF on a log time axis: the fraction of its waits at or below
 /// each length, stepping at its buckets' upper ends.
-fn waits<DB: DrawingBackend>(data: &RunData, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-    area.fill(&WHITE).map_err(err)?;
+fn waits<DB: DrawingBackend>(
+    data: &RunData,
+    _: &PlotOptions,
+    style: &Style,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
     let dists = metrics::waits::per_thread(&data.waits);
     let ms = |ns: u64| (ns.max(1_000) as f64) / 1e6;
-    // (app, thread, points)
-    type Line = (u32, u32, Vec<(f64, f64)>);
+    let labels = labels(data);
     let lines: Vec<Line> = dists
         .iter()
         .filter(|(_, d)| d.count() > 0)
-        .map(|(&(app, id), d)| {
-            let mut points = Vec::new();
-            let mut below = 0.0;
-            for (ns, f) in d.cdf() {
-                points.extend([(ms(ns), below), (ms(ns), f)]);
-                below = f;
-            }
-            (app, id, points)
+        .map(|(&(app, id), d)| Line {
+            name: label_of(&labels, app, id),
+            points: steps(d, ms),
+            rank: d.percentile(0.99).unwrap_or(0) as f64,
         })
         .collect();
-    let lo = lines
-        .iter()
-        .flat_map(|l| l.2.iter().map(|p| p.0))
-        .fold(f64::MAX, f64::min)
-        .min(1.0)
-        / 1.5;
-    let hi = lines
-        .iter()
-        .flat_map(|l| l.2.iter().map(|p| p.0))
-        .fold(0.01, f64::max)
-        * 1.5;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            title(data, "waits for a core: fraction at or below"),
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.02)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!(
-            "wait from runnable to running (ms, log; quantum {} ms)",
-            data.slice_ns as f64 / 1e6
-        ))
-        .y_desc("fraction of the thread's waits")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
-    let labels = labels(data);
-    for (k, (app, id, points)) in lines.into_iter().enumerate() {
-        let label = labels
-            .iter()
-            .find(|l| l.0 == app && l.1 == id)
-            .map_or(String::new(), |l| l.2.clone());
-        let s = chart
-            .draw_series(LineSeries::new(points, color(k).stroke_width(2)))
-            .map_err(err)?;
-        if k < LEGEND_MAX {
-            s.label(label).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
-            });
-        }
+    let (lo, hi) = extent(&lines);
+    line_figure(
+        area,
+        style,
+        &title(data, "waits for a core: fraction at or below"),
+        frame::decades_axis(
+            format!(
+                "wait for a core (ms; quantum {} ms)",
+                num(data.slice_ns as f64 / 1e6)
+            ),
+            lo,
+            hi,
+        ),
+        fraction_axis("fraction of the thread's waits"),
+        log_x(lines),
+        &[],
+    )
+}
+
+/// A distribution's CDF as steps at its buckets' upper ends, `x` mapping
+/// nanoseconds to the axis' unit.
+fn steps(d: &metrics::waits::WaitDist, x: impl Fn(u64) -> f64) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    let mut below = 0.0;
+    for (ns, f) in d.cdf() {
+        points.extend([(x(ns), below), (x(ns), f)]);
+        below = f;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
-    area.present().map_err(err)
+    points
+}
+
+/// The smallest and largest x of `lines` (positive; for a log axis).
+fn extent(lines: &[Line]) -> (f64, f64) {
+    let xs = || lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let lo = xs().filter(|&x| x > 0.0).fold(f64::MAX, f64::min);
+    let hi = xs().fold(0.0, f64::max);
+    if lo > hi {
+        (0.1, 1.0)
+    } else {
+        (lo, hi.max(lo * 1.01))
+    }
+}
+
+/// `lines` with x as its log10, for [`frame::decades_axis`].
+fn log_x(lines: Vec<Line>) -> Vec<Line> {
+    lines
+        .into_iter()
+        .map(|mut l| {
+            for p in &mut l.points {
+                p.0 = p.0.max(f64::MIN_POSITIVE).log10();
+            }
+            l
+        })
+        .collect()
+}
+
+fn fraction_axis(desc: &str) -> Axis {
+    Axis {
+        desc: desc.to_string(),
+        range: 0.0..1.02,
+        ticks: 6,
+        format: num,
+    }
 }
 
 /// Several wait distributions' CDFs in one figure (`label`, waits, the
 /// run's quantum in ns), the time axis in quanta (log): the response-time
-/// comparison of `results/README.md`.
+/// comparison of `results/README.md`. Writes `path` (PNG) and the SVG
+/// beside it.
 pub fn wait_cdfs(
     path: &Path,
     caption: &str,
     series: &[(String, metrics::waits::WaitDist, f64)],
 ) -> Result<(), String> {
     register_font()?;
-    let area = BitMapBackend::new(path, SIZE).into_drawing_area();
-    area.fill(&WHITE).map_err(err)?;
-    let steps: Vec<Vec<(f64, f64)>> = series
+    let n = series.len();
+    let lines: Vec<Line> = series
         .iter()
-        .map(|(_, d, quantum)| {
-            let mut points = Vec::new();
-            let mut below = 0.0;
-            for (ns, f) in d.cdf() {
-                let x = (ns as f64 / quantum).max(0.01);
-                points.extend([(x, below), (x, f)]);
-                below = f;
-            }
-            points
+        .enumerate()
+        .map(|(k, (label, d, quantum))| Line {
+            name: label.clone(),
+            points: steps(d, |ns| (ns as f64 / quantum).max(0.01)),
+            // Kept in the caller's order.
+            rank: (n - k) as f64,
         })
         .collect();
-    let xs = || steps.iter().flatten().map(|p| p.0);
-    let lo = xs().fold(1.0, f64::min) / 1.5;
-    let hi = xs().fold(2.0, f64::max) * 1.5;
-    let mut chart = ChartBuilder::on(&area)
-        .caption(caption, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.02)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("wait from runnable to running (quanta, log)")
-        .y_desc("fraction of the client's waits")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
-    for (k, ((label, _, _), points)) in series.iter().zip(steps).enumerate() {
-        chart
-            .draw_series(LineSeries::new(points, color(k).stroke_width(2)))
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color(k).stroke_width(3))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    area.present().map_err(err)
+    let (lo, hi) = extent(&lines);
+    let lines = log_x(lines);
+    figure_at(path, Paper::Page, &|s, b| {
+        let lines = lines
+            .iter()
+            .map(|l| Line {
+                name: l.name.clone(),
+                points: l.points.clone(),
+                rank: l.rank,
+            })
+            .collect();
+        let x = frame::decades_axis("wait for a core (quanta)".to_string(), lo, hi);
+        let y = fraction_axis("fraction of the client's waits");
+        match b {
+            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines, &[]),
+            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines, &[]),
+        }
+    })
 }
 
-/// Who ran on each core, when: one row per core, one colour per application.
+/// Draws a figure as the PNG `path` and the SVG beside it, with a title.
+fn figure_at(
+    path: &Path,
+    paper: Paper,
+    draw: &dyn Fn(&Style, Backend<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| format!("{}: no file name", path.display()))?;
+    both(dir, stem, paper, true, draw).map(|_| ())
+}
+
+/// Who ran on each core, when, over a window of the run (`from=`/`to=`,
+/// default the first [`SLICE_MAP_QUANTA`] quanta): one row per core, one
+/// colour per application, each run inset so consecutive slices of one
+/// application stay apart.
 fn slice_map<DB: DrawingBackend>(
     data: &RunData,
+    opts: &PlotOptions,
+    style: &Style,
     area: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
-    area.fill(&WHITE).map_err(err)?;
-    let t_max = data
-        .runs
-        .iter()
-        .map(|r| secs(data, r.end_ns))
-        .fold(0.1, f64::max);
+    let (from, to) = window(data, opts)?;
+    let (chart_area, key) = frame(
+        area,
+        style,
+        &title(data, &format!("who ran where, {}-{} s", num(from), num(to))),
+    )?;
     let cores = data.cpus_online.max(1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title(data, "slice map: who ran where"), ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, (0..cores - 1).into_segmented())
+    let ms = |t: u64| secs(data, t) * 1e3;
+    let mut chart = ChartBuilder::on(&chart_area)
+        .margin(style.px(4.0))
+        .x_label_area_size(style.px(24.0))
+        .y_label_area_size(style.px(34.0))
+        // Core c is the band c ± 0.5 (a segmented axis of one core is
+        // degenerate: 0..0).
+        .build_cartesian_2d(from * 1e3..to * 1e3, -0.5..cores as f64 - 0.5)
         .map_err(err)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(cores as usize + 1)
-        .y_label_formatter(&|y| match y {
-            SegmentValue::CenterOf(c) => format!("core {c}"),
-            _ => String::new(),
+        .y_max_light_lines(0)
+        .x_labels(8)
+        .x_label_formatter(&|v| num(*v))
+        .y_labels(cores as usize)
+        .y_label_formatter(&|y| {
+            if y.fract() == 0.0 && *y >= 0.0 {
+                format!("core {y}")
+            } else {
+                String::new()
+            }
         })
-        .x_desc("time since start (s)")
-        .label_style(("sans-serif", 15))
+        .x_desc("time since start (ms)")
+        .label_style(style.small())
+        .axis_desc_style(style.label())
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(err)?;
-    for (a, app) in data.apps.iter().enumerate() {
-        let runs = data.runs.iter().filter(|r| r.app == Some(a as u32));
+    let apps = data.apps.len();
+    let (lo_ms, hi_ms) = (from * 1e3, to * 1e3);
+    for a in 0..apps {
+        let runs = data
+            .runs
+            .iter()
+            .filter(|r| r.app == Some(a as u32) && ms(r.end_ns) > lo_ms && ms(r.start_ns) < hi_ms);
         chart
             .draw_series(runs.map(|r| {
-                let (lo, hi) = (SegmentValue::Exact(r.core), SegmentValue::Exact(r.core + 1));
-                let mut bar = Rectangle::new(
-                    [(secs(data, r.start_ns), lo), (secs(data, r.end_ns), hi)],
-                    color(a).filled(),
-                );
-                bar.set_margin(8, 8, 0, 0);
+                let (lo, hi) = (r.core as f64 - 0.4, r.core as f64 + 0.4);
+                let (s, e) = (ms(r.start_ns).max(lo_ms), ms(r.end_ns).min(hi_ms));
+                let mut bar = Rectangle::new([(s, lo), (e, hi)], style::series(a, apps).filled());
+                bar.set_margin(0, 0, 0, style.px(0.5));
                 bar
             }))
-            .map_err(err)?
-            .label(app.name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color(a).filled()));
+            .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    let entries: Vec<(String, Mark)> = data
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(a, app)| (app.name.clone(), Mark::Block(style::series(a, apps))))
+        .collect();
+    legend(&key, style, &entries)?;
     area.present().map_err(err)
 }
 
+/// The slice map's window in seconds since the run's start.
+pub fn window(data: &RunData, opts: &PlotOptions) -> Result<(f64, f64), String> {
+    let end = data
+        .runs
+        .iter()
+        .map(|r| secs(data, r.end_ns))
+        .fold(0.0, f64::max);
+    let from = opts.from_s.unwrap_or(0.0);
+    let default_span = (SLICE_MAP_QUANTA * data.slice_ns.max(1)) as f64 / 1e9;
+    let to = opts.to_s.unwrap_or((from + default_span).min(end));
+    if !(from >= 0.0 && from < end) {
+        return Err(format!(
+            "from={from}: the run's slices span 0-{} s",
+            num(end)
+        ));
+    }
+    if to.partial_cmp(&from) != Some(std::cmp::Ordering::Greater) {
+        return Err(format!("to={to} is not after from={from}"));
+    }
+    Ok((from, to))
+}
+
 /// The lottery ratio sweep: observed CPU ratio against the ticket ratio,
-/// with the ideal diagonal.
+/// with the ideal diagonal; PNG `path` and the SVG beside it.
 pub fn ratio_sweep(path: &Path, points: &[(f64, f64)]) -> Result<(), String> {
     register_font()?;
-    let area = BitMapBackend::new(path, (900, 600)).into_drawing_area();
-    area.fill(&WHITE).map_err(err)?;
+    figure_at(path, Paper::Column, &|s, b| match b {
+        Backend::Png(a) => sweep_figure(&a, s, points),
+        Backend::Svg(a) => sweep_figure(&a, s, points),
+    })
+}
+
+fn sweep_figure<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    style: &Style,
+    points: &[(f64, f64)],
+) -> Result<(), String> {
+    let (chart_area, key) = frame(area, style, "lottery: CPU ratio vs ticket ratio")?;
     let max = points.iter().map(|p| p.0.max(p.1)).fold(1.0, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&area)
-        .caption(
-            "lottery: observed CPU ratio vs ticket ratio (one core)",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut chart = ChartBuilder::on(&chart_area)
+        .margin(style.px(4.0))
+        .x_label_area_size(style.px(24.0))
+        .y_label_area_size(style.px(30.0))
         .build_cartesian_2d(0.0..max, 0.0..max)
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
         .x_desc("ticket ratio A:B")
-        .y_desc("observed CPU time ratio A:B")
-        .label_style(("sans-serif", 15))
+        .y_desc("CPU time ratio A:B")
+        .label_style(style.small())
+        .axis_desc_style(style.label())
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(err)?;
     chart
         .draw_series(LineSeries::new(
             [(0.0, 0.0), (max, max)],
-            BLACK.mix(0.5).stroke_width(2),
+            style::INK.stroke_width(style.line()),
         ))
-        .map_err(err)?
-        .label("ideal")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+        .map_err(err)?;
+    let c = style::series(0, 1);
     chart
         .draw_series(
             points
                 .iter()
-                .map(|&(x, y)| Circle::new((x, y), 6, RED.filled())),
+                .map(|&(x, y)| Circle::new((x, y), style.px(2.5), c.filled())),
         )
-        .map_err(err)?
-        .label("measured")
-        .legend(|(x, y)| Circle::new((x + 9, y), 5, RED.filled()));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
         .map_err(err)?;
+    legend(
+        &key,
+        style,
+        &[
+            ("ideal".to_string(), Mark::Line(style::INK)),
+            ("measured".to_string(), Mark::Block(c)),
+        ],
+    )?;
     area.present().map_err(err)
 }

@@ -17,6 +17,8 @@ pub struct Sweep<'a> {
     pub accel: Accel,
     /// Each run's length (default: the scenario's `duration_ms`).
     pub run_ms: Option<u64>,
+    /// Deterministic runs (`det=1`).
+    pub det: bool,
 }
 
 /// The scenario's own `cores`, if it sets them.
@@ -56,31 +58,50 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
         if s.run_ms.is_some() {
             job.opts.run_ms = s.run_ms;
         }
+        job.opts.det = s.det;
         out.push((v.to_string(), job));
     }
     Ok(out)
 }
 
-/// Runs every job, `parallel` at once, and prints a table of shares;
+/// Runs every job, `parallel` at once, prints a table of shares and
+/// writes it as CSV beside the runs (`<runs>/sweep-<scenario>-<key>.csv`);
 /// `Err` when any run failed.
-pub fn run(jobs: Vec<(String, Job)>, parallel: usize) -> Result<(), String> {
+pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(), String> {
     let (values, jobs): (Vec<String>, Vec<Job>) = jobs.into_iter().unzip();
     let mut failed = 0;
+    let mut csv = String::from("value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n");
+    let mut runs_dir = None;
     println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
     for (value, (job, out)) in values.iter().zip(run_all(jobs, parallel)) {
         match out {
             Ok(out) => {
+                let run = out
+                    .run_dir
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                runs_dir = runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
                 for app in out.summary["apps"].as_array().into_iter().flatten() {
                     for t in app["threads"].as_array().into_iter().flatten() {
-                        println!(
-                            "{value}\t{}\t{}\t{}\t{}\t{:.4}\t{:.4}",
+                        let (name, thread) = (
                             app["name"].as_str().unwrap_or(""),
                             t["name"].as_str().unwrap_or(""),
+                        );
+                        let measured = t["measured_share"].as_f64().unwrap_or(f64::NAN);
+                        let ideal = t["ideal_share"].as_f64().unwrap_or(f64::NAN);
+                        println!(
+                            "{value}\t{name}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}",
+                            t["tickets"], t["cpu_ns"],
+                        );
+                        csv.push_str(&format!(
+                            "{},{},{},{},{},{measured},{ideal},{}\n",
+                            field(value),
+                            field(name),
+                            field(thread),
                             t["tickets"],
                             t["cpu_ns"],
-                            t["measured_share"].as_f64().unwrap_or(f64::NAN),
-                            t["ideal_share"].as_f64().unwrap_or(f64::NAN)
-                        );
+                            field(&run)
+                        ));
                     }
                 }
             }
@@ -90,9 +111,37 @@ pub fn run(jobs: Vec<(String, Job)>, parallel: usize) -> Result<(), String> {
             }
         }
     }
+    if let Some(dir) = runs_dir {
+        let stem = s
+            .scenario
+            .file_stem()
+            .map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
+        let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
+        std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("== table in {}", path.display());
+    }
     if failed > 0 {
         Err(format!("{failed} of the sweep's runs failed"))
     } else {
         Ok(())
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, quote or newline (RFC 4180).
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(super::field("lotto"), "lotto");
+        assert_eq!(super::field("a,b"), "\"a,b\"");
+        assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

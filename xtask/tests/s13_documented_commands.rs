@@ -46,6 +46,9 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("key", "app.0.thread.0.tickets"),
     ("v1,v2,…", "100,200"),
     ("seed", "7"),
+    // A window inside the 1.5 s runs this test makes.
+    ("from s", "0.5"),
+    ("to s", "0.6"),
 ];
 
 /// Recipes run for real (literal lines and each template's shortest form),

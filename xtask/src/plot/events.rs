@@ -1,0 +1,63 @@
+//! Which events a figure marks, and where their names go so none overprints
+//! another.
+
+use crate::rundata::Event;
+
+/// An event worth a vertical line: when, and the word naming it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub t_ns: u64,
+    pub label: String,
+}
+
+/// How long after a console command its effect's own event may come and
+/// still be the same change (the effect names it; the command is not drawn
+/// twice).
+const EFFECT_WITHIN_NS: u64 = 100_000_000;
+
+/// The events a timeline marks: changes (swaps, tickets, joins, leaves,
+/// starts, stops, slices) and the console commands that succeeded without
+/// an event of their own. Repossessions (hundreds a second) and spawns are
+/// not changes; a failed console command changed nothing and draws nothing.
+pub fn markers(events: &[Event]) -> Vec<Marker> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind.as_str() {
+            "repossession" | "spawned" => None,
+            "console" => {
+                let (command, outcome) = e.detail.split_once(" -> ")?;
+                let ok = outcome.trim_end_matches(" (script)") == "ok";
+                let effect_drawn = events.iter().any(|f| {
+                    f.kind != "console"
+                        && f.detail.ends_with("(console)")
+                        && f.t_ns >= e.t_ns
+                        && f.t_ns - e.t_ns <= EFFECT_WITHIN_NS
+                });
+                let word = command.split_whitespace().next()?;
+                (ok && !effect_drawn).then(|| Marker {
+                    t_ns: e.t_ns,
+                    label: word.to_string(),
+                })
+            }
+            kind => Some(Marker {
+                t_ns: e.t_ns,
+                label: kind.replace('_', " "),
+            }),
+        })
+        .collect()
+}
+
+/// Rows for labels `[(left px, width px)]` sorted by left edge: each goes in
+/// the first of `rows` rows where it clears the label before it by `gap`;
+/// `None` when no row has room (its line is drawn, its name is not).
+pub fn stack(labels: &[(f64, f64)], rows: usize, gap: f64) -> Vec<Option<usize>> {
+    let mut ends = vec![f64::NEG_INFINITY; rows];
+    labels
+        .iter()
+        .map(|&(left, width)| {
+            let row = ends.iter().position(|&end| left >= end + gap)?;
+            ends[row] = left + width;
+            Some(row)
+        })
+        .collect()
+}

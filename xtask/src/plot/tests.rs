@@ -1,0 +1,313 @@
+//! The figures' print sizes, fonts and palette, read back from the SVGs
+//! they write; which events get markers and that their names never overlap.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::events::{markers, stack};
+use super::style::{self, Paper, Style, MIN_PT, OKABE_ITO, OTHERS, SVG_PX_PER_IN};
+use super::{plot_run_with, window, PlotOptions};
+use crate::rundata::{App, CoreRun, Event, RunData, Sample, Thread, WaitInterval};
+
+const MS: u64 = 1_000_000;
+
+fn event(t_ms: u64, kind: &str, detail: &str) -> Event {
+    Event {
+        t_ns: 100 * MS + t_ms * MS,
+        kind: kind.into(),
+        detail: detail.into(),
+        ..Default::default()
+    }
+}
+
+/// Two applications, a lottery one with `threads - 2` threads and a
+/// stride one with 2, on 2 cores for 2.5 s: samples, waits, who ran
+/// where, changes and console commands (one failed).
+fn run(threads: u32) -> RunData {
+    let start = 100 * MS;
+    let app = |name: &str, policy: &str, ids: std::ops::Range<u32>| App {
+        name: name.into(),
+        scheduler_timeline: vec![(0, policy.into())],
+        capacity: 1,
+        threads: ids
+            .map(|id| Thread {
+                id,
+                name: format!("worker-{id}"),
+                tickets_timeline: vec![(0, 100 + 10 * id as u64)],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let apps = vec![
+        app("lotto", "lottery", 0..threads - 2),
+        app("strider", "stride", 0..2),
+    ];
+    let mut samples = Vec::new();
+    let mut waits = Vec::new();
+    for k in 1..=25u64 {
+        for (a, app) in apps.iter().enumerate() {
+            for t in &app.threads {
+                let t_ns = start + k * 100 * MS;
+                samples.push(Sample {
+                    t_ns,
+                    app: a as u32,
+                    thread: t.id,
+                    cpu_ns: k * (MS + t.id as u64 * 10_000),
+                    ..Default::default()
+                });
+                waits.push(WaitInterval {
+                    t_ns,
+                    app: a as u32,
+                    thread: t.id,
+                    buckets: vec![(40 + t.id, 3), (60 + a as u32, 1)],
+                    max_ns: 20 * MS,
+                    total: 4 * k,
+                });
+            }
+        }
+    }
+    let runs = (0..2500u64)
+        .map(|q| CoreRun {
+            core: (q % 2) as u32,
+            start_ns: start + q * MS,
+            end_ns: start + (q + 2) * MS,
+            app: Some(((q / 2) % 2) as u32),
+            thread: None,
+        })
+        .collect();
+    RunData {
+        scenario_name: "synthetic".into(),
+        deterministic: true,
+        cpus_online: 2,
+        slice_ns: 2 * MS,
+        start_ns: start,
+        duration_ns: 2500 * MS,
+        apps,
+        samples,
+        waits,
+        runs,
+        events: vec![
+            event(400, "console", "swap strider rr -> ok"),
+            event(401, "swap", "stride -> rr (console)"),
+            event(402, "repossession", "overrun 1038717 ns"),
+            event(
+                900,
+                "console",
+                "frobnicate -> unknown command or wrong arguments",
+            ),
+            event(1200, "tickets", "tickets 100 -> 900"),
+            event(1201, "thread_leave", ""),
+            event(1202, "thread_join", ""),
+            event(1800, "console", "slices 1 -> ok (script)"),
+        ],
+        ..Default::default()
+    }
+}
+
+/// Draws `data` into a fresh temporary directory.
+fn draw(data: &RunData, name: &str, opts: &PlotOptions) -> Vec<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("xtask-plot-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("rundata.json"),
+        serde_json::to_string(data).unwrap(),
+    )
+    .unwrap();
+    plot_run_with(&dir, opts).unwrap()
+}
+
+fn remove(files: &[PathBuf]) {
+    if let Some(dir) = files.first().and_then(|f| f.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Every `name="value"` in `svg`.
+fn attributes<'a>(svg: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!(" {name}=\"");
+    svg.match_indices(&key)
+        .map(|(i, _)| {
+            let rest = &svg[i + key.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
+fn hex(c: style::RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
+fn check_svgs(files: &[PathBuf], paper: Paper, series_max: usize) {
+    let (w_in, h_in) = paper.inches();
+    let mut palette: BTreeSet<String> = OKABE_ITO.iter().map(|&c| hex(c)).collect();
+    palette.insert(hex(OTHERS));
+    for n in 1..=series_max {
+        palette.extend((0..n).map(|i| hex(style::series(i, n))));
+    }
+    // Background, and the axes' and grid's ink (black, made lighter by
+    // opacity, never by hue).
+    let neutral = ["#FFFFFF".to_string(), "#000000".to_string()];
+    let svgs: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.extension().unwrap() == "svg")
+        .collect();
+    assert!(svgs.len() >= 5, "{files:?}");
+    for f in svgs {
+        let svg = std::fs::read_to_string(f).unwrap();
+        assert_eq!(attributes(&svg, "width")[0], format!("{w_in}in"), "{f:?}");
+        assert_eq!(attributes(&svg, "height")[0], format!("{h_in}in"), "{f:?}");
+        assert_eq!(
+            attributes(&svg, "viewBox")[0],
+            {
+                let (w, h) = Style::svg(paper, false).pixels();
+                assert!((w as f64 - w_in * SVG_PX_PER_IN).abs() <= 0.5);
+                assert!((h as f64 - h_in * SVG_PX_PER_IN).abs() <= 0.5);
+                format!("0 0 {w} {h}")
+            },
+            "{f:?}"
+        );
+        // SVG pixels are 1/96 in; a point is 1/72 in.
+        let sizes = attributes(&svg, "font-size");
+        assert!(!sizes.is_empty(), "{f:?}: no text");
+        for s in sizes {
+            let pt = s.parse::<f64>().unwrap() * 72.0 / SVG_PX_PER_IN;
+            assert!(pt >= MIN_PT - 1e-9, "{f:?}: a {pt} pt font");
+        }
+        let mut coloured = 0;
+        for c in attributes(&svg, "stroke")
+            .into_iter()
+            .chain(attributes(&svg, "fill"))
+            .filter(|c| *c != "none")
+        {
+            assert!(
+                palette.contains(c) || neutral.iter().any(|n| n == c),
+                "{f:?}: {c} is not in the palette"
+            );
+            coloured += usize::from(palette.contains(c) && !neutral.iter().any(|n| n == c));
+        }
+        assert!(coloured > 0, "{f:?}: no series drawn");
+    }
+}
+
+#[test]
+fn column_figures_are_3_5_inches_wide_with_8_point_fonts_in_the_palette() {
+    let files = draw(
+        &run(6),
+        "column",
+        &PlotOptions {
+            paper: Paper::Column,
+            title: false,
+            ..Default::default()
+        },
+    );
+    check_svgs(&files, Paper::Column, style::NAMED_MAX);
+    let pngs = files
+        .iter()
+        .filter(|f| f.extension().unwrap() == "png")
+        .count();
+    assert_eq!(pngs, 5, "{files:?}");
+    remove(&files);
+}
+
+#[test]
+fn page_figures_of_a_hundred_threads_name_the_top_few_and_fold_the_rest() {
+    let files = draw(&run(102), "page", &PlotOptions::default());
+    check_svgs(&files, Paper::Page, style::NAMED_MAX);
+    let lag = files.iter().find(|f| f.ends_with("lag.svg")).unwrap();
+    let svg = std::fs::read_to_string(lag).unwrap();
+    assert!(
+        svg.contains("95 others"),
+        "the legend folds 95 of 102 threads"
+    );
+    let named = svg.matches("worker-").count();
+    assert!(
+        named <= style::NAMED_MAX,
+        "{named} threads named in the legend"
+    );
+    remove(&files);
+}
+
+#[test]
+fn png_is_300_dpi_and_svg_96_px_per_inch() {
+    assert_eq!(Style::png(Paper::Page, true).pixels(), (2100, 900));
+    assert_eq!(Style::svg(Paper::Column, true).pixels(), (336, 250));
+    assert!((Style::svg(Paper::Page, true).pt(72.0) - 96.0).abs() < 1e-9);
+}
+
+#[test]
+fn palette_is_okabe_ito_up_to_seven_series_and_distinct_viridis_beyond() {
+    for n in 1..=7 {
+        let colours: BTreeSet<String> = (0..n).map(|i| hex(style::series(i, n))).collect();
+        assert_eq!(colours.len(), n);
+        assert!(colours
+            .iter()
+            .all(|c| OKABE_ITO[1..].iter().any(|&o| hex(o) == *c)));
+    }
+    let many: BTreeSet<String> = (0..20).map(|i| hex(style::series(i, 20))).collect();
+    assert_eq!(many.len(), 20, "viridis gives 20 series 20 colours");
+    assert!(!many.iter().any(|c| OKABE_ITO.iter().any(|&o| hex(o) == *c)));
+}
+
+#[test]
+fn a_failed_console_command_draws_nothing_and_a_change_is_marked_once() {
+    let data = run(4);
+    let labels: Vec<String> = markers(&data.events).into_iter().map(|m| m.label).collect();
+    // The swap is marked by its own event, not again by its command; the
+    // repossession and the failed frobnicate draw nothing; the scripted
+    // `slices`, with no event of its own, is marked by its command.
+    assert_eq!(
+        labels,
+        ["swap", "tickets", "thread leave", "thread join", "slices"]
+    );
+}
+
+#[test]
+fn event_names_stacked_in_rows_never_overlap() {
+    // Clusters of names closer than their widths, and lone ones.
+    let spans: Vec<(f64, f64)> = (0..40)
+        .map(|i| {
+            (
+                (i / 4 * 100 + i % 4 * 7) as f64,
+                30.0 + (i % 3) as f64 * 10.0,
+            )
+        })
+        .collect();
+    let rows = stack(&spans, 3, 2.0);
+    assert!(rows.iter().filter(|r| r.is_some()).count() >= 10);
+    for r in 0..3 {
+        let mut placed: Vec<(f64, f64)> = spans
+            .iter()
+            .zip(&rows)
+            .filter(|(_, row)| **row == Some(r))
+            .map(|(s, _)| *s)
+            .collect();
+        placed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in placed.windows(2) {
+            assert!(w[1].0 >= w[0].0 + w[0].1 + 2.0, "row {r}: {w:?} overlap");
+        }
+    }
+}
+
+#[test]
+fn slice_map_window_defaults_to_fifty_quanta_and_refuses_an_empty_one() {
+    let data = run(4);
+    let (from, to) = window(&data, &PlotOptions::default()).unwrap();
+    assert_eq!(from, 0.0);
+    assert!((to - 0.1).abs() < 1e-9, "50 quanta of 2 ms: {to}");
+    let opts = |from, to| PlotOptions {
+        from_s: from,
+        to_s: to,
+        ..Default::default()
+    };
+    assert!(window(&data, &opts(Some(1.0), Some(1.2))).is_ok());
+    assert!(
+        window(&data, &opts(Some(3.0), None)).is_err(),
+        "after the run's end"
+    );
+    assert!(
+        window(&data, &opts(Some(1.0), Some(0.5))).is_err(),
+        "to before from"
+    );
+}

@@ -1,0 +1,240 @@
+//! `trials=N`: one scenario run N times with seeds `seed`, `seed + 1`, …,
+//! and each thread's share and share error reported as the mean over the
+//! trials with its 95% confidence interval (Student's t: the trials are few
+//! and their spread unknown).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::experiments::{scenario_with, Job};
+use crate::RunOptions;
+
+/// Student's t two-sided 95% critical values for 1..=30 degrees of freedom.
+const T_975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom (the
+/// table to 30, then the tabulated 40, 60, 120 and the normal's 1.960,
+/// each used up to the next: conservative, never narrower).
+pub fn t_975(df: usize) -> f64 {
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T_975[df - 1],
+        31..=40 => 2.042,
+        41..=60 => 2.021,
+        61..=120 => 2.000,
+        121.. => 1.980,
+    }
+}
+
+/// A mean over trials and its 95% confidence interval's half-width.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub half_width: f64,
+    pub n: usize,
+}
+
+/// The mean of `xs` and the half-width of its 95% confidence interval,
+/// t(n-1) · s / √n with s the sample standard deviation; `None` for fewer
+/// than two values (no spread to estimate) or a value that is not finite.
+pub fn mean_ci(xs: &[f64]) -> Option<Estimate> {
+    let n = xs.len();
+    if n < 2 || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some(Estimate {
+        mean,
+        half_width: t_975(n - 1) * (var / n as f64).sqrt(),
+        n,
+    })
+}
+
+/// One job per trial: the scenario with `seed` set to its own seed plus k,
+/// each checked before anything boots.
+pub fn jobs(base: &RunOptions, trials: u32) -> Result<Vec<Job>, String> {
+    let scenario = base
+        .scenario
+        .as_deref()
+        .ok_or("trials= needs a scenario (scenario=<file>)")?;
+    let seed = crate::scenario::load(scenario, base.cpus)?.seed;
+    let name = base.name.clone().unwrap_or_else(|| stem(scenario));
+    (0..trials as u64)
+        .map(|k| {
+            let s = seed.wrapping_add(k);
+            let path = scenario_with(
+                scenario,
+                &[("seed".into(), s.to_string())],
+                &format!("seed{s}"),
+            )?;
+            crate::scenario::load(&path, base.cpus)?;
+            let mut opts = base.clone();
+            opts.scenario = Some(path);
+            opts.name = Some(format!("{name}-trial{k}"));
+            Ok(Job {
+                name: format!("{name}-trial{k}"),
+                opts,
+            })
+        })
+        .collect()
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map_or("trials".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Per thread (in the first summary's order): share and share error over
+/// the trials' summaries, mean ± 95% CI half-width.
+pub fn table(summaries: &[Value]) -> String {
+    let mut out =
+        String::from("app\tthread\tn\tideal\tshare mean\t± 95% CI\terror pp mean\t± 95% CI\n");
+    let Some(first) = summaries.first() else {
+        return out;
+    };
+    let threads = |s: &Value, a: usize| {
+        s["apps"][a]["threads"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
+        for t in threads(first, a) {
+            let pick = |field: &str| -> Vec<f64> {
+                summaries
+                    .iter()
+                    .filter_map(|s| {
+                        threads(s, a)
+                            .into_iter()
+                            .find(|u| u["id"] == t["id"])
+                            .and_then(|u| u[field].as_f64())
+                    })
+                    .collect()
+            };
+            let cell = |e: Option<Estimate>, digits: usize| {
+                e.map_or("-\t-".to_string(), |e| {
+                    format!("{:.*}\t{:.*}", digits, e.mean, digits, e.half_width)
+                })
+            };
+            let shares = pick("measured_share");
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{:.4}\t{}\t{}",
+                app["name"].as_str().unwrap_or(""),
+                t["name"].as_str().unwrap_or(""),
+                shares.len(),
+                t["ideal_share"].as_f64().unwrap_or(f64::NAN),
+                cell(mean_ci(&shares), 4),
+                cell(mean_ci(&pick("share_error_pp")), 2),
+            );
+        }
+    }
+    out
+}
+
+/// Whether every trial gave every thread the same CPU time to the
+/// nanosecond: then the seed changed nothing in these runs (an interval of
+/// zero says so, not that the policy has no variance).
+pub fn identical(summaries: &[Value]) -> bool {
+    let cpu = |s: &Value| -> Vec<Value> {
+        s["apps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["threads"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["cpu_ns"].clone())
+            .collect()
+    };
+    summaries.len() > 1 && summaries.windows(2).all(|w| cpu(&w[0]) == cpu(&w[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ci_of_one_to_five_is_t4_times_the_standard_error() {
+        let e = mean_ci(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!(e.mean, 3.0);
+        // s = sqrt(2.5), t(4) = 2.776: 2.776 * sqrt(2.5 / 5) = 1.9629.
+        assert!((e.half_width - 1.9629).abs() < 1e-3, "{e:?}");
+        assert_eq!(e.n, 5);
+    }
+
+    #[test]
+    fn identical_trials_have_no_spread_and_one_trial_no_interval() {
+        let e = mean_ci(&[0.25; 4]).unwrap();
+        assert_eq!((e.mean, e.half_width), (0.25, 0.0));
+        assert_eq!(mean_ci(&[0.25]), None);
+        assert_eq!(mean_ci(&[]), None);
+        assert_eq!(mean_ci(&[0.1, f64::NAN]), None);
+    }
+
+    #[test]
+    fn t_quantiles_fall_towards_the_normal_and_never_below_it() {
+        let mut last = f64::INFINITY;
+        for df in 1..500 {
+            let t = t_975(df);
+            assert!(t <= last && t >= 1.959964, "df {df}: {t}");
+            last = t;
+        }
+        assert!((t_975(1) - 12.706).abs() < 1e-3 && (t_975(10) - 2.228).abs() < 1e-3);
+    }
+
+    #[test]
+    fn ci_covers_the_true_mean_about_95_percent_of_the_time() {
+        // Uniform(0,1) draws (mean 0.5) from a fixed LCG, 5 per trial.
+        let mut x: u64 = 42;
+        let mut draw = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let runs = 4000;
+        let covered = (0..runs)
+            .filter(|_| {
+                let xs: Vec<f64> = (0..5).map(|_| draw()).collect();
+                let e = mean_ci(&xs).unwrap();
+                (e.mean - 0.5).abs() <= e.half_width
+            })
+            .count() as f64
+            / runs as f64;
+        assert!((0.93..=0.97).contains(&covered), "coverage {covered}");
+    }
+
+    #[test]
+    fn table_gives_each_thread_its_mean_and_interval_over_the_trials() {
+        let summary = |a: f64| {
+            json!({"apps": [{"name": "pair", "threads": [
+                {"id": 0, "name": "A", "cpu_ns": (a * 1e9) as u64, "ideal_share": 0.75, "measured_share": a, "share_error_pp": (a - 0.75) * 100.0},
+                {"id": 1, "name": "B", "ideal_share": 0.25, "measured_share": 1.0 - a, "share_error_pp": (0.25 - (1.0 - a)) * -100.0},
+            ]}]})
+        };
+        let t = table(&[summary(0.74), summary(0.75), summary(0.76)]);
+        assert!(!identical(&[summary(0.74), summary(0.75)]));
+        let same = json!({"apps": [{"threads": [{"cpu_ns": 5}]}]});
+        assert!(identical(&[same.clone(), same.clone()]));
+        assert!(!identical(&[same]));
+        let a = t.lines().find(|l| l.starts_with("pair\tA\t")).unwrap();
+        let cols: Vec<&str> = a.split('\t').collect();
+        assert_eq!(cols[2], "3");
+        assert_eq!(cols[4], "0.7500");
+        // s = 0.01, t(2) = 4.303: 4.303 * 0.01 / sqrt(3) = 0.0248.
+        assert_eq!(cols[5], "0.0248");
+        assert_eq!(cols[6], "0.00");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("pair\tB\t3\t0.2500\t0.2500\t0.0248")),
+            "{t}"
+        );
+    }
+}
