@@ -97,9 +97,54 @@ pub fn new_policy(kind: PolicyKind, cores: usize) -> Option<Box<dyn Policy>> {
     let params = sched_registry::Params {
         quantum_ns: sys::sysinfo().slice_ns,
         cores,
-        seed: sys::now_ns() | 1,
+        seed: next_policy_seed(),
     };
     sched_registry::build(kind, &params).ok()
+}
+
+/// The application's seed ([`set_policy_seed`]), if it gave one.
+static POLICY_SEED: AtomicU64 = AtomicU64::new(0);
+static POLICY_SEEDED: AtomicBool = AtomicBool::new(false);
+/// Policies built so far: each gets its own seed.
+static POLICIES_BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds the policies built from now on (lottery draws from it) with the
+/// application's seed, so that deterministic runs repeat exactly and runs
+/// with different seeds are different trials. Without it a policy is
+/// seeded from the clock, which under `-icount` reads the same every run:
+/// three det lottery runs with seeds 1, 2 and 3 charged every thread the
+/// same nanoseconds.
+///
+/// The policy the libOS started with was built before the application
+/// could give its seed: it is built again, seeded (every thread carried,
+/// not counted as a swap).
+pub fn set_policy_seed(seed: u64) -> bool {
+    POLICY_SEED.store(seed, Ordering::Relaxed);
+    POLICY_SEEDED.store(true, Ordering::Release);
+    let (_, kind, _) = snapshot(&mut []);
+    let Some(seeded) = new_policy(kind, crate::slices::capacity()) else {
+        return false;
+    };
+    with_rt(|rt| rt.reseat_policy(seeded).is_ok())
+}
+
+/// The seed of the next policy built: the application's seed mixed with
+/// how many were built before (a swap back to lottery does not replay the
+/// first policy's draws), else the clock; never zero.
+fn next_policy_seed() -> u64 {
+    let n = POLICIES_BUILT.fetch_add(1, Ordering::Relaxed);
+    if !POLICY_SEEDED.load(Ordering::Acquire) {
+        return sys::now_ns() | 1;
+    }
+    splitmix64(POLICY_SEED.load(Ordering::Relaxed) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1
+}
+
+/// SplitMix64's output function: nearby seeds give unrelated streams.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The kind the run asked for (`SysInfo::sched`, the policy's number in the

@@ -220,6 +220,16 @@ impl Table {
         Ok(())
     }
 
+    /// Replaces the policy with `policy` (normally of the same kind, built
+    /// with another seed), carrying every thread; not counted as a swap.
+    pub fn reseat_policy(&mut self, policy: Box<dyn Policy>) -> Result<(), SchedError> {
+        match self.policy.as_mut() {
+            None => self.policy = Some(policy),
+            Some(current) => sched_api::swap(current, policy)?,
+        }
+        Ok(())
+    }
+
     /// The state of `tid`: the policy's, or the control thread's own.
     pub fn state(&self, tid: usize) -> Option<ThreadState> {
         if tid == self.control {

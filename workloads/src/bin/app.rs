@@ -498,6 +498,11 @@ fn main_thread(_: usize) {
     // The main thread sleeps between samples; a high weight makes it run
     // promptly when it wakes and costs nothing while it sleeps.
     threads::set_weight(threads::self_id(), 1000);
+    // The scenario's seed drives the policy's draws (lottery), so runs
+    // with different seeds are different trials.
+    if !threads::set_policy_seed(spec.seed) {
+        libos::log!("the policy could not be seeded with {}", spec.seed);
+    }
     let policy = spec.policy.unwrap_or_else(threads::requested_policy);
     if let Err(why) = swap(policy, "scenario") {
         libos::log!("starting under {}: {why}", policy.name());
