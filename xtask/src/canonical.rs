@@ -33,6 +33,7 @@ pub const SCENARIOS: &[&str] = &[
     "sleepers",
     "lock-transfer",
     "multicore-16",
+    "four-policies",
     "slots-3to1",
     "slots-1to2",
     "response-7to1",
@@ -76,6 +77,7 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         ),
         scenario_job("canon-swap-8core", scenario("swap-8core"), 8, accel),
         scenario_job("canon-three-apps", scenario("three-apps"), 4, accel),
+        scenario_job("canon-four-policies", scenario("four-policies"), 4, accel),
         scenario_job("canon-sleepers", scenario("sleepers"), 2, accel),
         Job {
             name: "canon-aegis-stride".into(),
@@ -296,6 +298,15 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
         max_share_error(three, "strider"),
         max_share_error(three, "lotto"),
         max_share_error(three, "robin")
+    );
+    let four = get("canon-four-policies")?;
+    let _ = writeln!(
+        md,
+        "| four applications, stride / lottery / rr / EEVDF, same 4 cores; at 2 s EEVDF's swaps to stride and stride's to EEVDF, live | max share error {:.3} / {:.3} / {:.3} / {:.3} | — (no published counterpart; EEVDF's lag bound, one request, is property-tested in `sched-eevdf`) |",
+        max_share_error(four, "strider"),
+        max_share_error(four, "lotto"),
+        max_share_error(four, "robin"),
+        max_share_error(four, "eevee")
     );
     let lock_share = |out: &RunOutcome| {
         (0..4)
