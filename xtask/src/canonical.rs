@@ -384,6 +384,7 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
         );
     }
     md.push_str(&papers::references());
+    indented_lines(&md)?;
     let readme = root.join("results/README.md");
     std::fs::write(&readme, &md).map_err(|e| format!("{}: {e}", readme.display()))?;
     eprintln!(
@@ -404,12 +405,11 @@ fn multicore_section<'a>(
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "## Multicore revocation
-
-         One cooperative application, sixteen CPU-bound threads with tickets 1..16 under stride, two 2 ms slots on every core, 200 µs grace (`scenarios/multicore-16.toml`, 5 s).          Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of these turns ended in repossession.
-
-         | cores | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |
-|---|---|---|---|---|---|",
+        "## Multicore revocation\n\n\
+         One cooperative application, sixteen CPU-bound threads with tickets 1..16 under stride, two 2 ms slots on every core, 200 µs grace (`scenarios/multicore-16.toml`, 5 s). \
+         Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of these turns ended in repossession.\n\n\
+         | cores | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
+         |---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
         target::IDLE * 100.0,
         target::THREADS_SHARE * 100.0,
@@ -434,11 +434,9 @@ fn multicore_section<'a>(
     }
     let _ = writeln!(
         md,
-        "
-Machine shares between two CPU-bound applications follow their slots (target: within {:.0} point):
-
-         | slots | cores | measured | ideal |
-|---|---|---|---|",
+        "\nMachine shares between two CPU-bound applications follow their slots (target: within {:.0} point):\n\n\
+         | slots | cores | measured | ideal |\n\
+         |---|---|---|---|",
         target::SLOT_SHARE_ERROR * 100.0
     );
     for (run, a, b, slots, cpus, ideal) in [
@@ -458,6 +456,21 @@ Machine shares between two CPU-bound applications follow their slots (target: wi
     }
     md.push('\n');
     Ok(md)
+}
+
+/// Refuses text with a line indented four or more spaces: Markdown would
+/// show it as code (a string continued without its `\` once put the
+/// multicore table in a code block).
+fn indented_lines(md: &str) -> Result<(), String> {
+    match md
+        .lines()
+        .find(|l| l.starts_with("    ") && !l.trim().is_empty())
+    {
+        Some(l) => Err(format!(
+            "results/README.md would show this line as code: {l:?}"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn app_thread<'a>(out: &'a RunOutcome, app: &str, name: &str) -> &'a serde_json::Value {
@@ -512,4 +525,15 @@ fn sleep_cost(out: &RunOutcome) -> String {
         100.0 * sleepy / total,
         100.0 * busy / total
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indented_text_is_refused() {
+        assert!(indented_lines("# a\n\n| b |\n- c\n").is_ok());
+        assert!(indented_lines("# a\n         | b |\n").is_err());
+    }
 }
