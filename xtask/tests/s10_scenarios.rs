@@ -130,7 +130,8 @@ fn each_scheduler_shares_two_cores_by_its_policy() {
         );
         let csv = std::fs::read_to_string(out.run_dir.join("samples.csv")).unwrap();
         assert!(csv.starts_with(
-            "t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns\n"
+            "t_ns,core,app,thread,cpu_ns,iterations,sleep_ns,alive_ns,ideal_cpu_ns,\
+             wait_count,wait_p50_ns,wait_p99_ns,wait_max_ns\n"
         ));
         assert!(
             csv.lines().count() > 40,
