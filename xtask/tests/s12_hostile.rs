@@ -88,6 +88,17 @@ fn one_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
     found[0]
 }
 
+/// Asserts that exactly one environment was killed in the run, `name`.
+fn only_killed(out: &RunOutcome, name: &str) {
+    let killed: Vec<_> = out
+        .records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "killed")
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0]["name"], name);
+}
+
 fn repossessions(out: &RunOutcome, env: &str) -> u64 {
     env_stat(out, env, "repossessions")
 }
@@ -123,13 +134,7 @@ fn a_resume_range_over_a_loop_is_cut_at_grace() {
 #[test]
 fn faults_of_every_kind_reach_the_upcall_or_kill_only_the_faulter() {
     on_4("user_fault", 1000, |out, _| {
-        let killed: Vec<_> = out
-            .records
-            .of(RecordKind::Event)
-            .filter(|e| e["event"] == "killed")
-            .collect();
-        assert_eq!(killed.len(), 1, "{killed:?}");
-        assert_eq!(killed[0]["name"], "user_fault");
+        only_killed(out, "user_fault");
     });
 }
 
@@ -331,13 +336,7 @@ fn a_jump_to_the_syscall_entry_cannot_return_anywhere() {
             .filter(|r| r["kind"] == "syscall_jump_survived")
             .count();
         assert_eq!(survived, 0, "{}", tail(&out.console));
-        let killed: Vec<_> = out
-            .records
-            .of(RecordKind::Event)
-            .filter(|e| e["event"] == "killed")
-            .collect();
-        assert_eq!(killed.len(), 1, "{killed:?}");
-        assert_eq!(killed[0]["name"], "syscall_jump");
+        only_killed(out, "syscall_jump");
     });
 }
 
