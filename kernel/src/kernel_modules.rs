@@ -85,11 +85,11 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     let bsp_apic = apic::init_this_core();
     percpu::this().apic_id.store(bsp_apic, Ordering::Relaxed);
     apic::calibrate_timer();
-    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
     record::emit(
         RecordKind::CoreOnline,
         format_args!("\"core\":0,\"apic_id\":{bsp_apic}"),
     );
+    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
 
     let described: Vec<u32> = platform
         .processors
@@ -237,11 +237,14 @@ extern "C" fn ap_main(core: u64) -> ! {
     }
     arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(core));
     let apic_id = apic::init_this_core();
-    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
+    // The record before the count: the BSP goes on (and a boot test exits)
+    // once every core is counted, so a core counted first could be cut off
+    // before its record reached the console (CI saw 13 of 16 records).
     record::emit(
         RecordKind::CoreOnline,
         format_args!("\"core\":{core},\"apic_id\":{apic_id}"),
     );
+    percpu::ONLINE.fetch_add(1, Ordering::AcqRel);
     smp::idle_loop()
 }
 

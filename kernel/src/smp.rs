@@ -150,12 +150,15 @@ pub fn start_aps(bsp_apic: u32, apic_ids: &[u32], ap_main: extern "C" fn(u64) ->
         unsafe {
             core::ptr::write_volatile(mm::phys_to_virt(PARAMS_PA) as *mut TrampolineParams, params)
         };
-        if start_one(id, next) {
-            next += 1;
-        } else {
-            log::error!("AP with APIC id {id} did not start");
-            APIC_IDS[next].store(u32::MAX, Ordering::Relaxed);
+        if !start_one(id, next) {
+            // It may still wake later and read the parameter block: starting
+            // the next AP would hand both the same stack and core index.
+            // Keep the block (so a late riser takes this unused index) and
+            // start no more.
+            log::error!("AP with APIC id {id} did not start; starting no more");
+            break;
         }
+        next += 1;
     }
     CORES.store(next as u32, Ordering::Release);
     // Each started AP finishes its own initialisation in parallel; wait for
