@@ -44,8 +44,10 @@ pub struct App {
 }
 
 const WORKER_STACK: usize = 16 * 1024;
-/// Cores this libOS keeps worker stacks for.
-pub const MAX_WORKERS: usize = 32;
+/// Cores this libOS keeps worker stacks for: every core the kernel can
+/// run (it was 32, and a program on the 33rd core of a 64-core machine
+/// indexed past its per-core tables and panicked).
+pub const MAX_WORKERS: usize = MAX_CORES;
 
 #[repr(C, align(16))]
 struct Stacks([[u8; WORKER_STACK]; MAX_WORKERS]);

@@ -14,7 +14,7 @@
 //! thread ran on it, and a thread only starts on a core after that core's
 //! slot was drained (`dispatch` drains before it picks).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use sched_api::RunEnd;
 
@@ -79,8 +79,14 @@ impl Stop {
 /// in between only if a thread ran on that core meanwhile; one starts
 /// there only from a dispatch, under the runtime lock the draining core
 /// holds, or from the core's own fallback `take`, which then got the word
-/// instead.
-pub struct Stops([AtomicU64; MAX_WORKERS], [AtomicU64; MAX_WORKERS]);
+/// instead. The third field is one past the highest core that ever
+/// published: a drain walks only those (the array spans every core the
+/// kernel can run, 128, while most machines have a few).
+pub struct Stops(
+    [AtomicU64; MAX_WORKERS],
+    [AtomicU64; MAX_WORKERS],
+    AtomicUsize,
+);
 
 impl Default for Stops {
     fn default() -> Self {
@@ -93,6 +99,7 @@ impl Stops {
         Stops(
             [const { AtomicU64::new(0) }; MAX_WORKERS],
             [const { AtomicU64::new(0) }; MAX_WORKERS],
+            AtomicUsize::new(0),
         )
     }
 
@@ -108,6 +115,12 @@ impl Stops {
         // overwritten under a pending word (checked just above); the
         // release below orders it before the word.
         self.1[core].store(stop.at_ns, Ordering::Relaxed);
+        if self.2.load(Ordering::Relaxed) <= core {
+            self.2.fetch_max(core + 1, Ordering::Relaxed);
+        }
+        // A drain that read the old bound misses this stop as it would one
+        // published after it passed this core: the next drain, or this
+        // core's own `take`, finds it.
         self.0[core]
             .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
             .is_ok()
@@ -122,7 +135,7 @@ impl Stops {
 
     /// Takes every core's pending stop, in core order, for `f`.
     pub fn drain(&self, mut f: impl FnMut(usize, Stop)) {
-        for core in 0..MAX_WORKERS {
+        for core in 0..self.2.load(Ordering::Acquire) {
             // A load first: most slots are empty, and a swap would write
             // every core's cache line on every dispatch.
             if self.0[core].load(Ordering::Relaxed) != 0 {
