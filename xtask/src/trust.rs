@@ -511,6 +511,48 @@ fn late_timer_check(r: &Records, limits: Limits) -> Value {
     c
 }
 
+/// Every application that exited did so with code 0: one that died (a
+/// libOS panic is code 101) leaves figures of an experiment that did not
+/// run as planned. Kills are the kernel's or the console's and show as
+/// `killed` events, not here.
+fn clean_exits_check(r: &Records) -> Value {
+    let died: Vec<String> = r
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "exited")
+        .filter(|e| e["code"].as_u64() != Some(0))
+        .map(|e| {
+            format!(
+                "{} (env {}) exited with code {} at {:.3} s",
+                e["name"].as_str().unwrap_or("?"),
+                e["env"],
+                e["code"],
+                e["t_ns"].as_u64().unwrap_or(0) as f64 / 1e9
+            )
+        })
+        .collect();
+    if died.is_empty() && r.of(RecordKind::User).next().is_none() {
+        return check(
+            "applications_exited_cleanly",
+            None,
+            Value::Null,
+            json!(0),
+            "no application reported: not checked".into(),
+        );
+    }
+    let detail = if died.is_empty() {
+        "no application exited with an error".to_string()
+    } else {
+        died.join("; ")
+    };
+    check(
+        "applications_exited_cleanly",
+        Some(died.is_empty()),
+        json!(died.len()),
+        json!(0),
+        detail,
+    )
+}
+
 /// The `trust` object of `summary.json`: the mode, whether time is
 /// virtual, every check with its figure and limit, and the verdict.
 /// `windows` is the per-sample checker after every record went through it
@@ -529,6 +571,7 @@ pub fn assess(mode: Mode, r: &Records, windows: &Windows) -> Value {
         core_charge_check(r, limits),
         threads_within_env_check(r),
         late_timer_check(r, limits),
+        clean_exits_check(r),
     ];
     let failed: Vec<String> = checks
         .iter()

@@ -289,3 +289,27 @@ fn restarted_instances_are_checked_apart() {
     }
     assert_eq!(w.thread.windows, 2);
 }
+
+#[test]
+fn an_application_that_died_mid_run_makes_the_run_untrusted() {
+    // A libOS panic (code 101) on a 64-core run left a table of zeros that
+    // said "shares trusted": the experiment that ran was not the one asked.
+    let mut lines = clean();
+    lines.push(r#"@@exo event {"event":"exited","env":7,"name":"demo","core":32,"t_ns":3000000,"code":101}"#.to_string());
+    let t = assess_lines(Mode::DetTcg, &lines);
+    only_fails(&t, "applications_exited_cleanly");
+    assert!(
+        t["why_not"][0]
+            .as_str()
+            .unwrap()
+            .contains("demo (env 7) exited with code 101"),
+        "{t:#}"
+    );
+    // Exiting with 0 (its plan done) is not a failure.
+    let mut lines = clean();
+    lines.push(
+        r#"@@exo event {"event":"exited","env":7,"name":"demo","core":1,"t_ns":3000000,"code":0}"#
+            .to_string(),
+    );
+    assert_eq!(assess_lines(Mode::DetTcg, &lines)["trusted"], true);
+}
