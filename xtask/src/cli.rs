@@ -213,8 +213,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub qemu: String,
     /// Seconds before QEMU is stopped (exit "timeout"); 0 = no limit.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// Default: 120, or for a run of known length five minutes plus what
+    /// its cores need (a deterministic 64-core second takes minutes).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// How long a normal run lasts (kernel run_ms); 0 = until `q`.
     #[arg(long)]
     pub run_ms: Option<u64>,

@@ -113,7 +113,7 @@ pub fn run_all(jobs: Vec<Job>, parallel: usize) -> Vec<(Job, Result<RunOutcome, 
 
 /// Options for a scenario run named `name` (results/runs/<name>).
 pub fn scenario_job(name: &str, scenario: PathBuf, cpus: u32, accel: Accel) -> Job {
-    let timeout = timeout_for(&scenario);
+    let timeout = timeout_for(&scenario, cpus);
     Job {
         name: name.into(),
         opts: RunOptions {
@@ -127,18 +127,30 @@ pub fn scenario_job(name: &str, scenario: PathBuf, cpus: u32, accel: Accel) -> J
     }
 }
 
-/// How long a run of `scenario` may take: five minutes for booting and
-/// building, plus four times its virtual length (a deterministic run on a
-/// loaded 2-core host took up to a third of its virtual length alone; a
-/// paper-length lottery run lasts three minutes).
-fn timeout_for(scenario: &Path) -> Duration {
-    let duration_ms = std::fs::read_to_string(scenario)
+/// The virtual length of `scenario` (its `duration_ms`; 5 s if it says
+/// none or cannot be read).
+pub fn scenario_ms(scenario: &Path) -> u64 {
+    std::fs::read_to_string(scenario)
         .ok()
         .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
         .and_then(|v| v.get("duration_ms")?.as_integer())
         .and_then(|ms| u64::try_from(ms).ok())
-        .unwrap_or(5000);
-    Duration::from_secs(300) + 4 * Duration::from_millis(duration_ms)
+        .unwrap_or(5000)
+}
+
+/// How long a run of `virtual_ms` on `cpus` cores may take: five minutes
+/// for booting and building, plus, per virtual second, four seconds and
+/// three more per core. A deterministic run executes every core's
+/// instructions on one host thread: a 2-core run on a loaded 2-core host
+/// took up to a third of its virtual length, 16 busy cores about 16 s per
+/// virtual second, 64 about 140 s (a flat limit stopped a 64-core run at a
+/// quarter of its length).
+pub fn run_timeout(cpus: u32, virtual_ms: u64) -> Duration {
+    Duration::from_secs(300) + Duration::from_millis(virtual_ms) * (4 + 3 * cpus)
+}
+
+fn timeout_for(scenario: &Path, cpus: u32) -> Duration {
+    run_timeout(cpus, scenario_ms(scenario))
 }
 
 /// `cpu_ns` of thread `name` of application `app` in a run's summary.
@@ -231,9 +243,11 @@ mod tests {
         assert_eq!(s.name, "lottery-2to1-test");
         // A run's time limit grows with its length.
         assert_eq!(
-            timeout_for(&path),
-            Duration::from_millis(300_000 + 4 * 1234)
+            timeout_for(&path, 1),
+            Duration::from_millis(300_000 + 7 * 1234)
         );
+        // And with its cores: 64 cores for 2 s need about 330 s here.
+        assert!(run_timeout(64, 2000) >= Duration::from_secs(600));
         for bad in ["app.5.name", "app.0.thread.x.tickets", "nothing.here"] {
             assert!(
                 scenario_with(&base, &[(bad.into(), "1".into())], "bad").is_err(),

@@ -159,10 +159,20 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
     }
     // The scenario's own core count applies unless cpus= says.
     let scenario_cores = scenario.as_deref().and_then(xtask::sweep::scenario_cores);
+    let cpus = a.cpus.or(scenario_cores).unwrap_or(4);
+    let virtual_ms = a
+        .run_ms
+        .filter(|&ms| ms > 0)
+        .or_else(|| scenario.as_deref().map(xtask::experiments::scenario_ms));
+    let timeout = match (a.timeout, virtual_ms) {
+        (Some(s), _) => Duration::from_secs(s),
+        (None, Some(ms)) => xtask::experiments::run_timeout(cpus, ms),
+        (None, None) => Duration::from_secs(120),
+    };
     let opts = RunOptions {
         sched_override: a.sched.is_some(),
         sched: a.sched.unwrap_or_else(|| "stride".into()),
-        cpus: a.cpus.or(scenario_cores).unwrap_or(4),
+        cpus,
         scenario,
         det: a.det,
         input: Vec::new(),
@@ -176,7 +186,7 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
         run_ms: a.run_ms,
         test,
         cmdline: a.cmdline.split_whitespace().map(String::from).collect(),
-        timeout: Duration::from_secs(a.timeout),
+        timeout,
         name: a.name.filter(|n| !n.is_empty()),
         runs_dir: a.runs_dir,
         stream: true,
