@@ -33,14 +33,17 @@ pub const SCENARIOS: &[&str] = &[
     "sleepers",
     "lock-transfer",
     "multicore-16",
+    "multicore-96",
     "four-policies",
     "slots-3to1",
     "slots-1to2",
     "response-7to1",
 ];
 
-/// Core counts of the multicore yardstick (issue 13).
+/// Core counts of the multicore yardstick (issue 13): sixteen threads on
+/// a few cores, then ninety-six on many.
 const MULTICORE_CPUS: [u32; 3] = [2, 4, 8];
+const SCALE_CPUS: [u32; 3] = [16, 32, 64];
 
 fn scenario(name: &str) -> PathBuf {
     debug_assert!(SCENARIOS.contains(&name), "{name} is not in SCENARIOS");
@@ -108,6 +111,14 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         jobs.push(scenario_job(
             &format!("canon-multicore-{cpus}"),
             scenario("multicore-16"),
+            cpus,
+            accel,
+        ));
+    }
+    for cpus in SCALE_CPUS {
+        jobs.push(scenario_job(
+            &format!("canon-multicore-96-{cpus}"),
+            scenario("multicore-96"),
             cpus,
             accel,
         ));
@@ -406,21 +417,25 @@ fn multicore_section<'a>(
     let _ = writeln!(
         md,
         "## Multicore revocation\n\n\
-         One cooperative application, sixteen CPU-bound threads with tickets 1..16 under stride, two 2 ms slots on every core, 200 µs grace (`scenarios/multicore-16.toml`, 5 s). \
-         Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of these turns ended in repossession.\n\n\
-         | cores | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
-         |---|---|---|---|---|---|",
+         One cooperative application of CPU-bound threads under stride, two 2 ms slots on every core, 200 µs grace: sixteen threads with tickets 1..16 on 2 to 8 cores (`scenarios/multicore-16.toml`, 5 s), ninety-six with tickets 1, 2 and 3 (32 each) on 16 to 64 cores (`scenarios/multicore-96.toml`, 2 s). \
+         Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of the sixteen threads' turns ended in repossession.\n\n\
+         | threads | cores | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
+         |---|---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
         target::IDLE * 100.0,
         target::THREADS_SHARE * 100.0,
         target::STRIDE_LAG_QUANTA,
     );
     let mark = |ok: bool| if ok { "" } else { " ✗" };
-    for cpus in MULTICORE_CPUS {
-        let y = measure(&get(&format!("canon-multicore-{cpus}"))?.summary, "sixteen")?;
+    let rows = MULTICORE_CPUS
+        .map(|cpus| (16, cpus, format!("canon-multicore-{cpus}"), "sixteen"))
+        .into_iter()
+        .chain(SCALE_CPUS.map(|cpus| (96, cpus, format!("canon-multicore-96-{cpus}"), "many")));
+    for (threads, cpus, run, app) in rows {
+        let y = measure(&get(&run)?.summary, app)?;
         let _ = writeln!(
             md,
-            "| {cpus} | {} | {:.2}%{} | {:.2}%{} | {:.1}%{} | {:.2}{} |",
+            "| {threads} | {cpus} | {} | {:.2}%{} | {:.2}%{} | {:.1}%{} | {:.2}{} |",
             y.turns,
             y.repossessed() * 100.0,
             mark(y.repossessed() <= target::REPOSSESSED),
