@@ -172,11 +172,12 @@ fn finish(code: ExitCode) -> ! {
     record::emit(
         RecordKind::End,
         format_args!(
-            "\"exit\":\"{}\",\"uptime_ns\":{now},\"predicate_evals\":{evals},\"predicate_steps\":{},\"predicate_eval_ns_mean\":{},\"predicate_eval_by_length\":[{by_length}],\"syscall_fixups\":{}",
+            "\"exit\":\"{}\",\"uptime_ns\":{now},\"predicate_evals\":{evals},\"predicate_steps\":{},\"predicate_eval_ns_mean\":{},\"predicate_eval_by_length\":[{by_length}],\"syscall_fixups\":{},\"ac_at_entry\":{}",
             code.name(),
             crate::wakeup::EVAL_STEPS.load(Ordering::Relaxed),
             time::tsc_to_ns(crate::wakeup::EVAL_TICKS.load(Ordering::Relaxed)) / evals.max(1),
-            crate::trap::SYSCALL_FIXUPS.load(Ordering::Relaxed)
+            crate::trap::SYSCALL_FIXUPS.load(Ordering::Relaxed),
+            crate::arch::interrupts::AC_AT_ENTRY.load(Ordering::Relaxed)
         ),
     );
     crate::exit::exit(code)

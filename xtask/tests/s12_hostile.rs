@@ -189,6 +189,10 @@ fn segment_games_hurt_nobody() {
     on_4("segments", 1000, |out, _| {
         let jumps = one_report(out, "segments_far_jump");
         assert_eq!(jumps["faulted"], 1, "the far jump was taken");
+        // Hole 10 (`clac`): segments keeps RFLAGS.AC set on every core; no
+        // interrupt from ring 3 may reach its handler with it set.
+        let end = out.records.first(RecordKind::End).expect("an end record");
+        assert_eq!(end["ac_at_entry"], 0, "handlers ran with AC set: {end}");
     });
 }
 

@@ -10,6 +10,8 @@
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 
+use x86::bits64::rflags::RFlags;
+
 use super::gdt::{self, KERNEL_CODE};
 use crate::percpu::MAX_CPUS;
 
@@ -113,6 +115,15 @@ global_asm!(
     push r15
 .endm
 
+/* Gates keep RFLAGS.AC, which ring 3 may set: with it, SMAP would let the
+   handler touch user pages. `clac` is #UD without SMAP, so clear it
+   through the stack (user entries only; the iretq restores the user's). */
+.macro CLEAR_AC
+    pushfq
+    and qword ptr [rsp], ~0x40000
+    popfq
+.endm
+
 .macro RESTORE_REGS
     pop r15
     pop r14
@@ -136,6 +147,7 @@ interrupt_common:
     test byte ptr [rsp + 24], 3
     jz 1f
     swapgs
+    CLEAR_AC
 1:  SAVE_REGS
     mov rdi, rsp
     cld
@@ -217,6 +229,7 @@ interrupt_paranoid:
     test edx, edx
     js 3f
     swapgs
+    CLEAR_AC
     mov ebx, 1
 3:  mov rdi, rsp
     cld
@@ -360,8 +373,17 @@ extern "C" fn compat_syscall_dispatch(_frame: &mut TrapFrame) -> ! {
     crate::syscall::from_compat_mode()
 }
 
+/// Interrupts and exceptions from ring 3 whose handler found RFLAGS.AC
+/// set. A gate does not clear AC, and ring 3 may set it (`popf`): with AC
+/// set, SMAP lets the handler touch user pages. The entry stubs clear it;
+/// this counts any that did not (the end record reports it).
+pub static AC_AT_ENTRY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Entry from the stubs, with interrupts disabled.
 #[no_mangle]
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
+    if frame.is_user() && x86::bits64::rflags::read().contains(RFlags::FLAGS_AC) {
+        AC_AT_ENTRY.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
     crate::trap::handle(frame);
 }

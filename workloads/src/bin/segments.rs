@@ -11,6 +11,9 @@
 //!   FS (`mov dword ptr fs:[0], 1` sets its disabled flag), so the next
 //!   environment on the core would fault — unless the kernel restores FS
 //!   on every entry to an environment.
+//! - On every core, for ever: sets RFLAGS.AC, which interrupt gates keep:
+//!   the kernel's handlers must clear it, or SMAP does not guard them
+//!   (issue 14, hole 10: `clac`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +73,12 @@ fn worker(core: usize) -> ! {
         // kernel leaves it.
         unsafe {
             core::arch::asm!("mov ax, 0x23", "mov fs, ax", out("ax") _, options(nostack));
+        }
+        // SAFETY: sets RFLAGS.AC (ring 3 may; CR0.AM is clear, so no
+        // alignment checks follow). The kernel's handlers must not run
+        // with it: AC set lifts SMAP for them.
+        unsafe {
+            core::arch::asm!("pushfq", "or qword ptr [rsp], 0x40000", "popfq");
         }
         for _ in 0..1000 {
             core::hint::spin_loop();
