@@ -91,7 +91,34 @@ pub fn free_frames() -> u64 {
 
 extern "C" {
     static __kernel_phys_start: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
     static __kernel_end: u8;
+}
+
+/// Pages of the kernel image's 2 MiB-aligned span that are mapped both
+/// writable and executable, and pages of its read-only data that are
+/// writable, in the kernel tables: `(pages looked at, violations, first)`.
+pub fn image_w_xor_x_violations() -> (u64, u64, Option<u64>) {
+    let phys_start = &raw const __kernel_phys_start as u64;
+    let end = &raw const __kernel_end as u64;
+    let rodata = &raw const __text_end as u64..&raw const __rodata_end as u64;
+    let span = KERNEL_VMA + (phys_start & !(HUGE - 1))..end.next_multiple_of(HUGE);
+    let (mut pages, mut bad, mut first) = (0, 0, None);
+    for va in span.step_by(PAGE_SIZE as usize) {
+        pages += 1;
+        let Some(e) = lookup(kernel_pml4(), va) else {
+            continue;
+        };
+        let writable = e & pte::WRITABLE != 0;
+        let executable = e & pte::NO_EXECUTE == 0;
+        if writable && (executable || rodata.contains(&va)) {
+            bad += 1;
+            first.get_or_insert(va);
+        }
+    }
+    (pages, bad, first)
 }
 
 /// Sets up the frame allocator from the boot memory map, builds and loads the
@@ -153,17 +180,22 @@ pub unsafe fn init(map: &[memmap::Region], keep: &[Range<u64>]) {
         let flags = pte::PRESENT | pte::WRITABLE | pte::GLOBAL | pte::NO_EXECUTE | cache;
         map_huge(pml4, PHYS_OFFSET + pa, pa, flags).expect("direct map");
     }
-    // Kernel image at -2 GiB (2 MiB pages covering it).
-    let img =
-        memmap::page_down(kernel_phys.start) & !(HUGE - 1)..kernel_phys.end.next_multiple_of(HUGE);
-    for pa in img.step_by(HUGE as usize) {
-        map_huge(
-            pml4,
-            KERNEL_VMA + pa,
-            pa,
-            pte::PRESENT | pte::WRITABLE | pte::GLOBAL,
-        )
-        .expect("kernel image map");
+    // Kernel image at -2 GiB, in 4 KiB pages so that no page is both
+    // writable and executable: code read-only, read-only data neither
+    // writable nor executable, the rest (boot leftovers, data, bss) not
+    // executable. Nothing past the image is mapped here.
+    let text = &raw const __text_start as u64..&raw const __text_end as u64;
+    let rodata = text.end..&raw const __rodata_end as u64;
+    let image = KERNEL_VMA + memmap::page_down(kernel_phys.start)..KERNEL_VMA + kernel_phys.end;
+    for va in image.step_by(PAGE_SIZE as usize) {
+        let flags = if text.contains(&va) {
+            pte::PRESENT | pte::GLOBAL
+        } else if rodata.contains(&va) {
+            pte::PRESENT | pte::GLOBAL | pte::NO_EXECUTE
+        } else {
+            pte::PRESENT | pte::WRITABLE | pte::GLOBAL | pte::NO_EXECUTE
+        };
+        map_page(pml4, va, va - KERNEL_VMA, flags).expect("kernel image map");
     }
     KERNEL_PML4.store(pml4, Ordering::Relaxed);
     // SAFETY: the new tables map the kernel image (where we execute), our

@@ -48,6 +48,16 @@ fn boot() -> bool {
         ids.len() == n,
         format_args!("{} distinct of {n}", ids.len()),
     );
+    let (pages, bad, first) = crate::mm::image_w_xor_x_violations();
+    ok &= record::check(
+        "boot",
+        "kernel_image_w_xor_x",
+        pages > 0 && bad == 0,
+        format_args!(
+            "{bad} of {pages} image pages writable and executable, or writable read-only data (first {:#x})",
+            first.unwrap_or(0)
+        ),
+    );
     ok
 }
 
