@@ -3,6 +3,11 @@
 //! quantum on core 0. `benches/decision.rs` times it under criterion;
 //! `just bench` runs that and reports the medians beside the same loop
 //! timed inside the guest (`tbench`).
+//!
+//! The steady state (every thread always runnable) never changes the set
+//! of runnable threads; real threads block and wake. [`churn_decision`]
+//! is the same decision with the picked thread blocking at the end of its
+//! quantum and then woken again: one block and one wake per decision.
 
 use sched_api::{Policy, PolicyKind, RunEnd};
 use sched_registry::Params;
@@ -11,6 +16,8 @@ use sched_registry::Params;
 pub const QUANTUM_NS: u64 = 2_000_000;
 /// Thread counts the decision cost is measured at.
 pub const THREADS: [u32; 5] = [1, 10, 100, 1000, 10_000];
+/// Thread counts the decision cost under churn is measured at.
+pub const CHURN_THREADS: [u32; 4] = [1, 100, 1000, 10_000];
 
 /// Every registered policy, in registry order.
 pub fn kinds() -> impl Iterator<Item = PolicyKind> {
@@ -41,6 +48,17 @@ pub fn decision(p: &mut dyn Policy) {
     }
 }
 
+/// One scheduling decision under churn on core 0: pick, charge a full
+/// quantum that ends in a block, and wake that thread again. The set of
+/// runnable threads changes twice per decision, so a policy that rebuilds
+/// anything on such a change pays for it here.
+pub fn churn_decision(p: &mut dyn Policy) {
+    if let Some(id) = p.pick(0) {
+        let _ = p.charge(id, 0, QUANTUM_NS, RunEnd::Blocked);
+        let _ = p.wake(id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +75,28 @@ mod tests {
                 .map(|r| r.service_ns)
                 .sum();
             assert_eq!(served, 100 * QUANTUM_NS, "{kind}");
+        }
+    }
+
+    #[test]
+    fn every_churn_decision_blocks_and_wakes() {
+        for kind in kinds() {
+            for n in [1, 10] {
+                let mut p = new_policy(kind, n);
+                for _ in 0..100 {
+                    churn_decision(p.as_mut());
+                    // Woken again: nobody is left sleeping or running.
+                    for id in 0..n {
+                        let state = p.record(id).map(|r| r.state);
+                        assert_eq!(state, Some(sched_api::ThreadState::Runnable), "{kind}");
+                    }
+                }
+                let served: u64 = (0..n)
+                    .filter_map(|id| p.record(id))
+                    .map(|r| r.service_ns)
+                    .sum();
+                assert_eq!(served, 100 * QUANTUM_NS, "{kind} {n}");
+            }
         }
     }
 }
