@@ -29,11 +29,18 @@ pub struct Ledger {
     total: u128,
     cap: Cap,
     now: i128,
-    /// The last step of [`Ledger::advance`]: `(ran_ns, virtual time)`. A
-    /// scheduler charges the same quantum again and again, and the step
-    /// only changes with the weights (cleared by `recompute`): this saves
-    /// a division per charge.
+    /// The largest active weight (with its thread), kept so that the usual
+    /// change (nobody capped before or after) needs no walk of the set.
+    largest: Option<(u64, ThreadId)>,
+    /// The last step of [`Ledger::advance`]: `(ran_ns, virtual time)`, for
+    /// the total adjusted weight `last_total`. A scheduler charges the same
+    /// quantum again and again, and the total changes only with the
+    /// weights, often back to what it was (a thread blocking and waking):
+    /// this saves a division per charge.
     last_step: Option<(u64, i128)>,
+    last_total: Ratio,
+    /// The weights changed since `last_step`: its total must be checked.
+    weights_changed: bool,
 }
 
 impl Ledger {
@@ -46,7 +53,10 @@ impl Ledger {
             total: 0,
             cap: Cap::compute(core::iter::empty(), 0, 0, cores),
             now: 0,
+            largest: None,
             last_step: None,
+            last_total: Ratio::new(0, 1),
+            weights_changed: false,
         }
     }
 
@@ -73,6 +83,7 @@ impl Ledger {
         let added = self.active.insert((w, id));
         if added {
             self.total += u128::from(w);
+            self.largest = self.largest.max(Some((w, id)));
             self.recompute();
         }
         added
@@ -83,6 +94,9 @@ impl Ledger {
         let removed = self.active.remove(&(w, id));
         if removed {
             self.total -= u128::from(w);
+            if self.largest == Some((w, id)) {
+                self.largest = self.active.last().copied();
+            }
             self.recompute();
         }
         removed
@@ -92,17 +106,38 @@ impl Ledger {
     pub fn clear(&mut self) {
         self.active.clear();
         self.total = 0;
+        self.largest = None;
         self.recompute();
     }
 
     fn recompute(&mut self) {
-        self.last_step = None;
-        self.cap = Cap::compute(
-            self.active.iter().rev().map(|&(w, _)| w),
-            self.active.len(),
-            self.total,
-            self.cap.cores,
-        );
+        self.weights_changed = true;
+        let (count, total, cores) = (self.active.len(), self.total, self.cap.cores);
+        // The usual case, as `Cap::compute` would find it from the largest
+        // weight alone: not even that one is entitled to a whole core.
+        self.cap = match self.largest {
+            Some((w, _)) if u128::from(w).saturating_mul(cores as u128) < total => Cap {
+                cores,
+                count,
+                total,
+                capped: 0,
+                rest: total,
+                threshold: 0,
+            },
+            _ => Cap::compute(
+                self.active.iter().rev().map(|&(w, _)| w),
+                count,
+                total,
+                cores,
+            ),
+        };
+    }
+
+    /// The active weights with their threads, largest first (ties: the
+    /// largest id first). The capped threads are the first
+    /// `cap().capped` of them.
+    pub fn largest(&self) -> impl Iterator<Item = (u64, ThreadId)> + '_ {
+        self.active.iter().rev().copied()
     }
 
     /// The cap on the current set.
@@ -154,14 +189,27 @@ impl Ledger {
             return;
         }
         let step = match self.last_step {
-            Some((ran, step)) if ran == ran_ns => step,
-            _ => {
-                let step = Self::vt_at(ran_ns, self.total_effective());
-                self.last_step = Some((ran_ns, step));
-                step
-            }
+            Some((ran, step)) if ran == ran_ns && !self.weights_changed => step,
+            _ => self.step(ran_ns),
         };
         self.now = self.now.saturating_add(step);
+    }
+
+    /// The step of [`Ledger::advance`] after the weights or the time run
+    /// changed: the remembered one if the total is what it was for.
+    #[inline(never)]
+    fn step(&mut self, ran_ns: u64) -> i128 {
+        self.weights_changed = false;
+        let total = self.total_effective();
+        match self.last_step {
+            Some((ran, step)) if ran == ran_ns && total == self.last_total => step,
+            _ => {
+                let step = Self::vt_at(ran_ns, total);
+                self.last_step = Some((ran_ns, step));
+                self.last_total = total;
+                step
+            }
+        }
     }
 }
 
@@ -227,6 +275,13 @@ mod tests {
                     Op::Cores(p) => { cores = p; l.set_cores(p); }
                 }
                 let ws: Vec<u64> = model.values().copied().collect();
+                // The capped weights are the first `capped` of the largest
+                // (what lottery's incremental cap relies on).
+                let k = l.cap().capped;
+                prop_assert_eq!(l.largest().count(), ws.len());
+                for (i, (w, _)) in l.largest().enumerate() {
+                    prop_assert_eq!(l.is_capped(w), i < k, "{} of {:?}", i, ws);
+                }
                 let f = feasible_weights(&ws, cores).unwrap();
                 for (w, e) in ws.iter().zip(&f) {
                     prop_assert_eq!(l.effective(*w).as_f64(), e.as_f64());
