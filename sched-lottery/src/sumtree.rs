@@ -14,7 +14,7 @@
 //! Values are u64 while the total fits (any sane set of tickets: it takes
 //! some 2^44 base tickets to overflow), which halves the lines' size and
 //! the work per entry; a total beyond that switches the tree to u128 until
-//! it fits again ([`Tree::narrow`]).
+//! it fits again (see [`Tree::set`]).
 //!
 //! The search is a function of the values alone (the slot holding the r-th
 //! ticket in slot order), so it answers exactly as a Fenwick tree would.
@@ -165,14 +165,27 @@ impl<T: Value, const B: usize> SumTree<T, B> {
 
     /// Sets slot `i` (ignored if out of range).
     pub fn set(&mut self, i: usize, value: T) {
+        let old = self.get(i);
+        self.add(i, value.minus(old));
+    }
+
+    /// Adds `delta` to slot `i`'s value (ignored if out of range): to the
+    /// running sums from the slot's own on in its line, and likewise in
+    /// the lines above. Each line is updated whole, without a branch
+    /// (entries before the child's own add 0), which compiles to a few
+    /// vector adds.
+    pub fn add(&mut self, i: usize, delta: T) {
         if i >= self.len {
             return;
         }
-        let old = self.get(i);
         let mut node = i;
         for level in &mut self.levels {
-            for e in &mut level[node / B].0[node % B..] {
-                *e = e.plus(value).minus(old);
+            let Some(line) = level.get_mut(node / B) else {
+                return;
+            };
+            let j = node % B;
+            for (k, e) in line.0.iter_mut().enumerate() {
+                *e = e.plus(if k >= j { delta } else { T::default() });
             }
             node /= B;
         }
@@ -203,95 +216,115 @@ impl<T: Value, const B: usize> SumTree<T, B> {
 
 /// The lottery's tree: u64 values in lines of 8 while the total fits, u128
 /// in lines of 4 otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    values: Width,
+    /// Updates since the tree last changed width. Going back to u64 costs
+    /// O(n log n), so a wide tree checks whether its total fits again only
+    /// once n updates have passed: O(log n) per update, amortised, even
+    /// for a total going back and forth across 2^64.
+    since_convert: usize,
+}
+
 #[derive(Clone, Debug)]
-pub enum Tree {
+enum Width {
     Narrow(SumTree<u64, 8>),
     Wide(SumTree<u128, 4>),
 }
 
-impl Default for Tree {
+impl Default for Width {
     fn default() -> Self {
-        Tree::Narrow(SumTree::default())
+        Width::Narrow(SumTree::default())
     }
 }
 
 impl Tree {
     /// Appends a slot with value 0; returns its index.
     pub fn push(&mut self) -> usize {
-        match self {
-            Tree::Narrow(t) => t.push(),
-            Tree::Wide(t) => t.push(),
+        match &mut self.values {
+            Width::Narrow(t) => t.push(),
+            Width::Wide(t) => t.push(),
         }
     }
 
-    #[cfg(test)]
+    /// Slot `i`'s value (0 if out of range).
     pub fn get(&self, i: usize) -> u128 {
-        match self {
-            Tree::Narrow(t) => u128::from(t.get(i)),
-            Tree::Wide(t) => t.get(i),
+        match &self.values {
+            Width::Narrow(t) => u128::from(t.get(i)),
+            Width::Wide(t) => t.get(i),
         }
     }
 
     /// Sets slot `i` (ignored if out of range), widening the tree if the
-    /// total no longer fits in 64 bits.
+    /// total no longer fits in 64 bits (and narrowing it again once it has
+    /// fitted for a while).
     pub fn set(&mut self, i: usize, value: u128) {
-        if let Tree::Narrow(t) = self {
-            let fits = u64::try_from(value)
-                .ok()
-                .filter(|&v| t.total().minus(t.get(i)).checked_add(v).is_some());
-            match fits {
-                Some(v) => return t.set(i, v),
-                None => self.convert(),
+        match &mut self.values {
+            Width::Narrow(t) => {
+                let old = t.get(i);
+                let fits = u64::try_from(value)
+                    .ok()
+                    .filter(|&v| t.total().minus(old).checked_add(v).is_some());
+                if let Some(v) = fits {
+                    return t.add(i, v.minus(old));
+                }
+                self.convert();
+                if let Width::Wide(t) = &mut self.values {
+                    t.set(i, value);
+                }
             }
-        }
-        if let Tree::Wide(t) = self {
-            t.set(i, value);
+            Width::Wide(t) => {
+                t.set(i, value);
+                self.since_convert += 1;
+                if self.since_convert >= t.len() && u64::try_from(t.total()).is_ok() {
+                    self.convert();
+                }
+            }
         }
     }
 
     pub fn total(&self) -> u128 {
-        match self {
-            Tree::Narrow(t) => u128::from(t.total()),
-            Tree::Wide(t) => t.total(),
+        match &self.values {
+            Width::Narrow(t) => u128::from(t.total()),
+            Width::Wide(t) => t.total(),
         }
     }
 
     /// The slot whose range of tickets holds ticket `r` (`r < total`).
     pub fn find(&self, r: u128) -> usize {
-        match self {
+        match &self.values {
             // r < total, which fits.
-            Tree::Narrow(t) => t.find(u64::try_from(r).unwrap_or(u64::MAX)),
-            Tree::Wide(t) => t.find(r),
+            Width::Narrow(t) => t.find(u64::try_from(r).unwrap_or(u64::MAX)),
+            Width::Wide(t) => t.find(r),
         }
     }
 
-    /// Back to u64 values if the total fits again (O(n log n); called
-    /// after a recomputation of every value).
-    pub fn narrow(&mut self) {
-        if matches!(self, Tree::Wide(t) if u64::try_from(t.total()).is_ok()) {
-            self.convert();
-        }
+    /// Whether the values are u128 (the total did not fit in 64 bits).
+    #[cfg(test)]
+    pub fn is_wide(&self) -> bool {
+        matches!(self.values, Width::Wide(_))
     }
 
     /// The same values in the other width (each fits: it is at most the
     /// total).
     fn convert(&mut self) {
-        *self = match self {
-            Tree::Narrow(t) => {
+        self.since_convert = 0;
+        self.values = match &self.values {
+            Width::Narrow(t) => {
                 let mut w = SumTree::default();
                 for i in 0..t.len() {
                     w.push();
                     w.set(i, u128::from(t.get(i)));
                 }
-                Tree::Wide(w)
+                Width::Wide(w)
             }
-            Tree::Wide(t) => {
+            Width::Wide(t) => {
                 let mut n = SumTree::default();
                 for i in 0..t.len() {
                     n.push();
                     n.set(i, u64::try_from(t.get(i)).unwrap_or(u64::MAX));
                 }
-                Tree::Narrow(n)
+                Width::Narrow(n)
             }
         };
     }
@@ -378,7 +411,7 @@ mod tests {
             // Over 64 bits: wide.
             let huge = u128::from(u64::MAX) + 1;
             t.set(big, huge);
-            prop_assert!(matches!(t, Tree::Wide(_)));
+            prop_assert!(t.is_wide());
             let mut wide_model = model.clone();
             wide_model[big] = huge;
             let total: u128 = wide_model.iter().sum();
@@ -388,10 +421,14 @@ mod tests {
                 let (got, want) = find(&t, &wide_model, r);
                 prop_assert_eq!(got, want);
             }
-            // Back under: narrow again once asked.
+            // Back under: narrow again, once as many updates as slots have
+            // passed since it widened.
             t.set(big, old);
-            t.narrow();
-            prop_assert!(matches!(t, Tree::Narrow(_)));
+            for _ in 1..vals.len() {
+                prop_assert!(t.is_wide());
+                t.set(big, old);
+            }
+            prop_assert!(!t.is_wide());
             let total: u128 = model.iter().sum();
             prop_assert_eq!(t.total(), total);
             for (i, &v) in model.iter().enumerate() {
@@ -426,15 +463,16 @@ mod tests {
         t.push();
         t.push();
         t.set(0, u128::from(u64::MAX));
-        assert!(matches!(t, Tree::Narrow(_)));
+        assert!(!t.is_wide());
         t.set(1, 1);
-        assert!(matches!(t, Tree::Wide(_)));
+        assert!(t.is_wide());
         assert_eq!(t.total(), u128::from(u64::MAX) + 1);
         assert_eq!(t.find(u128::from(u64::MAX) - 1), 0);
         assert_eq!(t.find(u128::from(u64::MAX)), 1);
         t.set(1, 0);
-        t.narrow();
-        assert!(matches!(t, Tree::Narrow(_)));
+        assert!(t.is_wide(), "one update of two slots: too soon to narrow");
+        t.set(1, 0);
+        assert!(!t.is_wide());
         assert_eq!(t.find(5), 0);
     }
 }

@@ -2,6 +2,9 @@ use super::*;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use sched_api::sim::{self, Behaviour, Mode, Sim, SimThread};
+use sched_api::{Policy, RunEnd, SchedError, Snapshot, ThreadState, VT_SCALE};
+
+mod incremental;
 
 const Q: u64 = 1_000_000;
 
@@ -144,7 +147,6 @@ fn nested_currencies_isolate_inflation() {
         assert_ne!(id, 2);
         l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
     }
-    l.refresh();
     assert_eq!(l.currencies[&b].issue, 0);
     // Destroying needs an empty currency.
     assert_eq!(l.destroy_currency(b), Err(SchedError::CurrencyInUse));
@@ -538,8 +540,7 @@ fn huge_tickets_widen_the_draw_and_narrow_back() {
     l.add(1, u32::MAX).unwrap();
     l.add(2, u32::MAX).unwrap();
     l.add(3, 1).unwrap();
-    l.refresh();
-    assert!(matches!(l.tree, Tree::Narrow(_)));
+    assert!(!l.tree.is_wide());
     // Yielding after 1 ns, the big threads get the largest compensation:
     // 2^32 tickets * 2^20 * 2^16 each.
     let mut rounds = 0;
@@ -548,7 +549,7 @@ fn huge_tickets_widen_the_draw_and_narrow_back() {
         l.charge(id, 0, 1, RunEnd::Yielded).unwrap();
         rounds += 1;
     }
-    assert!(matches!(l.tree, Tree::Wide(_)), "{:?}", l.tree.total());
+    assert!(l.tree.is_wide(), "{:?}", l.tree.total());
     // Draws still land by value: the small thread hardly ever.
     let mut small = 0;
     for _ in 0..1000 {
@@ -557,10 +558,10 @@ fn huge_tickets_widen_the_draw_and_narrow_back() {
         l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
     }
     assert!(small <= 5, "{small}");
-    // Uncompensated and recomputed, the total fits in 64 bits again.
+    // Uncompensated, the total fits in 64 bits again: the tree narrows
+    // (at the first update once as many updates as slots have passed).
     l.remove(1).unwrap();
-    l.refresh();
-    assert!(matches!(l.tree, Tree::Narrow(_)));
+    assert!(!l.tree.is_wide());
 }
 
 #[test]
@@ -584,4 +585,29 @@ fn a_removed_borrower_leaves_no_loans_behind() {
     }
     assert!(within_binomial(f64::from(got), 4000.0, 0.5, 1.0), "{got}");
     assert!(l.lenders.is_empty());
+}
+
+#[test]
+fn an_idle_only_draw_skips_every_ticket_of_a_running_thread() {
+    // One core: thread 2 holds 50 tickets and 50 more lent by the sleeping
+    // thread 3; thread 1 holds 1. With 2 running, a draw among the idle
+    // threads can only land on 1, and the tree is as it was after.
+    let mut l = Lottery::new(Q, 1, 5);
+    for (id, w) in [(1, 1), (2, 50), (3, 50)] {
+        l.add(id, w).unwrap();
+    }
+    l.sleep(3).unwrap();
+    l.transfer(3, 2).unwrap();
+    while l.pick(0) != Some(2) {
+        let id = l.running_on(0).and_then(|s| l.at(s)).map(|t| t.id).unwrap();
+        l.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    }
+    let values = |l: &Lottery| (0..3).map(|s| l.tree.get(s)).collect::<Vec<_>>();
+    let before = values(&l);
+    for i in 1..=200 {
+        let slot = l.draw_idle().expect("thread 1 is idle");
+        assert_eq!(l.at(slot).map(|t| (t.id, t.credit)), Some((1, -i)));
+    }
+    assert_eq!(values(&l), before);
+    l.assert_derived_fresh("after the idle-only draws");
 }

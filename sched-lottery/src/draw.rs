@@ -1,0 +1,193 @@
+//! The decision: capped threads first, then threads owed a quantum, then
+//! fair draws over the tree of ticket values (`sumtree`) until one lands on
+//! an idle thread; and the ready sets those first two steps read.
+
+use core::cmp::Reverse;
+
+use sched_api::{CoreId, ThreadId, ThreadState};
+
+use crate::credit::MAX_CREDIT;
+use crate::{Lottery, Slot};
+
+impl Lottery {
+    /// The thread to run on a free core: a capped thread not ahead of its
+    /// core's worth, else the thread owed most, else a draw; a capped
+    /// thread ahead of its core's worth still runs rather than leave the
+    /// core idle. Its slot; it is not yet started.
+    pub(crate) fn choose(&mut self) -> Option<Slot> {
+        if let Some(slot) = self.capped_owed() {
+            return Some(slot);
+        }
+        if let Some((_, id)) = self.owed.pop_first() {
+            let slot = self.slot_of(id);
+            if let Some(t) = slot.and_then(|s| self.at_mut(s)) {
+                t.credit -= 1;
+            }
+            return slot;
+        }
+        self.draw().or_else(|| {
+            let &(_, slot) = self.capped_ready.first()?;
+            Some(slot)
+        })
+    }
+
+    /// One fair draw after another until one lands on an idle thread; see
+    /// the crate docs. The winner's slot.
+    fn draw(&mut self) -> Option<Slot> {
+        let attempts = 8 * self.ledger.cores() + 8;
+        for _ in 0..attempts {
+            let total = self.tree.total();
+            if total == 0 {
+                return None;
+            }
+            let slot = self.tree.find(self.rng.below(total));
+            let Some(x) = self.at(slot) else {
+                break;
+            };
+            let t = match x.lent_to {
+                None => slot,
+                Some(_) => self.resolve_slot(slot)?,
+            };
+            let th = self.at_mut(t)?;
+            match th.state {
+                ThreadState::Running(_) => {
+                    // Won while busy: the quantum is owed. A win ends any
+                    // compensation.
+                    th.credit = (th.credit + 1).min(MAX_CREDIT);
+                    self.set_comp(t, (1, 1));
+                }
+                ThreadState::Runnable if th.credit < 0 => th.credit += 1,
+                ThreadState::Runnable => return Some(t),
+                ThreadState::Sleeping => break,
+            }
+        }
+        self.draw_idle()
+    }
+
+    /// One draw among the idle threads only, after too many draws landed on
+    /// running ones (rare: see the crate docs). The values of every slot
+    /// resolving to a running thread leave the tree for the draw and come
+    /// back after: O((c + l) log n) for c running threads and l threads
+    /// lending to them, where a scan of the idle threads would be O(n).
+    /// The winner owes a fair win (a credit debited).
+    pub(crate) fn draw_idle(&mut self) -> Option<Slot> {
+        let mut hidden = core::mem::take(&mut self.pending.hidden);
+        for core in 0..self.running.len() {
+            let Some(r) = self.running[core] else {
+                continue;
+            };
+            let group = self.group(r);
+            for &x in &group {
+                let v = self.tree.get(x);
+                if v > 0 {
+                    hidden.push((x, v));
+                    self.tree.set(x, 0);
+                }
+            }
+            self.give_back(group);
+        }
+        let total = self.tree.total();
+        let winner = (total > 0).then(|| self.tree.find(self.rng.below(total)));
+        for &(x, v) in hidden.iter().rev() {
+            self.tree.set(x, v);
+        }
+        hidden.clear();
+        self.pending.hidden = hidden;
+        let slot = self.resolve_slot(winner?)?;
+        let t = self
+            .at_mut(slot)
+            .filter(|t| t.state == ThreadState::Runnable)?;
+        t.credit = (t.credit - 1).max(-MAX_CREDIT);
+        Some(slot)
+    }
+
+    /// A runnable capped thread not ahead of its entitlement (one core's
+    /// worth of the application's time, as virtual time) by more than a
+    /// quantum. Capped threads used to run whenever a core was free, which
+    /// is exactly one core only when the application has its P cores all
+    /// the time; sharing its cores (a third of each, say), that gave capped
+    /// threads nearly all its time and starved the rest for seconds.
+    fn capped_owed(&mut self) -> Option<Slot> {
+        let now = self.ledger.now();
+        for i in 0..self.capped_ready.len() {
+            let (_, slot) = self.capped_ready[i];
+            let quantum = self.vt_of(slot, self.quantum_ns);
+            if self
+                .at(slot)
+                .is_some_and(|t| t.vtime <= now.saturating_add(quantum))
+            {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Puts the thread in `slot`, if runnable, in its ready set: capped
+    /// threads in `capped_ready`, others in `owed` if they have credit.
+    pub(crate) fn enlist(&mut self, slot: Slot) {
+        let Some(t) = self.at(slot).filter(|t| t.state == ThreadState::Runnable) else {
+            return;
+        };
+        let (id, capped, credit) = (t.id, t.capped, t.credit);
+        self.enlist_as(id, slot, capped, credit);
+    }
+
+    /// [`Lottery::enlist`] for a runnable thread whose record the caller
+    /// holds.
+    #[inline]
+    pub(crate) fn enlist_as(&mut self, id: ThreadId, slot: Slot, capped: bool, credit: i32) {
+        if capped {
+            self.ready_insert(id, slot);
+        } else if credit > 0 {
+            self.owed.insert((Reverse(credit), id));
+        }
+    }
+
+    /// Takes the thread in `slot`, if runnable, out of its ready set (before
+    /// it stops being runnable).
+    pub(crate) fn delist(&mut self, slot: Slot) {
+        let Some(t) = self.at(slot).filter(|t| t.state == ThreadState::Runnable) else {
+            return;
+        };
+        let (id, credit) = (t.id, t.credit);
+        if t.capped {
+            self.ready_remove(id);
+        } else if credit > 0 {
+            self.owed.remove(&(Reverse(credit), id));
+        }
+    }
+
+    /// Adds a thread to `capped_ready` (if not there).
+    pub(crate) fn ready_insert(&mut self, id: ThreadId, slot: Slot) {
+        if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.insert(i, (id, slot));
+        }
+    }
+
+    /// Takes a thread out of `capped_ready` (if there).
+    pub(crate) fn ready_remove(&mut self, id: ThreadId) {
+        if let Ok(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.remove(i);
+        }
+    }
+
+    /// Marks the thread in `slot` running on `core`.
+    pub(crate) fn start(&mut self, slot: Slot, core: CoreId) {
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        // Only a runnable thread with credit is in `owed` (under its
+        // current credit), and only a capped one in `capped_ready`: most
+        // starts need neither lookup.
+        if t.credit > 0 {
+            self.owed.remove(&(Reverse(t.credit), t.id));
+        }
+        t.state = ThreadState::Running(core);
+        if t.capped {
+            let id = t.id;
+            self.ready_remove(id);
+        }
+        self.set_running(core, Some(slot));
+        self.set_comp(slot, (1, 1));
+    }
+}

@@ -1,0 +1,263 @@
+//! The [`Policy`] interface: decisions, accounting, membership, swaps.
+
+use alloc::vec::Vec;
+
+use sched_api::{
+    check_core, check_cores, scale_signed, CoreId, Policy, PolicyKind, RunEnd, SchedError,
+    Snapshot, ThreadId, ThreadRecord, ThreadState,
+};
+
+use crate::credit::compensation;
+use crate::{Lottery, BASE, KIND};
+
+impl Policy for Lottery {
+    fn lend(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
+        self.transfer(from, to)
+    }
+
+    fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
+        Lottery::take_back(self, from)
+    }
+
+    fn kind(&self) -> PolicyKind {
+        KIND
+    }
+
+    fn add(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
+        self.add_in_currency(id, weight, BASE)
+    }
+
+    fn remove(&mut self, id: ThreadId) -> Result<ThreadRecord, SchedError> {
+        let record = self.record(id).ok_or(SchedError::UnknownThread)?;
+        self.remove_thread(id);
+        Ok(record)
+    }
+
+    fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
+        check_core(core)?;
+        if self.running_on(core).is_some() {
+            return Err(SchedError::CoreBusy);
+        }
+        let Some(slot) = self.choose() else {
+            return Ok(None);
+        };
+        self.start(slot, core);
+        Ok(self.at(slot).map(|t| t.id))
+    }
+
+    fn charge(
+        &mut self,
+        id: ThreadId,
+        core: CoreId,
+        ran_ns: u64,
+        end: RunEnd,
+    ) -> Result<(), SchedError> {
+        // The thread running on `core` is found through the core, not by id.
+        let slot = match self.running_on(core) {
+            Some(s) if self.at(s).is_some_and(|t| t.id == id) => s,
+            _ if self.threads.contains_key(&id) => return Err(SchedError::NotRunning),
+            _ => return Err(SchedError::UnknownThread),
+        };
+        let comp = compensation(self.quantum_ns, ran_ns, end);
+        let vt = self.vt_of(slot, ran_ns);
+        self.ledger.advance(ran_ns);
+        self.set_running(core, None);
+        let global = self.ledger.now();
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return Err(SchedError::UnknownThread);
+        };
+        t.service_ns = t.service_ns.saturating_add(ran_ns);
+        t.vtime = t.vtime.saturating_add(vt);
+        match end {
+            RunEnd::Preempted | RunEnd::Yielded => {
+                t.state = ThreadState::Runnable;
+                let (capped, credit) = (t.capped, t.credit);
+                self.enlist_as(id, slot, capped, credit);
+                self.set_comp(slot, comp);
+            }
+            RunEnd::Blocked => {
+                // It was running, so in no ready set.
+                self.rework_group(slot, |l| {
+                    if let Some(t) = l.at_mut(slot) {
+                        t.state = ThreadState::Sleeping;
+                        t.vtime = t.vtime.saturating_sub(global);
+                        t.comp = comp;
+                    }
+                });
+            }
+            RunEnd::Exited => {
+                self.remove_thread(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
+        let global = self.ledger.now();
+        let slot = self.slot_of(id).ok_or(SchedError::UnknownThread)?;
+        match self.at(slot).map(|t| t.state) {
+            Some(ThreadState::Running(_)) => return Err(SchedError::AlreadyRunning),
+            Some(ThreadState::Sleeping) => return Err(SchedError::AlreadySleeping),
+            Some(ThreadState::Runnable) => {}
+            None => return Err(SchedError::UnknownThread),
+        }
+        self.delist(slot);
+        self.rework_group(slot, |l| {
+            if let Some(t) = l.at_mut(slot) {
+                t.state = ThreadState::Sleeping;
+                t.vtime = t.vtime.saturating_sub(global);
+            }
+        });
+        Ok(())
+    }
+
+    fn wake(&mut self, id: ThreadId) -> Result<(), SchedError> {
+        let global = self.ledger.now();
+        let slot = self.slot_of(id).ok_or(SchedError::UnknownThread)?;
+        if self
+            .at(slot)
+            .is_none_or(|t| t.state != ThreadState::Sleeping)
+        {
+            return Err(SchedError::NotSleeping);
+        }
+        self.rework_group(slot, |l| {
+            if let Some(t) = l.at_mut(slot) {
+                t.state = ThreadState::Runnable;
+                t.vtime = global.saturating_add(t.vtime);
+            }
+            // Unblocked: the loan returns.
+            l.unlink(slot);
+            l.enlist(slot);
+        });
+        Ok(())
+    }
+
+    fn set_weight(&mut self, id: ThreadId, weight: u32) -> Result<(), SchedError> {
+        if weight == 0 {
+            return Err(SchedError::ZeroWeight);
+        }
+        let global = self.ledger.now();
+        let slot = self.slot_of(id).ok_or(SchedError::UnknownThread)?;
+        let set_tickets = |l: &mut Lottery| {
+            if let Some(t) = l.at_mut(slot) {
+                t.tickets = weight;
+            }
+        };
+        let Some(t) = self.at_mut(slot) else {
+            return Err(SchedError::UnknownThread);
+        };
+        if t.state == ThreadState::Sleeping {
+            // A sleeper has no effective weight: its tickets it is.
+            t.vtime = scale_signed(t.vtime, t.tickets.into(), weight.into());
+            self.rework_one(slot, set_tickets);
+            return Ok(());
+        }
+        // The remaining lag is rescaled by the *effective* weights, before
+        // and after (currency values and the cap on P cores applied): a
+        // capped thread whose tickets change but stays capped keeps the
+        // service it is owed (by face value it would lose or gain it).
+        let effective = |l: &Lottery| l.at(slot).map(|t| l.ledger.effective(t.weight.max(1)));
+        let before = effective(self);
+        self.rework_one(slot, set_tickets);
+        let after = effective(self);
+        if let (Some(before), Some(after), Some(t)) = (before, after, self.at_mut(slot)) {
+            let lag = scale_signed(
+                t.vtime.saturating_sub(global),
+                before.num.saturating_mul(after.den),
+                before.den.saturating_mul(after.num).max(1),
+            );
+            t.vtime = global.saturating_add(lag);
+        }
+        Ok(())
+    }
+
+    fn set_cores(&mut self, cores: usize) -> Result<(), SchedError> {
+        self.ledger.set_cores(check_cores(cores)?);
+        self.pending.ledger_changed = true;
+        self.settle();
+        Ok(())
+    }
+
+    fn cores(&self) -> usize {
+        self.ledger.cores()
+    }
+
+    fn quantum_ns(&self) -> u64 {
+        self.quantum_ns
+    }
+
+    fn export(&self) -> Snapshot {
+        // Runnable threads most owed first, then running, then sleeping.
+        let mut runnable: Vec<(i128, ThreadId)> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|t| t.state == ThreadState::Runnable)
+            .map(|t| (t.vtime, t.id))
+            .collect();
+        runnable.sort_unstable();
+        let mut sleeping: Vec<ThreadId> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|t| t.state == ThreadState::Sleeping)
+            .map(|t| t.id)
+            .collect();
+        sleeping.sort_unstable();
+        let running = self
+            .running
+            .iter()
+            .filter_map(|&s| self.at(s?))
+            .map(|t| t.id);
+        Snapshot {
+            global_vtime: self.ledger.now(),
+            threads: runnable
+                .into_iter()
+                .map(|(_, id)| id)
+                .chain(running)
+                .chain(sleeping)
+                .filter_map(|id| self.record(id))
+                .collect(),
+        }
+    }
+
+    fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
+        snapshot.validate()?;
+        let mut fresh = Lottery::new(self.quantum_ns, self.cores(), 0);
+        fresh.rng = self.rng.clone();
+        let global = snapshot.global_vtime;
+        fresh.ledger.set_now(global);
+        for r in &snapshot.threads {
+            if let Some(c) = fresh.currencies.get_mut(&BASE) {
+                c.threads.insert(r.id);
+            }
+            let vtime = match r.state {
+                ThreadState::Sleeping => snapshot.lag(r),
+                _ => r.vtime,
+            };
+            fresh.insert_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
+        }
+        fresh.credit_debts();
+        *self = fresh;
+        Ok(())
+    }
+
+    fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
+        let t = self.get(id)?;
+        let vtime = match t.state {
+            ThreadState::Sleeping => self.ledger.now().saturating_add(t.vtime),
+            _ => t.vtime,
+        };
+        Some(ThreadRecord {
+            id,
+            weight: t.tickets,
+            state: t.state,
+            service_ns: t.service_ns,
+            vtime,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.threads.len()
+    }
+}
