@@ -154,16 +154,23 @@ fn criterion_estimate(dir: &Path) -> Option<Stat> {
     })
 }
 
+/// One policy's decision cost on the host at one thread count: the steady
+/// state, and under churn (a block and a wake per decision) where
+/// `policy_bench::CHURN_THREADS` has the count.
+pub struct PolicyCost {
+    pub kind: PolicyKind,
+    pub threads: u32,
+    pub steady: Stat,
+    pub churn: Option<Stat>,
+}
+
 /// Runs the criterion benchmark `policy-bench/benches/decision.rs` for `threads` (all
-/// policies) and returns each (policy, threads) figure: criterion's
+/// policies, both groups) and returns each (policy, threads) figure: criterion's
 /// median with its 95% confidence interval as min–max. `smoke` shortens
 /// warm-up and measurement to a fraction of a second each.
-pub fn policy_decisions(
-    threads: &[u32],
-    smoke: bool,
-) -> Result<Vec<(PolicyKind, u32, Stat)>, String> {
+pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>, String> {
     let counts: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let filter = format!("^decision/[a-z]+/({})$", counts.join("|"));
+    let filter = format!("^(decision|churn)/[a-z]+/({})$", counts.join("|"));
     let (warm_up, measure) = if smoke { ("0.2", "0.5") } else { ("1", "3") };
     let status = crate::build::inner_cargo(&[
         "bench",
@@ -185,14 +192,26 @@ pub fn policy_decisions(
     if !status.success() {
         return Err(format!("cargo bench -p policy-bench: {status}"));
     }
-    let root = crate::build::workspace_root().join("target/criterion/decision");
+    let root = crate::build::workspace_root().join("target/criterion");
+    let estimate = |group: &str, kind: PolicyKind, n: u32| {
+        let dir = root.join(group).join(kind.name()).join(n.to_string());
+        criterion_estimate(&dir)
+            .ok_or_else(|| format!("no criterion estimate in {}", dir.display()))
+    };
     let mut out = Vec::new();
     for kind in policy_bench::kinds() {
         for &n in threads {
-            let dir = root.join(kind.name()).join(n.to_string());
-            let s = criterion_estimate(&dir)
-                .ok_or_else(|| format!("no criterion estimate in {}", dir.display()))?;
-            out.push((kind, n, s));
+            let churn = if policy_bench::CHURN_THREADS.contains(&n) {
+                Some(estimate("churn", kind, n)?)
+            } else {
+                None
+            };
+            out.push(PolicyCost {
+                kind,
+                threads: n,
+                steady: estimate("decision", kind, n)?,
+                churn,
+            });
         }
     }
     Ok(out)
