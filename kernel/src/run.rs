@@ -20,6 +20,10 @@ static NEXT_REPORT_NS: AtomicU64 = AtomicU64::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
 /// The end-of-run check of the selected experiment.
 static FINISH: BootCell<fn() -> bool> = BootCell::new();
+/// Whether the experiment has reached what its checks need (see [`start`]).
+static SETTLED: BootCell<fn() -> bool> = BootCell::new();
+/// The run's time is up and it waits for `SETTLED` (said once).
+static WAITING_TO_SETTLE: AtomicBool = AtomicBool::new(false);
 
 /// Takes the boot-module archive (the runner's `-initrd`), if any.
 pub fn set_archive(bytes: &'static [u8]) -> Result<(), kernel::bootmod::ArchiveError> {
@@ -48,8 +52,11 @@ pub fn stopping() -> bool {
 }
 
 /// Starts a run of environments lasting `run_ms` (0 = until `q`), ending
-/// with `finish`'s verdict. Returns; the caller enters the scheduler.
-pub fn start(run_ms: u64, finish: fn() -> bool) {
+/// with `finish`'s verdict, and not before `settled` holds: what an
+/// experiment's checks need to have happened (a handshake, where counting
+/// on it within `run_ms` would depend on how fast the host runs the
+/// vCPUs). Returns; the caller enters the scheduler.
+pub fn start(run_ms: u64, finish: fn() -> bool, settled: fn() -> bool) {
     let now = time::now_ns();
     START_NS.store(now, Ordering::Relaxed);
     crate::ledger::start(now);
@@ -63,6 +70,7 @@ pub fn start(run_ms: u64, finish: fn() -> bool) {
         Ordering::Relaxed,
     );
     FINISH.init(finish);
+    SETTLED.init(settled);
 }
 
 /// Time since the run started.
@@ -99,7 +107,12 @@ pub fn monitor(now: u64, may_finish: bool) {
         finish(code)
     }
     if now >= END_NS.load(Ordering::Relaxed) {
-        finish(ExitCode::Success)
+        if SETTLED.try_get().is_none_or(|settled| settled()) {
+            finish(ExitCode::Success)
+        }
+        if !WAITING_TO_SETTLE.swap(true, Ordering::Relaxed) {
+            log::info!("run time is up; the experiment has not settled yet: running on");
+        }
     }
 }
 
