@@ -136,6 +136,9 @@ fn live_line(now: u64) {
     );
 }
 
+/// How long the end of a run waits for a core to park while none does.
+const PARK_PATIENCE_NS: u64 = 2_000_000_000;
+
 /// Ends the run: final records, the experiment's checks, exit.
 fn finish(code: ExitCode) -> ! {
     STOPPING.store(true, Ordering::Release);
@@ -150,10 +153,16 @@ fn finish(code: ExitCode) -> ! {
             crate::arch::interrupts::vector::IPI_KICK,
         );
     }
-    let deadline = time::now_ns() + 500_000_000;
-    while crate::sched::parked() < others.len() && time::now_ns() < deadline {
-        core::hint::spin_loop();
-    }
+    // Each parks at its next kernel entry. Its vCPU may be away from a
+    // loaded host for a while (the soak runs 16 on 2 host cores), so the
+    // wait gives up only once cores stop parking, not after 500 ms in all:
+    // figures read beside a core still running are not consistent, and
+    // the end-of-run checks count objects a running core may hold.
+    time::wait_until(
+        || crate::sched::parked() >= others.len(),
+        || crate::sched::parked() as u64,
+        PARK_PATIENCE_NS,
+    );
     if crate::sched::parked() < others.len() {
         log::warn!(
             "only {} of {} cores parked at the end of the run",
