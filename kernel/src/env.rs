@@ -444,6 +444,13 @@ pub fn reaped(id: u32) -> bool {
         .is_none_or(|e| e.id != id)
 }
 
+/// Whether no environment is dying (killed or exited, not yet reaped).
+pub fn none_dying() -> bool {
+    TABLE
+        .iter()
+        .all(|s| s.lock().as_ref().is_none_or(|e| e.alive()))
+}
+
 /// Whether every table slot is free (all environments reaped).
 pub fn all_reaped() -> bool {
     CLAIMED.iter().all(|c| !c.load(Ordering::Acquire))

@@ -87,6 +87,11 @@ static REAPED: AtomicU64 = AtomicU64::new(0);
 static REAPED_AT_LAST_BASELINE: AtomicU64 = AtomicU64::new(0);
 static OVERLAPS_SEEN: AtomicU64 = AtomicU64::new(0);
 
+/// Environments reaped so far.
+pub fn reaped() -> u64 {
+    REAPED.load(Ordering::Acquire)
+}
+
 /// Records the machine's baseline; call before the first environment is created.
 pub fn set_baseline() {
     BASELINE_FREE_FRAMES.store(mm::free_frames(), Ordering::Relaxed);

@@ -20,6 +20,10 @@ static NEXT_REPORT_NS: AtomicU64 = AtomicU64::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
 /// The end-of-run check of the selected experiment.
 static FINISH: BootCell<fn() -> bool> = BootCell::new();
+/// Whether the experiment has reached what its checks need (see [`start`]).
+static SETTLED: BootCell<fn() -> bool> = BootCell::new();
+/// The run's time is up and it waits for `SETTLED` (said once).
+static WAITING_TO_SETTLE: AtomicBool = AtomicBool::new(false);
 
 /// Takes the boot-module archive (the runner's `-initrd`), if any.
 pub fn set_archive(bytes: &'static [u8]) -> Result<(), kernel::bootmod::ArchiveError> {
@@ -48,8 +52,11 @@ pub fn stopping() -> bool {
 }
 
 /// Starts a run of environments lasting `run_ms` (0 = until `q`), ending
-/// with `finish`'s verdict. Returns; the caller enters the scheduler.
-pub fn start(run_ms: u64, finish: fn() -> bool) {
+/// with `finish`'s verdict, and not before `settled` holds: what an
+/// experiment's checks need to have happened (a handshake, where counting
+/// on it within `run_ms` would depend on how fast the host runs the
+/// vCPUs). Returns; the caller enters the scheduler.
+pub fn start(run_ms: u64, finish: fn() -> bool, settled: fn() -> bool) {
     let now = time::now_ns();
     START_NS.store(now, Ordering::Relaxed);
     crate::ledger::start(now);
@@ -63,6 +70,7 @@ pub fn start(run_ms: u64, finish: fn() -> bool) {
         Ordering::Relaxed,
     );
     FINISH.init(finish);
+    SETTLED.init(settled);
 }
 
 /// Time since the run started.
@@ -99,7 +107,12 @@ pub fn monitor(now: u64, may_finish: bool) {
         finish(code)
     }
     if now >= END_NS.load(Ordering::Relaxed) {
-        finish(ExitCode::Success)
+        if SETTLED.try_get().is_none_or(|settled| settled()) {
+            finish(ExitCode::Success)
+        }
+        if !WAITING_TO_SETTLE.swap(true, Ordering::Relaxed) {
+            log::info!("run time is up; the experiment has not settled yet: running on");
+        }
     }
 }
 
@@ -123,6 +136,9 @@ fn live_line(now: u64) {
     );
 }
 
+/// How long the end of a run waits for a core to park while none does.
+const PARK_PATIENCE_NS: u64 = 2_000_000_000;
+
 /// Ends the run: final records, the experiment's checks, exit.
 fn finish(code: ExitCode) -> ! {
     STOPPING.store(true, Ordering::Release);
@@ -137,10 +153,16 @@ fn finish(code: ExitCode) -> ! {
             crate::arch::interrupts::vector::IPI_KICK,
         );
     }
-    let deadline = time::now_ns() + 500_000_000;
-    while crate::sched::parked() < others.len() && time::now_ns() < deadline {
-        core::hint::spin_loop();
-    }
+    // Each parks at its next kernel entry. Its vCPU may be away from a
+    // loaded host for a while (the soak runs 16 on 2 host cores), so the
+    // wait gives up only once cores stop parking, not after 500 ms in all:
+    // figures read beside a core still running are not consistent, and
+    // the end-of-run checks count objects a running core may hold.
+    time::wait_until(
+        || crate::sched::parked() >= others.len(),
+        || crate::sched::parked() as u64,
+        PARK_PATIENCE_NS,
+    );
     if crate::sched::parked() < others.len() {
         log::warn!(
             "only {} of {} cores parked at the end of the run",

@@ -143,7 +143,7 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
             state.running[i] = Some(e.id);
         }
     }
-    run::start(run_ms, || true);
+    run::start(run_ms, || true, || true);
     Ok(())
 }
 

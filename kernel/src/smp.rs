@@ -220,27 +220,36 @@ pub fn ap_switch_tables() {
 
 /// Per receiver: 1 + index of the core whose ping is in flight (0 = none).
 static PING_FROM: [AtomicU32; percpu::MAX_CPUS] = [const { AtomicU32::new(0) }; percpu::MAX_CPUS];
+/// Per receiver: pings taken so far (its progress, for waiting senders).
+static PINGS_TAKEN: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+/// How long a sender waits for a receiver that takes no ping at all.
+const PING_PATIENCE_NS: u64 = 2_000_000_000;
 /// Per receiver: bitmap of senders whose pings arrived.
 static PINGS_SEEN: [[AtomicU64; percpu::MAX_CPUS / 64]; percpu::MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; percpu::MAX_CPUS / 64] }; percpu::MAX_CPUS];
 
-/// Sends a ping IPI from this core to `target`, waiting (bounded) until the
-/// previous ping to `target` was taken: IPIs of one vector coalesce while
-/// pending, so at most one may be in flight per receiver.
+/// Sends a ping IPI from this core to `target`, waiting until the previous
+/// ping to `target` was taken: IPIs of one vector coalesce while pending,
+/// so at most one may be in flight per receiver. Every other core may be
+/// queueing for the same receiver, and the slot goes to whichever asks
+/// first once it is free, so a sender gives up (false) only when the
+/// receiver has taken no ping for `PING_PATIENCE_NS`, not after a fixed
+/// time in all.
 pub fn ping(target: usize) -> bool {
     let me = percpu::core_id() as u32 + 1;
-    let deadline = time::now_ns() + 2_000_000_000;
-    while PING_FROM[target]
-        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        if time::now_ns() > deadline {
-            return false;
-        }
-        core::hint::spin_loop();
+    let free = time::wait_until(
+        || {
+            PING_FROM[target]
+                .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        },
+        || PINGS_TAKEN[target].load(Ordering::Acquire),
+        PING_PATIENCE_NS,
+    );
+    if free {
+        apic::send_ipi(apic_id(target), interrupts::vector::IPI_KICK);
     }
-    apic::send_ipi(apic_id(target), interrupts::vector::IPI_KICK);
-    true
+    free
 }
 
 /// Called by the kick handler: records a ping, if one was in flight.
@@ -250,6 +259,7 @@ pub fn take_ping() {
     if from != 0 {
         let sender = from as usize - 1;
         PINGS_SEEN[me][sender / 64].fetch_or(1 << (sender % 64), Ordering::AcqRel);
+        PINGS_TAKEN[me].fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -188,6 +188,32 @@ pub fn now_ns() -> u64 {
     tsc_to_ns(rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed)))
 }
 
+/// Waits until `done()`, giving up (false) only once `progress()`, a count
+/// of steps made toward it, has stood still for `patience_ns`. For waits
+/// on other cores: on an oversubscribed host each vCPU may be away for a
+/// while, and a fixed deadline for all of them fails while they are still
+/// getting through; one that stops moving has stopped.
+pub fn wait_until(
+    mut done: impl FnMut() -> bool,
+    mut progress: impl FnMut() -> u64,
+    patience_ns: u64,
+) -> bool {
+    let mut seen = progress();
+    let mut deadline = now_ns() + patience_ns;
+    while !done() {
+        let now = now_ns();
+        let p = progress();
+        if p != seen {
+            seen = p;
+            deadline = now + patience_ns;
+        } else if now > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
 /// Busy-waits `us` microseconds.
 pub fn delay_us(us: u64) {
     let end = rdtsc() + us * tsc_khz() / 1000;

@@ -255,10 +255,12 @@ fn overrun_is_charged_to_the_turns_owner() {
 fn a_slot_allocated_while_dying_is_not_kept() {
     // A spawn costs a hundred milliseconds or more here (the child's image
     // and heap; more on 8 cores), and each child is killed only once it
-    // has run, which on a loaded host takes seconds: at least one child
-    // killed while it allocates (seen in 4 s: 1 to 16, by host load). The
-    // kernel's own forced interleaving (late_allocation_refused) does not
-    // depend on the host.
+    // has run, which on a loaded host takes seconds (in 4 s: 1 to 16
+    // cycles, by host load): the kernel ends the run only once a cycle has
+    // been reported and no child is being torn down (its
+    // `a_child_reaped_after_a_full_cycle`), so at least one child was
+    // killed while it allocated, whatever the host. The kernel's own forced
+    // interleaving (late_allocation_refused) does not depend on the host.
     for cpus in [4, 8] {
         let out = hostile_run("slotrace", cpus, 4000, false);
         let last = last_report(&out, "slotrace");

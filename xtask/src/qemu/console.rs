@@ -95,13 +95,20 @@ impl LineSplitter {
     }
 }
 
-/// Types `input` into QEMU's serial port, each line at its time.
+/// Types `input` into QEMU's serial port, each line at its time after the
+/// kernel's boot record. Not after QEMU's start: a byte that arrives
+/// before the kernel has set up the port is dropped when it resets the
+/// UART's FIFOs, and QEMU, the firmware and the boot take from a fraction
+/// of a second to seconds, by host load (a command typed 1.5 s after
+/// QEMU started could lose its first letter).
 pub(super) fn type_input(
     mut stdin: std::process::ChildStdin,
     input: Vec<(Duration, String)>,
-    started: Instant,
+    acks: ConsoleAcks,
 ) {
     std::thread::spawn(move || {
+        acks.wait_booted();
+        let started = Instant::now();
         for (at, line) in input {
             if let Some(wait) = at.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
@@ -175,6 +182,17 @@ impl ConsoleAcks {
         cv.notify_all();
     }
 
+    /// Waits until the kernel is up, however long that takes (a thread
+    /// that types input waits here; if QEMU ends first, it waits on
+    /// unseen, as it would for its next line).
+    fn wait_booted(&self) {
+        let (state, cv) = &*self.0;
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        while !s.booted {
+            s = cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Waits until the kernel is up and more than `n` commands were
     /// carried out, or `limit` passed.
     fn wait_beyond(&self, n: Option<u64>, limit: Duration) {
@@ -187,8 +205,9 @@ impl ConsoleAcks {
 }
 
 /// Sends our own stdin (a pipe or file) to QEMU's serial port a line at a
-/// time, once the kernel is up, each once the one before was carried out
-/// (or after 10 s: a run without a console, say). Blank lines are skipped (the console
+/// time, once the kernel is up (however long its boot takes: a byte sent
+/// before would be lost), each once the one before was carried out (or
+/// after 10 s: a run without a console, say). Blank lines are skipped (the console
 /// ignores them, so they would never be acknowledged). At the end of the
 /// input the pipe stays open: end of input is not `quit`.
 pub(super) fn forward_stdin(mut to: std::process::ChildStdin, acks: ConsoleAcks) {
@@ -200,6 +219,7 @@ pub(super) fn forward_stdin(mut to: std::process::ChildStdin, acks: ConsoleAcks)
             if line.is_empty() {
                 continue;
             }
+            acks.wait_booted();
             acks.wait_beyond(sent.checked_sub(1), Duration::from_secs(10));
             if to
                 .write_all(format!("{line}\r").as_bytes())

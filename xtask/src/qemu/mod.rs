@@ -208,7 +208,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let watched = child.and_then(|mut child| {
         match child.stdin.take() {
             Some(stdin) if piped => forward_stdin(stdin, acks.clone()),
-            Some(stdin) => type_input(stdin, opts.input.clone(), started),
+            Some(stdin) => type_input(stdin, opts.input.clone(), acks.clone()),
             None => {}
         }
         watch(

@@ -28,7 +28,8 @@ pub struct RunOptions {
     /// Deterministic run: TCG, one thread, `-icount` (same scenario, same
     /// measurements).
     pub det: bool,
-    /// Console input typed at given times after QEMU starts (tests).
+    /// Console input typed at given times after the kernel's boot record
+    /// (tests).
     pub input: Vec<(Duration, String)>,
     /// A console script (`console=<file>`, `abi::console_script`): commands
     /// the kernel runs at given times of a scenario run, as if typed.

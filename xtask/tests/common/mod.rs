@@ -47,10 +47,14 @@ pub fn options(
 }
 
 /// Runs `opts` (serialised with other many-vCPU runs), in
-/// [`test_runs_dir`] unless `opts` names another directory.
+/// [`test_runs_dir`] unless `opts` names another directory; a
+/// deterministic run gets at least [`det_timeout`].
 pub fn run(opts: &RunOptions) -> RunOutcome {
     let mut opts = opts.clone();
     opts.runs_dir.get_or_insert_with(test_runs_dir);
+    if opts.det {
+        opts.timeout = opts.timeout.max(det_timeout(&opts));
+    }
     let opts = &opts;
     let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     xtask::run(opts).unwrap_or_else(|e| panic!("{:?}: runner failed: {e}", opts.name))
@@ -61,20 +65,55 @@ pub fn run(opts: &RunOptions) -> RunOutcome {
 /// it reports does not depend on how busy the host is. Every suite run
 /// that asserts on time uses it: non-deterministic TCG on this 2-core host
 /// gave a well-behaved program 0.454 of its 0.5 while the host was loaded
-/// (CI, 220cb5d), failing a correct kernel.
-///
-/// One host thread runs every vCPU in turn, so the wall-clock limit grows
-/// with the cores (beside five compiling worktrees, an 8-core run had
-/// reached 2.3 virtual seconds when its 90 s ran out).
+/// (CI, 220cb5d), failing a correct kernel. [`run`] gives it its
+/// wall-clock limit ([`det_timeout`]).
 pub fn deterministic(opts: RunOptions) -> RunOptions {
-    let timeout = opts
-        .timeout
-        .max(Duration::from_secs(60 + 40 * u64::from(opts.cpus)));
-    RunOptions {
-        det: true,
-        timeout,
-        ..opts
+    RunOptions { det: true, ..opts }
+}
+
+/// Wall-clock seconds a deterministic kernel-test run (`test=`) may take
+/// per core and per second of guest time. One host thread runs every vCPU
+/// in turn, at 8-25 million guest instructions a second here (the test
+/// programs read the clock in their loops, and under `-icount` each read
+/// ends a translation block), slower beside other QEMUs: s06's `epilogue`
+/// (2 cores, 1.5 guest seconds) took 59 s on a quiet host and 129 s beside
+/// one other deterministic run, 43 s per core-second, against a limit of
+/// 140 s that counted the cores but not the guest seconds; s12's
+/// `segments` on 4 cores took 92 to 191 s for 2 s. Twice the worst seen:
+/// only a run that hangs waits this long. (Scenario runs cost 1-2 s per
+/// core-second: they get the runner's own limit, `run_timeout`.)
+const DET_WALL_S_PER_CORE_SECOND: u64 = 90;
+
+/// Wall-clock seconds a deterministic kernel-test run may take besides:
+/// building the kernel and programs when they changed, starting QEMU,
+/// booting.
+const DET_WALL_BASE_S: u64 = 120;
+
+/// The wall-clock limit of deterministic run `opts`: it grows with the
+/// cores and with the guest time the run lasts ([`guest_ms`]).
+pub fn det_timeout(opts: &RunOptions) -> Duration {
+    let cpus = opts.cpus.max(1);
+    if opts.scenario.is_some() {
+        return xtask::experiments::run_timeout(cpus, guest_ms(opts));
     }
+    let core_ms = u64::from(cpus) * guest_ms(opts).max(1000);
+    Duration::from_secs(DET_WALL_BASE_S + DET_WALL_S_PER_CORE_SECOND * core_ms / 1000)
+}
+
+/// How long `opts` runs in guest time, in ms: the longest of its `run_ms`
+/// (option or kernel command-line word) and its scenario's `duration_ms`;
+/// 0 when it names neither (a kernel test of the platform alone: a boot).
+pub fn guest_ms(opts: &RunOptions) -> u64 {
+    let words = opts
+        .cmdline
+        .iter()
+        .flat_map(|w| w.split_whitespace())
+        .filter_map(|w| w.strip_prefix("run_ms=")?.parse::<u64>().ok());
+    let scenario = opts
+        .scenario
+        .as_deref()
+        .map(xtask::experiments::scenario_ms);
+    words.chain(opts.run_ms).chain(scenario).max().unwrap_or(0)
 }
 
 /// [`boot`], deterministically ([`deterministic`]).
