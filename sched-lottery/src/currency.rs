@@ -80,7 +80,13 @@ impl Lottery {
         Ok(id)
     }
 
-    /// Changes how many parent tickets back `currency`.
+    /// Changes how many parent tickets back `currency`. Every active ticket
+    /// it issued changes base value, and so does every ticket of the
+    /// currencies below it and, through the parent's issue, of the
+    /// parent's other holders and children: O(h log n) for the h active
+    /// holders re-valued (a currency's value is its funding's share of its
+    /// parent's, so there is no cheaper exact way with one draw value per
+    /// thread; the base currency's holders are never among them).
     pub fn fund(&mut self, currency: CurrencyId, funding: u32) -> Result<(), SchedError> {
         if funding == 0 {
             return Err(SchedError::ZeroWeight);
