@@ -28,7 +28,8 @@ pub struct Yardstick {
     pub repossessions: u64,
     /// The idlest core's idle time over the run's duration.
     pub max_core_idle: f64,
-    /// The threads' CPU time over the environment's.
+    /// The threads' CPU time over the environment's, both up to the
+    /// application's last sample (see [`measure`]).
     pub threads_share: f64,
     /// The largest absolute lag any thread reached, in quanta.
     pub max_lag_quanta: f64,
@@ -58,6 +59,15 @@ pub fn env_cpu_ns(env: &Value) -> f64 {
 
 /// Measures application `app` in a run's summary (environment and
 /// application share the name in scenario runs).
+///
+/// The threads' part compares like with like: their CPU time is the
+/// application's last sample's, so the environment's is taken up to the
+/// same instant — the kernel's total less what its trace shows the
+/// application ran after that sample. (Taken over the whole run instead,
+/// the run's end fell a whole sampling period after the last sample —
+/// samples come every 100 ms from the application's start, and the run
+/// ends 5 s after its own, just before the next one — and 2% of a 5 s
+/// run, 10% of a 1 s run, counted as time the threads did not get.)
 pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
     let e = env(summary, app)?;
     let field = |v: &Value, k: &str| v[k].as_u64().ok_or_else(|| format!("{app} has no {k}"));
@@ -71,12 +81,23 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
         .iter()
         .map(|c| c["idle_ns"].as_f64().unwrap_or(0.0) / duration)
         .fold(0.0, f64::max);
-    let threads = summary["apps"]
+    let application = summary["apps"]
         .as_array()
         .and_then(|a| a.iter().find(|a| a["name"] == app))
-        .and_then(|a| a["threads"].as_array())
         .ok_or_else(|| format!("no application {app} in the summary"))?;
+    let threads = application["threads"]
+        .as_array()
+        .ok_or_else(|| format!("{app} has no threads in the summary"))?;
     let to_threads: f64 = threads.iter().filter_map(|t| t["cpu_ns"].as_f64()).sum();
+    let after_last_sample = application["ran_after_last_sample_ns"]
+        .as_f64()
+        .ok_or_else(|| {
+            format!(
+                "{app}: what it ran after its last sample is unknown \
+                 (no samples, or the kernel's trace dropped turns)"
+            )
+        })?;
+    let to_app = env_cpu_ns(e) - after_last_sample;
     let max_lag_quanta = threads
         .iter()
         .filter_map(|t| t["max_abs_lag_quanta"].as_f64())
@@ -85,7 +106,7 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
         turns: field(e, "turns")?,
         repossessions: field(e, "repossessions")?,
         max_core_idle,
-        threads_share: to_threads / env_cpu_ns(e).max(1.0),
+        threads_share: to_threads / to_app.max(1.0),
         max_lag_quanta,
     })
 }
@@ -109,7 +130,7 @@ mod tests {
                 {"name": "app", "turns": 400, "repossessions": 2, "cpu_ns": [900, 1000]},
                 {"name": "other", "turns": 1, "repossessions": 0, "cpu_ns": [100, 0]}
             ],
-            "apps": [{"name": "app", "threads": [
+            "apps": [{"name": "app", "ran_after_last_sample_ns": 0, "threads": [
                 {"cpu_ns": 1000, "max_abs_lag_quanta": 0.5},
                 {"cpu_ns": 710, "max_abs_lag_quanta": 1.25}
             ]}]
@@ -126,6 +147,23 @@ mod tests {
         assert_eq!(y.max_lag_quanta, 1.25);
         let s = machine_share(&run(), "app", "other").unwrap();
         assert!((s - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_threads_part_ends_at_the_last_sample_like_their_figures() {
+        // The threads' 1710 ns are as of the last sample; the application
+        // ran 100 ns of its 1900 after it, before the run ended.
+        let mut r = run();
+        r["apps"][0]["ran_after_last_sample_ns"] = json!(100);
+        let y = measure(&r, "app").unwrap();
+        assert!((y.threads_share - 0.95).abs() < 1e-12, "{y:?}");
+    }
+
+    #[test]
+    fn an_unknown_tail_is_an_error_not_a_guess() {
+        let mut r = run();
+        r["apps"][0]["ran_after_last_sample_ns"] = Value::Null;
+        assert!(measure(&r, "app").unwrap_err().contains("last sample"));
     }
 
     #[test]

@@ -42,6 +42,25 @@ pub struct RunData {
     pub events: Vec<Event>,
     /// Who ran where, when (for the slice map and the Perfetto trace).
     pub runs: Vec<CoreRun>,
+    /// Turn changes the kernel's trace could not record (a core's buffer
+    /// was full): `runs` is incomplete from the first of them on.
+    #[serde(default)]
+    pub trace_dropped: u64,
+}
+
+impl RunData {
+    /// Core time application `app` ran from `t_ns` to the end of the run,
+    /// over every core, from the kernel's trace; `None` when the trace
+    /// dropped changes (the end of the run is what a full buffer loses).
+    pub fn ran_after(&self, app: u32, t_ns: u64) -> Option<u64> {
+        (self.trace_dropped == 0).then(|| {
+            self.runs
+                .iter()
+                .filter(|r| r.app == Some(app))
+                .map(|r| r.end_ns.saturating_sub(r.start_ns.max(t_ns)))
+                .sum()
+        })
+    }
 }
 
 /// One application (an environment running a libOS scheduler).
@@ -161,4 +180,40 @@ pub struct CoreRun {
     pub app: Option<u32>,
     /// The thread that ran, when the libOS reported it.
     pub thread: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(core: u32, start_ns: u64, end_ns: u64, app: Option<u32>) -> CoreRun {
+        CoreRun {
+            core,
+            start_ns,
+            end_ns,
+            app,
+            thread: None,
+        }
+    }
+
+    #[test]
+    fn what_an_application_ran_after_an_instant_is_clipped_to_it() {
+        let mut data = RunData {
+            runs: vec![
+                run(0, 0, 100, Some(0)),
+                run(0, 100, 150, None),
+                run(0, 150, 400, Some(0)),
+                run(1, 0, 400, Some(1)),
+                run(2, 50, 300, Some(0)),
+            ],
+            ..RunData::default()
+        };
+        // Core 0: 150..400 less 150..200; core 2: 200..300.
+        assert_eq!(data.ran_after(0, 200), Some(200 + 100));
+        assert_eq!(data.ran_after(0, 0), Some(100 + 250 + 250));
+        assert_eq!(data.ran_after(0, 400), Some(0));
+        assert_eq!(data.ran_after(1, 390), Some(10));
+        data.trace_dropped = 1;
+        assert_eq!(data.ran_after(0, 200), None, "a full trace lost the end");
+    }
 }

@@ -375,7 +375,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         .first(RecordKind::End)
         .and_then(|e| e["uptime_ns"].as_u64())
         .unwrap_or(start_ns);
-    let runs = core_runs(records, end_ns, &env_app);
+    let (runs, trace_dropped) = core_runs(records, end_ns, &env_app);
     samples.sort_by_key(|x| (x.t_ns, x.app, x.thread));
     events.sort_by_key(|e| e.t_ns);
     let end_ns = records
@@ -397,6 +397,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         waits: wait_intervals,
         events,
         runs,
+        trace_dropped,
     }
 }
 
@@ -509,10 +510,20 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
 
 /// Who ran where from the kernel's `trace` records: each change on a core
 /// lasts until the next one there (or the end); idle stretches are left out.
-fn core_runs(records: &Records, end_ns: u64, env_app: &dyn Fn(u64) -> Option<u32>) -> Vec<CoreRun> {
+/// Every core's runs from the kernel's `trace` records, and how many turn
+/// changes the trace dropped.
+fn core_runs(
+    records: &Records,
+    end_ns: u64,
+    env_app: &dyn Fn(u64) -> Option<u32>,
+) -> (Vec<CoreRun>, u64) {
     let mut per_core: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    // Each core repeats its count in every chunk of its log.
+    let mut dropped: BTreeMap<u32, u64> = BTreeMap::new();
     for t in records.of(RecordKind::Trace) {
         let core = t["core"].as_u64().unwrap_or(0) as u32;
+        let d = dropped.entry(core).or_default();
+        *d = (*d).max(t["dropped"].as_u64().unwrap_or(0));
         let changes = t["runs"]
             .as_array()
             .into_iter()
@@ -535,7 +546,7 @@ fn core_runs(records: &Records, end_ns: u64, env_app: &dyn Fn(u64) -> Option<u32
             }
         }
     }
-    runs
+    (runs, dropped.values().sum())
 }
 
 /// A Chrome trace-event JSON (opens in Perfetto and chrome://tracing): one
@@ -598,8 +609,20 @@ pub fn fairness_summary(data: &RunData) -> Value {
                     })
                 })
                 .collect();
+            // The threads' figures are the last sample's; what the
+            // application ran after it is not in them (up to a sampling
+            // period: the run ends before the next sample).
+            let last_sample = data
+                .samples
+                .iter()
+                .filter(|s| s.app == index as u32)
+                .map(|s| s.t_ns)
+                .max();
+            let ran_after = last_sample.and_then(|t| data.ran_after(index as u32, t));
             json!({
                 "name": app.name, "env": app.env,
+                "last_sample_ns": last_sample,
+                "ran_after_last_sample_ns": ran_after,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,
             })

@@ -100,6 +100,10 @@ fn results_files_have_their_schema() {
             .any(|l| l.starts_with("100000010,0,a,1,") && l.ends_with(",0,,,")),
         "a thread without waits has none, not zeros"
     );
+    // The last sample is at the end; the trace has the application on
+    // core 0 until 60 ms only.
+    assert_eq!(summary["apps"][0]["last_sample_ns"], 100_000_010);
+    assert_eq!(summary["apps"][0]["ran_after_last_sample_ns"], 0);
     let th = &summary["apps"][0]["threads"];
     assert_eq!(th[1]["wait"]["count"], 2);
     assert_eq!(th[1]["wait"]["max_ns"], 6_000_000);
@@ -212,6 +216,32 @@ fn a_restarted_application_is_a_new_instance_with_its_own_accounting() {
     let trace = perfetto_trace(&data).to_string();
     assert!(trace.contains("\"name\":\"a#2\""), "{trace}");
     assert!(!trace.contains("other env"), "{trace}");
+}
+
+#[test]
+fn each_instance_says_what_it_ran_after_its_last_sample() {
+    let records = crate::records::parse_records(&restarted_console());
+    let data = rundata(&two_threads(), &records, 2, false);
+    assert_eq!(data.trace_dropped, 0);
+    let apps = fairness_summary(&data);
+    // `a` was sampled last at 100 ms and ran on until it stopped at 140 ms;
+    // `a#2` was sampled at the run's end.
+    assert_eq!(apps[0]["last_sample_ns"], 100_000_010);
+    assert_eq!(apps[0]["ran_after_last_sample_ns"], 39_999_990);
+    assert_eq!(apps[1]["ran_after_last_sample_ns"], 0);
+    // A core whose trace filled up lost the end of the run: unknown.
+    let full = restarted_console().replace("\"dropped\":0", "\"dropped\":3");
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&full),
+        2,
+        false,
+    );
+    assert_eq!(data.trace_dropped, 3);
+    assert_eq!(
+        fairness_summary(&data)[0]["ran_after_last_sample_ns"],
+        Value::Null
+    );
 }
 
 #[test]
