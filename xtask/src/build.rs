@@ -67,13 +67,37 @@ pub fn kernel() -> Result<PathBuf, Error> {
 /// Builds the ring-3 programs (the `workloads` crate's binaries) and packs
 /// them into a boot-module archive; returns its path, or `None` when the
 /// workspace has no programs.
-pub fn programs() -> Result<Option<PathBuf>, Error> {
+pub fn programs() -> Result<Option<BootModules>, Error> {
     programs_with(&[])
+}
+
+/// A boot-module archive on disk. One written for a single run (it holds
+/// that run's scenario plan) is removed when this is dropped: every
+/// scenario run writes one, and the test suites run hundreds.
+#[derive(Debug)]
+pub struct BootModules {
+    path: PathBuf,
+    per_run: bool,
+}
+
+impl BootModules {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for BootModules {
+    fn drop(&mut self) {
+        if self.per_run {
+            // Already gone is fine; a file left behind only costs disk.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Like [`programs`], with `extra` entries (a scenario's launch plan)
 /// packed after the programs.
-pub fn programs_with(extra: &[(&str, &[u8])]) -> Result<Option<PathBuf>, Error> {
+pub fn programs_with(extra: &[(&str, &[u8])]) -> Result<Option<BootModules>, Error> {
     let root = workspace_root();
     let bins_dir = root.join("workloads/src/bin");
     if !bins_dir.is_dir() {
@@ -97,22 +121,32 @@ pub fn programs_with(extra: &[(&str, &[u8])]) -> Result<Option<PathBuf>, Error> 
         entries.push((name, bytes));
     }
     entries.extend(extra.iter().map(|(n, b)| (n.to_string(), b.to_vec())));
-    let archive = pack(&entries)?;
+    write_archive(&root.join("target"), &entries, !extra.is_empty()).map(Some)
+}
+
+/// Packs `entries` into `dir`: as `boot-modules.bin`, or, `per_run`, under
+/// a name of its own that is removed when the result is dropped.
+fn write_archive(
+    dir: &Path,
+    entries: &[(String, Vec<u8>)],
+    per_run: bool,
+) -> Result<BootModules, Error> {
+    let archive = pack(entries)?;
     // Written aside and renamed into place: runs in parallel (the test
     // suites) must never see a half-written archive. Archives with extra
     // entries differ per run, so each gets its own name.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = std::process::id();
-    let out = if extra.is_empty() {
-        root.join("target/boot-modules.bin")
+    let out = if per_run {
+        dir.join(format!("boot-modules-{pid}-{n}.bin"))
     } else {
-        root.join(format!("target/boot-modules-{pid}-{n}.bin"))
+        dir.join("boot-modules.bin")
     };
-    let tmp = root.join(format!("target/boot-modules.bin.{pid}.{n}"));
+    let tmp = dir.join(format!("boot-modules.bin.{pid}.{n}"));
     std::fs::write(&tmp, archive).map_err(Error::io(&tmp))?;
     std::fs::rename(&tmp, &out).map_err(Error::io(&out))?;
-    Ok(Some(out))
+    Ok(BootModules { path: out, per_run })
 }
 
 /// Packs `(name, bytes)` entries into a boot-module archive
@@ -156,6 +190,26 @@ pub fn commit() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_per_run_archive_is_removed_when_dropped_and_the_shared_one_kept() {
+        let dir = std::env::temp_dir().join(format!("exo-archive-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entries = [("scenario".to_string(), b"plan".to_vec())];
+        let per_run = write_archive(&dir, &entries, true).unwrap();
+        let shared = write_archive(&dir, &entries, false).unwrap();
+        let (per_run_path, shared_path) = (per_run.path().to_owned(), shared.path().to_owned());
+        assert!(per_run_path.is_file() && shared_path.is_file());
+        assert_ne!(per_run_path, shared_path);
+        drop(per_run);
+        drop(shared);
+        assert!(!per_run_path.exists(), "a run's own archive is left behind");
+        assert!(shared_path.is_file());
+        // Nothing else (the written-aside temporaries) is left either.
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn packed_programs_read_back_as_the_kernel_reads_them() {

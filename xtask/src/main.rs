@@ -132,7 +132,7 @@ fn build_all(dry_run: bool) -> Result<ExitCode, String> {
     let p = build::programs().map_err(|e| e.to_string())?;
     println!("kernel: {}", k.display());
     if let Some(p) = p {
-        println!("programs: {}", p.display());
+        println!("programs: {}", p.path().display());
     }
     Ok(ExitCode::SUCCESS)
 }

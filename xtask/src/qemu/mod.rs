@@ -168,7 +168,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         opts,
         accel,
         &kernel.to_string_lossy(),
-        initrd.as_deref().map(|p| p.to_str().unwrap_or("")),
+        initrd.as_ref().map(|p| p.path().to_str().unwrap_or("")),
         &cmdline,
     );
     let started_at = SystemTime::now();
