@@ -124,7 +124,11 @@ pub struct EnvAccount {
     /// since its revocation was delivered (its vCPU was descheduled by the
     /// host, or QEMU ran other vCPUs meanwhile): see the kernel's `sched`.
     pub grace_renewals: AtomicU64,
-    /// CPU time received on each core (ns), whoever's slot it was.
+    /// CPU time received on each core (ns), whoever's slot it was: from
+    /// each entry into user mode until the turn ends (a yield, a
+    /// repossession), less the time from a revocation's deadline to its
+    /// epilogue's entry. The kernel's work choosing, entering and telling
+    /// an environment is the kernel's, not the environment's.
     pub cpu_ns: [AtomicU64; MAX_CORES],
 }
 
@@ -325,10 +329,11 @@ pub struct Dispatch {
     /// The last repossession: time (ns) and overrun past the slice end (ns).
     pub last_repossession_ns: AtomicU64,
     pub last_overrun_ns: AtomicU64,
-    /// When the environment last started running on this core (any turn:
-    /// its own slot, a donation, a resumption). With `EnvAccount::cpu_ns`
-    /// it gives the environment's CPU time here so far, to the ns:
-    /// `cpu_ns[core] + (now - run_started_ns)` while it runs.
+    /// When the environment last entered user mode on this core at the
+    /// start of a turn (its own slot, a donation, a resumption) or of its
+    /// epilogue. With `EnvAccount::cpu_ns` it gives the environment's CPU
+    /// time here so far, to the ns: `cpu_ns[core] + (now - run_started_ns)`
+    /// while it runs.
     pub run_started_ns: AtomicU64,
     /// This environment's CPU time on this core (as `cpu_ns[core]` counts
     /// it) at the deadline of the turn it is being told the end of:

@@ -365,7 +365,21 @@ fn start_worker(core: usize) -> ! {
 }
 
 extern "C" fn worker(core: usize) -> ! {
-    sys::dispatch(core).disabled.store(0, Ordering::Release);
+    let d = sys::dispatch(core);
+    d.disabled.store(0, Ordering::Release);
+    // A revocation deferred while this first upcall ran (disabled) is
+    // honoured here, as `critical` does: without this the worker started
+    // with it pending, ran on through its grace and was repossessed, a
+    // cooperative program charged an overrun. Seen in s12's `shed`
+    // experiment (deterministic, 4 cores): `grab`'s worker first started
+    // on core 1 0.76 ms after that turn's deadline.
+    if d.events
+        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
+        & events::REVOCATION_PENDING
+        != 0
+    {
+        let _ = sys::yield_to(None, true);
+    }
     (app().main)(core)
 }
 
