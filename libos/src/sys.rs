@@ -197,6 +197,19 @@ pub fn account(env_slot: usize) -> &'static EnvAccount {
     }
 }
 
+/// This environment's own account. Its table slot is its id's low byte
+/// (the kernel's `env::slot_of`); the id is asked for once.
+pub fn own_account() -> &'static EnvAccount {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static SELF: AtomicU32 = AtomicU32::new(NO_ENV);
+    let mut me = SELF.load(Ordering::Relaxed);
+    if me == NO_ENV {
+        me = self_info().0;
+        SELF.store(me, Ordering::Relaxed);
+    }
+    account((me & 0xff) as usize % abi::shared::MAX_ENVS)
+}
+
 /// The text this environment was launched with (empty when it has none):
 /// a scenario application's part of the scenario.
 pub fn args() -> &'static str {

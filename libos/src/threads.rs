@@ -528,6 +528,8 @@ pub fn dispatch(core: usize) -> ! {
     };
     let now = sys::now_ns();
     charge_stops(&mut rt, now);
+    let slots_held = sys::own_account().slots_held.load(Ordering::Acquire);
+    rt.follow_slots(slots_held, crate::slices::capacity);
     rt.wake_due(now, &read_word);
     // Threads are charged on the environment's CPU clock of this core.
     let since = sys::cpu_clock(core);

@@ -636,3 +636,47 @@ fn stride_seven_to_one_waits_one_and_seven_quanta() {
     );
     assert!(b.max_ns() <= 2 * Q, "big max {}", b.max_ns());
 }
+
+#[test]
+fn the_policy_follows_the_cores_the_application_holds() {
+    for kind in every_kind() {
+        let mut t = table(kind);
+        assert_eq!(t.policy.as_ref().unwrap().cores(), 2);
+        // First look: the count is new, the cores are counted.
+        assert!(t.follow_slots(4, || 3), "{kind:?}");
+        assert_eq!(t.policy.as_ref().unwrap().cores(), 3);
+        // Unchanged slots: the vectors are not walked again.
+        assert!(!t.follow_slots(4, || panic!("walked with no change")));
+        // More slots on the same cores: counted, P unchanged.
+        assert!(!t.follow_slots(8, || 3));
+        // Slots given back on two cores.
+        assert!(t.follow_slots(2, || 1));
+        assert_eq!(t.policy.as_ref().unwrap().cores(), 1, "{kind:?}");
+    }
+}
+
+#[test]
+fn a_heavy_thread_gets_its_tickets_share_once_its_application_is_down_to_one_core() {
+    // 1:9 on two cores is infeasible (the heavy one can use at most one
+    // core): both capped to half. On one core it is 1:9. A policy left
+    // believing it has two cores keeps giving the light thread half.
+    for kind in [STRIDE, LOTTERY] {
+        let mut t = table(kind);
+        let light = spawn(&mut t, 1);
+        let heavy = spawn(&mut t, 9);
+        t.follow_slots(1, || 1);
+        let mut ran = [0u32; 2];
+        let mut now = 0;
+        for _ in 0..2000 {
+            let tid = t.start(0, now).expect("a runnable thread");
+            now += Q;
+            t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+            ran[usize::from(tid == heavy)] += 1;
+        }
+        let light_part = f64::from(ran[0]) / 2000.0;
+        assert!(
+            (light_part - 0.1).abs() < 0.03,
+            "{kind:?}: thread {light} ran {light_part:.3} of the turns"
+        );
+    }
+}
