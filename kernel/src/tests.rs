@@ -17,8 +17,11 @@ pub fn run(name: &str) -> ExitCode {
         "ipi" => ipi(),
         "fault" => fault(),
         "panic" => panic_on_last_core(),
+        "corespeed" => core_speed(),
         _ => {
-            log::error!("no kernel test named `{name}` (have: boot timer ipi fault panic)");
+            log::error!(
+                "no kernel test named `{name}` (have: boot timer ipi fault panic corespeed)"
+            );
             return ExitCode::BadBootInput;
         }
     };
@@ -266,6 +269,85 @@ fn fault_on_core(core: usize) {
 fn fault() -> bool {
     smp::run_everywhere(fault_on_core);
     FAULT_FAILS.load(Ordering::Relaxed) == 0
+}
+
+/// Iterations of [`core_speed_on`]'s timed loop (two instructions each):
+/// 128 ms of virtual time at one core's speed in a deterministic run.
+const SPEED_LOOP_ITERATIONS: u64 = 8_000_000;
+
+/// The timer period on every core while the loop runs: the grain
+/// deterministic scenario runs keep running cores' deadlines at
+/// (`interleave_us`), so the cores take turns as they do there. Without
+/// any deadline each core ran its whole loop alone (500 million
+/// instructions per virtual second on 4 cores: its -icount shift's rate,
+/// not a share of the machine). The tick's own instructions cost about
+/// 2.4% of a period at one core's speed.
+const SPEED_TICK_NS: u64 = 50_000;
+
+/// Cores that reached the timed loop, then cores that left it.
+static SPEED_READY: AtomicUsize = AtomicUsize::new(0);
+static SPEED_DONE: AtomicUsize = AtomicUsize::new(0);
+/// Each core's measured instructions per second of the kernel's clock.
+static SPEED: [core::sync::atomic::AtomicU64; abi::shared::MAX_CORES] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; abi::shared::MAX_CORES];
+
+/// Times a loop of a known number of instructions on every core at once,
+/// each core's timer ticking. All cores start it together and keep
+/// spinning until the last one is done, so none is measured while others
+/// are halted (a halted vCPU leaves its share of QEMU's one thread to the
+/// others).
+fn core_speed_on(core: usize) {
+    let n = smp::cores();
+    trap::start_tick();
+    SPEED_READY.fetch_add(1, Ordering::AcqRel);
+    while SPEED_READY.load(Ordering::Acquire) < n {
+        core::hint::spin_loop();
+    }
+    let t0 = time::now_ns();
+    // SAFETY: a register-only countdown: `dec` and `jnz`, two
+    // instructions an iteration, touching nothing else.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "dec {left}",
+            "jnz 2b",
+            left = inout(reg) SPEED_LOOP_ITERATIONS => _,
+            options(nomem, nostack),
+        );
+    }
+    let elapsed = (time::now_ns() - t0).max(1);
+    let per_second = u128::from(2 * SPEED_LOOP_ITERATIONS) * 1_000_000_000 / u128::from(elapsed);
+    SPEED[core].store(per_second as u64, Ordering::Relaxed);
+    SPEED_DONE.fetch_add(1, Ordering::AcqRel);
+    while SPEED_DONE.load(Ordering::Acquire) < n {
+        core::hint::spin_loop();
+    }
+    apic::stop_timer();
+}
+
+/// Every core's speed, instructions per second of the kernel's clock
+/// (which in a deterministic run is virtual time: what slices and graces
+/// are measured in). The cores must run at one speed, within 2% of their
+/// median; the host suite compares the figures with the speed the runner
+/// states (`xtask::qemu::det_core_speed`).
+fn core_speed() -> bool {
+    trap::TICK_NS.store(SPEED_TICK_NS, Ordering::Relaxed);
+    smp::run_everywhere(core_speed_on);
+    trap::TICK_NS.store(0, Ordering::Relaxed);
+    let n = smp::cores();
+    let mut speeds: alloc::vec::Vec<u64> =
+        (0..n).map(|c| SPEED[c].load(Ordering::Relaxed)).collect();
+    speeds.sort_unstable();
+    let median = speeds[n / 2];
+    (0..n).fold(true, |ok, core| {
+        let got = SPEED[core].load(Ordering::Relaxed);
+        ok & record::check(
+            "corespeed",
+            "instructions_per_second",
+            got.abs_diff(median) * 50 <= median,
+            format_args!("core {core}: {got} (median {median})"),
+        )
+    })
 }
 
 fn do_panic(core: usize) {

@@ -135,3 +135,63 @@ fn ninety_six_threads_run_on_40_cores() {
         "cores the application never ran on: {unused:?}"
     );
 }
+
+/// The speed each core of a deterministic run has, measured: the kernel
+/// times a loop of known length on every core at once, each core's timer
+/// ticking every 50 µs (`test=corespeed`), and each core's figure against
+/// one core's must be the ratio the runner states and dilates the 16- and
+/// 32-core canonical rows by (`det_core_speed`: one core's speed up to 8
+/// cores, half of it on 16), within 2%.
+///
+/// Ignored because it fails, and that is issue 13's open question, not a
+/// flake: measured here (QEMU 7.2, 128 ms loops), one core 122.0 million
+/// instructions per virtual second (the tick takes 2.4%); on 4 cores
+/// 1.00, 3.99, 1.13 and 1.34 times the stated speed; on 16 cores 0.98 to
+/// 1.24 times, and core 1 15.5 times (it ran its loop alone). Per-core
+/// speed in a deterministic run on several cores is not uniform over
+/// 100 ms windows. `cargo test -p xtask --test s14_multicore -- --ignored`
+/// reruns it.
+#[test]
+#[ignore = "fails: det cores run at uneven speeds (issue 13; figures above)"]
+fn each_core_runs_at_the_speed_deterministic_runs_state() {
+    let speeds = |cpus: u32| -> Vec<f64> {
+        let out = run(&deterministic(options(
+            &format!("corespeed-{cpus}"),
+            cpus,
+            Accel::Tcg,
+            "pc",
+            &[],
+            &["test=corespeed"],
+        )));
+        assert_checks_pass(&out);
+        let measured: Vec<f64> = checks_named(&out, "instructions_per_second")
+            .iter()
+            .map(|c| {
+                let detail = c["detail"].as_str().unwrap();
+                detail
+                    .split_once(": ")
+                    .and_then(|(_, rest)| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no figure in {detail:?}"))
+            })
+            .collect();
+        assert_eq!(measured.len(), cpus as usize, "{}", tail(&out.console));
+        measured
+    };
+    let one = speeds(1)[0];
+    let stated_one = xtask::qemu::det_core_speed(1);
+    // The tick's instructions are not the loop's: a few percent.
+    assert!(
+        (one / stated_one - 1.0).abs() <= 0.04,
+        "one core: {one:.0} against {stated_one:.0}"
+    );
+    for cpus in [4, 16] {
+        let ratio = xtask::qemu::det_core_speed(cpus) / stated_one;
+        for (core, got) in speeds(cpus).into_iter().enumerate() {
+            assert!(
+                (got / one / ratio - 1.0).abs() <= 0.02,
+                "{cpus} cores, core {core}: {got:.0} against one core's {one:.0} (stated ratio {ratio})"
+            );
+        }
+    }
+}
