@@ -271,57 +271,72 @@ fn fault() -> bool {
     FAULT_FAILS.load(Ordering::Relaxed) == 0
 }
 
-/// Iterations of [`core_speed_on`]'s timed loop (two instructions each):
-/// 128 ms of virtual time at one core's speed in a deterministic run.
-const SPEED_LOOP_ITERATIONS: u64 = 8_000_000;
+/// Iterations of one chunk of [`core_speed_on`]'s loop (two instructions
+/// each): 160 µs at one core's speed in a deterministic run, so the clock
+/// is read rarely and the window's end is overshot by little.
+const SPEED_CHUNK: u64 = 10_000;
+
+/// The window every core counts its chunks in, on the kernel's clock.
+const SPEED_WINDOW_NS: u64 = 100_000_000;
 
 /// The timer period on every core while the loop runs: the grain
 /// deterministic scenario runs keep running cores' deadlines at
 /// (`interleave_us`), so the cores take turns as they do there. Without
-/// any deadline each core ran its whole loop alone (500 million
+/// any deadline each core ran a fixed loop alone (500 million
 /// instructions per virtual second on 4 cores: its -icount shift's rate,
 /// not a share of the machine). The tick's own instructions cost about
 /// 2.4% of a period at one core's speed.
 const SPEED_TICK_NS: u64 = 50_000;
 
-/// Cores that reached the timed loop, then cores that left it.
+/// Cores that reached the loop; when the window starts (0: not yet).
 static SPEED_READY: AtomicUsize = AtomicUsize::new(0);
-static SPEED_DONE: AtomicUsize = AtomicUsize::new(0);
+static SPEED_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// Each core's measured instructions per second of the kernel's clock.
 static SPEED: [core::sync::atomic::AtomicU64; abi::shared::MAX_CORES] =
     [const { core::sync::atomic::AtomicU64::new(0) }; abi::shared::MAX_CORES];
 
-/// Times a loop of a known number of instructions on every core at once,
-/// each core's timer ticking. All cores start it together and keep
-/// spinning until the last one is done, so none is measured while others
-/// are halted (a halted vCPU leaves its share of QEMU's one thread to the
-/// others).
-fn core_speed_on(core: usize) {
+/// Counts how many instructions of a known loop this core executes in a
+/// window of the kernel's clock common to every core, its timer ticking.
+/// All cores are busy for the whole window: a fixed amount of work each
+/// would let the first to finish leave the emulator to the others (a
+/// spinning vCPU's `pause` hands QEMU's one thread on), and the last
+/// measured faster than it ran beside them.
+fn core_speed_on(_core: usize) {
     let n = smp::cores();
     trap::start_tick();
-    SPEED_READY.fetch_add(1, Ordering::AcqRel);
-    while SPEED_READY.load(Ordering::Acquire) < n {
+    if SPEED_READY.fetch_add(1, Ordering::AcqRel) + 1 == n {
+        SPEED_START.store(time::now_ns() + 1_000_000, Ordering::Release);
+    }
+    let start = loop {
+        let at = SPEED_START.load(Ordering::Acquire);
+        if at != 0 && time::now_ns() >= at {
+            break at;
+        }
         core::hint::spin_loop();
+    };
+    let end = start + SPEED_WINDOW_NS;
+    let first = time::now_ns();
+    let mut chunks = 0u64;
+    let mut last = first;
+    while last < end {
+        // SAFETY: a register-only countdown: `dec` and `jnz`, two
+        // instructions an iteration, touching nothing else.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "dec {left}",
+                "jnz 2b",
+                left = inout(reg) SPEED_CHUNK => _,
+                options(nomem, nostack),
+            );
+        }
+        chunks += 1;
+        last = time::now_ns();
     }
-    let t0 = time::now_ns();
-    // SAFETY: a register-only countdown: `dec` and `jnz`, two
-    // instructions an iteration, touching nothing else.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "dec {left}",
-            "jnz 2b",
-            left = inout(reg) SPEED_LOOP_ITERATIONS => _,
-            options(nomem, nostack),
-        );
-    }
-    let elapsed = (time::now_ns() - t0).max(1);
-    let per_second = u128::from(2 * SPEED_LOOP_ITERATIONS) * 1_000_000_000 / u128::from(elapsed);
-    SPEED[core].store(per_second as u64, Ordering::Relaxed);
-    SPEED_DONE.fetch_add(1, Ordering::AcqRel);
-    while SPEED_DONE.load(Ordering::Acquire) < n {
-        core::hint::spin_loop();
-    }
+    let per_second =
+        u128::from(2 * SPEED_CHUNK * chunks) * 1_000_000_000 / u128::from((last - first).max(1));
+    SPEED[percpu::core_id()].store(per_second as u64, Ordering::Relaxed);
+    // Busy until the window has ended everywhere.
     apic::stop_timer();
 }
 
