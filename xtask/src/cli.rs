@@ -121,6 +121,10 @@ pub enum Cmd {
         /// Deterministic runs (TCG, -icount): exact, repeatable figures.
         #[arg(long)]
         det: bool,
+        /// Runs per value, seeds seed, seed+1, ...: each thread's share as a
+        /// mean with its 95% confidence interval.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        trials: u32,
         /// Validate every variant of the scenario and list the runs, run nothing.
         #[arg(long)]
         dry_run: bool,

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
             accel,
             run_ms,
             det,
+            trials,
             dry_run,
         } => sweep(
             &xtask::sweep::Sweep {
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
                 accel,
                 run_ms,
                 det,
+                trials,
             },
             jobs,
             dry_run,

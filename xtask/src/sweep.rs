@@ -1,5 +1,7 @@
-//! `just sweep`: one run of a scenario per value of one field, several
-//! QEMUs at once, then every thread's share per value.
+//! `just sweep`: one run of a scenario per value of one field (or, with
+//! `trials=N`, N runs per value with seeds `seed`, `seed + 1`, …), several
+//! QEMUs at once, then every thread's share per value — with trials, its
+//! mean and 95% confidence interval.
 
 use std::path::Path;
 
@@ -19,6 +21,8 @@ pub struct Sweep<'a> {
     pub run_ms: Option<u64>,
     /// Deterministic runs (`det=1`).
     pub det: bool,
+    /// Runs per value, each with its own seed (1: the scenario's seed).
+    pub trials: u32,
 }
 
 /// The scenario's own `cores`, if it sets them.
@@ -30,8 +34,10 @@ pub fn scenario_cores(path: &Path) -> Option<u32> {
         .and_then(|c| u32::try_from(c).ok())
 }
 
-/// One job per value, each scenario variant written and validated (so a
-/// value the field cannot take is reported before anything boots).
+/// One job per value and trial, each scenario variant written and
+/// validated (so a value the field cannot take is reported before anything
+/// boots). Trial k of a value runs with the scenario's seed plus k, the
+/// same seeds for every value.
 pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     if !s.scenario.is_file() {
         return Err(format!("{}: no such scenario file", s.scenario.display()));
@@ -46,22 +52,87 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     if values.is_empty() {
         return Err(format!("no values to sweep in `{}`", s.values));
     }
+    if s.trials == 0 {
+        return Err("trials must be at least 1".into());
+    }
+    let seed = crate::scenario::load(s.scenario, cpus)?.seed;
     let mut out = Vec::new();
     for v in values {
-        let tag = format!("{}-{v}", s.key.replace('.', "_"));
-        let path = scenario_with(s.scenario, &[(s.key.to_string(), v.to_string())], &tag)?;
-        crate::scenario::load(&path, cpus).map_err(|e| format!("{} = {v}: {e}", s.key))?;
-        let stem = path
-            .file_stem()
-            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-        let mut job = scenario_job(&format!("sweep-{stem}"), path, cpus, s.accel);
-        if s.run_ms.is_some() {
-            job.opts.run_ms = s.run_ms;
+        for k in 0..u64::from(s.trials) {
+            let mut tag = format!("{}-{v}", s.key.replace('.', "_"));
+            let mut overrides = vec![(s.key.to_string(), v.to_string())];
+            if s.trials > 1 {
+                let trial_seed = seed.wrapping_add(k);
+                tag.push_str(&format!("-seed{trial_seed}"));
+                overrides.push(("seed".into(), trial_seed.to_string()));
+            }
+            let path = scenario_with(s.scenario, &overrides, &tag)?;
+            crate::scenario::load(&path, cpus).map_err(|e| format!("{} = {v}: {e}", s.key))?;
+            let stem = path
+                .file_stem()
+                .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+            let mut job = scenario_job(&format!("sweep-{stem}"), path, cpus, s.accel);
+            if s.run_ms.is_some() {
+                job.opts.run_ms = s.run_ms;
+            }
+            job.opts.det = s.det;
+            out.push((v.to_string(), job));
         }
-        job.opts.det = s.det;
-        out.push((v.to_string(), job));
     }
     Ok(out)
+}
+
+/// Per value (in sweep order) and thread: the share's mean over the value's
+/// trials and its 95% confidence interval, as CSV rows
+/// `value,app,thread,ideal_share,trials,share_mean,share_ci95`.
+pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
+    let mut out = String::from("value,app,thread,ideal_share,trials,share_mean,share_ci95\n");
+    let mut values: Vec<&str> = Vec::new();
+    for (v, _) in runs {
+        if !values.contains(&v.as_str()) {
+            values.push(v);
+        }
+    }
+    for v in values {
+        let of_value: Vec<&serde_json::Value> = runs
+            .iter()
+            .filter(|(w, _)| w == v)
+            .map(|(_, s)| s)
+            .collect();
+        let Some(first) = of_value.first() else {
+            continue;
+        };
+        for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
+            for t in app["threads"].as_array().into_iter().flatten() {
+                let shares: Vec<f64> = of_value
+                    .iter()
+                    .filter_map(|s| {
+                        s["apps"][a]["threads"]
+                            .as_array()?
+                            .iter()
+                            .find(|u| u["id"] == t["id"])?["measured_share"]
+                            .as_f64()
+                    })
+                    .collect();
+                let (mean, ci) = match crate::trials::mean_ci(&shares) {
+                    Some(e) => (e.mean.to_string(), e.half_width.to_string()),
+                    None => (
+                        shares.first().map_or(String::new(), f64::to_string),
+                        String::new(),
+                    ),
+                };
+                out.push_str(&format!(
+                    "{},{},{},{},{},{mean},{ci}\n",
+                    field(v),
+                    field(app["name"].as_str().unwrap_or("")),
+                    field(t["name"].as_str().unwrap_or("")),
+                    t["ideal_share"].as_f64().unwrap_or(f64::NAN),
+                    shares.len(),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Runs every job, `parallel` at once, prints a table of shares and
@@ -72,10 +143,12 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
     let mut failed = 0;
     let mut csv = String::from("value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n");
     let mut runs_dir = None;
+    let mut summaries = Vec::new();
     println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
     for (value, (job, out)) in values.iter().zip(run_all(jobs, parallel)) {
         match out {
             Ok(out) => {
+                summaries.push((value.clone(), out.summary.clone()));
                 let run = out
                     .run_dir
                     .file_name()
@@ -119,6 +192,17 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
         let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
         std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("== table in {}", path.display());
+        if s.trials > 1 {
+            let means = summary_csv(&summaries);
+            println!(
+                "\nover {} trials per value:\n{}",
+                s.trials,
+                means.replace(',', "\t")
+            );
+            let path = path.with_extension("means.csv");
+            std::fs::write(&path, means).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("== means and 95% intervals in {}", path.display());
+        }
     }
     if failed > 0 {
         Err(format!("{failed} of the sweep's runs failed"))
@@ -138,6 +222,61 @@ fn field(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn trials_give_each_value_its_seeds_and_the_means_their_intervals() {
+        let scenario = crate::build::workspace_root().join("scenarios/lottery-2to1.toml");
+        let sweep = super::Sweep {
+            scenario: &scenario,
+            key: "app.0.thread.0.tickets",
+            values: "100, 300",
+            cpus: Some(1),
+            accel: crate::Accel::Tcg,
+            run_ms: None,
+            det: true,
+            trials: 3,
+        };
+        let jobs = super::jobs(&sweep).unwrap();
+        assert_eq!(jobs.len(), 6);
+        let base = crate::scenario::load(&scenario, 1).unwrap().seed;
+        let seeds: Vec<u64> = jobs
+            .iter()
+            .map(|(_, j)| {
+                crate::scenario::load(j.opts.scenario.as_ref().unwrap(), 1)
+                    .unwrap()
+                    .seed
+            })
+            .collect();
+        assert_eq!(seeds, [0, 1, 2, 0, 1, 2].map(|k| base + k));
+        assert!(jobs.iter().all(|(_, j)| j.opts.det));
+        assert!(super::jobs(&super::Sweep { trials: 0, ..sweep }).is_err());
+
+        let run = |share: f64| {
+            json!({"apps": [{"name": "pair", "threads": [
+                {"id": 0, "name": "A", "ideal_share": 0.75, "measured_share": share},
+            ]}]})
+        };
+        let csv = super::summary_csv(&[
+            ("100".into(), run(0.74)),
+            ("100".into(), run(0.75)),
+            ("100".into(), run(0.76)),
+            ("300".into(), run(0.9)),
+        ]);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 3, "{csv}");
+        let cols: Vec<&str> = rows[1].split(',').collect();
+        assert_eq!(&cols[..5], ["100", "pair", "A", "0.75", "3"]);
+        assert!((cols[5].parse::<f64>().unwrap() - 0.75).abs() < 1e-12);
+        // s = 0.01, t(2) = 4.303: 4.303 * 0.01 / sqrt(3) = 0.0248.
+        assert!(
+            (cols[6].parse::<f64>().unwrap() - 0.0248).abs() < 1e-4,
+            "{csv}"
+        );
+        // One trial: its share, no interval.
+        assert_eq!(rows[2], "300,pair,A,0.75,1,0.9,");
+    }
+
     #[test]
     fn csv_fields_are_quoted_only_when_they_must_be() {
         assert_eq!(super::field("lotto"), "lotto");
