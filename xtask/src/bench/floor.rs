@@ -32,6 +32,14 @@ pub fn of(cost: &PolicyCost) -> Option<Stat> {
     cost.floor.map(|(_, f)| ratio(cost.steady, f))
 }
 
+/// A floor's figure for the table: a tenth of a ns below 10 ns, where
+/// whole ns would round a ring's 1.4 ns to 1 and its ratio would not
+/// follow from the cells.
+pub fn cell(s: Stat) -> String {
+    let p = if s.median < 10.0 { 1 } else { 0 };
+    format!("{:.p$} ns ({:.p$}–{:.p$})", s.median, s.min, s.max)
+}
+
 /// The goals for `kind` that `costs` can show (none for a policy without a
 /// floor, and each only where its thread counts were measured): (what,
 /// figure, met). Judged on medians.
@@ -135,6 +143,12 @@ mod tests {
         let missed = [cost("eevdf", 1, 37.0, Some(6.0))];
         let g = goals(PolicyKind::new("eevdf"), &missed);
         assert!(g[0].1.contains(": 31 ns") && !g[0].2, "{g:?}");
+    }
+
+    #[test]
+    fn small_floors_keep_a_decimal() {
+        assert_eq!(cell(at(1.44, 1.2, 1.56)), "1.4 ns (1.2–1.6)");
+        assert_eq!(cell(at(45.4, 40.0, 50.6)), "45 ns (40–51)");
     }
 
     #[test]

@@ -575,7 +575,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             c.floor.map_or("—".to_string(), |(f, s)| format!(
                 "{} {}",
                 f.name(),
-                cell(Some(s), "ns")
+                floor::cell(s)
             )),
             floor::of(c).map_or("—".to_string(), |r| format!(
                 "{:.2}x ({:.2}–{:.2})",
