@@ -2,22 +2,39 @@
 //! `cargo bench -p policy-bench` (all), or with a filter such as
 //! `'^decision/stride/10000$'`. The group `churn` times the same decision
 //! with one block and one wake of the picked thread in each
-//! (`'^churn/lottery/'`).
+//! (`'^churn/lottery/'`); the group `floor` the bare data-structure
+//! operation each policy's decision amounts to (`policy_bench::floor`),
+//! timed right after the policies at the same thread count so that the
+//! ratio of the two compares figures taken under the same load.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use policy_bench::floor::{Floor, FloorState};
 use policy_bench::{churn_decision, decision, kinds, new_policy, CHURN_THREADS, THREADS};
 
-fn decisions(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decision");
-    for kind in kinds() {
-        for n in THREADS {
+fn decisions_and_floors(c: &mut Criterion) {
+    for n in THREADS {
+        let mut group = c.benchmark_group("decision");
+        for kind in kinds() {
             let mut policy = new_policy(kind, n);
             group.bench_function(BenchmarkId::new(kind.name(), n), |b| {
                 b.iter(|| decision(policy.as_mut()))
             });
         }
+        group.finish();
+        let mut group = c.benchmark_group("floor");
+        for floor in Floor::ALL {
+            // Each structure's own step, not through the enum: the floor
+            // carries no dispatch. (`iter` passes the result through
+            // `black_box`.)
+            let id = BenchmarkId::new(floor.name(), n);
+            match floor.build(n) {
+                FloorState::Heap(mut h) => group.bench_function(id, |b| b.iter(|| h.step())),
+                FloorState::Ring(mut r) => group.bench_function(id, |b| b.iter(|| r.step())),
+                FloorState::SumTree(mut s) => group.bench_function(id, |b| b.iter(|| s.step())),
+            };
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn churn(c: &mut Criterion) {
@@ -33,5 +50,5 @@ fn churn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, churn);
+criterion_group!(benches, decisions_and_floors, churn);
 criterion_main!(benches);

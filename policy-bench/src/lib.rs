@@ -8,6 +8,11 @@
 //! of runnable threads; real threads block and wake. [`churn_decision`]
 //! is the same decision with the picked thread blocking at the end of its
 //! quantum and then woken again: one block and one wake per decision.
+//!
+//! [`floor`] is what each policy's decision is measured against: the bare
+//! data-structure operation it amounts to, at the same thread counts.
+
+pub mod floor;
 
 use sched_api::{Policy, PolicyKind, RunEnd};
 use sched_registry::Params;

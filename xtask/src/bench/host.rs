@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use policy_bench::floor::Floor;
 use sched_api::PolicyKind;
 
 use super::Stat;
@@ -155,23 +156,34 @@ fn criterion_estimate(dir: &Path) -> Option<Stat> {
 }
 
 /// One policy's decision cost on the host at one thread count: the steady
-/// state, and under churn (a block and a wake per decision) where
-/// `policy_bench::CHURN_THREADS` has the count.
+/// state, under churn (a block and a wake per decision) where
+/// `policy_bench::CHURN_THREADS` has the count, and its floor (the bare
+/// data-structure operation, `policy_bench::floor`) where it has one.
+#[derive(Clone, Debug)]
 pub struct PolicyCost {
     pub kind: PolicyKind,
     pub threads: u32,
     pub steady: Stat,
     pub churn: Option<Stat>,
+    pub floor: Option<(Floor, Stat)>,
 }
 
 /// Runs the criterion benchmark `policy-bench/benches/decision.rs` for `threads` (all
-/// policies, both groups) and returns each (policy, threads) figure: criterion's
+/// policies and floors, every group) and returns each (policy, threads) figure: criterion's
 /// median with its 95% confidence interval as min–max. `smoke` shortens
 /// warm-up and measurement to a fraction of a second each.
 pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>, String> {
     let counts: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let filter = format!("^(decision|churn)/[a-z]+/({})$", counts.join("|"));
-    let (warm_up, measure) = if smoke { ("0.2", "0.5") } else { ("1", "3") };
+    let filter = format!("^(decision|churn|floor)/[a-z]+/({})$", counts.join("|"));
+    // The smoke also bootstraps the intervals from 10,000 resamples instead
+    // of criterion's 100,000: analysing each benchmark took about as long
+    // as measuring it, and the bounds move by far less than this host's
+    // noise. That keeps the smoke as fast with the floors as it was without.
+    let (warm_up, measure, resamples) = if smoke {
+        ("0.2", "0.5", "10000")
+    } else {
+        ("1", "3", "100000")
+    };
     let status = crate::build::inner_cargo(&[
         "bench",
         "--quiet",
@@ -185,6 +197,8 @@ pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>,
         warm_up,
         "--measurement-time",
         measure,
+        "--nresamples",
+        resamples,
         &filter,
     ])
     .status()
@@ -193,8 +207,8 @@ pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>,
         return Err(format!("cargo bench -p policy-bench: {status}"));
     }
     let root = crate::build::workspace_root().join("target/criterion");
-    let estimate = |group: &str, kind: PolicyKind, n: u32| {
-        let dir = root.join(group).join(kind.name()).join(n.to_string());
+    let estimate = |group: &str, name: &str, n: u32| {
+        let dir = root.join(group).join(name).join(n.to_string());
         criterion_estimate(&dir)
             .ok_or_else(|| format!("no criterion estimate in {}", dir.display()))
     };
@@ -202,15 +216,20 @@ pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>,
     for kind in policy_bench::kinds() {
         for &n in threads {
             let churn = if policy_bench::CHURN_THREADS.contains(&n) {
-                Some(estimate("churn", kind, n)?)
+                Some(estimate("churn", kind.name(), n)?)
             } else {
                 None
+            };
+            let floor = match Floor::of(kind) {
+                Some(f) => Some((f, estimate("floor", f.name(), n)?)),
+                None => None,
             };
             out.push(PolicyCost {
                 kind,
                 threads: n,
-                steady: estimate("decision", kind, n)?,
+                steady: estimate("decision", kind.name(), n)?,
                 churn,
+                floor,
             });
         }
     }

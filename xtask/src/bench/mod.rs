@@ -7,6 +7,7 @@
 //! same deterministic emulator. Writes
 //! `results/bench/<commit>-<accel>.{json,md}`.
 
+pub mod floor;
 pub mod host;
 pub mod instructions;
 pub mod linux;
@@ -411,6 +412,18 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             });
         }
     }
+    let costs: Vec<host::PolicyCost> = policy_rows.iter().map(|(c, _)| c.clone()).collect();
+    for kind in policy_bench::kinds() {
+        for (name, figure, met) in floor::goals(kind, &costs) {
+            rows.push(Row {
+                name,
+                platform: None,
+                platform_cycles: None,
+                linux: None,
+                goal: Some((figure, met)),
+            });
+        }
+    }
     // Wakeup predicates by size: install from ring 3 (verification
     // included), the kernel's own evaluation timing while the benchmark
     // slept on each, and both halves on the host.
@@ -551,14 +564,23 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             ))
         );
     }
-    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns{flag}\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Under churn: the same on the host with the picked thread blocking at the end of its quantum and woken again (one block and one wake per decision). Guest: the steady loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | host, under churn | guest |\n|---|---|---|---|---|");
+    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns{flag}\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Under churn: the same on the host with the picked thread blocking at the end of its quantum and woken again (one block and one wake per decision). Floor: in the same criterion run, right after the policies at that thread count, the bare data-structure operation the policy's decision amounts to (`policy-bench/src/floor.rs`: `BinaryHeap` pop+push for stride and EEVDF, `VecDeque` pop+push for rr, a draw and a Fenwick-tree descent for lottery); host / floor is the ratio of the medians (in brackets, the widest the two intervals allow). Guest: the steady loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | floor | host / floor | host, under churn | guest |\n|---|---|---|---|---|---|---|");
     for (c, g) in &policy_rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             c.kind.name(),
             c.threads,
             cell(Some(c.steady), "ns"),
+            c.floor.map_or("—".to_string(), |(f, s)| format!(
+                "{} {}",
+                f.name(),
+                floor::cell(s)
+            )),
+            floor::of(c).map_or("—".to_string(), |r| format!(
+                "{:.2}x ({:.2}–{:.2})",
+                r.median, r.min, r.max
+            )),
             cell(c.churn, "ns"),
             cell(*g, "ns")
         );
@@ -651,6 +673,8 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
         "policy": policy_rows.iter().map(|(c, g)| json!({
             "policy": c.kind.name(), "threads": c.threads, "host_ns": stat_json(c.steady),
             "host_churn_ns": c.churn.map(stat_json), "guest_ns": g.map(stat_json),
+            "floor": c.floor.map(|(f, _)| f.name()), "floor_ns": c.floor.map(|(_, s)| stat_json(s)),
+            "host_over_floor": floor::of(c).map(stat_json),
         })).collect::<Vec<_>>(),
         "swap": swaps,
         "predicates": predicate_rows,
