@@ -177,6 +177,7 @@ impl Ledger {
     }
 
     /// Virtual time for `ran_ns` of service at adjusted weight `e` tickets.
+    #[inline]
     pub fn vt_at(ran_ns: u64, e: Ratio) -> i128 {
         let v = mul_div_small(u128::from(ran_ns) * VT_SCALE, e.den, e.num.max(1));
         v.min(i128::MAX as u128) as i128

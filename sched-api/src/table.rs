@@ -180,11 +180,21 @@ impl Running {
         self.0.get(core).copied().flatten()
     }
 
+    #[inline]
     pub fn set(&mut self, core: crate::CoreId, running: Option<(ThreadId, Slot)>) {
         if core >= self.0.len() {
-            self.0.resize(core + 1, None);
+            self.grow(core);
         }
         self.0[core] = running;
+    }
+
+    /// Makes room for `core` (once per core, the first time it is set):
+    /// kept out of line so that `set`, called twice per decision, is a
+    /// store and not a call with the resize loop's register saves.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, core: crate::CoreId) {
+        self.0.resize(core + 1, None);
     }
 
     /// The slot of `id`, which a charge says ran on `core`: found without a
