@@ -117,10 +117,41 @@ pub fn machine_share(summary: &Value, a: &str, b: &str) -> Result<f64, String> {
     Ok(a / (a + b).max(1.0))
 }
 
+/// Application `app`'s threads' work rate: loop iterations per ns of CPU
+/// time charged to them, summed over its threads. The same program on N
+/// cores against one core shows how fast each core of the run really was
+/// while it ran the threads (a deterministic run states that speed: see
+/// `qemu::det_core_speed`).
+pub fn work_rate(summary: &Value, app: &str) -> Result<f64, String> {
+    let threads = summary["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["threads"].as_array())
+        .ok_or_else(|| format!("no threads of {app} in the summary"))?;
+    let sum = |k: &str| -> f64 { threads.iter().filter_map(|t| t[k].as_f64()).sum() };
+    let (iterations, cpu_ns) = (sum("iterations"), sum("cpu_ns"));
+    if iterations <= 0.0 || cpu_ns <= 0.0 {
+        return Err(format!("{app}'s threads did no counted work"));
+    }
+    Ok(iterations / cpu_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_work_rate_is_iterations_over_charged_time() {
+        let s = json!({"apps": [{"name": "app", "threads": [
+            {"cpu_ns": 1000, "iterations": 30},
+            {"cpu_ns": 3000, "iterations": 90},
+        ]}]});
+        assert!((work_rate(&s, "app").unwrap() - 0.03).abs() < 1e-12);
+        assert!(work_rate(&s, "other").is_err());
+        let idle = json!({"apps": [{"name": "app", "threads": [{"cpu_ns": 0, "iterations": 0}]}]});
+        assert!(work_rate(&idle, "app").is_err());
+    }
 
     fn run() -> Value {
         json!({
