@@ -6,6 +6,12 @@
 //! Left out, on purpose: `exit`, `sleep`, `resume` and `set_upcalls` — they
 //! would (legitimately) end, park or derail this program rather than test
 //! the kernel's argument checking (`badargs` covers their error paths).
+//!
+//! Between the random calls it keeps state: one call in 64 starts a
+//! sequence whose every answer the ABI fixes (a frame mapped at two
+//! addresses, written through one and read through the other, refused
+//! while mapped, freed once unmapped, unknown after), and it counts every
+//! answer that differs as a violation (reported; the suite wants none).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use core::fmt::Write;
@@ -20,6 +26,10 @@ const REPORT_EVERY: u64 = 50_000;
 /// Results by code: index 0 = success, then `Error as usize`.
 static RESULTS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 static CALLS: AtomicU64 = AtomicU64::new(0);
+/// Answers of the stateful sequences that the ABI forbids.
+static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+/// Stateful sequences run to their end.
+static SEQUENCES: AtomicU64 = AtomicU64::new(0);
 
 struct Rng(u64);
 
@@ -74,10 +84,61 @@ fn arg(rng: &mut Rng) -> u64 {
     }
 }
 
+/// Counts `got` as a violation unless it is `want`.
+fn expect(got: Result<u64, Error>, want: Result<(), Error>) {
+    if got.map(|_| ()) != want {
+        VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where this core's sequences map: past any address the random arguments
+/// name (`USER_MAP_START` plus up to 64 pages, powers of two), a MiB per
+/// core, so no other core's sequence and no random call touches it.
+fn sequence_base(core: usize) -> u64 {
+    va::USER_MAP_START + (1 << 32) + core as u64 * 0x10_0000
+}
+
+/// One frame through its whole life, every answer checked (see the
+/// module's docs). A refused allocation (quota, memory) is no violation:
+/// the sequence just does not run.
+fn frame_sequence(core: usize, rng: &mut Rng) {
+    use libos::abi::syscall::map_flags::WRITABLE;
+    let Ok(pfn) = sys::frame_alloc(None) else {
+        return;
+    };
+    let a = sequence_base(core);
+    let b = a + 4096 * (1 + rng.below(16));
+    expect(sys::map(a, pfn, WRITABLE), Ok(()));
+    expect(sys::map(b, pfn, WRITABLE), Ok(()));
+    expect(sys::map(a, pfn, WRITABLE), Err(Error::BadAddress));
+    let word = rng.next();
+    // SAFETY: `a` and `b` were just mapped writable to one frame of this
+    // environment's, at addresses nothing else here uses.
+    let seen = unsafe {
+        core::ptr::write_volatile(a as *mut u64, word);
+        core::ptr::read_volatile(b as *const u64)
+    };
+    if seen != word {
+        VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+    expect(sys::frame_free(pfn), Err(Error::Taken));
+    expect(sys::unmap(a), Ok(()));
+    expect(sys::frame_free(pfn), Err(Error::Taken));
+    expect(sys::unmap(b), Ok(()));
+    expect(sys::unmap(b), Err(Error::NotMapped));
+    expect(sys::frame_free(pfn), Ok(()));
+    expect(sys::frame_free(pfn), Err(Error::NotOwner));
+    expect(sys::map(a, pfn, WRITABLE), Err(Error::NotOwner));
+    SEQUENCES.fetch_add(1, Ordering::Relaxed);
+}
+
 fn worker(core: usize) -> ! {
     let (me, _) = sys::self_info();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(me) << 8) ^ core as u64 | 1);
     loop {
+        if rng.below(64) == 0 {
+            frame_sequence(core, &mut rng);
+        }
         let number = if rng.below(5) == 0 {
             rng.below(64)
         } else {
@@ -120,7 +181,9 @@ fn worker(core: usize) -> ! {
                 );
             }
             report!(
-                "\"kind\":\"fuzz\",\"calls\":{n},\"results\":{{{}}}",
+                "\"kind\":\"fuzz\",\"calls\":{n},\"sequences\":{},\"violations\":{},\"results\":{{{}}}",
+                SEQUENCES.load(Ordering::Relaxed),
+                VIOLATIONS.load(Ordering::Relaxed),
                 by_code.as_str()
             );
         }
