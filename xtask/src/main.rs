@@ -97,8 +97,9 @@ fn main() -> ExitCode {
             seconds,
             cpus,
             accel,
+            det,
             dry_run,
-        } => fuzz_options(seconds, cpus, accel).and_then(|o| run_or_describe(&o, dry_run)),
+        } => fuzz_options(seconds, cpus, accel, det).and_then(|o| run_or_describe(&o, dry_run)),
         Cmd::Soak {
             cpus,
             minutes,
@@ -200,7 +201,7 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
 
 /// The old `just fuzz`: kernel test `fuzz` on TCG with 10 ms slices and a
 /// generous grace (the fuzzer's calls are slow under emulation).
-fn fuzz_options(seconds: f64, cpus: u32, accel: Accel) -> Result<RunOptions, String> {
+fn fuzz_options(seconds: f64, cpus: u32, accel: Accel, det: bool) -> Result<RunOptions, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("seconds must be a positive number, not {seconds}"));
     }
@@ -211,7 +212,12 @@ fn fuzz_options(seconds: f64, cpus: u32, accel: Accel) -> Result<RunOptions, Str
         test: Some("fuzz".into()),
         run_ms: Some(run_ms),
         cmdline: vec!["slice_us=10000".into(), "grace_us=3000".into()],
-        timeout: Duration::from_millis(run_ms * 2 + 300_000),
+        timeout: if det {
+            xtask::experiments::run_timeout(cpus, run_ms)
+        } else {
+            Duration::from_millis(run_ms * 2 + 300_000)
+        },
+        det,
         // Not `<time>-stride-<N>c`: no scheduler is involved.
         name: Some(format!("fuzz-{cpus}c-{}ms", run_ms)),
         stream: true,

@@ -63,9 +63,10 @@ const REAL: &[(&str, &str)] = &[
 // Not run for real here: `experiments` and `bench` (minutes), `test*` and
 // `lint` (this suite is part of them), and `fuzz` and `soak`, whose real
 // runs are s09's/s12's and s11's. Both end in share or liveness checks
-// that a run of a few seconds cannot pass reliably on a loaded 2-core
-// host: `fuzz seconds=2` failed `well_behaved_keeps_share` once (spin at
-// 0.478 of its 0.5 beside other QEMUs), a 12 s soak reported an
+// that a run of a few seconds cannot pass reliably: `fuzz seconds=2`
+// failed `well_behaved_keeps_share` once when it ran plain TCG (spin at
+// 0.478 of its 0.5 beside other QEMUs; it is deterministic now, and a
+// short run still ends with overruns not yet charged back), a 12 s soak reported an
 // application's main thread that stopped sampling; a 3 s soak leaves late
 // joiners unserved. Those are findings for their suites, not drift between
 // the docs and the recipes, which the dry runs check.
