@@ -301,7 +301,7 @@ static SPEED: [core::sync::atomic::AtomicU64; abi::shared::MAX_CORES] =
 /// would let the first to finish leave the emulator to the others (a
 /// spinning vCPU's `pause` hands QEMU's one thread on), and the last
 /// measured faster than it ran beside them.
-fn core_speed_on(_core: usize) {
+fn core_speed_on(core: usize) {
     let n = smp::cores();
     trap::start_tick();
     if SPEED_READY.fetch_add(1, Ordering::AcqRel) + 1 == n {
@@ -335,8 +335,7 @@ fn core_speed_on(_core: usize) {
     }
     let per_second =
         u128::from(2 * SPEED_CHUNK * chunks) * 1_000_000_000 / u128::from((last - first).max(1));
-    SPEED[percpu::core_id()].store(per_second as u64, Ordering::Relaxed);
-    // Busy until the window has ended everywhere.
+    SPEED[core].store(per_second as u64, Ordering::Relaxed);
     apic::stop_timer();
 }
 

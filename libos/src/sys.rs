@@ -200,13 +200,7 @@ pub fn account(env_slot: usize) -> &'static EnvAccount {
 /// This environment's own account. Its table slot is its id's low byte
 /// (the kernel's `env::slot_of`); the id is asked for once.
 pub fn own_account() -> &'static EnvAccount {
-    use core::sync::atomic::{AtomicU32, Ordering};
-    static SELF: AtomicU32 = AtomicU32::new(NO_ENV);
-    let mut me = SELF.load(Ordering::Relaxed);
-    if me == NO_ENV {
-        me = self_info().0;
-        SELF.store(me, Ordering::Relaxed);
-    }
+    let (me, _) = self_info_cached();
     account((me & 0xff) as usize % abi::shared::MAX_ENVS)
 }
 
@@ -301,8 +295,7 @@ pub fn cpu_clock(core: usize) -> u64 {
 /// This environment's CPU time on `core` in its finished turns (ns): the
 /// kernel's accounting, which moves only when a turn ends.
 pub fn cpu_done(core: usize) -> u64 {
-    let (me, _) = self_info_cached();
-    account(me as usize & 0xff).cpu_ns[core].load(core::sync::atomic::Ordering::Acquire)
+    own_account().cpu_ns[core].load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// `self_info`'s environment id, asked of the kernel once.

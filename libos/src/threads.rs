@@ -528,8 +528,12 @@ pub fn dispatch(core: usize) -> ! {
     };
     let now = sys::now_ns();
     charge_stops(&mut rt, now);
-    let slots_held = sys::own_account().slots_held.load(Ordering::Acquire);
-    rt.follow_slots(slots_held, crate::slices::capacity);
+    let account = sys::own_account();
+    // Held and revoked together: a slot taken back on one core and one
+    // granted on another leave the count held as it was.
+    let slots_seen = u64::from(account.slots_held.load(Ordering::Acquire))
+        | account.slots_revoked.load(Ordering::Acquire) << 32;
+    rt.follow_slots(slots_seen, crate::slices::capacity);
     rt.wake_due(now, &read_word);
     // Threads are charged on the environment's CPU clock of this core.
     let since = sys::cpu_clock(core);

@@ -55,6 +55,9 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     if s.trials == 0 {
         return Err("trials must be at least 1".into());
     }
+    if s.trials > 1 && s.key == "seed" {
+        return Err("trials= sets each run's seed: sweep another key, or run trials=1".into());
+    }
     let seed = crate::scenario::load(s.scenario, cpus)?.seed;
     let mut out = Vec::new();
     for v in values {
@@ -195,10 +198,29 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
         if s.trials > 1 {
             let means = summary_csv(&summaries);
             println!(
-                "\nover {} trials per value:\n{}",
-                s.trials,
+                "\nper value, over its trials that ran (column `trials`):\n{}",
                 means.replace(',', "\t")
             );
+            let mut seen: Vec<&str> = Vec::new();
+            for v in summaries.iter().map(|(v, _)| v.as_str()) {
+                if seen.contains(&v) {
+                    continue;
+                }
+                seen.push(v);
+                let of_value: Vec<serde_json::Value> = summaries
+                    .iter()
+                    .filter(|(w, _)| w == v)
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                if crate::trials::identical(&of_value) {
+                    eprintln!(
+                        "warning: {} = {v}: every trial gave every thread the same CPU time \
+                         (the seed changed nothing in these runs): its interval of 0 is not a \
+                         measured spread",
+                        s.key
+                    );
+                }
+            }
             let path = path.with_extension("means.csv");
             std::fs::write(&path, means).map_err(|e| format!("{}: {e}", path.display()))?;
             eprintln!("== means and 95% intervals in {}", path.display());
@@ -251,6 +273,12 @@ mod tests {
         assert_eq!(seeds, [0, 1, 2, 0, 1, 2].map(|k| base + k));
         assert!(jobs.iter().all(|(_, j)| j.opts.det));
         assert!(super::jobs(&super::Sweep { trials: 0, ..sweep }).is_err());
+        let seed_swept = super::Sweep {
+            key: "seed",
+            values: "1,2",
+            ..sweep
+        };
+        assert!(super::jobs(&seed_swept).unwrap_err().contains("seed"));
 
         let run = |share: f64| {
             json!({"apps": [{"name": "pair", "threads": [

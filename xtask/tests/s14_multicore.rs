@@ -198,7 +198,8 @@ fn each_core_runs_at_the_speed_deterministic_runs_state() {
             &[],
             &["test=corespeed"],
         )));
-        assert_checks_pass(&out);
+        // Every core's figure, before the kernel's own check (all cores
+        // within 2% of their median) is asserted: a failure shows them all.
         let measured: Vec<f64> = checks_named(&out, "instructions_per_second")
             .iter()
             .map(|c| {
@@ -211,6 +212,8 @@ fn each_core_runs_at_the_speed_deterministic_runs_state() {
             })
             .collect();
         assert_eq!(measured.len(), cpus as usize, "{}", tail(&out.console));
+        eprintln!("{cpus} cores: {measured:?} instructions per virtual second");
+        assert_checks_pass(&out);
         measured
     };
     let one = speeds(1)[0];

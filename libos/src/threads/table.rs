@@ -170,9 +170,9 @@ pub struct Table {
     /// The global clock (ns), for the instants threads start and stop
     /// waiting (`sys::now_ns` in the libOS).
     clock: fn() -> u64,
-    /// The application's slots (all cores) when [`Table::follow_slots`]
-    /// last looked; `u32::MAX` before it first did.
-    slots_seen: u32,
+    /// The application's slot counts when [`Table::follow_slots`] last
+    /// looked; `u64::MAX` before it first did.
+    slots_seen: u64,
 }
 
 impl Default for Table {
@@ -202,7 +202,7 @@ impl Table {
             control_state: ThreadState::Sleeping,
             control_service_ns: 0,
             clock: no_clock,
-            slots_seen: u32::MAX,
+            slots_seen: u64::MAX,
         }
     }
 
@@ -226,9 +226,11 @@ impl Table {
 
     /// Keeps the policy's core count P (how many of the application's
     /// threads can run at once) at the number of cores it holds slots on.
-    /// `slots_held` is the kernel's count of its slots, one load; only when
-    /// it moved since the last call is `capacity` asked (it walks every
-    /// core's slot vector). Whether P changed; a count the policy refuses
+    /// `slots_seen` is what the kernel counts of its slots (held, and
+    /// taken back: a few loads); only when it moved since the last call is
+    /// `capacity` asked (it walks every core's slot vector). Its own
+    /// `slices` calls move it as much as the kernel's grants and
+    /// revocations. Whether P changed; a count the policy refuses
     /// leaves it as it was.
     ///
     /// The policy is built for the cores held when the libOS starts or
@@ -236,8 +238,8 @@ impl Table {
     /// application begins on its first granted core while the kernel still
     /// grants it the others, `slices::hold`/`release`/`resize` move slots,
     /// and the kernel takes a repeat offender's.
-    pub fn follow_slots(&mut self, slots_held: u32, capacity: impl FnOnce() -> usize) -> bool {
-        if core::mem::replace(&mut self.slots_seen, slots_held) == slots_held {
+    pub fn follow_slots(&mut self, slots_seen: u64, capacity: impl FnOnce() -> usize) -> bool {
+        if core::mem::replace(&mut self.slots_seen, slots_seen) == slots_seen {
             return false;
         }
         let cores = capacity();
