@@ -189,7 +189,10 @@ impl Error {
         Error::NotMapped,
     ];
 
-    /// Decodes a raw `rax`: `Ok(value)` or the error.
+    /// Decodes a raw `rax`: `Ok(value)` or the error. Inline: every
+    /// system-call wrapper runs it, and a caller that ignores the result
+    /// should not pay for it.
+    #[inline]
     pub fn decode(rax: u64) -> Result<u64, Error> {
         let signed = rax as i64;
         if signed >= 0 {

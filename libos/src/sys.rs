@@ -34,11 +34,13 @@ pub unsafe fn raw(n: u64, a: [u64; 6]) -> (u64, u64) {
     (rax, rdx)
 }
 
+#[inline]
 fn call(n: Syscall, a: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: every wrapper below passes arguments the kernel validates.
     Error::decode(unsafe { raw(n as u64, a) }.0)
 }
 
+#[inline]
 pub fn null() -> Result<u64, Error> {
     call(Syscall::Null, [0; 6])
 }
