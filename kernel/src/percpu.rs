@@ -23,6 +23,15 @@ pub struct PerCpu {
     pub kernel_rsp: AtomicU64,
     /// `gs:24`: scratch for the user stack pointer during syscall entry.
     pub user_rsp_scratch: AtomicU64,
+    /// The caller's stack pointer while a light system call runs on this
+    /// core (`syscall::light`), 0 otherwise: the light entry keeps it here
+    /// rather than on the kernel stack, and clears it on the way out, so
+    /// `enter_user` can tell that a light call is under way.
+    pub light_caller_rsp: AtomicU64,
+    /// Where the light entry starts its stack: 8 bytes below the kernel
+    /// stack top, so that after its seven pushes the call to the handler
+    /// finds RSP 16-byte aligned, as the System V ABI requires.
+    pub light_stack_top: AtomicU64,
     /// Timer interrupts taken.
     pub ticks: AtomicU64,
     /// Absolute time (ns) of this core's next periodic tick.
@@ -52,6 +61,8 @@ impl PerCpu {
             apic_id: AtomicU32::new(0),
             kernel_rsp: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
+            light_caller_rsp: AtomicU64::new(0),
+            light_stack_top: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             next_tick_ns: AtomicU64::new(0),
             ipis: AtomicU64::new(0),

@@ -76,9 +76,17 @@ pub fn init_this_core(kernel_stack_top: u64) {
         }
         cr4_write(c4);
     }
+    // Both syscall entries call Rust with RSP 16-byte aligned only if the
+    // top is (the full one pushes 22 words, the light one 7 from 8 below).
+    assert!(
+        kernel_stack_top.is_multiple_of(16),
+        "kernel stack top {kernel_stack_top:#x} not 16-byte aligned"
+    );
     let cpu = crate::percpu::this();
     cpu.kernel_rsp
         .store(kernel_stack_top, core::sync::atomic::Ordering::Relaxed);
+    cpu.light_stack_top
+        .store(kernel_stack_top - 8, core::sync::atomic::Ordering::Relaxed);
     super::gdt::set_ring0_stack(cpu.core(), kernel_stack_top);
 }
 

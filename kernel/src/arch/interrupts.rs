@@ -14,6 +14,7 @@ use x86::bits64::rflags::RFlags;
 
 use super::gdt::{self, KERNEL_CODE};
 use crate::percpu::MAX_CPUS;
+use crate::syscall::light;
 
 /// Vector numbers the kernel assigns.
 pub mod vector {
@@ -94,6 +95,12 @@ interrupt_stubs:
     options(att_syntax)
 );
 
+// SAFETY (the entry paths below): each is reached only through its gate
+// or MSR (IDT, LSTAR, CSTAR), with interrupts off for `syscall` (IA32_FMASK)
+// and interrupt gates; an entry from ring 3 swaps to the kernel GS before
+// any `gs:` access and back just before leaving; the user's RSP is stored
+// and restored, never dereferenced; each core runs on its own kernel stack
+// (TSS RSP0, `gs:16`, `light_stack_top`) and IST stacks.
 global_asm!(
     r#"
     .section .text.interrupt_entry, "ax"
@@ -159,12 +166,21 @@ interrupt_common:
 2:  add rsp, 16
     iretq
 
-/* syscall: build a TrapFrame (vector = SYSCALL_MARKER) on the kernel stack. */
+/* syscall: one compare sorts the number. abi::syscall::FLOOR returns at
+   once (rcx, r11 still hold the caller's rip and rflags); a number above
+   it, unknown by construction, takes the full path; one below it goes
+   where SYSCALL_PATHS says: syscall_light for a light call
+   (syscall::light), syscall_full for the others, which build a TrapFrame
+   (vector 0x100) on the kernel stack. */
     .global syscall_entry
 syscall_entry:
-    /* abi::syscall::FLOOR: back at once (rcx, r11 still hold the caller's rip and rflags). */
-    cmp rax, 0x3ff
+    cmp rax, {floor}
     je 5f
+    ja syscall_full
+    jmp qword ptr [{paths} + rax * 8]
+
+    .global syscall_full
+syscall_full:
     swapgs
     mov gs:[24], rsp
     mov rsp, gs:[16]
@@ -189,6 +205,41 @@ syscall_entry:
     swapgs
     sysretq
 5:  sysretq
+
+/* The light path: no TrapFrame. Saved are the registers the System V ABI
+   lets the handler clobber and the syscall ABI keeps (rdi, rsi, r8, r9,
+   r10) and the caller's rip and rflags (rcx, r11) for sysret; rbx, rbp and
+   r12-r15 the handler keeps itself; rax and rdx come back from the entry
+   (syscall::light::Reply); the caller's rsp waits in light_caller_rsp,
+   which also tells enter_user a light call is under way. Interrupts stay
+   off throughout (IA32_FMASK cleared IF, DF and AC on the way in: no cld
+   or clac needed), as on the full path. */
+    .global syscall_light
+syscall_light:
+    swapgs
+    mov gs:[{light_caller_rsp}], rsp
+    mov rsp, gs:[{light_stack_top}]
+    push rcx
+    push r11
+    push rdi
+    push rsi
+    push r8
+    push r9
+    push r10
+    /* rdi, rsi, rdx are the entry's arguments as they stand; rsp is 16-byte
+       aligned here (light_stack_top is the kernel stack top - 8). */
+    call qword ptr [{light_entries} + rax * 8]
+    pop r10
+    pop r9
+    pop r8
+    pop rsi
+    pop rdi
+    pop r11
+    pop rcx                /* the caller's own rip, canonical as on the full path */
+    mov rsp, gs:[{light_caller_rsp}]
+    mov qword ptr gs:[{light_caller_rsp}], 0
+    swapgs
+    sysretq
 
 /* `syscall` from compatibility mode (IA32_CSTAR): ring 0 on the caller's
    stack with its GS. Switch as the 64-bit entry does, then kill the caller
@@ -240,7 +291,12 @@ interrupt_paranoid:
 4:  RESTORE_REGS
     add rsp, 16
     iretq
-"#
+"#,
+    floor = const abi::syscall::FLOOR,
+    paths = sym SYSCALL_PATHS,
+    light_entries = sym light::LIGHT_ENTRIES,
+    light_caller_rsp = const core::mem::offset_of!(crate::percpu::PerCpu, light_caller_rsp),
+    light_stack_top = const core::mem::offset_of!(crate::percpu::PerCpu, light_stack_top),
 );
 
 extern "C" {
@@ -326,14 +382,49 @@ pub unsafe fn load(core: usize) {
 
 extern "C" {
     fn syscall_entry();
+    fn syscall_full();
+    fn syscall_light();
     fn compat_syscall_entry();
     fn enter_user_frame(frame: *const TrapFrame) -> !;
 }
 
-/// Address of the `syscall` entry point (for LSTAR).
-// The entry stub's FLOOR test uses the number literally.
-const _: () = assert!(abi::syscall::FLOOR == 0x3ff);
+/// Where the `syscall` stub jumps for each number below `FLOOR`: the light
+/// path for the light calls, the full path for every other number (the
+/// calls that may switch context, and unknown numbers, which get
+/// `BadSyscall` there).
+static SYSCALL_PATHS: [unsafe extern "C" fn(); light::TABLE_LEN] = {
+    let mut paths = [syscall_full as unsafe extern "C" fn(); light::TABLE_LEN];
+    let mut n = 0;
+    while n < light::TABLE_LEN {
+        if light::is_light(n) {
+            paths[n] = syscall_light;
+        }
+        n += 1;
+    }
+    paths
+};
 
+// The table covers exactly the numbers below FLOOR (the stub's one compare).
+const _: () = assert!(abi::syscall::FLOOR == light::TABLE_LEN as u64);
+// Both syscall paths `sysret` to the RCX that `syscall` saved: the address
+// after the caller's `syscall` instruction. A non-canonical one would make
+// `sysretq` fault in ring 0 on Intel, on the user's RSP and GS; it cannot
+// occur because no page in the lower half's last page is executable by
+// ring 3: programs load below USER_MAP_START (`elf::parse`), environments
+// map frames below USER_MAP_END (`aspace::mappable`), and the kernel's own
+// user pages are no-execute. (The nested-KVM fix-up, which takes RCX from
+// a fault rather than from `syscall`, checks it: `trap::is_unprivileged_syscall`.)
+const _: () = assert!(
+    abi::shared::va::USER_MAP_START <= abi::shared::va::USER_MAP_END
+        && abi::shared::va::USER_MAP_END <= crate::aspace::USER_END - 0x1000
+);
+// The full path names the kernel stack top and the RSP scratch literally.
+const _: () = assert!(
+    core::mem::offset_of!(crate::percpu::PerCpu, kernel_rsp) == 16
+        && core::mem::offset_of!(crate::percpu::PerCpu, user_rsp_scratch) == 24
+);
+
+/// Address of the `syscall` entry point (for LSTAR).
 pub fn syscall_entry_address() -> u64 {
     syscall_entry as *const () as u64
 }
@@ -347,9 +438,16 @@ pub fn compat_syscall_entry_address() -> u64 {
 /// stack: the frame is moved to the stack top and restored with `iretq`.
 pub fn enter_user(frame: &TrapFrame) -> ! {
     debug_assert!(frame.is_user());
-    let top = crate::percpu::this()
-        .kernel_rsp
-        .load(core::sync::atomic::Ordering::Relaxed);
+    let cpu = crate::percpu::this();
+    // Every context switch ends here; a light call's handler must return
+    // to its caller instead (see `syscall::light`).
+    assert!(
+        cpu.light_caller_rsp
+            .load(core::sync::atomic::Ordering::Relaxed)
+            == 0,
+        "a light system call switched context"
+    );
+    let top = cpu.kernel_rsp.load(core::sync::atomic::Ordering::Relaxed);
     let dst = (top as usize - core::mem::size_of::<TrapFrame>()) as *mut TrapFrame;
     // SAFETY: `dst` is the top of this core's kernel stack, below which
     // everything is abandoned; `copy` tolerates the source overlapping it.
@@ -361,10 +459,10 @@ pub fn enter_user(frame: &TrapFrame) -> ! {
     }
 }
 
-/// Entry from the syscall stub, with interrupts disabled.
+/// Entry from the syscall stub's full path, with interrupts disabled.
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
-    crate::syscall::handle(frame);
+    crate::syscall::handle_full(frame);
 }
 
 /// Entry from the compatibility-mode `syscall` stub, interrupts disabled.
