@@ -37,6 +37,183 @@ fn raw(n: u64, a: [u64; 6]) -> Result<u64, Error> {
     Error::decode(unsafe { sys::raw(n, a) }.0)
 }
 
+// `registers_changed(number, &args)`: makes the `syscall` with the six
+// arguments from `args` and a distinct value in every other register the
+// ABI keeps (`abi::syscall`: all but rax, rcx, r11, and rdx where a call
+// answers in it), RFLAGS with CF set; returns a bit per register that came
+// back different (bits as in [`KEPT`]). Written in assembly: Rust could
+// neither hold rbx and rbp nor see a changed rsp. Its scratch words are
+// the program's: one core runs it.
+core::arch::global_asm!(
+    ".pushsection .bss.registers_changed, \"aw\"",
+    ".balign 8",
+    "rc_rsp: .quad 0",
+    "rc_args: .quad 0",
+    "rc_flags: .quad 0",
+    ".popsection",
+    ".pushsection .text.registers_changed, \"ax\"",
+    ".global registers_changed",
+    "registers_changed:",
+    "push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov [rip + rc_rsp], rsp",
+    "mov [rip + rc_args], rsi",
+    "mov rax, rdi",
+    "mov rdi, [rsi]",
+    "mov rdx, [rsi + 16]",
+    "mov r10, [rsi + 24]",
+    "mov r8, [rsi + 32]",
+    "mov r9, [rsi + 40]",
+    "mov rsi, [rsi + 8]",
+    "movabs rbx, 0x5bb0000000000001",
+    "movabs rbp, 0x5bb0000000000002",
+    "movabs r12, 0x5bb0000000000003",
+    "movabs r13, 0x5bb0000000000004",
+    "movabs r14, 0x5bb0000000000005",
+    "movabs r15, 0x5bb0000000000006",
+    "stc",
+    "pushfq",
+    "pop rcx",
+    "mov [rip + rc_flags], rcx",
+    "syscall",
+    // Flags and rsp first, before anything changes them.
+    "mov rcx, rsp",
+    "mov rsp, [rip + rc_rsp]",
+    "pushfq",
+    "pop r11",
+    "xor eax, eax",
+    "cmp r11, [rip + rc_flags]",
+    "je 2f",
+    "or eax, 1 << 0",
+    "2: cmp rcx, rsp",
+    "je 2f",
+    "or eax, 1 << 1",
+    "2: movabs r11, 0x5bb0000000000001",
+    "cmp rbx, r11",
+    "je 2f",
+    "or eax, 1 << 2",
+    "2: movabs r11, 0x5bb0000000000002",
+    "cmp rbp, r11",
+    "je 2f",
+    "or eax, 1 << 3",
+    "2: movabs r11, 0x5bb0000000000003",
+    "cmp r12, r11",
+    "je 2f",
+    "or eax, 1 << 4",
+    "2: movabs r11, 0x5bb0000000000004",
+    "cmp r13, r11",
+    "je 2f",
+    "or eax, 1 << 5",
+    "2: movabs r11, 0x5bb0000000000005",
+    "cmp r14, r11",
+    "je 2f",
+    "or eax, 1 << 6",
+    "2: movabs r11, 0x5bb0000000000006",
+    "cmp r15, r11",
+    "je 2f",
+    "or eax, 1 << 7",
+    "2: mov r11, [rip + rc_args]",
+    "cmp rdi, [r11]",
+    "je 2f",
+    "or eax, 1 << 8",
+    "2: cmp rsi, [r11 + 8]",
+    "je 2f",
+    "or eax, 1 << 9",
+    "2: cmp rdx, [r11 + 16]",
+    "je 2f",
+    "or eax, 1 << 10",
+    "2: cmp r10, [r11 + 24]",
+    "je 2f",
+    "or eax, 1 << 11",
+    "2: cmp r8, [r11 + 32]",
+    "je 2f",
+    "or eax, 1 << 12",
+    "2: cmp r9, [r11 + 40]",
+    "je 2f",
+    "or eax, 1 << 13",
+    "2: pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
+    "ret",
+    ".popsection",
+);
+
+extern "C" {
+    fn registers_changed(number: u64, args: &[u64; 6]) -> u64;
+}
+
+/// The registers `registers_changed` checks, by bit.
+const KEPT: [&str; 14] = [
+    "rflags", "rsp", "rbx", "rbp", "r12", "r13", "r14", "r15", "rdi", "rsi", "rdx", "r10", "r8",
+    "r9",
+];
+const RDX: u64 = 1 << 10;
+
+/// Whether call `number` with `args` keeps every register the ABI keeps
+/// (rdx too unless `answers_in_rdx`); reports it as a `badargs` check.
+/// Arguments the call does not read get distinct values too.
+fn keeps_registers(call: &str, number: u64, args: [u64; 6], answers_in_rdx: bool) -> bool {
+    // SAFETY: `registers_changed` keeps the System V callee-saved registers
+    // and its stack; the calls checked return to their caller (no context
+    // switch: light calls, or full ones refused before they act).
+    let mut changed = unsafe { registers_changed(number, &args) };
+    if answers_in_rdx {
+        changed &= !RDX;
+    }
+    let mut names = alloc::string::String::new();
+    for (i, name) in KEPT.iter().enumerate() {
+        if changed & (1 << i) != 0 {
+            names.push_str(name);
+            names.push(' ');
+        }
+    }
+    let ok = changed == 0;
+    report!(
+        "\"kind\":\"badargs\",\"call\":\"keeps_registers_{call}\",\"ok\":{ok},\"got\":\"changed: {}\",\"want\":\"changed: none\"",
+        if ok { "none" } else { names.trim_end() }
+    );
+    ok
+}
+
+/// Distinct values for the argument registers a call does not read.
+const UNREAD: [u64; 6] = [
+    0x5bb0_0000_0000_0011,
+    0x5bb0_0000_0000_0012,
+    0x5bb0_0000_0000_0013,
+    0x5bb0_0000_0000_0014,
+    0x5bb0_0000_0000_0015,
+    0x5bb0_0000_0000_0016,
+];
+
+/// The registers the ABI keeps, through the light path (a success, an
+/// error, a call answering in rdx) and the full one (refused calls, an
+/// unknown number on each side of the floor).
+fn every_path_keeps_registers() -> bool {
+    let with = |first: &[u64]| {
+        let mut a = UNREAD;
+        a[..first.len()].copy_from_slice(first);
+        a
+    };
+    let mut ok = true;
+    ok &= keeps_registers("null", 0, UNREAD, false);
+    ok &= keeps_registers("self_info", 2, UNREAD, true);
+    ok &= keeps_registers("slice_owner", 12, with(&[0, 0]), false);
+    ok &= keeps_registers("log_unmapped", 1, with(&[0x10, 8]), false);
+    ok &= keeps_registers("map_kernel_address", 32, with(&[KERNEL, 1, 1]), false);
+    ok &= keeps_registers("yield_bad_flags", 20, with(&[u64::MAX, 0xff]), false);
+    ok &= keeps_registers("resume_bad_area", 24, with(&[7]), false);
+    ok &= keeps_registers("unknown_below_floor", 50, UNREAD, false);
+    ok &= keeps_registers("unknown_above_floor", 9999, UNREAD, false);
+    ok
+}
+
 fn other_env(me: u32) -> u32 {
     (0..MAX_ENVS)
         .map(|i| sys::account(i).env.load(Ordering::Acquire))
@@ -48,7 +225,7 @@ fn worker(core: usize) -> ! {
     if core == 0 {
         let (me, _) = sys::self_info();
         let other = other_env(me);
-        let mut ok = true;
+        let mut ok = every_path_keeps_registers();
         ok &= expect(
             "log_kernel_pointer",
             raw(1, [KERNEL, 16, 0, 0, 0, 0]),
