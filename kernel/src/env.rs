@@ -14,6 +14,7 @@ use kernel::elf;
 use spin::Mutex;
 
 use crate::aspace::AddressSpace;
+use crate::dispatch_page::DispatchPage;
 use crate::{exported, mm, smp};
 
 /// Lifecycle of an environment.
@@ -153,22 +154,15 @@ impl Env {
         self.life.load(Ordering::Acquire) == Life::Alive as u32
     }
 
-    /// This environment's dispatch page for `core`, as the kernel sees it.
-    pub fn dispatch(&self, core: usize) -> &Dispatch {
-        // SAFETY: the page is owned by this environment for its whole life
-        // and reached through the direct map; all fields the environment
-        // may write concurrently are atomics or are only read with care
-        // (save areas are plain data the kernel copies and sanitises).
-        unsafe { &*(mm::phys_to_virt(self.dispatch_pa[core]) as *const Dispatch) }
-    }
-
-    /// Mutable view of the dispatch page, for the kernel's own writes of
-    /// save areas while the environment is not running on `core`.
-    #[allow(clippy::mut_from_ref)]
-    pub fn dispatch_mut(&self, core: usize) -> &mut Dispatch {
-        // SAFETY: as `dispatch`; the save areas of `core` are only written
-        // by the kernel on `core` while it is in the kernel for this env.
-        unsafe { &mut *(mm::phys_to_virt(self.dispatch_pa[core]) as *mut Dispatch) }
+    /// This environment's dispatch page for `core`, as the kernel may
+    /// touch it: the environment writes it concurrently (see
+    /// [`DispatchPage`]).
+    pub fn dispatch(&self, core: usize) -> DispatchPage<'_> {
+        // SAFETY: the page is a frame the kernel installed for this
+        // environment (`frame_free` refuses it), reached through the direct
+        // map, and freed only when the environment is reaped, after every
+        // `&self` is gone.
+        unsafe { DispatchPage::new(mm::phys_to_virt(self.dispatch_pa[core]) as *mut Dispatch) }
     }
 
     /// Takes the "first time on this core" mark.
@@ -572,10 +566,9 @@ fn spawn_with(
         }
     };
     for (core, &pa) in dispatch_pa.iter().enumerate() {
-        // SAFETY: freshly allocated (zeroed) dispatch page of this env.
-        let d = unsafe { &mut *(mm::phys_to_virt(pa) as *mut Dispatch) };
-        d.core = core as u32;
-        d.donate_to.store(NO_ENV, Ordering::Relaxed);
+        // SAFETY: freshly allocated (zeroed) dispatch page of this env,
+        // freed only by `release` below or at its reaping, after this use.
+        unsafe { DispatchPage::new(mm::phys_to_virt(pa) as *mut Dispatch) }.init(core);
     }
     let mut name_buf = [0u8; 32];
     let name_len = name.len().min(32);

@@ -249,6 +249,11 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("scribble", 2), spec("spin", 2)],
         others_keep_share,
     ),
+    plain(
+        "ripflip",
+        &[spec("ripflip", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain(
         "bench",

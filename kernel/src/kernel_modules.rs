@@ -4,6 +4,7 @@ mod acpi;
 mod apic;
 mod arch;
 mod aspace;
+mod dispatch_page;
 mod env;
 mod envtests;
 mod exit;

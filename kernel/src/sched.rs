@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 use abi::shared::{events, va, UpcallReason, UserContext, MAX_CORES};
-use abi::syscall::{Error, NO_ENV};
+use abi::syscall::{Error, SaveArea, NO_ENV};
 use spin::Mutex;
 
 use crate::arch::cpu::{self, CLEAN_FX};
@@ -23,7 +23,7 @@ use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::interrupts::{enter_user, TrapFrame};
 use crate::env::{self, Env};
 use crate::sync::BootCell;
-use crate::{apic, exported, percpu, record, time};
+use crate::{apic, dispatch_page, exported, percpu, record, time};
 use slices::Tick;
 
 /// Boot-time configuration of the slice vectors.
@@ -632,13 +632,13 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
     let now = time::now_ns();
     crate::trace::note(core, now, env.id);
     crate::latency::entering(core, now);
-    let d = env.dispatch_mut(core);
-    d.events
+    let d = env.dispatch(core);
+    d.events()
         .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
-    d.slice_end_ns.store(end, Ordering::Relaxed);
-    d.grace_end_ns
+    d.slice_end_ns().store(end, Ordering::Relaxed);
+    d.grace_end_ns()
         .store(end + config().grace_ns, Ordering::Relaxed);
-    d.disabled.store(flag, Ordering::Release);
+    d.disabled().store(flag, Ordering::Release);
     switch_address_space(env.pml4);
     cpu::restore_user_fs(core);
     cpu::sanitise_fx(&mut ctx.fx);
@@ -646,7 +646,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
     arm_for(time::now_ns(), end);
     match frame_from_context(&ctx) {
         Some(frame) => {
-            d.run_started_ns.store(entering(core), Ordering::Relaxed);
+            d.run_started_ns().store(entering(core), Ordering::Relaxed);
             drop(env);
             enter_user(&frame)
         }
@@ -679,9 +679,9 @@ fn upcall(
     crate::trace::note(core, now, env.id);
     crate::latency::entering(core, now);
     let d = env.dispatch(core);
-    d.disabled.store(1, Ordering::Release);
-    d.slice_end_ns.store(end, Ordering::Relaxed);
-    d.grace_end_ns.store(grace_end, Ordering::Relaxed);
+    d.disabled().store(1, Ordering::Release);
+    d.slice_end_ns().store(end, Ordering::Relaxed);
+    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
     switch_address_space(env.pml4);
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
@@ -692,7 +692,7 @@ fn upcall(
         arm_running(now, end);
     }
     let frame = upcall_frame(core, entry, reason, arg);
-    d.run_started_ns.store(entering(core), Ordering::Relaxed);
+    d.run_started_ns().store(entering(core), Ordering::Relaxed);
     drop(env);
     enter_user(&frame)
 }
@@ -747,35 +747,10 @@ fn switch_address_space(pml4: u64) {
     }
 }
 
-/// Copies a trap frame and the live FPU state into a save area (field by
-/// field: building a whole `UserContext` would first copy the area's
-/// 512-byte FPU image onto itself).
-fn save_context(frame: &TrapFrame, area: &mut UserContext) {
-    area.rax = frame.rax;
-    area.rbx = frame.rbx;
-    area.rcx = frame.rcx;
-    area.rdx = frame.rdx;
-    area.rsi = frame.rsi;
-    area.rdi = frame.rdi;
-    area.rbp = frame.rbp;
-    area.rsp = frame.rsp;
-    area.r8 = frame.r8;
-    area.r9 = frame.r9;
-    area.r10 = frame.r10;
-    area.r11 = frame.r11;
-    area.r12 = frame.r12;
-    area.r13 = frame.r13;
-    area.r14 = frame.r14;
-    area.r15 = frame.r15;
-    area.rip = frame.rip;
-    area.rflags = frame.rflags;
-    area.fs_base = 0;
-    area.valid = 1;
-    cpu::fxsave(&mut area.fx);
-}
-
 /// A trap frame resuming `ctx` in ring 3, with the user-controlled fields
-/// made safe (user selectors, IF on, IOPL 0), or `None` for a non-user rip.
+/// made safe (user selectors, IF on, IOPL 0), or `None` for a non-user rip
+/// or stack. `ctx` is a kernel-owned copy (a dispatch page snapshot, or a
+/// context the kernel kept): what is checked here is what `iretq` gets.
 fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
     if ctx.rip >= crate::aspace::USER_END || ctx.rsp >= crate::aspace::USER_END {
         return None;
@@ -833,7 +808,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
     // (reading the resume range takes a lock: not on every interleave tick).
     let seen = if now >= turn.clock.end() {
         slices::Seen {
-            disabled: turn.env.dispatch(core).disabled.load(Ordering::Acquire) != 0,
+            disabled: turn.env.dispatch(core).disabled().load(Ordering::Acquire) != 0,
             in_resume_range: turn.env.in_resume_range(frame.rip),
             untouched_since_told: turn.clock.phase() == slices::Phase::Revoking
                 && context_mark(frame) == turn.grace_mark,
@@ -854,7 +829,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
         }
         Tick::Defer { grace_end } => {
             let d = turn.env.dispatch(core);
-            d.events
+            d.events()
                 .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
             arm_for(now, grace_end);
             // As for a revocation told by an upcall: charged up to the
@@ -862,7 +837,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let ran_from = turn.run_start;
             let end = turn.clock.end().max(ran_from);
             turn.run_start = time::now_ns().max(end);
-            d.run_started_ns.store(turn.run_start, Ordering::Relaxed);
+            d.run_started_ns().store(turn.run_start, Ordering::Relaxed);
             crate::ledger::charge(core, ran_from, end, crate::ledger::Charge::Env(&turn.env));
         }
         // Not one instruction ran since it was told: its vCPU was off the
@@ -892,9 +867,10 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let ran_to = turn.run_start;
             drop(c);
             crate::ledger::charge(core, ran_from, ran_to, crate::ledger::Charge::Env(&env));
-            let d = env.dispatch_mut(core);
-            save_context(frame, &mut d.enabled);
-            d.deadline_clock_ns.store(deadline_clock, Ordering::Relaxed);
+            let d = env.dispatch(core);
+            d.save(SaveArea::Enabled, frame);
+            d.deadline_clock_ns()
+                .store(deadline_clock, Ordering::Relaxed);
             if entry == 0 {
                 // No epilogue: nothing to tell; take the core at once.
                 drop(env);
@@ -981,27 +957,26 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     };
     let env = &turn.env;
     drop(c);
-    let d = env.dispatch_mut(core);
-    let flag = d.disabled.load(Ordering::Acquire);
+    let d = env.dispatch(core);
+    let flag = d.disabled().load(Ordering::Acquire);
     let was_disabled = flag != 0 || env.in_resume_range(frame.rip);
     if was_disabled {
         // It holds its own locks or runs on its upcall stack: an upcall now
         // could deadlock or clobber that stack, so it is resumed directly,
         // from the kernel's copy (the preempted area may hold the context
         // the interrupted upcall has yet to resume).
-        let mut ctx = d.preempted;
-        save_context(frame, &mut ctx);
+        let ctx = dispatch_page::context_of(frame);
         env.keep_disabled_context(core, env::DisabledContext { ctx, flag });
     } else {
-        save_context(frame, &mut d.preempted);
-        d.deadline_clock_ns
+        d.save(SaveArea::Preempted, frame);
+        d.deadline_clock_ns()
             .store(clock_at_deadline(env, core, &turn), Ordering::Relaxed);
         env.set_repossessed(core);
     }
-    d.events.fetch_or(events::REPOSSESSED, Ordering::AcqRel);
-    d.repossessions.fetch_add(1, Ordering::Relaxed);
-    d.last_repossession_ns.store(now, Ordering::Relaxed);
-    d.last_overrun_ns.store(overrun, Ordering::Relaxed);
+    d.events().fetch_or(events::REPOSSESSED, Ordering::AcqRel);
+    d.repossessions().fetch_add(1, Ordering::Relaxed);
+    d.last_repossession_ns().store(now, Ordering::Relaxed);
+    d.last_overrun_ns().store(overrun, Ordering::Relaxed);
     env.account().repossessions.fetch_add(1, Ordering::Relaxed);
     record::emit(
         RecordKind::Event,
@@ -1080,7 +1055,7 @@ fn give_up_turn(
         if let Some(frame) = save {
             let mut f = *frame;
             f.rax = 0;
-            save_context(&f, &mut caller.dispatch_mut(core).enabled);
+            caller.dispatch(core).save(SaveArea::Enabled, &f);
         }
         if sleep {
             caller.asleep.store(true, Ordering::Release);
@@ -1088,7 +1063,7 @@ fn give_up_turn(
     };
     let now = time::now_ns();
     let target = target.or_else(|| {
-        let t = caller.dispatch(core).donate_to.load(Ordering::Acquire);
+        let t = caller.dispatch(core).donate_to().load(Ordering::Acquire);
         (t != NO_ENV).then_some(t)
     });
     let mut c = core_state(core).lock();
@@ -1153,7 +1128,7 @@ fn give_up_turn(
             if turn.clock.donate(now, vector, alive, grace()) {
                 recipient
                     .dispatch(core)
-                    .events
+                    .events()
                     .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
             }
             let (end, grace_end) = (turn.clock.end(), turn.clock.grace_end());
@@ -1207,27 +1182,23 @@ pub fn leave_current() -> ! {
 
 /// `resume(which)`: restore a save area of the caller's dispatch page for
 /// this core, clearing the disabled flag as it returns.
-pub fn resume(
-    caller: &Env,
-    which: abi::syscall::SaveArea,
-) -> Result<core::convert::Infallible, Error> {
+pub fn resume(caller: &Env, which: SaveArea) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
-    let d = caller.dispatch_mut(core);
-    let area = match which {
-        abi::syscall::SaveArea::Enabled => &mut d.enabled,
-        abi::syscall::SaveArea::Preempted => &mut d.preempted,
-        abi::syscall::SaveArea::Fault => &mut d.fault,
-    };
-    // Copy out first: the environment may scribble on the page meanwhile.
-    let mut ctx = *area;
+    let d = caller.dispatch(core);
+    // One snapshot, checked and then used: the environment may rewrite the
+    // area from another core while this runs (flip `rip` between a user
+    // and a kernel address, say), and a second read of the page after the
+    // checks would hand `iretq` a value nobody checked (a #GP in ring 0) or
+    // `fxrstor` reserved MXCSR bits.
+    let mut ctx = d.snapshot(which);
     if ctx.valid != 1 {
         return Err(Error::NotMapped);
     }
     let frame = frame_from_context(&ctx).ok_or(Error::BadAddress)?;
-    area.valid = 0;
+    d.mark_consumed(which);
     cpu::sanitise_fx(&mut ctx.fx);
     cpu::fxrstor(&ctx.fx);
-    d.disabled.store(0, Ordering::Release);
+    d.disabled().store(0, Ordering::Release);
     enter_user(&frame)
 }
 
@@ -1244,9 +1215,9 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         panic!("user fault with no environment on core {core}");
     };
     // (`env` is dropped on the way to user mode: see `enter_prologue`.)
-    let d = env.dispatch_mut(core);
+    let d = env.dispatch(core);
     let entry = env.upcalls.lock().exception;
-    let disabled = d.disabled.load(Ordering::Acquire) != 0;
+    let disabled = d.disabled().load(Ordering::Acquire) != 0;
     if entry == 0 || disabled {
         env::kill(
             &env,
@@ -1271,13 +1242,13 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         drop(env);
         leave_current();
     }
-    d.fault_info = abi::shared::FaultInfo {
+    d.set_fault_info(abi::shared::FaultInfo {
         vector: frame.vector,
         error_code: frame.error_code,
         address: cr2,
         rip: frame.rip,
-    };
-    save_context(frame, &mut d.fault);
+    });
+    d.save(SaveArea::Fault, frame);
     upcall(
         core,
         env,

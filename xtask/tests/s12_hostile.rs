@@ -151,6 +151,45 @@ fn garbage_in_shared_pages_hurts_nobody() {
     on_4("scribble", 1000, |_, _| {});
 }
 
+/// Issue 14, hole 10: on every core, `ripflip` resumes a context from its
+/// fault save area while its other cores flip that area's `rip` between a
+/// user address and a non-canonical one. The kernel checks and resumes
+/// one copy: every resume lands or is refused, nobody is killed, and the
+/// kernel never faults. A second read of the page after the check hands
+/// `iretq` the non-canonical `rip` now and then: a #GP in ring 0 on
+/// hardware; under TCG, in ring 3 at that `rip`, and `ripflip` is killed
+/// (as it was 106 ms into this run when `resume` was made to read `rip`
+/// again after its check).
+#[test]
+fn a_save_area_rewritten_under_resume_is_checked_on_one_copy() {
+    on_4("ripflip", 1000, |out, cpus| {
+        let killed: Vec<_> = out
+            .records
+            .of(RecordKind::Event)
+            .filter(|e| e["event"] == "killed")
+            .collect();
+        assert!(killed.is_empty(), "{killed:?}");
+        // Per core, its last tally: both outcomes were seen, so the
+        // kernel's reads met the other cores' writes.
+        let mut last = vec![(0, 0); cpus as usize];
+        for r in out.records.of(RecordKind::User) {
+            if r["kind"] == "ripflip" {
+                let core = r["core"].as_u64().unwrap() as usize;
+                last[core] = (
+                    r["landed"].as_u64().unwrap(),
+                    r["refused"].as_u64().unwrap(),
+                );
+            }
+            assert_ne!(r["kind"], "ripflip_unexpected", "{r}");
+        }
+        let (landed, refused) = last.iter().fold((0, 0), |(l, f), &(a, b)| (l + a, f + b));
+        assert!(
+            landed > 0 && refused > 0,
+            "landed {landed}, refused {refused}: {last:?}"
+        );
+    });
+}
+
 #[test]
 fn a_repeat_offender_loses_its_slots_on_every_core() {
     on_4_and_8("offender", 1500, |out, cpus| {

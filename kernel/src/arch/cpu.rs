@@ -91,11 +91,16 @@ pub fn init_this_core(kernel_stack_top: u64) {
 }
 
 /// Saves the live FPU/SSE state into `area` (16-byte aligned, 512 bytes).
-pub fn fxsave(area: &mut [u8; 512]) {
-    debug_assert_eq!(area.as_ptr() as usize % 16, 0);
-    // SAFETY: `area` is 512 writable, 16-byte-aligned bytes (UserContext
-    // and FxArea are align(16) with `fx` at an aligned offset).
-    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.as_mut_ptr(), options(nostack)) };
+///
+/// # Safety
+/// `area` is 512 writable, 16-byte-aligned bytes. A raw pointer, not a
+/// reference: the area may be in a page ring 3 writes concurrently (a
+/// dispatch page's save area), which no Rust reference may cover.
+pub unsafe fn fxsave(area: *mut [u8; 512]) {
+    debug_assert_eq!(area as usize % 16, 0);
+    // SAFETY: the caller's contract (UserContext and FxArea are align(16)
+    // with `fx` at an aligned offset).
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.cast::<u8>(), options(nostack)) };
 }
 
 /// Loads FPU/SSE state from `area`.
