@@ -237,7 +237,7 @@ pub fn alloc_slot(env: &Env, core: usize, slot: Option<usize>) -> Result<usize, 
     }
     .map_err(slice_error)?;
     exported::core_slices_of(core).owners[got].store(env.id, Ordering::Release);
-    env.account().slots_held.fetch_add(1, Ordering::Relaxed);
+    env.account().slots_held.fetch_add(1, Ordering::Release);
     Ok(got)
 }
 
@@ -270,7 +270,7 @@ pub fn free_slot(env: &Env, core: usize, slot: usize) -> Result<(), Error> {
         .free(slot, slices::EnvId(env.id), &env.slot_quota)
         .map_err(slice_error)?;
     exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
-    env.account().slots_held.fetch_sub(1, Ordering::Relaxed);
+    env.account().slots_held.fetch_sub(1, Ordering::Release);
     Ok(())
 }
 
@@ -946,7 +946,7 @@ fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
         if taken.lost_slot {
             exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
             if let Some(owner) = &owner {
-                owner.account().slots_held.fetch_sub(1, Ordering::Relaxed);
+                owner.account().slots_held.fetch_sub(1, Ordering::Release);
                 owner
                     .account()
                     .slots_revoked

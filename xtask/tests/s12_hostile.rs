@@ -63,6 +63,14 @@ fn on_4_and_8(name: &str, run_ms: u32, also: impl Fn(&RunOutcome, u32)) {
     }
 }
 
+/// How long the 4-core experiments whose hostile environment overruns
+/// every turn run. `spin` misses a fixed ~30 ms per core whatever the
+/// length (the hostile one's first turns and its overrun not yet charged
+/// back at the end): measured beside `resume_hog` and `critical`, 0.4793
+/// and 0.4799 of its 0.5 over 1.5 s (the 2% bound is 0.48, so any change
+/// of a few instructions flipped them), 0.4899 and 0.4931 over 3 s.
+const SHARE_RUN_MS: u32 = 3000;
+
 /// On 4 cores only.
 fn on_4(name: &str, run_ms: u32, also: impl Fn(&RunOutcome, u32)) {
     also(&hostile(name, 4, run_ms), 4);
@@ -112,21 +120,21 @@ fn never_yielding_is_repossessed_on_every_core() {
 
 #[test]
 fn a_critical_section_held_for_ever_is_cut_at_grace() {
-    on_4("critical", 1500, |out, cpus| {
+    on_4("critical", SHARE_RUN_MS, |out, cpus| {
         assert!(repossessions(out, "critical") >= 2 * u64::from(cpus));
     });
 }
 
 #[test]
 fn spinning_in_the_epilogue_is_cut_at_grace() {
-    on_4("epilogue", 1500, |out, cpus| {
+    on_4("epilogue", SHARE_RUN_MS, |out, cpus| {
         assert!(repossessions(out, "epilogue_spin") >= 2 * u64::from(cpus));
     });
 }
 
 #[test]
 fn a_resume_range_over_a_loop_is_cut_at_grace() {
-    on_4("resume_hog", 1500, |out, cpus| {
+    on_4("resume_hog", SHARE_RUN_MS, |out, cpus| {
         assert!(repossessions(out, "resume_hog") >= 2 * u64::from(cpus));
     });
 }
