@@ -13,6 +13,7 @@
 //! event <t_ms> swap <policy>
 //! event <t_ms> tickets <thread id> <tickets>
 //! event <t_ms> slices <per core>
+//! requests <rate_per_s> fixed <us> | exponential <mean_us> | bimodal <short_us> <long_us> <long_permille>
 //! ```
 //! Behaviours: `cpu`; `sleep <run_us> <sleep_us>` (compute, then sleep);
 //! `fraction <permille>` (use that much of each quantum, then block for the
@@ -20,10 +21,14 @@
 //! those); `watch` (sleep until the application's shared word changes);
 //! `poke <period_us>` (sleep, and change the shared word every period);
 //! `lock <hold_us> <think_us>` (take the application's lock, compute
-//! holding it, release, compute; waiters lend the holder their tickets).
+//! holding it, release, compute; waiters lend the holder their tickets);
+//! `serve` (serve the application's request stream, its `requests` line:
+//! see [`crate::requests`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
+
+pub use crate::requests::{Requests, Service};
 
 /// Most threads an application can describe (the libOS's table, less the
 /// main thread).
@@ -63,6 +68,9 @@ pub enum Behaviour {
         hold_us: u64,
         think_us: u64,
     },
+    /// Serves the application's requests, first come first served with
+    /// its other `serve` threads (the `requests` line).
+    Serve,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +109,8 @@ pub struct AppSpec {
     pub names: Vec<(u32, String)>,
     /// In time order.
     pub events: Vec<Event>,
+    /// The request stream its `serve` threads serve.
+    pub requests: Option<Requests>,
 }
 
 /// A rejected line (1-based) and why.
@@ -121,6 +131,7 @@ impl core::fmt::Display for Behaviour {
             Behaviour::Watch => write!(f, "watch"),
             Behaviour::Poke { period_us } => write!(f, "poke {period_us}"),
             Behaviour::Lock { hold_us, think_us } => write!(f, "lock {hold_us} {think_us}"),
+            Behaviour::Serve => write!(f, "serve"),
         }
     }
 }
@@ -155,6 +166,7 @@ fn behaviour(words: &mut core::str::SplitAsciiWhitespace<'_>) -> Result<Behaviou
             hold_us: num(words.next(), "lock needs <hold_us> <think_us>")?,
             think_us: num(words.next(), "lock needs <hold_us> <think_us>")?,
         },
+        Some("serve") => Behaviour::Serve,
         _ => return Err("unknown behaviour"),
     };
     Ok(b)
@@ -239,6 +251,12 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             };
             spec.events.push(Event { at_ms, action });
         }
+        Some("requests") => {
+            if spec.requests.is_some() {
+                return Err("a second requests line");
+            }
+            spec.requests = Some(Requests::parse_words(&mut words)?);
+        }
         Some(_) => return Err("unknown line"),
     }
     if words.next().is_some() {
@@ -256,6 +274,7 @@ impl AppSpec {
             threads: Vec::new(),
             names: Vec::new(),
             events: Vec::new(),
+            requests: None,
         };
         for (i, l) in text.lines().enumerate() {
             line(&mut spec, l).map_err(|what| SpecError { line: i + 1, what })?;
@@ -269,6 +288,17 @@ impl AppSpec {
                     });
                 }
             }
+        }
+        let serves = spec.threads.iter().any(|t| t.behaviour == Behaviour::Serve);
+        if serves != spec.requests.is_some() {
+            return Err(SpecError {
+                line: 0,
+                what: if serves {
+                    "serve threads without a requests line"
+                } else {
+                    "a requests line without serve threads"
+                },
+            });
         }
         spec.events.sort_by_key(|e| e.at_ms);
         Ok(spec)
@@ -292,6 +322,9 @@ impl AppSpec {
         }
         for (id, name) in &self.names {
             writeln!(out, "name {id} {name}")?;
+        }
+        if let Some(r) = &self.requests {
+            writeln!(out, "requests {r}")?;
         }
         for e in &self.events {
             write!(out, "event {} ", e.at_ms)?;
@@ -349,6 +382,8 @@ mod tests {
              thread 5 100 0 - watch\n\
              thread 6 100 0 - poke 10000\n\
              thread 7 100 0 - lock 500 1500\n\
+             thread 8 100 0 - serve\n\
+             requests 2000 bimodal 10 500 25\n\
              event 2000 swap rr\nevent 1000 tickets 1 400\nevent 3000 slices 3\n",
         )
         .unwrap();
@@ -356,7 +391,19 @@ mod tests {
             (s.policy, s.sample_ms, s.seed),
             (Some(Policy::new("lottery")), 50, 7)
         );
-        assert_eq!(s.threads.len(), 7);
+        assert_eq!(s.threads.len(), 8);
+        assert_eq!(s.threads[7].behaviour, Behaviour::Serve);
+        assert_eq!(
+            s.requests,
+            Some(Requests {
+                rate_per_s: 2000,
+                service: Service::Bimodal {
+                    short_us: 10,
+                    long_us: 500,
+                    long_permille: 25
+                }
+            })
+        );
         assert_eq!(
             s.threads[6].behaviour,
             Behaviour::Lock {
@@ -410,6 +457,7 @@ mod tests {
                     hold_us: 500,
                     think_us: 1500,
                 },
+                Behaviour::Serve,
             ]
             .into_iter()
             .enumerate()
@@ -439,6 +487,10 @@ mod tests {
                     action: Action::Slices(3)
                 },
             ],
+            requests: Some(Requests {
+                rate_per_s: 500,
+                service: Service::Exponential { mean_us: 300 },
+            }),
         };
         let mut text = String::new();
         spec.write(&mut text).unwrap();
@@ -491,5 +543,12 @@ mod tests {
         );
         bad("thread 1 5 0 - cpu\nname 1\n", 2);
         bad("hello\n", 1);
+        bad("thread 1 5 0 - serve\n", 0);
+        bad("thread 1 5 0 - cpu\nrequests 10 fixed 5\n", 0);
+        bad(
+            "thread 1 5 0 - serve\nrequests 10 fixed 5\nrequests 10 fixed 5\n",
+            3,
+        );
+        bad("thread 1 5 0 - serve\nrequests 10 fixed\n", 2);
     }
 }

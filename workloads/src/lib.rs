@@ -105,4 +105,5 @@ pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
 
 pub mod appspec;
 pub mod bench;
+pub mod requests;
 pub mod sleep_log;

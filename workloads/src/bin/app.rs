@@ -26,6 +26,8 @@
 //!   entry may continue, with the same head, in the next);
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
 //!   `thread`, `detail`, `source` (`scenario` or `console`);
+//! - `requests_start` and `requests` (applications with `serve` threads):
+//!   see `serve`;
 //! - `app_event` with `what` `console`: the outcome of a console command
 //!   the kernel forwarded: `seq` (its inbox sequence number, which the
 //!   kernel's `console` event carries too), `detail` (the command as the
@@ -33,6 +35,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
+
+#[path = "app/serve.rs"]
+mod serve;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -162,6 +167,14 @@ fn worker(i: usize) {
                 let poked = POKED_NS.load(Ordering::Acquire);
                 SLEEP[i].end(libos::sys::now_ns().min(poked));
                 ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+            }
+            Behaviour::Serve => {
+                let requests = spec()
+                    .requests
+                    .expect("validated: serve threads have requests");
+                serve::serve(&requests, spec().seed, leave, &ITERATIONS[i], |t| {
+                    sleep_until(i, t)
+                });
             }
             Behaviour::Lock { hold_us, think_us } => {
                 lock();
@@ -516,6 +529,10 @@ fn main_thread(_: usize) {
     for (i, t) in spec.threads.iter().enumerate() {
         TICKETS[i].store(u64::from(t.tickets), Ordering::Relaxed);
     }
+    let mut requests = spec.requests.map(|r| {
+        serve::start(&r, spec.seed, T0.load(Ordering::Relaxed));
+        serve::Sampler::new(r, spec.seed, T0.load(Ordering::Relaxed))
+    });
     let sample_ns = spec.sample_ms * 1_000_000;
     let mut next_sample = T0.load(Ordering::Relaxed);
     let mut last_sample = next_sample;
@@ -577,6 +594,9 @@ fn main_thread(_: usize) {
         }
         if now >= next_sample {
             last_sample = sample(last_sample, &mut sleeps, &mut waits);
+            if let Some(r) = &mut requests {
+                r.report();
+            }
             next_sample += sample_ns;
         }
         let next_join = spec
