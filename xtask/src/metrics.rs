@@ -2,6 +2,7 @@
 //! functions here, their accumulation over a run in [`fairness`].
 
 pub mod fairness;
+pub mod requests;
 pub mod waits;
 
 /// Splits `total` CPU time among threads with weights `w` where thread `i`

@@ -40,6 +40,10 @@ pub struct RunData {
     pub waits: Vec<WaitInterval>,
     /// Swaps, ticket changes, repossessions, console commands, … in time order.
     pub events: Vec<Event>,
+    /// Request streams of applications with `serve` threads (none in runs
+    /// without, or made before they existed).
+    #[serde(default)]
+    pub requests: Vec<RequestLog>,
     /// Who ran where, when (for the slice map and the Perfetto trace).
     pub runs: Vec<CoreRun>,
     /// Turn changes the kernel's trace could not record (a core's buffer
@@ -132,6 +136,33 @@ pub struct SleepSpan {
     pub thread: u32,
     pub start_ns: u64,
     pub end_ns: u64,
+}
+
+/// An application's request stream (docs/metrics.md, "Request latency"):
+/// what it was asked to serve, and what it reported at each sample.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestLog {
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    pub rate_per_s: u64,
+    pub mean_service_ns: f64,
+    /// The service loop's speed the application measured at its start.
+    pub iterations_per_ms: u64,
+    pub intervals: Vec<RequestInterval>,
+}
+
+/// Requests reported with the sample at `t_ns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestInterval {
+    pub t_ns: u64,
+    /// Arrived and completed since the stream started.
+    pub arrived: u64,
+    pub completed: u64,
+    /// The longest latency so far.
+    pub max_ns: u64,
+    /// `(bucket, requests)`: latencies (arrival to completion) recorded
+    /// since the previous report, per bucket of `abi::waits`.
+    pub buckets: Vec<(u32, u64)>,
 }
 
 /// One thread's waits for a core (docs/metrics.md, "Wait time") inside

@@ -12,7 +12,9 @@ use std::path::Path;
 use kernel::launch::{write_plan, AppEntry};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
-use workloads::appspec::{Action, AppSpec, Behaviour, Event as SpecEvent, ThreadSpec};
+use workloads::appspec::{
+    Action, AppSpec, Behaviour, Event as SpecEvent, Requests, Service, ThreadSpec,
+};
 
 /// How long after its stop an application's slots still count as held
 /// (the kernel's `kernel::launch::STOP_MARGIN_MS`).
@@ -89,6 +91,66 @@ pub struct App {
     pub stop_ms: Option<u64>,
     #[serde(rename = "thread")]
     pub threads: Vec<Spanned<Thread>>,
+    /// The open-loop request stream its `serve` threads serve.
+    pub requests: Option<Spanned<RequestStream>>,
+}
+
+/// `[app.requests]`: Poisson arrivals at `rate_per_s`, each needing
+/// `service_us` of CPU (fixed, or the mean of an exponential), or for
+/// `bimodal`, `long_us` for a `long_fraction` of them.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestStream {
+    pub rate_per_s: u64,
+    /// `fixed`, `exponential` or `bimodal`.
+    pub service: String,
+    pub service_us: u64,
+    pub long_us: Option<u64>,
+    pub long_fraction: Option<f64>,
+}
+
+impl RequestStream {
+    /// The stream as the application runs it, or the field at fault.
+    pub fn requests(&self) -> Result<Requests, (&'static str, &'static str)> {
+        if self.rate_per_s == 0 {
+            return Err(("rate_per_s", "must be positive"));
+        }
+        if self.service_us == 0 {
+            return Err(("service_us", "must be positive"));
+        }
+        let service = match self.service.as_str() {
+            "fixed" => Service::Fixed {
+                us: self.service_us,
+            },
+            "exponential" => Service::Exponential {
+                mean_us: self.service_us,
+            },
+            "bimodal" => match (self.long_us, self.long_fraction) {
+                (Some(long_us), Some(f)) if long_us > 0 && (0.0..=1.0).contains(&f) => {
+                    Service::Bimodal {
+                        short_us: self.service_us,
+                        long_us,
+                        long_permille: (f * 1000.0).round() as u64,
+                    }
+                }
+                (Some(0) | None, _) => {
+                    return Err(("long_us", "`bimodal` needs a positive `long_us`"))
+                }
+                _ => return Err(("long_fraction", "`bimodal` needs 0 <= long_fraction <= 1")),
+            },
+            _ => return Err(("service", "must be fixed, exponential or bimodal")),
+        };
+        if self.service != "bimodal" && (self.long_us.is_some() || self.long_fraction.is_some()) {
+            return Err((
+                "long_us",
+                "only `bimodal` has `long_us` and `long_fraction`",
+            ));
+        }
+        Ok(Requests {
+            rate_per_s: self.rate_per_s,
+            service,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -299,6 +361,29 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
                 &format!("1..={MAX_THREADS_PER_APP} threads per application"),
             ));
         }
+        let serves = app.threads.iter().any(|t| t.get_ref().behaviour == "serve");
+        match &app.requests {
+            Some(r) => {
+                r.get_ref()
+                    .requests()
+                    .map_err(|(f, m)| err(r.span(), field(&format!("requests.{f}")), m))?;
+                if !serves {
+                    return Err(err(
+                        r.span(),
+                        field("requests"),
+                        "requests need at least one `serve` thread",
+                    ));
+                }
+            }
+            None if serves => {
+                return Err(err(
+                    span,
+                    field("requests"),
+                    "`serve` threads need an [app.requests] table",
+                ))
+            }
+            None => {}
+        }
         let names = thread_names(app);
         if let Some(dup) = names
             .iter()
@@ -406,10 +491,11 @@ fn behaviour(th: &Thread) -> Result<Behaviour, (&'static str, String)> {
             hold_us: need(th.hold_us, "hold_us")?,
             think_us: need(th.think_us, "think_us")?,
         },
+        "serve" => Behaviour::Serve,
         _ => {
             return Err((
                 "behaviour",
-                "must be cpu, sleep, fraction, bursty, watch, poke or lock".into(),
+                "must be cpu, sleep, fraction, bursty, watch, poke, lock or serve".into(),
             ))
         }
     })
@@ -537,6 +623,10 @@ impl Scenario {
                 .map(|(k, (name, _))| (k as u32 + 1, name.clone()))
                 .collect(),
             events,
+            requests: app
+                .requests
+                .as_ref()
+                .map(|r| r.get_ref().requests().expect("validated")),
         }
     }
 

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::metrics;
 use crate::metrics::fairness::{add_sleeps, rows, Row, Sleeps};
 pub use crate::metrics::fairness::{Fairness, ThreadFairness};
+use crate::metrics::requests;
 use crate::metrics::waits::{self, WaitDist};
 use crate::records::Records;
 use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
@@ -300,6 +301,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     let mut samples = Vec::new();
     let mut sleeps = Vec::new();
     let mut wait_intervals = Vec::new();
+    let mut request_logs = Vec::new();
     let mut events = Vec::new();
     for v in &users {
         let Some(app) = v["env"].as_u64().and_then(env_index) else {
@@ -332,6 +334,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 }
             }
             Some("waits") => waits::add_record(&mut wait_intervals, app, t_ns, v),
+            Some("requests_start" | "requests") => requests::add_record(&mut request_logs, app, v),
             // Console replies complete the kernel's `console` events below.
             Some("app_event") if v["what"] == "console" => {}
             Some("app_event") => events.push(Event {
@@ -395,6 +398,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         samples,
         sleeps,
         waits: wait_intervals,
+        requests: request_logs,
         events,
         runs,
         trace_dropped,
@@ -621,6 +625,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
             let ran_after = last_sample.and_then(|t| data.ran_after(index as u32, t));
             json!({
                 "name": app.name, "env": app.env,
+                "requests": requests::summary(data, index as u32),
                 "last_sample_ns": last_sample,
                 "ran_after_last_sample_ns": ran_after,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),

@@ -190,6 +190,74 @@ fn every_kind_of_bad_input_names_line_and_field() {
 }
 
 #[test]
+fn request_streams_are_checked_and_reach_the_application() {
+    let server = |requests: &str| {
+        format!(
+            "[[app]]\nname = \"s\"\nscheduler = \"stride\"\n{requests}[[app.thread]]\nbehaviour = \"serve\"\ncount = 2\n"
+        )
+    };
+    let good = server(
+        "[app.requests]\nrate_per_s = 500\nservice = \"bimodal\"\nservice_us = 10\nlong_us = 900\nlong_fraction = 0.05\n",
+    );
+    let s = parse(&good, "f", 2).unwrap();
+    let spec = AppSpec::parse(&{
+        let mut t = String::new();
+        s.app_spec(s.apps[0].get_ref()).write(&mut t).unwrap();
+        t
+    })
+    .unwrap();
+    assert_eq!(
+        spec.requests,
+        Some(Requests {
+            rate_per_s: 500,
+            service: Service::Bimodal {
+                short_us: 10,
+                long_us: 900,
+                long_permille: 50
+            }
+        })
+    );
+    assert_eq!(spec.threads[1].behaviour, Behaviour::Serve);
+    // (stream, line, field)
+    let bad = [
+        ("", 1, "app[0].requests"),
+        (
+            "[app.requests]\nrate_per_s = 0\nservice = \"fixed\"\nservice_us = 5\n",
+            5,
+            "app[0].requests.rate_per_s",
+        ),
+        (
+            "[app.requests]\nrate_per_s = 9\nservice = \"gamma\"\nservice_us = 5\n",
+            6,
+            "app[0].requests.service",
+        ),
+        (
+            "[app.requests]\nrate_per_s = 9\nservice = \"fixed\"\nservice_us = 0\n",
+            7,
+            "app[0].requests.service_us",
+        ),
+        (
+            "[app.requests]\nrate_per_s = 9\nservice = \"bimodal\"\nservice_us = 5\nlong_us = 50\n",
+            4,
+            "app[0].requests.long_fraction",
+        ),
+        (
+            "[app.requests]\nrate_per_s = 9\nservice = \"fixed\"\nservice_us = 5\nlong_us = 50\n",
+            8,
+            "app[0].requests.long_us",
+        ),
+    ];
+    for (requests, line, field) in bad {
+        fails(&server(requests), line, field);
+    }
+    fails(
+        &format!("{APP}[app.requests]\nrate_per_s = 9\nservice = \"fixed\"\nservice_us = 5\n"),
+        6,
+        "app[0].requests",
+    );
+}
+
+#[test]
 fn every_shipped_scenario_validates_and_compiles() {
     let dir = crate::build::workspace_root().join("scenarios");
     let mut n = 0;

@@ -1,0 +1,156 @@
+//! Request latency (docs/metrics.md, "Request latency"): an application's
+//! requests, from arrival to completion, as its `serve` threads report
+//! them per sampling interval in the buckets of [`abi::waits`].
+
+use serde_json::{json, Value};
+
+use crate::metrics::waits::WaitDist;
+use crate::rundata::{RequestInterval, RequestLog, RunData};
+
+/// Adds a `requests_start` or `requests` record of application `app`.
+pub fn add_record(into: &mut Vec<RequestLog>, app: u32, v: &Value) {
+    let log = match into.iter().position(|l| l.app == app) {
+        Some(i) => &mut into[i],
+        None => {
+            into.push(RequestLog {
+                app,
+                ..RequestLog::default()
+            });
+            into.last_mut().expect("just pushed")
+        }
+    };
+    let u = |k: &str| v[k].as_u64().unwrap_or(0);
+    if v["kind"] == "requests_start" {
+        log.rate_per_s = u("rate_per_s");
+        log.mean_service_ns = v["mean_service_ns"].as_f64().unwrap_or(0.0);
+        log.iterations_per_ms = u("iterations_per_ms");
+        return;
+    }
+    let buckets: Vec<(u32, u64)> = v["b"]
+        .as_array()
+        .map(|b| {
+            b.chunks(2)
+                .filter_map(|p| Some((p.first()?.as_u64()? as u32, p.get(1)?.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // A report too long for one record continues in the next, same time.
+    let t_ns = u("t_ns");
+    match log.intervals.last_mut().filter(|i| i.t_ns == t_ns) {
+        Some(i) => {
+            i.buckets.extend(buckets);
+            i.max_ns = i.max_ns.max(u("max_ns"));
+        }
+        None => log.intervals.push(RequestInterval {
+            t_ns,
+            arrived: u("arrived"),
+            completed: u("completed"),
+            max_ns: u("max_ns"),
+            buckets,
+        }),
+    }
+}
+
+/// Every latency of `log` reported at or before `until_ns`.
+pub fn latencies(log: &RequestLog, until_ns: u64) -> WaitDist {
+    let mut d = WaitDist::default();
+    for i in log.intervals.iter().filter(|i| i.t_ns <= until_ns) {
+        d.add(&i.buckets, i.max_ns);
+    }
+    d
+}
+
+/// Application `app`'s request figures for summary.json, or null when it
+/// serves none: the stream asked for (rate, mean service, the load it
+/// offers in cores), what arrived and completed, the backlog at the last
+/// report (arrived, not completed: a latency percentile leaves those out,
+/// so a growing backlog says the tail is worse than it shows), and the
+/// latency percentiles.
+pub fn summary(data: &RunData, app: u32) -> Value {
+    let Some(log) = data.requests.iter().find(|l| l.app == app) else {
+        return Value::Null;
+    };
+    let last = log.intervals.last();
+    let d = latencies(log, u64::MAX);
+    let (arrived, completed) = last.map_or((0, 0), |l| (l.arrived, l.completed));
+    let span_ns = match (log.intervals.first(), last) {
+        (Some(_), Some(l)) => l.t_ns.saturating_sub(data.start_ns),
+        _ => 0,
+    };
+    json!({
+        "rate_per_s": log.rate_per_s,
+        "mean_service_ns": log.mean_service_ns,
+        "offered_cores": log.rate_per_s as f64 * log.mean_service_ns / 1e9,
+        "iterations_per_ms": log.iterations_per_ms,
+        "arrived": arrived,
+        "completed": completed,
+        "backlog": arrived.saturating_sub(completed),
+        "completed_per_s": (span_ns > 0).then(|| completed as f64 / (span_ns as f64 / 1e9)),
+        "latency": {
+            "count": d.count(),
+            "p50_ns": d.percentile(0.5),
+            "p99_ns": d.percentile(0.99),
+            "p999_ns": d.percentile(0.999),
+            "max_ns": (d.count() > 0).then_some(d.max_ns),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::waits::bucket_of;
+
+    fn report(t: u64, arrived: u64, completed: u64, latencies: &[u64]) -> Value {
+        let mut b = std::collections::BTreeMap::new();
+        for &l in latencies {
+            *b.entry(bucket_of(l)).or_insert(0u64) += 1;
+        }
+        let flat: Vec<u64> = b.iter().flat_map(|(&k, &n)| [k as u64, n]).collect();
+        json!({"kind": "requests", "t_ns": t, "arrived": arrived, "completed": completed,
+               "max_ns": latencies.iter().max().copied().unwrap_or(0), "b": flat})
+    }
+
+    #[test]
+    fn reports_add_up_to_percentiles_and_a_backlog() {
+        let mut logs = Vec::new();
+        add_record(
+            &mut logs,
+            1,
+            &json!({"kind": "requests_start", "rate_per_s": 1000, "mean_service_ns": 200000.0, "iterations_per_ms": 5}),
+        );
+        // 99 quick requests and one slow one, over two reports; the second
+        // report split in two records of the same time.
+        let quick: Vec<u64> = vec![100_000; 60];
+        add_record(&mut logs, 1, &report(1_000_000_000, 70, 60, &quick));
+        add_record(
+            &mut logs,
+            1,
+            &report(2_000_000_000, 110, 99, &[100_000; 38]),
+        );
+        add_record(
+            &mut logs,
+            1,
+            &report(2_000_000_000, 110, 99, &[100_000, 50_000_000]),
+        );
+        let data = RunData {
+            start_ns: 0,
+            requests: logs,
+            ..RunData::default()
+        };
+        let s = summary(&data, 1);
+        assert_eq!(s["arrived"], 110);
+        assert_eq!(s["completed"], 99);
+        assert_eq!(s["backlog"], 11);
+        assert_eq!(s["latency"]["count"], 100);
+        assert_eq!(s["latency"]["max_ns"], 50_000_000);
+        let p50 = s["latency"]["p50_ns"].as_f64().unwrap();
+        assert!((p50 / 100_000.0 - 1.0).abs() < 1.0 / 16.0, "{p50}");
+        // The slow one is the 100th of 100: p99 is a quick one, p99.9 it.
+        assert!(s["latency"]["p99_ns"].as_f64().unwrap() < 110_000.0);
+        assert!(s["latency"]["p999_ns"].as_f64().unwrap() > 45_000_000.0);
+        assert!((s["offered_cores"].as_f64().unwrap() - 0.2).abs() < 1e-9);
+        assert!((s["completed_per_s"].as_f64().unwrap() - 49.5).abs() < 1e-9);
+        assert_eq!(summary(&data, 0), Value::Null);
+    }
+}
