@@ -353,6 +353,36 @@ impl Verified {
         })
     }
 
+    /// The earliest instant after `now_ns` at which a comparison of the
+    /// clock with an immediate (`clock imm cmp` or `imm clock cmp`, as
+    /// [`Cond::ClockAtLeast`] builds) changes its value: when the program,
+    /// evaluated again, can answer differently because time passed. The
+    /// kernel arms an idle core's timer for it, so a timed sleeper wakes at
+    /// its deadline rather than at its slot's next turn. A hint, not a
+    /// promise: other terms may keep the program false then, and memory or
+    /// counters may make it true earlier. `None` when no such comparison
+    /// has an edge after `now_ns`.
+    pub fn next_clock_edge(&self, now_ns: u64) -> Option<u64> {
+        self.insns()
+            .windows(3)
+            .filter_map(|w| match *w {
+                // clock >= x, clock < x: change at x; clock > x, clock <= x
+                // (and ==, != around x): at x or x + 1.
+                [Insn::Clock, Insn::Imm(x), Insn::Cmp(c)] => Some(match c {
+                    Cmp::Ge | Cmp::Lt | Cmp::Eq | Cmp::Ne => x,
+                    Cmp::Gt | Cmp::Le => x.saturating_add(1),
+                }),
+                // x <= clock, x > clock: at x; x < clock, x >= clock: x + 1.
+                [Insn::Imm(x), Insn::Clock, Insn::Cmp(c)] => Some(match c {
+                    Cmp::Le | Cmp::Gt | Cmp::Eq | Cmp::Ne => x,
+                    Cmp::Lt | Cmp::Ge => x.saturating_add(1),
+                }),
+                _ => None,
+            })
+            .filter(|&t| t > now_ns)
+            .min()
+    }
+
     /// Evaluates the program: allocation-free, at most [`Self::len`] steps
     /// (control only moves forward). A read or counter that fails is an
     /// error, not a panic.

@@ -618,3 +618,55 @@ fn verified_is_small_enough_to_copy_around() {
     // Fixed-size: one tag, 64 instructions, two lengths.
     assert!(core::mem::size_of::<Verified>() <= 8 + 64 * 16 + 16);
 }
+
+#[test]
+fn the_next_clock_edge_is_where_a_clock_comparison_flips() {
+    let v = |p: Program| verify(p.as_bytes(), &Limits::DEFAULT, &mem()).unwrap();
+    let deadline = v(Builder::until_time(1, 5_000).unwrap());
+    assert_eq!(deadline.next_clock_edge(0), Some(5_000));
+    assert_eq!(deadline.next_clock_edge(4_999), Some(5_000));
+    assert_eq!(deadline.next_clock_edge(5_000), None);
+    // The earliest of several, operands either way round; `>` flips one
+    // nanosecond later than `>=`.
+    let many = v(Builder::new(2)
+        .clock()
+        .imm(9_000)
+        .gt()
+        .imm(7_000)
+        .clock()
+        .le()
+        .or()
+        .clock()
+        .imm(8_000)
+        .ge()
+        .or()
+        .finish()
+        .unwrap());
+    assert_eq!(many.next_clock_edge(0), Some(7_000));
+    assert_eq!(many.next_clock_edge(7_000), Some(8_000));
+    assert_eq!(many.next_clock_edge(8_500), Some(9_001));
+    // Checked against evaluation: at the edge the value differs from just
+    // before it, for each comparison.
+    for (cmp, b) in [
+        (Cmp::Ge, Builder::ge as fn(Builder) -> Builder),
+        (Cmp::Gt, Builder::gt),
+        (Cmp::Le, Builder::le),
+        (Cmp::Lt, Builder::lt),
+        (Cmp::Eq, Builder::eq),
+    ] {
+        for clock_first in [true, false] {
+            let p = if clock_first {
+                b(Builder::new(3).clock().imm(1_000))
+            } else {
+                b(Builder::new(3).imm(1_000).clock())
+            };
+            let p = v(p.finish().unwrap());
+            let edge = p.next_clock_edge(0).expect("an edge");
+            let at = |t: u64| p.eval(&Mem { clock: t, ..mem() }).unwrap().value;
+            assert_ne!(at(edge - 1), at(edge), "{cmp:?} clock first {clock_first}");
+        }
+    }
+    // No clock, no edge.
+    let word = v(Builder::new(4).imm(1).imm(2).lt().finish().unwrap());
+    assert_eq!(word.next_clock_edge(0), None);
+}
