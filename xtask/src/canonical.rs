@@ -8,6 +8,7 @@ mod binomial;
 mod lottery;
 mod papers;
 mod response;
+mod serving;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub const SCENARIOS: &[&str] = &[
     "slots-3to1",
     "slots-1to2",
     "response-7to1",
+    "server-batch",
 ];
 
 /// Core counts of the multicore yardstick (issue 13): sixteen threads on
@@ -156,6 +158,7 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
         accel,
     ));
     jobs.extend(response::jobs(accel, &scenario)?);
+    jobs.extend(serving::jobs(accel, &scenario)?);
     let base = scenario("lottery-2to1");
     for k in SWEEP {
         let over = [
@@ -373,6 +376,7 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     let figures = root.join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
     md.push_str(&response::section(get, &figures, &cite(&STRIDE, "§5†"))?);
+    md.push_str(&serving::section(get, &figures)?);
     crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
     let _ = writeln!(
         md,

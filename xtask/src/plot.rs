@@ -585,6 +585,64 @@ pub fn wait_cdfs(
     })
 }
 
+/// Latency against offered load, one line per series (`label`, points of
+/// (load in %, latency in ms)), the latency axis logarithmic: the serving
+/// experiment of `results/README.md`. Writes `path` (PNG) and the SVG
+/// beside it.
+pub fn latency_vs_load(
+    path: &Path,
+    caption: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    register_font()?;
+    let n = series.len();
+    let lines: Vec<Line> = series
+        .iter()
+        .enumerate()
+        .map(|(k, (label, points))| Line {
+            name: label.clone(),
+            points: points
+                .iter()
+                .filter(|p| p.1.is_finite() && p.1 > 0.0)
+                .map(|&(x, y)| (x, y.log10()))
+                .collect(),
+            rank: (n - k) as f64,
+        })
+        .collect();
+    let ys = || {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| 10f64.powf(p.1)))
+    };
+    let (lo, hi) = (ys().fold(f64::MAX, f64::min), ys().fold(0.0, f64::max));
+    let (lo, hi) = if lo > hi {
+        (0.1, 1.0)
+    } else {
+        (lo, hi.max(lo * 1.01))
+    };
+    figure_at(path, Paper::Page, &|s, b| {
+        let lines = lines
+            .iter()
+            .map(|l| Line {
+                name: l.name.clone(),
+                points: l.points.clone(),
+                rank: l.rank,
+            })
+            .collect();
+        let x = Axis {
+            desc: "offered load (% of the server's share)".to_string(),
+            range: 0.0..100.0,
+            ticks: 6,
+            format: |v| format!("{v:.0}"),
+        };
+        let y = frame::decades_axis("request latency (ms)".to_string(), lo, hi);
+        match b {
+            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines, &[]),
+            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines, &[]),
+        }
+    })
+}
+
 /// Draws a figure as the PNG `path` and the SVG beside it, with a title.
 fn figure_at(
     path: &Path,
