@@ -138,6 +138,49 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
     out
 }
 
+/// Every request-serving application's figures per run, as CSV rows
+/// `value,app,rate_per_s,offered_cores,arrived,completed,backlog,p50_ns,p99_ns,p999_ns,max_ns,run`
+/// (docs/metrics.md, "Request latency"); `None` when no run served requests.
+pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<String> {
+    let mut out = String::from(
+        "value,app,rate_per_s,offered_cores,arrived,completed,backlog,p50_ns,p99_ns,p999_ns,max_ns,run\n",
+    );
+    let mut any = false;
+    for (value, run, summary) in runs {
+        for app in summary["apps"].as_array().into_iter().flatten() {
+            let r = &app["requests"];
+            if r.is_null() {
+                continue;
+            }
+            any = true;
+            let lat = &r["latency"];
+            let cell = |v: &serde_json::Value| {
+                if v.is_null() {
+                    String::new()
+                } else {
+                    v.to_string()
+                }
+            };
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                field(value),
+                field(app["name"].as_str().unwrap_or("")),
+                cell(&r["rate_per_s"]),
+                cell(&r["offered_cores"]),
+                cell(&r["arrived"]),
+                cell(&r["completed"]),
+                cell(&r["backlog"]),
+                cell(&lat["p50_ns"]),
+                cell(&lat["p99_ns"]),
+                cell(&lat["p999_ns"]),
+                cell(&lat["max_ns"]),
+                field(run),
+            ));
+        }
+    }
+    any.then_some(out)
+}
+
 /// Runs every job, `parallel` at once, prints a table of shares and
 /// writes it as CSV beside the runs (`<runs>/sweep-<scenario>-<key>.csv`);
 /// `Err` when any run failed.
@@ -147,6 +190,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
     let mut csv = String::from("value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n");
     let mut runs_dir = None;
     let mut summaries = Vec::new();
+    let mut served = Vec::new();
     println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
     for (value, (job, out)) in values.iter().zip(run_all(jobs, parallel)) {
         match out {
@@ -157,6 +201,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
                     .file_name()
                     .map_or(String::new(), |n| n.to_string_lossy().into_owned());
                 runs_dir = runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
+                served.push((value.clone(), run.clone(), out.summary.clone()));
                 for app in out.summary["apps"].as_array().into_iter().flatten() {
                     for t in app["threads"].as_array().into_iter().flatten() {
                         let (name, thread) = (
@@ -195,6 +240,15 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
         let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
         std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("== table in {}", path.display());
+        if let Some(requests) = requests_csv(&served) {
+            println!(
+                "\nrequest latency per run (ns; docs/metrics.md):\n{}",
+                requests.replace(',', "\t")
+            );
+            let path = path.with_extension("requests.csv");
+            std::fs::write(&path, requests).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("== request latencies in {}", path.display());
+        }
         if s.trials > 1 {
             let means = summary_csv(&summaries);
             println!(
@@ -303,6 +357,25 @@ mod tests {
         );
         // One trial: its share, no interval.
         assert_eq!(rows[2], "300,pair,A,0.75,1,0.9,");
+    }
+
+    #[test]
+    fn served_requests_get_a_table_and_runs_without_none() {
+        let with = json!({"apps": [
+            {"name": "batch", "requests": null},
+            {"name": "srv", "requests": {"rate_per_s": 500, "offered_cores": 0.1, "arrived": 40,
+             "completed": 38, "backlog": 2,
+             "latency": {"count": 38, "p50_ns": 900, "p99_ns": 5000, "p999_ns": 5000, "max_ns": 5100}}}
+        ]});
+        let csv = super::requests_csv(&[("500".into(), "r1".into(), with)]).unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 2, "{csv}");
+        assert_eq!(rows[1], "500,srv,500,0.1,40,38,2,900,5000,5000,5100,r1");
+        let without = json!({"apps": [{"name": "batch", "requests": null}]});
+        assert_eq!(
+            super::requests_csv(&[("1".into(), "r".into(), without)]),
+            None
+        );
     }
 
     #[test]
