@@ -10,7 +10,7 @@
 //! All fields either side may change while the other reads are atomics;
 //! layouts are `repr(C)` and checked by size assertions below.
 
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Most cores the exported tables describe.
 pub const MAX_CORES: usize = 128;
@@ -130,6 +130,51 @@ pub struct EnvAccount {
     /// epilogue's entry. The kernel's work choosing, entering and telling
     /// an environment is the kernel's, not the environment's.
     pub cpu_ns: [AtomicU64; MAX_CORES],
+    /// The environment's name (what a scenario calls its application),
+    /// NUL-padded, truncated to [`ENV_NAME_MAX`] bytes: so an environment
+    /// can find another by name (a scheduler environment its clients).
+    /// Written by the kernel before it publishes `env`; a reader checks
+    /// `env` again after reading it ([`EnvAccount::named`]).
+    pub name: [AtomicU64; ENV_NAME_MAX / 8],
+}
+
+/// Bytes of an environment's name its account holds.
+pub const ENV_NAME_MAX: usize = 32;
+
+impl EnvAccount {
+    /// Writes `name` (truncated, NUL-padded): the kernel's side.
+    pub fn set_name(&self, name: &str) {
+        let mut bytes = [0u8; ENV_NAME_MAX];
+        let n = name.len().min(ENV_NAME_MAX);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        for (word, chunk) in self.name.iter().zip(bytes.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+
+    /// The name as written (NUL padding cut).
+    pub fn name_bytes(&self) -> ([u8; ENV_NAME_MAX], usize) {
+        let mut bytes = [0u8; ENV_NAME_MAX];
+        for (word, chunk) in self.name.iter().zip(bytes.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(ENV_NAME_MAX);
+        (bytes, len)
+    }
+
+    /// The env id in this slot if it is named `name` (compared on its
+    /// first [`ENV_NAME_MAX`] bytes), read consistently: the id is read
+    /// before and after the name, and a slot reused meanwhile gives `None`.
+    pub fn named(&self, name: &str) -> Option<u32> {
+        let id = self.env.load(Ordering::Acquire);
+        let (bytes, len) = self.name_bytes();
+        let want = &name.as_bytes()[..name.len().min(ENV_NAME_MAX)];
+        let same = &bytes[..len] == want;
+        (same && id != crate::syscall::NO_ENV && self.env.load(Ordering::Acquire) == id)
+            .then_some(id)
+    }
 }
 
 /// Why the kernel entered an environment at its prologue (or exception) entry.
@@ -376,3 +421,47 @@ const _: () = assert!(core::mem::size_of::<SysInfo>() <= 4096);
 const _: () = assert!(core::mem::size_of::<UserContext>() == 672);
 const _: () = assert!(core::mem::size_of::<Inbox>() == 4096);
 const _: () = assert!(core::mem::size_of::<Args>() == ARGS_MAX);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> EnvAccount {
+        let z = || AtomicU64::new(0);
+        EnvAccount {
+            env: AtomicU32::new(0),
+            slots_held: AtomicU32::new(0),
+            donations_given: z(),
+            donations_received: z(),
+            repossessions: z(),
+            forfeits: z(),
+            slots_revoked: z(),
+            wakeups: z(),
+            turns: z(),
+            grace_renewals: z(),
+            cpu_ns: [const { AtomicU64::new(0) }; MAX_CORES],
+            name: [const { AtomicU64::new(0) }; ENV_NAME_MAX / 8],
+        }
+    }
+
+    #[test]
+    fn a_name_is_found_only_in_the_slot_that_holds_it() {
+        let a = account();
+        a.set_name("server");
+        a.env.store(0x0105, Ordering::Release);
+        assert_eq!(a.named("server"), Some(0x0105));
+        assert_eq!(a.named("serve"), None, "a prefix is not the name");
+        assert_eq!(a.named("server2"), None);
+        let (bytes, len) = a.name_bytes();
+        assert_eq!(&bytes[..len], b"server");
+        // Truncated to ENV_NAME_MAX bytes, and found by its long name.
+        let long = "a-name-of-forty-characters-for-the-test";
+        a.set_name(long);
+        assert_eq!(a.name_bytes().1, ENV_NAME_MAX);
+        assert_eq!(a.named(long), Some(0x0105));
+        // A free slot names nobody.
+        a.set_name("server");
+        a.env.store(crate::syscall::NO_ENV, Ordering::Release);
+        assert_eq!(a.named("server"), None);
+    }
+}
