@@ -106,4 +106,5 @@ pub fn threads_main(period_ns: u64, swaps: &[libos::threads::PolicyKind]) -> ! {
 pub mod appspec;
 pub mod bench;
 pub mod requests;
+pub mod sched_env;
 pub mod sleep_log;
