@@ -11,12 +11,19 @@
 //! ```text
 //! exo-launch 1
 //! slots <vector length>            (optional; at least what the apps hold)
-//! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | ->
+//! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | -> [program]
 //! <argument lines, passed to the application verbatim>
 //! end
 //! ```
+//!
+//! `program` is the boot module the environment runs: [`APP_PROGRAM`]
+//! when the header does not name one (a scenario's scheduler environment
+//! runs `sched_env`).
 
 use core::fmt;
+
+/// The program a plan's application runs unless its header names another.
+pub const APP_PROGRAM: &str = "app";
 
 /// First line of every plan.
 pub const MAGIC: &str = "exo-launch 1";
@@ -46,6 +53,8 @@ pub struct AppLaunch<'a> {
     cores: Option<&'a str>,
     pub start_ms: u64,
     pub stop_ms: Option<u64>,
+    /// The boot module it runs.
+    pub program: &'a str,
     /// The lines between the header and `end`, newline-terminated.
     pub args: &'a str,
 }
@@ -207,12 +216,13 @@ impl<'a> Iterator for Apps<'a> {
                 Some(l) => break l,
             }
         };
-        let words: [&str; 6] = {
+        let words: [&str; 7] = {
             let mut it = header.split_ascii_whitespace();
-            let w = [(); 6].map(|()| it.next().unwrap_or(""));
+            let w = [(); 7].map(|()| it.next().unwrap_or(""));
             if it.next().is_some() || w[5].is_empty() {
-                return self
-                    .err("app header needs: app <name> <slots> <cores> <start_ms> <stop_ms|->");
+                return self.err(
+                    "app header needs: app <name> <slots> <cores> <start_ms> <stop_ms|-> [program]",
+                );
             }
             w
         };
@@ -264,6 +274,11 @@ impl<'a> Iterator for Apps<'a> {
             cores,
             start_ms,
             stop_ms,
+            program: if words[6].is_empty() {
+                APP_PROGRAM
+            } else {
+                words[6]
+            },
             args,
         }))
     }
@@ -278,6 +293,8 @@ pub struct AppEntry<'a> {
     pub cores: Option<&'a [u32]>,
     pub start_ms: u64,
     pub stop_ms: Option<u64>,
+    /// The boot module it runs (`None`: [`APP_PROGRAM`]).
+    pub program: Option<&'a str>,
     /// Its arguments: lines, each ending in a newline.
     pub args: &'a str,
 }
@@ -305,8 +322,12 @@ pub fn write_plan(
         }
         write!(out, " {} ", app.start_ms)?;
         match app.stop_ms {
-            None => writeln!(out, "-")?,
-            Some(ms) => writeln!(out, "{ms}")?,
+            None => write!(out, "-")?,
+            Some(ms) => write!(out, "{ms}")?,
+        }
+        match app.program {
+            Some(p) => writeln!(out, " {p}")?,
+            None => writeln!(out)?,
         }
         out.write_str(app.args)?;
         if !app.args.is_empty() && !app.args.ends_with('\n') {

@@ -46,6 +46,37 @@ pub struct Scenario {
     pub apps: Vec<Spanned<App>>,
     #[serde(default, rename = "event")]
     pub events: Vec<Spanned<Event>>,
+    /// Aegis's scheduler environment: donates its slots to client
+    /// applications by a policy over their tickets.
+    pub scheduler_env: Option<Spanned<SchedulerEnv>>,
+}
+
+/// `[scheduler_env]`: an environment of its own (the `sched_env` program)
+/// that holds `slices` slots on each of its cores from the start and
+/// donates every one, by directed yield, to a client chosen by `scheduler`
+/// over the clients' tickets, charging each what it used. Clients are
+/// applications of the scenario that hold no slots of their own.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerEnv {
+    #[serde(default = "defaults::sched_env_name")]
+    pub name: String,
+    pub scheduler: String,
+    #[serde(default = "defaults::slices")]
+    pub slices: u32,
+    /// Cores it holds slots on (all when absent).
+    pub cores: Option<Vec<u32>>,
+    #[serde(rename = "client")]
+    pub clients: Vec<SchedClient>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedClient {
+    /// An application of the scenario, with `slices = 0`.
+    pub app: String,
+    #[serde(default = "defaults::tickets")]
+    pub tickets: u32,
 }
 
 mod defaults {
@@ -72,6 +103,9 @@ mod defaults {
     }
     pub fn count() -> u32 {
         1
+    }
+    pub fn sched_env_name() -> String {
+        "sched_env".into()
     }
 }
 
@@ -323,8 +357,23 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         if !is_scheduler(&app.scheduler) {
             return Err(err(span, field("scheduler"), &scheduler_expected()));
         }
-        if app.slices == 0 {
-            return Err(err(span, field("slices"), "must be at least 1"));
+        let client = s
+            .scheduler_env
+            .as_ref()
+            .is_some_and(|e| e.get_ref().clients.iter().any(|c| c.app == app.name));
+        if app.slices == 0 && !client {
+            return Err(err(
+                span,
+                field("slices"),
+                "must be at least 1 (0 only for a client of the scheduler_env)",
+            ));
+        }
+        if app.slices > 0 && client {
+            return Err(err(
+                span,
+                field("slices"),
+                "a client of the scheduler_env holds no slots of its own: set slices = 0",
+            ));
         }
         if let Some(cores) = &app.cores {
             if cores.is_empty() || cores.iter().any(|&c| c >= cpus) {
@@ -395,6 +444,54 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
                 field("thread"),
                 &format!("two threads named `{}`", dup.1),
             ));
+        }
+    }
+    if let Some(env) = &s.scheduler_env {
+        let (span, env) = (env.span(), env.get_ref());
+        let field = |f: &str| format!("scheduler_env.{f}");
+        if !is_scheduler(&env.scheduler) {
+            return Err(err(span, field("scheduler"), &scheduler_expected()));
+        }
+        if env.slices == 0 {
+            return Err(err(span, field("slices"), "must be at least 1"));
+        }
+        if env.name.is_empty()
+            || env.name.len() > 31
+            || !env
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || s.apps.iter().any(|a| a.get_ref().name == env.name)
+        {
+            return Err(err(
+                span,
+                field("name"),
+                "1-31 letters, digits, _ and -, not an application's name",
+            ));
+        }
+        if let Some(cores) = &env.cores {
+            if cores.is_empty() || cores.iter().any(|&c| c >= cpus) {
+                return Err(err(
+                    span,
+                    field("cores"),
+                    &format!("must list cores below {cpus}"),
+                ));
+            }
+        }
+        if env.clients.is_empty() {
+            return Err(err(span, field("client"), "at least one client"));
+        }
+        for (k, c) in env.clients.iter().enumerate() {
+            let field = |f: &str| format!("scheduler_env.client[{k}].{f}");
+            if !s.apps.iter().any(|a| a.get_ref().name == c.app) {
+                return Err(err(span.clone(), field("app"), "no such application"));
+            }
+            if env.clients[..k].iter().any(|o| o.app == c.app) {
+                return Err(err(span.clone(), field("app"), "a client named twice"));
+            }
+            if c.tickets == 0 {
+                return Err(err(span.clone(), field("tickets"), "must be positive"));
+            }
         }
     }
     if s.vector_len(cpus) as usize > abi::shared::MAX_SLOTS {
@@ -560,9 +657,40 @@ impl Scenario {
                 cores: app.cores.as_deref(),
                 start_ms: app.start_ms,
                 stop_ms: app.stop_ms,
+                program: None,
                 args,
             })
             .collect();
+        // The scheduler environment last: its clients are spawned (and
+        // named) before it looks for them.
+        let env_args = self.scheduler_env.as_ref().map(|e| {
+            let e = e.get_ref();
+            let mut text = String::new();
+            workloads::sched_env::Spec {
+                policy: Some(e.scheduler.clone()),
+                clients: e
+                    .clients
+                    .iter()
+                    .map(|c| (c.app.clone(), c.tickets))
+                    .collect(),
+            }
+            .write(&mut text)
+            .expect("a String takes every write");
+            text
+        });
+        let mut entries = entries;
+        if let (Some(e), Some(args)) = (&self.scheduler_env, &env_args) {
+            let e = e.get_ref();
+            entries.push(AppEntry {
+                name: &e.name,
+                slots_per_core: e.slices as usize,
+                cores: e.cores.as_deref(),
+                start_ms: 0,
+                stop_ms: None,
+                program: Some("sched_env"),
+                args,
+            });
+        }
         let mut out = String::new();
         write_plan(&mut out, Some(self.vector_len(u32::MAX) as usize), &entries)
             .expect("a String takes every write");
@@ -653,6 +781,11 @@ impl Scenario {
             .iter()
             .map(Spanned::get_ref)
             .flat_map(|a| a.cores.clone().unwrap_or_default())
+            .chain(
+                self.scheduler_env
+                    .iter()
+                    .flat_map(|e| e.get_ref().cores.clone().unwrap_or_default()),
+            )
             .max()
             .map_or(1, |c| c + 1)
             .max(1);
@@ -665,6 +798,12 @@ impl Scenario {
                     changes.push((a.start_ms, -slots));
                     if let Some(stop) = a.stop_ms {
                         changes.push((stop.saturating_add(STOP_MARGIN_MS), slots));
+                    }
+                }
+                if let Some(e) = &self.scheduler_env {
+                    let e = e.get_ref();
+                    if e.cores.as_ref().is_none_or(|l| l.contains(&c)) {
+                        changes.push((0, -i64::from(e.slices)));
                     }
                 }
                 changes.sort_unstable();
@@ -694,6 +833,9 @@ impl Scenario {
                 let cores = (0..cpus)
                     .filter(|c| a.cores.as_ref().is_none_or(|l| l.contains(c)))
                     .count() as u32;
+                // A client of the scheduler environment holds no slots: its
+                // libOS counts one core (`libos::slices::capacity`).
+                let cores = if a.slices == 0 { 1 } else { cores };
                 (a.name.clone(), cores.max(1))
             })
             .collect()

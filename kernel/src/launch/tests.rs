@@ -6,7 +6,7 @@ sched stride\n\
 thread 1 100 0 - cpu\n\
 end\n\
 \n\
-app b 1 0,2 500 1500\n\
+app b 1 0,2 500 1500 sched_env\n\
 end\n";
 
 #[test]
@@ -19,6 +19,7 @@ fn parses_apps_headers_and_bodies() {
     assert!(a.on_core(0) && a.on_core(7));
     let b = plan.app("b").unwrap();
     assert_eq!((b.start_ms, b.stop_ms, b.args), (500, Some(1500), ""));
+    assert_eq!((a.program, b.program), (APP_PROGRAM, "sched_env"));
     assert!(b.on_core(0) && !b.on_core(1) && b.on_core(2));
     assert!(plan.app("c").is_none());
 }
@@ -38,7 +39,7 @@ fn rejects_bad_plans_with_the_line() {
     bad("exo-launch 1\napp a 1 all soon -\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0 never\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0\nend\n", 2);
-    bad("exo-launch 1\napp a 1 all 0 - extra\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - sched_env extra\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0 -\nsched rr\n", 3);
 }
 
@@ -99,6 +100,7 @@ fn written_plans_read_back() {
             cores: None,
             start_ms: 0,
             stop_ms: None,
+            program: None,
             args: "sched stride\nthread 1 100 0 - cpu\n",
         },
         AppEntry {
@@ -107,6 +109,7 @@ fn written_plans_read_back() {
             cores: Some(&cores),
             start_ms: 500,
             stop_ms: Some(1500),
+            program: Some("sched_env"),
             args: "",
         },
         AppEntry {
@@ -115,6 +118,7 @@ fn written_plans_read_back() {
             cores: Some(&cores[1..2]),
             start_ms: 7,
             stop_ms: Some(8),
+            program: None,
             args: "no newline at the end",
         },
     ];
@@ -128,6 +132,7 @@ fn written_plans_read_back() {
             assert_eq!(got.slots_per_core, want.slots_per_core);
             assert_eq!((got.start_ms, got.stop_ms), (want.start_ms, want.stop_ms));
             assert_eq!(got.args.trim_end(), want.args.trim_end());
+            assert_eq!(got.program, want.program.unwrap_or(APP_PROGRAM));
             for core in 0..8 {
                 let on = want.cores.is_none_or(|c| c.contains(&(core as u32)));
                 assert_eq!(got.on_core(core), on, "{} core {core}", want.name);

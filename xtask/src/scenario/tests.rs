@@ -258,6 +258,86 @@ fn request_streams_are_checked_and_reach_the_application() {
 }
 
 #[test]
+fn a_scheduler_environment_compiles_to_its_own_program_after_its_clients() {
+    let client = |name: &str| {
+        format!("[[app]]\nname = \"{name}\"\nscheduler = \"rr\"\nslices = 0\n[[app.thread]]\nbehaviour = \"cpu\"\n")
+    };
+    let env = "[scheduler_env]\nscheduler = \"stride\"\nslices = 2\n[[scheduler_env.client]]\napp = \"a\"\ntickets = 3\n[[scheduler_env.client]]\napp = \"b\"\n";
+    let text = format!("{}{}{env}", client("a"), client("b"));
+    let s = parse(&text, "f", 4).unwrap();
+    let plan_text = s.launch_plan();
+    let plan = kernel::launch::Plan::parse(&plan_text).unwrap();
+    let names: Vec<&str> = plan.apps().map(|a| a.name).collect();
+    assert_eq!(names, ["a", "b", "sched_env"]);
+    let e = plan.app("sched_env").unwrap();
+    assert_eq!((e.program, e.slots_per_core), ("sched_env", 2));
+    assert_eq!(plan.app("a").unwrap().program, kernel::launch::APP_PROGRAM);
+    assert_eq!(plan.app("a").unwrap().slots_per_core, 0);
+    let spec = workloads::sched_env::Spec::parse(e.args).unwrap();
+    assert_eq!(spec.policy.as_deref(), Some("stride"));
+    assert_eq!(spec.clients, [("a".to_string(), 3), ("b".to_string(), 100)]);
+    // Its slots count in every core's vector.
+    assert_eq!(s.vector_len(4), 2);
+    assert_eq!(s.capacities(4)["a"], 1);
+    // (scenario text, line, field)
+    let bad = [
+        (
+            format!("{}{}", client("a"), env),
+            7,
+            "scheduler_env.client[1].app",
+        ),
+        (
+            format!(
+                "{}{}{}",
+                client("a"),
+                client("b"),
+                env.replace("stride", "fifo")
+            ),
+            14,
+            "scheduler_env.scheduler",
+        ),
+        (
+            format!(
+                "{}{}{}",
+                client("a"),
+                client("b"),
+                env.replace("tickets = 3", "tickets = 0")
+            ),
+            13,
+            "scheduler_env.client[0].tickets",
+        ),
+        (
+            format!(
+                "{}{}{}",
+                client("a").replace("slices = 0", "slices = 1"),
+                client("b"),
+                env
+            ),
+            4,
+            "app[0].slices",
+        ),
+        (
+            format!(
+                "{}{}{}",
+                client("a"),
+                client("b"),
+                env.replace("slices = 2", "slices = 0")
+            ),
+            15,
+            "scheduler_env.slices",
+        ),
+        (
+            format!("{}{}", client("a"), client("b")),
+            4,
+            "app[0].slices",
+        ),
+    ];
+    for (text, line, field) in bad {
+        fails(&text, line, field);
+    }
+}
+
+#[test]
 fn every_shipped_scenario_validates_and_compiles() {
     let dir = crate::build::workspace_root().join("scenarios");
     let mut n = 0;
@@ -269,8 +349,14 @@ fn every_shipped_scenario_validates_and_compiles() {
             let parsed = kernel::launch::Plan::parse(&plan)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             for app in parsed.apps() {
-                workloads::appspec::AppSpec::parse(app.args)
-                    .unwrap_or_else(|e| panic!("{}: app {}: {e:?}", path.display(), app.name));
+                // Each program reads its own arguments.
+                let read = match app.program {
+                    "sched_env" => workloads::sched_env::Spec::parse(app.args).map(drop),
+                    _ => workloads::appspec::AppSpec::parse(app.args)
+                        .map(drop)
+                        .map_err(|e| e.what),
+                };
+                read.unwrap_or_else(|e| panic!("{}: app {}: {e}", path.display(), app.name));
             }
             n += 1;
         }
