@@ -357,28 +357,33 @@ impl Verified {
     /// clock with an immediate (`clock imm cmp` or `imm clock cmp`, as
     /// [`Cond::ClockAtLeast`] builds) changes its value: when the program,
     /// evaluated again, can answer differently because time passed. The
-    /// kernel arms an idle core's timer for it, so a timed sleeper wakes at
+    /// kernel can arm an idle core's timer for it, so a timed sleeper wakes at
     /// its deadline rather than at its slot's next turn. A hint, not a
     /// promise: other terms may keep the program false then, and memory or
     /// counters may make it true earlier. `None` when no such comparison
     /// has an edge after `now_ns`.
     pub fn next_clock_edge(&self, now_ns: u64) -> Option<u64> {
+        // Each comparison's edges: where its value changes. `clock >= x`
+        // and `clock < x` change at x; `clock > x` and `clock <= x` at
+        // x + 1; `==` and `!=` at both. With the immediate first, the
+        // comparison reads the other way round (`x <= clock` is
+        // `clock >= x`).
+        let edges = |c: Cmp, x: u64, clock_first: bool| -> [Option<u64>; 2] {
+            let (at, after) = (Some(x), Some(x.saturating_add(1)));
+            match (c, clock_first) {
+                (Cmp::Eq | Cmp::Ne, _) => [at, after],
+                (Cmp::Ge | Cmp::Lt, true) | (Cmp::Le | Cmp::Gt, false) => [at, None],
+                (Cmp::Gt | Cmp::Le, true) | (Cmp::Lt | Cmp::Ge, false) => [after, None],
+            }
+        };
         self.insns()
             .windows(3)
-            .filter_map(|w| match *w {
-                // clock >= x, clock < x: change at x; clock > x, clock <= x
-                // (and ==, != around x): at x or x + 1.
-                [Insn::Clock, Insn::Imm(x), Insn::Cmp(c)] => Some(match c {
-                    Cmp::Ge | Cmp::Lt | Cmp::Eq | Cmp::Ne => x,
-                    Cmp::Gt | Cmp::Le => x.saturating_add(1),
-                }),
-                // x <= clock, x > clock: at x; x < clock, x >= clock: x + 1.
-                [Insn::Imm(x), Insn::Clock, Insn::Cmp(c)] => Some(match c {
-                    Cmp::Le | Cmp::Gt | Cmp::Eq | Cmp::Ne => x,
-                    Cmp::Lt | Cmp::Ge => x.saturating_add(1),
-                }),
-                _ => None,
+            .flat_map(|w| match *w {
+                [Insn::Clock, Insn::Imm(x), Insn::Cmp(c)] => edges(c, x, true),
+                [Insn::Imm(x), Insn::Clock, Insn::Cmp(c)] => edges(c, x, false),
+                _ => [None, None],
             })
+            .flatten()
             .filter(|&t| t > now_ns)
             .min()
     }

@@ -653,6 +653,7 @@ fn the_next_clock_edge_is_where_a_clock_comparison_flips() {
         (Cmp::Le, Builder::le),
         (Cmp::Lt, Builder::lt),
         (Cmp::Eq, Builder::eq),
+        (Cmp::Ne, Builder::ne),
     ] {
         for clock_first in [true, false] {
             let p = if clock_first {
@@ -661,9 +662,27 @@ fn the_next_clock_edge_is_where_a_clock_comparison_flips() {
                 b(Builder::new(3).imm(1_000).clock())
             };
             let p = v(p.finish().unwrap());
-            let edge = p.next_clock_edge(0).expect("an edge");
+            // Every edge from 0 on, each a change of value, and no change
+            // of value between them.
+            let mut edge = p.next_clock_edge(0).expect("an edge");
+            let mut edges = vec![edge];
+            while let Some(e) = p.next_clock_edge(edge) {
+                edges.push(e);
+                edge = e;
+            }
+            let expected: &[u64] = match cmp {
+                Cmp::Eq | Cmp::Ne => &[1_000, 1_001],
+                Cmp::Ge | Cmp::Lt if clock_first => &[1_000],
+                Cmp::Le | Cmp::Gt if !clock_first => &[1_000],
+                _ => &[1_001],
+            };
+            assert_eq!(edges, expected, "{cmp:?} clock first {clock_first}");
+            let edge = edges[0];
             let at = |t: u64| p.eval(&Mem { clock: t, ..mem() }).unwrap().value;
-            assert_ne!(at(edge - 1), at(edge), "{cmp:?} clock first {clock_first}");
+            for &e in &edges {
+                assert_ne!(at(e - 1), at(e), "{cmp:?} clock first {clock_first} at {e}");
+            }
+            assert_eq!(at(edge - 2), at(edge - 1));
         }
     }
     // No clock, no edge.

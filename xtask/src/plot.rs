@@ -512,9 +512,14 @@ fn steps(d: &metrics::waits::WaitDist, x: impl Fn(u64) -> f64) -> Vec<(f64, f64)
 
 /// The smallest and largest x of `lines` (positive; for a log axis).
 fn extent(lines: &[Line]) -> (f64, f64) {
-    let xs = || lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
-    let lo = xs().filter(|&x| x > 0.0).fold(f64::MAX, f64::min);
-    let hi = xs().fold(0.0, f64::max);
+    positive_extent(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)))
+}
+
+/// The smallest positive and the largest of `values` (for a log axis;
+/// (0.1, 1) when there are none).
+fn positive_extent(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let lo = values.clone().filter(|&x| x > 0.0).fold(f64::MAX, f64::min);
+    let hi = values.fold(0.0, f64::max);
     if lo > hi {
         (0.1, 1.0)
     } else {
@@ -568,14 +573,7 @@ pub fn wait_cdfs(
     let (lo, hi) = extent(&lines);
     let lines = log_x(lines);
     figure_at(path, Paper::Page, &|s, b| {
-        let lines = lines
-            .iter()
-            .map(|l| Line {
-                name: l.name.clone(),
-                points: l.points.clone(),
-                rank: l.rank,
-            })
-            .collect();
+        let lines = lines.clone();
         let x = frame::decades_axis("wait for a core (quanta)".to_string(), lo, hi);
         let y = fraction_axis("fraction of the client's waits");
         match b {
@@ -585,10 +583,10 @@ pub fn wait_cdfs(
     })
 }
 
-/// Latency against offered load, one line per series (`label`, points of
-/// (load in %, latency in ms)), the latency axis logarithmic: the serving
-/// experiment of `results/README.md`. Writes `path` (PNG) and the SVG
-/// beside it.
+/// Latency against load, one line per series (`label`, points of (the
+/// server's CPU used, % of its share; latency in ms)), the latency axis
+/// logarithmic: the serving experiment of `results/README.md`. Writes
+/// `path` (PNG) and the SVG beside it.
 pub fn latency_vs_load(
     path: &Path,
     caption: &str,
@@ -596,49 +594,37 @@ pub fn latency_vs_load(
 ) -> Result<(), String> {
     register_font()?;
     let n = series.len();
+    let kept = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .collect()
+    };
+    let (lo, hi) = positive_extent(series.iter().flat_map(|(_, p)| kept(p)).map(|p| p.1));
     let lines: Vec<Line> = series
         .iter()
         .enumerate()
         .map(|(k, (label, points))| Line {
             name: label.clone(),
-            points: points
-                .iter()
-                .filter(|p| p.1.is_finite() && p.1 > 0.0)
-                .map(|&(x, y)| (x, y.log10()))
+            points: kept(points)
+                .into_iter()
+                .map(|(x, y)| (x, y.log10()))
                 .collect(),
             rank: (n - k) as f64,
         })
         .collect();
-    let ys = || {
-        lines
-            .iter()
-            .flat_map(|l| l.points.iter().map(|p| 10f64.powf(p.1)))
-    };
-    let (lo, hi) = (ys().fold(f64::MAX, f64::min), ys().fold(0.0, f64::max));
-    let (lo, hi) = if lo > hi {
-        (0.1, 1.0)
-    } else {
-        (lo, hi.max(lo * 1.01))
-    };
     figure_at(path, Paper::Page, &|s, b| {
-        let lines = lines
-            .iter()
-            .map(|l| Line {
-                name: l.name.clone(),
-                points: l.points.clone(),
-                rank: l.rank,
-            })
-            .collect();
         let x = Axis {
-            desc: "offered load (% of the server's share)".to_string(),
+            desc: "server CPU used (% of its share)".to_string(),
             range: 0.0..100.0,
             ticks: 6,
             format: |v| format!("{v:.0}"),
         };
         let y = frame::decades_axis("request latency (ms)".to_string(), lo, hi);
         match b {
-            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines, &[]),
-            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines, &[]),
+            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
+            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
         }
     })
 }

@@ -144,6 +144,9 @@ pub struct SleepSpan {
 pub struct RequestLog {
     /// Index into [`RunData::apps`].
     pub app: u32,
+    /// When the stream started (global clock): its first arrival's time 0.
+    #[serde(default)]
+    pub t0_ns: u64,
     pub rate_per_s: u64,
     pub mean_service_ns: f64,
     /// The service loop's speed the application measured at its start.

@@ -146,11 +146,12 @@ pub struct RequestStream {
 impl RequestStream {
     /// The stream as the application runs it, or the field at fault.
     pub fn requests(&self) -> Result<Requests, (&'static str, &'static str)> {
-        if self.rate_per_s == 0 {
-            return Err(("rate_per_s", "must be positive"));
+        use workloads::requests::{MAX_RATE_PER_S, MAX_SERVICE_US};
+        if !(1..=MAX_RATE_PER_S).contains(&self.rate_per_s) {
+            return Err(("rate_per_s", "must be 1..=1000000"));
         }
-        if self.service_us == 0 {
-            return Err(("service_us", "must be positive"));
+        if !(1..=MAX_SERVICE_US).contains(&self.service_us) {
+            return Err(("service_us", "must be 1..=10000000 (10 s)"));
         }
         let service = match self.service.as_str() {
             "fixed" => Service::Fixed {
@@ -160,6 +161,17 @@ impl RequestStream {
                 mean_us: self.service_us,
             },
             "bimodal" => match (self.long_us, self.long_fraction) {
+                (Some(long_us), _) if long_us > MAX_SERVICE_US => {
+                    return Err(("long_us", "must be at most 10000000 (10 s)"))
+                }
+                // Drawn in permille: a fraction that would round to none
+                // (or all) of the requests is refused, not silently lost.
+                (Some(_), Some(f)) if (f > 0.0 && f < 0.0005) || (0.9995..1.0).contains(&f) => {
+                    return Err((
+                        "long_fraction",
+                        "is drawn in thousandths: use 0, 1, or 0.001..=0.999",
+                    ))
+                }
                 (Some(long_us), Some(f)) if long_us > 0 && (0.0..=1.0).contains(&f) => {
                     Service::Bimodal {
                         short_us: self.service_us,

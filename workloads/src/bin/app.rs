@@ -530,8 +530,8 @@ fn main_thread(_: usize) {
         TICKETS[i].store(u64::from(t.tickets), Ordering::Relaxed);
     }
     let mut requests = spec.requests.map(|r| {
-        serve::start(&r, spec.seed, T0.load(Ordering::Relaxed));
-        serve::Sampler::new(r, spec.seed, T0.load(Ordering::Relaxed))
+        serve::start(&r, spec.seed);
+        serve::Reporter::new(r, spec.seed)
     });
     let sample_ns = spec.sample_ms * 1_000_000;
     let mut next_sample = T0.load(Ordering::Relaxed);

@@ -635,8 +635,10 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
         "\n## Scale: decisions and wake-up latency as cores grow (deterministic TCG, whatever the accel above)\n\n\
          `scenarios/scale-wakeups.toml`: one stride application of sleepers, four per core, each computing 200 µs and sleeping \
          1.8 ms; a decision is a thread dispatched after a wait (every wake-up served is one), a wait the time from its \
-         becoming runnable (its wake-up time) to running. Beyond 8 cores each core is slower (one instruction clock for all \
-         vCPUs): those rows stretch slice, grace and the sleepers' times by the slowdown, and the instruction column compares \
+         becoming runnable (its wake-up time) to running. The wake-ups served are the rate the sleepers ask for (they sleep after \
+         computing, so a longer wait lowers it), not the libOS's capacity. Beyond 8 cores each core is slower (one instruction \
+         clock for all vCPUs): those rows stretch slice, grace and the sleepers' times by the slowdown (so they ask for \
+         proportionally fewer wake-ups: the column multiplied by it compares), and the instruction column compares latencies \
          across rows. The emulator runs one vCPU at a time, so a core holding the libOS's lock waits for the others: \
          contention here is an upper bound, not hardware's.\n\n{}{}",
         scale::table(&scale_rows),

@@ -21,6 +21,7 @@ pub fn add_record(into: &mut Vec<RequestLog>, app: u32, v: &Value) {
     };
     let u = |k: &str| v[k].as_u64().unwrap_or(0);
     if v["kind"] == "requests_start" {
+        log.t0_ns = u("t_ns");
         log.rate_per_s = u("rate_per_s");
         log.mean_service_ns = v["mean_service_ns"].as_f64().unwrap_or(0.0);
         log.iterations_per_ms = u("iterations_per_ms");
@@ -51,10 +52,10 @@ pub fn add_record(into: &mut Vec<RequestLog>, app: u32, v: &Value) {
     }
 }
 
-/// Every latency of `log` reported at or before `until_ns`.
-pub fn latencies(log: &RequestLog, until_ns: u64) -> WaitDist {
+/// Every latency `log` reported: one per completed request.
+pub fn latencies(log: &RequestLog) -> WaitDist {
     let mut d = WaitDist::default();
-    for i in log.intervals.iter().filter(|i| i.t_ns <= until_ns) {
+    for i in &log.intervals {
         d.add(&i.buckets, i.max_ns);
     }
     d
@@ -67,25 +68,28 @@ pub fn latencies(log: &RequestLog, until_ns: u64) -> WaitDist {
 /// so a growing backlog says the tail is worse than it shows), and the
 /// latency percentiles.
 pub fn summary(data: &RunData, app: u32) -> Value {
+    let used_cores = server_cores_used(data, app);
     let Some(log) = data.requests.iter().find(|l| l.app == app) else {
         return Value::Null;
     };
     let last = log.intervals.last();
-    let d = latencies(log, u64::MAX);
+    let d = latencies(log);
     let (arrived, completed) = last.map_or((0, 0), |l| (l.arrived, l.completed));
-    let span_ns = match (log.intervals.first(), last) {
-        (Some(_), Some(l)) => l.t_ns.saturating_sub(data.start_ns),
-        _ => 0,
-    };
+    // From the stream's start (not the run's: an application may start
+    // late) to its last report.
+    let span_ns = last.map_or(0, |l| l.t_ns.saturating_sub(log.t0_ns));
+    let per_s = |n: u64| (span_ns > 0).then(|| n as f64 / (span_ns as f64 / 1e9));
     json!({
         "rate_per_s": log.rate_per_s,
         "mean_service_ns": log.mean_service_ns,
         "offered_cores": log.rate_per_s as f64 * log.mean_service_ns / 1e9,
+        "used_cores": used_cores,
         "iterations_per_ms": log.iterations_per_ms,
         "arrived": arrived,
         "completed": completed,
         "backlog": arrived.saturating_sub(completed),
-        "completed_per_s": (span_ns > 0).then(|| completed as f64 / (span_ns as f64 / 1e9)),
+        "arrived_per_s": per_s(arrived),
+        "completed_per_s": per_s(completed),
         "latency": {
             "count": d.count(),
             "p50_ns": d.percentile(0.5),
@@ -94,6 +98,24 @@ pub fn summary(data: &RunData, app: u32) -> Value {
             "max_ns": (d.count() > 0).then_some(d.max_ns),
         },
     })
+}
+
+/// The CPU its threads were charged over the samples' span, in cores:
+/// what serving the stream took — the demands, and the libOS's and the
+/// application's own work around them — beside the `offered_cores` of the
+/// nominal demands.
+fn server_cores_used(data: &RunData, app: u32) -> Option<f64> {
+    let times = || data.samples.iter().filter(|s| s.app == app).map(|s| s.t_ns);
+    let (first, last) = (times().min()?, times().max()?);
+    let at = |t: u64| -> u64 {
+        data.samples
+            .iter()
+            .filter(|s| s.app == app && s.t_ns == t)
+            .map(|s| s.cpu_ns)
+            .sum()
+    };
+    let span = last.saturating_sub(first);
+    (span > 0).then(|| at(last).saturating_sub(at(first)) as f64 / span as f64)
 }
 
 #[cfg(test)]
@@ -117,7 +139,8 @@ mod tests {
         add_record(
             &mut logs,
             1,
-            &json!({"kind": "requests_start", "rate_per_s": 1000, "mean_service_ns": 200000.0, "iterations_per_ms": 5}),
+            &json!({"kind": "requests_start", "t_ns": 500_000_000, "rate_per_s": 1000,
+                    "mean_service_ns": 200_000, "iterations_per_ms": 5}),
         );
         // 99 quick requests and one slow one, over two reports; the second
         // report split in two records of the same time.
@@ -126,22 +149,36 @@ mod tests {
         add_record(
             &mut logs,
             1,
-            &report(2_000_000_000, 110, 99, &[100_000; 38]),
+            &report(2_500_000_000, 110, 100, &[100_000; 38]),
         );
         add_record(
             &mut logs,
             1,
-            &report(2_000_000_000, 110, 99, &[100_000, 50_000_000]),
+            &report(2_500_000_000, 110, 100, &[100_000, 50_000_000]),
         );
+        // Two server threads sampled at 1 s and 2 s: 0.3 s of CPU between.
+        let sample = |t_ns, thread, cpu_ns| crate::rundata::Sample {
+            t_ns,
+            app: 1,
+            thread,
+            cpu_ns,
+            ..Default::default()
+        };
         let data = RunData {
             start_ns: 0,
             requests: logs,
+            samples: vec![
+                sample(1_000_000_000, 1, 50_000_000),
+                sample(1_000_000_000, 2, 50_000_000),
+                sample(2_000_000_000, 1, 200_000_000),
+                sample(2_000_000_000, 2, 200_000_000),
+            ],
             ..RunData::default()
         };
         let s = summary(&data, 1);
         assert_eq!(s["arrived"], 110);
-        assert_eq!(s["completed"], 99);
-        assert_eq!(s["backlog"], 11);
+        assert_eq!(s["completed"], 100);
+        assert_eq!(s["backlog"], 10);
         assert_eq!(s["latency"]["count"], 100);
         assert_eq!(s["latency"]["max_ns"], 50_000_000);
         let p50 = s["latency"]["p50_ns"].as_f64().unwrap();
@@ -150,7 +187,10 @@ mod tests {
         assert!(s["latency"]["p99_ns"].as_f64().unwrap() < 110_000.0);
         assert!(s["latency"]["p999_ns"].as_f64().unwrap() > 45_000_000.0);
         assert!((s["offered_cores"].as_f64().unwrap() - 0.2).abs() < 1e-9);
-        assert!((s["completed_per_s"].as_f64().unwrap() - 49.5).abs() < 1e-9);
+        assert!((s["used_cores"].as_f64().unwrap() - 0.3).abs() < 1e-9);
+        // Over the stream's 2 s (from its start at 0.5 s), not the run's.
+        assert!((s["completed_per_s"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+        assert!((s["arrived_per_s"].as_f64().unwrap() - 55.0).abs() < 1e-9);
         assert_eq!(summary(&data, 0), Value::Null);
     }
 }

@@ -184,6 +184,7 @@ pub fn decades_axis(desc: String, lo: f64, hi: f64) -> Axis {
 
 /// One series: its name, its points, and the number that ranks it for a
 /// legend with room for only some (largest first).
+#[derive(Clone)]
 pub struct Line {
     pub name: String,
     pub points: Vec<(f64, f64)>,

@@ -237,6 +237,16 @@ fn request_streams_are_checked_and_reach_the_application() {
             "app[0].requests.service_us",
         ),
         (
+            "[app.requests]\nrate_per_s = 2000000\nservice = \"fixed\"\nservice_us = 5\n",
+            5,
+            "app[0].requests.rate_per_s",
+        ),
+        (
+            "[app.requests]\nrate_per_s = 9\nservice = \"bimodal\"\nservice_us = 5\nlong_us = 50\nlong_fraction = 0.0001\n",
+            9,
+            "app[0].requests.long_fraction",
+        ),
+        (
             "[app.requests]\nrate_per_s = 9\nservice = \"bimodal\"\nservice_us = 5\nlong_us = 50\n",
             4,
             "app[0].requests.long_fraction",
