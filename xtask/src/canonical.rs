@@ -21,26 +21,7 @@ use crate::experiments::{
 use crate::{build, provenance, Accel, RunOptions, RunOutcome};
 use papers::{cite, EXOKERNEL, LOTTERY, SCHED_EXT, SFS, STRIDE, XOK};
 
-/// The scenarios the canonical experiments run (their files are part of
-/// the sources `provenance` hashes).
-pub const SCENARIOS: &[&str] = &[
-    "lottery-2to1",
-    "lottery-20to1",
-    "stride-3to1",
-    "stride-101",
-    "infeasible-4core",
-    "swap-8core",
-    "three-apps",
-    "sleepers",
-    "lock-transfer",
-    "multicore-16",
-    "multicore-96",
-    "four-policies",
-    "slots-3to1",
-    "slots-1to2",
-    "response-7to1",
-    "server-batch",
-];
+use crate::provenance::SCENARIOS;
 
 /// Core counts of the multicore yardstick (issue 13): sixteen threads on
 /// a few cores, then ninety-six on many.

@@ -740,4 +740,6 @@ pub fn write_results(
 }
 
 #[cfg(test)]
+mod fairness_tests;
+#[cfg(test)]
 mod tests;

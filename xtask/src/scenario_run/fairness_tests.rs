@@ -1,0 +1,431 @@
+//! The fairness [`Tracker`] and [`fairness_summary`] over whole runs: the
+//! ideal each thread was owed, computed from the application's records,
+//! against hand-worked cases and an independent water filling. (The
+//! per-interval arithmetic they build on is tested in `metrics`.)
+
+use super::{fairness_summary, Tracker};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const MS: u64 = 1_000_000;
+
+fn record(t_ms: u64, policy: &str, th: &str) -> Value {
+    serde_json::from_str(&format!(
+        r#"{{"kind":"sample","name":"a","t_ns":{},"policy":"{policy}","th":{th}}}"#,
+        t_ms * MS
+    ))
+    .unwrap()
+}
+
+/// A `sleeps` record of thread `id` for the sample at `t_ms` (previous at
+/// `from_ms`), intervals in ms from `from_ms`.
+fn sleeps(t_ms: u64, from_ms: u64, id: u32, iv_ms: &[(u64, u64)]) -> Value {
+    let iv: Vec<String> = iv_ms
+        .iter()
+        .map(|&(s, e)| format!("{},{}", s * MS, e * MS))
+        .collect();
+    serde_json::from_str(&format!(
+        r#"{{"kind":"sleeps","name":"a","t_ns":{},"from_ns":{},"id":{id},"dropped":0,"iv":[{}]}}"#,
+        t_ms * MS,
+        from_ms * MS,
+        iv.join(",")
+    ))
+    .unwrap()
+}
+
+/// Rows `[id, tickets, cpu_ns, iterations, sleep_ns, core, alive_ns]` from
+/// `(id, tickets, cpu_ms, sleep_ms, alive_ms)`.
+fn th(rows: &[(u32, u64, u64, u64, u64)]) -> String {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|&(id, tickets, cpu, sleep, alive)| {
+            format!(
+                "[{id},{tickets},{},0,{},0,{}]",
+                cpu * MS,
+                sleep * MS,
+                alive * MS
+            )
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
+fn tracked(capacity: u32, records: &[Value]) -> Tracker {
+    let mut t = Tracker::new(BTreeMap::from([("a".to_string(), capacity)]));
+    for r in records {
+        t.record(r);
+    }
+    t.flush();
+    t
+}
+
+#[test]
+fn a_sleeper_spanning_samples_is_asleep_in_each() {
+    // One core, equal tickets, samples every 100 ms. Thread 2 sleeps from
+    // 50 to 250 ms (across the samples at 100 and 200). Owed: [0,100]
+    // 75/25 (both until 50), [100,200] 100/0, [200,300] 75/25 (both from
+    // 250): 250 and 50 ms, which a fair scheduler gave, no lag anywhere.
+    let t = tracked(
+        1,
+        &[
+            record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+            record(
+                100,
+                "stride",
+                &th(&[(1, 100, 75, 0, 100), (2, 100, 25, 50, 100)]),
+            ),
+            sleeps(100, 0, 2, &[(50, 100)]),
+            record(
+                200,
+                "stride",
+                &th(&[(1, 100, 175, 0, 200), (2, 100, 25, 150, 200)]),
+            ),
+            sleeps(200, 100, 2, &[(0, 100)]),
+            record(
+                300,
+                "stride",
+                &th(&[(1, 100, 250, 0, 300), (2, 100, 50, 200, 300)]),
+            ),
+            sleeps(300, 200, 2, &[(0, 50)]),
+        ],
+    );
+    let f = &t.apps["a"];
+    assert!((f.threads[&1].ideal_ns - 250e6).abs() < 1.0);
+    assert!((f.threads[&2].ideal_ns - 50e6).abs() < 1.0);
+    for id in [1, 2] {
+        assert!(f.threads[&id].max_abs_lag_ns < 1.0, "thread {id}");
+        assert_eq!(f.threads[&id].sleep_unlogged_ns, 0, "thread {id}");
+    }
+    assert!((f.shares()[&2].1 - 50.0 / 300.0).abs() < 1e-9);
+}
+
+#[test]
+fn sleep_without_its_intervals_is_counted_as_unplaced_and_runnable() {
+    // The counter says 50 ms asleep, no interval says when: the thread is
+    // taken as runnable (owed half), and the 50 ms are reported.
+    let t = tracked(
+        1,
+        &[
+            record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+            record(
+                100,
+                "stride",
+                &th(&[(1, 100, 75, 0, 100), (2, 100, 25, 50, 100)]),
+            ),
+        ],
+    );
+    let f = &t.apps["a"];
+    assert!((f.threads[&2].ideal_ns - 50e6).abs() < 1.0);
+    assert_eq!(f.threads[&2].sleep_unlogged_ns, 50 * MS);
+}
+
+#[test]
+fn round_robin_with_unequal_tickets_is_judged_by_equal_shares() {
+    // 1:3 tickets under rr, one core, 100 ms each got 50: fair, no error.
+    let t = tracked(
+        1,
+        &[
+            record(0, "rr", &th(&[(1, 100, 0, 0, 0), (2, 300, 0, 0, 0)])),
+            record(
+                100,
+                "rr",
+                &th(&[(1, 100, 50, 0, 100), (2, 300, 50, 0, 100)]),
+            ),
+        ],
+    );
+    let shares = t.apps["a"].shares();
+    assert_eq!(shares[&1], (0.5, 0.5));
+    assert_eq!(shares[&2], (0.5, 0.5));
+    assert!(t.table(&BTreeMap::new()).contains("a(rr)"));
+}
+
+#[test]
+fn a_swap_reported_mid_sample_changes_the_ideal_from_its_time() {
+    // Tickets 300:100; the application swaps stride -> rr at 40 ms (its
+    // app_event arrives between the samples): owed 60 and 40 of 100 ms.
+    let swap: Value = serde_json::from_str(&format!(
+        r#"{{"kind":"app_event","name":"a","t_ns":{},"what":"swap","thread":0,"detail":"stride -> rr","source":"console"}}"#,
+        40 * MS
+    ))
+    .unwrap();
+    let t = tracked(
+        1,
+        &[
+            record(0, "stride", &th(&[(1, 300, 0, 0, 0), (2, 100, 0, 0, 0)])),
+            swap,
+            record(
+                100,
+                "rr",
+                &th(&[(1, 300, 60, 0, 100), (2, 100, 40, 0, 100)]),
+            ),
+        ],
+    );
+    let f = &t.apps["a"];
+    assert!((f.threads[&1].ideal_ns - 60e6).abs() < 1.0);
+    assert!((f.threads[&2].ideal_ns - 40e6).abs() < 1.0);
+}
+
+#[test]
+fn an_infeasible_weight_is_capped_at_one_of_the_applications_cores() {
+    // Two cores, of which the application got half each; tickets
+    // 1000:100:100: 1/2, 1/4, 1/4, not 5/6, 1/12, 1/12.
+    let t = tracked(
+        2,
+        &[
+            record(
+                0,
+                "stride",
+                &th(&[(1, 1000, 0, 0, 0), (2, 100, 0, 0, 0), (3, 100, 0, 0, 0)]),
+            ),
+            record(
+                100,
+                "stride",
+                &th(&[
+                    (1, 1000, 50, 0, 100),
+                    (2, 100, 25, 0, 100),
+                    (3, 100, 25, 0, 100),
+                ]),
+            ),
+        ],
+    );
+    let shares = t.apps["a"].shares();
+    for (id, ideal) in [(1, 0.5), (2, 0.25), (3, 0.25)] {
+        assert!((shares[&id].1 - ideal).abs() < 1e-9, "{id}: {shares:?}");
+    }
+}
+
+#[test]
+fn the_table_names_its_units() {
+    let t = tracked(1, &[record(0, "stride", &th(&[(1, 100, 0, 0, 0)]))]);
+    let header = t.table(&BTreeMap::new());
+    let header = header.lines().next().unwrap();
+    for column in [
+        "tickets",
+        "share(%)",
+        "ideal(%)",
+        "error(pp)",
+        "wait p99(ms)",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+}
+
+// ---- The summary against an independent water filling -----------------
+
+use crate::rundata::{App, RunData, Sample, SleepSpan, Thread};
+use proptest::prelude::*;
+
+/// Water filling by bisection on the water level `λ`: thread `i` gets
+/// `min(cap_i, λ w_i)`, `λ` chosen so the parts add up to `total` (or to
+/// all the caps, if they are less).
+fn level_fill(total: f64, w: &[f64], cap: &[f64]) -> Vec<f64> {
+    let fill = |l: f64| -> Vec<f64> { w.iter().zip(cap).map(|(w, c)| (l * w).min(*c)).collect() };
+    let target = total.min(cap.iter().sum());
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while fill(hi).iter().sum::<f64>() < target && hi < 1e30 {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if fill(mid).iter().sum::<f64>() < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    fill(hi)
+}
+
+/// A run: threads of one application, samples every 100 ms; per interval
+/// and thread the CPU it got and when it slept (whole ms from the
+/// interval's start); policy swaps and one ticket change at whole ms.
+#[derive(Clone, Debug)]
+struct Synthetic {
+    capacity: u32,
+    tickets: Vec<u64>,
+    /// Per interval, per thread.
+    intervals: Vec<Vec<Got>>,
+    first_policy: &'static str,
+    swaps: Vec<(u64, &'static str)>,
+    /// (ms, thread index, tickets)
+    ticket_change: Option<(u64, usize, u64)>,
+}
+
+/// One thread in one interval: the CPU ms it got, and its sleeps as
+/// `(start, length)` in ms from the interval's start.
+type Got = (u64, Vec<(u64, u64)>);
+
+const POLICIES: [&str; 3] = ["stride", "lottery", "rr"];
+
+fn synthetic() -> impl Strategy<Value = Synthetic> {
+    (1usize..7, 1u32..5, 1usize..6).prop_flat_map(|(n, capacity, k)| {
+        let span = k as u64 * 100;
+        let sleeps = proptest::collection::vec((0u64..100, 1u64..60), 0..4);
+        (
+            proptest::collection::vec(1u64..1000, n),
+            proptest::collection::vec(proptest::collection::vec((0u64..100, sleeps), n), k),
+            0usize..3,
+            proptest::collection::vec((1..span, 0usize..3), 0..3),
+            proptest::option::of((1..span, 0..n, 1u64..1000)),
+        )
+            .prop_map(
+                move |(tickets, intervals, p, swaps, ticket_change)| Synthetic {
+                    capacity,
+                    tickets,
+                    intervals,
+                    first_policy: POLICIES[p],
+                    swaps: swaps.into_iter().map(|(t, p)| (t, POLICIES[p])).collect(),
+                    ticket_change,
+                },
+            )
+    })
+}
+
+impl Synthetic {
+    /// Whether thread `i` is asleep in ms `m` of interval `k`.
+    fn asleep(&self, k: usize, i: usize, m: u64) -> bool {
+        self.intervals[k][i]
+            .1
+            .iter()
+            .any(|&(s, len)| s <= m && m < (s + len).min(100))
+    }
+
+    fn run_data(&self) -> RunData {
+        let mut swaps = self.swaps.clone();
+        swaps.sort();
+        let n = self.tickets.len();
+        let threads = (0..n)
+            .map(|i| {
+                let mut tickets_timeline = vec![(0, self.tickets[i])];
+                if let Some((at, _, tickets)) = self.ticket_change.filter(|c| c.1 == i) {
+                    tickets_timeline.push((at * MS, tickets));
+                }
+                Thread {
+                    id: i as u32 + 1,
+                    name: format!("t{i}"),
+                    tickets_timeline,
+                    ..Thread::default()
+                }
+            })
+            .collect();
+        let mut scheduler_timeline = vec![(0, self.first_policy.to_string())];
+        scheduler_timeline.extend(swaps.iter().map(|&(t, p)| (t * MS, p.to_string())));
+        let (mut samples, mut sleeps) = (Vec::new(), Vec::new());
+        let mut cumulative = vec![(0u64, 0u64); n];
+        for k in 0..=self.intervals.len() {
+            let t_ns = k as u64 * 100 * MS;
+            if k > 0 {
+                let from = t_ns - 100 * MS;
+                for (i, c) in cumulative.iter_mut().enumerate() {
+                    c.0 += self.intervals[k - 1][i].0 * MS;
+                    // Reported as the application would: whole ms asleep.
+                    let asleep: Vec<u64> = (0..100).filter(|&m| self.asleep(k - 1, i, m)).collect();
+                    c.1 += asleep.len() as u64 * MS;
+                    sleeps.extend(asleep.into_iter().map(|m| SleepSpan {
+                        t_ns,
+                        app: 0,
+                        thread: i as u32 + 1,
+                        start_ns: from + m * MS,
+                        end_ns: from + (m + 1) * MS,
+                    }));
+                }
+            }
+            for (i, &(cpu_ns, sleep_ns)) in cumulative.iter().enumerate() {
+                samples.push(Sample {
+                    t_ns,
+                    app: 0,
+                    thread: i as u32 + 1,
+                    cpu_ns,
+                    sleep_ns,
+                    alive_ns: Some(t_ns),
+                    ..Sample::default()
+                });
+            }
+        }
+        RunData {
+            slice_ns: MS,
+            apps: vec![App {
+                name: "a".into(),
+                capacity: self.capacity,
+                scheduler_timeline,
+                threads,
+                ..App::default()
+            }],
+            samples,
+            sleeps,
+            ..RunData::default()
+        }
+    }
+
+    /// The ideal shares, from the definition alone, a millisecond at a
+    /// time: the application's time split over the milliseconds by how
+    /// many of its cores the runnable threads could use, each
+    /// millisecond's part water-filled over them by the policy's weights,
+    /// one core each at most.
+    fn ideal_shares(&self) -> Vec<f64> {
+        let n = self.tickets.len();
+        let mut swaps = self.swaps.clone();
+        swaps.sort();
+        let policy_at = |ms: u64| {
+            swaps
+                .iter()
+                .rev()
+                .find(|s| s.0 <= ms)
+                .map_or(self.first_policy, |s| s.1)
+        };
+        let tickets_at = |i: usize, ms: u64| match self.ticket_change {
+            Some((at, j, tickets)) if j == i && at <= ms => tickets,
+            _ => self.tickets[i],
+        };
+        let mut ideal = vec![0.0; n];
+        for (k, interval) in self.intervals.iter().enumerate() {
+            let total: f64 = interval.iter().map(|t| t.0 as f64).sum();
+            let runnable: Vec<Vec<usize>> = (0..100)
+                .map(|m| (0..n).filter(|&i| !self.asleep(k, i, m)).collect())
+                .collect();
+            let usable = |r: &Vec<usize>| r.len().min(self.capacity as usize) as f64;
+            let core_ms: f64 = runnable.iter().map(usable).sum();
+            for (m, r) in runnable.iter().enumerate() {
+                if r.is_empty() {
+                    continue;
+                }
+                let ms = k as u64 * 100 + m as u64;
+                let time = total * usable(r) / core_ms;
+                let w: Vec<f64> = r
+                    .iter()
+                    .map(|&i| match policy_at(ms) {
+                        "rr" => 1.0,
+                        _ => tickets_at(i, ms) as f64,
+                    })
+                    .collect();
+                let cap = vec![time / usable(r); r.len()];
+                for (&i, x) in r.iter().zip(level_fill(time, &w, &cap)) {
+                    ideal[i] += x;
+                }
+            }
+        }
+        let sum: f64 = ideal.iter().sum();
+        ideal
+            .iter()
+            .map(|x| if sum > 0.0 { x / sum } else { 0.0 })
+            .collect()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn summary_ideal_shares_agree_with_an_independent_water_filling(s in synthetic()) {
+        let summary = fairness_summary(&s.run_data());
+        let expected = s.ideal_shares();
+        let threads = summary[0]["threads"].as_array().unwrap();
+        prop_assert_eq!(threads.len(), expected.len());
+        for (t, e) in threads.iter().zip(&expected) {
+            let got = t["ideal_share"].as_f64().unwrap();
+            prop_assert!((got - e).abs() <= 0.01, "{} vs {} ({:?})", got, e, expected);
+            prop_assert_eq!(t["sleep_unlogged_ns"].as_u64(), Some(0));
+        }
+        let sum: f64 = expected.iter().sum();
+        prop_assert!(sum == 0.0 || (sum - 1.0).abs() < 1e-9);
+    }
+}
