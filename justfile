@@ -32,7 +32,7 @@ plot *args:
 compare *args:
     @cargo xtask compare "$@"
 
-[doc("Run the canonical experiments, draw their figures, write results/README.md: [jobs=2] [accel=]")]
+[doc("Run the canonical experiments, draw their figures, write results/README.md: [jobs=2] [accel=] [sweep_trials=<N>]")]
 experiments *args:
     @cargo xtask experiments "$@"
 

@@ -53,14 +53,38 @@ const SWEEP: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 /// lasted 60 s.
 pub const SWEEP_MS: u64 = 60_000;
 
-/// The seed of the sweep's run at k:1: each its own (the canonical lottery
-/// runs use 1 and 2), so their envelopes are independent trials.
-fn sweep_seed(k: u64) -> u64 {
-    100 + k
+/// Runs of the lottery sweep per ticket ratio by default, each with its
+/// own seed: the sweep's table and figure show their mean and 95%
+/// confidence interval. Two is the fewest that give an interval and what
+/// `just experiments` can afford: one 60 s run takes about 22 s of wall
+/// time (measured on the 2-core host, det=1), so each trial beyond the
+/// first adds ten runs, about two minutes two at a time. The interval of
+/// two is wide (Student's t at one degree of freedom is 12.71; at two,
+/// 4.30): `sweep_trials=` buys a narrower one.
+pub const SWEEP_TRIALS: u64 = 2;
+
+/// How the lottery sweep runs: each run's length and how many runs (each
+/// its own seed) per ticket ratio.
+#[derive(Clone, Copy, Debug)]
+pub struct SweepSize {
+    pub ms: u64,
+    pub trials: u64,
+}
+
+/// The seed of trial `t` of the sweep's run at k:1: each its own (the
+/// canonical lottery runs use 1 and 2), so their envelopes are independent
+/// trials. Trial 0 keeps the seed the sweep had when it ran once.
+fn sweep_seed(k: u64, t: u64) -> u64 {
+    100 * (t + 1) + k
+}
+
+/// The name of trial `t` of the sweep's run at k:1.
+fn sweep_job(k: u64, t: u64) -> String {
+    format!("canon-sweep-{k}to1-trial{t}")
 }
 
 /// The canonical runs (all deterministic), their varied scenarios written.
-pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
+pub fn jobs(accel: Accel, sweep: SweepSize) -> Result<Vec<Job>, String> {
     let mut jobs = vec![
         scenario_job("canon-lottery-2to1", scenario("lottery-2to1"), 1, accel),
         scenario_job("canon-lottery-20to1", scenario("lottery-20to1"), 1, accel),
@@ -142,13 +166,16 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
     jobs.extend(serving::jobs(accel, &scenario)?);
     let base = scenario("lottery-2to1");
     for k in SWEEP {
-        let over = [
-            ("app.0.thread.0.tickets".to_string(), (100 * k).to_string()),
-            ("duration_ms".into(), sweep_ms.to_string()),
-            ("seed".into(), sweep_seed(k).to_string()),
-        ];
-        let path = scenario_with(&base, &over, &format!("{k}to1"))?;
-        jobs.push(scenario_job(&format!("canon-sweep-{k}to1"), path, 1, accel));
+        for t in 0..sweep.trials {
+            let seed = sweep_seed(k, t);
+            let over = [
+                ("app.0.thread.0.tickets".to_string(), (100 * k).to_string()),
+                ("duration_ms".into(), sweep.ms.to_string()),
+                ("seed".into(), seed.to_string()),
+            ];
+            let path = scenario_with(&base, &over, &format!("{k}to1-seed{seed}"))?;
+            jobs.push(scenario_job(&sweep_job(k, t), path, 1, accel));
+        }
     }
     // The longest runs first, so the last to finish is a short one.
     jobs.sort_by_key(|j| std::cmp::Reverse(j.opts.timeout));
@@ -162,11 +189,11 @@ pub fn jobs(accel: Accel, sweep_ms: u64) -> Result<Vec<Job>, String> {
 }
 
 /// Runs everything and writes `results/README.md`; returns its text.
-pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, String> {
+pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, String> {
     let began = Instant::now();
     let root = build::workspace_root();
     let sources = provenance::sources(&root)?;
-    let results = run_all(jobs(accel, sweep_ms)?, parallel);
+    let results = run_all(jobs(accel, size)?, parallel);
     let after = provenance::sources(&root)?;
     if after != sources {
         return Err(format!(
@@ -213,7 +240,7 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     // Lottery: two CPU-bound threads on one core, as long as the paper's runs.
     let l2 = get("canon-lottery-2to1")?;
     let l20 = get("canon-lottery-20to1")?;
-    let mut rows = vec![
+    let rows = vec![
         lottery::Row {
             what: "lottery 2:1, one core".into(),
             run: l2,
@@ -227,14 +254,18 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
             published: format!("19.08:1 over 3 minutes {} (2°)", cite(&LOTTERY, "§5.1†")),
         },
     ];
-    let mut points = Vec::new();
+    let mut sweep = Vec::new();
     for k in SWEEP {
-        let out = get(&format!("canon-sweep-{k}to1"))?;
-        points.push((k as f64, ratio(out, "pair", "A", "B")));
-        rows.push(lottery::Row {
-            what: format!("sweep {k}:1 (seed {})", sweep_seed(k)),
-            run: out,
-            tickets: (100 * k, 100),
+        let mut trials = Vec::new();
+        for t in 0..size.trials {
+            let name = sweep_job(k, t);
+            let m = lottery::Measured::of(get(&name)?, (100 * k, 100))
+                .map_err(|e| format!("{name}: {e}"))?;
+            trials.push((sweep_seed(k, t), m));
+        }
+        sweep.push(lottery::SweepValue {
+            k,
+            trials,
             // The paper plots its sweep; the only number we have from it
             // is its outlier.
             published: if k == 10 {
@@ -253,9 +284,13 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
          Two CPU-bound threads A and B on one core, 10 ms quanta, for the virtual time in each row: \
          the paper's 20:1 average was over 3 minutes (2°) and its runs in {} lasted 60 s (2°). \
          The paper's quantum was 100 ms (2°), so the same length holds ten times as many draws here and a tighter envelope. \
-         The paper plots its sweep (1:1 to 10:1); a dash marks a ratio for which we have no published number.\n\n{}{}\n",
+         The paper plots its sweep (1:1 to 10:1), one run per ratio; here each ratio runs {} times with its own seed, \
+         and the sweep's rows give the mean A:B with its 95% confidence interval over those trials (Student's t; where the scheduler's mean lies) \
+         beside the envelope of one run (where a single run of a correct lottery lies); every trial's ratio is in `results/figures/lottery-sweep.csv`. \
+         A dash marks a ratio for which we have no published number.\n\n{}{}\n",
         cite(&LOTTERY, "§5.1, Fig. 4†"),
-        lottery::table(&rows)?,
+        size.trials,
+        lottery::table(&rows, &sweep)?,
         lottery::METHOD,
     );
     let s3 = get("canon-stride-3to1")?;
@@ -358,10 +393,17 @@ pub fn run(parallel: usize, accel: Accel, sweep_ms: u64) -> Result<String, Strin
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
     md.push_str(&response::section(get, &figures, &cite(&STRIDE, "§5†"))?);
     md.push_str(&serving::section(get, &figures)?);
-    crate::plot::ratio_sweep(&figures.join("lottery-sweep.png"), &points)?;
+    crate::plot::ratio_sweep(
+        &figures.join("lottery-sweep.png"),
+        &lottery::sweep_points(&sweep),
+    )?;
+    let csv = figures.join("lottery-sweep.csv");
+    std::fs::write(&csv, lottery::sweep_csv(&sweep))
+        .map_err(|e| format!("{}: {e}", csv.display()))?;
     let _ = writeln!(
         md,
-        "## Figures\n\n### Lottery ratio sweep\n\n![sweep](figures/lottery-sweep.png)\n"
+        "## Figures\n\n### Lottery ratio sweep\n\nEach point is the mean A:B of {} runs (seeds in the table above), its bar the mean's 95% confidence interval; the line is the ticket ratio.\n\n![sweep](figures/lottery-sweep.png)\n",
+        size.trials
     );
     for (title, name, run, which) in [
         (
@@ -558,5 +600,19 @@ mod tests {
     fn indented_text_is_refused() {
         assert!(indented_lines("# a\n\n| b |\n- c\n").is_ok());
         assert!(indented_lines("# a\n         | b |\n").is_err());
+    }
+
+    #[test]
+    fn every_sweep_trial_has_its_own_seed_apart_from_the_lottery_runs() {
+        let mut seeds: Vec<u64> = SWEEP
+            .iter()
+            .flat_map(|&k| (0..30).map(move |t| sweep_seed(k, t)))
+            .collect();
+        assert_eq!(sweep_seed(7, 0), 107, "trial 0 keeps the single run's seed");
+        let n = seeds.len();
+        seeds.sort();
+        seeds.dedup();
+        assert_eq!(seeds.len(), n);
+        assert!(!seeds.contains(&1) && !seeds.contains(&2));
     }
 }

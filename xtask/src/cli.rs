@@ -94,6 +94,11 @@ pub enum Cmd {
         /// Length of each run of the lottery ratio sweep (ms; the paper's: 60 s).
         #[arg(long, default_value_t = crate::canonical::SWEEP_MS)]
         sweep_ms: u64,
+        /// Runs of the lottery sweep per ticket ratio, each its own seed
+        /// (mean and 95% confidence interval per ratio; at least 2).
+        #[arg(long, default_value_t = crate::canonical::SWEEP_TRIALS,
+              value_parser = clap::value_parser!(u64).range(2..=30))]
+        sweep_trials: u64,
         /// Validate every experiment's scenario and list the runs, run nothing.
         #[arg(long)]
         dry_run: bool,

@@ -60,8 +60,15 @@ fn main() -> ExitCode {
             jobs,
             accel,
             sweep_ms,
+            sweep_trials,
             dry_run,
-        } => experiments(jobs, accel, sweep_ms, dry_run),
+        } => {
+            let size = xtask::canonical::SweepSize {
+                ms: sweep_ms,
+                trials: sweep_trials,
+            };
+            experiments(jobs, accel, size, dry_run)
+        }
         Cmd::Sweep {
             scenario,
             key,
@@ -411,10 +418,15 @@ fn job_lines(jobs: &[(String, xtask::experiments::Job)]) -> Result<String, Strin
     Ok(t)
 }
 
-fn experiments(jobs: u64, accel: Accel, sweep_ms: u64, dry_run: bool) -> Result<ExitCode, String> {
+fn experiments(
+    jobs: u64,
+    accel: Accel,
+    size: xtask::canonical::SweepSize,
+    dry_run: bool,
+) -> Result<ExitCode, String> {
     let parallel = usize::try_from(jobs).unwrap_or(1);
     if dry_run {
-        let all = xtask::canonical::jobs(accel, sweep_ms)?;
+        let all = xtask::canonical::jobs(accel, size)?;
         let labelled: Vec<_> = all.into_iter().map(|j| (j.name.clone(), j)).collect();
         return Ok(describe(&format!(
             "would run {} canonical experiments, {parallel} at once (deterministic TCG):\n{}\
@@ -423,7 +435,7 @@ fn experiments(jobs: u64, accel: Accel, sweep_ms: u64, dry_run: bool) -> Result<
             job_lines(&labelled)?
         )));
     }
-    println!("{}", xtask::canonical::run(parallel, accel, sweep_ms)?);
+    println!("{}", xtask::canonical::run(parallel, accel, size)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -739,9 +739,15 @@ pub fn window(data: &RunData, opts: &PlotOptions) -> Result<(f64, f64), String> 
     Ok((from, to))
 }
 
+/// One ticket ratio of the lottery sweep: `(ticket ratio, mean CPU ratio
+/// over its trials, half-width of the mean's 95% confidence interval)`,
+/// the half-width `None` for a single trial.
+pub type SweepPoint = (f64, f64, Option<f64>);
+
 /// The lottery ratio sweep: observed CPU ratio against the ticket ratio,
-/// with the ideal diagonal; PNG `path` and the SVG beside it.
-pub fn ratio_sweep(path: &Path, points: &[(f64, f64)]) -> Result<(), String> {
+/// with the ideal diagonal and, where there were trials, each mean's 95%
+/// confidence interval as an error bar; PNG `path` and the SVG beside it.
+pub fn ratio_sweep(path: &Path, points: &[SweepPoint]) -> Result<(), String> {
     register_font()?;
     figure_at(path, Paper::Column, &|s, b| match b {
         Backend::Png(a) => sweep_figure(&a, s, points),
@@ -752,10 +758,15 @@ pub fn ratio_sweep(path: &Path, points: &[(f64, f64)]) -> Result<(), String> {
 fn sweep_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     style: &Style,
-    points: &[(f64, f64)],
+    points: &[SweepPoint],
 ) -> Result<(), String> {
     let (chart_area, key) = frame(area, style, "lottery: CPU ratio vs ticket ratio")?;
-    let max = points.iter().map(|p| p.0.max(p.1)).fold(1.0, f64::max) * 1.1;
+    let max = points
+        .iter()
+        .map(|&(x, y, h)| x.max(y + h.unwrap_or(0.0)))
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        * 1.1;
     let mut chart = ChartBuilder::on(&chart_area)
         .margin(style.px(4.0))
         .x_label_area_size(style.px(24.0))
@@ -784,18 +795,36 @@ fn sweep_figure<DB: DrawingBackend>(
         .map_err(err)?;
     let c = style::series(0, 1);
     chart
+        .draw_series(points.iter().filter_map(|&(x, y, h)| {
+            let h = h?;
+            Some(ErrorBar::new_vertical(
+                x,
+                y - h,
+                y,
+                y + h,
+                c.stroke_width(style.line()),
+                style.px(5.0),
+            ))
+        }))
+        .map_err(err)?;
+    chart
         .draw_series(
             points
                 .iter()
-                .map(|&(x, y)| Circle::new((x, y), style.px(2.5), c.filled())),
+                .map(|&(x, y, _)| Circle::new((x, y), style.px(2.5), c.filled())),
         )
         .map_err(err)?;
+    let measured = if points.iter().any(|p| p.2.is_some()) {
+        "mean, 95% CI"
+    } else {
+        "measured"
+    };
     legend(
         &key,
         style,
         &[
             ("ideal".to_string(), Mark::Line(style::INK)),
-            ("measured".to_string(), Mark::Block(c)),
+            (measured.to_string(), Mark::Block(c)),
         ],
     )?;
     area.present().map_err(err)

@@ -311,3 +311,53 @@ fn slice_map_window_defaults_to_fifty_quanta_and_refuses_an_empty_one() {
         "to before from"
     );
 }
+
+/// The `<line>` elements of `svg` drawn in colour `c`, as `(x1, y1, x2, y2)`.
+fn lines_in(svg: &str, c: &str) -> Vec<(f64, f64, f64, f64)> {
+    svg.split("<line")
+        .skip(1)
+        .map(|l| &l[..l.find("/>").unwrap()])
+        .filter(|l| attributes(l, "stroke").first() == Some(&c))
+        .map(|l| {
+            let at = |n: &str| attributes(l, n)[0].parse::<f64>().unwrap();
+            (at("x1"), at("y1"), at("x2"), at("y2"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_lottery_sweep_draws_each_mean_with_its_interval_as_an_error_bar() {
+    let dir = std::env::temp_dir().join(format!("xtask-plot-{}-sweep", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Half-widths 0.1, 0.4, 0.2; the last ratio had one trial (no bar).
+    let points = [
+        (1.0, 1.02, Some(0.1)),
+        (4.0, 3.9, Some(0.4)),
+        (7.0, 7.1, Some(0.2)),
+        (10.0, 10.3, None),
+    ];
+    super::ratio_sweep(&dir.join("sweep.png"), &points).unwrap();
+    let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (w_in, _) = Paper::Column.inches();
+    assert_eq!(attributes(&svg, "width")[0], format!("{w_in}in"));
+    for s in attributes(&svg, "font-size") {
+        assert!(s.parse::<f64>().unwrap() * 72.0 / SVG_PX_PER_IN >= MIN_PT - 1e-9);
+    }
+    let c = hex(style::series(0, 1));
+    let lines = lines_in(&svg, &c);
+    let vertical: Vec<f64> = lines
+        .iter()
+        .filter(|l| l.0 == l.2 && l.1 != l.3)
+        .map(|l| (l.3 - l.1).abs())
+        .collect();
+    // One bar per interval, each as long as its interval on one scale
+    // (pixels per unit of ratio), with a cap at either end.
+    assert_eq!(vertical.len(), 3, "{lines:?}");
+    let scale = vertical[0] / 0.2;
+    for (len, half) in vertical.iter().zip([0.1, 0.4, 0.2]) {
+        assert!((len - 2.0 * half * scale).abs() <= 2.0, "{vertical:?}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.1 == l.3).count(), 6, "{lines:?}");
+}
