@@ -30,7 +30,9 @@ use crate::rt::{FaultAction, MAX_WORKERS};
 use crate::{context, sys, wakeup};
 
 mod handoff;
+mod runlog;
 mod table;
+pub use runlog::{drain as drain_switches, enable as log_switches};
 pub use table::Audit;
 pub use table::MAX_THREADS;
 use table::{Table, NONE};
@@ -470,6 +472,7 @@ fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
         sys::exit(12);
     }
     let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+    runlog::stopped(core, at);
     publish_stop(core, tid, end, ran, at);
 }
 
@@ -519,6 +522,7 @@ pub fn dispatch(core: usize) -> ! {
         // run it on; else give the turn up rather than spin through it.
         if let Some(stop) = STOPS.take(core) {
             if stop.end == RunEnd::Preempted {
+                runlog::started(core, sys::now_ns(), stop.tid);
                 resume_on(core, stop.tid, d)
             }
             let _ = STOPS.publish(core, stop);
@@ -540,6 +544,7 @@ pub fn dispatch(core: usize) -> ! {
     if let Some(tid) = rt.start(core, since) {
         drop(rt);
         ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
+        runlog::started(core, now, tid);
         resume_on(core, tid, d)
     }
     if rt.live() == 0 {

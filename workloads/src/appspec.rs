@@ -8,6 +8,7 @@
 //! sched <policy>                   (a name in `sched_registry`)
 //! sample_ms <ms>
 //! seed <n>
+//! thread_trace                     (optional: report who ran on each core)
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
 //! name <thread id> <name>          (optional: the console accepts it for the id)
 //! event <t_ms> swap <policy>
@@ -104,6 +105,10 @@ pub struct AppSpec {
     pub policy: Option<Policy>,
     pub sample_ms: u64,
     pub seed: u64,
+    /// Report which thread ran on which core, when (`runs` records, for
+    /// the trace's thread tracks): off unless asked, as the records cost
+    /// the application time (see `src/bin/app.rs`).
+    pub thread_trace: bool,
     pub threads: Vec<ThreadSpec>,
     /// Thread names (by id) the console accepts for ids.
     pub names: Vec<(u32, String)>,
@@ -186,6 +191,7 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             }
         }
         Some("seed") => spec.seed = num(words.next(), "seed needs a number")?,
+        Some("thread_trace") => spec.thread_trace = true,
         Some("thread") => {
             if spec.threads.len() == MAX_THREADS {
                 return Err("too many threads");
@@ -271,6 +277,7 @@ impl AppSpec {
             policy: None,
             sample_ms: 100,
             seed: 1,
+            thread_trace: false,
             threads: Vec::new(),
             names: Vec::new(),
             events: Vec::new(),
@@ -312,6 +319,9 @@ impl AppSpec {
             writeln!(out, "sched {}", p.name())?;
         }
         writeln!(out, "sample_ms {}\nseed {}", self.sample_ms, self.seed)?;
+        if self.thread_trace {
+            writeln!(out, "thread_trace")?;
+        }
         for t in &self.threads {
             write!(out, "thread {} {} {} ", t.id, t.tickets, t.join_ms)?;
             match t.leave_ms {
@@ -404,6 +414,9 @@ mod tests {
                 }
             })
         );
+        assert!(!s.thread_trace, "off unless asked");
+        assert!(AppSpec::parse("thread_trace\n").unwrap().thread_trace);
+        assert!(AppSpec::parse("thread_trace 1\n").is_err());
         assert_eq!(
             s.threads[6].behaviour,
             Behaviour::Lock {
@@ -440,6 +453,7 @@ mod tests {
             policy: Some(Policy::new("lottery")),
             sample_ms: 50,
             seed: 7,
+            thread_trace: true,
             threads: [
                 Behaviour::Cpu,
                 Behaviour::Sleep {
@@ -497,6 +511,7 @@ mod tests {
         assert_eq!(AppSpec::parse(&text), Ok(spec.clone()), "{text}");
         let unset = AppSpec {
             policy: None,
+            thread_trace: false,
             names: Vec::new(),
             ..spec
         };
