@@ -20,7 +20,7 @@ default:
 build *args:
     @cargo xtask build "$@"
 
-[doc("Boot N cores and run a scenario: [sched=] [cpus=] [scenario=<file>|none] [det=1] [accel=] [machine=] [qemu=] [timeout=] [run_ms=] [test=] [name=] [trials=N] [dry_run=1]")]
+[doc("Boot N cores and run a scenario: [sched=] [cpus=] [scenario=<file>|none] [det=1] [thread_trace=1] [accel=] [machine=] [qemu=] [timeout=] [run_ms=] [test=] [name=] [trials=N] [dry_run=1]")]
 run-smp *args:
     @cargo xtask run-smp "$@"
 

@@ -217,6 +217,11 @@ pub struct RunArgs {
     /// gives the same measurements.
     #[arg(long)]
     pub det: bool,
+    /// The applications report which thread ran on which core, when:
+    /// the Perfetto trace gets a track per thread and per core's threads
+    /// (the reports cost the applications time: off by default).
+    #[arg(long)]
+    pub thread_trace: bool,
     /// auto (hardware KVM when the host has VMX/SVM, else deterministic
     /// TCG for a scenario, TCG otherwise), kvm or tcg.
     #[arg(long, default_value = "auto")]

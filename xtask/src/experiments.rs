@@ -48,7 +48,8 @@ pub fn scenario_with(
     Ok(path)
 }
 
-/// Sets the value at dotted `key` (numbers stay numbers).
+/// Sets the value at dotted `key` (numbers stay numbers, `true` and
+/// `false` booleans).
 fn set(doc: &mut toml::Value, key: &str, value: &str) -> Result<(), String> {
     let mut at = doc;
     let parts: Vec<&str> = key.split('.').collect();
@@ -59,8 +60,9 @@ fn set(doc: &mut toml::Value, key: &str, value: &str) -> Result<(), String> {
                 // `app` and `thread` are arrays of tables named `app`/`thread` in TOML.
                 if last {
                     let v = value
-                        .parse::<i64>()
-                        .map(toml::Value::Integer)
+                        .parse::<bool>()
+                        .map(toml::Value::Boolean)
+                        .or_else(|_| value.parse::<i64>().map(toml::Value::Integer))
                         .unwrap_or_else(|_| {
                             value
                                 .parse::<f64>()
@@ -241,6 +243,9 @@ mod tests {
         assert_eq!(s.apps[0].get_ref().scheduler, "stride");
         assert_eq!(s.apps[0].get_ref().threads[0].get_ref().tickets, 700);
         assert_eq!(s.name, "lottery-2to1-test");
+        assert!(!s.thread_trace, "off unless asked");
+        let traced = scenario_with(&base, &[("thread_trace".into(), "true".into())], "t").unwrap();
+        assert!(crate::scenario::load(&traced, 1).unwrap().thread_trace);
         // A run's time limit grows with its length.
         assert_eq!(
             timeout_for(&path, 1),

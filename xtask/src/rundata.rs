@@ -50,6 +50,15 @@ pub struct RunData {
     /// was full): `runs` is incomplete from the first of them on.
     #[serde(default)]
     pub trace_dropped: u64,
+    /// Which thread of an application ran on which core, when (the
+    /// applications' `runs` records, inside their environment's `runs`);
+    /// none in runs made before applications reported them.
+    #[serde(default)]
+    pub thread_runs: Vec<ThreadRun>,
+    /// Thread switches the applications' per-core logs could not hold
+    /// (the sampler fell behind): `thread_runs` misses some from then on.
+    #[serde(default)]
+    pub thread_switches_dropped: u64,
 }
 
 impl RunData {
@@ -213,6 +222,19 @@ pub struct CoreRun {
     /// not an application.
     pub app: Option<u32>,
     /// The thread that ran, when the libOS reported it.
+    pub thread: Option<u32>,
+}
+
+/// One stretch of time a thread of an application ran on one core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRun {
+    pub core: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    /// [`Thread::id`]; `None` is a thread the scenario does not list (the
+    /// application's control thread).
     pub thread: Option<u32>,
 }
 

@@ -42,6 +42,11 @@ pub struct Scenario {
     /// How often applications report their threads.
     #[serde(default = "defaults::sample_ms")]
     pub sample_ms: u64,
+    /// Applications report which thread ran on which core, when (the
+    /// trace's thread tracks); off by default, as the reports cost the
+    /// applications time (`run-smp thread_trace=1` turns it on).
+    #[serde(default)]
+    pub thread_trace: bool,
     #[serde(rename = "app")]
     pub apps: Vec<Spanned<App>>,
     #[serde(default, rename = "event")]
@@ -755,6 +760,7 @@ impl Scenario {
             policy: Some(sched_registry::kind(&app.scheduler).expect("validated")),
             sample_ms: self.sample_ms,
             seed: self.seed,
+            thread_trace: self.thread_trace,
             threads,
             names: names
                 .iter()

@@ -17,6 +17,11 @@ use crate::records::Records;
 use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
 use crate::scenario::{expand_threads, Scenario};
 use crate::Error;
+pub use perfetto::perfetto_trace;
+use thread_runs::Switches;
+
+mod perfetto;
+mod thread_runs;
 
 /// Collects sample records per application and feeds whole snapshots (a
 /// snapshot may span several records with the same `t_ns`), with the
@@ -302,6 +307,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     let mut sleeps = Vec::new();
     let mut wait_intervals = Vec::new();
     let mut request_logs = Vec::new();
+    let mut switches = Switches::default();
     let mut events = Vec::new();
     for v in &users {
         let Some(app) = v["env"].as_u64().and_then(env_index) else {
@@ -335,6 +341,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             }
             Some("waits") => waits::add_record(&mut wait_intervals, app, t_ns, v),
             Some("requests_start" | "requests") => requests::add_record(&mut request_logs, app, v),
+            Some("runs") => switches.add_record(app, v),
             // Console replies complete the kernel's `console` events below.
             Some("app_event") if v["what"] == "console" => {}
             Some("app_event") => events.push(Event {
@@ -379,6 +386,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         .and_then(|e| e["uptime_ns"].as_u64())
         .unwrap_or(start_ns);
     let (runs, trace_dropped) = core_runs(records, end_ns, &env_app);
+    let thread_runs = switches.thread_runs(&runs, end_ns);
     samples.sort_by_key(|x| (x.t_ns, x.app, x.thread));
     events.sort_by_key(|e| e.t_ns);
     let end_ns = records
@@ -402,6 +410,8 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         events,
         runs,
         trace_dropped,
+        thread_runs,
+        thread_switches_dropped: switches.dropped(),
     }
 }
 
@@ -551,33 +561,6 @@ fn core_runs(
         }
     }
     (runs, dropped.values().sum())
-}
-
-/// A Chrome trace-event JSON (opens in Perfetto and chrome://tracing): one
-/// track per core with a slice per stretch an application ran, and the
-/// run's events as instants.
-pub fn perfetto_trace(data: &RunData) -> Value {
-    let name = |app: Option<u32>| {
-        app.and_then(|a| data.apps.get(a as usize))
-            .map_or("other env".to_string(), |a| a.name.clone())
-    };
-    let us = |t: u64| t.saturating_sub(data.start_ns) as f64 / 1000.0;
-    let mut events: Vec<Value> = (0..data.cpus_online)
-        .map(|c| json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": c, "args": {"name": format!("core {c}")}}))
-        .collect();
-    events.extend(data.runs.iter().map(|r| {
-        json!({"name": name(r.app), "cat": "run", "ph": "X", "pid": 1, "tid": r.core,
-               "ts": us(r.start_ns), "dur": (r.end_ns - r.start_ns) as f64 / 1000.0})
-    }));
-    events.extend(data.events.iter().map(|e| {
-        let label = match e.app {
-            Some(_) => format!("{} {}", e.kind, name(e.app)),
-            None => e.kind.clone(),
-        };
-        json!({"name": label, "cat": "event", "ph": "i", "s": "g", "pid": 1,
-               "tid": e.core.unwrap_or(0), "ts": us(e.t_ns), "args": {"detail": e.detail}})
-    }));
-    json!({"traceEvents": events, "displayTimeUnit": "ms"})
 }
 
 /// Per application and thread: tickets, CPU, ideal CPU, sleep and alive

@@ -92,6 +92,24 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
         workloads::appspec::Behaviour::Fraction { permille: 250 }
     );
     assert_eq!(spec.threads[1].leave_ms, Some(900));
+    assert!(!spec.thread_trace, "off unless the scenario asks");
+    let traced = parse(
+        &GOOD.replacen("\n", "\nthread_trace = true\n", 1),
+        "file",
+        4,
+    )
+    .unwrap();
+    let plan = traced.launch_plan();
+    let parsed = kernel::launch::Plan::parse(&plan).unwrap();
+    for app in ["a", "b"] {
+        let args = parsed.app(app).unwrap().args;
+        assert!(
+            workloads::appspec::AppSpec::parse(args)
+                .unwrap()
+                .thread_trace,
+            "{app}"
+        );
+    }
 }
 
 #[test]
