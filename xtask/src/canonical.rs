@@ -284,7 +284,7 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
          Two CPU-bound threads A and B on one core, 10 ms quanta, for the virtual time in each row: \
          the paper's 20:1 average was over 3 minutes (2°) and its runs in {} lasted 60 s (2°). \
          The paper's quantum was 100 ms (2°), so the same length holds ten times as many draws here and a tighter envelope. \
-         The paper plots its sweep (1:1 to 10:1), one run per ratio; here each ratio runs {} times with its own seed, \
+         The paper plots its sweep (1:1 to 10:1); here each ratio runs {} times with its own seed, \
          and the sweep's rows give the mean A:B with its 95% confidence interval over those trials (Student's t; where the scheduler's mean lies) \
          beside the envelope of one run (where a single run of a correct lottery lies); every trial's ratio is in `results/figures/lottery-sweep.csv`. \
          A dash marks a ratio for which we have no published number.\n\n{}{}\n",
