@@ -814,18 +814,13 @@ fn sweep_figure<DB: DrawingBackend>(
                 .map(|&(x, y, _)| Circle::new((x, y), style.px(2.5), c.filled())),
         )
         .map_err(err)?;
-    let measured = if points.iter().any(|p| p.2.is_some()) {
-        "mean, 95% CI"
+    let mut keys = vec![("ideal".to_string(), Mark::Line(style::INK))];
+    if points.iter().any(|p| p.2.is_some()) {
+        keys.push(("mean".to_string(), Mark::Block(c)));
+        keys.push(("95% CI".to_string(), Mark::Whisker(c)));
     } else {
-        "measured"
-    };
-    legend(
-        &key,
-        style,
-        &[
-            ("ideal".to_string(), Mark::Line(style::INK)),
-            (measured.to_string(), Mark::Block(c)),
-        ],
-    )?;
+        keys.push(("measured".to_string(), Mark::Block(c)));
+    }
+    legend(&key, style, &keys)?;
     area.present().map_err(err)
 }
