@@ -52,7 +52,13 @@ pub fn perfetto_trace(data: &RunData) -> Value {
             .unwrap_or_else(|| "control".to_string())
     };
     let us = |t: u64| t.saturating_sub(data.start_ns) as f64 / 1000.0;
-    let dur = |start: u64, end: u64| end.saturating_sub(start) as f64 / 1000.0;
+    // A slice's `(ts, dur)` from the measurement's start on (a run that
+    // began before it was drawn from 0 at its whole length, over the next
+    // one); `None` for one over before it.
+    let span = |start: u64, end: u64| {
+        let start = start.max(data.start_ns);
+        (end > start).then(|| (us(start), (end - start) as f64 / 1000.0))
+    };
     let meta = |what: &str, pid: u32, tid: u64, name: String| json!({"name": what, "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}});
     let mut events = vec![
         meta("process_name", CORES_PID, 0, "cores".into()),
@@ -77,15 +83,21 @@ pub fn perfetto_trace(data: &RunData) -> Value {
             format!("core {c}"),
         ));
     }
-    events.extend(data.runs.iter().map(|r| {
-        json!({"name": name(r.app), "cat": "run", "ph": "X", "pid": CORES_PID, "tid": r.core,
-               "ts": us(r.start_ns), "dur": dur(r.start_ns, r.end_ns)})
+    events.extend(data.runs.iter().filter_map(|r| {
+        let (ts, dur) = span(r.start_ns, r.end_ns)?;
+        Some(
+            json!({"name": name(r.app), "cat": "run", "ph": "X", "pid": CORES_PID,
+                    "tid": r.core, "ts": ts, "dur": dur}),
+        )
     }));
     let app_tid = |app: u32, thread: Option<u32>| {
         APP_TID + u64::from(app) * APP_TID_STRIDE + thread.map_or(0, |t| u64::from(t) + 1)
     };
     let (mut apps, mut tracks) = (BTreeSet::new(), BTreeSet::new());
     for r in &data.thread_runs {
+        let Some((ts, dur)) = span(r.start_ns, r.end_ns) else {
+            continue;
+        };
         if apps.insert(r.app) {
             events.push(meta(
                 "process_name",
@@ -107,12 +119,12 @@ pub fn perfetto_trace(data: &RunData) -> Value {
         events.push(
             json!({"name": who, "cat": "thread", "ph": "X", "pid": CORE_THREADS_PID,
                            "tid": CORE_THREADS_TID + u64::from(r.core),
-                           "ts": us(r.start_ns), "dur": dur(r.start_ns, r.end_ns), "args": args}),
+                           "ts": ts, "dur": dur, "args": args}),
         );
         events.push(
             json!({"name": format!("core {}", r.core), "cat": "thread", "ph": "X",
                            "pid": app_pid(r.app), "tid": app_tid(r.app, r.thread),
-                           "ts": us(r.start_ns), "dur": dur(r.start_ns, r.end_ns), "args": args}),
+                           "ts": ts, "dur": dur, "args": args}),
         );
     }
     events.extend(data.events.iter().map(|e| {
@@ -177,15 +189,22 @@ mod tests {
     /// of its environment's slices on that core.
     fn check(data: &RunData) -> Result<(), String> {
         let trace = perfetto_trace(data);
-        let at = |t: u64| (t - data.start_ns) as f64 / 1000.0;
+        // What the trace shows starts with the measurement.
+        let shown: Vec<&ThreadRun> = data
+            .thread_runs
+            .iter()
+            .filter(|r| r.end_ns > data.start_ns)
+            .collect();
         let by_core = slices(&trace, "thread");
-        let expected = 2 * data.thread_runs.len();
+        let expected = 2 * shown.len();
         let got: usize = by_core.values().map(Vec::len).sum();
         if got != expected {
             return Err(format!("{got} thread slices for {expected}"));
         }
-        for r in &data.thread_runs {
-            let (ts, dur) = (at(r.start_ns), (r.end_ns - r.start_ns) as f64 / 1000.0);
+        for r in shown {
+            let start = r.start_ns.max(data.start_ns);
+            let ts = (start - data.start_ns) as f64 / 1000.0;
+            let dur = (r.end_ns - start) as f64 / 1000.0;
             let same = |e: &&&Value| e["ts"].as_f64() == Some(ts) && e["dur"].as_f64() == Some(dur);
             let core_track = (
                 u64::from(CORE_THREADS_PID),
@@ -336,6 +355,7 @@ mod tests {
                 (0u32..2, 0u32..2, proptest::collection::vec((0u64..40, -2i64..4), 0..30)),
                 0..6,
             ),
+            start_ns in 0u64..40,
         ) {
             let mut runs = Vec::new();
             for (core, turns) in (0..).zip(&turns) {
@@ -362,6 +382,7 @@ mod tests {
             }
             let data = RunData {
                 cpus_online: 2,
+                start_ns,
                 apps: vec![app("a", 3), app("b", 3)],
                 thread_runs: switches.thread_runs(&runs, end_ns),
                 runs,
