@@ -68,9 +68,6 @@ test-qemu:
 [doc("Formatting and lints (host, and the bare-metal crates for their target).")]
 lint:
     cargo fmt --all -- --check
-    # The bare-metal kernel's modules come in through `include!`, which
-    # cargo fmt does not follow: check them file by file.
-    rustfmt --edition 2021 --check kernel/src/*.rs kernel/src/arch/*.rs kernel/src/launch/*.rs kernel/src/syscall/*.rs
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     # Every member but the host-only runner and benchmarks: a new crate (a
     # policy) is linted for the bare-metal target without being listed.

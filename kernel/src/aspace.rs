@@ -7,7 +7,7 @@
 use abi::shared::va;
 use kernel::frames::FrameError;
 
-use crate::mm::{self, phys_to_virt, pte};
+use crate::arch::mm::{self, phys_to_virt, pte};
 
 /// Highest user address + 1 (the canonical lower half).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;

@@ -13,9 +13,10 @@ use abi::syscall::{Error, NO_ENV};
 use kernel::elf;
 use spin::Mutex;
 
+use crate::arch::{mm, smp};
 use crate::aspace::AddressSpace;
 use crate::dispatch_page::DispatchPage;
-use crate::{exported, mm, smp};
+use crate::exported;
 
 /// Lifecycle of an environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -608,7 +609,7 @@ fn spawn_with(
         format_args!(
             "\"event\":\"spawned\",\"env\":{id},\"name\":\"{}\",\"t_ns\":{}",
             env.name(),
-            crate::time::now_ns()
+            crate::arch::time::now_ns()
         ),
     );
     Ok(env)
@@ -727,8 +728,8 @@ pub fn kill(env: &Env, reason: ExitReason) {
             "\"event\":\"{event}\",\"env\":{},\"name\":\"{}\",\"core\":{},\"t_ns\":{},{detail}",
             env.id,
             env.name(),
-            crate::percpu::core_id(),
-            crate::time::now_ns()
+            crate::arch::percpu::core_id(),
+            crate::arch::time::now_ns()
         ),
     );
     if let ExitReason::Killed(why) = reason {

@@ -6,7 +6,8 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{env, mm, record, sched, smp};
+use crate::arch::{mm, smp};
+use crate::{env, record, sched};
 
 /// One environment of an experiment.
 #[derive(Clone, Copy)]
@@ -694,7 +695,7 @@ fn donations_move_time() -> bool {
     // keeps 15-27% of its 10 ms slices doing it (measured 0.73-0.85), so
     // the bound there is lower; the mechanism checked is the same.
     let share = cpu_ns(&spin) as f64 / core_time() as f64;
-    let bound = if crate::time::hypervisor() == Some("KVM") {
+    let bound = if crate::arch::time::hypervisor() == Some("KVM") {
         0.7
     } else {
         0.8
@@ -735,9 +736,9 @@ fn teardown_releases_everything() -> bool {
         return check("spin_alive", false, format_args!("gone"));
     };
     env::kill(&spin, env::ExitReason::Killed("teardown test"));
-    let deadline = crate::time::now_ns() + 1_000_000_000;
+    let deadline = crate::arch::time::now_ns() + 1_000_000_000;
     while !env::reaped(spin.id) {
-        if crate::time::now_ns() > deadline {
+        if crate::arch::time::now_ns() > deadline {
             return check(
                 "env_reaped",
                 false,
@@ -879,9 +880,9 @@ fn storm_returns_everything() -> bool {
     for e in env::all() {
         env::kill(&e, env::ExitReason::Killed("end of the storm experiment"));
     }
-    let deadline = crate::time::now_ns() + 2_000_000_000;
+    let deadline = crate::arch::time::now_ns() + 2_000_000_000;
     while !env::all_reaped() {
-        if crate::time::now_ns() > deadline {
+        if crate::arch::time::now_ns() > deadline {
             return check(
                 "all_reaped",
                 false,

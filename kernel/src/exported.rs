@@ -9,8 +9,8 @@ use abi::shared::{va, CoreSlices, EnvAccount, SysInfo, MAX_ENVS, MAX_SLOTS, SYSI
 use abi::syscall::NO_ENV;
 use kernel::frames::FrameError;
 
+use crate::arch::mm;
 use crate::aspace::AddressSpace;
-use crate::mm;
 use crate::sync::BootCell;
 
 struct Pages {
@@ -56,9 +56,9 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) 
     info.slice_ns = slice_ns;
     info.grace_ns = grace_ns;
     info.sched = sched;
-    info.tsc_khz = crate::time::tsc_khz();
-    info.tsc_base = crate::time::tsc_base();
-    info.tsc_ns_scale = crate::time::tsc_ns_scale();
+    info.tsc_khz = crate::arch::time::tsc_khz();
+    info.tsc_base = crate::arch::time::tsc_base();
+    info.tsc_ns_scale = crate::arch::time::tsc_ns_scale();
     for core in 0..cores {
         let s = core_slices_of(core);
         s.current_slot.store(0, Ordering::Relaxed);

@@ -14,8 +14,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 
+use crate::arch::{mm, smp};
 use crate::ledger::{self, Audit};
-use crate::{env, mm, record, run, sched, smp};
+use crate::{env, record, run, sched};
 
 const AUDIT_PERIOD_NS: u64 = 100_000_000;
 /// The conservation bound: accounted time within 0.1% of core time.

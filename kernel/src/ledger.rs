@@ -14,7 +14,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::shared::{MAX_CORES, MAX_ENVS};
 
-use crate::{env, exported, smp};
+use crate::arch::smp;
+use crate::{env, exported};
 
 struct CoreLedger {
     /// Odd while a charge is being written (a seqlock for `audit`).
@@ -68,7 +69,7 @@ pub fn start(now: u64) {
 pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
     debug_assert_eq!(
         core,
-        crate::percpu::core_id(),
+        crate::arch::percpu::core_id(),
         "charges are made on their own core"
     );
     let l = &LEDGERS[core];
@@ -151,7 +152,7 @@ impl Audit {
 pub fn audit() -> Audit {
     let start = START_NS.load(Ordering::Relaxed);
     let mut a = Audit {
-        elapsed_ns: crate::time::now_ns().saturating_sub(start),
+        elapsed_ns: crate::arch::time::now_ns().saturating_sub(start),
         ..Audit::default()
     };
     for (core, l) in LEDGERS.iter().enumerate().take(smp::cores()) {
@@ -208,7 +209,7 @@ fn read_core(core: usize, l: &CoreLedger) -> Option<CoreView> {
             .load(Ordering::Relaxed),
         kernel_ns: l.kernel_ns.load(Ordering::Relaxed),
     };
-    view.now = crate::time::now_ns();
+    view.now = crate::arch::time::now_ns();
     let unchanged =
         l.seq.load(Ordering::Acquire) == seq && ACCOUNT_RESETS.load(Ordering::Acquire) == resets;
     unchanged.then_some(view)

@@ -15,9 +15,9 @@ impl Log for ConsoleLog {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            crate::serial::print(format_args!(
+            crate::arch::serial::print(format_args!(
                 "[c{} {:<5}] {}\n",
-                crate::percpu::core_id(),
+                crate::arch::percpu::core_id(),
                 record.level(),
                 record.args()
             ));

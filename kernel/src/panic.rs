@@ -6,8 +6,8 @@ use core::sync::atomic::Ordering;
 
 use abi::ExitCode;
 
+use crate::arch::{apic, percpu, serial, smp};
 use crate::trap::PANICKING;
-use crate::{apic, percpu, serial, smp};
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {

@@ -5,7 +5,7 @@ use abi::record::{RecordKind, RECORD_PREFIX};
 
 /// Emits one record; `payload` must format as a JSON object.
 pub fn emit(kind: RecordKind, payload: core::fmt::Arguments<'_>) {
-    crate::serial::print(format_args!(
+    crate::arch::serial::print(format_args!(
         "{RECORD_PREFIX}{} {{{payload}}}\n",
         kind.name()
     ));

@@ -10,8 +10,9 @@ use abi::ExitCode;
 use kernel::bootmod::Archive;
 use kernel::cmdline::BootArgs;
 
+use crate::arch::{apic, percpu, serial, smp, time};
 use crate::sync::BootCell;
-use crate::{apic, env, exported, percpu, record, serial, smp, time, trap};
+use crate::{env, exported, record, trap};
 
 static ARCHIVE: BootCell<Archive<'static>> = BootCell::new();
 static STOPPING: AtomicBool = AtomicBool::new(false);

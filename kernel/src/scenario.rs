@@ -20,8 +20,9 @@ use abi::ExitCode;
 use kernel::launch::{AppLaunch, Plan};
 use spin::Mutex;
 
+use crate::arch::{smp, time};
 use crate::sync::BootCell;
-use crate::{env, exported, record, run, sched, smp, time};
+use crate::{env, exported, record, run, sched};
 
 /// The program every scenario application runs.
 const APP_PROGRAM: &str = "app";
@@ -248,8 +249,8 @@ pub fn on_monitor() -> Option<ExitCode> {
             .and_then(|s| s.commands().nth(state.script_done))
             .map_or(u64::MAX, |(t, _)| t);
     }
-    crate::serial::poll_input();
-    while let Some(b) = crate::serial::read_byte() {
+    crate::arch::serial::poll_input();
+    while let Some(b) = crate::arch::serial::read_byte() {
         match b {
             b'\r' | b'\n' => {
                 let line = core::mem::take(&mut state.line);

@@ -1,39 +1,14 @@
-// Modules of the bare-metal kernel (included from main.rs under
-// `cfg(target_os = "none")`).
-mod acpi;
-mod apic;
-mod arch;
-mod aspace;
-mod dispatch_page;
-mod env;
-mod envtests;
-mod exit;
-mod exported;
-mod invariants;
-mod latency;
-mod ledger;
-mod logger;
-mod mm;
-mod panic;
-mod percpu;
-mod record;
-mod run;
-mod scenario;
-mod sched;
-mod smp;
-mod sync;
-mod syscall;
-mod tests;
-mod time;
-mod trace;
-mod trap;
-mod wakeup;
+//! Bring-up: the BSP's entry from the boot code (hardware, then the
+//! experiment, scenario or test the command line names) and the APs'.
 
 use core::sync::atomic::Ordering;
 
 use abi::record::RecordKind;
 use abi::ExitCode;
 use alloc::vec::Vec;
+
+use crate::arch::{acpi, apic, mm, percpu, serial, smp, time};
+use crate::{arch, envtests, exit, logger, record, run, scenario, sched, tests, trace};
 
 /// BSP entry from the boot code, on the boot page tables.
 #[no_mangle]

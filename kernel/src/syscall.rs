@@ -8,8 +8,9 @@ pub mod light;
 use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, YIELD_SAVE};
 
 use crate::arch::interrupts::TrapFrame;
+use crate::arch::smp;
 use crate::env::{self, Env};
-use crate::{sched, smp};
+use crate::sched;
 
 /// Longest `log`/`report` message.
 const MAX_MESSAGE: usize = 1024;

@@ -7,7 +7,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use abi::ExitCode;
 
 use crate::arch::interrupts::vector;
-use crate::{apic, percpu, record, smp, time, trap};
+use crate::arch::{apic, percpu, smp, time};
+use crate::{record, trap};
 
 /// Runs the test `name`.
 pub fn run(name: &str) -> ExitCode {
@@ -51,7 +52,7 @@ fn boot() -> bool {
         ids.len() == n,
         format_args!("{} distinct of {n}", ids.len()),
     );
-    let (pages, bad, first) = crate::mm::image_w_xor_x_violations();
+    let (pages, bad, first) = crate::arch::mm::image_w_xor_x_violations();
     ok &= record::check(
         "boot",
         "kernel_image_w_xor_x",
@@ -246,7 +247,7 @@ fn fault_on_core(core: usize) {
     // Nested KVM on the development machines stops the VM with "KVM
     // internal error, emulation failure" when a ring-0 #BP is delivered
     // (with either encoding), so under KVM this one check is left to TCG.
-    if crate::time::hypervisor() == Some("KVM") {
+    if crate::arch::time::hypervisor() == Some("KVM") {
         if core == 0 {
             log::warn!("kernel breakpoint check not run under KVM (nested KVM cannot deliver a ring-0 #BP)");
         }

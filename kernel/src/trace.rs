@@ -10,8 +10,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use abi::record::RecordKind;
 use spin::Mutex;
 
+use crate::arch::smp;
+use crate::record;
 use crate::sync::BootCell;
-use crate::{record, smp};
 
 /// Heap the buffers may take together (the heap is 32 MiB).
 const BUDGET_BYTES: usize = 4 << 20;

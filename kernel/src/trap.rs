@@ -3,7 +3,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::interrupts::{vector, TrapFrame};
-use crate::{apic, percpu, serial};
+use crate::arch::{apic, percpu, serial};
 
 /// Set once some core panicked: NMIs then stop the receiving core.
 pub static PANICKING: AtomicBool = AtomicBool::new(false);
@@ -35,8 +35,8 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         vector::IPI_KICK | vector::IPI_CALL => {
             percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
-            crate::smp::take_ping();
-            crate::smp::take_shootdown();
+            crate::arch::smp::take_ping();
+            crate::arch::smp::take_shootdown();
             apic::eoi();
             crate::sched::on_kick(frame);
         }
@@ -63,7 +63,7 @@ pub fn handle(frame: &mut TrapFrame) {
 /// latency does not accumulate into drift. Missed ticks are skipped, keeping
 /// the phase.
 fn rearm_tick(cpu: &percpu::PerCpu, period: u64) {
-    let now = crate::time::now_ns();
+    let now = crate::arch::time::now_ns();
     let mut next = cpu.next_tick_ns.load(Ordering::Relaxed) + period;
     if next <= now {
         next = now + period - (now - next) % period;
@@ -77,7 +77,7 @@ pub fn start_tick() {
     let period = TICK_NS.load(Ordering::Relaxed);
     let cpu = percpu::this();
     cpu.next_tick_ns
-        .store(crate::time::now_ns() + period, Ordering::Relaxed);
+        .store(crate::arch::time::now_ns() + period, Ordering::Relaxed);
     apic::arm_timer_ns(period);
 }
 

@@ -5,9 +5,10 @@ use core::sync::atomic::Ordering;
 
 use abi::syscall::Error;
 
+use crate::arch::time;
 use crate::aspace::AddressSpace;
 use crate::env::Env;
-use crate::{exported, time};
+use crate::exported;
 
 /// Reads for the evaluator: the environment's own user memory only.
 struct EnvMemory<'a> {

@@ -21,9 +21,10 @@ use spin::Mutex;
 use crate::arch::cpu::{self, CLEAN_FX};
 use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::interrupts::{enter_user, TrapFrame};
+use crate::arch::{apic, percpu, time};
 use crate::env::{self, Env};
 use crate::sync::BootCell;
-use crate::{apic, dispatch_page, exported, percpu, record, time};
+use crate::{dispatch_page, exported, record};
 use slices::Tick;
 
 /// Boot-time configuration of the slice vectors.
@@ -300,7 +301,7 @@ pub fn slots_owned() -> usize {
 /// Slots the exported vectors show as owned by `id` (`None`: by anyone).
 /// Lock-free: reads the pages environments read.
 pub fn slots_exported_as_owned_by(id: Option<u32>) -> usize {
-    (0..crate::smp::cores())
+    (0..crate::arch::smp::cores())
         .map(|core| {
             let owners = &exported::core_slices_of(core).owners[..config().slots];
             owners
@@ -384,7 +385,7 @@ fn release_running(env: &Env) {
     // SAFETY: the kernel's own tables map everything the kernel uses.
     unsafe {
         if x86::controlregs::cr3() == env.pml4 {
-            x86::controlregs::cr3_write(crate::mm::kernel_pml4());
+            x86::controlregs::cr3_write(crate::arch::mm::kernel_pml4());
         }
     }
     if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
@@ -1009,9 +1010,9 @@ pub fn on_kick(frame: &TrapFrame) {
 /// running it let go now rather than at their turn's end.
 pub fn env_dying(env: &Env) {
     let me = percpu::core_id();
-    for core in (0..crate::smp::cores()).filter(|&c| c != me && active(c)) {
+    for core in (0..crate::arch::smp::cores()).filter(|&c| c != me && active(c)) {
         apic::send_ipi(
-            crate::smp::apic_id(core),
+            crate::arch::smp::apic_id(core),
             crate::arch::interrupts::vector::IPI_KICK,
         );
     }

@@ -41,8 +41,9 @@ use abi::shared::UpcallTable;
 use abi::syscall::{map_flags, Error, Syscall, ANY_FRAME, ANY_SLOT};
 
 use super::{core_arg, env_arg, slot_arg, user_bytes, MAX_MESSAGE, MAX_PREDICATE};
+use crate::arch::percpu;
 use crate::env::{self, Env};
-use crate::{percpu, record, sched};
+use crate::{record, sched};
 use abi::record::RecordKind;
 
 /// The environment making a light call, looked up only by the calls that

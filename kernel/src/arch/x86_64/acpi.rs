@@ -14,7 +14,7 @@ struct DirectMap;
 
 impl AcpiHandler for DirectMap {
     unsafe fn map_physical_region<T>(&self, pa: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let va = crate::mm::phys_to_virt(pa as u64) as *mut T;
+        let va = crate::arch::mm::phys_to_virt(pa as u64) as *mut T;
         // SAFETY: the direct map covers all physical memory the firmware
         // describes (RAM and the low 4 GiB), so `va` is valid for `size`.
         unsafe { PhysicalMapping::new(pa, NonNull::new_unchecked(va), size, size, *self) }

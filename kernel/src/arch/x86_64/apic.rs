@@ -9,7 +9,7 @@ use raw_cpuid::CpuId;
 use x2apic::lapic::{LocalApicBuilder, TimerDivide, TimerMode};
 
 use crate::arch::interrupts::vector;
-use crate::percpu;
+use crate::arch::percpu;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
 /// APIC timer counts per millisecond (divide-by-1), measured on the BSP.
@@ -40,7 +40,7 @@ pub fn init_this_core() -> u32 {
         .timer_mode(TimerMode::OneShot)
         .timer_divide(TimerDivide::Div1)
         .timer_initial(0)
-        .set_xapic_base(crate::mm::phys_to_virt(base))
+        .set_xapic_base(crate::arch::mm::phys_to_virt(base))
         .build()
         .unwrap_or_else(|e| panic!("local APIC: {e}"));
     // SAFETY: the vectors above have handlers in every core's IDT; the
@@ -136,7 +136,7 @@ pub fn eoi() {
 /// Measures the APIC timer rate against the calibrated TSC (or takes it from
 /// the hypervisor), on the BSP.
 pub fn calibrate_timer() {
-    let per_ms = match crate::time::hypervisor_apic_khz() {
+    let per_ms = match crate::arch::time::hypervisor_apic_khz() {
         Some(khz) => khz,
         None => {
             let start = percpu::with_apic(|apic| {
@@ -146,7 +146,7 @@ pub fn calibrate_timer() {
                     apic.timer_current()
                 }
             });
-            crate::time::delay_us(10_000);
+            crate::arch::time::delay_us(10_000);
             let now = percpu::with_apic(|apic| {
                 // SAFETY: reading and stopping this core's own timer.
                 unsafe {

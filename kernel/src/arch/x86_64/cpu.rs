@@ -61,7 +61,7 @@ pub fn init_this_core(kernel_stack_top: u64) {
         // instruction on whatever core it runs: `mov dword ptr fs:[0], 1`
         // cannot be split by a preemption that moves it to another core.
         // The kernel itself never uses FS.
-        restore_user_fs(crate::percpu::core_id());
+        restore_user_fs(crate::arch::percpu::core_id());
         let mut c0 = cr0();
         c0.remove(Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_TASK_SWITCHED);
         c0.insert(Cr0::CR0_MONITOR_COPROCESSOR);
@@ -82,7 +82,7 @@ pub fn init_this_core(kernel_stack_top: u64) {
         kernel_stack_top.is_multiple_of(16),
         "kernel stack top {kernel_stack_top:#x} not 16-byte aligned"
     );
-    let cpu = crate::percpu::this();
+    let cpu = crate::arch::percpu::this();
     cpu.kernel_rsp
         .store(kernel_stack_top, core::sync::atomic::Ordering::Relaxed);
     cpu.light_stack_top

@@ -8,7 +8,7 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
-use crate::percpu::MAX_CPUS;
+use crate::arch::percpu::MAX_CPUS;
 
 pub const KERNEL_CODE: u16 = 0x08;
 pub const KERNEL_DATA: u16 = 0x10;

@@ -13,7 +13,7 @@ use core::cell::UnsafeCell;
 use x86::bits64::rflags::RFlags;
 
 use super::gdt::{self, KERNEL_CODE};
-use crate::percpu::MAX_CPUS;
+use crate::arch::percpu::MAX_CPUS;
 use crate::syscall::light;
 
 /// Vector numbers the kernel assigns.
@@ -295,8 +295,8 @@ interrupt_paranoid:
     floor = const abi::syscall::FLOOR,
     paths = sym SYSCALL_PATHS,
     light_entries = sym light::LIGHT_ENTRIES,
-    light_caller_rsp = const core::mem::offset_of!(crate::percpu::PerCpu, light_caller_rsp),
-    light_stack_top = const core::mem::offset_of!(crate::percpu::PerCpu, light_stack_top),
+    light_caller_rsp = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_caller_rsp),
+    light_stack_top = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_stack_top),
 );
 
 extern "C" {
@@ -420,8 +420,8 @@ const _: () = assert!(
 );
 // The full path names the kernel stack top and the RSP scratch literally.
 const _: () = assert!(
-    core::mem::offset_of!(crate::percpu::PerCpu, kernel_rsp) == 16
-        && core::mem::offset_of!(crate::percpu::PerCpu, user_rsp_scratch) == 24
+    core::mem::offset_of!(crate::arch::percpu::PerCpu, kernel_rsp) == 16
+        && core::mem::offset_of!(crate::arch::percpu::PerCpu, user_rsp_scratch) == 24
 );
 
 /// Address of the `syscall` entry point (for LSTAR).
@@ -438,7 +438,7 @@ pub fn compat_syscall_entry_address() -> u64 {
 /// stack: the frame is moved to the stack top and restored with `iretq`.
 pub fn enter_user(frame: &TrapFrame) -> ! {
     debug_assert!(frame.is_user());
-    let cpu = crate::percpu::this();
+    let cpu = crate::arch::percpu::this();
     // Every context switch ends here; a light call's handler must return
     // to its caller instead (see `syscall::light`).
     assert!(

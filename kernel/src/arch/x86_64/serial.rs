@@ -179,12 +179,12 @@ pub fn print_unlocked(args: core::fmt::Arguments<'_>) {
 /// `print!` to the serial console.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::serial::print(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::arch::serial::print(format_args!($($arg)*)) };
 }
 
 /// `println!` to the serial console.
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };
-    ($($arg:tt)*) => { $crate::serial::print(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::arch::serial::print(format_args!("{}\n", format_args!($($arg)*))) };
 }

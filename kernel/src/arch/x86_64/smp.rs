@@ -9,8 +9,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::arch::{boot, gdt, interrupts};
-use crate::{apic, mm, percpu, time};
+use super::{apic, boot, gdt, interrupts, mm, percpu, time};
 
 const TRAMPOLINE_PA: u64 = 0x8000;
 const PARAMS_PA: u64 = 0x8F00;
