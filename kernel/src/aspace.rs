@@ -12,6 +12,17 @@ use crate::arch::mm::{self, phys_to_virt, pte};
 /// Highest user address + 1 (the canonical lower half).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
 
+// `sysret` returns to the RCX `syscall` saved (the address after the
+// caller's `syscall`); a non-canonical one would fault in ring 0 on Intel,
+// on the user's RSP and GS (arch::interrupts). It cannot occur because no
+// page in the lower half's last page is executable by ring 3: programs load
+// below USER_MAP_START (`elf::parse`), environments map frames below
+// USER_MAP_END ([`mappable`]), and the kernel's own user pages are
+// no-execute. (The nested-KVM fix-up, which takes RCX from a fault rather
+// than from `syscall`, checks it: `trap::is_unprivileged_syscall`.)
+const _: () =
+    assert!(va::USER_MAP_START <= va::USER_MAP_END && va::USER_MAP_END <= USER_END - 0x1000);
+
 /// An address space; `pml4` is the physical address of its root.
 pub struct AddressSpace {
     pub pml4: u64,

@@ -8,7 +8,9 @@ use abi::ExitCode;
 use alloc::vec::Vec;
 
 use crate::arch::{acpi, apic, mm, percpu, serial, smp, time};
-use crate::{arch, envtests, exit, logger, record, run, scenario, sched, tests, trace};
+use crate::{
+    arch, envtests, exit, logger, record, run, scenario, sched, syscall, tests, trace, trap,
+};
 
 /// BSP entry from the boot code, on the boot page tables.
 #[no_mangle]
@@ -16,6 +18,15 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     // SAFETY: first thing on the BSP: per-CPU data for core 0 (its APIC id
     // is filled in once the APIC is up).
     unsafe { percpu::install(0, 0) };
+    // SAFETY: once, on the BSP, interrupts off, nothing else running.
+    unsafe {
+        arch::interrupts::install(arch::interrupts::Handlers {
+            interrupt: trap::handle,
+            syscall: syscall::full_entry,
+            compat_syscall: syscall::compat_entry,
+            light: syscall::light::ENTRIES,
+        })
+    };
     serial::init();
     logger::init(kernel::cmdline::LogLevel::Info);
     // SAFETY: the boot tables are active and the loader's data untouched.

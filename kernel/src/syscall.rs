@@ -32,6 +32,16 @@ pub fn from_compat_mode() -> ! {
     sched::leave_current()
 }
 
+/// The full path's entry (installed at boot: `arch::interrupts::Handlers`).
+pub extern "C" fn full_entry(frame: &mut TrapFrame) {
+    handle_full(frame)
+}
+
+/// The compatibility-mode entry (installed at boot).
+pub extern "C" fn compat_entry(_frame: &mut TrapFrame) -> ! {
+    from_compat_mode()
+}
+
 /// Handles any syscall in `frame` (from the running environment), light
 /// or not: the nested-KVM fix-up's way in (`trap::complete_syscall`), which
 /// has built a frame. Writes the result into `rax` (and `rdx`). Calls that

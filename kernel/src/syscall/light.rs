@@ -4,10 +4,11 @@
 //! it keeps the caller's RSP in this core's `light_caller_rsp`, pushes
 //! only what the handler may clobber and the ABI (`abi::syscall`) promises
 //! to keep — RCX and R11 (the caller's RIP and RFLAGS, for `sysret`), RDI,
-//! RSI, R8, R9, R10 — calls the call's entry in [`LIGHT_ENTRIES`] on the
+//! RSI, R8, R9, R10 — calls the call's entry in [`ENTRIES`] on the
 //! kernel stack, restores them and `sysret`s. The callee-saved registers
 //! (RBX, RBP, R12–R15) never leave the registers: the System V ABI makes
 //! the handler keep them. RAX and RDX carry the answer back ([`Reply`]).
+//! The boot installs [`ENTRIES`] as the stub's table (`start`).
 //! The null system call is this path and nothing else.
 //!
 //! Why the split is sound. A light call's caller context exists only in
@@ -41,6 +42,9 @@ use abi::shared::UpcallTable;
 use abi::syscall::{map_flags, Error, Syscall, ANY_FRAME, ANY_SLOT};
 
 use super::{core_arg, env_arg, slot_arg, user_bytes, MAX_MESSAGE, MAX_PREDICATE};
+use crate::arch::interrupts::{
+    LightEntry as Entry, LightReply as Reply, LIGHT_TABLE_LEN as TABLE_LEN,
+};
 use crate::arch::percpu;
 use crate::env::{self, Env};
 use crate::{record, sched};
@@ -75,22 +79,6 @@ impl Caller {
 /// calls that answer in RDX write it). `Ok` is the caller's RAX; `Err`, the
 /// negated code.
 pub type Handler = fn(Caller, [u64; 3], &mut u64) -> Result<u64, Error>;
-
-/// What a light entry returns to the stub: RAX and RDX (a two-word
-/// `repr(C)` struct comes back in RAX:RDX under the System V ABI).
-#[repr(C)]
-pub struct Reply {
-    rax: u64,
-    rdx: u64,
-}
-
-/// A light call's entry as the stub calls it: the caller's RDI, RSI and RDX
-/// are its arguments as they stand.
-pub type Entry = extern "C" fn(u64, u64, u64) -> Reply;
-
-/// Numbers the light table covers: those below `abi::syscall::FLOOR` (the
-/// stub sends every number above it down the full path).
-pub const TABLE_LEN: usize = abi::syscall::FLOOR as usize;
 
 /// The calls that may not return to their caller: they keep the full path,
 /// whose frame the scheduler saves, resumes or abandons.
@@ -129,7 +117,9 @@ macro_rules! light_calls {
             }
         }
 
-        const ENTRIES: [Option<Entry>; TABLE_LEN] = {
+        /// The light path's table: entry `n` is light call `n`'s (`None`:
+        /// not light; the stub sends such a number down the full path).
+        pub const ENTRIES: [Option<Entry>; TABLE_LEN] = {
             let mut t: [Option<Entry>; TABLE_LEN] = [None; TABLE_LEN];
             $(
                 t[Syscall::$call as usize] = Some({
@@ -162,20 +152,6 @@ light_calls! {
     Spawn => spawn,
     Kill => kill,
 }
-
-/// The light path's table: entry `n` is light call `n`'s (`None`: not
-/// light; the stub's `SYSCALL_PATHS`, made from the same list, never sends
-/// such a number down the light path).
-pub static LIGHT_ENTRIES: [Option<Entry>; TABLE_LEN] = ENTRIES;
-
-/// Whether call number `n` (below [`TABLE_LEN`]) is light.
-pub const fn is_light(n: usize) -> bool {
-    ENTRIES[n].is_some()
-}
-
-// The stub reads an entry as one word, zero for `None` (guaranteed for
-// `Option` of a function pointer).
-const _: () = assert!(core::mem::size_of::<Option<Entry>>() == 8);
 
 // Every call is light or in FULL, never both.
 const _: () = {

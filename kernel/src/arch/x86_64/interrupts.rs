@@ -1,6 +1,9 @@
 //! Interrupt and exception entry: 256 small stubs (generated with `.rept`)
 //! push the vector number, a common path saves the registers into a
-//! [`TrapFrame`] and calls [`interrupt_dispatch`].
+//! [`TrapFrame`] and calls [`interrupt_dispatch`]; the `syscall` entry
+//! sorts calls into a light and a full path. What each entry then does is
+//! the kernel's business above this layer: it installs its handlers once
+//! at boot ([`install`]), and the entries call through them.
 //!
 //! GS: an entry from ring 3 swaps to the kernel GS base. NMI, double fault
 //! and machine check can arrive at any instruction, including the window of
@@ -13,8 +16,7 @@ use core::cell::UnsafeCell;
 use x86::bits64::rflags::RFlags;
 
 use super::gdt::{self, KERNEL_CODE};
-use crate::arch::percpu::MAX_CPUS;
-use crate::syscall::light;
+use super::percpu::MAX_CPUS;
 
 /// Vector numbers the kernel assigns.
 pub mod vector {
@@ -194,7 +196,7 @@ syscall_full:
     SAVE_REGS
     mov rdi, rsp
     cld
-    call syscall_dispatch
+    call qword ptr [{handlers} + {syscall_handler}]
     /* Same-context return: sysret. (Context switches leave through enter_user_frame.) */
     RESTORE_REGS
     add rsp, 16
@@ -210,7 +212,7 @@ syscall_full:
    lets the handler clobber and the syscall ABI keeps (rdi, rsi, r8, r9,
    r10) and the caller's rip and rflags (rcx, r11) for sysret; rbx, rbp and
    r12-r15 the handler keeps itself; rax and rdx come back from the entry
-   (syscall::light::Reply); the caller's rsp waits in light_caller_rsp,
+   (LightReply); the caller's rsp waits in light_caller_rsp,
    which also tells enter_user a light call is under way. Interrupts stay
    off throughout (IA32_FMASK cleared IF, DF and AC on the way in: no cld
    or clac needed), as on the full path. */
@@ -243,7 +245,7 @@ syscall_light:
 
 /* `syscall` from compatibility mode (IA32_CSTAR): ring 0 on the caller's
    stack with its GS. Switch as the 64-bit entry does, then kill the caller
-   (compat_syscall_dispatch never returns). */
+   (its handler never returns). */
     .global compat_syscall_entry
 compat_syscall_entry:
     swapgs
@@ -259,7 +261,7 @@ compat_syscall_entry:
     SAVE_REGS
     mov rdi, rsp
     cld
-    call compat_syscall_dispatch
+    call qword ptr [{handlers} + {compat_handler}]
     ud2
 
 /* enter_user_frame(frame): rsp = frame (at the top of this core's kernel stack). */
@@ -294,7 +296,10 @@ interrupt_paranoid:
 "#,
     floor = const abi::syscall::FLOOR,
     paths = sym SYSCALL_PATHS,
-    light_entries = sym light::LIGHT_ENTRIES,
+    light_entries = sym LIGHT_ENTRIES,
+    handlers = sym HANDLERS,
+    syscall_handler = const core::mem::offset_of!(Entries, syscall),
+    compat_handler = const core::mem::offset_of!(Entries, compat_syscall),
     light_caller_rsp = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_caller_rsp),
     light_stack_top = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_stack_top),
 );
@@ -388,36 +393,137 @@ extern "C" {
     fn enter_user_frame(frame: *const TrapFrame) -> !;
 }
 
+/// Numbers the light table covers: those below `abi::syscall::FLOOR` (the
+/// stub sends every number above it down the full path, and the table
+/// covers exactly the numbers below: its one compare).
+pub const LIGHT_TABLE_LEN: usize = abi::syscall::FLOOR as usize;
+
+/// What a light entry returns to the stub: RAX and RDX (a two-word
+/// `repr(C)` struct comes back in RAX:RDX under the System V ABI).
+#[repr(C)]
+pub struct LightReply {
+    pub rax: u64,
+    pub rdx: u64,
+}
+
+/// A light call's entry as the stub calls it: the caller's RDI, RSI and RDX
+/// are its arguments as they stand.
+pub type LightEntry = extern "C" fn(u64, u64, u64) -> LightReply;
+
+/// A handler of a saved frame, called by an entry stub with interrupts off.
+pub type FrameHandler = extern "C" fn(&mut TrapFrame);
+
+/// The kernel's handlers, installed once at boot ([`install`]).
+pub struct Handlers {
+    /// Every interrupt and exception (after the AC check).
+    pub interrupt: fn(&mut TrapFrame),
+    /// A system call down the full path (one that may switch context, or an
+    /// unknown number): writes its result into the frame, or switches
+    /// context and does not return.
+    pub syscall: FrameHandler,
+    /// `syscall` from compatibility mode: never legitimate; never returns.
+    pub compat_syscall: extern "C" fn(&mut TrapFrame) -> !,
+    /// Entry `n`: light call `n`'s (`None`: call `n` takes the full path).
+    pub light: [Option<LightEntry>; LIGHT_TABLE_LEN],
+}
+
+/// The frame handlers where the stubs find them (at fixed offsets: one
+/// indirect `call` through memory, as cheap as the direct call it replaced).
+#[repr(C)]
+struct Entries {
+    interrupt: fn(&mut TrapFrame),
+    syscall: FrameHandler,
+    compat_syscall: extern "C" fn(&mut TrapFrame) -> !,
+}
+
+/// A table the stubs read, written by [`install`] only.
+#[repr(transparent)]
+struct BootTable<T>(UnsafeCell<T>);
+
+// SAFETY: written only by `install`, on the BSP before anything reads it
+// (its contract); read-only afterwards.
+unsafe impl<T> Sync for BootTable<T> {}
+
+impl<T> BootTable<T> {
+    fn get(&self) -> &T {
+        // SAFETY: no write after boot (see `install`), so no `&mut` aliases.
+        unsafe { &*self.0.get() }
+    }
+}
+
+fn not_installed(frame: &mut TrapFrame) {
+    panic!(
+        "vector {:#x} before the kernel's handlers were installed",
+        frame.vector
+    );
+}
+
+extern "C" fn syscall_not_installed(frame: &mut TrapFrame) {
+    not_installed(frame)
+}
+
+extern "C" fn compat_not_installed(frame: &mut TrapFrame) -> ! {
+    not_installed(frame);
+    unreachable!("not_installed panics")
+}
+
+static HANDLERS: BootTable<Entries> = BootTable(UnsafeCell::new(Entries {
+    interrupt: not_installed,
+    syscall: syscall_not_installed,
+    compat_syscall: compat_not_installed,
+}));
+
 /// Where the `syscall` stub jumps for each number below `FLOOR`: the light
 /// path for the light calls, the full path for every other number (the
 /// calls that may switch context, and unknown numbers, which get
-/// `BadSyscall` there).
-static SYSCALL_PATHS: [unsafe extern "C" fn(); light::TABLE_LEN] = {
-    let mut paths = [syscall_full as unsafe extern "C" fn(); light::TABLE_LEN];
-    let mut n = 0;
-    while n < light::TABLE_LEN {
-        if light::is_light(n) {
-            paths[n] = syscall_light;
-        }
-        n += 1;
-    }
-    paths
-};
+/// `BadSyscall` there). Made from [`Handlers::light`] by [`install`].
+static SYSCALL_PATHS: BootTable<[unsafe extern "C" fn(); LIGHT_TABLE_LEN]> =
+    BootTable(UnsafeCell::new([syscall_full; LIGHT_TABLE_LEN]));
 
-// The table covers exactly the numbers below FLOOR (the stub's one compare).
-const _: () = assert!(abi::syscall::FLOOR == light::TABLE_LEN as u64);
+/// The light path's table ([`Handlers::light`]).
+static LIGHT_ENTRIES: BootTable<[Option<LightEntry>; LIGHT_TABLE_LEN]> =
+    BootTable(UnsafeCell::new([None; LIGHT_TABLE_LEN]));
+
+// The stub reads a light entry as one word, zero for `None` (guaranteed
+// for `Option` of a function pointer).
+const _: () = assert!(core::mem::size_of::<Option<LightEntry>>() == 8);
+
+/// Installs the kernel's handlers: from now on the entries call them.
+///
+/// # Safety
+/// Once, on the BSP, before interrupts are enabled, before any other core
+/// starts and before any system call: nothing reads the tables meanwhile.
+pub unsafe fn install(handlers: Handlers) {
+    // SAFETY: nothing else reads or writes the tables now (the contract).
+    let (entries, paths, light) = unsafe {
+        (
+            &mut *HANDLERS.0.get(),
+            &mut *SYSCALL_PATHS.0.get(),
+            &mut *LIGHT_ENTRIES.0.get(),
+        )
+    };
+    *entries = Entries {
+        interrupt: handlers.interrupt,
+        syscall: handlers.syscall,
+        compat_syscall: handlers.compat_syscall,
+    };
+    for (n, entry) in handlers.light.iter().enumerate() {
+        light[n] = *entry;
+        paths[n] = if entry.is_some() {
+            syscall_light
+        } else {
+            syscall_full
+        };
+    }
+}
+
 // Both syscall paths `sysret` to the RCX that `syscall` saved: the address
 // after the caller's `syscall` instruction. A non-canonical one would make
 // `sysretq` fault in ring 0 on Intel, on the user's RSP and GS; it cannot
 // occur because no page in the lower half's last page is executable by
-// ring 3: programs load below USER_MAP_START (`elf::parse`), environments
-// map frames below USER_MAP_END (`aspace::mappable`), and the kernel's own
-// user pages are no-execute. (The nested-KVM fix-up, which takes RCX from
-// a fault rather than from `syscall`, checks it: `trap::is_unprivileged_syscall`.)
-const _: () = assert!(
-    abi::shared::va::USER_MAP_START <= abi::shared::va::USER_MAP_END
-        && abi::shared::va::USER_MAP_END <= crate::aspace::USER_END - 0x1000
-);
+// ring 3 (`aspace` checks it where user mappings are made; the nested-KVM
+// fix-up, which takes RCX from a fault rather than from `syscall`, checks
+// it itself: `trap::is_unprivileged_syscall`).
 // The full path names the kernel stack top and the RSP scratch literally.
 const _: () = assert!(
     core::mem::offset_of!(crate::arch::percpu::PerCpu, kernel_rsp) == 16
@@ -459,18 +565,6 @@ pub fn enter_user(frame: &TrapFrame) -> ! {
     }
 }
 
-/// Entry from the syscall stub's full path, with interrupts disabled.
-#[no_mangle]
-extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
-    crate::syscall::handle_full(frame);
-}
-
-/// Entry from the compatibility-mode `syscall` stub, interrupts disabled.
-#[no_mangle]
-extern "C" fn compat_syscall_dispatch(_frame: &mut TrapFrame) -> ! {
-    crate::syscall::from_compat_mode()
-}
-
 /// Interrupts and exceptions from ring 3 whose handler found RFLAGS.AC
 /// set. A gate does not clear AC, and ring 3 may set it (`popf`): with AC
 /// set, SMAP lets the handler touch user pages. The entry stubs clear it;
@@ -483,5 +577,5 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     if frame.is_user() && x86::bits64::rflags::read().contains(RFlags::FLAGS_AC) {
         AC_AT_ENTRY.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
-    crate::trap::handle(frame);
+    (HANDLERS.get().interrupt)(frame);
 }
