@@ -14,8 +14,5 @@ pub fn exit(code: ExitCode) -> ! {
 
 /// Disables interrupts and halts this core for good.
 pub fn halt_forever() -> ! {
-    loop {
-        // SAFETY: stopping this core is the intent.
-        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
-    }
+    crate::arch::irq::halt_forever()
 }

@@ -6,13 +6,13 @@ use core::sync::atomic::Ordering;
 
 use abi::ExitCode;
 
-use crate::arch::{apic, percpu, serial, smp};
+use crate::arch::{apic, irq, percpu, serial, smp};
 use crate::trap::PANICKING;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    // SAFETY: from here on this core only prints and stops the machine.
-    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    // From here on this core only prints and stops the machine.
+    irq::disable();
     let first = !PANICKING.swap(true, Ordering::AcqRel);
     let core = percpu::core_id();
     // The panicking core may hold the console lock (or a stopped core may):

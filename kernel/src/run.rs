@@ -291,8 +291,8 @@ pub fn ticking(args: &BootArgs<'_>) -> ExitCode {
     let mut next_report = start + 1_000_000_000;
     let mut code = ExitCode::Success;
     loop {
-        // SAFETY: sleep until the next interrupt (our own tick at the latest).
-        unsafe { core::arch::asm!("hlt", options(nomem, nostack)) };
+        // Sleep until the next interrupt (our own tick at the latest).
+        crate::arch::irq::halt();
         let now = time::now_ns();
         if now >= next_report {
             next_report += 1_000_000_000;

@@ -85,8 +85,8 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         .map(|p| p.apic_id)
         .collect();
     let online = smp::start_aps(bsp_apic, &described, ap_main);
-    // SAFETY: all handlers are installed; from here on the BSP takes interrupts.
-    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    // All handlers are installed: from here on the BSP takes interrupts.
+    arch::irq::enable();
     record::emit(
         RecordKind::Boot,
         format_args!(

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use abi::ExitCode;
 
 use crate::arch::interrupts::vector;
-use crate::arch::{apic, percpu, smp, time};
+use crate::arch::{apic, irq, percpu, smp, time};
 use crate::{record, trap};
 
 /// Runs the test `name`.
@@ -76,8 +76,7 @@ fn timer_on_core(core: usize) {
     let t0 = time::now_ns();
     apic::arm_timer_ns(deadline_ns);
     while cpu.ticks.load(Ordering::Relaxed) == before {
-        // SAFETY: wait for the timer interrupt.
-        unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
+        irq::enable_and_halt();
     }
     let waited = time::now_ns() - t0;
     // Allow 1% for the calibration error of the two clocks.
@@ -94,8 +93,7 @@ fn timer_on_core(core: usize) {
     let start = cpu.ticks.load(Ordering::Relaxed);
     trap::start_tick();
     while cpu.ticks.load(Ordering::Relaxed) < start + 20 {
-        // SAFETY: wait for the next tick.
-        unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
+        irq::enable_and_halt();
     }
     apic::stop_timer();
 }

@@ -21,7 +21,7 @@ use spin::Mutex;
 use crate::arch::cpu::{self, CLEAN_FX};
 use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::interrupts::{enter_user, TrapFrame};
-use crate::arch::{apic, percpu, time};
+use crate::arch::{apic, irq, percpu, time};
 use crate::env::{self, Env};
 use crate::sync::BootCell;
 use crate::{dispatch_page, exported, record};
@@ -329,9 +329,9 @@ fn slice_error(e: slices::SliceError) -> Error {
 
 /// Makes this core a scheduling core. Never returns.
 pub fn run_core() -> ! {
-    // SAFETY: the scheduler runs with interrupts off (the mailbox that
-    // started this core ran its work with them on).
-    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    // The scheduler runs with interrupts off (the mailbox that started
+    // this core ran its work with them on).
+    irq::disable();
     ACTIVE[percpu::core_id()].store(true, Ordering::Release);
     next_turn()
 }
@@ -382,12 +382,7 @@ fn stop_running(core: usize, turn: Turn, now: u64) {
 /// claim is dropped another core may reap the environment and free (and
 /// re-zero) its PML4, which must not be this core's CR3 any more.
 fn release_running(env: &Env) {
-    // SAFETY: the kernel's own tables map everything the kernel uses.
-    unsafe {
-        if x86::controlregs::cr3() == env.pml4 {
-            x86::controlregs::cr3_write(crate::arch::mm::kernel_pml4());
-        }
-    }
+    crate::arch::mm::leave_root(env.pml4);
     if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
         env::reap(env.id);
     }
@@ -574,8 +569,8 @@ fn idle_until(core: usize, until: u64) {
     let start = time::now_ns();
     apic::arm_timer_ns(until.saturating_sub(start).max(1));
     loop {
-        // SAFETY: halt with interrupts enabled; the timer (or a kick) wakes us.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+        // The timer (or a kick) wakes it.
+        irq::enable_halt_disable();
         let now = time::now_ns();
         if now >= until || crate::run::stopping() {
             crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);
@@ -738,14 +733,10 @@ fn arm_for(now: u64, deadline: u64) {
     apic::arm_timer_ns(deadline.saturating_sub(now).max(1));
 }
 
+/// `pml4` is a claimed environment's root (`claim_running`): it stays
+/// allocated while this core runs on it.
 fn switch_address_space(pml4: u64) {
-    // SAFETY: `pml4` is a live environment's root, which maps the kernel
-    // half identically; reloading CR3 only changes the user half.
-    unsafe {
-        if x86::controlregs::cr3() != pml4 {
-            x86::controlregs::cr3_write(pml4);
-        }
-    }
+    crate::arch::mm::switch_root(pml4);
 }
 
 /// A trap frame resuming `ctx` in ring 3, with the user-controlled fields

@@ -49,6 +49,35 @@ pub fn kernel_pml4() -> u64 {
     KERNEL_PML4.load(Ordering::Relaxed)
 }
 
+/// Makes `pml4` this core's page-table root, unless it already is (a CR3
+/// write flushes the TLB: not for nothing).
+///
+/// `pml4` is the root of an address space built on the kernel's template
+/// (`aspace::AddressSpace::new`: the kernel half mapped as here), kept
+/// allocated by its owner while any core may run on it (the scheduler's
+/// claim on a running environment), like the roots `map_page` takes.
+pub fn switch_root(pml4: u64) {
+    // SAFETY: per the contract above, `pml4` maps the kernel half exactly
+    // as the current root does, so the kernel's own code and data stay
+    // mapped; only the user half changes.
+    unsafe {
+        if x86::controlregs::cr3() != pml4 {
+            x86::controlregs::cr3_write(pml4);
+        }
+    }
+}
+
+/// If `pml4` is this core's root, goes back to the kernel's own, so the
+/// caller may let `pml4` be freed.
+pub fn leave_root(pml4: u64) {
+    // SAFETY: the kernel's own tables map everything the kernel uses.
+    unsafe {
+        if x86::controlregs::cr3() == pml4 {
+            x86::controlregs::cr3_write(kernel_pml4());
+        }
+    }
+}
+
 /// Allocates one zeroed frame; returns its physical address.
 pub fn alloc_frame() -> Result<u64, FrameError> {
     let pfn = FRAMES

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod interrupts;
+pub mod irq;
 pub mod mm;
 pub mod percpu;
 pub mod pvh;

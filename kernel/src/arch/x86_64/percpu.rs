@@ -125,7 +125,7 @@ pub fn with_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
     let cpu = this();
     // SAFETY: `apic` belongs to the current core; interrupts are disabled
     // for the duration so no handler on this core re-enters it.
-    without_interrupts(|| unsafe {
+    super::irq::without_interrupts(|| unsafe {
         let apic = (*cpu.apic.get())
             .as_mut()
             .expect("local APIC used before init");
@@ -137,20 +137,5 @@ pub fn with_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
 pub fn set_apic(apic: LocalApic) {
     let cpu = this();
     // SAFETY: only the owning core writes its slot, with interrupts off.
-    without_interrupts(|| unsafe { *cpu.apic.get() = Some(apic) });
-}
-
-/// Runs `f` with interrupts disabled, restoring the previous state.
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let flags: u64;
-    // SAFETY: reading RFLAGS and clearing IF affects only this core.
-    unsafe {
-        core::arch::asm!("pushfq; pop {}; cli", out(reg) flags, options(nomem));
-    }
-    let r = f();
-    if flags & (1 << 9) != 0 {
-        // SAFETY: interrupts were enabled before; re-enable them.
-        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
-    }
-    r
+    super::irq::without_interrupts(|| unsafe { *cpu.apic.get() = Some(apic) });
 }

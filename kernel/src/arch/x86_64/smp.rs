@@ -9,7 +9,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::{apic, boot, gdt, interrupts, mm, percpu, time};
+use super::{apic, boot, gdt, interrupts, irq, mm, percpu, time};
 
 const TRAMPOLINE_PA: u64 = 0x8000;
 const PARAMS_PA: u64 = 0x8F00;
@@ -358,20 +358,19 @@ pub fn run_everywhere(work: Work) {
 pub fn idle_loop() -> ! {
     let me = percpu::core_id();
     loop {
-        // SAFETY: `cli` closes the window between checking the mailbox and
-        // `hlt`: `sti; hlt` only lets an interrupt in once halted.
-        unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+        // Masked, the window between checking the mailbox and `hlt` is
+        // closed: `sti; hlt` only lets an interrupt in once halted.
+        irq::disable();
         let work = MAILBOX[me].load(Ordering::Acquire);
         if work != 0 {
-            // SAFETY: re-enable interrupts while running the work.
-            unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+            // The work runs with interrupts enabled.
+            irq::enable();
             // SAFETY: only `post` writes the mailbox, always with a `Work`.
             let f: Work = unsafe { core::mem::transmute::<u64, Work>(work) };
             f(me);
             MAILBOX[me].store(0, Ordering::Release);
         } else {
-            // SAFETY: wait for the next interrupt with interrupts enabled.
-            unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
+            irq::enable_and_halt();
         }
     }
 }
