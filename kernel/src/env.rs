@@ -602,7 +602,7 @@ fn spawn_with(
         },
         exit_reason: Mutex::new(None),
     });
-    exported::reset_account(index, id);
+    crate::ledger::reset_account(index, id);
     *TABLE[index].lock() = Some(env.clone());
     crate::record::emit(
         abi::record::RecordKind::Event,
@@ -711,11 +711,12 @@ fn release(m: Memory) -> usize {
     freed
 }
 
-/// Marks `env` dying; the last core to drop it frees everything (see
-/// `reap`). Cores running it are kicked so they let go promptly.
-pub fn kill(env: &Env, reason: ExitReason) {
+/// Marks `env` dying and records why; false if it already was. The
+/// caller (`sched::kill`) then takes its slots and lets its cores go; the
+/// last core to drop it frees everything (see `reap`).
+pub fn mark_dying(env: &Env, reason: ExitReason) -> bool {
     if env.life.swap(Life::Dying as u32, Ordering::AcqRel) == Life::Dying as u32 {
-        return;
+        return false;
     }
     *env.exit_reason.lock() = Some(reason);
     let (event, detail): (&str, alloc::string::String) = match reason {
@@ -735,24 +736,29 @@ pub fn kill(env: &Env, reason: ExitReason) {
     if let ExitReason::Killed(why) = reason {
         log::warn!("env {} ({}) killed: {why}", env.id, env.name());
     }
-    crate::sched::env_dying(env);
-    // Its children die with it: nobody else may kill them, and what they
-    // hold was lent by it.
-    for child in all().iter().filter(|c| c.parent == env.id) {
-        kill(child, ExitReason::Killed("its parent died"));
-    }
+    true
 }
 
-/// Frees a dead environment once no core runs it. Idempotent.
-pub fn reap(id: u32) {
+/// What reaping an environment gave back: `freed` of the `owned` frames
+/// went back to the allocator (all, unless the ownership records are
+/// wrong: `invariants::on_reaped` checks it).
+pub struct Reaped {
+    pub id: u32,
+    pub owned: usize,
+    pub freed: usize,
+}
+
+/// Frees a dead environment once no core runs it. Idempotent: `None`
+/// unless this call reaped it.
+pub fn reap(id: u32) -> Option<Reaped> {
     let mut slot = TABLE[slot_of(id)].lock();
-    let Some(env) = slot.as_ref() else { return };
+    let env = slot.as_ref()?;
     if env.id != id
         || env.alive()
         || env.running_on.load(Ordering::SeqCst) != 0
         || !env.slots_released.load(Ordering::SeqCst)
     {
-        return;
+        return None;
     }
     // The slot stays locked until the memory is back in the allocator, so
     // `reaped` (which takes the lock) means "freed", not "being freed".
@@ -778,5 +784,5 @@ pub fn reap(id: u32) {
         parent.take_back(env.lent);
     }
     uncharge_from(env.parent, charged);
-    crate::invariants::on_reaped(id, owned, freed);
+    Some(Reaped { id, owned, freed })
 }

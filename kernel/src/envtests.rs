@@ -334,8 +334,8 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     crate::invariants::set_baseline();
     let mut envs = Vec::new();
     for s in exp.envs {
-        let image =
-            crate::run::program_named(s.program).ok_or("program missing from the boot modules")?;
+        let image = crate::programs::program_named(s.program)
+            .ok_or("program missing from the boot modules")?;
         let (args, quota) = launch(s);
         let e = env::spawn(s.name, image, quota, abi::syscall::NO_ENV, args.as_bytes())
             .map_err(|_| "spawn failed")?;
@@ -352,7 +352,7 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
     for core in 0..smp::cores() {
         sched::grant_interleaved(core, &wants).map_err(|_| "slot allocation failed")?;
     }
-    crate::run::start(run_ms, exp.finish, exp.settled);
+    crate::run::start(run_ms, exp.finish, exp.settled, None);
     Ok(())
 }
 
@@ -364,7 +364,7 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
 ///   of exactly the slots it is given, so a child can be lent nothing.
 fn launch(s: &EnvSpec) -> (alloc::string::String, u32) {
     if s.own_index_as_args {
-        let index = crate::run::program_index(s.program).unwrap_or(usize::MAX);
+        let index = crate::programs::program_index(s.program).unwrap_or(usize::MAX);
         return (alloc::format!("{index}"), u32::MAX);
     }
     match s.program {
@@ -375,7 +375,7 @@ fn launch(s: &EnvSpec) -> (alloc::string::String, u32) {
         "hoarder" => (
             alloc::format!(
                 "parent {}",
-                crate::run::program_index(s.program).unwrap_or(usize::MAX)
+                crate::programs::program_index(s.program).unwrap_or(usize::MAX)
             ),
             (s.slots_per_core * smp::cores()) as u32,
         ),
@@ -624,12 +624,12 @@ fn a_child_reaped_after_a_full_cycle() -> bool {
 fn no_slot_owned_by_the_dead() -> bool {
     // The interleaving the race needs, forced: an environment killed (its
     // teardown has passed every core) before its allocation reaches one.
-    let Some(doomed) = crate::run::program_named("spin")
+    let Some(doomed) = crate::programs::program_named("spin")
         .and_then(|image| env::spawn("doomed", image, 4, abi::syscall::NO_ENV, &[]).ok())
     else {
         return check("doomed_spawned", false, format_args!("spawn failed"));
     };
-    env::kill(
+    crate::sched::kill(
         &doomed,
         env::ExitReason::Killed("slotrace: killed before its allocation"),
     );
@@ -735,7 +735,7 @@ fn teardown_releases_everything() -> bool {
     let Some(spin) = find("spin") else {
         return check("spin_alive", false, format_args!("gone"));
     };
-    env::kill(&spin, env::ExitReason::Killed("teardown test"));
+    crate::sched::kill(&spin, env::ExitReason::Killed("teardown test"));
     let deadline = crate::arch::time::now_ns() + 1_000_000_000;
     while !env::reaped(spin.id) {
         if crate::arch::time::now_ns() > deadline {
@@ -878,7 +878,7 @@ fn fuzzed_kernel_survives() -> bool {
 fn storm_returns_everything() -> bool {
     let mut ok = others_keep_share();
     for e in env::all() {
-        env::kill(&e, env::ExitReason::Killed("end of the storm experiment"));
+        crate::sched::kill(&e, env::ExitReason::Killed("end of the storm experiment"));
     }
     let deadline = crate::arch::time::now_ns() + 2_000_000_000;
     while !env::all_reaped() {

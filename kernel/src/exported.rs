@@ -90,14 +90,10 @@ pub fn account(slot: usize) -> &'static EnvAccount {
     unsafe { &*(mm::phys_to_virt(PAGES.get().accounts[slot]) as *const EnvAccount) }
 }
 
-/// Zeroes slot `slot`'s accounting for a new environment `id`.
-pub fn reset_account(slot: usize, id: u32) {
-    let a = account(slot);
-    crate::ledger::reset_account(&a.cpu_ns, || {
-        for c in a.cpu_ns.iter() {
-            c.store(0, Ordering::Relaxed);
-        }
-    });
+/// Zeroes account `a`'s counters but its CPU time (`ledger::reset_account`
+/// zeroes that, keeping the ledger's totals) and gives it to environment
+/// `id`.
+pub fn reset_account_counters(a: &EnvAccount, id: u32) {
     for c in [
         &a.donations_given,
         &a.donations_received,
@@ -138,4 +134,19 @@ pub fn map_into(aspace: &AddressSpace) -> Result<(), FrameError> {
         )?;
     }
     Ok(())
+}
+
+/// Slots the exported vectors show as owned by `id` (`None`: by anyone).
+/// Lock-free: reads the pages environments read.
+pub fn slots_owned_by(id: Option<u32>) -> usize {
+    (0..crate::arch::smp::cores())
+        .map(|core| {
+            let owners = &core_slices_of(core).owners[..sysinfo().slots as usize];
+            owners
+                .iter()
+                .map(|o| o.load(Ordering::Acquire))
+                .filter(|&o| o != NO_ENV && id.is_none_or(|id| o == id))
+                .count()
+        })
+        .sum()
 }

@@ -16,7 +16,7 @@ use abi::record::RecordKind;
 
 use crate::arch::{mm, smp};
 use crate::ledger::{self, Audit};
-use crate::{env, record, run, sched};
+use crate::{env, exported, record};
 
 const AUDIT_PERIOD_NS: u64 = 100_000_000;
 /// The conservation bound: accounted time within 0.1% of core time.
@@ -47,7 +47,7 @@ impl Invariant {
             return;
         }
         if self.violations.fetch_add(1, Ordering::Relaxed) < PRINTED_PER_KIND {
-            let t = run::elapsed_ns();
+            let t = ledger::elapsed_ns();
             record::check(
                 "invariants",
                 self.name,
@@ -98,8 +98,9 @@ pub fn set_baseline() {
     BASELINE_FREE_FRAMES.store(mm::free_frames(), Ordering::Relaxed);
 }
 
-/// Core 0's monitor, at `now`.
-pub fn on_monitor(now: u64) {
+/// Core 0's monitor, at `now`. `slots_owned` counts the slots owned in
+/// every core's vector (the scheduler's: it sits above this module).
+pub fn on_monitor(now: u64, slots_owned: fn() -> usize) {
     let next = NEXT_AUDIT_NS.load(Ordering::Relaxed);
     if now < next {
         return;
@@ -109,7 +110,7 @@ pub fn on_monitor(now: u64) {
     let reaped = REAPED.load(Ordering::Acquire);
     if reaped != REAPED_AT_LAST_BASELINE.load(Ordering::Relaxed) && env::all_reaped() {
         REAPED_AT_LAST_BASELINE.store(reaped, Ordering::Relaxed);
-        check_baseline();
+        check_baseline(slots_owned);
     }
 }
 
@@ -146,13 +147,10 @@ fn audit_time() -> Audit {
 }
 
 /// Every environment is gone: every frame and slot must be free again.
-fn check_baseline() {
+fn check_baseline(slots_owned: fn() -> usize) {
     let baseline = BASELINE_FREE_FRAMES.load(Ordering::Relaxed);
     let free = mm::free_frames();
-    let (owned, shown) = (
-        sched::slots_owned(),
-        sched::slots_exported_as_owned_by(None),
-    );
+    let (owned, shown) = (slots_owned(), exported::slots_owned_by(None));
     BASELINE_WHEN_ALL_GONE.check(
         free == baseline && owned == 0 && shown == 0,
         format_args!("free frames {free} (baseline {baseline}), {owned} slots still owned ({shown} in the exported vectors)"),
@@ -166,7 +164,7 @@ pub fn on_reaped(id: u32, owned: usize, freed: usize) {
         freed == owned,
         format_args!("env {id}: {freed} of {owned} frames returned"),
     );
-    let slots = sched::slots_exported_as_owned_by(Some(id));
+    let slots = exported::slots_owned_by(Some(id));
     EXITED_ENV_RETURNS_SLOTS.check(
         slots == 0,
         format_args!("env {id}: still owns {slots} slots"),
@@ -174,11 +172,12 @@ pub fn on_reaped(id: u32, owned: usize, freed: usize) {
     REAPED.fetch_add(1, Ordering::Release);
 }
 
-/// End of the run: one last audit, a summary record, one check per invariant.
-pub fn finish() -> bool {
+/// End of the run: one last audit, a summary record, one check per
+/// invariant (`slots_owned` as for [`on_monitor`]).
+pub fn finish(slots_owned: fn() -> usize) -> bool {
     let a = audit_time();
     if env::all_reaped() {
-        check_baseline();
+        check_baseline(slots_owned);
     }
     // With the other cores parked nothing holds a reference for a moment
     // only: every environment object left is in the table.

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use abi::shared::{MAX_CORES, MAX_ENVS};
 
 use crate::arch::smp;
-use crate::{env, exported};
+use crate::exported;
 
 struct CoreLedger {
     /// Odd while a charge is being written (a seqlock for `audit`).
@@ -52,7 +52,8 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 
 /// What a charge pays for.
 pub enum Charge<'a> {
-    Env(&'a env::Env),
+    /// An environment, by its account.
+    Env(&'a abi::shared::EnvAccount),
     Idle,
 }
 
@@ -83,8 +84,8 @@ pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
         l.overlap_ns.fetch_add(until - from, Ordering::Relaxed);
     }
     match to_whom {
-        Charge::Env(e) => {
-            e.account().cpu_ns[core].fetch_add(ran, Ordering::Relaxed);
+        Charge::Env(account) => {
+            account.cpu_ns[core].fetch_add(ran, Ordering::Relaxed);
             l.env_ns.fetch_add(ran, Ordering::Relaxed);
         }
         Charge::Idle => {
@@ -100,17 +101,27 @@ pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
     l.seq.fetch_add(1, Ordering::Release);
 }
 
-/// Runs `reset` (which zeroes an account's per-core CPU time for a new
-/// environment), first moving that time to the retired totals.
-pub fn reset_account(cpu_ns: &[AtomicU64], reset: impl FnOnce()) {
+/// Zeroes environment-table slot `slot`'s account for a new environment
+/// `id`, first moving its CPU time to the retired totals (the ledger's
+/// figures add up across environments that come and go).
+pub fn reset_account(slot: usize, id: u32) {
+    let a = exported::account(slot);
     ACCOUNT_RESETS.fetch_add(1, Ordering::AcqRel);
-    for (core, c) in cpu_ns.iter().enumerate().take(smp::cores()) {
+    for (core, c) in a.cpu_ns.iter().enumerate().take(smp::cores()) {
         LEDGERS[core]
             .retired_ns
             .fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
     }
-    reset();
+    for c in a.cpu_ns.iter() {
+        c.store(0, Ordering::Relaxed);
+    }
     ACCOUNT_RESETS.fetch_add(1, Ordering::Release);
+    exported::reset_account_counters(a, id);
+}
+
+/// Time since the run started ([`start`]).
+pub fn elapsed_ns() -> u64 {
+    crate::arch::time::now_ns() - START_NS.load(Ordering::Relaxed)
 }
 
 /// One audit of the whole machine.

@@ -3,9 +3,8 @@
 //! `cargo test --workspace` work (the kernel's pure logic is in `lib.rs` and
 //! tested there).
 //!
-//! The modules, bottom layer first; each imports only modules above it in
-//! this list (`/work/tools/modcycles.py kernel/src` checks there is no
-//! loop). Every one is bare-metal only.
+//! The modules in layers, bottom first: a module imports only from its own
+//! layer and those before it, and never in a loop. All are bare-metal only.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -23,13 +22,15 @@ mod sync;
 // The hardware: nothing in it names a module below this line.
 #[cfg(target_os = "none")]
 mod arch;
-// Console records, logging, exit.
+// Console records, logging, exit, the boot's programs.
 #[cfg(target_os = "none")]
 mod exit;
 #[cfg(target_os = "none")]
 mod latency;
 #[cfg(target_os = "none")]
 mod logger;
+#[cfg(target_os = "none")]
+mod programs;
 #[cfg(target_os = "none")]
 mod record;
 #[cfg(target_os = "none")]
@@ -41,7 +42,7 @@ mod aspace;
 mod dispatch_page;
 #[cfg(target_os = "none")]
 mod exported;
-// Environments, their accounts, and the checks on both.
+// Time accounting, environments, and the checks on both.
 #[cfg(target_os = "none")]
 mod env;
 #[cfg(target_os = "none")]
@@ -52,6 +53,8 @@ mod ledger;
 mod wakeup;
 // The CPU interface, and the entry points that call it.
 #[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
 mod sched;
 #[cfg(target_os = "none")]
 mod syscall;
@@ -60,8 +63,6 @@ mod trap;
 // Runs: experiments, scenarios, tests, and the boot that picks one.
 #[cfg(target_os = "none")]
 mod envtests;
-#[cfg(target_os = "none")]
-mod panic;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]

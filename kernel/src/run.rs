@@ -7,15 +7,12 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 use abi::ExitCode;
-use kernel::bootmod::Archive;
 use kernel::cmdline::BootArgs;
 
 use crate::arch::{apic, percpu, serial, smp, time};
 use crate::sync::BootCell;
 use crate::{env, exported, record, trap};
 
-static ARCHIVE: BootCell<Archive<'static>> = BootCell::new();
-static STOPPING: AtomicBool = AtomicBool::new(false);
 static END_NS: AtomicU64 = AtomicU64::new(0);
 static NEXT_REPORT_NS: AtomicU64 = AtomicU64::new(0);
 static START_NS: AtomicU64 = AtomicU64::new(0);
@@ -23,41 +20,21 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 static FINISH: BootCell<fn() -> bool> = BootCell::new();
 /// Whether the experiment has reached what its checks need (see [`start`]).
 static SETTLED: BootCell<fn() -> bool> = BootCell::new();
+/// A scenario's console ([`start`]).
+static CONSOLE: BootCell<Option<Console>> = BootCell::new();
+
+/// A run's console, on core 0's monitor: `Some(code)` ends the run.
+pub type Console = fn() -> Option<ExitCode>;
 /// The run's time is up and it waits for `SETTLED` (said once).
 static WAITING_TO_SETTLE: AtomicBool = AtomicBool::new(false);
-
-/// Takes the boot-module archive (the runner's `-initrd`), if any.
-pub fn set_archive(bytes: &'static [u8]) -> Result<(), kernel::bootmod::ArchiveError> {
-    ARCHIVE.init(Archive::parse(bytes)?);
-    Ok(())
-}
-
-/// Program `index` of the archive: name and ELF bytes.
-pub fn program(index: usize) -> Option<(&'static str, &'static [u8])> {
-    ARCHIVE.try_get()?.entry(index)
-}
-
-/// The program named `name`.
-pub fn program_named(name: &str) -> Option<&'static [u8]> {
-    ARCHIVE.try_get()?.find(name).map(|(_, bytes)| bytes)
-}
-
-/// The boot-module index of the program named `name`.
-pub fn program_index(name: &str) -> Option<usize> {
-    ARCHIVE.try_get()?.find(name).map(|(index, _)| index)
-}
-
-/// Whether the run is ending (idle cores stop waiting).
-pub fn stopping() -> bool {
-    STOPPING.load(Ordering::Acquire)
-}
 
 /// Starts a run of environments lasting `run_ms` (0 = until `q`), ending
 /// with `finish`'s verdict, and not before `settled` holds: what an
 /// experiment's checks need to have happened (a handshake, where counting
 /// on it within `run_ms` would depend on how fast the host runs the
-/// vCPUs). Returns; the caller enters the scheduler.
-pub fn start(run_ms: u64, finish: fn() -> bool, settled: fn() -> bool) {
+/// vCPUs). A `console` takes the serial line (else `q` quits). Returns;
+/// the caller enters the scheduler.
+pub fn start(run_ms: u64, finish: fn() -> bool, settled: fn() -> bool, console: Option<Console>) {
     let now = time::now_ns();
     START_NS.store(now, Ordering::Relaxed);
     crate::ledger::start(now);
@@ -72,6 +49,7 @@ pub fn start(run_ms: u64, finish: fn() -> bool, settled: fn() -> bool) {
     );
     FINISH.init(finish);
     SETTLED.init(settled);
+    CONSOLE.init(console);
 }
 
 /// Time since the run started.
@@ -83,10 +61,10 @@ pub fn elapsed_ns() -> u64 {
 /// run ends only where core 0 runs no environment (`may_finish`), so the
 /// end-of-run checks never wait on core 0's own turn.
 pub fn monitor(now: u64, may_finish: bool) {
-    if STOPPING.load(Ordering::Acquire) || FINISH.try_get().is_none() {
+    if crate::sched::stopping() || FINISH.try_get().is_none() {
         return;
     }
-    crate::invariants::on_monitor(now);
+    crate::invariants::on_monitor(now, crate::sched::slots_owned);
     let next = NEXT_REPORT_NS.load(Ordering::Relaxed);
     if now >= next {
         NEXT_REPORT_NS.store(next + 1_000_000_000, Ordering::Relaxed);
@@ -96,9 +74,8 @@ pub fn monitor(now: u64, may_finish: bool) {
         return;
     }
     // A scenario run has a line-based console; other runs quit on `q`.
-    let quit = match crate::scenario::on_monitor() {
-        Some(code) => Some(code),
-        None if crate::scenario::active() => None,
+    let quit = match CONSOLE.try_get().copied().flatten() {
+        Some(console) => console(),
         None => {
             serial::poll_input();
             (serial::read_byte() == Some(b'q')).then_some(ExitCode::UserQuit)
@@ -142,7 +119,7 @@ const PARK_PATIENCE_NS: u64 = 2_000_000_000;
 
 /// Ends the run: final records, the experiment's checks, exit.
 fn finish(code: ExitCode) -> ! {
-    STOPPING.store(true, Ordering::Release);
+    crate::sched::stop();
     // Stop every other scheduling core (each charges its running turn and
     // parks) so the figures below are consistent with each other.
     let others: alloc::vec::Vec<usize> = (1..smp::cores())
@@ -176,7 +153,7 @@ fn finish(code: ExitCode) -> ! {
     crate::trace::emit();
     crate::latency::emit();
     let ok = FINISH.try_get().is_none_or(|f| f());
-    let ok = crate::invariants::finish() & ok;
+    let ok = crate::invariants::finish(crate::sched::slots_owned) & ok;
     let code = if code == ExitCode::Success && !ok {
         ExitCode::TestFailed
     } else {

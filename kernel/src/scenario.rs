@@ -61,7 +61,7 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 
 /// The launch plan, when the runner passed one.
 pub fn plan() -> Option<Result<Plan<'static>, kernel::launch::LaunchError>> {
-    let bytes = run::program_named("scenario")?;
+    let bytes = crate::programs::program_named("scenario")?;
     let text = core::str::from_utf8(bytes).map_err(|_| kernel::launch::LaunchError {
         line: 0,
         what: "not UTF-8",
@@ -71,7 +71,7 @@ pub fn plan() -> Option<Result<Plan<'static>, kernel::launch::LaunchError>> {
 
 /// The console script, when the runner passed one.
 fn script() -> Option<Result<Script<'static>, abi::console_script::ScriptError>> {
-    let bytes = run::program_named("console")?;
+    let bytes = crate::programs::program_named("console")?;
     Some(
         core::str::from_utf8(bytes)
             .map_err(|_| abi::console_script::ScriptError {
@@ -80,11 +80,6 @@ fn script() -> Option<Result<Script<'static>, abi::console_script::ScriptError>>
             })
             .and_then(Script::parse),
     )
-}
-
-/// Whether this is a scenario run.
-pub fn active() -> bool {
-    PLAN.try_get().is_some()
 }
 
 /// Slots every core's vector needs: the most any core's applications hold
@@ -102,7 +97,7 @@ pub fn slots_needed(plan: &Plan<'_>) -> usize {
 /// Starts the applications due at time 0 and the run itself.
 pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
     let plan = *PLAN.init(plan);
-    if run::program_named(APP_PROGRAM).is_none() {
+    if crate::programs::program_named(APP_PROGRAM).is_none() {
         return Err("the `app` program is missing from the boot modules");
     }
     let n = plan.len();
@@ -155,12 +150,12 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
             state.running[i] = Some(e.id);
         }
     }
-    run::start(run_ms, || true, || true);
+    run::start(run_ms, || true, || true, Some(on_monitor));
     Ok(())
 }
 
 fn spawn(app: &AppLaunch<'_>, name: &str) -> Result<Arc<env::Env>, &'static str> {
-    let image = run::program_named(APP_PROGRAM).ok_or("no app program")?;
+    let image = crate::programs::program_named(APP_PROGRAM).ok_or("no app program")?;
     env::spawn(
         name,
         image,
@@ -199,7 +194,7 @@ fn stop(state: &mut State, i: usize) -> Result<(), &'static str> {
         .take()
         .and_then(env::get)
         .ok_or("not running")?;
-    env::kill(&e, env::ExitReason::Killed("stopped by the scenario"));
+    crate::sched::kill(&e, env::ExitReason::Killed("stopped by the scenario"));
     Ok(())
 }
 

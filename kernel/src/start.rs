@@ -108,7 +108,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         let bytes = unsafe {
             core::slice::from_raw_parts(mm::phys_to_virt(m.paddr) as *const u8, m.size as usize)
         };
-        if let Err(e) = run::set_archive(bytes) {
+        if let Err(e) = crate::programs::set_archive(bytes) {
             log::error!("boot module: {e:?}");
             exit::exit(ExitCode::BadBootInput);
         }
@@ -195,6 +195,7 @@ fn init_slices(args: &kernel::cmdline::BootArgs<'_>, slots: usize, offender_limi
             // the command line names none): the libOS reads it back there.
             app_sched: args.sched.and_then(sched_registry::index_of).unwrap_or(0),
         },
+        run::monitor,
     );
 }
 

@@ -24,7 +24,7 @@ pub fn from_compat_mode() -> ! {
     // core; `leave_current` ends the turn and never returns.
     if let Some(env) = unsafe { sched::running_here() } {
         log::warn!("env {}: syscall from compatibility mode", env.id);
-        env::kill(
+        crate::sched::kill(
             env,
             env::ExitReason::Killed("syscall from compatibility mode"),
         );
@@ -123,7 +123,7 @@ fn env_arg(id: u64) -> Result<u32, Error> {
 fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Result<u64, Error> {
     match call {
         Syscall::Exit => {
-            env::kill(env, env::ExitReason::Exited(a[0]));
+            crate::sched::kill(env, env::ExitReason::Exited(a[0]));
             sched::leave_current()
         }
         Syscall::Yield => {

@@ -107,7 +107,7 @@ fn exception(frame: &mut TrapFrame) {
     let cr2 = unsafe { x86::controlregs::cr2() };
     panic!(
         "unhandled exception {} (vector {}) error {:#x} at rip {:#x} cr2 {:#x} rsp {:#x} ({} mode)",
-        exception_name(frame.vector),
+        crate::arch::interrupts::exception_name(frame.vector),
         frame.vector,
         frame.error_code,
         frame.rip,
@@ -147,13 +147,4 @@ fn complete_syscall(frame: &mut TrapFrame) {
     frame.rip = frame.rcx;
     frame.rflags = (frame.r11 & 0x0000_0dd5) | 0x202;
     crate::syscall::handle(frame);
-}
-
-/// Mnemonic of an exception vector.
-pub fn exception_name(v: u64) -> &'static str {
-    const NAMES: [&str; 22] = [
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
-        "#GP", "#PF", "reserved", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
-    ];
-    NAMES.get(v as usize).copied().unwrap_or("exception")
 }

@@ -155,8 +155,29 @@ static CORES: BootCell<Vec<Mutex<Core>>> = BootCell::new();
 /// Cores that have entered the scheduler (the timer then drives slices).
 static ACTIVE: [AtomicBool; percpu::MAX_CPUS] =
     [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+/// The run is ending: cores park ([`park_if_stopping`]) and idle cores
+/// stop waiting.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Core 0's monitor of the run (`run::monitor`, installed by [`init`]: it
+/// sits above the scheduler), called at every decision and timer tick.
+static MONITOR: BootCell<fn(u64, bool)> = BootCell::new();
 /// Cores parked at the end of a run.
 static PARKED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Ends the run: every core but the BSP parks at its next decision.
+pub fn stop() {
+    STOPPING.store(true, Ordering::Release);
+}
+
+/// Whether the run is ending.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
+/// Core 0's monitor at `now` (`may_finish`: no environment runs on core 0).
+fn monitor(now: u64, may_finish: bool) {
+    (MONITOR.get())(now, may_finish)
+}
 
 /// Number of cores parked so far.
 pub fn parked() -> usize {
@@ -166,7 +187,7 @@ pub fn parked() -> usize {
 /// At the end of a run every core but the BSP stops here, after charging
 /// its current turn, so the final figures are read from a still machine.
 fn park_if_stopping(core: usize) {
-    if core == 0 || !crate::run::stopping() {
+    if core == 0 || !stopping() {
         return;
     }
     let turn = core_state(core).lock().end_turn(core);
@@ -181,9 +202,11 @@ fn park_if_stopping(core: usize) {
 /// A resume-range retry: how soon to look again.
 const RESUME_RETRY_NS: u64 = 5_000;
 
-/// Sets up every core's slice vector and the exported pages.
-pub fn init(cores: usize, config: Config) {
+/// Sets up every core's slice vector and the exported pages; `monitor` is
+/// core 0's monitor of the run (`run::monitor`).
+pub fn init(cores: usize, config: Config, monitor: fn(u64, bool)) {
     CONFIG.init(config);
+    MONITOR.init(monitor);
     exported::init(
         cores,
         config.slots as u32,
@@ -298,21 +321,6 @@ pub fn slots_owned() -> usize {
         .sum()
 }
 
-/// Slots the exported vectors show as owned by `id` (`None`: by anyone).
-/// Lock-free: reads the pages environments read.
-pub fn slots_exported_as_owned_by(id: Option<u32>) -> usize {
-    (0..crate::arch::smp::cores())
-        .map(|core| {
-            let owners = &exported::core_slices_of(core).owners[..config().slots];
-            owners
-                .iter()
-                .map(|o| o.load(Ordering::Acquire))
-                .filter(|&o| o != NO_ENV && id.is_none_or(|id| o == id))
-                .count()
-        })
-        .sum()
-}
-
 fn slice_error(e: slices::SliceError) -> Error {
     use slices::SliceError as S;
     match e {
@@ -371,7 +379,7 @@ fn stop_running(core: usize, turn: Turn, now: u64) {
         core,
         turn.run_start,
         now,
-        crate::ledger::Charge::Env(&turn.env),
+        crate::ledger::Charge::Env(turn.env.account()),
     );
     release_running(&turn.env);
 }
@@ -384,7 +392,7 @@ fn stop_running(core: usize, turn: Turn, now: u64) {
 fn release_running(env: &Env) {
     crate::arch::mm::leave_root(env.pml4);
     if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
-        env::reap(env.id);
+        reap(env.id);
     }
 }
 
@@ -448,7 +456,7 @@ pub fn next_turn() -> ! {
             .clock_ns
             .fetch_max(now, Ordering::Relaxed);
         if core == 0 {
-            crate::run::monitor(now, true);
+            monitor(now, true);
         }
         let mut c = core_state(core).lock();
         debug_assert!(c.turn.is_none());
@@ -572,12 +580,12 @@ fn idle_until(core: usize, until: u64) {
         // The timer (or a kick) wakes it.
         irq::enable_halt_disable();
         let now = time::now_ns();
-        if now >= until || crate::run::stopping() {
+        if now >= until || stopping() {
             crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);
             return;
         }
         if core == 0 {
-            crate::run::monitor(now, true);
+            monitor(now, true);
         }
     }
 }
@@ -647,7 +655,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
             enter_user(&frame)
         }
         None => {
-            env::kill(
+            kill(
                 &env,
                 env::ExitReason::Killed("preempted context not in user space"),
             );
@@ -786,7 +794,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
     park_if_stopping(core);
     let now = time::now_ns();
     if core == 0 {
-        crate::run::monitor(now, false);
+        monitor(now, false);
     }
     let mut c = core_state(core).lock();
     let Some(turn) = c.turn.as_mut() else { return };
@@ -830,7 +838,12 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let end = turn.clock.end().max(ran_from);
             turn.run_start = time::now_ns().max(end);
             d.run_started_ns().store(turn.run_start, Ordering::Relaxed);
-            crate::ledger::charge(core, ran_from, end, crate::ledger::Charge::Env(&turn.env));
+            crate::ledger::charge(
+                core,
+                ran_from,
+                end,
+                crate::ledger::Charge::Env(turn.env.account()),
+            );
         }
         // Not one instruction ran since it was told: its vCPU was off the
         // host CPU, so the grace starts again from now.
@@ -858,7 +871,12 @@ pub fn on_timer(frame: &mut TrapFrame) {
             turn.awaiting_entry = true;
             let ran_to = turn.run_start;
             drop(c);
-            crate::ledger::charge(core, ran_from, ran_to, crate::ledger::Charge::Env(&env));
+            crate::ledger::charge(
+                core,
+                ran_from,
+                ran_to,
+                crate::ledger::Charge::Env(env.account()),
+            );
             let d = env.dispatch(core);
             d.save(SaveArea::Enabled, frame);
             d.deadline_clock_ns()
@@ -997,9 +1015,31 @@ pub fn on_kick(frame: &TrapFrame) {
     }
 }
 
+/// Kills `env` (its `exit`, or a kill): marks it dying, takes its slots
+/// and lets the cores running it go ([`env_dying`]); its children die with
+/// it (nobody else may kill them, and what they hold was lent by it). The
+/// last core to let go of it reaps it.
+pub fn kill(env: &Env, reason: env::ExitReason) {
+    if !env::mark_dying(env, reason) {
+        return;
+    }
+    env_dying(env);
+    for child in env::all().iter().filter(|c| c.parent == env.id) {
+        kill(child, env::ExitReason::Killed("its parent died"));
+    }
+}
+
+/// Reaps environment `id` if it is dead and let go of everywhere, and
+/// checks what came back.
+fn reap(id: u32) {
+    if let Some(r) = env::reap(id) {
+        crate::invariants::on_reaped(r.id, r.owned, r.freed);
+    }
+}
+
 /// An environment was killed: kick every other scheduling core so the ones
 /// running it let go now rather than at their turn's end.
-pub fn env_dying(env: &Env) {
+fn env_dying(env: &Env) {
     let me = percpu::core_id();
     for core in (0..crate::arch::smp::cores()).filter(|&c| c != me && active(c)) {
         apic::send_ipi(
@@ -1023,7 +1063,7 @@ pub fn env_dying(env: &Env) {
     // then this does (SeqCst on both sides: one of the two sees the other).
     env.slots_released.store(true, Ordering::SeqCst);
     if env.running_on.load(Ordering::SeqCst) == 0 {
-        env::reap(env.id);
+        reap(env.id);
     }
 }
 
@@ -1125,7 +1165,12 @@ fn give_up_turn(
             }
             let (end, grace_end) = (turn.clock.end(), turn.clock.grace_end());
             drop(c);
-            crate::ledger::charge(core, ran_from, now, crate::ledger::Charge::Env(&donor));
+            crate::ledger::charge(
+                core,
+                ran_from,
+                now,
+                crate::ledger::Charge::Env(donor.account()),
+            );
             // Straight to the recipient's tables (claimed above, so they
             // stay): `release_running` then has no reason to pass through
             // the kernel's, which cost a second CR3 write per donation.
@@ -1211,7 +1256,7 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     let entry = env.upcalls.lock().exception;
     let disabled = d.disabled().load(Ordering::Acquire) != 0;
     if entry == 0 || disabled {
-        env::kill(
+        kill(
             &env,
             env::ExitReason::Killed(if entry == 0 {
                 "fault with no exception handler"
@@ -1222,7 +1267,7 @@ pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
         log::warn!(
             "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
             env.id,
-            crate::trap::exception_name(frame.vector),
+            crate::arch::interrupts::exception_name(frame.vector),
             frame.rip,
             frame.error_code,
             frame.cs,

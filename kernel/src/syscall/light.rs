@@ -340,7 +340,7 @@ fn spawn(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
     let env = c.env()?;
     let index = usize::try_from(a[0]).map_err(|_| Error::BadArgument)?;
     let quota = u32::try_from(a[1]).map_err(|_| Error::BadArgument)?;
-    let (name, image) = crate::run::program(index).ok_or(Error::BadArgument)?;
+    let (name, image) = crate::programs::program(index).ok_or(Error::BadArgument)?;
     env::spawn_child(env, name, image, quota)
         .map(|e| u64::from(e.id))
         .map_err(|_| Error::Exhausted)
@@ -356,6 +356,6 @@ fn kill(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
     if target.parent != env.id {
         return Err(Error::NotPermitted);
     }
-    env::kill(&target, env::ExitReason::Killed("killed by its parent"));
+    crate::sched::kill(&target, env::ExitReason::Killed("killed by its parent"));
     Ok(0)
 }

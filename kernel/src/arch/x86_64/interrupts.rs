@@ -38,6 +38,15 @@ pub mod vector {
     pub const SPURIOUS: u8 = 0xFF;
 }
 
+/// Mnemonic of an exception vector.
+pub fn exception_name(v: u64) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+        "#GP", "#PF", "reserved", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    ];
+    NAMES.get(v as usize).copied().unwrap_or("exception")
+}
+
 /// Registers as saved by the entry stubs, lowest address first.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
