@@ -1,0 +1,259 @@
+//! Entering an environment: at its prologue or another upcall (on its
+//! upcall stack, disabled, with a clean FPU), or resuming a context the
+//! kernel kept or the environment saved; and reflecting its faults to its
+//! exception entry.
+
+use super::handoff::leave_current;
+use super::kill::kill;
+use super::turn::entering;
+use super::*;
+
+/// Enters `env` at its prologue (or first entry) on this core.
+///
+/// Every function that enters user mode takes the environment by value and
+/// drops it just before: a reference held across a call that never returns
+/// would never be dropped, and the environment's kernel state would outlive
+/// its reaping (the `reaped_env_state_freed` invariant). The turn's own
+/// reference keeps it alive meanwhile.
+pub(super) fn enter_prologue(
+    core: usize,
+    env: Arc<Env>,
+    (mut reason, mut arg): (UpcallReason, u64),
+    end: u64,
+    grace_end: u64,
+) -> ! {
+    if let Some(kept) = env.take_disabled_context(core) {
+        resume_disabled(core, env, kept, end);
+    }
+    if env.take_start(core) {
+        reason = UpcallReason::Start;
+        arg = 0;
+    } else if env.take_repossessed(core) {
+        reason = UpcallReason::Repossessed;
+        arg = 0;
+    }
+    let entry = {
+        let t = env.upcalls.lock();
+        if t.prologue != 0 {
+            t.prologue
+        } else {
+            env.entry
+        }
+    };
+    upcall(core, env, entry, reason, arg, end, grace_end)
+}
+
+/// Resumes the context a repossession caught disabled, with the disabled
+/// flag it had (so its own revocation will be deferred until it leaves the
+/// critical section).
+fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: u64) -> ! {
+    let env::DisabledContext { mut ctx, flag } = kept;
+    exported::core_slices_of(core)
+        .running_env
+        .store(env.id, Ordering::Relaxed);
+    let now = time::now_ns();
+    crate::trace::note(core, now, env.id);
+    crate::latency::entering(core, now);
+    let d = env.dispatch(core);
+    d.events()
+        .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
+    d.slice_end_ns().store(end, Ordering::Relaxed);
+    d.grace_end_ns()
+        .store(end + config().grace_ns, Ordering::Relaxed);
+    d.disabled().store(flag, Ordering::Release);
+    switch_address_space(env.pml4);
+    cpu::restore_user_fs(core);
+    cpu::sanitise_fx(&mut ctx.fx);
+    cpu::fxrstor(&ctx.fx);
+    arm_for(time::now_ns(), end);
+    match frame_from_context(&ctx) {
+        Some(frame) => {
+            d.run_started_ns().store(entering(core), Ordering::Relaxed);
+            drop(env);
+            enter_user(&frame)
+        }
+        None => {
+            kill(
+                &env,
+                env::ExitReason::Killed("preempted context not in user space"),
+            );
+            drop(env);
+            leave_current()
+        }
+    }
+}
+
+/// Enters `env` at `entry` on this core's upcall stack with the disabled
+/// flag set and a clean FPU.
+pub(super) fn upcall(
+    core: usize,
+    env: Arc<Env>,
+    entry: u64,
+    reason: UpcallReason,
+    arg: u64,
+    end: u64,
+    grace_end: u64,
+) -> ! {
+    exported::core_slices_of(core)
+        .running_env
+        .store(env.id, Ordering::Relaxed);
+    let now = time::now_ns();
+    crate::trace::note(core, now, env.id);
+    crate::latency::entering(core, now);
+    let d = env.dispatch(core);
+    d.disabled().store(1, Ordering::Release);
+    d.slice_end_ns().store(end, Ordering::Relaxed);
+    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
+    switch_address_space(env.pml4);
+    cpu::restore_user_fs(core);
+    cpu::fxrstor(&CLEAN_FX.0);
+    let now = time::now_ns();
+    if reason == UpcallReason::Revoke {
+        arm_for(now, grace_end);
+    } else {
+        arm_running(now, end);
+    }
+    let frame = upcall_frame(core, entry, reason, arg);
+    d.run_started_ns().store(entering(core), Ordering::Relaxed);
+    drop(env);
+    enter_user(&frame)
+}
+
+/// The frame an upcall enters user mode with: `entry(reason, arg,
+/// dispatch page, core)` on this core's upcall stack.
+pub(super) fn upcall_frame(core: usize, entry: u64, reason: UpcallReason, arg: u64) -> TrapFrame {
+    TrapFrame {
+        rip: entry,
+        cs: u64::from(USER_CODE),
+        rflags: 0x202,
+        rsp: va::UPCALL_STACKS + (core as u64 + 1) * va::UPCALL_STACK_STRIDE - 8,
+        ss: u64::from(USER_DATA),
+        rdi: reason as u64,
+        rsi: arg,
+        rdx: va::DISPATCH + core as u64 * 0x1000,
+        rcx: core as u64,
+        ..TrapFrame::default()
+    }
+}
+
+/// Arms the timer for a running turn's end, in steps of at most
+/// `interleave_ns` when that is set.
+///
+/// A deterministic run on several cores is QEMU's one-thread round robin
+/// with `-icount`: each vCPU runs until the machine's next timer deadline
+/// before the next vCPU gets a turn (QEMU 7.2). A core that arms a short
+/// deadline — the end of a grace period — is stopped at once and every
+/// other vCPU runs that whole interval first: its environment, told to
+/// yield, gets no instruction of its grace (measured on 2 cores before
+/// this: one revocation in two repossessed at the epilogue's entry, and
+/// with the grace renewal below, threads received 50% of their
+/// application's time). With every running core's deadline at most
+/// `interleave_ns` ahead, the vCPUs take turns at that grain, as cores of
+/// a real machine run side by side. The step's interrupt only re-arms.
+pub(super) fn arm_running(now: u64, end: u64) {
+    let step = config().interleave_ns;
+    arm_for(now, if step == 0 { end } else { end.min(now + step) });
+}
+
+pub(super) fn arm_for(now: u64, deadline: u64) {
+    apic::arm_timer_ns(deadline.saturating_sub(now).max(1));
+}
+
+/// `pml4` is a claimed environment's root (`claim_running`): it stays
+/// allocated while this core runs on it.
+pub(super) fn switch_address_space(pml4: u64) {
+    crate::arch::mm::switch_root(pml4);
+}
+
+/// A trap frame resuming `ctx` in ring 3, with the user-controlled fields
+/// made safe (user selectors, IF on, IOPL 0), or `None` for a non-user rip
+/// or stack. `ctx` is a kernel-owned copy (a dispatch page snapshot, or a
+/// context the kernel kept): what is checked here is what `iretq` gets.
+pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
+    if ctx.rip >= crate::aspace::USER_END || ctx.rsp >= crate::aspace::USER_END {
+        return None;
+    }
+    // Keep the arithmetic flags, DF and TF; force IF; drop IOPL, NT, VM, AC, RF.
+    let rflags = (ctx.rflags & 0x0000_0dd5) | 0x202;
+    Some(TrapFrame {
+        rax: ctx.rax,
+        rbx: ctx.rbx,
+        rcx: ctx.rcx,
+        rdx: ctx.rdx,
+        rsi: ctx.rsi,
+        rdi: ctx.rdi,
+        rbp: ctx.rbp,
+        rsp: ctx.rsp,
+        r8: ctx.r8,
+        r9: ctx.r9,
+        r10: ctx.r10,
+        r11: ctx.r11,
+        r12: ctx.r12,
+        r13: ctx.r13,
+        r14: ctx.r14,
+        r15: ctx.r15,
+        rip: ctx.rip,
+        cs: u64::from(USER_CODE),
+        rflags,
+        ss: u64::from(USER_DATA),
+        ..TrapFrame::default()
+    })
+}
+
+/// A fault in user code: reflect it to the environment's exception entry,
+/// or kill the environment if it cannot take it.
+pub fn on_user_fault(frame: &TrapFrame, cr2: u64) -> ! {
+    let core = percpu::core_id();
+    let turn = core_state(core)
+        .lock()
+        .turn
+        .as_ref()
+        .map(|t| (t.env.clone(), t.clock.end(), t.clock.grace_end()));
+    let Some((env, end, grace_end)) = turn else {
+        panic!("user fault with no environment on core {core}");
+    };
+    // (`env` is dropped on the way to user mode: see `enter_prologue`.)
+    let d = env.dispatch(core);
+    let entry = env.upcalls.lock().exception;
+    let disabled = d.disabled().load(Ordering::Acquire) != 0;
+    if entry == 0 || disabled {
+        kill(
+            &env,
+            env::ExitReason::Killed(if entry == 0 {
+                "fault with no exception handler"
+            } else {
+                "fault while disabled"
+            }),
+        );
+        log::warn!(
+            "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
+            env.id,
+            crate::arch::interrupts::exception_name(frame.vector),
+            frame.rip,
+            frame.error_code,
+            frame.cs,
+            frame.rsp,
+            frame.rcx,
+            frame.r11,
+            frame.rax
+        );
+        drop(env);
+        leave_current();
+    }
+    d.set_fault_info(abi::shared::FaultInfo {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        address: cr2,
+        rip: frame.rip,
+    });
+    d.save(SaveArea::Fault, frame);
+    upcall(
+        core,
+        env,
+        entry,
+        UpcallReason::Exception,
+        frame.vector,
+        end,
+        grace_end,
+    )
+}

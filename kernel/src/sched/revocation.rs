@@ -1,0 +1,226 @@
+//! Revocation and repossession: at a turn's end the timer tells the
+//! environment to yield (its epilogue upcall, or a pending flag while it is
+//! disabled); past the grace period the core is taken by force, the
+//! context saved, the overrun charged to the turn's owner.
+
+use super::entry::{arm_for, arm_running, upcall, upcall_frame};
+use super::turn::{next_turn, stop_running};
+use super::*;
+
+/// A resume-range retry: how soon to look again.
+const RESUME_RETRY_NS: u64 = 5_000;
+
+/// The timer fired on a scheduling core. Returns if the interrupted
+/// context continues.
+pub fn on_timer(frame: &mut TrapFrame) {
+    let core = percpu::core_id();
+    if !active(core) || !frame.is_user() {
+        return; // idle loop or boot code: it checks the time itself
+    }
+    park_if_stopping(core);
+    let now = time::now_ns();
+    if core == 0 {
+        monitor(now, false);
+    }
+    let mut c = core_state(core).lock();
+    let Some(turn) = c.turn.as_mut() else { return };
+    if !turn.env.alive() {
+        let t = c.end_turn(core).expect("turn checked");
+        drop(c);
+        stop_running(core, t, now);
+        next_turn();
+    }
+    // What the machine is told of the context matters only past the end
+    // (reading the resume range takes a lock: not on every interleave tick).
+    let seen = if now >= turn.clock.end() {
+        slices::Seen {
+            disabled: turn.env.dispatch(core).disabled().load(Ordering::Acquire) != 0,
+            in_resume_range: turn.env.in_resume_range(frame.rip),
+            untouched_since_told: turn.clock.phase() == slices::Phase::Revoking
+                && context_mark(frame) == turn.grace_mark,
+        }
+    } else {
+        slices::Seen::default()
+    };
+    match turn.clock.tick(now, seen, grace()) {
+        Tick::Continue { until } if turn.clock.phase() == slices::Phase::Running => {
+            arm_running(now, until)
+        }
+        Tick::Continue { until } => arm_for(now, until),
+        // Restoring a context (a few instructions): revoked once it is in,
+        // taken if it is still there at its grace's end (a range covering a
+        // loop would keep the core for ever: the resume_hog experiment).
+        Tick::RetryResume { grace_end } => {
+            arm_for(now, grace_end.min(now + RESUME_RETRY_NS));
+        }
+        Tick::Defer { grace_end } => {
+            let d = turn.env.dispatch(core);
+            d.events()
+                .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
+            arm_for(now, grace_end);
+            // As for a revocation told by an upcall: charged up to the
+            // deadline, and again from its return to the interrupted code.
+            let ran_from = turn.run_start;
+            let end = turn.clock.end().max(ran_from);
+            turn.run_start = time::now_ns().max(end);
+            d.run_started_ns().store(turn.run_start, Ordering::Relaxed);
+            crate::ledger::charge(
+                core,
+                ran_from,
+                end,
+                crate::ledger::Charge::Env(turn.env.account()),
+            );
+        }
+        // Not one instruction ran since it was told: its vCPU was off the
+        // host CPU, so the grace starts again from now.
+        Tick::Renewed { grace_end } => {
+            turn.env
+                .account()
+                .grace_renewals
+                .fetch_add(1, Ordering::Relaxed);
+            arm_for(now, grace_end);
+        }
+        Tick::Repossess => {
+            drop(c);
+            repossess(core, frame, now)
+        }
+        Tick::Revoke { grace_end } => {
+            let entry = turn.env.upcalls.lock().epilogue;
+            turn.grace_mark = context_mark(&upcall_frame(core, entry, UpcallReason::Revoke, 0));
+            let env = turn.env.clone();
+            let end = turn.clock.end();
+            let deadline_clock = clock_at_deadline(&env, core, turn);
+            // Charged up to its deadline now; from there until its epilogue
+            // is entered the core is the kernel's (see `entering`).
+            let ran_from = turn.run_start;
+            turn.run_start = end.max(ran_from);
+            turn.awaiting_entry = true;
+            let ran_to = turn.run_start;
+            drop(c);
+            crate::ledger::charge(
+                core,
+                ran_from,
+                ran_to,
+                crate::ledger::Charge::Env(env.account()),
+            );
+            let d = env.dispatch(core);
+            d.save(SaveArea::Enabled, frame);
+            d.deadline_clock_ns()
+                .store(deadline_clock, Ordering::Relaxed);
+            if entry == 0 {
+                // No epilogue: nothing to tell; take the core at once.
+                drop(env);
+                repossess(core, frame, now)
+            }
+            crate::latency::revocation(time::now_ns().saturating_sub(end));
+            upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
+        }
+    }
+}
+
+/// `env`'s CPU clock on `core` at `turn`'s deadline (its account moves
+/// only when a turn ends, so it holds the time before this turn).
+fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
+    env.account().cpu_ns[core].load(Ordering::Relaxed)
+        + turn.clock.end().saturating_sub(turn.run_start)
+}
+
+/// Whether `turn`'s owner is alive to be charged (a dead owner's slots and
+/// debts are gone).
+pub(super) fn owner_alive(turn: &Turn) -> bool {
+    turn.clock.owner().is_some_and(|o| env::get(o.0).is_some())
+}
+
+/// Per core: the most a turn ran past its end without being charged for
+/// it, beyond the renewed grace it was given (see [`note_uncharged_overrun`]).
+static UNCHARGED_MAX: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+pub(super) fn note_uncharged_overrun(core: usize, turn: &Turn, now: u64) {
+    UNCHARGED_MAX[core].fetch_max(turn.clock.uncharged(now), Ordering::Relaxed);
+}
+
+/// The most any turn, ended or in progress, has run past its end without
+/// its owner being charged (less renewed grace), over every core. Bounded
+/// by the grace period (plus a revocation's lateness) unless a turn was
+/// kept past its grace uncharged. Takes every core's lock: never call it
+/// holding one.
+pub fn uncharged_overrun_max_ns() -> u64 {
+    let now = time::now_ns();
+    CORES
+        .get()
+        .iter()
+        .enumerate()
+        .map(|(core, state)| {
+            let live = state
+                .lock()
+                .turn
+                .as_ref()
+                .map_or(0, |t| t.clock.uncharged(now));
+            live.max(UNCHARGED_MAX[core].load(Ordering::Relaxed))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Takes the core back by force: full context into the preempted save
+/// area, the repossession recorded and charged, and on to the next turn.
+pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
+    let mut c = core_state(core).lock();
+    let mut turn = c.end_turn(core).expect("repossess with a turn");
+    crate::latency::repossessed(core, turn.clock.grace_end());
+    // The turn's owner pays (even if a donation recipient ran, and even if
+    // it gave the slot up meanwhile: then whoever holds it now is not
+    // touched); what a donation past the end charged already is not
+    // charged again. The vector returns the owner's quota unit itself if
+    // it loses the slot.
+    let slot = turn.clock.slot();
+    let (overrun, lost_slot) = {
+        let owner = turn.clock.owner().and_then(|o| env::get(o.0));
+        let taken = turn
+            .clock
+            .repossess(now, &mut c.vector, owner.as_ref().map(|o| &o.slot_quota));
+        if taken.lost_slot {
+            exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
+            if let Some(owner) = &owner {
+                owner.account().slots_held.fetch_sub(1, Ordering::Release);
+                owner
+                    .account()
+                    .slots_revoked
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        (taken.overrun_ns, taken.lost_slot)
+    };
+    let env = &turn.env;
+    drop(c);
+    let d = env.dispatch(core);
+    let flag = d.disabled().load(Ordering::Acquire);
+    let was_disabled = flag != 0 || env.in_resume_range(frame.rip);
+    if was_disabled {
+        // It holds its own locks or runs on its upcall stack: an upcall now
+        // could deadlock or clobber that stack, so it is resumed directly,
+        // from the kernel's copy (the preempted area may hold the context
+        // the interrupted upcall has yet to resume).
+        let ctx = dispatch_page::context_of(frame);
+        env.keep_disabled_context(core, env::DisabledContext { ctx, flag });
+    } else {
+        d.save(SaveArea::Preempted, frame);
+        d.deadline_clock_ns()
+            .store(clock_at_deadline(env, core, &turn), Ordering::Relaxed);
+        env.set_repossessed(core);
+    }
+    d.events().fetch_or(events::REPOSSESSED, Ordering::AcqRel);
+    d.repossessions().fetch_add(1, Ordering::Relaxed);
+    d.last_repossession_ns().store(now, Ordering::Relaxed);
+    d.last_overrun_ns().store(overrun, Ordering::Relaxed);
+    env.account().repossessions.fetch_add(1, Ordering::Relaxed);
+    record::emit(
+        RecordKind::Event,
+        format_args!(
+            "\"event\":\"repossession\",\"env\":{},\"core\":{core},\"slot\":{},\"t_ns\":{now},\"overrun_ns\":{overrun},\"slot_revoked\":{lost_slot}",
+            env.id, slot
+        ),
+    );
+    stop_running(core, turn, now);
+    next_turn()
+}

@@ -1,0 +1,275 @@
+//! The turn loop: a core picks its next turn from its slice vector (or
+//! idles, or lends the time to a sleeper whose predicate holds, or to the
+//! default environment), claims the environment, and charges it for its
+//! time when the turn ends.
+
+use super::entry::enter_prologue;
+use super::kill::reap;
+use super::revocation::note_uncharged_overrun;
+use super::*;
+
+/// The environment that receives unowned time (`NO_ENV`: the core idles).
+static DEFAULT_ENV: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(NO_ENV);
+
+/// Makes `id` the receiver of unowned time on every core.
+pub fn set_default_env(id: u32) {
+    DEFAULT_ENV.store(id, Ordering::Release);
+}
+
+/// Slot number of a turn on borrowed idle time (no slot is charged for it).
+const NO_SLOT: usize = usize::MAX;
+
+/// Makes this core a scheduling core. Never returns.
+pub fn run_core() -> ! {
+    // The scheduler runs with interrupts off (the mailbox that started
+    // this core ran its work with them on).
+    irq::disable();
+    ACTIVE[percpu::core_id()].store(true, Ordering::Release);
+    next_turn()
+}
+
+/// The running turn's environment on `core` enters user mode now: its
+/// charge runs from here, and the instant is what `cpu_ns` will be charged
+/// from (exported as `run_started_ns`).
+///
+/// The kernel's own work before it — choosing the turn, loading the
+/// environment's tables, arming the timer, or taking the slice-end
+/// interrupt and delivering the revocation — is the kernel's time, not
+/// the environment's: no instruction of the environment runs in it. On
+/// hardware that is a few microseconds a turn; in a deterministic run on
+/// several cores it is also where QEMU's one thread runs the other vCPUs
+/// (the timer write hands them the thread): measured (multicore-16) at
+/// 32-39 µs from a turn's start to its entry on 2 cores beside 7.6 µs on
+/// one, and slice-end timers firing 40-75 µs late on 4 and 8 cores.
+/// Charged to the environment, that was time its threads could never get
+/// (1.8% of it on 2 cores, 3.8% on 8).
+///
+/// An upcall within a stretch already charged (an exception's) changes
+/// nothing.
+pub(super) fn entering(core: usize) -> u64 {
+    let now = time::now_ns();
+    core_state(core).lock().turn.as_mut().map_or(now, |t| {
+        if core::mem::take(&mut t.awaiting_entry) {
+            t.run_start = t.run_start.max(now);
+        }
+        t.run_start
+    })
+}
+
+/// Charges the running environment for its time on this core and forgets it.
+pub(super) fn stop_running(core: usize, turn: Turn, now: u64) {
+    note_uncharged_overrun(core, &turn, now);
+    crate::ledger::charge(
+        core,
+        turn.run_start,
+        now,
+        crate::ledger::Charge::Env(turn.env.account()),
+    );
+    release_running(&turn.env);
+}
+
+/// Drops this core's claim on `env`; the last core off a dead env reaps it.
+///
+/// First this core stops using the environment's page tables: once the
+/// claim is dropped another core may reap the environment and free (and
+/// re-zero) its PML4, which must not be this core's CR3 any more.
+pub(super) fn release_running(env: &Env) {
+    crate::arch::mm::leave_root(env.pml4);
+    if env.running_on.fetch_sub(1, Ordering::SeqCst) == 1 && !env.alive() {
+        reap(env.id);
+    }
+}
+
+/// Claims `env` for this core; fails if it died meanwhile.
+pub(super) fn claim_running(env: &Env) -> bool {
+    env.running_on.fetch_add(1, Ordering::SeqCst);
+    if env.alive() {
+        return true;
+    }
+    release_running(env);
+    false
+}
+
+/// Whether `env` may run now: alive, and awake or woken by its predicate.
+/// Returns the wake tag when its predicate just woke it.
+pub(super) fn runnable(env: &Env) -> Option<Option<u64>> {
+    if !env.alive() {
+        return None;
+    }
+    if !env.asleep.load(Ordering::Acquire) {
+        return Some(None);
+    }
+    let tag = crate::wakeup::evaluate(env)?;
+    env.asleep.store(false, Ordering::Release);
+    env.account().wakeups.fetch_add(1, Ordering::Relaxed);
+    Some(Some(tag))
+}
+
+/// The walk's questions, answered from the environment table.
+struct Walker {
+    /// Tag of the predicate that woke the chosen owner, if one did.
+    woken: Option<u64>,
+}
+
+impl slices::Walk for Walker {
+    fn runnable(&mut self, id: slices::EnvId) -> bool {
+        match env::get(id.0).and_then(|e| runnable(&e)) {
+            Some(tag) => {
+                self.woken = tag;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forfeited(&mut self, id: slices::EnvId) {
+        if let Some(e) = env::get(id.0) {
+            e.account().forfeits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Picks and enters the next turn on this core; idles while nothing is
+/// runnable. Never returns.
+pub(super) fn next_turn() -> ! {
+    let core = percpu::core_id();
+    loop {
+        park_if_stopping(core);
+        let now = time::now_ns();
+        exported::sysinfo()
+            .clock_ns
+            .fetch_max(now, Ordering::Relaxed);
+        if core == 0 {
+            monitor(now, true);
+        }
+        let mut c = core_state(core).lock();
+        debug_assert!(c.turn.is_none());
+        let mut walk = Walker { woken: None };
+        let decision = c.vector.next_turn(now, &mut walk);
+        let woken = walk.woken;
+        let slices_page = exported::core_slices_of(core);
+        match decision {
+            slices::Turn::Run {
+                slot,
+                owner,
+                length_ns,
+            } => {
+                let Some(env) = env::get(owner.0).filter(|e| claim_running(e)) else {
+                    continue;
+                };
+                slices_page
+                    .current_slot
+                    .store(slot as u32, Ordering::Relaxed);
+                slices_page.turn_started_ns.store(now, Ordering::Relaxed);
+                let reason = match woken {
+                    Some(tag) => (UpcallReason::Woken, tag),
+                    None => (UpcallReason::NewSlice, 0),
+                };
+                let clock = slices::TurnClock::begin(Some(owner), slot, now, length_ns, grace());
+                let (end, grace_end) = (clock.end(), clock.grace_end());
+                c.begin_turn(
+                    core,
+                    Turn {
+                        env: env.clone(),
+                        clock,
+                        run_start: now,
+                        awaiting_entry: true,
+                        grace_mark: 0,
+                    },
+                );
+                drop(c);
+                env.account().turns.fetch_add(1, Ordering::Relaxed);
+                enter_prologue(core, env, reason, end, grace_end);
+            }
+            // An unowned slot's turn (the kernel picks the default
+            // environment itself in `idle_taker`, which also wakes sleepers
+            // first; the vector never has one set), or nothing runnable at
+            // all: one slice of borrowed time, or of idling, after which
+            // sleepers' predicates are looked at again.
+            turn => {
+                let length_ns = match turn {
+                    slices::Turn::Idle { slot, length_ns }
+                    | slices::Turn::Default {
+                        slot, length_ns, ..
+                    } => {
+                        slices_page
+                            .current_slot
+                            .store(slot as u32, Ordering::Relaxed);
+                        length_ns
+                    }
+                    _ => config().slice_ns,
+                };
+                if let Some((env, reason)) = idle_taker(&c.vector) {
+                    // Borrowed: no slot, no owner to charge.
+                    let clock = slices::TurnClock::begin(None, NO_SLOT, now, length_ns, grace());
+                    let (end, grace_end) = (clock.end(), clock.grace_end());
+                    c.begin_turn(
+                        core,
+                        Turn {
+                            env: env.clone(),
+                            clock,
+                            run_start: now,
+                            awaiting_entry: true,
+                            grace_mark: 0,
+                        },
+                    );
+                    drop(c);
+                    env.account().turns.fetch_add(1, Ordering::Relaxed);
+                    enter_prologue(core, env, reason, end, grace_end);
+                }
+                slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
+                crate::trace::note(core, now, NO_ENV);
+                drop(c);
+                idle_until(core, now + length_ns);
+            }
+        }
+    }
+}
+
+/// Who gets time this core would otherwise idle: first a sleeper holding a
+/// slot here whose predicate now holds (woken at once rather than at its
+/// slot), then the configured default environment. The returned env is
+/// already claimed for this core.
+fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, u64))> {
+    for slot in 0..vector.len() {
+        let Ok(Some(owner)) = vector.owner(slot) else {
+            continue;
+        };
+        let Some(env) = env::get(owner.0) else {
+            continue;
+        };
+        if env.asleep.load(Ordering::Acquire) {
+            if let Some(Some(tag)) = runnable(&env) {
+                if claim_running(&env) {
+                    return Some((env, (UpcallReason::Woken, tag)));
+                }
+            }
+        }
+    }
+    let env = env::get(DEFAULT_ENV.load(Ordering::Acquire))?;
+    let wake = runnable(&env)?;
+    claim_running(&env).then(|| {
+        let reason = wake.map_or((UpcallReason::NewSlice, 0), |tag| {
+            (UpcallReason::Woken, tag)
+        });
+        (env, reason)
+    })
+}
+
+/// Halts until `until` (timer armed for it), accounting idle time.
+fn idle_until(core: usize, until: u64) {
+    let start = time::now_ns();
+    apic::arm_timer_ns(until.saturating_sub(start).max(1));
+    loop {
+        // The timer (or a kick) wakes it.
+        irq::enable_halt_disable();
+        let now = time::now_ns();
+        if now >= until || stopping() {
+            crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);
+            return;
+        }
+        if core == 0 {
+            monitor(now, true);
+        }
+    }
+}
