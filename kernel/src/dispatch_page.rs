@@ -28,6 +28,7 @@ use abi::syscall::{SaveArea, NO_ENV};
 
 use crate::arch::cpu;
 use crate::arch::interrupts::TrapFrame;
+use crate::arch::mm::{FrameRef, Zeroable};
 
 /// One environment's dispatch page for one core, valid while `'a` (the
 /// environment, which owns the page until it is reaped) lives.
@@ -54,7 +55,20 @@ macro_rules! atomic_fields {
     };
 }
 
+// SAFETY: a `Dispatch` is integers and atomics (all-zero is valid), and
+// one page (checked below).
+unsafe impl Zeroable for Dispatch {}
+const _: () = assert!(core::mem::size_of::<Dispatch>() <= 4096);
+
 impl<'a> DispatchPage<'a> {
+    /// The dispatch page in `frame`, allocated as one (`mm::alloc_frame_as`)
+    /// and lent by its owner for `'a`.
+    pub fn of(frame: &'a FrameRef<Dispatch>) -> DispatchPage<'a> {
+        // SAFETY: the frame holds a dispatch page, and its owner (the
+        // environment, which frees it only when reaped) holds it for 'a.
+        unsafe { DispatchPage::new(frame.as_ptr()) }
+    }
+
     /// # Safety
     /// `page` is the kernel's (direct-map) address of a dispatch page that
     /// stays allocated, and never becomes anything but a dispatch page,

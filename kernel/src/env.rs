@@ -2,18 +2,20 @@
 //! stacks, registered upcalls, a wakeup predicate, owned frames, and the
 //! accounting the kernel exports. Ids carry a generation so a stale id
 //! never names a newer environment.
+#![deny(unsafe_code)]
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use abi::shared::{va, Dispatch, EnvAccount, UpcallTable, UserContext, MAX_ENVS};
+use abi::shared::{va, Dispatch, EnvAccount, Inbox, UpcallTable, UserContext, MAX_ENVS};
 use abi::syscall::{Error, NO_ENV};
 use kernel::elf;
 use spin::Mutex;
 
-use crate::arch::{mm, smp};
+use crate::arch::mm::{self, FrameRef, Zeroable};
+use crate::arch::smp;
 use crate::aspace::AddressSpace;
 use crate::dispatch_page::DispatchPage;
 use crate::exported;
@@ -93,10 +95,10 @@ pub struct Env {
     pub entry: u64,
     pub predicate: Mutex<Option<predicate::Verified>>,
     memory: Mutex<Memory>,
-    /// Physical address of the dispatch page of each core.
-    dispatch_pa: Vec<u64>,
-    /// Physical address of its console inbox (read-only to it).
-    inbox_pa: u64,
+    /// The dispatch page of each core.
+    dispatch: Vec<FrameRef<Dispatch>>,
+    /// Its console inbox (read-only to it).
+    inbox: FrameRef<Inbox>,
     /// Slots this environment may hold across all cores.
     pub slot_quota: slices::Quota,
     /// Cores that gave it its `Start` upcall (bitmap).
@@ -159,11 +161,9 @@ impl Env {
     /// touch it: the environment writes it concurrently (see
     /// [`DispatchPage`]).
     pub fn dispatch(&self, core: usize) -> DispatchPage<'_> {
-        // SAFETY: the page is a frame the kernel installed for this
-        // environment (`frame_free` refuses it), reached through the direct
-        // map, and freed only when the environment is reaped, after every
-        // `&self` is gone.
-        unsafe { DispatchPage::new(mm::phys_to_virt(self.dispatch_pa[core]) as *mut Dispatch) }
+        // (A frame the kernel installed for this environment: `frame_free`
+        // refuses it, and it is freed only when the environment is reaped.)
+        DispatchPage::of(&self.dispatch[core])
     }
 
     /// Takes the "first time on this core" mark.
@@ -213,16 +213,7 @@ impl Env {
     /// reports the outcome. Only the console (core 0's monitor) posts, so
     /// there is one writer.
     pub fn post(&self, text: &str) -> u64 {
-        // SAFETY: the inbox frame is owned by this env until it is reaped,
-        // and `self` keeps the env alive; the environment only reads it.
-        let inbox = unsafe { &mut *(mm::phys_to_virt(self.inbox_pa) as *mut abi::shared::Inbox) };
-        let n = inbox.written.load(Ordering::Relaxed);
-        let slot = &mut inbox.messages[n as usize % abi::shared::INBOX_SLOTS];
-        let len = text.len().min(abi::shared::INBOX_MESSAGE);
-        slot.text[..len].copy_from_slice(&text.as_bytes()[..len]);
-        slot.len = len as u64;
-        inbox.written.store(n + 1, Ordering::Release);
-        n
+        exported::post(&self.inbox, text)
     }
 
     pub fn account(&self) -> &'static EnvAccount {
@@ -556,9 +547,9 @@ fn spawn_with(
     let built = build_image(&mut memory, &program, image)
         .and_then(|()| exported::map_into(&memory.aspace).map_err(|_| SpawnError::NoMemory))
         .and_then(|()| map_args(&mut memory, args))
-        .and_then(|()| map_readonly_page(&mut memory, va::INBOX))
+        .and_then(|()| map_inbox(&mut memory))
         .and_then(|inbox| Ok((map_per_core(&mut memory)?, inbox)));
-    let (dispatch_pa, inbox_pa) = match built {
+    let (dispatch, inbox) = match built {
         Ok(pages) => pages,
         Err(e) => {
             release(memory);
@@ -566,10 +557,8 @@ fn spawn_with(
             return Err(e);
         }
     };
-    for (core, &pa) in dispatch_pa.iter().enumerate() {
-        // SAFETY: freshly allocated (zeroed) dispatch page of this env,
-        // freed only by `release` below or at its reaping, after this use.
-        unsafe { DispatchPage::new(mm::phys_to_virt(pa) as *mut Dispatch) }.init(core);
+    for (core, frame) in dispatch.iter().enumerate() {
+        DispatchPage::of(frame).init(core);
     }
     let mut name_buf = [0u8; 32];
     let name_len = name.len().min(32);
@@ -586,9 +575,9 @@ fn spawn_with(
         entry: program.entry,
         predicate: Mutex::new(None),
         memory: Mutex::new(memory),
-        disabled_context: (0..dispatch_pa.len()).map(|_| Mutex::new(None)).collect(),
-        dispatch_pa,
-        inbox_pa,
+        disabled_context: (0..dispatch.len()).map(|_| Mutex::new(None)).collect(),
+        dispatch,
+        inbox,
         slot_quota: slices::Quota::new(quotas.slots),
         started: [AtomicU64::new(0), AtomicU64::new(0)],
         repossessed_untold: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -616,9 +605,24 @@ fn spawn_with(
 }
 
 fn alloc_installed(m: &mut Memory) -> Result<u64, SpawnError> {
-    let pa = mm::alloc_frame().map_err(|_| SpawnError::NoMemory)?;
+    alloc_installed_with(m, |_| {})
+}
+
+/// A fresh frame, written by `fill` first, installed for the environment.
+fn alloc_installed_with(
+    m: &mut Memory,
+    fill: impl FnOnce(&mut [u8; 4096]),
+) -> Result<u64, SpawnError> {
+    let pa = mm::alloc_frame_with(fill).map_err(|_| SpawnError::NoMemory)?;
     m.installed.insert(pa);
     Ok(pa)
+}
+
+/// A fresh frame holding a `T`, installed for the environment.
+fn alloc_installed_as<T: Zeroable>(m: &mut Memory) -> Result<FrameRef<T>, SpawnError> {
+    let frame = mm::alloc_frame_as::<T>().map_err(|_| SpawnError::NoMemory)?;
+    m.installed.insert(frame.pa());
+    Ok(frame)
 }
 
 /// Copies the program's segments into fresh frames.
@@ -627,23 +631,18 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
         let start = seg.vaddr & !0xfff;
         let end = (seg.vaddr + seg.mem_size).div_ceil(0x1000) * 0x1000;
         for page in (start..end).step_by(0x1000) {
-            let pa = alloc_installed(m)?;
-            // Bytes of the file that land in this page.
+            // Bytes of the file that land in this page (the range was
+            // validated by `elf::parse` to lie in `image`).
             let lo = page.max(seg.vaddr);
             let hi = (page + 0x1000).min(seg.vaddr + seg.file_size);
-            if lo < hi {
-                let from = (seg.file_offset + (lo - seg.vaddr)) as usize;
-                let dst = mm::phys_to_virt(pa) + (lo - page);
-                // SAFETY: `pa` is a fresh frame of this env; the source
-                // range was validated by `elf::parse` to lie in `image`.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        image[from..].as_ptr(),
-                        dst as *mut u8,
-                        (hi - lo) as usize,
-                    )
-                };
-            }
+            let pa = alloc_installed_with(m, |frame| {
+                if lo < hi {
+                    let from = (seg.file_offset + (lo - seg.vaddr)) as usize;
+                    let len = (hi - lo) as usize;
+                    let at = (lo - page) as usize;
+                    frame[at..at + len].copy_from_slice(&image[from..from + len]);
+                }
+            })?;
             m.aspace
                 .map(page, pa, seg.writable, seg.executable)
                 .map_err(|_| SpawnError::NoMemory)?;
@@ -652,13 +651,25 @@ fn build_image(m: &mut Memory, program: &elf::Program, image: &[u8]) -> Result<(
     Ok(())
 }
 
-/// Maps a fresh zeroed frame read-only at `at`; returns its physical address.
-fn map_readonly_page(m: &mut Memory, at: u64) -> Result<u64, SpawnError> {
-    let pa = alloc_installed(m)?;
+/// Maps a fresh frame, written by `fill`, read-only at `at`.
+fn map_readonly_page(
+    m: &mut Memory,
+    at: u64,
+    fill: impl FnOnce(&mut [u8; 4096]),
+) -> Result<(), SpawnError> {
+    let pa = alloc_installed_with(m, fill)?;
     m.aspace
         .map(at, pa, false, false)
+        .map_err(|_| SpawnError::NoMemory)
+}
+
+/// Maps a fresh console inbox read-only at `va::INBOX`.
+fn map_inbox(m: &mut Memory) -> Result<FrameRef<Inbox>, SpawnError> {
+    let inbox = alloc_installed_as::<Inbox>(m)?;
+    m.aspace
+        .map(va::INBOX, inbox.pa(), false, false)
         .map_err(|_| SpawnError::NoMemory)?;
-    Ok(pa)
+    Ok(inbox)
 }
 
 /// Copies `args` behind its length into read-only pages at `va::ARGS`.
@@ -666,32 +677,30 @@ fn map_args(m: &mut Memory, args: &[u8]) -> Result<(), SpawnError> {
     let len = args.len() as u64;
     let pages = (8 + args.len()).div_ceil(0x1000) as u64;
     for page in 0..pages {
-        let pa = map_readonly_page(m, va::ARGS + page * 0x1000)?;
-        let dst = mm::phys_to_virt(pa) as *mut u8;
         // The page's part of the 8-byte header followed by the text.
         let (lo, hi) = (page * 0x1000, ((page + 1) * 0x1000).min(8 + len));
-        for off in lo..hi {
-            let byte = if off < 8 {
-                len.to_le_bytes()[off as usize]
-            } else {
-                args[(off - 8) as usize]
-            };
-            // SAFETY: `pa` is a fresh frame of this env and `off - lo` < 4096.
-            unsafe { dst.add((off - lo) as usize).write(byte) };
-        }
+        map_readonly_page(m, va::ARGS + page * 0x1000, |frame| {
+            for off in lo..hi {
+                frame[(off - lo) as usize] = if off < 8 {
+                    len.to_le_bytes()[off as usize]
+                } else {
+                    args[(off - 8) as usize]
+                };
+            }
+        })?;
     }
     Ok(())
 }
 
 /// Dispatch pages and upcall stacks for every online core.
-fn map_per_core(m: &mut Memory) -> Result<Vec<u64>, SpawnError> {
+fn map_per_core(m: &mut Memory) -> Result<Vec<FrameRef<Dispatch>>, SpawnError> {
     let mut pages = Vec::new();
     for core in 0..smp::cores() as u64 {
-        let pa = alloc_installed(m)?;
+        let dispatch = alloc_installed_as::<Dispatch>(m)?;
         m.aspace
-            .map(va::DISPATCH + core * 0x1000, pa, true, false)
+            .map(va::DISPATCH + core * 0x1000, dispatch.pa(), true, false)
             .map_err(|_| SpawnError::NoMemory)?;
-        pages.push(pa);
+        pages.push(dispatch);
         let top = va::UPCALL_STACKS + (core + 1) * va::UPCALL_STACK_STRIDE;
         for page in (top - va::UPCALL_STACK_SIZE..top).step_by(0x1000) {
             let pa = alloc_installed(m)?;

@@ -5,11 +5,11 @@
 
 use core::sync::atomic::Ordering;
 
-use abi::shared::{va, CoreSlices, EnvAccount, SysInfo, MAX_ENVS, MAX_SLOTS, SYSINFO_MAGIC};
+use abi::shared::{va, CoreSlices, EnvAccount, Inbox, SysInfo, MAX_ENVS, MAX_SLOTS, SYSINFO_MAGIC};
 use abi::syscall::NO_ENV;
 use kernel::frames::FrameError;
 
-use crate::arch::mm;
+use crate::arch::mm::{self, FrameRef, Zeroable};
 use crate::aspace::AddressSpace;
 use crate::sync::BootCell;
 
@@ -149,4 +149,28 @@ pub fn slots_owned_by(id: Option<u32>) -> usize {
                 .count()
         })
         .sum()
+}
+
+// SAFETY: an `Inbox` is integers and atomics (all-zero is valid), and one
+// page (checked below).
+unsafe impl Zeroable for Inbox {}
+const _: () = assert!(core::mem::size_of::<Inbox>() <= 4096);
+
+/// Posts a console message to the inbox in `frame` (text cut to
+/// `INBOX_MESSAGE` bytes); returns its sequence number (the count of
+/// messages before it), by which the environment names it when it reports
+/// the outcome.
+pub fn post(frame: &FrameRef<Inbox>, text: &str) -> u64 {
+    // SAFETY: the frame holds an inbox, held by its owner (the environment,
+    // until it is reaped) while `frame` is borrowed; the environment maps it
+    // read-only, and only the console (core 0's monitor) posts: the kernel
+    // is its one writer.
+    let inbox = unsafe { &mut *frame.as_ptr() };
+    let n = inbox.written.load(Ordering::Relaxed);
+    let slot = &mut inbox.messages[n as usize % abi::shared::INBOX_SLOTS];
+    let len = text.len().min(abi::shared::INBOX_MESSAGE);
+    slot.text[..len].copy_from_slice(&text.as_bytes()[..len]);
+    slot.len = len as u64;
+    inbox.written.store(n + 1, Ordering::Release);
+    n
 }

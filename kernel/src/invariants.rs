@@ -9,6 +9,7 @@
 //! once as a failed `check` record with its time (the first few of each
 //! kind); the end of the run adds one summary record and a check per
 //! invariant.
+#![deny(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

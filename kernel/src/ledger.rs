@@ -9,6 +9,7 @@
 //! A charge costs a few relaxed atomics and no lock; `audit` runs on core
 //! 0's monitor (see `run`) and never blocks a charging core: it retries a
 //! core whose charge was in flight.
+#![deny(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

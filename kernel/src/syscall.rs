@@ -22,7 +22,7 @@ const MAX_PREDICATE: usize = 1024;
 pub fn from_compat_mode() -> ! {
     // SAFETY: entered from the running environment's user mode on this
     // core; `leave_current` ends the turn and never returns.
-    if let Some(env) = unsafe { sched::running_here() } {
+    if let Some(env) = unsafe { sched::RUNNING.here() } {
         log::warn!("env {}: syscall from compatibility mode", env.id);
         crate::sched::kill(
             env,
@@ -67,7 +67,7 @@ pub fn handle_full(frame: &mut TrapFrame) {
     // SAFETY: entered from the running environment's user mode on this
     // core; the calls that end its turn leave through paths that never
     // return here, and nothing below uses `env` after them.
-    let Some(env) = (unsafe { sched::running_here() }) else {
+    let Some(env) = (unsafe { sched::RUNNING.here() }) else {
         frame.rax = Error::NotPermitted.encode();
         return;
     };

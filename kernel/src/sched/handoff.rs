@@ -82,7 +82,7 @@ fn give_up_turn(
                 .donations_received
                 .fetch_add(1, Ordering::Relaxed);
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
-            RUNNING[core].store(Arc::as_ptr(&recipient).cast_mut(), Ordering::Relaxed);
+            RUNNING.set(core, &recipient);
             let ran_from = core::mem::replace(&mut turn.run_start, now);
             turn.awaiting_entry = true;
             // The recipient gets the rest of the donor's turn, deadline

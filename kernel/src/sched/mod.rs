@@ -19,10 +19,11 @@
 //!  - [`handoff`]: yield, donation, sleep, exit and resume;
 //!  - [`slots`]: slot allocation;
 //!  - [`kill`]: an environment's death, and its reaping.
+#![deny(unsafe_code)]
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use abi::record::RecordKind;
 use abi::shared::{events, va, UpcallReason, UserContext, MAX_CORES};
@@ -32,6 +33,7 @@ use spin::Mutex;
 use crate::arch::cpu::{self, CLEAN_FX};
 use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::interrupts::{enter_user, TrapFrame};
+use crate::arch::percpu::CurrentRef;
 use crate::arch::{apic, irq, percpu, time};
 use crate::env::{self, Env};
 use crate::sync::BootCell;
@@ -132,37 +134,28 @@ struct Core {
     turn: Option<Turn>,
 }
 
-/// Per core: the environment of its turn (null between turns), so the
+/// Per core: the environment of its turn (none between turns), so the
 /// system-call and fault paths find the caller without the core's lock or
 /// a reference count. Written only by the core itself, with its turn.
-static RUNNING: [AtomicPtr<Env>; MAX_CORES] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CORES];
+///
+/// Borrowing from it (`RUNNING.here()`) is for code entered from that
+/// environment's user mode on this core (a system call or a fault), and
+/// only until that code ends this core's turn: the turn's `Arc` keeps the
+/// environment alive; only this core ends its turn, and every path that
+/// does so leaves through a call that never returns (`next_turn`,
+/// `enter_prologue`, `enter_user`).
+pub static RUNNING: CurrentRef<Env> = CurrentRef::new();
 
 impl Core {
     fn begin_turn(&mut self, core: usize, turn: Turn) {
-        RUNNING[core].store(Arc::as_ptr(&turn.env).cast_mut(), Ordering::Relaxed);
+        RUNNING.set(core, &turn.env);
         self.turn = Some(turn);
     }
 
     fn end_turn(&mut self, core: usize) -> Option<Turn> {
-        RUNNING[core].store(core::ptr::null_mut(), Ordering::Relaxed);
+        RUNNING.clear(core);
         self.turn.take()
     }
-}
-
-/// The environment whose turn this core is in, borrowed from the turn.
-///
-/// # Safety
-/// Only for code entered from that environment's user mode on this core (a
-/// system call or a fault), and only until that code ends this core's turn:
-/// the turn's `Arc` keeps the environment alive; only this core ends its
-/// turn, and every path that does so leaves through a call that never
-/// returns (`next_turn`, `enter_prologue`, `enter_user`).
-pub unsafe fn running_here<'a>() -> Option<&'a Env> {
-    let env = RUNNING[percpu::core_id()].load(Ordering::Relaxed);
-    // SAFETY: null, or the environment held by this core's turn, which (per
-    // the contract) outlives the borrow.
-    unsafe { env.as_ref() }
 }
 
 static CONFIG: BootCell<Config> = BootCell::new();

@@ -70,7 +70,7 @@ impl Caller {
         // SAFETY: a `Caller` exists only within a system call from the
         // environment running on this core (`here`), and a light call
         // never ends its turn, so the borrow cannot outlive the turn.
-        unsafe { sched::running_here() }.ok_or(Error::NotPermitted)
+        unsafe { sched::RUNNING.here() }.ok_or(Error::NotPermitted)
     }
 }
 

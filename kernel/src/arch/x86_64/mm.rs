@@ -7,6 +7,7 @@
 //!   MMIO holes are mapped uncached;
 //! - `KERNEL_VMA ..`: the kernel image.
 
+use core::marker::PhantomData;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,6 +89,68 @@ pub fn alloc_frame() -> Result<u64, FrameError> {
     let pa = pfn * PAGE_SIZE;
     // SAFETY: the frame was just allocated: nobody else references it.
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+    Ok(pa)
+}
+
+/// Types a zeroed frame holds a valid value of.
+///
+/// # Safety
+/// All-zero bytes are a valid `Self`, and `Self` fits in one page, aligned
+/// to at most a page.
+pub unsafe trait Zeroable {}
+
+/// A typed view of a frame the kernel owns, through the direct map (what
+/// Theseus' `MappedPages::as_type` gives for a mapping), made by allocating
+/// the frame ([`alloc_frame_as`]): fresh and zeroed, it holds a valid `T`.
+///
+/// Like every frame address it is valid until the frame's owner frees the
+/// frame ([`free_frame`], a safe function: a frame's owner frees it only
+/// after its last use is the kernel-wide rule; `env` frees an environment's
+/// frames when it reaps it). It gives a raw pointer only: how a `T` that
+/// ring 3 may write at the same time can be touched is the business of the
+/// type's own module (`dispatch_page`, `exported`).
+pub struct FrameRef<T> {
+    pa: u64,
+    _holds: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for FrameRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for FrameRef<T> {}
+
+impl<T> FrameRef<T> {
+    /// The frame's physical address.
+    pub fn pa(&self) -> u64 {
+        self.pa
+    }
+
+    /// The `T`'s kernel (direct-map) address.
+    pub fn as_ptr(&self) -> *mut T {
+        phys_to_virt(self.pa) as *mut T
+    }
+}
+
+/// Allocates a zeroed frame, viewed as the `T` it holds.
+pub fn alloc_frame_as<T: Zeroable>() -> Result<FrameRef<T>, FrameError> {
+    Ok(FrameRef {
+        pa: alloc_frame()?,
+        _holds: PhantomData,
+    })
+}
+
+/// Allocates a zeroed frame and lets `fill` write it before anyone else can
+/// reach it; returns its physical address.
+pub fn alloc_frame_with(
+    fill: impl FnOnce(&mut [u8; PAGE_SIZE as usize]),
+) -> Result<u64, FrameError> {
+    let pa = alloc_frame()?;
+    // SAFETY: the frame was just allocated: nothing else references it; it
+    // is PAGE_SIZE bytes at its direct-map address.
+    fill(unsafe { &mut *(phys_to_virt(pa) as *mut [u8; PAGE_SIZE as usize]) });
     Ok(pa)
 }
 

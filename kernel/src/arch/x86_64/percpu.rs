@@ -2,7 +2,7 @@
 //! core's own `PerCpu`, so `core_id()` is one load and needs no lock.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use x2apic::lapic::LocalApic;
 
@@ -138,4 +138,43 @@ pub fn set_apic(apic: LocalApic) {
     let cpu = this();
     // SAFETY: only the owning core writes its slot, with interrupts off.
     super::irq::without_interrupts(|| unsafe { *cpu.apic.get() = Some(apic) });
+}
+
+/// Per core: the object the core works for now (the scheduler's running
+/// environment), found by code running on that core without a lock or a
+/// reference count. Each core sets and clears only its own entry, and
+/// whoever sets it keeps the object alive until it clears or replaces it.
+pub struct CurrentRef<T>([AtomicPtr<T>; MAX_CPUS]);
+
+impl<T: Sync> CurrentRef<T> {
+    pub const fn new() -> Self {
+        CurrentRef([const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS])
+    }
+
+    /// Core `core` (the caller's) works for `obj` now; the caller keeps it
+    /// alive until [`clear`](Self::clear) or the next `set`.
+    #[inline]
+    pub fn set(&self, core: usize, obj: &T) {
+        self.0[core].store(core::ptr::from_ref(obj).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Core `core` (the caller's) works for nothing now.
+    #[inline]
+    pub fn clear(&self, core: usize) {
+        self.0[core].store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// What this core works for, borrowed.
+    ///
+    /// # Safety
+    /// The borrow must end before this core clears or replaces its entry
+    /// (before the setter lets go of the object): what the setter promises
+    /// for how long is its own contract (the scheduler's: `sched::RUNNING`).
+    #[inline]
+    pub unsafe fn here<'a>(&self) -> Option<&'a T> {
+        let obj = self.0[core_id()].load(Ordering::Relaxed);
+        // SAFETY: null, or an object its setter keeps alive until it
+        // clears or replaces the entry, which the caller's borrow precedes.
+        unsafe { obj.as_ref() }
+    }
 }
