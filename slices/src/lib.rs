@@ -7,9 +7,7 @@
 //! Pure bookkeeping, no allocation anywhere: the kernel wraps one
 //! [`SliceVector`] per core in that core's lock and does the hardware side.
 //! A per-environment [`Quota`] bounds slots across *all* cores with atomics
-//! rather than a global lock. [`Accounting`] is plain `repr(C)` data the
-//! kernel can export read-only: CPU time per core, slot time, donations,
-//! repossessions, forfeits. [`TurnClock`] is the turn in progress on a
+//! rather than a global lock. [`TurnClock`] is the turn in progress on a
 //! core: its deadline and grace, how its environment is told, donations,
 //! repossession, and whom each way of ending charges.
 //!
@@ -45,11 +43,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-mod account;
 mod turn;
 mod vector;
 
-pub use account::{AccountError, Accounting, EnvAccount};
 pub use turn::{Grace, Phase, Seen, Taken, Tick, TurnClock};
 pub use vector::{
     ConfigError, OffenderPolicy, Repossessed, Repossession, SliceVector, SlotInfo, Turn, Walk,
@@ -58,10 +54,6 @@ pub use vector::{
 
 /// Most slots a core's slice vector may have (the ABI's `MAX_SLOTS`).
 pub const MAX_SLOTS: usize = 256;
-/// Most cores the accounting describes (the ABI's `MAX_CORES`).
-pub const MAX_CORES: usize = 128;
-/// Most environments the accounting table holds (the ABI's `MAX_ENVS`).
-pub const MAX_ENVS: usize = 64;
 /// Repossessions kept in each core's log.
 pub const LOG_LEN: usize = 64;
 /// Longest repeat-offender window, in turns.
@@ -74,7 +66,7 @@ pub const CARRY_LEN: usize = 8;
 /// ABI's `NO_ENV`); never a real environment's id.
 pub const NO_ENV: u32 = u32::MAX;
 
-/// An environment, as the slice vectors and accounting name it (the kernel
+/// An environment, as the slice vectors name it (the kernel
 /// reuses it). Opaque: the kernel decides what the number means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(transparent)]

@@ -205,39 +205,6 @@ fn nothing_runnable_after_a_full_pass() {
 }
 
 #[test]
-fn default_env_takes_unowned_slots_when_runnable() {
-    let q = Quota::new(10);
-    let mut v = SliceVector::new(2, MS);
-    v.alloc_named(0, A, &q).unwrap();
-    v.set_default_env(Some(C));
-    assert_eq!(v.default_env(), Some(C));
-    assert!(matches!(
-        v.next_turn(0, &mut all_awake),
-        Turn::Run { slot: 0, .. }
-    ));
-    assert_eq!(
-        v.next_turn(1, &mut all_awake),
-        Turn::Default {
-            slot: 1,
-            env: C,
-            length_ns: MS
-        }
-    );
-    // Default env asleep: idle.
-    let asleep: BTreeSet<_> = [C].into();
-    v.next_turn(2, &mut awake(&asleep));
-    assert_eq!(
-        v.next_turn(3, &mut awake(&asleep)),
-        Turn::Idle {
-            slot: 1,
-            length_ns: MS
-        }
-    );
-    let s = v.stats();
-    assert_eq!((s.default_turns, s.default_ns, s.idle_turns), (1, MS, 1));
-}
-
-#[test]
 fn overrun_is_charged_back_exactly() {
     let q = Quota::new(10);
     let mut v = SliceVector::new(2, 1000);
@@ -514,102 +481,14 @@ fn the_kernels_walker_struct_still_works() {
     assert_eq!(w.forfeits, 1);
 }
 
-// ---- Accounting ---------------------------------------------------------
-
-#[test]
-fn directed_yield_charges_slot_to_owner_cpu_to_runner() {
-    let mut acct = Accounting::new();
-    acct.open(A).unwrap();
-    acct.open(B).unwrap();
-    // A runs its own slot on core 0.
-    acct.charge(Some(A), A, 0, 500).unwrap();
-    // A donates its slot on core 3 to B.
-    acct.record_donation(A, B).unwrap();
-    acct.charge(Some(A), B, 3, 700).unwrap();
-    // B runs an unowned slot as the default environment.
-    acct.charge(None, B, 1, 100).unwrap();
-    let a = *acct.get(A).unwrap();
-    let b = *acct.get(B).unwrap();
-    assert_eq!((a.cpu_ns[0], a.cpu_total_ns()), (500, 500));
-    assert_eq!((a.slot_ns, a.donated_ns, a.received_ns), (1200, 700, 0));
-    assert_eq!(
-        (b.cpu_ns[3], b.cpu_ns[1], b.cpu_total_ns()),
-        (700, 100, 800)
-    );
-    assert_eq!((b.slot_ns, b.received_ns, b.unowned_ns), (0, 700, 100));
-    assert_eq!((a.donations_given, b.donations_received), (1, 1));
-    assert_eq!((a.donations_received, b.donations_given), (0, 0));
-}
-
-#[test]
-fn accounting_errors_change_nothing() {
-    let mut acct = Accounting::new();
-    assert_eq!(acct.open(EnvId(NO_ENV)), Err(AccountError::Reserved));
-    assert_eq!(acct.open(A), Ok(0));
-    assert_eq!(acct.open(A), Err(AccountError::AlreadyOpen(A)));
-    let before = acct;
-    assert_eq!(
-        acct.charge(Some(B), A, 0, 1),
-        Err(AccountError::UnknownEnv(B))
-    );
-    assert_eq!(
-        acct.charge(Some(A), A, MAX_CORES, 1),
-        Err(AccountError::NoSuchCore(MAX_CORES))
-    );
-    assert_eq!(acct.record_donation(A, B), Err(AccountError::UnknownEnv(B)));
-    assert_eq!(acct.record_forfeit(B), Err(AccountError::UnknownEnv(B)));
-    assert_eq!(
-        acct.charge(None, EnvId(NO_ENV), 0, 1),
-        Err(AccountError::UnknownEnv(EnvId(NO_ENV)))
-    );
-    assert_eq!(acct, before);
-    for e in 1..MAX_ENVS as u32 {
-        acct.open(EnvId(100 + e)).unwrap();
-    }
-    assert_eq!(acct.open(C), Err(AccountError::Full));
-    assert_eq!(acct.close(C), Err(AccountError::UnknownEnv(C)));
-}
-
-#[test]
-fn accounting_records_and_close() {
-    let mut acct = Accounting::new();
-    let i = acct.open(A).unwrap();
-    acct.record_forfeit(A).unwrap();
-    acct.record_repossession(A, false).unwrap();
-    acct.record_repossession(A, true).unwrap();
-    acct.set_slots_held(A, 5).unwrap();
-    let a = acct.entries()[i];
-    assert_eq!(a.env, A.0);
-    assert_eq!(
-        (a.forfeits, a.repossessions, a.slots_revoked, a.slots_held),
-        (1, 2, 1, 5)
-    );
-    assert_eq!(acct.iter().count(), 1);
-    assert_eq!(acct.close(A), Ok(a));
-    assert_eq!(acct.get(A), None);
-    assert_eq!(acct.iter().count(), 0);
-    // The entry is reused.
-    assert_eq!(acct.open(B), Ok(i));
-    assert_eq!(acct.get(B), Some(&EnvAccount::new(B)));
-}
+// ---- Plain data -----------------------------------------------------------
 
 #[test]
 fn plain_data_layouts() {
     // Fixed sizes (no pointers), so the kernel can export them.
-    assert_eq!(
-        core::mem::size_of::<EnvAccount>(),
-        8 + 8 * MAX_CORES + 8 * 9
-    );
-    assert_eq!(
-        core::mem::size_of::<Accounting>(),
-        4 * MAX_ENVS + MAX_ENVS * core::mem::size_of::<EnvAccount>()
-    );
-    assert_eq!(core::mem::size_of::<WalkStats>(), 13 * 8);
+    assert_eq!(core::mem::size_of::<WalkStats>(), 11 * 8);
     assert_eq!(core::mem::size_of::<Repossession>(), 32);
     assert_eq!(core::mem::size_of::<EnvId>(), 4);
-    // A constant accounting table (for a static).
-    const EMPTY: Accounting = Accounting::new();
-    assert_eq!(EMPTY.iter().count(), 0);
 }
 
 #[test]

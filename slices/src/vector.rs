@@ -12,13 +12,6 @@ pub enum Turn {
         owner: EnvId,
         length_ns: u64,
     },
-    /// `slot` is unowned and the configured default environment is
-    /// runnable: it gets the slice. The time is charged to no slot.
-    Default {
-        slot: usize,
-        env: EnvId,
-        length_ns: u64,
-    },
     /// `slot` is unowned: its time is idle.
     Idle { slot: usize, length_ns: u64 },
     /// A whole pass found no turn to give: every slot is owned and each
@@ -125,7 +118,7 @@ pub struct SlotInfo {
 }
 
 /// The walk's running totals on this core (plain data, exportable).
-/// Per pass over the slots, `granted_ns + repaid_ns + idle_ns + default_ns`
+/// Per pass over the slots, `granted_ns + repaid_ns + idle_ns`
 /// is the slice length times the slots whose owner was not asleep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -134,8 +127,6 @@ pub struct WalkStats {
     pub rounds: u64,
     /// Turns given to owners.
     pub turns: u64,
-    /// Unowned slots given to the default environment.
-    pub default_turns: u64,
     /// Unowned slots left idle.
     pub idle_turns: u64,
     /// Turns forfeited to debt.
@@ -146,8 +137,6 @@ pub struct WalkStats {
     pub nothing_runnable: u64,
     /// Time given to owners.
     pub granted_ns: u64,
-    /// Time given to the default environment.
-    pub default_ns: u64,
     /// Time of unowned slots left idle.
     pub idle_ns: u64,
     /// Debt paid back: shortened turns and forfeited slices.
@@ -198,7 +187,6 @@ pub struct SliceVector {
     current: Option<usize>,
     started_ns: u64,
     offenders: OffenderPolicy,
-    default_env: Option<EnvId>,
     /// Debt of environments that gave up their last slot here.
     carried: [Option<(EnvId, u64)>; CARRY_LEN],
     log: [Repossession; LOG_LEN],
@@ -208,7 +196,7 @@ pub struct SliceVector {
 
 impl SliceVector {
     /// A vector of `slots` free slots of `slice_ns` each, offenders never
-    /// losing a slot, no default environment.
+    /// losing a slot.
     pub const fn try_new(slots: usize, slice_ns: u64) -> Result<Self, ConfigError> {
         if slots == 0 {
             return Err(ConfigError::NoSlots);
@@ -227,20 +215,17 @@ impl SliceVector {
             current: None,
             started_ns: 0,
             offenders: OffenderPolicy::NEVER,
-            default_env: None,
             carried: [None; CARRY_LEN],
             log: [Repossession::EMPTY; LOG_LEN],
             logged: 0,
             stats: WalkStats {
                 rounds: 0,
                 turns: 0,
-                default_turns: 0,
                 idle_turns: 0,
                 forfeits: 0,
                 skipped: 0,
                 nothing_runnable: 0,
                 granted_ns: 0,
-                default_ns: 0,
                 idle_ns: 0,
                 repaid_ns: 0,
                 repossessions: 0,
@@ -284,15 +269,6 @@ impl SliceVector {
 
     pub fn offender_policy(&self) -> OffenderPolicy {
         self.offenders
-    }
-
-    /// Who gets unowned slots when runnable (`None`: they are idle).
-    pub fn set_default_env(&mut self, env: Option<EnvId>) {
-        self.default_env = env;
-    }
-
-    pub fn default_env(&self) -> Option<EnvId> {
-        self.default_env
     }
 
     /// Slots in this vector.
@@ -521,8 +497,8 @@ impl SliceVector {
     ///   and the walk goes on.
     /// * Otherwise the owner runs for the slice less its debt, and the debt
     ///   is cleared.
-    /// * An unowned slot goes to the default environment if one is set
-    ///   and runnable, else it is idle time.
+    /// * An unowned slot is idle time (the kernel may lend it: the
+    ///   vector only says it is unowned).
     /// * If a whole pass gives no turn, [`Turn::NothingRunnable`].
     ///
     /// `now_ns` is recorded as the start of the turn.
@@ -541,15 +517,6 @@ impl SliceVector {
             let Some(owner) = s.owner else {
                 self.current = Some(at);
                 self.started_ns = now_ns;
-                if let Some(env) = self.default_env.filter(|&d| walk.runnable(d)) {
-                    self.stats.default_turns += 1;
-                    self.stats.default_ns += slice;
-                    return Turn::Default {
-                        slot: at,
-                        env,
-                        length_ns: slice,
-                    };
-                }
                 self.stats.idle_turns += 1;
                 self.stats.idle_ns += slice;
                 return Turn::Idle {

@@ -4,7 +4,5 @@
 #[test]
 fn bounds_match_the_abi() {
     assert_eq!(slices::MAX_SLOTS, abi::shared::MAX_SLOTS);
-    assert_eq!(slices::MAX_CORES, abi::shared::MAX_CORES);
-    assert_eq!(slices::MAX_ENVS, abi::shared::MAX_ENVS);
     assert_eq!(slices::NO_ENV, abi::syscall::NO_ENV);
 }

@@ -1,13 +1,10 @@
 //! Property tests against simple models: allocation across several cores'
-//! vectors sharing quotas; the walk, visit by visit; accounting
-//! conservation.
+//! vectors sharing quotas; the walk, visit by visit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use slices::{
-    Accounting, EnvId, OffenderPolicy, Quota, SliceError, SliceVector, Turn, Walk, NO_ENV,
-};
+use slices::{EnvId, OffenderPolicy, Quota, SliceError, SliceVector, Turn, Walk};
 
 // ---- Allocation across cores ----------------------------------------------
 
@@ -100,14 +97,11 @@ impl Walk for Sleepers<'_> {
     }
 }
 
-const DEFAULT_ENV: u32 = 9;
-
 #[derive(Debug, Clone)]
 struct WalkCase {
     slice: u64,
     owners: Vec<Option<u32>>,
     debts: Vec<u64>,
-    default_env: bool,
     /// Per call: who sleeps, and an overrun charged in the turn (if any).
     calls: Vec<(BTreeSet<u32>, Option<u64>)>,
 }
@@ -118,20 +112,18 @@ fn walk_case() -> impl Strategy<Value = WalkCase> {
             Just(slice),
             proptest::collection::vec(proptest::option::weighted(0.8, 0..4u32), n),
             proptest::collection::vec(prop_oneof![Just(0u64), 0..3 * slice], n),
-            any::<bool>(),
             proptest::collection::vec(
                 (
-                    proptest::collection::btree_set(prop_oneof![0..4u32, Just(DEFAULT_ENV)], 0..3),
+                    proptest::collection::btree_set(0..4u32, 0..3),
                     proptest::option::weighted(0.3, 0..3 * slice),
                 ),
                 1..80,
             ),
         )
-            .prop_map(|(slice, owners, debts, default_env, calls)| WalkCase {
+            .prop_map(|(slice, owners, debts, calls)| WalkCase {
                 slice,
                 owners,
                 debts,
-                default_env,
                 calls,
             })
     })
@@ -260,78 +252,11 @@ proptest! {
         }
     }
 
-    /// Accounting under random charges and donations: the runner gets the
-    /// CPU time, the slot owner the slot time; what one donates another
-    /// receives; CPU time = slot time + unowned time; errors change nothing.
-    #[test]
-    fn accounting_conserves_time(
-        ops in proptest::collection::vec(
-            (proptest::option::of(0u32..6), 0u32..6, 0usize..slices::MAX_CORES + 2, 0u64..1_000_000, any::<bool>()),
-            1..200,
-        ),
-    ) {
-        let mut acct = Accounting::new();
-        for e in 0..5 {
-            acct.open(EnvId(e)).unwrap();
-        }
-        // Model: per env cpu per core, slot, donated, received, unowned.
-        let mut cpu = vec![vec![0u64; slices::MAX_CORES]; 5];
-        let mut slot = [0u64; 5];
-        let mut donated = [0u64; 5];
-        let mut received = [0u64; 5];
-        let mut unowned = [0u64; 5];
-        let mut donations = [(0u64, 0u64); 5];
-        for (owner, runner, core, ns, donation) in ops {
-            let before = acct;
-            let valid = runner < 5 && owner.is_none_or(|o| o < 5) && core < slices::MAX_CORES;
-            let got = acct.charge(owner.map(EnvId), EnvId(runner), core, ns);
-            prop_assert_eq!(got.is_ok(), valid);
-            if !valid {
-                prop_assert_eq!(acct, before);
-                continue;
-            }
-            let r = runner as usize;
-            cpu[r][core] += ns;
-            match owner {
-                None => unowned[r] += ns,
-                Some(o) if o == runner => slot[r] += ns,
-                Some(o) => {
-                    slot[o as usize] += ns;
-                    donated[o as usize] += ns;
-                    received[r] += ns;
-                    if donation {
-                        acct.record_donation(EnvId(o), EnvId(runner)).unwrap();
-                        donations[o as usize].0 += 1;
-                        donations[r].1 += 1;
-                    }
-                }
-            }
-        }
-        let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64);
-        for e in 0..5usize {
-            let a = acct.get(EnvId(e as u32)).unwrap();
-            prop_assert_eq!(&a.cpu_ns[..], &cpu[e][..]);
-            prop_assert_eq!(
-                (a.slot_ns, a.donated_ns, a.received_ns, a.unowned_ns),
-                (slot[e], donated[e], received[e], unowned[e])
-            );
-            prop_assert_eq!((a.donations_given, a.donations_received), donations[e]);
-            totals.0 += a.cpu_total_ns();
-            totals.1 += a.slot_ns;
-            totals.2 += a.unowned_ns;
-            totals.3 += a.donated_ns;
-            totals.4 += a.received_ns;
-        }
-        prop_assert_eq!(totals.0, totals.1 + totals.2, "cpu = slot + unowned");
-        prop_assert_eq!(totals.3, totals.4, "donated = received");
-        prop_assert!(acct.iter().all(|a| a.env != NO_ENV));
-    }
-
     /// The walk against a visit-by-visit model: strictly round-robin, one
     /// visit per slot per round; sleepers skipped and not charged; debt
-    /// shortens or forfeits turns exactly; unowned slots idle or go to the
-    /// default environment; nothing runnable after one fruitless pass; and
-    /// time conserved: granted + repaid + idle + default = slice × visits
+    /// shortens or forfeits turns exactly; unowned slots idle; nothing
+    /// runnable after one fruitless pass; and time conserved: granted +
+    /// repaid + idle = slice × visits
     /// to slots whose owner was awake.
     #[test]
     fn walk_matches_model_and_conserves_time(case in walk_case()) {
@@ -348,16 +273,13 @@ proptest! {
                 debts[s] = 0;
             }
         }
-        if case.default_env {
-            v.set_default_env(Some(EnvId(DEFAULT_ENV)));
-        }
         // Model state.
         let mut cursor = 0usize;
         let mut visits = 0u64;
         let mut awake_visits = 0u64;
         let mut repossessed = 0u64;
         // Per round and slot, from the implementation's own counters: turns
-        // given (run, forfeited, idle or default) and turns due (the slot
+        // given (run, forfeited or idle) and turns due (the slot
         // was visited while unowned or its owner was awake).
         let mut given: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         let mut due: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
@@ -378,11 +300,7 @@ proptest! {
                 match case.owners[at] {
                     None => {
                         call_awake += 1;
-                        expect = if case.default_env && !asleep.contains(&DEFAULT_ENV) {
-                            Turn::Default { slot: at, env: EnvId(DEFAULT_ENV), length_ns: slice }
-                        } else {
-                            Turn::Idle { slot: at, length_ns: slice }
-                        };
+                        expect = Turn::Idle { slot: at, length_ns: slice };
                         break;
                     }
                     Some(e) if asleep.contains(&e) => {}
@@ -407,7 +325,7 @@ proptest! {
             let after = v.stats();
             let d = |f: fn(&slices::WalkStats) -> u64| f(&after) - f(&before);
             prop_assert_eq!(
-                d(|s| s.granted_ns) + d(|s| s.repaid_ns) + d(|s| s.idle_ns) + d(|s| s.default_ns),
+                d(|s| s.granted_ns) + d(|s| s.repaid_ns) + d(|s| s.idle_ns),
                 slice * call_awake,
                 "time conserved in this walk"
             );
@@ -423,14 +341,14 @@ proptest! {
                 due.entry(idx / n as u64).or_insert_with(|| vec![0; n])[s] += u64::from(awake);
                 let info = v.slot_info(s).unwrap();
                 let mut got = info.turns - infos[s].turns + info.forfeits - infos[s].forfeits;
-                if matches!(turn, Turn::Idle { slot, .. } | Turn::Default { slot, .. } if slot == s) {
+                if matches!(turn, Turn::Idle { slot, .. } if slot == s) {
                     got += 1;
                 }
                 given.entry(idx / n as u64).or_insert_with(|| vec![0; n])[s] += got;
             }
             // The turn in progress.
             match turn {
-                Turn::Run { slot, .. } | Turn::Idle { slot, .. } | Turn::Default { slot, .. } => {
+                Turn::Run { slot, .. } | Turn::Idle { slot, .. } => {
                     prop_assert_eq!(v.current(), Some(slot));
                     prop_assert_eq!(v.turn_started_ns(), now as u64);
                 }
@@ -449,7 +367,7 @@ proptest! {
         }
         // Whole-run totals: time conserved, debt paid back exactly.
         let s = v.stats();
-        prop_assert_eq!(s.granted_ns + s.repaid_ns + s.idle_ns + s.default_ns, slice * awake_visits);
+        prop_assert_eq!(s.granted_ns + s.repaid_ns + s.idle_ns, slice * awake_visits);
         let owed: u64 = debts.iter().sum();
         let initial: u64 = case.debts.iter().zip(&case.owners).filter(|(_, o)| o.is_some()).map(|(d, _)| d).sum();
         prop_assert_eq!(initial + repossessed, owed + s.repaid_ns, "debt in = debt out + debt owed");

@@ -181,17 +181,13 @@ pub(super) fn next_turn() -> ! {
                 env.account().turns.fetch_add(1, Ordering::Relaxed);
                 enter_prologue(core, env, reason, end, grace_end);
             }
-            // An unowned slot's turn (the kernel picks the default
-            // environment itself in `idle_taker`, which also wakes sleepers
-            // first; the vector never has one set), or nothing runnable at
-            // all: one slice of borrowed time, or of idling, after which
-            // sleepers' predicates are looked at again.
+            // An unowned slot's turn (the kernel lends it in `idle_taker`:
+            // to a sleeper its predicate woke, or the default environment),
+            // or nothing runnable at all: one slice of borrowed time, or of
+            // idling, after which sleepers' predicates are looked at again.
             turn => {
                 let length_ns = match turn {
-                    slices::Turn::Idle { slot, length_ns }
-                    | slices::Turn::Default {
-                        slot, length_ns, ..
-                    } => {
+                    slices::Turn::Idle { slot, length_ns } => {
                         slices_page
                             .current_slot
                             .store(slot as u32, Ordering::Relaxed);
