@@ -364,8 +364,6 @@ pub struct Dispatch {
     /// Default recipient for `yield(ANY_ENV)` issued from the epilogue, or
     /// `NO_ENV` (u32::MAX) to give the slice up.
     pub donate_to: AtomicU32,
-    /// The slot whose turn is running.
-    pub slot: AtomicU32,
     /// When the current turn must end (ns), and the end of its grace period.
     pub slice_end_ns: AtomicU64,
     pub grace_end_ns: AtomicU64,
