@@ -365,14 +365,21 @@ fn start_worker(core: usize) -> ! {
 }
 
 extern "C" fn worker(core: usize) -> ! {
-    let d = sys::dispatch(core);
-    d.disabled.store(0, Ordering::Release);
     // A revocation deferred while this first upcall ran (disabled) is
     // honoured here, as `critical` does: without this the worker started
     // with it pending, ran on through its grace and was repossessed, a
     // cooperative program charged an overrun. Seen in s12's `shed`
     // experiment (deterministic, 4 cores): `grab`'s worker first started
     // on core 1 0.76 ms after that turn's deadline.
+    enable_and_honour_deferral(sys::dispatch(core));
+    (app().main)(core)
+}
+
+/// Clears the disabled flag of `d`'s core, then, if the kernel deferred a
+/// revocation while it was set, yields, saving this context so the next
+/// prologue resumes right after this call.
+fn enable_and_honour_deferral(d: &Dispatch) {
+    d.disabled.store(0, Ordering::Release);
     if d.events
         .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
         & events::REVOCATION_PENDING
@@ -380,7 +387,6 @@ extern "C" fn worker(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, true);
     }
-    (app().main)(core)
 }
 
 /// Runs `f` with revocation deferred (the disabled flag set). If the kernel
@@ -390,14 +396,7 @@ pub fn critical<R>(core: usize, f: impl FnOnce() -> R) -> R {
     let d = sys::dispatch(core);
     d.disabled.store(1, Ordering::Release);
     let r = f();
-    d.disabled.store(0, Ordering::Release);
-    if d.events
-        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
-        & events::REVOCATION_PENDING
-        != 0
-    {
-        let _ = sys::yield_to(None, true);
-    }
+    enable_and_honour_deferral(d);
     r
 }
 
