@@ -399,7 +399,15 @@ impl Table {
     }
 
     /// Picks the next thread for `core` and marks it running there since `now`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn start(&mut self, core: usize, now: u64) -> Option<usize> {
+        let at = (self.clock)();
+        self.start_at(core, now, at)
+    }
+
+    /// As [`start`](Table::start), the thread's wait for a core ending at
+    /// `at` (global clock, read by the caller).
+    pub fn start_at(&mut self, core: usize, now: u64, at: u64) -> Option<usize> {
         let tid = if self.control != NONE && self.control_state == ThreadState::Runnable {
             self.control_state = ThreadState::Running(core);
             self.control
@@ -415,7 +423,6 @@ impl Table {
             }
         }
         if tid != self.control {
-            let at = (self.clock)();
             if let Some(t) = self.threads.get_mut(tid) {
                 t.runs_from(at);
             }
