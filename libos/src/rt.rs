@@ -162,12 +162,18 @@ pub fn scheduler_stack_top(core: usize) -> u64 {
 /// Registers the upcall table and sets up the heap, once per program. The
 /// first core to arrive does it; the others wait, so no core runs program
 /// code before the table (with its exception entry) is known.
+#[inline]
 pub fn register_once(entry: u64, exception: bool) {
     // Every upcall passes here: once registered, one load and no locked
-    // instruction.
-    if REGISTERED.load(Ordering::Acquire) == 2 {
-        return;
+    // instruction (inlined: no call either).
+    if REGISTERED.load(Ordering::Acquire) != 2 {
+        register(entry, exception);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn register(entry: u64, exception: bool) {
     if REGISTERED
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -230,8 +236,11 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
         }
         Some(UpcallReason::Exception) => {
             stats.faults.fetch_add(1, Ordering::Relaxed);
-            let info = d.fault_info;
-            match app.on_fault.map_or(FaultAction::Exit, |f| f(core, &info)) {
+            // Read in place: the kernel writes it only at the next fault.
+            match app
+                .on_fault
+                .map_or(FaultAction::Exit, |f| f(core, &d.fault_info))
+            {
                 FaultAction::Resume { skip } => {
                     d.fault.rip += skip;
                     resume_area(d, core, SaveArea::Fault)
