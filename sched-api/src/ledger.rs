@@ -181,6 +181,14 @@ impl Ledger {
                 return v;
             }
         }
+        self.vt_general(ran_ns, w)
+    }
+
+    /// [`Ledger::vt`] through the adjusted weight's ratio (capped weights,
+    /// fixed-point units, huge runs): out of line, so that the inlined
+    /// shortcut stays small where policies call it.
+    #[inline(never)]
+    fn vt_general(&self, ran_ns: u64, w: u64) -> i128 {
         Self::vt_at(ran_ns, self.effective(w))
     }
 
