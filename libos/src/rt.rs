@@ -6,8 +6,12 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, MAX_CORES};
-use abi::syscall::SaveArea;
+use core::cell::UnsafeCell;
+
+use abi::shared::{
+    events, va, Dispatch, FaultInfo, UpcallReason, UpcallTable, UserContext, MAX_CORES,
+};
+use abi::syscall::{Error, SaveArea};
 
 use crate::sys;
 
@@ -158,12 +162,18 @@ pub fn scheduler_stack_top(core: usize) -> u64 {
 /// Registers the upcall table and sets up the heap, once per program. The
 /// first core to arrive does it; the others wait, so no core runs program
 /// code before the table (with its exception entry) is known.
+#[inline]
 pub fn register_once(entry: u64, exception: bool) {
     // Every upcall passes here: once registered, one load and no locked
-    // instruction.
-    if REGISTERED.load(Ordering::Acquire) == 2 {
-        return;
+    // instruction (inlined: no call either).
+    if REGISTERED.load(Ordering::Acquire) != 2 {
+        register(entry, exception);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn register(entry: u64, exception: bool) {
     if REGISTERED
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -226,8 +236,11 @@ pub fn upcall(app: &'static App, entry: u64, reason: u64, _arg: u64, core: u64) 
         }
         Some(UpcallReason::Exception) => {
             stats.faults.fetch_add(1, Ordering::Relaxed);
-            let info = d.fault_info;
-            match app.on_fault.map_or(FaultAction::Exit, |f| f(core, &info)) {
+            // Read in place: the kernel writes it only at the next fault.
+            match app
+                .on_fault
+                .map_or(FaultAction::Exit, |f| f(core, &d.fault_info))
+            {
                 FaultAction::Resume { skip } => {
                     d.fault.rip += skip;
                     resume_area(d, core, SaveArea::Fault)
@@ -274,6 +287,9 @@ fn resume_or_start(d: &mut Dispatch, core: usize) -> ! {
     if d.preempted.valid == 1 {
         resume_area(d, core, SaveArea::Preempted)
     }
+    if core < MAX_WORKERS && OWN_SAVES[core].valid() {
+        resume_own_save(d, core)
+    }
     if STARTED[core].swap(1, Ordering::AcqRel) != 0 {
         let n = stats(core).restarts.fetch_add(1, Ordering::Relaxed) + 1;
         crate::log!("core {core}: worker restarted at main ({n}): no saved context");
@@ -310,6 +326,96 @@ fn resume_area(d: &mut Dispatch, core: usize, which: SaveArea) -> ! {
     // and the kernel does not write it while we are disabled or in the
     // resume range; the upcall stack is free once this frame is abandoned.
     unsafe { crate::context::resume(ctx, d, on_pending, top) }
+}
+
+/// Per core: the context [`yield_saving`] saved itself before giving the
+/// turn away, for the next prologue to resume (the kernel's saving yield
+/// copies the whole context into the dispatch page instead).
+struct OwnSave(UnsafeCell<UserContext>);
+
+// SAFETY: each core's save is written and read only by code running on
+// that core (a saving yield, then that core's prologue), never at once.
+unsafe impl Sync for OwnSave {}
+
+impl OwnSave {
+    fn valid(&self) -> bool {
+        // SAFETY: see `Sync`: only this core touches it.
+        unsafe { (*self.0.get()).valid == 1 }
+    }
+}
+
+static OWN_SAVES: [OwnSave; MAX_WORKERS] =
+    [const { OwnSave(UnsafeCell::new(UserContext::ZERO)) }; MAX_WORKERS];
+/// Per core: the encoded error of a saving yield the kernel refused (0:
+/// none), for the resumed caller.
+static OWN_SAVE_ERROR: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
+
+/// Gives the rest of this turn to `target` (any environment with `None`)
+/// and returns when this program's next prologue on this core resumes
+/// it, as `sys::yield_to(target, true)` does; but the context is saved
+/// here, at a call boundary, in the libOS's own memory (callee-saved
+/// registers and the FPU control state: nothing else is live across a
+/// call), so the kernel saves nothing and the prologue restores only
+/// that. For programs on [`program!`](crate::program); a threaded
+/// program yields through [`crate::threads`].
+pub fn yield_saving(core: usize, target: Option<u32>) -> Result<(), Error> {
+    if core >= MAX_WORKERS {
+        return sys::yield_to(target, true).map(|_| ());
+    }
+    sys::disable_here();
+    let ctx = OWN_SAVES[core].0.get();
+    let packed = target.map_or(u64::MAX, u64::from) as usize;
+    // SAFETY: this core's own save slot, unused until the prologue that
+    // resumes it (or the failure path below); the upcall stack is free
+    // while this core runs program code, and this frame is not touched
+    // again until the context is resumed.
+    unsafe {
+        crate::context::leave(
+            ctx,
+            false,
+            upcall_stack_top(core),
+            give_turn_away,
+            core,
+            packed,
+        )
+    };
+    match OWN_SAVE_ERROR[core].swap(0, Ordering::Relaxed) {
+        0 => Ok(()),
+        code => Err(Error::decode(code).err().unwrap_or(Error::BadSyscall)),
+    }
+}
+
+/// The rest of [`yield_saving`], on the upcall stack (disabled): the
+/// yield itself, without a save; if the kernel refuses, the caller is
+/// resumed at once with the error.
+extern "C" fn give_turn_away(core: usize, packed: usize) -> ! {
+    let target = (packed as u64 != u64::MAX).then_some(packed as u32);
+    if let Err(e) = sys::yield_to(target, false) {
+        OWN_SAVE_ERROR[core].store(e.encode(), Ordering::Relaxed);
+    }
+    // Refused, or the kernel gave the core straight back: resume here.
+    resume_own_save(sys::dispatch(core), core)
+}
+
+/// Resumes the context [`yield_saving`] saved on `core` (disabled).
+fn resume_own_save(d: &mut Dispatch, core: usize) -> ! {
+    let ctx = OWN_SAVES[core].0.get();
+    // SAFETY: only this core touches its save (see `OwnSave`); consumed
+    // now, so a later prologue does not resume it twice.
+    unsafe { (*ctx).valid = 0 };
+    let top = upcall_stack_top(core);
+    // SAFETY: disabled, the resume range registered; the context was saved
+    // by `leave` on this core (a user rip and stack, FPU control state),
+    // nothing else resumes it; the upcall stack is free once this frame
+    // is abandoned.
+    unsafe { crate::context::resume(&*ctx, d, pending_own, top) }
+}
+
+extern "C" fn pending_own(d: &Dispatch) -> ! {
+    let core = d.core as usize;
+    // SAFETY: as in `resume_own_save`: kept for the next prologue.
+    unsafe { (*OWN_SAVES[core].0.get()).valid = 1 };
+    keep_and_yield(sys::dispatch(core))
 }
 
 /// The turn ended while a saved context was being resumed (it was not
@@ -365,14 +471,21 @@ fn start_worker(core: usize) -> ! {
 }
 
 extern "C" fn worker(core: usize) -> ! {
-    let d = sys::dispatch(core);
-    d.disabled.store(0, Ordering::Release);
     // A revocation deferred while this first upcall ran (disabled) is
     // honoured here, as `critical` does: without this the worker started
     // with it pending, ran on through its grace and was repossessed, a
     // cooperative program charged an overrun. Seen in s12's `shed`
     // experiment (deterministic, 4 cores): `grab`'s worker first started
     // on core 1 0.76 ms after that turn's deadline.
+    enable_and_honour_deferral(sys::dispatch(core));
+    (app().main)(core)
+}
+
+/// Clears the disabled flag of `d`'s core, then, if the kernel deferred a
+/// revocation while it was set, yields, saving this context so the next
+/// prologue resumes right after this call.
+fn enable_and_honour_deferral(d: &Dispatch) {
+    d.disabled.store(0, Ordering::Release);
     if d.events
         .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
         & events::REVOCATION_PENDING
@@ -380,7 +493,6 @@ extern "C" fn worker(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, true);
     }
-    (app().main)(core)
 }
 
 /// Runs `f` with revocation deferred (the disabled flag set). If the kernel
@@ -390,14 +502,7 @@ pub fn critical<R>(core: usize, f: impl FnOnce() -> R) -> R {
     let d = sys::dispatch(core);
     d.disabled.store(1, Ordering::Release);
     let r = f();
-    d.disabled.store(0, Ordering::Release);
-    if d.events
-        .fetch_and(!events::REVOCATION_PENDING, Ordering::AcqRel)
-        & events::REVOCATION_PENDING
-        != 0
-    {
-        let _ = sys::yield_to(None, true);
-    }
+    enable_and_honour_deferral(d);
     r
 }
 

@@ -286,8 +286,15 @@ pub fn dispatch(core: usize) -> &'static mut Dispatch {
 /// for time the environment really had the core (not for time it was
 /// repossessed or another environment ran).
 pub fn cpu_clock(core: usize) -> u64 {
+    cpu_clock_at(core, now_ns())
+}
+
+/// [`cpu_clock`] at global clock `now` (just read by the caller: one
+/// clock read serves both figures of a thread's stop or start).
+#[inline]
+pub fn cpu_clock_at(core: usize, now: u64) -> u64 {
     cpu_done(core)
-        + now_ns().saturating_sub(
+        + now.saturating_sub(
             dispatch(core)
                 .run_started_ns
                 .load(core::sync::atomic::Ordering::Acquire),

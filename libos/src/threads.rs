@@ -459,7 +459,7 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
         _ => RunEnd::Exited,
     };
     let at = sys::now_ns();
-    stop_here(core, packed >> 2, end, sys::cpu_clock(core), at);
+    stop_here(core, packed >> 2, end, sys::cpu_clock_at(core, at), at);
     dispatch(core)
 }
 
@@ -539,9 +539,11 @@ pub fn dispatch(core: usize) -> ! {
         | account.slots_revoked.load(Ordering::Acquire) << 32;
     rt.follow_slots(slots_seen, crate::slices::capacity);
     rt.wake_due(now, &read_word);
-    // Threads are charged on the environment's CPU clock of this core.
-    let since = sys::cpu_clock(core);
-    if let Some(tid) = rt.start(core, since) {
+    // Threads are charged on the environment's CPU clock of this core;
+    // the one clock read also ends the chosen thread's wait.
+    let at = sys::now_ns();
+    let since = sys::cpu_clock_at(core, at);
+    if let Some(tid) = rt.start_at(core, since, at) {
         drop(rt);
         ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
         runlog::started(core, now, tid);
@@ -633,7 +635,13 @@ extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let tid = ON_CORE[core].load(Ordering::Relaxed);
     if tid != NONE {
         let at = sys::now_ns();
-        stop_here(core, tid, RunEnd::Preempted, sys::cpu_clock(core), at);
+        stop_here(
+            core,
+            tid,
+            RunEnd::Preempted,
+            sys::cpu_clock_at(core, at),
+            at,
+        );
     }
     dispatch(core)
 }

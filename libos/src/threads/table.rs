@@ -55,6 +55,10 @@ pub struct Thread {
     wake_pending: bool,
     /// The thread waiting in `join` for this one, or [`NONE`].
     pub joiner: usize,
+    /// The core the table has it running on, or [`NONE`]: `current`
+    /// seen from the thread, so a pick is checked against every core in
+    /// one load (a scan of `current` walked all 128 cores per switch).
+    on_core: usize,
     /// While blocked, lends its tickets to this thread (a lock's holder),
     /// or [`NONE`].
     pub lend_to: usize,
@@ -76,6 +80,7 @@ impl Thread {
         watch: (0, 0),
         wake_pending: false,
         joiner: NONE,
+        on_core: NONE,
         lend_to: NONE,
         runnable_since: NOT_WAITING,
         waits: WaitHistogram::EMPTY,
@@ -394,7 +399,15 @@ impl Table {
     }
 
     /// Picks the next thread for `core` and marks it running there since `now`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn start(&mut self, core: usize, now: u64) -> Option<usize> {
+        let at = (self.clock)();
+        self.start_at(core, now, at)
+    }
+
+    /// As [`start`](Table::start), the thread's wait for a core ending at
+    /// `at` (global clock, read by the caller).
+    pub fn start_at(&mut self, core: usize, now: u64, at: u64) -> Option<usize> {
         let tid = if self.control != NONE && self.control_state == ThreadState::Runnable {
             self.control_state = ThreadState::Running(core);
             self.control
@@ -402,19 +415,28 @@ impl Table {
             self.policy.as_mut()?.pick(core)? as usize
         };
         // The policy promises both; a broken one must not go unnoticed.
-        if self.current.contains(&tid) {
-            self.audit.double_runs += 1;
-        }
-        if self.threads.get(tid).is_none_or(|t| t.life == Life::Free) {
-            self.audit.dead_picked += 1;
+        match self.threads.get(tid) {
+            None => self.audit.dead_picked += 1,
+            Some(t) => {
+                self.audit.double_runs += u64::from(t.on_core != NONE);
+                self.audit.dead_picked += u64::from(t.life == Life::Free);
+            }
         }
         if tid != self.control {
-            let at = (self.clock)();
             if let Some(t) = self.threads.get_mut(tid) {
                 t.runs_from(at);
             }
         }
-        self.current[core] = tid;
+        let before = core::mem::replace(&mut self.current[core], tid);
+        if let Some(t) = self.threads.get_mut(before) {
+            // Overwritten without a stop (only a broken caller does that).
+            if t.on_core == core {
+                t.on_core = NONE;
+            }
+        }
+        if let Some(t) = self.threads.get_mut(tid) {
+            t.on_core = core;
+        }
         self.started[core] = now;
         Some(tid)
     }
@@ -482,6 +504,9 @@ impl Table {
     ) {
         if self.current[core] == tid {
             self.current[core] = NONE;
+            if let Some(t) = self.threads.get_mut(tid) {
+                t.on_core = NONE;
+            }
         }
         if tid == self.control {
             self.stop_control(tid, ran, now, end, read);

@@ -105,7 +105,9 @@ fn worker(core: usize) -> ! {
             let (pingpong, n) = cycles_per(50, 200, || {
                 // Donate the rest of the slice to the peer, which donates
                 // straight back: one round trip, two address-space switches.
-                if sys::yield_to(Some(p), true).is_err() {
+                // Each side saves its own context (the libOS's saving
+                // yield), so the kernel copies none.
+                if libos::rt::yield_saving(core, Some(p)).is_err() {
                     failed += 1;
                 }
             });

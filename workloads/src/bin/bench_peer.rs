@@ -8,13 +8,13 @@ use libos::abi::shared::MAX_ENVS;
 use libos::abi::syscall::NO_ENV;
 use libos::{sys, App, Epilogue};
 
-fn worker(_core: usize) -> ! {
+fn worker(core: usize) -> ! {
     let (me, _) = sys::self_info();
     let peer = (0..MAX_ENVS)
         .map(|i| sys::account(i).env.load(Ordering::Acquire))
         .find(|&id| id != NO_ENV && id != me);
     loop {
-        let _ = sys::yield_to(peer, true);
+        let _ = libos::rt::yield_saving(core, peer);
     }
 }
 

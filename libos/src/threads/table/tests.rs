@@ -336,6 +336,7 @@ fn the_audit_sees_a_thread_picked_twice_and_a_lost_one() {
     let b = spawn(&mut t, 1);
     // A stale claim: the table believes `a` still runs on core 1.
     t.current[1] = a;
+    t.threads[a].on_core = 1;
     assert_eq!(t.start(0, 0), Some(a));
     assert_eq!(t.audit().double_runs, 1);
     // The policy forgets `b` behind the table's back.
