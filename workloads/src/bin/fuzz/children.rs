@@ -188,23 +188,18 @@ fn donate(core: usize, id: u32) -> Result<(), Error> {
 /// Counts programs and finds the cycles' partner (see the module's docs).
 /// Run once, by the root, on one core.
 pub fn probe(core: usize) {
+    let programs = count_programs(core);
     let mut partner = NONE;
-    let mut programs = MAX_PROGRAMS;
-    for index in 0..MAX_PROGRAMS {
-        match spawn_reserved(core, index, 0) {
-            Err(Error::BadArgument) => {
-                programs = index;
-                break;
-            }
-            Err(_) => continue,
-            Ok(id) => {
-                let hands_back = partner == NONE && hands_back_when_told(core, id);
-                if hands_back {
-                    partner = index;
-                }
-                let _ = sys::kill(id);
-                release(core);
-            }
+    for index in 0..programs {
+        let Ok(id) = spawn_reserved(core, index, 0) else {
+            continue;
+        };
+        let hands_back = hands_back_when_told(core, id);
+        let _ = sys::kill(id);
+        release(core);
+        if hands_back {
+            partner = index;
+            break;
         }
     }
     PROGRAMS.store(programs, Ordering::Release);
@@ -213,6 +208,26 @@ pub fn probe(core: usize) {
         "\"kind\":\"fuzz_probe\",\"programs\":{programs},\"partner\":{}",
         partner as i64
     );
+}
+
+/// The first program index `spawn` refuses (`BadArgument`), by bisection:
+/// a refused index costs nothing, a loaded program milliseconds.
+fn count_programs(core: usize) -> u64 {
+    let (mut loads, mut refused) = (0, MAX_PROGRAMS);
+    while loads < refused {
+        let mid = (loads + refused) / 2;
+        match spawn_reserved(core, mid, 0) {
+            Err(Error::BadArgument) => refused = mid,
+            Ok(id) => {
+                let _ = sys::kill(id);
+                release(core);
+                loads = mid + 1;
+            }
+            // A program there, not loadable now (memory, table).
+            Err(_) => loads = mid + 1,
+        }
+    }
+    loads
 }
 
 /// After a kill: nothing answers to `id` any more, and no core's slice
