@@ -365,10 +365,19 @@ pub fn donation_cycle(core: usize) {
         tally::CYCLE_HOPS.fetch_add(1, Ordering::Relaxed);
         if renewals() == renewals_before {
             // Handed back the rest of this turn, deadline and all.
-            if d.slice_end_ns.load(Ordering::Acquire) != end
-                || d.grace_end_ns.load(Ordering::Acquire) != grace_end
-            {
+            let (now_end, now_grace_end) = (
+                d.slice_end_ns.load(Ordering::Acquire),
+                d.grace_end_ns.load(Ordering::Acquire),
+            );
+            if (now_end, now_grace_end) != (end, grace_end) {
                 violation(OP, 1);
+                // What was seen, for the report (rare: two in 89,470 hops).
+                report!(
+                    "\"kind\":\"fuzz_cycle_deadline_moved\",\"core\":{core},\"hop\":{hops},\"turn_started_ns\":{turn},\"end\":[{end},{now_end}],\"grace_end\":[{grace_end},{now_grace_end}],\"run_started_ns\":{},\"now_ns\":{},\"events\":{}",
+                    d.run_started_ns.load(Ordering::Acquire),
+                    sys::now_ns(),
+                    d.events.load(Ordering::Acquire)
+                );
             }
             // Entered by a donation within this turn: before its grace end.
             if d.run_started_ns.load(Ordering::Acquire) > grace_end {
