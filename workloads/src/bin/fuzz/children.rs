@@ -44,9 +44,10 @@ static ROLE: AtomicU8 = AtomicU8::new(0);
 const ROOT: u8 = 1;
 const CHILD: u8 = 2;
 
-/// Per core: the last upcall's reason and argument.
+/// Per core: the last upcall's reason and argument, and upcalls so far.
 static LAST_REASON: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) }; MAX_CORES];
 static LAST_ARG: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+static UPCALLS: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 /// Per core: the last environment that donated a turn to this one with
 /// its revocation pending (told, and donating anyway).
 static TOLD_DONOR: [AtomicU32; MAX_CORES] = [const { AtomicU32::new(NO_ENV) }; MAX_CORES];
@@ -63,6 +64,7 @@ pub fn note_upcall(core: usize, reason: u64, arg: u64) {
     let core = core.min(MAX_CORES - 1);
     LAST_REASON[core].store(reason, Ordering::Relaxed);
     LAST_ARG[core].store(arg, Ordering::Relaxed);
+    UPCALLS[core].fetch_add(1, Ordering::Relaxed);
     let told = sys::dispatch(core).events.load(Ordering::Acquire) & events::REVOCATION_PENDING;
     if reason == UpcallReason::Donated as u64 && told != 0 {
         TOLD_DONOR[core].store(arg as u32, Ordering::Relaxed);
@@ -183,6 +185,16 @@ fn account_of(id: u32) -> &'static libos::abi::shared::EnvAccount {
 fn donate(core: usize, id: u32) -> Result<(), Error> {
     LAST_REASON[core].store(u64::MAX, Ordering::Relaxed);
     sys::yield_to(Some(id), true).map(|_| ())
+}
+
+/// Whether this context was resumed by exactly one upcall since `before`
+/// (`UPCALLS`), a donation from `id`: not by a later turn's prologue
+/// after others, nor by the kernel resuming a context it kept from a
+/// repossession while disabled (no upcall at all; then the last one noted
+/// is an older turn's).
+fn handed_back_by(core: usize, id: u32, before: u64) -> bool {
+    UPCALLS[core].load(Ordering::Relaxed) == before + 1
+        && last_upcall(core) == (UpcallReason::Donated as u64, u64::from(id))
 }
 
 /// Counts programs and finds the cycles' partner (see the module's docs).
@@ -342,6 +354,7 @@ pub fn donation_cycle(core: usize) {
     let renewals_before = renewals();
     let (mut donations, mut hops) = (0u64, 0u64);
     while hops < MAX_HOPS {
+        let upcalls = UPCALLS[core].load(Ordering::Relaxed);
         match donate(core, id) {
             Ok(()) => donations += 1,
             // Another program donated to it and it runs elsewhere.
@@ -355,8 +368,9 @@ pub fn donation_cycle(core: usize) {
                 break;
             }
         }
-        let back = last_upcall(core) == (UpcallReason::Donated as u64, u64::from(id));
-        if !back || slices.turn_started_ns.load(Ordering::Acquire) != turn {
+        if !handed_back_by(core, id, upcalls)
+            || slices.turn_started_ns.load(Ordering::Acquire) != turn
+        {
             // The turn ended (resumed at a later one).
             tally::CYCLES_CUT.fetch_add(1, Ordering::Relaxed);
             break;
