@@ -378,24 +378,32 @@ pub fn donation_cycle(core: usize) {
         hops += 1;
         tally::CYCLE_HOPS.fetch_add(1, Ordering::Relaxed);
         if renewals() == renewals_before {
-            // Handed back the rest of this turn, deadline and all.
+            // Handed back the rest of this turn, deadline and all, and
+            // entered by the donation before the turn's grace end.
             let (now_end, now_grace_end) = (
                 d.slice_end_ns.load(Ordering::Acquire),
                 d.grace_end_ns.load(Ordering::Acquire),
             );
-            if (now_end, now_grace_end) != (end, grace_end) {
+            let run_started = d.run_started_ns.load(Ordering::Acquire);
+            let moved = (now_end, now_grace_end) != (end, grace_end);
+            let late = run_started > grace_end;
+            if moved {
                 violation(OP, 1);
-                // What was seen, for the report (rare: two in 89,470 hops).
-                report!(
-                    "\"kind\":\"fuzz_cycle_deadline_moved\",\"core\":{core},\"hop\":{hops},\"turn_started_ns\":{turn},\"end\":[{end},{now_end}],\"grace_end\":[{grace_end},{now_grace_end}],\"run_started_ns\":{},\"now_ns\":{},\"events\":{}",
-                    d.run_started_ns.load(Ordering::Acquire),
-                    sys::now_ns(),
-                    d.events.load(Ordering::Acquire)
-                );
             }
-            // Entered by a donation within this turn: before its grace end.
-            if d.run_started_ns.load(Ordering::Acquire) > grace_end {
+            if late {
                 violation(OP, 2);
+            }
+            if moved || late {
+                // What was seen, for the report (rare: a few in 90,000 hops).
+                let slot = slices.current_slot.load(Ordering::Acquire) as usize;
+                report!(
+                    "\"kind\":\"fuzz_cycle_violation\",\"core\":{core},\"hop\":{hops},\"turn_started_ns\":{turn},\"end\":[{end},{now_end}],\"grace_end\":[{grace_end},{now_grace_end}],\"run_started_ns\":{run_started},\"now_ns\":{},\"events\":{},\"slot\":{slot},\"slot_owner\":{},\"partner_turns\":{},\"partner_repossessions\":{}",
+                    sys::now_ns(),
+                    d.events.load(Ordering::Acquire),
+                    slices.owners[slot % slices.owners.len()].load(Ordering::Acquire),
+                    account_of(id).turns.load(Ordering::Acquire),
+                    account_of(id).repossessions.load(Ordering::Acquire),
+                );
             }
         }
     }
