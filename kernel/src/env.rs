@@ -591,7 +591,7 @@ fn spawn_with(
         },
         exit_reason: Mutex::new(None),
     });
-    crate::ledger::reset_account(index, id);
+    crate::ledger::reset_account(index, id, name);
     *TABLE[index].lock() = Some(env.clone());
     crate::record::emit(
         abi::record::RecordKind::Event,

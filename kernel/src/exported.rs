@@ -92,8 +92,8 @@ pub fn account(slot: usize) -> &'static EnvAccount {
 
 /// Zeroes account `a`'s counters but its CPU time (`ledger::reset_account`
 /// zeroes that, keeping the ledger's totals) and gives it to environment
-/// `id`.
-pub fn reset_account_counters(a: &EnvAccount, id: u32) {
+/// `id`, named `name`.
+pub fn reset_account_counters(a: &EnvAccount, id: u32, name: &str) {
     for c in [
         &a.donations_given,
         &a.donations_received,
@@ -107,6 +107,9 @@ pub fn reset_account_counters(a: &EnvAccount, id: u32) {
         c.store(0, Ordering::Relaxed);
     }
     a.slots_held.store(0, Ordering::Relaxed);
+    // The name before the id: a reader that sees the id sees its name
+    // (`EnvAccount::named` reads the id again after the name).
+    a.set_name(name);
     a.env.store(id, Ordering::Release);
 }
 

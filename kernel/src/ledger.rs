@@ -105,7 +105,7 @@ pub fn charge(core: usize, from: u64, to: u64, to_whom: Charge<'_>) {
 /// Zeroes environment-table slot `slot`'s account for a new environment
 /// `id`, first moving its CPU time to the retired totals (the ledger's
 /// figures add up across environments that come and go).
-pub fn reset_account(slot: usize, id: u32) {
+pub fn reset_account(slot: usize, id: u32, name: &str) {
     let a = exported::account(slot);
     ACCOUNT_RESETS.fetch_add(1, Ordering::AcqRel);
     for (core, c) in a.cpu_ns.iter().enumerate().take(smp::cores()) {
@@ -117,7 +117,7 @@ pub fn reset_account(slot: usize, id: u32) {
         c.store(0, Ordering::Relaxed);
     }
     ACCOUNT_RESETS.fetch_add(1, Ordering::Release);
-    exported::reset_account_counters(a, id);
+    exported::reset_account_counters(a, id, name);
 }
 
 /// Time since the run started ([`start`]).

@@ -17,15 +17,12 @@ use core::fmt::Write;
 use abi::console_script::Script;
 use abi::record::RecordKind;
 use abi::ExitCode;
-use kernel::launch::{AppLaunch, Plan};
+use kernel::launch::{AppLaunch, Plan, APP_PROGRAM};
 use spin::Mutex;
 
 use crate::arch::{smp, time};
 use crate::sync::BootCell;
 use crate::{env, exported, record, run, sched};
-
-/// The program every scenario application runs.
-const APP_PROGRAM: &str = "app";
 
 static PLAN: BootCell<Plan<'static>> = BootCell::new();
 
@@ -100,6 +97,12 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
     if crate::programs::program_named(APP_PROGRAM).is_none() {
         return Err("the `app` program is missing from the boot modules");
     }
+    if plan
+        .apps()
+        .any(|a| crate::programs::program_named(a.program).is_none())
+    {
+        return Err("a plan entry names a program missing from the boot modules");
+    }
     let n = plan.len();
     crate::invariants::set_baseline();
     let script = script()
@@ -155,7 +158,7 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
 }
 
 fn spawn(app: &AppLaunch<'_>, name: &str) -> Result<Arc<env::Env>, &'static str> {
-    let image = crate::programs::program_named(APP_PROGRAM).ok_or("no app program")?;
+    let image = crate::programs::program_named(app.program).ok_or("no such program")?;
     env::spawn(
         name,
         image,
@@ -181,7 +184,8 @@ fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'stati
     };
     let e = spawn(app, &name)?;
     state.instances[i] = instance;
-    for core in (0..smp::cores()).filter(|&c| app.on_core(c)) {
+    // A scheduler environment's client holds none: its time is donated.
+    for core in (0..smp::cores()).filter(|&c| app.on_core(c) && app.slots_per_core > 0) {
         sched::grant_interleaved(core, &[(&*e, app.slots_per_core)])
             .map_err(|_| "no free slots")?;
     }

@@ -851,9 +851,17 @@ impl Scenario {
                 let cores = (0..cpus)
                     .filter(|c| a.cores.as_ref().is_none_or(|l| l.contains(c)))
                     .count() as u32;
-                // A client of the scheduler environment holds no slots: its
-                // libOS counts one core (`libos::slices::capacity`).
-                let cores = if a.slices == 0 { 1 } else { cores };
+                // A client of the scheduler environment holds no slots: it
+                // runs wherever the environment donates, on up to as many
+                // cores at once as that holds slots on (its libOS counts one,
+                // `libos::slices::capacity`, but a thread still runs on one
+                // core at a time and the application on several).
+                let cores = match (&self.scheduler_env, a.slices) {
+                    (Some(e), 0) => (0..cpus)
+                        .filter(|c| e.get_ref().cores.as_ref().is_none_or(|l| l.contains(c)))
+                        .count() as u32,
+                    _ => cores,
+                };
                 (a.name.clone(), cores.max(1))
             })
             .collect()
