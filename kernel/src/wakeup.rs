@@ -91,6 +91,14 @@ pub fn by_length() -> impl Iterator<Item = (usize, u64, u64)> {
         })
 }
 
+/// When `env`'s predicate, false now, may next turn true because time
+/// passed (`predicate::Verified::next_clock_edge`): a hint for an idle
+/// core's timer, so a timed sleeper is woken at its deadline rather than
+/// at the next slice boundary.
+pub fn next_clock_edge(env: &Env, now_ns: u64) -> Option<u64> {
+    env.predicate.lock().as_ref()?.next_clock_edge(now_ns)
+}
+
 /// Evaluates `env`'s predicate; `Some(tag)` when it holds. A predicate
 /// whose memory has gone away counts as true (the sleeper wakes and learns
 /// from its own state), never as a kernel error.

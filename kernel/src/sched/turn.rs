@@ -215,11 +215,27 @@ pub(super) fn next_turn() -> ! {
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 crate::trace::note(core, now, NO_ENV);
+                // Halt to the slice's end, or to the earliest instant a
+                // sleeper holding a slot here may wake because time passed:
+                // then the walk asks it again (a timed sleep wakes at its
+                // deadline, not at the next slice boundary).
+                let wake = sleepers_next_edge(&c.vector, now);
                 drop(c);
-                idle_until(core, now + length_ns);
+                idle_until(core, (now + length_ns).min(wake.unwrap_or(u64::MAX)));
             }
         }
     }
+}
+
+/// The earliest clock edge (`wakeup::next_clock_edge`) of the asleep
+/// owners of `vector`'s slots.
+fn sleepers_next_edge(vector: &slices::SliceVector, now: u64) -> Option<u64> {
+    (0..vector.len())
+        .filter_map(|slot| vector.owner(slot).ok().flatten())
+        .filter_map(|owner| env::get(owner.0))
+        .filter(|e| e.asleep.load(Ordering::Acquire))
+        .filter_map(|e| crate::wakeup::next_clock_edge(&e, now))
+        .min()
 }
 
 /// Who gets time this core would otherwise idle: first a sleeper holding a
