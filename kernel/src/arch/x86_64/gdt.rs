@@ -155,11 +155,18 @@ pub unsafe fn load(core: usize) {
             "retfq",
             "2:",
             "ltr {tss:x}",
+            // A null LDT: a selector with TI set then names nothing
+            // (#GP). LDTR's reset value (base 0, limit 0xffff) would have
+            // the CPU read descriptors from the user's own addresses.
+            "lldt {null:x}",
             ptr = in(reg) &ptr,
             data = in(reg) KERNEL_DATA as u64,
             code = in(reg) KERNEL_CODE as u64,
             tss = in(reg) TSS_SELECTOR as u64,
-            tmp = lateout(reg) _,
+            null = in(reg) 0u64,
+            // Written mid-block (before `ltr`/`lldt` read their inputs):
+            // `out`, not `lateout`, so it shares no register with them.
+            tmp = out(reg) _,
         );
     }
 }

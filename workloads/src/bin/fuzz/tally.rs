@@ -89,9 +89,6 @@ pub static CYCLES_CUT: AtomicU64 = AtomicU64::new(0);
 pub static CHILDREN_RUN: AtomicU64 = AtomicU64::new(0);
 pub static SEGMENTS_LOADED: AtomicU64 = AtomicU64::new(0);
 pub static FAULTS: AtomicU64 = AtomicU64::new(0);
-/// Descriptor loads through the LDT (a selector with TI set) that faulted
-/// with #PF: the CPU read a descriptor at a user address (see `traps`).
-pub static LDT_PAGE_FAULTS: AtomicU64 = AtomicU64::new(0);
 /// Random spawns that succeeded (each killed at once).
 pub static RANDOM_CHILDREN: AtomicU64 = AtomicU64::new(0);
 
@@ -212,7 +209,7 @@ fn report_ops(n: u64) {
     };
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     report!(
-        "\"kind\":\"fuzz_ops\",\"calls\":{n},\"ops\":{{{}}},\"first_violation\":[\"{first_op}\",{},{}],\"cycle_hops\":{},\"cycles_cut\":{},\"children_run\":{},\"random_children\":{},\"segments_loaded\":{},\"faults\":{},\"ldt_page_faults\":{}",
+        "\"kind\":\"fuzz_ops\",\"calls\":{n},\"ops\":{{{}}},\"first_violation\":[\"{first_op}\",{},{}],\"cycle_hops\":{},\"cycles_cut\":{},\"children_run\":{},\"random_children\":{},\"segments_loaded\":{},\"faults\":{}",
         ops.as_str(),
         first >> 32 & 0xff_ffff,
         first & 0xffff_ffff,
@@ -222,6 +219,5 @@ fn report_ops(n: u64) {
         load(&RANDOM_CHILDREN),
         load(&SEGMENTS_LOADED),
         load(&FAULTS),
-        load(&LDT_PAGE_FAULTS),
     );
 }
