@@ -196,7 +196,10 @@ pub(super) fn next_turn() -> ! {
                     _ => config().slice_ns,
                 };
                 if let Some((env, reason)) = idle_taker(&c.vector) {
-                    // Borrowed: no slot, no owner to charge.
+                    // Borrowed: no slot, no owner to charge. Still a turn:
+                    // the exported start says so (a libOS tells its turns
+                    // apart by it).
+                    slices_page.turn_started_ns.store(now, Ordering::Relaxed);
                     let clock = slices::TurnClock::begin(None, NO_SLOT, now, length_ns, grace());
                     let (end, grace_end) = (clock.end(), clock.grace_end());
                     c.begin_turn(
