@@ -18,6 +18,7 @@ use crate::experiments::{
     images, keep_figures, max_lag, max_share_error, run_all, scenario_job, scenario_with,
     thread_cpu, Job,
 };
+use crate::qemu::det_slowdown;
 use crate::{build, provenance, Accel, RunOptions, RunOutcome};
 use papers::{cite, EXOKERNEL, LOTTERY, SCHED_EXT, SFS, STRIDE, XOK};
 
@@ -29,15 +30,6 @@ const MULTICORE_CPUS: [u32; 3] = [2, 4, 8];
 /// (64 cores, dilated 8x, stopped sampling: the application's control
 /// thread ran twice in 2 s; see the README's multicore paragraph.)
 const SCALE_CPUS: [u32; 2] = [16, 32];
-
-/// How many times slower each core of a deterministic run on `cpus` cores
-/// is than up to 8 (QEMU runs every vCPU on one instruction clock): the
-/// scale rows stretch slice and grace by as much, so every core has the
-/// instructions per turn the 2–8-core rows have (undilated, 64 cores had
-/// 3,125 instructions of grace and half their turns were repossessed).
-fn slowdown(cpus: u32) -> u64 {
-    (crate::qemu::det_core_speed(1) / crate::qemu::det_core_speed(cpus)).round() as u64
-}
 
 fn scenario(name: &str) -> PathBuf {
     debug_assert!(SCENARIOS.contains(&name), "{name} is not in SCENARIOS");
@@ -134,7 +126,7 @@ pub fn jobs(accel: Accel, sweep: SweepSize) -> Result<Vec<Job>, String> {
         ));
     }
     for cpus in SCALE_CPUS {
-        let k = slowdown(cpus);
+        let k = det_slowdown(cpus);
         let dilated = scenario_with(
             &scenario("multicore-96"),
             &[
@@ -484,8 +476,8 @@ fn multicore_section<'a>(
         let _ = writeln!(
             md,
             "| {threads} | {cpus} | {} ms / {} µs | {} | {:.2}%{} | {:.2}%{} | {:.1}%{} | {:.2}{} |",
-            2 * slowdown(cpus),
-            200 * slowdown(cpus),
+            2 * det_slowdown(cpus),
+            200 * det_slowdown(cpus),
             y.turns,
             y.repossessed() * 100.0,
             mark(y.repossessed() <= target::REPOSSESSED),
@@ -526,6 +518,18 @@ fn multicore_section<'a>(
 /// Refuses text with a line indented four or more spaces: Markdown would
 /// show it as code (a string continued without its `\` once put the
 /// multicore table in a code block).
+/// Draws the figure `figures/<name>` with `draw` and links it from `md`.
+fn embed_figure(
+    md: &mut String,
+    figures: &std::path::Path,
+    name: &str,
+    draw: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(), String> {
+    draw(&figures.join(name))?;
+    let _ = writeln!(md, "\n![{name}](figures/{name})\n");
+    Ok(())
+}
+
 fn indented_lines(md: &str) -> Result<(), String> {
     match md
         .lines()

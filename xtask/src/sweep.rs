@@ -138,13 +138,41 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
     out
 }
 
+/// The request figures of summary.json's `requests` (docs/metrics.md,
+/// "Request latency") a sweep's CSV carries, in its column order: enough to
+/// draw latency against offered or used load, as the serving experiment does.
+pub(crate) const REQUEST_COLUMNS: [&str; 9] = [
+    "rate_per_s",
+    "offered_cores",
+    "used_cores",
+    "arrived",
+    "completed",
+    "backlog",
+    "arrived_per_s",
+    "completed_per_s",
+    "latency",
+];
+/// The percentiles of `requests.latency`, after [`REQUEST_COLUMNS`].
+pub(crate) const LATENCY_COLUMNS: [&str; 4] = ["p50_ns", "p99_ns", "p999_ns", "max_ns"];
+
 /// Every request-serving application's figures per run, as CSV rows
-/// `value,app,rate_per_s,offered_cores,arrived,completed,backlog,p50_ns,p99_ns,p999_ns,max_ns,run`
-/// (docs/metrics.md, "Request latency"); `None` when no run served requests.
+/// `value,app,<REQUEST_COLUMNS without latency>,<LATENCY_COLUMNS>,run`;
+/// `None` when no run served requests.
 pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<String> {
-    let mut out = String::from(
-        "value,app,rate_per_s,offered_cores,arrived,completed,backlog,p50_ns,p99_ns,p999_ns,max_ns,run\n",
-    );
+    let columns = REQUEST_COLUMNS.iter().filter(|c| **c != "latency");
+    let mut out = String::from("value,app");
+    for c in columns.clone().chain(LATENCY_COLUMNS.iter()) {
+        out.push(',');
+        out.push_str(c);
+    }
+    out.push_str(",run\n");
+    let cell = |v: &serde_json::Value| {
+        if v.is_null() {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
     let mut any = false;
     for (value, run, summary) in runs {
         for app in summary["apps"].as_array().into_iter().flatten() {
@@ -153,29 +181,17 @@ pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<Stri
                 continue;
             }
             any = true;
-            let lat = &r["latency"];
-            let cell = |v: &serde_json::Value| {
-                if v.is_null() {
-                    String::new()
-                } else {
-                    v.to_string()
-                }
-            };
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                field(value),
-                field(app["name"].as_str().unwrap_or("")),
-                cell(&r["rate_per_s"]),
-                cell(&r["offered_cores"]),
-                cell(&r["arrived"]),
-                cell(&r["completed"]),
-                cell(&r["backlog"]),
-                cell(&lat["p50_ns"]),
-                cell(&lat["p99_ns"]),
-                cell(&lat["p999_ns"]),
-                cell(&lat["max_ns"]),
-                field(run),
-            ));
+            out.push_str(&field(value));
+            out.push(',');
+            out.push_str(&field(app["name"].as_str().unwrap_or("")));
+            let cells = columns.clone().map(|c| &r[*c]);
+            for v in cells.chain(LATENCY_COLUMNS.iter().map(|c| &r["latency"][*c])) {
+                out.push(',');
+                out.push_str(&cell(v));
+            }
+            out.push(',');
+            out.push_str(&field(run));
+            out.push('\n');
         }
     }
     any.then_some(out)
@@ -363,14 +379,23 @@ mod tests {
     fn served_requests_get_a_table_and_runs_without_none() {
         let with = json!({"apps": [
             {"name": "batch", "requests": null},
-            {"name": "srv", "requests": {"rate_per_s": 500, "offered_cores": 0.1, "arrived": 40,
-             "completed": 38, "backlog": 2,
+            {"name": "srv", "requests": {"rate_per_s": 500, "offered_cores": 0.1, "used_cores": 0.12,
+             "arrived": 40, "completed": 38, "backlog": 2, "arrived_per_s": 500.5, "completed_per_s": 475.0,
              "latency": {"count": 38, "p50_ns": 900, "p99_ns": 5000, "p999_ns": 5000, "max_ns": 5100}}}
         ]});
         let csv = super::requests_csv(&[("500".into(), "r1".into(), with)]).unwrap();
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows.len(), 2, "{csv}");
-        assert_eq!(rows[1], "500,srv,500,0.1,40,38,2,900,5000,5000,5100,r1");
+        assert_eq!(
+            rows[0],
+            "value,app,rate_per_s,offered_cores,used_cores,arrived,completed,backlog,arrived_per_s,\
+             completed_per_s,p50_ns,p99_ns,p999_ns,max_ns,run"
+        );
+        assert_eq!(
+            rows[1],
+            "500,srv,500,0.1,0.12,40,38,2,500.5,475.0,900,5000,5000,5100,r1"
+        );
+
         let without = json!({"apps": [{"name": "batch", "requests": null}]});
         assert_eq!(
             super::requests_csv(&[("1".into(), "r".into(), without)]),

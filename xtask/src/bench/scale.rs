@@ -13,6 +13,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::experiments::{run_all, scenario_job, scenario_with, Job};
+use crate::qemu::det_slowdown;
 use crate::{Accel, RunOutcome};
 
 /// Sleepers per core.
@@ -95,7 +96,7 @@ pub fn jobs(scenario: &Path, cores: &[u32], accel: Accel) -> Result<Vec<Job>, St
     cores
         .iter()
         .map(|&n| {
-            let k = slowdown(n);
+            let k = det_slowdown(n);
             let over = [
                 ("cores".to_string(), n.to_string()),
                 ("slice_us".into(), (2000 * k).to_string()),
@@ -110,12 +111,6 @@ pub fn jobs(scenario: &Path, cores: &[u32], accel: Accel) -> Result<Vec<Job>, St
             Ok(job)
         })
         .collect()
-}
-
-/// How many times slower each core of a deterministic run on `cores` is
-/// than up to 8.
-pub fn slowdown(cores: u32) -> u64 {
-    (crate::qemu::det_core_speed(1) / crate::qemu::det_core_speed(cores)).round() as u64
 }
 
 /// Runs the scale rows (on `cores`); a run that failed or reported no
@@ -140,7 +135,7 @@ pub fn measure(cores: &[u32], accel: Accel) -> (Vec<ScaleRow>, Vec<String>) {
                     o.run_dir.display()
                 ));
             }
-            row(n, slowdown(n), speed, &o.summary)
+            row(n, det_slowdown(n), speed, &o.summary)
         }) {
             Ok(r) => rows.push(r),
             Err(e) => errors.push(e),
@@ -239,7 +234,7 @@ mod tests {
         let base = crate::build::workspace_root().join("scenarios/scale-wakeups.toml");
         let jobs = jobs(&base, &[2, 16], Accel::Tcg).unwrap();
         assert!(jobs.iter().all(|j| j.opts.det));
-        for (job, (n, k)) in jobs.iter().zip([(2u32, 1u64), (16, slowdown(16))]) {
+        for (job, (n, k)) in jobs.iter().zip([(2u32, 1u64), (16, det_slowdown(16))]) {
             let path = job.opts.scenario.as_ref().unwrap();
             let s = crate::scenario::load(path, n).unwrap();
             assert_eq!(s.slice_us, 2000 * k, "{n} cores");
@@ -258,6 +253,9 @@ mod tests {
             );
             assert_eq!(s.grace_us, 200 * k);
         }
-        assert!(slowdown(16) > 1, "16 cores run slower than 8 in det runs");
+        assert!(
+            det_slowdown(16) > 1,
+            "16 cores run slower than 8 in det runs"
+        );
     }
 }

@@ -230,13 +230,18 @@ pub fn experiment(
             }
         }
     }
-    let name = format!("response-{}.png", e.key);
-    crate::plot::wait_cdfs(
-        &figures.join(&name),
-        &format!("{}: waits of the smallest client", e.what),
-        &series,
+    super::embed_figure(
+        &mut md,
+        figures,
+        &format!("response-{}.png", e.key),
+        |path| {
+            crate::plot::wait_cdfs(
+                path,
+                &format!("{}: waits of the smallest client", e.what),
+                &series,
+            )
+        },
     )?;
-    let _ = writeln!(md, "\n![{name}](figures/{name})\n");
     Ok(md)
 }
 

@@ -157,13 +157,13 @@ pub fn experiment(runs: &[(&str, Vec<Row>)], figures: &Path) -> Result<String, S
             )
         })
         .collect();
-    let name = "serving-p99.png";
-    crate::plot::latency_vs_load(
-        &figures.join(name),
-        "server beside a batch application, 2 cores: p99 request latency (runs that kept up)",
-        &series,
-    )?;
-    let _ = writeln!(md, "\n![{name}](figures/{name})\n");
+    super::embed_figure(&mut md, figures, "serving-p99.png", |path| {
+        crate::plot::latency_vs_load(
+            path,
+            "server beside a batch application, 2 cores: p99 request latency (runs that kept up)",
+            &series,
+        )
+    })?;
     Ok(md)
 }
 

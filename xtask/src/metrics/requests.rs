@@ -192,5 +192,18 @@ mod tests {
         assert!((s["completed_per_s"].as_f64().unwrap() - 50.0).abs() < 1e-9);
         assert!((s["arrived_per_s"].as_f64().unwrap() - 55.0).abs() < 1e-9);
         assert_eq!(summary(&data, 0), Value::Null);
+        // A sweep's CSV columns are fields this summary writes.
+        for c in crate::sweep::REQUEST_COLUMNS {
+            assert!(
+                !s[c].is_null(),
+                "the sweep's column {c} is not in the summary"
+            );
+        }
+        for c in crate::sweep::LATENCY_COLUMNS {
+            assert!(
+                !s["latency"][c].is_null(),
+                "latency.{c} is not in the summary"
+            );
+        }
     }
 }

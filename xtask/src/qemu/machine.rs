@@ -236,6 +236,15 @@ pub fn det_core_speed(cpus: u32) -> f64 {
     1e9 / f64::from((1u32 << icount_shift(cpus)) * cpus)
 }
 
+/// How many times slower each core of a deterministic run on `cpus` cores
+/// is than up to 8 (QEMU runs every vCPU on one instruction clock): runs
+/// on more cores stretch slice and grace by as much, so every core has the
+/// instructions per turn the 2–8-core runs have (undilated, 64 cores had
+/// 3,125 instructions of grace and half their turns were repossessed).
+pub fn det_slowdown(cpus: u32) -> u64 {
+    (det_core_speed(1) / det_core_speed(cpus)).round() as u64
+}
+
 /// What a deterministic run on `cpus` cores must say about its cores'
 /// speed: `None` up to 8 cores (the one-core speed); beyond, how much
 /// slower each core is, so per-turn overheads against the same slices are

@@ -22,9 +22,9 @@ use abi::ExitCode;
 
 pub use console::{install_interrupt_handler, LineSplitter};
 pub use machine::{
-    choose, cpu_model, describe_choice, det_core_speed, det_speed_warning, effective_cpu_model,
-    effective_machine, icount_shift, kernel_cmdline, kvm_kind, kvm_usable, qemu_args, Accel,
-    Choice, KvmKind, DET_INTERLEAVE_US, ICOUNT_SHIFT,
+    choose, cpu_model, describe_choice, det_core_speed, det_slowdown, det_speed_warning,
+    effective_cpu_model, effective_machine, icount_shift, kernel_cmdline, kvm_kind, kvm_usable,
+    qemu_args, Accel, Choice, KvmKind, DET_INTERLEAVE_US, ICOUNT_SHIFT,
 };
 pub use options::RunOptions;
 pub use prepare::{prepare, Prepared};
