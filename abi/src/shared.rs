@@ -2,7 +2,8 @@
 //!
 //! Expose information: every environment maps, read-only, the [`SysInfo`]
 //! page, each core's [`CoreSlices`] (the slice vector: owner of every slot,
-//! the current slot and when it started) and every environment's
+//! the current slot and when it started; the repossession vector: the
+//! core's last repossessions, [`RepossessionLog`]) and every environment's
 //! [`EnvAccount`]. Writable, per environment and core: a [`Dispatch`] page
 //! with the disabled (critical-section) flag, pending events, save areas
 //! and the donation target.
@@ -11,6 +12,12 @@
 //! layouts are `repr(C)` and checked by size assertions below.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+mod repossessions;
+pub use repossessions::{
+    Repossession, RepossessionCause, RepossessionEntry, RepossessionLog,
+    REPOSSESSION_KEPT_DISABLED, REPOSSESSION_LOG_LEN, REPOSSESSION_LOST_SLOT,
+};
 
 /// Most cores the exported tables describe.
 pub const MAX_CORES: usize = 128;
@@ -97,6 +104,9 @@ pub struct CoreSlices {
     pub kernel_ns: AtomicU64,
     /// Owner of each slot (`NO_ENV` when free).
     pub owners: [AtomicU32; MAX_SLOTS],
+    /// The repossession vector: the last repossessions on this core, each
+    /// with its owner, slot, time, overrun and cause.
+    pub repossessions: RepossessionLog,
 }
 
 /// Per-environment accounting, read-only to environments.

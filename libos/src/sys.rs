@@ -2,7 +2,7 @@
 
 use core::arch::asm;
 
-use abi::shared::{va, CoreSlices, Dispatch, EnvAccount, SysInfo, UpcallTable};
+use abi::shared::{va, CoreSlices, Dispatch, EnvAccount, RepossessionLog, SysInfo, UpcallTable};
 use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, NO_ENV, YIELD_SAVE};
 
 /// Raw `syscall`: number and up to six arguments; returns (rax, rdx).
@@ -190,6 +190,13 @@ pub fn sysinfo() -> &'static SysInfo {
 pub fn core_slices(core: usize) -> &'static CoreSlices {
     // SAFETY: as `sysinfo`, for each online core.
     unsafe { &*((va::CORE_SLICES + core as u64 * va::CORE_SLICES_STRIDE) as *const CoreSlices) }
+}
+
+/// Core `core`'s repossession vector: the last times the kernel took that
+/// core back by force, whose turn it was and by how much it overran (read
+/// entries with `RepossessionLog::since` or `get`, which see each one whole).
+pub fn repossessions(core: usize) -> &'static RepossessionLog {
+    &core_slices(core).repossessions
 }
 
 pub fn account(env_slot: usize) -> &'static EnvAccount {

@@ -9,6 +9,7 @@
 //! Layers 6 and 9 assert the finer points of each on fewer cores.
 mod common;
 use abi::record::RecordKind;
+use abi::shared::RepossessionCause;
 use common::*;
 use xtask::{Accel, RunOutcome};
 
@@ -111,10 +112,75 @@ fn repossessions(out: &RunOutcome, env: &str) -> u64 {
     env_stat(out, env, "repossessions")
 }
 
+/// The grace these runs give (`grace_us` above), and how late past its
+/// end a repossession may come in virtual time (the kernel's own bound
+/// for a late timer, `envtests::DELIVERY_SLACK_NS`).
+const GRACE_NS: u64 = 15_000_000;
+const SLICE_NS: u64 = 20_000_000;
+const DELIVERY_SLACK_NS: u64 = 2_000_000;
+
+/// The exported repossession vector (issue 14, layout): `spin`, on every
+/// core, read its core's vector after 20 prologues. Every entry it read
+/// names `hostile` as the turn's owner and runner, never `spin`; each
+/// overran by the grace at least, was charged its whole overrun, and was
+/// taken no earlier than its grace's end (which runs from when the
+/// revocation was told); each was taken for `cause`. How late after the
+/// grace's end is bounded only loosely, by a slice and a grace (the most
+/// the renewal rule can add) plus the delivery slack: deterministic, 4
+/// cores beside `hog`, most were taken within 0.1 ms of it, but some 15.0
+/// and 30.0 ms after (whole graces; one turn in 15 had a renewal). Not
+/// explained yet; the kernel's own checks do not see it because the
+/// whole overrun is charged.
+fn repossession_vector_names_only(
+    out: &RunOutcome,
+    cpus: u32,
+    hostile: &str,
+    cause: RepossessionCause,
+) {
+    let hostile_id = env_stat(out, hostile, "env");
+    let spin_id = env_stat(out, "spin", "env");
+    let seen: Vec<_> = out
+        .records
+        .of(RecordKind::User)
+        .filter(|r| r["kind"] == "spin_repossessions")
+        .collect();
+    assert_eq!(
+        seen.len(),
+        cpus as usize,
+        "one per core: {}",
+        tail(&out.console)
+    );
+    let n = |r: &serde_json::Value, f: &str| r[f].as_u64().unwrap_or_else(|| panic!("{f}: {r}"));
+    for r in seen {
+        assert_eq!(n(r, "me"), spin_id, "{r}");
+        assert_eq!(n(r, "own"), 0, "spin repossessed: {r}");
+        assert_eq!(n(r, "other_owners"), 1, "{r}");
+        assert_eq!(n(r, "other"), hostile_id, "{r}");
+        assert_eq!(n(r, "ran_not_owner"), 0, "{r}");
+        assert!(
+            n(r, "other_n") >= 2 && n(r, "read") == n(r, "other_n"),
+            "{r}"
+        );
+        assert!(n(r, "written") >= n(r, "read"), "{r}");
+        assert!(
+            n(r, "other_min_overrun_ns") >= GRACE_NS,
+            "taken before its grace ended: {r}"
+        );
+        assert_eq!(n(r, "other_early"), 0, "taken before its grace ended: {r}");
+        assert_eq!(n(r, "other_part_charged"), 0, "{r}");
+        assert!(
+            n(r, "other_max_late_ns") <= SLICE_NS + GRACE_NS + DELIVERY_SLACK_NS,
+            "taken late: {r}"
+        );
+        assert_eq!(n(r, "other_causes"), 1 << cause as u32, "{r}");
+    }
+}
+
 #[test]
 fn never_yielding_is_repossessed_on_every_core() {
     on_4_and_8("abort", 1500, |out, cpus| {
         assert!(repossessions(out, "hog") >= 2 * u64::from(cpus));
+        repossession_vector_names_only(out, cpus, "hog", RepossessionCause::Grace);
     });
 }
 
@@ -122,6 +188,7 @@ fn never_yielding_is_repossessed_on_every_core() {
 fn a_critical_section_held_for_ever_is_cut_at_grace() {
     on_4("critical", SHARE_RUN_MS, |out, cpus| {
         assert!(repossessions(out, "critical") >= 2 * u64::from(cpus));
+        repossession_vector_names_only(out, cpus, "critical", RepossessionCause::Disabled);
     });
 }
 

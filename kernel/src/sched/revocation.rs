@@ -6,6 +6,9 @@
 use super::entry::{arm_for, arm_running, upcall, upcall_frame};
 use super::turn::{next_turn, stop_running};
 use super::*;
+use abi::shared::{
+    Repossession, RepossessionCause, REPOSSESSION_KEPT_DISABLED, REPOSSESSION_LOST_SLOT,
+};
 
 /// A resume-range retry: how soon to look again.
 const RESUME_RETRY_NS: u64 = 5_000;
@@ -81,8 +84,13 @@ pub fn on_timer(frame: &mut TrapFrame) {
             arm_for(now, grace_end);
         }
         Tick::Repossess => {
+            let cause = match turn.clock.phase() {
+                slices::Phase::Deferred => RepossessionCause::Disabled,
+                slices::Phase::Resuming => RepossessionCause::ResumeRange,
+                _ => RepossessionCause::Grace,
+            };
             drop(c);
-            repossess(core, frame, now)
+            repossess(core, frame, now, cause)
         }
         Tick::Revoke { grace_end } => {
             let entry = turn.env.upcalls.lock().epilogue;
@@ -110,7 +118,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
             if entry == 0 {
                 // No epilogue: nothing to tell; take the core at once.
                 drop(env);
-                repossess(core, frame, now)
+                repossess(core, frame, now, RepossessionCause::NoEpilogue)
             }
             crate::latency::revocation(time::now_ns().saturating_sub(end));
             upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
@@ -163,8 +171,9 @@ pub fn uncharged_overrun_max_ns() -> u64 {
 }
 
 /// Takes the core back by force: full context into the preempted save
-/// area, the repossession recorded and charged, and on to the next turn.
-pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
+/// area, the repossession recorded, charged and published in the core's
+/// repossession vector, and on to the next turn.
+pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64, cause: RepossessionCause) -> ! {
     let mut c = core_state(core).lock();
     let mut turn = c.end_turn(core).expect("repossess with a turn");
     crate::latency::repossessed(core, turn.clock.grace_end());
@@ -174,11 +183,16 @@ pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
     // charged again. The vector returns the owner's quota unit itself if
     // it loses the slot.
     let slot = turn.clock.slot();
-    let (overrun, lost_slot) = {
+    let logged_before = c.vector.repossessions_logged();
+    let (overrun, lost_slot, logged) = {
         let owner = turn.clock.owner().and_then(|o| env::get(o.0));
         let taken = turn
             .clock
             .repossess(now, &mut c.vector, owner.as_ref().map(|o| &o.slot_quota));
+        // The vector logs a repossession it charged to a live owner.
+        let logged = (c.vector.repossessions_logged() > logged_before)
+            .then(|| c.vector.repossessions().last().copied())
+            .flatten();
         if taken.lost_slot {
             exported::core_slices_of(core).owners[slot].store(NO_ENV, Ordering::Release);
             if let Some(owner) = &owner {
@@ -189,7 +203,7 @@ pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
-        (taken.overrun_ns, taken.lost_slot)
+        (taken.overrun_ns, taken.lost_slot, logged)
     };
     let env = &turn.env;
     drop(c);
@@ -209,6 +223,28 @@ pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64) -> ! {
             .store(clock_at_deadline(env, core, &turn), Ordering::Relaxed);
         env.set_repossessed(core);
     }
+    // This core is the ring's one writer (in its timer interrupt).
+    let flags = if lost_slot { REPOSSESSION_LOST_SLOT } else { 0 }
+        | if was_disabled {
+            REPOSSESSION_KEPT_DISABLED
+        } else {
+            0
+        };
+    exported::core_slices_of(core)
+        .repossessions
+        .publish(&Repossession {
+            time_ns: now,
+            overrun_ns: overrun,
+            charged_ns: logged.map_or(0, |l| l.overrun_ns),
+            renewed_ns: turn.clock.renewed_ns(),
+            grace_end_ns: turn.clock.grace_end(),
+            slot: slot as u32,
+            owner: logged.map_or(NO_ENV, |l| l.env.0),
+            ran: env.id,
+            cause: cause as u32,
+            flags,
+            ..Repossession::EMPTY
+        });
     d.events().fetch_or(events::REPOSSESSED, Ordering::AcqRel);
     d.repossessions().fetch_add(1, Ordering::Relaxed);
     d.last_repossession_ns().store(now, Ordering::Relaxed);
