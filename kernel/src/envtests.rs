@@ -255,6 +255,11 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("ripflip", 2), spec("spin", 2)],
         others_keep_share,
     ),
+    plain(
+        "bad_iret",
+        &[spec("bad_iret", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain(
         "bench",
@@ -331,6 +336,7 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
         .find(|e| e.name == name)
         .ok_or("no such experiment")?;
     FREE_FRAMES_BEFORE.store(mm::free_frames(), Ordering::Relaxed);
+    crate::syscall::TEST_BAD_IRET_ENABLED.store(exp.name == "bad_iret", Ordering::Relaxed);
     crate::invariants::set_baseline();
     let mut envs = Vec::new();
     for s in exp.envs {

@@ -5,6 +5,8 @@
 
 pub mod light;
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, YIELD_SAVE};
 
 use crate::arch::interrupts::TrapFrame;
@@ -16,6 +18,23 @@ use crate::sched;
 const MAX_MESSAGE: usize = 1024;
 /// Longest predicate program.
 const MAX_PREDICATE: usize = 1024;
+
+/// Whether [`abi::syscall::TEST_BAD_IRET`] is honoured: set by the
+/// `bad_iret` experiment only.
+pub static TEST_BAD_IRET_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Returns to the caller, with `rax` 0, by an `iretq` whose frame has a
+/// null SS: the return faults in ring 0, after the swap to the user's GS,
+/// as a corrupt or hostile frame would; the fix-up must make it the
+/// caller's fault (`trap::return_to_user_faulted`). Only a kernel booted
+/// for that test does this.
+fn return_by_faulting_iretq(frame: &TrapFrame) -> ! {
+    crate::arch::interrupts::enter_user(&TrapFrame {
+        rax: 0,
+        ss: 0,
+        ..*frame
+    })
+}
 
 /// A `syscall` from compatibility mode: never legitimate here (no 32-bit
 /// code descriptor is present); the caller is killed.
@@ -83,6 +102,11 @@ pub fn handle_full(frame: &mut TrapFrame) {
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
     let result = match Syscall::from_number(frame.rax) {
+        None if frame.rax == abi::syscall::TEST_BAD_IRET
+            && TEST_BAD_IRET_ENABLED.load(Ordering::Relaxed) =>
+        {
+            return_by_faulting_iretq(frame)
+        }
         None => Err(Error::BadSyscall),
         Some(call) => dispatch(env, call, args, frame),
     };

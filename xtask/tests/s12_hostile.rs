@@ -460,6 +460,44 @@ fn a_jump_to_the_syscall_entry_cannot_return_anywhere() {
     });
 }
 
+/// Issue 14, hole 3's last part: an `iretq` back to ring 3 that faults
+/// does so in ring 0, after `swapgs` loaded the user's GS; the kernel
+/// used to read its per-core data through that GS and die (TCG: a #GP at
+/// the `iretq`, then a #PF at the user GS base, a panic). `bad_iret` asks,
+/// by a call only the `bad_iret` experiment honours, to be returned to by
+/// an `iretq` with a null SS, eight times: each must reach it as its own
+/// #GP (error code 0) at the instruction after the call, from which it
+/// resumes with the call's result 0; nobody is killed and the kernel logs
+/// each.
+#[test]
+fn a_faulting_return_to_ring_3_is_the_environments_fault() {
+    on_4("bad_iret", 1000, |out, _| {
+        let r = one_report(out, "bad_iret");
+        assert_eq!(r["faults"], r["calls"], "{r}");
+        assert_eq!(r["vector"], 13, "{r}");
+        assert_eq!(r["error_code"], 0, "{r}");
+        assert_eq!(r["rip_in_program"], true, "{r}");
+        assert_eq!(r["results_ok"], true, "{r}");
+        let logged = out
+            .console
+            .lines()
+            .filter(|l| l.contains("return to ring 3 faulted: #GP"))
+            .count();
+        assert_eq!(
+            logged as u64,
+            r["calls"].as_u64().unwrap(),
+            "{}",
+            tail(&out.console)
+        );
+        let killed = out
+            .records
+            .of(RecordKind::Event)
+            .filter(|e| e["event"] == "killed")
+            .count();
+        assert_eq!(killed, 0, "{}", tail(&out.console));
+    });
+}
+
 /// Issue 14, hole 6: a child could be given any slot quota (up to
 /// u32::MAX) whatever its parent held, page tables built for an
 /// environment's mappings were charged to nobody (one frame mapped every

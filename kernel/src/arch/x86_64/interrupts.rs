@@ -8,7 +8,10 @@
 //! GS: an entry from ring 3 swaps to the kernel GS base. NMI, double fault
 //! and machine check can arrive at any instruction, including the window of
 //! the syscall entry before `swapgs`, so they decide by reading the GS base
-//! MSR itself ("paranoid" entry) instead of trusting the saved CS.
+//! MSR itself ("paranoid" entry) instead of trusting the saved CS. An
+//! `iretq` to ring 3 that faults does so in ring 0 after the return's
+//! `swapgs`: the common entry recognises its address (the `iret_*` labels)
+//! and swaps back first ([`faulted_user_return`]).
 
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
@@ -163,7 +166,7 @@ global_asm!(
 interrupt_common:
     /* [rsp] vector, +8 error, +16 rip, +24 cs */
     test byte ptr [rsp + 24], 3
-    jz 1f
+    jz 6f
     swapgs
     CLEAR_AC
 1:  SAVE_REGS
@@ -175,7 +178,34 @@ interrupt_common:
     jz 2f
     swapgs
 2:  add rsp, 16
+    .global iret_common
+iret_common:
     iretq
+
+/* From ring 0. An iretq to ring 3 that faults (a bad selector or, on some
+   CPUs, a non-canonical rip in its frame) does so in ring 0, after the
+   return's swapgs: the kernel's GS comes back before any gs: access, and
+   the handler (`faulted_user_return`) blames the environment. Its frame
+   is where the fault left rsp. */
+6:  push rax
+    /* now +24 rip, +48 rsp */
+    lea rax, [rip + iret_common]
+    cmp [rsp + 24], rax
+    je 7f
+    lea rax, [rip + iret_enter_user]
+    cmp [rsp + 24], rax
+    je 7f
+    lea rax, [rip + iret_paranoid]
+    cmp [rsp + 24], rax
+    je 7f
+    pop rax
+    jmp 1b
+7:  mov rax, [rsp + 48]
+    test byte ptr [rax + 8], 3 /* the CS it returned to: ring 3, GS swapped */
+    pop rax
+    jz 1b
+    swapgs
+    jmp 1b
 
 /* syscall: one compare sorts the number. abi::syscall::FLOOR returns at
    once (rcx, r11 still hold the caller's rip and rflags); a number above
@@ -280,6 +310,8 @@ enter_user_frame:
     RESTORE_REGS
     add rsp, 16
     swapgs
+    .global iret_enter_user
+iret_enter_user:
     iretq
 
 interrupt_paranoid:
@@ -301,6 +333,8 @@ interrupt_paranoid:
     swapgs
 4:  RESTORE_REGS
     add rsp, 16
+    .global iret_paranoid
+iret_paranoid:
     iretq
 "#,
     floor = const abi::syscall::FLOOR,
@@ -315,6 +349,44 @@ interrupt_paranoid:
 
 extern "C" {
     static interrupt_stubs: u8;
+    /// The `iretq`s that may return to ring 3.
+    static iret_common: u8;
+    static iret_enter_user: u8;
+    static iret_paranoid: u8;
+}
+
+/// If `frame` is an exception raised by one of the `iretq`s that return to
+/// ring 3 (in ring 0: a bad selector, say, in the frame it was given), the
+/// context that `iretq` was returning to: its registers were restored
+/// already, its rip, CS, RFLAGS, rsp and SS are the frame the `iretq` read,
+/// where the fault left the stack pointer. The entry stub has given the
+/// kernel its GS back. The caller blames the environment being entered;
+/// `None` for any other fault (a fault of an `iretq` back to ring 0 is the
+/// kernel's own bug).
+pub fn faulted_user_return(frame: &TrapFrame) -> Option<TrapFrame> {
+    let at = frame.rip;
+    let labels = [
+        &raw const iret_common as u64,
+        &raw const iret_enter_user as u64,
+        &raw const iret_paranoid as u64,
+    ];
+    if frame.is_user() || !labels.contains(&at) {
+        return None;
+    }
+    // SAFETY: the fault was raised by that `iretq`, in ring 0 without a
+    // stack switch, so `frame.rsp` is where its five-word frame lies on
+    // this core's stack, below which the CPU pushed the exception's frame:
+    // still there, and not written since.
+    let iret = unsafe { core::ptr::read(frame.rsp as *const [u64; 5]) };
+    let [rip, cs, rflags, rsp, ss] = iret;
+    (cs & 3 == 3).then_some(TrapFrame {
+        rip,
+        cs,
+        rflags,
+        rsp,
+        ss,
+        ..*frame
+    })
 }
 
 #[repr(C, align(16))]
