@@ -14,42 +14,50 @@ use crate::aspace::AddressSpace;
 use crate::sync::BootCell;
 
 struct Pages {
-    sysinfo: u64,
-    /// First frame of each core's `CoreSlices` (2 frames each).
-    core_slices: alloc::vec::Vec<u64>,
-    accounts: [u64; MAX_ENVS],
+    sysinfo: FrameRef<SysInfo>,
+    /// Each core's `CoreSlices` (adjacent frames, `SLICE_PAGES` each).
+    core_slices: alloc::vec::Vec<FrameRef<CoreSlices>>,
+    accounts: [FrameRef<EnvAccount>; MAX_ENVS],
 }
 
 static PAGES: BootCell<Pages> = BootCell::new();
 
 const SLICE_PAGES: u64 = va::CORE_SLICES_STRIDE / 4096;
 
+// SAFETY: integers and atomics (all-zero is valid); sizes checked in `abi`
+// (a page each, `CoreSlices` its stride).
+unsafe impl Zeroable for SysInfo {}
+// SAFETY: as `SysInfo`.
+unsafe impl Zeroable for CoreSlices {}
+// SAFETY: as `SysInfo`.
+unsafe impl Zeroable for EnvAccount {}
+
+/// The `T` an exported frame holds, for the kernel's whole life.
+fn exported<T: Sync>(frame: &FrameRef<T>) -> &'static T {
+    // SAFETY: exported frames are allocated once at boot, zeroed (a valid
+    // `T`: `Zeroable`), and never freed; environments map them read-only,
+    // and every field the kernel changes after `init` is an atomic.
+    unsafe { &*frame.as_ptr() }
+}
+
 /// Allocates and initialises the exported pages for `cores` cores.
 pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) {
-    let frame = || mm::alloc_frame().expect("memory for exported pages");
-    let sysinfo = frame();
+    let sysinfo = mm::alloc_frame_as::<SysInfo>().expect("memory for exported pages");
     let core_slices = (0..cores)
         .map(|_| {
-            let first = frame();
-            for i in 1..SLICE_PAGES {
-                // Contiguity is not required by users (each stride is mapped
-                // page by page), but the kernel views a CoreSlices as one
-                // object through the direct map: ask for adjacent frames.
-                let next = mm::alloc_named_frame(first / 4096 + i)
-                    .expect("adjacent frame for a slice vector");
-                debug_assert_eq!(next, first + i * 4096);
-            }
-            first
+            // Contiguity is not required by users (each stride is mapped
+            // page by page), but the kernel views a CoreSlices as one
+            // object through the direct map.
+            mm::alloc_adjacent_frames_as::<CoreSlices>(SLICE_PAGES)
+                .expect("adjacent frames for a slice vector")
         })
         .collect();
-    let accounts = core::array::from_fn(|_| frame());
-    PAGES.init(Pages {
-        sysinfo,
-        core_slices,
-        accounts,
+    let accounts = core::array::from_fn(|_| {
+        mm::alloc_frame_as::<EnvAccount>().expect("memory for exported pages")
     });
-    // SAFETY: the sysinfo frame was just allocated for this structure.
-    let info = unsafe { &mut *(mm::phys_to_virt(sysinfo) as *mut SysInfo) };
+    // SAFETY: the sysinfo frame was just allocated (zeroed: a valid
+    // `SysInfo`), not yet published or mapped: this is its only reference.
+    let info = unsafe { &mut *sysinfo.as_ptr() };
     info.magic = SYSINFO_MAGIC;
     info.cores = cores as u32;
     info.slots = slots;
@@ -59,6 +67,11 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) 
     info.tsc_khz = crate::arch::time::tsc_khz();
     info.tsc_base = crate::arch::time::tsc_base();
     info.tsc_ns_scale = crate::arch::time::tsc_ns_scale();
+    PAGES.init(Pages {
+        sysinfo,
+        core_slices,
+        accounts,
+    });
     for core in 0..cores {
         let s = core_slices_of(core);
         s.current_slot.store(0, Ordering::Relaxed);
@@ -74,20 +87,17 @@ pub fn init(cores: usize, slots: u32, slice_ns: u64, grace_ns: u64, sched: u32) 
 
 /// The system page.
 pub fn sysinfo() -> &'static SysInfo {
-    // SAFETY: initialised in `init`, never freed; shared fields are atomics.
-    unsafe { &*(mm::phys_to_virt(PAGES.get().sysinfo) as *const SysInfo) }
+    exported(&PAGES.get().sysinfo)
 }
 
 /// Core `core`'s exported slice vector.
 pub fn core_slices_of(core: usize) -> &'static CoreSlices {
-    // SAFETY: as `sysinfo`; the frames of one core's vector are adjacent.
-    unsafe { &*(mm::phys_to_virt(PAGES.get().core_slices[core]) as *const CoreSlices) }
+    exported(&PAGES.get().core_slices[core])
 }
 
 /// Accounting of environment-table slot `slot`.
 pub fn account(slot: usize) -> &'static EnvAccount {
-    // SAFETY: as `sysinfo`.
-    unsafe { &*(mm::phys_to_virt(PAGES.get().accounts[slot]) as *const EnvAccount) }
+    exported(&PAGES.get().accounts[slot])
 }
 
 /// Zeroes account `a`'s counters but its CPU time (`ledger::reset_account`
@@ -121,17 +131,17 @@ pub fn retire_account(slot: usize) {
 /// Maps every exported page read-only into `aspace`.
 pub fn map_into(aspace: &AddressSpace) -> Result<(), FrameError> {
     let p = PAGES.get();
-    aspace.map(va::SYSINFO, p.sysinfo, false, false)?;
-    for (core, &first) in p.core_slices.iter().enumerate() {
+    aspace.map(va::SYSINFO, p.sysinfo.pa(), false, false)?;
+    for (core, first) in p.core_slices.iter().enumerate() {
         for i in 0..SLICE_PAGES {
             let at = va::CORE_SLICES + core as u64 * va::CORE_SLICES_STRIDE + i * 4096;
-            aspace.map(at, first + i * 4096, false, false)?;
+            aspace.map(at, first.pa() + i * 4096, false, false)?;
         }
     }
-    for (slot, &pa) in p.accounts.iter().enumerate() {
+    for (slot, frame) in p.accounts.iter().enumerate() {
         aspace.map(
             va::ENV_ACCOUNTS + slot as u64 * va::ENV_ACCOUNT_STRIDE,
-            pa,
+            frame.pa(),
             false,
             false,
         )?;

@@ -92,11 +92,12 @@ pub fn alloc_frame() -> Result<u64, FrameError> {
     Ok(pa)
 }
 
-/// Types a zeroed frame holds a valid value of.
+/// Types zeroed frames hold a valid value of.
 ///
 /// # Safety
-/// All-zero bytes are a valid `Self`, and `Self` fits in one page, aligned
-/// to at most a page.
+/// All-zero bytes are a valid `Self`, aligned to at most a page.
+/// ([`alloc_frame_as`] checks at compile time that it fits in one page;
+/// [`alloc_adjacent_frames_as`] gives it as many as it needs.)
 pub unsafe trait Zeroable {}
 
 /// A typed view of a frame the kernel owns, through the direct map (what
@@ -136,8 +137,26 @@ impl<T> FrameRef<T> {
 
 /// Allocates a zeroed frame, viewed as the `T` it holds.
 pub fn alloc_frame_as<T: Zeroable>() -> Result<FrameRef<T>, FrameError> {
+    const { assert!(core::mem::size_of::<T>() <= PAGE_SIZE as usize) };
     Ok(FrameRef {
         pa: alloc_frame()?,
+        _holds: PhantomData,
+    })
+}
+
+/// Allocates `frames` adjacent zeroed frames, viewed as the `T` they
+/// hold (the kernel sees it through the direct map as one object; `T`
+/// must fit). Adjacency is asked of the allocator frame by frame, as at
+/// boot, when the frames after the first are still free: an error if one
+/// is not (the frames taken are kept: at boot that is fatal anyway).
+pub fn alloc_adjacent_frames_as<T: Zeroable>(frames: u64) -> Result<FrameRef<T>, FrameError> {
+    assert!(core::mem::size_of::<T>() as u64 <= frames * PAGE_SIZE);
+    let first = alloc_frame()?;
+    for i in 1..frames {
+        alloc_named_frame(first / PAGE_SIZE + i)?;
+    }
+    Ok(FrameRef {
+        pa: first,
         _holds: PhantomData,
     })
 }
