@@ -58,6 +58,26 @@ static RT: Mutex<Table> = Mutex::new(Table::new());
 /// hands out the lowest free slot, so the slots ever used are a prefix).
 /// Written under the runtime lock.
 static STACK_PAGES_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Held (disabled) while stack pages are mapped: by a spawn before it
+/// takes the runtime lock, or under it.
+static STACK_MAPPING: Mutex<()> = Mutex::new(());
+/// One more than the highest thread id ever used (under the runtime lock).
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Maps the stack the next new thread id would need, before the runtime
+/// lock is taken: its eight system calls would otherwise keep every
+/// other core's dispatch waiting for the lock. Under the lock the stack
+/// is then there (unless another core's spawn took that id first).
+fn premap_next_stack() {
+    let next = SLOTS_USED.load(Ordering::Relaxed);
+    if next < MAX_THREADS && STACK_PAGES_MAPPED.load(Ordering::Relaxed) < (next + 1) * STACK_PAGES {
+        let was = sys::disable_here_swap();
+        let _ = map_stacks_through(next);
+        if was == 0 {
+            sys::enable_here();
+        }
+    }
+}
 
 /// The core each thread last ran on (read by the thread itself, lock-free).
 static THREAD_CORE: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
@@ -89,6 +109,7 @@ pub fn self_id() -> usize {
 /// mapped in order, stack by stack, so a failed attempt resumes where it
 /// stopped.
 fn map_stacks_through(tid: usize) -> bool {
+    let _mapping = STACK_MAPPING.lock();
     let mut pages = STACK_PAGES_MAPPED.load(Ordering::Relaxed);
     while pages < (tid + 1) * STACK_PAGES {
         let (t, p) = (pages / STACK_PAGES, pages % STACK_PAGES);
@@ -214,6 +235,7 @@ static READY: AtomicBool = AtomicBool::new(false);
 
 /// Starts a thread running `entry(arg)` with `weight` tickets.
 pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    premap_next_stack();
     with_rt(|rt| spawn_locked(rt, entry, arg, weight, false))
 }
 
@@ -221,6 +243,7 @@ pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
 /// its own calls into the libOS: its voluntary switches save the whole FPU
 /// image, not only the control state.
 pub fn spawn_sse(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    premap_next_stack();
     with_rt(|rt| spawn_locked(rt, entry, arg, weight, true))
 }
 
@@ -245,6 +268,7 @@ fn first_context(tid: usize) -> Option<UserContext> {
     if tid >= MAX_THREADS || !map_stacks_through(tid) {
         return None;
     }
+    SLOTS_USED.fetch_max(tid + 1, Ordering::Relaxed);
     prepare_stack(tid);
     let mut ctx = UserContext::ZERO;
     ctx.rip = thread_start as *const () as u64;
