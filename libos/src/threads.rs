@@ -651,6 +651,14 @@ fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
     unsafe { context::resume(&*ctx_slot(tid), d, resume_pending, top) }
 }
 
+/// Threads ended because they overflowed their stacks.
+static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+
+/// How many threads have been ended for overflowing their stacks.
+pub fn stack_overflows() -> u64 {
+    OVERFLOWS.load(Ordering::Relaxed)
+}
+
 /// A thread's fault handler: given the faulting thread and the fault,
 /// decides whether it resumes (past the faulting instruction) or the
 /// application ends.
@@ -665,11 +673,39 @@ pub fn on_fault(handler: FaultHandler) {
     *FAULT_HANDLER.lock() = Some(handler);
 }
 
+/// The thread whose stack's guard gap holds `address`, if any.
+fn guard_of(address: u64) -> Option<usize> {
+    let offset = address.checked_sub(va::THREAD_STACKS)?;
+    let tid = (offset >> STRIDE_SHIFT) as usize;
+    (tid < MAX_THREADS && offset % STRIDE < STRIDE - STACK as u64).then_some(tid)
+}
+
 /// The exception upcall: the thread running on `core` faulted.
 fn on_exception(core: usize) -> ! {
     let d = sys::dispatch(core);
     let info = d.fault_info;
     let tid = ON_CORE[core].load(Ordering::Relaxed);
+    // A page fault in the running thread's own guard gap: it overflowed
+    // its stack. That thread ends (its stack, left as it is, is the
+    // evidence it overflowed; the slot and stack are used again); the
+    // others go on.
+    if info.vector == 14 && tid != NONE && guard_of(info.address) == Some(tid) {
+        crate::log!(
+            "thread {tid} overflowed its {STACK}-byte stack (fault at {:#x}, rip {:#x}): ended",
+            info.address,
+            info.rip
+        );
+        OVERFLOWS.fetch_add(1, Ordering::Relaxed);
+        d.fault.valid = 0;
+        RT.lock().exit(tid);
+        let at = sys::now_ns();
+        // Its canary is likely gone with the overflow: no check.
+        let ran =
+            sys::cpu_clock_at(core, at).saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+        runlog::stopped(core, at);
+        publish_stop(core, tid, RunEnd::Exited, ran, at);
+        dispatch(core)
+    }
     let handler = *FAULT_HANDLER.lock();
     let action = match handler {
         Some(h) if tid != NONE => h(tid, &info),
