@@ -44,6 +44,8 @@ const STACK_PAGES: usize = STACK / 4096;
 const STRIDE: u64 = va::THREAD_STACK_STRIDE;
 const STRIDE_SHIFT: u32 = STRIDE.trailing_zeros();
 const _: () = assert!(STRIDE.is_power_of_two() && STACK as u64 + 4096 <= STRIDE);
+// A stop published in a core's word carries the thread id in 18 bits.
+const _: () = assert!(MAX_THREADS <= handoff::MAX_TID + 1);
 const _: () = assert!(
     va::THREAD_STACKS + MAX_THREADS as u64 * STRIDE <= va::HEAP_GROWTH
         && va::THREAD_STACKS >= va::USER_MAP_START
