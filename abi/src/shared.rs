@@ -54,6 +54,18 @@ pub mod va {
     pub const USER_MAP_START: u64 = 0x1000_0000_0000;
     /// End of that region (exclusive).
     pub const USER_MAP_END: u64 = 0x7000_0000_0000;
+    /// The libOS's thread stacks, inside the mappable region (the libOS
+    /// maps them itself, as threads are first spawned): thread `t`'s stack
+    /// is the top `size` bytes of `THREAD_STACKS + t * THREAD_STACK_STRIDE
+    /// .. + THREAD_STACK_STRIDE`, the rest of the stride an unmapped guard
+    /// gap, so an overflow faults instead of writing its neighbour.
+    pub const THREAD_STACKS: u64 = 0x6000_0000_0000;
+    /// A power of two: a thread's id is its stack pointer's offset shifted.
+    pub const THREAD_STACK_STRIDE: u64 = 0x8000;
+    /// Where the libOS grows its heap beyond the one in its image, mapping
+    /// frames as it needs them (`HEAP_GROWTH_MAX` bytes at most).
+    pub const HEAP_GROWTH: u64 = 0x6800_0000_0000;
+    pub const HEAP_GROWTH_MAX: u64 = 0x4000_0000;
 }
 
 /// Global, read-only information.

@@ -300,6 +300,7 @@ impl Env {
     fn lend(&self, slots: u32) -> Lent {
         Lent {
             slots: self.slot_quota.take_up_to(slots),
+            frames: DEFAULT_FRAME_QUOTA,
         }
     }
 
@@ -467,10 +468,11 @@ fn uncharge_from(first: u32, frames: usize) {
     }
 }
 
-/// Slots a parent lent its child.
+/// Slots a parent lent its child, and the frame quota it gets.
 #[derive(Clone, Copy, Debug, Default)]
 struct Lent {
     slots: u32,
+    frames: usize,
 }
 
 /// Creates a child of `parent` from an ELF image. Its slot quota is lent
@@ -509,7 +511,24 @@ pub fn spawn(
     parent: u32,
     args: &[u8],
 ) -> Result<Arc<Env>, SpawnError> {
-    spawn_with(name, image, parent, Lent { slots: slot_quota }, args)
+    spawn_with_frames(name, image, slot_quota, DEFAULT_FRAME_QUOTA, parent, args)
+}
+
+/// [`spawn`] with a frame quota of `frame_quota` (a launch plan's
+/// application of many threads: see `kernel::launch`).
+pub fn spawn_with_frames(
+    name: &str,
+    image: &[u8],
+    slot_quota: u32,
+    frame_quota: usize,
+    parent: u32,
+    args: &[u8],
+) -> Result<Arc<Env>, SpawnError> {
+    let quotas = Lent {
+        slots: slot_quota,
+        frames: frame_quota,
+    };
+    spawn_with(name, image, parent, quotas, args)
 }
 
 /// `spawn` with its quotas (lent by `parent`, or the kernel's own grant).
@@ -541,7 +560,7 @@ fn spawn_with(
     };
     let mut memory = Memory {
         aspace,
-        frame_quota: DEFAULT_FRAME_QUOTA,
+        frame_quota: quotas.frames,
         ..Memory::empty()
     };
     let built = build_image(&mut memory, &program, image)

@@ -275,6 +275,11 @@ static EXPERIMENTS: &[Experiment] = &[
     ),
     plain("swap", &[spec("tswap", 4)], apps_alive),
     plain(
+        "overflow",
+        &[spec("toverflow", 1), spec("tspin", 1)],
+        apps_alive,
+    ),
+    plain(
         "two_apps",
         &[spec("tspin", 2), spec("tspin_rr", 2)],
         apps_alive,

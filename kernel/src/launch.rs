@@ -11,14 +11,17 @@
 //! ```text
 //! exo-launch 1
 //! slots <vector length>            (optional; at least what the apps hold)
-//! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | -> [program]
+//! app <name> <slots per core> <all | core,core,...> <start ms> <stop ms | -> [program] [frames=<n>]
 //! <argument lines, passed to the application verbatim>
 //! end
 //! ```
 //!
 //! `program` is the boot module the environment runs: [`APP_PROGRAM`]
 //! when the header does not name one (a scenario's scheduler environment
-//! runs `sched_env`).
+//! runs `sched_env`). `frames=<n>` sets its frame quota (the frames it may
+//! allocate and map: an application of 10,000 threads maps 40,000 for
+//! their stacks alone), [`MAX_FRAME_QUOTA`] at most; without it the
+//! kernel's default.
 
 use core::fmt;
 
@@ -32,6 +35,9 @@ pub const MAX_APPS: usize = 32;
 /// How long after its stop an application's slots are still counted as
 /// held (see [`Plan::slots_at_once`]).
 pub const STOP_MARGIN_MS: u64 = 1000;
+/// Largest frame quota a plan may give an application (4 GiB of frames:
+/// a bound on a typo, not on memory, which the runner checks).
+pub const MAX_FRAME_QUOTA: usize = 1 << 20;
 /// Most cores a core list may name (the kernel's own limit).
 pub const MAX_CORES: usize = abi::shared::MAX_CORES;
 
@@ -55,6 +61,8 @@ pub struct AppLaunch<'a> {
     pub stop_ms: Option<u64>,
     /// The boot module it runs.
     pub program: &'a str,
+    /// Its frame quota, if the plan sets one.
+    pub frame_quota: Option<usize>,
     /// The lines between the header and `end`, newline-terminated.
     pub args: &'a str,
 }
@@ -216,16 +224,27 @@ impl<'a> Iterator for Apps<'a> {
                 Some(l) => break l,
             }
         };
-        let words: [&str; 7] = {
+        let words: [&str; 8] = {
             let mut it = header.split_ascii_whitespace();
-            let w = [(); 7].map(|()| it.next().unwrap_or(""));
+            let w = [(); 8].map(|()| it.next().unwrap_or(""));
             if it.next().is_some() || w[5].is_empty() {
                 return self.err(
-                    "app header needs: app <name> <slots> <cores> <start_ms> <stop_ms|-> [program]",
+                    "app header needs: app <name> <slots> <cores> <start_ms> <stop_ms|-> [program] [frames=<n>]",
                 );
             }
             w
         };
+        let (mut program, mut frame_quota) = (None, None);
+        for w in words[6..].iter().filter(|w| !w.is_empty()) {
+            match w.strip_prefix("frames=") {
+                Some(n) if frame_quota.is_none() => match n.parse::<usize>() {
+                    Ok(n) if (1..=MAX_FRAME_QUOTA).contains(&n) => frame_quota = Some(n),
+                    _ => return self.err("frames must be 1..=MAX_FRAME_QUOTA"),
+                },
+                None if program.is_none() && frame_quota.is_none() => program = Some(*w),
+                _ => return self.err("after stop_ms: at most [program] [frames=<n>]"),
+            }
+        }
         if words[0] != "app" {
             return self.err("expected `app`");
         }
@@ -274,11 +293,8 @@ impl<'a> Iterator for Apps<'a> {
             cores,
             start_ms,
             stop_ms,
-            program: if words[6].is_empty() {
-                APP_PROGRAM
-            } else {
-                words[6]
-            },
+            program: program.unwrap_or(APP_PROGRAM),
+            frame_quota,
             args,
         }))
     }
@@ -295,6 +311,8 @@ pub struct AppEntry<'a> {
     pub stop_ms: Option<u64>,
     /// The boot module it runs (`None`: [`APP_PROGRAM`]).
     pub program: Option<&'a str>,
+    /// Its frame quota (`None`: the kernel's default).
+    pub frame_quota: Option<usize>,
     /// Its arguments: lines, each ending in a newline.
     pub args: &'a str,
 }
@@ -325,10 +343,13 @@ pub fn write_plan(
             None => write!(out, "-")?,
             Some(ms) => write!(out, "{ms}")?,
         }
-        match app.program {
-            Some(p) => writeln!(out, " {p}")?,
-            None => writeln!(out)?,
+        if let Some(p) = app.program {
+            write!(out, " {p}")?;
         }
+        if let Some(n) = app.frame_quota {
+            write!(out, " frames={n}")?;
+        }
+        writeln!(out)?;
         out.write_str(app.args)?;
         if !app.args.is_empty() && !app.args.ends_with('\n') {
             writeln!(out)?;

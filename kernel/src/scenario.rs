@@ -159,10 +159,11 @@ pub fn setup(plan: Plan<'static>, run_ms: u64) -> Result<(), &'static str> {
 
 fn spawn(app: &AppLaunch<'_>, name: &str) -> Result<Arc<env::Env>, &'static str> {
     let image = crate::programs::program_named(app.program).ok_or("no such program")?;
-    env::spawn(
+    env::spawn_with_frames(
         name,
         image,
         u32::MAX,
+        app.frame_quota.unwrap_or(env::DEFAULT_FRAME_QUOTA),
         abi::syscall::NO_ENV,
         app.args.as_bytes(),
     )

@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod context;
 pub mod fmt;
+pub mod heap;
 pub mod rt;
 pub mod slices;
 pub mod sys;

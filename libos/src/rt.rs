@@ -95,53 +95,9 @@ fn app() -> &'static App {
     unsafe { &*APP.load(Ordering::Acquire) }
 }
 
-/// The heap, allocated from with the disabled flag set on the core doing
-/// it: a thread revoked while holding the heap lock would otherwise leave
-/// every core of its application spinning on it in the libOS's own
-/// scheduler (which allocates) — found by the soak, where an application's
-/// threads all stopped while it kept burning its slices.
-#[cfg(target_os = "none")]
-struct CriticalHeap(linked_list_allocator::LockedHeap);
-
-#[cfg(target_os = "none")]
-impl CriticalHeap {
-    fn critical<R>(&self, f: impl FnOnce(&linked_list_allocator::LockedHeap) -> R) -> R {
-        let was = sys::disable_here_swap();
-        let r = f(&self.0);
-        if was == 0 {
-            // A revocation that came meanwhile stays pending: the thread
-            // hands itself back at its next runtime call, or is taken at
-            // the end of grace.
-            sys::enable_here();
-        }
-        r
-    }
-}
-
-// SAFETY: delegates to LockedHeap, which is a correct allocator; the flag
-// handling around it does not touch the memory it hands out.
-#[cfg(target_os = "none")]
-unsafe impl core::alloc::GlobalAlloc for CriticalHeap {
-    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is passed on unchanged.
-        self.critical(|h| unsafe { h.alloc(layout) })
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
-        // SAFETY: as above.
-        self.critical(|h| unsafe { h.dealloc(ptr, layout) })
-    }
-}
-
 #[cfg(target_os = "none")]
 #[global_allocator]
-static HEAP: CriticalHeap = CriticalHeap(linked_list_allocator::LockedHeap::empty());
-/// The program's heap (in its BSS: loaded with it, no system call to set
-/// up). 8 MiB: a lottery policy of 10,000 threads (the benchmark's largest)
-/// peaks near 4.5 MiB while its record vector doubles, beyond a 4 MiB heap.
-#[cfg(target_os = "none")]
-const HEAP_BYTES: usize = 8 << 20;
-#[cfg(target_os = "none")]
-static mut HEAP_SPACE: [u8; HEAP_BYTES] = [0; HEAP_BYTES];
+static HEAP: crate::heap::ProgramHeap = crate::heap::ProgramHeap::new();
 static FIRST_START: AtomicU8 = AtomicU8::new(0);
 
 /// True for exactly one core's first upcall: it initialises the program.
@@ -182,9 +138,7 @@ fn register(entry: u64, exception: bool) {
         // SAFETY: the heap space is the allocator's alone, initialised once,
         // before any allocation (no core runs program code yet).
         unsafe {
-            HEAP.0
-                .lock()
-                .init((&raw mut HEAP_SPACE).cast::<u8>(), HEAP_BYTES);
+            HEAP.init(crate::heap::image_space());
         }
         let (resume_start, resume_end) = crate::context::range();
         let table = UpcallTable {

@@ -21,7 +21,7 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use abi::shared::{events, Dispatch, FaultInfo, UpcallReason, UserContext};
+use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UserContext};
 use sched_api::{Policy, RunEnd};
 pub use sched_api::{PolicyKind, ThreadState};
 use spin::Mutex;
@@ -37,27 +37,62 @@ pub use table::Audit;
 pub use table::MAX_THREADS;
 use table::{Table, NONE};
 
+/// A thread's stack: mapped at the top of its stride of
+/// `va::THREAD_STACKS`, the rest of the stride an unmapped guard gap.
 const STACK: usize = 16 * 1024;
-/// The lowest word of every thread stack: an overflow overwrites it first.
+const STACK_PAGES: usize = STACK / 4096;
+const STRIDE: u64 = va::THREAD_STACK_STRIDE;
+const STRIDE_SHIFT: u32 = STRIDE.trailing_zeros();
+const _: () = assert!(STRIDE.is_power_of_two() && STACK as u64 + 4096 <= STRIDE);
+// A stop published in a core's word carries the thread id in 18 bits.
+const _: () = assert!(MAX_THREADS <= handoff::MAX_TID + 1);
+const _: () = assert!(
+    va::THREAD_STACKS + MAX_THREADS as u64 * STRIDE <= va::HEAP_GROWTH
+        && va::THREAD_STACKS >= va::USER_MAP_START
+);
+/// The lowest word of every thread stack: an overflow that skips the
+/// guard gap (a large frame) still overwrites it first, when it does not
+/// fault.
 const CANARY: u64 = 0x5afe_57ac_c0ff_ee00;
 
-#[repr(C, align(16))]
-struct Stacks([[u8; STACK]; MAX_THREADS]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; MAX_THREADS]);
-
 static RT: Mutex<Table> = Mutex::new(Table::new());
+/// Stack pages mapped so far, stack by stack from thread 0's (the table
+/// hands out the lowest free slot, so the slots ever used are a prefix).
+/// Written under the runtime lock.
+static STACK_PAGES_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Held (disabled) while stack pages are mapped: by a spawn before it
+/// takes the runtime lock, or under it.
+static STACK_MAPPING: Mutex<()> = Mutex::new(());
+/// One more than the highest thread id ever used (under the runtime lock).
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Maps the stack the next new thread id would need, before the runtime
+/// lock is taken: its eight system calls would otherwise keep every
+/// other core's dispatch waiting for the lock. Under the lock the stack
+/// is then there (unless another core's spawn took that id first).
+fn premap_next_stack() {
+    let next = SLOTS_USED.load(Ordering::Relaxed);
+    if next < MAX_THREADS && STACK_PAGES_MAPPED.load(Ordering::Relaxed) < (next + 1) * STACK_PAGES {
+        let was = sys::disable_here_swap();
+        let _ = map_stacks_through(next);
+        if was == 0 {
+            sys::enable_here();
+        }
+    }
+}
 
 /// The core each thread last ran on (read by the thread itself, lock-free).
 static THREAD_CORE: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
 /// Thread-local data: one word per thread.
 static TLS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 
-fn stacks_base() -> u64 {
-    (&raw const STACKS).cast::<u8>() as u64
+/// Top of thread `tid`'s stack.
+fn stack_top(tid: usize) -> u64 {
+    va::THREAD_STACKS + (tid as u64 + 1) * STRIDE
 }
 
 fn canary(tid: usize) -> *mut u64 {
-    (stacks_base() + (tid * STACK) as u64) as *mut u64
+    (stack_top(tid) - STACK as u64) as *mut u64
 }
 
 /// The calling thread's id, from its stack pointer (each thread has its own
@@ -68,7 +103,26 @@ pub fn self_id() -> usize {
     unsafe {
         core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
     };
-    (rsp.wrapping_sub(stacks_base()) / STACK as u64) as usize
+    (rsp.wrapping_sub(va::THREAD_STACKS) >> STRIDE_SHIFT) as usize
+}
+
+/// Maps stacks up to thread `tid`'s (under the runtime lock): false if
+/// the frames could not be had (the frame quota is used up). Pages are
+/// mapped in order, stack by stack, so a failed attempt resumes where it
+/// stopped.
+fn map_stacks_through(tid: usize) -> bool {
+    let _mapping = STACK_MAPPING.lock();
+    let mut pages = STACK_PAGES_MAPPED.load(Ordering::Relaxed);
+    while pages < (tid + 1) * STACK_PAGES {
+        let (t, p) = (pages / STACK_PAGES, pages % STACK_PAGES);
+        let at = stack_top(t) - STACK as u64 + (p * 4096) as u64;
+        if !crate::heap::map_fresh(at) {
+            return false;
+        }
+        pages += 1;
+        STACK_PAGES_MAPPED.store(pages, Ordering::Relaxed);
+    }
+    true
 }
 
 /// The core thread `tid` last ran on.
@@ -183,6 +237,7 @@ static READY: AtomicBool = AtomicBool::new(false);
 
 /// Starts a thread running `entry(arg)` with `weight` tickets.
 pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    premap_next_stack();
     with_rt(|rt| spawn_locked(rt, entry, arg, weight, false))
 }
 
@@ -190,6 +245,7 @@ pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
 /// its own calls into the libOS: its voluntary switches save the whole FPU
 /// image, not only the control state.
 pub fn spawn_sse(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
+    premap_next_stack();
     with_rt(|rt| spawn_locked(rt, entry, arg, weight, true))
 }
 
@@ -200,29 +256,31 @@ fn spawn_locked(
     weight: u32,
     sse: bool,
 ) -> Option<usize> {
-    let tid = rt.spawn(entry, arg, weight, sse, first_context)?;
-    prepare_stack(tid);
-    Some(tid)
+    rt.spawn_with(entry, arg, weight, sse, first_context)
 }
 
 /// The application's control thread (`main`), outside the policy.
 fn spawn_control_locked(rt: &mut Table, entry: fn(usize)) -> Option<usize> {
-    let tid = rt.spawn_control(entry, 0, first_context)?;
-    prepare_stack(tid);
-    Some(tid)
+    rt.spawn_control_with(entry, 0, first_context)
 }
 
-/// A new thread's first context: `thread_start(tid)` on its own stack.
-fn first_context(tid: usize) -> UserContext {
+/// A new thread's first context: `thread_start(tid)` on its own stack
+/// (mapped now if it never was); `None` when there is no memory for it.
+fn first_context(tid: usize) -> Option<UserContext> {
+    if tid >= MAX_THREADS || !map_stacks_through(tid) {
+        return None;
+    }
+    SLOTS_USED.fetch_max(tid + 1, Ordering::Relaxed);
+    prepare_stack(tid);
     let mut ctx = UserContext::ZERO;
     ctx.rip = thread_start as *const () as u64;
-    ctx.rsp = stacks_base() + ((tid + 1) * STACK) as u64 - 8;
+    ctx.rsp = stack_top(tid) - 8;
     ctx.rdi = tid as u64;
     ctx.rflags = 0x202;
     ctx.fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
     ctx.fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
     ctx.valid = 1;
-    ctx
+    Some(ctx)
 }
 
 fn prepare_stack(tid: usize) {
@@ -388,7 +446,7 @@ static ON_CORE: [AtomicUsize; MAX_WORKERS] = [const { AtomicUsize::new(NONE) }; 
 static ON_CORE_SINCE: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
 /// The table's threads, for their context slots without the lock (set once,
 /// under the lock, before any thread runs).
-static THREADS: AtomicPtr<table::Thread> = AtomicPtr::new(core::ptr::null_mut());
+static THREADS: AtomicPtr<table::Threads> = AtomicPtr::new(core::ptr::null_mut());
 /// Bounded wait for the runtime lock in a prologue before giving up (about
 /// a few microseconds: longer than any dispatch holds it, shorter than a
 /// grace period).
@@ -400,11 +458,25 @@ const LOCK_SPINS: u32 = 2_000;
 /// Only while the policy has `tid` running on the calling core (or it is
 /// the calling thread): then no other core reads or writes that slot.
 unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
+    // SAFETY: the static table's threads (set before any thread runs),
+    // whose slots never move; only a place is computed (no reference to
+    // the shared table).
+    unsafe { &raw mut (*thread_slot(tid)).ctx }
+}
+
+/// Thread `tid`'s slot in the table, reached without the lock (see
+/// [`ctx_slot`]).
+///
+/// # Safety
+/// As for [`ctx_slot`].
+unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
     let threads = THREADS.load(Ordering::Acquire);
-    debug_assert!(!threads.is_null() && tid < MAX_THREADS);
-    // SAFETY: `threads` is the static table's array and `tid` indexes it;
-    // only a place is computed (no reference to the shared table).
-    unsafe { &raw mut (*threads.add(tid)).ctx }
+    debug_assert!(!threads.is_null());
+    // SAFETY: the static table's directory: `slot_ptr` only reads its
+    // atomic chunk pointers, set before `tid` was first spawned.
+    let slot = unsafe { table::Threads::slot_ptr_raw(threads, tid) };
+    debug_assert!(!slot.is_null());
+    slot
 }
 
 /// Takes `tid` off `core` (it left at `at_ns`, global clock), to be
@@ -433,7 +505,7 @@ fn switch_out(end: RunEnd) {
     // SAFETY: this thread's own slot, and it is running (see `ctx_slot`).
     let (ctx, sse) = unsafe {
         let ctx = ctx_slot(tid);
-        (ctx, (*THREADS.load(Ordering::Acquire).add(tid)).sse)
+        (ctx, (*thread_slot(tid)).sse)
     };
     let end = match end {
         RunEnd::Preempted => 0,
@@ -581,6 +653,14 @@ fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
     unsafe { context::resume(&*ctx_slot(tid), d, resume_pending, top) }
 }
 
+/// Threads ended because they overflowed their stacks.
+static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+
+/// How many threads have been ended for overflowing their stacks.
+pub fn stack_overflows() -> u64 {
+    OVERFLOWS.load(Ordering::Relaxed)
+}
+
 /// A thread's fault handler: given the faulting thread and the fault,
 /// decides whether it resumes (past the faulting instruction) or the
 /// application ends.
@@ -595,11 +675,39 @@ pub fn on_fault(handler: FaultHandler) {
     *FAULT_HANDLER.lock() = Some(handler);
 }
 
+/// The thread whose stack's guard gap holds `address`, if any.
+fn guard_of(address: u64) -> Option<usize> {
+    let offset = address.checked_sub(va::THREAD_STACKS)?;
+    let tid = (offset >> STRIDE_SHIFT) as usize;
+    (tid < MAX_THREADS && offset % STRIDE < STRIDE - STACK as u64).then_some(tid)
+}
+
 /// The exception upcall: the thread running on `core` faulted.
 fn on_exception(core: usize) -> ! {
     let d = sys::dispatch(core);
     let info = d.fault_info;
     let tid = ON_CORE[core].load(Ordering::Relaxed);
+    // A page fault in the running thread's own guard gap: it overflowed
+    // its stack. That thread ends (its stack, left as it is, is the
+    // evidence it overflowed; the slot and stack are used again); the
+    // others go on.
+    if info.vector == 14 && tid != NONE && guard_of(info.address) == Some(tid) {
+        crate::log!(
+            "thread {tid} overflowed its {STACK}-byte stack (fault at {:#x}, rip {:#x}): ended",
+            info.address,
+            info.rip
+        );
+        OVERFLOWS.fetch_add(1, Ordering::Relaxed);
+        d.fault.valid = 0;
+        RT.lock().exit(tid);
+        let at = sys::now_ns();
+        // Its canary is likely gone with the overflow: no check.
+        let ran =
+            sys::cpu_clock_at(core, at).saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+        runlog::stopped(core, at);
+        publish_stop(core, tid, RunEnd::Exited, ran, at);
+        dispatch(core)
+    }
     let handler = *FAULT_HANDLER.lock();
     let action = match handler {
         Some(h) if tid != NONE => h(tid, &info),
@@ -653,7 +761,7 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
             {
                 let mut rt = RT.lock();
                 rt.set_clock(sys::now_ns);
-                THREADS.store(rt.threads.as_mut_ptr(), Ordering::Release);
+                THREADS.store(&raw mut rt.threads, Ordering::Release);
                 let policy = new_policy(requested_policy(), crate::slices::capacity())
                     .expect("a registered policy builds for the cores an application holds");
                 if rt.set_policy(policy).is_err() || spawn_control_locked(&mut rt, main).is_none() {

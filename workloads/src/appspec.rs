@@ -10,7 +10,10 @@
 //! seed <n>
 //! thread_trace                     (optional: report who ran on each core)
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
+//! threads <first id> <count> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
+//!                                  (ids first..first+count-1, alike)
 //! name <thread id> <name>          (optional: the console accepts it for the id)
+//! names <first id> <count> <base>  (threads first.. named base.0, base.1, ...)
 //! event <t_ms> swap <policy>
 //! event <t_ms> tickets <thread id> <tickets>
 //! event <t_ms> slices <per core>
@@ -25,15 +28,20 @@
 //! holding it, release, compute; waiters lend the holder their tickets);
 //! `serve` (serve the application's request stream, its `requests` line:
 //! see [`crate::requests`]).
+//!
+//! The group lines keep an application of 10,000 threads inside the
+//! kernel's `ARGS_MAX` (16 KiB): one line per run of alike threads. A
+//! thread without a name answers to `t<id>` on the console.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 pub use crate::requests::{Requests, Service};
 
-/// Most threads an application can describe (the libOS's table, less the
-/// main thread).
-pub const MAX_THREADS: usize = libos::threads::MAX_THREADS - 1;
+/// Most threads an application can describe (the libOS's table holds more,
+/// and the main thread: this is what a scenario is allowed).
+pub const MAX_THREADS: usize = 10_000;
+const _: () = assert!(MAX_THREADS < libos::threads::MAX_THREADS);
 
 /// A scheduling policy, as the registry names it (`sched_registry`, the
 /// one list of policies): the word the arguments use is its name.
@@ -192,11 +200,16 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
         }
         Some("seed") => spec.seed = num(words.next(), "seed needs a number")?,
         Some("thread_trace") => spec.thread_trace = true,
-        Some("thread") => {
-            if spec.threads.len() == MAX_THREADS {
-                return Err("too many threads");
+        Some(kind @ ("thread" | "threads")) => {
+            let id: u32 = num(words.next(), "thread needs an id")?;
+            let count: u32 = if kind == "threads" {
+                num(words.next(), "threads needs a count")?
+            } else {
+                1
+            };
+            if count == 0 || spec.threads.len() + count as usize > MAX_THREADS {
+                return Err("too many threads (or a count of 0)");
             }
-            let id = num(words.next(), "thread needs an id")?;
             let tickets = num(words.next(), "thread needs tickets")?;
             if tickets == 0 {
                 return Err("tickets must be positive");
@@ -207,21 +220,42 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
                 w => Some(num(w, "thread needs leave_ms or -")?),
             };
             let behaviour = behaviour(&mut words)?;
-            if spec.threads.iter().any(|t| t.id == id) {
+            let last = id.checked_add(count - 1).ok_or("thread ids overflow")?;
+            // Ids in increasing order (as the runner writes them) are
+            // checked in one comparison; others against every thread.
+            let after_all = spec.threads.last().is_none_or(|t| t.id < id);
+            if !after_all && spec.threads.iter().any(|t| (id..=last).contains(&t.id)) {
                 return Err("duplicate thread id");
             }
-            spec.threads.push(ThreadSpec {
+            spec.threads.extend((id..=last).map(|id| ThreadSpec {
                 id,
                 tickets,
                 join_ms,
                 leave_ms,
                 behaviour,
-            });
+            }));
+        }
+        Some("names") => {
+            let first: u32 = num(words.next(), "names needs a first thread id")?;
+            let count: u32 = num(words.next(), "names needs a count")?;
+            let base = words.next().ok_or("names needs a base name")?;
+            let last = first
+                .checked_add(count.max(1) - 1)
+                .ok_or("thread ids overflow")?;
+            if count == 0 || !AppSpec::nameable(base) {
+                return Err("names needs a count and a base that is not a number");
+            }
+            if !(first..=last).all(|id| spec.has_thread(id)) {
+                return Err("names for an unknown thread");
+            }
+            for (k, id) in (first..=last).enumerate() {
+                spec.names.push((id, alloc::format!("{base}.{k}")));
+            }
         }
         Some("name") => {
             let id: u32 = num(words.next(), "name needs a thread id")?;
             let name = words.next().ok_or("name needs a name")?;
-            if !spec.threads.iter().any(|t| t.id == id) {
+            if !spec.has_thread(id) {
                 return Err("name for an unknown thread");
             }
             if !AppSpec::nameable(name) {
@@ -322,16 +356,53 @@ impl AppSpec {
         if self.thread_trace {
             writeln!(out, "thread_trace")?;
         }
-        for t in &self.threads {
-            write!(out, "thread {} {} {} ", t.id, t.tickets, t.join_ms)?;
+        let mut rest = &self.threads[..];
+        while let Some(t) = rest.first() {
+            // A run of alike threads with consecutive ids: one line.
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(k, o)| {
+                    o.id == t.id.wrapping_add(*k as u32)
+                        && (o.tickets, o.join_ms, o.leave_ms, o.behaviour)
+                            == (t.tickets, t.join_ms, t.leave_ms, t.behaviour)
+                })
+                .count();
+            match run {
+                1 => write!(out, "thread {} ", t.id)?,
+                n => write!(out, "threads {} {n} ", t.id)?,
+            }
+            write!(out, "{} {} ", t.tickets, t.join_ms)?;
             match t.leave_ms {
                 Some(ms) => write!(out, "{ms}")?,
                 None => write!(out, "-")?,
             }
             writeln!(out, " {}", t.behaviour)?;
+            rest = &rest[run..];
         }
-        for (id, name) in &self.names {
-            writeln!(out, "name {id} {name}")?;
+        let mut rest = &self.names[..];
+        while let Some((id, name)) = rest.first() {
+            // `base.0`, `base.1`, ... on consecutive ids: one line.
+            let run = name
+                .strip_suffix(".0")
+                .filter(|base| Self::nameable(base))
+                .map_or(1, |base| {
+                    rest.iter()
+                        .enumerate()
+                        .take_while(|(k, (i, n))| {
+                            *i == id.wrapping_add(*k as u32)
+                                && n.strip_prefix(base)
+                                    .and_then(|n| n.strip_prefix('.'))
+                                    .and_then(|n| n.parse::<usize>().ok())
+                                    == Some(*k)
+                        })
+                        .count()
+                });
+            match (run, name.strip_suffix(".0")) {
+                (2.., Some(base)) => writeln!(out, "names {id} {run} {base}")?,
+                _ => writeln!(out, "name {id} {name}")?,
+            }
+            rest = &rest[run.max(1)..];
         }
         if let Some(r) = &self.requests {
             writeln!(out, "requests {r}")?;
@@ -355,17 +426,28 @@ impl AppSpec {
             && name.parse::<u32>().is_err()
     }
 
-    /// The thread a console word names: its name, else its id.
+    /// The thread a console word names: its name, else its id, else
+    /// `t<id>` for a thread without a name.
     pub fn thread_named(&self, word: &str) -> Option<u32> {
         self.names
             .iter()
             .find(|(_, n)| n == word)
             .map(|(id, _)| *id)
+            .or_else(|| word.parse().ok().filter(|&id| self.has_thread(id)))
             .or_else(|| {
-                word.parse()
-                    .ok()
-                    .filter(|id| self.threads.iter().any(|t| t.id == *id))
+                word.strip_prefix('t')
+                    .and_then(|id| id.parse().ok())
+                    .filter(|&id| self.has_thread(id) && self.name_of(id).is_none())
             })
+    }
+
+    /// Whether a thread has id `id`.
+    pub fn has_thread(&self, id: u32) -> bool {
+        // Ids are in increasing order as the runner writes them: a binary
+        // search finds them (10,000 `names` cost no 10^8 comparisons);
+        // a miss is confirmed against every thread.
+        self.threads.binary_search_by_key(&id, |t| t.id).is_ok()
+            || self.threads.iter().any(|t| t.id == id)
     }
 
     /// A thread's name, if it has one.
@@ -565,5 +647,35 @@ mod tests {
             3,
         );
         bad("thread 1 5 0 - serve\nrequests 10 fixed\n", 2);
+    }
+
+    #[test]
+    fn alike_threads_and_numbered_names_travel_as_one_line_each() {
+        let mut spec = AppSpec::parse("sched stride\n").unwrap();
+        let cpu = |id| ThreadSpec {
+            id,
+            tickets: 100,
+            join_ms: 0,
+            leave_ms: None,
+            behaviour: Behaviour::Cpu,
+        };
+        spec.threads = (1..=MAX_THREADS as u32).map(cpu).collect();
+        spec.threads[4].tickets = 7;
+        spec.names = (1..=5000)
+            .map(|id| (id, alloc::format!("w.{}", id - 1)))
+            .chain([(6000, String::from("solo"))])
+            .collect();
+        let mut text = String::new();
+        spec.write(&mut text).unwrap();
+        assert!(text.len() < 200, "{} bytes:\n{text}", text.len());
+        let back = AppSpec::parse(&text).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(back.thread_named("w.4999"), Some(5000));
+        assert_eq!(back.thread_named("t7000"), Some(7000));
+        assert_eq!(back.thread_named("t6000"), None, "it has a name");
+        assert!(AppSpec::parse("threads 1 10001 1 0 - cpu\n").is_err());
+        assert!(AppSpec::parse("threads 1 0 1 0 - cpu\n").is_err());
+        assert!(AppSpec::parse("threads 1 5 1 0 - cpu\nthread 3 1 0 - cpu\n").is_err());
+        assert!(AppSpec::parse("thread 1 1 0 - cpu\nnames 1 2 x\n").is_err());
     }
 }

@@ -272,8 +272,24 @@ fn scheduler_expected() -> String {
     format!("must be {}", sched_registry::names_sentence())
 }
 
-/// The libOS's thread table less its main thread.
-pub const MAX_THREADS_PER_APP: u32 = 127;
+/// Most threads an application may describe (`workloads::appspec`; the
+/// libOS's table holds these and the main thread).
+pub const MAX_THREADS_PER_APP: u32 = workloads::appspec::MAX_THREADS as u32;
+
+/// The kernel's frame quota for an environment that does not ask for one
+/// (`kernel::env::DEFAULT_FRAME_QUOTA`, 16 MiB).
+pub const DEFAULT_FRAME_QUOTA: usize = 4096;
+/// Frames an application's quota grows by per thread: the thread's 16 KiB
+/// stack (4 frames), its slot in the thread table (~2 KiB) and the
+/// application's per-thread records (its wait histogram, ~1.2 KiB, and
+/// for a sleeping thread its 8 KiB sleep log), the policy's record, and
+/// the page tables of the stack region, with room to spare: a bound the
+/// libOS allocates within, not memory taken at start.
+pub const FRAMES_PER_THREAD: usize = 10;
+/// Guest memory (MiB) not available to applications' frames: the kernel,
+/// its tables and every application's image (8 MiB of heap each).
+pub const MEMORY_RESERVED_MIB: u64 = 128;
+const IMAGE_MIB: u64 = 12;
 
 fn line_of(text: &str, span: Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
@@ -404,7 +420,7 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         if app.stop_ms.is_some_and(|t| t <= app.start_ms) {
             return Err(err(span, field("stop_ms"), "must be after start_ms"));
         }
-        let mut total = 0;
+        let mut total = 0u32;
         for (t, th) in app.threads.iter().enumerate() {
             let (span, th) = (th.span(), th.get_ref());
             let field = |f: &str| format!("app[{a}].thread[{t}].{f}");
@@ -414,7 +430,7 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             if th.count == 0 {
                 return Err(err(span, field("count"), "must be positive"));
             }
-            total += th.count;
+            total = total.saturating_add(th.count);
             if th.leave_ms.is_some_and(|l| l <= th.join_ms) {
                 return Err(err(span, field("leave_ms"), "must be after join_ms"));
             }
@@ -451,15 +467,12 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             None => {}
         }
         let names = thread_names(app);
-        if let Some(dup) = names
-            .iter()
-            .enumerate()
-            .find(|(i, n)| names[..*i].contains(n))
-        {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
             return Err(err(
                 span,
                 field("thread"),
-                &format!("two threads named `{}`", dup.1),
+                &format!("two threads named `{dup}`"),
             ));
         }
     }
@@ -572,6 +585,27 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
             }
         }
     }
+    // Last: the arguments are written from everything validated above.
+    for (a, app) in s.apps.iter().enumerate() {
+        let (span, app) = (app.span(), app.get_ref());
+        let field = |f: &str| format!("app[{a}].{f}");
+        let mut args = String::new();
+        s.app_spec(app)
+            .write(&mut args)
+            .expect("a String takes every write");
+        if args.len() > abi::shared::ARGS_MAX - 8 {
+            return Err(err(
+                span,
+                field("thread"),
+                &format!(
+                    "the application's description takes {} bytes, more than the {} its \
+                         arguments hold: give alike threads one table with `count`",
+                    args.len(),
+                    abi::shared::ARGS_MAX - 8
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -634,6 +668,17 @@ pub fn expand_threads(app: &App) -> Vec<(String, &Thread)> {
     out
 }
 
+/// How many threads `app` runs.
+pub fn thread_count(app: &App) -> u32 {
+    app.threads.iter().map(|t| t.get_ref().count).sum()
+}
+
+/// The frame quota `app` runs with: the kernel's default, and
+/// [`FRAMES_PER_THREAD`] for each of its threads and its main thread.
+pub fn frame_quota(app: &App) -> usize {
+    DEFAULT_FRAME_QUOTA + (thread_count(app) as usize + 1) * FRAMES_PER_THREAD
+}
+
 fn thread_names(app: &App) -> Vec<String> {
     expand_threads(app).into_iter().map(|(n, _)| n).collect()
 }
@@ -675,6 +720,7 @@ impl Scenario {
                 start_ms: app.start_ms,
                 stop_ms: app.stop_ms,
                 program: None,
+                frame_quota: Some(frame_quota(app)),
                 args,
             })
             .collect();
@@ -705,6 +751,7 @@ impl Scenario {
                 start_ms: 0,
                 stop_ms: None,
                 program: Some("sched_env"),
+                frame_quota: None,
                 args,
             });
         }
@@ -765,7 +812,8 @@ impl Scenario {
             names: names
                 .iter()
                 .enumerate()
-                .filter(|(_, (name, _))| AppSpec::nameable(name))
+                // `t<id>` is what an unnamed thread answers to anyway.
+                .filter(|(k, (name, _))| AppSpec::nameable(name) && *name != format!("t{}", k + 1))
                 .map(|(k, (name, _))| (k as u32 + 1, name.clone()))
                 .collect(),
             events,
@@ -865,6 +913,32 @@ impl Scenario {
                 (a.name.clone(), cores.max(1))
             })
             .collect()
+    }
+
+    /// Checks that the applications' threads fit in `memory_mib` of guest
+    /// memory: each may take up to its frame quota's thread part (see
+    /// [`FRAMES_PER_THREAD`]) beyond its image, all of them at once.
+    pub fn check_memory(&self, memory_mib: u32) -> Result<(), String> {
+        let apps = self.apps.iter().map(Spanned::get_ref);
+        let need_mib: u64 = apps
+            .clone()
+            .map(|a| {
+                let threads = (frame_quota(a) - DEFAULT_FRAME_QUOTA) as u64;
+                threads * 4096 / (1 << 20) + IMAGE_MIB
+            })
+            .sum::<u64>()
+            + MEMORY_RESERVED_MIB;
+        if need_mib > u64::from(memory_mib) {
+            let threads: u32 = apps.map(thread_count).sum();
+            return Err(format!(
+                "{threads} threads in {} applications need about {need_mib} MiB of guest memory \
+                 ({FRAMES_PER_THREAD} frames a thread, {IMAGE_MIB} MiB an application, \
+                 {MEMORY_RESERVED_MIB} MiB for the kernel), more than the {memory_mib} MiB \
+                 the guest has: give it more (memory=<MiB>) or run fewer threads",
+                self.apps.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Kernel command-line words for this scenario.

@@ -194,3 +194,37 @@ fn threads_sleeping_on_time_and_memory_cost_no_slices() {
         "{last}"
     );
 }
+
+/// A thread that overflows its stack reaches the unmapped guard gap below
+/// it: the libOS ends that thread (and says so), its joiner wakes, and
+/// its application's other threads, and the application beside it, go on.
+#[test]
+fn a_thread_overflowing_its_stack_is_ended_and_the_others_go_on() {
+    let out = run("overflow", "stride", 2, 1500);
+    assert_checks_pass(&out);
+    let r = last_report(&out, "toverflow");
+    assert_eq!(r["spawned"], true, "{r}");
+    assert_eq!(r["overflows"], 1, "{r}");
+    // 16 KiB of stack at a KiB a frame, then the gap.
+    let depth = r["depth"].as_u64().unwrap();
+    assert!(
+        (8..=16).contains(&depth),
+        "overflowed at depth {depth}: {r}"
+    );
+    let counts = |k: &str| -> Vec<u64> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect()
+    };
+    let (ended, after) = (counts("ended"), counts("after"));
+    for (e, a) in ended.iter().zip(&after) {
+        assert!(a > e, "a counting thread stopped after the overflow: {r}");
+    }
+    assert!(
+        out.console.contains("overflowed its 16384-byte stack"),
+        "{}",
+        tail(&out.console)
+    );
+}

@@ -22,6 +22,18 @@ fn parses_apps_headers_and_bodies() {
     assert_eq!((a.program, b.program), (APP_PROGRAM, "sched_env"));
     assert!(b.on_core(0) && !b.on_core(1) && b.on_core(2));
     assert!(plan.app("c").is_none());
+    assert_eq!((a.frame_quota, b.frame_quota), (None, None));
+}
+
+#[test]
+fn a_header_may_set_the_frame_quota() {
+    let plan = Plan::parse(
+        "exo-launch 1\napp a 1 all 0 - frames=50000\nend\napp b 1 all 0 - sched_env frames=7\nend\n",
+    )
+    .unwrap();
+    let (a, b) = (plan.app("a").unwrap(), plan.app("b").unwrap());
+    assert_eq!((a.program, a.frame_quota), (APP_PROGRAM, Some(50_000)));
+    assert_eq!((b.program, b.frame_quota), ("sched_env", Some(7)));
 }
 
 #[test]
@@ -40,6 +52,11 @@ fn rejects_bad_plans_with_the_line() {
     bad("exo-launch 1\napp a 1 all 0 never\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0 - sched_env extra\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - frames=0\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - frames=x\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - frames=9999999999\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - frames=5 app\nend\n", 2);
+    bad("exo-launch 1\napp a 1 all 0 - frames=5 frames=6\nend\n", 2);
     bad("exo-launch 1\napp a 1 all 0 -\nsched rr\n", 3);
 }
 
@@ -101,6 +118,7 @@ fn written_plans_read_back() {
             start_ms: 0,
             stop_ms: None,
             program: None,
+            frame_quota: Some(40_000),
             args: "sched stride\nthread 1 100 0 - cpu\n",
         },
         AppEntry {
@@ -110,6 +128,7 @@ fn written_plans_read_back() {
             start_ms: 500,
             stop_ms: Some(1500),
             program: Some("sched_env"),
+            frame_quota: None,
             args: "",
         },
         AppEntry {
@@ -119,6 +138,7 @@ fn written_plans_read_back() {
             start_ms: 7,
             stop_ms: Some(8),
             program: None,
+            frame_quota: None,
             args: "no newline at the end",
         },
     ];
@@ -133,6 +153,7 @@ fn written_plans_read_back() {
             assert_eq!((got.start_ms, got.stop_ms), (want.start_ms, want.stop_ms));
             assert_eq!(got.args.trim_end(), want.args.trim_end());
             assert_eq!(got.program, want.program.unwrap_or(APP_PROGRAM));
+            assert_eq!(got.frame_quota, want.frame_quota);
             for core in 0..8 {
                 let on = want.cores.is_none_or(|c| c.contains(&(core as u32)));
                 assert_eq!(got.on_core(core), on, "{} core {core}", want.name);

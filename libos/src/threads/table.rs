@@ -18,10 +18,13 @@ use sched_api::{Policy, PolicyKind, RunEnd, SchedError, ThreadState};
 use crate::rt::MAX_WORKERS;
 use crate::wakeup::Wait;
 
-/// Most threads an application may have (one bit each in [`Table`]'s
-/// `waiting` mask).
-pub const MAX_THREADS: usize = 128;
-const _: () = assert!(MAX_THREADS <= u128::BITS as usize);
+mod slots;
+use slots::Bits;
+pub use slots::Threads;
+
+/// Most threads an application may have: the table grows to it as threads
+/// are spawned (see [`slots`]); stacks are mapped as they are first used.
+pub const MAX_THREADS: usize = 16_384;
 /// No thread.
 pub const NONE: usize = usize::MAX;
 /// `Thread::runnable_since` of a thread that is not waiting for a core.
@@ -152,13 +155,17 @@ impl Audit {
 
 /// Every thread of the application, the one policy, who runs where.
 pub struct Table {
-    pub threads: [Thread; MAX_THREADS],
+    pub threads: Threads,
+    /// Live threads (`Life::Live`).
+    lives: usize,
+    /// No slot below this one is free.
+    free_from: usize,
     policy: Option<Box<dyn Policy>>,
     current: [usize; MAX_WORKERS],
-    /// One bit per thread that may have a wake-up condition set (a
-    /// superset: bits are cleared when checked), so a dispatch looks at
-    /// the sleepers only, not at every slot.
-    waiting: u128,
+    /// The threads that may have a wake-up condition set (a superset:
+    /// members leave when checked), so a dispatch looks at the sleepers
+    /// only, not at every slot.
+    waiting: Bits,
     started: [u64; MAX_WORKERS],
     swaps: u64,
     /// Ticket loans made (blocked threads lending to a holder).
@@ -189,10 +196,12 @@ impl Default for Table {
 impl Table {
     pub const fn new() -> Table {
         Table {
-            threads: [Thread::FREE; MAX_THREADS],
+            threads: Threads::new(),
+            lives: 0,
+            free_from: 0,
             policy: None,
             current: [NONE; MAX_WORKERS],
-            waiting: 0,
+            waiting: Bits::new(),
             started: [0; MAX_WORKERS],
             swaps: 0,
             lends: 0,
@@ -274,19 +283,33 @@ impl Table {
 
     /// Takes a free slot for the application's control thread, outside the
     /// policy (see `control`); at most one.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn spawn_control(
         &mut self,
         entry: fn(usize),
         arg: usize,
         ctx: impl FnOnce(usize) -> UserContext,
     ) -> Option<usize> {
+        self.spawn_control_with(entry, arg, |tid| Some(ctx(tid)))
+    }
+
+    /// As [`spawn_control`](Table::spawn_control); `ctx` may refuse the
+    /// slot (no stack for it).
+    pub fn spawn_control_with(
+        &mut self,
+        entry: fn(usize),
+        arg: usize,
+        ctx: impl FnOnce(usize) -> Option<UserContext>,
+    ) -> Option<usize> {
         if self.control != NONE {
             return None;
         }
-        let tid = self.threads.iter().position(|t| t.life == Life::Free)?;
+        let tid = self.free_slot()?;
+        let ctx = ctx(tid)?;
+        self.lives += 1;
         self.threads[tid] = Thread {
             life: Life::Live,
-            ctx: ctx(tid),
+            ctx,
             entry: Some(entry),
             arg,
             ..Thread::FREE
@@ -314,6 +337,7 @@ impl Table {
 
     /// Takes a free slot for a runnable thread; `ctx(tid)` gives its
     /// first context.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn spawn(
         &mut self,
         entry: fn(usize),
@@ -322,11 +346,27 @@ impl Table {
         sse: bool,
         ctx: impl FnOnce(usize) -> UserContext,
     ) -> Option<usize> {
-        let tid = self.threads.iter().position(|t| t.life == Life::Free)?;
-        self.policy.as_mut()?.add(tid as u32, weight).ok()?;
+        self.spawn_with(entry, arg, weight, sse, |tid| Some(ctx(tid)))
+    }
+
+    /// As [`spawn`](Table::spawn); `ctx` may refuse the slot (no stack
+    /// for it), and then nothing changes.
+    pub fn spawn_with(
+        &mut self,
+        entry: fn(usize),
+        arg: usize,
+        weight: u32,
+        sse: bool,
+        ctx: impl FnOnce(usize) -> Option<UserContext>,
+    ) -> Option<usize> {
+        let tid = self.free_slot()?;
+        let policy = self.policy.as_mut()?;
+        let ctx = ctx(tid)?;
+        policy.add(tid as u32, weight).ok()?;
+        self.lives += 1;
         self.threads[tid] = Thread {
             life: Life::Live,
-            ctx: ctx(tid),
+            ctx,
             entry: Some(entry),
             arg,
             sse,
@@ -334,6 +374,34 @@ impl Table {
             ..Thread::FREE
         };
         Some(tid)
+    }
+
+    /// The lowest free slot, the table grown by a chunk when it has none
+    /// (the lowest first: the slots ever used are always `0..n`, so the
+    /// libOS maps stacks up to a high-water mark).
+    fn free_slot(&mut self) -> Option<usize> {
+        loop {
+            let found = (self.free_from..self.threads.len())
+                .find(|&tid| self.threads[tid].life == Life::Free);
+            match found {
+                Some(tid) => {
+                    self.free_from = tid;
+                    return Some(tid);
+                }
+                None => {
+                    self.free_from = self.threads.len();
+                    if !self.threads.grow() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees slot `tid` (its thread has stopped for the last time).
+    fn free(&mut self, tid: usize) {
+        self.threads[tid] = Thread::FREE;
+        self.free_from = self.free_from.min(tid);
     }
 
     pub fn set_weight(&mut self, tid: usize, weight: u32) -> bool {
@@ -356,32 +424,31 @@ impl Table {
     }
 
     pub fn live(&self) -> usize {
-        self.threads.iter().filter(|t| t.life == Life::Live).count()
+        self.lives
     }
 
     /// `tid` (about to block) wakes once the clock reaches `deadline`.
     pub fn wake_at(&mut self, tid: usize, deadline: u64) {
         self.threads[tid].wake_at = deadline.max(1);
-        self.waiting |= 1 << tid;
+        self.waiting.insert(tid);
     }
 
     /// `tid` (about to block) wakes once the word at `addr` differs from `old`.
     pub fn watch(&mut self, tid: usize, addr: u64, old: u64) {
         self.threads[tid].watch = (addr, old);
-        self.waiting |= 1 << tid;
+        self.waiting.insert(tid);
     }
 
     /// Wakes every sleeping thread whose condition holds at `now`
     /// (`read` reads a watched word). Looks only at threads with a
-    /// condition set: a dispatch costs the same with 3 threads or 128.
+    /// condition set: a dispatch costs the same with 3 threads or 10,000.
     pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
-        let mut bits = self.waiting;
-        while bits != 0 {
-            let tid = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
+        let mut from = 0;
+        while let Some(tid) = self.waiting.next_from(from) {
+            from = tid + 1;
             let t = &self.threads[tid];
             if t.life != Life::Live || !t.has_waits() {
-                self.waiting &= !(1 << tid);
+                self.waiting.remove(tid);
                 continue;
             }
             if t.due(now, read) && self.state(tid) == Some(ThreadState::Sleeping) {
@@ -392,7 +459,7 @@ impl Table {
                     deadline => deadline.min(now),
                 };
                 self.threads[tid].clear_waits();
-                self.waiting &= !(1 << tid);
+                self.waiting.remove(tid);
                 self.wake_thread(tid, at);
             }
         }
@@ -522,7 +589,7 @@ impl Table {
         }
         if exited {
             let joiner = self.threads[tid].joiner;
-            self.threads[tid] = Thread::FREE;
+            self.free(tid);
             if joiner != NONE {
                 self.unblock(joiner);
             }
@@ -558,7 +625,7 @@ impl Table {
         let t = &mut self.threads[tid];
         self.control_state = if t.life == Life::Exited {
             let joiner = t.joiner;
-            *t = Thread::FREE;
+            self.free(tid);
             self.control = NONE;
             if joiner != NONE {
                 self.unblock(joiner);
@@ -592,14 +659,18 @@ impl Table {
             self.wake_thread(tid, at);
         } else {
             self.threads[tid].wake_pending = true;
-            self.waiting |= 1 << tid;
+            self.waiting.insert(tid);
         }
         true
     }
 
     /// Marks the calling thread exited (the slot is freed when it stops).
     pub fn exit(&mut self, tid: usize) {
-        self.threads[tid].life = Life::Exited;
+        let t = &mut self.threads[tid];
+        if t.life == Life::Live {
+            self.lives -= 1;
+        }
+        t.life = Life::Exited;
     }
 
     /// `me` waits for `target` to end: true if it must block (it will be
@@ -616,17 +687,21 @@ impl Table {
 
     /// What every sleeping thread waits for, for the one predicate.
     pub fn waits(&self) -> impl Iterator<Item = Wait> + '_ {
-        self.threads
-            .iter()
-            .filter(|t| t.life == Life::Live)
-            .flat_map(|t| {
-                let time = (t.wake_at != 0).then_some(Wait::Until(t.wake_at));
-                let word = (t.watch.0 != 0).then_some(Wait::Changed {
-                    addr: t.watch.0,
-                    old: t.watch.1,
-                });
-                time.into_iter().chain(word)
-            })
+        let mut from = 0;
+        core::iter::from_fn(move || {
+            let tid = self.waiting.next_from(from)?;
+            from = tid + 1;
+            Some(&self.threads[tid])
+        })
+        .filter(|t| t.life == Life::Live)
+        .flat_map(|t| {
+            let time = (t.wake_at != 0).then_some(Wait::Until(t.wake_at));
+            let word = (t.watch.0 != 0).then_some(Wait::Changed {
+                addr: t.watch.0,
+                old: t.watch.1,
+            });
+            time.into_iter().chain(word)
+        })
     }
 
     /// Checks that the table and its policy agree on every thread (each
@@ -653,7 +728,7 @@ impl Table {
             return (0, sched_registry::default_policy().kind, self.swaps);
         };
         let mut n = 0;
-        for tid in (0..MAX_THREADS).filter(|&t| self.threads[t].life == Life::Live) {
+        for tid in (0..self.threads.len()).filter(|&t| self.threads[t].life == Life::Live) {
             if n == out.len() {
                 break;
             }

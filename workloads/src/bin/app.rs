@@ -56,18 +56,67 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use abi::waits::WaitHistogram;
 use alloc::vec::Vec;
 use libos::threads::{self, PolicyKind};
-use workloads::appspec::{Action, AppSpec, Behaviour, MAX_THREADS};
+use workloads::appspec::{Action, AppSpec, Behaviour};
 use workloads::sleep_log::{SleepLog, SleepReport};
 
 static SPEC: AtomicPtr<AppSpec> = AtomicPtr::new(core::ptr::null_mut());
-/// Per spec thread: work done, sleep, libOS thread id + 1 (0: not
-/// started), when it started and when it left (0: has not).
-static ITERATIONS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-static SLEEP: [SleepLog; MAX_THREADS] = [const { SleepLog::new() }; MAX_THREADS];
-static TID: [AtomicUsize; MAX_THREADS] = [const { AtomicUsize::new(0) }; MAX_THREADS];
-static STARTED_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-static LEFT_NS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-static TICKETS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+
+/// What the application keeps of one spec thread: work done, its sleeps,
+/// libOS thread id + 1 (0: not started), when it started and when it left
+/// (0: has not), its tickets and its last reported service. On the heap,
+/// one per thread the spec describes (up to 10,000: static arrays of that
+/// many would weigh on every application's image).
+struct PerThread {
+    iterations: AtomicU64,
+    /// Its own log if its behaviour sleeps, else [`NO_SLEEPS`] (8 KiB a
+    /// log: 80 MiB for 10,000 CPU-bound threads that never sleep).
+    sleep: &'static SleepLog,
+    tid: AtomicUsize,
+    started_ns: AtomicU64,
+    left_ns: AtomicU64,
+    tickets: AtomicU64,
+    last_service: AtomicU64,
+}
+
+/// The sleep log of threads that never sleep: always empty.
+static NO_SLEEPS: SleepLog = SleepLog::new();
+static PER_THREAD: AtomicPtr<PerThread> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Spec thread `i`'s data.
+fn thread_data(i: usize) -> &'static PerThread {
+    assert!(i < spec().threads.len());
+    // SAFETY: set once (a leaked slice of one per spec thread) before any
+    // worker is spawned, never freed; `i` is in range.
+    unsafe { &*PER_THREAD.load(Ordering::Acquire).add(i) }
+}
+
+/// Every spec thread's data, in spec order.
+fn per_thread() -> impl Iterator<Item = &'static PerThread> {
+    (0..spec().threads.len()).map(thread_data)
+}
+
+fn init_per_thread(spec: &AppSpec) {
+    let all: Vec<PerThread> = spec
+        .threads
+        .iter()
+        .map(|t| PerThread {
+            iterations: AtomicU64::new(0),
+            sleep: match t.behaviour {
+                Behaviour::Cpu | Behaviour::Lock { .. } => &NO_SLEEPS,
+                _ => Box::leak(Box::new(SleepLog::new())),
+            },
+            tid: AtomicUsize::new(0),
+            started_ns: AtomicU64::new(0),
+            left_ns: AtomicU64::new(0),
+            tickets: AtomicU64::new(u64::from(t.tickets)),
+            last_service: AtomicU64::new(0),
+        })
+        .collect();
+    PER_THREAD.store(
+        Box::leak(all.into_boxed_slice()).as_mut_ptr(),
+        Ordering::Release,
+    );
+}
 /// The word `watch` threads sleep on and `poke` threads change, and when
 /// it last changed (when a watcher woken by it became runnable).
 static SHARED_WORD: AtomicU64 = AtomicU64::new(0);
@@ -75,7 +124,8 @@ static POKED_NS: AtomicU64 = AtomicU64::new(0);
 /// The application's lock: holder's libOS thread id + 1, or 0 when free.
 static LOCK_HOLDER: AtomicUsize = AtomicUsize::new(0);
 /// Threads blocked on the lock, one bit per libOS thread id.
-static LOCK_WAITERS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static LOCK_WAITERS: [AtomicU64; threads::MAX_THREADS / 64] =
+    [const { AtomicU64::new(0) }; threads::MAX_THREADS / 64];
 
 fn lock() {
     let me = threads::self_id();
@@ -125,16 +175,16 @@ fn at_ms(ms: u64) -> u64 {
 /// Sleeps until `deadline`, counting the time until then as not wanting
 /// the CPU (from the deadline on the thread is runnable, waiting for it).
 fn sleep_until(i: usize, deadline: u64) {
-    SLEEP[i].begin(libos::sys::now_ns(), deadline);
+    thread_data(i).sleep.begin(libos::sys::now_ns(), deadline);
     threads::sleep_until(deadline);
-    SLEEP[i].end(libos::sys::now_ns());
+    thread_data(i).sleep.end(libos::sys::now_ns());
 }
 
 /// Counts iterations until the clock reaches `until` (checked every 256).
 fn compute_until(i: usize, until: u64) {
     loop {
         for _ in 0..256 {
-            ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+            thread_data(i).iterations.fetch_add(1, Ordering::Relaxed);
         }
         if libos::sys::now_ns() >= until {
             return;
@@ -171,19 +221,23 @@ fn worker(i: usize) {
             }
             Behaviour::Watch => {
                 let seen = SHARED_WORD.load(Ordering::Acquire);
-                SLEEP[i].begin(libos::sys::now_ns(), u64::MAX);
+                thread_data(i).sleep.begin(libos::sys::now_ns(), u64::MAX);
                 threads::sleep_until_changed(&SHARED_WORD, seen);
                 let poked = POKED_NS.load(Ordering::Acquire);
-                SLEEP[i].end(libos::sys::now_ns().min(poked));
-                ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+                thread_data(i).sleep.end(libos::sys::now_ns().min(poked));
+                thread_data(i).iterations.fetch_add(1, Ordering::Relaxed);
             }
             Behaviour::Serve => {
                 let requests = spec()
                     .requests
                     .expect("validated: serve threads have requests");
-                serve::serve(&requests, spec().seed, leave, &ITERATIONS[i], |t| {
-                    sleep_until(i, t)
-                });
+                serve::serve(
+                    &requests,
+                    spec().seed,
+                    leave,
+                    &thread_data(i).iterations,
+                    |t| sleep_until(i, t),
+                );
             }
             Behaviour::Lock { hold_us, think_us } => {
                 lock();
@@ -195,11 +249,13 @@ fn worker(i: usize) {
                 sleep_until(i, now + period_us * 1000);
                 POKED_NS.store(libos::sys::now_ns(), Ordering::Release);
                 SHARED_WORD.fetch_add(1, Ordering::Release);
-                ITERATIONS[i].fetch_add(1, Ordering::Relaxed);
+                thread_data(i).iterations.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    LEFT_NS[i].store(libos::sys::now_ns(), Ordering::Relaxed);
+    thread_data(i)
+        .left_ns
+        .store(libos::sys::now_ns(), Ordering::Relaxed);
     event("leave", t.id, "", "scenario");
 }
 
@@ -228,8 +284,10 @@ fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
     let Some(i) = spec().threads.iter().position(|t| t.id == id) else {
         return false;
     };
-    let old = TICKETS[i].swap(u64::from(tickets), Ordering::Relaxed);
-    if let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) {
+    let old = thread_data(i)
+        .tickets
+        .swap(u64::from(tickets), Ordering::Relaxed);
+    if let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) {
         threads::set_weight(tid, tickets);
     }
     let detail = libos::fmt::format(format_args!("{old} -> {tickets}"));
@@ -316,10 +374,10 @@ fn list() {
             "  thread {} ({}) tickets {} {:?} iterations {} {}",
             t.id,
             spec().name_of(t.id).unwrap_or("-"),
-            TICKETS[i].load(Ordering::Relaxed),
+            thread_data(i).tickets.load(Ordering::Relaxed),
             t.behaviour,
-            ITERATIONS[i].load(Ordering::Relaxed),
-            if TID[i].load(Ordering::Relaxed) == 0 {
+            thread_data(i).iterations.load(Ordering::Relaxed),
+            if thread_data(i).tid.load(Ordering::Relaxed) == 0 {
                 "not started"
             } else {
                 "started"
@@ -337,7 +395,9 @@ fn sample(
     waits: &mut Waits,
     switches: &mut Switches,
 ) -> u64 {
-    let mut table = [(0u32, 0u32, 0u64, threads::ThreadState::Runnable); threads::MAX_THREADS];
+    // On the heap: the control thread's stack is small.
+    let mut table =
+        alloc::vec![(0u32, 0u32, 0u64, threads::ThreadState::Runnable); spec().threads.len() + 1];
     let (n, policy, _) = threads::snapshot(&mut table);
     let a = threads::audit();
     let now = libos::sys::now_ns();
@@ -365,49 +425,59 @@ fn sample(
     let intervals: Vec<Vec<(u64, u64)>> = sleeps
         .iter_mut()
         .enumerate()
-        .map(|(i, r)| r.take(&SLEEP[i], from, now))
+        .map(|(i, r)| r.take(thread_data(i).sleep, from, now))
         .collect();
     for (i, t) in spec().threads.iter().enumerate() {
-        let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) else {
+        let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) else {
             continue;
         };
         // A thread that left keeps its last service (it is no longer listed).
-        let service = table[..n].iter().find(|e| e.0 as usize == tid).map(|e| e.2);
+        // The snapshot lists threads by id.
+        let service = table[..n]
+            .binary_search_by_key(&(tid as u32), |e| e.0)
+            .ok()
+            .map(|k| table[k].2);
         let cpu = match service {
             Some(s) => {
-                LAST_SERVICE[i].store(s, Ordering::Relaxed);
+                thread_data(i).last_service.store(s, Ordering::Relaxed);
                 s
             }
-            None => LAST_SERVICE[i].load(Ordering::Relaxed),
+            None => thread_data(i).last_service.load(Ordering::Relaxed),
         };
         // A row is at most ~110 bytes, the rest of the record ~140.
         if th.len() > 760 {
             flush(&mut th);
         }
-        let alive = match LEFT_NS[i].load(Ordering::Relaxed) {
+        let alive = match thread_data(i).left_ns.load(Ordering::Relaxed) {
             0 => now,
             left => left.min(now),
         }
-        .saturating_sub(STARTED_NS[i].load(Ordering::Relaxed));
+        .saturating_sub(thread_data(i).started_ns.load(Ordering::Relaxed));
         let _ = write!(
             th,
             "{}[{},{},{cpu},{},{},{},{alive}]",
             if th.is_empty() { "" } else { "," },
             t.id,
-            TICKETS[i].load(Ordering::Relaxed),
-            ITERATIONS[i].load(Ordering::Relaxed),
-            sleeps[i].asleep_ns(&SLEEP[i]),
+            thread_data(i).tickets.load(Ordering::Relaxed),
+            thread_data(i).iterations.load(Ordering::Relaxed),
+            sleeps[i].asleep_ns(thread_data(i).sleep),
             threads::last_core(tid)
         );
     }
     flush(&mut th);
     for (i, t) in spec().threads.iter().enumerate() {
-        if TID[i].load(Ordering::Relaxed) != 0 {
-            report_sleeps(t.id, from, now, &intervals[i], SLEEP[i].dropped().0);
+        if thread_data(i).tid.load(Ordering::Relaxed) != 0 {
+            report_sleeps(
+                t.id,
+                from,
+                now,
+                &intervals[i],
+                thread_data(i).sleep.dropped().0,
+            );
         }
     }
     for (i, t) in spec().threads.iter().enumerate() {
-        if let Some(tid) = TID[i].load(Ordering::Relaxed).checked_sub(1) {
+        if let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) {
             waits.add(i, t.id, tid, now);
         }
     }
@@ -443,9 +513,8 @@ impl Switches {
             self.dropped[core] = threads::drain_switches(core, |t, tid| {
                 let id = match tid {
                     None => -1,
-                    Some(tid) => TID
-                        .iter()
-                        .position(|x| x.load(Ordering::Relaxed) == tid + 1)
+                    Some(tid) => per_thread()
+                        .position(|x| x.tid.load(Ordering::Relaxed) == tid + 1)
                         .and_then(|i| spec().threads.get(i))
                         .map_or(-2, |t| i64::from(t.id)),
                 };
@@ -581,8 +650,6 @@ fn report_sleeps(id: u32, from: u64, to: u64, intervals: &[(u64, u64)], dropped:
     flush(&mut iv);
 }
 
-static LAST_SERVICE: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
-
 fn main_thread(_: usize) {
     let spec = match AppSpec::parse(libos::sys::args()) {
         Ok(s) => Box::leak(Box::new(s)),
@@ -591,6 +658,7 @@ fn main_thread(_: usize) {
             libos::sys::exit(2);
         }
     };
+    init_per_thread(spec);
     SPEC.store(spec, Ordering::Release);
     T0.store(libos::sys::now_ns(), Ordering::Relaxed);
     // The main thread sleeps between samples; a high weight makes it run
@@ -611,9 +679,6 @@ fn main_thread(_: usize) {
         policy.name(),
         spec.threads.len()
     );
-    for (i, t) in spec.threads.iter().enumerate() {
-        TICKETS[i].store(u64::from(t.tickets), Ordering::Relaxed);
-    }
     let mut requests = spec.requests.map(|r| {
         serve::start(&r, spec.seed);
         serve::Reporter::new(r, spec.seed)
@@ -636,10 +701,10 @@ fn main_thread(_: usize) {
     loop {
         let now = libos::sys::now_ns();
         for (i, t) in spec.threads.iter().enumerate() {
-            if TID[i].load(Ordering::Relaxed) == 0 && now >= at_ms(t.join_ms) {
-                STARTED_NS[i].store(now, Ordering::Relaxed);
+            if thread_data(i).tid.load(Ordering::Relaxed) == 0 && now >= at_ms(t.join_ms) {
+                thread_data(i).started_ns.store(now, Ordering::Relaxed);
                 match threads::spawn(worker, i, t.tickets) {
-                    Some(tid) => TID[i].store(tid + 1, Ordering::Relaxed),
+                    Some(tid) => thread_data(i).tid.store(tid + 1, Ordering::Relaxed),
                     None => {
                         libos::log!("thread {} could not be started", t.id);
                     }
@@ -679,7 +744,7 @@ fn main_thread(_: usize) {
         inbox(&mut seen);
         // Often enough that no thread's log fills (see `LOG_SLOTS`).
         for (i, report) in sleeps.iter_mut().enumerate() {
-            report.drain(&SLEEP[i]);
+            report.drain(thread_data(i).sleep);
         }
         if spec.thread_trace {
             switches.drain();
@@ -695,7 +760,7 @@ fn main_thread(_: usize) {
             .threads
             .iter()
             .enumerate()
-            .filter(|(i, _)| TID[*i].load(Ordering::Relaxed) == 0)
+            .filter(|(i, _)| thread_data(*i).tid.load(Ordering::Relaxed) == 0)
             .map(|(_, t)| at_ms(t.join_ms))
             .min()
             .unwrap_or(u64::MAX);

@@ -33,6 +33,8 @@ pub fn prepare(opts: &RunOptions, terminal: bool) -> Result<Prepared, Error> {
     let scenario = match &opts.scenario {
         Some(path) => {
             let mut s = crate::scenario::load(path, opts.cpus).map_err(Error::Scenario)?;
+            s.check_memory(opts.memory_mib)
+                .map_err(|e| Error::Scenario(format!("{}: {e}", path.display())))?;
             if opts.sched_override {
                 s.override_scheduler(&opts.sched);
             }

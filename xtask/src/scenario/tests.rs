@@ -168,7 +168,7 @@ fn every_kind_of_bad_input_names_line_and_field() {
             6,
             "app[0].thread[0].tickets",
         ),
-        ("\"cpu\"", "\"cpu\"\ncount = 200", 1, "app[0].thread"),
+        ("\"cpu\"", "\"cpu\"\ncount = 10001", 1, "app[0].thread"),
         (
             "\"cpu\"",
             "\"cpu\"\njoin_ms = 9\nleave_ms = 3",
@@ -427,4 +427,42 @@ fn the_vector_length_follows_the_kernels_rule() {
             );
         }
     }
+}
+
+#[test]
+fn ten_thousand_threads_fit_an_application_its_arguments_and_its_quota() {
+    let text = APP.replace("\"cpu\"", "\"cpu\"\ncount = 10000");
+    let s = parse(&text, "many", 16).unwrap();
+    let plan = s.launch_plan();
+    let parsed = kernel::launch::Plan::parse(&plan).unwrap();
+    let a = parsed.app("a").unwrap();
+    let spec = workloads::appspec::AppSpec::parse(a.args).unwrap();
+    assert_eq!(spec.threads.len(), 10_000);
+    assert!(a.args.len() < 200, "one line for alike threads: {}", a.args);
+    // Stacks (4 frames a thread) and more, on top of the default.
+    let quota = a.frame_quota.unwrap();
+    assert!(quota >= DEFAULT_FRAME_QUOTA + 10_001 * 5, "{quota}");
+    assert!(quota <= kernel::launch::MAX_FRAME_QUOTA);
+    // It needs more memory than a 256 MiB guest has, and fits in 1 GiB.
+    let e = s.check_memory(256).unwrap_err();
+    assert!(e.contains("10000 threads") && e.contains("memory="), "{e}");
+    s.check_memory(1024).unwrap();
+    // One thread more is refused.
+    let e = parse(&APP.replace("\"cpu\"", "\"cpu\"\ncount = 10001"), "f", 16).unwrap_err();
+    assert!(e.message.contains("1..=10000"), "{e}");
+}
+
+#[test]
+fn a_description_too_long_for_the_arguments_is_refused_by_name() {
+    // Threads each unlike the last cannot share a line.
+    let mut text = String::from(APP);
+    for k in 0..1500 {
+        text.push_str(&format!(
+            "[[app.thread]]\nbehaviour = \"cpu\"\ntickets = {}\n",
+            k + 1
+        ));
+    }
+    let e = parse(&text, "f", 4).unwrap_err();
+    assert_eq!(e.field, "app[0].thread", "{e}");
+    assert!(e.message.contains("count"), "{e}");
 }

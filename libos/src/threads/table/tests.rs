@@ -137,9 +137,9 @@ fn only_sleepers_are_looked_at_and_each_sleep_is_seen_again() {
         assert_eq!(t.state(last), Some(ThreadState::Sleeping), "round {round}");
         t.wake_due(now + 100, &no_memory);
         assert_eq!(t.state(last), Some(ThreadState::Runnable), "round {round}");
-        assert_eq!(
-            t.waiting, 0,
-            "round {round}: a woken thread leaves the mask"
+        assert!(
+            t.waiting.is_empty(),
+            "round {round}: a woken thread leaves the set"
         );
     }
 }
@@ -680,4 +680,121 @@ fn a_heavy_thread_gets_its_tickets_share_once_its_application_is_down_to_one_cor
             "{kind:?}: thread {light} ran {light_part:.3} of the turns"
         );
     }
+}
+
+#[test]
+fn ten_thousand_threads_each_run_sleep_wake_and_exit() {
+    // The table grows past its first chunks as threads come, every thread
+    // runs and is charged, sleepers on distant slots wake on time, and an
+    // exited thread's slot is the next one handed out.
+    for kind in every_kind() {
+        let mut t = table(kind);
+        let all: Vec<usize> = (0..10_000).map(|_| spawn(&mut t, 1)).collect();
+        assert_eq!(all, (0..10_000).collect::<Vec<_>>(), "{kind:?}");
+        assert_eq!(t.live(), 10_000);
+        let mut now = 0;
+        let mut ran = vec![false; 10_000];
+        // Two cores, each thread charged a quantum a run, until all ran.
+        let mut runs = 0;
+        while ran.iter().any(|r| !r) {
+            for core in 0..2 {
+                let tid = t.start(core, now).expect("a runnable thread");
+                ran[tid] = true;
+                now += Q;
+                t.stop(core, tid, now, RunEnd::Preempted, &no_memory);
+                runs += 1;
+            }
+            assert!(runs < 100_000, "{kind:?}: some thread never ran");
+        }
+        for tid in 0..10_000 {
+            let service = t
+                .policy
+                .as_ref()
+                .unwrap()
+                .record(tid as u32)
+                .unwrap()
+                .service_ns;
+            assert!(service > 0, "{kind:?}: thread {tid} charged nothing");
+        }
+        // Sleepers far apart in the table; one wakes before the others.
+        let far = now + 1_000_000_000_000;
+        for (k, &tid) in [17usize, 4_321, 9_999].iter().enumerate() {
+            let picked = loop {
+                let p = t.start(0, now).unwrap();
+                if p == tid {
+                    break p;
+                }
+                now += Q;
+                t.stop(0, p, now, RunEnd::Preempted, &no_memory);
+            };
+            t.wake_at(picked, far + 1_000_000 * k as u64);
+            t.stop(0, picked, now, RunEnd::Blocked, &no_memory);
+        }
+        t.wake_due(far, &no_memory);
+        assert_eq!(t.state(17), Some(ThreadState::Runnable), "{kind:?}");
+        assert_eq!(t.state(4_321), Some(ThreadState::Sleeping), "{kind:?}");
+        assert_eq!(t.state(9_999), Some(ThreadState::Sleeping), "{kind:?}");
+        assert_eq!(t.waits().count(), 2, "{kind:?}: only the two sleepers wait");
+        t.wake_due(far + 2_000_000, &no_memory);
+        assert_eq!(t.state(9_999), Some(ThreadState::Runnable), "{kind:?}");
+        assert_eq!(t.waits().count(), 0);
+        // Thread 5_000 exits: its slot is the next one spawned.
+        let exiting = loop {
+            let p = t.start(1, now).unwrap();
+            if p == 5_000 {
+                break p;
+            }
+            now += Q;
+            t.stop(1, p, now, RunEnd::Preempted, &no_memory);
+        };
+        t.exit(exiting);
+        t.stop(1, exiting, now, RunEnd::Exited, &no_memory);
+        assert_eq!(t.live(), 9_999);
+        assert_eq!(spawn(&mut t, 1), 5_000, "{kind:?}: the freed slot first");
+        assert_eq!(spawn(&mut t, 1), 10_000, "{kind:?}: then a new one");
+        assert_eq!(t.audit().violations(), 0, "{kind:?}");
+    }
+}
+
+#[test]
+fn the_table_stops_growing_at_its_limit_and_keeps_every_slot_in_place() {
+    let mut t = table(RR);
+    spawn(&mut t, 1);
+    let first = t.threads.slot_ptr(0);
+    for _ in 1..MAX_THREADS {
+        spawn(&mut t, 1);
+    }
+    assert!(t
+        .spawn(nothing, 0, 1, false, |_| UserContext::ZERO)
+        .is_none());
+    assert_eq!(t.threads.slot_ptr(0), first, "slots never move");
+    assert!(t.threads.slot_ptr(MAX_THREADS).is_null());
+    // A refused context (no stack) takes no slot and adds no thread.
+    let mut t = table(RR);
+    assert!(t.spawn_with(nothing, 0, 1, false, |_| None).is_none());
+    assert_eq!(t.live(), 0);
+    assert_eq!(spawn(&mut t, 1), 0);
+}
+
+#[test]
+fn the_waiting_set_finds_members_across_words_and_summaries() {
+    let mut b = slots::Bits::new();
+    let members = [0, 63, 64, 4_095, 4_096, 9_999, MAX_THREADS - 1];
+    for &m in &members {
+        b.insert(m);
+    }
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(m) = b.next_from(from) {
+        found.push(m);
+        from = m + 1;
+    }
+    assert_eq!(found, members);
+    b.remove(4_095);
+    b.remove(4_096);
+    assert_eq!(b.next_from(65), Some(9_999));
+    for &m in &members {
+        b.remove(m);
+    }
+    assert!(b.is_empty() && b.next_from(0).is_none());
 }
