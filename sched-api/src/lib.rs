@@ -41,6 +41,7 @@ use core::fmt;
 
 pub mod feasible;
 pub mod info;
+pub mod lazy;
 pub mod ledger;
 pub mod sim;
 pub mod table;

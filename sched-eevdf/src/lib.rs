@@ -48,6 +48,7 @@ mod queue;
 use alloc::vec::Vec;
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
@@ -94,12 +95,14 @@ pub struct Eevdf {
     running: Running,
 }
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -111,7 +114,7 @@ impl Eevdf {
         Eevdf {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: 0,
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
             running: Running::default(),
@@ -362,28 +365,18 @@ impl Policy for Eevdf {
 
     fn export(&self) -> Snapshot {
         // Runnable in the order picks would take them now: the eligible by
-        // deadline, then the others by eligible time; running by core;
-        // sleeping by id.
+        // deadline, then the others by eligible time.
         let now = self.now();
-        let mut runnable: Vec<(bool, i128, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable if t.ve <= now => runnable.push((false, t.vd, id)),
-                ThreadState::Runnable => runnable.push((true, t.ve, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
+        let key = |t: &Thread| {
+            if t.ve <= now {
+                (false, t.vd)
+            } else {
+                (true, t.ve)
             }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
+        };
         Snapshot {
             global_vtime: now,
-            threads: runnable
-                .into_iter()
-                .map(|(_, _, id)| id)
-                .chain(self.running.ids())
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, key)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }

@@ -30,14 +30,13 @@ extern crate alloc;
 
 mod queue;
 
-use alloc::vec::Vec;
-
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
     Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -102,12 +101,14 @@ const ONE: Ratio = Ratio::new(1, 1);
 /// front: 2^62 either way, more than any run makes.
 const SEQ_ORIGIN: u64 = 1 << 62;
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -118,7 +119,7 @@ impl RoundRobin {
         RoundRobin {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: SEQ_ORIGIN,
             front_seq: SEQ_ORIGIN,
             running: Running::default(),
@@ -166,7 +167,8 @@ impl RoundRobin {
         let seq = self.front_seq;
         if let Some((_, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            self.queue.push_front(Entry { seq, slot });
+            // A live entry: the queue's stale count stays right.
+            self.queue.order_mut().push_front(Entry { seq, slot });
         }
     }
 
@@ -238,7 +240,7 @@ impl Policy for RoundRobin {
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop(live(&self.threads)) else {
+        let Some(e) = self.queue.pop((), live(&self.threads)) else {
             return Ok(None);
         };
         let Some((id, t)) = self.threads.at_mut(e.slot) else {
@@ -361,26 +363,10 @@ impl Policy for RoundRobin {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable in queue order; running by core; sleeping by id.
-        let mut runnable: Vec<(u64, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable => runnable.push((t.seq, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
-            }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
-        let running = self.running.ids();
+        // Runnable in queue order.
         Snapshot {
             global_vtime: self.origin,
-            threads: runnable
-                .into_iter()
-                .map(|(_, id)| id)
-                .chain(running)
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, |t| t.seq)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }

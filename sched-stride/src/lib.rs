@@ -33,14 +33,13 @@ extern crate alloc;
 
 mod queue;
 
-use alloc::vec::Vec;
-
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
     RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -89,12 +88,14 @@ pub struct Stride {
     running: Running,
 }
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -106,7 +107,7 @@ impl Stride {
         Stride {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: 0,
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
             running: Running::default(),
@@ -198,7 +199,7 @@ impl Policy for Stride {
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop(live(&self.threads)) else {
+        let Some(e) = self.queue.pop((), live(&self.threads)) else {
             return Ok(None);
         };
         if let Some((_, t)) = self.threads.at_mut(e.slot) {
@@ -330,27 +331,10 @@ impl Policy for Stride {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable by (pass, id), as the queue would pop them; running by
-        // core; sleeping by id.
-        let mut runnable: Vec<(i128, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable => runnable.push((t.pass, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
-            }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
-        let running = self.running.ids();
+        // Runnable by (pass, id), as the queue would pop them.
         Snapshot {
             global_vtime: self.global(),
-            threads: runnable
-                .into_iter()
-                .map(|(_, id)| id)
-                .chain(running)
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, |t| t.pass)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }
