@@ -32,7 +32,7 @@ mod queue;
 
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
 };
 
 use queue::{Entry, Queue};
@@ -88,14 +88,16 @@ pub struct RoundRobin {
     running: Running,
     /// Equal-share virtual time of the system.
     clock: i128,
+    /// The last step of `clock`: `(ran_ns, active threads, step)`. The
+    /// same quantum is charged again and again among as many threads, so
+    /// this saves a division per charge.
+    clock_step: (u64, usize, i128),
     /// Weights of the runnable and running threads, feasible on P cores:
     /// only to express lags in the neutral unit.
     weights: Ledger,
     /// The neutral global virtual time of the last import (not advanced).
     origin: i128,
 }
-
-const ONE: Ratio = Ratio::new(1, 1);
 
 /// Sequence numbers grow from here at the back and shrink from here at the
 /// front: 2^62 either way, more than any run makes.
@@ -124,6 +126,7 @@ impl RoundRobin {
             front_seq: SEQ_ORIGIN,
             running: Running::default(),
             clock: 0,
+            clock_step: (0, 0, 0),
             weights: Ledger::new(1, 1),
             origin: 0,
         }
@@ -189,6 +192,13 @@ impl RoundRobin {
             ),
         }
     }
+}
+
+/// `Ledger::vt_at(ran_ns, 1 ticket)`, which is exactly `ran_ns * VT_SCALE`
+/// (under 2^96: no rounding, no saturation), without its division by 1.
+#[inline]
+fn vt_at_one(ran_ns: u64) -> i128 {
+    i128::from(ran_ns) * VT_SCALE as i128
 }
 
 fn quantum_i64(quantum_ns: u64) -> i64 {
@@ -269,11 +279,17 @@ impl Policy for RoundRobin {
         // Equal shares: every thread has weight 1, and nobody can be capped
         // (with n <= P threads each has a core).
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = t.vtime.saturating_add(Ledger::vt_at(ran_ns, ONE));
-        let n = self.weights.len().max(1) as u128;
-        self.clock = self
-            .clock
-            .saturating_add(Ledger::vt_at(ran_ns, Ratio::new(n, 1)));
+        t.vtime = t.vtime.saturating_add(vt_at_one(ran_ns));
+        let n = self.weights.len().max(1);
+        let step = match self.clock_step {
+            (ran, m, step) if ran == ran_ns && m == n => step,
+            _ => {
+                let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
+                self.clock_step = (ran_ns, n, step);
+                step
+            }
+        };
+        self.clock = self.clock.saturating_add(step);
         t.credit_ns = t
             .credit_ns
             .saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX));
