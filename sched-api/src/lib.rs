@@ -48,7 +48,7 @@ pub mod table;
 
 pub use feasible::{feasible_weights, Cap, Ratio};
 pub use info::{Entitlement, Params, PolicyInfo, PolicyKind};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, VtMemo};
 
 /// Virtual time of one ns of service at one ticket of effective weight.
 pub const VT_SCALE: u128 = 1 << 32;

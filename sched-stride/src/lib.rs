@@ -35,7 +35,7 @@ mod queue;
 
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
 };
 
 use queue::{Entry, Queue};
@@ -52,6 +52,8 @@ struct Thread {
     pass: i128,
     /// The sequence number of its current queue entry (while runnable).
     seq: u64,
+    /// Its last stride (the pass of its last run), see [`Ledger::vt_memo`].
+    memo: VtMemo,
 }
 
 /// This policy's name.
@@ -170,6 +172,7 @@ impl Policy for Stride {
             service_ns: 0,
             pass: self.global(),
             seq: 0,
+            memo: VtMemo::default(),
         };
         let slot = self
             .threads
@@ -224,13 +227,19 @@ impl Policy for Stride {
         let w = u64::from(t.weight);
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used: stride * ran / quantum.
-        t.pass = t.pass.saturating_add(self.ledger.vt(ran_ns, w));
+        t.pass = t
+            .pass
+            .saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         self.ledger.advance(ran_ns);
         let global = self.ledger.now();
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
-                self.enqueue(slot);
+                // `enqueue`, with the record in hand.
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                self.queue.push(Entry::new(t.pass, id, slot, seq));
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -356,6 +365,7 @@ impl Policy for Stride {
                 service_ns: r.service_ns,
                 pass,
                 seq: 0,
+                memo: VtMemo::default(),
             };
             // Ids are unique: the snapshot was validated.
             let Ok(slot) = fresh.threads.insert(r.id, thread) else {
