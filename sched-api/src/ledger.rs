@@ -41,6 +41,8 @@ pub struct Ledger {
     last_total: Ratio,
     /// The weights changed since `last_step`: its total must be checked.
     weights_changed: bool,
+    /// Bumped whenever the cap may have moved (see [`Ledger::vt_memo`]).
+    epoch: u64,
 }
 
 impl Ledger {
@@ -57,6 +59,7 @@ impl Ledger {
             last_step: None,
             last_total: Ratio::new(0, 1),
             weights_changed: false,
+            epoch: 0,
         }
     }
 
@@ -112,6 +115,7 @@ impl Ledger {
 
     fn recompute(&mut self) {
         self.weights_changed = true;
+        self.epoch = self.epoch.wrapping_add(1);
         let (count, total, cores) = (self.active.len(), self.total, self.cap.cores);
         // The usual case, as `Cap::compute` would find it from the largest
         // weight alone: not even that one is entitled to a whole core.
@@ -184,6 +188,32 @@ impl Ledger {
         self.vt_general(ran_ns, w)
     }
 
+    /// [`Ledger::vt`], remembering the last figure in `memo` (kept by the
+    /// caller, one per thread): a thread is charged the same quantum again
+    /// and again, and the figure depends only on the run, the weight and,
+    /// for a capped weight, the cap, so this saves the division of every
+    /// charge but the first. The cap can only move when the weights or the
+    /// core count change (`recompute`), which bumps `epoch`.
+    #[inline]
+    pub fn vt_memo(&self, ran_ns: u64, w: u64, memo: &mut VtMemo) -> i128 {
+        // Uncapped then and now: the figure is `w`'s own, whatever the cap.
+        let uncapped = !memo.capped && !self.cap.is_capped(w);
+        if memo.ran_ns == ran_ns && memo.w == w && (uncapped || memo.epoch == self.epoch) {
+            return i128::from(memo.vt);
+        }
+        let vt = self.vt(ran_ns, w);
+        if let Ok(v) = u64::try_from(vt) {
+            *memo = VtMemo {
+                ran_ns,
+                w,
+                vt: v,
+                epoch: self.epoch,
+                capped: self.cap.is_capped(w),
+            };
+        }
+        vt
+    }
+
     /// [`Ledger::vt`] through the adjusted weight's ratio (capped weights,
     /// fixed-point units, huge runs): out of line, so that the inlined
     /// shortcut stays small where policies call it.
@@ -234,6 +264,18 @@ impl Ledger {
             }
         }
     }
+}
+
+/// The last figure of [`Ledger::vt_memo`] for one thread: the virtual time
+/// `vt` of `ran_ns` at weight `w`, under the cap of `epoch` if `w` was
+/// capped. The default (weight 0) matches no thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VtMemo {
+    ran_ns: u64,
+    w: u64,
+    vt: u64,
+    epoch: u64,
+    capped: bool,
 }
 
 /// `ran_ns * VT_SCALE * unit / w` (the virtual time of `ran_ns` at `w /
@@ -392,6 +434,40 @@ mod tests {
             let before = l.now();
             l.advance(ran);
             prop_assert_eq!(l.now(), before.saturating_add(Ledger::vt_at(ran, l.total_effective())));
+        }
+    }
+
+    proptest! {
+        /// The memo gives exactly `vt`'s figure, whatever was remembered
+        /// before: other weights, other runs, weights capped since.
+        #[test]
+        fn memo_gives_vt(
+            steps in proptest::collection::vec(
+                (0u32..6, prop_oneof![1u64..12, Just(1000u64)], prop_oneof![Just(1_000_000u64), 0u64..3_000_000, any::<u64>()], any::<bool>()),
+                1..80,
+            ),
+            unit_shift in prop_oneof![Just(0u32), Just(20u32)],
+        ) {
+            let mut l = Ledger::new(2, 1 << unit_shift);
+            let mut weights: std::collections::BTreeMap<u32, u64> = Default::default();
+            let mut memos: std::collections::BTreeMap<u32, VtMemo> = Default::default();
+            for (id, w, ran, toggle) in steps {
+                let w = w << unit_shift;
+                if toggle {
+                    // Join, leave or change weight: the cap moves.
+                    match weights.remove(&id) {
+                        Some(old) => { l.remove(id, old); }
+                        None => { l.insert(id, w); weights.insert(id, w); }
+                    }
+                } else if id == 5 {
+                    // So does a change of the core count.
+                    l.set_cores(1 + (ran % 3) as usize);
+                }
+                if let Some(&w) = weights.get(&id) {
+                    let memo = memos.entry(id).or_default();
+                    prop_assert_eq!(l.vt_memo(ran, w, memo), l.vt(ran, w));
+                }
+            }
         }
     }
 

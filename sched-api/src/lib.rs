@@ -41,13 +41,14 @@ use core::fmt;
 
 pub mod feasible;
 pub mod info;
+pub mod lazy;
 pub mod ledger;
 pub mod sim;
 pub mod table;
 
 pub use feasible::{feasible_weights, Cap, Ratio};
 pub use info::{Entitlement, Params, PolicyInfo, PolicyKind};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, VtMemo};
 
 /// Virtual time of one ns of service at one ticket of effective weight.
 pub const VT_SCALE: u128 = 1 << 32;

@@ -12,7 +12,8 @@
 //! Nothing here allocates except when the map, the slab or the free list
 //! grows, i.e. on `insert`, never on lookups.
 //!
-//! Shared by the stride and round-robin policies.
+//! Shared by the stride, round-robin and EEVDF policies (with
+//! [`crate::lazy`], their run queues' lazy deletion).
 
 use alloc::vec::Vec;
 use core::hash::{BuildHasherDefault, Hasher};

@@ -48,10 +48,11 @@ mod queue;
 use alloc::vec::Vec;
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
 };
 
 /// This policy's name.
@@ -79,6 +80,9 @@ struct Thread {
     vd: i128,
     /// The sequence number of its current queue entry (while runnable).
     seq: u64,
+    /// Its last figure of virtual time for a run (a charge and a request
+    /// are both a quantum, usually), see [`Ledger::vt_memo`].
+    memo: VtMemo,
 }
 
 /// An EEVDF scheduler.
@@ -94,12 +98,14 @@ pub struct Eevdf {
     running: Running,
 }
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -111,7 +117,7 @@ impl Eevdf {
         Eevdf {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: 0,
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
             running: Running::default(),
@@ -144,6 +150,7 @@ impl Eevdf {
     }
 
     /// The length of one request in virtual time at (active) weight `w`.
+    #[cfg(test)]
     fn request(&self, w: u32) -> i128 {
         self.ledger.vt(self.quantum_ns, u64::from(w))
     }
@@ -166,11 +173,10 @@ impl Eevdf {
 
     /// Issues a fresh request for the active thread in `slot`.
     fn new_request(&mut self, slot: Slot) {
-        let Some(w) = self.threads.at(slot).map(|(_, t)| t.weight) else {
-            return;
-        };
-        let r = self.request(w);
         if let Some((_, t)) = self.threads.at_mut(slot) {
+            let r = self
+                .ledger
+                .vt_memo(self.quantum_ns, u64::from(t.weight), &mut t.memo);
             t.vd = t.ve.saturating_add(r);
         }
     }
@@ -201,6 +207,7 @@ impl Policy for Eevdf {
             ve: self.now(),
             vd: 0,
             seq: 0,
+            memo: VtMemo::default(),
         };
         let slot = self
             .threads
@@ -250,7 +257,6 @@ impl Policy for Eevdf {
         end: RunEnd,
     ) -> Result<(), SchedError> {
         let slot = self.running.slot_to_charge(core, id, &self.threads)?;
-        let served = self.ledger.vt(ran_ns, self.weight_at(slot)?);
         self.ledger.advance(ran_ns);
         let now = self.now();
         let Some((_, t)) = self.threads.at_mut(slot) else {
@@ -259,8 +265,10 @@ impl Policy for Eevdf {
         debug_assert_eq!(t.state, ThreadState::Running(core));
         let w = u64::from(t.weight);
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        // Only what it used.
-        t.ve = t.ve.saturating_add(served);
+        // Only what it used (at the weights of before the charge: advance
+        // changes none).
+        t.ve =
+            t.ve.saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         let complete = t.ve >= t.vd;
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
@@ -362,28 +370,18 @@ impl Policy for Eevdf {
 
     fn export(&self) -> Snapshot {
         // Runnable in the order picks would take them now: the eligible by
-        // deadline, then the others by eligible time; running by core;
-        // sleeping by id.
+        // deadline, then the others by eligible time.
         let now = self.now();
-        let mut runnable: Vec<(bool, i128, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable if t.ve <= now => runnable.push((false, t.vd, id)),
-                ThreadState::Runnable => runnable.push((true, t.ve, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
+        let key = |t: &Thread| {
+            if t.ve <= now {
+                (false, t.vd)
+            } else {
+                (true, t.ve)
             }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
+        };
         Snapshot {
             global_vtime: now,
-            threads: runnable
-                .into_iter()
-                .map(|(_, _, id)| id)
-                .chain(self.running.ids())
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, key)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }
@@ -407,6 +405,7 @@ impl Policy for Eevdf {
                 ve,
                 vd: 0,
                 seq: 0,
+                memo: VtMemo::default(),
             };
             // Ids are unique: the snapshot was validated.
             let Ok(slot) = fresh.threads.insert(r.id, thread) else {
@@ -452,16 +451,6 @@ impl Policy for Eevdf {
 
     fn len(&self) -> usize {
         self.threads.len()
-    }
-}
-
-impl Eevdf {
-    /// The weight of the thread in `slot`.
-    fn weight_at(&self, slot: Slot) -> Result<u64, SchedError> {
-        self.threads
-            .at(slot)
-            .map(|(_, t)| u64::from(t.weight))
-            .ok_or(SchedError::UnknownThread)
     }
 }
 

@@ -16,16 +16,14 @@
 //! node holding its subtree's earliest deadline) without the tree.
 //!
 //! Stale entries (a thread that slept, left, changed weight or was pushed
-//! again) are skipped when they surface and, when they outnumber the live
-//! ones, dropped by a rebuild: the heaps hold at most about twice the
-//! threads ever queued at once, and each stale entry costs O(log n) once.
-//! The owner decides liveness through the predicate it passes in: an entry
-//! is live iff its thread still carries the entry's sequence number and is
-//! runnable.
+//! again) are skipped and dropped by [`sched_api::lazy::Lazy`], the lazy
+//! deletion stride and round robin share: a stale entry may move from
+//! `waiting` to `eligible` before it surfaces, and costs O(log n) once.
 
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;
 
+use sched_api::lazy::{Lazy, Order, Ticket};
 use sched_api::table::Slot;
 use sched_api::ThreadId;
 
@@ -62,79 +60,64 @@ impl Entry {
     }
 }
 
-/// Whether an entry is its thread's current one.
-pub(crate) trait Live: Fn(&Entry) -> bool {}
-impl<F: Fn(&Entry) -> bool> Live for F {}
-
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Queue {
-    waiting: BinaryHeap<Reverse<Entry>>,
-    eligible: BinaryHeap<Reverse<Entry>>,
-    /// Entries in either heap that are no longer live.
-    stale: usize,
+impl Ticket for Entry {
+    #[inline]
+    fn slot(&self) -> Slot {
+        self.slot
+    }
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
-impl Queue {
-    pub(crate) fn new() -> Queue {
-        Queue::default()
-    }
+/// The two heaps, live entries and stale.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Heaps {
+    waiting: BinaryHeap<Reverse<Entry>>,
+    eligible: BinaryHeap<Reverse<Entry>>,
+}
+
+/// The run queue: the two heaps with lazy deletion.
+pub(crate) type Queue = Lazy<Heaps>;
+
+impl Order for Heaps {
+    type Entry = Entry;
+    /// The system's virtual time `V`.
+    type At = i128;
 
     /// Queues a runnable thread at virtual eligible time `ve` (the entry
     /// carries its deadline).
-    pub(crate) fn push(&mut self, e: Entry) {
+    #[inline]
+    fn push(&mut self, e: Entry) {
         self.waiting.push(Reverse(e));
     }
 
-    /// Entries held, live or stale.
-    pub(crate) fn held(&self) -> usize {
-        self.waiting.len() + self.eligible.len()
-    }
-
-    /// Notes that one entry has just gone stale; rebuilds the heaps without
-    /// stale entries once they outnumber the live ones.
-    pub(crate) fn forget_one(&mut self, live: impl Live) {
-        self.stale += 1;
-        if self.stale > 32 && 2 * self.stale > self.held() {
-            self.waiting.retain(|Reverse(e)| live(e));
-            self.eligible.retain(|Reverse(e)| live(e));
-            self.stale = 0;
-        }
-    }
-
-    /// The live entry with the earliest deadline among those eligible at
+    /// The entry with the earliest deadline among those eligible at
     /// virtual time `now`, removed; if none is eligible (every eligible
     /// thread runs on another core, or rounding), the one that becomes
     /// eligible first, so that no core idles while a thread waits.
-    pub(crate) fn pop(&mut self, now: i128, live: impl Live) -> Option<Entry> {
+    fn pop(&mut self, now: i128) -> Option<Entry> {
         while let Some(&Reverse(e)) = self.waiting.peek() {
             if e.key > now {
                 break;
             }
             self.waiting.pop();
-            if live(&e) {
-                self.eligible.push(Reverse(e.by_deadline()));
-            } else {
-                self.stale -= 1;
-            }
+            self.eligible.push(Reverse(e.by_deadline()));
         }
-        if let Some(e) = Self::pop_live(&mut self.eligible, &mut self.stale, &live) {
-            return Some(e.by_deadline());
+        match self.eligible.pop() {
+            Some(Reverse(e)) => Some(e.by_deadline()),
+            None => self.waiting.pop().map(|Reverse(e)| e),
         }
-        Self::pop_live(&mut self.waiting, &mut self.stale, &live)
     }
 
-    fn pop_live(
-        heap: &mut BinaryHeap<Reverse<Entry>>,
-        stale: &mut usize,
-        live: &impl Live,
-    ) -> Option<Entry> {
-        while let Some(Reverse(e)) = heap.pop() {
-            if live(&e) {
-                return Some(e);
-            }
-            *stale -= 1;
-        }
-        None
+    fn len(&self) -> usize {
+        self.waiting.len() + self.eligible.len()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.waiting.retain(|Reverse(e)| keep(e));
+        self.eligible.retain(|Reverse(e)| keep(e));
     }
 }
 
@@ -152,7 +135,7 @@ mod tests {
         fn pops_what_a_scan_would(
             ops in proptest::collection::vec((0u32..16, -50i128..50, 0i128..40, any::<bool>()), 1..200),
         ) {
-            let mut q = Queue::new();
+            let mut q = Queue::default();
             // id -> (ve, vd, seq) of its live entry.
             let mut model: BTreeMap<ThreadId, (i128, i128, u64)> = BTreeMap::new();
             let mut seq = 0u64;

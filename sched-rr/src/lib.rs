@@ -30,14 +30,13 @@ extern crate alloc;
 
 mod queue;
 
-use alloc::vec::Vec;
-
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VT_SCALE,
 };
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +88,10 @@ pub struct RoundRobin {
     running: Running,
     /// Equal-share virtual time of the system.
     clock: i128,
+    /// The last step of `clock`: `(ran_ns, active threads, step)`. The
+    /// same quantum is charged again and again among as many threads, so
+    /// this saves a division per charge.
+    clock_step: (u64, usize, i128),
     /// Weights of the runnable and running threads, feasible on P cores:
     /// only to express lags in the neutral unit.
     weights: Ledger,
@@ -96,18 +99,18 @@ pub struct RoundRobin {
     origin: i128,
 }
 
-const ONE: Ratio = Ratio::new(1, 1);
-
 /// Sequence numbers grow from here at the back and shrink from here at the
 /// front: 2^62 either way, more than any run makes.
 const SEQ_ORIGIN: u64 = 1 << 62;
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -118,11 +121,12 @@ impl RoundRobin {
         RoundRobin {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: SEQ_ORIGIN,
             front_seq: SEQ_ORIGIN,
             running: Running::default(),
             clock: 0,
+            clock_step: (0, 0, 0),
             weights: Ledger::new(1, 1),
             origin: 0,
         }
@@ -166,7 +170,8 @@ impl RoundRobin {
         let seq = self.front_seq;
         if let Some((_, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            self.queue.push_front(Entry { seq, slot });
+            // A live entry: the queue's stale count stays right.
+            self.queue.order_mut().push_front(Entry { seq, slot });
         }
     }
 
@@ -187,6 +192,13 @@ impl RoundRobin {
             ),
         }
     }
+}
+
+/// `Ledger::vt_at(ran_ns, 1 ticket)`, which is exactly `ran_ns * VT_SCALE`
+/// (under 2^96: no rounding, no saturation), without its division by 1.
+#[inline]
+fn vt_at_one(ran_ns: u64) -> i128 {
+    i128::from(ran_ns) * VT_SCALE as i128
 }
 
 fn quantum_i64(quantum_ns: u64) -> i64 {
@@ -238,7 +250,7 @@ impl Policy for RoundRobin {
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop(live(&self.threads)) else {
+        let Some(e) = self.queue.pop((), live(&self.threads)) else {
             return Ok(None);
         };
         let Some((id, t)) = self.threads.at_mut(e.slot) else {
@@ -267,11 +279,17 @@ impl Policy for RoundRobin {
         // Equal shares: every thread has weight 1, and nobody can be capped
         // (with n <= P threads each has a core).
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = t.vtime.saturating_add(Ledger::vt_at(ran_ns, ONE));
-        let n = self.weights.len().max(1) as u128;
-        self.clock = self
-            .clock
-            .saturating_add(Ledger::vt_at(ran_ns, Ratio::new(n, 1)));
+        t.vtime = t.vtime.saturating_add(vt_at_one(ran_ns));
+        let n = self.weights.len().max(1);
+        let step = match self.clock_step {
+            (ran, m, step) if ran == ran_ns && m == n => step,
+            _ => {
+                let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
+                self.clock_step = (ran_ns, n, step);
+                step
+            }
+        };
+        self.clock = self.clock.saturating_add(step);
         t.credit_ns = t
             .credit_ns
             .saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX));
@@ -361,26 +379,10 @@ impl Policy for RoundRobin {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable in queue order; running by core; sleeping by id.
-        let mut runnable: Vec<(u64, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable => runnable.push((t.seq, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
-            }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
-        let running = self.running.ids();
+        // Runnable in queue order.
         Snapshot {
             global_vtime: self.origin,
-            threads: runnable
-                .into_iter()
-                .map(|(_, id)| id)
-                .chain(running)
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, |t| t.seq)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }

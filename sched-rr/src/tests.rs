@@ -197,3 +197,33 @@ fn cut_turns_do_not_make_unequal_shares() {
         assert!(max - min <= 2 * Q, "{cores} cores: {service:?}");
     }
 }
+
+proptest! {
+    /// The charge's shortcuts give exactly the general figures: a thread's
+    /// own step at one ticket, and the clock's remembered step after the
+    /// number of active threads or the run's length changed.
+    #[test]
+    fn charge_shortcuts_are_exact(
+        ran in prop_oneof![any::<u64>(), 0u64..10_000_000],
+        runs in proptest::collection::vec((0u32..6, prop_oneof![Just(Q), 1u64..3 * Q], any::<bool>()), 1..60),
+    ) {
+        prop_assert_eq!(vt_at_one(ran), Ledger::vt_at(ran, Ratio::new(1, 1)));
+        // The clock moves by ran / n per charge, n the active threads at
+        // the charge, computed afresh each time.
+        let mut rr = RoundRobin::with_cores(Q, 1).unwrap();
+        let mut expect = 0i128;
+        let mut next = 0u32;
+        for (add, ran, block) in runs {
+            for _ in 0..add % 3 {
+                rr.add(next, 1 + next % 4).unwrap();
+                next += 1;
+            }
+            let Some(id) = rr.pick(0) else { continue };
+            let n = rr.weights.len() as u128;
+            expect = expect.saturating_add(Ledger::vt_at(ran, Ratio::new(n, 1)));
+            let end = if block { RunEnd::Blocked } else { RunEnd::Preempted };
+            rr.charge(id, 0, ran, end).unwrap();
+            prop_assert_eq!(rr.clock, expect);
+        }
+    }
+}

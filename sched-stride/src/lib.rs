@@ -33,14 +33,13 @@ extern crate alloc;
 
 mod queue;
 
-use alloc::vec::Vec;
-
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState,
+    RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
 };
 
 use queue::{Entry, Queue};
+use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +52,8 @@ struct Thread {
     pass: i128,
     /// The sequence number of its current queue entry (while runnable).
     seq: u64,
+    /// Its last stride (the pass of its last run), see [`Ledger::vt_memo`].
+    memo: VtMemo,
 }
 
 /// This policy's name.
@@ -89,12 +90,14 @@ pub struct Stride {
     running: Running,
 }
 
-/// Whether a queue entry is its thread's current one.
-fn live(threads: &Table<Thread>) -> impl Fn(&Entry) -> bool + '_ {
-    |e| {
-        threads
-            .at(e.slot)
-            .is_some_and(|(_, t)| t.seq == e.seq && t.state == ThreadState::Runnable)
+impl Queued for Thread {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    #[inline]
+    fn state(&self) -> ThreadState {
+        self.state
     }
 }
 
@@ -106,7 +109,7 @@ impl Stride {
         Stride {
             quantum_ns: quantum_ns.max(1),
             threads: Table::new(),
-            queue: Queue::new(),
+            queue: Queue::default(),
             next_seq: 0,
             ledger: Ledger::new(cores.clamp(1, sched_api::MAX_CORES), 1),
             running: Running::default(),
@@ -169,6 +172,7 @@ impl Policy for Stride {
             service_ns: 0,
             pass: self.global(),
             seq: 0,
+            memo: VtMemo::default(),
         };
         let slot = self
             .threads
@@ -198,7 +202,7 @@ impl Policy for Stride {
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop(live(&self.threads)) else {
+        let Some(e) = self.queue.pop((), live(&self.threads)) else {
             return Ok(None);
         };
         if let Some((_, t)) = self.threads.at_mut(e.slot) {
@@ -223,13 +227,19 @@ impl Policy for Stride {
         let w = u64::from(t.weight);
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used: stride * ran / quantum.
-        t.pass = t.pass.saturating_add(self.ledger.vt(ran_ns, w));
+        t.pass = t
+            .pass
+            .saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         self.ledger.advance(ran_ns);
         let global = self.ledger.now();
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
-                self.enqueue(slot);
+                // `enqueue`, with the record in hand.
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                self.queue.push(Entry::new(t.pass, id, slot, seq));
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -330,27 +340,10 @@ impl Policy for Stride {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable by (pass, id), as the queue would pop them; running by
-        // core; sleeping by id.
-        let mut runnable: Vec<(i128, ThreadId)> = Vec::new();
-        let mut sleeping: Vec<ThreadId> = Vec::new();
-        for (id, t) in self.threads.iter() {
-            match t.state {
-                ThreadState::Runnable => runnable.push((t.pass, id)),
-                ThreadState::Sleeping => sleeping.push(id),
-                ThreadState::Running(_) => {}
-            }
-        }
-        runnable.sort_unstable();
-        sleeping.sort_unstable();
-        let running = self.running.ids();
+        // Runnable by (pass, id), as the queue would pop them.
         Snapshot {
             global_vtime: self.global(),
-            threads: runnable
-                .into_iter()
-                .map(|(_, id)| id)
-                .chain(running)
-                .chain(sleeping)
+            threads: snapshot_order(&self.threads, &self.running, |t| t.pass)
                 .filter_map(|id| self.record(id))
                 .collect(),
         }
@@ -372,6 +365,7 @@ impl Policy for Stride {
                 service_ns: r.service_ns,
                 pass,
                 seq: 0,
+                memo: VtMemo::default(),
             };
             // Ids are unique: the snapshot was validated.
             let Ok(slot) = fresh.threads.insert(r.id, thread) else {

@@ -1,0 +1,33 @@
+//! Runs `count` decisions of one policy at `n` threads, for a profiler:
+//! `valgrind --tool=callgrind target/release/examples/decide stride 1000 100000`.
+//! With `floor` as the policy, the floor of `of` instead (`decide floor 1000 100000 rr`).
+
+use policy_bench::floor::Floor;
+use policy_bench::{decision, new_policy};
+use sched_api::PolicyKind;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = args.get(1).map_or("stride", String::as_str);
+    let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let count: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    if kind == "floor" {
+        let of = args.get(4).map_or("stride", String::as_str);
+        let floor = policy_bench::kinds()
+            .find(|k| k.name() == of)
+            .and_then(Floor::of)
+            .expect("a policy with a floor");
+        let mut f = floor.build(n);
+        for _ in 0..count {
+            f.step();
+        }
+        return;
+    }
+    let kind = policy_bench::kinds()
+        .find(|k| k.name() == kind)
+        .unwrap_or(PolicyKind::new("stride"));
+    let mut p = new_policy(kind, n);
+    for _ in 0..count {
+        decision(p.as_mut());
+    }
+}
