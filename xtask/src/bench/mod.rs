@@ -245,11 +245,13 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     )?);
     // Instruction counts, from deterministic runs (full runs only).
     let mut instructions: Vec<(String, f64)> = Vec::new();
+    let mut one_core_swap = None;
     if !smoke {
         let det = [
             guest_det("bench-primitives-det", "bench", prims_ms)?,
             guest_det("bench-threads-det", "tbench", 12_000)?,
         ];
+        one_core_swap = tails::swap_of(&det[1]);
         let recs: Vec<Value> = det.iter().flat_map(|o| records(o, "bench")).collect();
         for name in [
             "syscall_floor",
@@ -275,7 +277,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     }
     // Issue 16's per-turn overhead and tails (deterministic runs; the
     // smoke runs the one-core abort row only).
-    let tails = tails::measure(smoke);
+    let tails = tails::measure(smoke, one_core_swap);
     let latency = |kind: &str| -> Option<Stat> {
         let ns: Vec<f64> = guest_runs
             .iter()
@@ -745,7 +747,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
 /// The deterministic tails section alone (`just bench tails=1`): the
 /// section and its JSON printed, nothing written under results/.
 pub fn run_tails() -> String {
-    let t = tails::measure(false);
+    let t = tails::measure(false, None);
     format!(
         "{}\n{}",
         tails::section(&t),

@@ -62,8 +62,9 @@ pub struct Latency {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tails {
     pub overhead: Vec<Overhead>,
-    /// (cores, threads, ns per swap).
-    pub swap: Option<(u32, u64, Stat)>,
+    /// (cores, threads, ns per swap): on one core (the path alone) and on
+    /// [`TAIL_CORES`] (the target's).
+    pub swap: Vec<(u32, u64, Stat)>,
     pub latency: Vec<Latency>,
     pub errors: Vec<String>,
 }
@@ -134,8 +135,11 @@ pub fn latency_of(out: &RunOutcome, kind: &'static str, cores: u32) -> Option<La
 }
 
 /// Runs the deterministic measurements: all of them, or for the smoke
-/// only the one-core `abort` run (seconds).
-pub fn measure(smoke: bool) -> Tails {
+/// only the one-core `abort` run (seconds). `one_core_swap` is the swap of
+/// a deterministic one-core `tbench` run made already (`just bench`'s
+/// instruction counts make one); without it, and not in the smoke, one is
+/// made here.
+pub fn measure(smoke: bool, one_core_swap: Option<(u32, u64, Stat)>) -> Tails {
     let mut t = Tails::default();
     let fail = |t: &mut Tails, e: String| {
         eprintln!("!! bench: tails: {e}");
@@ -152,12 +156,19 @@ pub fn measure(smoke: bool) -> Tails {
                 Err(e) => fail(&mut t, e),
             }
         }
+        let one = match one_core_swap {
+            Some(s) => Ok(s),
+            None => det("bench-det-swap-1", "tbench", 1, 12_000, &[])
+                .and_then(|o| figure("bench-det-swap-1", "swap report", &o, swap_of)),
+        };
         let name = format!("bench-det-swap-{TAIL_CORES}");
-        match det(&name, "tbench", TAIL_CORES, 2000, &[])
-            .and_then(|o| figure(&name, "swap report", &o, swap_of))
-        {
-            Ok(s) => t.swap = Some(s),
-            Err(e) => fail(&mut t, e),
+        let many = det(&name, "tbench", TAIL_CORES, 2000, &[])
+            .and_then(|o| figure(&name, "swap report", &o, swap_of));
+        for r in [one, many] {
+            match r {
+                Ok(s) => t.swap.push(s),
+                Err(e) => fail(&mut t, e),
+            }
         }
     }
     let cores: &[u32] = if smoke { &[1] } else { &[1, TAIL_CORES] };
@@ -217,13 +228,19 @@ pub fn section(t: &Tails) -> String {
             verdict(o.fraction <= target)
         );
     }
-    if let Some((cores, threads, s)) = &t.swap {
+    for (cores, threads, s) in &t.swap {
+        let (target, met) = if *cores == TAIL_CORES {
+            (
+                format!("max ≤ {:.0} ms", SWAP_MAX_NS / 1e6),
+                verdict(s.max <= SWAP_MAX_NS),
+            )
+        } else {
+            ("— (the call's own path)".to_string(), "")
+        };
         md += &format!(
-            "| runtime swap, {threads} threads (time the swap holds them off the cores) | {cores} | {:.3} ms | {:.3} ms | max ≤ {:.0} ms | {} |\n",
+            "| runtime swap, {threads} threads (time the swap holds them off the cores) | {cores} | {:.3} ms | {:.3} ms | {target} | {met} |\n",
             s.median / 1e6,
             s.max / 1e6,
-            SWAP_MAX_NS / 1e6,
-            verdict(s.max <= SWAP_MAX_NS)
         );
     }
     for l in &t.latency {
@@ -238,11 +255,26 @@ pub fn section(t: &Tails) -> String {
             verdict(l.ns.max <= LATENCY_MAX_NS)
         );
     }
+    md += WHY;
     for e in &t.errors {
         md += &format!("\nNot measured: {e}\n");
     }
     md
 }
+
+/// What det runs showed behind the figures (issue 16; `just bench
+/// tails=1` reruns them, their records are in the runs' directories).
+const WHY: &str = "\nWhere the figures come from (traced in det runs): a turn's end on a core the \
+program holds is a timer interrupt, the revocation upcall, the libOS's epilogue, a yield system call \
+and the prologue — the directed-yield ping-pong's path, which the overhead's instructions a turn \
+count (the targets allow 625 at 1 ms and 1,250 at 10 ms). The one-core swap is the `swap_policy` call \
+alone (repeatable by target policy; the swap to lottery is the longest); on 8 cores the waits for the \
+runtime lock and for the emulator's round robin come on top. On one core the revocation's maximum is \
+the kernel's once-a-second live line (`t=… cpu:`), which core 0's timer interrupt prints before it \
+revokes, and most of the abort is the `repossession` record printed before the next environment is \
+entered: console output inside both intervals. On 8 cores the distributions move with \
+`interleave_us` (the emulator's round-robin grain), not with the kernel's path, and such runs \
+diverge from run to run (two runs' first four swaps were identical, the rest not; cause not traced).\n";
 
 /// The JSON's `tails` object (numbers; ns unless named otherwise).
 pub fn json(t: &Tails) -> Value {
@@ -255,10 +287,11 @@ pub fn json(t: &Tails) -> Value {
             "target_max": o.target(),
             "met": o.target().is_some_and(|m| o.fraction <= m),
         })).collect::<Vec<_>>(),
-        "swap": t.swap.as_ref().map(|(cores, threads, s)| json!({
+        "swap": t.swap.iter().map(|(cores, threads, s)| json!({
             "cores": cores, "threads": threads, "ns": stat_json(*s),
-            "target_max_ns": SWAP_MAX_NS, "met": s.max <= SWAP_MAX_NS,
-        })),
+            "target_max_ns": (*cores == TAIL_CORES).then_some(SWAP_MAX_NS),
+            "met": (*cores == TAIL_CORES).then_some(s.max <= SWAP_MAX_NS),
+        })).collect::<Vec<_>>(),
         "latency": t.latency.iter().map(|l| json!({
             "kind": l.kind, "cores": l.cores, "ns": stat_json(l.ns), "samples": l.samples,
             "target_max_ns": LATENCY_MAX_NS, "met": l.ns.max <= LATENCY_MAX_NS,
@@ -305,7 +338,7 @@ mod tests {
                 slice_us: 10_000,
                 fraction: 0.0005,
             }],
-            swap: Some((8, 32, s(0.4e6, 1.4e6))),
+            swap: vec![(1, 32, s(0.4e6, 0.7e6)), (8, 32, s(0.4e6, 1.4e6))],
             latency: vec![
                 Latency {
                     kind: "revocation",
@@ -325,7 +358,7 @@ mod tests {
         let j = json(&t);
         assert_eq!(j["overhead"][0]["met"], true);
         assert_eq!(
-            j["swap"]["met"], false,
+            j["swap"][1]["met"], false,
             "a median under 1 ms does not meet it"
         );
         assert_eq!(j["latency"][0]["met"], true);
@@ -335,6 +368,7 @@ mod tests {
             md.contains("| 8 | 0.400 ms | 1.400 ms | max ≤ 1 ms | NOT met |"),
             "{md}"
         );
+        assert_eq!(j["swap"][0]["met"], Value::Null, "one core has no target");
         assert!(md.contains("Not measured: x: ended timeout"), "{md}");
     }
 }
