@@ -40,7 +40,7 @@ experiments *args:
 sweep *args:
     @cargo xtask sweep "$@"
 
-[doc("Benchmark every primitive and policy beside Linux: instructions per operation beside a Linux guest (det TCG), wall clock beside this host; writes results/bench/: [accel=auto]")]
+[doc("Benchmark every primitive and policy beside Linux: instructions per operation beside a Linux guest (det TCG), wall clock beside this host; writes results/bench/: [accel=auto] [tails=1] (only the deterministic overhead and tails, printed)")]
 bench *args:
     @cargo xtask bench "$@"
 

@@ -143,6 +143,10 @@ pub enum Cmd {
         /// A short run (seconds) for CI: figures printed, never asserted.
         #[arg(long)]
         smoke: bool,
+        /// Only issue 16's per-turn overhead and tails, deterministic TCG
+        /// (minutes): printed, nothing written under results/.
+        #[arg(long)]
+        tails: bool,
         #[arg(long, default_value = "auto")]
         accel: Accel,
         /// Print what would be measured, run nothing.

@@ -12,6 +12,7 @@ pub mod host;
 pub mod instructions;
 pub mod linux;
 pub mod scale;
+pub mod tails;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -244,11 +245,13 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     )?);
     // Instruction counts, from deterministic runs (full runs only).
     let mut instructions: Vec<(String, f64)> = Vec::new();
+    let mut one_core_swap = None;
     if !smoke {
         let det = [
             guest_det("bench-primitives-det", "bench", prims_ms)?,
             guest_det("bench-threads-det", "tbench", 12_000)?,
         ];
+        one_core_swap = tails::swap_of(&det[1]);
         let recs: Vec<Value> = det.iter().flat_map(|o| records(o, "bench")).collect();
         for name in [
             "syscall_floor",
@@ -272,6 +275,9 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     for e in &scale_errors {
         eprintln!("!! bench: scale: {e}");
     }
+    // Issue 16's per-turn overhead and tails (deterministic runs; the
+    // smoke runs the one-core abort row only).
+    let tails = tails::measure(smoke, one_core_swap);
     let latency = |kind: &str| -> Option<Stat> {
         let ns: Vec<f64> = guest_runs
             .iter()
@@ -647,6 +653,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             .map(|e| format!("\nNot measured: {e}\n"))
             .collect::<String>()
     );
+    let _ = writeln!(md, "\n{}", tails::section(&tails));
     let _ = writeln!(md, "\n## Overhead on a CPU-bound loop{flag}\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
     for o in &overheads {
         let _ = writeln!(
@@ -705,6 +712,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
         "predicates": predicate_rows,
         "overhead": overheads,
         "scale": scale::json(&scale_rows, &scale_errors),
+        "tails": tails::json(&tails),
         // Instructions per operation (deterministic TCG), the platform's
         // and Linux's by name; how Linux's were taken, beside them.
         "instructions": instructions::json(&instructions, &linux_insns),
@@ -734,6 +742,17 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     std::fs::write(dir.join(format!("{stem}.md")), &md).map_err(|e| e.to_string())?;
     Ok(md)
+}
+
+/// The deterministic tails section alone (`just bench tails=1`): the
+/// section and its JSON printed, nothing written under results/.
+pub fn run_tails() -> String {
+    let t = tails::measure(false, None);
+    format!(
+        "{}\n{}",
+        tails::section(&t),
+        serde_json::to_string_pretty(&json!({ "tails": tails::json(&t) })).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
