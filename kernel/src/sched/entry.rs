@@ -65,7 +65,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
     cpu::restore_user_fs(core);
     cpu::sanitise_fx(&mut ctx.fx);
     cpu::fxrstor(&ctx.fx);
-    arm_for(time::now_ns(), end);
+    arm_in_steps(time::now_ns(), end);
     match frame_from_context(&ctx) {
         Some(frame) => {
             d.run_started_ns().store(entering(core), Ordering::Relaxed);
@@ -108,11 +108,14 @@ pub(super) fn upcall(
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
     let now = time::now_ns();
-    if reason == UpcallReason::Revoke {
-        arm_for(now, grace_end);
-    } else {
-        arm_running(now, end);
-    }
+    arm_in_steps(
+        now,
+        if reason == UpcallReason::Revoke {
+            grace_end
+        } else {
+            end
+        },
+    );
     let frame = upcall_frame(core, entry, reason, arg);
     d.run_started_ns().store(entering(core), Ordering::Relaxed);
     drop(env);
@@ -136,8 +139,9 @@ pub(super) fn upcall_frame(core: usize, entry: u64, reason: UpcallReason, arg: u
     }
 }
 
-/// Arms the timer for a running turn's end, in steps of at most
-/// `interleave_ns` when that is set.
+/// Arms the timer for `deadline` — a turn's end, or its grace's end —
+/// while an environment runs, in steps of at most `interleave_ns` when
+/// that is set.
 ///
 /// A deterministic run on several cores is QEMU's one-thread round robin
 /// with `-icount`: each vCPU runs until the machine's next timer deadline
@@ -150,9 +154,19 @@ pub(super) fn upcall_frame(core: usize, entry: u64, reason: UpcallReason, arg: u
 /// application's time). With every running core's deadline at most
 /// `interleave_ns` ahead, the vCPUs take turns at that grain, as cores of
 /// a real machine run side by side. The step's interrupt only re-arms.
-pub(super) fn arm_running(now: u64, end: u64) {
+/// A grace is stepped too: when every core was in one at once (slices end
+/// together), each vCPU ran a whole grace before the next, and a core saw
+/// its grace's end one grace late (15.0 ms at 15 ms graces on 4 cores).
+pub(super) fn arm_in_steps(now: u64, deadline: u64) {
     let step = config().interleave_ns;
-    arm_for(now, if step == 0 { end } else { end.min(now + step) });
+    arm_for(
+        now,
+        if step == 0 {
+            deadline
+        } else {
+            deadline.min(now + step)
+        },
+    );
 }
 
 pub(super) fn arm_for(now: u64, deadline: u64) {

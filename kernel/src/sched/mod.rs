@@ -62,7 +62,7 @@ pub struct Config {
     pub slice_ns: u64,
     pub grace_ns: u64,
     /// Longest the timer is armed ahead while an environment runs (0: to
-    /// its turn's end): see `entry::arm_running`.
+    /// its turn's end): see `entry::arm_in_steps`.
     pub interleave_ns: u64,
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
@@ -101,7 +101,7 @@ struct Turn {
 /// end — so the core that told its environment to yield comes back only
 /// when its grace is over (measured, 2 cores: one revocation in two
 /// reached its grace's end at the epilogue's first instruction; see also
-/// `entry::arm_running`, which keeps deterministic runs from doing it). Taking
+/// `entry::arm_in_steps`, which keeps deterministic runs from doing it). Taking
 /// the core then would repossess a cooperative environment for time it
 /// never had. The bound keeps a context that is really stuck where it was
 /// told (`jmp .` at the epilogue's entry) from holding the core: it is

@@ -3,7 +3,7 @@
 //! disabled); past the grace period the core is taken by force, the
 //! context saved, the overrun charged to the turn's owner.
 
-use super::entry::{arm_for, arm_running, upcall, upcall_frame};
+use super::entry::{arm_for, arm_in_steps, upcall, upcall_frame};
 use super::turn::{next_turn, stop_running};
 use super::*;
 use abi::shared::{
@@ -46,10 +46,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
         slices::Seen::default()
     };
     match turn.clock.tick(now, seen, grace()) {
-        Tick::Continue { until } if turn.clock.phase() == slices::Phase::Running => {
-            arm_running(now, until)
-        }
-        Tick::Continue { until } => arm_for(now, until),
+        Tick::Continue { until } => arm_in_steps(now, until),
         // Restoring a context (a few instructions): revoked once it is in,
         // taken if it is still there at its grace's end (a range covering a
         // loop would keep the core for ever: the resume_hog experiment).
@@ -60,7 +57,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
             let d = turn.env.dispatch(core);
             d.events()
                 .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
-            arm_for(now, grace_end);
+            arm_in_steps(now, grace_end);
             // As for a revocation told by an upcall: charged up to the
             // deadline, and again from its return to the interrupted code.
             let ran_from = turn.run_start;
@@ -81,7 +78,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 .account()
                 .grace_renewals
                 .fetch_add(1, Ordering::Relaxed);
-            arm_for(now, grace_end);
+            arm_in_steps(now, grace_end);
         }
         Tick::Repossess => {
             let cause = match turn.clock.phase() {
