@@ -69,6 +69,7 @@ pub const SCENARIOS: &[&str] = &[
     "slots-1to2",
     "response-7to1",
     "server-batch",
+    "threads-1000-16",
 ];
 
 /// The marker before the hash in `results/README.md`.
