@@ -21,10 +21,13 @@ use spin::Mutex;
 
 use crate::sys;
 
-/// The image's heap. 8 MiB: a lottery policy of 10,000 threads (the
-/// benchmark's largest) peaks near 4.5 MiB while its record vector
-/// doubles, beyond a 4 MiB heap.
-const IMAGE_HEAP_BYTES: usize = 8 << 20;
+/// The image's heap: 1 MiB, what most programs ever use. The kernel
+/// zeroes an image's every page when it creates the environment, with
+/// interrupts off: at 8 MiB (10 MiB of BSS with the workers' stacks) a
+/// `spawn` took 11 ms on average in a deterministic 4-core run, and
+/// held its core's timer off as long. Programs that need more (a lottery
+/// policy of 10,000 threads peaks near 4.5 MiB) grow the second heap.
+const IMAGE_HEAP_BYTES: usize = 1 << 20;
 /// Least the grown heap grows by at once: a table chunk (~64 KiB). The
 /// frames are mapped with the disabled flag set (the heap lock is held):
 /// a 1 MiB step, 512 system calls, outlasted a 200 us grace.
