@@ -108,9 +108,10 @@ impl Syscall {
 pub const FLOOR: u64 = 63;
 
 /// A test-only call, above every [`Syscall`]: a kernel booted for the
-/// `bad_iret` experiment returns from it by an `iretq` with a null SS,
-/// which faults in ring 0 (the test of the kernel's fix-up for a faulting
-/// return to ring 3); every other kernel answers `BadSyscall`.
+/// `bad_iret` or `bad_iret_bare` experiment returns from it by an `iretq`
+/// with a null SS, which faults in ring 0 (the test of the kernel's fix-up
+/// for a faulting return to ring 3); every other kernel answers
+/// `BadSyscall`.
 pub const TEST_BAD_IRET: u64 = FLOOR + 1;
 
 /// `slice_alloc`: any free slot on the core.

@@ -260,6 +260,11 @@ static EXPERIMENTS: &[Experiment] = &[
         &[spec("bad_iret", 2), spec("spin", 2)],
         others_keep_share,
     ),
+    plain(
+        "bad_iret_bare",
+        &[spec("bad_iret_bare", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
     plain("threads", &[spec("tspin", 4)], apps_alive),
     plain(
         "bench",
@@ -341,7 +346,8 @@ pub fn setup(name: &str, run_ms: u64) -> Result<(), &'static str> {
         .find(|e| e.name == name)
         .ok_or("no such experiment")?;
     FREE_FRAMES_BEFORE.store(mm::free_frames(), Ordering::Relaxed);
-    crate::syscall::TEST_BAD_IRET_ENABLED.store(exp.name == "bad_iret", Ordering::Relaxed);
+    crate::syscall::TEST_BAD_IRET_ENABLED
+        .store(exp.name.starts_with("bad_iret"), Ordering::Relaxed);
     crate::invariants::set_baseline();
     let mut envs = Vec::new();
     for s in exp.envs {

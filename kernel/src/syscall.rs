@@ -20,7 +20,7 @@ const MAX_MESSAGE: usize = 1024;
 const MAX_PREDICATE: usize = 1024;
 
 /// Whether [`abi::syscall::TEST_BAD_IRET`] is honoured: set by the
-/// `bad_iret` experiment only.
+/// `bad_iret` and `bad_iret_bare` experiments only.
 pub static TEST_BAD_IRET_ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Returns to the caller, with `rax` 0, by an `iretq` whose frame has a

@@ -501,6 +501,38 @@ fn a_faulting_return_to_ring_3_is_the_environments_fault() {
     });
 }
 
+/// Issue 14, hole 3's fix-up, its other way out: `bad_iret_bare` has no
+/// exception handler, so the #GP of the `iretq` returning to it is its
+/// death — logged, only it killed, the call never returning to it, and
+/// `spin` keeping its share on every core.
+#[test]
+fn a_faulting_return_to_ring_3_without_a_handler_kills_only_its_environment() {
+    on_4("bad_iret_bare", 1000, |out, _| {
+        one_report(out, "bad_iret_bare_calling");
+        let survived = out
+            .records
+            .of(RecordKind::User)
+            .filter(|r| r["kind"] == "bad_iret_bare_survived")
+            .count();
+        assert_eq!(survived, 0, "{}", tail(&out.console));
+        only_killed(out, "bad_iret_bare");
+        let killed = out
+            .records
+            .of(RecordKind::Event)
+            .find(|e| e["event"] == "killed")
+            .expect("one killed");
+        assert_eq!(
+            killed["reason"], "fault with no exception handler",
+            "{killed}"
+        );
+        assert!(
+            out.console.contains("return to ring 3 faulted: #GP"),
+            "{}",
+            tail(&out.console)
+        );
+    });
+}
+
 /// Issue 14, hole 6: a child could be given any slot quota (up to
 /// u32::MAX) whatever its parent held, page tables built for an
 /// environment's mappings were charged to nobody (one frame mapped every
