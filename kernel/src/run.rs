@@ -96,6 +96,9 @@ pub fn monitor(now: u64, may_finish: bool) {
 
 fn live_line(now: u64) {
     use core::fmt::Write;
+    if !log::log_enabled!(log::Level::Info) {
+        return; // not even built: `log=warn` keeps the timer path quiet
+    }
     let mut line = alloc::string::String::new();
     let elapsed = now - START_NS.load(Ordering::Relaxed);
     for e in env::all() {
