@@ -136,6 +136,17 @@ impl TurnClock {
         self.charged_ns
     }
 
+    /// Whether a tick at `now` reads the `Seen` it is given: only when the
+    /// turn ends then (running or resuming, past its end) or its grace
+    /// does. The kernel reads the context (a lock for the resume range)
+    /// only then, not on every interleave step between.
+    pub fn sees_at(&self, now: u64) -> bool {
+        match self.phase {
+            Phase::Running | Phase::Resuming => now >= self.end,
+            Phase::Deferred | Phase::Revoking => now >= self.grace_end,
+        }
+    }
+
     /// The timer fired at `now`; `seen` is what the kernel saw of the
     /// interrupted context.
     pub fn tick(&mut self, now: u64, seen: Seen, g: Grace) -> Tick {

@@ -381,4 +381,30 @@ proptest! {
             core.step(op)?;
         }
     }
+
+    /// A tick that `sees_at` says does not read the context gives the same
+    /// answer and leaves the same clock whatever it is told it saw (the
+    /// kernel does not read the context then).
+    #[test]
+    fn a_tick_that_does_not_see_ignores_what_was_seen(
+        steps in prop::collection::vec(
+            (0u64..400, any::<bool>(), any::<bool>(), any::<bool>()),
+            1..60,
+        )
+    ) {
+        let mut clock = TurnClock::begin(Some(EnvId(1)), 0, 0, SLICE, G);
+        let mut now = 0;
+        for (dt, disabled, in_resume_range, untouched_since_told) in steps {
+            now += dt;
+            let seen = Seen { disabled, in_resume_range, untouched_since_told };
+            if !clock.sees_at(now) {
+                let (mut told, mut blind) = (clock, clock);
+                prop_assert_eq!(told.tick(now, seen, G), blind.tick(now, Seen::default(), G));
+                prop_assert_eq!(told, blind);
+            }
+            if clock.tick(now, seen, G) == Tick::Repossess {
+                break;
+            }
+        }
+    }
 }

@@ -33,13 +33,16 @@ pub fn on_timer(frame: &mut TrapFrame) {
         stop_running(core, t, now);
         next_turn();
     }
-    // What the machine is told of the context matters only past the end
-    // (reading the resume range takes a lock: not on every interleave tick).
-    let seen = if now >= turn.clock.end() {
+    // What the machine is told of the context matters only when the turn
+    // ends now (running or resuming, past its end) or its grace does:
+    // reading the resume range takes a lock, so not on the interleave
+    // steps between (a grace is stepped too, `arm_in_steps`).
+    let phase = turn.clock.phase();
+    let seen = if turn.clock.sees_at(now) {
         slices::Seen {
             disabled: turn.env.dispatch(core).disabled().load(Ordering::Acquire) != 0,
             in_resume_range: turn.env.in_resume_range(frame.rip),
-            untouched_since_told: turn.clock.phase() == slices::Phase::Revoking
+            untouched_since_told: phase == slices::Phase::Revoking
                 && context_mark(frame) == turn.grace_mark,
         }
     } else {
@@ -51,6 +54,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
         // taken if it is still there at its grace's end (a range covering a
         // loop would keep the core for ever: the resume_hog experiment).
         Tick::RetryResume { grace_end } => {
+            // (5 µs: shorter than any interleave step already.)
             arm_for(now, grace_end.min(now + RESUME_RETRY_NS));
         }
         Tick::Defer { grace_end } => {
