@@ -44,6 +44,9 @@ fn worker(core: usize) -> ! {
 fn report_repossession_vector(core: usize) {
     let (me, _) = sys::self_info();
     let log = sys::repossessions(core);
+    // Read before the walk: nothing is repossessed on this core while its
+    // own turn runs the walk, so the walk must find every one still kept.
+    let written = log.written();
     let (mut read, mut own, mut ran_not_owner) = (0u32, 0u32, 0u32);
     let mut owners = [NO_ENV; REPOSSESSION_LOG_LEN];
     let mut distinct = 0;
@@ -79,8 +82,7 @@ fn report_repossession_vector(core: usize) {
         }
     }
     report!(
-        "\"kind\":\"spin_repossessions\",\"core\":{core},\"me\":{me},\"written\":{},\"read\":{read},\"own\":{own},\"other_owners\":{distinct},\"other\":{other},\"other_n\":{other_n},\"other_min_overrun_ns\":{min},\"other_max_overrun_ns\":{max},\"other_max_late_ns\":{max_late},\"other_early\":{early},\"other_renewed\":{renewed},\"other_part_charged\":{part_charged},\"other_causes\":{causes},\"ran_not_owner\":{ran_not_owner}",
-        log.written()
+        "\"kind\":\"spin_repossessions\",\"core\":{core},\"me\":{me},\"written\":{written},\"read\":{read},\"own\":{own},\"other_owners\":{distinct},\"other\":{other},\"other_n\":{other_n},\"other_min_overrun_ns\":{min},\"other_max_overrun_ns\":{max},\"other_max_late_ns\":{max_late},\"other_early\":{early},\"other_renewed\":{renewed},\"other_part_charged\":{part_charged},\"other_causes\":{causes},\"ran_not_owner\":{ran_not_owner}",
     );
 }
 
