@@ -221,19 +221,27 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             };
             let behaviour = behaviour(&mut words)?;
             let last = id.checked_add(count - 1).ok_or("thread ids overflow")?;
-            // Ids in increasing order (as the runner writes them) are
-            // checked in one comparison; others against every thread.
-            let after_all = spec.threads.last().is_none_or(|t| t.id < id);
-            if !after_all && spec.threads.iter().any(|t| (id..=last).contains(&t.id)) {
-                return Err("duplicate thread id");
-            }
-            spec.threads.extend((id..=last).map(|id| ThreadSpec {
+            // The threads are kept in id order, so ids in increasing order
+            // (as the runner writes them) are checked in one comparison
+            // with the last; others by a search (and put in their place).
+            let at = match spec.threads.last() {
+                Some(t) if t.id >= id => {
+                    let at = spec.threads.partition_point(|t| t.id < id);
+                    if spec.threads.get(at).is_some_and(|t| t.id <= last) {
+                        return Err("duplicate thread id");
+                    }
+                    at
+                }
+                _ => spec.threads.len(),
+            };
+            let new = (id..=last).map(|id| ThreadSpec {
                 id,
                 tickets,
                 join_ms,
                 leave_ms,
                 behaviour,
-            }));
+            });
+            spec.threads.splice(at..at, new);
         }
         Some("names") => {
             let first: u32 = num(words.next(), "names needs a first thread id")?;
@@ -443,11 +451,9 @@ impl AppSpec {
 
     /// Whether a thread has id `id`.
     pub fn has_thread(&self, id: u32) -> bool {
-        // Ids are in increasing order as the runner writes them: a binary
-        // search finds them (10,000 `names` cost no 10^8 comparisons);
-        // a miss is confirmed against every thread.
+        // Kept in id order by the parser: a binary search (10,000 `names`
+        // cost no 10^8 comparisons).
         self.threads.binary_search_by_key(&id, |t| t.id).is_ok()
-            || self.threads.iter().any(|t| t.id == id)
     }
 
     /// A thread's name, if it has one.
@@ -630,6 +636,16 @@ mod tests {
         bad("thread 1 5 0 - fraction 0\n", 1);
         bad("thread 1 5 0 - cpu extra\n", 1);
         bad("thread 1 5 0 - cpu\nthread 1 5 0 - cpu\n", 2);
+        // Out of order: the check is not fooled by the last line's id.
+        bad(
+            "thread 5 5 0 - cpu\nthread 1 5 0 - cpu\nthread 5 5 0 - cpu\n",
+            3,
+        );
+        bad(
+            "threads 5 3 5 0 - cpu\nthread 1 5 0 - cpu\nthread 6 5 0 - cpu\n",
+            3,
+        );
+        bad("thread 7 5 0 - cpu\nthreads 5 3 5 0 - cpu\n", 2);
         bad("event 5 swap fifo\n", 1);
         bad("event 5 tickets 9 10\n", 0);
         bad("name 1 t1\n", 1);
