@@ -3,8 +3,8 @@
 //! once that is full, a second one the libOS grows by mapping frames at
 //! `va::HEAP_GROWTH` as allocations need them (counted against the quota).
 //! An application of 10,000 threads needs far more than the image's heap
-//! (its thread table alone is ~20 MiB); one of three threads never maps a
-//! frame.
+//! (its thread table alone is ~20 MiB); an application of three threads
+//! never maps a frame.
 //!
 //! Allocation runs with the disabled flag set on the core doing it: a
 //! thread revoked while holding a heap lock would otherwise leave every
@@ -24,7 +24,7 @@ use crate::sys;
 /// The image's heap: 1 MiB, what most programs ever use. The kernel
 /// zeroes an image's every page when it creates the environment, with
 /// interrupts off: at 8 MiB (10 MiB of BSS with the workers' stacks) a
-/// `spawn` took 11 ms on average in a deterministic 4-core run, and
+/// `spawn` took 11.6 ms on average in a deterministic 4-core run, and
 /// held its core's timer off as long. Programs that need more (a lottery
 /// policy of 10,000 threads peaks near 4.5 MiB) grow the second heap.
 const IMAGE_HEAP_BYTES: usize = 1 << 20;

@@ -287,8 +287,11 @@ pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 /// libOS allocates within, not memory taken at start.
 pub const FRAMES_PER_THREAD: usize = 10;
 /// Guest memory (MiB) not available to applications' frames: the kernel,
-/// its tables and every application's image (8 MiB of heap each).
+/// its tables and every application's image.
 pub const MEMORY_RESERVED_MIB: u64 = 128;
+/// An application's image (3.1 MiB of BSS: the libOS's 1 MiB heap and 2
+/// MiB of worker stacks, and its code) and the heap it may grow beyond
+/// that (within its default quota, which the thread part leaves out).
 const IMAGE_MIB: u64 = 12;
 
 fn line_of(text: &str, span: Range<usize>) -> usize {

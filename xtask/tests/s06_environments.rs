@@ -320,7 +320,7 @@ fn per_turn_overhead_is_measured_without_bias() {
     // Deterministic: the loop's rate is exact, so across 10 ms slices it
     // can only be slower than bare, by the turns' cost (~1,700
     // instructions each: 0.14% of a slice). The `overhead` program once
-    // ran its bare windows on a longer copy of the loop and read −0.19%.
+    // ran its bare windows on a longer copy of the loop and read −0.13%.
     let out = experiment_with_grace("overhead", 1, 3000, "grace_us=2000");
     let r = reports(&out, "bench_overhead");
     let r = r

@@ -24,8 +24,9 @@ pub const REPOSSESSION_LOG_LEN: usize = 64;
 pub enum RepossessionCause {
     /// Told by its epilogue upcall, it did not yield within the grace.
     Grace = 0,
-    /// Told by the pending flag while disabled, it neither left its
-    /// critical section nor yielded within the grace.
+    /// Told by the pending flag — it was disabled at its deadline, or it
+    /// received a donation after the turn was told to end — it did not
+    /// yield within the grace.
     Disabled = 1,
     /// It stayed inside its resume range until the grace ended.
     ResumeRange = 2,
