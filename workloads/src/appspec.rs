@@ -8,6 +8,7 @@
 //! sched <policy>                   (a name in `sched_registry`)
 //! sample_ms <ms>
 //! seed <n>
+//! core_speed <instructions/s>      (optional, deterministic runs only: each core's speed)
 //! thread_trace                     (optional: report who ran on each core)
 //! thread <id> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
 //! threads <first id> <count> <tickets> <join_ms> <leave_ms|-> <behaviour> [params]
@@ -124,6 +125,13 @@ pub struct AppSpec {
     pub events: Vec<Event>,
     /// The request stream its `serve` threads serve.
     pub requests: Option<Requests>,
+    /// Instructions per second each core executes, written by the runner
+    /// for deterministic runs only: there a `serve` demand is that many
+    /// instructions per ns of it. A clock calibration is misled over a
+    /// det run's short windows (an emulated core runs up to N times its
+    /// stated speed while the other N − 1 are idle: 1.75x in one 2-core
+    /// run, and every request then took 1.75x its demand).
+    pub core_speed: Option<u64>,
 }
 
 /// A rejected line (1-based) and why.
@@ -199,6 +207,13 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             }
         }
         Some("seed") => spec.seed = num(words.next(), "seed needs a number")?,
+        Some("core_speed") => {
+            let speed: u64 = num(words.next(), "core_speed needs a number")?;
+            if speed == 0 {
+                return Err("core_speed must be positive");
+            }
+            spec.core_speed = Some(speed);
+        }
         Some("thread_trace") => spec.thread_trace = true,
         Some(kind @ ("thread" | "threads")) => {
             let id: u32 = num(words.next(), "thread needs an id")?;
@@ -324,6 +339,7 @@ impl AppSpec {
             names: Vec::new(),
             events: Vec::new(),
             requests: None,
+            core_speed: None,
         };
         for (i, l) in text.lines().enumerate() {
             line(&mut spec, l).map_err(|what| SpecError { line: i + 1, what })?;
@@ -361,6 +377,9 @@ impl AppSpec {
             writeln!(out, "sched {}", p.name())?;
         }
         writeln!(out, "sample_ms {}\nseed {}", self.sample_ms, self.seed)?;
+        if let Some(speed) = self.core_speed {
+            writeln!(out, "core_speed {speed}")?;
+        }
         if self.thread_trace {
             writeln!(out, "thread_trace")?;
         }
@@ -505,6 +524,11 @@ mod tests {
         assert!(!s.thread_trace, "off unless asked");
         assert!(AppSpec::parse("thread_trace\n").unwrap().thread_trace);
         assert!(AppSpec::parse("thread_trace 1\n").is_err());
+        assert_eq!(s.core_speed, None, "a clock calibration unless told");
+        assert_eq!(
+            AppSpec::parse("core_speed 62500000\n").unwrap().core_speed,
+            Some(62_500_000)
+        );
         assert_eq!(
             s.threads[6].behaviour,
             Behaviour::Lock {
@@ -593,6 +617,7 @@ mod tests {
                 rate_per_s: 500,
                 service: Service::Exponential { mean_us: 300 },
             }),
+            core_speed: Some(125_000_000),
         };
         let mut text = String::new();
         spec.write(&mut text).unwrap();
@@ -601,6 +626,7 @@ mod tests {
             policy: None,
             thread_trace: false,
             names: Vec::new(),
+            core_speed: None,
             ..spec
         };
         let mut text = String::new();
@@ -631,6 +657,9 @@ mod tests {
         };
         bad("sched fifo\n", 1);
         bad("sched rr\nsample_ms 0\n", 2);
+        bad("core_speed 0\n", 1);
+        bad("core_speed\n", 1);
+        bad("core_speed fast\n", 1);
         bad("thread 1 0 0 - cpu\n", 1);
         bad("thread 1 5 0 - spin\n", 1);
         bad("thread 1 5 0 - fraction 0\n", 1);

@@ -593,7 +593,8 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         let (span, app) = (app.span(), app.get_ref());
         let field = |f: &str| format!("app[{a}].{f}");
         let mut args = String::new();
-        s.app_spec(app)
+        // Sized as a deterministic run writes it (the core speed's line).
+        s.app_spec(app, Some(u64::MAX))
             .write(&mut args)
             .expect("a String takes every write");
         if args.len() > abi::shared::ARGS_MAX - 8 {
@@ -700,12 +701,20 @@ impl Scenario {
     /// application, its arguments (`workloads::appspec`) below, each
     /// written by its reader's own writer.
     pub fn launch_plan(&self) -> String {
+        self.launch_plan_at(None)
+    }
+
+    /// [`launch_plan`](Self::launch_plan) for a deterministic run whose
+    /// cores each execute `core_speed` instructions per second
+    /// (`qemu::det_core_speed`): the applications are told it
+    /// (`AppSpec::core_speed`).
+    pub fn launch_plan_at(&self, core_speed: Option<u64>) -> String {
         let args: Vec<String> = self
             .apps
             .iter()
             .map(|a| {
                 let mut text = String::new();
-                self.app_spec(a.get_ref())
+                self.app_spec(a.get_ref(), core_speed)
                     .write(&mut text)
                     .expect("a String takes every write");
                 text
@@ -766,7 +775,7 @@ impl Scenario {
 
     /// An application's arguments: its scheduler, threads (with the names
     /// the console accepts for their ids) and timed events.
-    fn app_spec(&self, app: &App) -> AppSpec {
+    fn app_spec(&self, app: &App, core_speed: Option<u64>) -> AppSpec {
         let names = expand_threads(app);
         let threads = names
             .iter()
@@ -824,6 +833,7 @@ impl Scenario {
                 .requests
                 .as_ref()
                 .map(|r| r.get_ref().requests().expect("validated")),
+            core_speed,
         }
     }
 

@@ -680,7 +680,7 @@ fn main_thread(_: usize) {
         spec.threads.len()
     );
     let mut requests = spec.requests.map(|r| {
-        serve::start(&r, spec.seed);
+        serve::start(&r, spec.seed, spec.core_speed);
         serve::Reporter::new(r, spec.seed)
     });
     let sample_ns = spec.sample_ms * 1_000_000;

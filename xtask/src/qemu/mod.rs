@@ -152,7 +152,8 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let kernel = build::kernel()?;
     let initrd = match &scenario {
         Some(s) => {
-            let plan = s.launch_plan();
+            let plan =
+                s.launch_plan_at(choice.det.then(|| det_core_speed(opts.cpus).round() as u64));
             let mut extra: Vec<(&str, &[u8])> = vec![("scenario", plan.as_bytes())];
             if let Some(text) = &script {
                 extra.push(("console", text.as_bytes()));

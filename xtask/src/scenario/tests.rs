@@ -93,6 +93,13 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
     );
     assert_eq!(spec.threads[1].leave_ms, Some(900));
     assert!(!spec.thread_trace, "off unless the scenario asks");
+    assert_eq!(spec.core_speed, None, "told only in deterministic runs");
+    let det = s.launch_plan_at(Some(125_000_000));
+    let det = kernel::launch::Plan::parse(&det).unwrap();
+    for name in ["a", "b"] {
+        let spec = workloads::appspec::AppSpec::parse(det.app(name).unwrap().args).unwrap();
+        assert_eq!(spec.core_speed, Some(125_000_000), "{name}");
+    }
     let traced = parse(
         &GOOD.replacen("\n", "\nthread_trace = true\n", 1),
         "file",
@@ -220,7 +227,7 @@ fn request_streams_are_checked_and_reach_the_application() {
     let s = parse(&good, "f", 2).unwrap();
     let spec = AppSpec::parse(&{
         let mut t = String::new();
-        s.app_spec(s.apps[0].get_ref()).write(&mut t).unwrap();
+        s.app_spec(s.apps[0].get_ref(), None).write(&mut t).unwrap();
         t
     })
     .unwrap();

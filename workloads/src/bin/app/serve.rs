@@ -5,7 +5,8 @@
 //! A server claims the next request (`Queue::claim`: one compare-and-swap
 //! on the next arrival time, no lock a preempted server could hold),
 //! sleeps until it arrives if it has not, performs its service demand as
-//! loop iterations calibrated at start (CPU work: a server preempted
+//! loop iterations (CPU work, at the deterministic run's stated core speed
+//! or calibrated by the clock at start: a server preempted
 //! mid-request finishes later, as a real one would), and records arrival →
 //! completion in the queue's histogram (`abi::waits`' buckets; one atomic
 //! add). The sampler reports what arrived, what completed and the
@@ -20,30 +21,51 @@ use workloads::requests::{Queue, Requests, Sampler};
 static QUEUE: Queue = Queue::new();
 /// The stream's start on the global clock: its time 0.
 static STREAM_T0: AtomicU64 = AtomicU64::new(0);
-/// Loop iterations per ms of CPU time, measured by [`start`].
+/// Loop iterations per ms of CPU time, set by [`start`].
 static ITERATIONS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Iterations per chunk of the calibration, and chunks: the median chunk
-/// is the speed (an interrupt or another environment's turn stretches a
-/// few chunks, not half of them; the fastest would take a burst above the
-/// core's average speed for it).
+/// Iterations per chunk of the clock calibration, and chunks: the median
+/// chunk is the speed (an interrupt or another environment's turn
+/// stretches a few chunks, not half of them; the fastest would take a
+/// burst above the core's average speed for it).
 const CALIBRATION_CHUNK: u64 = 10_000;
 const CALIBRATION_CHUNKS: usize = 9;
+/// Instructions one iteration of [`work`] executes.
+const INSTRUCTIONS_PER_ITERATION: u64 = 2;
 
 /// The service loop: `n` iterations of work nothing can optimise away,
-/// kept out of line so calibration and service run the same code.
+/// two instructions each (written out, so a deterministic run's demand in
+/// instructions is exact), kept out of line so calibration and service
+/// run the same code. Returns `n`.
 #[inline(never)]
 fn work(n: u64) -> u64 {
-    let mut x = 0u64;
-    for _ in 0..n {
-        x = core::hint::black_box(x + 1);
+    if n == 0 {
+        return 0;
     }
-    x
+    // SAFETY: a countdown in one register: no memory, no stack, and the
+    // loop ends when the register reaches zero (n > 0 here).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) n => _,
+            options(nomem, nostack),
+        );
+    }
+    n
 }
 
-/// Measures the service loop's speed, then starts the stream (its time 0
-/// is now). Called once, before any server runs.
-pub fn start(requests: &Requests, seed: u64) {
+/// The service loop's iterations per ms of CPU time. In a deterministic
+/// run the runner states each core's speed (`core_speed`, instructions per
+/// second): the emulator holds a core to it only on average, and over a
+/// calibration's few milliseconds a core whose neighbours idle runs up to
+/// N times faster (1.75x once on 2 cores: every request then took 1.75x
+/// its demand). Elsewhere the median of a few timed chunks.
+fn iterations_per_ms(core_speed: Option<u64>) -> u64 {
+    if let Some(speed) = core_speed {
+        return (speed / 1000 / INSTRUCTIONS_PER_ITERATION).max(1);
+    }
     let mut chunks = [0u64; CALIBRATION_CHUNKS];
     for c in &mut chunks {
         let from = libos::sys::now_ns();
@@ -51,15 +73,22 @@ pub fn start(requests: &Requests, seed: u64) {
         *c = libos::sys::now_ns().saturating_sub(from).max(1);
     }
     chunks.sort_unstable();
-    let per_ms = CALIBRATION_CHUNK * 1_000_000 / chunks[CALIBRATION_CHUNKS / 2];
+    CALIBRATION_CHUNK * 1_000_000 / chunks[CALIBRATION_CHUNKS / 2]
+}
+
+/// Sets the service loop's speed, then starts the stream (its time 0 is
+/// now). Called once, before any server runs.
+pub fn start(requests: &Requests, seed: u64, core_speed: Option<u64>) {
+    let per_ms = iterations_per_ms(core_speed);
     ITERATIONS_PER_MS.store(per_ms, Ordering::Relaxed);
     let t0 = libos::sys::now_ns();
     STREAM_T0.store(t0, Ordering::Relaxed);
     QUEUE.start(requests, seed);
     libos::report!(
-        "\"kind\":\"requests_start\",\"t_ns\":{t0},\"rate_per_s\":{},\"mean_service_ns\":{},\"iterations_per_ms\":{per_ms}",
+        "\"kind\":\"requests_start\",\"t_ns\":{t0},\"rate_per_s\":{},\"mean_service_ns\":{},\"iterations_per_ms\":{per_ms},\"from_core_speed\":{}",
         requests.rate_per_s,
-        requests.mean_service_ns()
+        requests.mean_service_ns(),
+        core_speed.is_some()
     );
 }
 
