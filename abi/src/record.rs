@@ -39,7 +39,10 @@ pub enum RecordKind {
     /// `repossessions`, `forfeits`, `slots_revoked`, `wakeups`, `state`.
     EnvStats,
     /// A kernel event: `event` ("repossession" | "slot_revoked" | "killed" |
-    /// "exited" | "spawned"), `env`, `core`, `t_ns`, and event fields.
+    /// "exited" | "spawned"), `env`, `core`, `t_ns`, and event fields (a
+    /// repossession's: `slot`, `overrun_ns`, `slot_revoked`, `cause` as in
+    /// `shared::RepossessionCause`, `kept_disabled`, and `rip`, where the
+    /// context was taken).
     Event,
     /// Who ran on one core, at the end of a scenario run, in chunks: `core`,
     /// `runs` (`[[t_ns, env], ...]`: from `t_ns` on, `env` ran; `NO_ENV`

@@ -254,8 +254,8 @@ pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64, cause: Reposse
     record::emit(
         RecordKind::Event,
         format_args!(
-            "\"event\":\"repossession\",\"env\":{},\"core\":{core},\"slot\":{},\"t_ns\":{now},\"overrun_ns\":{overrun},\"slot_revoked\":{lost_slot}",
-            env.id, slot
+            "\"event\":\"repossession\",\"env\":{},\"core\":{core},\"slot\":{},\"t_ns\":{now},\"overrun_ns\":{overrun},\"slot_revoked\":{lost_slot},\"cause\":\"{cause:?}\",\"kept_disabled\":{was_disabled},\"rip\":{}",
+            env.id, slot, frame.rip
         ),
     );
     stop_running(core, turn, now);
