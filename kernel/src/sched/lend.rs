@@ -34,16 +34,6 @@ pub(super) fn wake_siblings(env: &Env, now: u64) {
     let me = percpu::core_id();
     let id = slices::EnvId(env.id);
     for core in (0..crate::arch::smp::cores()).filter(|&c| c != me && active(c)) {
-        // A core running someone gives the environment its own turns as
-        // before; only an idle one is asked (one that goes idle just after
-        // this look is not: the old wait, rarely).
-        if exported::core_slices_of(core)
-            .running_env
-            .load(Ordering::Relaxed)
-            != NO_ENV
-        {
-            continue;
-        }
         {
             let mut c = core_state(core).lock();
             let holds = (0..c.vector.len()).any(|s| c.vector.owner(s) == Ok(Some(id)));
@@ -52,11 +42,17 @@ pub(super) fn wake_siblings(env: &Env, now: u64) {
             }
             request(&mut c, env.id, now);
         }
-        LEND_KICK[core].store(true, Ordering::Release);
-        apic::send_ipi(
-            crate::arch::smp::apic_id(core),
-            crate::arch::interrupts::vector::IPI_KICK,
-        );
+        if exported::core_slices_of(core)
+            .running_env
+            .load(Ordering::Relaxed)
+            == NO_ENV
+        {
+            LEND_KICK[core].store(true, Ordering::Release);
+            apic::send_ipi(
+                crate::arch::smp::apic_id(core),
+                crate::arch::interrupts::vector::IPI_KICK,
+            );
+        }
     }
 }
 
