@@ -34,10 +34,7 @@ pub enum Syscall {
     /// caller's context: the caller gets a prologue upcall at its next slice.
     /// With [`YIELD_SAVE`] the kernel first saves the caller's context (as if
     /// the call returned 0) in this core's `Dispatch::enabled` area, so that
-    /// prologue can `resume(Enabled)` right after the yield. With
-    /// [`YIELD_WAKE_AT`] (no target) the third argument is an instant on
-    /// the global clock (ns) from which this core, should it idle, is lent
-    /// back to the caller.
+    /// prologue can `resume(Enabled)` right after the yield.
     Yield = 20,
     /// `sleep(flags)`: gives up the slice and sleeps until the installed
     /// predicate holds (on every core the environment holds slots on).
@@ -125,14 +122,6 @@ pub const ANY_ENV: u64 = u64::MAX;
 pub const NO_ENV: u32 = u32::MAX;
 /// `yield`/`sleep` flag: save the caller's context for a later `resume`.
 pub const YIELD_SAVE: u64 = 1;
-/// `yield` flag (no target): should this core have nothing to run from the
-/// instant in the third argument on, it is lent back to the caller then —
-/// once, and only until the caller's next turn here. For a libOS with
-/// nothing to run on this core while its threads run on others: a thread
-/// due to wake meanwhile would otherwise wait for the next slot here or for
-/// another core's dispatch (the predicate's wake-up is for an environment
-/// that sleeps everywhere).
-pub const YIELD_WAKE_AT: u64 = 2;
 
 /// `frame_alloc`: any free frame.
 pub const ANY_FRAME: u64 = u64::MAX;

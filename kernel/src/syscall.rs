@@ -7,7 +7,7 @@ pub mod light;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, YIELD_SAVE, YIELD_WAKE_AT};
+use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, YIELD_SAVE};
 
 use crate::arch::interrupts::TrapFrame;
 use crate::arch::smp;
@@ -151,21 +151,16 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             sched::leave_current()
         }
         Syscall::Yield => {
-            if a[1] & !(YIELD_SAVE | YIELD_WAKE_AT) != 0 {
-                return Err(Error::BadArgument);
-            }
-            let wake_at = (a[1] & YIELD_WAKE_AT != 0).then_some(a[2]);
-            if wake_at.is_some() && a[0] != ANY_ENV {
-                // A donation's recipient runs on: nothing to lend back.
-                return Err(Error::BadArgument);
-            }
             let target = if a[0] == ANY_ENV {
                 None
             } else {
                 Some(env_arg(a[0])?)
             };
+            if a[1] & !YIELD_SAVE != 0 {
+                return Err(Error::BadArgument);
+            }
             let save = (a[1] & YIELD_SAVE != 0).then_some(&*frame);
-            match sched::yield_turn(env, target, save, wake_at)? {}
+            match sched::yield_turn(env, target, save)? {}
         }
         Syscall::Sleep => {
             if a[0] & !YIELD_SAVE != 0 {

@@ -3,9 +3,7 @@
 use core::arch::asm;
 
 use abi::shared::{va, CoreSlices, Dispatch, EnvAccount, RepossessionLog, SysInfo, UpcallTable};
-use abi::syscall::{
-    Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, NO_ENV, YIELD_SAVE, YIELD_WAKE_AT,
-};
+use abi::syscall::{Error, SaveArea, Syscall, ANY_ENV, ANY_FRAME, ANY_SLOT, NO_ENV, YIELD_SAVE};
 
 /// Raw `syscall`: number and up to six arguments; returns (rax, rdx).
 ///
@@ -115,14 +113,6 @@ pub fn yield_to(target: Option<u32>, save: bool) -> Result<u64, Error> {
         Syscall::Yield,
         [target.map_or(ANY_ENV, u64::from), flags, 0, 0, 0, 0],
     )
-}
-
-/// Gives up the rest of this slice, asking for this core back from `at`
-/// (global clock) should it have nothing else to run then
-/// (`YIELD_WAKE_AT`): a thread of ours is due to wake at `at` while others
-/// run on other cores.
-pub fn yield_wake_at(at: u64) -> Result<u64, Error> {
-    call(Syscall::Yield, [ANY_ENV, YIELD_WAKE_AT, at, 0, 0, 0])
 }
 
 /// Sleeps until the installed predicate holds; with `save`, returns then.

@@ -625,27 +625,12 @@ pub fn dispatch(core: usize) -> ! {
         drop(rt);
         sys::exit(0);
     }
-    // Threads run elsewhere: this core is given up, and asked back for
-    // the earliest timed sleeper, should it idle then (else that sleeper
-    // waits for another core's dispatch or this core's next slot: a median
-    // 70 µs instead of 11 for one of two sleepers on two cores).
-    let (wakeup, due) = if rt.running_anywhere() {
-        let due = rt.waits().filter_map(|w| match w {
-            wakeup::Wait::Until(t) => Some(t),
-            wakeup::Wait::Changed { .. } => None,
-        });
-        (None, due.min())
+    let wakeup = if rt.running_anywhere() {
+        None
     } else {
-        (
-            wakeup::fold(0, rt.waits(), now, sys::sysinfo().slice_ns),
-            None,
-        )
+        wakeup::fold(0, rt.waits(), now, sys::sysinfo().slice_ns)
     };
     drop(rt);
-    if let Some(at) = due {
-        let _ = sys::yield_wake_at(at);
-        sys::exit(9)
-    }
     if let Some(w) = wakeup {
         // Every thread sleeps: one predicate for all of them, and the
         // application sleeps; it costs no slices meanwhile.

@@ -18,7 +18,6 @@ fn give_up_turn(
     target: Option<u32>,
     save: Option<&TrapFrame>,
     sleep: bool,
-    lend_back_at: Option<u64>,
 ) -> Result<core::convert::Infallible, Error> {
     let core = percpu::core_id();
     let save_caller = || {
@@ -49,11 +48,6 @@ fn give_up_turn(
             // grace costs nothing.
             let alive = owner_alive(&t);
             t.clock.end_by_yield(now, &mut c.vector, alive, grace());
-            if let Some(at) = lend_back_at {
-                // One request a core, the first environment's (another's
-                // thread is served at its next turn here, as before).
-                super::lend::request(&mut c, caller.id, at);
-            }
             drop(c);
             save_caller();
             stop_running(core, t, now);
@@ -75,7 +69,6 @@ fn give_up_turn(
             let Core {
                 vector,
                 turn: Some(turn),
-                ..
             } = &mut *c
             else {
                 unreachable!("turn checked, lock held");
@@ -131,16 +124,14 @@ fn give_up_turn(
 }
 
 /// The caller (running on this core) gives up the rest of its turn, or
-/// donates it to `target` (see [`give_up_turn`]); with `lend_back_at` (no
-/// target) the core, should it idle from then on, is lent back to it then
-/// (`YIELD_WAKE_AT`). Errors leave the caller running.
+/// donates it to `target` (see [`give_up_turn`]). Errors leave the caller
+/// running.
 pub fn yield_turn(
     caller: &Env,
     target: Option<u32>,
     save: Option<&TrapFrame>,
-    lend_back_at: Option<u64>,
 ) -> Result<core::convert::Infallible, Error> {
-    give_up_turn(caller, target, save, false, lend_back_at)
+    give_up_turn(caller, target, save, false)
 }
 
 /// `sleep`: the caller sleeps until its predicate holds (its turn given
@@ -150,7 +141,7 @@ pub fn sleep(caller: &Env, save: Option<&TrapFrame>) -> Result<core::convert::In
     if caller.predicate.lock().is_none() {
         return Err(Error::BadArgument);
     }
-    give_up_turn(caller, None, save, true, None)
+    give_up_turn(caller, None, save, true)
 }
 
 /// `exit` or a kill of the running environment: leave it now.

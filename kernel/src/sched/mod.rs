@@ -18,8 +18,7 @@
 //!    repossession;
 //!  - [`handoff`]: yield, donation, sleep, exit and resume;
 //!  - [`slots`]: slot allocation;
-//!  - [`kill`]: an environment's death, and its reaping;
-//!  - [`lend`]: idle time lent back to an environment that asked for it.
+//!  - [`kill`]: an environment's death, and its reaping.
 #![deny(unsafe_code)]
 
 use alloc::sync::Arc;
@@ -44,7 +43,6 @@ use slices::Tick;
 mod entry;
 mod handoff;
 mod kill;
-mod lend;
 mod revocation;
 mod slots;
 mod turn;
@@ -134,10 +132,6 @@ fn context_mark(f: &TrapFrame) -> u64 {
 struct Core {
     vector: slices::SliceVector,
     turn: Option<Turn>,
-    /// An environment that gave its turn up here asking for the core back
-    /// from an instant on, should the core idle (`YIELD_WAKE_AT`): its id
-    /// and the instant. Cleared when it gets it, or its next turn here.
-    lend_back: Option<(u32, u64)>,
 }
 
 /// Per core: the environment of its turn (none between turns), so the
@@ -230,11 +224,7 @@ pub fn init(cores: usize, config: Config, monitor: fn(u64, bool)) {
             .map(|_| {
                 let mut vector = slices::SliceVector::new(config.slots, config.slice_ns);
                 vector.set_offender_limit(config.offender_limit);
-                Mutex::new(Core {
-                    vector,
-                    turn: None,
-                    lend_back: None,
-                })
+                Mutex::new(Core { vector, turn: None })
             })
             .collect(),
     );

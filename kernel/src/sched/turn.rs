@@ -157,9 +157,6 @@ pub(super) fn next_turn() -> ! {
                 let Some(env) = env::get(owner.0).filter(|e| claim_running(e)) else {
                     continue;
                 };
-                if c.lend_back.is_some_and(|(id, _)| id == owner.0) {
-                    c.lend_back = None;
-                }
                 slices_page
                     .current_slot
                     .store(slot as u32, Ordering::Relaxed);
@@ -182,9 +179,6 @@ pub(super) fn next_turn() -> ! {
                 );
                 drop(c);
                 env.account().turns.fetch_add(1, Ordering::Relaxed);
-                if woken.is_some() {
-                    super::lend::wake_siblings(&env, now);
-                }
                 enter_prologue(core, env, reason, end, grace_end);
             }
             // An unowned slot's turn (the kernel lends it in `idle_taker`:
@@ -201,7 +195,7 @@ pub(super) fn next_turn() -> ! {
                     }
                     _ => config().slice_ns,
                 };
-                if let Some((env, reason)) = idle_taker(&mut c, now) {
+                if let Some((env, reason)) = idle_taker(&c.vector) {
                     // Borrowed: no slot, no owner to charge. Still a turn:
                     // the exported start says so (a libOS tells its turns
                     // apart by it).
@@ -220,23 +214,15 @@ pub(super) fn next_turn() -> ! {
                     );
                     drop(c);
                     env.account().turns.fetch_add(1, Ordering::Relaxed);
-                    if reason.0 == UpcallReason::Woken {
-                        super::lend::wake_siblings(&env, now);
-                    }
                     enter_prologue(core, env, reason, end, grace_end);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 crate::trace::note(core, now, NO_ENV);
                 // Halt to the slice's end, or to the earliest instant a
-                // sleeper holding a slot here may wake because time passed,
-                // or the core is to be lent back: then the walk asks again
-                // (a timed sleep wakes at its deadline, not at the next
-                // slice boundary).
-                let lend_back = c.lend_back.map(|(_, at)| at);
-                let wake = match (sleepers_next_edge(&c.vector, now), lend_back) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                // sleeper holding a slot here may wake because time passed:
+                // then the walk asks it again (a timed sleep wakes at its
+                // deadline, not at the next slice boundary).
+                let wake = sleepers_next_edge(&c.vector, now);
                 drop(c);
                 idle_until(core, (now + length_ns).min(wake.unwrap_or(u64::MAX)));
             }
@@ -257,12 +243,9 @@ fn sleepers_next_edge(vector: &slices::SliceVector, now: u64) -> Option<u64> {
 
 /// Who gets time this core would otherwise idle: first a sleeper holding a
 /// slot here whose predicate now holds (woken at once rather than at its
-/// slot), then an environment that gave its turn up here asking for the
-/// core back by now (`YIELD_WAKE_AT`: a thread of it due to wake), then
-/// the configured default environment. The returned env is already
-/// claimed for this core.
-fn idle_taker(c: &mut Core, now: u64) -> Option<(Arc<Env>, (UpcallReason, u64))> {
-    let vector = &c.vector;
+/// slot), then the configured default environment. The returned env is
+/// already claimed for this core.
+fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, u64))> {
     for slot in 0..vector.len() {
         let Ok(Some(owner)) = vector.owner(slot) else {
             continue;
@@ -275,15 +258,6 @@ fn idle_taker(c: &mut Core, now: u64) -> Option<(Arc<Env>, (UpcallReason, u64))>
                 if claim_running(&env) {
                     return Some((env, (UpcallReason::Woken, tag)));
                 }
-            }
-        }
-    }
-    if let Some((id, _)) = c.lend_back.filter(|&(_, at)| now >= at) {
-        c.lend_back = None;
-        // Awake (asleep, its predicate has the say above) and alive.
-        if let Some(env) = env::get(id).filter(|e| !e.asleep.load(Ordering::Acquire)) {
-            if claim_running(&env) {
-                return Some((env, (UpcallReason::NewSlice, 0)));
             }
         }
     }
@@ -305,7 +279,7 @@ fn idle_until(core: usize, until: u64) {
         // The timer (or a kick) wakes it.
         irq::enable_halt_disable();
         let now = time::now_ns();
-        if now >= until || stopping() || super::lend::kicked(core) {
+        if now >= until || stopping() {
             crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);
             return;
         }

@@ -9,7 +9,7 @@ extern crate alloc;
 use core::sync::atomic::Ordering;
 
 use libos::abi::shared::{UpcallTable, MAX_ENVS};
-use libos::abi::syscall::{Error, NO_ENV, YIELD_WAKE_AT};
+use libos::abi::syscall::{Error, NO_ENV};
 use libos::predicate::Builder;
 use libos::{report, sys, App, Epilogue};
 
@@ -280,13 +280,6 @@ fn worker(core: usize) -> ! {
         ok &= expect(
             "yield_bad_flags",
             raw(20, [u64::MAX, 0xff, 0, 0, 0, 0]),
-            Error::BadArgument,
-        );
-        // Asking for the core back makes no sense with a donation (a
-        // target that does not exist would be BadEnv without the flag).
-        ok &= expect(
-            "yield_wake_at_with_target",
-            raw(20, [0x00de_ad00, YIELD_WAKE_AT, 0, 0, 0, 0]),
             Error::BadArgument,
         );
         ok &= expect(
