@@ -33,6 +33,11 @@ pub struct BootArgs<'a> {
     /// deterministic runs on several cores, whose emulator runs one vCPU
     /// at a time up to the next timer deadline (see the kernel's `sched`).
     pub interleave_us: u64,
+    /// Each core starts its first turn a moment (under 50 µs) late, the
+    /// moment derived from this seed and the core (0: none): trials of a
+    /// deterministic run (see `slices::stagger_ns`). The runner passes the
+    /// scenario's seed.
+    pub stagger_seed: u64,
 }
 
 /// Most slots a vector may have (the exported layout's size).
@@ -61,6 +66,7 @@ impl Default for BootArgs<'_> {
             grace_us: 200,
             offender_limit: 0,
             interleave_us: 0,
+            stagger_seed: 0,
         }
     }
 }
@@ -138,6 +144,7 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                     return Err(bad);
                 }
             }
+            "stagger_seed" => args.stagger_seed = value.parse().map_err(|_| bad)?,
             "offender_limit" => {
                 args.offender_limit = value.parse().map_err(|_| bad)?;
                 if args.offender_limit > 32 {
@@ -167,6 +174,8 @@ mod tests {
         assert_eq!((a.slots, a.slice_us, a.grace_us), (8, 500, 50));
         assert_eq!(a.interleave_us, 100);
         assert!(parse("interleave_us=2000000").is_err());
+        assert_eq!(parse("stagger_seed=7").unwrap().stagger_seed, 7);
+        assert!(parse("stagger_seed=-1").is_err());
         assert_eq!(a.test, Some("ipi"));
         assert_eq!(a.run_ms, 50);
         assert_eq!(a.tick_us, 250);

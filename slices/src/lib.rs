@@ -43,8 +43,11 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+mod stagger;
 mod turn;
 mod vector;
+
+pub use stagger::stagger_ns;
 
 pub use turn::{Grace, Phase, Seen, Taken, Tick, TurnClock};
 pub use vector::{

@@ -64,6 +64,8 @@ pub struct Config {
     /// Longest the timer is armed ahead while an environment runs (0: to
     /// its turn's end): see `entry::arm_in_steps`.
     pub interleave_ns: u64,
+    /// Seed of each core's late start (0: none): see `turn::run_core`.
+    pub stagger_seed: u64,
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
     pub offender_limit: u32,

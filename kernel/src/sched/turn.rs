@@ -19,12 +19,23 @@ pub fn set_default_env(id: u32) {
 /// Slot number of a turn on borrowed idle time (no slot is charged for it).
 const NO_SLOT: usize = usize::MAX;
 
+/// Longest a core's first turn starts late under a stagger seed.
+const STAGGER_MAX_NS: u64 = 50_000;
+
 /// Makes this core a scheduling core. Never returns.
 pub fn run_core() -> ! {
     // The scheduler runs with interrupts off (the mailbox that started
     // this core ran its work with them on).
     irq::disable();
-    ACTIVE[percpu::core_id()].store(true, Ordering::Release);
+    let core = percpu::core_id();
+    // A trial's perturbation, before anything of the run has happened on
+    // this core: its slice vector starts this much later.
+    let late = slices::stagger_ns(config().stagger_seed, core, STAGGER_MAX_NS);
+    let until = time::now_ns() + late;
+    while time::now_ns() < until {
+        core::hint::spin_loop();
+    }
+    ACTIVE[core].store(true, Ordering::Release);
     next_turn()
 }
 

@@ -76,10 +76,20 @@ pub fn prepare(opts: &RunOptions, terminal: bool) -> Result<Prepared, Error> {
     let accel_requested = o.accel;
     o.accel = choice.accel;
     o.det = choice.det;
-    if o.det {
-        let asked = o.cmdline.iter().any(|w| w.contains("interleave_us="));
-        if o.cpus > 1 && !asked {
+    if o.det && o.cpus > 1 {
+        let asked = |cmdline: &[String], key: &str| cmdline.iter().any(|w| w.starts_with(key));
+        if !asked(&o.cmdline, "interleave_us=") {
             o.cmdline.push(format!("interleave_us={DET_INTERLEAVE_US}"));
+        }
+        // A deterministic multicore run is one sample of how the emulator
+        // interleaves its vCPUs: the seed picks the sample (each core
+        // starts a seed-derived moment late), so runs differing in seed
+        // are trials of one build (`trials=`, the canonical experiments).
+        if let Some(s) = scenario
+            .as_ref()
+            .filter(|_| !asked(&o.cmdline, "stagger_seed="))
+        {
+            o.cmdline.push(format!("stagger_seed={}", s.seed));
         }
     }
     Ok(Prepared {
@@ -171,10 +181,16 @@ mod tests {
         let piped = prepare(&opts, false).unwrap();
         assert_eq!(piped.opts.run_ms, Some(5000));
         assert!(!piped.opts.timeout.is_zero());
-        // det on 4 cores: the scenario's words, then the interleave.
+        // det on 4 cores: the scenario's words, then the interleave and
+        // the scenario's seed for the cores' staggered starts.
         assert_eq!(
             piped.opts.cmdline,
-            ["slice_us=2000", "grace_us=200", "interleave_us=50"]
+            [
+                "slice_us=2000",
+                "grace_us=200",
+                "interleave_us=50",
+                "stagger_seed=1"
+            ]
         );
         assert_eq!((piped.opts.accel, piped.opts.det), (Accel::Tcg, true));
         assert_eq!(piped.sched_label, "stride");
