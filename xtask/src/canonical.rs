@@ -9,6 +9,7 @@ mod lottery;
 mod papers;
 mod response;
 mod serving;
+mod yardstick;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -18,18 +19,10 @@ use crate::experiments::{
     images, keep_figures, max_lag, max_share_error, run_all, scenario_job, scenario_with,
     thread_cpu, Job,
 };
-use crate::qemu::det_slowdown;
 use crate::{build, provenance, Accel, RunOptions, RunOutcome};
 use papers::{cite, EXOKERNEL, LOTTERY, SCHED_EXT, SFS, STRIDE, XOK};
 
 use crate::provenance::SCENARIOS;
-
-/// Core counts of the multicore yardstick (issue 13): sixteen threads on
-/// a few cores, then ninety-six on many.
-const MULTICORE_CPUS: [u32; 3] = [2, 4, 8];
-/// (64 cores, dilated 8x, stopped sampling: the application's control
-/// thread ran twice in 2 s; see the README's multicore paragraph.)
-const SCALE_CPUS: [u32; 2] = [16, 32];
 
 fn scenario(name: &str) -> PathBuf {
     debug_assert!(SCENARIOS.contains(&name), "{name} is not in SCENARIOS");
@@ -75,24 +68,6 @@ fn sweep_job(k: u64, t: u64) -> String {
     format!("canon-sweep-{k}to1-trial{t}")
 }
 
-/// Cores of the 1,000-thread row (issue 13, item 6).
-const THOUSAND_CPUS: u32 = 16;
-
-/// `base` with 2 ms slots and 200 µs grace stretched by the deterministic
-/// slowdown at `cpus` cores, so each turn holds the instructions it holds
-/// on 8 cores.
-fn dilated(base: &std::path::Path, cpus: u32) -> Result<PathBuf, String> {
-    let k = det_slowdown(cpus);
-    scenario_with(
-        base,
-        &[
-            ("slice_us".into(), (2000 * k).to_string()),
-            ("grace_us".into(), (200 * k).to_string()),
-        ],
-        &format!("{cpus}c"),
-    )
-}
-
 /// The canonical runs (all deterministic), their varied scenarios written.
 pub fn jobs(accel: Accel, sweep: SweepSize) -> Result<Vec<Job>, String> {
     let mut jobs = vec![
@@ -135,40 +110,7 @@ pub fn jobs(accel: Accel, sweep: SweepSize) -> Result<Vec<Job>, String> {
         "stride",
     )?;
     jobs.push(scenario_job("canon-lock-stride", stride_locks, 1, accel));
-    for cpus in MULTICORE_CPUS {
-        jobs.push(scenario_job(
-            &format!("canon-multicore-{cpus}"),
-            scenario("multicore-16"),
-            cpus,
-            accel,
-        ));
-    }
-    for cpus in SCALE_CPUS {
-        jobs.push(scenario_job(
-            &format!("canon-multicore-96-{cpus}"),
-            dilated(&scenario("multicore-96"), cpus)?,
-            cpus,
-            accel,
-        ));
-    }
-    jobs.push(scenario_job(
-        "canon-threads-1000-16",
-        dilated(&scenario("threads-1000-16"), THOUSAND_CPUS)?,
-        THOUSAND_CPUS,
-        accel,
-    ));
-    jobs.push(scenario_job(
-        "canon-slots-3to1",
-        scenario("slots-3to1"),
-        2,
-        accel,
-    ));
-    jobs.push(scenario_job(
-        "canon-slots-1to2",
-        scenario("slots-1to2"),
-        3,
-        accel,
-    ));
+    jobs.extend(yardstick::jobs(accel, &scenario)?);
     jobs.extend(response::jobs(accel, &scenario)?);
     jobs.extend(serving::jobs(accel, &scenario)?);
     let base = scenario("lottery-2to1");
@@ -395,7 +337,7 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
         max_share_error(three, "robin"),
         max_share_error(three, "lotto")
     );
-    md.push_str(&multicore_section(&get)?);
+    md.push_str(&yardstick::section(&get)?);
     let figures = root.join("results/figures");
     std::fs::create_dir_all(&figures).map_err(|e| e.to_string())?;
     md.push_str(&response::section(get, &figures, &cite(&STRIDE, "§5†"))?);
@@ -457,82 +399,6 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
         results.len(),
         began.elapsed().as_secs_f64() / 60.0
     );
-    Ok(md)
-}
-
-/// Issue 13's yardstick: a cooperative application's turns, idle cores,
-/// the threads' part of its time and stride's lag as cores grow, and
-/// machine shares following slots — each beside its target.
-fn multicore_section<'a>(
-    get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>,
-) -> Result<String, String> {
-    use crate::multicore::{machine_share, measure, target};
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "## Multicore revocation\n\n\
-         One cooperative application of CPU-bound threads under stride, two slots on every core: sixteen threads with tickets 1..16 on 2 to 8 cores (`scenarios/multicore-16.toml`, 5 s, 2 ms slots, 200 µs grace), ninety-six with tickets 1, 2 and 3 (32 each) on 16 and 32 cores (`scenarios/multicore-96.toml`, 2 s), and a thousand with equal tickets and one slot a core on 16 (`scenarios/threads-1000-16.toml`, 3 s: its libOS maps the threads' stacks and grows its tables as it spawns them; its control thread reports 1,000 rows a sample). \
-         A deterministic run executes every core on one instruction clock, so beyond 8 cores each core is slower (62.5 and 31.3 million instructions per virtual second on 16 and 32 cores, against 125 up to 8): those rows stretch slot and grace by the same factor, so each turn holds the instructions it holds on 8 cores. Even dilated, the emulator still runs the vCPUs one after another: a core that holds the application's runtime lock when its turn on the host ends waits while every other vCPU runs, which no hardware does, so these rows bound what contention costs from above; they are not hardware figures. \
-         Targets are issue 13's; a figure that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of the sixteen threads' turns ended in repossession.\n\n\
-         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
-         |---|---|---|---|---|---|---|---|",
-        target::REPOSSESSED * 100.0,
-        target::IDLE * 100.0,
-        target::THREADS_SHARE * 100.0,
-        target::STRIDE_LAG_QUANTA,
-    );
-    let mark = |ok: bool| if ok { "" } else { " ✗" };
-    let rows = MULTICORE_CPUS
-        .map(|cpus| (16, cpus, format!("canon-multicore-{cpus}"), "sixteen"))
-        .into_iter()
-        .chain(SCALE_CPUS.map(|cpus| (96, cpus, format!("canon-multicore-96-{cpus}"), "many")))
-        .chain([(
-            1000,
-            THOUSAND_CPUS,
-            "canon-threads-1000-16".to_string(),
-            "thousand",
-        )]);
-    for (threads, cpus, run, app) in rows {
-        let y = measure(&get(&run)?.summary, app)?;
-        let _ = writeln!(
-            md,
-            "| {threads} | {cpus} | {} ms / {} µs | {} | {:.2}%{} | {:.2}%{} | {:.1}%{} | {:.2}{} |",
-            2 * det_slowdown(cpus),
-            200 * det_slowdown(cpus),
-            y.turns,
-            y.repossessed() * 100.0,
-            mark(y.repossessed() <= target::REPOSSESSED),
-            y.max_core_idle * 100.0,
-            mark(y.max_core_idle <= target::IDLE),
-            y.threads_share * 100.0,
-            mark(y.threads_share >= target::THREADS_SHARE),
-            y.max_lag_quanta,
-            mark(cpus > 8 || y.max_lag_quanta <= target::STRIDE_LAG_QUANTA),
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\nMachine shares between two CPU-bound applications follow their slots (target: within {:.0} point):\n\n\
-         | slots | cores | measured | ideal |\n\
-         |---|---|---|---|",
-        target::SLOT_SHARE_ERROR * 100.0
-    );
-    for (run, a, b, slots, cpus, ideal) in [
-        ("canon-slots-3to1", "big", "small", "3:1", 2, 0.75),
-        ("canon-slots-1to2", "small", "big", "1:2", 3, 1.0 / 3.0),
-    ] {
-        let share = machine_share(&get(run)?.summary, a, b)?;
-        let _ = writeln!(
-            md,
-            "| {slots} | {cpus} | {:.1} / {:.1}{} | {:.1} / {:.1} |",
-            share * 100.0,
-            (1.0 - share) * 100.0,
-            mark((share - ideal).abs() <= target::SLOT_SHARE_ERROR),
-            ideal * 100.0,
-            (1.0 - ideal) * 100.0,
-        );
-    }
-    md.push('\n');
     Ok(md)
 }
 
