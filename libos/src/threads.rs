@@ -73,11 +73,7 @@ static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 fn premap_next_stack() {
     let next = SLOTS_USED.load(Ordering::Relaxed);
     if next < MAX_THREADS && STACK_PAGES_MAPPED.load(Ordering::Relaxed) < (next + 1) * STACK_PAGES {
-        let was = sys::disable_here_swap();
-        let _ = map_stacks_through(next);
-        if was == 0 {
-            sys::enable_here();
-        }
+        let _ = sys::with_disabled(|| map_stacks_through(next));
     }
 }
 
