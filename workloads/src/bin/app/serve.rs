@@ -45,8 +45,9 @@ fn work(n: u64) -> u64 {
 /// run the runner states each core's speed (`core_speed`, instructions per
 /// second): the emulator holds a core to it only on average, and over a
 /// calibration's few milliseconds a core whose neighbours idle runs up to
-/// N times faster (1.75x once on 2 cores: every request then took 1.75x
-/// its demand). Elsewhere the median of a few timed chunks.
+/// N times faster (1.75x to 1.84x on 2 cores, in lottery and stride runs:
+/// every request then took that many times its demand). Elsewhere the
+/// median of a few timed chunks.
 fn iterations_per_ms(core_speed: Option<u64>) -> u64 {
     if let Some(speed) = core_speed {
         return (speed / 1000 / INSTRUCTIONS_PER_ITERATION).max(1);
