@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use abi::shared::{va, Dispatch, EnvAccount, Inbox, UpcallTable, UserContext, MAX_ENVS};
 use abi::syscall::{Error, NO_ENV};
 use kernel::elf;
+use kernel::launch::DEFAULT_FRAME_QUOTA;
 use spin::Mutex;
 
 use crate::arch::mm::{self, FrameRef, Zeroable};
@@ -28,9 +29,6 @@ pub enum Life {
     /// Being torn down: cores drop it at their next kernel entry.
     Dying = 1,
 }
-
-/// Frames an environment may own beyond its image (default quota).
-pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 
 /// Memory an environment owns.
 struct Memory {

@@ -20,8 +20,8 @@
 //! when the header does not name one (a scenario's scheduler environment
 //! runs `sched_env`). `frames=<n>` sets its frame quota (the frames it may
 //! allocate and map: an application of 10,000 threads maps 40,000 for
-//! their stacks alone), [`MAX_FRAME_QUOTA`] at most; without it the
-//! kernel's default.
+//! their stacks alone), [`MAX_FRAME_QUOTA`] at most; without it
+//! [`DEFAULT_FRAME_QUOTA`].
 
 use core::fmt;
 
@@ -38,6 +38,11 @@ pub const STOP_MARGIN_MS: u64 = 1000;
 /// Largest frame quota a plan may give an application (4 GiB of frames:
 /// a bound on a typo, not on memory, which the runner checks).
 pub const MAX_FRAME_QUOTA: usize = 1 << 20;
+/// Frames an environment may own beyond its image when nothing sets its
+/// quota (a plan's application without `frames=`, a child spawned
+/// without one): 4096 frames of 4 KiB, 16 MiB. The kernel grants it; the
+/// runner sizes `frames=` from it.
+pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 /// Most cores a core list may name (the kernel's own limit).
 pub const MAX_CORES: usize = abi::shared::MAX_CORES;
 

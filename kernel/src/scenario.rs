@@ -17,7 +17,7 @@ use core::fmt::Write;
 use abi::console_script::Script;
 use abi::record::RecordKind;
 use abi::ExitCode;
-use kernel::launch::{AppLaunch, Plan, APP_PROGRAM};
+use kernel::launch::{AppLaunch, Plan, APP_PROGRAM, DEFAULT_FRAME_QUOTA};
 use spin::Mutex;
 
 use crate::arch::{smp, time};
@@ -163,7 +163,7 @@ fn spawn(app: &AppLaunch<'_>, name: &str) -> Result<Arc<env::Env>, &'static str>
         name,
         image,
         u32::MAX,
-        app.frame_quota.unwrap_or(env::DEFAULT_FRAME_QUOTA),
+        app.frame_quota.unwrap_or(DEFAULT_FRAME_QUOTA),
         abi::syscall::NO_ENV,
         app.args.as_bytes(),
     )

@@ -270,9 +270,10 @@ fn fault() -> bool {
     FAULT_FAILS.load(Ordering::Relaxed) == 0
 }
 
-/// Iterations of one chunk of [`core_speed_on`]'s loop (two instructions
-/// each): 160 µs at one core's speed in a deterministic run, so the clock
-/// is read rarely and the window's end is overshot by little.
+/// Iterations of one chunk of [`core_speed_on`]'s loop
+/// (`abi::busy::countdown`, two instructions each): 160 µs at one core's
+/// speed in a deterministic run, so the clock is read rarely and the
+/// window's end is overshot by little.
 const SPEED_CHUNK: u64 = 10_000;
 
 /// The window every core counts its chunks in, on the kernel's clock.
@@ -318,22 +319,13 @@ fn core_speed_on(core: usize) {
     let mut chunks = 0u64;
     let mut last = first;
     while last < end {
-        // SAFETY: a register-only countdown: `dec` and `jnz`, two
-        // instructions an iteration, touching nothing else.
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                "dec {left}",
-                "jnz 2b",
-                left = inout(reg) SPEED_CHUNK => _,
-                options(nomem, nostack),
-            );
-        }
+        abi::busy::countdown(SPEED_CHUNK);
         chunks += 1;
         last = time::now_ns();
     }
-    let per_second =
-        u128::from(2 * SPEED_CHUNK * chunks) * 1_000_000_000 / u128::from((last - first).max(1));
+    let per_second = u128::from(abi::busy::INSTRUCTIONS_PER_ITERATION * SPEED_CHUNK * chunks)
+        * 1_000_000_000
+        / u128::from((last - first).max(1));
     SPEED[core].store(per_second as u64, Ordering::Relaxed);
     apic::stop_timer();
 }

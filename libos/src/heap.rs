@@ -70,18 +70,6 @@ impl ProgramHeap {
         (h.bottom()..h.top()).contains(&ptr)
     }
 
-    fn critical<R>(&self, f: impl FnOnce() -> R) -> R {
-        let was = sys::disable_here_swap();
-        let r = f();
-        if was == 0 {
-            // A revocation that came meanwhile stays pending: the thread
-            // hands itself back at its next runtime call, or is taken at
-            // the end of grace.
-            sys::enable_here();
-        }
-        r
-    }
-
     /// From the grown heap, mapping more of it when it has no room.
     fn alloc_grown(&self, layout: Layout) -> *mut u8 {
         let mut g = self.grown.lock();
@@ -141,7 +129,7 @@ pub(crate) fn map_fresh(addr: u64) -> bool {
 // handling around them does not touch the memory they hand out.
 unsafe impl GlobalAlloc for ProgramHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.critical(|| {
+        sys::with_disabled(|| {
             // SAFETY: the caller's contract is passed on unchanged.
             let p = unsafe { self.image.alloc(layout) };
             if p.is_null() {
@@ -153,7 +141,7 @@ unsafe impl GlobalAlloc for ProgramHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        self.critical(|| {
+        sys::with_disabled(|| {
             if self.in_image(ptr) {
                 // SAFETY: as above; the block came from the image's heap.
                 unsafe { self.image.dealloc(ptr, layout) }

@@ -281,6 +281,23 @@ pub fn enable_here() {
     };
 }
 
+/// Runs `f` with this core's disabled flag set ([`disable_here_swap`]),
+/// then clears the flag only if it was clear before, so a section nested
+/// in another (an upcall, a runtime call) leaves it set. A revocation that
+/// comes meanwhile stays pending: the thread hands itself back at its next
+/// runtime call, or is taken at the end of grace. It never yields here,
+/// unlike [`crate::rt::critical`] and the thread runtime's sections, which
+/// honour a deferred revocation on their way out.
+#[inline]
+pub fn with_disabled<R>(f: impl FnOnce() -> R) -> R {
+    let was = disable_here_swap();
+    let r = f();
+    if was == 0 {
+        enable_here();
+    }
+    r
+}
+
 pub fn dispatch(core: usize) -> &'static mut Dispatch {
     // SAFETY: the kernel maps our own dispatch page for each core read-write
     // at this address; only code running on `core` uses it.

@@ -73,11 +73,7 @@ static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 fn premap_next_stack() {
     let next = SLOTS_USED.load(Ordering::Relaxed);
     if next < MAX_THREADS && STACK_PAGES_MAPPED.load(Ordering::Relaxed) < (next + 1) * STACK_PAGES {
-        let was = sys::disable_here_swap();
-        let _ = map_stacks_through(next);
-        if was == 0 {
-            sys::enable_here();
-        }
+        let _ = sys::with_disabled(|| map_stacks_through(next));
     }
 }
 
@@ -479,16 +475,19 @@ unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
     slot
 }
 
-/// Takes `tid` off `core` (it left at `at_ns`, global clock), to be
-/// charged `ran_ns` with `end` by the next dispatch. Its context must
-/// already be in its slot.
-fn publish_stop(core: usize, tid: usize, end: RunEnd, ran_ns: u64, at_ns: u64) {
+/// Takes `tid` off `core` with its charge ending at CPU clock `clock`
+/// (global clock `at`), to be charged with `end` by the next dispatch.
+/// Its context must already be in its slot (unless it ended). No canary
+/// check: that is [`stop_here`]; an overflowed thread's canary is gone.
+fn publish_stop(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
+    let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+    runlog::stopped(core, at);
     ON_CORE[core].store(NONE, Ordering::Relaxed);
     let stop = handoff::Stop {
         tid,
         end,
-        ran_ns,
-        at_ns,
+        ran_ns: ran,
+        at_ns: at,
     };
     if !STOPS.publish(core, stop) {
         crate::log!("core {core}: thread {tid} stopped over an undrained stop");
@@ -535,17 +534,14 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
     dispatch(core)
 }
 
-/// Takes `tid` off `core` with its charge ending at CPU clock `clock`
-/// (global clock `at`), after checking its stack's canary.
+/// [`publish_stop`], after checking `tid`'s stack canary.
 fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
     // SAFETY: the lowest word of that thread's stack.
     if unsafe { canary(tid).read_volatile() } != CANARY {
         crate::log!("thread {tid} overflowed its {STACK}-byte stack");
         sys::exit(12);
     }
-    let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
-    runlog::stopped(core, at);
-    publish_stop(core, tid, end, ran, at);
+    publish_stop(core, tid, end, clock, at);
 }
 
 /// Charges every published stop to the policy (under the lock).
@@ -701,11 +697,9 @@ fn on_exception(core: usize) -> ! {
         d.fault.valid = 0;
         RT.lock().exit(tid);
         let at = sys::now_ns();
-        // Its canary is likely gone with the overflow: no check.
-        let ran =
-            sys::cpu_clock_at(core, at).saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
-        runlog::stopped(core, at);
-        publish_stop(core, tid, RunEnd::Exited, ran, at);
+        // Its canary is likely gone with the overflow: `publish_stop`,
+        // not `stop_here`, which would end the application over it.
+        publish_stop(core, tid, RunEnd::Exited, sys::cpu_clock_at(core, at), at);
         dispatch(core)
     }
     let handler = *FAULT_HANDLER.lock();

@@ -129,8 +129,9 @@ pub struct AppSpec {
     /// for deterministic runs only: there a `serve` demand is that many
     /// instructions per ns of it. A clock calibration is misled over a
     /// det run's short windows (an emulated core runs up to N times its
-    /// stated speed while the other N − 1 are idle: 1.75x in one 2-core
-    /// run, and every request then took 1.75x its demand).
+    /// stated speed while the other N − 1 are idle: 1.75x to 1.84x in
+    /// 2-core lottery and stride runs, and every request then took that
+    /// many times its demand).
     pub core_speed: Option<u64>,
 }
 

@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use kernel::launch::{write_plan, AppEntry};
+use kernel::launch::{write_plan, AppEntry, DEFAULT_FRAME_QUOTA};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use workloads::appspec::{
@@ -276,9 +276,6 @@ fn scheduler_expected() -> String {
 /// libOS's table holds these and the main thread).
 pub const MAX_THREADS_PER_APP: u32 = workloads::appspec::MAX_THREADS as u32;
 
-/// The kernel's frame quota for an environment that does not ask for one
-/// (`kernel::env::DEFAULT_FRAME_QUOTA`, 16 MiB).
-pub const DEFAULT_FRAME_QUOTA: usize = 4096;
 /// Frames an application's quota grows by per thread: the thread's 16 KiB
 /// stack (4 frames), its slot in the thread table (~2 KiB) and the
 /// application's per-thread records (its wait histogram, ~1.2 KiB, and

@@ -16,6 +16,7 @@ use alloc::string::String;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use abi::busy::{countdown, INSTRUCTIONS_PER_ITERATION};
 use workloads::requests::{Queue, Requests, Sampler};
 
 static QUEUE: Queue = Queue::new();
@@ -30,29 +31,13 @@ static ITERATIONS_PER_MS: AtomicU64 = AtomicU64::new(0);
 /// burst above the core's average speed for it).
 const CALIBRATION_CHUNK: u64 = 10_000;
 const CALIBRATION_CHUNKS: usize = 9;
-/// Instructions one iteration of [`work`] executes.
-const INSTRUCTIONS_PER_ITERATION: u64 = 2;
-
-/// The service loop: `n` iterations of work nothing can optimise away,
-/// two instructions each (written out, so a deterministic run's demand in
-/// instructions is exact), kept out of line so calibration and service
-/// run the same code. Returns `n`.
+/// The service loop: `n` iterations of work nothing can optimise away
+/// (`abi::busy::countdown`: two instructions each, written out, so a
+/// deterministic run's demand in instructions is exact), kept out of line
+/// so calibration and service run the same code. Returns `n`.
 #[inline(never)]
 fn work(n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    // SAFETY: a countdown in one register: no memory, no stack, and the
-    // loop ends when the register reaches zero (n > 0 here).
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "dec {n}",
-            "jnz 2b",
-            n = inout(reg) n => _,
-            options(nomem, nostack),
-        );
-    }
+    countdown(n);
     n
 }
 
@@ -60,8 +45,9 @@ fn work(n: u64) -> u64 {
 /// run the runner states each core's speed (`core_speed`, instructions per
 /// second): the emulator holds a core to it only on average, and over a
 /// calibration's few milliseconds a core whose neighbours idle runs up to
-/// N times faster (1.75x once on 2 cores: every request then took 1.75x
-/// its demand). Elsewhere the median of a few timed chunks.
+/// N times faster (1.75x to 1.84x on 2 cores, in lottery and stride runs:
+/// every request then took that many times its demand). Elsewhere the
+/// median of a few timed chunks.
 fn iterations_per_ms(core_speed: Option<u64>) -> u64 {
     if let Some(speed) = core_speed {
         return (speed / 1000 / INSTRUCTIONS_PER_ITERATION).max(1);
