@@ -4,7 +4,8 @@
 //!
 //! Records (`user`, `kind` field):
 //! - `app_start`: `t_ns`, `policy`, `threads` (how many it will run);
-//! - `sample`: `t_ns`, `policy`, `audit`: `[audits, double_runs,
+//! - `sample`: `t_ns`, `rows` (how many rows the whole sample has, over
+//!   its records), `policy`, `audit`: `[audits, double_runs,
 //!   dead_picked, lost, ghosts]` (the thread table's self-checks so far,
 //!   see `libos::threads::Audit`), `th`: `[[id, tickets, cpu_ns,
 //!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
@@ -402,12 +403,18 @@ fn sample(
     let a = threads::audit();
     let now = libos::sys::now_ns();
     let mut th = String::new();
+    // Every record says how many rows the sample has, so the runner can
+    // tell a sample the run's end cut between its records from a whole one
+    // (threads only ever start: the loop below sends at least these).
+    let rows = (0..spec().threads.len())
+        .filter(|&i| thread_data(i).tid.load(Ordering::Relaxed) != 0)
+        .count();
     // Formatted here, not by `report!` (whose stack buffer holds 480
     // bytes): a chunk may use most of the kernel's 1 KiB record.
     let flush = |th: &mut String| {
         if !th.is_empty() {
             let record = alloc::format!(
-                "\"kind\":\"sample\",\"t_ns\":{now},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[{th}]",
+                "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[{th}]",
                 policy.name(),
                 a.audits,
                 a.double_runs,
@@ -444,8 +451,8 @@ fn sample(
             }
             None => thread_data(i).last_service.load(Ordering::Relaxed),
         };
-        // A row is at most ~110 bytes, the rest of the record ~140.
-        if th.len() > 760 {
+        // A row is at most ~110 bytes, the rest of the record ~155.
+        if th.len() > 740 {
             flush(&mut th);
         }
         let alive = match thread_data(i).left_ns.load(Ordering::Relaxed) {

@@ -274,3 +274,50 @@ fn console_commands_are_logged_with_what_happened() {
         Some(&(121_000_000, 5))
     );
 }
+
+#[test]
+fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
+    // Two threads, 3:1; at 200 ms the sample's first record (thread 1)
+    // arrived and the run ended before its second (thread 2).
+    let user = |t: u64, th: &str| {
+        format!("@@exo user {{\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},\"rows\":2,\"policy\":\"stride\",\"th\":{th}}}\n")
+    };
+    let console = [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(10, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
+        user(100_000_010, "[[1,300,75000000,7,0,0]]"),
+        user(100_000_010, "[[2,100,25000000,2,0,0]]"),
+        user(200_000_010, "[[1,300,150000000,7,0,0]]"),
+        "@@exo trace {\"core\":0,\"runs\":[[10,256]],\"dropped\":0}\n".into(),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
+    ]
+    .concat();
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&console),
+        2,
+        false,
+    );
+    let app = &fairness_summary(&data)[0];
+    // The whole sample at 100 ms is the last: both threads as of then
+    // (3:1), and the application's time after it is what ran after it.
+    assert_eq!(app["last_sample_ns"], 100_000_010);
+    assert_eq!(app["ran_after_last_sample_ns"], 100_000_010);
+    let cpu: Vec<u64> = app["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["cpu_ns"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cpu, [75_000_000, 25_000_000]);
+    // Records without `rows` (runs made before it existed) are kept.
+    let old = console.replace("\"rows\":2,", "");
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&old),
+        2,
+        false,
+    );
+    assert_eq!(fairness_summary(&data)[0]["last_sample_ns"], 200_000_010);
+}
