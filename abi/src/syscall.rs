@@ -239,6 +239,9 @@ impl Error {
     }
 }
 
+/// Longest `log` or `report` message, in bytes: a longer one is refused.
+pub const MAX_MESSAGE: usize = 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use crate::env::{self, Env};
 use crate::sched;
 
 /// Longest `log`/`report` message.
-const MAX_MESSAGE: usize = 1024;
+const MAX_MESSAGE: usize = abi::syscall::MAX_MESSAGE;
 /// Longest predicate program.
 const MAX_PREDICATE: usize = 1024;
 

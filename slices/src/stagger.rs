@@ -4,12 +4,12 @@
 //! A deterministic multicore run repeats itself exactly, and a change of a
 //! few instructions anywhere reorders how the emulator interleaves its
 //! vCPUs — which moves multicore figures by more than their targets'
-//! margins (issue 13: 16 cores read 93.1–97.5% across builds). One run is
-//! then one sample of that spread, not a figure. Runs that differ only in
-//! their seed, each core starting its slice vector a different few
-//! microseconds late (real cores' timers are never in lockstep either),
-//! sample it on one build: the canonical experiments report each
-//! multicore row over such trials.
+//! margins (issue 13: 96 threads on 32 cores read 89.7–93.5% over five
+//! seeds of one build). One run is then one sample of that spread, not a
+//! figure. Runs that differ only in their seed, each core starting its
+//! slice vector a different few microseconds late (real cores' timers are
+//! never in lockstep either), sample it on one build: the canonical
+//! experiments report each multicore row over such trials.
 
 /// How late core `core` starts its first turn under `seed`, in `[0,
 /// max_ns)`; 0 for seed 0 (no stagger) or a zero bound. A SplitMix64 step

@@ -46,7 +46,9 @@ pub const SOURCES: &[&str] = &[
     "xtask/src/scenario*",
     "xtask/src/canonical*",
     "xtask/src/experiments.rs",
+    "xtask/src/multicore.rs",
     "xtask/src/plot.rs",
+    "xtask/src/plot",
 ];
 
 /// The scenarios the canonical experiments run (`just experiments`): their

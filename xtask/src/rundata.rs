@@ -59,6 +59,11 @@ pub struct RunData {
     /// (the sampler fell behind): `thread_runs` misses some from then on.
     #[serde(default)]
     pub thread_switches_dropped: u64,
+    /// Samples left out because fewer of their rows arrived than their
+    /// records announced (application, time): the run's end cut one, or a
+    /// record was refused.
+    #[serde(default)]
+    pub cut_samples: Vec<(u32, u64)>,
 }
 
 impl RunData {

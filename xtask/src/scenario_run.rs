@@ -367,7 +367,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             _ => {}
         }
     }
-    drop_cut_samples(&mut samples, &sample_rows);
+    let cut_samples = drop_cut_samples(&mut samples, &sample_rows);
     let env_app = env_index;
     for e in records.of(RecordKind::Event) {
         let kind = e["event"].as_str().unwrap_or("");
@@ -421,6 +421,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         trace_dropped,
         thread_runs,
         thread_switches_dropped: switches.dropped(),
+        cut_samples,
     }
 }
 
@@ -572,22 +573,30 @@ fn core_runs(
     (runs, dropped.values().sum())
 }
 
-/// Drops every sample with fewer rows than its records announce: one the
-/// run's end cut between its records. Kept, its threads' figures would be
-/// from two instants — the rows it sent from its time, the others from the
-/// sample before — and the threads' part of the application's time, which
-/// takes the application's time up to the last sample, came out up to a
-/// sampling period of the threads' time short: 96 threads on 16 cores read
-/// 93% in runs whose last sample was cut and 97% in the others.
-fn drop_cut_samples(samples: &mut Vec<Sample>, announced: &BTreeMap<(u32, u64), u64>) {
+/// Drops every sample with fewer rows than its records announce and
+/// returns their (application, time): one the run's end cut between its
+/// records, or one a record of which the kernel refused. Kept, its
+/// threads' figures would be from two instants — the rows it sent from its
+/// time, the others from the sample before — and the threads' part of the
+/// application's time, which takes the application's time up to the last
+/// sample, came out up to a sampling period of the threads' time short:
+/// 96 threads on 16 cores read 93% in runs whose last sample was cut and
+/// 97% in the others.
+fn drop_cut_samples(
+    samples: &mut Vec<Sample>,
+    announced: &BTreeMap<(u32, u64), u64>,
+) -> Vec<(u32, u64)> {
     let mut sent: BTreeMap<(u32, u64), u64> = BTreeMap::new();
     for s in samples.iter() {
         *sent.entry((s.app, s.t_ns)).or_default() += 1;
     }
-    samples.retain(|s| {
-        let key = (s.app, s.t_ns);
-        announced.get(&key).is_none_or(|&n| sent[&key] >= n)
-    });
+    let cut: Vec<(u32, u64)> = announced
+        .iter()
+        .filter(|(key, &n)| sent.get(key).copied().unwrap_or(0) < n)
+        .map(|(&key, _)| key)
+        .collect();
+    samples.retain(|s| !cut.contains(&(s.app, s.t_ns)));
+    cut
 }
 
 /// Per application and thread: tickets, CPU, ideal CPU, sleep and alive
@@ -637,6 +646,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "name": app.name, "env": app.env,
                 "requests": requests::summary(data, index as u32),
                 "last_sample_ns": last_sample,
+                "cut_samples": data.cut_samples.iter().filter(|c| c.0 == index as u32).count(),
                 "ran_after_last_sample_ns": ran_after,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,

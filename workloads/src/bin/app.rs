@@ -410,24 +410,28 @@ fn sample(
         .filter(|&i| thread_data(i).tid.load(Ordering::Relaxed) != 0)
         .count();
     // Formatted here, not by `report!` (whose stack buffer holds 480
-    // bytes): a chunk may use most of the kernel's 1 KiB record.
+    // bytes): each record is filled up to the kernel's limit.
+    let head = alloc::format!(
+        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[",
+        policy.name(),
+        a.audits,
+        a.double_runs,
+        a.dead_picked,
+        a.lost,
+        a.ghosts
+    );
+    // What one record's rows may take: the limit less the header and `]`.
+    let room = abi::syscall::MAX_MESSAGE - head.len() - 1;
     let flush = |th: &mut String| {
         if !th.is_empty() {
-            let record = alloc::format!(
-                "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[{th}]",
-                policy.name(),
-                a.audits,
-                a.double_runs,
-                a.dead_picked,
-                a.lost,
-                a.ghosts
-            );
+            let record = alloc::format!("{head}{th}]");
             if libos::sys::report(&record).is_err() {
                 libos::log!("sample record refused ({} bytes)", record.len());
             }
             th.clear();
         }
     };
+    let mut row = String::new();
     // The sleeps first: a row's sleep_ns is theirs, up to `now`.
     let intervals: Vec<Vec<(u64, u64)>> = sleeps
         .iter_mut()
@@ -451,25 +455,28 @@ fn sample(
             }
             None => thread_data(i).last_service.load(Ordering::Relaxed),
         };
-        // A row is at most ~110 bytes, the rest of the record ~155.
-        if th.len() > 740 {
-            flush(&mut th);
-        }
         let alive = match thread_data(i).left_ns.load(Ordering::Relaxed) {
             0 => now,
             left => left.min(now),
         }
         .saturating_sub(thread_data(i).started_ns.load(Ordering::Relaxed));
+        row.clear();
         let _ = write!(
-            th,
-            "{}[{},{},{cpu},{},{},{},{alive}]",
-            if th.is_empty() { "" } else { "," },
+            row,
+            "[{},{},{cpu},{},{},{},{alive}]",
             t.id,
             thread_data(i).tickets.load(Ordering::Relaxed),
             thread_data(i).iterations.load(Ordering::Relaxed),
             sleeps[i].asleep_ns(thread_data(i).sleep),
             threads::last_core(tid)
         );
+        if !th.is_empty() && th.len() + 1 + row.len() > room {
+            flush(&mut th);
+        }
+        if !th.is_empty() {
+            th.push(',');
+        }
+        th.push_str(&row);
     }
     flush(&mut th);
     for (i, t) in spec().threads.iter().enumerate() {

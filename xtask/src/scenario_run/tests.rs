@@ -311,6 +311,8 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
         .map(|t| t["cpu_ns"].as_u64().unwrap())
         .collect();
     assert_eq!(cpu, [75_000_000, 25_000_000]);
+    assert_eq!(data.cut_samples, [(0, 200_000_010)]);
+    assert_eq!(app["cut_samples"], 1);
     // Records without `rows` (runs made before it existed) are kept.
     let old = console.replace("\"rows\":2,", "");
     let data = rundata(
