@@ -30,11 +30,11 @@ pub fn run_core() -> ! {
     let core = percpu::core_id();
     // A trial's perturbation, before anything of the run has happened on
     // this core: its slice vector starts this much later.
-    let late = slices::stagger_ns(config().stagger_seed, core, STAGGER_MAX_NS);
-    let until = time::now_ns() + late;
-    while time::now_ns() < until {
-        core::hint::spin_loop();
-    }
+    time::delay_ns(slices::stagger_ns(
+        config().stagger_seed,
+        core,
+        STAGGER_MAX_NS,
+    ));
     ACTIVE[core].store(true, Ordering::Release);
     next_turn()
 }

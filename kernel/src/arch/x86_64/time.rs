@@ -216,7 +216,12 @@ pub fn wait_until(
 
 /// Busy-waits `us` microseconds.
 pub fn delay_us(us: u64) {
-    let end = rdtsc() + us * tsc_khz() / 1000;
+    delay_ns(us * 1000);
+}
+
+/// Busy-waits `ns` nanoseconds.
+pub fn delay_ns(ns: u64) {
+    let end = rdtsc() + ns * tsc_khz() / 1_000_000;
     while rdtsc() < end {
         core::hint::spin_loop();
     }
