@@ -49,9 +49,7 @@ fn results_files_have_their_schema() {
         2,
     )
     .unwrap();
-    let user = |t: u64, th: &str| {
-        format!("@@exo user {{\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},\"policy\":\"stride\",\"th\":{th}}}\n")
-    };
+    let user = |t: u64, th: &str| sample_line(256, "a", t, "", th);
     let console = [
         "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
@@ -160,9 +158,7 @@ fn results_files_have_their_schema() {
 /// A console of application `a` run twice (stopped and started again):
 /// env 256, then env 512 named `a#2`.
 fn restarted_console() -> String {
-    let user = |env: u64, name: &str, t: u64, th: &str| {
-        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},\"policy\":\"stride\",\"th\":{th}}}\n")
-    };
+    let user = |env: u64, name: &str, t: u64, th: &str| sample_line(env, name, t, "", th);
     [
         "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
@@ -279,9 +275,7 @@ fn console_commands_are_logged_with_what_happened() {
 fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
     // Two threads, 3:1; at 200 ms the sample's first record (thread 1)
     // arrived and the run ended before its second (thread 2).
-    let user = |t: u64, th: &str| {
-        format!("@@exo user {{\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},\"rows\":2,\"policy\":\"stride\",\"th\":{th}}}\n")
-    };
+    let user = |t: u64, th: &str| sample_line(256, "a", t, "\"rows\":2,", th);
     let console = [
         "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
         "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
@@ -322,4 +316,10 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
         false,
     );
     assert_eq!(fairness_summary(&data)[0]["last_sample_ns"], 200_000_010);
+}
+
+/// A console line of application `name`'s (environment `env`) sample at
+/// `t` with thread rows `th`, and `extra` fields before `policy`.
+fn sample_line(env: u64, name: &str, t: u64, extra: &str, th: &str) -> String {
+    format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},{extra}\"policy\":\"stride\",\"th\":{th}}}\n")
 }
