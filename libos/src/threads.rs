@@ -447,6 +447,20 @@ static THREADS: AtomicPtr<table::Threads> = AtomicPtr::new(core::ptr::null_mut()
 /// a few microseconds: longer than any dispatch holds it, shorter than a
 /// grace period).
 const LOCK_SPINS: u32 = 2_000;
+/// Turns a preempted thread ran on without the policy's decision (the lock
+/// stayed busy), and turns the policy decided: see [`decided_turns`].
+static TURNS_RUN_ON: AtomicU64 = AtomicU64::new(0);
+static TURNS_DECIDED: AtomicU64 = AtomicU64::new(0);
+
+/// Turns given by the policy's decision and turns a preempted thread ran on
+/// without one because the runtime lock was busy: the share of turns the
+/// policy did not order, for the application's reports.
+pub fn decided_turns() -> (u64, u64) {
+    (
+        TURNS_DECIDED.load(Ordering::Relaxed),
+        TURNS_RUN_ON.load(Ordering::Relaxed),
+    )
+}
 
 /// Thread `tid`'s context slot in the table, reached without the lock.
 ///
@@ -572,6 +586,20 @@ fn lock_briefly() -> Option<spin::MutexGuard<'static, Table>> {
     None
 }
 
+/// Resumes the thread this core was revoked from, if it was preempted and
+/// nobody has charged its stop yet (it is then still the policy's running
+/// thread here); returns if not.
+fn run_on(core: usize, d: &Dispatch) {
+    if let Some(stop) = STOPS.take(core) {
+        if stop.end == RunEnd::Preempted {
+            TURNS_RUN_ON.fetch_add(1, Ordering::Relaxed);
+            runlog::started(core, sys::now_ns(), stop.tid);
+            resume_on(core, stop.tid, d)
+        }
+        let _ = STOPS.publish(core, stop);
+    }
+}
+
 /// Picks the next thread for `core` and resumes it; with none runnable,
 /// gives the slice up (or sleeps the whole application on one predicate
 /// for every sleeping thread when no thread runs anywhere).
@@ -585,16 +613,9 @@ pub fn dispatch(core: usize) -> ! {
         let _ = sys::yield_to(None, false);
     }
     let Some(mut rt) = lock_briefly() else {
-        // The lock is stuck on a core that is not running. The thread this
-        // core was revoked from is still ours if nobody charged it yet:
-        // run it on; else give the turn up rather than spin through it.
-        if let Some(stop) = STOPS.take(core) {
-            if stop.end == RunEnd::Preempted {
-                runlog::started(core, sys::now_ns(), stop.tid);
-                resume_on(core, stop.tid, d)
-            }
-            let _ = STOPS.publish(core, stop);
-        }
+        // The lock is stuck on a core that is not running: run on, or give
+        // the turn up rather than spin through it.
+        run_on(core, d);
         let _ = sys::yield_to(None, false);
         sys::exit(9)
     };
@@ -612,6 +633,7 @@ pub fn dispatch(core: usize) -> ! {
     let at = sys::now_ns();
     let since = sys::cpu_clock_at(core, at);
     if let Some(tid) = rt.start_at(core, since, at) {
+        TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
         drop(rt);
         ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
         runlog::started(core, now, tid);

@@ -64,6 +64,12 @@ pub struct RunData {
     /// record was refused.
     #[serde(default)]
     pub cut_samples: Vec<(u32, u64)>,
+    /// Per application, its latest sample's turn counts: (application,
+    /// turns its policy decided, turns a preempted thread ran on without a
+    /// decision because the libOS's runtime lock was busy); none in runs
+    /// made before applications reported them.
+    #[serde(default)]
+    pub turns: Vec<(u32, u64, u64)>,
 }
 
 impl RunData {

@@ -307,6 +307,8 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     // How many rows each sample has, as its records say (one record per
     // chunk of threads; runs made before they said so: none).
     let mut sample_rows = BTreeMap::new();
+    // Each application's turn counts (cumulative: the latest sample's).
+    let mut turns = BTreeMap::new();
     let mut sleeps = Vec::new();
     let mut wait_intervals = Vec::new();
     let mut request_logs = Vec::new();
@@ -321,6 +323,13 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             Some("sample") => {
                 if let Some(n) = v["rows"].as_u64() {
                     sample_rows.insert((app, t_ns), n);
+                }
+                if let [decided, run_on] = v["turns"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    let counts = (decided.as_u64().unwrap_or(0), run_on.as_u64().unwrap_or(0));
+                    turns.insert(
+                        app,
+                        counts.max(turns.get(&app).copied().unwrap_or_default()),
+                    );
                 }
                 samples.extend(rows(&v["th"]).into_iter().map(|r| Sample {
                     t_ns,
@@ -422,6 +431,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         thread_runs,
         thread_switches_dropped: switches.dropped(),
         cut_samples,
+        turns: turns.into_iter().map(|(app, (d, r))| (app, d, r)).collect(),
     }
 }
 
@@ -647,6 +657,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "requests": requests::summary(data, index as u32),
                 "last_sample_ns": last_sample,
                 "cut_samples": data.cut_samples.iter().filter(|c| c.0 == index as u32).count(),
+                "turns": data.turns.iter().find(|t| t.0 == index as u32).map(|t| json!({"decided": t.1, "run_on": t.2})),
                 "ran_after_last_sample_ns": ran_after,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,

@@ -7,7 +7,10 @@
 //! - `sample`: `t_ns`, `rows` (how many rows the whole sample has, over
 //!   its records), `policy`, `audit`: `[audits, double_runs,
 //!   dead_picked, lost, ghosts]` (the thread table's self-checks so far,
-//!   see `libos::threads::Audit`), `th`: `[[id, tickets, cpu_ns,
+//!   see `libos::threads::Audit`), `turns`: `[decided, run_on]` (turns
+//!   the policy gave so far, and turns a preempted thread ran on without
+//!   its decision because the runtime lock was busy: see
+//!   `libos::threads::decided_turns`), `th`: `[[id, tickets, cpu_ns,
 //!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
 //!   fits a report). `sleep_ns` is the thread's sleep up to `t_ns`,
 //!   including a sleep still in progress, ending a timed sleep at its
@@ -401,6 +404,7 @@ fn sample(
         alloc::vec![(0u32, 0u32, 0u64, threads::ThreadState::Runnable); spec().threads.len() + 1];
     let (n, policy, _) = threads::snapshot(&mut table);
     let a = threads::audit();
+    let (decided, run_on) = threads::decided_turns();
     let now = libos::sys::now_ns();
     let mut th = String::new();
     // Every record says how many rows the sample has, so the runner can
@@ -412,7 +416,7 @@ fn sample(
     // Formatted here, not by `report!` (whose stack buffer holds 480
     // bytes): each record is filled up to the kernel's limit.
     let head = alloc::format!(
-        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"th\":[",
+        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"th\":[",
         policy.name(),
         a.audits,
         a.double_runs,

@@ -323,3 +323,37 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
 fn sample_line(env: u64, name: &str, t: u64, extra: &str, th: &str) -> String {
     format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{t},{extra}\"policy\":\"stride\",\"th\":{th}}}\n")
 }
+
+#[test]
+fn the_summary_says_how_many_turns_ran_without_the_policys_decision() {
+    let user = |t: u64, turns: &str| sample_line(256, "a", t, turns, "[[1,300,0,0,0,0]]");
+    let console = [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        user(10, "\"turns\":[4,1],"),
+        user(100_000_010, "\"turns\":[90,7],"),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
+    ]
+    .concat();
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&console),
+        2,
+        false,
+    );
+    assert_eq!(data.turns, [(0, 90, 7)], "the latest sample's counts");
+    let app = &fairness_summary(&data)[0];
+    assert_eq!(app["turns"]["decided"], 90);
+    assert_eq!(app["turns"]["run_on"], 7);
+    // Runs made before applications reported turns have none.
+    let old = console
+        .replace("\"turns\":[4,1],", "")
+        .replace("\"turns\":[90,7],", "");
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&old),
+        2,
+        false,
+    );
+    assert!(data.turns.is_empty());
+    assert!(fairness_summary(&data)[0]["turns"].is_null());
+}
