@@ -166,6 +166,15 @@ pub struct Table {
     /// members leave when checked), so a dispatch looks at the sleepers
     /// only, not at every slot.
     waiting: Bits,
+    /// No member of `waiting` is due before this instant, unless one
+    /// watches a word or has a wake-up pending (`untimed`): until then a
+    /// dispatch skips the walk (most dispatches, when the only sleeper is
+    /// the control thread between samples). Lowered as deadlines are set,
+    /// recomputed by each walk.
+    next_due: u64,
+    untimed: bool,
+    /// Walks of `waiting` made (skipped ones not counted).
+    walks: u64,
     started: [u64; MAX_WORKERS],
     swaps: u64,
     /// Ticket loans made (blocked threads lending to a holder).
@@ -202,6 +211,9 @@ impl Table {
             policy: None,
             current: [NONE; MAX_WORKERS],
             waiting: Bits::new(),
+            next_due: 0,
+            untimed: false,
+            walks: 0,
             started: [0; MAX_WORKERS],
             swaps: 0,
             lends: 0,
@@ -430,12 +442,14 @@ impl Table {
     /// `tid` (about to block) wakes once the clock reaches `deadline`.
     pub fn wake_at(&mut self, tid: usize, deadline: u64) {
         self.threads[tid].wake_at = deadline.max(1);
+        self.next_due = self.next_due.min(deadline.max(1));
         self.waiting.insert(tid);
     }
 
     /// `tid` (about to block) wakes once the word at `addr` differs from `old`.
     pub fn watch(&mut self, tid: usize, addr: u64, old: u64) {
         self.threads[tid].watch = (addr, old);
+        self.untimed = true;
         self.waiting.insert(tid);
     }
 
@@ -443,6 +457,14 @@ impl Table {
     /// (`read` reads a watched word). Looks only at threads with a
     /// condition set: a dispatch costs the same with 3 threads or 10,000.
     pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
+        if !self.untimed && now < self.next_due {
+            return;
+        }
+        self.walks += 1;
+        // Recomputed over the threads that stay (a condition set during
+        // the walk lowers them as it is set).
+        self.next_due = u64::MAX;
+        self.untimed = false;
         let mut from = 0;
         while let Some(tid) = self.waiting.next_from(from) {
             from = tid + 1;
@@ -451,7 +473,14 @@ impl Table {
                 self.waiting.remove(tid);
                 continue;
             }
-            if t.due(now, read) && self.state(tid) == Some(ThreadState::Sleeping) {
+            let stays = !(t.due(now, read) && self.state(tid) == Some(ThreadState::Sleeping));
+            if stays {
+                let t = &self.threads[tid];
+                self.untimed |= t.wake_pending || t.watch.0 != 0;
+                if t.wake_at != 0 {
+                    self.next_due = self.next_due.min(t.wake_at);
+                }
+            } else {
                 // A timed sleep ends at its deadline (it has been runnable
                 // since), anything else when it is seen to be due.
                 let at = match t.wake_at {
@@ -659,6 +688,7 @@ impl Table {
             self.wake_thread(tid, at);
         } else {
             self.threads[tid].wake_pending = true;
+            self.untimed = true;
             self.waiting.insert(tid);
         }
         true

@@ -798,3 +798,58 @@ fn the_waiting_set_finds_members_across_words_and_summaries() {
     }
     assert!(b.is_empty() && b.next_from(0).is_none());
 }
+
+#[test]
+fn a_dispatch_before_the_first_deadline_skips_the_walk_and_none_is_missed() {
+    let mut t = table(STRIDE);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 1);
+    let c = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.start(1, 0);
+    t.wake_at(a, 1_000);
+    t.stop(0, a, 10, RunEnd::Blocked, &no_memory);
+    t.wake_due(20, &no_memory);
+    let walks = t.walks;
+    t.wake_due(999, &no_memory);
+    assert_eq!(t.walks, walks, "nothing can be due before 1,000");
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    // An earlier deadline set afterwards is not skipped past.
+    t.wake_at(b, 500);
+    t.stop(1, b, 30, RunEnd::Blocked, &no_memory);
+    t.wake_due(500, &no_memory);
+    assert_eq!(t.state(b), Some(ThreadState::Runnable));
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    // An unblock and a watched word are not timed: they are always looked at.
+    let word = core::cell::Cell::new(5u64);
+    let read = |_: u64| word.get();
+    let on = t.start(0, 600).unwrap();
+    t.watch(on, 0x1000, 5);
+    t.stop(0, on, 610, RunEnd::Blocked, &read);
+    word.set(6);
+    let walks = t.walks;
+    t.wake_due(620, &read);
+    assert_eq!(t.walks, walks + 1);
+    assert_eq!(t.state(on), Some(ThreadState::Runnable));
+    let _ = c;
+    // The walk that found `a` not due yet keeps its deadline.
+    t.wake_due(999, &read);
+    assert_eq!(t.state(a), Some(ThreadState::Sleeping));
+    t.wake_due(1_000, &read);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+}
+
+#[test]
+fn an_unblock_before_the_sleep_is_seen_by_the_next_walk() {
+    // A thread with a far deadline is unblocked while still running: its
+    // pending wake-up is not a deadline, and no dispatch may skip it.
+    let mut t = table(RR);
+    let a = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.wake_at(a, 1_000_000);
+    t.wake_due(10, &no_memory);
+    assert!(t.unblock(a));
+    let walks = t.walks;
+    t.wake_due(20, &no_memory);
+    assert_eq!(t.walks, walks + 1, "a pending wake-up forces the walk");
+}
