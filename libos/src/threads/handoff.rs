@@ -14,7 +14,7 @@
 //! thread ran on it, and a thread only starts on a core after that core's
 //! slot was drained (`dispatch` drains before it picks).
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use sched_api::RunEnd;
 
@@ -79,14 +79,15 @@ impl Stop {
 /// in between only if a thread ran on that core meanwhile; one starts
 /// there only from a dispatch, under the runtime lock the draining core
 /// holds, or from the core's own fallback `take`, which then got the word
-/// instead. The third field is one past the highest core that ever
-/// published: a drain walks only those (the array spans every core the
-/// kernel can run, 128, while most machines have a few).
-pub struct Stops(
-    [AtomicU64; MAX_WORKERS],
-    [AtomicU64; MAX_WORKERS],
-    AtomicUsize,
-);
+/// instead. `pending` has a bit per core set after its word is: a drain,
+/// which runs under the runtime lock, visits only those (a walk of every
+/// core's word cost a 32-core application ~130 instructions a dispatch,
+/// all of them under the lock).
+pub struct Stops {
+    words: [AtomicU64; MAX_WORKERS],
+    instants: [AtomicU64; MAX_WORKERS],
+    pending: [AtomicU64; MAX_WORKERS.div_ceil(64)],
+}
 
 impl Default for Stops {
     fn default() -> Self {
@@ -96,11 +97,11 @@ impl Default for Stops {
 
 impl Stops {
     pub const fn new() -> Stops {
-        Stops(
-            [const { AtomicU64::new(0) }; MAX_WORKERS],
-            [const { AtomicU64::new(0) }; MAX_WORKERS],
-            AtomicUsize::new(0),
-        )
+        Stops {
+            words: [const { AtomicU64::new(0) }; MAX_WORKERS],
+            instants: [const { AtomicU64::new(0) }; MAX_WORKERS],
+            pending: [const { AtomicU64::new(0) }; MAX_WORKERS.div_ceil(64)],
+        }
     }
 
     /// Publishes `stop` for `core` (after the thread's context is saved:
@@ -108,37 +109,49 @@ impl Stops {
     /// was not empty, which the invariant above rules out; the caller
     /// treats it as the bug it is.
     pub fn publish(&self, core: usize, stop: Stop) -> bool {
-        if self.0[core].load(Ordering::Relaxed) != 0 {
+        if self.words[core].load(Ordering::Relaxed) != 0 {
             return false;
         }
         // Only this core publishes in its slot, so the instant is not
         // overwritten under a pending word (checked just above); the
         // release below orders it before the word.
-        self.1[core].store(stop.at_ns, Ordering::Relaxed);
-        if self.2.load(Ordering::Relaxed) <= core {
-            self.2.fetch_max(core + 1, Ordering::Relaxed);
-        }
-        // A drain that read the old bound misses this stop as it would one
-        // published after it passed this core: the next drain, or this
-        // core's own `take`, finds it.
-        self.0[core]
+        self.instants[core].store(stop.at_ns, Ordering::Relaxed);
+        if self.words[core]
             .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+            .is_err()
+        {
+            return false;
+        }
+        // After the word: a drain that takes the bit finds the word. One
+        // that ran between the two misses this stop as it would one
+        // published after it; the next drain, or this core's own dispatch
+        // (which drains after its publish), finds it.
+        self.pending[core / 64].fetch_or(1 << (core % 64), Ordering::Release);
+        true
     }
 
     /// Takes `core`'s pending stop, if any (its context write happens
     /// before this returns it).
     pub fn take(&self, core: usize) -> Option<Stop> {
-        let word = self.0[core].swap(0, Ordering::Acquire);
-        Stop::unpack(word, self.1[core].load(Ordering::Relaxed))
+        let word = self.words[core].swap(0, Ordering::Acquire);
+        Stop::unpack(word, self.instants[core].load(Ordering::Relaxed))
     }
 
-    /// Takes every core's pending stop, in core order, for `f`.
+    /// Takes every core's pending stop, in core order, for `f`. Under the
+    /// runtime lock (one drain at a time).
     pub fn drain(&self, mut f: impl FnMut(usize, Stop)) {
-        for core in 0..self.2.load(Ordering::Acquire) {
-            // A load first: most slots are empty, and a swap would write
-            // every core's cache line on every dispatch.
-            if self.0[core].load(Ordering::Relaxed) != 0 {
+        for (w, bits) in self.pending.iter().enumerate() {
+            // A load first: most dispatches find no other core's stop, and
+            // a swap would write the shared line every time.
+            if bits.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut set = bits.swap(0, Ordering::Acquire);
+            while set != 0 {
+                let core = w * 64 + set.trailing_zeros() as usize;
+                set &= set - 1;
+                // Empty if the core took its own stop back (a bit then
+                // outlives its word).
                 if let Some(stop) = self.take(core) {
                     f(core, stop);
                 }
@@ -213,5 +226,27 @@ mod tests {
         assert_eq!(stops.take(1), None);
         assert!(stops.publish(1, a), "a drained slot takes a new stop");
         assert_eq!(stops.take(1), Some(a));
+    }
+
+    #[test]
+    fn a_stop_its_core_took_back_is_not_drained_and_the_next_one_is() {
+        let stops = Stops::new();
+        let a = Stop {
+            tid: 7,
+            end: RunEnd::Preempted,
+            ran_ns: 10,
+            at_ns: 5,
+        };
+        assert!(stops.publish(65, a));
+        assert_eq!(stops.take(65), Some(a), "the core runs its thread on");
+        let mut seen = std::vec::Vec::new();
+        stops.drain(|core, s| seen.push((core, s.tid)));
+        assert!(seen.is_empty(), "the stale bit finds an empty word");
+        assert!(stops.publish(65, Stop { tid: 8, ..a }));
+        assert!(stops.publish(3, Stop { tid: 9, ..a }));
+        stops.drain(|core, s| seen.push((core, s.tid)));
+        assert_eq!(seen, [(3, 9), (65, 8)], "in core order, across words");
+        stops.drain(|core, s| seen.push((core, s.tid)));
+        assert_eq!(seen.len(), 2, "each stop once");
     }
 }
