@@ -84,6 +84,10 @@ pub struct WaitHistogram {
     count: u64,
     max_ns: u64,
     interval_max_ns: u64,
+    /// The buckets counted since the last [`catch_up`](Self::catch_up),
+    /// `lo..=hi` (none while `lo > hi`).
+    touched_lo: u16,
+    touched_hi: u16,
 }
 
 impl Default for WaitHistogram {
@@ -98,12 +102,17 @@ impl WaitHistogram {
         count: 0,
         max_ns: 0,
         interval_max_ns: 0,
+        touched_lo: BUCKETS as u16,
+        touched_hi: 0,
     };
 
     /// Counts one wait of `ns` (a bucket's count stops at `u32::MAX`).
     pub fn record(&mut self, ns: u64) {
-        let c = &mut self.counts[bucket_of(ns)];
+        let b = bucket_of(ns);
+        let c = &mut self.counts[b];
         *c = c.saturating_add(1);
+        self.touched_lo = self.touched_lo.min(b as u16);
+        self.touched_hi = self.touched_hi.max(b as u16);
         self.count += 1;
         self.max_ns = self.max_ns.max(ns);
         self.interval_max_ns = self.interval_max_ns.max(ns);
@@ -126,6 +135,31 @@ impl WaitHistogram {
     /// The longest wait since the last call, and starts a new interval.
     pub fn take_interval_max(&mut self) -> u64 {
         core::mem::take(&mut self.interval_max_ns)
+    }
+
+    /// Brings `seen` — what this histogram gave the same caller at its
+    /// last call (or [`EMPTY`](Self::EMPTY) before the first) — up to
+    /// date, calling `grew(bucket, increase)` for each bucket counted since,
+    /// in order; returns the longest wait since the last call, and starts a
+    /// new interval. Looks only at the buckets counted since (for most
+    /// threads a few per sample), not at all [`BUCKETS`]: the libOS's
+    /// sampler calls it under the lock every dispatch waits for.
+    pub fn catch_up(&mut self, seen: &mut WaitHistogram, mut grew: impl FnMut(usize, u32)) -> u64 {
+        let (lo, hi) = (usize::from(self.touched_lo), usize::from(self.touched_hi));
+        if lo <= hi {
+            for k in lo..=hi.min(BUCKETS - 1) {
+                let increase = self.counts[k].wrapping_sub(seen.counts[k]);
+                if increase != 0 {
+                    grew(k, increase);
+                    seen.counts[k] = self.counts[k];
+                }
+            }
+        }
+        seen.count = self.count;
+        seen.max_ns = self.max_ns;
+        self.touched_lo = BUCKETS as u16;
+        self.touched_hi = 0;
+        self.take_interval_max()
     }
 
     /// See [`percentile`].
@@ -225,6 +259,38 @@ mod tests {
             }
             prop_assert_eq!(h.count(), v.len() as u64);
             prop_assert_eq!(h.max_ns(), v[v.len() - 1]);
+        }
+    }
+
+    proptest! {
+        /// Catching up after any waits reports exactly what was counted
+        /// since the last catch-up, bucket by bucket, and leaves the
+        /// caller's copy equal to the histogram's counts.
+        #[test]
+        fn catch_up_reports_exactly_the_waits_since(
+            rounds in proptest::collection::vec(
+                proptest::collection::vec(0u64..(1 << 42), 0..20), 1..8)
+        ) {
+            let mut h = WaitHistogram::EMPTY;
+            let mut seen = WaitHistogram::EMPTY;
+            for waits in rounds {
+                let mut want = [0u32; BUCKETS];
+                for &w in &waits {
+                    h.record(w);
+                    want[bucket_of(w)] += 1;
+                }
+                let mut got = [0u32; BUCKETS];
+                let mut last = None;
+                let imax = h.catch_up(&mut seen, |k, n| {
+                    assert!(last < Some(k), "in order, each bucket once");
+                    last = Some(k);
+                    got[k] = n;
+                });
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(imax, waits.iter().copied().max().unwrap_or(0));
+                prop_assert_eq!(seen.counts(), h.counts());
+                prop_assert_eq!((seen.count(), seen.max_ns()), (h.count(), h.max_ns()));
+            }
         }
     }
 }

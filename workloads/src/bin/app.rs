@@ -576,7 +576,8 @@ impl Switches {
 /// waits since then (kept on the heap: the control thread's stack is small).
 struct Waits {
     seen: Vec<WaitHistogram>,
-    now: Box<WaitHistogram>,
+    /// The buckets that grew since the last sample, and by how much.
+    grew: Vec<(usize, u32)>,
     /// The record being filled: `[id, n, max_ns, imax_ns, bucket, count,
     /// ...]` per thread, comma-separated.
     w: String,
@@ -586,7 +587,7 @@ impl Waits {
     fn new(threads: usize) -> Waits {
         Waits {
             seen: (0..threads).map(|_| WaitHistogram::EMPTY).collect(),
-            now: Box::new(WaitHistogram::EMPTY),
+            grew: Vec::with_capacity(abi::waits::BUCKETS),
             w: String::new(),
         }
     }
@@ -595,34 +596,31 @@ impl Waits {
     /// last sample, per bucket, to the record for time `t` (sending it
     /// when full; a thread's entry may continue in the next record).
     fn add(&mut self, i: usize, id: u32, tid: usize, t: u64) {
-        let Some(imax) = threads::waits(tid, &mut self.now) else {
+        let seen = &mut self.seen[i];
+        let before = seen.count();
+        let Some(imax) = threads::waits_since(tid, seen, &mut self.grew) else {
             return;
         };
-        let (now, seen) = (&self.now, &mut self.seen[i]);
-        if now.count() == seen.count() {
+        if seen.count() == before {
             return;
         }
-        let head = alloc::format!("[{id},{},{},{imax}", now.count(), now.max_ns());
+        let head = alloc::format!("[{id},{},{},{imax}", seen.count(), seen.max_ns());
         let sep = if self.w.is_empty() { "" } else { "," };
         self.w.push_str(sep);
         self.w.push_str(&head);
-        for (k, (&c, &before)) in now.counts().iter().zip(seen.counts()).enumerate() {
-            if c == before {
-                continue;
-            }
+        for &(k, increase) in &self.grew {
             // A pair is at most 15 bytes, the rest of the record ~150.
             if self.w.len() > 800 {
                 self.w.push(']');
                 Self::send(&mut self.w, t);
                 self.w.push_str(&head);
             }
-            let _ = write!(self.w, ",{k},{}", c.wrapping_sub(before));
+            let _ = write!(self.w, ",{k},{increase}");
         }
         self.w.push(']');
         if self.w.len() > 700 {
             Self::send(&mut self.w, t);
         }
-        seen.clone_from(now);
     }
 
     /// Sends what `add` gathered for time `t`.
