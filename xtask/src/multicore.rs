@@ -33,6 +33,11 @@ pub struct Yardstick {
     pub threads_share: f64,
     /// The largest absolute lag any thread reached, in quanta.
     pub max_lag_quanta: f64,
+    /// The application's control thread's CPU time (its sampling and
+    /// reporting) over the environment's, up to the same sample: part of
+    /// what the threads did not get. `None` in runs made before
+    /// applications reported it.
+    pub control_share: Option<f64>,
 }
 
 impl Yardstick {
@@ -108,6 +113,9 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
         max_core_idle,
         threads_share: to_threads / to_app.max(1.0),
         max_lag_quanta,
+        control_share: application["control_ns"]
+            .as_f64()
+            .map(|c| c / to_app.max(1.0)),
     })
 }
 
@@ -176,6 +184,11 @@ mod tests {
         assert!((y.max_core_idle - 0.03).abs() < 1e-12);
         assert!((y.threads_share - 0.9).abs() < 1e-12);
         assert_eq!(y.max_lag_quanta, 1.25);
+        assert_eq!(y.control_share, None, "not reported");
+        let mut r = run();
+        r["apps"][0]["control_ns"] = json!(95);
+        let y = measure(&r, "app").unwrap();
+        assert!((y.control_share.unwrap() - 0.05).abs() < 1e-12);
         let s = machine_share(&run(), "app", "other").unwrap();
         assert!((s - 0.95).abs() < 1e-12);
     }

@@ -64,12 +64,24 @@ pub struct RunData {
     /// record was refused.
     #[serde(default)]
     pub cut_samples: Vec<(u32, u64)>,
-    /// Per application, its latest sample's turn counts: (application,
-    /// turns its policy decided, turns a preempted thread ran on without a
-    /// decision because the libOS's runtime lock was busy); none in runs
-    /// made before applications reported them.
+    /// Per application, its libOS's counters as of its latest sample; none
+    /// in runs made before applications reported them.
     #[serde(default)]
-    pub turns: Vec<(u32, u64, u64)>,
+    pub counters: Vec<AppCounters>,
+}
+
+/// An application's libOS counters at one sample (cumulative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AppCounters {
+    pub app: u32,
+    /// Turns its policy decided.
+    pub turns_decided: u64,
+    /// Turns a preempted thread ran on without a decision because the
+    /// libOS's runtime lock stayed busy.
+    pub turns_run_on: u64,
+    /// CPU time of its control thread (samples, timed events, console),
+    /// outside the policy; `None` before applications reported it.
+    pub control_ns: Option<u64>,
 }
 
 impl RunData {

@@ -14,7 +14,7 @@ pub use crate::metrics::fairness::{Fairness, ThreadFairness};
 use crate::metrics::requests;
 use crate::metrics::waits::{self, WaitDist};
 use crate::records::Records;
-use crate::rundata::{App, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
+use crate::rundata::{App, AppCounters, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
 use crate::scenario::{expand_threads, Scenario};
 use crate::Error;
 pub use perfetto::perfetto_trace;
@@ -307,8 +307,8 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     // How many rows each sample has, as its records say (one record per
     // chunk of threads; runs made before they said so: none).
     let mut sample_rows = BTreeMap::new();
-    // Each application's turn counts (cumulative: the latest sample's).
-    let mut turns = BTreeMap::new();
+    // Each application's libOS counters at each sample.
+    let mut counters: BTreeMap<(u32, u64), AppCounters> = BTreeMap::new();
     let mut sleeps = Vec::new();
     let mut wait_intervals = Vec::new();
     let mut request_logs = Vec::new();
@@ -325,11 +325,13 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                     sample_rows.insert((app, t_ns), n);
                 }
                 if let [decided, run_on] = v["turns"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                    let counts = (decided.as_u64().unwrap_or(0), run_on.as_u64().unwrap_or(0));
-                    turns.insert(
+                    let now = AppCounters {
                         app,
-                        counts.max(turns.get(&app).copied().unwrap_or_default()),
-                    );
+                        turns_decided: decided.as_u64().unwrap_or(0),
+                        turns_run_on: run_on.as_u64().unwrap_or(0),
+                        control_ns: v["control_ns"].as_u64(),
+                    };
+                    counters.insert((app, t_ns), now);
                 }
                 samples.extend(rows(&v["th"]).into_iter().map(|r| Sample {
                     t_ns,
@@ -377,6 +379,9 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         }
     }
     let cut_samples = drop_cut_samples(&mut samples, &sample_rows);
+    // Each application's counters at its last whole sample, the instant
+    // its threads' figures are from.
+    let counters = last_sample_counters(&samples, counters);
     let env_app = env_index;
     for e in records.of(RecordKind::Event) {
         let kind = e["event"].as_str().unwrap_or("");
@@ -431,7 +436,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         thread_runs,
         thread_switches_dropped: switches.dropped(),
         cut_samples,
-        turns: turns.into_iter().map(|(app, (d, r))| (app, d, r)).collect(),
+        counters,
     }
 }
 
@@ -467,6 +472,26 @@ fn console_detail(e: &Value, users: &[&Value]) -> String {
 /// Each application's fairness after every snapshot: `(t_ns, per thread
 /// (ideal_ns, cpu_ns))`, for lag plots.
 pub type Series = Vec<(u64, BTreeMap<u32, (f64, u64)>)>;
+
+/// Per application, its counters at (or last before) its last sample.
+fn last_sample_counters(
+    samples: &[Sample],
+    counters: BTreeMap<(u32, u64), AppCounters>,
+) -> Vec<AppCounters> {
+    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    for s in samples {
+        let t = last.entry(s.app).or_default();
+        *t = (*t).max(s.t_ns);
+    }
+    last.into_iter()
+        .filter_map(|(app, t)| {
+            counters
+                .range((app, 0)..=(app, t))
+                .next_back()
+                .map(|(_, c)| *c)
+        })
+        .collect()
+}
 
 /// Replays the samples snapshot by snapshot; returns the final fairness of
 /// each application (by index) and its history.
@@ -652,12 +677,14 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 .map(|s| s.t_ns)
                 .max();
             let ran_after = last_sample.and_then(|t| data.ran_after(index as u32, t));
+            let counters = data.counters.iter().find(|c| c.app == index as u32);
             json!({
                 "name": app.name, "env": app.env,
                 "requests": requests::summary(data, index as u32),
                 "last_sample_ns": last_sample,
                 "cut_samples": data.cut_samples.iter().filter(|c| c.0 == index as u32).count(),
-                "turns": data.turns.iter().find(|t| t.0 == index as u32).map(|t| json!({"decided": t.1, "run_on": t.2})),
+                "turns": counters.map(|c| json!({"decided": c.turns_decided, "run_on": c.turns_run_on})),
+                "control_ns": counters.and_then(|c| c.control_ns),
                 "ran_after_last_sample_ns": ran_after,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,

@@ -10,7 +10,9 @@
 //!   see `libos::threads::Audit`), `turns`: `[decided, run_on]` (turns
 //!   the policy gave so far, and turns a preempted thread ran on without
 //!   its decision because the runtime lock was busy: see
-//!   `libos::threads::decided_turns`), `th`: `[[id, tickets, cpu_ns,
+//!   `libos::threads::decided_turns`), `control_ns` (this control
+//!   thread's CPU time so far: sampling and reporting are part of it),
+//!   `th`: `[[id, tickets, cpu_ns,
 //!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
 //!   fits a report). `sleep_ns` is the thread's sleep up to `t_ns`,
 //!   including a sleep still in progress, ending a timed sleep at its
@@ -405,6 +407,7 @@ fn sample(
     let (n, policy, _) = threads::snapshot(&mut table);
     let a = threads::audit();
     let (decided, run_on) = threads::decided_turns();
+    let control_ns = threads::control_ns();
     let now = libos::sys::now_ns();
     let mut th = String::new();
     // Every record says how many rows the sample has, so the runner can
@@ -416,7 +419,7 @@ fn sample(
     // Formatted here, not by `report!` (whose stack buffer holds 480
     // bytes): each record is filled up to the kernel's limit.
     let head = alloc::format!(
-        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"th\":[",
+        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"control_ns\":{control_ns},\"th\":[",
         policy.name(),
         a.audits,
         a.double_runs,

@@ -208,8 +208,9 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
          A deterministic run executes every core on one instruction clock, so beyond 8 cores each core is slower (62.5 and 31.3 million instructions per virtual second on 16 and 32 cores, against 125 up to 8): those rows stretch slot and grace by the same factor, so each turn holds the instructions it holds on 8 cores. Even dilated, the emulator still runs the vCPUs one after another: a core that holds the application's runtime lock when its turn on the host ends waits while every other vCPU runs, which no hardware does, so these rows bound what contention costs from above; they are not hardware figures. \
          One deterministic run repeats itself exactly, but a few instructions changed anywhere reorder the emulator's vCPUs and move these figures, so each row is {TRIALS} runs of this build differing only in their seed (each core starts its first turn a seed-derived moment, under 50 µs, late): the median, and in brackets the lowest and highest trial. \
          Targets are issue 13's; a median that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of the sixteen threads' turns ended in repossession.\n\n\
-         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
-         |---|---|---|---|---|---|---|---|",
+         The control thread's part is the application's own sampling and reporting (outside its policy; for a thousand threads, a thousand rows and their wait histograms every 500 ms): of what the threads did not get, it is the instrument's share, the rest the libOS's and the kernel's.\n\n\
+         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | its control thread's part | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
+         |---|---|---|---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
         target::IDLE * 100.0,
         target::THREADS_SHARE * 100.0,
@@ -223,7 +224,7 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
         let cpus = row.cpus;
         let _ = writeln!(
             md,
-            "| {} | {cpus} | {} ms / {} µs | {:.0} | {} | {} | {} | {} |",
+            "| {} | {cpus} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} |",
             row.threads,
             2 * det_slowdown(cpus),
             200 * det_slowdown(cpus),
@@ -231,6 +232,14 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
             spread(&ys, Yardstick::repossessed)?.cell(100.0, 2, "%", |m| m <= target::REPOSSESSED),
             spread(&ys, |y| y.max_core_idle)?.cell(100.0, 2, "%", |m| m <= target::IDLE),
             spread(&ys, |y| y.threads_share)?.cell(100.0, 2, "%", |m| m >= target::THREADS_SHARE),
+            match ys
+                .iter()
+                .map(|y| y.control_share)
+                .collect::<Option<Vec<_>>>()
+            {
+                Some(c) => Spread::of(&c).map_or("—".into(), |s| s.cell(100.0, 2, "%", |_| true)),
+                None => "—".into(),
+            },
             spread(&ys, |y| y.max_lag_quanta)?
                 .cell(1.0, 2, "", |m| cpus > 8 || m <= target::STRIDE_LAG_QUANTA),
         );

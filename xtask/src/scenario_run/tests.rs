@@ -325,12 +325,23 @@ fn sample_line(env: u64, name: &str, t: u64, extra: &str, th: &str) -> String {
 }
 
 #[test]
-fn the_summary_says_how_many_turns_ran_without_the_policys_decision() {
-    let user = |t: u64, turns: &str| sample_line(256, "a", t, turns, "[[1,300,0,0,0,0]]");
+fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
+    let user = |t: u64, extra: &str, th: &str| sample_line(256, "a", t, extra, th);
+    let both = "[[1,300,0,0,0,0],[2,100,0,0,0,0]]";
     let console = [
         "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
-        user(10, "\"turns\":[4,1],"),
-        user(100_000_010, "\"turns\":[90,7],"),
+        user(10, "\"rows\":2,\"turns\":[4,1],\"control_ns\":50,", both),
+        user(
+            100_000_010,
+            "\"rows\":2,\"turns\":[90,7],\"control_ns\":900,",
+            both,
+        ),
+        // Cut short by the run's end: not the last sample, nor its counters.
+        user(
+            200_000_010,
+            "\"rows\":2,\"turns\":[150,9],\"control_ns\":1500,",
+            "[[1,300,0,0,0,0]]",
+        ),
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
     ]
     .concat();
@@ -340,20 +351,37 @@ fn the_summary_says_how_many_turns_ran_without_the_policys_decision() {
         2,
         false,
     );
-    assert_eq!(data.turns, [(0, 90, 7)], "the latest sample's counts");
+    assert_eq!(
+        data.counters,
+        [AppCounters {
+            app: 0,
+            turns_decided: 90,
+            turns_run_on: 7,
+            control_ns: Some(900)
+        }]
+    );
     let app = &fairness_summary(&data)[0];
     assert_eq!(app["turns"]["decided"], 90);
     assert_eq!(app["turns"]["run_on"], 7);
-    // Runs made before applications reported turns have none.
-    let old = console
-        .replace("\"turns\":[4,1],", "")
-        .replace("\"turns\":[90,7],", "");
+    assert_eq!(app["control_ns"], 900);
+    // Runs made before applications reported them have none.
+    let old: String = console
+        .lines()
+        .map(|l| {
+            let cut = l.find("\"turns\"").map_or(l.to_string(), |i| {
+                let end = l[i..].find("\"policy\"").unwrap() + i;
+                format!("{}{}", &l[..i], &l[end..])
+            });
+            cut + "\n"
+        })
+        .collect();
     let data = rundata(
         &two_threads(),
         &crate::records::parse_records(&old),
         2,
         false,
     );
-    assert!(data.turns.is_empty());
+    assert!(data.counters.is_empty());
     assert!(fairness_summary(&data)[0]["turns"].is_null());
+    assert!(fairness_summary(&data)[0]["control_ns"].is_null());
 }
