@@ -18,6 +18,10 @@ pub mod target {
     pub const STRIDE_LAG_QUANTA: f64 = 2.0;
     /// Machine shares within this of the slots' proportion.
     pub const SLOT_SHARE_ERROR: f64 = 0.01;
+    /// Turns a preempted thread ran on without its policy's decision, at
+    /// most (not an issue 13 target: a guard; each such turn is lag, and
+    /// up to 8 cores the lock should never stay busy that long).
+    pub const RUN_ON: f64 = 0.001;
 }
 
 /// What one run measured for one application (its environment `env` and
@@ -38,6 +42,11 @@ pub struct Yardstick {
     /// what the threads did not get. `None` in runs made before
     /// applications reported it.
     pub control_share: Option<f64>,
+    /// The part of its turns a preempted thread ran on without the
+    /// policy's decision (the libOS's runtime lock stayed busy): each is
+    /// lag the policy did not order. `None` in runs made before
+    /// applications reported it.
+    pub run_on_share: Option<f64>,
 }
 
 impl Yardstick {
@@ -116,6 +125,10 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
         control_share: application["control_ns"]
             .as_f64()
             .map(|c| c / to_app.max(1.0)),
+        run_on_share: application["turns"]["run_on"].as_f64().map(|r| {
+            let decided = application["turns"]["decided"].as_f64().unwrap_or(0.0);
+            r / (r + decided).max(1.0)
+        }),
     })
 }
 
@@ -189,6 +202,10 @@ mod tests {
         r["apps"][0]["control_ns"] = json!(95);
         let y = measure(&r, "app").unwrap();
         assert!((y.control_share.unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(y.run_on_share, None, "not reported");
+        r["apps"][0]["turns"] = json!({"decided": 990, "run_on": 10});
+        let y = measure(&r, "app").unwrap();
+        assert!((y.run_on_share.unwrap() - 0.01).abs() < 1e-12);
         let s = machine_share(&run(), "app", "other").unwrap();
         assert!((s - 0.95).abs() < 1e-12);
     }

@@ -86,6 +86,16 @@ fn cooperative_on(cpus: u32) {
         "stride's lag reached {:.2} quanta",
         y.max_lag_quanta
     );
+    let run_on = y.run_on_share.expect("the application reports its turns");
+    assert!(
+        run_on <= target::RUN_ON,
+        "{:.2}% of the turns ran on without the policy's decision",
+        run_on * 100.0
+    );
+    assert!(
+        y.control_share.is_some(),
+        "the application reports its control thread"
+    );
     work_at_the_stated_speed(&out.summary, cpus);
 }
 
