@@ -510,28 +510,29 @@ impl Table {
         } else {
             self.policy.as_mut()?.pick(core)? as usize
         };
-        // The policy promises both; a broken one must not go unnoticed.
-        match self.threads.get(tid) {
+        let before = core::mem::replace(&mut self.current[core], tid);
+        if before != tid {
+            if let Some(t) = self.threads.get_mut(before) {
+                // Overwritten without a stop (only a broken caller does that).
+                if t.on_core == core {
+                    t.on_core = NONE;
+                }
+            }
+        }
+        // One look at the slot (this runs under the lock every core's
+        // dispatch waits for).
+        match self.threads.get_mut(tid) {
             None => self.audit.dead_picked += 1,
             Some(t) => {
+                // The policy promises both; a broken one must not go
+                // unnoticed.
                 self.audit.double_runs += u64::from(t.on_core != NONE);
                 self.audit.dead_picked += u64::from(t.life == Life::Free);
+                if tid != self.control {
+                    t.runs_from(at);
+                }
+                t.on_core = core;
             }
-        }
-        if tid != self.control {
-            if let Some(t) = self.threads.get_mut(tid) {
-                t.runs_from(at);
-            }
-        }
-        let before = core::mem::replace(&mut self.current[core], tid);
-        if let Some(t) = self.threads.get_mut(before) {
-            // Overwritten without a stop (only a broken caller does that).
-            if t.on_core == core {
-                t.on_core = NONE;
-            }
-        }
-        if let Some(t) = self.threads.get_mut(tid) {
-            t.on_core = core;
         }
         self.started[core] = now;
         Some(tid)
@@ -611,10 +612,17 @@ impl Table {
         let Some(p) = self.policy.as_mut() else {
             return;
         };
-        let exited = self.threads[tid].life == Life::Exited;
+        // One look at the slot on the usual path (under the lock every
+        // core's dispatch waits for).
+        let t = &mut self.threads[tid];
+        let exited = t.life == Life::Exited;
         let end = if exited { RunEnd::Exited } else { end };
         if p.charge(tid as u32, core, ran, end).is_err() && exited {
             let _ = p.remove(tid as u32);
+        }
+        if !exited && matches!(end, RunEnd::Preempted | RunEnd::Yielded) {
+            t.runnable_from(at);
+            return;
         }
         if exited {
             let joiner = self.threads[tid].joiner;
@@ -622,8 +630,6 @@ impl Table {
             if joiner != NONE {
                 self.unblock(joiner);
             }
-        } else if matches!(end, RunEnd::Preempted | RunEnd::Yielded) {
-            self.threads[tid].runnable_from(at);
         } else if end == RunEnd::Blocked && self.threads[tid].due(now, read) {
             // Its condition came before it slept: it never stopped wanting
             // the CPU.
