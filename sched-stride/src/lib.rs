@@ -208,8 +208,8 @@ impl Policy for Stride {
         if let Some((_, t)) = self.threads.at_mut(e.slot) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id, e.slot)));
-        Ok(Some(e.id))
+        self.running.set(core, Some((e.id(), e.slot)));
+        Ok(Some(e.id()))
     }
 
     fn charge(
