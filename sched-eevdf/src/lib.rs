@@ -160,9 +160,13 @@ impl Eevdf {
     fn enqueue(&mut self, slot: Slot) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let now = self.now();
         if let Some((id, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            self.queue.push(Entry::new(t.ve, t.vd, id, slot, seq));
+            // A live entry: the queue's stale count stays right.
+            self.queue
+                .order_mut()
+                .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
         }
     }
 
@@ -245,8 +249,8 @@ impl Policy for Eevdf {
         if let Some((_, t)) = self.threads.at_mut(e.slot) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id, e.slot)));
-        Ok(Some(e.id))
+        self.running.set(core, Some((e.id(), e.slot)));
+        Ok(Some(e.id()))
     }
 
     fn charge(
