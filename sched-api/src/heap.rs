@@ -13,7 +13,7 @@
 
 use alloc::vec::Vec;
 
-use crate::lazy::Order;
+use crate::lazy::{Order, Replace};
 use crate::ThreadId;
 
 /// A `(time, id)` pair, ordered as the tuple: the time is kept as an
@@ -102,6 +102,22 @@ impl<E: Keyed> Order for Heap<E> {
 
     fn retain(&mut self, keep: impl FnMut(&E) -> bool) {
         Heap::retain(self, keep);
+    }
+}
+
+impl<E: Keyed> Replace for Heap<E> {
+    #[inline]
+    fn first(&self) -> Option<&E> {
+        self.heap.first()
+    }
+
+    #[inline]
+    fn replace_first(&mut self, e: E) {
+        if self.heap.is_empty() {
+            self.heap.push(e);
+        } else {
+            self.refill_root(e);
+        }
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) type Queue = Lazy<Heap<Entry>>;
 mod tests {
     use super::*;
     use alloc::collections::{BTreeMap, BTreeSet};
+    use alloc::vec::Vec;
     use proptest::prelude::*;
 
     /// A model owner: the current (pass, seq) of each queued id.
@@ -160,6 +161,80 @@ mod tests {
             }
             prop_assert_eq!(o.pop(), None);
             prop_assert_eq!(o.queue.held(), 0);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum RunOp {
+        Push(u32, i8),
+        Leave(u32),
+        /// Take the first live entry, leaving it in place (a pick).
+        Take,
+        /// Requeue the `n`-th running thread at a pass (its charge).
+        Charge(usize, i8),
+    }
+
+    fn run_op() -> impl Strategy<Value = RunOp> {
+        prop_oneof![
+            (0u32..30, any::<i8>()).prop_map(|(i, p)| RunOp::Push(i, p)),
+            (0u32..30).prop_map(RunOp::Leave),
+            Just(RunOp::Take),
+            (0usize..4, any::<i8>()).prop_map(|(n, p)| RunOp::Charge(n, p)),
+        ]
+    }
+
+    proptest! {
+        /// Picks that leave their entry at the top and charges that
+        /// requeue in its place (as stride's decision does) come out as
+        /// pops and pushes of an ordered set would, with the stale count
+        /// right throughout.
+        #[test]
+        fn takes_and_replacements_pop_like_an_ordered_set(
+            ops in proptest::collection::vec(run_op(), 1..400),
+        ) {
+            let mut o = Owner::default();
+            let mut model: BTreeSet<(i128, ThreadId)> = BTreeSet::new();
+            // Running threads, with the sequence number they were taken
+            // under.
+            let mut running: Vec<(ThreadId, u64)> = Vec::new();
+            for op in ops {
+                match op {
+                    RunOp::Push(id, p) if !running.iter().any(|&(r, _)| r == id) => {
+                        model.retain(|&(_, i)| i != id);
+                        model.insert((i128::from(p), id));
+                        o.push(id, i128::from(p));
+                    }
+                    RunOp::Leave(id) => {
+                        model.retain(|&(_, i)| i != id);
+                        o.leave(id);
+                    }
+                    RunOp::Take => {
+                        let e = o.queue.take_first(Owner::live(&o.current));
+                        prop_assert_eq!(e.map(|e| (e.pass(), e.id())), model.pop_first());
+                        if let Some(e) = e {
+                            o.current.remove(&e.id());
+                            running.push((e.id(), e.seq));
+                        }
+                    }
+                    RunOp::Charge(n, p) if n < running.len() => {
+                        let (id, old) = running.remove(n);
+                        let seq = o.next_seq;
+                        o.next_seq += 1;
+                        o.current.insert(id, (i128::from(p), seq));
+                        o.queue.push_replacing(Entry::new(i128::from(p), id, 0, seq), |e| {
+                            e.id() == id && e.seq == old
+                        });
+                        model.insert((i128::from(p), id));
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(o.queue.held() - o.queue.stale(), model.len());
+                prop_assert!(o.queue.order().is_heap());
+            }
+            while let Some(x) = model.pop_first() {
+                prop_assert_eq!(o.pop(), Some(x));
+            }
+            prop_assert_eq!(o.pop(), None);
         }
     }
 
