@@ -14,31 +14,37 @@
 use alloc::vec::Vec;
 
 use crate::lazy::{Order, Replace};
+use crate::table::Slot;
 use crate::ThreadId;
 
-/// A `(time, id)` pair, ordered as the tuple: the time is kept as an
-/// unsigned 128-bit number in two halves (the sign bit flipped, which keeps
-/// the order), so that `(time, id)` compares as one 160-bit number, without
-/// branches: times often tie (threads of equal weight that ran equally
-/// often), so a comparison that branched on the tie would often be
-/// mispredicted (measured in stride: 10-20% of a decision).
+/// A `(time, id)` pair, ordered as the tuple, with the slot of the
+/// thread's record riding along (not compared: it fills what would be
+/// padding, so an entry of a key and a sequence number is 32 bytes). The
+/// time is kept as an unsigned 128-bit number in two halves (the sign bit
+/// flipped, which keeps the order), so that `(time, id)` compares as one
+/// 160-bit number, without branches: times often tie (threads of equal
+/// weight that ran equally often), so a comparison that branched on the
+/// tie would often be mispredicted (measured in stride: 10-20% of a
+/// decision).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key {
     hi: u64,
     lo: u64,
     pub id: ThreadId,
+    pub slot: Slot,
 }
 
 const SIGN: u128 = 1 << 127;
 
 impl Key {
     #[inline]
-    pub fn new(time: i128, id: ThreadId) -> Key {
+    pub fn new(time: i128, id: ThreadId, slot: Slot) -> Key {
         let key = (time as u128) ^ SIGN;
         Key {
             hi: (key >> 64) as u64,
             lo: key as u64,
             id,
+            slot,
         }
     }
 
@@ -269,7 +275,7 @@ mod tests {
             // Often make the low halves or whole times equal.
             let b = if lo_equal { (b & !(u64::MAX as i128)) | (a & u64::MAX as i128) } else { b };
             for (p, q) in [(a, b), (a, a), (b, a)] {
-                let (x, y) = (Key::new(p, ia), Key::new(q, ib));
+                let (x, y) = (Key::new(p, ia, 0), Key::new(q, ib, 1));
                 prop_assert_eq!(x.time(), p);
                 prop_assert_eq!(x.before(&y), (p, ia) < (q, ib), "{} {} vs {} {}", p, ia, q, ib);
             }
@@ -285,7 +291,7 @@ mod tests {
             for (op, t, id) in ops {
                 match op {
                     0 | 1 => {
-                        h.push(Key::new(t, id));
+                        h.push(Key::new(t, id, 0));
                         *model.entry((t, id)).or_default() += 1;
                     }
                     2 => {

@@ -247,10 +247,10 @@ impl Policy for Eevdf {
         let Some(e) = self.queue.pop(now, live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot) {
+        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id(), e.slot)));
+        self.running.set(core, Some((e.id(), e.slot())));
         Ok(Some(e.id()))
     }
 

@@ -30,22 +30,23 @@ use sched_api::ThreadId;
 
 /// One queued thread, ordered by `(key, id)`: `key` is `ve` in `waiting`,
 /// `vd` in `eligible` (ids of live entries are unique, so they never tie).
+/// The other time is kept in two halves, not as an `i128`, whose 16-byte
+/// alignment would pad the entry from 48 bytes to 64.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     key: Key,
     /// The other time: `vd` in `waiting`, `ve` in `eligible`.
-    other: i128,
-    pub slot: Slot,
+    other: [u64; 2],
     pub seq: u64,
 }
 
 impl Entry {
     #[inline]
     pub(crate) fn new(ve: i128, vd: i128, id: ThreadId, slot: Slot, seq: u64) -> Entry {
+        let vd = vd as u128;
         Entry {
-            key: Key::new(ve, id),
-            other: vd,
-            slot,
+            key: Key::new(ve, id, slot),
+            other: [(vd >> 64) as u64, vd as u64],
             seq,
         }
     }
@@ -55,15 +56,27 @@ impl Entry {
         self.key.id
     }
 
+    #[inline]
+    pub(crate) fn slot(&self) -> Slot {
+        self.key.slot
+    }
+
+    #[inline]
+    fn other(&self) -> i128 {
+        ((u128::from(self.other[0]) << 64) | u128::from(self.other[1])) as i128
+    }
+
     /// The same entry keyed by its other time (deadline for eligible
     /// time, or back).
     #[inline]
     fn swapped(self) -> Entry {
-        Entry {
-            key: Key::new(self.other, self.key.id),
-            other: self.key.time(),
-            ..self
-        }
+        Entry::new(
+            self.other(),
+            self.key.time(),
+            self.key.id,
+            self.key.slot,
+            self.seq,
+        )
     }
 }
 
@@ -77,7 +90,7 @@ impl Keyed for Entry {
 impl Ticket for Entry {
     #[inline]
     fn slot(&self) -> Slot {
-        self.slot
+        self.key.slot
     }
     #[inline]
     fn seq(&self) -> u64 {
@@ -159,6 +172,11 @@ mod tests {
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_entry_is_48_bytes() {
+        assert_eq!(core::mem::size_of::<Entry>(), 48);
+    }
 
     proptest! {
         /// Against a plain scan: the earliest deadline among the eligible,

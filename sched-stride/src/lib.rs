@@ -207,10 +207,10 @@ impl Policy for Stride {
         let Some(e) = self.queue.take_first(live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot) {
+        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id(), e.slot)));
+        self.running.set(core, Some((e.id(), e.slot())));
         Ok(Some(e.id()))
     }
 
@@ -247,7 +247,7 @@ impl Policy for Stride {
                 t.seq = seq;
                 self.queue
                     .push_replacing(Entry::new(t.pass, id, slot, seq), |e| {
-                        e.slot == slot && e.seq == old
+                        e.slot() == slot && e.seq == old
                     });
             }
             RunEnd::Blocked => {

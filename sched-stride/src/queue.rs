@@ -24,7 +24,6 @@ use sched_api::ThreadId;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     key: Key,
-    pub slot: Slot,
     pub seq: u64,
 }
 
@@ -32,8 +31,7 @@ impl Entry {
     #[inline]
     pub(crate) fn new(pass: i128, id: ThreadId, slot: Slot, seq: u64) -> Entry {
         Entry {
-            key: Key::new(pass, id),
-            slot,
+            key: Key::new(pass, id, slot),
             seq,
         }
     }
@@ -41,6 +39,11 @@ impl Entry {
     #[inline]
     pub(crate) fn id(&self) -> ThreadId {
         self.key.id
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> Slot {
+        self.key.slot
     }
 
     #[cfg(test)]
@@ -59,7 +62,7 @@ impl Keyed for Entry {
 impl Ticket for Entry {
     #[inline]
     fn slot(&self) -> Slot {
-        self.slot
+        self.key.slot
     }
     #[inline]
     fn seq(&self) -> u64 {
@@ -236,6 +239,12 @@ mod tests {
             }
             prop_assert_eq!(o.pop(), None);
         }
+    }
+
+    #[test]
+    fn an_entry_is_32_bytes() {
+        // Four children to a cache line pair (see `sched_api::heap`).
+        assert_eq!(core::mem::size_of::<Entry>(), 32);
     }
 
     #[test]
