@@ -281,10 +281,18 @@ impl Policy for Eevdf {
                 // The request is done once its service is: the next one's
                 // deadline is a request further (Linux's update_deadline).
                 // A thread that yields early keeps its deadline.
+                // (`new_request` and `enqueue`, with the record in hand.)
                 if complete {
-                    self.new_request(slot);
+                    let r = self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo);
+                    t.vd = t.ve.saturating_add(r);
                 }
-                self.enqueue(slot);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                // A live entry: the queue's stale count stays right.
+                self.queue
+                    .order_mut()
+                    .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
