@@ -22,10 +22,13 @@ use crate::ThreadId;
 /// padding, so an entry of a key and a sequence number is 32 bytes). The
 /// time is kept as an unsigned 128-bit number in two halves (the sign bit
 /// flipped, which keeps the order), so that `(time, id)` compares as one
-/// 160-bit number, without branches: times often tie (threads of equal
-/// weight that ran equally often), so a comparison that branched on the
-/// tie would often be mispredicted (measured in stride: 10-20% of a
-/// decision).
+/// 160-bit number. Times often tie (threads of equal weight that ran
+/// equally often), so a comparison that branched on the tie would often
+/// be mispredicted (measured in stride: 10-20% of a decision): the low
+/// half and the id compare without a branch. The high halves of queued
+/// times are nearly always equal (they differ only across a multiple of
+/// 2^64, virtual times being close to each other), so comparing them
+/// first, with a branch, is predicted and saves the third limb.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key {
     hi: u64,
@@ -54,15 +57,16 @@ impl Key {
         (((u128::from(self.hi) << 64) | u128::from(self.lo)) ^ SIGN) as i128
     }
 
-    /// Whether `(time, id)` is smaller than `other`'s, i.e. `self - other`
-    /// over the limbs `hi:lo:id` borrows.
+    /// Whether `(time, id)` is smaller than `other`'s: by the high halves
+    /// if they differ, else whether `lo:id - other's lo:id` borrows.
     #[inline]
     pub fn before(&self, other: &Key) -> bool {
+        if self.hi != other.hi {
+            return self.hi < other.hi;
+        }
         let borrow = self.id < other.id;
         let (lo, b1) = self.lo.overflowing_sub(other.lo);
-        let borrow = b1 | (lo < u64::from(borrow));
-        let (hi, b2) = self.hi.overflowing_sub(other.hi);
-        b2 | (hi < u64::from(borrow))
+        b1 | (lo < u64::from(borrow))
     }
 }
 
