@@ -76,6 +76,17 @@ impl<E: Copy> Order for VecDeque<E> {
     }
 }
 
+/// An [`Order`] whose first entry can be read in place and replaced (a
+/// heap's root: one sift instead of a pop and a push).
+pub trait Replace: Order<At = ()> {
+    /// The entry that comes first, live or not.
+    fn first(&self) -> Option<&Self::Entry>;
+
+    /// Puts `e` in the first entry's place, and where it belongs from
+    /// there.
+    fn replace_first(&mut self, e: Self::Entry);
+}
+
 /// Stale entries tolerated beyond the live count before a rebuild (keeps
 /// small queues from rebuilding at every sleep).
 pub const SLACK: usize = 32;
@@ -111,6 +122,43 @@ impl<O: Order> Lazy<O> {
                 return Some(e);
             }
             self.stale -= 1;
+        }
+    }
+
+    /// The first live entry, dropping the stale ones in front of it but
+    /// leaving it in place, counted stale: the caller is about to make it
+    /// so (its thread starts running). The thread's next entry can then
+    /// take its place with [`Lazy::push_replacing`], a decision's pop and
+    /// push becoming one sift.
+    #[inline]
+    pub fn take_first(&mut self, live: impl Fn(&O::Entry) -> bool) -> Option<O::Entry>
+    where
+        O: Replace,
+    {
+        loop {
+            let e = *self.order.first()?;
+            if live(&e) {
+                self.stale += 1;
+                return Some(e);
+            }
+            self.order.pop(());
+            self.stale -= 1;
+        }
+    }
+
+    /// Queues a live entry: in place of the first one if `old` says that
+    /// is the (stale) entry [`Lazy::take_first`] left, else as
+    /// [`Lazy::push`].
+    #[inline]
+    pub fn push_replacing(&mut self, e: O::Entry, old: impl Fn(&O::Entry) -> bool)
+    where
+        O: Replace,
+    {
+        if self.order.first().is_some_and(old) {
+            self.order.replace_first(e);
+            self.stale -= 1;
+        } else {
+            self.order.push(e);
         }
     }
 

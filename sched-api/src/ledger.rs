@@ -230,19 +230,41 @@ impl Ledger {
     }
 
     /// Advances the system's virtual time for `ran_ns` of service given out
-    /// (by any core).
+    /// (by any core). Inlined for its usual case, the same run as last time
+    /// with the weights as they were: the remembered step, no division.
+    #[inline]
     pub fn advance(&mut self, ran_ns: u64) {
+        if let Some((ran, step)) = self.last_step {
+            if ran == ran_ns && !self.weights_changed && !self.active.is_empty() {
+                self.now = self.now.saturating_add(step);
+                return;
+            }
+        }
+        self.advance_anew(ran_ns);
+    }
+
+    /// [`Ledger::advance`] when the run or the weights changed since the
+    /// remembered step.
+    #[inline(never)]
+    fn advance_anew(&mut self, ran_ns: u64) {
         if self.active.is_empty() {
             return;
         }
         let step = match self.last_step {
             Some((ran, step)) if ran == ran_ns && !self.weights_changed => step,
             // Nobody capped: the total is the sum of the weights, and the
-            // step one 64-bit division (a yield's charge is never the
-            // remembered one; `step`'s 128-bit ratios cost ten times more).
-            _ if self.cap.capped == 0 => {
-                vt_u64(ran_ns, self.unit, self.cap.total).unwrap_or_else(|| self.step(ran_ns))
-            }
+            // step one 64-bit division (`step`'s 128-bit ratios cost ten
+            // times more), remembered for the next charges (the same
+            // figure `step` would find: the quotient is exact either way).
+            _ if self.cap.capped == 0 => match vt_u64(ran_ns, self.unit, self.cap.total) {
+                Some(step) => {
+                    self.weights_changed = false;
+                    self.last_step = Some((ran_ns, step));
+                    self.last_total = self.total_effective();
+                    step
+                }
+                None => self.step(ran_ns),
+            },
             _ => self.step(ran_ns),
         };
         self.now = self.now.saturating_add(step);
@@ -250,7 +272,6 @@ impl Ledger {
 
     /// The step of [`Ledger::advance`] after the weights or the time run
     /// changed: the remembered one if the total is what it was for.
-    #[inline(never)]
     fn step(&mut self, ran_ns: u64) -> i128 {
         self.weights_changed = false;
         let total = self.total_effective();

@@ -40,6 +40,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub mod feasible;
+pub mod heap;
 pub mod info;
 pub mod lazy;
 pub mod ledger;

@@ -160,9 +160,13 @@ impl Eevdf {
     fn enqueue(&mut self, slot: Slot) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let now = self.now();
         if let Some((id, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            self.queue.push(Entry::new(t.ve, t.vd, id, slot, seq));
+            // A live entry: the queue's stale count stays right.
+            self.queue
+                .order_mut()
+                .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
         }
     }
 
@@ -233,6 +237,7 @@ impl Policy for Eevdf {
         Ok(record)
     }
 
+    #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
         if self.running.on(core).is_some() {
@@ -242,11 +247,11 @@ impl Policy for Eevdf {
         let Some(e) = self.queue.pop(now, live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot) {
+        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id, e.slot)));
-        Ok(Some(e.id))
+        self.running.set(core, Some((e.id(), e.slot())));
+        Ok(Some(e.id()))
     }
 
     fn charge(
@@ -276,10 +281,18 @@ impl Policy for Eevdf {
                 // The request is done once its service is: the next one's
                 // deadline is a request further (Linux's update_deadline).
                 // A thread that yields early keeps its deadline.
+                // (`new_request` and `enqueue`, with the record in hand.)
                 if complete {
-                    self.new_request(slot);
+                    let r = self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo);
+                    t.vd = t.ve.saturating_add(r);
                 }
-                self.enqueue(slot);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                // A live entry: the queue's stale count stays right.
+                self.queue
+                    .order_mut()
+                    .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;

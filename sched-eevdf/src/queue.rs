@@ -1,5 +1,6 @@
 //! The run queue of EEVDF: runnable threads that are not running, split in
-//! two binary heaps, with lazy deletion.
+//! two heaps ([`sched_api::heap::Heap`], 4-ary, shared with stride), with
+//! lazy deletion.
 //!
 //! - `waiting`: threads not yet eligible, smallest virtual eligible time
 //!   (`ve`) first;
@@ -7,63 +8,89 @@
 //!   reached, earliest virtual deadline (`vd`) first.
 //!
 //! A pick first moves every waiting entry with `ve <= V` to `eligible`,
-//! then pops the earliest deadline. This is exact because eligibility only
-//! grows between pushes: `V` never decreases while a policy runs, and a
-//! queued thread's `ve` and `vd` do not change (a thread whose do is pushed
-//! again under a new sequence number, its old entry left stale). Each entry
-//! is moved at most once, so a decision is O(log n) amortized, the bound
-//! Linux 6.6 gets from its augmented red-black tree (ordered by `ve`, each
-//! node holding its subtree's earliest deadline) without the tree.
+//! then pops the earliest deadline; an entry already eligible when it is
+//! queued goes to `eligible` at once (`Heaps::push_at`). This is exact
+//! because eligibility only grows between pushes: `V` never decreases
+//! while a policy runs, and a queued thread's `ve` and `vd` do not change
+//! (a thread whose do is pushed again under a new sequence number, its old
+//! entry left stale). Each entry is moved at most once, so a decision is
+//! O(log n) amortized, the bound Linux 6.6 gets from its augmented
+//! red-black tree (ordered by `ve`, each node holding its subtree's
+//! earliest deadline) without the tree.
 //!
 //! Stale entries (a thread that slept, left, changed weight or was pushed
 //! again) are skipped and dropped by [`sched_api::lazy::Lazy`], the lazy
 //! deletion stride and round robin share: a stale entry may move from
 //! `waiting` to `eligible` before it surfaces, and costs O(log n) once.
 
-use alloc::collections::BinaryHeap;
-use core::cmp::Reverse;
-
+use sched_api::heap::{Heap, Key, Keyed};
 use sched_api::lazy::{Lazy, Order, Ticket};
 use sched_api::table::Slot;
 use sched_api::ThreadId;
 
 /// One queued thread, ordered by `(key, id)`: `key` is `ve` in `waiting`,
 /// `vd` in `eligible` (ids of live entries are unique, so they never tie).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// The other time is kept in two halves, not as an `i128`, whose 16-byte
+/// alignment would pad the entry from 48 bytes to 64.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
-    key: i128,
-    pub id: ThreadId,
+    key: Key,
     /// The other time: `vd` in `waiting`, `ve` in `eligible`.
-    other: i128,
-    pub slot: Slot,
+    other: [u64; 2],
     pub seq: u64,
 }
 
 impl Entry {
+    #[inline]
     pub(crate) fn new(ve: i128, vd: i128, id: ThreadId, slot: Slot, seq: u64) -> Entry {
+        let vd = vd as u128;
         Entry {
-            key: ve,
-            id,
-            other: vd,
-            slot,
+            key: Key::new(ve, id, slot),
+            other: [(vd >> 64) as u64, vd as u64],
             seq,
         }
     }
 
-    /// The same entry keyed by deadline.
-    fn by_deadline(self) -> Entry {
-        Entry {
-            key: self.other,
-            other: self.key,
-            ..self
-        }
+    #[inline]
+    pub(crate) fn id(&self) -> ThreadId {
+        self.key.id
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> Slot {
+        self.key.slot
+    }
+
+    #[inline]
+    fn other(&self) -> i128 {
+        ((u128::from(self.other[0]) << 64) | u128::from(self.other[1])) as i128
+    }
+
+    /// The same entry keyed by its other time (deadline for eligible
+    /// time, or back).
+    #[inline]
+    fn swapped(self) -> Entry {
+        Entry::new(
+            self.other(),
+            self.key.time(),
+            self.key.id,
+            self.key.slot,
+            self.seq,
+        )
+    }
+}
+
+impl Keyed for Entry {
+    #[inline]
+    fn before(&self, other: &Entry) -> bool {
+        self.key.before(&other.key)
     }
 }
 
 impl Ticket for Entry {
     #[inline]
     fn slot(&self) -> Slot {
-        self.slot
+        self.key.slot
     }
     #[inline]
     fn seq(&self) -> u64 {
@@ -74,12 +101,28 @@ impl Ticket for Entry {
 /// The two heaps, live entries and stale.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Heaps {
-    waiting: BinaryHeap<Reverse<Entry>>,
-    eligible: BinaryHeap<Reverse<Entry>>,
+    waiting: Heap<Entry>,
+    eligible: Heap<Entry>,
 }
 
 /// The run queue: the two heaps with lazy deletion.
 pub(crate) type Queue = Lazy<Heaps>;
+
+impl Heaps {
+    /// Queues an entry (keyed by `ve`) that the system's virtual time is
+    /// at `now`: straight into `eligible` if it is eligible already, where
+    /// the next pop would move it anyway (`V` never decreases), which
+    /// saves that pop's move. (Only for a live entry: see
+    /// [`Lazy::order_mut`].)
+    #[inline]
+    pub(crate) fn push_at(&mut self, e: Entry, now: i128) {
+        if e.key.time() <= now {
+            self.eligible.push(e.swapped());
+        } else {
+            self.waiting.push(e);
+        }
+    }
+}
 
 impl Order for Heaps {
     type Entry = Entry;
@@ -90,24 +133,26 @@ impl Order for Heaps {
     /// carries its deadline).
     #[inline]
     fn push(&mut self, e: Entry) {
-        self.waiting.push(Reverse(e));
+        self.waiting.push(e);
     }
 
     /// The entry with the earliest deadline among those eligible at
     /// virtual time `now`, removed; if none is eligible (every eligible
     /// thread runs on another core, or rounding), the one that becomes
     /// eligible first, so that no core idles while a thread waits.
+    #[inline]
     fn pop(&mut self, now: i128) -> Option<Entry> {
-        while let Some(&Reverse(e)) = self.waiting.peek() {
-            if e.key > now {
+        while let Some(e) = self.waiting.peek() {
+            if e.key.time() > now {
                 break;
             }
-            self.waiting.pop();
-            self.eligible.push(Reverse(e.by_deadline()));
+            if let Some(e) = self.waiting.pop_min() {
+                self.eligible.push(e.swapped());
+            }
         }
-        match self.eligible.pop() {
-            Some(Reverse(e)) => Some(e.by_deadline()),
-            None => self.waiting.pop().map(|Reverse(e)| e),
+        match self.eligible.pop_min() {
+            Some(e) => Some(e.swapped()),
+            None => self.waiting.pop_min(),
         }
     }
 
@@ -116,8 +161,8 @@ impl Order for Heaps {
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
-        self.waiting.retain(|Reverse(e)| keep(e));
-        self.eligible.retain(|Reverse(e)| keep(e));
+        self.waiting.retain(&mut keep);
+        self.eligible.retain(keep);
     }
 }
 
@@ -127,6 +172,11 @@ mod tests {
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_entry_is_48_bytes() {
+        assert_eq!(core::mem::size_of::<Entry>(), 48);
+    }
 
     proptest! {
         /// Against a plain scan: the earliest deadline among the eligible,
@@ -144,7 +194,7 @@ mod tests {
                 now += 1;
                 if pop {
                     let m = model.clone();
-                    let live = |e: &Entry| m.get(&e.id).is_some_and(|&(_, _, s)| s == e.seq);
+                    let live = |e: &Entry| m.get(&e.id()).is_some_and(|&(_, _, s)| s == e.seq);
                     let want = model
                         .iter()
                         .filter(|(_, &(ve, _, _))| ve <= now)
@@ -152,7 +202,7 @@ mod tests {
                         .min()
                         .map(|(_, id)| id)
                         .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min().map(|(_, id)| id));
-                    let got = q.pop(now, live).map(|e| e.id);
+                    let got = q.pop(now, live).map(|e| e.id());
                     prop_assert_eq!(got, want);
                     if let Some(id) = got {
                         model.remove(&id);
@@ -161,9 +211,15 @@ mod tests {
                     seq += 1;
                     if model.insert(id, (ve, ve + d, seq)).is_some() {
                         let m = model.clone();
-                        q.forget_one(|e: &Entry| m.get(&e.id).is_some_and(|&(_, _, s)| s == e.seq));
+                        q.forget_one(|e: &Entry| m.get(&e.id()).is_some_and(|&(_, _, s)| s == e.seq));
                     }
-                    q.push(Entry::new(ve, ve + d, id, 0, seq));
+                    // Either way in: straight to where it belongs now, or
+                    // to `waiting` for the next pop to sort out.
+                    if seq.is_multiple_of(2) {
+                        q.order_mut().push_at(Entry::new(ve, ve + d, id, 0, seq), now);
+                    } else {
+                        q.push(Entry::new(ve, ve + d, id, 0, seq));
+                    }
                 }
                 let ids: Vec<_> = model.keys().collect();
                 prop_assert!(q.held() <= 2 * ids.len() + 34, "{} held for {} live", q.held(), ids.len());

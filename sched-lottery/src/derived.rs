@@ -303,6 +303,7 @@ impl Lottery {
 
     /// The virtual time of `ran_ns` of service for the thread in `slot` at
     /// its current weight (and cap), from the memo for a full quantum.
+    #[inline]
     pub(crate) fn vt_of(&mut self, slot: Slot, ran_ns: u64) -> i128 {
         let epoch = self.epoch;
         let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {

@@ -159,15 +159,22 @@ impl Lottery {
 
     /// Adds a thread to `capped_ready` (if not there).
     pub(crate) fn ready_insert(&mut self, id: ThreadId, slot: Slot) {
-        if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            self.capped_ready.insert(i, (id, slot));
+        match self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            Ok(_) => {}
+            // At the end (one capped thread, say): no move of the others.
+            Err(i) if i == self.capped_ready.len() => self.capped_ready.push((id, slot)),
+            Err(i) => self.capped_ready.insert(i, (id, slot)),
         }
     }
 
     /// Takes a thread out of `capped_ready` (if there).
     pub(crate) fn ready_remove(&mut self, id: ThreadId) {
         if let Ok(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            self.capped_ready.remove(i);
+            if i + 1 == self.capped_ready.len() {
+                self.capped_ready.pop();
+            } else {
+                self.capped_ready.remove(i);
+            }
         }
     }
 

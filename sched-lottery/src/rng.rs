@@ -19,6 +19,7 @@ impl Rng {
         Rng([next(), next(), next(), next()])
     }
 
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.0;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
@@ -56,6 +57,13 @@ impl Rng {
                 }
             }
         }
+        self.below_wide(bound, bits)
+    }
+
+    /// [`Rng::below`] for a bound above 2^64 (`bits` wide): out of line,
+    /// so that the usual draw inlines small.
+    #[inline(never)]
+    fn below_wide(&mut self, bound: u128, bits: u32) -> u128 {
         let mask = if bits == 128 {
             u128::MAX
         } else {

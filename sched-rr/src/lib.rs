@@ -245,6 +245,7 @@ impl Policy for RoundRobin {
         Ok(record)
     }
 
+    #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
         if self.running.on(core).is_some() {

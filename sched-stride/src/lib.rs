@@ -197,19 +197,21 @@ impl Policy for Stride {
         Ok(record)
     }
 
+    #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop((), live(&self.threads)) else {
+        // Its entry stays at the top, stale, for the charge to replace.
+        let Some(e) = self.queue.take_first(live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot) {
+        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id, e.slot)));
-        Ok(Some(e.id))
+        self.running.set(core, Some((e.id(), e.slot())));
+        Ok(Some(e.id()))
     }
 
     fn charge(
@@ -235,11 +237,18 @@ impl Policy for Stride {
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
-                // `enqueue`, with the record in hand.
-                let seq = self.next_seq;
+                // `enqueue`, with the record in hand, in place of the
+                // entry it was picked from if that is still at the top
+                // (its slot and sequence number name it: sequence numbers
+                // are never reused, and a thread that came in running by
+                // `import` has none in the queue).
+                let (old, seq) = (t.seq, self.next_seq);
                 self.next_seq += 1;
                 t.seq = seq;
-                self.queue.push(Entry::new(t.pass, id, slot, seq));
+                self.queue
+                    .push_replacing(Entry::new(t.pass, id, slot, seq), |e| {
+                        e.slot() == slot && e.seq == old
+                    });
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
