@@ -289,6 +289,11 @@ mod tests {
                 prop_assert_eq!(got, want);
                 prop_assert_eq!(imax, waits.iter().copied().max().unwrap_or(0));
                 prop_assert_eq!(seen.counts(), h.counts());
+                prop_assert_eq!(
+                    (h.touched_lo, h.touched_hi),
+                    (BUCKETS as u16, 0),
+                    "the next catch-up starts from no bucket"
+                );
                 prop_assert_eq!((seen.count(), seen.max_ns()), (h.count(), h.max_ns()));
             }
         }

@@ -243,10 +243,19 @@ mod tests {
         stops.drain(|core, s| seen.push((core, s.tid)));
         assert!(seen.is_empty(), "the stale bit finds an empty word");
         assert!(stops.publish(65, Stop { tid: 8, ..a }));
+        assert!(stops.publish(5, Stop { tid: 10, ..a }));
         assert!(stops.publish(3, Stop { tid: 9, ..a }));
         stops.drain(|core, s| seen.push((core, s.tid)));
-        assert_eq!(seen, [(3, 9), (65, 8)], "in core order, across words");
+        assert_eq!(
+            seen,
+            [(3, 9), (5, 10), (65, 8)],
+            "in core order, within and across words"
+        );
+        assert!(
+            stops.pending.iter().all(|b| b.load(Ordering::Relaxed) == 0),
+            "a drain clears the bits it visits"
+        );
         stops.drain(|core, s| seen.push((core, s.tid)));
-        assert_eq!(seen.len(), 2, "each stop once");
+        assert_eq!(seen.len(), 3, "each stop once");
     }
 }

@@ -57,7 +57,7 @@ mod serve;
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use abi::waits::WaitHistogram;
 use alloc::vec::Vec;
@@ -78,6 +78,8 @@ struct PerThread {
     /// log: 80 MiB for 10,000 CPU-bound threads that never sleep).
     sleep: &'static SleepLog,
     tid: AtomicUsize,
+    /// Its slot went to a thread started after it left (see [`hand_over`]).
+    gone: AtomicBool,
     started_ns: AtomicU64,
     left_ns: AtomicU64,
     tickets: AtomicU64,
@@ -101,21 +103,66 @@ fn per_thread() -> impl Iterator<Item = &'static PerThread> {
     (0..spec().threads.len()).map(thread_data)
 }
 
+impl PerThread {
+    fn new(tickets: u32, sleep: &'static SleepLog) -> PerThread {
+        PerThread {
+            iterations: AtomicU64::new(0),
+            sleep,
+            tid: AtomicUsize::new(0),
+            gone: AtomicBool::new(false),
+            started_ns: AtomicU64::new(0),
+            left_ns: AtomicU64::new(0),
+            tickets: AtomicU64::new(u64::from(tickets)),
+            last_service: AtomicU64::new(0),
+        }
+    }
+
+    /// Its libOS thread while the slot is still its own: not once another
+    /// spec thread was started in it.
+    fn own_tid(&self) -> Option<usize> {
+        if self.gone.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.tid.load(Ordering::Relaxed).checked_sub(1)
+    }
+}
+
+/// Spec thread `new` was started in libOS slot `tid`: a spec thread that
+/// held the slot before has left (the libOS frees an exited thread's slot
+/// and gives the lowest free one to the next thread), and nothing in it is
+/// that thread's any more (its service, its waits, its switches). `high`
+/// is one past the highest slot handed out so far: a slot above it was
+/// nobody's, and its start looks at no other thread (10,000 threads start
+/// without a walk each).
+fn hand_over<'a>(
+    all: impl Iterator<Item = &'a PerThread>,
+    new: usize,
+    tid: usize,
+    high: &mut usize,
+) {
+    if tid >= *high {
+        *high = tid + 1;
+        return;
+    }
+    for (i, p) in all.enumerate() {
+        if i != new && p.tid.load(Ordering::Relaxed) == tid + 1 {
+            p.gone.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 fn init_per_thread(spec: &AppSpec) {
     let all: Vec<PerThread> = spec
         .threads
         .iter()
-        .map(|t| PerThread {
-            iterations: AtomicU64::new(0),
-            sleep: match t.behaviour {
-                Behaviour::Cpu | Behaviour::Lock { .. } => &NO_SLEEPS,
-                _ => Box::leak(Box::new(SleepLog::new())),
-            },
-            tid: AtomicUsize::new(0),
-            started_ns: AtomicU64::new(0),
-            left_ns: AtomicU64::new(0),
-            tickets: AtomicU64::new(u64::from(t.tickets)),
-            last_service: AtomicU64::new(0),
+        .map(|t| {
+            PerThread::new(
+                t.tickets,
+                match t.behaviour {
+                    Behaviour::Cpu | Behaviour::Lock { .. } => &NO_SLEEPS,
+                    _ => Box::leak(Box::new(SleepLog::new())),
+                },
+            )
         })
         .collect();
     PER_THREAD.store(
@@ -293,7 +340,7 @@ fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
     let old = thread_data(i)
         .tickets
         .swap(u64::from(tickets), Ordering::Relaxed);
-    if let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) {
+    if let Some(tid) = thread_data(i).own_tid() {
         threads::set_weight(tid, tickets);
     }
     let detail = libos::fmt::format(format_args!("{old} -> {tickets}"));
@@ -449,12 +496,14 @@ fn sample(
         let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) else {
             continue;
         };
-        // A thread that left keeps its last service (it is no longer listed).
-        // The snapshot lists threads by id.
-        let service = table[..n]
-            .binary_search_by_key(&(tid as u32), |e| e.0)
-            .ok()
-            .map(|k| table[k].2);
+        // A thread that left keeps its last service (it is no longer listed,
+        // or its slot is a later thread's). The snapshot lists threads by id.
+        let service = thread_data(i).own_tid().and_then(|tid| {
+            table[..n]
+                .binary_search_by_key(&(tid as u32), |e| e.0)
+                .ok()
+                .map(|k| table[k].2)
+        });
         let cpu = match service {
             Some(s) => {
                 thread_data(i).last_service.store(s, Ordering::Relaxed);
@@ -498,7 +547,7 @@ fn sample(
         }
     }
     for (i, t) in spec().threads.iter().enumerate() {
-        if let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) {
+        if let Some(tid) = thread_data(i).own_tid() {
             waits.add(i, t.id, tid, now);
         }
     }
@@ -535,7 +584,7 @@ impl Switches {
                 let id = match tid {
                     None => -1,
                     Some(tid) => per_thread()
-                        .position(|x| x.tid.load(Ordering::Relaxed) == tid + 1)
+                        .position(|x| x.own_tid() == Some(tid))
                         .and_then(|i| spec().threads.get(i))
                         .map_or(-2, |t| i64::from(t.id)),
                 };
@@ -717,13 +766,18 @@ fn main_thread(_: usize) {
     }
     let mut next_event = 0;
     let mut seen = 0;
+    // One past the highest libOS slot a spec thread was started in.
+    let mut slots_high = 0;
     loop {
         let now = libos::sys::now_ns();
         for (i, t) in spec.threads.iter().enumerate() {
             if thread_data(i).tid.load(Ordering::Relaxed) == 0 && now >= at_ms(t.join_ms) {
                 thread_data(i).started_ns.store(now, Ordering::Relaxed);
                 match threads::spawn(worker, i, t.tickets) {
-                    Some(tid) => thread_data(i).tid.store(tid + 1, Ordering::Relaxed),
+                    Some(tid) => {
+                        thread_data(i).tid.store(tid + 1, Ordering::Relaxed);
+                        hand_over(per_thread(), i, tid, &mut slots_high);
+                    }
                     None => {
                         libos::log!("thread {} could not be started", t.id);
                     }
@@ -797,3 +851,27 @@ fn main_thread(_: usize) {
 }
 
 libos::threaded_program!(main_thread);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_left_stops_reading_the_slot_a_later_thread_was_started_in() {
+        // Thread 0 starts in slot 0, thread 1 in slot 1; thread 0 leaves and
+        // thread 2 is started in its freed slot (the lowest free one).
+        let all: Vec<PerThread> = (0..3).map(|_| PerThread::new(1, &NO_SLEEPS)).collect();
+        let mut high = 0;
+        for (i, tid, then) in [(0, 0, 1), (1, 1, 2), (2, 0, 2)] {
+            all[i].tid.store(tid + 1, Ordering::Relaxed);
+            hand_over(all.iter(), i, tid, &mut high);
+            assert_eq!(high, then, "one past the highest slot handed out");
+        }
+        // Read through thread 0 the sampler would catch up thread 2's
+        // histogram with thread 0's old copy: wrong increases for thread
+        // 0, and thread 2's own catch-up would find nothing new.
+        assert_eq!(all[0].own_tid(), None, "thread 0's slot is thread 2's");
+        assert_eq!(all[1].own_tid(), Some(1));
+        assert_eq!(all[2].own_tid(), Some(0));
+    }
+}

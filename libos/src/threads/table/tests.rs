@@ -832,8 +832,10 @@ fn a_dispatch_before_the_first_deadline_skips_the_walk_and_none_is_missed() {
     assert_eq!(t.walks, walks + 1);
     assert_eq!(t.state(on), Some(ThreadState::Runnable));
     let _ = c;
-    // The walk that found `a` not due yet keeps its deadline.
+    // The walk that found `a` not due yet keeps its deadline, and with the
+    // watcher woken nothing untimed is left: the next walk waits for it.
     t.wake_due(999, &read);
+    assert_eq!(t.walks, walks + 1, "no watcher left to look at");
     assert_eq!(t.state(a), Some(ThreadState::Sleeping));
     t.wake_due(1_000, &read);
     assert_eq!(t.state(a), Some(ThreadState::Runnable));
