@@ -182,6 +182,16 @@ fn restarted_console() -> String {
     .concat()
 }
 
+/// `console` parsed as a 2-core run of [`two_threads`].
+fn two_threads_run(console: &str) -> RunData {
+    rundata(
+        &two_threads(),
+        &crate::records::parse_records(console),
+        2,
+        false,
+    )
+}
+
 fn two_threads() -> Scenario {
     crate::scenario::parse(
         "[[app]]\nname = \"a\"\nscheduler = \"stride\"\ncores = [0]\n[[app.thread]]\nbehaviour = \"cpu\"\ntickets = 300\n[[app.thread]]\nbehaviour = \"cpu\"\n",
@@ -227,12 +237,7 @@ fn each_instance_says_what_it_ran_after_its_last_sample() {
     assert_eq!(apps[1]["ran_after_last_sample_ns"], 0);
     // A core whose trace filled up lost the end of the run: unknown.
     let full = restarted_console().replace("\"dropped\":0", "\"dropped\":3");
-    let data = rundata(
-        &two_threads(),
-        &crate::records::parse_records(&full),
-        2,
-        false,
-    );
+    let data = two_threads_run(&full);
     assert_eq!(data.trace_dropped, 3);
     assert_eq!(
         fairness_summary(&data)[0]["ran_after_last_sample_ns"],
@@ -287,12 +292,7 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
     ]
     .concat();
-    let data = rundata(
-        &two_threads(),
-        &crate::records::parse_records(&console),
-        2,
-        false,
-    );
+    let data = two_threads_run(&console);
     let app = &fairness_summary(&data)[0];
     // The whole sample at 100 ms is the last: both threads as of then
     // (3:1), and the application's time after it is what ran after it.
@@ -309,12 +309,7 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
     assert_eq!(app["cut_samples"], 1);
     // Records without `rows` (runs made before it existed) are kept.
     let old = console.replace("\"rows\":2,", "");
-    let data = rundata(
-        &two_threads(),
-        &crate::records::parse_records(&old),
-        2,
-        false,
-    );
+    let data = two_threads_run(&old);
     assert_eq!(fairness_summary(&data)[0]["last_sample_ns"], 200_000_010);
 }
 
@@ -345,12 +340,7 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
         "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
     ]
     .concat();
-    let data = rundata(
-        &two_threads(),
-        &crate::records::parse_records(&console),
-        2,
-        false,
-    );
+    let data = two_threads_run(&console);
     assert_eq!(
         data.counters,
         [AppCounters {
@@ -375,12 +365,7 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
             cut + "\n"
         })
         .collect();
-    let data = rundata(
-        &two_threads(),
-        &crate::records::parse_records(&old),
-        2,
-        false,
-    );
+    let data = two_threads_run(&old);
     assert!(data.counters.is_empty());
     assert!(fairness_summary(&data)[0]["turns"].is_null());
     assert!(fairness_summary(&data)[0]["control_ns"].is_null());
