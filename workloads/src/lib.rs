@@ -108,3 +108,4 @@ pub mod bench;
 pub mod requests;
 pub mod sched_env;
 pub mod sleep_log;
+pub mod text;

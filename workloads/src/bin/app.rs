@@ -64,6 +64,7 @@ use alloc::vec::Vec;
 use libos::threads::{self, PolicyKind};
 use workloads::appspec::{Action, AppSpec, Behaviour};
 use workloads::sleep_log::{SleepLog, SleepReport};
+use workloads::text::push_list;
 
 static SPEC: AtomicPtr<AppSpec> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -476,9 +477,13 @@ fn sample(
     );
     // What one record's rows may take: the limit less the header and `]`.
     let room = abi::syscall::MAX_MESSAGE - head.len() - 1;
-    let flush = |th: &mut String| {
+    let mut record = String::with_capacity(abi::syscall::MAX_MESSAGE);
+    let mut flush = |th: &mut String| {
         if !th.is_empty() {
-            let record = alloc::format!("{head}{th}]");
+            record.clear();
+            record.push_str(&head);
+            record.push_str(th);
+            record.push(']');
             if libos::sys::report(&record).is_err() {
                 libos::log!("sample record refused ({} bytes)", record.len());
             }
@@ -517,15 +522,20 @@ fn sample(
         }
         .saturating_sub(thread_data(i).started_ns.load(Ordering::Relaxed));
         row.clear();
-        let _ = write!(
-            row,
-            "[{},{},{cpu},{},{},{},{alive}]",
-            t.id,
-            thread_data(i).tickets.load(Ordering::Relaxed),
-            thread_data(i).iterations.load(Ordering::Relaxed),
-            sleeps[i].asleep_ns(thread_data(i).sleep),
-            threads::last_core(tid)
+        row.push('[');
+        push_list(
+            &mut row,
+            &[
+                u64::from(t.id),
+                thread_data(i).tickets.load(Ordering::Relaxed),
+                cpu,
+                thread_data(i).iterations.load(Ordering::Relaxed),
+                sleeps[i].asleep_ns(thread_data(i).sleep),
+                threads::last_core(tid) as u64,
+                alive,
+            ],
         );
+        row.push(']');
         if !th.is_empty() && th.len() + 1 + row.len() > room {
             flush(&mut th);
         }
@@ -633,6 +643,9 @@ struct Waits {
     /// The record being filled: `[id, n, max_ns, imax_ns, bucket, count,
     /// ...]` per thread, comma-separated.
     w: String,
+    /// One thread's `[id, n, max_ns, imax_ns`, repeated when its buckets
+    /// continue in the next record.
+    head: String,
 }
 
 impl Waits {
@@ -641,6 +654,7 @@ impl Waits {
             seen: (0..threads).map(|_| WaitHistogram::EMPTY).collect(),
             grew: Vec::with_capacity(abi::waits::BUCKETS),
             w: String::new(),
+            head: String::new(),
         }
     }
 
@@ -656,18 +670,23 @@ impl Waits {
         if seen.count() == before {
             return;
         }
-        let head = alloc::format!("[{id},{},{},{imax}", seen.count(), seen.max_ns());
-        let sep = if self.w.is_empty() { "" } else { "," };
-        self.w.push_str(sep);
-        self.w.push_str(&head);
+        let head = &mut self.head;
+        head.clear();
+        head.push('[');
+        push_list(head, &[u64::from(id), seen.count(), seen.max_ns(), imax]);
+        if !self.w.is_empty() {
+            self.w.push(',');
+        }
+        self.w.push_str(head);
         for &(k, increase) in &self.grew {
             // A pair is at most 15 bytes, the rest of the record ~150.
             if self.w.len() > 800 {
                 self.w.push(']');
                 Self::send(&mut self.w, t);
-                self.w.push_str(&head);
+                self.w.push_str(head);
             }
-            let _ = write!(self.w, ",{k},{increase}");
+            self.w.push(',');
+            push_list(&mut self.w, &[k as u64, u64::from(increase)]);
         }
         self.w.push(']');
         if self.w.len() > 700 {
