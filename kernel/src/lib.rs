@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootmod;
+pub mod bursts;
 pub mod cmdline;
 pub mod elf;
 pub mod frames;

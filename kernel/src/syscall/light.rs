@@ -201,11 +201,13 @@ fn report(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
     let env = c.env()?;
     let mut buf = [0u8; MAX_MESSAGE];
     let bytes = user_bytes(env, a[0], a[1], &mut buf)?;
-    let text = core::str::from_utf8(bytes).map_err(|_| Error::BadArgument)?;
     // One line per record: a newline would let an environment forge records.
-    if text.contains(['\n', '\r']) {
+    // (Byte searches, word-at-a-time: a char-set `contains` took ~6
+    // instructions a byte of every record.)
+    if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
         return Err(Error::BadArgument);
     }
+    let text = core::str::from_utf8(bytes).map_err(|_| Error::BadArgument)?;
     record::emit(
         RecordKind::User,
         format_args!(

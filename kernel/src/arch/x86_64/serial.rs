@@ -2,6 +2,7 @@
 //! faster than the log fills it); input is polled from the timer tick into a
 //! small ring that the console reads.
 
+use kernel::bursts::Bursts;
 use spin::Mutex;
 use x86::io::{inb, outb};
 
@@ -65,57 +66,13 @@ impl Serial {
     }
 }
 
-/// Text on its way to the port, gathered a FIFO's worth at a time (with
-/// "\n" sent as "\r\n").
-struct Burst<'a> {
-    port: &'a mut Serial,
-    buf: [u8; FIFO_BYTES],
-    len: usize,
-}
-
-impl<'a> Burst<'a> {
-    fn new(port: &'a mut Serial) -> Self {
-        Self {
-            port,
-            buf: [0; FIFO_BYTES],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, byte: u8) {
-        if self.len == FIFO_BYTES {
-            self.flush();
-        }
-        self.buf[self.len] = byte;
-        self.len += 1;
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            self.port.put_burst(&self.buf[..self.len]);
-            self.len = 0;
-        }
-    }
-}
-
-impl core::fmt::Write for Burst<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.push(b'\r');
-            }
-            self.push(b);
-        }
-        Ok(())
-    }
-}
-
-/// Formats `args` onto `port`, all sent when this returns.
+/// Formats `args` onto `port` in bursts of a FIFO's worth (see
+/// `kernel::bursts`), all sent when this returns.
 fn write_to(port: &mut Serial, args: core::fmt::Arguments<'_>) {
     use core::fmt::Write;
-    let mut burst = Burst::new(port);
-    let _ = burst.write_fmt(args);
-    burst.flush();
+    let mut bursts = Bursts::<FIFO_BYTES, _>::new(|burst: &[u8]| port.put_burst(burst));
+    let _ = bursts.write_fmt(args);
+    bursts.flush();
 }
 
 /// Reads one received byte, if any.
