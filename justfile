@@ -32,6 +32,10 @@ plot *args:
 compare *args:
     @cargo xtask compare "$@"
 
+[doc("Guest instructions per function from a QEMU exec log, written by a run with qemu=\"-singlestep -d exec [-dfilter <ranges>] -D <log>\": <log> elf=<program>,<kernel> [per=<operations in the log>] [top=40]")]
+profile *args:
+    @cargo xtask profile "$@"
+
 [doc("Run the canonical experiments, draw their figures, write results/README.md: [jobs=2] [accel=] [sweep_trials=<N>]")]
 experiments *args:
     @cargo xtask experiments "$@"

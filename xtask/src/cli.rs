@@ -72,6 +72,27 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Guest instructions per function from a QEMU exec log, written by a
+    /// run with qemu="-singlestep -d exec [-dfilter <ranges>] -D <log>"
+    /// (see xtask/src/profile.rs): the profile that explains a
+    /// deterministic run's instruction counts.
+    Profile {
+        /// The exec log.
+        log: PathBuf,
+        /// ELF files whose symbols name the addresses, comma-separated (the
+        /// program's, the kernel's).
+        #[arg(long = "elf", required = true, value_delimiter = ',')]
+        elfs: Vec<PathBuf>,
+        /// Divide every count by this (the operations the log holds).
+        #[arg(long, default_value_t = 1.0)]
+        per: f64,
+        /// How many functions to print.
+        #[arg(long, default_value_t = 40)]
+        top: usize,
+        /// Check that the files are there, read nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print two scenario runs side by side, per thread: share, share
     /// error, maximum lag and wait percentiles in each, and the difference.
     Compare {
@@ -289,6 +310,7 @@ pub fn positional_order(subcommand: &str) -> &'static [&'static str] {
         ],
         "plot" => &["run"],
         "compare" => &["a", "b"],
+        "profile" => &["log"],
         "experiments" => &["jobs", "accel"],
         "sweep" => &["scenario", "key", "values", "jobs", "accel"],
         "bench" | "bench-smoke" => &["accel"],

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod multicore;
 pub mod plan;
 pub mod plot;
+pub mod profile;
 pub mod provenance;
 pub mod qemu;
 pub mod records;

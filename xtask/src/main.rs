@@ -56,6 +56,26 @@ fn main() -> ExitCode {
             plot(run, &opts, dry_run)
         }),
         Cmd::Compare { a, b, dry_run } => compare(&a, &b, dry_run),
+        Cmd::Profile {
+            log,
+            elfs,
+            per,
+            top,
+            dry_run,
+        } => {
+            if dry_run {
+                match std::iter::once(&log).chain(&elfs).find(|p| !p.is_file()) {
+                    Some(p) => Err(format!("{}: no such file", p.display())),
+                    None => Ok(describe(&format!(
+                        "would profile  {} with the symbols of {} ELF files",
+                        log.display(),
+                        elfs.len()
+                    ))),
+                }
+            } else {
+                xtask::profile::run(&log, &elfs, per, top).map(|()| ExitCode::SUCCESS)
+            }
+        }
         Cmd::Experiments {
             jobs,
             accel,
