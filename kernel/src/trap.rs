@@ -97,7 +97,7 @@ fn exception(frame: &mut TrapFrame) {
     if frame.is_user() {
         // SAFETY: reading CR2 has no side effects.
         let cr2 = unsafe { x86::controlregs::cr2() };
-        crate::sched::on_user_fault(frame, cr2 as u64);
+        return crate::sched::on_user_fault(frame, cr2 as u64);
     }
     // An expected fault at a guarded kernel access resumes at its fixup.
     let fixup = cpu.fault_fixup.swap(0, Ordering::Relaxed);
@@ -146,7 +146,9 @@ fn return_to_user_faulted(user: &TrapFrame) -> ! {
     } else {
         0
     };
-    crate::sched::on_user_fault(user, cr2)
+    let mut frame = *user;
+    crate::sched::on_user_fault(&mut frame, cr2);
+    crate::arch::interrupts::enter_user(&frame)
 }
 
 /// Syscalls completed after the hypervisor left ring 3 at LSTAR.
