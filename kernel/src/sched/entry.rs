@@ -8,6 +8,19 @@ use super::kill::kill;
 use super::turn::entering;
 use super::*;
 
+/// Whether entering an environment arms this core's timer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Timer {
+    /// For the turn's deadline: its end, or its grace's end at a revocation.
+    Arm,
+    /// Armed already for the deadline the entry keeps: a donation before
+    /// the turn's end hands the recipient the donor's deadline, and the
+    /// timer is still armed for it (or for a step towards it) from the
+    /// donor's entry — a turn's running phase arms nothing else. Re-arming
+    /// cost a clock read and a timer write (~60 instructions) a donation.
+    Armed,
+}
+
 /// Enters `env` at its prologue (or first entry) on this core.
 ///
 /// Every function that enters user mode takes the environment by value and
@@ -21,6 +34,7 @@ pub(super) fn enter_prologue(
     (mut reason, mut arg): (UpcallReason, u64),
     end: u64,
     grace_end: u64,
+    timer: Timer,
 ) -> ! {
     if let Some(kept) = env.take_disabled_context(core) {
         resume_disabled(core, env, kept, end);
@@ -40,7 +54,7 @@ pub(super) fn enter_prologue(
             env.entry
         }
     };
-    upcall(core, env, entry, reason, arg, end, grace_end)
+    upcall(core, env, entry, reason, arg, end, grace_end, timer)
 }
 
 /// Resumes the context a repossession caught disabled, with the disabled
@@ -85,6 +99,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
 
 /// Enters `env` at `entry` on this core's upcall stack with the disabled
 /// flag set and a clean FPU.
+#[allow(clippy::too_many_arguments)] // each is a field of the entry, told apart by name
 pub(super) fn upcall(
     core: usize,
     env: Arc<Env>,
@@ -93,6 +108,7 @@ pub(super) fn upcall(
     arg: u64,
     end: u64,
     grace_end: u64,
+    timer: Timer,
 ) -> ! {
     exported::core_slices_of(core)
         .running_env
@@ -107,15 +123,16 @@ pub(super) fn upcall(
     switch_address_space(env.pml4);
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
-    let now = time::now_ns();
-    arm_in_steps(
-        now,
-        if reason == UpcallReason::Revoke {
-            grace_end
-        } else {
-            end
-        },
-    );
+    if timer == Timer::Arm {
+        arm_in_steps(
+            time::now_ns(),
+            if reason == UpcallReason::Revoke {
+                grace_end
+            } else {
+                end
+            },
+        );
+    }
     let frame = upcall_frame(core, entry, reason, arg);
     d.run_started_ns().store(entering(core), Ordering::Relaxed);
     drop(env);

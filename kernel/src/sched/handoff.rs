@@ -1,7 +1,7 @@
 //! The system calls that end or hand over the turn: `yield` (and directed
 //! yield, a donation of the rest of the turn), `sleep`, `exit`, `resume`.
 
-use super::entry::{enter_prologue, frame_from_context, switch_address_space};
+use super::entry::{enter_prologue, frame_from_context, switch_address_space, Timer};
 use super::revocation::owner_alive;
 use super::turn::{claim_running, next_turn, release_running, runnable, stop_running};
 use super::*;
@@ -94,7 +94,8 @@ fn give_up_turn(
             // the core for ever (issue 14, hole 5). What the donor used
             // past its grace is charged now, like a late yield's.
             let alive = owner_alive(turn);
-            if turn.clock.donate(now, vector, alive, grace()) {
+            let told = turn.clock.donate(now, vector, alive, grace());
+            if told {
                 recipient
                     .dispatch(core)
                     .events()
@@ -118,7 +119,11 @@ fn give_up_turn(
                 None => (UpcallReason::Donated, u64::from(donor.id)),
             };
             drop(donor);
-            enter_prologue(core, recipient, reason, end, grace_end)
+            // Before the end the timer stays as the donor's entry armed
+            // it; once told, the recipient is entered as before (armed for
+            // the end: at once, to go on with the grace it inherits).
+            let timer = if told { Timer::Arm } else { Timer::Armed };
+            enter_prologue(core, recipient, reason, end, grace_end, timer)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! disabled); past the grace period the core is taken by force, the
 //! context saved, the overrun charged to the turn's owner.
 
-use super::entry::{arm_for, arm_in_steps, upcall, upcall_frame};
+use super::entry::{arm_for, arm_in_steps, upcall, upcall_frame, Timer};
 use super::turn::{next_turn, stop_running};
 use super::*;
 use abi::shared::{
@@ -122,7 +122,16 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 repossess(core, frame, now, RepossessionCause::NoEpilogue)
             }
             crate::latency::revocation(time::now_ns().saturating_sub(end));
-            upcall(core, env, entry, UpcallReason::Revoke, 0, end, grace_end);
+            upcall(
+                core,
+                env,
+                entry,
+                UpcallReason::Revoke,
+                0,
+                end,
+                grace_end,
+                Timer::Arm,
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 //! default environment), claims the environment, and charges it for its
 //! time when the turn ends.
 
-use super::entry::enter_prologue;
+use super::entry::{enter_prologue, Timer};
 use super::kill::reap;
 use super::revocation::note_uncharged_overrun;
 use super::*;
@@ -190,7 +190,7 @@ pub(super) fn next_turn() -> ! {
                 );
                 drop(c);
                 env.account().turns.fetch_add(1, Ordering::Relaxed);
-                enter_prologue(core, env, reason, end, grace_end);
+                enter_prologue(core, env, reason, end, grace_end, Timer::Arm);
             }
             // An unowned slot's turn (the kernel lends it in `idle_taker`:
             // to a sleeper its predicate woke, or the default environment),
@@ -225,7 +225,7 @@ pub(super) fn next_turn() -> ! {
                     );
                     drop(c);
                     env.account().turns.fetch_add(1, Ordering::Relaxed);
-                    enter_prologue(core, env, reason, end, grace_end);
+                    enter_prologue(core, env, reason, end, grace_end, Timer::Arm);
                 }
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 crate::trace::note(core, now, NO_ENV);
