@@ -113,9 +113,6 @@ pub(super) fn upcall(
     exported::core_slices_of(core)
         .running_env
         .store(env.id, Ordering::Relaxed);
-    let now = time::now_ns();
-    crate::trace::note(core, now, env.id);
-    crate::latency::entering(core, now);
     let d = env.dispatch(core);
     d.disabled().store(1, Ordering::Release);
     d.slice_end_ns().store(end, Ordering::Relaxed);
@@ -123,9 +120,15 @@ pub(super) fn upcall(
     switch_address_space(env.pml4);
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
+    // One clock read for the trace, the abort latency and the timer (two
+    // before). The run's start is read after the timer write, which in a
+    // deterministic run can stall this vCPU (see `entering`).
+    let now = time::now_ns();
+    crate::trace::note(core, now, env.id);
+    crate::latency::entering(core, now);
     if timer == Timer::Arm {
         arm_in_steps(
-            time::now_ns(),
+            now,
             if reason == UpcallReason::Revoke {
                 grace_end
             } else {
