@@ -36,11 +36,7 @@ impl Lottery {
     fn draw(&mut self) -> Option<Slot> {
         let attempts = 8 * self.ledger.cores() + 8;
         for _ in 0..attempts {
-            let total = self.tree.total();
-            if total == 0 {
-                return None;
-            }
-            let slot = self.tree.find(self.rng.below(total));
+            let slot = self.tree.draw(&mut self.rng)?;
             let Some(x) = self.at(slot) else {
                 break;
             };

@@ -22,6 +22,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::rng::Rng;
+
 /// Values of a tree: plain unsigned integers. Sums wrap (as they never do
 /// for values the lottery can hold), so an update is one add of a delta.
 pub trait Value: Copy + Default + Ord + core::fmt::Debug {
@@ -296,6 +298,23 @@ impl Tree {
             // r < total, which fits.
             Width::Narrow(t) => t.find(u64::try_from(r).unwrap_or(u64::MAX)),
             Width::Wide(t) => t.find(r),
+        }
+    }
+
+    /// A fair draw: the slot holding ticket `rng.below(total)`, `None` for
+    /// a total of 0. What `find(rng.below(total()))` gives, with the width
+    /// matched once and a narrow tree's draw in 64-bit arithmetic.
+    #[inline]
+    pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
+        match &self.values {
+            Width::Narrow(t) => {
+                let total = t.total();
+                (total != 0).then(|| t.find(rng.below_u64(total)))
+            }
+            Width::Wide(t) => {
+                let total = t.total();
+                (total != 0).then(|| t.find(rng.below(total)))
+            }
         }
     }
 
