@@ -40,6 +40,10 @@ impl Lottery {
             let Some(x) = self.at(slot) else {
                 break;
             };
+            // The usual: a runnable thread's own tickets, owing no win.
+            if x.lent_to.is_none() && x.state == ThreadState::Runnable && x.credit >= 0 {
+                return Some(slot);
+            }
             let t = match x.lent_to {
                 None => slot,
                 Some(_) => self.resolve_slot(slot)?,
@@ -174,11 +178,11 @@ impl Lottery {
         }
     }
 
-    /// Marks the thread in `slot` running on `core`.
-    pub(crate) fn start(&mut self, slot: Slot, core: CoreId) {
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
+    /// Marks the thread in `slot` running on `core`; its id. One lookup of
+    /// its record serves the whole start (each lookup of a slot is a
+    /// bounds check and a test of the slot's occupancy).
+    pub(crate) fn start(&mut self, slot: Slot, core: CoreId) -> Option<ThreadId> {
+        let t = self.slots.get_mut(slot)?.as_mut()?;
         // Only a runnable thread with credit is in `owed` (under its
         // current credit), and only a capped one in `capped_ready`: most
         // starts need neither lookup.
@@ -186,11 +190,17 @@ impl Lottery {
             self.owed.remove(&(Reverse(t.credit), t.id));
         }
         t.state = ThreadState::Running(core);
-        if t.capped {
-            let id = t.id;
+        let (id, capped) = (t.id, t.capped);
+        // A win ends any compensation (the usual: there is none).
+        let comp_ended = t.comp != (1, 1);
+        t.comp = (1, 1);
+        if capped {
             self.ready_remove(id);
         }
         self.set_running(core, Some(slot));
-        self.set_comp(slot, (1, 1));
+        if comp_ended {
+            self.revalue_target(slot);
+        }
+        Some(id)
     }
 }

@@ -41,8 +41,7 @@ impl Policy for Lottery {
         let Some(slot) = self.choose() else {
             return Ok(None);
         };
-        self.start(slot, core);
-        Ok(self.at(slot).map(|t| t.id))
+        Ok(self.start(slot, core))
     }
 
     fn charge(
