@@ -305,18 +305,10 @@ impl Lottery {
     /// its current weight (and cap), from the memo for a full quantum.
     #[inline]
     pub(crate) fn vt_of(&mut self, slot: Slot, ran_ns: u64) -> i128 {
-        let epoch = self.epoch;
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return self.ledger.vt(ran_ns, 1);
-        };
-        let weight = t.weight.max(1);
-        if ran_ns != self.quantum_ns {
-            return self.ledger.vt(ran_ns, weight);
+        let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
+        match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(t) => t.vt(&self.ledger, epoch, quantum_ns, ran_ns),
+            None => self.ledger.vt(ran_ns, 1),
         }
-        if !t.quantum_vt_valid(epoch) {
-            t.quantum_vt = self.ledger.vt(ran_ns, weight);
-            t.quantum_vt_key = t.quantum_vt_key_now(epoch);
-        }
-        t.quantum_vt
     }
 }
