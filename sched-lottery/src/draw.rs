@@ -69,7 +69,9 @@ impl Lottery {
     /// resolving to a running thread leave the tree for the draw and come
     /// back after: O((c + l) log n) for c running threads and l threads
     /// lending to them, where a scan of the idle threads would be O(n).
-    /// The winner owes a fair win (a credit debited).
+    /// The winner owes a fair win (a credit debited). Out of line: inlined
+    /// into the pick, its loops made every pick save and spill more.
+    #[inline(never)]
     pub(crate) fn draw_idle(&mut self) -> Option<Slot> {
         let mut hidden = core::mem::take(&mut self.pending.hidden);
         for core in 0..self.running.len() {
