@@ -80,14 +80,29 @@ impl<T: Value, const B: usize> Line<T, B> {
     /// branch (selects, and indices masked into the line so they need no
     /// bounds check).
     fn search(&self, r: T) -> (usize, T) {
+        self.search_first(r, B)
+    }
+
+    /// [`Line::search`] of a line whose children are the first `n` (at
+    /// most `B`): its steps over halves of at least `n` entries are left
+    /// out, as the entries past the last child repeat the sum. The top
+    /// line of a tree has few children (2 at 100 or 1,000 slots in lines
+    /// of 8), and a full search would spend most of its steps on entries
+    /// all equal to the total. Each step is kept (unrolled, its half a
+    /// constant) behind a test of `n`, which a line below the top passes
+    /// at no cost (`n` is then the constant `B`).
+    #[inline]
+    fn search_first(&self, r: T, n: usize) -> (usize, T) {
         let mut j = 0;
         let mut below = T::default();
         let mut half = B / 2;
         while half > 0 {
-            let s = self.0[(j + half - 1) & (B - 1)];
-            let le = s <= r;
-            below = if le { s } else { below };
-            j += if le { half } else { 0 };
+            if n > half {
+                let s = self.0[(j + half - 1) & (B - 1)];
+                let le = s <= r;
+                below = if le { s } else { below };
+                j += if le { half } else { 0 };
+            }
             half /= 2;
         }
         (j, r.minus(below))
@@ -103,6 +118,8 @@ pub struct SumTree<T, const B: usize> {
     levels: Vec<Vec<Line<T, B>>>,
     /// Number of slots.
     len: usize,
+    /// The number of children of the top line (see [`Line::search_first`]).
+    top_children: usize,
 }
 
 impl<T: Value, const B: usize> Default for SumTree<T, B> {
@@ -110,6 +127,7 @@ impl<T: Value, const B: usize> Default for SumTree<T, B> {
         SumTree {
             levels: vec![Vec::new()],
             len: 0,
+            top_children: 0,
         }
     }
 }
@@ -120,6 +138,9 @@ impl<T: Value, const B: usize> SumTree<T, B> {
         let i = self.len;
         self.len += 1;
         if !i.is_multiple_of(B) {
+            if self.levels.len() == 1 {
+                self.top_children = self.len;
+            }
             return i; // its line exists (and counts it as 0)
         }
         // A new, zero line at level 0; the child standing for it one level
@@ -150,6 +171,11 @@ impl<T: Value, const B: usize> SumTree<T, B> {
             self.levels[k + 1].push(Line::zero());
             k += 1;
         }
+        // The top line's children: the slots, or the lines below it.
+        self.top_children = match self.levels.len() {
+            1 => self.len,
+            n => self.levels[n - 2].len(),
+        };
         i
     }
 
@@ -202,11 +228,17 @@ impl<T: Value, const B: usize> SumTree<T, B> {
     }
 
     /// The slot whose range of tickets holds ticket `r` (`r < total`).
-    pub fn find(&self, mut r: T) -> usize {
-        let mut node = 0;
-        for level in self.levels.iter().rev() {
+    pub fn find(&self, r: T) -> usize {
+        let Some((top, below)) = self.levels.split_last() else {
+            return 0;
+        };
+        let Some(line) = top.first() else {
+            return 0; // empty
+        };
+        let (mut node, mut r) = line.search_first(r, self.top_children);
+        for level in below.iter().rev() {
             let Some(line) = level.get(node) else {
-                return 0; // empty
+                return 0;
             };
             let (j, rest) = line.search(r);
             r = rest;
