@@ -229,22 +229,28 @@ impl<T: Value, const B: usize> SumTree<T, B> {
 
     /// The slot whose range of tickets holds ticket `r` (`r < total`).
     pub fn find(&self, r: T) -> usize {
-        let Some((top, below)) = self.levels.split_last() else {
-            return 0;
-        };
-        let Some(line) = top.first() else {
-            return 0; // empty
-        };
-        let (mut node, mut r) = line.search_first(r, self.top_children);
+        self.find_drawn(|_| r).unwrap_or(0)
+    }
+
+    /// The slot whose range of tickets holds ticket `draw(total)` (which
+    /// must be below `total`), `None` for a total of 0: a draw and its
+    /// search, reading the top line once for both.
+    #[inline]
+    pub fn find_drawn(&self, draw: impl FnOnce(T) -> T) -> Option<usize> {
+        let (top, below) = self.levels.split_last()?;
+        let line = top.first()?;
+        let total = line.sum();
+        if total == T::default() {
+            return None;
+        }
+        let (mut node, mut r) = line.search_first(draw(total), self.top_children);
         for level in below.iter().rev() {
-            let Some(line) = level.get(node) else {
-                return 0;
-            };
+            let line = level.get(node)?;
             let (j, rest) = line.search(r);
             r = rest;
             node = node * B + j;
         }
-        node
+        Some(node)
     }
 }
 
@@ -339,14 +345,8 @@ impl Tree {
     #[inline]
     pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
         match &self.values {
-            Width::Narrow(t) => {
-                let total = t.total();
-                (total != 0).then(|| t.find(rng.below_u64(total)))
-            }
-            Width::Wide(t) => {
-                let total = t.total();
-                (total != 0).then(|| t.find(rng.below(total)))
-            }
+            Width::Narrow(t) => t.find_drawn(|total| rng.below_u64(total)),
+            Width::Wide(t) => t.find_drawn(|total| rng.below(total)),
         }
     }
 
