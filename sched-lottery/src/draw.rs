@@ -161,22 +161,28 @@ impl Lottery {
 
     /// Adds a thread to `capped_ready` (if not there).
     pub(crate) fn ready_insert(&mut self, id: ThreadId, slot: Slot) {
-        match self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            Ok(_) => {}
-            // At the end (one capped thread, say): no move of the others.
-            Err(i) if i == self.capped_ready.len() => self.capped_ready.push((id, slot)),
-            Err(i) => self.capped_ready.insert(i, (id, slot)),
+        // After the last (one capped thread, say): no search, no move.
+        if self.capped_ready.last().is_none_or(|&(last, _)| last < id) {
+            return self.capped_ready.push((id, slot));
+        }
+        if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.insert(i, (id, slot));
         }
     }
 
     /// Takes a thread out of `capped_ready` (if there).
     pub(crate) fn ready_remove(&mut self, id: ThreadId) {
+        // The last (one capped thread, say): no search.
+        if self
+            .capped_ready
+            .last()
+            .is_some_and(|&(last, _)| last == id)
+        {
+            self.capped_ready.pop();
+            return;
+        }
         if let Ok(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            if i + 1 == self.capped_ready.len() {
-                self.capped_ready.pop();
-            } else {
-                self.capped_ready.remove(i);
-            }
+            self.capped_ready.remove(i);
         }
     }
 
