@@ -300,15 +300,4 @@ impl Lottery {
             self.revalue_target(slot);
         }
     }
-
-    /// The virtual time of `ran_ns` of service for the thread in `slot` at
-    /// its current weight (and cap), from the memo for a full quantum.
-    #[inline]
-    pub(crate) fn vt_of(&mut self, slot: Slot, ran_ns: u64) -> i128 {
-        let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
-        match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(t) => t.vt(&self.ledger, epoch, quantum_ns, ran_ns),
-            None => self.ledger.vt(ran_ns, 1),
-        }
-    }
 }
