@@ -215,7 +215,10 @@ impl Lottery {
         if capped {
             self.ready_remove(id);
         }
-        self.set_running(core, Some(slot));
+        match self.running.get_mut(core) {
+            Some(r) => *r = Some(slot),
+            None => self.set_running(core, Some(slot)), // grows the table
+        }
         if comp_ended {
             self.revalue_target(slot);
         }
