@@ -1,9 +1,11 @@
 //! Runs `count` decisions of one policy at `n` threads, for a profiler:
 //! `valgrind --tool=callgrind target/release/examples/decide stride 1000 100000`.
 //! With `floor` as the policy, the floor of `of` instead (`decide floor 1000 100000 rr`).
+//! With `churn` after the count, decisions under churn
+//! (`policy_bench::churn_decision`: the picked thread blocks and wakes).
 
 use policy_bench::floor::Floor;
-use policy_bench::{decision, new_policy};
+use policy_bench::{churn_decision, decision, new_policy};
 use sched_api::PolicyKind;
 
 fn main() {
@@ -27,7 +29,11 @@ fn main() {
         .find(|k| k.name() == kind)
         .unwrap_or(PolicyKind::new("stride"));
     let mut p = new_policy(kind, n);
+    let step = match args.get(4).map(String::as_str) {
+        Some("churn") => churn_decision,
+        _ => decision,
+    };
     for _ in 0..count {
-        decision(p.as_mut());
+        step(p.as_mut());
     }
 }

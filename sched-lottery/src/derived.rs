@@ -300,23 +300,4 @@ impl Lottery {
             self.revalue_target(slot);
         }
     }
-
-    /// The virtual time of `ran_ns` of service for the thread in `slot` at
-    /// its current weight (and cap), from the memo for a full quantum.
-    #[inline]
-    pub(crate) fn vt_of(&mut self, slot: Slot, ran_ns: u64) -> i128 {
-        let epoch = self.epoch;
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return self.ledger.vt(ran_ns, 1);
-        };
-        let weight = t.weight.max(1);
-        if ran_ns != self.quantum_ns {
-            return self.ledger.vt(ran_ns, weight);
-        }
-        if !t.quantum_vt_valid(epoch) {
-            t.quantum_vt = self.ledger.vt(ran_ns, weight);
-            t.quantum_vt_key = t.quantum_vt_key_now(epoch);
-        }
-        t.quantum_vt
-    }
 }

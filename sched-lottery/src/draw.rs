@@ -15,15 +15,14 @@ impl Lottery {
     /// thread ahead of its core's worth still runs rather than leave the
     /// core idle. Its slot; it is not yet started.
     pub(crate) fn choose(&mut self) -> Option<Slot> {
-        if let Some(slot) = self.capped_owed() {
+        if self.capped_ready.is_empty() {
+            // Nobody capped and ready (the usual with more threads than
+            // cores): straight to the ready threads owed, then the draw.
+        } else if let Some(slot) = self.capped_owed() {
             return Some(slot);
         }
-        if let Some((_, id)) = self.owed.pop_first() {
-            let slot = self.slot_of(id);
-            if let Some(t) = slot.and_then(|s| self.at_mut(s)) {
-                t.credit -= 1;
-            }
-            return slot;
+        if !self.owed.is_empty() {
+            return self.pay_owed();
         }
         self.draw().or_else(|| {
             let &(_, slot) = self.capped_ready.first()?;
@@ -31,19 +30,32 @@ impl Lottery {
         })
     }
 
+    /// The runnable thread owed most (one credit paid). Out of line: with
+    /// one core nobody is owed but after an import, and inlined into the
+    /// pick its removal from the set made every pick save and spill more.
+    #[inline(never)]
+    fn pay_owed(&mut self) -> Option<Slot> {
+        let (_, id) = self.owed.pop_first()?;
+        let slot = self.slot_of(id);
+        if let Some(t) = slot.and_then(|s| self.at_mut(s)) {
+            t.credit -= 1;
+        }
+        slot
+    }
+
     /// One fair draw after another until one lands on an idle thread; see
     /// the crate docs. The winner's slot.
     fn draw(&mut self) -> Option<Slot> {
         let attempts = 8 * self.ledger.cores() + 8;
         for _ in 0..attempts {
-            let total = self.tree.total();
-            if total == 0 {
-                return None;
-            }
-            let slot = self.tree.find(self.rng.below(total));
+            let slot = self.tree.draw(&mut self.rng)?;
             let Some(x) = self.at(slot) else {
                 break;
             };
+            // The usual: a runnable thread's own tickets, owing no win.
+            if x.lent_to.is_none() && x.state == ThreadState::Runnable && x.credit >= 0 {
+                return Some(slot);
+            }
             let t = match x.lent_to {
                 None => slot,
                 Some(_) => self.resolve_slot(slot)?,
@@ -69,7 +81,9 @@ impl Lottery {
     /// resolving to a running thread leave the tree for the draw and come
     /// back after: O((c + l) log n) for c running threads and l threads
     /// lending to them, where a scan of the idle threads would be O(n).
-    /// The winner owes a fair win (a credit debited).
+    /// The winner owes a fair win (a credit debited). Out of line: inlined
+    /// into the pick, its loops made every pick save and spill more.
+    #[inline(never)]
     pub(crate) fn draw_idle(&mut self) -> Option<Slot> {
         let mut hidden = core::mem::take(&mut self.pending.hidden);
         for core in 0..self.running.len() {
@@ -107,15 +121,22 @@ impl Lottery {
     /// is exactly one core only when the application has its P cores all
     /// the time; sharing its cores (a third of each, say), that gave capped
     /// threads nearly all its time and starved the rest for seconds.
+    ///
+    /// Out of line: inlined into the pick, it made every pick save and
+    /// spill more, and with more threads than cores (the usual) no capped
+    /// thread is ready.
+    #[inline(never)]
     fn capped_owed(&mut self) -> Option<Slot> {
         let now = self.ledger.now();
-        for i in 0..self.capped_ready.len() {
-            let (_, slot) = self.capped_ready[i];
-            let quantum = self.vt_of(slot, self.quantum_ns);
-            if self
-                .at(slot)
-                .is_some_and(|t| t.vtime <= now.saturating_add(quantum))
-            {
+        let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
+        // One lookup of each record (the fields reached directly, so that
+        // it is held while the ready set is read).
+        for &(_, slot) in &self.capped_ready {
+            let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            let quantum = t.vt(&self.ledger, epoch, quantum_ns, quantum_ns);
+            if t.vtime <= now.saturating_add(quantum) {
                 return Some(slot);
             }
         }
@@ -159,30 +180,36 @@ impl Lottery {
 
     /// Adds a thread to `capped_ready` (if not there).
     pub(crate) fn ready_insert(&mut self, id: ThreadId, slot: Slot) {
-        match self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            Ok(_) => {}
-            // At the end (one capped thread, say): no move of the others.
-            Err(i) if i == self.capped_ready.len() => self.capped_ready.push((id, slot)),
-            Err(i) => self.capped_ready.insert(i, (id, slot)),
+        // After the last (one capped thread, say): no search, no move.
+        if self.capped_ready.last().is_none_or(|&(last, _)| last < id) {
+            return self.capped_ready.push((id, slot));
+        }
+        if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
+            self.capped_ready.insert(i, (id, slot));
         }
     }
 
     /// Takes a thread out of `capped_ready` (if there).
     pub(crate) fn ready_remove(&mut self, id: ThreadId) {
+        // The last (one capped thread, say): no search.
+        if self
+            .capped_ready
+            .last()
+            .is_some_and(|&(last, _)| last == id)
+        {
+            self.capped_ready.pop();
+            return;
+        }
         if let Ok(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
-            if i + 1 == self.capped_ready.len() {
-                self.capped_ready.pop();
-            } else {
-                self.capped_ready.remove(i);
-            }
+            self.capped_ready.remove(i);
         }
     }
 
-    /// Marks the thread in `slot` running on `core`.
-    pub(crate) fn start(&mut self, slot: Slot, core: CoreId) {
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
+    /// Marks the thread in `slot` running on `core`; its id. One lookup of
+    /// its record serves the whole start (each lookup of a slot is a
+    /// bounds check and a test of the slot's occupancy).
+    pub(crate) fn start(&mut self, slot: Slot, core: CoreId) -> Option<ThreadId> {
+        let t = self.slots.get_mut(slot)?.as_mut()?;
         // Only a runnable thread with credit is in `owed` (under its
         // current credit), and only a capped one in `capped_ready`: most
         // starts need neither lookup.
@@ -190,11 +217,20 @@ impl Lottery {
             self.owed.remove(&(Reverse(t.credit), t.id));
         }
         t.state = ThreadState::Running(core);
-        if t.capped {
-            let id = t.id;
+        let (id, capped) = (t.id, t.capped);
+        // A win ends any compensation (the usual: there is none).
+        let comp_ended = t.comp != (1, 1);
+        t.comp = (1, 1);
+        if capped {
             self.ready_remove(id);
         }
-        self.set_running(core, Some(slot));
-        self.set_comp(slot, (1, 1));
+        match self.running.get_mut(core) {
+            Some(r) => *r = Some(slot),
+            None => self.set_running(core, Some(slot)), // grows the table
+        }
+        if comp_ended {
+            self.revalue_target(slot);
+        }
+        Some(id)
     }
 }

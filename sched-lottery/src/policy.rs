@@ -8,7 +8,34 @@ use sched_api::{
 };
 
 use crate::credit::compensation;
+use crate::thread::Slot;
 use crate::{Lottery, BASE, KIND};
+
+impl Lottery {
+    /// The end of a run in a block: the thread goes to sleep with its lag
+    /// and its compensation. (It was running, so in no ready set.) Out of
+    /// line: a block re-values the thread's tickets, and the usual charge
+    /// (a preemption) should not carry its code.
+    #[inline(never)]
+    fn block_after_run(&mut self, slot: Slot, global: i128, comp: (u64, u64)) {
+        self.rework_group(slot, |l| {
+            if let Some(t) = l.at_mut(slot) {
+                t.state = ThreadState::Sleeping;
+                t.vtime = t.vtime.saturating_sub(global);
+                t.comp = comp;
+            }
+        });
+    }
+
+    /// The end of a run in an exit. Out of line: the record that
+    /// `remove_thread` hands back (aligned to a cache line) would otherwise
+    /// be given room in every charge's frame, which every charge then
+    /// aligns.
+    #[inline(never)]
+    fn exit_after_run(&mut self, id: ThreadId) {
+        self.remove_thread(id);
+    }
+}
 
 impl Policy for Lottery {
     fn lend(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
@@ -41,8 +68,7 @@ impl Policy for Lottery {
         let Some(slot) = self.choose() else {
             return Ok(None);
         };
-        self.start(slot, core);
-        Ok(self.at(slot).map(|t| t.id))
+        Ok(self.start(slot, core))
     }
 
     fn charge(
@@ -59,35 +85,40 @@ impl Policy for Lottery {
             _ => return Err(SchedError::UnknownThread),
         };
         let comp = compensation(self.quantum_ns, ran_ns, end);
-        let vt = self.vt_of(slot, ran_ns);
-        self.ledger.advance(ran_ns);
-        self.set_running(core, None);
-        let global = self.ledger.now();
+        // One lookup of the record serves the whole charge; the fields are
+        // reached directly (not through `&mut self` methods) so that it
+        // stays borrowed alongside the ledger and the cores.
+        let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
         let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return Err(SchedError::UnknownThread);
         };
+        let vt = t.vt(&self.ledger, epoch, quantum_ns, ran_ns);
+        self.ledger.advance(ran_ns);
+        if let Some(r) = self.running.get_mut(core) {
+            *r = None;
+        }
+        let global = self.ledger.now();
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = t.vtime.saturating_add(vt);
+        // Saturating, as every virtual time here; written as a checked add
+        // whose overflow (never, in practice) is the branch, which is
+        // cheaper than `saturating_add`'s selects on 128 bits.
+        t.vtime = match t.vtime.checked_add(vt) {
+            Some(v) => v,
+            None => t.vtime.saturating_add(vt),
+        };
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
                 let (capped, credit) = (t.capped, t.credit);
+                let comp_changed = t.comp != comp;
+                t.comp = comp;
                 self.enlist_as(id, slot, capped, credit);
-                self.set_comp(slot, comp);
+                if comp_changed {
+                    self.revalue_target(slot);
+                }
             }
-            RunEnd::Blocked => {
-                // It was running, so in no ready set.
-                self.rework_group(slot, |l| {
-                    if let Some(t) = l.at_mut(slot) {
-                        t.state = ThreadState::Sleeping;
-                        t.vtime = t.vtime.saturating_sub(global);
-                        t.comp = comp;
-                    }
-                });
-            }
-            RunEnd::Exited => {
-                self.remove_thread(id);
-            }
+            RunEnd::Blocked => self.block_after_run(slot, global, comp),
+            RunEnd::Exited => self.exit_after_run(id),
         }
         Ok(())
     }

@@ -36,28 +36,36 @@ impl Rng {
     /// Uniform in `0..bound` without modulo bias; 0 for a bound of 0.
     #[inline]
     pub fn below(&mut self, bound: u128) -> u128 {
-        if bound == 0 {
-            return 0;
+        if let Ok(bound) = u64::try_from(bound) {
+            return u128::from(self.below_u64(bound));
         }
         // Rejection sampling over the smallest power-of-two range.
         let bits = 128 - (bound - 1).leading_zeros();
-        if let (true, Ok(bound)) = (bits <= 64, u64::try_from(bound)) {
-            // The same draws in 64-bit arithmetic: the high word is drawn
-            // (to keep the sequence) and masked away.
-            let mask = if bits == 0 {
-                0
-            } else {
-                u64::MAX >> (64 - bits)
-            };
-            loop {
-                let _high = self.next_u64();
-                let v = self.next_u64() & mask;
-                if v < bound {
-                    return u128::from(v);
-                }
+        self.below_wide(bound, bits)
+    }
+
+    /// [`Rng::below`] for a bound that fits 64 bits (any sane set of
+    /// tickets), drawing exactly what it draws: rejection sampling over
+    /// the smallest power-of-two range, in 64-bit arithmetic. The high
+    /// word of the 128-bit draw is drawn (to keep the sequence) and masked
+    /// away.
+    #[inline]
+    pub fn below_u64(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        // `bits` of the 128-bit draw are 64 - leading zeros of bound - 1;
+        // a bound of 1 keeps none (the shift by 64 is out of range).
+        let mask = u64::MAX
+            .checked_shr((bound - 1).leading_zeros())
+            .unwrap_or(0);
+        loop {
+            let _high = self.next_u64();
+            let v = self.next_u64() & mask;
+            if v < bound {
+                return v;
             }
         }
-        self.below_wide(bound, bits)
     }
 
     /// [`Rng::below`] for a bound above 2^64 (`bits` wide): out of line,

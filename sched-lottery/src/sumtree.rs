@@ -22,6 +22,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::rng::Rng;
+
 /// Values of a tree: plain unsigned integers. Sums wrap (as they never do
 /// for values the lottery can hold), so an update is one add of a delta.
 pub trait Value: Copy + Default + Ord + core::fmt::Debug {
@@ -78,14 +80,29 @@ impl<T: Value, const B: usize> Line<T, B> {
     /// branch (selects, and indices masked into the line so they need no
     /// bounds check).
     fn search(&self, r: T) -> (usize, T) {
+        self.search_first(r, B)
+    }
+
+    /// [`Line::search`] of a line whose children are the first `n` (at
+    /// most `B`): its steps over halves of at least `n` entries are left
+    /// out, as the entries past the last child repeat the sum. The top
+    /// line of a tree has few children (2 at 100 or 1,000 slots in lines
+    /// of 8), and a full search would spend most of its steps on entries
+    /// all equal to the total. Each step is kept (unrolled, its half a
+    /// constant) behind a test of `n`, which a line below the top passes
+    /// at no cost (`n` is then the constant `B`).
+    #[inline]
+    fn search_first(&self, r: T, n: usize) -> (usize, T) {
         let mut j = 0;
         let mut below = T::default();
         let mut half = B / 2;
         while half > 0 {
-            let s = self.0[(j + half - 1) & (B - 1)];
-            let le = s <= r;
-            below = if le { s } else { below };
-            j += if le { half } else { 0 };
+            if n > half {
+                let s = self.0[(j + half - 1) & (B - 1)];
+                let le = s <= r;
+                below = if le { s } else { below };
+                j += if le { half } else { 0 };
+            }
             half /= 2;
         }
         (j, r.minus(below))
@@ -101,6 +118,8 @@ pub struct SumTree<T, const B: usize> {
     levels: Vec<Vec<Line<T, B>>>,
     /// Number of slots.
     len: usize,
+    /// The number of children of the top line (see [`Line::search_first`]).
+    top_children: usize,
 }
 
 impl<T: Value, const B: usize> Default for SumTree<T, B> {
@@ -108,6 +127,7 @@ impl<T: Value, const B: usize> Default for SumTree<T, B> {
         SumTree {
             levels: vec![Vec::new()],
             len: 0,
+            top_children: 0,
         }
     }
 }
@@ -118,6 +138,9 @@ impl<T: Value, const B: usize> SumTree<T, B> {
         let i = self.len;
         self.len += 1;
         if !i.is_multiple_of(B) {
+            if self.levels.len() == 1 {
+                self.top_children = self.len;
+            }
             return i; // its line exists (and counts it as 0)
         }
         // A new, zero line at level 0; the child standing for it one level
@@ -148,6 +171,11 @@ impl<T: Value, const B: usize> SumTree<T, B> {
             self.levels[k + 1].push(Line::zero());
             k += 1;
         }
+        // The top line's children: the slots, or the lines below it.
+        self.top_children = match self.levels.len() {
+            1 => self.len,
+            n => self.levels[n - 2].len(),
+        };
         i
     }
 
@@ -200,17 +228,29 @@ impl<T: Value, const B: usize> SumTree<T, B> {
     }
 
     /// The slot whose range of tickets holds ticket `r` (`r < total`).
-    pub fn find(&self, mut r: T) -> usize {
-        let mut node = 0;
-        for level in self.levels.iter().rev() {
-            let Some(line) = level.get(node) else {
-                return 0; // empty
-            };
+    pub fn find(&self, r: T) -> usize {
+        self.find_drawn(|_| r).unwrap_or(0)
+    }
+
+    /// The slot whose range of tickets holds ticket `draw(total)` (which
+    /// must be below `total`), `None` for a total of 0: a draw and its
+    /// search, reading the top line once for both.
+    #[inline]
+    pub fn find_drawn(&self, draw: impl FnOnce(T) -> T) -> Option<usize> {
+        let (top, below) = self.levels.split_last()?;
+        let line = top.first()?;
+        let total = line.sum();
+        if total == T::default() {
+            return None;
+        }
+        let (mut node, mut r) = line.search_first(draw(total), self.top_children);
+        for level in below.iter().rev() {
+            let line = level.get(node)?;
             let (j, rest) = line.search(r);
             r = rest;
             node = node * B + j;
         }
-        node
+        Some(node)
     }
 }
 
@@ -296,6 +336,17 @@ impl Tree {
             // r < total, which fits.
             Width::Narrow(t) => t.find(u64::try_from(r).unwrap_or(u64::MAX)),
             Width::Wide(t) => t.find(r),
+        }
+    }
+
+    /// A fair draw: the slot holding ticket `rng.below(total)`, `None` for
+    /// a total of 0. What `find(rng.below(total()))` gives, with the width
+    /// matched once and a narrow tree's draw in 64-bit arithmetic.
+    #[inline]
+    pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
+        match &self.values {
+            Width::Narrow(t) => t.find_drawn(|total| rng.below_u64(total)),
+            Width::Wide(t) => t.find_drawn(|total| rng.below(total)),
         }
     }
 

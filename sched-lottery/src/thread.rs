@@ -1,7 +1,7 @@
 //! A thread's record, and the table of them by draw slot: threads join and
 //! leave here.
 
-use sched_api::{CoreId, ThreadId, ThreadState};
+use sched_api::{CoreId, Ledger, ThreadId, ThreadState};
 
 use crate::{CurrencyId, Lottery};
 
@@ -73,6 +73,31 @@ impl Thread {
     /// Whether `quantum_vt` holds in ledger epoch `epoch`.
     pub fn quantum_vt_valid(&self, epoch: u64) -> bool {
         self.quantum_vt_key != 0 && self.quantum_vt_key == self.quantum_vt_key_now(epoch)
+    }
+
+    /// The virtual time of `ran_ns` of service at its current weight (and
+    /// cap) in ledger epoch `epoch`, from the memo for a full quantum of
+    /// `quantum_ns` (refreshed if stale). A method of the record, not of
+    /// the scheduler, so that a charge can use it while it holds the
+    /// record.
+    #[inline]
+    pub fn vt(&mut self, ledger: &Ledger, epoch: u64, quantum_ns: u64, ran_ns: u64) -> i128 {
+        if ran_ns == quantum_ns && self.quantum_vt_valid(epoch) {
+            return self.quantum_vt; // the usual: a full quantum, weight unchanged
+        }
+        self.vt_anew(ledger, epoch, quantum_ns, ran_ns)
+    }
+
+    /// [`Thread::vt`] when the memo does not serve. Out of line, so that
+    /// the usual path inlines small.
+    #[inline(never)]
+    fn vt_anew(&mut self, ledger: &Ledger, epoch: u64, quantum_ns: u64, ran_ns: u64) -> i128 {
+        let vt = ledger.vt(ran_ns, self.weight.max(1));
+        if ran_ns == quantum_ns {
+            self.quantum_vt = vt;
+            self.quantum_vt_key = self.quantum_vt_key_now(epoch);
+        }
+        vt
     }
 }
 
