@@ -434,6 +434,16 @@ pub fn get(id: u32) -> Option<Arc<Env>> {
     (env.id == id && env.alive()).then_some(env)
 }
 
+/// Whether `id` names a live environment: [`get`] without taking a
+/// reference (no count to raise and drop on a turn's end).
+pub fn is_live(id: u32) -> bool {
+    id != NO_ENV
+        && TABLE[slot_of(id)]
+            .lock()
+            .as_ref()
+            .is_some_and(|e| e.id == id && e.alive())
+}
+
 /// Whether `id`'s table slot has been freed (its memory returned).
 pub fn reaped(id: u32) -> bool {
     TABLE[slot_of(id)]

@@ -146,7 +146,7 @@ fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
 /// Whether `turn`'s owner is alive to be charged (a dead owner's slots and
 /// debts are gone).
 pub(super) fn owner_alive(turn: &Turn) -> bool {
-    turn.clock.owner().is_some_and(|o| env::get(o.0).is_some())
+    turn.clock.owner().is_some_and(|o| env::is_live(o.0))
 }
 
 /// Per core: the most a turn ran past its end without being charged for
