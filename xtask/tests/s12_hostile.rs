@@ -315,6 +315,18 @@ fn segment_games_hurt_nobody() {
         // interrupt from ring 3 may reach its handler with it set.
         let end = out.records.first(RecordKind::End).expect("an end record");
         assert_eq!(end["ac_at_entry"], 0, "handlers ran with AC set: {end}");
+        // A breakpoint right after each FS load: every exception upcall
+        // found FS at its dispatch page (or its handler faulted, disabled,
+        // and the environment was killed before the 100th).
+        let breakpoints = one_report(out, "segments_breakpoints");
+        assert_eq!(breakpoints["count"], 100);
+        assert_eq!(breakpoints["enabled_in_upcall"], 0, "an upcall ran enabled");
+        let killed = out
+            .records
+            .of(RecordKind::Event)
+            .filter(|e| e["event"] == "killed")
+            .count();
+        assert_eq!(killed, 0, "{}", tail(&out.console));
     });
 }
 

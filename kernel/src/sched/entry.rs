@@ -18,6 +18,8 @@ pub(super) enum Timer {
     /// timer is still armed for it (or for a step towards it) from the
     /// donor's entry — a turn's running phase arms nothing else. Re-arming
     /// cost a clock read and a timer write (~60 instructions) a donation.
+    /// (A recipient resumed from a context the kernel kept disabled is
+    /// armed anyway, as every such resume is.)
     Armed,
 }
 
@@ -248,6 +250,8 @@ pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
 /// which clear it) and the timer is armed for its deadline or the next
 /// step. Only what an upcall promises is done: disabled, the turn's times
 /// in the page, FS at the dispatch page, a clean FPU, the entry frame.
+/// (`run_started_ns` in the page is not stored again: unchanged within a
+/// stretch, and the kernel never reads it back.)
 /// (Through `upcall` it also re-armed the timer, read the clock twice,
 /// took the core's lock again and copied the frame to the stack top: #BP
 /// → upcall → resume took 595 instructions in a det run, 371 this way.)

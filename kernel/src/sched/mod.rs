@@ -7,7 +7,9 @@
 //!
 //! Everything here runs with interrupts off, on the core it concerns, under
 //! that core's lock. Paths that switch context end in `enter_user` (they do
-//! not return); paths that continue the interrupted context return.
+//! not return); paths that continue the interrupted context return (a
+//! fault reflected to the environment's exception entry too: its trap's
+//! own frame is rewritten, `entry::on_user_fault`).
 //!
 //! Here: the per-core state (a turn, its clock and who runs in it) and the
 //! run's start and end. Along the turn's own seams:

@@ -11,6 +11,10 @@
 //!   FS (`mov dword ptr fs:[0], 1` sets its disabled flag), so the next
 //!   environment on the core would fault — unless the kernel restores FS
 //!   on every entry to an environment.
+//! - Right after each such load, an `int3`: the exception upcall must find
+//!   FS at the dispatch page again (its handler reaches the page through
+//!   FS; a fault there, disabled, would kill the environment). The 100th
+//!   breakpoint is reported.
 //! - On every core, for ever: sets RFLAGS.AC, which interrupt gates keep:
 //!   the kernel's handlers must clear it, or SMAP does not guard them
 //!   (issue 14, hole 10: `clac`).
@@ -44,7 +48,29 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+/// Breakpoints whose handler found its core's disabled flag clear.
+static ENABLED_IN_UPCALL: AtomicU64 = AtomicU64::new(0);
+/// The breakpoint whose handler reports the counts (once).
+const BREAKPOINTS_REPORTED_AT: u64 = 100;
+
 fn on_fault(core: usize, info: &FaultInfo) -> FaultAction {
+    if info.vector == 3 {
+        // Through FS, as every libOS critical section reaches its flag:
+        // with FS left at base 0 this write faults, disabled, and the
+        // environment dies. An upcall runs disabled: the flag was set.
+        if libos::sys::disable_here_swap() != 1 {
+            ENABLED_IN_UPCALL.fetch_add(1, Ordering::Relaxed);
+        }
+        if BREAKPOINTS.fetch_add(1, Ordering::Relaxed) + 1 == BREAKPOINTS_REPORTED_AT {
+            report!(
+                "\"kind\":\"segments_breakpoints\",\"count\":{BREAKPOINTS_REPORTED_AT},\"enabled_in_upcall\":{}",
+                ENABLED_IN_UPCALL.load(Ordering::Relaxed)
+            );
+        }
+        // #BP is a trap: the saved rip is already past the int3.
+        return FaultAction::Resume { skip: 0 };
+    }
     report!(
         "\"kind\":\"segments_fault\",\"core\":{core},\"vector\":{},\"error_code\":{}",
         info.vector,
@@ -74,6 +100,9 @@ fn worker(core: usize) -> ! {
         unsafe {
             core::arch::asm!("mov ax, 0x23", "mov fs, ax", out("ax") _, options(nostack));
         }
+        // SAFETY: traps to the kernel, which reflects it to `on_fault` with
+        // FS at the dispatch page again; the handler resumes right after.
+        unsafe { core::arch::asm!("int3") };
         // SAFETY: sets RFLAGS.AC (ring 3 may; CR0.AM is clear, so no
         // alignment checks follow). The kernel's handlers must not run
         // with it: AC set lifts SMAP for them.

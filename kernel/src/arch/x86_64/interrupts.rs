@@ -303,7 +303,7 @@ compat_syscall_entry:
     call qword ptr [{handlers} + {compat_handler}]
     ud2
 
-/* enter_user_frame(frame): rsp = frame (at the top of this core's kernel stack). */
+/* enter_user_frame(frame): rsp = frame (a local of the caller, on the current stack). */
     .global enter_user_frame
 enter_user_frame:
     mov rsp, rdi
@@ -621,17 +621,23 @@ pub fn compat_syscall_entry_address() -> u64 {
     compat_syscall_entry as *const () as u64
 }
 
-/// Leaves the kernel for ring 3 with `frame`, discarding this core's kernel
-/// stack: the registers are popped from `frame` where it lies and
-/// `iretq` takes the rest. The frame is not moved to the stack top first
-/// (a 176-byte copy, ~38 instructions an entry): nothing runs on this
-/// stack between the move of RSP onto the frame and the `iretq` (interrupts
-/// are off, NMI and machine checks have their own stacks), and the next
-/// entry from ring 3 starts at the top again (TSS RSP0). An `iretq` that
-/// faults pushes its exception frame below the frame, which stays intact
-/// for `faulted_user_return`.
+/// Leaves the kernel for ring 3 with `frame`, a local of a caller on the
+/// current stack, discarding that stack: the registers are popped from
+/// `frame` where it lies and `iretq` takes the rest. The frame is not
+/// moved to the stack top first (a 176-byte copy, ~38 instructions an
+/// entry): nothing runs on this stack between the move of RSP onto the
+/// frame and the `iretq` (interrupts are off, NMI and machine checks have
+/// their own stacks), and the next entry from ring 3 starts at the top
+/// again (TSS RSP0). An `iretq` that faults (no IST, same privilege) pushes
+/// its exception frame at and below `rip`'s slot, rounded down to 16
+/// bytes: the words it overwrites are registers already popped; `rip` to
+/// `ss`, all `faulted_user_return` reads, stay as they were.
+///
+/// Safe to call with any frame: one that is not on the stack above RSP
+/// (the heap, a static, a page ring 3 writes, which would become the
+/// stack) or not for ring 3 stops the kernel here. Every frame of the
+/// stack is abandoned, callers' included: nothing returns to them.
 pub fn enter_user(frame: &TrapFrame) -> ! {
-    debug_assert!(frame.is_user());
     let cpu = crate::arch::percpu::this();
     // Every context switch ends here; a light call's handler must return
     // to its caller instead (see `syscall::light`).
@@ -641,10 +647,22 @@ pub fn enter_user(frame: &TrapFrame) -> ! {
             == 0,
         "a light system call switched context"
     );
-    // SAFETY: `frame` is on this core's kernel stack (callers pass a
-    // local), above the current RSP, and everything below it is abandoned.
-    // It targets ring 3 with user selectors (checked by callers), so
-    // `iretq` cannot land in kernel mode.
+    assert!(frame.is_user(), "enter_user with a kernel CS");
+    let rsp: u64;
+    // SAFETY: reads RSP; no memory touched.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
+    let at = frame as *const TrapFrame as u64;
+    assert!(
+        at > rsp && at - rsp < gdt::KERNEL_STACK_SIZE as u64,
+        "enter_user: frame at {at:#x} is not on the stack above rsp {rsp:#x}"
+    );
+    // SAFETY: `frame` is on this stack above RSP (checked above), so
+    // popping from it abandons only this stack's frames, none of which
+    // runs again; its CS is ring 3's (checked), so `iretq` cannot enter
+    // ring 0 (a bad SS or a non-canonical rip faults, and the fix-up
+    // blames the environment). `RSP0` and the IST stacks are untouched.
     unsafe { enter_user_frame(frame) }
 }
 
