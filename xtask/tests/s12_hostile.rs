@@ -97,13 +97,17 @@ fn one_report<'a>(out: &'a RunOutcome, kind: &str) -> &'a serde_json::Value {
     found[0]
 }
 
-/// Asserts that exactly one environment was killed in the run, `name`.
-fn only_killed(out: &RunOutcome, name: &str) {
-    let killed: Vec<_> = out
-        .records
+/// The run's `killed` events.
+fn killed(out: &RunOutcome) -> Vec<&serde_json::Value> {
+    out.records
         .of(RecordKind::Event)
         .filter(|e| e["event"] == "killed")
-        .collect();
+        .collect()
+}
+
+/// Asserts that exactly one environment was killed in the run, `name`.
+fn only_killed(out: &RunOutcome, name: &str) {
+    let killed = killed(out);
     assert_eq!(killed.len(), 1, "{killed:?}");
     assert_eq!(killed[0]["name"], name);
 }
@@ -321,12 +325,7 @@ fn segment_games_hurt_nobody() {
         let breakpoints = one_report(out, "segments_breakpoints");
         assert_eq!(breakpoints["count"], 100);
         assert_eq!(breakpoints["enabled_in_upcall"], 0, "an upcall ran enabled");
-        let killed = out
-            .records
-            .of(RecordKind::Event)
-            .filter(|e| e["event"] == "killed")
-            .count();
-        assert_eq!(killed, 0, "{}", tail(&out.console));
+        assert!(killed(out).is_empty(), "{}", tail(&out.console));
     });
 }
 
@@ -509,12 +508,7 @@ fn a_faulting_return_to_ring_3_is_the_environments_fault() {
             "{}",
             tail(&out.console)
         );
-        let killed = out
-            .records
-            .of(RecordKind::Event)
-            .filter(|e| e["event"] == "killed")
-            .count();
-        assert_eq!(killed, 0, "{}", tail(&out.console));
+        assert!(killed(out).is_empty(), "{}", tail(&out.console));
     });
 }
 
