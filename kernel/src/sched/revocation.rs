@@ -95,7 +95,7 @@ pub fn on_timer(frame: &mut TrapFrame) {
         }
         Tick::Revoke { grace_end } => {
             let entry = turn.env.upcalls.lock().epilogue;
-            turn.grace_mark = context_mark(&upcall_frame(core, entry, UpcallReason::Revoke, 0));
+            turn.grace_mark = epilogue_mark(core, entry);
             let env = turn.env.clone();
             let end = turn.clock.end();
             let deadline_clock = clock_at_deadline(&env, core, turn);
@@ -147,6 +147,26 @@ fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
 /// debts are gone).
 pub(super) fn owner_alive(turn: &Turn) -> bool {
     turn.clock.owner().is_some_and(|o| env::is_live(o.0))
+}
+
+/// Per core: the epilogue entry whose upcall frame was marked last, and
+/// that mark ([`epilogue_mark`]).
+static EPILOGUE_ENTRY: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+static EPILOGUE_MARK: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+/// [`context_mark`] of the epilogue upcall's entry frame for `entry` on
+/// `core`: a function of the two alone, so kept from the last revocation
+/// on this core (an environment's epilogue entry rarely changes; building
+/// the frame and hashing it again took ~80 instructions a turn). Only
+/// `core` itself reads and writes its pair.
+fn epilogue_mark(core: usize, entry: u64) -> u64 {
+    if entry != 0 && EPILOGUE_ENTRY[core].load(Ordering::Relaxed) == entry {
+        return EPILOGUE_MARK[core].load(Ordering::Relaxed);
+    }
+    let mark = context_mark(&upcall_frame(core, entry, UpcallReason::Revoke, 0));
+    EPILOGUE_MARK[core].store(mark, Ordering::Relaxed);
+    EPILOGUE_ENTRY[core].store(entry, Ordering::Relaxed);
+    mark
 }
 
 /// Per core: the most a turn ran past its end without being charged for
