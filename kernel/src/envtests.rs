@@ -98,6 +98,11 @@ static EXPERIMENTS: &[Experiment] = &[
         hostile_repossessed_others_keep_share,
     ),
     plain(
+        "fault_hog",
+        &[spec("spin", 4), spec("fault_hog", 4)],
+        hostile_repossessed_others_keep_share,
+    ),
+    plain(
         "slow_prologue",
         &[spec("slow_prologue", 2), spec("spin", 2)],
         others_keep_share,
