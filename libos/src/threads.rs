@@ -501,15 +501,7 @@ unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
 /// Its context must already be in its slot (unless it ended). No canary
 /// check: that is [`stop_here`]; an overflowed thread's canary is gone.
 fn publish_stop(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
-    let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
-    runlog::stopped(core, at);
-    ON_CORE[core].store(NONE, Ordering::Relaxed);
-    let stop = handoff::Stop {
-        tid,
-        end,
-        ran_ns: ran,
-        at_ns: at,
-    };
+    let stop = take_off(core, tid, end, clock, at);
     if !STOPS.publish(core, stop) {
         crate::log!("core {core}: thread {tid} stopped over an undrained stop");
         sys::exit(13);
@@ -550,34 +542,76 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
         2 => RunEnd::Blocked,
         _ => RunEnd::Exited,
     };
+    let tid = packed >> 2;
     let at = sys::now_ns();
-    stop_here(core, packed >> 2, end, sys::cpu_clock_at(core, at), at);
+    let clock = sys::cpu_clock_at(core, at);
+    check_canary(tid);
+    let d = sys::dispatch(core);
+    // The usual voluntary switch: no revocation pending and the runtime
+    // lock free. The stop is then charged under the lock right away, not
+    // published for a drain to take back (a publish and a drain were ~90
+    // instructions of a yield's ~1,000). Otherwise the lock-free hand-off
+    // as for any stop: `dispatch` yields the core first, or waits for the
+    // lock, and this core's stop must be there for whoever charges next.
+    if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING == 0 {
+        if let Some(rt) = RT.try_lock() {
+            decide(core, d, rt, Some(take_off(core, tid, end, clock, at)))
+        }
+    }
+    publish_stop(core, tid, end, clock, at);
     dispatch(core)
 }
 
-/// [`publish_stop`], after checking `tid`'s stack canary.
-fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
+/// Takes `tid` off `core` (the lock-free copies, the switch log) with its
+/// charge ending at CPU clock `clock`, global clock `at`: its stop, to be
+/// charged to the policy.
+#[inline]
+fn take_off(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) -> handoff::Stop {
+    let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
+    runlog::stopped(core, at);
+    ON_CORE[core].store(NONE, Ordering::Relaxed);
+    handoff::Stop {
+        tid,
+        end,
+        // As the hand-off's word would carry it.
+        ran_ns: ran.min(handoff::RAN_MAX),
+        at_ns: at,
+    }
+}
+
+/// Ends the application if `tid` overflowed its stack (its canary gone).
+fn check_canary(tid: usize) {
     // SAFETY: the lowest word of that thread's stack.
     if unsafe { canary(tid).read_volatile() } != CANARY {
         crate::log!("thread {tid} overflowed its {STACK}-byte stack");
         sys::exit(12);
     }
+}
+
+/// [`publish_stop`], after checking `tid`'s stack canary.
+fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
+    check_canary(tid);
     publish_stop(core, tid, end, clock, at);
 }
 
 /// Charges every published stop to the policy (under the lock).
 fn charge_stops(rt: &mut Table, now: u64) {
-    STOPS.drain(|core, stop| {
-        rt.stop_ran_at(
-            core,
-            stop.tid,
-            stop.ran_ns,
-            stop.at_ns,
-            now,
-            stop.end,
-            &read_word,
-        );
-    });
+    STOPS.drain(|core, stop| charge_stop(rt, core, stop, now));
+}
+
+/// Charges `core`'s `stop` to the policy (under the lock), checking
+/// wake-ups at `now`.
+#[inline]
+fn charge_stop(rt: &mut Table, core: usize, stop: handoff::Stop, now: u64) {
+    rt.stop_ran_at(
+        core,
+        stop.tid,
+        stop.ran_ns,
+        stop.at_ns,
+        now,
+        stop.end,
+        &read_word,
+    );
 }
 
 /// The runtime lock for a prologue: a short bounded wait. `None` means a
@@ -619,14 +653,29 @@ pub fn dispatch(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, false);
     }
-    let Some(mut rt) = lock_briefly() else {
+    let Some(rt) = lock_briefly() else {
         // The lock is stuck on a core that is not running: run on, or give
         // the turn up rather than spin through it.
         run_on(core, d);
         let _ = sys::yield_to(None, false);
         sys::exit(9)
     };
+    decide(core, d, rt, None)
+}
+
+/// The rest of [`dispatch`], under the runtime lock `rt`: charges `own`
+/// (this core's stop, not published: see `after_switch_out`) and every
+/// published stop, then picks for `core` and resumes the choice.
+fn decide(
+    core: usize,
+    d: &Dispatch,
+    mut rt: spin::MutexGuard<'static, Table>,
+    own: Option<handoff::Stop>,
+) -> ! {
     let now = sys::now_ns();
+    if let Some(stop) = own {
+        charge_stop(&mut rt, core, stop, now);
+    }
     charge_stops(&mut rt, now);
     let account = sys::own_account();
     // Held and revoked together: a slot taken back on one core and one

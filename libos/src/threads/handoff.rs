@@ -24,7 +24,7 @@ use crate::rt::MAX_WORKERS;
 const RAN_BITS: u32 = 44;
 /// Bits that hold the thread id plus one (0: the slot is empty).
 const TID_BITS: u32 = 18;
-const RAN_MAX: u64 = (1 << RAN_BITS) - 1;
+pub const RAN_MAX: u64 = (1 << RAN_BITS) - 1;
 /// Most thread ids a stop word can name.
 pub const MAX_TID: usize = (1 << TID_BITS) - 2;
 
