@@ -564,8 +564,9 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
 
 /// Takes `tid` off `core` (the lock-free copies, the switch log) with its
 /// charge ending at CPU clock `clock`, global clock `at`: its stop, to be
-/// charged to the policy.
-#[inline]
+/// charged to the policy. Always inlined (each of its two callers is on
+/// a switch's path).
+#[inline(always)]
 fn take_off(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) -> handoff::Stop {
     let ran = clock.saturating_sub(ON_CORE_SINCE[core].load(Ordering::Relaxed));
     runlog::stopped(core, at);
