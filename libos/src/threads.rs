@@ -474,6 +474,7 @@ pub fn decided_turns() -> (u64, u64) {
 /// # Safety
 /// Only while the policy has `tid` running on the calling core (or it is
 /// the calling thread): then no other core reads or writes that slot.
+#[inline]
 unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
     // SAFETY: the static table's threads (set before any thread runs),
     // whose slots never move; only a place is computed (no reference to
