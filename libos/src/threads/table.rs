@@ -610,9 +610,16 @@ impl Table {
         end: RunEnd,
         read: &dyn Fn(u64) -> u64,
     ) {
-        if self.current[core] == tid {
+        let here = self.current[core] == tid;
+        if here {
             self.current[core] = NONE;
-            if let Some(t) = self.threads.get_mut(tid) {
+        }
+        // One look at the slot on the usual path (under the lock every
+        // core's dispatch waits for; a second one for `on_core` cost a
+        // switch ~15 instructions).
+        let mut t = self.threads.get_mut(tid);
+        if here {
+            if let Some(t) = &mut t {
                 t.on_core = NONE;
             }
         }
@@ -623,9 +630,7 @@ impl Table {
         let Some(p) = self.policy.as_mut() else {
             return;
         };
-        // One look at the slot on the usual path (under the lock every
-        // core's dispatch waits for).
-        let t = &mut self.threads[tid];
+        let t = t.expect("a thread slot");
         let exited = t.life == Life::Exited;
         let end = if exited { RunEnd::Exited } else { end };
         if p.charge(tid as u32, core, ran, end).is_err() && exited {
