@@ -517,8 +517,8 @@ fn switch_out(end: RunEnd) {
     let core = THREAD_CORE[tid].load(Ordering::Acquire);
     // SAFETY: this thread's own slot, and it is running (see `ctx_slot`).
     let (ctx, sse) = unsafe {
-        let ctx = ctx_slot(tid);
-        (ctx, (*thread_slot(tid)).sse)
+        let slot = thread_slot(tid);
+        (&raw mut (*slot).ctx, (*slot).sse)
     };
     let end = match end {
         RunEnd::Preempted => 0,
