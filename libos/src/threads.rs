@@ -487,6 +487,7 @@ unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
 ///
 /// # Safety
 /// As for [`ctx_slot`].
+#[inline]
 unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
     let threads = THREADS.load(Ordering::Acquire);
     debug_assert!(!threads.is_null());
