@@ -729,6 +729,7 @@ fn decide(
 }
 
 /// Resumes thread `tid`, which the policy has running on `core`.
+#[inline]
 fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
     THREAD_CORE[tid].store(core, Ordering::Relaxed);
     ON_CORE[core].store(tid, Ordering::Relaxed);
