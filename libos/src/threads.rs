@@ -487,7 +487,7 @@ unsafe fn ctx_slot(tid: usize) -> *mut UserContext {
 ///
 /// # Safety
 /// As for [`ctx_slot`].
-#[inline]
+#[inline(always)]
 unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
     let threads = THREADS.load(Ordering::Acquire);
     debug_assert!(!threads.is_null());
@@ -733,7 +733,7 @@ fn decide(
 }
 
 /// Resumes thread `tid`, which the policy has running on `core`.
-#[inline]
+#[inline(always)]
 fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
     THREAD_CORE[tid].store(core, Ordering::Relaxed);
     ON_CORE[core].store(tid, Ordering::Relaxed);

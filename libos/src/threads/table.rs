@@ -518,8 +518,9 @@ impl Table {
     /// Inlined, like [`Table::stop_ran_at`]: the dispatch calls each once
     /// per switch, and as calls, with their arguments marshalled and their
     /// registers saved, they cost a yield ~60 instructions more (+1.4 KB of
-    /// code).
-    #[inline]
+    /// code). Always: once the dispatch's body was inlined in its two
+    /// callers, `#[inline]` alone left this one a call (~30 more).
+    #[inline(always)]
     pub fn start_at(&mut self, core: usize, now: u64, at: u64) -> Option<usize> {
         let tid = if self.control != NONE && self.control_state == ThreadState::Runnable {
             self.control_state = ThreadState::Running(core);
