@@ -245,6 +245,7 @@ pub fn in_range(rip: u64) -> bool {
 /// that are writable and not in use) that nothing else resumes meanwhile;
 /// `stack_top` must be a 16-byte aligned stack free for `on_pending`.
 /// Whatever the caller's stack frames own is abandoned.
+#[inline]
 pub unsafe fn resume(ctx: &UserContext, d: &Dispatch, on_pending: OnPending, stack_top: u64) -> ! {
     // SAFETY: per this function's contract.
     unsafe { libos_resume(ctx, d, on_pending, stack_top) }

@@ -141,9 +141,22 @@ impl<O: Order> Lazy<O> {
                 self.stale += 1;
                 return Some(e);
             }
-            self.order.pop(());
-            self.stale -= 1;
+            self.drop_first();
         }
+    }
+
+    /// Drops the first entry, stale. Out of line: a decision rarely finds
+    /// one, and the pop inlined into it (a whole sift) kept the usual path
+    /// short of registers (stride's pick reloaded its own state from the
+    /// stack).
+    #[cold]
+    #[inline(never)]
+    fn drop_first(&mut self)
+    where
+        O: Replace,
+    {
+        self.order.pop(());
+        self.stale -= 1;
     }
 
     /// Queues a live entry: in place of the first one if `old` says that

@@ -236,7 +236,7 @@ impl Ledger {
     pub fn advance(&mut self, ran_ns: u64) {
         if let Some((ran, step)) = self.last_step {
             if ran == ran_ns && !self.weights_changed && !self.active.is_empty() {
-                self.now = self.now.saturating_add(step);
+                self.now = crate::add_sat(self.now, step);
                 return;
             }
         }

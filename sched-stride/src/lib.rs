@@ -229,9 +229,7 @@ impl Policy for Stride {
         let w = u64::from(t.weight);
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used: stride * ran / quantum.
-        t.pass = t
-            .pass
-            .saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
+        t.pass = sched_api::add_sat(t.pass, self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         self.ledger.advance(ran_ns);
         let global = self.ledger.now();
         match end {

@@ -456,10 +456,21 @@ impl Table {
     /// Wakes every sleeping thread whose condition holds at `now`
     /// (`read` reads a watched word). Looks only at threads with a
     /// condition set: a dispatch costs the same with 3 threads or 10,000.
+    ///
+    /// Inlined down to its first test (nothing watched, nothing due before
+    /// `next_due`), which most dispatches stop at (a call for it cost a
+    /// yield ~20 instructions); the walk is out of line.
+    #[inline]
     pub fn wake_due(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
         if !self.untimed && now < self.next_due {
             return;
         }
+        self.walk_waiting(now, read);
+    }
+
+    /// [`Table::wake_due`]'s walk of the sleepers.
+    #[inline(never)]
+    fn walk_waiting(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {
         self.walks += 1;
         // Recomputed over the threads that stay (a condition set during
         // the walk lowers them as it is set).
@@ -503,6 +514,13 @@ impl Table {
 
     /// As [`start`](Table::start), the thread's wait for a core ending at
     /// `at` (global clock, read by the caller).
+    ///
+    /// Inlined, like [`Table::stop_ran_at`]: the dispatch calls each once
+    /// per switch, and as calls, with their arguments marshalled and their
+    /// registers saved, they cost a yield ~60 instructions more (+1.4 KB of
+    /// code). Always: once the dispatch's body was inlined in its two
+    /// callers, `#[inline]` alone left this one a call (~30 more).
+    #[inline(always)]
     pub fn start_at(&mut self, core: usize, now: u64, at: u64) -> Option<usize> {
         let tid = if self.control != NONE && self.control_state == ThreadState::Runnable {
             self.control_state = ThreadState::Running(core);
@@ -589,6 +607,7 @@ impl Table {
     /// As [`stop_ran`](Table::stop_ran) for a thread that left its core at
     /// `at` (global clock): a thread still runnable waits from then on.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn stop_ran_at(
         &mut self,
         core: usize,
@@ -599,9 +618,16 @@ impl Table {
         end: RunEnd,
         read: &dyn Fn(u64) -> u64,
     ) {
-        if self.current[core] == tid {
+        let here = self.current[core] == tid;
+        if here {
             self.current[core] = NONE;
-            if let Some(t) = self.threads.get_mut(tid) {
+        }
+        // One look at the slot on the usual path (under the lock every
+        // core's dispatch waits for; a second one for `on_core` cost a
+        // switch ~15 instructions).
+        let mut t = self.threads.get_mut(tid);
+        if here {
+            if let Some(t) = &mut t {
                 t.on_core = NONE;
             }
         }
@@ -612,9 +638,7 @@ impl Table {
         let Some(p) = self.policy.as_mut() else {
             return;
         };
-        // One look at the slot on the usual path (under the lock every
-        // core's dispatch waits for).
-        let t = &mut self.threads[tid];
+        let t = t.expect("a thread slot");
         let exited = t.life == Life::Exited;
         let end = if exited { RunEnd::Exited } else { end };
         if p.charge(tid as u32, core, ran, end).is_err() && exited {

@@ -77,6 +77,7 @@ impl Threads {
     ///
     /// # Safety
     /// `this` points to a live table.
+    #[inline]
     pub unsafe fn slot_ptr_raw(this: *const Threads, tid: usize) -> *mut Thread {
         if tid / CHUNK >= CHUNKS {
             return core::ptr::null_mut();
