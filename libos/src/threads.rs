@@ -432,13 +432,17 @@ pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind,
 
 // ---- Switching ------------------------------------------------------------
 //
-// A thread leaves a core in one of four ways, and none of them takes the
-// runtime lock: its context goes to its own slot (nobody else touches it
-// while the policy has the thread running), and the stop — who, how it
+// A thread leaves a core in one of four ways, and none of them waits for
+// the runtime lock: its context goes to its own slot (nobody else touches
+// it while the policy has the thread running), and the stop — who, how it
 // ended, how long it ran — is published in the core's word in
-// [`handoff`]. `dispatch` charges every published stop to the policy under
-// the lock, then picks. So the epilogue is wait-free, and a core
-// repossessed in the middle of a dispatch stalls nobody's epilogue.
+// [`handoff`]; `decide` (from `dispatch`) charges every published stop to
+// the policy under the lock, then picks. A voluntary switch that finds
+// the lock free (`try_lock`) and no revocation pending charges its own
+// stop there at once instead of publishing it (`after_switch_out`); one
+// that does not publishes as the others do. So the epilogue is wait-free,
+// and a core repossessed in the middle of a dispatch stalls nobody's
+// epilogue.
 
 /// The pending stops of every core (see [`handoff`]).
 static STOPS: handoff::Stops = handoff::Stops::new();
@@ -530,7 +534,8 @@ fn switch_out(end: RunEnd) {
     let top = crate::rt::scheduler_stack_top(core);
     // SAFETY: `ctx` is this thread's own save slot, which no other core
     // reads or writes while the policy says the thread is Running (it is,
-    // until its stop is charged, which `after_switch_out` publishes). The
+    // until its stop is charged, which `after_switch_out` does at once or
+    // publishes for the next `decide`). The
     // scheduler stack is unused while a thread runs on this core, and this
     // thread's stack is not touched again until it is resumed (which
     // returns here, the disabled flag cleared by the resume).

@@ -1,7 +1,8 @@
 //! The lock-free hand-off between a core's thread stops and the policy.
 //!
 //! A thread that leaves a core — revoked in the epilogue, repossessed,
-//! or switching out on its own — is not charged there and then: that would
+//! or switching out on its own while the runtime lock is busy or a
+//! revocation pending — is not charged there and then: that would
 //! take the application-wide runtime lock on the revocation path, and a
 //! core repossessed while holding it would stall every other core's
 //! epilogue until its own grace ended (issue 13). Instead the leaving core
@@ -12,7 +13,8 @@
 //!
 //! Each core's slot holds at most one stop: a core publishes only after a
 //! thread ran on it, and a thread only starts on a core after that core's
-//! slot was drained (`dispatch` drains before it picks).
+//! slot was drained (`threads::decide`, which `dispatch` and the voluntary
+//! switch's fast path run, drains before it picks).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -139,8 +141,8 @@ impl Stops {
 
     /// Takes every core's pending stop, in core order, for `f`. Under the
     /// runtime lock (one drain at a time). Inlined: most dispatches find
-    /// nothing, and then this is a load and a test per word (the call it
-    /// was cost a yield ~20 instructions).
+    /// nothing, and then this is a load and a test per word (as a call it
+    /// cost a yield ~20 instructions).
     #[inline]
     pub fn drain(&self, mut f: impl FnMut(usize, Stop)) {
         for (w, bits) in self.pending.iter().enumerate() {

@@ -855,3 +855,130 @@ fn an_unblock_before_the_sleep_is_seen_by_the_next_walk() {
     t.wake_due(20, &no_memory);
     assert_eq!(t.walks, walks + 1, "a pending wake-up forces the walk");
 }
+
+/// The voluntary fast path charges its own stop at its own instant and
+/// checks wake-ups there (`threads::decide`); another core's stop drained
+/// in the same dispatch may be dated later. A thread that blocked with a
+/// deadline in between is woken by the next dispatch, not lost.
+#[test]
+fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
+    for kind in every_kind() {
+        let mut t = timed_table(kind);
+        at(0);
+        let a = spawn(&mut t, 1);
+        let b = spawn(&mut t, 1);
+        let c = spawn(&mut t, 1);
+        let on0 = t.start(0, 0).unwrap();
+        let on1 = t.start(1, 0).unwrap();
+        assert!([a, b, c].contains(&on0) && [a, b, c].contains(&on1));
+        // core 1's thread sleeps until 200; its stop is dated 250 (past its deadline)
+        t.wake_at(on1, 200);
+        // core 0's fast path: own stop at 150, charged first, now = 150
+        t.stop_ran_at(0, on0, 100, 150, 150, RunEnd::Yielded, &no_memory);
+        t.stop_ran_at(1, on1, 100, 250, 150, RunEnd::Blocked, &no_memory);
+        t.wake_due(150, &no_memory);
+        assert_eq!(t.state(on1), Some(ThreadState::Sleeping), "{kind:?}");
+        at(160);
+        let next = t.start_at(0, 0, 160).unwrap();
+        assert_ne!(next, on1);
+        // next dispatch anywhere (now 300) wakes it
+        t.wake_due(300, &no_memory);
+        assert_eq!(t.state(on1), Some(ThreadState::Runnable), "{kind:?}");
+        assert_eq!(t.audit().violations(), 0);
+    }
+}
+
+/// The protocol `threads::after_switch_out` and `dispatch` follow, on four
+/// host threads sharing one table and one hand-off: a stop charged at once
+/// under `try_lock` (the fast path) or published and drained by whoever
+/// holds the lock next. No thread runs twice (the table's audit after
+/// every pick), no publish finds its slot taken, and the policy's service
+/// is exactly the stops made: none lost, none charged twice.
+#[test]
+fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
+    use super::super::handoff::{Stop, Stops};
+    use std::sync::atomic::{AtomicU64 as A64, Ordering as O};
+    use std::sync::{Arc, Mutex as M};
+    const CORES: usize = 4;
+    for kind in every_kind() {
+        let mut t = Table::new();
+        t.set_policy(build(kind, Q, CORES, 3)).unwrap();
+        for w in 1..=6 {
+            spawn(&mut t, w);
+        }
+        let rt = Arc::new(M::new(t));
+        let stops = Arc::new(Stops::new());
+        let charged_out = Arc::new(A64::new(0));
+        let hs: Vec<_> = (0..CORES)
+            .map(|core| {
+                let (rt, stops, out) = (rt.clone(), stops.clone(), charged_out.clone());
+                std::thread::spawn(move || {
+                    let mut mine: Option<usize> = None;
+                    for i in 0..20_000u64 {
+                        let own = mine.take().map(|tid| Stop {
+                            tid,
+                            end: RunEnd::Yielded,
+                            ran_ns: 1,
+                            at_ns: i,
+                        });
+                        if own.is_some() {
+                            out.fetch_add(1, O::Relaxed);
+                        }
+                        let fast = i % 3 != 0;
+                        let mut g = match (fast, rt.try_lock()) {
+                            (true, Ok(mut g)) => {
+                                if let Some(s) = own {
+                                    g.stop_ran_at(
+                                        core, s.tid, s.ran_ns, s.at_ns, s.at_ns, s.end, &no_memory,
+                                    );
+                                }
+                                g
+                            }
+                            (_, g) => {
+                                drop(g);
+                                if let Some(s) = own {
+                                    assert!(stops.publish(core, s), "undrained stop");
+                                }
+                                rt.lock().unwrap()
+                            }
+                        };
+                        stops.drain(|c, s| {
+                            g.stop_ran_at(c, s.tid, s.ran_ns, s.at_ns, i, s.end, &no_memory)
+                        });
+                        mine = g.start_at(core, 0, i);
+                        let a = g.audit();
+                        assert_eq!(a.violations(), 0, "{kind:?}: {a:?}");
+                    }
+                    if let Some(tid) = mine {
+                        out.fetch_add(1, O::Relaxed);
+                        assert!(stops.publish(
+                            core,
+                            Stop {
+                                tid,
+                                end: RunEnd::Yielded,
+                                ran_ns: 1,
+                                at_ns: 0
+                            }
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let mut g = rt.lock().unwrap();
+        stops.drain(|c, s| g.stop_ran_at(c, s.tid, s.ran_ns, s.at_ns, 0, s.end, &no_memory));
+        let service: u64 = (0..6)
+            .map(|tid| {
+                g.policy
+                    .as_ref()
+                    .unwrap()
+                    .record(tid as u32)
+                    .map_or(0, |r| r.service_ns)
+            })
+            .sum();
+        assert_eq!(service, charged_out.load(O::Relaxed), "{kind:?}");
+        assert!(!g.running_anywhere());
+    }
+}
