@@ -116,12 +116,8 @@ pub(super) fn upcall(
         .running_env
         .store(env.id, Ordering::Relaxed);
     let d = env.dispatch(core);
-    d.disabled().store(1, Ordering::Release);
-    d.slice_end_ns().store(end, Ordering::Relaxed);
-    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
     switch_address_space(env.pml4);
-    cpu::restore_user_fs(core);
-    cpu::fxrstor(&CLEAN_FX.0);
+    promise_upcall(&d, core, end, grace_end);
     // One clock read for the trace, the abort latency and the timer (two
     // before). The run's start is read after the timer write, which in a
     // deterministic run can stall this vCPU (see `entering`).
@@ -142,6 +138,24 @@ pub(super) fn upcall(
     d.run_started_ns().store(entering(core), Ordering::Relaxed);
     drop(env);
     enter_user(&frame)
+}
+
+/// What every upcall promises the environment it enters on `core`, whose
+/// dispatch page is `d`: disabled, the turn's end and grace end in the
+/// page, FS at the page, a clean FPU (`upcall`, and a fault reflected in
+/// place by `on_user_fault`).
+#[inline(always)]
+fn promise_upcall(
+    d: &crate::dispatch_page::DispatchPage<'_>,
+    core: usize,
+    end: u64,
+    grace_end: u64,
+) {
+    d.disabled().store(1, Ordering::Release);
+    d.slice_end_ns().store(end, Ordering::Relaxed);
+    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
+    cpu::restore_user_fs(core);
+    cpu::fxrstor(&CLEAN_FX.0);
 }
 
 /// The frame an upcall enters user mode with: `entry(reason, arg,
@@ -299,10 +313,6 @@ pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
         rip: frame.rip,
     });
     d.save(SaveArea::Fault, frame);
-    d.disabled().store(1, Ordering::Release);
-    d.slice_end_ns().store(end, Ordering::Relaxed);
-    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
-    cpu::restore_user_fs(core);
-    cpu::fxrstor(&CLEAN_FX.0);
+    promise_upcall(&d, core, end, grace_end);
     *frame = upcall_frame(core, entry, UpcallReason::Exception, frame.vector);
 }
