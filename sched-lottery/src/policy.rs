@@ -99,13 +99,10 @@ impl Policy for Lottery {
         }
         let global = self.ledger.now();
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        // Saturating, as every virtual time here; written as a checked add
-        // whose overflow (never, in practice) is the branch, which is
-        // cheaper than `saturating_add`'s selects on 128 bits.
-        t.vtime = match t.vtime.checked_add(vt) {
-            Some(v) => v,
-            None => t.vtime.saturating_add(vt),
-        };
+        // Saturating, as every virtual time here (`add_sat`: the overflow,
+        // never in practice, is a cold branch, cheaper than
+        // `saturating_add`'s selects on 128 bits).
+        t.vtime = sched_api::add_sat(t.vtime, vt);
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
