@@ -221,6 +221,30 @@ mod tests {
     }
 
     #[test]
+    fn the_tail_taken_off_is_charged_time_not_wall_time() {
+        // The kernel's trace shows the application on its cores for 1000 ns
+        // of wall time, 100 of them after the last sample; the kernel
+        // charged it 980 of the 1000 (its own 2% — timer ticks, slot
+        // switches — is in the trace's turns, not in `cpu_ns`). The
+        // application's time up to the last sample is the charged time of
+        // the 900 before it, 882, not 980 - 100 = 880 (wall time taken off
+        // charged time): with 870 to the threads, 98.64%, not 98.86%.
+        let r = json!({
+            "duration_ns": 1000,
+            "cores": [{"idle_ns": 0}],
+            "envs": [{"name": "app", "turns": 10, "repossessions": 0, "cpu_ns": [980]}],
+            "apps": [{"name": "app", "ran_ns": 1000, "ran_after_last_sample_ns": 100,
+                      "control_ns": 9, "threads": [{"cpu_ns": 870, "max_abs_lag_quanta": 0.5}]}]
+        });
+        let y = measure(&r, "app").unwrap();
+        assert!((y.threads_share - 870.0 / 882.0).abs() < 1e-12, "{y:?}");
+        assert!(
+            (y.control_share.unwrap() - 9.0 / 882.0).abs() < 1e-12,
+            "{y:?}"
+        );
+    }
+
+    #[test]
     fn an_unknown_tail_is_an_error_not_a_guess() {
         let mut r = run();
         r["apps"][0]["ran_after_last_sample_ns"] = Value::Null;

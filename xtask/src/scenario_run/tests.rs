@@ -235,6 +235,8 @@ fn each_instance_says_what_it_ran_after_its_last_sample() {
     assert_eq!(apps[0]["last_sample_ns"], 100_000_010);
     assert_eq!(apps[0]["ran_after_last_sample_ns"], 39_999_990);
     assert_eq!(apps[1]["ran_after_last_sample_ns"], 0);
+    // And all it ran, on the trace's wall clock: `a` from 10 ns to 140 ms.
+    assert_eq!(apps[0]["ran_ns"], 139_999_990);
     // A core whose trace filled up lost the end of the run: unknown.
     let full = restarted_console().replace("\"dropped\":0", "\"dropped\":3");
     let data = two_threads_run(&full);
