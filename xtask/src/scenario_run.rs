@@ -525,6 +525,9 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
         .iter()
         .map(|a| {
             let mut f = Fairness::new(a.capacity);
+            if let Some((t0, policy)) = a.scheduler_timeline.first() {
+                f.begin(*t0, policy);
+            }
             for (t, policy) in a.scheduler_timeline.iter().skip(1) {
                 f.swap(*t, policy);
             }
