@@ -212,6 +212,15 @@ impl Snapshot {
         thread.vtime.saturating_sub(self.global_vtime)
     }
 
+    /// The id and weight of every thread that is not sleeping (the
+    /// weights a policy's ledger holds), for [`Ledger::insert_all`].
+    pub fn active_weights(&self) -> impl Iterator<Item = (ThreadId, u64)> + '_ {
+        self.threads
+            .iter()
+            .filter(|t| t.state != ThreadState::Sleeping)
+            .map(|t| (t.id, u64::from(t.weight)))
+    }
+
     /// The record of `id`.
     pub fn get(&self, id: ThreadId) -> Option<&ThreadRecord> {
         self.threads.iter().find(|t| t.id == id)

@@ -424,11 +424,9 @@ impl Policy for Eevdf {
             let Ok(slot) = fresh.threads.insert(r.id, thread) else {
                 return Err(SchedError::BadSnapshot);
             };
-            if r.state != ThreadState::Sleeping {
-                fresh.ledger.insert(r.id, u64::from(r.weight));
-            }
             slots.push((slot, r.id, r.state));
         }
+        fresh.ledger.insert_all(snapshot.active_weights());
         // Requests once every weight is in: their length depends on the cap.
         for (slot, id, state) in slots {
             match state {

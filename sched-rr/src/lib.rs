@@ -394,11 +394,7 @@ impl Policy for RoundRobin {
         let mut fresh = RoundRobin::new(self.quantum_ns);
         fresh.weights.set_cores(self.cores());
         fresh.origin = snapshot.global_vtime;
-        for r in &snapshot.threads {
-            if r.state != ThreadState::Sleeping {
-                fresh.weights.insert(r.id, u64::from(r.weight));
-            }
-        }
+        fresh.weights.insert_all(snapshot.active_weights());
         for r in &snapshot.threads {
             let mut t = Thread {
                 weight: r.weight,

@@ -361,7 +361,7 @@ impl Policy for Stride {
         let mut fresh = Stride::new(self.quantum_ns, self.cores());
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
-        for r in snapshot.threads {
+        for r in &snapshot.threads {
             let pass = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(global),
                 _ => r.vtime,
@@ -383,10 +383,8 @@ impl Policy for Stride {
                 ThreadState::Running(core) => fresh.running.set(core, Some((r.id, slot))),
                 ThreadState::Sleeping => {}
             }
-            if r.state != ThreadState::Sleeping {
-                fresh.ledger.insert(r.id, u64::from(r.weight));
-            }
         }
+        fresh.ledger.insert_all(snapshot.active_weights());
         *self = fresh;
         Ok(())
     }
