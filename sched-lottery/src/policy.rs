@@ -263,8 +263,12 @@ impl Policy for Lottery {
                 ThreadState::Sleeping => snapshot.lag(r),
                 _ => r.vtime,
             };
-            fresh.insert_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
+            fresh.place_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
         }
+        // Once for every thread: the derived values are exact, so they are
+        // those that settling after each one gives.
+        fresh.preload_weights();
+        fresh.settle();
         fresh.credit_debts();
         *self = fresh;
         Ok(())

@@ -139,8 +139,10 @@ impl Lottery {
     }
 
     /// Adds a thread (its id new, its currency existing and already listing
-    /// it) and brings the derived values up to date.
-    pub(crate) fn insert_thread(
+    /// it) and brings the derived values up to date but for the final
+    /// [`Lottery::settle`], which the caller owes: an import places every
+    /// thread and settles once.
+    pub(crate) fn place_thread(
         &mut self,
         id: ThreadId,
         tickets: u32,
@@ -176,7 +178,6 @@ impl Lottery {
         }
         self.enlist(slot);
         self.attach(slot);
-        self.settle();
     }
 
     /// Removes a thread, ending its loans (as lender and as borrower), and
