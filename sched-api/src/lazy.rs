@@ -27,7 +27,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::table::{Running, Slot, Table};
-use crate::{ThreadId, ThreadState};
+use crate::{Snapshot, ThreadId, ThreadRecord, ThreadState};
 
 /// An order of queue entries, live or stale: what a policy picks from.
 pub trait Order {
@@ -242,7 +242,7 @@ pub fn snapshot_order<T: Queued, K: Ord>(
     running: &Running,
     key: impl Fn(&T) -> K,
 ) -> impl Iterator<Item = ThreadId> {
-    let mut runnable: Vec<(K, ThreadId)> = Vec::new();
+    let mut runnable: Vec<(K, ThreadId)> = Vec::with_capacity(threads.len());
     let mut sleeping: Vec<ThreadId> = Vec::new();
     for (id, t) in threads.iter() {
         match t.state() {
@@ -259,6 +259,22 @@ pub fn snapshot_order<T: Queued, K: Ord>(
         .map(|(_, id)| id)
         .chain(running)
         .chain(sleeping)
+}
+
+/// The snapshot of a policy keeping its threads in `threads`: at
+/// `global_vtime`, each thread's `record` in [`snapshot_order`] by `key`.
+pub fn snapshot<T: Queued, K: Ord>(
+    threads: &Table<T>,
+    running: &Running,
+    key: impl Fn(&T) -> K,
+    global_vtime: i128,
+    record: impl Fn(ThreadId) -> Option<ThreadRecord>,
+) -> Snapshot {
+    Snapshot::with_records(
+        global_vtime,
+        threads.len(),
+        snapshot_order(threads, running, key).filter_map(record),
+    )
 }
 
 #[cfg(test)]

@@ -212,6 +212,23 @@ impl Snapshot {
         thread.vtime.saturating_sub(self.global_vtime)
     }
 
+    /// A snapshot at `global_vtime` of `records`, in their order, with
+    /// room made for `len` of them at once (an export knows how many it
+    /// lists: collected from a filtering iterator the list grew by
+    /// doubling, a copy each step).
+    pub fn with_records(
+        global_vtime: i128,
+        len: usize,
+        records: impl Iterator<Item = ThreadRecord>,
+    ) -> Snapshot {
+        let mut threads = Vec::with_capacity(len);
+        threads.extend(records);
+        Snapshot {
+            global_vtime,
+            threads,
+        }
+    }
+
     /// The id and weight of every thread that is not sleeping (the
     /// weights a policy's ledger holds), for [`Ledger::insert_all`].
     pub fn active_weights(&self) -> impl Iterator<Item = (ThreadId, u64)> + '_ {

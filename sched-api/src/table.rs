@@ -48,6 +48,14 @@ impl<T> Table<T> {
         }
     }
 
+    /// Makes room for `additional` more records at once (an import knows
+    /// how many it brings: the map and the slab grow once, not by
+    /// doubling, each step a rehash or a copy).
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.slots.reserve(additional);
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -48,7 +48,7 @@ mod queue;
 use alloc::vec::Vec;
 
 use queue::{Entry, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
     check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
@@ -392,12 +392,7 @@ impl Policy for Eevdf {
                 (true, t.ve)
             }
         };
-        Snapshot {
-            global_vtime: now,
-            threads: snapshot_order(&self.threads, &self.running, key)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(&self.threads, &self.running, key, now, |id| self.record(id))
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -406,6 +401,7 @@ impl Policy for Eevdf {
         let now = snapshot.global_vtime;
         fresh.ledger.set_now(now);
         let mut slots = Vec::with_capacity(snapshot.threads.len());
+        fresh.threads.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             let ve = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(now),

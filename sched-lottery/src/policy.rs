@@ -216,13 +216,14 @@ impl Policy for Lottery {
 
     fn export(&self) -> Snapshot {
         // Runnable threads most owed first, then running, then sleeping.
-        let mut runnable: Vec<(i128, ThreadId)> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|t| t.state == ThreadState::Runnable)
-            .map(|t| (t.vtime, t.id))
-            .collect();
+        let mut runnable: Vec<(i128, ThreadId)> = Vec::with_capacity(self.threads.len());
+        runnable.extend(
+            self.slots
+                .iter()
+                .flatten()
+                .filter(|t| t.state == ThreadState::Runnable)
+                .map(|t| (t.vtime, t.id)),
+        );
         runnable.sort_unstable();
         let mut sleeping: Vec<ThreadId> = self
             .slots
@@ -237,16 +238,16 @@ impl Policy for Lottery {
             .iter()
             .filter_map(|&s| self.at(s?))
             .map(|t| t.id);
-        Snapshot {
-            global_vtime: self.ledger.now(),
-            threads: runnable
+        Snapshot::with_records(
+            self.ledger.now(),
+            self.threads.len(),
+            runnable
                 .into_iter()
                 .map(|(_, id)| id)
                 .chain(running)
                 .chain(sleeping)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+                .filter_map(|id| self.record(id)),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -255,6 +256,7 @@ impl Policy for Lottery {
         fresh.rng = self.rng.clone();
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
+        fresh.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             if let Some(c) = fresh.currencies.get_mut(&BASE) {
                 c.threads.insert(r.id);

@@ -138,6 +138,14 @@ impl Lottery {
         self.running[core] = slot;
     }
 
+    /// Makes room for `additional` more threads at once (an import).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.threads.reserve(additional);
+        self.slots.reserve(additional);
+        self.lent.reserve(additional);
+        self.pending.targets.reserve(additional);
+    }
+
     /// Adds a thread (its id new, its currency existing and already listing
     /// it) and brings the derived values up to date but for the final
     /// [`Lottery::settle`], which the caller owes: an import places every

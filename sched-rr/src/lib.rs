@@ -36,7 +36,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -381,12 +381,13 @@ impl Policy for RoundRobin {
 
     fn export(&self) -> Snapshot {
         // Runnable in queue order.
-        Snapshot {
-            global_vtime: self.origin,
-            threads: snapshot_order(&self.threads, &self.running, |t| t.seq)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(
+            &self.threads,
+            &self.running,
+            |t| t.seq,
+            self.origin,
+            |id| self.record(id),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -394,6 +395,7 @@ impl Policy for RoundRobin {
         let mut fresh = RoundRobin::new(self.quantum_ns);
         fresh.weights.set_cores(self.cores());
         fresh.origin = snapshot.global_vtime;
+        fresh.threads.reserve(snapshot.threads.len());
         fresh.weights.insert_all(snapshot.active_weights());
         for r in &snapshot.threads {
             let mut t = Thread {

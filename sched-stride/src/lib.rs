@@ -39,7 +39,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -348,12 +348,13 @@ impl Policy for Stride {
 
     fn export(&self) -> Snapshot {
         // Runnable by (pass, id), as the queue would pop them.
-        Snapshot {
-            global_vtime: self.global(),
-            threads: snapshot_order(&self.threads, &self.running, |t| t.pass)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(
+            &self.threads,
+            &self.running,
+            |t| t.pass,
+            self.global(),
+            |id| self.record(id),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -361,6 +362,7 @@ impl Policy for Stride {
         let mut fresh = Stride::new(self.quantum_ns, self.cores());
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
+        fresh.threads.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             let pass = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(global),
