@@ -50,6 +50,10 @@ pub trait Order {
 
     /// Keeps only the entries `keep` accepts, in order.
     fn retain(&mut self, keep: impl FnMut(&Self::Entry) -> bool);
+
+    /// Makes room for `additional` more entries at once (an import knows
+    /// how many it queues).
+    fn reserve(&mut self, additional: usize);
 }
 
 /// First in, first out (round robin).
@@ -73,6 +77,10 @@ impl<E: Copy> Order for VecDeque<E> {
 
     fn retain(&mut self, keep: impl FnMut(&E) -> bool) {
         VecDeque::retain(self, keep);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        VecDeque::reserve(self, additional);
     }
 }
 
@@ -201,6 +209,11 @@ impl<O: Order> Lazy<O> {
     /// entries only.
     pub fn order_mut(&mut self) -> &mut O {
         &mut self.order
+    }
+
+    /// Makes room for `additional` more entries at once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.order.reserve(additional);
     }
 
     pub fn order(&self) -> &O {
@@ -333,6 +346,9 @@ mod tests {
         }
         fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
             self.0.retain(|Reverse(e)| keep(e));
+        }
+        fn reserve(&mut self, additional: usize) {
+            self.0.reserve(additional);
         }
     }
 

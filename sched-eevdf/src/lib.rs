@@ -402,6 +402,7 @@ impl Policy for Eevdf {
         fresh.ledger.set_now(now);
         let mut slots = Vec::with_capacity(snapshot.threads.len());
         fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             let ve = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(now),

@@ -396,6 +396,7 @@ impl Policy for RoundRobin {
         fresh.weights.set_cores(self.cores());
         fresh.origin = snapshot.global_vtime;
         fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
         fresh.weights.insert_all(snapshot.active_weights());
         for r in &snapshot.threads {
             let mut t = Thread {

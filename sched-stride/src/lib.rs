@@ -363,6 +363,7 @@ impl Policy for Stride {
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
         fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             let pass = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(global),
