@@ -257,10 +257,12 @@ impl Policy for Lottery {
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
         fresh.reserve(snapshot.threads.len());
+        if let Some(c) = fresh.currencies.get_mut(&BASE) {
+            // Every thread, listed at once (the fresh base currency lists
+            // none): built from the sorted ids, not node by node.
+            c.threads = snapshot.threads.iter().map(|r| r.id).collect();
+        }
         for r in &snapshot.threads {
-            if let Some(c) = fresh.currencies.get_mut(&BASE) {
-                c.threads.insert(r.id);
-            }
             let vtime = match r.state {
                 ThreadState::Sleeping => snapshot.lag(r),
                 _ => r.vtime,
