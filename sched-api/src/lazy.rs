@@ -247,29 +247,31 @@ pub fn live<T: Queued, E: Ticket>(threads: &Table<T>) -> impl Fn(&E) -> bool + '
     }
 }
 
-/// Every thread's id in the order a snapshot lists them: runnable threads
-/// by `key` (the policy's order of preference; ties by id), then running
-/// ones by core, then sleeping ones by id.
-pub fn snapshot_order<T: Queued, K: Ord>(
-    threads: &Table<T>,
-    running: &Running,
+/// Every thread's id and record in the order a snapshot lists them:
+/// runnable threads by `key` (the policy's order of preference; ties by
+/// id), then running ones by core, then sleeping ones by id. The records
+/// come from the walk itself (and the running threads' slots): listed by
+/// id, each was looked up again.
+pub fn snapshot_order<'a, T: Queued, K: Ord + 'a>(
+    threads: &'a Table<T>,
+    running: &'a Running,
     key: impl Fn(&T) -> K,
-) -> impl Iterator<Item = ThreadId> {
-    let mut runnable: Vec<(K, ThreadId)> = Vec::with_capacity(threads.len());
-    let mut sleeping: Vec<ThreadId> = Vec::new();
+) -> impl Iterator<Item = (ThreadId, &'a T)> + 'a {
+    let mut runnable: Vec<(K, ThreadId, &T)> = Vec::with_capacity(threads.len());
+    let mut sleeping: Vec<(ThreadId, &T)> = Vec::new();
     for (id, t) in threads.iter() {
         match t.state() {
-            ThreadState::Runnable => runnable.push((key(t), id)),
-            ThreadState::Sleeping => sleeping.push(id),
+            ThreadState::Runnable => runnable.push((key(t), id, t)),
+            ThreadState::Sleeping => sleeping.push((id, t)),
             ThreadState::Running(_) => {}
         }
     }
-    runnable.sort_unstable();
-    sleeping.sort_unstable();
-    let running: Vec<ThreadId> = running.ids().collect();
+    runnable.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    sleeping.sort_unstable_by_key(|&(id, _)| id);
+    let running = running.all().filter_map(|(_, slot)| threads.at(slot));
     runnable
         .into_iter()
-        .map(|(_, id)| id)
+        .map(|(_, id, t)| (id, t))
         .chain(running)
         .chain(sleeping)
 }
@@ -281,12 +283,12 @@ pub fn snapshot<T: Queued, K: Ord>(
     running: &Running,
     key: impl Fn(&T) -> K,
     global_vtime: i128,
-    record: impl Fn(ThreadId) -> Option<ThreadRecord>,
+    record: impl Fn(ThreadId, &T) -> ThreadRecord,
 ) -> Snapshot {
     Snapshot::with_records(
         global_vtime,
         threads.len(),
-        snapshot_order(threads, running, key).filter_map(record),
+        snapshot_order(threads, running, key).map(|(id, t)| record(id, t)),
     )
 }
 
@@ -533,7 +535,7 @@ mod tests {
                     core += 1;
                 }
             }
-            let got: Vec<u32> = snapshot_order(&table, &running, |t| t.seq).collect();
+            let got: Vec<u32> = snapshot_order(&table, &running, |t| t.seq).map(|(id, _)| id).collect();
             let mut runnable: Vec<(u64, u32)> = threads
                 .iter()
                 .filter(|(_, &(k, _))| k == 0)

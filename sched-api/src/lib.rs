@@ -168,6 +168,33 @@ pub struct ThreadRecord {
     pub vtime: i128,
 }
 
+impl ThreadRecord {
+    /// The record of a thread whose policy keeps `time` as its virtual
+    /// time while it is active and as its lag while it sleeps (stride's
+    /// pass, EEVDF's eligible time, lottery's virtual time), the system's
+    /// virtual time being `global`.
+    pub fn keeping_lag(
+        id: ThreadId,
+        weight: u32,
+        state: ThreadState,
+        service_ns: u64,
+        time: i128,
+        global: i128,
+    ) -> ThreadRecord {
+        let vtime = match state {
+            ThreadState::Sleeping => global.saturating_add(time),
+            _ => time,
+        };
+        ThreadRecord {
+            id,
+            weight,
+            state,
+            service_ns,
+            vtime,
+        }
+    }
+}
+
 /// The whole state of a policy, for a swap.
 ///
 /// `threads` lists runnable threads first, in the exporting policy's order

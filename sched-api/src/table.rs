@@ -222,9 +222,9 @@ impl Running {
         }
     }
 
-    /// The running threads' ids, by core.
-    pub fn ids(&self) -> impl Iterator<Item = ThreadId> + '_ {
-        self.0.iter().flatten().map(|&(id, _)| id)
+    /// The running threads' ids and slots, by core.
+    pub fn all(&self) -> impl Iterator<Item = (ThreadId, Slot)> + '_ {
+        self.0.iter().flatten().copied()
     }
 }
 

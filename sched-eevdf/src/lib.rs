@@ -171,6 +171,12 @@ impl Eevdf {
     }
 
     /// Notes that a queue entry has just gone stale.
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (w, state, service, now) = (t.weight, t.state, t.service_ns, self.now());
+        ThreadRecord::keeping_lag(id, w, state, service, t.ve, now)
+    }
+
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }
@@ -392,7 +398,9 @@ impl Policy for Eevdf {
                 (true, t.ve)
             }
         };
-        snapshot(&self.threads, &self.running, key, now, |id| self.record(id))
+        snapshot(&self.threads, &self.running, key, now, |id, t| {
+            self.record_of(id, t)
+        })
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -443,18 +451,7 @@ impl Policy for Eevdf {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.now().saturating_add(t.ve),
-            _ => t.ve,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {

@@ -8,7 +8,7 @@ use sched_api::{
 };
 
 use crate::credit::compensation;
-use crate::thread::Slot;
+use crate::thread::{Slot, Thread};
 use crate::{Lottery, BASE, KIND};
 
 impl Lottery {
@@ -34,6 +34,12 @@ impl Lottery {
     #[inline(never)]
     fn exit_after_run(&mut self, id: ThreadId) {
         self.remove_thread(id);
+    }
+
+    /// The record of thread `t`.
+    fn record_of(&self, t: &Thread) -> ThreadRecord {
+        let (id, tickets, state, service) = (t.id, t.tickets, t.state, t.service_ns);
+        ThreadRecord::keeping_lag(id, tickets, state, service, t.vtime, self.ledger.now())
     }
 }
 
@@ -215,38 +221,32 @@ impl Policy for Lottery {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable threads most owed first, then running, then sleeping.
-        let mut runnable: Vec<(i128, ThreadId)> = Vec::with_capacity(self.threads.len());
+        // Runnable threads most owed first, then running, then sleeping;
+        // each record made from the thread at hand (not looked up by id).
+        let mut runnable: Vec<&Thread> = Vec::with_capacity(self.threads.len());
         runnable.extend(
             self.slots
                 .iter()
                 .flatten()
-                .filter(|t| t.state == ThreadState::Runnable)
-                .map(|t| (t.vtime, t.id)),
+                .filter(|t| t.state == ThreadState::Runnable),
         );
-        runnable.sort_unstable();
-        let mut sleeping: Vec<ThreadId> = self
+        runnable.sort_unstable_by_key(|t| (t.vtime, t.id));
+        let mut sleeping: Vec<&Thread> = self
             .slots
             .iter()
             .flatten()
             .filter(|t| t.state == ThreadState::Sleeping)
-            .map(|t| t.id)
             .collect();
-        sleeping.sort_unstable();
-        let running = self
-            .running
-            .iter()
-            .filter_map(|&s| self.at(s?))
-            .map(|t| t.id);
+        sleeping.sort_unstable_by_key(|t| t.id);
+        let running = self.running.iter().filter_map(|&s| self.at(s?));
         Snapshot::with_records(
             self.ledger.now(),
             self.threads.len(),
             runnable
                 .into_iter()
-                .map(|(_, id)| id)
                 .chain(running)
                 .chain(sleeping)
-                .filter_map(|id| self.record(id)),
+                .map(|t| self.record_of(t)),
         )
     }
 
@@ -279,18 +279,7 @@ impl Policy for Lottery {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.ledger.now().saturating_add(t.vtime),
-            _ => t.vtime,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.tickets,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(self.get(id)?))
     }
 
     fn len(&self) -> usize {

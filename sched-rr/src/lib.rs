@@ -176,6 +176,18 @@ impl RoundRobin {
     }
 
     /// Notes that a thread's queue entry has just become stale.
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (lag, e) = self.lag_and_weight(t);
+        ThreadRecord {
+            id,
+            weight: t.weight,
+            state: t.state,
+            service_ns: t.service_ns,
+            vtime: self.origin.saturating_add(scale_signed(lag, e.den, e.num)),
+        }
+    }
+
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }
@@ -386,7 +398,7 @@ impl Policy for RoundRobin {
             &self.running,
             |t| t.seq,
             self.origin,
-            |id| self.record(id),
+            |id, t| self.record_of(id, t),
         )
     }
 
@@ -429,15 +441,7 @@ impl Policy for RoundRobin {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let (lag, e) = self.lag_and_weight(t);
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime: self.origin.saturating_add(scale_signed(lag, e.den, e.num)),
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {

@@ -151,6 +151,12 @@ impl Stride {
         }
     }
 
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (w, state, service, global) = (t.weight, t.state, t.service_ns, self.global());
+        ThreadRecord::keeping_lag(id, w, state, service, t.pass, global)
+    }
+
     /// Notes that a thread's queue entry has just become stale.
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
@@ -353,7 +359,7 @@ impl Policy for Stride {
             &self.running,
             |t| t.pass,
             self.global(),
-            |id| self.record(id),
+            |id, t| self.record_of(id, t),
         )
     }
 
@@ -393,18 +399,7 @@ impl Policy for Stride {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.global().saturating_add(t.pass),
-            _ => t.pass,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {
