@@ -106,9 +106,10 @@ impl<T> Table<T> {
     /// Adds `id`'s record and returns its slot; `Err(record)` if `id` is
     /// already there.
     pub fn insert(&mut self, id: ThreadId, record: T) -> Result<Slot, T> {
-        if self.contains(id) {
+        // One probe of the map: the entry found vacant is filled below.
+        let hashbrown::hash_map::Entry::Vacant(entry) = self.index.entry(id) else {
             return Err(record);
-        }
+        };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some((id, record));
@@ -121,7 +122,7 @@ impl<T> Table<T> {
                 slot
             }
         };
-        self.index.insert(id, slot);
+        entry.insert(slot);
         Ok(slot)
     }
 
