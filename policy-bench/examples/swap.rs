@@ -7,11 +7,8 @@
 //! from `from` to `to`, each a fresh policy built and
 //! [`sched_api::swap`]ped in (the old one dropped), as
 //! `libos::threads::swap_policy` does. Between them the threads run a few
-//! quanta under `from` again (not counted). Prints the allocations a swap
-//! made.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+//! quanta under `from` again (not counted). Callgrind's call counts of
+//! `malloc` and `free` under `swap::measured` are the allocations.
 
 use policy_bench::{kinds, QUANTUM_NS};
 use sched_api::{Policy, PolicyKind, RunEnd};
@@ -21,31 +18,6 @@ use sched_registry::Params;
 const THREADS: u32 = 32;
 /// Quanta run on each core before each swap.
 const QUANTA: u32 = 30;
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is passed on to `System` unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's promise, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's promise, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn build(kind: PolicyKind, cores: usize, seed: u64) -> Box<dyn Policy> {
     let params = Params {
@@ -107,19 +79,12 @@ fn main() {
     for i in 0..THREADS {
         p.add(i + 1, 1 + i % 4).expect("added");
     }
-    let mut allocs = 0;
     for round in 0..count {
         run(p.as_mut(), cores);
-        let before = ALLOCS.load(Ordering::Relaxed);
         measured(&mut p, to, cores, 2 + round);
-        allocs += ALLOCS.load(Ordering::Relaxed) - before;
         assert_eq!(p.len(), THREADS as usize);
         stop(p.as_mut());
         let back = build(from, cores, 100 + round);
         sched_api::swap(&mut p, back).expect("swapped back");
     }
-    println!(
-        "{from} -> {to}: {} allocations a swap",
-        allocs as f64 / count as f64
-    );
 }
