@@ -164,6 +164,12 @@ impl Order for Heaps {
         self.waiting.retain(&mut keep);
         self.eligible.retain(keep);
     }
+
+    /// Room in both heaps: which an entry goes to depends on the time.
+    fn reserve(&mut self, additional: usize) {
+        self.waiting.reserve(additional);
+        self.eligible.reserve(additional);
+    }
 }
 
 #[cfg(test)]
