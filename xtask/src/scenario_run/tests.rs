@@ -409,3 +409,26 @@ fn the_time_before_the_first_sample_is_owed_like_any_other() {
         assert!(t["share_error_pp"].as_f64().unwrap().abs() < 1e-9, "{t}");
     }
 }
+
+/// The live table owes the threads from the application's start, as the
+/// replay does (`Fairness::begin`): what they ran before its first sample
+/// is neither lost from their ideal nor shown as lag.
+#[test]
+fn the_live_table_owes_from_the_applications_start() {
+    let mut t = Tracker::default();
+    let start: Value = serde_json::from_str(
+        r#"{"kind":"app_start","name":"a","t_ns":0,"policy":"stride","threads":2}"#,
+    )
+    .unwrap();
+    assert!(!t.record(&start));
+    // First sampled after 100 ms on one core, 2:1 exactly.
+    assert!(!t.record(&sample(
+        "a",
+        100_000_000,
+        "[[1,200,66666666,5,0,0],[2,100,33333334,3,0,0]]"
+    )));
+    t.flush();
+    let shares = t.apps["a"].shares();
+    assert!((shares[&1].1 - 2.0 / 3.0).abs() < 1e-6, "{shares:?}");
+    assert!((shares[&2].1 - 1.0 / 3.0).abs() < 1e-6, "{shares:?}");
+}
