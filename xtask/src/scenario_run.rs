@@ -55,6 +55,11 @@ impl Tracker {
             return false;
         };
         match v["kind"].as_str() {
+            Some("app_start") => {
+                let policy = v["policy"].as_str().unwrap_or("");
+                self.fairness(app).begin(t, policy);
+                false
+            }
             Some("app_event") => {
                 self.change(app, t, v);
                 false

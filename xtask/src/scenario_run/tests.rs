@@ -421,11 +421,12 @@ fn the_live_table_owes_from_the_applications_start() {
     )
     .unwrap();
     assert!(!t.record(&start));
-    // First sampled after 100 ms on one core, 2:1 exactly.
+    // First sampled after 100 ms on one core, 2:1 exactly, both threads
+    // alive all along.
     assert!(!t.record(&sample(
         "a",
         100_000_000,
-        "[[1,200,66666666,5,0,0],[2,100,33333334,3,0,0]]"
+        "[[1,200,66666666,5,0,0,100000000],[2,100,33333334,3,0,0,100000000]]"
     )));
     t.flush();
     let shares = t.apps["a"].shares();
