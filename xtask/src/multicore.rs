@@ -35,6 +35,11 @@ pub struct Yardstick {
     /// The threads' CPU time over the environment's, both up to the
     /// application's last sample (see [`measure`]).
     pub threads_share: f64,
+    /// The same from the sample nearest the middle of the application's
+    /// run (from its start to its last sample) on: the run's second half,
+    /// start-up left out. `None` with fewer than two samples, or in runs
+    /// made before summaries recorded it.
+    pub threads_share_second_half: Option<f64>,
     /// The largest absolute lag any thread reached, in quanta.
     pub max_lag_quanta: f64,
     /// The application's control thread's CPU time (its sampling and
@@ -133,11 +138,26 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
         .iter()
         .filter_map(|t| t["max_abs_lag_quanta"].as_f64())
         .fold(0.0, f64::max);
+    // The second half: the threads' CPU time since the middle sample over
+    // the application's charged time since then (its trace's wall time
+    // between the two samples, at the same charged rate as above).
+    let half = &application["second_half"];
+    let threads_share_second_half = match (
+        half["threads_cpu_ns"].as_f64(),
+        half["ran_after_ns"].as_f64(),
+    ) {
+        (Some(cpu_then), Some(after_mid)) if ran > 0.0 && after_mid > after_last_sample => {
+            let span = charged * (after_mid - after_last_sample) / ran;
+            Some((to_threads - cpu_then) / span.max(1.0))
+        }
+        _ => None,
+    };
     Ok(Yardstick {
         turns: field(e, "turns")?,
         repossessions: field(e, "repossessions")?,
         max_core_idle,
         threads_share: to_threads / to_app.max(1.0),
+        threads_share_second_half,
         max_lag_quanta,
         control_share: application["control_ns"]
             .as_f64()
@@ -258,6 +278,30 @@ mod tests {
         assert!(
             (y.control_share.unwrap() - 9.0 / 882.0).abs() < 1e-12,
             "{y:?}"
+        );
+    }
+
+    #[test]
+    fn the_second_half_counts_from_the_middle_sample() {
+        // Trace: 1000 ns of wall time, charged 980; 100 of it after the
+        // last sample, 500 after the middle one, so 400 between them:
+        // 980 * 400 / 1000 = 392 charged. The threads had 520 ns at the
+        // middle sample and 870 at the last: 350 of 392.
+        let r = json!({
+            "duration_ns": 1000,
+            "cores": [{"idle_ns": 0}],
+            "envs": [{"name": "app", "turns": 10, "repossessions": 0, "cpu_ns": [980]}],
+            "apps": [{"name": "app", "ran_ns": 1000, "ran_after_last_sample_ns": 100,
+                      "second_half": {"from_sample_ns": 500, "threads_cpu_ns": 520, "ran_after_ns": 500},
+                      "threads": [{"cpu_ns": 870, "max_abs_lag_quanta": 0.5}]}]
+        });
+        let y = measure(&r, "app").unwrap();
+        let half = y.threads_share_second_half.unwrap();
+        assert!((half - 350.0 / 392.0).abs() < 1e-12, "{y:?}");
+        // Without the middle sample (one sample, or an old summary): none.
+        assert_eq!(
+            measure(&run(), "app").unwrap().threads_share_second_half,
+            None
         );
     }
 

@@ -688,6 +688,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
             // All it ran, on the same (wall) clock: what scales the tail to
             // the kernel's charged time (`multicore::measure`).
             let ran = last_sample.and_then(|_| data.ran_after(index as u32, 0));
+            let second_half = second_half(data, index as u32, app, last_sample);
             let counters = data.counters.iter().find(|c| c.app == index as u32);
             json!({
                 "name": app.name, "env": app.env,
@@ -698,12 +699,45 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "control_ns": counters.and_then(|c| c.control_ns),
                 "ran_after_last_sample_ns": ran_after,
                 "ran_ns": ran,
+                "second_half": second_half,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,
             })
         })
         .collect();
     json!(apps)
+}
+
+/// Application `app`'s (index `index`) sample nearest the middle of its
+/// run — from its start to its last sample `last` — at or after it:
+/// when it was taken, its threads' CPU time then, and what the
+/// application ran after it on the kernel's trace (`multicore::measure`
+/// takes the threads' part over the run's second half from these).
+/// `null` without a later sample or a trace.
+fn second_half(data: &RunData, index: u32, app: &crate::rundata::App, last: Option<u64>) -> Value {
+    let (Some(last), Some(&(start, _))) = (last, app.scheduler_timeline.first()) else {
+        return Value::Null;
+    };
+    let middle = start + last.saturating_sub(start) / 2;
+    let Some(t) = data
+        .samples
+        .iter()
+        .filter(|s| s.app == index && s.t_ns >= middle && s.t_ns < last)
+        .map(|s| s.t_ns)
+        .min()
+    else {
+        return Value::Null;
+    };
+    let cpu: u64 = data
+        .samples
+        .iter()
+        .filter(|s| s.app == index && s.t_ns == t)
+        .map(|s| s.cpu_ns)
+        .sum();
+    match data.ran_after(index, t) {
+        Some(after) => json!({"from_sample_ns": t, "threads_cpu_ns": cpu, "ran_after_ns": after}),
+        None => Value::Null,
+    }
 }
 
 /// Writes the scenario as run, `samples.csv`, `sleeps.csv` and `events.csv` into

@@ -433,3 +433,36 @@ fn the_live_table_owes_from_the_applications_start() {
     assert!((shares[&1].1 - 2.0 / 3.0).abs() < 1e-6, "{shares:?}");
     assert!((shares[&2].1 - 1.0 / 3.0).abs() < 1e-6, "{shares:?}");
 }
+
+/// The second half's figures: the first sample at or after the middle of
+/// the application's run (its start to its last sample), the threads' CPU
+/// time then, and what it ran after it on the trace.
+#[test]
+fn the_second_half_starts_at_the_middle_sample() {
+    let user = |t: u64, th: &str| sample_line(256, "a", t, "", th);
+    let console = [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(10, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
+        user(40_000_010, "[[1,300,30000000,3,0,0],[2,100,10000000,1,0,0]]"),
+        user(60_000_010, "[[1,300,45000000,5,0,0],[2,100,15000000,1,0,0]]"),
+        user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,0,0]]"),
+        "@@exo trace {\"core\":0,\"runs\":[[10,256],[140000000,4294967295]],\"dropped\":0}\n".into(),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":140000010}\n".into(),
+    ]
+    .concat();
+    let data = two_threads_run(&console);
+    let half = &fairness_summary(&data)[0]["second_half"];
+    // The middle is 50 ms: the 60 ms sample is the first at or after it.
+    assert_eq!(half["from_sample_ns"], 60_000_010);
+    assert_eq!(half["threads_cpu_ns"], 60_000_000);
+    assert_eq!(half["ran_after_ns"], 79_999_990);
+    // With only a first and a last sample there is no second half.
+    let data = rundata(
+        &two_threads(),
+        &crate::records::parse_records(&restarted_console()),
+        2,
+        false,
+    );
+    assert_eq!(fairness_summary(&data)[0]["second_half"], Value::Null);
+}
