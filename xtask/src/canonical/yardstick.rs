@@ -198,6 +198,16 @@ fn spread(ys: &[Yardstick], value: impl Fn(&Yardstick) -> f64) -> Result<Spread,
     Spread::of(&ys.iter().map(value).collect::<Vec<_>>()).ok_or("no trial measured".into())
 }
 
+/// A figure shown without a target, in percent: "—" when a trial lacks it
+/// (a run made before it was recorded).
+fn shown_percent(ys: &[Yardstick], value: impl Fn(&Yardstick) -> Option<f64>) -> String {
+    ys.iter()
+        .map(value)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| Spread::of(&v))
+        .map_or("—".into(), |s| s.cell(100.0, 2, "%", |_| true))
+}
+
 /// The section of `results/README.md`.
 pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Result<String, String> {
     let mut md = String::new();
@@ -233,22 +243,8 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
             spread(&ys, Yardstick::repossessed)?.cell(100.0, 2, "%", |m| m <= target::REPOSSESSED),
             spread(&ys, |y| y.max_core_idle)?.cell(100.0, 2, "%", |m| m <= target::IDLE),
             spread(&ys, |y| y.threads_share)?.cell(100.0, 2, "%", |m| m >= target::THREADS_SHARE),
-            match ys
-                .iter()
-                .map(|y| y.threads_share_second_half)
-                .collect::<Option<Vec<_>>>()
-            {
-                Some(h) => Spread::of(&h).map_or("—".into(), |s| s.cell(100.0, 2, "%", |_| true)),
-                None => "—".into(),
-            },
-            match ys
-                .iter()
-                .map(|y| y.control_share)
-                .collect::<Option<Vec<_>>>()
-            {
-                Some(c) => Spread::of(&c).map_or("—".into(), |s| s.cell(100.0, 2, "%", |_| true)),
-                None => "—".into(),
-            },
+            shown_percent(&ys, |y| y.threads_share_second_half),
+            shown_percent(&ys, |y| y.control_share),
             spread(&ys, |y| y.max_lag_quanta)?
                 .cell(1.0, 2, "", |m| cpus > 8 || m <= target::STRIDE_LAG_QUANTA),
         );
