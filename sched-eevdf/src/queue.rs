@@ -9,7 +9,9 @@
 //!
 //! A pick first moves every waiting entry with `ve <= V` to `eligible`,
 //! then pops the earliest deadline; an entry already eligible when it is
-//! queued goes to `eligible` at once (`Heaps::push_at`). This is exact
+//! queued goes to `eligible` at once, and a push into `waiting` (a
+//! charge's, after `V` advanced) moves whatever `V` has made eligible
+//! then, as the next pick would (`Heaps::push_at`). This is exact
 //! because eligibility only grows between pushes: `V` never decreases
 //! while a policy runs, and a queued thread's `ve` and `vd` do not change
 //! (a thread whose do is pushed again under a new sequence number, its old
@@ -24,7 +26,7 @@
 //! `waiting` to `eligible` before it surfaces, and costs O(log n) once.
 
 use sched_api::heap::{Heap, Key, Keyed};
-use sched_api::lazy::{Lazy, Order, Ticket};
+use sched_api::lazy::{Lazy, Order, Replace, Ticket};
 use sched_api::table::Slot;
 use sched_api::ThreadId;
 
@@ -103,6 +105,11 @@ impl Ticket for Entry {
 pub(crate) struct Heaps {
     waiting: Heap<Entry>,
     eligible: Heap<Entry>,
+    /// `eligible`'s root has been popped but is still in place, a hole:
+    /// the next entry into `eligible` takes its place (one sift from the
+    /// root, where a pop and a push are a sift each), and whatever else
+    /// touches `eligible` first closes it ([`Heaps::close`]).
+    hole: bool,
 }
 
 /// The run queue: the two heaps with lazy deletion.
@@ -112,14 +119,59 @@ impl Heaps {
     /// Queues an entry (keyed by `ve`) that the system's virtual time is
     /// at `now`: straight into `eligible` if it is eligible already, where
     /// the next pop would move it anyway (`V` never decreases), which
-    /// saves that pop's move. (Only for a live entry: see
+    /// saves that pop's move. Into `waiting` otherwise, and then every
+    /// waiting entry `now` has made eligible moves, as the next pop would
+    /// move it: the first in place of the root, which it leaves (one sift
+    /// where a pop and a push are two). (Only for a live entry: see
     /// [`Lazy::order_mut`].)
     #[inline]
     pub(crate) fn push_at(&mut self, e: Entry, now: i128) {
         if e.key.time() <= now {
-            self.eligible.push(e.swapped());
+            self.put_eligible(e.swapped());
+            return;
+        }
+        match self.waiting.peek() {
+            Some(first) if first.key.time() <= now => {
+                let first = *first;
+                self.waiting.replace_first(e);
+                self.put_eligible(first.swapped());
+                self.settle(now);
+            }
+            _ => self.waiting.push(e),
+        }
+    }
+
+    /// Puts an entry keyed by deadline into `eligible`: in the hole if
+    /// there is one.
+    #[inline]
+    fn put_eligible(&mut self, e: Entry) {
+        if self.hole {
+            self.hole = false;
+            self.eligible.replace_first(e);
         } else {
-            self.waiting.push(e);
+            self.eligible.push(e);
+        }
+    }
+
+    /// Moves every waiting entry eligible at `now` to `eligible`.
+    #[inline]
+    fn settle(&mut self, now: i128) {
+        while let Some(e) = self.waiting.peek() {
+            if e.key.time() > now {
+                break;
+            }
+            if let Some(e) = self.waiting.pop_min() {
+                self.put_eligible(e.swapped());
+            }
+        }
+    }
+
+    /// Takes the hole out of `eligible` (a pop of what is left in it).
+    #[inline]
+    fn close(&mut self) {
+        if self.hole {
+            self.hole = false;
+            self.eligible.pop_min();
         }
     }
 }
@@ -137,30 +189,29 @@ impl Order for Heaps {
     }
 
     /// The entry with the earliest deadline among those eligible at
-    /// virtual time `now`, removed; if none is eligible (every eligible
-    /// thread runs on another core, or rounding), the one that becomes
-    /// eligible first, so that no core idles while a thread waits.
+    /// virtual time `now`, removed (from `eligible`, by leaving a hole);
+    /// if none is eligible (every eligible thread runs on another core,
+    /// or rounding), the one that becomes eligible first, so that no core
+    /// idles while a thread waits.
     #[inline]
     fn pop(&mut self, now: i128) -> Option<Entry> {
-        while let Some(e) = self.waiting.peek() {
-            if e.key.time() > now {
-                break;
+        self.settle(now);
+        self.close();
+        match self.eligible.peek() {
+            Some(&e) => {
+                self.hole = true;
+                Some(e.swapped())
             }
-            if let Some(e) = self.waiting.pop_min() {
-                self.eligible.push(e.swapped());
-            }
-        }
-        match self.eligible.pop_min() {
-            Some(e) => Some(e.swapped()),
             None => self.waiting.pop_min(),
         }
     }
 
     fn len(&self) -> usize {
-        self.waiting.len() + self.eligible.len()
+        self.waiting.len() + self.eligible.len() - usize::from(self.hole)
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.close();
         self.waiting.retain(&mut keep);
         self.eligible.retain(keep);
     }
