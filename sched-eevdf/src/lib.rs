@@ -51,8 +51,8 @@ use queue::{Entry, Queue};
 use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
-    check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
+    add_sat, check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo,
+    PolicyKind, Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
 };
 
 /// This policy's name.
@@ -181,7 +181,7 @@ impl Eevdf {
             let r = self
                 .ledger
                 .vt_memo(self.quantum_ns, u64::from(t.weight), &mut t.memo);
-            t.vd = t.ve.saturating_add(r);
+            t.vd = add_sat(t.ve, r);
         }
     }
 }
@@ -272,8 +272,7 @@ impl Policy for Eevdf {
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used (at the weights of before the charge: advance
         // changes none).
-        t.ve =
-            t.ve.saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
+        t.ve = add_sat(t.ve, self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         let complete = t.ve >= t.vd;
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
@@ -284,7 +283,7 @@ impl Policy for Eevdf {
                 // (`new_request` and `enqueue`, with the record in hand.)
                 if complete {
                     let r = self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo);
-                    t.vd = t.ve.saturating_add(r);
+                    t.vd = add_sat(t.ve, r);
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
