@@ -301,8 +301,19 @@ fn a_fixed_scenario_picks_as_it_always_did() {
         }
     }
     let mut digests = Vec::new();
-    for (cores, threads) in [(1usize, 1u32), (1, 7), (1, 200), (2, 30), (3, 5)] {
-        let mut p = Eevdf::new(Q, cores);
+    // The last two with quanta long enough that the queue's times outgrow
+    // 64-bit offsets: from one base to the next (1 s), or for good (20 s).
+    let runs = [
+        (1usize, 1u32, Q),
+        (1, 7, Q),
+        (1, 200, Q),
+        (2, 30, Q),
+        (3, 5, Q),
+        (1, 5, 1000 * Q),
+        (2, 9, 20_000 * Q),
+    ];
+    for (cores, threads, q) in runs {
+        let mut p = Eevdf::new(q, cores);
         let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(threads);
         let mut next = || {
             rng ^= rng << 13;
@@ -345,7 +356,7 @@ fn a_fixed_scenario_picks_as_it_always_did() {
                     }
                     for (c, t) in on {
                         let x = next();
-                        let ran = if x % 3 == 0 { Q * (1 + x % 5) / 4 } else { Q };
+                        let ran = if x % 3 == 0 { q * (1 + x % 5) / 4 } else { q };
                         let end = match (x >> 8) % 20 {
                             0 => RunEnd::Blocked,
                             1 => RunEnd::Yielded,
@@ -373,7 +384,9 @@ fn a_fixed_scenario_picks_as_it_always_did() {
             17937239752059294750,
             7201327936948548923,
             1080179154718896344,
-            13471347348710187444
+            13471347348710187444,
+            5346155926110207894,
+            10214047306880858080
         ]
     );
 }
