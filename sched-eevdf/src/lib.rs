@@ -47,7 +47,7 @@ mod queue;
 
 use alloc::vec::Vec;
 
-use queue::{Entry, Queue};
+use queue::{Item, Queue};
 use sched_api::lazy::{live, snapshot_order, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
@@ -156,17 +156,35 @@ impl Eevdf {
     }
 
     /// Queues the runnable thread in `slot` under a fresh sequence number
-    /// (any older entry of it goes stale: the caller reports it).
+    /// (a thread with an entry queued: see [`Eevdf::renumber`]).
     fn enqueue(&mut self, slot: Slot) {
+        self.renumber(slot);
+        self.requeue(slot);
+    }
+
+    /// Gives the thread in `slot` a fresh sequence number: any entry of it
+    /// queued goes stale. The caller reports it ([`Eevdf::dequeued`])
+    /// before queuing the new one ([`Eevdf::requeue`]): the queue, when it
+    /// repacks, keeps only the live entries, and counts none stale.
+    fn renumber(&mut self, slot: Slot) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let now = self.now();
-        if let Some((id, t)) = self.threads.at_mut(slot) {
+        if let Some((_, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            // A live entry: the queue's stale count stays right.
-            self.queue
-                .order_mut()
-                .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
+        }
+    }
+
+    /// Queues the runnable thread in `slot` under its sequence number.
+    fn requeue(&mut self, slot: Slot) {
+        if let Some((id, t)) = self.threads.at(slot) {
+            let item = Item {
+                ve: t.ve,
+                vd: t.vd,
+                id,
+                slot,
+                seq: t.seq,
+            };
+            self.queue.push_at(item, self.now(), live(&self.threads));
         }
     }
 
@@ -244,14 +262,14 @@ impl Policy for Eevdf {
             return Err(SchedError::CoreBusy);
         }
         let now = self.now();
-        let Some(e) = self.queue.pop(now, live(&self.threads)) else {
+        let Some((id, slot)) = self.queue.pop(now, live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
+        if let Some((_, t)) = self.threads.at_mut(slot) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id(), e.slot())));
-        Ok(Some(e.id()))
+        self.running.set(core, Some((id, slot)));
+        Ok(Some(id))
     }
 
     fn charge(
@@ -288,10 +306,14 @@ impl Policy for Eevdf {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 t.seq = seq;
-                // A live entry: the queue's stale count stays right.
-                self.queue
-                    .order_mut()
-                    .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
+                let item = Item {
+                    ve: t.ve,
+                    vd: t.vd,
+                    id,
+                    slot,
+                    seq,
+                };
+                self.queue.push_at(item, now, live(&self.threads));
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -361,8 +383,9 @@ impl Policy for Eevdf {
         self.new_request(slot);
         if state == ThreadState::Runnable {
             // Requeued at its new times; the old entry goes stale.
-            self.enqueue(slot);
+            self.renumber(slot);
             self.dequeued();
+            self.requeue(slot);
         }
         Ok(())
     }
