@@ -602,26 +602,6 @@ fn stop_here(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
     publish_stop(core, tid, end, clock, at);
 }
 
-/// Charges every published stop to the policy (under the lock).
-fn charge_stops(rt: &mut Table, now: u64) {
-    STOPS.drain(|core, stop| charge_stop(rt, core, stop, now));
-}
-
-/// Charges `core`'s `stop` to the policy (under the lock), checking
-/// wake-ups at `now`.
-#[inline]
-fn charge_stop(rt: &mut Table, core: usize, stop: handoff::Stop, now: u64) {
-    rt.stop_ran_at(
-        core,
-        stop.tid,
-        stop.ran_ns,
-        stop.at_ns,
-        now,
-        stop.end,
-        &read_word,
-    );
-}
-
 /// The runtime lock for a prologue: a short bounded wait. `None` means a
 /// core holding it is not running (repossessed, or its vCPU descheduled):
 /// waiting here, disabled, would only spread the stall.
@@ -684,20 +664,13 @@ fn decide(
     mut rt: spin::MutexGuard<'static, Table>,
     own: Option<handoff::Stop>,
 ) -> ! {
-    // After a voluntary stop its instant serves as the dispatch's own (the
-    // wake-ups are checked at it): a clock read less. Not for the next
-    // thread's start, though: its charge would then take in the dispatch,
-    // whose length varies with the queue, and a charge that is not the
-    // same from run to run misses the policies' remembered figures
-    // (measured: a yield 42 instructions dearer, not 15 cheaper).
-    let now = match own {
-        Some(stop) => {
-            charge_stop(&mut rt, core, stop, stop.at_ns);
-            stop.at_ns
-        }
-        None => sys::now_ns(),
-    };
-    charge_stops(&mut rt, now);
+    // A voluntary stop's instant serves as the dispatch's own (see
+    // `charge_all`). Not for the next thread's start, though: its charge
+    // would then take in the dispatch, whose length varies with the queue,
+    // and a charge that is not the same from run to run misses the
+    // policies' remembered figures (measured: a yield 42 instructions
+    // dearer, not 15 cheaper).
+    let now = handoff::charge_all(&mut rt, &STOPS, core, own, sys::now_ns, &read_word);
     let account = sys::own_account();
     // Held and revoked together: a slot taken back on one core and one
     // granted on another leave the count held as it was.

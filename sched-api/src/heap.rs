@@ -116,6 +116,10 @@ impl<E: Keyed> Order for Heap<E> {
     fn retain(&mut self, keep: impl FnMut(&E) -> bool) {
         Heap::retain(self, keep);
     }
+
+    fn reserve(&mut self, additional: usize) {
+        self.heap.reserve(additional);
+    }
 }
 
 impl<E: Keyed> Replace for Heap<E> {

@@ -27,7 +27,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::table::{Running, Slot, Table};
-use crate::{ThreadId, ThreadState};
+use crate::{Snapshot, ThreadId, ThreadRecord, ThreadState};
 
 /// An order of queue entries, live or stale: what a policy picks from.
 pub trait Order {
@@ -50,6 +50,10 @@ pub trait Order {
 
     /// Keeps only the entries `keep` accepts, in order.
     fn retain(&mut self, keep: impl FnMut(&Self::Entry) -> bool);
+
+    /// Makes room for `additional` more entries at once (an import knows
+    /// how many it queues).
+    fn reserve(&mut self, additional: usize);
 }
 
 /// First in, first out (round robin).
@@ -73,6 +77,10 @@ impl<E: Copy> Order for VecDeque<E> {
 
     fn retain(&mut self, keep: impl FnMut(&E) -> bool) {
         VecDeque::retain(self, keep);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        VecDeque::reserve(self, additional);
     }
 }
 
@@ -203,6 +211,11 @@ impl<O: Order> Lazy<O> {
         &mut self.order
     }
 
+    /// Makes room for `additional` more entries at once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.order.reserve(additional);
+    }
+
     pub fn order(&self) -> &O {
         &self.order
     }
@@ -248,31 +261,49 @@ pub fn live<T: Queued, E: Ticket>(threads: &Table<T>) -> impl Fn(&E) -> bool + '
     }
 }
 
-/// Every thread's id in the order a snapshot lists them: runnable threads
-/// by `key` (the policy's order of preference; ties by id), then running
-/// ones by core, then sleeping ones by id.
-pub fn snapshot_order<T: Queued, K: Ord>(
-    threads: &Table<T>,
-    running: &Running,
+/// Every thread's id and record in the order a snapshot lists them:
+/// runnable threads by `key` (the policy's order of preference; ties by
+/// id), then running ones by core, then sleeping ones by id. The records
+/// come from the walk itself (and the running threads' slots): listed by
+/// id, each was looked up again.
+pub fn snapshot_order<'a, T: Queued, K: Ord + 'a>(
+    threads: &'a Table<T>,
+    running: &'a Running,
     key: impl Fn(&T) -> K,
-) -> impl Iterator<Item = ThreadId> {
-    let mut runnable: Vec<(K, ThreadId)> = Vec::new();
-    let mut sleeping: Vec<ThreadId> = Vec::new();
+) -> impl Iterator<Item = (ThreadId, &'a T)> + 'a {
+    let mut runnable: Vec<(K, ThreadId, &T)> = Vec::with_capacity(threads.len());
+    let mut sleeping: Vec<(ThreadId, &T)> = Vec::new();
     for (id, t) in threads.iter() {
         match t.state() {
-            ThreadState::Runnable => runnable.push((key(t), id)),
-            ThreadState::Sleeping => sleeping.push(id),
+            ThreadState::Runnable => runnable.push((key(t), id, t)),
+            ThreadState::Sleeping => sleeping.push((id, t)),
             ThreadState::Running(_) => {}
         }
     }
-    runnable.sort_unstable();
-    sleeping.sort_unstable();
-    let running: Vec<ThreadId> = running.ids().collect();
+    runnable.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    sleeping.sort_unstable_by_key(|&(id, _)| id);
+    let running = running.all().filter_map(|(_, slot)| threads.at(slot));
     runnable
         .into_iter()
-        .map(|(_, id)| id)
+        .map(|(_, id, t)| (id, t))
         .chain(running)
         .chain(sleeping)
+}
+
+/// The snapshot of a policy keeping its threads in `threads`: at
+/// `global_vtime`, each thread's `record` in [`snapshot_order`] by `key`.
+pub fn snapshot<T: Queued, K: Ord>(
+    threads: &Table<T>,
+    running: &Running,
+    key: impl Fn(&T) -> K,
+    global_vtime: i128,
+    record: impl Fn(ThreadId, &T) -> ThreadRecord,
+) -> Snapshot {
+    Snapshot::with_records(
+        global_vtime,
+        threads.len(),
+        snapshot_order(threads, running, key).map(|(id, t)| record(id, t)),
+    )
 }
 
 #[cfg(test)]
@@ -331,6 +362,9 @@ mod tests {
         }
         fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
             self.0.retain(|Reverse(e)| keep(e));
+        }
+        fn reserve(&mut self, additional: usize) {
+            self.0.reserve(additional);
         }
     }
 
@@ -515,7 +549,7 @@ mod tests {
                     core += 1;
                 }
             }
-            let got: Vec<u32> = snapshot_order(&table, &running, |t| t.seq).collect();
+            let got: Vec<u32> = snapshot_order(&table, &running, |t| t.seq).map(|(id, _)| id).collect();
             let mut runnable: Vec<(u64, u32)> = threads
                 .iter()
                 .filter(|(_, &(k, _))| k == 0)

@@ -92,6 +92,31 @@ impl Ledger {
         added
     }
 
+    /// Adds every active thread `(id, w)` of `weights`, as
+    /// [`Ledger::insert`] one at a time would (repeats are ignored), with
+    /// the cap computed once, at the end: an import of n threads on P
+    /// cores walked the set for the cap after each of its first inserts
+    /// (until the largest weight was under a P-th of the total).
+    pub fn insert_all(&mut self, weights: impl IntoIterator<Item = (ThreadId, u64)>) {
+        let before = self.active.len();
+        if before == 0 {
+            // Built at once from the sorted weights, not node by node.
+            self.active = weights.into_iter().map(|(id, w)| (w, id)).collect();
+            self.total = self.active.iter().map(|&(w, _)| u128::from(w)).sum();
+            self.largest = self.active.last().copied();
+        } else {
+            for (id, w) in weights {
+                if self.active.insert((w, id)) {
+                    self.total += u128::from(w);
+                    self.largest = self.largest.max(Some((w, id)));
+                }
+            }
+        }
+        if self.active.len() != before {
+            self.recompute();
+        }
+    }
+
     /// Removes an active thread of weight `w`. False if absent.
     pub fn remove(&mut self, id: ThreadId, w: u64) -> bool {
         let removed = self.active.remove(&(w, id));
@@ -402,6 +427,37 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Inserting many at once leaves the ledger as inserting them one
+        /// by one does: the same weights, cap and virtual time to come.
+        #[test]
+        fn insert_all_is_inserts_one_by_one(
+            first in proptest::collection::vec((0u32..40, 1u64..40), 0..4),
+            many in proptest::collection::vec((0u32..40, 1u64..40), 0..40),
+            cores in 1usize..9,
+        ) {
+            let (mut one, mut all) = (Ledger::new(cores, 1), Ledger::new(cores, 1));
+            for &(id, w) in &first {
+                one.insert(id, w);
+                all.insert(id, w);
+            }
+            for &(id, w) in &many {
+                one.insert(id, w);
+            }
+            all.insert_all(many.iter().copied());
+            prop_assert_eq!(one.largest().collect::<Vec<_>>(), all.largest().collect::<Vec<_>>());
+            prop_assert_eq!(one.cap(), all.cap());
+            prop_assert_eq!(one.total_effective(), all.total_effective());
+            for &(_, w) in &many {
+                prop_assert_eq!(one.vt(1_000_000, w), all.vt(1_000_000, w));
+            }
+            one.advance(1_000_000);
+            all.advance(1_000_000);
+            prop_assert_eq!(one.now(), all.now());
         }
     }
 

@@ -168,6 +168,33 @@ pub struct ThreadRecord {
     pub vtime: i128,
 }
 
+impl ThreadRecord {
+    /// The record of a thread whose policy keeps `time` as its virtual
+    /// time while it is active and as its lag while it sleeps (stride's
+    /// pass, EEVDF's eligible time, lottery's virtual time), the system's
+    /// virtual time being `global`.
+    pub fn keeping_lag(
+        id: ThreadId,
+        weight: u32,
+        state: ThreadState,
+        service_ns: u64,
+        time: i128,
+        global: i128,
+    ) -> ThreadRecord {
+        let vtime = match state {
+            ThreadState::Sleeping => global.saturating_add(time),
+            _ => time,
+        };
+        ThreadRecord {
+            id,
+            weight,
+            state,
+            service_ns,
+            vtime,
+        }
+    }
+}
+
 /// The whole state of a policy, for a swap.
 ///
 /// `threads` lists runnable threads first, in the exporting policy's order
@@ -183,33 +210,79 @@ pub struct Snapshot {
 impl Snapshot {
     /// Checks ids are unique, weights non-zero, cores in range and no core
     /// runs two threads.
+    ///
+    /// One pass, no allocation: the cores seen and the ids seen, one bit
+    /// each (cores are under `MAX_CORES`; ids usually are too, the libOS
+    /// numbering its threads by slot). Only ids beyond that are sorted, as
+    /// every id and every core were before (two lists made and sorted for
+    /// every swap).
     pub fn validate(&self) -> Result<(), SchedError> {
-        let mut ids: Vec<ThreadId> = self.threads.iter().map(|t| t.id).collect();
-        ids.sort_unstable();
-        let mut cores: Vec<CoreId> = self
-            .threads
-            .iter()
-            .filter_map(|t| match t.state {
-                ThreadState::Running(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        cores.sort_unstable();
-        let ok = ids.windows(2).all(|w| w[0] != w[1])
-            && cores.windows(2).all(|w| w[0] != w[1])
-            && cores.iter().all(|&c| c < MAX_CORES)
-            && self.threads.iter().all(|t| t.weight > 0);
-        if ok {
-            Ok(())
-        } else {
-            Err(SchedError::BadSnapshot)
+        const BITS: usize = MAX_CORES;
+        let mut cores = [0u64; BITS / 64];
+        let mut ids = [0u64; BITS / 64];
+        let mut large = 0;
+        for t in &self.threads {
+            let core_ok = match t.state {
+                ThreadState::Running(c) => c < BITS && first_time(&mut cores, c),
+                _ => true,
+            };
+            let id_ok = match usize::try_from(t.id) {
+                Ok(i) if i < BITS => first_time(&mut ids, i),
+                _ => {
+                    large += 1;
+                    true
+                }
+            };
+            if !core_ok || !id_ok || t.weight == 0 {
+                return Err(SchedError::BadSnapshot);
+            }
         }
+        if large > 1 {
+            let mut ids: Vec<ThreadId> = Vec::with_capacity(large);
+            ids.extend(
+                self.threads
+                    .iter()
+                    .map(|t| t.id)
+                    .filter(|&id| usize::try_from(id).map_or(true, |i| i >= BITS)),
+            );
+            ids.sort_unstable();
+            if ids.windows(2).any(|w| w[0] == w[1]) {
+                return Err(SchedError::BadSnapshot);
+            }
+        }
+        Ok(())
     }
 
     /// `thread`'s lag: its virtual time minus the global one (negative:
     /// owed service).
     pub fn lag(&self, thread: &ThreadRecord) -> i128 {
         thread.vtime.saturating_sub(self.global_vtime)
+    }
+
+    /// A snapshot at `global_vtime` of `records`, in their order, with
+    /// room made for `len` of them at once (an export knows how many it
+    /// lists: collected from a filtering iterator the list grew by
+    /// doubling, a copy each step).
+    pub fn with_records(
+        global_vtime: i128,
+        len: usize,
+        records: impl Iterator<Item = ThreadRecord>,
+    ) -> Snapshot {
+        let mut threads = Vec::with_capacity(len);
+        threads.extend(records);
+        Snapshot {
+            global_vtime,
+            threads,
+        }
+    }
+
+    /// The id and weight of every thread that is not sleeping (the
+    /// weights a policy's ledger holds), for [`Ledger::insert_all`].
+    pub fn active_weights(&self) -> impl Iterator<Item = (ThreadId, u64)> + '_ {
+        self.threads
+            .iter()
+            .filter(|t| t.state != ThreadState::Sleeping)
+            .map(|t| (t.id, u64::from(t.weight)))
     }
 
     /// The record of `id`.
@@ -333,6 +406,14 @@ pub fn swap(current: &mut Box<dyn Policy>, mut next: Box<dyn Policy>) -> Result<
     Ok(())
 }
 
+/// Sets bit `i` of `bits`; whether it was clear.
+fn first_time(bits: &mut [u64], i: usize) -> bool {
+    let (word, bit) = (i / 64, 1u64 << (i % 64));
+    let clear = bits[word] & bit == 0;
+    bits[word] |= bit;
+    clear
+}
+
 /// Checks a core id for `pick`.
 pub fn check_core(core: CoreId) -> Result<(), SchedError> {
     if core < MAX_CORES {
@@ -423,14 +504,87 @@ mod tests {
         assert!(snap(vec![r(1, 1, Runnable), r(2, 3, Running(0))])
             .validate()
             .is_ok());
+        // Ids on both sides of the bitmap's end, cores at its last.
+        assert!(snap(vec![
+            r(u32::MAX, 1, Runnable),
+            r(4095, 1, Running(MAX_CORES - 1)),
+            r(4096, 1, Running(0)),
+            r(0, 1, Sleeping),
+            r(4097, 1, Sleeping),
+        ])
+        .validate()
+        .is_ok());
         let bad = [
             vec![r(1, 1, Runnable), r(1, 3, Sleeping)],
             vec![r(1, 0, Runnable)],
             vec![r(1, 1, Running(2)), r(2, 1, Running(2))],
             vec![r(1, 1, Running(MAX_CORES))],
+            vec![
+                r(1, 1, Running(MAX_CORES - 1)),
+                r(2, 1, Running(MAX_CORES - 1)),
+            ],
+            vec![
+                r(4095, 1, Runnable),
+                r(7, 1, Runnable),
+                r(4095, 2, Sleeping),
+            ],
+            vec![
+                r(4096, 1, Runnable),
+                r(7, 1, Runnable),
+                r(4096, 2, Sleeping),
+            ],
+            vec![
+                r(u32::MAX, 1, Runnable),
+                r(9, 1, Running(1)),
+                r(u32::MAX, 2, Running(0)),
+            ],
         ];
         for threads in bad {
             assert_eq!(snap(threads).validate(), Err(SchedError::BadSnapshot));
+        }
+    }
+
+    proptest::proptest! {
+        /// `validate` says what sorting every id and every core says.
+        #[test]
+        fn validate_is_the_sorting_check(
+            threads in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![0u32..8, 4090u32..4100, proptest::strategy::Just(u32::MAX)],
+                    0u32..3,
+                    proptest::prop_oneof![0usize..4, (MAX_CORES - 2)..(MAX_CORES + 2)],
+                    0u8..3,
+                ),
+                0..12,
+            ),
+        ) {
+            let threads: Vec<ThreadRecord> = threads
+                .into_iter()
+                .map(|(id, weight, core, state)| {
+                    let state = match state {
+                        0 => ThreadState::Runnable,
+                        1 => ThreadState::Running(core),
+                        _ => ThreadState::Sleeping,
+                    };
+                    r(id, weight, state)
+                })
+                .collect();
+            let mut ids: Vec<ThreadId> = threads.iter().map(|t| t.id).collect();
+            ids.sort_unstable();
+            let mut cores: Vec<CoreId> = threads
+                .iter()
+                .filter_map(|t| match t.state {
+                    ThreadState::Running(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            cores.sort_unstable();
+            let ok = ids.windows(2).all(|w| w[0] != w[1])
+                && cores.windows(2).all(|w| w[0] != w[1])
+                && cores.iter().all(|&c| c < MAX_CORES)
+                && threads.iter().all(|t| t.weight > 0);
+            let snap = Snapshot { global_vtime: 0, threads };
+            proptest::prop_assert_eq!(snap.validate().is_ok(), ok);
         }
     }
 

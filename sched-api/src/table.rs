@@ -48,6 +48,14 @@ impl<T> Table<T> {
         }
     }
 
+    /// Makes room for `additional` more records at once (an import knows
+    /// how many it brings: the map and the slab grow once, not by
+    /// doubling, each step a rehash or a copy).
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.slots.reserve(additional);
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -98,9 +106,10 @@ impl<T> Table<T> {
     /// Adds `id`'s record and returns its slot; `Err(record)` if `id` is
     /// already there.
     pub fn insert(&mut self, id: ThreadId, record: T) -> Result<Slot, T> {
-        if self.contains(id) {
+        // One probe of the map: the entry found vacant is filled below.
+        let hashbrown::hash_map::Entry::Vacant(entry) = self.index.entry(id) else {
             return Err(record);
-        }
+        };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some((id, record));
@@ -113,7 +122,7 @@ impl<T> Table<T> {
                 slot
             }
         };
-        self.index.insert(id, slot);
+        entry.insert(slot);
         Ok(slot)
     }
 
@@ -214,9 +223,9 @@ impl Running {
         }
     }
 
-    /// The running threads' ids, by core.
-    pub fn ids(&self) -> impl Iterator<Item = ThreadId> + '_ {
-        self.0.iter().flatten().map(|&(id, _)| id)
+    /// The running threads' ids and slots, by core.
+    pub fn all(&self) -> impl Iterator<Item = (ThreadId, Slot)> + '_ {
+        self.0.iter().flatten().copied()
     }
 }
 

@@ -48,7 +48,7 @@ mod queue;
 use alloc::vec::Vec;
 
 use queue::{Item, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
     add_sat, check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo,
@@ -189,6 +189,12 @@ impl Eevdf {
     }
 
     /// Notes that a queue entry has just gone stale.
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (w, state, service, now) = (t.weight, t.state, t.service_ns, self.now());
+        ThreadRecord::keeping_lag(id, w, state, service, t.ve, now)
+    }
+
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }
@@ -414,12 +420,9 @@ impl Policy for Eevdf {
                 (true, t.ve)
             }
         };
-        Snapshot {
-            global_vtime: now,
-            threads: snapshot_order(&self.threads, &self.running, key)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(&self.threads, &self.running, key, now, |id, t| {
+            self.record_of(id, t)
+        })
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -428,6 +431,8 @@ impl Policy for Eevdf {
         let now = snapshot.global_vtime;
         fresh.ledger.set_now(now);
         let mut slots = Vec::with_capacity(snapshot.threads.len());
+        fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
         for r in &snapshot.threads {
             let ve = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(now),
@@ -446,11 +451,9 @@ impl Policy for Eevdf {
             let Ok(slot) = fresh.threads.insert(r.id, thread) else {
                 return Err(SchedError::BadSnapshot);
             };
-            if r.state != ThreadState::Sleeping {
-                fresh.ledger.insert(r.id, u64::from(r.weight));
-            }
             slots.push((slot, r.id, r.state));
         }
+        fresh.ledger.insert_all(snapshot.active_weights());
         // Requests once every weight is in: their length depends on the cap.
         for (slot, id, state) in slots {
             match state {
@@ -470,18 +473,7 @@ impl Policy for Eevdf {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.now().saturating_add(t.ve),
-            _ => t.ve,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {

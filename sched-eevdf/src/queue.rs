@@ -420,6 +420,12 @@ impl<E: Times> Order for Heaps<E> {
         self.waiting.retain(&mut keep);
         self.eligible.retain(keep);
     }
+
+    /// Room in both heaps: which an entry goes to depends on the time.
+    fn reserve(&mut self, additional: usize) {
+        self.waiting.reserve(additional);
+        self.eligible.reserve(additional);
+    }
 }
 
 /// An entry's slot and sequence number, whichever its width: what
@@ -528,6 +534,15 @@ impl Queue {
         match self {
             Queue::Narrow { queue, .. } => queue.forget_one(|e| live(&mark(e))),
             Queue::Wide(queue) => queue.forget_one(|e| live(&mark(e))),
+        }
+    }
+
+    /// Makes room for `additional` more entries at once (an import knows
+    /// how many it queues).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        match self {
+            Queue::Narrow { queue, .. } => queue.reserve(additional),
+            Queue::Wide(queue) => queue.reserve(additional),
         }
     }
 

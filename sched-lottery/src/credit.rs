@@ -14,6 +14,8 @@ use crate::{Lottery, Slot};
 
 /// Most quanta a thread can be owed as credit.
 pub(crate) const MAX_CREDIT: i32 = 1 << 16;
+/// Distinct weights whose gain an import's `credit_debts` keeps.
+const GAINS_KEPT: usize = 8;
 /// Largest compensation factor (a thread using 1/65536 of its quantum).
 pub const MAX_COMPENSATION: u64 = 1 << 16;
 
@@ -55,6 +57,12 @@ impl Lottery {
         let cores = self.ledger.cores() as f64;
         let global = self.ledger.now();
         let total = self.ledger.total_effective().as_f64();
+        // The gain of each weight, for the first few weights met: it is
+        // the same for every thread of that weight (an application has a
+        // handful among its threads), and in the guest, without an FPU,
+        // it is ~5 calls to software floating point.
+        let mut gains = [(0u64, 0f64); GAINS_KEPT];
+        let mut kept = 0;
         for slot in 0..self.slots.len() {
             let Some(t) = self.at(slot) else {
                 continue;
@@ -63,9 +71,20 @@ impl Lottery {
             if t.state == ThreadState::Sleeping || t.capped || lag >= 0 {
                 continue;
             }
-            let e = self.ledger.effective(t.weight.max(1));
+            let w = t.weight.max(1);
+            let e = self.ledger.effective(w);
             let owed_ns = mul_div(lag.unsigned_abs(), e.num, e.den.saturating_mul(VT_SCALE));
-            let gain = 1.0 - cores * e.as_f64() / total;
+            let gain = match gains[..kept].iter().find(|&&(kw, _)| kw == w) {
+                Some(&(_, gain)) => gain,
+                None => {
+                    let gain = 1.0 - cores * e.as_f64() / total;
+                    if kept < GAINS_KEPT {
+                        gains[kept] = (w, gain);
+                        kept += 1;
+                    }
+                    gain
+                }
+            };
             if gain <= 0.0 {
                 continue;
             }

@@ -146,7 +146,8 @@ impl Lottery {
             .threads
             .insert(id);
         let vtime = self.ledger.now();
-        self.insert_thread(id, tickets, currency, ThreadState::Runnable, 0, vtime);
+        self.place_thread(id, tickets, currency, ThreadState::Runnable, 0, vtime);
+        self.settle();
         Ok(())
     }
 

@@ -199,26 +199,56 @@ impl Lottery {
         self.settle_currencies();
         let mut targets = core::mem::take(&mut self.pending.targets);
         for &t in &targets {
-            let weight = match self.at(t) {
-                Some(th) if th.state != ThreadState::Sleeping => {
-                    // Nothing is lent to anyone without loans: no need to
-                    // look (the usual case).
-                    let lent = if self.lenders.is_empty() {
-                        0
-                    } else {
-                        self.lent[t]
-                    };
-                    let demand = u128::from(th.own) + lent;
-                    u64::try_from(demand.max(1)).unwrap_or(u64::MAX)
-                }
-                _ => 0,
-            };
+            let weight = self.ledger_weight(t);
             self.set_weight_in_ledger(t, weight);
         }
         if core::mem::take(&mut self.pending.ledger_changed) {
             self.recap(&targets);
         }
         targets.clear();
+        self.pending.targets = targets;
+    }
+
+    /// The ledger weight the thread in `slot` should have: its demand
+    /// while active, 0 while it sleeps.
+    #[inline]
+    fn ledger_weight(&self, slot: Slot) -> u64 {
+        match self.at(slot) {
+            Some(th) if th.state != ThreadState::Sleeping => {
+                // Nothing is lent to anyone without loans: no need to
+                // look (the usual case).
+                let lent = if self.lenders.is_empty() {
+                    0
+                } else {
+                    self.lent[slot]
+                };
+                let demand = u128::from(th.own) + lent;
+                u64::try_from(demand.max(1)).unwrap_or(u64::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Before [`Lottery::settle`] when many threads were placed at once
+    /// (an import): the ledger weights of those of its targets not in the
+    /// ledger yet go in together ([`Ledger::insert_all`]), so that the cap
+    /// is computed once, not after each; `settle` then finds them in place
+    /// and does the rest.
+    pub(crate) fn preload_weights(&mut self) {
+        self.settle_currencies();
+        let targets = core::mem::take(&mut self.pending.targets);
+        let mut weights = Vec::with_capacity(targets.len());
+        for &t in &targets {
+            let weight = self.ledger_weight(t);
+            if let Some(th) = self.at_mut(t).filter(|th| th.weight == 0 && weight != 0) {
+                th.weight = weight;
+                weights.push((th.id, weight));
+            }
+        }
+        if !weights.is_empty() {
+            self.ledger.insert_all(weights);
+            self.pending.ledger_changed = true;
+        }
         self.pending.targets = targets;
     }
 

@@ -8,7 +8,7 @@ use sched_api::{
 };
 
 use crate::credit::compensation;
-use crate::thread::Slot;
+use crate::thread::{Slot, Thread};
 use crate::{Lottery, BASE, KIND};
 
 impl Lottery {
@@ -34,6 +34,12 @@ impl Lottery {
     #[inline(never)]
     fn exit_after_run(&mut self, id: ThreadId) {
         self.remove_thread(id);
+    }
+
+    /// The record of thread `t`.
+    fn record_of(&self, t: &Thread) -> ThreadRecord {
+        let (id, tickets, state, service) = (t.id, t.tickets, t.state, t.service_ns);
+        ThreadRecord::keeping_lag(id, tickets, state, service, t.vtime, self.ledger.now())
     }
 }
 
@@ -215,38 +221,33 @@ impl Policy for Lottery {
     }
 
     fn export(&self) -> Snapshot {
-        // Runnable threads most owed first, then running, then sleeping.
-        let mut runnable: Vec<(i128, ThreadId)> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|t| t.state == ThreadState::Runnable)
-            .map(|t| (t.vtime, t.id))
-            .collect();
-        runnable.sort_unstable();
-        let mut sleeping: Vec<ThreadId> = self
+        // Runnable threads most owed first, then running, then sleeping;
+        // each record made from the thread at hand (not looked up by id).
+        let mut runnable: Vec<&Thread> = Vec::with_capacity(self.threads.len());
+        runnable.extend(
+            self.slots
+                .iter()
+                .flatten()
+                .filter(|t| t.state == ThreadState::Runnable),
+        );
+        runnable.sort_unstable_by_key(|t| (t.vtime, t.id));
+        let mut sleeping: Vec<&Thread> = self
             .slots
             .iter()
             .flatten()
             .filter(|t| t.state == ThreadState::Sleeping)
-            .map(|t| t.id)
             .collect();
-        sleeping.sort_unstable();
-        let running = self
-            .running
-            .iter()
-            .filter_map(|&s| self.at(s?))
-            .map(|t| t.id);
-        Snapshot {
-            global_vtime: self.ledger.now(),
-            threads: runnable
+        sleeping.sort_unstable_by_key(|t| t.id);
+        let running = self.running.iter().filter_map(|&s| self.at(s?));
+        Snapshot::with_records(
+            self.ledger.now(),
+            self.threads.len(),
+            runnable
                 .into_iter()
-                .map(|(_, id)| id)
                 .chain(running)
                 .chain(sleeping)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+                .map(|t| self.record_of(t)),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -255,34 +256,30 @@ impl Policy for Lottery {
         fresh.rng = self.rng.clone();
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
+        fresh.reserve(snapshot.threads.len());
+        if let Some(c) = fresh.currencies.get_mut(&BASE) {
+            // Every thread, listed at once (the fresh base currency lists
+            // none): built from the sorted ids, not node by node.
+            c.threads = snapshot.threads.iter().map(|r| r.id).collect();
+        }
         for r in &snapshot.threads {
-            if let Some(c) = fresh.currencies.get_mut(&BASE) {
-                c.threads.insert(r.id);
-            }
             let vtime = match r.state {
                 ThreadState::Sleeping => snapshot.lag(r),
                 _ => r.vtime,
             };
-            fresh.insert_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
+            fresh.place_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
         }
+        // Once for every thread: the derived values are exact, so they are
+        // those that settling after each one gives.
+        fresh.preload_weights();
+        fresh.settle();
         fresh.credit_debts();
         *self = fresh;
         Ok(())
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.ledger.now().saturating_add(t.vtime),
-            _ => t.vtime,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.tickets,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(self.get(id)?))
     }
 
     fn len(&self) -> usize {

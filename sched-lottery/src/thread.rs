@@ -138,9 +138,19 @@ impl Lottery {
         self.running[core] = slot;
     }
 
+    /// Makes room for `additional` more threads at once (an import).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.threads.reserve(additional);
+        self.slots.reserve(additional);
+        self.lent.reserve(additional);
+        self.pending.targets.reserve(additional);
+    }
+
     /// Adds a thread (its id new, its currency existing and already listing
-    /// it) and brings the derived values up to date.
-    pub(crate) fn insert_thread(
+    /// it) and brings the derived values up to date but for the final
+    /// [`Lottery::settle`], which the caller owes: an import places every
+    /// thread and settles once.
+    pub(crate) fn place_thread(
         &mut self,
         id: ThreadId,
         tickets: u32,
@@ -176,7 +186,6 @@ impl Lottery {
         }
         self.enlist(slot);
         self.attach(slot);
-        self.settle();
     }
 
     /// Removes a thread, ending its loans (as lender and as borrower), and

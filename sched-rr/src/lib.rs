@@ -36,7 +36,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -176,6 +176,18 @@ impl RoundRobin {
     }
 
     /// Notes that a thread's queue entry has just become stale.
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (lag, e) = self.lag_and_weight(t);
+        ThreadRecord {
+            id,
+            weight: t.weight,
+            state: t.state,
+            service_ns: t.service_ns,
+            vtime: self.origin.saturating_add(scale_signed(lag, e.den, e.num)),
+        }
+    }
+
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }
@@ -381,12 +393,13 @@ impl Policy for RoundRobin {
 
     fn export(&self) -> Snapshot {
         // Runnable in queue order.
-        Snapshot {
-            global_vtime: self.origin,
-            threads: snapshot_order(&self.threads, &self.running, |t| t.seq)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(
+            &self.threads,
+            &self.running,
+            |t| t.seq,
+            self.origin,
+            |id, t| self.record_of(id, t),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -394,11 +407,9 @@ impl Policy for RoundRobin {
         let mut fresh = RoundRobin::new(self.quantum_ns);
         fresh.weights.set_cores(self.cores());
         fresh.origin = snapshot.global_vtime;
-        for r in &snapshot.threads {
-            if r.state != ThreadState::Sleeping {
-                fresh.weights.insert(r.id, u64::from(r.weight));
-            }
-        }
+        fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
+        fresh.weights.insert_all(snapshot.active_weights());
         for r in &snapshot.threads {
             let mut t = Thread {
                 weight: r.weight,
@@ -430,15 +441,7 @@ impl Policy for RoundRobin {
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let (lag, e) = self.lag_and_weight(t);
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime: self.origin.saturating_add(scale_signed(lag, e.den, e.num)),
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {

@@ -39,7 +39,7 @@ use sched_api::{
 };
 
 use queue::{Entry, Queue};
-use sched_api::lazy::{live, snapshot_order, Queued};
+use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 
 #[derive(Clone, Copy, Debug)]
@@ -149,6 +149,12 @@ impl Stride {
             t.seq = seq;
             self.queue.push(Entry::new(t.pass, id, slot, seq));
         }
+    }
+
+    /// The record of thread `id`, `t`.
+    fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
+        let (w, state, service, global) = (t.weight, t.state, t.service_ns, self.global());
+        ThreadRecord::keeping_lag(id, w, state, service, t.pass, global)
     }
 
     /// Notes that a thread's queue entry has just become stale.
@@ -348,12 +354,13 @@ impl Policy for Stride {
 
     fn export(&self) -> Snapshot {
         // Runnable by (pass, id), as the queue would pop them.
-        Snapshot {
-            global_vtime: self.global(),
-            threads: snapshot_order(&self.threads, &self.running, |t| t.pass)
-                .filter_map(|id| self.record(id))
-                .collect(),
-        }
+        snapshot(
+            &self.threads,
+            &self.running,
+            |t| t.pass,
+            self.global(),
+            |id, t| self.record_of(id, t),
+        )
     }
 
     fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
@@ -361,7 +368,9 @@ impl Policy for Stride {
         let mut fresh = Stride::new(self.quantum_ns, self.cores());
         let global = snapshot.global_vtime;
         fresh.ledger.set_now(global);
-        for r in snapshot.threads {
+        fresh.threads.reserve(snapshot.threads.len());
+        fresh.queue.reserve(snapshot.threads.len());
+        for r in &snapshot.threads {
             let pass = match r.state {
                 ThreadState::Sleeping => r.vtime.saturating_sub(global),
                 _ => r.vtime,
@@ -383,27 +392,14 @@ impl Policy for Stride {
                 ThreadState::Running(core) => fresh.running.set(core, Some((r.id, slot))),
                 ThreadState::Sleeping => {}
             }
-            if r.state != ThreadState::Sleeping {
-                fresh.ledger.insert(r.id, u64::from(r.weight));
-            }
         }
+        fresh.ledger.insert_all(snapshot.active_weights());
         *self = fresh;
         Ok(())
     }
 
     fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
-        let t = self.threads.get(id)?;
-        let vtime = match t.state {
-            ThreadState::Sleeping => self.global().saturating_add(t.pass),
-            _ => t.pass,
-        };
-        Some(ThreadRecord {
-            id,
-            weight: t.weight,
-            state: t.state,
-            service_ns: t.service_ns,
-            vtime,
-        })
+        Some(self.record_of(id, self.threads.get(id)?))
     }
 
     fn len(&self) -> usize {

@@ -284,28 +284,28 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
     let swap = get("canon-swap-8core")?;
     let _ = writeln!(
         md,
-        "| swap stride→lottery→rr→stride under load, 8 cores | {} swaps, {} of 12 threads ran, max share error {:.3} | every thread kept; sched_ext loses the scheduler's state when it ejects one {} |",
+        "| swap stride→lottery→rr→stride under load, 8 cores | {} swaps, {} of 12 threads ran, max share error {:.1} points | every thread kept; sched_ext loses the scheduler's state when it ejects one {} |",
         swap.summary["apps"][0]["scheduler_timeline"].as_array().map_or(0, |t| t.len().saturating_sub(1)),
         swap.summary["apps"][0]["threads"].as_array().map_or(0, |t| t.iter().filter(|t| t["cpu_ns"].as_u64() > Some(0)).count()),
-        max_share_error(swap, "swapper"),
+        100.0 * max_share_error(swap, "swapper"),
         cite(&SCHED_EXT, ""),
     );
     let three = get("canon-three-apps")?;
     let _ = writeln!(
         md,
-        "| three applications, stride / lottery / rr, same 4 cores | max share error {:.3} / {:.3} / {:.3} | — (no published counterpart) |",
-        max_share_error(three, "strider"),
-        max_share_error(three, "lotto"),
-        max_share_error(three, "robin")
+        "| three applications, stride / lottery / rr, same 4 cores | max share error {:.1} / {:.1} / {:.1} points | — (no published counterpart) |",
+        100.0 * max_share_error(three, "strider"),
+        100.0 * max_share_error(three, "lotto"),
+        100.0 * max_share_error(three, "robin")
     );
     let four = get("canon-four-policies")?;
     let _ = writeln!(
         md,
-        "| four applications, stride / lottery / rr / EEVDF, same 4 cores; at 2 s EEVDF's swaps to stride and stride's to EEVDF, live | max share error {:.3} / {:.3} / {:.3} / {:.3} | — (no published counterpart; EEVDF's lag bound, one request, is property-tested in `sched-eevdf`) |",
-        max_share_error(four, "strider"),
-        max_share_error(four, "lotto"),
-        max_share_error(four, "robin"),
-        max_share_error(four, "eevee")
+        "| four applications, stride / lottery / rr / EEVDF, same 4 cores; at 2 s EEVDF's swaps to stride and stride's to EEVDF, live | max share error {:.1} / {:.1} / {:.1} / {:.1} points | — (no published counterpart; EEVDF's lag bound, one request, is property-tested in `sched-eevdf`) |",
+        100.0 * max_share_error(four, "strider"),
+        100.0 * max_share_error(four, "lotto"),
+        100.0 * max_share_error(four, "robin"),
+        100.0 * max_share_error(four, "eevee")
     );
     let lock_share = |out: &RunOutcome| {
         (0..4)
@@ -331,11 +331,11 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
         "Reading the numbers:\n\n\
          - Lottery is random: after n quanta a client's wins are binomial, so its rows are judged against their envelopes above, not against the ticket ratio alone.\n\
          - Stride is deterministic: its lag stays within a quantum for two clients; with 101 clients the heavy client's lag is bounded by the flat stride bound (the memo: 50 quanta flat).\n\
-         - Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to {:.3}, rr's to {:.3}, lottery's to {:.3} (random draws).\n\
+         - Shares within an application are of the time the application received; the ideal is water-filled over tickets, one core per thread and 1/C of the application's time on the C cores it holds slots on (`docs/metrics.md`). Three applications holding one slot per core on the same 4 cores run side by side there, so no thread can have more than a quarter of its application's time: stride's shares match to {:.1} points, rr's to {:.1}, lottery's to {:.1} (random draws; a point is 1% of the application's time).\n\
          - Sleepers: the sleeping application's threads want about half a core; it used what they wanted (not the 50% its slots entitle it to) and the rest went to the CPU-bound application — asleep, it costs no slices.\n",
-        max_share_error(three, "strider"),
-        max_share_error(three, "robin"),
-        max_share_error(three, "lotto")
+        100.0 * max_share_error(three, "strider"),
+        100.0 * max_share_error(three, "robin"),
+        100.0 * max_share_error(three, "lotto")
     );
     md.push_str(&yardstick::section(&get)?);
     let figures = root.join("results/figures");

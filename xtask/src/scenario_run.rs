@@ -525,6 +525,9 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
         .iter()
         .map(|a| {
             let mut f = Fairness::new(a.capacity);
+            if let Some((t0, policy)) = a.scheduler_timeline.first() {
+                f.begin(*t0, policy);
+            }
             for (t, policy) in a.scheduler_timeline.iter().skip(1) {
                 f.swap(*t, policy);
             }
@@ -677,6 +680,9 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 .map(|s| s.t_ns)
                 .max();
             let ran_after = last_sample.and_then(|t| data.ran_after(index as u32, t));
+            // All it ran, on the same (wall) clock: what scales the tail to
+            // the kernel's charged time (`multicore::measure`).
+            let ran = last_sample.and_then(|_| data.ran_after(index as u32, 0));
             let counters = data.counters.iter().find(|c| c.app == index as u32);
             json!({
                 "name": app.name, "env": app.env,
@@ -686,6 +692,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "turns": counters.map(|c| json!({"decided": c.turns_decided, "run_on": c.turns_run_on})),
                 "control_ns": counters.and_then(|c| c.control_ns),
                 "ran_after_last_sample_ns": ran_after,
+                "ran_ns": ran,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
                 "threads": threads,
             })

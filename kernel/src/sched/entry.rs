@@ -271,26 +271,26 @@ pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
 /// → upcall → resume took 595 instructions in a det run, 371 this way.)
 pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
     let core = percpu::core_id();
-    let turn = core_state(core)
-        .lock()
-        .turn
-        .as_ref()
-        .map(|t| (t.env.clone(), t.clock.end(), t.clock.grace_end()));
-    let Some((env, end, grace_end)) = turn else {
+    // The core's own state, held through the reflection (interrupts are
+    // off in a trap; other cores only take it briefly): the turn's
+    // environment is used in place, not cloned out of it (an atomic
+    // increment and decrement on every fault).
+    let c = core_state(core).lock();
+    let Some(turn) = c.turn.as_ref() else {
         panic!("user fault with no environment on core {core}");
     };
-    let d = env.dispatch(core);
+    let env = &turn.env;
     let entry = env.upcalls.lock().exception;
-    let disabled = d.disabled().load(Ordering::Acquire) != 0;
-    if entry == 0 || disabled {
-        kill(
-            &env,
-            env::ExitReason::Killed(if entry == 0 {
-                "fault with no exception handler"
-            } else {
-                "fault while disabled"
-            }),
-        );
+    let d = env.dispatch(core);
+    if entry == 0 || d.disabled().load(Ordering::Acquire) != 0 {
+        let why = if entry == 0 {
+            "fault with no exception handler"
+        } else {
+            "fault while disabled"
+        };
+        let env = env.clone();
+        drop(c);
+        kill(&env, env::ExitReason::Killed(why));
         log::warn!(
             "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
             env.id,
@@ -313,6 +313,7 @@ pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
         rip: frame.rip,
     });
     d.save(SaveArea::Fault, frame);
-    promise_upcall(&d, core, end, grace_end);
+    promise_upcall(&d, core, turn.clock.end(), turn.clock.grace_end());
+    drop(c);
     *frame = upcall_frame(core, entry, UpcallReason::Exception, frame.vector);
 }

@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use sched_api::RunEnd;
 
+use super::table::Table;
 use crate::rt::MAX_WORKERS;
 
 /// Bits of a stop word that hold the ns charged (2^44 ns: 4.9 hours).
@@ -29,6 +30,40 @@ const TID_BITS: u32 = 18;
 pub const RAN_MAX: u64 = (1 << RAN_BITS) - 1;
 /// Most thread ids a stop word can name.
 pub const MAX_TID: usize = (1 << TID_BITS) - 2;
+
+/// Charges to `rt`'s policy, under the runtime lock, first `own` — the
+/// stop the calling core `core` took for itself on a voluntary switch's
+/// fast path, charged at its own instant — then every stop
+/// published in `stops`. Returns the instant the dispatch goes on from
+/// (its wake-ups are checked at it): `own`'s, or else `now()`, read once.
+/// After a voluntary stop its instant serves as the dispatch's own: a
+/// clock read less. `threads::decide` and the host tests of the protocol
+/// call this same function. Always inlined (it is on every switch's path).
+#[inline(always)]
+pub(super) fn charge_all<R: Fn(u64) -> u64>(
+    rt: &mut Table,
+    stops: &Stops,
+    core: usize,
+    own: Option<Stop>,
+    now: impl FnOnce() -> u64,
+    read: &R,
+) -> u64 {
+    let now = match own {
+        Some(stop) => {
+            charge(rt, core, stop, stop.at_ns, read);
+            stop.at_ns
+        }
+        None => now(),
+    };
+    stops.drain(|core, stop| charge(rt, core, stop, now, read));
+    now
+}
+
+/// Charges `core`'s `stop` to the policy, checking wake-ups at `now`.
+#[inline(always)]
+fn charge<R: Fn(u64) -> u64>(rt: &mut Table, core: usize, stop: Stop, now: u64, read: &R) {
+    rt.stop_ran_at(core, stop.tid, stop.ran_ns, stop.at_ns, now, stop.end, read);
+}
 
 /// One thread's stop, to be charged: who, how it ended, how long it ran,
 /// and when it left the core.

@@ -361,6 +361,48 @@ fn imported_debt_is_paid_as_credits() {
     );
 }
 
+/// Every imported thread owed service gets the credits of its own debt
+/// and weight (`credit_debts` keeps the gain of the first weights it meets:
+/// threads of twelve weights, interleaved, on 1 and 3 cores).
+#[test]
+fn imported_credits_follow_each_threads_debt_and_weight() {
+    for cores in [1, 3] {
+        let mut snap = Snapshot::default();
+        for id in 0..40u32 {
+            let weight = 1 + id % 12;
+            let owed = i128::from(id % 7) * i128::from(Q) * sched_api::VT_SCALE as i128 / 3;
+            snap.threads.push(sched_api::ThreadRecord {
+                id,
+                weight,
+                state: ThreadState::Runnable,
+                service_ns: 0,
+                vtime: -owed / i128::from(weight),
+            });
+        }
+        let m = Lottery::from_snapshot(Q, cores, 8, snap.clone()).unwrap();
+        let total: u64 = snap.threads.iter().map(|t| u64::from(t.weight)).sum();
+        let mut credited = 0;
+        for r in &snap.threads {
+            let t = m.get(r.id).unwrap();
+            let e = m.ledger.effective(t.weight);
+            let owed_ns = sched_api::mul_div(
+                r.vtime.unsigned_abs(),
+                e.num,
+                e.den.saturating_mul(sched_api::VT_SCALE),
+            );
+            let gain = 1.0 - cores as f64 * e.as_f64() / m.ledger.total_effective().as_f64();
+            let want = if r.vtime >= 0 || gain <= 0.0 {
+                0
+            } else {
+                (owed_ns as f64 / Q as f64 / gain) as i32
+            };
+            assert_eq!(t.credit, want, "thread {} of {total} tickets", r.id);
+            credited += usize::from(want > 0);
+        }
+        assert!(credited > 20, "{credited} threads credited");
+    }
+}
+
 #[test]
 fn errors_not_panics() {
     assert_eq!(

@@ -235,6 +235,8 @@ fn each_instance_says_what_it_ran_after_its_last_sample() {
     assert_eq!(apps[0]["last_sample_ns"], 100_000_010);
     assert_eq!(apps[0]["ran_after_last_sample_ns"], 39_999_990);
     assert_eq!(apps[1]["ran_after_last_sample_ns"], 0);
+    // And all it ran, on the trace's wall clock: `a` from 10 ns to 140 ms.
+    assert_eq!(apps[0]["ran_ns"], 139_999_990);
     // A core whose trace filled up lost the end of the run: unknown.
     let full = restarted_console().replace("\"dropped\":0", "\"dropped\":3");
     let data = two_threads_run(&full);
@@ -369,4 +371,41 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
     assert!(data.counters.is_empty());
     assert!(fairness_summary(&data)[0]["turns"].is_null());
     assert!(fairness_summary(&data)[0]["control_ns"].is_null());
+}
+
+#[test]
+fn the_time_before_the_first_sample_is_owed_like_any_other() {
+    // 1,000 threads take the application's control thread a while to
+    // start: its first sample comes after they have run. Tickets 3:1 on
+    // one core, started at 10 ns, first sampled 100 ms later with 75 and
+    // 25 ms, then 150 and 50: owed 75/25 in the first interval too, so
+    // their lag is 0 throughout, not the first sample's CPU time.
+    let user = |t: u64, th: &str| sample_line(256, "a", t, "\"rows\":2,", th);
+    let console = [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(
+            100_000_010,
+            "[[1,300,75000000,7,0,0,100000000],[2,100,25000000,2,0,0,100000000]]",
+        ),
+        user(
+            200_000_010,
+            "[[1,300,150000000,14,0,0,200000000],[2,100,50000000,4,0,0,200000000]]",
+        ),
+        "@@exo trace {\"core\":0,\"runs\":[[10,256]],\"dropped\":0}\n".into(),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
+    ]
+    .concat();
+    let data = two_threads_run(&console);
+    let app = &fairness_summary(&data)[0];
+    let threads = app["threads"].as_array().unwrap();
+    let ideal: Vec<f64> = threads
+        .iter()
+        .map(|t| t["ideal_cpu_ns"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ideal, [150_000_000.0, 50_000_000.0], "{app}");
+    for t in threads {
+        assert!(t["max_abs_lag_quanta"].as_f64().unwrap() < 1e-6, "{t}");
+        assert!(t["share_error_pp"].as_f64().unwrap().abs() < 1e-9, "{t}");
+    }
 }

@@ -862,6 +862,7 @@ fn an_unblock_before_the_sleep_is_seen_by_the_next_walk() {
 /// deadline in between is woken by the next dispatch, not lost.
 #[test]
 fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
+    use super::super::handoff::{charge_all, Stop, Stops};
     for kind in every_kind() {
         let mut t = timed_table(kind);
         at(0);
@@ -873,10 +874,20 @@ fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
         assert!([a, b, c].contains(&on0) && [a, b, c].contains(&on1));
         // core 1's thread sleeps until 200; its stop is dated 250 (past its deadline)
         t.wake_at(on1, 200);
-        // core 0's fast path: own stop at 150, charged first, now = 150
-        t.stop_ran_at(0, on0, 100, 150, 150, RunEnd::Yielded, &no_memory);
-        t.stop_ran_at(1, on1, 100, 250, 150, RunEnd::Blocked, &no_memory);
-        t.wake_due(150, &no_memory);
+        // core 1's stop is published, dated 250 (past its deadline); core
+        // 0's fast path charges its own stop at 150 first, then drains
+        let stops = Stops::new();
+        let stop = |tid, end, at_ns| Stop {
+            tid,
+            end,
+            ran_ns: 100,
+            at_ns,
+        };
+        assert!(stops.publish(1, stop(on1, RunEnd::Blocked, 250)));
+        let own = Some(stop(on0, RunEnd::Yielded, 150));
+        let now = charge_all(&mut t, &stops, 0, own, || unreachable!(), &no_memory);
+        assert_eq!(now, 150, "the own stop's instant is the dispatch's");
+        t.wake_due(now, &no_memory);
         assert_eq!(t.state(on1), Some(ThreadState::Sleeping), "{kind:?}");
         at(160);
         let next = t.start_at(0, 0, 160).unwrap();
@@ -896,7 +907,7 @@ fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
 /// is exactly the stops made: none lost, none charged twice.
 #[test]
 fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
-    use super::super::handoff::{Stop, Stops};
+    use super::super::handoff::{charge_all, Stop, Stops};
     use std::sync::atomic::{AtomicU64 as A64, Ordering as O};
     use std::sync::{Arc, Mutex as M};
     const CORES: usize = 4;
@@ -925,27 +936,18 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
                             out.fetch_add(1, O::Relaxed);
                         }
                         let fast = i % 3 != 0;
-                        let mut g = match (fast, rt.try_lock()) {
-                            (true, Ok(mut g)) => {
-                                if let Some(s) = own {
-                                    g.stop_ran_at(
-                                        core, s.tid, s.ran_ns, s.at_ns, s.at_ns, s.end, &no_memory,
-                                    );
-                                }
-                                g
-                            }
+                        let (mut g, own) = match (fast, rt.try_lock()) {
+                            (true, Ok(g)) => (g, own),
                             (_, g) => {
                                 drop(g);
                                 if let Some(s) = own {
                                     assert!(stops.publish(core, s), "undrained stop");
                                 }
-                                rt.lock().unwrap()
+                                (rt.lock().unwrap(), None)
                             }
                         };
-                        stops.drain(|c, s| {
-                            g.stop_ran_at(c, s.tid, s.ran_ns, s.at_ns, i, s.end, &no_memory)
-                        });
-                        mine = g.start_at(core, 0, i);
+                        let now = charge_all(&mut g, &stops, core, own, || i, &no_memory);
+                        mine = g.start_at(core, 0, now);
                         let a = g.audit();
                         assert_eq!(a.violations(), 0, "{kind:?}: {a:?}");
                     }
@@ -968,7 +970,7 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
             h.join().unwrap();
         }
         let mut g = rt.lock().unwrap();
-        stops.drain(|c, s| g.stop_ran_at(c, s.tid, s.ran_ns, s.at_ns, 0, s.end, &no_memory));
+        charge_all(&mut g, &stops, 0, None, || 0, &no_memory);
         let service: u64 = (0..6)
             .map(|tid| {
                 g.policy
