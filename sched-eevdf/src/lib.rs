@@ -430,6 +430,9 @@ impl Policy for Eevdf {
         let mut fresh = Eevdf::new(self.quantum_ns, self.cores());
         let now = snapshot.global_vtime;
         fresh.ledger.set_now(now);
+        // Offsets from the imported `V`: the queue need not repack at its
+        // first push.
+        fresh.queue = Queue::at(now);
         let mut slots = Vec::with_capacity(snapshot.threads.len());
         fresh.threads.reserve(snapshot.threads.len());
         fresh.queue.reserve(snapshot.threads.len());

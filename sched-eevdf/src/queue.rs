@@ -452,14 +452,19 @@ pub(crate) enum Queue {
 
 impl Default for Queue {
     fn default() -> Self {
-        Queue::Narrow {
-            base: 0,
-            queue: Lazy::default(),
-        }
+        Queue::at(0)
     }
 }
 
 impl Queue {
+    /// An empty queue whose times count from `base` (`V`, say).
+    pub(crate) fn at(base: i128) -> Queue {
+        Queue::Narrow {
+            base,
+            queue: Lazy::default(),
+        }
+    }
+
     /// Queues a live entry (the caller has made `item.seq` its thread's
     /// current one), `V` being `now`; `live` tells the live entries,
     /// should the queue be repacked.
