@@ -228,6 +228,20 @@ pub trait Ticket {
     fn seq(&self) -> u64;
 }
 
+/// A bare `(slot, sequence number)`: for an owner whose entries come in
+/// more than one type (EEVDF's two widths) to judge them all by one
+/// [`live`].
+impl Ticket for (Slot, u64) {
+    #[inline]
+    fn slot(&self) -> Slot {
+        self.0
+    }
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.1
+    }
+}
+
 /// A policy's thread record, as the queue sees it.
 pub trait Queued {
     /// The sequence number of the thread's current queue entry (meaningful

@@ -47,12 +47,12 @@ mod queue;
 
 use alloc::vec::Vec;
 
-use queue::{Entry, Queue};
+use queue::{Item, Queue};
 use sched_api::lazy::{live, snapshot, Queued};
 use sched_api::table::{Running, Slot, Table};
 use sched_api::{
-    check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo, PolicyKind,
-    Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
+    add_sat, check_core, check_cores, scale_signed, CoreId, Ledger, Params, Policy, PolicyInfo,
+    PolicyKind, Ratio, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord, ThreadState, VtMemo,
 };
 
 /// This policy's name.
@@ -156,17 +156,35 @@ impl Eevdf {
     }
 
     /// Queues the runnable thread in `slot` under a fresh sequence number
-    /// (any older entry of it goes stale: the caller reports it).
+    /// (a thread with an entry queued: see [`Eevdf::renumber`]).
     fn enqueue(&mut self, slot: Slot) {
+        self.renumber(slot);
+        self.requeue(slot);
+    }
+
+    /// Gives the thread in `slot` a fresh sequence number: any entry of it
+    /// queued goes stale. The caller reports it ([`Eevdf::dequeued`])
+    /// before queuing the new one ([`Eevdf::requeue`]): the queue, when it
+    /// repacks, keeps only the live entries, and counts none stale.
+    fn renumber(&mut self, slot: Slot) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let now = self.now();
-        if let Some((id, t)) = self.threads.at_mut(slot) {
+        if let Some((_, t)) = self.threads.at_mut(slot) {
             t.seq = seq;
-            // A live entry: the queue's stale count stays right.
-            self.queue
-                .order_mut()
-                .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
+        }
+    }
+
+    /// Queues the runnable thread in `slot` under its sequence number.
+    fn requeue(&mut self, slot: Slot) {
+        if let Some((id, t)) = self.threads.at(slot) {
+            let item = Item {
+                ve: t.ve,
+                vd: t.vd,
+                id,
+                slot,
+                seq: t.seq,
+            };
+            self.queue.push_at(item, self.now(), live(&self.threads));
         }
     }
 
@@ -187,7 +205,7 @@ impl Eevdf {
             let r = self
                 .ledger
                 .vt_memo(self.quantum_ns, u64::from(t.weight), &mut t.memo);
-            t.vd = t.ve.saturating_add(r);
+            t.vd = add_sat(t.ve, r);
         }
     }
 }
@@ -250,14 +268,14 @@ impl Policy for Eevdf {
             return Err(SchedError::CoreBusy);
         }
         let now = self.now();
-        let Some(e) = self.queue.pop(now, live(&self.threads)) else {
+        let Some((id, slot)) = self.queue.pop(now, live(&self.threads)) else {
             return Ok(None);
         };
-        if let Some((_, t)) = self.threads.at_mut(e.slot()) {
+        if let Some((_, t)) = self.threads.at_mut(slot) {
             t.state = ThreadState::Running(core);
         }
-        self.running.set(core, Some((e.id(), e.slot())));
-        Ok(Some(e.id()))
+        self.running.set(core, Some((id, slot)));
+        Ok(Some(id))
     }
 
     fn charge(
@@ -278,8 +296,7 @@ impl Policy for Eevdf {
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used (at the weights of before the charge: advance
         // changes none).
-        t.ve =
-            t.ve.saturating_add(self.ledger.vt_memo(ran_ns, w, &mut t.memo));
+        t.ve = add_sat(t.ve, self.ledger.vt_memo(ran_ns, w, &mut t.memo));
         let complete = t.ve >= t.vd;
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
@@ -290,15 +307,19 @@ impl Policy for Eevdf {
                 // (`new_request` and `enqueue`, with the record in hand.)
                 if complete {
                     let r = self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo);
-                    t.vd = t.ve.saturating_add(r);
+                    t.vd = add_sat(t.ve, r);
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 t.seq = seq;
-                // A live entry: the queue's stale count stays right.
-                self.queue
-                    .order_mut()
-                    .push_at(Entry::new(t.ve, t.vd, id, slot, seq), now);
+                let item = Item {
+                    ve: t.ve,
+                    vd: t.vd,
+                    id,
+                    slot,
+                    seq,
+                };
+                self.queue.push_at(item, now, live(&self.threads));
             }
             RunEnd::Blocked => {
                 t.state = ThreadState::Sleeping;
@@ -368,8 +389,9 @@ impl Policy for Eevdf {
         self.new_request(slot);
         if state == ThreadState::Runnable {
             // Requeued at its new times; the old entry goes stale.
-            self.enqueue(slot);
+            self.renumber(slot);
             self.dequeued();
+            self.requeue(slot);
         }
         Ok(())
     }
@@ -408,6 +430,9 @@ impl Policy for Eevdf {
         let mut fresh = Eevdf::new(self.quantum_ns, self.cores());
         let now = snapshot.global_vtime;
         fresh.ledger.set_now(now);
+        // Offsets from the imported `V`: the queue need not repack at its
+        // first push.
+        fresh.queue = Queue::at(now);
         let mut slots = Vec::with_capacity(snapshot.threads.len());
         fresh.threads.reserve(snapshot.threads.len());
         fresh.queue.reserve(snapshot.threads.len());

@@ -285,3 +285,108 @@ proptest! {
         }
     }
 }
+
+/// A fixed scenario of every kind of operation (joins, full and partial
+/// runs, yields, blocks, sleeps, wakes, weight changes, exits, removals, on
+/// 1 to 3 cores, 1 to 200 threads), its every pick and final records
+/// folded into one number, taken from the code as it decided before the
+/// decision path was cut for time: a change that picks another thread, or
+/// charges differently, anywhere in it fails here.
+#[test]
+fn a_fixed_scenario_picks_as_it_always_did() {
+    fn fold(h: &mut u64, x: u64) {
+        // FNV-1a over the value's bytes.
+        for b in x.to_le_bytes() {
+            *h = (*h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let mut digests = Vec::new();
+    // The last two with quanta long enough that the queue's times outgrow
+    // 64-bit offsets: from one base to the next (1 s), or for good (20 s).
+    let runs = [
+        (1usize, 1u32, Q),
+        (1, 7, Q),
+        (1, 200, Q),
+        (2, 30, Q),
+        (3, 5, Q),
+        (1, 5, 1000 * Q),
+        (2, 9, 20_000 * Q),
+    ];
+    for (cores, threads, q) in runs {
+        let mut p = Eevdf::new(q, cores);
+        let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(threads);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut ids = threads;
+        for id in 0..threads {
+            p.add(id, 1 + id % 10).unwrap();
+        }
+        for _ in 0..4000 {
+            let r = next();
+            let id = (r >> 32) as u32 % ids;
+            match r % 16 {
+                0 => {
+                    let _ = p.sleep(id);
+                }
+                1 | 2 => {
+                    let _ = p.wake(id);
+                }
+                3 => {
+                    let _ = p.set_weight(id, 1 + (r >> 8) as u32 % 40);
+                }
+                4 if r % 64 == 4 => {
+                    let _ = p.remove(id);
+                }
+                5 if r % 64 == 5 => {
+                    let _ = p.add(ids, 1 + (r >> 8) as u32 % 20);
+                    ids += 1;
+                }
+                _ => {
+                    let mut on = Vec::new();
+                    for c in 0..cores {
+                        if let Some(t) = p.pick(c) {
+                            fold(&mut h, u64::from(t));
+                            on.push((c, t));
+                        }
+                    }
+                    for (c, t) in on {
+                        let x = next();
+                        let ran = if x % 3 == 0 { q * (1 + x % 5) / 4 } else { q };
+                        let end = match (x >> 8) % 20 {
+                            0 => RunEnd::Blocked,
+                            1 => RunEnd::Yielded,
+                            2 if ids > 2 => RunEnd::Exited,
+                            _ => RunEnd::Preempted,
+                        };
+                        p.charge(t, c, ran, end).unwrap();
+                    }
+                }
+            }
+        }
+        for r in p.export().threads {
+            fold(&mut h, u64::from(r.id));
+            fold(&mut h, r.service_ns);
+            fold(&mut h, r.vtime as u64);
+            fold(&mut h, (r.vtime >> 64) as u64);
+        }
+        fold(&mut h, p.now() as u64);
+        digests.push(h);
+    }
+    assert_eq!(
+        digests,
+        [
+            12408349423032095037,
+            17937239752059294750,
+            7201327936948548923,
+            1080179154718896344,
+            13471347348710187444,
+            5346155926110207894,
+            10214047306880858080
+        ]
+    );
+}
