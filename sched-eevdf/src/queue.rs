@@ -553,10 +553,19 @@ impl Queue {
 
     /// Entries held, live or stale.
     #[cfg(test)]
-    fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         match self {
             Queue::Narrow { queue, .. } => queue.held(),
             Queue::Wide(queue) => queue.held(),
+        }
+    }
+
+    /// Entries held known to be stale.
+    #[cfg(test)]
+    pub(crate) fn stale(&self) -> usize {
+        match self {
+            Queue::Narrow { queue, .. } => queue.stale(),
+            Queue::Wide(queue) => queue.stale(),
         }
     }
 
@@ -596,7 +605,7 @@ impl Queue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::collections::BTreeMap;
     use proptest::prelude::*;
@@ -628,6 +637,138 @@ mod tests {
         assert_eq!(q.pop(0, |_| true), Some((1, 1)));
         assert_eq!(q.pop(0, |_| true), Some((2, 2)));
         assert_eq!(q.pop(0, |_| true), None);
+    }
+
+    /// A time about `at`: at it, a little off, or at the edges of a
+    /// 64-bit offset (`±2^63`, one either side) or of `i128`.
+    pub(crate) fn near() -> impl Strategy<Value = i128> {
+        let edge = 1i128 << 63;
+        prop_oneof![
+            3 => -40i128..40,
+            1 => (-3i128..3).prop_map(move |k| edge + k),
+            1 => (-3i128..3).prop_map(move |k| -edge + k),
+            1 => (-3i128..3).prop_map(move |k| 2 * edge + k),
+            1 => (-3i128..3).prop_map(move |k| -2 * edge + k),
+            2 => any::<i64>().prop_map(i128::from),
+            1 => Just(i128::MAX),
+            1 => Just(i128::MIN),
+            1 => any::<i128>(),
+        ]
+    }
+
+    /// A request's length: short, or about `2^63` and `2^64`, or any.
+    fn span() -> impl Strategy<Value = i128> {
+        let edge = 1i128 << 63;
+        prop_oneof![
+            4 => 0i128..40,
+            1 => (-3i128..3).prop_map(move |k| edge + k),
+            1 => (-3i128..3).prop_map(move |k| 2 * edge + k),
+            1 => any::<u64>().prop_map(i128::from),
+            1 => 0..i128::MAX,
+        ]
+    }
+
+    #[derive(Clone, Debug)]
+    enum QOp {
+        /// Queue `id` (again, its old entry going stale) at `ve = V + lag`,
+        /// `vd = ve + span` (saturating).
+        Push(ThreadId, i128, i128),
+        /// `id` leaves the queue (sleeps, or is removed).
+        Leave(ThreadId),
+        /// `id`, if queued, queued again this many times at the same times
+        /// (enough stale entries for the lazy deletion to drop them all).
+        Churn(ThreadId, usize),
+        /// `V` moves on by this much (saturating).
+        Advance(i128),
+        Pop,
+    }
+
+    fn qop() -> impl Strategy<Value = QOp> {
+        prop_oneof![
+            4 => (0u32..12, near(), span()).prop_map(|(id, lag, span)| QOp::Push(id, lag, span)),
+            1 => (0u32..12).prop_map(QOp::Leave),
+            1 => (0u32..12, 1usize..50).prop_map(|(id, n)| QOp::Churn(id, n)),
+            2 => prop_oneof![0i128..40, near().prop_map(|t| t.saturating_abs())].prop_map(QOp::Advance),
+            4 => Just(QOp::Pop),
+        ]
+    }
+
+    proptest! {
+        /// Used as the policy uses it (`push_at` at a `V` that never goes
+        /// back; a requeued thread's old entry reported stale first),
+        /// from any base, with times at the edges of the narrow entries'
+        /// offsets and of `i128`: every pop is what a scan of the live
+        /// entries picks, ties by id.
+        #[test]
+        fn pops_what_a_scan_would_at_the_edges(
+            base in near(),
+            // Or every lag, request and step of `V` cut to under 2^62: the
+            // queue stays narrow longer, repacking as `V` moves on.
+            tame in any::<bool>(),
+            ops in proptest::collection::vec(qop(), 1..120),
+        ) {
+            let cut = |t: i128| if tame { t % (1 << 62) } else { t };
+            let mut q = Queue::at(base);
+            let mut now = base;
+            // id -> (ve, vd, seq) of its live entry.
+            let mut model: BTreeMap<ThreadId, (i128, i128, u64)> = BTreeMap::new();
+            let mut seq = 0u64;
+            for op in ops {
+                match op {
+                    QOp::Push(id, lag, span) => {
+                        seq += 1;
+                        let ve = now.saturating_add(cut(lag));
+                        let vd = ve.saturating_add(cut(span));
+                        if model.insert(id, (ve, vd, seq)).is_some() {
+                            let m = model.clone();
+                            q.forget_one(|e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1));
+                        }
+                        let m = model.clone();
+                        q.push_at(item(ve, vd, id, seq), now, |e: &Mark| {
+                            m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1)
+                        });
+                    }
+                    QOp::Leave(id) => {
+                        if model.remove(&id).is_some() {
+                            let m = model.clone();
+                            q.forget_one(|e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1));
+                        }
+                    }
+                    QOp::Churn(id, n) => {
+                        let Some(&(ve, vd, _)) = model.get(&id) else { continue };
+                        for _ in 0..n {
+                            seq += 1;
+                            model.insert(id, (ve, vd, seq));
+                            let m = model.clone();
+                            let live = |e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1);
+                            q.forget_one(live);
+                            q.push_at(item(ve, vd, id, seq), now, live);
+                        }
+                    }
+                    QOp::Advance(dt) => now = now.saturating_add(cut(dt)),
+                    QOp::Pop => {
+                        let want = model
+                            .iter()
+                            .filter(|(_, &(ve, _, _))| ve <= now)
+                            .map(|(&id, &(_, vd, _))| (vd, id))
+                            .min()
+                            .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min())
+                            .map(|(_, id)| id);
+                        let m = model.clone();
+                        let got = q
+                            .pop(now, |e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1))
+                            .map(|(id, _)| id);
+                        prop_assert_eq!(got, want, "at V = {}", now);
+                        if let Some(id) = got {
+                            model.remove(&id);
+                        }
+                    }
+                }
+                // The lazy deletion's count is exact (a repack drops every
+                // stale entry and counts none), so it rebuilds when it should.
+                prop_assert_eq!(q.held() - q.stale(), model.len(), "live entries held");
+            }
+        }
     }
 
     proptest! {

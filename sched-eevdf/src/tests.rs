@@ -14,6 +14,17 @@ fn lag_ns(p: &Eevdf, id: ThreadId) -> f64 {
     (r.vtime - p.now()) as f64 * e / VT_SCALE as f64
 }
 
+/// A scheduler with a thread of each weight, ids from 0; the next id.
+fn joined(quantum: u64, cores: usize, weights: &[u32]) -> (Eevdf, ThreadId) {
+    let mut p = Eevdf::new(quantum, cores);
+    let mut next = 0;
+    for &w in weights {
+        p.add(next, w).unwrap();
+        next += 1;
+    }
+    (p, next)
+}
+
 /// Runs one full quantum on core 0; the thread picked.
 fn step(p: &mut Eevdf) -> ThreadId {
     let id = p.pick(0).unwrap();
@@ -216,12 +227,7 @@ proptest! {
         weights in proptest::collection::vec(1u32..50, 1..10),
         ops in proptest::collection::vec(op(), 1..300),
     ) {
-        let mut p = Eevdf::new(Q, 1);
-        let mut next = 0;
-        for &w in &weights {
-            p.add(next, w).unwrap();
-            next += 1;
-        }
+        let (mut p, mut next) = joined(Q, 1, &weights);
         for op in ops {
             match op {
                 Op::Add(w) => {
@@ -389,4 +395,158 @@ fn a_fixed_scenario_picks_as_it_always_did() {
             10214047306880858080
         ]
     );
+}
+
+/// What a pick must take now, from the thread table alone: among the
+/// runnable threads, the earliest deadline of those eligible (`ve <= V`),
+/// else the earliest eligible time; ties by id.
+fn expected_pick(p: &Eevdf) -> Option<ThreadId> {
+    let now = p.now();
+    p.threads
+        .iter()
+        .filter(|(_, t)| t.state == ThreadState::Runnable)
+        .map(|(id, t)| {
+            if t.ve <= now {
+                (false, t.vd, id)
+            } else {
+                (true, t.ve, id)
+            }
+        })
+        .min()
+        .map(|(_, _, id)| id)
+}
+
+#[derive(Clone, Debug)]
+enum Edge {
+    Add(u32),
+    Remove(u8),
+    Sleep(u8),
+    Wake(u8),
+    Weight(u8, u32),
+    /// The thread's weight set this many times over (each requeues it if
+    /// runnable, leaving a stale entry: enough for a lazy rebuild).
+    Churn(u8, usize),
+    Cores(usize),
+    /// A pick on core `.0 % cores`, if free.
+    Pick(usize),
+    /// The thread on core `.0 % cores`, if any, charged `.1` and ended.
+    Charge(usize, u64, u8),
+    /// An export, every virtual time moved by `.0` (saturating), imported.
+    Shift(i128),
+}
+
+/// A run's length: a quantum or part of one, none, or enough to move `V`
+/// past 64-bit offsets at once.
+fn ran() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        4 => Just(Q),
+        2 => 0..2 * Q,
+        1 => Just(0),
+        1 => prop_oneof![(32u32..64).prop_map(|b| 1u64 << b), Just(u64::MAX)],
+    ]
+}
+
+fn edge_op() -> impl Strategy<Value = Edge> {
+    prop_oneof![
+        2 => (1u32..50).prop_map(Edge::Add),
+        1 => any::<u8>().prop_map(Edge::Remove),
+        2 => any::<u8>().prop_map(Edge::Sleep),
+        2 => any::<u8>().prop_map(Edge::Wake),
+        2 => (any::<u8>(), prop_oneof![1u32..50, Just(u32::MAX)]).prop_map(|(i, w)| Edge::Weight(i, w)),
+        1 => (any::<u8>(), 1usize..50).prop_map(|(i, n)| Edge::Churn(i, n)),
+        1 => (1usize..5).prop_map(Edge::Cores),
+        8 => (0usize..4).prop_map(Edge::Pick),
+        8 => (0usize..4, ran(), 0u8..20).prop_map(|(c, r, e)| Edge::Charge(c, r, e)),
+        1 => crate::queue::tests::near().prop_map(Edge::Shift),
+    ]
+}
+
+proptest! {
+    /// Every pick is the one the thread table says (the earliest deadline
+    /// among the eligible, else the earliest eligible time, ties by id),
+    /// and the first runnable thread an export lists, whatever came
+    /// before: joins, removals, sleeps, wakes, weight changes, core
+    /// counts, runs long enough to move `V` past 64-bit offsets, and
+    /// imports with every time moved to the ends of `i128`. (The queue
+    /// going from one base to the next, or wide, must not change a pick.)
+    #[test]
+    fn every_pick_is_what_the_table_says(
+        quantum in prop_oneof![2 => Just(Q), 3 => Just(1000 * Q), 1 => Just(20_000 * Q), 1 => Just(u64::MAX)],
+        weights in proptest::collection::vec(prop_oneof![1u32..50, Just(u32::MAX)], 1..8),
+        ops in proptest::collection::vec(edge_op(), 1..120),
+    ) {
+        let (mut p, mut next) = joined(quantum, 2, &weights);
+        for op in ops {
+            let cores = p.cores();
+            match op {
+                Edge::Add(w) => {
+                    p.add(next, w).unwrap();
+                    next += 1;
+                }
+                Edge::Remove(i) => { let _ = p.remove(u32::from(i) % next); }
+                Edge::Sleep(i) => { let _ = p.sleep(u32::from(i) % next); }
+                Edge::Wake(i) => { let _ = p.wake(u32::from(i) % next); }
+                Edge::Weight(i, w) => { let _ = p.set_weight(u32::from(i) % next, w); }
+                Edge::Churn(i, n) => {
+                    let id = u32::from(i) % next;
+                    if let Some(r) = p.record(id) {
+                        for k in 0..n {
+                            p.set_weight(id, r.weight.wrapping_add(k as u32 % 2).max(1)).unwrap();
+                        }
+                    }
+                }
+                Edge::Cores(n) => {
+                    // Only down to the highest busy core.
+                    let busy = (0..sched_api::MAX_CORES).filter(|&c| p.running.on(c).is_some()).max();
+                    if busy.is_none_or(|b| b < n) {
+                        p.set_cores(n).unwrap();
+                    }
+                }
+                Edge::Pick(c) => {
+                    let c = c % cores;
+                    if p.running.on(c).is_none() {
+                        let want = expected_pick(&p);
+                        let listed = p
+                            .export()
+                            .threads
+                            .iter()
+                            .find(|t| t.state == ThreadState::Runnable)
+                            .map(|t| t.id);
+                        prop_assert_eq!(listed, want, "export's first runnable");
+                        prop_assert_eq!(p.pick(c), want, "pick at V = {}", p.now());
+                    }
+                }
+                Edge::Charge(c, ran, e) => {
+                    if let Some((id, _)) = p.running.on(c % cores) {
+                        let end = match e {
+                            0 => RunEnd::Blocked,
+                            1 => RunEnd::Exited,
+                            2..=4 => RunEnd::Yielded,
+                            _ => RunEnd::Preempted,
+                        };
+                        p.charge(id, c % cores, ran, end).unwrap();
+                    }
+                }
+                Edge::Shift(d) => {
+                    let mut snap = p.export();
+                    snap.global_vtime = snap.global_vtime.saturating_add(d);
+                    for t in &mut snap.threads {
+                        t.vtime = t.vtime.saturating_add(d);
+                    }
+                    p.import(snap).unwrap();
+                }
+            }
+            // The queue's lazy deletion counts exactly: one live entry per
+            // runnable thread, whatever repacked or went wide.
+            let runnable = p.threads.iter().filter(|(_, t)| t.state == ThreadState::Runnable).count();
+            prop_assert_eq!(p.queue.held() - p.queue.stale(), runnable, "live entries held");
+        }
+        // Whatever is left comes out in the table's order, too.
+        for c in 0..p.cores() {
+            if p.running.on(c).is_none() {
+                let want = expected_pick(&p);
+                prop_assert_eq!(p.pick(c), want);
+            }
+        }
+    }
 }
