@@ -537,7 +537,9 @@ mod tests {
             let mut table = Table::new();
             let mut running = Running::default();
             let mut core = 0;
-            for (&id, &(kind, seq)) in &threads {
+            // Inserted from the largest id down: the table's slots are not
+            // in id order, so ties and sleepers must be sorted by id.
+            for (&id, &(kind, seq)) in threads.iter().rev() {
                 let state = match kind {
                     0 => ThreadState::Runnable,
                     1 => ThreadState::Running(core),
@@ -557,8 +559,8 @@ mod tests {
                 .collect();
             runnable.sort_unstable();
             let of = |kind: u8| threads.iter().filter(move |(_, &(k, _))| k == kind).map(|(&id, _)| id);
-            // Running threads were given cores in id order.
-            let want: Vec<u32> = runnable.into_iter().map(|(_, id)| id).chain(of(1)).chain(of(2)).collect();
+            // Running threads were given cores from the largest id down.
+            let want: Vec<u32> = runnable.into_iter().map(|(_, id)| id).chain(of(1).rev()).chain(of(2)).collect();
             prop_assert_eq!(got, want);
         }
     }

@@ -188,13 +188,13 @@ impl Eevdf {
         }
     }
 
-    /// Notes that a queue entry has just gone stale.
     /// The record of thread `id`, `t`.
     fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
         let (w, state, service, now) = (t.weight, t.state, t.service_ns, self.now());
         ThreadRecord::keeping_lag(id, w, state, service, t.ve, now)
     }
 
+    /// Notes that a queue entry has just gone stale.
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }

@@ -175,7 +175,6 @@ impl RoundRobin {
         }
     }
 
-    /// Notes that a thread's queue entry has just become stale.
     /// The record of thread `id`, `t`.
     fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
         let (lag, e) = self.lag_and_weight(t);
@@ -188,6 +187,7 @@ impl RoundRobin {
         }
     }
 
+    /// Notes that a thread's queue entry has just become stale.
     fn dequeued(&mut self) {
         self.queue.forget_one(live(&self.threads));
     }

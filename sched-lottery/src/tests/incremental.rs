@@ -161,19 +161,7 @@ proptest! {
             l.assert_derived_fresh(&format!("after op {i} {op:?}"));
         }
         let mut rebuilt = l.rebuilt();
-        for _ in 0..40 {
-            for core in 0..CORES {
-                let (a, b) = (l.running_on(core), rebuilt.running_on(core));
-                prop_assert_eq!(a, b);
-                match a.and_then(|s| l.at(s)).map(|t| t.id) {
-                    Some(id) => {
-                        l.charge(id, core, Q, RunEnd::Preempted).unwrap();
-                        rebuilt.charge(id, core, Q, RunEnd::Preempted).unwrap();
-                    }
-                    None => prop_assert_eq!(l.try_pick(core), rebuilt.try_pick(core)),
-                }
-            }
-        }
+        same_decisions(&mut l, &mut rebuilt, CORES, 40)?;
         l.assert_derived_fresh("after the decisions");
     }
 }

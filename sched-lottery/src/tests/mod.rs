@@ -370,7 +370,7 @@ fn imported_credits_follow_each_threads_debt_and_weight() {
         let mut snap = Snapshot::default();
         for id in 0..40u32 {
             let weight = 1 + id % 12;
-            let owed = i128::from(id % 7) * i128::from(Q) * sched_api::VT_SCALE as i128 / 3;
+            let owed = i128::from(id % 7) * i128::from(Q) * sched_api::VT_SCALE as i128 * 20;
             snap.threads.push(sched_api::ThreadRecord {
                 id,
                 weight,
@@ -652,4 +652,148 @@ fn an_idle_only_draw_skips_every_ticket_of_a_running_thread() {
     }
     assert_eq!(values(&l), before);
     l.assert_derived_fresh("after the idle-only draws");
+}
+
+/// `rounds` rounds on `cores` cores of `a` and `b` deciding alike: the same
+/// thread running on each core (charged a full quantum) or the same pick.
+fn same_decisions(
+    a: &mut Lottery,
+    b: &mut Lottery,
+    cores: usize,
+    rounds: usize,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    for _ in 0..rounds {
+        for core in 0..cores {
+            let (x, y) = (a.running_on(core), b.running_on(core));
+            proptest::prop_assert_eq!(x, y);
+            match x.and_then(|s| a.at(s)).map(|t| t.id) {
+                Some(id) => {
+                    a.charge(id, core, Q, RunEnd::Preempted).unwrap();
+                    b.charge(id, core, Q, RunEnd::Preempted).unwrap();
+                }
+                None => proptest::prop_assert_eq!(a.try_pick(core), b.try_pick(core)),
+            }
+        }
+    }
+    Ok(())
+}
+
+mod import_at_once {
+    //! An import places every thread and settles once; before, each thread
+    //! was placed and settled in turn. The state it leaves must be the
+    //! same.
+    use super::*;
+    use proptest::prelude::*;
+    use sched_api::ThreadRecord;
+
+    /// The import as it was: a thread listed, placed and settled at a
+    /// time, then the debts credited.
+    fn import_one_by_one(l: &Lottery, snapshot: &Snapshot) -> Lottery {
+        let mut fresh = Lottery::new(l.quantum_ns, l.cores(), 0);
+        fresh.rng = l.rng.clone();
+        fresh.ledger.set_now(snapshot.global_vtime);
+        for r in &snapshot.threads {
+            fresh
+                .currencies
+                .get_mut(&BASE)
+                .unwrap()
+                .threads
+                .insert(r.id);
+            let vtime = match r.state {
+                ThreadState::Sleeping => snapshot.lag(r),
+                _ => r.vtime,
+            };
+            fresh.place_thread(r.id, r.weight, BASE, r.state, r.service_ns, vtime);
+            fresh.settle();
+        }
+        fresh.credit_debts();
+        fresh
+    }
+
+    /// What a decision reads, thread by thread, and the ledger's cap.
+    fn state(l: &Lottery) -> String {
+        let mut threads: Vec<String> = l
+            .slots
+            .iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{} {:?} vt {} credit {} capped {} weight {} own {} comp {:?}",
+                    t.id, t.state, t.vtime, t.credit, t.capped, t.weight, t.own, t.comp
+                )
+            })
+            .collect();
+        threads.sort();
+        let mut capped: Vec<ThreadId> = l
+            .capped
+            .iter()
+            .filter_map(|&s| l.at(s))
+            .map(|t| t.id)
+            .collect();
+        capped.sort_unstable();
+        format!(
+            "{threads:#?}\ncurrencies {:?}\ncap {:?}\ncapped {capped:?}\nready {:?}\nowed {:?}\nexport {:?}",
+            l.currencies,
+            l.ledger.cap(),
+            l.capped_ready.iter().map(|&(id, _)| id).collect::<Vec<_>>(),
+            l.owed,
+            l.export(),
+        )
+    }
+
+    fn snapshot() -> impl Strategy<Value = (usize, Snapshot)> {
+        let weight = prop_oneof![6 => 1u32..20, 1 => 100u32..5000, 1 => Just(u32::MAX)];
+        let record = (weight, 0u8..4, -40i128..40);
+        (1usize..=4, proptest::collection::vec(record, 0..24)).prop_map(|(cores, rs)| {
+            let global = 7 * VT_SCALE as i128 * i128::from(Q);
+            let mut core = 0;
+            let threads = rs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (weight, state, lag))| {
+                    let state = match state {
+                        0 if core < cores => {
+                            core += 1;
+                            ThreadState::Running(core - 1)
+                        }
+                        1 => ThreadState::Sleeping,
+                        _ => ThreadState::Runnable,
+                    };
+                    let lag = lag * VT_SCALE as i128 * i128::from(Q) / 4 / i128::from(weight);
+                    ThreadRecord {
+                        id: (i as u32) * 3 + 1,
+                        weight,
+                        state,
+                        service_ns: i as u64,
+                        vtime: global + lag,
+                    }
+                })
+                .collect();
+            (
+                cores,
+                Snapshot {
+                    global_vtime: global,
+                    threads,
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Importing at once leaves what importing one by one left: every
+        /// thread's weight, credit, cap and ready set, and the decisions
+        /// that follow.
+        #[test]
+        fn import_at_once_is_import_one_by_one((cores, snap) in snapshot(), seed in any::<u64>()) {
+            let l = Lottery::new(Q, cores, seed);
+            let mut old = import_one_by_one(&l, &snap);
+            let mut new = l.clone();
+            new.import(snap.clone()).unwrap();
+            new.assert_derived_fresh("after the import");
+            prop_assert_eq!(state(&old), state(&new));
+            same_decisions(&mut old, &mut new, cores, 30)?;
+            prop_assert_eq!(state(&old), state(&new));
+        }
+    }
 }

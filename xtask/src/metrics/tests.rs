@@ -197,3 +197,24 @@ fn a_thread_is_owed_a_share_only_while_it_wants_the_cpu() {
         &[0.0],
     );
 }
+
+/// The first sample's interval, from the application's start, is split
+/// the way the policy it started under promises: under round robin the
+/// first 100 ms are owed half and half whatever the tickets (3:1 here),
+/// not by tickets as before the first sample reports its policy.
+#[test]
+fn the_first_interval_follows_the_starting_policy() {
+    let row = |id, tickets, cpu_ns| fairness::Row {
+        id,
+        tickets,
+        cpu_ns,
+        alive_ns: Some(100 * MS),
+        ..fairness::Row::default()
+    };
+    let mut f = fairness::Fairness::new(1);
+    f.begin(0, "rr");
+    let rows = [row(1, 300, 50 * MS), row(2, 100, 50 * MS)];
+    f.snapshot(100 * MS, Some("rr"), &rows, &fairness::Sleeps::new());
+    let ideal: Vec<f64> = f.threads.values().map(|t| t.ideal_ns / MS as f64).collect();
+    close(&ideal, &[50.0, 50.0]);
+}
