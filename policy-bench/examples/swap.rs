@@ -10,28 +10,18 @@
 //! quanta under `from` again (not counted). Callgrind's call counts of
 //! `malloc` and `free` under `swap::measured` are the allocations.
 
-use policy_bench::{kinds, QUANTUM_NS};
+use policy_bench::{empty_policy, kinds, QUANTUM_NS};
 use sched_api::{Policy, PolicyKind, RunEnd};
-use sched_registry::Params;
 
 /// The threads `tbench` swaps.
 const THREADS: u32 = 32;
 /// Quanta run on each core before each swap.
 const QUANTA: u32 = 30;
 
-fn build(kind: PolicyKind, cores: usize, seed: u64) -> Box<dyn Policy> {
-    let params = Params {
-        quantum_ns: QUANTUM_NS,
-        cores,
-        seed,
-    };
-    sched_registry::build(kind, &params).expect("a registered policy")
-}
-
 /// The swap `libos::threads::swap_policy` makes: build, then swap.
 #[inline(never)]
 fn measured(current: &mut Box<dyn Policy>, kind: PolicyKind, cores: usize, seed: u64) {
-    let next = build(kind, cores, seed);
+    let next = empty_policy(kind, cores, seed);
     sched_api::swap(current, next).expect("the swap succeeds");
 }
 
@@ -75,7 +65,7 @@ fn main() {
     let (from, to) = (kind(1), kind(2));
     let count: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
     let cores: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let mut p = build(from, cores, 1);
+    let mut p = empty_policy(from, cores, 1);
     for i in 0..THREADS {
         p.add(i + 1, 1 + i % 4).expect("added");
     }
@@ -84,7 +74,7 @@ fn main() {
         measured(&mut p, to, cores, 2 + round);
         assert_eq!(p.len(), THREADS as usize);
         stop(p.as_mut());
-        let back = build(from, cores, 100 + round);
+        let back = empty_policy(from, cores, 100 + round);
         sched_api::swap(&mut p, back).expect("swapped back");
     }
 }

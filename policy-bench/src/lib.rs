@@ -34,16 +34,25 @@ pub fn kinds() -> impl Iterator<Item = PolicyKind> {
 /// # Panics
 /// If `kind` is not registered.
 pub fn new_policy(kind: PolicyKind, n: u32) -> Box<dyn Policy> {
-    let params = Params {
-        quantum_ns: QUANTUM_NS,
-        cores: 1,
-        seed: 42,
-    };
-    let mut p = sched_registry::build(kind, &params).expect("a registered policy");
+    let mut p = empty_policy(kind, 1, 42);
     for id in 0..n {
         let _ = p.add(id, 1 + id % 10);
     }
     p
+}
+
+/// A policy of `kind` for `cores` cores with no threads, at the bench's
+/// quantum, its draws seeded with `seed`.
+///
+/// # Panics
+/// If `kind` is not registered.
+pub fn empty_policy(kind: PolicyKind, cores: usize, seed: u64) -> Box<dyn Policy> {
+    let params = Params {
+        quantum_ns: QUANTUM_NS,
+        cores,
+        seed,
+    };
+    sched_registry::build(kind, &params).expect("a registered policy")
 }
 
 /// One scheduling decision on core 0: pick, then charge a full quantum.
