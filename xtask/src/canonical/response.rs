@@ -31,7 +31,47 @@ pub struct Client {
     /// The thread's name, or the prefix of a class of threads (`small.`).
     pub name: &'static str,
     pub label: &'static str,
+    /// Each thread's tickets.
     pub tickets: u64,
+    /// How many threads (a class's are named `<prefix><index>`).
+    pub count: u32,
+}
+
+impl Client {
+    /// Whether the thread named `thread` is this client (or one of its class).
+    fn matches(&self, thread: &str) -> bool {
+        name_matches(self.name, thread)
+    }
+}
+
+/// Whether `thread` is the thread `name` or, when `name` ends in `.`, one
+/// of the class it prefixes.
+fn name_matches(name: &str, thread: &str) -> bool {
+    if name.ends_with('.') {
+        thread.starts_with(name)
+    } else {
+        thread == name
+    }
+}
+
+impl Experiment {
+    /// Every thread of the application in the scenario's order, with its
+    /// tickets: the order the libOS adds them to its policy.
+    fn population(&self) -> Vec<(String, u64)> {
+        self.clients
+            .iter()
+            .flat_map(|c| {
+                (0..c.count).map(move |i| {
+                    let name = if c.count == 1 {
+                        c.name.to_string()
+                    } else {
+                        format!("{}{i}", c.name)
+                    };
+                    (name, c.tickets)
+                })
+            })
+            .collect()
+    }
 }
 
 pub const EXPERIMENTS: [Experiment; 2] = [
@@ -45,11 +85,13 @@ pub const EXPERIMENTS: [Experiment; 2] = [
                 name: "A",
                 label: "A (7)",
                 tickets: 700,
+                count: 1,
             },
             Client {
                 name: "B",
                 label: "B (1)",
                 tickets: 100,
+                count: 1,
             },
         ],
     },
@@ -63,23 +105,17 @@ pub const EXPERIMENTS: [Experiment; 2] = [
                 name: "big",
                 label: "big (100)",
                 tickets: 100,
+                count: 1,
             },
             Client {
                 name: "small.",
                 label: "each small (1), all 100 together",
                 tickets: 1,
+                count: 100,
             },
         ],
     },
 ];
-
-/// Total tickets and client count of each experiment's application.
-fn population(e: &Experiment) -> (u64, u64) {
-    match e.key {
-        "7to1" => (800, 2),
-        _ => (200, 101),
-    }
-}
 
 /// The job's name for experiment `e` under `sched`.
 pub fn job_name(e: &Experiment, sched: &str) -> String {
@@ -103,36 +139,104 @@ pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>
 }
 
 /// What each policy predicts for one client's waits, in quanta of the
-/// others between two of its own (switches not counted): `(p50, p99)`.
-pub fn predicted(sched: &str, tickets: u64, total: u64, clients: u64) -> (f64, f64) {
-    let f = tickets as f64 / total as f64;
-    match sched {
-        // Evenly spaced quanta: a client with share f <= 1/2 runs once
-        // every 1/f quanta; one above 1/2 runs on, and waits one quantum
-        // each time another runs ((1 - f)/f of its waits are one quantum).
-        "stride" if f <= 0.5 => {
-            let k = (1.0 - f) / f;
-            (k, k)
-        }
-        "stride" => {
-            let long = (1.0 - f) / f;
-            (
-                if long > 0.5 { 1.0 } else { 0.0 },
-                if long >= 0.01 { 1.0 } else { 0.0 },
-            )
-        }
-        // Every quantum a draw won with probability f: the quanta lost
-        // before the next win are geometric, P(K >= k) = (1 - f)^k.
-        "lottery" => {
-            let q = |q: f64| ((1.0 - q).ln() / (1.0 - f).ln()).ceil() - 1.0;
-            (q(0.5).max(0.0), q(0.99).max(0.0))
-        }
-        // Turns: every other client once.
-        _ => {
-            let k = clients as f64 - 1.0;
-            (k, k)
-        }
+/// others between two of its own (switches not counted): `(p50, p99,
+/// max)`, the maximum `None` where the policy sets no bound.
+///
+/// A deterministic policy is asked itself: the registered policy runs the
+/// experiment's clients on one core in whole quanta ([`simulated_waits`]),
+/// so its tie-breaks and its start are in the prediction. (A formula of
+/// even spacing said the big client of 100:1:…:1 waits one quantum at
+/// most; flat stride runs it a hundred times in a row and then keeps it
+/// waiting a hundred, the absolute error the stride paper reports.) A
+/// randomized one is its distribution: every quantum a draw won with
+/// probability f, so the quanta lost before the next win are geometric,
+/// P(K >= k) = (1 - f)^k.
+pub fn predicted(sched: &str, e: &Experiment, client: &Client) -> Result<Prediction, String> {
+    let total: u64 = e.population().iter().map(|(_, t)| t).sum();
+    let info = sched_registry::by_name(sched).ok_or(format!("no policy {sched}"))?;
+    if info.randomized {
+        let f = client.tickets as f64 / total as f64;
+        let q = |q: f64| (((1.0 - q).ln() / (1.0 - f).ln()).ceil() - 1.0).max(0.0);
+        return Ok(Prediction {
+            p50: q(0.5),
+            p99: q(0.99),
+            max: None,
+        });
     }
+    let clients = e.population();
+    let tickets: Vec<u64> = clients.iter().map(|(_, t)| *t).collect();
+    let waits = simulated_waits(sched, &tickets, SIMULATED_QUANTA)?;
+    let mut mine: Vec<u64> = clients
+        .iter()
+        .zip(waits)
+        .filter(|((name, _), _)| client.matches(name))
+        .flat_map(|(_, w)| w)
+        .collect();
+    mine.sort_unstable();
+    let rank = |q: f64| {
+        let i = ((q * mine.len() as f64).ceil() as usize).clamp(1, mine.len());
+        mine[i - 1] as f64
+    };
+    if mine.is_empty() {
+        return Err(format!(
+            "{sched}: {} never waited in {SIMULATED_QUANTA} quanta",
+            client.label
+        ));
+    }
+    Ok(Prediction {
+        p50: rank(0.5),
+        p99: rank(0.99),
+        max: mine.last().map(|&m| m as f64),
+    })
+}
+
+/// How many whole quanta [`predicted`] simulates: as many as the longer
+/// experiment's run holds (10 s of 1 ms quanta).
+const SIMULATED_QUANTA: u64 = 10_000;
+
+/// A prediction of one client's waits, in quanta.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: Option<f64>,
+}
+
+/// The registered policy `sched` on one core, threads added in order with
+/// `tickets` as their weights, each charged a whole quantum and preempted,
+/// for `quanta` decisions: every thread's waits, in quanta (how many of the
+/// others' quanta ran between two of its own; the wait before its first
+/// quantum counts too, as the libOS records it from the thread's start).
+pub fn simulated_waits(sched: &str, tickets: &[u64], quanta: u64) -> Result<Vec<Vec<u64>>, String> {
+    const QUANTUM_NS: u64 = 1_000_000;
+    let kind = sched_registry::kind(sched).ok_or(format!("no policy {sched}"))?;
+    let params = sched_api::Params {
+        quantum_ns: QUANTUM_NS,
+        cores: 1,
+        seed: 1,
+    };
+    let mut policy = sched_registry::build(kind, &params).map_err(|e| format!("{sched}: {e}"))?;
+    for (id, &t) in tickets.iter().enumerate() {
+        let weight = u32::try_from(t).map_err(|_| format!("{t} tickets"))?;
+        policy
+            .add(id as u32, weight)
+            .map_err(|e| format!("{sched}: add: {e}"))?;
+    }
+    let mut last = vec![0u64; tickets.len()];
+    let mut waits = vec![Vec::new(); tickets.len()];
+    for now in 0..quanta {
+        let id = policy
+            .try_pick(0)
+            .map_err(|e| format!("{sched}: pick: {e}"))?
+            .ok_or(format!("{sched}: nothing to run"))?;
+        let i = id as usize;
+        waits[i].push(now - last[i]);
+        last[i] = now + 1;
+        policy
+            .charge(id, 0, QUANTUM_NS, sched_api::RunEnd::Preempted)
+            .map_err(|e| format!("{sched}: charge: {e}"))?;
+    }
+    Ok(waits)
 }
 
 /// What the run's threads were charged, over its duration and cores:
@@ -175,13 +279,7 @@ pub fn client_waits(run_dir: &Path, app: &str, name: &str) -> Result<WaitDist, S
     let ids: Vec<u32> = a
         .threads
         .iter()
-        .filter(|t| {
-            if name.ends_with('.') {
-                t.name.starts_with(name)
-            } else {
-                t.name == name
-            }
-        })
+        .filter(|t| name_matches(name, &t.name))
         .map(|t| t.id)
         .collect();
     let mut all = WaitDist::default();
@@ -203,9 +301,8 @@ pub fn experiment(
     runs: &[(&str, PathBuf, f64)],
     figures: &Path,
 ) -> Result<String, String> {
-    let (total, clients) = population(e);
     let mut md = format!(
-        "### {}\n\n| scheduler | client | waits | p50 (quanta) | p99 | max | predicted p50 / p99 | core time the threads got |\n|---|---|---|---|---|---|---|---|\n",
+        "### {}\n\n| scheduler | client | waits | p50 (quanta) | p99 | max | predicted p50 / p99 / max | core time the threads got |\n|---|---|---|---|---|---|---|---|\n",
         e.what
     );
     let mut series = Vec::new();
@@ -214,15 +311,18 @@ pub fn experiment(
         for c in e.clients {
             let d = client_waits(dir, e.app, c.name)?;
             let q = |ns: Option<u64>| ns.map_or(f64::NAN, |v| v as f64 / quantum);
-            let (p50, p99) = predicted(sched, c.tickets, total, clients);
+            let p = predicted(sched, e, c)?;
+            let max = p.max.map_or("—".to_string(), |m| format!("{m:.0}"));
             let _ = writeln!(
                 md,
-                "| {sched} | {} | {} | {:.2} | {:.2} | {:.2} | {p50:.0} / {p99:.0} | {:.1}% |",
+                "| {sched} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} / {:.0} / {max} | {:.1}% |",
                 c.label,
                 d.count(),
                 q(d.percentile(0.5)),
                 q(d.percentile(0.99)),
                 q(Some(d.max_ns)),
+                p.p50,
+                p.p99,
                 busy * 100.0,
             );
             if std::ptr::eq(c, e.clients.last().expect("clients")) {
@@ -258,8 +358,10 @@ pub fn section<'a>(
          recorded by the libOS (`docs/metrics.md`, Wait time; percentiles within 1/16), in quanta of the run's slice. \
          The same tickets under each scheduler, one core, deterministic runs. \
          *Predicted* is the policy's own arithmetic in whole quanta of the other clients, without the switch between slots (about 50 µs here): \
-         stride runs a client with share f ≤ 1/2 once every 1/f quanta, lottery's quanta lost before the next win are geometric, P(K ≥ k) = (1−f)^k, \
-         round robin gives every other client a turn. Stride's narrow waits against lottery's geometric tail are the comparison of {cite} (shape only; we have no published number for it). \
+         for stride and round robin, the registered policy itself run on the host over 10,000 whole quanta with the same clients added in the scenario's order \
+         (flat stride runs the big client of 100:1:…:1 a hundred times in a row and then keeps it waiting while the hundred small ones run: \
+         the absolute error of {cite}, so its predicted p99 is 0 and its maximum 100); for lottery, whose maximum is unbounded, \
+         the quanta lost before the next win are geometric, P(K ≥ k) = (1−f)^k with f its share of the tickets. Stride's narrow waits against lottery's geometric tail are the comparison of {cite} (shape only; we have no published number for it). \
          The last column is what the threads were charged over the run: the rest of each slot went to the libOS's switch and to the application's control thread (its samples), \
          which stretch a client's waits beyond the prediction; round robin gives a client cut short the rest of its quantum first (`sched-rr`), so where a slot yields less than a quantum of CPU a client keeps the core for a second slot (its waits near 0), \
          and stride and lottery charge the time used, not whole quanta.\n\n"
@@ -367,14 +469,14 @@ mod tests {
         let b = cells(row("stride", "B (1)"));
         assert_eq!(
             &b[3..],
-            ["3", "7.00", "7.00", "7.00", "7 / 7", "50.0%", ""],
+            ["3", "7.00", "7.00", "7.00", "7 / 7 / 7", "50.0%", ""],
             "{md}"
         );
         let b = cells(row("lottery", "B (1)"));
         assert_eq!(b[3], "3");
         assert_eq!(b[6], "35.00", "max exact, in quanta");
-        assert_eq!(b[7], "5 / 34");
-        assert_eq!(cells(row("rr", "A (7)"))[7], "1 / 1");
+        assert_eq!(b[7], "5 / 34 / —", "lottery sets no maximum");
+        assert_eq!(cells(row("rr", "A (7)"))[7], "1 / 1 / 1");
         assert!(figures.join("response-7to1.png").is_file());
         // A client that never waited is an error, not a row of zeros.
         let empty = run_with_waits("e", "pair", &[("A", &[1]), ("B", &[])]);
@@ -399,14 +501,39 @@ mod tests {
 
     #[test]
     fn predictions_follow_each_policy() {
-        assert_eq!(predicted("stride", 100, 800, 2), (7.0, 7.0));
-        assert_eq!(predicted("stride", 700, 800, 2), (0.0, 1.0));
-        assert_eq!(predicted("stride", 1, 200, 101), (199.0, 199.0));
-        assert_eq!(predicted("rr", 1, 200, 101), (100.0, 100.0));
+        let p = |sched: &str, e: usize, c: usize| {
+            predicted(sched, &EXPERIMENTS[e], &EXPERIMENTS[e].clients[c]).unwrap()
+        };
+        let at = |p50: f64, p99: f64, max: Option<f64>| Prediction { p50, p99, max };
+        // 7:1 under stride: A runs seven quanta in a row, then B one.
+        assert_eq!(p("stride", 0, 1), at(7.0, 7.0, Some(7.0)));
+        assert_eq!(p("stride", 0, 0), at(0.0, 1.0, Some(1.0)));
+        // Round robin: every other client once.
+        assert_eq!(p("rr", 0, 0), at(1.0, 1.0, Some(1.0)));
+        assert_eq!(p("rr", 1, 1), at(100.0, 100.0, Some(100.0)));
+        // Flat stride, 100:1:…:1: each small waits the other 199 quanta of
+        // a cycle; the big client runs on, and waits for the smalls'
+        // burst once a cycle: the absolute error the stride paper reports.
+        let small = p("stride", 1, 1);
+        assert_eq!((small.p50, small.p99), (199.0, 199.0));
+        let big = p("stride", 1, 0);
+        assert_eq!(big.p50, 0.0);
+        assert_eq!(big.max, Some(100.0), "{big:?}");
         // Geometric with p = 1/8: P(K >= 5) = 0.51, P(K >= 6) = 0.45;
         // P(K >= 34) = 0.0107, P(K >= 35) = 0.0094.
-        assert_eq!(predicted("lottery", 100, 800, 2), (5.0, 34.0));
+        assert_eq!(p("lottery", 0, 1), at(5.0, 34.0, None));
         // The big client wins half the draws: it loses none half the time.
-        assert_eq!(predicted("lottery", 100, 200, 101), (0.0, 6.0));
+        assert_eq!(p("lottery", 1, 0), at(0.0, 6.0, None));
+    }
+
+    #[test]
+    fn the_simulation_charges_whole_quanta_in_the_policys_order() {
+        let w = simulated_waits("stride", &[3, 1], 8).unwrap();
+        // 3:1 — the heavy thread's waits are one of the light's quanta
+        // once in four; the light's the heavy's three.
+        assert_eq!(w[0].len() + w[1].len(), 8);
+        assert_eq!(w[0].len(), 6);
+        assert!(w[1][1..].iter().all(|&k| k == 3), "{w:?}");
+        assert!(simulated_waits("nonesuch", &[1], 1).is_err());
     }
 }
