@@ -75,7 +75,8 @@ impl<'a> DispatchPage<'a> {
     /// for `'a`.
     pub unsafe fn new(page: *mut Dispatch) -> DispatchPage<'a> {
         DispatchPage {
-            page: NonNull::new(page).expect("dispatch page at address 0"),
+            // SAFETY: a live page's address (the caller's contract) is not 0.
+            page: unsafe { NonNull::new_unchecked(page) },
             _env: PhantomData,
         }
     }
@@ -134,6 +135,23 @@ impl<'a> DispatchPage<'a> {
         // there is its own doing; the kernel never reads back what it
         // wrote except through `snapshot`.
         unsafe { store_context(self.area(which), frame) }
+    }
+
+    /// Where save area `which` lies (the kernel's address: for the
+    /// user-exception entry, which saves the general registers there).
+    #[inline]
+    pub fn area_address(&self, which: SaveArea) -> NonNull<UserContext> {
+        // SAFETY: an area inside the live page (not at address 0).
+        unsafe { NonNull::new_unchecked(self.area(which)) }
+    }
+
+    /// Completes save area `which`, whose general registers are saved
+    /// there already (by the user-exception entry): the instruction
+    /// pointer, flags and stack pointer given and this core's live FPU
+    /// state, marked valid.
+    pub fn save_rest(&self, which: SaveArea, rip: u64, rflags: u64, rsp: u64) {
+        // SAFETY: as in `save`.
+        unsafe { store_rest(self.area(which), rip, rflags, rsp) }
     }
 
     /// Marks save area `which` consumed (its context was resumed).
@@ -200,11 +218,24 @@ unsafe fn store_context(area: *mut UserContext, frame: &TrapFrame) {
             $(unsafe { addr_of_mut!((*area).$field).write_volatile(frame.$field) };)*
         };
     }
-    store!(
-        rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, rflags
-    );
-    // SAFETY: as above; `fx` is 512 bytes at a 16-aligned offset.
+    store!(rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15);
+    // SAFETY: the caller's contract.
+    unsafe { store_rest(area, frame.rip, frame.rflags, frame.rsp) }
+}
+
+/// Writes what a context holds beside its general registers into `*area`
+/// (`rip`, `rflags`, `rsp`, no FS base, the live FPU state), volatile,
+/// then marks it valid, last (see `store_context`).
+///
+/// # Safety
+/// `area` is writable for a `UserContext` and 16-byte aligned.
+unsafe fn store_rest(area: *mut UserContext, rip: u64, rflags: u64, rsp: u64) {
+    // SAFETY: fields of `*area` (caller's contract); `fx` is 512 bytes at
+    // a 16-aligned offset.
     unsafe {
+        addr_of_mut!((*area).rip).write_volatile(rip);
+        addr_of_mut!((*area).rflags).write_volatile(rflags);
+        addr_of_mut!((*area).rsp).write_volatile(rsp);
         addr_of_mut!((*area).fs_base).write_volatile(0);
         cpu::fxsave(addr_of_mut!((*area).fx));
         addr_of_mut!((*area).valid).write_volatile(1);

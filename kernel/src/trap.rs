@@ -1,8 +1,11 @@
 //! What each vector does once the entry stub has saved the registers.
 
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::interrupts::{vector, TrapFrame};
+use abi::shared::UserContext;
+
+use crate::arch::interrupts::{vector, TrapFrame, UserException};
 use crate::arch::{apic, percpu, serial};
 
 /// Set once some core panicked: NMIs then stop the receiving core.
@@ -79,6 +82,15 @@ pub fn start_tick() {
     cpu.next_tick_ns
         .store(crate::arch::time::now_ns() + period, Ordering::Relaxed);
     apic::arm_timer_ns(period);
+}
+
+/// An exception from ring 3 whose general registers the entry saved at
+/// `area` (the running environment's fault area): reflected to the
+/// environment (`sched::reflect_exception`).
+pub fn user_exception(frame: &mut UserException, area: NonNull<UserContext>) {
+    // SAFETY: reading CR2 has no side effects.
+    let cr2 = unsafe { x86::controlregs::cr2() };
+    crate::sched::reflect_exception(frame, area, cr2 as u64);
 }
 
 fn exception(frame: &mut TrapFrame) {

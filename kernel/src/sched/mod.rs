@@ -49,7 +49,7 @@ mod revocation;
 mod slots;
 mod turn;
 
-pub use entry::on_user_fault;
+pub use entry::{on_user_fault, reflect_exception};
 pub use handoff::{leave_current, resume, sleep, yield_turn};
 pub use kill::{kill, on_kick};
 pub use revocation::{on_timer, uncharged_overrun_max_ns};
@@ -158,6 +158,9 @@ impl Core {
 
     fn end_turn(&mut self, core: usize) -> Option<Turn> {
         RUNNING.clear(core);
+        // No user code runs here until the next entry names its own area
+        // (`entry::save_exceptions_at`); none is left naming the turn's.
+        percpu::this().set_user_exception_area(None);
         self.turn.take()
     }
 }

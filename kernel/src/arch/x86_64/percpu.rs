@@ -2,6 +2,9 @@
 //! core's own `PerCpu`, so `core_id()` is one load and needs no lock.
 
 use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+use abi::shared::UserContext;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use x2apic::lapic::LocalApic;
@@ -45,6 +48,14 @@ pub struct PerCpu {
     pub fault_fixup: AtomicU64,
     /// Vector of the last fault that was fixed up.
     pub last_fixed_vector: AtomicU64,
+    /// Where an exception from ring 3 saves the general registers (the
+    /// kernel address of a [`UserContext`]: the running environment's
+    /// fault save area on this core), 0 when no environment runs here.
+    /// Set by the scheduler with its running environment, under
+    /// [`CurrentRef`]'s contract: whoever sets it keeps that memory alive
+    /// until it clears or replaces it (see `interrupts`' user-exception
+    /// entry, its only reader).
+    user_exception_area: AtomicU64,
     /// The core's local APIC driver: only the owning core uses it.
     apic: UnsafeCell<Option<LocalApic>>,
 }
@@ -69,6 +80,7 @@ impl PerCpu {
             nmis: AtomicU64::new(0),
             fault_fixup: AtomicU64::new(0),
             last_fixed_vector: AtomicU64::new(0),
+            user_exception_area: AtomicU64::new(0),
             apic: UnsafeCell::new(None),
         }
     }
@@ -76,7 +88,20 @@ impl PerCpu {
     pub fn core(&self) -> usize {
         self.core.load(Ordering::Relaxed) as usize
     }
+
+    /// Exceptions from ring 3 on this core save the general registers at
+    /// `area` from now on (`None`: through the trap frame); the caller
+    /// keeps `area` a live, writable `UserContext` until it clears or
+    /// replaces it, as a [`CurrentRef`] setter keeps its object alive.
+    #[inline]
+    pub fn set_user_exception_area(&self, area: Option<NonNull<UserContext>>) {
+        self.user_exception_area
+            .store(area.map_or(0, |a| a.as_ptr() as u64), Ordering::Relaxed);
+    }
 }
+
+/// `gs:` offset of [`PerCpu::user_exception_area`], for the entry stub.
+pub const USER_EXCEPTION_AREA: usize = core::mem::offset_of!(PerCpu, user_exception_area);
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
