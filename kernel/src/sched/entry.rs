@@ -158,8 +158,7 @@ fn save_exceptions_at(d: &crate::dispatch_page::DispatchPage<'_>) {
 
 /// What every upcall promises the environment it enters on `core`, whose
 /// dispatch page is `d`: disabled, the turn's end and grace end in the
-/// page, FS at the page, a clean FPU (`upcall`, and a fault reflected in
-/// place by `on_user_fault`).
+/// page (see [`promise_entry`] for the rest).
 #[inline(always)]
 fn promise_upcall(
     d: &crate::dispatch_page::DispatchPage<'_>,
@@ -167,9 +166,18 @@ fn promise_upcall(
     end: u64,
     grace_end: u64,
 ) {
-    d.disabled().store(1, Ordering::Release);
     d.slice_end_ns().store(end, Ordering::Relaxed);
     d.grace_end_ns().store(grace_end, Ordering::Relaxed);
+    promise_entry(d, core);
+}
+
+/// What every upcall promises beside the turn's times: disabled, FS at the
+/// dispatch page, a clean FPU (`upcall`, and a fault reflected in place by
+/// `reflect`, which leaves the times as the kernel last wrote them: every
+/// change of them within a turn is written to the page, see `revocation`).
+#[inline(always)]
+fn promise_entry(d: &crate::dispatch_page::DispatchPage<'_>, core: usize) {
+    d.disabled().store(1, Ordering::Release);
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
 }
@@ -298,8 +306,13 @@ enum FaultRegisters<'a> {
 /// saved on the kernel stack and copied (#BP → upcall → resume: 368
 /// instructions in a det run that way).
 #[inline]
-pub fn reflect_exception(frame: &mut UserException, area: NonNull<UserContext>, cr2: u64) {
-    reflect(frame, FaultRegisters::Saved(area), cr2);
+pub fn reflect_exception(
+    env: &Env,
+    frame: &mut UserException,
+    area: NonNull<UserContext>,
+    cr2: u64,
+) {
+    reflect(env, frame, FaultRegisters::Saved(area), cr2);
 }
 
 /// A fault in user code taken through a trap frame (an `iretq` to ring 3
@@ -307,14 +320,16 @@ pub fn reflect_exception(frame: &mut UserException, area: NonNull<UserContext>, 
 /// reflected as [`reflect_exception`] does, `frame` rewritten into the
 /// upcall's entry; or the environment is killed (and this does not
 /// return).
-pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
+pub fn on_user_fault(env: &Env, frame: &mut TrapFrame, cr2: u64) {
     let mut exception = UserException::of(frame);
-    reflect(&mut exception, FaultRegisters::In(frame), cr2);
+    reflect(env, &mut exception, FaultRegisters::In(frame), cr2);
     *frame = exception.leaving();
 }
 
-/// Reflects a user fault to the environment's exception entry, or kills
-/// the environment if it cannot take it (and does not return).
+/// Reflects a user fault of `env`, the environment running on this core
+/// (`RUNNING`, borrowed by the caller, which is entered from its user
+/// mode), to its exception entry, or kills it if it cannot take it (and
+/// does not return).
 ///
 /// The environment is inside its running stretch on this core (a fault is
 /// taken in its code, or in the `iretq` entering it after every entry's
@@ -322,26 +337,19 @@ pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
 /// its address space is loaded, it is the core's running environment and
 /// the trace's, its run start is set (no entry awaited: every path that
 /// sets `awaiting_entry` enters through `upcall` or `resume_disabled`,
-/// which clear it) and the timer is armed for its deadline or the next
-/// step. Only what an upcall promises is done: disabled, the turn's times
-/// in the page, FS at the dispatch page, a clean FPU, the entry frame.
-/// (`run_started_ns` in the page is not stored again: unchanged within a
-/// stretch, and the kernel never reads it back.)
+/// which clear it), the timer is armed for its deadline or the next step
+/// and the turn's times are in the page. Only what an upcall promises
+/// besides is done: disabled, FS at the dispatch page, a clean FPU, the
+/// entry frame. (`run_started_ns` in the page is not stored again:
+/// unchanged within a stretch, and the kernel never reads it back.) No
+/// lock of the core's is taken: nothing here reads or changes its turn.
 /// (Through `upcall` it also re-armed the timer, read the clock twice,
 /// took the core's lock again and copied the frame to the stack top: #BP
-/// → upcall → resume took 595 instructions in a det run, 371 this way.)
+/// → upcall → resume took 595 instructions in a det run, 371 this way;
+/// holding the core's lock to store the turn's times again cost ~20.)
 #[inline(always)]
-fn reflect(frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
+fn reflect(env: &Env, frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
     let core = percpu::core_id();
-    // The core's own state, held through the reflection (interrupts are
-    // off in a trap; other cores only take it briefly): the turn's
-    // environment is used in place, not cloned out of it (an atomic
-    // increment and decrement on every fault).
-    let c = core_state(core).lock();
-    let Some(turn) = c.turn.as_ref() else {
-        panic!("user fault with no environment on core {core}");
-    };
-    let env = &turn.env;
     let entry = env.upcalls.lock().exception;
     let d = env.dispatch(core);
     if let FaultRegisters::Saved(area) = registers {
@@ -366,8 +374,6 @@ fn reflect(frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
                 (saved.rcx, saved.r11, saved.rax)
             }
         };
-        let env = env.clone();
-        drop(c);
         kill_for_fault(env, why, frame, cr2, [rcx, r11, rax]);
     }
     d.set_fault_info(abi::shared::FaultInfo {
@@ -382,8 +388,7 @@ fn reflect(frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
         }
         FaultRegisters::In(f) => d.save(SaveArea::Fault, f),
     }
-    promise_upcall(&d, core, turn.clock.end(), turn.clock.grace_end());
-    drop(c);
+    promise_entry(&d, core);
     aim_at_upcall(frame, core, entry, UpcallReason::Exception, frame.vector);
 }
 
@@ -392,13 +397,13 @@ fn reflect(frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
 #[cold]
 #[inline(never)]
 fn kill_for_fault(
-    env: Arc<Env>,
+    env: &Env,
     why: &'static str,
     frame: &UserException,
     cr2: u64,
     [rcx, r11, rax]: [u64; 3],
 ) -> ! {
-    kill(&env, env::ExitReason::Killed(why));
+    kill(env, env::ExitReason::Killed(why));
     log::warn!(
         "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {rcx:#x} r11 {r11:#x} rax {rax}",
         env.id,
@@ -408,6 +413,6 @@ fn kill_for_fault(
         frame.cs,
         frame.rsp,
     );
-    drop(env);
+    // The borrow of `env` ends here: leaving ends the turn that holds it.
     leave_current()
 }
