@@ -291,6 +291,7 @@ pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
 /// Where a user fault's general registers are: saved in the fault area
 /// by the user-exception entry already (at the address it used), or in a
 /// trap frame.
+#[derive(Clone, Copy)]
 enum FaultRegisters<'a> {
     Saved(NonNull<UserContext>),
     In(&'a TrapFrame),
@@ -367,14 +368,7 @@ fn reflect(env: &Env, frame: &mut UserException, registers: FaultRegisters<'_>, 
         } else {
             "fault while disabled"
         };
-        let (rcx, r11, rax) = match registers {
-            FaultRegisters::In(f) => (f.rcx, f.r11, f.rax),
-            FaultRegisters::Saved(_) => {
-                let saved = d.snapshot(SaveArea::Fault);
-                (saved.rcx, saved.r11, saved.rax)
-            }
-        };
-        kill_for_fault(env, why, frame, cr2, [rcx, r11, rax]);
+        kill_for_fault(env, why, frame, registers, cr2);
     }
     d.set_fault_info(abi::shared::FaultInfo {
         vector: frame.vector,
@@ -393,16 +387,24 @@ fn reflect(env: &Env, frame: &mut UserException, registers: FaultRegisters<'_>, 
 }
 
 /// Kills `env`, whose fault on this core it cannot take (`why`), and
-/// leaves it. `rcx_r11_rax` are the faulting context's, for the log.
+/// leaves it. Out of line: its log's registers (a snapshot of the fault
+/// area) and its calls kept the reflection's frame and pushes large.
 #[cold]
 #[inline(never)]
 fn kill_for_fault(
     env: &Env,
     why: &'static str,
     frame: &UserException,
+    registers: FaultRegisters<'_>,
     cr2: u64,
-    [rcx, r11, rax]: [u64; 3],
 ) -> ! {
+    let (rcx, r11, rax) = match registers {
+        FaultRegisters::In(f) => (f.rcx, f.r11, f.rax),
+        FaultRegisters::Saved(_) => {
+            let saved = env.dispatch(percpu::core_id()).snapshot(SaveArea::Fault);
+            (saved.rcx, saved.r11, saved.rax)
+        }
+    };
     kill(env, env::ExitReason::Killed(why));
     log::warn!(
         "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {rcx:#x} r11 {r11:#x} rax {rax}",
