@@ -6,10 +6,12 @@
 //! charged) until their wakeup predicate holds.
 //!
 //! Everything here runs with interrupts off, on the core it concerns, under
-//! that core's lock. Paths that switch context end in `enter_user` (they do
-//! not return); paths that continue the interrupted context return (a
-//! fault reflected to the environment's exception entry too: its trap's
-//! own frame is rewritten, `entry::on_user_fault`).
+//! that core's lock (but a user fault's reflection, which reads and changes
+//! nothing of the core's turn: `entry::reflect`). Paths that switch context
+//! end in `enter_user` (they do not return); paths that continue the
+//! interrupted context return (a fault reflected to the environment's
+//! exception entry too: the entry's own frame is rewritten,
+//! `entry::reflect_exception`).
 //!
 //! Here: the per-core state (a turn, its clock and who runs in it) and the
 //! run's start and end. Along the turn's own seams:

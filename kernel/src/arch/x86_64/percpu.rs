@@ -3,10 +3,9 @@
 
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-
-use abi::shared::UserContext;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use abi::shared::UserContext;
 use x2apic::lapic::LocalApic;
 
 /// Most cores the kernel supports.
