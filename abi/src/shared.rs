@@ -386,7 +386,10 @@ pub struct Dispatch {
     /// Default recipient for `yield(ANY_ENV)` issued from the epilogue, or
     /// `NO_ENV` (u32::MAX) to give the slice up.
     pub donate_to: AtomicU32,
-    /// When the current turn must end (ns), and the end of its grace period.
+    /// When the current turn must end (ns), and the end of its grace period:
+    /// written at every prologue and epilogue upcall and whenever they move
+    /// within a turn (a deferred revocation, a renewed grace); an exception
+    /// upcall leaves them as they are.
     pub slice_end_ns: AtomicU64,
     pub grace_end_ns: AtomicU64,
     /// Repossessions on this core since the environment started.

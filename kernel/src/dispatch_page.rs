@@ -75,7 +75,8 @@ impl<'a> DispatchPage<'a> {
     /// for `'a`.
     pub unsafe fn new(page: *mut Dispatch) -> DispatchPage<'a> {
         DispatchPage {
-            page: NonNull::new(page).expect("dispatch page at address 0"),
+            // SAFETY: a live page's address (the caller's contract) is not 0.
+            page: unsafe { NonNull::new_unchecked(page) },
             _env: PhantomData,
         }
     }
@@ -136,6 +137,23 @@ impl<'a> DispatchPage<'a> {
         unsafe { store_context(self.area(which), frame) }
     }
 
+    /// Where save area `which` lies (the kernel's address: for the
+    /// user-exception entry, which saves the general registers there).
+    #[inline]
+    pub fn area_address(&self, which: SaveArea) -> NonNull<UserContext> {
+        // SAFETY: an area inside the live page (not at address 0).
+        unsafe { NonNull::new_unchecked(self.area(which)) }
+    }
+
+    /// Completes save area `which`, whose general registers are saved
+    /// there already (by the user-exception entry): the instruction
+    /// pointer, flags and stack pointer given and this core's live FPU
+    /// state, marked valid.
+    pub fn save_rest(&self, which: SaveArea, rip: u64, rflags: u64, rsp: u64) {
+        // SAFETY: as in `save`.
+        unsafe { store_rest(self.area(which), rip, rflags, rsp) }
+    }
+
     /// Marks save area `which` consumed (its context was resumed).
     pub fn mark_consumed(&self, which: SaveArea) {
         // SAFETY: a field of the live area; volatile, as the environment
@@ -145,9 +163,17 @@ impl<'a> DispatchPage<'a> {
 
     /// Records the details of a user fault.
     pub fn set_fault_info(&self, info: FaultInfo) {
-        // SAFETY: a field of the live page, written volatile as the
-        // environment may write it concurrently; the kernel never reads it.
-        unsafe { addr_of_mut!((*self.page.as_ptr()).fault_info).write_volatile(info) }
+        let at = self.page.as_ptr();
+        // SAFETY: fields of the live page, written volatile as the
+        // environment may write them concurrently; the kernel never reads
+        // them. (Field by field: a volatile write of the whole struct was
+        // made through a copy on the stack, 7 instructions more a fault.)
+        unsafe {
+            addr_of_mut!((*at).fault_info.vector).write_volatile(info.vector);
+            addr_of_mut!((*at).fault_info.error_code).write_volatile(info.error_code);
+            addr_of_mut!((*at).fault_info.address).write_volatile(info.address);
+            addr_of_mut!((*at).fault_info.rip).write_volatile(info.rip);
+        }
     }
 
     /// Fills in the fields the kernel sets once, before the environment
@@ -200,11 +226,24 @@ unsafe fn store_context(area: *mut UserContext, frame: &TrapFrame) {
             $(unsafe { addr_of_mut!((*area).$field).write_volatile(frame.$field) };)*
         };
     }
-    store!(
-        rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, rflags
-    );
-    // SAFETY: as above; `fx` is 512 bytes at a 16-aligned offset.
+    store!(rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15);
+    // SAFETY: the caller's contract.
+    unsafe { store_rest(area, frame.rip, frame.rflags, frame.rsp) }
+}
+
+/// Writes what a context holds beside its general registers into `*area`
+/// (`rip`, `rflags`, `rsp`, no FS base, the live FPU state), volatile,
+/// then marks it valid, last (see `store_context`).
+///
+/// # Safety
+/// `area` is writable for a `UserContext` and 16-byte aligned.
+unsafe fn store_rest(area: *mut UserContext, rip: u64, rflags: u64, rsp: u64) {
+    // SAFETY: fields of `*area` (caller's contract); `fx` is 512 bytes at
+    // a 16-aligned offset.
     unsafe {
+        addr_of_mut!((*area).rip).write_volatile(rip);
+        addr_of_mut!((*area).rflags).write_volatile(rflags);
+        addr_of_mut!((*area).rsp).write_volatile(rsp);
         addr_of_mut!((*area).fs_base).write_volatile(0);
         cpu::fxsave(addr_of_mut!((*area).fx));
         addr_of_mut!((*area).valid).write_volatile(1);

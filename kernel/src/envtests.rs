@@ -124,6 +124,11 @@ static EXPERIMENTS: &[Experiment] = &[
         others_keep_share,
     ),
     plain(
+        "fault_regs",
+        &[spec("fault_regs", 2), spec("spin", 2)],
+        others_keep_share,
+    ),
+    plain(
         "badargs",
         &[spec("badargs", 2), spec("spin", 2)],
         others_keep_share,

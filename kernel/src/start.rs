@@ -24,6 +24,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
             interrupt: trap::handle,
             syscall: syscall::full_entry,
             compat_syscall: syscall::compat_entry,
+            user_exception: trap::user_exception,
             light: syscall::light::ENTRIES,
         })
     };

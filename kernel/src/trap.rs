@@ -1,8 +1,11 @@
 //! What each vector does once the entry stub has saved the registers.
 
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::interrupts::{vector, TrapFrame};
+use abi::shared::UserContext;
+
+use crate::arch::interrupts::{vector, TrapFrame, UserException};
 use crate::arch::{apic, percpu, serial};
 
 /// Set once some core panicked: NMIs then stop the receiving core.
@@ -81,6 +84,25 @@ pub fn start_tick() {
     apic::arm_timer_ns(period);
 }
 
+/// An exception from ring 3 whose general registers the entry saved at
+/// `area` (the running environment's fault area): reflected to the
+/// environment (`sched::reflect_exception`).
+pub fn user_exception(frame: &mut UserException, area: NonNull<UserContext>) {
+    // SAFETY: reading CR2 has no side effects.
+    let cr2 = unsafe { x86::controlregs::cr2() };
+    crate::sched::reflect_exception(running_env(), frame, area, cr2 as u64);
+}
+
+/// The environment whose user mode this trap was taken from (or whose
+/// `iretq` faulted), borrowed until the reflection ends or leaves it.
+fn running_env<'a>() -> &'a crate::env::Env {
+    // SAFETY: entered from the running environment's user mode on this
+    // core (or its entry's `iretq`); the borrow ends with the reflection,
+    // which returns to that environment or, killing it, leaves its turn
+    // only after its last use (`sched::RUNNING`'s contract).
+    unsafe { crate::sched::RUNNING.here() }.expect("a user fault with no environment running here")
+}
+
 fn exception(frame: &mut TrapFrame) {
     let cpu = percpu::this();
     if frame.vector == u64::from(vector::BREAKPOINT) && !frame.is_user() {
@@ -97,7 +119,7 @@ fn exception(frame: &mut TrapFrame) {
     if frame.is_user() {
         // SAFETY: reading CR2 has no side effects.
         let cr2 = unsafe { x86::controlregs::cr2() };
-        return crate::sched::on_user_fault(frame, cr2 as u64);
+        return crate::sched::on_user_fault(running_env(), frame, cr2 as u64);
     }
     // An expected fault at a guarded kernel access resumes at its fixup.
     let fixup = cpu.fault_fixup.swap(0, Ordering::Relaxed);
@@ -147,7 +169,7 @@ fn return_to_user_faulted(user: &TrapFrame) -> ! {
         0
     };
     let mut frame = *user;
-    crate::sched::on_user_fault(&mut frame, cr2);
+    crate::sched::on_user_fault(running_env(), &mut frame, cr2);
     crate::arch::interrupts::enter_user(&frame)
 }
 

@@ -243,6 +243,29 @@ fn faults_reach_the_exception_upcall_and_a_fault_in_it_kills_only_that_env() {
 }
 
 #[test]
+fn a_reflected_fault_resumes_every_register_exactly() {
+    let out = experiment("fault_regs", 2, 1500);
+    assert_checks_pass(&out);
+    let r = reports(&out, "fault_regs");
+    assert_eq!(r.len(), 1, "{}", tail(&out.console));
+    assert_eq!(
+        r[0]["ok"], true,
+        "a register changed across a fault: {}",
+        r[0]
+    );
+    // Three faults a round, every one handled.
+    let rounds = r[0]["rounds"].as_u64().unwrap();
+    assert!(rounds >= 1000, "{}", r[0]);
+    assert!(r[0]["faults"].as_u64().unwrap() >= 3 * rounds, "{}", r[0]);
+    let killed = out
+        .records
+        .of(RecordKind::Event)
+        .filter(|e| e["event"] == "killed")
+        .count();
+    assert_eq!(killed, 0, "{}", tail(&out.console));
+}
+
+#[test]
 fn wild_syscall_arguments_get_errors_and_hurt_nobody() {
     let out = experiment("badargs", 2, 1200);
     assert_checks_pass(&out);

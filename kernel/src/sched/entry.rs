@@ -7,6 +7,8 @@ use super::handoff::leave_current;
 use super::kill::kill;
 use super::turn::entering;
 use super::*;
+use crate::arch::interrupts::UserException;
+use core::ptr::NonNull;
 
 /// Whether entering an environment arms this core's timer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,6 +73,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
     crate::trace::note(core, now, env.id);
     crate::latency::entering(core, now);
     let d = env.dispatch(core);
+    save_exceptions_at(&d);
     d.events()
         .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
     d.slice_end_ns().store(end, Ordering::Relaxed);
@@ -116,6 +119,7 @@ pub(super) fn upcall(
         .running_env
         .store(env.id, Ordering::Relaxed);
     let d = env.dispatch(core);
+    save_exceptions_at(&d);
     switch_address_space(env.pml4);
     promise_upcall(&d, core, end, grace_end);
     // One clock read for the trace, the abort latency and the timer (two
@@ -140,10 +144,21 @@ pub(super) fn upcall(
     enter_user(&frame)
 }
 
+/// The environment whose dispatch page for this core is `d` is entered
+/// here now (its turn holds it until `end_turn`, which clears this): its
+/// exceptions save their registers straight into its fault area (the
+/// user-exception entry; see [`reflect_exception`]). Every entry of an
+/// environment not running here already (`upcall`, `resume_disabled`)
+/// passes here, so the area is always the running environment's: the
+/// reflection checks it.
+#[inline(always)]
+fn save_exceptions_at(d: &crate::dispatch_page::DispatchPage<'_>) {
+    percpu::this().set_user_exception_area(Some(d.area_address(SaveArea::Fault)));
+}
+
 /// What every upcall promises the environment it enters on `core`, whose
 /// dispatch page is `d`: disabled, the turn's end and grace end in the
-/// page, FS at the page, a clean FPU (`upcall`, and a fault reflected in
-/// place by `on_user_fault`).
+/// page (see [`promise_entry`] for the rest).
 #[inline(always)]
 fn promise_upcall(
     d: &crate::dispatch_page::DispatchPage<'_>,
@@ -151,28 +166,51 @@ fn promise_upcall(
     end: u64,
     grace_end: u64,
 ) {
-    d.disabled().store(1, Ordering::Release);
     d.slice_end_ns().store(end, Ordering::Relaxed);
     d.grace_end_ns().store(grace_end, Ordering::Relaxed);
+    promise_entry(d, core);
+}
+
+/// What every upcall promises beside the turn's times: disabled, FS at the
+/// dispatch page, a clean FPU (`upcall`, and a fault reflected in place by
+/// `reflect`, which leaves the times as the kernel last wrote them: every
+/// change of them within a turn is written to the page, see `revocation`).
+#[inline(always)]
+fn promise_entry(d: &crate::dispatch_page::DispatchPage<'_>, core: usize) {
+    d.disabled().store(1, Ordering::Release);
     cpu::restore_user_fs(core);
     cpu::fxrstor(&CLEAN_FX.0);
 }
 
 /// The frame an upcall enters user mode with: `entry(reason, arg,
-/// dispatch page, core)` on this core's upcall stack.
+/// dispatch page, core)` on this core's upcall stack, every other
+/// register zero.
 pub(super) fn upcall_frame(core: usize, entry: u64, reason: UpcallReason, arg: u64) -> TrapFrame {
-    TrapFrame {
-        rip: entry,
-        cs: u64::from(USER_CODE),
-        rflags: 0x202,
-        rsp: va::UPCALL_STACKS + (core as u64 + 1) * va::UPCALL_STACK_STRIDE - 8,
-        ss: u64::from(USER_DATA),
-        rdi: reason as u64,
-        rsi: arg,
-        rdx: va::DISPATCH + core as u64 * 0x1000,
-        rcx: core as u64,
-        ..TrapFrame::default()
-    }
+    let mut upcall = UserException::default();
+    aim_at_upcall(&mut upcall, core, entry, reason, arg);
+    upcall.leaving()
+}
+
+/// Rewrites `frame` into the entry of an upcall (see [`upcall_frame`]).
+#[inline(always)]
+fn aim_at_upcall(
+    frame: &mut UserException,
+    core: usize,
+    entry: u64,
+    reason: UpcallReason,
+    arg: u64,
+) {
+    frame.args = [
+        reason as u64,
+        arg,
+        va::DISPATCH + core as u64 * 0x1000,
+        core as u64,
+    ];
+    frame.rip = entry;
+    frame.cs = u64::from(USER_CODE);
+    frame.rflags = 0x202;
+    frame.rsp = va::UPCALL_STACKS + (core as u64 + 1) * va::UPCALL_STACK_STRIDE - 8;
+    frame.ss = u64::from(USER_DATA);
 }
 
 /// Arms the timer for `deadline` — a turn's end, or its grace's end —
@@ -250,10 +288,49 @@ pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
     })
 }
 
-/// A fault in user code: reflected to the environment's exception entry
-/// by rewriting `frame` into that upcall's entry frame, which the trap's
-/// own return then enters; or the environment is killed if it cannot take
-/// it (and this does not return).
+/// Where a user fault's general registers are: saved in the fault area
+/// by the user-exception entry already (at the address it used), or in a
+/// trap frame.
+#[derive(Clone, Copy)]
+enum FaultRegisters<'a> {
+    Saved(NonNull<UserContext>),
+    In(&'a TrapFrame),
+}
+
+/// A fault in user code whose general registers the user-exception entry
+/// saved at `area` (the running environment's fault area on this core):
+/// reflected to the environment's exception entry by rewriting `frame`
+/// into that upcall's entry, which the entry's return enters; or the
+/// environment is killed if it cannot take it (and this does not return).
+/// The context is saved once, where the environment reads it (the general
+/// registers by the entry, the rest here); through a trap frame it was
+/// saved on the kernel stack and copied (#BP → upcall → resume: 368
+/// instructions in a det run that way).
+#[inline]
+pub fn reflect_exception(
+    env: &Env,
+    frame: &mut UserException,
+    area: NonNull<UserContext>,
+    cr2: u64,
+) {
+    reflect(env, frame, FaultRegisters::Saved(area), cr2);
+}
+
+/// A fault in user code taken through a trap frame (an `iretq` to ring 3
+/// that faulted; a fault at the syscall entry that was no syscall):
+/// reflected as [`reflect_exception`] does, `frame` rewritten into the
+/// upcall's entry; or the environment is killed (and this does not
+/// return).
+pub fn on_user_fault(env: &Env, frame: &mut TrapFrame, cr2: u64) {
+    let mut exception = UserException::of(frame);
+    reflect(env, &mut exception, FaultRegisters::In(frame), cr2);
+    *frame = exception.leaving();
+}
+
+/// Reflects a user fault of `env`, the environment running on this core
+/// (`RUNNING`, borrowed by the caller, which is entered from its user
+/// mode), to its exception entry, or kills it if it cannot take it (and
+/// does not return).
 ///
 /// The environment is inside its running stretch on this core (a fault is
 /// taken in its code, or in the `iretq` entering it after every entry's
@@ -261,50 +338,37 @@ pub(super) fn frame_from_context(ctx: &UserContext) -> Option<TrapFrame> {
 /// its address space is loaded, it is the core's running environment and
 /// the trace's, its run start is set (no entry awaited: every path that
 /// sets `awaiting_entry` enters through `upcall` or `resume_disabled`,
-/// which clear it) and the timer is armed for its deadline or the next
-/// step. Only what an upcall promises is done: disabled, the turn's times
-/// in the page, FS at the dispatch page, a clean FPU, the entry frame.
-/// (`run_started_ns` in the page is not stored again: unchanged within a
-/// stretch, and the kernel never reads it back.)
+/// which clear it), the timer is armed for its deadline or the next step
+/// and the turn's times are in the page. Only what an upcall promises
+/// besides is done: disabled, FS at the dispatch page, a clean FPU, the
+/// entry frame. (`run_started_ns` in the page is not stored again:
+/// unchanged within a stretch, and the kernel never reads it back.) No
+/// lock of the core's is taken: nothing here reads or changes its turn.
 /// (Through `upcall` it also re-armed the timer, read the clock twice,
 /// took the core's lock again and copied the frame to the stack top: #BP
-/// → upcall → resume took 595 instructions in a det run, 371 this way.)
-pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
+/// → upcall → resume took 595 instructions in a det run, 371 this way;
+/// holding the core's lock to store the turn's times again cost ~20.)
+#[inline(always)]
+fn reflect(env: &Env, frame: &mut UserException, registers: FaultRegisters<'_>, cr2: u64) {
     let core = percpu::core_id();
-    // The core's own state, held through the reflection (interrupts are
-    // off in a trap; other cores only take it briefly): the turn's
-    // environment is used in place, not cloned out of it (an atomic
-    // increment and decrement on every fault).
-    let c = core_state(core).lock();
-    let Some(turn) = c.turn.as_ref() else {
-        panic!("user fault with no environment on core {core}");
-    };
-    let env = &turn.env;
     let entry = env.upcalls.lock().exception;
     let d = env.dispatch(core);
+    if let FaultRegisters::Saved(area) = registers {
+        // The entry found the area where `save_exceptions_at` put it:
+        // anything else is a scheduler bug that has written over memory
+        // already.
+        assert!(
+            area == d.area_address(SaveArea::Fault),
+            "user exception saved at {area:p}, not the running environment's fault area"
+        );
+    }
     if entry == 0 || d.disabled().load(Ordering::Acquire) != 0 {
         let why = if entry == 0 {
             "fault with no exception handler"
         } else {
             "fault while disabled"
         };
-        let env = env.clone();
-        drop(c);
-        kill(&env, env::ExitReason::Killed(why));
-        log::warn!(
-            "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {:#x} r11 {:#x} rax {}",
-            env.id,
-            crate::arch::interrupts::exception_name(frame.vector),
-            frame.rip,
-            frame.error_code,
-            frame.cs,
-            frame.rsp,
-            frame.rcx,
-            frame.r11,
-            frame.rax
-        );
-        drop(env);
-        leave_current();
+        kill_for_fault(env, why, frame, registers, cr2);
     }
     d.set_fault_info(abi::shared::FaultInfo {
         vector: frame.vector,
@@ -312,8 +376,45 @@ pub fn on_user_fault(frame: &mut TrapFrame, cr2: u64) {
         address: cr2,
         rip: frame.rip,
     });
-    d.save(SaveArea::Fault, frame);
-    promise_upcall(&d, core, turn.clock.end(), turn.clock.grace_end());
-    drop(c);
-    *frame = upcall_frame(core, entry, UpcallReason::Exception, frame.vector);
+    match registers {
+        FaultRegisters::Saved(_) => {
+            d.save_rest(SaveArea::Fault, frame.rip, frame.rflags, frame.rsp)
+        }
+        FaultRegisters::In(f) => d.save(SaveArea::Fault, f),
+    }
+    promise_entry(&d, core);
+    aim_at_upcall(frame, core, entry, UpcallReason::Exception, frame.vector);
+}
+
+/// Kills `env`, whose fault on this core it cannot take (`why`), and
+/// leaves it. Out of line: its log's registers (a snapshot of the fault
+/// area) and its calls kept the reflection's frame and pushes large.
+#[cold]
+#[inline(never)]
+fn kill_for_fault(
+    env: &Env,
+    why: &'static str,
+    frame: &UserException,
+    registers: FaultRegisters<'_>,
+    cr2: u64,
+) -> ! {
+    let (rcx, r11, rax) = match registers {
+        FaultRegisters::In(f) => (f.rcx, f.r11, f.rax),
+        FaultRegisters::Saved(_) => {
+            let saved = env.dispatch(percpu::core_id()).snapshot(SaveArea::Fault);
+            (saved.rcx, saved.r11, saved.rax)
+        }
+    };
+    kill(env, env::ExitReason::Killed(why));
+    log::warn!(
+        "env {} fault: {} at rip {:#x} addr {cr2:#x} error {:#x} cs {:#x} rsp {:#x} rcx {rcx:#x} r11 {r11:#x} rax {rax}",
+        env.id,
+        crate::arch::interrupts::exception_name(frame.vector),
+        frame.rip,
+        frame.error_code,
+        frame.cs,
+        frame.rsp,
+    );
+    // The borrow of `env` ends here: leaving ends the turn that holds it.
+    leave_current()
 }

@@ -6,10 +6,12 @@
 //! charged) until their wakeup predicate holds.
 //!
 //! Everything here runs with interrupts off, on the core it concerns, under
-//! that core's lock. Paths that switch context end in `enter_user` (they do
-//! not return); paths that continue the interrupted context return (a
-//! fault reflected to the environment's exception entry too: its trap's
-//! own frame is rewritten, `entry::on_user_fault`).
+//! that core's lock (but a user fault's reflection, which reads and changes
+//! nothing of the core's turn: `entry::reflect`). Paths that switch context
+//! end in `enter_user` (they do not return); paths that continue the
+//! interrupted context return (a fault reflected to the environment's
+//! exception entry too: the entry's own frame is rewritten,
+//! `entry::reflect_exception`).
 //!
 //! Here: the per-core state (a turn, its clock and who runs in it) and the
 //! run's start and end. Along the turn's own seams:
@@ -49,7 +51,7 @@ mod revocation;
 mod slots;
 mod turn;
 
-pub use entry::on_user_fault;
+pub use entry::{on_user_fault, reflect_exception};
 pub use handoff::{leave_current, resume, sleep, yield_turn};
 pub use kill::{kill, on_kick};
 pub use revocation::{on_timer, uncharged_overrun_max_ns};
@@ -158,6 +160,9 @@ impl Core {
 
     fn end_turn(&mut self, core: usize) -> Option<Turn> {
         RUNNING.clear(core);
+        // No user code runs here until the next entry names its own area
+        // (`entry::save_exceptions_at`); none is left naming the turn's.
+        percpu::this().set_user_exception_area(None);
         self.turn.take()
     }
 }

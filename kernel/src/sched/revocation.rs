@@ -54,11 +54,18 @@ pub fn on_timer(frame: &mut TrapFrame) {
         // taken if it is still there at its grace's end (a range covering a
         // loop would keep the core for ever: the resume_hog experiment).
         Tick::RetryResume { grace_end } => {
+            // The page shows the turn's times as they are (a fault
+            // reflected meanwhile does not write them again).
+            turn.env
+                .dispatch(core)
+                .grace_end_ns()
+                .store(grace_end, Ordering::Relaxed);
             // (5 µs: shorter than any interleave step already.)
             arm_for(now, grace_end.min(now + RESUME_RETRY_NS));
         }
         Tick::Defer { grace_end } => {
             let d = turn.env.dispatch(core);
+            d.grace_end_ns().store(grace_end, Ordering::Relaxed);
             d.events()
                 .fetch_or(events::REVOCATION_PENDING, Ordering::AcqRel);
             arm_in_steps(now, grace_end);
@@ -82,6 +89,10 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 .account()
                 .grace_renewals
                 .fetch_add(1, Ordering::Relaxed);
+            turn.env
+                .dispatch(core)
+                .grace_end_ns()
+                .store(grace_end, Ordering::Relaxed);
             arm_in_steps(now, grace_end);
         }
         Tick::Repossess => {
@@ -144,7 +155,9 @@ fn clock_at_deadline(env: &Env, core: usize, turn: &Turn) -> u64 {
 }
 
 /// Whether `turn`'s owner is alive to be charged (a dead owner's slots and
-/// debts are gone).
+/// debts are gone). Inlined (a wrapper of `env::is_live`): left to the
+/// compiler it was a call of its own on every yield and donation.
+#[inline(always)]
 pub(super) fn owner_alive(turn: &Turn) -> bool {
     turn.clock.owner().is_some_and(|o| env::is_live(o.0))
 }

@@ -1,6 +1,8 @@
 //! Interrupt and exception entry: 256 small stubs (generated with `.rept`)
 //! push the vector number, a common path saves the registers into a
-//! [`TrapFrame`] and calls [`interrupt_dispatch`]; the `syscall` entry
+//! [`TrapFrame`] and calls [`interrupt_dispatch`] (an exception from ring 3
+//! saves them into the running environment's save area instead, once,
+//! and calls [`user_exception_dispatch`]); the `syscall` entry
 //! sorts calls into a light and a full path. What each entry then does is
 //! the kernel's business above this layer: it installs its handlers once
 //! at boot ([`install`]), and the entries call through them.
@@ -15,6 +17,9 @@
 
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+use abi::shared::UserContext;
 
 use x86::bits64::rflags::RFlags;
 
@@ -84,6 +89,66 @@ impl TrapFrame {
     }
 }
 
+/// An exception from ring 3 as the user-exception entry hands it to
+/// [`Handlers::user_exception`], lowest address first: room for the
+/// arguments of the upcall it enters, then the vector and what the CPU
+/// pushed. The general registers are not here: the entry saved them in
+/// the core's user-exception area
+/// ([`PerCpu::set_user_exception_area`](super::percpu::PerCpu::set_user_exception_area)).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserException {
+    /// The upcall's arguments, in `rdi`, `rsi`, `rdx` and `rcx` on the way
+    /// out (every other general register leaves zero).
+    pub args: [u64; 4],
+    /// Keeps the call's stack 16-byte aligned.
+    _align: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    /// What `iretq` takes: the faulting context on the way in, the
+    /// upcall's entry on the way out.
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl UserException {
+    /// The registers the user-exception entry leaves with: the arguments,
+    /// what `iretq` takes, every other general register zero.
+    pub fn leaving(&self) -> TrapFrame {
+        let [rdi, rsi, rdx, rcx] = self.args;
+        TrapFrame {
+            rdi,
+            rsi,
+            rdx,
+            rcx,
+            rip: self.rip,
+            cs: self.cs,
+            rflags: self.rflags,
+            rsp: self.rsp,
+            ss: self.ss,
+            ..TrapFrame::default()
+        }
+    }
+
+    /// The exception `frame` holds (its registers aside), as the entry
+    /// would have handed it over.
+    pub fn of(frame: &TrapFrame) -> UserException {
+        UserException {
+            vector: frame.vector,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            cs: frame.cs,
+            rflags: frame.rflags,
+            rsp: frame.rsp,
+            ss: frame.ss,
+            ..UserException::default()
+        }
+    }
+}
+
 global_asm!(
     r#"
     .section .text.interrupt_entry, "ax"
@@ -100,6 +165,8 @@ interrupt_stubs:
     pushq $vec
     .if (vec == 2) || (vec == 8) || (vec == 18)
     jmp interrupt_paranoid
+    .elseif vec < 32
+    jmp exception_common
     .else
     jmp interrupt_common
     .endif
@@ -114,7 +181,12 @@ interrupt_stubs:
 // and interrupt gates; an entry from ring 3 swaps to the kernel GS before
 // any `gs:` access and back just before leaving; the user's RSP is stored
 // and restored, never dereferenced; each core runs on its own kernel stack
-// (TSS RSP0, `gs:16`, `light_stack_top`) and IST stacks.
+// (TSS RSP0, `gs:16`, `light_stack_top`) and IST stacks. The user-exception
+// entry writes only the `UserContext` the core's user-exception area names,
+// which its setter keeps live and writable until it clears or replaces it
+// (`PerCpu::set_user_exception_area`; only the scheduler sets it, with the
+// environment its turn holds), and is entered only from ring 3, where the
+// environment that area belongs to runs.
 global_asm!(
     r#"
     .section .text.interrupt_entry, "ax"
@@ -166,10 +238,12 @@ global_asm!(
 interrupt_common:
     /* [rsp] vector, +8 error, +16 rip, +24 cs */
     test byte ptr [rsp + 24], 3
-    jz 6f
+    jz interrupt_from_kernel
     swapgs
     CLEAR_AC
-1:  SAVE_REGS
+1:
+interrupt_save_regs:
+    SAVE_REGS
     mov rdi, rsp
     cld
     call interrupt_dispatch
@@ -187,7 +261,8 @@ iret_common:
    return's swapgs: the kernel's GS comes back before any gs: access, and
    the handler (`faulted_user_return`) blames the environment. Its frame
    is where the fault left rsp. */
-6:  push rax
+interrupt_from_kernel:
+    push rax
     /* now +24 rip, +48 rsp */
     lea rax, [rip + iret_common]
     cmp [rsp + 24], rax
@@ -198,6 +273,9 @@ iret_common:
     lea rax, [rip + iret_paranoid]
     cmp [rsp + 24], rax
     je 7f
+    lea rax, [rip + iret_user_exception]
+    cmp [rsp + 24], rax
+    je 7f
     pop rax
     jmp 1b
 7:  mov rax, [rsp + 48]
@@ -206,6 +284,78 @@ iret_common:
     jz 1b
     swapgs
     jmp 1b
+
+/* An exception (a vector below 32 but NMI, #DF and #MC) from ring 3: its
+   general registers are saved once, straight into the save area the
+   scheduler names for this core (gs:[user_exception_area]: the running
+   environment's fault area in its dispatch page, where its libOS reads
+   them), not on this stack to be copied there. The handler
+   (Handlers::user_exception) gets the CPU's frame below room for the
+   upcall's four arguments (UserException) and rewrites it into the entry
+   of the environment's exception upcall, or does not return (through
+   user_exception_dispatch, as interrupt_dispatch for the others); the upcall
+   is entered with those arguments and every other register zero. Without
+   an area, and for a fault at the syscall entry (which may be a syscall
+   the hypervisor delivered in ring 3: trap::is_unprivileged_syscall), the
+   common path with a TrapFrame. */
+exception_common:
+    test byte ptr [rsp + 24], 3
+    jz interrupt_from_kernel
+    swapgs
+    CLEAR_AC
+    push rax
+    /* now +24 rip */
+    lea rax, [rip + syscall_entry]
+    cmp [rsp + 24], rax
+    je 8f
+    mov rax, gs:[{user_exception_area}]
+    test rax, rax
+    jz 8f
+    mov [rax + {ctx_rbx}], rbx
+    mov [rax + {ctx_rcx}], rcx
+    mov [rax + {ctx_rdx}], rdx
+    mov [rax + {ctx_rsi}], rsi
+    mov [rax + {ctx_rdi}], rdi
+    mov [rax + {ctx_rbp}], rbp
+    mov [rax + {ctx_r8}], r8
+    mov [rax + {ctx_r9}], r9
+    mov [rax + {ctx_r10}], r10
+    mov [rax + {ctx_r11}], r11
+    mov [rax + {ctx_r12}], r12
+    mov [rax + {ctx_r13}], r13
+    mov [rax + {ctx_r14}], r14
+    mov [rax + {ctx_r15}], r15
+    pop qword ptr [rax + {ctx_rax}]
+    /* The arguments and a word of alignment: rsp is 16-byte aligned at
+       the call (the CPU's 5 words, error and vector: 56 bytes below the
+       aligned stack top, and 40 more). */
+    sub rsp, 40
+    mov rdi, rsp
+    mov rsi, rax
+    cld
+    call user_exception_dispatch
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    add rsp, 24            /* the alignment word, vector and error code */
+    xor eax, eax
+    xor ebx, ebx
+    xor ebp, ebp
+    xor r8d, r8d
+    xor r9d, r9d
+    xor r10d, r10d
+    xor r11d, r11d
+    xor r12d, r12d
+    xor r13d, r13d
+    xor r14d, r14d
+    xor r15d, r15d
+    swapgs
+    .global iret_user_exception
+iret_user_exception:
+    iretq
+8:  pop rax
+    jmp interrupt_save_regs
 
 /* syscall: one compare sorts the number. abi::syscall::FLOOR returns at
    once (rcx, r11 still hold the caller's rip and rflags); a number above
@@ -343,6 +493,22 @@ iret_paranoid:
     handlers = sym HANDLERS,
     syscall_handler = const core::mem::offset_of!(Entries, syscall),
     compat_handler = const core::mem::offset_of!(Entries, compat_syscall),
+    user_exception_area = const super::percpu::USER_EXCEPTION_AREA,
+    ctx_rax = const core::mem::offset_of!(UserContext, rax),
+    ctx_rbx = const core::mem::offset_of!(UserContext, rbx),
+    ctx_rcx = const core::mem::offset_of!(UserContext, rcx),
+    ctx_rdx = const core::mem::offset_of!(UserContext, rdx),
+    ctx_rsi = const core::mem::offset_of!(UserContext, rsi),
+    ctx_rdi = const core::mem::offset_of!(UserContext, rdi),
+    ctx_rbp = const core::mem::offset_of!(UserContext, rbp),
+    ctx_r8 = const core::mem::offset_of!(UserContext, r8),
+    ctx_r9 = const core::mem::offset_of!(UserContext, r9),
+    ctx_r10 = const core::mem::offset_of!(UserContext, r10),
+    ctx_r11 = const core::mem::offset_of!(UserContext, r11),
+    ctx_r12 = const core::mem::offset_of!(UserContext, r12),
+    ctx_r13 = const core::mem::offset_of!(UserContext, r13),
+    ctx_r14 = const core::mem::offset_of!(UserContext, r14),
+    ctx_r15 = const core::mem::offset_of!(UserContext, r15),
     light_caller_rsp = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_caller_rsp),
     light_stack_top = const core::mem::offset_of!(crate::arch::percpu::PerCpu, light_stack_top),
 );
@@ -353,6 +519,7 @@ extern "C" {
     static iret_common: u8;
     static iret_enter_user: u8;
     static iret_paranoid: u8;
+    static iret_user_exception: u8;
 }
 
 /// If `frame` is an exception raised by one of the `iretq`s that return to
@@ -369,6 +536,7 @@ pub fn faulted_user_return(frame: &TrapFrame) -> Option<TrapFrame> {
         &raw const iret_common as u64,
         &raw const iret_enter_user as u64,
         &raw const iret_paranoid as u64,
+        &raw const iret_user_exception as u64,
     ];
     if frame.is_user() || !labels.contains(&at) {
         return None;
@@ -504,6 +672,11 @@ pub struct Handlers {
     pub syscall: FrameHandler,
     /// `syscall` from compatibility mode: never legitimate; never returns.
     pub compat_syscall: extern "C" fn(&mut TrapFrame) -> !,
+    /// An exception from ring 3 whose registers the entry saved at the
+    /// core's user-exception area (the second argument: where it saved
+    /// them): rewrites the exception into its upcall's entry, or does not
+    /// return.
+    pub user_exception: fn(&mut UserException, NonNull<UserContext>),
     /// Entry `n`: light call `n`'s (`None`: call `n` takes the full path).
     pub light: [Option<LightEntry>; LIGHT_TABLE_LEN],
 }
@@ -515,6 +688,7 @@ struct Entries {
     interrupt: fn(&mut TrapFrame),
     syscall: FrameHandler,
     compat_syscall: extern "C" fn(&mut TrapFrame) -> !,
+    user_exception: fn(&mut UserException, NonNull<UserContext>),
 }
 
 /// A table the stubs read, written by [`install`] only.
@@ -548,10 +722,18 @@ extern "C" fn compat_not_installed(frame: &mut TrapFrame) -> ! {
     unreachable!("not_installed panics")
 }
 
+fn user_exception_not_installed(frame: &mut UserException, _: NonNull<UserContext>) {
+    panic!(
+        "user exception {:#x} before the kernel's handlers were installed",
+        frame.vector
+    );
+}
+
 static HANDLERS: BootTable<Entries> = BootTable(UnsafeCell::new(Entries {
     interrupt: not_installed,
     syscall: syscall_not_installed,
     compat_syscall: compat_not_installed,
+    user_exception: user_exception_not_installed,
 }));
 
 /// Where the `syscall` stub jumps for each number below `FLOOR`: the light
@@ -587,6 +769,7 @@ pub unsafe fn install(handlers: Handlers) {
         interrupt: handlers.interrupt,
         syscall: handlers.syscall,
         compat_syscall: handlers.compat_syscall,
+        user_exception: handlers.user_exception,
     };
     for (n, entry) in handlers.light.iter().enumerate() {
         light[n] = *entry;
@@ -672,11 +855,27 @@ pub fn enter_user(frame: &TrapFrame) -> ! {
 /// this counts any that did not (the end record reports it).
 pub static AC_AT_ENTRY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Counts an entry from ring 3 whose handler would run with AC set.
+#[inline(always)]
+fn note_ac_at_user_entry() {
+    if x86::bits64::rflags::read().contains(RFlags::FLAGS_AC) {
+        AC_AT_ENTRY.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Entry from the stubs, with interrupts disabled.
 #[no_mangle]
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
-    if frame.is_user() && x86::bits64::rflags::read().contains(RFlags::FLAGS_AC) {
-        AC_AT_ENTRY.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    if frame.is_user() {
+        note_ac_at_user_entry();
     }
     (HANDLERS.get().interrupt)(frame);
+}
+
+/// Entry from the user-exception path (`exception_common`), with
+/// interrupts disabled and the registers saved at `area`.
+#[no_mangle]
+extern "C" fn user_exception_dispatch(frame: &mut UserException, area: NonNull<UserContext>) {
+    note_ac_at_user_entry();
+    (HANDLERS.get().user_exception)(frame, area);
 }

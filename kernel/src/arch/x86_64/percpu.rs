@@ -2,8 +2,10 @@
 //! core's own `PerCpu`, so `core_id()` is one load and needs no lock.
 
 use core::cell::UnsafeCell;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use abi::shared::UserContext;
 use x2apic::lapic::LocalApic;
 
 /// Most cores the kernel supports.
@@ -45,6 +47,14 @@ pub struct PerCpu {
     pub fault_fixup: AtomicU64,
     /// Vector of the last fault that was fixed up.
     pub last_fixed_vector: AtomicU64,
+    /// Where an exception from ring 3 saves the general registers (the
+    /// kernel address of a [`UserContext`]: the running environment's
+    /// fault save area on this core), 0 when no environment runs here.
+    /// Set by the scheduler with its running environment, under
+    /// [`CurrentRef`]'s contract: whoever sets it keeps that memory alive
+    /// until it clears or replaces it (see `interrupts`' user-exception
+    /// entry, its only reader).
+    user_exception_area: AtomicU64,
     /// The core's local APIC driver: only the owning core uses it.
     apic: UnsafeCell<Option<LocalApic>>,
 }
@@ -69,6 +79,7 @@ impl PerCpu {
             nmis: AtomicU64::new(0),
             fault_fixup: AtomicU64::new(0),
             last_fixed_vector: AtomicU64::new(0),
+            user_exception_area: AtomicU64::new(0),
             apic: UnsafeCell::new(None),
         }
     }
@@ -76,7 +87,20 @@ impl PerCpu {
     pub fn core(&self) -> usize {
         self.core.load(Ordering::Relaxed) as usize
     }
+
+    /// Exceptions from ring 3 on this core save the general registers at
+    /// `area` from now on (`None`: through the trap frame); the caller
+    /// keeps `area` a live, writable `UserContext` until it clears or
+    /// replaces it, as a [`CurrentRef`] setter keeps its object alive.
+    #[inline]
+    pub fn set_user_exception_area(&self, area: Option<NonNull<UserContext>>) {
+        self.user_exception_area
+            .store(area.map_or(0, |a| a.as_ptr() as u64), Ordering::Relaxed);
+    }
 }
+
+/// `gs:` offset of [`PerCpu::user_exception_area`], for the entry stub.
+pub const USER_EXCEPTION_AREA: usize = core::mem::offset_of!(PerCpu, user_exception_area);
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
@@ -99,7 +123,9 @@ pub unsafe fn install(core: usize, apic_id: u32) {
     }
 }
 
-/// This core's per-CPU data.
+/// This core's per-CPU data (inlined: one `gs` load, where a call and
+/// return cost as much again on every path that asks).
+#[inline]
 pub fn this() -> &'static PerCpu {
     let ptr: u64;
     // SAFETY: `gs:0` holds the pointer stored by `install`, which every core
@@ -111,6 +137,7 @@ pub fn this() -> &'static PerCpu {
 }
 
 /// This core's index.
+#[inline]
 pub fn core_id() -> usize {
     this().core()
 }
