@@ -15,7 +15,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 
 use abi::shared::va;
-use abi::syscall::map_flags;
+use abi::syscall::{map_flags, MAP_FRESH_MAX_PAGES};
 use linked_list_allocator::{Heap, LockedHeap};
 use spin::Mutex;
 
@@ -84,10 +84,12 @@ impl ProgramHeap {
         let mut added = 0;
         while added < want {
             let at = g.mapped + added;
-            if at + PAGE > va::HEAP_GROWTH_MAX as usize || !map_fresh(va::HEAP_GROWTH + at as u64) {
-                break;
+            let room = (va::HEAP_GROWTH_MAX as usize).saturating_sub(at) / PAGE;
+            let pages = ((want - added) / PAGE).min(room);
+            match map_fresh_pages(va::HEAP_GROWTH + at as u64, pages) {
+                0 => break,
+                n => added += n * PAGE,
             }
-            added += PAGE;
         }
         if added == 0 {
             return core::ptr::null_mut();
@@ -112,16 +114,16 @@ impl Default for ProgramHeap {
     }
 }
 
-/// Maps a fresh frame at `addr`, writable.
-pub(crate) fn map_fresh(addr: u64) -> bool {
-    let Ok(pfn) = sys::frame_alloc(None) else {
-        return false;
-    };
-    if sys::map(addr, pfn, map_flags::WRITABLE).is_err() {
-        let _ = sys::frame_free(pfn);
-        return false;
+/// Maps fresh frames, writable, at up to `pages` pages from `addr` on,
+/// at most `MAP_FRESH_MAX_PAGES` in one system call (`frame_alloc` and
+/// `map` a page took two, ~3,100 kernel instructions a page): how many
+/// were mapped (0: none could be, or `pages` is 0).
+pub(crate) fn map_fresh_pages(addr: u64, pages: usize) -> usize {
+    let pages = pages.min(MAP_FRESH_MAX_PAGES as usize);
+    if pages == 0 {
+        return 0;
     }
-    true
+    sys::map_fresh(addr, pages as u64, map_flags::WRITABLE).map_or(0, |n| n as usize)
 }
 
 // SAFETY: both heaps are linked_list_allocator heaps (a correct

@@ -160,6 +160,12 @@ pub fn map(addr: u64, pfn: u64, flags: u64) -> Result<u64, Error> {
     call(Syscall::Map, [addr, pfn, flags, 0, 0, 0])
 }
 
+/// Maps `pages` fresh frames from `addr` on (see `Syscall::MapFresh`):
+/// how many were mapped.
+pub fn map_fresh(addr: u64, pages: u64, flags: u64) -> Result<u64, Error> {
+    call(Syscall::MapFresh, [addr, pages, flags, 0, 0, 0])
+}
+
 pub fn unmap(addr: u64) -> Result<u64, Error> {
     call(Syscall::Unmap, [addr, 0, 0, 0, 0, 0])
 }

@@ -67,7 +67,7 @@ static STACK_MAPPING: Mutex<()> = Mutex::new(());
 static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Maps the stack the next new thread id would need, before the runtime
-/// lock is taken: its eight system calls would otherwise keep every
+/// lock is taken: its mapping would otherwise keep every
 /// other core's dispatch waiting for the lock. Under the lock the stack
 /// is then there (unless another core's spawn took that id first).
 fn premap_next_stack() {
@@ -104,18 +104,18 @@ pub fn self_id() -> usize {
 
 /// Maps stacks up to thread `tid`'s (under the runtime lock): false if
 /// the frames could not be had (the frame quota is used up). Pages are
-/// mapped in order, stack by stack, so a failed attempt resumes where it
-/// stopped.
+/// mapped in order, the rest of a stack in one system call, so a failed
+/// attempt resumes where it stopped.
 fn map_stacks_through(tid: usize) -> bool {
     let _mapping = STACK_MAPPING.lock();
     let mut pages = STACK_PAGES_MAPPED.load(Ordering::Relaxed);
     while pages < (tid + 1) * STACK_PAGES {
         let (t, p) = (pages / STACK_PAGES, pages % STACK_PAGES);
         let at = stack_top(t) - STACK as u64 + (p * 4096) as u64;
-        if !crate::heap::map_fresh(at) {
-            return false;
+        match crate::heap::map_fresh_pages(at, STACK_PAGES - p) {
+            0 => return false,
+            n => pages += n,
         }
-        pages += 1;
         STACK_PAGES_MAPPED.store(pages, Ordering::Relaxed);
     }
     true

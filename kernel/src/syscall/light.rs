@@ -39,7 +39,7 @@
 //! (a level check on every call would be a tenth of the null call).
 
 use abi::shared::UpcallTable;
-use abi::syscall::{map_flags, Error, Syscall, ANY_FRAME, ANY_SLOT};
+use abi::syscall::{map_flags, Error, Syscall, ANY_FRAME, ANY_SLOT, MAP_FRESH_MAX_PAGES};
 
 use super::{core_arg, env_arg, slot_arg, user_bytes, MAX_MESSAGE, MAX_PREDICATE};
 use crate::arch::interrupts::{
@@ -148,6 +148,7 @@ light_calls! {
     FrameAlloc => frame_alloc,
     FrameFree => frame_free,
     Map => map,
+    MapFresh => map_fresh,
     Unmap => unmap,
     Spawn => spawn,
     Kill => kill,
@@ -315,19 +316,34 @@ fn frame_free(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
     c.env()?.frame_free(a[0]).map(|()| 0)
 }
 
+/// `map`'s and `map_fresh`'s flags: (writable, executable).
+fn map_flags_arg(flags: u64) -> Result<(bool, bool), Error> {
+    if flags & !(map_flags::WRITABLE | map_flags::EXECUTABLE) != 0 {
+        return Err(Error::BadArgument);
+    }
+    Ok((
+        flags & map_flags::WRITABLE != 0,
+        flags & map_flags::EXECUTABLE != 0,
+    ))
+}
+
 /// Edits the caller's page tables.
 fn map(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
     let env = c.env()?;
-    if a[2] & !(map_flags::WRITABLE | map_flags::EXECUTABLE) != 0 {
+    let (writable, executable) = map_flags_arg(a[2])?;
+    env.map(a[0], a[1], writable, executable).map(|()| 0)
+}
+
+/// Takes frames from the pool and edits the caller's page tables, at most
+/// `MAP_FRESH_MAX_PAGES` pages (interrupts are off throughout).
+fn map_fresh(c: Caller, a: [u64; 3], _: &mut u64) -> Result<u64, Error> {
+    let env = c.env()?;
+    let (writable, executable) = map_flags_arg(a[2])?;
+    if !(1..=MAP_FRESH_MAX_PAGES).contains(&a[1]) {
         return Err(Error::BadArgument);
     }
-    env.map(
-        a[0],
-        a[1],
-        a[2] & map_flags::WRITABLE != 0,
-        a[2] & map_flags::EXECUTABLE != 0,
-    )
-    .map(|()| 0)
+    env.map_fresh(a[0], a[1] as usize, writable, executable)
+        .map(|n| n as u64)
 }
 
 /// Edits the caller's page tables and waits for the other cores' TLB

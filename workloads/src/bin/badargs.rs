@@ -9,11 +9,13 @@ extern crate alloc;
 use core::sync::atomic::Ordering;
 
 use libos::abi::shared::{UpcallTable, MAX_ENVS};
-use libos::abi::syscall::{Error, NO_ENV};
+use libos::abi::syscall::{Error, MAP_FRESH_MAX_PAGES, NO_ENV};
 use libos::predicate::Builder;
 use libos::{report, sys, App, Epilogue};
 
 const KERNEL: u64 = 0xffff_8000_0000_0000;
+/// Where `map_fresh` is tried (mappable, unused by the libOS).
+const FRESH: u64 = 0x1000_0010_0000;
 
 fn expect(call: &str, got: Result<u64, Error>, want: Error) -> bool {
     let ok = got == Err(want);
@@ -28,6 +30,68 @@ fn expect(call: &str, got: Result<u64, Error>, want: Error) -> bool {
         "\"kind\":\"badargs\",\"call\":\"{call}\",\"ok\":{ok},\"got\":\"{got}\",\"want\":\"{}\"",
         want.name()
     );
+    ok
+}
+
+/// `map_fresh`: wild arguments get errors; pages it maps are fresh and
+/// writable, and free as `frame_alloc`'s do; over a mapped page it maps
+/// up to it.
+fn map_fresh_checks() -> bool {
+    let mut ok = true;
+    for (call, got, want) in [
+        (
+            "map_fresh_no_pages",
+            sys::map_fresh(FRESH, 0, 1),
+            Error::BadArgument,
+        ),
+        (
+            "map_fresh_too_many_pages",
+            sys::map_fresh(FRESH, MAP_FRESH_MAX_PAGES + 1, 1),
+            Error::BadArgument,
+        ),
+        (
+            "map_fresh_bad_flags",
+            sys::map_fresh(FRESH, 1, 4),
+            Error::BadArgument,
+        ),
+        (
+            "map_fresh_kernel_address",
+            sys::map_fresh(KERNEL, 1, 1),
+            Error::BadAddress,
+        ),
+        (
+            "map_fresh_unaligned",
+            sys::map_fresh(FRESH + 1, 1, 1),
+            Error::BadAddress,
+        ),
+        (
+            "map_fresh_wraps",
+            sys::map_fresh(0xffff_ffff_ffff_f000, 2, 1),
+            Error::BadAddress,
+        ),
+    ] {
+        ok &= expect(call, got, want);
+    }
+    ok &= sys::map_fresh(FRESH, 2, 1) == Ok(2);
+    for page in [FRESH, FRESH + 4096] {
+        let word = page as *mut u64;
+        // SAFETY: the page was just mapped writable, for this program alone.
+        let fresh = unsafe {
+            let zero = word.read_volatile() == 0;
+            word.write_volatile(page);
+            zero && word.read_volatile() == page
+        };
+        ok &= fresh;
+    }
+    ok &= expect(
+        "map_fresh_over_mapped",
+        sys::map_fresh(FRESH + 4096, 2, 1),
+        Error::BadAddress,
+    );
+    ok &= sys::map_fresh(FRESH - 4096, 2, 1) == Ok(1);
+    for page in [FRESH - 4096, FRESH, FRESH + 4096] {
+        ok &= sys::unmap(page).and_then(sys::frame_free).is_ok();
+    }
     ok
 }
 
@@ -383,6 +447,7 @@ fn worker(core: usize) -> ! {
             ok &= sys::unmap(0x1000_0000_0000) == Ok(pfn);
             ok &= sys::frame_free(pfn).is_ok();
         }
+        ok &= map_fresh_checks();
         // Take every frame the quota allows, then every free slot on this
         // core: the kernel must say no cleanly at the limit, and take all
         // of it back.
@@ -395,6 +460,11 @@ fn worker(core: usize) -> ! {
         };
         let taken = frames.len();
         ok &= expect("frames_until_quota", Err(limit), Error::QuotaExceeded) && taken >= 1000;
+        ok &= expect(
+            "map_fresh_over_quota",
+            sys::map_fresh(FRESH, 1, 1),
+            Error::QuotaExceeded,
+        );
         ok &= frames.drain(..).all(|pfn| sys::frame_free(pfn).is_ok());
         let mut slots = alloc::vec::Vec::new();
         let full = loop {

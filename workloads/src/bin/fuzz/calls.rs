@@ -27,7 +27,7 @@ impl Rng {
     }
 }
 
-const CALLS_FUZZED: [Syscall; 15] = [
+const CALLS_FUZZED: [Syscall; 16] = [
     Syscall::Null,
     Syscall::Log,
     Syscall::SelfInfo,
@@ -41,6 +41,7 @@ const CALLS_FUZZED: [Syscall; 15] = [
     Syscall::FrameAlloc,
     Syscall::FrameFree,
     Syscall::Map,
+    Syscall::MapFresh,
     Syscall::Unmap,
     Syscall::Kill,
 ];
