@@ -41,7 +41,7 @@ pub(super) fn enter_prologue(
     timer: Timer,
 ) -> ! {
     if let Some(kept) = env.take_disabled_context(core) {
-        resume_disabled(core, env, kept, end);
+        resume_disabled(core, env, kept, end, grace_end);
     }
     if env.take_start(core) {
         reason = UpcallReason::Start;
@@ -63,8 +63,17 @@ pub(super) fn enter_prologue(
 
 /// Resumes the context a repossession caught disabled, with the disabled
 /// flag it had (so its own revocation will be deferred until it leaves the
-/// critical section).
-fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: u64) -> ! {
+/// critical section). `end` and `grace_end` are the turn's (a donation
+/// told to end hands over a grace that may end later than `end` plus one
+/// grace period: told late, or renewed); the page shows them as they are,
+/// as a fault reflected later does not write them again.
+fn resume_disabled(
+    core: usize,
+    env: Arc<Env>,
+    kept: env::DisabledContext,
+    end: u64,
+    grace_end: u64,
+) -> ! {
     let env::DisabledContext { mut ctx, flag } = kept;
     exported::core_slices_of(core)
         .running_env
@@ -77,8 +86,7 @@ fn resume_disabled(core: usize, env: Arc<Env>, kept: env::DisabledContext, end: 
     d.events()
         .fetch_or(events::RESUMED_DISABLED, Ordering::AcqRel);
     d.slice_end_ns().store(end, Ordering::Relaxed);
-    d.grace_end_ns()
-        .store(end + config().grace_ns, Ordering::Relaxed);
+    d.grace_end_ns().store(grace_end, Ordering::Relaxed);
     d.disabled().store(flag, Ordering::Release);
     switch_address_space(env.pml4);
     cpu::restore_user_fs(core);

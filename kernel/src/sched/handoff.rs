@@ -83,6 +83,11 @@ fn give_up_turn(
                 .fetch_add(1, Ordering::Relaxed);
             let donor = core::mem::replace(&mut turn.env, recipient.clone());
             RUNNING.set(core, &recipient);
+            // The donor's fault area is named no longer: `release_running`
+            // below may reap the donor and free its dispatch page before
+            // the recipient's entry names its own (`set_user_exception_area`'s
+            // contract: live until cleared or replaced).
+            percpu::this().set_user_exception_area(None);
             let ran_from = core::mem::replace(&mut turn.run_start, now);
             turn.awaiting_entry = true;
             // The recipient gets the rest of the donor's turn, deadline
