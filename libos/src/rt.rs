@@ -281,7 +281,10 @@ fn resume_area(d: &mut Dispatch, core: usize, which: SaveArea) -> ! {
     // the area holds a context the kernel saved for this core (a user rip
     // and stack, a valid FPU image from `fxsave`); nothing else resumes it
     // and the kernel does not write it while we are disabled or in the
-    // resume range; the upcall stack is free once this frame is abandoned.
+    // resume range for anything we could go on with (a fault taken while
+    // disabled is saved into the fault area before the kernel sees that we
+    // were disabled, and then ends the environment: nothing resumes); the
+    // upcall stack is free once this frame is abandoned.
     unsafe { crate::context::resume(ctx, d, on_pending, top) }
 }
 

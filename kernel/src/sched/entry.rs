@@ -160,8 +160,14 @@ pub(super) fn upcall(
 /// passes here, so the area is always the running environment's: the
 /// reflection checks it.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn save_exceptions_at(d: &crate::dispatch_page::DispatchPage<'_>) {
-    percpu::this().set_user_exception_area(Some(d.area_address(SaveArea::Fault)));
+    // SAFETY: the fault area is in the environment's dispatch page for
+    // this core, which lives while the environment has a claim on the
+    // core (its turn, `RUNNING`); every path that ends the claim here
+    // clears the area first (`end_turn`, a donation's hand-over), and only
+    // this core's user-exception entry writes it while user code runs.
+    unsafe { percpu::this().set_user_exception_area(d.area_address(SaveArea::Fault)) };
 }
 
 /// What every upcall promises the environment it enters on `core`, whose

@@ -87,7 +87,7 @@ fn give_up_turn(
             // below may reap the donor and free its dispatch page before
             // the recipient's entry names its own (`set_user_exception_area`'s
             // contract: live until cleared or replaced).
-            percpu::this().set_user_exception_area(None);
+            percpu::this().clear_user_exception_area();
             let ran_from = core::mem::replace(&mut turn.run_start, now);
             turn.awaiting_entry = true;
             // The recipient gets the rest of the donor's turn, deadline

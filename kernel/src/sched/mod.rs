@@ -162,7 +162,7 @@ impl Core {
         RUNNING.clear(core);
         // No user code runs here until the next entry names its own area
         // (`entry::save_exceptions_at`); none is left naming the turn's.
-        percpu::this().set_user_exception_area(None);
+        percpu::this().clear_user_exception_area();
         self.turn.take()
     }
 }

@@ -89,13 +89,24 @@ impl PerCpu {
     }
 
     /// Exceptions from ring 3 on this core save the general registers at
-    /// `area` from now on (`None`: through the trap frame); the caller
-    /// keeps `area` a live, writable `UserContext` until it clears or
-    /// replaces it, as a [`CurrentRef`] setter keeps its object alive.
+    /// `area` from now on (the user-exception entry writes through it).
+    ///
+    /// # Safety
+    /// `area` must stay a live, writable `UserContext`, written by nothing
+    /// else while user code runs on this core, until the caller clears
+    /// ([`PerCpu::clear_user_exception_area`]) or replaces it, as a
+    /// [`CurrentRef`] setter keeps its object alive.
     #[inline]
-    pub fn set_user_exception_area(&self, area: Option<NonNull<UserContext>>) {
+    pub unsafe fn set_user_exception_area(&self, area: NonNull<UserContext>) {
         self.user_exception_area
-            .store(area.map_or(0, |a| a.as_ptr() as u64), Ordering::Relaxed);
+            .store(area.as_ptr() as u64, Ordering::Relaxed);
+    }
+
+    /// Exceptions from ring 3 on this core go through the trap frame again
+    /// (no area is named).
+    #[inline]
+    pub fn clear_user_exception_area(&self) {
+        self.user_exception_area.store(0, Ordering::Relaxed);
     }
 }
 
