@@ -38,6 +38,11 @@ pub struct BootArgs<'a> {
     /// deterministic run (see `slices::stagger_ns`). The runner passes the
     /// scenario's seed.
     pub stagger_seed: u64,
+    /// Core k of N starts its slice vector k/N of a slice late, so the
+    /// cores' turns do not all begin together (see `slices::spread_ns`).
+    /// Off by default: applications holding slots on several cores then
+    /// no longer start their turns on every core at once.
+    pub spread_turns: bool,
 }
 
 /// Most slots a vector may have (the exported layout's size).
@@ -67,6 +72,7 @@ impl Default for BootArgs<'_> {
             offender_limit: 0,
             interleave_us: 0,
             stagger_seed: 0,
+            spread_turns: false,
         }
     }
 }
@@ -145,6 +151,13 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                 }
             }
             "stagger_seed" => args.stagger_seed = value.parse().map_err(|_| bad)?,
+            "spread_turns" => {
+                args.spread_turns = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(bad),
+                }
+            }
             "offender_limit" => {
                 args.offender_limit = value.parse().map_err(|_| bad)?;
                 if args.offender_limit > 32 {
@@ -176,6 +189,10 @@ mod tests {
         assert!(parse("interleave_us=2000000").is_err());
         assert_eq!(parse("stagger_seed=7").unwrap().stagger_seed, 7);
         assert!(parse("stagger_seed=-1").is_err());
+        assert!(!parse("").unwrap().spread_turns);
+        assert!(parse("spread_turns=1").unwrap().spread_turns);
+        assert!(!parse("spread_turns=0").unwrap().spread_turns);
+        assert!(parse("spread_turns=yes").is_err());
         assert_eq!(a.test, Some("ipi"));
         assert_eq!(a.run_ms, 50);
         assert_eq!(a.tick_us, 250);

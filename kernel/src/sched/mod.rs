@@ -70,6 +70,9 @@ pub struct Config {
     pub interleave_ns: u64,
     /// Seed of each core's late start (0: none): see `turn::run_core`.
     pub stagger_seed: u64,
+    /// Cores' slice vectors start evenly apart within a slice: see
+    /// `turn::run_core`.
+    pub spread_turns: bool,
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
     pub offender_limit: u32,

@@ -29,12 +29,16 @@ pub fn run_core() -> ! {
     irq::disable();
     let core = percpu::core_id();
     // A trial's perturbation, before anything of the run has happened on
-    // this core: its slice vector starts this much later.
-    time::delay_ns(slices::stagger_ns(
-        config().stagger_seed,
-        core,
-        STAGGER_MAX_NS,
-    ));
+    // this core: its slice vector starts this much later. Spread, the
+    // cores' turns also begin a slice over the cores apart (on 32
+    // deterministic cores, turns begun together had every prologue queue
+    // for its application's runtime lock: see `slices::spread_ns`).
+    let spread = if config().spread_turns {
+        slices::spread_ns(core, exported::sysinfo().cores as usize, config().slice_ns)
+    } else {
+        0
+    };
+    time::delay_ns(spread + slices::stagger_ns(config().stagger_seed, core, STAGGER_MAX_NS));
     ACTIVE[core].store(true, Ordering::Release);
     next_turn()
 }
