@@ -47,6 +47,9 @@ struct Row {
     /// by the deterministic slowdown ([`dilated`]).
     scenario: &'static str,
     dilate: bool,
+    /// Kernel command-line words for its runs (the runs without any are
+    /// the yardstick; a row with some shows what an option changes).
+    cmdline: &'static [&'static str],
 }
 
 fn rows() -> Vec<Row> {
@@ -57,6 +60,7 @@ fn rows() -> Vec<Row> {
         app,
         scenario,
         dilate,
+        cmdline: &[],
     };
     let mut rows: Vec<Row> = MULTICORE_CPUS
         .iter()
@@ -81,6 +85,16 @@ fn rows() -> Vec<Row> {
             true,
         ));
     }
+    // The same 32 cores with each core's slice vector started k/N of a
+    // slot late (`spread_turns=1`, off by default): at every slot boundary
+    // the cores' prologues otherwise queue together for the application's
+    // runtime lock, which the emulator hands on a vCPU at a time.
+    let c = SCALE_CPUS[1];
+    rows.push(Row {
+        key: format!("canon-multicore-96-{c}-spread"),
+        cmdline: &["spread_turns=1"],
+        ..row(96, c, String::new(), "many", "multicore-96", true)
+    });
     let c = THOUSAND_CPUS;
     rows.push(row(
         1000,
@@ -128,12 +142,11 @@ pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>
                 &[("seed".into(), seed.to_string())],
                 &format!("seed{seed}"),
             )?;
-            jobs.push(scenario_job(
-                &trial_job(&row.key, seed),
-                path,
-                row.cpus,
-                accel,
-            ));
+            let mut job = scenario_job(&trial_job(&row.key, seed), path, row.cpus, accel);
+            job.opts
+                .cmdline
+                .extend(row.cmdline.iter().map(|w| w.to_string()));
+            jobs.push(job);
         }
     }
     jobs.push(scenario_job(
@@ -219,7 +232,10 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
          One deterministic run repeats itself exactly, but a few instructions changed anywhere reorder the emulator's vCPUs and move these figures, so each row is {TRIALS} runs of this build differing only in their seed (each core starts its first turn a seed-derived moment, under 50 µs, late): the median, and in brackets the lowest and highest trial. \
          Targets are issue 13's; a median that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of the sixteen threads' turns ended in repossession.\n\n\
          The control thread's part is the application's own sampling and reporting (outside its policy; for a thousand threads, a thousand rows and their wait histograms every 500 ms): of what the threads did not get, it is the instrument's share, the rest the libOS's and the kernel's. \
-         Both parts are over the application's whole run, up to its last sample, and the target is judged on that: start-up included (the control thread spawning every thread; on every core the first turns also end at the same moment: the slots have one length and start within 50 µs of each other). A thread's CPU time is counted when it stops, so a run still going at the last sample is in the application's time but not yet in its threads': a bias against the threads of at most a slot and its grace a core (under 0.5 points on 32 cores, 0.16 on the thousand-thread row, 0.05 on 2 to 8 cores), not corrected here. The second half runs from the first sample at or after the middle of the application's run to its last sample, start-up left out (its charged time is the trace's time between those samples at the application's charged rate); it is shown, not judged.\n\n\
+         Both parts are over the application's whole run, up to its last sample, and the target is judged on that: start-up included (the control thread spawning every thread; on every core the first turns also end at the same moment: the slots have one length and start within 50 µs of each other). A thread's CPU time is counted when it stops, so a run still going at the last sample is in the application's time but not yet in its threads': a bias against the threads of at most a slot and its grace a core (under 0.5 points on 32 cores, 0.16 on the thousand-thread row, 0.05 on 2 to 8 cores), not corrected here. The second half runs from the first sample at or after the middle of the application's run to its last sample, start-up left out (its charged time is the trace's time between those samples at the application's charged rate); it is shown, not judged. \
+         The row marked `spread_turns=1` is the 32-core row's runs again with a kernel option, off by default, that starts core k of N's slice vector k/N of a slot late, as Linux's `skew_tick` spreads its ticks: \
+         without it every core's turns begin within 50 µs of the others', and at every slot boundary the cores' prologues queue together for the application's runtime lock, which the emulator hands on one vCPU at a time (traced in the README's Status). \
+         It shows what that queue costs here; it is not the yardstick, since spread slots no longer start an application's turns together on its cores, which every multi-core scenario's meaning depends on.\n\n\
          | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | the same over the run's second half | its control thread's part | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
          |---|---|---|---|---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
@@ -235,8 +251,13 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
         let cpus = row.cpus;
         let _ = writeln!(
             md,
-            "| {} | {cpus} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {cpus}{} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} | {} |",
             row.threads,
+            if row.cmdline.is_empty() {
+                String::new()
+            } else {
+                format!(", `{}`", row.cmdline.join(" "))
+            },
             2 * det_slowdown(cpus),
             200 * det_slowdown(cpus),
             turns.median,
@@ -329,5 +350,22 @@ mod tests {
                 .collect();
             assert_eq!(seeds, (1..=TRIALS).collect::<Vec<_>>(), "{row}");
         }
+        // Only the spread row passes its option; the yardstick's runs boot
+        // as the kernel's defaults have them.
+        for job in &jobs {
+            let spread = job.opts.cmdline.iter().any(|w| w == "spread_turns=1");
+            assert_eq!(
+                spread,
+                job.name.starts_with("canon-multicore-96-32-spread-seed"),
+                "{}",
+                job.name
+            );
+        }
+        assert_eq!(
+            jobs.iter()
+                .filter(|j| j.name.starts_with("canon-multicore-96-32-spread-seed"))
+                .count() as u64,
+            TRIALS
+        );
     }
 }
