@@ -95,6 +95,56 @@ fn map_fresh_checks() -> bool {
     ok
 }
 
+/// At the quota less two frames (`frames`: every frame `frame_alloc`
+/// gave; `FRESH`'s page tables built), a four-page `map_fresh` maps two
+/// and says so, is charged for those two alone (the quota is then used up
+/// exactly, and nothing is mapped past them), and they free as
+/// `frame_alloc`'s. With one frame left, a page whose page table is
+/// missing is refused and costs nothing: the frame can still be had.
+fn map_fresh_partial_at_quota(frames: &mut alloc::vec::Vec<u64>) -> bool {
+    let mut ok = true;
+    for _ in 0..2 {
+        ok &= frames.pop().is_some_and(|pfn| sys::frame_free(pfn).is_ok());
+    }
+    let partial = sys::map_fresh(FRESH, 4, 1);
+    if partial != Ok(2) {
+        report!("\"kind\":\"badargs\",\"call\":\"map_fresh_partial_at_quota\",\"ok\":false,\"got\":\"{partial:?}\",\"want\":\"ok:2\"");
+        // Its pages are not known to be there: reading them could fault.
+        return false;
+    }
+    ok &= expect(
+        "map_fresh_partial_charges_what_it_maps",
+        sys::frame_alloc(None),
+        Error::QuotaExceeded,
+    );
+    ok &= expect(
+        "map_fresh_partial_maps_no_further",
+        sys::unmap(FRESH + 2 * 4096),
+        Error::NotMapped,
+    );
+    for page in [FRESH, FRESH + 4096] {
+        // SAFETY: the page was just mapped writable, for this program alone.
+        ok &= unsafe { (page as *const u64).read_volatile() } == 0;
+        ok &= sys::unmap(page).and_then(sys::frame_free).is_ok();
+    }
+    let mut take = || match sys::frame_alloc(None) {
+        Ok(pfn) => {
+            frames.push(pfn);
+            true
+        }
+        Err(_) => false,
+    };
+    ok &= take();
+    // The next 2 MiB: its page table is not there.
+    ok &= expect(
+        "map_fresh_no_room_for_its_table",
+        sys::map_fresh(FRESH + 0x20_0000, 1, 1),
+        Error::QuotaExceeded,
+    );
+    ok &= take();
+    ok
+}
+
 fn raw(n: u64, a: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: the kernel validates every argument; these calls do not
     // switch context when they fail, which is what is tested.
@@ -465,6 +515,7 @@ fn worker(core: usize) -> ! {
             sys::map_fresh(FRESH, 1, 1),
             Error::QuotaExceeded,
         );
+        ok &= map_fresh_partial_at_quota(&mut frames);
         ok &= frames.drain(..).all(|pfn| sys::frame_free(pfn).is_ok());
         let mut slots = alloc::vec::Vec::new();
         let full = loop {
