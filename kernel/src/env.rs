@@ -288,6 +288,7 @@ impl Env {
             !m.installed.contains(&pa),
             "a frame both installed and allocated"
         );
+        unmapped(&m.aspace, va)?;
         let room = m.frame_quota.saturating_sub(charged);
         let page = Page {
             va,
@@ -295,7 +296,7 @@ impl Env {
             writable,
             executable,
         };
-        self.map_in(&m.aspace, &mut m.page_tables, room, page)?;
+        self.map_in(&m.aspace, &mut m.page_tables, room, page, &mut 0)?;
         *mappings += 1;
         Ok(())
     }
@@ -304,6 +305,8 @@ impl Env {
     /// `va` on, under one lock (a 1,000-thread libOS maps 4,000 stack pages
     /// at start, two system calls each). Stops at the first page that
     /// fails: how many were mapped before it, or its error if none was.
+    /// The frames are charged to the ancestors once for the batch (one
+    /// walk of the chain, not one a page), as many as they have room for.
     pub fn map_fresh(
         &self,
         va: u64,
@@ -312,38 +315,57 @@ impl Env {
         executable: bool,
     ) -> Result<usize, Error> {
         let mut guard = self.memory.lock();
+        let mut paid = self.charge_ancestors_up_to(pages);
+        let charged_ancestors = paid != usize::MAX;
+        let mut mapped = 0;
+        let mut failed = None;
         for k in 0..pages {
             let at = va.checked_add(k as u64 * 4096).ok_or(Error::BadAddress);
-            if let Err(e) =
-                at.and_then(|at| self.map_fresh_page(&mut guard, at, writable, executable))
-            {
-                return if k == 0 { Err(e) } else { Ok(k) };
+            let page = at.and_then(|at| {
+                self.map_fresh_page(&mut guard, at, writable, executable, &mut paid)
+            });
+            if let Err(e) = page {
+                failed = Some(e);
+                break;
             }
+            mapped += 1;
         }
-        Ok(pages)
+        // What was charged and not used (nothing with no ancestor).
+        if charged_ancestors {
+            self.uncharge_ancestors(paid);
+        }
+        match failed {
+            Some(e) if mapped == 0 => Err(e),
+            _ => Ok(mapped),
+        }
     }
 
     /// One page of [`map_fresh`](Self::map_fresh): a fresh (zeroed) frame,
     /// counted against the quota as `frame_alloc`'s, mapped once at `va`.
+    /// Its frame, and the page tables it needs, are paid out of `paid`
+    /// (frames already charged to the ancestors) as far as it goes, so
+    /// pages stop where per-page charging would have stopped them. The
+    /// address is checked before a frame is taken: a page already mapped
+    /// costs no frame and is refused for its address whatever the quota
+    /// has left.
     fn map_fresh_page(
         &self,
         m: &mut Memory,
         va: u64,
         writable: bool,
         executable: bool,
+        paid: &mut usize,
     ) -> Result<(), Error> {
         if !crate::aspace::mappable(va) {
             return Err(Error::BadAddress);
         }
+        unmapped(&m.aspace, va)?;
         let charged = m.charged() + 1;
-        if charged > m.frame_quota {
+        if charged > m.frame_quota || *paid == 0 {
             return Err(Error::QuotaExceeded);
         }
-        self.charge_ancestors(1)?;
-        let pa = mm::alloc_frame().map_err(|e| {
-            self.uncharge_ancestors(1);
-            frame_error(e)
-        })?;
+        let pa = mm::alloc_frame().map_err(frame_error)?;
+        *paid -= 1;
         let room = m.frame_quota - charged;
         let page = Page {
             va,
@@ -351,8 +373,8 @@ impl Env {
             writable,
             executable,
         };
-        if let Err(e) = self.map_in(&m.aspace, &mut m.page_tables, room, page) {
-            self.uncharge_ancestors(1);
+        if let Err(e) = self.map_in(&m.aspace, &mut m.page_tables, room, page, paid) {
+            *paid += 1;
             let freed = mm::free_frame(pa);
             debug_assert!(freed.is_ok(), "a fresh frame that was never mapped");
             return Err(e);
@@ -361,16 +383,19 @@ impl Env {
         Ok(())
     }
 
-    /// Maps `page` if nothing is mapped at its address, building the page
-    /// tables it needs within `room` (frames the quota has left); the
-    /// tables built are charged (`page_tables`) even if a later level
-    /// failed. The frame's own bookkeeping is the caller's.
+    /// Maps `page` (the caller has checked nothing is mapped at its
+    /// address: [`unmapped`]), building the page tables it needs within
+    /// `room` (frames the quota has left); the tables built are charged
+    /// (`page_tables`) even if a later level failed, to the ancestors out
+    /// of `paid` (frames already charged to them) first. The frame's own
+    /// bookkeeping is the caller's.
     fn map_in(
         &self,
         aspace: &AddressSpace,
         page_tables: &mut usize,
         room: usize,
         page: Page,
+        paid: &mut usize,
     ) -> Result<(), Error> {
         let Page {
             va,
@@ -378,18 +403,20 @@ impl Env {
             writable,
             executable,
         } = page;
-        if aspace.translate(va, false).is_some() {
-            return Err(Error::BadAddress);
-        }
         let missing = aspace.tables_missing(va);
         if missing > room {
             return Err(Error::QuotaExceeded);
         }
-        self.charge_ancestors(missing)?;
+        let prepaid = missing.min(*paid);
+        self.charge_ancestors(missing - prepaid)?;
+        *paid -= prepaid;
         let mapped = aspace.map(va, pa, writable, executable);
         let built = missing - aspace.tables_missing(va);
         *page_tables += built;
-        self.uncharge_ancestors(missing - built);
+        let unbuilt = missing - built;
+        let back_to_paid = unbuilt.min(prepaid);
+        *paid += back_to_paid;
+        self.uncharge_ancestors(unbuilt - back_to_paid);
         mapped.map_err(frame_error)
     }
 
@@ -436,6 +463,40 @@ impl Env {
         Ok(())
     }
 
+    /// Charges every live ancestor the same number of frames, up to
+    /// `frames`: as many as the fullest of them has room for, or
+    /// `usize::MAX` with no ancestor (nothing to charge, nothing limits).
+    /// One walk of the chain, and a second only when an ancestor had less
+    /// room than one before it, to give back what those before it were
+    /// charged above that. Called as `charge_ancestors` is.
+    fn charge_ancestors_up_to(&self, frames: usize) -> usize {
+        let mut next = get(self.parent);
+        if next.is_none() {
+            return usize::MAX;
+        }
+        let mut charged: Vec<(Arc<Env>, usize)> = Vec::new();
+        let mut fits = frames;
+        while let Some(ancestor) = next {
+            if fits == 0 {
+                break;
+            }
+            {
+                let mut m = ancestor.memory.lock();
+                fits = fits.min(m.frame_quota.saturating_sub(m.charged()));
+                m.descendants += fits;
+            }
+            next = get(ancestor.parent);
+            charged.push((ancestor, fits));
+        }
+        for (ancestor, took) in &charged {
+            if *took > fits {
+                let mut m = ancestor.memory.lock();
+                m.descendants = m.descendants.saturating_sub(took - fits);
+            }
+        }
+        fits
+    }
+
     /// Gives `frames` back to its live ancestors, up to the first one that
     /// is dying (whose reaping gives back all its descendants charged).
     fn uncharge_ancestors(&self, frames: usize) {
@@ -464,6 +525,14 @@ impl Env {
             *n = n.saturating_sub(1);
         }
         Ok(pa / 4096)
+    }
+}
+
+/// `BadAddress` if something is mapped at `va` in `aspace`.
+fn unmapped(aspace: &AddressSpace, va: u64) -> Result<(), Error> {
+    match aspace.translate(va, false) {
+        Some(_) => Err(Error::BadAddress),
+        None => Ok(()),
     }
 }
 

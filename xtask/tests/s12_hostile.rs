@@ -574,8 +574,9 @@ fn a_faulting_return_to_ring_3_without_a_handler_kills_only_its_environment() {
 /// outlived its parent with nobody able to kill it; a child's frames were
 /// its own, whatever its parent had used. `hoarder` holds all its slot
 /// quota, maps one frame 2000 times 2 MiB apart, spawns itself asking for
-/// 1000 slots beside idle ones (the child takes every slot and frame it
-/// can), maps on to 5000 times, then exits.
+/// 1000 slots beside idle ones (the child takes every slot, every fresh
+/// page `map_fresh` gives it and every frame it can), maps on to 5000
+/// times, then exits.
 #[test]
 fn a_child_gets_only_what_its_parent_has_and_dies_with_it() {
     on_4("hoarder", 1000, |out, _| {
@@ -587,6 +588,26 @@ fn a_child_gets_only_what_its_parent_has_and_dies_with_it() {
         assert!((1000..2200).contains(&frames), "{child}");
         assert_eq!(child["frames_stopped_by"], "quota_exceeded", "{child}");
         assert_eq!(child["frames_freed"], true, "{child}");
+        // Before those frames it took fresh pages, 16 a call, until its
+        // parent's room stopped it, and gave them back: a call stopped
+        // short charged its parent for what it mapped alone, so the frames
+        // left after are as many (one more where the last page stopped
+        // for a page table there was no room for).
+        let fresh = child["fresh_pages"].as_u64().unwrap();
+        assert_eq!(child["fresh_stopped_by"], "quota_exceeded", "{child}");
+        assert_eq!(child["fresh_freed"], true, "{child}");
+        assert!((fresh..=fresh + 1).contains(&frames), "{child}");
+        // A call stopped short by a page in its way after 8 pages costs
+        // its parent those 8 alone: the frames left are as before.
+        assert_eq!(child["short_mapped"], 8, "{child}");
+        assert!(
+            child["frames_before_short"].as_u64().unwrap() > 1000,
+            "{child}"
+        );
+        assert_eq!(
+            child["frames_after_short"], child["frames_before_short"],
+            "{child}"
+        );
         let tables = one_report(out, "hoarder_tables");
         assert_eq!(tables["spawned_child"], true, "{tables}");
         let mapped = tables["mapped"].as_u64().unwrap();

@@ -98,7 +98,8 @@ fn map_fresh_checks() -> bool {
 /// At the quota less two frames (`frames`: every frame `frame_alloc`
 /// gave; `FRESH`'s page tables built), a four-page `map_fresh` maps two
 /// and says so, is charged for those two alone (the quota is then used up
-/// exactly, and nothing is mapped past them), and they free as
+/// exactly, and nothing is mapped past them; over a page it mapped it
+/// says `BadAddress`, not `QuotaExceeded`), and they free as
 /// `frame_alloc`'s. With one frame left, a page whose page table is
 /// missing is refused and costs nothing: the frame can still be had.
 fn map_fresh_partial_at_quota(frames: &mut alloc::vec::Vec<u64>) -> bool {
@@ -121,6 +122,14 @@ fn map_fresh_partial_at_quota(frames: &mut alloc::vec::Vec<u64>) -> bool {
         "map_fresh_partial_maps_no_further",
         sys::unmap(FRESH + 2 * 4096),
         Error::NotMapped,
+    );
+    // With the quota used up, a page already mapped is refused for its
+    // address (what the caller got wrong), not for the quota: the address
+    // is checked before a frame is taken.
+    ok &= expect(
+        "map_fresh_over_mapped_at_quota",
+        sys::map_fresh(FRESH, 1, 1),
+        Error::BadAddress,
     );
     for page in [FRESH, FRESH + 4096] {
         // SAFETY: the page was just mapped writable, for this program alone.

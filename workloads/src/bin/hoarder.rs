@@ -9,6 +9,7 @@
 //!    its frame quota (4096);
 //! 2. spawns itself as a child asking for 1000 slots, and donates its turn
 //!    to it: the child (no arguments) takes every free slot it can, then
+//!    every page `map_fresh` gives it (and unmaps and frees them), then
 //!    every frame it can (and frees them), and reports how many. A child's
 //!    slot quota is capped by what its parent has left (here nothing), and
 //!    its frames are charged to its parent too: about 2000 are left;
@@ -21,7 +22,7 @@ extern crate alloc;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use libos::abi::syscall::{map_flags, Error};
+use libos::abi::syscall::{map_flags, Error, MAP_FRESH_MAX_PAGES};
 use libos::{report, sys, App, Epilogue};
 
 const MAPS_BEFORE_CHILD: u64 = 2000;
@@ -29,6 +30,10 @@ const MAPS_TRIED: u64 = 5000;
 /// Turns donated to the child (of 20 ms each in the suite).
 const CHILD_TURNS: usize = 5;
 const BASE: u64 = 0x1000_0000_0000;
+/// Where the child maps its fresh pages (clear of its parent's).
+const CHILD_FRESH: u64 = 0x2000_0000_0000;
+/// The page there mapped in the way of a 16-page call.
+const BLOCKER: u64 = 8;
 const STRIDE: u64 = 2 << 20;
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -70,16 +75,65 @@ fn child() {
             }
         }
     }
+    let (short_mapped, frames_before_short, frames_after_short) = fresh_stopped_short();
+    // Fresh pages, 16 a call, until its parent's quota (which pays for
+    // them too) stops it; then every one of them back.
+    let mut fresh = 0;
+    let fresh_stop = loop {
+        let at = CHILD_FRESH + fresh * 4096;
+        match sys::map_fresh(at, MAP_FRESH_MAX_PAGES, map_flags::WRITABLE) {
+            Ok(n) => fresh += n,
+            Err(e) => break e.name(),
+        }
+    };
+    let fresh_freed = free_fresh(fresh);
+    let (taken_frames, frames_stop, all_freed) = frames_to_quota();
+    report!("\"kind\":\"hoarder_child\",\"slots_taken\":{taken},\"first_error\":\"{first_error}\",\"frames_taken\":{taken_frames},\"frames_stopped_by\":\"{frames_stop}\",\"frames_freed\":{all_freed},\"fresh_pages\":{fresh},\"fresh_stopped_by\":\"{fresh_stop}\",\"fresh_freed\":{fresh_freed},\"short_mapped\":{short_mapped},\"frames_before_short\":{frames_before_short},\"frames_after_short\":{frames_after_short}");
+}
+
+/// A 16-page `map_fresh` stopped short by a page mapped in its way, at
+/// `CHILD_FRESH` whose page tables are built first: how many it mapped,
+/// and the frames `frame_alloc` could take before and after it (its pages
+/// unmapped and freed). Its parent pays for its frames too, charged for
+/// the whole call at once: what it did not map must be given back.
+fn fresh_stopped_short() -> (u64, u64, u64) {
+    let tables_built = sys::map_fresh(CHILD_FRESH, 1, map_flags::WRITABLE) == Ok(1);
+    if !tables_built || !free_fresh(1) {
+        return (0, 0, 0);
+    }
+    let (before, _, _) = frames_to_quota();
+    let blocker = CHILD_FRESH + BLOCKER * 4096;
+    if sys::map_fresh(blocker, 1, map_flags::WRITABLE) != Ok(1) {
+        return (0, before, 0);
+    }
+    let mapped = sys::map_fresh(CHILD_FRESH, MAP_FRESH_MAX_PAGES, map_flags::WRITABLE).unwrap_or(0);
+    let freed = free_fresh(mapped) && sys::unmap(blocker).and_then(sys::frame_free).is_ok();
+    let (after, _, _) = frames_to_quota();
+    (mapped, before, if freed { after } else { 0 })
+}
+
+/// Unmaps and frees the first `pages` pages from `CHILD_FRESH`.
+fn free_fresh(pages: u64) -> bool {
+    (0..pages).all(|i| {
+        sys::unmap(CHILD_FRESH + i * 4096)
+            .and_then(sys::frame_free)
+            .is_ok()
+    })
+}
+
+/// Takes every frame `frame_alloc` gives, then frees them: how many, what
+/// stopped it, whether every one freed.
+fn frames_to_quota() -> (u64, &'static str, bool) {
     let mut frames = alloc::vec::Vec::new();
-    let frames_stop = loop {
+    let stop = loop {
         match sys::frame_alloc(None) {
             Ok(pfn) => frames.push(pfn),
             Err(e) => break e.name(),
         }
     };
-    let taken_frames = frames.len();
-    let all_freed = frames.drain(..).all(|pfn| sys::frame_free(pfn).is_ok());
-    report!("\"kind\":\"hoarder_child\",\"slots_taken\":{taken},\"first_error\":\"{first_error}\",\"frames_taken\":{taken_frames},\"frames_stopped_by\":\"{frames_stop}\",\"frames_freed\":{all_freed}");
+    let taken = frames.len() as u64;
+    let freed = frames.into_iter().all(|pfn| sys::frame_free(pfn).is_ok());
+    (taken, stop, freed)
 }
 
 fn parent(index: usize) {
