@@ -3,7 +3,7 @@
 //!
 //! Each of those policies keeps its runnable threads (those not running)
 //! in an order it picks from: a heap by pass (stride), a FIFO (round
-//! robin), two heaps by eligible time and deadline (EEVDF). None of those
+//! robin), a heap by deadline and one by eligible time (EEVDF). None of those
 //! orders can remove an arbitrary entry cheaply, so a thread leaving the
 //! queue other than by a pop (sleep, removal, a weight change that requeues
 //! it) leaves its entry behind, *stale*. [`Lazy`] skips stale entries when

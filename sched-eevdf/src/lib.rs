@@ -18,8 +18,13 @@
 //! with the earliest deadline; if none is eligible (all run on other
 //! cores), the one that becomes eligible first, so no core idles while a
 //! thread waits. On one core with full quanta every thread's lag stays
-//! within one request (`|lag| < r` in service), the paper's bound, checked
-//! by property tests.
+//! within one request (`|lag| < r` in service) while the system is steady
+//! (threads join at zero lag and no weight changes while a lag is
+//! nonzero): the paper's bound, checked by property tests. A weight change
+//! at a nonzero lag keeps the lag (the paper's leave and re-join, Linux's
+//! `reweight_eevdf`) but can leave a thread owed more than a request
+//! later; what still holds is that no thread gets a request ahead and the
+//! lags sum to zero (so an owed lag stays under `(n - 1) r`).
 //!
 //! Conventions shared with the other policies (see [`sched_api`]):
 //! - Weights are made feasible on P cores by [`sched_api::Ledger`] (a
@@ -296,7 +301,8 @@ impl Policy for Eevdf {
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         // Only what it used (at the weights of before the charge: advance
         // changes none).
-        t.ve = add_sat(t.ve, self.ledger.vt_memo(ran_ns, w, &mut t.memo));
+        let used = self.ledger.vt_memo(ran_ns, w, &mut t.memo);
+        t.ve = add_sat(t.ve, used);
         let complete = t.ve >= t.vd;
         match end {
             RunEnd::Preempted | RunEnd::Yielded => {
@@ -306,7 +312,13 @@ impl Policy for Eevdf {
                 // A thread that yields early keeps its deadline.
                 // (`new_request` and `enqueue`, with the record in hand.)
                 if complete {
-                    let r = self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo);
+                    // A full quantum's run is a request's length already
+                    // (the same figure: the ledger has not changed since).
+                    let r = if ran_ns == self.quantum_ns {
+                        used
+                    } else {
+                        self.ledger.vt_memo(self.quantum_ns, w, &mut t.memo)
+                    };
                     t.vd = add_sat(t.ve, r);
                 }
                 let seq = self.next_seq;

@@ -216,37 +216,131 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Plays `ops` (joins, weight changes, whole quanta on one core; `Sleep`
+/// and `Wake` run a quantum too, sleeping is covered elsewhere) from a
+/// thread of each of `weights`, handing every thread's lag in ns
+/// (positive: ahead) to `check` after each operation.
+fn replay_on_one_core(
+    weights: &[u32],
+    ops: &[Op],
+    mut check: impl FnMut(&[f64]) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let (mut p, mut next) = joined(Q, 1, weights);
+    for op in ops {
+        match *op {
+            Op::Add(w) => {
+                p.add(next, w).unwrap();
+                next += 1;
+            }
+            Op::Weight(i, w) => {
+                p.set_weight(ThreadId::from(i) % next, w).unwrap();
+            }
+            Op::Run(_) | Op::Sleep(_) | Op::Wake(_) => {
+                step(&mut p);
+            }
+        }
+        let lags: Vec<f64> = (0..next).map(|id| lag_ns(&p, id)).collect();
+        check(&lags)?;
+    }
+    Ok(())
+}
+
+/// What holds whatever the weight changes (one core, whole quanta): no
+/// thread is a request ahead (it runs only when eligible, lag <= 0, and a
+/// run of one request at share `w / W` puts it `Q * (1 - w / W) < Q`
+/// ahead; a weight change keeps its service lag; a join starts at 0), and
+/// the lags add up to zero (a run moves its thread by `Q` and everyone's
+/// entitlement by `Q` in all; a weight change keeps the lag and leaves `V`
+/// alone: Linux proves the same of its averaged `V`, `reweight_eevdf`'s
+/// COROLLARY #2). So an owed lag is bounded only by what the others are
+/// ahead: `< (n - 1) * Q`; nothing tighter holds in general (see
+/// `weight_changes_keep_lags_summing_to_zero_and_none_a_request_ahead`).
+fn lags_sum_to_zero_and_none_is_a_request_ahead(lags: &[f64]) -> Result<(), TestCaseError> {
+    for (id, &l) in lags.iter().enumerate() {
+        prop_assert!(l < Q as f64, "thread {} ahead by {} ns", id, l);
+    }
+    // Rounding: under a ns per thread (virtual times are exact to a
+    // fraction of a ns of service at these weights).
+    let sum: f64 = lags.iter().sum();
+    prop_assert!(sum.abs() < lags.len() as f64, "lags add up to {} ns", sum);
+    Ok(())
+}
+
+/// proptest's counterexample to `|lag| < Q` under weight changes
+/// (`lag-bound-counterexample.txt` in the notes): thread 1, owed 0.49 Q at
+/// weight 1, goes to weight 32; its fresh request's deadline (the paper's
+/// leave and re-join, Linux's `reweight_eevdf` alike) falls just after
+/// thread 0's, and in the quantum thread 0 runs it earns 32/62 Q more:
+/// owed 1.003 Q. The steady-state bound does not apply (a weight change at
+/// nonzero lag); the bounds that do, hold.
+#[test]
+fn a_weight_change_at_nonzero_lag_can_leave_a_thread_owed_over_a_request() {
+    use Op::{Add, Run as R, Weight as W};
+    let ops = [
+        vec![Add(14)],
+        vec![R(0); 14],
+        vec![W(0, 29)],
+        vec![R(0); 12],
+        vec![W(104, 26), R(0), R(0), R(0), Add(2), W(43, 29), R(0)],
+        vec![Add(2), R(0), R(0), W(5, 1), R(0), R(0), R(0), R(0)],
+        vec![W(221, 32), R(0)],
+    ]
+    .concat();
+    let mut last = Vec::new();
+    replay_on_one_core(&[8], &ops, |lags| {
+        last = lags.to_vec();
+        lags_sum_to_zero_and_none_is_a_request_ahead(lags)
+    })
+    .unwrap();
+    let owed = -last[1] / Q as f64;
+    assert!(
+        (1.0..1.01).contains(&owed),
+        "thread 1 owed {owed} quanta: {last:?}"
+    );
+}
+
+/// Joins and whole quanta only: a steady system.
+fn steady_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (1u32..50).prop_map(Op::Add),
+        8 => any::<u8>().prop_map(Op::Run),
+    ]
+}
+
 proptest! {
-    /// The paper's bound (Stoica & Abdel-Wahab, Theorem 3): on one core,
-    /// with requests of one quantum served whole, every thread's lag stays
-    /// within one request, whatever joins and whatever the weights, while
-    /// no thread with a lag is away (a sleeper takes its lag with it; the
-    /// others then carry its opposite between them).
+    /// The paper's bound (Stoica & Abdel-Wahab, Theorem 3; Linux's
+    /// fair.c: "EEVDF gives the following limit for a steady state
+    /// system: -r_max < lag < max(r_max, q)"): on one core, with requests
+    /// of one quantum served whole, every thread's lag stays within one
+    /// request while the system is steady: threads join (at zero lag) and
+    /// run, whatever the weights, but no weight changes at a nonzero lag
+    /// (see the next property and the counterexample above) and no thread
+    /// with a lag is away (a sleeper takes its lag with it; the others
+    /// then carry its opposite between them).
     #[test]
     fn lag_stays_within_one_request(
         weights in proptest::collection::vec(1u32..50, 1..10),
-        ops in proptest::collection::vec(op(), 1..300),
+        ops in proptest::collection::vec(steady_op(), 1..300),
     ) {
-        let (mut p, mut next) = joined(Q, 1, &weights);
-        for op in ops {
-            match op {
-                Op::Add(w) => {
-                    p.add(next, w).unwrap();
-                    next += 1;
-                }
-                Op::Weight(i, w) => {
-                    p.set_weight(ThreadId::from(i) % next, w).unwrap();
-                }
-                // Sleeping is covered below.
-                Op::Run(_) | Op::Sleep(_) | Op::Wake(_) => {
-                    step(&mut p);
-                }
-            }
-            for id in 0..next {
-                let l = lag_ns(&p, id);
+        replay_on_one_core(&weights, &ops, |lags| {
+            for (id, &l) in lags.iter().enumerate() {
                 prop_assert!(l.abs() < Q as f64, "thread {} lag {} ns", id, l);
             }
-        }
+            Ok(())
+        })?;
+    }
+
+    /// With weight changes at any lag, too: no thread a request ahead and
+    /// the lags adding up to zero. Owed lags can pass a request: by 0.3% in
+    /// the counterexample above, to 2.4 Q in one a local search found
+    /// (9..16 threads, weights 1 to 1000; the paper bounds only steady
+    /// systems, and Linux clamps lags to two slices for this reason).
+    #[test]
+    fn weight_changes_keep_lags_summing_to_zero_and_none_a_request_ahead(
+        weights in proptest::collection::vec(1u32..50, 1..10),
+        ops in proptest::collection::vec(op(), 1..300),
+    ) {
+        replay_on_one_core(&weights, &ops, lags_sum_to_zero_and_none_is_a_request_ahead)?;
     }
 
     /// With sleepers and partial runs too, on 1..4 cores: every pick is
