@@ -216,17 +216,42 @@ pub fn policy_named(name: &str) -> Option<PolicyKind> {
 /// docs). If the slice was revoked meanwhile, the thread is handed back to
 /// the policy and the core given up (the pending bit makes `dispatch` yield).
 fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
-    // Disabled first: from then on this thread stays on this core, and the
-    // core it was last resumed on is the one it is on.
-    sys::disable_here();
-    let core = THREAD_CORE[self_id()].load(Ordering::Acquire);
-    let d = sys::dispatch(core);
-    let r = f(&mut RT.lock());
+    let (d, mut rt) = lock_rt();
+    let r = f(&mut rt);
+    drop(rt);
     d.disabled.store(0, Ordering::Release);
     if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
         switch_out(RunEnd::Preempted);
     }
     r
+}
+
+/// The runtime lock for a thread, with the disabled flag set, and the
+/// dispatch page of the core it holds it on. A revocation deferred before
+/// the lock is held (in a [`sys::with_disabled`] section before it, such
+/// as a spawn's stack mapping, or while the lock is busy) hands the thread
+/// back first; it takes the lock in its next turn. Waiting for the lock
+/// through the grace instead, behind every core's dispatch at the slot
+/// boundary, had the kernel repossess the core, often with the lock then
+/// held, and every other core's dispatch waited for that core's next turn
+/// (det, 1,000 threads on 16 cores, seeds 1..5: 34 cores repossessed kept
+/// disabled before the first sample, in `spawn`; 3 with this).
+fn lock_rt() -> (&'static Dispatch, spin::MutexGuard<'static, Table>) {
+    loop {
+        // Disabled first: from then on this thread stays on this core, and
+        // the core it was last resumed on is the one it is on.
+        sys::disable_here();
+        let core = THREAD_CORE[self_id()].load(Ordering::Acquire);
+        let d = sys::dispatch(core);
+        while d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING == 0 {
+            if let Some(rt) = RT.try_lock() {
+                return (d, rt);
+            }
+            core::hint::spin_loop();
+        }
+        d.disabled.store(0, Ordering::Release);
+        switch_out(RunEnd::Preempted);
+    }
 }
 
 static READY: AtomicBool = AtomicBool::new(false);

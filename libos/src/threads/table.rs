@@ -376,15 +376,19 @@ impl Table {
         let ctx = ctx(tid)?;
         policy.add(tid as u32, weight).ok()?;
         self.lives += 1;
-        self.threads[tid] = Thread {
-            life: Life::Live,
-            ctx,
-            entry: Some(entry),
-            arg,
-            sse,
-            runnable_since: (self.clock)(),
-            ..Thread::FREE
-        };
+        let runnable_since = (self.clock)();
+        // A free slot holds `Thread::FREE` (`free`, `Threads::grow`): only
+        // what differs is written, under the runtime lock every dispatch
+        // waits for (a whole `Thread`, ~2 KB with its wait histogram, was
+        // built and copied in).
+        let t = &mut self.threads[tid];
+        debug_assert!(t.life == Life::Free && t.waits.count() == 0);
+        t.life = Life::Live;
+        t.ctx = ctx;
+        t.entry = Some(entry);
+        t.arg = arg;
+        t.sse = sse;
+        t.runnable_since = runnable_since;
         Some(tid)
     }
 
