@@ -511,40 +511,44 @@ fn sample(
             }
         })
         .collect();
+    // Where each libOS thread is in the snapshot, which lists them by id:
+    // one pass here rather than a search per row (~70 instructions each).
+    let listed = listed_at(&table[..n]);
     for (i, t) in spec().threads.iter().enumerate() {
-        let Some(tid) = thread_data(i).tid.load(Ordering::Relaxed).checked_sub(1) else {
+        let p = thread_data(i);
+        let Some(tid) = p.tid.load(Ordering::Relaxed).checked_sub(1) else {
             continue;
         };
         // A thread that left keeps its last service (it is no longer listed,
-        // or its slot is a later thread's). The snapshot lists threads by id.
-        let service = thread_data(i).own_tid().and_then(|tid| {
-            table[..n]
-                .binary_search_by_key(&(tid as u32), |e| e.0)
-                .ok()
-                .map(|k| table[k].2)
+        // or its slot is a later thread's).
+        let service = p.own_tid().and_then(|tid| {
+            listed
+                .get(tid)
+                .and_then(|&k| table[..n].get(k as usize))
+                .map(|e| e.2)
         });
         let cpu = match service {
             Some(s) => {
-                thread_data(i).last_service.store(s, Ordering::Relaxed);
+                p.last_service.store(s, Ordering::Relaxed);
                 s
             }
-            None => thread_data(i).last_service.load(Ordering::Relaxed),
+            None => p.last_service.load(Ordering::Relaxed),
         };
-        let alive = match thread_data(i).left_ns.load(Ordering::Relaxed) {
+        let alive = match p.left_ns.load(Ordering::Relaxed) {
             0 => now,
             left => left.min(now),
         }
-        .saturating_sub(thread_data(i).started_ns.load(Ordering::Relaxed));
+        .saturating_sub(p.started_ns.load(Ordering::Relaxed));
         row.clear();
         row.push('[');
         push_list(
             &mut row,
             &[
                 u64::from(t.id),
-                thread_data(i).tickets.load(Ordering::Relaxed),
+                p.tickets.load(Ordering::Relaxed),
                 cpu,
-                thread_data(i).iterations.load(Ordering::Relaxed),
-                sleeps[i].asleep_ns(thread_data(i).sleep),
+                p.iterations.load(Ordering::Relaxed),
+                sleeps[i].asleep_ns(p.sleep),
                 threads::last_core(tid) as u64,
                 alive,
             ],
@@ -580,6 +584,16 @@ fn sample(
         switches.report(now);
     }
     now
+}
+
+/// Per libOS thread id, its index in `listed` (a snapshot's rows, by id);
+/// `u32::MAX` for an id not listed.
+fn listed_at(listed: &[(u32, u32, u64, threads::ThreadState)]) -> Vec<u32> {
+    let mut at = alloc::vec![u32::MAX; listed.last().map_or(0, |e| e.0 as usize + 1)];
+    for (k, e) in listed.iter().enumerate() {
+        at[e.0 as usize] = k as u32;
+    }
+    at
 }
 
 /// Who ran on each core since the last sample, drained from the libOS's
@@ -915,6 +929,21 @@ mod tests {
         assert_eq!(all[0].own_tid(), None, "thread 0's slot is thread 2's");
         assert_eq!(all[1].own_tid(), Some(1));
         assert_eq!(all[2].own_tid(), Some(0));
+    }
+
+    #[test]
+    fn a_snapshot_row_is_found_by_its_thread_id() {
+        let row = |id| (id, 1, u64::from(id) * 10, threads::ThreadState::Runnable);
+        let listed = [row(0), row(2), row(3), row(7)];
+        let at = listed_at(&listed);
+        for (k, e) in listed.iter().enumerate() {
+            assert_eq!(at[e.0 as usize], k as u32);
+        }
+        for missing in [1, 4, 5, 6] {
+            assert_eq!(at[missing], u32::MAX);
+        }
+        assert_eq!(at.len(), 8, "nothing past the highest id listed");
+        assert!(listed_at(&[]).is_empty());
     }
 
     #[test]
