@@ -44,7 +44,7 @@ experiments *args:
 sweep *args:
     @cargo xtask sweep "$@"
 
-[doc("Benchmark every primitive and policy beside Linux: instructions per operation beside a Linux guest (det TCG), wall clock beside this host; writes results/bench/: [accel=auto] [tails=1] (only the deterministic overhead and tails, printed)")]
+[doc("Benchmark every primitive and policy beside Linux: instructions per operation beside a Linux guest (det TCG), wall clock beside this host; writes results/bench/: [accel=auto] [tails=1] (only the deterministic overhead and tails, printed) [scale=1] (only the scale rows, 1 to 64 cores, printed)")]
 bench *args:
     @cargo xtask bench "$@"
 

@@ -168,6 +168,11 @@ pub enum Cmd {
         /// (minutes): printed, nothing written under results/.
         #[arg(long)]
         tails: bool,
+        /// Only the scale rows (issue 13): decisions per second and
+        /// wake-up latency on 1 to 64 cores, deterministic TCG (minutes):
+        /// printed, nothing written under results/.
+        #[arg(long, conflicts_with = "tails")]
+        scale: bool,
         #[arg(long, default_value = "auto")]
         accel: Accel,
         /// Print what would be measured, run nothing.

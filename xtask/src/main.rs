@@ -118,7 +118,22 @@ fn main() -> ExitCode {
             tails: true,
             dry_run,
             ..
-        } => bench_tails(dry_run),
+        } => bench_section(
+            dry_run,
+            "issue 16's per-turn overhead (1 and 10 ms slices, 1 core), runtime swap \
+             (32 threads, 8 cores) and revocation/abort latencies (1 and 8 cores)",
+            xtask::bench::run_tails,
+        ),
+        Cmd::Bench {
+            scale: true,
+            dry_run,
+            ..
+        } => bench_section(
+            dry_run,
+            "issue 13's scale rows (one application of sleepers, four a core, on \
+             1, 2, 4, 8, 16, 32 and 64 cores)",
+            xtask::bench::run_scale,
+        ),
         Cmd::Bench {
             smoke,
             accel,
@@ -516,15 +531,15 @@ fn bench(smoke: bool, accel: Accel, dry_run: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_tails(dry_run: bool) -> Result<ExitCode, String> {
+/// One deterministic section of `just bench` alone (`tails=1`, `scale=1`):
+/// `run` prints it; with `dry_run`, what it would measure (`what`).
+fn bench_section(dry_run: bool, what: &str, run: fn() -> String) -> Result<ExitCode, String> {
     if dry_run {
-        return Ok(describe(
-            "would run issue 16's per-turn overhead (1 and 10 ms slices, 1 core), runtime swap \
-             (32 threads, 8 cores) and revocation/abort latencies (1 and 8 cores) under \
-             deterministic TCG; prints them, writes nothing under results/",
-        ));
+        return Ok(describe(&format!(
+            "would run {what} under deterministic TCG; prints them, writes nothing under results/"
+        )));
     }
-    println!("{}", xtask::bench::run_tails());
+    println!("{}", run());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -270,7 +270,7 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
     }
     // Decisions per second and wake-up latency as cores grow
     // (deterministic runs; the smoke runs the two-core row only).
-    let scale_cores: &[u32] = if smoke { &[2] } else { &[1, 2, 4, 8, 16] };
+    let scale_cores: &[u32] = if smoke { &[2] } else { &scale::CORES };
     let (scale_rows, scale_errors) = scale::measure(scale_cores, accel);
     for e in &scale_errors {
         eprintln!("!! bench: scale: {e}");
@@ -646,12 +646,8 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
          clock for all vCPUs): those rows stretch slice, grace and the sleepers' times by the slowdown (so they ask for \
          proportionally fewer wake-ups: the column multiplied by it compares), and the instruction column compares latencies \
          across rows. The emulator runs one vCPU at a time, so a core holding the libOS's lock waits for the others: \
-         contention here is an upper bound, not hardware's.\n\n{}{}",
-        scale::table(&scale_rows),
-        scale_errors
-            .iter()
-            .map(|e| format!("\nNot measured: {e}\n"))
-            .collect::<String>()
+         contention here is an upper bound, not hardware's.\n\n{}",
+        scale::table_and_errors(&scale_rows, &scale_errors),
     );
     let _ = writeln!(md, "\n{}", tails::section(&tails));
     let _ = writeln!(md, "\n## Overhead on a CPU-bound loop{flag}\n\n| slice | loop iterations/µs, bare (median 50 µs window) | over 100 ms of slices | overhead (median of 20 paired rounds) | rounds' ratio run/bare, min–max |\n|---|---|---|---|---|");
@@ -752,6 +748,18 @@ pub fn run_tails() -> String {
         "{}\n{}",
         tails::section(&t),
         serde_json::to_string_pretty(&json!({ "tails": tails::json(&t) })).unwrap_or_default()
+    )
+}
+
+/// The scale rows alone (`just bench scale=1`): their table and JSON
+/// printed, with any run that failed, nothing written under results/.
+pub fn run_scale() -> String {
+    let (rows, errors) = scale::measure(&scale::CORES, Accel::Tcg);
+    format!(
+        "{}\n{}",
+        scale::table_and_errors(&rows, &errors),
+        serde_json::to_string_pretty(&json!({ "scale": scale::json(&rows, &errors) }))
+            .unwrap_or_default()
     )
 }
 

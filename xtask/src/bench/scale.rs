@@ -1,8 +1,8 @@
 //! The scale rows of `just bench` (issue 13): how the libOS's decisions
 //! per second and the time from a thread's wake-up to its running again
 //! change as cores grow. One application of sleepers, four per core
-//! (`scenarios/scale-wakeups.toml`), run deterministically on 1, 2, 4, 8
-//! and 16 cores. Beyond 8 cores a deterministic core executes fewer
+//! (`scenarios/scale-wakeups.toml`), run deterministically on [`CORES`].
+//! Beyond 8 cores a deterministic core executes fewer
 //! instructions per virtual second (QEMU runs every vCPU on one
 //! instruction clock), so those runs stretch the slice, the grace and the
 //! sleepers' times by the same factor and every latency is also given in
@@ -18,6 +18,11 @@ use crate::{Accel, RunOutcome};
 
 /// Sleepers per core.
 const PER_CORE: u32 = 4;
+
+/// The core counts of the full bench's rows (issue 13 asks for 16, 32
+/// and 64). The 32- and 64-core runs take about 65 s of wall time each
+/// on the 2-core host (most of the 64-core one its 2.2 s virtual boot).
+pub const CORES: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
 
 /// One core count's figures, from its run's summary.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +178,15 @@ pub fn table(rows: &[ScaleRow]) -> String {
     s
 }
 
+/// [`table`], then a line for each run that gave no row.
+pub fn table_and_errors(rows: &[ScaleRow], errors: &[String]) -> String {
+    let mut md = table(rows);
+    for e in errors {
+        md += &format!("\nNot measured: {e}\n");
+    }
+    md
+}
+
 pub fn json(rows: &[ScaleRow], errors: &[String]) -> Value {
     json!({
         "rows": rows.iter().map(|r| json!({
@@ -232,9 +246,12 @@ mod tests {
     #[test]
     fn jobs_stretch_the_scenario_beyond_eight_cores() {
         let base = crate::build::workspace_root().join("scenarios/scale-wakeups.toml");
-        let jobs = jobs(&base, &[2, 16], Accel::Tcg).unwrap();
+        let jobs = jobs(&base, &CORES, Accel::Tcg).unwrap();
         assert!(jobs.iter().all(|j| j.opts.det));
-        for (job, (n, k)) in jobs.iter().zip([(2u32, 1u64), (16, det_slowdown(16))]) {
+        assert_eq!(jobs.len(), CORES.len());
+        for (job, n) in jobs.iter().zip(CORES) {
+            let k = det_slowdown(n);
+            assert_eq!(job.opts.cpus, n);
             let path = job.opts.scenario.as_ref().unwrap();
             let s = crate::scenario::load(path, n).unwrap();
             assert_eq!(s.slice_us, 2000 * k, "{n} cores");
@@ -254,8 +271,8 @@ mod tests {
             assert_eq!(s.grace_us, 200 * k);
         }
         assert!(
-            det_slowdown(16) > 1,
-            "16 cores run slower than 8 in det runs"
+            det_slowdown(16) > 1 && det_slowdown(64) > det_slowdown(32),
+            "cores beyond 8 run slower the more there are in det runs"
         );
     }
 }
