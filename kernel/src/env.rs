@@ -315,8 +315,9 @@ impl Env {
         executable: bool,
     ) -> Result<usize, Error> {
         let mut guard = self.memory.lock();
-        let mut paid = self.charge_ancestors_up_to(pages);
-        let charged_ancestors = paid != usize::MAX;
+        // With no ancestor nothing is charged and nothing limits the batch.
+        let charged_ancestors = self.charge_ancestors_up_to(pages);
+        let mut paid = charged_ancestors.unwrap_or(usize::MAX);
         let mut mapped = 0;
         let mut failed = None;
         for k in 0..pages {
@@ -331,7 +332,7 @@ impl Env {
             mapped += 1;
         }
         // What was charged and not used (nothing with no ancestor).
-        if charged_ancestors {
+        if charged_ancestors.is_some() {
             self.uncharge_ancestors(paid);
         }
         match failed {
@@ -464,16 +465,13 @@ impl Env {
     }
 
     /// Charges every live ancestor the same number of frames, up to
-    /// `frames`: as many as the fullest of them has room for, or
-    /// `usize::MAX` with no ancestor (nothing to charge, nothing limits).
+    /// `frames`: as many as the fullest of them has room for, or `None`
+    /// with no ancestor.
     /// One walk of the chain, and a second only when an ancestor had less
     /// room than one before it, to give back what those before it were
     /// charged above that. Called as `charge_ancestors` is.
-    fn charge_ancestors_up_to(&self, frames: usize) -> usize {
-        let mut next = get(self.parent);
-        if next.is_none() {
-            return usize::MAX;
-        }
+    fn charge_ancestors_up_to(&self, frames: usize) -> Option<usize> {
+        let mut next = Some(get(self.parent)?);
         let mut charged: Vec<(Arc<Env>, usize)> = Vec::new();
         let mut fits = frames;
         while let Some(ancestor) = next {
@@ -494,7 +492,7 @@ impl Env {
                 m.descendants = m.descendants.saturating_sub(took - fits);
             }
         }
-        fits
+        Some(fits)
     }
 
     /// Gives `frames` back to its live ancestors, up to the first one that
