@@ -246,11 +246,14 @@ fn spread_turns_give_ninety_six_threads_on_32_cores_their_time() {
 ///
 /// Yielding, the application took 102,409 turns in the second (det),
 /// each idle turn's prologue taking the runtime lock from the cores with
-/// work. A park lasts at least a quarter slice (500 µs), so an idle core
-/// comes back at most 2,000 times a second: 2,500 turns a core a second
-/// leaves room for the turns that run threads. The sleepers ask for at
-/// most 8,000 wake-ups a second (yielding: 6,878 served); served waits of
-/// a median 100 µs would be three times yielding's 34.8 µs.
+/// work; parking, 7,792. A park lasts at most a quarter slice (500 µs)
+/// plus the core's spread, or until a sleeper's deadline it comes back
+/// for, one core for each: 2,500 turns a core a second leaves room for
+/// those and the turns that run threads. The sleepers ask for at most
+/// 8,000 wake-ups a second (yielding: 6,878 served, parking 7,017); a
+/// median wait of 100 µs would be three times yielding's 34.8 µs
+/// (parking: 10.8 µs; parked for a quarter slice and the spread only,
+/// 94.2 µs).
 #[test]
 fn idle_cores_park_instead_of_taking_turn_after_turn() {
     let path = scenario_with("scale-wakeups", &[("cores", 4), ("duration_ms", 1000)]);
