@@ -131,7 +131,8 @@ pub struct WalkStats {
     pub idle_turns: u64,
     /// Turns forfeited to debt.
     pub forfeits: u64,
-    /// Slots passed over because the owner was asleep (not charged).
+    /// Slots passed over because the owner was asleep or parked (not
+    /// charged).
     pub skipped: u64,
     /// Walks that found nothing to run.
     pub nothing_runnable: u64,
