@@ -50,6 +50,16 @@ pub enum Syscall {
     /// page (`SaveArea::Enabled` or `SaveArea::Preempted`), clearing the
     /// disabled flag atomically with the return (no resume race).
     Resume = 24,
+    /// `park(deadline_ns)`: gives up the rest of this core's slice, as
+    /// `yield(ANY_ENV, 0)` does, and has the kernel pass over the caller's
+    /// slots on this core (their time going to the next runnable slot, or
+    /// idle, uncharged) until the global clock reaches `deadline_ns`: a
+    /// libOS with nothing to run here says so once rather than taking and
+    /// giving up turn after turn. `BadArgument` (and the caller keeps its
+    /// turn) for a deadline not in the future or more than
+    /// [`PARK_MAX_NS`] ahead. Its other cores, and a wake-up of its
+    /// sleeping predicate, are not affected.
+    Park = 25,
 
     /// `frame_alloc(pfn | ANY_FRAME) -> pfn`.
     FrameAlloc = 30,
@@ -76,7 +86,7 @@ pub enum Syscall {
 
 impl Syscall {
     /// Every call, for tables and fuzzers.
-    pub const ALL: [Syscall; 21] = [
+    pub const ALL: [Syscall; 22] = [
         Syscall::Null,
         Syscall::Log,
         Syscall::SelfInfo,
@@ -91,6 +101,7 @@ impl Syscall {
         Syscall::PredicateInstall,
         Syscall::PredicateClear,
         Syscall::Resume,
+        Syscall::Park,
         Syscall::FrameAlloc,
         Syscall::FrameFree,
         Syscall::Map,
@@ -128,6 +139,20 @@ pub const ANY_ENV: u64 = u64::MAX;
 pub const NO_ENV: u32 = u32::MAX;
 /// `yield`/`sleep` flag: save the caller's context for a later `resume`.
 pub const YIELD_SAVE: u64 = 1;
+
+/// Longest `park`, ns: a libOS parks for about a slice; a deadline
+/// further off is a mistake (or garbage), refused rather than kept.
+pub const PARK_MAX_NS: u64 = 1_000_000_000;
+
+/// `park`'s check of its deadline at `now_ns`: how long the park lasts,
+/// or `BadArgument` for a deadline not after `now_ns` or more than
+/// [`PARK_MAX_NS`] after it.
+pub const fn park_length(now_ns: u64, deadline_ns: u64) -> Result<u64, Error> {
+    if deadline_ns <= now_ns || deadline_ns - now_ns > PARK_MAX_NS {
+        return Err(Error::BadArgument);
+    }
+    Ok(deadline_ns - now_ns)
+}
 
 /// `frame_alloc`: any free frame.
 pub const ANY_FRAME: u64 = u64::MAX;
@@ -271,6 +296,17 @@ mod tests {
             assert_eq!(Syscall::from_number(s as u64), Some(s));
         }
         assert_eq!(Syscall::from_number(9999), None);
+    }
+
+    #[test]
+    fn a_park_must_end_in_the_future_and_within_the_bound() {
+        assert_eq!(park_length(100, 0), Err(Error::BadArgument));
+        assert_eq!(park_length(100, 100), Err(Error::BadArgument));
+        assert_eq!(park_length(100, 101), Ok(1));
+        assert_eq!(park_length(100, 100 + PARK_MAX_NS), Ok(PARK_MAX_NS));
+        assert_eq!(park_length(100, 101 + PARK_MAX_NS), Err(Error::BadArgument));
+        assert_eq!(park_length(100, u64::MAX), Err(Error::BadArgument));
+        assert_eq!(park_length(u64::MAX, u64::MAX), Err(Error::BadArgument));
     }
 
     #[test]

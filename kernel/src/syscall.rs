@@ -168,6 +168,10 @@ fn dispatch(env: &Env, call: Syscall, a: [u64; 6], frame: &mut TrapFrame) -> Res
             }
             match sched::sleep(env, (a[0] & YIELD_SAVE != 0).then_some(&*frame))? {}
         }
+        Syscall::Park => {
+            abi::syscall::park_length(crate::arch::time::now_ns(), a[0])?;
+            match sched::park(env, a[0])? {}
+        }
         Syscall::Resume => {
             let which = match a[0] {
                 0 => SaveArea::Enabled,

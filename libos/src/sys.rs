@@ -123,6 +123,14 @@ pub fn sleep(save: bool) -> Result<u64, Error> {
     )
 }
 
+/// Gives up the rest of this slice and has the kernel pass over this
+/// application's slots on this core until the clock reaches
+/// `deadline_ns` (`Syscall::Park`). Returns only on an error (a deadline
+/// not in the future or too far off), the turn kept.
+pub fn park(deadline_ns: u64) -> Result<u64, Error> {
+    call(Syscall::Park, [deadline_ns, 0, 0, 0, 0, 0])
+}
+
 /// Installs a wakeup predicate; on rejection also returns the verifier's
 /// packed detail (`kind << 32 | position`).
 pub fn predicate_install(program: &[u8]) -> Result<u64, (Error, u64)> {

@@ -47,7 +47,7 @@ mod stagger;
 mod turn;
 mod vector;
 
-pub use stagger::{spread_ns, stagger_ns};
+pub use stagger::{park_ns, spread_ns, stagger_ns};
 
 pub use turn::{Grace, Phase, Seen, Taken, Tick, TurnClock};
 pub use vector::{

@@ -205,6 +205,74 @@ fn nothing_runnable_after_a_full_pass() {
 }
 
 #[test]
+fn a_parked_owners_turns_go_to_the_next_runnable_slot_uncharged_until_its_deadline() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(3, MS);
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, A, &q).unwrap();
+    v.alloc_named(2, B, &q).unwrap();
+    // A overran: one slice of debt, which a parked turn must not repay.
+    assert!(v.charge_overrun(0, MS));
+    assert_eq!(v.park(A, 3 * MS), 2, "both of A's slots");
+    assert_eq!(v.park(C, 3 * MS), 0, "C holds no slot here");
+    assert_eq!(v.next_unpark(0), Some(3 * MS));
+    let none = BTreeSet::new();
+    let mut w = awake(&none);
+    for now in [0, MS, 2 * MS] {
+        assert_eq!(
+            v.next_turn(now, &mut w),
+            Turn::Run {
+                slot: 2,
+                owner: B,
+                length_ns: MS
+            },
+            "at {now}"
+        );
+    }
+    assert!(!w.asked.contains(&A), "a parked owner is not even asked");
+    assert_eq!(v.debt(0), Ok(MS), "nothing repaid while parked");
+    assert_eq!(v.slot_info(0).unwrap().forfeits, 0);
+    assert_eq!(v.slot_info(1).unwrap().turns, 0);
+    // At the deadline A is back: its debt forfeits slot 0, slot 1 runs.
+    assert_eq!(v.next_unpark(3 * MS), None);
+    assert_eq!(
+        v.next_turn(3 * MS, &mut w),
+        Turn::Run {
+            slot: 1,
+            owner: A,
+            length_ns: MS
+        }
+    );
+}
+
+#[test]
+fn a_core_whose_owners_are_all_parked_has_nothing_runnable_until_the_earliest_deadline() {
+    let q = Quota::new(10);
+    let mut v = SliceVector::new(2, MS);
+    v.alloc_named(0, A, &q).unwrap();
+    v.alloc_named(1, B, &q).unwrap();
+    v.park(A, 5 * MS);
+    v.park(B, 4 * MS);
+    assert_eq!(v.next_turn(0, &mut all_awake), Turn::NothingRunnable);
+    assert_eq!(v.stats().skipped, 2);
+    assert_eq!(v.next_unpark(0), Some(4 * MS));
+    assert!(matches!(
+        v.next_turn(4 * MS, &mut all_awake),
+        Turn::Run { owner: B, .. }
+    ));
+    // A later park replaces an earlier one; a freed slot forgets it.
+    v.park(A, 9 * MS);
+    assert_eq!(v.next_unpark(5 * MS), Some(9 * MS));
+    v.free(0, A, &q).unwrap();
+    assert_eq!(v.next_unpark(5 * MS), None);
+    v.alloc_named(0, C, &q).unwrap();
+    assert!(matches!(
+        v.next_turn(5 * MS, &mut all_awake),
+        Turn::Run { owner: C, .. }
+    ));
+}
+
+#[test]
 fn overrun_is_charged_back_exactly() {
     let q = Quota::new(10);
     let mut v = SliceVector::new(2, 1000);

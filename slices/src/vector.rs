@@ -131,7 +131,8 @@ pub struct WalkStats {
     pub idle_turns: u64,
     /// Turns forfeited to debt.
     pub forfeits: u64,
-    /// Slots passed over because the owner was asleep (not charged).
+    /// Slots passed over because the owner was asleep or parked (not
+    /// charged).
     pub skipped: u64,
     /// Walks that found nothing to run.
     pub nothing_runnable: u64,
@@ -154,6 +155,9 @@ struct Slot {
     history: u64,
     turns: u64,
     forfeits: u64,
+    /// The owner parked its turns here until then ([`SliceVector::park`]);
+    /// 0 or past: not parked.
+    parked_until: u64,
 }
 
 impl Slot {
@@ -163,6 +167,7 @@ impl Slot {
         history: 0,
         turns: 0,
         forfeits: 0,
+        parked_until: 0,
     };
 }
 
@@ -524,7 +529,11 @@ impl SliceVector {
                     length_ns: slice,
                 };
             };
-            if !walk.runnable(owner) {
+            // Parked (it said it has nothing to run here) or asleep: the
+            // turn is passed on, uncharged. Parked is asked first: the
+            // walk's question may wake a sleeper, which a parked slot
+            // would then not run (another core, or `idle`'s lending, does).
+            if s.parked_until > now_ns || !walk.runnable(owner) {
                 self.stats.skipped += 1;
                 continue;
             }
@@ -554,6 +563,34 @@ impl SliceVector {
         self.current = None;
         self.stats.nothing_runnable += 1;
         Turn::NothingRunnable
+    }
+
+    /// Parks `env`'s turns on this core until `until_ns`: the walk passes
+    /// over its slots, uncharged, as over a sleeper's (the time goes to
+    /// the next runnable slot, or is idle), until then. A libOS with
+    /// nothing to run on this core says so once instead of taking and
+    /// yielding turn after turn. A later park replaces an earlier one;
+    /// a slot freed forgets it. Returns the slots parked.
+    pub fn park(&mut self, env: EnvId, until_ns: u64) -> usize {
+        let mut n = 0;
+        for s in self.slots[..self.len]
+            .iter_mut()
+            .filter(|s| s.owner == Some(env))
+        {
+            s.parked_until = until_ns;
+            n += 1;
+        }
+        n
+    }
+
+    /// The earliest park on this core still running at `now_ns`: when
+    /// an idle core should look at its slots again.
+    pub fn next_unpark(&self, now_ns: u64) -> Option<u64> {
+        self.slots[..self.len]
+            .iter()
+            .filter(|s| s.owner.is_some() && s.parked_until > now_ns)
+            .map(|s| s.parked_until)
+            .min()
     }
 
     /// Adds `overrun_ns` used past the end of a turn in `slot` that ended

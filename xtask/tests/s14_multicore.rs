@@ -238,6 +238,42 @@ fn spread_turns_give_ninety_six_threads_on_32_cores_their_time() {
     assert!(y.threads_share >= target::THREADS_SHARE, "{y:?}");
 }
 
+/// An application with fewer runnable threads than cores parks its idle
+/// cores (`park`) instead of taking and yielding turn after turn, and its
+/// sleepers are still served. Four sleepers a core on 4 cores, as the
+/// bench's scale rows (`scenarios/scale-wakeups.toml`: 200 µs of work,
+/// 1.8 ms asleep, 40% of the machine).
+///
+/// Yielding, the application took 102,409 turns in the second (det),
+/// each idle turn's prologue taking the runtime lock from the cores with
+/// work; parking, 7,792. A park lasts at most a quarter slice (500 µs)
+/// plus the core's spread, or until a sleeper's deadline it comes back
+/// for, one core for each: 2,500 turns a core a second leaves room for
+/// those and the turns that run threads. The sleepers ask for at most
+/// 8,000 wake-ups a second (yielding: 6,878 served, parking 7,017); a
+/// median wait of 100 µs would be three times yielding's 34.8 µs
+/// (parking: 10.8 µs; parked for a quarter slice and the spread only,
+/// 94.2 µs).
+#[test]
+fn idle_cores_park_instead_of_taking_turn_after_turn() {
+    let path = scenario_with("scale-wakeups", &[("cores", 4), ("duration_ms", 1000)]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("count = 4\n"), "{text}");
+    std::fs::write(&path, text.replace("count = 4\n", "count = 16\n")).unwrap();
+    let out = det_run("scale-wakeups-4c-park", 4, path);
+    let env = xtask::multicore::env(&out.summary, "wakers").unwrap();
+    let seconds = out.summary["duration_ns"].as_f64().unwrap() / 1e9;
+    let turns = env["turns"].as_f64().unwrap();
+    assert!(
+        turns / seconds <= 4.0 * 2_500.0,
+        "{turns} turns in {seconds:.2} s on 4 cores"
+    );
+    let row = xtask::bench::scale::row(4, 1, 0.125, &out.summary).unwrap();
+    assert_eq!(row.threads, 16, "{row:?}");
+    assert!(row.decisions_per_s >= 5_000.0, "{row:?}");
+    assert!(row.wait_p50_ns <= 100_000.0, "{row:?}");
+}
+
 /// The speed each core of a deterministic run has, measured: the kernel
 /// counts the instructions of a known loop each core executes in a 100 ms
 /// window common to all cores, every core's timer ticking every 50 µs

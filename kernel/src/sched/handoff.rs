@@ -1,24 +1,44 @@
 //! The system calls that end or hand over the turn: `yield` (and directed
-//! yield, a donation of the rest of the turn), `sleep`, `exit`, `resume`.
+//! yield, a donation of the rest of the turn), `sleep`, `park`, `exit`,
+//! `resume`.
 
 use super::entry::{enter_prologue, frame_from_context, switch_address_space, Timer};
 use super::revocation::owner_alive;
 use super::turn::{claim_running, next_turn, release_running, runnable, stop_running};
 use super::*;
 
+/// What a caller giving up its turn asks for besides.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Nothing: a yield.
+    Yield,
+    /// To sleep until its predicate holds.
+    Sleep,
+    /// Its slots on this core passed over until this instant.
+    Park(u64),
+}
+
 /// The caller (running on this core) gives up the rest of its turn, or
 /// donates it to `target`. Errors leave the caller running.
 ///
 /// With `save`, the caller's syscall frame is saved (returning 0) in its
-/// enabled save area once the yield is certain to happen; with `sleep`, the
-/// caller is marked asleep then too (never before a donation that may
-/// still be refused: it would be left running, marked asleep).
+/// enabled save area once the yield is certain to happen; with
+/// [`Then::Sleep`], the caller is marked asleep then too (never before a
+/// donation that may still be refused: it would be left running, marked
+/// asleep), and with [`Then::Park`] its slots here are parked then, under
+/// this core's lock.
 fn give_up_turn(
     caller: &Env,
     target: Option<u32>,
     save: Option<&TrapFrame>,
-    sleep: bool,
+    then: Then,
 ) -> Result<core::convert::Infallible, Error> {
+    let sleep = then == Then::Sleep;
+    let park = |v: &mut slices::SliceVector| {
+        if let Then::Park(until) = then {
+            v.park(slices::EnvId(caller.id), until);
+        }
+    };
     let core = percpu::core_id();
     let save_caller = || {
         if let Some(frame) = save {
@@ -48,6 +68,7 @@ fn give_up_turn(
             // grace costs nothing.
             let alive = owner_alive(&t);
             t.clock.end_by_yield(now, &mut c.vector, alive, grace());
+            park(&mut c.vector);
             drop(c);
             save_caller();
             stop_running(core, t, now);
@@ -73,6 +94,7 @@ fn give_up_turn(
             else {
                 unreachable!("turn checked, lock held");
             };
+            park(vector);
             caller
                 .account()
                 .donations_given
@@ -141,7 +163,15 @@ pub fn yield_turn(
     target: Option<u32>,
     save: Option<&TrapFrame>,
 ) -> Result<core::convert::Infallible, Error> {
-    give_up_turn(caller, target, save, false)
+    give_up_turn(caller, target, save, Then::Yield)
+}
+
+/// `park`: the caller gives up its turn (or donates it to its
+/// `donate_to`) and its slots on this core are passed over, uncharged,
+/// until `until_ns` (checked by the caller: in the future, and bounded).
+/// A refused donation leaves it running and unparked, with the error.
+pub fn park(caller: &Env, until_ns: u64) -> Result<core::convert::Infallible, Error> {
+    give_up_turn(caller, None, None, Then::Park(until_ns))
 }
 
 /// `sleep`: the caller sleeps until its predicate holds (its turn given
@@ -151,7 +181,7 @@ pub fn sleep(caller: &Env, save: Option<&TrapFrame>) -> Result<core::convert::In
     if caller.predicate.lock().is_none() {
         return Err(Error::BadArgument);
     }
-    give_up_turn(caller, None, save, true)
+    give_up_turn(caller, None, save, Then::Sleep)
 }
 
 /// `exit` or a kill of the running environment: leave it now.

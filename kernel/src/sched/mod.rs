@@ -52,7 +52,7 @@ mod slots;
 mod turn;
 
 pub use entry::{on_user_fault, reflect_exception};
-pub use handoff::{leave_current, resume, sleep, yield_turn};
+pub use handoff::{leave_current, park, resume, sleep, yield_turn};
 pub use kill::{kill, on_kick};
 pub use revocation::{on_timer, uncharged_overrun_max_ns};
 pub use slots::{alloc_slot, free_slot, grant_interleaved, slot_owner, slots_owned};

@@ -234,10 +234,15 @@ pub(super) fn next_turn() -> ! {
                 slices_page.running_env.store(NO_ENV, Ordering::Relaxed);
                 crate::trace::note(core, now, NO_ENV);
                 // Halt to the slice's end, or to the earliest instant a
-                // sleeper holding a slot here may wake because time passed:
+                // sleeper holding a slot here may wake because time passed
+                // (or a parked owner's park ends):
                 // then the walk asks it again (a timed sleep wakes at its
                 // deadline, not at the next slice boundary).
-                let wake = sleepers_next_edge(&c.vector, now);
+                // An owner's park here ending is such an instant too.
+                let wake = sleepers_next_edge(&c.vector, now)
+                    .into_iter()
+                    .chain(c.vector.next_unpark(now))
+                    .min();
                 drop(c);
                 idle_until(core, (now + length_ns).min(wake.unwrap_or(u64::MAX)));
             }

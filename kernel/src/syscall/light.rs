@@ -82,11 +82,12 @@ pub type Handler = fn(Caller, [u64; 3], &mut u64) -> Result<u64, Error>;
 
 /// The calls that may not return to their caller: they keep the full path,
 /// whose frame the scheduler saves, resumes or abandons.
-pub const FULL: [Syscall; 4] = [
+pub const FULL: [Syscall; 5] = [
     Syscall::Exit,
     Syscall::Yield,
     Syscall::Sleep,
     Syscall::Resume,
+    Syscall::Park,
 ];
 
 #[inline(always)]

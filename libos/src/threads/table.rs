@@ -173,6 +173,9 @@ pub struct Table {
     /// recomputed by each walk.
     next_due: u64,
     untimed: bool,
+    /// Per core, the sleeper's deadline it parked until, or its park's
+    /// end ([`Table::park_until`]).
+    watch: [u64; MAX_WORKERS],
     /// Walks of `waiting` made (skipped ones not counted).
     walks: u64,
     started: [u64; MAX_WORKERS],
@@ -213,6 +216,7 @@ impl Table {
             waiting: Bits::new(),
             next_due: 0,
             untimed: false,
+            watch: [0; MAX_WORKERS],
             walks: 0,
             started: [0; MAX_WORKERS],
             swaps: 0,
@@ -470,6 +474,36 @@ impl Table {
             return;
         }
         self.walk_waiting(now, read);
+    }
+
+    /// Until when `core`, with nothing to run at `now`, parks: `park_ns`
+    /// from now, or less, to the earliest sleeper's deadline no other
+    /// parked core is coming back for, when that comes first. Parked
+    /// cores come back one a deadline, not all at each one: all coming
+    /// back at every sleeper's deadline, they would queue for the runtime
+    /// lock as yielding ones did. Without it, a sleeper due while every
+    /// core runs a thread or is parked waited for the next park to end
+    /// (scale-wakeups, 4 cores, det: median wait 94.2 µs, against 34.8 µs
+    /// yielding; one core for the earliest sleeper only, 55.3 µs).
+    pub fn park_until(&mut self, core: usize, now: u64, park_ns: u64) -> u64 {
+        let plain = now.saturating_add(park_ns);
+        self.watch[core] = 0;
+        if self.next_due >= plain {
+            return plain;
+        }
+        // A walk of the sleepers, made only when a core parks.
+        let mut due = plain;
+        let mut from = 0;
+        while let Some(tid) = self.waiting.next_from(from) {
+            from = tid + 1;
+            let t = &self.threads[tid];
+            let d = t.wake_at;
+            if t.life == Life::Live && d > now && d < due && !self.watch.contains(&d) {
+                due = d;
+            }
+        }
+        self.watch[core] = due;
+        due
     }
 
     /// [`Table::wake_due`]'s walk of the sleepers.

@@ -332,6 +332,7 @@ fn every_path_keeps_registers() -> bool {
     ok &= keeps_registers("map_kernel_address", 32, with(&[KERNEL, 1, 1]), false);
     ok &= keeps_registers("yield_bad_flags", 20, with(&[u64::MAX, 0xff]), false);
     ok &= keeps_registers("resume_bad_area", 24, with(&[7]), false);
+    ok &= keeps_registers("park_in_the_past", 25, with(&[0]), false);
     ok &= keeps_registers("unknown_below_floor", 50, UNREAD, false);
     ok &= keeps_registers("unknown_above_floor", 9999, UNREAD, false);
     ok
@@ -408,6 +409,25 @@ fn worker(core: usize) -> ! {
         ok &= expect(
             "sleep_without_predicate",
             sys::sleep(false),
+            Error::BadArgument,
+        );
+        // `park(deadline)`: a deadline not in the future, or beyond the
+        // bound, is refused, and the caller keeps its turn (it goes on to
+        // the next check).
+        ok &= expect("park_in_the_past", raw(25, [0; 6]), Error::BadArgument);
+        ok &= expect(
+            "park_now",
+            raw(25, [sys::now_ns(), 0, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "park_for_ever",
+            raw(25, [u64::MAX, 0, 0, 0, 0, 0]),
+            Error::BadArgument,
+        );
+        ok &= expect(
+            "park_past_the_bound",
+            raw(25, [sys::now_ns() + 2_000_000_000, 0, 0, 0, 0, 0]),
             Error::BadArgument,
         );
         ok &= expect(

@@ -114,6 +114,42 @@ fn sleepers_wake_on_time_and_on_a_word_and_not_before() {
 }
 
 #[test]
+fn parked_cores_come_back_one_for_each_sleepers_deadline() {
+    let mut t = table(RR);
+    let [a, b, c, d] = [(); 4].map(|_| spawn(&mut t, 1));
+    for (core, (tid, at)) in [(a, 1_000), (b, 1_500), (c, 9_000)].into_iter().enumerate() {
+        t.start(core, 0);
+        t.wake_at(tid, at);
+        t.stop(core, tid, 10, RunEnd::Blocked, &no_memory);
+    }
+    t.wake_due(20, &no_memory);
+    // The first core to park comes back for `a`, the next for `b`; `c` is
+    // due after a whole park, so the third parks its whole length, as does
+    // a fourth (nobody left due before its park ends).
+    assert_eq!(t.park_until(0, 20, 2_000), 1_000);
+    assert_eq!(t.park_until(1, 30, 2_000), 1_500);
+    assert_eq!(t.park_until(2, 40, 2_000), 2_040);
+    assert_eq!(t.park_until(3, 50, 500), 550);
+    // A sleeper due before those watched gets a core of its own.
+    t.start(3, 60);
+    t.wake_at(d, 700);
+    t.stop(3, d, 70, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.park_until(3, 80, 2_000), 700);
+    // Core 0 back for `a`, parks again: for nobody before `c`.
+    t.wake_due(1_000, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    assert_eq!(t.park_until(0, 1_001, 2_000), 3_001);
+    // `b` woken too: the next core to park comes back for `c`, the one
+    // after it does not.
+    t.wake_due(1_500, &no_memory);
+    assert_eq!(t.park_until(1, 1_501, 8_000), 9_000);
+    assert_eq!(t.park_until(2, 1_502, 8_000), 9_502);
+    // Nobody asleep: whole parks.
+    t.wake_due(9_000, &no_memory);
+    assert_eq!(t.park_until(1, 9_001, 2_000), 11_001);
+}
+
+#[test]
 fn only_sleepers_are_looked_at_and_each_sleep_is_seen_again() {
     // The `waiting` mask: the last of every slot sleeps, wakes, and
     // sleeps again; each sleep wakes on time, not before.

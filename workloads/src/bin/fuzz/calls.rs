@@ -1,8 +1,9 @@
 //! Random system calls, biased to edge values and valid-looking ids.
 //!
-//! Left out, on purpose: `exit`, `sleep`, `resume` and `set_upcalls` — they
-//! would (legitimately) end, park or derail this program rather than test
-//! the kernel's argument checking (`badargs` covers their error paths).
+//! Left out, on purpose: `exit`, `sleep`, `park`, `resume` and
+//! `set_upcalls` — they would (legitimately) end, park or derail this
+//! program rather than test the kernel's argument checking (`badargs`
+//! covers their error paths).
 
 use core::sync::atomic::Ordering;
 
@@ -80,7 +81,9 @@ pub fn random_call(rng: &mut Rng) {
     // Keep the calls that end or park this program out (see the docs).
     if matches!(
         call,
-        Some(Syscall::Exit | Syscall::Sleep | Syscall::Resume | Syscall::SetUpcalls)
+        Some(
+            Syscall::Exit | Syscall::Sleep | Syscall::Park | Syscall::Resume | Syscall::SetUpcalls
+        )
     ) {
         return;
     }
