@@ -755,7 +755,9 @@ fn decide(
 /// apart rather than all queueing for `RT` at once.
 fn park_ns(core: usize) -> u64 {
     let info = sys::sysinfo();
-    ::slices::park_ns(core, info.cores as usize, info.slice_ns)
+    // Within the kernel's bound, or slices over ~0.8 s would have every
+    // park refused (and the core yield turn after turn).
+    ::slices::park_ns(core, info.cores as usize, info.slice_ns).min(abi::syscall::PARK_MAX_NS)
 }
 
 /// Resumes thread `tid`, which the policy has running on `core`.
