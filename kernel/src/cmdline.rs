@@ -43,6 +43,12 @@ pub struct BootArgs<'a> {
     /// Off by default: applications holding slots on several cores then
     /// no longer start their turns on every core at once.
     pub spread_turns: bool,
+    /// Idle cores wait for their next interrupt spinning rather than
+    /// halted. The runner sets it for deterministic runs on several cores:
+    /// QEMU moves the clock of a machine whose vCPUs have all halted to
+    /// the next timer at a moment host timing picks, so such runs did not
+    /// repeat (see the kernel's `sched::turn::wait_for_interrupt`).
+    pub idle_spin: bool,
 }
 
 /// Most slots a vector may have (the exported layout's size).
@@ -73,6 +79,7 @@ impl Default for BootArgs<'_> {
             interleave_us: 0,
             stagger_seed: 0,
             spread_turns: false,
+            idle_spin: false,
         }
     }
 }
@@ -151,13 +158,8 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
                 }
             }
             "stagger_seed" => args.stagger_seed = value.parse().map_err(|_| bad)?,
-            "spread_turns" => {
-                args.spread_turns = match value {
-                    "0" => false,
-                    "1" => true,
-                    _ => return Err(bad),
-                }
-            }
+            "spread_turns" => args.spread_turns = flag(value).ok_or(bad)?,
+            "idle_spin" => args.idle_spin = flag(value).ok_or(bad)?,
             "offender_limit" => {
                 args.offender_limit = value.parse().map_err(|_| bad)?;
                 if args.offender_limit > 32 {
@@ -169,6 +171,15 @@ pub fn parse(line: &str) -> Result<BootArgs<'_>, CmdlineError<'_>> {
         }
     }
     Ok(args)
+}
+
+/// A switch's value: `0` or `1`.
+fn flag(value: &str) -> Option<bool> {
+    match value {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +204,9 @@ mod tests {
         assert!(parse("spread_turns=1").unwrap().spread_turns);
         assert!(!parse("spread_turns=0").unwrap().spread_turns);
         assert!(parse("spread_turns=yes").is_err());
+        assert!(!parse("").unwrap().idle_spin);
+        assert!(parse("idle_spin=1").unwrap().idle_spin);
+        assert!(parse("idle_spin=2").is_err());
         assert_eq!(a.test, Some("ipi"));
         assert_eq!(a.run_ms, 50);
         assert_eq!(a.tick_us, 250);

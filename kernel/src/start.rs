@@ -193,6 +193,7 @@ fn init_slices(args: &kernel::cmdline::BootArgs<'_>, slots: usize, offender_limi
             interleave_ns: args.interleave_us * 1000,
             stagger_seed: args.stagger_seed,
             spread_turns: args.spread_turns,
+            idle_spin: args.idle_spin,
             offender_limit,
             // The policy's number in the registry (0, its default, when
             // the command line names none): the libOS reads it back there.

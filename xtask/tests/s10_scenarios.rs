@@ -201,6 +201,56 @@ fn deterministic_runs_measure_identically() {
     assert_eq!(csv[0], csv[1], "det=1 runs differ");
 }
 
+/// Three `det=1` runs of sleepers on 2 cores, whose cores are often all
+/// idle at once, measure exactly the same. Before idle cores stopped
+/// halting in deterministic runs, four runs of this scenario gave four
+/// different `samples.csv` (QEMU moves an all-idle machine's clock to the
+/// next timer at a moment host timing picks).
+#[test]
+fn deterministic_runs_with_every_core_idle_measure_identically() {
+    let path = xtask::build::workspace_root().join("scenarios/scale-wakeups.toml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("cores = 1\n", "cores = 2\nseed = 3\n")
+        .replace("count = 4\n", "count = 8\n");
+    assert!(
+        text.contains("seed = 3") && text.contains("count = 8"),
+        "{text}"
+    );
+    let path = scenario_file("det-idle", &text);
+    let runs: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let opts = RunOptions {
+                det: true,
+                ..scenario_opts(&format!("scenario-det-idle-{i}"), 2, path.clone())
+            };
+            let out = run(&opts);
+            assert_exit(&out, abi::ExitCode::Success);
+            let read = |f: &str| std::fs::read_to_string(out.run_dir.join(f)).unwrap();
+            (read("samples.csv"), read("sleeps.csv"))
+        })
+        .collect();
+    assert!(runs[0].1.lines().count() > 100, "{}", runs[0].1);
+    // The first line that differs, not two whole files.
+    let first_difference = |a: &str, b: &str| {
+        a.lines()
+            .zip(b.lines())
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+            .map(|(n, (x, y))| format!("line {}: {x:?} against {y:?}", n + 1))
+            .unwrap_or_else(|| format!("{} lines against {}", a.lines().count(), b.lines().count()))
+    };
+    for (i, r) in runs.iter().enumerate().skip(1) {
+        for (file, a, b) in [("samples", &runs[0].0, &r.0), ("sleeps", &runs[0].1, &r.1)] {
+            assert!(
+                a == b,
+                "det=1 run {i}'s {file} differ from run 0's: {}",
+                first_difference(a, b)
+            );
+        }
+    }
+}
+
 /// The shipped examples with many threads or applications boot and report
 /// every thread (short runs).
 #[test]

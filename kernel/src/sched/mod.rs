@@ -73,6 +73,8 @@ pub struct Config {
     /// Cores' slice vectors start evenly apart within a slice: see
     /// `turn::run_core`.
     pub spread_turns: bool,
+    /// Idle cores spin instead of halting: see `turn::wait_for_interrupt`.
+    pub idle_spin: bool,
     /// Repossessions within a slot's last 32 turns that cost the owner the
     /// slot (0 = never).
     pub offender_limit: u32,

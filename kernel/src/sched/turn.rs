@@ -291,13 +291,40 @@ fn idle_taker(vector: &slices::SliceVector) -> Option<(Arc<Env>, (UpcallReason, 
     })
 }
 
+/// Lets interrupts in until one has run (a timer tick or a kick), then
+/// masks them again: halted, or spinning when `idle_spin` is set.
+///
+/// Deterministic runs on several cores spin. QEMU 7.2's `-icount
+/// sleep=off` moves the virtual clock of a machine whose vCPUs have all
+/// halted to the next timer deadline, and when it does so, against where
+/// its one thread is in the round robin of vCPUs, is host timing: 2-core
+/// runs of sleepers (idle a quarter of the time) gave a different
+/// `samples.csv` on each of four reruns, where runs whose cores never all
+/// idled repeated exactly. A spinning core never halts.
+fn wait_for_interrupt() {
+    if !config().idle_spin {
+        irq::enable_halt_disable();
+        return;
+    }
+    let cpu = percpu::this();
+    let taken = || cpu.ticks.load(Ordering::Relaxed) + cpu.ipis.load(Ordering::Relaxed);
+    // Read with interrupts masked: one pending already runs after `sti`
+    // and changes the count, so none is missed.
+    let before = taken();
+    irq::enable();
+    while taken() == before {
+        core::hint::spin_loop();
+    }
+    irq::disable();
+}
+
 /// Halts until `until` (timer armed for it), accounting idle time.
 fn idle_until(core: usize, until: u64) {
     let start = time::now_ns();
     apic::arm_timer_ns(until.saturating_sub(start).max(1));
     loop {
         // The timer (or a kick) wakes it.
-        irq::enable_halt_disable();
+        wait_for_interrupt();
         let now = time::now_ns();
         if now >= until || stopping() {
             crate::ledger::charge(core, start, now, crate::ledger::Charge::Idle);

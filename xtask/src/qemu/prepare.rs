@@ -81,6 +81,12 @@ pub fn prepare(opts: &RunOptions, terminal: bool) -> Result<Prepared, Error> {
         if !asked(&o.cmdline, "interleave_us=") {
             o.cmdline.push(format!("interleave_us={DET_INTERLEAVE_US}"));
         }
+        // Idle cores spin: QEMU moves the clock of a machine whose vCPUs
+        // have all halted at a moment host timing picks (the kernel's
+        // `idle_spin`), so runs with idle time did not repeat.
+        if !asked(&o.cmdline, "idle_spin=") {
+            o.cmdline.push("idle_spin=1".into());
+        }
         // A deterministic multicore run is one sample of how the emulator
         // interleaves its vCPUs: the seed picks the sample (each core
         // starts a seed-derived moment late), so runs differing in seed
@@ -181,14 +187,16 @@ mod tests {
         let piped = prepare(&opts, false).unwrap();
         assert_eq!(piped.opts.run_ms, Some(5000));
         assert!(!piped.opts.timeout.is_zero());
-        // det on 4 cores: the scenario's words, then the interleave and
-        // the scenario's seed for the cores' staggered starts.
+        // det on 4 cores: the scenario's words, then the interleave, idle
+        // cores that spin and the scenario's seed for the cores' staggered
+        // starts.
         assert_eq!(
             piped.opts.cmdline,
             [
                 "slice_us=2000",
                 "grace_us=200",
                 "interleave_us=50",
+                "idle_spin=1",
                 "stagger_seed=1"
             ]
         );
