@@ -171,7 +171,7 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
         md,
         "# Canonical experiments\n\n{}\n\n\
          Written by `just experiments` from the runs it made (commit `{}`, accel `{}`, CPU model `{}`, started {}, {} runs in {:.0} minutes of wall time), \
-         all deterministic (`det=1`: single-threaded TCG with `-icount`, so every vCPU's clock follows its own instructions and a 2-core host cannot skew an 8-core guest; rerunning gives the same numbers). \
+         all deterministic (`det=1`: single-threaded TCG with `-icount`, so every vCPU's clock follows its own instructions and a 2-core host cannot skew an 8-core guest; on several cores idle cores spin rather than halt, so rerunning gives the same numbers). \
          Every measured number below comes from those runs; every published one is cited to its source (see [References](#references)). \
          The sources the runs were made from are hashed in the comment above (`xtask/src/provenance.rs`); `just test-host` fails when they have changed since. \
          Each run's data is in `results/runs/canon-*` (not committed); the figures are in `results/figures/`.\n",
