@@ -312,6 +312,11 @@ fn wait_for_interrupt() {
     // and changes the count, so none is missed.
     let before = taken();
     irq::enable();
+    // `pause` matters: QEMU's TCG ends the vCPU's run at one (it hands
+    // the round robin on), so a spinning core takes next to none of the
+    // machine's instructions. Without it, a lone CPU-bound thread on 2
+    // cores did a tenth of the work (0.0029 iterations per charged ns,
+    // against 0.0301 with the idle core halted or pausing).
     while taken() == before {
         core::hint::spin_loop();
     }
