@@ -674,6 +674,11 @@ pub fn dispatch(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, false);
     }
+    // A free lock is taken at once: asking costs a locked instruction
+    // and a combiner's visit, worth it only when the lock is busy.
+    if let Some(rt) = RT.try_lock() {
+        decide(core, d, rt, None)
+    }
     REQUESTS.ask(core);
     for _ in 0..LOCK_SPINS {
         match REQUESTS.poll(core) {
