@@ -681,6 +681,11 @@ pub fn dispatch(core: usize) -> ! {
     }
     REQUESTS.ask(core);
     for _ in 0..LOCK_SPINS {
+        // The turn ended while asking: stop waiting (an answer that came
+        // first is run, and handed back at once as preempted).
+        if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
+            break;
+        }
         match REQUESTS.poll(core) {
             Answer::Decided(tid) => run_decided(core, d, tid),
             Answer::Declined | Answer::Idle => decide_locked(core, d),
@@ -700,8 +705,8 @@ pub fn dispatch(core: usize) -> ! {
     if let Answer::Decided(tid) = REQUESTS.withdraw(core) {
         run_decided(core, d, tid)
     }
-    // The lock is stuck on a core that is not running: run on, or give
-    // the turn up rather than spin through it.
+    // The lock is stuck on a core that is not running, or the turn ended:
+    // run on, or give the turn up rather than spin through it.
     run_on(core, d);
     let _ = sys::yield_to(None, false);
     sys::exit(9)
@@ -734,27 +739,44 @@ fn run_decided(core: usize, d: &Dispatch, tid: usize) -> ! {
 /// that finds nobody waiting pays one load per 64 cores.
 #[inline(never)]
 fn serve_waiters(rt: &mut Table, at: u64) {
-    REQUESTS.serve(|k| {
-        // Its stop was published before it asked, maybe after this
-        // decide's drain: charged first, as a pick on that core requires.
-        if let Some(stop) = STOPS.take(k) {
-            rt.stop_ran_at(
-                k,
-                stop.tid,
-                stop.ran_ns,
-                stop.at_ns,
-                at,
-                stop.end,
-                &read_word,
-            );
-        }
-        if rt.current(k) != NONE {
-            return None;
-        }
-        let tid = rt.start_at(k, sys::cpu_clock_at(k, at), at)?;
-        TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
-        Some(tid)
-    });
+    let me = sys::env_id();
+    // Only a core that runs this environment now: one the kernel has
+    // given to another would leave the thread picked for it unrun, and
+    // counted as running, until its next turn here.
+    let serves = |k: usize| sys::core_slices(k).running_env.load(Ordering::Acquire) == me;
+    // A pick whose asker gave up meanwhile goes back to the policy as a
+    // preempted thread that ran for no time.
+    let undo = |rt: &mut Table, k: usize, tid: usize| {
+        rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, &read_word);
+        TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
+    };
+    let rt = core::cell::RefCell::new(rt);
+    REQUESTS.serve(
+        serves,
+        |k| {
+            let mut rt = rt.borrow_mut();
+            // Its stop was published before it asked, maybe after this
+            // decide's drain: charged first, as a pick on that core requires.
+            if let Some(stop) = STOPS.take(k) {
+                rt.stop_ran_at(
+                    k,
+                    stop.tid,
+                    stop.ran_ns,
+                    stop.at_ns,
+                    at,
+                    stop.end,
+                    &read_word,
+                );
+            }
+            if rt.current(k) != NONE {
+                return None;
+            }
+            let tid = rt.start_at(k, sys::cpu_clock_at(k, at), at)?;
+            TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
+            Some(tid)
+        },
+        |k, tid| undo(&mut rt.borrow_mut(), k, tid),
+    );
 }
 
 /// The rest of [`dispatch`], under the runtime lock `rt`: charges `own`

@@ -11,11 +11,21 @@
 //! core that asked, under the lock and with that core's id, as the core
 //! itself would have; the asker runs its answer without the lock.
 //!
-//! A word goes `IDLE -> WANT` (the asker), `WANT -> CLAIMED` (a combiner,
-//! under the lock), `CLAIMED -> DECIDED(tid) | DECLINED` (the combiner),
-//! and back to `IDLE` by the asker, which is the only one to leave
-//! `DECIDED`/`DECLINED`, and which can withdraw only from `WANT`: a
-//! claimed request is always answered, so a pick is never undone.
+//! A word goes `IDLE -> WANT` (the asker), `WANT -> DECIDED(tid) |
+//! DECLINED` (a combiner, under the lock, after it has picked) and back to
+//! `IDLE` by the asker, which takes an answer or withdraws an open
+//! request with one compare-and-swap. Nobody waits on anybody: a combiner
+//! that finds the request withdrawn while it picked undoes its pick (the
+//! thread back to the policy, uncharged), and an asker never waits for a
+//! combiner that may have been repossessed mid-pick. A combiner serves
+//! only a core that runs this environment now: a request left by a core
+//! the kernel has since given to someone else waits for that core's next
+//! turn, rather than a thread being picked that nobody would run.
+//!
+//! An asker that withdraws and asks again before a slow combiner's
+//! answer lands gets that answer for its new request: the pick was made
+//! for its core, after its stop was charged, and nothing ran there since
+//! (only the lock's holder picks, and the combiner held it throughout).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,15 +33,14 @@ use crate::rt::MAX_WORKERS;
 
 const IDLE: u64 = 0;
 const WANT: u64 = 1;
-const CLAIMED: u64 = 2;
-const DECLINED: u64 = 3;
+const DECLINED: u64 = 2;
 /// `DECIDED(tid)` is `DECIDED + tid`.
-const DECIDED: u64 = 4;
+const DECIDED: u64 = 3;
 
 /// What an asker finds in its word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// No answer yet (asked, or claimed and being decided).
+    /// No answer yet.
     Waiting,
     /// The policy picked `tid` for this core: it is Running here.
     Decided(usize),
@@ -72,11 +81,11 @@ impl Requests {
     }
 
     /// The asker's look at its word; a final answer is taken (the word
-    /// goes back to `IDLE`).
+    /// goes back to `IDLE`: only the asker leaves an answer).
     #[inline]
     pub fn poll(&self, core: usize) -> Answer {
         match self.words[core].load(Ordering::Acquire) {
-            WANT | CLAIMED => Answer::Waiting,
+            WANT => Answer::Waiting,
             IDLE => Answer::Idle,
             w => {
                 self.words[core].store(IDLE, Ordering::Relaxed);
@@ -89,22 +98,12 @@ impl Requests {
         }
     }
 
-    /// The asker stops waiting: its request is withdrawn unless a
-    /// combiner claimed it, in which case this waits for the answer
-    /// (a claim is answered under the lock, without waiting for
-    /// anything). Never `Waiting`.
+    /// The asker stops waiting: its open request is withdrawn, or the
+    /// answer that came first is taken. Never waits; never `Waiting`.
     pub fn withdraw(&self, core: usize) -> Answer {
-        loop {
-            match self.words[core].compare_exchange(
-                WANT,
-                IDLE,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Answer::Idle,
-                Err(CLAIMED) => core::hint::spin_loop(),
-                Err(_) => return self.poll(core),
-            }
+        match self.words[core].compare_exchange(WANT, IDLE, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => Answer::Idle,
+            Err(_) => self.poll(core),
         }
     }
 
@@ -115,28 +114,46 @@ impl Requests {
         self.pending.iter().any(|b| b.load(Ordering::Relaxed) != 0)
     }
 
-    /// The combiner, under the runtime lock: claims every waiting core's
-    /// request in core order and answers it with `pick(core)` (`None`:
-    /// declined). `pick` runs with the request claimed, so its core can
-    /// neither withdraw nor run anything meanwhile.
-    pub fn serve(&self, mut pick: impl FnMut(usize) -> Option<usize>) {
+    /// The combiner, under the runtime lock: answers every waiting core
+    /// that `serves(core)` with `pick(core)` (`None`: declined), in core
+    /// order, and hands a pick whose request was withdrawn meanwhile to
+    /// `undo(core, tid)`. A core not served keeps its request open, for a
+    /// later combiner.
+    pub fn serve(
+        &self,
+        serves: impl Fn(usize) -> bool,
+        mut pick: impl FnMut(usize) -> Option<usize>,
+        mut undo: impl FnMut(usize, usize),
+    ) {
         for (w, bits) in self.pending.iter().enumerate() {
             if bits.load(Ordering::Relaxed) == 0 {
                 continue;
             }
             let mut set = bits.swap(0, Ordering::Acquire);
+            let mut kept = 0;
             while set != 0 {
-                let core = w * 64 + set.trailing_zeros() as usize;
+                let bit = set & set.wrapping_neg();
                 set &= set - 1;
+                let core = w * 64 + bit.trailing_zeros() as usize;
                 // Withdrawn (a stale bit): nothing to answer.
-                if self.words[core]
-                    .compare_exchange(WANT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
-                {
+                if self.words[core].load(Ordering::Acquire) != WANT {
                     continue;
                 }
-                let answer = pick(core).map_or(DECLINED, |tid| DECIDED + tid as u64);
-                self.words[core].store(answer, Ordering::Release);
+                if !serves(core) {
+                    kept |= bit;
+                    continue;
+                }
+                let picked = pick(core);
+                let answer = picked.map_or(DECLINED, |tid| DECIDED + tid as u64);
+                let answered = self.words[core]
+                    .compare_exchange(WANT, answer, Ordering::Release, Ordering::Relaxed)
+                    .is_ok();
+                if let (false, Some(tid)) = (answered, picked) {
+                    undo(core, tid);
+                }
+            }
+            if kept != 0 {
+                bits.fetch_or(kept, Ordering::Release);
             }
         }
     }
@@ -146,6 +163,14 @@ impl Requests {
 mod tests {
     use super::*;
 
+    fn all(_: usize) -> bool {
+        true
+    }
+
+    fn no_undo(core: usize, tid: usize) {
+        panic!("core {core}'s pick {tid} undone");
+    }
+
     #[test]
     fn a_served_core_gets_its_own_pick_and_the_word_empties() {
         let r = Requests::new();
@@ -153,10 +178,14 @@ mod tests {
         r.ask(70);
         assert_eq!(r.poll(3), Answer::Waiting);
         let mut asked = std::vec::Vec::new();
-        r.serve(|core| {
-            asked.push(core);
-            (core == 3).then_some(17)
-        });
+        r.serve(
+            all,
+            |core| {
+                asked.push(core);
+                (core == 3).then_some(17)
+            },
+            no_undo,
+        );
         assert_eq!(asked, [3, 70], "each asker once, in core order");
         assert_eq!(r.poll(3), Answer::Decided(17));
         assert_eq!(r.poll(3), Answer::Idle, "an answer is taken once");
@@ -165,34 +194,58 @@ mod tests {
     }
 
     #[test]
-    fn a_withdrawn_request_is_not_served_and_a_served_one_cannot_be_withdrawn() {
+    fn a_withdrawn_request_is_not_served_and_an_answer_beats_a_withdrawal() {
         let r = Requests::new();
         r.ask(5);
         assert_eq!(r.withdraw(5), Answer::Idle);
-        r.serve(|_| panic!("a withdrawn request was served"));
+        r.serve(all, |_| panic!("a withdrawn request was served"), no_undo);
         r.ask(5);
-        r.serve(|_| Some(0));
+        r.serve(all, |_| Some(0), no_undo);
         assert_eq!(r.withdraw(5), Answer::Decided(0), "tid 0 is a decision");
         assert_eq!(r.poll(5), Answer::Idle);
     }
 
+    /// The asker gives up while the combiner picks (the combiner may be
+    /// repossessed there): the withdrawal returns at once and the pick is
+    /// undone, not left running on a core that does not know of it.
     #[test]
-    fn a_claim_is_answered_before_a_withdrawal_returns() {
-        let r = std::sync::Arc::new(Requests::new());
+    fn a_withdrawal_during_a_pick_returns_at_once_and_the_pick_is_undone() {
+        let r = Requests::new();
         r.ask(9);
-        let (go, claimed) = std::sync::mpsc::channel();
-        let combiner = {
-            let r = r.clone();
-            std::thread::spawn(move || {
-                r.serve(|_| {
-                    go.send(()).unwrap();
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    Some(42)
-                })
-            })
-        };
-        claimed.recv().unwrap();
-        assert_eq!(r.withdraw(9), Answer::Decided(42));
-        combiner.join().unwrap();
+        let mut undone = None;
+        r.serve(
+            all,
+            |core| {
+                assert_eq!(r.withdraw(core), Answer::Idle, "never waits for the pick");
+                Some(42)
+            },
+            |core, tid| undone = Some((core, tid)),
+        );
+        assert_eq!(undone, Some((9, 42)));
+        assert_eq!(r.poll(9), Answer::Idle);
+    }
+
+    /// A core the kernel no longer runs this environment on is not given a
+    /// thread; its request stays open for a later combiner.
+    #[test]
+    fn a_core_not_running_here_keeps_its_request_for_later() {
+        let r = Requests::new();
+        r.ask(2);
+        r.ask(4);
+        let mut picked = std::vec::Vec::new();
+        r.serve(
+            |core| core != 4,
+            |core| {
+                picked.push(core);
+                Some(core)
+            },
+            no_undo,
+        );
+        assert_eq!(picked, [2]);
+        assert_eq!(r.poll(4), Answer::Waiting);
+        assert!(r.any(), "core 4 is still pending");
+        r.serve(all, |core| Some(core + 10), no_undo);
+        assert_eq!(r.poll(4), Answer::Decided(14));
+        assert!(!r.any());
     }
 }
