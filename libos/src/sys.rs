@@ -345,6 +345,11 @@ pub fn cpu_done(core: usize) -> u64 {
     own_account().cpu_ns[core].load(core::sync::atomic::Ordering::Acquire)
 }
 
+/// This environment's id (`self_info`'s), asked of the kernel once.
+pub fn env_id() -> u32 {
+    self_info_cached().0
+}
+
 /// `self_info`'s environment id, asked of the kernel once.
 fn self_info_cached() -> (u32, ()) {
     static ID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);

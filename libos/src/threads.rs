@@ -29,9 +29,11 @@ use spin::Mutex;
 use crate::rt::{FaultAction, MAX_WORKERS};
 use crate::{context, sys, wakeup};
 
+mod combine;
 mod handoff;
 mod runlog;
 mod table;
+use combine::Answer;
 pub use runlog::{drain as drain_switches, enable as log_switches};
 pub use table::Audit;
 pub use table::MAX_THREADS;
@@ -471,6 +473,8 @@ pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind,
 
 /// The pending stops of every core (see [`handoff`]).
 static STOPS: handoff::Stops = handoff::Stops::new();
+/// The prologues waiting for a decision (see [`combine`]).
+static REQUESTS: combine::Requests = combine::Requests::new();
 /// Per core: the thread running there ([`NONE`] between threads) and the
 /// CPU clock (`sys::cpu_clock`) it started at: lock-free copies of the
 /// table's, for the epilogue.
@@ -657,6 +661,10 @@ fn run_on(core: usize, d: &Dispatch) {
 /// Picks the next thread for `core` and resumes it; with none runnable,
 /// gives the slice up (or sleeps the whole application on one predicate
 /// for every sleeping thread when no thread runs anywhere).
+///
+/// The pick is asked for ([`combine`]): whichever core holds the runtime
+/// lock in [`decide`] makes it for this core, or this core takes the
+/// lock itself, whichever comes first.
 pub fn dispatch(core: usize) -> ! {
     let d = sys::dispatch(core);
     if d.events
@@ -666,14 +674,109 @@ pub fn dispatch(core: usize) -> ! {
     {
         let _ = sys::yield_to(None, false);
     }
+    // A free lock is taken at once: asking costs a locked instruction
+    // and a combiner's visit, worth it only when the lock is busy.
+    if let Some(rt) = RT.try_lock() {
+        decide(core, d, rt, None)
+    }
+    REQUESTS.ask(core);
+    for _ in 0..LOCK_SPINS {
+        // The turn ended while asking: stop waiting (an answer that came
+        // first is run, and handed back at once as preempted).
+        if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
+            break;
+        }
+        match REQUESTS.poll(core) {
+            Answer::Decided(tid) => run_decided(core, d, tid),
+            Answer::Declined | Answer::Idle => decide_locked(core, d),
+            Answer::Waiting => {}
+        }
+        if let Some(rt) = RT.try_lock() {
+            // No combiner runs while this core holds the lock: the
+            // request is still open, or was answered before.
+            if let Answer::Decided(tid) = REQUESTS.withdraw(core) {
+                drop(rt);
+                run_decided(core, d, tid)
+            }
+            decide(core, d, rt, None)
+        }
+        core::hint::spin_loop();
+    }
+    if let Answer::Decided(tid) = REQUESTS.withdraw(core) {
+        run_decided(core, d, tid)
+    }
+    // The lock is stuck on a core that is not running, or the turn ended:
+    // run on, or give the turn up rather than spin through it.
+    run_on(core, d);
+    let _ = sys::yield_to(None, false);
+    sys::exit(9)
+}
+
+/// [`dispatch`] for a core whose request was declined: it decides under
+/// the lock itself (a bounded wait, as `dispatch`'s).
+fn decide_locked(core: usize, d: &Dispatch) -> ! {
     let Some(rt) = lock_briefly() else {
-        // The lock is stuck on a core that is not running: run on, or give
-        // the turn up rather than spin through it.
         run_on(core, d);
         let _ = sys::yield_to(None, false);
         sys::exit(9)
     };
     decide(core, d, rt, None)
+}
+
+/// Runs thread `tid`, which a combiner's pick has running on `core`. Its
+/// charge starts here, when it is resumed, not at the pick: the wait for
+/// this core to see its answer is not the thread's.
+fn run_decided(core: usize, d: &Dispatch, tid: usize) -> ! {
+    let now = sys::now_ns();
+    ON_CORE_SINCE[core].store(sys::cpu_clock_at(core, now), Ordering::Relaxed);
+    runlog::started(core, now, tid);
+    resume_on(core, tid, d)
+}
+
+/// Answers every core waiting in [`dispatch`] (see [`combine`]) under
+/// the runtime lock, at global clock `at`: each gets the pick the policy
+/// makes for its own core, as if it held the lock. Out of line: a decide
+/// that finds nobody waiting pays one load per 64 cores.
+#[inline(never)]
+fn serve_waiters(rt: &mut Table, at: u64) {
+    let me = sys::env_id();
+    // Only a core that runs this environment now: one the kernel has
+    // given to another would leave the thread picked for it unrun, and
+    // counted as running, until its next turn here.
+    let serves = |k: usize| sys::core_slices(k).running_env.load(Ordering::Acquire) == me;
+    // A pick whose asker gave up meanwhile goes back to the policy as a
+    // preempted thread that ran for no time.
+    let undo = |rt: &mut Table, k: usize, tid: usize| {
+        rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, &read_word);
+        TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
+    };
+    let rt = core::cell::RefCell::new(rt);
+    REQUESTS.serve(
+        serves,
+        |k| {
+            let mut rt = rt.borrow_mut();
+            // Its stop was published before it asked, maybe after this
+            // decide's drain: charged first, as a pick on that core requires.
+            if let Some(stop) = STOPS.take(k) {
+                rt.stop_ran_at(
+                    k,
+                    stop.tid,
+                    stop.ran_ns,
+                    stop.at_ns,
+                    at,
+                    stop.end,
+                    &read_word,
+                );
+            }
+            if rt.current(k) != NONE {
+                return None;
+            }
+            let tid = rt.start_at(k, sys::cpu_clock_at(k, at), at)?;
+            TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
+            Some(tid)
+        },
+        |k, tid| undo(&mut rt.borrow_mut(), k, tid),
+    );
 }
 
 /// The rest of [`dispatch`], under the runtime lock `rt`: charges `own`
@@ -703,6 +806,12 @@ fn decide(
         | account.slots_revoked.load(Ordering::Acquire) << 32;
     rt.follow_slots(slots_seen, crate::slices::capacity);
     rt.wake_due(now, &read_word);
+    // The cores waiting for a pick get theirs first: this core's own
+    // thread is then not charged for the picks made for others (its
+    // charge starts at the clock read below).
+    if REQUESTS.any() {
+        serve_waiters(&mut rt, now);
+    }
     // Threads are charged on the environment's CPU clock of this core;
     // the one clock read also ends the chosen thread's wait.
     let at = sys::now_ns();
