@@ -152,7 +152,7 @@ impl World {
     }
 
     fn run_core(&self, core: usize) {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (core as u64 + 1) * 0x1234_5679);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((core as u64 + 1) * 0x1234_5679));
         let mut current = NONE;
         for _ in 0..ROUNDS {
             if current != NONE {
