@@ -31,10 +31,15 @@ pub struct ScaleRow {
     /// How many times slower each core ran than up to 8 cores (1 up to 8).
     pub slowdown: u64,
     /// Threads' dispatches after a wait (each wake-up served is one), per
-    /// virtual second of the run: the rate the sleepers ask for (they
-    /// sleep after computing, so it falls as their waits grow), not the
-    /// libOS's capacity.
+    /// virtual second of the part of the run the samples cover: the rate
+    /// the sleepers ask for (they sleep after computing, so it falls as
+    /// their waits grow), not the libOS's capacity.
     pub decisions_per_s: f64,
+    /// The part of the application's time its samples cover (the waits
+    /// are read from them): 1 when the last sample came at the end. On
+    /// 32 and 64 cores the sampler, which takes the runtime lock once a
+    /// thread, was seen to stop getting it a tenth of the way in.
+    pub sampled: f64,
     /// The median thread's median wait, ns of virtual time.
     pub wait_p50_ns: f64,
     /// The worst thread's 99th percentile wait, ns.
@@ -74,6 +79,17 @@ pub fn row(
         return Err(format!("{cores} cores: no thread reported a wait"));
     }
     let count: u64 = waits.iter().filter_map(|w| w["count"].as_u64()).sum();
+    let sampled = summary["apps"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|a| {
+            Some((
+                a["ran_ns"].as_f64()?,
+                a["ran_after_last_sample_ns"].as_f64()?,
+            ))
+        })
+        .filter(|(ran, _)| *ran > 0.0)
+        .map_or(1.0, |(ran, after)| (1.0 - after / ran).clamp(0.0, 1.0));
     let mut p50: Vec<f64> = waits.iter().filter_map(|w| w["p50_ns"].as_f64()).collect();
     p50.sort_by(f64::total_cmp);
     let worst = |key: &str| {
@@ -85,7 +101,8 @@ pub fn row(
     Ok(ScaleRow {
         cores,
         slowdown,
-        decisions_per_s: count as f64 / (duration_ns / 1e9),
+        decisions_per_s: count as f64 / (duration_ns * sampled.max(1e-9) / 1e9),
+        sampled,
         wait_p50_ns: p50.get(p50.len() / 2).copied().unwrap_or(f64::NAN),
         wait_p99_ns: worst("p99_ns"),
         wait_max_ns: worst("max_ns"),
@@ -152,12 +169,12 @@ pub fn measure(cores: &[u32], accel: Accel) -> (Vec<ScaleRow>, Vec<String>) {
 /// The report's table.
 pub fn table(rows: &[ScaleRow]) -> String {
     let mut s = String::from(
-        "| cores | core speed | wake-ups served per virtual second | per core, × the slowdown | median thread's p50 wait | worst thread's p99 | max | p50 / p99 in instructions | threads reporting |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| cores | core speed | wake-ups served per virtual second | per core, × the slowdown | median thread's p50 wait | worst thread's p99 | max | p50 / p99 in instructions | threads reporting | run sampled |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let insns = |ns: f64| ns * r.insns_per_ns;
         s.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} | {:.1} µs | {:.1} µs | {:.1} µs | {:.0} / {:.0} | {} of {} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.1} µs | {:.1} µs | {:.1} µs | {:.0} / {:.0} | {} of {} | {:.0}% |\n",
             r.cores,
             if r.slowdown > 1 {
                 format!("1/{} (times stretched {}x)", r.slowdown, r.slowdown)
@@ -173,6 +190,16 @@ pub fn table(rows: &[ScaleRow]) -> String {
             insns(r.wait_p99_ns),
             r.threads,
             r.expected_threads,
+            r.sampled * 100.0,
+        ));
+    }
+    // A row whose samples stopped early measures only their part (a run
+    // that samples to its end covers ~90%: nothing after the last sample).
+    for r in rows.iter().filter(|r| r.sampled < 0.8) {
+        s.push_str(&format!(
+            "\n{} cores: the application's samples covered {:.0}% of the run (its sampler starved of the runtime lock): the row is that part's only.\n",
+            r.cores,
+            r.sampled * 100.0
         ));
     }
     s
@@ -195,6 +222,7 @@ pub fn json(rows: &[ScaleRow], errors: &[String]) -> Value {
             "wait_p50_ns": r.wait_p50_ns, "wait_p99_ns": r.wait_p99_ns, "wait_max_ns": r.wait_max_ns,
             "wait_p50_insns": r.wait_p50_ns * r.insns_per_ns, "wait_p99_insns": r.wait_p99_ns * r.insns_per_ns,
             "threads": r.threads, "expected_threads": r.expected_threads,
+            "sampled": r.sampled,
         })).collect::<Vec<_>>(),
         "errors": errors,
     })
@@ -229,9 +257,27 @@ mod tests {
         assert_eq!(r.wait_p99_ns, 80_000.0);
         assert_eq!(r.wait_max_ns, 90_000.0);
         assert_eq!((r.threads, r.expected_threads), (3, 4));
+        assert_eq!(r.sampled, 1.0, "no record of samples: the whole run");
         assert!(table(&[r]).contains(
-            "| 1 | full | 600 | 600 | 15.0 µs | 80.0 µs | 90.0 µs | 1875 / 10000 | 3 of 4 |"
+            "| 1 | full | 600 | 600 | 15.0 µs | 80.0 µs | 90.0 µs | 1875 / 10000 | 3 of 4 | 100% |"
         ));
+    }
+
+    /// The waits come from the application's samples: when its samples
+    /// stop early (its sampler starved of the runtime lock, 64 cores), the
+    /// rate is over what they cover, and the row says how much that is.
+    #[test]
+    fn a_row_counts_over_what_the_samples_cover_and_says_how_much() {
+        let mut s = summary(&[(500, 10_000, 40_000, 90_000)], 2_000_000_000);
+        s["apps"][0]["ran_ns"] = json!(64_000_000_000u64);
+        s["apps"][0]["ran_after_last_sample_ns"] = json!(48_000_000_000u64);
+        let r = row(1, 1, 0.125, &s).unwrap();
+        assert_eq!(r.sampled, 0.25);
+        assert_eq!(r.decisions_per_s, 1000.0, "500 waits in a quarter of 2 s");
+        let t = table(&[r]);
+        assert!(t.contains("| 1000 | 1000 |"), "{t}");
+        assert!(t.contains("| 1 of 4 | 25% |"), "{t}");
+        assert!(t.contains("samples covered 25% of the run"), "{t}");
     }
 
     #[test]
