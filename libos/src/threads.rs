@@ -327,11 +327,14 @@ pub fn yield_now() {
     switch_out(RunEnd::Yielded);
 }
 
-/// Sleeps until the global clock reaches `deadline_ns`.
+/// Sleeps until the global clock reaches `deadline_ns`. The deadline goes
+/// with the thread's stop and is set when the stop is charged, under the
+/// runtime lock someone holds then: taking the lock here, from the
+/// thread's own context, had the sleepers of an undersubscribed
+/// application on 64 cores spin for it 79% of the machine's time (det,
+/// `h-decline`).
 pub fn sleep_until(deadline_ns: u64) {
-    let tid = self_id();
-    with_rt(|rt| rt.wake_at(tid, deadline_ns));
-    switch_out(RunEnd::Blocked);
+    switch_out_until(RunEnd::Blocked, deadline_ns.max(1));
 }
 
 /// Sleeps until the 8-byte-aligned word at `addr` no longer holds `old`
@@ -536,19 +539,40 @@ unsafe fn thread_slot(tid: usize) -> *mut table::Thread {
 /// Its context must already be in its slot (unless it ended). No canary
 /// check: that is [`stop_here`]; an overflowed thread's canary is gone.
 fn publish_stop(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) {
-    let stop = take_off(core, tid, end, clock, at);
+    publish(core, take_off(core, tid, end, clock, at));
+}
+
+/// Publishes `core`'s `stop` for the next dispatch to charge.
+fn publish(core: usize, stop: handoff::Stop) {
     if !STOPS.publish(core, stop) {
-        crate::log!("core {core}: thread {tid} stopped over an undrained stop");
+        crate::log!(
+            "core {core}: thread {} stopped over an undrained stop",
+            stop.tid
+        );
         sys::exit(13);
     }
 }
 
+/// Per core: the deadline of the thread switching out there to sleep
+/// (0: none), from [`switch_out_until`] to its [`after_switch_out`].
+static SLEEPS_UNTIL: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
+
 /// Leaves the calling thread (saved at this call) and dispatches another
 /// on this core from the core's scheduler stack.
 fn switch_out(end: RunEnd) {
+    switch_out_until(end, 0)
+}
+
+/// [`switch_out`] of a thread that sleeps until `wake_at_ns` (0: no
+/// deadline), which its stop carries.
+fn switch_out_until(end: RunEnd, wake_at_ns: u64) {
     let tid = self_id();
     sys::disable_here();
     let core = THREAD_CORE[tid].load(Ordering::Acquire);
+    if wake_at_ns != 0 {
+        // Disabled: this thread stays on this core until the stop is made.
+        SLEEPS_UNTIL[core].store(wake_at_ns, Ordering::Relaxed);
+    }
     // SAFETY: this thread's own slot, and it is running (see `ctx_slot`).
     let (ctx, sse) = unsafe {
         let slot = thread_slot(tid);
@@ -583,6 +607,13 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
     let clock = sys::cpu_clock_at(core, at);
     check_canary(tid);
     let d = sys::dispatch(core);
+    let mut stop = take_off(core, tid, end, clock, at);
+    if end == RunEnd::Blocked {
+        stop.wake_at_ns = SLEEPS_UNTIL[core].load(Ordering::Relaxed);
+        if stop.wake_at_ns != 0 {
+            SLEEPS_UNTIL[core].store(0, Ordering::Relaxed);
+        }
+    }
     // The usual voluntary switch: no revocation pending and the runtime
     // lock free. The stop is then charged under the lock right away, not
     // published for a drain to take back (a publish and a drain were ~90
@@ -591,10 +622,10 @@ extern "C" fn after_switch_out(core: usize, packed: usize) -> ! {
     // lock, and this core's stop must be there for whoever charges next.
     if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING == 0 {
         if let Some(rt) = RT.try_lock() {
-            decide(core, d, rt, Some(take_off(core, tid, end, clock, at)))
+            decide(core, d, rt, Some(stop))
         }
     }
-    publish_stop(core, tid, end, clock, at);
+    publish(core, stop);
     dispatch(core)
 }
 
@@ -613,6 +644,7 @@ fn take_off(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) -> handof
         // As the hand-off's word would carry it.
         ran_ns: ran.min(handoff::RAN_MAX),
         at_ns: at,
+        wake_at_ns: 0,
     }
 }
 
@@ -758,15 +790,7 @@ fn serve_waiters(rt: &mut Table, at: u64) {
             // Its stop was published before it asked, maybe after this
             // decide's drain: charged first, as a pick on that core requires.
             if let Some(stop) = STOPS.take(k) {
-                rt.stop_ran_at(
-                    k,
-                    stop.tid,
-                    stop.ran_ns,
-                    stop.at_ns,
-                    at,
-                    stop.end,
-                    &read_word,
-                );
+                handoff::charge(&mut rt, k, stop, at, &read_word);
             }
             if rt.current(k) != NONE {
                 return None;

@@ -59,9 +59,20 @@ pub(super) fn charge_all<R: Fn(u64) -> u64>(
     now
 }
 
-/// Charges `core`'s `stop` to the policy, checking wake-ups at `now`.
+/// Charges `core`'s `stop` to the policy, checking wake-ups at `now`: a
+/// sleep's deadline first, so that a thread whose deadline passed on its
+/// way to sleep stays runnable.
 #[inline(always)]
-fn charge<R: Fn(u64) -> u64>(rt: &mut Table, core: usize, stop: Stop, now: u64, read: &R) {
+pub(super) fn charge<R: Fn(u64) -> u64>(
+    rt: &mut Table,
+    core: usize,
+    stop: Stop,
+    now: u64,
+    read: &R,
+) {
+    if stop.wake_at_ns != 0 {
+        rt.wake_at(stop.tid, stop.wake_at_ns);
+    }
     rt.stop_ran_at(core, stop.tid, stop.ran_ns, stop.at_ns, now, stop.end, read);
 }
 
@@ -76,6 +87,11 @@ pub struct Stop {
     /// When it left the core (global clock, ns): a thread still runnable
     /// waits for a core from then on. Kept beside the word, not in it.
     pub at_ns: u64,
+    /// A blocked thread's deadline (global clock, ns; 0: none): it sleeps
+    /// until then. Set when the stop is charged, under the lock, so going
+    /// to sleep does not take the lock from the thread's own context.
+    /// Kept beside the word, as the instant is.
+    pub wake_at_ns: u64,
 }
 
 impl Stop {
@@ -90,7 +106,7 @@ impl Stop {
         end << (RAN_BITS + TID_BITS) | (self.tid as u64 + 1) << RAN_BITS | self.ran_ns.min(RAN_MAX)
     }
 
-    fn unpack(word: u64, at_ns: u64) -> Option<Stop> {
+    fn unpack(word: u64, at_ns: u64, wake_at_ns: u64) -> Option<Stop> {
         let tid = (word >> RAN_BITS) & ((1 << TID_BITS) - 1);
         if tid == 0 {
             return None;
@@ -106,13 +122,14 @@ impl Stop {
             end,
             ran_ns: word & RAN_MAX,
             at_ns,
+            wake_at_ns,
         })
     }
 }
 
 /// Every core's pending stop: its word, and beside it the instant it was
-/// made (written before the word, read after it). The taker reads the
-/// instant after it emptied the word, so a new publish could overwrite it
+/// made and the deadline it sleeps to (written before the word, read after
+/// it). The taker reads them after it emptied the word, so a new publish could overwrite it
 /// in between only if a thread ran on that core meanwhile; one starts
 /// there only from a dispatch, under the runtime lock the draining core
 /// holds, or from the core's own fallback `take`, which then got the word
@@ -123,6 +140,7 @@ impl Stop {
 pub struct Stops {
     words: [AtomicU64; MAX_WORKERS],
     instants: [AtomicU64; MAX_WORKERS],
+    deadlines: [AtomicU64; MAX_WORKERS],
     pending: [AtomicU64; MAX_WORKERS.div_ceil(64)],
 }
 
@@ -137,6 +155,7 @@ impl Stops {
         Stops {
             words: [const { AtomicU64::new(0) }; MAX_WORKERS],
             instants: [const { AtomicU64::new(0) }; MAX_WORKERS],
+            deadlines: [const { AtomicU64::new(0) }; MAX_WORKERS],
             pending: [const { AtomicU64::new(0) }; MAX_WORKERS.div_ceil(64)],
         }
     }
@@ -149,10 +168,11 @@ impl Stops {
         if self.words[core].load(Ordering::Relaxed) != 0 {
             return false;
         }
-        // Only this core publishes in its slot, so the instant is not
-        // overwritten under a pending word (checked just above); the
-        // release below orders it before the word.
+        // Only this core publishes in its slot, so the instant and the
+        // deadline are not overwritten under a pending word (checked just
+        // above); the release below orders them before the word.
         self.instants[core].store(stop.at_ns, Ordering::Relaxed);
+        self.deadlines[core].store(stop.wake_at_ns, Ordering::Relaxed);
         if self.words[core]
             .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
             .is_err()
@@ -171,7 +191,11 @@ impl Stops {
     /// before this returns it).
     pub fn take(&self, core: usize) -> Option<Stop> {
         let word = self.words[core].swap(0, Ordering::Acquire);
-        Stop::unpack(word, self.instants[core].load(Ordering::Relaxed))
+        Stop::unpack(
+            word,
+            self.instants[core].load(Ordering::Relaxed),
+            self.deadlines[core].load(Ordering::Relaxed),
+        )
     }
 
     /// Takes every core's pending stop, in core order, for `f`. Under the
@@ -223,12 +247,17 @@ mod tests {
                     end,
                     ran_ns,
                     at_ns: 0,
+                    wake_at_ns: 0,
                 };
-                let s = Stop { at_ns: 77, ..s };
-                assert_eq!(Stop::unpack(s.pack(), 77), Some(s));
+                let s = Stop {
+                    at_ns: 77,
+                    wake_at_ns: 99,
+                    ..s
+                };
+                assert_eq!(Stop::unpack(s.pack(), 77, 99), Some(s));
             }
         }
-        assert_eq!(Stop::unpack(0, 0), None);
+        assert_eq!(Stop::unpack(0, 0, 0), None);
     }
 
     #[test]
@@ -238,8 +267,9 @@ mod tests {
             end: RunEnd::Blocked,
             ran_ns: u64::MAX,
             at_ns: 0,
+            wake_at_ns: 0,
         };
-        let back = Stop::unpack(s.pack(), 0).unwrap();
+        let back = Stop::unpack(s.pack(), 0, 0).unwrap();
         assert_eq!(
             (back.tid, back.end, back.ran_ns),
             (5, RunEnd::Blocked, RAN_MAX)
@@ -254,6 +284,7 @@ mod tests {
             end: RunEnd::Preempted,
             ran_ns: 10,
             at_ns: 1234,
+            wake_at_ns: 5678,
         };
         assert!(stops.publish(1, a));
         assert!(!stops.publish(1, a), "a second stop on one core is refused");
@@ -281,6 +312,7 @@ mod tests {
             end: RunEnd::Preempted,
             ran_ns: 10,
             at_ns: 5,
+            wake_at_ns: 0,
         };
         assert!(stops.publish(65, a));
         assert_eq!(stops.take(65), Some(a), "the core runs its thread on");

@@ -918,6 +918,7 @@ fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
             end,
             ran_ns: 100,
             at_ns,
+            wake_at_ns: 0,
         };
         assert!(stops.publish(1, stop(on1, RunEnd::Blocked, 250)));
         let own = Some(stop(on0, RunEnd::Yielded, 150));
@@ -931,6 +932,60 @@ fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
         // next dispatch anywhere (now 300) wakes it
         t.wake_due(300, &no_memory);
         assert_eq!(t.state(on1), Some(ThreadState::Runnable), "{kind:?}");
+        assert_eq!(t.audit().violations(), 0);
+    }
+}
+
+/// A sleep's deadline travels with the thread's stop (`Stop::wake_at_ns`)
+/// and takes effect when the stop is charged under the lock: a thread
+/// does not take the runtime lock from its own context to go to sleep
+/// (on 64 cores, threads spun for it most of the machine's time). Charged
+/// before its deadline the thread sleeps until then; charged after it, it
+/// never stopped wanting the CPU. Through the hand-off and the fast path.
+#[test]
+fn a_sleeps_deadline_travels_with_its_stop() {
+    use super::super::handoff::{charge_all, Stop, Stops};
+    for kind in every_kind() {
+        let mut t = timed_table(kind);
+        at(0);
+        for _ in 0..3 {
+            spawn(&mut t, 1);
+        }
+        let on0 = t.start(0, 0).unwrap();
+        let on1 = t.start(1, 0).unwrap();
+        let stops = Stops::new();
+        let sleep = |tid, at_ns, wake_at_ns| Stop {
+            tid,
+            end: RunEnd::Blocked,
+            ran_ns: 100,
+            at_ns,
+            wake_at_ns,
+        };
+        // core 1's thread sleeps until 1,000 (published); core 0's until
+        // 400, charged on its own fast path at 150
+        assert!(stops.publish(1, sleep(on1, 120, 1_000)));
+        let own = Some(sleep(on0, 150, 400));
+        let now = charge_all(&mut t, &stops, 0, own, || unreachable!(), &no_memory);
+        assert_eq!(now, 150);
+        t.wake_due(now, &no_memory);
+        for tid in [on0, on1] {
+            assert_eq!(t.state(tid), Some(ThreadState::Sleeping), "{kind:?}");
+        }
+        t.wake_due(399, &no_memory);
+        assert_eq!(t.state(on0), Some(ThreadState::Sleeping), "{kind:?}");
+        t.wake_due(400, &no_memory);
+        assert_eq!(t.state(on0), Some(ThreadState::Runnable), "{kind:?}");
+        t.wake_due(999, &no_memory);
+        assert_eq!(t.state(on1), Some(ThreadState::Sleeping), "{kind:?}");
+        t.wake_due(1_000, &no_memory);
+        assert_eq!(t.state(on1), Some(ThreadState::Runnable), "{kind:?}");
+        // a deadline already past when the stop is charged: runnable at once
+        at(2_000);
+        let on = t.start_at(0, 0, 2_000).unwrap();
+        assert!(stops.publish(0, sleep(on, 2_000, 1_500)));
+        charge_all(&mut t, &stops, 1, None, || 2_100, &no_memory);
+        assert_eq!(t.state(on), Some(ThreadState::Runnable), "{kind:?}");
+        assert_eq!(t.waits().count(), 0, "{kind:?}: no condition left behind");
         assert_eq!(t.audit().violations(), 0);
     }
 }
@@ -967,6 +1022,7 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
                             end: RunEnd::Yielded,
                             ran_ns: 1,
                             at_ns: i,
+                            wake_at_ns: 0,
                         });
                         if own.is_some() {
                             out.fetch_add(1, O::Relaxed);
@@ -995,7 +1051,8 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
                                 tid,
                                 end: RunEnd::Yielded,
                                 ran_ns: 1,
-                                at_ns: 0
+                                at_ns: 0,
+                                wake_at_ns: 0,
                             }
                         ));
                     }
