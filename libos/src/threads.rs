@@ -454,6 +454,38 @@ pub fn waits_since(
     })
 }
 
+/// One thread's part of [`waits_since_each`]: its id and the caller's copy
+/// of its histogram in; the longest wait since (`None`: not live) and its
+/// grown buckets' place in the shared list out.
+pub struct WaitsSince {
+    pub tid: usize,
+    pub seen: abi::waits::WaitHistogram,
+    pub imax: Option<u64>,
+    pub grew: core::ops::Range<usize>,
+}
+
+/// [`waits_since`] for every entry in one hold of the runtime lock: the
+/// grown buckets of all go to `grew`, each entry's range noted. One hold a
+/// sample instead of one a thread: on 64 cores the sampler, taking the lock
+/// 256 times a sample against sleepers spinning for it, stopped getting it
+/// a tenth of the way into a run.
+pub fn waits_since_each(entries: &mut [WaitsSince], grew: &mut alloc::vec::Vec<(usize, u32)>) {
+    grew.clear();
+    // No allocation under the lock.
+    grew.reserve(entries.len() * abi::waits::BUCKETS);
+    with_rt(|rt| {
+        for e in entries.iter_mut() {
+            let start = grew.len();
+            e.imax = rt
+                .threads
+                .get_mut(e.tid)
+                .filter(|t| t.life == table::Life::Live)
+                .map(|t| t.waits.catch_up(&mut e.seen, |k, n| grew.push((k, n))));
+            e.grew = start..grew.len();
+        }
+    })
+}
+
 /// Per-thread figures for reports: (id, weight, service_ns, state) of the
 /// live threads; the policy; how many swaps so far.
 pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {

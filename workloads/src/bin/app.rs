@@ -574,11 +574,13 @@ fn sample(
             );
         }
     }
-    for (i, t) in spec().threads.iter().enumerate() {
-        if let Some(tid) = thread_data(i).own_tid() {
-            waits.add(i, t.id, tid, now);
-        }
-    }
+    let live: Vec<(usize, u32, usize)> = spec()
+        .threads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.id, thread_data(i).own_tid()?)))
+        .collect();
+    waits.add_all(&live, now);
     waits.flush(now);
     if spec().thread_trace {
         switches.report(now);
@@ -674,7 +676,12 @@ struct Waits {
     /// One thread's `[id, n, max_ns, imax_ns`, repeated when its buckets
     /// continue in the next record.
     head: String,
+    /// The chunk being read (`add_all`).
+    batch: Vec<threads::WaitsSince>,
 }
+
+/// Threads whose waits the sampler reads in one hold of the runtime lock.
+const WAITS_CHUNK: usize = 64;
 
 impl Waits {
     fn new(threads: usize) -> Waits {
@@ -683,21 +690,41 @@ impl Waits {
             grew: Vec::with_capacity(abi::waits::BUCKETS),
             w: String::new(),
             head: String::new(),
+            batch: Vec::with_capacity(WAITS_CHUNK),
         }
     }
 
-    /// Adds spec thread `i`'s (`id`, libOS thread `tid`) waits since the
-    /// last sample, per bucket, to the record for time `t` (sending it
-    /// when full; a thread's entry may continue in the next record).
-    fn add(&mut self, i: usize, id: u32, tid: usize, t: u64) {
-        let seen = &mut self.seen[i];
-        let before = seen.count();
-        let Some(imax) = threads::waits_since(tid, seen, &mut self.grew) else {
-            return;
-        };
-        if seen.count() == before {
-            return;
+    /// Adds the waits since the last sample of each `(i, id, tid)` (spec
+    /// thread `i`, its `id`, its libOS thread `tid`), per bucket, to the
+    /// records for time `t` (sending each when full; a thread's entry may
+    /// continue in the next record). Read under the runtime lock in
+    /// chunks of [`WAITS_CHUNK`] threads, one hold a chunk.
+    fn add_all(&mut self, threads_now: &[(usize, u32, usize)], t: u64) {
+        let mut grew = core::mem::take(&mut self.grew);
+        for chunk in threads_now.chunks(WAITS_CHUNK) {
+            self.batch.clear();
+            self.batch
+                .extend(chunk.iter().map(|&(i, _, tid)| threads::WaitsSince {
+                    tid,
+                    seen: core::mem::replace(&mut self.seen[i], WaitHistogram::EMPTY),
+                    imax: None,
+                    grew: 0..0,
+                }));
+            let before: Vec<u64> = self.batch.iter().map(|e| e.seen.count()).collect();
+            threads::waits_since_each(&mut self.batch, &mut grew);
+            let batch = core::mem::take(&mut self.batch);
+            for ((e, &(i, id, _)), before) in batch.into_iter().zip(chunk).zip(before) {
+                if let Some(imax) = e.imax.filter(|_| e.seen.count() != before) {
+                    self.record(id, &e.seen, imax, &grew[e.grew.clone()], t);
+                }
+                self.seen[i] = e.seen;
+            }
         }
+        self.grew = grew;
+    }
+
+    /// One thread's entry: its totals, then each grown bucket.
+    fn record(&mut self, id: u32, seen: &WaitHistogram, imax: u64, grew: &[(usize, u32)], t: u64) {
         let head = &mut self.head;
         head.clear();
         head.push('[');
@@ -706,7 +733,7 @@ impl Waits {
             self.w.push(',');
         }
         self.w.push_str(head);
-        for &(k, increase) in &self.grew {
+        for &(k, increase) in grew {
             // A pair is at most 15 bytes, the rest of the record ~150.
             if self.w.len() > 800 {
                 self.w.push(']');
