@@ -33,7 +33,7 @@ mod combine;
 mod handoff;
 mod runlog;
 mod table;
-use combine::Answer;
+use combine::{Answer, Reply};
 pub use runlog::{drain as drain_switches, enable as log_switches};
 pub use table::Audit;
 pub use table::MAX_THREADS;
@@ -752,6 +752,7 @@ pub fn dispatch(core: usize) -> ! {
         }
         match REQUESTS.poll(core) {
             Answer::Decided(tid) => run_decided(core, d, tid),
+            Answer::Park(until) => park(until),
             Answer::Declined | Answer::Idle => decide_locked(core, d),
             Answer::Waiting => {}
         }
@@ -766,8 +767,10 @@ pub fn dispatch(core: usize) -> ! {
         }
         core::hint::spin_loop();
     }
-    if let Answer::Decided(tid) = REQUESTS.withdraw(core) {
-        run_decided(core, d, tid)
+    match REQUESTS.withdraw(core) {
+        Answer::Decided(tid) => run_decided(core, d, tid),
+        Answer::Park(until) => park(until),
+        _ => {}
     }
     // The lock is stuck on a core that is not running, or the turn ended:
     // run on, or give the turn up rather than spin through it.
@@ -809,10 +812,15 @@ fn serve_waiters(rt: &mut Table, at: u64) {
     // counted as running, until its next turn here.
     let serves = |k: usize| sys::core_slices(k).running_env.load(Ordering::Acquire) == me;
     // A pick whose asker gave up meanwhile goes back to the policy as a
-    // preempted thread that ran for no time.
-    let undo = |rt: &mut Table, k: usize, tid: usize| {
-        rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, &read_word);
-        TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
+    // preempted thread that ran for no time; a park is forgotten (the
+    // core watches for no sleeper).
+    let undo = |rt: &mut Table, k: usize, reply: Reply| match reply {
+        Reply::Run(tid) => {
+            rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, &read_word);
+            TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
+        }
+        Reply::Park(_) => rt.forget_park(k),
+        Reply::Decline => {}
     };
     let rt = core::cell::RefCell::new(rt);
     REQUESTS.serve(
@@ -825,13 +833,20 @@ fn serve_waiters(rt: &mut Table, at: u64) {
                 handoff::charge(&mut rt, k, stop, at, &read_word);
             }
             if rt.current(k) != NONE {
-                return None;
+                return Reply::Decline;
             }
-            let tid = rt.start_at(k, sys::cpu_clock_at(k, at), at)?;
-            TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
-            Some(tid)
+            if let Some(tid) = rt.start_at(k, sys::cpu_clock_at(k, at), at) {
+                TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
+                Reply::Run(tid)
+            } else if rt.running_anywhere() {
+                // As `decide` parks a core with nothing to run (the whole
+                // application asleep, or gone, is the core's own to see).
+                Reply::Park(rt.park_until(k, at, park_ns(k)))
+            } else {
+                Reply::Decline
+            }
         },
-        |k, tid| undo(&mut rt.borrow_mut(), k, tid),
+        |k, reply| undo(&mut rt.borrow_mut(), k, reply),
     );
 }
 
@@ -909,8 +924,16 @@ fn decide(
         // or a core parked until that thread's deadline
         // (`Table::park_until`). The whole application asleep is the
         // predicate's case above, not this one.
-        let _ = sys::park(park_until);
+        park(park_until)
     }
+    let _ = sys::yield_to(None, false);
+    sys::exit(9)
+}
+
+/// Parks this core until global clock `until` (see [`decide`]), then gives
+/// the turn up.
+fn park(until: u64) -> ! {
+    let _ = sys::park(until);
     let _ = sys::yield_to(None, false);
     sys::exit(9)
 }

@@ -506,6 +506,12 @@ impl Table {
         due
     }
 
+    /// `core` did not park after all (a park worked out for it that it
+    /// never took): it watches for no sleeper's deadline.
+    pub fn forget_park(&mut self, core: usize) {
+        self.watch[core] = 0;
+    }
+
     /// [`Table::wake_due`]'s walk of the sleepers.
     #[inline(never)]
     fn walk_waiting(&mut self, now: u64, read: &dyn Fn(u64) -> u64) {

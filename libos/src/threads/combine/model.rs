@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::vec::Vec;
 
-use super::{Answer, Requests};
+use super::{Answer, Reply, Requests};
 
 const NONE: usize = usize::MAX;
 const CORES: usize = 6;
@@ -89,9 +89,20 @@ impl World {
             |k| self.present[k].load(Ordering::Acquire),
             |k| {
                 self.served.fetch_add(1, Ordering::Relaxed);
-                self.pick_for(&mut p.borrow_mut(), k, rng)
+                let mut p = p.borrow_mut();
+                match self.pick_for(&mut p, k, rng) {
+                    Some(tid) => Reply::Run(tid),
+                    // Threads run elsewhere: park (the model's park is a
+                    // round without a thread), as `serve_waiters` answers.
+                    None if p.running.iter().any(|&t| t != NONE) => Reply::Park(0),
+                    None => Reply::Decline,
+                }
             },
-            |k, tid| {
+            |k, reply| {
+                let Reply::Run(tid) = reply else {
+                    // A park counted nowhere: nothing to give back.
+                    return;
+                };
                 self.undone.fetch_add(1, Ordering::Relaxed);
                 let mut p = p.borrow_mut();
                 assert_eq!(p.running[k], tid);
@@ -130,6 +141,7 @@ impl World {
             }
             match self.requests.poll(core) {
                 Answer::Decided(tid) => return Some(tid),
+                Answer::Park(_) => return None,
                 Answer::Declined | Answer::Idle => {
                     return self.decide(&mut self.rt.lock().unwrap(), core, rng)
                 }
