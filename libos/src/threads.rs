@@ -439,6 +439,13 @@ pub fn control_ns() -> u64 {
     with_rt(|rt| rt.control_service_ns())
 }
 
+/// The longest CPU time charged to one of the policy's threads in one
+/// stop so far (ns): a thread's charge ends at its turn's end, so this is
+/// at most a slot unless something charges past it.
+pub fn longest_charge_ns() -> u64 {
+    with_rt(|rt| rt.longest_charge_ns())
+}
+
 /// Audits the thread table against its policy (see [`Audit`]).
 pub fn audit() -> Audit {
     with_rt(|rt| rt.audit())

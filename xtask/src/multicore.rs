@@ -14,6 +14,9 @@ pub mod target {
     pub const IDLE: f64 = 0.01;
     /// The threads' part of the application's time, at least.
     pub const THREADS_SHARE: f64 = 0.97;
+    /// A thread's single charge, at most, in slots: a slot and its grace
+    /// (the grace is a tenth of the slot in every canonical row).
+    pub const SINGLE_CHARGE_SLOTS: f64 = 1.1;
     /// Stride's largest lag, in quanta, at most (up to 8 cores).
     pub const STRIDE_LAG_QUANTA: f64 = 2.0;
     /// Machine shares within this of the slots' proportion.
@@ -52,6 +55,10 @@ pub struct Yardstick {
     /// lag the policy did not order. `None` in runs made before
     /// applications reported it.
     pub run_on_share: Option<f64>,
+    /// The longest CPU time one of its threads was charged in one stop
+    /// (ns), as of the last sample; `None` in runs made before
+    /// applications reported it.
+    pub longest_charge_ns: Option<f64>,
 }
 
 impl Yardstick {
@@ -166,6 +173,7 @@ pub fn measure(summary: &Value, app: &str) -> Result<Yardstick, String> {
             let decided = application["turns"]["decided"].as_f64().unwrap_or(0.0);
             r / (r + decided).max(1.0)
         }),
+        longest_charge_ns: application["longest_charge_ns"].as_f64(),
     })
 }
 
@@ -243,6 +251,12 @@ mod tests {
         r["apps"][0]["turns"] = json!({"decided": 990, "run_on": 10});
         let y = measure(&r, "app").unwrap();
         assert!((y.run_on_share.unwrap() - 0.01).abs() < 1e-12);
+        assert_eq!(y.longest_charge_ns, None, "not reported");
+        r["apps"][0]["longest_charge_ns"] = json!(2_150_000);
+        assert_eq!(
+            measure(&r, "app").unwrap().longest_charge_ns,
+            Some(2_150_000.0)
+        );
         let s = machine_share(&run(), "app", "other").unwrap();
         assert!((s - 0.95).abs() < 1e-12);
     }

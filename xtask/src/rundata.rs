@@ -82,6 +82,10 @@ pub struct AppCounters {
     /// CPU time of its control thread (samples, timed events, console),
     /// outside the policy; `None` before applications reported it.
     pub control_ns: Option<u64>,
+    /// The longest CPU time its libOS charged one of its policy's threads
+    /// in one stop (ns); `None` before applications reported it.
+    #[serde(default)]
+    pub longest_charge_ns: Option<u64>,
 }
 
 impl RunData {

@@ -335,6 +335,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                         turns_decided: decided.as_u64().unwrap_or(0),
                         turns_run_on: run_on.as_u64().unwrap_or(0),
                         control_ns: v["control_ns"].as_u64(),
+                        longest_charge_ns: v["longest_charge_ns"].as_u64(),
                     };
                     counters.insert((app, t_ns), now);
                 }
@@ -697,6 +698,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "cut_samples": data.cut_samples.iter().filter(|c| c.0 == index as u32).count(),
                 "turns": counters.map(|c| json!({"decided": c.turns_decided, "run_on": c.turns_run_on})),
                 "control_ns": counters.and_then(|c| c.control_ns),
+                "longest_charge_ns": counters.and_then(|c| c.longest_charge_ns),
                 "ran_after_last_sample_ns": ran_after,
                 "ran_ns": ran,
                 "second_half": second_half,

@@ -119,6 +119,15 @@ fn cooperative_on(cpus: u32) {
         y.control_share.is_some(),
         "the application reports its control thread"
     );
+    // Issue 13: no single charge longer than a slot and its grace (2 ms,
+    // 200 µs); before the charge stopped at the revocation instant, up to
+    // 11.7 ms on 2 cores.
+    let longest = y.longest_charge_ns.expect("the application reports it");
+    assert!(
+        longest <= 2_000_000.0 * target::SINGLE_CHARGE_SLOTS,
+        "a thread was charged {:.3} ms at once",
+        longest / 1e6
+    );
     work_at_the_stated_speed(&out.summary, cpus);
 }
 
@@ -266,6 +275,11 @@ fn ninety_six_threads_on_64_cores_get_their_time() {
         measure(&out.summary, "many").unwrap_or_else(|e| panic!("{e}:\n{}", tail(&out.console)));
     assert!(y.threads_share >= target::THREADS_SHARE, "{y:?}");
     assert!(y.repossessed() <= target::REPOSSESSED, "{y:?}");
+    let longest = y.longest_charge_ns.expect("the application reports it");
+    assert!(
+        longest <= 16_000_000.0 * target::SINGLE_CHARGE_SLOTS,
+        "{y:?}"
+    );
 }
 
 /// An application with fewer runnable threads than cores parks its idle

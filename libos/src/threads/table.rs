@@ -191,6 +191,9 @@ pub struct Table {
     control: usize,
     control_state: ThreadState,
     control_service_ns: u64,
+    /// The longest single charge of a policy's thread so far (ns): issue
+    /// 13 bounds it by a slot and its grace.
+    longest_charge_ns: u64,
     /// The global clock (ns), for the instants threads start and stop
     /// waiting (`sys::now_ns` in the libOS).
     clock: fn() -> u64,
@@ -231,6 +234,7 @@ impl Table {
             control: NONE,
             control_state: ThreadState::Sleeping,
             control_service_ns: 0,
+            longest_charge_ns: 0,
             clock: no_clock,
             slots_seen: u64::MAX,
         }
@@ -339,6 +343,11 @@ impl Table {
     /// CPU time the control thread has had (ns).
     pub fn control_service_ns(&self) -> u64 {
         self.control_service_ns
+    }
+
+    /// The longest CPU time charged to a policy's thread in one stop (ns).
+    pub fn longest_charge_ns(&self) -> u64 {
+        self.longest_charge_ns
     }
 
     /// Wakes sleeping `tid`, runnable from `at`: the policy's thread
@@ -682,6 +691,7 @@ impl Table {
         let Some(p) = self.policy.as_mut() else {
             return;
         };
+        self.longest_charge_ns = self.longest_charge_ns.max(ran);
         let t = t.expect("a thread slot");
         let exited = t.life == Life::Exited;
         let end = if exited { RunEnd::Exited } else { end };

@@ -12,6 +12,8 @@
 //!   its decision because the runtime lock was busy: see
 //!   `libos::threads::decided_turns`), `control_ns` (this control
 //!   thread's CPU time so far: sampling and reporting are part of it),
+//!   `longest_charge_ns` (the longest CPU time one of the policy's
+//!   threads was charged in one stop so far),
 //!   `th`: `[[id, tickets, cpu_ns,
 //!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
 //!   fits a report). `sleep_ns` is the thread's sleep up to `t_ns`,
@@ -464,6 +466,7 @@ fn sample(
     let a = threads::audit();
     let (decided, run_on) = threads::decided_turns();
     let control_ns = threads::control_ns();
+    let longest = threads::longest_charge_ns();
     let now = libos::sys::now_ns();
     let mut th = String::new();
     // Every record says how many rows the sample has, so the runner can
@@ -475,7 +478,7 @@ fn sample(
     // Formatted here, not by `report!` (whose stack buffer holds 480
     // bytes): each record is filled up to the kernel's limit.
     let head = alloc::format!(
-        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"control_ns\":{control_ns},\"th\":[",
+        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"control_ns\":{control_ns},\"longest_charge_ns\":{longest},\"th\":[",
         policy.name(),
         a.audits,
         a.double_runs,

@@ -226,6 +226,22 @@ fn shown_percent(ys: &[Yardstick], value: impl Fn(&Yardstick) -> Option<f64>) ->
         .map_or("—".into(), |s| s.cell(100.0, 2, "%", |_| true))
 }
 
+/// The longest single charge in ms, marked when its median passes a
+/// slot of the row (2 ms stretched by its slowdown) and its grace; "—" when
+/// a trial lacks it (a run made before applications reported it).
+fn longest_charge(ys: &[Yardstick], cpus: u32) -> String {
+    let slot_ns = 2e6 * det_slowdown(cpus) as f64;
+    ys.iter()
+        .map(|y| y.longest_charge_ns)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| Spread::of(&v))
+        .map_or("—".into(), |s| {
+            s.cell(1e-6, 2, " ms", |m| {
+                m <= slot_ns * target::SINGLE_CHARGE_SLOTS
+            })
+        })
+}
+
 /// The section of `results/README.md`.
 pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Result<String, String> {
     let mut md = String::new();
@@ -241,8 +257,8 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
          The rows marked `spread_turns=1` are the 32- and 64-core rows' runs again with a kernel option, off by default, that starts core k of N's slice vector k/N of a slot late (Linux's `skew_tick=1` offsets its CPUs' ticks likewise, over half a tick): \
          without it the cores' slice vectors start within 50 µs of each other and their slots have one length, so the cores' turns begin together until waits drift them apart, and at such slot boundaries the cores' prologues queue together for the application's runtime lock, which the emulator hands on one vCPU at a time (traced in the README's Status). \
          They show what that queue costs here; they are not the yardstick, since spread slots no longer start an application's turns together on its cores, which every multi-core scenario's meaning depends on.\n\n\
-         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | the same over the run's second half | its control thread's part | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
-         |---|---|---|---|---|---|---|---|---|---|",
+         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | the same over the run's second half | its control thread's part | longest single charge (≤ slot + grace) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
         target::IDLE * 100.0,
         target::THREADS_SHARE * 100.0,
@@ -256,7 +272,7 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
         let cpus = row.cpus;
         let _ = writeln!(
             md,
-            "| {} | {cpus}{} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {cpus}{} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             row.threads,
             if row.cmdline.is_empty() {
                 String::new()
@@ -271,6 +287,7 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
             spread(&ys, |y| y.threads_share)?.cell(100.0, 2, "%", |m| m >= target::THREADS_SHARE),
             shown_percent(&ys, |y| y.threads_share_second_half),
             shown_percent(&ys, |y| y.control_share),
+            longest_charge(&ys, cpus),
             spread(&ys, |y| y.max_lag_quanta)?
                 .cell(1.0, 2, "", |m| cpus > 8 || m <= target::STRIDE_LAG_QUANTA),
         );
@@ -321,6 +338,36 @@ mod tests {
         assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
         assert!(Spread::of(&[]).is_none());
         assert!(Spread::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    /// The longest charge is judged against the row's own slot and grace:
+    /// 2.2 ms up to 8 cores, stretched by the slowdown beyond.
+    #[test]
+    fn the_longest_charge_is_judged_by_the_rows_slot() {
+        let with = |ns: f64| Yardstick {
+            turns: 1,
+            repossessions: 0,
+            max_core_idle: 0.0,
+            threads_share: 1.0,
+            threads_share_second_half: None,
+            max_lag_quanta: 0.0,
+            control_share: None,
+            run_on_share: None,
+            longest_charge_ns: Some(ns),
+        };
+        let ys = [with(2.1e6), with(2.3e6), with(2.0e6)];
+        assert_eq!(longest_charge(&ys, 8), "2.10 ms (2.00–2.30)");
+        let over = [with(2.3e6), with(2.4e6), with(2.0e6)];
+        assert_eq!(longest_charge(&over, 8), "2.30 ms (2.00–2.40) ✗");
+        assert_eq!(longest_charge(&over, 64), "2.30 ms (2.00–2.40)");
+        let old = [
+            with(1.0),
+            Yardstick {
+                longest_charge_ns: None,
+                ..with(1.0)
+            },
+        ];
+        assert_eq!(longest_charge(&old, 2), "—");
     }
 
     #[test]

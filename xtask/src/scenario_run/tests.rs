@@ -330,7 +330,7 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
         user(10, "\"rows\":2,\"turns\":[4,1],\"control_ns\":50,", both),
         user(
             100_000_010,
-            "\"rows\":2,\"turns\":[90,7],\"control_ns\":900,",
+            "\"rows\":2,\"turns\":[90,7],\"control_ns\":900,\"longest_charge_ns\":2100000,",
             both,
         ),
         // Cut short by the run's end: not the last sample, nor its counters.
@@ -349,13 +349,15 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
             app: 0,
             turns_decided: 90,
             turns_run_on: 7,
-            control_ns: Some(900)
+            control_ns: Some(900),
+            longest_charge_ns: Some(2_100_000),
         }]
     );
     let app = &fairness_summary(&data)[0];
     assert_eq!(app["turns"]["decided"], 90);
     assert_eq!(app["turns"]["run_on"], 7);
     assert_eq!(app["control_ns"], 900);
+    assert_eq!(app["longest_charge_ns"], 2_100_000);
     // Runs made before applications reported them have none.
     let old: String = console
         .lines()
@@ -371,6 +373,7 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
     assert!(data.counters.is_empty());
     assert!(fairness_summary(&data)[0]["turns"].is_null());
     assert!(fairness_summary(&data)[0]["control_ns"].is_null());
+    assert!(fairness_summary(&data)[0]["longest_charge_ns"].is_null());
 }
 
 #[test]

@@ -536,6 +536,38 @@ fn the_control_thread_runs_first_whatever_the_others_weigh() {
     }
 }
 
+/// Issue 13 bounds a thread's single charge by a slot and its grace: the
+/// table keeps the longest one a policy's thread was charged, whatever
+/// way it stopped; the control thread's (outside the policy) is not one.
+#[test]
+fn the_longest_charge_is_a_policy_threads_longest_stop() {
+    for kind in every_kind() {
+        let mut t = table(kind);
+        let a = spawn(&mut t, 1);
+        let main = spawn_control(&mut t);
+        assert_eq!(t.longest_charge_ns(), 0);
+        assert_eq!(t.start(0, 0), Some(main));
+        t.stop_ran(0, main, 9 * Q, 0, RunEnd::Yielded, &no_memory);
+        for (ran, end) in [
+            (Q / 2, RunEnd::Preempted),
+            (3 * Q, RunEnd::Yielded),
+            (Q, RunEnd::Blocked),
+        ] {
+            let on = t.start(0, 0);
+            let on = if on == Some(main) {
+                t.stop_ran(0, main, 0, 0, RunEnd::Blocked, &no_memory);
+                t.start(0, 0)
+            } else {
+                on
+            };
+            assert_eq!(on, Some(a), "{kind:?}");
+            t.stop_ran(0, a, ran, 0, end, &no_memory);
+            t.unblock(a);
+        }
+        assert_eq!(t.longest_charge_ns(), 3 * Q, "{kind:?}");
+    }
+}
+
 #[test]
 fn the_control_thread_blocks_wakes_exits_and_survives_a_swap() {
     let mut t = table(STRIDE);
