@@ -164,17 +164,6 @@ impl RoundRobin {
         }
     }
 
-    /// Puts a thread at the front (it runs next on any core).
-    fn enqueue_front(&mut self, slot: Slot) {
-        self.front_seq -= 1;
-        let seq = self.front_seq;
-        if let Some((_, t)) = self.threads.at_mut(slot) {
-            t.seq = seq;
-            // A live entry: the queue's stale count stays right.
-            self.queue.order_mut().push_front(Entry { seq, slot });
-        }
-    }
-
     /// The record of thread `id`, `t`.
     fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
         let (lag, e) = self.lag_and_weight(t);
@@ -211,6 +200,39 @@ impl RoundRobin {
 #[inline]
 fn vt_at_one(ran_ns: u64) -> i128 {
     i128::from(ran_ns) * VT_SCALE as i128
+}
+
+/// `a.saturating_add(b)`, the usual case (no overflow) inline.
+#[inline]
+fn add_sat(a: i128, b: i128) -> i128 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => add_sat_cold(a, b),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn add_sat_cold(a: i128, b: i128) -> i128 {
+    a.saturating_add(b)
+}
+
+/// `credit - ran_ns`, `ran_ns` taken as at most `i64::MAX` and the
+/// difference saturating; the usual case inline.
+#[inline]
+fn credit_less(credit: i64, ran_ns: u64) -> i64 {
+    if let Ok(ran) = i64::try_from(ran_ns) {
+        if let Some(left) = credit.checked_sub(ran) {
+            return left;
+        }
+    }
+    credit_less_cold(credit, ran_ns)
+}
+
+#[cold]
+#[inline(never)]
+fn credit_less_cold(credit: i64, ran_ns: u64) -> i64 {
+    credit.saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX))
 }
 
 fn quantum_i64(quantum_ns: u64) -> i64 {
@@ -284,7 +306,11 @@ impl Policy for RoundRobin {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        let slot = self.running.slot_to_charge(core, id, &self.threads)?;
+        // The core is freed here rather than last: nothing below fails
+        // (a running thread's slot always holds it).
+        let Some(slot) = self.running.take(core, id) else {
+            return Err(Running::charge_error(id, &self.threads));
+        };
         let Some((_, t)) = self.threads.at_mut(slot) else {
             return Err(SchedError::UnknownThread);
         };
@@ -292,7 +318,7 @@ impl Policy for RoundRobin {
         // Equal shares: every thread has weight 1, and nobody can be capped
         // (with n <= P threads each has a core).
         t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = t.vtime.saturating_add(vt_at_one(ran_ns));
+        t.vtime = add_sat(t.vtime, vt_at_one(ran_ns));
         let n = self.weights.len().max(1);
         let step = match self.clock_step {
             (ran, m, step) if ran == ran_ns && m == n => step,
@@ -302,19 +328,25 @@ impl Policy for RoundRobin {
                 step
             }
         };
-        self.clock = self.clock.saturating_add(step);
-        t.credit_ns = t
-            .credit_ns
-            .saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX));
+        self.clock = add_sat(self.clock, step);
+        t.credit_ns = credit_less(t.credit_ns, ran_ns);
         match end {
             // Cut short: the rest of its quantum comes first.
             RunEnd::Preempted if t.credit_ns > 0 => {
                 t.state = ThreadState::Runnable;
-                self.enqueue_front(slot);
+                self.front_seq -= 1;
+                let seq = self.front_seq;
+                t.seq = seq;
+                // A live entry: the queue's stale count stays right.
+                self.queue.order_mut().push_front(Entry { seq, slot });
             }
             RunEnd::Preempted => {
+                // `enqueue` without its second look at the slot.
                 t.state = ThreadState::Runnable;
-                self.enqueue(slot);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                self.queue.push(Entry { seq, slot });
             }
             RunEnd::Yielded => {
                 t.state = ThreadState::Runnable;
@@ -332,7 +364,6 @@ impl Policy for RoundRobin {
                 self.threads.remove(id);
             }
         }
-        self.running.set(core, None);
         Ok(())
     }
 
