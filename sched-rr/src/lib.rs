@@ -282,7 +282,8 @@ impl Policy for RoundRobin {
     #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        if self.running.on(core).is_some() {
+        let on = self.running.place(core);
+        if on.is_some() {
             return Err(SchedError::CoreBusy);
         }
         let Some(e) = self.queue.pop((), live(&self.threads)) else {
@@ -295,7 +296,7 @@ impl Policy for RoundRobin {
         if t.credit_ns <= 0 {
             t.credit_ns = t.credit_ns.saturating_add(quantum_i64(self.quantum_ns));
         }
-        self.running.set(core, Some((id, e.slot)));
+        *on = Some((id, e.slot));
         Ok(Some(id))
     }
 
