@@ -77,6 +77,8 @@ pub const INFO: PolicyInfo = PolicyInfo {
 #[derive(Clone, Debug)]
 pub struct RoundRobin {
     quantum_ns: u64,
+    /// The credit a quantum gives: `quantum_ns`, at most `i64::MAX`.
+    quantum_credit: i64,
     threads: Table<Thread>,
     /// Runnable threads that are not running, in arrival order.
     queue: Queue,
@@ -120,6 +122,7 @@ impl RoundRobin {
     pub fn new(quantum_ns: u64) -> Self {
         RoundRobin {
             quantum_ns: quantum_ns.max(1),
+            quantum_credit: i64::try_from(quantum_ns.max(1)).unwrap_or(i64::MAX),
             threads: Table::new(),
             queue: Queue::default(),
             next_seq: SEQ_ORIGIN,
@@ -202,6 +205,34 @@ fn vt_at_one(ran_ns: u64) -> i128 {
     i128::from(ran_ns) * VT_SCALE as i128
 }
 
+/// Starts `t` on `core`: a thread with no credit left gets a quantum's.
+#[inline]
+fn start(t: &mut Thread, core: CoreId, quantum_credit: i64) {
+    t.state = ThreadState::Running(core);
+    if t.credit_ns <= 0 {
+        // At most 0 plus a quantum of 1..=i64::MAX ns: no overflow.
+        t.credit_ns += quantum_credit;
+    }
+}
+
+/// The rest of a pick whose first entry was stale: the first live one
+/// after it starts.
+#[cold]
+#[inline(never)]
+fn pick_past_stale(
+    queue: &mut Queue,
+    threads: &mut Table<Thread>,
+    on: &mut Option<(ThreadId, Slot)>,
+    core: CoreId,
+    quantum_credit: i64,
+) -> Option<ThreadId> {
+    let e = queue.pop((), live(threads))?;
+    let (id, t) = threads.at_mut(e.slot)?;
+    start(t, core, quantum_credit);
+    *on = Some((id, e.slot));
+    Some(id)
+}
+
 /// `a.saturating_add(b)`, the usual case (no overflow) inline.
 #[inline]
 fn add_sat(a: i128, b: i128) -> i128 {
@@ -233,10 +264,6 @@ fn credit_less(credit: i64, ran_ns: u64) -> i64 {
 #[inline(never)]
 fn credit_less_cold(credit: i64, ran_ns: u64) -> i64 {
     credit.saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX))
-}
-
-fn quantum_i64(quantum_ns: u64) -> i64 {
-    i64::try_from(quantum_ns).unwrap_or(i64::MAX)
 }
 
 impl Policy for RoundRobin {
@@ -279,25 +306,45 @@ impl Policy for RoundRobin {
         Ok(record)
     }
 
-    #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
-        let on = self.running.place(core);
-        if on.is_some() {
+        if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop((), live(&self.threads)) else {
-            return Ok(None);
-        };
-        let Some((id, t)) = self.threads.at_mut(e.slot) else {
-            return Ok(None);
-        };
-        t.state = ThreadState::Running(core);
-        if t.credit_ns <= 0 {
-            t.credit_ns = t.credit_ns.saturating_add(quantum_i64(self.quantum_ns));
+        Ok(self.pick(core))
+    }
+
+    /// [`Policy::try_pick`] with errors read as "nothing to run", written
+    /// out rather than the trait's `try_pick(core).ok().flatten()`: the
+    /// decision's path builds no `Result` only to take it apart.
+    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
+        if check_core(core).is_err() {
+            return None;
         }
+        let on = self.running.place(core);
+        if on.is_some() {
+            return None;
+        }
+        let e = self.queue.pop_any(())?;
+        // The entry's liveness (`sched_api::lazy::live`) judged with the
+        // one look at the record that starts it; past stale entries out
+        // of line.
+        let (id, t) = match self.threads.at_mut(e.slot) {
+            Some((id, t)) if t.seq == e.seq && t.state == ThreadState::Runnable => (id, t),
+            _ => {
+                self.queue.popped_stale();
+                return pick_past_stale(
+                    &mut self.queue,
+                    &mut self.threads,
+                    on,
+                    core,
+                    self.quantum_credit,
+                );
+            }
+        };
+        start(t, core, self.quantum_credit);
         *on = Some((id, e.slot));
-        Ok(Some(id))
+        Some(id)
     }
 
     fn charge(
