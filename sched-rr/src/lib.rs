@@ -46,12 +46,46 @@ struct Thread {
     service_ns: u64,
     /// Place in the queue while runnable (its queue entry's number).
     seq: u64,
-    /// Equal-share virtual time while active; while sleeping, the lag it
+    /// Equal-share virtual time while active, as of when its service was
+    /// `vtime_service` (see [`Thread::vtime`]); while sleeping, the lag it
     /// left with (`vtime - clock`).
     vtime: i128,
+    /// `service_ns` when `vtime` was last set: a charge adds its run to
+    /// the service alone, and the virtual time follows from the two.
+    vtime_service: u64,
     /// Deficit round robin's credit (ns): what is left of its quantum, or
     /// below zero, what it ran over.
     credit_ns: i64,
+}
+
+impl Thread {
+    /// The virtual time: `vtime` plus the service since it was set, at one
+    /// ticket (`vt_at_one`). Charging each run to `vtime` as it came, with
+    /// saturation, gave the same: the runs are never negative, so
+    /// saturating step by step is saturating once at the end, and their
+    /// sum (the service since, below 2^64 ns) times `VT_SCALE` is below
+    /// 2^96. A charge whose service would overflow sets `vtime` itself
+    /// ([`Thread::charge_saturated`]).
+    #[inline]
+    fn vtime(&self) -> i128 {
+        self.vtime
+            .saturating_add(vt_at_one(self.service_ns - self.vtime_service))
+    }
+
+    fn set_vtime(&mut self, vtime: i128) {
+        self.vtime = vtime;
+        self.vtime_service = self.service_ns;
+    }
+
+    /// A charge of `ran_ns` that takes the service past `u64::MAX`: the
+    /// service saturates, the virtual time takes the whole run.
+    #[cold]
+    #[inline(never)]
+    fn charge_saturated(&mut self, ran_ns: u64) {
+        let vtime = self.vtime().saturating_add(vt_at_one(ran_ns));
+        self.service_ns = u64::MAX;
+        self.set_vtime(vtime);
+    }
 }
 
 /// This policy's name.
@@ -167,6 +201,29 @@ impl RoundRobin {
         }
     }
 
+    /// The end of a charge whose run ended in a yield or an exit (the
+    /// charge's own work done): out of line.
+    #[inline(never)]
+    fn end_run(&mut self, id: ThreadId, slot: Slot, end: RunEnd) {
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return;
+        };
+        debug_assert!(matches!(end, RunEnd::Yielded | RunEnd::Exited));
+        match end {
+            RunEnd::Yielded => {
+                t.state = ThreadState::Runnable;
+                t.credit_ns = t.credit_ns.min(0);
+                self.enqueue(slot);
+            }
+            RunEnd::Exited => {
+                self.weights.remove(id, u64::from(t.weight));
+                self.threads.remove(id);
+            }
+            // The charge's own.
+            RunEnd::Preempted | RunEnd::Blocked => {}
+        }
+    }
+
     /// The record of thread `id`, `t`.
     fn record_of(&self, id: ThreadId, t: &Thread) -> ThreadRecord {
         let (lag, e) = self.lag_and_weight(t);
@@ -189,9 +246,9 @@ impl RoundRobin {
     /// for a sleeper its own.
     fn lag_and_weight(&self, t: &Thread) -> (i128, Ratio) {
         match t.state {
-            ThreadState::Sleeping => (t.vtime, Ratio::new(u128::from(t.weight), 1)),
+            ThreadState::Sleeping => (t.vtime(), Ratio::new(u128::from(t.weight), 1)),
             _ => (
-                t.vtime.saturating_sub(self.clock),
+                t.vtime().saturating_sub(self.clock),
                 self.weights.effective(u64::from(t.weight)),
             ),
         }
@@ -203,6 +260,17 @@ impl RoundRobin {
 #[inline]
 fn vt_at_one(ran_ns: u64) -> i128 {
     i128::from(ran_ns) * VT_SCALE as i128
+}
+
+/// The clock's step for a run of `ran_ns` among `n` active threads,
+/// remembered (in `memo`) for the next charge: out of line, the charge's
+/// usual path finds it remembered.
+#[cold]
+#[inline(never)]
+fn new_clock_step(memo: &mut (u64, usize, i128), ran_ns: u64, n: usize) -> i128 {
+    let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
+    *memo = (ran_ns, n, step);
+    step
 }
 
 /// Starts `t` on `core`: a thread with no credit left gets a quantum's.
@@ -281,6 +349,7 @@ impl Policy for RoundRobin {
             service_ns: 0,
             seq: 0,
             vtime: self.clock,
+            vtime_service: 0,
             credit_ns: 0,
         };
         let slot = self
@@ -365,16 +434,16 @@ impl Policy for RoundRobin {
         debug_assert_eq!(t.state, ThreadState::Running(core));
         // Equal shares: every thread has weight 1, and nobody can be capped
         // (with n <= P threads each has a core).
-        t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = add_sat(t.vtime, vt_at_one(ran_ns));
+        // The virtual time follows from the service (see `Thread::vtime`)
+        // until the service saturates.
+        match t.service_ns.checked_add(ran_ns) {
+            Some(service) => t.service_ns = service,
+            None => t.charge_saturated(ran_ns),
+        }
         let n = self.weights.len().max(1);
         let step = match self.clock_step {
             (ran, m, step) if ran == ran_ns && m == n => step,
-            _ => {
-                let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
-                self.clock_step = (ran_ns, n, step);
-                step
-            }
+            _ => new_clock_step(&mut self.clock_step, ran_ns, n),
         };
         self.clock = add_sat(self.clock, step);
         t.credit_ns = credit_less(t.credit_ns, ran_ns);
@@ -396,21 +465,13 @@ impl Policy for RoundRobin {
                 t.seq = seq;
                 self.queue.push(Entry { seq, slot });
             }
-            RunEnd::Yielded => {
-                t.state = ThreadState::Runnable;
-                t.credit_ns = t.credit_ns.min(0);
-                self.enqueue(slot);
-            }
             RunEnd::Blocked => {
                 t.credit_ns = t.credit_ns.min(0);
                 t.state = ThreadState::Sleeping;
-                t.vtime = t.vtime.saturating_sub(self.clock);
+                t.set_vtime(t.vtime().saturating_sub(self.clock));
                 self.weights.remove(id, u64::from(t.weight));
             }
-            RunEnd::Exited => {
-                self.weights.remove(id, u64::from(t.weight));
-                self.threads.remove(id);
-            }
+            _ => self.end_run(id, slot, end),
         }
         Ok(())
     }
@@ -422,7 +483,7 @@ impl Policy for RoundRobin {
             ThreadState::Sleeping => Err(SchedError::AlreadySleeping),
             ThreadState::Runnable => {
                 t.state = ThreadState::Sleeping;
-                t.vtime = t.vtime.saturating_sub(self.clock);
+                t.set_vtime(t.vtime().saturating_sub(self.clock));
                 let weight = t.weight;
                 self.dequeued();
                 self.weights.remove(id, u64::from(weight));
@@ -437,7 +498,7 @@ impl Policy for RoundRobin {
             return Err(SchedError::NotSleeping);
         }
         t.state = ThreadState::Runnable;
-        t.vtime = self.clock.saturating_add(t.vtime);
+        t.set_vtime(self.clock.saturating_add(t.vtime()));
         self.weights.insert(id, u64::from(t.weight));
         self.enqueue(slot);
         Ok(())
@@ -496,13 +557,14 @@ impl Policy for RoundRobin {
                 service_ns: r.service_ns,
                 seq: 0,
                 vtime: 0,
+                vtime_service: r.service_ns,
                 credit_ns: 0,
             };
             // Neutral lag -> ns of service (times VT_SCALE). The fresh clock
             // is 0, so this is the vtime of an active thread and the frozen
             // lag of a sleeper alike.
             let (_, e) = fresh.lag_and_weight(&t);
-            t.vtime = scale_signed(snapshot.lag(r), e.num, e.den);
+            t.set_vtime(scale_signed(snapshot.lag(r), e.num, e.den));
             // Ids are unique: the snapshot was validated.
             let Ok(slot) = fresh.threads.insert(r.id, t) else {
                 return Err(SchedError::BadSnapshot);

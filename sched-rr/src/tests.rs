@@ -399,3 +399,29 @@ fn pinned_picks_and_records() {
     );
     assert_eq!(h, 2431732395877000744);
 }
+
+/// The virtual time follows from the service (`Thread::vtime`) exactly as
+/// charging each run to it did, past the service's saturation too: each
+/// run adds `ran * VT_SCALE`, saturating, whatever the service shows.
+#[test]
+fn virtual_time_follows_the_service_past_its_saturation() {
+    let mut rr = RoundRobin::new(Q);
+    rr.add(1, 1).unwrap();
+    let start = rr.threads.get(1).unwrap().vtime();
+    let mut expect = start;
+    for ran in [Q, u64::MAX - 5, 3, 0, u64::MAX, 7, 1] {
+        rr.pick(0).unwrap();
+        rr.charge(1, 0, ran, RunEnd::Preempted).unwrap();
+        expect = expect.saturating_add(i128::from(ran) * VT_SCALE as i128);
+        let t = rr.threads.get(1).unwrap();
+        assert_eq!(t.vtime(), expect);
+    }
+    assert_eq!(rr.record(1).unwrap().service_ns, u64::MAX);
+    // And a sleep keeps it (as a lag), a wake restores it.
+    rr.pick(0).unwrap();
+    rr.charge(1, 0, 2, RunEnd::Blocked).unwrap();
+    expect = expect.saturating_add(2 * VT_SCALE as i128);
+    assert_eq!(rr.threads.get(1).unwrap().vtime(), expect - rr.clock);
+    rr.wake(1).unwrap();
+    assert_eq!(rr.threads.get(1).unwrap().vtime(), expect);
+}
