@@ -207,6 +207,12 @@ impl Running {
         self.0.resize(core + 1, None);
     }
 
+    /// `core`'s place, if it has one.
+    #[inline]
+    pub fn on_mut(&mut self, core: crate::CoreId) -> Option<&mut Option<(ThreadId, Slot)>> {
+        self.0.get_mut(core)
+    }
+
     /// `core`'s place, made on demand (cold, once per core): a pick reads
     /// it for `CoreBusy` and writes its thread there with one bounds check.
     #[inline]

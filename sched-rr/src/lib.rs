@@ -201,6 +201,130 @@ impl RoundRobin {
         }
     }
 
+    /// [`Policy::charge`], every case: out of line, for what
+    /// [`RoundRobin::charge_preempted`] leaves.
+    #[inline(never)]
+    fn charge_general(
+        &mut self,
+        id: ThreadId,
+        core: CoreId,
+        ran_ns: u64,
+        end: RunEnd,
+    ) -> Result<(), SchedError> {
+        // The core is freed here rather than last: nothing below fails
+        // (a running thread's slot always holds it).
+        let Some(slot) = self.running.take(core, id) else {
+            return Err(Running::charge_error(id, &self.threads));
+        };
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return Err(SchedError::UnknownThread);
+        };
+        debug_assert_eq!(t.state, ThreadState::Running(core));
+        // Equal shares: every thread has weight 1, and nobody can be capped
+        // (with n <= P threads each has a core).
+        // The virtual time follows from the service (see `Thread::vtime`)
+        // until the service saturates.
+        match t.service_ns.checked_add(ran_ns) {
+            Some(service) => t.service_ns = service,
+            None => t.charge_saturated(ran_ns),
+        }
+        let n = self.weights.len().max(1);
+        let step = match self.clock_step {
+            (ran, m, step) if ran == ran_ns && m == n => step,
+            _ => new_clock_step(&mut self.clock_step, ran_ns, n),
+        };
+        self.clock = add_sat(self.clock, step);
+        t.credit_ns = credit_less(t.credit_ns, ran_ns);
+        match end {
+            // Cut short: the rest of its quantum comes first.
+            RunEnd::Preempted if t.credit_ns > 0 => {
+                t.state = ThreadState::Runnable;
+                self.front_seq -= 1;
+                let seq = self.front_seq;
+                t.seq = seq;
+                // A live entry: the queue's stale count stays right.
+                self.queue.order_mut().push_front(Entry { seq, slot });
+            }
+            RunEnd::Preempted => {
+                // `enqueue` without its second look at the slot.
+                t.state = ThreadState::Runnable;
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                self.queue.push(Entry { seq, slot });
+            }
+            RunEnd::Blocked => {
+                t.credit_ns = t.credit_ns.min(0);
+                t.state = ThreadState::Sleeping;
+                t.set_vtime(t.vtime().saturating_sub(self.clock));
+                self.weights.remove(id, u64::from(t.weight));
+            }
+            _ => self.end_run(id, slot, end),
+        }
+        Ok(())
+    }
+
+    /// The usual charge, a preempted run whose figures need no
+    /// saturation and whose clock step is remembered, done if it is that
+    /// (true), with nothing changed if not (false; the general path does
+    /// it). It calls nothing on its way, so it keeps to the registers a
+    /// call may clobber: no saves and restores.
+    #[inline(always)]
+    fn charge_preempted(&mut self, id: ThreadId, core: CoreId, ran_ns: u64) -> bool {
+        let Some(on) = self.running.on_mut(core) else {
+            return false;
+        };
+        let Some((running, slot)) = *on else {
+            return false;
+        };
+        if running != id {
+            return false;
+        }
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return false;
+        };
+        let (memo_ran, memo_n, step) = self.clock_step;
+        if memo_ran != ran_ns || memo_n != self.weights.len().max(1) {
+            return false;
+        }
+        let Some(service) = t.service_ns.checked_add(ran_ns) else {
+            return false;
+        };
+        let Some(credit) = i64::try_from(ran_ns)
+            .ok()
+            .and_then(|ran| t.credit_ns.checked_sub(ran))
+        else {
+            return false;
+        };
+        let Some(clock) = self.clock.checked_add(step) else {
+            return false;
+        };
+        // As the general path: the service (and with it the virtual
+        // time), the clock, the credit; then back in line.
+        *on = None;
+        t.service_ns = service;
+        self.clock = clock;
+        t.credit_ns = credit;
+        t.state = ThreadState::Runnable;
+        let seq = if credit > 0 {
+            // Cut short: the rest of its quantum comes first.
+            self.front_seq -= 1;
+            t.seq = self.front_seq;
+            // A live entry: the queue's stale count stays right.
+            self.queue
+                .order_mut()
+                .push_front(Entry { seq: t.seq, slot });
+            return true;
+        } else {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            seq
+        };
+        t.seq = seq;
+        self.queue.push(Entry { seq, slot });
+        true
+    }
+
     /// The end of a charge whose run ended in a yield or an exit (the
     /// charge's own work done): out of line.
     #[inline(never)]
@@ -423,57 +547,10 @@ impl Policy for RoundRobin {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        // The core is freed here rather than last: nothing below fails
-        // (a running thread's slot always holds it).
-        let Some(slot) = self.running.take(core, id) else {
-            return Err(Running::charge_error(id, &self.threads));
-        };
-        let Some((_, t)) = self.threads.at_mut(slot) else {
-            return Err(SchedError::UnknownThread);
-        };
-        debug_assert_eq!(t.state, ThreadState::Running(core));
-        // Equal shares: every thread has weight 1, and nobody can be capped
-        // (with n <= P threads each has a core).
-        // The virtual time follows from the service (see `Thread::vtime`)
-        // until the service saturates.
-        match t.service_ns.checked_add(ran_ns) {
-            Some(service) => t.service_ns = service,
-            None => t.charge_saturated(ran_ns),
+        if end == RunEnd::Preempted && self.charge_preempted(id, core, ran_ns) {
+            return Ok(());
         }
-        let n = self.weights.len().max(1);
-        let step = match self.clock_step {
-            (ran, m, step) if ran == ran_ns && m == n => step,
-            _ => new_clock_step(&mut self.clock_step, ran_ns, n),
-        };
-        self.clock = add_sat(self.clock, step);
-        t.credit_ns = credit_less(t.credit_ns, ran_ns);
-        match end {
-            // Cut short: the rest of its quantum comes first.
-            RunEnd::Preempted if t.credit_ns > 0 => {
-                t.state = ThreadState::Runnable;
-                self.front_seq -= 1;
-                let seq = self.front_seq;
-                t.seq = seq;
-                // A live entry: the queue's stale count stays right.
-                self.queue.order_mut().push_front(Entry { seq, slot });
-            }
-            RunEnd::Preempted => {
-                // `enqueue` without its second look at the slot.
-                t.state = ThreadState::Runnable;
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                t.seq = seq;
-                self.queue.push(Entry { seq, slot });
-            }
-            RunEnd::Blocked => {
-                t.credit_ns = t.credit_ns.min(0);
-                t.state = ThreadState::Sleeping;
-                t.set_vtime(t.vtime().saturating_sub(self.clock));
-                self.weights.remove(id, u64::from(t.weight));
-            }
-            _ => self.end_run(id, slot, end),
-        }
-        Ok(())
+        self.charge_general(id, core, ran_ns, end)
     }
 
     fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {

@@ -55,11 +55,32 @@ pub(crate) struct Ring {
 
 impl Ring {
     /// Puts `e` first.
-    #[inline]
+    #[inline(always)]
     pub fn push_front(&mut self, e: Entry) {
         if self.len == self.buf.len() {
-            self.grow(1);
+            return self.grow_and_push_front(e);
         }
+        let mask = self.buf.len() - 1;
+        self.head = self.head.wrapping_sub(1) & mask;
+        self.buf[self.head] = e;
+        self.len += 1;
+    }
+
+    /// A push that finds the ring full: out of line, whole, so the usual
+    /// push keeps nothing across a call.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_push(&mut self, e: Entry) {
+        self.grow(1);
+        let mask = self.buf.len() - 1;
+        self.buf[(self.head + self.len) & mask] = e;
+        self.len += 1;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_push_front(&mut self, e: Entry) {
+        self.grow(1);
         let mask = self.buf.len() - 1;
         self.head = self.head.wrapping_sub(1) & mask;
         self.buf[self.head] = e;
@@ -93,10 +114,10 @@ impl Order for Ring {
     type Entry = Entry;
     type At = ();
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, e: Entry) {
         if self.len == self.buf.len() {
-            self.grow(1);
+            return self.grow_and_push(e);
         }
         let mask = self.buf.len() - 1;
         self.buf[(self.head + self.len) & mask] = e;
