@@ -264,6 +264,16 @@ impl RoundRobin {
         Ok(())
     }
 
+    /// A pick on a core without a place yet: checked, given one, then
+    /// picked for as any other. Out of line (once per core).
+    #[cold]
+    #[inline(never)]
+    fn pick_on_new_core(&mut self, core: CoreId) -> Option<ThreadId> {
+        check_core(core).ok()?;
+        self.running.place(core);
+        self.pick(core)
+    }
+
     /// The usual charge, a preempted run whose figures need no
     /// saturation and whose clock step is remembered, done if it is that
     /// (true), with nothing changed if not (false; the general path does
@@ -511,10 +521,10 @@ impl Policy for RoundRobin {
     /// out rather than the trait's `try_pick(core).ok().flatten()`: the
     /// decision's path builds no `Result` only to take it apart.
     fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
-        if check_core(core).is_err() {
-            return None;
-        }
-        let on = self.running.place(core);
+        // A core with a place has had a pick (so its id is in range).
+        let Some(on) = self.running.on_mut(core) else {
+            return self.pick_on_new_core(core);
+        };
         if on.is_some() {
             return None;
         }
