@@ -124,9 +124,10 @@ pub struct RoundRobin {
     running: Running,
     /// Equal-share virtual time of the system.
     clock: i128,
-    /// The last step of `clock`: `(ran_ns, active threads, step)`. The
-    /// same quantum is charged again and again among as many threads, so
-    /// this saves a division per charge.
+    /// The last step of `clock`: `(ran_ns, active threads, step)`, the
+    /// step being for at least one thread. The same quantum is charged
+    /// again and again among as many threads, so this saves a division
+    /// per charge.
     clock_step: (u64, usize, i128),
     /// Weights of the runnable and running threads, feasible on P cores:
     /// only to express lags in the neutral unit.
@@ -228,7 +229,7 @@ impl RoundRobin {
             Some(service) => t.service_ns = service,
             None => t.charge_saturated(ran_ns),
         }
-        let n = self.weights.len().max(1);
+        let n = self.weights.len();
         let step = match self.clock_step {
             (ran, m, step) if ran == ran_ns && m == n => step,
             _ => new_clock_step(&mut self.clock_step, ran_ns, n),
@@ -294,7 +295,7 @@ impl RoundRobin {
             return false;
         };
         let (memo_ran, memo_n, step) = self.clock_step;
-        if memo_ran != ran_ns || memo_n != self.weights.len().max(1) {
+        if memo_ran != ran_ns || memo_n != self.weights.len() {
             return false;
         }
         let Some(service) = t.service_ns.checked_add(ran_ns) else {
@@ -396,13 +397,13 @@ fn vt_at_one(ran_ns: u64) -> i128 {
     i128::from(ran_ns) * VT_SCALE as i128
 }
 
-/// The clock's step for a run of `ran_ns` among `n` active threads,
-/// remembered (in `memo`) for the next charge: out of line, the charge's
-/// usual path finds it remembered.
+/// The clock's step for a run of `ran_ns` among `n` active threads (at
+/// least one), remembered (in `memo`, under `n` as it is) for the next
+/// charge: out of line, the charge's usual path finds it remembered.
 #[cold]
 #[inline(never)]
 fn new_clock_step(memo: &mut (u64, usize, i128), ran_ns: u64, n: usize) -> i128 {
-    let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
+    let step = Ledger::vt_at(ran_ns, Ratio::new(n.max(1) as u128, 1));
     *memo = (ran_ns, n, step);
     step
 }
