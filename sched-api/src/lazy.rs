@@ -133,6 +133,21 @@ impl<O: Order> Lazy<O> {
         }
     }
 
+    /// Removes and returns the first entry at `at`, live or stale, for an
+    /// owner that judges it itself (round robin: with the same look at
+    /// the thread's record that starts it) and reports a stale one with
+    /// [`Lazy::popped_stale`].
+    #[inline]
+    pub fn pop_any(&mut self, at: O::At) -> Option<O::Entry> {
+        self.order.pop(at)
+    }
+
+    /// Notes that the entry [`Lazy::pop_any`] returned was stale.
+    #[inline]
+    pub fn popped_stale(&mut self) {
+        self.stale -= 1;
+    }
+
     /// The first live entry, dropping the stale ones in front of it but
     /// leaving it in place, counted stale: the caller is about to make it
     /// so (its thread starts running). The thread's next entry can then

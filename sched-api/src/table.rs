@@ -207,6 +207,59 @@ impl Running {
         self.0.resize(core + 1, None);
     }
 
+    /// `core`'s place, if it has one.
+    #[inline]
+    pub fn on_mut(&mut self, core: crate::CoreId) -> Option<&mut Option<(ThreadId, Slot)>> {
+        self.0.get_mut(core)
+    }
+
+    /// `core`'s place, made on demand (cold, once per core): a pick reads
+    /// it for `CoreBusy` and writes its thread there with one bounds check.
+    #[inline]
+    pub fn place(&mut self, core: crate::CoreId) -> &mut Option<(ThreadId, Slot)> {
+        if core < self.0.len() {
+            &mut self.0[core]
+        } else {
+            self.grow_to(core)
+        }
+    }
+
+    /// [`Running::grow`], then `core`'s place.
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, core: crate::CoreId) -> &mut Option<(ThreadId, Slot)> {
+        self.grow(core);
+        &mut self.0[core]
+    }
+
+    /// Frees `core` if `id` runs there, returning `id`'s slot: a charge's
+    /// check and its last store, with one bounds check. `None` leaves it
+    /// as it was (see [`Running::charge_error`]).
+    #[inline]
+    pub fn take(&mut self, core: crate::CoreId, id: ThreadId) -> Option<Slot> {
+        let on = self.0.get_mut(core)?;
+        match *on {
+            Some((running, slot)) if running == id => {
+                *on = None;
+                Some(slot)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why a charge of `id` found it not running where it said
+    /// (`NotRunning` for a known thread, else `UnknownThread`): out of
+    /// line, off the charge's path.
+    #[cold]
+    #[inline(never)]
+    pub fn charge_error<T>(id: ThreadId, threads: &Table<T>) -> crate::SchedError {
+        if threads.contains(id) {
+            crate::SchedError::NotRunning
+        } else {
+            crate::SchedError::UnknownThread
+        }
+    }
+
     /// The slot of `id`, which a charge says ran on `core`: found without a
     /// lookup by id; for any other thread the lookup tells the error apart
     /// (`NotRunning` for a known thread, else `UnknownThread`).

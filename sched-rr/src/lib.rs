@@ -46,12 +46,46 @@ struct Thread {
     service_ns: u64,
     /// Place in the queue while runnable (its queue entry's number).
     seq: u64,
-    /// Equal-share virtual time while active; while sleeping, the lag it
+    /// Equal-share virtual time while active, as of when its service was
+    /// `vtime_service` (see [`Thread::vtime`]); while sleeping, the lag it
     /// left with (`vtime - clock`).
     vtime: i128,
+    /// `service_ns` when `vtime` was last set: a charge adds its run to
+    /// the service alone, and the virtual time follows from the two.
+    vtime_service: u64,
     /// Deficit round robin's credit (ns): what is left of its quantum, or
     /// below zero, what it ran over.
     credit_ns: i64,
+}
+
+impl Thread {
+    /// The virtual time: `vtime` plus the service since it was set, at one
+    /// ticket (`vt_at_one`). Charging each run to `vtime` as it came, with
+    /// saturation, gave the same: the runs are never negative, so
+    /// saturating step by step is saturating once at the end, and their
+    /// sum (the service since, below 2^64 ns) times `VT_SCALE` is below
+    /// 2^96. A charge whose service would overflow sets `vtime` itself
+    /// ([`Thread::charge_saturated`]).
+    #[inline]
+    fn vtime(&self) -> i128 {
+        self.vtime
+            .saturating_add(vt_at_one(self.service_ns - self.vtime_service))
+    }
+
+    fn set_vtime(&mut self, vtime: i128) {
+        self.vtime = vtime;
+        self.vtime_service = self.service_ns;
+    }
+
+    /// A charge of `ran_ns` that takes the service past `u64::MAX`: the
+    /// service saturates, the virtual time takes the whole run.
+    #[cold]
+    #[inline(never)]
+    fn charge_saturated(&mut self, ran_ns: u64) {
+        let vtime = self.vtime().saturating_add(vt_at_one(ran_ns));
+        self.service_ns = u64::MAX;
+        self.set_vtime(vtime);
+    }
 }
 
 /// This policy's name.
@@ -77,6 +111,8 @@ pub const INFO: PolicyInfo = PolicyInfo {
 #[derive(Clone, Debug)]
 pub struct RoundRobin {
     quantum_ns: u64,
+    /// The credit a quantum gives: `quantum_ns`, at most `i64::MAX`.
+    quantum_credit: i64,
     threads: Table<Thread>,
     /// Runnable threads that are not running, in arrival order.
     queue: Queue,
@@ -88,9 +124,10 @@ pub struct RoundRobin {
     running: Running,
     /// Equal-share virtual time of the system.
     clock: i128,
-    /// The last step of `clock`: `(ran_ns, active threads, step)`. The
-    /// same quantum is charged again and again among as many threads, so
-    /// this saves a division per charge.
+    /// The last step of `clock`: `(ran_ns, active threads, step)`, the
+    /// step being for at least one thread. The same quantum is charged
+    /// again and again among as many threads, so this saves a division
+    /// per charge.
     clock_step: (u64, usize, i128),
     /// Weights of the runnable and running threads, feasible on P cores:
     /// only to express lags in the neutral unit.
@@ -120,6 +157,7 @@ impl RoundRobin {
     pub fn new(quantum_ns: u64) -> Self {
         RoundRobin {
             quantum_ns: quantum_ns.max(1),
+            quantum_credit: i64::try_from(quantum_ns.max(1)).unwrap_or(i64::MAX),
             threads: Table::new(),
             queue: Queue::default(),
             next_seq: SEQ_ORIGIN,
@@ -164,14 +202,160 @@ impl RoundRobin {
         }
     }
 
-    /// Puts a thread at the front (it runs next on any core).
-    fn enqueue_front(&mut self, slot: Slot) {
-        self.front_seq -= 1;
-        let seq = self.front_seq;
-        if let Some((_, t)) = self.threads.at_mut(slot) {
-            t.seq = seq;
+    /// [`Policy::charge`], every case: out of line, for what
+    /// [`RoundRobin::charge_preempted`] leaves.
+    #[inline(never)]
+    fn charge_general(
+        &mut self,
+        id: ThreadId,
+        core: CoreId,
+        ran_ns: u64,
+        end: RunEnd,
+    ) -> Result<(), SchedError> {
+        // The core is freed here rather than last: nothing below fails
+        // (a running thread's slot always holds it).
+        let Some(slot) = self.running.take(core, id) else {
+            return Err(Running::charge_error(id, &self.threads));
+        };
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return Err(SchedError::UnknownThread);
+        };
+        debug_assert_eq!(t.state, ThreadState::Running(core));
+        // Equal shares: every thread has weight 1, and nobody can be capped
+        // (with n <= P threads each has a core).
+        // The virtual time follows from the service (see `Thread::vtime`)
+        // until the service saturates.
+        match t.service_ns.checked_add(ran_ns) {
+            Some(service) => t.service_ns = service,
+            None => t.charge_saturated(ran_ns),
+        }
+        let n = self.weights.len();
+        let step = match self.clock_step {
+            (ran, m, step) if ran == ran_ns && m == n => step,
+            _ => new_clock_step(&mut self.clock_step, ran_ns, n),
+        };
+        self.clock = add_sat(self.clock, step);
+        t.credit_ns = credit_less(t.credit_ns, ran_ns);
+        match end {
+            // Cut short: the rest of its quantum comes first.
+            RunEnd::Preempted if t.credit_ns > 0 => {
+                t.state = ThreadState::Runnable;
+                self.front_seq -= 1;
+                let seq = self.front_seq;
+                t.seq = seq;
+                // A live entry: the queue's stale count stays right.
+                self.queue.order_mut().push_front(Entry { seq, slot });
+            }
+            RunEnd::Preempted => {
+                // `enqueue` without its second look at the slot.
+                t.state = ThreadState::Runnable;
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                t.seq = seq;
+                self.queue.push(Entry { seq, slot });
+            }
+            RunEnd::Blocked => {
+                t.credit_ns = t.credit_ns.min(0);
+                t.state = ThreadState::Sleeping;
+                t.set_vtime(t.vtime().saturating_sub(self.clock));
+                self.weights.remove(id, u64::from(t.weight));
+            }
+            _ => self.end_run(id, slot, end),
+        }
+        Ok(())
+    }
+
+    /// A pick on a core without a place yet: checked, given one, then
+    /// picked for as any other. Out of line (once per core).
+    #[cold]
+    #[inline(never)]
+    fn pick_on_new_core(&mut self, core: CoreId) -> Option<ThreadId> {
+        check_core(core).ok()?;
+        self.running.place(core);
+        self.pick(core)
+    }
+
+    /// The usual charge, a preempted run whose figures need no
+    /// saturation and whose clock step is remembered, done if it is that
+    /// (true), with nothing changed if not (false; the general path does
+    /// it). It calls nothing on its way, so it keeps to the registers a
+    /// call may clobber: no saves and restores.
+    #[inline(always)]
+    fn charge_preempted(&mut self, id: ThreadId, core: CoreId, ran_ns: u64) -> bool {
+        let Some(on) = self.running.on_mut(core) else {
+            return false;
+        };
+        let Some((running, slot)) = *on else {
+            return false;
+        };
+        if running != id {
+            return false;
+        }
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return false;
+        };
+        let (memo_ran, memo_n, step) = self.clock_step;
+        if memo_ran != ran_ns || memo_n != self.weights.len() {
+            return false;
+        }
+        let Some(service) = t.service_ns.checked_add(ran_ns) else {
+            return false;
+        };
+        let Some(credit) = i64::try_from(ran_ns)
+            .ok()
+            .and_then(|ran| t.credit_ns.checked_sub(ran))
+        else {
+            return false;
+        };
+        let Some(clock) = self.clock.checked_add(step) else {
+            return false;
+        };
+        // As the general path: the service (and with it the virtual
+        // time), the clock, the credit; then back in line.
+        *on = None;
+        t.service_ns = service;
+        self.clock = clock;
+        t.credit_ns = credit;
+        t.state = ThreadState::Runnable;
+        let seq = if credit > 0 {
+            // Cut short: the rest of its quantum comes first.
+            self.front_seq -= 1;
+            t.seq = self.front_seq;
             // A live entry: the queue's stale count stays right.
-            self.queue.order_mut().push_front(Entry { seq, slot });
+            self.queue
+                .order_mut()
+                .push_front(Entry { seq: t.seq, slot });
+            return true;
+        } else {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            seq
+        };
+        t.seq = seq;
+        self.queue.push(Entry { seq, slot });
+        true
+    }
+
+    /// The end of a charge whose run ended in a yield or an exit (the
+    /// charge's own work done): out of line.
+    #[inline(never)]
+    fn end_run(&mut self, id: ThreadId, slot: Slot, end: RunEnd) {
+        let Some((_, t)) = self.threads.at_mut(slot) else {
+            return;
+        };
+        debug_assert!(matches!(end, RunEnd::Yielded | RunEnd::Exited));
+        match end {
+            RunEnd::Yielded => {
+                t.state = ThreadState::Runnable;
+                t.credit_ns = t.credit_ns.min(0);
+                self.enqueue(slot);
+            }
+            RunEnd::Exited => {
+                self.weights.remove(id, u64::from(t.weight));
+                self.threads.remove(id);
+            }
+            // The charge's own.
+            RunEnd::Preempted | RunEnd::Blocked => {}
         }
     }
 
@@ -197,9 +381,9 @@ impl RoundRobin {
     /// for a sleeper its own.
     fn lag_and_weight(&self, t: &Thread) -> (i128, Ratio) {
         match t.state {
-            ThreadState::Sleeping => (t.vtime, Ratio::new(u128::from(t.weight), 1)),
+            ThreadState::Sleeping => (t.vtime(), Ratio::new(u128::from(t.weight), 1)),
             _ => (
-                t.vtime.saturating_sub(self.clock),
+                t.vtime().saturating_sub(self.clock),
                 self.weights.effective(u64::from(t.weight)),
             ),
         }
@@ -213,8 +397,76 @@ fn vt_at_one(ran_ns: u64) -> i128 {
     i128::from(ran_ns) * VT_SCALE as i128
 }
 
-fn quantum_i64(quantum_ns: u64) -> i64 {
-    i64::try_from(quantum_ns).unwrap_or(i64::MAX)
+/// The clock's step for a run of `ran_ns` among `n` active threads (at
+/// least one), remembered (in `memo`, under `n` as it is) for the next
+/// charge: out of line, the charge's usual path finds it remembered.
+#[cold]
+#[inline(never)]
+fn new_clock_step(memo: &mut (u64, usize, i128), ran_ns: u64, n: usize) -> i128 {
+    let step = Ledger::vt_at(ran_ns, Ratio::new(n.max(1) as u128, 1));
+    *memo = (ran_ns, n, step);
+    step
+}
+
+/// Starts `t` on `core`: a thread with no credit left gets a quantum's.
+#[inline]
+fn start(t: &mut Thread, core: CoreId, quantum_credit: i64) {
+    t.state = ThreadState::Running(core);
+    if t.credit_ns <= 0 {
+        // At most 0 plus a quantum of 1..=i64::MAX ns: no overflow.
+        t.credit_ns += quantum_credit;
+    }
+}
+
+/// The rest of a pick whose first entry was stale: the first live one
+/// after it starts.
+#[cold]
+#[inline(never)]
+fn pick_past_stale(
+    queue: &mut Queue,
+    threads: &mut Table<Thread>,
+    on: &mut Option<(ThreadId, Slot)>,
+    core: CoreId,
+    quantum_credit: i64,
+) -> Option<ThreadId> {
+    let e = queue.pop((), live(threads))?;
+    let (id, t) = threads.at_mut(e.slot)?;
+    start(t, core, quantum_credit);
+    *on = Some((id, e.slot));
+    Some(id)
+}
+
+/// `a.saturating_add(b)`, the usual case (no overflow) inline.
+#[inline]
+fn add_sat(a: i128, b: i128) -> i128 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => add_sat_cold(a, b),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn add_sat_cold(a: i128, b: i128) -> i128 {
+    a.saturating_add(b)
+}
+
+/// `credit - ran_ns`, `ran_ns` taken as at most `i64::MAX` and the
+/// difference saturating; the usual case inline.
+#[inline]
+fn credit_less(credit: i64, ran_ns: u64) -> i64 {
+    if let Ok(ran) = i64::try_from(ran_ns) {
+        if let Some(left) = credit.checked_sub(ran) {
+            return left;
+        }
+    }
+    credit_less_cold(credit, ran_ns)
+}
+
+#[cold]
+#[inline(never)]
+fn credit_less_cold(credit: i64, ran_ns: u64) -> i64 {
+    credit.saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX))
 }
 
 impl Policy for RoundRobin {
@@ -232,6 +484,7 @@ impl Policy for RoundRobin {
             service_ns: 0,
             seq: 0,
             vtime: self.clock,
+            vtime_service: 0,
             credit_ns: 0,
         };
         let slot = self
@@ -257,24 +510,45 @@ impl Policy for RoundRobin {
         Ok(record)
     }
 
-    #[inline]
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
         check_core(core)?;
         if self.running.on(core).is_some() {
             return Err(SchedError::CoreBusy);
         }
-        let Some(e) = self.queue.pop((), live(&self.threads)) else {
-            return Ok(None);
+        Ok(self.pick(core))
+    }
+
+    /// [`Policy::try_pick`] with errors read as "nothing to run", written
+    /// out rather than the trait's `try_pick(core).ok().flatten()`: the
+    /// decision's path builds no `Result` only to take it apart.
+    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
+        // A core with a place has had a pick (so its id is in range).
+        let Some(on) = self.running.on_mut(core) else {
+            return self.pick_on_new_core(core);
         };
-        let Some((id, t)) = self.threads.at_mut(e.slot) else {
-            return Ok(None);
-        };
-        t.state = ThreadState::Running(core);
-        if t.credit_ns <= 0 {
-            t.credit_ns = t.credit_ns.saturating_add(quantum_i64(self.quantum_ns));
+        if on.is_some() {
+            return None;
         }
-        self.running.set(core, Some((id, e.slot)));
-        Ok(Some(id))
+        let e = self.queue.pop_any(())?;
+        // The entry's liveness (`sched_api::lazy::live`) judged with the
+        // one look at the record that starts it; past stale entries out
+        // of line.
+        let (id, t) = match self.threads.at_mut(e.slot) {
+            Some((id, t)) if t.seq == e.seq && t.state == ThreadState::Runnable => (id, t),
+            _ => {
+                self.queue.popped_stale();
+                return pick_past_stale(
+                    &mut self.queue,
+                    &mut self.threads,
+                    on,
+                    core,
+                    self.quantum_credit,
+                );
+            }
+        };
+        start(t, core, self.quantum_credit);
+        *on = Some((id, e.slot));
+        Some(id)
     }
 
     fn charge(
@@ -284,56 +558,10 @@ impl Policy for RoundRobin {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        let slot = self.running.slot_to_charge(core, id, &self.threads)?;
-        let Some((_, t)) = self.threads.at_mut(slot) else {
-            return Err(SchedError::UnknownThread);
-        };
-        debug_assert_eq!(t.state, ThreadState::Running(core));
-        // Equal shares: every thread has weight 1, and nobody can be capped
-        // (with n <= P threads each has a core).
-        t.service_ns = t.service_ns.saturating_add(ran_ns);
-        t.vtime = t.vtime.saturating_add(vt_at_one(ran_ns));
-        let n = self.weights.len().max(1);
-        let step = match self.clock_step {
-            (ran, m, step) if ran == ran_ns && m == n => step,
-            _ => {
-                let step = Ledger::vt_at(ran_ns, Ratio::new(n as u128, 1));
-                self.clock_step = (ran_ns, n, step);
-                step
-            }
-        };
-        self.clock = self.clock.saturating_add(step);
-        t.credit_ns = t
-            .credit_ns
-            .saturating_sub(i64::try_from(ran_ns).unwrap_or(i64::MAX));
-        match end {
-            // Cut short: the rest of its quantum comes first.
-            RunEnd::Preempted if t.credit_ns > 0 => {
-                t.state = ThreadState::Runnable;
-                self.enqueue_front(slot);
-            }
-            RunEnd::Preempted => {
-                t.state = ThreadState::Runnable;
-                self.enqueue(slot);
-            }
-            RunEnd::Yielded => {
-                t.state = ThreadState::Runnable;
-                t.credit_ns = t.credit_ns.min(0);
-                self.enqueue(slot);
-            }
-            RunEnd::Blocked => {
-                t.credit_ns = t.credit_ns.min(0);
-                t.state = ThreadState::Sleeping;
-                t.vtime = t.vtime.saturating_sub(self.clock);
-                self.weights.remove(id, u64::from(t.weight));
-            }
-            RunEnd::Exited => {
-                self.weights.remove(id, u64::from(t.weight));
-                self.threads.remove(id);
-            }
+        if end == RunEnd::Preempted && self.charge_preempted(id, core, ran_ns) {
+            return Ok(());
         }
-        self.running.set(core, None);
-        Ok(())
+        self.charge_general(id, core, ran_ns, end)
     }
 
     fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {
@@ -343,7 +571,7 @@ impl Policy for RoundRobin {
             ThreadState::Sleeping => Err(SchedError::AlreadySleeping),
             ThreadState::Runnable => {
                 t.state = ThreadState::Sleeping;
-                t.vtime = t.vtime.saturating_sub(self.clock);
+                t.set_vtime(t.vtime().saturating_sub(self.clock));
                 let weight = t.weight;
                 self.dequeued();
                 self.weights.remove(id, u64::from(weight));
@@ -358,7 +586,7 @@ impl Policy for RoundRobin {
             return Err(SchedError::NotSleeping);
         }
         t.state = ThreadState::Runnable;
-        t.vtime = self.clock.saturating_add(t.vtime);
+        t.set_vtime(self.clock.saturating_add(t.vtime()));
         self.weights.insert(id, u64::from(t.weight));
         self.enqueue(slot);
         Ok(())
@@ -417,13 +645,14 @@ impl Policy for RoundRobin {
                 service_ns: r.service_ns,
                 seq: 0,
                 vtime: 0,
+                vtime_service: r.service_ns,
                 credit_ns: 0,
             };
             // Neutral lag -> ns of service (times VT_SCALE). The fresh clock
             // is 0, so this is the vtime of an active thread and the frozen
             // lag of a sleeper alike.
             let (_, e) = fresh.lag_and_weight(&t);
-            t.vtime = scale_signed(snapshot.lag(r), e.num, e.den);
+            t.set_vtime(scale_signed(snapshot.lag(r), e.num, e.den));
             // Ids are unique: the snapshot was validated.
             let Ok(slot) = fresh.threads.insert(r.id, t) else {
                 return Err(SchedError::BadSnapshot);

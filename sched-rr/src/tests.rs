@@ -227,3 +227,201 @@ proptest! {
         }
     }
 }
+
+/// Every pick and every record of a mixed sequence of operations on 1–3
+/// cores, hashed and pinned to the values this code gave when they were
+/// written (before the decision path was cut for speed): a tuning must
+/// change no pick, no credit, no clock and no record, only their cost.
+/// The sequences come from a fixed generator of their own, not proptest's.
+/// If a change is *meant* to change the picks, say so and pin new values.
+#[test]
+fn pinned_picks_and_records() {
+    const IDS: u32 = 12;
+    /// FNV-1a, 64 bits.
+    fn mix(h: &mut u64, x: u128) {
+        for b in x.to_le_bytes() {
+            *h = (*h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn splitmix(x: &mut u64) -> u64 {
+        *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn state(s: ThreadState) -> u128 {
+        match s {
+            ThreadState::Runnable => 1,
+            ThreadState::Sleeping => 2,
+            ThreadState::Running(c) => 3 + c as u128,
+        }
+    }
+    fn records(h: &mut u64, rr: &RoundRobin) {
+        for id in 0..IDS {
+            match rr.record(id) {
+                Some(r) => {
+                    mix(h, u128::from(r.weight));
+                    mix(h, state(r.state));
+                    mix(h, u128::from(r.service_ns));
+                    mix(h, r.vtime as u128);
+                    let t = rr.threads.get(id).unwrap();
+                    mix(h, t.credit_ns as u128);
+                }
+                None => mix(h, u128::MAX),
+            }
+        }
+        mix(h, rr.clock as u128);
+        mix(h, rr.len() as u128);
+        mix(h, rr.cores() as u128);
+    }
+    fn errors(h: &mut u64, r: Result<(), SchedError>) {
+        mix(h, r.map_or_else(|e| e as u128 + 1, |()| 0));
+    }
+    // What the sequences reach (summed over the runs): picks of a thread,
+    // charges ending each way, a preempted thread with credit left (back
+    // to the front), wakes, removes, swaps holding threads.
+    let mut reached = [0u32; 9];
+    let mut run = |seed: u64, quantum: u64| {
+        let mut g = seed;
+        let cores = 1 + seed as usize % 3;
+        let mut rr = RoundRobin::with_cores(quantum, cores).unwrap();
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for _ in 0..4000 {
+            let r = splitmix(&mut g);
+            let (a, b, c) = (r >> 8, r >> 24, r >> 40);
+            let id = (a % u64::from(IDS)) as u32;
+            let core = (b % 3) as usize;
+            match r % 40 {
+                0..=5 => errors(&mut h, rr.add(id, 1 + (c % 20) as u32)),
+                6 => {
+                    let removed = rr.remove(id);
+                    reached[6] += u32::from(removed.is_ok());
+                    mix(&mut h, removed.map_or(u128::MAX, |r| r.vtime as u128));
+                }
+                7..=9 => errors(&mut h, rr.sleep(id)),
+                10..=12 => {
+                    let woken = rr.wake(id);
+                    reached[5] += u32::from(woken.is_ok());
+                    errors(&mut h, woken);
+                }
+                13 => errors(&mut h, rr.set_weight(id, (c % 7) as u32)),
+                14..=24 => {
+                    let picked = rr.try_pick(core);
+                    reached[0] += u32::from(matches!(picked, Ok(Some(_))));
+                    mix(
+                        &mut h,
+                        picked.map_or_else(
+                            |e| u128::MAX - 1 - e as u128,
+                            |p| p.map_or(u128::MAX, u128::from),
+                        ),
+                    );
+                }
+                25..=36 => {
+                    // Charge whoever runs on the core (or a wrong thread).
+                    let who = rr.running.on(core).map_or(id, |(id, _)| id);
+                    let ran = [
+                        quantum,
+                        quantum,
+                        quantum / 3,
+                        quantum + quantum / 10,
+                        1,
+                        0,
+                        3 * quantum,
+                    ][(c % 7) as usize];
+                    let end = [
+                        RunEnd::Preempted,
+                        RunEnd::Preempted,
+                        RunEnd::Preempted,
+                        RunEnd::Yielded,
+                        RunEnd::Blocked,
+                        RunEnd::Exited,
+                    ][(a >> 32) as usize % 6];
+                    let charged = rr.charge(who, core, ran, end);
+                    if charged.is_ok() {
+                        reached[1 + (a >> 32) as usize % 6 / 2] += 1;
+                        let front = rr.threads.get(who).is_some_and(|t| {
+                            t.state == ThreadState::Runnable && t.seq < SEQ_ORIGIN
+                        });
+                        reached[4] += u32::from(end == RunEnd::Preempted && front);
+                    }
+                    errors(&mut h, charged);
+                }
+                37 => errors(&mut h, rr.set_cores(1 + (c % 3) as usize)),
+                _ => {
+                    // A swap: out to a snapshot and back into a fresh one.
+                    let snap = rr.export();
+                    reached[7] += u32::from(snap.threads.len() > 2);
+                    reached[8] += u32::from(
+                        snap.threads
+                            .iter()
+                            .any(|t| matches!(t.state, ThreadState::Running(_))),
+                    );
+                    mix(&mut h, snap.global_vtime as u128);
+                    for t in &snap.threads {
+                        mix(&mut h, u128::from(t.id));
+                        mix(&mut h, t.vtime as u128);
+                    }
+                    rr = RoundRobin::from_snapshot(quantum, rr.cores(), snap).unwrap();
+                }
+            }
+            records(&mut h, &rr);
+        }
+        h
+    };
+    let got: Vec<u64> = (0..6)
+        .map(|s| run(s, [Q, 3, 1_000_000_000][s as usize % 3]))
+        .collect();
+    assert!(reached.iter().all(|&r| r >= 30), "{reached:?}");
+    // The steady state the benchmark times: many threads, one core, pick
+    // and charge a full quantum.
+    let mut rr = RoundRobin::new(Q);
+    for id in 0..1000 {
+        rr.add(id, 1 + id % 10).unwrap();
+    }
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for _ in 0..5000 {
+        let id = rr.pick(0).unwrap();
+        mix(&mut h, u128::from(id));
+        rr.charge(id, 0, Q, RunEnd::Preempted).unwrap();
+    }
+    records(&mut h, &rr);
+    assert_eq!(
+        got,
+        [
+            5739147012788048239,
+            9893964229937815638,
+            14870700898439103049,
+            18324828231052626561,
+            6717608940780580592,
+            1446487816188019308
+        ]
+    );
+    assert_eq!(h, 2431732395877000744);
+}
+
+/// The virtual time follows from the service (`Thread::vtime`) exactly as
+/// charging each run to it did, past the service's saturation too: each
+/// run adds `ran * VT_SCALE`, saturating, whatever the service shows.
+#[test]
+fn virtual_time_follows_the_service_past_its_saturation() {
+    let mut rr = RoundRobin::new(Q);
+    rr.add(1, 1).unwrap();
+    let start = rr.threads.get(1).unwrap().vtime();
+    let mut expect = start;
+    for ran in [Q, u64::MAX - 5, 3, 0, u64::MAX, 7, 1] {
+        rr.pick(0).unwrap();
+        rr.charge(1, 0, ran, RunEnd::Preempted).unwrap();
+        expect = expect.saturating_add(i128::from(ran) * VT_SCALE as i128);
+        let t = rr.threads.get(1).unwrap();
+        assert_eq!(t.vtime(), expect);
+    }
+    assert_eq!(rr.record(1).unwrap().service_ns, u64::MAX);
+    // And a sleep keeps it (as a lag), a wake restores it.
+    rr.pick(0).unwrap();
+    rr.charge(1, 0, 2, RunEnd::Blocked).unwrap();
+    expect = expect.saturating_add(2 * VT_SCALE as i128);
+    assert_eq!(rr.threads.get(1).unwrap().vtime(), expect - rr.clock);
+    rr.wake(1).unwrap();
+    assert_eq!(rr.threads.get(1).unwrap().vtime(), expect);
+}
