@@ -792,18 +792,14 @@ pub fn dispatch(core: usize) -> ! {
     }
     // The lock is stuck on a core that is not running, or the turn ended:
     // run on, or give the turn up rather than spin through it.
-    run_on(core, d);
-    let _ = sys::yield_to(None, false);
-    sys::exit(9)
+    run_on_or_give_up(core, d)
 }
 
 /// [`dispatch`] for a core whose request was declined: it decides under
 /// the lock itself (a bounded wait, as `dispatch`'s).
 fn decide_locked(core: usize, d: &Dispatch) -> ! {
     let Some(rt) = lock_briefly() else {
-        run_on(core, d);
-        let _ = sys::yield_to(None, false);
-        sys::exit(9)
+        run_on_or_give_up(core, d)
     };
     decide(core, d, rt, None)
 }
@@ -944,16 +940,30 @@ fn decide(
         // predicate's case above, not this one.
         park(park_until)
     }
-    let _ = sys::yield_to(None, false);
-    sys::exit(9)
+    give_up_turn()
 }
 
 /// Parks this core until global clock `until` (see [`decide`]), then gives
 /// the turn up.
 fn park(until: u64) -> ! {
     let _ = sys::park(until);
+    give_up_turn()
+}
+
+/// Gives this core's turn up. The kernel enters the application afresh at
+/// its next turn (a new upcall), so the yield does not return; if it did,
+/// the libOS's own state would be wrong, and the application ends (9).
+fn give_up_turn() -> ! {
     let _ = sys::yield_to(None, false);
     sys::exit(9)
+}
+
+/// Resumes the thread preempted here if nobody charged its stop yet
+/// ([`run_on`]), else gives the turn up: a prologue that could not have a
+/// decision made in time.
+fn run_on_or_give_up(core: usize, d: &Dispatch) -> ! {
+    run_on(core, d);
+    give_up_turn()
 }
 
 /// How long an idle `core` parks: a quarter slice plus the core's
