@@ -32,6 +32,7 @@ use crate::{context, sys, wakeup};
 mod combine;
 mod handoff;
 mod runlog;
+mod serve;
 mod table;
 use combine::{Answer, Reply};
 pub use runlog::{drain as drain_switches, enable as log_switches};
@@ -224,11 +225,13 @@ fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     // goes, as `decide` serves them: a hold from a thread (the sampler
     // reads every thread's waits in a few) otherwise left them to give up
     // and run on undecided (the 64-core CPU-bound row lost 0.3 points).
-    // Sleepers due by now are woken first, or a core would be told to park
-    // past an overdue one. The time is this thread's.
-    if REQUESTS.any() {
-        let now = sys::now_ns();
-        rt.wake_due(now, &read_word);
+    // After the same catch-up as `decide`'s: a core told to park past a
+    // thread, or a deadline, still in another core's stop would not come
+    // back for it (review r-s33). Not with this core's turn over: the
+    // lock goes at once, and the waiting cores take it. The time is this
+    // thread's.
+    if REQUESTS.any() && d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING == 0 {
+        let now = catch_up(&mut rt, d.core as usize, None);
         serve_waiters(&mut rt, now);
     }
     drop(rt);
@@ -619,6 +622,9 @@ fn switch_out_until(end: RunEnd, wake_at_ns: u64) {
     let tid = self_id();
     sys::disable_here();
     let core = THREAD_CORE[tid].load(Ordering::Acquire);
+    // Only a sleep carries a deadline (`after_switch_out` reads it for
+    // Blocked stops alone, so any other would be left for the next).
+    debug_assert!(wake_at_ns == 0 || end == RunEnd::Blocked);
     if wake_at_ns != 0 {
         // Disabled: this thread stays on this core until the stop is made.
         SLEEPS_UNTIL[core].store(wake_at_ns, Ordering::Relaxed);
@@ -770,7 +776,7 @@ pub fn dispatch(core: usize) -> ! {
         }
         match REQUESTS.poll(core) {
             Answer::Decided(tid) => run_decided(core, d, tid),
-            Answer::Park(until) => park(until),
+            Answer::Park(until) => park(core, d, until),
             Answer::Declined | Answer::Idle => decide_locked(core, d),
             Answer::Waiting => {}
         }
@@ -787,7 +793,7 @@ pub fn dispatch(core: usize) -> ! {
     }
     match REQUESTS.withdraw(core) {
         Answer::Decided(tid) => run_decided(core, d, tid),
-        Answer::Park(until) => park(until),
+        Answer::Park(until) => park(core, d, until),
         _ => {}
     }
     // The lock is stuck on a core that is not running, or the turn ended:
@@ -825,43 +831,51 @@ fn serve_waiters(rt: &mut Table, at: u64) {
     // given to another would leave the thread picked for it unrun, and
     // counted as running, until its next turn here.
     let serves = |k: usize| sys::core_slices(k).running_env.load(Ordering::Acquire) == me;
-    // A pick whose asker gave up meanwhile goes back to the policy as a
-    // preempted thread that ran for no time; a park is forgotten (the
-    // core watches for no sleeper).
-    let undo = |rt: &mut Table, k: usize, reply: Reply| match reply {
-        Reply::Run(tid) => {
-            rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, &read_word);
-            TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
-        }
-        Reply::Park(_) => rt.forget_park(k),
-        Reply::Decline => {}
-    };
+    // A reply whose asker gave up meanwhile is taken back (`serve::undo`).
     let rt = core::cell::RefCell::new(rt);
     REQUESTS.serve(
         serves,
         |k| {
-            let mut rt = rt.borrow_mut();
-            // Its stop was published before it asked, maybe after this
-            // decide's drain: charged first, as a pick on that core requires.
-            if let Some(stop) = STOPS.take(k) {
-                handoff::charge(&mut rt, k, stop, at, &read_word);
-            }
-            if rt.current(k) != NONE {
-                return Reply::Decline;
-            }
-            if let Some(tid) = rt.start_at(k, sys::cpu_clock_at(k, at), at) {
+            let clock = || sys::cpu_clock_at(k, at);
+            let r = serve::reply(
+                &mut rt.borrow_mut(),
+                &STOPS,
+                k,
+                at,
+                clock,
+                || park_ns(k),
+                &read_word,
+            );
+            if let Reply::Run(_) = r {
                 TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
-                Reply::Run(tid)
-            } else if rt.running_anywhere() {
-                // As `decide` parks a core with nothing to run (the whole
-                // application asleep, or gone, is the core's own to see).
-                Reply::Park(rt.park_until(k, at, park_ns(k)))
-            } else {
-                Reply::Decline
             }
+            r
         },
-        |k, reply| undo(&mut rt.borrow_mut(), k, reply),
+        |k, reply| {
+            if let Reply::Run(_) = reply {
+                TURNS_DECIDED.fetch_sub(1, Ordering::Relaxed);
+            }
+            serve::undo(&mut rt.borrow_mut(), k, reply, at, &read_word)
+        },
     );
+}
+
+/// What a holder of the runtime lock does before it picks for anyone
+/// (`decide`, and a thread's own hold that serves the waiting cores):
+/// charges `own` (`core`'s stop, not published: see `after_switch_out`)
+/// and every published stop, follows the slots the application holds,
+/// and wakes the sleepers due; returns the instant it went on from.
+#[inline(always)]
+fn catch_up(rt: &mut Table, core: usize, own: Option<handoff::Stop>) -> u64 {
+    let now = handoff::charge_all(rt, &STOPS, core, own, sys::now_ns, &read_word);
+    let account = sys::own_account();
+    // Held and revoked together: a slot taken back on one core and one
+    // granted on another leave the count held as it was.
+    let slots_seen = u64::from(account.slots_held.load(Ordering::Acquire))
+        | account.slots_revoked.load(Ordering::Acquire) << 32;
+    rt.follow_slots(slots_seen, crate::slices::capacity);
+    rt.wake_due(now, &read_word);
+    now
 }
 
 /// The rest of [`dispatch`], under the runtime lock `rt`: charges `own`
@@ -883,14 +897,7 @@ fn decide(
     // and a charge that is not the same from run to run misses the
     // policies' remembered figures (measured: a yield 42 instructions
     // dearer, not 15 cheaper).
-    let now = handoff::charge_all(&mut rt, &STOPS, core, own, sys::now_ns, &read_word);
-    let account = sys::own_account();
-    // Held and revoked together: a slot taken back on one core and one
-    // granted on another leave the count held as it was.
-    let slots_seen = u64::from(account.slots_held.load(Ordering::Acquire))
-        | account.slots_revoked.load(Ordering::Acquire) << 32;
-    rt.follow_slots(slots_seen, crate::slices::capacity);
-    rt.wake_due(now, &read_word);
+    let now = catch_up(&mut rt, core, own);
     // The cores waiting for a pick get theirs first: this core's own
     // thread is then not charged for the picks made for others (its
     // charge starts at the clock read below).
@@ -938,16 +945,18 @@ fn decide(
         // or a core parked until that thread's deadline
         // (`Table::park_until`). The whole application asleep is the
         // predicate's case above, not this one.
-        park(park_until)
+        park(core, d, park_until)
     }
     give_up_turn()
 }
 
-/// Parks this core until global clock `until` (see [`decide`]), then gives
-/// the turn up.
-fn park(until: u64) -> ! {
+/// Parks `core` until global clock `until` (see [`decide`]). A park the
+/// kernel refuses (its instant passed on the way: a combiner's answer
+/// can be read late) keeps the turn, and the reason to wake is now: the
+/// core decides again rather than give the turn up.
+fn park(core: usize, d: &Dispatch, until: u64) -> ! {
     let _ = sys::park(until);
-    give_up_turn()
+    decide_locked(core, d)
 }
 
 /// Gives this core's turn up. The kernel enters the application afresh at

@@ -25,7 +25,10 @@
 //! A core the policy has nothing for is answered `PARK(until)` when
 //! threads run elsewhere: it parks to the instant the lock's holder
 //! worked out for it, as its own `decide` would have, without taking the
-//! lock. Declined, it took the lock to find that out itself, and with
+//! lock (from a thread's own hold something always runs, the holder, so
+//! such a core is told to park there, even when that thread is about to
+//! sleep; it comes back within the park). Declined, it took the lock to
+//! find that out itself, and with
 //! sleepers on 64 cores (`scale-wakeups`, det) its bounded wait for the
 //! lock behind every other declined core ran past its grace on a fifth of
 //! the application's turns: repossessed, spinning in `decide_locked`.

@@ -1109,3 +1109,143 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
         assert!(!g.running_anywhere());
     }
 }
+
+/// What the runtime lock's holder answers a waiting core (`serve::reply`,
+/// the code `threads::serve_waiters` runs), after the catch-up every
+/// holder makes first (`threads::catch_up`: every published stop charged,
+/// the sleepers due woken). Review r-s33 found a thread's own hold serving
+/// after the wake-ups alone: a core was told to park past a runnable
+/// thread, or past a sleeper's deadline, still in another core's stop.
+mod served_waiters {
+    use super::super::super::combine::{Answer, Requests};
+    use super::super::super::handoff::{charge_all, Stop, Stops};
+    use super::super::super::serve;
+    use super::*;
+
+    const PARK_NS: u64 = 10_000;
+
+    /// A holder on core `me` at `now`: the catch-up, then every waiting
+    /// core served; the picks and parks taken back for the cores in
+    /// `withdrawn`, which gave up meanwhile.
+    fn hold(
+        t: &mut Table,
+        stops: &Stops,
+        reqs: &Requests,
+        me: usize,
+        now: u64,
+        withdrawn: &[usize],
+    ) {
+        let now = charge_all(t, stops, me, None, || now, &no_memory);
+        t.wake_due(now, &no_memory);
+        let t = core::cell::RefCell::new(t);
+        reqs.serve(
+            |_| true,
+            |k| {
+                if withdrawn.contains(&k) {
+                    assert_eq!(reqs.withdraw(k), Answer::Idle);
+                }
+                serve::reply(
+                    &mut t.borrow_mut(),
+                    stops,
+                    k,
+                    now,
+                    || now,
+                    || PARK_NS,
+                    &no_memory,
+                )
+            },
+            |k, r| serve::undo(&mut t.borrow_mut(), k, r, now, &no_memory),
+        );
+    }
+
+    fn stop(tid: usize, end: RunEnd, at_ns: u64, wake_at_ns: u64) -> Stop {
+        Stop {
+            tid,
+            end,
+            ran_ns: 100,
+            at_ns,
+            wake_at_ns,
+        }
+    }
+
+    /// Core 0's thread holds the lock; core 1's thread left its core (its
+    /// stop published, core 1 gave its turn up); core 2 asks.
+    fn two_running(kind: PolicyKind) -> (Table, usize, usize) {
+        let mut t = Table::new();
+        t.set_policy(build(kind, Q, 4, 7)).unwrap();
+        t.set_clock(fake_now);
+        at(0);
+        let a = spawn(&mut t, 1);
+        let b = spawn(&mut t, 1);
+        assert_eq!(t.start_at(0, 0, 0), Some(a));
+        assert_eq!(t.start_at(1, 0, 0), Some(b));
+        (t, a, b)
+    }
+
+    #[test]
+    fn a_waiting_core_gets_the_thread_in_another_cores_stop_not_a_park() {
+        for kind in every_kind() {
+            let (mut t, _, b) = two_running(kind);
+            let (stops, reqs) = (Stops::new(), Requests::new());
+            assert!(stops.publish(1, stop(b, RunEnd::Preempted, 500, 0)));
+            reqs.ask(2);
+            hold(&mut t, &stops, &reqs, 0, 1_000, &[]);
+            assert_eq!(reqs.poll(2), Answer::Decided(b), "{kind:?}");
+            assert_eq!(t.audit().violations(), 0);
+        }
+    }
+
+    #[test]
+    fn a_parked_core_comes_back_for_a_sleeper_whose_deadline_is_in_a_stop() {
+        for kind in every_kind() {
+            let (mut t, _, b) = two_running(kind);
+            let (stops, reqs) = (Stops::new(), Requests::new());
+            assert!(stops.publish(1, stop(b, RunEnd::Blocked, 500, 5_000)));
+            reqs.ask(2);
+            hold(&mut t, &stops, &reqs, 0, 1_000, &[]);
+            assert_eq!(reqs.poll(2), Answer::Park(5_000), "{kind:?}");
+        }
+    }
+
+    /// Withdrawn meanwhile: the pick goes back to the policy (runnable,
+    /// not running on a core that does not know of it) and the park is
+    /// forgotten (another core parking covers the sleeper instead).
+    #[test]
+    fn a_reply_whose_request_was_withdrawn_is_taken_back() {
+        for kind in every_kind() {
+            let (mut t, _, b) = two_running(kind);
+            let (stops, reqs) = (Stops::new(), Requests::new());
+            assert!(stops.publish(1, stop(b, RunEnd::Preempted, 500, 0)));
+            reqs.ask(2);
+            hold(&mut t, &stops, &reqs, 0, 1_000, &[2]);
+            assert_eq!(t.state(b), Some(ThreadState::Runnable), "{kind:?}");
+            assert_eq!(t.current(2), NONE);
+            assert_eq!(t.start_at(3, 1_000, 1_000), Some(b), "{kind:?}");
+            // b sleeps until 5,000; core 2 asks and withdraws: core 3,
+            // parking next, is the one to come back at 5,000.
+            assert!(stops.publish(3, stop(b, RunEnd::Blocked, 1_100, 5_000)));
+            reqs.ask(2);
+            hold(&mut t, &stops, &reqs, 0, 1_200, &[2]);
+            assert_eq!(t.park_until(3, 1_200, PARK_NS), 5_000, "{kind:?}");
+            assert_eq!(t.audit().violations(), 0);
+        }
+    }
+
+    /// With nothing running anywhere (the whole application asleep) the
+    /// holder declines: the core sees that for itself and sleeps the
+    /// application on one predicate.
+    #[test]
+    fn nothing_running_anywhere_is_declined_not_parked() {
+        for kind in every_kind() {
+            let mut t = timed_table(kind);
+            at(0);
+            let a = spawn(&mut t, 1);
+            assert_eq!(t.start_at(0, 0, 0), Some(a));
+            let (stops, reqs) = (Stops::new(), Requests::new());
+            assert!(stops.publish(0, stop(a, RunEnd::Blocked, 100, 9_000)));
+            reqs.ask(1);
+            hold(&mut t, &stops, &reqs, 0, 200, &[]);
+            assert_eq!(reqs.poll(1), Answer::Declined, "{kind:?}");
+        }
+    }
+}
