@@ -31,10 +31,12 @@ use crate::{context, sys, wakeup};
 
 mod combine;
 mod handoff;
+mod report;
 mod runlog;
 mod serve;
 mod table;
 use combine::{Answer, Reply};
+pub use report::Report;
 pub use runlog::{drain as drain_switches, enable as log_switches};
 pub use table::Audit;
 pub use table::MAX_THREADS;
@@ -507,6 +509,47 @@ pub fn waits_since_each(entries: &mut [WaitsSince], grew: &mut alloc::vec::Vec<(
     })
 }
 
+/// Every figure of a sample in one hold of the runtime lock, after every
+/// published stop is charged, as of one instant: the per-thread figures
+/// of [`snapshot`] into `out`, the audit, the control thread's time, the
+/// longest charge and the runs in progress on the other cores (see
+/// [`Report`]). One hold, not four: on 64 cores the sampler's every
+/// request for the lock queues behind the cores' prologues, and the
+/// threads' figures and the sample's instant drifted apart.
+pub fn report(out: &mut [(u32, u32, u64, ThreadState)]) -> Report {
+    with_rt(|rt| {
+        let here = THREAD_CORE[self_id()].load(Ordering::Relaxed);
+        let at = catch_up(rt, here, None);
+        let control = rt.control_tid();
+        let cores = (sys::sysinfo().cores as usize).min(MAX_WORKERS);
+        let running_ns = (0..cores)
+            .filter(|&k| k != here)
+            .map(|k| {
+                let tid = ON_CORE[k].load(Ordering::Acquire);
+                if tid == NONE || tid == control {
+                    return 0;
+                }
+                let since = ON_CORE_AT[k].load(Ordering::Relaxed);
+                let page = sys::dispatch(k);
+                let turn_start = page.run_started_ns.load(Ordering::Acquire);
+                let turn_end = page.slice_end_ns.load(Ordering::Acquire);
+                report::in_turn_ns(since, turn_start, turn_end, at)
+            })
+            .sum();
+        let (rows, policy, swaps) = rt.snapshot(out);
+        Report {
+            at_ns: at,
+            rows,
+            policy,
+            swaps,
+            audit: rt.audit(),
+            control_ns: rt.control_service_ns(),
+            longest_charge_ns: rt.longest_charge_ns(),
+            running_ns,
+        }
+    })
+}
+
 /// Per-thread figures for reports: (id, weight, service_ns, state) of the
 /// live threads; the policy; how many swaps so far.
 pub fn snapshot(out: &mut [(u32, u32, u64, ThreadState)]) -> (usize, PolicyKind, u64) {
@@ -536,6 +579,9 @@ static REQUESTS: combine::Requests = combine::Requests::new();
 /// table's, for the epilogue.
 static ON_CORE: [AtomicUsize; MAX_WORKERS] = [const { AtomicUsize::new(NONE) }; MAX_WORKERS];
 static ON_CORE_SINCE: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
+/// Per core: when (global clock) the thread in `ON_CORE` started there,
+/// stored before it (for the runs in progress at a sample: [`report`]).
+static ON_CORE_AT: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(0) }; MAX_WORKERS];
 /// The table's threads, for their context slots without the lock (set once,
 /// under the lock, before any thread runs).
 static THREADS: AtomicPtr<table::Threads> = AtomicPtr::new(core::ptr::null_mut());
@@ -816,6 +862,7 @@ fn decide_locked(core: usize, d: &Dispatch) -> ! {
 fn run_decided(core: usize, d: &Dispatch, tid: usize) -> ! {
     let now = sys::now_ns();
     ON_CORE_SINCE[core].store(sys::cpu_clock_at(core, now), Ordering::Relaxed);
+    ON_CORE_AT[core].store(now, Ordering::Relaxed);
     runlog::started(core, now, tid);
     resume_on(core, tid, d)
 }
@@ -912,6 +959,7 @@ fn decide(
         TURNS_DECIDED.fetch_add(1, Ordering::Relaxed);
         drop(rt);
         ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
+        ON_CORE_AT[core].store(at, Ordering::Relaxed);
         runlog::started(core, now, tid);
         resume_on(core, tid, d)
     }
@@ -993,7 +1041,8 @@ fn park_ns(core: usize) -> u64 {
 #[inline(always)]
 fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
     THREAD_CORE[tid].store(core, Ordering::Relaxed);
-    ON_CORE[core].store(tid, Ordering::Relaxed);
+    // Release: a sampler that reads `tid` here reads its `ON_CORE_AT`.
+    ON_CORE[core].store(tid, Ordering::Release);
     let top = crate::rt::scheduler_stack_top(core);
     // SAFETY: disabled (an upcall, or `switch_out`), the resume range
     // registered; the thread is Running on this core, so nobody else

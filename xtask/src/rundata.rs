@@ -68,6 +68,23 @@ pub struct RunData {
     /// in runs made before applications reported them.
     #[serde(default)]
     pub counters: Vec<AppCounters>,
+    /// Per application and sample, its threads' runs in progress at the
+    /// sample's instant (global-clock ns, not yet in their `cpu_ns`); none
+    /// in runs made before applications reported them.
+    #[serde(default)]
+    pub running: Vec<RunningAt>,
+}
+
+/// An application's threads' runs in progress at one of its samples:
+/// from each run's start (or its turn's, if later) to the sample's instant
+/// (or the turn's end, if earlier), over every core but the sampler's, on
+/// the global clock (kernel interrupts included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunningAt {
+    /// Index into [`RunData::apps`].
+    pub app: u32,
+    pub t_ns: u64,
+    pub running_ns: u64,
 }
 
 /// An application's libOS counters at one sample (cumulative).
@@ -92,6 +109,15 @@ impl RunData {
     /// Core time application `app` ran from `t_ns` to the end of the run,
     /// over every core, from the kernel's trace; `None` when the trace
     /// dropped changes (the end of the run is what a full buffer loses).
+    /// Application `app`'s threads' runs in progress at its sample at
+    /// `t_ns`; `None` if the sample did not report them.
+    pub fn running_at(&self, app: u32, t_ns: u64) -> Option<u64> {
+        self.running
+            .iter()
+            .find(|r| r.app == app && r.t_ns == t_ns)
+            .map(|r| r.running_ns)
+    }
+
     pub fn ran_after(&self, app: u32, t_ns: u64) -> Option<u64> {
         (self.trace_dropped == 0).then(|| {
             self.runs

@@ -14,7 +14,9 @@ pub use crate::metrics::fairness::{Fairness, ThreadFairness};
 use crate::metrics::requests;
 use crate::metrics::waits::{self, WaitDist};
 use crate::records::Records;
-use crate::rundata::{App, AppCounters, CoreRun, Event, RunData, Sample, SleepSpan, Thread};
+use crate::rundata::{
+    App, AppCounters, CoreRun, Event, RunData, RunningAt, Sample, SleepSpan, Thread,
+};
 use crate::scenario::{expand_threads, Scenario};
 use crate::Error;
 pub use perfetto::perfetto_trace;
@@ -314,6 +316,9 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     let mut sample_rows = BTreeMap::new();
     // Each application's libOS counters at each sample.
     let mut counters: BTreeMap<(u32, u64), AppCounters> = BTreeMap::new();
+    // Each application's runs in progress at each sample (every record of
+    // a sample repeats them).
+    let mut running: BTreeMap<(u32, u64), u64> = BTreeMap::new();
     let mut sleeps = Vec::new();
     let mut wait_intervals = Vec::new();
     let mut request_logs = Vec::new();
@@ -328,6 +333,9 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             Some("sample") => {
                 if let Some(n) = v["rows"].as_u64() {
                     sample_rows.insert((app, t_ns), n);
+                }
+                if let Some(r) = v["running_ns"].as_u64() {
+                    running.insert((app, t_ns), r);
                 }
                 if let [decided, run_on] = v["turns"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                     let now = AppCounters {
@@ -443,6 +451,14 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         thread_switches_dropped: switches.dropped(),
         cut_samples,
         counters,
+        running: running
+            .into_iter()
+            .map(|((app, t_ns), running_ns)| RunningAt {
+                app,
+                t_ns,
+                running_ns,
+            })
+            .collect(),
     }
 }
 
@@ -686,6 +702,8 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 .map(|s| s.t_ns)
                 .max();
             let ran_after = last_sample.and_then(|t| data.ran_after(index as u32, t));
+            // Its threads' runs in progress then, not yet in their figures.
+            let running = last_sample.and_then(|t| data.running_at(index as u32, t));
             // All it ran, on the same (wall) clock: what scales the tail to
             // the kernel's charged time (`multicore::measure`).
             let ran = last_sample.and_then(|_| data.ran_after(index as u32, 0));
@@ -700,6 +718,7 @@ pub fn fairness_summary(data: &RunData) -> Value {
                 "control_ns": counters.and_then(|c| c.control_ns),
                 "longest_charge_ns": counters.and_then(|c| c.longest_charge_ns),
                 "ran_after_last_sample_ns": ran_after,
+                "running_at_last_sample_ns": running,
                 "ran_ns": ran,
                 "second_half": second_half,
                 "scheduler_timeline": app.scheduler_timeline.iter().map(|(t, s)| json!({"t_ns": t, "scheduler": s})).collect::<Vec<_>>(),
@@ -737,7 +756,10 @@ fn second_half(data: &RunData, index: u32, app: &crate::rundata::App, last: Opti
         .map(|s| s.cpu_ns)
         .sum();
     match data.ran_after(index, t) {
-        Some(after) => json!({"from_sample_ns": t, "threads_cpu_ns": cpu, "ran_after_ns": after}),
+        Some(after) => json!({
+            "from_sample_ns": t, "threads_cpu_ns": cpu, "ran_after_ns": after,
+            "threads_running_ns": data.running_at(index, t),
+        }),
         None => Value::Null,
     }
 }

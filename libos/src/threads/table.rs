@@ -340,6 +340,11 @@ impl Table {
         Some(tid)
     }
 
+    /// The control thread's id ([`NONE`] before it is spawned).
+    pub fn control_tid(&self) -> usize {
+        self.control
+    }
+
     /// CPU time the control thread has had (ns).
     pub fn control_service_ns(&self) -> u64 {
         self.control_service_ns

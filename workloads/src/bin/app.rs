@@ -13,7 +13,10 @@
 //!   `libos::threads::decided_turns`), `control_ns` (this control
 //!   thread's CPU time so far: sampling and reporting are part of it),
 //!   `longest_charge_ns` (the longest CPU time one of the policy's
-//!   threads was charged in one stop so far),
+//!   threads was charged in one stop so far), `running_ns` (the policy's
+//!   threads' runs in progress on other cores at `t_ns`, on the global
+//!   clock: not yet in their `cpu_ns`; see `libos::threads::Report`),
+//!   all read in one hold of the runtime lock at `t_ns`,
 //!   `th`: `[[id, tickets, cpu_ns,
 //!   iterations, sleep_ns, core, alive_ns], ...]` (chunked so each record
 //!   fits a report). `sleep_ns` is the thread's sleep up to `t_ns`,
@@ -462,12 +465,11 @@ fn sample(
     // On the heap: the control thread's stack is small.
     let mut table =
         alloc::vec![(0u32, 0u32, 0u64, threads::ThreadState::Runnable); spec().threads.len() + 1];
-    let (n, policy, _) = threads::snapshot(&mut table);
-    let a = threads::audit();
+    // Every figure as of one instant, the runs in progress then included
+    // (`threads::report`): the sample's time is that instant.
+    let r = threads::report(&mut table);
+    let (n, policy, a, now) = (r.rows, r.policy, r.audit, r.at_ns);
     let (decided, run_on) = threads::decided_turns();
-    let control_ns = threads::control_ns();
-    let longest = threads::longest_charge_ns();
-    let now = libos::sys::now_ns();
     let mut th = String::new();
     // Every record says how many rows the sample has, so the runner can
     // tell a sample the run's end cut between its records from a whole one
@@ -478,13 +480,16 @@ fn sample(
     // Formatted here, not by `report!` (whose stack buffer holds 480
     // bytes): each record is filled up to the kernel's limit.
     let head = alloc::format!(
-        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"control_ns\":{control_ns},\"longest_charge_ns\":{longest},\"th\":[",
+        "\"kind\":\"sample\",\"t_ns\":{now},\"rows\":{rows},\"policy\":\"{}\",\"audit\":[{},{},{},{},{}],\"turns\":[{decided},{run_on}],\"control_ns\":{},\"longest_charge_ns\":{},\"running_ns\":{},\"th\":[",
         policy.name(),
         a.audits,
         a.double_runs,
         a.dead_picked,
         a.lost,
-        a.ghosts
+        a.ghosts,
+        r.control_ns,
+        r.longest_charge_ns,
+        r.running_ns
     );
     // What one record's rows may take: the limit less the header and `]`.
     let room = abi::syscall::MAX_MESSAGE - head.len() - 1;

@@ -377,6 +377,30 @@ fn the_summary_gives_the_libos_counters_at_the_last_whole_sample() {
 }
 
 #[test]
+fn the_summary_gives_the_runs_in_progress_at_the_last_and_middle_samples() {
+    let user =
+        |t: u64, extra: &str| sample_line(256, "a", t, extra, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]");
+    let console = [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        user(10, "\"rows\":2,\"running_ns\":0,"),
+        user(100_000_010, "\"rows\":2,\"running_ns\":1500,"),
+        user(200_000_010, "\"rows\":2,\"running_ns\":2500,"),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
+    ]
+    .concat();
+    let data = two_threads_run(&console);
+    assert_eq!(data.running_at(0, 100_000_010), Some(1500));
+    assert_eq!(data.running_at(0, 5), None);
+    let app = &fairness_summary(&data)[0];
+    assert_eq!(app["running_at_last_sample_ns"], 2500);
+    assert_eq!(app["second_half"]["threads_running_ns"], 1500);
+    // Runs made before samples reported them have none.
+    let data = two_threads_run(&console.replace("\"running_ns\"", "\"other_ns\""));
+    assert!(data.running.is_empty());
+    assert!(fairness_summary(&data)[0]["running_at_last_sample_ns"].is_null());
+}
+
+#[test]
 fn the_time_before_the_first_sample_is_owed_like_any_other() {
     // 1,000 threads take the application's control thread a while to
     // start: its first sample comes after they have run. Tickets 3:1 on
