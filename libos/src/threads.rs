@@ -529,11 +529,21 @@ pub fn report(out: &mut [(u32, u32, u64, ThreadState)]) -> Report {
                 if tid == NONE || tid == control {
                     return 0;
                 }
-                let since = ON_CORE_AT[k].load(Ordering::Relaxed);
                 let page = sys::dispatch(k);
-                let turn_start = page.run_started_ns.load(Ordering::Acquire);
-                let turn_end = page.slice_end_ns.load(Ordering::Acquire);
-                report::in_turn_ns(since, turn_start, turn_end, at)
+                // The turn's end before its start (the kernel writes them
+                // the other way round): a read torn between two turns then
+                // pairs a new start with an old end, which counts nothing.
+                let run = report::RunSeen {
+                    since: ON_CORE_AT[k].load(Ordering::Relaxed),
+                    turn_end: page.slice_end_ns.load(Ordering::Acquire),
+                    turn_start: page.run_started_ns.load(Ordering::Acquire),
+                    last_repossession: page.last_repossession_ns.load(Ordering::Acquire),
+                };
+                // Another run there meanwhile: not the one read.
+                if ON_CORE[k].load(Ordering::Acquire) != tid {
+                    return 0;
+                }
+                report::in_turn_ns(run, at)
             })
             .sum();
         let (rows, policy, swaps) = rt.snapshot(out);

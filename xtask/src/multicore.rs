@@ -14,6 +14,11 @@ pub mod target {
     pub const IDLE: f64 = 0.01;
     /// The threads' part of the application's time, at least.
     pub const THREADS_SHARE: f64 = 0.97;
+    /// Not an issue 13 target: the floor for one seed of a row judged on
+    /// its seeds' median ([`THREADS_SHARE`]). One seed's figure moves by up
+    /// to a point between builds that change nothing the row exercises;
+    /// the lock convoy the 64-core row's test was written for read 91.41%.
+    pub const THREADS_SHARE_ONE_SEED: f64 = 0.96;
     /// A thread's single charge, at most, in slots: a slot and its grace
     /// (the grace is a tenth of the slot in every canonical row).
     pub const SINGLE_CHARGE_SLOTS: f64 = 1.1;

@@ -109,15 +109,6 @@ impl RunData {
     /// Core time application `app` ran from `t_ns` to the end of the run,
     /// over every core, from the kernel's trace; `None` when the trace
     /// dropped changes (the end of the run is what a full buffer loses).
-    /// Application `app`'s threads' runs in progress at its sample at
-    /// `t_ns`; `None` if the sample did not report them.
-    pub fn running_at(&self, app: u32, t_ns: u64) -> Option<u64> {
-        self.running
-            .iter()
-            .find(|r| r.app == app && r.t_ns == t_ns)
-            .map(|r| r.running_ns)
-    }
-
     pub fn ran_after(&self, app: u32, t_ns: u64) -> Option<u64> {
         (self.trace_dropped == 0).then(|| {
             self.runs
@@ -126,6 +117,15 @@ impl RunData {
                 .map(|r| r.end_ns.saturating_sub(r.start_ns.max(t_ns)))
                 .sum()
         })
+    }
+
+    /// Application `app`'s threads' runs in progress at its sample at
+    /// `t_ns`; `None` if the sample did not report them.
+    pub fn running_at(&self, app: u32, t_ns: u64) -> Option<u64> {
+        self.running
+            .iter()
+            .find(|r| r.app == app && r.t_ns == t_ns)
+            .map(|r| r.running_ns)
     }
 }
 

@@ -287,7 +287,10 @@ fn ninety_six_threads_on_64_cores_get_their_time() {
                 longest <= 16_000_000.0 * target::SINGLE_CHARGE_SLOTS,
                 "seed {seed}: {y:?}"
             );
-            assert!(y.threads_share >= 0.96, "seed {seed}: {y:?}");
+            assert!(
+                y.threads_share >= target::THREADS_SHARE_ONE_SEED,
+                "seed {seed}: {y:?}"
+            );
             y.threads_share
         })
         .collect();
