@@ -456,27 +456,6 @@ pub fn audit() -> Audit {
     with_rt(|rt| rt.audit())
 }
 
-/// Thread `tid`'s waits for a core since the caller's last call: brings
-/// `seen` (the caller's copy of its histogram) up to date and lists in
-/// `grew` each bucket that grew, with how much; returns the longest wait
-/// since then. `None` if it is not live. For the sampler: under the lock
-/// it looks only at the buckets counted since (`WaitHistogram::catch_up`);
-/// copying every thread's whole histogram there (1.2 KB each) stalled every
-/// dispatch of a 1,000-thread application.
-pub fn waits_since(
-    tid: usize,
-    seen: &mut abi::waits::WaitHistogram,
-    grew: &mut alloc::vec::Vec<(usize, u32)>,
-) -> Option<u64> {
-    grew.clear();
-    // No allocation under the lock.
-    grew.reserve(abi::waits::BUCKETS);
-    with_rt(|rt| {
-        let t = rt.threads.get_mut(tid)?;
-        (t.life == table::Life::Live).then(|| t.waits.catch_up(seen, |k, n| grew.push((k, n))))
-    })
-}
-
 /// One thread's part of [`waits_since_each`]: its id and the caller's copy
 /// of its histogram in; the longest wait since (`None`: not live) and its
 /// grown buckets' place in the shared list out.
@@ -487,11 +466,17 @@ pub struct WaitsSince {
     pub grew: core::ops::Range<usize>,
 }
 
-/// [`waits_since`] for every entry in one hold of the runtime lock: the
-/// grown buckets of all go to `grew`, each entry's range noted. One hold a
-/// sample instead of one a thread: on 64 cores the sampler, taking the lock
-/// 256 times a sample against sleepers spinning for it, stopped getting it
-/// a tenth of the way into a run.
+/// Each entry's thread's waits for a core since the caller's last call, in
+/// one hold of the runtime lock: brings the entry's `seen` (the caller's
+/// copy of that thread's histogram) up to date, notes the longest wait
+/// since (`None` if the thread is not live), and puts each bucket that
+/// grew, with how much, in `grew`, noting the entry's range there. Under
+/// the lock it looks only at the buckets counted since
+/// (`WaitHistogram::catch_up`): copying every thread's whole histogram
+/// there (1.2 KB each) stalled every dispatch of a 1,000-thread
+/// application. One hold a sample instead of one a thread: on 64 cores the
+/// sampler, taking the lock 256 times a sample against sleepers spinning
+/// for it, stopped getting it a tenth of the way into a run.
 pub fn waits_since_each(entries: &mut [WaitsSince], grew: &mut alloc::vec::Vec<(usize, u32)>) {
     grew.clear();
     // No allocation under the lock.
@@ -832,7 +817,7 @@ pub fn dispatch(core: usize) -> ! {
         }
         match REQUESTS.poll(core) {
             Answer::Decided(tid) => run_decided(core, d, tid),
-            Answer::Park(until) => park(core, until),
+            Answer::Park(until) => park_or_ask_again(core, until),
             Answer::Declined | Answer::Idle => decide_locked(core, d),
             Answer::Waiting => {}
         }
@@ -849,7 +834,9 @@ pub fn dispatch(core: usize) -> ! {
     }
     match REQUESTS.withdraw(core) {
         Answer::Decided(tid) => run_decided(core, d, tid),
-        Answer::Park(until) => park(core, until),
+        Answer::Park(until) => {
+            let _ = sys::park(until);
+        }
         _ => {}
     }
     // The lock is stuck on a core that is not running, or the turn ended:
@@ -1003,22 +990,24 @@ fn decide(
         // or a core parked until that thread's deadline
         // (`Table::park_until`). The whole application asleep is the
         // predicate's case above, not this one.
-        park(core, park_until)
+        let _ = sys::park(park_until);
     }
     give_up_turn()
 }
 
-/// Parks `core` until global clock `until` (see [`decide`]). A park the
-/// kernel refuses (its instant passed on the way: a combiner's answer
-/// can be read late) keeps the turn, and the reason to wake is now: the
-/// core asks for a decision again rather than give the turn up. Asks,
-/// not takes the lock in turn: deciding under the lock itself
-/// (`decide_locked`), the cores whose parks came late queued for it and
+/// Parks `core` until global clock `until`, a combiner's answer to its
+/// request (see [`dispatch`]). A park the kernel refuses (its instant
+/// passed while the answer waited to be read: under det QEMU a vCPU reads
+/// it late) keeps the turn, and the reason to wake is now: the core asks
+/// again, in `dispatch`'s bounded wait. Not the lock in turn
+/// (`decide_locked`): the cores whose parks came late queued for it and
 /// were repossessed there (det, scale-wakeups: 20% of the turns on 32 and
-/// 64 cores).
-fn park(core: usize, until: u64) -> ! {
+/// 64 cores). Nor `dispatch` again, which would grow the scheduler stack
+/// with every refusal.
+#[inline]
+fn park_or_ask_again(core: usize, until: u64) {
     let _ = sys::park(until);
-    dispatch(core)
+    REQUESTS.ask(core);
 }
 
 /// Gives this core's turn up. The kernel enters the application afresh at
