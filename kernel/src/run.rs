@@ -195,7 +195,7 @@ pub fn emit_stats(now: u64) {
         record::emit(
             RecordKind::CoreStats,
             format_args!(
-                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{},\"idle_ns\":{}",
+                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{},\"idle_ns\":{},\"stolen_ns\":{}",
                 cpu.apic_id.load(Ordering::Relaxed),
                 cpu.ticks.load(Ordering::Relaxed),
                 cpu.ipis.load(Ordering::Relaxed),
@@ -205,7 +205,10 @@ pub fn emit_stats(now: u64) {
                         .load(Ordering::Relaxed)
                 } else {
                     0
-                }
+                },
+                // Since boot: the host's steal-time clock of this vCPU (0
+                // where none is offered, as under TCG).
+                crate::arch::steal::stolen_ns(core)
             ),
         );
     }

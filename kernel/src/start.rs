@@ -70,6 +70,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     };
     time::calibrate(platform.pm_timer_port);
     arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(0));
+    arch::steal::enable_this_core(0);
     let bsp_apic = apic::init_this_core();
     percpu::this().apic_id.store(bsp_apic, Ordering::Relaxed);
     apic::calibrate_timer();
@@ -91,12 +92,13 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     record::emit(
         RecordKind::Boot,
         format_args!(
-            "\"cpus_online\":{online},\"cpus_described\":{},\"apic_mode\":\"{}\",\"tsc_khz\":{},\"timer_source\":\"{}\",\"hypervisor\":\"{}\",\"rdtsc_cycles\":{},\"free_frames\":{},\"cmdline\":\"{}\"",
+            "\"cpus_online\":{online},\"cpus_described\":{},\"apic_mode\":\"{}\",\"tsc_khz\":{},\"timer_source\":\"{}\",\"hypervisor\":\"{}\",\"steal_time\":{},\"rdtsc_cycles\":{},\"free_frames\":{},\"cmdline\":\"{}\"",
             described.len(),
             apic::mode_name(),
             time::tsc_khz(),
             time::source(),
             time::hypervisor().unwrap_or("none"),
+            arch::steal::offered(),
             time::rdtsc_cost_cycles(),
             mm::free_frames(),
             boot.cmdline()
@@ -228,6 +230,7 @@ extern "C" fn ap_main(core: u64) -> ! {
         percpu::install(core, smp::apic_id(core));
     }
     arch::cpu::init_this_core(arch::gdt::ap_kernel_stack_top(core));
+    arch::steal::enable_this_core(core);
     let apic_id = apic::init_this_core();
     // The record before the count: the BSP goes on (and a boot test exits)
     // once every core is counted, so a core counted first could be cut off

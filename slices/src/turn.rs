@@ -42,6 +42,10 @@ pub struct Seen {
     /// The context is exactly the epilogue's entry frame: not one
     /// instruction ran since it was told (only asked in `Revoking`).
     pub untouched_since_told: bool,
+    /// Time the hypervisor ran something else on this core's vCPU since
+    /// the environment was told (KVM's steal-time clock; 0 where none is
+    /// offered, as under TCG). Asked at the grace's end.
+    pub stolen_since_told_ns: u64,
 }
 
 /// What the kernel does at a timer interrupt.
@@ -57,8 +61,9 @@ pub enum Tick {
     Defer { grace_end: u64 },
     /// Enter the epilogue; taken at `grace_end`.
     Revoke { grace_end: u64 },
-    /// Its epilogue had not run one instruction (its vCPU was off the host
-    /// CPU): the grace starts again, to `grace_end`.
+    /// Its epilogue had not run one instruction, or the hypervisor took
+    /// its vCPU for part of the grace (its vCPU was off the host CPU): the
+    /// grace is given again, to `grace_end`.
     Renewed { grace_end: u64 },
     /// Take the core by force ([`TurnClock::repossess`]).
     Repossess,
@@ -93,6 +98,10 @@ pub struct TurnClock {
     grace_end: u64,
     /// Grace given again so far (see [`Tick::Renewed`]).
     renewed_ns: u64,
+    /// Of the time stolen since the environment was told, how much was
+    /// given back already (a renewal from its grace's end covers all of it
+    /// until then).
+    stolen_given_ns: u64,
     /// Overrun charged to `owner` so far (never the same time twice).
     charged_ns: u64,
 }
@@ -107,6 +116,7 @@ impl TurnClock {
             end: now + length_ns,
             grace_end: now + length_ns + g.grace_ns,
             renewed_ns: 0,
+            stolen_given_ns: 0,
             charged_ns: 0,
         }
     }
@@ -191,17 +201,37 @@ impl TurnClock {
                 }
             }
             Phase::Deferred | Phase::Revoking if now >= self.grace_end => {
+                let left = g
+                    .renew_limit_ns
+                    .max(g.grace_ns)
+                    .saturating_sub(self.renewed_ns);
                 let renewable = self.phase == Phase::Revoking
                     && seen.untouched_since_told
-                    && self.renewed_ns + g.grace_ns <= g.renew_limit_ns.max(g.grace_ns);
+                    && g.grace_ns <= left;
+                // The time the hypervisor took from the vCPU since the
+                // environment was told is time it did not have: its grace
+                // ends that much later, within the same bound (issue 13:
+                // extend grace by the steal time, as Linux leaves steal
+                // out of a task's runtime). A libOS that ignores the
+                // revocation gains no more than what was stolen.
+                let stolen = seen
+                    .stolen_since_told_ns
+                    .saturating_sub(self.stolen_given_ns)
+                    .min(left);
+                let extended = self.grace_end + stolen;
                 if renewable {
                     self.renewed_ns += now - self.grace_end + g.grace_ns;
                     self.grace_end = now + g.grace_ns;
-                    Tick::Renewed {
-                        grace_end: self.grace_end,
-                    }
+                } else if extended > now {
+                    self.renewed_ns += stolen;
+                    self.grace_end = extended;
                 } else {
-                    Tick::Repossess
+                    return Tick::Repossess;
+                }
+                // What was stolen until now is given back either way.
+                self.stolen_given_ns = seen.stolen_since_told_ns;
+                Tick::Renewed {
+                    grace_end: self.grace_end,
                 }
             }
             Phase::Running => Tick::Continue { until: self.end },

@@ -42,6 +42,8 @@ enum Op {
         late: u64,
         in_range: bool,
         untouched: bool,
+        /// The hypervisor's steal time on this vCPU meanwhile.
+        steal: u64,
     },
     Yield,
     Donate(usize),
@@ -55,9 +57,20 @@ fn op() -> impl Strategy<Value = Op> {
     let env = 0..ENVS;
     let slot = 0..SLOTS;
     prop_oneof![
-        8 => (1u64..700, 0..=LATE, prop::bool::weighted(0.1), prop::bool::weighted(0.2)).prop_map(
-            |(dt, late, in_range, untouched)| Op::Advance { dt, late, in_range, untouched }
-        ),
+        8 => (
+            1u64..700,
+            0..=LATE,
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.2),
+            prop_oneof![3 => Just(0u64), 1 => 1u64..400, 1 => 1u64..3_000],
+        )
+            .prop_map(|(dt, late, in_range, untouched, steal)| Op::Advance {
+                dt,
+                late,
+                in_range,
+                untouched,
+                steal
+            }),
         2 => Just(Op::Yield),
         4 => env.clone().prop_map(Op::Donate),
         2 => (env.clone(), slot.clone()).prop_map(|(e, s)| Op::Free(e, s)),
@@ -76,6 +89,10 @@ struct Live {
     told_at: Option<u64>,
     /// Grace given again, as the model counts it from `Renewed` answers.
     renewed: u64,
+    /// The core's steal time when it was first told, and how much of the
+    /// steal since was given back by `Renewed` answers.
+    stolen_at_told: u64,
+    stolen_given: u64,
     /// Overrun that reached the owner's debt.
     charged: u64,
 }
@@ -92,6 +109,8 @@ struct Core {
     cpu: [u64; ENVS],
     idle: u64,
     idle_from: Option<u64>,
+    /// The hypervisor's steal time on this core so far.
+    stolen: u64,
 }
 
 impl Core {
@@ -116,6 +135,7 @@ impl Core {
             cpu: [0; ENVS],
             idle: 0,
             idle_from: Some(0),
+            stolen: 0,
         }
     }
 
@@ -203,6 +223,8 @@ impl Core {
                     run_start: now,
                     told_at: None,
                     renewed: 0,
+                    stolen_at_told: 0,
+                    stolen_given: 0,
                     charged: 0,
                 });
             }
@@ -221,7 +243,9 @@ impl Core {
                 late,
                 in_range,
                 untouched,
+                steal,
             } => {
+                self.stolen += steal;
                 if self.now + dt < self.armed {
                     self.now += dt;
                     return Ok(());
@@ -232,27 +256,54 @@ impl Core {
                     self.next_turn();
                     return Ok(());
                 };
+                let stolen_since_told = match t.told_at {
+                    Some(_) => self.stolen - t.stolen_at_told,
+                    None => 0,
+                };
                 let seen = Seen {
                     disabled: self.disabled[t.runner],
                     in_resume_range: in_range,
                     untouched_since_told: untouched,
+                    stolen_since_told_ns: stolen_since_told,
                 };
                 let before_grace_end = t.clock.grace_end();
                 match t.clock.tick(now, seen, G) {
                     Tick::Continue { until } => self.armed = until.max(now + 1),
                     Tick::RetryResume { grace_end } => {
+                        if t.told_at.is_none() {
+                            t.stolen_at_told = self.stolen;
+                        }
                         t.told_at.get_or_insert(now);
                         self.armed = grace_end.min(now + RETRY);
                     }
                     Tick::Defer { grace_end } | Tick::Revoke { grace_end } => {
+                        if t.told_at.is_none() {
+                            t.stolen_at_told = self.stolen;
+                        }
                         t.told_at.get_or_insert(now);
                         self.armed = grace_end;
                     }
                     Tick::Renewed { grace_end } => {
-                        // Renewed only while a whole grace more fits the
-                        // limit (the lateness of the tick comes on top).
-                        prop_assert!(t.renewed + G.grace_ns <= G.renew_limit_ns.max(G.grace_ns));
-                        t.renewed += now - before_grace_end + G.grace_ns;
+                        let given = grace_end - before_grace_end;
+                        // Renewed while untouched only while a whole grace
+                        // more fits the limit (the lateness of the tick
+                        // comes on top); otherwise only steal is given back.
+                        let limit = G.renew_limit_ns.max(G.grace_ns);
+                        if untouched
+                            && t.clock.phase() == slices::Phase::Revoking
+                            && t.renewed + G.grace_ns <= limit
+                        {
+                            prop_assert_eq!(given, now - before_grace_end + G.grace_ns);
+                        } else {
+                            // Given back what was stolen since it was told
+                            // and not given back yet, no more, and the
+                            // tick's lateness is not given.
+                            prop_assert!(given <= stolen_since_told - t.stolen_given);
+                            prop_assert!(grace_end > now);
+                            prop_assert!(t.renewed + given <= limit);
+                        }
+                        t.stolen_given = stolen_since_told;
+                        t.renewed += given;
                         self.armed = grace_end;
                     }
                     Tick::Repossess => {
@@ -388,15 +439,15 @@ proptest! {
     #[test]
     fn a_tick_that_does_not_see_ignores_what_was_seen(
         steps in prop::collection::vec(
-            (0u64..400, any::<bool>(), any::<bool>(), any::<bool>()),
+            (0u64..400, any::<bool>(), any::<bool>(), any::<bool>(), 0u64..2_000),
             1..60,
         )
     ) {
         let mut clock = TurnClock::begin(Some(EnvId(1)), 0, 0, SLICE, G);
         let mut now = 0;
-        for (dt, disabled, in_resume_range, untouched_since_told) in steps {
+        for (dt, disabled, in_resume_range, untouched_since_told, stolen_since_told_ns) in steps {
             now += dt;
-            let seen = Seen { disabled, in_resume_range, untouched_since_told };
+            let seen = Seen { disabled, in_resume_range, untouched_since_told, stolen_since_told_ns };
             if !clock.sees_at(now) {
                 let (mut told, mut blind) = (clock, clock);
                 prop_assert_eq!(told.tick(now, seen, G), blind.tick(now, Seen::default(), G));

@@ -41,6 +41,9 @@ fn boots(cpus: u32, machine: &str, extra: &[&str]) -> xtask::RunOutcome {
     assert_eq!(s["accel"], "tcg");
     assert_eq!(s["hypervisor"], "TCG");
     assert_eq!(s["cores"].as_array().map(Vec::len), Some(cpus as usize));
+    // No steal-time clock under TCG: no grace is ever extended by one.
+    let boot = out.records.first(RecordKind::Boot).expect("a boot record");
+    assert_eq!(boot["steal_time"], false, "{boot}");
     out
 }
 

@@ -190,6 +190,7 @@ pub(super) fn next_turn() -> ! {
                         run_start: now,
                         awaiting_entry: true,
                         grace_mark: 0,
+                        stolen_at_told: 0,
                     },
                 );
                 drop(c);
@@ -225,6 +226,7 @@ pub(super) fn next_turn() -> ! {
                             run_start: now,
                             awaiting_entry: true,
                             grace_mark: 0,
+                            stolen_at_told: 0,
                         },
                     );
                     drop(c);

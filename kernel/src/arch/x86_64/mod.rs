@@ -12,4 +12,5 @@ pub mod percpu;
 pub mod pvh;
 pub mod serial;
 pub mod smp;
+pub mod steal;
 pub mod time;
