@@ -160,6 +160,16 @@ impl Lottery {
         Ok(())
     }
 
+    /// [`Policy::try_pick`], inlined into it and into [`Policy::pick`].
+    #[inline(always)]
+    fn pick_on(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
+        check_core(core)?;
+        if self.running_on(core).is_some() {
+            return Err(SchedError::CoreBusy);
+        }
+        Ok(self.pick_free(core))
+    }
+
     /// The record of thread `t`.
     fn record_of(&self, t: &Thread) -> ThreadRecord {
         let (id, tickets, state, service) = (t.id, t.tickets, t.state, t.service_ns);
@@ -191,14 +201,16 @@ impl Policy for Lottery {
     }
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
-        check_core(core)?;
-        if self.running_on(core).is_some() {
-            return Err(SchedError::CoreBusy);
+        self.pick_on(core)
+    }
+
+    /// [`Policy::try_pick`]'s work here too: no `Result` made and taken
+    /// apart, no call to `try_pick`.
+    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
+        if check_core(core).is_err() || self.running_on(core).is_some() {
+            return None;
         }
-        let Some(slot) = self.choose() else {
-            return Ok(None);
-        };
-        Ok(self.start(slot, core))
+        self.pick_free(core)
     }
 
     fn charge(
