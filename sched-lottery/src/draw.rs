@@ -189,10 +189,9 @@ impl Lottery {
     /// the time; sharing its cores (a third of each, say), that gave capped
     /// threads nearly all its time and starved the rest for seconds.
     ///
-    /// Out of line: inlined into the pick, it made every pick save and
-    /// spill more, and with more threads than cores (the usual) no capped
-    /// thread is ready.
-    #[inline(never)]
+    /// Inlined into `pick_rest` (its only caller, through `choose`), which
+    /// is out of line already: the usual pick does not carry it.
+    #[inline(always)]
     fn capped_owed(&mut self) -> Option<Slot> {
         let now = self.ledger.now();
         let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
