@@ -250,6 +250,14 @@ impl Lottery {
         if self.capped_ready.last().is_none_or(|&(last, _)| last < id) {
             return self.capped_ready.push((id, slot));
         }
+        self.ready_insert_inside(id, slot);
+    }
+
+    /// [`Lottery::ready_insert`] before the last: a search and a move. Out
+    /// of line, so that the push at the end (a capped thread's every
+    /// charge, with one thread per core) saves no registers for it.
+    #[inline(never)]
+    fn ready_insert_inside(&mut self, id: ThreadId, slot: Slot) {
         if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
             self.capped_ready.insert(i, (id, slot));
         }
