@@ -58,19 +58,27 @@ impl Lottery {
         let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return self.pick_rest(core, Rest::DrawOn(slot));
         };
-        if t.lent_to.is_some() || t.state != ThreadState::Runnable || t.credit < 0 {
-            return self.pick_rest(core, Rest::DrawOn(slot));
-        }
-        // What `start` does then: no set to leave (its credit is 0, as
-        // nobody is owed; it is not capped), no compensation to end.
-        match self.running.get_mut(core) {
-            Some(r) if t.credit == 0 && !t.capped && t.comp == (1, 1) => {
+        // A runnable thread's own tickets, owing and owed nothing (as
+        // nobody is owed, a credit is never positive here), not capped,
+        // without compensation: what `start` does then is this.
+        let own = t.lent_to.is_none() && t.state == ThreadState::Runnable;
+        if own && t.credit == 0 && !t.capped && t.comp == (1, 1) {
+            if let Some(r) = self.running.get_mut(core) {
                 t.state = ThreadState::Running(core);
                 *r = Some(slot);
-                Some(t.id)
+                return Some(t.id);
             }
-            _ => self.pick_rest(core, Rest::Start(slot)),
         }
+        // Otherwise as the draw loop goes on from this draw.
+        let won = own && t.credit >= 0;
+        self.pick_rest(
+            core,
+            if won {
+                Rest::Start(slot)
+            } else {
+                Rest::DrawOn(slot)
+            },
+        )
     }
 
     /// A pick that is not the usual one, from where [`Lottery::pick_free`]
