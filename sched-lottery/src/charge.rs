@@ -13,6 +13,8 @@ enum Fast {
     Done,
     /// Done but for the capped thread's return to its ready set.
     Rejoin(Slot),
+    /// Nothing: the thread is capped, and this was the uncapped path.
+    Capped,
     /// Nothing: not the usual charge.
     NotUsual,
 }
@@ -50,8 +52,19 @@ impl Lottery {
     /// [`Lottery::charge_general`] does it, and answers the refusals). What
     /// it does is what the general path does then; it calls nothing, so
     /// it keeps to the registers a call may clobber: no saves and restores.
+    ///
+    /// Made twice: for uncapped threads (`CAPPED` false: the usual with
+    /// more threads than cores), which then need neither the slot nor the
+    /// id once checked, and for capped ones, out of line, which return to
+    /// their ready set; with one path for both, the charge held so many
+    /// figures at once that it saved registers.
     #[inline(always)]
-    fn charge_full_quantum(&mut self, id: ThreadId, core: CoreId, ran_ns: u64) -> Fast {
+    fn charge_full_quantum<const CAPPED: bool>(
+        &mut self,
+        id: ThreadId,
+        core: CoreId,
+        ran_ns: u64,
+    ) -> Fast {
         if ran_ns != self.quantum_ns {
             return Fast::NotUsual;
         }
@@ -64,11 +77,19 @@ impl Lottery {
         let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return Fast::NotUsual;
         };
+        // First, so that a capped thread leaves the uncapped path early.
+        if t.capped != CAPPED {
+            return if t.capped {
+                Fast::Capped
+            } else {
+                Fast::NotUsual
+            };
+        }
         if t.id != id || t.credit > 0 || t.comp != (1, 1) {
             return Fast::NotUsual;
         }
         // The memo's key (see `Thread::quantum_vt_key_now`; 0 is no memo).
-        let key = if t.capped { self.epoch } else { t.weight };
+        let key = if CAPPED { self.epoch } else { t.weight };
         if t.quantum_vt_key == 0 || t.quantum_vt_key != key {
             return Fast::NotUsual;
         }
@@ -90,19 +111,24 @@ impl Lottery {
         // saturates in both paths alike).
         t.service_ns = t.service_ns.saturating_add(ran_ns);
         t.state = ThreadState::Runnable;
-        if t.capped {
+        if CAPPED {
             return Fast::Rejoin(slot);
         }
         Fast::Done
     }
 
-    /// A capped thread back in its ready set, the end of its fast charge.
-    /// Out of line (a `Vec` may grow), and the charge's last call (a jump):
-    /// a call inside the fast path made it save registers.
+    /// The usual charge of a capped thread (with one thread per core,
+    /// every charge): [`Lottery::charge_full_quantum`]'s capped path, then
+    /// the thread back in its ready set. Out of line (a `Vec` may grow).
     #[inline(never)]
-    fn rejoin_capped_ready(&mut self, id: ThreadId, slot: Slot) -> Result<(), SchedError> {
-        self.ready_insert(id, slot);
-        Ok(())
+    fn charge_capped(&mut self, id: ThreadId, core: CoreId, ran_ns: u64) -> Result<(), SchedError> {
+        match self.charge_full_quantum::<true>(id, core, ran_ns) {
+            Fast::Rejoin(slot) => {
+                self.ready_insert(id, slot);
+                Ok(())
+            }
+            _ => self.charge_general(id, core, ran_ns, RunEnd::Preempted),
+        }
     }
 
     /// [`Policy::charge`], every case: out of line, for what
@@ -167,10 +193,10 @@ impl Lottery {
         end: RunEnd,
     ) -> Result<(), SchedError> {
         if end == RunEnd::Preempted {
-            match self.charge_full_quantum(id, core, ran_ns) {
+            match self.charge_full_quantum::<false>(id, core, ran_ns) {
                 Fast::Done => return Ok(()),
-                Fast::Rejoin(slot) => return self.rejoin_capped_ready(id, slot),
-                Fast::NotUsual => {}
+                Fast::Capped => return self.charge_capped(id, core, ran_ns),
+                Fast::Rejoin(_) | Fast::NotUsual => {}
             }
         }
         self.charge_general(id, core, ran_ns, end)
