@@ -259,13 +259,27 @@ impl Ledger {
     /// with the weights as they were: the remembered step, no division.
     #[inline]
     pub fn advance(&mut self, ran_ns: u64) {
-        if let Some((ran, step)) = self.last_step {
-            if ran == ran_ns && !self.weights_changed && !self.active.is_empty() {
-                self.now = crate::add_sat(self.now, step);
-                return;
-            }
+        if let Some(step) = self.remembered_step(ran_ns) {
+            self.now = crate::add_sat(self.now, step);
+            return;
         }
         self.advance_anew(ran_ns);
+    }
+
+    /// The step [`Ledger::advance`] takes for `ran_ns` in its usual case
+    /// (the same run as last time, the weights as they were), if it is
+    /// that: a caller that must check everything before it changes
+    /// anything (a policy's fast path) asks first, then sets the time.
+    #[inline]
+    pub fn remembered_step(&self, ran_ns: u64) -> Option<i128> {
+        match self.last_step {
+            Some((ran, step))
+                if ran == ran_ns && !self.weights_changed && !self.active.is_empty() =>
+            {
+                Some(step)
+            }
+            _ => None,
+        }
     }
 
     /// [`Ledger::advance`] when the run or the weights changed since the

@@ -9,6 +9,17 @@ use sched_api::{CoreId, ThreadId, ThreadState};
 use crate::credit::MAX_CREDIT;
 use crate::{Lottery, Slot};
 
+/// Where a pick that is not the usual one goes on (see
+/// [`Lottery::pick_free`]).
+pub(crate) enum Rest {
+    /// From the start: a capped thread is ready, or a thread is owed.
+    Choose,
+    /// From its first draw, which landed on this slot.
+    DrawOn(Slot),
+    /// With the winner in this slot, to start.
+    Start(Slot),
+}
+
 impl Lottery {
     /// The thread to run on a free core: a capped thread not ahead of its
     /// core's worth, else the thread owed most, else a draw; a capped
@@ -30,6 +41,58 @@ impl Lottery {
         })
     }
 
+    /// Chooses and starts the thread to run on the free core `core`; its
+    /// id. The usual pick (nobody capped and ready, nobody owed, the first
+    /// draw landing on a runnable thread's own tickets, owing and owed
+    /// nothing, without compensation: with more threads than cores, all
+    /// but a few picks) is started here on the record the draw looked up;
+    /// every other goes on in [`Lottery::pick_rest`].
+    #[inline(always)] // into `try_pick` and `pick` alike
+    pub(crate) fn pick_free(&mut self, core: CoreId) -> Option<ThreadId> {
+        if !self.capped_ready.is_empty() || !self.owed.is_empty() {
+            return self.pick_rest(core, Rest::Choose);
+        }
+        // `choose` with both sets empty: the draw, and nobody to fall
+        // back on (a draw changes neither set).
+        let slot = self.tree.draw(&mut self.rng)?;
+        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return self.pick_rest(core, Rest::DrawOn(slot));
+        };
+        // A runnable thread's own tickets, owing and owed nothing (as
+        // nobody is owed, a credit is never positive here), not capped,
+        // without compensation: what `start` does then is this.
+        let own = t.lent_to.is_none() && t.state == ThreadState::Runnable;
+        if own && t.credit == 0 && !t.capped && t.comp == (1, 1) {
+            if let Some(r) = self.running.get_mut(core) {
+                t.state = ThreadState::Running(core);
+                *r = Some(slot);
+                return Some(t.id);
+            }
+        }
+        // Otherwise as the draw loop goes on from this draw.
+        let won = own && t.credit >= 0;
+        self.pick_rest(
+            core,
+            if won {
+                Rest::Start(slot)
+            } else {
+                Rest::DrawOn(slot)
+            },
+        )
+    }
+
+    /// A pick that is not the usual one, from where [`Lottery::pick_free`]
+    /// left it. Out of line, with `choose` and `start` inlined here only.
+    #[inline(never)]
+    fn pick_rest(&mut self, core: CoreId, rest: Rest) -> Option<ThreadId> {
+        let slot = match rest {
+            Rest::Choose => self.choose()?,
+            Rest::DrawOn(first) => self.draw_on(first)?,
+            Rest::Start(slot) => slot,
+        };
+        self.start(slot, core)
+    }
+
     /// The runnable thread owed most (one credit paid). Out of line: with
     /// one core nobody is owed but after an import, and inlined into the
     /// pick its removal from the set made every pick save and spill more.
@@ -46,9 +109,21 @@ impl Lottery {
     /// One fair draw after another until one lands on an idle thread; see
     /// the crate docs. The winner's slot.
     fn draw(&mut self) -> Option<Slot> {
+        let slot = self.tree.draw(&mut self.rng)?;
+        self.draw_on(slot)
+    }
+
+    /// [`Lottery::draw`] once its first draw has landed on `first`: the
+    /// same draws its loop always made. Out of line: the usual pick needs
+    /// no more (see [`Lottery::pick_free`]).
+    #[inline(never)]
+    fn draw_on(&mut self, first: Slot) -> Option<Slot> {
         let attempts = 8 * self.ledger.cores() + 8;
-        for _ in 0..attempts {
-            let slot = self.tree.draw(&mut self.rng)?;
+        for attempt in 0..attempts {
+            let slot = match attempt {
+                0 => first,
+                _ => self.tree.draw(&mut self.rng)?,
+            };
             let Some(x) = self.at(slot) else {
                 break;
             };
@@ -122,10 +197,9 @@ impl Lottery {
     /// the time; sharing its cores (a third of each, say), that gave capped
     /// threads nearly all its time and starved the rest for seconds.
     ///
-    /// Out of line: inlined into the pick, it made every pick save and
-    /// spill more, and with more threads than cores (the usual) no capped
-    /// thread is ready.
-    #[inline(never)]
+    /// Inlined into `pick_rest` (its only caller, through `choose`), which
+    /// is out of line already: the usual pick does not carry it.
+    #[inline(always)]
     fn capped_owed(&mut self) -> Option<Slot> {
         let now = self.ledger.now();
         let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
@@ -184,6 +258,14 @@ impl Lottery {
         if self.capped_ready.last().is_none_or(|&(last, _)| last < id) {
             return self.capped_ready.push((id, slot));
         }
+        self.ready_insert_inside(id, slot);
+    }
+
+    /// [`Lottery::ready_insert`] before the last: a search and a move. Out
+    /// of line, so that the push at the end (a capped thread's every
+    /// charge, with one thread per core) saves no registers for it.
+    #[inline(never)]
+    fn ready_insert_inside(&mut self, id: ThreadId, slot: Slot) {
         if let Err(i) = self.capped_ready.binary_search_by_key(&id, |&(id, _)| id) {
             self.capped_ready.insert(i, (id, slot));
         }

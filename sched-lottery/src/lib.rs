@@ -72,6 +72,7 @@
 
 extern crate alloc;
 
+mod charge;
 mod credit;
 mod currency;
 mod derived;

@@ -7,33 +7,18 @@ use sched_api::{
     Snapshot, ThreadId, ThreadRecord, ThreadState,
 };
 
-use crate::credit::compensation;
-use crate::thread::{Slot, Thread};
+use crate::thread::Thread;
 use crate::{Lottery, BASE, KIND};
 
 impl Lottery {
-    /// The end of a run in a block: the thread goes to sleep with its lag
-    /// and its compensation. (It was running, so in no ready set.) Out of
-    /// line: a block re-values the thread's tickets, and the usual charge
-    /// (a preemption) should not carry its code.
-    #[inline(never)]
-    fn block_after_run(&mut self, slot: Slot, global: i128, comp: (u64, u64)) {
-        self.rework_group(slot, |l| {
-            if let Some(t) = l.at_mut(slot) {
-                t.state = ThreadState::Sleeping;
-                t.vtime = t.vtime.saturating_sub(global);
-                t.comp = comp;
-            }
-        });
-    }
-
-    /// The end of a run in an exit. Out of line: the record that
-    /// `remove_thread` hands back (aligned to a cache line) would otherwise
-    /// be given room in every charge's frame, which every charge then
-    /// aligns.
-    #[inline(never)]
-    fn exit_after_run(&mut self, id: ThreadId) {
-        self.remove_thread(id);
+    /// [`Policy::try_pick`], inlined into it and into [`Policy::pick`].
+    #[inline(always)]
+    fn pick_on(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
+        check_core(core)?;
+        if self.running_on(core).is_some() {
+            return Err(SchedError::CoreBusy);
+        }
+        Ok(self.pick_free(core))
     }
 
     /// The record of thread `t`.
@@ -67,14 +52,16 @@ impl Policy for Lottery {
     }
 
     fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
-        check_core(core)?;
-        if self.running_on(core).is_some() {
-            return Err(SchedError::CoreBusy);
+        self.pick_on(core)
+    }
+
+    /// [`Policy::try_pick`]'s work here too: no `Result` made and taken
+    /// apart, no call to `try_pick`.
+    fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
+        if check_core(core).is_err() || self.running_on(core).is_some() {
+            return None;
         }
-        let Some(slot) = self.choose() else {
-            return Ok(None);
-        };
-        Ok(self.start(slot, core))
+        self.pick_free(core)
     }
 
     fn charge(
@@ -84,46 +71,7 @@ impl Policy for Lottery {
         ran_ns: u64,
         end: RunEnd,
     ) -> Result<(), SchedError> {
-        // The thread running on `core` is found through the core, not by id.
-        let slot = match self.running_on(core) {
-            Some(s) if self.at(s).is_some_and(|t| t.id == id) => s,
-            _ if self.threads.contains_key(&id) => return Err(SchedError::NotRunning),
-            _ => return Err(SchedError::UnknownThread),
-        };
-        let comp = compensation(self.quantum_ns, ran_ns, end);
-        // One lookup of the record serves the whole charge; the fields are
-        // reached directly (not through `&mut self` methods) so that it
-        // stays borrowed alongside the ledger and the cores.
-        let (epoch, quantum_ns) = (self.epoch, self.quantum_ns);
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return Err(SchedError::UnknownThread);
-        };
-        let vt = t.vt(&self.ledger, epoch, quantum_ns, ran_ns);
-        self.ledger.advance(ran_ns);
-        if let Some(r) = self.running.get_mut(core) {
-            *r = None;
-        }
-        let global = self.ledger.now();
-        t.service_ns = t.service_ns.saturating_add(ran_ns);
-        // Saturating, as every virtual time here (`add_sat`: the overflow,
-        // never in practice, is a cold branch, cheaper than
-        // `saturating_add`'s selects on 128 bits).
-        t.vtime = sched_api::add_sat(t.vtime, vt);
-        match end {
-            RunEnd::Preempted | RunEnd::Yielded => {
-                t.state = ThreadState::Runnable;
-                let (capped, credit) = (t.capped, t.credit);
-                let comp_changed = t.comp != comp;
-                t.comp = comp;
-                self.enlist_as(id, slot, capped, credit);
-                if comp_changed {
-                    self.revalue_target(slot);
-                }
-            }
-            RunEnd::Blocked => self.block_after_run(slot, global, comp),
-            RunEnd::Exited => self.exit_after_run(id),
-        }
-        Ok(())
+        self.charge_run(id, core, ran_ns, end)
     }
 
     fn sleep(&mut self, id: ThreadId) -> Result<(), SchedError> {

@@ -235,7 +235,7 @@ impl<T: Value, const B: usize> SumTree<T, B> {
     /// The slot whose range of tickets holds ticket `draw(total)` (which
     /// must be below `total`), `None` for a total of 0: a draw and its
     /// search, reading the top line once for both.
-    #[inline]
+    #[inline(always)]
     pub fn find_drawn(&self, draw: impl FnOnce(T) -> T) -> Option<usize> {
         let (top, below) = self.levels.split_last()?;
         let line = top.first()?;
@@ -342,7 +342,7 @@ impl Tree {
     /// A fair draw: the slot holding ticket `rng.below(total)`, `None` for
     /// a total of 0. What `find(rng.below(total()))` gives, with the width
     /// matched once and a narrow tree's draw in 64-bit arithmetic.
-    #[inline]
+    #[inline(always)]
     pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
         match &self.values {
             Width::Narrow(t) => t.find_drawn(|total| rng.below_u64(total)),

@@ -5,6 +5,7 @@ use sched_api::sim::{self, Behaviour, Mode, Sim, SimThread};
 use sched_api::{Policy, RunEnd, SchedError, Snapshot, ThreadState, VT_SCALE};
 
 mod incremental;
+mod pinned;
 
 const Q: u64 = 1_000_000;
 
