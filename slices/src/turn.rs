@@ -42,10 +42,12 @@ pub struct Seen {
     /// The context is exactly the epilogue's entry frame: not one
     /// instruction ran since it was told (only asked in `Revoking`).
     pub untouched_since_told: bool,
-    /// Time the hypervisor ran something else on this core's vCPU since
-    /// the environment was told (KVM's steal-time clock; 0 where none is
-    /// offered, as under TCG). Asked at the grace's end.
-    pub stolen_since_told_ns: u64,
+    /// The hypervisor's steal-time clock of this core's vCPU: how long it
+    /// ran something else while the vCPU was runnable, so far (KVM's
+    /// paravirtual clock; 0 for ever where none is offered, as under TCG).
+    /// The turn notes it when it is told, and gives the steal since back
+    /// at the grace's end.
+    pub steal_clock_ns: u64,
 }
 
 /// What the kernel does at a timer interrupt.
@@ -98,6 +100,8 @@ pub struct TurnClock {
     grace_end: u64,
     /// Grace given again so far (see [`Tick::Renewed`]).
     renewed_ns: u64,
+    /// The steal-time clock when the environment was told the turn's end.
+    steal_at_told_ns: u64,
     /// Of the time stolen since the environment was told, how much was
     /// given back already (a renewal from its grace's end covers all of it
     /// until then).
@@ -116,6 +120,7 @@ impl TurnClock {
             end: now + length_ns,
             grace_end: now + length_ns + g.grace_ns,
             renewed_ns: 0,
+            steal_at_told_ns: 0,
             stolen_given_ns: 0,
             charged_ns: 0,
         }
@@ -162,6 +167,10 @@ impl TurnClock {
     pub fn tick(&mut self, now: u64, seen: Seen, g: Grace) -> Tick {
         match self.phase {
             Phase::Running | Phase::Resuming if now >= self.end => {
+                if self.phase == Phase::Running {
+                    // Told now, one way or another.
+                    self.steal_at_told_ns = seen.steal_clock_ns;
+                }
                 if seen.in_resume_range {
                     // Restoring a context (a few instructions): revoke once
                     // it is in; still there at the end of the grace it is
@@ -214,8 +223,8 @@ impl TurnClock {
                 // extend grace by the steal time, as Linux leaves steal
                 // out of a task's runtime). A libOS that ignores the
                 // revocation gains no more than what was stolen.
-                let stolen = seen
-                    .stolen_since_told_ns
+                let stolen_since_told = seen.steal_clock_ns.saturating_sub(self.steal_at_told_ns);
+                let stolen = stolen_since_told
                     .saturating_sub(self.stolen_given_ns)
                     .min(left);
                 let extended = self.grace_end + stolen;
@@ -229,7 +238,7 @@ impl TurnClock {
                     return Tick::Repossess;
                 }
                 // What was stolen until now is given back either way.
-                self.stolen_given_ns = seen.stolen_since_told_ns;
+                self.stolen_given_ns = stolen_since_told;
                 Tick::Renewed {
                     grace_end: self.grace_end,
                 }
@@ -242,9 +251,13 @@ impl TurnClock {
     }
 
     /// Overrun owed at `now` by a turn that ends (or is donated) without a
-    /// repossession: its time past the end beyond the grace period.
+    /// repossession: its time past the end beyond the grace period and
+    /// beyond the host's steal given back (time its vCPU did not run is
+    /// not the environment's overrun). A repossession charges all of it.
     fn past_grace(&self, now: u64, g: Grace) -> u64 {
-        now.saturating_sub(self.end).saturating_sub(g.grace_ns)
+        now.saturating_sub(self.end)
+            .saturating_sub(g.grace_ns)
+            .saturating_sub(self.stolen_given_ns)
     }
 
     /// Brings the overrun charged to the owner up to `total_ns`, charging

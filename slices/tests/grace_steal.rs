@@ -22,9 +22,11 @@ fn told() -> TurnClock {
     clock
 }
 
+/// What the kernel sees at a tick with the steal clock at `ns` (it read 0
+/// when `told` told the turn).
 fn stolen(ns: u64) -> Seen {
     Seen {
-        stolen_since_told_ns: ns,
+        steal_clock_ns: ns,
         ..Seen::default()
     }
 }
@@ -76,7 +78,7 @@ fn a_disabled_environment_gets_its_stolen_time_too() {
         clock.tick(
             1_300,
             Seen {
-                stolen_since_told_ns: 100,
+                steal_clock_ns: 100,
                 ..disabled
             },
             G
@@ -112,7 +114,7 @@ fn an_untouched_renewal_covers_what_was_stolen_before_it() {
     let mut clock = told();
     let untouched = Seen {
         untouched_since_told: true,
-        stolen_since_told_ns: 100,
+        steal_clock_ns: 100,
         ..Seen::default()
     };
     assert_eq!(
@@ -120,4 +122,39 @@ fn an_untouched_renewal_covers_what_was_stolen_before_it() {
         Tick::Renewed { grace_end: 1_600 }
     );
     assert_eq!(clock.tick(1_600, stolen(100), G), Tick::Repossess);
+}
+
+#[test]
+fn only_the_steal_after_the_turn_was_told_counts() {
+    // The clock read 5,000 when the turn was told (steal during the turn
+    // itself is the slice's business): 5,120 at the grace's end is 120.
+    let mut clock = TurnClock::begin(Some(EnvId(1)), 0, 0, SLICE, G);
+    assert_eq!(
+        clock.tick(SLICE, stolen(5_000), G),
+        Tick::Revoke { grace_end: 1_300 }
+    );
+    assert_eq!(
+        clock.tick(1_300, stolen(5_120), G),
+        Tick::Renewed { grace_end: 1_420 }
+    );
+}
+
+#[test]
+fn stolen_time_given_back_is_not_charged_as_overrun() {
+    // 250 of the 300 ns of grace stolen: the grace ends at 1,550, and a
+    // yield at 1,500 is within it, owing nothing.
+    use slices::{Quota, SliceVector};
+    let mut v = SliceVector::new(1, SLICE);
+    let quota = Quota::new(1);
+    v.alloc_named(0, EnvId(1), &quota).unwrap();
+    let mut clock = told();
+    assert_eq!(
+        clock.tick(1_300, stolen(250), G),
+        Tick::Renewed { grace_end: 1_550 }
+    );
+    assert_eq!(clock.end_by_yield(1_500, &mut v, true, G), 0);
+    // One at 1,600 owes the 50 ns past the extended grace.
+    let mut clock = told();
+    clock.tick(1_300, stolen(250), G);
+    assert_eq!(clock.end_by_yield(1_600, &mut v, true, G), 50);
 }

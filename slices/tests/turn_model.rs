@@ -19,7 +19,7 @@
 //!   plus idle time is the elapsed time.
 
 use proptest::prelude::*;
-use slices::{EnvId, Grace, Quota, Seen, SliceVector, Tick, TurnClock};
+use slices::{EnvId, Grace, Phase, Quota, Seen, SliceVector, Tick, TurnClock};
 
 const ENVS: usize = 4;
 const SLOTS: usize = 4;
@@ -264,9 +264,10 @@ impl Core {
                     disabled: self.disabled[t.runner],
                     in_resume_range: in_range,
                     untouched_since_told: untouched,
-                    stolen_since_told_ns: stolen_since_told,
+                    steal_clock_ns: self.stolen,
                 };
                 let before_grace_end = t.clock.grace_end();
+                let phase_before = t.clock.phase();
                 match t.clock.tick(now, seen, G) {
                     Tick::Continue { until } => self.armed = until.max(now + 1),
                     Tick::RetryResume { grace_end } => {
@@ -290,7 +291,7 @@ impl Core {
                         // comes on top); otherwise only steal is given back.
                         let limit = G.renew_limit_ns.max(G.grace_ns);
                         if untouched
-                            && t.clock.phase() == slices::Phase::Revoking
+                            && t.clock.phase() == Phase::Revoking
                             && t.renewed + G.grace_ns <= limit
                         {
                             prop_assert_eq!(given, now - before_grace_end + G.grace_ns);
@@ -307,6 +308,16 @@ impl Core {
                         self.armed = grace_end;
                     }
                     Tick::Repossess => {
+                        // Never taken while steal not given back yet would
+                        // still carry its grace past now.
+                        if matches!(phase_before, Phase::Deferred | Phase::Revoking) {
+                            let left = G.renew_limit_ns.max(G.grace_ns).saturating_sub(t.renewed);
+                            let owed = (stolen_since_told - t.stolen_given).min(left);
+                            prop_assert!(
+                                before_grace_end + owed <= now,
+                                "taken at {now} with {owed} ns of steal owed past {before_grace_end}"
+                            );
+                        }
                         let owner = t.clock.owner().map(|o| o.0 as usize);
                         let quota = owner.filter(|&o| self.alive[o]);
                         self.charging(|c| {
@@ -445,9 +456,9 @@ proptest! {
     ) {
         let mut clock = TurnClock::begin(Some(EnvId(1)), 0, 0, SLICE, G);
         let mut now = 0;
-        for (dt, disabled, in_resume_range, untouched_since_told, stolen_since_told_ns) in steps {
+        for (dt, disabled, in_resume_range, untouched_since_told, steal_clock_ns) in steps {
             now += dt;
-            let seen = Seen { disabled, in_resume_range, untouched_since_told, stolen_since_told_ns };
+            let seen = Seen { disabled, in_resume_range, untouched_since_told, steal_clock_ns };
             if !clock.sees_at(now) {
                 let (mut told, mut blind) = (clock, clock);
                 prop_assert_eq!(told.tick(now, seen, G), blind.tick(now, Seen::default(), G));

@@ -99,10 +99,6 @@ struct Turn {
     awaiting_entry: bool,
     /// [`context_mark`] of the epilogue upcall's entry frame.
     grace_mark: u64,
-    /// This core's steal-time clock (`arch::steal`) when the turn's end
-    /// was first told: the time stolen since is given back at the grace's
-    /// end.
-    stolen_at_told: u64,
 }
 
 /// The grace period and its renewal bound: an epilogue that has not

@@ -39,27 +39,17 @@ pub fn on_timer(frame: &mut TrapFrame) {
     // steps between (a grace is stepped too, `arm_in_steps`).
     let phase = turn.clock.phase();
     let seen = if turn.clock.sees_at(now) {
-        let stolen = crate::arch::steal::stolen_ns(core);
         slices::Seen {
             disabled: turn.env.dispatch(core).disabled().load(Ordering::Acquire) != 0,
             in_resume_range: turn.env.in_resume_range(frame.rip),
             untouched_since_told: phase == slices::Phase::Revoking
                 && context_mark(frame) == turn.grace_mark,
-            stolen_since_told_ns: match phase {
-                slices::Phase::Running => 0,
-                _ => stolen.saturating_sub(turn.stolen_at_told),
-            },
+            steal_clock_ns: crate::arch::steal::stolen_ns(core),
         }
     } else {
         slices::Seen::default()
     };
-    let tick = turn.clock.tick(now, seen, grace());
-    // Told now: the steal-time clock from here is what its grace may get
-    // back (0 for ever where the host offers none).
-    if phase == slices::Phase::Running && turn.clock.phase() != slices::Phase::Running {
-        turn.stolen_at_told = crate::arch::steal::stolen_ns(core);
-    }
-    match tick {
+    match turn.clock.tick(now, seen, grace()) {
         Tick::Continue { until } => arm_in_steps(now, until),
         // Restoring a context (a few instructions): revoked once it is in,
         // taken if it is still there at its grace's end (a range covering a
@@ -93,8 +83,9 @@ pub fn on_timer(frame: &mut TrapFrame) {
                 crate::ledger::Charge::Env(turn.env.account()),
             );
         }
-        // Not one instruction ran since it was told: its vCPU was off the
-        // host CPU, so the grace starts again from now.
+        // Not one instruction ran since it was told, or the host took its
+        // vCPU for part of the grace: its vCPU was off the host CPU, so the
+        // grace is given again.
         Tick::Renewed { grace_end } => {
             turn.env
                 .account()

@@ -190,7 +190,6 @@ pub(super) fn next_turn() -> ! {
                         run_start: now,
                         awaiting_entry: true,
                         grace_mark: 0,
-                        stolen_at_told: 0,
                     },
                 );
                 drop(c);
@@ -226,7 +225,6 @@ pub(super) fn next_turn() -> ! {
                             run_start: now,
                             awaiting_entry: true,
                             grace_mark: 0,
-                            stolen_at_told: 0,
                         },
                     );
                     drop(c);

@@ -1,6 +1,6 @@
 //! KVM's paravirtual steal-time clock: per vCPU, the time the host ran
 //! something else while this vCPU was runnable. A grace period is extended
-//! by the steal it contains (`slices::Seen::stolen_since_told_ns`): an
+//! by the steal it contains (`slices::Seen::steal_clock_ns`): an
 //! environment is not repossessed for time its core was not running at
 //! all, which is how Linux keeps steal out of a task's runtime.
 //!
