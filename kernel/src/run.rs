@@ -192,10 +192,11 @@ pub fn emit_stats(now: u64) {
     let duration = now - START_NS.load(Ordering::Relaxed);
     for core in 0..smp::cores() {
         let cpu = percpu::of(core);
+        let late = crate::sched::late_start(core);
         record::emit(
             RecordKind::CoreStats,
             format_args!(
-                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{},\"idle_ns\":{},\"stolen_ns\":{}",
+                "\"core\":{core},\"apic_id\":{},\"ticks\":{},\"ipis\":{},\"idle_ns\":{},\"stolen_ns\":{},\"late_start_asked_ns\":{},\"late_start_ns\":{}",
                 cpu.apic_id.load(Ordering::Relaxed),
                 cpu.ticks.load(Ordering::Relaxed),
                 cpu.ipis.load(Ordering::Relaxed),
@@ -208,7 +209,11 @@ pub fn emit_stats(now: u64) {
                 },
                 // Since boot: the host's steal-time clock of this vCPU (0
                 // where none is offered, as under TCG).
-                crate::arch::steal::stolen_ns(core)
+                crate::arch::steal::stolen_ns(core),
+                // How late its first turn was asked to start (a trial's
+                // stagger, `spread_turns`) and how late it did.
+                late.0,
+                late.1
             ),
         );
     }

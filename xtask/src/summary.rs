@@ -68,6 +68,8 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
                 "core": c["core"], "apic_id": c["apic_id"], "ticks": c["ticks"], "ipis": c["ipis"],
                 "idle_ns": c.get("idle_ns").cloned().unwrap_or(Value::Null),
                 "stolen_ns": c.get("stolen_ns").cloned().unwrap_or(Value::Null),
+                "late_start_asked_ns": c.get("late_start_asked_ns").cloned().unwrap_or(Value::Null),
+                "late_start_ns": c.get("late_start_ns").cloned().unwrap_or(Value::Null),
             })
         })
         .collect();
@@ -157,7 +159,7 @@ mod tests {
         @@exo check {\"test\":\"t\",\"check\":\"a\",\"ok\":true,\"detail\":\"\"}\n\
         @@exo check {\"test\":\"t\",\"check\":\"b\",\"ok\":false,\"detail\":\"x\"}\n\
         @@exo core_stats {\"core\":0,\"apic_id\":0,\"ticks\":10,\"ipis\":0}\n\
-        @@exo core_stats {\"core\":1,\"apic_id\":1,\"ticks\":11,\"ipis\":1,\"idle_ns\":5,\"stolen_ns\":7}\n\
+        @@exo core_stats {\"core\":1,\"apic_id\":1,\"ticks\":11,\"ipis\":1,\"idle_ns\":5,\"stolen_ns\":7,\"late_start_asked_ns\":30,\"late_start_ns\":31}\n\
         @@exo end {\"exit\":\"success\"\n";
 
     fn facts<'a>(accel: &'a str, args: &'a [String]) -> RunFacts<'a> {
@@ -234,6 +236,9 @@ mod tests {
         assert_eq!(s["cores"][1]["apic_id"], 1);
         assert_eq!(s["cores"][1]["idle_ns"], 5);
         assert_eq!(s["cores"][1]["stolen_ns"], 7);
+        assert_eq!(s["cores"][1]["late_start_asked_ns"], 30);
+        assert_eq!(s["cores"][1]["late_start_ns"], 31);
+        assert_eq!(s["cores"][0]["late_start_ns"], Value::Null);
         assert_eq!(s["checks"].as_array().unwrap().len(), 2);
         assert_eq!(s["checks"][1]["ok"], false);
         assert!(accel_mismatch(&s).is_none());

@@ -57,7 +57,7 @@ pub use kill::{kill, on_kick};
 pub use revocation::{on_timer, uncharged_overrun_max_ns};
 pub use slots::{alloc_slot, free_slot, grant_interleaved, slot_owner, slots_owned};
 use turn::stop_running;
-pub use turn::{run_core, set_default_env};
+pub use turn::{late_start, run_core, set_default_env};
 
 /// Boot-time configuration of the slice vectors.
 #[derive(Clone, Copy, Debug)]

@@ -22,12 +22,27 @@ const NO_SLOT: usize = usize::MAX;
 /// Longest a core's first turn starts late under a stagger seed.
 const STAGGER_MAX_NS: u64 = 50_000;
 
+/// How late each core's first turn was asked to start (spread and
+/// stagger) and how late it started, in ns after the core entered
+/// [`run_core`]: the end's `core_stats` report both, so a run shows that
+/// its trial was the one its seed asked for.
+static LATE_START: [[AtomicU64; 2]; percpu::MAX_CPUS] =
+    [const { [AtomicU64::new(0), AtomicU64::new(0)] }; percpu::MAX_CPUS];
+
+/// `(asked, taken)`: how late `core`'s first turn was asked to start and
+/// how late it did (0 and 0 before it has).
+pub fn late_start(core: usize) -> (u64, u64) {
+    let [asked, taken] = &LATE_START[core];
+    (asked.load(Ordering::Relaxed), taken.load(Ordering::Relaxed))
+}
+
 /// Makes this core a scheduling core. Never returns.
 pub fn run_core() -> ! {
     // The scheduler runs with interrupts off (the mailbox that started
     // this core ran its work with them on).
     irq::disable();
     let core = percpu::core_id();
+    let entered = time::now_ns();
     // A trial's perturbation, before anything of the run has happened on
     // this core: its slice vector starts this much later. Spread, the
     // cores' turns also begin a slice over the cores apart (on 32
@@ -38,9 +53,35 @@ pub fn run_core() -> ! {
     } else {
         0
     };
-    time::delay_ns(spread + slices::stagger_ns(config().stagger_seed, core, STAGGER_MAX_NS));
+    let late = spread + slices::stagger_ns(config().stagger_seed, core, STAGGER_MAX_NS);
+    wait_on_timer_until(entered + late);
+    LATE_START[core][0].store(late, Ordering::Relaxed);
+    LATE_START[core][1].store(time::now_ns() - entered, Ordering::Relaxed);
     ACTIVE[core].store(true, Ordering::Release);
     next_turn()
+}
+
+/// Waits until `until` on this core's timer, charging no one: before its
+/// first turn the core's time is not yet the run's.
+///
+/// Not a spin on the clock. In a deterministic multicore run a core
+/// spinning on `rdtsc` saw it pass its end only at the machine's next
+/// timer deadline: on 16 cores, once one core ran a turn (its timer a
+/// 50 µs interleave step ahead), the others' staggers of 2.6 to 39 µs all
+/// ended 50 µs after they began, within 14 µs of each other in core
+/// order, and two seeds of the 64-core row gave the very same run. A
+/// timer deadline is one the emulator stops its vCPUs at, so the wait
+/// ends there, as it would on hardware either way.
+fn wait_on_timer_until(until: u64) {
+    loop {
+        let now = time::now_ns();
+        if now >= until {
+            return;
+        }
+        apic::arm_timer_ns(until - now);
+        // The timer (or a kick, or a periodic tick) wakes it.
+        wait_for_interrupt();
+    }
 }
 
 /// The running turn's environment on `core` enters user mode now: its
