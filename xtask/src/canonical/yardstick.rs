@@ -216,6 +216,28 @@ fn spread(ys: &[Yardstick], value: impl Fn(&Yardstick) -> f64) -> Result<Spread,
     Spread::of(&ys.iter().map(value).collect::<Vec<_>>()).ok_or("no trial measured".into())
 }
 
+/// How many of some trials are different runs: trials whose figures are
+/// all the same are one run twice (before cores waited out their stagger
+/// on their timer, seeds 4 and 5 of the 64-core row gave the very same
+/// run), and a row's spread is then over fewer samples than it says.
+fn distinct_trials(ys: &[Yardstick]) -> usize {
+    let mut keys: Vec<_> = ys
+        .iter()
+        .map(|y| {
+            (
+                y.turns,
+                y.repossessions,
+                y.threads_share.to_bits(),
+                y.max_lag_quanta.to_bits(),
+                y.max_core_idle.to_bits(),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.len()
+}
+
 /// A figure shown without a target, in percent: "—" when a trial lacks it
 /// (a run made before it was recorded).
 fn shown_percent(ys: &[Yardstick], value: impl Fn(&Yardstick) -> Option<f64>) -> String {
@@ -250,15 +272,15 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
         "## Multicore revocation\n\n\
          One cooperative application of CPU-bound threads under stride, two slots on every core: sixteen threads with tickets 1..16 on 2 to 8 cores (`scenarios/multicore-16.toml`, 5 s, 2 ms slots, 200 µs grace), ninety-six with tickets 1, 2 and 3 (32 each) on 16, 32 and 64 cores (`scenarios/multicore-96.toml`, 2 s), and a thousand with equal tickets and one slot a core on 16 (`scenarios/threads-1000-16.toml`, 3 s: its libOS maps the threads' stacks and grows its tables as it spawns them; its control thread reports 1,000 rows a sample). \
          A deterministic run executes every core on one instruction clock, so beyond 8 cores each core is slower (62.5, 31.3 and 15.6 million instructions per virtual second on 16, 32 and 64 cores, against 125 up to 8): those rows stretch slot and grace by the same factor, so each turn holds the instructions it holds on 8 cores. Even dilated, the emulator still runs the vCPUs one after another: a core that holds the application's runtime lock when its turn on the host ends waits while every other vCPU runs, which no hardware does, so these rows bound what contention costs from above; they are not hardware figures. \
-         One deterministic run repeats itself exactly, but a few instructions changed anywhere reorder the emulator's vCPUs and move these figures, so each row is {TRIALS} runs of this build differing only in their seed (each core starts its first turn a seed-derived moment, under 50 µs, late): the median, and in brackets the lowest and highest trial. \
+         One deterministic run repeats itself exactly, but a few instructions changed anywhere reorder the emulator's vCPUs and move these figures, so each row is {TRIALS} runs of this build differing only in their seed (each core starts its first turn a seed-derived moment, under 50 µs, late): the median, and in brackets the lowest and highest trial; the distinct trials are those that are different runs (two seeds can give one run). \
          Targets are issue 13's; a median that misses its target is marked ✗. Before the grace renewal and the wait-free epilogue, 22.9% (2 cores) to 42.0% (4 cores) of the sixteen threads' turns ended in repossession.\n\n\
          The control thread's part is the application's own sampling and reporting (outside its policy; for a thousand threads, a thousand rows and their wait histograms every 500 ms): of what the threads did not get, it is the instrument's share, the rest the libOS's and the kernel's. \
          Both parts are over the application's whole run, up to its last sample, and the target is judged on that: start-up included (the control thread spawning every thread; without `spread_turns`, every core's first turns also end at the same moment: the slots have one length and start within 50 µs of each other). A thread's CPU time is counted when it stops, so a run still going at the last sample is in the application's time but not yet in its threads': the sample reports those runs (each from its start, or its turn's, to the sample, or its turn's end: never more than it will be charged up to then), read in the same hold of the runtime lock as the threads' figures (`libos::threads::report`), and they count as the threads' at the application's charged rate (0.4 points on 64 cores; uncorrected before `report`, a bias against the threads). The second half runs from the first sample at or after the middle of the application's run to its last sample, start-up left out (its charged time is the trace's time between those samples at the application's charged rate); it is shown, not judged. \
          The rows marked `spread_turns=1` are the 32- and 64-core rows' runs again with a kernel option, off by default, that starts core k of N's slice vector k/N of a slot late (Linux's `skew_tick=1` offsets its CPUs' ticks likewise, over half a tick): \
          without it the cores' slice vectors start within 50 µs of each other and their slots have one length, so the cores' turns begin together until waits drift them apart, and at such slot boundaries the cores' prologues queue together for the application's runtime lock, which the emulator hands on one vCPU at a time (traced in the README's Status). \
          They show what that queue costs here; they are not the yardstick, since spread slots no longer start an application's turns together on its cores, which every multi-core scenario's meaning depends on.\n\n\
-         | threads | cores | slot / grace | turns | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | the same over the run's second half | its control thread's part | longest single charge (≤ slot + grace) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|",
+         | threads | cores | slot / grace | turns | distinct trials | repossessed (≤ {:.1}%) | idlest core (≤ {:.0}%) | threads' part of the application's time (≥ {:.0}%) | the same over the run's second half | its control thread's part | longest single charge (≤ slot + grace) | stride's max lag (≤ {:.0} quanta up to 8 cores) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|",
         target::REPOSSESSED * 100.0,
         target::IDLE * 100.0,
         target::THREADS_SHARE * 100.0,
@@ -272,7 +294,7 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
         let cpus = row.cpus;
         let _ = writeln!(
             md,
-            "| {} | {cpus}{} | {} ms / {} µs | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {cpus}{} | {} ms / {} µs | {:.0} | {} of {} | {} | {} | {} | {} | {} | {} | {} |",
             row.threads,
             if row.cmdline.is_empty() {
                 String::new()
@@ -282,6 +304,8 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
             2 * det_slowdown(cpus),
             200 * det_slowdown(cpus),
             turns.median,
+            distinct_trials(&ys),
+            ys.len(),
             spread(&ys, Yardstick::repossessed)?.cell(100.0, 2, "%", |m| m <= target::REPOSSESSED),
             spread(&ys, |y| y.max_core_idle)?.cell(100.0, 2, "%", |m| m <= target::IDLE),
             spread(&ys, |y| y.threads_share)?.cell(100.0, 2, "%", |m| m >= target::THREADS_SHARE),
@@ -368,6 +392,31 @@ mod tests {
             },
         ];
         assert_eq!(longest_charge(&old, 2), "—");
+    }
+
+    /// Trials whose every figure is the same are counted once; any one
+    /// figure apart makes them two.
+    #[test]
+    fn trials_that_are_one_run_count_once() {
+        let y = |turns: u64, share: f64| Yardstick {
+            turns,
+            repossessions: 2,
+            max_core_idle: 0.01,
+            threads_share: share,
+            threads_share_second_half: None,
+            max_lag_quanta: 1.5,
+            control_share: None,
+            run_on_share: None,
+            longest_charge_ns: None,
+        };
+        let ys = [y(10, 0.97), y(10, 0.97), y(11, 0.97), y(10, 0.971)];
+        assert_eq!(distinct_trials(&ys), 3);
+        assert_eq!(distinct_trials(&ys[..2]), 1);
+        let idle_apart = Yardstick {
+            max_core_idle: 0.02,
+            ..y(10, 0.97)
+        };
+        assert_eq!(distinct_trials(&[y(10, 0.97), idle_apart]), 2);
     }
 
     #[test]
