@@ -186,13 +186,27 @@ fn finish(code: ExitCode) -> ! {
     crate::exit::exit(code)
 }
 
+/// A figure in a record: the number, or `null` where there is none.
+struct OrNull(Option<u64>);
+
+impl core::fmt::Display for OrNull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("null"),
+        }
+    }
+}
+
 /// Per-core and per-environment figures.
 pub fn emit_stats(now: u64) {
     use core::fmt::Write;
     let duration = now - START_NS.load(Ordering::Relaxed);
     for core in 0..smp::cores() {
         let cpu = percpu::of(core);
+        // `null` for a core that never started its turns.
         let late = crate::sched::late_start(core);
+        let late = (OrNull(late.map(|l| l.0)), OrNull(late.map(|l| l.1)));
         record::emit(
             RecordKind::CoreStats,
             format_args!(

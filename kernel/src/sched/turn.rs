@@ -30,10 +30,11 @@ static LATE_START: [[AtomicU64; 2]; percpu::MAX_CPUS] =
     [const { [AtomicU64::new(0), AtomicU64::new(0)] }; percpu::MAX_CPUS];
 
 /// `(asked, taken)`: how late `core`'s first turn was asked to start and
-/// how late it did (0 and 0 before it has).
-pub fn late_start(core: usize) -> (u64, u64) {
+/// how late it did; `None` while it has not started (both are written
+/// before the core is marked active, which is read first).
+pub fn late_start(core: usize) -> Option<(u64, u64)> {
     let [asked, taken] = &LATE_START[core];
-    (asked.load(Ordering::Relaxed), taken.load(Ordering::Relaxed))
+    active(core).then(|| (asked.load(Ordering::Relaxed), taken.load(Ordering::Relaxed)))
 }
 
 /// Makes this core a scheduling core. Never returns.
@@ -70,8 +71,10 @@ pub fn run_core() -> ! {
 /// 50 µs interleave step ahead), the others' staggers of 2.6 to 39 µs all
 /// ended 50 µs after they began, within 14 µs of each other in core
 /// order, and two seeds of the 64-core row gave the very same run. A
-/// timer deadline is one the emulator stops its vCPUs at, so the wait
-/// ends there, as it would on hardware either way.
+/// timer deadline is one the emulator schedules its vCPUs around, so the
+/// wait ends when it next reaches the core after that deadline: a few µs
+/// late while the other cores wait too, tens of µs when they run turns
+/// meanwhile (`spread_turns`; both measured in s14).
 fn wait_on_timer_until(until: u64) {
     loop {
         let now = time::now_ns();
