@@ -763,6 +763,11 @@ fn ten_thousand_threads_each_run_sleep_wake_and_exit() {
         let mut now = 0;
         let mut ran = vec![false; 10_000];
         // Two cores, each thread charged a quantum a run, until all ran.
+        // Lottery draws its winners: covering 10,000 equal threads is the
+        // coupon collector, n ln n + (0.58 + G) n runs with G Gumbel, some
+        // 98,000 on average and beyond n ln n + c n (92,103 + 10,000 c)
+        // with probability about e^-c; 300,000 (e^-21) leaves out only a
+        // thread that never runs. Stride, EEVDF and rr take 10,000.
         let mut runs = 0;
         while ran.iter().any(|r| !r) {
             for core in 0..2 {
@@ -772,7 +777,7 @@ fn ten_thousand_threads_each_run_sleep_wake_and_exit() {
                 t.stop(core, tid, now, RunEnd::Preempted, &no_memory);
                 runs += 1;
             }
-            assert!(runs < 100_000, "{kind:?}: some thread never ran");
+            assert!(runs < 300_000, "{kind:?}: some thread never ran");
         }
         for tid in 0..10_000 {
             let service = t
