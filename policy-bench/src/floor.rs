@@ -27,8 +27,9 @@
 //!   1995 lottery paper's "tree of partial ticket sums"). Steady state
 //!   changes no weight, so the floor updates none. The draw is one
 //!   xorshift64* step reduced by a multiply (a slight bias, which the
-//!   policy's rejection sampling does not allow itself: that is part of
-//!   what it pays).
+//!   policy does not allow itself: its draw, Lemire's, is the same
+//!   multiply plus a compare of the low word, and a rare rejection; that
+//!   and its generator, xoshiro256**, are part of what it pays).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
