@@ -12,12 +12,11 @@ use crate::{Lottery, Slot};
 /// Where a pick that is not the usual one goes on (see
 /// [`Lottery::pick_free`]).
 pub(crate) enum Rest {
-    /// From the start: a capped thread is ready, or a thread is owed.
+    /// From the start: a capped thread is ready, or a thread is owed, or
+    /// the core has no entry yet.
     Choose,
     /// From its first draw, which landed on this slot.
     DrawOn(Slot),
-    /// With the winner in this slot, to start.
-    Start(Slot),
 }
 
 impl Lottery {
@@ -42,43 +41,46 @@ impl Lottery {
     }
 
     /// Chooses and starts the thread to run on the free core `core`; its
-    /// id. The usual pick (nobody capped and ready, nobody owed, the first
-    /// draw landing on a runnable thread's own tickets, owing and owed
-    /// nothing, without compensation: with more threads than cores, all
-    /// but a few picks) is started here on the record the draw looked up;
-    /// every other goes on in [`Lottery::pick_rest`].
+    /// id. The usual pick (the core's entry there, nobody capped and
+    /// ready, nobody owed, the first draw landing on a runnable thread's
+    /// own tickets, owing and owed nothing, without compensation: with
+    /// more threads than cores, all but a few picks) is started here on
+    /// the record the draw looked up; every other goes on in
+    /// [`Lottery::pick_rest`], which makes the same draws.
     #[inline(always)] // into `try_pick` and `pick` alike
     pub(crate) fn pick_free(&mut self, core: CoreId) -> Option<ThreadId> {
+        // The core's entry, looked up once: a core not run on yet has none
+        // (`start` grows the table), and goes the general way.
+        let Some(entry) = self.running.get_mut(core) else {
+            return self.pick_rest(core, Rest::Choose);
+        };
         if !self.capped_ready.is_empty() || !self.owed.is_empty() {
             return self.pick_rest(core, Rest::Choose);
         }
         // `choose` with both sets empty: the draw, and nobody to fall
         // back on (a draw changes neither set).
         let slot = self.tree.draw(&mut self.rng)?;
-        let Some(t) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return self.pick_rest(core, Rest::DrawOn(slot));
-        };
-        // A runnable thread's own tickets, owing and owed nothing (as
-        // nobody is owed, a credit is never positive here), not capped,
-        // without compensation: what `start` does then is this.
-        let own = t.lent_to.is_none() && t.state == ThreadState::Runnable;
-        if own && t.credit == 0 && !t.capped && t.comp == (1, 1) {
-            if let Some(r) = self.running.get_mut(core) {
+        match self.slots.get_mut(slot) {
+            // A runnable thread's own tickets, owing and owed nothing (as
+            // nobody is owed, a credit is never positive here), not
+            // capped, without compensation: what `start` does then is
+            // this.
+            Some(Some(t))
+                if t.state == ThreadState::Runnable
+                    && t.lent_to.is_none()
+                    && t.credit == 0
+                    && !t.capped
+                    && t.comp == (1, 1) =>
+            {
                 t.state = ThreadState::Running(core);
-                *r = Some(slot);
-                return Some(t.id);
+                *entry = Some(slot);
+                Some(t.id)
             }
+            // Otherwise as the draw loop goes on from this draw (whose
+            // first step starts a runnable thread's own tickets owing no
+            // win, and goes on drawing from any other).
+            _ => self.pick_rest(core, Rest::DrawOn(slot)),
         }
-        // Otherwise as the draw loop goes on from this draw.
-        let won = own && t.credit >= 0;
-        self.pick_rest(
-            core,
-            if won {
-                Rest::Start(slot)
-            } else {
-                Rest::DrawOn(slot)
-            },
-        )
     }
 
     /// A pick that is not the usual one, from where [`Lottery::pick_free`]
@@ -88,7 +90,6 @@ impl Lottery {
         let slot = match rest {
             Rest::Choose => self.choose()?,
             Rest::DrawOn(first) => self.draw_on(first)?,
-            Rest::Start(slot) => slot,
         };
         self.start(slot, core)
     }

@@ -21,7 +21,7 @@ impl Rng {
         Rng([next(), next(), next(), next()])
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.0;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
@@ -68,9 +68,11 @@ impl Rng {
     /// So every result in `0..bound` is accepted from the same number of
     /// draws (the host test `lemire_is_exact_in_eight_bits` counts them
     /// for every bound in a model of 8-bit words, by the same code).
-    #[inline]
+    /// Inlined always: it is the decision's draw, and a call to it costs
+    /// more than its fast path.
+    #[inline(always)]
     pub fn below_u64(&mut self, bound: u64) -> u64 {
-        lemire(bound, || self.next_u64())
+        lemire(bound, self)
     }
 
     /// [`Rng::below`] for a bound above 2^64 (`bits` wide): out of line,
@@ -88,6 +90,20 @@ impl Rng {
                 return v;
             }
         }
+    }
+}
+
+/// What [`lemire`] draws from: the generator, or the tests' sequences.
+/// A trait rather than a closure, so that the generator's step is inlined
+/// always into the decision (a closure was left out of line).
+trait Words<W> {
+    fn next_word(&mut self) -> W;
+}
+
+impl Words<u64> for Rng {
+    #[inline(always)]
+    fn next_word(&mut self) -> u64 {
+        self.next_u64()
     }
 }
 
@@ -112,13 +128,13 @@ impl Word for u64 {
     }
 }
 
-/// Lemire's nearly divisionless draw below `bound` from the words `next`
+/// Lemire's nearly divisionless draw below `bound` from the words `words`
 /// gives (see [`Rng::below_u64`]).
 #[inline(always)]
-fn lemire<W: Word>(bound: W, mut next: impl FnMut() -> W) -> W {
-    let (high, low) = next().mul_wide(bound);
+fn lemire<W: Word>(bound: W, words: &mut impl Words<W>) -> W {
+    let (high, low) = words.next_word().mul_wide(bound);
     if low < bound {
-        return lemire_slow(bound, high, low, next);
+        return lemire_slow(bound, high, low, words);
     }
     high
 }
@@ -127,10 +143,10 @@ fn lemire<W: Word>(bound: W, mut next: impl FnMut() -> W) -> W {
 /// the rejections (each with probability below `bound / 2^64`).
 #[cold]
 #[inline(never)]
-fn lemire_slow<W: Word>(bound: W, mut high: W, mut low: W, mut next: impl FnMut() -> W) -> W {
+fn lemire_slow<W: Word>(bound: W, mut high: W, mut low: W, words: &mut impl Words<W>) -> W {
     let threshold = bound.wrapping_neg() % bound;
     while low < threshold {
-        (high, low) = next().mul_wide(bound);
+        (high, low) = words.next_word().mul_wide(bound);
     }
     high
 }
@@ -153,16 +169,29 @@ mod tests {
     /// [`lemire`] from the draws `first`, then `then` as often as asked:
     /// its result, and the number of draws it took.
     fn lemire_from<W: Word>(bound: W, first: W, then: W) -> (W, u32) {
-        let mut calls = 0;
-        let v = lemire(bound, || {
-            calls += 1;
-            if calls == 1 {
-                first
-            } else {
-                then
+        /// `first`, then `then` ever after; counting the draws.
+        struct Seq<W> {
+            first: W,
+            then: W,
+            calls: u32,
+        }
+        impl<W: Copy> Words<W> for Seq<W> {
+            fn next_word(&mut self) -> W {
+                self.calls += 1;
+                if self.calls == 1 {
+                    self.first
+                } else {
+                    self.then
+                }
             }
-        });
-        (v, calls)
+        }
+        let mut seq = Seq {
+            first,
+            then,
+            calls: 0,
+        };
+        let v = lemire(bound, &mut seq);
+        (v, seq.calls)
     }
 
     #[test]

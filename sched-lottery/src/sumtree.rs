@@ -49,6 +49,38 @@ impl Value for u128 {
     }
 }
 
+/// Where a search's ticket comes from, given the total: a ticket fixed
+/// beforehand, or a draw. A trait rather than a closure so that the draw
+/// is inlined always into the decision (a closure calling it was left out
+/// of line once the pick around it grew).
+pub trait Ticket<T> {
+    fn ticket(self, total: T) -> T;
+}
+
+/// A ticket fixed beforehand.
+pub struct Fixed<T>(pub T);
+
+impl<T> Ticket<T> for Fixed<T> {
+    #[inline(always)]
+    fn ticket(self, _total: T) -> T {
+        self.0
+    }
+}
+
+impl Ticket<u64> for &mut Rng {
+    #[inline(always)]
+    fn ticket(self, total: u64) -> u64 {
+        self.below_u64(total)
+    }
+}
+
+impl Ticket<u128> for &mut Rng {
+    #[inline(always)]
+    fn ticket(self, total: u128) -> u128 {
+        self.below(total)
+    }
+}
+
 /// `B` running sums: entry `j` is the sum of children `0..=j` (entries past
 /// the last child repeat the line's sum).
 #[derive(Clone, Copy, Debug)]
@@ -91,7 +123,7 @@ impl<T: Value, const B: usize> Line<T, B> {
     /// all equal to the total. Each step is kept (unrolled, its half a
     /// constant) behind a test of `n`, which a line below the top passes
     /// at no cost (`n` is then the constant `B`).
-    #[inline]
+    #[inline(always)]
     fn search_first(&self, r: T, n: usize) -> (usize, T) {
         let mut j = 0;
         let mut below = T::default();
@@ -229,21 +261,21 @@ impl<T: Value, const B: usize> SumTree<T, B> {
 
     /// The slot whose range of tickets holds ticket `r` (`r < total`).
     pub fn find(&self, r: T) -> usize {
-        self.find_drawn(|_| r).unwrap_or(0)
+        self.find_drawn(Fixed(r)).unwrap_or(0)
     }
 
     /// The slot whose range of tickets holds ticket `draw(total)` (which
     /// must be below `total`), `None` for a total of 0: a draw and its
     /// search, reading the top line once for both.
     #[inline(always)]
-    pub fn find_drawn(&self, draw: impl FnOnce(T) -> T) -> Option<usize> {
+    pub fn find_drawn(&self, draw: impl Ticket<T>) -> Option<usize> {
         let (top, below) = self.levels.split_last()?;
         let line = top.first()?;
         let total = line.sum();
         if total == T::default() {
             return None;
         }
-        let (mut node, mut r) = line.search_first(draw(total), self.top_children);
+        let (mut node, mut r) = line.search_first(draw.ticket(total), self.top_children);
         for level in below.iter().rev() {
             let line = level.get(node)?;
             let (j, rest) = line.search(r);
@@ -345,8 +377,8 @@ impl Tree {
     #[inline(always)]
     pub fn draw(&self, rng: &mut Rng) -> Option<usize> {
         match &self.values {
-            Width::Narrow(t) => t.find_drawn(|total| rng.below_u64(total)),
-            Width::Wide(t) => t.find_drawn(|total| rng.below(total)),
+            Width::Narrow(t) => t.find_drawn(rng),
+            Width::Wide(t) => t.find_drawn(rng),
         }
     }
 
