@@ -58,10 +58,14 @@ impl Policy for Lottery {
     /// [`Policy::try_pick`]'s work here too: no `Result` made and taken
     /// apart, no call to `try_pick`.
     fn pick(&mut self, core: CoreId) -> Option<ThreadId> {
-        if check_core(core).is_err() || self.running_on(core).is_some() {
-            return None;
+        match self.running.get(core) {
+            Some(Some(_)) => None, // busy
+            // A core with an entry is valid (see `Lottery::set_running`):
+            // only one without is checked.
+            Some(None) => self.pick_free(core),
+            None if check_core(core).is_err() => None,
+            None => self.pick_free(core),
         }
-        self.pick_free(core)
     }
 
     fn charge(

@@ -1,7 +1,7 @@
 //! A thread's record, and the table of them by draw slot: threads join and
 //! leave here.
 
-use sched_api::{CoreId, Ledger, ThreadId, ThreadState};
+use sched_api::{check_core, CoreId, Ledger, ThreadId, ThreadState};
 
 use crate::{CurrencyId, Lottery};
 
@@ -128,9 +128,12 @@ impl Lottery {
         self.running.get(core).copied().flatten()
     }
 
+    /// Sets core `core`'s entry, growing the table for a valid core (and
+    /// only for one: so every core with an entry is valid, which
+    /// [`Policy::pick`](sched_api::Policy::pick) relies on).
     pub(crate) fn set_running(&mut self, core: CoreId, slot: Option<Slot>) {
         if core >= self.running.len() {
-            if slot.is_none() {
+            if slot.is_none() || check_core(core).is_err() {
                 return;
             }
             self.running.resize(core + 1, None);

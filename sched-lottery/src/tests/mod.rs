@@ -482,6 +482,10 @@ fn arbitrary_ids_and_cores() {
     let last = sched_api::MAX_CORES - 1;
     let id = l.try_pick(last).unwrap().unwrap();
     assert_eq!(l.try_pick(last), Err(SchedError::CoreBusy));
+    // The table of cores is now as long as it gets: past it, no pick.
+    assert_eq!(l.pick(last), None);
+    assert_eq!(l.pick(sched_api::MAX_CORES), None);
+    assert_eq!(l.pick(usize::MAX), None);
     assert_eq!(
         l.charge(id, 0, Q, RunEnd::Preempted),
         Err(SchedError::NotRunning)
