@@ -69,7 +69,7 @@ pub fn run_core() -> ! {
 /// spinning on `rdtsc` saw it pass its end only at the machine's next
 /// timer deadline: on 16 cores, once one core ran a turn (its timer a
 /// 50 µs interleave step ahead), the others' staggers of 2.6 to 39 µs all
-/// ended 50 µs after they began, within 14 µs of each other in core
+/// ended 54 to 75 µs after they began, at that step and then in core
 /// order, and two seeds of the 64-core row gave the very same run. A
 /// timer deadline is one the emulator schedules its vCPUs around, so the
 /// wait ends when it next reaches the core after that deadline: a few µs
