@@ -11,4 +11,5 @@ pub mod elf;
 pub mod frames;
 pub mod launch;
 pub mod memmap;
+pub mod record_line;
 pub mod shootdown;

@@ -2,6 +2,7 @@
 //! `abi::record`), written whole under the console lock.
 
 use abi::record::{RecordKind, RECORD_PREFIX};
+use kernel::record_line::RecordLine;
 
 /// Emits one record; `payload` must format as a JSON object.
 pub fn emit(kind: RecordKind, payload: core::fmt::Arguments<'_>) {
@@ -9,6 +10,17 @@ pub fn emit(kind: RecordKind, payload: core::fmt::Arguments<'_>) {
         "{RECORD_PREFIX}{} {{{payload}}}\n",
         kind.name()
     ));
+}
+
+/// A record line of `kind`, to fill field by field and [`emit_line`]
+/// (without `core::fmt`: for records on a measured path).
+pub fn line<const N: usize>(kind: RecordKind) -> RecordLine<N> {
+    RecordLine::new(&[RECORD_PREFIX, kind.name(), " {"])
+}
+
+/// Emits a line made by [`line`].
+pub fn emit_line<const N: usize>(mut line: RecordLine<N>) {
+    crate::arch::serial::print_bytes(line.finish());
 }
 
 /// Emits a `check` record for a kernel-side test and returns `ok`, so tests

@@ -44,6 +44,16 @@ impl RepossessionCause {
             _ => return None,
         })
     }
+
+    /// The variant's name, as records print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grace => "Grace",
+            Self::Disabled => "Disabled",
+            Self::ResumeRange => "ResumeRange",
+            Self::NoEpilogue => "NoEpilogue",
+        }
+    }
 }
 
 /// [`Repossession::flags`]: the owner lost the slot as a repeat offender.
@@ -197,6 +207,16 @@ impl RepossessionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_is_named_as_debug_prints_it_and_its_number_round_trips() {
+        for v in 0..4 {
+            let cause = RepossessionCause::from_u32(v).unwrap();
+            assert_eq!(cause.name(), format!("{cause:?}"));
+            assert_eq!(cause as u32, v);
+        }
+        assert_eq!(RepossessionCause::from_u32(4), None);
+    }
 
     fn log() -> Box<RepossessionLog> {
         let entry = || RepossessionEntry {

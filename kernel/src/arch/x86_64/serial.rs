@@ -127,6 +127,15 @@ pub fn print(args: core::fmt::Arguments<'_>) {
     write_to(&mut SERIAL.lock(), args);
 }
 
+/// Writes a whole line, already in the console's form (`\r\n`), without
+/// `core::fmt` or a search for newlines: a FIFO's worth at a time.
+pub fn print_bytes(line: &[u8]) {
+    let mut port = SERIAL.lock();
+    for burst in line.chunks(FIFO_BYTES) {
+        port.put_burst(burst);
+    }
+}
+
 /// Writes to the console without waiting for the lock: used by the panic
 /// path, where the panicking core (or a stopped one) may hold it forever.
 pub fn print_unlocked(args: core::fmt::Arguments<'_>) {
