@@ -221,7 +221,16 @@ pub fn policy_named(name: &str) -> Option<PolicyKind> {
 /// docs). If the slice was revoked meanwhile, the thread is handed back to
 /// the policy and the core given up (the pending bit makes `dispatch` yield).
 fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    hold_rt(f, false).0
+}
+
+/// [`with_rt`], and if `timed`, how long the lock was held (ns; 0 if not
+/// timed): from taking it to letting it go, the waits of other cores'
+/// decisions it can cause.
+#[inline(always)]
+fn hold_rt<R>(f: impl FnOnce(&mut Table) -> R, timed: bool) -> (R, u64) {
     let (d, mut rt) = lock_rt();
+    let taken = if timed { sys::now_ns() } else { 0 };
     let r = f(&mut rt);
     // The cores that asked for a pick meanwhile are served before the lock
     // goes, as `decide` serves them: a hold from a thread (the sampler
@@ -237,11 +246,12 @@ fn with_rt<R>(f: impl FnOnce(&mut Table) -> R) -> R {
         serve_waiters(&mut rt, now);
     }
     drop(rt);
+    let held = if timed { sys::now_ns() - taken } else { 0 };
     d.disabled.store(0, Ordering::Release);
     if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
         switch_out(RunEnd::Preempted);
     }
-    r
+    (r, held)
 }
 
 /// The runtime lock for a thread, with the disabled flag set, and the
@@ -427,10 +437,18 @@ pub fn join(tid: usize) {
 /// the same lock), every thread, weight, sleep state and service carried;
 /// threads running on other cores stay running and are charged on return.
 pub fn swap_policy(kind: PolicyKind) -> bool {
-    let Some(next) = new_policy(kind, crate::slices::capacity()) else {
-        return false;
-    };
-    with_rt(|rt| rt.set_policy(next).is_ok())
+    swap_policy_held(kind).is_some()
+}
+
+/// [`swap_policy`], and if it was made, how long it held the runtime lock
+/// (ns): the time it held the application's threads off the cores (no core
+/// decides what runs meanwhile). The call can take longer as its caller
+/// sees it: the new policy is built before the lock, and a turn's end
+/// during the call hands the caller's core to another thread first.
+pub fn swap_policy_held(kind: PolicyKind) -> Option<u64> {
+    let next = new_policy(kind, crate::slices::capacity())?;
+    let (made, held) = hold_rt(|rt| rt.set_policy(next).is_ok(), true);
+    made.then_some(held)
 }
 
 /// Changes a thread's weight.
