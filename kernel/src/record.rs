@@ -12,13 +12,8 @@ pub fn emit(kind: RecordKind, payload: core::fmt::Arguments<'_>) {
     ));
 }
 
-/// A record line of `kind`, to fill field by field and [`emit_line`]
-/// (without `core::fmt`: for records on a measured path).
-pub fn line<const N: usize>(kind: RecordKind) -> RecordLine<N> {
-    RecordLine::new(&[RECORD_PREFIX, kind.name(), " {"])
-}
-
-/// Emits a line made by [`line`].
+/// Emits a [`RecordLine`] (built without `core::fmt`, for records on a
+/// measured path).
 pub fn emit_line<const N: usize>(mut line: RecordLine<N>) {
     crate::arch::serial::print_bytes(line.finish());
 }

@@ -29,7 +29,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use abi::record::RecordKind;
 use abi::shared::{events, va, UpcallReason, UserContext, MAX_CORES};
 use abi::syscall::{Error, SaveArea, NO_ENV};
 use spin::Mutex;

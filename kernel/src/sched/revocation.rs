@@ -9,6 +9,7 @@ use super::*;
 use abi::shared::{
     Repossession, RepossessionCause, REPOSSESSION_KEPT_DISABLED, REPOSSESSION_LOST_SLOT,
 };
+use kernel::record_line::RepossessionRecord;
 
 /// A resume-range retry: how soon to look again.
 const RESUME_RETRY_NS: u64 = 5_000;
@@ -295,22 +296,21 @@ pub(super) fn repossess(core: usize, frame: &TrapFrame, now: u64, cause: Reposse
     d.last_repossession_ns().store(now, Ordering::Relaxed);
     d.last_overrun_ns().store(overrun, Ordering::Relaxed);
     env.account().repossessions.fetch_add(1, Ordering::Relaxed);
-    // Written field by field (`record_line`): through `format_args!` this
-    // record was over half the time from the grace's end to the next entry.
-    // 288 bytes hold it with every number at its longest: a 13-byte header,
-    // 249 of fields and the room `RecordLine` keeps for its end (20).
-    let mut line = record::line::<288>(RecordKind::Event);
-    line.str("event", "repossession")
-        .u64("env", u64::from(env.id))
-        .u64("core", core as u64)
-        .u64("slot", slot as u64)
-        .u64("t_ns", now)
-        .u64("overrun_ns", overrun)
-        .bool("slot_revoked", lost_slot)
-        .str("cause", cause.name())
-        .bool("kept_disabled", was_disabled)
-        .u64("rip", frame.rip);
-    record::emit_line(line);
+    // Written without `core::fmt` (`record_line`): through `format_args!`
+    // this record was over half the time from the grace's end to the next
+    // environment's entry.
+    let record = RepossessionRecord {
+        env: env.id,
+        core,
+        slot,
+        t_ns: now,
+        overrun_ns: overrun,
+        slot_revoked: lost_slot,
+        cause,
+        kept_disabled: was_disabled,
+        rip: frame.rip,
+    };
+    record::emit_line(record.line());
     stop_running(core, turn, now);
     next_turn()
 }
