@@ -246,7 +246,11 @@ fn hold_rt<R>(f: impl FnOnce(&mut Table) -> R, timed: bool) -> (R, u64) {
         serve_waiters(&mut rt, now);
     }
     drop(rt);
-    let held = if timed { sys::now_ns() - taken } else { 0 };
+    let held = if timed {
+        sys::now_ns().saturating_sub(taken)
+    } else {
+        0
+    };
     d.disabled.store(0, Ordering::Release);
     if d.events.load(Ordering::Acquire) & events::REVOCATION_PENDING != 0 {
         switch_out(RunEnd::Preempted);

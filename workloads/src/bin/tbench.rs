@@ -96,7 +96,9 @@ fn main_thread(_: usize) {
     for round in 0..policies.len() * REPS {
         let to = policies[(round + 1) % policies.len()].kind;
         let t0 = tsc();
-        let ns = threads::swap_policy_held(to).expect("a registered policy swaps in");
+        let Some(ns) = threads::swap_policy_held(to) else {
+            panic!("the swap to {} failed", to.name());
+        };
         call.push((tsc() - t0) as f64);
         held.push(ns as f64 * khz / 1e6);
         threads::sleep_until(sys::now_ns() + 30_000_000);
