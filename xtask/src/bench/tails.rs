@@ -257,7 +257,7 @@ pub fn section(t: &Tails) -> String {
                 verdict(w.held.max <= SWAP_MAX_NS),
             )
         } else {
-            ("— (the call's own path)".to_string(), "")
+            ("— (the path alone)".to_string(), "")
         };
         md += &format!(
             "| runtime swap, {} threads (time the swap holds them off the cores: the runtime lock held) | {} | {:.3} ms | {:.3} ms | {target} | {met} |\n",
@@ -299,11 +299,13 @@ pub fn section(t: &Tails) -> String {
 const WHY: &str = "\nWhere the figures come from (traced in det runs): a turn's end on a core the \
 program holds is a timer interrupt, the revocation upcall, the libOS's epilogue, a yield system call \
 and the prologue — the directed-yield ping-pong's path, which the overhead's instructions a turn \
-count (the targets allow 625 at 1 ms and 1,250 at 10 ms). The one-core swap is the `swap_policy` call \
-alone (repeatable by target policy; the swap to lottery is the longest); on 8 cores the waits for the \
-runtime lock and for the emulator's round robin come on top. The swap's figure is the runtime lock's \
-hold, the time no core can decide what runs; the call as its caller sees it adds the new policy's \
-construction and any wait of the caller for its own core. The revocation and abort runs boot with \
+count (the targets allow 625 at 1 ms and 1,250 at 10 ms). The swap's figure is how long it held the \
+runtime lock, the time no core can decide what runs; the call as its caller sees it adds the new \
+policy's construction and any wait of the caller for the lock or for its own core. On one core the \
+hold is the path alone (repeatable by target policy; the swap to lottery is the longest); on 8 cores \
+the same instructions take longer where the emulator's round robin gives the holder's vCPU less of the \
+clock, and the maximum moves with that: 0.45 to 1.82 ms over 15 timings of one build (`interleave_us` \
+20 to 80), over 1 ms in two, so a \"met\" there is the timing's, not a margin. The revocation and abort runs boot with \
 `log=warn`: the kernel's once-a-second live line (`t=… cpu:`), which core 0's timer interrupt prints \
 before it revokes, was one core's revocation maximum (72 µs). Most of the abort is the `repossession` \
 record printed before the next environment is entered: console output inside the interval, kept \
@@ -368,6 +370,42 @@ mod tests {
         );
     }
 
+    fn outcome(console: &str) -> RunOutcome {
+        RunOutcome {
+            end: crate::qemu::End::Timeout,
+            exit: None,
+            exit_name: "success".into(),
+            records: crate::records::parse_records(console),
+            console: console.into(),
+            run_dir: "r".into(),
+            summary_path: "r/summary.json".into(),
+            summary: Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_tbench_run_gives_the_hold_and_the_call() {
+        let line = |bench: &str, ns: &str| {
+            format!(
+                "@@exo user {{\"env\":256,\"name\":\"tbench\",\"core\":4,\"kind\":\"bench\",\"bench\":\"{bench}\",\"iters\":1,\"cycles\":[{ns}],\"ns\":[{ns}],\"cores\":8,\"threads\":32}}\n"
+            )
+        };
+        let console = line("swap_downtime", "1.0,3.0,2.0") + &line("swap_call", "4.0,5.0,6.0");
+        let w = swap_of(&outcome(&console)).unwrap();
+        assert_eq!((w.cores, w.threads), (8, 32));
+        assert_eq!((w.held.median, w.held.max), (2.0, 3.0));
+        assert_eq!(w.call.map(|c| (c.median, c.max)), Some((5.0, 6.0)));
+        // A run without the call's record still has its hold; one without
+        // the hold has no swap.
+        assert_eq!(
+            swap_of(&outcome(&line("swap_downtime", "1.0")))
+                .unwrap()
+                .call,
+            None
+        );
+        assert!(swap_of(&outcome(&line("swap_call", "1.0"))).is_none());
+    }
+
     #[test]
     fn the_maximum_decides_the_tails() {
         let t = Tails {
@@ -426,6 +464,23 @@ mod tests {
             "{md}"
         );
         assert_eq!(j["swap"][1]["call_ns"]["max"], 0.9e6);
+        // The hold is judged, not the call: a call over 1 ms whose hold is
+        // under it meets the target.
+        let t = Tails {
+            swap: vec![Swap {
+                cores: 8,
+                threads: 32,
+                held: s(0.3e6, 0.9e6),
+                call: Some(s(0.4e6, 2.1e6)),
+            }],
+            ..Tails::default()
+        };
+        assert_eq!(json(&t)["swap"][0]["met"], true);
+        assert!(
+            section(&t).contains("| 8 | 0.300 ms | 0.900 ms | max ≤ 1 ms | met |"),
+            "{}",
+            section(&t)
+        );
         assert!(md.contains("Not measured: x: ended timeout"), "{md}");
     }
 }
