@@ -182,7 +182,8 @@ pub fn set_policy_seed(seed: u64) -> bool {
     let Some(seeded) = new_policy(kind, crate::slices::capacity()) else {
         return false;
     };
-    with_rt(|rt| rt.reseat_policy(seeded).is_ok())
+    // The policy replaced is freed after the lock, as a swap's is.
+    with_rt(|rt| rt.reseat_policy(seeded)).is_ok()
 }
 
 /// The seed of the next policy built: the application's seed mixed with
@@ -451,7 +452,11 @@ pub fn swap_policy(kind: PolicyKind) -> bool {
 /// during the call hands the caller's core to another thread first.
 pub fn swap_policy_held(kind: PolicyKind) -> Option<u64> {
     let next = new_policy(kind, crate::slices::capacity())?;
-    let (made, held) = hold_rt(|rt| rt.set_policy(next).is_ok(), true);
+    // The policy replaced comes out of the lock and is freed here, after
+    // it: its frees held every core's threads off for nothing.
+    let (old, held) = hold_rt(|rt| rt.set_policy(next), true);
+    let made = old.is_ok();
+    drop(old);
     made.then_some(held)
 }
 

@@ -5,8 +5,8 @@
 //! `valgrind --tool=callgrind --toggle-collect=swap::measured
 //! target/release/examples/swap stride lottery 20` counts `count` swaps
 //! from `from` to `to`, each a fresh policy built and
-//! [`sched_api::swap`]ped in (the old one dropped), as
-//! `libos::threads::swap_policy` does. Between them the threads run a few
+//! [`sched_api::swap`]ped in, as `libos::threads::swap_policy` does (the
+//! old one dropped after `measured`, as the libOS drops it after its lock). Between them the threads run a few
 //! quanta under `from` again (not counted). Callgrind's call counts of
 //! `malloc` and `free` under `swap::measured` are the allocations.
 
@@ -18,11 +18,17 @@ const THREADS: u32 = 32;
 /// Quanta run on each core before each swap.
 const QUANTA: u32 = 30;
 
-/// The swap `libos::threads::swap_policy` makes: build, then swap.
+/// The swap `libos::threads::swap_policy` makes: build, then swap. The
+/// policy replaced is returned, for the caller to drop outside.
 #[inline(never)]
-fn measured(current: &mut Box<dyn Policy>, kind: PolicyKind, cores: usize, seed: u64) {
+fn measured(
+    current: &mut Box<dyn Policy>,
+    kind: PolicyKind,
+    cores: usize,
+    seed: u64,
+) -> Box<dyn Policy> {
     let next = empty_policy(kind, cores, seed);
-    sched_api::swap(current, next).expect("the swap succeeds");
+    sched_api::swap(current, next).expect("the swap succeeds")
 }
 
 /// Every core but 0 runs `QUANTA` quanta, the threads left running there.
@@ -71,7 +77,7 @@ fn main() {
     }
     for round in 0..count {
         run(p.as_mut(), cores);
-        measured(&mut p, to, cores, 2 + round);
+        drop(measured(&mut p, to, cores, 2 + round));
         assert_eq!(p.len(), THREADS as usize);
         stop(p.as_mut());
         let back = empty_policy(from, cores, 100 + round);

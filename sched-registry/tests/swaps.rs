@@ -344,3 +344,25 @@ fn stride_round_trips_through_every_policy_keep_passes_of_stride_and_lottery() {
     after.threads.sort_by_key(|t| t.id);
     assert_eq!(after, b);
 }
+
+#[test]
+fn a_swap_hands_back_the_policy_it_replaced_untouched() {
+    // The libOS frees the replaced policy after its lock: what `swap`
+    // returns must be the old policy itself, state and all.
+    for from in POLICIES.iter().map(|p| p.kind) {
+        for to in POLICIES.iter().map(|p| p.kind) {
+            let mut p = make(from, 2, 1);
+            for (id, w) in [(1, 3), (2, 1), (3, 4)] {
+                p.add(id, w).unwrap();
+            }
+            let picked = p.pick(0).unwrap();
+            p.sleep(if picked == 2 { 3 } else { 2 }).unwrap();
+            let before = p.export();
+            let old = swap(&mut p, make(to, 2, 2)).unwrap();
+            assert_eq!(old.kind(), from);
+            assert_eq!(old.export(), before, "{from:?} -> {to:?}");
+            assert_eq!(p.kind(), to);
+            assert_eq!(p.len(), 3);
+        }
+    }
+}

@@ -247,15 +247,24 @@ impl Table {
 
     /// Installs the first policy, or swaps to `policy` carrying every
     /// thread (weights, states, service, lag; running ones stay running).
-    pub fn set_policy(&mut self, policy: Box<dyn Policy>) -> Result<(), SchedError> {
+    /// Returns the policy replaced (`None` for the first): the caller
+    /// drops it after the runtime lock, not under it (see
+    /// [`sched_api::swap`]).
+    pub fn set_policy(
+        &mut self,
+        policy: Box<dyn Policy>,
+    ) -> Result<Option<Box<dyn Policy>>, SchedError> {
         match self.policy.as_mut() {
-            None => self.policy = Some(policy),
+            None => {
+                self.policy = Some(policy);
+                Ok(None)
+            }
             Some(current) => {
-                sched_api::swap(current, policy)?;
+                let old = sched_api::swap(current, policy)?;
                 self.swaps += 1;
+                Ok(Some(old))
             }
         }
-        Ok(())
     }
 
     /// Keeps the policy's core count P (how many of the application's
@@ -285,12 +294,18 @@ impl Table {
 
     /// Replaces the policy with `policy` (normally of the same kind, built
     /// with another seed), carrying every thread; not counted as a swap.
-    pub fn reseat_policy(&mut self, policy: Box<dyn Policy>) -> Result<(), SchedError> {
+    /// Returns the policy replaced, as [`Table::set_policy`] does.
+    pub fn reseat_policy(
+        &mut self,
+        policy: Box<dyn Policy>,
+    ) -> Result<Option<Box<dyn Policy>>, SchedError> {
         match self.policy.as_mut() {
-            None => self.policy = Some(policy),
-            Some(current) => sched_api::swap(current, policy)?,
+            None => {
+                self.policy = Some(policy);
+                Ok(None)
+            }
+            Some(current) => Ok(Some(sched_api::swap(current, policy)?)),
         }
-        Ok(())
     }
 
     /// The state of `tid`: the policy's, or the control thread's own.
