@@ -15,6 +15,7 @@
 //! `stride * ran / quantum` for a partial quantum).
 
 use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 
 use crate::feasible::{Cap, Ratio};
 use crate::{mul_div, ThreadId, VT_SCALE};
@@ -100,8 +101,16 @@ impl Ledger {
     pub fn insert_all(&mut self, weights: impl IntoIterator<Item = (ThreadId, u64)>) {
         let before = self.active.len();
         if before == 0 {
-            // Built at once from the sorted weights, not node by node.
-            self.active = weights.into_iter().map(|(id, w)| (w, id)).collect();
+            // Built at once from the sorted weights, not node by node. The
+            // list it sorts is made at its full size first (a snapshot's
+            // active weights know their most, every thread): collected
+            // from the filter it grew by doubling, four reallocations for
+            // 32 threads, each a walk of the guest allocator's free list.
+            let weights = weights.into_iter();
+            let mut pairs = Vec::with_capacity(weights.size_hint().1.unwrap_or(0));
+            pairs.extend(weights.map(|(id, w)| (w, id)));
+            // `collect` sorts the list in place and builds the set from it.
+            self.active = pairs.into_iter().collect();
             self.total = self.active.iter().map(|&(w, _)| u128::from(w)).sum();
             self.largest = self.active.last().copied();
         } else {
