@@ -101,14 +101,23 @@ impl Ledger {
     pub fn insert_all(&mut self, weights: impl IntoIterator<Item = (ThreadId, u64)>) {
         let before = self.active.len();
         if before == 0 {
-            // Built at once from the sorted weights, not node by node. The
-            // list it sorts is made at its full size first (a snapshot's
-            // active weights know their most, every thread): collected
-            // from the filter it grew by doubling, four reallocations for
-            // 32 threads, each a walk of the guest allocator's free list.
-            let weights = weights.into_iter();
-            let mut pairs = Vec::with_capacity(weights.size_hint().1.unwrap_or(0));
-            pairs.extend(weights.map(|(id, w)| (w, id)));
+            // Built at once from the sorted weights, not node by node, out
+            // of a list made without growing it: an import calls this
+            // under the libOS's runtime lock, where each reallocation is a
+            // walk of the guest allocator's free list.
+            let weights = weights.into_iter().map(|(id, w)| (w, id));
+            let pairs: Vec<(u64, ThreadId)> = match weights.size_hint() {
+                // Exact: collected as is (in place, from lottery's list).
+                (lower, Some(upper)) if lower == upper => weights.collect(),
+                // A snapshot's active weights (a filter) know only their
+                // most, every thread: collected, the list grew by doubling
+                // (four reallocations for 32 threads); room for all at once.
+                (_, upper) => {
+                    let mut pairs = Vec::with_capacity(upper.unwrap_or(0));
+                    pairs.extend(weights);
+                    pairs
+                }
+            };
             // `collect` sorts the list in place and builds the set from it.
             self.active = pairs.into_iter().collect();
             self.total = self.active.iter().map(|&(w, _)| u128::from(w)).sum();
@@ -472,9 +481,18 @@ mod tests {
                 one.insert(id, w);
             }
             all.insert_all(many.iter().copied());
+            // A source of unknown length too (a snapshot's active weights).
+            let mut filtered = Ledger::new(cores, 1);
+            for &(id, w) in &first {
+                filtered.insert(id, w);
+            }
+            filtered.insert_all(many.iter().copied().filter(|_| true));
             prop_assert_eq!(one.largest().collect::<Vec<_>>(), all.largest().collect::<Vec<_>>());
+            prop_assert_eq!(one.largest().collect::<Vec<_>>(), filtered.largest().collect::<Vec<_>>());
             prop_assert_eq!(one.cap(), all.cap());
+            prop_assert_eq!(one.cap(), filtered.cap());
             prop_assert_eq!(one.total_effective(), all.total_effective());
+            prop_assert_eq!(one.total_effective(), filtered.total_effective());
             for &(_, w) in &many {
                 prop_assert_eq!(one.vt(1_000_000, w), all.vt(1_000_000, w));
             }
