@@ -254,17 +254,11 @@ impl Table {
         &mut self,
         policy: Box<dyn Policy>,
     ) -> Result<Option<Box<dyn Policy>>, SchedError> {
-        match self.policy.as_mut() {
-            None => {
-                self.policy = Some(policy);
-                Ok(None)
-            }
-            Some(current) => {
-                let old = sched_api::swap(current, policy)?;
-                self.swaps += 1;
-                Ok(Some(old))
-            }
+        let old = self.reseat_policy(policy)?;
+        if old.is_some() {
+            self.swaps += 1;
         }
+        Ok(old)
     }
 
     /// Keeps the policy's core count P (how many of the application's

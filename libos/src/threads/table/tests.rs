@@ -285,6 +285,29 @@ fn swaps_keep_every_thread_its_weight_and_a_running_one_running() {
 }
 
 #[test]
+fn only_a_swap_counts_as_one_not_the_first_policy_nor_a_reseat() {
+    let swaps = |t: &Table| t.snapshot(&mut []).2;
+    let mut t = table(STRIDE);
+    spawn(&mut t, 3);
+    assert_eq!(swaps(&t), 0, "the first policy");
+    let old = t.reseat_policy(build(STRIDE, Q, 2, 8)).unwrap();
+    assert_eq!(
+        old.map(|p| p.kind()),
+        Some(STRIDE),
+        "the reseat hands back the old"
+    );
+    assert_eq!(swaps(&t), 0, "a reseat");
+    let old = t.set_policy(build(LOTTERY, Q, 2, 7)).unwrap();
+    assert_eq!(
+        old.map(|p| p.kind()),
+        Some(STRIDE),
+        "the swap hands back the old"
+    );
+    assert_eq!(swaps(&t), 1, "a swap");
+    assert_eq!(t.live(), 1, "carrying the thread");
+}
+
+#[test]
 fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
     for kind in every_kind() {
         // One core: the waiter's 9 of 10 tickets are feasible.
