@@ -5,7 +5,9 @@
 //! (`'^churn/lottery/'`); the group `floor` the bare data-structure
 //! operation each policy's decision amounts to (`policy_bench::floor`),
 //! timed right after the policies at the same thread count so that the
-//! ratio of the two compares figures taken under the same load.
+//! ratio of the two compares figures taken under the same load; the group
+//! `trait` each floor as a `dyn Policy` through the policies' own loop
+//! (`floor::Through`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use policy_bench::floor::{Floor, FloorState};
@@ -32,6 +34,16 @@ fn decisions_and_floors(c: &mut Criterion) {
                 FloorState::Ring(mut r) => group.bench_function(id, |b| b.iter(|| r.step())),
                 FloorState::SumTree(mut s) => group.bench_function(id, |b| b.iter(|| s.step())),
             };
+        }
+        group.finish();
+        // Each floor again through the trait and the same loop as the
+        // policies (`floor::Through`): what a decision costs here at least.
+        let mut group = c.benchmark_group("trait");
+        for floor in Floor::ALL {
+            let mut p = floor.through(n);
+            group.bench_function(BenchmarkId::new(floor.name(), n), |b| {
+                b.iter(|| decision(p.as_mut()))
+            });
         }
         group.finish();
     }

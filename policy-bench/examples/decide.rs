@@ -1,6 +1,8 @@
 //! Runs `count` decisions of one policy at `n` threads, for a profiler:
 //! `valgrind --tool=callgrind target/release/examples/decide stride 1000 100000`.
-//! With `floor` as the policy, the floor of `of` instead (`decide floor 1000 100000 rr`).
+//! With `floor` as the policy, the floor of `of` instead (`decide floor 1000 100000 rr`);
+//! with `trait`, that floor as a `dyn Policy` through the same loop as the
+//! policies (`floor::Through`: `decide trait 1000 100000 rr`).
 //! With `churn` after the count, decisions under churn
 //! (`policy_bench::churn_decision`: the picked thread blocks and wakes).
 
@@ -13,22 +15,28 @@ fn main() {
     let kind = args.get(1).map_or("stride", String::as_str);
     let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let count: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    if kind == "floor" {
+    let floor = || {
         let of = args.get(4).map_or("stride", String::as_str);
-        let floor = policy_bench::kinds()
+        policy_bench::kinds()
             .find(|k| k.name() == of)
             .and_then(Floor::of)
-            .expect("a policy with a floor");
-        let mut f = floor.build(n);
+            .expect("a policy with a floor")
+    };
+    if kind == "floor" {
+        let mut f = floor().build(n);
         for _ in 0..count {
             f.step();
         }
         return;
     }
-    let kind = policy_bench::kinds()
-        .find(|k| k.name() == kind)
-        .unwrap_or(PolicyKind::new("stride"));
-    let mut p = new_policy(kind, n);
+    let mut p = if kind == "trait" {
+        floor().through(n)
+    } else {
+        let kind = policy_bench::kinds()
+            .find(|k| k.name() == kind)
+            .unwrap_or(PolicyKind::new("stride"));
+        new_policy(kind, n)
+    };
     let step = match args.get(4).map(String::as_str) {
         Some("churn") => churn_decision,
         _ => decision,

@@ -30,12 +30,19 @@
 //!   policy does not allow itself: its draw, Lemire's, is the same
 //!   multiply plus a compare of the low word, and a rare rejection; that
 //!   and its generator, xoshiro256**, are part of what it pays).
+//!
+//! [`Through`] is each floor again, as a `dyn Policy` whose `pick` does the
+//! floor's whole step and whose `charge` does nothing, timed through the
+//! bench's own [`crate::decision`]: the floor plus what every policy's
+//! figure includes and its floor's does not (the loop and the trait's two
+//! dynamic calls). A policy within 1.5x of its floor must fit all of its
+//! own work in the room that column leaves.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::hint::black_box;
 
-use sched_api::PolicyKind;
+use sched_api::{CoreId, Policy, PolicyKind, RunEnd, SchedError, Snapshot, ThreadId, ThreadRecord};
 
 /// One data structure's bare operation; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +93,105 @@ impl Floor {
             Floor::Ring => FloorState::Ring(RingFloor::new(n)),
             Floor::SumTree => FloorState::SumTree(SumTreeFloor::new(n)),
         }
+    }
+
+    /// The structure holding `n` threads as a policy ([`Through`]), to time
+    /// through [`crate::decision`] as the policies are.
+    pub fn through(self, n: u32) -> Box<dyn Policy> {
+        match self.build(n) {
+            FloorState::Heap(h) => Box::new(Through(h)),
+            FloorState::Ring(r) => Box::new(Through(r)),
+            FloorState::SumTree(s) => Box::new(Through(s)),
+        }
+    }
+}
+
+/// A floor's bare operation: the thread it chose, `u32::MAX` for none.
+pub trait Step {
+    fn step(&mut self) -> u32;
+}
+
+impl Step for HeapFloor {
+    #[inline]
+    fn step(&mut self) -> u32 {
+        HeapFloor::step(self)
+    }
+}
+
+impl Step for RingFloor {
+    #[inline]
+    fn step(&mut self) -> u32 {
+        RingFloor::step(self)
+    }
+}
+
+impl Step for SumTreeFloor {
+    #[inline]
+    fn step(&mut self) -> u32 {
+        SumTreeFloor::step(self)
+    }
+}
+
+/// A floor as a policy, and nothing more: `pick` is the floor's step,
+/// `charge` and every other call do nothing (no states, no records, no
+/// checks, so it keeps none of [`Policy`]'s rules). Timed through the
+/// bench's loop it is what a decision costs there at the least.
+#[derive(Clone, Debug)]
+pub struct Through<S>(pub S);
+
+impl<S: Step + Send> Policy for Through<S> {
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::new("floor")
+    }
+    fn add(&mut self, _id: ThreadId, _weight: u32) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn remove(&mut self, _id: ThreadId) -> Result<ThreadRecord, SchedError> {
+        Err(SchedError::UnknownThread)
+    }
+    fn try_pick(&mut self, core: CoreId) -> Result<Option<ThreadId>, SchedError> {
+        Ok(self.pick(core))
+    }
+    #[inline]
+    fn pick(&mut self, _core: CoreId) -> Option<ThreadId> {
+        Some(self.0.step()).filter(|&id| id != u32::MAX)
+    }
+    #[inline]
+    fn charge(&mut self, _: ThreadId, _: CoreId, _: u64, _: RunEnd) -> Result<(), SchedError> {
+        Ok(())
+    }
+    fn sleep(&mut self, _id: ThreadId) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn wake(&mut self, _id: ThreadId) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn set_weight(&mut self, _id: ThreadId, _weight: u32) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn set_cores(&mut self, _cores: usize) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn cores(&self) -> usize {
+        1
+    }
+    fn quantum_ns(&self) -> u64 {
+        crate::QUANTUM_NS
+    }
+    fn export(&self) -> Snapshot {
+        Snapshot {
+            global_vtime: 0,
+            threads: Vec::new(),
+        }
+    }
+    fn import(&mut self, _snapshot: Snapshot) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
+    }
+    fn record(&self, _id: ThreadId) -> Option<ThreadRecord> {
+        None
+    }
+    fn len(&self) -> usize {
+        0
     }
 }
 
@@ -293,6 +399,17 @@ mod tests {
                 (w as f64 - expected).abs() < 0.02 * expected,
                 "thread {id}: {w} wins for {expected}"
             );
+        }
+    }
+
+    #[test]
+    fn through_the_trait_a_floor_picks_as_it_steps() {
+        for f in Floor::ALL {
+            let (mut bare, mut through) = (f.build(100), f.through(100));
+            for _ in 0..500 {
+                assert_eq!(through.pick(0), Some(bare.step()), "{}", f.name());
+            }
+            assert_eq!(f.through(0).pick(0), None, "{}: empty", f.name());
         }
     }
 

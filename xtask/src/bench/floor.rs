@@ -32,6 +32,13 @@ pub fn of(cost: &PolicyCost) -> Option<Stat> {
     cost.floor.map(|(_, f)| ratio(cost.steady, f))
 }
 
+/// The ratio of `cost`'s floor timed through the trait to the bare floor:
+/// how much of the goal's 1.5x the bench's loop and the trait's two calls
+/// take before the policy does anything.
+pub fn trait_of(cost: &PolicyCost) -> Option<Stat> {
+    Some(ratio(cost.floor_through_trait?, cost.floor?.1))
+}
+
 /// A floor's figure for the table: a tenth of a ns below 10 ns, where
 /// whole ns would round a ring's 1.4 ns to 1 and its ratio would not
 /// follow from the cells.
@@ -51,15 +58,18 @@ pub fn goals(kind: PolicyKind, costs: &[PolicyCost]) -> Vec<(String, String, boo
     let mut out = Vec::new();
     let worst = mine()
         .filter(|c| c.threads >= RATIO_FROM_THREADS)
-        .filter_map(|c| Some((of(c)?.median, c.threads)))
+        .filter_map(|c| Some((of(c)?.median, c.threads, trait_of(c))))
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some((r, n)) = worst {
+    if let Some((r, n, through)) = worst {
+        let through = through.map_or(String::new(), |t| {
+            format!("; the floor through the trait alone {:.2}x", t.median)
+        });
         out.push((
             format!(
                 "{kind} decision against its floor ({}), {RATIO_FROM_THREADS} threads and more (host)",
                 floor.describe()
             ),
-            format!("≤ {MAX_RATIO}x: {r:.2}x at worst ({n} threads)"),
+            format!("≤ {MAX_RATIO}x: {r:.2}x at worst ({n} threads{through})"),
             r <= MAX_RATIO,
         ));
     }
@@ -103,6 +113,7 @@ mod tests {
                     at(f, f - 1.0, f + 1.0),
                 )
             }),
+            floor_through_trait: None,
         }
     }
 
@@ -132,6 +143,22 @@ mod tests {
         assert!(!g[0].2);
         let g = goals(PolicyKind::new("rr"), &costs);
         assert!(g[0].1.contains("1.33x") && g[0].2, "{g:?}");
+    }
+
+    #[test]
+    fn the_goal_shows_what_the_trait_alone_takes_of_the_ratio() {
+        let mut c = cost("rr", 100, 9.0, Some(1.5));
+        c.floor_through_trait = Some(at(3.6, 3.5, 3.7));
+        assert_eq!(trait_of(&c).map(|r| r.median), Some(2.4));
+        let g = goals(PolicyKind::new("rr"), &[c]);
+        assert!(
+            g[0].1.contains("6.00x") && g[0].1.contains("through the trait alone 2.40x"),
+            "{g:?}"
+        );
+        assert!(!g[0].2);
+        // No trait figure, no claim about it.
+        let g = goals(PolicyKind::new("rr"), &[cost("rr", 100, 9.0, Some(1.5))]);
+        assert!(!g[0].1.contains("trait"), "{g:?}");
     }
 
     #[test]

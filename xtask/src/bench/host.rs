@@ -158,7 +158,9 @@ fn criterion_estimate(dir: &Path) -> Option<Stat> {
 /// One policy's decision cost on the host at one thread count: the steady
 /// state, under churn (a block and a wake per decision) where
 /// `policy_bench::CHURN_THREADS` has the count, and its floor (the bare
-/// data-structure operation, `policy_bench::floor`) where it has one.
+/// data-structure operation, `policy_bench::floor`) where it has one, with
+/// that floor timed again through the trait and the policies' loop
+/// (`floor::Through`).
 #[derive(Clone, Debug)]
 pub struct PolicyCost {
     pub kind: PolicyKind,
@@ -166,6 +168,7 @@ pub struct PolicyCost {
     pub steady: Stat,
     pub churn: Option<Stat>,
     pub floor: Option<(Floor, Stat)>,
+    pub floor_through_trait: Option<Stat>,
 }
 
 /// Runs the criterion benchmark `policy-bench/benches/decision.rs` for `threads` (all
@@ -174,7 +177,10 @@ pub struct PolicyCost {
 /// warm-up and measurement to a fraction of a second each.
 pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>, String> {
     let counts: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let filter = format!("^(decision|churn|floor)/[a-z]+/({})$", counts.join("|"));
+    let filter = format!(
+        "^(decision|churn|floor|trait)/[a-z]+/({})$",
+        counts.join("|")
+    );
     // The smoke also bootstraps the intervals from 10,000 resamples instead
     // of criterion's 100,000: analysing each benchmark took about as long
     // as measuring it, and the bounds move by far less than this host's
@@ -220,9 +226,12 @@ pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>,
             } else {
                 None
             };
-            let floor = match Floor::of(kind) {
-                Some(f) => Some((f, estimate("floor", f.name(), n)?)),
-                None => None,
+            let (floor, floor_through_trait) = match Floor::of(kind) {
+                Some(f) => (
+                    Some((f, estimate("floor", f.name(), n)?)),
+                    Some(estimate("trait", f.name(), n)?),
+                ),
+                None => (None, None),
             };
             out.push(PolicyCost {
                 kind,
@@ -230,6 +239,7 @@ pub fn policy_decisions(threads: &[u32], smoke: bool) -> Result<Vec<PolicyCost>,
                 steady: estimate("decision", kind.name(), n)?,
                 churn,
                 floor,
+                floor_through_trait,
             });
         }
     }

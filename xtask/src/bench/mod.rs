@@ -578,11 +578,11 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             ))
         );
     }
-    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns{flag}\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Under churn: the same on the host with the picked thread blocking at the end of its quantum and woken again (one block and one wake per decision). Floor: in the same criterion run, right after the policies at that thread count, the bare data-structure operation the policy's decision amounts to (`policy-bench/src/floor.rs`: `BinaryHeap` pop+push for stride and EEVDF, `VecDeque` pop+push for rr, a draw and a Fenwick-tree descent for lottery); host / floor is the ratio of the medians (in brackets, the widest the two intervals allow). Guest: the steady loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | floor | host / floor | host, under churn | guest |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "\n## Policy decision + accounting (pick and charge), ns{flag}\n\nHost: criterion's median (its 95% confidence interval), `cargo bench -p policy-bench`. Under churn: the same on the host with the picked thread blocking at the end of its quantum and woken again (one block and one wake per decision). Floor: in the same criterion run, right after the policies at that thread count, the bare data-structure operation the policy's decision amounts to (`policy-bench/src/floor.rs`: `BinaryHeap` pop+push for stride and EEVDF, `VecDeque` pop+push for rr, a draw and a Fenwick-tree descent for lottery); host / floor is the ratio of the medians (in brackets, the widest the two intervals allow). Through the trait: the same floor as a `dyn Policy` whose `pick` is the floor's step and whose `charge` does nothing, timed through the policies' own loop (`floor::Through`), and its ratio to the bare floor: the part of host / floor that is the loop and the trait's two calls, before the policy does anything. Guest: the steady loop in `tbench`, median of 5 repetitions (min–max).\n\n| policy | threads | host | floor | host / floor | floor through the trait (/ floor) | host, under churn | guest |\n|---|---|---|---|---|---|---|---|");
     for (c, g) in &policy_rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             c.kind.name(),
             c.threads,
             cell(Some(c.steady), "ns"),
@@ -595,6 +595,10 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
                 "{:.2}x ({:.2}–{:.2})",
                 r.median, r.min, r.max
             )),
+            c.floor_through_trait.zip(floor::trait_of(c)).map_or(
+                "—".to_string(),
+                |(t, r)| format!("{} ({:.2}x)", floor::cell(t), r.median)
+            ),
             cell(c.churn, "ns"),
             cell(*g, "ns")
         );
@@ -703,6 +707,8 @@ pub fn run(smoke: bool, asked: Accel) -> Result<String, String> {
             "host_churn_ns": c.churn.map(stat_json), "guest_ns": g.map(stat_json),
             "floor": c.floor.map(|(f, _)| f.name()), "floor_ns": c.floor.map(|(_, s)| stat_json(s)),
             "host_over_floor": floor::of(c).map(stat_json),
+            "floor_through_trait_ns": c.floor_through_trait.map(stat_json),
+            "floor_through_trait_over_floor": floor::trait_of(c).map(stat_json),
         })).collect::<Vec<_>>(),
         "swap": swaps,
         "predicates": predicate_rows,
