@@ -154,11 +154,21 @@ impl fmt::Display for SchedError {
     }
 }
 
+/// A ticket currency's id (see [`Policy::create_currency`]).
+pub type CurrencyId = u32;
+
+/// The base currency: one of its tickets is one unit of weight, what every
+/// policy without currencies counts in.
+pub const BASE_CURRENCY: CurrencyId = 0;
+
 /// Everything a policy knows about one thread, in neutral terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadRecord {
     pub id: ThreadId,
-    /// Tickets, as given to `add`/`set_weight` (at least 1).
+    /// Tickets, as given to `add`/`set_weight` (at least 1), in the base
+    /// currency: a thread in another currency carries what its tickets are
+    /// worth in base tickets, so that a policy without currencies gives it
+    /// the same share.
     pub weight: u32,
     pub state: ThreadState,
     /// CPU time received, exactly the sum of what was charged.
@@ -361,6 +371,32 @@ pub trait Policy: Send {
     /// Ends `from`'s loan (before it wakes).
     fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
         let _ = from;
+        Err(SchedError::Unsupported)
+    }
+
+    /// Currencies (lottery's; see [`PolicyInfo::currencies`]): a new
+    /// currency funded by `funding` tickets of `parent` ([`BASE_CURRENCY`]
+    /// or one made here). A thread's tickets in it are worth their share of
+    /// its active issue times its value, so issuing more inside it dilutes
+    /// only it. The others say [`SchedError::Unsupported`].
+    fn create_currency(
+        &mut self,
+        parent: CurrencyId,
+        funding: u32,
+    ) -> Result<CurrencyId, SchedError> {
+        let _ = (parent, funding);
+        Err(SchedError::Unsupported)
+    }
+
+    /// Changes how many of its parent's tickets fund `currency`.
+    fn fund_currency(&mut self, currency: CurrencyId, funding: u32) -> Result<(), SchedError> {
+        let _ = (currency, funding);
+        Err(SchedError::Unsupported)
+    }
+
+    /// Moves thread `id`'s tickets (the same face value) into `currency`.
+    fn move_to_currency(&mut self, id: ThreadId, currency: CurrencyId) -> Result<(), SchedError> {
+        let _ = (id, currency);
         Err(SchedError::Unsupported)
     }
 

@@ -20,10 +20,10 @@ use sched_api::{mul_div, SchedError, ThreadId, ThreadState};
 use crate::{Lottery, FX};
 
 /// A currency's id.
-pub type CurrencyId = u32;
+pub use sched_api::CurrencyId;
 
 /// The base currency: one ticket is one unit of base value.
-pub const BASE: CurrencyId = 0;
+pub const BASE: CurrencyId = sched_api::BASE_CURRENCY;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Currency {
@@ -194,6 +194,52 @@ impl Lottery {
                 .map_or(0, |c| mul_div(tickets, c.value, c.issue))
         };
         u64::try_from(value.max(1)).unwrap_or(u64::MAX)
+    }
+
+    /// The base-currency tickets a thread holding `tickets` of `currency`
+    /// is worth, whose own tickets are worth `own` (FX units; 0 while they
+    /// are inactive): what its record carries as its weight, so that a
+    /// policy without currencies, which takes the weight as base tickets,
+    /// gives it the share it had here (a currency's threads by face value
+    /// would get their tickets' worth in the base currency instead: a
+    /// thread with 1,000 tickets of a currency funded with 100 would count
+    /// 1,000). Exact in the base currency. Elsewhere rounded to whole base
+    /// tickets, at least 1: a currency whose tickets are worth less than a
+    /// base ticket each loses its threads' differences below that. Loans
+    /// and compensation are not in it: the thread's own tickets only.
+    /// Inactive tickets (a sleeper's) are valued as if they joined their
+    /// currency now, growing its issue; in a currency with no active
+    /// tickets they would be its whole issue, worth its funding joining its
+    /// parent.
+    pub(crate) fn base_tickets(&self, tickets: u32, currency: CurrencyId, own: u64) -> u32 {
+        if currency == BASE {
+            return tickets;
+        }
+        let value = if own > 0 {
+            u128::from(own)
+        } else {
+            self.value_joining(u128::from(tickets), currency)
+        };
+        u32::try_from((value + FX / 2) / FX)
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
+    /// The base value (FX units) `tickets` of `currency` would have if they
+    /// joined its active issue now.
+    fn value_joining(&self, mut tickets: u128, mut currency: CurrencyId) -> u128 {
+        loop {
+            if currency == BASE {
+                return tickets.saturating_mul(FX);
+            }
+            let Some(c) = self.currencies.get(&currency) else {
+                return 0;
+            };
+            if c.issue > 0 {
+                return mul_div(tickets, c.value, c.issue.saturating_add(tickets));
+            }
+            (tickets, currency) = (u128::from(c.funding), c.parent);
+        }
     }
 
     /// Adds `amount` to (`add`) or takes it from `currency`'s issue. A

@@ -8,7 +8,7 @@ use sched_api::{
 };
 
 use crate::thread::Thread;
-use crate::{Lottery, BASE, KIND};
+use crate::{CurrencyId, Lottery, BASE, KIND};
 
 impl Lottery {
     /// [`Policy::try_pick`], inlined into it and into [`Policy::pick`].
@@ -21,10 +21,13 @@ impl Lottery {
         Ok(self.pick_free(core))
     }
 
-    /// The record of thread `t`.
+    /// The record of thread `t`: its weight is what its tickets are worth
+    /// in the base currency ([`Lottery::base_tickets`]), the unit of every
+    /// other policy's weights and of its virtual time's lag.
     fn record_of(&self, t: &Thread) -> ThreadRecord {
-        let (id, tickets, state, service) = (t.id, t.tickets, t.state, t.service_ns);
-        ThreadRecord::keeping_lag(id, tickets, state, service, t.vtime, self.ledger.now())
+        let (id, state, service) = (t.id, t.state, t.service_ns);
+        let weight = self.base_tickets(t.tickets, t.currency, t.own);
+        ThreadRecord::keeping_lag(id, weight, state, service, t.vtime, self.ledger.now())
     }
 }
 
@@ -35,6 +38,22 @@ impl Policy for Lottery {
 
     fn take_back(&mut self, from: ThreadId) -> Result<(), SchedError> {
         Lottery::take_back(self, from)
+    }
+
+    fn create_currency(
+        &mut self,
+        parent: CurrencyId,
+        funding: u32,
+    ) -> Result<CurrencyId, SchedError> {
+        Lottery::create_currency(self, parent, funding)
+    }
+
+    fn fund_currency(&mut self, currency: CurrencyId, funding: u32) -> Result<(), SchedError> {
+        self.fund(currency, funding)
+    }
+
+    fn move_to_currency(&mut self, id: ThreadId, currency: CurrencyId) -> Result<(), SchedError> {
+        Lottery::move_to_currency(self, id, currency)
     }
 
     fn kind(&self) -> PolicyKind {

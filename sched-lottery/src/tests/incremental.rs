@@ -382,10 +382,10 @@ fn pinned_draws_and_records() {
     assert_eq!(
         got,
         [
-            0x1871_cbce_9811_0a92,
-            0xcd9b_02b5_bb8a_7db4,
-            0xe3a2_9763_c99d_4362,
-            0x359c_6472_cd18_dfef
+            0x738a_410c_7ecf_b88f,
+            0x2f38_1e6c_4bef_721d,
+            0xce78_7a65_d564_b9c9,
+            0x0c13_2301_0f3f_4a56
         ],
         "{got:#x?}"
     );
