@@ -22,8 +22,8 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use abi::shared::{events, va, Dispatch, FaultInfo, UpcallReason, UserContext};
+pub use sched_api::{CurrencyId, PolicyKind, SchedError, ThreadState, BASE_CURRENCY};
 use sched_api::{Policy, RunEnd};
-pub use sched_api::{PolicyKind, ThreadState};
 use spin::Mutex;
 
 use crate::rt::{FaultAction, MAX_WORKERS};
@@ -394,7 +394,7 @@ pub fn block_lending(to: usize) {
     if with_rt(|rt| {
         let must = rt.block(tid);
         if must {
-            rt.threads[tid].lend_to = to;
+            rt.lend_while_blocked(tid, to);
         }
         must
     }) {
@@ -460,9 +460,34 @@ pub fn swap_policy_held(kind: PolicyKind) -> Option<u64> {
     made.then_some(held)
 }
 
-/// Changes a thread's weight.
+/// Changes a thread's weight: tickets of its currency if it is in one and
+/// the policy has currencies, else base tickets (see [`set_currency`]).
 pub fn set_weight(tid: usize, weight: u32) -> bool {
     with_rt(|rt| rt.set_weight(tid, weight))
+}
+
+/// A ticket currency funded by `funding` tickets of `parent`
+/// ([`BASE_CURRENCY`], or a currency made here): its id. Issuing more
+/// tickets inside a currency dilutes only its own threads (Waldspurger &
+/// Weihl's currencies). Only a policy with currencies makes one
+/// (`sched_registry`'s `currencies`: lottery); the others say
+/// `Unsupported`. The application's currencies outlive a swap: under a
+/// policy without them each thread weighs what its tickets were worth in
+/// base tickets at the swap, and a swap back makes them again with every
+/// thread in its own.
+pub fn create_currency(parent: CurrencyId, funding: u32) -> Result<CurrencyId, SchedError> {
+    with_rt(|rt| rt.create_currency(parent, funding))
+}
+
+/// Changes how many of its parent's tickets back `currency`.
+pub fn fund_currency(currency: CurrencyId, funding: u32) -> Result<(), SchedError> {
+    with_rt(|rt| rt.fund_currency(currency, funding))
+}
+
+/// Gives thread `tid` `tickets` of `currency` (its lag is kept as a
+/// weight change keeps it).
+pub fn set_currency(tid: usize, currency: CurrencyId, tickets: u32) -> Result<(), SchedError> {
+    with_rt(|rt| rt.set_currency(tid, currency, tickets))
 }
 
 /// CPU time the application's control thread (its `main`, outside the

@@ -13,12 +13,14 @@ use alloc::boxed::Box;
 
 use abi::shared::UserContext;
 use abi::waits::WaitHistogram;
-use sched_api::{Policy, PolicyKind, RunEnd, SchedError, ThreadState};
+use sched_api::{CurrencyId, Policy, PolicyKind, RunEnd, SchedError, ThreadState, BASE_CURRENCY};
 
 use crate::rt::MAX_WORKERS;
 use crate::wakeup::Wait;
 
+mod currencies;
 mod slots;
+use currencies::Currencies;
 use slots::Bits;
 pub use slots::Threads;
 
@@ -70,6 +72,11 @@ pub struct Thread {
     runnable_since: u64,
     /// Every wait it has had for a core (docs/metrics.md, "Wait time").
     pub waits: WaitHistogram,
+    /// The currency its tickets are in (the table's id, see
+    /// [`currencies`]) and how many: what a swap back to a policy with
+    /// currencies gives it again.
+    currency: CurrencyId,
+    face: u32,
 }
 
 impl Thread {
@@ -85,6 +92,8 @@ impl Thread {
         joiner: NONE,
         on_core: NONE,
         lend_to: NONE,
+        currency: BASE_CURRENCY,
+        face: 0,
         runnable_since: NOT_WAITING,
         waits: WaitHistogram::EMPTY,
     };
@@ -182,6 +191,11 @@ pub struct Table {
     swaps: u64,
     /// Ticket loans made (blocked threads lending to a holder).
     pub lends: u64,
+    /// A thread has blocked lending its tickets: a swap gives the loans
+    /// of those still blocked again.
+    lenders: bool,
+    /// The application's ticket currencies.
+    currencies: Currencies,
     audit: Audit,
     /// The application's control thread (its `main`: samples, timed
     /// events, the console), or [`NONE`]. It is outside the policy: it runs
@@ -224,6 +238,8 @@ impl Table {
             started: [0; MAX_WORKERS],
             swaps: 0,
             lends: 0,
+            lenders: false,
+            currencies: Currencies::new(),
             audit: Audit {
                 audits: 0,
                 double_runs: 0,
@@ -298,7 +314,11 @@ impl Table {
                 self.policy = Some(policy);
                 Ok(None)
             }
-            Some(current) => Ok(Some(sched_api::swap(current, policy)?)),
+            Some(current) => {
+                let old = sched_api::swap(current, policy)?;
+                self.reseat_currencies_and_loans();
+                Ok(Some(old))
+            }
         }
     }
 
@@ -447,13 +467,28 @@ impl Table {
         self.free_from = self.free_from.min(tid);
     }
 
+    /// Gives live thread `tid` `weight` tickets: of its currency if it is
+    /// in one and the policy has currencies; otherwise base tickets (a
+    /// thread in a currency then leaves it: see [`Table::set_currency`]).
     pub fn set_weight(&mut self, tid: usize, weight: u32) -> bool {
         let live = self.threads.get(tid).is_some_and(|t| t.life == Life::Live);
         // The control thread has no weight (it is outside the policy).
-        live && self
-            .policy
-            .as_mut()
-            .is_some_and(|p| p.set_weight(tid as u32, weight).is_ok())
+        let set = live
+            && self
+                .policy
+                .as_mut()
+                .is_some_and(|p| p.set_weight(tid as u32, weight).is_ok());
+        if set {
+            self.weight_set(tid, weight);
+        }
+        set
+    }
+
+    /// Blocked thread `tid` lends its tickets to `to` while it sleeps
+    /// (given to the policy when it is charged as blocked).
+    pub fn lend_while_blocked(&mut self, tid: usize, to: usize) {
+        self.threads[tid].lend_to = to;
+        self.lenders = true;
     }
 
     /// The thread running on `core`, or [`NONE`].

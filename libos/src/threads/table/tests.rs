@@ -307,6 +307,116 @@ fn only_a_swap_counts_as_one_not_the_first_policy_nor_a_reseat() {
     assert_eq!(t.live(), 1, "carrying the thread");
 }
 
+/// The base-tickets weight of each of `tids` in `t`'s policy.
+fn weights(t: &Table, tids: &[usize]) -> Vec<u32> {
+    let p = t.policy.as_ref().unwrap();
+    tids.iter()
+        .map(|&tid| p.record(tid as u32).unwrap().weight)
+        .collect()
+}
+
+#[test]
+fn currencies_outlive_a_swap_to_a_policy_without_them_and_come_back() {
+    let mut t = table(LOTTERY);
+    let (a0, b0, base) = (spawn(&mut t, 1), spawn(&mut t, 1), spawn(&mut t, 100));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    let b = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    assert_eq!((a, b), (1, 2), "the table's own ids");
+    t.set_currency(a0, a, 1000).unwrap();
+    t.set_currency(b0, b, 10).unwrap();
+    assert_eq!(weights(&t, &[a0, b0, base]), [100, 100, 100]);
+    // Away: worth what they were in base tickets; no currencies there.
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    assert_eq!(weights(&t, &[a0, b0, base]), [100, 100, 100]);
+    assert_eq!(
+        t.create_currency(BASE_CURRENCY, 5),
+        Err(SchedError::Unsupported)
+    );
+    assert_eq!(t.fund_currency(a, 50), Err(SchedError::Unsupported));
+    assert_eq!(t.set_currency(base, a, 5), Err(SchedError::Unsupported));
+    // Back: in their currencies again, at their face values, and the
+    // currencies live in the new policy: a second thread in A halves the
+    // first one's worth, and refunding B doubles its thread's.
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(t.currency_of(a0), Some((a, 1000)));
+    assert_eq!(t.currency_of(b0), Some((b, 10)));
+    assert_eq!(t.currency_of(base), None);
+    let a1 = spawn(&mut t, 1);
+    t.set_currency(a1, a, 1000).unwrap();
+    t.fund_currency(b, 200).unwrap();
+    assert_eq!(weights(&t, &[a0, a1, b0, base]), [50, 50, 200, 100]);
+    // A reseat (the same policy, another seed) keeps them too.
+    t.reseat_policy(build(LOTTERY, Q, 2, 9)).unwrap();
+    assert_eq!(weights(&t, &[a0, a1, b0, base]), [50, 50, 200, 100]);
+}
+
+#[test]
+fn a_weight_set_where_currencies_are_not_is_in_base_tickets_for_good() {
+    let mut t = table(LOTTERY);
+    let x = spawn(&mut t, 1);
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(x, a, 1000).unwrap();
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    assert!(t.set_weight(x, 30));
+    assert_eq!(t.currency_of(x), None, "it left its currency");
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(weights(&t, &[x]), [30]);
+    // Under a policy with currencies a weight is in the thread's own.
+    let y = spawn(&mut t, 1);
+    t.set_currency(y, a, 1000).unwrap();
+    assert!(t.set_weight(y, 3000));
+    assert_eq!(t.currency_of(y), Some((a, 3000)));
+    assert_eq!(weights(&t, &[y]), [100], "all of A's value, alone in it");
+}
+
+#[test]
+fn bad_currency_calls_are_refused_and_change_nothing() {
+    let mut t = table(LOTTERY);
+    let x = spawn(&mut t, 4);
+    assert_eq!(t.create_currency(7, 10), Err(SchedError::UnknownCurrency));
+    assert_eq!(
+        t.create_currency(BASE_CURRENCY, 0),
+        Err(SchedError::ZeroWeight)
+    );
+    assert_eq!(
+        t.fund_currency(BASE_CURRENCY, 3),
+        Err(SchedError::UnknownCurrency)
+    );
+    assert_eq!(t.fund_currency(1, 3), Err(SchedError::UnknownCurrency));
+    let a = t.create_currency(BASE_CURRENCY, 10).unwrap();
+    assert_eq!(t.set_currency(x, a, 0), Err(SchedError::ZeroWeight));
+    assert_eq!(t.set_currency(x, 9, 1), Err(SchedError::UnknownCurrency));
+    assert_eq!(t.set_currency(99, a, 1), Err(SchedError::UnknownThread));
+    assert_eq!(t.currency_of(x), None);
+    assert_eq!(weights(&t, &[x]), [4]);
+}
+
+#[test]
+fn a_blocked_lenders_loan_is_given_again_after_a_swap() {
+    // Under stride the loan is the table's alone; a swap to lottery gives
+    // it, and a reseat of lottery gives it again.
+    let mut t = table(STRIDE);
+    let holder = spawn(&mut t, 1);
+    let waiter = spawn(&mut t, 9);
+    let mut now = 0;
+    loop {
+        let tid = t.start(0, now).expect("a runnable thread");
+        now += Q;
+        if tid == waiter {
+            break;
+        }
+        t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+    }
+    assert!(t.block(waiter));
+    t.lend_while_blocked(waiter, holder);
+    t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.lends, 0, "stride has no loans");
+    t.set_policy(build(LOTTERY, Q, 2, 7)).unwrap();
+    assert_eq!(t.lends, 1, "given at the swap");
+    t.reseat_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(t.lends, 2, "and at the reseat");
+}
+
 #[test]
 fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
     for kind in every_kind() {
@@ -330,7 +440,7 @@ fn a_blocked_waiter_lends_its_tickets_to_the_holder_under_lottery_only() {
             t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
         }
         assert!(t.block(waiter));
-        t.threads[waiter].lend_to = holder;
+        t.lend_while_blocked(waiter, holder);
         t.stop(0, waiter, now + Q, RunEnd::Blocked, &no_memory);
         let lent = t.lends == 1;
         let transfers = sched_registry::info(kind).unwrap().ticket_transfers;
