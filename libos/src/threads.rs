@@ -295,6 +295,32 @@ pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
     with_rt(|rt| spawn_locked(rt, entry, arg, weight, false))
 }
 
+/// Like [`spawn`], with `tickets` of `currency` (see [`create_currency`]),
+/// in one hold of the runtime lock: no core picks it before it is in its
+/// currency. `None` if it could not be started or the currency refused it
+/// (it is then not started).
+pub fn spawn_in_currency(
+    entry: fn(usize),
+    arg: usize,
+    currency: CurrencyId,
+    tickets: u32,
+) -> Option<usize> {
+    if currency == BASE_CURRENCY {
+        return spawn(entry, arg, tickets);
+    }
+    premap_next_stack();
+    with_rt(|rt| {
+        let tid = spawn_locked(rt, entry, arg, tickets, false)?;
+        match rt.set_currency(tid, currency, tickets) {
+            Ok(()) => Some(tid),
+            Err(_) => {
+                rt.unspawn(tid);
+                None
+            }
+        }
+    })
+}
+
 /// Like [`spawn`], for a thread that keeps vector (SSE) state live across
 /// its own calls into the libOS: its voluntary switches save the whole FPU
 /// image, not only the control state.

@@ -15,6 +15,11 @@
 //!                                  (ids first..first+count-1, alike)
 //! name <thread id> <name>          (optional: the console accepts it for the id)
 //! names <first id> <count> <base>  (threads first.. named base.0, base.1, ...)
+//! currency <parent> <funding>      (ticket currency 1, 2, ... in order, funded by
+//!                                  that many tickets of <parent>: 0 the base currency
+//!                                  or an earlier one)
+//! in_currency <currency> <first id> <count>
+//!                                  (those threads' tickets are of that currency)
 //! event <t_ms> swap <policy>
 //! event <t_ms> tickets <thread id> <tickets>
 //! event <t_ms> slices <per core>
@@ -87,9 +92,21 @@ pub enum Behaviour {
 pub struct ThreadSpec {
     pub id: u32,
     pub tickets: u32,
+    /// The currency its tickets are of (0: the base currency; else
+    /// `AppSpec::currencies[currency - 1]`).
+    pub currency: u32,
     pub join_ms: u64,
     pub leave_ms: Option<u64>,
     pub behaviour: Behaviour,
+}
+
+/// A ticket currency (lottery's: `libos::threads::create_currency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CurrencySpec {
+    /// The currency funding it: 0 for the base one, else an earlier one.
+    pub parent: u32,
+    /// Tickets of the parent backing it.
+    pub funding: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +136,8 @@ pub struct AppSpec {
     /// the application time (see `src/bin/app.rs`).
     pub thread_trace: bool,
     pub threads: Vec<ThreadSpec>,
+    /// Its ticket currencies: currency `k` (from 1) is `currencies[k - 1]`.
+    pub currencies: Vec<CurrencySpec>,
     /// Thread names (by id) the console accepts for ids.
     pub names: Vec<(u32, String)>,
     /// In time order.
@@ -253,11 +272,51 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
             let new = (id..=last).map(|id| ThreadSpec {
                 id,
                 tickets,
+                currency: 0,
                 join_ms,
                 leave_ms,
                 behaviour,
             });
             spec.threads.splice(at..at, new);
+        }
+        Some("currency") => {
+            let parent: u32 = num(words.next(), "currency needs <parent> <funding>")?;
+            let funding: u32 = num(words.next(), "currency needs <parent> <funding>")?;
+            if parent as usize > spec.currencies.len() {
+                return Err("a currency's parent must be 0 or an earlier currency");
+            }
+            if funding == 0 {
+                return Err("a currency's funding must be positive");
+            }
+            spec.currencies.push(CurrencySpec { parent, funding });
+        }
+        Some("in_currency") => {
+            let currency: u32 = num(
+                words.next(),
+                "in_currency needs <currency> <first id> <count>",
+            )?;
+            let first: u32 = num(
+                words.next(),
+                "in_currency needs <currency> <first id> <count>",
+            )?;
+            let count: u32 = num(
+                words.next(),
+                "in_currency needs <currency> <first id> <count>",
+            )?;
+            if currency == 0 || currency as usize > spec.currencies.len() {
+                return Err("in_currency names an unknown currency");
+            }
+            let last = first
+                .checked_add(count.max(1) - 1)
+                .ok_or("thread ids overflow")?;
+            let at = spec.threads.partition_point(|t| t.id < first);
+            let run = spec.threads.get_mut(at..at + count as usize);
+            match run {
+                Some(run) if count > 0 && run.last().is_some_and(|t| t.id == last) => {
+                    run.iter_mut().for_each(|t| t.currency = currency);
+                }
+                _ => return Err("in_currency for an unknown thread (or a count of 0)"),
+            }
         }
         Some("names") => {
             let first: u32 = num(words.next(), "names needs a first thread id")?;
@@ -337,6 +396,7 @@ impl AppSpec {
             seed: 1,
             thread_trace: false,
             threads: Vec::new(),
+            currencies: Vec::new(),
             names: Vec::new(),
             events: Vec::new(),
             requests: None,
@@ -406,6 +466,24 @@ impl AppSpec {
                 None => write!(out, "-")?,
             }
             writeln!(out, " {}", t.behaviour)?;
+            rest = &rest[run..];
+        }
+        for c in &self.currencies {
+            writeln!(out, "currency {} {}", c.parent, c.funding)?;
+        }
+        let mut rest = &self.threads[..];
+        while let Some(t) = rest.first() {
+            // A run of consecutive ids in one currency: one line.
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(k, o)| {
+                    o.id == t.id.wrapping_add(*k as u32) && o.currency == t.currency
+                })
+                .count();
+            if t.currency != 0 {
+                writeln!(out, "in_currency {} {} {run}", t.currency, t.id)?;
+            }
             rest = &rest[run..];
         }
         let mut rest = &self.names[..];
@@ -591,11 +669,23 @@ mod tests {
             .map(|(k, behaviour)| ThreadSpec {
                 id: k as u32 + 1,
                 tickets: 100 * (k as u32 + 1),
+                // Threads 2 and 3 in currency 2, 5 in 1.
+                currency: [0, 2, 2, 0, 1, 0, 0, 0][k],
                 join_ms: 10 * k as u64,
                 leave_ms: (k % 2 == 1).then_some(5000),
                 behaviour,
             })
             .collect(),
+            currencies: alloc::vec![
+                CurrencySpec {
+                    parent: 0,
+                    funding: 300
+                },
+                CurrencySpec {
+                    parent: 1,
+                    funding: 20
+                }
+            ],
             names: alloc::vec![(1, String::from("t100")), (7, String::from("w.1"))],
             events: alloc::vec![
                 Event {
@@ -701,6 +791,7 @@ mod tests {
         let cpu = |id| ThreadSpec {
             id,
             tickets: 100,
+            currency: 0,
             join_ms: 0,
             leave_ms: None,
             behaviour: Behaviour::Cpu,
@@ -723,5 +814,52 @@ mod tests {
         assert!(AppSpec::parse("threads 1 0 1 0 - cpu\n").is_err());
         assert!(AppSpec::parse("threads 1 5 1 0 - cpu\nthread 3 1 0 - cpu\n").is_err());
         assert!(AppSpec::parse("thread 1 1 0 - cpu\nnames 1 2 x\n").is_err());
+    }
+
+    #[test]
+    fn currencies_are_made_in_order_and_name_known_threads() {
+        let s = AppSpec::parse(
+            "threads 1 4 10 0 - cpu\ncurrency 0 100\ncurrency 1 50\nin_currency 2 2 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.currencies,
+            [
+                CurrencySpec {
+                    parent: 0,
+                    funding: 100
+                },
+                CurrencySpec {
+                    parent: 1,
+                    funding: 50
+                }
+            ]
+        );
+        let currencies: alloc::vec::Vec<u32> = s.threads.iter().map(|t| t.currency).collect();
+        assert_eq!(currencies, [0, 2, 2, 0]);
+        let bad = |text: &str, line: usize| {
+            assert_eq!(AppSpec::parse(text).unwrap_err().line, line, "{text}")
+        };
+        let four = "threads 1 4 10 0 - cpu\n";
+        bad(&alloc::format!("{four}currency 1 100\n"), 2); // no currency 1 yet
+        bad(&alloc::format!("{four}currency 0 0\n"), 2);
+        bad(&alloc::format!("{four}currency 0\n"), 2);
+        bad(&alloc::format!("{four}in_currency 1 1 1\n"), 2); // no currency
+        bad(
+            &alloc::format!("{four}currency 0 5\nin_currency 0 1 1\n"),
+            3,
+        );
+        bad(
+            &alloc::format!("{four}currency 0 5\nin_currency 1 3 3\n"),
+            3,
+        ); // 3..5
+        bad(
+            &alloc::format!("{four}currency 0 5\nin_currency 1 9 1\n"),
+            3,
+        );
+        bad(
+            &alloc::format!("{four}currency 0 5\nin_currency 1 1 0\n"),
+            3,
+        );
     }
 }

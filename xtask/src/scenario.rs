@@ -13,7 +13,7 @@ use kernel::launch::{write_plan, AppEntry, DEFAULT_FRAME_QUOTA};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use workloads::appspec::{
-    Action, AppSpec, Behaviour, Event as SpecEvent, Requests, Service, ThreadSpec,
+    Action, AppSpec, Behaviour, CurrencySpec, Event as SpecEvent, Requests, Service, ThreadSpec,
 };
 
 /// How long after its stop an application's slots still count as held
@@ -130,6 +130,10 @@ pub struct App {
     pub stop_ms: Option<u64>,
     #[serde(rename = "thread")]
     pub threads: Vec<Spanned<Thread>>,
+    /// `[[app.currency]]`: ticket currencies (a scheduler with currencies
+    /// only: lottery), each funded by tickets of its parent.
+    #[serde(default, rename = "currency")]
+    pub currencies: Vec<Spanned<CurrencyDecl>>,
     /// The open-loop request stream its `serve` threads serve.
     pub requests: Option<Spanned<RequestStream>>,
 }
@@ -204,6 +208,18 @@ impl RequestStream {
     }
 }
 
+/// `[[app.currency]]`: a ticket currency named `name`, funded by `funding`
+/// tickets of `parent` (an earlier currency's name; the base currency when
+/// absent). A thread's tickets in it are worth their share of its active
+/// tickets times its worth, so more tickets issued in it dilute only it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencyDecl {
+    pub name: String,
+    pub funding: u32,
+    pub parent: Option<String>,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thread {
@@ -211,6 +227,9 @@ pub struct Thread {
     pub name: Option<String>,
     #[serde(default = "defaults::tickets")]
     pub tickets: u32,
+    /// The `[[app.currency]]` its tickets are of (the base currency when
+    /// absent).
+    pub currency: Option<String>,
     /// `cpu`, `sleep`, `fraction`, `bursty`, `watch`, `poke` or `lock`.
     pub behaviour: String,
     pub run_us: Option<u64>,
@@ -290,6 +309,16 @@ pub const MEMORY_RESERVED_MIB: u64 = 128;
 /// MiB of worker stacks, and its code) and the heap it may grow beyond
 /// that (within its default quota, which the thread part leaves out).
 const IMAGE_MIB: u64 = 12;
+
+/// The application's arguments' id of its currency `name` (validated: it
+/// is declared), from 1 in declaration order.
+fn currency_id(app: &App, name: &str) -> u32 {
+    app.currencies
+        .iter()
+        .position(|c| c.get_ref().name == name)
+        .expect("validated") as u32
+        + 1
+}
 
 fn line_of(text: &str, span: Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
@@ -420,12 +449,58 @@ fn validate(s: &Scenario, text: &str, cpus: u32) -> Result<(), ScenarioError> {
         if app.stop_ms.is_some_and(|t| t <= app.start_ms) {
             return Err(err(span, field("stop_ms"), "must be after start_ms"));
         }
+        for (c, cur) in app.currencies.iter().enumerate() {
+            let (span, cur) = (cur.span(), cur.get_ref());
+            let field = |f: &str| format!("app[{a}].currency[{c}].{f}");
+            let earlier = &app.currencies[..c];
+            if !AppSpec::nameable(&cur.name) || earlier.iter().any(|o| o.get_ref().name == cur.name)
+            {
+                return Err(err(
+                    span,
+                    field("name"),
+                    "one word, not a number, and not another currency's",
+                ));
+            }
+            if cur.funding == 0 {
+                return Err(err(span, field("funding"), "must be positive"));
+            }
+            if let Some(parent) = &cur.parent {
+                if !earlier.iter().any(|o| &o.get_ref().name == parent) {
+                    return Err(err(
+                        span,
+                        field("parent"),
+                        "must name a currency declared before this one",
+                    ));
+                }
+            }
+        }
+        let has_currencies = sched_registry::by_name(&app.scheduler).is_some_and(|p| p.currencies);
+        if let Some(first) = app.currencies.first().filter(|_| !has_currencies) {
+            return Err(err(
+                first.span(),
+                format!("app[{a}].currency"),
+                &format!(
+                    "currencies need a scheduler that has them ({}); a swap away keeps them",
+                    sched_registry::POLICIES
+                        .iter()
+                        .filter(|p| p.currencies)
+                        .map(|p| p.kind.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let mut total = 0u32;
         for (t, th) in app.threads.iter().enumerate() {
             let (span, th) = (th.span(), th.get_ref());
             let field = |f: &str| format!("app[{a}].thread[{t}].{f}");
             if th.tickets == 0 {
                 return Err(err(span, field("tickets"), "must be positive"));
+            }
+            if let Some(c) = &th.currency {
+                if !app.currencies.iter().any(|o| &o.get_ref().name == c) {
+                    return Err(err(span, field("currency"), "no such [[app.currency]]"));
+                }
             }
             if th.count == 0 {
                 return Err(err(span, field("count"), "must be positive"));
@@ -780,6 +855,7 @@ impl Scenario {
             .map(|(k, (_, th))| ThreadSpec {
                 id: k as u32 + 1,
                 tickets: th.tickets,
+                currency: th.currency.as_ref().map_or(0, |c| currency_id(app, c)),
                 join_ms: th.join_ms,
                 leave_ms: th.leave_ms,
                 behaviour: behaviour(th).expect("validated"),
@@ -818,6 +894,17 @@ impl Scenario {
             seed: self.seed,
             thread_trace: self.thread_trace,
             threads,
+            currencies: app
+                .currencies
+                .iter()
+                .map(|c| {
+                    let c = c.get_ref();
+                    CurrencySpec {
+                        parent: c.parent.as_ref().map_or(0, |p| currency_id(app, p)),
+                        funding: c.funding,
+                    }
+                })
+                .collect(),
             names: names
                 .iter()
                 .enumerate()

@@ -461,6 +461,20 @@ impl Table {
         }
     }
 
+    /// Takes back thread `tid`, just spawned and never run (a spawn that
+    /// could not be completed): out of the policy, its slot free.
+    pub fn unspawn(&mut self, tid: usize) {
+        let never_ran = self.threads.get(tid).is_some_and(|t| t.life == Life::Live)
+            && self.current.iter().all(|&c| c != tid);
+        if never_ran {
+            if let Some(p) = self.policy.as_mut() {
+                let _ = p.remove(tid as u32);
+            }
+            self.lives -= 1;
+            self.free(tid);
+        }
+    }
+
     /// Frees slot `tid` (its thread has stopped for the last time).
     fn free(&mut self, tid: usize) {
         self.threads[tid] = Thread::FREE;

@@ -529,12 +529,17 @@ fn sample(
         };
         // A thread that left keeps its last service (it is no longer listed,
         // or its slot is a later thread's).
-        let service = p.own_tid().and_then(|tid| {
-            listed
-                .get(tid)
-                .and_then(|&k| table[..n].get(k as usize))
-                .map(|e| e.2)
-        });
+        let entry = p
+            .own_tid()
+            .and_then(|tid| listed.get(tid).and_then(|&k| table[..n].get(k as usize)));
+        let service = entry.map(|e| e.2);
+        // A thread in a currency weighs what its tickets are worth in base
+        // tickets, as its policy counts them (the figures' ideal shares are
+        // by weight); one in the base currency its tickets.
+        let tickets = match entry {
+            Some(e) if t.currency != 0 => u64::from(e.1),
+            _ => p.tickets.load(Ordering::Relaxed),
+        };
         let cpu = match service {
             Some(s) => {
                 p.last_service.store(s, Ordering::Relaxed);
@@ -553,7 +558,7 @@ fn sample(
             &mut row,
             &[
                 u64::from(t.id),
-                p.tickets.load(Ordering::Relaxed),
+                tickets,
                 cpu,
                 p.iterations.load(Ordering::Relaxed),
                 sleeps[i].asleep_ns(p.sleep),
@@ -823,6 +828,19 @@ fn main_thread(_: usize) {
     if let Err(why) = swap(policy, "scenario") {
         libos::log!("starting under {}: {why}", policy.name());
     }
+    // The scenario's ticket currencies, in its order: the libOS numbers
+    // them as the arguments do (1, 2, ...). Under a policy without them
+    // (refused) every thread starts in the base currency at its tickets.
+    let currencies =
+        spec.currencies.iter().enumerate().all(|(k, c)| {
+            match threads::create_currency(c.parent, c.funding) {
+                Ok(id) => id as usize == k + 1,
+                Err(why) => {
+                    libos::log!("currency {}: {why}", k + 1);
+                    false
+                }
+            }
+        });
     libos::report!(
         "\"kind\":\"app_start\",\"t_ns\":{},\"policy\":\"{}\",\"threads\":{}",
         T0.load(Ordering::Relaxed),
@@ -867,7 +885,12 @@ fn main_thread(_: usize) {
         for i in starting {
             let t = &spec.threads[i];
             thread_data(i).started_ns.store(now, Ordering::Relaxed);
-            match threads::spawn(worker, i, t.tickets) {
+            let started = if t.currency != 0 && currencies {
+                threads::spawn_in_currency(worker, i, t.currency, t.tickets)
+            } else {
+                threads::spawn(worker, i, t.tickets)
+            };
+            match started {
                 Some(tid) => {
                     thread_data(i).tid.store(tid + 1, Ordering::Relaxed);
                     hand_over(per_thread(), i, tid, &mut slots_high);

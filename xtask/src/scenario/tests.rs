@@ -473,3 +473,96 @@ fn a_description_too_long_for_the_arguments_is_refused_by_name() {
     assert_eq!(e.field, "app[0].thread", "{e}");
     assert!(e.message.contains("count"), "{e}");
 }
+
+const CURRENCIES: &str = r#"
+[[app]]
+name = "a"
+scheduler = "lottery"
+
+[[app.currency]]
+name = "A"
+funding = 100
+
+[[app.currency]]
+name = "A1"
+parent = "A"
+funding = 30
+
+[[app.thread]]
+name = "x"
+tickets = 1000
+currency = "A1"
+behaviour = "cpu"
+count = 2
+
+[[app.thread]]
+name = "y"
+behaviour = "cpu"
+"#;
+
+#[test]
+fn currencies_reach_the_application_in_declaration_order() {
+    let s = parse(CURRENCIES, "c", 2).unwrap();
+    let spec = s.app_spec(s.apps[0].get_ref(), None);
+    assert_eq!(
+        spec.currencies,
+        [
+            CurrencySpec {
+                parent: 0,
+                funding: 100
+            },
+            CurrencySpec {
+                parent: 1,
+                funding: 30
+            }
+        ]
+    );
+    let currencies: Vec<u32> = spec.threads.iter().map(|t| t.currency).collect();
+    assert_eq!(currencies, [2, 2, 0]);
+    let mut args = String::new();
+    spec.write(&mut args).unwrap();
+    assert_eq!(AppSpec::parse(&args).unwrap(), spec);
+}
+
+#[test]
+fn bad_currencies_name_line_and_field() {
+    let with = |from: &str, to: &str| CURRENCIES.replacen(from, to, 1);
+    let at = |text: &str, field: &str, needle: &str| {
+        let e = parse(text, "c", 2).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    };
+    at(
+        &with("\"lottery\"", "\"stride\""),
+        "app[0].currency",
+        "lottery",
+    );
+    at(
+        &with("funding = 100", "funding = 0"),
+        "app[0].currency[0].funding",
+        "positive",
+    );
+    at(
+        &with("name = \"A1\"", "name = \"A\""),
+        "app[0].currency[1].name",
+        "another",
+    );
+    at(
+        &with("name = \"A1\"", "name = \"12\""),
+        "app[0].currency[1].name",
+        "number",
+    );
+    at(
+        &with("parent = \"A\"", "parent = \"B\""),
+        "app[0].currency[1].parent",
+        "before",
+    );
+    at(
+        &with("currency = \"A1\"", "currency = \"Z\""),
+        "app[0].thread[0].currency",
+        "no such",
+    );
+    // A currency's line is its own.
+    let e = parse(&with("funding = 30", "funding = 0"), "c", 2).unwrap_err();
+    assert_eq!(e.line, 13, "{e}");
+}

@@ -392,6 +392,23 @@ fn bad_currency_calls_are_refused_and_change_nothing() {
 }
 
 #[test]
+fn an_unspawned_thread_leaves_no_trace() {
+    let mut t = table(LOTTERY);
+    let kept = spawn(&mut t, 3);
+    let gone = spawn(&mut t, 5);
+    t.unspawn(gone);
+    assert_eq!(t.live(), 1);
+    assert_eq!(t.policy.as_ref().unwrap().len(), 1);
+    assert_eq!(t.state(gone), None);
+    assert_eq!(spawn(&mut t, 7), gone, "its slot is free again");
+    // Not a thread that runs.
+    let running = t.start(0, 0).unwrap();
+    t.unspawn(running);
+    assert_eq!(t.live(), 2);
+    assert!(t.state(kept).is_some());
+}
+
+#[test]
 fn a_blocked_lenders_loan_is_given_again_after_a_swap() {
     // Under stride the loan is the table's alone; a swap to lottery gives
     // it, and a reseat of lottery gives it again.
