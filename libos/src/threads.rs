@@ -297,8 +297,11 @@ pub fn spawn(entry: fn(usize), arg: usize, weight: u32) -> Option<usize> {
 
 /// Like [`spawn`], with `tickets` of `currency` (see [`create_currency`]),
 /// in one hold of the runtime lock: no core picks it before it is in its
-/// currency. `None` if it could not be started or the currency refused it
-/// (it is then not started).
+/// currency. Under a policy without currencies (swapped to since they were
+/// made) it starts with `tickets` base tickets, its currency remembered
+/// for a swap back: there is no worth of its tickets to go by until then.
+/// `None` if it could not be started or the currency is unknown (it is
+/// then not started).
 pub fn spawn_in_currency(
     entry: fn(usize),
     arg: usize,
@@ -313,6 +316,10 @@ pub fn spawn_in_currency(
         let tid = spawn_locked(rt, entry, arg, tickets, false)?;
         match rt.set_currency(tid, currency, tickets) {
             Ok(()) => Some(tid),
+            Err(SchedError::Unsupported) => {
+                rt.remember_currency(tid, currency, tickets);
+                Some(tid)
+            }
             Err(_) => {
                 rt.unspawn(tid);
                 None

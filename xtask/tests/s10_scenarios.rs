@@ -637,3 +637,74 @@ count = 10000
         y.threads_share
     );
 }
+
+/// Application `app`'s share of its time that `tasks` got together.
+fn tasks_share(out: &xtask::RunOutcome, app: &str, tasks: &[&str]) -> f64 {
+    shares(out, app)
+        .iter()
+        .filter(|(n, _, _)| tasks.contains(&n.as_str()))
+        .map(|(_, m, _)| m)
+        .sum()
+}
+
+/// Currencies insulate loads (the shipped scenario, shortened): B's task
+/// joining halfway dilutes only B's currency, so user A keeps half the
+/// CPU. By face value A would fall to a third for the second half (0.42
+/// over the run). Deterministic: it cannot flake.
+#[test]
+fn a_currency_insulates_its_users_share_from_the_others_new_task() {
+    let base = xtask::build::workspace_root().join("scenarios/currencies.toml");
+    let text = with_duration(&std::fs::read_to_string(base).unwrap(), 4000)
+        .replace("join_ms = 10000", "join_ms = 2000");
+    let out = run(&deterministic(scenario_opts(
+        "scenario-currencies",
+        1,
+        scenario_file("currencies", &text),
+    )));
+    assert_exit(&out, abi::ExitCode::Success);
+    let a = tasks_share(&out, "users", &["A1", "A2"]);
+    assert!((a - 0.5).abs() < 0.04, "user A's share {a:.3}, not 0.5");
+    for (name, measured, ideal) in shares(&out, "users") {
+        assert!(
+            (measured - ideal).abs() < 0.04,
+            "{name}: {measured:.3} of the application, its ideal {ideal:.3}"
+        );
+    }
+}
+
+/// A swap to stride carries each thread's worth in base tickets, and the
+/// currencies come back with a swap to lottery: user B's three tasks
+/// (100:200:300 of B) beside A's two (100:200 of A) leave each user half.
+/// Stride by face value would give A a third for its 1.3 s.
+#[test]
+fn currencies_carry_through_a_swap_away_and_back() {
+    let base = xtask::build::workspace_root().join("scenarios/currencies.toml");
+    let text = with_duration(&std::fs::read_to_string(base).unwrap(), 2500)
+        .replace("join_ms = 10000", "join_ms = 0")
+        + r#"
+[[event]]
+at_ms = 200
+app = "users"
+swap = "stride"
+
+[[event]]
+at_ms = 1500
+app = "users"
+swap = "lottery"
+"#;
+    let out = run(&deterministic(scenario_opts(
+        "scenario-currencies-swap",
+        1,
+        scenario_file("currencies-swap", &text),
+    )));
+    assert_exit(&out, abi::ExitCode::Success);
+    let events = std::fs::read_to_string(out.run_dir.join("events.csv")).unwrap();
+    // The start's swap from the libOS's default, then the two timed ones.
+    assert!(
+        events.contains("\"lottery -> stride (scenario)\""),
+        "{events}"
+    );
+    assert_eq!(events.matches("stride -> lottery").count(), 2, "{events}");
+    let a = tasks_share(&out, "users", &["A1", "A2"]);
+    assert!((a - 0.5).abs() < 0.03, "user A's share {a:.3}, not 0.5");
+}

@@ -116,6 +116,21 @@ impl Table {
         Ok(())
     }
 
+    /// Notes that live thread `tid` (in the base currency of a policy
+    /// without currencies) holds `tickets` of `currency`: a swap to a
+    /// policy with currencies puts it there. Nothing for an unknown
+    /// currency.
+    pub fn remember_currency(&mut self, tid: usize, currency: CurrencyId, tickets: u32) {
+        let known = self.currencies.get(currency).is_some();
+        if let Some(t) = self
+            .threads
+            .get_mut(tid)
+            .filter(|t| t.life == Life::Live && known)
+        {
+            (t.currency, t.face) = (currency, tickets);
+        }
+    }
+
     /// The currency live thread `tid`'s tickets are in, and how many
     /// (`None` for a thread in the base currency: its weight is the
     /// policy's to tell).

@@ -351,6 +351,32 @@ fn currencies_outlive_a_swap_to_a_policy_without_them_and_come_back() {
 }
 
 #[test]
+fn a_thread_started_where_currencies_are_not_joins_its_own_at_a_swap_back() {
+    let mut t = table(LOTTERY);
+    let x = spawn(&mut t, 1);
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(x, a, 100).unwrap();
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    let late = spawn(&mut t, 300);
+    assert_eq!(t.set_currency(late, a, 300), Err(SchedError::Unsupported));
+    t.remember_currency(late, a, 300);
+    assert_eq!(
+        weights(&t, &[x, late]),
+        [100, 300],
+        "its face value meanwhile"
+    );
+    t.remember_currency(x, 9, 5);
+    assert_eq!(
+        t.currency_of(x),
+        Some((a, 100)),
+        "an unknown currency: nothing"
+    );
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(t.currency_of(late), Some((a, 300)));
+    assert_eq!(weights(&t, &[x, late]), [25, 75], "A's 100, 1:3");
+}
+
+#[test]
 fn a_weight_set_where_currencies_are_not_is_in_base_tickets_for_good() {
     let mut t = table(LOTTERY);
     let x = spawn(&mut t, 1);
