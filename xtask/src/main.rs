@@ -232,7 +232,9 @@ fn run_options(a: RunArgs) -> Result<(RunOptions, bool), String> {
     };
     let opts = RunOptions {
         sched_override: a.sched.is_some(),
-        sched: a.sched.unwrap_or_else(|| "stride".into()),
+        sched: a
+            .sched
+            .unwrap_or_else(|| sched_registry::default_policy().kind.name().into()),
         cpus,
         scenario,
         det: a.det,

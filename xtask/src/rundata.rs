@@ -135,8 +135,9 @@ pub struct App {
     pub name: String,
     /// The kernel's environment id.
     pub env: u64,
-    /// Which scheduler it ran from when: `(t_ns, "stride" | "lottery" | "rr")`,
-    /// first entry at or before `start_ns`.
+    /// Which scheduler it ran from when: `(t_ns, name)`, the name a
+    /// registered policy's (`sched_registry::names`), first entry at or
+    /// before `start_ns`.
     pub scheduler_timeline: Vec<(u64, String)>,
     /// Cores the application held slices on, and how many per core.
     pub slices: Vec<(u32, u32)>,

@@ -118,7 +118,7 @@ mod defaults {
 #[serde(deny_unknown_fields)]
 pub struct App {
     pub name: String,
-    /// `stride`, `lottery` or `rr`.
+    /// A registered policy's name (`sched_registry::names`).
     pub scheduler: String,
     /// Slots held on each of its cores.
     #[serde(default = "defaults::slices")]

@@ -1,9 +1,9 @@
 //! The stride paper's response-time comparison: the time between a
-//! client's quanta under stride, lottery and round robin for the same
-//! tickets (7:1, and 101 clients 100:1:…:1), beside what each policy
-//! predicts, from every wait the libOS recorded (docs/metrics.md, "Wait
-//! time"). Stride spaces a client's quanta evenly, so its waits are
-//! narrow; lottery draws every quantum, so they are geometric.
+//! client's quanta under every registered policy for the same tickets
+//! (7:1, and 101 clients 100:1:…:1), beside what each policy predicts,
+//! from every wait the libOS recorded (docs/metrics.md, "Wait time").
+//! Stride spaces a client's quanta evenly, so its waits are narrow;
+//! lottery draws every quantum, so they are geometric.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,11 @@ use crate::metrics::waits::{per_thread, WaitDist};
 use crate::rundata::RunData;
 use crate::{Accel, RunOutcome};
 
-/// The schedulers compared.
-pub const SCHEDULERS: [&str; 3] = ["stride", "lottery", "rr"];
+/// The schedulers compared: every registered policy, in the registry's
+/// order.
+pub fn schedulers() -> impl Iterator<Item = &'static str> + Clone {
+    sched_registry::names()
+}
 
 /// One experiment: a scenario on one core, and the clients whose waits it
 /// reports (application, thread-name prefix, tickets of one, total tickets,
@@ -126,7 +129,7 @@ pub fn job_name(e: &Experiment, sched: &str) -> String {
 pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>, String> {
     let mut jobs = Vec::new();
     for e in &EXPERIMENTS {
-        for sched in SCHEDULERS {
+        for sched in schedulers() {
             let path = scenario_with(
                 &scenario(e.scenario),
                 &[("app.0.scheduler".into(), sched.into())],
@@ -352,23 +355,10 @@ pub fn section<'a>(
     figures: &Path,
     cite: &str,
 ) -> Result<String, String> {
-    let mut md = format!(
-        "## Response time: the time between a client's quanta\n\n\
-         Every wait of every thread for a core, from the instant it became runnable (here: the end of its own quantum) to the instant it was picked again, \
-         recorded by the libOS (`docs/metrics.md`, Wait time; percentiles within 1/16), in quanta of the run's slice. \
-         The same tickets under each scheduler, one core, deterministic runs. \
-         *Predicted* is the policy's own arithmetic in whole quanta of the other clients, without the switch between slots (about 50 µs here): \
-         for stride and round robin, the registered policy itself run on the host over 10,000 whole quanta with the same clients added in the scenario's order \
-         (flat stride runs the big client of 100:1:…:1 a hundred times in a row and then keeps it waiting while the hundred small ones run: \
-         the absolute error of {cite}, so its predicted p99 is 0 and its maximum 100); for lottery, whose maximum is unbounded, \
-         the quanta lost before the next win are geometric, P(K ≥ k) = (1−f)^k with f its share of the tickets. Stride's narrow waits against lottery's geometric tail are the comparison of {cite} (shape only; we have no published number for it). \
-         The last column is what the threads were charged over the run: the rest of each slot went to the libOS's switch and to the application's control thread (its samples), \
-         which stretch a client's waits beyond the prediction; round robin gives a client cut short the rest of its quantum first (`sched-rr`), so where a slot yields less than a quantum of CPU a client keeps the core for a second slot (its waits near 0), \
-         and stride and lottery charge the time used, not whole quanta.\n\n"
-    );
+    let mut md = intro(cite);
     for e in &EXPERIMENTS {
         let mut runs = Vec::new();
-        for sched in SCHEDULERS {
+        for sched in schedulers() {
             let out = get(&job_name(e, sched))?;
             let quantum = out.summary["slice_ns"]
                 .as_f64()
@@ -379,6 +369,40 @@ pub fn section<'a>(
         md.push_str(&experiment(e, &runs, figures)?);
     }
     Ok(md)
+}
+
+/// The section's opening paragraph: what is measured and predicted, for
+/// every registered policy.
+fn intro(cite: &str) -> String {
+    let (randomized, deterministic): (Vec<&str>, Vec<&str>) =
+        schedulers().partition(|s| sched_registry::by_name(s).is_some_and(|p| p.randomized));
+    format!(
+        "## Response time: the time between a client's quanta\n\n\
+         Every wait of every thread for a core, from the instant it became runnable (here: the end of its own quantum) to the instant it was picked again, \
+         recorded by the libOS (`docs/metrics.md`, Wait time; percentiles within 1/16), in quanta of the run's slice. \
+         The same tickets under each registered scheduler ({all}), one core, deterministic runs. \
+         *Predicted* is the policy's own arithmetic in whole quanta of the other clients, without the switch between slots (about 50 µs here): \
+         for a deterministic policy ({deterministic}), the registered policy itself run on the host over 10,000 whole quanta with the same clients added in the scenario's order \
+         (flat stride runs the big client of 100:1:…:1 a hundred times in a row and then keeps it waiting while the hundred small ones run: \
+         the absolute error of {cite}, so its predicted p99 is 0 and its maximum 100; EEVDF, whose lag stays within one request, runs it between the small ones: \
+         it waits one quantum at most); for a randomized one ({randomized}), whose maximum is unbounded, \
+         the quanta lost before the next win are geometric, P(K ≥ k) = (1−f)^k with f its share of the tickets. Stride's narrow waits against lottery's geometric tail are the comparison of {cite} (shape only; we have no published number for it). \
+         The last column is what the threads were charged over the run: the rest of each slot went to the libOS's switch and to the application's control thread (its samples), \
+         which stretch a client's waits beyond the prediction; round robin gives a client cut short the rest of its quantum first (`sched-rr`), so where a slot yields less than a quantum of CPU a client keeps the core for a second slot (its waits near 0), \
+         and the other policies charge the time used, not whole quanta.\n\n",
+        all = and_list(&schedulers().collect::<Vec<_>>()),
+        deterministic = and_list(&deterministic),
+        randomized = and_list(&randomized),
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`; `none` for no names.
+fn and_list(names: &[&str]) -> String {
+    match names {
+        [] => "none".into(),
+        [one] => (*one).into(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -450,12 +474,18 @@ mod tests {
             ],
         );
         let rr = run_with_waits("r", "pair", &[("A", &[2_000_000]), ("B", &[2_000_000])]);
+        let eevdf = run_with_waits(
+            "v",
+            "pair",
+            &[("A", &[50_000, 2_000_000]), ("B", &[14_000_000; 2])],
+        );
         let figures = std::env::temp_dir().join(format!("exo-response-{}-fig", std::process::id()));
         std::fs::create_dir_all(&figures).unwrap();
         let runs = [
             ("stride", stride, q),
             ("lottery", lottery.clone(), q),
             ("rr", rr, q),
+            ("eevdf", eevdf, q),
         ];
         let md = experiment(&EXPERIMENTS[0], &runs, &figures).unwrap();
         let row = |s: &str, c: &str| {
@@ -477,6 +507,7 @@ mod tests {
         assert_eq!(b[6], "35.00", "max exact, in quanta");
         assert_eq!(b[7], "5 / 34 / —", "lottery sets no maximum");
         assert_eq!(cells(row("rr", "A (7)"))[7], "1 / 1 / 1");
+        assert_eq!(cells(row("eevdf", "B (1)"))[7], "7 / 7 / 7");
         assert!(figures.join("response-7to1.png").is_file());
         // A client that never waited is an error, not a row of zeros.
         let empty = run_with_waits("e", "pair", &[("A", &[1]), ("B", &[])]);
@@ -524,6 +555,80 @@ mod tests {
         assert_eq!(p("lottery", 0, 1), at(5.0, 34.0, None));
         // The big client wins half the draws: it loses none half the time.
         assert_eq!(p("lottery", 1, 0), at(0.0, 6.0, None));
+        // EEVDF: 7:1 as stride; 100:1:…:1 interleaves the big client with
+        // the smalls (its lag stays within one request).
+        assert_eq!(p("eevdf", 0, 1), at(7.0, 7.0, Some(7.0)));
+        assert_eq!(p("eevdf", 1, 0), at(1.0, 1.0, Some(1.0)));
+        assert_eq!(p("eevdf", 1, 1), at(199.0, 199.0, Some(199.0)));
+        // Every registered policy predicts every client: a bounded maximum
+        // unless its decisions are draws.
+        for info in sched_registry::POLICIES {
+            for (i, e) in EXPERIMENTS.iter().enumerate() {
+                for c in 0..e.clients.len() {
+                    let got = p(info.kind.name(), i, c);
+                    assert_eq!(
+                        got.max.is_none(),
+                        info.randomized,
+                        "{info:?}",
+                        info = info.kind
+                    );
+                    assert!(got.p50 <= got.p99, "{}: {got:?}", info.kind);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_registered_policy_runs_each_experiment() {
+        let scenario = |name: &str| {
+            crate::build::workspace_root()
+                .join("scenarios")
+                .join(format!("{name}.toml"))
+        };
+        let jobs = jobs(crate::Accel::Tcg, &scenario).unwrap();
+        assert_eq!(
+            jobs.len(),
+            EXPERIMENTS.len() * sched_registry::POLICIES.len()
+        );
+        for e in &EXPERIMENTS {
+            for name in sched_registry::names() {
+                let job = jobs
+                    .iter()
+                    .find(|j| j.name == job_name(e, name))
+                    .unwrap_or_else(|| panic!("{}: no run under {name}", e.key));
+                let path = job.opts.scenario.as_ref().unwrap();
+                let doc: toml::Value =
+                    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                assert_eq!(doc["app"][0]["scheduler"].as_str(), Some(name));
+            }
+        }
+    }
+
+    #[test]
+    fn the_opening_names_every_registered_policy_by_how_it_is_predicted() {
+        let md = intro("[WW95]");
+        // The names in the parentheses after `after`.
+        let listed = |after: &str| -> Vec<String> {
+            let rest = &md[md.find(after).unwrap_or_else(|| panic!("{after}")) + after.len()..];
+            let list = rest.strip_prefix(" (").unwrap();
+            let list = &list[..list.find(')').unwrap()];
+            list.split(", ")
+                .flat_map(|n| n.split(" and "))
+                .map(String::from)
+                .collect()
+        };
+        let names = |randomized: Option<bool>| -> Vec<String> {
+            sched_registry::POLICIES
+                .iter()
+                .filter(|p| randomized.is_none_or(|r| p.randomized == r))
+                .map(|p| p.kind.name().to_string())
+                .collect()
+        };
+        assert_eq!(listed("under each registered scheduler"), names(None));
+        assert_eq!(listed("for a deterministic policy"), names(Some(false)));
+        assert_eq!(listed("for a randomized one"), names(Some(true)));
+        assert_eq!(and_list(&[]), "none");
+        assert_eq!(and_list(&["a", "b", "c"]), "a, b and c");
     }
 
     #[test]

@@ -14,8 +14,11 @@ use serde_json::Value;
 use crate::experiments::{scenario_job, scenario_with, Job};
 use crate::{Accel, RunOutcome};
 
-/// The schedulers compared.
-pub const SCHEDULERS: [&str; 4] = ["stride", "lottery", "rr", "eevdf"];
+/// The schedulers compared: every registered policy, in the registry's
+/// order.
+pub fn schedulers() -> impl Iterator<Item = &'static str> + Clone {
+    sched_registry::names()
+}
 /// Offered load, as a fraction of the one core the server's slots give it.
 pub const LOADS: [f64; 5] = [0.1, 0.3, 0.5, 0.7, 0.9];
 /// Each run's length.
@@ -38,7 +41,7 @@ pub fn job_name(sched: &str, load: f64) -> String {
 /// One deterministic run per scheduler and load.
 pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>, String> {
     let mut jobs = Vec::new();
-    for sched in SCHEDULERS {
+    for sched in schedulers() {
         for load in LOADS {
             let over = [
                 ("app.0.scheduler".to_string(), sched.to_string()),
@@ -188,7 +191,7 @@ pub fn section<'a>(
         RUN_MS as f64 / 1000.0
     );
     let mut runs = Vec::new();
-    for sched in SCHEDULERS {
+    for sched in schedulers() {
         let rows = LOADS
             .iter()
             .map(|&load| {
@@ -258,6 +261,31 @@ mod tests {
         );
         assert!(figures.join("serving-p99.png").is_file());
         assert!(figures.join("serving-p99.svg").is_file());
+    }
+
+    #[test]
+    fn every_registered_policy_serves_at_every_load() {
+        let scenario = |name: &str| {
+            crate::build::workspace_root()
+                .join("scenarios")
+                .join(format!("{name}.toml"))
+        };
+        let jobs = jobs(crate::Accel::Tcg, &scenario).unwrap();
+        assert_eq!(jobs.len(), sched_registry::POLICIES.len() * LOADS.len());
+        for name in sched_registry::names() {
+            for load in LOADS {
+                let job = jobs
+                    .iter()
+                    .find(|j| j.name == job_name(name, load))
+                    .unwrap_or_else(|| panic!("no run under {name} at {load}"));
+                let path = job.opts.scenario.as_ref().unwrap();
+                let doc: toml::Value =
+                    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                for app in 0..2 {
+                    assert_eq!(doc["app"][app]["scheduler"].as_str(), Some(name));
+                }
+            }
+        }
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn round_robin_entitles_runnable_threads_equally_whatever_their_tickets() {
     assert_eq!(Entitlement::of("rr"), Some(Entitlement::Equal));
     assert_eq!(Entitlement::of("lottery"), Some(Entitlement::Tickets));
     assert_eq!(Entitlement::of("stride"), Some(Entitlement::Tickets));
+    assert_eq!(Entitlement::of("eevdf"), Some(Entitlement::Tickets));
     assert_eq!(Entitlement::of("fifo"), None);
 }
 
@@ -217,4 +218,36 @@ fn the_first_interval_follows_the_starting_policy() {
     f.snapshot(100 * MS, Some("rr"), &rows, &fairness::Sleeps::new());
     let ideal: Vec<f64> = f.threads.values().map(|t| t.ideal_ns / MS as f64).collect();
     close(&ideal, &[50.0, 50.0]);
+}
+
+/// docs/metrics.md's entitlement table has a row for every registered
+/// policy, saying what its crate declares.
+#[test]
+fn the_documented_entitlements_are_the_registry_s() {
+    let path = crate::build::workspace_root().join("docs/metrics.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = &text[text.find("| policy | weight `w_i` |").expect("the table")..];
+    let rows: Vec<(&str, &str)> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`'), cells[2])
+        })
+        .collect();
+    let documented: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let registered: Vec<&str> = sched_registry::names().collect();
+    assert_eq!(
+        documented, registered,
+        "docs/metrics.md's rows, in the registry's order"
+    );
+    for (name, weight) in rows {
+        let expected = match Entitlement::of(name) {
+            Some(Entitlement::Tickets) => "its tickets",
+            Some(Entitlement::Equal) => "1: equal",
+            None => unreachable!(),
+        };
+        assert!(weight.starts_with(expected), "{name}: {weight}");
+    }
 }

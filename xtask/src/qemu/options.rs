@@ -8,7 +8,9 @@ use super::Accel;
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Scheduler the applications start with (`sched=`).
+    /// Scheduler the applications start with (`sched=`); by default the
+    /// registry's default policy (`sched_registry::default_policy`), the one
+    /// the kernel starts when `sched=` names none.
     pub sched: String,
     pub cpus: u32,
     pub accel: Accel,
@@ -62,7 +64,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            sched: "stride".into(),
+            sched: sched_registry::default_policy().kind.name().into(),
             cpus: 4,
             accel: Accel::Auto,
             machine: "pc".into(),

@@ -120,7 +120,9 @@ fn load_console_script(path: &std::path::Path) -> Result<String, Error> {
 /// agree, else `mixed`.
 fn scheduler_label(s: &crate::scenario::Scenario) -> String {
     let mut scheds = s.apps.iter().map(|a| a.get_ref().scheduler.as_str());
-    let first = scheds.next().unwrap_or("stride");
+    let first = scheds
+        .next()
+        .unwrap_or(sched_registry::default_policy().kind.name());
     if scheds.all(|x| x == first) {
         first.to_string()
     } else {
