@@ -9,6 +9,8 @@
 //! Swaps between every pair of policies (nothing lost, duplicated or
 //! changed; lags carried) are in `swaps.rs`.
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 use sched_api::sim::{Mode, Sim, SimThread};
 use sched_api::{feasible_weights, Policy, RunEnd, ThreadId, ThreadState, VT_SCALE};
@@ -104,6 +106,37 @@ fn tolerance(info: &PolicyInfo, threads: usize, share: f64, draws: f64) -> f64 {
     } else {
         slack
     }
+}
+
+/// Lock step on `cores` for `rounds` quanta, driven by hand (the threads
+/// need not be the simulator's: some were removed, or the core count
+/// changed): every core picks, then every run is charged a whole quantum
+/// (of the policy's own `quantum_ns`). Each thread's service in these
+/// rounds.
+fn lockstep(p: &mut dyn Policy, cores: usize, rounds: u32) -> BTreeMap<ThreadId, u64> {
+    let q = p.quantum_ns();
+    let mut service = BTreeMap::new();
+    for _ in 0..rounds {
+        let picked: Vec<(usize, ThreadId)> = (0..cores)
+            .filter_map(|c| p.pick(c).map(|t| (c, t)))
+            .collect();
+        for (c, t) in picked {
+            p.charge(t, c, q, RunEnd::Preempted).unwrap();
+            *service.entry(t).or_insert(0) += q;
+        }
+    }
+    service
+}
+
+/// The exported lag (ns of service, positive: ahead) of each of `ids`,
+/// whose tickets are `weights`, the threads active being exactly these.
+fn lags_ns(p: &dyn Policy, ids: &[ThreadId], weights: &[u32], cores: usize) -> Vec<f64> {
+    let s = p.export();
+    let e = neutral(weights, cores);
+    ids.iter()
+        .zip(&e)
+        .map(|(&id, e)| s.lag(s.get(id).unwrap()) as f64 * e / VT_SCALE as f64)
+        .collect()
 }
 
 fn weights() -> impl Strategy<Value = Vec<u32>> {
@@ -375,6 +408,94 @@ proptest! {
                 info.kind, mine, sum, percent, if block { "blocking" } else { "yielding" },
                 share, ideal, tol
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `set_cores` mid-run (the libOS calls it when its core count
+    /// changes, threads present) moves the policy to the new count at
+    /// once: from then on, every thread's exported lag moves by its
+    /// service minus its share under the entitlement on the *new* count
+    /// (a policy that kept the old caps would account the capped threads
+    /// for the old P). A heavy thread is always there, so that some
+    /// count caps it.
+    #[test]
+    fn exported_lag_follows_the_new_count_after_set_cores_mid_run(
+        heavy in 100u32..2000,
+        lights in proptest::collection::vec(1u32..20, 1..6),
+        before in 1usize..5,
+        after in 1usize..5,
+        rounds in 1u32..40,
+        seed in any::<u64>(),
+    ) {
+        let mut weights = vec![heavy];
+        weights.extend(lights);
+        let ids: Vec<ThreadId> = (0..weights.len() as ThreadId).collect();
+        for info in POLICIES {
+            let mut p = build(info, before, seed);
+            for (&id, &w) in ids.iter().zip(&weights) {
+                p.add(id, w).unwrap();
+            }
+            lockstep(p.as_mut(), before, rounds);
+            p.set_cores(after).unwrap();
+            prop_assert_eq!(p.cores(), after);
+            let start = lags_ns(p.as_ref(), &ids, &weights, after);
+            let got = lockstep(p.as_mut(), after, 200);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let want = service_lag(info, &weights, after, &service);
+            let end = lags_ns(p.as_ref(), &ids, &weights, after);
+            for i in 0..ids.len() {
+                let moved = end[i] - start[i];
+                prop_assert!(
+                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    "{}: weights {:?}, {} -> {} cores: thread {}'s lag moved {} ns, its service says {}",
+                    info.kind, weights, before, after, i, moved, want[i]
+                );
+            }
+        }
+    }
+
+    /// Shares follow the entitlement on the new count after `set_cores`
+    /// mid-run. Every thread had a core of its own until then (so every
+    /// lag is zero at the change): a heavy thread capped at one core among
+    /// light ones, then fewer cores, where it is capped less or not at all.
+    #[test]
+    fn shares_follow_the_new_count_after_set_cores_mid_run(
+        heavy in 100u32..2000,
+        lights in proptest::collection::vec(1u32..20, 1..4),
+        after in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let mut weights = vec![heavy];
+        weights.extend(lights);
+        let n = weights.len();
+        let after = 1 + after.index(n - 1);
+        let ids: Vec<ThreadId> = (0..n as ThreadId).collect();
+        let rounds = 400;
+        for info in POLICIES {
+            let mut p = build(info, n, seed);
+            for (&id, &w) in ids.iter().zip(&weights) {
+                p.add(id, w).unwrap();
+            }
+            lockstep(p.as_mut(), n, 20);
+            p.set_cores(after).unwrap();
+            let got = lockstep(p.as_mut(), after, rounds);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let e = entitled(info, &weights, after);
+            let sum: f64 = e.iter().sum();
+            let lag = service_lag(info, &weights, after, &service);
+            let draws = f64::from(rounds) * after as f64;
+            for (i, l) in lag.iter().enumerate() {
+                let tol = tolerance(info, n, e[i] / sum, draws);
+                prop_assert!(
+                    l.abs() <= tol,
+                    "{}: weights {:?}, {} -> {} cores: thread {} is {} ns from its share (allowed {})",
+                    info.kind, weights, n, after, i, l, tol
+                );
+            }
         }
     }
 }
