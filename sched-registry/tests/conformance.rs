@@ -498,4 +498,58 @@ proptest! {
             }
         }
     }
+
+    /// A ticket change while a thread sleeps keeps the service it is owed
+    /// or ahead by: a sleeper's lag is in its tickets (it has no effective
+    /// weight while away), so lag times tickets is the same before and
+    /// after; and when nobody is capped either side (effective weights are tickets), the service it is owed once
+    /// awake, at its new weight, is what it was owed when it fell asleep.
+    #[test]
+    fn a_weight_change_while_asleep_keeps_the_service_owed(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        new in prop_oneof![1u32..20, 100u32..2000],
+        seed in any::<u64>(),
+    ) {
+        let id = which.index(weights.len());
+        let tid = id as ThreadId;
+        let mut now = weights.clone();
+        now[id] = new;
+        let uncapped = |w: &[u32]| {
+            neutral(w, cores).iter().zip(w).all(|(e, &w)| (e - f64::from(w)).abs() < 1e-9)
+        };
+        for info in POLICIES {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let awake = lag_ns(p.as_ref(), &weights, cores, tid);
+            p.sleep(tid).unwrap();
+            let lag = |p: &dyn Policy| {
+                let s = p.export();
+                s.lag(s.get(tid).unwrap()) as f64
+            };
+            let was = lag(p.as_ref()) * f64::from(weights[id]) / VT_SCALE as f64;
+            p.set_weight(tid, new).unwrap();
+            let asleep = lag(p.as_ref());
+            let is = asleep * f64::from(new) / VT_SCALE as f64;
+            prop_assert!(
+                (is - was).abs() <= 1.0,
+                "{}: {} cores, weights {:?}, sleeping thread {} {} -> {}: it was owed {} ns, now {}",
+                info.kind, cores, weights, id, weights[id], new, -was, -is
+            );
+            p.wake(tid).unwrap();
+            if uncapped(&weights) && uncapped(&now) {
+                let back = lag_ns(p.as_ref(), &now, cores, tid);
+                prop_assert!(
+                    (back - awake).abs() <= 2.0,
+                    "{}: {} cores, weights {:?}, thread {} {} -> {} asleep: lag {} ns before, {} after waking",
+                    info.kind, cores, weights, id, weights[id], new, awake, back
+                );
+            }
+        }
+    }
 }
