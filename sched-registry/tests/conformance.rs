@@ -552,4 +552,51 @@ proptest! {
             }
         }
     }
+
+    /// Removing threads leaves the survivors' accounts right: from then
+    /// on each survivor's exported lag moves by its service minus its
+    /// share among the survivors alone (a removed thread left in the
+    /// policy's weights would shrink everyone's share and grow their
+    /// lags).
+    #[test]
+    fn survivors_lags_follow_their_share_after_removes(
+        weights in proptest::collection::vec(prop_oneof![4 => 1u32..20, 1 => 100u32..1000], 2..8),
+        cores in 1usize..5,
+        rounds in 0u32..40,
+        gone in proptest::collection::vec(any::<prop::sample::Index>(), 1..4),
+        seed in any::<u64>(),
+    ) {
+        let n = weights.len();
+        let mut removed: Vec<usize> = gone.iter().map(|g| g.index(n)).collect();
+        removed.sort_unstable();
+        removed.dedup();
+        if removed.len() == n {
+            removed.pop();
+        }
+        let ids: Vec<ThreadId> = (0..n).filter(|i| !removed.contains(i)).map(|i| i as ThreadId).collect();
+        let left: Vec<u32> = ids.iter().map(|&i| weights[i as usize]).collect();
+        for info in POLICIES {
+            let mut p = build(info, cores, seed);
+            for (i, &w) in weights.iter().enumerate() {
+                p.add(i as ThreadId, w).unwrap();
+            }
+            lockstep(p.as_mut(), cores, rounds);
+            for &i in &removed {
+                p.remove(i as ThreadId).unwrap();
+            }
+            let start = lags_ns(p.as_ref(), &ids, &left, cores);
+            let got = lockstep(p.as_mut(), cores, 200);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let want = service_lag(info, &left, cores, &service);
+            let end = lags_ns(p.as_ref(), &ids, &left, cores);
+            for i in 0..ids.len() {
+                let moved = end[i] - start[i];
+                prop_assert!(
+                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    "{}: {} cores, weights {:?} less {:?}: thread {}'s lag moved {} ns, its service says {}",
+                    info.kind, cores, weights, removed, ids[i], moved, want[i]
+                );
+            }
+        }
+    }
 }
