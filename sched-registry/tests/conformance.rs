@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use sched_api::sim::{Mode, Sim, SimThread};
 use sched_api::{feasible_weights, Policy, RunEnd, ThreadId, ThreadState, VT_SCALE};
 use sched_registry::{Entitlement, Params, PolicyInfo, POLICIES};
@@ -598,5 +599,112 @@ proptest! {
                 );
             }
         }
+    }
+
+    /// A run cut short by a preemption (the libOS's turn ended before the
+    /// policy's quantum: a revoked slice, a tick's jitter) costs a thread
+    /// none of its share of time: a thread always preempted early still
+    /// gets its entitled share, whatever the quantum (round robin gives
+    /// it the rest of its quantum first, stride and EEVDF charge the part
+    /// used). Quanta of 0.5, 1 and 4 ms: the part used is a fraction of
+    /// the policy's own quantum. (Lottery is known to fail it: see
+    /// [`PREEMPTED_EARLY_UNCOMPENSATED`].)
+    #[test]
+    fn a_thread_preempted_early_keeps_its_share_whatever_the_quantum(
+        others in proptest::collection::vec(1u32..10, 1..4),
+        mine in 1u32..10,
+        percent in 10u64..90,
+        quantum in prop_oneof![Just(500_000u64), Just(1_000_000), Just(4_000_000)],
+        seed in any::<u64>(),
+    ) {
+        let known = |p: &&PolicyInfo| PREEMPTED_EARLY_UNCOMPENSATED.contains(&p.kind.name());
+        for info in POLICIES.iter().filter(|p| !known(p)) {
+            preempted_early_keeps_its_share(info, &others, mine, percent, quantum, seed)?;
+        }
+    }
+}
+
+/// Policies known to fail
+/// `a_thread_preempted_early_keeps_its_share_whatever_the_quantum`, a
+/// real bug, not a property they are exempt from: lottery compensates
+/// (1/f tickets until its next win) only a run ended by a yield or a
+/// block (`sched_lottery`'s `credit::compensation`), so a thread whose
+/// turns are cut short by *preemption* gets its ticket share of the
+/// picks and only a fraction f of its share of the time (tickets [1, 1],
+/// one core, preempted after 10% of its quantum: 9% of the time, not
+/// 50%). `a_lottery_thread_preempted_early_keeps_its_share` (ignored)
+/// fails until it is fixed; then this list is empty.
+const PREEMPTED_EARLY_UNCOMPENSATED: &[&str] = &["lottery"];
+
+/// One policy on one core, quantum `quantum`: threads of tickets `others`
+/// run whole quanta; one of `mine` is always preempted after `percent`
+/// of its quantum. Its share of the time is its entitled share.
+fn preempted_early_keeps_its_share(
+    info: &PolicyInfo,
+    others: &[u32],
+    mine: u32,
+    percent: u64,
+    quantum: u64,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let mut weights = others.to_vec();
+    weights.push(mine);
+    let me = others.len();
+    let params = Params {
+        quantum_ns: quantum,
+        cores: 1,
+        seed,
+    };
+    let mut p = (info.build)(&params).unwrap();
+    prop_assert_eq!(p.quantum_ns(), quantum);
+    for (id, &w) in weights.iter().enumerate() {
+        p.add(id as ThreadId, w).unwrap();
+    }
+    let decisions = 3000;
+    let (mut got, mut total, mut picked) = (0u64, 0u64, 0u32);
+    for _ in 0..decisions {
+        let t = p.pick(0).unwrap();
+        let ran = if t as usize == me {
+            quantum * percent / 100
+        } else {
+            quantum
+        };
+        p.charge(t, 0, ran, RunEnd::Preempted).unwrap();
+        if t as usize == me {
+            got += ran;
+            picked += 1;
+        }
+        total += ran;
+    }
+    let e = entitled(info, &weights, 1);
+    let ideal = e[me] / e.iter().sum::<f64>();
+    let share = got as f64 / total as f64;
+    // As for an early blocker (see there), in this quantum.
+    let n = f64::from(decisions);
+    let tol = if info.randomized {
+        let pick = f64::from(picked) / n;
+        let f = percent as f64 / 100.0;
+        let per_pick = f * n * (quantum as f64 / total as f64).powi(2);
+        5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * quantum as f64 / total as f64
+    } else {
+        3.0 * quantum as f64 / total as f64
+    };
+    prop_assert!(
+        (share - ideal).abs() <= tol,
+        "{}: quantum {} ns, weights {:?}, thread {} preempted after {}%: share {} (ideal {}, allowed +-{})",
+        info.kind, quantum, weights, me, percent, share, ideal, tol
+    );
+    Ok(())
+}
+
+/// The known failure of [`PREEMPTED_EARLY_UNCOMPENSATED`], kept as the
+/// minimal case: run it with `--ignored` once lottery compensates a run
+/// cut short by preemption.
+#[test]
+#[ignore = "known bug: lottery does not compensate a run cut short by preemption"]
+fn a_lottery_thread_preempted_early_keeps_its_share() {
+    let info = sched_registry::by_name("lottery").unwrap();
+    for quantum in [500_000, 1_000_000, 4_000_000] {
+        preempted_early_keeps_its_share(info, &[1], 1, 10, quantum, 0).unwrap();
     }
 }
