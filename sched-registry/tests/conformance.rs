@@ -708,3 +708,76 @@ fn a_lottery_thread_preempted_early_keeps_its_share() {
         preempted_early_keeps_its_share(info, &[1], 1, 10, quantum, 0).unwrap();
     }
 }
+
+/// Policies known to fail `a_sleepers_exported_lag_is_the_one_it_fell_asleep_with`,
+/// a real bug: round robin keeps a sleeper's lag in ns of equal share and
+/// exports it per *ticket* (`RoundRobin::lag_and_weight`), where it
+/// exports an active thread's per ticket of its *effective* weight (capped
+/// on P cores). When the two differ, the lag a sleeper exports is not the
+/// one it fell asleep with, and a swap while it sleeps changes the service
+/// it is owed by effective weight / tickets (tickets [1, 2] on 2 cores,
+/// effective [1.5, 1.5]: the 1-ticket thread, 0.5 ms ahead, exports 1.5
+/// times its lag asleep, and woken after a swap to stride it is 0.75 ms
+/// ahead). `a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with`
+/// (ignored) fails until it is fixed; then this list is empty.
+const SLEEPER_LAG_PER_TICKET: &[&str] = &["rr"];
+
+/// `id`'s exported lag (neutral units), awake and then asleep.
+fn lag_awake_then_asleep(p: &mut dyn Policy, id: ThreadId) -> (i128, i128) {
+    let lag = |p: &dyn Policy| {
+        let s = p.export();
+        s.lag(s.get(id).unwrap())
+    };
+    let awake = lag(p);
+    p.sleep(id).unwrap();
+    (awake, lag(p))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A sleeper's lag is frozen: what a policy exports for a thread
+    /// asleep (what a swap carries) is the lag it had when it fell
+    /// asleep, capped or not. (Round robin is known to fail it: see
+    /// [`SLEEPER_LAG_PER_TICKET`].)
+    #[test]
+    fn a_sleepers_exported_lag_is_the_one_it_fell_asleep_with(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let id = which.index(weights.len());
+        let w = neutral(&weights, cores)[id];
+        let known = |p: &&PolicyInfo| SLEEPER_LAG_PER_TICKET.contains(&p.kind.name());
+        for info in POLICIES.iter().filter(|p| !known(p)) {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let (awake, asleep) = lag_awake_then_asleep(p.as_mut(), id as ThreadId);
+            prop_assert!(
+                ((asleep - awake) as f64 * w / VT_SCALE as f64).abs() <= 1.0,
+                "{}: {} cores, weights {:?}: thread {} exports lag {} awake, {} asleep",
+                info.kind, cores, weights, id, awake, asleep
+            );
+        }
+    }
+}
+
+/// The known failure of [`SLEEPER_LAG_PER_TICKET`], kept as the minimal
+/// case.
+#[test]
+#[ignore = "known bug: round robin exports a sleeper's lag per ticket, not per effective weight"]
+fn a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with() {
+    let info = sched_registry::by_name("rr").unwrap();
+    let mut p = build(info, 2, 0);
+    p.add(0, 1).unwrap();
+    p.add(1, 2).unwrap();
+    let t = p.pick(0).unwrap();
+    p.charge(t, 0, Q, RunEnd::Preempted).unwrap();
+    let (awake, asleep) = lag_awake_then_asleep(p.as_mut(), t);
+    assert_eq!(asleep, awake, "thread {t}");
+}
