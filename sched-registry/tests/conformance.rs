@@ -9,7 +9,10 @@
 //! Swaps between every pair of policies (nothing lost, duplicated or
 //! changed; lags carried) are in `swaps.rs`.
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use sched_api::sim::{Mode, Sim, SimThread};
 use sched_api::{feasible_weights, Policy, RunEnd, ThreadId, ThreadState, VT_SCALE};
 use sched_registry::{Entitlement, Params, PolicyInfo, POLICIES};
@@ -104,6 +107,37 @@ fn tolerance(info: &PolicyInfo, threads: usize, share: f64, draws: f64) -> f64 {
     } else {
         slack
     }
+}
+
+/// Lock step on `cores` for `rounds` quanta, driven by hand (the threads
+/// need not be the simulator's: some were removed, or the core count
+/// changed): every core picks, then every run is charged a whole quantum
+/// (of the policy's own `quantum_ns`). Each thread's service in these
+/// rounds.
+fn lockstep(p: &mut dyn Policy, cores: usize, rounds: u32) -> BTreeMap<ThreadId, u64> {
+    let q = p.quantum_ns();
+    let mut service = BTreeMap::new();
+    for _ in 0..rounds {
+        let picked: Vec<(usize, ThreadId)> = (0..cores)
+            .filter_map(|c| p.pick(c).map(|t| (c, t)))
+            .collect();
+        for (c, t) in picked {
+            p.charge(t, c, q, RunEnd::Preempted).unwrap();
+            *service.entry(t).or_insert(0) += q;
+        }
+    }
+    service
+}
+
+/// The exported lag (ns of service, positive: ahead) of each of `ids`,
+/// whose tickets are `weights`, the threads active being exactly these.
+fn lags_ns(p: &dyn Policy, ids: &[ThreadId], weights: &[u32], cores: usize) -> Vec<f64> {
+    let s = p.export();
+    let e = neutral(weights, cores);
+    ids.iter()
+        .zip(&e)
+        .map(|(&id, e)| s.lag(s.get(id).unwrap()) as f64 * e / VT_SCALE as f64)
+        .collect()
 }
 
 fn weights() -> impl Strategy<Value = Vec<u32>> {
@@ -377,4 +411,373 @@ proptest! {
             );
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `set_cores` mid-run (the libOS calls it when its core count
+    /// changes, threads present) moves the policy to the new count at
+    /// once: from then on, every thread's exported lag moves by its
+    /// service minus its share under the entitlement on the *new* count
+    /// (a policy that kept the old caps would account the capped threads
+    /// for the old P). A heavy thread is always there, so that some
+    /// count caps it.
+    #[test]
+    fn exported_lag_follows_the_new_count_after_set_cores_mid_run(
+        heavy in 100u32..2000,
+        lights in proptest::collection::vec(1u32..20, 1..6),
+        before in 1usize..5,
+        after in 1usize..5,
+        rounds in 1u32..40,
+        seed in any::<u64>(),
+    ) {
+        let mut weights = vec![heavy];
+        weights.extend(lights);
+        let ids: Vec<ThreadId> = (0..weights.len() as ThreadId).collect();
+        for info in POLICIES {
+            let mut p = build(info, before, seed);
+            for (&id, &w) in ids.iter().zip(&weights) {
+                p.add(id, w).unwrap();
+            }
+            lockstep(p.as_mut(), before, rounds);
+            p.set_cores(after).unwrap();
+            prop_assert_eq!(p.cores(), after);
+            let start = lags_ns(p.as_ref(), &ids, &weights, after);
+            let got = lockstep(p.as_mut(), after, 200);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let want = service_lag(info, &weights, after, &service);
+            let end = lags_ns(p.as_ref(), &ids, &weights, after);
+            for i in 0..ids.len() {
+                let moved = end[i] - start[i];
+                prop_assert!(
+                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    "{}: weights {:?}, {} -> {} cores: thread {}'s lag moved {} ns, its service says {}",
+                    info.kind, weights, before, after, i, moved, want[i]
+                );
+            }
+        }
+    }
+
+    /// Shares follow the entitlement on the new count after `set_cores`
+    /// mid-run. Every thread had a core of its own until then (so every
+    /// lag is zero at the change): a heavy thread capped at one core among
+    /// light ones, then fewer cores, where it is capped less or not at all.
+    #[test]
+    fn shares_follow_the_new_count_after_set_cores_mid_run(
+        heavy in 100u32..2000,
+        lights in proptest::collection::vec(1u32..20, 1..4),
+        after in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let mut weights = vec![heavy];
+        weights.extend(lights);
+        let n = weights.len();
+        let after = 1 + after.index(n - 1);
+        let ids: Vec<ThreadId> = (0..n as ThreadId).collect();
+        let rounds = 400;
+        for info in POLICIES {
+            let mut p = build(info, n, seed);
+            for (&id, &w) in ids.iter().zip(&weights) {
+                p.add(id, w).unwrap();
+            }
+            lockstep(p.as_mut(), n, 20);
+            p.set_cores(after).unwrap();
+            let got = lockstep(p.as_mut(), after, rounds);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let e = entitled(info, &weights, after);
+            let sum: f64 = e.iter().sum();
+            let lag = service_lag(info, &weights, after, &service);
+            let draws = f64::from(rounds) * after as f64;
+            for (i, l) in lag.iter().enumerate() {
+                let tol = tolerance(info, n, e[i] / sum, draws);
+                prop_assert!(
+                    l.abs() <= tol,
+                    "{}: weights {:?}, {} -> {} cores: thread {} is {} ns from its share (allowed {})",
+                    info.kind, weights, n, after, i, l, tol
+                );
+            }
+        }
+    }
+
+    /// A ticket change while a thread sleeps keeps the service it is owed
+    /// or ahead by: a sleeper's lag is in its tickets (it has no effective
+    /// weight while away), so lag times tickets is the same before and
+    /// after; and when nobody is capped either side (effective weights are tickets), the service it is owed once
+    /// awake, at its new weight, is what it was owed when it fell asleep.
+    #[test]
+    fn a_weight_change_while_asleep_keeps_the_service_owed(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        new in prop_oneof![1u32..20, 100u32..2000],
+        seed in any::<u64>(),
+    ) {
+        let id = which.index(weights.len());
+        let tid = id as ThreadId;
+        let mut now = weights.clone();
+        now[id] = new;
+        let uncapped = |w: &[u32]| {
+            neutral(w, cores).iter().zip(w).all(|(e, &w)| (e - f64::from(w)).abs() < 1e-9)
+        };
+        for info in POLICIES {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let awake = lag_ns(p.as_ref(), &weights, cores, tid);
+            p.sleep(tid).unwrap();
+            let lag = |p: &dyn Policy| {
+                let s = p.export();
+                s.lag(s.get(tid).unwrap()) as f64
+            };
+            let was = lag(p.as_ref()) * f64::from(weights[id]) / VT_SCALE as f64;
+            p.set_weight(tid, new).unwrap();
+            let asleep = lag(p.as_ref());
+            let is = asleep * f64::from(new) / VT_SCALE as f64;
+            prop_assert!(
+                (is - was).abs() <= 1.0,
+                "{}: {} cores, weights {:?}, sleeping thread {} {} -> {}: it was owed {} ns, now {}",
+                info.kind, cores, weights, id, weights[id], new, -was, -is
+            );
+            p.wake(tid).unwrap();
+            if uncapped(&weights) && uncapped(&now) {
+                let back = lag_ns(p.as_ref(), &now, cores, tid);
+                prop_assert!(
+                    (back - awake).abs() <= 2.0,
+                    "{}: {} cores, weights {:?}, thread {} {} -> {} asleep: lag {} ns before, {} after waking",
+                    info.kind, cores, weights, id, weights[id], new, awake, back
+                );
+            }
+        }
+    }
+
+    /// Removing threads leaves the survivors' accounts right: from then
+    /// on each survivor's exported lag moves by its service minus its
+    /// share among the survivors alone (a removed thread left in the
+    /// policy's weights would shrink everyone's share and grow their
+    /// lags).
+    #[test]
+    fn survivors_lags_follow_their_share_after_removes(
+        weights in proptest::collection::vec(prop_oneof![4 => 1u32..20, 1 => 100u32..1000], 2..8),
+        cores in 1usize..5,
+        rounds in 0u32..40,
+        gone in proptest::collection::vec(any::<prop::sample::Index>(), 1..4),
+        seed in any::<u64>(),
+    ) {
+        let n = weights.len();
+        let mut removed: Vec<usize> = gone.iter().map(|g| g.index(n)).collect();
+        removed.sort_unstable();
+        removed.dedup();
+        if removed.len() == n {
+            removed.pop();
+        }
+        let ids: Vec<ThreadId> = (0..n).filter(|i| !removed.contains(i)).map(|i| i as ThreadId).collect();
+        let left: Vec<u32> = ids.iter().map(|&i| weights[i as usize]).collect();
+        for info in POLICIES {
+            let mut p = build(info, cores, seed);
+            for (i, &w) in weights.iter().enumerate() {
+                p.add(i as ThreadId, w).unwrap();
+            }
+            lockstep(p.as_mut(), cores, rounds);
+            for &i in &removed {
+                p.remove(i as ThreadId).unwrap();
+            }
+            let start = lags_ns(p.as_ref(), &ids, &left, cores);
+            let got = lockstep(p.as_mut(), cores, 200);
+            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
+            let want = service_lag(info, &left, cores, &service);
+            let end = lags_ns(p.as_ref(), &ids, &left, cores);
+            for i in 0..ids.len() {
+                let moved = end[i] - start[i];
+                prop_assert!(
+                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    "{}: {} cores, weights {:?} less {:?}: thread {}'s lag moved {} ns, its service says {}",
+                    info.kind, cores, weights, removed, ids[i], moved, want[i]
+                );
+            }
+        }
+    }
+
+    /// A run cut short by a preemption (the libOS's turn ended before the
+    /// policy's quantum: a revoked slice, a tick's jitter) costs a thread
+    /// none of its share of time: a thread always preempted early still
+    /// gets its entitled share, whatever the quantum (round robin gives
+    /// it the rest of its quantum first, stride and EEVDF charge the part
+    /// used). Quanta of 0.5, 1 and 4 ms: the part used is a fraction of
+    /// the policy's own quantum. (Lottery is known to fail it: see
+    /// [`PREEMPTED_EARLY_UNCOMPENSATED`].)
+    #[test]
+    fn a_thread_preempted_early_keeps_its_share_whatever_the_quantum(
+        others in proptest::collection::vec(1u32..10, 1..4),
+        mine in 1u32..10,
+        percent in 10u64..90,
+        quantum in prop_oneof![Just(500_000u64), Just(1_000_000), Just(4_000_000)],
+        seed in any::<u64>(),
+    ) {
+        let known = |p: &&PolicyInfo| PREEMPTED_EARLY_UNCOMPENSATED.contains(&p.kind.name());
+        for info in POLICIES.iter().filter(|p| !known(p)) {
+            preempted_early_keeps_its_share(info, &others, mine, percent, quantum, seed)?;
+        }
+    }
+}
+
+/// Policies known to fail
+/// `a_thread_preempted_early_keeps_its_share_whatever_the_quantum`, a
+/// real bug, not a property they are exempt from: lottery compensates
+/// (1/f tickets until its next win) only a run ended by a yield or a
+/// block (`sched_lottery`'s `credit::compensation`), so a thread whose
+/// turns are cut short by *preemption* gets its ticket share of the
+/// picks and only a fraction f of its share of the time (tickets [1, 1],
+/// one core, preempted after 10% of its quantum: 9% of the time, not
+/// 50%). `a_lottery_thread_preempted_early_keeps_its_share` (ignored)
+/// fails until it is fixed; then this list is empty.
+const PREEMPTED_EARLY_UNCOMPENSATED: &[&str] = &["lottery"];
+
+/// One policy on one core, quantum `quantum`: threads of tickets `others`
+/// run whole quanta; one of `mine` is always preempted after `percent`
+/// of its quantum. Its share of the time is its entitled share.
+fn preempted_early_keeps_its_share(
+    info: &PolicyInfo,
+    others: &[u32],
+    mine: u32,
+    percent: u64,
+    quantum: u64,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let mut weights = others.to_vec();
+    weights.push(mine);
+    let me = others.len();
+    let params = Params {
+        quantum_ns: quantum,
+        cores: 1,
+        seed,
+    };
+    let mut p = (info.build)(&params).unwrap();
+    prop_assert_eq!(p.quantum_ns(), quantum);
+    for (id, &w) in weights.iter().enumerate() {
+        p.add(id as ThreadId, w).unwrap();
+    }
+    let decisions = 3000;
+    let (mut got, mut total, mut picked) = (0u64, 0u64, 0u32);
+    for _ in 0..decisions {
+        let t = p.pick(0).unwrap();
+        let ran = if t as usize == me {
+            quantum * percent / 100
+        } else {
+            quantum
+        };
+        p.charge(t, 0, ran, RunEnd::Preempted).unwrap();
+        if t as usize == me {
+            got += ran;
+            picked += 1;
+        }
+        total += ran;
+    }
+    let e = entitled(info, &weights, 1);
+    let ideal = e[me] / e.iter().sum::<f64>();
+    let share = got as f64 / total as f64;
+    // As for an early blocker (see there), in this quantum.
+    let n = f64::from(decisions);
+    let tol = if info.randomized {
+        let pick = f64::from(picked) / n;
+        let f = percent as f64 / 100.0;
+        let per_pick = f * n * (quantum as f64 / total as f64).powi(2);
+        5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * quantum as f64 / total as f64
+    } else {
+        3.0 * quantum as f64 / total as f64
+    };
+    prop_assert!(
+        (share - ideal).abs() <= tol,
+        "{}: quantum {} ns, weights {:?}, thread {} preempted after {}%: share {} (ideal {}, allowed +-{})",
+        info.kind, quantum, weights, me, percent, share, ideal, tol
+    );
+    Ok(())
+}
+
+/// The known failure of [`PREEMPTED_EARLY_UNCOMPENSATED`], kept as the
+/// minimal case: run it with `--ignored` once lottery compensates a run
+/// cut short by preemption.
+#[test]
+#[ignore = "known bug: lottery does not compensate a run cut short by preemption"]
+fn a_lottery_thread_preempted_early_keeps_its_share() {
+    let info = sched_registry::by_name("lottery").unwrap();
+    for quantum in [500_000, 1_000_000, 4_000_000] {
+        preempted_early_keeps_its_share(info, &[1], 1, 10, quantum, 0).unwrap();
+    }
+}
+
+/// Policies known to fail `a_sleepers_exported_lag_is_the_one_it_fell_asleep_with`,
+/// a real bug: round robin keeps a sleeper's lag in ns of equal share and
+/// exports it per *ticket* (`RoundRobin::lag_and_weight`), where it
+/// exports an active thread's per ticket of its *effective* weight (capped
+/// on P cores). When the two differ, the lag a sleeper exports is not the
+/// one it fell asleep with, and a swap while it sleeps changes the service
+/// it is owed by effective weight / tickets (tickets [1, 2] on 2 cores,
+/// effective [1.5, 1.5]: the 1-ticket thread, 0.5 ms ahead, exports 1.5
+/// times its lag asleep, and woken after a swap to stride it is 0.75 ms
+/// ahead). `a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with`
+/// (ignored) fails until it is fixed; then this list is empty.
+const SLEEPER_LAG_PER_TICKET: &[&str] = &["rr"];
+
+/// `id`'s exported lag (neutral units), awake and then asleep.
+fn lag_awake_then_asleep(p: &mut dyn Policy, id: ThreadId) -> (i128, i128) {
+    let lag = |p: &dyn Policy| {
+        let s = p.export();
+        s.lag(s.get(id).unwrap())
+    };
+    let awake = lag(p);
+    p.sleep(id).unwrap();
+    (awake, lag(p))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A sleeper's lag is frozen: what a policy exports for a thread
+    /// asleep (what a swap carries) is the lag it had when it fell
+    /// asleep, capped or not. (Round robin is known to fail it: see
+    /// [`SLEEPER_LAG_PER_TICKET`].)
+    #[test]
+    fn a_sleepers_exported_lag_is_the_one_it_fell_asleep_with(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        which in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let id = which.index(weights.len());
+        let w = neutral(&weights, cores)[id];
+        let known = |p: &&PolicyInfo| SLEEPER_LAG_PER_TICKET.contains(&p.kind.name());
+        for info in POLICIES.iter().filter(|p| !known(p)) {
+            let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            // A part-quantum on one core, so that lags are not all zero.
+            let t = p.pick(0).unwrap();
+            p.charge(t, 0, Q * partial / 100, RunEnd::Preempted).unwrap();
+            let (awake, asleep) = lag_awake_then_asleep(p.as_mut(), id as ThreadId);
+            prop_assert!(
+                ((asleep - awake) as f64 * w / VT_SCALE as f64).abs() <= 1.0,
+                "{}: {} cores, weights {:?}: thread {} exports lag {} awake, {} asleep",
+                info.kind, cores, weights, id, awake, asleep
+            );
+        }
+    }
+}
+
+/// The known failure of [`SLEEPER_LAG_PER_TICKET`], kept as the minimal
+/// case.
+#[test]
+#[ignore = "known bug: round robin exports a sleeper's lag per ticket, not per effective weight"]
+fn a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with() {
+    let info = sched_registry::by_name("rr").unwrap();
+    let mut p = build(info, 2, 0);
+    p.add(0, 1).unwrap();
+    p.add(1, 2).unwrap();
+    let t = p.pick(0).unwrap();
+    p.charge(t, 0, Q, RunEnd::Preempted).unwrap();
+    let (awake, asleep) = lag_awake_then_asleep(p.as_mut(), t);
+    assert_eq!(asleep, awake, "thread {t}");
 }

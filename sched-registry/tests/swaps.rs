@@ -2,8 +2,9 @@
 //! operations, checked against a simple model: every
 //! thread keeps its id, weight, sleep or running state (and core) and its
 //! service, its lag crosses unchanged, a thread running during a swap is
-//! charged afterwards as usual, and shares still follow weights after
-//! swaps.
+//! charged afterwards as usual, shares still follow weights after swaps,
+//! and a policy that defines an order of its runnable threads keeps it
+//! across a swap into itself.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -363,6 +364,57 @@ fn a_swap_hands_back_the_policy_it_replaced_untouched() {
             assert_eq!(old.export(), before, "{from:?} -> {to:?}");
             assert_eq!(p.kind(), to);
             assert_eq!(p.len(), 3);
+        }
+    }
+}
+
+/// The runnable threads of `p`'s export, in its order.
+fn runnable_order(p: &dyn Policy) -> Vec<ThreadId> {
+    p.export()
+        .threads
+        .iter()
+        .filter(|r| r.state == ThreadState::Runnable)
+        .map(|r| r.id)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A swap keeps the order where the importing policy defines one: a
+    /// deterministic policy's export lists its runnable threads in its
+    /// order of preference (round robin: its queue), and a fresh copy of
+    /// it importing that export takes them in the same order: its export
+    /// lists them so, and its next picks (on free cores, nothing charged
+    /// meanwhile) take them so. Checked after a swap in from every
+    /// registered policy, with threads running and sleeping at the swaps.
+    #[test]
+    fn a_swap_into_the_same_policy_keeps_the_runnable_order(
+        weights in proptest::collection::vec(1u32..30, 2..10),
+        rounds in 0u32..40,
+        sleepers in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        from in any::<u8>(),
+        seed in any::<u64>(),
+    ) {
+        for to in POLICIES.iter().filter(|p| !p.randomized).map(|p| p.kind) {
+            let mut p = make(nth(from), CORES, seed);
+            let mut sim = Sim::new(CORES, Mode::Staggered).unwrap();
+            for &w in &weights {
+                sim.spawn(p.as_mut(), SimThread::cpu(w)).unwrap();
+            }
+            sim.run(p.as_mut(), rounds).unwrap();
+            for s in &sleepers {
+                let _ = p.sleep(s.index(weights.len()) as ThreadId);
+            }
+            swap(&mut p, make(to, CORES, 1)).unwrap();
+            let order = runnable_order(p.as_ref());
+            swap(&mut p, make(to, CORES, 2)).unwrap();
+            prop_assert_eq!(&runnable_order(p.as_ref()), &order, "{} -> {} -> {}", nth(from), to, to);
+            // The cores after the simulator's are free.
+            let picks: Vec<ThreadId> = (0..order.len())
+                .map(|c| p.pick(CORES + 1 + c).unwrap())
+                .collect();
+            prop_assert_eq!(picks, order, "{} -> {} -> {}: picks", nth(from), to, to);
         }
     }
 }
