@@ -606,9 +606,9 @@ proptest! {
     /// none of its share of time: a thread always preempted early still
     /// gets its entitled share, whatever the quantum (round robin gives
     /// it the rest of its quantum first, stride and EEVDF charge the part
-    /// used). Quanta of 0.5, 1 and 4 ms: the part used is a fraction of
-    /// the policy's own quantum. (Lottery is known to fail it: see
-    /// [`PREEMPTED_EARLY_UNCOMPENSATED`].)
+    /// used, lottery compensates the fraction f used with 1/f of its
+    /// tickets until it next wins). Quanta of 0.5, 1 and 4 ms: the part
+    /// used is a fraction of the policy's own quantum.
     #[test]
     fn a_thread_preempted_early_keeps_its_share_whatever_the_quantum(
         others in proptest::collection::vec(1u32..10, 1..4),
@@ -617,24 +617,11 @@ proptest! {
         quantum in prop_oneof![Just(500_000u64), Just(1_000_000), Just(4_000_000)],
         seed in any::<u64>(),
     ) {
-        let known = |p: &&PolicyInfo| PREEMPTED_EARLY_UNCOMPENSATED.contains(&p.kind.name());
-        for info in POLICIES.iter().filter(|p| !known(p)) {
+        for info in POLICIES {
             preempted_early_keeps_its_share(info, &others, mine, percent, quantum, seed)?;
         }
     }
 }
-
-/// Policies known to fail
-/// `a_thread_preempted_early_keeps_its_share_whatever_the_quantum`, a
-/// real bug, not a property they are exempt from: lottery compensates
-/// (1/f tickets until its next win) only a run ended by a yield or a
-/// block (`sched_lottery`'s `credit::compensation`), so a thread whose
-/// turns are cut short by *preemption* gets its ticket share of the
-/// picks and only a fraction f of its share of the time (tickets [1, 1],
-/// one core, preempted after 10% of its quantum: 9% of the time, not
-/// 50%). `a_lottery_thread_preempted_early_keeps_its_share` (ignored)
-/// fails until it is fixed; then this list is empty.
-const PREEMPTED_EARLY_UNCOMPENSATED: &[&str] = &["lottery"];
 
 /// One policy on one core, quantum `quantum`: threads of tickets `others`
 /// run whole quanta; one of `mine` is always preempted after `percent`
@@ -697,11 +684,9 @@ fn preempted_early_keeps_its_share(
     Ok(())
 }
 
-/// The known failure of [`PREEMPTED_EARLY_UNCOMPENSATED`], kept as the
-/// minimal case: run it with `--ignored` once lottery compensates a run
-/// cut short by preemption.
+/// The case that found lottery compensating only yields and blocks
+/// (tickets 1:1, one core, cut at 10% of each quantum: 9% of the time).
 #[test]
-#[ignore = "known bug: lottery does not compensate a run cut short by preemption"]
 fn a_lottery_thread_preempted_early_keeps_its_share() {
     let info = sched_registry::by_name("lottery").unwrap();
     for quantum in [500_000, 1_000_000, 4_000_000] {
