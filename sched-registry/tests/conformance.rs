@@ -694,19 +694,6 @@ fn a_lottery_thread_preempted_early_keeps_its_share() {
     }
 }
 
-/// Policies known to fail `a_sleepers_exported_lag_is_the_one_it_fell_asleep_with`,
-/// a real bug: round robin keeps a sleeper's lag in ns of equal share and
-/// exports it per *ticket* (`RoundRobin::lag_and_weight`), where it
-/// exports an active thread's per ticket of its *effective* weight (capped
-/// on P cores). When the two differ, the lag a sleeper exports is not the
-/// one it fell asleep with, and a swap while it sleeps changes the service
-/// it is owed by effective weight / tickets (tickets [1, 2] on 2 cores,
-/// effective [1.5, 1.5]: the 1-ticket thread, 0.5 ms ahead, exports 1.5
-/// times its lag asleep, and woken after a swap to stride it is 0.75 ms
-/// ahead). `a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with`
-/// (ignored) fails until it is fixed; then this list is empty.
-const SLEEPER_LAG_PER_TICKET: &[&str] = &["rr"];
-
 /// `id`'s exported lag (neutral units), awake and then asleep.
 fn lag_awake_then_asleep(p: &mut dyn Policy, id: ThreadId) -> (i128, i128) {
     let lag = |p: &dyn Policy| {
@@ -723,8 +710,7 @@ proptest! {
 
     /// A sleeper's lag is frozen: what a policy exports for a thread
     /// asleep (what a swap carries) is the lag it had when it fell
-    /// asleep, capped or not. (Round robin is known to fail it: see
-    /// [`SLEEPER_LAG_PER_TICKET`].)
+    /// asleep, capped or not.
     #[test]
     fn a_sleepers_exported_lag_is_the_one_it_fell_asleep_with(
         weights in weights(),
@@ -736,8 +722,7 @@ proptest! {
     ) {
         let id = which.index(weights.len());
         let w = neutral(&weights, cores)[id];
-        let known = |p: &&PolicyInfo| SLEEPER_LAG_PER_TICKET.contains(&p.kind.name());
-        for info in POLICIES.iter().filter(|p| !known(p)) {
+        for info in POLICIES {
             let (mut p, _) = run_cpu_bound(info, &weights, cores, before, seed);
             // A part-quantum on one core, so that lags are not all zero.
             let t = p.pick(0).unwrap();
@@ -752,10 +737,50 @@ proptest! {
     }
 }
 
-/// The known failure of [`SLEEPER_LAG_PER_TICKET`], kept as the minimal
-/// case.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A thread that blocks at the end of its run (a charge ending in a
+    /// block) falls asleep with the lag it would have had preempted and
+    /// then put to sleep: the two ways to sleep freeze the same lag (round
+    /// robin's block once kept it by the old rule after its `sleep` had
+    /// changed: a capped sleeper woke owed effective / tickets times over).
+    #[test]
+    fn a_block_freezes_the_lag_a_sleep_would(
+        weights in weights(),
+        cores in 1usize..5,
+        before in 1u32..40,
+        partial in 1u64..100,
+        seed in any::<u64>(),
+    ) {
+        let ran = Q * partial / 100;
+        for info in POLICIES {
+            let (mut blocked, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            let (mut slept, _) = run_cpu_bound(info, &weights, cores, before, seed);
+            let t = blocked.pick(0).unwrap();
+            prop_assert_eq!(slept.pick(0), Some(t));
+            blocked.charge(t, 0, ran, RunEnd::Blocked).unwrap();
+            slept.charge(t, 0, ran, RunEnd::Preempted).unwrap();
+            slept.sleep(t).unwrap();
+            let lag = |p: &dyn Policy| {
+                let s = p.export();
+                s.lag(s.get(t).unwrap())
+            };
+            let (b, s) = (lag(blocked.as_ref()), lag(slept.as_ref()));
+            let w = neutral(&weights, cores)[t as usize];
+            prop_assert!(
+                ((b - s) as f64 * w / VT_SCALE as f64).abs() <= 1.0,
+                "{}: {} cores, weights {:?}: thread {} blocked exports lag {}, put to sleep {}",
+                info.kind, cores, weights, t, b, s
+            );
+        }
+    }
+}
+
+/// The case that found round robin exporting a sleeper's lag per ticket of
+/// its own, not of the effective weight it fell asleep with (tickets
+/// [1, 2] on 2 cores, effective [1.5, 1.5]).
 #[test]
-#[ignore = "known bug: round robin exports a sleeper's lag per ticket, not per effective weight"]
 fn a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with() {
     let info = sched_registry::by_name("rr").unwrap();
     let mut p = build(info, 2, 0);

@@ -48,7 +48,9 @@ struct Thread {
     seq: u64,
     /// Equal-share virtual time while active, as of when its service was
     /// `vtime_service` (see [`Thread::vtime`]); while sleeping, the lag it
-    /// left with (`vtime - clock`).
+    /// left with in the neutral unit (`vtime - clock` per ticket of the
+    /// effective weight it had: what it exported then, so a swap while it
+    /// sleeps carries what it had).
     vtime: i128,
     /// `service_ns` when `vtime` was last set: a charge adds its run to
     /// the service alone, and the virtual time follows from the two.
@@ -256,8 +258,7 @@ impl RoundRobin {
             }
             RunEnd::Blocked => {
                 t.credit_ns = t.credit_ns.min(0);
-                t.state = ThreadState::Sleeping;
-                t.set_vtime(t.vtime().saturating_sub(self.clock));
+                fall_asleep(t, &self.weights, self.clock);
                 self.weights.remove(id, u64::from(t.weight));
             }
             _ => self.end_run(id, slot, end),
@@ -377,11 +378,11 @@ impl RoundRobin {
     }
 
     /// A thread's lag in ns of equal share (times `VT_SCALE`) and the
-    /// weight that turns it into the neutral unit: its feasible weight, or
-    /// for a sleeper its own.
+    /// weight that turns it into the neutral unit: its feasible weight; a
+    /// sleeper's is kept in the neutral unit already (weight 1).
     fn lag_and_weight(&self, t: &Thread) -> (i128, Ratio) {
         match t.state {
-            ThreadState::Sleeping => (t.vtime(), Ratio::new(u128::from(t.weight), 1)),
+            ThreadState::Sleeping => (t.vtime(), Ratio::new(1, 1)),
             _ => (
                 t.vtime().saturating_sub(self.clock),
                 self.weights.effective(u64::from(t.weight)),
@@ -406,6 +407,18 @@ fn new_clock_step(memo: &mut (u64, usize, i128), ran_ns: u64, n: usize) -> i128 
     let step = Ledger::vt_at(ran_ns, Ratio::new(n.max(1) as u128, 1));
     *memo = (ran_ns, n, step);
     step
+}
+
+/// `t` falls asleep (its weight still among `weights`) with its lag frozen
+/// as it is exported now: per ticket of its effective weight, which a
+/// sleeper no longer has (kept per ticket of its own, a capped thread's
+/// exported lag moved by effective / tickets as it fell asleep, and a swap
+/// then changed the service it was owed).
+fn fall_asleep(t: &mut Thread, weights: &Ledger, clock: i128) {
+    let e = weights.effective(u64::from(t.weight));
+    let lag = t.vtime().saturating_sub(clock);
+    t.state = ThreadState::Sleeping;
+    t.set_vtime(scale_signed(lag, e.den, e.num));
 }
 
 /// Starts `t` on `core`: a thread with no credit left gets a quantum's.
@@ -570,8 +583,7 @@ impl Policy for RoundRobin {
             ThreadState::Running(_) => Err(SchedError::AlreadyRunning),
             ThreadState::Sleeping => Err(SchedError::AlreadySleeping),
             ThreadState::Runnable => {
-                t.state = ThreadState::Sleeping;
-                t.set_vtime(t.vtime().saturating_sub(self.clock));
+                fall_asleep(t, &self.weights, self.clock);
                 let weight = t.weight;
                 self.dequeued();
                 self.weights.remove(id, u64::from(weight));
@@ -586,8 +598,11 @@ impl Policy for RoundRobin {
             return Err(SchedError::NotSleeping);
         }
         t.state = ThreadState::Runnable;
-        t.set_vtime(self.clock.saturating_add(t.vtime()));
         self.weights.insert(id, u64::from(t.weight));
+        // Back to ns of equal share at the effective weight it has now.
+        let e = self.weights.effective(u64::from(t.weight));
+        let lag = scale_signed(t.vtime(), e.num, e.den);
+        t.set_vtime(self.clock.saturating_add(lag));
         self.enqueue(slot);
         Ok(())
     }
@@ -596,9 +611,13 @@ impl Policy for RoundRobin {
         if weight == 0 {
             return Err(SchedError::ZeroWeight);
         }
-        // The lag round robin keeps is in ns of equal share: unaffected.
+        // The lag round robin keeps is in ns of equal share: unaffected; a
+        // sleeper's, in the neutral unit, keeps the service it is owed
+        // (lag times tickets), as every policy's sleeper does.
         let t = self.threads.get_mut(id).ok_or(SchedError::UnknownThread)?;
-        if t.state != ThreadState::Sleeping {
+        if t.state == ThreadState::Sleeping {
+            t.set_vtime(scale_signed(t.vtime(), t.weight.into(), weight.into()));
+        } else {
             self.weights.remove(id, u64::from(t.weight));
             self.weights.insert(id, u64::from(weight));
         }
