@@ -498,6 +498,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_canonical_job_is_made_from_hashed_scenarios() {
+        // `scenario` checks each against `provenance::SCENARIOS` (in debug
+        // builds, as tests are): a canonical scenario left out of the
+        // hash would have its results README pass for current when the
+        // scenario had changed.
+        let size = SweepSize {
+            ms: 1000,
+            trials: 1,
+        };
+        let jobs = jobs(Accel::Tcg, size).unwrap();
+        assert!(jobs.iter().any(|j| j.name == "canon-currencies"));
+    }
+
+    #[test]
     fn indented_text_is_refused() {
         assert!(indented_lines("# a\n\n| b |\n- c\n").is_ok());
         assert!(indented_lines("# a\n         | b |\n").is_err());

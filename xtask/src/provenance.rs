@@ -72,6 +72,7 @@ pub const SCENARIOS: &[&str] = &[
     "response-7to1",
     "server-batch",
     "threads-1000-16",
+    "currencies",
 ];
 
 /// The marker before the hash in `results/README.md`.
