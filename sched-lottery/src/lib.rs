@@ -16,8 +16,7 @@
 //!   sleeping) count, as in the paper; a currency with no active tickets is
 //!   inactive in its parent.
 //! - **Compensation tickets** (`credit`): a thread that used only a
-//!   fraction f of its quantum (yielding, blocking, or preempted early: a
-//!   revoked slice ends a turn before its quantum) has its value
+//!   fraction f of its quantum (yielding or blocking early) has its value
 //!   multiplied by 1/f until it next wins (capped at `MAX_COMPENSATION`).
 //! - **Ticket transfers** (`loans`): a sleeping thread (blocked on
 //!   another) lends its tickets with [`Lottery::transfer`]; a draw that

@@ -382,10 +382,10 @@ fn pinned_draws_and_records() {
     assert_eq!(
         got,
         [
-            0x37d8_b5d3_96ae_df74,
-            0x5528_9880_091e_c6a3,
-            0xc8cc_b442_f792_3390,
-            0x85af_8b4d_eb8f_3e97
+            0x738a_410c_7ecf_b88f,
+            0x2f38_1e6c_4bef_721d,
+            0xce78_7a65_d564_b9c9,
+            0x0c13_2301_0f3f_4a56
         ],
         "{got:#x?}"
     );

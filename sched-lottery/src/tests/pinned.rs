@@ -151,13 +151,13 @@ fn pinned_picks_charges_and_refusals() {
     assert_eq!(
         got,
         [
-            0x18f9_3488_fb27_722e,
-            0xe0c8_6050_5418_1a9c,
-            0xa808_076d_dab6_883f,
-            0xf732_488e_02e1_c481,
-            0xca49_cbfc_d28d_1f04,
-            0x851b_6af2_94fe_8187,
-            0x664d_5781_0210_f306,
+            0x08d8_e6df_9018_46c3,
+            0x386b_4e30_f7be_e1b1,
+            0x5e3c_367e_7e1c_5e7e,
+            0x98c1_bd76_4d99_aaf8,
+            0x87ed_751a_d5d2_8f2c,
+            0x120c_28a7_5162_bb41,
+            0x86c6_656a_4a48_dff6,
         ],
         "{got:#x?}"
     );
