@@ -517,8 +517,9 @@ pub fn fund_currency(currency: CurrencyId, funding: u32) -> Result<(), SchedErro
     with_rt(|rt| rt.fund_currency(currency, funding))
 }
 
-/// Gives thread `tid` `tickets` of `currency` (its lag is kept as a
-/// weight change keeps it).
+/// Gives thread `tid` `tickets` of `currency`: a change of denomination,
+/// its lag kept as it is (so the service it is owed follows its new worth;
+/// a new thread's lag is 0).
 pub fn set_currency(tid: usize, currency: CurrencyId, tickets: u32) -> Result<(), SchedError> {
     with_rt(|rt| rt.set_currency(tid, currency, tickets))
 }

@@ -394,9 +394,17 @@ pub trait Policy: Send {
         Err(SchedError::Unsupported)
     }
 
-    /// Moves thread `id`'s tickets (the same face value) into `currency`.
-    fn move_to_currency(&mut self, id: ThreadId, currency: CurrencyId) -> Result<(), SchedError> {
-        let _ = (id, currency);
+    /// Gives thread `id` `tickets` of `currency` in place of what it
+    /// holds: a change of denomination, its lag kept as it is (in virtual
+    /// time, so the service it is owed follows its new worth; unlike
+    /// [`Policy::set_weight`], which keeps the service owed).
+    fn move_to_currency(
+        &mut self,
+        id: ThreadId,
+        currency: CurrencyId,
+        tickets: u32,
+    ) -> Result<(), SchedError> {
+        let _ = (id, currency, tickets);
         Err(SchedError::Unsupported)
     }
 

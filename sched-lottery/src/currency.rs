@@ -157,6 +157,26 @@ impl Lottery {
         id: ThreadId,
         currency: CurrencyId,
     ) -> Result<(), SchedError> {
+        let tickets = self.get(id).ok_or(SchedError::UnknownThread)?.tickets;
+        self.redenominate(id, currency, tickets)
+    }
+
+    /// Gives a thread `tickets` of `currency` in place of what it holds, as
+    /// a change of denomination: its virtual time (its lag, asleep) stays
+    /// as it is, so the service it is owed follows its new worth, as when
+    /// its currency is refunded. (A weight change instead rescales the lag
+    /// by its worth before and after: a libOS putting its threads back in
+    /// their currencies one by one after a swap would scale each by a
+    /// worth that holds only until the rest are back.)
+    pub fn redenominate(
+        &mut self,
+        id: ThreadId,
+        currency: CurrencyId,
+        tickets: u32,
+    ) -> Result<(), SchedError> {
+        if tickets == 0 {
+            return Err(SchedError::ZeroWeight);
+        }
         if !self.currencies.contains_key(&currency) {
             return Err(SchedError::UnknownCurrency);
         }
@@ -166,6 +186,7 @@ impl Lottery {
                 return;
             };
             let old = core::mem::replace(&mut t.currency, currency);
+            t.tickets = tickets;
             if let Some(c) = l.currencies.get_mut(&old) {
                 c.threads.remove(&id);
             }

@@ -52,8 +52,13 @@ impl Policy for Lottery {
         self.fund(currency, funding)
     }
 
-    fn move_to_currency(&mut self, id: ThreadId, currency: CurrencyId) -> Result<(), SchedError> {
-        Lottery::move_to_currency(self, id, currency)
+    fn move_to_currency(
+        &mut self,
+        id: ThreadId,
+        currency: CurrencyId,
+        tickets: u32,
+    ) -> Result<(), SchedError> {
+        self.redenominate(id, currency, tickets)
     }
 
     fn kind(&self) -> PolicyKind {

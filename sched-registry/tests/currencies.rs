@@ -44,8 +44,8 @@ fn three_equals_by_value(kind: PolicyKind, seed: u64) -> Box<dyn Policy> {
         (2, 100, BASE_CURRENCY),
         (3, 1000, a),
     ] {
-        p.add(id, tickets).unwrap();
-        p.move_to_currency(id, currency).unwrap();
+        p.add(id, 1).unwrap();
+        p.move_to_currency(id, currency, tickets).unwrap();
     }
     p.sleep(3).unwrap();
     p
@@ -73,7 +73,7 @@ fn a_policy_without_currencies_refuses_them_and_changes_nothing() {
             info.kind
         );
         assert_eq!(p.fund_currency(1, 10), Err(SchedError::Unsupported));
-        assert_eq!(p.move_to_currency(0, 1), Err(SchedError::Unsupported));
+        assert_eq!(p.move_to_currency(0, 1, 5), Err(SchedError::Unsupported));
         assert_eq!(p.export(), before, "{}", info.kind);
     }
 }
@@ -89,8 +89,8 @@ fn records_carry_what_tickets_are_worth_in_the_base_currency() {
         let mut p = make(kind, 1);
         let thin = p.create_currency(BASE_CURRENCY, 1).unwrap();
         for id in 0..3 {
-            p.add(id, 1000).unwrap();
-            p.move_to_currency(id, thin).unwrap();
+            p.add(id, 1).unwrap();
+            p.move_to_currency(id, thin, 1000).unwrap();
         }
         assert!((0..3).all(|id| p.record(id).unwrap().weight == 1), "{kind}");
         // A sleeper alone in its currency would be all of it: its funding,
@@ -99,8 +99,8 @@ fn records_carry_what_tickets_are_worth_in_the_base_currency() {
         let mut p = make(kind, 1);
         let d = p.create_currency(BASE_CURRENCY, 30).unwrap();
         let c = p.create_currency(d, 60).unwrap();
-        p.add(0, 7).unwrap();
-        p.move_to_currency(0, c).unwrap();
+        p.add(0, 1).unwrap();
+        p.move_to_currency(0, c, 7).unwrap();
         p.sleep(0).unwrap();
         assert_eq!(p.record(0).unwrap().weight, 30, "{kind}");
     }

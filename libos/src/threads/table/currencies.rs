@@ -91,7 +91,8 @@ impl Table {
         Ok(())
     }
 
-    /// Gives live thread `tid` `tickets` of `currency`.
+    /// Gives live thread `tid` `tickets` of `currency`: a change of
+    /// denomination (`Policy::move_to_currency`), its lag kept as it is.
     pub fn set_currency(
         &mut self,
         tid: usize,
@@ -107,10 +108,7 @@ impl Table {
         }
         let here = self.currencies.in_policy(currency)?;
         let policy = self.policy.as_mut().ok_or(SchedError::Unsupported)?;
-        // The currency exists and the tickets are not 0: the weight change
-        // after the move cannot be refused.
-        policy.move_to_currency(tid as u32, here)?;
-        policy.set_weight(tid as u32, tickets)?;
+        policy.move_to_currency(tid as u32, here, tickets)?;
         let t = &mut self.threads[tid];
         (t.currency, t.face) = (currency, tickets);
         Ok(())
@@ -172,10 +170,13 @@ impl Table {
                     continue;
                 }
                 let (currency, face) = (t.currency, t.face);
+                // A change of denomination, its lag as imported: the
+                // lag is per base ticket of the worth it had at the swap,
+                // which it has again once every thread is back (a weight
+                // change here would scale it by a worth that holds only
+                // until the rest are back: 90% of a debt lost).
                 if let Ok(here) = self.currencies.in_policy(currency) {
-                    if policy.move_to_currency(tid as u32, here).is_ok() {
-                        let _ = policy.set_weight(tid as u32, face);
-                    }
+                    let _ = policy.move_to_currency(tid as u32, here, face);
                 }
             }
         }

@@ -1430,3 +1430,72 @@ mod served_waiters {
         }
     }
 }
+
+/// The service (ns) each of `tids` is owed by `t`'s policy, as its export
+/// says: -lag * weight / VT_SCALE.
+fn owed(t: &Table, tids: &[usize]) -> Vec<i128> {
+    let p = t.policy.as_ref().unwrap();
+    let s = p.export();
+    tids.iter()
+        .map(|&tid| {
+            let r = s.threads.iter().find(|r| r.id == tid as u32).unwrap();
+            -(r.vtime - s.global_vtime) * i128::from(r.weight) / sched_api::VT_SCALE as i128
+        })
+        .collect()
+}
+
+#[test]
+fn a_currency_threads_owed_service_survives_a_swap_away_and_back() {
+    let mut t = table(LOTTERY);
+    let (a0, a1, base) = (spawn(&mut t, 1), spawn(&mut t, 1), spawn(&mut t, 100));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(a0, a, 1000).unwrap();
+    t.set_currency(a1, a, 1000).unwrap();
+    // Run a while on one core: lags build up.
+    let mut now = 0;
+    for _ in 0..7 {
+        let tid = t.start(0, now).expect("a runnable thread");
+        now += Q;
+        t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+    }
+    let before = owed(&t, &[a0, a1, base]);
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    let away = owed(&t, &[a0, a1, base]);
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    let back = owed(&t, &[a0, a1, base]);
+    assert_eq!(weights(&t, &[a0, a1, base]), [50, 50, 100]);
+    let close = |x: &[i128], y: &[i128]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1000);
+    assert!(close(&before, &away), "to stride: {before:?} -> {away:?}");
+    assert!(
+        close(&before, &back),
+        "and back: {before:?} -> {away:?} -> {back:?}"
+    );
+}
+
+#[test]
+fn a_sleeping_currency_threads_owed_service_survives_a_swap_away_and_back() {
+    let mut t = table(LOTTERY);
+    let (a0, a1, base) = (spawn(&mut t, 1), spawn(&mut t, 1), spawn(&mut t, 100));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(a0, a, 1000).unwrap();
+    t.set_currency(a1, a, 1000).unwrap();
+    let mut now = 0;
+    for _ in 0..7 {
+        let tid = t.start(0, now).expect("a runnable thread");
+        now += Q;
+        t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
+    }
+    // a1 falls asleep (straight in the policy: only its lag matters here).
+    t.policy.as_mut().unwrap().sleep(a1 as u32).unwrap();
+    let before = owed(&t, &[a0, a1, base]);
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    let away = owed(&t, &[a0, a1, base]);
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    let back = owed(&t, &[a0, a1, base]);
+    let close = |x: &[i128], y: &[i128]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1000);
+    assert!(close(&before, &away), "to stride: {before:?} -> {away:?}");
+    assert!(
+        close(&before, &back),
+        "and back: {before:?} -> {away:?} -> {back:?}"
+    );
+}
