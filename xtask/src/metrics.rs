@@ -1,6 +1,8 @@
 //! Fairness metrics (defined in `docs/metrics.md`): the formulas as pure
 //! functions here, their accumulation over a run in [`fairness`].
 
+use serde::{Deserialize, Serialize};
+
 pub mod fairness;
 pub mod requests;
 pub mod waits;
@@ -83,6 +85,67 @@ pub enum Change {
     Tickets { index: usize, tickets: u64 },
 }
 
+/// A ticket currency (lottery's), funded by `funding` tickets of
+/// `parent`: 0 the base currency, else the currency `parent` (from 1, an
+/// earlier one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Currency {
+    pub parent: u32,
+    pub funding: u64,
+}
+
+/// What each thread's tickets are worth in base tickets while the threads
+/// for which `runnable` holds are the active ones: a currency's active
+/// issue is its runnable threads' tickets and its active children's
+/// funding, its worth its funding's share of its parent's worth (a base
+/// ticket is worth 1), and a thread's tickets their share of its
+/// currency's issue times that worth (lottery's valuation,
+/// `sched_lottery`'s currencies; `currency[k]` is thread k's: 0 the base
+/// one, else an index from 1 into `currencies`, whose parents come
+/// first). 0 for a thread not runnable.
+pub fn worth(
+    currencies: &[Currency],
+    currency: &[u32],
+    tickets: &[u64],
+    runnable: &[bool],
+) -> Vec<f64> {
+    let n = currencies.len();
+    let mut issue = vec![0.0f64; n + 1];
+    for k in 0..tickets.len() {
+        let c = currency[k] as usize;
+        if runnable[k] && c > 0 && c <= n {
+            issue[c] += tickets[k] as f64;
+        }
+    }
+    // Children after their parents: from the last up, an active one's
+    // funding joins its parent's issue.
+    for c in (1..=n).rev() {
+        let parent = currencies[c - 1].parent as usize;
+        if issue[c] > 0.0 && parent > 0 && parent < c {
+            issue[parent] += currencies[c - 1].funding as f64;
+        }
+    }
+    let mut value = vec![0.0f64; n + 1];
+    for c in 1..=n {
+        let Currency { parent, funding } = currencies[c - 1];
+        let parent = parent as usize;
+        value[c] = match parent {
+            _ if issue[c] <= 0.0 => 0.0,
+            0 => funding as f64,
+            p if p < c && issue[p] > 0.0 => funding as f64 * value[p] / issue[p],
+            _ => 0.0,
+        };
+    }
+    (0..tickets.len())
+        .map(|k| match currency[k] as usize {
+            _ if !runnable[k] => 0.0,
+            0 => tickets[k] as f64,
+            c if c <= n && issue[c] > 0.0 => tickets[k] as f64 * value[c] / issue[c],
+            _ => 0.0,
+        })
+        .collect()
+}
+
 /// One thread over one sampling interval.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ThreadInterval {
@@ -95,6 +158,8 @@ pub struct ThreadInterval {
     pub asleep: Vec<(u64, u64)>,
     /// Its tickets at the start of the interval.
     pub tickets: u64,
+    /// The currency they are of (see [`worth`]; 0 the base one).
+    pub currency: u32,
 }
 
 impl ThreadInterval {
@@ -120,13 +185,20 @@ impl ThreadInterval {
 /// them then (how the application's time falls inside an interval is not
 /// measured; this takes its rate per usable core as even). Inside a piece
 /// the runnable threads water-fill its time by their weight (tickets, or
-/// equal under rr), each capped at one core's worth of it.
+/// equal under rr), each capped at one core's worth of it. A thread's
+/// tickets in one of `currencies` weigh what they are worth among the
+/// piece's runnable threads ([`worth`]): a currency's worth is split among
+/// its threads that want the CPU then, as lottery splits it. (Under a
+/// policy without currencies the libOS fixed each thread's worth at the
+/// swap; this keeps valuing them as lottery would, the same weights while
+/// no thread of a currency sleeps, joins, leaves or changes tickets.)
 pub fn interval_ideal(
     span: (u64, u64),
     capacity: u32,
     policy: Entitlement,
     threads: &[ThreadInterval],
     changes: &[(u64, Change)],
+    currencies: &[Currency],
 ) -> Vec<f64> {
     let mut ideal = vec![0.0; threads.len()];
     let (t0, t1) = span;
@@ -157,6 +229,7 @@ pub fn interval_ideal(
     let cores = capacity.max(1) as usize;
     let mut policy = policy;
     let mut tickets: Vec<u64> = threads.iter().map(|t| t.tickets).collect();
+    let in_currency: Vec<u32> = threads.iter().map(|t| t.currency).collect();
     let mut next_change = changes.iter().peekable();
     let mut pieces: Vec<(f64, usize, Vec<f64>)> = Vec::new();
     for w in cuts.windows(2) {
@@ -171,15 +244,16 @@ pub fn interval_ideal(
                 }
             }
         }
-        let weight: Vec<f64> = threads
-            .iter()
-            .zip(&tickets)
-            .map(|(t, &n)| match (t.runnable(a, b), policy) {
-                (false, _) => 0.0,
-                (true, Entitlement::Tickets) => n as f64,
-                (true, Entitlement::Equal) => 1.0,
-            })
-            .collect();
+        let runnable: Vec<bool> = threads.iter().map(|t| t.runnable(a, b)).collect();
+        let weight: Vec<f64> = match policy {
+            Entitlement::Equal => runnable.iter().map(|&r| f64::from(u8::from(r))).collect(),
+            Entitlement::Tickets if currencies.is_empty() => runnable
+                .iter()
+                .zip(&tickets)
+                .map(|(&r, &n)| if r { n as f64 } else { 0.0 })
+                .collect(),
+            Entitlement::Tickets => worth(currencies, &in_currency, &tickets, &runnable),
+        };
         let usable = weight.iter().filter(|&&x| x > 0.0).count().min(cores);
         if usable > 0 {
             pieces.push(((b - a) as f64 * usable as f64, usable, weight));

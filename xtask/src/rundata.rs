@@ -146,6 +146,10 @@ pub struct App {
     #[serde(default)]
     pub capacity: u32,
     pub threads: Vec<Thread>,
+    /// Its ticket currencies (`[[app.currency]]`), in declaration order:
+    /// currency `k` (from 1) is `currencies[k - 1]`.
+    #[serde(default)]
+    pub currencies: Vec<crate::metrics::Currency>,
 }
 
 /// One user-level thread of an application.
@@ -162,6 +166,10 @@ pub struct Thread {
     /// When the thread joined and (if it did) left, in ns.
     pub joined_ns: u64,
     pub left_ns: Option<u64>,
+    /// The currency its tickets are of (0: the base one; else an index
+    /// from 1 into [`App::currencies`]).
+    #[serde(default)]
+    pub currency: u32,
 }
 
 /// A thread's cumulative measurements at one instant.

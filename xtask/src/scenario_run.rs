@@ -283,6 +283,12 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                         tickets_timeline,
                         joined_ns: t0 + th.join_ms * 1_000_000,
                         left_ns: th.leave_ms.map(|l| t0 + l * 1_000_000),
+                        currency: th.currency.as_ref().map_or(0, |c| {
+                            app.currencies
+                                .iter()
+                                .position(|d| &d.get_ref().name == c)
+                                .map_or(0, |k| k as u32 + 1)
+                        }),
                     }
                 })
                 .collect();
@@ -295,6 +301,20 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 .get(&app.name)
                 .copied()
                 .unwrap_or(1);
+            let index_of = |name: &str| {
+                app.currencies
+                    .iter()
+                    .position(|d| d.get_ref().name == name)
+                    .map_or(0, |k| k as u32 + 1)
+            };
+            let currencies = app
+                .currencies
+                .iter()
+                .map(|c| crate::metrics::Currency {
+                    parent: c.get_ref().parent.as_deref().map_or(0, index_of),
+                    funding: u64::from(c.get_ref().funding),
+                })
+                .collect();
             apps.push(App {
                 name,
                 env,
@@ -302,6 +322,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 slices,
                 capacity,
                 threads,
+                currencies,
             });
         }
     }
@@ -547,6 +568,7 @@ pub fn replay(data: &RunData) -> Vec<(Fairness, Series)> {
         .iter()
         .map(|a| {
             let mut f = Fairness::new(a.capacity);
+            f.currencies(&a.currencies, a.threads.iter().map(|t| (t.id, t.currency)));
             if let Some((t0, policy)) = a.scheduler_timeline.first() {
                 f.begin(*t0, policy);
             }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{interval_ideal, Change, Entitlement, ThreadInterval};
+use super::{interval_ideal, Change, Currency, Entitlement, ThreadInterval};
 
 /// One thread's row in a `sample` record (`workloads/src/bin/app.rs`):
 /// cumulative since the thread started.
@@ -85,6 +85,10 @@ pub struct Fairness {
     /// Per thread: cumulative ideal CPU time, measured CPU time, greatest
     /// |ideal - measured| seen, current tickets and iterations.
     pub threads: BTreeMap<u32, ThreadFairness>,
+    /// The application's ticket currencies, and the currency each thread's
+    /// tickets are of (absent: the base one).
+    currencies: Vec<Currency>,
+    currency_of: BTreeMap<u32, u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +117,18 @@ impl Fairness {
             capacity: capacity.max(1),
             ..Fairness::default()
         }
+    }
+
+    /// The application's ticket currencies and the threads in them (thread
+    /// id, currency from 1): their tickets weigh what they are worth
+    /// (`metrics::worth`).
+    pub fn currencies(
+        &mut self,
+        currencies: &[Currency],
+        threads: impl IntoIterator<Item = (u32, u32)>,
+    ) {
+        self.currencies = currencies.to_vec();
+        self.currency_of = threads.into_iter().filter(|&(_, c)| c > 0).collect();
     }
 
     /// The application started at `t_ns` under `policy`: the first
@@ -170,7 +186,14 @@ impl Fairness {
                     ))
                 })
                 .collect();
-            let ideal = interval_ideal((t0, t), self.capacity, start_policy, &threads, &changes);
+            let ideal = interval_ideal(
+                (t0, t),
+                self.capacity,
+                start_policy,
+                &threads,
+                &changes,
+                &self.currencies,
+            );
             for (r, x) in rows.iter().zip(ideal) {
                 self.threads.entry(r.id).or_default().ideal_ns += x;
             }
@@ -243,6 +266,7 @@ impl Fairness {
             present,
             asleep: merged,
             tickets: prev.map_or(r.tickets, |p| p.tickets),
+            currency: self.currency_of.get(&r.id).copied().unwrap_or(0),
         }
     }
 

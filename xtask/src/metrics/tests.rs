@@ -64,6 +64,7 @@ fn busy(cpu_ms: u64, tickets: u64) -> ThreadInterval {
         present: (0, 100 * MS),
         asleep: Vec::new(),
         tickets,
+        currency: 0,
     }
 }
 
@@ -81,7 +82,7 @@ fn ideal_ms(
     threads: &[ThreadInterval],
     changes: &[(u64, Change)],
 ) -> Vec<f64> {
-    interval_ideal((0, 100 * MS), capacity, policy, threads, changes)
+    interval_ideal((0, 100 * MS), capacity, policy, threads, changes, &[])
         .into_iter()
         .map(|v| v / MS as f64)
         .collect()
@@ -250,4 +251,140 @@ fn the_documented_entitlements_are_the_registry_s() {
         };
         assert!(weight.starts_with(expected), "{name}: {weight}");
     }
+}
+
+// ---- Currencies ------------------------------------------------------
+
+/// Currencies A and B, each funded with 100 base tickets.
+const TWO_USERS: [Currency; 2] = [
+    Currency {
+        parent: 0,
+        funding: 100,
+    },
+    Currency {
+        parent: 0,
+        funding: 100,
+    },
+];
+
+fn near(got: &[f64], want: &[f64]) -> bool {
+    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9)
+}
+
+#[test]
+fn tickets_in_a_currency_are_worth_their_share_of_its_active_issue() {
+    // A: 100 and 200 of its tickets; B: 100, 200 and 300; one base thread.
+    let currency = [1, 1, 2, 2, 2, 0];
+    let tickets = [100, 200, 100, 200, 300, 50];
+    let all = [true; 6];
+    let w = worth(&TWO_USERS, &currency, &tickets, &all);
+    let third = 100.0 / 3.0;
+    assert!(
+        near(&w, &[third, 2.0 * third, 100.0 / 6.0, third, 50.0, 50.0]),
+        "{w:?}"
+    );
+    // B's third thread asleep: B's worth goes to the other two, A's stays.
+    let w = worth(
+        &TWO_USERS,
+        &currency,
+        &tickets,
+        &[true, true, true, true, false, true],
+    );
+    assert!(
+        near(&w, &[third, 2.0 * third, third, 2.0 * third, 0.0, 50.0]),
+        "{w:?}"
+    );
+    // Every thread of A asleep: A is inactive, nothing of it counts.
+    let w = worth(
+        &TWO_USERS,
+        &currency,
+        &tickets,
+        &[false, false, true, true, true, true],
+    );
+    assert!(
+        near(&w[..2], &[0.0, 0.0]) && (w[2] - 100.0 / 6.0).abs() < 1e-9,
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_currency_below_another_takes_its_share_of_the_parents_worth() {
+    // D funded with 30 base tickets; C with 60 of D's; D also funds a
+    // thread of its own with 60 of its tickets.
+    let tree = [
+        Currency {
+            parent: 0,
+            funding: 30,
+        },
+        Currency {
+            parent: 1,
+            funding: 60,
+        },
+    ];
+    let w = worth(&tree, &[2, 1], &[7, 60], &[true, true]);
+    assert!(near(&w, &[15.0, 15.0]), "{w:?}");
+    // C's only thread asleep: C is inactive in D, D's thread has all of D.
+    let w = worth(&tree, &[2, 1], &[7, 60], &[false, true]);
+    assert!(near(&w, &[0.0, 30.0]), "{w:?}");
+}
+
+#[test]
+fn a_users_new_task_takes_only_from_its_own_currency() {
+    // Over 100 ms: A's two tasks and B's two, B's third joining at 50 ms.
+    let mut joiner = busy(25, 300);
+    joiner.present = (50 * MS, 100 * MS);
+    let mut threads = vec![
+        busy(15, 100),
+        busy(35, 200),
+        busy(15, 100),
+        busy(35, 200),
+        joiner,
+    ];
+    for (t, c) in threads.iter_mut().zip([1, 1, 2, 2, 2]) {
+        t.currency = c;
+    }
+    let ideal = interval_ideal(
+        (0, 100 * MS),
+        1,
+        Entitlement::Tickets,
+        &threads,
+        &[],
+        &TWO_USERS,
+    );
+    let a: f64 = ideal[..2].iter().sum();
+    let b: f64 = ideal[2..].iter().sum();
+    assert!((a - b).abs() < 1e-6 * a, "A {a}, B {b}");
+    // By face value A would have 300 of 600 tickets, then 300 of 900.
+    let face = interval_ideal((0, 100 * MS), 1, Entitlement::Tickets, &threads, &[], &[]);
+    assert!(face[..2].iter().sum::<f64>() < 0.45 * face.iter().sum::<f64>());
+}
+
+#[test]
+fn a_currency_mates_sleep_leaves_its_worth_to_the_other() {
+    // A's two threads (1,000 each), one asleep for the second half, beside
+    // a base thread of 100: A keeps half the time throughout.
+    let mut threads = vec![
+        busy(30, 1000),
+        sleeping(20, 1000, &[(50, 100)]),
+        busy(50, 100),
+    ];
+    threads[0].currency = 1;
+    threads[1].currency = 1;
+    let ideal = interval_ideal(
+        (0, 100 * MS),
+        1,
+        Entitlement::Tickets,
+        &threads,
+        &[],
+        &TWO_USERS[..1],
+    );
+    let total: f64 = ideal.iter().sum();
+    assert!(
+        (ideal[0] + ideal[1] - 0.5 * total).abs() < 1e-6 * total,
+        "{ideal:?}"
+    );
+    assert!(
+        (ideal[0] - 3.0 * ideal[1]).abs() < 1e-6 * total,
+        "{ideal:?}"
+    );
 }
