@@ -310,6 +310,36 @@ pub const MEMORY_RESERVED_MIB: u64 = 128;
 /// that (within its default quota, which the thread part leaves out).
 const IMAGE_MIB: u64 = 12;
 
+/// An application's currencies as the figures value them
+/// (`metrics::Currency`, in declaration order, parents by their id from 1),
+/// and each of its threads' currency by thread id (ids from 1, as its
+/// arguments number them; 0 the base currency).
+pub type CurrencyPlan = (Vec<crate::metrics::Currency>, Vec<(u32, u32)>);
+
+impl App {
+    /// Its [`CurrencyPlan`].
+    pub fn currency_plan(&self) -> CurrencyPlan {
+        let currencies = self
+            .currencies
+            .iter()
+            .map(Spanned::get_ref)
+            .map(|c| crate::metrics::Currency {
+                parent: c.parent.as_ref().map_or(0, |p| currency_id(self, p)),
+                funding: u64::from(c.funding),
+            })
+            .collect();
+        let threads = expand_threads(self)
+            .iter()
+            .enumerate()
+            .map(|(k, (_, th))| {
+                let c = th.currency.as_ref().map_or(0, |c| currency_id(self, c));
+                (k as u32 + 1, c)
+            })
+            .collect();
+        (currencies, threads)
+    }
+}
+
 /// The application's arguments' id of its currency `name` (validated: it
 /// is declared), from 1 in declaration order.
 fn currency_id(app: &App, name: &str) -> u32 {
@@ -983,6 +1013,17 @@ impl Scenario {
             .max()
             .unwrap_or(1)
             .max(1)
+    }
+
+    /// Each application's currencies as the figures value them (see
+    /// [`App::currency_plan`]), for those that have any.
+    pub fn currency_plans(&self) -> std::collections::BTreeMap<String, CurrencyPlan> {
+        self.apps
+            .iter()
+            .map(Spanned::get_ref)
+            .filter(|a| !a.currencies.is_empty())
+            .map(|a| (a.name.clone(), a.currency_plan()))
+            .collect()
     }
 
     /// Each application's capacity on `cpus` cores: how many of its

@@ -38,6 +38,8 @@ pub struct Tracker {
     pub policy: BTreeMap<String, String>,
     /// Per application and thread id: its waits for a core so far.
     pub waits: BTreeMap<String, BTreeMap<u32, WaitDist>>,
+    /// The currencies of the applications that have any.
+    currencies: BTreeMap<String, crate::scenario::CurrencyPlan>,
 }
 
 /// One sample of one application, gathered from its records (its rows and
@@ -147,13 +149,27 @@ impl Tracker {
         }
     }
 
+    /// The same, valuing the tickets of the applications with currencies
+    /// through them (as the final figures do).
+    pub fn with_currencies(
+        self,
+        currencies: BTreeMap<String, crate::scenario::CurrencyPlan>,
+    ) -> Tracker {
+        Tracker { currencies, ..self }
+    }
+
     fn fairness(&mut self, app: &str) -> &mut Fairness {
         // A restarted instance (`demo#2`) holds its application's slots.
         let base = app.split_once('#').map_or(app, |(base, _)| base);
         let capacity = self.capacities.get(base).copied().unwrap_or(1);
-        self.apps
-            .entry(app.to_string())
-            .or_insert_with(|| Fairness::new(capacity))
+        let plan = self.currencies.get(base);
+        self.apps.entry(app.to_string()).or_insert_with(|| {
+            let mut f = Fairness::new(capacity);
+            if let Some((currencies, threads)) = plan {
+                f.currencies(currencies, threads.iter().copied());
+            }
+            f
+        })
     }
 
     /// The table the console shows: per application and thread, tickets,
@@ -257,6 +273,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                     scheduler_timeline.push((t, to.to_string()));
                 }
             }
+            let plan = app.currency_plan();
             let threads = expand_threads(app)
                 .into_iter()
                 .enumerate()
@@ -283,12 +300,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                         tickets_timeline,
                         joined_ns: t0 + th.join_ms * 1_000_000,
                         left_ns: th.leave_ms.map(|l| t0 + l * 1_000_000),
-                        currency: th.currency.as_ref().map_or(0, |c| {
-                            app.currencies
-                                .iter()
-                                .position(|d| &d.get_ref().name == c)
-                                .map_or(0, |k| k as u32 + 1)
-                        }),
+                        currency: plan.1.get(k).map_or(0, |&(_, c)| c),
                     }
                 })
                 .collect();
@@ -301,20 +313,6 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 .get(&app.name)
                 .copied()
                 .unwrap_or(1);
-            let index_of = |name: &str| {
-                app.currencies
-                    .iter()
-                    .position(|d| d.get_ref().name == name)
-                    .map_or(0, |k| k as u32 + 1)
-            };
-            let currencies = app
-                .currencies
-                .iter()
-                .map(|c| crate::metrics::Currency {
-                    parent: c.get_ref().parent.as_deref().map_or(0, index_of),
-                    funding: u64::from(c.get_ref().funding),
-                })
-                .collect();
             apps.push(App {
                 name,
                 env,
@@ -322,7 +320,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 slices,
                 capacity,
                 threads,
-                currencies,
+                currencies: plan.0,
             });
         }
     }

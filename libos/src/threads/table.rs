@@ -189,7 +189,8 @@ pub struct Table {
     walks: u64,
     started: [u64; MAX_WORKERS],
     swaps: u64,
-    /// Ticket loans made (blocked threads lending to a holder).
+    /// Ticket loans the policy took (a blocked thread lending to a holder;
+    /// a loan given again after a swap counts again).
     pub lends: u64,
     /// A thread has blocked lending its tickets: a swap gives the loans
     /// of those still blocked again.

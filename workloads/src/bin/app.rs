@@ -529,17 +529,15 @@ fn sample(
         };
         // A thread that left keeps its last service (it is no longer listed,
         // or its slot is a later thread's).
-        let entry = p
-            .own_tid()
-            .and_then(|tid| listed.get(tid).and_then(|&k| table[..n].get(k as usize)));
-        let service = entry.map(|e| e.2);
-        // A thread in a currency weighs what its tickets are worth in base
-        // tickets, as its policy counts them (the figures' ideal shares are
-        // by weight); one in the base currency its tickets.
-        let tickets = match entry {
-            Some(e) if t.currency != 0 => u64::from(e.1),
-            _ => p.tickets.load(Ordering::Relaxed),
-        };
+        let service = p.own_tid().and_then(|tid| {
+            listed
+                .get(tid)
+                .and_then(|&k| table[..n].get(k as usize))
+                .map(|e| e.2)
+        });
+        // Its tickets as given, of its currency if it is in one: the
+        // figures value them through the scenario's currencies.
+        let tickets = p.tickets.load(Ordering::Relaxed);
         let cpu = match service {
             Some(s) => {
                 p.last_service.store(s, Ordering::Relaxed);

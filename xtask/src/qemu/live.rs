@@ -43,7 +43,8 @@ impl Live {
     pub(super) fn new(s: &crate::scenario::Scenario, cpus: u32, stream: bool, mode: Mode) -> Live {
         let limits = Limits::from_cmdline(&s.cmdline().join(" "));
         Live {
-            tracker: crate::scenario_run::Tracker::new(s.capacities(cpus)),
+            tracker: crate::scenario_run::Tracker::new(s.capacities(cpus))
+                .with_currencies(s.currency_plans()),
             names: crate::scenario_run::thread_names(s),
             stream,
             last_print: Instant::now(),
