@@ -388,6 +388,26 @@ fn line(spec: &mut AppSpec, text: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `threads` cut into runs of consecutive ids alike by `same` (with the
+/// run's first thread): each run is one line of the arguments.
+fn runs(
+    threads: &[ThreadSpec],
+    same: impl Fn(&ThreadSpec, &ThreadSpec) -> bool,
+) -> impl Iterator<Item = &[ThreadSpec]> {
+    let mut rest = threads;
+    core::iter::from_fn(move || {
+        let t = rest.first()?;
+        let len = rest
+            .iter()
+            .enumerate()
+            .take_while(|(k, o)| o.id == t.id.wrapping_add(*k as u32) && same(o, t))
+            .count();
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
+}
+
 impl AppSpec {
     pub fn parse(text: &str) -> Result<AppSpec, SpecError> {
         let mut spec = AppSpec {
@@ -444,19 +464,14 @@ impl AppSpec {
         if self.thread_trace {
             writeln!(out, "thread_trace")?;
         }
-        let mut rest = &self.threads[..];
-        while let Some(t) = rest.first() {
-            // A run of alike threads with consecutive ids: one line.
-            let run = rest
-                .iter()
-                .enumerate()
-                .take_while(|(k, o)| {
-                    o.id == t.id.wrapping_add(*k as u32)
-                        && (o.tickets, o.join_ms, o.leave_ms, o.behaviour)
-                            == (t.tickets, t.join_ms, t.leave_ms, t.behaviour)
-                })
-                .count();
-            match run {
+        // A run of alike threads with consecutive ids: one line.
+        let alike = |o: &ThreadSpec, t: &ThreadSpec| {
+            (o.tickets, o.join_ms, o.leave_ms, o.behaviour)
+                == (t.tickets, t.join_ms, t.leave_ms, t.behaviour)
+        };
+        for run in runs(&self.threads, alike) {
+            let t = &run[0];
+            match run.len() {
                 1 => write!(out, "thread {} ", t.id)?,
                 n => write!(out, "threads {} {n} ", t.id)?,
             }
@@ -466,25 +481,16 @@ impl AppSpec {
                 None => write!(out, "-")?,
             }
             writeln!(out, " {}", t.behaviour)?;
-            rest = &rest[run..];
         }
         for c in &self.currencies {
             writeln!(out, "currency {} {}", c.parent, c.funding)?;
         }
-        let mut rest = &self.threads[..];
-        while let Some(t) = rest.first() {
-            // A run of consecutive ids in one currency: one line.
-            let run = rest
-                .iter()
-                .enumerate()
-                .take_while(|(k, o)| {
-                    o.id == t.id.wrapping_add(*k as u32) && o.currency == t.currency
-                })
-                .count();
+        // A run of consecutive ids in one currency: one line.
+        for run in runs(&self.threads, |o, t| o.currency == t.currency) {
+            let t = &run[0];
             if t.currency != 0 {
-                writeln!(out, "in_currency {} {} {run}", t.currency, t.id)?;
+                writeln!(out, "in_currency {} {} {}", t.currency, t.id, run.len())?;
             }
-            rest = &rest[run..];
         }
         let mut rest = &self.names[..];
         while let Some((id, name)) = rest.first() {
