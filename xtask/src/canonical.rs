@@ -324,7 +324,7 @@ pub fn run(parallel: usize, accel: Accel, size: SweepSize) -> Result<String, Str
     let user_share = |tasks: &[&str]| tasks.iter().map(|t| share(users, "users", t)).sum::<f64>();
     let _ = writeln!(
         md,
-        "| currencies: users A and B funded alike, each running two CPU-bound tasks with 100 and 200 of its tickets; a third task with 300 of B's joins halfway; one core, 20 s | A:B {:.2}:1 over the run (by face value the tickets would give 0.75:1); within A, A2:A1 {:.2}:1 | two users' shares kept at 1.01:1 when one user added a task {} (2°) |",
+        "| currencies: users A and B funded alike, each running two CPU-bound tasks with 100 and 200 of its tickets; a third task with 300 of B's joins halfway; one core, 20 s | A:B {:.2}:1 over the run (by face value the tickets would give 0.71:1: 1:1, then 1:2 once B's third task joins); within A, A2:A1 {:.2}:1 | two users' shares kept at 1.01:1 when one user added a task {} (2°) |",
         user_share(&["A1", "A2"]) / user_share(&["B1", "B2", "B3"]).max(f64::MIN_POSITIVE),
         share(users, "users", "A2") / share(users, "users", "A1").max(f64::MIN_POSITIVE),
         cite(&LOTTERY, "§5.5†"),

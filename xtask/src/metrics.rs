@@ -83,6 +83,25 @@ pub enum Change {
     Policy(Entitlement),
     /// Thread `index` (into the interval's threads) got new tickets.
     Tickets { index: usize, tickets: u64 },
+    /// The policy swapped to has currencies (`true`) or not: see
+    /// [`Denominations`].
+    Currencies(bool),
+}
+
+/// What an application's tickets are in, carried from interval to
+/// interval: its currencies, and whether the policy in force has them. A
+/// policy that has them (lottery) values each thread's tickets through
+/// them ([`worth`]) among the threads runnable at each moment. One that
+/// has not holds what the libOS gave it at the swap: each thread in a
+/// currency its worth then in whole base tickets (at least 1; a thread
+/// not runnable then, what it would have been worth joining), a thread
+/// started later its tickets as base tickets, and tickets set meanwhile
+/// are base tickets and take the thread out of its currency for good
+/// (`libos::threads::table::currencies`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Denominations {
+    pub currencies: Vec<Currency>,
+    pub in_force: bool,
 }
 
 /// A ticket currency (lottery's), funded by `funding` tickets of
@@ -160,6 +179,10 @@ pub struct ThreadInterval {
     pub tickets: u64,
     /// The currency they are of (see [`worth`]; 0 the base one).
     pub currency: u32,
+    /// While the policy in force has no currencies: the weight it holds
+    /// for this thread of a currency, fixed at the swap (`None`: its
+    /// tickets, as base tickets).
+    pub fixed: Option<f64>,
 }
 
 impl ThreadInterval {
@@ -185,26 +208,47 @@ impl ThreadInterval {
 /// them then (how the application's time falls inside an interval is not
 /// measured; this takes its rate per usable core as even). Inside a piece
 /// the runnable threads water-fill its time by their weight (tickets, or
-/// equal under rr), each capped at one core's worth of it. A thread's
-/// tickets in one of `currencies` weigh what they are worth among the
-/// piece's runnable threads ([`worth`]): a currency's worth is split among
-/// its threads that want the CPU then, as lottery splits it. (Under a
-/// policy without currencies the libOS fixed each thread's worth at the
-/// swap; this keeps valuing them as lottery would, the same weights while
-/// no thread of a currency sleeps, joins, leaves or changes tickets.)
+/// equal under rr), each capped at one core's worth of it.
 pub fn interval_ideal(
     span: (u64, u64),
     capacity: u32,
     policy: Entitlement,
     threads: &[ThreadInterval],
     changes: &[(u64, Change)],
-    currencies: &[Currency],
 ) -> Vec<f64> {
+    let mut none = Denominations::default();
+    interval_ideal_in(span, capacity, policy, threads, changes, &mut none).0
+}
+
+/// [`interval_ideal`] for an application whose tickets may be of
+/// currencies ([`Denominations`], left as the interval's end leaves it):
+/// a thread's tickets in a currency weigh what they are worth among the
+/// piece's runnable threads under a policy that has currencies (a
+/// currency's worth is split among its threads that want the CPU then, as
+/// lottery splits it), and what the libOS fixed at the swap under one that
+/// has not. Also each thread's currency and fixed weight at the end, what
+/// the next interval starts from.
+pub fn interval_ideal_in(
+    span: (u64, u64),
+    capacity: u32,
+    policy: Entitlement,
+    threads: &[ThreadInterval],
+    changes: &[(u64, Change)],
+    denominations: &mut Denominations,
+) -> (Vec<f64>, Vec<(u32, Option<f64>)>) {
     let mut ideal = vec![0.0; threads.len()];
+    let mut home: Vec<u32> = threads.iter().map(|t| t.currency).collect();
+    let mut fixed: Vec<Option<f64>> = threads.iter().map(|t| t.fixed).collect();
     let (t0, t1) = span;
     let total: f64 = threads.iter().map(|t| t.cpu_ns).sum();
     if t1 <= t0 || total <= 0.0 {
-        return ideal;
+        // Nothing to share out; what the changes do still holds.
+        let tickets: Vec<u64> = threads.iter().map(|t| t.tickets).collect();
+        let runnable: Vec<bool> = threads.iter().map(|t| t.runnable(t0, t0)).collect();
+        for &(_, c) in changes {
+            denominate(c, denominations, &mut home, &mut fixed, &tickets, &runnable);
+        }
+        return (ideal, home.into_iter().zip(fixed).collect());
     }
     let mut changes: Vec<(u64, Change)> = changes
         .iter()
@@ -229,11 +273,11 @@ pub fn interval_ideal(
     let cores = capacity.max(1) as usize;
     let mut policy = policy;
     let mut tickets: Vec<u64> = threads.iter().map(|t| t.tickets).collect();
-    let in_currency: Vec<u32> = threads.iter().map(|t| t.currency).collect();
     let mut next_change = changes.iter().peekable();
     let mut pieces: Vec<(f64, usize, Vec<f64>)> = Vec::new();
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
+        let runnable: Vec<bool> = threads.iter().map(|t| t.runnable(a, b)).collect();
         while let Some(&(_, c)) = next_change.next_if(|c| c.0 <= a) {
             match c {
                 Change::Policy(p) => policy = p,
@@ -242,22 +286,37 @@ pub fn interval_ideal(
                         *t = n;
                     }
                 }
+                Change::Currencies(_) => {}
             }
+            denominate(c, denominations, &mut home, &mut fixed, &tickets, &runnable);
         }
-        let runnable: Vec<bool> = threads.iter().map(|t| t.runnable(a, b)).collect();
         let weight: Vec<f64> = match policy {
             Entitlement::Equal => runnable.iter().map(|&r| f64::from(u8::from(r))).collect(),
-            Entitlement::Tickets if currencies.is_empty() => runnable
+            Entitlement::Tickets if denominations.currencies.is_empty() => runnable
                 .iter()
                 .zip(&tickets)
                 .map(|(&r, &n)| if r { n as f64 } else { 0.0 })
                 .collect(),
-            Entitlement::Tickets => worth(currencies, &in_currency, &tickets, &runnable),
+            Entitlement::Tickets if denominations.in_force => {
+                worth(&denominations.currencies, &home, &tickets, &runnable)
+            }
+            Entitlement::Tickets => (0..threads.len())
+                .map(|k| match (runnable[k], fixed[k]) {
+                    (false, _) => 0.0,
+                    (true, Some(w)) => w,
+                    (true, None) => tickets[k] as f64,
+                })
+                .collect(),
         };
         let usable = weight.iter().filter(|&&x| x > 0.0).count().min(cores);
         if usable > 0 {
             pieces.push(((b - a) as f64 * usable as f64, usable, weight));
         }
+    }
+    // The changes at the span's end: for the next interval.
+    let runnable: Vec<bool> = threads.iter().map(|t| t.runnable(t1, t1)).collect();
+    for &(_, c) in next_change {
+        denominate(c, denominations, &mut home, &mut fixed, &tickets, &runnable);
     }
     let core_time: f64 = pieces.iter().map(|p| p.0).sum();
     for (share, usable, weight) in pieces {
@@ -267,7 +326,55 @@ pub fn interval_ideal(
             ideal[k] += x;
         }
     }
-    ideal
+    (ideal, home.into_iter().zip(fixed).collect())
+}
+
+/// What change `c` does to the threads' denominations (see
+/// [`Denominations`]) at an instant when `runnable` says who wants the
+/// CPU, the threads holding `tickets` (after the change).
+fn denominate(
+    c: Change,
+    d: &mut Denominations,
+    home: &mut [u32],
+    fixed: &mut [Option<f64>],
+    tickets: &[u64],
+    runnable: &[bool],
+) {
+    match c {
+        Change::Currencies(true) => {
+            d.in_force = true;
+            fixed.iter_mut().for_each(|f| *f = None);
+        }
+        // Swapped away: each thread in a currency keeps its worth now.
+        Change::Currencies(false) if d.in_force => {
+            d.in_force = false;
+            let now = worth(&d.currencies, home, tickets, runnable);
+            for k in 0..home.len() {
+                if home[k] == 0 {
+                    continue;
+                }
+                let w = if runnable[k] {
+                    now[k]
+                } else {
+                    // What it would be worth joining.
+                    let mut with = runnable.to_vec();
+                    with[k] = true;
+                    worth(&d.currencies, home, tickets, &with)[k]
+                };
+                fixed[k] = Some(w.round().max(1.0));
+            }
+        }
+        Change::Currencies(false) => {}
+        Change::Tickets { index, .. } if !d.in_force => {
+            if let Some(h) = home.get_mut(index) {
+                *h = 0;
+            }
+            if let Some(f) = fixed.get_mut(index) {
+                *f = None;
+            }
+        }
+        Change::Tickets { .. } | Change::Policy(_) => {}
+    }
 }
 
 /// Half-width of the 95% binomial envelope of lottery's share after `n`

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{interval_ideal, Change, Currency, Entitlement, ThreadInterval};
+use super::{interval_ideal_in, Change, Currency, Denominations, Entitlement, ThreadInterval};
 
 /// One thread's row in a `sample` record (`workloads/src/bin/app.rs`):
 /// cumulative since the thread started.
@@ -85,16 +85,24 @@ pub struct Fairness {
     /// Per thread: cumulative ideal CPU time, measured CPU time, greatest
     /// |ideal - measured| seen, current tickets and iterations.
     pub threads: BTreeMap<u32, ThreadFairness>,
-    /// The application's ticket currencies, and the currency each thread's
-    /// tickets are of (absent: the base one).
-    currencies: Vec<Currency>,
+    /// The application's ticket currencies and whether the policy in
+    /// force has them; the currency each thread's tickets are of (absent:
+    /// the base one), and the weight a policy without currencies holds for
+    /// a thread of one, fixed at the swap (see [`Denominations`]).
+    denominations: Denominations,
     currency_of: BTreeMap<u32, u32>,
+    fixed: BTreeMap<u32, f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ThreadChange {
     Policy(Entitlement),
-    Tickets { thread: u32, tickets: u64 },
+    /// The policy swapped to has currencies, or not.
+    Currencies(bool),
+    Tickets {
+        thread: u32,
+        tickets: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -127,7 +135,7 @@ impl Fairness {
         currencies: &[Currency],
         threads: impl IntoIterator<Item = (u32, u32)>,
     ) {
-        self.currencies = currencies.to_vec();
+        self.denominations.currencies = currencies.to_vec();
         self.currency_of = threads.into_iter().filter(|&(_, c)| c > 0).collect();
     }
 
@@ -140,6 +148,7 @@ impl Fairness {
         if self.last_t.is_none() {
             self.last_t = Some(t_ns);
             self.policy = Entitlement::of(policy);
+            self.denominations.in_force = has_currencies(policy);
         }
     }
 
@@ -148,6 +157,8 @@ impl Fairness {
     pub fn swap(&mut self, t_ns: u64, policy: &str) {
         if let Some(e) = Entitlement::of(policy) {
             self.changes.push((t_ns, ThreadChange::Policy(e)));
+            let has = has_currencies(policy);
+            self.changes.push((t_ns, ThreadChange::Currencies(has)));
         }
     }
 
@@ -165,38 +176,62 @@ impl Fairness {
         let (now, later): (Vec<_>, Vec<_>) = self.changes.iter().partition(|c| c.0 <= t);
         self.changes = later;
         let start_policy = self.policy.unwrap_or(Entitlement::Tickets);
-        if let Some(t0) = self.last_t.filter(|&t0| t0 < t) {
-            let threads: Vec<ThreadInterval> = rows
+        // The changes at the interval's start or before (the first one's,
+        // at the application's start) take effect at its start; with no
+        // interval (a first sample at the start), at that instant, every
+        // thread wanting the CPU.
+        let changes: Vec<(u64, Change)> = now
+            .iter()
+            .filter_map(|&(at, c)| {
+                Some((
+                    at,
+                    match c {
+                        ThreadChange::Policy(e) => Change::Policy(e),
+                        ThreadChange::Currencies(has) => Change::Currencies(has),
+                        ThreadChange::Tickets { thread, tickets } => Change::Tickets {
+                            index: rows.iter().position(|r| r.id == thread)?,
+                            tickets,
+                        },
+                    },
+                ))
+            })
+            .collect();
+        let interval = self.last_t.filter(|&t0| t0 < t);
+        let threads: Vec<ThreadInterval> = match interval {
+            Some(t0) => rows
                 .iter()
                 .map(|r| self.interval(t0, t, r, sleeps.get(&r.id)))
-                .collect();
-            let changes: Vec<(u64, Change)> = now
+                .collect(),
+            None => rows
                 .iter()
-                .filter(|c| c.0 > t0)
-                .filter_map(|&(at, c)| {
-                    Some((
-                        at,
-                        match c {
-                            ThreadChange::Policy(e) => Change::Policy(e),
-                            ThreadChange::Tickets { thread, tickets } => Change::Tickets {
-                                index: rows.iter().position(|r| r.id == thread)?,
-                                tickets,
-                            },
-                        },
-                    ))
+                .map(|r| ThreadInterval {
+                    present: (t, t),
+                    tickets: r.tickets,
+                    currency: self.currency_of.get(&r.id).copied().unwrap_or(0),
+                    fixed: self.fixed.get(&r.id).copied(),
+                    ..ThreadInterval::default()
                 })
-                .collect();
-            let ideal = interval_ideal(
-                (t0, t),
-                self.capacity,
-                start_policy,
-                &threads,
-                &changes,
-                &self.currencies,
-            );
-            for (r, x) in rows.iter().zip(ideal) {
-                self.threads.entry(r.id).or_default().ideal_ns += x;
-            }
+                .collect(),
+        };
+        let span = (interval.unwrap_or(t), t);
+        let (ideal, ends) = interval_ideal_in(
+            span,
+            self.capacity,
+            start_policy,
+            &threads,
+            &changes,
+            &mut self.denominations,
+        );
+        for ((r, x), (home, fixed)) in rows.iter().zip(ideal).zip(ends) {
+            self.threads.entry(r.id).or_default().ideal_ns += x;
+            match home {
+                0 => self.currency_of.remove(&r.id),
+                c => self.currency_of.insert(r.id, c),
+            };
+            match fixed {
+                Some(w) => self.fixed.insert(r.id, w),
+                None => self.fixed.remove(&r.id),
+            };
         }
         // The policy from here on: as reported at `t`, else as the last
         // change left it.
@@ -205,7 +240,7 @@ impl Fairness {
                 .rev()
                 .find_map(|c| match c.1 {
                     ThreadChange::Policy(e) => Some(e),
-                    ThreadChange::Tickets { .. } => None,
+                    ThreadChange::Currencies(_) | ThreadChange::Tickets { .. } => None,
                 })
                 .or(self.policy)
         });
@@ -267,6 +302,7 @@ impl Fairness {
             asleep: merged,
             tickets: prev.map_or(r.tickets, |p| p.tickets),
             currency: self.currency_of.get(&r.id).copied().unwrap_or(0),
+            fixed: self.fixed.get(&r.id).copied(),
         }
     }
 
@@ -281,4 +317,10 @@ impl Fairness {
             .map(|(&id, f)| (id, (frac(f.cpu_ns as f64, cpu), frac(f.ideal_ns, ideal))))
             .collect()
     }
+}
+
+/// Whether the registered policy `name` has currencies (an unknown name
+/// has none).
+fn has_currencies(name: &str) -> bool {
+    sched_registry::by_name(name).is_some_and(|p| p.currencies)
 }

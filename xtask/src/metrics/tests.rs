@@ -65,6 +65,7 @@ fn busy(cpu_ms: u64, tickets: u64) -> ThreadInterval {
         asleep: Vec::new(),
         tickets,
         currency: 0,
+        fixed: None,
     }
 }
 
@@ -82,7 +83,7 @@ fn ideal_ms(
     threads: &[ThreadInterval],
     changes: &[(u64, Change)],
 ) -> Vec<f64> {
-    interval_ideal((0, 100 * MS), capacity, policy, threads, changes, &[])
+    interval_ideal((0, 100 * MS), capacity, policy, threads, changes)
         .into_iter()
         .map(|v| v / MS as f64)
         .collect()
@@ -267,6 +268,20 @@ const TWO_USERS: [Currency; 2] = [
     },
 ];
 
+/// One core, 100 ms, under a policy with `currencies` (lottery).
+fn in_lottery(
+    threads: &[ThreadInterval],
+    changes: &[(u64, Change)],
+    currencies: &[Currency],
+) -> Vec<f64> {
+    let mut d = Denominations {
+        currencies: currencies.to_vec(),
+        in_force: true,
+    };
+    let span = (0, 100 * MS);
+    interval_ideal_in(span, 1, Entitlement::Tickets, threads, changes, &mut d).0
+}
+
 fn near(got: &[f64], want: &[f64]) -> bool {
     got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9)
 }
@@ -343,19 +358,12 @@ fn a_users_new_task_takes_only_from_its_own_currency() {
     for (t, c) in threads.iter_mut().zip([1, 1, 2, 2, 2]) {
         t.currency = c;
     }
-    let ideal = interval_ideal(
-        (0, 100 * MS),
-        1,
-        Entitlement::Tickets,
-        &threads,
-        &[],
-        &TWO_USERS,
-    );
+    let ideal = in_lottery(&threads, &[], &TWO_USERS);
     let a: f64 = ideal[..2].iter().sum();
     let b: f64 = ideal[2..].iter().sum();
     assert!((a - b).abs() < 1e-6 * a, "A {a}, B {b}");
     // By face value A would have 300 of 600 tickets, then 300 of 900.
-    let face = interval_ideal((0, 100 * MS), 1, Entitlement::Tickets, &threads, &[], &[]);
+    let face = interval_ideal((0, 100 * MS), 1, Entitlement::Tickets, &threads, &[]);
     assert!(face[..2].iter().sum::<f64>() < 0.45 * face.iter().sum::<f64>());
 }
 
@@ -370,14 +378,7 @@ fn a_currency_mates_sleep_leaves_its_worth_to_the_other() {
     ];
     threads[0].currency = 1;
     threads[1].currency = 1;
-    let ideal = interval_ideal(
-        (0, 100 * MS),
-        1,
-        Entitlement::Tickets,
-        &threads,
-        &[],
-        &TWO_USERS[..1],
-    );
+    let ideal = in_lottery(&threads, &[], &TWO_USERS[..1]);
     let total: f64 = ideal.iter().sum();
     assert!(
         (ideal[0] + ideal[1] - 0.5 * total).abs() < 1e-6 * total,
@@ -387,4 +388,53 @@ fn a_currency_mates_sleep_leaves_its_worth_to_the_other() {
         (ideal[0] - 3.0 * ideal[1]).abs() < 1e-6 * total,
         "{ideal:?}"
     );
+}
+
+#[test]
+fn a_swap_away_holds_each_worth_as_it_was_and_a_swap_back_values_anew() {
+    // A's two threads (100 each) beside a base thread (100); at 20 ms a
+    // swap to a policy without currencies holds 50 / 50 / 100; at 40 ms
+    // A's second thread sleeps (its 50 no longer runs, the first keeps
+    // 50, not all of A); at 60 ms tickets of 300 are set for the first,
+    // as base tickets; at 80 ms a swap back values through A again (the
+    // first left A for good: A is the second's alone, asleep).
+    let mut threads = vec![busy(0, 100), sleeping(0, 100, &[(40, 100)]), busy(0, 100)];
+    threads[0].currency = 1;
+    threads[1].currency = 1;
+    for t in &mut threads {
+        t.cpu_ns = 1.0; // any: the ideal is what the weights say
+    }
+    let changes = [
+        (20 * MS, Change::Currencies(false)),
+        (
+            60 * MS,
+            Change::Tickets {
+                index: 0,
+                tickets: 300,
+            },
+        ),
+        (80 * MS, Change::Currencies(true)),
+    ];
+    let mut d = Denominations {
+        currencies: TWO_USERS[..1].to_vec(),
+        in_force: true,
+    };
+    let span = (0, 100 * MS);
+    let (ideal, ends) =
+        interval_ideal_in(span, 1, Entitlement::Tickets, &threads, &changes, &mut d);
+    // The weights piece by piece, over the 3 ns the threads were charged.
+    let piece = |w: [f64; 3]| w.map(|x| x / w.iter().sum::<f64>() * 0.6);
+    let want = [
+        piece([50.0, 50.0, 100.0]), // 0-20: in A
+        piece([50.0, 50.0, 100.0]), // 20-40: held
+        piece([50.0, 0.0, 100.0]),  // 40-60: held, the second asleep
+        piece([300.0, 0.0, 100.0]), // 60-80: base tickets
+        piece([300.0, 0.0, 100.0]), // 80-100: the first out of A for good
+    ];
+    for k in 0..3 {
+        let w: f64 = want.iter().map(|p| p[k]).sum();
+        assert!((ideal[k] - w).abs() < 1e-9, "thread {k}: {ideal:?}");
+    }
+    assert!(d.in_force);
+    assert_eq!(ends, [(0, None), (1, None), (0, None)]);
 }

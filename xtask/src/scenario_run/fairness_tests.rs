@@ -455,3 +455,74 @@ fn synthetic_runs_draw_every_registered_policy() {
     assert_eq!(first, registered);
     assert_eq!(swapped, registered);
 }
+
+/// A `tickets` event under a policy without currencies gives base tickets
+/// and takes the thread out of its currency for good (`Table::weight_set`,
+/// docs/scenarios.md): the figures follow (review r2-s37 found them valuing
+/// the new tickets in the old currency: 33.75 / 11.25 / 45 ms owed for
+/// stride's 60 / 10 / 20).
+#[test]
+fn tickets_set_under_a_policy_without_currencies_are_base_tickets() {
+    let ev = |t_ms: u64, what: &str, thread: u32, detail: &str| -> Value {
+        serde_json::from_str(&format!(
+            r#"{{"kind":"app_event","name":"a","t_ns":{},"what":"{what}","thread":{thread},"detail":"{detail}"}}"#,
+            t_ms * MS
+        ))
+        .unwrap()
+    };
+    let start: Value =
+        serde_json::from_str(r#"{"kind":"app_start","name":"a","t_ns":0,"policy":"lottery"}"#)
+            .unwrap();
+    // Currency A (funding 100) holds threads 1 and 2 (100 each); thread 3
+    // has 100 base tickets: 50:50:100 under lottery. A swap to stride at
+    // 10 ms holds them so; at 20 ms thread 1 is given 300 (base) tickets:
+    // stride weighs them 300:50:100 for the 70 ms left.
+    let plan = (
+        vec![crate::metrics::Currency {
+            parent: 0,
+            funding: 100,
+        }],
+        vec![(1, 1), (2, 1), (3, 0)],
+    );
+    let mut t = Tracker::new(BTreeMap::from([("a".to_string(), 1)]))
+        .with_currencies(BTreeMap::from([("a".to_string(), plan)]));
+    for r in [
+        start,
+        record(
+            0,
+            "lottery",
+            &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0), (3, 100, 0, 0, 0)]),
+        ),
+        ev(10, "swap", 0, "lottery -> stride"),
+        ev(20, "tickets", 1, "100 -> 300"),
+        record(
+            90,
+            "stride",
+            &th(&[
+                (1, 300, 60, 0, 90),
+                (2, 100, 10, 0, 90),
+                (3, 100, 20, 0, 90),
+            ]),
+        ),
+    ] {
+        t.record(&r);
+    }
+    t.flush();
+    let f = &t.apps["a"];
+    let ideal: Vec<f64> = (1..=3)
+        .map(|id| f.threads[&id].ideal_ns / MS as f64)
+        .collect();
+    // 20 ms at 50:50:100, 70 ms at 300:50:100 (by face value in A after
+    // the tickets: 75:25:100).
+    let want = [
+        20.0 * 0.25 + 70.0 * 300.0 / 450.0,
+        20.0 * 0.25 + 70.0 * 50.0 / 450.0,
+        20.0 * 0.5 + 70.0 * 100.0 / 450.0,
+    ];
+    for k in 0..3 {
+        assert!(
+            (ideal[k] - want[k]).abs() < 1e-6,
+            "ideal ms {ideal:?}, stride owed {want:?}"
+        );
+    }
+}
