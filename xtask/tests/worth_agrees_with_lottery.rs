@@ -16,9 +16,7 @@ use xtask::metrics::{worth, Currency};
 fn tree() -> impl Strategy<Value = (Vec<Currency>, Vec<(u32, u64, bool)>)> {
     (0usize..6)
         .prop_flat_map(|n| {
-            let currencies: Vec<_> = (0..n)
-                .map(|c| (0..=c as u32, 1u64..100_000))
-                .collect();
+            let currencies: Vec<_> = (0..n).map(|c| (0..=c as u32, 1u64..100_000)).collect();
             (currencies, Just(n))
         })
         .prop_flat_map(|(currencies, n)| {
