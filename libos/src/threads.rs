@@ -314,17 +314,7 @@ pub fn spawn_in_currency(
     premap_next_stack();
     with_rt(|rt| {
         let tid = spawn_locked(rt, entry, arg, tickets, false)?;
-        match rt.set_currency(tid, currency, tickets) {
-            Ok(()) => Some(tid),
-            Err(SchedError::Unsupported) => {
-                rt.remember_currency(tid, currency, tickets);
-                Some(tid)
-            }
-            Err(_) => {
-                rt.unspawn(tid);
-                None
-            }
-        }
+        rt.place_in_currency(tid, currency, tickets).then_some(tid)
     })
 }
 

@@ -114,6 +114,26 @@ impl Table {
         Ok(())
     }
 
+    /// Puts live thread `tid`, just started with `tickets` base tickets,
+    /// in `currency` with those tickets: in the policy's currency if it
+    /// has currencies; else remembered for a swap back (its tickets count
+    /// as base tickets until then: there is no worth to go by). A currency
+    /// unknown, or tickets refused, take the thread back ([`Table::unspawn`])
+    /// and answer `false`.
+    pub fn place_in_currency(&mut self, tid: usize, currency: CurrencyId, tickets: u32) -> bool {
+        match self.set_currency(tid, currency, tickets) {
+            Ok(()) => true,
+            Err(SchedError::Unsupported) => {
+                self.remember_currency(tid, currency, tickets);
+                true
+            }
+            Err(_) => {
+                self.unspawn(tid);
+                false
+            }
+        }
+    }
+
     /// Notes that live thread `tid` (in the base currency of a policy
     /// without currencies) holds `tickets` of `currency`: a swap to a
     /// policy with currencies puts it there. Nothing for an unknown

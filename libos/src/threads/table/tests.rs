@@ -377,6 +377,37 @@ fn a_thread_started_where_currencies_are_not_joins_its_own_at_a_swap_back() {
 }
 
 #[test]
+fn a_thread_started_in_a_currency_joins_it_or_waits_for_it_or_is_not_started() {
+    let mut t = table(LOTTERY);
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    let base = spawn(&mut t, 100);
+    let x = spawn(&mut t, 7);
+    assert!(t.place_in_currency(x, a, 7));
+    assert_eq!(t.currency_of(x), Some((a, 7)));
+    assert_eq!(weights(&t, &[base, x]), [100, 100], "all of A's 100");
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    let late = spawn(&mut t, 21);
+    assert!(t.place_in_currency(late, a, 21), "started all the same");
+    assert_eq!(t.currency_of(late), Some((a, 21)), "remembered");
+    assert_eq!(weights(&t, &[late]), [21], "its face value meanwhile");
+    // An unknown currency or no tickets: not started, no trace left.
+    let live = t.live();
+    for (currency, tickets) in [(9, 5), (a, 0)] {
+        let gone = spawn(&mut t, 5);
+        assert!(!t.place_in_currency(gone, currency, tickets));
+        assert_eq!(t.state(gone), None);
+        assert_eq!(t.live(), live);
+        assert_eq!(t.policy.as_ref().unwrap().len(), live);
+    }
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(
+        weights(&t, &[base, x, late]),
+        [100, 25, 75],
+        "A's 100, 7:21"
+    );
+}
+
+#[test]
 fn a_weight_set_where_currencies_are_not_is_in_base_tickets_for_good() {
     let mut t = table(LOTTERY);
     let x = spawn(&mut t, 1);
