@@ -388,21 +388,7 @@ proptest! {
             let sum: u32 = others.iter().sum::<u32>() + mine;
             let ideal = f64::from(mine) / f64::from(sum);
             let share = got as f64 / total as f64;
-            // Deterministic: within a couple of quanta; randomized: five
-            // standard deviations of the binomial count x of its picks,
-            // carried to the share S = f x / (f x + n - x) (in quanta):
-            // dS/dx = f n / (f x + n - x)^2 = f n Q^2 / total^2. (Each
-            // pick moves a full quantum of the others' too: the first
-            // version scaled by its own f Q only, five times too tight.)
-            let n = f64::from(decisions);
-            let tol = if info.randomized {
-                let pick = f64::from(picked) / n;
-                let f = percent as f64 / 100.0;
-                let per_pick = f * n * (Q as f64 / total as f64).powi(2);
-                5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * Q as f64 / total as f64
-            } else {
-                3.0 * Q as f64 / total as f64
-            };
+            let tol = share_tolerance(info.randomized, decisions, picked, percent, Q, total);
             prop_assert!(
                 (share - ideal).abs() <= tol,
                 "{}: {} of {} tickets, using {}% then {}: share {} (ideal {}, allowed +-{})",
@@ -687,16 +673,7 @@ fn preempted_early_keeps_its_share(
     let e = entitled(info, &weights, 1);
     let ideal = e[me] / e.iter().sum::<f64>();
     let share = got as f64 / total as f64;
-    // As for an early blocker (see there), in this quantum.
-    let n = f64::from(decisions);
-    let tol = if info.randomized {
-        let pick = f64::from(picked) / n;
-        let f = percent as f64 / 100.0;
-        let per_pick = f * n * (quantum as f64 / total as f64).powi(2);
-        5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * quantum as f64 / total as f64
-    } else {
-        3.0 * quantum as f64 / total as f64
-    };
+    let tol = share_tolerance(info.randomized, decisions, picked, percent, quantum, total);
     prop_assert!(
         (share - ideal).abs() <= tol,
         "{}: quantum {} ns, weights {:?}, thread {} preempted after {}%: share {} (ideal {}, allowed +-{})",
@@ -819,4 +796,33 @@ fn a_round_robin_sleepers_exported_lag_is_the_one_it_fell_asleep_with() {
     p.charge(t, 0, Q, RunEnd::Preempted).unwrap();
     let (awake, asleep) = lag_awake_then_asleep(p.as_mut(), t);
     assert_eq!(asleep, awake, "thread {t}");
+}
+
+/// How far a thread's measured share may be from its ideal after
+/// `decisions` picks on one core, `picked` of them its own, each of its
+/// runs `percent` of a `quantum` and the others' whole quanta, `total`
+/// ns given out in all. Deterministic policies: three quanta's worth.
+/// Randomized ones: five standard deviations of the binomial count x of
+/// its picks, carried to the share S = f x / (f x + n - x) (in quanta):
+/// dS/dx = f n / (f x + n - x)^2 = f n Q^2 / total^2, plus two quanta.
+/// (Each pick moves a full quantum of the others' too: a first version
+/// scaled by its own f Q only, five times too tight.)
+fn share_tolerance(
+    randomized: bool,
+    decisions: u32,
+    picked: u32,
+    percent: u64,
+    quantum: u64,
+    total: u64,
+) -> f64 {
+    let n = f64::from(decisions);
+    let quantum_share = quantum as f64 / total as f64;
+    if randomized {
+        let pick = f64::from(picked) / n;
+        let f = percent as f64 / 100.0;
+        let per_pick = f * n * quantum_share.powi(2);
+        5.0 * (n * pick * (1.0 - pick)).sqrt() * per_pick + 2.0 * quantum_share
+    } else {
+        3.0 * quantum_share
+    }
 }
