@@ -625,7 +625,13 @@ proptest! {
 /// tickets, one blocking at 0.9 of each turn: the blocker's share 0.249
 /// with it, 0.323 without, ideal just under 1/3;
 /// `sched-lottery/tests/slot_follower.rs`). Keeping the unused rest of
-/// the quantum as credit would serve both; it is not built.
+/// the quantum as credit instead (tried at `b140125`: the unused parts
+/// gathered into whole quanta of credit) passes this property but
+/// favours the follower as much (the blocker's share 0.243): a
+/// follower's draw is held while the blocker sleeps, so a win there is
+/// not worth a whole quantum. Serving both needs what a thread is owed
+/// against its ideal (stride's and EEVDF's lag), not a rule on how a
+/// run ended: lottery's unit stays the draw.
 /// `every_exemption_from_the_preempted_early_property_is_still_needed`
 /// checks the list.
 const PREEMPTED_EARLY_BY_DRAWS: &[&str] = &["lottery"];
@@ -684,8 +690,8 @@ fn preempted_early_keeps_its_share(
 
 /// Every policy in [`PREEMPTED_EARLY_BY_DRAWS`] still fails the property
 /// on its first case (tickets 1:1, one core, cut at 10%), at every
-/// quantum: an exemption no longer needed (lottery keeping a preempted
-/// thread's unused quantum as credit) fails here, so the list is emptied.
+/// quantum: an exemption no longer needed (a lottery that makes good a
+/// preempted thread's unused quantum) fails here, so the list is emptied.
 #[test]
 fn every_exemption_from_the_preempted_early_property_is_still_needed() {
     for name in PREEMPTED_EARLY_BY_DRAWS {
