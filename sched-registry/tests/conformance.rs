@@ -625,7 +625,7 @@ proptest! {
 /// tickets, one blocking at 0.9 of each turn: the blocker's share 0.249
 /// with it, 0.323 without, ideal just under 1/3;
 /// `sched-lottery/tests/slot_follower.rs`). Keeping the unused rest of
-/// the quantum as credit instead (tried at `b140125`: the unused parts
+/// the quantum as credit instead (tried on `b140125`, not kept: the unused parts
 /// gathered into whole quanta of credit) passes this property but
 /// favours the follower as much (the blocker's share 0.243): a
 /// follower's draw is held while the blocker sleeps, so a win there is
