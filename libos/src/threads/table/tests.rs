@@ -1521,3 +1521,242 @@ fn a_currency_threads_owed_service_survives_a_swap_away_and_back() {
 fn a_sleeping_currency_threads_owed_service_survives_a_swap_away_and_back() {
     owed_service_across_a_swap_away_and_back(true);
 }
+
+// ---- Mutation-testing gaps (branch h-mut) ----
+
+/// Runs threads on core 0 until `want` is picked (left running there).
+fn run_until_picked(t: &mut Table, want: usize, now: &mut u64) {
+    for round in 0.. {
+        assert!(round < 100, "{want} never ran");
+        let tid = t.start(0, *now).expect("a runnable thread");
+        if tid == want {
+            return;
+        }
+        *now += Q;
+        t.stop(0, tid, *now, RunEnd::Preempted, &no_memory);
+    }
+}
+
+#[test]
+fn a_loan_given_again_after_a_swap_is_a_real_loan_and_none_is_counted_where_there_are_none() {
+    let mut t = table(STRIDE);
+    let holder = spawn(&mut t, 1);
+    let waiter = spawn(&mut t, 9);
+    let mut now = 0;
+    run_until_picked(&mut t, waiter, &mut now);
+    assert!(t.block(waiter));
+    t.lend_while_blocked(waiter, holder);
+    t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
+    t.set_policy(build(LOTTERY, Q, 2, 7)).unwrap();
+    assert_eq!(t.lends, 1, "given at the swap");
+    // A swap to a policy without loans gives none, and counts none.
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    assert_eq!(t.lends, 1, "stride takes no loan");
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(t.lends, 2, "given again back in lottery");
+    // The new policy really holds it: the waiter has a loan to take back.
+    assert_eq!(
+        t.policy.as_mut().unwrap().take_back(waiter as u32),
+        Ok(()),
+        "the loan is in the policy, not only in the count"
+    );
+}
+
+#[test]
+fn a_loan_ended_by_a_wake_on_the_way_to_sleep_is_not_given_at_a_later_block() {
+    let policy = build(LOTTERY, Q, 1, 7);
+    let mut t = Table::new();
+    t.set_policy(policy).unwrap();
+    let holder = spawn(&mut t, 1);
+    let waiter = spawn(&mut t, 9);
+    let mut now = 0;
+    run_until_picked(&mut t, waiter, &mut now);
+    // It blocks lending to the holder, but the unlock comes before it is
+    // charged as blocked: it never sleeps, and lends nothing.
+    assert!(t.block(waiter));
+    t.lend_while_blocked(waiter, holder);
+    assert!(t.unblock(waiter));
+    now += Q;
+    t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(waiter), Some(ThreadState::Runnable));
+    assert_eq!(t.threads[waiter].lend_to, NONE);
+    assert_eq!(t.lends, 0);
+    // Later it blocks on something else, lending to nobody.
+    run_until_picked(&mut t, waiter, &mut now);
+    assert!(t.block(waiter));
+    now += Q;
+    t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(waiter), Some(ThreadState::Sleeping));
+    assert_eq!(t.lends, 0, "no stale loan to the old holder");
+    assert_eq!(
+        t.policy.as_mut().unwrap().take_back(waiter as u32),
+        Err(SchedError::NotLending)
+    );
+}
+
+#[test]
+fn nested_currencies_outlive_a_swap_away_and_back_under_their_parents() {
+    let mut t = table(LOTTERY);
+    let (x, y, z) = (spawn(&mut t, 1), spawn(&mut t, 1), spawn(&mut t, 100));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    let b = t.create_currency(a, 50).unwrap();
+    t.set_currency(y, a, 10).unwrap();
+    t.set_currency(x, b, 10).unwrap();
+    let before = weights(&t, &[x, y, z]);
+    for away in [STRIDE, LOTTERY] {
+        t.set_policy(build(away, Q, 2, 7)).unwrap();
+        t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+        assert_eq!(t.currency_of(x), Some((b, 10)));
+        // Worth what they were, to a base ticket of rounding.
+        let back = weights(&t, &[x, y, z]);
+        let close = |w: &[u32], v: &[u32]| w.iter().zip(v).all(|(p, q)| p.abs_diff(*q) <= 2);
+        assert!(
+            close(&back, &before),
+            "via {away:?}: {before:?} -> {back:?}"
+        );
+        // B is still A's: funding A twice over doubles both threads'
+        // worth, not the base thread's.
+        t.fund_currency(a, 200).unwrap();
+        let doubled = weights(&t, &[x, y, z]);
+        let want = [back[0] * 2, back[1] * 2, back[2]];
+        assert!(
+            close(&doubled, &want),
+            "via {away:?}: {doubled:?}, not {want:?}"
+        );
+        t.fund_currency(a, 100).unwrap();
+    }
+}
+
+#[test]
+fn a_currency_remembered_for_a_free_slot_is_not_inherited_by_its_next_thread() {
+    let mut t = table(LOTTERY);
+    let _kept = spawn(&mut t, 3);
+    let gone = spawn(&mut t, 5);
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.unspawn(gone);
+    t.remember_currency(gone, a, 7);
+    let next = spawn(&mut t, 5);
+    assert_eq!(next, gone, "the same slot");
+    assert_eq!(t.currency_of(next), None);
+    // Nor put in it at a swap.
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(t.currency_of(next), None);
+    assert_eq!(weights(&t, &[next]), [5]);
+}
+
+#[test]
+fn currency_refusals_under_a_policy_without_currencies_name_the_real_fault() {
+    let mut t = table(LOTTERY);
+    let main = t.spawn_control(nothing, 0, |_| UserContext::ZERO).unwrap();
+    let x = spawn(&mut t, 4);
+    let a = t.create_currency(BASE_CURRENCY, 10).unwrap();
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    assert_eq!(
+        t.fund_currency(BASE_CURRENCY, 3),
+        Err(SchedError::UnknownCurrency),
+        "the base currency is never funded"
+    );
+    assert_eq!(t.set_currency(x, a, 0), Err(SchedError::ZeroWeight));
+    assert_eq!(
+        t.set_currency(main, a, 1),
+        Err(SchedError::UnknownThread),
+        "the control thread has no tickets"
+    );
+    assert_eq!(t.currency_of(x), None);
+}
+
+#[test]
+fn an_exiting_currency_thread_is_not_put_back_in_its_currency_at_a_swap() {
+    let mut t = table(LOTTERY);
+    let (a0, a1) = (spawn(&mut t, 1), spawn(&mut t, 1));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(a0, a, 10).unwrap();
+    t.set_currency(a1, a, 10).unwrap();
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    // a1 runs on core 1 and exits there; it is not charged yet at the swap.
+    let mut now = 0;
+    loop {
+        let tid = t.start(1, now).unwrap();
+        if tid == a1 {
+            break;
+        }
+        now += Q;
+        t.stop(1, tid, now, RunEnd::Preempted, &no_memory);
+    }
+    t.exit(a1);
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    assert_eq!(weights(&t, &[a0]), [100], "a0 alone in A");
+    t.stop(1, a1, now + Q, RunEnd::Yielded, &no_memory);
+    assert_eq!(weights(&t, &[a0]), [100]);
+    assert_eq!(t.state(a1), None, "gone");
+}
+
+#[test]
+fn the_first_slot_past_the_table_is_no_thread() {
+    let mut t = table(LOTTERY);
+    let x = spawn(&mut t, 1);
+    let a = t.create_currency(BASE_CURRENCY, 10).unwrap();
+    let past = t.threads.len();
+    assert!(t.threads.get(past).is_none());
+    assert!(!t.unblock(past));
+    assert_eq!(t.set_currency(past, a, 1), Err(SchedError::UnknownThread));
+    assert_eq!(t.currency_of(past), None);
+    assert!(!t.set_weight(past, 3));
+    assert!(!t.join(past, x));
+}
+
+#[test]
+fn the_waiting_set_keeps_a_words_other_members_when_one_leaves() {
+    let mut b = slots::Bits::new();
+    for m in [4_100, 4_105, 9_000] {
+        b.insert(m);
+    }
+    b.remove(4_100);
+    assert_eq!(b.next_from(0), Some(4_105), "still summarised");
+    b.remove(9_000);
+    assert_eq!(b.next_from(100), Some(4_105));
+    assert!(!b.is_empty());
+    b.remove(4_105);
+    assert!(b.is_empty());
+}
+
+#[test]
+fn the_waiting_set_finds_a_member_in_the_next_word() {
+    let mut b = slots::Bits::new();
+    b.insert(70);
+    assert_eq!(b.next_from(0), Some(70));
+    b.insert(4_160);
+    assert_eq!(
+        b.next_from(71),
+        Some(4_160),
+        "the next summary word's first"
+    );
+}
+
+#[test]
+fn a_thread_cannot_join_itself_and_exits_once() {
+    let mut t = table(STRIDE);
+    let x = spawn(&mut t, 1);
+    let y = spawn(&mut t, 1);
+    assert!(!t.join(x, x), "it would wait for itself for ever");
+    assert_eq!(t.threads[x].joiner, NONE);
+    t.exit(y);
+    t.exit(y);
+    assert_eq!(t.live(), 1, "an exit counts once");
+}
+
+#[test]
+fn an_exiting_thread_whose_charge_is_refused_still_leaves_the_policy() {
+    for kind in every_kind() {
+        let mut t = table(kind);
+        let a = spawn(&mut t, 1);
+        let _b = spawn(&mut t, 1);
+        assert_eq!(t.start(0, 0), Some(a));
+        t.exit(a);
+        // Stopped as from core 1, where the policy does not have it.
+        t.stop(1, a, Q, RunEnd::Yielded, &no_memory);
+        assert_eq!(t.state(a), None, "{kind:?}");
+        assert_eq!(t.policy.as_ref().unwrap().len(), 1, "{kind:?}");
+        assert_eq!(t.audit().ghosts, 0, "{kind:?}");
+    }
+}
