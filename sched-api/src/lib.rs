@@ -662,6 +662,87 @@ mod tests {
         }
     }
 
+    /// A policy of one thread (id 1) that refuses every import or none.
+    struct One {
+        kind: PolicyKind,
+        refuses: bool,
+        has_thread: bool,
+    }
+
+    impl Policy for One {
+        fn kind(&self) -> PolicyKind {
+            self.kind
+        }
+        fn add(&mut self, _: ThreadId, _: u32) -> Result<(), SchedError> {
+            Err(SchedError::DuplicateThread)
+        }
+        fn remove(&mut self, _: ThreadId) -> Result<ThreadRecord, SchedError> {
+            Err(SchedError::UnknownThread)
+        }
+        fn try_pick(&mut self, _: CoreId) -> Result<Option<ThreadId>, SchedError> {
+            Ok(None)
+        }
+        fn charge(&mut self, _: ThreadId, _: CoreId, _: u64, _: RunEnd) -> Result<(), SchedError> {
+            Err(SchedError::NotRunning)
+        }
+        fn sleep(&mut self, _: ThreadId) -> Result<(), SchedError> {
+            Err(SchedError::UnknownThread)
+        }
+        fn wake(&mut self, _: ThreadId) -> Result<(), SchedError> {
+            Err(SchedError::UnknownThread)
+        }
+        fn set_weight(&mut self, _: ThreadId, _: u32) -> Result<(), SchedError> {
+            Err(SchedError::UnknownThread)
+        }
+        fn set_cores(&mut self, _: usize) -> Result<(), SchedError> {
+            Ok(())
+        }
+        fn cores(&self) -> usize {
+            1
+        }
+        fn quantum_ns(&self) -> u64 {
+            1
+        }
+        fn export(&self) -> Snapshot {
+            let records = self.has_thread.then(|| r(1, 5, ThreadState::Runnable));
+            Snapshot::with_records(0, 1, records.into_iter())
+        }
+        fn import(&mut self, snapshot: Snapshot) -> Result<(), SchedError> {
+            if self.refuses {
+                return Err(SchedError::BadSnapshot);
+            }
+            self.has_thread = snapshot.get(1).is_some();
+            Ok(())
+        }
+        fn record(&self, id: ThreadId) -> Option<ThreadRecord> {
+            (self.has_thread && id == 1).then(|| r(1, 5, ThreadState::Runnable))
+        }
+        fn len(&self) -> usize {
+            usize::from(self.has_thread)
+        }
+    }
+
+    fn one(name: &'static str, refuses: bool, has_thread: bool) -> Box<dyn Policy> {
+        Box::new(One {
+            kind: PolicyKind::new(name),
+            refuses,
+            has_thread,
+        })
+    }
+
+    #[test]
+    fn a_swap_hands_back_the_old_policy_and_a_refused_one_changes_nothing() {
+        let mut current = one("old", false, true);
+        let err = swap(&mut current, one("refuses", true, false)).map(|p| p.kind());
+        assert_eq!(err, Err(SchedError::BadSnapshot));
+        assert_eq!(current.kind(), PolicyKind::new("old"), "still in place");
+        assert_eq!(current.len(), 1, "with its thread");
+        let old = swap(&mut current, one("new", false, false)).unwrap();
+        assert_eq!(old.kind(), PolicyKind::new("old"), "the old one back");
+        assert_eq!(current.kind(), PolicyKind::new("new"));
+        assert!(current.record(1).is_some(), "the thread carried");
+    }
+
     #[test]
     fn errors_display() {
         assert_eq!(
