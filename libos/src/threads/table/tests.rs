@@ -1760,3 +1760,76 @@ fn an_exiting_thread_whose_charge_is_refused_still_leaves_the_policy() {
         assert_eq!(t.audit().ghosts, 0, "{kind:?}");
     }
 }
+
+#[test]
+fn a_yield_is_a_wait_from_the_stop() {
+    let mut t = timed_table(STRIDE);
+    at(0);
+    let a = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 0), Some(a));
+    t.stop_ran_at(0, a, 100, 100, 100, RunEnd::Yielded, &no_memory);
+    at(700);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(t.threads[a].waits.count(), 2, "its first wait and this one");
+    assert_eq!(t.threads[a].waits.max_ns(), 600, "from the yield");
+}
+
+#[test]
+fn the_control_thread_blocking_past_its_deadline_stays_runnable() {
+    let mut t = table(STRIDE);
+    let _worker = spawn(&mut t, 1);
+    let main = t.spawn_control(nothing, 0, |_| UserContext::ZERO).unwrap();
+    assert_eq!(t.start(0, 0), Some(main));
+    t.wake_at(main, 50);
+    assert!(t.block(main));
+    // Charged as blocked at 100, past its deadline: it never sleeps.
+    t.stop_ran(0, main, 10, 100, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(main), Some(ThreadState::Runnable));
+    assert_eq!(t.start(0, 100), Some(main), "first again, with no walk");
+}
+
+#[test]
+fn a_pending_wake_up_forces_every_walk_until_it_is_seen() {
+    let mut t = table(RR);
+    let a = spawn(&mut t, 1);
+    t.start(0, 0);
+    t.wake_at(a, 1_000_000);
+    assert!(t.unblock(a));
+    let walks = t.walks;
+    t.wake_due(20, &no_memory);
+    t.wake_due(30, &no_memory);
+    assert_eq!(
+        t.walks,
+        walks + 2,
+        "a walk leaves a pending wake-up untimed"
+    );
+}
+
+#[test]
+fn an_exiting_thread_takes_no_currency() {
+    let mut t = table(LOTTERY);
+    let a = spawn(&mut t, 1);
+    let c = t.create_currency(BASE_CURRENCY, 10).unwrap();
+    assert_eq!(t.start(0, 0), Some(a));
+    t.exit(a);
+    assert_eq!(t.set_currency(a, c, 5), Err(SchedError::UnknownThread));
+    assert_eq!(t.currency_of(a), None);
+}
+
+#[test]
+fn a_pick_over_a_stale_current_ends_the_old_claim() {
+    // A broken caller starts core 0 again without stopping its thread
+    // (charged behind the table's back): the thread it overwrote no longer
+    // counts as on core 0, so its next pick is no double run.
+    let mut t = table(RR);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 0), Some(a));
+    let p = t.policy.as_mut().unwrap();
+    p.charge(a as u32, 0, 10, RunEnd::Blocked).unwrap();
+    assert_eq!(t.start(0, 10), Some(b));
+    assert_eq!(t.threads[a].on_core, NONE);
+    t.policy.as_mut().unwrap().wake(a as u32).unwrap();
+    assert_eq!(t.start(1, 20), Some(a));
+    assert_eq!(t.audit().double_runs, 0);
+}
