@@ -1833,3 +1833,57 @@ fn a_pick_over_a_stale_current_ends_the_old_claim() {
     assert_eq!(t.start(1, 20), Some(a));
     assert_eq!(t.audit().double_runs, 0);
 }
+
+#[test]
+fn the_first_threads_loan_is_given_again_after_a_swap_too() {
+    // The lender in slot 0: every slot is looked at.
+    let mut t = table(STRIDE);
+    let waiter = spawn(&mut t, 9);
+    let holder = spawn(&mut t, 1);
+    assert_eq!(waiter, 0);
+    let mut now = 0;
+    run_until_picked(&mut t, waiter, &mut now);
+    assert!(t.block(waiter));
+    t.lend_while_blocked(waiter, holder);
+    t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
+    t.set_policy(build(LOTTERY, Q, 2, 7)).unwrap();
+    assert_eq!(t.lends, 1);
+    assert_eq!(t.policy.as_mut().unwrap().take_back(waiter as u32), Ok(()));
+}
+
+#[test]
+fn a_thread_woken_on_its_way_to_sleep_waits_from_its_stop() {
+    let mut t = timed_table(STRIDE);
+    at(0);
+    let a = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 0), Some(a));
+    t.wake_at(a, 50);
+    t.stop_ran_at(0, a, 100, 100, 100, RunEnd::Blocked, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    at(400);
+    assert_eq!(t.start(0, 0), Some(a));
+    assert_eq!(t.threads[a].waits.count(), 2);
+    assert_eq!(t.threads[a].waits.max_ns(), 300, "from the stop");
+}
+
+#[test]
+fn an_exiting_thread_is_neither_reported_nor_a_ghost_and_a_ghost_is_seen() {
+    let mut t = table(LOTTERY);
+    let a = spawn(&mut t, 1);
+    let b = spawn(&mut t, 2);
+    let c = t.create_currency(BASE_CURRENCY, 10).unwrap();
+    t.set_currency(a, c, 5).unwrap();
+    assert_eq!(t.start(0, 0), Some(a));
+    t.exit(a);
+    // Still in the policy until it is charged, but not live.
+    let mut out = [(0, 0, 0, ThreadState::Runnable); 4];
+    assert_eq!(t.snapshot(&mut out).0, 1, "only live threads");
+    assert_eq!(out[0].0, b as u32);
+    assert_eq!(t.currency_of(a), None);
+    assert_eq!(t.audit().violations(), 0, "an exiting thread is no ghost");
+    // A record of a free slot is one.
+    let free = b + 1;
+    assert!(free < t.threads.len());
+    t.policy.as_mut().unwrap().add(free as u32, 1).unwrap();
+    assert_eq!(t.audit().ghosts, 1);
+}
