@@ -1315,3 +1315,35 @@ pub fn upcall(reason: u64, core: usize, main: fn(usize)) -> ! {
         _ => dispatch(core),
     }
 }
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    #[test]
+    fn splitmix64_is_the_reference_output_function() {
+        // SplitMix64 seeded with 0: its first two outputs.
+        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn each_policy_built_after_a_seed_gets_its_own_odd_seed_from_it() {
+        const SEED: u64 = 12_345;
+        POLICY_SEED.store(SEED, Ordering::Relaxed);
+        POLICY_SEEDED.store(true, Ordering::Release);
+        let mut seen = alloc::vec::Vec::new();
+        for _ in 0..4 {
+            let n = POLICIES_BUILT.load(Ordering::Relaxed);
+            let seed = next_policy_seed();
+            let want = splitmix64(SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+            assert_eq!(seed, want, "the application's seed, mixed with {n}");
+            assert_eq!(seed & 1, 1, "never zero");
+            assert!(!seen.contains(&seed), "a swap back does not replay");
+            seen.push(seed);
+        }
+        // Whatever the application's seed.
+        POLICY_SEED.store(0, Ordering::Relaxed);
+        assert_ne!(next_policy_seed(), 0);
+    }
+}
