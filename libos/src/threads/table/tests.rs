@@ -1887,3 +1887,18 @@ fn an_exiting_thread_is_neither_reported_nor_a_ghost_and_a_ghost_is_seen() {
     t.policy.as_mut().unwrap().add(free as u32, 1).unwrap();
     assert_eq!(t.audit().ghosts, 1);
 }
+
+#[test]
+fn a_refused_funding_is_not_remembered_for_a_swap_back() {
+    let mut t = table(LOTTERY);
+    let (x, base) = (spawn(&mut t, 1), spawn(&mut t, 100));
+    let a = t.create_currency(BASE_CURRENCY, 100).unwrap();
+    t.set_currency(x, a, 10).unwrap();
+    assert_eq!(t.fund_currency(a, 0), Err(SchedError::ZeroWeight));
+    assert_eq!(weights(&t, &[x, base]), [100, 100]);
+    t.set_policy(build(STRIDE, Q, 2, 7)).unwrap();
+    t.set_policy(build(LOTTERY, Q, 2, 8)).unwrap();
+    // A is made again with its funding of 100, x back in it.
+    t.fund_currency(a, 300).unwrap();
+    assert_eq!(weights(&t, &[x, base]), [300, 100]);
+}
