@@ -140,6 +140,33 @@ fn lags_ns(p: &dyn Policy, ids: &[ThreadId], weights: &[u32], cores: usize) -> V
         .collect()
 }
 
+/// Runs `p` 200 lock-step rounds on `cores`; for each of `ids` (tickets
+/// `weights`, the active threads exactly), how far its exported lag moved
+/// and how far its service says it should have (its service minus its
+/// share of all given), in ns.
+fn lag_moves(
+    info: &PolicyInfo,
+    p: &mut dyn Policy,
+    ids: &[ThreadId],
+    weights: &[u32],
+    cores: usize,
+) -> Vec<(f64, f64)> {
+    let start = lags_ns(p, ids, weights, cores);
+    let got = lockstep(p, cores, 200);
+    let service: Vec<u64> = ids
+        .iter()
+        .map(|id| got.get(id).copied().unwrap_or(0))
+        .collect();
+    let want = service_lag(info, weights, cores, &service);
+    let end = lags_ns(p, ids, weights, cores);
+    start
+        .iter()
+        .zip(&end)
+        .zip(want)
+        .map(|((start, end), want)| (end - start, want))
+        .collect()
+}
+
 fn weights() -> impl Strategy<Value = Vec<u32>> {
     // Mostly modest, sometimes large enough to be capped on P cores.
     proptest::collection::vec(prop_oneof![4 => 1u32..20, 1 => 100u32..1000], 1..8)
@@ -429,17 +456,12 @@ proptest! {
             lockstep(p.as_mut(), before, rounds);
             p.set_cores(after).unwrap();
             prop_assert_eq!(p.cores(), after);
-            let start = lags_ns(p.as_ref(), &ids, &weights, after);
-            let got = lockstep(p.as_mut(), after, 200);
-            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
-            let want = service_lag(info, &weights, after, &service);
-            let end = lags_ns(p.as_ref(), &ids, &weights, after);
-            for i in 0..ids.len() {
-                let moved = end[i] - start[i];
+            let moves = lag_moves(info, p.as_mut(), &ids, &weights, after);
+            for (i, (moved, want)) in moves.into_iter().enumerate() {
                 prop_assert!(
-                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    (moved - want).abs() <= 2.0 * Q as f64,
                     "{}: weights {:?}, {} -> {} cores: thread {}'s lag moved {} ns, its service says {}",
-                    info.kind, weights, before, after, i, moved, want[i]
+                    info.kind, weights, before, after, i, moved, want
                 );
             }
         }
@@ -571,17 +593,12 @@ proptest! {
             for &i in &removed {
                 p.remove(i as ThreadId).unwrap();
             }
-            let start = lags_ns(p.as_ref(), &ids, &left, cores);
-            let got = lockstep(p.as_mut(), cores, 200);
-            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
-            let want = service_lag(info, &left, cores, &service);
-            let end = lags_ns(p.as_ref(), &ids, &left, cores);
-            for i in 0..ids.len() {
-                let moved = end[i] - start[i];
+            let moves = lag_moves(info, p.as_mut(), &ids, &left, cores);
+            for (i, (moved, want)) in moves.into_iter().enumerate() {
                 prop_assert!(
-                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    (moved - want).abs() <= 2.0 * Q as f64,
                     "{}: {} cores, weights {:?} less {:?}: thread {}'s lag moved {} ns, its service says {}",
-                    info.kind, cores, weights, removed, ids[i], moved, want[i]
+                    info.kind, cores, weights, removed, ids[i], moved, want
                 );
             }
         }
@@ -625,18 +642,13 @@ proptest! {
                     _ => (ids.push(id), now.push(w)).1,
                 }
             }
-            let start = lags_ns(p.as_ref(), &ids, &now, cores);
-            let got = lockstep(p.as_mut(), cores, 200);
-            let service: Vec<u64> = ids.iter().map(|id| got.get(id).copied().unwrap_or(0)).collect();
-            let want = service_lag(info, &now, cores, &service);
-            let end = lags_ns(p.as_ref(), &ids, &now, cores);
-            for i in 0..ids.len() {
-                let moved = end[i] - start[i];
+            let moves = lag_moves(info, p.as_mut(), &ids, &now, cores);
+            for (i, (moved, want)) in moves.into_iter().enumerate() {
                 prop_assert!(
-                    (moved - want[i]).abs() <= 2.0 * Q as f64,
+                    (moved - want).abs() <= 2.0 * Q as f64,
                     "{}: {} cores, weights {:?}, running thread {} -> {} tickets{}: thread {}'s lag moved {} ns, its service says {}",
                     info.kind, cores, weights, changed, new, if exits { ", then exits" } else { "" },
-                    ids[i], moved, want[i]
+                    ids[i], moved, want
                 );
             }
         }
