@@ -228,8 +228,8 @@ fn the_console_swaps_between_every_ordered_pair_of_policies() {
     let names: Vec<&str> = sched_registry::names().collect();
     let walk = every_pair_walk(names.len());
     // A swap every 150 ms from 500 ms, and half a second after the last:
-    // the run grows with the number of registered policies (four fit in
-    // the shared 3 s; a fifth needs 24 swaps, the last at 3.95 s).
+    // the run grows with the number of registered policies (four make 15
+    // swaps, the last at 2.6 s: 3.1 s; a fifth 24, the last at 3.95 s).
     let last_swap_ms = 500 + 150 * walk.len().saturating_sub(2);
     let duration_ms = (last_swap_ms + 500).max(3000);
     assert!(SCENARIO.contains("duration_ms = 3000"));

@@ -3,7 +3,8 @@
 //! as threads come and go), over random currency trees. The two are
 //! written apart on purpose: a figure must not take its ideal from the
 //! code it judges. This test is what keeps them saying the same thing.
-//! (A host test: it boots nothing.)
+//! (It boots nothing, but lives with the QEMU suites: `cargo test -p
+//! xtask --tests` runs it, `just test-host` does not.)
 
 use proptest::prelude::*;
 use sched_api::{CurrencyId, BASE_CURRENCY};
