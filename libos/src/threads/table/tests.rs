@@ -473,14 +473,8 @@ fn a_blocked_lenders_loan_is_given_again_after_a_swap() {
     let holder = spawn(&mut t, 1);
     let waiter = spawn(&mut t, 9);
     let mut now = 0;
-    loop {
-        let tid = t.start(0, now).expect("a runnable thread");
-        now += Q;
-        if tid == waiter {
-            break;
-        }
-        t.stop(0, tid, now, RunEnd::Preempted, &no_memory);
-    }
+    run_until_picked(&mut t, 0, waiter, &mut now);
+    now += Q;
     assert!(t.block(waiter));
     t.lend_while_blocked(waiter, holder);
     t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
@@ -999,16 +993,9 @@ fn ten_thousand_threads_each_run_sleep_wake_and_exit() {
         // Sleepers far apart in the table; one wakes before the others.
         let far = now + 1_000_000_000_000;
         for (k, &tid) in [17usize, 4_321, 9_999].iter().enumerate() {
-            let picked = loop {
-                let p = t.start(0, now).unwrap();
-                if p == tid {
-                    break p;
-                }
-                now += Q;
-                t.stop(0, p, now, RunEnd::Preempted, &no_memory);
-            };
-            t.wake_at(picked, far + 1_000_000 * k as u64);
-            t.stop(0, picked, now, RunEnd::Blocked, &no_memory);
+            run_until_picked(&mut t, 0, tid, &mut now);
+            t.wake_at(tid, far + 1_000_000 * k as u64);
+            t.stop(0, tid, now, RunEnd::Blocked, &no_memory);
         }
         t.wake_due(far, &no_memory);
         assert_eq!(t.state(17), Some(ThreadState::Runnable), "{kind:?}");
@@ -1019,14 +1006,8 @@ fn ten_thousand_threads_each_run_sleep_wake_and_exit() {
         assert_eq!(t.state(9_999), Some(ThreadState::Runnable), "{kind:?}");
         assert_eq!(t.waits().count(), 0);
         // Thread 5_000 exits: its slot is the next one spawned.
-        let exiting = loop {
-            let p = t.start(1, now).unwrap();
-            if p == 5_000 {
-                break p;
-            }
-            now += Q;
-            t.stop(1, p, now, RunEnd::Preempted, &no_memory);
-        };
+        let exiting = 5_000;
+        run_until_picked(&mut t, 1, exiting, &mut now);
         t.exit(exiting);
         t.stop(1, exiting, now, RunEnd::Exited, &no_memory);
         assert_eq!(t.live(), 9_999);
@@ -1524,16 +1505,18 @@ fn a_sleeping_currency_threads_owed_service_survives_a_swap_away_and_back() {
 
 // ---- Mutation-testing gaps (branch h-mut) ----
 
-/// Runs threads on core 0 until `want` is picked (left running there).
-fn run_until_picked(t: &mut Table, want: usize, now: &mut u64) {
+/// Runs threads on `core`, a quantum each, until `want` is picked (left
+/// running there, started at `now`).
+fn run_until_picked(t: &mut Table, core: usize, want: usize, now: &mut u64) {
+    let most = 100 * t.live().max(1);
     for round in 0.. {
-        assert!(round < 100, "{want} never ran");
-        let tid = t.start(0, *now).expect("a runnable thread");
+        assert!(round < most, "{want} never ran");
+        let tid = t.start(core, *now).expect("a runnable thread");
         if tid == want {
             return;
         }
         *now += Q;
-        t.stop(0, tid, *now, RunEnd::Preempted, &no_memory);
+        t.stop(core, tid, *now, RunEnd::Preempted, &no_memory);
     }
 }
 
@@ -1543,7 +1526,7 @@ fn a_loan_given_again_after_a_swap_is_a_real_loan_and_none_is_counted_where_ther
     let holder = spawn(&mut t, 1);
     let waiter = spawn(&mut t, 9);
     let mut now = 0;
-    run_until_picked(&mut t, waiter, &mut now);
+    run_until_picked(&mut t, 0, waiter, &mut now);
     assert!(t.block(waiter));
     t.lend_while_blocked(waiter, holder);
     t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
@@ -1570,7 +1553,7 @@ fn a_loan_ended_by_a_wake_on_the_way_to_sleep_is_not_given_at_a_later_block() {
     let holder = spawn(&mut t, 1);
     let waiter = spawn(&mut t, 9);
     let mut now = 0;
-    run_until_picked(&mut t, waiter, &mut now);
+    run_until_picked(&mut t, 0, waiter, &mut now);
     // It blocks lending to the holder, but the unlock comes before it is
     // charged as blocked: it never sleeps, and lends nothing.
     assert!(t.block(waiter));
@@ -1582,7 +1565,7 @@ fn a_loan_ended_by_a_wake_on_the_way_to_sleep_is_not_given_at_a_later_block() {
     assert_eq!(t.threads[waiter].lend_to, NONE);
     assert_eq!(t.lends, 0);
     // Later it blocks on something else, lending to nobody.
-    run_until_picked(&mut t, waiter, &mut now);
+    run_until_picked(&mut t, 0, waiter, &mut now);
     assert!(t.block(waiter));
     now += Q;
     t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
@@ -1842,7 +1825,7 @@ fn the_first_threads_loan_is_given_again_after_a_swap_too() {
     let holder = spawn(&mut t, 1);
     assert_eq!(waiter, 0);
     let mut now = 0;
-    run_until_picked(&mut t, waiter, &mut now);
+    run_until_picked(&mut t, 0, waiter, &mut now);
     assert!(t.block(waiter));
     t.lend_while_blocked(waiter, holder);
     t.stop(0, waiter, now, RunEnd::Blocked, &no_memory);
