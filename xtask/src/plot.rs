@@ -246,7 +246,12 @@ fn progress<DB: DrawingBackend>(
                 .map(|s| (secs(data, s.t_ns), s.cpu_ns as f64 / 1e9))
                 .collect();
             let rank = points.last().map_or(0.0, |p| p.1);
-            Line { name, points, rank }
+            Line {
+                name,
+                points,
+                rank,
+                ranges: Vec::new(),
+            }
         })
         .collect();
     let events: Vec<EventLine> = events::markers(&data.events)
@@ -439,6 +444,7 @@ fn lag<DB: DrawingBackend>(
         .map(|(app, id, points)| Line {
             name: label_of(&labels, app, id),
             rank: points.iter().map(|p| p.1.abs()).fold(0.0, f64::max),
+            ranges: Vec::new(),
             points,
         })
         .collect();
@@ -477,6 +483,7 @@ fn waits<DB: DrawingBackend>(
             name: label_of(&labels, app, id),
             points: steps(d, ms),
             rank: d.percentile(0.99).unwrap_or(0) as f64,
+            ranges: Vec::new(),
         })
         .collect();
     let (lo, hi) = extent(&lines);
@@ -568,6 +575,7 @@ pub fn wait_cdfs(
             points: steps(d, |ns| (ns as f64 / quantum).max(0.01)),
             // Kept in the caller's order.
             rank: (n - k) as f64,
+            ranges: Vec::new(),
         })
         .collect();
     let (lo, hi) = extent(&lines);
@@ -583,35 +591,65 @@ pub fn wait_cdfs(
     })
 }
 
-/// Latency against load, one line per series (`label`, points of (the
-/// server's CPU used, % of its share; latency in ms)), the latency axis
-/// logarithmic: the serving experiment of `results/README.md`. Writes
+/// One point of [`latency_vs_load`]: the server's CPU used (% of its
+/// share), and the latency in ms as the median of some trials with their
+/// lowest and highest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadPoint {
+    pub used_percent: f64,
+    pub median_ms: f64,
+    pub lowest_ms: f64,
+    pub highest_ms: f64,
+}
+
+/// Latency against load, one line per series (`label` and its points)
+/// through the medians, each point's range of trials a bar, the latency
+/// axis logarithmic: the serving experiment of `results/README.md`. Writes
 /// `path` (PNG) and the SVG beside it.
 pub fn latency_vs_load(
     path: &Path,
     caption: &str,
-    series: &[(String, Vec<(f64, f64)>)],
+    series: &[(String, Vec<LoadPoint>)],
 ) -> Result<(), String> {
     register_font()?;
     let n = series.len();
-    let kept = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+    let kept = |points: &[LoadPoint]| -> Vec<LoadPoint> {
         points
             .iter()
             .copied()
-            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .filter(|p| {
+                [p.median_ms, p.lowest_ms, p.highest_ms]
+                    .iter()
+                    .all(|v| v.is_finite() && *v > 0.0)
+            })
             .collect()
     };
-    let (lo, hi) = positive_extent(series.iter().flat_map(|(_, p)| kept(p)).map(|p| p.1));
+    let (lo, hi) = positive_extent(
+        series
+            .iter()
+            .flat_map(|(_, p)| kept(p))
+            .flat_map(|p| [p.lowest_ms, p.highest_ms]),
+    );
     let lines: Vec<Line> = series
         .iter()
         .enumerate()
-        .map(|(k, (label, points))| Line {
-            name: label.clone(),
-            points: kept(points)
-                .into_iter()
-                .map(|(x, y)| (x, y.log10()))
-                .collect(),
-            rank: (n - k) as f64,
+        .map(|(k, (label, points))| {
+            let points = kept(points);
+            Line {
+                name: label.clone(),
+                points: points
+                    .iter()
+                    .map(|p| (p.used_percent, p.median_ms.log10()))
+                    .collect(),
+                rank: (n - k) as f64,
+                ranges: points
+                    .iter()
+                    .map(|p| {
+                        let (lo, mid, hi) = (p.lowest_ms, p.median_ms, p.highest_ms);
+                        (p.used_percent, lo.log10(), mid.log10(), hi.log10())
+                    })
+                    .collect(),
+            }
         })
         .collect();
     figure_at(path, Paper::Page, &|s, b| {

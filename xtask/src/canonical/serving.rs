@@ -4,14 +4,20 @@
 //! server's share is one core), both under the scheduler compared, the
 //! server's offered load from 10% to 90% of its share. Deterministic runs;
 //! the latencies are the application's own (docs/metrics.md, "Request
-//! latency").
+//! latency"). Each scheduler and load runs [`TRIALS`] times with seeds 1
+//! to [`TRIALS`]: near saturation one run's tail follows where a few
+//! bursts of arrivals fall against the slots, so a single run's p99 is one
+//! sample (two builds that changed no scheduling path once moved it 8x),
+//! and the figures are the trials' median and range.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::yardstick::Spread;
 use crate::experiments::{scenario_job, scenario_with, Job};
+use crate::plot::LoadPoint;
 use crate::{Accel, RunOutcome};
 
 /// The schedulers compared: every registered policy, in the registry's
@@ -21,8 +27,12 @@ pub fn schedulers() -> impl Iterator<Item = &'static str> + Clone {
 }
 /// Offered load, as a fraction of the one core the server's slots give it.
 pub const LOADS: [f64; 5] = [0.1, 0.3, 0.5, 0.7, 0.9];
+/// Runs of each scheduler at each load, seeds 1 to `TRIALS`. The seed
+/// draws the request stream (so every scheduler sees the same streams) and
+/// each core's first-turn stagger.
+pub const TRIALS: u64 = 5;
 /// Each run's length.
-const RUN_MS: u64 = 2000;
+const RUN_MS: u64 = 5000;
 /// The server's share of the machine, in cores (its slots: one of two on
 /// each of 2 cores).
 const SERVER_CORES: f64 = 1.0;
@@ -34,36 +44,41 @@ pub fn rate_for(load: f64) -> u64 {
     (load * SERVER_CORES * 1e6 / MEAN_SERVICE_US).round() as u64
 }
 
-pub fn job_name(sched: &str, load: f64) -> String {
-    format!("canon-serving-{sched}-{:.0}", load * 100.0)
+pub fn job_name(sched: &str, load: f64, seed: u64) -> String {
+    format!("canon-serving-{sched}-{:.0}-seed{seed}", load * 100.0)
 }
 
-/// One deterministic run per scheduler and load.
+/// One deterministic run per scheduler, load and seed.
 pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>, String> {
     let mut jobs = Vec::new();
     for sched in schedulers() {
         for load in LOADS {
-            let over = [
-                ("app.0.scheduler".to_string(), sched.to_string()),
-                ("app.1.scheduler".into(), sched.into()),
-                (
-                    "app.0.requests.rate_per_s".into(),
-                    rate_for(load).to_string(),
-                ),
-                ("duration_ms".into(), RUN_MS.to_string()),
-            ];
-            let tag = format!("serving-{sched}-{:.0}", load * 100.0);
-            let path = scenario_with(&scenario("server-batch"), &over, &tag)?;
-            jobs.push(scenario_job(&job_name(sched, load), path, 2, accel));
+            for seed in 1..=TRIALS {
+                let over = [
+                    ("app.0.scheduler".to_string(), sched.to_string()),
+                    ("app.1.scheduler".into(), sched.into()),
+                    (
+                        "app.0.requests.rate_per_s".into(),
+                        rate_for(load).to_string(),
+                    ),
+                    ("duration_ms".into(), RUN_MS.to_string()),
+                    ("seed".into(), seed.to_string()),
+                ];
+                let tag = format!("serving-{sched}-{:.0}-seed{seed}", load * 100.0);
+                let path = scenario_with(&scenario("server-batch"), &over, &tag)?;
+                jobs.push(scenario_job(&job_name(sched, load, seed), path, 2, accel));
+            }
         }
     }
     Ok(jobs)
 }
 
-/// One run's row: the server's `requests` figures from its summary.
+/// One run's row: the server's figures from its summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub load: f64,
+    /// The run's seed.
+    pub seed: u64,
     /// The server threads' CPU over the run, in cores (of its one).
     pub used_cores: f64,
     pub arrived_per_s: f64,
@@ -92,6 +107,7 @@ pub fn row(load: f64, summary: &Value) -> Result<Row, String> {
     }
     Ok(Row {
         load,
+        seed: summary["seed"].as_u64().ok_or("no seed in the summary")?,
         used_cores: r["used_cores"].as_f64().unwrap_or(f64::NAN),
         arrived_per_s: r["arrived_per_s"].as_f64().unwrap_or(f64::NAN),
         completed_per_s: r["completed_per_s"].as_f64().unwrap_or(f64::NAN),
@@ -116,58 +132,168 @@ impl Row {
     pub fn kept_up(&self) -> bool {
         self.backlog * 100 <= self.arrived
     }
+
+    /// Its backlog as a fraction of what arrived.
+    fn backlog_fraction(&self) -> f64 {
+        self.backlog as f64 / self.arrived.max(1) as f64
+    }
 }
 
-/// The table and the figure (`figures/serving-p99.png`) from each
-/// scheduler's rows.
-pub fn experiment(runs: &[(&str, Vec<Row>)], figures: &Path) -> Result<String, String> {
+/// One scheduler at one load: its trials' figures, each the median and
+/// range over the trials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub load: f64,
+    pub trials: usize,
+    /// How many of the trials kept up ([`Row::kept_up`]).
+    pub kept_up: usize,
+    pub used_cores: Spread,
+    pub arrived_per_s: Spread,
+    pub completed_per_s: Spread,
+    /// The trial that left the largest part of its arrivals waiting.
+    pub worst_backlog: (u64, u64),
+    pub p50_ms: Spread,
+    pub p99_ms: Spread,
+    /// Only when every trial completed [`P999_MIN`] requests.
+    pub p999_ms: Option<Spread>,
+    /// The longest latency of any trial.
+    pub max_ms: f64,
+}
+
+impl Point {
+    /// `None` for no trials or a figure that is not a number.
+    pub fn of(rows: &[Row]) -> Option<Point> {
+        let spread = |f: fn(&Row) -> f64| Spread::of(&rows.iter().map(f).collect::<Vec<_>>());
+        let worst = rows
+            .iter()
+            .max_by(|a, b| a.backlog_fraction().total_cmp(&b.backlog_fraction()))?;
+        Some(Point {
+            load: rows[0].load,
+            trials: rows.len(),
+            kept_up: rows.iter().filter(|r| r.kept_up()).count(),
+            used_cores: spread(|r| r.used_cores)?,
+            arrived_per_s: spread(|r| r.arrived_per_s)?,
+            completed_per_s: spread(|r| r.completed_per_s)?,
+            worst_backlog: (worst.backlog, worst.arrived),
+            p50_ms: spread(|r| r.p50_ms)?,
+            p99_ms: spread(|r| r.p99_ms)?,
+            p999_ms: if rows.iter().all(|r| r.completed >= P999_MIN) {
+                Some(spread(|r| r.p999_ms)?)
+            } else {
+                None
+            },
+            max_ms: rows.iter().map(|r| r.max_ms).fold(f64::NAN, f64::max),
+        })
+    }
+
+    /// Whether every trial kept up: only then is the point in the figure.
+    pub fn kept_up(&self) -> bool {
+        self.kept_up == self.trials
+    }
+
+    /// How far apart its trials' p99s are: the highest over the lowest.
+    fn p99_spread(&self) -> f64 {
+        self.p99_ms.max / self.p99_ms.min
+    }
+}
+
+/// The table, the figure (`figures/serving-p99.png`) and every trial's
+/// figures (`figures/serving-trials.csv`) from each scheduler's rows, one
+/// list of trials for each load.
+pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<String, String> {
     let mut md = String::from(
-        "| scheduler | nominal load | server CPU used (of its 1 core) | arrivals/s → served/s | completed | backlog at the end | p50 (ms) | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scheduler | nominal load | server CPU used (of its 1 core) | arrivals/s → served/s | trials that kept up | largest backlog at the end | p50 (ms) | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for (sched, rows) in runs {
-        for r in rows {
+    let mut points = Vec::new();
+    for (sched, loads) in runs {
+        let mut line = Vec::new();
+        for trials in loads {
+            let p = Point::of(trials).ok_or_else(|| format!("{sched}: a load with no figures"))?;
+            let ms = |s: &Spread| s.cell(1.0, 2, "", |_| true);
             let _ = writeln!(
                 md,
-                "| {sched} | {:.0}% | {:.0}% | {:.0} → {:.0} | {} | {} of {}{} | {:.2} | {:.2} | {} | {:.2} |",
-                r.load * 100.0,
-                r.used_cores * 100.0,
-                r.arrived_per_s,
-                r.completed_per_s,
-                r.completed,
-                r.backlog,
-                r.arrived,
-                if r.kept_up() { "" } else { " (did not keep up)" },
-                r.p50_ms,
-                r.p99_ms,
-                if r.completed >= P999_MIN {
-                    format!("{:.2}", r.p999_ms)
-                } else {
-                    "—".into()
-                },
-                r.max_ms
+                "| {sched} | {:.0}% | {} | {:.0} → {:.0} | {} of {} | {} of {} | {} | {} | {} | {:.2} |",
+                p.load * 100.0,
+                p.used_cores.cell(100.0, 0, "%", |_| true),
+                p.arrived_per_s.median,
+                p.completed_per_s.median,
+                p.kept_up,
+                p.trials,
+                p.worst_backlog.0,
+                p.worst_backlog.1,
+                ms(&p.p50_ms),
+                ms(&p.p99_ms),
+                p.p999_ms.as_ref().map_or("—".into(), ms),
+                p.max_ms
             );
+            line.push(p);
         }
+        points.push((sched.to_string(), line));
     }
-    let series: Vec<(String, Vec<(f64, f64)>)> = runs
+    if let Some((sched, p)) = points
         .iter()
-        .map(|(sched, rows)| {
-            (
-                sched.to_string(),
-                rows.iter()
-                    .filter(|r| r.kept_up())
-                    .map(|r| (r.used_cores * 100.0, r.p99_ms))
-                    .collect(),
-            )
+        .flat_map(|(s, ps)| ps.iter().filter(|p| p.kept_up()).map(move |p| (s, p)))
+        .max_by(|a, b| a.1.p99_spread().total_cmp(&b.1.p99_spread()))
+    {
+        let _ = writeln!(
+            md,
+            "\nThe widest spread of p99 over the seeds among the points that kept up: {sched} at {:.0}% load, {:.2} to {:.2} ms ({:.1}x).",
+            p.load * 100.0,
+            p.p99_ms.min,
+            p.p99_ms.max,
+            p.p99_spread()
+        );
+    }
+    let series: Vec<(String, Vec<LoadPoint>)> = points
+        .iter()
+        .map(|(sched, line)| {
+            let kept = line.iter().filter(|p| p.kept_up()).map(|p| LoadPoint {
+                used_percent: p.used_cores.median * 100.0,
+                median_ms: p.p99_ms.median,
+                lowest_ms: p.p99_ms.min,
+                highest_ms: p.p99_ms.max,
+            });
+            (sched.clone(), kept.collect())
         })
         .collect();
     super::embed_figure(&mut md, figures, "serving-p99.png", |path| {
         crate::plot::latency_vs_load(
             path,
-            "server beside a batch application, 2 cores: p99 request latency (runs that kept up)",
+            &format!("server beside a batch application, 2 cores: p99 request latency, median and range of {TRIALS} seeds (points where every trial kept up)"),
             &series,
         )
     })?;
+    std::fs::write(figures.join("serving-trials.csv"), trials_csv(runs))
+        .map_err(|e| format!("serving-trials.csv: {e}"))?;
     Ok(md)
+}
+
+/// Every trial's figures, one line each.
+fn trials_csv(runs: &[(&str, Vec<Vec<Row>>)]) -> String {
+    let mut csv = String::from(
+        "scheduler,load,seed,used_cores,arrived,completed,backlog,arrived_per_s,completed_per_s,p50_ms,p99_ms,p999_ms,max_ms\n",
+    );
+    for (sched, loads) in runs {
+        for r in loads.iter().flatten() {
+            let _ = writeln!(
+                csv,
+                "{sched},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.load,
+                r.seed,
+                r.used_cores,
+                r.arrived,
+                r.completed,
+                r.backlog,
+                r.arrived_per_s,
+                r.completed_per_s,
+                r.p50_ms,
+                r.p99_ms,
+                r.p999_ms,
+                r.max_ms
+            );
+        }
+    }
+    csv
 }
 
 /// The README section; `get` gives each job's outcome.
@@ -181,25 +307,33 @@ pub fn section<'a>(
          one slot each per core, so the server's slots give it one core. Requests arrive open-loop (Poisson, seeded), each needing an exponentially \
          distributed {MEAN_SERVICE_US:.0} µs of CPU on average; the rate's *nominal load* is what those demands need of that core. Its threads \
          were charged more (*server CPU used*: the demands and everything around them — sleeping and waking, switching, its sampling), \
-         which is the figure's x axis. Every scheduler sees the same requests (the stream is the seed's). Both applications run the \
-         scheduler of the row. A request's latency is from its arrival to its completion (docs/metrics.md, Request latency; \
-         percentiles within 1/16; p99.9 only over 10,000 requests or more); the backlog is what had arrived and not completed when the \
+         which is the figure's x axis. Both applications run the scheduler of the row. A request's latency is from its arrival to its completion (docs/metrics.md, Request latency; \
+         percentiles within 1/16; p99.9 only where every trial completed 10,000 requests or more); the backlog is what had arrived and not completed when the \
          run ended (those are not in the percentiles): a run that left more than 1% did not keep up — its tail is bounded by the run's \
-         length, not by the scheduler — and is left out of the figure. Deterministic runs of {:.0} s. The batch application's slot \
+         length, not by the scheduler. Deterministic runs of {:.0} s, {TRIALS} for each scheduler and load with seeds 1 to {TRIALS}: \
+         the seed draws the request stream, so every scheduler sees the same {TRIALS} streams. Near saturation a run's tail follows where a few \
+         bursts of arrivals fall against the slots, so one run's p99 is one sample (two builds that changed no scheduling path once moved it 8x): \
+         each cell is the median of the trials and in brackets the lowest and highest, the maximum is the longest of any trial, and the figure draws \
+         the median p99 with its range as a bar, leaving out a point where any trial did not keep up. Every trial's figures are in \
+         `results/figures/serving-trials.csv`. The batch application's slot \
          alternates with the server's on each core, so a request arriving in the batch's slot waits for the server's next one whatever \
          the policy; the policy orders the server's four equal threads within its slots.\n\n",
         RUN_MS as f64 / 1000.0
     );
     let mut runs = Vec::new();
     for sched in schedulers() {
-        let rows = LOADS
+        let loads = LOADS
             .iter()
             .map(|&load| {
-                let name = job_name(sched, load);
-                row(load, &get(&name)?.summary).map_err(|e| format!("{name}: {e}"))
+                (1..=TRIALS)
+                    .map(|seed| {
+                        let name = job_name(sched, load, seed);
+                        row(load, &get(&name)?.summary).map_err(|e| format!("{name}: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        runs.push((sched, rows));
+        runs.push((sched, loads));
     }
     md.push_str(&experiment(&runs, figures)?);
     Ok(md)
@@ -210,8 +344,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn summary(p50: u64, p99: u64, backlog: u64) -> Value {
-        json!({"apps": [
+    fn summary(seed: u64, p50: u64, p99: u64, backlog: u64) -> Value {
+        json!({"seed": seed, "apps": [
             {"name": "batch", "requests": null},
             {"name": "server", "requests": {
                 "arrived_per_s": 500.0, "completed_per_s": 480.0, "backlog": backlog, "arrived": 1000,
@@ -221,6 +355,16 @@ mod tests {
         ]})
     }
 
+    /// Five trials at `load` whose p99s are `p99s` ms.
+    fn trials(load: f64, p99s: [u64; 5], backlog: [u64; 5]) -> Vec<Row> {
+        (0..5)
+            .map(|k| {
+                let s = summary(k as u64 + 1, 1_500_000, p99s[k] * 1_000_000, backlog[k]);
+                row(load, &s).unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn rates_offer_the_load_of_the_server_s_core() {
         assert_eq!(rate_for(0.5), 2500);
@@ -228,61 +372,112 @@ mod tests {
     }
 
     #[test]
-    fn a_row_per_scheduler_and_load_and_a_figure() {
-        let r = row(0.3, &summary(1_500_000, 9_000_000, 4)).unwrap();
+    fn a_run_s_row_carries_its_seed_and_its_server_s_figures() {
+        let r = row(0.3, &summary(4, 1_500_000, 9_000_000, 4)).unwrap();
         assert_eq!(
-            (r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms),
-            (1.5, 9.0, 18.0, 27.0)
+            (r.seed, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms),
+            (4, 1.5, 9.0, 18.0, 27.0)
         );
         assert_eq!((r.backlog, r.arrived), (4, 1000));
+        let mut s = summary(4, 1, 2, 0);
+        s.as_object_mut().unwrap().remove("seed");
+        assert!(row(0.3, &s).is_err());
+    }
+
+    #[test]
+    fn a_point_is_the_median_and_range_of_its_trials() {
+        let p = Point::of(&trials(0.7, [9, 30, 14, 22, 28], [0, 3, 20, 5, 1])).unwrap();
+        assert_eq!(
+            (p.p99_ms.median, p.p99_ms.min, p.p99_ms.max),
+            (22.0, 9.0, 30.0)
+        );
+        // The longest latency of any trial, not a median.
+        assert_eq!(p.max_ms, 90.0);
+        // The third trial left 2% waiting: it did not keep up, so the point
+        // does not either.
+        assert_eq!((p.kept_up, p.trials), (4, 5));
+        assert!(!p.kept_up());
+        assert_eq!(p.worst_backlog, (20, 1000));
+        // Fewer than 10,000 completed in a trial: no p99.9.
+        assert!(p.p999_ms.is_none());
+        let mut rows = trials(0.7, [9, 30, 14, 22, 28], [0; 5]);
+        for r in &mut rows {
+            r.completed = P999_MIN;
+        }
+        let p = Point::of(&rows).unwrap();
+        assert!(p.kept_up());
+        assert_eq!(p.p999_ms.map(|s| s.median), Some(44.0));
+        assert!(Point::of(&[]).is_none());
+    }
+
+    #[test]
+    fn the_table_gives_medians_and_ranges_and_the_figure_leaves_out_a_point_not_kept_up() {
         let figures = std::env::temp_dir().join(format!("exo-serving-{}", std::process::id()));
         std::fs::create_dir_all(&figures).unwrap();
         let runs = [
             (
                 "stride",
                 vec![
-                    r.clone(),
-                    row(0.9, &summary(2_000_000, 30_000_000, 70)).unwrap(),
+                    trials(0.3, [9, 9, 8, 10, 9], [4; 5]),
+                    trials(0.9, [30, 90, 40, 35, 31], [0, 0, 70, 0, 0]),
                 ],
             ),
-            ("rr", vec![r]),
+            ("rr", vec![trials(0.3, [3, 4, 12, 5, 4], [0; 5])]),
         ];
         let md = experiment(&runs, &figures).unwrap();
-        // p99.9 of fewer than 10,000 requests is not printed.
         assert!(
             md.contains(
-                "| stride | 30% | 40% | 500 → 480 | 996 | 4 of 1000 | 1.50 | 9.00 | — | 27.00 |"
+                "| stride | 30% | 40% (40–40) | 500 → 480 | 5 of 5 | 4 of 1000 | 1.50 (1.50–1.50) | 9.00 (8.00–10.00) | — | 30.00 |"
             ),
             "{md}"
         );
+        assert!(md.contains("| stride | 90% | 40% (40–40) | 500 → 480 | 4 of 5 | 70 of 1000 | 1.50 (1.50–1.50) | 35.00 (30.00–90.00) |"), "{md}");
+        // The widest spread is among the points every trial kept up: rr's
+        // 4x, not stride's 3x at 90% (a trial there did not keep up).
         assert!(
-            md.contains("| stride | 90% | 40% | 500 → 480 | 930 | 70 of 1000 (did not keep up) |"),
+            md.contains("rr at 30% load, 3.00 to 12.00 ms (4.0x)"),
             "{md}"
         );
         assert!(figures.join("serving-p99.png").is_file());
         assert!(figures.join("serving-p99.svg").is_file());
+        let csv = std::fs::read_to_string(figures.join("serving-trials.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 15);
+        assert!(
+            csv.contains("\nstride,0.9,3,0.4,1000,930,70,500,480,1.5,40,80,120\n"),
+            "{csv}"
+        );
     }
 
     #[test]
-    fn every_registered_policy_serves_at_every_load() {
+    fn every_registered_policy_serves_at_every_load_with_every_seed() {
         let scenario = |name: &str| {
             crate::build::workspace_root()
                 .join("scenarios")
                 .join(format!("{name}.toml"))
         };
         let jobs = jobs(crate::Accel::Tcg, &scenario).unwrap();
-        assert_eq!(jobs.len(), sched_registry::POLICIES.len() * LOADS.len());
+        assert_eq!(
+            jobs.len(),
+            sched_registry::POLICIES.len() * LOADS.len() * TRIALS as usize
+        );
         for name in sched_registry::names() {
             for load in LOADS {
-                let job = jobs
-                    .iter()
-                    .find(|j| j.name == job_name(name, load))
-                    .unwrap_or_else(|| panic!("no run under {name} at {load}"));
-                let path = job.opts.scenario.as_ref().unwrap();
-                let doc: toml::Value =
-                    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-                for app in 0..2 {
-                    assert_eq!(doc["app"][app]["scheduler"].as_str(), Some(name));
+                for seed in 1..=TRIALS {
+                    let job = jobs
+                        .iter()
+                        .find(|j| j.name == job_name(name, load, seed))
+                        .unwrap_or_else(|| panic!("no run under {name} at {load}, seed {seed}"));
+                    let path = job.opts.scenario.as_ref().unwrap();
+                    let doc: toml::Value =
+                        toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                    for app in 0..2 {
+                        assert_eq!(doc["app"][app]["scheduler"].as_str(), Some(name));
+                    }
+                    assert_eq!(doc["seed"].as_integer(), Some(seed as i64));
+                    assert_eq!(
+                        doc["app"][0]["requests"]["rate_per_s"].as_integer(),
+                        Some(rate_for(load) as i64)
+                    );
                 }
             }
         }
@@ -292,10 +487,10 @@ mod tests {
     fn a_run_without_served_requests_is_an_error_not_a_row() {
         assert!(row(
             0.1,
-            &json!({"apps": [{"name": "server", "requests": null}]})
+            &json!({"seed": 1, "apps": [{"name": "server", "requests": null}]})
         )
         .is_err());
-        let mut s = summary(1, 2, 0);
+        let mut s = summary(1, 1, 2, 0);
         s["apps"][1]["requests"]["latency"]["count"] = json!(0);
         assert!(row(0.1, &s).is_err());
     }

@@ -200,7 +200,13 @@ impl Spread {
 
     /// `median (min–max)`, each scaled by `scale` with `decimals`, and ✗
     /// when the median misses its target (`meets` of the median).
-    fn cell(&self, scale: f64, decimals: usize, unit: &str, meets: impl Fn(f64) -> bool) -> String {
+    pub(super) fn cell(
+        &self,
+        scale: f64,
+        decimals: usize,
+        unit: &str,
+        meets: impl Fn(f64) -> bool,
+    ) -> String {
         let f = |x: f64| format!("{:.*}", decimals, x * scale);
         format!(
             "{}{unit} ({}–{}){}",

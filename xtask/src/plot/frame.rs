@@ -189,6 +189,10 @@ pub struct Line {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub rank: f64,
+    /// Bars in the line's colour, each `(x, lowest, middle, highest)`: the
+    /// range of the trials a point of the line summarises, a dot at its
+    /// middle (none for most lines).
+    pub ranges: Vec<(f64, f64, f64, f64)>,
 }
 
 /// A vertical line at `x`, named at the top of the data.
@@ -244,13 +248,18 @@ pub fn line_figure<DB: DrawingBackend>(
     };
     let others = lines.split_off(named);
     let mut entries = Vec::new();
+    let bars = |l: &Line, c: ShapeStyle| {
+        l.ranges
+            .iter()
+            .map(move |&(x, lo, mid, hi)| ErrorBar::new_vertical(x, lo, mid, hi, c, style.px(5.0)))
+            .collect::<Vec<_>>()
+    };
     for l in &others {
+        let c = style::OTHERS.stroke_width(style.px(0.5));
         chart
-            .draw_series(LineSeries::new(
-                l.points.iter().copied(),
-                style::OTHERS.stroke_width(style.px(0.5)),
-            ))
+            .draw_series(LineSeries::new(l.points.iter().copied(), c))
             .map_err(err)?;
+        chart.draw_series(bars(l, c)).map_err(err)?;
     }
     for (i, l) in lines.iter().enumerate() {
         let c = style::series(i, named);
@@ -260,6 +269,9 @@ pub fn line_figure<DB: DrawingBackend>(
                 c.stroke_width(style.line()),
             ))
             .map_err(err)?;
+        chart
+            .draw_series(bars(l, c.stroke_width(style.px(1.0))))
+            .map_err(err)?;
         entries.push((l.name.clone(), Mark::Line(c)));
     }
     if !others.is_empty() {
@@ -267,6 +279,9 @@ pub fn line_figure<DB: DrawingBackend>(
             format!("{} others", others.len()),
             Mark::Line(style::OTHERS),
         ));
+    }
+    if lines.iter().chain(&others).any(|l| !l.ranges.is_empty()) {
+        entries.push(("range of trials".into(), Mark::Whisker(style::INK)));
     }
     draw_events(&mut chart, &data, style, &y.range, events)?;
     legend(&key, style, &entries)?;
