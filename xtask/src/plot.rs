@@ -612,6 +612,26 @@ pub fn latency_vs_load(
     series: &[(String, Vec<LoadPoint>)],
 ) -> Result<(), String> {
     register_font()?;
+    let (lines, lo, hi) = load_lines(series);
+    figure_at(path, Paper::Page, &|s, b| {
+        let x = Axis {
+            desc: "server CPU used (% of its share)".to_string(),
+            range: 0.0..100.0,
+            ticks: 6,
+            format: |v| format!("{v:.0}"),
+        };
+        let y = frame::decades_axis("request latency (ms)".to_string(), lo, hi);
+        match b {
+            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
+            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
+        }
+    })
+}
+
+/// [`latency_vs_load`]'s lines, latencies as their log10 (the axis is
+/// logarithmic), with the lowest and highest latency drawn: points
+/// without a positive latency are left out.
+fn load_lines(series: &[(String, Vec<LoadPoint>)]) -> (Vec<Line>, f64, f64) {
     let n = series.len();
     let kept = |points: &[LoadPoint]| -> Vec<LoadPoint> {
         points
@@ -630,7 +650,7 @@ pub fn latency_vs_load(
             .flat_map(|(_, p)| kept(p))
             .flat_map(|p| [p.lowest_ms, p.highest_ms]),
     );
-    let lines: Vec<Line> = series
+    let lines = series
         .iter()
         .enumerate()
         .map(|(k, (label, points))| {
@@ -652,19 +672,7 @@ pub fn latency_vs_load(
             }
         })
         .collect();
-    figure_at(path, Paper::Page, &|s, b| {
-        let x = Axis {
-            desc: "server CPU used (% of its share)".to_string(),
-            range: 0.0..100.0,
-            ticks: 6,
-            format: |v| format!("{v:.0}"),
-        };
-        let y = frame::decades_axis("request latency (ms)".to_string(), lo, hi);
-        match b {
-            Backend::Png(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
-            Backend::Svg(a) => line_figure(&a, s, caption, x, y, lines.clone(), &[]),
-        }
-    })
+    (lines, lo, hi)
 }
 
 /// Draws a figure as the PNG `path` and the SVG beside it, with a title.

@@ -161,24 +161,29 @@ pub struct Point {
 }
 
 impl Point {
-    /// `None` for no trials or a figure that is not a number.
-    pub fn of(rows: &[Row]) -> Option<Point> {
-        let spread = |f: fn(&Row) -> f64| Spread::of(&rows.iter().map(f).collect::<Vec<_>>());
+    /// An error naming the figure for no trials or a figure that is not a
+    /// number in some trial.
+    pub fn of(rows: &[Row]) -> Result<Point, String> {
+        let spread = |what: &str, f: fn(&Row) -> f64| {
+            Spread::of(&rows.iter().map(f).collect::<Vec<_>>())
+                .ok_or_else(|| format!("{what}: missing from a trial"))
+        };
         let worst = rows
             .iter()
-            .max_by(|a, b| a.backlog_fraction().total_cmp(&b.backlog_fraction()))?;
-        Some(Point {
+            .max_by(|a, b| a.backlog_fraction().total_cmp(&b.backlog_fraction()))
+            .ok_or("no trials")?;
+        Ok(Point {
             load: rows[0].load,
             trials: rows.len(),
             kept_up: rows.iter().filter(|r| r.kept_up()).count(),
-            used_cores: spread(|r| r.used_cores)?,
-            arrived_per_s: spread(|r| r.arrived_per_s)?,
-            completed_per_s: spread(|r| r.completed_per_s)?,
+            used_cores: spread("used_cores", |r| r.used_cores)?,
+            arrived_per_s: spread("arrived_per_s", |r| r.arrived_per_s)?,
+            completed_per_s: spread("completed_per_s", |r| r.completed_per_s)?,
             worst_backlog: (worst.backlog, worst.arrived),
-            p50_ms: spread(|r| r.p50_ms)?,
-            p99_ms: spread(|r| r.p99_ms)?,
+            p50_ms: spread("p50", |r| r.p50_ms)?,
+            p99_ms: spread("p99", |r| r.p99_ms)?,
             p999_ms: if rows.iter().all(|r| r.completed >= P999_MIN) {
-                Some(spread(|r| r.p999_ms)?)
+                Some(spread("p99.9", |r| r.p999_ms)?)
             } else {
                 None
             },
@@ -208,8 +213,11 @@ pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<Stri
     for (sched, loads) in runs {
         let mut line = Vec::new();
         for trials in loads {
-            let p = Point::of(trials).ok_or_else(|| format!("{sched}: a load with no figures"))?;
-            let ms = |s: &Spread| s.cell(1.0, 2, "", |_| true);
+            let p = Point::of(trials).map_err(|e| format!("serving, {sched}: {e}"))?;
+            // A trial that did not keep up left its latest requests out of
+            // its percentiles, which then read low: marked.
+            let mark = if p.kept_up() { "" } else { " †" };
+            let ms = |s: &Spread| format!("{}{mark}", s.cell(1.0, 2, "", |_| true));
             let _ = writeln!(
                 md,
                 "| {sched} | {:.0}% | {} | {:.0} → {:.0} | {} of {} | {} of {} | {} | {} | {} | {:.2} |",
@@ -230,6 +238,21 @@ pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<Stri
         }
         points.push((sched.to_string(), line));
     }
+    let left_out: Vec<String> = points
+        .iter()
+        .flat_map(|(s, ps)| {
+            ps.iter()
+                .filter(|p| !p.kept_up())
+                .map(move |p| format!("{s} at {:.0}%", p.load * 100.0))
+        })
+        .collect();
+    if !left_out.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n† Some trial did not keep up: its percentiles leave out the requests still waiting at its end and read low. Left out of the figure for that reason: {}.",
+            left_out.join(", ")
+        );
+    }
     if let Some((sched, p)) = points
         .iter()
         .flat_map(|(s, ps)| ps.iter().filter(|p| p.kept_up()).map(move |p| (s, p)))
@@ -244,22 +267,11 @@ pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<Stri
             p.p99_spread()
         );
     }
-    let series: Vec<(String, Vec<LoadPoint>)> = points
-        .iter()
-        .map(|(sched, line)| {
-            let kept = line.iter().filter(|p| p.kept_up()).map(|p| LoadPoint {
-                used_percent: p.used_cores.median * 100.0,
-                median_ms: p.p99_ms.median,
-                lowest_ms: p.p99_ms.min,
-                highest_ms: p.p99_ms.max,
-            });
-            (sched.clone(), kept.collect())
-        })
-        .collect();
+    let series = figure_series(&points);
     super::embed_figure(&mut md, figures, "serving-p99.png", |path| {
         crate::plot::latency_vs_load(
             path,
-            &format!("server beside a batch application, 2 cores: p99 request latency, median and range of {TRIALS} seeds (points where every trial kept up)"),
+            &format!("server + batch, 2 cores: p99 latency, median and range of {TRIALS} seeds"),
             &series,
         )
     })?;
@@ -268,7 +280,34 @@ pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<Stri
     Ok(md)
 }
 
-/// Every trial's figures, one line each.
+/// How far apart, in points of the x axis, the schedulers' points at one
+/// load are drawn, so their bars do not cover each other.
+const DODGE_POINTS: f64 = 1.0;
+
+/// The figure's lines: each scheduler's median p99 against its median CPU
+/// used, with the trials' range, at the loads where every trial kept up;
+/// the schedulers set [`DODGE_POINTS`] apart sideways, centred on the
+/// measured x.
+fn figure_series(points: &[(String, Vec<Point>)]) -> Vec<(String, Vec<LoadPoint>)> {
+    let centre = (points.len() as f64 - 1.0) / 2.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(k, (sched, line))| {
+            let dodge = (k as f64 - centre) * DODGE_POINTS;
+            let kept = line.iter().filter(|p| p.kept_up()).map(|p| LoadPoint {
+                used_percent: p.used_cores.median * 100.0 + dodge,
+                median_ms: p.p99_ms.median,
+                lowest_ms: p.p99_ms.min,
+                highest_ms: p.p99_ms.max,
+            });
+            (sched.clone(), kept.collect())
+        })
+        .collect()
+}
+
+/// Every trial's figures, one line each; a p99.9 only over
+/// [`P999_MIN`] completed requests (else empty).
 fn trials_csv(runs: &[(&str, Vec<Vec<Row>>)]) -> String {
     let mut csv = String::from(
         "scheduler,load,seed,used_cores,arrived,completed,backlog,arrived_per_s,completed_per_s,p50_ms,p99_ms,p999_ms,max_ms\n",
@@ -288,7 +327,11 @@ fn trials_csv(runs: &[(&str, Vec<Vec<Row>>)]) -> String {
                 r.completed_per_s,
                 r.p50_ms,
                 r.p99_ms,
-                r.p999_ms,
+                if r.completed >= P999_MIN {
+                    r.p999_ms.to_string()
+                } else {
+                    String::new()
+                },
                 r.max_ms
             );
         }
@@ -311,10 +354,13 @@ pub fn section<'a>(
          percentiles within 1/16; p99.9 only where every trial completed 10,000 requests or more); the backlog is what had arrived and not completed when the \
          run ended (those are not in the percentiles): a run that left more than 1% did not keep up — its tail is bounded by the run's \
          length, not by the scheduler. Deterministic runs of {:.0} s, {TRIALS} for each scheduler and load with seeds 1 to {TRIALS}: \
-         the seed draws the request stream, so every scheduler sees the same {TRIALS} streams. Near saturation a run's tail follows where a few \
+         the seed draws the request stream, so every scheduler sees the same {TRIALS} streams (it also sets each core's first-turn stagger, \
+         under 50 µs, and lottery's draws). Near saturation a run's tail follows where a few \
          bursts of arrivals fall against the slots, so one run's p99 is one sample (two builds that changed no scheduling path once moved it 8x): \
-         each cell is the median of the trials and in brackets the lowest and highest, the maximum is the longest of any trial, and the figure draws \
-         the median p99 with its range as a bar, leaving out a point where any trial did not keep up. Every trial's figures are in \
+         the CPU used and the latencies are the median of the trials and in brackets the lowest and highest; the rates are medians; the backlog is \
+         the trial that left the largest part of its arrivals waiting; the maximum is the longest of any trial. The figure draws each median p99 \
+         at the median CPU used, its range a bar, the schedulers set {DODGE_POINTS:.1} points of CPU apart sideways so the bars stay apart, \
+         and leaves out a point where any trial did not keep up. Every trial's figures are in \
          `results/figures/serving-trials.csv`. The batch application's slot \
          alternates with the server's on each core, so a request arriving in the batch's slot waits for the server's next one whatever \
          the policy; the policy orders the server's four equal threads within its slots.\n\n",
@@ -328,7 +374,12 @@ pub fn section<'a>(
                 (1..=TRIALS)
                     .map(|seed| {
                         let name = job_name(sched, load, seed);
-                        row(load, &get(&name)?.summary).map_err(|e| format!("{name}: {e}"))
+                        let r =
+                            row(load, &get(&name)?.summary).map_err(|e| format!("{name}: {e}"))?;
+                        if r.seed != seed {
+                            return Err(format!("{name}: ran with seed {}", r.seed));
+                        }
+                        Ok(r)
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -386,54 +437,76 @@ mod tests {
 
     #[test]
     fn a_point_is_the_median_and_range_of_its_trials() {
-        let p = Point::of(&trials(0.7, [9, 30, 14, 22, 28], [0, 3, 20, 5, 1])).unwrap();
+        let mut rows = trials(0.7, [9, 30, 14, 22, 28], [0, 3, 20, 5, 40]);
+        // The fifth trial's 40 waiting are 1% of its 4,000 arrivals; the
+        // third's 20 are 2% of 1,000: the worst backlog is by fraction.
+        rows[4].arrived = 4000;
+        let p = Point::of(&rows).unwrap();
         assert_eq!(
             (p.p99_ms.median, p.p99_ms.min, p.p99_ms.max),
             (22.0, 9.0, 30.0)
         );
         // The longest latency of any trial, not a median.
         assert_eq!(p.max_ms, 90.0);
-        // The third trial left 2% waiting: it did not keep up, so the point
-        // does not either.
+        // The third trial did not keep up, so the point does not either.
         assert_eq!((p.kept_up, p.trials), (4, 5));
         assert!(!p.kept_up());
         assert_eq!(p.worst_backlog, (20, 1000));
-        // Fewer than 10,000 completed in a trial: no p99.9.
+        // Fewer than 10,000 completed in any trial: no p99.9.
         assert!(p.p999_ms.is_none());
         let mut rows = trials(0.7, [9, 30, 14, 22, 28], [0; 5]);
-        for r in &mut rows {
+        for r in &mut rows[1..] {
             r.completed = P999_MIN;
         }
+        assert!(Point::of(&rows).unwrap().p999_ms.is_none());
+        rows[0].completed = P999_MIN;
         let p = Point::of(&rows).unwrap();
         assert!(p.kept_up());
         assert_eq!(p.p999_ms.map(|s| s.median), Some(44.0));
-        assert!(Point::of(&[]).is_none());
+        assert!(Point::of(&[]).is_err());
+        rows[2].used_cores = f64::NAN;
+        assert_eq!(
+            Point::of(&rows).unwrap_err(),
+            "used_cores: missing from a trial"
+        );
     }
 
-    #[test]
-    fn the_table_gives_medians_and_ranges_and_the_figure_leaves_out_a_point_not_kept_up() {
-        let figures = std::env::temp_dir().join(format!("exo-serving-{}", std::process::id()));
-        std::fs::create_dir_all(&figures).unwrap();
-        let runs = [
+    /// Two schedulers: stride's 90% point has the widest p99 spread (9x)
+    /// but a trial that did not keep up; rr's 30% point 4x.
+    fn two_schedulers() -> [(&'static str, Vec<Vec<Row>>); 2] {
+        [
             (
                 "stride",
                 vec![
                     trials(0.3, [9, 9, 8, 10, 9], [4; 5]),
-                    trials(0.9, [30, 90, 40, 35, 31], [0, 0, 70, 0, 0]),
+                    trials(0.9, [10, 90, 40, 35, 31], [0, 0, 70, 0, 0]),
                 ],
             ),
             ("rr", vec![trials(0.3, [3, 4, 12, 5, 4], [0; 5])]),
-        ];
-        let md = experiment(&runs, &figures).unwrap();
+        ]
+    }
+
+    #[test]
+    fn the_table_gives_medians_and_ranges_and_marks_a_point_not_kept_up() {
+        let figures = std::env::temp_dir().join(format!("exo-serving-{}", std::process::id()));
+        std::fs::create_dir_all(&figures).unwrap();
+        let md = experiment(&two_schedulers(), &figures).unwrap();
         assert!(
             md.contains(
                 "| stride | 30% | 40% (40–40) | 500 → 480 | 5 of 5 | 4 of 1000 | 1.50 (1.50–1.50) | 9.00 (8.00–10.00) | — | 30.00 |"
             ),
             "{md}"
         );
-        assert!(md.contains("| stride | 90% | 40% (40–40) | 500 → 480 | 4 of 5 | 70 of 1000 | 1.50 (1.50–1.50) | 35.00 (30.00–90.00) |"), "{md}");
-        // The widest spread is among the points every trial kept up: rr's
-        // 4x, not stride's 3x at 90% (a trial there did not keep up).
+        assert!(
+            md.contains("| stride | 90% | 40% (40–40) | 500 → 480 | 4 of 5 | 70 of 1000 | 1.50 (1.50–1.50) † | 35.00 (10.00–90.00) † | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Left out of the figure for that reason: stride at 90%."),
+            "{md}"
+        );
+        // The widest spread among the points every trial kept up: rr's 4x,
+        // not stride's 9x at 90%.
         assert!(
             md.contains("rr at 30% load, 3.00 to 12.00 ms (4.0x)"),
             "{md}"
@@ -442,9 +515,48 @@ mod tests {
         assert!(figures.join("serving-p99.svg").is_file());
         let csv = std::fs::read_to_string(figures.join("serving-trials.csv")).unwrap();
         assert_eq!(csv.lines().count(), 1 + 15);
+        // Under 10,000 completed: no p99.9.
         assert!(
-            csv.contains("\nstride,0.9,3,0.4,1000,930,70,500,480,1.5,40,80,120\n"),
+            csv.contains("\nstride,0.9,3,0.4,1000,930,70,500,480,1.5,40,,120\n"),
             "{csv}"
+        );
+    }
+
+    #[test]
+    fn the_figure_draws_the_points_kept_up_set_apart_around_their_x() {
+        let points: Vec<(String, Vec<Point>)> = two_schedulers()
+            .iter()
+            .map(|(s, loads)| {
+                let line = loads.iter().map(|t| Point::of(t).unwrap()).collect();
+                (s.to_string(), line)
+            })
+            .collect();
+        let series = figure_series(&points);
+        let half = DODGE_POINTS / 2.0;
+        // stride's 90% point is left out; each point is the p99's median
+        // and range at the median CPU used (40%), moved sideways.
+        assert_eq!(
+            series,
+            vec![
+                (
+                    "stride".to_string(),
+                    vec![LoadPoint {
+                        used_percent: 40.0 - half,
+                        median_ms: 9.0,
+                        lowest_ms: 8.0,
+                        highest_ms: 10.0
+                    }]
+                ),
+                (
+                    "rr".to_string(),
+                    vec![LoadPoint {
+                        used_percent: 40.0 + half,
+                        median_ms: 4.0,
+                        lowest_ms: 3.0,
+                        highest_ms: 12.0
+                    }]
+                ),
+            ]
         );
     }
 

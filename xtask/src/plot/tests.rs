@@ -361,3 +361,24 @@ fn the_lottery_sweep_draws_each_mean_with_its_interval_as_an_error_bar() {
     }
     assert_eq!(lines.iter().filter(|l| l.1 == l.3).count(), 6, "{lines:?}");
 }
+
+#[test]
+fn the_latency_figure_draws_each_point_s_range_on_its_log_axis_and_drops_empty_points() {
+    use super::{load_lines, LoadPoint};
+    let point = |x: f64, lo: f64, mid: f64, hi: f64| LoadPoint {
+        used_percent: x,
+        median_ms: mid,
+        lowest_ms: lo,
+        highest_ms: hi,
+    };
+    let series = vec![(
+        "stride".to_string(),
+        vec![point(10.0, 1.0, 10.0, 100.0), point(30.0, 0.0, 2.0, 4.0)],
+    )];
+    let (lines, lo, hi) = load_lines(&series);
+    // The point with no positive lowest latency is not drawn.
+    assert_eq!(lines[0].points, vec![(10.0, 1.0)]);
+    assert_eq!(lines[0].ranges, vec![(10.0, 0.0, 1.0, 2.0)]);
+    // The axis spans the bars, not only the medians.
+    assert_eq!((lo, hi), (1.0, 100.0));
+}
