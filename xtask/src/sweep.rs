@@ -3,10 +3,10 @@
 //! QEMUs at once, then every thread's share per value — with trials, its
 //! mean and 95% confidence interval.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::experiments::{run_all, scenario_job, scenario_with, Job};
-use crate::Accel;
+use crate::{Accel, RunOutcome};
 
 /// What to sweep.
 pub struct Sweep<'a> {
@@ -197,66 +197,128 @@ pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<Stri
     any.then_some(out)
 }
 
+/// What a sweep's runs gave: the tables built from the runs whose figures
+/// stand, and the runs left out of them.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The share table as printed (tab-separated, with its header).
+    pub table: String,
+    /// The same rows as CSV, with each row's run.
+    pub csv: String,
+    /// Per run that counted: its value and summary.
+    pub summaries: Vec<(String, serde_json::Value)>,
+    /// Per run that counted: its value, run directory name and summary.
+    pub served: Vec<(String, String, serde_json::Value)>,
+    /// Where the counted runs' directories are.
+    pub runs_dir: Option<PathBuf>,
+    /// How many runs there were.
+    pub runs: usize,
+    /// Per run left out: its name and how it ended.
+    pub failed: Vec<String>,
+}
+
+impl Tally {
+    /// `Err` naming the runs left out, when any run failed.
+    pub fn verdict(&self) -> Result<(), String> {
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of the sweep's {} runs failed ({}); their rows are not in the tables",
+                self.failed.len(),
+                self.runs,
+                self.failed.join("; ")
+            ))
+        }
+    }
+}
+
+/// Sorts the sweep's results (value, job name, run result, in job order)
+/// into the tables of the runs that count and the list of those that
+/// failed: a run counts when it ended as `just run` ends well (process
+/// code 0), as `trials=` also requires.
+pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tally {
+    let mut t = Tally {
+        table: "value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal\n".into(),
+        csv: "value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n".into(),
+        runs: results.len(),
+        ..Tally::default()
+    };
+    for (value, name, out) in results {
+        let out = match out {
+            Ok(out) if out.process_code() == 0 => out,
+            // A run that ended otherwise (QEMU failed, timed out, a check
+            // failed, ...) wrote a summary all the same, with whatever
+            // figures it had: none of them go into the tables.
+            Ok(out) => {
+                t.failed.push(format!("{name}: {}", out.exit_name));
+                continue;
+            }
+            Err(e) => {
+                t.failed.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        t.summaries.push((value.clone(), out.summary.clone()));
+        let run = out
+            .run_dir
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        t.runs_dir = t.runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
+        t.served
+            .push((value.clone(), run.clone(), out.summary.clone()));
+        for app in out.summary["apps"].as_array().into_iter().flatten() {
+            for th in app["threads"].as_array().into_iter().flatten() {
+                let (app, thread) = (
+                    app["name"].as_str().unwrap_or(""),
+                    th["name"].as_str().unwrap_or(""),
+                );
+                let measured = th["measured_share"].as_f64().unwrap_or(f64::NAN);
+                let ideal = th["ideal_share"].as_f64().unwrap_or(f64::NAN);
+                t.table.push_str(&format!(
+                    "{value}\t{app}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}\n",
+                    th["tickets"], th["cpu_ns"],
+                ));
+                t.csv.push_str(&format!(
+                    "{},{},{},{},{},{measured},{ideal},{}\n",
+                    field(&value),
+                    field(app),
+                    field(thread),
+                    th["tickets"],
+                    th["cpu_ns"],
+                    field(&run)
+                ));
+            }
+        }
+    }
+    t
+}
+
 /// Runs every job, `parallel` at once, prints a table of shares and
 /// writes it as CSV beside the runs (`<runs>/sweep-<scenario>-<key>.csv`);
 /// `Err` when any run failed.
 pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(), String> {
     let (values, jobs): (Vec<String>, Vec<Job>) = jobs.into_iter().unzip();
-    let mut failed = 0;
-    let mut csv = String::from("value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n");
-    let mut runs_dir = None;
-    let mut summaries = Vec::new();
-    let mut served = Vec::new();
-    println!("value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal");
-    for (value, (job, out)) in values.iter().zip(run_all(jobs, parallel)) {
-        match out {
-            Ok(out) => {
-                summaries.push((value.clone(), out.summary.clone()));
-                let run = out
-                    .run_dir
-                    .file_name()
-                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                runs_dir = runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
-                served.push((value.clone(), run.clone(), out.summary.clone()));
-                for app in out.summary["apps"].as_array().into_iter().flatten() {
-                    for t in app["threads"].as_array().into_iter().flatten() {
-                        let (name, thread) = (
-                            app["name"].as_str().unwrap_or(""),
-                            t["name"].as_str().unwrap_or(""),
-                        );
-                        let measured = t["measured_share"].as_f64().unwrap_or(f64::NAN);
-                        let ideal = t["ideal_share"].as_f64().unwrap_or(f64::NAN);
-                        println!(
-                            "{value}\t{name}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}",
-                            t["tickets"], t["cpu_ns"],
-                        );
-                        csv.push_str(&format!(
-                            "{},{},{},{},{},{measured},{ideal},{}\n",
-                            field(value),
-                            field(name),
-                            field(thread),
-                            t["tickets"],
-                            t["cpu_ns"],
-                            field(&run)
-                        ));
-                    }
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", job.name);
-            }
-        }
+    let results = values
+        .into_iter()
+        .zip(run_all(jobs, parallel))
+        .map(|(value, (job, out))| (value, job.name, out))
+        .collect();
+    let tally = tally(results);
+    print!("{}", tally.table);
+    for f in &tally.failed {
+        eprintln!("{f}");
     }
-    if let Some(dir) = runs_dir {
+    let summaries = &tally.summaries;
+    if let Some(dir) = &tally.runs_dir {
         let stem = s
             .scenario
             .file_stem()
             .map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
         let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
-        std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, &tally.csv).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("== table in {}", path.display());
-        if let Some(requests) = requests_csv(&served) {
+        if let Some(requests) = requests_csv(&tally.served) {
             println!(
                 "\nrequest latency per run (ns; docs/metrics.md):\n{}",
                 requests.replace(',', "\t")
@@ -266,7 +328,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
             eprintln!("== request latencies in {}", path.display());
         }
         if s.trials > 1 {
-            let means = summary_csv(&summaries);
+            let means = summary_csv(summaries);
             println!(
                 "\nper value, over its trials that ran (column `trials`):\n{}",
                 means.replace(',', "\t")
@@ -296,11 +358,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
             eprintln!("== means and 95% intervals in {}", path.display());
         }
     }
-    if failed > 0 {
-        Err(format!("{failed} of the sweep's runs failed"))
-    } else {
-        Ok(())
-    }
+    tally.verdict()
 }
 
 /// A CSV field, quoted when it holds a comma, quote or newline (RFC 4180).
@@ -373,6 +431,72 @@ mod tests {
         );
         // One trial: its share, no interval.
         assert_eq!(rows[2], "300,pair,A,0.75,1,0.9,");
+    }
+
+    #[test]
+    fn a_run_that_did_not_end_well_is_left_out_and_fails_the_sweep() {
+        use crate::qemu::End;
+        let out = |end: End, dir: &str, cpu_ns: u64| {
+            Ok(crate::RunOutcome {
+                end,
+                exit: end.exit_code(),
+                exit_name: end.name().into(),
+                records: Default::default(),
+                console: String::new(),
+                run_dir: format!("runs/{dir}").into(),
+                summary_path: format!("runs/{dir}/summary.json").into(),
+                summary: json!({"apps": [{"name": "app", "threads": [
+                    {"id": 0, "name": "t", "tickets": 1, "cpu_ns": cpu_ns,
+                     "ideal_share": 0.5, "measured_share": if cpu_ns > 0 { 0.5 } else { 0.0 }},
+                ]}]}),
+            })
+        };
+        let ok = End::Kernel(abi::ExitCode::Success);
+        let t = super::tally(vec![
+            ("rr".into(), "sweep-rr".into(), out(ok, "sweep-rr", 7)),
+            (
+                "eevdf".into(),
+                "sweep-eevdf".into(),
+                out(End::QemuError, "sweep-eevdf", 0),
+            ),
+            (
+                "lotto".into(),
+                "sweep-lotto".into(),
+                out(End::Timeout, "sweep-lotto", 0),
+            ),
+            (
+                "stride".into(),
+                "sweep-stride".into(),
+                Err("no kernel".into()),
+            ),
+        ]);
+        // Only the run that ended well has rows.
+        assert_eq!(t.csv.lines().count(), 2, "{}", t.csv);
+        assert!(
+            t.csv.lines().nth(1).unwrap().starts_with("rr,"),
+            "{}",
+            t.csv
+        );
+        assert_eq!(t.table.lines().count(), 2, "{}", t.table);
+        assert_eq!(t.summaries.len(), 1);
+        assert_eq!(t.served.len(), 1);
+        assert_eq!(t.runs_dir, Some("runs".into()));
+        // Each failure is named with how it ended, and the sweep fails.
+        assert_eq!(
+            t.failed,
+            [
+                "sweep-eevdf: qemu_error",
+                "sweep-lotto: timeout",
+                "sweep-stride: no kernel"
+            ]
+        );
+        let e = t.verdict().unwrap_err();
+        assert!(e.starts_with("3 of the sweep's 4 runs failed"), "{e}");
+        assert!(e.contains("sweep-eevdf: qemu_error"), "{e}");
+
+        let all_well = super::tally(vec![("rr".into(), "r".into(), out(ok, "r", 7))]);
+        assert!(all_well.failed.is_empty());
+        assert_eq!(all_well.verdict(), Ok(()));
     }
 
     #[test]
