@@ -85,11 +85,16 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     Ok(out)
 }
 
-/// Per value (in sweep order) and thread: the share's mean over the value's
-/// trials and its 95% confidence interval, as CSV rows
-/// `value,app,thread,ideal_share,trials,share_mean,share_ci95`.
+/// Per value (in sweep order) and thread, over the value's trials: the mean
+/// of the thread's ideal share (it can differ from trial to trial), and the
+/// mean and 95% confidence interval of its share and of its share error, as
+/// CSV rows `value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,
+/// share_error_pp_mean,share_error_pp_ci95`.
 pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
-    let mut out = String::from("value,app,thread,ideal_share,trials,share_mean,share_ci95\n");
+    let mut out = String::from(
+        "value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,\
+         share_error_pp_mean,share_error_pp_ci95\n",
+    );
     let mut values: Vec<&str> = Vec::new();
     for (v, _) in runs {
         if !values.contains(&v.as_str()) {
@@ -107,29 +112,35 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
         };
         for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
             for t in app["threads"].as_array().into_iter().flatten() {
-                let shares: Vec<f64> = of_value
-                    .iter()
-                    .filter_map(|s| {
-                        s["apps"][a]["threads"]
-                            .as_array()?
-                            .iter()
-                            .find(|u| u["id"] == t["id"])?["measured_share"]
-                            .as_f64()
-                    })
-                    .collect();
-                let (mean, ci) = match crate::trials::mean_ci(&shares) {
+                let pick = |key: &str| -> Vec<f64> {
+                    of_value
+                        .iter()
+                        .filter_map(|s| {
+                            s["apps"][a]["threads"]
+                                .as_array()?
+                                .iter()
+                                .find(|u| u["id"] == t["id"])?[key]
+                                .as_f64()
+                        })
+                        .collect()
+                };
+                // Mean and interval; one value alone, no interval.
+                let estimate = |xs: &[f64]| match crate::trials::mean_ci(xs) {
                     Some(e) => (e.mean.to_string(), e.half_width.to_string()),
                     None => (
-                        shares.first().map_or(String::new(), f64::to_string),
+                        xs.first().map_or(String::new(), f64::to_string),
                         String::new(),
                     ),
                 };
+                let shares = pick("measured_share");
+                let (mean, ci) = estimate(&shares);
+                let (error, error_ci) = estimate(&pick("share_error_pp"));
                 out.push_str(&format!(
-                    "{},{},{},{},{},{mean},{ci}\n",
+                    "{},{},{},{},{},{mean},{ci},{error},{error_ci}\n",
                     field(v),
                     field(app["name"].as_str().unwrap_or("")),
                     field(t["name"].as_str().unwrap_or("")),
-                    t["ideal_share"].as_f64().unwrap_or(f64::NAN),
+                    crate::trials::mean(&pick("ideal_share")).unwrap_or(f64::NAN),
                     shares.len(),
                 ));
             }
@@ -408,29 +419,46 @@ mod tests {
         };
         assert!(super::jobs(&seed_swept).unwrap_err().contains("seed"));
 
-        let run = |share: f64| {
+        // A thread's ideal may differ from trial to trial (one whose ideal
+        // follows its own sleeping): the row gives the trials' mean.
+        let run = |share: f64, ideal: f64| {
             json!({"apps": [{"name": "pair", "threads": [
-                {"id": 0, "name": "A", "ideal_share": 0.75, "measured_share": share},
+                {"id": 0, "name": "A", "ideal_share": ideal, "measured_share": share,
+                 "share_error_pp": (share - ideal) * 100.0},
             ]}]})
         };
         let csv = super::summary_csv(&[
-            ("100".into(), run(0.74)),
-            ("100".into(), run(0.75)),
-            ("100".into(), run(0.76)),
-            ("300".into(), run(0.9)),
+            ("100".into(), run(0.74, 0.70)),
+            ("100".into(), run(0.75, 0.75)),
+            ("100".into(), run(0.76, 0.80)),
+            ("300".into(), run(0.9, 0.75)),
         ]);
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows.len(), 3, "{csv}");
+        assert_eq!(
+            rows[0],
+            "value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,\
+             share_error_pp_mean,share_error_pp_ci95"
+        );
         let cols: Vec<&str> = rows[1].split(',').collect();
-        assert_eq!(&cols[..5], ["100", "pair", "A", "0.75", "3"]);
-        assert!((cols[5].parse::<f64>().unwrap() - 0.75).abs() < 1e-12);
+        let num = |i: usize| cols[i].parse::<f64>().unwrap();
+        assert_eq!(&cols[..3], ["100", "pair", "A"]);
+        assert!((num(3) - 0.75).abs() < 1e-12, "{csv}");
+        assert_eq!(cols[4], "3");
+        assert!((num(5) - 0.75).abs() < 1e-12);
         // s = 0.01, t(2) = 4.303: 4.303 * 0.01 / sqrt(3) = 0.0248.
+        assert!((num(6) - 0.0248).abs() < 1e-4, "{csv}");
+        // Errors 4, 0, -4 pp: mean 0, s = 4, 4.303 * 4 / sqrt(3) = 9.937.
+        assert!(num(7).abs() < 1e-9, "{csv}");
+        assert!((num(8) - 9.937).abs() < 1e-2, "{csv}");
+        // One trial: its share and error, no intervals.
+        let cols: Vec<&str> = rows[2].split(',').collect();
+        assert_eq!(&cols[..7], ["300", "pair", "A", "0.75", "1", "0.9", ""]);
         assert!(
-            (cols[6].parse::<f64>().unwrap() - 0.0248).abs() < 1e-4,
+            (cols[7].parse::<f64>().unwrap() - 15.0).abs() < 1e-9,
             "{csv}"
         );
-        // One trial: its share, no interval.
-        assert_eq!(rows[2], "300,pair,A,0.75,1,0.9,");
+        assert_eq!(cols[8], "");
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub fn mean_ci(xs: &[f64]) -> Option<Estimate> {
     })
 }
 
+/// The plain mean of `xs`; `None` when empty. For a figure that is not
+/// sampled but set per trial (a thread's ideal share, which can follow its
+/// own sleeping), shown beside the measured means.
+pub fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
 /// One job per trial: the scenario with `seed` set to its own seed plus k,
 /// each checked before anything boots.
 pub fn jobs(base: &RunOptions, trials: u32) -> Result<Vec<Job>, String> {
@@ -91,11 +98,12 @@ fn stem(p: &Path) -> String {
         .map_or("trials".into(), |s| s.to_string_lossy().into_owned())
 }
 
-/// Per thread (in the first summary's order): share and share error over
-/// the trials' summaries, mean ± 95% CI half-width.
+/// Per thread (in the first summary's order): the mean of its ideal share
+/// over the trials, and its share and share error over the trials'
+/// summaries, mean ± 95% CI half-width.
 pub fn table(summaries: &[Value]) -> String {
     let mut out =
-        String::from("app\tthread\tn\tideal\tshare mean\t± 95% CI\terror pp mean\t± 95% CI\n");
+        String::from("app\tthread\tn\tideal mean\tshare mean\t± 95% CI\terror pp mean\t± 95% CI\n");
     let Some(first) = summaries.first() else {
         return out;
     };
@@ -130,7 +138,7 @@ pub fn table(summaries: &[Value]) -> String {
                 app["name"].as_str().unwrap_or(""),
                 t["name"].as_str().unwrap_or(""),
                 shares.len(),
-                t["ideal_share"].as_f64().unwrap_or(f64::NAN),
+                mean(&pick("ideal_share")).unwrap_or(f64::NAN),
                 cell(mean_ci(&shares), 4),
                 cell(mean_ci(&pick("share_error_pp")), 2),
             );
@@ -220,6 +228,10 @@ mod tests {
             ]}]})
         };
         let t = table(&[summary(0.74), summary(0.75), summary(0.76)]);
+        assert!(
+            t.starts_with("app\tthread\tn\tideal mean\tshare mean\t"),
+            "{t}"
+        );
         assert!(!identical(&[summary(0.74), summary(0.75)]));
         let same = json!({"apps": [{"threads": [{"cpu_ns": 5}]}]});
         assert!(identical(&[same.clone(), same.clone()]));
@@ -236,5 +248,24 @@ mod tests {
                 .any(|l| l.starts_with("pair\tB\t3\t0.2500\t0.2500\t0.0248")),
             "{t}"
         );
+    }
+
+    #[test]
+    fn table_gives_the_mean_of_the_trials_ideals() {
+        // A serving thread's ideal follows its sleeping, so differs from
+        // trial to trial.
+        let summary = |ideal: f64, share: f64| {
+            json!({"apps": [{"name": "srv", "threads": [
+                {"id": 0, "name": "S", "ideal_share": ideal, "measured_share": share,
+                 "share_error_pp": (share - ideal) * 100.0},
+            ]}]})
+        };
+        let t = table(&[summary(0.24525, 0.25), summary(0.2566, 0.26)]);
+        let row = t.lines().find(|l| l.starts_with("srv\tS\t")).unwrap();
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert_eq!(cols[2], "2");
+        // (0.24525 + 0.2566) / 2 = 0.250925, not the first trial's 0.2453.
+        assert_eq!(cols[3], "0.2509", "{t}");
+        assert_eq!(cols[4], "0.2550");
     }
 }
