@@ -100,6 +100,8 @@ fn run(threads: u32) -> RunData {
             event(1201, "thread_leave", ""),
             event(1202, "thread_join", ""),
             event(1800, "console", "slices 1 -> ok (script)"),
+            event(1850, "console", "window 5 -> ok"),
+            event(1900, "console", "start lotto -> ok"),
         ],
         ..Default::default()
     }
@@ -254,12 +256,20 @@ fn palette_is_okabe_ito_up_to_seven_series_and_distinct_viridis_beyond() {
 fn a_failed_console_command_draws_nothing_and_a_change_is_marked_once() {
     let data = run(4);
     let labels: Vec<String> = markers(&data.events).into_iter().map(|m| m.label).collect();
-    // The swap is marked by its own event, not again by its command; the
-    // repossession and the failed frobnicate draw nothing; the scripted
-    // `slices`, with no event of its own, is marked by its command.
+    // The swap is marked by its own event, named by the policy it swapped
+    // to, not again by its command; the repossession and the failed
+    // frobnicate draw nothing; nor do `slices 1` and `window 5`, which
+    // only show something; a `start` with no event of its own is marked
+    // by its command.
     assert_eq!(
         labels,
-        ["swap", "tickets", "thread leave", "thread join", "slices"]
+        [
+            "swap to rr",
+            "tickets",
+            "thread leave",
+            "thread join",
+            "start"
+        ]
     );
 }
 
