@@ -122,9 +122,11 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
 #[test]
 fn sched_override_replaces_every_scheduler_and_drops_swaps() {
     let mut s = parse(GOOD, "file", 4).unwrap();
-    s.override_scheduler("rr");
+    let events = s.events.len();
+    assert_eq!(s.override_scheduler("rr"), events - 2);
     assert!(s.apps.iter().all(|a| a.get_ref().scheduler == "rr"));
     assert_eq!(s.events.len(), 2);
+    assert!(s.events.iter().all(|e| e.get_ref().swap.is_none()));
 }
 
 fn fails(text: &str, line: usize, field: &str) {
