@@ -568,3 +568,22 @@ fn bad_currencies_name_line_and_field() {
     let e = parse(&with("funding = 30", "funding = 0"), "c", 2).unwrap_err();
     assert_eq!(e.line, 13, "{e}");
 }
+
+#[test]
+fn the_docs_name_every_shipped_scenario() {
+    let root = crate::build::workspace_root();
+    let docs = std::fs::read_to_string(root.join("docs/scenarios.md")).unwrap();
+    let shipped = &docs[docs.find("## Shipped scenarios").expect("the section")..];
+    let shipped = &shipped[..shipped[3..].find("\n## ").map_or(shipped.len(), |e| e + 3)];
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !shipped.contains(&format!("`{name}`")) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/scenarios.md, Shipped scenarios, does not name {missing:?}"
+    );
+}
