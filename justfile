@@ -40,7 +40,7 @@ profile *args:
 experiments *args:
     @cargo xtask experiments "$@"
 
-[doc("Run a scenario once per value of one field: <scenario> <key> <v1,v2,...> [jobs=2] [cpus=] [accel=] [run_ms=] [det=1]; writes the table as CSV beside the runs")]
+[doc("Run a scenario once per value of one field: <scenario> <key> <v1,v2,...> [jobs=2] [cpus=] [accel=] [run_ms=] [det=1] [trials=N]; writes the table as CSV beside the runs")]
 sweep *args:
     @cargo xtask sweep "$@"
 

@@ -159,26 +159,28 @@ pub fn new_policy(kind: PolicyKind, cores: usize) -> Option<Box<dyn Policy>> {
     sched_registry::build(kind, &params).ok()
 }
 
-/// The application's seed ([`set_policy_seed`]), if it gave one.
+/// The application's seed ([`start_policy`]), if it gave one.
 static POLICY_SEED: AtomicU64 = AtomicU64::new(0);
 static POLICY_SEEDED: AtomicBool = AtomicBool::new(false);
 /// Policies built so far: each gets its own seed.
 static POLICIES_BUILT: AtomicU64 = AtomicU64::new(0);
 
-/// Seeds the policies built from now on (lottery draws from it) with the
-/// application's seed, so that deterministic runs repeat exactly and runs
-/// with different seeds are different trials. Without it a policy is
-/// seeded from the clock, which under `-icount` reads the same every run:
-/// three det lottery runs with seeds 1, 2 and 3 charged every thread the
-/// same nanoseconds.
+/// Starts the application under `kind`, seeded with the application's
+/// seed: the policies built from now on (lottery draws from it) take it,
+/// so that deterministic runs repeat exactly and runs with different seeds
+/// are different trials. Without it a policy is seeded from the clock,
+/// which under `-icount` reads the same every run: three det lottery runs
+/// with seeds 1, 2 and 3 charged every thread the same nanoseconds.
 ///
-/// The policy the libOS started with was built before the application
-/// could give its seed: it is built again, seeded (every thread carried,
-/// not counted as a swap).
-pub fn set_policy_seed(seed: u64) -> bool {
+/// The policy the libOS started with (the run's, `SysInfo::sched`) was
+/// built before the application could give its seed or its own policy: it
+/// is replaced by `kind`, seeded, every thread carried. That is the
+/// application's start, not a swap: it is not counted as one, and a
+/// policy is the first seeded one whichever way it was asked for (by the
+/// run, or by the application), so both draw the same.
+pub fn start_policy(seed: u64, kind: PolicyKind) -> bool {
     POLICY_SEED.store(seed, Ordering::Relaxed);
     POLICY_SEEDED.store(true, Ordering::Release);
-    let (_, kind, _) = snapshot(&mut []);
     let Some(seeded) = new_policy(kind, crate::slices::capacity()) else {
         return false;
     };

@@ -791,12 +791,14 @@ fn thread_names(app: &App) -> Vec<String> {
 
 impl Scenario {
     /// Every application's scheduler replaced by `sched` (`sched=` on the
-    /// command line), swaps included.
-    pub fn override_scheduler(&mut self, sched: &str) {
+    /// command line), swaps included: how many swap events were dropped.
+    pub fn override_scheduler(&mut self, sched: &str) -> usize {
         for app in &mut self.apps {
             app.get_mut().scheduler = sched.to_string();
         }
+        let before = self.events.len();
         self.events.retain(|e| e.get_ref().swap.is_none());
+        before - self.events.len()
     }
 
     /// The kernel's launch plan (`kernel::launch`): a header per

@@ -707,12 +707,13 @@ swap = "lottery"
     )));
     assert_exit(&out, abi::ExitCode::Success);
     let events = std::fs::read_to_string(out.run_dir.join("events.csv")).unwrap();
-    // The start's swap from the libOS's default, then the two timed ones.
+    // The two timed swaps; starting under lottery is not one.
     assert!(
         events.contains("\"lottery -> stride (scenario)\""),
         "{events}"
     );
-    assert_eq!(events.matches("stride -> lottery").count(), 2, "{events}");
+    assert_eq!(events.matches("stride -> lottery").count(), 1, "{events}");
+    assert_eq!(events.matches(",swap,").count(), 2, "{events}");
     let a = tasks_share(&out, "users", &["A1", "A2"]);
     assert!((a - 0.5).abs() < 0.03, "user A's share {a:.3}, not 0.5");
 }

@@ -303,8 +303,9 @@ impl Table {
         }
     }
 
-    /// Replaces the policy with `policy` (normally of the same kind, built
-    /// with another seed), carrying every thread; not counted as a swap.
+    /// Replaces the policy with `policy` (at the application's start: its
+    /// own policy, seeded, in place of the run's), carrying every thread;
+    /// not counted as a swap.
     /// Returns the policy replaced, as [`Table::set_policy`] does.
     pub fn reseat_policy(
         &mut self,

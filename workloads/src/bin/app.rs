@@ -817,14 +817,19 @@ fn main_thread(_: usize) {
     // The main thread sleeps between samples; a high weight makes it run
     // promptly when it wakes and costs nothing while it sleeps.
     threads::set_weight(threads::self_id(), 1000);
-    // The scenario's seed drives the policy's draws (lottery), so runs
-    // with different seeds are different trials.
-    if !threads::set_policy_seed(spec.seed) {
-        libos::log!("the policy could not be seeded with {}", spec.seed);
-    }
-    let policy = spec.policy.unwrap_or_else(threads::requested_policy);
-    if let Err(why) = swap(policy, "scenario") {
-        libos::log!("starting under {}: {why}", policy.name());
+    // Its own policy, in place of the run's, seeded with the scenario's
+    // seed: the seed drives the policy's draws (lottery), so runs with
+    // different seeds are different trials. Not a swap: none is reported
+    // (a scenario naming lottery showed a swap from stride at its start).
+    let mut policy = spec.policy.unwrap_or_else(threads::requested_policy);
+    if !threads::start_policy(spec.seed, policy) {
+        libos::log!(
+            "could not start under {} seeded with {}",
+            policy.name(),
+            spec.seed
+        );
+        let (_, running, _) = threads::snapshot(&mut []);
+        policy = running;
     }
     // The scenario's ticket currencies, in its order: the libOS numbers
     // them as the arguments do (1, 2, ...). Under a policy without them

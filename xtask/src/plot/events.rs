@@ -15,10 +15,17 @@ pub struct Marker {
 /// twice).
 const EFFECT_WITHIN_NS: u64 = 100_000_000;
 
-/// The events a timeline marks: changes (swaps, tickets, joins, leaves,
-/// starts, stops, slices) and the console commands that succeeded without
-/// an event of their own. Repossessions (hundreds a second) and spawns are
-/// not changes; a failed console command changed nothing and draws nothing.
+/// The console's commands that only show or end something (the kernel's
+/// `scenario::console`): `slices <core>` prints a core's slots, `window`
+/// the live table's span. They change nothing in the run.
+const SHOWING_ONLY: [&str; 6] = ["help", "list", "slices", "window", "quit", "q"];
+
+/// The events a timeline marks: changes (swaps, named by the policy swapped
+/// to, tickets, joins, leaves, starts, stops, slot changes) and the console
+/// commands that changed something and succeeded without an event of their
+/// own. Repossessions (hundreds a second) and spawns are not changes; a
+/// failed console command, or one that only shows something, changed
+/// nothing and draws nothing.
 pub fn markers(events: &[Event]) -> Vec<Marker> {
     events
         .iter()
@@ -34,11 +41,20 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
                         && f.t_ns - e.t_ns <= EFFECT_WITHIN_NS
                 });
                 let word = command.split_whitespace().next()?;
-                (ok && !effect_drawn).then(|| Marker {
+                let changes = !SHOWING_ONLY.contains(&word);
+                (ok && changes && !effect_drawn).then(|| Marker {
                     t_ns: e.t_ns,
                     label: word.to_string(),
                 })
             }
+            "swap" => Some(Marker {
+                t_ns: e.t_ns,
+                // `from -> to (source)`
+                label: match e.detail.split(" -> ").nth(1) {
+                    Some(to) => format!("swap to {}", to.split(' ').next().unwrap_or(to)),
+                    None => "swap".into(),
+                },
+            }),
             kind => Some(Marker {
                 t_ns: e.t_ns,
                 label: kind.replace('_', " "),

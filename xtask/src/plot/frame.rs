@@ -211,7 +211,7 @@ pub fn line_figure<DB: DrawingBackend>(
     title: &str,
     x: Axis,
     y: Axis,
-    mut lines: Vec<Line>,
+    lines: Vec<Line>,
     events: &[EventLine],
 ) -> Result<(), String> {
     let (data, key) = frame(area, style, title)?;
@@ -240,13 +240,20 @@ pub fn line_figure<DB: DrawingBackend>(
         .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(err)?;
-    lines.sort_by(|a, b| b.rank.total_cmp(&a.rank));
+    // The top lines by rank are named; they are then coloured and listed
+    // in the caller's order, so a run's figures, which all list its
+    // threads in one order, give a thread one colour (by rank, a thread
+    // took the first colour in one figure and another in the next).
+    let mut lines: Vec<(usize, Line)> = lines.into_iter().enumerate().collect();
+    lines.sort_by(|(_, a), (_, b)| b.rank.total_cmp(&a.rank));
     let named = if lines.len() <= style::NAMED_MAX {
         lines.len()
     } else {
         style::NAMED_MAX
     };
-    let others = lines.split_off(named);
+    let others: Vec<Line> = lines.split_off(named).into_iter().map(|(_, l)| l).collect();
+    lines.sort_by_key(|(k, _)| *k);
+    let lines: Vec<Line> = lines.into_iter().map(|(_, l)| l).collect();
     let mut entries = Vec::new();
     let bars = |l: &Line, c: ShapeStyle| {
         l.ranges

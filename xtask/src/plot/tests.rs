@@ -100,6 +100,8 @@ fn run(threads: u32) -> RunData {
             event(1201, "thread_leave", ""),
             event(1202, "thread_join", ""),
             event(1800, "console", "slices 1 -> ok (script)"),
+            event(1850, "console", "window 5 -> ok"),
+            event(1900, "console", "start lotto -> ok"),
         ],
         ..Default::default()
     }
@@ -254,12 +256,20 @@ fn palette_is_okabe_ito_up_to_seven_series_and_distinct_viridis_beyond() {
 fn a_failed_console_command_draws_nothing_and_a_change_is_marked_once() {
     let data = run(4);
     let labels: Vec<String> = markers(&data.events).into_iter().map(|m| m.label).collect();
-    // The swap is marked by its own event, not again by its command; the
-    // repossession and the failed frobnicate draw nothing; the scripted
-    // `slices`, with no event of its own, is marked by its command.
+    // The swap is marked by its own event, named by the policy it swapped
+    // to, not again by its command; the repossession and the failed
+    // frobnicate draw nothing; nor do `slices 1` and `window 5`, which
+    // only show something; a `start` with no event of its own is marked
+    // by its command.
     assert_eq!(
         labels,
-        ["swap", "tickets", "thread leave", "thread join", "slices"]
+        [
+            "swap to rr",
+            "tickets",
+            "thread leave",
+            "thread join",
+            "start"
+        ]
     );
 }
 
@@ -381,4 +391,54 @@ fn the_latency_figure_draws_each_point_s_range_on_its_log_axis_and_drops_empty_p
     assert_eq!(lines[0].ranges, vec![(10.0, 0.0, 1.0, 2.0)]);
     // The axis spans the bars, not only the medians.
     assert_eq!((lo, hi), (1.0, 100.0));
+}
+
+/// The colour of the legend's mark for `name` in `svg`: the last stroke
+/// before its label.
+fn legend_colour<'a>(svg: &'a str, name: &str) -> &'a str {
+    let label = svg.find(&format!(">\n{name}\n<")).expect("a legend label");
+    attributes(&svg[..label], "stroke").last().copied().unwrap()
+}
+
+#[test]
+fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
+    use super::frame::{line_figure, Axis, Line};
+    use plotters::prelude::*;
+    let svg_of = |ranks: [f64; 3]| -> String {
+        let mut svg = String::new();
+        {
+            let style = Style::svg(Paper::Column, false);
+            let area = SVGBackend::with_string(&mut svg, style.pixels()).into_drawing_area();
+            let lines = ["alpha", "beta", "gamma"]
+                .iter()
+                .zip(ranks)
+                .enumerate()
+                .map(|(k, (name, rank))| Line {
+                    name: name.to_string(),
+                    points: vec![(0.0, k as f64), (1.0, k as f64)],
+                    rank,
+                    ranges: Vec::new(),
+                })
+                .collect();
+            let axis = |desc: &str| Axis {
+                desc: desc.into(),
+                range: 0.0..3.0,
+                ticks: 2,
+                format: |v| format!("{v}"),
+            };
+            line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
+        }
+        svg
+    };
+    // In one figure alpha ranks first, in the other last (a thread with
+    // the most CPU need not have the longest waits).
+    let (one, other) = (svg_of([3.0, 2.0, 1.0]), svg_of([1.0, 2.0, 3.0]));
+    for name in ["alpha", "beta", "gamma"] {
+        assert_eq!(
+            legend_colour(&one, name),
+            legend_colour(&other, name),
+            "{name}"
+        );
+    }
+    assert_ne!(legend_colour(&one, "alpha"), legend_colour(&one, "gamma"));
 }

@@ -36,7 +36,13 @@ pub fn prepare(opts: &RunOptions, terminal: bool) -> Result<Prepared, Error> {
             s.check_memory(opts.memory_mib)
                 .map_err(|e| Error::Scenario(format!("{}: {e}", path.display())))?;
             if opts.sched_override {
-                s.override_scheduler(&opts.sched);
+                let dropped = s.override_scheduler(&opts.sched);
+                if dropped > 0 {
+                    eprintln!(
+                        "sched={}: every application runs it throughout; the scenario's {dropped} swap event(s) are left out (drop sched= to keep them)",
+                        opts.sched
+                    );
+                }
             }
             Some(s)
         }

@@ -122,9 +122,11 @@ fn a_good_scenario_compiles_to_a_plan_the_kernel_and_apps_accept() {
 #[test]
 fn sched_override_replaces_every_scheduler_and_drops_swaps() {
     let mut s = parse(GOOD, "file", 4).unwrap();
-    s.override_scheduler("rr");
+    let events = s.events.len();
+    assert_eq!(s.override_scheduler("rr"), events - 2);
     assert!(s.apps.iter().all(|a| a.get_ref().scheduler == "rr"));
     assert_eq!(s.events.len(), 2);
+    assert!(s.events.iter().all(|e| e.get_ref().swap.is_none()));
 }
 
 fn fails(text: &str, line: usize, field: &str) {
@@ -565,4 +567,23 @@ fn bad_currencies_name_line_and_field() {
     // A currency's line is its own.
     let e = parse(&with("funding = 30", "funding = 0"), "c", 2).unwrap_err();
     assert_eq!(e.line, 13, "{e}");
+}
+
+#[test]
+fn the_docs_name_every_shipped_scenario() {
+    let root = crate::build::workspace_root();
+    let docs = std::fs::read_to_string(root.join("docs/scenarios.md")).unwrap();
+    let shipped = &docs[docs.find("## Shipped scenarios").expect("the section")..];
+    let shipped = &shipped[..shipped[3..].find("\n## ").map_or(shipped.len(), |e| e + 3)];
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !shipped.contains(&format!("`{name}`")) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/scenarios.md, Shipped scenarios, does not name {missing:?}"
+    );
 }
