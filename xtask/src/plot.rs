@@ -218,6 +218,38 @@ fn label_of(labels: &[(u32, u32, String)], app: u32, id: u32) -> String {
         .map_or(format!("t{id}"), |l| l.2.clone())
 }
 
+/// Each thread's colour for every figure of the run: the [`style::NAMED_MAX`]
+/// threads that received the most CPU time are named, in colour slots in
+/// the run's thread order (`labels`); the rest are "others". Chosen once a
+/// run, so a thread has one colour and the same threads are named in its
+/// progress, lag and waits figures.
+fn thread_colours(data: &RunData) -> impl Fn(u32, u32) -> Option<(usize, usize)> {
+    let cpu = |app: u32, id: u32| {
+        data.samples
+            .iter()
+            .filter(|s| s.app == app && s.thread == id)
+            .map(|s| s.cpu_ns)
+            .max()
+            .unwrap_or(0)
+    };
+    let mut threads: Vec<(usize, u32, u32, u64)> = labels(data)
+        .into_iter()
+        .enumerate()
+        .map(|(k, (app, id, _))| (k, app, id, cpu(app, id)))
+        .collect();
+    // Most CPU first; ties in the run's order.
+    threads.sort_by_key(|&(k, _, _, cpu)| (std::cmp::Reverse(cpu), k));
+    threads.truncate(style::NAMED_MAX);
+    threads.sort_by_key(|&(k, ..)| k);
+    let of = threads.len();
+    move |app, id| {
+        threads
+            .iter()
+            .position(|&(_, a, i, _)| a == app && i == id)
+            .map(|slot| (slot, of))
+    }
+}
+
 /// Cumulative CPU time of every thread over time, events as vertical lines.
 fn progress<DB: DrawingBackend>(
     data: &RunData,
@@ -236,6 +268,7 @@ fn progress<DB: DrawingBackend>(
         .map(|s| s.cpu_ns as f64 / 1e9)
         .fold(0.01, f64::max)
         * 1.05;
+    let colour = thread_colours(data);
     let lines = labels(data)
         .into_iter()
         .map(|(app, id, name)| {
@@ -251,6 +284,7 @@ fn progress<DB: DrawingBackend>(
                 points,
                 rank,
                 ranges: Vec::new(),
+                colour: colour(app, id),
             }
         })
         .collect();
@@ -439,12 +473,14 @@ fn lag<DB: DrawingBackend>(
         .fold(1.0, f64::max)
         * 1.1;
     let labels = labels(data);
+    let colour = thread_colours(data);
     let lines = series
         .into_iter()
         .map(|(app, id, points)| Line {
             name: label_of(&labels, app, id),
             rank: points.iter().map(|p| p.1.abs()).fold(0.0, f64::max),
             ranges: Vec::new(),
+            colour: colour(app, id),
             points,
         })
         .collect();
@@ -476,6 +512,7 @@ fn waits<DB: DrawingBackend>(
     let dists = metrics::waits::per_thread(&data.waits);
     let ms = |ns: u64| (ns.max(1_000) as f64) / 1e6;
     let labels = labels(data);
+    let colour = thread_colours(data);
     let lines: Vec<Line> = dists
         .iter()
         .filter(|(_, d)| d.count() > 0)
@@ -484,6 +521,7 @@ fn waits<DB: DrawingBackend>(
             points: steps(d, ms),
             rank: d.percentile(0.99).unwrap_or(0) as f64,
             ranges: Vec::new(),
+            colour: colour(app, id),
         })
         .collect();
     let (lo, hi) = extent(&lines);
@@ -576,6 +614,7 @@ pub fn wait_cdfs(
             // Kept in the caller's order.
             rank: (n - k) as f64,
             ranges: Vec::new(),
+            colour: None,
         })
         .collect();
     let (lo, hi) = extent(&lines);
@@ -669,6 +708,7 @@ fn load_lines(series: &[(String, Vec<LoadPoint>)]) -> (Vec<Line>, f64, f64) {
                         (p.used_percent, lo.log10(), mid.log10(), hi.log10())
                     })
                     .collect(),
+                colour: None,
             }
         })
         .collect();

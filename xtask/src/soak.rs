@@ -217,6 +217,17 @@ fn swap_times(scenario: &toml::Value, app: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The scheduler the scenario names for `app`.
+fn scheduler_of<'a>(scenario: &'a toml::Value, app: &str) -> Option<&'a str> {
+    scenario
+        .get("app")
+        .and_then(toml::Value::as_array)?
+        .iter()
+        .find(|a| a.get("name").and_then(toml::Value::as_str) == Some(app))?
+        .get("scheduler")
+        .and_then(toml::Value::as_str)
+}
+
 /// Every application's thread table audited itself and found nothing; every
 /// thread it ran was served; every swap that came due before it was stopped
 /// happened.
@@ -287,6 +298,17 @@ fn app_audits(r: &mut SoakReport, out: &RunOutcome, phases: u64) {
                 .count();
             let start = users.iter().find(|v| mine(v, "app_start"));
             let started = start.and_then(|v| v["t_ns"].as_u64()).unwrap_or(0);
+            // It started under its own policy (the libOS replaces the
+            // run's with it, seeded, or says it could not).
+            let wanted = scheduler_of(&scenario, &name);
+            let ran = start.and_then(|v| v["policy"].as_str());
+            if wanted.is_some() && ran != wanted {
+                r.violations.push(format!(
+                    "{name}: started under {} where its scenario names {}",
+                    ran.unwrap_or("?"),
+                    wanted.unwrap_or("?")
+                ));
+            }
             let due = swap_times(&scenario, &name)
                 .into_iter()
                 .filter(|&at_ms| {
@@ -377,6 +399,13 @@ mod tests {
             }
         }
         assert!(swap_times(&text, "nobody").is_empty());
+        // Each names the policy it starts under, which the audit checks.
+        for role in ["steady", "sleepy", "visitor"] {
+            let name = format!("p0-{role}");
+            let sched = scheduler_of(&text, &name).unwrap_or_else(|| panic!("{name}"));
+            assert!(sched_registry::kind(sched).is_some(), "{name}: {sched}");
+        }
+        assert_eq!(scheduler_of(&text, "nobody"), None);
     }
 
     #[test]

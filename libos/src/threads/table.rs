@@ -303,9 +303,10 @@ impl Table {
         }
     }
 
-    /// Replaces the policy with `policy` (at the application's start: its
-    /// own policy, seeded, in place of the run's), carrying every thread;
-    /// not counted as a swap.
+    /// Replaces the policy with `policy`, carrying every thread; not
+    /// counted as a swap (a swap is this, counted: [`Table::set_policy`]).
+    /// Alone, at the application's start: its own policy, seeded, in place
+    /// of the run's.
     /// Returns the policy replaced, as [`Table::set_policy`] does.
     pub fn reseat_policy(
         &mut self,

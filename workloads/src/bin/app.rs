@@ -828,8 +828,14 @@ fn main_thread(_: usize) {
             policy.name(),
             spec.seed
         );
-        let (_, running, _) = threads::snapshot(&mut []);
-        policy = running;
+        // The run's policy, seeded at least (`app_start` says which runs,
+        // and the soak's audit flags it).
+        policy = threads::requested_policy();
+        if !threads::start_policy(spec.seed, policy) {
+            libos::log!("the run's {} not seeded either", policy.name());
+            let (_, running, _) = threads::snapshot(&mut []);
+            policy = running;
+        }
     }
     // The scenario's ticket currencies, in its order: the libOS numbers
     // them as the arguments do (1, 2, ...). Under a policy without them

@@ -193,6 +193,11 @@ pub struct Line {
     /// range of the trials a point of the line summarises, a dot at its
     /// middle (none for most lines).
     pub ranges: Vec<(f64, f64, f64, f64)>,
+    /// Its colour, chosen for the whole run: `Some((slot, of))` names the
+    /// line in colour `slot` of `of` in every figure of the run, `None`
+    /// folds it into "others". When no line of a figure has one, the
+    /// figure names its own top lines by rank.
+    pub colour: Option<(usize, usize)>,
 }
 
 /// A vertical line at `x`, named at the top of the data.
@@ -240,20 +245,36 @@ pub fn line_figure<DB: DrawingBackend>(
         .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(err)?;
-    // The top lines by rank are named; they are then coloured and listed
-    // in the caller's order, so a run's figures, which all list its
-    // threads in one order, give a thread one colour (by rank, a thread
-    // took the first colour in one figure and another in the next).
-    let mut lines: Vec<(usize, Line)> = lines.into_iter().enumerate().collect();
-    lines.sort_by(|(_, a), (_, b)| b.rank.total_cmp(&a.rank));
-    let named = if lines.len() <= style::NAMED_MAX {
-        lines.len()
-    } else {
-        style::NAMED_MAX
-    };
-    let others: Vec<Line> = lines.split_off(named).into_iter().map(|(_, l)| l).collect();
-    lines.sort_by_key(|(k, _)| *k);
-    let lines: Vec<Line> = lines.into_iter().map(|(_, l)| l).collect();
+    // The lines named, each with its colour (slot of so many), and the
+    // others: a run's threads by the colours chosen for the run, so a
+    // thread has one colour and the same threads are named in each of its
+    // figures (by each figure's rank, the named set and every colour
+    // changed from one figure to the next); other figures' lines by rank,
+    // the top few named and coloured in the caller's order.
+    let (named, others): (Vec<(Line, usize, usize)>, Vec<Line>) =
+        if lines.iter().any(|l| l.colour.is_some()) {
+            let (mut named, mut others) = (Vec::new(), Vec::new());
+            for l in lines {
+                match l.colour {
+                    Some((slot, of)) => named.push((l, slot, of)),
+                    None => others.push(l),
+                }
+            }
+            named.sort_by_key(|n| n.1);
+            (named, others)
+        } else {
+            let mut lines: Vec<(usize, Line)> = lines.into_iter().enumerate().collect();
+            lines.sort_by(|(_, a), (_, b)| b.rank.total_cmp(&a.rank));
+            let n = lines.len().min(style::NAMED_MAX);
+            let others = lines.split_off(n).into_iter().map(|(_, l)| l).collect();
+            lines.sort_by_key(|(k, _)| *k);
+            let named = lines
+                .into_iter()
+                .enumerate()
+                .map(|(slot, (_, l))| (l, slot, n))
+                .collect();
+            (named, others)
+        };
     let mut entries = Vec::new();
     let bars = |l: &Line, c: ShapeStyle| {
         l.ranges
@@ -268,8 +289,8 @@ pub fn line_figure<DB: DrawingBackend>(
             .map_err(err)?;
         chart.draw_series(bars(l, c)).map_err(err)?;
     }
-    for (i, l) in lines.iter().enumerate() {
-        let c = style::series(i, named);
+    for (l, slot, of) in &named {
+        let c = style::series(*slot, *of);
         chart
             .draw_series(LineSeries::new(
                 l.points.iter().copied(),
@@ -287,7 +308,12 @@ pub fn line_figure<DB: DrawingBackend>(
             Mark::Line(style::OTHERS),
         ));
     }
-    if lines.iter().chain(&others).any(|l| !l.ranges.is_empty()) {
+    if named
+        .iter()
+        .map(|n| &n.0)
+        .chain(&others)
+        .any(|l| !l.ranges.is_empty())
+    {
         entries.push(("range of trials".into(), Mark::Whisker(style::INK)));
     }
     draw_events(&mut chart, &data, style, &y.range, events)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::events::{markers, stack};
 use super::style::{self, Paper, Style, MIN_PT, OKABE_ITO, OTHERS, SVG_PX_PER_IN};
-use super::{plot_run_with, window, PlotOptions};
+use super::{labels, plot_run_with, window, PlotOptions};
 use crate::rundata::{App, CoreRun, Event, RunData, Sample, Thread, WaitInterval};
 
 const MS: u64 = 1_000_000;
@@ -418,6 +418,7 @@ fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
                     points: vec![(0.0, k as f64), (1.0, k as f64)],
                     rank,
                     ranges: Vec::new(),
+                    colour: None,
                 })
                 .collect();
             let axis = |desc: &str| Axis {
@@ -441,4 +442,33 @@ fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
         );
     }
     assert_ne!(legend_colour(&one, "alpha"), legend_colour(&one, "gamma"));
+}
+
+#[test]
+fn a_run_s_figures_name_the_same_threads_in_the_same_colours() {
+    // Twelve threads: more than the figures name. Progress ranks them by
+    // CPU, lag by |lag| and waits by p99, which disagree.
+    let files = draw(&run(12), "colours", &PlotOptions::default());
+    let svg = |stem: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.file_name().unwrap().to_string_lossy() == format!("{stem}.svg"))
+            .unwrap_or_else(|| panic!("no {stem}.svg in {files:?}"));
+        std::fs::read_to_string(f).unwrap()
+    };
+    let figures = [svg("progress"), svg("lag"), svg("waits")];
+    let named: Vec<String> = labels(&run(12))
+        .into_iter()
+        .map(|(_, _, name)| name)
+        .filter(|name| figures[0].contains(&format!(">\n{name}\n<")))
+        .collect();
+    assert_eq!(named.len(), style::NAMED_MAX, "{named:?}");
+    for name in &named {
+        let colours: Vec<&str> = figures.iter().map(|f| legend_colour(f, name)).collect();
+        assert!(
+            colours.iter().all(|c| *c == colours[0]),
+            "{name}: {colours:?}"
+        );
+    }
+    remove(&files);
 }

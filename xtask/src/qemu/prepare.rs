@@ -39,7 +39,7 @@ pub fn prepare(opts: &RunOptions, terminal: bool) -> Result<Prepared, Error> {
                 let dropped = s.override_scheduler(&opts.sched);
                 if dropped > 0 {
                     eprintln!(
-                        "sched={}: every application runs it throughout; the scenario's {dropped} swap event(s) are left out (drop sched= to keep them)",
+                        "sched={}: every application starts under it; the scenario's {dropped} swap event(s) are left out (drop sched= to keep them)",
                         opts.sched
                     );
                 }
