@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::yardstick::Spread;
 use crate::experiments::{scenario_job, scenario_with, Job};
 use crate::plot::LoadPoint;
+use crate::trials::Spread;
 use crate::{Accel, RunOutcome};
 
 /// The schedulers compared: every registered policy, in the registry's
