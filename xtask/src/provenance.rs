@@ -47,6 +47,9 @@ pub const SOURCES: &[&str] = &[
     "xtask/src/canonical*",
     "xtask/src/experiments.rs",
     "xtask/src/multicore.rs",
+    // The statistics of trials: the lottery sweep's means and intervals,
+    // every median and range.
+    "xtask/src/trials.rs",
     "xtask/src/plot.rs",
     "xtask/src/plot",
 ];
@@ -253,6 +256,7 @@ mod tests {
             "xtask/src/qemu/machine.rs",
             "xtask/src/canonical.rs",
             "xtask/src/canonical/binomial.rs",
+            "xtask/src/trials.rs",
         ] {
             assert!(listed.lines().any(|l| l == must), "{must} not hashed");
         }

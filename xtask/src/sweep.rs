@@ -1,11 +1,14 @@
 //! `just sweep`: one run of a scenario per value of one field (or, with
 //! `trials=N`, N runs per value with seeds `seed`, `seed + 1`, …), several
 //! QEMUs at once, then every thread's share per value — with trials, its
-//! mean and 95% confidence interval.
+//! mean and 95% confidence interval, and each request-serving
+//! application's latencies as their median and range over the trials.
 
 use std::path::{Path, PathBuf};
 
 use crate::experiments::{run_all, scenario_job, scenario_with, Job};
+use crate::metrics::requests::{kept_up, P999_MIN};
+use crate::trials::Spread;
 use crate::{Accel, RunOutcome};
 
 /// What to sweep.
@@ -208,6 +211,162 @@ pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<Stri
     any.then_some(out)
 }
 
+/// One request-serving application at one value of a sweep, over the
+/// value's trials that ran.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServedTrials {
+    pub value: String,
+    pub app: String,
+    /// The value's trials in which the application served requests.
+    pub trials: usize,
+    /// How many of them kept up ([`crate::metrics::requests::kept_up`]).
+    pub kept_up: usize,
+    /// The median of the CPU its threads used, in cores.
+    pub used_cores: Option<f64>,
+    pub p50_ms: Option<Spread>,
+    pub p99_ms: Option<Spread>,
+    /// Only when every trial completed [`P999_MIN`] requests.
+    pub p999_ms: Option<Spread>,
+    /// The longest latency of any trial.
+    pub max_ms: Option<f64>,
+}
+
+/// Per value (in sweep order) and request-serving application (in the
+/// order they first serve, matched by name), its request figures over the
+/// value's trials, as the canonical serving experiment gives them: the
+/// median and range of p50, p99 and (only when every trial completed
+/// [`P999_MIN`]) p99.9, the median CPU used, the longest latency of any
+/// trial and how many trials kept up. A figure some trial lacks (no request
+/// completed) has no spread.
+pub fn served_trials(runs: &[(String, serde_json::Value)]) -> Vec<ServedTrials> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for (v, summary) in runs {
+        for app in summary["apps"].as_array().into_iter().flatten() {
+            let name = app["name"].as_str().unwrap_or("");
+            if !app["requests"].is_null() && !keys.contains(&(v.as_str(), name)) {
+                keys.push((v, name));
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|(v, name)| {
+            let of: Vec<&serde_json::Value> = runs
+                .iter()
+                .filter(|(w, _)| w == v)
+                .filter_map(|(_, s)| {
+                    s["apps"]
+                        .as_array()?
+                        .iter()
+                        .find(|a| a["name"] == name)
+                        .map(|a| &a["requests"])
+                        .filter(|r| !r.is_null())
+                })
+                .collect();
+            let u = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap_or(0);
+            let ms = |k: &str| -> Vec<f64> {
+                of.iter()
+                    .map(|r| r["latency"][k].as_f64().map_or(f64::NAN, |ns| ns / 1e6))
+                    .collect()
+            };
+            let used: Vec<f64> = of
+                .iter()
+                .map(|r| r["used_cores"].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let max = ms("max_ns").into_iter().fold(f64::NAN, f64::max);
+            ServedTrials {
+                value: v.to_string(),
+                app: name.to_string(),
+                trials: of.len(),
+                kept_up: of
+                    .iter()
+                    .filter(|r| kept_up(u(r, "backlog"), u(r, "arrived")))
+                    .count(),
+                used_cores: Spread::of(&used).map(|s| s.median),
+                p50_ms: Spread::of(&ms("p50_ns")),
+                p99_ms: Spread::of(&ms("p99_ns")),
+                p999_ms: if of.iter().all(|r| u(&r["latency"], "count") >= P999_MIN) {
+                    Spread::of(&ms("p999_ns"))
+                } else {
+                    None
+                },
+                max_ms: (!max.is_nan()).then_some(max),
+            }
+        })
+        .collect()
+}
+
+/// [`served_trials`] as CSV rows `value,app,trials,kept_up,
+/// used_cores_median,p50_ms_{median,min,max},p99_ms_{…},p999_ms_{…},
+/// max_ms` (a figure without a spread: empty cells); `None` when no
+/// application served requests.
+pub fn requests_trials_csv(rows: &[ServedTrials]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut out = String::from("value,app,trials,kept_up,used_cores_median");
+    for p in ["p50", "p99", "p999"] {
+        for s in ["median", "min", "max"] {
+            out.push_str(&format!(",{p}_ms_{s}"));
+        }
+    }
+    out.push_str(",max_ms\n");
+    let num = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
+    let spread = |s: &Option<Spread>| match s {
+        Some(s) => format!("{},{},{}", s.median, s.min, s.max),
+        None => ",,".into(),
+    };
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            field(&r.value),
+            field(&r.app),
+            r.trials,
+            r.kept_up,
+            num(r.used_cores),
+            spread(&r.p50_ms),
+            spread(&r.p99_ms),
+            spread(&r.p999_ms),
+            num(r.max_ms),
+        ));
+    }
+    Some(out)
+}
+
+/// [`served_trials`] as printed: each latency in ms as `median
+/// (lowest–highest)`, marked † when some trial did not keep up (a
+/// footnote then says why), `—` for a figure without a spread.
+pub fn requests_trials_table(rows: &[ServedTrials]) -> String {
+    let mut out =
+        String::from("value\tapp\ttrials\tkept_up\tused_cores\tp50_ms\tp99_ms\tp999_ms\tmax_ms\n");
+    for r in rows {
+        let mark = if r.kept_up == r.trials { "" } else { " †" };
+        let ms = |s: &Option<Spread>| {
+            s.as_ref().map_or("—".into(), |s| {
+                format!("{}{mark}", s.cell(1.0, 2, "", |_| true))
+            })
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.value,
+            r.app,
+            r.trials,
+            r.kept_up,
+            r.used_cores.map_or("—".into(), |c| format!("{c:.2}")),
+            ms(&r.p50_ms),
+            ms(&r.p99_ms),
+            ms(&r.p999_ms),
+            r.max_ms.map_or("—".into(), |m| format!("{m:.2}")),
+        ));
+    }
+    if rows.iter().any(|r| r.kept_up < r.trials) {
+        out.push_str(
+            "† some trial did not keep up (more than 1% of its arrivals still waiting at its \
+             end): its percentiles leave those out and read low\n",
+        );
+    }
+    out
+}
+
 /// What a sweep's runs gave: the tables built from the runs whose figures
 /// stand, and the runs left out of them.
 #[derive(Debug, Default)]
@@ -306,8 +465,10 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
 }
 
 /// Runs every job, `parallel` at once, prints a table of shares and
-/// writes it as CSV beside the runs (`<runs>/sweep-<scenario>-<key>.csv`);
-/// `Err` when any run failed.
+/// writes it as CSV beside the runs (`<runs>/sweep-<scenario>-<key>.csv`),
+/// with the runs' request figures (`….requests.csv`) and, with trials,
+/// the means (`….means.csv`) and the request latencies over the trials
+/// (`….requests-trials.csv`); `Err` when any run failed.
 pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(), String> {
     let (values, jobs): (Vec<String>, Vec<Job>) = jobs.into_iter().unzip();
     let results = values
@@ -364,9 +525,22 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
                     );
                 }
             }
-            let path = path.with_extension("means.csv");
-            std::fs::write(&path, means).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("== means and 95% intervals in {}", path.display());
+            let means_path = path.with_extension("means.csv");
+            std::fs::write(&means_path, means)
+                .map_err(|e| format!("{}: {e}", means_path.display()))?;
+            eprintln!("== means and 95% intervals in {}", means_path.display());
+            let served = served_trials(summaries);
+            if let Some(csv) = requests_trials_csv(&served) {
+                println!(
+                    "\nrequest latency per value over its trials that ran (ms: median \
+                     (lowest–highest); p99.9 only where every trial completed {P999_MIN}; max: \
+                     the longest of any trial):\n{}",
+                    requests_trials_table(&served)
+                );
+                let path = path.with_extension("requests-trials.csv");
+                std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+                eprintln!("== request latencies over the trials in {}", path.display());
+            }
         }
     }
     tally.verdict()
@@ -553,6 +727,108 @@ mod tests {
             super::requests_csv(&[("1".into(), "r".into(), without)]),
             None
         );
+    }
+
+    /// A served run's summary: `srv` serves requests (its latencies in µs),
+    /// `batch` none.
+    fn served(
+        used: f64,
+        arrived: u64,
+        backlog: u64,
+        p50_us: u64,
+        p99_us: u64,
+        p999_us: u64,
+        max_us: u64,
+    ) -> serde_json::Value {
+        let completed = arrived - backlog;
+        json!({"apps": [
+            {"name": "batch", "requests": null, "threads": []},
+            {"name": "srv", "threads": [], "requests": {
+                "used_cores": used, "arrived": arrived, "completed": completed, "backlog": backlog,
+                "latency": {"count": completed, "p50_ns": p50_us * 1000, "p99_ns": p99_us * 1000,
+                            "p999_ns": p999_us * 1000, "max_ns": max_us * 1000}}}
+        ]})
+    }
+
+    /// Three trials of two values, through `tally` (a fourth run that
+    /// failed counts for nothing): at 100 one trial left 2% of its
+    /// arrivals waiting; at 300 one trial completed 10,000 requests and the
+    /// others fewer, so no p99.9, which appears once all three have.
+    #[test]
+    fn trials_give_each_server_its_latencies_median_and_range() {
+        use crate::qemu::End;
+        let out = |end: End, summary: serde_json::Value| {
+            Ok(crate::RunOutcome {
+                end,
+                exit: end.exit_code(),
+                exit_name: end.name().into(),
+                records: Default::default(),
+                console: String::new(),
+                run_dir: "runs/r".into(),
+                summary_path: "runs/r/summary.json".into(),
+                summary,
+            })
+        };
+        let ok = End::Kernel(abi::ExitCode::Success);
+        let run = |v: &str, s| (v.to_string(), format!("sweep-{v}"), out(ok, s));
+        let t = super::tally(vec![
+            run("100", served(0.20, 1000, 0, 1000, 4000, 6000, 7000)),
+            run("100", served(0.22, 1000, 10, 1200, 6000, 8000, 9000)),
+            run("100", served(0.25, 1000, 20, 800, 5000, 7000, 12000)),
+            run("300", served(0.61, 10_000, 0, 2000, 10_000, 15_000, 20_000)),
+            run("300", served(0.60, 9000, 0, 2500, 11_000, 14_000, 18_000)),
+            run("300", served(0.62, 9500, 0, 1500, 9000, 16_000, 17_000)),
+            (
+                "300".into(),
+                "sweep-300-late".into(),
+                out(End::Timeout, served(0.9, 10, 9, 1, 1, 1, 999_000)),
+            ),
+        ]);
+        assert_eq!(t.failed.len(), 1);
+        let rows = super::served_trials(&t.summaries);
+        let csv = super::requests_trials_csv(&rows).unwrap();
+        assert_eq!(
+            csv,
+            "value,app,trials,kept_up,used_cores_median,\
+             p50_ms_median,p50_ms_min,p50_ms_max,p99_ms_median,p99_ms_min,p99_ms_max,\
+             p999_ms_median,p999_ms_min,p999_ms_max,max_ms\n\
+             100,srv,3,2,0.22,1,0.8,1.2,5,4,6,,,,12\n\
+             300,srv,3,3,0.61,2,1.5,2.5,10,9,11,,,,20\n"
+        );
+        let table = super::requests_trials_table(&rows);
+        assert_eq!(
+            table,
+            "value\tapp\ttrials\tkept_up\tused_cores\tp50_ms\tp99_ms\tp999_ms\tmax_ms\n\
+             100\tsrv\t3\t2\t0.22\t1.00 (0.80–1.20) †\t5.00 (4.00–6.00) †\t—\t12.00\n\
+             300\tsrv\t3\t3\t0.61\t2.00 (1.50–2.50)\t10.00 (9.00–11.00)\t—\t20.00\n\
+             † some trial did not keep up (more than 1% of its arrivals still waiting at its end): \
+             its percentiles leave those out and read low\n"
+        );
+
+        // Every trial at 300 with 10,000 completed: its p99.9 too.
+        let all = [
+            served(0.61, 10_000, 0, 2000, 10_000, 15_000, 20_000),
+            served(0.60, 10_000, 0, 2500, 11_000, 14_000, 18_000),
+            served(0.62, 10_100, 100, 1500, 9000, 16_000, 17_000),
+        ];
+        let runs: Vec<_> = all.into_iter().map(|s| ("300".to_string(), s)).collect();
+        let rows = super::served_trials(&runs);
+        let csv = super::requests_trials_csv(&rows).unwrap();
+        assert_eq!(
+            csv.lines().nth(1),
+            Some("300,srv,3,3,0.61,2,1.5,2.5,10,9,11,15,14,16,20")
+        );
+        assert!(
+            super::requests_trials_table(&rows).ends_with("\t15.00 (14.00–16.00)\t20.00\n"),
+            "{}",
+            super::requests_trials_table(&rows)
+        );
+
+        // No application serving requests: no such file.
+        let none = json!({"apps": [{"name": "batch", "requests": null}]});
+        let rows = super::served_trials(&[("1".into(), none.clone()), ("1".into(), none)]);
+        assert!(rows.is_empty());
+        assert_eq!(super::requests_trials_csv(&rows), None);
     }
 
     #[test]

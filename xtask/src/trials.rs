@@ -2,6 +2,11 @@
 //! and each thread's share and share error reported as the mean over the
 //! trials with its 95% confidence interval (Student's t: the trials are few
 //! and their spread unknown).
+//!
+//! Also the other statistic of trials used here, their median and range
+//! ([`Spread`]): for figures whose trials are not samples of one mean, such
+//! as a tail latency (the canonical experiments, a sweep's request
+//! latencies).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -62,6 +67,55 @@ pub fn mean_ci(xs: &[f64]) -> Option<Estimate> {
 /// own sleeping), shown beside the measured means.
 pub fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// The median and the range of some trials' values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values or one that is not a number.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+
+    /// `median (min–max)`, each scaled by `scale` with `decimals`, and ✗
+    /// when the median misses its target (`meets` of the median).
+    pub(crate) fn cell(
+        &self,
+        scale: f64,
+        decimals: usize,
+        unit: &str,
+        meets: impl Fn(f64) -> bool,
+    ) -> String {
+        let f = |x: f64| format!("{:.*}", decimals, x * scale);
+        format!(
+            "{}{unit} ({}–{}){}",
+            f(self.median),
+            f(self.min),
+            f(self.max),
+            if meets(self.median) { "" } else { " ✗" }
+        )
+    }
 }
 
 /// One job per trial: the scenario with `seed` set to its own seed plus k,
@@ -167,6 +221,30 @@ pub fn identical(summaries: &[Value]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_spread_is_the_median_and_the_extremes() {
+        let s = Spread::of(&[0.3, 0.1, 0.9, 0.2, 0.5]).unwrap();
+        assert_eq!(
+            s,
+            Spread {
+                median: 0.3,
+                min: 0.1,
+                max: 0.9
+            }
+        );
+        let even = Spread::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        assert!(Spread::of(&[]).is_none());
+        assert!(Spread::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn a_cell_marks_a_median_that_misses() {
+        let s = Spread::of(&[0.95, 0.97, 0.99]).unwrap();
+        assert_eq!(s.cell(100.0, 1, "%", |m| m >= 0.97), "97.0% (95.0–99.0)");
+        assert_eq!(s.cell(100.0, 1, "%", |m| m >= 0.98), "97.0% (95.0–99.0) ✗");
+    }
 
     #[test]
     fn ci_of_one_to_five_is_t4_times_the_standard_error() {

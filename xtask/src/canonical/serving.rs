@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::yardstick::Spread;
 use crate::experiments::{scenario_job, scenario_with, Job};
+use crate::metrics::requests::{self, P999_MIN};
 use crate::plot::LoadPoint;
+use crate::trials::Spread;
 use crate::{Accel, RunOutcome};
 
 /// The schedulers compared: every registered policy, in the registry's
@@ -121,16 +122,10 @@ pub fn row(load: f64, summary: &Value) -> Result<Row, String> {
     })
 }
 
-/// Fewest completed requests for a p99.9 to be printed (below, it is one
-/// of the last few values, not a percentile).
-const P999_MIN: u64 = 10_000;
-
 impl Row {
-    /// Whether the server kept up: at the end at most 1% of what arrived
-    /// was still waiting. A run that did not has a tail its length bounds
-    /// (the backlog grows without end), not its scheduler.
+    /// Whether the server kept up ([`requests::kept_up`]).
     pub fn kept_up(&self) -> bool {
-        self.backlog * 100 <= self.arrived
+        requests::kept_up(self.backlog, self.arrived)
     }
 
     /// Its backlog as a fraction of what arrived.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::experiments::{scenario_job, scenario_with, Job};
 use crate::multicore::{machine_share, measure, target, Yardstick};
 use crate::qemu::det_slowdown;
+use crate::trials::Spread;
 use crate::{Accel, RunOutcome};
 
 /// Runs of each multicore row (seeds 1 to `TRIALS`; seed 1 is the
@@ -169,55 +170,6 @@ pub fn jobs(accel: Accel, scenario: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Job>
     Ok(jobs)
 }
 
-/// The median and the range of some trials' values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values or one that is not a number.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        if values.is_empty() || values.iter().any(|v| v.is_nan()) {
-            return None;
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        })
-    }
-
-    /// `median (min–max)`, each scaled by `scale` with `decimals`, and ✗
-    /// when the median misses its target (`meets` of the median).
-    pub(super) fn cell(
-        &self,
-        scale: f64,
-        decimals: usize,
-        unit: &str,
-        meets: impl Fn(f64) -> bool,
-    ) -> String {
-        let f = |x: f64| format!("{:.*}", decimals, x * scale);
-        format!(
-            "{}{unit} ({}–{}){}",
-            f(self.median),
-            f(self.min),
-            f(self.max),
-            if meets(self.median) { "" } else { " ✗" }
-        )
-    }
-}
-
 fn spread(ys: &[Yardstick], value: impl Fn(&Yardstick) -> f64) -> Result<Spread, String> {
     Spread::of(&ys.iter().map(value).collect::<Vec<_>>()).ok_or("no trial measured".into())
 }
@@ -353,23 +305,6 @@ pub fn section<'a>(get: &dyn Fn(&str) -> Result<&'a RunOutcome, String>) -> Resu
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_spread_is_the_median_and_the_extremes() {
-        let s = Spread::of(&[0.3, 0.1, 0.9, 0.2, 0.5]).unwrap();
-        assert_eq!(
-            s,
-            Spread {
-                median: 0.3,
-                min: 0.1,
-                max: 0.9
-            }
-        );
-        let even = Spread::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
-        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
-        assert!(Spread::of(&[]).is_none());
-        assert!(Spread::of(&[1.0, f64::NAN]).is_none());
-    }
-
     /// The longest charge is judged against the row's own slot and grace:
     /// 2.2 ms up to 8 cores, stretched by the slowdown beyond.
     #[test]
@@ -423,13 +358,6 @@ mod tests {
             ..y(10, 0.97)
         };
         assert_eq!(distinct_trials(&[y(10, 0.97), idle_apart]), 2);
-    }
-
-    #[test]
-    fn a_cell_marks_a_median_that_misses() {
-        let s = Spread::of(&[0.95, 0.97, 0.99]).unwrap();
-        assert_eq!(s.cell(100.0, 1, "%", |m| m >= 0.97), "97.0% (95.0–99.0)");
-        assert_eq!(s.cell(100.0, 1, "%", |m| m >= 0.98), "97.0% (95.0–99.0) ✗");
     }
 
     /// Every job, on the repository's scenarios.

@@ -61,6 +61,18 @@ pub fn latencies(log: &RequestLog) -> WaitDist {
     d
 }
 
+/// Whether a stream's servers kept up: at the end at most 1% of what
+/// arrived (`arrived`) was still waiting (`backlog`). A run that did not
+/// has a tail its length bounds (the backlog grows without end), not its
+/// scheduler, and percentiles that leave its slowest requests out.
+pub fn kept_up(backlog: u64, arrived: u64) -> bool {
+    backlog * 100 <= arrived
+}
+
+/// Fewest completed requests for a p99.9 to be shown over trials (below,
+/// it is one of a run's last few values, not a percentile).
+pub const P999_MIN: u64 = 10_000;
+
 /// Application `app`'s request figures for summary.json, or null when it
 /// serves none: the stream asked for (rate, mean service, the load it
 /// offers in cores), what arrived and completed, the backlog at the last
@@ -122,6 +134,14 @@ fn server_cores_used(data: &RunData, app: u32) -> Option<f64> {
 mod tests {
     use super::*;
     use abi::waits::bucket_of;
+
+    #[test]
+    fn a_stream_kept_up_while_at_most_one_percent_of_its_arrivals_wait() {
+        assert!(kept_up(0, 0));
+        assert!(kept_up(10, 1000));
+        assert!(!kept_up(11, 1000));
+        assert!(!kept_up(1, 0));
+    }
 
     fn report(t: u64, arrived: u64, completed: u64, latencies: &[u64]) -> Value {
         let mut b = std::collections::BTreeMap::new();
