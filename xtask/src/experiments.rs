@@ -43,8 +43,15 @@ pub fn scenario_with(
     if let Some(t) = doc.as_table_mut() {
         t.insert("name".into(), toml::Value::String(format!("{stem}-{tag}")));
     }
-    std::fs::write(&path, toml::to_string(&doc).map_err(|e| e.to_string())?)
+    // Written beside it and renamed into place, so that two callers making
+    // the same file at once (tests in one process share `dir`) never read
+    // each other's half-written one.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = dir.join(format!(".{stem}-{tag}.toml.{n}"));
+    std::fs::write(&partial, toml::to_string(&doc).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, &path).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
