@@ -379,7 +379,8 @@ pub struct Tally {
     pub summaries: Vec<(String, serde_json::Value)>,
     /// Per run that counted: its value, run directory name and summary.
     pub served: Vec<(String, String, serde_json::Value)>,
-    /// Where the counted runs' directories are.
+    /// Where the runs' directories are (any run that wrote one, counted
+    /// or not: the tables go there even when no run counted).
     pub runs_dir: Option<PathBuf>,
     /// How many runs there were.
     pub runs: usize,
@@ -403,6 +404,22 @@ impl Tally {
     }
 }
 
+/// Writes `text` to `path` (`Some(path)`), or with none removes an older
+/// sweep's file there (`None`).
+fn write_or_remove(path: &Path, text: Option<String>) -> Result<Option<PathBuf>, String> {
+    match text {
+        Some(text) => {
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Some(path.to_path_buf()))
+        }
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        },
+    }
+}
+
 /// Sorts the sweep's results (value, job name, run result, in job order)
 /// into the tables of the runs that count and the list of those that
 /// failed: a run counts when it ended as `just run` ends well (process
@@ -415,6 +432,9 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
         ..Tally::default()
     };
     for (value, name, out) in results {
+        if let Ok(out) = &out {
+            t.runs_dir = t.runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
+        }
         let out = match out {
             Ok(out) if out.process_code() == 0 => out,
             // A run that ended otherwise (QEMU failed, timed out, a check
@@ -434,7 +454,6 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
             .run_dir
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        t.runs_dir = t.runs_dir.or(out.run_dir.parent().map(Path::to_path_buf));
         t.served
             .push((value.clone(), run.clone(), out.summary.clone()));
         for app in out.summary["apps"].as_array().into_iter().flatten() {
@@ -490,21 +509,27 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
         let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
         std::fs::write(&path, &tally.csv).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("== table in {}", path.display());
-        if let Some(requests) = requests_csv(&tally.served) {
+        // Each other table is written when this sweep has one, else an
+        // older sweep's copy goes: a rerun leaves no stale file behind.
+        let requests = requests_csv(&tally.served);
+        if let Some(requests) = &requests {
             println!(
                 "\nrequest latency per run (ns; docs/metrics.md):\n{}",
                 requests.replace(',', "\t")
             );
-            let path = path.with_extension("requests.csv");
-            std::fs::write(&path, requests).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("== request latencies in {}", path.display());
         }
+        let written = write_or_remove(&path.with_extension("requests.csv"), requests)?;
+        if let Some(p) = written {
+            eprintln!("== request latencies in {}", p.display());
+        }
+        let (mut means, mut latencies) = (None, None);
         if s.trials > 1 {
-            let means = summary_csv(summaries);
+            let m = summary_csv(summaries);
             println!(
                 "\nper value, over its trials that ran (column `trials`):\n{}",
-                means.replace(',', "\t")
+                m.replace(',', "\t")
             );
+            means = Some(m);
             let mut seen: Vec<&str> = Vec::new();
             for v in summaries.iter().map(|(v, _)| v.as_str()) {
                 if seen.contains(&v) {
@@ -525,22 +550,23 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
                     );
                 }
             }
-            let means_path = path.with_extension("means.csv");
-            std::fs::write(&means_path, means)
-                .map_err(|e| format!("{}: {e}", means_path.display()))?;
-            eprintln!("== means and 95% intervals in {}", means_path.display());
             let served = served_trials(summaries);
-            if let Some(csv) = requests_trials_csv(&served) {
+            latencies = requests_trials_csv(&served);
+            if latencies.is_some() {
                 println!(
                     "\nrequest latency per value over its trials that ran (ms: median \
                      (lowest–highest); p99.9 only where every trial completed {P999_MIN}; max: \
                      the longest of any trial):\n{}",
                     requests_trials_table(&served)
                 );
-                let path = path.with_extension("requests-trials.csv");
-                std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
-                eprintln!("== request latencies over the trials in {}", path.display());
             }
+        }
+        if let Some(p) = write_or_remove(&path.with_extension("means.csv"), means)? {
+            eprintln!("== means and 95% intervals in {}", p.display());
+        }
+        let latencies_path = path.with_extension("requests-trials.csv");
+        if let Some(p) = write_or_remove(&latencies_path, latencies)? {
+            eprintln!("== request latencies over the trials in {}", p.display());
         }
     }
     tally.verdict()
@@ -696,6 +722,16 @@ mod tests {
         assert!(e.starts_with("3 of the sweep's 4 runs failed"), "{e}");
         assert!(e.contains("sweep-eevdf: qemu_error"), "{e}");
 
+        // With every run failed, the tables still have a directory (they
+        // are written header-only there, over an older sweep's).
+        let none_counted = super::tally(vec![(
+            "eevdf".into(),
+            "sweep-eevdf".into(),
+            out(End::QemuError, "sweep-eevdf", 0),
+        )]);
+        assert_eq!(none_counted.runs_dir, Some("runs".into()));
+        assert_eq!(none_counted.csv.lines().count(), 1);
+
         let all_well = super::tally(vec![("rr".into(), "r".into(), out(ok, "r", 7))]);
         assert!(all_well.failed.is_empty());
         assert_eq!(all_well.verdict(), Ok(()));
@@ -836,5 +872,22 @@ mod tests {
         assert_eq!(super::field("lotto"), "lotto");
         assert_eq!(super::field("a,b"), "\"a,b\"");
         assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn a_table_this_sweep_does_not_have_replaces_no_older_one() {
+        let dir = std::env::temp_dir().join(format!("exo-sweep-tables-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sweep-x-key.means.csv");
+        assert_eq!(
+            super::write_or_remove(&path, Some("a,b\n".into())).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n");
+        // A rerun without trials: the older means go.
+        assert_eq!(super::write_or_remove(&path, None).unwrap(), None);
+        assert!(!path.exists());
+        assert_eq!(super::write_or_remove(&path, None).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
