@@ -661,23 +661,33 @@ mod tests {
         assert_eq!(cols[8], "");
     }
 
+    /// A run that ended `end`, in `runs/<dir>`, with `summary`.
+    fn outcome(
+        end: crate::qemu::End,
+        dir: &str,
+        summary: serde_json::Value,
+    ) -> Result<crate::RunOutcome, String> {
+        Ok(crate::RunOutcome {
+            end,
+            exit: end.exit_code(),
+            exit_name: end.name().into(),
+            records: Default::default(),
+            console: String::new(),
+            run_dir: format!("runs/{dir}").into(),
+            summary_path: format!("runs/{dir}/summary.json").into(),
+            summary,
+        })
+    }
+
     #[test]
     fn a_run_that_did_not_end_well_is_left_out_and_fails_the_sweep() {
         use crate::qemu::End;
         let out = |end: End, dir: &str, cpu_ns: u64| {
-            Ok(crate::RunOutcome {
-                end,
-                exit: end.exit_code(),
-                exit_name: end.name().into(),
-                records: Default::default(),
-                console: String::new(),
-                run_dir: format!("runs/{dir}").into(),
-                summary_path: format!("runs/{dir}/summary.json").into(),
-                summary: json!({"apps": [{"name": "app", "threads": [
-                    {"id": 0, "name": "t", "tickets": 1, "cpu_ns": cpu_ns,
-                     "ideal_share": 0.5, "measured_share": if cpu_ns > 0 { 0.5 } else { 0.0 }},
-                ]}]}),
-            })
+            let summary = json!({"apps": [{"name": "app", "threads": [
+                {"id": 0, "name": "t", "tickets": 1, "cpu_ns": cpu_ns,
+                 "ideal_share": 0.5, "measured_share": if cpu_ns > 0 { 0.5 } else { 0.0 }},
+            ]}]});
+            outcome(end, dir, summary)
         };
         let ok = End::Kernel(abi::ExitCode::Success);
         let t = super::tally(vec![
@@ -793,18 +803,7 @@ mod tests {
     #[test]
     fn trials_give_each_server_its_latencies_median_and_range() {
         use crate::qemu::End;
-        let out = |end: End, summary: serde_json::Value| {
-            Ok(crate::RunOutcome {
-                end,
-                exit: end.exit_code(),
-                exit_name: end.name().into(),
-                records: Default::default(),
-                console: String::new(),
-                run_dir: "runs/r".into(),
-                summary_path: "runs/r/summary.json".into(),
-                summary,
-            })
-        };
+        let out = |end: End, summary: serde_json::Value| outcome(end, "r", summary);
         let ok = End::Kernel(abi::ExitCode::Success);
         let run = |v: &str, s| (v.to_string(), format!("sweep-{v}"), out(ok, s));
         let t = super::tally(vec![
