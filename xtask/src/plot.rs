@@ -19,7 +19,7 @@ use plotters::prelude::*;
 use crate::metrics;
 use crate::rundata::RunData;
 use crate::scenario_run::replay;
-use frame::{err, frame, legend, line_figure, Axis, EventLine, Line, Mark};
+use frame::{err, frame, legend, line_figure, Axis, Colour, EventLine, Line, Mark};
 use style::{Paper, Style};
 
 /// Where the plots' font lives (Debian's fonts-dejavu-core, installed by
@@ -222,8 +222,9 @@ fn label_of(labels: &[(u32, u32, String)], app: u32, id: u32) -> String {
 /// threads that received the most CPU time are named, in colour slots in
 /// the run's thread order (`labels`); the rest are "others". Chosen once a
 /// run, so a thread has one colour and the same threads are named in its
-/// progress, lag and waits figures.
-fn thread_colours(data: &RunData) -> impl Fn(u32, u32) -> Option<(usize, usize)> {
+/// progress, lag and waits figures. A run without CPU figures (no samples)
+/// has nothing to choose by: each figure then ranks its own lines.
+fn thread_colours(data: &RunData) -> impl Fn(u32, u32) -> Colour {
     let cpu = |app: u32, id: u32| {
         data.samples
             .iter()
@@ -237,16 +238,20 @@ fn thread_colours(data: &RunData) -> impl Fn(u32, u32) -> Option<(usize, usize)>
         .enumerate()
         .map(|(k, (app, id, _))| (k, app, id, cpu(app, id)))
         .collect();
+    let measured = threads.iter().any(|t| t.3 > 0);
     // Most CPU first; ties in the run's order.
     threads.sort_by_key(|&(k, _, _, cpu)| (std::cmp::Reverse(cpu), k));
     threads.truncate(style::NAMED_MAX);
     threads.sort_by_key(|&(k, ..)| k);
     let of = threads.len();
     move |app, id| {
-        threads
-            .iter()
-            .position(|&(_, a, i, _)| a == app && i == id)
-            .map(|slot| (slot, of))
+        if !measured {
+            return Colour::ByRank;
+        }
+        match threads.iter().position(|&(_, a, i, _)| a == app && i == id) {
+            Some(slot) => Colour::Slot(slot, of),
+            None => Colour::Other,
+        }
     }
 }
 
@@ -614,7 +619,7 @@ pub fn wait_cdfs(
             // Kept in the caller's order.
             rank: (n - k) as f64,
             ranges: Vec::new(),
-            colour: None,
+            colour: Colour::ByRank,
         })
         .collect();
     let (lo, hi) = extent(&lines);
@@ -708,7 +713,7 @@ fn load_lines(series: &[(String, Vec<LoadPoint>)]) -> (Vec<Line>, f64, f64) {
                         (p.used_percent, lo.log10(), mid.log10(), hi.log10())
                     })
                     .collect(),
-                colour: None,
+                colour: Colour::ByRank,
             }
         })
         .collect();

@@ -193,11 +193,20 @@ pub struct Line {
     /// range of the trials a point of the line summarises, a dot at its
     /// middle (none for most lines).
     pub ranges: Vec<(f64, f64, f64, f64)>,
-    /// Its colour, chosen for the whole run: `Some((slot, of))` names the
-    /// line in colour `slot` of `of` in every figure of the run, `None`
-    /// folds it into "others". When no line of a figure has one, the
-    /// figure names its own top lines by rank.
-    pub colour: Option<(usize, usize)>,
+    /// How it is coloured and whether it is named.
+    pub colour: Colour,
+}
+
+/// A line's colour: the figure's own choice, or the run's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    /// The figure names its top lines by rank and colours them in the
+    /// caller's order (a figure whose lines are not a run's threads).
+    ByRank,
+    /// Named, in colour `slot` of `of`, in every figure of the run.
+    Slot(usize, usize),
+    /// One of the run's threads it does not name: among "others".
+    Other,
 }
 
 /// A vertical line at `x`, named at the top of the data.
@@ -252,12 +261,12 @@ pub fn line_figure<DB: DrawingBackend>(
     // changed from one figure to the next); other figures' lines by rank,
     // the top few named and coloured in the caller's order.
     let (named, others): (Vec<(Line, usize, usize)>, Vec<Line>) =
-        if lines.iter().any(|l| l.colour.is_some()) {
+        if lines.iter().any(|l| l.colour != Colour::ByRank) {
             let (mut named, mut others) = (Vec::new(), Vec::new());
             for l in lines {
                 match l.colour {
-                    Some((slot, of)) => named.push((l, slot, of)),
-                    None => others.push(l),
+                    Colour::Slot(slot, of) => named.push((l, slot, of)),
+                    Colour::Other | Colour::ByRank => others.push(l),
                 }
             }
             named.sort_by_key(|n| n.1);

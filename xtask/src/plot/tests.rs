@@ -418,7 +418,7 @@ fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
                     points: vec![(0.0, k as f64), (1.0, k as f64)],
                     rank,
                     ranges: Vec::new(),
-                    colour: None,
+                    colour: super::frame::Colour::ByRank,
                 })
                 .collect();
             let axis = |desc: &str| Axis {
@@ -471,4 +471,48 @@ fn a_run_s_figures_name_the_same_threads_in_the_same_colours() {
         );
     }
     remove(&files);
+}
+
+#[test]
+fn a_run_s_thread_it_does_not_name_stays_unnamed_when_no_named_one_is_drawn() {
+    use super::frame::{line_figure, Axis, Colour, Line};
+    use plotters::prelude::*;
+    // A waits figure in which none of the run's named threads waited:
+    // its lines are the run's others, not the figure's own top few.
+    let mut svg = String::new();
+    {
+        let style = Style::svg(Paper::Column, false);
+        let area = SVGBackend::with_string(&mut svg, style.pixels()).into_drawing_area();
+        let lines = ["delta", "epsilon"]
+            .iter()
+            .map(|name| Line {
+                name: name.to_string(),
+                points: vec![(0.0, 1.0), (1.0, 2.0)],
+                rank: 1.0,
+                ranges: Vec::new(),
+                colour: Colour::Other,
+            })
+            .collect();
+        let axis = |desc: &str| Axis {
+            desc: desc.into(),
+            range: 0.0..3.0,
+            ticks: 2,
+            format: |v| format!("{v}"),
+        };
+        line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
+    }
+    assert!(svg.contains(">\n2 others\n<"), "{svg}");
+    assert!(!svg.contains(">\ndelta\n<"));
+}
+
+#[test]
+fn without_samples_each_figure_ranks_its_own_threads() {
+    use super::frame::Colour;
+    let mut data = run(12);
+    data.samples.clear();
+    let colour = super::thread_colours(&data);
+    assert_eq!(colour(0, 3), Colour::ByRank);
+    let colour = super::thread_colours(&run(12));
+    assert!(matches!(colour(0, 9), Colour::Slot(_, 7)));
+    assert_eq!(colour(0, 0), Colour::Other);
 }
