@@ -501,73 +501,79 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
         eprintln!("{f}");
     }
     let summaries = &tally.summaries;
-    if let Some(dir) = &tally.runs_dir {
-        let stem = s
-            .scenario
-            .file_stem()
-            .map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
-        let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
-        std::fs::write(&path, &tally.csv).map_err(|e| format!("{}: {e}", path.display()))?;
-        eprintln!("== table in {}", path.display());
-        // Each other table is written when this sweep has one, else an
-        // older sweep's copy goes: a rerun leaves no stale file behind.
-        let requests = requests_csv(&tally.served);
-        if let Some(requests) = &requests {
-            println!(
-                "\nrequest latency per run (ns; docs/metrics.md):\n{}",
-                requests.replace(',', "\t")
-            );
-        }
-        let written = write_or_remove(&path.with_extension("requests.csv"), requests)?;
-        if let Some(p) = written {
-            eprintln!("== request latencies in {}", p.display());
-        }
-        let (mut means, mut latencies) = (None, None);
-        if s.trials > 1 {
-            let m = summary_csv(summaries);
-            println!(
-                "\nper value, over its trials that ran (column `trials`):\n{}",
-                m.replace(',', "\t")
-            );
-            means = Some(m);
-            let mut seen: Vec<&str> = Vec::new();
-            for v in summaries.iter().map(|(v, _)| v.as_str()) {
-                if seen.contains(&v) {
-                    continue;
-                }
-                seen.push(v);
-                let of_value: Vec<serde_json::Value> = summaries
-                    .iter()
-                    .filter(|(w, _)| w == v)
-                    .map(|(_, s)| s.clone())
-                    .collect();
-                if crate::trials::identical(&of_value) {
-                    eprintln!(
-                        "warning: {} = {v}: every trial gave every thread the same CPU time \
-                         (the seed changed nothing in these runs): its interval of 0 is not a \
-                         measured spread",
-                        s.key
-                    );
-                }
+    // Where the runs went; with none written (every run failed before
+    // making its directory), where they would have gone: the tables
+    // go there all the same, over an older sweep's.
+    let dir = tally
+        .runs_dir
+        .clone()
+        .unwrap_or_else(|| crate::build::workspace_root().join("results/runs"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stem = s
+        .scenario
+        .file_stem()
+        .map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
+    let path = dir.join(format!("sweep-{stem}-{}.csv", s.key.replace('.', "_")));
+    std::fs::write(&path, &tally.csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("== table in {}", path.display());
+    // Each other table is written when this sweep has one, else an
+    // older sweep's copy goes: a rerun leaves no stale file behind.
+    let requests = requests_csv(&tally.served);
+    if let Some(requests) = &requests {
+        println!(
+            "\nrequest latency per run (ns; docs/metrics.md):\n{}",
+            requests.replace(',', "\t")
+        );
+    }
+    let written = write_or_remove(&path.with_extension("requests.csv"), requests)?;
+    if let Some(p) = written {
+        eprintln!("== request latencies in {}", p.display());
+    }
+    let (mut means, mut latencies) = (None, None);
+    if s.trials > 1 {
+        let m = summary_csv(summaries);
+        println!(
+            "\nper value, over its trials that ran (column `trials`):\n{}",
+            m.replace(',', "\t")
+        );
+        means = Some(m);
+        let mut seen: Vec<&str> = Vec::new();
+        for v in summaries.iter().map(|(v, _)| v.as_str()) {
+            if seen.contains(&v) {
+                continue;
             }
-            let served = served_trials(summaries);
-            latencies = requests_trials_csv(&served);
-            if latencies.is_some() {
-                println!(
-                    "\nrequest latency per value over its trials that ran (ms: median \
-                     (lowest–highest); p99.9 only where every trial completed {P999_MIN}; max: \
-                     the longest of any trial):\n{}",
-                    requests_trials_table(&served)
+            seen.push(v);
+            let of_value: Vec<serde_json::Value> = summaries
+                .iter()
+                .filter(|(w, _)| w == v)
+                .map(|(_, s)| s.clone())
+                .collect();
+            if crate::trials::identical(&of_value) {
+                eprintln!(
+                    "warning: {} = {v}: every trial gave every thread the same CPU time \
+                     (the seed changed nothing in these runs): its interval of 0 is not a \
+                     measured spread",
+                    s.key
                 );
             }
         }
-        if let Some(p) = write_or_remove(&path.with_extension("means.csv"), means)? {
-            eprintln!("== means and 95% intervals in {}", p.display());
+        let served = served_trials(summaries);
+        latencies = requests_trials_csv(&served);
+        if latencies.is_some() {
+            println!(
+                "\nrequest latency per value over its trials that ran (ms: median \
+                 (lowest–highest); p99.9 only where every trial completed {P999_MIN}; max: \
+                 the longest of any trial):\n{}",
+                requests_trials_table(&served)
+            );
         }
-        let latencies_path = path.with_extension("requests-trials.csv");
-        if let Some(p) = write_or_remove(&latencies_path, latencies)? {
-            eprintln!("== request latencies over the trials in {}", p.display());
-        }
+    }
+    if let Some(p) = write_or_remove(&path.with_extension("means.csv"), means)? {
+        eprintln!("== means and 95% intervals in {}", p.display());
+    }
+    let latencies_path = path.with_extension("requests-trials.csv");
+    if let Some(p) = write_or_remove(&latencies_path, latencies)? {
+        eprintln!("== request latencies over the trials in {}", p.display());
     }
     tally.verdict()
 }
