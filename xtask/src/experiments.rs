@@ -49,9 +49,11 @@ pub fn scenario_with(
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let partial = dir.join(format!(".{stem}-{tag}.toml.{n}"));
-    std::fs::write(&partial, toml::to_string(&doc).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    std::fs::rename(&partial, &path).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&doc).map_err(|e| e.to_string())?;
+    if let Err(e) = std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path)) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(format!("{}: {e}", path.display()));
+    }
     Ok(path)
 }
 

@@ -41,6 +41,9 @@ pub const SOURCES: &[&str] = &[
     // How the figures are computed and drawn, from the records the
     // guest prints.
     "xtask/src/records.rs",
+    // The summary every run writes (cores' idle time, applications,
+    // threads), which the canonical tables read.
+    "xtask/src/summary.rs",
     "xtask/src/metrics*",
     "xtask/src/rundata.rs",
     "xtask/src/scenario*",
@@ -252,6 +255,7 @@ mod tests {
             "xtask/src/metrics.rs",
             "xtask/src/metrics/fairness.rs",
             "xtask/src/records.rs",
+            "xtask/src/summary.rs",
             "xtask/src/scenario_run.rs",
             "xtask/src/qemu/machine.rs",
             "xtask/src/canonical.rs",

@@ -69,8 +69,8 @@ pub fn kept_up(backlog: u64, arrived: u64) -> bool {
     backlog * 100 <= arrived
 }
 
-/// Fewest completed requests for a p99.9 to be shown over trials (below,
-/// it is one of a run's last few values, not a percentile).
+/// Fewest completed requests for a run's p99.9 to be shown, alone or among
+/// trials (below, it is one of a run's last few values, not a percentile).
 pub const P999_MIN: u64 = 10_000;
 
 /// Application `app`'s request figures for summary.json, or null when it
