@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::experiments::{run_all, scenario_job, scenario_with, Job};
-use crate::metrics::requests::{kept_up, P999_MIN};
-use crate::trials::Spread;
+use crate::metrics::requests::{Served, P999_MIN};
+use crate::trials::{Serving, Spread};
 use crate::{Accel, RunOutcome};
 
 /// What to sweep.
@@ -217,28 +217,20 @@ pub fn requests_csv(runs: &[(String, String, serde_json::Value)]) -> Option<Stri
 pub struct ServedTrials {
     pub value: String,
     pub app: String,
-    /// The value's trials in which the application served requests.
-    pub trials: usize,
-    /// How many of them kept up ([`crate::metrics::requests::kept_up`]).
-    pub kept_up: usize,
-    /// The median of the CPU its threads used, in cores.
-    pub used_cores: Option<f64>,
-    pub p50_ms: Option<Spread>,
-    pub p99_ms: Option<Spread>,
-    /// Only when every trial completed [`P999_MIN`] requests.
-    pub p999_ms: Option<Spread>,
-    /// The longest latency of any trial.
-    pub max_ms: Option<f64>,
+    /// Its figures over every trial of the value ([`Serving`]: a trial in
+    /// which it reported no requests leaves its figures without a spread).
+    pub serving: Serving,
 }
 
 /// Per value (in sweep order) and request-serving application (in the
 /// order they first serve, matched by name), its request figures over the
-/// value's trials, as the canonical serving experiment gives them: the
-/// median and range of p50, p99 and (only when every trial completed
-/// [`P999_MIN`]) p99.9, the median CPU used, the longest latency of any
-/// trial and how many trials kept up. A figure some trial lacks (no request
-/// completed) has no spread.
+/// value's trials, as the canonical serving experiment gives them
+/// ([`Serving`]).
 pub fn served_trials(runs: &[(String, serde_json::Value)]) -> Vec<ServedTrials> {
+    let app_of = |summary: &'_ serde_json::Value, name: &str| -> Option<Served> {
+        let apps = summary["apps"].as_array()?;
+        Served::of(&apps.iter().find(|a| a["name"] == name)?["requests"])
+    };
     let mut keys: Vec<(&str, &str)> = Vec::new();
     for (v, summary) in runs {
         for app in summary["apps"].as_array().into_iter().flatten() {
@@ -250,46 +242,15 @@ pub fn served_trials(runs: &[(String, serde_json::Value)]) -> Vec<ServedTrials> 
     }
     keys.into_iter()
         .map(|(v, name)| {
-            let of: Vec<&serde_json::Value> = runs
+            let trials: Vec<Option<Served>> = runs
                 .iter()
                 .filter(|(w, _)| w == v)
-                .filter_map(|(_, s)| {
-                    s["apps"]
-                        .as_array()?
-                        .iter()
-                        .find(|a| a["name"] == name)
-                        .map(|a| &a["requests"])
-                        .filter(|r| !r.is_null())
-                })
+                .map(|(_, s)| app_of(s, name))
                 .collect();
-            let u = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap_or(0);
-            let ms = |k: &str| -> Vec<f64> {
-                of.iter()
-                    .map(|r| r["latency"][k].as_f64().map_or(f64::NAN, |ns| ns / 1e6))
-                    .collect()
-            };
-            let used: Vec<f64> = of
-                .iter()
-                .map(|r| r["used_cores"].as_f64().unwrap_or(f64::NAN))
-                .collect();
-            let max = ms("max_ns").into_iter().fold(f64::NAN, f64::max);
             ServedTrials {
                 value: v.to_string(),
                 app: name.to_string(),
-                trials: of.len(),
-                kept_up: of
-                    .iter()
-                    .filter(|r| kept_up(u(r, "backlog"), u(r, "arrived")))
-                    .count(),
-                used_cores: Spread::of(&used).map(|s| s.median),
-                p50_ms: Spread::of(&ms("p50_ns")),
-                p99_ms: Spread::of(&ms("p99_ns")),
-                p999_ms: if of.iter().all(|r| u(&r["latency"], "count") >= P999_MIN) {
-                    Spread::of(&ms("p999_ns"))
-                } else {
-                    None
-                },
-                max_ms: (!max.is_nan()).then_some(max),
+                serving: Serving::of(&trials),
             }
         })
         .collect()
@@ -320,13 +281,13 @@ pub fn requests_trials_csv(rows: &[ServedTrials]) -> Option<String> {
             "{},{},{},{},{},{},{},{},{}\n",
             field(&r.value),
             field(&r.app),
-            r.trials,
-            r.kept_up,
-            num(r.used_cores),
-            spread(&r.p50_ms),
-            spread(&r.p99_ms),
-            spread(&r.p999_ms),
-            num(r.max_ms),
+            r.serving.trials,
+            r.serving.kept_up,
+            num(r.serving.used_cores.map(|s| s.median)),
+            spread(&r.serving.p50_ms),
+            spread(&r.serving.p99_ms),
+            spread(&r.serving.p999_ms),
+            num(r.serving.max_ms),
         ));
     }
     Some(out)
@@ -339,7 +300,8 @@ pub fn requests_trials_table(rows: &[ServedTrials]) -> String {
     let mut out =
         String::from("value\tapp\ttrials\tkept_up\tused_cores\tp50_ms\tp99_ms\tp999_ms\tmax_ms\n");
     for r in rows {
-        let mark = if r.kept_up == r.trials { "" } else { " †" };
+        let s = &r.serving;
+        let mark = if s.all_kept_up() { "" } else { " †" };
         let ms = |s: &Option<Spread>| {
             s.as_ref().map_or("—".into(), |s| {
                 format!("{}{mark}", s.cell(1.0, 2, "", |_| true))
@@ -349,16 +311,17 @@ pub fn requests_trials_table(rows: &[ServedTrials]) -> String {
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             r.value,
             r.app,
-            r.trials,
-            r.kept_up,
-            r.used_cores.map_or("—".into(), |c| format!("{c:.2}")),
-            ms(&r.p50_ms),
-            ms(&r.p99_ms),
-            ms(&r.p999_ms),
-            r.max_ms.map_or("—".into(), |m| format!("{m:.2}")),
+            s.trials,
+            s.kept_up,
+            s.used_cores
+                .map_or("—".into(), |c| format!("{:.2}", c.median)),
+            ms(&s.p50_ms),
+            ms(&s.p99_ms),
+            ms(&s.p999_ms),
+            s.max_ms.map_or("—".into(), |m| format!("{m:.2}")),
         ));
     }
-    if rows.iter().any(|r| r.kept_up < r.trials) {
+    if rows.iter().any(|r| !r.serving.all_kept_up()) {
         out.push_str(
             "† some trial did not keep up (more than 1% of its arrivals still waiting at its \
              end): its percentiles leave those out and read low\n",
@@ -863,6 +826,22 @@ mod tests {
             super::requests_trials_table(&rows).ends_with("\t15.00 (14.00–16.00)\t20.00\n"),
             "{}",
             super::requests_trials_table(&rows)
+        );
+
+        // A trial in which the server reported nothing is one of the
+        // value's trials, and leaves its figures without a spread.
+        let silent = json!({"apps": [{"name": "srv", "requests": null}]});
+        let runs = [
+            (
+                "5".to_string(),
+                served(0.2, 1000, 0, 1000, 4000, 6000, 7000),
+            ),
+            ("5".to_string(), silent),
+        ];
+        let rows = super::served_trials(&runs);
+        assert_eq!(
+            super::requests_trials_csv(&rows).unwrap().lines().nth(1),
+            Some("5,srv,2,1,,,,,,,,,,,")
         );
 
         // No application serving requests: no such file.

@@ -14,6 +14,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::experiments::{scenario_with, Job};
+use crate::metrics::requests::Served;
 use crate::RunOptions;
 
 /// Student's t two-sided 95% critical values for 1..=30 degrees of freedom.
@@ -115,6 +116,53 @@ impl Spread {
             f(self.max),
             if meets(self.median) { "" } else { " ✗" }
         )
+    }
+}
+
+/// An application's requests over some trials, as the canonical serving
+/// experiment and a sweep give them: the median and range of the CPU its
+/// threads used and of each latency percentile, the p99.9 only when every
+/// trial completed [`P999_MIN`](crate::metrics::requests::P999_MIN) requests, the longest latency of any
+/// trial, and how many trials kept up. A trial that reported no requests
+/// (`None`) lacks every figure, and a figure some trial lacks has no
+/// spread (nor a longest latency): no figure stands for fewer trials than
+/// it says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Serving {
+    pub trials: usize,
+    /// How many of them kept up ([`Served::kept_up`]).
+    pub kept_up: usize,
+    pub used_cores: Option<Spread>,
+    pub p50_ms: Option<Spread>,
+    pub p99_ms: Option<Spread>,
+    pub p999_ms: Option<Spread>,
+    pub max_ms: Option<f64>,
+}
+
+impl Serving {
+    pub fn of(trials: &[Option<Served>]) -> Serving {
+        let every = || trials.iter().copied().collect::<Option<Vec<Served>>>();
+        let spread = |f: fn(&Served) -> f64| {
+            every().and_then(|t| Spread::of(&t.iter().map(f).collect::<Vec<_>>()))
+        };
+        let p999 = every().filter(|t| t.iter().all(|s| s.p999_shown_ms().is_some()));
+        Serving {
+            trials: trials.len(),
+            kept_up: trials.iter().flatten().filter(|s| s.kept_up()).count(),
+            used_cores: spread(|s| s.used_cores),
+            p50_ms: spread(|s| s.p50_ms),
+            p99_ms: spread(|s| s.p99_ms),
+            p999_ms: p999
+                .and_then(|t| Spread::of(&t.iter().map(|s| s.p999_ms).collect::<Vec<_>>())),
+            max_ms: every()
+                .map(|t| t.iter().map(|s| s.max_ms).fold(f64::NAN, f64::max))
+                .filter(|m| !m.is_nan()),
+        }
+    }
+
+    /// Whether every trial kept up.
+    pub fn all_kept_up(&self) -> bool {
+        self.kept_up == self.trials
     }
 }
 
@@ -345,5 +393,53 @@ mod tests {
         // (0.24525 + 0.2566) / 2 = 0.250925, not the first trial's 0.2453.
         assert_eq!(cols[3], "0.2509", "{t}");
         assert_eq!(cols[4], "0.2550");
+    }
+
+    /// A trial's requests: `p99` ms, `backlog` of 1,000 arrivals,
+    /// `completed` in the percentiles.
+    fn served(p99: f64, backlog: u64, completed: u64) -> Served {
+        Served {
+            used_cores: 0.5,
+            arrived_per_s: 500.0,
+            completed_per_s: 490.0,
+            completed,
+            backlog,
+            arrived: 1000,
+            p50_ms: 1.0,
+            p99_ms: p99,
+            p999_ms: p99 * 2.0,
+            max_ms: p99 * 3.0,
+        }
+    }
+
+    #[test]
+    fn serving_figures_stand_for_every_trial_or_are_not_given() {
+        let p999_min = crate::metrics::requests::P999_MIN;
+        let three = [
+            Some(served(4.0, 0, 9_000)),
+            Some(served(9.0, 20, p999_min)),
+            Some(served(5.0, 10, p999_min)),
+        ];
+        let s = Serving::of(&three);
+        assert_eq!((s.trials, s.kept_up), (3, 2));
+        assert!(!s.all_kept_up());
+        let p99 = s.p99_ms.unwrap();
+        assert_eq!((p99.median, p99.min, p99.max), (5.0, 4.0, 9.0));
+        assert_eq!(s.max_ms, Some(27.0));
+        // One trial under 10,000 completed: no p99.9; all of them: one.
+        assert_eq!(s.p999_ms, None);
+        let mut all = three;
+        all[0] = Some(served(4.0, 0, p999_min));
+        assert_eq!(Serving::of(&all).p999_ms.map(|s| s.median), Some(10.0));
+        // A trial that reported nothing counts as a trial and leaves every
+        // figure without a spread, not a spread over the other two.
+        let mut lacking = three;
+        lacking[1] = None;
+        let s = Serving::of(&lacking);
+        assert_eq!((s.trials, s.kept_up), (3, 2));
+        assert_eq!(
+            (s.used_cores, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms),
+            (None, None, None, None, None)
+        );
     }
 }

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::experiments::{scenario_job, scenario_with, Job};
-use crate::metrics::requests::{self, P999_MIN};
+use crate::metrics::requests::Served;
 use crate::plot::LoadPoint;
-use crate::trials::Spread;
+use crate::trials::{Serving, Spread};
 use crate::{Accel, RunOutcome};
 
 /// The schedulers compared: every registered policy, in the registry's
@@ -80,57 +80,31 @@ pub struct Row {
     pub load: f64,
     /// The run's seed.
     pub seed: u64,
-    /// The server threads' CPU over the run, in cores (of its one).
-    pub used_cores: f64,
-    pub arrived_per_s: f64,
-    pub completed_per_s: f64,
-    pub completed: u64,
-    pub backlog: u64,
-    pub arrived: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
+    /// The server's requests (its CPU used is in cores, of its one).
+    pub served: Served,
 }
 
 /// The server's figures in a run's `summary.json`.
 pub fn row(load: f64, summary: &Value) -> Result<Row, String> {
-    let r = summary["apps"]
+    let served = summary["apps"]
         .as_array()
         .and_then(|a| a.iter().find(|a| a["name"] == "server"))
-        .map(|a| &a["requests"])
-        .filter(|r| !r.is_null())
+        .and_then(|a| Served::of(&a["requests"]))
         .ok_or("no server application with requests in the summary")?;
-    let ms = |v: &Value| v.as_f64().map_or(f64::NAN, |ns| ns / 1e6);
-    let lat = &r["latency"];
-    if lat["count"].as_u64().unwrap_or(0) == 0 {
+    if served.completed == 0 {
         return Err("the server completed no request".into());
     }
     Ok(Row {
         load,
         seed: summary["seed"].as_u64().ok_or("no seed in the summary")?,
-        used_cores: r["used_cores"].as_f64().unwrap_or(f64::NAN),
-        arrived_per_s: r["arrived_per_s"].as_f64().unwrap_or(f64::NAN),
-        completed_per_s: r["completed_per_s"].as_f64().unwrap_or(f64::NAN),
-        completed: lat["count"].as_u64().unwrap_or(0),
-        backlog: r["backlog"].as_u64().unwrap_or(0),
-        arrived: r["arrived"].as_u64().unwrap_or(0),
-        p50_ms: ms(&lat["p50_ns"]),
-        p99_ms: ms(&lat["p99_ns"]),
-        p999_ms: ms(&lat["p999_ns"]),
-        max_ms: ms(&lat["max_ns"]),
+        served,
     })
 }
 
 impl Row {
-    /// Whether the server kept up ([`requests::kept_up`]).
-    pub fn kept_up(&self) -> bool {
-        requests::kept_up(self.backlog, self.arrived)
-    }
-
     /// Its backlog as a fraction of what arrived.
     fn backlog_fraction(&self) -> f64 {
-        self.backlog as f64 / self.arrived.max(1) as f64
+        self.served.backlog as f64 / self.served.arrived.max(1) as f64
     }
 }
 
@@ -140,7 +114,7 @@ impl Row {
 pub struct Point {
     pub load: f64,
     pub trials: usize,
-    /// How many of the trials kept up ([`Row::kept_up`]).
+    /// How many of the trials kept up ([`Served::kept_up`]).
     pub kept_up: usize,
     pub used_cores: Spread,
     pub arrived_per_s: Spread,
@@ -149,7 +123,7 @@ pub struct Point {
     pub worst_backlog: (u64, u64),
     pub p50_ms: Spread,
     pub p99_ms: Spread,
-    /// Only when every trial completed [`P999_MIN`] requests.
+    /// Only when every trial completed [`P999_MIN`](crate::metrics::requests::P999_MIN) requests.
     pub p999_ms: Option<Spread>,
     /// The longest latency of any trial.
     pub max_ms: f64,
@@ -159,30 +133,28 @@ impl Point {
     /// An error naming the figure for no trials or a figure that is not a
     /// number in some trial.
     pub fn of(rows: &[Row]) -> Result<Point, String> {
-        let spread = |what: &str, f: fn(&Row) -> f64| {
-            Spread::of(&rows.iter().map(f).collect::<Vec<_>>())
-                .ok_or_else(|| format!("{what}: missing from a trial"))
+        let missing = |what: &str| format!("{what}: missing from a trial");
+        let spread = |what: &str, f: fn(&Served) -> f64| {
+            Spread::of(&rows.iter().map(|r| f(&r.served)).collect::<Vec<_>>())
+                .ok_or_else(|| missing(what))
         };
         let worst = rows
             .iter()
             .max_by(|a, b| a.backlog_fraction().total_cmp(&b.backlog_fraction()))
             .ok_or("no trials")?;
+        let s = Serving::of(&rows.iter().map(|r| Some(r.served)).collect::<Vec<_>>());
         Ok(Point {
             load: rows[0].load,
-            trials: rows.len(),
-            kept_up: rows.iter().filter(|r| r.kept_up()).count(),
-            used_cores: spread("used_cores", |r| r.used_cores)?,
+            trials: s.trials,
+            kept_up: s.kept_up,
+            used_cores: s.used_cores.ok_or_else(|| missing("used_cores"))?,
             arrived_per_s: spread("arrived_per_s", |r| r.arrived_per_s)?,
             completed_per_s: spread("completed_per_s", |r| r.completed_per_s)?,
-            worst_backlog: (worst.backlog, worst.arrived),
-            p50_ms: spread("p50", |r| r.p50_ms)?,
-            p99_ms: spread("p99", |r| r.p99_ms)?,
-            p999_ms: if rows.iter().all(|r| r.completed >= P999_MIN) {
-                Some(spread("p99.9", |r| r.p999_ms)?)
-            } else {
-                None
-            },
-            max_ms: rows.iter().map(|r| r.max_ms).fold(f64::NAN, f64::max),
+            worst_backlog: (worst.served.backlog, worst.served.arrived),
+            p50_ms: s.p50_ms.ok_or_else(|| missing("p50"))?,
+            p99_ms: s.p99_ms.ok_or_else(|| missing("p99"))?,
+            p999_ms: s.p999_ms,
+            max_ms: s.max_ms.unwrap_or(f64::NAN),
         })
     }
 
@@ -302,32 +274,29 @@ fn figure_series(points: &[(String, Vec<Point>)]) -> Vec<(String, Vec<LoadPoint>
 }
 
 /// Every trial's figures, one line each; a p99.9 only over
-/// [`P999_MIN`] completed requests (else empty).
+/// [`P999_MIN`](crate::metrics::requests::P999_MIN) completed requests (else empty).
 fn trials_csv(runs: &[(&str, Vec<Vec<Row>>)]) -> String {
     let mut csv = String::from(
         "scheduler,load,seed,used_cores,arrived,completed,backlog,arrived_per_s,completed_per_s,p50_ms,p99_ms,p999_ms,max_ms\n",
     );
     for (sched, loads) in runs {
         for r in loads.iter().flatten() {
+            let s = &r.served;
             let _ = writeln!(
                 csv,
                 "{sched},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.load,
                 r.seed,
-                r.used_cores,
-                r.arrived,
-                r.completed,
-                r.backlog,
-                r.arrived_per_s,
-                r.completed_per_s,
-                r.p50_ms,
-                r.p99_ms,
-                if r.completed >= P999_MIN {
-                    r.p999_ms.to_string()
-                } else {
-                    String::new()
-                },
-                r.max_ms
+                s.used_cores,
+                s.arrived,
+                s.completed,
+                s.backlog,
+                s.arrived_per_s,
+                s.completed_per_s,
+                s.p50_ms,
+                s.p99_ms,
+                s.p999_shown_ms().map_or(String::new(), |p| p.to_string()),
+                s.max_ms
             );
         }
     }
@@ -388,6 +357,7 @@ pub fn section<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::requests::P999_MIN;
     use serde_json::json;
 
     fn summary(seed: u64, p50: u64, p99: u64, backlog: u64) -> Value {
@@ -420,11 +390,12 @@ mod tests {
     #[test]
     fn a_run_s_row_carries_its_seed_and_its_server_s_figures() {
         let r = row(0.3, &summary(4, 1_500_000, 9_000_000, 4)).unwrap();
+        let s = r.served;
         assert_eq!(
-            (r.seed, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms),
+            (r.seed, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms),
             (4, 1.5, 9.0, 18.0, 27.0)
         );
-        assert_eq!((r.backlog, r.arrived), (4, 1000));
+        assert_eq!((s.backlog, s.arrived), (4, 1000));
         let mut s = summary(4, 1, 2, 0);
         s.as_object_mut().unwrap().remove("seed");
         assert!(row(0.3, &s).is_err());
@@ -435,7 +406,7 @@ mod tests {
         let mut rows = trials(0.7, [9, 30, 14, 22, 28], [0, 3, 20, 5, 40]);
         // The fifth trial's 40 waiting are 1% of its 4,000 arrivals; the
         // third's 20 are 2% of 1,000: the worst backlog is by fraction.
-        rows[4].arrived = 4000;
+        rows[4].served.arrived = 4000;
         let p = Point::of(&rows).unwrap();
         assert_eq!(
             (p.p99_ms.median, p.p99_ms.min, p.p99_ms.max),
@@ -451,15 +422,15 @@ mod tests {
         assert!(p.p999_ms.is_none());
         let mut rows = trials(0.7, [9, 30, 14, 22, 28], [0; 5]);
         for r in &mut rows[1..] {
-            r.completed = P999_MIN;
+            r.served.completed = P999_MIN;
         }
         assert!(Point::of(&rows).unwrap().p999_ms.is_none());
-        rows[0].completed = P999_MIN;
+        rows[0].served.completed = P999_MIN;
         let p = Point::of(&rows).unwrap();
         assert!(p.kept_up());
         assert_eq!(p.p999_ms.map(|s| s.median), Some(44.0));
         assert!(Point::of(&[]).is_err());
-        rows[2].used_cores = f64::NAN;
+        rows[2].served.used_cores = f64::NAN;
         assert_eq!(
             Point::of(&rows).unwrap_err(),
             "used_cores: missing from a trial"

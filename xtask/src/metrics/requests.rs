@@ -73,6 +73,61 @@ pub fn kept_up(backlog: u64, arrived: u64) -> bool {
 /// trials (below, it is one of a run's last few values, not a percentile).
 pub const P999_MIN: u64 = 10_000;
 
+/// One run's figures for an application's requests, read back from the
+/// `requests` its [`summary`] wrote (latencies in ms; a figure the run
+/// has not: NaN). The one reader of that object, for the canonical
+/// serving experiment and a sweep's trials alike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Served {
+    /// Its threads' CPU over the run, in cores.
+    pub used_cores: f64,
+    pub arrived_per_s: f64,
+    pub completed_per_s: f64,
+    /// The requests in the percentiles.
+    pub completed: u64,
+    pub backlog: u64,
+    pub arrived: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Served {
+    /// `None` when the application served no requests (`null`).
+    pub fn of(requests: &Value) -> Option<Served> {
+        if requests.is_null() {
+            return None;
+        }
+        let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let ms = |v: &Value| num(v) / 1e6;
+        let count = |v: &Value| v.as_u64().unwrap_or(0);
+        let lat = &requests["latency"];
+        Some(Served {
+            used_cores: num(&requests["used_cores"]),
+            arrived_per_s: num(&requests["arrived_per_s"]),
+            completed_per_s: num(&requests["completed_per_s"]),
+            completed: count(&lat["count"]),
+            backlog: count(&requests["backlog"]),
+            arrived: count(&requests["arrived"]),
+            p50_ms: ms(&lat["p50_ns"]),
+            p99_ms: ms(&lat["p99_ns"]),
+            p999_ms: ms(&lat["p999_ns"]),
+            max_ms: ms(&lat["max_ns"]),
+        })
+    }
+
+    /// Whether its servers kept up ([`kept_up`]).
+    pub fn kept_up(&self) -> bool {
+        kept_up(self.backlog, self.arrived)
+    }
+
+    /// Its p99.9 if it completed enough requests for one ([`P999_MIN`]).
+    pub fn p999_shown_ms(&self) -> Option<f64> {
+        (self.completed >= P999_MIN).then_some(self.p999_ms)
+    }
+}
+
 /// Application `app`'s request figures for summary.json, or null when it
 /// serves none: the stream asked for (rate, mean service, the load it
 /// offers in cores), what arrived and completed, the backlog at the last

@@ -402,34 +402,21 @@ fn legend_colour<'a>(svg: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
-    use super::frame::{line_figure, Axis, Line};
-    use plotters::prelude::*;
-    let svg_of = |ranks: [f64; 3]| -> String {
-        let mut svg = String::new();
-        {
-            let style = Style::svg(Paper::Column, false);
-            let area = SVGBackend::with_string(&mut svg, style.pixels()).into_drawing_area();
-            let lines = ["alpha", "beta", "gamma"]
-                .iter()
-                .zip(ranks)
-                .enumerate()
-                .map(|(k, (name, rank))| Line {
-                    name: name.to_string(),
-                    points: vec![(0.0, k as f64), (1.0, k as f64)],
-                    rank,
-                    ranges: Vec::new(),
-                    colour: super::frame::Colour::ByRank,
-                })
-                .collect();
-            let axis = |desc: &str| Axis {
-                desc: desc.into(),
-                range: 0.0..3.0,
-                ticks: 2,
-                format: |v| format!("{v}"),
-            };
-            line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
-        }
-        svg
+    use super::frame::{Colour, Line};
+    let svg_of = |ranks: [f64; 3]| {
+        let lines = ["alpha", "beta", "gamma"]
+            .iter()
+            .zip(ranks)
+            .enumerate()
+            .map(|(k, (name, rank))| Line {
+                name: name.to_string(),
+                points: vec![(0.0, k as f64), (1.0, k as f64)],
+                rank,
+                ranges: Vec::new(),
+                colour: Colour::ByRank,
+            })
+            .collect();
+        line_svg(lines)
     };
     // In one figure alpha ranks first, in the other last (a thread with
     // the most CPU need not have the longest waits).
@@ -475,32 +462,20 @@ fn a_run_s_figures_name_the_same_threads_in_the_same_colours() {
 
 #[test]
 fn a_run_s_thread_it_does_not_name_stays_unnamed_when_no_named_one_is_drawn() {
-    use super::frame::{line_figure, Axis, Colour, Line};
-    use plotters::prelude::*;
+    use super::frame::{Colour, Line};
     // A waits figure in which none of the run's named threads waited:
     // its lines are the run's others, not the figure's own top few.
-    let mut svg = String::new();
-    {
-        let style = Style::svg(Paper::Column, false);
-        let area = SVGBackend::with_string(&mut svg, style.pixels()).into_drawing_area();
-        let lines = ["delta", "epsilon"]
-            .iter()
-            .map(|name| Line {
-                name: name.to_string(),
-                points: vec![(0.0, 1.0), (1.0, 2.0)],
-                rank: 1.0,
-                ranges: Vec::new(),
-                colour: Colour::Other,
-            })
-            .collect();
-        let axis = |desc: &str| Axis {
-            desc: desc.into(),
-            range: 0.0..3.0,
-            ticks: 2,
-            format: |v| format!("{v}"),
-        };
-        line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
-    }
+    let lines = ["delta", "epsilon"]
+        .iter()
+        .map(|name| Line {
+            name: name.to_string(),
+            points: vec![(0.0, 1.0), (1.0, 2.0)],
+            rank: 1.0,
+            ranges: Vec::new(),
+            colour: Colour::Other,
+        })
+        .collect();
+    let svg = line_svg(lines);
     assert!(svg.contains(">\n2 others\n<"), "{svg}");
     assert!(!svg.contains(">\ndelta\n<"));
 }
@@ -515,4 +490,23 @@ fn without_samples_each_figure_ranks_its_own_threads() {
     let colour = super::thread_colours(&run(12));
     assert!(matches!(colour(0, 9), Colour::Slot(_, 7)));
     assert_eq!(colour(0, 0), Colour::Other);
+}
+
+/// One line figure of `lines` on axes 0 to 3, as SVG.
+fn line_svg(lines: Vec<super::frame::Line>) -> String {
+    use super::frame::{line_figure, Axis};
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let style = Style::svg(Paper::Column, false);
+        let area = SVGBackend::with_string(&mut svg, style.pixels()).into_drawing_area();
+        let axis = |desc: &str| Axis {
+            desc: desc.into(),
+            range: 0.0..3.0,
+            ticks: 2,
+            format: |v| format!("{v}"),
+        };
+        line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
+    }
+    svg
 }
