@@ -7,6 +7,7 @@
 
 mod events;
 mod frame;
+mod requests;
 pub mod style;
 #[cfg(test)]
 mod tests;
@@ -75,7 +76,7 @@ pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Calls a figure's function on whichever backend `$b` holds.
 macro_rules! on {
-    ($b:expr, $f:ident, $($arg:expr),*) => {
+    ($b:expr, $f:path, $($arg:expr),*) => {
         match $b {
             Backend::Png(a) => $f($($arg,)* &a),
             Backend::Svg(a) => $f($($arg,)* &a),
@@ -151,6 +152,10 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     ];
     if !data.waits.is_empty() {
         figures.push(("waits", &|d, o, s, b| on!(b, waits, d, o, s)));
+    }
+    if !data.requests.is_empty() {
+        figures.push(("requests", &|d, o, s, b| on!(b, requests::latency, d, o, s)));
+        figures.push(("backlog", &|d, o, s, b| on!(b, requests::backlog, d, o, s)));
     }
     if !data.runs.is_empty() {
         figures.push(("slicemap", &|d, o, s, b| on!(b, slice_map, d, o, s)));

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use super::events::{markers, stack};
 use super::style::{self, Paper, Style, MIN_PT, OKABE_ITO, OTHERS, SVG_PX_PER_IN};
 use super::{labels, plot_run_with, window, PlotOptions};
-use crate::rundata::{App, CoreRun, Event, RunData, Sample, Thread, WaitInterval};
+use crate::rundata::{
+    App, CoreRun, Event, RequestInterval, RequestLog, RunData, Sample, Thread, WaitInterval,
+};
 
 const MS: u64 = 1_000_000;
 
@@ -509,4 +511,52 @@ fn line_svg(lines: Vec<super::frame::Line>) -> String {
         line_figure(&area, &style, "", axis("x"), axis("y"), lines, &[]).unwrap();
     }
     svg
+}
+
+#[test]
+fn a_serving_run_gets_its_request_figures_and_says_which_stream_fell_behind() {
+    use abi::waits::bucket_of;
+    let stream = |app: u32, waiting: u64| RequestLog {
+        app,
+        t0_ns: 100 * MS,
+        rate_per_s: 1000,
+        mean_service_ns: 200_000.0,
+        iterations_per_ms: 1,
+        intervals: (1..=10u64)
+            .map(|k| RequestInterval {
+                t_ns: 100 * MS + k * 100 * MS,
+                arrived: 100 * k,
+                completed: 100 * k - waiting.min(k * 10),
+                max_ns: 9 * MS,
+                buckets: vec![(bucket_of(MS) as u32, 90), (bucket_of(9 * MS) as u32, 10)],
+            })
+            .collect(),
+    };
+    let mut data = run(4);
+    // `strider` ends with 100 of its 1,000 arrivals waiting: 10%.
+    data.requests = vec![stream(0, 0), stream(1, 100)];
+    let files = draw(&data, "requests", &PlotOptions::default());
+    let svg = |stem: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.file_name().unwrap().to_string_lossy() == format!("{stem}.svg"))
+            .unwrap_or_else(|| panic!("no {stem}.svg in {files:?}"));
+        std::fs::read_to_string(f).unwrap()
+    };
+    for stem in ["requests", "backlog"] {
+        let svg = svg(stem);
+        assert!(svg.contains(">\nlotto\n<"), "{stem}: {svg}");
+        assert!(
+            svg.contains(">\nstrider †\n<") && svg.contains("; † did not keep up ("),
+            "{stem}: {svg}"
+        );
+    }
+    remove(&files);
+    // A run without a stream has neither.
+    let files = draw(&run(4), "no-requests", &PlotOptions::default());
+    assert!(files
+        .iter()
+        .all(|f| !f.to_string_lossy().contains("requests.")
+            && !f.to_string_lossy().contains("backlog.")));
+    remove(&files);
 }
