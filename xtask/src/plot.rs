@@ -9,6 +9,7 @@ mod events;
 mod frame;
 mod requests;
 pub mod style;
+pub mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -20,7 +21,7 @@ use plotters::prelude::*;
 use crate::metrics;
 use crate::rundata::RunData;
 use crate::scenario_run::replay;
-use frame::{err, frame, legend, line_figure, Axis, Colour, EventLine, Line, Mark};
+use frame::{err, frame, legend, line_figure, Axis, Colour, EventLine, Line, Mark, Ranges};
 use style::{Paper, Style};
 
 /// Where the plots' font lives (Debian's fonts-dejavu-core, installed by
@@ -293,7 +294,7 @@ fn progress<DB: DrawingBackend>(
                 name,
                 points,
                 rank,
-                ranges: Vec::new(),
+                ranges: Ranges::NONE,
                 colour: colour(app, id),
             }
         })
@@ -489,7 +490,7 @@ fn lag<DB: DrawingBackend>(
         .map(|(app, id, points)| Line {
             name: label_of(&labels, app, id),
             rank: points.iter().map(|p| p.1.abs()).fold(0.0, f64::max),
-            ranges: Vec::new(),
+            ranges: Ranges::NONE,
             colour: colour(app, id),
             points,
         })
@@ -530,7 +531,7 @@ fn waits<DB: DrawingBackend>(
             name: label_of(&labels, app, id),
             points: steps(d, ms),
             rank: d.percentile(0.99).unwrap_or(0) as f64,
-            ranges: Vec::new(),
+            ranges: Ranges::NONE,
             colour: colour(app, id),
         })
         .collect();
@@ -623,7 +624,7 @@ pub fn wait_cdfs(
             points: steps(d, |ns| (ns as f64 / quantum).max(0.01)),
             // Kept in the caller's order.
             rank: (n - k) as f64,
-            ranges: Vec::new(),
+            ranges: Ranges::NONE,
             colour: Colour::ByRank,
         })
         .collect();
@@ -711,13 +712,16 @@ fn load_lines(series: &[(String, Vec<LoadPoint>)]) -> (Vec<Line>, f64, f64) {
                     .map(|p| (p.used_percent, p.median_ms.log10()))
                     .collect(),
                 rank: (n - k) as f64,
-                ranges: points
-                    .iter()
-                    .map(|p| {
-                        let (lo, mid, hi) = (p.lowest_ms, p.median_ms, p.highest_ms);
-                        (p.used_percent, lo.log10(), mid.log10(), hi.log10())
-                    })
-                    .collect(),
+                ranges: Ranges {
+                    what: "range of trials",
+                    bars: points
+                        .iter()
+                        .map(|p| {
+                            let (lo, mid, hi) = (p.lowest_ms, p.median_ms, p.highest_ms);
+                            (p.used_percent, lo.log10(), mid.log10(), hi.log10())
+                        })
+                        .collect(),
+                },
                 colour: Colour::ByRank,
             }
         })

@@ -4,6 +4,8 @@
 //! mean and 95% confidence interval, and each request-serving
 //! application's latencies as their median and range over the trials.
 
+mod figures;
+
 use std::path::{Path, PathBuf};
 
 use crate::experiments::{run_all, scenario_job, scenario_with, Job};
@@ -537,6 +539,16 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
     let latencies_path = path.with_extension("requests-trials.csv");
     if let Some(p) = write_or_remove(&latencies_path, latencies)? {
         eprintln!("== request latencies over the trials in {}", p.display());
+    }
+    for stale in ["shares.png", "shares.svg", "p99.png", "p99.svg"] {
+        let _ = std::fs::remove_file(path.with_extension(stale));
+    }
+    let (figures, notes) = figures::draw(&path, s.key, s.trials, summaries)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    for f in figures {
+        eprintln!("== figure {} (and its .svg)", f.display());
     }
     tally.verdict()
 }

@@ -139,6 +139,7 @@ fn fit<DB: DrawingBackend>(
 }
 
 /// One axis of a line figure.
+#[derive(Clone)]
 pub struct Axis {
     pub desc: String,
     pub range: Range<f64>,
@@ -189,12 +190,27 @@ pub struct Line {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub rank: f64,
-    /// Bars in the line's colour, each `(x, lowest, middle, highest)`: the
-    /// range of the trials a point of the line summarises, a dot at its
-    /// middle (none for most lines).
-    pub ranges: Vec<(f64, f64, f64, f64)>,
+    /// Bars in the line's colour (none for most lines).
+    pub ranges: Ranges,
     /// How it is coloured and whether it is named.
     pub colour: Colour,
+}
+
+/// A line's bars, each `(x, lowest, middle, highest)`: the range a point
+/// of the line stands for, a dot at its middle; `what` names the ranges in
+/// the legend ("range of trials", "95% interval").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ranges {
+    pub what: &'static str,
+    pub bars: Vec<(f64, f64, f64, f64)>,
+}
+
+impl Ranges {
+    /// No bars.
+    pub const NONE: Ranges = Ranges {
+        what: "",
+        bars: Vec::new(),
+    };
 }
 
 /// A line's colour: the figure's own choice, or the run's.
@@ -287,6 +303,7 @@ pub fn line_figure<DB: DrawingBackend>(
     let mut entries = Vec::new();
     let bars = |l: &Line, c: ShapeStyle| {
         l.ranges
+            .bars
             .iter()
             .map(move |&(x, lo, mid, hi)| ErrorBar::new_vertical(x, lo, mid, hi, c, style.px(5.0)))
             .collect::<Vec<_>>()
@@ -313,17 +330,22 @@ pub fn line_figure<DB: DrawingBackend>(
     }
     if !others.is_empty() {
         entries.push((
-            format!("{} others", others.len()),
+            match others.len() {
+                1 => "1 other".to_string(),
+                n => format!("{n} others"),
+            },
             Mark::Line(style::OTHERS),
         ));
     }
-    if named
-        .iter()
-        .map(|n| &n.0)
-        .chain(&others)
-        .any(|l| !l.ranges.is_empty())
-    {
-        entries.push(("range of trials".into(), Mark::Whisker(style::INK)));
+    // A bar that is only a dot (one run) is no range to name.
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in named.iter().map(|n| &n.0).chain(&others) {
+        if l.ranges.bars.iter().any(|b| b.1 < b.3) && !kinds.contains(&l.ranges.what) {
+            kinds.push(l.ranges.what);
+        }
+    }
+    for what in kinds {
+        entries.push((what.to_string(), Mark::Whisker(style::INK)));
     }
     draw_events(&mut chart, &data, style, &y.range, events)?;
     legend(&key, style, &entries)?;

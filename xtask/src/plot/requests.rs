@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{self, line_figure, Axis, Colour, EventLine, Line};
+use super::frame::{self, line_figure, Axis, Colour, EventLine, Line, Ranges};
 use super::style::Style;
 use super::{events, extent, fraction_axis, log_x, num, secs, steps, title, PlotOptions};
 use crate::metrics::requests::{kept_up, latencies};
@@ -57,7 +57,7 @@ pub fn latency<DB: DrawingBackend>(
             name: name(data, log),
             points: steps(&latencies(log), |ns| ns.max(1_000) as f64 / 1e6),
             rank: (n - k) as f64,
-            ranges: Vec::new(),
+            ranges: Ranges::NONE,
             colour: Colour::ByRank,
         })
         .filter(|l| !l.points.is_empty())
@@ -100,7 +100,7 @@ pub fn backlog<DB: DrawingBackend>(
                 })
                 .collect(),
             rank: (n - k) as f64,
-            ranges: Vec::new(),
+            ranges: Ranges::NONE,
             colour: Colour::ByRank,
         })
         .collect();

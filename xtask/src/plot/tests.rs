@@ -390,7 +390,7 @@ fn the_latency_figure_draws_each_point_s_range_on_its_log_axis_and_drops_empty_p
     let (lines, lo, hi) = load_lines(&series);
     // The point with no positive lowest latency is not drawn.
     assert_eq!(lines[0].points, vec![(10.0, 1.0)]);
-    assert_eq!(lines[0].ranges, vec![(10.0, 0.0, 1.0, 2.0)]);
+    assert_eq!(lines[0].ranges.bars, vec![(10.0, 0.0, 1.0, 2.0)]);
     // The axis spans the bars, not only the medians.
     assert_eq!((lo, hi), (1.0, 100.0));
 }
@@ -404,7 +404,7 @@ fn legend_colour<'a>(svg: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
-    use super::frame::{Colour, Line};
+    use super::frame::{Colour, Line, Ranges};
     let svg_of = |ranks: [f64; 3]| {
         let lines = ["alpha", "beta", "gamma"]
             .iter()
@@ -414,7 +414,7 @@ fn a_line_keeps_its_colour_in_every_figure_whatever_its_rank_there() {
                 name: name.to_string(),
                 points: vec![(0.0, k as f64), (1.0, k as f64)],
                 rank,
-                ranges: Vec::new(),
+                ranges: Ranges::NONE,
                 colour: Colour::ByRank,
             })
             .collect();
@@ -464,22 +464,26 @@ fn a_run_s_figures_name_the_same_threads_in_the_same_colours() {
 
 #[test]
 fn a_run_s_thread_it_does_not_name_stays_unnamed_when_no_named_one_is_drawn() {
-    use super::frame::{Colour, Line};
+    use super::frame::{Colour, Line, Ranges};
     // A waits figure in which none of the run's named threads waited:
     // its lines are the run's others, not the figure's own top few.
-    let lines = ["delta", "epsilon"]
-        .iter()
-        .map(|name| Line {
-            name: name.to_string(),
-            points: vec![(0.0, 1.0), (1.0, 2.0)],
-            rank: 1.0,
-            ranges: Vec::new(),
-            colour: Colour::Other,
-        })
-        .collect();
-    let svg = line_svg(lines);
+    let others = |names: &[&str]| -> Vec<Line> {
+        names
+            .iter()
+            .map(|name| Line {
+                name: name.to_string(),
+                points: vec![(0.0, 1.0), (1.0, 2.0)],
+                rank: 1.0,
+                ranges: Ranges::NONE,
+                colour: Colour::Other,
+            })
+            .collect()
+    };
+    let svg = line_svg(others(&["delta", "epsilon"]));
     assert!(svg.contains(">\n2 others\n<"), "{svg}");
     assert!(!svg.contains(">\ndelta\n<"));
+    let svg = line_svg(others(&["delta"]));
+    assert!(svg.contains(">\n1 other\n<"), "{svg}");
 }
 
 #[test]
