@@ -261,6 +261,17 @@ fn thread_colours(data: &RunData) -> impl Fn(u32, u32) -> Colour {
     }
 }
 
+/// The run's changes as vertical lines of a figure over time.
+fn event_lines(data: &RunData) -> Vec<EventLine> {
+    events::markers(&data.events)
+        .into_iter()
+        .map(|m| EventLine {
+            x: secs(data, m.t_ns),
+            label: m.label,
+        })
+        .collect()
+}
+
 /// Cumulative CPU time of every thread over time, events as vertical lines.
 fn progress<DB: DrawingBackend>(
     data: &RunData,
@@ -299,13 +310,7 @@ fn progress<DB: DrawingBackend>(
             }
         })
         .collect();
-    let events: Vec<EventLine> = events::markers(&data.events)
-        .into_iter()
-        .map(|m| EventLine {
-            x: secs(data, m.t_ns),
-            label: m.label,
-        })
-        .collect();
+    let events = event_lines(data);
     line_figure(
         area,
         style,

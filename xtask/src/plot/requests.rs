@@ -6,9 +6,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{self, line_figure, Axis, Colour, EventLine, Line, Ranges};
+use super::frame::{self, line_figure, Axis, Colour, Line, Ranges};
 use super::style::Style;
-use super::{events, extent, fraction_axis, log_x, num, secs, steps, title, PlotOptions};
+use super::{event_lines, extent, fraction_axis, log_x, num, secs, steps, title, PlotOptions};
 use crate::metrics::requests::{kept_up, latencies};
 use crate::rundata::{RequestLog, RunData};
 
@@ -40,6 +40,22 @@ fn what(lines: &[Line], what: &str) -> String {
     }
 }
 
+/// One line per serving application, in the run's order, of `points`.
+fn stream_lines(data: &RunData, points: impl Fn(&RequestLog) -> Vec<(f64, f64)>) -> Vec<Line> {
+    let n = data.requests.len();
+    data.requests
+        .iter()
+        .enumerate()
+        .map(|(k, log)| Line {
+            name: name(data, log),
+            points: points(log),
+            rank: (n - k) as f64,
+            ranges: Ranges::NONE,
+            colour: Colour::ByRank,
+        })
+        .collect()
+}
+
 /// Each serving application's completed requests' latencies as a CDF, the
 /// latency axis logarithmic.
 pub fn latency<DB: DrawingBackend>(
@@ -48,20 +64,12 @@ pub fn latency<DB: DrawingBackend>(
     style: &Style,
     area: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
-    let n = data.requests.len();
-    let lines: Vec<Line> = data
-        .requests
-        .iter()
-        .enumerate()
-        .map(|(k, log)| Line {
-            name: name(data, log),
-            points: steps(&latencies(log), |ns| ns.max(1_000) as f64 / 1e6),
-            rank: (n - k) as f64,
-            ranges: Ranges::NONE,
-            colour: Colour::ByRank,
-        })
-        .filter(|l| !l.points.is_empty())
-        .collect();
+    let lines: Vec<Line> = stream_lines(data, |log| {
+        steps(&latencies(log), |ns| ns.max(1_000) as f64 / 1e6)
+    })
+    .into_iter()
+    .filter(|l| !l.points.is_empty())
+    .collect();
     let (lo, hi) = extent(&lines);
     let caption = title(data, &what(&lines, "latency of the completed requests"));
     line_figure(
@@ -84,36 +92,18 @@ pub fn backlog<DB: DrawingBackend>(
     style: &Style,
     area: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
-    let n = data.requests.len();
-    let lines: Vec<Line> = data
-        .requests
-        .iter()
-        .enumerate()
-        .map(|(k, log)| Line {
-            name: name(data, log),
-            points: log
-                .intervals
-                .iter()
-                .map(|i| {
-                    let waiting = i.arrived.saturating_sub(i.completed);
-                    (secs(data, i.t_ns), waiting as f64)
-                })
-                .collect(),
-            rank: (n - k) as f64,
-            ranges: Ranges::NONE,
-            colour: Colour::ByRank,
-        })
-        .collect();
+    let lines = stream_lines(data, |log| {
+        log.intervals
+            .iter()
+            .map(|i| {
+                let waiting = i.arrived.saturating_sub(i.completed);
+                (secs(data, i.t_ns), waiting as f64)
+            })
+            .collect()
+    });
     let points = || lines.iter().flat_map(|l| l.points.iter());
     let t_max = points().map(|p| p.0).fold(0.1, f64::max);
     let y_max = points().map(|p| p.1).fold(1.0, f64::max) * 1.05;
-    let events: Vec<EventLine> = events::markers(&data.events)
-        .into_iter()
-        .map(|m| EventLine {
-            x: secs(data, m.t_ns),
-            label: m.label,
-        })
-        .collect();
     line_figure(
         area,
         style,
@@ -126,6 +116,6 @@ pub fn backlog<DB: DrawingBackend>(
             format: num,
         },
         lines,
-        &events,
+        &event_lines(data),
     )
 }

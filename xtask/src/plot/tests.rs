@@ -122,6 +122,15 @@ fn draw(data: &RunData, name: &str, opts: &PlotOptions) -> Vec<PathBuf> {
     plot_run_with(&dir, opts).unwrap()
 }
 
+/// The text of `<stem>.svg` among `files`.
+fn svg_named(files: &[PathBuf], stem: &str) -> String {
+    let f = files
+        .iter()
+        .find(|f| f.file_name().unwrap().to_string_lossy() == format!("{stem}.svg"))
+        .unwrap_or_else(|| panic!("no {stem}.svg in {files:?}"));
+    std::fs::read_to_string(f).unwrap()
+}
+
 fn remove(files: &[PathBuf]) {
     if let Some(dir) = files.first().and_then(|f| f.parent()) {
         let _ = std::fs::remove_dir_all(dir);
@@ -438,13 +447,7 @@ fn a_run_s_figures_name_the_same_threads_in_the_same_colours() {
     // Twelve threads: more than the figures name. Progress ranks them by
     // CPU, lag by |lag| and waits by p99, which disagree.
     let files = draw(&run(12), "colours", &PlotOptions::default());
-    let svg = |stem: &str| {
-        let f = files
-            .iter()
-            .find(|f| f.file_name().unwrap().to_string_lossy() == format!("{stem}.svg"))
-            .unwrap_or_else(|| panic!("no {stem}.svg in {files:?}"));
-        std::fs::read_to_string(f).unwrap()
-    };
+    let svg = |stem: &str| svg_named(&files, stem);
     let figures = [svg("progress"), svg("lag"), svg("waits")];
     let named: Vec<String> = labels(&run(12))
         .into_iter()
@@ -540,13 +543,7 @@ fn a_serving_run_gets_its_request_figures_and_says_which_stream_fell_behind() {
     // `strider` ends with 100 of its 1,000 arrivals waiting: 10%.
     data.requests = vec![stream(0, 0), stream(1, 100)];
     let files = draw(&data, "requests", &PlotOptions::default());
-    let svg = |stem: &str| {
-        let f = files
-            .iter()
-            .find(|f| f.file_name().unwrap().to_string_lossy() == format!("{stem}.svg"))
-            .unwrap_or_else(|| panic!("no {stem}.svg in {files:?}"));
-        std::fs::read_to_string(f).unwrap()
-    };
+    let svg = |stem: &str| svg_named(&files, stem);
     for stem in ["requests", "backlog"] {
         let svg = svg(stem);
         assert!(svg.contains(">\nlotto\n<"), "{stem}: {svg}");
