@@ -204,7 +204,7 @@ impl ConsoleAcks {
     }
 }
 
-/// Sends our own stdin (a pipe or file) to QEMU's serial port a line at a
+/// Sends our own stdin (a terminal, a pipe or a file) to QEMU's serial port a line at a
 /// time, once the kernel is up (however long its boot takes: a byte sent
 /// before would be lost), each once the one before was carried out (or
 /// after 10 s: a run without a console, say). Blank lines are skipped (the console

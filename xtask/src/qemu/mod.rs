@@ -125,12 +125,15 @@ impl RunOutcome {
 /// (`console.log` as the console arrives, `summary.json` at the end, also
 /// after a timeout, an interrupt or a QEMU failure).
 pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
-    // A terminal's stdin goes straight to QEMU's serial port (QEMU puts it
-    // in raw mode and restores it; Ctrl-C still signals); piped input is
-    // sent a line at a time. Without streaming QEMU gets no stdin at all.
+    // Our stdin, typed or piped, reaches QEMU's serial port a line at a
+    // time once the kernel has booted: a byte that arrives before the
+    // kernel sets up the port is lost, and a terminal handed to QEMU
+    // delivers its keys at once (a `quit` typed during the boot never took
+    // effect). A terminal stays in its own line mode, so what is typed is
+    // echoed and edited there (the console echoes nothing). Without
+    // streaming QEMU gets no stdin at all.
     let terminal = std::io::stdin().is_terminal();
-    let interactive = opts.stream && terminal && opts.input.is_empty();
-    let piped = opts.stream && !terminal && opts.input.is_empty();
+    let forwarded = opts.stream && opts.input.is_empty();
     let Prepared {
         opts,
         scenario,
@@ -191,9 +194,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     set_watching(true);
     let child = Command::new("qemu-system-x86_64")
         .args(&args)
-        .stdin(if interactive {
-            Stdio::inherit()
-        } else if piped || !opts.input.is_empty() {
+        .stdin(if forwarded || !opts.input.is_empty() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -208,7 +209,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
     let acks = ConsoleAcks::default();
     let watched = child.and_then(|mut child| {
         match child.stdin.take() {
-            Some(stdin) if piped => forward_stdin(stdin, acks.clone()),
+            Some(stdin) if forwarded => forward_stdin(stdin, acks.clone()),
             Some(stdin) => type_input(stdin, opts.input.clone(), acks.clone()),
             None => {}
         }
