@@ -1,6 +1,7 @@
 //! Layer 15: the console as an experiment drives it — a scripted session
-//! from a file (`console=`) and the same session piped into the runner's
-//! stdin, both deterministic: a scheduler swapped and tickets set by
+//! from a file (`console=`), the same session piped into the runner's
+//! stdin, and a command typed on a terminal during the boot, all
+//! deterministic: a scheduler swapped and tickets set by
 //! thread name take effect, and failed commands are logged as failed,
 //! never as `ok`.
 mod common;
@@ -189,6 +190,47 @@ fn piped_console_input_is_carried_out_in_order_and_failures_are_logged() {
             .unwrap();
     assert_eq!(summary["exit"], "success");
     assert_session(&console_rows(&run_dir), &summary, "");
+}
+
+/// A terminal on stdin (a pty, from `script`): a `quit` typed before the
+/// kernel has booted is carried out once it is up, not lost with the
+/// bytes the kernel's UART set-up drops (the run then lasted its length).
+#[test]
+fn a_command_typed_on_a_terminal_during_the_boot_is_carried_out() {
+    let scenario = file("console-tty.toml", SCENARIO);
+    let runs = test_runs_dir();
+    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let runner = format!(
+        "{} run --det --cpus 2 --name test-console-tty --scenario {} --runs-dir {}",
+        quote(Path::new(env!("CARGO_BIN_EXE_xtask"))),
+        quote(&scenario),
+        quote(&runs)
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &runner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) (util-linux) starts");
+    let mut stdin = child.stdin.take().unwrap();
+    // At once: QEMU has not even started.
+    stdin.write_all(b"quit\r").unwrap();
+    stdin.flush().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let run_dir = text
+        .lines()
+        .rev()
+        .find_map(|l| l.split("results in ").nth(1))
+        .map(|d| PathBuf::from(d.trim_end_matches('\r')))
+        .unwrap_or_else(|| panic!("no results line in {text}"));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["exit"], "user_quit", "{text}");
+    drop(stdin);
 }
 
 /// A walk through the registered policies that takes every ordered pair
