@@ -154,7 +154,7 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     if !data.waits.is_empty() {
         figures.push(("waits", &|d, o, s, b| on!(b, waits, d, o, s)));
     }
-    if !data.requests.is_empty() {
+    if requests::any(&data) {
         figures.push(("requests", &|d, o, s, b| on!(b, requests::latency, d, o, s)));
         figures.push(("backlog", &|d, o, s, b| on!(b, requests::backlog, d, o, s)));
     }

@@ -303,7 +303,7 @@ pub fn requests_trials_table(rows: &[ServedTrials]) -> String {
         String::from("value\tapp\ttrials\tkept_up\tused_cores\tp50_ms\tp99_ms\tp999_ms\tmax_ms\n");
     for r in rows {
         let s = &r.serving;
-        let mark = if s.all_kept_up() { "" } else { " †" };
+        let mark = if s.some_fell_behind() { " †" } else { "" };
         let ms = |s: &Option<Spread>| {
             s.as_ref().map_or("—".into(), |s| {
                 format!("{}{mark}", s.cell(1.0, 2, "", |_| true))
@@ -323,10 +323,16 @@ pub fn requests_trials_table(rows: &[ServedTrials]) -> String {
             s.max_ms.map_or("—".into(), |m| format!("{m:.2}")),
         ));
     }
-    if rows.iter().any(|r| !r.serving.all_kept_up()) {
+    if rows.iter().any(|r| r.serving.some_fell_behind()) {
         out.push_str(
             "† some trial did not keep up (more than 1% of its arrivals still waiting at its \
              end): its percentiles leave those out and read low\n",
+        );
+    }
+    if rows.iter().any(|r| r.serving.reported < r.serving.trials) {
+        out.push_str(
+            "— where some trial of the value reported no requests: no figure stands for fewer \
+             trials than the value ran\n",
         );
     }
     out
@@ -854,6 +860,14 @@ mod tests {
         assert_eq!(
             super::requests_trials_csv(&rows).unwrap().lines().nth(1),
             Some("5,srv,2,1,,,,,,,,,,,")
+        );
+        // Not a trial that did not keep up: one that reported nothing.
+        assert_eq!(
+            super::requests_trials_table(&rows),
+            "value\tapp\ttrials\tkept_up\tused_cores\tp50_ms\tp99_ms\tp999_ms\tmax_ms\n\
+             5\tsrv\t2\t1\t—\t—\t—\t—\t—\n\
+             — where some trial of the value reported no requests: no figure stands for fewer \
+             trials than the value ran\n"
         );
 
         // No application serving requests: no such file.

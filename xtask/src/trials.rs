@@ -122,15 +122,17 @@ impl Spread {
 /// An application's requests over some trials, as the canonical serving
 /// experiment and a sweep give them: the median and range of the CPU its
 /// threads used and of each latency percentile, the p99.9 only when every
-/// trial completed [`P999_MIN`](crate::metrics::requests::P999_MIN) requests, the longest latency of any
-/// trial, and how many trials kept up. A trial that reported no requests
-/// (`None`) lacks every figure, and a figure some trial lacks has no
-/// spread (nor a longest latency): no figure stands for fewer trials than
-/// it says.
+/// trial completed [`P999_MIN`](crate::metrics::requests::P999_MIN)
+/// requests, the longest latency of any trial, and how many trials kept
+/// up. A trial that reported no requests (`None`) lacks every figure, and
+/// a figure some trial lacks has no spread (nor a longest latency): no
+/// figure stands for fewer trials than it says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Serving {
     pub trials: usize,
-    /// How many of them kept up ([`Served::kept_up`]).
+    /// How many reported requests.
+    pub reported: usize,
+    /// How many of those kept up ([`Served::kept_up`]).
     pub kept_up: usize,
     pub used_cores: Option<Spread>,
     pub p50_ms: Option<Spread>,
@@ -148,21 +150,26 @@ impl Serving {
         let p999 = every().filter(|t| t.iter().all(|s| s.p999_shown_ms().is_some()));
         Serving {
             trials: trials.len(),
+            reported: trials.iter().flatten().count(),
             kept_up: trials.iter().flatten().filter(|s| s.kept_up()).count(),
             used_cores: spread(|s| s.used_cores),
             p50_ms: spread(|s| s.p50_ms),
             p99_ms: spread(|s| s.p99_ms),
             p999_ms: p999
                 .and_then(|t| Spread::of(&t.iter().map(|s| s.p999_ms).collect::<Vec<_>>())),
-            max_ms: every()
-                .map(|t| t.iter().map(|s| s.max_ms).fold(f64::NAN, f64::max))
-                .filter(|m| !m.is_nan()),
+            max_ms: spread(|s| s.max_ms).map(|s| s.max),
         }
     }
 
     /// Whether every trial kept up.
     pub fn all_kept_up(&self) -> bool {
         self.kept_up == self.trials
+    }
+
+    /// Whether some trial that reported requests did not keep up (a trial
+    /// that reported none is another matter).
+    pub fn some_fell_behind(&self) -> bool {
+        self.kept_up < self.reported
     }
 }
 
@@ -421,8 +428,8 @@ mod tests {
             Some(served(5.0, 10, p999_min)),
         ];
         let s = Serving::of(&three);
-        assert_eq!((s.trials, s.kept_up), (3, 2));
-        assert!(!s.all_kept_up());
+        assert_eq!((s.trials, s.reported, s.kept_up), (3, 3, 2));
+        assert!(!s.all_kept_up() && s.some_fell_behind());
         let p99 = s.p99_ms.unwrap();
         assert_eq!((p99.median, p99.min, p99.max), (5.0, 4.0, 9.0));
         assert_eq!(s.max_ms, Some(27.0));
@@ -436,10 +443,19 @@ mod tests {
         let mut lacking = three;
         lacking[1] = None;
         let s = Serving::of(&lacking);
-        assert_eq!((s.trials, s.kept_up), (3, 2));
+        assert_eq!((s.trials, s.reported, s.kept_up), (3, 2, 2));
+        assert!(!s.some_fell_behind());
         assert_eq!(
             (s.used_cores, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms),
             (None, None, None, None, None)
         );
+        // A trial that reported requests but completed none has no longest
+        // latency: the others' is not the trials' longest.
+        let mut none_done = three;
+        none_done[1] = Some(Served {
+            max_ms: f64::NAN,
+            ..served(9.0, 20, 0)
+        });
+        assert_eq!(Serving::of(&none_done).max_ms, None);
     }
 }

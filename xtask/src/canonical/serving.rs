@@ -153,7 +153,14 @@ impl Point {
             worst_backlog: (worst.served.backlog, worst.served.arrived),
             p50_ms: s.p50_ms.ok_or_else(|| missing("p50"))?,
             p99_ms: s.p99_ms.ok_or_else(|| missing("p99"))?,
-            p999_ms: s.p999_ms,
+            // Shown where every trial completed enough, so missing there
+            // is a trial without one.
+            p999_ms: match s.p999_ms {
+                None if rows.iter().all(|r| r.served.p999_shown_ms().is_some()) => {
+                    return Err(missing("p99.9"))
+                }
+                p => p,
+            },
             max_ms: s.max_ms.unwrap_or(f64::NAN),
         })
     }
@@ -430,6 +437,8 @@ mod tests {
         assert!(p.kept_up());
         assert_eq!(p.p999_ms.map(|s| s.median), Some(44.0));
         assert!(Point::of(&[]).is_err());
+        rows[3].served.p999_ms = f64::NAN;
+        assert_eq!(Point::of(&rows).unwrap_err(), "p99.9: missing from a trial");
         rows[2].served.used_cores = f64::NAN;
         assert_eq!(
             Point::of(&rows).unwrap_err(),
