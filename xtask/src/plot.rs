@@ -7,6 +7,8 @@
 
 mod events;
 mod frame;
+#[cfg(test)]
+mod marker_tests;
 pub mod style;
 #[cfg(test)]
 mod tests;
@@ -164,14 +166,31 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     Ok(written)
 }
 
+/// A figure's title: the scenario, what the figure shows, and the run's
+/// cores and schedulers (each application's, in the order they ran, as a
+/// swap changes what the figure means; named once when all ran the same).
 fn title(data: &RunData, what: &str) -> String {
     let cores = if data.cpus_online == 1 {
         "1 core".to_string()
     } else {
         format!("{} cores", data.cpus_online)
     };
+    let ran: Vec<(&str, String)> = data
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.schedulers()))
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    let schedulers = match ran.first() {
+        None => String::new(),
+        Some((_, s)) if ran.iter().all(|(_, t)| t == s) => format!("; {s}"),
+        Some(_) => {
+            let each: Vec<String> = ran.iter().map(|(a, s)| format!("{a}: {s}")).collect();
+            format!("; {}", each.join(", "))
+        }
+    };
     format!(
-        "{}: {what} ({cores}{})",
+        "{}: {what} ({cores}{}{schedulers})",
         data.scenario_name,
         if data.deterministic { ", det" } else { "" }
     )
