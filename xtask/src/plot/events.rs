@@ -31,6 +31,7 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
         .iter()
         .filter_map(|e| match e.kind.as_str() {
             "repossession" | "spawned" => None,
+            "killed" if stopped_by_console(e, events) => None,
             "console" => {
                 let (command, outcome) = e.detail.split_once(" -> ")?;
                 let ok = outcome.trim_end_matches(" (script)") == "ok";
@@ -61,6 +62,24 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
             }),
         })
         .collect()
+}
+
+/// Whether `killed` is what a console `stop` of its application did: the
+/// command is drawn (`stop`), not again its effect. The kernel kills before
+/// it records the command, so the kill may come first.
+fn stopped_by_console(killed: &Event, events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        e.kind == "console"
+            && e.app.is_some()
+            && e.app == killed.app
+            && e.t_ns.abs_diff(killed.t_ns) <= EFFECT_WITHIN_NS
+            && e.detail
+                .split_once(" -> ")
+                .is_some_and(|(command, outcome)| {
+                    command.split_whitespace().next() == Some("stop")
+                        && outcome.trim_end_matches(" (script)") == "ok"
+                })
+    })
 }
 
 /// Rows for labels `[(left px, width px)]` sorted by left edge: each goes in

@@ -1,8 +1,9 @@
 //! The figures' titles name the schedulers that ran; which events a
 //! timeline marks, and by what name.
 
+use super::events::markers;
 use super::title;
-use crate::rundata::{App, RunData};
+use crate::rundata::{App, Event, RunData};
 
 const MS: u64 = 1_000_000;
 
@@ -46,4 +47,39 @@ fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
     // Several that all ran under the same: named once.
     let same = run(vec![app("a", &["stride"]), app("b", &["stride"])]);
     assert_eq!(title(&same, "lag"), "swapper: lag (2 cores; stride)");
+}
+
+fn event(t_ms: u64, kind: &str, app: Option<u32>, detail: &str) -> Event {
+    Event {
+        t_ns: t_ms * MS,
+        kind: kind.into(),
+        app,
+        detail: detail.into(),
+        ..Default::default()
+    }
+}
+
+fn labels(events: &[Event]) -> Vec<String> {
+    markers(events).into_iter().map(|m| m.label).collect()
+}
+
+#[test]
+fn a_console_stop_is_marked_once() {
+    // The kernel kills the application before it records the command, so
+    // the `killed` may come first; either way it is the stop's effect.
+    for killed_at in [999, 1000, 1001] {
+        let events = [
+            event(killed_at, "killed", Some(0), "stopped by the scenario"),
+            event(1000, "console", Some(0), "stop lotto -> ok"),
+        ];
+        assert_eq!(labels(&events), ["stop"], "killed at {killed_at} ms");
+    }
+    // A kill the console did not ask for, or of another application, is
+    // its own marker.
+    let events = [
+        event(1000, "console", Some(0), "stop lotto -> ok"),
+        event(1001, "killed", Some(1), "killed by its parent"),
+        event(5000, "killed", Some(0), "stopped by the scenario"),
+    ];
+    assert_eq!(labels(&events), ["stop", "killed", "killed"]);
 }
