@@ -35,17 +35,29 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
             "console" => {
                 let (command, outcome) = e.detail.split_once(" -> ")?;
                 let ok = outcome.trim_end_matches(" (script)") == "ok";
+                // Another application's change at the same time is not
+                // this command's effect.
                 let effect_drawn = events.iter().any(|f| {
                     f.kind != "console"
+                        && f.app == e.app
                         && f.detail.ends_with("(console)")
                         && f.t_ns >= e.t_ns
                         && f.t_ns - e.t_ns <= EFFECT_WITHIN_NS
                 });
-                let word = command.split_whitespace().next()?;
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let word = *words.first()?;
                 let changes = !SHOWING_ONLY.contains(&word);
-                (ok && changes && !effect_drawn).then(|| Marker {
+                let label = match words[..] {
+                    // The application answers `ok` to a swap to the policy
+                    // it already runs and records no swap.
+                    ["swap", _, to] if !swapped_after(e, events) => {
+                        format!("swap to {to} (already)")
+                    }
+                    _ => word.to_string(),
+                };
+                (ok && changes && !effect_drawn).then_some(Marker {
                     t_ns: e.t_ns,
-                    label: word.to_string(),
+                    label,
                 })
             }
             "swap" => Some(Marker {
@@ -62,6 +74,24 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
             }),
         })
         .collect()
+}
+
+/// Whether console command `e`'s application recorded a swap the console
+/// asked for after it and before the console's next command to it (its
+/// effect, however late it came).
+fn swapped_after(e: &Event, events: &[Event]) -> bool {
+    let next = events
+        .iter()
+        .filter(|f| f.kind == "console" && f.app == e.app && f.t_ns > e.t_ns)
+        .map(|f| f.t_ns)
+        .min()
+        .unwrap_or(u64::MAX);
+    events.iter().any(|f| {
+        f.kind == "swap"
+            && f.app == e.app
+            && f.detail.ends_with("(console)")
+            && (e.t_ns..next).contains(&f.t_ns)
+    })
 }
 
 /// Whether `killed` is what a console `stop` of its application did: the

@@ -83,3 +83,23 @@ fn a_console_stop_is_marked_once() {
     ];
     assert_eq!(labels(&events), ["stop", "killed", "killed"]);
 }
+
+#[test]
+fn a_console_swap_to_the_policy_already_running_says_so() {
+    // The application answers `ok` and records no swap: nothing changed.
+    let events = [
+        event(1000, "console", Some(0), "swap eevee stride -> ok"),
+        event(2000, "console", Some(0), "swap eevee rr -> ok (script)"),
+        event(2001, "swap", Some(0), "stride -> rr (console)"),
+    ];
+    assert_eq!(labels(&events), ["swap to stride (already)", "swap to rr"]);
+    // A swap of another application after it is not this one's effect.
+    let events = [
+        event(1000, "console", Some(0), "swap eevee stride -> ok"),
+        event(1001, "swap", Some(1), "rr -> stride (console)"),
+    ];
+    assert_eq!(
+        labels(&events),
+        ["swap to stride (already)", "swap to stride"]
+    );
+}
