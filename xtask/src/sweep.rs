@@ -88,7 +88,8 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     Ok(out)
 }
 
-/// Per value (in sweep order) and thread, over the value's trials: the mean
+/// Per value (in sweep order) and thread, over the value's trials that
+/// have all three figures (`trials` counts them): the mean
 /// of the thread's ideal share (it can differ from trial to trial), and the
 /// mean and 95% confidence interval of its share and of its share error, as
 /// CSV rows `value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,
@@ -115,18 +116,10 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
         };
         for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
             for t in app["threads"].as_array().into_iter().flatten() {
-                let pick = |key: &str| -> Vec<f64> {
-                    of_value
-                        .iter()
-                        .filter_map(|s| {
-                            s["apps"][a]["threads"]
-                                .as_array()?
-                                .iter()
-                                .find(|u| u["id"] == t["id"])?[key]
-                                .as_f64()
-                        })
-                        .collect()
-                };
+                // The trials with all three figures, so the ideal's mean
+                // and the share's are over the same trials.
+                let trials = crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]);
+                let pick = |k: usize| -> Vec<f64> { trials.iter().map(|x| x[k]).collect() };
                 // Mean and interval; one value alone, no interval.
                 let estimate = |xs: &[f64]| match crate::trials::mean_ci(xs) {
                     Some(e) => (e.mean.to_string(), e.half_width.to_string()),
@@ -135,15 +128,15 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
                         String::new(),
                     ),
                 };
-                let shares = pick("measured_share");
+                let shares = pick(1);
                 let (mean, ci) = estimate(&shares);
-                let (error, error_ci) = estimate(&pick("share_error_pp"));
+                let (error, error_ci) = estimate(&pick(2));
                 out.push_str(&format!(
                     "{},{},{},{},{},{mean},{ci},{error},{error_ci}\n",
                     field(v),
                     field(app["name"].as_str().unwrap_or("")),
                     field(t["name"].as_str().unwrap_or("")),
-                    crate::trials::mean(&pick("ideal_share")).unwrap_or(f64::NAN),
+                    crate::trials::mean(&pick(0)).unwrap_or(f64::NAN),
                     shares.len(),
                 ));
             }
@@ -665,6 +658,28 @@ mod tests {
             "{csv}"
         );
         assert_eq!(cols[8], "");
+    }
+
+    #[test]
+    fn a_values_ideal_and_share_means_are_over_the_same_trials() {
+        let run = |ideal: f64, share: Option<f64>| {
+            let mut t = json!({"id": 0, "name": "A", "ideal_share": ideal});
+            if let Some(share) = share {
+                t["measured_share"] = json!(share);
+                t["share_error_pp"] = json!((share - ideal) * 100.0);
+            }
+            json!({"apps": [{"name": "pair", "threads": [t]}]})
+        };
+        // The third trial has an ideal but no share: left out of both.
+        let csv = super::summary_csv(&[
+            ("100".into(), run(0.70, Some(0.71))),
+            ("100".into(), run(0.80, Some(0.79))),
+            ("100".into(), run(0.90, None)),
+        ]);
+        let cols: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(cols[4], "2", "{csv}");
+        let ideal: f64 = cols[3].parse().unwrap();
+        assert!((ideal - 0.75).abs() < 1e-12, "not 0.8: {csv}");
     }
 
     /// A run that ended `end`, in `runs/<dir>`, with `summary`.
