@@ -419,8 +419,9 @@ fn write_or_remove(path: &Path, text: Option<String>) -> Result<Option<PathBuf>,
 /// code 0), as `trials=` also requires.
 pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tally {
     let mut t = Tally {
-        table: "value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal\n".into(),
-        csv: "value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n".into(),
+        // The seed beside the value: trials of one value differ by it.
+        table: "value\tseed\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal\n".into(),
+        csv: "value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run,seed\n".into(),
         runs: results.len(),
         ..Tally::default()
     };
@@ -449,6 +450,9 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         t.served
             .push((value.clone(), run.clone(), out.summary.clone()));
+        let seed = out.summary["seed"]
+            .as_u64()
+            .map_or(String::new(), |s| s.to_string());
         for app in out.summary["apps"].as_array().into_iter().flatten() {
             for th in app["threads"].as_array().into_iter().flatten() {
                 let (app, thread) = (
@@ -458,11 +462,11 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
                 let measured = th["measured_share"].as_f64().unwrap_or(f64::NAN);
                 let ideal = th["ideal_share"].as_f64().unwrap_or(f64::NAN);
                 t.table.push_str(&format!(
-                    "{value}\t{app}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}\n",
+                    "{value}\t{seed}\t{app}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}\n",
                     th["tickets"], th["cpu_ns"],
                 ));
                 t.csv.push_str(&format!(
-                    "{},{},{},{},{},{measured},{ideal},{}\n",
+                    "{},{},{},{},{},{measured},{ideal},{},{seed}\n",
                     field(&value),
                     field(app),
                     field(thread),
@@ -680,6 +684,38 @@ mod tests {
         assert_eq!(cols[4], "2", "{csv}");
         let ideal: f64 = cols[3].parse().unwrap();
         assert!((ideal - 0.75).abs() < 1e-12, "not 0.8: {csv}");
+    }
+
+    #[test]
+    fn each_run_row_names_its_seed() {
+        let ok = crate::qemu::End::Kernel(abi::ExitCode::Success);
+        let run = |seed: u64| {
+            let summary = json!({"seed": seed, "apps": [{"name": "app", "threads": [
+                {"id": 0, "name": "t", "tickets": 1, "cpu_ns": 7,
+                 "ideal_share": 1.0, "measured_share": 1.0},
+            ]}]});
+            outcome(ok, &format!("r{seed}"), summary)
+        };
+        let t = super::tally(vec![
+            ("100".into(), "r41".into(), run(41)),
+            ("100".into(), "r42".into(), run(42)),
+        ]);
+        let header: Vec<&str> = t.table.lines().next().unwrap().split('\t').collect();
+        assert_eq!(header[..2], ["value", "seed"], "{}", t.table);
+        let seeds: Vec<&str> = t
+            .table
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(1).unwrap())
+            .collect();
+        assert_eq!(seeds, ["41", "42"], "{}", t.table);
+        // The CSV says it too, last (its other columns keep their places).
+        assert!(t.csv.lines().next().unwrap().ends_with(",run,seed"));
+        assert!(
+            t.csv.lines().nth(2).unwrap().ends_with(",r42,42"),
+            "{}",
+            t.csv
+        );
     }
 
     /// A run that ended `end`, in `runs/<dir>`, with `summary`.
