@@ -153,6 +153,21 @@ pub fn table(a: (&Path, &Value), b: (&Path, &Value)) -> String {
     out
 }
 
+/// What the reader of the table should know first: rows are matched by
+/// application and thread name only, so two runs of different scenarios
+/// can pair threads that share a name and nothing else.
+pub fn warnings(a: &Value, b: &Value) -> Vec<String> {
+    let name = |s: &Value| s["scenario"].as_str().unwrap_or("?").to_string();
+    let (na, nb) = (name(a), name(b));
+    if na == nb {
+        return Vec::new();
+    }
+    vec![format!(
+        "the runs are of different scenarios (A: {na}, B: {nb}): threads are matched by \
+         application and thread name only, so a row may pair threads that are not alike"
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +234,19 @@ mod tests {
         std::fs::write(dir.join("summary.json"), r#"{"commit":"x"}"#).unwrap();
         assert!(load(&dir).unwrap_err().contains("not a scenario run"));
         assert!(load(&dir.join("nowhere")).is_err());
+    }
+
+    #[test]
+    fn runs_of_different_scenarios_are_warned_about() {
+        let a = summary("stride", 0.125, None);
+        let mut b = summary("stride", 0.125, None);
+        assert!(warnings(&a, &b).is_empty());
+        b["scenario"] = json!("other");
+        let w = warnings(&a, &b);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("different scenarios (A: pair, B: other)"),
+            "{w:?}"
+        );
     }
 }

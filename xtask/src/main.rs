@@ -424,6 +424,9 @@ fn compare(a: &Path, b: &Path, dry_run: bool) -> Result<ExitCode, String> {
             db.display()
         )));
     }
+    for w in xtask::compare::warnings(&sa, &sb) {
+        eprintln!("warning: {w}");
+    }
     print!("{}", xtask::compare::table((&da, &sa), (&db, &sb)));
     Ok(ExitCode::SUCCESS)
 }
