@@ -168,9 +168,10 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     Ok(written)
 }
 
-/// A figure's title: the scenario, what the figure shows, and the run's
-/// cores and schedulers (each application's, in the order they ran, as a
-/// swap changes what the figure means; named once when all ran the same).
+/// A figure's title: the scenario, what the figure shows and the run's
+/// cores; under it, the schedulers (each application's, in the order they
+/// ran, as a swap changes what the figure means; named once when all ran
+/// the same). [`frame::frame`] draws each line cut to the figure's width.
 fn title(data: &RunData, what: &str) -> String {
     let cores = if data.cpus_online == 1 {
         "1 core".to_string()
@@ -185,14 +186,14 @@ fn title(data: &RunData, what: &str) -> String {
         .collect();
     let schedulers = match ran.first() {
         None => String::new(),
-        Some((_, s)) if ran.iter().all(|(_, t)| t == s) => format!("; {s}"),
+        Some((_, s)) if ran.iter().all(|(_, t)| t == s) => format!("\nunder {s}"),
         Some(_) => {
-            let each: Vec<String> = ran.iter().map(|(a, s)| format!("{a}: {s}")).collect();
-            format!("; {}", each.join(", "))
+            let each: Vec<String> = ran.iter().map(|(a, s)| format!("{a} under {s}")).collect();
+            format!("\n{}", each.join("; "))
         }
     };
     format!(
-        "{}: {what} ({cores}{}{schedulers})",
+        "{}: {what} ({cores}{}){schedulers}",
         data.scenario_name,
         if data.deterministic { ", det" } else { "" }
     )

@@ -30,10 +30,12 @@ fn run(apps: Vec<App>) -> RunData {
 
 #[test]
 fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
+    // On a line of their own under the heading, so a long list does not
+    // push what the figure shows out of a title cut to the figure's width.
     let one = run(vec![app("eevee", &["eevdf", "stride", "eevdf"])]);
     assert_eq!(
         title(&one, "lag"),
-        "swapper: lag (2 cores; eevdf→stride→eevdf)"
+        "swapper: lag (2 cores)\nunder eevdf→stride→eevdf"
     );
     // Several applications: each named with its own.
     let two = run(vec![
@@ -42,11 +44,13 @@ fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
     ]);
     assert_eq!(
         title(&two, "lag"),
-        "swapper: lag (2 cores; lotto: lottery, strider: stride→rr)"
+        "swapper: lag (2 cores)\nlotto under lottery; strider under stride→rr"
     );
     // Several that all ran under the same: named once.
     let same = run(vec![app("a", &["stride"]), app("b", &["stride"])]);
-    assert_eq!(title(&same, "lag"), "swapper: lag (2 cores; stride)");
+    assert_eq!(title(&same, "lag"), "swapper: lag (2 cores)\nunder stride");
+    // None known: no second line.
+    assert_eq!(title(&run(vec![]), "lag"), "swapper: lag (2 cores)");
 }
 
 fn event(t_ms: u64, kind: &str, app: Option<u32>, detail: &str) -> Event {
