@@ -212,6 +212,9 @@ impl Tracker {
             "app"
         );
         for (app, f) in &self.apps {
+            // An application none of whose threads has run yet (one just
+            // started) has no shares: 0.0 beside 0.0 read as starved.
+            let ran = f.threads.values().any(|t| t.cpu_ns > 0);
             for (id, (share, ideal)) in f.shares() {
                 let name = names
                     .get(&(app.clone(), id))
@@ -224,14 +227,20 @@ impl Tracker {
                     .and_then(|w| w.get(&id))
                     .and_then(|d| d.percentile(0.99))
                     .map_or("-".to_string(), |ns| format!("{:.3}", ns as f64 / 1e6));
+                let [share, ideal, error] = if ran {
+                    [
+                        format!("{:.1}", share * 100.0),
+                        format!("{:.1}", ideal * 100.0),
+                        format!("{:+.1}", metrics::share_error_pp(share, ideal)),
+                    ]
+                } else {
+                    ["-".into(), "-".into(), "-".into()]
+                };
                 out.push_str(&format!(
-                    "{:<width$} {:<12} {:>8} {:>9.1} {:>9.1} {:>+10.1} {:>13}\n",
+                    "{:<width$} {:<12} {:>8} {share:>9} {ideal:>9} {error:>10} {:>13}\n",
                     label(app),
                     name,
                     tickets,
-                    share * 100.0,
-                    ideal * 100.0,
-                    metrics::share_error_pp(share, ideal),
                     p99
                 ));
             }

@@ -530,3 +530,26 @@ fn the_table_names_every_scheduler_an_application_ran_under_in_order() {
         "columns line up: {table}"
     );
 }
+
+#[test]
+fn an_application_that_has_not_run_yet_shows_no_shares() {
+    let mut t = Tracker::default();
+    t.record(&sample("a", 0, "[[1,100,0,0,0,0]]"));
+    t.record(&sample("a", 100, "[[1,100,100,0,0,0]]"));
+    // Just started (a restarted instance): one snapshot, nothing run.
+    t.record(&sample("a#2", 100, "[[1,100,0,0,0,0]]"));
+    t.flush();
+    let table = t.table(&BTreeMap::new());
+    let row = |app: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{app}(")))
+            .unwrap_or_else(|| panic!("{app} in {table}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row("a")[3..6], ["100.0", "100.0", "+0.0"], "{table}");
+    // Not 0.0 and 0.0, which read as a thread starved.
+    assert_eq!(row("a#2")[3..6], ["-", "-", "-"], "{table}");
+}
