@@ -64,14 +64,32 @@ const FIGURES: [Figure; 5] = [
     },
 ];
 
-/// `label: run (scheduler, scenario, deterministic or not, trusted or not)`.
+/// `label: run (scenario, schedulers, deterministic or not, trusted or
+/// not)`. The schedulers are each application's, in the order it ran
+/// under them (a run whose application swapped is not the run's first
+/// scheduler's); a summary without timelines gives its `sched`.
 fn describe(label: &str, dir: &Path, s: &Value) -> String {
     let str_of = |k: &str| s[k].as_str().unwrap_or("?").to_string();
+    let ran: Vec<String> = s["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let timeline = a["scheduler_timeline"].as_array()?;
+            let names = timeline.iter().filter_map(|e| e["scheduler"].as_str());
+            let seq = crate::rundata::scheduler_sequence(names);
+            (!seq.is_empty()).then(|| format!("{} under {seq}", a["name"].as_str().unwrap_or("?")))
+        })
+        .collect();
+    let schedulers = if ran.is_empty() {
+        format!("sched {}", str_of("sched"))
+    } else {
+        ran.join("; ")
+    };
     format!(
-        "{label}: {} — scenario {}, sched {}, cpus {}, {}, {}",
+        "{label}: {} — scenario {}, {schedulers}, cpus {}, {}, {}",
         dir.display(),
         str_of("scenario"),
-        str_of("sched"),
         s["cpus_online"],
         if s["deterministic"] == true {
             "det"
@@ -153,6 +171,21 @@ pub fn table(a: (&Path, &Value), b: (&Path, &Value)) -> String {
     out
 }
 
+/// What the reader of the table should know first: rows are matched by
+/// application and thread name only, so two runs of different scenarios
+/// can pair threads that share a name and nothing else.
+pub fn warnings(a: &Value, b: &Value) -> Vec<String> {
+    let name = |s: &Value| s["scenario"].as_str().unwrap_or("?").to_string();
+    let (na, nb) = (name(a), name(b));
+    if na == nb {
+        return Vec::new();
+    }
+    vec![format!(
+        "the runs are of different scenarios (A: {na}, B: {nb}): threads are matched by \
+         application and thread name only, so a row may pair threads that are not alike"
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +252,34 @@ mod tests {
         std::fs::write(dir.join("summary.json"), r#"{"commit":"x"}"#).unwrap();
         assert!(load(&dir).unwrap_err().contains("not a scenario run"));
         assert!(load(&dir.join("nowhere")).is_err());
+    }
+
+    #[test]
+    fn runs_of_different_scenarios_are_warned_about() {
+        let a = summary("stride", 0.125, None);
+        let mut b = summary("stride", 0.125, None);
+        assert!(warnings(&a, &b).is_empty());
+        b["scenario"] = json!("other");
+        let w = warnings(&a, &b);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("different scenarios (A: pair, B: other)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn each_run_is_described_with_the_schedulers_its_applications_ran_under() {
+        let mut a = summary("eevdf", 0.125, None);
+        a["apps"][0]["scheduler_timeline"] = json!([
+            {"t_ns": 0, "scheduler": "eevdf"},
+            {"t_ns": 5, "scheduler": "stride"},
+            {"t_ns": 9, "scheduler": "eevdf"},
+        ]);
+        let t = table((Path::new("ra"), &a), (Path::new("rb"), &a));
+        assert!(
+            t.contains("A: ra — scenario pair, pair under eevdf→stride→eevdf,"),
+            "{t}"
+        );
     }
 }

@@ -325,6 +325,9 @@ fn run_trials(opts: &RunOptions, n: u32, dry_run: bool) -> Result<ExitCode, Stri
     }
     let table = xtask::trials::table(&summaries);
     print!("{table}");
+    for why in xtask::trials::left_out(&summaries) {
+        eprintln!("warning: {why}");
+    }
     if xtask::trials::identical(&summaries) {
         eprintln!(
             "warning: every trial gave every thread the same CPU time: the scenario seed did not \
@@ -420,6 +423,9 @@ fn compare(a: &Path, b: &Path, dry_run: bool) -> Result<ExitCode, String> {
             da.display(),
             db.display()
         )));
+    }
+    for w in xtask::compare::warnings(&sa, &sb) {
+        eprintln!("warning: {w}");
     }
     print!("{}", xtask::compare::table((&da, &sa), (&db, &sb)));
     Ok(ExitCode::SUCCESS)

@@ -152,6 +152,26 @@ pub struct App {
     pub currencies: Vec<crate::metrics::Currency>,
 }
 
+impl App {
+    /// The schedulers it ran under, in order (`eevdf→stride→eevdf`).
+    pub fn schedulers(&self) -> String {
+        scheduler_sequence(self.scheduler_timeline.iter().map(|(_, s)| s.as_str()))
+    }
+}
+
+/// Scheduler names in the order they ran, joined by arrows; a name
+/// repeated back to back (a swap to the policy already running, or every
+/// sample naming the same one) counts once.
+pub fn scheduler_sequence<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for name in names {
+        if out.last() != Some(&name) {
+            out.push(name);
+        }
+    }
+    out.join("→")
+}
+
 /// One user-level thread of an application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Thread {

@@ -35,7 +35,9 @@ pub struct Tracker {
     /// Per application: the snapshot being gathered.
     pending: BTreeMap<String, Pending>,
     pub apps: BTreeMap<String, Fairness>,
-    pub policy: BTreeMap<String, String>,
+    /// Per application: the schedulers it ran under so far, in order (one
+    /// that swapped back appears again), for the table to name them all.
+    pub policies: BTreeMap<String, Vec<String>>,
     /// Per application and thread id: its waits for a core so far.
     pub waits: BTreeMap<String, BTreeMap<u32, WaitDist>>,
     /// The currencies of the applications that have any.
@@ -62,6 +64,7 @@ impl Tracker {
             Some("app_start") => {
                 let policy = v["policy"].as_str().unwrap_or("");
                 self.fairness(app).begin(t, policy);
+                self.ran_under(app, policy);
                 false
             }
             Some("app_event") => {
@@ -74,7 +77,7 @@ impl Tracker {
                     p.policy.clone_from(&policy);
                     p.rows.extend(rows(&v["th"]));
                 });
-                self.policy.insert(app.to_string(), policy);
+                self.ran_under(app, &policy);
                 completed
             }
             Some("sleeps") => self.gather(app, t, |p| {
@@ -124,13 +127,25 @@ impl Tracker {
     fn change(&mut self, app: &str, t: u64, v: &Value) {
         let to = v["detail"].as_str().and_then(|d| d.split(" -> ").nth(1));
         match (v["what"].as_str(), to) {
-            (Some("swap"), Some(to)) => self.fairness(app).swap(t, to),
+            (Some("swap"), Some(to)) => {
+                self.fairness(app).swap(t, to);
+                self.ran_under(app, to);
+            }
             (Some("tickets"), Some(to)) => {
                 if let (Some(thread), Ok(n)) = (v["thread"].as_u64(), to.trim().parse()) {
                     self.fairness(app).tickets(t, thread as u32, n);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `app` runs under `policy` now: a new entry in its list unless it is
+    /// the one it ran under last (every sample repeats it).
+    fn ran_under(&mut self, app: &str, policy: &str) {
+        let list = self.policies.entry(app.to_string()).or_default();
+        if !policy.is_empty() && list.last().is_none_or(|p| p != policy) {
+            list.push(policy.to_string());
         }
     }
 
@@ -177,10 +192,29 @@ impl Tracker {
     /// time), their difference (percentage points) and the 99th
     /// percentile of its waits for a core so far (ms).
     pub fn table(&self, names: &BTreeMap<(String, u32), String>) -> String {
-        let mut out = String::from(
-            "app            thread        tickets  share(%)  ideal(%)  error(pp)  wait p99(ms)\n",
+        // Each application named with every scheduler it ran under, so a
+        // run that swapped away and back does not read as one that never
+        // swapped; the column is as wide as the widest such name.
+        let label = |app: &str| {
+            let policies = self.policies.get(app).map_or(&[][..], Vec::as_slice);
+            format!(
+                "{app}({})",
+                crate::rundata::scheduler_sequence(policies.iter().map(String::as_str))
+            )
+        };
+        let width = self
+            .apps
+            .keys()
+            .map(|app| label(app).chars().count())
+            .fold(14, usize::max);
+        let mut out = format!(
+            "{:<width$} thread        tickets  share(%)  ideal(%)  error(pp)  wait p99(ms)\n",
+            "app"
         );
         for (app, f) in &self.apps {
+            // An application none of whose threads has run yet (one just
+            // started) has no shares: 0.0 beside 0.0 read as starved.
+            let ran = f.threads.values().any(|t| t.cpu_ns > 0);
             for (id, (share, ideal)) in f.shares() {
                 let name = names
                     .get(&(app.clone(), id))
@@ -193,14 +227,20 @@ impl Tracker {
                     .and_then(|w| w.get(&id))
                     .and_then(|d| d.percentile(0.99))
                     .map_or("-".to_string(), |ns| format!("{:.3}", ns as f64 / 1e6));
+                let [share, ideal, error] = if ran {
+                    [
+                        format!("{:.1}", share * 100.0),
+                        format!("{:.1}", ideal * 100.0),
+                        format!("{:+.1}", metrics::share_error_pp(share, ideal)),
+                    ]
+                } else {
+                    ["-".into(), "-".into(), "-".into()]
+                };
                 out.push_str(&format!(
-                    "{:<14} {:<12} {:>8} {:>9.1} {:>9.1} {:>+10.1} {:>13}\n",
-                    format!("{app}({})", self.policy.get(app).map_or("", String::as_str)),
+                    "{:<width$} {:<12} {:>8} {share:>9} {ideal:>9} {error:>10} {:>13}\n",
+                    label(app),
                     name,
                     tickets,
-                    share * 100.0,
-                    ideal * 100.0,
-                    metrics::share_error_pp(share, ideal),
                     p99
                 ));
             }

@@ -432,3 +432,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod start_policy_tests;

@@ -90,7 +90,8 @@ pub fn jobs(s: &Sweep<'_>) -> Result<Vec<(String, Job)>, String> {
     Ok(out)
 }
 
-/// Per value (in sweep order) and thread, over the value's trials: the mean
+/// Per value (in sweep order) and thread, over the value's trials that
+/// have all three figures (`trials` counts them): the mean
 /// of the thread's ideal share (it can differ from trial to trial), and the
 /// mean and 95% confidence interval of its share and of its share error, as
 /// CSV rows `value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,
@@ -117,18 +118,10 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
         };
         for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
             for t in app["threads"].as_array().into_iter().flatten() {
-                let pick = |key: &str| -> Vec<f64> {
-                    of_value
-                        .iter()
-                        .filter_map(|s| {
-                            s["apps"][a]["threads"]
-                                .as_array()?
-                                .iter()
-                                .find(|u| u["id"] == t["id"])?[key]
-                                .as_f64()
-                        })
-                        .collect()
-                };
+                // The trials with all three figures, so the ideal's mean
+                // and the share's are over the same trials.
+                let trials = crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]);
+                let pick = |k: usize| -> Vec<f64> { trials.iter().map(|x| x[k]).collect() };
                 // Mean and interval; one value alone, no interval.
                 let estimate = |xs: &[f64]| match crate::trials::mean_ci(xs) {
                     Some(e) => (e.mean.to_string(), e.half_width.to_string()),
@@ -137,15 +130,15 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
                         String::new(),
                     ),
                 };
-                let shares = pick("measured_share");
+                let shares = pick(1);
                 let (mean, ci) = estimate(&shares);
-                let (error, error_ci) = estimate(&pick("share_error_pp"));
+                let (error, error_ci) = estimate(&pick(2));
                 out.push_str(&format!(
                     "{},{},{},{},{},{mean},{ci},{error},{error_ci}\n",
                     field(v),
                     field(app["name"].as_str().unwrap_or("")),
                     field(t["name"].as_str().unwrap_or("")),
-                    crate::trials::mean(&pick("ideal_share")).unwrap_or(f64::NAN),
+                    crate::trials::mean(&pick(0)).unwrap_or(f64::NAN),
                     shares.len(),
                 ));
             }
@@ -397,8 +390,9 @@ fn write_or_remove(path: &Path, text: Option<String>) -> Result<Option<PathBuf>,
 /// code 0), as `trials=` also requires.
 pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tally {
     let mut t = Tally {
-        table: "value\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal\n".into(),
-        csv: "value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run\n".into(),
+        // The seed beside the value: trials of one value differ by it.
+        table: "value\tseed\tapp\tthread\ttickets\tcpu_ns\tmeasured\tideal\n".into(),
+        csv: "value,app,thread,tickets,cpu_ns,measured_share,ideal_share,run,seed\n".into(),
         runs: results.len(),
         ..Tally::default()
     };
@@ -427,6 +421,9 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         t.served
             .push((value.clone(), run.clone(), out.summary.clone()));
+        let seed = out.summary["seed"]
+            .as_u64()
+            .map_or(String::new(), |s| s.to_string());
         for app in out.summary["apps"].as_array().into_iter().flatten() {
             for th in app["threads"].as_array().into_iter().flatten() {
                 let (app, thread) = (
@@ -436,11 +433,11 @@ pub fn tally(results: Vec<(String, String, Result<RunOutcome, String>)>) -> Tall
                 let measured = th["measured_share"].as_f64().unwrap_or(f64::NAN);
                 let ideal = th["ideal_share"].as_f64().unwrap_or(f64::NAN);
                 t.table.push_str(&format!(
-                    "{value}\t{app}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}\n",
+                    "{value}\t{seed}\t{app}\t{thread}\t{}\t{}\t{measured:.4}\t{ideal:.4}\n",
                     th["tickets"], th["cpu_ns"],
                 ));
                 t.csv.push_str(&format!(
-                    "{},{},{},{},{},{measured},{ideal},{}\n",
+                    "{},{},{},{},{},{measured},{ideal},{},{seed}\n",
                     field(&value),
                     field(app),
                     field(thread),
@@ -646,6 +643,60 @@ mod tests {
             "{csv}"
         );
         assert_eq!(cols[8], "");
+    }
+
+    #[test]
+    fn a_values_ideal_and_share_means_are_over_the_same_trials() {
+        let run = |ideal: f64, share: Option<f64>| {
+            let mut t = json!({"id": 0, "name": "A", "ideal_share": ideal});
+            if let Some(share) = share {
+                t["measured_share"] = json!(share);
+                t["share_error_pp"] = json!((share - ideal) * 100.0);
+            }
+            json!({"apps": [{"name": "pair", "threads": [t]}]})
+        };
+        // The third trial has an ideal but no share: left out of both.
+        let csv = super::summary_csv(&[
+            ("100".into(), run(0.70, Some(0.71))),
+            ("100".into(), run(0.80, Some(0.79))),
+            ("100".into(), run(0.90, None)),
+        ]);
+        let cols: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(cols[4], "2", "{csv}");
+        let ideal: f64 = cols[3].parse().unwrap();
+        assert!((ideal - 0.75).abs() < 1e-12, "not 0.8: {csv}");
+    }
+
+    #[test]
+    fn each_run_row_names_its_seed() {
+        let ok = crate::qemu::End::Kernel(abi::ExitCode::Success);
+        let run = |seed: u64| {
+            let summary = json!({"seed": seed, "apps": [{"name": "app", "threads": [
+                {"id": 0, "name": "t", "tickets": 1, "cpu_ns": 7,
+                 "ideal_share": 1.0, "measured_share": 1.0},
+            ]}]});
+            outcome(ok, &format!("r{seed}"), summary)
+        };
+        let t = super::tally(vec![
+            ("100".into(), "r41".into(), run(41)),
+            ("100".into(), "r42".into(), run(42)),
+        ]);
+        let header: Vec<&str> = t.table.lines().next().unwrap().split('\t').collect();
+        assert_eq!(header[..2], ["value", "seed"], "{}", t.table);
+        let seeds: Vec<&str> = t
+            .table
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(1).unwrap())
+            .collect();
+        assert_eq!(seeds, ["41", "42"], "{}", t.table);
+        // The CSV says it too, last (its other columns keep their places).
+        assert!(t.csv.lines().next().unwrap().ends_with(",run,seed"));
+        assert!(
+            t.csv.lines().nth(2).unwrap().ends_with(",r42,42"),
+            "{}",
+            t.csv
+        );
     }
 
     /// A run that ended `end`, in `runs/<dir>`, with `summary`.

@@ -207,53 +207,103 @@ fn stem(p: &Path) -> String {
         .map_or("trials".into(), |s| s.to_string_lossy().into_owned())
 }
 
+/// Thread `id` of application `a` in each trial that has all three of its
+/// figures: `[ideal share, measured share, share error pp]`. The means of a
+/// row are over these trials alone, so the ideal beside a share is the
+/// mean of the same trials' ideals.
+pub fn thread_trials<'a>(
+    summaries: impl IntoIterator<Item = &'a Value>,
+    a: usize,
+    id: &Value,
+) -> Vec<[f64; 3]> {
+    summaries
+        .into_iter()
+        .filter_map(|s| {
+            let t = s["apps"][a]["threads"]
+                .as_array()?
+                .iter()
+                .find(|u| u["id"] == *id)?;
+            let f = |field: &str| t[field].as_f64();
+            Some([
+                f("ideal_share")?,
+                f("measured_share")?,
+                f("share_error_pp")?,
+            ])
+        })
+        .collect()
+}
+
+/// Every (application index, application, thread) of the first summary.
+fn threads_of(first: &Value) -> Vec<(usize, &Value, &Value)> {
+    first["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .flat_map(|(a, app)| {
+            app["threads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |t| (a, app, t))
+        })
+        .collect()
+}
+
 /// Per thread (in the first summary's order): the mean of its ideal share
 /// over the trials, and its share and share error over the trials'
-/// summaries, mean ± 95% CI half-width.
+/// summaries, mean ± 95% CI half-width; `n` the trials averaged, the same
+/// for every column of the row (those with all three figures,
+/// [`thread_trials`]; [`left_out`] names the threads some trials lacked).
 pub fn table(summaries: &[Value]) -> String {
     let mut out =
         String::from("app\tthread\tn\tideal mean\tshare mean\t± 95% CI\terror pp mean\t± 95% CI\n");
     let Some(first) = summaries.first() else {
         return out;
     };
-    let threads = |s: &Value, a: usize| {
-        s["apps"][a]["threads"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
-        for t in threads(first, a) {
-            let pick = |field: &str| -> Vec<f64> {
-                summaries
-                    .iter()
-                    .filter_map(|s| {
-                        threads(s, a)
-                            .into_iter()
-                            .find(|u| u["id"] == t["id"])
-                            .and_then(|u| u[field].as_f64())
-                    })
-                    .collect()
-            };
-            let cell = |e: Option<Estimate>, digits: usize| {
-                e.map_or("-\t-".to_string(), |e| {
-                    format!("{:.*}\t{:.*}", digits, e.mean, digits, e.half_width)
-                })
-            };
-            let shares = pick("measured_share");
-            let _ = writeln!(
-                out,
-                "{}\t{}\t{}\t{:.4}\t{}\t{}",
-                app["name"].as_str().unwrap_or(""),
-                t["name"].as_str().unwrap_or(""),
-                shares.len(),
-                mean(&pick("ideal_share")).unwrap_or(f64::NAN),
-                cell(mean_ci(&shares), 4),
-                cell(mean_ci(&pick("share_error_pp")), 2),
-            );
-        }
+    for (a, app, t) in threads_of(first) {
+        let trials = thread_trials(summaries, a, &t["id"]);
+        let column = |k: usize| -> Vec<f64> { trials.iter().map(|x| x[k]).collect() };
+        let cell = |e: Option<Estimate>, digits: usize| {
+            e.map_or("-\t-".to_string(), |e| {
+                format!("{:.*}\t{:.*}", digits, e.mean, digits, e.half_width)
+            })
+        };
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{:.4}\t{}\t{}",
+            app["name"].as_str().unwrap_or(""),
+            t["name"].as_str().unwrap_or(""),
+            trials.len(),
+            mean(&column(0)).unwrap_or(f64::NAN),
+            cell(mean_ci(&column(1)), 4),
+            cell(mean_ci(&column(2)), 2),
+        );
     }
     out
+}
+
+/// For each thread some trials lacked a figure of: which, and how many
+/// trials its row of [`table`] averages instead of all of them.
+pub fn left_out(summaries: &[Value]) -> Vec<String> {
+    let Some(first) = summaries.first() else {
+        return Vec::new();
+    };
+    threads_of(first)
+        .into_iter()
+        .filter_map(|(a, app, t)| {
+            let kept = thread_trials(summaries, a, &t["id"]).len();
+            (kept < summaries.len()).then(|| {
+                format!(
+                    "{}/{}: {} of {} trials lacked its ideal, share or error: the means are over the other {kept}",
+                    app["name"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                    summaries.len() - kept,
+                    summaries.len(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Whether every trial gave every thread the same CPU time to the
@@ -457,5 +507,34 @@ mod tests {
             ..served(9.0, 20, 0)
         });
         assert_eq!(Serving::of(&none_done).max_ms, None);
+    }
+
+    #[test]
+    fn the_ideal_and_the_share_are_averaged_over_the_same_trials() {
+        let summary = |ideal: f64, share: Option<f64>| {
+            let mut t = json!({"id": 0, "name": "A", "ideal_share": ideal});
+            if let Some(share) = share {
+                t["measured_share"] = json!(share);
+                t["share_error_pp"] = json!((share - ideal) * 100.0);
+            }
+            json!({"apps": [{"name": "pair", "threads": [t]}]})
+        };
+        // The third trial has an ideal but no share: it is left out of both.
+        let trials = [
+            summary(0.70, Some(0.71)),
+            summary(0.80, Some(0.79)),
+            summary(0.90, None),
+        ];
+        let t = table(&trials);
+        let row = t.lines().find(|l| l.starts_with("pair\tA\t")).unwrap();
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert_eq!(cols[2], "2", "{t}");
+        assert_eq!(cols[3], "0.7500", "the two trials' ideals, not 0.8: {t}");
+        assert_eq!(cols[4], "0.7500", "{t}");
+        assert_eq!(
+            left_out(&trials),
+            ["pair/A: 1 of 3 trials lacked its ideal, share or error: the means are over the other 2"]
+        );
+        assert!(left_out(&trials[..2]).is_empty());
     }
 }

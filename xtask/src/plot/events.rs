@@ -31,20 +31,33 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
         .iter()
         .filter_map(|e| match e.kind.as_str() {
             "repossession" | "spawned" => None,
+            "killed" if stopped_by_console(e, events) => None,
             "console" => {
                 let (command, outcome) = e.detail.split_once(" -> ")?;
                 let ok = outcome.trim_end_matches(" (script)") == "ok";
+                // Another application's change at the same time is not
+                // this command's effect.
                 let effect_drawn = events.iter().any(|f| {
                     f.kind != "console"
+                        && f.app == e.app
                         && f.detail.ends_with("(console)")
                         && f.t_ns >= e.t_ns
                         && f.t_ns - e.t_ns <= EFFECT_WITHIN_NS
                 });
-                let word = command.split_whitespace().next()?;
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let word = *words.first()?;
                 let changes = !SHOWING_ONLY.contains(&word);
-                (ok && changes && !effect_drawn).then(|| Marker {
+                let label = match words[..] {
+                    // The application answers `ok` to a swap to the policy
+                    // it already runs and records no swap.
+                    ["swap", _, to] if !swapped_after(e, events) => {
+                        format!("swap to {to} (already)")
+                    }
+                    _ => word.to_string(),
+                };
+                (ok && changes && !effect_drawn).then_some(Marker {
                     t_ns: e.t_ns,
-                    label: word.to_string(),
+                    label,
                 })
             }
             "swap" => Some(Marker {
@@ -61,6 +74,42 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
             }),
         })
         .collect()
+}
+
+/// Whether console command `e`'s application recorded a swap the console
+/// asked for after it and before the console's next command to it (its
+/// effect, however late it came).
+fn swapped_after(e: &Event, events: &[Event]) -> bool {
+    let next = events
+        .iter()
+        .filter(|f| f.kind == "console" && f.app == e.app && f.t_ns > e.t_ns)
+        .map(|f| f.t_ns)
+        .min()
+        .unwrap_or(u64::MAX);
+    events.iter().any(|f| {
+        f.kind == "swap"
+            && f.app == e.app
+            && f.detail.ends_with("(console)")
+            && (e.t_ns..next).contains(&f.t_ns)
+    })
+}
+
+/// Whether `killed` is what a console `stop` of its application did: the
+/// command is drawn (`stop`), not again its effect. The kernel kills before
+/// it records the command, so the kill may come first.
+fn stopped_by_console(killed: &Event, events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        e.kind == "console"
+            && e.app.is_some()
+            && e.app == killed.app
+            && e.t_ns.abs_diff(killed.t_ns) <= EFFECT_WITHIN_NS
+            && e.detail
+                .split_once(" -> ")
+                .is_some_and(|(command, outcome)| {
+                    command.split_whitespace().next() == Some("stop")
+                        && outcome.trim_end_matches(" (script)") == "ok"
+                })
+    })
 }
 
 /// Rows for labels `[(left px, width px)]` sorted by left edge: each goes in

@@ -26,8 +26,9 @@ pub enum Mark {
     Whisker(RGBColor),
 }
 
-/// Clears `area`, draws the title when the style has one, and splits the
-/// rest into the data's area and the legend's column.
+/// Clears `area`, draws the title when the style has one (its first line
+/// as the heading, any further line under it in the axis labels' size),
+/// and splits the rest into the data's area and the legend's column.
 pub fn frame<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     style: &Style,
@@ -35,12 +36,20 @@ pub fn frame<DB: DrawingBackend>(
 ) -> Result<(Area<DB>, Area<DB>), String> {
     area.fill(&WHITE).map_err(err)?;
     let body = if style.title {
-        // A title wider than a column figure is cut rather than clipped.
+        // A title wider than a column figure is cut rather than clipped,
+        // each line on its own.
         let room = area.dim_in_pixel().0 as f64 - style.pt(8.0);
-        let title = fit(area, title, &style.heading(), room);
-        area.margin(style.px(3.0), 0, 0, 0)
-            .titled(&title, style.heading())
-            .map_err(err)?
+        let mut body = area.margin(style.px(3.0), 0, 0, 0);
+        for (k, line) in title.lines().enumerate() {
+            let font = if k == 0 {
+                style.heading()
+            } else {
+                style.label()
+            };
+            let line = fit(area, line, &font, room);
+            body = body.titled(&line, font).map_err(err)?;
+        }
+        body
     } else {
         area.clone()
     };

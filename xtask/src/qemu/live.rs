@@ -59,18 +59,21 @@ impl Live {
     }
 
     pub(super) fn line(&mut self, line: &str) {
-        let Some((kind, payload)) = abi::record::parse_record_line(line) else {
-            return;
-        };
-        let Ok(v) = serde_json::from_str::<Value>(payload) else {
-            return;
-        };
+        if let Some(text) = self.take(line) {
+            print!("{text}");
+        }
+    }
+
+    /// Takes one console line; returns the live table if one is due.
+    fn take(&mut self, line: &str) -> Option<String> {
+        let (kind, payload) = abi::record::parse_record_line(line)?;
+        let v = serde_json::from_str::<Value>(payload).ok()?;
         if kind == RecordKind::Event {
             self.console_event(&v);
-            return;
+            return None;
         }
         if kind != RecordKind::User {
-            return;
+            return None;
         }
         self.name_instance(&v);
         let snapshot_done = self.note_snapshot(&v);
@@ -82,16 +85,37 @@ impl Live {
         if let Some((app, t)) = snapshot_done.filter(|_| completed) {
             self.remember(&app, t);
         }
-        if completed && self.stream && self.last_print.elapsed() >= Duration::from_secs(1) {
-            self.last_print = Instant::now();
-            println!("{}", self.tracker.table(&self.names));
-            if let Some(table) = self.window_table() {
-                println!("{table}");
-            }
-            if let Some(why) = self.untrusted() {
-                println!("!! SHARES CANNOT BE TRUSTED: {why}\n");
-            }
+        self.due(completed)
+    }
+
+    /// What to print after a record: the live table (with the windowed
+    /// view and the trust line) when a snapshot completed, at most once a
+    /// second when streaming, and only once some thread has run: the first
+    /// snapshot, at an application's start, is all zeros, and a table of
+    /// them read as a run where nothing ran.
+    fn due(&mut self, completed: bool) -> Option<String> {
+        let ran = || {
+            self.tracker
+                .apps
+                .values()
+                .any(|f| f.threads.values().any(|t| t.cpu_ns > 0))
+        };
+        if !(completed
+            && self.stream
+            && self.last_print.elapsed() >= Duration::from_secs(1)
+            && ran())
+        {
+            return None;
         }
+        self.last_print = Instant::now();
+        let mut out = format!("{}\n", self.tracker.table(&self.names));
+        if let Some(table) = self.window_table() {
+            out.push_str(&format!("{table}\n"));
+        }
+        if let Some(why) = self.untrusted() {
+            out.push_str(&format!("!! SHARES CANNOT BE TRUSTED: {why}\n\n"));
+        }
+        Some(out)
     }
 
     /// `window <s>` taken by the console sets the windowed view.
@@ -334,6 +358,28 @@ mod tests {
                 .any(|r| r.starts_with("demo(") && r.contains("low") && r.contains(" 90.0 ")),
             "{table}"
         );
+    }
+
+    #[test]
+    fn no_live_table_is_printed_before_any_thread_has_run() {
+        let mut l = live();
+        l.stream = true;
+        // What a sample line prints, a second or more after the last table.
+        let printed = |l: &mut Live, t_ms: u64, low_ms: u64, high_ms: u64| {
+            l.last_print = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
+            l.take(&format!(
+                "@@exo user {{\"env\":256,\"name\":\"demo\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{},\"policy\":\"stride\",\"th\":[[1,100,{},0,0,0],[2,100,{},0,0,0]]}}",
+                t_ms * 1_000_000,
+                low_ms * 1_000_000,
+                high_ms * 1_000_000
+            ))
+        };
+        assert_eq!(printed(&mut l, 0, 0, 0), None, "nothing completed yet");
+        // Completes the first snapshot, where nothing has run yet.
+        assert_eq!(printed(&mut l, 1000, 600, 400), None, "a table of zeros");
+        // Completes the second: 60:40.
+        let table = printed(&mut l, 2000, 1200, 800).expect("a table once a thread has run");
+        assert!(table.contains(" 60.0 "), "{table}");
     }
 
     #[test]

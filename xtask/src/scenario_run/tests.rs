@@ -493,3 +493,63 @@ fn the_second_half_starts_at_the_middle_sample() {
     );
     assert_eq!(fairness_summary(&data)[0]["second_half"], Value::Null);
 }
+
+#[test]
+fn the_table_names_every_scheduler_an_application_ran_under_in_order() {
+    let line = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+    let swap = |t: u64, detail: &str| {
+        line(&format!(
+            r#"{{"kind":"app_event","name":"eevee","t_ns":{t},"what":"swap","thread":0,"detail":"{detail}","source":"console"}}"#
+        ))
+    };
+    let sample = |t: u64, policy: &str| {
+        line(&format!(
+            r#"{{"kind":"sample","name":"eevee","t_ns":{t},"policy":"{policy}","th":[[1,100,{t},0,0,0]]}}"#
+        ))
+    };
+    let mut t = Tracker::default();
+    t.record(&line(
+        r#"{"kind":"app_start","name":"eevee","t_ns":0,"policy":"eevdf"}"#,
+    ));
+    t.record(&sample(0, "eevdf"));
+    t.record(&swap(10, "eevdf -> stride"));
+    t.record(&sample(20, "stride"));
+    t.record(&sample(30, "stride"));
+    t.record(&swap(40, "stride -> eevdf"));
+    t.record(&sample(50, "eevdf"));
+    t.flush();
+    let table = t.table(&BTreeMap::new());
+    let row = table.lines().nth(1).unwrap();
+    assert!(row.starts_with("eevee(eevdf→stride→eevdf) "), "{table}");
+    // The header's first column is as wide as the widest name in it.
+    let header = table.lines().next().unwrap();
+    let column = |line: &str, word: &str| line[..line.find(word).unwrap()].chars().count();
+    assert_eq!(
+        column(header, "thread"),
+        column(row, "t1"),
+        "columns line up: {table}"
+    );
+}
+
+#[test]
+fn an_application_that_has_not_run_yet_shows_no_shares() {
+    let mut t = Tracker::default();
+    t.record(&sample("a", 0, "[[1,100,0,0,0,0]]"));
+    t.record(&sample("a", 100, "[[1,100,100,0,0,0]]"));
+    // Just started (a restarted instance): one snapshot, nothing run.
+    t.record(&sample("a#2", 100, "[[1,100,0,0,0,0]]"));
+    t.flush();
+    let table = t.table(&BTreeMap::new());
+    let row = |app: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{app}(")))
+            .unwrap_or_else(|| panic!("{app} in {table}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row("a")[3..6], ["100.0", "100.0", "+0.0"], "{table}");
+    // Not 0.0 and 0.0, which read as a thread starved.
+    assert_eq!(row("a#2")[3..6], ["-", "-", "-"], "{table}");
+}
