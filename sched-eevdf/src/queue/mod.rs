@@ -35,6 +35,15 @@
 //! over 1 to 1,000, 0.8% of the picks park one (1,000 threads, 100,000
 //! decisions, counted by a scratch test).
 //!
+//! Parked entries fall due in crowds, their eligible times lining up as
+//! the deadlines do: in that bench 0.3% of the picks at 1,000 threads
+//! find any due, about 120 at once (2.7% at 100 threads, about 13), and
+//! popped one by one from `waiting` each cost a descent of it. So a pick
+//! pops them one at a time only while few are due, then moves the rest
+//! in one pass over `waiting` ([`Heaps::settle_due`]). Callgrind: 696 /
+//! 825 / 979 → 666 / 762 / 883 instructions a decision at 100 / 1,000 /
+//! 10,000 threads, 1,916 → 1,853 under churn at 1,000.
+//!
 //! Stale entries (a thread that slept, left, changed weight or was pushed
 //! again) are skipped and dropped by [`sched_api::lazy::Lazy`], the lazy
 //! deletion stride and round robin share: a stale entry may move to
@@ -108,13 +117,51 @@ impl<E: Times> Heaps<E> {
     /// Moves every waiting entry eligible at `now` to `deadlines`.
     #[inline(always)]
     fn settle(&mut self, now: E::Now) {
-        while let Some(e) = self.waiting.peek() {
-            if !e.due(now) {
-                break;
+        if self.waiting.peek().is_some_and(|e| e.due(now)) {
+            self.settle_due(now);
+        }
+    }
+
+    /// [`Heaps::settle`] once the first waiting entry is due. Out of line,
+    /// as [`Heaps::park`]: most picks find none due (inlined, the loop
+    /// cost a decision 3 to 4 instructions more, callgrind).
+    ///
+    /// Entries fall due in crowds (see the module docs): one at a time
+    /// while few are, each a pop of `waiting`; past a sixteenth of
+    /// `waiting` (at least 4), the rest that are due leave in one pass
+    /// over `waiting`, which rebuilds what stays, O(m) for its m entries
+    /// where the pops were O(log m) each. The pass comes only after m / 16
+    /// pops, so it adds O(1) amortized to each.
+    #[inline(never)]
+    fn settle_due(&mut self, now: E::Now) {
+        let one_by_one = (self.waiting.len() / 16).max(4);
+        for _ in 0..one_by_one {
+            match self.waiting.peek() {
+                Some(e) if e.due(now) => {}
+                _ => return,
             }
             if let Some(e) = self.waiting.pop_min() {
                 self.put_deadline(e.to_deadline());
             }
+        }
+        if self.waiting.peek().is_some_and(|e| e.due(now)) {
+            let Heaps {
+                waiting,
+                deadlines,
+                hole,
+            } = self;
+            waiting.retain(|&e| {
+                if !e.due(now) {
+                    return true;
+                }
+                // As `put_deadline`, the heaps borrowed apart.
+                if core::mem::take(hole) {
+                    deadlines.replace_first(e.to_deadline());
+                } else {
+                    deadlines.push(e.to_deadline());
+                }
+                false
+            });
         }
     }
 

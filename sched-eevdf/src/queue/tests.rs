@@ -221,3 +221,51 @@ proptest! {
         }
     }
 }
+
+/// A crowd of waiting entries falling due at once (past the first few
+/// pops, the rest move in one pass over `waiting`), some stale, some not
+/// yet due: every pop is what a scan of the live entries picks.
+#[test]
+fn a_crowd_falling_due_pops_what_a_scan_would() {
+    for now in [5i128, 15, 25, 35] {
+        let mut q = Queue::default();
+        // id -> (ve, vd, seq) of its live entry.
+        let mut model: BTreeMap<ThreadId, (i128, i128, u64)> = BTreeMap::new();
+        let mut seq = 0u64;
+        // Every seventh thread queued twice: its first entry goes stale.
+        let ids = (0..300u32).chain((0..300).step_by(7));
+        for id in ids {
+            seq += 1;
+            let ve = 10 + 10 * i128::from(id % 3) + i128::from(seq % 2);
+            let vd = ve + i128::from(id % 11);
+            if model.insert(id, (ve, vd, seq)).is_some() {
+                let m = model.clone();
+                q.forget_one(|e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1));
+            }
+            let m = model.clone();
+            q.push(item(ve, vd, id, seq), 0, |e: &Mark| {
+                m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1)
+            });
+        }
+        while !model.is_empty() {
+            let want = model
+                .iter()
+                .filter(|(_, &(ve, _, _))| ve <= now)
+                .map(|(&id, &(_, vd, _))| (vd, id))
+                .min()
+                .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min())
+                .map(|(_, id)| id);
+            let m = model.clone();
+            let got = q
+                .pop(now, |e: &Mark| {
+                    m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1)
+                })
+                .map(|(id, _)| id);
+            assert_eq!(got, want, "at V = {now}");
+            if let Some(id) = got {
+                model.remove(&id);
+            }
+        }
+        assert_eq!(q.pop(now, |_| false), None);
+    }
+}
