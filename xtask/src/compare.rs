@@ -172,17 +172,59 @@ pub fn table(a: (&Path, &Value), b: (&Path, &Value)) -> String {
 }
 
 /// What the reader of the table should know first: rows are matched by
-/// application and thread name only, so two runs of different scenarios
-/// can pair threads that share a name and nothing else.
+/// application and thread name only. Runs of one scenario need nothing
+/// said. Runs of differently named scenarios with the same applications
+/// and threads (a sweep's or trials' variants are renamed
+/// `<scenario>-<value>-seed<k>`) get a note; with different ones, a
+/// warning naming the threads only one run has. Each line says which it is.
 pub fn warnings(a: &Value, b: &Value) -> Vec<String> {
     let name = |s: &Value| s["scenario"].as_str().unwrap_or("?").to_string();
     let (na, nb) = (name(a), name(b));
     if na == nb {
         return Vec::new();
     }
+    let threads = |s: &Value| -> Vec<String> {
+        let mut out: Vec<String> = s["apps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|app| {
+                let app_name = app["name"].as_str().unwrap_or("").to_string();
+                app["threads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |t| format!("{app_name}/{}", t["name"].as_str().unwrap_or("")))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let (ta, tb) = (threads(a), threads(b));
+    if ta == tb {
+        return vec![format!(
+            "note: the runs' scenarios are named differently (A: {na}, B: {nb}) but have the \
+             same applications and threads; rows pair them by name"
+        )];
+    }
+    let only = |x: &[String], y: &[String]| -> String {
+        let v: Vec<&str> = x
+            .iter()
+            .filter(|t| !y.contains(t))
+            .map(String::as_str)
+            .collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    };
     vec![format!(
-        "the runs are of different scenarios (A: {na}, B: {nb}): threads are matched by \
-         application and thread name only, so a row may pair threads that are not alike"
+        "warning: the runs are of different scenarios (A: {na}, B: {nb}): threads are matched by \
+         application and thread name only, so a row may pair threads that are not alike \
+         (only in A: {}; only in B: {})",
+        only(&ta, &tb),
+        only(&tb, &ta)
     )]
 }
 
@@ -259,11 +301,19 @@ mod tests {
         let a = summary("stride", 0.125, None);
         let mut b = summary("stride", 0.125, None);
         assert!(warnings(&a, &b).is_empty());
+        // A variant of one scenario (a sweep's, a trial's): a note only.
+        b["scenario"] = json!("pair-x-seed2");
+        let w = warnings(&a, &b);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("note: ") && w[0].contains("same applications and threads"));
+        // Another scenario, with a thread of its own: a warning naming it.
         b["scenario"] = json!("other");
+        b["apps"][0]["threads"][1]["name"] = json!("C");
         let w = warnings(&a, &b);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
-            w[0].contains("different scenarios (A: pair, B: other)"),
+            w[0].contains("different scenarios (A: pair, B: other)")
+                && w[0].contains("(only in A: pair/B; only in B: pair/C)"),
             "{w:?}"
         );
     }

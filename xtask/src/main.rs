@@ -425,7 +425,7 @@ fn compare(a: &Path, b: &Path, dry_run: bool) -> Result<ExitCode, String> {
         )));
     }
     for w in xtask::compare::warnings(&sa, &sb) {
-        eprintln!("warning: {w}");
+        eprintln!("{w}");
     }
     print!("{}", xtask::compare::table((&da, &sa), (&db, &sb)));
     Ok(ExitCode::SUCCESS)

@@ -192,16 +192,23 @@ fn title(data: &RunData, what: &str) -> String {
         .collect();
     let schedulers = match ran.first() {
         None => String::new(),
-        Some((_, s)) if ran.iter().all(|(_, t)| t == s) => format!("\nunder {s}"),
+        Some((_, s)) if ran.iter().all(|(_, t)| t == s) => format!("; under {s}"),
         Some(_) => {
             let each: Vec<String> = ran.iter().map(|(a, s)| format!("{a} under {s}")).collect();
-            format!("\n{}", each.join("; "))
+            format!("; {}", each.join("; "))
         }
     };
+    // Where its time came from opens the second line, so a title cut to
+    // the figure's width never loses it (a long scenario name, a list of
+    // schedulers).
+    let source = if data.deterministic {
+        "det"
+    } else {
+        "not det: host-timed"
+    };
     format!(
-        "{}: {what} ({cores}{}){schedulers}",
-        data.scenario_name,
-        if data.deterministic { ", det" } else { "" }
+        "{}: {what}\n{cores}, {source}{schedulers}",
+        data.scenario_name
     )
 }
 

@@ -101,13 +101,60 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
         "value,app,thread,ideal_share_mean,trials,share_mean,share_ci95,\
          share_error_pp_mean,share_error_pp_ci95\n",
     );
+    for row in thread_rows(runs) {
+        let pick = |k: usize| -> Vec<f64> { row.trials.iter().map(|x| x[k]).collect() };
+        // Mean and interval; one value alone, no interval.
+        let estimate = |xs: &[f64]| match crate::trials::mean_ci(xs) {
+            Some(e) => (e.mean.to_string(), e.half_width.to_string()),
+            None => (
+                xs.first().map_or(String::new(), f64::to_string),
+                String::new(),
+            ),
+        };
+        let shares = pick(1);
+        let (mean, ci) = estimate(&shares);
+        let (error, error_ci) = estimate(&pick(2));
+        out.push_str(&format!(
+            "{},{},{},{},{},{mean},{ci},{error},{error_ci}\n",
+            field(row.value),
+            field(row.app),
+            field(row.thread),
+            crate::trials::mean(&pick(0)).unwrap_or(f64::NAN),
+            shares.len(),
+        ));
+    }
+    out
+}
+
+/// The distinct values of a sweep's runs, in sweep order.
+pub(crate) fn values_of(runs: &[(String, serde_json::Value)]) -> Vec<&str> {
     let mut values: Vec<&str> = Vec::new();
     for (v, _) in runs {
         if !values.contains(&v.as_str()) {
             values.push(v);
         }
     }
-    for v in values {
+    values
+}
+
+/// One thread at one value of a sweep.
+pub(crate) struct ThreadAtValue<'a> {
+    pub value: &'a str,
+    pub app: &'a str,
+    pub thread: &'a str,
+    /// `[ideal, share, share error]` of each of the value's trials that has
+    /// all three, so that their means are over the same trials.
+    pub trials: Vec<[f64; 3]>,
+    /// How many trials the value ran.
+    pub of: usize,
+}
+
+/// Per value (in sweep order) and thread (in the order of the value's
+/// first run; matched by application and id within the value), its
+/// trials: what the means table and the share figure are both made of.
+pub(crate) fn thread_rows(runs: &[(String, serde_json::Value)]) -> Vec<ThreadAtValue<'_>> {
+    let mut rows = Vec::new();
+    for v in values_of(runs) {
         let of_value: Vec<&serde_json::Value> = runs
             .iter()
             .filter(|(w, _)| w == v)
@@ -118,33 +165,17 @@ pub fn summary_csv(runs: &[(String, serde_json::Value)]) -> String {
         };
         for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
             for t in app["threads"].as_array().into_iter().flatten() {
-                // The trials with all three figures, so the ideal's mean
-                // and the share's are over the same trials.
-                let trials = crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]);
-                let pick = |k: usize| -> Vec<f64> { trials.iter().map(|x| x[k]).collect() };
-                // Mean and interval; one value alone, no interval.
-                let estimate = |xs: &[f64]| match crate::trials::mean_ci(xs) {
-                    Some(e) => (e.mean.to_string(), e.half_width.to_string()),
-                    None => (
-                        xs.first().map_or(String::new(), f64::to_string),
-                        String::new(),
-                    ),
-                };
-                let shares = pick(1);
-                let (mean, ci) = estimate(&shares);
-                let (error, error_ci) = estimate(&pick(2));
-                out.push_str(&format!(
-                    "{},{},{},{},{},{mean},{ci},{error},{error_ci}\n",
-                    field(v),
-                    field(app["name"].as_str().unwrap_or("")),
-                    field(t["name"].as_str().unwrap_or("")),
-                    crate::trials::mean(&pick(0)).unwrap_or(f64::NAN),
-                    shares.len(),
-                ));
+                rows.push(ThreadAtValue {
+                    value: v,
+                    app: app["name"].as_str().unwrap_or(""),
+                    thread: t["name"].as_str().unwrap_or(""),
+                    trials: crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]),
+                    of: of_value.len(),
+                });
             }
         }
     }
-    out
+    rows
 }
 
 /// The request figures of summary.json's `requests` (docs/metrics.md,
@@ -505,12 +536,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
             m.replace(',', "\t")
         );
         means = Some(m);
-        let mut seen: Vec<&str> = Vec::new();
-        for v in summaries.iter().map(|(v, _)| v.as_str()) {
-            if seen.contains(&v) {
-                continue;
-            }
-            seen.push(v);
+        for v in values_of(summaries) {
             let of_value: Vec<serde_json::Value> = summaries
                 .iter()
                 .filter(|(w, _)| w == v)
@@ -546,7 +572,7 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
     for stale in ["shares.png", "shares.svg", "p99.png", "p99.svg"] {
         let _ = std::fs::remove_file(path.with_extension(stale));
     }
-    let (figures, notes) = figures::draw(&path, s.key, s.trials, summaries)?;
+    let (figures, notes) = figures::draw(&path, s.key, summaries)?;
     for note in notes {
         eprintln!("note: {note}");
     }

@@ -30,12 +30,13 @@ fn run(apps: Vec<App>) -> RunData {
 
 #[test]
 fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
-    // On a line of their own under the heading, so a long list does not
-    // push what the figure shows out of a title cut to the figure's width.
+    // On the second line, after where the run's time came from, so a long
+    // list does not push what the figure shows, or whether it is
+    // deterministic, out of a title cut to the figure's width.
     let one = run(vec![app("eevee", &["eevdf", "stride", "eevdf"])]);
     assert_eq!(
         title(&one, "lag"),
-        "swapper: lag (2 cores)\nunder eevdf→stride→eevdf"
+        "swapper: lag\n2 cores, not det: host-timed; under eevdf→stride→eevdf"
     );
     // Several applications: each named with its own.
     let two = run(vec![
@@ -44,13 +45,18 @@ fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
     ]);
     assert_eq!(
         title(&two, "lag"),
-        "swapper: lag (2 cores)\nlotto under lottery; strider under stride→rr"
+        "swapper: lag\n2 cores, not det: host-timed; lotto under lottery; strider under stride→rr"
     );
     // Several that all ran under the same: named once.
     let same = run(vec![app("a", &["stride"]), app("b", &["stride"])]);
-    assert_eq!(title(&same, "lag"), "swapper: lag (2 cores)\nunder stride");
-    // None known: no second line.
-    assert_eq!(title(&run(vec![]), "lag"), "swapper: lag (2 cores)");
+    assert_eq!(
+        title(&same, "lag"),
+        "swapper: lag\n2 cores, not det: host-timed; under stride"
+    );
+    // None known: where the time came from alone.
+    let mut det = run(vec![]);
+    det.deterministic = true;
+    assert_eq!(title(&det, "lag"), "swapper: lag\n2 cores, det");
 }
 
 fn event(t_ms: u64, kind: &str, app: Option<u32>, detail: &str) -> Event {

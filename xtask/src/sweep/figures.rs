@@ -7,119 +7,164 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{served_trials, ServedTrials};
+use super::{served_trials, thread_rows, values_of, ServedTrials};
 use crate::plot::sweep::{value_lines, Scale, ValuePoint};
 use crate::trials::mean_ci;
 
 /// The swept values as numbers, in sweep order, if every one is a number.
-fn numbers(runs: &[(String, Value)]) -> Option<Vec<(String, f64)>> {
-    let mut out: Vec<(String, f64)> = Vec::new();
-    for (v, _) in runs {
-        if !out.iter().any(|(w, _)| w == v) {
-            out.push((v.clone(), v.trim().parse::<f64>().ok()?));
-        }
-    }
-    Some(out)
-}
-
-/// Per thread (`app/thread`, in the first run's order), its share error in
-/// points at each value: the mean over the value's trials with its 95%
-/// interval (none for one trial).
-pub fn share_errors(runs: &[(String, Value)]) -> Vec<(String, Vec<ValuePoint>)> {
-    let Some(values) = numbers(runs) else {
-        return Vec::new();
-    };
-    let threads = |s: &Value| -> Vec<(String, f64)> {
-        let mut out = Vec::new();
-        for app in s["apps"].as_array().into_iter().flatten() {
-            for t in app["threads"].as_array().into_iter().flatten() {
-                let name = format!(
-                    "{}/{}",
-                    app["name"].as_str().unwrap_or(""),
-                    t["name"].as_str().unwrap_or("")
-                );
-                out.push((name, t["share_error_pp"].as_f64().unwrap_or(f64::NAN)));
-            }
-        }
-        out
-    };
-    let names: Vec<String> = runs
-        .first()
-        .map(|(_, s)| threads(s).into_iter().map(|(n, _)| n).collect())
-        .unwrap_or_default();
-    names
-        .iter()
-        .map(|name| {
-            let points = values
-                .iter()
-                .filter_map(|(v, x)| {
-                    let errors: Vec<f64> = runs
-                        .iter()
-                        .filter(|(w, _)| w == v)
-                        .filter_map(|(_, s)| {
-                            threads(s).into_iter().find(|(n, _)| n == name).map(|t| t.1)
-                        })
-                        .collect();
-                    let point = |y: f64, range| ValuePoint { x: *x, y, range };
-                    match (errors.as_slice(), mean_ci(&errors)) {
-                        ([one], _) => Some(point(*one, None)),
-                        (_, Some(e)) => Some(point(
-                            e.mean,
-                            Some((e.mean - e.half_width, e.mean + e.half_width)),
-                        )),
-                        _ => None,
-                    }
-                })
-                .collect();
-            (name.clone(), points)
-        })
+fn numbers(runs: &[(String, Value)]) -> Option<Vec<(&str, f64)>> {
+    values_of(runs)
+        .into_iter()
+        .map(|v| Some((v, v.trim().parse::<f64>().ok()?)))
         .collect()
 }
 
-/// Per request-serving application, its p99 at each value where every
-/// trial kept up: the median with the trials' lowest and highest (none for
-/// one trial); and the points left out for not keeping up.
-pub fn p99s(
-    rows: &[ServedTrials],
-    runs: &[(String, Value)],
-) -> (Vec<(String, Vec<ValuePoint>)>, Vec<String>) {
+/// A figure's lines, and how many trials its points stand for (fewest,
+/// most), and what it left out.
+#[derive(Debug, Default, PartialEq)]
+pub struct Drawn {
+    pub series: Vec<(String, Vec<ValuePoint>)>,
+    pub trials: Option<(usize, usize)>,
+    pub notes: Vec<String>,
+}
+
+impl Drawn {
+    fn count(&mut self, n: usize) {
+        self.trials = Some(
+            self.trials
+                .map_or((n, n), |(lo, hi)| (lo.min(n), hi.max(n))),
+        );
+    }
+
+    fn add(&mut self, name: &str, point: ValuePoint) {
+        match self.series.iter_mut().find(|(s, _)| s == name) {
+            Some((_, points)) => points.push(point),
+            None => self.series.push((name.to_string(), vec![point])),
+        }
+    }
+
+    /// `1 trial`, `3 trials`, `2–3 trials`.
+    fn trials_text(&self) -> String {
+        match self.trials {
+            Some((1, 1)) | None => "1 trial".into(),
+            Some((lo, hi)) if lo == hi => format!("{lo} trials"),
+            Some((lo, hi)) => format!("{lo}–{hi} trials"),
+        }
+    }
+}
+
+/// Per thread (`app/thread`: matched across values by name, as the means
+/// table's rows are read), its share error in points at each value: the
+/// mean over the value's trials that have it, with its 95% interval (none
+/// for one trial). A point over fewer trials than its value ran is noted.
+pub fn share_errors(runs: &[(String, Value)]) -> Drawn {
+    let mut drawn = Drawn::default();
     let Some(values) = numbers(runs) else {
-        return (Vec::new(), Vec::new());
+        return drawn;
     };
-    let mut series: Vec<(String, Vec<ValuePoint>)> = Vec::new();
-    let mut left_out = Vec::new();
+    for row in thread_rows(runs) {
+        let Some(&(_, x)) = values.iter().find(|(v, _)| *v == row.value) else {
+            continue;
+        };
+        let name = format!("{}/{}", row.app, row.thread);
+        let errors: Vec<f64> = row.trials.iter().map(|t| t[2]).collect();
+        let point = |y: f64, range| ValuePoint { x, y, range };
+        let point = match (errors.as_slice(), mean_ci(&errors)) {
+            ([one], _) => point(*one, None),
+            (_, Some(e)) => point(e.mean, Some((e.mean - e.half_width, e.mean + e.half_width))),
+            _ => {
+                drawn.notes.push(format!(
+                    "{name} at {}: no trial with its share error, not drawn",
+                    row.value
+                ));
+                continue;
+            }
+        };
+        if errors.len() < row.of {
+            drawn.notes.push(format!(
+                "{name} at {}: over {} of its {} trials (the others lack a figure)",
+                row.value,
+                errors.len(),
+                row.of
+            ));
+        }
+        drawn.count(errors.len());
+        drawn.add(&name, point);
+    }
+    drawn
+}
+
+/// Per request-serving application, its p99 at each value where every
+/// trial reported and kept up: the median with the trials' lowest and
+/// highest (none for one trial); each point left out named with why.
+pub fn p99s(rows: &[ServedTrials], runs: &[(String, Value)]) -> Drawn {
+    let mut drawn = Drawn::default();
+    let Some(values) = numbers(runs) else {
+        return drawn;
+    };
     for r in rows {
         let Some(&(_, x)) = values.iter().find(|(v, _)| *v == r.value) else {
             continue;
         };
         let s = &r.serving;
-        if !s.all_kept_up() {
-            left_out.push(format!("{} at {}", r.app, r.value));
-            continue;
-        }
-        let Some(p99) = s.p99_ms else {
-            continue;
+        let at = format!("{} at {}", r.app, r.value);
+        let why = if s.reported < s.trials {
+            Some("some trial reported no requests")
+        } else if s.some_fell_behind() {
+            Some("some trial did not keep up (its percentiles read low)")
+        } else if s.p99_ms.is_none() {
+            Some("some trial has no p99 (no request completed)")
+        } else {
+            None
         };
-        let range = (s.trials > 1).then_some((p99.min, p99.max));
-        let point = ValuePoint {
-            x,
-            y: p99.median,
-            range,
-        };
-        match series.iter_mut().find(|(app, _)| *app == r.app) {
-            Some((_, points)) => points.push(point),
-            None => series.push((r.app.clone(), vec![point])),
+        match (why, s.p99_ms) {
+            (None, Some(p99)) => {
+                drawn.count(s.trials);
+                let range = (s.trials > 1).then_some((p99.min, p99.max));
+                drawn.add(
+                    &r.app,
+                    ValuePoint {
+                        x,
+                        y: p99.median,
+                        range,
+                    },
+                );
+            }
+            (why, _) => drawn
+                .notes
+                .push(format!("{at}: left out, {}", why.unwrap_or("no p99"))),
         }
     }
-    (series, left_out)
+    drawn
+}
+
+/// Where the runs' time came from, and whether every run was trusted.
+fn source(runs: &[(String, Value)]) -> String {
+    let det = runs.iter().all(|(_, s)| s["deterministic"] == true);
+    let mut out = if det {
+        "det".to_string()
+    } else {
+        let accel = runs
+            .first()
+            .and_then(|(_, s)| s["accel"].as_str())
+            .unwrap_or("?");
+        format!("{accel}, not det: host-timed")
+    };
+    let untrusted = runs
+        .iter()
+        .filter(|(_, s)| s["trust"]["trusted"] != true)
+        .count();
+    if untrusted > 0 {
+        out.push_str(&format!(", {untrusted} of {} runs not trusted", runs.len()));
+    }
+    out
 }
 
 /// Draws the sweep's figures beside its table `table` (`….csv`): returns
-/// the PNGs written, and why a figure was not drawn.
+/// the PNGs written, and what they left out or could not draw.
 pub fn draw(
     table: &Path,
     key: &str,
-    trials: u32,
     runs: &[(String, Value)],
 ) -> Result<(Vec<PathBuf>, Vec<String>), String> {
     let mut written = Vec::new();
@@ -130,59 +175,45 @@ pub fn draw(
         ));
         return Ok((written, notes));
     }
-    // Where the figures' time came from, as every figure must say.
-    let det = runs.iter().all(|(_, s)| s["deterministic"] == true);
-    let source = if det {
-        "det".to_string()
-    } else {
-        let accel = runs
-            .first()
-            .and_then(|(_, s)| s["accel"].as_str())
-            .unwrap_or("?");
-        format!("{accel}, not det: host-timed")
-    };
-    let over = if trials > 1 {
-        format!("mean of {trials} trials, 95% interval; {source}")
-    } else {
-        format!("one run per value; {source}")
-    };
+    // Where the figures' time came from opens their second line, which a
+    // long key cannot push out of the title.
+    let source = source(runs);
     let shares = share_errors(runs);
-    if shares.iter().any(|(_, p)| !p.is_empty()) {
+    if shares.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("shares.png");
-        value_lines(
-            &path,
-            &format!("share error against {key} ({over})"),
-            (key, "share error (points of its application)"),
-            Scale::Linear,
-            "95% interval",
-            &shares,
-        )?;
-        written.push(path);
-    }
-    let (p99s, left_out) = p99s(&served_trials(runs), runs);
-    if !left_out.is_empty() {
-        notes.push(format!(
-            "left out of the p99 figure, some trial not keeping up (its percentiles read low): {}",
-            left_out.join(", ")
-        ));
-    }
-    if p99s.iter().any(|(_, p)| !p.is_empty()) {
-        let path = table.with_extension("p99.png");
-        let of = if trials > 1 {
-            format!("median and range of {trials} trials; {source}")
-        } else {
-            format!("one run per value; {source}")
+        let over = match shares.trials {
+            Some((1, 1)) => "one run per value".to_string(),
+            _ => format!("mean of {}, 95% interval", shares.trials_text()),
         };
         value_lines(
             &path,
-            &format!("p99 request latency against {key} ({of})"),
-            (key, "p99 latency (ms)"),
-            Scale::Log,
-            "range of trials",
-            &p99s,
+            &format!("share error against {key}\n{source}; {over}"),
+            (key, "share error (points of its application)"),
+            Scale::Linear,
+            "95% interval",
+            &shares.series,
         )?;
         written.push(path);
     }
+    notes.extend(shares.notes.iter().map(|n| format!("share figure: {n}")));
+    let p99s = p99s(&served_trials(runs), runs);
+    if p99s.series.iter().any(|(_, p)| !p.is_empty()) {
+        let path = table.with_extension("p99.png");
+        let of = match p99s.trials {
+            Some((1, 1)) => "one run per value".to_string(),
+            _ => format!("median and range of {}", p99s.trials_text()),
+        };
+        value_lines(
+            &path,
+            &format!("p99 request latency against {key}\n{source}; {of}"),
+            (key, "p99 latency (ms)"),
+            Scale::Log,
+            "range of trials",
+            &p99s.series,
+        )?;
+        written.push(path);
+    }
+    notes.extend(p99s.notes.iter().map(|n| format!("p99 figure: {n}")));
     Ok((written, notes))
 }
 
@@ -193,15 +224,17 @@ mod tests {
 
     /// A run at `v` whose thread `a/t` was `error` points off its share,
     /// its server (if `p99_ms`) with that p99 and `backlog` of 1,000
-    /// arrivals waiting.
+    /// arrivals waiting; deterministic and trusted.
     fn run(v: &str, error: f64, p99_ms: Option<u64>, backlog: u64) -> (String, Value) {
         let requests = p99_ms.map_or(Value::Null, |p99| {
             json!({"arrived": 1000, "backlog": backlog, "used_cores": 0.5,
                    "latency": {"count": 1000 - backlog, "p50_ns": 1_000_000,
                                "p99_ns": p99 * 1_000_000, "p999_ns": null, "max_ns": p99 * 2_000_000}})
         });
-        let summary = json!({"deterministic": true, "apps": [
-            {"name": "a", "threads": [{"name": "t", "share_error_pp": error}], "requests": requests}
+        let thread = json!({"id": 0, "name": "t", "ideal_share": 0.5,
+                            "measured_share": 0.5 + error / 100.0, "share_error_pp": error});
+        let summary = json!({"deterministic": true, "trust": {"trusted": true}, "apps": [
+            {"name": "a", "threads": [thread], "requests": requests}
         ]});
         (v.to_string(), summary)
     }
@@ -214,24 +247,58 @@ mod tests {
             run("10", -2.0, None, 0),
             run("10", -2.0, None, 0),
         ];
-        let series = share_errors(&runs);
-        assert_eq!(series.len(), 1);
-        let (name, points) = &series[0];
+        let drawn = share_errors(&runs);
+        assert_eq!(drawn.series.len(), 1);
+        let (name, points) = &drawn.series[0];
         assert_eq!(name, "a/t");
         assert_eq!((points[0].x, points[0].y), (2.0, 2.0));
         // t(1) = 12.706, s = √2, n = 2: half-width 12.706.
         let (lo, hi) = points[0].range.unwrap();
         assert!((hi - 2.0 - 12.706).abs() < 1e-9 && (2.0 - lo - 12.706).abs() < 1e-9);
         assert_eq!((points[1].x, points[1].y), (10.0, -2.0));
+        assert_eq!((drawn.trials, drawn.notes.len()), (Some((2, 2)), 0));
         // One run per value: no interval to draw.
         let one = share_errors(&[run("1", 0.5, None, 0), run("3", 0.7, None, 0)]);
-        assert!(one[0].1.iter().all(|p| p.range.is_none()));
+        assert!(one.series[0].1.iter().all(|p| p.range.is_none()));
         // Values that are not numbers have no axis.
-        assert!(share_errors(&[run("stride", 0.5, None, 0)]).is_empty());
+        assert!(share_errors(&[run("stride", 0.5, None, 0)])
+            .series
+            .is_empty());
     }
 
     #[test]
-    fn a_p99_point_stands_only_where_every_trial_kept_up() {
+    fn a_point_over_fewer_trials_says_so_and_a_thread_new_at_a_value_is_drawn() {
+        let mut lacking = run("2", 1.0, None, 0);
+        lacking.1["apps"][0]["threads"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("share_error_pp");
+        let mut grown = run("4", 0.5, None, 0);
+        let extra = json!({"id": 1, "name": "u", "ideal_share": 0.5,
+                           "measured_share": 0.5, "share_error_pp": 0.0});
+        grown.1["apps"][0]["threads"]
+            .as_array_mut()
+            .unwrap()
+            .push(extra);
+        let runs = [
+            run("2", 3.0, None, 0),
+            run("2", 1.0, None, 0),
+            lacking,
+            grown,
+        ];
+        let drawn = share_errors(&runs);
+        let names: Vec<&str> = drawn.series.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a/t", "a/u"]);
+        assert_eq!(drawn.trials, Some((1, 2)));
+        assert_eq!(drawn.trials_text(), "1–2 trials");
+        assert_eq!(
+            drawn.notes,
+            vec!["a/t at 2: over 2 of its 3 trials (the others lack a figure)"]
+        );
+    }
+
+    #[test]
+    fn a_p99_point_stands_only_where_every_trial_reported_and_kept_up() {
         let runs = [
             run("100", 0.0, Some(4), 0),
             run("100", 0.0, Some(6), 5),
@@ -239,10 +306,12 @@ mod tests {
             run("400", 0.0, Some(9), 0),
             run("400", 0.0, Some(90), 300),
             run("400", 0.0, Some(9), 0),
+            run("800", 0.0, Some(9), 0),
+            run("800", 0.0, None, 0),
         ];
-        let (series, left_out) = p99s(&served_trials(&runs), &runs);
+        let drawn = p99s(&served_trials(&runs), &runs);
         assert_eq!(
-            series,
+            drawn.series,
             vec![(
                 "a".to_string(),
                 vec![ValuePoint {
@@ -252,11 +321,17 @@ mod tests {
                 }]
             )]
         );
-        assert_eq!(left_out, vec!["a at 400".to_string()]);
+        assert_eq!(
+            drawn.notes,
+            vec![
+                "a at 400: left out, some trial did not keep up (its percentiles read low)",
+                "a at 800: left out, some trial reported no requests"
+            ]
+        );
     }
 
     #[test]
-    fn the_figures_are_drawn_beside_the_table_and_a_sweep_of_names_says_why_not() {
+    fn the_figures_are_drawn_beside_the_table_and_say_where_their_time_came_from() {
         let dir = std::env::temp_dir().join(format!("exo-sweep-figures-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let table = dir.join("sweep-x-rate.csv");
@@ -266,7 +341,9 @@ mod tests {
             run("200", -0.5, Some(8), 0),
             run("200", -0.3, Some(7), 0),
         ];
-        let (written, notes) = draw(&table, "rate", 2, &runs).unwrap();
+        // The key as long as the docs' own.
+        let key = "app.0.requests.rate_per_s";
+        let (written, notes) = draw(&table, key, &runs).unwrap();
         assert_eq!(
             written,
             vec![
@@ -280,7 +357,7 @@ mod tests {
         }
         let svg = std::fs::read_to_string(dir.join("sweep-x-rate.shares.svg")).unwrap();
         assert!(
-            svg.contains("mean of 2 trials, 95% interval; det)"),
+            svg.contains(">\ndet; mean of 2 trials, 95% interval\n<"),
             "{svg}"
         );
         assert!(svg.contains(">\n95% interval\n<"), "{svg}");
@@ -288,19 +365,23 @@ mod tests {
         assert!(svg.contains(">\nrange of trials\n<"), "{svg}");
         // One run per value: a dot at each value, no range to name.
         let single = [run("100", 0.5, Some(4), 0), run("200", -0.5, Some(8), 0)];
-        draw(&table, "rate", 1, &single).unwrap();
+        draw(&table, key, &single).unwrap();
         let svg = std::fs::read_to_string(dir.join("sweep-x-rate.p99.svg")).unwrap();
-        assert!(svg.contains("one run per value; det)") && !svg.contains("range of trials"));
-        // Runs timed by the host say so.
+        assert!(svg.contains(">\ndet; one run per value\n<") && !svg.contains("range of trials"));
+        // Runs timed by the host, one not trusted, say so in full.
         let mut host = runs.clone();
         for (_, s) in &mut host {
             s["deterministic"] = json!(false);
             s["accel"] = json!("kvm");
         }
-        draw(&table, "rate", 2, &host).unwrap();
+        host[3].1["trust"]["trusted"] = json!(false);
+        draw(&table, key, &host).unwrap();
         let svg = std::fs::read_to_string(dir.join("sweep-x-rate.p99.svg")).unwrap();
-        assert!(svg.contains("; kvm, not det: host-timed)"), "{svg}");
-        let (written, notes) = draw(&table, "sched", 1, &[run("rr", 0.1, None, 0)]).unwrap();
+        assert!(
+            svg.contains(">\nkvm, not det: host-timed, 1 of 4 runs not trusted; median and range of 2 trials\n<"),
+            "{svg}"
+        );
+        let (written, notes) = draw(&table, "sched", &[run("rr", 0.1, None, 0)]).unwrap();
         assert!(written.is_empty());
         assert_eq!(
             notes,
