@@ -548,7 +548,7 @@ fn a_serving_run_gets_its_request_figures_and_says_which_stream_fell_behind() {
         let svg = svg(stem);
         assert!(svg.contains(">\nlotto\n<"), "{stem}: {svg}");
         assert!(
-            svg.contains(">\nstrider †\n<") && svg.contains("; † over 1% left waiting ("),
+            svg.contains(">\nstrider †\n<") && svg.contains("; † over 1% left waiting\n<"),
             "{stem}: {svg}"
         );
     }
