@@ -345,12 +345,7 @@ fn progress<DB: DrawingBackend>(
         style,
         &title(data, "cumulative CPU time per thread"),
         frame::seconds_axis(t_max),
-        Axis {
-            desc: "CPU time received (s)".to_string(),
-            range: 0.0..y_max,
-            ticks: 6,
-            format: num,
-        },
+        up_to(y_max, "CPU time received (s)"),
         lines,
         &events,
     )
@@ -628,6 +623,16 @@ fn log_x(lines: Vec<Line>) -> Vec<Line> {
             l
         })
         .collect()
+}
+
+/// A linear axis from 0 to `max`.
+fn up_to(max: f64, desc: &str) -> Axis {
+    Axis {
+        desc: desc.to_string(),
+        range: 0.0..max,
+        ticks: 6,
+        format: num,
+    }
 }
 
 fn fraction_axis(desc: &str) -> Axis {

@@ -13,6 +13,19 @@ fn item(ve: i128, vd: i128, id: ThreadId, seq: u64) -> Item {
     }
 }
 
+/// What a pick should take from `model` (id: `(ve, vd, seq)`) at `now`,
+/// by a scan: the earliest deadline among the eligible (ties by id), else
+/// the earliest eligible time.
+fn scan_pick(model: &BTreeMap<ThreadId, (i128, i128, u64)>, now: i128) -> Option<ThreadId> {
+    model
+        .iter()
+        .filter(|(_, &(ve, _, _))| ve <= now)
+        .map(|(&id, &(_, vd, _))| (vd, id))
+        .min()
+        .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min())
+        .map(|(_, id)| id)
+}
+
 #[test]
 fn entries_are_32_and_48_bytes() {
     assert_eq!(core::mem::size_of::<Narrow>(), 32);
@@ -139,13 +152,7 @@ proptest! {
                 }
                 QOp::Advance(dt) => now = now.saturating_add(cut(dt)),
                 QOp::Pop => {
-                    let want = model
-                        .iter()
-                        .filter(|(_, &(ve, _, _))| ve <= now)
-                        .map(|(&id, &(_, vd, _))| (vd, id))
-                        .min()
-                        .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min())
-                        .map(|(_, id)| id);
+                    let want = scan_pick(&model, now);
                     let m = model.clone();
                     let got = q
                         .pop(now, |e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1))
@@ -188,13 +195,7 @@ proptest! {
             // Slots are ids here.
             let live = |e: &Mark| m.get(&e.0).is_some_and(|&(_, _, s)| s == e.1);
             if pop {
-                let want = model
-                    .iter()
-                    .filter(|(_, &(ve, _, _))| ve <= now)
-                    .map(|(&id, &(_, vd, _))| (vd, id))
-                    .min()
-                    .map(|(_, id)| id)
-                    .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min().map(|(_, id)| id));
+                let want = scan_pick(&model, now);
                 let got = q.pop(now, live).map(|(id, _)| id);
                 prop_assert_eq!(got, want);
                 if let Some(id) = got {
@@ -248,13 +249,7 @@ fn a_crowd_falling_due_pops_what_a_scan_would() {
             });
         }
         while !model.is_empty() {
-            let want = model
-                .iter()
-                .filter(|(_, &(ve, _, _))| ve <= now)
-                .map(|(&id, &(_, vd, _))| (vd, id))
-                .min()
-                .or_else(|| model.iter().map(|(&id, &(ve, _, _))| (ve, id)).min())
-                .map(|(_, id)| id);
+            let want = scan_pick(&model, now);
             let m = model.clone();
             let got = q
                 .pop(now, |e: &Mark| {

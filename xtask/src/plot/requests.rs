@@ -6,9 +6,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{self, line_figure, Axis, Colour, Line, Ranges};
+use super::frame::{self, line_figure, Colour, Line, Ranges};
 use super::style::Style;
-use super::{event_lines, extent, fraction_axis, log_x, num, secs, steps, title, PlotOptions};
+use super::{event_lines, extent, fraction_axis, log_x, secs, steps, title, up_to, PlotOptions};
 use crate::metrics::requests::{kept_up, latencies};
 use crate::rundata::{RequestLog, RunData};
 
@@ -154,12 +154,7 @@ pub fn backlog<DB: DrawingBackend>(
         style,
         &caption(data, "requests waiting at each report"),
         frame::seconds_axis(t_max),
-        Axis {
-            desc: "requests waiting".to_string(),
-            range: 0.0..y_max,
-            ticks: 6,
-            format: num,
-        },
+        up_to(y_max, "requests waiting"),
         lines,
         &event_lines(data),
     )
