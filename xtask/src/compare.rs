@@ -183,24 +183,15 @@ pub fn warnings(a: &Value, b: &Value) -> Vec<String> {
     if na == nb {
         return Vec::new();
     }
-    let threads = |s: &Value| -> Vec<String> {
-        let mut out: Vec<String> = s["apps"]
-            .as_array()
+    let names = |s: &Value| -> Vec<String> {
+        let mut out: Vec<String> = threads(s)
             .into_iter()
-            .flatten()
-            .flat_map(|app| {
-                let app_name = app["name"].as_str().unwrap_or("").to_string();
-                app["threads"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(move |t| format!("{app_name}/{}", t["name"].as_str().unwrap_or("")))
-            })
+            .map(|(app, thread, _)| format!("{app}/{thread}"))
             .collect();
         out.sort();
         out
     };
-    let (ta, tb) = (threads(a), threads(b));
+    let (ta, tb) = (names(a), names(b));
     if ta == tb {
         return vec![format!(
             "note: the runs' scenarios are named differently (A: {na}, B: {nb}) but have the \
@@ -312,7 +303,7 @@ mod tests {
         let w = warnings(&a, &b);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
-            w[0].contains("different scenarios (A: pair, B: other)")
+            w[0].starts_with("warning: the runs are of different scenarios (A: pair, B: other)")
                 && w[0].contains("(only in A: pair/B; only in B: pair/C)"),
             "{w:?}"
         );

@@ -886,39 +886,46 @@ pub type SweepPoint = (f64, f64, Option<f64>);
 /// The lottery ratio sweep: observed CPU ratio against the ticket ratio,
 /// with the ideal diagonal and, where there were trials, each mean's 95%
 /// confidence interval as an error bar; PNG `path` and the SVG beside it.
-pub fn ratio_sweep(path: &Path, points: &[SweepPoint]) -> Result<(), String> {
+pub fn ratio_sweep(path: &Path, caption: &str, points: &[SweepPoint]) -> Result<(), String> {
     register_font()?;
     figure_at(path, Paper::Column, &|s, b| match b {
-        Backend::Png(a) => sweep_figure(&a, s, points),
-        Backend::Svg(a) => sweep_figure(&a, s, points),
+        Backend::Png(a) => sweep_figure(&a, s, caption, points),
+        Backend::Svg(a) => sweep_figure(&a, s, caption, points),
     })
 }
 
-/// The sweep figure's axes' ends, 10% past their data: (ticket ratio, CPU
-/// ratio). Each axis its own: one shared end, set by the widest interval
-/// (a 9:1 mean of 8.8 ± 7.2), ran the ticket axis to 20 for ratios to 10.
-/// The CPU axis holds the ideal line (y = x) to the ticket axis's end.
-fn sweep_axes(points: &[SweepPoint]) -> (f64, f64) {
+/// The axes' ranges `(x_max, y_min, y_max)`: the ticket axis as long as
+/// the ticket ratios, the CPU axis holding every interval (below zero too:
+/// two trials' t is 12.7, so an interval can reach under it) and the
+/// ideal line (y = x) to the ticket axis's end.
+fn sweep_axes(points: &[SweepPoint]) -> (f64, f64, f64) {
     let end = |values: &mut dyn Iterator<Item = f64>| {
         values.filter(|v| v.is_finite()).fold(1.0, f64::max) * 1.1
     };
     let x_max = end(&mut points.iter().map(|p| p.0));
     let y_max = end(&mut points.iter().map(|&(_, y, h)| y + h.unwrap_or(0.0))).max(x_max);
-    (x_max, y_max)
+    let y_min = points
+        .iter()
+        .map(|&(_, y, h)| y - h.unwrap_or(0.0))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::min)
+        * 1.1;
+    (x_max, y_min, y_max)
 }
 
 fn sweep_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     style: &Style,
+    caption: &str,
     points: &[SweepPoint],
 ) -> Result<(), String> {
-    let (chart_area, key) = frame(area, style, "lottery: CPU ratio vs ticket ratio")?;
-    let (x_max, y_max) = sweep_axes(points);
+    let (chart_area, key) = frame(area, style, caption)?;
+    let (x_max, y_min, y_max) = sweep_axes(points);
     let mut chart = ChartBuilder::on(&chart_area)
         .margin(style.px(4.0))
         .x_label_area_size(style.px(24.0))
         .y_label_area_size(style.px(30.0))
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .build_cartesian_2d(0.0..x_max, y_min..y_max)
         .map_err(err)?;
     chart
         .configure_mesh()

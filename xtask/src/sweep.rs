@@ -163,16 +163,14 @@ pub(crate) fn thread_rows(runs: &[(String, serde_json::Value)]) -> Vec<ThreadAtV
         let Some(first) = of_value.first() else {
             continue;
         };
-        for (a, app) in first["apps"].as_array().into_iter().flatten().enumerate() {
-            for t in app["threads"].as_array().into_iter().flatten() {
-                rows.push(ThreadAtValue {
-                    value: v,
-                    app: app["name"].as_str().unwrap_or(""),
-                    thread: t["name"].as_str().unwrap_or(""),
-                    trials: crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]),
-                    of: of_value.len(),
-                });
-            }
+        for (a, app, t) in crate::trials::threads_of(first) {
+            rows.push(ThreadAtValue {
+                value: v,
+                app: app["name"].as_str().unwrap_or(""),
+                thread: t["name"].as_str().unwrap_or(""),
+                trials: crate::trials::thread_trials(of_value.iter().copied(), a, &t["id"]),
+                of: of_value.len(),
+            });
         }
     }
     rows
@@ -572,7 +570,11 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
     for stale in ["shares.png", "shares.svg", "p99.png", "p99.svg"] {
         let _ = std::fs::remove_file(path.with_extension(stale));
     }
-    let (figures, notes) = figures::draw(&path, s.key, summaries)?;
+    let asked = figures::Asked {
+        trials: s.trials as usize,
+        failed: tally.failed.len(),
+    };
+    let (figures, notes) = figures::draw(&path, s.key, asked, summaries)?;
     for note in notes {
         eprintln!("note: {note}");
     }

@@ -234,7 +234,7 @@ pub fn thread_trials<'a>(
 }
 
 /// Every (application index, application, thread) of the first summary.
-fn threads_of(first: &Value) -> Vec<(usize, &Value, &Value)> {
+pub(crate) fn threads_of(first: &Value) -> Vec<(usize, &Value, &Value)> {
     first["apps"]
         .as_array()
         .into_iter()

@@ -228,7 +228,9 @@ proptest! {
 /// yet due: every pop is what a scan of the live entries picks.
 #[test]
 fn a_crowd_falling_due_pops_what_a_scan_would() {
-    for now in [5i128, 15, 25, 35] {
+    // `V` before, between and exactly at the eligible times (10, 11, 20,
+    // 21, 30, 31): an entry is due at its own time.
+    for now in [5i128, 15, 20, 25, 30, 35] {
         let mut q = Queue::default();
         // id -> (ve, vd, seq) of its live entry.
         let mut model: BTreeMap<ThreadId, (i128, i128, u64)> = BTreeMap::new();

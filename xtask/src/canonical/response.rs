@@ -340,7 +340,11 @@ pub fn experiment(
         |path| {
             crate::plot::wait_cdfs(
                 path,
-                &format!("{}: waits of the smallest client", e.what),
+                &format!(
+                    "{}: waits of the smallest client ({})",
+                    e.what,
+                    super::SOURCE
+                ),
                 &series,
             )
         },

@@ -245,7 +245,10 @@ pub fn experiment(runs: &[(&str, Vec<Vec<Row>>)], figures: &Path) -> Result<Stri
     super::embed_figure(&mut md, figures, "serving-p99.png", |path| {
         crate::plot::latency_vs_load(
             path,
-            &format!("server + batch, 2 cores: p99 latency, median and range of {TRIALS} seeds"),
+            &format!(
+                "server + batch, 2 cores: p99 latency, median and range of {TRIALS} seeds ({})",
+                super::SOURCE
+            ),
             &series,
         )
     })?;

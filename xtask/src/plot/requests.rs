@@ -37,13 +37,15 @@ fn kept_up_by(log: &RequestLog) -> bool {
     kept_up(arrived.saturating_sub(completed), arrived)
 }
 
-/// `what`, and what † means when a stream carries it (a legend has no
-/// room to say it).
+/// The run's title for `what`, and on a line of its own what † means
+/// when a stream carries it (a legend has no room to say it, and the
+/// first line is cut when a scenario's name is long).
 fn caption(data: &RunData, what: &str) -> String {
+    let title = title(data, what);
     if streams(data).any(|log| !kept_up_by(log)) {
-        title(data, &format!("{what}; {BEHIND} over 1% left waiting"))
+        format!("{title}\n{BEHIND} over 1% of arrivals left waiting")
     } else {
-        title(data, what)
+        title
     }
 }
 
@@ -227,7 +229,7 @@ mod tests {
             (1.0..1.3).contains(&at_1ms.0) && at_1ms.1 == 0.9,
             "{at_1ms:?}"
         );
-        assert!(caption(&data, "x").contains("; † over 1% left waiting"));
+        assert!(caption(&data, "x").ends_with("\n† over 1% of arrivals left waiting"));
     }
 
     #[test]

@@ -358,7 +358,7 @@ fn the_lottery_sweep_draws_each_mean_with_its_interval_as_an_error_bar() {
         (7.0, 7.1, Some(0.2)),
         (10.0, 10.3, None),
     ];
-    super::ratio_sweep(&dir.join("sweep.png"), &points).unwrap();
+    super::ratio_sweep(&dir.join("sweep.png"), "lottery sweep", &points).unwrap();
     let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let (w_in, _) = Paper::Column.inches();
@@ -542,17 +542,28 @@ fn a_serving_run_gets_its_request_figures_and_says_which_stream_fell_behind() {
     let mut data = run(4);
     // `strider` ends with 100 of its 1,000 arrivals waiting: 10%.
     data.requests = vec![stream(0, 0), stream(1, 100)];
-    let files = draw(&data, "requests", &PlotOptions::default());
-    let svg = |stem: &str| svg_named(&files, stem);
-    for stem in ["requests", "backlog"] {
-        let svg = svg(stem);
-        assert!(svg.contains(">\nlotto\n<"), "{stem}: {svg}");
-        assert!(
-            svg.contains(">\nstrider †\n<") && svg.contains("; † over 1% left waiting\n<"),
-            "{stem}: {svg}"
-        );
+    // A long scenario name, and a column's width too: the † line and
+    // whether the run was deterministic survive the cut of the first.
+    data.scenario_name = "a-scenario-named-at-length-by-a-sweep-app_0_requests-4000-seed1".into();
+    for paper in [Paper::Page, Paper::Column] {
+        let opts = PlotOptions {
+            paper,
+            ..PlotOptions::default()
+        };
+        let files = draw(&data, "requests", &opts);
+        let svg = |stem: &str| svg_named(&files, stem);
+        for stem in ["requests", "backlog"] {
+            let svg = svg(stem);
+            assert!(svg.contains(">\nlotto\n<"), "{stem}: {svg}");
+            assert!(
+                svg.contains(">\nstrider †\n<")
+                    && svg.contains(">\n† over 1% of arrivals left waiting\n<")
+                    && svg.contains(">\n2 cores, det; "),
+                "{stem}: {svg}"
+            );
+        }
+        remove(&files);
     }
-    remove(&files);
     // A run without a stream has neither.
     let files = draw(&run(4), "no-requests", &PlotOptions::default());
     assert!(files

@@ -19,6 +19,14 @@ fn numbers(runs: &[(String, Value)]) -> Option<Vec<(&str, f64)>> {
         .collect()
 }
 
+/// What the sweep asked for and what it lost: the trials per value, and
+/// the runs that failed (left out of everything).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Asked {
+    pub trials: usize,
+    pub failed: usize,
+}
+
 /// A figure's lines, and how many trials its points stand for (fewest,
 /// most), and what it left out.
 #[derive(Debug, Default, PartialEq)]
@@ -56,8 +64,9 @@ impl Drawn {
 /// Per thread (`app/thread`: matched across values by name, as the means
 /// table's rows are read), its share error in points at each value: the
 /// mean over the value's trials that have it, with its 95% interval (none
-/// for one trial). A point over fewer trials than its value ran is noted.
-pub fn share_errors(runs: &[(String, Value)]) -> Drawn {
+/// for one trial). A point over fewer trials than were asked (a run that
+/// failed, a trial that lacks the figure) is noted.
+pub fn share_errors(runs: &[(String, Value)], asked: usize) -> Drawn {
     let mut drawn = Drawn::default();
     let Some(values) = numbers(runs) else {
         return drawn;
@@ -80,12 +89,12 @@ pub fn share_errors(runs: &[(String, Value)]) -> Drawn {
                 continue;
             }
         };
-        if errors.len() < row.of {
+        if errors.len() < asked.max(row.of) {
             drawn.notes.push(format!(
-                "{name} at {}: over {} of its {} trials (the others lack a figure)",
+                "{name} at {}: over {} of the {} trials asked (the others failed or lack a figure)",
                 row.value,
                 errors.len(),
-                row.of
+                asked.max(row.of)
             ));
         }
         drawn.count(errors.len());
@@ -95,9 +104,10 @@ pub fn share_errors(runs: &[(String, Value)]) -> Drawn {
 }
 
 /// Per request-serving application, its p99 at each value where every
-/// trial reported and kept up: the median with the trials' lowest and
-/// highest (none for one trial); each point left out named with why.
-pub fn p99s(rows: &[ServedTrials], runs: &[(String, Value)]) -> Drawn {
+/// trial asked ran, reported and kept up (a run that failed may have
+/// failed for the load): the median with the trials' lowest and highest
+/// (none for one trial); each point left out named with why.
+pub fn p99s(rows: &[ServedTrials], runs: &[(String, Value)], asked: usize) -> Drawn {
     let mut drawn = Drawn::default();
     let Some(values) = numbers(runs) else {
         return drawn;
@@ -108,7 +118,9 @@ pub fn p99s(rows: &[ServedTrials], runs: &[(String, Value)]) -> Drawn {
         };
         let s = &r.serving;
         let at = format!("{} at {}", r.app, r.value);
-        let why = if s.reported < s.trials {
+        let why = if s.trials < asked {
+            Some("some run failed")
+        } else if s.reported < s.trials {
             Some("some trial reported no requests")
         } else if s.some_fell_behind() {
             Some("some trial did not keep up (its percentiles read low)")
@@ -138,14 +150,16 @@ pub fn p99s(rows: &[ServedTrials], runs: &[(String, Value)]) -> Drawn {
     drawn
 }
 
-/// Where the runs' time came from, and whether every run was trusted.
-fn source(runs: &[(String, Value)]) -> String {
+/// Where the runs' time came from, and whether every run was trusted and
+/// none failed.
+fn source(runs: &[(String, Value)], failed: usize) -> String {
     let det = runs.iter().all(|(_, s)| s["deterministic"] == true);
     let mut out = if det {
         "det".to_string()
     } else {
         let accel = runs
-            .first()
+            .iter()
+            .find(|(_, s)| s["deterministic"] != true)
             .and_then(|(_, s)| s["accel"].as_str())
             .unwrap_or("?");
         format!("{accel}, not det: host-timed")
@@ -157,6 +171,11 @@ fn source(runs: &[(String, Value)]) -> String {
     if untrusted > 0 {
         out.push_str(&format!(", {untrusted} of {} runs not trusted", runs.len()));
     }
+    match failed {
+        0 => {}
+        1 => out.push_str(", 1 run failed (left out)"),
+        n => out.push_str(&format!(", {n} runs failed (left out)")),
+    }
     out
 }
 
@@ -165,6 +184,7 @@ fn source(runs: &[(String, Value)]) -> String {
 pub fn draw(
     table: &Path,
     key: &str,
+    asked: Asked,
     runs: &[(String, Value)],
 ) -> Result<(Vec<PathBuf>, Vec<String>), String> {
     let mut written = Vec::new();
@@ -177,12 +197,12 @@ pub fn draw(
     }
     // Where the figures' time came from opens their second line, which a
     // long key cannot push out of the title.
-    let source = source(runs);
-    let shares = share_errors(runs);
+    let source = source(runs, asked.failed);
+    let shares = share_errors(runs, asked.trials);
     if shares.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("shares.png");
         let over = match shares.trials {
-            Some((1, 1)) => "one run per value".to_string(),
+            Some((1, 1)) if asked.trials == 1 => "one run per value".to_string(),
             _ => format!("mean of {}, 95% interval", shares.trials_text()),
         };
         value_lines(
@@ -196,11 +216,11 @@ pub fn draw(
         written.push(path);
     }
     notes.extend(shares.notes.iter().map(|n| format!("share figure: {n}")));
-    let p99s = p99s(&served_trials(runs), runs);
+    let p99s = p99s(&served_trials(runs), runs, asked.trials);
     if p99s.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("p99.png");
         let of = match p99s.trials {
-            Some((1, 1)) => "one run per value".to_string(),
+            Some((1, 1)) if asked.trials == 1 => "one run per value".to_string(),
             _ => format!("median and range of {}", p99s.trials_text()),
         };
         value_lines(
@@ -247,7 +267,7 @@ mod tests {
             run("10", -2.0, None, 0),
             run("10", -2.0, None, 0),
         ];
-        let drawn = share_errors(&runs);
+        let drawn = share_errors(&runs, 2);
         assert_eq!(drawn.series.len(), 1);
         let (name, points) = &drawn.series[0];
         assert_eq!(name, "a/t");
@@ -258,10 +278,10 @@ mod tests {
         assert_eq!((points[1].x, points[1].y), (10.0, -2.0));
         assert_eq!((drawn.trials, drawn.notes.len()), (Some((2, 2)), 0));
         // One run per value: no interval to draw.
-        let one = share_errors(&[run("1", 0.5, None, 0), run("3", 0.7, None, 0)]);
+        let one = share_errors(&[run("1", 0.5, None, 0), run("3", 0.7, None, 0)], 1);
         assert!(one.series[0].1.iter().all(|p| p.range.is_none()));
         // Values that are not numbers have no axis.
-        assert!(share_errors(&[run("stride", 0.5, None, 0)])
+        assert!(share_errors(&[run("stride", 0.5, None, 0)], 1)
             .series
             .is_empty());
     }
@@ -286,19 +306,27 @@ mod tests {
             lacking,
             grown,
         ];
-        let drawn = share_errors(&runs);
+        let drawn = share_errors(&runs, 3);
         let names: Vec<&str> = drawn.series.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a/t", "a/u"]);
         assert_eq!(drawn.trials, Some((1, 2)));
         assert_eq!(drawn.trials_text(), "1–2 trials");
+        // Value 4 ran one trial of the three asked (the others failed).
+        let why = "(the others failed or lack a figure)";
         assert_eq!(
             drawn.notes,
-            vec!["a/t at 2: over 2 of its 3 trials (the others lack a figure)"]
+            vec![
+                format!("a/t at 2: over 2 of the 3 trials asked {why}"),
+                format!("a/t at 4: over 1 of the 3 trials asked {why}"),
+                format!("a/u at 4: over 1 of the 3 trials asked {why}"),
+            ]
         );
     }
 
     #[test]
-    fn a_p99_point_stands_only_where_every_trial_reported_and_kept_up() {
+    fn a_p99_point_stands_only_where_every_trial_asked_ran_reported_and_kept_up() {
+        let mut no_p99 = run("1600", 0.0, Some(9), 0);
+        no_p99.1["apps"][0]["requests"]["latency"]["p99_ns"] = Value::Null;
         let runs = [
             run("100", 0.0, Some(4), 0),
             run("100", 0.0, Some(6), 5),
@@ -308,8 +336,15 @@ mod tests {
             run("400", 0.0, Some(9), 0),
             run("800", 0.0, Some(9), 0),
             run("800", 0.0, None, 0),
+            run("800", 0.0, Some(9), 0),
+            // One of three failed (left out of the runs).
+            run("1200", 0.0, Some(9), 0),
+            run("1200", 0.0, Some(9), 0),
+            run("1600", 0.0, Some(9), 0),
+            no_p99,
+            run("1600", 0.0, Some(9), 0),
         ];
-        let drawn = p99s(&served_trials(&runs), &runs);
+        let drawn = p99s(&served_trials(&runs), &runs, 3);
         assert_eq!(
             drawn.series,
             vec![(
@@ -325,7 +360,9 @@ mod tests {
             drawn.notes,
             vec![
                 "a at 400: left out, some trial did not keep up (its percentiles read low)",
-                "a at 800: left out, some trial reported no requests"
+                "a at 800: left out, some trial reported no requests",
+                "a at 1200: left out, some run failed",
+                "a at 1600: left out, some trial has no p99 (no request completed)",
             ]
         );
     }
@@ -343,7 +380,11 @@ mod tests {
         ];
         // The key as long as the docs' own.
         let key = "app.0.requests.rate_per_s";
-        let (written, notes) = draw(&table, key, &runs).unwrap();
+        let two = Asked {
+            trials: 2,
+            failed: 0,
+        };
+        let (written, notes) = draw(&table, key, two, &runs).unwrap();
         assert_eq!(
             written,
             vec![
@@ -365,7 +406,11 @@ mod tests {
         assert!(svg.contains(">\nrange of trials\n<"), "{svg}");
         // One run per value: a dot at each value, no range to name.
         let single = [run("100", 0.5, Some(4), 0), run("200", -0.5, Some(8), 0)];
-        draw(&table, key, &single).unwrap();
+        let one = Asked {
+            trials: 1,
+            failed: 0,
+        };
+        draw(&table, key, one, &single).unwrap();
         let svg = std::fs::read_to_string(dir.join("sweep-x-rate.p99.svg")).unwrap();
         assert!(svg.contains(">\ndet; one run per value\n<") && !svg.contains("range of trials"));
         // Runs timed by the host, one not trusted, say so in full.
@@ -375,13 +420,23 @@ mod tests {
             s["accel"] = json!("kvm");
         }
         host[3].1["trust"]["trusted"] = json!(false);
-        draw(&table, key, &host).unwrap();
-        let svg = std::fs::read_to_string(dir.join("sweep-x-rate.p99.svg")).unwrap();
+        // A fifth run failed: left out of the runs, counted on the figure.
+        let lost = Asked {
+            trials: 2,
+            failed: 1,
+        };
+        draw(&table, key, lost, &host).unwrap();
+        let svg = std::fs::read_to_string(dir.join("sweep-x-rate.shares.svg")).unwrap();
         assert!(
-            svg.contains(">\nkvm, not det: host-timed, 1 of 4 runs not trusted; median and range of 2 trials\n<"),
+            svg.contains(">\nkvm, not det: host-timed, 1 of 4 runs not trusted, 1 run failed (left out); mean of 2 trials, 95% interval\n<"),
             "{svg}"
         );
-        let (written, notes) = draw(&table, "sched", &[run("rr", 0.1, None, 0)]).unwrap();
+        // One run timed by the host among deterministic ones: not det.
+        let mut mixed = runs.clone();
+        mixed[1].1["deterministic"] = json!(false);
+        mixed[1].1["accel"] = json!("tcg");
+        assert!(source(&mixed, 0).starts_with("tcg, not det"));
+        let (written, notes) = draw(&table, "sched", one, &[run("rr", 0.1, None, 0)]).unwrap();
         assert!(written.is_empty());
         assert_eq!(
             notes,
