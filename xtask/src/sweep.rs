@@ -137,6 +137,23 @@ pub(crate) fn values_of(runs: &[(String, serde_json::Value)]) -> Vec<&str> {
     values
 }
 
+/// The values whose trials all gave every thread the same CPU time: the
+/// seed changed nothing there, so their intervals of 0 are not measured
+/// spreads.
+pub(crate) fn unmoved_values(runs: &[(String, serde_json::Value)]) -> Vec<&str> {
+    values_of(runs)
+        .into_iter()
+        .filter(|v| {
+            let of_value: Vec<serde_json::Value> = runs
+                .iter()
+                .filter(|(w, _)| w == v)
+                .map(|(_, s)| s.clone())
+                .collect();
+            crate::trials::identical(&of_value)
+        })
+        .collect()
+}
+
 /// One thread at one value of a sweep.
 pub(crate) struct ThreadAtValue<'a> {
     pub value: &'a str,
@@ -534,20 +551,13 @@ pub fn run(s: &Sweep<'_>, jobs: Vec<(String, Job)>, parallel: usize) -> Result<(
             m.replace(',', "\t")
         );
         means = Some(m);
-        for v in values_of(summaries) {
-            let of_value: Vec<serde_json::Value> = summaries
-                .iter()
-                .filter(|(w, _)| w == v)
-                .map(|(_, s)| s.clone())
-                .collect();
-            if crate::trials::identical(&of_value) {
-                eprintln!(
-                    "warning: {} = {v}: every trial gave every thread the same CPU time \
-                     (the seed changed nothing in these runs): its interval of 0 is not a \
-                     measured spread",
-                    s.key
-                );
-            }
+        for v in unmoved_values(summaries) {
+            eprintln!(
+                "warning: {} = {v}: every trial gave every thread the same CPU time \
+                 (the seed changed nothing in these runs): its interval of 0 is not a \
+                 measured spread",
+                s.key
+            );
         }
         let served = served_trials(summaries);
         latencies = requests_trials_csv(&served);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{served_trials, thread_rows, values_of, ServedTrials};
+use super::{served_trials, thread_rows, unmoved_values, values_of, ServedTrials};
 use crate::plot::sweep::{value_lines, Scale, ValuePoint};
 use crate::trials::mean_ci;
 
@@ -197,7 +197,14 @@ pub fn draw(
     }
     // Where the figures' time came from opens their second line, which a
     // long key cannot push out of the title.
-    let source = source(runs, asked.failed);
+    let mut source = source(runs, asked.failed);
+    let unmoved = unmoved_values(runs);
+    if !unmoved.is_empty() {
+        source.push_str(&format!(
+            ", the seed moved nothing at {}",
+            unmoved.join(", ")
+        ));
+    }
     let shares = share_errors(runs, asked.trials);
     if shares.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("shares.png");
@@ -252,7 +259,8 @@ mod tests {
                                "p99_ns": p99 * 1_000_000, "p999_ns": null, "max_ns": p99 * 2_000_000}})
         });
         let thread = json!({"id": 0, "name": "t", "ideal_share": 0.5,
-                            "measured_share": 0.5 + error / 100.0, "share_error_pp": error});
+                            "measured_share": 0.5 + error / 100.0, "share_error_pp": error,
+                            "cpu_ns": (1000.0 + error * 100.0) as u64});
         let summary = json!({"deterministic": true, "trust": {"trusted": true}, "apps": [
             {"name": "a", "threads": [thread], "requests": requests}
         ]});
@@ -429,6 +437,18 @@ mod tests {
         let svg = std::fs::read_to_string(dir.join("sweep-x-rate.shares.svg")).unwrap();
         assert!(
             svg.contains(">\nkvm, not det: host-timed, 1 of 4 runs not trusted, 1 run failed (left out); mean of 2 trials, 95% interval\n<"),
+            "{svg}"
+        );
+        // Trials that all gave the same CPU times: their interval of 0 is
+        // no measured spread, and the caption says so.
+        let mut same = runs.clone();
+        for (_, s) in &mut same {
+            s["apps"][0]["threads"][0]["cpu_ns"] = json!(7);
+        }
+        draw(&table, key, two, &same).unwrap();
+        let svg = std::fs::read_to_string(dir.join("sweep-x-rate.shares.svg")).unwrap();
+        assert!(
+            svg.contains(">\ndet, the seed moved nothing at 100, 200; mean of 2 trials"),
             "{svg}"
         );
         // One run timed by the host among deterministic ones: not det.
