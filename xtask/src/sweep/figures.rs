@@ -51,6 +51,15 @@ impl Drawn {
         }
     }
 
+    /// What its points stand for: `one run per value` when one was asked,
+    /// else `summary` with `{}` as [`Drawn::trials_text`].
+    fn over(&self, asked: Asked, summary: &str) -> String {
+        match self.trials {
+            Some((1, 1)) if asked.trials == 1 => "one run per value".to_string(),
+            _ => summary.replace("{}", &self.trials_text()),
+        }
+    }
+
     /// `1 trial`, `3 trials`, `2–3 trials`.
     fn trials_text(&self) -> String {
         match self.trials {
@@ -208,10 +217,7 @@ pub fn draw(
     let shares = share_errors(runs, asked.trials);
     if shares.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("shares.png");
-        let over = match shares.trials {
-            Some((1, 1)) if asked.trials == 1 => "one run per value".to_string(),
-            _ => format!("mean of {}, 95% interval", shares.trials_text()),
-        };
+        let over = shares.over(asked, "mean of {}, 95% interval");
         value_lines(
             &path,
             &format!("share error against {key}\n{source}; {over}"),
@@ -226,10 +232,7 @@ pub fn draw(
     let p99s = p99s(&served_trials(runs), runs, asked.trials);
     if p99s.series.iter().any(|(_, p)| !p.is_empty()) {
         let path = table.with_extension("p99.png");
-        let of = match p99s.trials {
-            Some((1, 1)) if asked.trials == 1 => "one run per value".to_string(),
-            _ => format!("median and range of {}", p99s.trials_text()),
-        };
+        let of = p99s.over(asked, "median and range of {}");
         value_lines(
             &path,
             &format!("p99 request latency against {key}\n{source}; {of}"),
