@@ -56,7 +56,8 @@ pub enum Cmd {
         #[arg(long, default_value = "page", value_parser = ["page", "column"])]
         size: String,
         /// Titles on the figures (title=0 for a paper, whose captions name
-        /// them).
+        /// them: the command prints what a caption must say, the cores,
+        /// det or not, trusted or not, the schedulers).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
               value_parser = clap::builder::BoolishValueParser::new())]
         title: bool,

@@ -407,6 +407,14 @@ fn plot(
     for f in xtask::plot::plot_run_with(&dir, opts)? {
         println!("{}", f.display());
     }
+    let about = xtask::plot::about(&dir)?;
+    if opts.title {
+        println!("the run: {about}");
+    } else {
+        // A figure without its title no longer says where its time came
+        // from or whether it was trusted: its caption must.
+        println!("drawn without titles; their caption must say: {about}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

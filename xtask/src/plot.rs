@@ -130,7 +130,34 @@ fn load(dir: &Path) -> Result<RunData, String> {
     let path = dir.join("rundata.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e} (not a scenario run?)", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let mut data: RunData =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.trusted.is_none() {
+        // A run made before its data kept the verdict: its summary has it.
+        data.trusted = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["trust"]["trusted"].as_bool());
+    }
+    Ok(data)
+}
+
+/// What a figure of the run in `dir` stands on, as its title's second line
+/// says it (cores, deterministic or not, the schedulers) with whether its
+/// measurements were trusted spelled out: `just plot` prints it, the
+/// caption's facts for figures drawn without a title (`title=0`).
+pub fn about(dir: &Path) -> Result<String, String> {
+    let data = load(dir)?;
+    let trust = match data.trusted {
+        Some(true) => "trusted",
+        Some(false) => "NOT trusted (summary.json's trust says why)",
+        None => "trust unknown (no summary.json)",
+    };
+    let (cores, source, schedulers) = facts(&data);
+    Ok(format!(
+        "{}: {cores}, {source}, {trust}{schedulers}",
+        data.scenario_name
+    ))
 }
 
 /// Checks that the run in `dir` can be drawn as `opts` asks (its data reads,
@@ -174,11 +201,31 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     Ok(written)
 }
 
-/// A figure's title: the scenario, what the figure shows and the run's
-/// cores; under it, the schedulers (each application's, in the order they
-/// ran, as a swap changes what the figure means; named once when all ran
-/// the same). [`frame::frame`] draws each line cut to the figure's width.
+/// A figure's title: the scenario and what the figure shows; under it
+/// the run's cores, where its time came from, a warning when its
+/// measurements were not trusted, and the schedulers (each application's,
+/// in the order they ran, as a swap changes what the figure means; named
+/// once when all ran the same). [`frame::frame`] draws each line cut to
+/// the figure's width.
 fn title(data: &RunData, what: &str) -> String {
+    let (cores, source, schedulers) = facts(data);
+    // Where its time came from, and whether it can be trusted, open the
+    // second line, so a title cut to the figure's width never loses them
+    // (a long scenario name, a list of schedulers).
+    let trust = match data.trusted {
+        Some(true) => "",
+        Some(false) => ", NOT trusted",
+        None => ", trust unknown",
+    };
+    format!(
+        "{}: {what}\n{cores}, {source}{trust}{schedulers}",
+        data.scenario_name
+    )
+}
+
+/// A run's cores, where its time came from, and its schedulers (`; under
+/// …`, or empty when none is known).
+fn facts(data: &RunData) -> (String, &'static str, String) {
     let cores = if data.cpus_online == 1 {
         "1 core".to_string()
     } else {
@@ -198,18 +245,12 @@ fn title(data: &RunData, what: &str) -> String {
             format!("; {}", each.join("; "))
         }
     };
-    // Where its time came from opens the second line, so a title cut to
-    // the figure's width never loses it (a long scenario name, a list of
-    // schedulers).
     let source = if data.deterministic {
         "det"
     } else {
         "not det: host-timed"
     };
-    format!(
-        "{}: {what}\n{cores}, {source}{schedulers}",
-        data.scenario_name
-    )
+    (cores, source, schedulers)
 }
 
 fn secs(data: &RunData, t: u64) -> f64 {

@@ -22,6 +22,12 @@ pub struct RunData {
     pub seed: u64,
     /// Whether the run was made deterministic (`det=1`: `-icount`, fixed seed).
     pub deterministic: bool,
+    /// Whether its measurements passed the run's trust checks
+    /// (`summary.json`'s `trust.trusted`, [`crate::trust`]), so a figure
+    /// drawn from the data alone can say when they did not; `None` in runs
+    /// made before it was kept here (the plot then reads `summary.json`).
+    #[serde(default)]
+    pub trusted: Option<bool>,
     pub cpus_online: u32,
     /// Length of one slice.
     pub slice_ns: u64,

@@ -494,6 +494,8 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         scenario_name: s.name.clone(),
         seed: s.seed,
         deterministic,
+        // The runner sets it once the run's trust is assessed.
+        trusted: None,
         cpus_online,
         slice_ns: s.slice_us * 1000,
         start_ns,

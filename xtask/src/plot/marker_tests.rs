@@ -24,6 +24,7 @@ fn run(apps: Vec<App>) -> RunData {
         scenario_name: "swapper".into(),
         cpus_online: 2,
         apps,
+        trusted: Some(true),
         ..Default::default()
     }
 }
@@ -57,6 +58,24 @@ fn a_title_names_the_schedulers_each_application_ran_under_in_order() {
     let mut det = run(vec![]);
     det.deterministic = true;
     assert_eq!(title(&det, "lag"), "swapper: lag\n2 cores, det");
+}
+
+#[test]
+fn a_title_says_when_the_run_was_not_trusted_or_its_trust_is_unknown() {
+    // Beside where its time came from, before the schedulers: a cut
+    // title keeps it.
+    let mut untrusted = run(vec![app("eevee", &["eevdf"])]);
+    untrusted.deterministic = true;
+    untrusted.trusted = Some(false);
+    assert_eq!(
+        title(&untrusted, "lag"),
+        "swapper: lag\n2 cores, det, NOT trusted; under eevdf"
+    );
+    untrusted.trusted = None;
+    assert_eq!(
+        title(&untrusted, "lag"),
+        "swapper: lag\n2 cores, det, trust unknown; under eevdf"
+    );
 }
 
 fn event(t_ms: u64, kind: &str, app: Option<u32>, detail: &str) -> Event {

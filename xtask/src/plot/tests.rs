@@ -81,6 +81,7 @@ fn run(threads: u32) -> RunData {
     RunData {
         scenario_name: "synthetic".into(),
         deterministic: true,
+        trusted: Some(true),
         cpus_online: 2,
         slice_ns: 2 * MS,
         start_ns: start,
@@ -570,5 +571,42 @@ fn a_serving_run_gets_its_request_figures_and_says_which_stream_fell_behind() {
         .iter()
         .all(|f| !f.to_string_lossy().contains("requests.")
             && !f.to_string_lossy().contains("backlog.")));
+    remove(&files);
+}
+
+#[test]
+fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
+    // rundata.json without `trusted`, summary.json saying the run was not
+    // trusted: every figure says so, and so does what `just plot` prints
+    // for a caption. Without a summary either, the trust is unknown.
+    let mut data = run(2);
+    data.trusted = None;
+    let dir = std::env::temp_dir().join(format!("xtask-plot-{}-verdict", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut json: serde_json::Value = serde_json::to_value(&data).unwrap();
+    json.as_object_mut().unwrap().remove("trusted");
+    std::fs::write(dir.join("rundata.json"), json.to_string()).unwrap();
+    assert_eq!(
+        super::about(&dir).unwrap(),
+        "synthetic: 2 cores, det, trust unknown (no summary.json); lotto under lottery; strider under stride"
+    );
+    std::fs::write(
+        dir.join("summary.json"),
+        r#"{"trust": {"trusted": false, "why_not": ["a window charged 1.4x"]}}"#,
+    )
+    .unwrap();
+    let files = plot_run_with(&dir, &PlotOptions::default()).unwrap();
+    for stem in ["progress", "shares", "lag", "slicemap"] {
+        let svg = svg_named(&files, stem);
+        assert!(
+            svg.contains(">\n2 cores, det, NOT trusted; "),
+            "{stem}: {svg}"
+        );
+    }
+    assert_eq!(
+        super::about(&dir).unwrap(),
+        "synthetic: 2 cores, det, NOT trusted (summary.json's trust says why); lotto under lottery; strider under stride"
+    );
     remove(&files);
 }
