@@ -373,4 +373,51 @@ mod tests {
         assert_eq!(l.finish().as_deref(), Some("tail"));
         assert_eq!(l.finish(), None);
     }
+
+    /// Typed commands carried out so far, as the forwarding thread counts.
+    fn typed_done(acks: &ConsoleAcks) -> u64 {
+        acks.0 .0.lock().unwrap().done
+    }
+
+    /// The kernel's record of one console command, typed (`console`) or
+    /// from the runner's `script`; `seq` when forwarded to an application.
+    fn command(line: &str, source: &str, seq: Option<u64>) -> String {
+        let (outcome, seq) = match seq {
+            Some(n) => ("forwarded", format!(",\"seq\":{n}")),
+            None => ("ok", String::new()),
+        };
+        format!(
+            r#"@@exo event {{"event":"console","env":4,"core":0,"t_ns":1,"command":"{line}","outcome":"{outcome}","source":"{source}"{seq}}}"#
+        )
+    }
+
+    /// An application's reply to the forwarded message `seq` (it does not
+    /// know who sent it: its `source` is always `console`).
+    fn reply(seq: u64) -> String {
+        format!(
+            r#"@@exo user {{"env":4,"name":"a","core":1,"kind":"app_event","t_ns":2,"what":"console","thread":0,"seq":{seq},"detail":"swap rr","outcome":"ok","source":"console"}}"#
+        )
+    }
+
+    #[test]
+    fn only_typed_commands_acknowledge_typed_lines() {
+        let acks = ConsoleAcks::default();
+        acks.take(r#"@@exo boot {"cpus_online":2}"#);
+        // The script's commands run in the kernel on their own schedule:
+        // carried out here, or forwarded and answered, they are no answer
+        // to a line typed meanwhile.
+        acks.take(&command("window 5", "script", None));
+        acks.take(&command("swap a rr", "script", Some(0)));
+        acks.take(&reply(0));
+        assert_eq!(typed_done(&acks), 0, "the script acknowledged typed lines");
+        // A typed `swap` counts once its application has answered.
+        acks.take(&command("swap a stride", "console", Some(1)));
+        acks.take(&command("stop b", "script", None));
+        assert_eq!(typed_done(&acks), 0);
+        acks.take(&reply(1));
+        assert_eq!(typed_done(&acks), 1);
+        // One the kernel carries out itself counts at once.
+        acks.take(&command("list", "console", None));
+        assert_eq!(typed_done(&acks), 2);
+    }
 }
