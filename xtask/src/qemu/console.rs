@@ -127,7 +127,7 @@ pub(super) fn type_input(
 }
 
 /// Whether the kernel is up (its boot record: the serial port is set up,
-/// so typed bytes are kept) and how many console commands have been
+/// so typed bytes are kept) and how many typed console commands have been
 /// carried out, so piped input is sent a line at a time, each once the one
 /// before has taken effect (the kernel's input ring holds 256 bytes, and a
 /// `stop` must not overtake the `swap` before it).
@@ -137,24 +137,33 @@ pub(super) struct ConsoleAcks(Arc<(Mutex<AckState>, Condvar)>);
 #[derive(Default)]
 struct AckState {
     booted: bool,
-    /// Commands carried out.
+    /// Typed commands carried out.
     done: u64,
-    /// Commands forwarded to an application and not yet answered: (env,
-    /// inbox sequence number).
+    /// Typed commands forwarded to an application and not yet answered:
+    /// (env, inbox sequence number).
     forwarded: std::collections::BTreeSet<(u64, u64)>,
 }
 
 impl ConsoleAcks {
-    /// Takes one console line: the boot record, or a command's outcome
-    /// (the kernel's `console` event, or for a command it forwarded to an
-    /// application the application's reply).
+    /// Takes one console line: the boot record, or a typed command's
+    /// outcome (the kernel's `console` event, or for a command it forwarded
+    /// to an application the application's reply).
     fn take(&self, line: &str) {
         let Some((kind, payload)) = abi::record::parse_record_line(line) else {
             return;
         };
         let wanted = match kind {
             abi::record::RecordKind::Boot => true,
-            abi::record::RecordKind::Event => payload.contains("\"event\":\"console\""),
+            // Only typed commands (`source` `console`) answer typed lines:
+            // the runner's script (`source` `script`) runs in the kernel on
+            // its own clock, and counting its commands let a typed line go
+            // before the one before it was carried out. Its forwarded
+            // commands stay out of `forwarded`, so their replies are not
+            // counted either.
+            abi::record::RecordKind::Event => {
+                payload.contains("\"event\":\"console\"")
+                    && payload.contains("\"source\":\"console\"")
+            }
             abi::record::RecordKind::User => payload.contains("\"what\":\"console\""),
             _ => false,
         };
@@ -174,8 +183,8 @@ impl ConsoleAcks {
                 s.forwarded.insert(key);
             }
             abi::record::RecordKind::Event => s.done += 1,
-            // Replies to what the kernel itself posted (its `list`) are
-            // not commands of ours.
+            // Replies to what the kernel itself posted (its `list`) or the
+            // script forwarded are not commands of ours.
             _ if s.forwarded.remove(&key) => s.done += 1,
             _ => return,
         }
