@@ -127,7 +127,7 @@ pub(super) fn type_input(
 }
 
 /// Whether the kernel is up (its boot record: the serial port is set up,
-/// so typed bytes are kept) and how many console commands have been
+/// so typed bytes are kept) and how many typed console commands have been
 /// carried out, so piped input is sent a line at a time, each once the one
 /// before has taken effect (the kernel's input ring holds 256 bytes, and a
 /// `stop` must not overtake the `swap` before it).
@@ -137,24 +137,33 @@ pub(super) struct ConsoleAcks(Arc<(Mutex<AckState>, Condvar)>);
 #[derive(Default)]
 struct AckState {
     booted: bool,
-    /// Commands carried out.
+    /// Typed commands carried out.
     done: u64,
-    /// Commands forwarded to an application and not yet answered: (env,
-    /// inbox sequence number).
+    /// Typed commands forwarded to an application and not yet answered:
+    /// (env, inbox sequence number).
     forwarded: std::collections::BTreeSet<(u64, u64)>,
 }
 
 impl ConsoleAcks {
-    /// Takes one console line: the boot record, or a command's outcome
-    /// (the kernel's `console` event, or for a command it forwarded to an
-    /// application the application's reply).
+    /// Takes one console line: the boot record, or a typed command's
+    /// outcome (the kernel's `console` event, or for a command it forwarded
+    /// to an application the application's reply).
     fn take(&self, line: &str) {
         let Some((kind, payload)) = abi::record::parse_record_line(line) else {
             return;
         };
         let wanted = match kind {
             abi::record::RecordKind::Boot => true,
-            abi::record::RecordKind::Event => payload.contains("\"event\":\"console\""),
+            // Only typed commands (`source` `console`) answer typed lines:
+            // the runner's script (`source` `script`) runs in the kernel on
+            // its own clock, and counting its commands let a typed line go
+            // before the one before it was carried out. Its forwarded
+            // commands stay out of `forwarded`, so their replies are not
+            // counted either.
+            abi::record::RecordKind::Event => {
+                payload.contains("\"event\":\"console\"")
+                    && payload.contains("\"source\":\"console\"")
+            }
             abi::record::RecordKind::User => payload.contains("\"what\":\"console\""),
             _ => false,
         };
@@ -174,8 +183,8 @@ impl ConsoleAcks {
                 s.forwarded.insert(key);
             }
             abi::record::RecordKind::Event => s.done += 1,
-            // Replies to what the kernel itself posted (its `list`) are
-            // not commands of ours.
+            // Replies to what the kernel itself posted (its `list`) or the
+            // script forwarded are not commands of ours.
             _ if s.forwarded.remove(&key) => s.done += 1,
             _ => return,
         }
@@ -372,5 +381,52 @@ mod tests {
         assert_eq!(l.feed(b"tail"), Vec::<String>::new());
         assert_eq!(l.finish().as_deref(), Some("tail"));
         assert_eq!(l.finish(), None);
+    }
+
+    /// Typed commands carried out so far, as the forwarding thread counts.
+    fn typed_done(acks: &ConsoleAcks) -> u64 {
+        acks.0 .0.lock().unwrap().done
+    }
+
+    /// The kernel's record of one console command, typed (`console`) or
+    /// from the runner's `script`; `seq` when forwarded to an application.
+    fn command(line: &str, source: &str, seq: Option<u64>) -> String {
+        let (outcome, seq) = match seq {
+            Some(n) => ("forwarded", format!(",\"seq\":{n}")),
+            None => ("ok", String::new()),
+        };
+        format!(
+            r#"@@exo event {{"event":"console","env":4,"core":0,"t_ns":1,"command":"{line}","outcome":"{outcome}","source":"{source}"{seq}}}"#
+        )
+    }
+
+    /// An application's reply to the forwarded message `seq` (it does not
+    /// know who sent it: its `source` is always `console`).
+    fn reply(seq: u64) -> String {
+        format!(
+            r#"@@exo user {{"env":4,"name":"a","core":1,"kind":"app_event","t_ns":2,"what":"console","thread":0,"seq":{seq},"detail":"swap rr","outcome":"ok","source":"console"}}"#
+        )
+    }
+
+    #[test]
+    fn only_typed_commands_acknowledge_typed_lines() {
+        let acks = ConsoleAcks::default();
+        acks.take(r#"@@exo boot {"cpus_online":2}"#);
+        // The script's commands run in the kernel on their own schedule:
+        // carried out here, or forwarded and answered, they are no answer
+        // to a line typed meanwhile.
+        acks.take(&command("window 5", "script", None));
+        acks.take(&command("swap a rr", "script", Some(0)));
+        acks.take(&reply(0));
+        assert_eq!(typed_done(&acks), 0, "the script acknowledged typed lines");
+        // A typed `swap` counts once its application has answered.
+        acks.take(&command("swap a stride", "console", Some(1)));
+        acks.take(&command("stop b", "script", None));
+        assert_eq!(typed_done(&acks), 0);
+        acks.take(&reply(1));
+        assert_eq!(typed_done(&acks), 1);
+        // One the kernel carries out itself counts at once.
+        acks.take(&command("list", "console", None));
+        assert_eq!(typed_done(&acks), 2);
     }
 }
