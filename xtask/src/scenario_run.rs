@@ -383,7 +383,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     let mut request_logs = Vec::new();
     let mut switches = Switches::default();
     let mut events = Vec::new();
-    for v in &users {
+    for (k, v) in users.iter().enumerate() {
         let Some(app) = v["env"].as_u64().and_then(env_index) else {
             continue;
         };
@@ -445,7 +445,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 detail: format!(
                     "{} ({})",
                     v["detail"].as_str().unwrap_or(""),
-                    v["source"].as_str().unwrap_or("")
+                    action_source(&users, k, records)
                 ),
             }),
             _ => {}
@@ -520,6 +520,39 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
                 running_ns,
             })
             .collect(),
+    }
+}
+
+/// Who asked for what the application reports in `users[k]` (a swap, a
+/// ticket change): its own `source`, except that a command the kernel
+/// forwarded from the runner's console script is the `script`'s. The
+/// application cannot tell (it reads every forwarded command as the
+/// console's); its reply to the command, the next of its console replies,
+/// names the inbox message, and the kernel's record of that message says
+/// where the command came from.
+fn action_source<'a>(users: &[&'a Value], k: usize, records: &Records) -> &'a str {
+    let v = users[k];
+    let own = v["source"].as_str().unwrap_or("");
+    if own != "console" {
+        return own;
+    }
+    let Some(seq) = users[k + 1..]
+        .iter()
+        .find(|r| r["env"] == v["env"] && r["kind"] == "app_event" && r["what"] == "console")
+        .map(|r| &r["seq"])
+    else {
+        return own;
+    };
+    let scripted = records.of(RecordKind::Event).any(|e| {
+        e["event"] == "console"
+            && e["env"] == v["env"]
+            && e["seq"] == *seq
+            && e["source"] == "script"
+    });
+    if scripted {
+        "script"
+    } else {
+        own
     }
 }
 

@@ -40,7 +40,7 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
                 let effect_drawn = events.iter().any(|f| {
                     f.kind != "console"
                         && f.app == e.app
-                        && f.detail.ends_with("(console)")
+                        && asked_by_console(f)
                         && f.t_ns >= e.t_ns
                         && f.t_ns - e.t_ns <= EFFECT_WITHIN_NS
                 });
@@ -89,9 +89,15 @@ fn swapped_after(e: &Event, events: &[Event]) -> bool {
     events.iter().any(|f| {
         f.kind == "swap"
             && f.app == e.app
-            && f.detail.ends_with("(console)")
+            && asked_by_console(f)
             && (e.t_ns..next).contains(&f.t_ns)
     })
+}
+
+/// Whether an application's change was a console command's doing, typed
+/// (`(console)`) or from the runner's script (`(script)`).
+fn asked_by_console(f: &Event) -> bool {
+    f.detail.ends_with("(console)") || f.detail.ends_with("(script)")
 }
 
 /// Whether `killed` is what a console `stop` of its application did: the

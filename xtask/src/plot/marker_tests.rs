@@ -119,9 +119,14 @@ fn a_console_swap_to_the_policy_already_running_says_so() {
     let events = [
         event(1000, "console", Some(0), "swap eevee stride -> ok"),
         event(2000, "console", Some(0), "swap eevee rr -> ok (script)"),
-        event(2001, "swap", Some(0), "stride -> rr (console)"),
+        event(2001, "swap", Some(0), "stride -> rr (script)"),
+        event(3000, "console", Some(0), "swap eevee eevdf -> ok"),
+        event(3001, "swap", Some(0), "rr -> eevdf (console)"),
     ];
-    assert_eq!(labels(&events), ["swap to stride (already)", "swap to rr"]);
+    assert_eq!(
+        labels(&events),
+        ["swap to stride (already)", "swap to rr", "swap to eevdf"]
+    );
     // A swap of another application after it is not this one's effect.
     let events = [
         event(1000, "console", Some(0), "swap eevee stride -> ok"),

@@ -276,6 +276,15 @@ fn console_commands_are_logged_with_what_happened() {
         data.apps[0].threads[1].tickets_timeline.last(),
         Some(&(121_000_000, 5))
     );
+    // What the application did for a command from the script says so,
+    // although the application, which cannot tell, wrote `console`.
+    let tickets: Vec<&str> = data
+        .events
+        .iter()
+        .filter(|e| e.kind == "tickets")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(tickets, ["100 -> 5 (script)"]);
 }
 
 #[test]
