@@ -205,9 +205,36 @@ fn the_table_names_its_units() {
         "ideal(%)",
         "error(pp)",
         "wait p99(ms)",
+        "max(ms)",
     ] {
         assert!(header.contains(column), "{header}");
     }
+}
+
+#[test]
+fn the_table_gives_each_thread_s_longest_wait_beside_its_p99() {
+    // 99 waits of about 1 ms and one of 385 ms: the p99 is the 1 ms
+    // bucket, the longest wait what it hides.
+    let waits: Value = serde_json::from_str(&format!(
+        r#"{{"kind":"waits","name":"a","t_ns":{},"w":[[1,100,0,385000000,{},99,{},1]]}}"#,
+        100 * MS,
+        abi::waits::bucket_of(MS),
+        abi::waits::bucket_of(385 * MS)
+    ))
+    .unwrap();
+    let t = tracked(
+        1,
+        &[
+            record(0, "stride", &th(&[(1, 100, 0, 0, 0)])),
+            waits,
+            record(100, "stride", &th(&[(1, 100, 100, 0, 100)])),
+        ],
+    );
+    let table = t.table(&BTreeMap::new());
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let p99: f64 = row[row.len() - 2].parse().unwrap();
+    assert!((p99 - 1.0).abs() < 1.0 / 16.0, "{table}");
+    assert_eq!(row[row.len() - 1], "385.000", "{table}");
 }
 
 // ---- The summary against an independent water filling -----------------
