@@ -577,7 +577,9 @@ fn lag<DB: DrawingBackend>(
             format: num,
         },
         lines,
-        &[],
+        // A swap's or a ticket change's effect shows here first: the
+        // changes are marked, as on the progress figure.
+        &event_lines(data),
     )
 }
 

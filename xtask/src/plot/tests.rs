@@ -286,6 +286,18 @@ fn a_failed_console_command_draws_nothing_and_a_change_is_marked_once() {
 }
 
 #[test]
+fn the_progress_and_lag_figures_mark_the_run_s_changes() {
+    let files = draw(&run(4), "changes", &PlotOptions::default());
+    for stem in ["progress", "lag"] {
+        let svg = svg_named(&files, stem);
+        for label in ["swap to rr", "tickets", "start"] {
+            assert!(svg.contains(&format!(">\n{label}\n<")), "{stem}: {label}");
+        }
+    }
+    remove(&files);
+}
+
+#[test]
 fn event_names_stacked_in_rows_never_overlap() {
     // Clusters of names closer than their widths, and lone ones.
     let spans: Vec<(f64, f64)> = (0..40)
