@@ -295,6 +295,7 @@ mod tests {
         std::fs::write(dir.join("summary.json"), r#"{"commit":"x"}"#).unwrap();
         assert!(load(&dir).unwrap_err().contains("not a scenario run"));
         assert!(load(&dir.join("nowhere")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn scenario_with(
     for (key, value) in overrides {
         set(&mut doc, key, value)?;
     }
-    let dir = std::env::temp_dir().join(format!("exo-sweep-{}", std::process::id()));
+    let dir = variants_dir();
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let stem = base
         .file_stem()
@@ -55,6 +55,36 @@ pub fn scenario_with(
         return Err(format!("{}: {e}", path.display()));
     }
     Ok(path)
+}
+
+/// This process's directory of scenario variants (`<tmp>/exo-sweep-<pid>`).
+/// Those of processes that have ended are removed the first time: each
+/// run keeps its own copy of its scenario (`scenario.toml`), so a variant
+/// is needed only until its run has started, and a sweep or the
+/// experiments left some 190 behind every time (a run stopped by Ctrl-C
+/// cannot remove its own).
+fn variants_dir() -> PathBuf {
+    const PREFIX: &str = "exo-sweep-";
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let tmp = std::env::temp_dir();
+    let me = std::process::id();
+    SWEPT.call_once(|| remove_ended(&tmp, PREFIX));
+    tmp.join(format!("{PREFIX}{me}"))
+}
+
+/// Removes the directories `<prefix><pid>` in `dir` whose process has
+/// ended (no `/proc/<pid>`).
+fn remove_ended(dir: &Path, prefix: &str) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Sets the value at dotted `key` (numbers stay numbers, `true` and
@@ -237,6 +267,25 @@ pub fn images(paths: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_of_ended_processes_are_removed_and_a_live_one_s_kept() {
+        let dir = std::env::temp_dir().join(format!("exo-ended-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // A pid no process has: past the kernel's largest.
+        let ended = dir.join("exo-sweep-4194305");
+        let live = dir.join(format!("exo-sweep-{}", std::process::id()));
+        let other = dir.join("exo-sweep-figures-4194305");
+        for d in [&ended, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("a.toml"), "").unwrap();
+        }
+        remove_ended(&dir, "exo-sweep-");
+        assert!(!ended.exists());
+        assert!(live.join("a.toml").exists());
+        assert!(other.exists(), "not a pid after the prefix: not ours");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn overrides_reach_nested_fields_and_keep_types() {

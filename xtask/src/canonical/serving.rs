@@ -498,6 +498,7 @@ mod tests {
             csv.contains("\nstride,0.9,3,0.4,1000,930,70,500,480,1.5,40,,120\n"),
             "{csv}"
         );
+        let _ = std::fs::remove_dir_all(&figures);
     }
 
     #[test]
