@@ -284,7 +284,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
         data.trusted = summary["trust"]["trusted"].as_bool();
         crate::scenario_run::write_results(&run_dir, s, &data, &mut summary)?;
         if let Some(live) = live.as_mut() {
-            live.finish(&summary["trust"]);
+            live.finish(&summary);
         }
     }
     let summary_path = run_dir.join("summary.json");
