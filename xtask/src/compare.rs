@@ -134,8 +134,12 @@ fn threads(s: &Value) -> Vec<(String, String, &Value)> {
 /// The comparison table of runs `a` and `b` (directories and summaries).
 pub fn table(a: (&Path, &Value), b: (&Path, &Value)) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", describe("A", a.0, a.1));
-    let _ = writeln!(out, "{}", describe("B", b.0, b.1));
+    for (label, (dir, s)) in [("A", a), ("B", b)] {
+        let _ = writeln!(out, "{}", describe(label, dir, s));
+        if let Some(each) = crate::summary::turns_repossessed(&s["envs"]) {
+            let _ = writeln!(out, "   turns repossessed: {each}");
+        }
+    }
     let _ = write!(out, "{:<24}", "app/thread");
     for f in &FIGURES {
         let _ = write!(out, " | {:^29}", f.head);
@@ -253,8 +257,16 @@ mod tests {
         let a = summary("stride", 0.125, Some(14_000_000));
         let mut b = summary("lottery", 0.130, Some(60_000_000));
         b["apps"][0]["threads"][1]["share_error_pp"] = json!(0.6);
+        b["envs"] = json!([{"name": "pair", "turns": 800, "repossessions": 4}]);
         let t = table((Path::new("ra"), &a), (Path::new("rb"), &b));
         assert!(t.contains("A: ra — scenario pair, sched stride"), "{t}");
+        // B's environment's turns repossessed under its line; A has none
+        // recorded (a summary without `envs`).
+        assert!(
+            t.contains("sched lottery, cpus 1, det, trusted\n   turns repossessed: pair 4 of 800 (0.50%)\n"),
+            "{t}"
+        );
+        assert_eq!(t.matches("turns repossessed").count(), 1, "{t}");
         assert!(t.contains("B: rb — scenario pair, sched lottery"), "{t}");
         let row = t.lines().find(|l| l.starts_with("pair/B ")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().filter(|c| *c != "|").collect();

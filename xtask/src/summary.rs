@@ -148,9 +148,45 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
     Value::Object(m)
 }
 
+/// Each environment of `summary.json`'s `envs` that had turns, with how
+/// many of them the kernel repossessed (took the core back past the grace
+/// period), the abort protocol's figure: `demo 3 of 2952 (0.10%); …`, for
+/// the final table and `just compare`.
+pub fn turns_repossessed(envs: &Value) -> Option<String> {
+    let each: Vec<String> = envs
+        .as_array()?
+        .iter()
+        .filter_map(|e| {
+            let turns = e["turns"].as_u64().filter(|&t| t > 0)?;
+            let taken = e["repossessions"].as_u64()?;
+            Some(format!(
+                "{} {taken} of {turns} ({:.2}%)",
+                e["name"].as_str().unwrap_or("?"),
+                100.0 * taken as f64 / turns as f64
+            ))
+        })
+        .collect();
+    (!each.is_empty()).then(|| each.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_final_lines_give_each_environment_s_turns_repossessed() {
+        let envs = serde_json::json!([
+            {"name": "demo", "turns": 2952, "repossessions": 3},
+            {"name": "idle-helper", "turns": 0, "repossessions": 0},
+            {"name": "demo#2", "turns": 400, "repossessions": 0},
+        ]);
+        assert_eq!(
+            turns_repossessed(&envs).unwrap(),
+            "demo 3 of 2952 (0.10%); demo#2 0 of 400 (0.00%)"
+        );
+        assert_eq!(turns_repossessed(&serde_json::json!([])), None);
+        assert_eq!(turns_repossessed(&Value::Null), None);
+    }
 
     const LOG: &str = "[c0 INFO ] hello\n\
         @@exo core_online {\"core\":0,\"apic_id\":0}\n\

@@ -267,53 +267,17 @@ impl Live {
             if let Some(table) = self.window_table() {
                 println!("{table}");
             }
-            if let Some(line) = repossessions(&summary["envs"]) {
-                println!("{line}");
+            if let Some(each) = crate::summary::turns_repossessed(&summary["envs"]) {
+                println!("== turns repossessed: {each}");
             }
             println!("{}\n", trust::verdict(&summary["trust"]));
         }
     }
 }
 
-/// Each environment that had turns, with how many of them the kernel
-/// repossessed (took the core back past the grace period): the figure of
-/// the abort protocol, otherwise only in `summary.json`'s `envs` and
-/// `events.csv`.
-fn repossessions(envs: &Value) -> Option<String> {
-    let each: Vec<String> = envs
-        .as_array()?
-        .iter()
-        .filter_map(|e| {
-            let turns = e["turns"].as_u64().filter(|&t| t > 0)?;
-            let taken = e["repossessions"].as_u64()?;
-            Some(format!(
-                "{} {taken} of {turns} ({:.2}%)",
-                e["name"].as_str().unwrap_or("?"),
-                100.0 * taken as f64 / turns as f64
-            ))
-        })
-        .collect();
-    (!each.is_empty()).then(|| format!("== turns repossessed: {}", each.join("; ")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_final_lines_give_each_environment_s_turns_repossessed() {
-        let envs = serde_json::json!([
-            {"name": "demo", "turns": 2952, "repossessions": 3},
-            {"name": "idle-helper", "turns": 0, "repossessions": 0},
-            {"name": "demo#2", "turns": 400, "repossessions": 0},
-        ]);
-        assert_eq!(
-            repossessions(&envs).unwrap(),
-            "== turns repossessed: demo 3 of 2952 (0.10%); demo#2 0 of 400 (0.00%)"
-        );
-        assert_eq!(repossessions(&serde_json::json!([])), None);
-        assert_eq!(repossessions(&Value::Null), None);
-    }
 
     const SCENARIO: &str = "[[app]]\nname = \"demo\"\nscheduler = \"stride\"\ncores = [0]\n\
         [[app.thread]]\nname = \"low\"\nbehaviour = \"cpu\"\ntickets = 100\n\
