@@ -136,7 +136,7 @@ pub fn table(a: (&Path, &Value), b: (&Path, &Value)) -> String {
     let mut out = String::new();
     for (label, (dir, s)) in [("A", a), ("B", b)] {
         let _ = writeln!(out, "{}", describe(label, dir, s));
-        if let Some(each) = crate::summary::turns_repossessed(&s["envs"]) {
+        if let Some(each) = crate::summary::turns_repossessed(s) {
             let _ = writeln!(out, "   turns repossessed: {each}");
         }
     }

@@ -148,13 +148,16 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
     Value::Object(m)
 }
 
-/// Each environment of `summary.json`'s `envs` that had turns, with how
-/// many of them the kernel repossessed (took the core back past the grace
-/// period), the abort protocol's figure: `demo 3 of 2952 (0.10%); …`, for
-/// the final table and `just compare`.
-pub fn turns_repossessed(envs: &Value) -> Option<String> {
-    let each: Vec<String> = envs
-        .as_array()?
+/// Each environment with how many of its turns the kernel repossessed
+/// (took the core back past the grace period), the abort protocol's
+/// figure, from a run's `summary.json`: `demo 3 of 2952 (0.10%); …`, for
+/// the final table and `just compare`. An environment that ended before
+/// the run did has no end-of-run figures (`envs`): its repossessions are
+/// counted from the events, without the turns they were of.
+pub fn turns_repossessed(summary: &Value) -> Option<String> {
+    let envs = summary["envs"].as_array().map_or(&[][..], Vec::as_slice);
+    let events = summary["events"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut each: Vec<String> = envs
         .iter()
         .filter_map(|e| {
             let turns = e["turns"].as_u64().filter(|&t| t > 0)?;
@@ -166,6 +169,20 @@ pub fn turns_repossessed(envs: &Value) -> Option<String> {
             ))
         })
         .collect();
+    let at_end = |env: &Value| envs.iter().any(|e| e["env"] == *env);
+    for spawned in events.iter().filter(|e| e["event"] == "spawned") {
+        if at_end(&spawned["env"]) {
+            continue;
+        }
+        let taken = events
+            .iter()
+            .filter(|e| e["event"] == "repossession" && e["env"] == spawned["env"])
+            .count();
+        each.push(format!(
+            "{} {taken} (ended before the run: its turns not counted)",
+            spawned["name"].as_str().unwrap_or("?")
+        ));
+    }
     (!each.is_empty()).then(|| each.join("; "))
 }
 
@@ -175,16 +192,28 @@ mod tests {
 
     #[test]
     fn the_final_lines_give_each_environment_s_turns_repossessed() {
-        let envs = serde_json::json!([
-            {"name": "demo", "turns": 2952, "repossessions": 3},
-            {"name": "idle-helper", "turns": 0, "repossessions": 0},
-            {"name": "demo#2", "turns": 400, "repossessions": 0},
-        ]);
+        let summary = serde_json::json!({
+            "envs": [
+                {"env": 512, "name": "demo#2", "turns": 2952, "repossessions": 3},
+                {"env": 9, "name": "idle-helper", "turns": 0, "repossessions": 0},
+                {"env": 768, "name": "batch", "turns": 400, "repossessions": 0},
+            ],
+            "events": [
+                {"event": "spawned", "env": 256, "name": "demo"},
+                {"event": "repossession", "env": 256},
+                {"event": "repossession", "env": 512},
+                {"event": "repossession", "env": 256},
+                {"event": "killed", "env": 256},
+                {"event": "spawned", "env": 512, "name": "demo#2"},
+                {"event": "spawned", "env": 768, "name": "batch"},
+            ],
+        });
         assert_eq!(
-            turns_repossessed(&envs).unwrap(),
-            "demo 3 of 2952 (0.10%); demo#2 0 of 400 (0.00%)"
+            turns_repossessed(&summary).unwrap(),
+            "demo#2 3 of 2952 (0.10%); batch 0 of 400 (0.00%); \
+             demo 2 (ended before the run: its turns not counted)"
         );
-        assert_eq!(turns_repossessed(&serde_json::json!([])), None);
+        assert_eq!(turns_repossessed(&serde_json::json!({"envs": []})), None);
         assert_eq!(turns_repossessed(&Value::Null), None);
     }
 

@@ -267,7 +267,7 @@ impl Live {
             if let Some(table) = self.window_table() {
                 println!("{table}");
             }
-            if let Some(each) = crate::summary::turns_repossessed(&summary["envs"]) {
+            if let Some(each) = crate::summary::turns_repossessed(summary) {
                 println!("== turns repossessed: {each}");
             }
             println!("{}\n", trust::verdict(&summary["trust"]));
