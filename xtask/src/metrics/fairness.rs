@@ -45,6 +45,33 @@ pub fn add_sleeps(v: &Value, into: &mut Sleeps) -> Option<u32> {
     Some(id)
 }
 
+/// How much of `slept`, the sleep a thread reported over `[t0, t]` (its
+/// `sleep_ns` grew by that much), the intervals `spans` do not place in
+/// that interval. A sound sample places all of it: its `sleeps` records
+/// give every sleep, one in progress included. A sample whose `sleeps`
+/// records the run's end cut off leaves it unplaced, and kept, its threads
+/// would count as runnable for it, moving the ideal shares.
+pub fn unplaced_sleep(slept: u64, t0: u64, t: u64, spans: &[(u64, u64)]) -> u64 {
+    let mut clipped: Vec<(u64, u64)> = spans
+        .iter()
+        .map(|&(s, e)| (s.max(t0), e.min(t)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    clipped.sort_unstable();
+    let (mut placed, mut reach) = (0, t0);
+    for (s, e) in clipped {
+        let s = s.max(reach);
+        if e > s {
+            placed += e - s;
+            reach = e;
+        }
+    }
+    slept.saturating_sub(placed)
+}
+
+/// The sleep [`unplaced_sleep`] tolerates: a clock read's rounding.
+pub const UNPLACED_SLEEP_NS: u64 = 1_000;
+
 /// The rows of a `sample` record's `th` array.
 pub fn rows(th: &Value) -> Vec<Row> {
     th.as_array()
@@ -304,6 +331,20 @@ impl Fairness {
             currency: self.currency_of.get(&r.id).copied().unwrap_or(0),
             fixed: self.fixed.get(&r.id).copied(),
         }
+    }
+
+    /// Whether a snapshot at `t` of `rows` with `sleeps` places every
+    /// thread's sleep since the last snapshot ([`unplaced_sleep`]): one
+    /// that does not had its `sleeps` records cut off by the run's end.
+    pub fn places_sleeps(&self, t: u64, rows: &[Row], sleeps: &Sleeps) -> bool {
+        let t0 = self.last_t.unwrap_or(0);
+        rows.iter().all(|r| {
+            let slept = r
+                .sleep_ns
+                .saturating_sub(self.last.get(&r.id).map_or(0, |p| p.sleep_ns));
+            let spans = sleeps.get(&r.id).map_or(&[][..], Vec::as_slice);
+            unplaced_sleep(slept, t0, t, spans) <= UNPLACED_SLEEP_NS
+        })
     }
 
     /// `(measured share, ideal share)` of each thread within its

@@ -101,8 +101,9 @@ fn a_sleeper_spanning_samples_is_asleep_in_each() {
 
 #[test]
 fn sleep_without_its_intervals_is_counted_as_unplaced_and_runnable() {
-    // The counter says 50 ms asleep, no interval says when: the thread is
-    // taken as runnable (owed half), and the 50 ms are reported.
+    // The counter says 50 ms asleep, no interval says when (a sample in
+    // the middle of the run): the thread is taken as runnable (owed half),
+    // and the 50 ms are reported. The next 100 ms, asleep no more: half.
     let t = tracked(
         1,
         &[
@@ -112,11 +113,63 @@ fn sleep_without_its_intervals_is_counted_as_unplaced_and_runnable() {
                 "stride",
                 &th(&[(1, 100, 75, 0, 100), (2, 100, 25, 50, 100)]),
             ),
+            record(
+                200,
+                "stride",
+                &th(&[(1, 100, 125, 0, 200), (2, 100, 75, 50, 200)]),
+            ),
         ],
     );
     let f = &t.apps["a"];
-    assert!((f.threads[&2].ideal_ns - 50e6).abs() < 1.0);
+    assert!((f.threads[&2].ideal_ns - 100e6).abs() < 1.0);
     assert_eq!(f.threads[&2].sleep_unlogged_ns, 50 * MS);
+}
+
+#[test]
+fn unplaced_sleep_is_what_the_intervals_clipped_and_merged_leave() {
+    use crate::metrics::fairness::unplaced_sleep;
+    // Overlapping intervals count once; one reaching past the sample, up
+    // to it.
+    assert_eq!(
+        unplaced_sleep(100, 0, 200, &[(10, 60), (40, 90), (150, 250)]),
+        0
+    );
+    assert_eq!(unplaced_sleep(100, 0, 200, &[(40, 90), (10, 60)]), 20);
+    // Before the interval: not this sample's.
+    assert_eq!(unplaced_sleep(30, 100, 200, &[(50, 120)]), 10);
+    assert_eq!(unplaced_sleep(30, 100, 200, &[]), 30);
+}
+
+#[test]
+fn a_last_snapshot_whose_sleeps_the_run_s_end_cut_off_is_left_out() {
+    // The run ended after the sample at 200 ms was sent but before its
+    // `sleeps` record: thread 2's 40 ms asleep are not placed, so the
+    // final table stands on the sample at 100 ms (as the summary does,
+    // `drop_cut_samples`), not on one that would count them runnable.
+    let first = [
+        record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+        record(
+            100,
+            "stride",
+            &th(&[(1, 100, 50, 0, 100), (2, 100, 50, 0, 100)]),
+        ),
+    ];
+    let cut = record(
+        200,
+        "stride",
+        &th(&[(1, 100, 110, 0, 200), (2, 100, 90, 40, 200)]),
+    );
+    let mut records = first.to_vec();
+    records.push(cut.clone());
+    let t = tracked(1, &records);
+    let f = &t.apps["a"];
+    assert!((f.threads[&2].ideal_ns - 50e6).abs() < 1.0, "{f:?}");
+    assert_eq!(f.threads[&2].sleep_unlogged_ns, 0);
+    // With its record it is kept: 40 ms asleep, owed 30 of the 100.
+    records.push(sleeps(200, 100, 2, &[(20, 60)]));
+    let t = tracked(1, &records);
+    let f = &t.apps["a"];
+    assert!((f.threads[&2].ideal_ns - 80e6).abs() < 1.0, "{f:?}");
 }
 
 #[test]
