@@ -622,3 +622,16 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
     );
     remove(&files);
 }
+
+#[test]
+fn a_thread_capped_at_one_core_gets_no_lottery_envelope() {
+    use super::envelope;
+    // Four cores: a thread owed 25% is capped; one owed 10% is drawn for.
+    assert_eq!(envelope(true, 0.25, 4, 1000.0), None);
+    assert_eq!(envelope(true, 0.2499, 4, 1000.0), None);
+    let drawn = envelope(true, 0.10, 4, 1000.0).unwrap();
+    assert!((drawn - 1.96 * (0.1f64 * 0.9 / 1000.0).sqrt()).abs() < 1e-12);
+    // One core: nobody is capped; not lottery: no envelope at all.
+    assert!(envelope(true, 0.9, 1, 1000.0).is_some());
+    assert_eq!(envelope(false, 0.10, 4, 1000.0), None);
+}
