@@ -918,17 +918,27 @@ fn second_half(data: &RunData, index: u32, app: &crate::rundata::App, last: Opti
 }
 
 /// Writes the scenario as run, `samples.csv`, `sleeps.csv` and `events.csv` into
-/// `dir`, and adds the scenario's figures to `summary`.
+/// `dir`, and adds the scenario's figures to `summary`, and to its `trust`
+/// the check on them (`sleeps_placed`), whose verdict `data` keeps.
 pub fn write_results(
     dir: &Path,
     s: &Scenario,
-    data: &RunData,
+    data: &mut RunData,
     summary: &mut Value,
 ) -> Result<(), Error> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(Error::io(&path))
     };
+    // The figures first: one of the run's trust checks is on them, and
+    // the verdict goes into rundata.json with the data.
+    let apps = fairness_summary(data);
+    crate::trust::add_check(
+        &mut summary["trust"],
+        crate::trust::sleeps_placed_check(&apps, data.slice_ns),
+    );
+    data.trusted = summary["trust"]["trusted"].as_bool();
+    let data: &RunData = data;
     write("scenario.toml", toml::to_string(s).unwrap_or_default())?;
     let ideal: BTreeMap<(u32, u64, u32), f64> = replay(data)
         .into_iter()
@@ -1015,7 +1025,7 @@ pub fn write_results(
         obj.insert("deterministic".into(), json!(data.deterministic));
         obj.insert("duration_ns".into(), json!(data.duration_ns));
         obj.insert("slice_ns".into(), json!(data.slice_ns));
-        obj.insert("apps".into(), fairness_summary(data));
+        obj.insert("apps".into(), apps);
     }
     Ok(())
 }

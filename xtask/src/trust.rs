@@ -595,6 +595,65 @@ pub fn assess(mode: Mode, r: &Records, windows: &Windows) -> Value {
     })
 }
 
+/// `sleeps_placed`: no thread's sleep left unplaced in time by more than
+/// one slice (`apps` is `summary.json`'s, `sleep_unlogged_ns` per thread).
+/// Unplaced sleep counts as runnable, so it moves the ideal shares: a
+/// sleep log that overflowed, or records lost. `ok` is null when no
+/// thread slept.
+pub fn sleeps_placed_check(apps: &Value, slice_ns: u64) -> Value {
+    let mut slept = false;
+    let mut worst: Option<(u64, String)> = None;
+    for app in apps.as_array().into_iter().flatten() {
+        for t in app["threads"].as_array().into_iter().flatten() {
+            slept |= t["sleep_ns"].as_u64().is_some_and(|s| s > 0);
+            let unplaced = t["sleep_unlogged_ns"].as_u64().unwrap_or(0);
+            if worst.as_ref().is_none_or(|w| unplaced > w.0) {
+                let who = format!(
+                    "{}/{}",
+                    app["name"].as_str().unwrap_or("?"),
+                    t["name"].as_str().unwrap_or("?")
+                );
+                worst = Some((unplaced, who));
+            }
+        }
+    }
+    let (figure, who) = worst.unwrap_or((0, String::new()));
+    json!({
+        "check": "sleeps_placed",
+        "detail": format!(
+            "worst {who}: {:.3} ms of sleep not placed in time (counted as runnable)",
+            figure as f64 / 1e6
+        ),
+        "figure": figure,
+        "limit": slice_ns,
+        "unit": "ns of a thread's sleep its records did not place; one slice allowed",
+        "ok": slept.then_some(figure <= slice_ns),
+    })
+}
+
+/// Adds `check` to a `trust` object made by [`assess`], updating its
+/// verdict (a check whose `ok` is false makes the run not trusted).
+pub fn add_check(trust: &mut Value, check: Value) {
+    if check["ok"] == json!(false) {
+        trust["trusted"] = json!(false);
+        let why = format!(
+            "{}: {}",
+            check["check"].as_str().unwrap_or(""),
+            check["detail"].as_str().unwrap_or("")
+        );
+        if let Some(list) = trust["why_not"].as_array_mut() {
+            list.push(json!(why));
+        } else {
+            trust["why_not"] = json!([why]);
+        }
+    }
+    if let Some(list) = trust["checks"].as_array_mut() {
+        list.push(check);
+    } else {
+        trust["checks"] = json!([check]);
+    }
+}
+
 /// Runs every `user` record through a fresh [`Windows`] and assesses.
 pub fn assess_records(mode: Mode, r: &Records, capacities: BTreeMap<String, u32>) -> Value {
     let mut w = Windows::new(Limits::from_records(r), capacities);

@@ -281,8 +281,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
             }
         }
         let mut data = crate::scenario_run::rundata(s, &records, online, opts.det);
-        data.trusted = summary["trust"]["trusted"].as_bool();
-        crate::scenario_run::write_results(&run_dir, s, &data, &mut summary)?;
+        crate::scenario_run::write_results(&run_dir, s, &mut data, &mut summary)?;
         if let Some(live) = live.as_mut() {
             live.finish(&summary);
         }

@@ -65,7 +65,7 @@ fn results_files_have_their_schema() {
     ]
     .concat();
     let records = crate::records::parse_records(&console);
-    let data = rundata(&s, &records, 2, false);
+    let mut data = rundata(&s, &records, 2, false);
     assert_eq!(data.samples.len(), 4);
     assert_eq!(data.apps[0].env, 256);
     assert_eq!(data.apps[0].scheduler_timeline.last().unwrap().1, "rr");
@@ -77,7 +77,7 @@ fn results_files_have_their_schema() {
     let dir = std::env::temp_dir().join(format!("exo-schema-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut summary = json!({"commit": "x"});
-    write_results(&dir, &s, &data, &mut summary).unwrap();
+    write_results(&dir, &s, &mut data, &mut summary).unwrap();
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     assert_eq!(
         read("samples.csv").lines().next(),

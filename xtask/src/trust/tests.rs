@@ -313,3 +313,34 @@ fn an_application_that_died_mid_run_makes_the_run_untrusted() {
     );
     assert_eq!(assess_lines(Mode::DetTcg, &lines)["trusted"], true);
 }
+
+#[test]
+fn sleep_its_records_did_not_place_makes_a_run_untrusted_beyond_one_slice() {
+    let apps = |unplaced: u64, slept: u64| {
+        json!([{"name": "srv", "threads": [
+            {"name": "a", "sleep_ns": slept, "sleep_unlogged_ns": 0},
+            {"name": "b", "sleep_ns": slept, "sleep_unlogged_ns": unplaced},
+        ]}])
+    };
+    let slice = 2 * MS;
+    let mut trust = assess_lines(Mode::DetTcg, &clean());
+    assert_eq!(trust["trusted"], true);
+    // Within a slice: checked and passed.
+    let ok = sleeps_placed_check(&apps(slice, 50 * MS), slice);
+    assert_eq!(ok["ok"], true);
+    add_check(&mut trust, ok);
+    assert_eq!(trust["trusted"], true);
+    // Nobody slept: nothing to check.
+    assert_eq!(sleeps_placed_check(&apps(0, 0), slice)["ok"], Value::Null);
+    // Beyond it: the run is not trusted, and says whose sleep.
+    let bad = sleeps_placed_check(&apps(slice + 1, 50 * MS), slice);
+    assert_eq!(bad["ok"], false);
+    add_check(&mut trust, bad);
+    assert_eq!(trust["trusted"], false);
+    let why = trust["why_not"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("sleeps_placed: worst srv/b: 2.000 ms"),
+        "{why}"
+    );
+    assert!(warning(&trust).is_some());
+}
