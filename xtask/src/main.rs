@@ -407,13 +407,16 @@ fn plot(
     for f in xtask::plot::plot_run_with(&dir, opts)? {
         println!("{}", f.display());
     }
+    // On stderr: stdout lists the files written, for scripts.
     let about = xtask::plot::about(&dir)?;
     if opts.title {
-        println!("the run: {about}");
+        eprintln!("the run: {about}");
+    } else if xtask::plot::titles_kept(&dir)? {
+        eprintln!("titles kept although title=0 asked: the run is {about}");
     } else {
         // A figure without its title no longer says where its time came
         // from or whether it was trusted: its caption must.
-        println!("drawn without titles; their caption must say: {about}");
+        eprintln!("drawn without titles; their caption must say: {about}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -133,13 +133,29 @@ fn load(dir: &Path) -> Result<RunData, String> {
     let mut data: RunData =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if data.trusted.is_none() {
-        // A run made before its data kept the verdict: its summary has it.
-        data.trusted = std::fs::read_to_string(dir.join("summary.json"))
+        // A run made before its data kept the verdict and how it ended:
+        // its summary has them.
+        let summary = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["trust"]["trusted"].as_bool());
+            .unwrap_or_default();
+        data.trusted = summary["trust"]["trusted"].as_bool();
+        data.ended = crate::scenario_run::ended_badly(&summary["exit"]);
     }
     Ok(data)
+}
+
+/// Whether the figures of the run in `dir` keep their titles even with
+/// `title=0` (see [`may_drop_title`]).
+pub fn titles_kept(dir: &Path) -> Result<bool, String> {
+    Ok(!may_drop_title(&load(dir)?))
+}
+
+/// Whether a figure of the run may go without its title (`title=0`): only
+/// one of a run trusted that ended well, so a figure of any other always
+/// says what it is.
+fn may_drop_title(data: &RunData) -> bool {
+    data.trusted == Some(true) && data.ended.is_none()
 }
 
 /// What a figure of the run in `dir` stands on, as its title's second line
@@ -151,13 +167,21 @@ pub fn about(dir: &Path) -> Result<String, String> {
     let trust = match data.trusted {
         Some(true) => "trusted",
         Some(false) => "NOT trusted (summary.json's trust says why)",
-        None => "trust unknown (no summary.json)",
+        None => "trust unknown (no verdict recorded)",
     };
     let (cores, source, schedulers) = facts(&data);
     Ok(format!(
-        "{}: {cores}, {source}, {trust}{schedulers}",
-        data.scenario_name
+        "{}: {cores}, {source}, {trust}{}{schedulers}",
+        data.scenario_name,
+        ended(&data)
     ))
+}
+
+/// `, ended: <exit>` for a run that did not end well, else nothing.
+fn ended(data: &RunData) -> String {
+    data.ended.as_ref().map_or(String::new(), |e| {
+        format!(", ended: {}", e.replace('_', " "))
+    })
 }
 
 /// Checks that the run in `dir` can be drawn as `opts` asks (its data reads,
@@ -192,6 +216,14 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
     if !data.runs.is_empty() {
         figures.push(("slicemap", &|d, o, s, b| on!(b, slice_map, d, o, s)));
     }
+    // A figure of a run not trusted, or cut short, keeps its title even
+    // when asked to drop it: placed in a paper it must not pass for one of
+    // a sound run.
+    let titled = opts.title || !may_drop_title(&data);
+    let opts = &PlotOptions {
+        title: titled,
+        ..opts.clone()
+    };
     let mut written = Vec::new();
     for (name, draw) in figures {
         written.extend(both(dir, name, opts.paper, opts.title, &|s, b| {
@@ -203,7 +235,8 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
 
 /// A figure's title: the scenario and what the figure shows; under it
 /// the run's cores, where its time came from, a warning when its
-/// measurements were not trusted, and the schedulers (each application's,
+/// measurements were not trusted or the run did not end well, and the
+/// schedulers (each application's,
 /// in the order they ran, as a swap changes what the figure means; named
 /// once when all ran the same). [`frame::frame`] draws each line cut to
 /// the figure's width.
@@ -218,8 +251,9 @@ fn title(data: &RunData, what: &str) -> String {
         None => ", trust unknown",
     };
     format!(
-        "{}: {what}\n{cores}, {source}{trust}{schedulers}",
-        data.scenario_name
+        "{}: {what}\n{cores}, {source}{trust}{}{schedulers}",
+        data.scenario_name,
+        ended(data)
     )
 }
 

@@ -28,6 +28,13 @@ pub struct RunData {
     /// made before it was kept here (the plot then reads `summary.json`).
     #[serde(default)]
     pub trusted: Option<bool>,
+    /// How the run ended when not by itself or by `quit` (`summary.json`'s
+    /// `exit`: `interrupted`, `timeout`, `sampling_stopped`, a failed
+    /// check, …): its figures end where it stopped, or on a failure.
+    /// `None` when it ended well, and in runs made before it was kept
+    /// here (the plot then reads `summary.json`).
+    #[serde(default)]
+    pub ended: Option<String>,
     pub cpus_online: u32,
     /// Length of one slice.
     pub slice_ns: u64,

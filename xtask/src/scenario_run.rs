@@ -500,8 +500,9 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         scenario_name: s.name.clone(),
         seed: s.seed,
         deterministic,
-        // The runner sets it once the run's trust is assessed.
+        // `write_results` sets both once the run is assessed.
         trusted: None,
+        ended: None,
         cpus_online,
         slice_ns: s.slice_us * 1000,
         start_ns,
@@ -917,6 +918,14 @@ fn second_half(data: &RunData, index: u32, app: &crate::rundata::App, last: Opti
     }
 }
 
+/// A run's `exit` when it did not end well: not `success` nor `user_quit`
+/// (`quit` typed or scripted is how an open-ended run is meant to end).
+pub fn ended_badly(exit: &Value) -> Option<String> {
+    exit.as_str()
+        .filter(|e| !matches!(*e, "success" | "user_quit"))
+        .map(String::from)
+}
+
 /// Writes the scenario as run, `samples.csv`, `sleeps.csv` and `events.csv` into
 /// `dir`, and adds the scenario's figures to `summary`, and to its `trust`
 /// the check on them (`sleeps_placed`), whose verdict `data` keeps.
@@ -938,6 +947,7 @@ pub fn write_results(
         crate::trust::sleeps_placed_check(&apps, data.slice_ns),
     );
     data.trusted = summary["trust"]["trusted"].as_bool();
+    data.ended = ended_badly(&summary["exit"]);
     let data: &RunData = data;
     write("scenario.toml", toml::to_string(s).unwrap_or_default())?;
     let ideal: BTreeMap<(u32, u64, u32), f64> = replay(data)

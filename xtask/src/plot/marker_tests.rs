@@ -76,6 +76,12 @@ fn a_title_says_when_the_run_was_not_trusted_or_its_trust_is_unknown() {
         title(&untrusted, "lag"),
         "swapper: lag\n2 cores, det, trust unknown; under eevdf"
     );
+    untrusted.trusted = Some(true);
+    untrusted.ended = Some("timeout".into());
+    assert_eq!(
+        title(&untrusted, "lag"),
+        "swapper: lag\n2 cores, det, ended: timeout; under eevdf"
+    );
 }
 
 fn event(t_ms: u64, kind: &str, app: Option<u32>, detail: &str) -> Event {

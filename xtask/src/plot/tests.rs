@@ -601,7 +601,7 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
     std::fs::write(dir.join("rundata.json"), json.to_string()).unwrap();
     assert_eq!(
         super::about(&dir).unwrap(),
-        "synthetic: 2 cores, det, trust unknown (no summary.json); lotto under lottery; strider under stride"
+        "synthetic: 2 cores, det, trust unknown (no verdict recorded); lotto under lottery; strider under stride"
     );
     std::fs::write(
         dir.join("summary.json"),
@@ -620,6 +620,41 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
         super::about(&dir).unwrap(),
         "synthetic: 2 cores, det, NOT trusted (summary.json's trust says why); lotto under lottery; strider under stride"
     );
+    // And how it ended, when not well.
+    std::fs::write(
+        dir.join("summary.json"),
+        r#"{"exit": "timeout", "trust": {"trusted": true}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        super::about(&dir).unwrap(),
+        "synthetic: 2 cores, det, trusted, ended: timeout; lotto under lottery; strider under stride"
+    );
+    remove(&files);
+}
+
+#[test]
+fn only_a_sound_run_s_figures_drop_their_titles() {
+    let no_title = PlotOptions {
+        title: false,
+        ..PlotOptions::default()
+    };
+    let has_title =
+        |files: &[PathBuf]| svg_named(files, "lag").contains("lag: ideal minus received");
+    // Trusted and ended well: as asked, no title.
+    let files = draw(&run(2), "sound", &no_title);
+    assert!(!has_title(&files));
+    remove(&files);
+    // Not trusted, or cut short: the title stays, saying so.
+    let mut untrusted = run(2);
+    untrusted.trusted = Some(false);
+    let files = draw(&untrusted, "untrusted", &no_title);
+    assert!(has_title(&files) && svg_named(&files, "lag").contains("NOT trusted"));
+    remove(&files);
+    let mut cut = run(2);
+    cut.ended = Some("sampling_stopped".into());
+    let files = draw(&cut, "cut", &no_title);
+    assert!(has_title(&files) && svg_named(&files, "lag").contains("ended: sampling stopped"));
     remove(&files);
 }
 

@@ -76,8 +76,16 @@ fn results_files_have_their_schema() {
     );
     let dir = std::env::temp_dir().join(format!("exo-schema-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut summary = json!({"commit": "x"});
+    let mut summary =
+        json!({"commit": "x", "trust": {"trusted": true, "why_not": [], "checks": []}});
     write_results(&dir, &s, &mut data, &mut summary).unwrap();
+    // The verdict, with the check on the figures, kept with the data; a
+    // summary without an exit is no bad end.
+    assert_eq!(summary["trust"]["checks"][0]["check"], "sleeps_placed");
+    assert_eq!(data.trusted, Some(true));
+    assert_eq!(data.ended, None);
+    assert_eq!(ended_badly(&json!("user_quit")), None);
+    assert_eq!(ended_badly(&json!("timeout")).as_deref(), Some("timeout"));
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     assert_eq!(
         read("samples.csv").lines().next(),
