@@ -73,15 +73,27 @@ fn variants_dir() -> PathBuf {
 }
 
 /// Removes the directories `<prefix><pid>` in `dir` whose process has
-/// ended (no `/proc/<pid>`).
+/// ended (no `/proc/<pid>`), ours (our uid) and untouched for an hour: a
+/// process of another PID namespace sharing `dir` has no `/proc/<pid>`
+/// here, and a sweep writes its variants when it starts. Nothing without
+/// a `/proc` to tell by.
 fn remove_ended(dir: &Path, prefix: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self") else {
+        return;
+    };
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let pid = name
             .to_str()
             .and_then(|n| n.strip_prefix(prefix))
             .and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+        let ended = pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        let stale = entry
+            .metadata()
+            .is_ok_and(|m| m.uid() == me.uid() && m.modified().is_ok_and(|t| t < hour_ago));
+        if ended && stale {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -276,14 +288,24 @@ mod tests {
         let ended = dir.join("exo-sweep-4194305");
         let live = dir.join(format!("exo-sweep-{}", std::process::id()));
         let other = dir.join("exo-sweep-figures-4194305");
-        for d in [&ended, &live, &other] {
+        let recent = dir.join("exo-sweep-4194306");
+        for d in [&ended, &live, &other, &recent] {
             std::fs::create_dir_all(d).unwrap();
             std::fs::write(d.join("a.toml"), "").unwrap();
+        }
+        // Untouched for two hours, but the recent one.
+        let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+        for d in [&ended, &live, &other] {
+            std::fs::File::open(d).unwrap().set_modified(old).unwrap();
         }
         remove_ended(&dir, "exo-sweep-");
         assert!(!ended.exists());
         assert!(live.join("a.toml").exists());
         assert!(other.exists(), "not a pid after the prefix: not ours");
+        assert!(
+            recent.exists(),
+            "touched within the hour: maybe a process elsewhere"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -212,7 +212,7 @@ impl Tracker {
             .map(|app| label(app).chars().count())
             .fold(14, usize::max);
         let mut out = format!(
-            "{:<width$} thread        tickets  share(%)  ideal(%)  error(pp)  wait p99(ms)  max(ms)\n",
+            "{:<width$} thread        tickets  share(%)  ideal(%)  error(pp)  wait p99(ms)   max(ms)\n",
             "app"
         );
         for (app, f) in &self.apps {
@@ -244,7 +244,7 @@ impl Tracker {
                     ["-".into(), "-".into(), "-".into()]
                 };
                 out.push_str(&format!(
-                    "{:<width$} {:<12} {:>8} {share:>9} {ideal:>9} {error:>10} {p99:>13} {max:>8}\n",
+                    "{:<width$} {:<12} {:>8} {share:>9} {ideal:>9} {error:>10} {p99:>13} {max:>9}\n",
                     label(app),
                     name,
                     tickets,

@@ -128,10 +128,20 @@ fn a_console_swap_to_the_policy_already_running_says_so() {
         event(2001, "swap", Some(0), "stride -> rr (script)"),
         event(3000, "console", Some(0), "swap eevee eevdf -> ok"),
         event(3001, "swap", Some(0), "rr -> eevdf (console)"),
+        // A scripted swap carried out late (the application's next
+        // sample): its command is drawn, and it is no swap "(already)".
+        event(5000, "console", Some(0), "swap eevee rr -> ok (script)"),
+        event(5300, "swap", Some(0), "eevdf -> rr (script)"),
     ];
     assert_eq!(
         labels(&events),
-        ["swap to stride (already)", "swap to rr", "swap to eevdf"]
+        [
+            "swap to stride (already)",
+            "swap to rr",
+            "swap to eevdf",
+            "swap",
+            "swap to rr"
+        ]
     );
     // A swap of another application after it is not this one's effect.
     let events = [

@@ -266,28 +266,38 @@ fn the_table_names_its_units() {
 
 #[test]
 fn the_table_gives_each_thread_s_longest_wait_beside_its_p99() {
-    // 99 waits of about 1 ms and one of 385 ms: the p99 is the 1 ms
+    // 99 waits of about 1 ms and one of 12.3 s: the p99 is the 1 ms
     // bucket, the longest wait what it hides.
     let waits: Value = serde_json::from_str(&format!(
-        r#"{{"kind":"waits","name":"a","t_ns":{},"w":[[1,100,0,385000000,{},99,{},1]]}}"#,
+        r#"{{"kind":"waits","name":"a","t_ns":{},"w":[[1,100,0,12345678000,{},99,{},1]]}}"#,
         100 * MS,
         abi::waits::bucket_of(MS),
-        abi::waits::bucket_of(385 * MS)
+        abi::waits::bucket_of(12_345_678_000)
     ))
     .unwrap();
     let t = tracked(
-        1,
+        2,
         &[
-            record(0, "stride", &th(&[(1, 100, 0, 0, 0)])),
+            record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
             waits,
-            record(100, "stride", &th(&[(1, 100, 100, 0, 100)])),
+            record(
+                100,
+                "stride",
+                &th(&[(1, 100, 100, 0, 100), (2, 100, 100, 0, 100)]),
+            ),
         ],
     );
     let table = t.table(&BTreeMap::new());
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     let p99: f64 = row[row.len() - 2].parse().unwrap();
     assert!((p99 - 1.0).abs() < 1.0 / 16.0, "{table}");
-    assert_eq!(row[row.len() - 1], "385.000", "{table}");
+    assert_eq!(row[row.len() - 1], "12345.678", "{table}");
+    // A thread without waits has neither, not zeros.
+    let row: Vec<&str> = table.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(row[row.len() - 2..], ["-", "-"], "{table}");
+    // The columns line up, a longest wait over 10 s too.
+    let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
+    assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
 }
 
 // ---- The summary against an independent water filling -----------------

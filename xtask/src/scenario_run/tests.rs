@@ -603,3 +603,49 @@ fn an_application_that_has_not_run_yet_shows_no_shares() {
     // Not 0.0 and 0.0, which read as a thread starved.
     assert_eq!(row("a#2")[3..6], ["-", "-", "-"], "{table}");
 }
+
+#[test]
+fn a_change_is_attributed_by_its_own_application_s_reply_and_command() {
+    // Two instances (envs 256 and 512) whose inbox numbers overlap. A's
+    // typed swap (its reply is seq 1, typed) must not take B's scripted
+    // reply (seq 0) that comes between, nor B's scripted command seq 1; a
+    // swap the scenario planned stays the scenario's.
+    let kernel = |env: u64, seq: u64, source: &str| {
+        format!("@@exo event {{\"event\":\"console\",\"env\":{env},\"core\":0,\"t_ns\":1,\"command\":\"swap x\",\"outcome\":\"forwarded\",\"source\":\"{source}\",\"seq\":{seq}}}\n")
+    };
+    let swap = |env: u64, name: &str, t: u64, source: &str| {
+        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"swap\",\"thread\":0,\"detail\":\"stride -> rr\",\"source\":\"{source}\"}}\n")
+    };
+    let reply = |env: u64, name: &str, t: u64, seq: u64| {
+        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"console\",\"thread\":0,\"seq\":{seq},\"detail\":\"swap rr\",\"outcome\":\"ok\",\"source\":\"console\"}}\n")
+    };
+    let start = |env: u64, name: &str| {
+        format!("@@exo event {{\"event\":\"spawned\",\"env\":{env},\"name\":\"{name}\",\"t_ns\":5}}\n@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}}\n")
+    };
+    let console = [
+        start(256, "a"),
+        start(512, "a#2"),
+        kernel(256, 0, "script"),
+        kernel(256, 1, "console"),
+        kernel(512, 0, "script"),
+        kernel(512, 1, "script"),
+        reply(256, "a", 20, 0),
+        swap(256, "a", 30, "console"),
+        reply(512, "a#2", 31, 0),
+        reply(256, "a", 32, 1),
+        swap(256, "a", 40, "scenario"),
+        reply(512, "a#2", 41, 1),
+        kernel(256, 2, "script"),
+        reply(256, "a", 42, 2),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":100}\n".into(),
+    ]
+    .concat();
+    let data = two_threads_run(&console);
+    let swaps: Vec<&str> = data
+        .events
+        .iter()
+        .filter(|e| e.kind == "swap")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(swaps, ["stride -> rr (console)", "stride -> rr (scenario)"]);
+}
