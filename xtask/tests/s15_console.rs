@@ -190,6 +190,26 @@ fn piped_console_input_is_carried_out_in_order_and_failures_are_logged() {
             .unwrap();
     assert_eq!(summary["exit"], "success");
     assert_session(&console_rows(&run_dir), &summary, "");
+    // The final lines: the table with each thread's longest wait, the
+    // turns repossessed, the verdict.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("== final shares"))
+        .collect();
+    assert!(
+        tail.get(1).is_some_and(|h| h.ends_with("max(ms)")),
+        "{stdout}"
+    );
+    assert!(
+        tail.iter()
+            .any(|l| l.starts_with("== turns repossessed: w ")),
+        "{stdout}"
+    );
+    assert!(
+        tail.iter().any(|l| l.starts_with("== shares trusted")),
+        "{stdout}"
+    );
 }
 
 /// A terminal on stdin (a pty, from `script`): a `quit` typed before the
