@@ -52,6 +52,9 @@ struct Pending {
     policy: String,
     rows: Vec<Row>,
     sleeps: Sleeps,
+    /// Its `waits` records: added with the rest, so that a table's wait
+    /// columns are of the same sample as its shares.
+    waits: Vec<waits::WaitRecord>,
 }
 
 impl Tracker {
@@ -83,13 +86,9 @@ impl Tracker {
             Some("sleeps") => self.gather(app, t, |p| {
                 add_sleeps(v, &mut p.sleeps);
             }),
-            Some("waits") => {
-                let dist = self.waits.entry(app.to_string()).or_default();
-                for r in waits::parse_record(v) {
-                    dist.entry(r.thread).or_default().add(&r.buckets, r.max_ns);
-                }
-                false
-            }
+            Some("waits") => self.gather(app, t, |p| {
+                p.waits.extend(waits::parse_record(v));
+            }),
             _ => false,
         }
     }
@@ -120,6 +119,10 @@ impl Tracker {
     fn feed(&mut self, app: &str, p: Pending) {
         let policy = Some(p.policy.as_str()).filter(|s| !s.is_empty());
         self.fairness(app).snapshot(p.t, policy, &p.rows, &p.sleeps);
+        let dist = self.waits.entry(app.to_string()).or_default();
+        for r in p.waits {
+            dist.entry(r.thread).or_default().add(&r.buckets, r.max_ns);
+        }
     }
 
     /// A swap (`detail` "from -> to") or ticket change ("old -> new") the

@@ -99,6 +99,7 @@ pub fn per_thread(waits: &[WaitInterval]) -> BTreeMap<(u32, u32), WaitDist> {
 }
 
 /// One thread's entry in a `waits` record (`workloads/src/bin/app.rs`).
+#[derive(Clone, Debug)]
 pub struct WaitRecord {
     pub thread: u32,
     /// `(bucket, waits)` since the previous sample.

@@ -28,17 +28,32 @@ fn snapshots_spanning_records_are_joined_and_shares_follow_tickets() {
         table.lines().nth(2).unwrap().ends_with(" -"),
         "no waits yet: {table}"
     );
-    // Thread 2 waited 4 ms twice (bucket 159) and 0 ns once.
+    // Thread 2 waited 4 ms twice (bucket 159) and 0 ns once, reported with
+    // the sample at 200 ms: the table shows them with that sample's
+    // shares, not before (a live table's wait columns were a sample ahead
+    // of its shares, an audit found).
+    assert!(!t.record(&sample(
+        "a",
+        200_000_000,
+        "[[1,200,133333332,5,0,0],[2,100,66666668,3,0,0]]"
+    )));
     let waits: Value = serde_json::from_str(
-        r#"{"kind":"waits","name":"a","t_ns":100000000,"w":[[2,3,4000000,4000000,0,1,159,2]]}"#,
+        r#"{"kind":"waits","name":"a","t_ns":200000000,"w":[[2,3,4000000,4000000,0,1,159,2]]}"#,
     )
     .unwrap();
     assert_eq!(abi::waits::bucket_of(4_000_000), 159);
     assert!(!t.record(&waits));
     let table = t.table(&BTreeMap::new());
-    let row = table.lines().nth(2).unwrap();
-    let p99: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(
+        table.lines().nth(2).unwrap().ends_with(" -"),
+        "the sample at 200 ms is not complete yet: {table}"
+    );
+    t.flush();
+    let table = t.table(&BTreeMap::new());
+    let row: Vec<&str> = table.lines().nth(2).unwrap().split_whitespace().collect();
+    let p99: f64 = row[row.len() - 2].parse().unwrap();
     assert!((p99 - 4.0).abs() <= 4.0 / 16.0, "{table}");
+    assert_eq!(row[row.len() - 1], "4.000", "{table}");
 }
 
 #[test]
