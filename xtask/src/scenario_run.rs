@@ -55,6 +55,8 @@ struct Pending {
     /// Its `waits` records: added with the rest, so that a table's wait
     /// columns are of the same sample as its shares.
     waits: Vec<waits::WaitRecord>,
+    /// The rows its records announce (none in runs made before they did).
+    announced: Option<u64>,
 }
 
 impl Tracker {
@@ -79,6 +81,7 @@ impl Tracker {
                 let completed = self.gather(app, t, |p| {
                     p.policy.clone_from(&policy);
                     p.rows.extend(rows(&v["th"]));
+                    p.announced = v["rows"].as_u64().or(p.announced);
                 });
                 self.ran_under(app, &policy);
                 completed
@@ -153,11 +156,13 @@ impl Tracker {
     }
 
     /// Feeds the snapshots still pending (at the end of a run), but not
-    /// one whose `sleeps` records the run's end cut off (as
-    /// [`drop_cut_samples`] leaves it out of the final figures).
+    /// one the run's end cut short, missing rows or the `sleeps` records
+    /// after them (as [`drop_cut_samples`] leaves it out of the final
+    /// figures).
     pub fn flush(&mut self) {
         for (app, p) in std::mem::take(&mut self.pending) {
-            if self.fairness(&app).places_sleeps(p.t, &p.rows, &p.sleeps) {
+            let whole = p.announced.is_none_or(|n| p.rows.len() as u64 >= n);
+            if whole && self.fairness(&app).places_sleeps(p.t, &p.rows, &p.sleeps) {
                 self.feed(&app, p);
             }
         }

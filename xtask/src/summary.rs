@@ -170,6 +170,13 @@ pub fn turns_repossessed(summary: &Value) -> Option<String> {
         })
         .collect();
     let at_end = |env: &Value| envs.iter().any(|e| e["env"] == *env);
+    // A run cut short (interrupted, timed out) has no end-of-run figures
+    // at all: no environment ended before it.
+    let why = if envs.is_empty() {
+        "the run was cut short before its end-of-run figures: turns not counted"
+    } else {
+        "ended before the run: its turns not counted"
+    };
     for spawned in events.iter().filter(|e| e["event"] == "spawned") {
         if at_end(&spawned["env"]) {
             continue;
@@ -179,7 +186,7 @@ pub fn turns_repossessed(summary: &Value) -> Option<String> {
             .filter(|e| e["event"] == "repossession" && e["env"] == spawned["env"])
             .count();
         each.push(format!(
-            "{} {taken} (ended before the run: its turns not counted)",
+            "{} {taken} ({why})",
             spawned["name"].as_str().unwrap_or("?")
         ));
     }
@@ -214,6 +221,14 @@ mod tests {
              demo 2 (ended before the run: its turns not counted)"
         );
         assert_eq!(turns_repossessed(&serde_json::json!({"envs": []})), None);
+        // Cut short: no environment has end-of-run figures.
+        let cut = serde_json::json!({"events": summary["events"].clone()});
+        assert_eq!(
+            turns_repossessed(&cut).unwrap(),
+            "demo 2 (the run was cut short before its end-of-run figures: turns not counted); \
+             demo#2 1 (the run was cut short before its end-of-run figures: turns not counted); \
+             batch 0 (the run was cut short before its end-of-run figures: turns not counted)"
+        );
         assert_eq!(turns_repossessed(&Value::Null), None);
     }
 

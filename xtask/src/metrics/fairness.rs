@@ -333,6 +333,11 @@ impl Fairness {
         }
     }
 
+    /// The time of the last snapshot taken in, if any.
+    pub fn last_time(&self) -> Option<u64> {
+        self.last_t
+    }
+
     /// Whether a snapshot at `t` of `rows` with `sleeps` places every
     /// thread's sleep since the last snapshot ([`unplaced_sleep`]): one
     /// that does not had its `sleeps` records cut off by the run's end.

@@ -666,7 +666,11 @@ fn a_thread_capped_at_one_core_gets_no_lottery_envelope() {
     assert_eq!(envelope(true, 0.2499, 4, 1000.0), None);
     let drawn = envelope(true, 0.10, 4, 1000.0).unwrap();
     assert!((drawn - 1.96 * (0.1f64 * 0.9 / 1000.0).sqrt()).abs() < 1e-12);
-    // One core: nobody is capped; not lottery: no envelope at all.
+    // Just under a core's share: drawn for.
+    assert!(envelope(true, 0.24, 4, 1000.0).is_some());
+    // One core: nobody is capped, a lone thread neither; not lottery: no
+    // envelope at all.
     assert!(envelope(true, 0.9, 1, 1000.0).is_some());
+    assert!(envelope(true, 1.0, 1, 1000.0).is_some());
     assert_eq!(envelope(false, 0.10, 4, 1000.0), None);
 }

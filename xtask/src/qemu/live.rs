@@ -257,7 +257,12 @@ impl Live {
     pub(super) fn finish(&mut self, summary: &Value) {
         self.tracker.flush();
         for (app, t) in std::mem::take(&mut self.collecting) {
-            self.remember(&app, t);
+            // Not one the flush left out as cut short: the windowed view's
+            // last point would carry its time and the sample before's
+            // figures.
+            if self.tracker.apps.get(&app).and_then(|f| f.last_time()) == Some(t) {
+                self.remember(&app, t);
+            }
         }
         if self.stream {
             println!(
@@ -338,6 +343,46 @@ mod tests {
         assert!((cumulative[&1].0 - 0.5).abs() < 1e-9);
         console(&mut l, "window 0", "ok");
         assert!(l.window_table().is_none());
+    }
+
+    #[test]
+    fn a_last_sample_the_end_cut_off_is_no_point_of_the_windowed_view() {
+        let mut l = live();
+        // 1:1 but for 3-4 s (1:9) and 4-5 s (9:1).
+        for (k, (low, high)) in [
+            (0, 0),
+            (500, 500),
+            (1000, 1000),
+            (1500, 1500),
+            (1600, 2400),
+            (2500, 2500),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sample(&mut l, "demo", 256, k as u64 * 1000, low, high);
+        }
+        // At 6 s `high` reports 400 ms asleep, and the run ends before the
+        // `sleeps` record that places it.
+        l.line(&format!(
+            "@@exo user {{\"env\":256,\"name\":\"demo\",\"core\":0,\"kind\":\"sample\",\"t_ns\":{},\"policy\":\"stride\",\"th\":[[1,100,{},0,0,0],[2,100,{},0,{},0]]}}",
+            6_000_000_000u64,
+            3_300_000_000u64,
+            3_300_000_000u64,
+            400_000_000u64
+        ));
+        l.finish(&serde_json::json!({"trust": {"trusted": true}}));
+        console(&mut l, "window 2", "ok");
+        let table = l.window_table().unwrap();
+        // The window is 3-5 s, ending at the last sample taken in (1:1),
+        // not "4-6 s" with 5 s's figures (9:1).
+        let low: Vec<&str> = table
+            .lines()
+            .find(|r| r.contains(" low "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(low[..5], ["demo", "(2.0", "s)", "low", "50.0"], "{table}");
     }
 
     #[test]

@@ -126,6 +126,27 @@ fn sleep_without_its_intervals_is_counted_as_unplaced_and_runnable() {
 }
 
 #[test]
+fn a_last_snapshot_missing_rows_is_left_out_as_the_summary_leaves_it() {
+    // `rows: 2` announced each time; at 200 ms only thread 1's row came.
+    let with_rows = |t_ms: u64, th: &str| {
+        let mut v = record(t_ms, "stride", th);
+        v["rows"] = serde_json::json!(2);
+        v
+    };
+    let t = tracked(
+        1,
+        &[
+            with_rows(0, &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+            with_rows(100, &th(&[(1, 300, 75, 0, 100), (2, 100, 25, 0, 100)])),
+            with_rows(200, &th(&[(1, 300, 150, 0, 200)])),
+        ],
+    );
+    let f = &t.apps["a"];
+    assert_eq!(f.threads[&1].cpu_ns, 75 * MS, "{f:?}");
+    assert!((f.shares()[&1].0 - 0.75).abs() < 1e-9);
+}
+
+#[test]
 fn unplaced_sleep_is_what_the_intervals_clipped_and_merged_leave() {
     use crate::metrics::fairness::unplaced_sleep;
     // Overlapping intervals count once; one reaching past the sample, up

@@ -349,8 +349,9 @@ fn a_sample_the_runs_end_cut_short_is_not_the_last_sample() {
 
 #[test]
 fn a_last_sample_whose_sleeps_the_runs_end_cut_off_is_left_out() {
-    // Thread 2 sleeps 40 ms between the samples at 100 and 200 ms; the
-    // run ended after the sample at 200 ms, before its `sleeps` record.
+    // Thread 2 sleeps 30 ms before the sample at 100 ms (placed) and 40 ms
+    // between those at 100 and 200 ms; the run ended after the sample at
+    // 200 ms, before its `sleeps` record.
     let user = |t: u64, th: &str| sample_line(256, "a", t, "\"rows\":2,", th);
     let sleeps = "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sleeps\",\"t_ns\":200000010,\"from_ns\":100000010,\"id\":2,\"dropped\":0,\"iv\":[20000000,60000000]}\n";
     let console = |with_sleeps: bool| {
@@ -358,8 +359,9 @@ fn a_last_sample_whose_sleeps_the_runs_end_cut_off_is_left_out() {
             "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
             "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
             user(10, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
-            user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,0,0]]"),
-            user(200_000_010, "[[1,300,160000000,7,0,0],[2,100,40000000,2,40000000,0]]"),
+            user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,30000000,0]]"),
+            "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sleeps\",\"t_ns\":100000010,\"from_ns\":10,\"id\":2,\"dropped\":0,\"iv\":[10000000,40000000]}\n".into(),
+            user(200_000_010, "[[1,300,160000000,7,0,0],[2,100,40000000,2,70000000,0]]"),
             if with_sleeps { sleeps.into() } else { String::new() },
             "@@exo trace {\"core\":0,\"runs\":[[10,256]],\"dropped\":0}\n".into(),
             "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
@@ -376,7 +378,7 @@ fn a_last_sample_whose_sleeps_the_runs_end_cut_off_is_left_out() {
     let app = &fairness_summary(&data)[0];
     assert!(data.cut_samples.is_empty());
     assert_eq!(app["last_sample_ns"], 200_000_010);
-    assert_eq!(app["threads"][1]["sleep_ns"], 40_000_000);
+    assert_eq!(app["threads"][1]["sleep_ns"], 70_000_000);
     assert_eq!(app["threads"][1]["sleep_unlogged_ns"], 0);
 }
 
