@@ -88,7 +88,17 @@ pub struct WaitHistogram {
     /// `lo..=hi` (none while `lo > hi`).
     touched_lo: u16,
     touched_hi: u16,
+    /// The last [`record`](Self::record), while it can still be taken back
+    /// ([`undo_last`](Self::undo_last)): its bucket ([`NO_UNDO`] once the
+    /// sampler has seen it, or if that bucket's count had stopped), and
+    /// the two maxima as they were before it.
+    undo_bucket: u16,
+    undo_max_ns: u64,
+    undo_interval_max_ns: u64,
 }
+
+/// [`WaitHistogram`]'s `undo_bucket` with nothing to take back.
+const NO_UNDO: u16 = u16::MAX;
 
 impl Default for WaitHistogram {
     fn default() -> Self {
@@ -104,12 +114,18 @@ impl WaitHistogram {
         interval_max_ns: 0,
         touched_lo: BUCKETS as u16,
         touched_hi: 0,
+        undo_bucket: NO_UNDO,
+        undo_max_ns: 0,
+        undo_interval_max_ns: 0,
     };
 
     /// Counts one wait of `ns` (a bucket's count stops at `u32::MAX`).
     pub fn record(&mut self, ns: u64) {
         let b = bucket_of(ns);
         let c = &mut self.counts[b];
+        self.undo_bucket = if *c < u32::MAX { b as u16 } else { NO_UNDO };
+        self.undo_max_ns = self.max_ns;
+        self.undo_interval_max_ns = self.interval_max_ns;
         *c = c.saturating_add(1);
         self.touched_lo = self.touched_lo.min(b as u16);
         self.touched_hi = self.touched_hi.max(b as u16);
@@ -132,8 +148,30 @@ impl WaitHistogram {
         self.max_ns
     }
 
+    /// Takes back the last [`record`](Self::record), if nothing has read
+    /// the histogram since ([`catch_up`](Self::catch_up) or
+    /// [`take_interval_max`](Self::take_interval_max)): afterwards it is as
+    /// if that wait had never been counted. False if it could not be (read
+    /// since, taken back already, or its bucket's count had stopped).
+    ///
+    /// For a wait that turned out not to have ended: the libOS records a
+    /// thread's wait when a core picks it, and a thread handed back before
+    /// it ran (its core's turn ended first) is still waiting.
+    pub fn undo_last(&mut self) -> bool {
+        let b = core::mem::replace(&mut self.undo_bucket, NO_UNDO);
+        if b == NO_UNDO {
+            return false;
+        }
+        self.counts[usize::from(b)] -= 1;
+        self.count -= 1;
+        self.max_ns = self.undo_max_ns;
+        self.interval_max_ns = self.undo_interval_max_ns;
+        true
+    }
+
     /// The longest wait since the last call, and starts a new interval.
     pub fn take_interval_max(&mut self) -> u64 {
+        self.undo_bucket = NO_UNDO;
         core::mem::take(&mut self.interval_max_ns)
     }
 
@@ -260,6 +298,59 @@ mod tests {
             prop_assert_eq!(h.count(), v.len() as u64);
             prop_assert_eq!(h.max_ns(), v[v.len() - 1]);
         }
+    }
+
+    /// What a sampler would see of `h`: everything but the undo state.
+    fn seen(h: &WaitHistogram) -> (Vec<u32>, u64, u64, u64) {
+        (h.counts.to_vec(), h.count, h.max_ns, h.interval_max_ns)
+    }
+
+    proptest! {
+        /// Taking back the last wait leaves the histogram as if it had
+        /// never been recorded, and only that wait: not one the sampler
+        /// has read (caught up or taken the interval's max), nor a second.
+        #[test]
+        fn undo_takes_back_exactly_the_last_unread_wait(
+            ops in proptest::collection::vec(
+                prop_oneof![
+                    4 => (0u64..(1 << 42)).prop_map(Some),
+                    1 => Just(None),
+                ], 0..40),
+            read_between in any::<bool>(),
+            last in 0u64..(1 << 42),
+        ) {
+            let mut h = WaitHistogram::EMPTY;
+            let mut sampler = WaitHistogram::EMPTY;
+            for op in ops {
+                match op {
+                    Some(w) => h.record(w),
+                    None => { h.catch_up(&mut sampler, |_, _| {}); }
+                }
+            }
+            let before = seen(&h);
+            h.record(last);
+            if read_between {
+                h.take_interval_max();
+                let after = seen(&h);
+                prop_assert!(!h.undo_last(), "a wait the sampler read stays");
+                prop_assert_eq!(seen(&h), after);
+            } else {
+                prop_assert!(h.undo_last());
+                prop_assert_eq!(seen(&h), before.clone());
+                prop_assert!(!h.undo_last(), "only the last wait");
+                prop_assert_eq!(seen(&h), before);
+            }
+        }
+    }
+
+    #[test]
+    fn a_caught_up_wait_is_not_taken_back() {
+        let mut h = WaitHistogram::EMPTY;
+        let mut sampler = WaitHistogram::EMPTY;
+        h.record(500);
+        h.catch_up(&mut sampler, |_, _| {});
+        assert!(!h.undo_last());
+        assert_eq!((h.count(), h.max_ns()), (1, 500));
     }
 
     proptest! {
