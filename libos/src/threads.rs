@@ -820,6 +820,7 @@ fn take_off(core: usize, tid: usize, end: RunEnd, clock: u64, at: u64) -> handof
         ran_ns: ran.min(handoff::RAN_MAX),
         at_ns: at,
         wake_at_ns: 0,
+        unrun: false,
     }
 }
 
@@ -1215,12 +1216,22 @@ extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let tid = ON_CORE[core].load(Ordering::Relaxed);
     if tid != NONE {
         let at = sys::now_ns();
-        stop_here(
+        check_canary(tid);
+        // Its context untouched (see `context::resume`): it never ran, and
+        // waits on from before its pick.
+        let stop = take_off(
             core,
             tid,
             RunEnd::Preempted,
             sys::cpu_clock_at(core, at),
             at,
+        );
+        publish(
+            core,
+            handoff::Stop {
+                unrun: true,
+                ..stop
+            },
         );
     }
     dispatch(core)

@@ -16,7 +16,7 @@
 //! slot was drained (`threads::decide`, which `dispatch` and the voluntary
 //! switch's fast path run, drains before it picks).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sched_api::RunEnd;
 
@@ -73,7 +73,11 @@ pub(super) fn charge<R: Fn(u64) -> u64>(
     if stop.wake_at_ns != 0 {
         rt.wake_at(stop.tid, stop.wake_at_ns);
     }
-    rt.stop_ran_at(core, stop.tid, stop.ran_ns, stop.at_ns, now, stop.end, read);
+    if stop.unrun {
+        rt.hand_back(core, stop.tid, stop.ran_ns, stop.at_ns, now, read);
+    } else {
+        rt.stop_ran_at(core, stop.tid, stop.ran_ns, stop.at_ns, now, stop.end, read);
+    }
 }
 
 /// One thread's stop, to be charged: who, how it ended, how long it ran,
@@ -92,6 +96,9 @@ pub struct Stop {
     /// to sleep does not take the lock from the thread's own context.
     /// Kept beside the word, as the instant is.
     pub wake_at_ns: u64,
+    /// Handed back before it was resumed (a preemption): it waits on from
+    /// before its pick ([`Table::hand_back`]). Kept beside the word.
+    pub unrun: bool,
 }
 
 impl Stop {
@@ -106,7 +113,7 @@ impl Stop {
         end << (RAN_BITS + TID_BITS) | (self.tid as u64 + 1) << RAN_BITS | self.ran_ns.min(RAN_MAX)
     }
 
-    fn unpack(word: u64, at_ns: u64, wake_at_ns: u64) -> Option<Stop> {
+    fn unpack(word: u64, at_ns: u64, wake_at_ns: u64, unrun: bool) -> Option<Stop> {
         let tid = (word >> RAN_BITS) & ((1 << TID_BITS) - 1);
         if tid == 0 {
             return None;
@@ -123,13 +130,14 @@ impl Stop {
             ran_ns: word & RAN_MAX,
             at_ns,
             wake_at_ns,
+            unrun,
         })
     }
 }
 
 /// Every core's pending stop: its word, and beside it the instant it was
-/// made and the deadline it sleeps to (written before the word, read after
-/// it). The taker reads them after it emptied the word, so a new publish could overwrite it
+/// made, the deadline it sleeps to and whether it ran (written before the
+/// word, read after it). The taker reads them after it emptied the word, so a new publish could overwrite it
 /// in between only if a thread ran on that core meanwhile; one starts
 /// there only from a dispatch, under the runtime lock the draining core
 /// holds, or from the core's own fallback `take`, which then got the word
@@ -141,6 +149,7 @@ pub struct Stops {
     words: [AtomicU64; MAX_WORKERS],
     instants: [AtomicU64; MAX_WORKERS],
     deadlines: [AtomicU64; MAX_WORKERS],
+    unrun: [AtomicBool; MAX_WORKERS],
     pending: [AtomicU64; MAX_WORKERS.div_ceil(64)],
 }
 
@@ -156,6 +165,7 @@ impl Stops {
             words: [const { AtomicU64::new(0) }; MAX_WORKERS],
             instants: [const { AtomicU64::new(0) }; MAX_WORKERS],
             deadlines: [const { AtomicU64::new(0) }; MAX_WORKERS],
+            unrun: [const { AtomicBool::new(false) }; MAX_WORKERS],
             pending: [const { AtomicU64::new(0) }; MAX_WORKERS.div_ceil(64)],
         }
     }
@@ -173,6 +183,7 @@ impl Stops {
         // above); the release below orders them before the word.
         self.instants[core].store(stop.at_ns, Ordering::Relaxed);
         self.deadlines[core].store(stop.wake_at_ns, Ordering::Relaxed);
+        self.unrun[core].store(stop.unrun, Ordering::Relaxed);
         if self.words[core]
             .compare_exchange(0, stop.pack(), Ordering::Release, Ordering::Relaxed)
             .is_err()
@@ -195,6 +206,7 @@ impl Stops {
             word,
             self.instants[core].load(Ordering::Relaxed),
             self.deadlines[core].load(Ordering::Relaxed),
+            self.unrun[core].load(Ordering::Relaxed),
         )
     }
 
@@ -248,16 +260,20 @@ mod tests {
                     ran_ns,
                     at_ns: 0,
                     wake_at_ns: 0,
+                    unrun: false,
                 };
-                let s = Stop {
-                    at_ns: 77,
-                    wake_at_ns: 99,
-                    ..s
-                };
-                assert_eq!(Stop::unpack(s.pack(), 77, 99), Some(s));
+                for unrun in [false, true] {
+                    let s = Stop {
+                        at_ns: 77,
+                        wake_at_ns: 99,
+                        unrun,
+                        ..s
+                    };
+                    assert_eq!(Stop::unpack(s.pack(), 77, 99, unrun), Some(s));
+                }
             }
         }
-        assert_eq!(Stop::unpack(0, 0, 0), None);
+        assert_eq!(Stop::unpack(0, 0, 0, false), None);
     }
 
     #[test]
@@ -268,8 +284,9 @@ mod tests {
             ran_ns: u64::MAX,
             at_ns: 0,
             wake_at_ns: 0,
+            unrun: false,
         };
-        let back = Stop::unpack(s.pack(), 0, 0).unwrap();
+        let back = Stop::unpack(s.pack(), 0, 0, false).unwrap();
         assert_eq!(
             (back.tid, back.end, back.ran_ns),
             (5, RunEnd::Blocked, RAN_MAX)
@@ -285,6 +302,7 @@ mod tests {
             ran_ns: 10,
             at_ns: 1234,
             wake_at_ns: 5678,
+            unrun: true,
         };
         assert!(stops.publish(1, a));
         assert!(!stops.publish(1, a), "a second stop on one core is refused");
@@ -313,6 +331,7 @@ mod tests {
             ran_ns: 10,
             at_ns: 5,
             wake_at_ns: 0,
+            unrun: false,
         };
         assert!(stops.publish(65, a));
         assert_eq!(stops.take(65), Some(a), "the core runs its thread on");

@@ -9,8 +9,6 @@
 //! nothing would bring it back (review r-s33: a thread's hold served the
 //! waiting cores after `wake_due` alone).
 
-use sched_api::RunEnd;
-
 use super::combine::Reply;
 use super::handoff::{self, Stops};
 use super::table::{Table, NONE};
@@ -49,11 +47,12 @@ pub(super) fn reply<R: Fn(u64) -> u64>(
 }
 
 /// Takes back a reply whose request was withdrawn before it landed: a pick
-/// goes back to the policy as a preempted thread that ran for no time, a
+/// goes back to the policy as a preempted thread that ran for no time and
+/// waits on as before its pick ([`Table::hand_back`]), a
 /// park is forgotten (the core watches for no sleeper's deadline).
 pub(super) fn undo<R: Fn(u64) -> u64>(rt: &mut Table, k: usize, reply: Reply, at: u64, read: &R) {
     match reply {
-        Reply::Run(tid) => rt.stop_ran_at(k, tid, 0, at, at, RunEnd::Preempted, read),
+        Reply::Run(tid) => rt.hand_back(k, tid, 0, at, at, read),
         Reply::Park(_) => rt.forget_park(k),
         Reply::Decline => {}
     }

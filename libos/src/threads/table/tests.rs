@@ -1144,6 +1144,7 @@ fn a_stop_dated_after_the_fast_paths_now_is_woken_later_not_lost() {
             ran_ns: 100,
             at_ns,
             wake_at_ns: 0,
+            unrun: false,
         };
         assert!(stops.publish(1, stop(on1, RunEnd::Blocked, 250)));
         let own = Some(stop(on0, RunEnd::Yielded, 150));
@@ -1185,6 +1186,7 @@ fn a_sleeps_deadline_travels_with_its_stop() {
             ran_ns: 100,
             at_ns,
             wake_at_ns,
+            unrun: false,
         };
         // core 1's thread sleeps until 1,000 (published); core 0's until
         // 400, charged on its own fast path at 150
@@ -1248,6 +1250,7 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
                             ran_ns: 1,
                             at_ns: i,
                             wake_at_ns: 0,
+                            unrun: false,
                         });
                         if own.is_some() {
                             out.fetch_add(1, O::Relaxed);
@@ -1278,6 +1281,7 @@ fn fast_path_and_hand_off_interleave_without_loss_or_double_run() {
                                 ran_ns: 1,
                                 at_ns: 0,
                                 wake_at_ns: 0,
+                                unrun: false,
                             }
                         ));
                     }
@@ -1358,6 +1362,7 @@ mod served_waiters {
             ran_ns: 100,
             at_ns,
             wake_at_ns,
+            unrun: false,
         }
     }
 
@@ -1421,6 +1426,55 @@ mod served_waiters {
             hold(&mut t, &stops, &reqs, 0, 1_200, &[2]);
             assert_eq!(t.park_until(3, 1_200, PARK_NS), 5_000, "{kind:?}");
             assert_eq!(t.audit().violations(), 0);
+        }
+    }
+
+    /// A pick taken back (its core withdrew its request) ends no wait: the
+    /// thread waits on from its stop, one wait to its next pick.
+    #[test]
+    fn a_pick_taken_back_ends_no_wait() {
+        for kind in every_kind() {
+            let (mut t, _, b) = two_running(kind);
+            let (stops, reqs) = (Stops::new(), Requests::new());
+            let before = t.threads[b].waits.count();
+            assert!(stops.publish(1, stop(b, RunEnd::Preempted, 500, 0)));
+            reqs.ask(2);
+            hold(&mut t, &stops, &reqs, 0, 1_000, &[2]);
+            assert_eq!(t.start_at(3, 1_000, 1_600), Some(b), "{kind:?}");
+            let w = &t.threads[b].waits;
+            assert_eq!(
+                (w.count() - before, w.max_ns()),
+                (1, 1_100),
+                "{kind:?}: one wait, from its stop at 500 to 1,600"
+            );
+        }
+    }
+
+    /// A stop made before its thread ran (`resume_pending`: the turn ended
+    /// between the pick and the resume) leaves it waiting from before its
+    /// pick, whoever charges it.
+    #[test]
+    fn an_unrun_stop_leaves_its_thread_waiting_from_before_its_pick() {
+        for kind in every_kind() {
+            let mut t = timed_table(kind);
+            at(0);
+            let a = spawn(&mut t, 1);
+            assert_eq!(t.start_at(0, 0, 300), Some(a));
+            let stops = Stops::new();
+            let unrun = Stop {
+                unrun: true,
+                ..stop(a, RunEnd::Preempted, 400, 0)
+            };
+            assert!(stops.publish(0, unrun));
+            charge_all(&mut t, &stops, 1, None, || 450, &no_memory);
+            assert_eq!(t.state(a), Some(ThreadState::Runnable), "{kind:?}");
+            assert_eq!(t.start_at(1, 0, 900), Some(a), "{kind:?}");
+            let w = &t.threads[a].waits;
+            assert_eq!(
+                (w.count(), w.max_ns()),
+                (1, 900),
+                "{kind:?}: one wait, from its spawn at 0 to 900"
+            );
         }
     }
 
@@ -1884,4 +1938,49 @@ fn a_refused_funding_is_not_remembered_for_a_swap_back() {
     // A is made again with its funding of 100, x back in it.
     t.fund_currency(a, 300).unwrap();
     assert_eq!(weights(&t, &[x, base]), [300, 100]);
+}
+
+#[test]
+fn a_thread_handed_back_before_it_ran_waits_on_as_one_wait() {
+    let mut t = timed_table(STRIDE);
+    at(1_000);
+    let a = spawn(&mut t, 1);
+    at(1_500);
+    assert_eq!(t.start(0, 0), Some(a));
+    t.stop_ran_at(0, a, 1_500, 3_000, 3_000, RunEnd::Preempted, &no_memory);
+    at(9_000);
+    assert_eq!(t.start(0, 0), Some(a), "picked at 9,000");
+    // Its core's turn ended before it resumed: handed back at 9,400.
+    t.hand_back(0, a, 40, 9_400, 9_400, &no_memory);
+    assert_eq!(t.state(a), Some(ThreadState::Runnable));
+    at(12_000);
+    assert_eq!(t.start(1, 0), Some(a));
+    let w = &t.threads[a].waits;
+    assert_eq!(
+        (w.count(), w.max_ns()),
+        (2, 9_000),
+        "its spawn's wait, and one from 3,000 to 12,000: not 6,000 and 2,600"
+    );
+}
+
+#[test]
+fn a_hand_back_after_the_sampler_read_the_pick_still_records_the_whole_wait() {
+    let mut t = timed_table(STRIDE);
+    at(1_000);
+    let a = spawn(&mut t, 1);
+    assert_eq!(t.start(0, 0), Some(a));
+    t.stop_ran_at(0, a, 1_500, 3_000, 3_000, RunEnd::Preempted, &no_memory);
+    at(9_000);
+    assert_eq!(t.start(0, 0), Some(a));
+    let mut sampler = abi::waits::WaitHistogram::EMPTY;
+    t.threads[a].waits.catch_up(&mut sampler, |_, _| {});
+    t.hand_back(0, a, 40, 9_400, 9_400, &no_memory);
+    at(12_000);
+    assert_eq!(t.start(1, 0), Some(a));
+    let w = &t.threads[a].waits;
+    assert_eq!(
+        (w.count(), w.max_ns()),
+        (3, 9_000),
+        "the 6,000 the sampler has sent stays; the whole wait is recorded"
+    );
 }
