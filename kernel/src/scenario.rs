@@ -194,12 +194,13 @@ fn start(state: &mut State, i: usize, app: &AppLaunch<'_>) -> Result<(), &'stati
     Ok(())
 }
 
-fn stop(state: &mut State, i: usize) -> Result<(), &'static str> {
+/// Stops application `i`; `why` is the reason its `killed` event gives.
+fn stop(state: &mut State, i: usize, why: &'static str) -> Result<(), &'static str> {
     let e = state.running[i]
         .take()
         .and_then(env::get)
         .ok_or("not running")?;
-    crate::sched::kill(&e, env::ExitReason::Killed("stopped by the scenario"));
+    crate::sched::kill(&e, env::ExitReason::Killed(why));
     Ok(())
 }
 
@@ -221,7 +222,7 @@ pub fn on_monitor() -> Option<ExitCode> {
             }
             if !state.stopped[i] && app.stop_ms.is_some_and(|t| elapsed_ms >= t) {
                 state.stopped[i] = true;
-                let _ = stop(state, i);
+                let _ = stop(state, i, "stopped by the scenario");
             }
             if !state.started[i] {
                 due = due.min(app.start_ms);
@@ -268,6 +269,16 @@ pub fn on_monitor() -> Option<ExitCode> {
         }
     }
     None
+}
+
+/// The reason a `stop` command gives its application's `killed` event:
+/// a user reading the events tells a console's stop from the plan's.
+fn stopped_by(source: &str) -> &'static str {
+    if source == "script" {
+        "stopped by the console script"
+    } else {
+        "stopped from the console"
+    }
 }
 
 /// Runs one console command (`source`: typed on the `console` or from the
@@ -344,7 +355,7 @@ fn command(plan: Plan<'static>, state: &mut State, line: &str, source: &str) -> 
         },
         ("stop", 2) => target
             .ok_or("no such application")
-            .and_then(|i| stop(state, i)),
+            .and_then(|i| stop(state, i, stopped_by(source))),
         _ => Err("unknown command or wrong arguments (try `help`)"),
     };
     let env = env_before

@@ -106,7 +106,12 @@ fn a_console_script_swaps_and_sets_tickets_by_name_and_logs_failures() {
         .enumerate()
         .map(|(k, c)| format!("{} {c}\n", 800 + 100 * k))
         .collect();
-    let script = file("session.txt", &format!("# the session\n{script}"));
+    // Then the script stops the application: its `killed` event says who
+    // stopped it.
+    let script = file(
+        "session.txt",
+        &format!("# the session\n{script}2000 stop w\n"),
+    );
     let opts = RunOptions {
         scenario: Some(scenario),
         console: Some(script),
@@ -115,7 +120,16 @@ fn a_console_script_swaps_and_sets_tickets_by_name_and_logs_failures() {
     };
     let out = run(&opts);
     assert_exit(&out, abi::ExitCode::Success);
-    assert_session(&console_rows(&out.run_dir), &out.summary, " (script)");
+    let rows = console_rows(&out.run_dir);
+    assert_session(&rows[..5], &out.summary, " (script)");
+    assert_eq!(rows[5..], ["stop w -> ok (script)"]);
+    let killed: Vec<&Value> = out
+        .records
+        .of(abi::record::RecordKind::Event)
+        .filter(|e| e["event"] == "killed")
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0]["reason"], "stopped by the console script");
     // The commands ran at their times on the run's clock.
     let times: Vec<u64> = out
         .records
@@ -126,8 +140,8 @@ fn a_console_script_swaps_and_sets_tickets_by_name_and_logs_failures() {
     let start = out.summary["apps"][0]["scheduler_timeline"][0]["t_ns"]
         .as_u64()
         .unwrap();
-    assert_eq!(times.len(), 5);
-    for (k, t) in times.iter().enumerate() {
+    assert_eq!(times.len(), 6);
+    for (k, t) in times.iter().take(5).enumerate() {
         let due = start + 800_000_000 + 100_000_000 * k as u64;
         // Run time counts from the run's start, just before the
         // application's; the monitor runs within a slice or two.
