@@ -108,7 +108,15 @@ fn live_line(now: u64) {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
-        let _ = write!(line, " {}#{}={:.1}ms", e.name(), e.id, cpu as f64 / 1e6);
+        // The environment's id in brackets: `name#2` is an application's
+        // second instance (kernel/src/scenario.rs), not an id.
+        let _ = write!(
+            line,
+            " {}[env {}]={:.1}ms",
+            e.name(),
+            e.id,
+            cpu as f64 / 1e6
+        );
     }
     log::info!(
         "t={}.{:03}s cpu:{line}",
