@@ -344,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_in_a_full_bucket_is_not_taken_back() {
+        let mut h = WaitHistogram::EMPTY;
+        h.counts[bucket_of(500)] = u32::MAX;
+        h.record(500);
+        assert!(!h.undo_last(), "the bucket did not count it");
+        assert_eq!(h.counts[bucket_of(500)], u32::MAX);
+    }
+
+    #[test]
     fn a_caught_up_wait_is_not_taken_back() {
         let mut h = WaitHistogram::EMPTY;
         let mut sampler = WaitHistogram::EMPTY;

@@ -860,7 +860,9 @@ fn run_on(core: usize, d: &Dispatch) {
         if stop.end == RunEnd::Preempted {
             TURNS_RUN_ON.fetch_add(1, Ordering::Relaxed);
             runlog::started(core, sys::now_ns(), stop.tid);
-            resume_on(core, stop.tid, d)
+            // Unrun still if its stop was a hand-back: it has not run
+            // since its pick either.
+            resume_on(core, stop.tid, d, stop.unrun)
         }
         let _ = STOPS.publish(core, stop);
     }
@@ -940,7 +942,7 @@ fn run_decided(core: usize, d: &Dispatch, tid: usize) -> ! {
     ON_CORE_SINCE[core].store(sys::cpu_clock_at(core, now), Ordering::Relaxed);
     ON_CORE_AT[core].store(now, Ordering::Relaxed);
     runlog::started(core, now, tid);
-    resume_on(core, tid, d)
+    resume_on(core, tid, d, true)
 }
 
 /// Answers every core waiting in [`dispatch`] (see [`combine`]) under
@@ -1037,7 +1039,7 @@ fn decide(
         ON_CORE_SINCE[core].store(since, Ordering::Relaxed);
         ON_CORE_AT[core].store(at, Ordering::Relaxed);
         runlog::started(core, now, tid);
-        resume_on(core, tid, d)
+        resume_on(core, tid, d, true)
     }
     if rt.live() == 0 {
         drop(rt);
@@ -1115,9 +1117,19 @@ fn park_ns(core: usize) -> u64 {
     ::slices::park_ns(core, info.cores as usize, info.slice_ns).min(abi::syscall::PARK_MAX_NS)
 }
 
-/// Resumes thread `tid`, which the policy has running on `core`.
+/// Per core: whether the thread being resumed there has not run since the
+/// pick that put it there, for [`resume_pending`] (set by [`resume_on`];
+/// only that core reads it, disabled, before the thread runs).
+static RESUMING_UNRUN: [AtomicBool; MAX_WORKERS] = [const { AtomicBool::new(false) }; MAX_WORKERS];
+
+/// Resumes thread `tid`, which the policy has running on `core`; `unrun`:
+/// it has not run since the pick that put it there (a fresh pick, or a
+/// hand-back run on), so a revocation that stops the resume hands it back
+/// still waiting from before that pick (`Table::hand_back`). A thread
+/// resumed after running (its own stop run on, a fault's handler) is not.
 #[inline(always)]
-fn resume_on(core: usize, tid: usize, d: &Dispatch) -> ! {
+fn resume_on(core: usize, tid: usize, d: &Dispatch, unrun: bool) -> ! {
+    RESUMING_UNRUN[core].store(unrun, Ordering::Relaxed);
     THREAD_CORE[tid].store(core, Ordering::Relaxed);
     // Release: a sampler that reads `tid` here reads its `ON_CORE_AT`.
     ON_CORE[core].store(tid, Ordering::Release);
@@ -1202,23 +1214,24 @@ fn on_exception(core: usize) -> ! {
             d.fault.valid = 0;
             // SAFETY: the faulting thread is still running on this core.
             unsafe { ctx_slot(tid).write(ctx) };
-            resume_on(core, tid, d)
+            resume_on(core, tid, d, false)
         }
         _ => sys::exit(1),
     }
 }
 
 /// A revocation was deferred until the very end of a resume: the thread
-/// did not run; hand it back and give the slice up (`dispatch` clears the
-/// pending bit and yields).
+/// did not run; hand it back (as not run since its pick if it had not
+/// before this resume either: [`resume_on`]) and give the slice up
+/// (`dispatch` clears the pending bit and yields).
 extern "C" fn resume_pending(d: &Dispatch) -> ! {
     let core = d.core as usize;
     let tid = ON_CORE[core].load(Ordering::Relaxed);
     if tid != NONE {
         let at = sys::now_ns();
         check_canary(tid);
-        // Its context untouched (see `context::resume`): it never ran, and
-        // waits on from before its pick.
+        // Its context untouched (see `context::resume`): this resume did
+        // not run it.
         let stop = take_off(
             core,
             tid,
@@ -1229,7 +1242,7 @@ extern "C" fn resume_pending(d: &Dispatch) -> ! {
         publish(
             core,
             handoff::Stop {
-                unrun: true,
+                unrun: RESUMING_UNRUN[core].load(Ordering::Relaxed),
                 ..stop
             },
         );

@@ -120,21 +120,20 @@ impl Thread {
     }
 
     /// Picked, but handed back before it ran (its core's turn ended
-    /// between the pick and the resume): still runnable, it waits on, from
-    /// where the wait its pick ended began, or from `at` if it had none.
+    /// between the pick and the resume), runnable again since the hand-back:
+    /// it waits on, from where the wait its pick ended began (if it had
+    /// one: the control thread's are not recorded).
     /// The pick's record is taken back; one the sampler has already sent
     /// stays, and the whole wait is recorded again at its end (one wait
     /// too many, the longest still exact). Recording both halves instead
     /// lost the time between pick and hand-back, up to the rest of a turn,
     /// and cut a long wait in two (an audit: 10.05 ms read as 6.24 ms).
-    fn picked_but_not_run(&mut self, at: u64) {
+    fn picked_but_not_run(&mut self) {
         let began = core::mem::replace(&mut self.wait_began, NOT_WAITING);
-        if began == NOT_WAITING {
-            self.runnable_from(at);
-            return;
+        if began != NOT_WAITING {
+            self.waits.undo_last();
+            self.runnable_since = began;
         }
-        self.waits.undo_last();
-        self.runnable_since = began;
     }
 
     fn due(&self, now: u64, read: &dyn Fn(u64) -> u64) -> bool {
@@ -761,9 +760,10 @@ impl Table {
         read: &dyn Fn(u64) -> u64,
     ) {
         self.stop_ran_at(core, tid, ran, at, now, RunEnd::Preempted, read);
+        // Only a thread the stop left waiting (not one that ended).
         if let Some(t) = self.threads.get_mut(tid) {
-            if t.life == Life::Live && t.runnable_since != NOT_WAITING {
-                t.picked_but_not_run(at);
+            if t.runnable_since != NOT_WAITING {
+                t.picked_but_not_run();
             }
         }
     }
