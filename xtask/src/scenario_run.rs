@@ -542,20 +542,23 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
 /// ticket change): its own `source`, except that a command the kernel
 /// forwarded from the runner's console script is the `script`'s. The
 /// application cannot tell (it reads every forwarded command as the
-/// console's); its reply to the command, the next of its console replies,
-/// names the inbox message, and the kernel's record of that message says
-/// where the command came from.
+/// console's); the change names the inbox message (`seq`), and the
+/// kernel's record of that message says where the command came from.
+/// Applications built before changes carried the number are read through
+/// their reply to the command, the next of their console replies, which
+/// names it too (a run that ended before the reply leaves `console`).
 fn action_source<'a>(users: &[&'a Value], k: usize, records: &Records) -> &'a str {
     let v = users[k];
     let own = v["source"].as_str().unwrap_or("");
     if own != "console" {
         return own;
     }
-    let Some(seq) = users[k + 1..]
-        .iter()
-        .find(|r| r["env"] == v["env"] && r["kind"] == "app_event" && r["what"] == "console")
-        .map(|r| &r["seq"])
-    else {
+    let Some(seq) = v.get("seq").or_else(|| {
+        users[k + 1..]
+            .iter()
+            .find(|r| r["env"] == v["env"] && r["kind"] == "app_event" && r["what"] == "console")
+            .map(|r| &r["seq"])
+    }) else {
         return own;
     };
     let scripted = records.of(RecordKind::Event).any(|e| {

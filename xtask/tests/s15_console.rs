@@ -130,6 +130,24 @@ fn a_console_script_swaps_and_sets_tickets_by_name_and_logs_failures() {
         .collect();
     assert_eq!(killed.len(), 1, "{killed:?}");
     assert_eq!(killed[0]["reason"], "stopped by the console script");
+    // The application's swap names the inbox message it carried out, and
+    // the figures' events mark it as the script's.
+    let swap = out
+        .records
+        .of(abi::record::RecordKind::User)
+        .find(|r| r["kind"] == "app_event" && r["what"] == "swap")
+        .expect("the swap's record");
+    assert_eq!(
+        (&swap["source"], &swap["seq"]),
+        (&Value::from("console"), &Value::from(0))
+    );
+    let events = std::fs::read_to_string(out.run_dir.join("events.csv")).unwrap();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.split(',').nth(1) == Some("swap") && l.ends_with("(script)\"")),
+        "{events}"
+    );
     // The commands ran at their times on the run's clock.
     let times: Vec<u64> = out
         .records

@@ -44,8 +44,11 @@
 //!   `id`, `-1` none, `-2` a thread outside the scenario (the control
 //!   thread) (several records when they do not fit one; none for a core
 //!   with no switch);
-//! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`),
-//!   `thread`, `detail`, `source` (`scenario` or `console`);
+//! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`,
+//!   `slices`), `thread`, `detail`, `source` (`scenario` or `console`),
+//!   and for `console` the command's `seq` (its inbox sequence number, as
+//!   below: the kernel's `console` event for it says whether it was typed
+//!   or a script's);
 //! - `requests_start` and `requests` (applications with `serve` threads):
 //!   see `serve`;
 //! - `app_event` with `what` `console`: the outcome of a console command
@@ -323,18 +326,39 @@ fn worker(i: usize) {
     thread_data(i)
         .left_ns
         .store(libos::sys::now_ns(), Ordering::Relaxed);
-    event("leave", t.id, "", "scenario");
+    event("leave", t.id, "", Asker::Scenario);
 }
 
-fn event(what: &str, thread: u32, detail: &str, source: &str) {
-    libos::report!(
-        "\"kind\":\"app_event\",\"t_ns\":{},\"what\":\"{what}\",\"thread\":{thread},\"detail\":\"{detail}\",\"source\":\"{source}\"",
-        libos::sys::now_ns()
-    );
+/// Who asked for a change the application reports: its scenario's plan,
+/// or a console command the kernel forwarded, by its inbox number. The
+/// application cannot tell a typed command from a console script's; the
+/// kernel's `console` event for that number can, so the number goes with
+/// the change.
+#[derive(Clone, Copy)]
+enum Asker {
+    Scenario,
+    Console(u64),
+}
+
+fn event(what: &str, thread: u32, detail: &str, asker: Asker) {
+    let t_ns = libos::sys::now_ns();
+    let head = "\"kind\":\"app_event\",\"t_ns\":";
+    match asker {
+        Asker::Scenario => {
+            libos::report!(
+                "{head}{t_ns},\"what\":\"{what}\",\"thread\":{thread},\"detail\":\"{detail}\",\"source\":\"scenario\""
+            );
+        }
+        Asker::Console(seq) => {
+            libos::report!(
+                "{head}{t_ns},\"what\":\"{what}\",\"thread\":{thread},\"detail\":\"{detail}\",\"source\":\"console\",\"seq\":{seq}"
+            );
+        }
+    }
 }
 
 /// Swaps to `to`; `Err` when the libOS refused.
-fn swap(to: PolicyKind, source: &str) -> Result<(), &'static str> {
+fn swap(to: PolicyKind, asker: Asker) -> Result<(), &'static str> {
     let (_, from, _) = threads::snapshot(&mut []);
     if from == to {
         return Ok(());
@@ -343,11 +367,11 @@ fn swap(to: PolicyKind, source: &str) -> Result<(), &'static str> {
         return Err("the libOS refused the swap");
     }
     let detail = libos::fmt::format(format_args!("{} -> {}", from.name(), to.name()));
-    event("swap", 0, detail.as_str(), source);
+    event("swap", 0, detail.as_str(), asker);
     Ok(())
 }
 
-fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
+fn set_tickets(id: u32, tickets: u32, asker: Asker) -> bool {
     let Some(i) = spec().threads.iter().position(|t| t.id == id) else {
         return false;
     };
@@ -358,13 +382,14 @@ fn set_tickets(id: u32, tickets: u32, source: &str) -> bool {
         threads::set_weight(tid, tickets);
     }
     let detail = libos::fmt::format(format_args!("{old} -> {tickets}"));
-    event("tickets", id, detail.as_str(), source);
+    event("tickets", id, detail.as_str(), asker);
     true
 }
 
-/// Carries out one console command the kernel forwarded: `swap <policy>`,
-/// `tickets <thread name or id> <n>`, `list`. `Err` says why not.
-fn console_command(text: &str) -> Result<(), String> {
+/// Carries out console command `text`, inbox message `seq`, which the
+/// kernel forwarded: `swap <policy>`, `tickets <thread name or id> <n>`,
+/// `list`. `Err` says why not.
+fn console_command(text: &str, seq: u64) -> Result<(), String> {
     let mut words = text.split_ascii_whitespace();
     match (words.next(), words.next(), words.next(), words.next()) {
         (Some("swap"), Some(p), None, None) => {
@@ -372,7 +397,7 @@ fn console_command(text: &str) -> Result<(), String> {
                 let names = libos::sched_registry::names_sentence();
                 alloc::format!("no scheduler `{p}` ({names})")
             })?;
-            swap(to, "console").map_err(String::from)
+            swap(to, Asker::Console(seq)).map_err(String::from)
         }
         (Some("tickets"), Some(who), Some(n), None) => {
             let id = spec()
@@ -383,7 +408,7 @@ fn console_command(text: &str) -> Result<(), String> {
                 .ok()
                 .filter(|&n| n > 0)
                 .ok_or_else(|| alloc::format!("tickets must be 1..=4294967295, not `{n}`"))?;
-            set_tickets(id, n, "console")
+            set_tickets(id, n, Asker::Console(seq))
                 .then_some(())
                 .ok_or_else(|| alloc::format!("no thread {id}"))
         }
@@ -415,7 +440,7 @@ fn inbox(seen: &mut u64) {
         let m = &inbox.messages[*seen as usize % abi::shared::INBOX_SLOTS];
         let text =
             core::str::from_utf8(&m.text[..(m.len as usize).min(m.text.len())]).unwrap_or("");
-        let outcome = match console_command(text) {
+        let outcome = match console_command(text, *seen) {
             Ok(()) => String::from("ok"),
             Err(why) => {
                 libos::log!("console: `{text}`: {why}");
@@ -910,7 +935,7 @@ fn main_thread(_: usize) {
                 }
             }
             if t.join_ms > 0 {
-                event("join", t.id, "", "scenario");
+                event("join", t.id, "", Asker::Scenario);
             }
         }
         failed.sort_by_key(|&i| spec.threads[i].join_ms);
@@ -922,21 +947,21 @@ fn main_thread(_: usize) {
         {
             match e.action {
                 Action::Swap(p) => {
-                    if let Err(why) = swap(p, "scenario") {
+                    if let Err(why) = swap(p, Asker::Scenario) {
                         libos::log!("swap to {}: {why}", p.name());
                     }
                 }
                 Action::Tickets { thread, tickets } => {
-                    set_tickets(thread, tickets, "scenario");
+                    set_tickets(thread, tickets, Asker::Scenario);
                 }
                 Action::Slices(n) => match libos::slices::resize(n as usize) {
                     Ok(before) => {
                         let detail = libos::fmt::format(format_args!("{before} -> {n} per core"));
-                        event("slices", 0, detail.as_str(), "scenario");
+                        event("slices", 0, detail.as_str(), Asker::Scenario);
                     }
                     Err(e) => {
                         libos::log!("slices -> {n}: refused ({e:?})");
-                        event("slices", 0, "refused", "scenario");
+                        event("slices", 0, "refused", Asker::Scenario);
                     }
                 },
             }

@@ -621,48 +621,93 @@ fn an_application_that_has_not_run_yet_shows_no_shares() {
     assert_eq!(row("a#2")[3..6], ["-", "-", "-"], "{table}");
 }
 
+/// The kernel's record of console command `seq` for environment `env`.
+fn console_forwarded(env: u64, seq: u64, source: &str) -> String {
+    format!("@@exo event {{\"event\":\"console\",\"env\":{env},\"core\":0,\"t_ns\":1,\"command\":\"swap x\",\"outcome\":\"forwarded\",\"source\":\"{source}\",\"seq\":{seq}}}\n")
+}
+
+/// An application's swap record; `extra`: fields after `source`.
+fn swap_record(env: u64, name: &str, t: u64, source: &str, extra: &str) -> String {
+    format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"swap\",\"thread\":0,\"detail\":\"stride -> rr\",\"source\":\"{source}\"{extra}}}\n")
+}
+
+/// An application's reply to console command `seq`.
+fn console_reply(env: u64, name: &str, t: u64, seq: u64) -> String {
+    format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"console\",\"thread\":0,\"seq\":{seq},\"detail\":\"swap rr\",\"outcome\":\"ok\",\"source\":\"console\"}}\n")
+}
+
+/// An application's spawn and start.
+fn app_started(env: u64, name: &str) -> String {
+    format!("@@exo event {{\"event\":\"spawned\",\"env\":{env},\"name\":\"{name}\",\"t_ns\":5}}\n@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}}\n")
+}
+
+/// The swaps' details in the run made of `lines`.
+fn swap_details(lines: &[String]) -> Vec<String> {
+    let data = two_threads_run(&lines.concat());
+    data.events
+        .iter()
+        .filter(|e| e.kind == "swap")
+        .map(|e| e.detail.clone())
+        .collect()
+}
+
+const RUN_END: &str = "@@exo end {\"exit\":\"success\",\"uptime_ns\":100}\n";
+
 #[test]
 fn a_change_is_attributed_by_its_own_application_s_reply_and_command() {
     // Two instances (envs 256 and 512) whose inbox numbers overlap. A's
     // typed swap (its reply is seq 1, typed) must not take B's scripted
     // reply (seq 0) that comes between, nor B's scripted command seq 1; a
-    // swap the scenario planned stays the scenario's.
-    let kernel = |env: u64, seq: u64, source: &str| {
-        format!("@@exo event {{\"event\":\"console\",\"env\":{env},\"core\":0,\"t_ns\":1,\"command\":\"swap x\",\"outcome\":\"forwarded\",\"source\":\"{source}\",\"seq\":{seq}}}\n")
-    };
-    let swap = |env: u64, name: &str, t: u64, source: &str| {
-        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"swap\",\"thread\":0,\"detail\":\"stride -> rr\",\"source\":\"{source}\"}}\n")
-    };
-    let reply = |env: u64, name: &str, t: u64, seq: u64| {
-        format!("@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":1,\"kind\":\"app_event\",\"t_ns\":{t},\"what\":\"console\",\"thread\":0,\"seq\":{seq},\"detail\":\"swap rr\",\"outcome\":\"ok\",\"source\":\"console\"}}\n")
-    };
-    let start = |env: u64, name: &str| {
-        format!("@@exo event {{\"event\":\"spawned\",\"env\":{env},\"name\":\"{name}\",\"t_ns\":5}}\n@@exo user {{\"env\":{env},\"name\":\"{name}\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}}\n")
-    };
+    // swap the scenario planned stays the scenario's. (Records as
+    // applications made them before a change carried its command's
+    // number.)
+    let swap = |env, name, t, source| swap_record(env, name, t, source, "");
     let console = [
-        start(256, "a"),
-        start(512, "a#2"),
-        kernel(256, 0, "script"),
-        kernel(256, 1, "console"),
-        kernel(512, 0, "script"),
-        kernel(512, 1, "script"),
-        reply(256, "a", 20, 0),
+        app_started(256, "a"),
+        app_started(512, "a#2"),
+        console_forwarded(256, 0, "script"),
+        console_forwarded(256, 1, "console"),
+        console_forwarded(512, 0, "script"),
+        console_forwarded(512, 1, "script"),
+        console_reply(256, "a", 20, 0),
         swap(256, "a", 30, "console"),
-        reply(512, "a#2", 31, 0),
-        reply(256, "a", 32, 1),
+        console_reply(512, "a#2", 31, 0),
+        console_reply(256, "a", 32, 1),
         swap(256, "a", 40, "scenario"),
-        reply(512, "a#2", 41, 1),
-        kernel(256, 2, "script"),
-        reply(256, "a", 42, 2),
-        "@@exo end {\"exit\":\"success\",\"uptime_ns\":100}\n".into(),
-    ]
-    .concat();
-    let data = two_threads_run(&console);
-    let swaps: Vec<&str> = data
-        .events
-        .iter()
-        .filter(|e| e.kind == "swap")
-        .map(|e| e.detail.as_str())
-        .collect();
-    assert_eq!(swaps, ["stride -> rr (console)", "stride -> rr (scenario)"]);
+        console_reply(512, "a#2", 41, 1),
+        console_forwarded(256, 2, "script"),
+        console_reply(256, "a", 42, 2),
+        RUN_END.into(),
+    ];
+    assert_eq!(
+        swap_details(&console),
+        ["stride -> rr (console)", "stride -> rr (scenario)"]
+    );
+}
+
+#[test]
+fn a_change_carrying_its_command_s_number_needs_no_reply() {
+    // The run ended between a scripted swap and the application's reply:
+    // the swap's own number names the command. Instance a#2's command 0,
+    // typed, does not count for a's.
+    let console = [
+        app_started(256, "a"),
+        app_started(512, "a#2"),
+        console_forwarded(512, 0, "console"),
+        console_forwarded(256, 0, "script"),
+        swap_record(256, "a", 30, "console", ",\"seq\":0"),
+        RUN_END.into(),
+    ];
+    assert_eq!(swap_details(&console), ["stride -> rr (script)"]);
+    // With its number, a reply to another command that comes next is not
+    // taken for its own (typed 1, after scripted 0).
+    let console = [
+        app_started(256, "a"),
+        console_forwarded(256, 0, "script"),
+        console_forwarded(256, 1, "console"),
+        swap_record(256, "a", 30, "console", ",\"seq\":0"),
+        console_reply(256, "a", 32, 1),
+        RUN_END.into(),
+    ];
+    assert_eq!(swap_details(&console), ["stride -> rr (script)"]);
 }
