@@ -404,14 +404,15 @@ fn plot(
             opts.paper
         )));
     }
-    for f in xtask::plot::plot_run_with(&dir, opts)? {
+    let plotted = xtask::plot::plot_run_with(&dir, opts)?;
+    for f in &plotted.files {
         println!("{}", f.display());
     }
     // On stderr: stdout lists the files written, for scripts.
-    let about = xtask::plot::about(&dir)?;
+    let about = &plotted.about;
     if opts.title {
         eprintln!("the run: {about}");
-    } else if xtask::plot::titles_kept(&dir)? {
+    } else if plotted.titles_kept {
         eprintln!("titles kept although title=0 asked: the run is {about}");
     } else {
         // A figure without its title no longer says where its time came

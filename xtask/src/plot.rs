@@ -76,7 +76,20 @@ impl Default for PlotOptions {
 /// Writes every figure of the run in `dir` (its `rundata.json`) as `just
 /// plot` draws them by default; returns the files written.
 pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    plot_run_with(dir, &PlotOptions::default())
+    plot_run_with(dir, &PlotOptions::default()).map(|p| p.files)
+}
+
+/// What [`plot_run_with`] drew, and what `just plot` says of the run,
+/// all from one reading of its data.
+#[derive(Clone, Debug)]
+pub struct Plotted {
+    /// The files written: each figure's PNG and SVG.
+    pub files: Vec<PathBuf>,
+    /// What the figures stand on, as a caption would say it ([`about`]).
+    pub about: String,
+    /// Whether the figures keep their titles even with `title=0` (see
+    /// [`may_drop_title`]).
+    pub titles_kept: bool,
 }
 
 /// Calls a figure's function on whichever backend `$b` holds.
@@ -145,12 +158,6 @@ fn load(dir: &Path) -> Result<RunData, String> {
     Ok(data)
 }
 
-/// Whether the figures of the run in `dir` keep their titles even with
-/// `title=0` (see [`may_drop_title`]).
-pub fn titles_kept(dir: &Path) -> Result<bool, String> {
-    Ok(!may_drop_title(&load(dir)?))
-}
-
 /// Whether a figure of the run may go without its title (`title=0`): only
 /// one of a run trusted that ended well, so a figure of any other always
 /// says what it is.
@@ -158,23 +165,22 @@ fn may_drop_title(data: &RunData) -> bool {
     data.trusted == Some(true) && data.ended.is_none()
 }
 
-/// What a figure of the run in `dir` stands on, as its title's second line
-/// says it (cores, deterministic or not, the schedulers) with whether its
+/// What a figure of the run stands on, as its title's second line says it
+/// (cores, deterministic or not, the schedulers) with whether its
 /// measurements were trusted spelled out: `just plot` prints it, the
 /// caption's facts for figures drawn without a title (`title=0`).
-pub fn about(dir: &Path) -> Result<String, String> {
-    let data = load(dir)?;
+fn about(data: &RunData) -> String {
     let trust = match data.trusted {
         Some(true) => "trusted",
         Some(false) => "NOT trusted (summary.json's trust says why)",
         None => "trust unknown (no verdict recorded)",
     };
-    let (cores, source, schedulers) = facts(&data);
-    Ok(format!(
+    let (cores, source, schedulers) = facts(data);
+    format!(
         "{}: {cores}, {source}, {trust}{}{schedulers}",
         data.scenario_name,
-        ended(&data)
-    ))
+        ended(data)
+    )
 }
 
 /// `, ended: <exit>` for a run that did not end well, else nothing.
@@ -194,8 +200,9 @@ pub fn check(dir: &Path, opts: &PlotOptions) -> Result<(), String> {
     window(&data, opts).map(|_| ())
 }
 
-/// Writes every figure of the run in `dir` drawn as `opts` asks.
-pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, String> {
+/// Writes every figure of the run in `dir` drawn as `opts` asks; with what
+/// `just plot` says of the run, from the same reading of its data.
+pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
     register_font()?;
     let data = load(dir)?;
     if !data.runs.is_empty() {
@@ -230,7 +237,11 @@ pub fn plot_run_with(dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Str
             draw(&data, opts, s, b)
         })?);
     }
-    Ok(written)
+    Ok(Plotted {
+        files: written,
+        about: about(&data),
+        titles_kept: !may_drop_title(&data),
+    })
 }
 
 /// A figure's title: the scenario and what the figure shows; under it

@@ -289,15 +289,27 @@ fn instances(records: &Records, app: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// When an application's `app_start` record says it started (ns since
+/// boot); `None` for any other record.
+pub fn app_start_ns(v: &Value) -> Option<u64> {
+    (v["kind"] == "app_start").then(|| v["t_ns"].as_u64())?
+}
+
+/// The run's start among `user` records (ns since boot): the first
+/// application's start, 0 when none started. The figures, and the trust
+/// checks' details, count time from it.
+pub fn run_start_ns<'a>(users: impl IntoIterator<Item = &'a Value>) -> u64 {
+    users
+        .into_iter()
+        .filter_map(app_start_ns)
+        .min()
+        .unwrap_or(0)
+}
+
 /// Everything the run measured, in the runner's model.
 pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic: bool) -> RunData {
     let users: Vec<&Value> = records.of(RecordKind::User).collect();
-    let start_ns = users
-        .iter()
-        .filter(|v| v["kind"] == "app_start")
-        .filter_map(|v| v["t_ns"].as_u64())
-        .min()
-        .unwrap_or(0);
+    let start_ns = run_start_ns(users.iter().copied());
     let mut apps = Vec::new();
     for app in s.apps.iter().map(|a| a.get_ref()) {
         let mut runs = instances(records, &app.name);

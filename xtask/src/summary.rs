@@ -34,6 +34,9 @@ pub struct RunFacts<'a> {
     pub mode: Mode,
     /// Cores each application can use at once (empty without a scenario).
     pub capacities: BTreeMap<String, u32>,
+    /// Thread names by (application, id), as the tables name them (empty
+    /// without a scenario): [`crate::scenario_run::thread_names`].
+    pub thread_names: BTreeMap<(String, u32), String>,
 }
 
 /// Whether the guest's view (the boot record's `hypervisor`, from CPUID)
@@ -140,7 +143,7 @@ pub fn build(f: &RunFacts<'_>, r: &Records) -> Value {
     );
     m.insert(
         "trust".into(),
-        trust::assess_records(f.mode, r, f.capacities.clone()),
+        trust::assess_records(f.mode, r, f.capacities.clone(), f.thread_names.clone()),
     );
     if !f.qemu_stderr.trim().is_empty() {
         m.insert("qemu_stderr".into(), json!(f.qemu_stderr.trim()));
@@ -260,6 +263,7 @@ mod tests {
             qemu_stderr: "",
             mode: Mode::Tcg,
             capacities: BTreeMap::new(),
+            thread_names: BTreeMap::new(),
         }
     }
 

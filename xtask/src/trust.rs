@@ -142,7 +142,8 @@ impl Limits {
 /// One window in which more was charged than could have run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Overcharge {
-    /// `app/thread` (thread check) or `app` (application check).
+    /// `app/thread` (thread check; the thread named as the tables name it)
+    /// or `app` (application check).
     pub who: String,
     /// End of the window, ns since boot.
     pub t_ns: u64,
@@ -158,9 +159,11 @@ impl Overcharge {
         self.charged_ns as f64 / (self.window_ns.max(1) as f64 * f64::from(self.cores))
     }
 
-    pub fn describe(&self) -> String {
+    /// What it was, its window's end on the clock of the run that started
+    /// at `start_ns` (ns since boot): see [`run_time`].
+    pub fn describe(&self, start_ns: u64) -> String {
         format!(
-            "{}: {:.1} ms charged in a {:.1} ms window{} ending at t={:.3} s",
+            "{}: {:.1} ms charged in a {:.1} ms window{} ending {}",
             self.who,
             self.charged_ns as f64 / 1e6,
             self.window_ns as f64 / 1e6,
@@ -169,9 +172,20 @@ impl Overcharge {
             } else {
                 String::new()
             },
-            self.t_ns as f64 / 1e9
+            run_time(self.t_ns, start_ns)
         )
     }
+}
+
+/// An instant `t_ns` (ns since boot, as records give it) on the run's
+/// clock, which the figures count from (the run's start, `start_ns`):
+/// `412.0 ms into the run`, with the `t_ns` the run's CSV files list it
+/// under.
+pub fn run_time(t_ns: u64, start_ns: u64) -> String {
+    format!(
+        "{:.1} ms into the run (t_ns {t_ns})",
+        t_ns.saturating_sub(start_ns) as f64 / 1e6
+    )
 }
 
 /// The worst window of one check and how many broke the limit.
@@ -197,7 +211,7 @@ impl WindowCheck {
         })
     }
 
-    fn to_json(&self, check: &str, what: &str) -> Value {
+    fn to_json(&self, check: &str, what: &str, start_ns: u64) -> Value {
         let worst = self.worst.as_ref();
         json!({
             "check": check,
@@ -209,7 +223,7 @@ impl WindowCheck {
             "violations": self.violations,
             "detail": match worst {
                 None => format!("no sample windows: {what} not checked"),
-                Some(w) => format!("worst {}", w.describe()),
+                Some(w) => format!("worst {}", w.describe(start_ns)),
             },
         })
     }
@@ -223,6 +237,11 @@ pub struct Windows {
     limits: Limits,
     /// Cores each application (by name) can use at once.
     capacities: BTreeMap<String, u32>,
+    /// Thread names by (application, id), from the scenario, as the tables
+    /// name threads (`crate::scenario_run::thread_names`).
+    names: BTreeMap<(String, u32), String>,
+    /// The run's start so far (ns since boot): the earliest `app_start`.
+    start_ns: Option<u64>,
     /// Per (env, thread id): the last sample's time and CPU.
     last: BTreeMap<(u64, u64), (u64, u64)>,
     /// Per env: the snapshot being collected (its time, the application's
@@ -238,6 +257,8 @@ impl Windows {
         Windows {
             limits,
             capacities,
+            names: BTreeMap::new(),
+            start_ns: None,
             last: BTreeMap::new(),
             open: BTreeMap::new(),
             thread: WindowCheck::default(),
@@ -245,10 +266,26 @@ impl Windows {
         }
     }
 
+    /// Names threads as the tables do (by (application, id); a thread
+    /// without a name is `t<id>`).
+    pub fn with_names(self, names: BTreeMap<(String, u32), String>) -> Windows {
+        Windows { names, ..self }
+    }
+
+    /// The run's start as far as the records taken show it (ns since boot;
+    /// 0 before any application started), as
+    /// [`crate::scenario_run::run_start_ns`] reads it from them all.
+    pub fn start_ns(&self) -> u64 {
+        self.start_ns.unwrap_or(0)
+    }
+
     /// Takes one `user` record (others are ignored); returns the windows it
     /// showed overcharged.
     pub fn record(&mut self, v: &Value) -> Vec<Overcharge> {
         let mut bad = Vec::new();
+        if let Some(t) = crate::scenario_run::app_start_ns(v) {
+            self.start_ns = Some(self.start_ns.map_or(t, |s| s.min(t)));
+        }
         if v["kind"] != "sample" {
             return bad;
         }
@@ -261,6 +298,8 @@ impl Windows {
             bad.extend(self.close(env));
         }
         let slack = self.limits.slack_ns();
+        // A restarted instance (`demo#2`) has its application's threads.
+        let base = app.split_once('#').map_or(app, |(base, _)| base);
         let open = self
             .open
             .entry(env)
@@ -278,9 +317,14 @@ impl Windows {
             let charged = cpu.saturating_sub(cpu0);
             open.2 += charged;
             open.3 = open.3.max(t - t0);
+            let thread = u32::try_from(id)
+                .ok()
+                .and_then(|id| self.names.get(&(base.to_string(), id)))
+                .cloned()
+                .unwrap_or_else(|| format!("t{id}"));
             bad.extend(self.thread.take(
                 Overcharge {
-                    who: format!("{app}/t{id}"),
+                    who: format!("{app}/{thread}"),
                     t_ns: t,
                     charged_ns: charged,
                     window_ns: t - t0,
@@ -515,18 +559,18 @@ fn late_timer_check(r: &Records, limits: Limits) -> Value {
 /// libOS panic is code 101) leaves figures of an experiment that did not
 /// run as planned. Kills are the kernel's or the console's and show as
 /// `killed` events, not here.
-fn clean_exits_check(r: &Records) -> Value {
+fn clean_exits_check(r: &Records, start_ns: u64) -> Value {
     let died: Vec<String> = r
         .of(RecordKind::Event)
         .filter(|e| e["event"] == "exited")
         .filter(|e| e["code"].as_u64() != Some(0))
         .map(|e| {
             format!(
-                "{} (env {}) exited with code {} at {:.3} s",
+                "{} (env {}) exited with code {}, {}",
                 e["name"].as_str().unwrap_or("?"),
                 e["env"],
                 e["code"],
-                e["t_ns"].as_u64().unwrap_or(0) as f64 / 1e9
+                run_time(e["t_ns"].as_u64().unwrap_or(0), start_ns)
             )
         })
         .collect();
@@ -559,19 +603,21 @@ fn clean_exits_check(r: &Records) -> Value {
 /// and [`Windows::finish`].
 pub fn assess(mode: Mode, r: &Records, windows: &Windows) -> Value {
     let limits = Limits::from_records(r);
+    // The clock details give instants on: the run's, as its figures.
+    let start = crate::scenario_run::run_start_ns(r.of(RecordKind::User));
     let checks = vec![
         mode_check(mode),
         rdtsc_check(r),
         windows
             .thread
-            .to_json("thread_charge_within_window", "per-thread charges"),
+            .to_json("thread_charge_within_window", "per-thread charges", start),
         windows
             .app
-            .to_json("app_charge_within_window", "per-application charges"),
+            .to_json("app_charge_within_window", "per-application charges", start),
         core_charge_check(r, limits),
         threads_within_env_check(r),
         late_timer_check(r, limits),
-        clean_exits_check(r),
+        clean_exits_check(r, start),
     ];
     let failed: Vec<String> = checks
         .iter()
@@ -655,8 +701,13 @@ pub fn add_check(trust: &mut Value, check: Value) {
 }
 
 /// Runs every `user` record through a fresh [`Windows`] and assesses.
-pub fn assess_records(mode: Mode, r: &Records, capacities: BTreeMap<String, u32>) -> Value {
-    let mut w = Windows::new(Limits::from_records(r), capacities);
+pub fn assess_records(
+    mode: Mode,
+    r: &Records,
+    capacities: BTreeMap<String, u32>,
+    names: BTreeMap<(String, u32), String>,
+) -> Value {
+    let mut w = Windows::new(Limits::from_records(r), capacities).with_names(names);
     for v in r.of(RecordKind::User) {
         w.record(v);
     }

@@ -52,21 +52,28 @@ pub fn add_sleeps(v: &Value, into: &mut Sleeps) -> Option<u32> {
 /// records the run's end cut off leaves it unplaced, and kept, its threads
 /// would count as runnable for it, moving the ideal shares.
 pub fn unplaced_sleep(slept: u64, t0: u64, t: u64, spans: &[(u64, u64)]) -> u64 {
+    let placed: u64 = merged_within(spans, t0, t).iter().map(|(s, e)| e - s).sum();
+    slept.saturating_sub(placed)
+}
+
+/// `spans` clipped to the window `[t0, t)`, merged where they overlap or
+/// touch, in order: the time they cover in it, each instant once (none
+/// when `t <= t0`).
+pub fn merged_within(spans: &[(u64, u64)], t0: u64, t: u64) -> Vec<(u64, u64)> {
     let mut clipped: Vec<(u64, u64)> = spans
         .iter()
         .map(|&(s, e)| (s.max(t0), e.min(t)))
         .filter(|(s, e)| s < e)
         .collect();
     clipped.sort_unstable();
-    let (mut placed, mut reach) = (0, t0);
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(clipped.len());
     for (s, e) in clipped {
-        let s = s.max(reach);
-        if e > s {
-            placed += e - s;
-            reach = e;
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
         }
     }
-    slept.saturating_sub(placed)
+    merged
 }
 
 /// The sleep [`unplaced_sleep`] tolerates: a clock read's rounding.
@@ -306,20 +313,7 @@ impl Fairness {
             (Some(_), None) => (t0, t),
             (None, None) => (t - (r.cpu_ns + r.sleep_ns).min(dt), t),
         };
-        let mut asleep: Vec<(u64, u64)> = sleeps
-            .into_iter()
-            .flatten()
-            .map(|&(s, e)| (s.max(present.0), e.min(present.1)))
-            .filter(|(s, e)| s < e)
-            .collect();
-        asleep.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(asleep.len());
-        for (s, e) in asleep {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
+        let merged = merged_within(sleeps.map_or(&[][..], Vec::as_slice), present.0, present.1);
         let logged: u64 = merged.iter().map(|(s, e)| e - s).sum();
         let slept = r.sleep_ns.saturating_sub(prev.map_or(0, |p| p.sleep_ns));
         self.threads.entry(r.id).or_default().sleep_unlogged_ns += slept.saturating_sub(logged);

@@ -438,3 +438,32 @@ fn a_swap_away_holds_each_worth_as_it_was_and_a_swap_back_values_anew() {
     assert!(d.in_force);
     assert_eq!(ends, [(0, None), (1, None), (0, None)]);
 }
+
+/// Sleep intervals clipped to a window `[t0, t)`, merged where they
+/// overlap or touch, in order: what both the sleep placed in an interval
+/// and a thread's interval asleep are made of.
+#[test]
+fn intervals_are_clipped_to_the_window_and_merged_in_order() {
+    let spans = [
+        (50, 70),
+        (5, 15),
+        (0, 3),
+        (12, 20),
+        (20, 22),
+        (30, 40),
+        (1, 2),
+    ];
+    assert_eq!(
+        fairness::merged_within(&spans, 2, 35),
+        [(2, 3), (5, 22), (30, 35)]
+    );
+    // Nothing inside the window, or no window at all.
+    assert_eq!(fairness::merged_within(&spans, 23, 30), []);
+    assert_eq!(fairness::merged_within(&spans, 35, 2), []);
+    assert_eq!(fairness::merged_within(&[], 0, 100), []);
+    // The sleep they place: what of a thread's sleep they leave unplaced.
+    assert_eq!(
+        fairness::unplaced_sleep(30, 2, 35, &spans),
+        30 - (1 + 17 + 5)
+    );
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::events::{markers, stack};
 use super::style::{self, Paper, Style, MIN_PT, OKABE_ITO, OTHERS, SVG_PX_PER_IN};
-use super::{labels, plot_run_with, window, PlotOptions};
+use super::{labels, plot_run_with, window, PlotOptions, Plotted};
 use crate::rundata::{
     App, CoreRun, Event, RequestInterval, RequestLog, RunData, Sample, Thread, WaitInterval,
 };
@@ -112,6 +112,12 @@ fn run(threads: u32) -> RunData {
 
 /// Draws `data` into a fresh temporary directory.
 fn draw(data: &RunData, name: &str, opts: &PlotOptions) -> Vec<PathBuf> {
+    draw_plotted(data, name, opts).files
+}
+
+/// Draws `data` into a fresh temporary directory; with what `just plot`
+/// says of the run.
+fn draw_plotted(data: &RunData, name: &str, opts: &PlotOptions) -> Plotted {
     let dir = std::env::temp_dir().join(format!("xtask-plot-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -600,7 +606,7 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
     json.as_object_mut().unwrap().remove("trusted");
     std::fs::write(dir.join("rundata.json"), json.to_string()).unwrap();
     assert_eq!(
-        super::about(&dir).unwrap(),
+        super::about(&super::load(&dir).unwrap()),
         "synthetic: 2 cores, det, trust unknown (no verdict recorded); lotto under lottery; strider under stride"
     );
     std::fs::write(
@@ -608,7 +614,7 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
         r#"{"trust": {"trusted": false, "why_not": ["a window charged 1.4x"]}}"#,
     )
     .unwrap();
-    let files = plot_run_with(&dir, &PlotOptions::default()).unwrap();
+    let files = plot_run_with(&dir, &PlotOptions::default()).unwrap().files;
     for stem in ["progress", "shares", "lag", "slicemap"] {
         let svg = svg_named(&files, stem);
         assert!(
@@ -617,7 +623,7 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
         );
     }
     assert_eq!(
-        super::about(&dir).unwrap(),
+        super::about(&super::load(&dir).unwrap()),
         "synthetic: 2 cores, det, NOT trusted (summary.json's trust says why); lotto under lottery; strider under stride"
     );
     // And how it ended, when not well.
@@ -627,7 +633,7 @@ fn a_run_whose_data_predates_its_verdict_takes_it_from_its_summary() {
     )
     .unwrap();
     assert_eq!(
-        super::about(&dir).unwrap(),
+        super::about(&super::load(&dir).unwrap()),
         "synthetic: 2 cores, det, trusted, ended: timeout; lotto under lottery; strider under stride"
     );
     remove(&files);
@@ -641,21 +647,33 @@ fn only_a_sound_run_s_figures_drop_their_titles() {
     };
     let has_title =
         |files: &[PathBuf]| svg_named(files, "lag").contains("lag: ideal minus received");
-    // Trusted and ended well: as asked, no title.
-    let files = draw(&run(2), "sound", &no_title);
-    assert!(!has_title(&files));
-    remove(&files);
+    // Trusted and ended well: as asked, no title; what `just plot` says
+    // of the run (its caption's facts, the titles dropped) from the data
+    // the figures were drawn from.
+    let p = draw_plotted(&run(2), "sound", &no_title);
+    assert!(!has_title(&p.files) && !p.titles_kept);
+    assert_eq!(
+        p.about,
+        "synthetic: 2 cores, det, trusted; lotto under lottery; strider under stride"
+    );
+    remove(&p.files);
     // Not trusted, or cut short: the title stays, saying so.
     let mut untrusted = run(2);
     untrusted.trusted = Some(false);
-    let files = draw(&untrusted, "untrusted", &no_title);
-    assert!(has_title(&files) && svg_named(&files, "lag").contains("NOT trusted"));
-    remove(&files);
+    let p = draw_plotted(&untrusted, "untrusted", &no_title);
+    assert!(has_title(&p.files) && svg_named(&p.files, "lag").contains("NOT trusted"));
+    assert!(
+        p.titles_kept
+            && p.about
+                .contains("NOT trusted (summary.json's trust says why)")
+    );
+    remove(&p.files);
     let mut cut = run(2);
     cut.ended = Some("sampling_stopped".into());
-    let files = draw(&cut, "cut", &no_title);
-    assert!(has_title(&files) && svg_named(&files, "lag").contains("ended: sampling stopped"));
-    remove(&files);
+    let p = draw_plotted(&cut, "cut", &no_title);
+    assert!(has_title(&p.files) && svg_named(&p.files, "lag").contains("ended: sampling stopped"));
+    assert!(p.titles_kept && p.about.contains("trusted, ended: sampling stopped"));
+    remove(&p.files);
 }
 
 #[test]

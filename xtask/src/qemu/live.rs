@@ -79,7 +79,7 @@ impl Live {
         let snapshot_done = self.note_snapshot(&v);
         for o in self.windows.record(&v) {
             self.overcharged += 1;
-            self.last_overcharge = Some(o.describe());
+            self.last_overcharge = Some(o.describe(self.windows.start_ns()));
         }
         let completed = self.tracker.record(&v);
         if let Some((app, t)) = snapshot_done.filter(|_| completed) {

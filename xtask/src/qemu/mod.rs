@@ -258,6 +258,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, Error> {
                 .as_ref()
                 .map(|s| s.capacities(online))
                 .unwrap_or_default(),
+            thread_names: scenario
+                .as_ref()
+                .map(crate::scenario_run::thread_names)
+                .unwrap_or_default(),
         },
         &records,
     );

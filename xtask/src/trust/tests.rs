@@ -44,8 +44,20 @@ fn sample(env: u64, t: u64, rows: &[(u64, u64)]) -> String {
 }
 
 fn assess_lines(mode: Mode, lines: &[String]) -> Value {
+    assess_named(mode, lines, BTreeMap::new())
+}
+
+/// [`assess_lines`] with the scenario's thread names.
+fn assess_named(mode: Mode, lines: &[String], names: BTreeMap<(String, u32), String>) -> Value {
     let r = parse_records(&lines.join("\n"));
-    assess_records(mode, &r, BTreeMap::from([("demo".to_string(), 2)]))
+    assess_records(mode, &r, BTreeMap::from([("demo".to_string(), 2)]), names)
+}
+
+/// `demo`'s `app_start` record at `t` (ns since boot): the run's start.
+fn app_start(t: u64) -> String {
+    format!(
+        r#"@@exo user {{"env":7,"name":"demo","core":0,"kind":"app_start","t_ns":{t},"policy":"stride"}}"#
+    )
 }
 
 fn check_of<'a>(trust: &'a Value, name: &str) -> &'a Value {
@@ -112,35 +124,78 @@ fn a_trapping_rdtsc_is_caught_from_the_guest_side() {
     assert_eq!(check_of(&t, "guest_rdtsc_native")["figure"], 6074);
 }
 
-/// The charge the issue reports: 633 ms on one thread inside a 98 ms window.
-#[test]
-fn a_thread_charged_more_than_its_window_is_caught() {
-    let mut lines = vec![clean()[0].clone()];
-    for k in 0..=4u64 {
-        lines.push(sample(
-            7,
-            k * 100 * MS,
-            &[(1, k * 60 * MS), (2, k * 70 * MS)],
-        ));
-    }
+/// Samples of `demo` every 100 ms from `first` ms to 400 ms, then the
+/// charge the issue reports: 633 ms on thread 2 inside a 98 ms window.
+fn charged_633_ms(first: u64) -> Vec<String> {
+    let mut lines: Vec<String> = (first / 100..=4u64)
+        .map(|k| sample(7, k * 100 * MS, &[(1, k * 60 * MS), (2, k * 70 * MS)]))
+        .collect();
     lines.push(sample(
         7,
         498 * MS,
         &[(1, 300 * MS), (2, 280 * MS + 633 * MS)],
     ));
+    lines
+}
+
+/// The charge the issue reports: 633 ms on one thread inside a 98 ms window.
+#[test]
+fn a_thread_charged_more_than_its_window_is_caught() {
+    let mut lines = vec![clean()[0].clone()];
+    lines.extend(charged_633_ms(0));
     let t = assess_lines(Mode::DetTcg, &lines);
     let w = check_of(&t, "thread_charge_within_window");
     assert_eq!(w["ok"], false, "{t:#}");
     assert_eq!(w["violations"], 1);
     assert_eq!(
         w["detail"],
-        "worst demo/t2: 633.0 ms charged in a 98.0 ms window ending at t=0.498 s"
+        "worst demo/t2: 633.0 ms charged in a 98.0 ms window ending 498.0 ms into the run (t_ns 498000000)"
     );
     assert!((w["figure"].as_f64().unwrap() - 633.0 / 98.0).abs() < 1e-9);
     assert_eq!(t["trusted"], false);
     assert!(warning(&t)
         .unwrap()
         .contains("633.0 ms charged in a 98.0 ms window"));
+}
+
+/// The detail names a thread as the tables do (its name in the scenario,
+/// `t<id>` only when it has none) and its window's end on the run's
+/// clock, from the first application's start, with the `t_ns` that
+/// `samples.csv` lists it under.
+#[test]
+fn an_overcharge_names_the_thread_as_the_tables_do_on_the_run_s_clock() {
+    let mut lines = vec![clean()[0].clone(), app_start(100 * MS)];
+    lines.extend(charged_633_ms(100));
+    let names = BTreeMap::from([(("demo".to_string(), 2), "hog".to_string())]);
+    let t = assess_named(Mode::DetTcg, &lines, names.clone());
+    let w = check_of(&t, "thread_charge_within_window");
+    assert_eq!(
+        w["detail"],
+        "worst demo/hog: 633.0 ms charged in a 98.0 ms window ending 398.0 ms into the run (t_ns 498000000)"
+    );
+    // The verdict is the same as without names.
+    assert_eq!(w["ok"], false);
+    assert_eq!(w["violations"], 1);
+    let unnamed = assess_lines(Mode::DetTcg, &lines);
+    let u = check_of(&unnamed, "thread_charge_within_window");
+    assert_eq!(
+        (u["ok"].clone(), u["violations"].clone()),
+        (json!(false), json!(1))
+    );
+    assert_eq!(
+        u["detail"],
+        "worst demo/t2: 633.0 ms charged in a 98.0 ms window ending 398.0 ms into the run (t_ns 498000000)"
+    );
+    // Live, a restarted instance's threads keep their names.
+    let r = parse_records(&lines.join("\n").replace("\"demo\"", "\"demo#2\""));
+    let cores = BTreeMap::from([("demo".to_string(), 2)]);
+    let mut w = Windows::new(Limits::from_records(&r), cores).with_names(names);
+    let bad: Vec<Overcharge> = r.of(RecordKind::User).flat_map(|v| w.record(v)).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(
+        bad[0].describe(w.start_ns()),
+        "demo#2/hog: 633.0 ms charged in a 98.0 ms window ending 398.0 ms into the run (t_ns 498000000)"
+    );
 }
 
 #[test]
@@ -295,14 +350,14 @@ fn an_application_that_died_mid_run_makes_the_run_untrusted() {
     // A libOS panic (code 101) on a 64-core run left a table of zeros that
     // said "shares trusted": the experiment that ran was not the one asked.
     let mut lines = clean();
+    lines.insert(1, app_start(MS));
     lines.push(r#"@@exo event {"event":"exited","env":7,"name":"demo","core":32,"t_ns":3000000,"code":101}"#.to_string());
     let t = assess_lines(Mode::DetTcg, &lines);
     only_fails(&t, "applications_exited_cleanly");
-    assert!(
-        t["why_not"][0]
-            .as_str()
-            .unwrap()
-            .contains("demo (env 7) exited with code 101"),
+    // When, on the run's clock (from the application's start).
+    assert_eq!(
+        t["why_not"][0],
+        "applications_exited_cleanly: demo (env 7) exited with code 101, 2.0 ms into the run (t_ns 3000000)",
         "{t:#}"
     );
     // Exiting with 0 (its plan done) is not a failure.
