@@ -821,30 +821,12 @@ fn core_runs(
     (runs, dropped.values().sum())
 }
 
-/// Drops every sample the run's end cut short ([`sample_whole`], whose
-/// two cases are here) and
-/// returns their (application, time): in a run whose applications close
-/// their samples, every sample without its `sample_end` or missing a
-/// record it counts. Kept, a cut sample's figures are of two instants
-/// (below).
-///
-/// In runs made before samples were closed, by inference (as it was):
-/// every sample with fewer rows than its records announce: one the run's
-/// end cut between its records, or one a record of which the kernel
-/// refused. Kept, its
-/// threads' figures would be from two instants — the rows it sent from its
-/// time, the others from the sample before — and the threads' part of the
-/// application's time, which takes the application's time up to the last
-/// sample, came out up to a sampling period of the threads' time short:
-/// 96 threads on 16 cores read 93% in runs whose last sample was cut and
-/// 97% in the others.
-///
-/// Also each application's last sample when the run's end cut off its
-/// `sleeps` records, which follow its rows: its threads' sleep since the
-/// sample before is not all placed in time ([`unplaced_sleep`]). Kept,
-/// the threads counted as runnable for it, which moved sleepers' ideal
-/// shares by up to 0.5 points (an audit: 127 of 638 applications with
-/// sleepers in this machine's runs, their `sleep_unlogged_ns` the sign).
+/// Drops every sample the run's end cut short and returns their
+/// (application, time), by [`sample_whole`]'s two cases: in a run whose
+/// applications close their samples, every sample without its
+/// `sample_end` or missing a record it counts ([`Closing::whole`], the
+/// live table's rule too); in runs made before, by inference
+/// ([`drop_inferred_cut_samples`]).
 fn drop_cut_samples(
     samples: &mut Vec<Sample>,
     announced: &BTreeMap<(u32, u64), u64>,
@@ -866,7 +848,22 @@ fn drop_cut_samples(
     cut
 }
 
-/// [`drop_cut_samples`] in a run made before samples were closed.
+/// [`drop_cut_samples`] in a run made before samples were closed: drops
+/// every sample with fewer rows than its records announce: one the run's
+/// end cut between its records, or one a record of which the kernel
+/// refused. Kept, its threads' figures would be from two instants — the
+/// rows it sent from its time, the others from the sample before — and
+/// the threads' part of the application's time, which takes the
+/// application's time up to the last sample, came out up to a sampling
+/// period of the threads' time short: 96 threads on 16 cores read 93% in
+/// runs whose last sample was cut and 97% in the others.
+///
+/// Also each application's last sample when the run's end cut off its
+/// `sleeps` records, which follow its rows: its threads' sleep since the
+/// sample before is not all placed in time ([`unplaced_sleep`]). Kept,
+/// the threads counted as runnable for it, which moved sleepers' ideal
+/// shares by up to 0.5 points (an audit: 127 of 638 applications with
+/// sleepers in this machine's runs, their `sleep_unlogged_ns` the sign).
 fn drop_inferred_cut_samples(
     samples: &mut Vec<Sample>,
     announced: &BTreeMap<(u32, u64), u64>,
