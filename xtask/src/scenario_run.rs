@@ -42,6 +42,50 @@ pub struct Tracker {
     pub waits: BTreeMap<String, BTreeMap<u32, WaitDist>>,
     /// The currencies of the applications that have any.
     currencies: BTreeMap<String, crate::scenario::CurrencyPlan>,
+    /// Whether the run's applications close their samples (a
+    /// `sample_end` came): see [`sample_whole`].
+    closed_samples: bool,
+}
+
+/// A sample's records that close it: its `sample_end`, if it came, and
+/// the records of the sample that came.
+#[derive(Clone, Copy, Debug, Default)]
+struct Closing {
+    /// The records its `sample_end` says the sample sent before it
+    /// (`None`: no `sample_end` came).
+    sent: Option<u64>,
+    /// Its records ([`SAMPLE_RECORDS`]) that came.
+    came: u64,
+}
+
+/// The records a `sample_end` counts: every record of a sample but it.
+const SAMPLE_RECORDS: [&str; 4] = ["sample", "sleeps", "waits", "runs"];
+
+/// Whether a sample is whole, in a run whose applications close their
+/// samples (`closed_samples`: a `sample_end` came in it): iff its
+/// `sample_end` came, and with it every record it counts. Anything else
+/// the run's end (or a record refused, or lost) cut, and is left out.
+/// The mark says only that the sample's records are all here: sleep a
+/// thread's log lost (its `dropped`), unplaced by them, is the run's
+/// finding (`sleep_unlogged_ns`, the `sleeps_placed` check), not a cut.
+///
+/// In runs made before applications closed their samples (stored runs
+/// `just plot` and `just compare` still read), `inferred`: the inference
+/// from rows and sleeps that stood in for the mark (see
+/// [`drop_cut_samples`] and [`Tracker::flush`]).
+fn sample_whole(closed_samples: bool, closing: Closing, inferred: impl FnOnce() -> bool) -> bool {
+    if closed_samples {
+        closing.whole()
+    } else {
+        inferred()
+    }
+}
+
+impl Closing {
+    /// Its `sample_end` came, and every record it counts.
+    fn whole(self) -> bool {
+        self.sent.is_some_and(|n| self.came >= n)
+    }
 }
 
 /// One sample of one application, gathered from its records (its rows and
@@ -57,6 +101,8 @@ struct Pending {
     waits: Vec<waits::WaitRecord>,
     /// The rows its records announce (none in runs made before they did).
     announced: Option<u64>,
+    /// Its `sample_end` and the records it counts.
+    closing: Closing,
 }
 
 impl Tracker {
@@ -65,7 +111,11 @@ impl Tracker {
         let (Some(app), Some(t)) = (v["name"].as_str(), v["t_ns"].as_u64()) else {
             return false;
         };
-        match v["kind"].as_str() {
+        // Counted for its `sample_end` first: the first record of a new
+        // sample feeds (or drops) the one before.
+        let counted = SAMPLE_RECORDS.contains(&v["kind"].as_str().unwrap_or(""))
+            && self.gather(app, t, |p| p.closing.came += 1);
+        let completed = match v["kind"].as_str() {
             Some("app_start") => {
                 let policy = v["policy"].as_str().unwrap_or("");
                 self.fairness(app).begin(t, policy);
@@ -92,8 +142,18 @@ impl Tracker {
             Some("waits") => self.gather(app, t, |p| {
                 p.waits.extend(waits::parse_record(v));
             }),
+            Some("sample_end") => {
+                self.closed_samples = true;
+                // Only its sample's: one none of whose records came has
+                // nothing to close.
+                if let Some(p) = self.pending.get_mut(app).filter(|p| p.t == t) {
+                    p.closing.sent = Some(v["records"].as_u64().unwrap_or(0));
+                }
+                false
+            }
             _ => false,
-        }
+        };
+        counted || completed
     }
 
     /// Adds to `app`'s sample at `t`, first feeding the one gathered
@@ -112,8 +172,12 @@ impl Tracker {
                     ..Pending::default()
                 },
             );
-            self.feed(app, done);
-            completed = true;
+            // Runs made before samples were closed fed every sample but
+            // the last (`flush` judges that one).
+            if sample_whole(self.closed_samples, done.closing, || true) {
+                self.feed(app, done);
+                completed = true;
+            }
         }
         add(self.pending.get_mut(app).expect("inserted"));
         completed
@@ -156,13 +220,17 @@ impl Tracker {
     }
 
     /// Feeds the snapshots still pending (at the end of a run), but not
-    /// one the run's end cut short, missing rows or the `sleeps` records
-    /// after them (as [`drop_cut_samples`] leaves it out of the final
-    /// figures).
+    /// one the run's end cut short ([`sample_whole`], as
+    /// [`drop_cut_samples`] leaves it out of the final figures): without
+    /// its `sample_end`, or, in runs made before samples were closed,
+    /// missing rows or the `sleeps` records after them.
     pub fn flush(&mut self) {
         for (app, p) in std::mem::take(&mut self.pending) {
-            let whole = p.announced.is_none_or(|n| p.rows.len() as u64 >= n);
-            if whole && self.fairness(&app).places_sleeps(p.t, &p.rows, &p.sleeps) {
+            let whole = sample_whole(self.closed_samples, p.closing, || {
+                p.announced.is_none_or(|n| p.rows.len() as u64 >= n)
+                    && self.fairness(&app).places_sleeps(p.t, &p.rows, &p.sleeps)
+            });
+            if whole {
                 self.feed(&app, p);
             }
         }
@@ -399,6 +467,9 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
     // How many rows each sample has, as its records say (one record per
     // chunk of threads; runs made before they said so: none).
     let mut sample_rows = BTreeMap::new();
+    // Each sample's `sample_end` and the records it counts (runs made
+    // before applications closed their samples: no `sample_end`).
+    let mut closing: BTreeMap<(u32, u64), Closing> = BTreeMap::new();
     // Each application's libOS counters at each sample.
     let mut counters: BTreeMap<(u32, u64), AppCounters> = BTreeMap::new();
     // Each application's runs in progress at each sample (every record of
@@ -414,7 +485,14 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             continue;
         };
         let t_ns = v["t_ns"].as_u64().unwrap_or(0);
+        if SAMPLE_RECORDS.contains(&v["kind"].as_str().unwrap_or("")) {
+            closing.entry((app, t_ns)).or_default().came += 1;
+        }
         match v["kind"].as_str() {
+            Some("sample_end") => {
+                closing.entry((app, t_ns)).or_default().sent =
+                    Some(v["records"].as_u64().unwrap_or(0));
+            }
             Some("sample") => {
                 if let Some(n) = v["rows"].as_u64() {
                     sample_rows.insert((app, t_ns), n);
@@ -477,7 +555,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
             _ => {}
         }
     }
-    let cut_samples = drop_cut_samples(&mut samples, &sample_rows, &sleeps);
+    let cut_samples = drop_cut_samples(&mut samples, &sample_rows, &sleeps, &closing);
     // Each application's counters at its last whole sample, the instant
     // its threads' figures are from.
     let counters = last_sample_counters(&samples, counters);
@@ -758,15 +836,42 @@ fn core_runs(
     (runs, dropped.values().sum())
 }
 
-/// Drops every sample with fewer rows than its records announce and
-/// returns their (application, time): one the run's end cut between its
-/// records, or one a record of which the kernel refused. Kept, its
-/// threads' figures would be from two instants — the rows it sent from its
-/// time, the others from the sample before — and the threads' part of the
-/// application's time, which takes the application's time up to the last
-/// sample, came out up to a sampling period of the threads' time short:
-/// 96 threads on 16 cores read 93% in runs whose last sample was cut and
-/// 97% in the others.
+/// Drops every sample the run's end cut short and returns their
+/// (application, time), by [`sample_whole`]'s two cases: in a run whose
+/// applications close their samples, every sample without its
+/// `sample_end` or missing a record it counts ([`Closing::whole`], the
+/// live table's rule too); in runs made before, by inference
+/// ([`drop_inferred_cut_samples`]).
+fn drop_cut_samples(
+    samples: &mut Vec<Sample>,
+    announced: &BTreeMap<(u32, u64), u64>,
+    sleeps: &[SleepSpan],
+    closing: &BTreeMap<(u32, u64), Closing>,
+) -> Vec<(u32, u64)> {
+    let closed_samples = closing.values().any(|c| c.sent.is_some());
+    if !closed_samples {
+        return drop_inferred_cut_samples(samples, announced, sleeps);
+    }
+    let mut cut: Vec<(u32, u64)> = samples
+        .iter()
+        .map(|s| (s.app, s.t_ns))
+        .filter(|key| !closing.get(key).is_some_and(|c| c.whole()))
+        .collect();
+    cut.sort_unstable();
+    cut.dedup();
+    samples.retain(|s| cut.binary_search(&(s.app, s.t_ns)).is_err());
+    cut
+}
+
+/// [`drop_cut_samples`] in a run made before samples were closed: drops
+/// every sample with fewer rows than its records announce: one the run's
+/// end cut between its records, or one a record of which the kernel
+/// refused. Kept, its threads' figures would be from two instants — the
+/// rows it sent from its time, the others from the sample before — and
+/// the threads' part of the application's time, which takes the
+/// application's time up to the last sample, came out up to a sampling
+/// period of the threads' time short: 96 threads on 16 cores read 93% in
+/// runs whose last sample was cut and 97% in the others.
 ///
 /// Also each application's last sample when the run's end cut off its
 /// `sleeps` records, which follow its rows: its threads' sleep since the
@@ -774,7 +879,7 @@ fn core_runs(
 /// the threads counted as runnable for it, which moved sleepers' ideal
 /// shares by up to 0.5 points (an audit: 127 of 638 applications with
 /// sleepers in this machine's runs, their `sleep_unlogged_ns` the sign).
-fn drop_cut_samples(
+fn drop_inferred_cut_samples(
     samples: &mut Vec<Sample>,
     announced: &BTreeMap<(u32, u64), u64>,
     sleeps: &[SleepSpan],

@@ -44,6 +44,16 @@
 //!   `id`, `-1` none, `-2` a thread outside the scenario (the control
 //!   thread) (several records when they do not fit one; none for a core
 //!   with no switch);
+//! - `sample_end`: `t_ns` (the sample's), `records` (how many records the
+//!   sample sent before it, any the kernel refused included): a sample's
+//!   last record, after its `sample`, `sleeps`, `waits` and `runs`
+//!   records. The runner takes a sample as whole only if its `sample_end`
+//!   came and that many of its records with it, and leaves out as cut any
+//!   other (the run's end falls between a sample's records). It says
+//!   nothing of sleep a thread's log lost (`dropped`): that is a finding
+//!   of the run, not a cut. None for a sample that sent no record (before
+//!   any thread started). `requests` records are not a sample's: they
+//!   carry their own time and follow it;
 //! - `app_event`: `t_ns`, `what` (`swap`, `tickets`, `join`, `leave`,
 //!   `slices`), `thread`, `detail`, `source` (`scenario` or `console`),
 //!   and for `console` the command's `seq` (its inbox sequence number, as
@@ -478,9 +488,23 @@ fn list() {
     }
 }
 
+/// The records the sample being sent has sent so far, any the kernel
+/// refused included: its `sample_end` says how many (only the control
+/// thread samples).
+static SAMPLE_RECORDS: AtomicU64 = AtomicU64::new(0);
+
+/// Sends one of a sample's records (`kind`, for the log if the kernel
+/// refuses it), counted for the sample's `sample_end`.
+fn send_sample_record(record: &str, kind: &str) {
+    SAMPLE_RECORDS.fetch_add(1, Ordering::Relaxed);
+    if libos::sys::report(record).is_err() {
+        libos::log!("{kind} record refused ({} bytes)", record.len());
+    }
+}
+
 /// One `sample` record per chunk of threads that fits a report, then the
-/// threads' sleeps since the last sample (at `from`), their waits, and who
-/// ran on each core; returns its time.
+/// threads' sleeps since the last sample (at `from`), their waits, who
+/// ran on each core, and last its `sample_end`; returns its time.
 fn sample(
     from: u64,
     sleeps: &mut [SleepReport],
@@ -525,9 +549,7 @@ fn sample(
             record.push_str(&head);
             record.push_str(th);
             record.push(']');
-            if libos::sys::report(&record).is_err() {
-                libos::log!("sample record refused ({} bytes)", record.len());
-            }
+            send_sample_record(&record, "sample");
             th.clear();
         }
     };
@@ -621,6 +643,12 @@ fn sample(
     if spec().thread_trace {
         switches.report(now);
     }
+    // The sample's records are all sent: the runner tells a whole sample
+    // from one the run's end cut by this record, not by inference.
+    let records = SAMPLE_RECORDS.swap(0, Ordering::Relaxed);
+    if records > 0 {
+        libos::report!("\"kind\":\"sample_end\",\"t_ns\":{now},\"records\":{records}");
+    }
     now
 }
 
@@ -679,9 +707,7 @@ impl Switches {
                 let record = alloc::format!(
                     "\"kind\":\"runs\",\"t_ns\":{t},\"log_core\":{core},\"dropped\":{dropped},\"r\":[{r}]"
                 );
-                if libos::sys::report(&record).is_err() {
-                    libos::log!("runs record refused ({} bytes)", record.len());
-                }
+                send_sample_record(&record, "runs");
                 r.clear();
             };
             for &(at, id) in log.iter() {
@@ -795,9 +821,7 @@ impl Waits {
             return;
         }
         let record = alloc::format!("\"kind\":\"waits\",\"t_ns\":{t},\"w\":[{w}]");
-        if libos::sys::report(&record).is_err() {
-            libos::log!("waits record refused ({} bytes)", record.len());
-        }
+        send_sample_record(&record, "waits");
         w.clear();
     }
 }
@@ -812,9 +836,7 @@ fn report_sleeps(id: u32, from: u64, to: u64, intervals: &[(u64, u64)], dropped:
         let record = alloc::format!(
             "\"kind\":\"sleeps\",\"t_ns\":{to},\"from_ns\":{from},\"id\":{id},\"dropped\":{dropped},\"iv\":[{iv}]"
         );
-        if libos::sys::report(&record).is_err() {
-            libos::log!("sleeps record refused ({} bytes)", record.len());
-        }
+        send_sample_record(&record, "sleeps");
         iv.clear();
     };
     for &(start, end) in intervals {

@@ -193,6 +193,65 @@ fn a_last_snapshot_whose_sleeps_the_run_s_end_cut_off_is_left_out() {
     assert!((f.threads[&2].ideal_ns - 80e6).abs() < 1.0, "{f:?}");
 }
 
+/// `sample_end` of the sample at `t_ms`, which sent `records` before it.
+fn sample_end(t_ms: u64, records: u64) -> Value {
+    serde_json::from_str(&format!(
+        r#"{{"kind":"sample_end","name":"a","t_ns":{},"records":{records}}}"#,
+        t_ms * MS
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_live_table_takes_a_closed_sample_as_whole_and_no_other() {
+    // As `a_last_snapshot_whose_sleeps_the_run_s_end_cut_off_is_left_out`,
+    // the samples closed: the one at 200 ms with its `sleeps` record but
+    // no `sample_end` is cut (by inference it stood: its sleep placed).
+    let mut records = vec![
+        record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+        sample_end(0, 1),
+        record(
+            100,
+            "stride",
+            &th(&[(1, 100, 50, 0, 100), (2, 100, 50, 0, 100)]),
+        ),
+        sample_end(100, 1),
+        record(
+            200,
+            "stride",
+            &th(&[(1, 100, 110, 0, 200), (2, 100, 90, 40, 200)]),
+        ),
+    ];
+    let mut placed = records.clone();
+    placed.push(sleeps(200, 100, 2, &[(20, 60)]));
+    let t = tracked(1, &placed);
+    let f = &t.apps["a"];
+    assert_eq!(f.last_time(), Some(100 * MS), "{f:?}");
+    assert!((f.threads[&2].ideal_ns - 50e6).abs() < 1.0, "{f:?}");
+    // Closed without a `sleeps` record it stands, its 40 ms asleep
+    // unplaced (counted runnable: owed half of the 100).
+    records.push(sample_end(200, 1));
+    let t = tracked(1, &records);
+    let f = &t.apps["a"];
+    assert_eq!(f.last_time(), Some(200 * MS), "{f:?}");
+    assert_eq!(f.threads[&2].sleep_unlogged_ns, 40 * MS);
+    assert!((f.threads[&2].ideal_ns - 100e6).abs() < 1.0, "{f:?}");
+    // One missing a record it counts is cut even before the last: 80:20
+    // at 100 ms (30 ms of lag) never shows.
+    records[2] = record(
+        100,
+        "stride",
+        &th(&[(1, 100, 80, 0, 100), (2, 100, 20, 0, 100)]),
+    );
+    let t = tracked(1, &records);
+    assert!((t.apps["a"].threads[&2].max_abs_lag_ns - 30e6).abs() < 1.0);
+    records[3] = sample_end(100, 2);
+    let t = tracked(1, &records);
+    let f = &t.apps["a"];
+    assert_eq!(f.last_time(), Some(200 * MS), "{f:?}");
+    assert!((f.threads[&2].max_abs_lag_ns - 10e6).abs() < 1.0, "{f:?}");
+}
+
 #[test]
 fn round_robin_with_unequal_tickets_is_judged_by_equal_shares() {
     // 1:3 tickets under rr, one core, 100 ms each got 50: fair, no error.

@@ -382,6 +382,79 @@ fn a_last_sample_whose_sleeps_the_runs_end_cut_off_is_left_out() {
     assert_eq!(app["threads"][1]["sleep_unlogged_ns"], 0);
 }
 
+/// A console of application `a`'s two threads, thread 2 asleep 30 ms
+/// before the sample at 100 ms and 40 ms between those at 100 and 200 ms,
+/// its samples closed (`sample_end`, with how many records each sent) as
+/// `closed` says, sample by sample, `None` for one that sent none; `last`:
+/// the records of the sample at 200 ms that came (its `sample` record, and
+/// its `sleeps` record if 2).
+fn closed_console(closed: [Option<u64>; 3], last: usize) -> String {
+    let user = |t: u64, th: &str| sample_line(256, "a", t, "\"rows\":2,", th);
+    let end = |t: u64, n: Option<u64>| {
+        n.map_or(String::new(), |n| {
+            format!("@@exo user {{\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sample_end\",\"t_ns\":{t},\"records\":{n}}}\n")
+        })
+    };
+    let last_sleeps = "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sleeps\",\"t_ns\":200000010,\"from_ns\":100000010,\"id\":2,\"dropped\":0,\"iv\":[20000000,60000000]}\n";
+    [
+        "@@exo event {\"event\":\"spawned\",\"env\":256,\"name\":\"a\",\"t_ns\":5}\n".to_string(),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10,\"policy\":\"stride\",\"threads\":2}\n".into(),
+        user(10, "[[1,300,0,0,0,0],[2,100,0,0,0,0]]"),
+        end(10, closed[0]),
+        user(100_000_010, "[[1,300,75000000,7,0,0],[2,100,25000000,2,30000000,0]]"),
+        "@@exo user {\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"sleeps\",\"t_ns\":100000010,\"from_ns\":10,\"id\":2,\"dropped\":0,\"iv\":[10000000,40000000]}\n".into(),
+        end(100_000_010, closed[1]),
+        if last >= 1 { user(200_000_010, "[[1,300,160000000,7,0,0],[2,100,40000000,2,70000000,0]]") } else { String::new() },
+        if last >= 2 { last_sleeps.into() } else { String::new() },
+        end(200_000_010, closed[2]),
+        "@@exo trace {\"core\":0,\"runs\":[[10,256]],\"dropped\":0}\n".into(),
+        "@@exo end {\"exit\":\"success\",\"uptime_ns\":200000020}\n".into(),
+    ]
+    .concat()
+}
+
+#[test]
+fn in_a_run_of_closed_samples_a_last_sample_without_its_sample_end_is_cut() {
+    // Its rows and sleeps all came, its sleep all placed: by inference it
+    // stood; the run's end cut it before its `sample_end`.
+    let data = two_threads_run(&closed_console([Some(1), Some(2), None], 2));
+    let app = &fairness_summary(&data)[0];
+    assert_eq!(data.cut_samples, [(0, 200_000_010)]);
+    assert_eq!(app["cut_samples"], 1);
+    assert_eq!(app["last_sample_ns"], 100_000_010);
+    assert_eq!(app["threads"][1]["sleep_ns"], 30_000_000);
+    // With it, it stands.
+    let data = two_threads_run(&closed_console([Some(1), Some(2), Some(2)], 2));
+    assert!(data.cut_samples.is_empty());
+    assert_eq!(fairness_summary(&data)[0]["last_sample_ns"], 200_000_010);
+}
+
+#[test]
+fn a_closed_sample_stands_with_its_sleep_unplaced() {
+    // The sample at 200 ms sent no `sleeps` record (as when a thread's log
+    // lost its sleeps) and closed itself: whole, its 40 ms asleep unplaced
+    // (the run's finding, `sleep_unlogged_ns`), not a cut. By inference
+    // (no `sample_end` in the run) the same records are a cut.
+    let data = two_threads_run(&closed_console([Some(1), Some(2), Some(1)], 1));
+    let app = &fairness_summary(&data)[0];
+    assert!(data.cut_samples.is_empty());
+    assert_eq!(app["last_sample_ns"], 200_000_010);
+    assert_eq!(app["threads"][1]["sleep_ns"], 70_000_000);
+    assert_eq!(app["threads"][1]["sleep_unlogged_ns"], 40_000_000);
+    let data = two_threads_run(&closed_console([None; 3], 1));
+    assert_eq!(data.cut_samples, [(0, 200_000_010)]);
+}
+
+#[test]
+fn a_closed_sample_missing_a_record_it_counts_is_cut_wherever_it_is() {
+    // The sample at 100 ms says it sent 3 records: one (refused, or lost)
+    // never came. Not the last, it is cut all the same.
+    let data = two_threads_run(&closed_console([Some(1), Some(3), Some(2)], 2));
+    assert_eq!(data.cut_samples, [(0, 100_000_010)]);
+    let app = &fairness_summary(&data)[0];
+    assert_eq!(app["last_sample_ns"], 200_000_010);
+}
+
 /// A console line of application `name`'s (environment `env`) sample at
 /// `t` with thread rows `th`, and `extra` fields before `policy`.
 fn sample_line(env: u64, name: &str, t: u64, extra: &str, th: &str) -> String {
