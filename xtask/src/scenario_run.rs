@@ -15,7 +15,7 @@ use crate::metrics::requests;
 use crate::metrics::waits::{self, WaitDist};
 use crate::records::Records;
 use crate::rundata::{
-    App, AppCounters, CoreRun, Event, RunData, RunningAt, Sample, SleepSpan, Thread,
+    App, AppCounters, CoreRun, Event, RunData, RunningAt, Sample, SleepSpan, Thread, WaitInterval,
 };
 use crate::scenario::{expand_threads, Scenario};
 use crate::Error;
@@ -103,6 +103,9 @@ struct Pending {
     announced: Option<u64>,
     /// Its `sample_end` and the records it counts.
     closing: Closing,
+    /// A `sample` record came: a sample of switches alone (`runs`,
+    /// before any thread started) has no rows, and is no snapshot.
+    sampled: bool,
 }
 
 impl Tracker {
@@ -129,6 +132,7 @@ impl Tracker {
             Some("sample") => {
                 let policy = v["policy"].as_str().unwrap_or("").to_string();
                 let completed = self.gather(app, t, |p| {
+                    p.sampled = true;
                     p.policy.clone_from(&policy);
                     p.rows.extend(rows(&v["th"]));
                     p.announced = v["rows"].as_u64().or(p.announced);
@@ -173,23 +177,35 @@ impl Tracker {
                 },
             );
             // Runs made before samples were closed fed every sample but
-            // the last (`flush` judges that one).
+            // the last (`flush` judges that one). A cut one's sleeps and
+            // waits count with the next whole one, whose interval spans
+            // its (as `carry_cut` does for the final figures).
             if sample_whole(self.closed_samples, done.closing, || true) {
-                self.feed(app, done);
-                completed = true;
+                completed = self.feed(app, done);
+            } else {
+                let next = self.pending.get_mut(app).expect("inserted");
+                for (thread, spans) in done.sleeps {
+                    next.sleeps.entry(thread).or_default().extend(spans);
+                }
+                next.waits.extend(done.waits);
             }
         }
         add(self.pending.get_mut(app).expect("inserted"));
         completed
     }
 
-    fn feed(&mut self, app: &str, p: Pending) {
+    /// Feeds sample `p` to `app`'s figures; false if it was no snapshot.
+    fn feed(&mut self, app: &str, p: Pending) -> bool {
+        if !p.sampled {
+            return false;
+        }
         let policy = Some(p.policy.as_str()).filter(|s| !s.is_empty());
         self.fairness(app).snapshot(p.t, policy, &p.rows, &p.sleeps);
         let dist = self.waits.entry(app.to_string()).or_default();
         for r in p.waits {
             dist.entry(r.thread).or_default().add(&r.buckets, r.max_ns);
         }
+        true
     }
 
     /// A swap (`detail` "from -> to") or ticket change ("old -> new") the
@@ -231,7 +247,7 @@ impl Tracker {
                     && self.fairness(&app).places_sleeps(p.t, &p.rows, &p.sleeps)
             });
             if whole {
-                self.feed(&app, p);
+                let _ = self.feed(&app, p);
             }
         }
     }
@@ -556,6 +572,7 @@ pub fn rundata(s: &Scenario, records: &Records, cpus_online: u32, deterministic:
         }
     }
     let cut_samples = drop_cut_samples(&mut samples, &sample_rows, &sleeps, &closing);
+    carry_cut(&cut_samples, &samples, &mut sleeps, &mut wait_intervals);
     // Each application's counters at its last whole sample, the instant
     // its threads' figures are from.
     let counters = last_sample_counters(&samples, counters);
@@ -861,6 +878,63 @@ fn drop_cut_samples(
     cut.dedup();
     samples.retain(|s| cut.binary_search(&(s.app, s.t_ns)).is_err());
     cut
+}
+
+/// Moves the `sleeps` and `waits` of the samples `cut` left out to their
+/// application's next whole sample in `samples` (whose interval spans
+/// theirs: its rows count from the whole sample before), or leaves them
+/// out with the figures when no whole sample follows, as the live table
+/// does ([`Tracker::gather`], [`Tracker::flush`]). Left where they were,
+/// a cut sample's sleep went unplaced (a sample cut in mid-run made the
+/// next one's sleep read as lost and the run not trusted), and a last cut
+/// sample's waits counted in the final figures though the shares stopped
+/// before them.
+fn carry_cut(
+    cut: &[(u32, u64)],
+    samples: &[Sample],
+    sleeps: &mut Vec<SleepSpan>,
+    waits: &mut Vec<WaitInterval>,
+) {
+    if cut.is_empty() {
+        return;
+    }
+    let mut whole: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for s in samples {
+        whole.entry(s.app).or_default().insert(s.t_ns);
+    }
+    let next_whole =
+        |app: u32, t: u64| -> Option<u64> { whole.get(&app)?.range(t + 1..).next().copied() };
+    let cut: BTreeSet<(u32, u64)> = cut.iter().copied().collect();
+    let is_cut = |app: u32, t: u64| cut.contains(&(app, t));
+    sleeps.retain_mut(|x| {
+        if !is_cut(x.app, x.t_ns) {
+            return true;
+        }
+        next_whole(x.app, x.t_ns).map(|t| x.t_ns = t).is_some()
+    });
+    let (moved, kept): (Vec<WaitInterval>, Vec<WaitInterval>) = std::mem::take(waits)
+        .into_iter()
+        .partition(|w| is_cut(w.app, w.t_ns));
+    *waits = kept;
+    for mut w in moved {
+        let Some(t) = next_whole(w.app, w.t_ns) else {
+            continue;
+        };
+        match waits
+            .iter_mut()
+            .find(|x| (x.app, x.t_ns, x.thread) == (w.app, t, w.thread))
+        {
+            Some(x) => {
+                x.buckets.append(&mut w.buckets);
+                x.max_ns = x.max_ns.max(w.max_ns);
+                x.total = x.total.max(w.total);
+            }
+            None => {
+                w.t_ns = t;
+                waits.push(w);
+            }
+        }
+    }
 }
 
 /// [`drop_cut_samples`] in a run made before samples were closed: drops

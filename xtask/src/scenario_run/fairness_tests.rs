@@ -202,6 +202,70 @@ fn sample_end(t_ms: u64, records: u64) -> Value {
     .unwrap()
 }
 
+/// A `waits` record of thread `id` at `t_ms`: `count` waits of `max_ns`.
+fn waits_of(t_ms: u64, id: u32, count: u64, max_ns: u64) -> Value {
+    serde_json::from_str(&format!(
+        r#"{{"kind":"waits","name":"a","t_ns":{},"w":[[{id},{count},{max_ns},{max_ns},{},{count}]]}}"#,
+        t_ms * MS,
+        abi::waits::bucket_of(max_ns)
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_live_table_carries_a_cut_sample_s_waits_and_sleeps_to_the_next_whole_one() {
+    // The sample at 100 ms says it sent 4 records; 3 came. Its waits and
+    // sleep count with the sample at 200 ms, as in the final figures; the
+    // last sample's, if the run's end cuts it, with none.
+    let mut records = vec![
+        record(0, "stride", &th(&[(1, 100, 0, 0, 0), (2, 100, 0, 0, 0)])),
+        sample_end(0, 1),
+        record(
+            100,
+            "stride",
+            &th(&[(1, 100, 70, 0, 100), (2, 100, 0, 30, 100)]),
+        ),
+        sleeps(100, 0, 2, &[(10, 40)]),
+        waits_of(100, 2, 3, 5_000),
+        sample_end(100, 4),
+        record(
+            200,
+            "stride",
+            &th(&[(1, 100, 130, 0, 200), (2, 100, 40, 70, 200)]),
+        ),
+        sleeps(200, 100, 2, &[(20, 60)]),
+        waits_of(200, 2, 5, 9_000_000),
+        sample_end(200, 3),
+    ];
+    let t = tracked(1, &records);
+    let f = &t.apps["a"];
+    assert_eq!(f.last_time(), Some(200 * MS), "{f:?}");
+    assert_eq!(f.threads[&2].sleep_unlogged_ns, 0, "{f:?}");
+    let w = &t.waits["a"][&2];
+    assert_eq!((w.count(), w.max_ns), (8, 9_000_000));
+    records.pop();
+    let t = tracked(1, &records);
+    assert_eq!(t.apps["a"].last_time(), Some(0));
+    assert_eq!(
+        t.waits.get("a").and_then(|w| w.get(&2)).map(|w| w.count()),
+        None
+    );
+}
+
+#[test]
+fn a_sample_of_switches_alone_is_no_snapshot() {
+    // With `thread_trace` a sample before any thread started sends its
+    // cores' `runs` and closes itself; with no `sample` record it has no
+    // rows, and the final figures no sample at that instant.
+    let runs: Value = serde_json::from_str(&format!(
+        r#"{{"kind":"runs","name":"a","t_ns":{},"log_core":0,"dropped":0,"r":[0,-2]}}"#,
+        50 * MS
+    ))
+    .unwrap();
+    let t = tracked(1, &[runs, sample_end(50, 1)]);
+    assert_eq!(t.apps.get("a").and_then(|f| f.last_time()), None);
+}
+
 #[test]
 fn the_live_table_takes_a_closed_sample_as_whole_and_no_other() {
     // As `a_last_snapshot_whose_sleeps_the_run_s_end_cut_off_is_left_out`,
