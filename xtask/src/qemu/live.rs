@@ -48,7 +48,8 @@ impl Live {
             names: crate::scenario_run::thread_names(s),
             stream,
             last_print: Instant::now(),
-            windows: Windows::new(limits, s.capacities(cpus)),
+            windows: Windows::new(limits, s.capacities(cpus))
+                .with_names(crate::scenario_run::thread_names(s)),
             mode,
             overcharged: 0,
             last_overcharge: None,
@@ -434,11 +435,18 @@ mod tests {
     fn overcharged_windows_make_the_live_table_say_so() {
         let mut l = live();
         assert!(l.untrusted().is_none());
-        sample(&mut l, "demo", 256, 0, 0, 0);
-        sample(&mut l, "demo", 256, 98, 633, 0);
+        // The run starts at 10 ms (boot clock): its instants count from
+        // there, its threads are named as in the tables.
+        l.line("@@exo user {\"env\":256,\"name\":\"demo\",\"core\":0,\"kind\":\"app_start\",\"t_ns\":10000000,\"policy\":\"stride\",\"threads\":2}");
+        sample(&mut l, "demo", 256, 10, 0, 0);
+        sample(&mut l, "demo", 256, 108, 633, 0);
         let why = l.untrusted().unwrap();
         assert!(
-            why.contains("demo/t1: 633.0 ms charged in a 98.0 ms window"),
+            why.contains("demo/low: 633.0 ms charged in a 98.0 ms window"),
+            "{why}"
+        );
+        assert!(
+            why.contains("98.0 ms into the run (t_ns 108000000)"),
             "{why}"
         );
         let mut l = Live::new(
