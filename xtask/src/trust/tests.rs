@@ -399,3 +399,21 @@ fn sleep_its_records_did_not_place_makes_a_run_untrusted_beyond_one_slice() {
     );
     assert!(warning(&trust).is_some());
 }
+
+#[test]
+fn the_run_starts_at_its_first_application_s_start_in_whatever_order_they_come() {
+    let start = |t: u64| serde_json::json!({"kind": "app_start", "t_ns": t});
+    let users = [
+        start(50),
+        serde_json::json!({"kind": "sample", "t_ns": 5}),
+        start(10),
+    ];
+    assert_eq!(crate::scenario_run::run_start_ns(users.iter()), 10);
+    let r = parse_records("");
+    let mut w = Windows::new(Limits::from_records(&r), BTreeMap::new());
+    assert_eq!(w.start_ns(), 0, "none started yet");
+    for v in &users {
+        w.record(v);
+    }
+    assert_eq!(w.start_ns(), 10);
+}
