@@ -869,9 +869,13 @@ fn drop_cut_samples(
     if !closed_samples {
         return drop_inferred_cut_samples(samples, announced, sleeps);
     }
+    // Every sample with rows, and every one some record of which came
+    // (its `sample` record may be the one lost: then its sleeps and
+    // waits are all there is of it, and `carry_cut` moves them).
     let mut cut: Vec<(u32, u64)> = samples
         .iter()
         .map(|s| (s.app, s.t_ns))
+        .chain(closing.keys().copied())
         .filter(|key| !closing.get(key).is_some_and(|c| c.whole()))
         .collect();
     cut.sort_unstable();
@@ -926,8 +930,9 @@ fn carry_cut(
         {
             Some(x) => {
                 x.buckets.append(&mut w.buckets);
+                // `total`, the thread's running count, is the later
+                // sample's already.
                 x.max_ns = x.max_ns.max(w.max_ns);
-                x.total = x.total.max(w.total);
             }
             None => {
                 w.t_ns = t;

@@ -276,7 +276,7 @@ fn shipped_examples_run() {
         // Every sample closes itself (`sample_end`, counting its records):
         // only the last can be cut, by the run's end. The runner counting
         // other records than the application sends cut them all.
-        assert!(app["cut_samples"].as_u64() <= Some(1), "{file}: {app:#}");
+        assert!(app["cut_samples"].as_u64().unwrap() <= 1, "{file}: {app:#}");
         let reported = app["threads"]
             .as_array()
             .unwrap()

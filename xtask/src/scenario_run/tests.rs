@@ -458,6 +458,12 @@ fn a_closed_sample_missing_a_record_it_counts_is_cut_wherever_it_is() {
 /// `closed_console`'s records with thread 2's `waits` records after its
 /// sleeps: 3 waits up to 5 us at 100 ms, 5 up to 9 ms at 200 ms.
 fn with_waits(console: &str) -> String {
+    with_waits_of(console, 5_000, true)
+}
+
+/// [`with_waits`], the longest of the first 3 waits `max_100`, and the
+/// record at 200 ms left out unless `at_200`.
+fn with_waits_of(console: &str, max_100: u64, at_200: bool) -> String {
     let waits = |t: u64, n: u64, max: u64, count: u64| {
         format!(
             "@@exo user {{\"env\":256,\"name\":\"a\",\"core\":0,\"kind\":\"waits\",\"t_ns\":{t},\"w\":[[2,{n},{max},{max},{},{count}]]}}\n",
@@ -469,9 +475,9 @@ fn with_waits(console: &str) -> String {
         out.push_str(line);
         out.push('\n');
         if line.contains("\"kind\":\"sleeps\",\"t_ns\":100000010") {
-            out.push_str(&waits(100_000_010, 3, 5_000, 3));
+            out.push_str(&waits(100_000_010, 3, max_100, 3));
         }
-        if line.contains("\"kind\":\"sleeps\",\"t_ns\":200000010") {
+        if at_200 && line.contains("\"kind\":\"sleeps\",\"t_ns\":200000010") {
             out.push_str(&waits(200_000_010, 8, 9_000_000, 5));
         }
     }
@@ -492,6 +498,11 @@ fn a_cut_sample_s_waits_and_sleeps_count_with_the_next_whole_sample_or_not_at_al
     let data = two_threads_run(&with_waits(&closed_console([Some(1), Some(3), None], 2)));
     assert_eq!(data.cut_samples, [(0, 200_000_010)]);
     assert_eq!(thread_2_waits(&data), (json!(3), json!(5_000)));
+    assert!(
+        data.sleeps.iter().all(|x| x.t_ns != 200_000_010),
+        "nor its sleeps: {:?}",
+        data.sleeps
+    );
     // The sample at 100 ms is cut in mid-run (a record it counts never
     // came): its sleep and its waits count with the sample at 200 ms,
     // whose interval spans its. Dropped with it, its 30 ms asleep read as
@@ -509,6 +520,52 @@ fn a_cut_sample_s_waits_and_sleeps_count_with_the_next_whole_sample_or_not_at_al
         .map(|w| (w.t_ns, w.buckets.iter().map(|b| b.1).sum()))
         .collect();
     assert_eq!(thread_2, [(200_000_010, 8)], "one interval, the sample's");
+    // Merged, the longest is the cut sample's when it is longer, and the
+    // running total the later one.
+    let data = two_threads_run(&with_waits_of(
+        &closed_console([Some(1), Some(4), Some(3)], 2),
+        20_000_000,
+        true,
+    ));
+    assert_eq!(thread_2_waits(&data), (json!(8), json!(20_000_000)));
+    let merged: Vec<(u64, u64, u64)> = data
+        .waits
+        .iter()
+        .filter(|w| w.thread == 2)
+        .map(|w| (w.t_ns, w.max_ns, w.total))
+        .collect();
+    assert_eq!(merged, [(200_000_010, 20_000_000, 8)]);
+    // With no waits of its own there, the next sample takes the cut one's.
+    let data = two_threads_run(&with_waits_of(
+        &closed_console([Some(1), Some(4), Some(2)], 2),
+        5_000,
+        false,
+    ));
+    let moved: Vec<(u64, u64)> = data
+        .waits
+        .iter()
+        .filter(|w| w.thread == 2)
+        .map(|w| (w.t_ns, w.total))
+        .collect();
+    assert_eq!(moved, [(200_000_010, 3)]);
+}
+
+#[test]
+fn a_cut_sample_whose_rows_never_came_is_cut_and_carried_all_the_same() {
+    // The sample at 100 ms lost its `sample` record: its sleeps and waits
+    // came, its mark counts 3 records and 2 came. No row of it to leave
+    // out, it is a cut sample still, and what came of it goes to 200 ms.
+    let console: String = with_waits(&closed_console([Some(1), Some(3), Some(3)], 2))
+        .lines()
+        .filter(|l| !l.contains("\"kind\":\"sample\",\"t_ns\":100000010"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let data = two_threads_run(&console);
+    assert_eq!(data.cut_samples, [(0, 100_000_010)]);
+    let app = &fairness_summary(&data)[0];
+    assert_eq!(app["cut_samples"], 1);
+    assert_eq!(app["threads"][1]["sleep_unlogged_ns"], 0);
+    assert_eq!(thread_2_waits(&data), (json!(8), json!(9_000_000)));
 }
 
 /// A console line of application `name`'s (environment `env`) sample at
